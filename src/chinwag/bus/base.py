@@ -1,0 +1,35 @@
+"""The bus: how "message N was committed" reaches the hub on every node.
+
+The hub delivers only what ``subscribe()`` yields, on the node that published
+too, so one node and many share one code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from chinwag.storage.base import StoredMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A message was committed and may now be delivered."""
+
+    message: StoredMessage
+
+
+BusEvent = Posted
+
+
+class Bus(Protocol):
+    def publish(self, event: BusEvent) -> None:
+        """Hand ``event`` to every subscriber, in publish order. Never blocks."""
+
+    def subscribe(self) -> AsyncIterator[BusEvent]:
+        """Every event published from now on, in order, until ``close()``."""
+        ...
+
+    async def close(self) -> None:
+        """End every subscription."""

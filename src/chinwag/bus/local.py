@@ -1,0 +1,33 @@
+"""The bus for one process: an in-memory queue per subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from chinwag.bus.base import BusEvent
+
+
+class LocalBus:
+    """Delivers each published event to every subscriber of this process, in order."""
+
+    def __init__(self) -> None:
+        # None in a queue ends that subscription.
+        self._queues: list[asyncio.Queue[BusEvent | None]] = []
+
+    def publish(self, event: BusEvent) -> None:
+        for queue in self._queues:
+            queue.put_nowait(event)
+
+    async def subscribe(self) -> AsyncIterator[BusEvent]:
+        queue: asyncio.Queue[BusEvent | None] = asyncio.Queue()
+        self._queues.append(queue)
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+        finally:
+            self._queues.remove(queue)
+
+    async def close(self) -> None:
+        for queue in self._queues:
+            queue.put_nowait(None)

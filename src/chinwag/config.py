@@ -1,0 +1,128 @@
+"""Server settings: every limit named, with its default and a one-line description.
+
+Settings come from defaults, then a TOML file (``--config``), then ``--set NAME=VALUE``
+on the command line. ``chinwag serve --print-settings`` lists them all, and
+``docs/configuration.md`` is the same table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+def _s(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Frozen server configuration. Times are in seconds, sizes in bytes."""
+
+    host: str = _s("0.0.0.0", "address to listen on")
+    port: int = _s(5050, "TCP port to listen on")
+    data_dir: str = _s("", "directory for the database (default: the platform user-data dir)")
+    server_name: str = _s("chinwag", "name shown to clients in welcome")
+    motd: str = _s("Welcome to chinwag. Type /help for commands.", "message of the day")
+    max_frame_bytes: int = _s(65_536, "longest client line accepted, \\r\\n included")
+    max_bad_frames: int = _s(10, "bad frames in one connection before it is closed")
+    max_failed_hellos: int = _s(5, "failed hellos in one connection before it is closed")
+    prelogin_timeout: float = _s(60.0, "seconds a connection may take to log in")
+    prelogin_max_frames: int = _s(50, "frames a connection may send before it logs in")
+    idle_timeout: float = _s(60.0, "seconds without a client frame before the server pings")
+    pong_timeout: float = _s(60.0, "seconds after that ping before the server closes")
+    max_conns_per_address: int = _s(64, "open connections allowed from one client address")
+    out_buffer_limit: int = _s(1_048_576, "unsent bytes to one client before it is cut off")
+    backlog_limit: int = _s(10_000, "most messages replayed at login")
+    retention_days: float = _s(30.0, "age of the oldest message replayed at login")
+    offline_quota: int = _s(10_000, "undelivered DMs an offline account may hold")
+    rate_per_second: float = _s(10.0, "say/dm per second per session (flood control)")
+    rate_burst: int = _s(20, "say/dm burst per session (flood control)")
+    presence_limit: int = _s(200, "online members above which a room gets no join/leave presence")
+    history_default: int = _s(50, "messages in a history page when no limit is asked")
+    history_max: int = _s(200, "most messages in one history page")
+    history_max_bytes: int = _s(1_048_576, "most bytes of messages in one history page")
+    cid_ttl: float = _s(86_400.0, "seconds a client id (cid) is remembered for dedupe")
+    min_password: int = _s(8, "shortest password, in code points")
+    max_password: int = _s(1_024, "longest password, in code points")
+    login_fail_account_max: int = _s(5, "failed logins per account per window before backoff")
+    login_fail_account_window: float = _s(900.0, "window for the per-account login limit")
+    login_fail_address_max: int = _s(30, "failed logins per client address per window")
+    login_fail_address_window: float = _s(600.0, "window for the per-address login limit")
+    argon2_time_cost: int = _s(2, "argon2id iterations (OWASP minimum: 2)")
+    argon2_memory_kib: int = _s(19_456, "argon2id memory in KiB (OWASP minimum: 19456)")
+    argon2_parallelism: int = _s(1, "argon2id lanes")
+    hash_workers: int = _s(2, "threads that hash passwords, off the event loop")
+    shutdown_grace: float = _s(4.0, "seconds to finish in-flight work at SIGTERM/SIGINT")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+class SettingsError(ValueError):
+    """A setting name or value that cannot be used; the message says which and why."""
+
+
+def describe() -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, description) for every setting, in declaration order."""
+    out = []
+    for f in fields(Settings):
+        out.append((f.name, str(f.type), f.default, f.metadata.get("doc", "")))
+    return out
+
+
+_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _coerce(name: str, kind: str, value: Any) -> Any:
+    target = _TYPES[kind]
+    if isinstance(value, str) and target is not str:
+        try:
+            value = float(value) if target is float else int(value.replace("_", ""))
+        except ValueError:
+            raise SettingsError(f"setting {name} needs a {kind}, not {value!r}") from None
+    if target is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, target) or isinstance(value, bool) != (target is bool):
+        raise SettingsError(f"setting {name} needs a {kind}, not {value!r}")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        raise SettingsError(f"setting {name} cannot be negative")
+    return value
+
+
+def build(
+    config_file: Path | None = None,
+    overrides: list[str] | None = None,
+    **direct: Any,
+) -> Settings:
+    """Build settings from defaults, a TOML file, ``NAME=VALUE`` strings and keywords.
+
+    Raises:
+        SettingsError: an unknown name or a value of the wrong type.
+    """
+    kinds = {f.name: str(f.type) for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {config_file}: {exc}") from None
+        section = raw.get("server", raw)
+        values.update(section)
+    for item in overrides or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SettingsError(f"--set takes NAME=VALUE, not {item!r}")
+        values[name.strip()] = value.strip()
+    values.update({k: v for k, v in direct.items() if v is not None})
+    clean = {}
+    for name, value in values.items():
+        if name not in kinds:
+            raise SettingsError(
+                f"unknown setting {name!r}; 'chinwag serve --print-settings' lists them"
+            )
+        clean[name] = _coerce(name, kinds[name], value)
+    return Settings(**clean)

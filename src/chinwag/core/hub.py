@@ -1,0 +1,726 @@
+"""The hub: every chat rule, once, for every transport.
+
+Sessions, rooms, presence, routing and the login/backlog seam live here. The hub
+never touches sockets or SQL: it talks to a `Store`, a `Bus`, and one `Outlet`
+per session (the transport's side of a connection). Messages are fanned out only
+after their commit, and only from what the bus yields, so one node and several
+share one delivery path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from chinwag import __version__
+from chinwag.bus.base import Bus, Posted
+from chinwag.config import Settings
+from chinwag.core.accounts import LoginThrottle, PasswordHasher, check_password, parse_nick
+from chinwag.core.ratelimit import TokenBucket
+from chinwag.core.rules import LOBBY, check_body, parse_room
+from chinwag.errors import (
+    BadNick,
+    BadPassword,
+    BadRequest,
+    ChatError,
+    Forbidden,
+    NickRegistered,
+    NickTaken,
+    NoSuchUser,
+    NotMember,
+    PasswordRequired,
+    QuotaExceeded,
+    RateLimited,
+    UnsupportedProto,
+)
+from chinwag.protocol.events import (
+    Bye,
+    Command,
+    Dm,
+    Hello,
+    History,
+    Join,
+    Leave,
+    ListRooms,
+    Passwd,
+    Ping,
+    Pong,
+    Register,
+    Say,
+    Seen,
+    Typing,
+    Who,
+)
+from chinwag.storage.base import (
+    AccountExists,
+    AccountRow,
+    NewMessage,
+    OverQuota,
+    Store,
+    StoredMessage,
+)
+
+log = logging.getLogger("chinwag.hub")
+
+PROTO = 1
+_RECENT_CIDS = 65_536  # acks remembered in memory so a resend skips flood control and storage
+_PENDING_LIMIT = 50_000  # live frames held for one session while its backlog is sent
+
+
+class Frame:
+    """One outbound frame, encoded at most once however many sessions receive it."""
+
+    __slots__ = ("data", "wire")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.wire: bytes | None = None  # filled by the first outlet that encodes it
+
+
+class Outlet(Protocol):
+    """The transport's side of one connection, as the hub sees it."""
+
+    address: str
+
+    def send(self, frame: Frame) -> None:
+        """Queue a frame; never blocks. A peer that stops reading is cut off."""
+
+    async def send_paced(self, frame: Frame) -> None:
+        """Queue a frame, waiting while the peer's buffer is full (for the backlog)."""
+
+    def close(self, reason: str) -> None:
+        """Close the connection after what is queued has been written."""
+
+
+class Principal:
+    """Who messages belong to: an account, or one guest session. Online ones only."""
+
+    __slots__ = ("account", "key", "nick", "pid", "rooms", "sessions")
+
+    def __init__(self, pid: str, key: str, nick: str, account: bool, rooms: set[str]) -> None:
+        self.pid = pid
+        self.key = key
+        self.nick = nick
+        self.account = account
+        self.rooms = rooms
+        self.sessions: list[Session] = []
+
+
+class Session:
+    """One logged-in connection."""
+
+    __slots__ = ("bucket", "device", "id", "last_delivered", "outlet", "pending", "principal")
+
+    def __init__(
+        self, sid: str, principal: Principal, device: str, outlet: Outlet, bucket: TokenBucket
+    ) -> None:
+        self.id = sid
+        self.principal = principal
+        self.device = device
+        self.outlet = outlet
+        self.bucket = bucket
+        self.last_delivered = 0
+        # While the backlog is being sent, live frames wait here: (message id or 0, frame).
+        self.pending: list[tuple[int, Frame]] | None = []
+
+    def deliver(self, msg_id: int, frame: Frame) -> None:
+        pending = self.pending
+        if pending is None:
+            if msg_id > self.last_delivered:
+                self.last_delivered = msg_id
+            self.outlet.send(frame)
+        elif len(pending) < _PENDING_LIMIT:
+            pending.append((msg_id, frame))
+        else:
+            self.outlet.close("too far behind while catching up")
+
+
+def iso_ts(ts_ms: int) -> str:
+    """UTC ISO 8601 with milliseconds, e.g. 2026-11-24T05:00:00.123Z."""
+    t = time.gmtime(ts_ms // 1000)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ts_ms % 1000:03d}Z"
+    )
+
+
+def message_data(
+    m: StoredMessage, *, with_cid: bool = False, replay: bool = False
+) -> dict[str, Any]:
+    """The wire form of a stored message (protocol v1 §3)."""
+    data: dict[str, Any] = {
+        "type": "message",
+        "id": m.id,
+        "ts": iso_ts(m.ts_ms),
+        "from": m.sender_nick,
+    }
+    if m.room is not None:
+        data["room"] = m.room
+    else:
+        data["to"] = m.recipient_nick
+    data["body"] = m.body
+    if with_cid and m.cid is not None:
+        data["cid"] = m.cid
+    if replay:
+        data["replay"] = True
+    return data
+
+
+def _account_pid(key: str) -> str:
+    return "a:" + key
+
+
+def _with_ref(data: dict[str, Any], ref: str | None) -> dict[str, Any]:
+    if ref is not None:
+        data["ref"] = ref
+    return data
+
+
+class Hub:
+    """Every chat rule, once.
+
+    Args:
+        settings: limits and defaults.
+        store: the truth.
+        bus: where committed messages go before they are delivered.
+        hasher: argon2id, off the event loop.
+        throttle: failed-login limits.
+        clock: wall clock in seconds (message timestamps, retention).
+        monotonic: clock for flood control.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        hasher: PasswordHasher,
+        throttle: LoginThrottle,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._bus = bus
+        self._hasher = hasher
+        self._throttle = throttle
+        self._clock = clock
+        self._monotonic = monotonic
+        self._online: dict[str, Principal] = {}  # by pid
+        self._by_key: dict[str, Principal] = {}  # by casefolded nick
+        self._rooms: dict[str, set[Principal]] = {}  # online members per room
+        self._recent: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+
+    # -- running ----------------------------------------------------------------
+    async def run(self) -> None:
+        """Deliver what the bus yields, until the bus closes."""
+        async for event in self._bus.subscribe():
+            if isinstance(event, Posted):
+                self._fan_out(event.message)
+
+    def sessions(self) -> Iterable[Session]:
+        for p in list(self._online.values()):
+            yield from list(p.sessions)
+
+    def online_count(self) -> int:
+        return len(self._by_key)
+
+    # -- login --------------------------------------------------------------------
+    async def login(self, hello: Hello, outlet: Outlet) -> Session:
+        """Check a hello, then send welcome, the backlog and caught_up.
+
+        Raises:
+            ChatError: the hello is refused; nothing changed.
+        """
+        if hello.proto != PROTO:
+            raise UnsupportedProto(
+                f"this server speaks protocol {PROTO}, not {hello.proto}", supported=[PROTO]
+            )
+        nick = parse_nick(hello.nick)
+        address = outlet.address
+        row = await self._store.get_account(nick.key)
+        if row is not None and row.deleted:
+            raise BadNick(f"the nick {nick.display!r} is reserved; pick another")
+        if row is not None:
+            if hello.password is None:
+                raise PasswordRequired(f"{row.nick} is registered; send its password")
+            self._throttle.check(row.key, address)
+            if not await self._hasher.verify(row.password_hash, hello.password):
+                self._throttle.failure(row.key, address)
+                raise BadPassword()
+            self._throttle.success(row.key)
+            rooms = set(await self._store.rooms_of(_account_pid(row.key)))
+            if LOBBY not in rooms:
+                await self._store.join_room(_account_pid(row.key), LOBBY)
+                rooms.add(LOBBY)
+            return await self._start(
+                _account_pid(row.key), nick.key, row.nick, True, rooms, hello, outlet
+            )
+        clash = await self._store.account_by_skeleton(nick.skeleton)
+        if clash is not None:
+            raise BadNick(
+                f"{nick.display!r} looks too much like the registered nick {clash.nick!r}; "
+                "pick another"
+            )
+        if hello.password is not None:
+            # Same work as a real check, so timing does not tell whether a nick exists.
+            self._throttle.check(None, address)
+            await self._hasher.verify_dummy(hello.password)
+            self._throttle.failure(None, address)
+            raise BadPassword()
+        sid = uuid.uuid4().hex
+        return await self._start(
+            "g:" + sid, nick.key, nick.display, False, {LOBBY}, hello, outlet, sid
+        )
+
+    async def _start(
+        self,
+        pid: str,
+        key: str,
+        display: str,
+        account: bool,
+        rooms: set[str],
+        hello: Hello,
+        outlet: Outlet,
+        sid: str | None = None,
+    ) -> Session:
+        # Everything from the nick check to registering the session is synchronous,
+        # so two hellos for one guest nick cannot both pass.
+        holder = self._by_key.get(key)
+        if holder is not None and holder.pid != pid:
+            raise NickTaken(f"{holder.nick} is online; retry shortly or pick another nick")
+        principal = self._online.get(pid)
+        first = principal is None
+        if principal is None:
+            principal = Principal(pid, key, display, account, rooms)
+            self._online[pid] = principal
+            self._by_key[key] = principal
+            for room in rooms:
+                self._rooms.setdefault(room, set()).add(principal)
+        bucket = TokenBucket(
+            self.settings.rate_per_second, self.settings.rate_burst, self._monotonic
+        )
+        session = Session(sid or uuid.uuid4().hex, principal, hello.device, outlet, bucket)
+        principal.sessions.append(session)
+        if first:
+            for room in principal.rooms:
+                self._presence(room, principal, "join", exclude=session)
+        try:
+            await self._catch_up(session, hello)
+        except BaseException:
+            self._drop(session)
+            raise
+        return session
+
+    async def _catch_up(self, session: Session, hello: Hello) -> None:
+        p = session.principal
+        welcome = {
+            "type": "welcome",
+            "proto": PROTO,
+            "nick": p.nick,
+            "account": p.account,
+            "server": {"name": self.settings.server_name, "version": __version__},
+            "motd": self.settings.motd,
+            "rooms": sorted(p.rooms),
+        }
+        await session.outlet.send_paced(Frame(_with_ref(welcome, hello.ref)))
+        replayed: list[StoredMessage] = []
+        truncated = False
+        cursor = 0
+        if p.account:
+            found = await self._store.get_cursor(p.pid, session.device)
+            cursor = found if found is not None else await self._store.max_cursor(p.pid)
+            since_ms = int((self._clock() - self.settings.retention_days * 86_400) * 1000)
+            replayed, truncated = await self._store.backlog(
+                p.pid, cursor, limit=self.settings.backlog_limit, since_ms=since_ms
+            )
+        session.last_delivered = cursor
+        rooms: dict[str, int] = {}
+        dms: dict[str, int] = {}
+        for m in replayed:
+            own = m.sender == p.pid
+            await session.outlet.send_paced(Frame(message_data(m, with_cid=own, replay=True)))
+            session.last_delivered = m.id
+            if m.room is not None:
+                rooms[m.room] = rooms.get(m.room, 0) + 1
+            else:
+                other = m.recipient_nick if own else m.sender_nick
+                dms[other or ""] = dms.get(other or "", 0) + 1
+        # No await from here on: caught_up, then the live frames that waited, in order.
+        caught_up = {
+            "type": "caught_up",
+            "missed": len(replayed),
+            "rooms": rooms,
+            "dms": dms,
+            "truncated": truncated,
+        }
+        session.outlet.send(Frame(caught_up))
+        pending, session.pending = session.pending or [], None
+        for msg_id, frame in pending:
+            if msg_id == 0 or msg_id > session.last_delivered:
+                session.deliver(msg_id, frame)
+
+    async def logout(self, session: Session, *, clean: bool) -> None:
+        """End a session; a clean ``bye`` moves the device's cursor to what it received."""
+        p = session.principal
+        self._drop(session)
+        if clean and p.account and session.pending is None:
+            await self._store.advance_cursor(p.pid, session.device, session.last_delivered)
+
+    def _drop(self, session: Session) -> None:
+        p = session.principal
+        if session not in p.sessions:
+            return
+        p.sessions.remove(session)
+        if p.sessions:
+            return
+        self._online.pop(p.pid, None)
+        if self._by_key.get(p.key) is p:
+            del self._by_key[p.key]
+        for room in p.rooms:
+            members = self._rooms.get(room)
+            if members is not None:
+                members.discard(p)
+                if not members:
+                    del self._rooms[room]
+            self._presence(room, p, "leave", exclude=None)
+
+    # -- commands ---------------------------------------------------------------------
+    async def handle(self, session: Session, cmd: Command) -> None:
+        """Carry out one command of a logged-in session; replies go to its outlet.
+
+        Raises:
+            ChatError: the command is refused; nothing changed.
+        """
+        match cmd:
+            case Say():
+                await self._say(session, cmd)
+            case Dm():
+                await self._dm(session, cmd)
+            case Seen():
+                await self._seen(session, cmd)
+            case Typing():
+                self._typing(session, cmd)
+            case Join():
+                await self._join(session, cmd)
+            case Leave():
+                await self._leave(session, cmd)
+            case Who():
+                self._who(session, cmd)
+            case ListRooms():
+                await self._list_rooms(session, cmd)
+            case History():
+                await self._history(session, cmd)
+            case Register():
+                await self._register(session, cmd)
+            case Passwd():
+                await self._passwd(session, cmd)
+            case Ping():
+                self._reply(session, {"type": "pong"}, cmd.ref)
+            case Pong():
+                pass
+            case Hello():
+                raise BadRequest("already logged in")
+            case Bye():
+                raise BadRequest("bye is handled by the connection")  # pragma: no cover
+            case _:
+                raise BadRequest(f"unsupported command {type(cmd).__name__}")
+
+    def _reply(self, session: Session, data: dict[str, Any], ref: str | None) -> None:
+        session.outlet.send(Frame(_with_ref(data, ref)))
+
+    def _ok(self, session: Session, ref: str | None) -> None:
+        self._reply(session, {"type": "ok"}, ref)
+
+    async def _say(self, session: Session, cmd: Say) -> None:
+        room = parse_room(cmd.room)
+        if room not in session.principal.rooms:
+            raise NotMember(f"you are not in #{room}; join it first")
+        check_body(cmd.body)
+        await self._post(session, cmd.ref, cmd.cid, cmd.body, room=room)
+
+    async def _dm(self, session: Session, cmd: Dm) -> None:
+        check_body(cmd.body)
+        target_pid, target_nick, online = await self._resolve(cmd.to)
+        quota = None if online else self.settings.offline_quota
+        await self._post(
+            session, cmd.ref, cmd.cid, cmd.body, to=(target_pid, target_nick), quota=quota
+        )
+
+    async def _resolve(self, raw: str) -> tuple[str, str, bool]:
+        """(principal, display nick, online?) of a DM partner, by nick."""
+        try:
+            nick = parse_nick(raw)
+        except BadNick:
+            raise NoSuchUser(f"nobody is called {raw[:40]!r}") from None
+        online = self._by_key.get(nick.key)
+        if online is not None:
+            return online.pid, online.nick, True
+        row = await self._store.get_account(nick.key)
+        if row is None or row.deleted:
+            raise NoSuchUser(f"{nick.display} is neither registered nor online")
+        pid = _account_pid(row.key)
+        online = self._online.get(pid)
+        return pid, row.nick, online is not None
+
+    async def _post(
+        self,
+        session: Session,
+        ref: str | None,
+        cid: str | None,
+        body: str,
+        *,
+        room: str | None = None,
+        to: tuple[str, str] | None = None,
+        quota: int | None = None,
+    ) -> None:
+        p = session.principal
+        recent_key = (p.key, cid) if cid is not None else None
+        if recent_key is not None and (earlier := self._recent.get(recent_key)) is not None:
+            self._reply(session, dict(earlier), ref)  # a repeat: same ack, no flood charge
+            return
+        wait = session.bucket.retry_after()
+        if wait > 0:
+            raise RateLimited(wait, f"slow down: retry in {wait:.1f} s")
+        session.bucket.take()
+        msg = NewMessage(
+            ts_ms=int(self._clock() * 1000),
+            sender=p.pid,
+            sender_nick=p.nick,
+            dedupe_key=p.key,
+            room=room,
+            recipient=to[0] if to else None,
+            recipient_nick=to[1] if to else None,
+            body=body,
+            cid=cid,
+        )
+        try:
+            result = await self._store.append(
+                msg, cid_ttl_ms=int(self.settings.cid_ttl * 1000), quota=quota
+            )
+        except OverQuota:
+            session.bucket.refund()
+            raise QuotaExceeded(
+                f"{msg.recipient_nick} has too many undelivered messages; try later"
+            ) from None
+        stored = result.message
+        ack: dict[str, Any] = {"type": "ack", "id": stored.id, "ts": iso_ts(stored.ts_ms)}
+        if cid is not None:
+            ack["cid"] = cid
+        self._reply(session, dict(ack), ref)
+        if recent_key is not None:
+            self._recent[recent_key] = ack
+            if len(self._recent) > _RECENT_CIDS:
+                self._recent.popitem(last=False)
+        if result.duplicate:
+            session.bucket.refund()
+        else:
+            self._bus.publish(Posted(stored))
+
+    def _fan_out(self, m: StoredMessage) -> None:
+        """Deliver a committed message to every online session allowed to see it."""
+        if m.room is not None:
+            targets: Iterable[Principal] = self._rooms.get(m.room, ())
+        else:
+            sender = self._online.get(m.sender)
+            recipient = self._online.get(m.recipient or "")
+            targets = {p for p in (sender, recipient) if p is not None}
+        plain: Frame | None = None
+        own: Frame | None = None
+        for p in targets:
+            # The delivery check: a room member now, or a party to the DM.
+            if m.room is not None:
+                if m.room not in p.rooms:
+                    continue
+            elif p.pid != m.sender and p.pid != m.recipient:
+                continue
+            if p.pid == m.sender:
+                own = own or Frame(message_data(m, with_cid=True))
+                frame = own
+            else:
+                plain = plain or Frame(message_data(m))
+                frame = plain
+            for s in p.sessions:
+                s.deliver(m.id, frame)
+
+    async def _seen(self, session: Session, cmd: Seen) -> None:
+        p = session.principal
+        if not p.account:
+            return
+        upto = min(cmd.upto, session.last_delivered)
+        if upto > 0:
+            await self._store.advance_cursor(p.pid, session.device, upto)
+
+    def _typing(self, session: Session, cmd: Typing) -> None:
+        p = session.principal
+        if cmd.room is not None:
+            try:
+                room = parse_room(cmd.room)
+            except ChatError:
+                return
+            if room not in p.rooms:
+                return
+            frame = Frame({"type": "typing", "from": p.nick, "room": room})
+            targets: Iterable[Principal] = self._rooms.get(room, ())
+        else:
+            try:
+                nick = parse_nick(cmd.to or "")
+            except ChatError:
+                return
+            other = self._by_key.get(nick.key)
+            if other is None:
+                return
+            frame = Frame({"type": "typing", "from": p.nick, "to": other.nick})
+            targets = {p, other}
+        for member in targets:
+            for s in member.sessions:
+                if s is not session and s.pending is None:
+                    s.outlet.send(frame)
+
+    def _presence(self, room: str, who: Principal, event: str, exclude: Session | None) -> None:
+        members = self._rooms.get(room, ())
+        if len(members) > self.settings.presence_limit:
+            return
+        frame = Frame({"type": "presence", "room": room, "nick": who.nick, "event": event})
+        for member in members:
+            for s in member.sessions:
+                if s is not exclude:
+                    s.deliver(0, frame)
+
+    async def _join(self, session: Session, cmd: Join) -> None:
+        room = parse_room(cmd.room)
+        p = session.principal
+        if room in p.rooms:
+            self._ok(session, cmd.ref)
+            return
+        if p.account:
+            await self._store.join_room(p.pid, room)
+            if room in p.rooms:  # another session joined while we waited
+                self._ok(session, cmd.ref)
+                return
+        p.rooms.add(room)
+        self._rooms.setdefault(room, set()).add(p)
+        self._ok(session, cmd.ref)
+        self._presence(room, p, "join", exclude=session)
+
+    async def _leave(self, session: Session, cmd: Leave) -> None:
+        room = parse_room(cmd.room)
+        p = session.principal
+        if room == LOBBY:
+            raise Forbidden("everyone stays in the lobby")
+        if room not in p.rooms:
+            raise NotMember(f"you are not in #{room}")
+        if p.account:
+            await self._store.leave_room(p.pid, room)
+            if room not in p.rooms:
+                self._ok(session, cmd.ref)
+                return
+        self._presence(room, p, "leave", exclude=session)
+        p.rooms.discard(room)
+        members = self._rooms.get(room)
+        if members is not None:
+            members.discard(p)
+            if not members:
+                del self._rooms[room]
+        self._ok(session, cmd.ref)
+
+    def _who(self, session: Session, cmd: Who) -> None:
+        room = parse_room(cmd.room)
+        if room not in session.principal.rooms:
+            raise NotMember(f"you are not in #{room}")
+        users = sorted(
+            ({"nick": m.nick, "account": m.account} for m in self._rooms.get(room, ())),
+            key=lambda u: str(u["nick"]).casefold(),
+        )
+        self._reply(session, {"type": "who", "room": room, "users": users}, cmd.ref)
+
+    async def _list_rooms(self, session: Session, cmd: ListRooms) -> None:
+        names = set(await self._store.room_member_counts())
+        names.update(self._rooms)
+        names.add(LOBBY)
+        rooms = [{"name": name, "online": len(self._rooms.get(name, ()))} for name in sorted(names)]
+        self._reply(session, {"type": "rooms", "rooms": rooms}, cmd.ref)
+
+    async def _history(self, session: Session, cmd: History) -> None:
+        p = session.principal
+        limit = min(cmd.limit or self.settings.history_default, self.settings.history_max)
+        reply: dict[str, Any] = {"type": "history"}
+        if cmd.room is not None:
+            room = parse_room(cmd.room)
+            if room not in p.rooms:
+                raise NotMember(f"you are not in #{room}")
+            page = await self._store.room_history(room, before=cmd.before, limit=limit)
+            reply["room"] = room
+        else:
+            other_pid, _, _ = await self._resolve(cmd.with_ or "")
+            page = await self._store.dm_history(p.pid, other_pid, before=cmd.before, limit=limit)
+            reply["with"] = cmd.with_
+        messages = [message_data(m, with_cid=m.sender == p.pid) for m in page.messages]
+        more = page.more
+        # Cut the page at the byte limit, keeping the newest messages.
+        size = 0
+        for i in range(len(messages) - 1, -1, -1):
+            size += len(page.messages[i].body.encode()) + 120
+            if size > self.settings.history_max_bytes:
+                messages = messages[i + 1 :]
+                more = True
+                break
+        reply["messages"] = messages
+        reply["more"] = more
+        self._reply(session, reply, cmd.ref)
+
+    async def _register(self, session: Session, cmd: Register) -> None:
+        p = session.principal
+        if p.account:
+            raise NickRegistered(f"{p.nick} is already registered")
+        check_password(cmd.password, self.settings)
+        nick = parse_nick(p.nick)
+        if await self._store.get_account(nick.key) is not None:
+            raise NickRegistered()
+        clash = await self._store.account_by_skeleton(nick.skeleton)
+        if clash is not None:
+            raise BadNick(f"{p.nick!r} looks too much like the registered nick {clash.nick!r}")
+        password_hash = await self._hasher.hash(cmd.password)
+        row = AccountRow(
+            key=nick.key,
+            nick=p.nick,
+            skeleton=nick.skeleton,
+            password_hash=password_hash,
+            created_ms=int(self._clock() * 1000),
+            deleted=False,
+            bot=False,
+        )
+        try:
+            await self._store.create_account(row)
+        except AccountExists:
+            raise NickRegistered() from None
+        pid = _account_pid(nick.key)
+        for room in sorted(p.rooms):
+            await self._store.join_room(pid, room)
+        await self._store.adopt(p.pid, pid)
+        await self._store.advance_cursor(pid, session.device, session.last_delivered)
+        self._online.pop(p.pid, None)
+        p.pid = pid
+        p.account = True
+        self._online[pid] = p
+        self._ok(session, cmd.ref)
+
+    async def _passwd(self, session: Session, cmd: Passwd) -> None:
+        p = session.principal
+        if not p.account:
+            raise Forbidden("guests have no password; use register")
+        address = session.outlet.address
+        self._throttle.check(p.key, address)
+        row = await self._store.get_account(p.key)
+        if row is None or not await self._hasher.verify(row.password_hash, cmd.old):
+            self._throttle.failure(p.key, address)
+            raise BadPassword("the old password is wrong")
+        check_password(cmd.new, self.settings)
+        await self._store.set_password_hash(p.key, await self._hasher.hash(cmd.new))
+        self._ok(session, cmd.ref)

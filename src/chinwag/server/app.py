@@ -1,0 +1,122 @@
+"""Composition root of the server: Settings -> store, bus, hub, listener."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from chinwag.bus.local import LocalBus
+from chinwag.config import Settings
+from chinwag.core.accounts import LoginThrottle, PasswordHasher
+from chinwag.core.hub import Hub
+from chinwag.server.connection import Connection, Flusher
+from chinwag.storage.sqlite import SqliteStore
+
+log = logging.getLogger("chinwag.server")
+
+DB_NAME = "chinwag.db"
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("chinwag", appauthor=False))
+
+
+class Server:
+    """A running chinwag server: one listener, one hub, one store."""
+
+    def __init__(self, settings: Settings, store: SqliteStore, hub: Hub, bus: LocalBus) -> None:
+        self.settings = settings
+        self.loop = asyncio.get_running_loop()
+        self.store = store
+        self.hub = hub
+        self.bus = bus
+        self.flusher = Flusher(self.loop)
+        self._conns: set[Connection] = set()
+        self._per_address: dict[str, int] = {}
+        self._listener: asyncio.Server | None = None
+        self._hub_task: asyncio.Task[None] | None = None
+        self._hasher: PasswordHasher | None = None
+
+    @classmethod
+    async def open(cls, settings: Settings, data_dir: Path) -> Server:
+        """Open the store in ``data_dir`` and start listening."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = await SqliteStore.open(data_dir / DB_NAME)
+        bus = LocalBus()
+        hasher = PasswordHasher(settings)
+        hub = Hub(settings, store, bus, hasher, LoginThrottle(settings))
+        server = cls(settings, store, hub, bus)
+        server._hasher = hasher
+        server._hub_task = asyncio.create_task(hub.run())
+        await asyncio.sleep(0)  # let the hub subscribe before anything is published
+        server._listener = await server.loop.create_server(
+            lambda: Connection(server),
+            settings.host,
+            settings.port,
+            reuse_address=True,
+            backlog=4096,
+        )
+        return server
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._listener is not None
+        host, port = self._listener.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    def admit(self, conn: Connection) -> bool:
+        count = self._per_address.get(conn.address, 0)
+        if count >= self.settings.max_conns_per_address:
+            return False
+        self._per_address[conn.address] = count + 1
+        self._conns.add(conn)
+        return True
+
+    def forget(self, conn: Connection) -> None:
+        if conn in self._conns:
+            self._conns.discard(conn)
+            left = self._per_address.get(conn.address, 1) - 1
+            if left > 0:
+                self._per_address[conn.address] = left
+            else:
+                self._per_address.pop(conn.address, None)
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let in-flight commands commit and ack, say bye, close."""
+        if self._listener is not None:
+            self._listener.close()
+        conns = list(self._conns)
+        if conns:
+            await asyncio.gather(*(c.stop() for c in conns), return_exceptions=True)
+        await self.bus.close()
+        if self._hub_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._hub_task, timeout=2)
+        await self.store.close()
+        if self._hasher is not None:
+            self._hasher.close()
+        if self._listener is not None:
+            # Give closing transports one turn to hand their last bytes to the kernel.
+            await asyncio.sleep(0)
+
+
+async def serve(settings: Settings, data_dir: Path) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    server = await Server.open(settings, data_dir)
+    host, port = server.address
+    log.info("chinwag listening on %s:%d (data in %s)", host, port, data_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await server.shutdown()
+        log.info("stopped")

@@ -1,0 +1,217 @@
+"""The storage interface: async, backend-neutral, the single source of truth.
+
+The hub talks only to `Store`. A backend keeps its SQL to itself. Principals
+(who a message belongs to) are plain strings chosen by the hub:
+``"a:<key>"`` for an account (``key`` is the casefolded nick) and
+``"g:<session id>"`` for one guest session. Timestamps are integer
+milliseconds since the Unix epoch (UTC). Message ids come from the database,
+never from the clock, and increase in commit order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One committed message (a room message or a DM).
+
+    Attributes:
+        id: positive, unique, increasing in commit order.
+        ts_ms: when the server accepted it (ms since epoch, UTC).
+        sender: principal of the sender.
+        sender_nick: the sender's display nick at the time.
+        room: the room (lowercase), or None for a DM.
+        recipient: principal of the DM recipient, or None for a room message.
+        recipient_nick: the recipient's display nick, or None.
+        body: the text.
+        cid: the sender's client id, if it sent one.
+    """
+
+    id: int
+    ts_ms: int
+    sender: str
+    sender_nick: str
+    room: str | None
+    recipient: str | None
+    recipient_nick: str | None
+    body: str
+    cid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store. Exactly one of ``room`` and ``recipient`` is set.
+
+    ``dedupe_key`` identifies the sender for ``cid`` dedupe: the account key for
+    an account, the casefolded nick for a guest (protocol §3).
+    """
+
+    ts_ms: int
+    sender: str
+    sender_nick: str
+    dedupe_key: str
+    room: str | None
+    recipient: str | None
+    recipient_nick: str | None
+    body: str
+    cid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    message: StoredMessage
+    duplicate: bool  # True: (dedupe_key, cid) was seen within cid_ttl; nothing new stored
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    key: str  # casefolded nick: the identity
+    nick: str  # display form
+    skeleton: str  # TR39 skeleton of ``key``, for the confusable check
+    password_hash: str  # argon2id encoded hash; "" once deleted
+    created_ms: int
+    deleted: bool  # a deleted account's nick stays reserved
+    bot: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    messages: list[StoredMessage]  # oldest first
+    more: bool  # older messages exist before the first one returned
+
+
+class StoreError(Exception):
+    """Base of the storage errors the hub may catch."""
+
+
+class AccountExists(StoreError):
+    """create_account: the key (or, for reserved nicks, the same key) is taken."""
+
+
+class OverQuota(StoreError):
+    """append: the DM recipient already holds ``quota`` undelivered DMs."""
+
+
+class Store(Protocol):
+    """What the hub needs from storage. Every method is safe to call concurrently.
+
+    Writes are durable (committed) when the awaited call returns.
+    """
+
+    async def close(self) -> None:
+        """Finish pending writes and release the database."""
+
+    # -- messages -----------------------------------------------------------
+    async def append(
+        self, msg: NewMessage, *, cid_ttl_ms: int, quota: int | None = None
+    ) -> AppendResult:
+        """Store ``msg`` durably, unless it repeats a recent ``cid``.
+
+        Args:
+            msg: the message.
+            cid_ttl_ms: a ``(dedupe_key, cid)`` stored less than this long before
+                ``msg.ts_ms`` makes this a duplicate: the original is returned with
+                ``duplicate=True`` and nothing is stored.
+            quota: for a DM to an offline account, the most undelivered DMs it
+                may hold (see ``undelivered``); None means no limit.
+
+        Raises:
+            OverQuota: the recipient is at its quota; nothing was stored.
+        """
+        ...
+
+    async def max_message_id(self) -> int:
+        """The highest message id stored, 0 when there are none."""
+        ...
+
+    async def backlog(
+        self, account: str, after_id: int, *, limit: int, since_ms: int
+    ) -> tuple[list[StoredMessage], bool]:
+        """Messages an account may see with id > ``after_id`` and ts >= ``since_ms``.
+
+        Those are: room messages posted while the account was a member of the
+        room (see ``join_room``), and DMs it sent or received. Returns the newest
+        ``limit`` of them, oldest first, and whether older ones were left out.
+        """
+        ...
+
+    async def room_history(self, room: str, *, before: int | None, limit: int) -> Page:
+        """The newest ``limit`` messages of ``room`` with id < ``before`` (if given)."""
+        ...
+
+    async def dm_history(self, a: str, b: str, *, before: int | None, limit: int) -> Page:
+        """The newest ``limit`` DMs between principals ``a`` and ``b`` (either way)."""
+        ...
+
+    async def undelivered(self, account: str) -> int:
+        """DMs to ``account`` from others with id above its highest device cursor."""
+        ...
+
+    # -- accounts -----------------------------------------------------------
+    async def get_account(self, key: str) -> AccountRow | None:
+        """The account (deleted ones included) with this key, or None."""
+        ...
+
+    async def account_by_skeleton(self, skeleton: str) -> AccountRow | None:
+        """An account (deleted ones included) whose skeleton is ``skeleton``."""
+        ...
+
+    async def create_account(self, row: AccountRow) -> None:
+        """Raises: AccountExists when ``row.key`` exists (even deleted)."""
+        ...
+
+    async def set_password_hash(self, key: str, password_hash: str) -> bool:
+        """False when no live account has this key."""
+        ...
+
+    async def delete_account(self, key: str) -> bool:
+        """Mark deleted: the nick stays reserved; hash, rooms and cursors go. False if none."""
+        ...
+
+    async def list_accounts(self) -> list[AccountRow]:
+        """All accounts, deleted ones included, by key."""
+        ...
+
+    async def adopt(self, guest: str, account: str) -> None:
+        """A guest session registered: its DMs now belong to ``account``."""
+        ...
+
+    # -- rooms (accounts only: a guest's rooms live in memory) ----------------
+    async def join_room(self, account: str, room: str) -> bool:
+        """Make ``account`` a member from the current highest message id on.
+
+        Returns False (and changes nothing) when it already is a member.
+        """
+        ...
+
+    async def leave_room(self, account: str, room: str) -> bool:
+        """End the membership at the current highest message id. False if not a member."""
+        ...
+
+    async def rooms_of(self, account: str) -> list[str]:
+        """The rooms ``account`` is a member of, sorted."""
+        ...
+
+    async def room_member_counts(self) -> dict[str, int]:
+        """Every room with at least one account member, with that count."""
+        ...
+
+    # -- cursors --------------------------------------------------------------
+    async def get_cursor(self, account: str, device: str) -> int | None:
+        """The device's cursor, or None for a device the account never used."""
+        ...
+
+    async def max_cursor(self, account: str) -> int:
+        """The highest cursor over the account's devices, 0 when there is none."""
+        ...
+
+    async def advance_cursor(self, account: str, device: str, upto: int) -> int:
+        """Set the cursor to max(cursor, upto) (creating it); return the new value."""
+        ...
+
+    async def stats(self) -> dict[str, int]:
+        """Counts for ``chinwag admin stats``: accounts, messages, rooms, dms, devices."""
+        ...

@@ -9,7 +9,6 @@ share one delivery path.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid

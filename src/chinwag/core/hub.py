@@ -334,7 +334,13 @@ class Hub:
         cursor = 0
         if p.account:
             found = await self._store.get_cursor(p.pid, session.device)
-            cursor = found if found is not None else await self._store.max_cursor(p.pid)
+            if found is None:
+                # A device's first login: it starts where the account's others are,
+                # and from now on it is a used device with a cursor of its own.
+                cursor = await self._store.max_cursor(p.pid)
+                await self._store.advance_cursor(p.pid, session.device, cursor)
+            else:
+                cursor = found
             since_ms = int((self._clock() - self.settings.retention_days * 86_400) * 1000)
             replayed, truncated = await self._store.backlog(
                 p.pid, cursor, limit=self.settings.backlog_limit, since_ms=since_ms

@@ -1,0 +1,542 @@
+"""The JSON Lines codec of protocol v1: bytes in, events out, and frames to bytes.
+
+:class:`ServerCodec` is sans-I/O, like the protocol objects of websockets and h11:
+the connection feeds it whatever it read and gets back commands from
+:mod:`chinwag.protocol.events`. It never raises on the peer's input. A junk line
+becomes :class:`~chinwag.protocol.events.Rejected` (answer with an error, keep
+going), a malformed ``typing``/``seen``/``pong`` becomes
+:class:`~chinwag.protocol.events.Dropped` (they never get replies), and a line
+over the limit becomes :class:`~chinwag.protocol.events.Fatal` (send the error,
+then close).
+
+Decoding is strict I-JSON (RFC 7493), as protocol v1 §1 requires. Python's
+``json.loads`` on its own is not: it accepts ``NaN`` and duplicate keys, lets lone
+surrogates through (they break the UTF-8 storage later), and raises
+``RecursionError`` on deep nesting. Each of those is refused here as ``bad_frame``.
+
+:class:`ClientCodec` is the client's side: it frames server output with a larger
+limit and hands back plain dictionaries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Final
+
+from chinwag.protocol.events import (
+    Bye,
+    ClientCommand,
+    Dm,
+    Dropped,
+    Fatal,
+    Hello,
+    History,
+    Incoming,
+    Join,
+    Leave,
+    ListRooms,
+    Passwd,
+    Ping,
+    Pong,
+    Register,
+    Rejected,
+    Say,
+    Seen,
+    Typing,
+    Who,
+)
+from chinwag.protocol.framing import LineBuffer, LineTooLong
+
+__all__ = [
+    "DEFAULT_CLIENT_MAX_LINE",
+    "DEFAULT_MAX_LINE",
+    "MAX_CID_LEN",
+    "MAX_DEPTH",
+    "MAX_REF_LEN",
+    "MAX_SAFE_INTEGER",
+    "ClientCodec",
+    "ProtocolError",
+    "ServerCodec",
+    "decode_line",
+    "encode",
+]
+
+DEFAULT_MAX_LINE: Final = 65_536
+"""Largest client frame in bytes, ``\\r\\n`` included (protocol v1 §1)."""
+
+DEFAULT_CLIENT_MAX_LINE: Final = 16 * 1024 * 1024
+"""Largest server frame a client accepts, in bytes (protocol v1 §1: at least 16 MiB)."""
+
+MAX_DEPTH: Final = 32
+"""Deepest accepted nesting of arrays and objects; ``{}`` has depth 1."""
+
+MAX_SAFE_INTEGER: Final = 2**53
+"""Integers beyond ±this cannot be represented exactly by an IEEE double."""
+
+MAX_REF_LEN: Final = 64
+MAX_CID_LEN: Final = 64
+
+# Frame types that never get a reply: when malformed they are dropped silently.
+_SILENT: Final = frozenset({"typing", "seen", "pong"})
+
+_DEVICE_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+# A JSON string (an unterminated one runs to the end of the line, so that this
+# never backtracks: the scan stays linear) or a bracket.
+_TOKEN_RE: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+
+# Lone surrogates can only come from \uXXXX escapes (the text itself was
+# decoded as strict UTF-8), so parsed values need checking only when the raw
+# line holds an escape in the surrogate range.
+_SURROGATE_ESCAPE_RE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_RE: Final = re.compile("[\\ud800-\\udfff]")
+
+# Required fields of each known type, for naming the culprit in ``bad_request``.
+_REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
+    "hello": (("proto", int), ("nick", str)),
+    "say": (("room", str), ("body", str)),
+    "dm": (("to", str), ("body", str)),
+    "join": (("room", str),),
+    "leave": (("room", str),),
+    "who": (("room", str),),
+    "register": (("password", str),),
+    "passwd": (("old", str), ("new", str)),
+    "seen": (("upto", int),),
+}
+
+_JSON_KIND: Final[dict[type, str]] = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+
+# --- strict JSON ---------------------------------------------------------------
+
+
+class _Refused(ValueError):
+    """The line breaks a rule of strict JSON; the message says which."""
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """Return ``repr`` of ``text`` cut to ``limit`` characters, for error messages."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Refused(f"duplicate key {_short(key)}")
+            seen.add(key)
+    return obj
+
+
+def _parse_int(digits: str) -> int:
+    value = int(digits)  # over 4,300 digits: ValueError, refused like any bad JSON
+    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise _Refused("integer outside ±2**53")
+    return value
+
+
+def _parse_float(digits: str) -> float:
+    value = float(digits)
+    if not math.isfinite(value):  # 1e400 would silently become inf
+        raise _Refused("number out of range")
+    return value
+
+
+def _parse_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not JSON")
+
+
+_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_object_pairs,
+    parse_int=_parse_int,
+    parse_float=_parse_float,
+    parse_constant=_parse_constant,
+)
+
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+# JSON allows these raw inside strings, but str.splitlines() and JavaScript
+# before ES2019 treat them as line breaks; escaping them costs nothing.
+_LINE_BREAKS: Final = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def _deeper_than(text: str, max_depth: int) -> bool:
+    """Whether brackets outside strings nest deeper than ``max_depth``.
+
+    This runs before the JSON parser, so that the parser can never recurse deep
+    enough to raise ``RecursionError``. On invalid JSON it may over-count, never
+    under-count the nesting the parser would reach.
+    """
+    depth = 0
+    for match in _TOKEN_RE.finditer(text):
+        char = text[match.start()]
+        if char == '"':
+            continue
+        if char in "[{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE_RE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(item) for item in value)
+    return False
+
+
+def _parse_strict(line: bytes) -> Any:
+    """Parse one line as I-JSON (RFC 7493) with nesting at most :data:`MAX_DEPTH`.
+
+    Raises:
+        _Refused: the line is not strict JSON; the message says why.
+    """
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Refused(f"not valid UTF-8 (at byte {exc.start})") from None
+    # Counting is cheap; the exact scan runs only for lines with many brackets.
+    if line.count(b"[") + line.count(b"{") > MAX_DEPTH and _deeper_than(text, MAX_DEPTH):
+        raise _Refused(f"nested deeper than {MAX_DEPTH}")
+    try:
+        value = _DECODER.decode(text)
+    except _Refused:
+        raise
+    except RecursionError:  # unreachable after the depth check; kept as a backstop
+        raise _Refused(f"nested deeper than {MAX_DEPTH}") from None
+    except ValueError as exc:
+        raise _Refused(f"not JSON: {exc}") from None
+    if _SURROGATE_ESCAPE_RE.search(line) is not None and _has_surrogate(value):
+        raise _Refused("lone surrogate in a string")
+    return value
+
+
+# --- fields --------------------------------------------------------------------
+
+
+class _BadField(ValueError):
+    """A field of a known frame type is missing or ill-typed."""
+
+
+def _is_int(value: object) -> bool:
+    # bool is a subclass of int, but true is not a number on the wire.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _opt_str(obj: dict[str, Any], key: str, max_len: int | None = None) -> str | None:
+    value = obj.get(key)
+    if value is None:  # absent or null: both mean "not given"
+        return None
+    if not isinstance(value, str):
+        raise _BadField(f"field {key!r} must be a string")
+    if max_len is not None and len(value) > max_len:
+        raise _BadField(f"field {key!r} must be at most {max_len} characters")
+    return value
+
+
+def _opt_int(obj: dict[str, Any], key: str, minimum: int) -> int | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not _is_int(value):
+        raise _BadField(f"field {key!r} must be an integer")
+    if value < minimum:
+        raise _BadField(f"field {key!r} must be at least {minimum}")
+    return int(value)
+
+
+def _what_is_wrong(obj: dict[str, Any], fields: tuple[tuple[str, type], ...]) -> str:
+    for name, kind in fields:
+        value = obj.get(name)
+        if value is None:
+            return f"missing field {name!r}"
+        if kind is int and not _is_int(value):
+            return f"field {name!r} must be an integer"
+        if kind is str and not isinstance(value, str):
+            return f"field {name!r} must be a string"
+    return "malformed frame"  # pragma: no cover - every mismatch is named above
+
+
+def _device(obj: dict[str, Any]) -> str:
+    device = _opt_str(obj, "device")
+    if device is None:
+        return "default"
+    if _DEVICE_RE.fullmatch(device) is None:
+        raise _BadField("field 'device' must be 1-64 characters of A-Z a-z 0-9 _ -")
+    return device
+
+
+def _history(obj: dict[str, Any], ref: str | None) -> History:
+    room = _opt_str(obj, "room")
+    with_ = _opt_str(obj, "with")
+    if (room is None) == (with_ is None):
+        raise _BadField("exactly one of 'room' and 'with' is required")
+    return History(
+        room=room,
+        with_=with_,
+        before=_opt_int(obj, "before", minimum=1),
+        limit=_opt_int(obj, "limit", minimum=1),
+        ref=ref,
+    )
+
+
+def _typing(obj: dict[str, Any], ref: str | None) -> Typing:
+    room = _opt_str(obj, "room")
+    to = _opt_str(obj, "to")
+    if (room is None) == (to is None):
+        raise _BadField("exactly one of 'room' and 'to' is required")
+    return Typing(room=room, to=to, ref=ref)
+
+
+def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
+    """Map a frame with a string ``type`` to its command.
+
+    Raises:
+        _BadField: a field of a known type is missing or ill-typed.
+    """
+    # The hot types come first. Unknown fields are ignored: mapping patterns
+    # match on the keys they name and nothing else.
+    match obj:
+        case {"type": "say", "room": str(room), "body": str(body)}:
+            return Say(room=room, body=body, cid=_opt_str(obj, "cid", MAX_CID_LEN), ref=ref)
+        case {"type": "dm", "to": str(to), "body": str(body)}:
+            return Dm(to=to, body=body, cid=_opt_str(obj, "cid", MAX_CID_LEN), ref=ref)
+        case {"type": "typing"}:
+            return _typing(obj, ref)
+        case {"type": "seen", "upto": int(upto)} if not isinstance(upto, bool):
+            return Seen(upto=upto, ref=ref)
+        case {"type": "ping"}:
+            return Ping(ref=ref)
+        case {"type": "pong"}:
+            return Pong(ref=ref)
+        case {"type": "join", "room": str(room)}:
+            return Join(room=room, ref=ref)
+        case {"type": "leave", "room": str(room)}:
+            return Leave(room=room, ref=ref)
+        case {"type": "who", "room": str(room)}:
+            return Who(room=room, ref=ref)
+        case {"type": "rooms"}:
+            return ListRooms(ref=ref)
+        case {"type": "history"}:
+            return _history(obj, ref)
+        case {"type": "hello", "proto": int(proto), "nick": str(nick)} if not isinstance(
+            proto, bool
+        ):
+            return Hello(
+                proto=proto,
+                nick=nick,
+                password=_opt_str(obj, "password"),
+                device=_device(obj),
+                client=_opt_str(obj, "client"),
+                ref=ref,
+            )
+        case {"type": "register", "password": str(password)}:
+            return Register(password=password, ref=ref)
+        case {"type": "passwd", "old": str(old), "new": str(new)}:
+            return Passwd(old=old, new=new, ref=ref)
+        case {"type": "bye"}:
+            return Bye(ref=ref)
+        case {"type": str(kind)} if kind in _REQUIRED:
+            raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
+        case {"type": kind}:
+            return Rejected("unknown_type", f"unknown frame type {_short(kind)}", ref)
+    raise AssertionError("unreachable: decode_line checked the string 'type'")
+
+
+def decode_line(line: bytes) -> Incoming:
+    """Decode one complete line (terminator already stripped) into an event.
+
+    Never raises on the peer's input.
+
+    Args:
+        line: the bytes of one frame, as returned by :class:`LineBuffer`.
+
+    Returns:
+        The command; or ``Rejected("bad_frame")`` for a line that is not a strict
+        JSON object with a string ``type``; ``Rejected("bad_request")`` for a bad
+        ``ref`` or a missing or ill-typed field of a known type;
+        ``Rejected("unknown_type")``; or ``Dropped`` for a malformed ``typing``,
+        ``seen`` or ``pong``. A ``Rejected`` carries the frame's ``ref`` when that
+        ref was valid.
+    """
+    try:
+        obj = _parse_strict(line)
+    except _Refused as exc:
+        return Rejected("bad_frame", str(exc))
+    if not isinstance(obj, dict):
+        return Rejected("bad_frame", f"expected a JSON object, got {_JSON_KIND[type(obj)]}")
+    raw_ref = obj.get("ref")
+    ref_ok = raw_ref is None or (isinstance(raw_ref, str) and len(raw_ref) <= MAX_REF_LEN)
+    ref: str | None = raw_ref if ref_ok else None
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        return Rejected("bad_frame", "a frame needs a string field 'type'", ref)
+    try:
+        if not ref_ok:
+            raise _BadField(f"field 'ref' must be a string of at most {MAX_REF_LEN} characters")
+        return _command(obj, ref)
+    except _BadField as exc:
+        if kind in _SILENT:
+            return Dropped(f"{kind}: {exc}")
+        return Rejected("bad_request", f"{kind}: {exc}", ref)
+
+
+# --- encoding ------------------------------------------------------------------
+
+
+def encode(frame: dict[str, Any]) -> bytes:
+    """Serialize one frame as a line of compact JSON.
+
+    The result ends with ``\\n`` and holds no other line break: JSON escapes
+    ``\\n`` and ``\\r`` inside strings, and U+0085, U+2028 and U+2029 are escaped
+    here too.
+
+    Args:
+        frame: a JSON-serializable dictionary with a string ``type``.
+
+    Returns:
+        UTF-8 bytes ending with ``\\n``.
+
+    Raises:
+        ValueError: the frame holds NaN or infinity, or a string with a lone
+            surrogate (``UnicodeEncodeError``); this is the caller's bug.
+        TypeError: the frame holds something JSON cannot represent.
+    """
+    text = _ENCODER.encode(frame)
+    if "\u2028" in text or "\u2029" in text or "\x85" in text:
+        text = text.translate(_LINE_BREAKS)
+    return (text + "\n").encode("utf-8")
+
+
+# --- codecs --------------------------------------------------------------------
+
+
+class ServerCodec:
+    """The server's side of one connection: client bytes in, events out.
+
+    Args:
+        max_line: the largest accepted client frame in bytes, ``\\r\\n`` included.
+    """
+
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self._lines = LineBuffer(max_line)
+        self.closed: bool = False
+        """True after a ``Fatal``: the stream cannot be framed any more."""
+
+    @property
+    def max_line(self) -> int:
+        """The largest accepted client frame in bytes, ``\\r\\n`` included."""
+        return self._lines.limit
+
+    def receive_data(self, data: bytes) -> list[Incoming]:
+        """Feed bytes read from the client; return the events they complete.
+
+        Empty and whitespace-only lines are ignored. A line over the limit gives
+        ``Fatal("frame_too_large")`` as soon as that is certain (before its
+        newline arrives); then :attr:`closed` is true and later data yields
+        nothing. Never raises on the peer's input.
+
+        Args:
+            data: the next bytes from the peer, in any segmentation.
+
+        Returns:
+            The decoded events, in order.
+        """
+        if self.closed:
+            return []
+        try:
+            lines = self._lines.feed(data)
+        except LineTooLong as exc:
+            self.closed = True
+            events = [decode_line(line) for line in exc.lines if line.strip()]
+            message = f"a frame is at most {self.max_line} bytes, newline included"
+            events.append(Fatal("frame_too_large", message))
+            return events
+        return [decode_line(line) for line in lines if line.strip()]
+
+    def encode(self, frame: dict[str, Any]) -> bytes:
+        """Serialize a frame for the client; see :func:`encode`."""
+        return encode(frame)
+
+
+class ProtocolError(Exception):
+    """The server broke the framing (a line over the client's limit).
+
+    Args:
+        message: what went wrong.
+        frames: the frames that were complete before the overlong line.
+    """
+
+    def __init__(self, message: str, frames: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.frames: list[dict[str, Any]] = frames if frames is not None else []
+
+
+def _client_frames(lines: list[bytes]) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError):
+            continue  # be liberal in what we accept: skip what we cannot read
+        if isinstance(obj, dict) and isinstance(obj.get("type"), str):
+            frames.append(obj)
+    return frames
+
+
+class ClientCodec:
+    """A client's side of the connection: server bytes in, frame dicts out.
+
+    Args:
+        max_line: the largest accepted server frame in bytes, newline included.
+    """
+
+    def __init__(self, max_line: int = DEFAULT_CLIENT_MAX_LINE) -> None:
+        self._lines = LineBuffer(max_line)
+
+    def receive_data(self, data: bytes) -> list[dict[str, Any]]:
+        """Feed bytes read from the server; return the frames they complete.
+
+        Lines that are not JSON objects with a string ``type`` are skipped.
+
+        Args:
+            data: the next bytes from the server, in any segmentation.
+
+        Returns:
+            The frames, in order.
+
+        Raises:
+            ProtocolError: a line is over the limit. Its ``frames`` holds the
+                frames that preceded it; every later call raises again.
+        """
+        try:
+            lines = self._lines.feed(data)
+        except LineTooLong as exc:
+            raise ProtocolError(
+                f"server frame too large: {exc}", _client_frames(exc.lines)
+            ) from exc
+        return _client_frames(lines)
+
+    def encode(self, frame: dict[str, Any]) -> bytes:
+        """Serialize a frame for the server; see :func:`encode`."""
+        return encode(frame)

@@ -1,0 +1,843 @@
+"""The embedded default backend: one SQLite file, written off the event loop.
+
+Shape:
+
+* **One writer thread** owns the only write connection. Writes are jobs in a
+  queue; the thread takes every job waiting (up to ``max_batch``) and runs them
+  in ONE transaction (group commit: one fsync for the batch), each job inside
+  its own SAVEPOINT so that a refused job (``OverQuota``, ``AccountExists``)
+  rolls back alone. Only after ``COMMIT`` returned are the jobs' futures
+  resolved, in queue order, by a single ``call_soon_threadsafe`` callback per
+  batch. Message ids are therefore assigned in commit order and the awaiting
+  coroutines resume in id order: the hub relies on both.
+* **Reader threads** (a small pool) each own a ``query_only`` connection. In WAL
+  mode readers never block the writer and always see committed data.
+* The schema comes from numbered files in ``migrations/``, applied at
+  :meth:`SqliteStore.open` and tracked with ``PRAGMA user_version``.
+
+Durability: ``journal_mode=WAL`` with ``synchronous=FULL``: the WAL is fsynced
+at every commit, so an acked write survives a process kill *and* a power loss.
+(``NORMAL`` would survive a process kill but may lose the last commits on power
+loss.) Group commit amortises the fsync over the batch, so FULL costs little.
+Measured on the development VM (ext4): 5,000 concurrent appends ≈ 30,000 acks/s
+with FULL against ≈ 35,000 with NORMAL; one append at a time ≈ 0.3 ms with FULL
+against ≈ 0.1 ms. Bearable, so FULL it is.
+
+Accounts in rooms and cursors are the hub's principals (``"a:<key>"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import logging
+import queue
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from chinwag.storage.base import (
+    AccountExists,
+    AccountRow,
+    AppendResult,
+    NewMessage,
+    OverQuota,
+    Page,
+    StoredMessage,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    from chinwag.storage.base import Store
+
+__all__ = ["SqliteStore"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_MAX_ID: Final = 2**63 - 1  # "no upper bound" for id comparisons
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+_COLS: Final = "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid"
+_COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
+
+# Every statement names its index (INDEXED BY): each has one right index, and
+# pinning it keeps the plan from depending on statistics (after an ANALYZE of a
+# server where one room holds most messages, SQLite would otherwise walk the
+# primary key and filter, which is very slow for a small room).
+#
+# The backlog in one statement: room messages inside one of the account's
+# membership intervals, DMs it received, DMs it sent to others (a DM to oneself
+# is found once, by the recipient branch). Every branch is an index range scan
+# on (room, id) / (recipient, id) / (sender, id) starting above ``after``; the
+# newest ``:n`` are kept by a bounded sort.
+BACKLOG_SQL: Final = f"""
+SELECT {_COLS} FROM (
+    SELECT {_COLS_M}
+      FROM memberships AS ms
+      JOIN messages AS m INDEXED BY messages_room
+        ON m.room = ms.room
+       AND m.id > max(ms.from_id, :after)
+       AND m.id <= coalesce(ms.to_id, {_MAX_ID})
+     WHERE ms.account = :account
+       AND coalesce(ms.to_id, {_MAX_ID}) > :after
+    UNION ALL
+    SELECT {_COLS} FROM messages INDEXED BY messages_recipient
+     WHERE recipient = :account AND id > :after
+    UNION ALL
+    SELECT {_COLS} FROM messages INDEXED BY messages_sender
+     WHERE sender = :account AND recipient IS NOT NULL AND recipient <> :account
+       AND id > :after
+)
+WHERE ts_ms >= :since
+ORDER BY id DESC
+LIMIT :n
+"""
+
+ROOM_HISTORY_SQL: Final = f"""
+SELECT {_COLS} FROM messages INDEXED BY messages_room
+ WHERE room = :room AND id < :before
+ ORDER BY id DESC
+ LIMIT :n
+"""
+
+# Each direction is bounded on its own (index (sender, recipient, id), newest
+# first) so a long conversation is never read whole.
+DM_HISTORY_SQL: Final = f"""
+SELECT {_COLS} FROM (
+    SELECT * FROM (
+        SELECT {_COLS} FROM messages INDEXED BY messages_pair
+         WHERE sender = :a AND recipient = :b AND id < :before
+         ORDER BY id DESC LIMIT :n)
+    UNION ALL
+    SELECT * FROM (
+        SELECT {_COLS} FROM messages INDEXED BY messages_pair
+         WHERE sender = :b AND recipient = :a AND id < :before AND :a <> :b
+         ORDER BY id DESC LIMIT :n)
+)
+ORDER BY id DESC
+LIMIT :n
+"""
+
+# DMs to the account from others above its highest cursor; ``:cap`` bounds the
+# count (-1: no bound) so the quota check reads at most ``quota`` index entries.
+UNDELIVERED_SQL: Final = """
+SELECT count(*) FROM (
+    SELECT 1 FROM messages INDEXED BY messages_recipient
+     WHERE recipient = :account
+       AND id > (SELECT coalesce(max(cursor), 0) FROM cursors WHERE account = :account)
+       AND sender <> :account
+     LIMIT :cap
+)
+"""
+
+_ACCOUNT_COLS: Final = "key, nick, skeleton, password_hash, created_ms, deleted, bot"
+
+
+def _message(row: Iterable[Any]) -> StoredMessage:
+    return StoredMessage(*row)
+
+
+def _account(row: tuple[Any, ...]) -> AccountRow:
+    key, nick, skeleton, password_hash, created_ms, deleted, bot = row
+    return AccountRow(key, nick, skeleton, password_hash, created_ms, bool(deleted), bool(bot))
+
+
+def _high_water(conn: sqlite3.Connection) -> int:
+    """The highest message id ever assigned (never goes down, even after deletes)."""
+    row = conn.execute(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),"
+        " coalesce((SELECT max(id) FROM messages), 0))"
+    ).fetchone()
+    return int(row[0])
+
+
+def _configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of every migration file, by version."""
+    folder = importlib.resources.files("chinwag.storage").joinpath("migrations")
+    found: list[tuple[int, str, str]] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StoreError(f"migration files are not numbered 001, 002, …: {versions}")
+    return found
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    migrations = _migrations()
+    if current > len(migrations):
+        raise StoreError(
+            f"the database has schema version {current}, newer than this chinwag knows"
+            f" ({len(migrations)}); upgrade chinwag"
+        )
+    for version, name, sql in migrations[current:]:
+        log.info("applying migration %s", name)
+        # executescript commits any open transaction first, so the BEGIN/COMMIT
+        # live in the script: the migration and its version bump are atomic.
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\n;PRAGMA user_version = {version};\nCOMMIT;"
+            )
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP: Final = object()
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """Resolve a batch's futures in order (runs on the event loop)."""
+    for future, value, error in outcomes:
+        if future.done():  # the caller was cancelled; the write happened anyway
+            continue
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+
+def _wrap(exc: BaseException) -> BaseException:
+    """Domain refusals pass through; database failures become a StoreError."""
+    if isinstance(exc, sqlite3.Error):
+        wrapped = StoreError(f"database error: {exc}")
+        wrapped.__cause__ = exc
+        return wrapped
+    return exc
+
+
+class SqliteStore:
+    """The `Store` on one SQLite file. Open with ``await SqliteStore.open(path)``.
+
+    Every method may be called concurrently from the event loop that opened the
+    store. Writes are committed when the awaited call returns. If the caller is
+    cancelled while a write is queued, the write may still be committed.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        writer: sqlite3.Connection,
+        *,
+        max_batch: int,
+        readers: int,
+        busy_timeout_ms: int,
+    ) -> None:
+        # Use `open()`: the constructor only wires up an already migrated connection.
+        self._path = path
+        self._writer = writer
+        self._max_batch = max_batch
+        self._busy_timeout_ms = busy_timeout_ms
+        self._closed = False
+        self._close_done: asyncio.Future[None] | None = None
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # _Job or _STOP
+        self._thread = threading.Thread(
+            target=self._write_loop, name=f"chinwag-sqlite-writer:{path.name}", daemon=True
+        )
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._readers = ThreadPoolExecutor(
+            max_workers=readers, thread_name_prefix=f"chinwag-sqlite-reader:{path.name}"
+        )
+        self._thread.start()
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        max_batch: int = 256,
+        readers: int = 2,
+        busy_timeout_ms: int = 10_000,
+    ) -> SqliteStore:
+        """Open (creating if needed) and migrate the database at ``path``.
+
+        Args:
+            path: the database file; its directory must exist.
+            max_batch: most write jobs committed in one transaction.
+            readers: reader threads (each with its own connection).
+            busy_timeout_ms: how long a connection waits for a lock held by
+                another process (e.g. the admin CLI) before failing.
+
+        Raises:
+            StoreError: the file cannot be opened or has a newer schema.
+        """
+        if max_batch < 1 or readers < 1:
+            raise ValueError("max_batch and readers must be at least 1")
+
+        def setup() -> sqlite3.Connection:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            try:
+                _configure(conn, busy_timeout_ms=busy_timeout_ms)
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"cannot put {path} in WAL mode (got {mode!r})")
+                # FULL: fsync the WAL at every commit (see the module docstring).
+                conn.execute("PRAGMA synchronous = FULL")
+                _migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        try:
+            writer = await asyncio.to_thread(setup)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database {path}: {exc}") from exc
+        return cls(
+            path, writer, max_batch=max_batch, readers=readers, busy_timeout_ms=busy_timeout_ms
+        )
+
+    async def __aenter__(self) -> SqliteStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Commit the queued writes, stop the threads, close the connections.
+
+        Idempotent; concurrent calls all wait for the same shutdown. Any call
+        made after ``close`` raises `StoreError`.
+        """
+        if self._close_done is not None:
+            await asyncio.shield(self._close_done)
+            return
+        self._closed = True
+        self._close_done = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._thread.join)
+            await asyncio.to_thread(self._readers.shutdown, True)
+            with self._reader_lock:
+                for conn in self._reader_conns:
+                    conn.close()
+                self._reader_conns.clear()
+        finally:
+            self._close_done.set_result(None)
+
+    # -- plumbing --------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, future, loop))
+        return await future
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._readers, self._run_read, fn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database error: {exc}") from exc
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            _configure(conn, busy_timeout_ms=self._busy_timeout_ms)
+            conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    def _run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._reader()
+        # One read transaction: a multi-statement read sees one snapshot.
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    def _write_loop(self) -> None:
+        """The writer thread: group commit until the stop marker."""
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if not isinstance(first, _Job):  # the stop marker
+                break
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if not isinstance(item, _Job):
+                    stopping = True
+                    break
+                batch.append(item)
+            self._run_batch(batch)
+        # Nothing can be queued after the stop marker (close() refuses new calls
+        # first), but never leave a caller hanging.
+        leftovers: list[_Job] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Job):
+                leftovers.append(item)
+        self._deliver([(job, None, StoreError("the store is closed")) for job in leftovers])
+        self._writer.close()
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        conn = self._writer
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = job.fn(conn)
+                except Exception as exc:
+                    # Undo this job only; if even that fails the batch fails below.
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, None, _wrap(exc)))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, value, None))
+            conn.execute("COMMIT")
+        except Exception as exc:
+            log.exception("a write batch of %d jobs failed; none was stored", len(batch))
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            outcomes = []
+            for job in batch:
+                error = StoreError(f"the database could not commit: {exc}")
+                error.__cause__ = exc
+                outcomes.append((job, None, error))
+        self._deliver(outcomes)
+
+    @staticmethod
+    def _deliver(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        """One callback per event loop, keeping the batch (= id) order."""
+        by_loop: dict[
+            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+        ] = {}
+        for job, value, error in outcomes:
+            by_loop.setdefault(job.loop, []).append((job.future, value, error))
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, items)
+
+    # -- messages -----------------------------------------------------------
+    async def append(
+        self, msg: NewMessage, *, cid_ttl_ms: int, quota: int | None = None
+    ) -> AppendResult:
+        """Store ``msg`` durably, unless it repeats a recent ``cid``.
+
+        Args:
+            msg: the message; exactly one of ``room`` and ``recipient`` is set.
+            cid_ttl_ms: how long a ``(dedupe_key, cid)`` is remembered.
+            quota: most undelivered DMs the recipient may hold; None: no limit.
+
+        Returns:
+            The stored message, or the original one with ``duplicate=True``.
+
+        Raises:
+            OverQuota: the recipient is at its quota; nothing was stored.
+            StoreError: the database failed; nothing was stored.
+        """
+        if (msg.room is None) == (msg.recipient is None):
+            raise ValueError("exactly one of room and recipient must be set")
+
+        def job(conn: sqlite3.Connection) -> AppendResult:
+            if msg.cid is not None:
+                seen = conn.execute(
+                    f"SELECT {_COLS_M}, d.ts_ms FROM dedupe AS d"
+                    " JOIN messages AS m ON m.id = d.message_id"
+                    " WHERE d.dedupe_key = ? AND d.cid = ?",
+                    (msg.dedupe_key, msg.cid),
+                ).fetchone()
+                if seen is not None and msg.ts_ms - seen[-1] < cid_ttl_ms:
+                    return AppendResult(_message(seen[:-1]), duplicate=True)
+            if quota is not None and msg.recipient is not None:
+                (held,) = conn.execute(
+                    UNDELIVERED_SQL, {"account": msg.recipient, "cap": quota}
+                ).fetchone()
+                if held >= quota:
+                    raise OverQuota(f"{msg.recipient} holds {held} undelivered messages")
+            cursor = conn.execute(
+                "INSERT INTO messages"
+                " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    msg.ts_ms,
+                    msg.sender,
+                    msg.sender_nick,
+                    msg.room,
+                    msg.recipient,
+                    msg.recipient_nick,
+                    msg.body,
+                    msg.cid,
+                ),
+            )
+            new_id = cursor.lastrowid
+            assert new_id is not None
+            if msg.cid is not None:
+                # Replaces an entry older than the ttl: that cid now means this message.
+                conn.execute(
+                    "INSERT INTO dedupe (dedupe_key, cid, message_id, ts_ms) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (dedupe_key, cid) DO UPDATE"
+                    " SET message_id = excluded.message_id, ts_ms = excluded.ts_ms",
+                    (msg.dedupe_key, msg.cid, new_id, msg.ts_ms),
+                )
+            stored = StoredMessage(
+                id=new_id,
+                ts_ms=msg.ts_ms,
+                sender=msg.sender,
+                sender_nick=msg.sender_nick,
+                room=msg.room,
+                recipient=msg.recipient,
+                recipient_nick=msg.recipient_nick,
+                body=msg.body,
+                cid=msg.cid,
+            )
+            return AppendResult(stored, duplicate=False)
+
+        return await self._write(job)
+
+    async def max_message_id(self) -> int:
+        """The highest message id stored, 0 when there are none."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
+
+        return await self._read(read)
+
+    async def backlog(
+        self, account: str, after_id: int, *, limit: int, since_ms: int
+    ) -> tuple[list[StoredMessage], bool]:
+        """Messages ``account`` may see with id > ``after_id`` and ts >= ``since_ms``.
+
+        Returns:
+            The newest ``limit`` of them, oldest first, and whether older ones
+            were left out.
+        """
+        limit = max(limit, 0)
+
+        def read(conn: sqlite3.Connection) -> tuple[list[StoredMessage], bool]:
+            rows = conn.execute(
+                BACKLOG_SQL,
+                {"account": account, "after": after_id, "since": since_ms, "n": limit + 1},
+            ).fetchall()
+            truncated = len(rows) > limit
+            return [_message(r) for r in reversed(rows[:limit])], truncated
+
+        return await self._read(read)
+
+    async def room_history(self, room: str, *, before: int | None, limit: int) -> Page:
+        """The newest ``limit`` messages of ``room`` with id < ``before``, oldest first."""
+        return await self._page(ROOM_HISTORY_SQL, {"room": room}, before=before, limit=limit)
+
+    async def dm_history(self, a: str, b: str, *, before: int | None, limit: int) -> Page:
+        """The newest ``limit`` DMs between principals ``a`` and ``b``, oldest first."""
+        return await self._page(DM_HISTORY_SQL, {"a": a, "b": b}, before=before, limit=limit)
+
+    async def _page(
+        self, sql: str, params: dict[str, Any], *, before: int | None, limit: int
+    ) -> Page:
+        limit = max(limit, 0)
+        args = {**params, "before": _MAX_ID if before is None else before, "n": limit + 1}
+
+        def read(conn: sqlite3.Connection) -> Page:
+            rows = conn.execute(sql, args).fetchall()
+            return Page([_message(r) for r in reversed(rows[:limit])], more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def undelivered(self, account: str) -> int:
+        """DMs to ``account`` from others with id above its highest device cursor."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(UNDELIVERED_SQL, {"account": account, "cap": -1}).fetchone()[0])
+
+        return await self._read(read)
+
+    # -- accounts -----------------------------------------------------------
+    async def get_account(self, key: str) -> AccountRow | None:
+        """The account (deleted ones included) with this key, or None."""
+
+        def read(conn: sqlite3.Connection) -> AccountRow | None:
+            row = conn.execute(
+                f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE key = ?", (key,)
+            ).fetchone()
+            return None if row is None else _account(row)
+
+        return await self._read(read)
+
+    async def account_by_skeleton(self, skeleton: str) -> AccountRow | None:
+        """An account (deleted ones included, live ones first) with this skeleton."""
+
+        def read(conn: sqlite3.Connection) -> AccountRow | None:
+            row = conn.execute(
+                f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE skeleton = ?"
+                " ORDER BY deleted, key LIMIT 1",
+                (skeleton,),
+            ).fetchone()
+            return None if row is None else _account(row)
+
+        return await self._read(read)
+
+    async def create_account(self, row: AccountRow) -> None:
+        """Store a new account.
+
+        Raises:
+            AccountExists: ``row.key`` exists (even deleted).
+        """
+
+        def job(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    f"INSERT INTO accounts ({_ACCOUNT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        row.key,
+                        row.nick,
+                        row.skeleton,
+                        row.password_hash,
+                        row.created_ms,
+                        int(row.deleted),
+                        int(row.bot),
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise AccountExists(row.key) from exc
+
+        await self._write(job)
+
+    async def set_password_hash(self, key: str, password_hash: str) -> bool:
+        """Replace the hash; False when no live account has this key."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE accounts SET password_hash = ? WHERE key = ? AND deleted = 0",
+                (password_hash, key),
+            )
+            return cursor.rowcount > 0
+
+        return await self._write(job)
+
+    async def delete_account(self, key: str) -> bool:
+        """Mark deleted (the nick stays reserved); drop its hash, rooms and cursors.
+
+        Returns False when no live account has this key.
+        """
+
+        def job(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE accounts SET deleted = 1, password_hash = '' WHERE key = ? AND deleted = 0",
+                (key,),
+            )
+            if cursor.rowcount == 0:
+                return False
+            # Rooms and cursors are keyed by the principal "a:<key>"; a bare key
+            # (no ':' can occur in one) is cleared too, whichever the caller used.
+            owners = (f"a:{key}", key)
+            conn.execute("DELETE FROM memberships WHERE account IN (?, ?)", owners)
+            conn.execute("DELETE FROM cursors WHERE account IN (?, ?)", owners)
+            return True
+
+        return await self._write(job)
+
+    async def list_accounts(self) -> list[AccountRow]:
+        """All accounts, deleted ones included, by key."""
+
+        def read(conn: sqlite3.Connection) -> list[AccountRow]:
+            rows = conn.execute(f"SELECT {_ACCOUNT_COLS} FROM accounts ORDER BY key").fetchall()
+            return [_account(r) for r in rows]
+
+        return await self._read(read)
+
+    async def adopt(self, guest: str, account: str) -> None:
+        """A guest session registered: its DMs (both ways) now belong to ``account``."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE messages SET sender = ? WHERE sender = ? AND recipient IS NOT NULL",
+                (account, guest),
+            )
+            conn.execute("UPDATE messages SET recipient = ? WHERE recipient = ?", (account, guest))
+
+        await self._write(job)
+
+    # -- rooms -------------------------------------------------------------
+    async def join_room(self, account: str, room: str) -> bool:
+        """Make ``account`` a member from the current highest message id on.
+
+        Returns False (and changes nothing) when it already is a member.
+        """
+
+        def job(conn: sqlite3.Connection) -> bool:
+            if conn.execute(
+                "SELECT 1 FROM memberships WHERE account = ? AND room = ? AND to_id IS NULL",
+                (account, room),
+            ).fetchone():
+                return False
+            high = _high_water(conn)
+            # Left and rejoined with no message between: reopen that interval.
+            reopened = conn.execute(
+                "UPDATE memberships SET to_id = NULL WHERE account = ? AND room = ? AND to_id = ?",
+                (account, room, high),
+            )
+            if reopened.rowcount == 0:
+                conn.execute(
+                    "INSERT INTO memberships (account, room, from_id, to_id)"
+                    " VALUES (?, ?, ?, NULL)",
+                    (account, room, high),
+                )
+            return True
+
+        return await self._write(job)
+
+    async def leave_room(self, account: str, room: str) -> bool:
+        """End the membership at the current highest message id. False if not a member."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT from_id FROM memberships WHERE account = ? AND room = ? AND to_id IS NULL",
+                (account, room),
+            ).fetchone()
+            if row is None:
+                return False
+            high = _high_water(conn)
+            if row[0] >= high:  # an empty interval: forget it
+                conn.execute(
+                    "DELETE FROM memberships WHERE account = ? AND room = ? AND from_id = ?",
+                    (account, room, row[0]),
+                )
+            else:
+                conn.execute(
+                    "UPDATE memberships SET to_id = ?"
+                    " WHERE account = ? AND room = ? AND from_id = ?",
+                    (high, account, room, row[0]),
+                )
+            return True
+
+        return await self._write(job)
+
+    async def rooms_of(self, account: str) -> list[str]:
+        """The rooms ``account`` is a member of, sorted."""
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT room FROM memberships WHERE account = ? AND to_id IS NULL ORDER BY room",
+                (account,),
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._read(read)
+
+    async def room_member_counts(self) -> dict[str, int]:
+        """Every room with at least one account member, with that count."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT room, count(*) FROM memberships WHERE to_id IS NULL GROUP BY room"
+            ).fetchall()
+            return {room: int(n) for room, n in rows}
+
+        return await self._read(read)
+
+    # -- cursors --------------------------------------------------------------
+    async def get_cursor(self, account: str, device: str) -> int | None:
+        """The device's cursor, or None for a device the account never used."""
+
+        def read(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                "SELECT cursor FROM cursors WHERE account = ? AND device = ?", (account, device)
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._read(read)
+
+    async def max_cursor(self, account: str) -> int:
+        """The highest cursor over the account's devices, 0 when there is none."""
+
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT coalesce(max(cursor), 0) FROM cursors WHERE account = ?", (account,)
+            ).fetchone()
+            return int(row[0])
+
+        return await self._read(read)
+
+    async def advance_cursor(self, account: str, device: str, upto: int) -> int:
+        """Set the cursor to max(cursor, upto) (creating it); return the new value."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "INSERT INTO cursors (account, device, cursor) VALUES (?, ?, ?)"
+                " ON CONFLICT (account, device) DO UPDATE"
+                " SET cursor = max(cursor, excluded.cursor)"
+                " RETURNING cursor",
+                (account, device, upto),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._write(job)
+
+    async def stats(self) -> dict[str, int]:
+        """Counts for ``chinwag admin stats``.
+
+        Keys: ``accounts`` (live), ``deleted_accounts``, ``messages``, ``dms``,
+        ``rooms`` (rooms with messages or account members), ``devices``.
+        """
+
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            row = conn.execute(
+                "SELECT"
+                " (SELECT count(*) FROM accounts WHERE deleted = 0),"
+                " (SELECT count(*) FROM accounts WHERE deleted = 1),"
+                " (SELECT count(*) FROM messages),"
+                " (SELECT count(*) FROM messages WHERE recipient IS NOT NULL),"
+                " (SELECT count(*) FROM ("
+                "    SELECT room FROM messages WHERE room IS NOT NULL GROUP BY room"
+                "    UNION SELECT room FROM memberships WHERE to_id IS NULL)),"
+                " (SELECT count(*) FROM cursors)"
+            ).fetchone()
+            keys = ("accounts", "deleted_accounts", "messages", "dms", "rooms", "devices")
+            return {k: int(v) for k, v in zip(keys, row, strict=True)}
+
+        return await self._read(read)
+
+
+if TYPE_CHECKING:
+
+    def _implements_store(store: SqliteStore) -> Store:  # mypy checks the Protocol
+        return store

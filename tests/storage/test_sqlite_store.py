@@ -1,0 +1,717 @@
+"""The `Store` contract, run over every backend, plus SQLite-specific checks.
+
+Add a backend by adding an opener to ``BACKENDS`` (STYLE example 8). An opener
+called twice with the same ``tmp_path`` must reach the same database (the
+reopen test relies on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from chinwag.storage.base import (
+    AccountExists,
+    AccountRow,
+    NewMessage,
+    OverQuota,
+    Store,
+    StoreError,
+)
+from chinwag.storage.sqlite import (
+    BACKLOG_SQL,
+    DM_HISTORY_SQL,
+    ROOM_HISTORY_SQL,
+    UNDELIVERED_SQL,
+    SqliteStore,
+)
+
+Opener = Callable[[Path], Awaitable[Store]]
+
+T0 = 1_700_000_000_000
+TTL = 86_400_000
+DB_NAME = "chinwag.db"
+
+
+async def open_sqlite(tmp_path: Path) -> Store:
+    return await SqliteStore.open(tmp_path / DB_NAME)
+
+
+BACKENDS = [pytest.param(open_sqlite, id="sqlite")]
+
+
+@pytest.fixture(params=BACKENDS)
+def opener(request: pytest.FixtureRequest) -> Opener:
+    fn: Opener = request.param
+    return fn
+
+
+@pytest.fixture
+async def store(opener: Opener, tmp_path: Path) -> AsyncIterator[Store]:
+    s = await opener(tmp_path)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def nick_of(principal: str) -> str:
+    return principal.split(":", 1)[1]
+
+
+def say(
+    body: str = "hi",
+    *,
+    room: str = "lobby",
+    sender: str = "a:ann",
+    cid: str | None = None,
+    ts: int = T0,
+    dedupe_key: str | None = None,
+) -> NewMessage:
+    return NewMessage(
+        ts_ms=ts,
+        sender=sender,
+        sender_nick=nick_of(sender),
+        dedupe_key=dedupe_key or nick_of(sender),
+        room=room,
+        recipient=None,
+        recipient_nick=None,
+        body=body,
+        cid=cid,
+    )
+
+
+def dm(
+    sender: str,
+    recipient: str,
+    body: str = "psst",
+    *,
+    cid: str | None = None,
+    ts: int = T0,
+) -> NewMessage:
+    return NewMessage(
+        ts_ms=ts,
+        sender=sender,
+        sender_nick=nick_of(sender),
+        dedupe_key=nick_of(sender),
+        room=None,
+        recipient=recipient,
+        recipient_nick=nick_of(recipient),
+        body=body,
+        cid=cid,
+    )
+
+
+def account(key: str, *, skeleton: str | None = None) -> AccountRow:
+    return AccountRow(
+        key=key,
+        nick=key.capitalize(),
+        skeleton=skeleton or key,
+        password_hash=f"$argon2id$hash-of-{key}",
+        created_ms=T0,
+        deleted=False,
+        bot=False,
+    )
+
+
+async def post(store: Store, msg: NewMessage, quota: int | None = None) -> int:
+    result = await store.append(msg, cid_ttl_ms=TTL, quota=quota)
+    return result.message.id
+
+
+async def count(store: Store) -> int:
+    return (await store.stats())["messages"]
+
+
+# -- messages -----------------------------------------------------------------
+
+
+async def test_ids_are_positive_and_increase(store: Store) -> None:
+    assert await store.max_message_id() == 0
+    ids = [await post(store, say(f"m{i}")) for i in range(5)]
+    assert ids[0] > 0
+    assert ids == sorted(set(ids))
+    assert await store.max_message_id() == ids[-1]
+
+
+async def test_append_returns_what_was_stored_and_any_unicode_round_trips(store: Store) -> None:
+    body = "héllo 👋🏽 ∑ ‮rtl‬ e\u0301 \x00?\n\tend 𝔘𝔫𝔦𝔠𝔬𝔡𝔢"
+    result = await store.append(say(body, cid="c-1"), cid_ttl_ms=TTL)
+    assert not result.duplicate
+    stored = result.message
+    assert (stored.body, stored.cid, stored.room, stored.sender) == (body, "c-1", "lobby", "a:ann")
+    page = await store.room_history("lobby", before=None, limit=10)
+    assert page.messages == [stored]
+
+
+async def test_append_refuses_a_message_with_both_or_neither_target(store: Store) -> None:
+    both = NewMessage(T0, "a:ann", "ann", "ann", "lobby", "a:bob", "bob", "x", None)
+    with pytest.raises(ValueError):
+        await store.append(both, cid_ttl_ms=TTL)
+    assert await count(store) == 0
+
+
+async def test_same_cid_within_ttl_returns_the_original_and_stores_nothing(store: Store) -> None:
+    first = await store.append(say("one", cid="c-1"), cid_ttl_ms=TTL)
+    again = await store.append(say("two", cid="c-1", ts=T0 + TTL - 1), cid_ttl_ms=TTL)
+    assert again.duplicate
+    assert again.message == first.message  # same id, original body
+    assert await count(store) == 1
+
+
+async def test_cid_dedupe_is_per_sender_and_absent_cids_never_dedupe(store: Store) -> None:
+    await post(store, say(cid="c-1", sender="a:ann"))
+    other = await store.append(say(cid="c-1", sender="a:bob"), cid_ttl_ms=TTL)
+    assert not other.duplicate
+    await post(store, say("same"))
+    await post(store, say("same"))
+    assert await count(store) == 4
+
+
+async def test_same_cid_after_ttl_makes_a_new_message_which_then_dedupes(store: Store) -> None:
+    first = await post(store, say("one", cid="c-1"))
+    later = await store.append(say("two", cid="c-1", ts=T0 + TTL), cid_ttl_ms=TTL)
+    assert not later.duplicate and later.message.id > first
+    repeat = await store.append(say("three", cid="c-1", ts=T0 + TTL + 5), cid_ttl_ms=TTL)
+    assert repeat.duplicate and repeat.message == later.message
+    assert await count(store) == 2
+
+
+async def test_dm_over_quota_is_refused_and_stores_nothing(store: Store) -> None:
+    a = await post(store, dm("a:ann", "a:bob", cid="c-1"), quota=2)
+    await post(store, dm("a:ann", "a:bob"), quota=2)
+    with pytest.raises(OverQuota):
+        await post(store, dm("a:ann", "a:bob", "too many"), quota=2)
+    assert await count(store) == 2
+    # A repeat of an accepted cid still gets its original ack, quota or not.
+    repeat = await store.append(dm("a:ann", "a:bob", cid="c-1"), cid_ttl_ms=TTL, quota=2)
+    assert repeat.duplicate and repeat.message.id == a
+    # Without a quota (recipient online) it is stored.
+    await post(store, dm("a:ann", "a:bob"))
+    assert await count(store) == 3
+
+
+async def test_quota_counts_only_undelivered_dms_from_others(store: Store) -> None:
+    first = await post(store, dm("a:ann", "a:bob"), quota=2)
+    await post(store, dm("a:bob", "a:bob", "note to self"), quota=2)
+    await post(store, say(sender="a:ann"))
+    await post(store, dm("a:ann", "a:bob"), quota=2)
+    with pytest.raises(OverQuota):
+        await post(store, dm("a:ann", "a:bob"), quota=2)
+    await store.advance_cursor("a:bob", "phone", first)
+    await post(store, dm("a:ann", "a:bob"), quota=2)
+
+
+async def test_a_refused_job_does_not_poison_the_others_of_its_batch(store: Store) -> None:
+    await store.create_account(account("ann"))
+    await post(store, dm("a:ann", "a:bob"), quota=1)
+    results = await asyncio.gather(
+        store.append(say("before"), cid_ttl_ms=TTL),
+        store.create_account(account("ann")),
+        store.append(dm("a:ann", "a:bob"), cid_ttl_ms=TTL, quota=1),
+        store.create_account(account("bob")),
+        store.append(say("after"), cid_ttl_ms=TTL),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], AccountExists)
+    assert isinstance(results[2], OverQuota)
+    assert not any(isinstance(r, BaseException) for r in (results[0], results[3], results[4]))
+    assert await store.get_account("bob") is not None
+    page = await store.room_history("lobby", before=None, limit=10)
+    assert [m.body for m in page.messages] == ["before", "after"]
+    assert await count(store) == 3
+
+
+async def test_concurrent_appends_get_distinct_ids_and_resume_in_id_order(store: Store) -> None:
+    resumed: list[int] = []
+
+    async def one(i: int) -> int:
+        msg_id = await post(store, say(f"m{i}", cid=f"c-{i}"))
+        resumed.append(msg_id)
+        return msg_id
+
+    ids = await asyncio.gather(*(one(i) for i in range(500)))
+    assert len(set(ids)) == 500
+    assert ids == sorted(ids)  # submitted in this order, so stored in this order
+    assert resumed == sorted(resumed)  # the awaits returned in id order
+    assert await count(store) == 500
+
+
+# -- backlog --------------------------------------------------------------------
+
+
+async def test_backlog_follows_membership_intervals(store: Store) -> None:
+    await post(store, say("before join"))
+    assert await store.join_room("a:ann", "lobby")
+    assert not await store.join_room("a:ann", "lobby")
+    await post(store, say("while member", sender="a:bob"))
+    await post(store, say("elsewhere", room="games", sender="a:bob"))
+    assert await store.leave_room("a:ann", "lobby")
+    assert not await store.leave_room("a:ann", "lobby")
+    await post(store, say("after leave", sender="a:bob"))
+    assert await store.join_room("a:ann", "lobby")
+    await post(store, say("after rejoin", sender="a:bob"))
+    messages, truncated = await store.backlog("a:ann", 0, limit=100, since_ms=0)
+    assert [m.body for m in messages] == ["while member", "after rejoin"]
+    assert not truncated
+
+
+async def test_leaving_and_rejoining_without_messages_between_keeps_membership(
+    store: Store,
+) -> None:
+    await post(store, say("old"))
+    assert await store.join_room("a:ann", "lobby")
+    assert await store.leave_room("a:ann", "lobby")
+    assert await store.join_room("a:ann", "lobby")
+    assert await store.leave_room("a:ann", "lobby")
+    assert await store.rooms_of("a:ann") == []
+    assert await store.join_room("a:ann", "lobby")
+    await post(store, say("new"))
+    messages, _ = await store.backlog("a:ann", 0, limit=100, since_ms=0)
+    assert [m.body for m in messages] == ["new"]
+    assert await store.rooms_of("a:ann") == ["lobby"]
+
+
+async def test_backlog_has_dms_both_ways_once_and_no_one_elses(store: Store) -> None:
+    sent = await post(store, dm("a:ann", "a:bob", "to bob"))
+    got = await post(store, dm("a:bob", "a:ann", "to ann"))
+    own = await post(store, dm("a:ann", "a:ann", "to self"))
+    await post(store, dm("a:bob", "a:cat", "not ann's"))
+    await post(store, dm("g:7", "a:bob", "guest to bob"))
+    messages, _ = await store.backlog("a:ann", 0, limit=100, since_ms=0)
+    assert [m.id for m in messages] == [sent, got, own]
+    bob, _ = await store.backlog("a:bob", 0, limit=100, since_ms=0)
+    assert [m.body for m in bob] == ["to bob", "to ann", "not ann's", "guest to bob"]
+
+
+async def test_backlog_after_id_since_limit_truncated_oldest_first(store: Store) -> None:
+    await store.join_room("a:ann", "lobby")
+    ids = [await post(store, say(f"m{i}", sender="a:bob", ts=T0 + i)) for i in range(10)]
+    ids.append(await post(store, dm("a:bob", "a:ann", "m10", ts=T0 + 10)))
+
+    messages, truncated = await store.backlog("a:ann", ids[4], limit=100, since_ms=0)
+    assert [m.id for m in messages] == ids[5:]
+    assert not truncated
+
+    messages, truncated = await store.backlog("a:ann", 0, limit=100, since_ms=T0 + 8)
+    assert [m.body for m in messages] == ["m8", "m9", "m10"]
+    assert not truncated
+
+    messages, truncated = await store.backlog("a:ann", 0, limit=3, since_ms=0)
+    assert [m.body for m in messages] == ["m8", "m9", "m10"]  # the newest 3, oldest first
+    assert truncated
+
+    messages, truncated = await store.backlog("a:ann", ids[7], limit=3, since_ms=0)
+    assert [m.id for m in messages] == ids[8:]
+    assert not truncated  # exactly limit left: nothing left out
+
+    assert await store.backlog("a:ann", ids[-1], limit=100, since_ms=0) == ([], False)
+
+
+async def test_backlog_of_an_account_in_several_rooms_is_in_id_order(store: Store) -> None:
+    for room in ("lobby", "games", "dev"):
+        await store.join_room("a:ann", room)
+    expected = []
+    for i in range(12):
+        room = ("lobby", "games", "dev", "other")[i % 4]
+        msg_id = await post(store, say(f"m{i}", room=room, sender="a:bob"))
+        if room != "other":
+            expected.append(msg_id)
+    messages, _ = await store.backlog("a:ann", 0, limit=100, since_ms=0)
+    assert [m.id for m in messages] == expected
+
+
+# -- history --------------------------------------------------------------------
+
+
+async def test_room_history_pages_back_with_before_and_more(store: Store) -> None:
+    ids = [await post(store, say(f"m{i}")) for i in range(7)]
+    await post(store, say("elsewhere", room="games"))
+    page = await store.room_history("lobby", before=None, limit=3)
+    assert [m.id for m in page.messages] == ids[4:] and page.more
+    page = await store.room_history("lobby", before=page.messages[0].id, limit=3)
+    assert [m.id for m in page.messages] == ids[1:4] and page.more
+    page = await store.room_history("lobby", before=page.messages[0].id, limit=3)
+    assert [m.id for m in page.messages] == ids[:1] and not page.more
+    exact = await store.room_history("lobby", before=None, limit=7)
+    assert [m.id for m in exact.messages] == ids and not exact.more
+    empty = await store.room_history("nowhere", before=None, limit=3)
+    assert empty.messages == [] and not empty.more
+
+
+async def test_dm_history_has_both_directions_of_one_conversation_only(store: Store) -> None:
+    ids = []
+    for i in range(6):
+        a, b = ("a:ann", "a:bob") if i % 2 == 0 else ("a:bob", "a:ann")
+        ids.append(await post(store, dm(a, b, f"m{i}")))
+        await post(store, dm("a:ann", "a:cat", "other conversation"))
+        await post(store, dm("a:ann", "a:ann", "self"))
+    page = await store.dm_history("a:bob", "a:ann", before=None, limit=4)
+    assert [m.id for m in page.messages] == ids[2:] and page.more
+    page = await store.dm_history("a:ann", "a:bob", before=page.messages[0].id, limit=4)
+    assert [m.id for m in page.messages] == ids[:2] and not page.more
+    own = await store.dm_history("a:ann", "a:ann", before=None, limit=50)
+    assert [m.body for m in own.messages] == ["self"] * 6 and not own.more
+
+
+# -- cursors --------------------------------------------------------------------
+
+
+async def test_cursors_only_move_forward_per_device(store: Store) -> None:
+    assert await store.get_cursor("a:ann", "desk") is None
+    assert await store.max_cursor("a:ann") == 0
+    assert await store.advance_cursor("a:ann", "desk", 5) == 5
+    assert await store.advance_cursor("a:ann", "desk", 3) == 5
+    assert await store.get_cursor("a:ann", "desk") == 5
+    assert await store.advance_cursor("a:ann", "phone", 2) == 2
+    assert await store.max_cursor("a:ann") == 5
+    assert await store.advance_cursor("a:ann", "phone", 9) == 9
+    assert await store.max_cursor("a:ann") == 9
+    assert await store.get_cursor("a:ann", "desk") == 5
+    assert await store.max_cursor("a:bob") == 0
+
+
+async def test_undelivered_counts_dms_from_others_above_the_highest_cursor(store: Store) -> None:
+    first = await post(store, dm("a:ann", "a:bob"))
+    await post(store, dm("g:3", "a:bob"))
+    await post(store, dm("a:bob", "a:bob"))
+    await post(store, dm("a:bob", "a:ann"))
+    await post(store, say(sender="a:ann"))
+    await post(store, dm("a:ann", "a:bob"))
+    assert await store.undelivered("a:bob") == 3
+    await store.advance_cursor("a:bob", "phone", first)
+    assert await store.undelivered("a:bob") == 2
+    await store.advance_cursor("a:bob", "desk", await store.max_message_id())
+    assert await store.undelivered("a:bob") == 0
+    assert await store.undelivered("a:nobody") == 0
+
+
+# -- accounts -------------------------------------------------------------------
+
+
+async def test_accounts_create_get_and_refuse_duplicates(store: Store) -> None:
+    assert await store.get_account("ann") is None
+    await store.create_account(account("ann", skeleton="ann-skel"))
+    assert await store.get_account("ann") == account("ann", skeleton="ann-skel")
+    with pytest.raises(AccountExists):
+        await store.create_account(account("ann"))
+    assert await store.account_by_skeleton("ann-skel") == account("ann", skeleton="ann-skel")
+    assert await store.account_by_skeleton("nobody") is None
+
+
+async def test_set_password_hash_only_for_live_accounts(store: Store) -> None:
+    await store.create_account(account("ann"))
+    assert await store.set_password_hash("ann", "new-hash")
+    row = await store.get_account("ann")
+    assert row is not None and row.password_hash == "new-hash"
+    assert not await store.set_password_hash("nobody", "x")
+
+
+async def test_delete_account_keeps_the_nick_reserved_and_drops_rooms_and_cursors(
+    store: Store,
+) -> None:
+    await store.create_account(account("ann", skeleton="skel"))
+    await store.join_room("a:ann", "lobby")
+    await store.advance_cursor("a:ann", "desk", 3)
+    assert await store.delete_account("ann")
+    row = await store.get_account("ann")
+    assert row is not None and row.deleted and row.password_hash == ""
+    assert await store.account_by_skeleton("skel") == row
+    with pytest.raises(AccountExists):
+        await store.create_account(account("ann"))
+    assert not await store.set_password_hash("ann", "x")
+    assert await store.rooms_of("a:ann") == []
+    assert await store.get_cursor("a:ann", "desk") is None
+    assert await store.room_member_counts() == {}
+    assert not await store.delete_account("ann")
+    assert not await store.delete_account("nobody")
+
+
+async def test_list_accounts_by_key_with_deleted_ones(store: Store) -> None:
+    for key in ("cat", "ann", "bob"):
+        await store.create_account(account(key))
+    await store.delete_account("bob")
+    rows = await store.list_accounts()
+    assert [(r.key, r.deleted) for r in rows] == [("ann", False), ("bob", True), ("cat", False)]
+    stats = await store.stats()
+    assert stats["accounts"] == 2
+
+
+async def test_adopt_moves_a_guests_dms_to_the_account(store: Store) -> None:
+    out = await post(store, dm("g:17", "a:bob", "from guest"))
+    back = await post(store, dm("a:bob", "g:17", "to guest"))
+    await post(store, dm("g:18", "a:bob", "another guest"))
+    await store.adopt("g:17", "a:ann")
+    messages, _ = await store.backlog("a:ann", 0, limit=100, since_ms=0)
+    assert [(m.id, m.sender, m.recipient) for m in messages] == [
+        (out, "a:ann", "a:bob"),
+        (back, "a:bob", "a:ann"),
+    ]
+    page = await store.dm_history("a:ann", "a:bob", before=None, limit=10)
+    assert [m.id for m in page.messages] == [out, back]
+    assert (await store.dm_history("g:17", "a:bob", before=None, limit=10)).messages == []
+
+
+# -- rooms ----------------------------------------------------------------------
+
+
+async def test_rooms_of_and_member_counts(store: Store) -> None:
+    for who, rooms in {"a:ann": ["lobby", "games"], "a:bob": ["lobby"], "a:cat": ["dev"]}.items():
+        for room in rooms:
+            await store.join_room(who, room)
+    await store.leave_room("a:cat", "dev")
+    assert await store.rooms_of("a:ann") == ["games", "lobby"]
+    assert await store.rooms_of("a:cat") == []
+    assert await store.room_member_counts() == {"lobby": 2, "games": 1}
+
+
+# -- lifecycle ------------------------------------------------------------------
+
+
+async def test_everything_survives_close_and_reopen(opener: Opener, tmp_path: Path) -> None:
+    store = await opener(tmp_path)
+    await store.create_account(account("ann"))
+    await store.join_room("a:ann", "lobby")
+    first = await post(store, say("kept", cid="c-1"))
+    await post(store, dm("a:bob", "a:ann", "kept dm"))
+    await store.advance_cursor("a:ann", "desk", first)
+    await store.close()
+
+    store = await opener(tmp_path)
+    try:
+        assert await store.get_account("ann") == account("ann")
+        assert await store.rooms_of("a:ann") == ["lobby"]
+        assert await store.get_cursor("a:ann", "desk") == first
+        messages, _ = await store.backlog("a:ann", 0, limit=10, since_ms=0)
+        assert [m.body for m in messages] == ["kept", "kept dm"]
+        repeat = await store.append(say("again", cid="c-1"), cid_ttl_ms=TTL)
+        assert repeat.duplicate and repeat.message.id == first
+        assert await post(store, say("new")) > messages[-1].id
+    finally:
+        await store.close()
+
+
+async def test_close_is_idempotent_and_later_calls_raise(opener: Opener, tmp_path: Path) -> None:
+    store = await opener(tmp_path)
+    pending = [asyncio.ensure_future(post(store, say(f"m{i}"))) for i in range(50)]
+    await asyncio.sleep(0)  # let them queue
+    await asyncio.gather(store.close(), store.close())
+    await store.close()
+    assert len(set(await asyncio.gather(*pending))) == 50  # queued writes were committed
+    with pytest.raises(StoreError):
+        await post(store, say("late"))
+    with pytest.raises(StoreError):
+        await store.max_message_id()
+    reopened = await opener(tmp_path)
+    try:
+        assert await count(reopened) == 50
+    finally:
+        await reopened.close()
+
+
+# -- SQLite specifics -------------------------------------------------------------
+
+
+def _fill(db: Path, *, messages: int) -> None:
+    """Insert many messages quickly (bypassing the store) for plan and speed checks."""
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            conn.executemany(
+                "INSERT INTO messages (ts_ms, sender, sender_nick, room, recipient,"
+                " recipient_nick, body, cid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (T0 + i, f"a:u{i % 50}", f"u{i % 50}")
+                    + (
+                        ("lobby", None, None)
+                        if i % 5
+                        else (None, f"a:u{(i + 1) % 50}", f"u{(i + 1) % 50}")
+                    )
+                    + (f"body {i}", f"c-{i}")
+                    for i in range(messages)
+                ),
+            )
+    finally:
+        conn.close()
+
+
+async def test_queries_use_indexes_not_table_scans(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / DB_NAME)
+    await store.close()
+    _fill(tmp_path / DB_NAME, messages=2_000)
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        # Statistics of a lobby-dominated server must not change the plans.
+        conn.execute("ANALYZE")
+        cases = {
+            BACKLOG_SQL: {"account": "a:u1", "after": 0, "since": 0, "n": 11},
+            ROOM_HISTORY_SQL: {"room": "lobby", "before": 100, "n": 11},
+            DM_HISTORY_SQL: {"a": "a:u1", "b": "a:u2", "before": 100, "n": 11},
+            UNDELIVERED_SQL: {"account": "a:u1", "cap": -1},
+        }
+        for sql, params in cases.items():
+            plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+            scans = [step for step in plan if step.startswith("SCAN") and "messages" in step]
+            assert not scans, (sql, plan)
+            assert any("INDEX" in step for step in plan), (sql, plan)
+    finally:
+        conn.close()
+
+
+async def test_backlog_is_fast_with_many_messages(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / DB_NAME)
+    await store.join_room("a:u1", "lobby")
+    await store.close()
+    _fill(tmp_path / DB_NAME, messages=150_000)
+    store = await SqliteStore.open(tmp_path / DB_NAME)
+    try:
+        high = await store.max_message_id()
+        start = time.perf_counter()
+        recent, truncated = await store.backlog("a:u1", high - 500, limit=10_000, since_ms=0)
+        recent_s = time.perf_counter() - start
+        assert len(recent) == 400 + 10 and not truncated  # lobby + DMs to u1
+        start = time.perf_counter()
+        everything, truncated = await store.backlog("a:u1", 0, limit=10_000, since_ms=0)
+        everything_s = time.perf_counter() - start
+        assert len(everything) == 10_000 and truncated
+        assert [m.id for m in everything] == sorted(m.id for m in everything)
+        assert recent_s < 0.5 and everything_s < 5.0, (recent_s, everything_s)
+    finally:
+        await store.close()
+
+
+async def test_ids_are_never_reused_after_the_newest_is_deleted(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / DB_NAME)
+    newest = await post(store, say("doomed"))
+    await store.close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    with conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("DELETE FROM messages WHERE id = ?", (newest,))
+    conn.close()
+    store = await SqliteStore.open(tmp_path / DB_NAME)
+    try:
+        assert await post(store, say("next")) > newest
+    finally:
+        await store.close()
+
+
+async def test_database_is_wal_and_migrated(tmp_path: Path) -> None:
+    store = await SqliteStore.open(tmp_path / DB_NAME)
+    await store.close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+        conn.execute("PRAGMA user_version = 999")
+    finally:
+        conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        await SqliteStore.open(tmp_path / DB_NAME)
+
+
+CHILD = """
+import asyncio, sys
+from pathlib import Path
+from chinwag.storage.base import NewMessage
+from chinwag.storage.sqlite import SqliteStore
+
+async def main():
+    store = await SqliteStore.open(Path(sys.argv[1]))
+    async def one(i):
+        msg = NewMessage(i, "a:ann", "ann", "ann", "lobby", None, None, f"body {i}", f"c-{i}")
+        result = await store.append(msg, cid_ttl_ms=86_400_000)
+        print(result.message.id, i, flush=True)
+    i = 0
+    while True:  # until killed
+        await asyncio.gather(*(one(i + k) for k in range(16)))
+        i += 16
+
+asyncio.run(main())
+"""
+
+
+async def test_every_acked_message_survives_sigkill(tmp_path: Path) -> None:
+    db = tmp_path / DB_NAME
+    await (await SqliteStore.open(db)).close()  # create and migrate first
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, str(db), stdout=asyncio.subprocess.PIPE
+    )
+    acked: dict[int, int] = {}
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(60):
+            while len(acked) < 400:
+                line = await proc.stdout.readline()
+                assert line, "the child exited early"
+                msg_id, i = map(int, line.split())
+                acked[msg_id] = i
+        os.kill(proc.pid, signal.SIGKILL)
+        async with asyncio.timeout(30):
+            rest = await proc.stdout.read()
+            await proc.wait()
+        for line in rest.splitlines(keepends=True):
+            if line.endswith(b"\n"):
+                msg_id, i = map(int, line.split())
+                acked[msg_id] = i
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+    store = await SqliteStore.open(db)
+    try:
+        page = await store.room_history("lobby", before=None, limit=10**7)
+        stored = {m.id: m.body for m in page.messages}
+        missing = set(acked) - set(stored)
+        assert not missing, f"{len(missing)} acked messages lost"
+        assert all(stored[msg_id] == f"body {i}" for msg_id, i in acked.items())
+    finally:
+        await store.close()
+
+
+async def test_a_failed_commit_fails_every_job_of_the_batch_and_the_store_goes_on(
+    tmp_path: Path,
+) -> None:
+    store = await SqliteStore.open(tmp_path / DB_NAME)
+    started, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        started.set()
+        release.wait(10)
+
+    def break_commit(conn: sqlite3.Connection) -> None:
+        # A deferred foreign-key violation passes here and fails at COMMIT.
+        conn.execute("PRAGMA defer_foreign_keys = ON")
+        conn.execute("INSERT INTO dedupe VALUES ('ann', 'c-x', 999999, 0)")
+
+    try:
+        holding = asyncio.ensure_future(store._write(hold))
+        async with asyncio.timeout(10):
+            await asyncio.to_thread(started.wait, 10)
+        batch = [
+            asyncio.ensure_future(post(store, say("a"))),
+            asyncio.ensure_future(store._write(break_commit)),
+            asyncio.ensure_future(post(store, say("b"))),
+        ]
+        await asyncio.sleep(0)  # all three are queued behind `hold`
+        release.set()
+        await holding
+        results = await asyncio.gather(*batch, return_exceptions=True)
+        assert all(isinstance(r, StoreError) for r in results), results
+        assert await count(store) == 0
+        assert await post(store, say("c")) > 0
+        assert await count(store) == 1
+    finally:
+        release.set()
+        await store.close()

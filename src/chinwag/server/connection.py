@@ -247,10 +247,10 @@ class Connection(asyncio.Protocol):
         hub = self._server.hub
         try:
             while not self._stopping:
-                while not self._inbox and not self._eof and not self._closing:
+                while not (self._inbox or self._eof or self._closing or self._stopping):
                     self._wake.clear()
                     await self._wake.wait()
-                if not self._inbox or self._closing:
+                if not self._inbox or self._closing or self._stopping:
                     break
                 item = self._inbox.popleft()
                 if self._reading_paused and len(self._inbox) < _INBOX_LOW and self._transport:

@@ -329,6 +329,10 @@ class Connection(asyncio.Protocol):
             return
         except ConnectionError:
             return
+        except Exception:
+            log.exception("%s: hello failed", self._peer)
+            self._error(ChatError(), item.ref)
+            return
         if self._closing:
             await self._server.hub.logout(session, clean=False)
             return

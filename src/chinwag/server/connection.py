@@ -27,6 +27,7 @@ log = logging.getLogger("chinwag.conn")
 _INBOX_HIGH = 64  # queued commands before we stop reading from the socket
 _INBOX_LOW = 16
 _PACED_HIGH = 256 * 1024  # transport buffer above which paced sends wait
+_LINGER = 2.0  # seconds a closing connection waits for the peer's FIN
 
 
 class Flusher:
@@ -153,7 +154,10 @@ class Connection(asyncio.Protocol):
         self._out_size += len(wire)
         transport = self._transport
         assert transport is not None
-        if self._out_size + transport.get_write_buffer_size() > self._settings.out_buffer_limit:
+        # What was queued before this frame decides: a client that reads is never
+        # cut off for one large reply (a history page), one that stopped reading is.
+        queued = self._out_size - len(wire) + transport.get_write_buffer_size()
+        if queued > self._settings.out_buffer_limit:
             self._cut_off()
             return
         if not self._marked:
@@ -179,13 +183,27 @@ class Connection(asyncio.Protocol):
             raise ConnectionError("connection closed")
 
     def close(self, reason: str) -> None:
+        """Flush, send FIN, and close once the peer closes too (or after a linger).
+
+        Closing a socket with unread input makes the kernel send RST, which can
+        destroy the last frames (an error, or bye) before the peer reads them; so
+        input is read and discarded until the peer's FIN, for at most _LINGER s.
+        """
         if self._closing:
             return
         self._closing = True
         self.close_reason = reason
         self.flush()
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            if self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+            if transport.can_write_eof():
+                transport.write_eof()
+                self._loop.call_later(_LINGER, transport.close)
+            else:
+                transport.close()
         self._wake.set()
 
     # -- writing --------------------------------------------------------------------

@@ -45,8 +45,8 @@ def test_bad_settings_are_refused_in_plain_words() -> None:
 
 def test_configuration_doc_lists_every_setting() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
-    for name, _, default, _ in describe():
-        assert f"`{name}`" in doc, name
+    for name, kind, default, _ in describe():
+        assert f"| `{name}` | {kind} | `{default!r}` |" in doc, f"{name} is missing or stale"
     assert Settings().port == 5050
 
 

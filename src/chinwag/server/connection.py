@@ -74,7 +74,7 @@ class Connection(asyncio.Protocol):
         self._failed_hellos = 0
         self._prelogin_frames = 0
         self._last_rx = self._loop.time()
-        self._pinged = False
+        self._ping_sent_at: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self.close_reason = ""
@@ -246,17 +246,20 @@ class Connection(asyncio.Protocol):
 
     def _idle_check(self) -> None:
         s = self._settings
-        quiet = self._loop.time() - self._last_rx
-        if quiet >= s.idle_timeout + s.pong_timeout:
-            self.close("idle: no answer to ping")
-            return
-        if quiet >= s.idle_timeout:
-            if not self._pinged:
-                self._pinged = True
-                self._send_data({"type": "ping"})
-            delay = s.idle_timeout + s.pong_timeout - quiet
+        now = self._loop.time()
+        if self._ping_sent_at is not None and self._last_rx > self._ping_sent_at:
+            self._ping_sent_at = None  # any frame after our ping answers it
+        if self._ping_sent_at is not None:
+            waited = now - self._ping_sent_at
+            if waited >= s.pong_timeout:
+                self.close("idle: no answer to ping")
+                return
+            delay = s.pong_timeout - waited
+        elif (quiet := now - self._last_rx) >= s.idle_timeout:
+            self._ping_sent_at = now
+            self._send_data({"type": "ping"})
+            delay = s.pong_timeout
         else:
-            self._pinged = False
             delay = s.idle_timeout - quiet
         self._timer = self._loop.call_later(delay, self._idle_check)
 

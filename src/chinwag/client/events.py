@@ -1,0 +1,285 @@
+"""What a :class:`~chinwag.client.ChatClient` hands to the application.
+
+Every event is a frozen dataclass. The application reads them in order from
+:meth:`ChatClient.events() <chinwag.client.ChatClient.events>` and matches on
+the class::
+
+    match event:
+        case Message(sender=sender, body=body, room=room): ...
+        case Status(state="reconnecting", retry_in=delay): ...
+
+Wire frames never reach the application as dictionaries: the client turns them
+into these classes (protocol v1 field names become Python names: ``from`` is
+``sender``). Frames that cannot be understood are skipped.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from chinwag.errors import ChatError
+
+__all__ = [
+    "CaughtUp",
+    "ErrorReceived",
+    "Event",
+    "HistoryPage",
+    "Message",
+    "Presence",
+    "RoomInfo",
+    "SendFailed",
+    "Sent",
+    "Status",
+    "Typing",
+    "User",
+    "Welcome",
+    "fold_nick",
+    "parse_ts",
+]
+
+StatusState = Literal["connected", "reconnecting", "offline"]
+
+
+def fold_nick(nick: str) -> str:
+    """The comparison form of a nick: NFC, then casefolded (protocol v1 §2)."""
+    return unicodedata.normalize("NFC", nick).casefold()
+
+
+def parse_ts(text: object) -> datetime:
+    """Parse a wire timestamp (``2026-11-24T05:00:00.123Z``) into an aware UTC datetime.
+
+    A missing or malformed timestamp becomes the current time: a server's slip
+    must not cost the application a message.
+    """
+    if isinstance(text, str):
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """A session began: the server accepted ``hello``.
+
+    Attributes:
+        nick: the nick as the server stores it (its display form).
+        account: whether the nick is a registered account.
+        rooms: the rooms this session is in.
+        motd: the server's message of the day ("" if none).
+        server_name: the server's name.
+        server_version: the server's version string.
+        resumed: False for the first session of this client, True after a reconnect.
+    """
+
+    nick: str
+    account: bool
+    rooms: tuple[str, ...]
+    motd: str = ""
+    server_name: str = ""
+    server_version: str = ""
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CaughtUp:
+    """The backlog is over; what follows is live.
+
+    Attributes:
+        missed: number of messages the server replayed.
+        rooms: replayed messages per room name.
+        dms: replayed messages per other party's nick.
+        truncated: older messages were left out of the backlog.
+        resumed: False for the first session of this client, True after a reconnect
+            (then the counts include messages the application already had; the
+            client dropped those as duplicates).
+    """
+
+    missed: int
+    rooms: Mapping[str, int] = field(default_factory=dict)
+    dms: Mapping[str, int] = field(default_factory=dict)
+    truncated: bool = False
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A stored message, in a room (``room`` set) or direct (``to`` set).
+
+    Attributes:
+        id: the server's message id (increasing in storage order).
+        ts: when the server stored it (aware, UTC).
+        sender: the sender's display nick (the wire's ``from``).
+        body: the text; may hold ``\\n`` and ``\\t``. Untrusted: escape it before
+            printing it to a terminal.
+        room: the room, for a room message.
+        to: the recipient's display nick, for a direct message.
+        replay: part of the backlog sent at login, not live.
+        own: sent by this nick (from this or another device).
+        cid: the client id the sender gave; only present on the sender's copies.
+    """
+
+    id: int
+    ts: datetime
+    sender: str
+    body: str
+    room: str | None = None
+    to: str | None = None
+    replay: bool = False
+    own: bool = False
+    cid: str | None = None
+
+    @property
+    def is_dm(self) -> bool:
+        """Whether this is a direct message."""
+        return self.room is None
+
+    @property
+    def peer(self) -> str | None:
+        """For a DM, the other party's nick (yourself for a DM to yourself); else None."""
+        if self.room is not None:
+            return None
+        return self.to if self.own and self.to is not None else self.sender
+
+    @classmethod
+    def from_frame(cls, frame: Mapping[str, Any], me: str) -> Message | None:
+        """Build a message from a wire ``message`` frame; None if it is malformed.
+
+        Args:
+            frame: the decoded frame (or one entry of a ``history`` page).
+            me: this client's nick, to tell its own messages apart.
+        """
+        mid, sender, body = frame.get("id"), frame.get("from"), frame.get("body")
+        room, to, cid = frame.get("room"), frame.get("to"), frame.get("cid")
+        if not (isinstance(mid, int) and not isinstance(mid, bool) and mid > 0):
+            return None
+        if not isinstance(sender, str) or not isinstance(body, str):
+            return None
+        if isinstance(room, str):
+            to = None
+        elif isinstance(to, str):
+            room = None
+        else:
+            return None
+        return cls(
+            id=mid,
+            ts=parse_ts(frame.get("ts")),
+            sender=sender,
+            body=body,
+            room=room,
+            to=to,
+            replay=frame.get("replay") is True,
+            own=bool(me) and fold_nick(sender) == fold_nick(me),
+            cid=cid if isinstance(cid, str) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """Someone joined or left a room (the nick may be yourself, from another device)."""
+
+    room: str
+    nick: str
+    event: Literal["join", "leave"]
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """Someone is typing in a room (``room``) or to you (``to``)."""
+
+    sender: str
+    room: str | None = None
+    to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The connection changed state.
+
+    Attributes:
+        state: ``connected``; ``reconnecting`` (the next attempt is in ``retry_in``
+            seconds); or ``offline`` (closed, or a reconnect was refused for good:
+            see ``error``).
+        retry_in: seconds until the next attempt, when reconnecting.
+        queued: messages waiting in the outbox for their ``ack``.
+        error: why the client went offline or the last attempt failed, if known.
+    """
+
+    state: StatusState
+    retry_in: float | None = None
+    queued: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The server stored a message of ours (its ``ack``)."""
+
+    cid: str
+    id: int
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SendFailed:
+    """The server refused a message for good; it left the outbox unsent.
+
+    Attributes:
+        cid: the client id given when it was queued.
+        error: the refusal (``error.code`` is the wire code, e.g. ``not_member``).
+        kind: ``say`` or ``dm``.
+        target: the room (say) or nick (dm).
+        body: the text that was not sent.
+    """
+
+    cid: str
+    error: ChatError
+    kind: Literal["say", "dm"]
+    target: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReceived:
+    """An error frame that answers none of our pending requests."""
+
+    error: ChatError
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """One online member of a room (a ``who`` reply)."""
+
+    nick: str
+    account: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """One room with members (a ``rooms`` reply)."""
+
+    name: str
+    online: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of older messages, oldest first; ``more`` if older ones exist."""
+
+    messages: tuple[Message, ...]
+    more: bool
+
+
+Event = (
+    Welcome | CaughtUp | Message | Presence | Typing | Status | Sent | SendFailed | ErrorReceived
+)
+"""Everything :meth:`ChatClient.events` can yield."""

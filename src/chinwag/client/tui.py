@@ -1,0 +1,531 @@
+"""``chinwag chat``: the terminal client.
+
+One scrolling stream of every conversation, each line labelled with its local
+time (HH:MM) and its conversation (``#room`` or ``@nick``), above an input line.
+On a terminal the input line is a prompt_toolkit prompt (history, editing, and
+output that scrolls above it); when stdin or stdout is not a terminal the client
+reads plain lines, so it can be scripted.
+
+Text from other people is untrusted: control characters, ANSI escape sequences
+and invisible formatting characters (bidi overrides...) are never printed raw;
+they are shown escaped (``\\x1b``, ``\\u202e``). See :func:`clean`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import sys
+import threading
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.patch_stdout import patch_stdout
+
+from chinwag.client.connection import DEFAULT_PORT, ChatClient, ClientClosed, NotConnected
+from chinwag.client.events import (
+    CaughtUp,
+    ErrorReceived,
+    Message,
+    Presence,
+    SendFailed,
+    Status,
+    Welcome,
+)
+from chinwag.client.state import Conversation
+from chinwag.errors import BadPassword, ChatError, PasswordRequired
+
+__all__ = ["clean", "format_message", "parse_server", "run_chat", "summary"]
+
+HELP: Final = """\
+commands:
+  /join ROOM          join a room (made on first join) and talk there
+  /leave [ROOM]       leave a room (default: the current one)
+  /rooms              list rooms
+  /who [ROOM]         who is online in a room (default: the current one)
+  /dm NICK [TEXT]     talk to NICK directly (and send TEXT)
+  /history [N]        the N (default 20) messages before the oldest shown here
+  /register           make your nick an account (asks for a password)
+  /passwd             change your password
+  /quit               leave
+  /help               this text
+anything else is sent to the current conversation (shown in the prompt);
+start a line with // to send a line that starts with /"""
+
+DIVIDER: Final = "-" * 48
+LOGIN_ATTEMPTS: Final = 3
+
+# Invisible characters that are part of how scripts and emoji are written.
+_KEEP_FORMAT: Final = frozenset("\u200c\u200d")
+
+
+def clean(text: str, *, multiline: bool = False) -> str:
+    """Make untrusted text safe to print on a terminal.
+
+    C0 and C1 control characters (ESC included, so no ANSI sequence survives),
+    DEL, lone surrogates, line/paragraph separators and format characters
+    (bidi overrides and isolates, tag characters...) are replaced by a visible
+    escape such as ``\\x1b`` or ``\\u202e``. Tabs become spaces. Newlines are
+    kept only if ``multiline``.
+
+    Args:
+        text: the untrusted text.
+        multiline: keep ``\\n`` (the caller indents continuation lines).
+    """
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\n" and multiline:
+            out.append(ch)
+        elif ch == "\t":
+            out.append("    ")
+        elif code < 0x20 or 0x7F <= code <= 0x9F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x7F:
+            out.append(ch)
+        elif unicodedata.category(ch) in ("Cf", "Cs", "Zl", "Zp") and ch not in _KEEP_FORMAT:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def hhmm(ts: datetime | None = None) -> str:
+    """A timestamp as local time HH:MM (now if None)."""
+    return (ts.astimezone() if ts is not None else datetime.now().astimezone()).strftime("%H:%M")
+
+
+def label(conversation: Conversation, names: Callable[[Conversation], str] | None = None) -> str:
+    """``#room`` or ``@nick``, cleaned."""
+    return clean(names(conversation) if names is not None else str(conversation))
+
+
+def format_message(message: Message) -> str:
+    """One message as printed: ``HH:MM #room <nick> text`` (or ``@peer`` for a DM).
+
+    Continuation lines of a multi-line body are indented under the text.
+    """
+    where = f"#{message.room}" if message.room is not None else f"@{message.peer}"
+    head = f"{hhmm(message.ts)} {clean(where)} <{clean(message.sender)}> "
+    lines = clean(message.body, multiline=True).split("\n")
+    pad = "\n" + " " * min(len(head), 24)
+    return head + pad.join(lines)
+
+
+def summary(event: CaughtUp) -> str:
+    """The "while you were away" line for a login's backlog."""
+    parts = [f"{n} from {nick}" for nick, n in sorted(event.dms.items(), key=lambda kv: -kv[1])]
+    parts += [f"{n} in {room}" for room, n in sorted(event.rooms.items(), key=lambda kv: -kv[1])]
+    text = "while you were away: " + (clean(", ".join(parts)) if parts else "nothing new")
+    if event.truncated:
+        text += " (older messages were left out)"
+    return text
+
+
+def parse_server(server: str) -> tuple[str, int]:
+    """Split ``HOST[:PORT]`` (``[v6addr]:PORT`` for IPv6) into host and port.
+
+    Raises:
+        ValueError: the port is not a number from 1 to 65535.
+    """
+    host, port = server, DEFAULT_PORT
+    if server.startswith("["):
+        end = server.find("]")
+        if end == -1:
+            raise ValueError(f"bad address {server!r}")
+        host, rest = server[1:end], server[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"bad address {server!r}")
+            port = int(rest[1:])
+    elif server.count(":") == 1:
+        host, _, text = server.partition(":")
+        port = int(text)
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is out of range")
+    return host or "localhost", port
+
+
+# --- input and output ----------------------------------------------------------
+
+
+class _Terminal:
+    """Where lines go and come from: prompt_toolkit on a terminal, plain lines if not."""
+
+    def __init__(self, interactive: bool, prompt: Callable[[], str]) -> None:
+        self.interactive = interactive
+        self._prompt = prompt
+        self._lines: asyncio.Queue[str | None] | None = None
+        self._session: PromptSession[str] | None = None
+
+    def print(self, text: str) -> None:
+        print(text, flush=True)
+
+    @contextlib.contextmanager
+    def output(self) -> Iterator[None]:
+        """Keep printed lines above the input line while the chat runs."""
+        if not self.interactive:
+            yield
+            return
+        with patch_stdout():
+            yield
+
+    def _reader(self) -> asyncio.Queue[str | None]:
+        if self._lines is None:
+            loop = asyncio.get_running_loop()
+            lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+            def pump() -> None:
+                # A daemon thread: a blocked readline must not hold up the exit.
+                for line in sys.stdin:
+                    loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\r\n"))
+                loop.call_soon_threadsafe(lines.put_nowait, None)
+
+            threading.Thread(target=pump, name="chinwag-stdin", daemon=True).start()
+            self._lines = lines
+        return self._lines
+
+    async def read_line(self) -> str | None:
+        """The next input line; None at end of input (Ctrl-D, Ctrl-C, EOF)."""
+        if not self.interactive:
+            return await self._reader().get()
+        if self._session is None:
+            self._session = PromptSession()
+        try:
+            text: str = await self._session.prompt_async(self._prompt)
+        except (EOFError, KeyboardInterrupt):
+            return None
+        return text
+
+    async def read_secret(self, prompt: str) -> str | None:
+        """A password, not echoed; None if the user gave up."""
+        if not self.interactive:
+            return await self._reader().get()
+        try:
+            secret: PromptSession[str] = PromptSession()
+            text: str = await secret.prompt_async(prompt, is_password=True)
+        except (EOFError, KeyboardInterrupt):
+            return None
+        return text
+
+
+@dataclass
+class _Outcome:
+    code: int | None = None
+
+
+class _Chat:
+    """One run of the terminal client."""
+
+    def __init__(self, host: str, port: int, nick: str, password_stdin: bool) -> None:
+        self.host = host
+        self.port = port
+        self.nick = nick
+        self.password_stdin = password_stdin
+        self.interactive = sys.stdin.isatty() and sys.stdout.isatty()
+        self.client = ChatClient(host, port, nick=nick, client_name="chinwag-chat")
+        self.term = _Terminal(self.interactive, self._prompt)
+        self.outcome = _Outcome()
+        self._backlog: list[Message] | None = []  # replayed messages until caught_up
+        self._reconnecting = False
+        self._input: asyncio.Task[None] | None = None
+
+    def say(self, text: str) -> None:
+        self.term.print(text)
+
+    def note(self, text: str) -> None:
+        self.term.print(f"{hhmm()} *** {text}")
+
+    def _prompt(self) -> str:
+        return label(self.client.state.active, self.client.state.display_name) + "> "
+
+    # --- login -----------------------------------------------------------------
+
+    async def _ask_password(self, prompt: str) -> str | None:
+        if self.password_stdin:
+            line = await asyncio.to_thread(sys.stdin.readline)
+            return line.rstrip("\r\n") if line else None
+        try:
+            return await asyncio.to_thread(getpass.getpass, prompt)
+        except (EOFError, KeyboardInterrupt):
+            return None
+
+    async def login(self) -> bool:
+        password: str | None = None
+        for _ in range(LOGIN_ATTEMPTS + 1):
+            try:
+                await self.client.connect(password=password)
+                return True
+            except PasswordRequired:
+                pass
+            except BadPassword as exc:
+                self.say(f"{clean(exc.message)}")
+                if self.password_stdin:
+                    return False
+            except ChatError as exc:
+                self.say(f"cannot log in as {clean(self.nick)}: {clean(exc.message)} ({exc.code})")
+                return False
+            except OSError as exc:
+                why = exc.strerror or str(exc) or type(exc).__name__
+                self.say(f"cannot connect to {self.host}:{self.port}: {why}")
+                return False
+            password = await self._ask_password(f"password for {self.nick}: ")
+            if password is None:
+                return False
+        self.say("too many failed attempts")
+        return False
+
+    # --- events ----------------------------------------------------------------
+
+    async def show_events(self) -> None:
+        async for event in self.client.events():
+            match event:
+                case Welcome():
+                    self._on_welcome(event)
+                case Message():
+                    if self._backlog is not None and event.replay:
+                        self._backlog.append(event)
+                    else:
+                        self.say(format_message(event))
+                case CaughtUp():
+                    self._on_caught_up(event)
+                case Presence(room=room, nick=nick, event=what):
+                    verb = "joined" if what == "join" else "left"
+                    self.note(f"{clean(nick)} {verb} #{clean(room)}")
+                case Status():
+                    self._on_status(event)
+                case SendFailed(error=error, kind=kind, target=target, body=body):
+                    where = f"#{target}" if kind == "say" else f"@{target}"
+                    preview = body if len(body) <= 40 else body[:40] + "…"
+                    self.note(
+                        f"not sent to {clean(where)}: {clean(error.message)} ({error.code}): "
+                        f"{clean(preview)}"
+                    )
+                case ErrorReceived(error=error):
+                    self.note(f"server: {clean(error.message)} ({error.code})")
+                case _:
+                    pass
+
+    def _on_welcome(self, event: Welcome) -> None:
+        if event.resumed:
+            self._reconnecting = False
+            self.note("reconnected")
+            return
+        kind = "account" if event.account else "guest"
+        self.say(
+            f"connected to {clean(self.host)}:{self.port} as {clean(event.nick)} ({kind}); "
+            "/help lists the commands"
+        )
+        if event.motd:
+            self.say(clean(event.motd, multiline=True))
+
+    def _on_caught_up(self, event: CaughtUp) -> None:
+        backlog, self._backlog = self._backlog, None
+        if backlog is None:
+            return  # a reconnect: its backlog was printed as it came
+        if self.client.account or backlog:
+            self.say(summary(event))
+            self.say(DIVIDER)
+        for message in backlog:
+            self.say(format_message(message))
+
+    def _on_status(self, event: Status) -> None:
+        if event.state == "reconnecting":
+            queued = f", {event.queued} queued" if event.queued else ""
+            wait = f"{event.retry_in:.1f} s" if event.retry_in is not None else "a moment"
+            if not self._reconnecting:
+                self._reconnecting = True
+                self.note(
+                    f"connection lost ({clean(event.error or 'unknown reason')}); "
+                    f"reconnecting in {wait}{queued}"
+                )
+            else:
+                self.note(f"still reconnecting; next try in {wait}{queued}")
+        elif event.state == "offline" and event.error:
+            self.note(f"disconnected: {clean(event.error)}")
+            if self.outcome.code is None:
+                self.outcome.code = 1
+            if self._input is not None:
+                self._input.cancel()
+
+    # --- commands --------------------------------------------------------------
+
+    async def read_input(self) -> None:
+        while True:
+            line = await self.term.read_line()
+            if line is None:
+                return
+            if not line.strip():
+                continue
+            try:
+                if not await self.handle(line):
+                    return
+            except ChatError as exc:
+                self.note(f"{clean(exc.message)} ({exc.code})")
+            except ClientClosed:
+                return
+            except NotConnected:
+                self.note("not connected; try again once reconnected")
+            except TimeoutError:
+                self.note("no reply from the server; try again")
+
+    def _send(self, conversation: Conversation, text: str) -> None:
+        if conversation.kind == "room":
+            self.client.say(conversation.name, text)
+        else:
+            self.client.dm(self.client.state.display_name(conversation)[1:], text)
+        if not self.client.connected:
+            self.note("queued; it will be sent once reconnected")
+
+    async def handle(self, line: str) -> bool:
+        """Carry out one input line; False to quit."""
+        state = self.client.state
+        if not line.startswith("/") or line.startswith("//"):
+            self._send(state.active, line[1:] if line.startswith("//") else line)
+            return True
+        command, _, rest = line[1:].partition(" ")
+        command, rest = command.lower(), rest.strip()
+        args = rest.split()
+        if command in ("quit", "exit"):
+            return False
+        if command == "help":
+            self.say(HELP)
+        elif command == "join" and len(args) == 1:
+            await self.client.join(args[0])
+            state.set_active(Conversation.room(args[0]))
+            self.note(f"you are in #{clean(args[0].lower())}")
+        elif command == "leave" and len(args) <= 1:
+            room = args[0].lower() if args else self._current_room()
+            await self.client.leave(room)
+            if state.active == Conversation.room(room):
+                state.set_active(Conversation.room("lobby"))
+            self.note(f"you left #{clean(room)}")
+        elif command == "rooms" and not args:
+            rooms = await self.client.list_rooms()
+            listing = ", ".join(f"#{clean(r.name)} ({r.online})" for r in rooms)
+            self.note(f"rooms: {listing or 'none'}")
+        elif command == "who" and len(args) <= 1:
+            room = args[0].lower() if args else self._current_room()
+            users = await self.client.who(room)
+            names = ", ".join(clean(u.nick) + ("" if u.account else " (guest)") for u in users)
+            self.note(f"online in #{clean(room)}: {names or 'nobody'}")
+        elif command == "dm" and args:
+            nick = args[0]
+            conv = state.open_dm(nick)
+            state.set_active(conv)
+            text = rest[len(nick) :].strip()
+            if text:
+                self._send(conv, text)
+            else:
+                self.note(f"talking to @{clean(nick)}")
+        elif command == "history" and len(args) <= 1 and (not args or args[0].isdigit()):
+            await self._history(int(args[0]) if args else 20)
+        elif command == "register" and not args:
+            await self._register()
+        elif command == "passwd" and not args:
+            await self._passwd()
+        else:
+            self.note(f"unknown command or wrong arguments: {clean(line)} (try /help)")
+        return True
+
+    def _current_room(self) -> str:
+        active = self.client.state.active
+        return active.name if active.kind == "room" else "lobby"
+
+    async def _history(self, count: int) -> None:
+        state = self.client.state
+        conv = state.active
+        before = state.oldest_id(conv)
+        if conv.kind == "room":
+            page = await self.client.history(conv.name, before=before, limit=count)
+        else:
+            peer = state.display_name(conv)[1:]
+            page = await self.client.history(with_=peer, before=before, limit=count)
+        name = label(conv, state.display_name)
+        if not page.messages:
+            self.note(f"no earlier messages in {name}")
+            return
+        self.say(f"--- earlier in {name} ---")
+        for message in page.messages:
+            self.say(format_message(message))
+        self.say(f"--- end of earlier messages{' (more: /history again)' if page.more else ''} ---")
+
+    async def _register(self) -> None:
+        password = await self.term.read_secret("new password: ")
+        if password is None:
+            return
+        if self.interactive:
+            again = await self.term.read_secret("once more: ")
+            if again != password:
+                self.note("the passwords differ; not registered")
+                return
+        await self.client.register(password)
+        self.note(f"{clean(self.client.nick)} is now registered")
+
+    async def _passwd(self) -> None:
+        old = await self.term.read_secret("current password: ")
+        new = await self.term.read_secret("new password: ") if old is not None else None
+        if old is None or new is None:
+            return
+        if self.interactive:
+            again = await self.term.read_secret("once more: ")
+            if again != new:
+                self.note("the passwords differ; not changed")
+                return
+        await self.client.passwd(old, new)
+        self.note("password changed")
+
+    # --- run -------------------------------------------------------------------
+
+    async def run(self) -> int:
+        if not await self.login():
+            await self.client.close()
+            return 1
+        with self.term.output():
+            shower = asyncio.create_task(self.show_events(), name="chinwag-chat-events")
+            self._input = asyncio.create_task(self.read_input(), name="chinwag-chat-input")
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._input
+            await self.client.close()
+            try:
+                await asyncio.wait_for(shower, 5)
+            except TimeoutError:
+                shower.cancel()
+        if self.outcome.code is None:
+            self.say("bye")
+            return 0
+        return self.outcome.code
+
+
+def run_chat(server: str, nick: str, *, password_stdin: bool) -> int:
+    """Run the terminal client until the user quits; returns the exit status.
+
+    Args:
+        server: ``HOST[:PORT]`` (default port 5050).
+        nick: the nick to log in as; a registered nick asks for its password
+            (without echo), or reads it from stdin with ``password_stdin``.
+        password_stdin: read the password from the first line of stdin.
+
+    Returns:
+        0 after ``/quit``, 1 if the login failed or the connection was refused
+        for good, 2 for a bad server address.
+    """
+    try:
+        host, port = parse_server(server)
+    except ValueError as exc:
+        print(f"chinwag chat: {exc}", file=sys.stderr)
+        return 2
+    try:
+        chat = _Chat(host, port, nick, password_stdin)
+    except OSError as exc:  # the config directory (device id) is not writable
+        print(f"chinwag chat: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(chat.run())
+    except KeyboardInterrupt:
+        return 130

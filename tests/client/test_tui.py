@@ -1,0 +1,487 @@
+"""`chinwag chat` driven for real: in a pseudo-terminal (pexpect), against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+from conftest import ServerProcess
+
+from chinwag.client import (
+    ChatClient,
+    Event,
+    Message,
+    Presence,
+    SendFailed,
+    Welcome,
+)
+from chinwag.errors import PasswordRequired
+
+WAIT = 15.0
+# A zone with a half-hour offset (POSIX TZ syntax needs no tz database): the
+# terminal must print local time, not UTC.
+TZ = "IST-5:30"
+OFFSET = timedelta(hours=5, minutes=30)
+
+_ANSI = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC
+    r"|\x1b[()][0-9A-Za-z]"
+    r"|\x1b[@-Z\\-_=>78]"
+)
+
+
+PROMPT = r"(?:[#@][^\s>]+>)*"  # prompt redraws that may precede a printed line
+
+
+def screen_text(raw: str) -> str:
+    """What a person would read: escape sequences and carriage returns removed."""
+    return _ANSI.sub("", raw).replace("\r", "")
+
+
+def hhmm(ts: datetime) -> str:
+    return (ts + OFFSET).strftime("%H:%M")
+
+
+class Tty:
+    """`python -m chinwag chat` in a pty; every wait is bounded and async."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.child = pexpect.spawn(
+            sys.executable,
+            ["-m", "chinwag", "chat", *args],
+            env=env,
+            encoding="utf-8",
+            codec_errors="replace",
+            dimensions=(50, 200),
+            timeout=WAIT,
+        )
+        self.raw = ""
+        self.pos = 0
+
+    def _read_available(self) -> bool:
+        """Read what is there; False at EOF."""
+        while True:
+            try:
+                self.raw += self.child.read_nonblocking(65536, timeout=0)
+            except pexpect.TIMEOUT:
+                return True
+            except pexpect.EOF:
+                return False
+
+    @property
+    def text(self) -> str:
+        return screen_text(self.raw)
+
+    async def expect(self, pattern: str, timeout: float = WAIT) -> re.Match[str]:
+        """Wait for ``pattern`` in the screen text after the previous match."""
+        regex = re.compile(pattern)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            alive = self._read_available()
+            if m := regex.search(self.text, self.pos):
+                self.pos = m.end()
+                return m
+            if not alive or loop.time() > deadline:
+                why = "exited" if not alive else f"not seen in {timeout} s"
+                raise AssertionError(f"{pattern!r} {why}; screen:\n{self.text[-3000:]}")
+            await asyncio.sleep(0.05)
+
+    def sendline(self, text: str) -> None:
+        self.child.sendline(text)
+
+    async def wait_exit(self, timeout: float = WAIT) -> int:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._read_available():
+            if loop.time() > deadline:
+                raise AssertionError(f"still running; screen:\n{self.text[-3000:]}")
+            await asyncio.sleep(0.05)
+        self.child.close()
+        assert self.child.exitstatus is not None, self.child.signalstatus
+        return int(self.child.exitstatus)
+
+    def stop(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+        self.child.close(force=True)
+
+
+class Harness:
+    """Starts terminal clients and library clients; stops them all at the end."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.ttys: list[Tty] = []
+        self.clients: list[ChatClient] = []
+
+    def env(self, name: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "TERM": "xterm-256color",
+            "PROMPT_TOOLKIT_NO_CPR": "1",  # nobody answers cursor-position requests here
+            "CHINWAG_CONFIG_DIR": str(self.tmp_path / "config" / name),
+            "TZ": TZ,
+        }
+
+    def tty(self, port: int, nick: str, *extra: str) -> Tty:
+        term = Tty([f"127.0.0.1:{port}", "--nick", nick, *extra], self.env(nick))
+        self.ttys.append(term)
+        return term
+
+    async def client(self, port: int, nick: str, **kwargs: Any) -> ChatClient:
+        kwargs.setdefault("config_dir", self.tmp_path / "config" / f"lib-{nick}")
+        kwargs.setdefault("reconnect_min", 0.1)
+        kwargs.setdefault("reconnect_max", 1.0)
+        client = ChatClient("127.0.0.1", port, nick=nick, **kwargs)
+        self.clients.append(client)
+        await asyncio.wait_for(client.connect(), WAIT)
+        return client
+
+    async def close(self) -> None:
+        for term in self.ttys:
+            term.stop()
+        for client in self.clients:
+            await client.close(timeout=2)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    made = Harness(tmp_path)
+    yield made
+    await made.close()
+
+
+async def until(
+    client: ChatClient, done: Callable[[Event], bool], timeout: float = WAIT
+) -> list[Event]:
+    seen: list[Event] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await client.next_event()
+            seen.append(event)
+            if done(event):
+                return seen
+
+
+def is_body(body: str) -> Callable[[Event], bool]:
+    return lambda e: isinstance(e, Message) and e.body == body
+
+
+async def test_chat_in_a_terminal(server: ServerProcess, harness: Harness) -> None:
+    bob = await harness.client(server.port, "bob")
+    await bob.wait_sent(bob.say("lobby", "from before"), WAIT)
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"connected to 127\.0\.0\.1:\d+ as alice \(guest\)")
+    await alice.expect(r"#lobby>")
+    await until(bob, lambda e: isinstance(e, Presence) and e.nick == "alice")
+
+    sent = await bob.wait_sent(bob.say("lobby", "hi alice"), WAIT)
+    await alice.expect(rf"{hhmm(sent.ts)} #lobby <bob> hi alice\n")
+
+    alice.sendline("hello bob")
+    got = await until(bob, is_body("hello bob"))
+    mine = got[-1]
+    assert isinstance(mine, Message) and mine.sender == "alice" and mine.room == "lobby"
+    await alice.expect(rf"{hhmm(mine.ts)} #lobby <alice> hello bob")
+
+    await bob.join("games")
+    alice.sendline("/join games")
+    await alice.expect(r"you are in #games")
+    await until(bob, lambda e: isinstance(e, Presence) and e.room == "games")
+    alice.sendline("in games now")
+    got = await until(bob, is_body("in games now"))
+    assert isinstance(got[-1], Message) and got[-1].room == "games"
+
+    alice.sendline("/who")
+    await alice.expect(r"online in #games: alice \(guest\), bob \(guest\)")
+    alice.sendline("/rooms")
+    await alice.expect(r"rooms: #games \(2\), #lobby \(2\)")
+    bob.say("games", "bob in games")
+    await alice.expect(r"\d\d:\d\d #games <bob> bob in games")
+
+    alice.sendline("/dm bob psst, bob")
+    got = await until(bob, is_body("psst, bob"))
+    dm = got[-1]
+    assert isinstance(dm, Message) and dm.to == "bob" and dm.sender == "alice"
+    await alice.expect(r"\d\d:\d\d @bob <alice> psst, bob")
+    await alice.expect(r"@bob>")
+    bob.dm("alice", "psst yourself")
+    await alice.expect(r"\d\d:\d\d @bob <bob> psst yourself")
+    alice.sendline("and a second line")  # the current conversation is the DM now
+    got = await until(bob, is_body("and a second line"))
+    assert isinstance(got[-1], Message) and got[-1].to == "bob"
+
+    alice.sendline("/history")
+    await alice.expect(r"no earlier messages in @bob")
+    alice.sendline("/join lobby")  # back to the lobby, which has older messages
+    await alice.expect(r"you are in #lobby")
+    alice.sendline("/history")
+    await alice.expect(r"--- earlier in #lobby ---\n\d\d:\d\d #lobby <bob> from before\n")
+    alice.sendline("/help")
+    await alice.expect(r"/join ROOM")
+    alice.sendline("/leave games")
+    await alice.expect(r"you left #games")
+    alice.sendline("/frobnicate")
+    await alice.expect(r"unknown command")
+
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0
+    await until(bob, lambda e: isinstance(e, Presence) and e.event == "leave" and e.room == "lobby")
+
+
+async def test_registered_nick_asks_for_the_password_and_shows_what_was_missed(
+    server: ServerProcess, harness: Harness
+) -> None:
+    setup = await harness.client(server.port, "alice")
+    await setup.register("alice-password")
+    await setup.close()
+    bob = await harness.client(server.port, "bob")
+    acks = [await bob.wait_sent(bob.dm("alice", f"dm {i}"), WAIT) for i in range(3)]
+    acks.append(await bob.wait_sent(bob.say("lobby", "lobby news"), WAIT))
+
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"password for alice: ")
+    alice.sendline("not the password")
+    await alice.expect(r"wrong")
+    await alice.expect(r"password for alice: ")
+    alice.sendline("alice-password")
+    await alice.expect(r"as alice \(account\)")
+    summary = await alice.expect(
+        rf"while you were away: 3 from bob, 1 in lobby\n{PROMPT}-{{20,}}\n"
+    )
+    backlog = await alice.expect(
+        rf"{hhmm(acks[0].ts)} @bob <bob> dm 0\n.*@bob <bob> dm 1\n.*@bob <bob> dm 2\n"
+        rf".*#lobby <bob> lobby news\n",
+        timeout=5,
+    )
+    assert summary.end() <= backlog.start()
+    assert "alice-password" not in alice.raw  # never echoed
+    assert "not the password" not in alice.raw
+
+    alice.sendline("/passwd")
+    await alice.expect(r"current password:")
+    alice.sendline("alice-password")
+    await alice.expect(r"new password:")
+    alice.sendline("better-password")
+    await alice.expect(r"once more:")
+    alice.sendline("better-password")
+    await alice.expect(r"password changed")
+    assert "better-password" not in alice.raw
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0
+    again = await harness.client(server.port, "alice", password="better-password")
+    assert again.account
+
+
+async def test_register_from_the_terminal(server: ServerProcess, harness: Harness) -> None:
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"as alice \(guest\)")
+    alice.sendline("/register")
+    await alice.expect(r"new password:")
+    alice.sendline("fresh-password")
+    await alice.expect(r"once more:")
+    alice.sendline("fresh-password")
+    await alice.expect(r"alice is now registered")
+    probe = ChatClient("127.0.0.1", server.port, nick="alice", config_dir=harness.tmp_path / "p")
+    with pytest.raises(PasswordRequired):
+        await asyncio.wait_for(probe.connect(), WAIT)
+    await probe.close()
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0
+
+
+async def test_escape_sequences_from_others_are_never_printed_raw(
+    server: ServerProcess, harness: Harness
+) -> None:
+    bob = await harness.client(server.port, "bob")
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"as alice \(guest\)")
+    await until(bob, lambda e: isinstance(e, Presence) and e.nick == "alice")
+
+    # The server refuses control characters in bodies...
+    bob.say("lobby", "\x1b[31mRED\x1b]0;pwned\x07")
+    failed = await until(bob, lambda e: isinstance(e, SendFailed))
+    assert isinstance(failed[-1], SendFailed) and failed[-1].error.code == "bad_body"
+    # ...but not every invisible character: a right-to-left override gets through,
+    # and must not reach the terminal as such.
+    bob.say("lobby", "abc\u202egpj.exe and\ttab")
+    await alice.expect(r"<bob> abc\\u202egpj\.exe and    tab")
+    assert "\u202e" not in alice.raw
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0
+
+
+async def test_escape_sequences_from_a_hostile_server_are_escaped(harness: Harness) -> None:
+    """Not our server: a stub that sends what our server would refuse."""
+    evil_body = "\x1b[31mRED\x1b[0m \x1b]0;pwned\x07 \x9b2J\nsecond line \x1b[2J"
+
+    async def stub(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            kind = json.loads(line)["type"]
+            if kind == "hello":
+                frames: list[dict[str, Any]] = [
+                    {
+                        "type": "welcome",
+                        "proto": 1,
+                        "nick": "alice",
+                        "account": False,
+                        "server": {"name": "stub", "version": "0"},
+                        "motd": "motd \x1b[5mblink",
+                        "rooms": ["lobby"],
+                    },
+                    {"type": "caught_up", "missed": 0, "rooms": {}, "dms": {}, "truncated": False},
+                    {
+                        "type": "message",
+                        "id": 1,
+                        "ts": "2026-11-24T05:00:00.000Z",
+                        "from": "m\x1b[8mallory",
+                        "room": "lobby",
+                        "body": evil_body,
+                    },
+                    {"type": "presence", "room": "lobby", "nick": "x\x1b[1Ay", "event": "join"},
+                ]
+                for frame in frames:
+                    writer.write(json.dumps(frame).encode() + b"\n")
+            elif kind == "bye":
+                writer.write(b'{"type":"bye"}\n')
+                break
+        writer.close()
+
+    listener = await asyncio.start_server(stub, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        alice = harness.tty(port, "alice")
+        await alice.expect(r"motd \\x1b\[5mblink")
+        await alice.expect(
+            r"10:30 #lobby <m\\x1b\[8mallory> \\x1b\[31mRED\\x1b\[0m \\x1b\]0;pwned\\x07 "
+            r"\\x9b2J\n +second line \\x1b\[2J"
+        )
+        await alice.expect(r"x\\x1b\[1Ay joined #lobby")
+        for raw in ("\x1b[31mRED", "\x1b]0;pwned", "\x1b[5mblink", "\x1b[8mallory", "\x9b"):
+            assert raw not in alice.raw
+        alice.sendline("/quit")
+        assert await alice.wait_exit() == 0
+    finally:
+        listener.close()
+
+
+async def test_terminal_reconnects_after_the_server_is_killed(
+    tmp_path: Path, harness: Harness
+) -> None:
+    srv = ServerProcess(tmp_path / "srv", {"argon2_memory_kib": 8192}).start()
+    try:
+        bob = await harness.client(srv.port, "bob")
+        alice = harness.tty(srv.port, "alice")
+        await alice.expect(r"as alice \(guest\)")
+        await alice.expect(r"#lobby>")
+        alice.sendline("/join games")
+        await alice.expect(r"you are in #games")
+
+        srv.kill()
+        await alice.expect(r"connection lost .*; reconnecting in \d+\.\d s")
+        alice.sendline("typed while down")
+        await alice.expect(r"queued; it will be sent once reconnected")
+        srv.start()
+        await alice.expect(r"\*\*\* reconnected", timeout=40)
+        await until(bob, lambda e: isinstance(e, Welcome) and e.resumed, timeout=40)
+        await bob.join("games")
+        await alice.expect(r"#games <alice> typed while down")
+        alice.sendline("after the restart")
+        got = await until(bob, is_body("after the restart"))
+        assert isinstance(got[-1], Message) and got[-1].room == "games"  # rejoined by itself
+        history = await bob.history("games")
+        assert [m.body for m in history.messages] == ["typed while down", "after the restart"]
+        alice.sendline("/quit")
+        assert await alice.wait_exit() == 0
+    finally:
+        srv.kill()
+
+
+async def test_plain_line_mode_with_password_from_stdin(
+    server: ServerProcess, harness: Harness
+) -> None:
+    setup = await harness.client(server.port, "alice")
+    await setup.register("alice-password")
+    await setup.close()
+    bob = await harness.client(server.port, "bob")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chinwag",
+        "chat",
+        f"127.0.0.1:{server.port}",
+        "--nick",
+        "alice",
+        "--password-stdin",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=harness.env("alice"),
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(b"alice-password\nhello from a script\n")
+        await proc.stdin.drain()
+        await until(bob, is_body("hello from a script"))
+        proc.stdin.write(b"/quit\n")
+        await proc.stdin.drain()
+        out, _ = await asyncio.wait_for(proc.communicate(), WAIT)
+        assert proc.returncode == 0, out
+        text = out.decode()
+        assert "as alice (account)" in text and "<alice> hello from a script" in text
+        assert "alice-password" not in text
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_wrong_password_on_stdin_exits_with_an_error(
+    server: ServerProcess, harness: Harness
+) -> None:
+    setup = await harness.client(server.port, "alice")
+    await setup.register("alice-password")
+    await setup.close()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chinwag",
+        "chat",
+        f"127.0.0.1:{server.port}",
+        "--nick",
+        "alice",
+        "--password-stdin",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=harness.env("alice"),
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(b"nope-nope-nope\n"), WAIT)
+        assert proc.returncode == 1
+        assert b"wrong" in out
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_unreachable_server_exits_with_an_error(tmp_path: Path, harness: Harness) -> None:
+    srv = ServerProcess(tmp_path / "gone").start()
+    port = srv.port
+    srv.kill()
+    alice = harness.tty(port, "alice")
+    await alice.expect(rf"cannot connect to 127\.0\.0\.1:{port}")
+    assert await alice.wait_exit() == 1

@@ -781,3 +781,14 @@ def test_client_codec_keeps_frames_before_an_overlong_line() -> None:
     with pytest.raises(ProtocolError) as info:
         codec.receive_data(b'{"type":"a"}\n{"type":"b"}\n' + b"x" * 100 + b"\n")
     assert info.value.frames == [{"type": "a"}, {"type": "b"}]
+
+
+def test_register_extensions_bot_and_invite() -> None:
+    [cmd] = ServerCodec().receive_data(
+        b'{"type":"register","password":"p","bot":true,"invite":"t"}\n'
+    )
+    assert cmd == Register(password="p", bot=True, invite="t")
+    [cmd] = ServerCodec().receive_data(b'{"type":"register","password":"p"}\n')
+    assert cmd == Register(password="p", bot=False, invite=None)
+    [bad] = ServerCodec().receive_data(b'{"type":"register","password":"p","bot":1}\n')
+    assert isinstance(bad, Rejected) and bad.code == "bad_request"

@@ -415,3 +415,19 @@ async def _seam(server: ServerProcess, peers: list[Peer]) -> None:
     assert ids == sorted(set(ids)), "strictly increasing: no duplicate, no reordering"
     bodies = [m["body"] for m in replay + live]
     assert bodies == [f"old {i}" for i in range(300)] + [f"live {i}" for i in range(200)]
+
+
+async def test_a_bot_account_is_marked_in_who(server: ServerProcess, peers: list[Peer]) -> None:
+    bot = await login(peers, server.port, "helperbot")
+    await bot.send(type="register", password="bot password", bot=True, ref="r")
+    await bot.recv_type("ok")
+    await bot.send(type="register", password="x", bot="yes", ref="bad")
+    assert (await bot.recv_type("error"))["code"] == "bad_request"
+    await bye(bot)
+    await relogin(peers, server.port, "helperbot", "bot password")
+    human = await register(peers, server.port, "human")
+    await human.send(type="who", room="lobby", ref="w")
+    assert (await human.recv_type("who"))["users"] == [
+        {"nick": "helperbot", "account": True, "bot": True},
+        {"nick": "human", "account": True},
+    ]

@@ -99,13 +99,16 @@ class Outlet(Protocol):
 class Principal:
     """Who messages belong to: an account, or one guest session. Online ones only."""
 
-    __slots__ = ("account", "key", "nick", "pid", "rooms", "sessions")
+    __slots__ = ("account", "bot", "key", "nick", "pid", "rooms", "sessions")
 
-    def __init__(self, pid: str, key: str, nick: str, account: bool, rooms: set[str]) -> None:
+    def __init__(
+        self, pid: str, key: str, nick: str, account: bool, rooms: set[str], bot: bool = False
+    ) -> None:
         self.pid = pid
         self.key = key
         self.nick = nick
         self.account = account
+        self.bot = bot
         self.rooms = rooms
         self.sessions: list[Session] = []
 
@@ -259,7 +262,7 @@ class Hub:
                 await self._store.join_room(_account_pid(row.key), LOBBY)
                 rooms.add(LOBBY)
             return await self._start(
-                _account_pid(row.key), nick.key, row.nick, True, rooms, hello, outlet
+                _account_pid(row.key), nick.key, row.nick, True, rooms, hello, outlet, bot=row.bot
             )
         clash = await self._store.account_by_skeleton(nick.skeleton)
         if clash is not None:
@@ -288,6 +291,8 @@ class Hub:
         hello: Hello,
         outlet: Outlet,
         sid: str | None = None,
+        *,
+        bot: bool = False,
     ) -> Session:
         # Everything from the nick check to registering the session is synchronous,
         # so two hellos for one guest nick cannot both pass.
@@ -297,7 +302,7 @@ class Hub:
         principal = self._online.get(pid)
         first = principal is None
         if principal is None:
-            principal = Principal(pid, key, display, account, rooms)
+            principal = Principal(pid, key, display, account, rooms, bot)
             self._online[pid] = principal
             self._by_key[key] = principal
             for room in rooms:
@@ -640,7 +645,12 @@ class Hub:
         if room not in session.principal.rooms:
             raise NotMember(f"you are not in #{room}")
         users = sorted(
-            ({"nick": m.nick, "account": m.account} for m in self._rooms.get(room, ())),
+            (
+                {"nick": m.nick, "account": m.account, "bot": True}
+                if m.bot
+                else {"nick": m.nick, "account": m.account}
+                for m in self._rooms.get(room, ())
+            ),
             key=lambda u: str(u["nick"]).casefold(),
         )
         self._reply(session, {"type": "who", "room": room, "users": users}, cmd.ref)
@@ -699,7 +709,7 @@ class Hub:
             password_hash=password_hash,
             created_ms=int(self._clock() * 1000),
             deleted=False,
-            bot=False,
+            bot=cmd.bot,
         )
         try:
             await self._store.create_account(row)
@@ -713,6 +723,7 @@ class Hub:
         self._online.pop(p.pid, None)
         p.pid = pid
         p.account = True
+        p.bot = cmd.bot
         self._online[pid] = p
         self._ok(session, cmd.ref)
 

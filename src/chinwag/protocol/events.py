@@ -76,7 +76,11 @@ class History(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Register(Command):
+    """``bot`` and ``invite`` are extensions (docs/protocol.md §5)."""
+
     password: str
+    bot: bool = False
+    invite: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -349,7 +349,12 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
                 ref=ref,
             )
         case {"type": "register", "password": str(password)}:
-            return Register(password=password, ref=ref)
+            bot = obj.get("bot", False)
+            if not isinstance(bot, bool):
+                raise _BadField("field 'bot' must be true or false")
+            return Register(
+                password=password, bot=bot, invite=_opt_str(obj, "invite", 256), ref=ref
+            )
         case {"type": "passwd", "old": str(old), "new": str(new)}:
             return Passwd(old=old, new=new, ref=ref)
         case {"type": "bye"}:

@@ -147,6 +147,7 @@ class Rejected:
     code: str
     message: str
     ref: str | None = None
+    kind: str | None = None  # the frame's type, when it had a string one
 
 
 @dataclass(frozen=True, slots=True)

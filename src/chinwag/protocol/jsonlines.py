@@ -401,7 +401,7 @@ def decode_line(line: bytes) -> Incoming:
     except _BadField as exc:
         if kind in _SILENT:
             return Dropped(f"{kind}: {exc}")
-        return Rejected("bad_request", f"{kind}: {exc}", ref)
+        return Rejected("bad_request", f"{kind}: {exc}", ref, kind=kind)
 
 
 # --- encoding ------------------------------------------------------------------

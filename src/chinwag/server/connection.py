@@ -102,11 +102,12 @@ class Connection(asyncio.Protocol):
         self._task = self._loop.create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
-        self._last_rx = self._loop.time()
         if self._closing:
             return
         events = self._codec.receive_data(data)
         if events:
+            # Only whole frames count as activity: dribbled bytes keep nothing alive.
+            self._last_rx = self._loop.time()
             self._inbox.extend(events)
             self._wake.set()
             if len(self._inbox) > _INBOX_HIGH and self._transport is not None:
@@ -114,9 +115,10 @@ class Connection(asyncio.Protocol):
                 self._reading_paused = True
 
     def eof_received(self) -> bool:
+        # Keep the write side open: requests that came before the FIN get answered.
         self._eof = True
         self._wake.set()
-        return False
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
@@ -199,7 +201,9 @@ class Connection(asyncio.Protocol):
             if self._reading_paused:
                 self._reading_paused = False
                 transport.resume_reading()
-            if transport.can_write_eof():
+            if self._eof:
+                transport.close()  # the peer is done sending: nothing to drain
+            elif transport.can_write_eof():
                 transport.write_eof()
                 self._loop.call_later(_LINGER, transport.close)
             else:
@@ -304,7 +308,9 @@ class Connection(asyncio.Protocol):
             return
         if isinstance(item, Rejected):
             self._send_data({"type": "error", "code": item.code, "message": item.message}, item.ref)
-            if item.code == "bad_frame":
+            if self._session is None and item.kind == "hello":
+                self._hello_failed()
+            elif item.code == "bad_frame":
                 self._bad_frames += 1
                 if self._bad_frames >= self._settings.max_bad_frames:
                     self.close("too many bad frames")
@@ -344,9 +350,7 @@ class Connection(asyncio.Protocol):
             session = await self._server.hub.login(item, self)
         except ChatError as exc:
             self._error(exc, item.ref)
-            self._failed_hellos += 1
-            if self._failed_hellos >= self._settings.max_failed_hellos:
-                self.close("too many failed hellos")
+            self._hello_failed()
             return
         except ConnectionError:
             return
@@ -369,6 +373,11 @@ class Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         self._timer = self._loop.call_later(self._settings.idle_timeout, self._idle_check)
+
+    def _hello_failed(self) -> None:
+        self._failed_hellos += 1
+        if self._failed_hellos >= self._settings.max_failed_hellos:
+            self.close("too many failed hellos")
 
     async def stop(self) -> None:
         """Shutdown: finish the command in progress, say bye, close."""

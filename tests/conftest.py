@@ -134,7 +134,7 @@ class Peer:
 
     async def expect_closed(self, timeout: float = RECV_TIMEOUT) -> list[dict[str, Any]]:
         """Read until EOF; return the frames that came before it."""
-        frames = []
+        frames: list[dict[str, Any]] = []
         while True:
             line = await asyncio.wait_for(self.reader.readline(), timeout)
             if not line:

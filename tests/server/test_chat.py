@@ -41,6 +41,12 @@ async def relogin(
     return peer, replay, frame
 
 
+async def close_all(peers: list[Peer]) -> None:
+    for peer in peers:
+        await peer.close()
+    peers.clear()
+
+
 async def bye(peer: Peer) -> None:
     await peer.send(type="bye")
     frames = await peer.expect_closed()
@@ -167,7 +173,7 @@ async def test_offline_dms_survive_a_restart(server: ServerProcess, peers: list[
     await alice.recv_type("ack")
     server.kill()
     server.start()
-    peers.clear()
+    await close_all(peers)
     bob, replay, caught_up = await relogin(peers, server.port, "bob")
     assert [m["body"] for m in replay] == ["before restart"]
     assert caught_up["dms"] == {"alice": 1}
@@ -247,7 +253,7 @@ async def test_resend_with_same_cid_makes_no_second_message(
     await alice.send(type="say", room="lobby", body="once", cid="same")
     first = await alice.recv_type("ack")
     await alice.close()
-    peers.clear()
+    await close_all(peers)
     # A guest reconnecting with the same nick is the same sender for dedupe.
     alice = await login(peers, server.port, "alice")
     await alice.send(type="say", room="lobby", body="different body", cid="same", ref="again")
@@ -264,7 +270,7 @@ async def test_dedupe_survives_a_restart(server: ServerProcess, peers: list[Peer
     first = await alice.recv_type("ack")
     server.kill()
     server.start()
-    peers.clear()
+    await close_all(peers)
     alice, _, _ = await relogin(peers, server.port, "alice")
     await alice.send(type="say", room="lobby", body="once", cid="k")
     assert (await alice.recv_type("ack"))["id"] == first["id"]

@@ -80,6 +80,7 @@ async def test_kill_9_during_a_burst_loses_nothing_acked_and_stores_nothing_twic
         await setup.recv_type("ok")
         await setup.send(type="bye")
         await setup.expect_closed()
+        await setup.close()
         for round_no, kill_after in enumerate(KILL_AFTER_ACKS):
             prefix = f"r{round_no}-"
             acked = await _send_until_killed(server, server.port, kill_after, prefix)

@@ -28,9 +28,17 @@ class ServerProcess:
     Restarting reuses the same port, so clients can reconnect.
     """
 
-    def __init__(self, data: Path, settings: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        settings: dict[str, Any] | None = None,
+        args: list[str] | None = None,
+        wrapper: list[str] | None = None,
+    ) -> None:
         self.data = data
         self.settings = dict(settings or {})
+        self.args = list(args or [])  # more `chinwag serve` arguments (a later --host wins)
+        self.wrapper = list(wrapper or [])  # run under this, e.g. ["ip", "netns", "exec", NS]
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data / "server.log"
@@ -51,6 +59,7 @@ class ServerProcess:
         ]
         for name, value in self.settings.items():
             args += ["--set", f"{name}={value}"]
+        args = [*self.wrapper, *args, *self.args]
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -57,6 +57,12 @@ class Settings:
     argon2_parallelism: int = _s(1, "argon2id lanes")
     hash_workers: int = _s(2, "threads that hash passwords, off the event loop")
     shutdown_grace: float = _s(4.0, "seconds to finish in-flight work at SIGTERM/SIGINT")
+    tls: bool = _s(False, "speak TLS on the port (self-signed certificate in the data dir)")
+    tls_cert: str = _s("", "certificate chain (PEM) to use instead of the self-signed one")
+    tls_key: str = _s("", "private key (PEM) of tls_cert")
+    tls_handshake_timeout: float = _s(10.0, "seconds a client may take for the TLS handshake")
+    announce: bool = _s(True, "announce the server on the LAN (DNS-SD/mDNS _chinwag._tcp)")
+    registration: str = _s("open", "who may register an account: open, invite or closed")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -77,8 +83,17 @@ def describe() -> list[tuple[str, str, Any, str]]:
 _TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
 
 
+_CHOICES: dict[str, tuple[str, ...]] = {"registration": ("open", "invite", "closed")}
+_BOOLS: dict[str, bool] = {"true": True, "yes": True, "on": True, "1": True}
+_BOOLS |= {"false": False, "no": False, "off": False, "0": False}
+
+
 def _coerce(name: str, kind: str, value: Any) -> Any:
     target = _TYPES[kind]
+    if target is bool and isinstance(value, str) and value.strip().lower() in _BOOLS:
+        value = _BOOLS[value.strip().lower()]
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise SettingsError(f"setting {name} is one of {', '.join(_CHOICES[name])}, not {value!r}")
     if isinstance(value, str) and target is not str:
         try:
             value = float(value) if target is float else int(value.replace("_", ""))

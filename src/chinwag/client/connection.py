@@ -745,14 +745,24 @@ class ChatClient:
         self.state.add_history(messages)
         return HistoryPage(tuple(messages), reply.get("more") is True)
 
-    async def register(self, password: str) -> None:
+    async def register(self, password: str, *, invite: str | None = None) -> None:
         """Register the current nick as an account with this password.
+
+        Args:
+            password: the new account's password.
+            invite: a sign-up token (from an invite), for servers that need one.
 
         Raises:
             NickRegistered: it is registered already.
             WeakPassword: under 8 characters.
+            Forbidden: the server needs an invite (``extra["reason"]`` is
+                ``invite_required`` or ``bad_invite``) or takes no new accounts
+                (``registration_closed``).
         """
-        await self._request({"type": "register", "password": password}, retry=False)
+        frame: dict[str, Any] = {"type": "register", "password": password}
+        if invite is not None:
+            frame["invite"] = invite
+        await self._request(frame, retry=False)
         self.password = password  # reconnects now need it
         self.state.account = True
 
@@ -904,6 +914,12 @@ class ChatClient:
                     delay = max(delay, exc.retry_after)
                 reason = f"{exc.code}: {exc.message}"
                 continue
+            except ssl_module.SSLCertVerificationError as exc:
+                # The certificate changed (or no longer verifies): waiting will
+                # not make it trustworthy, and retrying would only keep knocking.
+                log.warning("%s: TLS certificate refused; giving up: %s", self.state.nick, exc)
+                self._final_error = f"TLS certificate refused: {exc}"
+                return None
             except (OSError, NotConnected, TimeoutError) as exc:
                 reason = str(exc) or type(exc).__name__
                 continue

@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from ssl import SSLContext
 from typing import Final
 
 from prompt_toolkit import PromptSession
@@ -222,13 +223,23 @@ class _Outcome:
 class _Chat:
     """One run of the terminal client."""
 
-    def __init__(self, host: str, port: int, nick: str, password_stdin: bool) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        nick: str,
+        password_stdin: bool,
+        ssl: SSLContext | None = None,
+        invite: str | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.nick = nick
         self.password_stdin = password_stdin
+        self.invite = invite
+        self.tls = ssl is not None
         self.interactive = sys.stdin.isatty() and sys.stdout.isatty()
-        self.client = ChatClient(host, port, nick=nick, client_name="chinwag-chat")
+        self.client = ChatClient(host, port, nick=nick, client_name="chinwag-chat", ssl=ssl)
         self.term = _Terminal(self.interactive, self._prompt)
         self.outcome = _Outcome()
         self._backlog: list[Message] | None = []  # replayed messages until caught_up
@@ -318,7 +329,8 @@ class _Chat:
             return
         kind = "account" if event.account else "guest"
         self.say(
-            f"connected to {clean(self.host)}:{self.port} as {clean(event.nick)} ({kind}); "
+            f"connected to {clean(self.host)}:{self.port}{' over TLS' if self.tls else ''} "
+            f"as {clean(event.nick)} ({kind}); "
             "/help lists the commands"
         )
         if event.motd:
@@ -464,7 +476,7 @@ class _Chat:
             if again != password:
                 self.note("the passwords differ; not registered")
                 return
-        await self.client.register(password)
+        await self.client.register(password, invite=self.invite)
         self.note(f"{clean(self.client.nick)} is now registered")
 
     async def _passwd(self) -> None:
@@ -502,7 +514,14 @@ class _Chat:
         return self.outcome.code
 
 
-def run_chat(server: str, nick: str, *, password_stdin: bool) -> int:
+def run_chat(
+    server: str,
+    nick: str,
+    *,
+    password_stdin: bool,
+    ssl: SSLContext | None = None,
+    invite: str | None = None,
+) -> int:
     """Run the terminal client until the user quits; returns the exit status.
 
     Args:
@@ -510,6 +529,8 @@ def run_chat(server: str, nick: str, *, password_stdin: bool) -> int:
         nick: the nick to log in as; a registered nick asks for its password
             (without echo), or reads it from stdin with ``password_stdin``.
         password_stdin: read the password from the first line of stdin.
+        ssl: connect with TLS, with this context (see ``chinwag.net.connect``).
+        invite: a sign-up token, sent with ``/register``.
 
     Returns:
         0 after ``/quit``, 1 if the login failed or the connection was refused
@@ -521,7 +542,7 @@ def run_chat(server: str, nick: str, *, password_stdin: bool) -> int:
         print(f"chinwag chat: {exc}", file=sys.stderr)
         return 2
     try:
-        chat = _Chat(host, port, nick, password_stdin)
+        chat = _Chat(host, port, nick, password_stdin, ssl, invite)
     except OSError as exc:  # the config directory (device id) is not writable
         print(f"chinwag chat: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ share one delivery path.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -694,6 +695,9 @@ class Hub:
         p = session.principal
         if p.account:
             raise NickRegistered(f"{p.nick} is already registered")
+        mode = self.settings.registration
+        if mode not in ("open", "invite"):  # "closed", and anything unknown
+            raise Forbidden("this server takes no new accounts", reason="registration_closed")
         check_password(cmd.password, self.settings)
         nick = parse_nick(p.nick)
         if await self._store.get_account(nick.key) is not None:
@@ -701,20 +705,39 @@ class Hub:
         clash = await self._store.account_by_skeleton(nick.skeleton)
         if clash is not None:
             raise BadNick(f"{p.nick!r} looks too much like the registered nick {clash.nick!r}")
-        password_hash = await self._hasher.hash(cmd.password)
-        row = AccountRow(
-            key=nick.key,
-            nick=p.nick,
-            skeleton=nick.skeleton,
-            password_hash=password_hash,
-            created_ms=int(self._clock() * 1000),
-            deleted=False,
-            bot=cmd.bot,
-        )
+        invite: str | None = None
+        if mode == "invite":
+            if not cmd.invite:
+                raise Forbidden(
+                    "this server needs an invite to register; ask its admin for one",
+                    reason="invite_required",
+                )
+            # The store keeps tokens only as hashes (chinwag.net.invites.token_hash).
+            invite = hashlib.sha256(cmd.invite.strip().lower().encode("utf-8")).hexdigest()
+            # Used up before the (slow) hash: two registrations never share a last use.
+            if not await self._store.use_invite(invite, int(self._clock() * 1000)):
+                raise Forbidden("that invite is unknown, used up or expired", reason="bad_invite")
         try:
+            password_hash = await self._hasher.hash(cmd.password)
+            row = AccountRow(
+                key=nick.key,
+                nick=p.nick,
+                skeleton=nick.skeleton,
+                password_hash=password_hash,
+                created_ms=int(self._clock() * 1000),
+                deleted=False,
+                bot=cmd.bot,
+            )
             await self._store.create_account(row)
-        except AccountExists:
-            raise NickRegistered() from None
+        except BaseException as exc:
+            if invite is not None:  # no account was made with it: give the use back
+                try:
+                    await self._store.refund_invite(invite)
+                except Exception:
+                    log.exception("could not give back a use of an invite")
+            if isinstance(exc, AccountExists):
+                raise NickRegistered() from None
+            raise
         pid = _account_pid(nick.key)
         for room in sorted(p.rooms):
             await self._store.join_room(pid, room)

@@ -6,7 +6,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl as ssl_module
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from chinwag.bus.local import LocalBus
 from chinwag.config import Settings
@@ -26,6 +29,21 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("chinwag", appauthor=False))
 
 
+async def open_store(data_dir: Path) -> SqliteStore:
+    """The store of the data directory ``data_dir`` (for tools beside the server)."""
+    return await SqliteStore.open(data_dir / DB_NAME)
+
+
+class Service(Protocol):
+    """Something that runs beside a listening server (e.g. the mDNS announcement)."""
+
+    async def start(self, server: Server) -> None:
+        """Begin; called once the server listens. Must not block for long."""
+
+    async def close(self) -> None:
+        """Stop; called at shutdown. Must not raise."""
+
+
 class Server:
     """A running chinwag server: one listener, one hub, one store."""
 
@@ -41,10 +59,13 @@ class Server:
         self._listener: asyncio.Server | None = None
         self._hub_task: asyncio.Task[None] | None = None
         self._hasher: PasswordHasher | None = None
+        self.tls = False
 
     @classmethod
-    async def open(cls, settings: Settings, data_dir: Path) -> Server:
-        """Open the store in ``data_dir`` and start listening."""
+    async def open(
+        cls, settings: Settings, data_dir: Path, *, ssl: ssl_module.SSLContext | None = None
+    ) -> Server:
+        """Open the store in ``data_dir`` and start listening (with TLS if ``ssl``)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         store = await SqliteStore.open(data_dir / DB_NAME)
         bus = LocalBus()
@@ -60,7 +81,12 @@ class Server:
             settings.port,
             reuse_address=True,
             backlog=4096,
+            ssl=ssl,
+            # A TLS peer must finish its handshake in time; Connection only
+            # starts (and counts it) once it has.
+            ssl_handshake_timeout=settings.tls_handshake_timeout if ssl is not None else None,
         )
+        server.tls = ssl is not None
         return server
 
     @property
@@ -105,11 +131,32 @@ class Server:
             await asyncio.sleep(0)
 
 
-async def serve(settings: Settings, data_dir: Path) -> None:
-    """Run until SIGINT or SIGTERM, then shut down cleanly."""
-    server = await Server.open(settings, data_dir)
+async def serve(
+    settings: Settings,
+    data_dir: Path,
+    *,
+    ssl: ssl_module.SSLContext | None = None,
+    services: Sequence[Service] = (),
+) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly.
+
+    Args:
+        settings: the settings.
+        data_dir: where the database is.
+        ssl: speak TLS on the port with this context.
+        services: started once the server listens, closed at shutdown.
+    """
+    server = await Server.open(settings, data_dir, ssl=ssl)
     host, port = server.address
-    log.info("chinwag listening on %s:%d (data in %s)", host, port, data_dir)
+    log.info(
+        "chinwag listening on %s:%d%s (data in %s)",
+        host,
+        port,
+        " with TLS" if ssl is not None else "",
+        data_dir,
+    )
+    for service in services:
+        await service.start(server)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -118,5 +165,5 @@ async def serve(settings: Settings, data_dir: Path) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
-        await server.shutdown()
+        await asyncio.gather(server.shutdown(), *(s.close() for s in services))
         log.info("stopped")

@@ -116,9 +116,10 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # Keep the write side open: requests that came before the FIN get answered.
+        # (TLS cannot half-close: there asyncio closes the transport either way.)
         self._eof = True
         self._wake.set()
-        return True
+        return self._transport is not None and self._transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True

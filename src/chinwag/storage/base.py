@@ -215,3 +215,28 @@ class Store(Protocol):
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats``: accounts, messages, rooms, dms, devices."""
         ...
+
+    # -- invites (sign-up tokens; only their hashes are stored) ----------------
+    async def create_invite(
+        self, token_hash: str, *, uses: int, expires_ms: int | None, created_ms: int
+    ) -> None:
+        """Store an invite that may register ``uses`` accounts until ``expires_ms``.
+
+        Args:
+            token_hash: hex SHA-256 of the token (the token itself is never stored).
+            uses: how many registrations it allows (at least 1).
+            expires_ms: when it stops working (ms since epoch); None for never.
+            created_ms: now.
+
+        Raises:
+            ValueError: ``uses`` is below 1, or the hash is already stored.
+        """
+        ...
+
+    async def use_invite(self, token_hash: str, now_ms: int) -> bool:
+        """Use the invite up by one, atomically; False when unknown, used up or expired."""
+        ...
+
+    async def refund_invite(self, token_hash: str) -> None:
+        """Give back one use (the registration it was taken for failed)."""
+        ...

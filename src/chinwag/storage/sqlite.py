@@ -836,6 +836,50 @@ class SqliteStore:
 
         return await self._read(read)
 
+    # -- invites -----------------------------------------------------------
+    async def create_invite(
+        self, token_hash: str, *, uses: int, expires_ms: int | None, created_ms: int
+    ) -> None:
+        """Store an invite (see ``Store.create_invite``)."""
+        if uses < 1:
+            raise ValueError("an invite needs at least one use")
+
+        def job(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO invites (token_hash, uses_left, expires_ms, created_ms)"
+                    " VALUES (?, ?, ?, ?)",
+                    (token_hash, uses, expires_ms, created_ms),
+                )
+            except sqlite3.IntegrityError:
+                raise ValueError("that invite exists already") from None
+
+        await self._write(job)
+
+    async def use_invite(self, token_hash: str, now_ms: int) -> bool:
+        """Take one use, in one UPDATE: two registrations never share the last one."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE invites SET uses_left = uses_left - 1"
+                " WHERE token_hash = ? AND uses_left > 0"
+                " AND (expires_ms IS NULL OR expires_ms > ?)",
+                (token_hash, now_ms),
+            )
+            return cursor.rowcount > 0
+
+        return await self._write(job)
+
+    async def refund_invite(self, token_hash: str) -> None:
+        """Give one use back."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE invites SET uses_left = uses_left + 1 WHERE token_hash = ?", (token_hash,)
+            )
+
+        await self._write(job)
+
 
 if TYPE_CHECKING:
 

@@ -1,0 +1,807 @@
+"""The main window's widgets: sidebar, conversation, input box, members, status bar.
+
+Thin: it draws what the model says (:mod:`chinwag.client.gui.model`) and hands
+every user action to the app (:class:`ChatActions`). The conversation view is a
+read-only Text widget redrawn incrementally: only the items after the first one
+that changed are redrawn, so a new message costs one insertion, not a redraw.
+"""
+
+from __future__ import annotations
+
+import tkinter as tk
+from collections.abc import Sequence
+from datetime import date, datetime
+from tkinter import ttk
+from typing import Final, Literal, Protocol
+
+from chinwag.client.events import User, fold_nick
+from chinwag.client.gui.model import (
+    AwayDivider,
+    DaySeparator,
+    LoadEarlier,
+    MessageLine,
+    NoticeLine,
+    PendingLine,
+    SidebarEntry,
+    ViewItem,
+    split_fences,
+)
+from chinwag.client.gui.theme import Theme
+from chinwag.client.state import Conversation
+from chinwag.client.tui import clean
+
+__all__ = ["ChatActions", "ChatView", "StatusKind", "day_label"]
+
+StatusKind = Literal["ok", "warn", "error"]
+HEAD_SEARCH: Final = 6
+"""How far the top of the conversation is searched for items that went or came."""
+HINT: Final = "Enter sends · Shift+Enter: new line · ↑: your last message"
+NARROW: Final = 880
+"""Below this width (at 100 %) the members panel steps aside for the conversation."""
+
+
+def _line(index: str) -> int:
+    return int(str(index).split(".", 1)[0])
+
+
+class ChatActions(Protocol):
+    """What the main window asks the app to do."""
+
+    def select(self, conversation: Conversation) -> None: ...
+    def send_text(self, text: str) -> bool: ...
+    def user_typing(self) -> None: ...
+    def ask_join(self) -> None: ...
+    def ask_dm(self) -> None: ...
+    def leave(self, conversation: Conversation) -> None: ...
+    def open_dm(self, nick: str) -> None: ...
+    def load_earlier(self) -> None: ...
+    def dismiss_summary(self) -> None: ...
+    def dismiss_pending(self, key: int) -> None: ...
+    def recall(self) -> str | None: ...
+
+
+def day_label(day: date, today: date) -> str:
+    """``Today``, ``Yesterday``, or ``Tuesday 24 November`` (with the year if not this one)."""
+    delta = (today - day).days
+    if delta == 0:
+        return "Today"
+    if delta == 1:
+        return "Yesterday"
+    text = f"{day:%A} {day.day} {day:%B}"
+    return text if day.year == today.year else f"{text} {day.year}"
+
+
+class ChatView(ttk.Frame):
+    """The main window's content (the menu bar belongs to the app).
+
+    Args:
+        parent: the root window.
+        theme: the app's theme.
+        actions: the app.
+        nick: our nick (sidebar header).
+    """
+
+    def __init__(self, parent: tk.Misc, theme: Theme, actions: ChatActions, nick: str) -> None:
+        super().__init__(parent, style="TFrame")
+        self.theme = theme
+        self.actions = actions
+        px = theme.px
+        self.rowconfigure(0, weight=1)
+        self.columnconfigure(0, weight=1)
+
+        self.panes = ttk.Panedwindow(self, orient="horizontal")
+        self.panes.grid(row=0, column=0, sticky="nsew")
+
+        # --- sidebar ----------------------------------------------------------
+        side = ttk.Frame(self.panes, style="Sidebar.TFrame", width=px(210))
+        self.sidebar_frame = side
+        side.rowconfigure(1, weight=1)
+        side.columnconfigure(0, weight=1)
+        head = ttk.Frame(side, style="Sidebar.TFrame", padding=(px(14), px(14), px(14), px(8)))
+        head.grid(row=0, column=0, sticky="ew")
+        ttk.Label(head, text="chinwag", style="Sidebar.TLabel").pack(anchor="w")
+        self.me_label = ttk.Label(head, text=nick, style="SidebarMuted.TLabel")
+        self.me_label.pack(anchor="w")
+        self.tree = ttk.Treeview(
+            side,
+            style="Sidebar.Treeview",
+            show="tree",
+            columns=("unread",),
+            selectmode="browse",
+            takefocus=True,
+        )
+        self.tree.column("#0", width=px(150), stretch=True)
+        self.tree.column("unread", width=px(44), stretch=False, anchor="e")
+        self.tree.grid(row=1, column=0, sticky="nsew", padx=(px(6), px(6)))
+        self.tree.insert("", "end", iid="rooms", text="ROOMS", open=True, tags=("section",))
+        self.tree.insert("", "end", iid="dms", text="DIRECT MESSAGES", open=True, tags=("section",))
+        self.tree.bind("<<TreeviewSelect>>", self._tree_selected)
+        self.tree.bind("<Button-3>", self._tree_menu)
+        self._iids: dict[str, Conversation] = {}
+        self._updating_tree = False
+        buttons = ttk.Frame(side, style="Sidebar.TFrame", padding=(px(8), px(6), px(8), px(10)))
+        buttons.grid(row=2, column=0, sticky="ew")
+        self.join_button = ttk.Button(
+            buttons, text="+  Join a room", style="Sidebar.TButton", command=actions.ask_join
+        )
+        self.join_button.pack(fill="x")
+        self.dm_button = ttk.Button(
+            buttons, text="+  Message someone", style="Sidebar.TButton", command=actions.ask_dm
+        )
+        self.dm_button.pack(fill="x")
+        self.panes.add(side, weight=0)
+
+        # --- conversation -----------------------------------------------------
+        center = ttk.Frame(self.panes, style="Surface.TFrame")
+        center.rowconfigure(2, weight=1)
+        center.columnconfigure(0, weight=1)
+        header = ttk.Frame(center, style="Surface.TFrame", padding=(px(18), px(12), px(12), px(10)))
+        header.grid(row=0, column=0, sticky="ew")
+        header.columnconfigure(0, weight=1)
+        self.title_label = ttk.Label(header, text="", style="Header.TLabel")
+        self.title_label.grid(row=0, column=0, sticky="w")
+        self.subtitle_label = ttk.Label(header, text="", style="HeaderMuted.TLabel")
+        self.subtitle_label.grid(row=1, column=0, sticky="w")
+        self.leave_button = ttk.Button(header, text="Leave room", style="Flat.TButton")
+        self.leave_button.grid(row=0, column=1, rowspan=2, sticky="e")
+        ttk.Separator(center, orient="horizontal").grid(row=1, column=0, sticky="new")
+
+        self.banner = ttk.Frame(center, style="Banner.TFrame", padding=(px(16), px(8)))
+        self.banner.columnconfigure(0, weight=1)
+        self.banner_label = ttk.Label(
+            self.banner, text="", style="Banner.TLabel", wraplength=px(560), justify="left"
+        )
+        self.banner_label.grid(row=0, column=0, sticky="w")
+        ttk.Button(
+            self.banner, text="✕", width=2, style="Banner.TButton", command=actions.dismiss_summary
+        ).grid(row=0, column=1, sticky="e")
+
+        body = ttk.Frame(center, style="Surface.TFrame")
+        body.grid(row=2, column=0, sticky="nsew")
+        body.rowconfigure(0, weight=1)
+        body.columnconfigure(0, weight=1)
+        self.text = tk.Text(
+            body,
+            wrap="word",
+            state="disabled",
+            relief="flat",
+            borderwidth=0,
+            highlightthickness=0,
+            padx=px(18),
+            pady=px(8),
+            cursor="arrow",
+            font=theme.fonts["body"],
+            spacing1=px(1),
+            spacing3=px(1),
+            takefocus=False,
+            undo=False,
+        )
+        self.text.grid(row=0, column=0, sticky="nsew")
+        self.scroll = ttk.Scrollbar(body, orient="vertical", command=self.text.yview)
+        self.scroll.grid(row=0, column=1, sticky="ns")
+        self.text.configure(yscrollcommand=self.scroll.set)
+        self._items: list[ViewItem] = []
+        self._starts: list[str] = []
+        self._pending_tags: set[str] = set()
+
+        self.typing_label = ttk.Label(
+            center, text="", style="Typing.TLabel", padding=(px(20), 0, px(20), px(2))
+        )
+        self.typing_label.grid(row=3, column=0, sticky="ew")
+
+        compose = ttk.Frame(center, style="Surface.TFrame", padding=(px(16), px(2), px(16), px(14)))
+        compose.grid(row=4, column=0, sticky="ew")
+        compose.columnconfigure(0, weight=1)
+        self.input_frame = ttk.Frame(compose, style="Field.TFrame", borderwidth=1, padding=px(1))
+        self.input_frame.grid(row=0, column=0, sticky="ew")
+        self.input_frame.columnconfigure(0, weight=1)
+        self.input = tk.Text(
+            self.input_frame,
+            height=2,
+            wrap="word",
+            relief="flat",
+            borderwidth=0,
+            highlightthickness=0,
+            padx=px(10),
+            pady=px(8),
+            font=theme.fonts["body"],
+            undo=True,
+            maxundo=200,
+        )
+        self.input.grid(row=0, column=0, sticky="ew")
+        self.placeholder = tk.Label(
+            self.input,
+            text="",
+            padx=0,
+            pady=0,
+            borderwidth=0,
+            highlightthickness=0,
+            font=theme.fonts["body"],
+            anchor="nw",
+        )
+        self.placeholder.bind("<Button-1>", lambda _e: self.input.focus_set())
+        self.send_button = ttk.Button(
+            compose, text="Send", style="Accent.TButton", command=self._send
+        )
+        self.send_button.grid(row=0, column=1, sticky="se", padx=(px(10), 0))
+        ttk.Label(compose, text=HINT, style="HeaderMuted.TLabel").grid(
+            row=1, column=0, columnspan=2, sticky="w", pady=(px(4), 0)
+        )
+        self.input.bind("<Return>", self._on_return)
+        self.input.bind("<KP_Enter>", self._on_return)
+        self.input.bind("<Shift-Return>", self._on_shift_return)
+        self.input.bind("<Up>", self._on_up)
+        self.input.bind("<KeyPress>", self._on_key, add=True)
+        self.input.bind("<KeyRelease>", lambda _e: self._placeholder())
+        self.input.bind("<Configure>", lambda _e: self._placeholder())
+        self.input.bind(
+            "<FocusIn>", lambda _e: self.input_frame.configure(style="FieldFocus.TFrame")
+        )
+        self.input.bind("<FocusOut>", lambda _e: self.input_frame.configure(style="Field.TFrame"))
+        self.panes.add(center, weight=1)
+
+        # --- members -------------------------------------------------------------
+        members = ttk.Frame(self.panes, style="Sidebar.TFrame", width=px(170))
+        members.rowconfigure(1, weight=1)
+        members.columnconfigure(0, weight=1)
+        self.members_frame = members
+        self.members_label = ttk.Label(
+            members, text="ONLINE", style="Members.TLabel", padding=(px(14), px(16), px(14), px(6))
+        )
+        self.members_label.grid(row=0, column=0, sticky="ew")
+        self.members = ttk.Treeview(
+            members, style="Members.Treeview", show="tree", selectmode="browse"
+        )
+        self.members.column("#0", width=px(160), stretch=True)
+        self.members.grid(row=1, column=0, sticky="nsew", padx=(px(6), px(6)))
+        self.members.bind("<Double-Button-1>", self._member_activated)
+        self.members.bind("<Return>", self._member_activated)
+        ttk.Label(
+            members,
+            text="Double-click someone to message them",
+            style="SidebarMuted.TLabel",
+            wraplength=px(160),
+            padding=(px(14), px(6), px(14), px(12)),
+        ).grid(row=2, column=0, sticky="ew")
+        self.panes.add(members, weight=0)
+        self._member_nicks: dict[str, str] = {}
+        self.members_shown = True
+        self.members_wanted = True
+        self.bind("<Configure>", self._resized, add=True)
+
+        # --- status bar -------------------------------------------------------------
+        status = ttk.Frame(self, style="Status.TFrame", padding=(px(12), px(5)))
+        status.grid(row=1, column=0, sticky="ew")
+        size = px(10)
+        self.status_dot = tk.Canvas(status, width=size, height=size, highlightthickness=0)
+        self.status_dot.pack(side="left", padx=(0, px(8)))
+        self._dot = self.status_dot.create_oval(1, 1, size - 1, size - 1, width=0)
+        self.status_label = ttk.Label(status, text="", style="Status.TLabel")
+        self.status_label.pack(side="left")
+        self._status_kind: StatusKind = "warn"
+
+        self._conversation: Conversation | None = None
+        theme.subscribe(self._restyle)
+        self._restyle()
+
+    # --- theme ----------------------------------------------------------------------
+
+    def _restyle(self) -> None:
+        p, f, px = self.theme.palette, self.theme.fonts, self.theme.px
+        self.text.configure(
+            background=p.surface,
+            foreground=p.fg,
+            selectbackground=p.select,
+            selectforeground=p.fg,
+            inactiveselectbackground=p.select,
+            insertbackground=p.fg,
+        )
+        self.input.configure(
+            background=p.surface,
+            foreground=p.fg,
+            insertbackground=p.fg,
+            selectbackground=p.select,
+            selectforeground=p.fg,
+        )
+        self.status_dot.configure(background=p.raised)
+        self.placeholder.configure(background=p.surface, foreground=p.muted)
+        t = self.text
+        t.tag_configure(
+            "day",
+            justify="center",
+            foreground=p.muted,
+            font=f["small_bold"],
+            spacing1=px(14),
+            spacing3=px(6),
+        )
+        t.tag_configure(
+            "away",
+            justify="center",
+            foreground=p.divider,
+            font=f["small_bold"],
+            spacing1=px(10),
+            spacing3=px(6),
+        )
+        t.tag_configure(
+            "earlier",
+            justify="center",
+            foreground=p.accent,
+            font=f["small"],
+            underline=True,
+            spacing1=px(6),
+            spacing3=px(6),
+        )
+        t.tag_configure("header", spacing1=px(9))
+        t.tag_configure("time", foreground=p.muted, font=f["small"])
+        t.tag_configure("you", foreground=p.muted, font=f["small"])
+        t.tag_configure(
+            "notice", foreground=p.muted, font=f["italic"], spacing1=px(3), spacing3=px(3)
+        )
+        t.tag_configure(
+            "notice_error", foreground=p.error, font=f["italic"], spacing1=px(3), spacing3=px(3)
+        )
+        t.tag_configure("own", background=p.own, lmargincolor=p.own, rmargincolor=p.own)
+        t.tag_configure(
+            "mention", background=p.mention, lmargincolor=p.mention, rmargincolor=p.mention
+        )
+        t.tag_configure("pending", foreground=p.muted)
+        t.tag_configure("state", foreground=p.muted, font=f["italic"])
+        t.tag_configure("failed", foreground=p.error, font=f["italic"])
+        t.tag_configure("dismiss", foreground=p.accent, font=f["small"], underline=True)
+        t.tag_configure(
+            "code",
+            font=f["mono"],
+            background=p.code_bg,
+            foreground=p.code_fg,
+            lmargin1=px(12),
+            lmargin2=px(12),
+            rmargin=px(12),
+            spacing1=0,
+            spacing3=0,
+            lmargincolor=p.code_bg,
+            rmargincolor=p.code_bg,
+            wrap="none",
+        )
+        t.tag_configure("nick_me", foreground=p.accent, font=f["bold"])
+        for i, colour in enumerate(p.nicks):
+            t.tag_configure(f"nick{i}", foreground=colour, font=f["bold"])
+        t.tag_raise("code")
+        t.tag_raise("sel")
+        t.tag_bind("earlier", "<Button-1>", lambda _e: self.actions.load_earlier())
+        t.tag_bind("earlier", "<Enter>", lambda _e: t.configure(cursor="hand2"))
+        t.tag_bind("earlier", "<Leave>", lambda _e: t.configure(cursor="arrow"))
+        self.tree.tag_configure("section", foreground=p.muted, font=f["small_bold"])
+        self.tree.tag_configure("unread", foreground=p.fg, font=f["bold"])
+        self.tree.tag_configure("read", foreground=p.fg, font=f["body"])
+        self.members.tag_configure("me", foreground=p.fg, font=f["bold"])
+        self.members.tag_configure("user", foreground=p.fg, font=f["body"])
+        self.members.tag_configure("guest", foreground=p.muted, font=f["body"])
+        self.set_status(self.status_label.cget("text"), self._status_kind)
+        if self._items:
+            self.render(self._items, reset=True)
+
+    # --- sidebar -----------------------------------------------------------------------
+
+    def set_sidebar(
+        self, rooms: Sequence[SidebarEntry], dms: Sequence[SidebarEntry], active: Conversation
+    ) -> None:
+        """Show rooms and DMs with their unread counts; select the active one."""
+        wanted: list[tuple[str, str, SidebarEntry]] = []
+        for parent, entries in (("rooms", rooms), ("dms", dms)):
+            for entry in entries:
+                iid = f"{entry.conversation.kind}:{entry.conversation.name}"
+                wanted.append((parent, iid, entry))
+        self._updating_tree = True
+        try:
+            keep = {iid for _, iid, _ in wanted}
+            for iid in list(self._iids):
+                if iid not in keep:
+                    self.tree.delete(iid)
+                    del self._iids[iid]
+            index = {"rooms": 0, "dms": 0}
+            for parent, iid, entry in wanted:
+                prefix = "#" if parent == "rooms" else "@"
+                text = f"{prefix}  {clean(entry.name)}"
+                values = (f"{entry.unread}  " if entry.unread else "",)
+                tags = ("unread",) if entry.unread else ("read",)
+                if iid in self._iids:
+                    self.tree.item(iid, text=text, values=values, tags=tags)
+                    self.tree.move(iid, parent, index[parent])
+                else:
+                    self.tree.insert(
+                        parent, index[parent], iid=iid, text=text, values=values, tags=tags
+                    )
+                    self._iids[iid] = entry.conversation
+                index[parent] += 1
+            active_iid = f"{active.kind}:{active.name}"
+            if active_iid in self._iids and self.tree.selection() != (active_iid,):
+                self.tree.selection_set(active_iid)
+                self.tree.see(active_iid)
+        finally:
+            self._updating_tree = False
+
+    def sidebar_rows(self) -> list[tuple[str, str]]:
+        """(name, unread) of every sidebar row, top to bottom (for tests and screen readers)."""
+        rows = []
+        for parent in ("rooms", "dms"):
+            for iid in self.tree.get_children(parent):
+                text = str(self.tree.item(iid, "text"))
+                values = self.tree.item(iid, "values")
+                rows.append((text.replace("  ", " ", 1), str(values[0]).strip() if values else ""))
+        return rows
+
+    def select_row(self, conversation: Conversation) -> None:
+        """Select a conversation's row as a click would (the app then shows it)."""
+        iid = f"{conversation.kind}:{conversation.name}"
+        self.tree.selection_set(iid)
+        self.tree.focus(iid)
+
+    def _tree_selected(self, _event: object = None) -> None:
+        if self._updating_tree:
+            return
+        selection = self.tree.selection()
+        if not selection:
+            return
+        conv = self._iids.get(selection[0])
+        if conv is None:  # a section heading: keep the current row selected
+            if self._conversation is not None:
+                self._updating_tree = True
+                iid = f"{self._conversation.kind}:{self._conversation.name}"
+                if iid in self._iids:
+                    self.tree.selection_set(iid)
+                self._updating_tree = False
+            return
+        if conv != self._conversation:
+            self.actions.select(conv)
+
+    def _tree_menu(self, event: tk.Event[ttk.Treeview]) -> None:
+        iid = self.tree.identify_row(event.y)
+        conv = self._iids.get(iid)
+        if conv is None:
+            return
+        menu = tk.Menu(self, tearoff=False)
+        self.theme.style_menu(menu)
+        if conv.kind == "room":
+            menu.add_command(
+                label=f"Leave #{conv.name}",
+                command=lambda: self.actions.leave(conv),
+                state="disabled" if conv.name == "lobby" else "normal",
+            )
+        else:
+            menu.add_command(label="Close conversation", command=lambda: self.actions.leave(conv))
+        menu.tk_popup(event.x_root, event.y_root)
+
+    # --- conversation -------------------------------------------------------------------
+
+    def set_header(self, conversation: Conversation, title: str, subtitle: str) -> None:
+        """The conversation's name above it, and the Leave/Close button."""
+        self._conversation = conversation
+        self.title_label.configure(text=clean(title))
+        self.subtitle_label.configure(text=clean(subtitle))
+        if conversation.kind == "room" and conversation.name != "lobby":
+            self.leave_button.configure(
+                text="Leave room", command=lambda: self.actions.leave(conversation)
+            )
+            self.leave_button.grid()
+        elif conversation.kind == "dm":
+            self.leave_button.configure(
+                text="Close", command=lambda: self.actions.leave(conversation)
+            )
+            self.leave_button.grid()
+        else:
+            self.leave_button.grid_remove()
+        self._placeholder()
+
+    def set_summary(self, text: str | None) -> None:
+        """Show (or hide) the caught-up summary above the conversation."""
+        if text:
+            self.banner_label.configure(text=text)
+            self.banner.grid(row=1, column=0, sticky="ew")
+        else:
+            self.banner.grid_remove()
+
+    def render(
+        self, items: Sequence[ViewItem], *, reset: bool = False, scroll: bool = False
+    ) -> None:
+        """Show ``items``; only those after the first change are redrawn.
+
+        The view stays scrolled to the bottom if it was there (or ``scroll``).
+        """
+        today = datetime.now().astimezone().date()
+        if not reset:
+            self._realign_head(items, today)
+        old = self._items
+        k = 0
+        if not reset:
+            limit = min(len(old), len(items))
+            while k < limit and old[k] == items[k]:
+                k += 1
+            if k == len(old) == len(items):
+                if scroll:
+                    self.text.see("end")
+                return
+        at_bottom = self.text.yview()[1] >= 0.999
+        t = self.text
+        t.configure(state="normal")
+        if k < len(self._starts):
+            t.delete(self._starts[k], "end-1c")
+        else:
+            k = min(k, len(self._starts))
+        del self._starts[k:]
+        if k == 0:
+            t.delete("1.0", "end")
+            for tag in self._pending_tags:
+                t.tag_delete(tag)
+            self._pending_tags.clear()
+        for i in range(k, len(items)):
+            self._starts.append(t.index("end-1c"))
+            self._draw(items[i], items[i - 1] if i else None, today)
+        t.configure(state="disabled")
+        self._items = list(items)
+        if at_bottom or scroll or reset:
+            t.see("end")
+
+    def _realign_head(self, items: Sequence[ViewItem], today: date) -> None:
+        """Redraw only a small change near the top, when items went or came there.
+
+        A conversation at its cap drops its oldest message as each new one
+        arrives; without this, every new message would redraw the whole view.
+        """
+        old = self._items
+        p = 0
+        while p < min(len(old), len(items)) and old[p] == items[p]:
+            p += 1
+        if p >= HEAD_SEARCH or p >= len(old) or p >= len(items):
+            return
+        found = None
+        for d in range(min(HEAD_SEARCH, len(old) - p)):
+            for e in range(min(HEAD_SEARCH, len(items) - p)):
+                if not (d or e) or old[p + d] != items[p + e]:
+                    continue
+                nxt_old, nxt_new = p + d + 1, p + e + 1
+                if nxt_old < len(old) and nxt_new < len(items) and old[nxt_old] != items[nxt_new]:
+                    continue
+                found = (d, e)
+                break
+            if found:
+                break
+        if found is None:
+            return
+        d, e = found
+        t = self.text
+        t.configure(state="normal")
+        top = self._starts[p]
+        removed = _line(self._starts[p + d]) - _line(top)
+        t.delete(top, self._starts[p + d])
+        t.mark_set("edit", top)
+        t.mark_gravity("edit", "right")
+        drawn: list[str] = []
+        for i in range(p, p + e):
+            drawn.append(t.index("edit"))
+            self._draw(items[i], items[i - 1] if i else None, today, at="edit")
+        added = _line(t.index("edit")) - _line(top)
+        t.mark_unset("edit")
+        t.configure(state="disabled")
+        shifted = [f"{_line(s) - removed + added}.0" for s in self._starts[p + d :]]
+        self._starts = self._starts[:p] + drawn + shifted
+        self._items = list(items[: p + e]) + old[p + d :]
+
+    def shown_items(self) -> list[ViewItem]:
+        """The items on screen (for tests)."""
+        return list(self._items)
+
+    def shown_text(self) -> str:
+        """The conversation's text as drawn (for tests)."""
+        return self.text.get("1.0", "end-1c")
+
+    def _draw(self, item: ViewItem, prev: ViewItem | None, today: date, at: str = "end") -> None:
+        t = self.text
+        if isinstance(item, DaySeparator):
+            t.insert(at, f"{day_label(item.day, today)}\n", ("day",))
+        elif isinstance(item, AwayDivider):
+            t.insert(at, "──────  new since you were away  ──────\n", ("away",))
+        elif isinstance(item, LoadEarlier):
+            label = "Loading…" if item.loading else "Load earlier messages"
+            t.insert(at, f"{label}\n", ("earlier",))
+        elif isinstance(item, NoticeLine):
+            tag = "notice_error" if item.kind == "error" else "notice"
+            t.insert(at, f"{clean(item.text)}\n", (tag,))
+        elif isinstance(item, MessageLine):
+            m = item.message
+            band = ("own",) if m.own else ("mention",) if item.mention else ()
+            if item.header:
+                nick_tag = "nick_me" if m.own else f"nick{self._nick_index(m.sender)}"
+                t.insert(at, clean(m.sender), (nick_tag, "header", *band))
+                t.insert(at, "   " + m.ts.astimezone().strftime("%H:%M"), ("time", "header", *band))
+                if m.own:
+                    t.insert(at, "   you", ("you", "header", *band))
+                t.insert(at, "\n", ("header", *band))
+            self._draw_body(m.body, band, at)
+        elif isinstance(item, PendingLine):
+            joined = isinstance(prev, PendingLine) or (
+                isinstance(prev, MessageLine) and prev.message.own
+            )
+            if not joined:
+                t.insert(at, "you", ("nick_me", "header", "own"))
+                t.insert(at, "   not sent yet\n", ("time", "header", "own"))
+            self._draw_body(item.body, ("own", "pending"), at)
+            tag = f"pending{item.key}"
+            if item.state == "failed":
+                t.insert(at, f"{clean(item.error or 'not sent')}   ", ("failed", "own"))
+                t.insert(at, "dismiss", ("dismiss", tag, "own"))
+                t.insert(at, "\n", ("own",))
+                if tag not in self._pending_tags:
+                    self._pending_tags.add(tag)
+                    key = item.key
+                    t.tag_bind(tag, "<Button-1>", lambda _e: self.actions.dismiss_pending(key))
+            else:
+                state = (
+                    "sending…"
+                    if item.state == "sending"
+                    else ("queued — will be sent when the connection is back")
+                )
+                t.insert(at, f"{state}\n", ("state", "own"))
+
+    def _draw_body(self, body: str, band: tuple[str, ...], at: str = "end") -> None:
+        t = self.text
+        for text, is_code in split_fences(body):
+            if is_code:
+                t.insert(at, clean(text, multiline=True) + "\n", ("code", *band))
+            else:
+                t.insert(at, clean(text, multiline=True) + "\n", band)
+
+    def _nick_index(self, nick: str) -> int:
+        return self.theme.palette.nicks.index(self.theme.nick_color(nick))
+
+    # --- typing, members, status -----------------------------------------------------
+
+    def set_typing(self, text: str) -> None:
+        """``bob is typing…`` under the conversation ("" hides it)."""
+        if self.typing_label.cget("text") != text:
+            self.typing_label.configure(text=text)
+
+    def set_members(self, users: Sequence[User] | None, me: str, title: str = "Online") -> None:
+        """The online members of the current room (None: not known yet)."""
+        self.members.delete(*self.members.get_children())
+        self._member_nicks = {}
+        if users is None:
+            self.members_label.configure(text=title.upper())
+            return
+        self.members_label.configure(text=f"{title.upper()} — {len(users)}")
+        p = self.theme.palette
+        for user in users:
+            is_me = fold_nick(user.nick) == fold_nick(me)
+            text = clean(user.nick) + ("  (you)" if is_me else "")
+            if not user.account and not is_me:
+                text += "  · guest"
+            tag = "me" if is_me else "user" if user.account else "guest"
+            self.members.insert(
+                "",
+                "end",
+                iid=fold_nick(user.nick),
+                text=text,
+                tags=(tag,),
+                image=self.theme.dot(p.ok),
+            )
+        self._member_nicks = {fold_nick(u.nick): u.nick for u in users}
+
+    def member_rows(self) -> list[str]:
+        """The member list's rows (for tests)."""
+        return [str(self.members.item(i, "text")) for i in self.members.get_children()]
+
+    def show_members(self, shown: bool) -> None:
+        """Show or hide the members panel (it also steps aside in a narrow window)."""
+        self.members_wanted = shown
+        self._place_members()
+
+    def _resized(self, _event: object = None) -> None:
+        self._place_members()
+
+    def _place_members(self) -> None:
+        width = self.winfo_width()
+        roomy = width <= 1 or width >= self.theme.px(NARROW)
+        shown = self.members_wanted and roomy
+        if shown == self.members_shown:
+            return
+        self.members_shown = shown
+        if shown:
+            self.panes.add(self.members_frame, weight=0)
+        else:
+            self.panes.forget(self.members_frame)
+
+    def _member_activated(self, event: tk.Event[ttk.Treeview] | None = None) -> str:
+        iid = ""
+        if event is not None and event.type == tk.EventType.ButtonPress:
+            iid = self.members.identify_row(event.y)
+        if not iid:
+            focus = self.members.focus() or next(iter(self.members.selection()), "")
+            iid = str(focus)
+        nick = self._member_nicks.get(iid)
+        if nick:
+            self.actions.open_dm(nick)
+        return "break"
+
+    def set_status(self, text: str, kind: StatusKind) -> None:
+        """The status bar: a coloured dot and the truth about the connection."""
+        p = self.theme.palette
+        self._status_kind = kind
+        colour = {"ok": p.ok, "warn": p.warn, "error": p.error}[kind]
+        self.status_dot.itemconfigure(self._dot, fill=colour)
+        if self.status_label.cget("text") != text:
+            self.status_label.configure(text=text)
+
+    # --- input ---------------------------------------------------------------------------
+
+    def input_text(self) -> str:
+        """What the input box holds."""
+        return self.input.get("1.0", "end-1c")
+
+    def set_input(self, text: str) -> None:
+        """Replace what the input box holds (cursor at the end)."""
+        self.input.delete("1.0", "end")
+        if text:
+            self.input.insert("1.0", text)
+        self.input.edit_reset()
+        self.input.mark_set("insert", "end-1c")
+        self._placeholder()
+
+    def focus_input(self) -> None:
+        """Put the keyboard focus in the input box."""
+        self.input.focus_set()
+
+    def _placeholder(self) -> None:
+        self._grow()
+        if self.input_text():
+            self.placeholder.place_forget()
+            return
+        where = self.title_label.cget("text").replace(" ", "", 1)
+        self.placeholder.configure(text=f"Message {where}" if where else "Message")
+        # Exactly where the first character would be drawn.
+        box = self.input.bbox("1.0")
+        x, y = (box[0], box[1]) if box else (self.theme.px(10), self.theme.px(8))
+        self.placeholder.place(x=x, y=y, bordermode="outside")
+
+    def _grow(self) -> None:
+        """Fit the input box to its text: 2 to 8 lines."""
+        counted = self.input.count("1.0", "end", "displaylines")
+        lines = counted[0] if isinstance(counted, tuple) else counted or 1
+        height = min(max(int(lines), 2), 8)
+        if int(self.input.cget("height")) != height:
+            self.input.configure(height=height)
+
+    def _send(self) -> None:
+        if self.actions.send_text(self.input_text()):
+            self.set_input("")
+        self.input.focus_set()
+
+    def _on_return(self, event: tk.Event[tk.Text]) -> str:
+        if (
+            isinstance(event.state, int) and event.state & 0x0001
+        ):  # Shift held: a new line, not a send
+            return self._on_shift_return(event)
+        self._send()
+        return "break"
+
+    def _on_shift_return(self, _event: object = None) -> str:
+        self.input.insert("insert", "\n")
+        self.input.see("insert")
+        self._placeholder()
+        return "break"
+
+    def _on_up(self, event: tk.Event[tk.Text] | None = None) -> str | None:
+        modified = event is not None and isinstance(event.state, int) and event.state & 0x000C
+        if modified or self.input_text().strip():
+            return None  # Alt/Ctrl+Up, or moving the cursor in the text: as usual
+        last = self.actions.recall()
+        if last:
+            self.set_input(last)
+        return "break"
+
+    def _on_key(self, event: tk.Event[tk.Text]) -> None:
+        if event.char and event.char.isprintable():
+            self.placeholder.place_forget()
+            self.actions.user_typing()
+
+    def destroy(self) -> None:
+        self.theme.unsubscribe(self._restyle)
+        super().destroy()

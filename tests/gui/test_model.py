@@ -1,0 +1,437 @@
+"""The desktop app's model and helpers, without a window or a server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from chinwag.client.events import (
+    CaughtUp,
+    HistoryPage,
+    Message,
+    Presence,
+    SendFailed,
+    Sent,
+    Status,
+    Typing,
+    User,
+    Welcome,
+)
+from chinwag.client.gui.chat import day_label
+from chinwag.client.gui.model import (
+    LOBBY,
+    AwayDivider,
+    DaySeparator,
+    GuiModel,
+    LoadEarlier,
+    MessageLine,
+    NoticeLine,
+    PendingLine,
+    explain_login_error,
+    split_fences,
+    summary_text,
+)
+from chinwag.client.gui.prefs import MAX_RECENT, PREFS_FILE, Prefs
+from chinwag.client.gui.session import LanServer, LanServers, poll_lan
+from chinwag.client.state import Conversation
+from chinwag.errors import (
+    BadNick,
+    BadPassword,
+    NickTaken,
+    NotMember,
+    PasswordRequired,
+    RateLimited,
+    ServerError,
+    UnsupportedProto,
+    WeakPassword,
+)
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+DM_BOB = Conversation.dm("bob")
+
+
+def msg(
+    mid: int,
+    sender: str = "bob",
+    body: str = "hi",
+    *,
+    room: str | None = "lobby",
+    to: str | None = None,
+    at: datetime | None = None,
+    replay: bool = False,
+    cid: str | None = None,
+) -> Message:
+    return Message(
+        id=mid,
+        ts=at or T0 + timedelta(seconds=mid),
+        sender=sender,
+        body=body,
+        room=None if to is not None else room,
+        to=to,
+        replay=replay,
+        own=sender.casefold() == "alice",
+        cid=cid,
+    )
+
+
+def logged_in(account: bool = True, rooms: tuple[str, ...] = ("lobby",)) -> GuiModel:
+    model = GuiModel("alice", "chat.example:5050", tz=UTC)
+    model.on_welcome(Welcome("alice", account, rooms))
+    model.on_caught_up(CaughtUp(0))
+    model.on_status(Status("connected"), now=0.0)
+    return model
+
+
+# --- text helpers ---------------------------------------------------------------------
+
+
+def test_fenced_blocks_keep_their_spacing_and_drop_the_fences() -> None:
+    board = " X | O |  \n---+---+---\n   | X |  "
+    body = f"your move:\n```text\n{board}\n```\ngood luck"
+    assert split_fences(body) == [("your move:", False), (board, True), ("good luck", False)]
+
+
+def test_unclosed_fence_runs_to_the_end_and_one_line_fences_work() -> None:
+    assert split_fences("a\n```\nb\nc") == [("a", False), ("b\nc", True)]
+    assert split_fences("```x = 1```") == [("x = 1", True)]
+    assert split_fences("no code here") == [("no code here", False)]
+
+
+def test_summary_in_plain_words() -> None:
+    assert summary_text(CaughtUp(0)) == "While you were away: nothing new."
+    text = summary_text(CaughtUp(4, rooms={"lobby": 1}, dms={"bob": 3}, truncated=True))
+    assert text == (
+        "While you were away: 4 new messages — 3 from bob, 1 in #lobby. Older ones were left out."
+    )
+
+
+def test_day_labels() -> None:
+    today = date(2026, 11, 24)
+    assert day_label(today, today) == "Today"
+    assert day_label(date(2026, 11, 23), today) == "Yesterday"
+    assert day_label(date(2026, 11, 3), today) == "Tuesday 3 November"
+    assert day_label(date(2025, 11, 3), today) == "Monday 3 November 2025"
+
+
+# --- messages, unread, title -------------------------------------------------------------
+
+
+def test_a_message_delivered_twice_is_shown_once_and_counted_once() -> None:
+    model = logged_in()
+    assert model.on_message(msg(1, to="alice")) is not None
+    assert model.on_message(msg(1, to="alice")) is None
+    assert [e.unread for e in model.sidebar()[1]] == [1]
+    assert model.title() == "(1) #lobby — chinwag"
+
+
+def test_unread_counts_per_conversation_and_own_messages_are_read() -> None:
+    model = logged_in(rooms=("lobby", "games"))
+    model.on_message(msg(1, room="games"))
+    model.on_message(msg(2, room="games"))
+    model.on_message(msg(3, "alice", room="games"))
+    model.on_message(msg(4))  # the active conversation: read at once
+    rooms, _ = model.sidebar()
+    assert [(e.name, e.unread) for e in rooms] == [("lobby", 0), ("games", 2)]
+    model.switch(Conversation.room("games"), "")
+    assert model.state.total_unread() == 0
+    assert model.title() == "#games — chinwag"
+
+
+def test_sidebar_lists_lobby_first_then_rooms_and_dms_by_recency() -> None:
+    model = logged_in(rooms=("zoo", "lobby", "art"))
+    model.on_message(msg(5, "carol", to="alice"))
+    model.on_message(msg(7, "Bob", to="alice"))
+    model.open_dm("dave")
+    rooms, dms = model.sidebar()
+    assert [e.name for e in rooms] == ["lobby", "art", "zoo"]
+    assert [e.name for e in dms] == ["Bob", "carol", "dave"]
+    model.close_dm(Conversation.dm("dave"))
+    assert [e.name for e in model.sidebar()[1]] == ["Bob", "carol"]
+
+
+# --- the conversation view ------------------------------------------------------------------
+
+
+def test_days_are_separated_and_messages_grouped_by_sender() -> None:
+    model = logged_in()
+    day1 = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)
+    model.on_message(msg(1, "bob", "a", at=day1))
+    model.on_message(msg(2, "bob", "b", at=day1 + timedelta(minutes=2)))
+    model.on_message(msg(3, "bob", "c", at=day1 + timedelta(minutes=20)))
+    model.on_message(msg(4, "carol", "d", at=day1 + timedelta(minutes=21)))
+    model.on_message(msg(5, "carol", "e", at=day1 + timedelta(hours=3)))  # the next day
+    shape = [
+        ("day", i.day)
+        if isinstance(i, DaySeparator)
+        else (i.message.body, i.header)
+        if isinstance(i, MessageLine)
+        else type(i).__name__
+        for i in model.items(LOBBY)
+    ]
+    assert shape == [
+        ("day", date(2026, 11, 23)),
+        ("a", True),
+        ("b", False),
+        ("c", True),
+        ("d", True),
+        ("day", date(2026, 11, 24)),
+        ("e", True),
+    ]
+
+
+def test_the_away_divider_sits_above_the_first_message_of_the_login_backlog() -> None:
+    model = GuiModel("alice", tz=UTC)
+    model.on_welcome(Welcome("alice", True, ("lobby",)))
+    model.on_message(msg(10, "alice", "mine, from my phone", replay=True))
+    model.on_message(msg(11, "bob", "while you were out", replay=True))
+    model.on_caught_up(CaughtUp(2, rooms={"lobby": 2}))
+    model.on_message(msg(12, "bob", "live"))
+    model.add_history(LOBBY, HistoryPage((msg(3, "bob", "older"),), more=True))
+    items = model.items(LOBBY)
+    assert isinstance(items[0], LoadEarlier)
+    bodies = [i.message.body if isinstance(i, MessageLine) else type(i).__name__ for i in items]
+    assert bodies[2:] == [
+        "older",
+        "mine, from my phone",
+        "AwayDivider",
+        "while you were out",
+        "live",
+    ]
+    assert model.summary == "While you were away: 2 new messages — 2 in #lobby."
+    # A reconnect's backlog is not "away".
+    model.on_welcome(Welcome("alice", True, ("lobby",), resumed=True))
+    model.on_message(msg(13, "bob", "after a reconnect", replay=True))
+    model.on_caught_up(CaughtUp(1, rooms={"lobby": 1}, resumed=True))
+    assert sum(isinstance(i, AwayDivider) for i in model.items(LOBBY)) == 1
+
+
+def test_a_guest_with_no_backlog_gets_no_summary() -> None:
+    model = logged_in(account=False)
+    assert model.summary is None
+
+
+def test_notices_follow_the_newest_message_and_presence_updates_members() -> None:
+    model = logged_in()
+    model.set_members("lobby", [User("alice", True), User("bob", True)])
+    model.on_message(msg(1))
+    model.on_presence(Presence("lobby", "carol", "join"))
+    model.on_presence(Presence("lobby", "bob", "leave"))
+    assert [u.nick for u in model.members("lobby") or []] == ["alice", "carol"]
+    tail = model.items(LOBBY)[-2:]
+    assert tail == [NoticeLine("carol joined"), NoticeLine("bob left")]
+
+
+# --- pending messages -------------------------------------------------------------------------
+
+
+def test_a_pending_message_is_queued_then_sending_then_replaced_by_the_stored_one() -> None:
+    model = logged_in()
+    model.on_status(Status("reconnecting", retry_in=3.0, queued=0), now=100.0)
+    item = model.queue(LOBBY, "hello")
+    assert model.items(LOBBY)[-1] == PendingLine(item.key, "hello", "queued")
+    assert model.status_text(100.2) == "Connection lost — reconnecting in 3 s — 1 message queued"
+    model.bind_cid(item.key, "c-1")
+    model.on_status(Status("connected", queued=1), now=104.0)
+    assert model.items(LOBBY)[-1] == PendingLine(item.key, "hello", "sending")
+    model.on_sent(Sent("c-1", 7, T0))
+    assert model.queued == 0
+    model.on_message(msg(7, "alice", "hello", cid="c-1"))
+    assert model.pending() == []
+    lines = [i for i in model.items(LOBBY) if isinstance(i, MessageLine)]
+    assert [line.message.body for line in lines] == ["hello"]
+
+
+def test_our_copy_arriving_before_the_cid_is_known_is_not_shown_twice() -> None:
+    model = logged_in()
+    item = model.queue(LOBBY, "fast")
+    model.on_message(msg(7, "alice", "fast", cid="c-9"))
+    model.bind_cid(item.key, "c-9")
+    assert model.pending() == []
+
+
+def test_a_refused_message_stays_visible_and_goes_back_to_the_input_box() -> None:
+    model = logged_in(rooms=("lobby", "games"))
+    games = Conversation.room("games")
+    model.switch(games, "")
+    item = model.queue(games, "hello games")
+    model.bind_cid(item.key, "c-1")
+    failed = SendFailed("c-1", NotMember("you are not in that room"), "say", "games", "hello games")
+    assert model.on_send_failed(failed) == games
+    assert model.draft(games) == "hello games"
+    assert model.items(games)[-1] == PendingLine(
+        item.key, "hello games", "failed", "not sent: you are not in that room"
+    )
+    model.dismiss(item.key)
+    assert model.pending() == []
+
+
+def test_a_refusal_does_not_overwrite_what_the_user_typed_since() -> None:
+    model = logged_in()
+    item = model.queue(LOBBY, "first")
+    model.bind_cid(item.key, "c-1")
+    model.save_draft("something new")
+    model.on_send_failed(SendFailed("c-1", NotMember(), "say", "lobby", "first"))
+    assert model.draft(LOBBY) == "something new"
+
+
+def test_going_offline_for_good_fails_what_was_not_sent() -> None:
+    model = logged_in()
+    item = model.queue(LOBBY, "lost?")
+    model.on_status(Status("offline", queued=1, error="bad_password: wrong"), now=0.0)
+    assert model.items(LOBBY)[-1] == PendingLine(
+        item.key, "lost?", "failed", "not sent: the connection was closed"
+    )
+    assert model.status_text(0.0) == "Offline (bad_password: wrong)"
+
+
+# --- input, typing, alerts, status ---------------------------------------------------------------
+
+
+def test_the_input_is_kept_per_conversation_and_up_recalls_the_last_message() -> None:
+    model = logged_in(rooms=("lobby", "games"))
+    games = Conversation.room("games")
+    assert model.switch(games, "half a thought") == ""
+    assert model.switch(LOBBY, "games draft") == "half a thought"
+    assert model.switch(games, "") == "games draft"
+    model.queue(games, "sent one")
+    assert model.recall(games) == "sent one"
+    assert model.draft(games) == ""
+    assert model.recall(LOBBY) is None
+
+
+def test_typing_names_people_and_expires() -> None:
+    model = logged_in()
+    model.on_typing(Typing("bob", room="lobby"), now=0.0)
+    assert model.typing_text(LOBBY, 1.0) == "bob is typing…"
+    model.on_typing(Typing("carol", room="lobby"), now=1.0)
+    assert model.typing_text(LOBBY, 2.0) == "bob and carol are typing…"
+    model.on_typing(Typing("dave", room="lobby"), now=2.0)
+    model.on_typing(Typing("alice", room="lobby"), now=2.0)  # ourselves, from another device
+    assert model.typing_text(LOBBY, 3.0) == "Several people are typing…"
+    model.on_message(msg(1, "dave"))
+    assert model.typing_text(LOBBY, 6.5) == "carol is typing…"
+    assert model.typing_text(LOBBY, 7.5) == ""
+    model.on_typing(Typing("bob", to="alice"), now=10.0)
+    assert model.typing_text(DM_BOB, 10.0) == "bob is typing…"
+
+
+def test_dms_and_mentions_alert_only_when_the_window_is_not_focused() -> None:
+    model = logged_in()
+    arrival = model.on_message(msg(1, to="alice"))
+    assert arrival is not None and not arrival.alert
+    model.set_focused(False)
+    arrival = model.on_message(msg(2, to="alice"))
+    assert arrival is not None and arrival.alert
+    assert model.title(flash=True) == "✉ bob sent you a message — chinwag"
+    for mid, body, alert in [
+        (3, "hey @Alice look", True),
+        (4, "alice: ping", True),
+        (5, "malice aforethought", False),
+        (6, "nothing for you", False),
+    ]:
+        arrival = model.on_message(msg(mid, body=body))
+        assert arrival is not None and arrival.alert is alert, body
+    arrival = model.on_message(msg(7, to="alice", replay=True))
+    assert arrival is not None and not arrival.alert
+    model.set_focused(True)
+    assert model.alert is None
+    assert not model.title(flash=True).startswith("✉")
+
+
+def test_the_status_bar_tells_the_truth() -> None:
+    model = logged_in(account=False)
+    assert model.status_text(0.0) == "Connected to chat.example:5050 as alice (guest)"
+    model.on_status(Status("reconnecting", retry_in=2.5), now=10.0)
+    assert model.status_text(10.0) == "Connection lost — reconnecting in 3 s"
+    assert model.status_text(11.9) == "Connection lost — reconnecting in 1 s"
+    assert model.status_text(12.6) == "Connection lost — reconnecting now…"
+    model.queue(LOBBY, "a")
+    model.queue(LOBBY, "b")
+    model.on_status(Status("offline", queued=2), now=20.0)
+    assert model.status_text(20.0) == "Offline — 2 messages queued"
+
+
+# --- login refusals -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "register", "field", "text"),
+    [
+        (BadPassword(), False, "password", "Wrong password for “alice”."),
+        (PasswordRequired(), False, "password", "“alice” is registered: enter its password."),
+        (PasswordRequired(), True, "nick", "“alice” is already registered."),
+        (NickTaken(), False, "nick", "Someone online is using “alice” right now."),
+        (BadNick("too long"), False, "nick", "“alice” can't be used (too long)."),
+        (WeakPassword(), True, "password", "Too short: a password needs at least 8 characters."),
+        (RateLimited(41.2), False, "password", "Too many attempts. Try again in 42 s."),
+        (UnsupportedProto(), False, "server", "That server speaks a protocol"),
+        (ServerError(), False, "form", "The server had a problem. Try again."),
+        (ConnectionRefusedError(111, "refused"), False, "server", "Nobody is answering at h:1."),
+        (TimeoutError(), False, "server", "h:1 did not answer in time."),
+    ],
+)
+def test_login_refusals_are_put_in_plain_words_next_to_their_field(
+    error: BaseException, register: bool, field: str, text: str
+) -> None:
+    problem = explain_login_error(error, server="h:1", nick="alice", register=register)
+    assert problem.field == field
+    assert problem.text.startswith(text)
+    assert (problem.retry_after is not None) == isinstance(error, RateLimited)
+
+
+# --- remembered settings, LAN list ------------------------------------------------------
+
+
+def test_prefs_remember_recent_servers_and_nothing_secret(tmp_path: Path) -> None:
+    prefs = Prefs.load(tmp_path)
+    assert (prefs.recent, prefs.nick, prefs.theme) == ([], "", "light")
+    for i in range(MAX_RECENT + 2):
+        prefs.remember_server(f"host{i}:5050", "alice")
+    prefs.remember_server("host3:5050", "bob")
+    prefs.theme = "dark"
+    prefs.save()
+    again = Prefs.load(tmp_path)
+    assert again.recent[:2] == ["host3:5050", f"host{MAX_RECENT + 1}:5050"]
+    assert len(again.recent) == MAX_RECENT
+    assert (again.nick, again.theme) == ("bob", "dark")
+    assert set(json.loads((tmp_path / PREFS_FILE).read_text())) == {"recent", "nick", "theme"}
+
+
+def test_damaged_prefs_give_the_defaults(tmp_path: Path) -> None:
+    (tmp_path / PREFS_FILE).write_text("{not json")
+    assert Prefs.load(tmp_path).recent == []
+    (tmp_path / PREFS_FILE).write_text('{"recent": [1, "ok:1"], "theme": "purple"}')
+    prefs = Prefs.load(tmp_path)
+    assert (prefs.recent, prefs.theme) == (["ok:1"], "light")
+
+
+async def test_the_lan_list_is_posted_when_it_changes_and_survives_a_failing_source() -> None:
+    answers: list[object] = [
+        [LanServer("b", "10.0.0.2", 5050)],
+        [LanServer("b", "10.0.0.2", 5050)],
+        OSError("no multicast"),
+        [LanServer("b", "10.0.0.2", 5050), LanServer("a", "fe80::1", 5051, tls=True)],
+    ]
+    posted: list[object] = []
+
+    async def source() -> list[LanServer]:
+        answer = answers.pop(0) if answers else []
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, list)
+        return answer
+
+    task = asyncio.create_task(poll_lan(source, posted.append, interval=0.01))
+    async with asyncio.timeout(5):
+        while len(posted) < 3:
+            await asyncio.sleep(0.01)
+    task.cancel()
+    assert [[s.address for s in p.servers] for p in posted if isinstance(p, LanServers)] == [
+        ["10.0.0.2:5050"],
+        ["[fe80::1]:5051", "10.0.0.2:5050"],
+        [],
+    ]

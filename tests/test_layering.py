@@ -31,6 +31,18 @@ ALLOWED = {
         "chinwag.storage",
     ),
     "client": ("chinwag.client", "chinwag.protocol", "chinwag.errors", "chinwag"),
+    # LAN discovery, TLS and invites: used by the CLI (the composition root), which
+    # hands server and client what they need; net itself sees no server internals
+    # but the Server/Service types it plugs into.
+    "net": ("chinwag.net", "chinwag.client", "chinwag.errors", "chinwag.server.app", "chinwag"),
+    "bot": (
+        "chinwag.bot",
+        "chinwag.client",
+        "chinwag.errors",
+        "chinwag.net.connect",
+        "chinwag.net.pins",
+        "chinwag",
+    ),
 }
 
 

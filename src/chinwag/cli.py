@@ -27,14 +27,104 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="NAME=VALUE",
         help="change one setting (repeatable); see --print-settings",
     )
+    p.add_argument(
+        "--tls",
+        action="store_const",
+        const=True,
+        help="speak TLS (a self-signed certificate is made in the data dir on first start)",
+    )
+    p.add_argument("--cert", help="TLS certificate chain (PEM) instead of the self-signed one")
+    p.add_argument("--key", help="private key (PEM) of --cert")
+    p.add_argument(
+        "--no-announce",
+        dest="announce",
+        action="store_const",
+        const=False,
+        help="do not announce the server on the LAN (mDNS)",
+    )
+    p.add_argument(
+        "--registration",
+        choices=("open", "invite", "closed"),
+        help="who may register: anyone (default), holders of an invite, nobody",
+    )
     p.add_argument("--print-settings", action="store_true", help="list every setting and exit")
+    p.add_argument(
+        "--with-gamebot",
+        action="store_true",
+        help="also run the game bot, with its data in DATA/bots/gamebot",
+    )
 
 
 def _chat_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("chat", help="the terminal client")
-    p.add_argument("server", nargs="?", default="localhost", help="HOST[:PORT] (default localhost)")
+    p.add_argument(
+        "server",
+        nargs="?",
+        help="HOST[:PORT], a chinwag:// invite link or an invite code; "
+        "none: pick a server found on the LAN",
+    )
     p.add_argument("--nick", required=True, help="your nick")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--tls", action="store_true", help="use TLS (pinning the server's certificate)")
+    p.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="use TLS and verify the certificate against the CA certificates in FILE "
+        "('system': the system's trust store) instead of pinning",
+    )
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="pin an unknown server's certificate without asking (for scripts)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds to look for servers on the LAN (default 2)",
+    )
+
+
+def _gui_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("gui", help="the desktop app (tkinter)")
+    p.add_argument(
+        "server", nargs="?", help="HOST[:PORT] or an invite to fill in (default: the last one)"
+    )
+    p.add_argument("--nick", help="the nick to fill in (default: the last one)")
+    p.add_argument("--theme", choices=["light", "dark"], help="default: the last one used")
+    p.add_argument("--scale", type=float, help="1.5 for 150 %% (default: from the screen)")
+
+
+def _servers_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("servers", help="list the chinwag servers announced on the LAN")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--timeout", type=float, default=2.0, metavar="S", help="seconds to listen (default 2)"
+    )
+    p.add_argument(
+        "--interface",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="ask only on the interface with this IPv4 address (repeatable; default: all)",
+    )
+
+
+def _invite_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("invite", help="make an invite (link and code) for a server")
+    p.add_argument("--data", type=Path, help="the server's data directory (default: platform's)")
+    p.add_argument("--uses", type=int, default=1, help="accounts it may register (default 1)")
+    p.add_argument("--expires", default="24h", help="e.g. 30m, 24h, 7d, or never (default 24h)")
+    p.add_argument("--host", help="address clients use (default: this machine's LAN address)")
+    p.add_argument("--port", type=int, default=5050, help="the server's port (default 5050)")
+    p.add_argument("--cert", type=Path, help="the server's certificate, if not self-signed")
+    p.add_argument("--plain", action="store_true", help="the server does not speak TLS")
+    p.add_argument(
+        "--no-token",
+        action="store_true",
+        help="only the address and fingerprint: no sign-up token",
+    )
 
 
 def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,13 +140,43 @@ def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     cmds.add_parser("stats", help="counts of accounts, messages, rooms")
 
 
+def _bot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bot", help="run a bot")
+    kinds = p.add_subparsers(dest="bot_kind", required=True)
+    g = kinds.add_parser("games", help="the game bot: tic-tac-toe, connect four... by DM")
+    g.add_argument(
+        "server",
+        nargs="?",
+        default="localhost",
+        help="HOST[:PORT] or an invite link or code (default localhost)",
+    )
+    g.add_argument("--nick", default="gamebot", help="its nick (default gamebot)")
+    g.add_argument("--data", type=Path, help="its directory (default: user-data dir/bots/NICK)")
+    g.add_argument(
+        "--move-timeout",
+        type=float,
+        default=3 * 24 * 3600.0,
+        metavar="SECONDS",
+        help="between two people, a move not made in time forfeits (default 3 days)",
+    )
+    g.add_argument("--tls", action="store_true", help="use TLS (pinning the certificate)")
+    g.add_argument("--ca", metavar="FILE", help="use TLS, verifying against FILE ('system')")
+    g.add_argument("--trust", action="store_true", help="pin an unknown certificate without asking")
+    g.add_argument("--seed", type=int, help=argparse.SUPPRESS)  # for tests
+    g.add_argument("--stop-on-eof", action="store_true", help=argparse.SUPPRESS)  # serve
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chinwag", description="chinwag chat")
     parser.add_argument("--version", action="version", version=f"chinwag {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _chat_parser(sub)
+    _gui_parser(sub)
     _admin_parser(sub)
+    _servers_parser(sub)
+    _invite_parser(sub)
+    _bot_parser(sub)
     return parser
 
 
@@ -79,7 +199,17 @@ def _data_dir(given: Path | None, settings: Settings | None = None) -> Path:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
-        settings = build(args.config, args.overrides, host=args.host, port=args.port)
+        settings = build(
+            args.config,
+            args.overrides,
+            host=args.host,
+            port=args.port,
+            tls=args.tls,
+            tls_cert=args.cert,
+            tls_key=args.key,
+            announce=args.announce,
+            registration=args.registration,
+        )
     except SettingsError as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)
         return 2
@@ -99,8 +229,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
+    data_dir = _data_dir(args.data, settings)
+    from chinwag.net.serving import server_extras
+    from chinwag.net.tls import TlsSetupError
+
     try:
-        runner(serve(settings, _data_dir(args.data, settings)))
+        tls, services = server_extras(settings, data_dir)
+    except TlsSetupError as exc:
+        print(f"chinwag serve: {exc}", file=sys.stderr)
+        return 2
+    if args.with_gamebot:
+        from chinwag.bot.launcher import GamebotProcess
+
+        # Started once the server listens, on its actual port (TLS pinned over loopback).
+        services.append(GamebotProcess(data_dir / "bots" / "gamebot"))
+    try:
+        runner(serve(settings, data_dir, ssl=tls, services=services))
     except OSError as exc:
         print(
             f"chinwag serve: cannot listen on {settings.host}:{settings.port}: {exc.strerror}. "
@@ -109,6 +253,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def cmd_bot(args: argparse.Namespace) -> int:
+    from chinwag.bot.gamebot import run_gamebot
+
+    return run_gamebot(args)
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
@@ -125,13 +275,92 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from chinwag.client.tui import run_chat
+    from chinwag.net.connect import ConnectError, prepare
 
-    return run_chat(str(args.server), str(args.nick), password_stdin=bool(args.password_stdin))
+    try:
+        plan = prepare(
+            args.server, tls=args.tls, ca=args.ca, trust=args.trust, browse_timeout=args.timeout
+        )
+    except ConnectError as exc:
+        print(f"chinwag chat: {exc}", file=sys.stderr)
+        return exc.status
+    return run_chat(
+        plan.server,
+        str(args.nick),
+        password_stdin=bool(args.password_stdin),
+        ssl=plan.ssl,
+        invite=plan.token,
+    )
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from chinwag.client.gui import Ask, LanServer, Prepared, Say, run_gui
+    from chinwag.net.connect import secure, target_from_arg, target_from_found
+    from chinwag.net.discovery import FoundServer, browse
+
+    found: dict[str, FoundServer] = {}  # by address, to keep what the announcement vouches for
+
+    async def lan() -> list[LanServer]:
+        # Both hooks run off the Tk thread: this one on the app's network loop...
+        servers = await browse(1.5)
+        found.update((f.address, f) for f in servers)
+        return [LanServer(f.name, f.host, f.port, f.tls) for f in servers]
+
+    def prepare(server: str, say: Say, ask: Ask) -> Prepared:
+        # ...this one on a worker thread (it may fetch a certificate and ask to trust it).
+        target = target_from_found(found[server]) if server in found else target_from_arg(server)
+        context = secure(target, ask=ask, say=say)
+        return Prepared(target.host, target.port, context, target.token)
+
+    return run_gui(
+        args.server, args.nick, theme=args.theme, scale=args.scale, lan_source=lan, prepare=prepare
+    )
+
+
+def cmd_servers(args: argparse.Namespace) -> int:
+    import json
+
+    from chinwag.net.connect import describe_found
+    from chinwag.net.discovery import browse
+
+    found = asyncio.run(browse(args.timeout, interfaces=args.interface or None))
+    if args.json:
+        print(json.dumps([f.as_json() for f in found], indent=2))
+    elif not found:
+        print("no chinwag server answered on the LAN", file=sys.stderr)
+    else:
+        print("\n".join(describe_found(found)))
+    return 0
+
+
+def cmd_invite(args: argparse.Namespace) -> int:
+    from chinwag.net.invites import parse_duration, run_invite
+
+    try:
+        expires = parse_duration(args.expires)
+    except ValueError as exc:
+        print(f"chinwag invite: {exc}", file=sys.stderr)
+        return 2
+    if args.uses < 1:
+        print("chinwag invite: --uses must be at least 1", file=sys.stderr)
+        return 2
+    return asyncio.run(
+        run_invite(
+            _data_dir(args.data),
+            host=args.host,
+            port=args.port,
+            uses=None if args.no_token else args.uses,
+            expires=expires,
+            cert=args.cert,
+            plain=args.plain,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    handlers = {"serve": cmd_serve, "admin": cmd_admin, "chat": cmd_chat}
+    handlers = {"serve": cmd_serve, "admin": cmd_admin, "chat": cmd_chat, "bot": cmd_bot}
+    handlers |= {"servers": cmd_servers, "invite": cmd_invite, "gui": cmd_gui}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -587,3 +587,21 @@ async def test_the_documented_example_runs(
         bot.wait(5)
         assert bot.stdout is not None
         bot.stdout.close()
+
+
+async def test_register_as_bot_shows_in_who(tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "srv", {"argon2_memory_kib": 8192})
+    srv.start()
+    try:
+        bot = await ChatClient.open("127.0.0.1", srv.port, nick="robo", config_dir=tmp_path / "c1")
+        await bot.register("robot password", bot=True)
+        human = await ChatClient.open(
+            "127.0.0.1", srv.port, nick="human", config_dir=tmp_path / "c2"
+        )
+        users = {u.nick: u for u in await human.who("lobby")}
+        assert users["robo"].bot is True and users["robo"].account is True
+        assert users["human"].bot is False
+        await bot.close()
+        await human.close()
+    finally:
+        srv.kill()

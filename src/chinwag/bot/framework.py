@@ -271,30 +271,6 @@ class Undeliverable:
     reason: str
 
 
-class BotClient(ChatClient):
-    """A :class:`ChatClient` that can register its nick as a bot account."""
-
-    async def register_bot(self, password: str, invite: str | None = None) -> None:
-        """Register the current nick as a bot account (``"bot": true``, protocol v1 §5).
-
-        Args:
-            password: the account's password.
-            invite: a sign-up token, for servers that only register with an invite.
-
-        Raises:
-            NickRegistered: it is registered already.
-            WeakPassword: under 8 characters.
-            Forbidden: the server needs an invite, or takes no new accounts.
-        """
-        # ChatClient.register() has no bot flag yet; this is the same request plus it.
-        frame: dict[str, Any] = {"type": "register", "password": password, "bot": True}
-        if invite is not None:
-            frame["invite"] = invite
-        await self._request(frame, retry=False)
-        self.password = password
-        self.state.account = True
-
-
 class Actions:
     """What a handler can do: use the bot's store and send messages.
 
@@ -414,7 +390,7 @@ class _Timer:
 class _Run:
     """What one :meth:`Bot.run` keeps while it runs."""
 
-    client: BotClient
+    client: ChatClient
     db: BotDB
     pending: list[OutboxRow]
     failure: asyncio.Future[None]
@@ -620,7 +596,7 @@ class Bot:
 
     async def _connect(
         self, host: str, port: int, data: Path, stop: asyncio.Event, client_args: dict[str, Any]
-    ) -> BotClient | None:
+    ) -> ChatClient | None:
         delay = 0.5
         while not stop.is_set():
             try:
@@ -640,13 +616,13 @@ class Bot:
 
     def _client(
         self, host: str, port: int, data: Path, password: str | None, **kw: Any
-    ) -> BotClient:
+    ) -> ChatClient:
         kw.setdefault("client_name", f"chinwag-bot/{_version()}")
         # One message in flight: when the server's flood control refuses one, a
         # wider window lets a later reply overtake it (docs/client.md, Sending),
         # and a player must never see the board of move 3 before that of move 2.
         kw.setdefault("max_in_flight", 1)
-        client = BotClient(host, port, nick=self.nick, password=password, config_dir=data, **kw)
+        client = ChatClient(host, port, nick=self.nick, password=password, config_dir=data, **kw)
         # A bot talks to many people for a long time: keep ids for duplicate
         # detection, but not a copy of every conversation.
         client.state = ChatState(self.nick, max_per_conversation=1)
@@ -654,7 +630,7 @@ class Bot:
 
     async def _login(
         self, host: str, port: int, data: Path, client_args: dict[str, Any]
-    ) -> BotClient:
+    ) -> ChatClient:
         creds = load_credentials(data, self.nick)
         if creds.registered:
             client = self._client(host, port, data, creds.password, **client_args)
@@ -679,7 +655,7 @@ class Bot:
 
     async def _register(
         self, host: str, port: int, data: Path, creds: Credentials, client_args: dict[str, Any]
-    ) -> BotClient:
+    ) -> ChatClient:
         client = self._client(host, port, data, None, **client_args)
         try:
             await client.connect()
@@ -695,7 +671,7 @@ class Bot:
                 ) from exc
             return client
         try:
-            await client.register_bot(creds.password, self._invite)
+            await client.register(creds.password, invite=self._invite, bot=True)
         except BaseException:
             await client.abort()
             raise

@@ -689,7 +689,7 @@ class ChatClient:
         reply = await self._request({"type": "who", "room": room})
         users = reply.get("users")
         return [
-            User(u["nick"], bool(u.get("account")))
+            User(u["nick"], bool(u.get("account")), u.get("bot") is True)
             for u in (users if isinstance(users, list) else [])
             if isinstance(u, dict) and isinstance(u.get("nick"), str)
         ]
@@ -745,12 +745,15 @@ class ChatClient:
         self.state.add_history(messages)
         return HistoryPage(tuple(messages), reply.get("more") is True)
 
-    async def register(self, password: str, *, invite: str | None = None) -> None:
+    async def register(
+        self, password: str, *, invite: str | None = None, bot: bool = False
+    ) -> None:
         """Register the current nick as an account with this password.
 
         Args:
             password: the new account's password.
             invite: a sign-up token (from an invite), for servers that need one.
+            bot: mark the account as a bot (``who`` shows it with ``bot: true``).
 
         Raises:
             NickRegistered: it is registered already.
@@ -762,6 +765,8 @@ class ChatClient:
         frame: dict[str, Any] = {"type": "register", "password": password}
         if invite is not None:
             frame["invite"] = invite
+        if bot:
+            frame["bot"] = True
         await self._request(frame, retry=False)
         self.password = password  # reconnects now need it
         self.state.account = True

@@ -261,6 +261,7 @@ class User:
 
     nick: str
     account: bool
+    bot: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,35 @@ _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 RECV_TIMEOUT = 5.0
 
 
-class ServerProcess:
+class ChildProcess:
+    """A child process of a test with its log in ``log_path``; always stopped by the test."""
+
+    proc: subprocess.Popen[bytes] | None
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """kill -9, and reap it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM; returns the exit code (kills after ``timeout``)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise
+        return self.proc.returncode
+
+
+class ServerProcess(ChildProcess):
     """``chinwag serve`` as a child process on 127.0.0.1 and a free port.
 
     Its log goes to ``data/server.log``. ``kill()`` is kill -9; ``stop()`` is SIGTERM.
@@ -77,27 +105,6 @@ class ServerProcess:
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"server did not start in {timeout} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        """kill -9, and reap it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM; returns the exit code (kills after ``timeout``)."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise
-        return self.proc.returncode
 
     def restart(self) -> ServerProcess:
         self.kill()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from conftest import ChildProcess
 
 from chinwag.client import ChatClient, Event, Message
 
@@ -22,7 +23,7 @@ GAMES_CMD = [sys.executable, *DEV, "-m", "chinwag", "bot", "games"]
 _READY = re.compile(r"chinwag\.bot: (\S+): ready")
 
 
-class BotProcess:
+class BotProcess(ChildProcess):
     """``python -m chinwag bot games 127.0.0.1:PORT --data DIR`` (or another command).
 
     Its log goes to ``data/bot.log``. ``kill()`` is kill -9; ``stop()`` is SIGTERM.
@@ -65,27 +66,6 @@ class BotProcess:
         if any(arg.startswith("chinwag://") for arg in self.command):
             return []
         return [f"127.0.0.1:{self.port}"]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        """kill -9, and reap it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM; returns the exit status (kills after ``timeout``)."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                raise
-        return self.proc.returncode
 
 
 class Player:

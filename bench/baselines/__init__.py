@@ -1,0 +1,1 @@
+"""Baseline servers the benchmark drives with the same load generator as chinwag."""

@@ -437,3 +437,38 @@ async def test_a_bot_account_is_marked_in_who(server: ServerProcess, peers: list
         {"nick": "helperbot", "account": True, "bot": True},
         {"nick": "human", "account": True},
     ]
+
+
+async def test_pipelined_bursts_arrive_whole_in_order_with_cid_only_on_own_copies(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    """Messages fanned out together in one loop turn still arrive one by one, in order."""
+    server = ServerProcess(tmp_path / "burst", {"rate_per_second": 1e6, "rate_burst": 10**6})
+    server.start()
+    try:
+        ann = await login(peers, server.port, "ann")
+        ben = await login(peers, server.port, "ben")
+        eve = await login(peers, server.port, "eve")
+        for sender, name in ((ann, "a"), (ben, "b")):
+            sender.writer.write(
+                b"".join(
+                    f'{{"type":"say","room":"lobby","body":"{name}{i}","cid":"{name}{i}"}}\n'.encode()
+                    for i in range(50)
+                )
+            )
+        got: dict[str, list[dict[str, object]]] = {"ann": [], "ben": [], "eve": []}
+        for peer, nick in ((ann, "ann"), (ben, "ben"), (eve, "eve")):
+            while len(got[nick]) < 100:
+                got[nick].append(await peer.recv_type("message"))
+        for nick, msgs in got.items():
+            ids = [int(str(m["id"])) for m in msgs]
+            assert ids == sorted(set(ids)), f"{nick}: ids must strictly increase"
+            for m in msgs:
+                own = m["from"] == nick
+                assert ("cid" in m) == own, (nick, m)
+                if own:
+                    assert m["cid"] == m["body"]
+        assert [m["body"] for m in got["eve"] if m["from"] == "ann"] == [f"a{i}" for i in range(50)]
+        assert [m["body"] for m in got["eve"] if m["from"] == "ben"] == [f"b{i}" for i in range(50)]
+    finally:
+        server.kill()

@@ -9,6 +9,7 @@ share one delivery path.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -73,12 +74,18 @@ _PENDING_LIMIT = 50_000  # live frames held for one session while its backlog is
 
 
 class Frame:
-    """One outbound frame, encoded at most once however many sessions receive it."""
+    """One outbound frame, encoded at most once however many sessions receive it.
 
-    __slots__ = ("data", "wire")
+    A frame made with ``parts`` stands for those frames in order (several
+    messages of one room, fanned out in one loop turn): an outlet encodes each
+    part once and writes them joined.
+    """
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    __slots__ = ("data", "parts", "wire")
+
+    def __init__(self, data: dict[str, Any], parts: tuple[Frame, ...] = ()) -> None:
         self.data = data
+        self.parts = parts
         self.wire: bytes | None = None  # filled by the first outlet that encodes it
 
 
@@ -134,7 +141,9 @@ class Session:
     def deliver(self, msg_id: int, frame: Frame) -> None:
         pending = self.pending
         if pending is None:
-            if msg_id > self.last_delivered:
+            if msg_id:
+                if msg_id <= self.last_delivered:
+                    return  # already delivered (the backlog had it): never twice
                 self.last_delivered = msg_id
             self.outlet.send(frame)
         elif len(pending) < _PENDING_LIMIT:
@@ -219,13 +228,63 @@ class Hub:
         self._by_key: dict[str, Principal] = {}  # by casefolded nick
         self._rooms: dict[str, set[Principal]] = {}  # online members per room
         self._recent: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._batch: list[StoredMessage] = []  # committed, to fan out this loop turn
 
     # -- running ----------------------------------------------------------------
     async def run(self) -> None:
-        """Deliver what the bus yields, until the bus closes."""
-        async for event in self._bus.subscribe():
-            if isinstance(event, Posted):
-                self._fan_out(event.message)
+        """Deliver what the bus yields, until the bus closes.
+
+        Messages are fanned out once per event-loop turn, so that a run of
+        messages to one room reaches each recipient as one combined frame.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            async for event in self._bus.subscribe():
+                if isinstance(event, Posted):
+                    if not self._batch:
+                        loop.call_soon(self._fan_out_batch)
+                    self._batch.append(event.message)
+        finally:
+            self._fan_out_batch()
+
+    def _fan_out_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        i = 0
+        while i < len(batch):
+            room = batch[i].room
+            j = i + 1
+            if room is not None:
+                while j < len(batch) and batch[j].room == room:
+                    j += 1
+            if j - i == 1:
+                self._fan_out(batch[i])
+            else:
+                self._fan_out_room(room or "", batch[i:j])
+            i = j
+
+    def _fan_out_room(self, room: str, msgs: list[StoredMessage]) -> None:
+        """Deliver several messages of one room: one combined frame per recipient."""
+        plain = [Frame(message_data(m)) for m in msgs]
+        combined = Frame({}, tuple(plain))
+        senders = {m.sender for m in msgs}
+        last_id = msgs[-1].id
+        for p in self._rooms.get(room, ()):
+            if room not in p.rooms:  # the delivery check, as in _fan_out
+                continue
+            if p.pid in senders:
+                parts = tuple(
+                    Frame(message_data(m, with_cid=True)) if m.sender == p.pid else frame
+                    for m, frame in zip(msgs, plain, strict=True)
+                )
+                mine = Frame({}, parts)
+            else:
+                parts, mine = combined.parts, combined
+            for s in p.sessions:
+                if s.pending is None:
+                    s.deliver(last_id, mine)
+                else:  # still catching up: held per message, filtered by id later
+                    for m, frame in zip(msgs, parts, strict=True):
+                        s.deliver(m.id, frame)
 
     def sessions(self) -> Iterable[Session]:
         for p in list(self._online.values()):

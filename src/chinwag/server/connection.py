@@ -30,6 +30,16 @@ _PACED_HIGH = 256 * 1024  # transport buffer above which paced sends wait
 _LINGER = 2.0  # seconds a closing connection waits for the peer's FIN
 
 
+def _encode(frame: Frame) -> bytes:
+    """Encode a frame (each of its parts once) and remember the bytes on it."""
+    if frame.parts:
+        wire = b"".join(part.wire or _encode(part) for part in frame.parts)
+    else:
+        wire = encode(frame.data)
+    frame.wire = wire
+    return wire
+
+
 class Flusher:
     """Writes every dirty connection's queued frames once per loop turn."""
 
@@ -150,9 +160,7 @@ class Connection(asyncio.Protocol):
     def send(self, frame: Frame) -> None:
         if self._closing:
             return
-        wire = frame.wire
-        if wire is None:
-            wire = frame.wire = encode(frame.data)
+        wire = frame.wire or _encode(frame)
         self._out.append(wire)
         self._out_size += len(wire)
         transport = self._transport
@@ -170,9 +178,7 @@ class Connection(asyncio.Protocol):
     async def send_paced(self, frame: Frame) -> None:
         if self._closing:
             raise ConnectionError("connection closed")
-        wire = frame.wire
-        if wire is None:
-            wire = frame.wire = encode(frame.data)
+        wire = frame.wire or _encode(frame)
         self._out.append(wire)
         self._out_size += len(wire)
         self.flush()

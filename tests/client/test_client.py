@@ -8,11 +8,12 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from client_events import is_body, until
 from conftest import ServerProcess
 
 from chinwag.client import (
@@ -79,19 +80,6 @@ def start_server(tmp_path: Path, name: str, **settings: Any) -> ServerProcess:
     return ServerProcess(tmp_path / name, {**FAST_ARGON, **settings}).start()
 
 
-async def until(
-    client: ChatClient, done: Callable[[Event], bool], timeout: float = WAIT
-) -> list[Event]:
-    """Events up to and including the first for which ``done`` is true."""
-    seen: list[Event] = []
-    async with asyncio.timeout(timeout):
-        while True:
-            event = await client.next_event()
-            seen.append(event)
-            if done(event):
-                return seen
-
-
 async def drain(client: ChatClient, seconds: float = 0.3) -> list[Event]:
     """Events that arrive within the next ``seconds``."""
     seen: list[Event] = []
@@ -111,10 +99,6 @@ def bodies(events: list[Event], **match: Any) -> list[str]:
         for e in events
         if isinstance(e, Message) and all(getattr(e, k) == v for k, v in match.items())
     ]
-
-
-def is_body(body: str) -> Callable[[Event], bool]:
-    return lambda e: isinstance(e, Message) and e.body == body
 
 
 async def room_history(client: ChatClient, room: str) -> list[Message]:

@@ -8,18 +8,18 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pexpect
 import pytest
+from client_events import is_body, until
 from conftest import ServerProcess
 
 from chinwag.client import (
     ChatClient,
-    Event,
     Message,
     Presence,
     SendFailed,
@@ -140,6 +140,23 @@ class Harness:
         self.ttys.append(term)
         return term
 
+    async def script(self, port: int, nick: str, *extra: str) -> asyncio.subprocess.Process:
+        """``chinwag chat`` with pipes instead of a terminal (plain line mode)."""
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chinwag",
+            "chat",
+            f"127.0.0.1:{port}",
+            "--nick",
+            nick,
+            *extra,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self.env(nick),
+        )
+
     async def client(self, port: int, nick: str, **kwargs: Any) -> ChatClient:
         kwargs.setdefault("config_dir", self.tmp_path / "config" / f"lib-{nick}")
         kwargs.setdefault("reconnect_min", 0.1)
@@ -161,22 +178,6 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     made = Harness(tmp_path)
     yield made
     await made.close()
-
-
-async def until(
-    client: ChatClient, done: Callable[[Event], bool], timeout: float = WAIT
-) -> list[Event]:
-    seen: list[Event] = []
-    async with asyncio.timeout(timeout):
-        while True:
-            event = await client.next_event()
-            seen.append(event)
-            if done(event):
-                return seen
-
-
-def is_body(body: str) -> Callable[[Event], bool]:
-    return lambda e: isinstance(e, Message) and e.body == body
 
 
 async def test_chat_in_a_terminal(server: ServerProcess, harness: Harness) -> None:
@@ -416,20 +417,7 @@ async def test_plain_line_mode_with_password_from_stdin(
     await setup.register("alice-password")
     await setup.close()
     bob = await harness.client(server.port, "bob")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chinwag",
-        "chat",
-        f"127.0.0.1:{server.port}",
-        "--nick",
-        "alice",
-        "--password-stdin",
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=harness.env("alice"),
-    )
+    proc = await harness.script(server.port, "alice", "--password-stdin")
     try:
         assert proc.stdin is not None
         proc.stdin.write(b"alice-password\nhello from a script\n")
@@ -454,20 +442,7 @@ async def test_wrong_password_on_stdin_exits_with_an_error(
     setup = await harness.client(server.port, "alice")
     await setup.register("alice-password")
     await setup.close()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chinwag",
-        "chat",
-        f"127.0.0.1:{server.port}",
-        "--nick",
-        "alice",
-        "--password-stdin",
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=harness.env("alice"),
-    )
+    proc = await harness.script(server.port, "alice", "--password-stdin")
     try:
         out, _ = await asyncio.wait_for(proc.communicate(b"nope-nope-nope\n"), WAIT)
         assert proc.returncode == 1

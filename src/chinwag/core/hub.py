@@ -535,9 +535,9 @@ class Hub:
         row = await self._store.get_account(nick.key)
         if row is None or row.deleted:
             raise NoSuchUser(f"{nick.display} is neither registered nor online")
-        pid = _account_pid(row.key)
-        online = self._online.get(pid)
-        return pid, row.nick, online is not None
+        # Every online principal is in _by_key, so an account found only in the
+        # store is offline.
+        return _account_pid(row.key), row.nick, False
 
     async def _post(
         self,

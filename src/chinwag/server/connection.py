@@ -166,9 +166,7 @@ class Connection(asyncio.Protocol):
     def send(self, frame: Frame) -> None:
         if self._closing:
             return
-        wire = frame.wire or _encode(frame)
-        self._out.append(wire)
-        self._out_size += len(wire)
+        wire = self._queue(frame)
         transport = self._transport
         assert transport is not None
         # What was queued before this frame decides: a client that reads is never
@@ -181,12 +179,16 @@ class Connection(asyncio.Protocol):
             self._marked = True
             self._server.flusher.mark(self)
 
-    async def send_paced(self, frame: Frame) -> None:
-        if self._closing:
-            raise ConnectionError("connection closed")
+    def _queue(self, frame: Frame) -> bytes:
         wire = frame.wire or _encode(frame)
         self._out.append(wire)
         self._out_size += len(wire)
+        return wire
+
+    async def send_paced(self, frame: Frame) -> None:
+        if self._closing:
+            raise ConnectionError("connection closed")
+        self._queue(frame)
         self.flush()
         transport = self._transport
         assert transport is not None

@@ -166,7 +166,10 @@ class Connection(asyncio.Protocol):
     def send(self, frame: Frame) -> None:
         if self._closing:
             return
-        wire = self._queue(frame)
+        # _queue inlined: this is the per-copy hot path of fan-out.
+        wire = frame.wire or _encode(frame)
+        self._out.append(wire)
+        self._out_size += len(wire)
         transport = self._transport
         assert transport is not None
         # What was queued before this frame decides: a client that reads is never

@@ -231,6 +231,22 @@ async def test_a_refused_job_does_not_poison_the_others_of_its_batch(store: Stor
     assert await count(store) == 3
 
 
+async def test_appends_are_queued_when_called_and_resolve_in_call_order(store: Store) -> None:
+    """What lets the hub keep many messages of one connection in flight."""
+    finished: list[int] = []
+    futures = []
+    for i in range(60):
+        future = store.append(say(f"m{i}", cid=f"c-{i}"), cid_ttl_ms=TTL)
+        future.add_done_callback(lambda _f, i=i: finished.append(i))
+        futures.append(future)
+    results = [await f for f in reversed(futures)]  # awaited last-first
+    ids = [r.message.id for r in reversed(results)]
+    assert ids == sorted(ids) and len(set(ids)) == 60, "ids follow call order"
+    assert finished == list(range(60)), "futures resolve in call order"
+    page = await store.room_history("lobby", before=None, limit=100)
+    assert [m.body for m in page.messages] == [f"m{i}" for i in range(60)]
+
+
 async def test_concurrent_appends_get_distinct_ids_and_resume_in_id_order(store: Store) -> None:
     resumed: list[int] = []
 

@@ -10,6 +10,7 @@ never from the clock, and increase in commit order.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -105,10 +106,17 @@ class Store(Protocol):
         """Finish pending writes and release the database."""
 
     # -- messages -----------------------------------------------------------
-    async def append(
+    def append(
         self, msg: NewMessage, *, cid_ttl_ms: int, quota: int | None = None
-    ) -> AppendResult:
+    ) -> asyncio.Future[AppendResult]:
         """Store ``msg`` durably, unless it repeats a recent ``cid``.
+
+        The write is queued when ``append`` is called, not when the future is
+        awaited: appends called in order on one event loop are stored in that
+        order (increasing ids) and their futures are resolved in that order,
+        so a caller may have several in flight (the hub pipelines a
+        connection's messages this way). The future is done once the message
+        is committed.
 
         Args:
             msg: the message.
@@ -118,8 +126,9 @@ class Store(Protocol):
             quota: for a DM to an offline account, the most undelivered DMs it
                 may hold (see ``undelivered``); None means no limit.
 
-        Raises:
-            OverQuota: the recipient is at its quota; nothing was stored.
+        Returns:
+            A future of the result; it fails with `OverQuota` when the
+            recipient is at its quota (nothing was stored).
         """
         ...
 

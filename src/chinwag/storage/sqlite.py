@@ -3,13 +3,16 @@
 Shape:
 
 * **One writer thread** owns the only write connection. Writes are jobs in a
-  queue; the thread takes every job waiting (up to ``max_batch``) and runs them
-  in ONE transaction (group commit: one fsync for the batch), each job inside
-  its own SAVEPOINT so that a refused job (``OverQuota``, ``AccountExists``)
-  rolls back alone. Only after ``COMMIT`` returned are the jobs' futures
-  resolved, in queue order, by a single ``call_soon_threadsafe`` callback per
-  batch. Message ids are therefore assigned in commit order and the awaiting
-  coroutines resume in id order: the hub relies on both.
+  queue; the jobs of one event-loop turn are handed over together, and the
+  thread takes every job waiting (up to ``max_batch``) and runs them in ONE
+  transaction (group commit: one fsync for the batch). A job that fails
+  (a refusal such as ``OverQuota`` or ``AccountExists``, or a database error)
+  makes the thread roll the batch back and run it again with each job inside
+  its own SAVEPOINT, so that the failed job alone is undone. Only after
+  ``COMMIT`` returned are the jobs' futures resolved, in queue order, by a
+  single ``call_soon_threadsafe`` callback per batch. A job is queued when the
+  method is called, so message ids are assigned in call order and the futures
+  resolve in id order: the hub relies on both.
 * **Reader threads** (a small pool) each own a ``query_only`` connection. In WAL
   mode readers never block the writer and always see committed data.
 * The schema comes from numbered files in ``migrations/``, applied at
@@ -255,7 +258,8 @@ class SqliteStore:
         self._busy_timeout_ms = busy_timeout_ms
         self._closed = False
         self._close_done: asyncio.Future[None] | None = None
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # _Job or _STOP
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # list[_Job] or _STOP
+        self._turn: list[_Job] = []  # queued during this loop turn, not handed over yet
         self._thread = threading.Thread(
             target=self._write_loop, name=f"chinwag-sqlite-writer:{path.name}", daemon=True
         )
@@ -280,7 +284,8 @@ class SqliteStore:
 
         Args:
             path: the database file; its directory must exist.
-            max_batch: most write jobs committed in one transaction.
+            max_batch: most write jobs committed in one transaction (the jobs
+                queued in one event-loop turn are never split).
             readers: reader threads (each with its own connection).
             busy_timeout_ms: how long a connection waits for a lock held by
                 another process (e.g. the admin CLI) before failing.
@@ -332,6 +337,7 @@ class SqliteStore:
         self._closed = True
         self._close_done = asyncio.get_running_loop().create_future()
         try:
+            self._hand_over()  # this turn's jobs go before the stop marker
             self._queue.put(_STOP)
             await asyncio.to_thread(self._thread.join)
             await asyncio.to_thread(self._readers.shutdown, True)
@@ -348,11 +354,24 @@ class SqliteStore:
             raise StoreError("the store is closed")
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._submit(fn)
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue a write job now; the future is done once its batch committed."""
         self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, future, loop))
-        return await future
+        # The jobs of one loop turn reach the writer together (one commit for all
+        # of them), rather than one by one as the writer happens to wake up.
+        if not self._turn:
+            loop.call_soon(self._hand_over)
+        self._turn.append(_Job(fn, future, loop))
+        return future
+
+    def _hand_over(self) -> None:
+        jobs, self._turn = self._turn, []
+        if jobs:
+            self._queue.put(jobs)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         self._check_open()
@@ -388,18 +407,18 @@ class SqliteStore:
         stopping = False
         while not stopping:
             first = self._queue.get()
-            if not isinstance(first, _Job):  # the stop marker
+            if not isinstance(first, list):  # the stop marker
                 break
-            batch = [first]
+            batch: list[_Job] = first
             while len(batch) < self._max_batch:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if not isinstance(item, _Job):
+                if not isinstance(item, list):
                     stopping = True
                     break
-                batch.append(item)
+                batch.extend(item)
             self._run_batch(batch)
         # Nothing can be queued after the stop marker (close() refuses new calls
         # first), but never leave a caller hanging.
@@ -409,29 +428,18 @@ class SqliteStore:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, _Job):
-                leftovers.append(item)
+            if isinstance(item, list):
+                leftovers.extend(item)
         self._deliver([(job, None, StoreError("the store is closed")) for job in leftovers])
         self._writer.close()
 
     def _run_batch(self, batch: list[_Job]) -> None:
         conn = self._writer
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    value = job.fn(conn)
-                except Exception as exc:
-                    # Undo this job only; if even that fails the batch fails below.
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    outcomes.append((job, None, _wrap(exc)))
-                else:
-                    conn.execute("RELEASE job")
-                    outcomes.append((job, value, None))
-            conn.execute("COMMIT")
+            outcomes = self._run_jobs(batch, isolate=False)
+            if outcomes is None:  # a job failed: run them again, each on its own
+                outcomes = self._run_jobs(batch, isolate=True)
+                assert outcomes is not None
         except Exception as exc:
             log.exception("a write batch of %d jobs failed; none was stored", len(batch))
             if conn.in_transaction:
@@ -443,6 +451,40 @@ class SqliteStore:
                 error.__cause__ = exc
                 outcomes.append((job, None, error))
         self._deliver(outcomes)
+
+    def _run_jobs(
+        self, batch: list[_Job], *, isolate: bool
+    ) -> list[tuple[_Job, Any, BaseException | None]] | None:
+        """Run ``batch`` in one transaction and commit it.
+
+        Without ``isolate`` the first failing job rolls the whole batch back and
+        the result is None; with it, each job runs in a SAVEPOINT and a failing
+        job is undone alone (its error is its outcome).
+        """
+        conn = self._writer
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for job in batch:
+            if not isolate:
+                try:
+                    outcomes.append((job, job.fn(conn), None))
+                except Exception:
+                    conn.execute("ROLLBACK")
+                    return None
+                continue
+            conn.execute("SAVEPOINT job")
+            try:
+                value = job.fn(conn)
+            except Exception as exc:
+                # Undo this job only; if even that fails the batch fails.
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((job, None, _wrap(exc)))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((job, value, None))
+        conn.execute("COMMIT")
+        return outcomes
 
     @staticmethod
     def _deliver(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
@@ -457,10 +499,12 @@ class SqliteStore:
                 loop.call_soon_threadsafe(_settle, items)
 
     # -- messages -----------------------------------------------------------
-    async def append(
+    def append(
         self, msg: NewMessage, *, cid_ttl_ms: int, quota: int | None = None
-    ) -> AppendResult:
+    ) -> asyncio.Future[AppendResult]:
         """Store ``msg`` durably, unless it repeats a recent ``cid``.
+
+        Queued at the call; the future is done once the message is committed.
 
         Args:
             msg: the message; exactly one of ``room`` and ``recipient`` is set.
@@ -468,11 +512,10 @@ class SqliteStore:
             quota: most undelivered DMs the recipient may hold; None: no limit.
 
         Returns:
-            The stored message, or the original one with ``duplicate=True``.
-
-        Raises:
-            OverQuota: the recipient is at its quota; nothing was stored.
-            StoreError: the database failed; nothing was stored.
+            A future of the stored message, or of the original one with
+            ``duplicate=True``. Its exceptions: `OverQuota` (the recipient is at
+            its quota) and `StoreError` (the database failed); either way
+            nothing was stored.
         """
         if (msg.room is None) == (msg.recipient is None):
             raise ValueError("exactly one of room and recipient must be set")
@@ -531,7 +574,7 @@ class SqliteStore:
             )
             return AppendResult(stored, duplicate=False)
 
-        return await self._write(job)
+        return self._submit(job)
 
     async def max_message_id(self) -> int:
         """The highest message id stored, 0 when there are none."""

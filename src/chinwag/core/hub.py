@@ -10,6 +10,7 @@ share one delivery path.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -60,6 +61,7 @@ from chinwag.protocol.events import (
 from chinwag.storage.base import (
     AccountExists,
     AccountRow,
+    AppendResult,
     NewMessage,
     OverQuota,
     Store,
@@ -152,13 +154,21 @@ class Session:
             self.outlet.close("too far behind while catching up")
 
 
+_last_second: list[Any] = [-1, ""]  # iso_ts's cache: (second, its "YYYY-MM-DDTHH:MM:SS.")
+
+
 def iso_ts(ts_ms: int) -> str:
     """UTC ISO 8601 with milliseconds, e.g. 2026-11-24T05:00:00.123Z."""
-    t = time.gmtime(ts_ms // 1000)
-    return (
-        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ts_ms % 1000:03d}Z"
-    )
+    second = ts_ms // 1000
+    cached = _last_second
+    if cached[0] != second:  # messages come in bursts: most share their second
+        t = time.gmtime(second)
+        cached[1] = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
+        )
+        cached[0] = second
+    return f"{cached[1]}{ts_ms % 1000:03d}Z"
 
 
 def message_data(
@@ -191,6 +201,17 @@ def _with_ref(data: dict[str, Any], ref: str | None) -> dict[str, Any]:
     if ref is not None:
         data["ref"] = ref
     return data
+
+
+def error_data(exc: ChatError, ref: str | None) -> dict[str, Any]:
+    """The wire form of a refusal (protocol v1 §5)."""
+    data: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
+    data.update(exc.extra)
+    return _with_ref(data, ref)
+
+
+# Parsing a nick (PRECIS, NFC, confusables) costs ~13 µs; DMs name the same few often.
+_parse_nick_cached = functools.lru_cache(maxsize=4096)(parse_nick)
 
 
 class Hub:
@@ -508,6 +529,64 @@ class Hub:
     def _ok(self, session: Session, ref: str | None) -> None:
         self._reply(session, {"type": "ok"}, ref)
 
+    def pipeline(self, session: Session, cmd: Command) -> asyncio.Future[AppendResult] | None:
+        """Start a say, or a DM to someone online, without waiting for its commit.
+
+        Every check runs now, and a refusal raises `ChatError` with nothing
+        changed; then the message is queued for the store. When it is
+        committed, the ack (or an error frame) goes to the session and the
+        message to the bus. The store commits and resolves appends in call
+        order, so replies keep the order in which commands were started.
+
+        Returns:
+            The store's future (done once the reply is queued), or None when the
+            command needs I/O before it can be queued: any other command, a DM
+            to someone offline, a resent ``cid``. Run that one with `handle`
+            once everything started before it is done, to keep replies in order.
+        """
+        room: str | None = None
+        to: tuple[str, str] | None = None
+        if type(cmd) is Say:
+            room = parse_room(cmd.room)
+            if room not in session.principal.rooms:
+                raise NotMember(f"you are not in #{room}; join it first")
+            check_body(cmd.body)
+        elif type(cmd) is Dm:
+            check_body(cmd.body)
+            target = self._online_target(cmd.to)
+            if target is None:
+                return None
+            to = (target.pid, target.nick)
+        else:
+            return None
+        cid = cmd.cid
+        if cid is not None and (session.principal.key, cid) in self._recent:
+            return None
+        future = self._store.append(
+            self._new_message(session, cmd.body, cid, room, to),
+            cid_ttl_ms=int(self.settings.cid_ttl * 1000),
+        )
+        future.add_done_callback(functools.partial(self._committed, session, cmd.ref, cid))
+        return future
+
+    def _committed(
+        self,
+        session: Session,
+        ref: str | None,
+        cid: str | None,
+        future: asyncio.Future[AppendResult],
+    ) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None:
+            self._acked(session, ref, cid, future.result())
+            return
+        # Pipelined messages have no quota: only the database can fail here.
+        session.bucket.refund()
+        log.error("storing a message failed", exc_info=exc)
+        session.outlet.send(Frame(error_data(ChatError(), ref)))
+
     async def _say(self, session: Session, cmd: Say) -> None:
         room = parse_room(cmd.room)
         if room not in session.principal.rooms:
@@ -523,10 +602,17 @@ class Hub:
             session, cmd.ref, cmd.cid, cmd.body, to=(target_pid, target_nick), quota=quota
         )
 
+    def _online_target(self, raw: str) -> Principal | None:
+        """The online principal called ``raw``, or None (offline, or not a nick)."""
+        try:
+            return self._by_key.get(_parse_nick_cached(raw).key)
+        except BadNick:
+            return None
+
     async def _resolve(self, raw: str) -> tuple[str, str, bool]:
         """(principal, display nick, online?) of a DM partner, by nick."""
         try:
-            nick = parse_nick(raw)
+            nick = _parse_nick_cached(raw)
         except BadNick:
             raise NoSuchUser(f"nobody is called {raw[:40]!r}") from None
         online = self._by_key.get(nick.key)
@@ -555,11 +641,33 @@ class Hub:
         if recent_key is not None and (earlier := self._recent.get(recent_key)) is not None:
             self._reply(session, dict(earlier), ref)  # a repeat: same ack, no flood charge
             return
+        msg = self._new_message(session, body, cid, room, to)
+        try:
+            result = await self._store.append(
+                msg, cid_ttl_ms=int(self.settings.cid_ttl * 1000), quota=quota
+            )
+        except OverQuota:
+            session.bucket.refund()
+            raise QuotaExceeded(
+                f"{msg.recipient_nick} has too many undelivered messages; try later"
+            ) from None
+        self._acked(session, ref, cid, result)
+
+    def _new_message(
+        self,
+        session: Session,
+        body: str,
+        cid: str | None,
+        room: str | None,
+        to: tuple[str, str] | None,
+    ) -> NewMessage:
+        """Charge flood control for a message and build it (raises `RateLimited`)."""
         wait = session.bucket.retry_after()
         if wait > 0:
             raise RateLimited(wait, f"slow down: retry in {wait:.1f} s")
         session.bucket.take()
-        msg = NewMessage(
+        p = session.principal
+        return NewMessage(
             ts_ms=int(self._clock() * 1000),
             sender=p.pid,
             sender_nick=p.nick,
@@ -570,24 +678,20 @@ class Hub:
             body=body,
             cid=cid,
         )
-        try:
-            result = await self._store.append(
-                msg, cid_ttl_ms=int(self.settings.cid_ttl * 1000), quota=quota
-            )
-        except OverQuota:
-            session.bucket.refund()
-            raise QuotaExceeded(
-                f"{msg.recipient_nick} has too many undelivered messages; try later"
-            ) from None
+
+    def _acked(
+        self, session: Session, ref: str | None, cid: str | None, result: AppendResult
+    ) -> None:
+        """A message is committed: ack it, remember its cid, and publish it if new."""
         stored = result.message
         ack: dict[str, Any] = {"type": "ack", "id": stored.id, "ts": iso_ts(stored.ts_ms)}
         if cid is not None:
             ack["cid"] = cid
-        self._reply(session, dict(ack), ref)
-        if recent_key is not None:
-            self._recent[recent_key] = ack
+            key = (session.principal.key, cid)
+            self._recent[key] = ack
             if len(self._recent) > _RECENT_CIDS:
                 self._recent.popitem(last=False)
+        self._reply(session, dict(ack), ref)
         if result.duplicate:
             session.bucket.refund()
         else:
@@ -640,7 +744,7 @@ class Hub:
             targets: Iterable[Principal] = self._rooms.get(room, ())
         else:
             try:
-                nick = parse_nick(cmd.to or "")
+                nick = _parse_nick_cached(cmd.to or "")
             except ChatError:
                 return
             other = self._by_key.get(nick.key)

@@ -3,8 +3,11 @@
 Built on asyncio's Protocol/Transport API rather than streams: fan-out appends
 encoded frames to a per-connection list, and one `Flusher` callback per event
 loop turn writes each connection's frames with a single ``write``. Commands of
-one connection are carried out one at a time, in order, by its worker task, so
-replies keep the order of requests.
+one connection are carried out in order by its worker task, so replies keep the
+order of requests. Consecutive messages (``say``, and ``dm`` to someone online)
+are pipelined: the worker starts up to `_PIPELINE` of them without waiting for
+each commit (`Hub.pipeline`); the store commits them in order and their acks
+go out in order; any other command, and any refusal, waits until they are done.
 """
 
 from __future__ import annotations
@@ -13,9 +16,19 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from chinwag.core.hub import Frame, Session
+from chinwag.core.hub import Frame, Session, error_data
 from chinwag.errors import ChatError, NotLoggedIn
-from chinwag.protocol.events import Bye, Dropped, Fatal, Hello, Incoming, Ping, Rejected
+from chinwag.protocol.events import (
+    Bye,
+    Dm,
+    Dropped,
+    Fatal,
+    Hello,
+    Incoming,
+    Ping,
+    Rejected,
+    Say,
+)
 from chinwag.protocol.jsonlines import ServerCodec, encode
 
 if TYPE_CHECKING:
@@ -27,6 +40,7 @@ _INBOX_HIGH = 64  # queued commands before we stop reading from the socket
 _INBOX_LOW = 16
 _PACED_HIGH = 256 * 1024  # transport buffer above which paced sends wait
 _LINGER = 2.0  # seconds a closing connection waits for the peer's FIN
+_PIPELINE = 32  # messages of one connection in flight (queued for commit) at once
 
 
 def _encode(frame: Frame) -> bytes:
@@ -88,6 +102,8 @@ class Connection(asyncio.Protocol):
         self._ping_sent_at: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._in_flight = 0  # pipelined messages not committed yet
+        self._settle_to = -1  # while the worker waits for _in_flight to fall to this
         self.close_reason = ""
 
     # -- asyncio.Protocol ----------------------------------------------------------
@@ -256,9 +272,7 @@ class Connection(asyncio.Protocol):
         self.send(Frame(data))
 
     def _error(self, exc: ChatError, ref: str | None) -> None:
-        data: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
-        data.update(exc.extra)
-        self._send_data(data, ref)
+        self.send(Frame(error_data(exc, ref)))
 
     # -- timers ---------------------------------------------------------------------
     def _prelogin_expired(self) -> None:
@@ -299,11 +313,27 @@ class Connection(asyncio.Protocol):
                 if self._reading_paused and len(self._inbox) < _INBOX_LOW and self._transport:
                     self._reading_paused = False
                     self._transport.resume_reading()
+                session = self._session
+                if (
+                    isinstance(item, Say | Dm)
+                    and session is not None
+                    and self._start(session, item)
+                ):
+                    if self._in_flight >= _PIPELINE:
+                        await self._settle(_PIPELINE - 1)
+                    continue
+                if self._in_flight:
+                    await self._settle()
+                    if self._closing:
+                        break
                 await self._process(item)
         except Exception:
             log.exception("%s: connection failed", self._peer)
             self.close("internal error")
         finally:
+            if self._in_flight and not self._closing:
+                # Their acks go out before bye, or before the close after the peer's FIN.
+                await self._settle()
             if self._session is not None:
                 session, self._session = self._session, None
                 try:
@@ -316,6 +346,33 @@ class Connection(asyncio.Protocol):
                 self.close("server shutting down" if self._stopping else "client closed")
             self._server.forget(self)
             log.info("%s closed: %s", self._peer, self.close_reason)
+
+    def _start(self, session: Session, item: Say | Dm) -> bool:
+        """Pipeline a message; False when it must wait its turn in `_process`."""
+        try:
+            future = self._server.hub.pipeline(session, item)
+        except ChatError:
+            return False  # refused: handled in order, after those in flight
+        if future is None:
+            return False
+        self._in_flight += 1
+        future.add_done_callback(self._committed)
+        return True
+
+    def _committed(self, _future: object) -> None:
+        self._in_flight -= 1
+        if self._in_flight <= self._settle_to:
+            self._wake()
+
+    async def _settle(self, most: int = 0) -> None:
+        """Wait until at most ``most`` pipelined messages are in flight."""
+        self._settle_to = most
+        try:
+            while self._in_flight > most and not self._closing:
+                self._waiter = self._loop.create_future()
+                await self._waiter
+        finally:
+            self._settle_to = -1
 
     async def _process(self, item: Incoming) -> None:
         if isinstance(item, Fatal):

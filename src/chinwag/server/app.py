@@ -60,6 +60,17 @@ class Server:
         self._hub_task: asyncio.Task[None] | None = None
         self._hasher: PasswordHasher | None = None
         self.tls = False
+        # One sweep for every connection's deadlines instead of timers per
+        # connection; a deadline fires at most a tenth of its length late.
+        shortest = min(settings.prelogin_timeout, settings.idle_timeout, settings.pong_timeout)
+        self._sweep_every = min(max(shortest / 10, 0.02), 1.0)
+        self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for conn in list(self._conns):
+            conn.check_deadlines(now)
+        self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
 
     @classmethod
     async def open(
@@ -116,6 +127,7 @@ class Server:
         """Stop accepting, let in-flight commands commit and ack, say bye, close."""
         if self._listener is not None:
             self._listener.close()
+        self._sweeper.cancel()
         conns = list(self._conns)
         if conns:
             await asyncio.gather(*(c.stop() for c in conns), return_exceptions=True)

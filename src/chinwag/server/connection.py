@@ -13,6 +13,7 @@ go out in order; any other command, and any refusal, waits until they are done.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +73,46 @@ class Flusher:
 
 
 class Connection(asyncio.Protocol):
-    """The transport side of one client connection; the hub's `Outlet`."""
+    """The transport side of one client connection; the hub's `Outlet`.
+
+    An idle connection is cheap, since a server holds thousands: it has no task
+    and no timer. Its worker task is started when frames arrive (or when the
+    connection ends) and ends when the inbox is empty; the server's periodic
+    `check_deadlines` sweep enforces the login deadline and the idle ping.
+    """
+
+    __slots__ = (
+        "_bad_frames",
+        "_born",
+        "_closing",
+        "_codec",
+        "_eof",
+        "_failed_hellos",
+        "_finished",
+        "_in_flight",
+        "_in_flight_bytes",
+        "_inbox",
+        "_last_rx",
+        "_loop",
+        "_marked",
+        "_out",
+        "_out_size",
+        "_peer",
+        "_ping_sent_at",
+        "_prelogin_frames",
+        "_reading_paused",
+        "_server",
+        "_session",
+        "_settings",
+        "_settling",
+        "_stopping",
+        "_task",
+        "_transport",
+        "_waiter",
+        "_writable",
+        "address",
+        "close_reason",
+    )
 
     def __init__(self, server: Server) -> None:
         self._server = server
@@ -98,12 +138,13 @@ class Connection(asyncio.Protocol):
         self._bad_frames = 0
         self._failed_hellos = 0
         self._prelogin_frames = 0
-        self._last_rx = self._loop.time()
+        self._born = self._last_rx = self._loop.time()
         self._ping_sent_at: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # the worker, while there is work
+        self._finished = False
         self._in_flight = 0  # pipelined messages not committed yet
-        self._settle_to = -1  # while the worker waits for _in_flight to fall to this
+        self._in_flight_bytes = 0  # a bound on the size of their copies to this client
+        self._settling = False  # the worker waits for pipelined messages to commit
         self.close_reason = ""
 
     # -- asyncio.Protocol ----------------------------------------------------------
@@ -125,8 +166,6 @@ class Connection(asyncio.Protocol):
             self.close("too many connections from one address")
             return
         log.info("%s connected", self._peer)
-        self._timer = self._loop.call_later(self._settings.prelogin_timeout, self._prelogin_expired)
-        self._task = self._loop.create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -136,7 +175,7 @@ class Connection(asyncio.Protocol):
             # Only whole frames count as activity: dribbled bytes keep nothing alive.
             self._last_rx = self._loop.time()
             self._inbox.extend(events)
-            self._wake()
+            self._kick()
             if len(self._inbox) > _INBOX_HIGH and self._transport is not None:
                 self._transport.pause_reading()
                 self._reading_paused = True
@@ -145,7 +184,7 @@ class Connection(asyncio.Protocol):
         # Keep the write side open: requests that came before the FIN get answered.
         # (TLS cannot half-close: there asyncio closes the transport either way.)
         self._eof = True
-        self._wake()
+        self._kick()
         return self._transport is not None and self._transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -153,17 +192,20 @@ class Connection(asyncio.Protocol):
         self._closing = True
         if not self.close_reason:
             self.close_reason = "connection lost" if exc is None else f"connection lost: {exc}"
-        self._wake()
+        self._kick()
         self._release_writer()
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._task is None:  # refused at connection_made
-            self._server.forget(self)
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _kick(self) -> None:
+        """Wake the worker, or start one: frames came, or the connection is ending."""
+        if self._waiter is not None:
+            self._wake()
+        elif self._task is None and not self._finished:
+            self._task = self._loop.create_task(self._run())
 
     def pause_writing(self) -> None:
         if self._writable is None:
@@ -242,7 +284,7 @@ class Connection(asyncio.Protocol):
                 self._loop.call_later(_LINGER, transport.close)
             else:
                 transport.close()
-        self._wake()
+        self._kick()
 
     # -- writing --------------------------------------------------------------------
     def flush(self) -> None:
@@ -264,7 +306,7 @@ class Connection(asyncio.Protocol):
         self._out_size = 0
         if self._transport is not None:
             self._transport.abort()
-        self._wake()
+        self._kick()
 
     def _send_data(self, data: dict[str, Any], ref: str | None = None) -> None:
         if ref is not None:
@@ -274,41 +316,31 @@ class Connection(asyncio.Protocol):
     def _error(self, exc: ChatError, ref: str | None) -> None:
         self.send(Frame(error_data(exc, ref)))
 
-    # -- timers ---------------------------------------------------------------------
-    def _prelogin_expired(self) -> None:
-        if self._session is None:
-            self._error(NotLoggedIn("you did not log in in time; connection closed"), None)
-            self.close("pre-login deadline")
-
-    def _idle_check(self) -> None:
+    # -- deadlines (the server's sweep calls this) -------------------------------------
+    def check_deadlines(self, now: float) -> None:
+        """Enforce the login deadline, and ping a quiet client or close an unanswering one."""
+        if self._closing:
+            return
         s = self._settings
-        now = self._loop.time()
+        if self._session is None:
+            if now - self._born >= s.prelogin_timeout:
+                self._error(NotLoggedIn("you did not log in in time; connection closed"), None)
+                self.close("pre-login deadline")
+            return
         if self._ping_sent_at is not None and self._last_rx > self._ping_sent_at:
             self._ping_sent_at = None  # any frame after our ping answers it
         if self._ping_sent_at is not None:
-            waited = now - self._ping_sent_at
-            if waited >= s.pong_timeout:
+            if now - self._ping_sent_at >= s.pong_timeout:
                 self.close("idle: no answer to ping")
-                return
-            delay = s.pong_timeout - waited
-        elif (quiet := now - self._last_rx) >= s.idle_timeout:
+        elif now - self._last_rx >= s.idle_timeout:
             self._ping_sent_at = now
             self._send_data({"type": "ping"})
-            delay = s.pong_timeout
-        else:
-            delay = s.idle_timeout - quiet
-        self._timer = self._loop.call_later(delay, self._idle_check)
 
     # -- the worker -------------------------------------------------------------------
     async def _run(self) -> None:
-        hub = self._server.hub
+        """Carry out the inbox; end when it is empty, or finish the connection."""
         try:
-            while not self._stopping:
-                while not (self._inbox or self._eof or self._closing or self._stopping):
-                    self._waiter = self._loop.create_future()
-                    await self._waiter
-                if not self._inbox or self._closing or self._stopping:
-                    break
+            while self._inbox and not (self._closing or self._stopping):
                 item = self._inbox.pop(0)
                 if self._reading_paused and len(self._inbox) < _INBOX_LOW and self._transport:
                     self._reading_paused = False
@@ -319,8 +351,8 @@ class Connection(asyncio.Protocol):
                     and session is not None
                     and self._start(session, item)
                 ):
-                    if self._in_flight >= _PIPELINE:
-                        await self._settle(_PIPELINE - 1)
+                    if self._pipeline_full():
+                        await self._settle(until_room=True)
                     continue
                 if self._in_flight:
                     await self._settle()
@@ -330,22 +362,31 @@ class Connection(asyncio.Protocol):
         except Exception:
             log.exception("%s: connection failed", self._peer)
             self.close("internal error")
-        finally:
-            if self._in_flight and not self._closing:
-                # Their acks go out before bye, or before the close after the peer's FIN.
-                await self._settle()
-            if self._session is not None:
-                session, self._session = self._session, None
-                try:
-                    await hub.logout(session, clean=False)
-                except Exception:
-                    log.exception("%s: logout failed", self._peer)
-            if not self._closing:
-                if self._stopping:
-                    self._send_data({"type": "bye"})
-                self.close("server shutting down" if self._stopping else "client closed")
-            self._server.forget(self)
-            log.info("%s closed: %s", self._peer, self.close_reason)
+        if not (self._eof or self._closing or self._stopping):
+            self._task = None  # idle: the next frames start a new worker
+            return
+        await self._finish()
+
+    async def _finish(self) -> None:
+        """The connection ends: acks still due, logout, bye, close, forget (once)."""
+        if self._finished:
+            return
+        self._finished = True
+        if self._in_flight and not self._closing:
+            # Their acks go out before bye, or before the close after the peer's FIN.
+            await self._settle()
+        if self._session is not None:
+            session, self._session = self._session, None
+            try:
+                await self._server.hub.logout(session, clean=False)
+            except Exception:
+                log.exception("%s: logout failed", self._peer)
+        if not self._closing:
+            if self._stopping:
+                self._send_data({"type": "bye"})
+            self.close("server shutting down" if self._stopping else "client closed")
+        self._server.forget(self)
+        log.info("%s closed: %s", self._peer, self.close_reason)
 
     def _start(self, session: Session, item: Say | Dm) -> bool:
         """Pipeline a message; False when it must wait its turn in `_process`."""
@@ -355,24 +396,37 @@ class Connection(asyncio.Protocol):
             return False  # refused: handled in order, after those in flight
         if future is None:
             return False
+        # Each message comes back to this client (its own copy): bound what can
+        # arrive at once, so a client that reads is not cut off for sending fast.
+        size = 4 * len(item.body) + 256
         self._in_flight += 1
-        future.add_done_callback(self._committed)
+        self._in_flight_bytes += size
+        future.add_done_callback(functools.partial(self._committed, size))
         return True
 
-    def _committed(self, _future: object) -> None:
+    def _committed(self, size: int, _future: object) -> None:
         self._in_flight -= 1
-        if self._in_flight <= self._settle_to:
+        self._in_flight_bytes -= size
+        if self._settling:
             self._wake()
 
-    async def _settle(self, most: int = 0) -> None:
-        """Wait until at most ``most`` pipelined messages are in flight."""
-        self._settle_to = most
+    def _pipeline_full(self) -> bool:
+        return (
+            self._in_flight >= _PIPELINE
+            or self._in_flight_bytes > self._settings.out_buffer_limit // 4
+        )
+
+    async def _settle(self, *, until_room: bool = False) -> None:
+        """Wait until no pipelined message is in flight (or, ``until_room``, one more fits)."""
+        self._settling = True
         try:
-            while self._in_flight > most and not self._closing:
+            while self._in_flight and not self._closing:
+                if until_room and not self._pipeline_full():
+                    break
                 self._waiter = self._loop.create_future()
                 await self._waiter
         finally:
-            self._settle_to = -1
+            self._settling = False
 
     async def _process(self, item: Incoming) -> None:
         if isinstance(item, Fatal):
@@ -445,9 +499,6 @@ class Connection(asyncio.Protocol):
             "account" if p.account else "guest",
             session.device,
         )
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_later(self._settings.idle_timeout, self._idle_check)
 
     def _hello_failed(self) -> None:
         self._failed_hellos += 1
@@ -459,6 +510,6 @@ class Connection(asyncio.Protocol):
         self._stopping = True
         if self._transport is not None and not self._closing:
             self._transport.pause_reading()
-        self._wake()
+        self._kick()
         if self._task is not None:
             await asyncio.wait([self._task], timeout=self._settings.shutdown_grace)

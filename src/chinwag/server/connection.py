@@ -108,7 +108,7 @@ class Connection(asyncio.Protocol):
             )
             self.close("too many connections from one address")
             return
-        log.info("%s connected", self._peer)
+        log.debug("%s connected", self._peer)
         self._timer = self._loop.call_later(self._settings.prelogin_timeout, self._prelogin_expired)
         self._task = self._loop.create_task(self._run())
 
@@ -315,7 +315,7 @@ class Connection(asyncio.Protocol):
                     self._send_data({"type": "bye"})
                 self.close("server shutting down" if self._stopping else "client closed")
             self._server.forget(self)
-            log.info("%s closed: %s", self._peer, self.close_reason)
+            log.debug("%s closed: %s", self._peer, self.close_reason)
 
     async def _process(self, item: Incoming) -> None:
         if isinstance(item, Fatal):
@@ -381,7 +381,7 @@ class Connection(asyncio.Protocol):
             return
         self._session = session
         p = session.principal
-        log.info(
+        log.debug(
             "%s logged in as %s (%s, device %s)",
             self._peer,
             p.nick,

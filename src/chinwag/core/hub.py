@@ -229,6 +229,28 @@ class Hub:
         self._rooms: dict[str, set[Principal]] = {}  # online members per room
         self._recent: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._batch: list[StoredMessage] = []  # committed, to fan out this loop turn
+        # Keys and skeletons of every account row, deleted ones included (see load).
+        self._account_keys: set[str] = set()
+        self._account_skeletons: set[str] = set()
+        self._loaded = False
+
+    async def load(self) -> None:
+        """Read what the hub keeps in memory from the store; call once, before logins.
+
+        That is the key and TR39 skeleton of every account, so that a guest's
+        hello for a nick no account has, or resembles, needs no store read. The
+        index may hold more than the store (a registration that failed after
+        reserving its nick), which only costs such a hello the store reads;
+        never less. It is authoritative for "no such account" because accounts
+        are only ever created by this hub's ``_register`` (the admin tools list,
+        delete and reset passwords; deleted rows stay, as their nicks stay
+        reserved; ``bench/seed.py`` writes before the server starts): with
+        several nodes sharing one store, it would not be.
+        """
+        for key, skeleton in await self._store.account_index():
+            self._account_keys.add(key)
+            self._account_skeletons.add(skeleton)
+        self._loaded = True
 
     # -- running ----------------------------------------------------------------
     async def run(self) -> None:
@@ -305,6 +327,14 @@ class Hub:
                 f"this server speaks protocol {PROTO}, not {hello.proto}", supported=[PROTO]
             )
         nick = parse_nick(hello.nick)
+        if (
+            hello.password is None
+            and self._loaded
+            and nick.key not in self._account_keys
+            and nick.skeleton not in self._account_skeletons
+        ):
+            # A guest whose nick no account has or resembles (see load): no store read.
+            return await self._start_guest(nick.key, nick.display, hello, outlet)
         address = outlet.address
         row = await self._store.get_account(nick.key)
         if row is not None and row.deleted:
@@ -336,10 +366,11 @@ class Hub:
             await self._hasher.verify_dummy(hello.password)
             self._throttle.failure(None, address)
             raise BadPassword()
+        return await self._start_guest(nick.key, nick.display, hello, outlet)
+
+    async def _start_guest(self, key: str, display: str, hello: Hello, outlet: Outlet) -> Session:
         sid = uuid.uuid4().hex
-        return await self._start(
-            "g:" + sid, nick.key, nick.display, False, {LOBBY}, hello, outlet, sid
-        )
+        return await self._start("g:" + sid, key, display, False, {LOBBY}, hello, outlet, sid)
 
     async def _start(
         self,
@@ -787,6 +818,9 @@ class Hub:
                 deleted=False,
                 bot=cmd.bot,
             )
+            # Into the index before the row exists, so no hello can pass it unread.
+            self._account_keys.add(nick.key)
+            self._account_skeletons.add(nick.skeleton)
             await self._store.create_account(row)
         except BaseException as exc:
             if invite is not None:  # no account was made with it: give the use back

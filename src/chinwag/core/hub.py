@@ -424,7 +424,11 @@ class Hub:
             "motd": self.settings.motd,
             "rooms": sorted(p.rooms),
         }
-        await session.outlet.send_paced(Frame(_with_ref(welcome, hello.ref)))
+        if p.account:
+            await session.outlet.send_paced(Frame(_with_ref(welcome, hello.ref)))
+        else:
+            # A guest has no backlog: welcome and caught_up leave in one write.
+            session.outlet.send(Frame(_with_ref(welcome, hello.ref)))
         replayed: list[StoredMessage] = []
         truncated = False
         cursor = 0

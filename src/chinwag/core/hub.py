@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import secrets
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -21,7 +21,13 @@ from typing import Any, Protocol
 from chinwag import __version__
 from chinwag.bus.base import Bus, Posted
 from chinwag.config import Settings
-from chinwag.core.accounts import LoginThrottle, PasswordHasher, check_password, parse_nick
+from chinwag.core.accounts import (
+    LoginThrottle,
+    PasswordHasher,
+    check_password,
+    load_confusables,
+    parse_nick,
+)
 from chinwag.core.ratelimit import TokenBucket
 from chinwag.core.rules import LOBBY, check_body, parse_room
 from chinwag.errors import (
@@ -187,6 +193,17 @@ def _account_pid(key: str) -> str:
     return "a:" + key
 
 
+def _session_id() -> str:
+    """32 random hex digits (a guest's principal is "g:" + it, so never reused)."""
+    return secrets.token_hex(16)  # as uuid4().hex, in a third of the time
+
+
+# caught_up after an empty backlog (every guest's): the same frame, encoded once.
+_NOTHING_MISSED = Frame(
+    {"type": "caught_up", "missed": 0, "rooms": {}, "dms": {}, "truncated": False}
+)
+
+
 def _with_ref(data: dict[str, Any], ref: str | None) -> dict[str, Any]:
     if ref is not None:
         data["ref"] = ref
@@ -250,6 +267,7 @@ class Hub:
         for key, skeleton in await self._store.account_index():
             self._account_keys.add(key)
             self._account_skeletons.add(skeleton)
+        load_confusables()  # now, rather than during the first hello
         self._loaded = True
 
     # -- running ----------------------------------------------------------------
@@ -369,7 +387,7 @@ class Hub:
         return await self._start_guest(nick.key, nick.display, hello, outlet)
 
     async def _start_guest(self, key: str, display: str, hello: Hello, outlet: Outlet) -> Session:
-        sid = uuid.uuid4().hex
+        sid = _session_id()
         return await self._start("g:" + sid, key, display, False, {LOBBY}, hello, outlet, sid)
 
     async def _start(
@@ -401,7 +419,7 @@ class Hub:
         bucket = TokenBucket(
             self.settings.rate_per_second, self.settings.rate_burst, self._monotonic
         )
-        session = Session(sid or uuid.uuid4().hex, principal, hello.device, outlet, bucket)
+        session = Session(sid or _session_id(), principal, hello.device, outlet, bucket)
         principal.sessions.append(session)
         if first:
             for room in principal.rooms:
@@ -458,14 +476,17 @@ class Hub:
                 other = m.recipient_nick if own else m.sender_nick
                 dms[other or ""] = dms.get(other or "", 0) + 1
         # No await from here on: caught_up, then the live frames that waited, in order.
-        caught_up = {
-            "type": "caught_up",
-            "missed": len(replayed),
-            "rooms": rooms,
-            "dms": dms,
-            "truncated": truncated,
-        }
-        session.outlet.send(Frame(caught_up))
+        if replayed or truncated:
+            caught_up = {
+                "type": "caught_up",
+                "missed": len(replayed),
+                "rooms": rooms,
+                "dms": dms,
+                "truncated": truncated,
+            }
+            session.outlet.send(Frame(caught_up))
+        else:
+            session.outlet.send(_NOTHING_MISSED)
         pending, session.pending = session.pending or [], None
         for msg_id, frame in pending:
             if msg_id == 0 or msg_id > session.last_delivered:

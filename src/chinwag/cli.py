@@ -217,7 +217,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print_settings(settings)
         return 0
     logging.basicConfig(
-        level=logging.INFO,
+        level=settings.log_level.upper(),  # debug, info, warning or error: checked by build()
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )

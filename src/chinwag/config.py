@@ -63,6 +63,9 @@ class Settings:
     tls_handshake_timeout: float = _s(10.0, "seconds a client may take for the TLS handshake")
     announce: bool = _s(True, "announce the server on the LAN (DNS-SD/mDNS _chinwag._tcp)")
     registration: str = _s("open", "who may register an account: open, invite or closed")
+    log_level: str = _s(
+        "info", "server log level: debug (adds a line per connection event), info, warning or error"
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -83,7 +86,10 @@ def describe() -> list[tuple[str, str, Any, str]]:
 _TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-_CHOICES: dict[str, tuple[str, ...]] = {"registration": ("open", "invite", "closed")}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "registration": ("open", "invite", "closed"),
+    "log_level": ("debug", "info", "warning", "error"),
+}
 _BOOLS: dict[str, bool] = {"true": True, "yes": True, "on": True, "1": True}
 _BOOLS |= {"false": False, "no": False, "off": False, "0": False}
 

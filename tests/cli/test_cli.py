@@ -41,6 +41,25 @@ def test_bad_settings_are_refused_in_plain_words() -> None:
     assert "unknown setting 'no_such'" in out.stderr and "--print-settings" in out.stderr
     out = chinwag("serve", "--set", "rate_burst=lots", "--print-settings")
     assert out.returncode == 2 and "rate_burst needs a int" in out.stderr
+    out = chinwag("serve", "--set", "log_level=verbose", "--print-settings")
+    assert out.returncode == 2 and "log_level is one of debug, info" in out.stderr
+
+
+async def test_connection_events_are_logged_at_debug_only(tmp_path: Path) -> None:
+    for level in ("info", "debug"):
+        srv = ServerProcess(tmp_path / level, {"argon2_memory_kib": 8192, "log_level": level})
+        srv.start()
+        try:
+            peer = await Peer.connect(srv.port)
+            await peer.hello("ann", device="desk")
+            assert srv.stop() == 0  # the connection is closed at shutdown, then "stopped"
+            await peer.close()
+        finally:
+            srv.kill()
+        log = srv.log()
+        assert "listening on" in log and "stopped" in log
+        lines = (" connected\n", "logged in as ann (guest, device desk)", "closed: server shutting")
+        assert [line in log for line in lines] == [level == "debug"] * 3, log
 
 
 def test_configuration_doc_lists_every_setting() -> None:
@@ -51,7 +70,8 @@ def test_configuration_doc_lists_every_setting() -> None:
 
 
 async def test_admin_lists_resets_deletes_and_counts(tmp_path: Path) -> None:
-    srv = ServerProcess(tmp_path / "srv", {"argon2_memory_kib": 8192})
+    # At debug level, so that the check that no password is logged covers every line.
+    srv = ServerProcess(tmp_path / "srv", {"argon2_memory_kib": 8192, "log_level": "debug"})
     srv.start()
     try:
         bob = await Peer.connect(srv.port)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import random
 import statistics
+import string
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from chinwag.core.accounts import (
     LoginThrottle,
     Nick,
     PasswordHasher,
+    _parse_nick_checked,
     check_password,
     parse_nick,
     skeleton,
@@ -59,6 +62,25 @@ def test_parse_nick_valid(raw: str, display: str, key: str) -> None:
     assert nick.display == display
     assert nick.key == key
     assert nick.skeleton == skeleton(key)
+
+
+def test_plain_ascii_nicks_skip_precis_with_the_same_result() -> None:
+    """parse_nick's shortcut for [A-Za-z0-9_-]{1,32} agrees with every check and PRECIS."""
+    plain = string.ascii_letters + string.digits + "_-"
+    rng = random.Random(6)
+    nicks = [a + b for a in plain for b in plain]
+    nicks += ["".join(rng.choices(plain, k=rng.randint(1, 32))) for _ in range(3000)]
+    nicks += ["I", "l1O0", "rnm", "-", "_", "x" * 32]
+    nicks += ["x" * 33, "", "a b", "a.b", "a\n", "\u212a", "ǆ", "é", "ab\u0301"]  # the full path
+    for raw in nicks:
+        assert outcome(parse_nick, raw) == outcome(_parse_nick_checked, raw), raw
+
+
+def outcome(parse: Callable[[str], Nick], raw: str) -> Nick | str:
+    try:
+        return parse(raw)
+    except BadNick as exc:
+        return exc.message
 
 
 def test_nick_is_frozen() -> None:

@@ -40,7 +40,12 @@ from chinwag.net.tls import (
     server_context,
 )
 
-FAST = {"argon2_memory_kib": 8192, "argon2_time_cost": 1, "tls_handshake_timeout": 1.5}
+FAST = {
+    "argon2_memory_kib": 8192,
+    "argon2_time_cost": 1,
+    "tls_handshake_timeout": 1.5,
+    "log_level": "debug",  # some tests look for a connection's log lines
+}
 _FP = re.compile(r"fingerprint ([0-9A-F:]{95})")
 
 

@@ -19,6 +19,8 @@ import pytest
 from conftest import Peer, ServerProcess
 from server_checks import CheckedPeer
 
+from chinwag.server.app import open_store
+
 CHEAP = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
 PASSWORD = "correct horse battery"
 
@@ -503,6 +505,38 @@ async def test_a_nick_confusable_with_an_account_is_bad_nick(
         assert (await (await connect(peers, srv.port)).try_hello("gu\u0435stly"))[
             "type"
         ] == "welcome"
+    finally:
+        srv.kill()
+
+
+async def test_accounts_made_before_the_server_started_stay_protected(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    """The hub's in-memory index of accounts is loaded at start, deleted ones included."""
+    srv = ServerProcess(tmp_path / "before", CHEAP).start()
+    try:
+        await register(peers, srv.port, "paypal")
+        await register(peers, srv.port, "Gone")
+        srv.kill()
+        store = await open_store(srv.data)
+        try:
+            assert await store.delete_account("gone")
+        finally:
+            await store.close()
+        srv.start()
+        attempts: list[tuple[dict[str, Any], str, str]] = [
+            ({"nick": "PayPal"}, "password_required", "paypal is registered; send its password"),
+            ({"nick": "p\u0430yp\u0430l"}, "bad_nick", "like the registered nick 'paypal'"),
+            ({"nick": "GONE"}, "bad_nick", "is reserved; pick another"),
+            ({"nick": "g\u043ene"}, "bad_nick", "like the registered nick 'Gone'"),
+            ({"nick": "paypal", "password": "wrong password"}, "bad_password", ""),
+            ({"nick": "nobody", "password": PASSWORD}, "bad_password", ""),
+        ]
+        for fields, code, words in attempts:
+            c = await connect(peers, srv.port)
+            await c.send(type="hello", proto=1, ref="x", **fields)
+            assert words in (await c.error(code, "x"))["message"]
+        assert (await (await connect(peers, srv.port)).try_hello("nobody"))["type"] == "welcome"
     finally:
         srv.kill()
 

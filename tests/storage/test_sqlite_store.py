@@ -462,6 +462,15 @@ async def test_list_accounts_by_key_with_deleted_ones(store: Store) -> None:
     assert stats["accounts"] == 2
 
 
+async def test_account_index_has_every_key_and_skeleton_with_deleted_ones(store: Store) -> None:
+    assert await store.account_index() == []
+    await store.create_account(account("cat", skeleton="caT"))
+    await store.create_account(account("ann"))
+    await store.create_account(account("bob"))
+    await store.delete_account("bob")
+    assert await store.account_index() == [("ann", "ann"), ("bob", "bob"), ("cat", "caT")]
+
+
 async def test_adopt_moves_a_guests_dms_to_the_account(store: Store) -> None:
     out = await post(store, dm("g:17", "a:bob", "from guest"))
     back = await post(store, dm("a:bob", "g:17", "to guest"))

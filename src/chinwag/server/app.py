@@ -82,6 +82,7 @@ class Server:
         bus = LocalBus()
         hasher = PasswordHasher(settings)
         hub = Hub(settings, store, bus, hasher, LoginThrottle(settings))
+        await hub.load()
         server = cls(settings, store, hub, bus)
         server._hasher = hasher
         server._hub_task = asyncio.create_task(hub.run())

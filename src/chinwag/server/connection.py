@@ -165,7 +165,7 @@ class Connection(asyncio.Protocol):
             )
             self.close("too many connections from one address")
             return
-        log.info("%s connected", self._peer)
+        log.debug("%s connected", self._peer)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -386,7 +386,7 @@ class Connection(asyncio.Protocol):
                 self._send_data({"type": "bye"})
             self.close("server shutting down" if self._stopping else "client closed")
         self._server.forget(self)
-        log.info("%s closed: %s", self._peer, self.close_reason)
+        log.debug("%s closed: %s", self._peer, self.close_reason)
 
     def _start(self, session: Session, item: Say | Dm) -> bool:
         """Pipeline a message; False when it must wait its turn in `_process`."""
@@ -492,7 +492,7 @@ class Connection(asyncio.Protocol):
             return
         self._session = session
         p = session.principal
-        log.info(
+        log.debug(
             "%s logged in as %s (%s, device %s)",
             self._peer,
             p.nick,

@@ -184,6 +184,10 @@ class Store(Protocol):
         """All accounts, deleted ones included, by key."""
         ...
 
+    async def account_index(self) -> list[tuple[str, str]]:
+        """``(key, skeleton)`` of every account, deleted ones included (for the hub's index)."""
+        ...
+
     async def adopt(self, guest: str, account: str) -> None:
         """A guest session registered: its DMs now belong to ``account``."""
         ...

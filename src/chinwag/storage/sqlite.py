@@ -727,6 +727,15 @@ class SqliteStore:
 
         return await self._read(read)
 
+    async def account_index(self) -> list[tuple[str, str]]:
+        """``(key, skeleton)`` of every account, deleted ones included, by key."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = conn.execute("SELECT key, skeleton FROM accounts ORDER BY key").fetchall()
+            return [(str(key), str(skel)) for key, skel in rows]
+
+        return await self._read(read)
+
     async def adopt(self, guest: str, account: str) -> None:
         """A guest session registered: its DMs (both ways) now belong to ``account``."""
 

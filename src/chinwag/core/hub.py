@@ -118,7 +118,13 @@ class Principal:
     __slots__ = ("account", "bot", "key", "nick", "pid", "rooms", "sessions")
 
     def __init__(
-        self, pid: str, key: str, nick: str, account: bool, rooms: set[str], bot: bool = False
+        self,
+        pid: str,
+        key: str,
+        nick: str,
+        account: bool,
+        rooms: frozenset[str],
+        bot: bool = False,
     ) -> None:
         self.pid = pid
         self.key = key
@@ -132,12 +138,11 @@ class Principal:
 class Session:
     """One logged-in connection."""
 
-    __slots__ = ("bucket", "device", "id", "last_delivered", "outlet", "pending", "principal")
+    __slots__ = ("bucket", "device", "last_delivered", "outlet", "pending", "principal")
 
     def __init__(
-        self, sid: str, principal: Principal, device: str, outlet: Outlet, bucket: TokenBucket
+        self, principal: Principal, device: str, outlet: Outlet, bucket: TokenBucket
     ) -> None:
-        self.id = sid
         self.principal = principal
         self.device = device
         self.outlet = outlet
@@ -201,6 +206,10 @@ def message_data(
 
 def _account_pid(key: str) -> str:
     return "a:" + key
+
+
+# Every guest starts in the lobby alone: one shared set instead of one each.
+_LOBBY_ONLY = frozenset({LOBBY})
 
 
 def _session_id() -> str:
@@ -386,10 +395,10 @@ class Hub:
                 self._throttle.failure(row.key, address)
                 raise BadPassword()
             self._throttle.success(row.key)
-            rooms = set(await self._store.rooms_of(_account_pid(row.key)))
+            rooms = frozenset(await self._store.rooms_of(_account_pid(row.key)))
             if LOBBY not in rooms:
                 await self._store.join_room(_account_pid(row.key), LOBBY)
-                rooms.add(LOBBY)
+                rooms |= _LOBBY_ONLY
             return await self._start(
                 _account_pid(row.key), nick.key, row.nick, True, rooms, hello, outlet, bot=row.bot
             )
@@ -408,8 +417,8 @@ class Hub:
         return await self._start_guest(nick.key, nick.display, hello, outlet)
 
     async def _start_guest(self, key: str, display: str, hello: Hello, outlet: Outlet) -> Session:
-        sid = _session_id()
-        return await self._start("g:" + sid, key, display, False, {LOBBY}, hello, outlet, sid)
+        pid = "g:" + _session_id()
+        return await self._start(pid, key, display, False, _LOBBY_ONLY, hello, outlet)
 
     async def _start(
         self,
@@ -417,10 +426,9 @@ class Hub:
         key: str,
         display: str,
         account: bool,
-        rooms: set[str],
+        rooms: frozenset[str],
         hello: Hello,
         outlet: Outlet,
-        sid: str | None = None,
         *,
         bot: bool = False,
     ) -> Session:
@@ -440,7 +448,7 @@ class Hub:
         bucket = TokenBucket(
             self.settings.rate_per_second, self.settings.rate_burst, self._monotonic
         )
-        session = Session(sid or _session_id(), principal, hello.device, outlet, bucket)
+        session = Session(principal, hello.device, outlet, bucket)
         principal.sessions.append(session)
         if first:
             for room in principal.rooms:
@@ -834,7 +842,7 @@ class Hub:
             if room in p.rooms:  # another session joined while we waited
                 self._ok(session, cmd.ref)
                 return
-        p.rooms.add(room)
+        p.rooms = p.rooms | {room}  # never changed in place: guests share one set
         self._rooms.setdefault(room, set()).add(p)
         self._ok(session, cmd.ref)
         self._presence(room, p, "join", exclude=session)
@@ -852,7 +860,7 @@ class Hub:
                 self._ok(session, cmd.ref)
                 return
         self._presence(room, p, "leave", exclude=session)
-        p.rooms.discard(room)
+        p.rooms = p.rooms - {room}
         members = self._rooms.get(room)
         if members is not None:
             members.discard(p)

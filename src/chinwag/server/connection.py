@@ -97,7 +97,6 @@ class Connection(asyncio.Protocol):
         "_marked",
         "_out",
         "_out_size",
-        "_peer",
         "_ping_sent_at",
         "_prelogin_frames",
         "_reading_paused",
@@ -120,7 +119,6 @@ class Connection(asyncio.Protocol):
         self._loop = server.loop
         self._codec = ServerCodec(self._settings.max_frame_bytes)
         self.address = "?"
-        self._peer = "?"
         self._transport: asyncio.Transport | None = None
         # A plain list and a future made only while the worker waits: an idle
         # connection is thousands of these, and a deque or an Event costs ~0.7 KiB.
@@ -147,13 +145,20 @@ class Connection(asyncio.Protocol):
         self._settling = False  # the worker waits for pipelined messages to commit
         self.close_reason = ""
 
+    def __str__(self) -> str:
+        """The peer's address and port, as logs name the connection (made only if logged)."""
+        peer = self._transport.get_extra_info("peername") if self._transport else None
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            return f"{peer[0]}:{peer[1]}"
+        return "?"
+
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
-            self.address, self._peer = str(peer[0]), f"{peer[0]}:{peer[1]}"
+            self.address = str(peer[0])
         if not self._server.admit(self):
             self._send_data(
                 {
@@ -165,7 +170,7 @@ class Connection(asyncio.Protocol):
             )
             self.close("too many connections from one address")
             return
-        log.debug("%s connected", self._peer)
+        log.debug("%s connected", self)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -360,7 +365,7 @@ class Connection(asyncio.Protocol):
                         break
                 await self._process(item)
         except Exception:
-            log.exception("%s: connection failed", self._peer)
+            log.exception("%s: connection failed", self)
             self.close("internal error")
         if not (self._eof or self._closing or self._stopping):
             self._task = None  # idle: the next frames start a new worker
@@ -380,13 +385,13 @@ class Connection(asyncio.Protocol):
             try:
                 await self._server.hub.logout(session, clean=False)
             except Exception:
-                log.exception("%s: logout failed", self._peer)
+                log.exception("%s: logout failed", self)
         if not self._closing:
             if self._stopping:
                 self._send_data({"type": "bye"})
             self.close("server shutting down" if self._stopping else "client closed")
         self._server.forget(self)
-        log.debug("%s closed: %s", self._peer, self.close_reason)
+        log.debug("%s closed: %s", self, self.close_reason)
 
     def _start(self, session: Session, item: Say | Dm) -> bool:
         """Pipeline a message; False when it must wait its turn in `_process`."""
@@ -459,7 +464,7 @@ class Connection(asyncio.Protocol):
         except ChatError as exc:
             self._error(exc, item.ref)
         except Exception:
-            log.exception("%s: %s failed", self._peer, type(item).__name__)
+            log.exception("%s: %s failed", self, type(item).__name__)
             self._error(ChatError(), item.ref)
 
     async def _prelogin(self, item: Incoming) -> None:
@@ -484,7 +489,7 @@ class Connection(asyncio.Protocol):
         except ConnectionError:
             return
         except Exception:
-            log.exception("%s: hello failed", self._peer)
+            log.exception("%s: hello failed", self)
             self._error(ChatError(), item.ref)
             return
         if self._closing:
@@ -494,7 +499,7 @@ class Connection(asyncio.Protocol):
         p = session.principal
         log.debug(
             "%s logged in as %s (%s, device %s)",
-            self._peer,
+            self,
             p.nick,
             "account" if p.account else "guest",
             session.device,

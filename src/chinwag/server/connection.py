@@ -397,8 +397,8 @@ class Connection(asyncio.Protocol):
         """Pipeline a message; False when it must wait its turn in `_process`."""
         try:
             future = self._server.hub.pipeline(session, item)
-        except ChatError:
-            return False  # refused: handled in order, after those in flight
+        except Exception:
+            return False  # refused (or failed): reported in order by _process
         if future is None:
             return False
         # Each message comes back to this client (its own copy): bound what can

@@ -126,6 +126,11 @@ class Dispatcher:
     one handle, one protocol call each); at 100k reads/s that alone saturates the
     generator and its queueing would show up as server latency. Here one loop
     callback drains every ready socket: ~3-4 µs per read.
+
+    Reads go into one reused buffer (``recvmsg_into``): ``recvmsg(262144)``
+    allocates 256 KiB per call, above glibc's mmap threshold, so every read
+    cost an mmap, an mremap and a munmap with their page faults (~13 µs more
+    per read, ~0.4 of the generator's core at 1,000 msg/s × 100 clients).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timestamps: bool = True) -> None:
@@ -133,6 +138,7 @@ class Dispatcher:
         self.timestamps = timestamps and sys.platform.startswith("linux")
         self.ep = select.epoll()
         self.conns: dict[int, Conn] = {}
+        self._view = memoryview(bytearray(262144))  # every read lands here first
         loop.add_reader(self.ep.fileno(), self._ready)
 
     def add(self, sock: socket.socket, conn: Conn) -> None:
@@ -149,6 +155,8 @@ class Dispatcher:
         conns = self.conns
         timestamps = self.timestamps
         unpack = _TIMESPEC.unpack_from
+        view = self._view
+        buffers = (view,)
         for fd, _ in self.ep.poll(0, 1024):
             conn = conns.get(fd)
             if conn is None or conn.transport is None:
@@ -156,12 +164,13 @@ class Dispatcher:
             sock = conn.transport.sock  # type: ignore[attr-defined]
             try:
                 if timestamps:
-                    data, anc, _, _ = sock.recvmsg(262144, 64)
+                    size, anc, _, _ = sock.recvmsg_into(buffers, 64)
                     if anc:
                         sec, nsec = unpack(anc[0][2])
                         conn.rx_time = sec + nsec * 1e-9
                 else:
-                    data = sock.recv(262144)
+                    size = sock.recv_into(view)
+                data = view[:size].tobytes()
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError as exc:

@@ -46,6 +46,9 @@ class Settings:
     history_max: int = _s(200, "most messages in one history page")
     history_max_bytes: int = _s(1_048_576, "most bytes of messages in one history page")
     cid_ttl: float = _s(86_400.0, "seconds a client id (cid) is remembered for dedupe")
+    commit_delay: float = _s(
+        0.001, "seconds a write waits for others to share its commit while writes flow (0: none)"
+    )
     min_password: int = _s(8, "shortest password, in code points")
     max_password: int = _s(1_024, "longest password, in code points")
     login_fail_account_max: int = _s(5, "failed logins per account per window before backoff")

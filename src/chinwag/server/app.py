@@ -78,7 +78,7 @@ class Server:
     ) -> Server:
         """Open the store in ``data_dir`` and start listening (with TLS if ``ssl``)."""
         data_dir.mkdir(parents=True, exist_ok=True)
-        store = await SqliteStore.open(data_dir / DB_NAME)
+        store = await SqliteStore.open(data_dir / DB_NAME, commit_delay=settings.commit_delay)
         bus = LocalBus()
         hasher = PasswordHasher(settings)
         hub = Hub(settings, store, bus, hasher, LoginThrottle(settings))

@@ -125,12 +125,13 @@ class Dispatcher:
     asyncio's transports cost ~9 µs of generator CPU per read (one loop callback,
     one handle, one protocol call each); at 100k reads/s that alone saturates the
     generator and its queueing would show up as server latency. Here one loop
-    callback drains every ready socket: ~3-4 µs per read.
+    callback drains every ready socket: ~3 µs per read.
 
     Reads go into one reused buffer (``recvmsg_into``): ``recvmsg(262144)``
     allocates 256 KiB per call, above glibc's mmap threshold, so every read
-    cost an mmap, an mremap and a munmap with their page faults (~13 µs more
-    per read, ~0.4 of the generator's core at 1,000 msg/s × 100 clients).
+    cost an mmap, an mremap and a munmap with their page faults (16 µs per
+    read instead of 3.2 in a micro-benchmark, ~0.4 of the generator's core at
+    1,000 msg/s × 100 clients).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timestamps: bool = True) -> None:

@@ -324,6 +324,31 @@ async def test_prelogin_deadline_closes_even_a_chatty_connection(
         srv.kill()
 
 
+async def test_the_login_deadline_never_hits_a_session_that_is_logging_out(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    # A clean bye stores the device's cursor; with writes flowing, that commit
+    # waits commit_delay, several deadline sweeps long. The connection has no
+    # session then, and was opened long before the login deadline: its bye
+    # must still be answered with bye, not with "you did not log in in time".
+    srv = ServerProcess(
+        tmp_path / "bye", {**CHEAP, "prelogin_timeout": 0.2, "commit_delay": 0.1}
+    ).start()
+    try:
+        await register(peers, srv.port, "leaver")
+        for i in range(3):
+            client = await connect(peers, srv.port)
+            await client.send(type="hello", proto=1, nick="leaver", password=PASSWORD)
+            await client.recv_type("caught_up")
+            await asyncio.sleep(0.3)  # past the login deadline, counted from connect
+            await client.send(type="say", room="lobby", body=f"bye {i}", ref="s")
+            await client.send(type="bye", ref="b")
+            frames = await client.expect_closed()
+            assert [f["type"] for f in frames if f["type"] != "message"] == ["ack", "bye"], frames
+    finally:
+        srv.kill()
+
+
 async def test_idle_ping_keeps_a_live_client_and_drops_a_silent_one(
     tmp_path: Path, peers: list[Peer]
 ) -> None:

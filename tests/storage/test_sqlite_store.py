@@ -287,6 +287,29 @@ async def test_without_a_commit_delay_a_write_does_not_wait_for_the_next(
         await store.close()
 
 
+async def test_a_database_error_in_one_job_reruns_the_batch_and_spares_the_others(
+    tmp_path: Path,
+) -> None:
+    store = await SqliteStore.open(tmp_path / DB_NAME)
+    try:
+        before = store.append(say("before", cid="c-b"), cid_ttl_ms=TTL)
+        broken = store._submit(lambda conn: conn.execute("INSERT INTO no_such_table VALUES (1)"))
+        after = store.append(say("after", cid="c-a"), cid_ttl_ms=TTL)
+        results = await asyncio.wait_for(
+            asyncio.gather(before, broken, after, return_exceptions=True), timeout=5
+        )
+        assert isinstance(results[1], StoreError)
+        first, last = results[0], results[2]
+        assert not isinstance(first, BaseException) and not isinstance(last, BaseException)
+        assert last.message.id == first.message.id + 1, "the re-run kept the ids"
+        page = await store.room_history("lobby", before=None, limit=10)
+        assert [m.body for m in page.messages] == ["before", "after"]
+        again = await store.append(say("dup", cid="c-a"), cid_ttl_ms=TTL)
+        assert again.duplicate and again.message.id == last.message.id, "dedupe row kept"
+    finally:
+        await store.close()
+
+
 async def test_concurrent_appends_get_distinct_ids_and_resume_in_id_order(store: Store) -> None:
     resumed: list[int] = []
 

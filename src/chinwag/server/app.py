@@ -64,13 +64,16 @@ class Server:
         # connection; a deadline fires at most a tenth of its length late.
         shortest = min(settings.prelogin_timeout, settings.idle_timeout, settings.pong_timeout)
         self._sweep_every = min(max(shortest / 10, 0.02), 1.0)
-        self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
+        self._sweeper: asyncio.TimerHandle | None = None  # started once listening
 
     def _sweep(self) -> None:
+        self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
         now = self.loop.time()
         for conn in list(self._conns):
-            conn.check_deadlines(now)
-        self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
+            try:
+                conn.check_deadlines(now)
+            except Exception:  # one connection's failure must not stop the sweep
+                log.exception("checking the deadlines of %s failed", conn)
 
     @classmethod
     async def open(
@@ -99,6 +102,7 @@ class Server:
             ssl_handshake_timeout=settings.tls_handshake_timeout if ssl is not None else None,
         )
         server.tls = ssl is not None
+        server._sweep()
         return server
 
     @property
@@ -128,7 +132,8 @@ class Server:
         """Stop accepting, let in-flight commands commit and ack, say bye, close."""
         if self._listener is not None:
             self._listener.close()
-        self._sweeper.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         conns = list(self._conns)
         if conns:
             await asyncio.gather(*(c.stop() for c in conns), return_exceptions=True)

@@ -93,6 +93,7 @@ class Connection(asyncio.Protocol):
         "_in_flight_bytes",
         "_inbox",
         "_last_rx",
+        "_logged_in",
         "_loop",
         "_marked",
         "_out",
@@ -136,7 +137,8 @@ class Connection(asyncio.Protocol):
         self._bad_frames = 0
         self._failed_hellos = 0
         self._prelogin_frames = 0
-        self._born = self._last_rx = self._loop.time()
+        self._born = self._last_rx = self._loop.time()  # again at connection_made
+        self._logged_in = False
         self._ping_sent_at: float | None = None
         self._task: asyncio.Task[None] | None = None  # the worker, while there is work
         self._finished = False
@@ -156,6 +158,9 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        # The login deadline counts from here (after a TLS handshake), not from
+        # when asyncio made the protocol.
+        self._born = self._last_rx = self._loop.time()
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.address = str(peer[0])
@@ -285,8 +290,12 @@ class Connection(asyncio.Protocol):
             if self._eof:
                 transport.close()  # the peer is done sending: nothing to drain
             elif transport.can_write_eof():
-                transport.write_eof()
-                self._loop.call_later(_LINGER, transport.close)
+                try:
+                    transport.write_eof()
+                except OSError:  # the peer reset the connection meanwhile
+                    transport.close()
+                else:
+                    self._loop.call_later(_LINGER, transport.close)
             else:
                 transport.close()
         self._kick()
@@ -327,8 +336,8 @@ class Connection(asyncio.Protocol):
         if self._closing:
             return
         s = self._settings
-        if self._session is None:
-            if now - self._born >= s.prelogin_timeout:
+        if self._session is None:  # not logged in yet, or logging out (bye)
+            if not self._logged_in and now - self._born >= s.prelogin_timeout:
                 self._error(NotLoggedIn("you did not log in in time; connection closed"), None)
                 self.close("pre-login deadline")
             return
@@ -432,6 +441,7 @@ class Connection(asyncio.Protocol):
                 await self._waiter
         finally:
             self._settling = False
+            self._waiter = None
 
     async def _process(self, item: Incoming) -> None:
         if isinstance(item, Fatal):
@@ -496,6 +506,7 @@ class Connection(asyncio.Protocol):
             await self._server.hub.logout(session, clean=False)
             return
         self._session = session
+        self._logged_in = True
         p = session.principal
         log.debug(
             "%s logged in as %s (%s, device %s)",

@@ -6,10 +6,11 @@ Shape:
   queue; the jobs of one event-loop turn are handed over together (while
   writes keep coming, those of the next ``commit_delay`` too), and the
   thread takes every job waiting (up to ``max_batch``) and runs them in ONE
-  transaction (group commit: one fsync for the batch). A job that fails
-  (a refusal such as ``OverQuota`` or ``AccountExists``, or a database error)
-  makes the thread roll the batch back and run it again with each job inside
-  its own SAVEPOINT, so that the failed job alone is undone. Only after
+  transaction (group commit: one fsync for the batch). A job that may refuse
+  (``OverQuota``, ``AccountExists``) runs inside its own SAVEPOINT, so that a
+  refusal is undone alone; any other job that fails (a database error) makes
+  the thread roll the batch back and run it again with every job inside a
+  SAVEPOINT, so that the failed job alone is undone. Only after
   ``COMMIT`` returned are the jobs' futures resolved, in queue order, by a
   single ``call_soon_threadsafe`` callback per batch. A job is queued when the
   method is called, so message ids are assigned in call order and the futures
@@ -210,6 +211,7 @@ class _Job:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    may_refuse: bool  # may raise a refusal (OverQuota, AccountExists): run in a SAVEPOINT
 
 
 _STOP: Final = object()
@@ -369,10 +371,12 @@ class SqliteStore:
         if self._closed:
             raise StoreError("the store is closed")
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._submit(fn)
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, may_refuse: bool = False) -> T:
+        return await self._submit(fn, may_refuse=may_refuse)
 
-    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def _submit(
+        self, fn: Callable[[sqlite3.Connection], T], *, may_refuse: bool = False
+    ) -> asyncio.Future[T]:
         """Queue a write job now; the future is done once its batch committed."""
         self._check_open()
         loop = asyncio.get_running_loop()
@@ -385,7 +389,7 @@ class SqliteStore:
                 loop.call_at(now + self._commit_delay, self._hand_over)
             else:
                 loop.call_soon(self._hand_over)
-        self._turn.append(_Job(fn, future, loop))
+        self._turn.append(_Job(fn, future, loop, may_refuse))
         return future
 
     def _hand_over(self) -> None:
@@ -478,15 +482,16 @@ class SqliteStore:
     ) -> list[tuple[_Job, Any, BaseException | None]] | None:
         """Run ``batch`` in one transaction and commit it.
 
-        Without ``isolate`` the first failing job rolls the whole batch back and
-        the result is None; with it, each job runs in a SAVEPOINT and a failing
-        job is undone alone (its error is its outcome).
+        A job that may refuse always runs in a SAVEPOINT, so its refusal is
+        undone alone (its error is its outcome). Without ``isolate`` the others
+        run bare, and if one of them fails the whole batch is rolled back and
+        the result is None; with it, every job runs in a SAVEPOINT.
         """
         conn = self._writer
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         conn.execute("BEGIN IMMEDIATE")
         for job in batch:
-            if not isolate:
+            if not (isolate or job.may_refuse):
                 try:
                     outcomes.append((job, job.fn(conn), None))
                 except Exception:
@@ -595,7 +600,7 @@ class SqliteStore:
             )
             return AppendResult(stored, duplicate=False)
 
-        return self._submit(job)
+        return self._submit(job, may_refuse=quota is not None)
 
     async def max_message_id(self) -> int:
         """The highest message id stored, 0 when there are none."""
@@ -703,7 +708,7 @@ class SqliteStore:
             except sqlite3.IntegrityError as exc:
                 raise AccountExists(row.key) from exc
 
-        await self._write(job)
+        await self._write(job, may_refuse=True)
 
     async def set_password_hash(self, key: str, password_hash: str) -> bool:
         """Replace the hash; False when no live account has this key."""

@@ -8,6 +8,7 @@ increasing in request order, refusals in their place, nothing acked lost.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,3 +185,29 @@ async def test_acks_of_a_pipelined_run_precede_bye_and_the_close_after_a_half_cl
     bob.writer.write_eof()  # no more requests: the server answers all 50, then closes
     frames = await bob.expect_closed()
     assert [f["ref"] for f in frames if f.get("type") == "ack"] == [f"b{i}" for i in range(50)]
+
+
+async def test_sigterm_with_a_pipelined_run_in_flight_acks_what_it_stored_then_says_bye(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    alice = await login(peers, server.port, "alice")
+    await alice.send_raw(
+        b"".join(
+            line(type="say", room="lobby", body=f"{i}", cid=f"t{i}", ref=f"r{i}")
+            for i in range(300)
+        )
+    )
+    first = await alice.recv_type("ack")  # the run is being carried out
+    stopping = asyncio.get_running_loop().run_in_executor(None, server.stop)
+    frames = await alice.expect_closed(timeout=15)
+    assert await stopping == 0
+    assert frames[-1] == {"type": "bye"}, frames[-3:]
+    acks = [first] + [f for f in frames if f["type"] == "ack"]
+    assert [f["ref"] for f in acks] == [f"r{i}" for i in range(len(acks))]
+
+    # Every acked message was stored: after a restart, its cid is recognised.
+    server.start()
+    back = await login(peers, server.port, "alice")
+    last = acks[-1]
+    await back.send(type="say", room="lobby", body="again", cid=last["cid"], ref="again")
+    assert (await back.recv_type("ack"))["id"] == last["id"], "the acked message was kept"

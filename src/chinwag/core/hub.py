@@ -236,7 +236,8 @@ def error_data(exc: ChatError, ref: str | None) -> dict[str, Any]:
     return _with_ref(data, ref)
 
 
-# Parsing a nick (PRECIS, NFC, confusables) costs ~13 µs; DMs name the same few often.
+# Parsing a nick that is not plain ASCII (PRECIS, NFC, confusables) costs ~13 µs;
+# DMs and typing notices name the same few nicks again and again.
 _parse_nick_cached = functools.lru_cache(maxsize=4096)(parse_nick)
 
 
@@ -276,6 +277,7 @@ class Hub:
         self._rooms: dict[str, set[Principal]] = {}  # online members per room
         self._recent: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._batch: list[StoredMessage] = []  # committed, to fan out this loop turn
+        self._cid_ttl_ms = int(settings.cid_ttl * 1000)
         # Keys and skeletons of every account row, deleted ones included (see load).
         self._account_keys: set[str] = set()
         self._account_skeletons: set[str] = set()
@@ -611,10 +613,7 @@ class Hub:
         room: str | None = None
         to: tuple[str, str] | None = None
         if type(cmd) is Say:
-            room = parse_room(cmd.room)
-            if room not in session.principal.rooms:
-                raise NotMember(f"you are not in #{room}; join it first")
-            check_body(cmd.body)
+            room = self._say_room(session, cmd)
         elif type(cmd) is Dm:
             check_body(cmd.body)
             target = self._online_target(cmd.to)
@@ -627,8 +626,7 @@ class Hub:
         if cid is not None and (session.principal.key, cid) in self._recent:
             return None
         future = self._store.append(
-            self._new_message(session, cmd.body, cid, room, to),
-            cid_ttl_ms=int(self.settings.cid_ttl * 1000),
+            self._new_message(session, cmd.body, cid, room, to), cid_ttl_ms=self._cid_ttl_ms
         )
         future.add_done_callback(functools.partial(self._committed, session, cmd.ref, cid))
         return future
@@ -640,9 +638,7 @@ class Hub:
         cid: str | None,
         future: asyncio.Future[AppendResult],
     ) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
+        exc = future.exception()  # nothing cancels it: the connection never awaits it
         if exc is None:
             self._acked(session, ref, cid, future.result())
             return
@@ -651,11 +647,16 @@ class Hub:
         log.error("storing a message failed", exc_info=exc)
         session.outlet.send(Frame(error_data(ChatError(), ref)))
 
-    async def _say(self, session: Session, cmd: Say) -> None:
+    def _say_room(self, session: Session, cmd: Say) -> str:
+        """The room of a valid say (raises `ChatError` when it is refused)."""
         room = parse_room(cmd.room)
         if room not in session.principal.rooms:
             raise NotMember(f"you are not in #{room}; join it first")
         check_body(cmd.body)
+        return room
+
+    async def _say(self, session: Session, cmd: Say) -> None:
+        room = self._say_room(session, cmd)
         await self._post(session, cmd.ref, cmd.cid, cmd.body, room=room)
 
     async def _dm(self, session: Session, cmd: Dm) -> None:
@@ -707,9 +708,7 @@ class Hub:
             return
         msg = self._new_message(session, body, cid, room, to)
         try:
-            result = await self._store.append(
-                msg, cid_ttl_ms=int(self.settings.cid_ttl * 1000), quota=quota
-            )
+            result = await self._store.append(msg, cid_ttl_ms=self._cid_ttl_ms, quota=quota)
         except OverQuota:
             session.bucket.refund()
             raise QuotaExceeded(

@@ -137,7 +137,7 @@ class Connection(asyncio.Protocol):
         self._bad_frames = 0
         self._failed_hellos = 0
         self._prelogin_frames = 0
-        self._born = self._last_rx = self._loop.time()  # again at connection_made
+        self._born = self._last_rx = 0.0  # loop times, set at connection_made
         self._logged_in = False
         self._ping_sent_at: float | None = None
         self._task: asyncio.Task[None] | None = None  # the worker, while there is work

@@ -35,6 +35,16 @@ def line(**frame: Any) -> bytes:
     return json.dumps(frame).encode() + b"\n"
 
 
+def says(count: int, ref: str = "r", cid: str | None = None) -> bytes:
+    """``count`` says to the lobby in one write: bodies "0".."n", refs ref0.., cids cid0.."""
+    return b"".join(
+        line(type="say", room="lobby", body=f"{i}", ref=f"{ref}{i}")
+        if cid is None
+        else line(type="say", room="lobby", body=f"{i}", ref=f"{ref}{i}", cid=f"{cid}{i}")
+        for i in range(count)
+    )
+
+
 async def login(peers: list[Peer], port: int, nick: str) -> Peer:
     peer = await Peer.connect(port)
     peers.append(peer)
@@ -154,9 +164,7 @@ async def test_flood_control_refuses_the_rest_of_a_run_in_order(
     ).start()
     try:
         alice = await login(peers, srv.port, "alice")
-        await alice.send_raw(
-            b"".join(line(type="say", room="lobby", body=f"{i}", ref=f"r{i}") for i in range(12))
-        )
+        await alice.send_raw(says(12))
         got = await replies(alice, 12)
         assert [f["ref"] for f in got] == [f"r{i}" for i in range(12)]
         assert [f["type"] for f in got] == ["ack"] * 5 + ["error"] * 7
@@ -169,19 +177,14 @@ async def test_acks_of_a_pipelined_run_precede_bye_and_the_close_after_a_half_cl
     server: ServerProcess, peers: list[Peer]
 ) -> None:
     alice = await login(peers, server.port, "alice")
-    await alice.send_raw(
-        b"".join(line(type="say", room="lobby", body=f"{i}", ref=f"r{i}") for i in range(50))
-        + line(type="bye", ref="bye")
-    )
+    await alice.send_raw(says(50) + line(type="bye", ref="bye"))
     frames = await alice.expect_closed()
     answered = [f for f in frames if "ref" in f]
     assert [f["ref"] for f in answered] == [f"r{i}" for i in range(50)] + ["bye"]
     assert answered[-1]["type"] == "bye"
 
     bob = await login(peers, server.port, "bob")
-    await bob.send_raw(
-        b"".join(line(type="say", room="lobby", body=f"{i}", ref=f"b{i}") for i in range(50))
-    )
+    await bob.send_raw(says(50, ref="b"))
     bob.writer.write_eof()  # no more requests: the server answers all 50, then closes
     frames = await bob.expect_closed()
     assert [f["ref"] for f in frames if f.get("type") == "ack"] == [f"b{i}" for i in range(50)]
@@ -191,12 +194,7 @@ async def test_sigterm_with_a_pipelined_run_in_flight_acks_what_it_stored_then_s
     server: ServerProcess, peers: list[Peer]
 ) -> None:
     alice = await login(peers, server.port, "alice")
-    await alice.send_raw(
-        b"".join(
-            line(type="say", room="lobby", body=f"{i}", cid=f"t{i}", ref=f"r{i}")
-            for i in range(300)
-        )
-    )
+    await alice.send_raw(says(300, cid="t"))
     first = await alice.recv_type("ack")  # the run is being carried out
     stopping = asyncio.get_running_loop().run_in_executor(None, server.stop)
     frames = await alice.expect_closed(timeout=15)

@@ -248,6 +248,19 @@ async def test_appends_are_queued_when_called_and_resolve_in_call_order(store: S
     assert [m.body for m in page.messages] == [f"m{i}" for i in range(60)]
 
 
+async def committed_with_the_next(store: SqliteStore) -> bool:
+    """Append a, then b 50 ms (another loop turn) later: did a's commit carry b too?"""
+    later: list[asyncio.Future[Any]] = []
+    together: list[bool] = []
+    a = store.append(say("a"), cid_ttl_ms=TTL)
+    a.add_done_callback(lambda _f: together.append(bool(later) and later[0].done()))
+    await asyncio.sleep(0.05)
+    later.append(store.append(say("b"), cid_ttl_ms=TTL))
+    await asyncio.wait_for(asyncio.gather(a, later[0]), timeout=5)
+    assert len(together) == 1
+    return together[0]
+
+
 async def test_with_a_commit_delay_writes_in_quick_succession_share_a_commit(
     tmp_path: Path,
 ) -> None:
@@ -257,14 +270,7 @@ async def test_with_a_commit_delay_writes_in_quick_succession_share_a_commit(
         await store.append(say("first"), cid_ttl_ms=TTL)  # after a quiet spell: at once
         assert time.monotonic() - started < 0.4
         # Writes keep coming now: the next one waits for company.
-        later: list[asyncio.Future[Any]] = []
-        committed_together: list[bool] = []
-        a = store.append(say("a"), cid_ttl_ms=TTL)
-        a.add_done_callback(lambda _f: committed_together.append(later[0].done()))
-        await asyncio.sleep(0.05)  # another loop turn, well inside the delay
-        later.append(store.append(say("b"), cid_ttl_ms=TTL))
-        await asyncio.wait_for(asyncio.gather(a, later[0]), timeout=5)
-        assert committed_together == [True], "b was committed with a"
+        assert await committed_with_the_next(store), "b was committed with a"
     finally:
         await store.close()
 
@@ -275,14 +281,7 @@ async def test_without_a_commit_delay_a_write_does_not_wait_for_the_next(
     store = await SqliteStore.open(tmp_path / DB_NAME)  # commit_delay=0
     try:
         await store.append(say("first"), cid_ttl_ms=TTL)
-        later: list[asyncio.Future[Any]] = []
-        committed_together: list[bool] = []
-        a = store.append(say("a"), cid_ttl_ms=TTL)
-        a.add_done_callback(lambda _f: committed_together.append(bool(later) and later[0].done()))
-        await asyncio.sleep(0.05)
-        later.append(store.append(say("b"), cid_ttl_ms=TTL))
-        await asyncio.wait_for(asyncio.gather(a, later[0]), timeout=5)
-        assert committed_together == [False], "a was committed before b was written"
+        assert not await committed_with_the_next(store), "a was committed before b was written"
     finally:
         await store.close()
 

@@ -249,13 +249,14 @@ async def test_other_devices_get_my_own_dms_in_backlog(
 async def test_resend_with_same_cid_makes_no_second_message(
     server: ServerProcess, peers: list[Peer]
 ) -> None:
-    alice = await login(peers, server.port, "alice")
+    alice = await login(peers, server.port, "alice", device="laptop")
     await alice.send(type="say", room="lobby", body="once", cid="same")
     first = await alice.recv_type("ack")
     await alice.close()
     await close_all(peers)
-    # A guest reconnecting with the same nick is the same sender for dedupe.
-    alice = await login(peers, server.port, "alice")
+    # A guest reconnecting with the same nick from the same device is the same
+    # sender for dedupe (another guest who takes the nick is not: test_small_gaps).
+    alice = await login(peers, server.port, "alice", device="laptop")
     await alice.send(type="say", room="lobby", body="different body", cid="same", ref="again")
     again = await alice.recv_type("ack")
     assert again["id"] == first["id"] and again["ts"] == first["ts"] and again["ref"] == "again"

@@ -45,10 +45,10 @@ def says(count: int, ref: str = "r", cid: str | None = None) -> bytes:
     )
 
 
-async def login(peers: list[Peer], port: int, nick: str) -> Peer:
+async def login(peers: list[Peer], port: int, nick: str, **extra: object) -> Peer:
     peer = await Peer.connect(port)
     peers.append(peer)
-    await peer.hello(nick)
+    await peer.hello(nick, **extra)
     return peer
 
 
@@ -193,7 +193,7 @@ async def test_acks_of_a_pipelined_run_precede_bye_and_the_close_after_a_half_cl
 async def test_sigterm_with_a_pipelined_run_in_flight_acks_what_it_stored_then_says_bye(
     server: ServerProcess, peers: list[Peer]
 ) -> None:
-    alice = await login(peers, server.port, "alice")
+    alice = await login(peers, server.port, "alice", device="phone")
     await alice.send_raw(says(300, cid="t"))
     first = await alice.recv_type("ack")  # the run is being carried out
     stopping = asyncio.get_running_loop().run_in_executor(None, server.stop)
@@ -205,7 +205,7 @@ async def test_sigterm_with_a_pipelined_run_in_flight_acks_what_it_stored_then_s
 
     # Every acked message was stored: after a restart, its cid is recognised.
     server.start()
-    back = await login(peers, server.port, "alice")
+    back = await login(peers, server.port, "alice", device="phone")  # the same guest
     last = acks[-1]
     await back.send(type="say", room="lobby", body="again", cid=last["cid"], ref="again")
     assert (await back.recv_type("ack"))["id"] == last["id"], "the acked message was kept"

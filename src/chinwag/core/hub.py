@@ -72,6 +72,7 @@ from chinwag.storage.base import (
     OverQuota,
     Store,
     StoredMessage,
+    StoreError,
 )
 
 log = logging.getLogger("chinwag.hub")
@@ -241,6 +242,19 @@ def error_data(exc: ChatError, ref: str | None) -> dict[str, Any]:
 _parse_nick_cached = functools.lru_cache(maxsize=4096)(parse_nick)
 
 
+def _dedupe_key(session: Session) -> str:
+    """Whose ``cid``s a session's share (protocol v1 §3).
+
+    An account's, for an account. For a guest, the same nick on the same device
+    (a client that reconnects and resends is still deduplicated), and never a
+    later guest's who took the nick: without a device of its own, the session.
+    """
+    p = session.principal
+    if p.account:
+        return p.key
+    return p.pid if session.device == "default" else f"{p.key}/{session.device}"
+
+
 class Hub:
     """Every chat rule, once.
 
@@ -275,7 +289,8 @@ class Hub:
         self._online: dict[str, Principal] = {}  # by pid
         self._by_key: dict[str, Principal] = {}  # by casefolded nick
         self._rooms: dict[str, set[Principal]] = {}  # online members per room
-        self._recent: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        # (dedupe key, cid) -> (when it was stored, its ack), for at most cid_ttl.
+        self._recent: OrderedDict[tuple[str, str], tuple[int, dict[str, Any]]] = OrderedDict()
         self._batch: list[StoredMessage] = []  # committed, to fan out this loop turn
         self._cid_ttl_ms = int(settings.cid_ttl * 1000)
         # Keys and skeletons of every account row, deleted ones included (see load).
@@ -464,6 +479,18 @@ class Hub:
 
     async def _catch_up(self, session: Session, hello: Hello) -> None:
         p = session.principal
+        cursor = 0
+        if p.account:
+            # Before welcome: a login whose cursor cannot be read or written is
+            # refused (server_error), never welcomed and then dropped.
+            found = await self._store.get_cursor(p.pid, session.device)
+            if found is None:
+                # A device's first login: it starts where the account's others are,
+                # and from now on it is a used device with a cursor of its own.
+                cursor = await self._store.max_cursor(p.pid)
+                await self._store.advance_cursor(p.pid, session.device, cursor)
+            else:
+                cursor = found
         welcome = {
             "type": "welcome",
             "proto": PROTO,
@@ -480,16 +507,7 @@ class Hub:
             session.outlet.send(Frame(_with_ref(welcome, hello.ref)))
         replayed: list[StoredMessage] = []
         truncated = False
-        cursor = 0
         if p.account:
-            found = await self._store.get_cursor(p.pid, session.device)
-            if found is None:
-                # A device's first login: it starts where the account's others are,
-                # and from now on it is a used device with a cursor of its own.
-                cursor = await self._store.max_cursor(p.pid)
-                await self._store.advance_cursor(p.pid, session.device, cursor)
-            else:
-                cursor = found
             since_ms = int((self._clock() - self.settings.retention_days * 86_400) * 1000)
             replayed, truncated = await self._store.backlog(
                 p.pid, cursor, limit=self.settings.backlog_limit, since_ms=since_ms
@@ -623,7 +641,7 @@ class Hub:
         else:
             return None
         cid = cmd.cid
-        if cid is not None and (session.principal.key, cid) in self._recent:
+        if cid is not None and (_dedupe_key(session), cid) in self._recent:
             return None
         future = self._store.append(
             self._new_message(session, cmd.body, cid, room, to), cid_ttl_ms=self._cid_ttl_ms
@@ -642,9 +660,11 @@ class Hub:
         if exc is None:
             self._acked(session, ref, cid, future.result())
             return
-        # Pipelined messages have no quota: only the database can fail here.
+        # Pipelined messages have no quota: only the database can fail here, and
+        # the store logs that (once per incident, not per message).
         session.bucket.refund()
-        log.error("storing a message failed", exc_info=exc)
+        if not isinstance(exc, StoreError):
+            log.error("storing a message failed", exc_info=exc)
         session.outlet.send(Frame(error_data(ChatError(), ref)))
 
     def _say_room(self, session: Session, cmd: Say) -> str:
@@ -701,9 +721,7 @@ class Hub:
         to: tuple[str, str] | None = None,
         quota: int | None = None,
     ) -> None:
-        p = session.principal
-        recent_key = (p.key, cid) if cid is not None else None
-        if recent_key is not None and (earlier := self._recent.get(recent_key)) is not None:
+        if cid is not None and (earlier := self._recent_ack(session, cid)) is not None:
             self._reply(session, dict(earlier), ref)  # a repeat: same ack, no flood charge
             return
         msg = self._new_message(session, body, cid, room, to)
@@ -715,6 +733,17 @@ class Hub:
                 f"{msg.recipient_nick} has too many undelivered messages; try later"
             ) from None
         self._acked(session, ref, cid, result)
+
+    def _recent_ack(self, session: Session, cid: str) -> dict[str, Any] | None:
+        """The ack of ``cid`` from this sender within ``cid_ttl``, if it is remembered."""
+        key = (_dedupe_key(session), cid)
+        found = self._recent.get(key)
+        if found is None:
+            return None
+        if int(self._clock() * 1000) - found[0] >= self._cid_ttl_ms:
+            del self._recent[key]  # too old: the cid may name a new message now
+            return None
+        return found[1]
 
     def _new_message(
         self,
@@ -734,7 +763,7 @@ class Hub:
             ts_ms=int(self._clock() * 1000),
             sender=p.pid,
             sender_nick=p.nick,
-            dedupe_key=p.key,
+            dedupe_key=_dedupe_key(session),
             room=room,
             recipient=to[0] if to else None,
             recipient_nick=to[1] if to else None,
@@ -750,8 +779,7 @@ class Hub:
         ack: dict[str, Any] = {"type": "ack", "id": stored.id, "ts": iso_ts(stored.ts_ms)}
         if cid is not None:
             ack["cid"] = cid
-            key = (session.principal.key, cid)
-            self._recent[key] = ack
+            self._recent[(_dedupe_key(session), cid)] = (stored.ts_ms, ack)
             if len(self._recent) > _RECENT_CIDS:
                 self._recent.popitem(last=False)
         self._reply(session, dict(ack), ref)

@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from chinwag.core.hub import Frame, Session, error_data
-from chinwag.errors import ChatError, NotLoggedIn
+from chinwag.errors import BadFrame, ChatError, NotLoggedIn
 from chinwag.protocol.events import (
     Bye,
     Dm,
@@ -31,6 +32,7 @@ from chinwag.protocol.events import (
     Say,
 )
 from chinwag.protocol.jsonlines import ServerCodec, encode
+from chinwag.storage.base import StoreError
 
 if TYPE_CHECKING:
     from chinwag.server.app import Server
@@ -42,6 +44,21 @@ _INBOX_LOW = 16
 _PACED_HIGH = 256 * 1024  # transport buffer above which paced sends wait
 _LINGER = 2.0  # seconds a closing connection waits for the peer's FIN
 _PIPELINE = 32  # messages of one connection in flight (queued for commit) at once
+
+
+_NOT_JSON = (
+    "this port speaks the chinwag protocol: one JSON object per line, starting with"
+    " hello (docs/protocol.md); use a chinwag client, or add --tls if the server speaks TLS"
+)
+_HTTP_REQUEST = re.compile(rb"(GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE|PRI) ")
+_HTTP_BODY = (
+    b"This is a chinwag chat server. Its port speaks the chinwag protocol (JSON lines),"
+    b" not HTTP: connect with `chinwag chat HOST:PORT`, or another chinwag client.\n"
+)
+_HTTP_ANSWER = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(_HTTP_BODY) + _HTTP_BODY
+)
 
 
 def _encode(frame: Frame) -> bytes:
@@ -105,6 +122,7 @@ class Connection(asyncio.Protocol):
         "_session",
         "_settings",
         "_settling",
+        "_sniffed",
         "_stopping",
         "_task",
         "_transport",
@@ -137,6 +155,7 @@ class Connection(asyncio.Protocol):
         self._bad_frames = 0
         self._failed_hellos = 0
         self._prelogin_frames = 0
+        self._sniffed = False  # the first non-blank byte came, and it was "{"
         self._born = self._last_rx = 0.0  # loop times, set at connection_made
         self._logged_in = False
         self._ping_sent_at: float | None = None
@@ -180,6 +199,12 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
+        if not self._sniffed:
+            first = data.lstrip(b" \t\r\n")
+            if first and first[0] != 0x7B:  # not "{": not a chinwag client at all
+                self._refuse_stranger(first)
+                return
+            self._sniffed = bool(first)
         events = self._codec.receive_data(data)
         if events:
             # Only whole frames count as activity: dribbled bytes keep nothing alive.
@@ -189,6 +214,15 @@ class Connection(asyncio.Protocol):
             if len(self._inbox) > _INBOX_HIGH and self._transport is not None:
                 self._transport.pause_reading()
                 self._reading_paused = True
+
+    def _refuse_stranger(self, first: bytes) -> None:
+        """Answer a peer whose first bytes are not JSON (a browser, curl, TLS), and close."""
+        if _HTTP_REQUEST.match(first) and self._transport is not None:
+            self._transport.write(_HTTP_ANSWER)
+            self.close("not a chinwag client: an HTTP request")
+            return
+        self._error(BadFrame(_NOT_JSON), None)
+        self.close("not a chinwag client: the first bytes are not JSON")
 
     def eof_received(self) -> bool:
         # Keep the write side open: requests that came before the FIN get answered.
@@ -444,6 +478,13 @@ class Connection(asyncio.Protocol):
             self._waiter = None
 
     async def _process(self, item: Incoming) -> None:
+        if self._session is None and not self._logged_in and not isinstance(item, Fatal):
+            # Every frame before login counts: refused, unknown and ignored ones too.
+            self._prelogin_frames += 1
+            if self._prelogin_frames > self._settings.prelogin_max_frames:
+                self._error(NotLoggedIn("too many frames before hello; connection closed"), None)
+                self.close("too many frames before login")
+                return
         if isinstance(item, Fatal):
             self._send_data({"type": "error", "code": item.code, "message": item.message})
             self.close(item.code)
@@ -473,17 +514,14 @@ class Connection(asyncio.Protocol):
             await self._server.hub.handle(self._session, item)
         except ChatError as exc:
             self._error(exc, item.ref)
+        except StoreError:  # the store logs it, once per incident
+            self._error(ChatError(), item.ref)
         except Exception:
             log.exception("%s: %s failed", self, type(item).__name__)
             self._error(ChatError(), item.ref)
 
     async def _prelogin(self, item: Incoming) -> None:
         assert not isinstance(item, Fatal | Dropped | Rejected)
-        self._prelogin_frames += 1
-        if self._prelogin_frames > self._settings.prelogin_max_frames:
-            self._error(NotLoggedIn("too many frames before hello; connection closed"), None)
-            self.close("too many frames before login")
-            return
         if isinstance(item, Ping):
             self._send_data({"type": "pong"}, item.ref)
             return
@@ -497,6 +535,9 @@ class Connection(asyncio.Protocol):
             self._hello_failed()
             return
         except ConnectionError:
+            return
+        except StoreError:  # the store logs it, once per incident
+            self._error(ChatError(), item.ref)
             return
         except Exception:
             log.exception("%s: hello failed", self)

@@ -237,6 +237,40 @@ def _wrap(exc: BaseException) -> BaseException:
     return exc
 
 
+class _Incident:
+    """A run of database failures, logged once: the first with its cause, then the recovery.
+
+    A full disk fails every write until space is freed; a line (and a traceback)
+    per failed write would fill the log, and the disk, faster.
+    """
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._lock = threading.Lock()
+        self._failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self._failures += 1
+            first = self._failures == 1
+        if first:
+            log.error(
+                "database %s fail: %s; clients get server_error until it recovers, and"
+                " further failures are not logged until then",
+                self._what,
+                exc,
+                exc_info=exc,
+            )
+
+    def succeeded(self) -> None:
+        if not self._failures:  # the usual case: no lock
+            return
+        with self._lock:
+            failures, self._failures = self._failures, 0
+        if failures:
+            log.warning("the database accepts %s again (%d failed meanwhile)", self._what, failures)
+
+
 class SqliteStore:
     """The `Store` on one SQLite file. Open with ``await SqliteStore.open(path)``.
 
@@ -275,6 +309,8 @@ class SqliteStore:
         self._readers = ThreadPoolExecutor(
             max_workers=readers, thread_name_prefix=f"chinwag-sqlite-reader:{path.name}"
         )
+        self._write_failures = _Incident("writes")
+        self._read_failures = _Incident("reads")
         self._thread.start()
 
     @classmethod
@@ -402,9 +438,12 @@ class SqliteStore:
         self._check_open()
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._readers, self._run_read, fn)
+            value = await loop.run_in_executor(self._readers, self._run_read, fn)
         except sqlite3.Error as exc:
+            self._read_failures.failed(exc)
             raise StoreError(f"database error: {exc}") from exc
+        self._read_failures.succeeded()
+        return value
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -465,8 +504,9 @@ class SqliteStore:
             if outcomes is None:  # a job failed: run them again, each on its own
                 outcomes = self._run_jobs(batch, isolate=True)
                 assert outcomes is not None
+            self._write_failures.succeeded()
         except Exception as exc:
-            log.exception("a write batch of %d jobs failed; none was stored", len(batch))
+            self._write_failures.failed(exc)  # none of the batch was stored
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")

@@ -24,6 +24,7 @@ from conftest import RECV_TIMEOUT, Peer, ServerProcess
 from server_checks import CheckedPeer
 
 from chinwag.core.accounts import parse_nick
+from chinwag.net.invites import token_hash
 from chinwag.server.app import DB_NAME, open_store
 from chinwag.storage.base import AccountRow
 
@@ -304,5 +305,41 @@ async def test_hashes_are_upgraded_at_login_when_the_cost_rises(
         assert (await hello(peers, srv.port, "dora", password=PASSWORD))["type"] == "welcome"
         wrong = await hello(peers, srv.port, "dora", password="not the password")
         assert wrong["code"] == "bad_password"
+    finally:
+        srv.kill()
+
+
+async def test_a_registration_refused_by_the_limit_uses_up_no_invite(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    data = tmp_path / "invite"
+    data.mkdir()
+    store = await open_store(data)
+    try:
+        await store.create_invite(
+            token_hash("two-use-token"), uses=2, expires_ms=None, created_ms=0
+        )
+    finally:
+        await store.close()
+    settings = {**CHEAP, "registration": "invite", "register_address_max": 1}
+    srv = ServerProcess(data, settings).start()
+    try:
+        replies = []
+        for nick, source, token in (
+            ("ann", "127.0.0.2", "no-such-token"),  # refused before hashing: not counted
+            ("bob", "127.0.0.2", "two-use-token"),
+            ("cat", "127.0.0.2", "two-use-token"),  # over the limit: the use is given back
+            ("dan", "127.0.0.3", "two-use-token"),
+        ):
+            peer = await connect(peers, srv.port, source)
+            await peer.hello(nick)
+            await peer.send(type="register", password=PASSWORD, invite=token, ref="r")
+            replies.append(await peer.reply())
+        assert [r.get("reason", r.get("code", r["type"])) for r in replies] == [
+            "bad_invite",
+            "ok",
+            "rate_limited",
+            "ok",
+        ]
     finally:
         srv.kill()

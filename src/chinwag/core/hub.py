@@ -973,7 +973,6 @@ class Hub:
         clash = await self._look_alike(nick)
         if clash is not None:
             raise BadNick(f"{p.nick!r} looks too much like the registered nick {clash!r}")
-        self._register_throttle.take(session.outlet.address)
         invite: str | None = None
         if mode == "invite":
             if not cmd.invite:
@@ -987,6 +986,7 @@ class Hub:
             if not await self._store.use_invite(invite, int(self._clock() * 1000)):
                 raise Forbidden("that invite is unknown, used up or expired", reason="bad_invite")
         try:
+            self._register_throttle.take(session.outlet.address)  # refused: invite given back
             password_hash = await self._hasher.hash(cmd.password)
             row = AccountRow(
                 key=nick.key,

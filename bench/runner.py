@@ -47,6 +47,10 @@ CHINWAG_SETTINGS = {
     "max_conns_per_address": 1_000_000,
     "rate_per_second": 1_000_000,
     "rate_burst": 1_000_000,
+    # Every generated client is on 127.0.0.1: no per-address login limit, and a
+    # hashing queue long enough for the whole reconnect storm.
+    "login_fail_address_max": 0,
+    "hash_queue_max": 1_000_000,
 }
 STORM_PASSWORD = "bench-password-1"
 DISTURBED = 0.25  # other programs used more than this many cores during the phase

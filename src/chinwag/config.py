@@ -51,7 +51,9 @@ class Settings:
     )
     min_password: int = _s(8, "shortest password, in code points")
     max_password: int = _s(1_024, "longest password, in code points")
-    login_fail_account_max: int = _s(5, "failed logins per account per window before backoff")
+    login_fail_account_max: int = _s(
+        5, "failed logins per account from one address per window before backoff"
+    )
     login_fail_account_window: float = _s(900.0, "window for the per-account login limit")
     login_fail_address_max: int = _s(30, "failed logins per client address per window")
     login_fail_address_window: float = _s(600.0, "window for the per-address login limit")
@@ -68,6 +70,20 @@ class Settings:
     registration: str = _s("open", "who may register an account: open, invite or closed")
     log_level: str = _s(
         "info", "server log level: debug (adds a line per connection event), info, warning or error"
+    )
+    # -- accounts: login and registration throttles, the hashing queue, nicks (acct) --
+    login_fail_account_global_max: int = _s(
+        100, "failed logins per account from all addresses per login_fail_account_window"
+    )
+    hash_queue_max: int = _s(
+        64, "password hashes waiting for a hash_workers thread before rate_limited at once"
+    )
+    register_address_max: int = _s(10, "registrations per client address per register_window")
+    register_global_max: int = _s(200, "registrations from all addresses per register_window")
+    register_window: float = _s(600.0, "window for the registration limits")
+    reserved_nicks: str = _s(
+        "server,admin,root,chinwag,nickserv,chanserv,operator,system",
+        "comma-separated nicks nobody may use or register (nor look-alikes)",
     )
 
     def replace(self, **changes: Any) -> Settings:
@@ -149,4 +165,11 @@ def build(
                 f"unknown setting {name!r}; 'chinwag serve --print-settings' lists them"
             )
         clean[name] = _coerce(name, kinds[name], value)
-    return Settings(**clean)
+    settings = Settings(**clean)
+    from chinwag.core.accounts import ReservedNicks  # it needs Settings: imported late
+
+    try:
+        ReservedNicks(settings.reserved_nicks)
+    except ValueError as exc:
+        raise SettingsError(f"setting {exc}") from None
+    return settings

@@ -21,6 +21,7 @@ from chinwag.core.accounts import (
     LoginThrottle,
     Nick,
     PasswordHasher,
+    RegisterThrottle,
     _parse_nick_checked,
     check_password,
     parse_nick,
@@ -312,10 +313,10 @@ async def test_needs_rehash_after_parameter_change(fast_hasher: PasswordHasher) 
         other.close()
 
 
-async def test_verify_dummy_is_always_false(fast_hasher: PasswordHasher) -> None:
-    assert await fast_hasher.verify_dummy("anything") is False
-    assert await fast_hasher.verify_dummy("") is False
-    assert await fast_hasher.verify_dummy("a\ud800") is False
+async def test_check_without_a_hash_is_always_false(fast_hasher: PasswordHasher) -> None:
+    assert (await fast_hasher.check(None, "anything")).ok is False
+    assert (await fast_hasher.check(None, "")).ok is False
+    assert (await fast_hasher.check(None, "a\ud800")).ok is False
 
 
 async def test_hash_refuses_unencodable_without_echo(fast_hasher: PasswordHasher) -> None:
@@ -331,14 +332,16 @@ async def test_nothing_logged(
     h = await fast_hasher.hash("hunter2hunter2")
     await fast_hasher.verify(h, "hunter2hunter2")
     await fast_hasher.verify(h, "wrong-password")
-    await fast_hasher.verify_dummy("wrong-password")
+    await fast_hasher.check(None, "wrong-password")
     assert "hunter2" not in caplog.text
     assert "wrong-password" not in caplog.text
 
 
-async def test_verify_dummy_timing_matches_real_verify(real_hasher: PasswordHasher) -> None:
+async def test_check_without_a_hash_costs_a_real_check(
+    real_hasher: PasswordHasher,
+) -> None:
     h = await real_hasher.hash("correct horse")
-    await real_hasher.verify_dummy("warm-up")  # the dummy hash is ready from here on
+    await real_hasher.check(None, "warm-up")  # the dummy hash is ready from here on
     real: list[float] = []
     dummy: list[float] = []
     for _ in range(5):
@@ -346,7 +349,7 @@ async def test_verify_dummy_timing_matches_real_verify(real_hasher: PasswordHash
         await real_hasher.verify(h, "wrong password")
         real.append(time.perf_counter() - t)
         t = time.perf_counter()
-        await real_hasher.verify_dummy("wrong password")
+        await real_hasher.check(None, "wrong password")
         dummy.append(time.perf_counter() - t)
     ratio = statistics.median(dummy) / statistics.median(real)
     assert 1 / 3 < ratio < 3, (real, dummy)
@@ -366,7 +369,7 @@ async def test_hashing_runs_off_the_event_loop() -> None:
 
     hasher = PasswordHasher(settings)
     try:
-        await hasher.verify_dummy("warm-up")
+        await hasher.check(None, "warm-up")
         ticks: list[float] = []
         stop = asyncio.Event()
 
@@ -423,10 +426,10 @@ def throttle(clock: FakeClock) -> LoginThrottle:
 
 def _fail(throttle: LoginThrottle, n: int, key: str | None, address: str) -> None:
     for _ in range(n):
-        throttle.failure(key, address)
+        throttle.failed(throttle.begin(key, address))
 
 
-def _retry_after(fn: Callable[[], None]) -> float:
+def _retry_after(fn: Callable[[], object]) -> float:
     with pytest.raises(RateLimited) as info:
         fn()
     assert info.value.code == "rate_limited"
@@ -434,90 +437,122 @@ def _retry_after(fn: Callable[[], None]) -> float:
     return info.value.retry_after
 
 
-def test_account_locked_after_five_failures(throttle: LoginThrottle) -> None:
-    _fail(throttle, 4, "alice", "10.0.0.1")
-    throttle.check("alice", "10.0.0.1")
-    throttle.failure("alice", "10.0.0.1")
-    wait = _retry_after(lambda: throttle.check("alice", "10.0.0.1"))
-    assert wait > 0
-    # The account is locked from any address; other accounts are not.
-    _retry_after(lambda: throttle.check("alice", "10.0.0.2"))
-    throttle.check("bob", "10.0.0.1")
-    throttle.check(None, "10.0.0.1")
+def test_pair_locked_after_five_failures(throttle: LoginThrottle) -> None:
+    _fail(throttle, 5, "alice", "10.0.0.1")
+    wait = _retry_after(lambda: throttle.begin("alice", "10.0.0.1"))
+    assert wait == 1.0
+    # Only that address is locked out of that account.
+    throttle.succeeded(throttle.begin("alice", "10.0.0.2"))
+    throttle.released(throttle.begin("bob", "10.0.0.1"))
+    throttle.released(throttle.begin(None, "10.0.0.1"))
+
+
+def test_attempts_in_flight_count(throttle: LoginThrottle) -> None:
+    held = [throttle.begin("alice", "x") for _ in range(5)]
+    _retry_after(lambda: throttle.begin("alice", "x"))
+    throttle.released(held.pop())  # the hasher was full: the slot comes back
+    held.append(throttle.begin("alice", "x"))
+    throttle.succeeded(held.pop())  # the owner's success clears the pair
+    for attempt in held:
+        throttle.failed(attempt)
+    _fail(throttle, 1, "alice", "x")
+    _retry_after(lambda: throttle.begin("alice", "x"))
+
+
+def test_an_attempt_is_closed_once(throttle: LoginThrottle) -> None:
+    attempt = throttle.begin("alice", "x")
+    throttle.failed(attempt)
+    throttle.failed(attempt)
+    throttle.succeeded(attempt)
+    _fail(throttle, 4, "alice", "x")
+    _retry_after(lambda: throttle.begin("alice", "x"))
 
 
 def test_lockout_ends_after_retry_after(throttle: LoginThrottle, clock: FakeClock) -> None:
     _fail(throttle, 5, "alice", "10.0.0.1")
-    wait = _retry_after(lambda: throttle.check("alice", "10.0.0.1"))
+    wait = _retry_after(lambda: throttle.begin("alice", "10.0.0.1"))
     clock.advance(wait / 2)
-    _retry_after(lambda: throttle.check("alice", "10.0.0.1"))
+    _retry_after(lambda: throttle.begin("alice", "10.0.0.1"))
     clock.advance(wait / 2)
-    throttle.check("alice", "10.0.0.1")
+    attempt = throttle.begin("alice", "10.0.0.1")
+    # Past the limit, one attempt at a time.
+    _retry_after(lambda: throttle.begin("alice", "10.0.0.1"))
+    throttle.failed(attempt)
 
 
-def test_backoff_doubles_up_to_window(throttle: LoginThrottle, clock: FakeClock) -> None:
-    window = Settings().login_fail_account_window
+def test_backoff_doubles_up_to_window(clock: FakeClock) -> None:
+    settings = Settings(login_fail_address_max=0, login_fail_account_global_max=0)
+    throttle = LoginThrottle(settings, clock)
+    window = settings.login_fail_account_window
     _fail(throttle, 5, "alice", "a")
     waits = []
     for _ in range(14):
-        wait = _retry_after(lambda: throttle.check("alice", "a"))
+        wait = _retry_after(lambda: throttle.begin("alice", "a"))
         waits.append(wait)
         clock.advance(wait)
-        throttle.check("alice", "a")
-        throttle.failure("alice", f"addr-{len(waits)}")
+        _fail(throttle, 1, "alice", "a")
     assert waits[:4] == [1.0, 2.0, 4.0, 8.0]
     assert all(b >= a for a, b in itertools.pairwise(waits))
     assert max(waits) == window
     # Even at the cap the lock-out ends by itself.
-    wait = _retry_after(lambda: throttle.check("alice", "a"))
+    wait = _retry_after(lambda: throttle.begin("alice", "a"))
     assert wait <= window
     clock.advance(wait)
-    throttle.check("alice", "a")
+    throttle.released(throttle.begin("alice", "a"))
 
 
 def test_failures_forgotten_after_quiet_window(throttle: LoginThrottle, clock: FakeClock) -> None:
     _fail(throttle, 4, "alice", "a")
     clock.advance(Settings().login_fail_account_window)
     _fail(throttle, 4, "alice", "a")
-    throttle.check("alice", "a")
-    throttle.failure("alice", "a")
-    _retry_after(lambda: throttle.check("alice", "a"))
-
-
-def test_success_clears_account(throttle: LoginThrottle) -> None:
-    _fail(throttle, 5, "alice", "a")
-    _retry_after(lambda: throttle.check("alice", "a"))
-    throttle.success("alice")
-    throttle.check("alice", "a")
-    _fail(throttle, 4, "alice", "a")
-    throttle.check("alice", "a")
-    throttle.success("nobody")  # unknown keys are fine
+    _fail(throttle, 1, "alice", "a")
+    _retry_after(lambda: throttle.begin("alice", "a"))
 
 
 def test_address_limit_independent_of_account(throttle: LoginThrottle, clock: FakeClock) -> None:
     window = Settings().login_fail_address_window
     for i in range(29):
-        throttle.failure(f"user{i}" if i % 2 else None, "10.0.0.9")
-    throttle.check("fresh", "10.0.0.9")
+        _fail(throttle, 1, f"user{i}" if i % 2 else None, "10.0.0.9")
+    throttle.released(throttle.begin("fresh", "10.0.0.9"))
     clock.advance(60)
-    throttle.failure(None, "10.0.0.9")
-    wait = _retry_after(lambda: throttle.check("fresh", "10.0.0.9"))
+    _fail(throttle, 1, None, "10.0.0.9")
+    wait = _retry_after(lambda: throttle.begin("fresh", "10.0.0.9"))
     assert wait == pytest.approx(window - 60)
-    _retry_after(lambda: throttle.check(None, "10.0.0.9"))
+    _retry_after(lambda: throttle.begin(None, "10.0.0.9"))
     # Other addresses are unaffected, and so is the account from elsewhere.
-    throttle.check("fresh", "10.0.0.10")
-    throttle.check("user1", "10.0.0.10")
+    throttle.released(throttle.begin("fresh", "10.0.0.10"))
+    throttle.succeeded(throttle.begin("user1", "10.0.0.10"))
     # A successful login does not reset the address.
-    throttle.success("user1")
-    _retry_after(lambda: throttle.check("user1", "10.0.0.9"))
+    _retry_after(lambda: throttle.begin("user1", "10.0.0.9"))
     clock.advance(wait)
-    throttle.check("fresh", "10.0.0.9")
+    throttle.released(throttle.begin("fresh", "10.0.0.9"))
 
 
-def test_retry_after_is_the_longer_of_both(throttle: LoginThrottle, clock: FakeClock) -> None:
-    _fail(throttle, 30, None, "x")
-    _fail(throttle, 5, "alice", "y")
-    wait = _retry_after(lambda: throttle.check("alice", "x"))
+def test_address_in_flight_count(clock: FakeClock) -> None:
+    throttle = LoginThrottle(Settings(login_fail_address_max=3), clock)
+    held = [throttle.begin(f"n{i}", "x") for i in range(3)]
+    assert _retry_after(lambda: throttle.begin("n9", "x")) == 1.0
+    for attempt in held:
+        throttle.succeeded(attempt)
+    throttle.released(throttle.begin("n9", "x"))
+
+
+def test_account_ceiling_from_all_addresses(clock: FakeClock) -> None:
+    settings = Settings(login_fail_account_global_max=6)
+    throttle = LoginThrottle(settings, clock)
+    for i in range(3):
+        _fail(throttle, 2, "alice", f"10.0.0.{i}")
+    wait = _retry_after(lambda: throttle.begin("alice", "owner"))
+    assert wait == pytest.approx(settings.login_fail_account_window)
+    throttle.released(throttle.begin("bob", "owner"))
+    clock.advance(wait)
+    throttle.succeeded(throttle.begin("alice", "owner"))
+
+
+def test_retry_after_is_the_longest(throttle: LoginThrottle) -> None:
+    _fail(throttle, 5, "alice", "x")
+    _fail(throttle, 25, None, "x")
+    wait = _retry_after(lambda: throttle.begin("alice", "x"))
     assert wait == pytest.approx(Settings().login_fail_address_window)
 
 
@@ -525,44 +560,72 @@ def test_limits_follow_settings(clock: FakeClock) -> None:
     settings = Settings(login_fail_account_max=2, login_fail_address_max=3)
     throttle = LoginThrottle(settings, clock)
     _fail(throttle, 2, "alice", "a")
-    _retry_after(lambda: throttle.check("alice", "b"))
+    _retry_after(lambda: throttle.begin("alice", "a"))
     _fail(throttle, 3, None, "c")
-    _retry_after(lambda: throttle.check(None, "c"))
+    _retry_after(lambda: throttle.begin(None, "c"))
 
 
 def test_zero_disables_limits(clock: FakeClock) -> None:
-    settings = Settings(login_fail_account_max=0, login_fail_address_max=0)
+    settings = Settings(
+        login_fail_account_max=0, login_fail_address_max=0, login_fail_account_global_max=0
+    )
     throttle = LoginThrottle(settings, clock)
     _fail(throttle, 100, "alice", "a")
-    throttle.check("alice", "a")
+    throttle.released(throttle.begin("alice", "a"))
     assert throttle.tracked == 0
 
 
 def test_memory_bounded_by_cap(clock: FakeClock) -> None:
     throttle = LoginThrottle(Settings(), clock, max_tracked=100)
     for i in range(5_000):
-        throttle.failure(f"nick{i}", f"addr{i}")
-        assert throttle.tracked <= 200
-    # The most recently failing account is still tracked.
-    _fail(throttle, 4, "nick4999", "z")
-    _retry_after(lambda: throttle.check("nick4999", "z"))
+        _fail(throttle, 1, f"nick{i}", f"addr{i}")
+        assert throttle.tracked <= 300
+    # The most recently failing pair is still tracked.
+    _fail(throttle, 4, "nick4999", "addr4999")
+    _retry_after(lambda: throttle.begin("nick4999", "addr4999"))
 
 
 def test_memory_pruned_when_windows_pass(clock: FakeClock) -> None:
     settings = Settings()
     throttle = LoginThrottle(settings, clock)
     for i in range(500):
-        throttle.failure(f"nick{i}", f"addr{i}")
-    _fail(throttle, 20, "locked", "addr-locked")
-    assert throttle.tracked == 1002
+        _fail(throttle, 1, f"nick{i}", f"addr{i}")
+    _fail(throttle, 5, "locked", "addr-locked")
+    assert throttle.tracked == 3 * 501
     clock.advance(2 * settings.login_fail_account_window)
-    for _ in range(100):
-        throttle.check("someone", "somewhere")
-    assert throttle.tracked == 0
+    for _ in range(200):
+        throttle.released(throttle.begin(None, "somewhere"))
+    assert throttle.tracked == 1
 
 
 def test_default_cap_is_large_but_finite(clock: FakeClock) -> None:
-    throttle = LoginThrottle(Settings(), clock)
+    throttle = LoginThrottle(Settings(login_fail_address_max=0), clock)
     for i in range(120_000):
-        throttle.failure(f"n{i}", "one-address")
-    assert throttle.tracked <= 100_001
+        _fail(throttle, 1, f"n{i}", "one-address")
+    assert throttle.tracked <= 200_002
+
+
+# --- registration throttling -----------------------------------------------------------
+
+
+def test_registrations_per_address_and_in_all(clock: FakeClock) -> None:
+    settings = Settings(register_address_max=2, register_global_max=3, register_window=600)
+    reg = RegisterThrottle(settings, clock)
+    reg.take("a")
+    reg.take("a")
+    wait = _retry_after(lambda: reg.take("a"))
+    assert wait == pytest.approx(600)
+    reg.take("b")
+    wait = _retry_after(lambda: reg.take("c"))
+    assert wait == pytest.approx(600)
+    clock.advance(600)
+    reg.take("a")
+    reg.take("c")
+    assert reg.tracked == 2
+
+
+def test_registration_limits_of_zero_are_off(clock: FakeClock) -> None:
+    reg = RegisterThrottle(Settings(register_address_max=0, register_global_max=0), clock)
+    for _ in range(1000):
+        reg.take("a")
+    assert reg.tracked == 0

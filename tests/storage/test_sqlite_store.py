@@ -530,7 +530,11 @@ async def test_account_index_has_every_key_and_skeleton_with_deleted_ones(store:
     await store.create_account(account("ann"))
     await store.create_account(account("bob"))
     await store.delete_account("bob")
-    assert await store.account_index() == [("ann", "ann"), ("bob", "bob"), ("cat", "caT")]
+    assert await store.account_index() == [
+        ("ann", "ann", "Ann"),
+        ("bob", "bob", "Bob"),
+        ("cat", "caT", "Cat"),
+    ]
 
 
 async def test_adopt_moves_a_guests_dms_to_the_account(store: Store) -> None:

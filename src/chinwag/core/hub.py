@@ -23,11 +23,17 @@ from chinwag import __version__
 from chinwag.bus.base import Bus, Posted
 from chinwag.config import Settings
 from chinwag.core.accounts import (
+    HashQueueFull,
     LoginThrottle,
+    Nick,
     PasswordHasher,
+    RegisterThrottle,
+    ReservedNicks,
+    check_login,
     check_password,
     load_confusables,
     parse_nick,
+    skeleton,
 )
 from chinwag.core.ratelimit import TokenBucket
 from chinwag.core.rules import LOBBY, check_body, parse_room
@@ -293,15 +299,18 @@ class Hub:
         self._recent: OrderedDict[tuple[str, str], tuple[int, dict[str, Any]]] = OrderedDict()
         self._batch: list[StoredMessage] = []  # committed, to fan out this loop turn
         self._cid_ttl_ms = int(settings.cid_ttl * 1000)
-        # Keys and skeletons of every account row, deleted ones included (see load).
+        # Keys and skeletons of every account row, deleted ones included (see load);
+        # each skeleton (of the key and of the nick as shown) maps to (key, nick).
         self._account_keys: set[str] = set()
-        self._account_skeletons: set[str] = set()
+        self._account_skeletons: dict[str, tuple[str, str]] = {}
         self._loaded = False
+        self._reserved = ReservedNicks(settings.reserved_nicks)
+        self._register_throttle = RegisterThrottle(settings, monotonic)
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
 
-        That is the key and TR39 skeleton of every account, so that a guest's
+        That is the key and both TR39 skeletons of every account, so that a guest's
         hello for a nick no account has, or resembles, needs no store read. The
         index may hold more than the store (a registration that failed after
         reserving its nick), which only costs such a hello the store reads;
@@ -311,10 +320,10 @@ class Hub:
         reserved; ``bench/seed.py`` writes before the server starts): with
         several nodes sharing one store, it would not be.
         """
-        for key, skeleton in await self._store.account_index():
-            self._account_keys.add(key)
-            self._account_skeletons.add(skeleton)
         load_confusables()  # now, rather than during the first hello
+        for key, skel, display in await self._store.account_index():
+            self._account_keys.add(key)
+            self._index_skeletons(key, display, (skel, skeleton(display)))
         self._loaded = True
 
     # -- running ----------------------------------------------------------------
@@ -381,6 +390,35 @@ class Hub:
         return len(self._by_key)
 
     # -- login --------------------------------------------------------------------
+    def _index_skeletons(self, key: str, display: str, skeletons: Iterable[str]) -> None:
+        for skel in skeletons:
+            self._account_skeletons.setdefault(skel, (key, display))
+
+    async def _look_alike(self, nick: Nick) -> str | None:
+        """The nick of another account that ``nick`` could be mistaken for, if any.
+
+        Either skeleton counts: of the casefolded key (the contract's rule, also
+        checked in the store) and of the nick as shown (``aIice`` for ``alice``).
+        """
+        clash = await self._store.account_by_skeleton(nick.skeleton)
+        if clash is not None and clash.key != nick.key:
+            return clash.nick
+        for skel in nick.skeletons:
+            key, display = self._account_skeletons.get(skel, (nick.key, ""))
+            if key != nick.key:
+                return display
+        return None
+
+    async def _rehash(self, row: AccountRow, password: str) -> None:
+        """Store a fresh hash of the normalised password at today's cost, if there is room."""
+        try:
+            new = await self._hasher.hash(password)
+            await self._store.replace_password_hash(row.key, row.password_hash, new)
+        except HashQueueFull:
+            pass  # at a later login
+        except Exception:
+            log.exception("could not store the new password hash of %s", row.key)
+
     async def login(self, hello: Hello, outlet: Outlet) -> Session:
         """Check a hello, then send welcome, the backlog and caught_up.
 
@@ -397,21 +435,27 @@ class Hub:
             and self._loaded
             and nick.key not in self._account_keys
             and nick.skeleton not in self._account_skeletons
+            and nick.display_skeleton not in self._account_skeletons
         ):
             # A guest whose nick no account has or resembles (see load): no store read.
+            self._reserved.check(nick)
             return await self._start_guest(nick.key, nick.display, hello, outlet)
         address = outlet.address
         row = await self._store.get_account(nick.key)
+        if row is None:
+            self._reserved.check(nick)  # an account made before the list keeps its nick
         if row is not None and row.deleted:
             raise BadNick(f"the nick {nick.display!r} is reserved; pick another")
         if row is not None:
             if hello.password is None:
                 raise PasswordRequired(f"{row.nick} is registered; send its password")
-            self._throttle.check(row.key, address)
-            if not await self._hasher.verify(row.password_hash, hello.password):
-                self._throttle.failure(row.key, address)
+            verdict = await check_login(
+                self._hasher, self._throttle, row.key, address, row.password_hash, hello.password
+            )
+            if not verdict.ok:
                 raise BadPassword()
-            self._throttle.success(row.key)
+            if verdict.rehash:
+                await self._rehash(row, hello.password)
             rooms = frozenset(await self._store.rooms_of(_account_pid(row.key)))
             if LOBBY not in rooms:
                 await self._store.join_room(_account_pid(row.key), LOBBY)
@@ -419,17 +463,14 @@ class Hub:
             return await self._start(
                 _account_pid(row.key), nick.key, row.nick, True, rooms, hello, outlet, bot=row.bot
             )
-        clash = await self._store.account_by_skeleton(nick.skeleton)
+        clash = await self._look_alike(nick)
         if clash is not None:
             raise BadNick(
-                f"{nick.display!r} looks too much like the registered nick {clash.nick!r}; "
-                "pick another"
+                f"{nick.display!r} looks too much like the registered nick {clash!r}; pick another"
             )
         if hello.password is not None:
             # Same work as a real check, so timing does not tell whether a nick exists.
-            self._throttle.check(None, address)
-            await self._hasher.verify_dummy(hello.password)
-            self._throttle.failure(None, address)
+            await check_login(self._hasher, self._throttle, None, address, None, hello.password)
             raise BadPassword()
         return await self._start_guest(nick.key, nick.display, hello, outlet)
 
@@ -954,11 +995,12 @@ class Hub:
             raise Forbidden("this server takes no new accounts", reason="registration_closed")
         check_password(cmd.password, self.settings)
         nick = parse_nick(p.nick)
+        self._reserved.check(nick)
         if await self._store.get_account(nick.key) is not None:
             raise NickRegistered()
-        clash = await self._store.account_by_skeleton(nick.skeleton)
+        clash = await self._look_alike(nick)
         if clash is not None:
-            raise BadNick(f"{p.nick!r} looks too much like the registered nick {clash.nick!r}")
+            raise BadNick(f"{p.nick!r} looks too much like the registered nick {clash!r}")
         invite: str | None = None
         if mode == "invite":
             if not cmd.invite:
@@ -972,6 +1014,7 @@ class Hub:
             if not await self._store.use_invite(invite, int(self._clock() * 1000)):
                 raise Forbidden("that invite is unknown, used up or expired", reason="bad_invite")
         try:
+            self._register_throttle.take(session.outlet.address)  # refused: invite given back
             password_hash = await self._hasher.hash(cmd.password)
             row = AccountRow(
                 key=nick.key,
@@ -984,7 +1027,7 @@ class Hub:
             )
             # Into the index before the row exists, so no hello can pass it unread.
             self._account_keys.add(nick.key)
-            self._account_skeletons.add(nick.skeleton)
+            self._index_skeletons(nick.key, p.nick, nick.skeletons)
             await self._store.create_account(row)
         except BaseException as exc:
             if invite is not None:  # no account was made with it: give the use back
@@ -1011,11 +1054,12 @@ class Hub:
         p = session.principal
         if not p.account:
             raise Forbidden("guests have no password; use register")
-        address = session.outlet.address
-        self._throttle.check(p.key, address)
         row = await self._store.get_account(p.key)
-        if row is None or not await self._hasher.verify(row.password_hash, cmd.old):
-            self._throttle.failure(p.key, address)
+        stored = None if row is None else row.password_hash
+        verdict = await check_login(
+            self._hasher, self._throttle, p.key, session.outlet.address, stored, cmd.old
+        )
+        if not verdict.ok:
             raise BadPassword("the old password is wrong")
         check_password(cmd.new, self.settings)
         await self._store.set_password_hash(p.key, await self._hasher.hash(cmd.new))

@@ -176,6 +176,11 @@ class Store(Protocol):
         """False when no live account has this key."""
         ...
 
+    async def replace_password_hash(self, key: str, old: str, new: str) -> bool:
+        """Replace the hash only while it is still ``old`` (a login's rehash must not
+        undo a password change made meanwhile); False otherwise."""
+        ...
+
     async def delete_account(self, key: str) -> bool:
         """Mark deleted: the nick stays reserved; hash, rooms and cursors go. False if none."""
         ...
@@ -184,8 +189,8 @@ class Store(Protocol):
         """All accounts, deleted ones included, by key."""
         ...
 
-    async def account_index(self) -> list[tuple[str, str]]:
-        """``(key, skeleton)`` of every account, deleted ones included (for the hub's index)."""
+    async def account_index(self) -> list[tuple[str, str, str]]:
+        """``(key, skeleton, nick)`` of every account, deleted ones included (the hub's index)."""
         ...
 
     async def adopt(self, guest: str, account: str) -> None:

@@ -762,6 +762,19 @@ class SqliteStore:
 
         return await self._write(job)
 
+    async def replace_password_hash(self, key: str, old: str, new: str) -> bool:
+        """Replace the hash only if it is still ``old``; False otherwise."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE accounts SET password_hash = ? "
+                "WHERE key = ? AND password_hash = ? AND deleted = 0",
+                (new, key, old),
+            )
+            return cursor.rowcount > 0
+
+        return await self._write(job)
+
     async def delete_account(self, key: str) -> bool:
         """Mark deleted (the nick stays reserved); drop its hash, rooms and cursors.
 
@@ -793,12 +806,12 @@ class SqliteStore:
 
         return await self._read(read)
 
-    async def account_index(self) -> list[tuple[str, str]]:
-        """``(key, skeleton)`` of every account, deleted ones included, by key."""
+    async def account_index(self) -> list[tuple[str, str, str]]:
+        """``(key, skeleton, nick)`` of every account, deleted ones included, by key."""
 
-        def read(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-            rows = conn.execute("SELECT key, skeleton FROM accounts ORDER BY key").fetchall()
-            return [(str(key), str(skel)) for key, skel in rows]
+        def read(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+            rows = conn.execute("SELECT key, skeleton, nick FROM accounts ORDER BY key").fetchall()
+            return [(str(key), str(skel), str(nick)) for key, skel, nick in rows]
 
         return await self._read(read)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -53,6 +54,7 @@ HONEST_ACCOUNT = "r0"
 VICTIM = "r1"
 SAMPLE_EVERY = 0.1
 SETTLE_MAX = 5.0  # seconds the typing flood's deliveries may go on after the flooder stops
+FLOOD_WINDOW = 32  # who requests the flooder may have unanswered
 
 
 @dataclass
@@ -575,48 +577,64 @@ class Typing(Attack):
         )
         self.writer = writer
         writer.write(frame({"type": "join", "room": "flood"}))
-        got = [0]
+        got = [0]  # bytes the flooder received
+        answered = [0]  # who replies it received: the server got that far in its frames
+        progress = asyncio.Event()
 
         async def drain() -> None:
-            while chunk := await reader.read(65536):
-                got[0] += len(chunk)
+            tail = b""
+            while data := await reader.read(65536):
+                got[0] += len(data)
+                chunk = tail + data
+                answered[0] += chunk.count(b'"type":"who"') - tail.count(b'"type":"who"')
+                tail = chunk[-16:]
+                progress.set()
 
         drainer = asyncio.create_task(drain())
         base_typing = sum(m.typing for m in self.members)
         base_bytes = sum(m.bytes for m in self.members)
         typing = frame({"type": "typing", "room": "flood"})
         who = frame({"type": "who", "room": "flood"})
-        sent_typing = sent_who = 0
+        sent_who = 0
+        # As fast as the server takes them: 9 typing and a who at a time, at most
+        # FLOOD_WINDOW who unanswered (so nothing piles up unread in socket buffers).
         try:
             while ctx.left() > 0 and not writer.is_closing():
-                for _ in range(9):
-                    writer.write(typing)
-                writer.write(who)
-                sent_typing += 9
+                if sent_who - answered[0] >= FLOOD_WINDOW:
+                    progress.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(progress.wait(), max(0.01, ctx.left()))
+                    continue
+                writer.write(typing * 9 + who)
                 sent_who += 1
                 await writer.drain()
+                await asyncio.sleep(0)
         except (OSError, ConnectionError):
             pass
-        # The server works through what the flooder wrote before the deadline.
+        # The server works through the frames in flight at the deadline.
         settled = time.monotonic() + SETTLE_MAX
-        count = -1
-        while time.monotonic() < settled and count != (now := sum(m.typing for m in self.members)):
-            count = now
-            await asyncio.sleep(0.3)
+        while answered[0] < sent_who and time.monotonic() < settled and not drainer.done():
+            progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(progress.wait(), 0.5)
+        await asyncio.sleep(0.3)  # the members' copies of the last frames
         drainer.cancel()
+        done_who = answered[0]
+        sent_typing = 9 * done_who  # typing frames the server has handled
         received = sum(m.typing for m in self.members) - base_typing
         member_bytes = sum(m.bytes for m in self.members) - base_bytes
         lost = sum(m.lost for m in self.members)
-        sent_bytes = sent_typing * len(typing) + sent_who * len(who)
+        sent_bytes = done_who * (9 * len(typing) + len(who))
         amp = received / max(1, sent_typing)
         bytes_amp = (member_bytes + got[0]) / max(1, sent_bytes)
         return Outcome(
-            f"{sent_typing} typing + {sent_who} who sent; typing ×{amp:.0f} to "
+            f"{sent_typing} typing + {done_who} who handled; typing ×{amp:.0f} to "
             f"{len(self.members)} members, bytes ×{bytes_amp:.0f}; "
             f"{lost} members cut off",
             {
                 "typing_sent": sent_typing,
                 "who_sent": sent_who,
+                "who_answered": done_who,
                 "typing_received": received,
                 "member_bytes": member_bytes,
                 "flooder_bytes": got[0],
@@ -849,7 +867,7 @@ def render(report: dict[str, Any]) -> str:
     body = []
     for r in report["rows"]:
         if not r["ok"]:
-            body.append([r["label"], "–", "–", "–", "–", "–", f"FAILED: {r['error']}"[:160], "–"])
+            body.append([r["label"], "–", "–", "–", "–", f"FAILED: {r['error']}"[:160], "–"])
             continue
         missed = [c["target"] for c in r["checks"] if not c["met"]]
         lost = r["under"]["lost"]
@@ -905,8 +923,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     rows = []
     for kind in attacks:
-        print(f"abuse: {kind} …", file=sys.stderr, flush=True)
+        t = time.monotonic()
         rows.append(asdict(asyncio.run(run_attack(kind, sizes, keep=False))))
+        print(f"abuse: {kind} took {time.monotonic() - t:.1f} s", file=sys.stderr, flush=True)
     report = {
         "machine": machine(),
         "sizes": asdict(sizes),

@@ -217,6 +217,7 @@ class Stalled(Attack):
 
     def __init__(self) -> None:
         self.socks: list[socket.socket] = []
+        self.failed = 0
 
     def seed(self, data: Path, sizes: Sizes) -> None:
         seed_backlog(data, sizes.backlog_messages, sizes.backlog_bytes)
@@ -227,21 +228,32 @@ class Stalled(Attack):
         loop = asyncio.get_running_loop()
 
         async def one(i: int) -> None:
-            sock = await raw_connect(ctx.host, ctx.port, attacker(i), rcvbuf=4096)
-            self.socks.append(sock)
-            await loop.sock_sendall(sock, hello)  # … and never read
+            try:
+                sock = await raw_connect(ctx.host, ctx.port, attacker(i), rcvbuf=4096)
+                self.socks.append(sock)
+                await loop.sock_sendall(sock, hello)  # … and never read
+            except (OSError, TimeoutError):
+                self.failed += 1
 
         await bounded(n, n, ctx, one)
         await hold(ctx)
+        # A look at what waits unread, without reading it: did the login succeed?
+        welcomed = sum(b'"type":"welcome"' in peek(sock) for sock in self.socks)
         before, peak = rss_kib()
         growth = mib(peak - before)
         cap = n * mib(ctx.settings.out_buffer_limit / 1024)
         backlog = ctx.sizes.backlog_messages * ctx.sizes.backlog_bytes / 2**20
         return Outcome(
-            f"{len(self.socks)} logins × {backlog:.1f} MiB backlog: "
+            f"{welcomed} of {n} logins welcomed, {backlog:.1f} MiB backlog each: "
             f"+{growth / max(1, len(self.socks)):.1f} MiB/login; "
             f"growth {growth:.0f} MiB vs cap {cap:.0f}+{RSS_SLACK_MIB:.0f}",
-            {"logins": len(self.socks), "growth_mib": growth, "cap_mib": cap},
+            {
+                "logins": len(self.socks),
+                "welcomed": welcomed,
+                "failed": self.failed,
+                "growth_mib": growth,
+                "cap_mib": cap,
+            },
             [
                 (
                     f"RSS growth ≤ N×out_buffer_limit + {RSS_SLACK_MIB:.0f} MiB",
@@ -299,6 +311,14 @@ def handshake_caps(settings: Settings) -> str:
     if total is None:
         return ""
     return f"; caps: {total} handshakes, {per} per address"
+
+
+def peek(sock: socket.socket) -> bytes:
+    """The first bytes waiting in ``sock``, left there."""
+    try:
+        return sock.recv(4096, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return b""
 
 
 def still_open(sock: socket.socket) -> bool:

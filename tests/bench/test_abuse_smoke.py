@@ -73,6 +73,7 @@ def test_quick_abuse_run_reports_every_attack() -> None:
     assert sum(rows["register"]["details"]["answers"].values()) > 0
     typing = rows["typing"]["details"]
     assert typing["who_answered"] > 0 and typing["typing_received"] > 0
-    assert rows["stalled"]["details"]["logins"] == report["sizes"]["stalled_logins"]
+    stalled = rows["stalled"]["details"]
+    assert stalled["logins"] == stalled["welcomed"] == report["sizes"]["stalled_logins"]
     assert rows["fds"]["details"]["connected"] > 0
     assert "verdict" in table

@@ -119,10 +119,17 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _pinned(cpu: int | None) -> Callable[[], None]:
+def _pinned(cpu: int | None, nofile: int | None = None) -> Callable[[], None]:
+    """Set the child's open-files limit and its core.
+
+    The limit is the hard one, raised to; or ``nofile``, as both soft and hard
+    limit, so that the child cannot raise it.
+    """
+
     def setup() -> None:
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        limit = hard if nofile is None else min(nofile, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})
 
@@ -139,8 +146,13 @@ class ServerProcess:
         cpu: int | None,
         wrap: list[str] | None = None,
         extra: list[str] | None = None,
+        settings: dict[str, Any] | None = None,
+        nofile: int | None = None,
     ) -> None:
         self.kind = kind
+        # chinwag's --set options: by default flood control and per-address limits lifted
+        self.settings = CHINWAG_SETTINGS if settings is None else settings
+        self.nofile = nofile  # the server's open-files limit (default: the hard limit)
         self.extra = list(extra or [])  # more command-line arguments for the server
         self.wrap = list(wrap or [])  # e.g. a profiler: [python, -m, pyinstrument, ...]
         self.workdir = workdir
@@ -160,7 +172,7 @@ class ServerProcess:
         if self.kind == "chinwag":
             args = [py, "-m", "chinwag", "serve", "--host", "127.0.0.1", "--port", "0"]
             args += ["--data", str(self.data)]
-            for name, value in CHINWAG_SETTINGS.items():
+            for name, value in self.settings.items():
                 args += ["--set", f"{name}={value}"]
         else:
             args = [py, "-m", "bench.baselines.threaded", "--host", "127.0.0.1", "--port", "0"]
@@ -175,7 +187,7 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 cwd=REPO,
                 env=_env(),
-                preexec_fn=_pinned(self.cpu),
+                preexec_fn=_pinned(self.cpu, self.nofile),
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -724,9 +736,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
     p.add_argument(
         "--only",
-        type=_names(SCENARIOS),
+        type=_names((*SCENARIOS, "abuse")),
         default=list(SCENARIOS),
-        help=f"comma-separated scenarios (default: all of {','.join(SCENARIOS)})",
+        help=f"comma-separated scenarios (default: all of {','.join(SCENARIOS)}); "
+        "or abuse alone: the attacks of bench/abuse.py",
     )
     p.add_argument(
         "--servers",
@@ -754,13 +767,23 @@ def make_parser() -> argparse.ArgumentParser:
         help="before each run, wait up to this many seconds for other programs to go "
         "quiet (default 90; --quick 0)",
     )
+    from bench import abuse
+
+    abuse.add_arguments(p)
     # Tests only: make the baseline misdeliver on purpose, to show the checks catch it.
     p.add_argument("--baseline-fault", choices=["drop", "dup", "reorder"], help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if "abuse" in args.only:
+        if args.only != ["abuse"]:
+            parser.error("--only abuse runs alone")
+        from bench import abuse
+
+        return abuse.run(args)
     repeat = args.repeat or (1 if args.quick else 3)
     retries = args.retries if args.retries is not None else (0 if args.quick else 2)
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 90.0)

@@ -44,6 +44,7 @@ from chinwag.errors import (
     PasswordRequired,
     QuotaExceeded,
     RateLimited,
+    SessionEnded,
     UnsupportedProto,
 )
 from chinwag.protocol.events import (
@@ -282,6 +283,8 @@ class Hub:
         self._account_keys: set[str] = set()
         self._account_skeletons: set[str] = set()
         self._loaded = False
+        # Operator actions (end_sessions) per account key: a login under way restarts.
+        self._account_changes: dict[str, int] = {}
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -386,6 +389,7 @@ class Hub:
             # A guest whose nick no account has or resembles (see load): no store read.
             return await self._start_guest(nick.key, nick.display, hello, outlet)
         address = outlet.address
+        changes = self._account_changes.get(nick.key, 0)
         row = await self._store.get_account(nick.key)
         if row is not None and row.deleted:
             raise BadNick(f"the nick {nick.display!r} is reserved; pick another")
@@ -401,6 +405,10 @@ class Hub:
             if LOBBY not in rooms:
                 await self._store.join_room(_account_pid(row.key), LOBBY)
                 rooms |= _LOBBY_ONLY
+            if self._account_changes.get(row.key, 0) != changes:
+                # The operator deleted the account or reset its password while we
+                # read it: decide again on what the store says now.
+                return await self.login(hello, outlet)
             return await self._start(
                 _account_pid(row.key), nick.key, row.nick, True, rooms, hello, outlet, bot=row.bot
             )
@@ -547,6 +555,25 @@ class Hub:
                 if not members:
                     del self._rooms[room]
             self._presence(room, p, "leave", exclude=None)
+
+    def end_sessions(self, key: str, reason: str, message: str) -> int:
+        """End every live session of the principal called ``key`` at once; how many.
+
+        Each gets ``error session_ended`` with ``reason`` and ``message``, then
+        its connection closes (its logout follows when the command it may be
+        carrying out is done). A login of that account still under way starts
+        over, so it sees the store as the operator left it.
+        """
+        self._account_changes[key] = self._account_changes.get(key, 0) + 1
+        p = self._by_key.get(key)
+        if p is None:
+            return 0
+        frame = Frame(error_data(SessionEnded(message, reason=reason), None))
+        sessions = list(p.sessions)
+        for s in sessions:
+            s.outlet.send(frame)
+            s.outlet.close(f"ended by the operator: {reason}")
+        return len(sessions)
 
     # -- commands ---------------------------------------------------------------------
     async def handle(self, session: Session, cmd: Command) -> None:

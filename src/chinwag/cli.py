@@ -243,8 +243,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         # Started once the server listens, on its actual port (TLS pinned over loopback).
         services.append(GamebotProcess(data_dir / "bots" / "gamebot"))
+    from chinwag.server.lock import DataDirBusy
+
     try:
         runner(serve(settings, data_dir, ssl=tls, services=services))
+    except DataDirBusy as exc:
+        print(f"chinwag serve: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"chinwag serve: cannot listen on {settings.host}:{settings.port}: {exc.strerror}. "

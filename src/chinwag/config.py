@@ -69,6 +69,9 @@ class Settings:
     log_level: str = _s(
         "info", "server log level: debug (adds a line per connection event), info, warning or error"
     )
+    # The operator's control socket (DATA/control.sock, server/control.py).
+    control_max_conns: int = _s(4, "control-socket (chinwag admin) connections served at once")
+    control_timeout: float = _s(10.0, "seconds a control-socket connection may take to ask")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -59,7 +59,7 @@ async def register(port: int, nick: str, password: str, peers: list[Peer]) -> Pe
     peers.append(peer)
     await peer.hello(nick)
     await peer.send(type="register", password=password, ref="r")
-    assert (await peer.recv_type("ok"))["ref"] == "r"
+    assert (await peer.recv_type("ok", timeout=30))["ref"] == "r"
     return peer
 
 
@@ -166,7 +166,7 @@ def test_another_user_is_refused_even_when_the_socket_mode_is_loosened() -> None
         )
         assert out.returncode == 0, out.stderr
         reply = json.loads(out.stdout)
-        assert reply["ok"] is False and "user" in reply["message"], reply
+        assert reply["ok"] is False and "user (root)" in reply["message"], reply
         assert "refused a control connection from uid 65534" in srv.log()
     finally:
         srv.kill()
@@ -320,5 +320,31 @@ async def test_admin_without_a_running_server_works_on_the_database(
         assert await hello_error(srv.port, "bob", password="old password") == "bad_password"
         await log_in(srv.port, "bob", peers, password="n3w-s3cret-pw")
         assert await hello_error(srv.port, "cat") == "bad_nick"
+    finally:
+        srv.kill()
+
+
+async def test_a_login_under_way_when_the_account_is_deleted_is_refused(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    # Checking a password takes a second or more here: the delete lands meanwhile,
+    # after the login has read the account.
+    slow = {"argon2_memory_kib": 8192, "argon2_time_cost": 150}
+    srv = ServerProcess(tmp_path / "data", slow).start()
+    try:
+        bob = await register(srv.port, "bob", "bob password", peers)
+        await bob.close()
+        late = await Peer.connect(srv.port)
+        peers.append(late)
+        await late.send(type="hello", proto=1, nick="bob", password="bob password")
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        reply = await asyncio.to_thread(
+            control_exchange, srv.data / "control.sock", b'{"op":"delete","nick":"bob"}\n'
+        )
+        assert reply == {"ok": True, "message": "deleted bob; the nick stays reserved"}
+        frame = await late.recv(timeout=30)
+        assert time.monotonic() - started > 0.2, "the delete came after the login: no race"
+        assert frame["type"] == "error" and frame["code"] == "bad_nick", frame
     finally:
         srv.kill()

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import pwd
 import socket
 import stat
 import struct
@@ -162,7 +163,11 @@ class ControlServer:
         uid = _peer_uid(writer.get_extra_info("socket"))
         if uid is not None and uid != os.geteuid():
             log.warning("refused a control connection from uid %d (not the server's user)", uid)
-            return encode_reply(False, "only the server's own user may use its control socket")
+            return encode_reply(
+                False,
+                f"only the server's own user ({_user_name()}) may use its control socket; "
+                "run chinwag admin as that user",
+            )
         if self._active > self._settings.control_max_conns:
             return encode_reply(False, "the server is busy with other admin requests; retry")
         try:
@@ -191,6 +196,13 @@ class ControlServer:
             return encode_reply(False, "the server could not do that; see its log")
         log.info("admin: %s", done)  # never the password: done does not carry it
         return encode_reply(True, done)
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
 
 
 def _peer_uid(sock: socket.socket | None) -> int | None:

@@ -20,7 +20,7 @@ from chinwag.core.accounts import PasswordHasher
 from chinwag.core.operator import AccountActions, ActionRefused
 from chinwag.server.app import DB_NAME
 from chinwag.server.control import NotRunning, ask
-from chinwag.server.lock import DataDirBusy, DataDirLock
+from chinwag.server.lock import DataDirError, DataDirLock
 from chinwag.storage.sqlite import SqliteStore
 
 # How long to wait for the running server's answer: a new password is hashed
@@ -47,6 +47,13 @@ async def run_admin(
         ok, message, status = await ask(data_dir, request, ASK_TIMEOUT)
     except NotRunning:
         return await _offline(command, data_dir, args.nick, password)
+    except PermissionError:
+        print(
+            f"chinwag admin: the server running on {data_dir} belongs to another user; "
+            "run chinwag admin as that user",
+            file=sys.stderr,
+        )
+        return 1
     except (OSError, TimeoutError) as exc:
         print(
             f"chinwag admin: the server running on {data_dir} did not answer ({exc or 'timeout'}); "
@@ -84,9 +91,9 @@ async def _offline(command: str, data_dir: Path, nick: str, password: str | None
     """No server runs: change the database ourselves, holding the lock meanwhile."""
     try:
         lock = DataDirLock.acquire(data_dir, "admin")
-    except DataDirBusy as exc:
+    except DataDirError as exc:
         # A server that is starting (its control socket is not there yet), or
-        # one that could not make it, or another admin.
+        # one that could not make it, or another admin; or no permission.
         print(f"chinwag admin: {exc}; nothing was changed", file=sys.stderr)
         return 1
     try:

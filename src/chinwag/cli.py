@@ -243,11 +243,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         # Started once the server listens, on its actual port (TLS pinned over loopback).
         services.append(GamebotProcess(data_dir / "bots" / "gamebot"))
-    from chinwag.server.lock import DataDirBusy
+    from chinwag.server.lock import DataDirError
 
     try:
         runner(serve(settings, data_dir, ssl=tls, services=services))
-    except DataDirBusy as exc:
+    except DataDirError as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -381,3 +381,21 @@ async def test_the_client_library_shows_the_reason_and_goes_offline(tmp_path: Pa
     finally:
         await client.close()
         srv.kill()
+
+
+async def test_without_a_control_socket_admin_refuses_instead_of_going_around_the_server(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    # DATA/control.sock would be longer than a Unix socket path may be (107 bytes).
+    data = tmp_path / ("d" * 110)
+    srv = ServerProcess(data, CHEAP).start()
+    try:
+        assert srv.proc is not None
+        assert "longer than 107 bytes; use a shorter --data" in srv.log()
+        await register(srv.port, "bob", "bob password", peers)
+        code, out, err = await admin(data, "delete", "bob")
+        assert code == 1 and f"another chinwag server (pid {srv.proc.pid})" in err, out + err
+        assert "nothing was changed" in err
+        await log_in(srv.port, "bob", peers, password="bob password", device="two")
+    finally:
+        srv.kill()

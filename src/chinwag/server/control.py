@@ -109,7 +109,8 @@ class ControlServer:
         lock says no other server runs.
 
         Raises:
-            ControlUnusable: the path is too long, or the socket's mode is not 0600.
+            ControlUnusable: the path is too long, the socket cannot be made, or
+                its mode is not 0600.
         """
         path = data_dir / CONTROL_NAME
         if len(os.fsencode(path)) > _MAX_PATH:
@@ -117,20 +118,28 @@ class ControlServer:
                 f"the control socket path {path} is longer than {_MAX_PATH} bytes; "
                 "use a shorter --data"
             )
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        control = cls(settings, actions, path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)  # the socket is made 0600: never a moment more open
         try:
-            control._server = await asyncio.start_unix_server(
-                control._handle, path, limit=settings.max_frame_bytes
-            )
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            sock.bind(os.fspath(path))
+        except OSError as exc:
+            sock.close()
+            raise ControlUnusable(
+                f"cannot make the control socket {path}: {exc.strerror}"
+            ) from None
         finally:
             os.umask(old_umask)
+        control = cls(settings, actions, path)
         mode = path.stat().st_mode
         if not stat.S_ISSOCK(mode) or stat.S_IMODE(mode) != 0o600:
+            sock.close()
             await control.close()
             raise ControlUnusable(f"{path} has mode {stat.S_IMODE(mode):o}, not 600")
+        control._server = await asyncio.start_unix_server(
+            control._handle, sock=sock, limit=settings.max_frame_bytes
+        )
         return control
 
     async def close(self) -> None:
@@ -226,10 +235,13 @@ async def ask(data_dir: Path, request: dict[str, Any], timeout: float) -> tuple[
     """Send one request to the server running on ``data_dir``: (ok, message, status).
 
     Raises:
-        NotRunning: no socket there, or nobody listening on it (a killed server's).
+        NotRunning: no socket there (or it could not be there: its path is too
+            long), or nobody listening on it (a killed server's).
         OSError, TimeoutError: the server did not answer properly.
     """
     path = data_dir / CONTROL_NAME
+    if len(os.fsencode(path)) > _MAX_PATH:
+        raise NotRunning()  # no server can listen there (see ControlServer.open)
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
     except (FileNotFoundError, ConnectionRefusedError):

@@ -22,7 +22,11 @@ LOCK_NAME = "lock"
 _WHO = {"server": "another chinwag server", "admin": "chinwag admin"}
 
 
-class DataDirBusy(Exception):
+class DataDirError(Exception):
+    """The data directory cannot be locked; the message says why and what to do."""
+
+
+class DataDirBusy(DataDirError):
     """Another process holds the data directory's lock; the message says which and what to do."""
 
     def __init__(self, data_dir: Path, pid: int | None, holder: str) -> None:
@@ -50,10 +54,17 @@ class DataDirLock:
 
         Raises:
             DataDirBusy: another process holds it.
-            OSError: the lock file cannot be made (e.g. no write permission).
+            DataDirError: the lock file cannot be opened (e.g. no write permission).
         """
-        # O_CLOEXEC: a child (the game bot) must not inherit, and so outlive us with, the lock.
-        fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = data_dir / LOCK_NAME
+        try:
+            # O_CLOEXEC: a child (the game bot) must not inherit, and outlive us with, the lock.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise DataDirError(
+                f"cannot open {path}: {exc.strerror}; run as the data directory's owner "
+                "or use another --data"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

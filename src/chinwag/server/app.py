@@ -87,7 +87,8 @@ class Server:
         """Lock ``data_dir``, open its store and start listening (with TLS if ``ssl``).
 
         Raises:
-            DataDirBusy: another server (or ``chinwag admin``) is using ``data_dir``.
+            DataDirError: another server (or ``chinwag admin``) is using ``data_dir``,
+                or its lock file cannot be opened.
         """
         data_dir.mkdir(parents=True, exist_ok=True)
         lock = DataDirLock.acquire(data_dir, "server")

@@ -29,8 +29,17 @@ ASK_TIMEOUT = 60.0
 
 
 async def run_admin(
-    command: str, data_dir: Path, args: argparse.Namespace, password: str | None
+    command: str,
+    data_dir: Path,
+    args: argparse.Namespace,
+    password: str | None,
+    settings: Settings,
 ) -> int:
+    """Carry out ``command``; the exit code.
+
+    ``settings`` (the password rules and argon2 costs) apply when no server
+    runs; a running server applies its own.
+    """
     db = data_dir / DB_NAME
     if not db.exists():
         print(
@@ -46,7 +55,7 @@ async def run_admin(
     try:
         ok, message, status = await ask(data_dir, request, ASK_TIMEOUT)
     except NotRunning:
-        return await _offline(command, data_dir, args.nick, password)
+        return await _offline(command, data_dir, args.nick, password, settings)
     except PermissionError:
         print(
             f"chinwag admin: the server running on {data_dir} belongs to another user; "
@@ -87,7 +96,9 @@ async def _report(command: str, db: Path) -> int:
         await store.close()
 
 
-async def _offline(command: str, data_dir: Path, nick: str, password: str | None) -> int:
+async def _offline(
+    command: str, data_dir: Path, nick: str, password: str | None, settings: Settings
+) -> int:
     """No server runs: change the database ourselves, holding the lock meanwhile."""
     try:
         lock = DataDirLock.acquire(data_dir, "admin")
@@ -97,7 +108,6 @@ async def _offline(command: str, data_dir: Path, nick: str, password: str | None
         print(f"chinwag admin: {exc}; nothing was changed", file=sys.stderr)
         return 1
     try:
-        settings = Settings()
         store = await SqliteStore.open(data_dir / DB_NAME)
         hasher = PasswordHasher(settings)
         try:

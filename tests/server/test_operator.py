@@ -399,3 +399,26 @@ async def test_without_a_control_socket_admin_refuses_instead_of_going_around_th
         await log_in(srv.port, "bob", peers, password="bob password", device="two")
     finally:
         srv.kill()
+
+
+async def test_both_ways_apply_the_same_password_rules(tmp_path: Path, peers: list[Peer]) -> None:
+    srv = ServerProcess(tmp_path / "data", {**CHEAP, "min_password": 12}).start()
+    try:
+        await register(srv.port, "bob", "a long old password", peers)
+        eleven = "elevenchars\n"
+        code, out, err = await admin(
+            srv.data, "reset-password", "bob", "--password-stdin", stdin=eleven
+        )
+        assert code == 2 and "at least 12" in err, out + err  # the server's rules
+        srv.stop()
+        code, out, err = await admin(
+            srv.data, "--set", "min_password=12", "reset-password", "bob", "--password-stdin",
+            stdin=eleven,
+        )  # fmt: skip
+        assert code == 2 and "at least 12" in err, out + err  # offline: the same, when told
+        code, out, err = await admin(srv.data, "--set", "min_pasword=12", "accounts")
+        assert code == 2 and "unknown setting 'min_pasword'" in err
+        srv.start()
+        await log_in(srv.port, "bob", peers, password="a long old password")
+    finally:
+        srv.kill()

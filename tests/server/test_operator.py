@@ -422,3 +422,18 @@ async def test_both_ways_apply_the_same_password_rules(tmp_path: Path, peers: li
         await log_in(srv.port, "bob", peers, password="a long old password")
     finally:
         srv.kill()
+
+
+def test_a_silent_control_connection_does_not_hold_up_shutdown(tmp_path: Path) -> None:
+    settings = {**CHEAP, "control_timeout": 60.0, "shutdown_grace": 8.0}
+    srv = ServerProcess(tmp_path / "data", settings).start()
+    try:
+        with socket.socket(socket.AF_UNIX) as idle:
+            idle.connect(str(srv.data / "control.sock"))
+            time.sleep(0.2)
+            start = time.monotonic()
+            assert srv.stop(timeout=20) == 0
+            assert time.monotonic() - start < 4
+        assert not (srv.data / "control.sock").exists()
+    finally:
+        srv.kill()

@@ -98,6 +98,7 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
         self._active = 0
         self._handlers: set[asyncio.Task[None]] = set()
+        self._reading: set[asyncio.Task[None]] = set()  # handlers still waiting for a request
 
     @classmethod
     async def open(
@@ -143,10 +144,12 @@ class ControlServer:
         return control
 
     async def close(self) -> None:
-        """Stop listening; requests under way get their reply (they are short)."""
+        """Stop listening; requests being carried out get their reply, silent connections end."""
         if self._server is not None:
             self._server.close()
             self._server = None
+        for task in self._reading:
+            task.cancel()
         if self._handlers:
             await asyncio.wait(self._handlers, timeout=self._settings.shutdown_grace)
         with contextlib.suppress(FileNotFoundError):
@@ -179,6 +182,9 @@ class ControlServer:
             )
         if self._active > self._settings.control_max_conns:
             return encode_reply(False, "the server is busy with other admin requests; retry")
+        task = asyncio.current_task()
+        assert task is not None
+        self._reading.add(task)
         try:
             line = await asyncio.wait_for(reader.readline(), self._settings.control_timeout)
         except TimeoutError:
@@ -187,6 +193,8 @@ class ControlServer:
             return encode_reply(
                 False, f"the request is longer than {self._settings.max_frame_bytes} bytes"
             )
+        finally:
+            self._reading.discard(task)
         try:
             request = parse_request(line.rstrip(b"\r\n"))
         except BadRequest as exc:

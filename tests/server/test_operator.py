@@ -203,6 +203,10 @@ async def test_bad_control_requests_get_a_clear_error_and_change_nothing(
             (b'{"op":"delete"}\n', "nick"),
             (b'{"op":"reset-password","nick":"bob"}\n', "password"),
             (b'{"op":"reset-password","nick":"bob","password":"short"}\n', "8"),
+            (
+                b'{"op":"reset-password","nick":"bob","password":"' + b"\\ud800" * 9 + b'"}\n',
+                "text",
+            ),
             (b'{"op":"delete","nick":"no such one"}\n', "nick"),
             (b"{" + b" " * 70_000 + b"}\n", "longer"),
         ]:

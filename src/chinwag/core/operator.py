@@ -107,9 +107,10 @@ class AccountActions:
         row = await self._account(raw_nick)
         try:
             check_password(password, self._settings)
+            password_hash = await self._hasher.hash(password)  # refuses text that is not Unicode
         except ChatError as exc:
             raise ActionRefused(exc.message, 2) from None
-        if not await self._store.set_password_hash(row.key, await self._hasher.hash(password)):
+        if not await self._store.set_password_hash(row.key, password_hash):
             raise ActionRefused(f"no account called {raw_nick!r}", 1)
         ended = self._end(
             row.key,

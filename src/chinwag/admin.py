@@ -1,6 +1,11 @@
 """``chinwag admin``: account management on a server's data directory.
 
-It opens the same SQLite file as the server (WAL lets both run at once).
+``accounts`` and ``stats`` read the SQLite file (WAL lets them run beside the
+server). ``delete`` and ``reset-password`` go through the running server's
+control socket, so that it applies them itself and ends the account's live
+sessions at once; when no server runs, they take the data directory's lock
+(no server can start meanwhile) and change the file directly, with the same
+checks and words (`chinwag.core.operator`).
 """
 
 from __future__ import annotations
@@ -11,15 +16,30 @@ import time
 from pathlib import Path
 
 from chinwag.config import Settings
-from chinwag.core.accounts import PasswordHasher, check_password, parse_nick
-from chinwag.errors import ChatError
+from chinwag.core.accounts import PasswordHasher
+from chinwag.core.operator import AccountActions, ActionRefused
 from chinwag.server.app import DB_NAME
+from chinwag.server.control import NotRunning, ask
+from chinwag.server.lock import DataDirError, DataDirLock
 from chinwag.storage.sqlite import SqliteStore
+
+# How long to wait for the running server's answer: a new password is hashed
+# there first, behind the logins it is hashing.
+ASK_TIMEOUT = 60.0
 
 
 async def run_admin(
-    command: str, data_dir: Path, args: argparse.Namespace, password: str | None
+    command: str,
+    data_dir: Path,
+    args: argparse.Namespace,
+    password: str | None,
+    settings: Settings,
 ) -> int:
+    """Carry out ``command``; the exit code.
+
+    ``settings`` (the password rules and argon2 costs) apply when no server
+    runs; a running server applies its own.
+    """
     db = data_dir / DB_NAME
     if not db.exists():
         print(
@@ -27,6 +47,37 @@ async def run_admin(
             file=sys.stderr,
         )
         return 1
+    if command in ("accounts", "stats"):
+        return await _report(command, db)
+    request = {"op": command, "nick": args.nick}
+    if password is not None:
+        request["password"] = password
+    try:
+        ok, message, status = await ask(data_dir, request, ASK_TIMEOUT)
+    except NotRunning:
+        return await _offline(command, data_dir, args.nick, password, settings)
+    except PermissionError:
+        print(
+            f"chinwag admin: the server running on {data_dir} belongs to another user; "
+            "run chinwag admin as that user",
+            file=sys.stderr,
+        )
+        return 1
+    except (OSError, TimeoutError) as exc:
+        print(
+            f"chinwag admin: the server running on {data_dir} did not answer ({exc or 'timeout'}); "
+            "nothing may have changed: check with 'chinwag admin accounts' and retry",
+            file=sys.stderr,
+        )
+        return 1
+    if not ok:
+        print(f"chinwag admin: {message}", file=sys.stderr)
+        return status
+    print(message)
+    return 0
+
+
+async def _report(command: str, db: Path) -> int:
     store = await SqliteStore.open(db)
     try:
         if command == "accounts":
@@ -37,37 +88,41 @@ async def run_admin(
                 state = "deleted (nick reserved)" if row.deleted else ("bot" if row.bot else "")
                 print(f"{row.nick:32} {created:20} {state}")
             print(f"{len(rows)} account(s)")
-            return 0
-        if command == "stats":
+        else:
             for name, value in (await store.stats()).items():
                 print(f"{name:12} {value}")
-            return 0
-        try:
-            key = parse_nick(args.nick).key
-        except ChatError as exc:
-            print(f"chinwag admin: {exc.message}", file=sys.stderr)
-            return 2
-        account = await store.get_account(key)
-        if account is None or account.deleted:
-            print(f"chinwag admin: no account called {args.nick!r}", file=sys.stderr)
-            return 1
-        if command == "delete":
-            await store.delete_account(key)
-            print(f"deleted {account.nick}; the nick stays reserved")
-            return 0
-        assert command == "reset-password" and password is not None
-        settings = Settings()
-        try:
-            check_password(password, settings)
-        except ChatError as exc:
-            print(f"chinwag admin: {exc.message}", file=sys.stderr)
-            return 2
-        hasher = PasswordHasher(settings)
-        try:
-            await store.set_password_hash(key, await hasher.hash(password))
-        finally:
-            hasher.close()
-        print(f"new password set for {account.nick}")
         return 0
     finally:
         await store.close()
+
+
+async def _offline(
+    command: str, data_dir: Path, nick: str, password: str | None, settings: Settings
+) -> int:
+    """No server runs: change the database ourselves, holding the lock meanwhile."""
+    try:
+        lock = DataDirLock.acquire(data_dir, "admin")
+    except DataDirError as exc:
+        # A server that is starting (its control socket is not there yet), or
+        # one that could not make it, or another admin; or no permission.
+        print(f"chinwag admin: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+    try:
+        store = await SqliteStore.open(data_dir / DB_NAME)
+        hasher = PasswordHasher(settings)
+        try:
+            actions = AccountActions(settings, store, hasher)
+            if command == "delete":
+                print(await actions.delete(nick))
+            else:
+                assert command == "reset-password" and password is not None
+                print(await actions.reset_password(nick, password))
+        except ActionRefused as exc:
+            print(f"chinwag admin: {exc.message}", file=sys.stderr)
+            return exc.status
+        finally:
+            hasher.close()
+            await store.close()
+        return 0
+    finally:
+        lock.release()

@@ -130,6 +130,17 @@ def _invite_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("admin", help="manage accounts in a server's data directory")
     p.add_argument("--data", type=Path, help="data directory (default: platform user-data dir)")
+    p.add_argument(
+        "--config", type=Path, help="the server's TOML file (its rules apply when it is stopped)"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the server, as with serve (used when no server runs)",
+    )
     cmds = p.add_subparsers(dest="admin_cmd", required=True)
     cmds.add_parser("accounts", help="list accounts")
     reset = cmds.add_parser("reset-password", help="set a new password for an account")
@@ -243,8 +254,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         # Started once the server listens, on its actual port (TLS pinned over loopback).
         services.append(GamebotProcess(data_dir / "bots" / "gamebot"))
+    from chinwag.server.lock import DataDirError
+
     try:
         runner(serve(settings, data_dir, ssl=tls, services=services))
+    except DataDirError as exc:
+        print(f"chinwag serve: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"chinwag serve: cannot listen on {settings.host}:{settings.port}: {exc.strerror}. "
@@ -264,13 +280,19 @@ def cmd_bot(args: argparse.Namespace) -> int:
 def cmd_admin(args: argparse.Namespace) -> int:
     from chinwag.admin import run_admin
 
+    try:
+        settings = build(args.config, args.overrides)
+    except SettingsError as exc:
+        print(f"chinwag admin: {exc}", file=sys.stderr)
+        return 2
     password = None
     if getattr(args, "admin_cmd", "") == "reset-password":
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\n")
         else:
             password = getpass.getpass(f"new password for {args.nick}: ")
-    return asyncio.run(run_admin(args.admin_cmd, _data_dir(args.data), args, password))
+    data_dir = _data_dir(args.data, settings)
+    return asyncio.run(run_admin(args.admin_cmd, data_dir, args, password, settings))
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

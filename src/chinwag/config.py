@@ -85,6 +85,9 @@ class Settings:
         "server,admin,root,chinwag,nickserv,chanserv,operator,system",
         "comma-separated nicks nobody may use or register (nor look-alikes)",
     )
+    # The operator's control socket (DATA/control.sock, server/control.py).
+    control_max_conns: int = _s(4, "control-socket (chinwag admin) connections served at once")
+    control_timeout: float = _s(10.0, "seconds a control-socket connection may take to ask")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -130,6 +130,13 @@ class ServerError(ChatError):
     code = "server_error"
 
 
+class SessionEnded(ChatError):
+    """The server's operator ended the session (extension); ``reason`` says why."""
+
+    code = "session_ended"
+    default_message = "the server's operator ended your session"
+
+
 ALL_CODES: frozenset[str] = frozenset(
     [ChatError.code, *(cls.code for cls in ChatError.__subclasses__())]
 )

@@ -50,6 +50,7 @@ from chinwag.errors import (
     PasswordRequired,
     QuotaExceeded,
     RateLimited,
+    SessionEnded,
     UnsupportedProto,
 )
 from chinwag.protocol.events import (
@@ -306,6 +307,8 @@ class Hub:
         self._loaded = False
         self._reserved = ReservedNicks(settings.reserved_nicks)
         self._register_throttle = RegisterThrottle(settings, monotonic)
+        # Operator actions (end_sessions) per account key: a login under way restarts.
+        self._account_changes: dict[str, int] = {}
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -441,6 +444,7 @@ class Hub:
             self._reserved.check(nick)
             return await self._start_guest(nick.key, nick.display, hello, outlet)
         address = outlet.address
+        changes = self._account_changes.get(nick.key, 0)
         row = await self._store.get_account(nick.key)
         if row is None:
             self._reserved.check(nick)  # an account made before the list keeps its nick
@@ -460,6 +464,10 @@ class Hub:
             if LOBBY not in rooms:
                 await self._store.join_room(_account_pid(row.key), LOBBY)
                 rooms |= _LOBBY_ONLY
+            if self._account_changes.get(row.key, 0) != changes:
+                # The operator deleted the account or reset its password while we
+                # read it: decide again on what the store says now.
+                return await self.login(hello, outlet)
             return await self._start(
                 _account_pid(row.key), nick.key, row.nick, True, rooms, hello, outlet, bot=row.bot
             )
@@ -606,6 +614,25 @@ class Hub:
                 if not members:
                     del self._rooms[room]
             self._presence(room, p, "leave", exclude=None)
+
+    def end_sessions(self, key: str, reason: str, message: str) -> int:
+        """End every live session of the principal called ``key`` at once; how many.
+
+        Each gets ``error session_ended`` with ``reason`` and ``message``, then
+        its connection closes (its logout follows when the command it may be
+        carrying out is done). A login of that account still under way starts
+        over, so it sees the store as the operator left it.
+        """
+        self._account_changes[key] = self._account_changes.get(key, 0) + 1
+        p = self._by_key.get(key)
+        if p is None:
+            return 0
+        frame = Frame(error_data(SessionEnded(message, reason=reason), None))
+        sessions = list(p.sessions)
+        for s in sessions:
+            s.outlet.send(frame)
+            s.outlet.close(f"ended by the operator: {reason}")
+        return len(sessions)
 
     # -- commands ---------------------------------------------------------------------
     async def handle(self, session: Session, cmd: Command) -> None:

@@ -15,7 +15,10 @@ from chinwag.bus.local import LocalBus
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.hub import Hub
+from chinwag.core.operator import AccountActions
 from chinwag.server.connection import Connection, Flusher
+from chinwag.server.control import ControlServer, ControlUnusable
+from chinwag.server.lock import DataDirLock
 from chinwag.storage.sqlite import SqliteStore
 
 log = logging.getLogger("chinwag.server")
@@ -59,6 +62,8 @@ class Server:
         self._listener: asyncio.Server | None = None
         self._hub_task: asyncio.Task[None] | None = None
         self._hasher: PasswordHasher | None = None
+        self._lock: DataDirLock | None = None  # the data dir's, held until shutdown
+        self._control: ControlServer | None = None
         self.tls = False
         # One sweep for every connection's deadlines instead of timers per
         # connection; a deadline fires at most a tenth of its length late.
@@ -79,8 +84,28 @@ class Server:
     async def open(
         cls, settings: Settings, data_dir: Path, *, ssl: ssl_module.SSLContext | None = None
     ) -> Server:
-        """Open the store in ``data_dir`` and start listening (with TLS if ``ssl``)."""
+        """Lock ``data_dir``, open its store and start listening (with TLS if ``ssl``).
+
+        Raises:
+            DataDirError: another server (or ``chinwag admin``) is using ``data_dir``,
+                or its lock file cannot be opened.
+        """
         data_dir.mkdir(parents=True, exist_ok=True)
+        lock = DataDirLock.acquire(data_dir, "server")
+        try:
+            return await cls._open(settings, data_dir, ssl, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    async def _open(
+        cls,
+        settings: Settings,
+        data_dir: Path,
+        ssl: ssl_module.SSLContext | None,
+        lock: DataDirLock,
+    ) -> Server:
         store = await SqliteStore.open(data_dir / DB_NAME, commit_delay=settings.commit_delay)
         bus = LocalBus()
         hasher = PasswordHasher(settings)
@@ -88,6 +113,12 @@ class Server:
         await hub.load()
         server = cls(settings, store, hub, bus)
         server._hasher = hasher
+        server._lock = lock
+        actions = AccountActions(settings, store, hasher, hub.end_sessions)
+        try:
+            server._control = await ControlServer.open(settings, actions, data_dir)
+        except ControlUnusable as exc:
+            log.warning("%s; until then chinwag admin cannot reach this server", exc)
         server._hub_task = asyncio.create_task(hub.run())
         await asyncio.sleep(0)  # let the hub subscribe before anything is published
         server._listener = await server.loop.create_server(
@@ -132,6 +163,8 @@ class Server:
         """Stop accepting, let in-flight commands commit and ack, say bye, close."""
         if self._listener is not None:
             self._listener.close()
+        if self._control is not None:
+            await self._control.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         conns = list(self._conns)
@@ -144,6 +177,8 @@ class Server:
         await self.store.close()
         if self._hasher is not None:
             self._hasher.close()
+        if self._lock is not None:
+            self._lock.release()
         if self._listener is not None:
             # Give closing transports one turn to hand their last bytes to the kernel.
             await asyncio.sleep(0)

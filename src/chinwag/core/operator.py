@@ -1,0 +1,120 @@
+"""The operator's account actions, one implementation for both ways of reaching them.
+
+``chinwag admin delete`` and ``reset-password`` run this code inside the running
+server (through its control socket: the server applies them to the store and
+ends the account's live sessions at once) or, when no server runs, on the data
+directory's store directly. Either way they check and change the same things and
+say the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chinwag.config import Settings
+from chinwag.core.accounts import PasswordHasher, check_password, parse_nick
+from chinwag.errors import ChatError
+from chinwag.storage.base import AccountRow, Store
+
+# end_sessions(key, reason, message) -> how many sessions ended (Hub.end_sessions).
+EndSessions = Callable[[str, str, str], int]
+
+DELETED = "account_deleted"
+PASSWORD_RESET = "password_reset"
+
+
+class ActionRefused(Exception):
+    """The action was refused and nothing changed; ``status`` is the exit code to give.
+
+    Args:
+        message: what is wrong, in plain words.
+        status: 2 for bad input (a nick or password that cannot be), 1 otherwise.
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class AccountActions:
+    """Delete an account or reset its password, and end its live sessions.
+
+    Args:
+        settings: the password rules (and the hasher's costs).
+        store: the truth.
+        hasher: argon2id, off the event loop.
+        end_sessions: ends the live sessions of an account (the running
+            server's hub); None when no server runs, so nobody is online.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        hasher: PasswordHasher,
+        end_sessions: EndSessions | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._hasher = hasher
+        self._end_sessions = end_sessions
+
+    async def _account(self, raw: str) -> AccountRow:
+        try:
+            key = parse_nick(raw).key
+        except ChatError as exc:
+            raise ActionRefused(exc.message, 2) from None
+        row = await self._store.get_account(key)
+        if row is None or row.deleted:
+            raise ActionRefused(f"no account called {raw!r}", 1)
+        return row
+
+    def _end(self, key: str, reason: str, message: str) -> str:
+        if self._end_sessions is None:
+            return ""
+        count = self._end_sessions(key, reason, message)
+        return f"; {count} live session(s) ended" if count else ""
+
+    async def delete(self, raw_nick: str) -> str:
+        """Delete the account (its nick stays reserved) and end its sessions.
+
+        Returns:
+            What was done, for the operator.
+
+        Raises:
+            ActionRefused: no such account, or not a nick.
+        """
+        row = await self._account(raw_nick)
+        if not await self._store.delete_account(row.key):
+            raise ActionRefused(f"no account called {raw_nick!r}", 1)
+        ended = self._end(
+            row.key,
+            DELETED,
+            "the server's operator deleted your account; this nick cannot log in any more",
+        )
+        return f"deleted {row.nick}; the nick stays reserved{ended}"
+
+    async def reset_password(self, raw_nick: str, password: str) -> str:
+        """Give the account a new password and end its sessions (they used the old one).
+
+        Returns:
+            What was done, for the operator (never the password).
+
+        Raises:
+            ActionRefused: no such account, not a nick, or a password the rules refuse.
+        """
+        row = await self._account(raw_nick)
+        try:
+            check_password(password, self._settings)
+            password_hash = await self._hasher.hash(password)  # refuses text that is not Unicode
+        except ChatError as exc:
+            raise ActionRefused(exc.message, 2) from None
+        if not await self._store.set_password_hash(row.key, password_hash):
+            raise ActionRefused(f"no account called {raw_nick!r}", 1)
+        ended = self._end(
+            row.key,
+            PASSWORD_RESET,
+            "the server's operator reset your password; log in again with the new one",
+        )
+        return f"new password set for {row.nick}{ended}"

@@ -69,6 +69,8 @@ class Settings:
     log_level: str = _s(
         "info", "server log level: debug (adds a line per connection event), info, warning or error"
     )
+    # -- backlog paging (issue 10) --
+    backlog_page: int = _s(100, "backlog messages read from the store at a time (at least 1)")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -478,9 +478,10 @@ class Hub:
         else:
             # A guest has no backlog: welcome and caught_up leave in one write.
             session.outlet.send(Frame(_with_ref(welcome, hello.ref)))
-        replayed: list[StoredMessage] = []
+        rooms: dict[str, int] = {}
+        dms: dict[str, int] = {}
+        missed = 0
         truncated = False
-        cursor = 0
         if p.account:
             found = await self._store.get_cursor(p.pid, session.device)
             if found is None:
@@ -490,27 +491,45 @@ class Hub:
                 await self._store.advance_cursor(p.pid, session.device, cursor)
             else:
                 cursor = found
+            session.last_delivered = cursor
             since_ms = int((self._clock() - self.settings.retention_days * 86_400) * 1000)
-            replayed, truncated = await self._store.backlog(
+            bounds = await self._store.backlog_bounds(
                 p.pid, cursor, limit=self.settings.backlog_limit, since_ms=since_ms
             )
-        session.last_delivered = cursor
-        rooms: dict[str, int] = {}
-        dms: dict[str, int] = {}
-        for m in replayed:
-            own = m.sender == p.pid
-            await session.outlet.send_paced(Frame(message_data(m, with_cid=own, replay=True)))
-            session.last_delivered = m.id
-            if m.room is not None:
-                rooms[m.room] = rooms.get(m.room, 0) + 1
-            else:
-                other = m.recipient_nick if own else m.sender_nick
-                dms[other or ""] = dms.get(other or "", 0) + 1
+            truncated = bounds.truncated
+            # Page by page: the next page is read once the client has taken most of
+            # this one (send_paced waits while its buffer is full), so a client that
+            # does not read holds one page in memory, not its whole backlog. Messages
+            # committed after the bounds were taken are live traffic, held meanwhile.
+            page_size = max(self.settings.backlog_page, 1)
+            after = bounds.after_id
+            while missed < bounds.count:
+                page = await self._store.backlog_page(
+                    p.pid,
+                    after,
+                    bounds.upto_id,
+                    since_ms=since_ms,
+                    limit=min(page_size, bounds.count - missed),
+                )
+                if not page:
+                    break  # deleted meanwhile
+                for m in page:
+                    own = m.sender == p.pid
+                    frame = Frame(message_data(m, with_cid=own, replay=True))
+                    await session.outlet.send_paced(frame)
+                    session.last_delivered = m.id
+                    if m.room is not None:
+                        rooms[m.room] = rooms.get(m.room, 0) + 1
+                    else:
+                        other = m.recipient_nick if own else m.sender_nick
+                        dms[other or ""] = dms.get(other or "", 0) + 1
+                missed += len(page)
+                after = page[-1].id
         # No await from here on: caught_up, then the live frames that waited, in order.
-        if replayed or truncated:
+        if missed or truncated:
             caught_up = {
                 "type": "caught_up",
-                "missed": len(replayed),
+                "missed": missed,
                 "rooms": rooms,
                 "dms": dms,
                 "truncated": truncated,

@@ -79,6 +79,20 @@ class AccountRow:
 
 
 @dataclass(frozen=True, slots=True)
+class BacklogBounds:
+    """Where an account's backlog lies, found without reading its messages.
+
+    The backlog is the messages with ``after_id < id <= upto_id`` that the
+    account may see (and recent enough): read them with ``backlog_page``.
+    """
+
+    after_id: int  # the first page starts after this id
+    upto_id: int  # the newest message committed when the bounds were taken
+    count: int  # messages in the backlog
+    truncated: bool  # older ones were left out (the limit)
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     messages: list[StoredMessage]  # oldest first
     more: bool  # older messages exist before the first one returned
@@ -136,14 +150,26 @@ class Store(Protocol):
         """The highest message id stored, 0 when there are none."""
         ...
 
-    async def backlog(
+    async def backlog_bounds(
         self, account: str, after_id: int, *, limit: int, since_ms: int
-    ) -> tuple[list[StoredMessage], bool]:
-        """Messages an account may see with id > ``after_id`` and ts >= ``since_ms``.
+    ) -> BacklogBounds:
+        """Bound the backlog of ``account``, reading ids but no message.
 
-        Those are: room messages posted while the account was a member of the
-        room (see ``join_room``), and DMs it sent or received. Returns the newest
-        ``limit`` of them, oldest first, and whether older ones were left out.
+        The backlog is the newest ``limit`` of the messages the account may see
+        with id > ``after_id`` and ts >= ``since_ms``, up to the newest message
+        committed now: room messages posted while the account was a member of
+        the room (see ``join_room``), and DMs it sent or received.
+        """
+        ...
+
+    async def backlog_page(
+        self, account: str, after_id: int, upto_id: int, *, since_ms: int, limit: int
+    ) -> list[StoredMessage]:
+        """The oldest ``limit`` backlog messages with ``after_id < id <= upto_id``.
+
+        Keyset paging: pass the bounds' ``after_id`` first, then the last id of
+        the previous page; an empty page is the end. Oldest first, each message
+        once, the same ``since_ms`` as the bounds.
         """
         ...
 

@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import importlib.resources
+import itertools
 import logging
 import queue
 import re
@@ -51,6 +53,7 @@ from chinwag.storage.base import (
     AccountExists,
     AccountRow,
     AppendResult,
+    BacklogBounds,
     NewMessage,
     OverQuota,
     Page,
@@ -78,33 +81,35 @@ _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 # server where one room holds most messages, SQLite would otherwise walk the
 # primary key and filter, which is very slow for a small room).
 #
-# The backlog in one statement: room messages inside one of the account's
-# membership intervals, DMs it received, DMs it sent to others (a DM to oneself
-# is found once, by the recipient branch). Every branch is an index range scan
-# on (room, id) / (recipient, id) / (sender, id) starting above ``after``; the
-# newest ``:n`` are kept by a bounded sort.
-BACKLOG_SQL: Final = f"""
-SELECT {_COLS} FROM (
-    SELECT {_COLS_M}
-      FROM memberships AS ms
-      JOIN messages AS m INDEXED BY messages_room
-        ON m.room = ms.room
-       AND m.id > max(ms.from_id, :after)
-       AND m.id <= coalesce(ms.to_id, {_MAX_ID})
-     WHERE ms.account = :account
-       AND coalesce(ms.to_id, {_MAX_ID}) > :after
-    UNION ALL
-    SELECT {_COLS} FROM messages INDEXED BY messages_recipient
-     WHERE recipient = :account AND id > :after
-    UNION ALL
-    SELECT {_COLS} FROM messages INDEXED BY messages_sender
-     WHERE sender = :account AND recipient IS NOT NULL AND recipient <> :account
-       AND id > :after
-)
-WHERE ts_ms >= :since
-ORDER BY id DESC
-LIMIT :n
+# The backlog, in branches that each walk one index in id order from above
+# ``:lo`` to ``:hi``: room messages inside one of the account's membership
+# intervals (one branch per interval), DMs it received, DMs it sent to others
+# (a DM to oneself is found once, by the received branch). ``_merged`` merges
+# the branches by id and stops as soon as it has what it needs, so a page reads
+# its own rows and a few more, however long the backlog.
+BACKLOG_MEMBERSHIPS_SQL: Final = f"""
+SELECT room, max(from_id, :after), min(coalesce(to_id, {_MAX_ID}), :upto)
+  FROM memberships
+ WHERE account = :account AND coalesce(to_id, {_MAX_ID}) > :after AND from_id < :upto
 """
+
+
+def _backlog_branches(columns: str, order: str) -> tuple[str, str, str]:
+    """The (room interval, DMs received, DMs sent) statements of the backlog."""
+    where = "id > :lo AND id <= :hi AND ts_ms >= :since"
+    return (
+        f"SELECT {columns} FROM messages INDEXED BY messages_room"
+        f" WHERE room = :room AND {where} ORDER BY id {order}",
+        f"SELECT {columns} FROM messages INDEXED BY messages_recipient"
+        f" WHERE recipient = :account AND {where} ORDER BY id {order}",
+        f"SELECT {columns} FROM messages INDEXED BY messages_sender"
+        f" WHERE sender = :account AND recipient IS NOT NULL AND recipient <> :account"
+        f" AND {where} ORDER BY id {order}",
+    )
+
+
+BACKLOG_IDS_SQL: Final = _backlog_branches("id", "DESC")  # the bounds: newest first
+BACKLOG_ROWS_SQL: Final = _backlog_branches(_COLS, "ASC")  # the pages: oldest first
 
 ROOM_HISTORY_SQL: Final = f"""
 SELECT {_COLS} FROM messages INDEXED BY messages_room
@@ -153,6 +158,46 @@ def _message(row: Iterable[Any]) -> StoredMessage:
 def _account(row: tuple[Any, ...]) -> AccountRow:
     key, nick, skeleton, password_hash, created_ms, deleted, bot = row
     return AccountRow(key, nick, skeleton, password_hash, created_ms, bool(deleted), bool(bot))
+
+
+def _merged(
+    conn: sqlite3.Connection,
+    branches: tuple[str, str, str],
+    account: str,
+    lo: int,
+    hi: int,
+    since_ms: int,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """The first ``limit`` rows of the backlog branches, merged by id (their order).
+
+    Every branch is stepped only as far as the merge needs, so at most
+    ``limit`` rows and one more per branch are read.
+    """
+    if limit <= 0 or lo >= hi:
+        return []
+    room_sql, received_sql, sent_sql = branches
+    params: dict[str, Any] = {"account": account, "lo": lo, "hi": hi, "since": since_ms}
+    intervals = conn.execute(
+        BACKLOG_MEMBERSHIPS_SQL, {"account": account, "after": lo, "upto": hi}
+    ).fetchall()
+    cursors = [
+        conn.execute(room_sql, {**params, "room": room, "lo": start, "hi": end})
+        for room, start, end in intervals
+    ]
+    cursors.append(conn.execute(received_sql, params))
+    cursors.append(conn.execute(sent_sql, params))
+    try:
+        descending = branches[0].endswith("DESC")
+        merged = heapq.merge(*cursors, key=_row_id, reverse=descending)
+        return list(itertools.islice(merged, limit))
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
+def _row_id(row: tuple[Any, ...]) -> int:
+    return int(row[0])
 
 
 def _high_water(conn: sqlite3.Connection) -> int:
@@ -610,24 +655,36 @@ class SqliteStore:
 
         return await self._read(read)
 
-    async def backlog(
+    async def backlog_bounds(
         self, account: str, after_id: int, *, limit: int, since_ms: int
-    ) -> tuple[list[StoredMessage], bool]:
-        """Messages ``account`` may see with id > ``after_id`` and ts >= ``since_ms``.
+    ) -> BacklogBounds:
+        """Bound the newest ``limit`` messages ``account`` may see after ``after_id``.
 
-        Returns:
-            The newest ``limit`` of them, oldest first, and whether older ones
-            were left out.
+        Reads the ids of at most ``limit + 1`` of them (and of those older than
+        ``since_ms`` on the way), never a message body.
         """
         limit = max(limit, 0)
 
-        def read(conn: sqlite3.Connection) -> tuple[list[StoredMessage], bool]:
-            rows = conn.execute(
-                BACKLOG_SQL,
-                {"account": account, "after": after_id, "since": since_ms, "n": limit + 1},
-            ).fetchall()
-            truncated = len(rows) > limit
-            return [_message(r) for r in reversed(rows[:limit])], truncated
+        def read(conn: sqlite3.Connection) -> BacklogBounds:
+            upto = int(conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
+            rows = _merged(conn, BACKLOG_IDS_SQL, account, after_id, upto, since_ms, limit + 1)
+            newest = [row[0] for row in rows]
+            if len(newest) > limit:
+                return BacklogBounds(newest[limit], upto, limit, truncated=True)
+            if newest:
+                return BacklogBounds(newest[-1] - 1, upto, len(newest), truncated=False)
+            return BacklogBounds(upto, upto, 0, truncated=False)
+
+        return await self._read(read)
+
+    async def backlog_page(
+        self, account: str, after_id: int, upto_id: int, *, since_ms: int, limit: int
+    ) -> list[StoredMessage]:
+        """The oldest ``limit`` backlog messages with ``after_id < id <= upto_id``."""
+
+        def read(conn: sqlite3.Connection) -> list[StoredMessage]:
+            rows = _merged(conn, BACKLOG_ROWS_SQL, account, after_id, upto_id, since_ms, limit)
+            return [_message(row) for row in rows]
 
         return await self._read(read)
 

@@ -71,6 +71,9 @@ class Settings:
     )
     # -- backlog paging (issue 10) --
     backlog_page: int = _s(100, "backlog messages read from the store at a time (at least 1)")
+    backlog_held_limit: int = _s(
+        50_000, "live frames held for a login while its backlog is sent; one more closes it"
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -9,10 +9,11 @@ server hold their backlogs.
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
-from conftest import Peer, ServerProcess
+from conftest import RECV_TIMEOUT, Peer, ServerProcess
 
 from bench.stalled import PASSWORD, post_backlog, rss_kib, stall, wait_idle, warm_up
 
@@ -171,4 +172,70 @@ async def test_clients_that_stop_reading_do_not_make_the_server_hold_their_backl
     finally:
         for peer in stalled:
             peer.close()
+        server.kill()
+
+
+async def stalled_login(port: int, device: str) -> Peer:
+    """Bob logs in with a tiny receive buffer and does not read (yet)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), RECV_TIMEOUT)
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+    peer = Peer(reader, writer)
+    await peer.send(type="hello", proto=1, nick="bob", password=PASSWORD, device=device)
+    return peer
+
+
+async def say_live(alice: Peer, first: int, count: int) -> list[str]:
+    bodies = [f"live {i}" for i in range(first, first + count)]
+    for body in bodies:
+        await alice.send(type="say", room="lobby", body=body)
+    for _ in bodies:
+        await alice.recv_type("ack")
+    return bodies
+
+
+async def test_live_frames_held_past_backlog_held_limit_close_the_login_and_lose_nothing(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    # 8 MB of backlog: more than the kernel's buffers, so the login stalls.
+    messages, size, held = 2_000, 4_000, 20
+    server = ServerProcess(tmp_path / "srv", {**FAST, "backlog_held_limit": held}).start()
+    assert server.proc is not None
+    try:
+        await post_backlog(server.port, messages, size)
+        alice = await guest(peers, server.port, "alice")
+
+        # Exactly the limit held: the login goes on once the client reads.
+        first = await stalled_login(server.port, "a")
+        peers.append(first)
+        wait_idle(server.proc.pid)
+        live = await say_live(alice, 0, held)
+        replay, caught_up = await catch_up(first)
+        assert len(replay) == messages and caught_up["missed"] == messages
+        assert [(await first.recv_type("message"))["body"] for _ in live] == live
+        await first.close()  # no bye: bob's cursors stay where they were
+
+        # One more: that login is closed before caught_up.
+        second = await stalled_login(server.port, "b")
+        peers.append(second)
+        wait_idle(server.proc.pid)
+        live += await say_live(alice, held, held + 1)
+        frames = await second.expect_closed(timeout=30)
+        assert frames and frames[0]["type"] == "welcome"
+        assert [f["type"] for f in frames[1:]] == ["message"] * (len(frames) - 1)
+        assert len(frames) - 1 < messages
+
+        # Nothing was lost: the next login gets all of it.
+        third = await Peer.connect(server.port)
+        peers.append(third)
+        await third.send(type="hello", proto=1, nick="bob", password=PASSWORD, device="c")
+        replay, caught_up = await catch_up(third)
+        assert caught_up["missed"] == messages + len(live) == len(replay)
+        assert [m["body"] for m in replay[messages:]] == live
+        ids = [m["id"] for m in replay]
+        assert ids == sorted(set(ids))
+    finally:
         server.kill()

@@ -78,7 +78,6 @@ log = logging.getLogger("chinwag.hub")
 
 PROTO = 1
 _RECENT_CIDS = 65_536  # acks remembered in memory so a resend skips flood control and storage
-_PENDING_LIMIT = 50_000  # live frames held for one session while its backlog is sent
 
 
 class Frame:
@@ -138,10 +137,23 @@ class Principal:
 class Session:
     """One logged-in connection."""
 
-    __slots__ = ("bucket", "device", "last_delivered", "outlet", "pending", "principal")
+    __slots__ = (
+        "bucket",
+        "device",
+        "held_limit",
+        "last_delivered",
+        "outlet",
+        "pending",
+        "principal",
+    )
 
     def __init__(
-        self, principal: Principal, device: str, outlet: Outlet, bucket: TokenBucket
+        self,
+        principal: Principal,
+        device: str,
+        outlet: Outlet,
+        bucket: TokenBucket,
+        held_limit: int,
     ) -> None:
         self.principal = principal
         self.device = device
@@ -150,6 +162,7 @@ class Session:
         self.last_delivered = 0
         # While the backlog is being sent, live frames wait here: (message id or 0, frame).
         self.pending: list[tuple[int, Frame]] | None = []
+        self.held_limit = held_limit  # more live frames than this close the connection
 
     def deliver(self, msg_id: int, frame: Frame) -> None:
         pending = self.pending
@@ -159,7 +172,7 @@ class Session:
                     return  # already delivered (the backlog had it): never twice
                 self.last_delivered = msg_id
             self.outlet.send(frame)
-        elif len(pending) < _PENDING_LIMIT:
+        elif len(pending) < self.held_limit:
             pending.append((msg_id, frame))
         else:
             self.outlet.close("too far behind while catching up")
@@ -450,7 +463,7 @@ class Hub:
         bucket = TokenBucket(
             self.settings.rate_per_second, self.settings.rate_burst, self._monotonic
         )
-        session = Session(principal, hello.device, outlet, bucket)
+        session = Session(principal, hello.device, outlet, bucket, self.settings.backlog_held_limit)
         principal.sessions.append(session)
         if first:
             for room in principal.rooms:

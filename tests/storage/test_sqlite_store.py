@@ -139,18 +139,19 @@ async def count(store: Store) -> int:
 async def read_backlog(
     store: Store, account: str, after_id: int, *, limit: int, since_ms: int, page: int = 2
 ) -> tuple[list[StoredMessage], bool]:
-    """The whole backlog as the hub reads it: its bounds, then keyset pages of ``page``."""
-    bounds = await store.backlog_bounds(account, after_id, limit=limit, since_ms=since_ms)
-    messages: list[StoredMessage] = []
-    after = bounds.after_id
-    while chunk := await store.backlog_page(
-        account, after, bounds.upto_id, since_ms=since_ms, limit=page
+    """The whole backlog as the hub reads it: its start, then keyset pages of ``page``."""
+    start = await store.backlog_start(account, after_id, limit=limit, since_ms=since_ms, page=page)
+    assert len(start.first) <= page
+    messages = list(start.first)
+    while messages and (
+        chunk := await store.backlog_page(
+            account, messages[-1].id, start.upto_id, since_ms=since_ms, limit=page
+        )
     ):
         assert len(chunk) <= page
         messages += chunk
-        after = chunk[-1].id
-    assert bounds.count == len(messages)
-    return messages, bounds.truncated
+    assert start.count == len(messages)
+    return messages, start.truncated
 
 
 # -- messages -----------------------------------------------------------------
@@ -460,36 +461,35 @@ async def test_backlog_pages_of_any_size_give_every_message_once_in_id_order(
         assert not truncated
 
 
-async def test_backlog_pages_stop_at_the_newest_message_of_the_bounds(store: Store) -> None:
+async def test_backlog_pages_stop_at_the_newest_message_of_the_start(store: Store) -> None:
     await store.join_room("a:ann", "lobby")
     old = [await post(store, say(f"old {i}", sender="a:bob")) for i in range(5)]
-    bounds = await store.backlog_bounds("a:ann", 0, limit=100, since_ms=0)
-    assert (bounds.count, bounds.truncated, bounds.upto_id) == (5, False, old[-1])
-    # Committed after the bounds were taken: live traffic for that login, never backlog.
+    start = await store.backlog_start("a:ann", 0, limit=100, since_ms=0, page=2)
+    assert [m.id for m in start.first] == old[:2]
+    assert (start.count, start.truncated, start.upto_id) == (5, False, old[-1])
+    # Committed after the start was read: live traffic for that login, never backlog.
     await post(store, say("live", sender="a:bob"))
     await post(store, dm("a:bob", "a:ann", "live dm"))
-    first = await store.backlog_page("a:ann", bounds.after_id, bounds.upto_id, since_ms=0, limit=3)
-    assert [m.id for m in first] == old[:3]
-    rest = await store.backlog_page("a:ann", old[2], bounds.upto_id, since_ms=0, limit=3)
-    assert [m.id for m in rest] == old[3:]
-    assert await store.backlog_page("a:ann", old[-1], bounds.upto_id, since_ms=0, limit=3) == []
+    rest = await store.backlog_page("a:ann", old[1], start.upto_id, since_ms=0, limit=3)
+    assert [m.id for m in rest] == old[2:]
+    assert await store.backlog_page("a:ann", old[-1], start.upto_id, since_ms=0, limit=3) == []
 
 
-async def test_backlog_bounds_keep_the_newest_limit_within_retention(store: Store) -> None:
+async def test_backlog_start_keeps_the_newest_limit_within_retention(store: Store) -> None:
     await store.join_room("a:ann", "lobby")
     # The clock stepped back once: ids follow commits, not timestamps.
     stamps = [T0 + 1, T0 + 9, T0 + 2, T0 + 10, T0 + 11, T0 + 12, T0 + 13]
     ids = [await post(store, say(f"m{i}", ts=ts)) for i, ts in enumerate(stamps)]
-    bounds = await store.backlog_bounds("a:ann", 0, limit=100, since_ms=T0 + 5)
-    assert (bounds.count, bounds.truncated) == (5, False)
+    start = await store.backlog_start("a:ann", 0, limit=100, since_ms=T0 + 5, page=1)
+    assert ([m.id for m in start.first], start.count, start.truncated) == ([ids[1]], 5, False)
     messages, _ = await read_backlog(store, "a:ann", 0, limit=100, since_ms=T0 + 5, page=1)
     assert [m.id for m in messages] == [ids[1], *ids[3:]]  # m2 is too old, though newer
     messages, truncated = await read_backlog(store, "a:ann", 0, limit=3, since_ms=T0 + 5)
     assert [m.id for m in messages] == ids[4:] and truncated
     messages, truncated = await read_backlog(store, "a:ann", 0, limit=0, since_ms=0)
     assert messages == [] and truncated
-    empty = await store.backlog_bounds("a:bob", 0, limit=100, since_ms=0)
-    assert (empty.count, empty.truncated) == (0, False)
+    empty = await store.backlog_start("a:bob", 0, limit=100, since_ms=0, page=10)
+    assert (empty.first, empty.count, empty.truncated) == ([], 0, False)
 
 
 # -- history --------------------------------------------------------------------

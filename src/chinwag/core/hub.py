@@ -506,26 +506,21 @@ class Hub:
                 cursor = found
             session.last_delivered = cursor
             since_ms = int((self._clock() - self.settings.retention_days * 86_400) * 1000)
-            bounds = await self._store.backlog_bounds(
-                p.pid, cursor, limit=self.settings.backlog_limit, since_ms=since_ms
-            )
-            truncated = bounds.truncated
             # Page by page: the next page is read once the client has taken most of
             # this one (send_paced waits while its buffer is full), so a client that
             # does not read holds one page in memory, not its whole backlog. Messages
-            # committed after the bounds were taken are live traffic, held meanwhile.
+            # committed after the start was read are live traffic, held meanwhile.
             page_size = max(self.settings.backlog_page, 1)
-            after = bounds.after_id
-            while missed < bounds.count:
-                page = await self._store.backlog_page(
-                    p.pid,
-                    after,
-                    bounds.upto_id,
-                    since_ms=since_ms,
-                    limit=min(page_size, bounds.count - missed),
-                )
-                if not page:
-                    break  # deleted meanwhile
+            start = await self._store.backlog_start(
+                p.pid,
+                cursor,
+                limit=self.settings.backlog_limit,
+                since_ms=since_ms,
+                page=page_size,
+            )
+            truncated = start.truncated
+            page = start.first
+            while page:
                 for m in page:
                     own = m.sender == p.pid
                     frame = Frame(message_data(m, with_cid=own, replay=True))
@@ -537,7 +532,15 @@ class Hub:
                         other = m.recipient_nick if own else m.sender_nick
                         dms[other or ""] = dms.get(other or "", 0) + 1
                 missed += len(page)
-                after = page[-1].id
+                if missed >= start.count:
+                    break
+                page = await self._store.backlog_page(
+                    p.pid,
+                    page[-1].id,
+                    start.upto_id,
+                    since_ms=since_ms,
+                    limit=min(page_size, start.count - missed),
+                )
         # No await from here on: caught_up, then the live frames that waited, in order.
         if missed or truncated:
             caught_up = {

@@ -79,16 +79,16 @@ class AccountRow:
 
 
 @dataclass(frozen=True, slots=True)
-class BacklogBounds:
-    """Where an account's backlog lies, found without reading its messages.
+class BacklogStart:
+    """The first page of an account's backlog, and where the rest lies.
 
-    The backlog is the messages with ``after_id < id <= upto_id`` that the
-    account may see (and recent enough): read them with ``backlog_page``.
+    The rest is read with ``backlog_page``, after the last id of ``first``, up
+    to ``upto_id``.
     """
 
-    after_id: int  # the first page starts after this id
-    upto_id: int  # the newest message committed when the bounds were taken
-    count: int  # messages in the backlog
+    first: list[StoredMessage]  # oldest first
+    upto_id: int  # the newest message committed when it was read
+    count: int  # messages in the whole backlog, ``first`` included
     truncated: bool  # older ones were left out (the limit)
 
 
@@ -150,15 +150,16 @@ class Store(Protocol):
         """The highest message id stored, 0 when there are none."""
         ...
 
-    async def backlog_bounds(
-        self, account: str, after_id: int, *, limit: int, since_ms: int
-    ) -> BacklogBounds:
-        """Bound the backlog of ``account``, reading ids but no message.
+    async def backlog_start(
+        self, account: str, after_id: int, *, limit: int, since_ms: int, page: int
+    ) -> BacklogStart:
+        """Bound the backlog of ``account`` and read its first ``page`` messages.
 
         The backlog is the newest ``limit`` of the messages the account may see
         with id > ``after_id`` and ts >= ``since_ms``, up to the newest message
         committed now: room messages posted while the account was a member of
-        the room (see ``join_room``), and DMs it sent or received.
+        the room (see ``join_room``), and DMs it sent or received. Finding its
+        bounds reads ids, not messages.
         """
         ...
 
@@ -167,9 +168,9 @@ class Store(Protocol):
     ) -> list[StoredMessage]:
         """The oldest ``limit`` backlog messages with ``after_id < id <= upto_id``.
 
-        Keyset paging: pass the bounds' ``after_id`` first, then the last id of
-        the previous page; an empty page is the end. Oldest first, each message
-        once, the same ``since_ms`` as the bounds.
+        Keyset paging: ``after_id`` is the last id of the previous page (the
+        first is ``backlog_start``'s); an empty page is the end. Oldest first,
+        each message once; ``since_ms`` as for ``backlog_start``.
         """
         ...
 

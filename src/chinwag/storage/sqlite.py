@@ -39,6 +39,7 @@ import heapq
 import importlib.resources
 import itertools
 import logging
+import operator
 import queue
 import re
 import sqlite3
@@ -53,7 +54,7 @@ from chinwag.storage.base import (
     AccountExists,
     AccountRow,
     AppendResult,
-    BacklogBounds,
+    BacklogStart,
     NewMessage,
     OverQuota,
     Page,
@@ -189,15 +190,11 @@ def _merged(
     cursors.append(conn.execute(sent_sql, params))
     try:
         descending = branches[0].endswith("DESC")
-        merged = heapq.merge(*cursors, key=_row_id, reverse=descending)
+        merged = heapq.merge(*cursors, key=operator.itemgetter(0), reverse=descending)
         return list(itertools.islice(merged, limit))
     finally:
         for cursor in cursors:
             cursor.close()
-
-
-def _row_id(row: tuple[Any, ...]) -> int:
-    return int(row[0])
 
 
 def _high_water(conn: sqlite3.Connection) -> int:
@@ -655,25 +652,27 @@ class SqliteStore:
 
         return await self._read(read)
 
-    async def backlog_bounds(
-        self, account: str, after_id: int, *, limit: int, since_ms: int
-    ) -> BacklogBounds:
-        """Bound the newest ``limit`` messages ``account`` may see after ``after_id``.
+    async def backlog_start(
+        self, account: str, after_id: int, *, limit: int, since_ms: int, page: int
+    ) -> BacklogStart:
+        """Bound the newest ``limit`` messages ``account`` may see; read the first page.
 
-        Reads the ids of at most ``limit + 1`` of them (and of those older than
-        ``since_ms`` on the way), never a message body.
+        One snapshot. The bounds read the ids of at most ``limit + 1`` messages
+        (and of those older than ``since_ms`` on the way), never a body.
         """
         limit = max(limit, 0)
 
-        def read(conn: sqlite3.Connection) -> BacklogBounds:
+        def read(conn: sqlite3.Connection) -> BacklogStart:
             upto = int(conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
             rows = _merged(conn, BACKLOG_IDS_SQL, account, after_id, upto, since_ms, limit + 1)
             newest = [row[0] for row in rows]
-            if len(newest) > limit:
-                return BacklogBounds(newest[limit], upto, limit, truncated=True)
-            if newest:
-                return BacklogBounds(newest[-1] - 1, upto, len(newest), truncated=False)
-            return BacklogBounds(upto, upto, 0, truncated=False)
+            truncated = len(newest) > limit
+            count = min(len(newest), limit)
+            if not count:
+                return BacklogStart([], upto, 0, truncated)
+            after = newest[limit] if truncated else newest[-1] - 1
+            rows = _merged(conn, BACKLOG_ROWS_SQL, account, after, upto, since_ms, min(page, count))
+            return BacklogStart([_message(row) for row in rows], upto, count, truncated)
 
         return await self._read(read)
 

@@ -449,7 +449,7 @@ async def test_backlog_pages_of_any_size_give_every_message_once_in_id_order(
             expected.append(await post(store, dm("a:ann", "a:ann", f"self{i}")))
         else:
             await post(store, say(f"x{i}", room="dev", sender="a:bob"))  # not ann's room
-        if i == 14:  # a gap in the games membership: what is said meanwhile is not ann's
+        if i in (8, 14, 21):  # gaps in the games membership: what is said then is not ann's
             await store.leave_room("a:ann", "games")
             await post(store, say("while away", room="games", sender="a:bob"))
             await store.join_room("a:ann", "games")

@@ -44,7 +44,7 @@ import queue
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,11 +87,13 @@ _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 # intervals (one branch per interval), DMs it received, DMs it sent to others
 # (a DM to oneself is found once, by the received branch). ``_merged`` merges
 # the branches by id and stops as soon as it has what it needs, so a page reads
-# its own rows and a few more, however long the backlog.
+# its own rows and a few more, however long the backlog; a room's intervals are
+# walked one after the other, each started only when the walk reaches it.
 BACKLOG_MEMBERSHIPS_SQL: Final = f"""
 SELECT room, max(from_id, :after), min(coalesce(to_id, {_MAX_ID}), :upto)
   FROM memberships
  WHERE account = :account AND coalesce(to_id, {_MAX_ID}) > :after AND from_id < :upto
+ ORDER BY room, from_id
 """
 
 
@@ -173,24 +175,30 @@ def _merged(
     """The first ``limit`` rows of the backlog branches, merged by id (their order).
 
     Every branch is stepped only as far as the merge needs, so at most
-    ``limit`` rows and one more per branch are read.
+    ``limit`` rows and one more per room and DM direction are read.
     """
     if limit <= 0 or lo >= hi:
         return []
     room_sql, received_sql, sent_sql = branches
+    descending = room_sql.endswith("DESC")
     params: dict[str, Any] = {"account": account, "lo": lo, "hi": hi, "since": since_ms}
-    intervals = conn.execute(
+    spans: dict[str, list[dict[str, Any]]] = {}
+    for room, start, end in conn.execute(
         BACKLOG_MEMBERSHIPS_SQL, {"account": account, "after": lo, "upto": hi}
-    ).fetchall()
-    cursors = [
-        conn.execute(room_sql, {**params, "room": room, "lo": start, "hi": end})
-        for room, start, end in intervals
-    ]
-    cursors.append(conn.execute(received_sql, params))
-    cursors.append(conn.execute(sent_sql, params))
+    ):
+        spans.setdefault(room, []).append({**params, "room": room, "lo": start, "hi": end})
+    cursors: list[sqlite3.Cursor] = []
+
+    def walk(sql: str, runs: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
+        for args in reversed(runs) if descending else runs:
+            cursor = conn.execute(sql, args)
+            cursors.append(cursor)
+            yield from cursor
+
+    walks = [walk(room_sql, runs) for runs in spans.values()]
+    walks += [walk(received_sql, [params]), walk(sent_sql, [params])]
     try:
-        descending = branches[0].endswith("DESC")
-        merged = heapq.merge(*cursors, key=operator.itemgetter(0), reverse=descending)
+        merged = heapq.merge(*walks, key=operator.itemgetter(0), reverse=descending)
         return list(itertools.islice(merged, limit))
     finally:
         for cursor in cursors:

@@ -88,6 +88,11 @@ class Settings:
     # The operator's control socket (DATA/control.sock, server/control.py).
     control_max_conns: int = _s(4, "control-socket (chinwag admin) connections served at once")
     control_timeout: float = _s(10.0, "seconds a control-socket connection may take to ask")
+    # -- backlog paging (issue 10) --
+    backlog_page: int = _s(100, "backlog messages read from the store at a time (at least 1)")
+    backlog_held_limit: int = _s(
+        50_000, "live frames held for a login while its backlog is sent; one more closes it"
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

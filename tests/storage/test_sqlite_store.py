@@ -26,10 +26,13 @@ from chinwag.storage.base import (
     NewMessage,
     OverQuota,
     Store,
+    StoredMessage,
     StoreError,
 )
 from chinwag.storage.sqlite import (
-    BACKLOG_SQL,
+    BACKLOG_IDS_SQL,
+    BACKLOG_MEMBERSHIPS_SQL,
+    BACKLOG_ROWS_SQL,
     DM_HISTORY_SQL,
     ROOM_HISTORY_SQL,
     UNDELIVERED_SQL,
@@ -131,6 +134,24 @@ async def post(store: Store, msg: NewMessage, quota: int | None = None) -> int:
 
 async def count(store: Store) -> int:
     return (await store.stats())["messages"]
+
+
+async def read_backlog(
+    store: Store, account: str, after_id: int, *, limit: int, since_ms: int, page: int = 2
+) -> tuple[list[StoredMessage], bool]:
+    """The whole backlog as the hub reads it: its start, then keyset pages of ``page``."""
+    start = await store.backlog_start(account, after_id, limit=limit, since_ms=since_ms, page=page)
+    assert len(start.first) <= page
+    messages = list(start.first)
+    while messages and (
+        chunk := await store.backlog_page(
+            account, messages[-1].id, start.upto_id, since_ms=since_ms, limit=page
+        )
+    ):
+        assert len(chunk) <= page
+        messages += chunk
+    assert start.count == len(messages)
+    return messages, start.truncated
 
 
 # -- messages -----------------------------------------------------------------
@@ -338,7 +359,7 @@ async def test_backlog_follows_membership_intervals(store: Store) -> None:
     await post(store, say("after leave", sender="a:bob"))
     assert await store.join_room("a:ann", "lobby")
     await post(store, say("after rejoin", sender="a:bob"))
-    messages, truncated = await store.backlog("a:ann", 0, limit=100, since_ms=0)
+    messages, truncated = await read_backlog(store, "a:ann", 0, limit=100, since_ms=0)
     assert [m.body for m in messages] == ["while member", "after rejoin"]
     assert not truncated
 
@@ -354,7 +375,7 @@ async def test_leaving_and_rejoining_without_messages_between_keeps_membership(
     assert await store.rooms_of("a:ann") == []
     assert await store.join_room("a:ann", "lobby")
     await post(store, say("new"))
-    messages, _ = await store.backlog("a:ann", 0, limit=100, since_ms=0)
+    messages, _ = await read_backlog(store, "a:ann", 0, limit=100, since_ms=0)
     assert [m.body for m in messages] == ["new"]
     assert await store.rooms_of("a:ann") == ["lobby"]
 
@@ -365,9 +386,9 @@ async def test_backlog_has_dms_both_ways_once_and_no_one_elses(store: Store) -> 
     own = await post(store, dm("a:ann", "a:ann", "to self"))
     await post(store, dm("a:bob", "a:cat", "not ann's"))
     await post(store, dm("g:7", "a:bob", "guest to bob"))
-    messages, _ = await store.backlog("a:ann", 0, limit=100, since_ms=0)
+    messages, _ = await read_backlog(store, "a:ann", 0, limit=100, since_ms=0)
     assert [m.id for m in messages] == [sent, got, own]
-    bob, _ = await store.backlog("a:bob", 0, limit=100, since_ms=0)
+    bob, _ = await read_backlog(store, "a:bob", 0, limit=100, since_ms=0)
     assert [m.body for m in bob] == ["to bob", "to ann", "not ann's", "guest to bob"]
 
 
@@ -376,23 +397,23 @@ async def test_backlog_after_id_since_limit_truncated_oldest_first(store: Store)
     ids = [await post(store, say(f"m{i}", sender="a:bob", ts=T0 + i)) for i in range(10)]
     ids.append(await post(store, dm("a:bob", "a:ann", "m10", ts=T0 + 10)))
 
-    messages, truncated = await store.backlog("a:ann", ids[4], limit=100, since_ms=0)
+    messages, truncated = await read_backlog(store, "a:ann", ids[4], limit=100, since_ms=0)
     assert [m.id for m in messages] == ids[5:]
     assert not truncated
 
-    messages, truncated = await store.backlog("a:ann", 0, limit=100, since_ms=T0 + 8)
+    messages, truncated = await read_backlog(store, "a:ann", 0, limit=100, since_ms=T0 + 8)
     assert [m.body for m in messages] == ["m8", "m9", "m10"]
     assert not truncated
 
-    messages, truncated = await store.backlog("a:ann", 0, limit=3, since_ms=0)
+    messages, truncated = await read_backlog(store, "a:ann", 0, limit=3, since_ms=0)
     assert [m.body for m in messages] == ["m8", "m9", "m10"]  # the newest 3, oldest first
     assert truncated
 
-    messages, truncated = await store.backlog("a:ann", ids[7], limit=3, since_ms=0)
+    messages, truncated = await read_backlog(store, "a:ann", ids[7], limit=3, since_ms=0)
     assert [m.id for m in messages] == ids[8:]
     assert not truncated  # exactly limit left: nothing left out
 
-    assert await store.backlog("a:ann", ids[-1], limit=100, since_ms=0) == ([], False)
+    assert await read_backlog(store, "a:ann", ids[-1], limit=100, since_ms=0) == ([], False)
 
 
 async def test_backlog_of_an_account_in_several_rooms_is_in_id_order(store: Store) -> None:
@@ -404,8 +425,71 @@ async def test_backlog_of_an_account_in_several_rooms_is_in_id_order(store: Stor
         msg_id = await post(store, say(f"m{i}", room=room, sender="a:bob"))
         if room != "other":
             expected.append(msg_id)
-    messages, _ = await store.backlog("a:ann", 0, limit=100, since_ms=0)
+    messages, _ = await read_backlog(store, "a:ann", 0, limit=100, since_ms=0)
     assert [m.id for m in messages] == expected
+
+
+async def test_backlog_pages_of_any_size_give_every_message_once_in_id_order(
+    store: Store,
+) -> None:
+    await store.join_room("a:ann", "lobby")
+    await store.join_room("a:ann", "games")
+    expected: list[int] = []
+    for i in range(30):
+        kind = i % 6
+        if kind == 0:
+            expected.append(await post(store, say(f"l{i}", sender="a:bob")))
+        elif kind == 1:
+            expected.append(await post(store, say(f"g{i}", room="games", sender="a:bob")))
+        elif kind == 2:
+            expected.append(await post(store, dm("a:bob", "a:ann", f"in{i}")))
+        elif kind == 3:
+            expected.append(await post(store, dm("a:ann", "a:cat", f"out{i}")))
+        elif kind == 4:
+            expected.append(await post(store, dm("a:ann", "a:ann", f"self{i}")))
+        else:
+            await post(store, say(f"x{i}", room="dev", sender="a:bob"))  # not ann's room
+        if i in (8, 14, 21):  # gaps in the games membership: what is said then is not ann's
+            await store.leave_room("a:ann", "games")
+            await post(store, say("while away", room="games", sender="a:bob"))
+            await store.join_room("a:ann", "games")
+    for page in (1, 2, 3, 7, 100):
+        messages, truncated = await read_backlog(
+            store, "a:ann", 0, limit=100, since_ms=0, page=page
+        )
+        assert [m.id for m in messages] == expected, page
+        assert not truncated
+
+
+async def test_backlog_pages_stop_at_the_newest_message_of_the_start(store: Store) -> None:
+    await store.join_room("a:ann", "lobby")
+    old = [await post(store, say(f"old {i}", sender="a:bob")) for i in range(5)]
+    start = await store.backlog_start("a:ann", 0, limit=100, since_ms=0, page=2)
+    assert [m.id for m in start.first] == old[:2]
+    assert (start.count, start.truncated, start.upto_id) == (5, False, old[-1])
+    # Committed after the start was read: live traffic for that login, never backlog.
+    await post(store, say("live", sender="a:bob"))
+    await post(store, dm("a:bob", "a:ann", "live dm"))
+    rest = await store.backlog_page("a:ann", old[1], start.upto_id, since_ms=0, limit=3)
+    assert [m.id for m in rest] == old[2:]
+    assert await store.backlog_page("a:ann", old[-1], start.upto_id, since_ms=0, limit=3) == []
+
+
+async def test_backlog_start_keeps_the_newest_limit_within_retention(store: Store) -> None:
+    await store.join_room("a:ann", "lobby")
+    # The clock stepped back once: ids follow commits, not timestamps.
+    stamps = [T0 + 1, T0 + 9, T0 + 2, T0 + 10, T0 + 11, T0 + 12, T0 + 13]
+    ids = [await post(store, say(f"m{i}", ts=ts)) for i, ts in enumerate(stamps)]
+    start = await store.backlog_start("a:ann", 0, limit=100, since_ms=T0 + 5, page=1)
+    assert ([m.id for m in start.first], start.count, start.truncated) == ([ids[1]], 5, False)
+    messages, _ = await read_backlog(store, "a:ann", 0, limit=100, since_ms=T0 + 5, page=1)
+    assert [m.id for m in messages] == [ids[1], *ids[3:]]  # m2 is too old, though newer
+    messages, truncated = await read_backlog(store, "a:ann", 0, limit=3, since_ms=T0 + 5)
+    assert [m.id for m in messages] == ids[4:] and truncated
+    messages, truncated = await read_backlog(store, "a:ann", 0, limit=0, since_ms=0)
+    assert messages == [] and truncated
+    empty = await store.backlog_start("a:bob", 0, limit=100, since_ms=0, page=10)
+    assert (empty.first, empty.count, empty.truncated) == ([], 0, False)
 
 
 # -- history --------------------------------------------------------------------
@@ -542,7 +626,7 @@ async def test_adopt_moves_a_guests_dms_to_the_account(store: Store) -> None:
     back = await post(store, dm("a:bob", "g:17", "to guest"))
     await post(store, dm("g:18", "a:bob", "another guest"))
     await store.adopt("g:17", "a:ann")
-    messages, _ = await store.backlog("a:ann", 0, limit=100, since_ms=0)
+    messages, _ = await read_backlog(store, "a:ann", 0, limit=100, since_ms=0)
     assert [(m.id, m.sender, m.recipient) for m in messages] == [
         (out, "a:ann", "a:bob"),
         (back, "a:bob", "a:ann"),
@@ -582,7 +666,7 @@ async def test_everything_survives_close_and_reopen(opener: Opener, tmp_path: Pa
         assert await store.get_account("ann") == account("ann")
         assert await store.rooms_of("a:ann") == ["lobby"]
         assert await store.get_cursor("a:ann", "desk") == first
-        messages, _ = await store.backlog("a:ann", 0, limit=10, since_ms=0)
+        messages, _ = await read_backlog(store, "a:ann", 0, limit=10, since_ms=0)
         assert [m.body for m in messages] == ["kept", "kept dm"]
         repeat = await store.append(say("again", cid="c-1"), cid_ttl_ms=TTL)
         assert repeat.duplicate and repeat.message.id == first
@@ -644,7 +728,6 @@ async def test_queries_use_indexes_not_table_scans(tmp_path: Path) -> None:
         # Statistics of a lobby-dominated server must not change the plans.
         conn.execute("ANALYZE")
         cases = {
-            BACKLOG_SQL: {"account": "a:u1", "after": 0, "since": 0, "n": 11},
             ROOM_HISTORY_SQL: {"room": "lobby", "before": 100, "n": 11},
             DM_HISTORY_SQL: {"a": "a:u1", "b": "a:u2", "before": 100, "n": 11},
             UNDELIVERED_SQL: {"account": "a:u1", "cap": -1},
@@ -654,6 +737,17 @@ async def test_queries_use_indexes_not_table_scans(tmp_path: Path) -> None:
             scans = [step for step in plan if step.startswith("SCAN") and "messages" in step]
             assert not scans, (sql, plan)
             assert any("INDEX" in step for step in plan), (sql, plan)
+        # Each backlog branch walks its index in id order: no sort, so reading
+        # stops after the rows it needs.
+        branch = {"account": "a:u1", "room": "lobby", "lo": 0, "hi": 100, "since": 0}
+        for sql in (*BACKLOG_IDS_SQL, *BACKLOG_ROWS_SQL):
+            plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, branch)]
+            assert len(plan) == 1 and plan[0].startswith("SEARCH messages USING"), (sql, plan)
+        bounds = {"account": "a:u1", "after": 0, "upto": 100}
+        plan = [
+            row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + BACKLOG_MEMBERSHIPS_SQL, bounds)
+        ]
+        assert plan == ["SEARCH memberships USING PRIMARY KEY (account=?)"], plan
     finally:
         conn.close()
 
@@ -667,11 +761,15 @@ async def test_backlog_is_fast_with_many_messages(tmp_path: Path) -> None:
     try:
         high = await store.max_message_id()
         start = time.perf_counter()
-        recent, truncated = await store.backlog("a:u1", high - 500, limit=10_000, since_ms=0)
+        recent, truncated = await read_backlog(
+            store, "a:u1", high - 500, limit=10_000, since_ms=0, page=100
+        )
         recent_s = time.perf_counter() - start
         assert len(recent) == 400 + 10 and not truncated  # lobby + DMs to u1
         start = time.perf_counter()
-        everything, truncated = await store.backlog("a:u1", 0, limit=10_000, since_ms=0)
+        everything, truncated = await read_backlog(
+            store, "a:u1", 0, limit=10_000, since_ms=0, page=100
+        )
         everything_s = time.perf_counter() - start
         assert len(everything) == 10_000 and truncated
         assert [m.id for m in everything] == sorted(m.id for m in everything)

@@ -86,7 +86,6 @@ log = logging.getLogger("chinwag.hub")
 
 PROTO = 1
 _RECENT_CIDS = 65_536  # acks remembered in memory so a resend skips flood control and storage
-_PENDING_LIMIT = 50_000  # live frames held for one session while its backlog is sent
 
 
 class Frame:
@@ -146,10 +145,23 @@ class Principal:
 class Session:
     """One logged-in connection."""
 
-    __slots__ = ("bucket", "device", "last_delivered", "outlet", "pending", "principal")
+    __slots__ = (
+        "bucket",
+        "device",
+        "held_limit",
+        "last_delivered",
+        "outlet",
+        "pending",
+        "principal",
+    )
 
     def __init__(
-        self, principal: Principal, device: str, outlet: Outlet, bucket: TokenBucket
+        self,
+        principal: Principal,
+        device: str,
+        outlet: Outlet,
+        bucket: TokenBucket,
+        held_limit: int,
     ) -> None:
         self.principal = principal
         self.device = device
@@ -158,6 +170,7 @@ class Session:
         self.last_delivered = 0
         # While the backlog is being sent, live frames wait here: (message id or 0, frame).
         self.pending: list[tuple[int, Frame]] | None = []
+        self.held_limit = held_limit  # more live frames than this close the connection
 
     def deliver(self, msg_id: int, frame: Frame) -> None:
         pending = self.pending
@@ -167,7 +180,7 @@ class Session:
                     return  # already delivered (the backlog had it): never twice
                 self.last_delivered = msg_id
             self.outlet.send(frame)
-        elif len(pending) < _PENDING_LIMIT:
+        elif len(pending) < self.held_limit:
             pending.append((msg_id, frame))
         else:
             self.outlet.close("too far behind while catching up")
@@ -514,7 +527,7 @@ class Hub:
         bucket = TokenBucket(
             self.settings.rate_per_second, self.settings.rate_burst, self._monotonic
         )
-        session = Session(principal, hello.device, outlet, bucket)
+        session = Session(principal, hello.device, outlet, bucket, self.settings.backlog_held_limit)
         principal.sessions.append(session)
         if first:
             for room in principal.rooms:
@@ -554,30 +567,53 @@ class Hub:
         else:
             # A guest has no backlog: welcome and caught_up leave in one write.
             session.outlet.send(Frame(_with_ref(welcome, hello.ref)))
-        replayed: list[StoredMessage] = []
-        truncated = False
-        if p.account:
-            since_ms = int((self._clock() - self.settings.retention_days * 86_400) * 1000)
-            replayed, truncated = await self._store.backlog(
-                p.pid, cursor, limit=self.settings.backlog_limit, since_ms=since_ms
-            )
-        session.last_delivered = cursor
         rooms: dict[str, int] = {}
         dms: dict[str, int] = {}
-        for m in replayed:
-            own = m.sender == p.pid
-            await session.outlet.send_paced(Frame(message_data(m, with_cid=own, replay=True)))
-            session.last_delivered = m.id
-            if m.room is not None:
-                rooms[m.room] = rooms.get(m.room, 0) + 1
-            else:
-                other = m.recipient_nick if own else m.sender_nick
-                dms[other or ""] = dms.get(other or "", 0) + 1
+        missed = 0
+        truncated = False
+        if p.account:
+            session.last_delivered = cursor
+            since_ms = int((self._clock() - self.settings.retention_days * 86_400) * 1000)
+            # Page by page: the next page is read once the client has taken most of
+            # this one (send_paced waits while its buffer is full), so a client that
+            # does not read holds one page in memory, not its whole backlog. Messages
+            # committed after the start was read are live traffic, held meanwhile.
+            page_size = max(self.settings.backlog_page, 1)
+            start = await self._store.backlog_start(
+                p.pid,
+                cursor,
+                limit=self.settings.backlog_limit,
+                since_ms=since_ms,
+                page=page_size,
+            )
+            truncated = start.truncated
+            page = start.first
+            while page:
+                for m in page:
+                    own = m.sender == p.pid
+                    frame = Frame(message_data(m, with_cid=own, replay=True))
+                    await session.outlet.send_paced(frame)
+                    session.last_delivered = m.id
+                    if m.room is not None:
+                        rooms[m.room] = rooms.get(m.room, 0) + 1
+                    else:
+                        other = m.recipient_nick if own else m.sender_nick
+                        dms[other or ""] = dms.get(other or "", 0) + 1
+                missed += len(page)
+                if missed >= start.count:
+                    break
+                page = await self._store.backlog_page(
+                    p.pid,
+                    page[-1].id,
+                    start.upto_id,
+                    since_ms=since_ms,
+                    limit=min(page_size, start.count - missed),
+                )
         # No await from here on: caught_up, then the live frames that waited, in order.
-        if replayed or truncated:
+        if missed or truncated:
             caught_up = {
                 "type": "caught_up",
-                "missed": len(replayed),
+                "missed": missed,
                 "rooms": rooms,
                 "dms": dms,
                 "truncated": truncated,

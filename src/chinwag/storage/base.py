@@ -79,6 +79,20 @@ class AccountRow:
 
 
 @dataclass(frozen=True, slots=True)
+class BacklogStart:
+    """The first page of an account's backlog, and where the rest lies.
+
+    The rest is read with ``backlog_page``, after the last id of ``first``, up
+    to ``upto_id``.
+    """
+
+    first: list[StoredMessage]  # oldest first
+    upto_id: int  # the newest message committed when it was read
+    count: int  # messages in the whole backlog, ``first`` included
+    truncated: bool  # older ones were left out (the limit)
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     messages: list[StoredMessage]  # oldest first
     more: bool  # older messages exist before the first one returned
@@ -136,14 +150,27 @@ class Store(Protocol):
         """The highest message id stored, 0 when there are none."""
         ...
 
-    async def backlog(
-        self, account: str, after_id: int, *, limit: int, since_ms: int
-    ) -> tuple[list[StoredMessage], bool]:
-        """Messages an account may see with id > ``after_id`` and ts >= ``since_ms``.
+    async def backlog_start(
+        self, account: str, after_id: int, *, limit: int, since_ms: int, page: int
+    ) -> BacklogStart:
+        """Bound the backlog of ``account`` and read its first ``page`` messages.
 
-        Those are: room messages posted while the account was a member of the
-        room (see ``join_room``), and DMs it sent or received. Returns the newest
-        ``limit`` of them, oldest first, and whether older ones were left out.
+        The backlog is the newest ``limit`` of the messages the account may see
+        with id > ``after_id`` and ts >= ``since_ms``, up to the newest message
+        committed now: room messages posted while the account was a member of
+        the room (see ``join_room``), and DMs it sent or received. Finding its
+        bounds reads ids, not messages.
+        """
+        ...
+
+    async def backlog_page(
+        self, account: str, after_id: int, upto_id: int, *, since_ms: int, limit: int
+    ) -> list[StoredMessage]:
+        """The oldest ``limit`` backlog messages with ``after_id < id <= upto_id``.
+
+        Keyset paging: ``after_id`` is the last id of the previous page (the
+        first is ``backlog_start``'s); an empty page is the end. Oldest first,
+        each message once; ``since_ms`` as for ``backlog_start``.
         """
         ...
 

@@ -35,13 +35,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import importlib.resources
+import itertools
 import logging
+import operator
 import queue
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +54,7 @@ from chinwag.storage.base import (
     AccountExists,
     AccountRow,
     AppendResult,
+    BacklogStart,
     NewMessage,
     OverQuota,
     Page,
@@ -78,33 +82,37 @@ _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 # server where one room holds most messages, SQLite would otherwise walk the
 # primary key and filter, which is very slow for a small room).
 #
-# The backlog in one statement: room messages inside one of the account's
-# membership intervals, DMs it received, DMs it sent to others (a DM to oneself
-# is found once, by the recipient branch). Every branch is an index range scan
-# on (room, id) / (recipient, id) / (sender, id) starting above ``after``; the
-# newest ``:n`` are kept by a bounded sort.
-BACKLOG_SQL: Final = f"""
-SELECT {_COLS} FROM (
-    SELECT {_COLS_M}
-      FROM memberships AS ms
-      JOIN messages AS m INDEXED BY messages_room
-        ON m.room = ms.room
-       AND m.id > max(ms.from_id, :after)
-       AND m.id <= coalesce(ms.to_id, {_MAX_ID})
-     WHERE ms.account = :account
-       AND coalesce(ms.to_id, {_MAX_ID}) > :after
-    UNION ALL
-    SELECT {_COLS} FROM messages INDEXED BY messages_recipient
-     WHERE recipient = :account AND id > :after
-    UNION ALL
-    SELECT {_COLS} FROM messages INDEXED BY messages_sender
-     WHERE sender = :account AND recipient IS NOT NULL AND recipient <> :account
-       AND id > :after
-)
-WHERE ts_ms >= :since
-ORDER BY id DESC
-LIMIT :n
+# The backlog, in branches that each walk one index in id order from above
+# ``:lo`` to ``:hi``: room messages inside one of the account's membership
+# intervals (one branch per interval), DMs it received, DMs it sent to others
+# (a DM to oneself is found once, by the received branch). ``_merged`` merges
+# the branches by id and stops as soon as it has what it needs, so a page reads
+# its own rows and a few more, however long the backlog; a room's intervals are
+# walked one after the other, each started only when the walk reaches it.
+BACKLOG_MEMBERSHIPS_SQL: Final = f"""
+SELECT room, max(from_id, :after), min(coalesce(to_id, {_MAX_ID}), :upto)
+  FROM memberships
+ WHERE account = :account AND coalesce(to_id, {_MAX_ID}) > :after AND from_id < :upto
+ ORDER BY room, from_id
 """
+
+
+def _backlog_branches(columns: str, order: str) -> tuple[str, str, str]:
+    """The (room interval, DMs received, DMs sent) statements of the backlog."""
+    where = "id > :lo AND id <= :hi AND ts_ms >= :since"
+    return (
+        f"SELECT {columns} FROM messages INDEXED BY messages_room"
+        f" WHERE room = :room AND {where} ORDER BY id {order}",
+        f"SELECT {columns} FROM messages INDEXED BY messages_recipient"
+        f" WHERE recipient = :account AND {where} ORDER BY id {order}",
+        f"SELECT {columns} FROM messages INDEXED BY messages_sender"
+        f" WHERE sender = :account AND recipient IS NOT NULL AND recipient <> :account"
+        f" AND {where} ORDER BY id {order}",
+    )
+
+
+BACKLOG_IDS_SQL: Final = _backlog_branches("id", "DESC")  # the bounds: newest first
+BACKLOG_ROWS_SQL: Final = _backlog_branches(_COLS, "ASC")  # the pages: oldest first
 
 ROOM_HISTORY_SQL: Final = f"""
 SELECT {_COLS} FROM messages INDEXED BY messages_room
@@ -153,6 +161,48 @@ def _message(row: Iterable[Any]) -> StoredMessage:
 def _account(row: tuple[Any, ...]) -> AccountRow:
     key, nick, skeleton, password_hash, created_ms, deleted, bot = row
     return AccountRow(key, nick, skeleton, password_hash, created_ms, bool(deleted), bool(bot))
+
+
+def _merged(
+    conn: sqlite3.Connection,
+    branches: tuple[str, str, str],
+    account: str,
+    lo: int,
+    hi: int,
+    since_ms: int,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """The first ``limit`` rows of the backlog branches, merged by id (their order).
+
+    Every branch is stepped only as far as the merge needs, so at most
+    ``limit`` rows and one more per room and DM direction are read.
+    """
+    if limit <= 0 or lo >= hi:
+        return []
+    room_sql, received_sql, sent_sql = branches
+    descending = room_sql.endswith("DESC")
+    params: dict[str, Any] = {"account": account, "lo": lo, "hi": hi, "since": since_ms}
+    spans: dict[str, list[dict[str, Any]]] = {}
+    for room, start, end in conn.execute(
+        BACKLOG_MEMBERSHIPS_SQL, {"account": account, "after": lo, "upto": hi}
+    ):
+        spans.setdefault(room, []).append({**params, "room": room, "lo": start, "hi": end})
+    cursors: list[sqlite3.Cursor] = []
+
+    def walk(sql: str, runs: list[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
+        for args in reversed(runs) if descending else runs:
+            cursor = conn.execute(sql, args)
+            cursors.append(cursor)
+            yield from cursor
+
+    walks = [walk(room_sql, runs) for runs in spans.values()]
+    walks += [walk(received_sql, [params]), walk(sent_sql, [params])]
+    try:
+        merged = heapq.merge(*walks, key=operator.itemgetter(0), reverse=descending)
+        return list(itertools.islice(merged, limit))
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def _high_water(conn: sqlite3.Connection) -> int:
@@ -650,24 +700,38 @@ class SqliteStore:
 
         return await self._read(read)
 
-    async def backlog(
-        self, account: str, after_id: int, *, limit: int, since_ms: int
-    ) -> tuple[list[StoredMessage], bool]:
-        """Messages ``account`` may see with id > ``after_id`` and ts >= ``since_ms``.
+    async def backlog_start(
+        self, account: str, after_id: int, *, limit: int, since_ms: int, page: int
+    ) -> BacklogStart:
+        """Bound the newest ``limit`` messages ``account`` may see; read the first page.
 
-        Returns:
-            The newest ``limit`` of them, oldest first, and whether older ones
-            were left out.
+        One snapshot. The bounds read the ids of at most ``limit + 1`` messages
+        (and of those older than ``since_ms`` on the way), never a body.
         """
         limit = max(limit, 0)
 
-        def read(conn: sqlite3.Connection) -> tuple[list[StoredMessage], bool]:
-            rows = conn.execute(
-                BACKLOG_SQL,
-                {"account": account, "after": after_id, "since": since_ms, "n": limit + 1},
-            ).fetchall()
-            truncated = len(rows) > limit
-            return [_message(r) for r in reversed(rows[:limit])], truncated
+        def read(conn: sqlite3.Connection) -> BacklogStart:
+            upto = int(conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
+            rows = _merged(conn, BACKLOG_IDS_SQL, account, after_id, upto, since_ms, limit + 1)
+            newest = [row[0] for row in rows]
+            truncated = len(newest) > limit
+            count = min(len(newest), limit)
+            if not count:
+                return BacklogStart([], upto, 0, truncated)
+            after = newest[limit] if truncated else newest[-1] - 1
+            rows = _merged(conn, BACKLOG_ROWS_SQL, account, after, upto, since_ms, min(page, count))
+            return BacklogStart([_message(row) for row in rows], upto, count, truncated)
+
+        return await self._read(read)
+
+    async def backlog_page(
+        self, account: str, after_id: int, upto_id: int, *, since_ms: int, limit: int
+    ) -> list[StoredMessage]:
+        """The oldest ``limit`` backlog messages with ``after_id < id <= upto_id``."""
+
+        def read(conn: sqlite3.Connection) -> list[StoredMessage]:
+            rows = _merged(conn, BACKLOG_ROWS_SQL, account, after_id, upto_id, since_ms, limit)
+            return [_message(row) for row in rows]
 
         return await self._read(read)
 

@@ -158,8 +158,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
-        # The login deadline counts from here (after a TLS handshake), not from
-        # when asyncio made the protocol.
+        # The login deadline counts from here: from accept, a TLS handshake
+        # included (server/tlswire.py starts the protocol before it).
         self._born = self._last_rx = self._loop.time()
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
@@ -192,7 +192,7 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # Keep the write side open: requests that came before the FIN get answered.
-        # (TLS cannot half-close: there asyncio closes the transport either way.)
+        # (TLS is not half-closed: there the transport closes either way.)
         self._eof = True
         self._kick()
         return self._transport is not None and self._transport.get_extra_info("sslcontext") is None

@@ -238,3 +238,64 @@ async def test_out_of_descriptors_the_server_rests_logs_once_and_recovers(tmp_pa
                 with contextlib.suppress(Exception):
                     await peer.close()
         srv.kill()
+
+
+# --- the server's own TLS transport (shared buffers: nothing crosses connections) ----------
+
+
+async def test_tls_clients_talking_at_once_each_get_exactly_their_own_replies(
+    tmp_path: Path,
+) -> None:
+    srv = tls_server(tmp_path / "srv", rate_per_second=1000, rate_burst=1000)
+    peers: list[Peer] = []
+    try:
+        for i in range(8):
+            peer = await tls_peer(srv)
+            peers.append(peer)
+            await peer.hello(f"p{i}")
+        # Frames of several TLS records (~23 KB: "é" is sent as \u00e9) and small ones, all at
+        # once from every client; each must get its own acks, in order, and nothing else's.
+        big = "é" * 3_900
+
+        async def talk(i: int, peer: Peer) -> list[str]:
+            for n in range(20):
+                body = big if n % 5 == 0 else f"p{i} says {n}"
+                if n % 7 == 3:
+                    await peer.send(type="ping", ref=f"{i}.{n}")
+                await peer.send(type="say", room="lobby", body=body, ref=f"{i}-{n}")
+            refs = []
+            while len([r for r in refs if "-" in r]) < 20:
+                frame = await peer.recv(10)
+                if frame["type"] in ("ack", "pong"):
+                    refs.append(frame["ref"])
+                assert frame["type"] != "error", frame
+            return refs
+
+        results = await asyncio.gather(*(talk(i, p) for i, p in enumerate(peers)))
+        for i, refs in enumerate(results):
+            assert [r for r in refs if "-" in r] == [f"{i}-{n}" for n in range(20)]
+            assert [r for r in refs if "." in r] == [f"{i}.{n}" for n in range(20) if n % 7 == 3]
+    finally:
+        for peer in peers:
+            await peer.close()
+        srv.kill()
+
+
+async def test_a_tls_client_gets_bye_then_a_clean_end_at_bye_and_at_shutdown(
+    tmp_path: Path,
+) -> None:
+    srv = tls_server(tmp_path / "srv")
+    try:
+        leaving, staying = await tls_peer(srv), await tls_peer(srv)
+        await leaving.hello("leaving")
+        await staying.hello("staying")
+        await leaving.send(type="bye", ref="b")
+        assert (await leaving.recv_type("bye"))["ref"] == "b"
+        assert await asyncio.wait_for(leaving.reader.read(), 3) == b""  # close_notify, then FIN
+        await leaving.close()
+        assert srv.stop() == 0
+        assert (await staying.recv_type("bye"))["type"] == "bye"
+        assert await asyncio.wait_for(staying.reader.read(), 3) == b""
+        await staying.close()
+    finally:
+        srv.kill()

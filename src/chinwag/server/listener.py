@@ -113,12 +113,17 @@ class Listener:
         self._loop.call_later(self._pause, self._resume, sock)
         if not self._incident:
             self._incident = True
+            fds = exc.errno in (errno.EMFILE, errno.ENFILE)
             log.warning(
-                "out of file descriptors (%s): not accepting new connections until some close "
-                "(retrying every %g s; connected clients are served on). Raise the open-files "
-                "limit (ulimit -n, LimitNOFILE in systemd) or lower max_conns_per_address.",
+                "out of %s (%s): not accepting new connections until some close (retrying "
+                "every %g s; connected clients are served on). %s",
+                "file descriptors" if fds else "kernel memory for sockets",
                 exc.strerror,
                 self._pause,
+                "Raise the open-files limit (ulimit -n, LimitNOFILE in systemd) or lower "
+                "max_conns_per_address."
+                if fds
+                else "Free memory on the host or lower max_conns_per_address.",
             )
 
     def _resume(self, sock: socket.socket) -> None:

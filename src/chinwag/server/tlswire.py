@@ -176,6 +176,7 @@ class TlsTransport(asyncio.Protocol, asyncio.Transport):
     def connection_lost(self, exc: Exception | None) -> None:
         self._state = _CLOSED
         self._end_handshake()
+        self._sslobj = None  # free OpenSSL's state now, not when the app cycle is collected
         if self._started:
             self._app.connection_lost(exc)
 

@@ -126,6 +126,7 @@ async def test_silent_tls_connects_from_one_address_are_capped_at_accept(
 ) -> None:
     srv = tls_server(tmp_path / "srv", **settings)
     try:
+        await chats(srv, "warm")  # whatever the loop opens on first use is open now
         before = open_fds(pid(srv))
         attack = await asyncio.to_thread(silent_connects, srv.port, 30, "127.0.0.2")
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from chinwag.core.hub import Frame, Session, error_data
 from chinwag.errors import ChatError, NotLoggedIn
@@ -156,8 +156,8 @@ class Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
+        self._transport = cast(asyncio.Transport, transport)
         # The login deadline counts from here: from accept, a TLS handshake
         # included (server/tlswire.py starts the protocol before it).
         self._born = self._last_rx = self._loop.time()

@@ -100,13 +100,13 @@ class TlsTransport(asyncio.Protocol, asyncio.Transport):
 
     # -- the TCP side (asyncio.Protocol) --------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._raw = transport
+        # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
+        self._raw = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         if not self._hs.enter(address):
             self._state = _CLOSED
-            transport.abort()
+            self._raw.abort()
             return
         self._address = address
         loop = asyncio.get_running_loop()

@@ -93,6 +93,10 @@ class Settings:
     backlog_held_limit: int = _s(
         50_000, "live frames held for a login while its backlog is sent; one more closes it"
     )
+    # Safe to expose (issue 10): TLS handshakes and running out of descriptors.
+    tls_handshakes_max: int = _s(256, "TLS handshakes in progress at once, whole server")
+    tls_handshakes_per_address: int = _s(16, "TLS handshakes in progress at once from one address")
+    accept_pause: float = _s(1.0, "seconds the server stops accepting when out of descriptors")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -381,6 +381,7 @@ _PASSWORD_REASONS: dict[str, str] = {
     "unassigned": "a character not assigned in Unicode",
     "precis_ignorable_properties": "an invisible or ignorable character",
     "old_hangul_jamo": "an invisible Hangul filler",
+    "other": "a character that is not Unicode text (a lone surrogate) or not allowed",
 }
 
 

@@ -18,7 +18,9 @@ from chinwag.core.hub import Hub
 from chinwag.core.operator import AccountActions
 from chinwag.server.connection import Connection, Flusher
 from chinwag.server.control import ControlServer, ControlUnusable
+from chinwag.server.listener import Listener, bind
 from chinwag.server.lock import DataDirLock
+from chinwag.server.tlswire import Handshakes, TlsTransport
 from chinwag.storage.sqlite import SqliteStore
 
 log = logging.getLogger("chinwag.server")
@@ -59,7 +61,7 @@ class Server:
         self.flusher = Flusher(self.loop)
         self._conns: set[Connection] = set()
         self._per_address: dict[str, int] = {}
-        self._listener: asyncio.Server | None = None
+        self._listener: Listener | None = None
         self._hub_task: asyncio.Task[None] | None = None
         self._hasher: PasswordHasher | None = None
         self._lock: DataDirLock | None = None  # the data dir's, held until shutdown
@@ -121,17 +123,23 @@ class Server:
             log.warning("%s; until then chinwag admin cannot reach this server", exc)
         server._hub_task = asyncio.create_task(hub.run())
         await asyncio.sleep(0)  # let the hub subscribe before anything is published
-        server._listener = await server.loop.create_server(
-            lambda: Connection(server),
-            settings.host,
-            settings.port,
-            reuse_address=True,
-            backlog=4096,
-            ssl=ssl,
-            # A TLS peer must finish its handshake in time; Connection only
-            # starts (and counts it) once it has.
-            ssl_handshake_timeout=settings.tls_handshake_timeout if ssl is not None else None,
-        )
+        socks = await bind(settings.host, settings.port, backlog=4096)
+        # TLS in our own transport (tlswire): counted at accept, handshakes capped.
+        handshakes = None
+        if ssl is not None:
+            handshakes = Handshakes(
+                ssl,
+                total=settings.tls_handshakes_max,
+                per_address=settings.tls_handshakes_per_address,
+                timeout=settings.tls_handshake_timeout,
+            )
+
+        def accepted() -> asyncio.Protocol:
+            conn = Connection(server)
+            return conn if handshakes is None else TlsTransport(handshakes, conn)
+
+        server._listener = Listener(socks, accepted, settings.accept_pause)
+        server._listener.start()
         server.tls = ssl is not None
         server._sweep()
         return server

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from chinwag.core.hub import Frame, Session, error_data
 from chinwag.errors import BadFrame, ChatError, NotLoggedIn
@@ -175,10 +175,10 @@ class Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        # The login deadline counts from here (after a TLS handshake), not from
-        # when asyncio made the protocol.
+        # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
+        self._transport = cast(asyncio.Transport, transport)
+        # The login deadline counts from here: from accept, a TLS handshake
+        # included (server/tlswire.py starts the protocol before it).
         self._born = self._last_rx = self._loop.time()
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
@@ -226,7 +226,7 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # Keep the write side open: requests that came before the FIN get answered.
-        # (TLS cannot half-close: there asyncio closes the transport either way.)
+        # (TLS is not half-closed: there the transport closes either way.)
         self._eof = True
         self._kick()
         return self._transport is not None and self._transport.get_extra_info("sslcontext") is None

@@ -152,6 +152,28 @@ async def test_a_who_flood_is_rate_limited_and_its_output_bounded(
         srv.kill()
 
 
+async def test_history_pays_for_the_size_of_its_reply(tmp_path: Path, peers: list[Peer]) -> None:
+    # 40 tokens, nothing refilled in the test; 10 messages of 4,000 bytes: a page of
+    # ~41 KB costs 1 + ~10 tokens, so the fourth page is refused.
+    srv = ServerProcess(
+        tmp_path / "history", {**CHEAP, "rate_per_second": 0.01, "rate_burst": 40}
+    ).start()
+    try:
+        reader = await login(peers, srv.port, "reader")
+        for i in range(10):
+            said = await reader.ask(f"s{i}", type="say", room="lobby", body="x" * 4000)
+            assert said["type"] == "ack", said
+        replies = []
+        for i in range(50):
+            replies.append(await reader.ask(f"h{i}", type="history", room="lobby"))
+        pages = [r for r in replies if r["type"] == "history"]
+        assert len(pages) == 3 and all(len(p["messages"]) == 10 for p in pages), len(pages)
+        assert all(r["type"] == "error" and r["code"] == "rate_limited" for r in replies[3:])
+        assert await reader.ask("p", type="ping") == {"type": "pong", "ref": "p"}
+    finally:
+        srv.kill()
+
+
 async def test_an_accounts_sessions_share_one_budget(tmp_path: Path, peers: list[Peer]) -> None:
     # Each session: 5 tokens, nothing refilled in the test; the account: twice that.
     srv = ServerProcess(

@@ -830,8 +830,8 @@ class Hub:
             return
         upto = min(cmd.upto, session.last_delivered)
         if upto > session.seen:  # a repeat writes nothing
-            session.seen = upto
             await self._store.advance_cursor(p.pid, session.device, upto)
+            session.seen = upto
 
     def _typing(self, session: Session, cmd: Typing) -> None:
         p = session.principal

@@ -106,6 +106,29 @@ async def test_typing_is_forwarded_again_after_the_interval(
         srv.kill()
 
 
+async def test_a_message_ends_the_typing_notice_so_the_next_one_goes_out(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    srv = ServerProcess(tmp_path / "typing3", CHEAP).start()  # typing_interval: 3 s
+    try:
+        typist = await login(peers, srv.port, "typist")
+        reader = await login(peers, srv.port, "reader")
+        for target in ({"room": "lobby"}, {"to": "reader"}):
+            notice = {"type": "typing", "from": "typist", **target}
+            await typist.send(type="typing", **target)
+            assert await reader.recv_type("typing") == notice
+            if "room" in target:
+                said = await typist.ask("s", type="say", room="lobby", body="hi")
+            else:
+                said = await typist.ask("d", type="dm", to="reader", body="hi")
+            assert said["type"] == "ack", said
+            assert (await reader.recv_type("message"))["body"] == "hi"
+            await typist.send(type="typing", **target)  # at once: forwarded again
+            assert await reader.recv_type("typing") == notice
+    finally:
+        srv.kill()
+
+
 async def test_a_who_flood_is_rate_limited_and_its_output_bounded(
     tmp_path: Path, peers: list[Peer]
 ) -> None:

@@ -151,7 +151,7 @@ class Principal:
         self.rooms = rooms
         self.sessions: list[Session] = []
         self.budget: TokenBucket | None = None  # an account's, shared by its sessions
-        # When a typing notice was last forwarded, by room or "@" + nick key.
+        # When a typing notice was last forwarded, by room or "@" + the other's pid.
         self.typing: dict[str, float] | None = None
 
 
@@ -768,6 +768,8 @@ class Hub:
             raise RateLimited(wait, f"slow down: retry in {wait:.1f} s")
         session.bucket.take()
         p = session.principal
+        if p.typing:  # a message ends its typing notice: the next one goes out at once
+            p.typing.pop(room or "@" + (to[0] if to else ""), None)
         return NewMessage(
             ts_ms=int(self._clock() * 1000),
             sender=p.pid,
@@ -852,7 +854,7 @@ class Hub:
             except ChatError:
                 return
             other = self._by_key.get(nick.key)
-            if other is None or not self._typing_due(session, "@" + other.key):
+            if other is None or not self._typing_due(session, "@" + other.pid):
                 return
             frame = Frame({"type": "typing", "from": p.nick, "to": other.nick})
             targets = {p, other}
@@ -865,7 +867,8 @@ class Hub:
         """Whether a typing notice to ``key`` goes out now; if so, it is paid and noted.
 
         One sender's notices to one room or person go out at most once per
-        `typing_interval`; the rest, and those over budget, are dropped silently.
+        `typing_interval` (or once more after a message there, which ends the
+        notice); the rest, and those over budget, are dropped silently.
         """
         p = session.principal
         now = self._monotonic()

@@ -39,8 +39,10 @@ class Settings:
     backlog_limit: int = _s(10_000, "most messages replayed at login")
     retention_days: float = _s(30.0, "age of the oldest message replayed at login")
     offline_quota: int = _s(10_000, "undelivered DMs an offline account may hold")
-    rate_per_second: float = _s(10.0, "say/dm per second per session (flood control)")
-    rate_burst: int = _s(20, "say/dm burst per session (flood control)")
+    rate_per_second: float = _s(
+        10.0, "command budget per session, in say/dm per second (flood control; see security.md)"
+    )
+    rate_burst: int = _s(20, "command budget burst per session, in say/dm (flood control)")
     presence_limit: int = _s(200, "online members above which a room gets no join/leave presence")
     history_default: int = _s(50, "messages in a history page when no limit is asked")
     history_max: int = _s(200, "most messages in one history page")
@@ -97,6 +99,18 @@ class Settings:
     tls_handshakes_max: int = _s(256, "TLS handshakes in progress at once, whole server")
     tls_handshakes_per_address: int = _s(16, "TLS handshakes in progress at once from one address")
     accept_pause: float = _s(1.0, "seconds the server stops accepting when out of descriptors")
+    # -- command budget, typing, room caps and reply bounds (issue 10, item 5) --
+    account_budget: float = _s(
+        2.0, "sessions' worth of command budget that all sessions of one account share"
+    )
+    typing_interval: float = _s(
+        3.0, "seconds between two typing notices forwarded from one sender to one room or person"
+    )
+    max_rooms_per_guest: int = _s(20, "rooms a guest may be in, the lobby included")
+    max_rooms_per_account: int = _s(100, "rooms an account may be in, the lobby included")
+    max_rooms: int = _s(10_000, "rooms with someone online; a join that would add one is refused")
+    who_reply_max: int = _s(500, "most people listed in one who reply")
+    rooms_reply_max: int = _s(200, "most rooms listed in one rooms reply (the busiest)")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -632,10 +632,13 @@ class ChatClient:
         Args:
             frame: the request, without ``ref``.
             retry: send it again on the next connection if the connection drops
-                before the reply (only for requests that are safe to repeat).
+                before the reply, or after the wait if the server answers
+                ``rate_limited`` (only for requests that are safe to repeat).
             timeout: seconds for the whole wait (default ``request_timeout``).
         """
-        async with asyncio.timeout(timeout if timeout is not None else self._request_timeout):
+        loop = asyncio.get_running_loop()
+        limit = timeout if timeout is not None else self._request_timeout
+        async with asyncio.timeout(limit) as deadline:
             while True:
                 while not self.connected:
                     if self._closed or self._closing:
@@ -645,7 +648,7 @@ class ChatClient:
                 assert session is not None
                 self._ref += 1
                 ref = f"r{self._ref}"
-                fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+                fut: asyncio.Future[dict[str, Any]] = loop.create_future()
                 self._requests[ref] = fut
                 session.send({**frame, "ref": ref})
                 try:
@@ -653,6 +656,13 @@ class ChatClient:
                 except NotConnected:
                     if not retry or self._closed or self._closing:
                         raise
+                except RateLimited as exc:
+                    # Over the server's command budget, nothing was done: ask again
+                    # after the wait, if that fits in the time this request has.
+                    due = deadline.when()
+                    if not retry or (due is not None and loop.time() + exc.retry_after >= due):
+                        raise
+                    await asyncio.sleep(exc.retry_after)
                 finally:
                     self._requests.pop(ref, None)
 

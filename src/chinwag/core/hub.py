@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import heapq
 import logging
 import secrets
 import time
@@ -35,7 +36,7 @@ from chinwag.core.accounts import (
     parse_nick,
     skeleton,
 )
-from chinwag.core.ratelimit import TokenBucket
+from chinwag.core.ratelimit import Budget, TokenBucket
 from chinwag.core.rules import LOBBY, check_body, parse_room
 from chinwag.errors import (
     BadNick,
@@ -87,6 +88,22 @@ log = logging.getLogger("chinwag.hub")
 PROTO = 1
 _RECENT_CIDS = 65_536  # acks remembered in memory so a resend skips flood control and storage
 
+# The command budget: every command is paid from the session's bucket (and its
+# account's), in tokens worth one say/dm each (`rate_per_second`, `rate_burst`).
+# say and dm cost 1 when they are stored; ping, pong, seen and bye are free.
+_COSTS: dict[type[Command], float] = {
+    Join: 1.0,
+    Leave: 1.0,
+    Who: 1.0,
+    ListRooms: 1.0,
+    History: 1.0,
+    Register: 1.0,
+    Passwd: 1.0,
+}
+TYPING_COST = 0.1  # a typing notice that is forwarded (coalesced ones are free)
+REPLY_BYTES_PER_TOKEN = 4096  # who, rooms and history also pay for their reply's size
+_TYPING_TARGETS = 256  # conversations one sender's last typing notice is remembered for
+
 
 class Frame:
     """One outbound frame, encoded at most once however many sessions receive it.
@@ -122,7 +139,7 @@ class Outlet(Protocol):
 class Principal:
     """Who messages belong to: an account, or one guest session. Online ones only."""
 
-    __slots__ = ("account", "bot", "key", "nick", "pid", "rooms", "sessions")
+    __slots__ = ("account", "bot", "budget", "key", "nick", "pid", "rooms", "sessions", "typing")
 
     def __init__(
         self,
@@ -140,6 +157,9 @@ class Principal:
         self.bot = bot
         self.rooms = rooms
         self.sessions: list[Session] = []
+        self.budget: TokenBucket | None = None  # an account's, shared by its sessions
+        # When a typing notice was last forwarded, by room or "@" + the other's pid.
+        self.typing: dict[str, float] | None = None
 
 
 class Session:
@@ -153,6 +173,7 @@ class Session:
         "outlet",
         "pending",
         "principal",
+        "seen",
     )
 
     def __init__(
@@ -160,7 +181,7 @@ class Session:
         principal: Principal,
         device: str,
         outlet: Outlet,
-        bucket: TokenBucket,
+        bucket: Budget,
         held_limit: int,
     ) -> None:
         self.principal = principal
@@ -168,6 +189,7 @@ class Session:
         self.outlet = outlet
         self.bucket = bucket
         self.last_delivered = 0
+        self.seen = 0  # the highest `seen` this session has written
         # While the backlog is being sent, live frames wait here: (message id or 0, frame).
         self.pending: list[tuple[int, Frame]] | None = []
         self.held_limit = held_limit  # more live frames than this close the connection
@@ -524,8 +546,11 @@ class Hub:
             self._by_key[key] = principal
             for room in rooms:
                 self._rooms.setdefault(room, set()).add(principal)
-        bucket = TokenBucket(
-            self.settings.rate_per_second, self.settings.rate_burst, self._monotonic
+        if account and principal.budget is None:
+            principal.budget = self._account_bucket()
+        bucket = Budget(
+            TokenBucket(self.settings.rate_per_second, self.settings.rate_burst, self._monotonic),
+            principal.budget,
         )
         session = Session(principal, hello.device, outlet, bucket, self.settings.backlog_held_limit)
         principal.sessions.append(session)
@@ -538,6 +563,12 @@ class Hub:
             self._drop(session)
             raise
         return session
+
+    def _account_bucket(self) -> TokenBucket:
+        """The command budget an account's sessions share."""
+        s = self.settings
+        share = s.account_budget
+        return TokenBucket(s.rate_per_second * share, s.rate_burst * share, self._monotonic)
 
     async def _catch_up(self, session: Session, hello: Hello) -> None:
         p = session.principal
@@ -677,6 +708,9 @@ class Hub:
         Raises:
             ChatError: the command is refused; nothing changed.
         """
+        cost = _COSTS.get(type(cmd))
+        if cost is not None:
+            self._charge(session, cost)
         match cmd:
             case Say():
                 await self._say(session, cmd)
@@ -710,6 +744,13 @@ class Hub:
                 raise BadRequest("bye is handled by the connection")  # pragma: no cover
             case _:
                 raise BadRequest(f"unsupported command {type(cmd).__name__}")
+
+    def _charge(self, session: Session, cost: float) -> None:
+        """Pay for a command from the session's budget (raises `RateLimited`)."""
+        wait = session.bucket.retry_after(cost)
+        if wait > 0:
+            raise RateLimited(wait, f"slow down: retry in {wait:.1f} s")
+        session.bucket.take(cost)
 
     def _reply(self, session: Session, data: dict[str, Any], ref: str | None) -> None:
         session.outlet.send(Frame(_with_ref(data, ref)))
@@ -863,6 +904,8 @@ class Hub:
             raise RateLimited(wait, f"slow down: retry in {wait:.1f} s")
         session.bucket.take()
         p = session.principal
+        if p.typing:  # a message ends its typing notice: the next one goes out at once
+            p.typing.pop(room or "@" + (to[0] if to else ""), None)
         return NewMessage(
             ts_ms=int(self._clock() * 1000),
             sender=p.pid,
@@ -923,8 +966,9 @@ class Hub:
         if not p.account:
             return
         upto = min(cmd.upto, session.last_delivered)
-        if upto > 0:
+        if upto > session.seen:  # a repeat writes nothing
             await self._store.advance_cursor(p.pid, session.device, upto)
+            session.seen = upto
 
     def _typing(self, session: Session, cmd: Typing) -> None:
         p = session.principal
@@ -935,6 +979,8 @@ class Hub:
                 return
             if room not in p.rooms:
                 return
+            if not self._typing_due(session, room):
+                return
             frame = Frame({"type": "typing", "from": p.nick, "room": room})
             targets: Iterable[Principal] = self._rooms.get(room, ())
         else:
@@ -943,7 +989,7 @@ class Hub:
             except ChatError:
                 return
             other = self._by_key.get(nick.key)
-            if other is None:
+            if other is None or not self._typing_due(session, "@" + other.pid):
                 return
             frame = Frame({"type": "typing", "from": p.nick, "to": other.nick})
             targets = {p, other}
@@ -951,6 +997,31 @@ class Hub:
             for s in member.sessions:
                 if s is not session and s.pending is None:
                     s.outlet.send(frame)
+
+    def _typing_due(self, session: Session, key: str) -> bool:
+        """Whether a typing notice to ``key`` goes out now; if so, it is paid and noted.
+
+        One sender's notices to one room or person go out at most once per
+        `typing_interval` (or once more after a message there, which ends the
+        notice); the rest, and those over budget, are dropped silently.
+        """
+        p = session.principal
+        now = self._monotonic()
+        interval = self.settings.typing_interval
+        last = p.typing.get(key) if p.typing is not None else None
+        if last is not None and now - last < interval:
+            return False
+        if session.bucket.retry_after(TYPING_COST) > 0:
+            return False
+        if p.typing is None:
+            p.typing = {}
+        elif len(p.typing) >= _TYPING_TARGETS and last is None:
+            p.typing = {k: t for k, t in p.typing.items() if now - t < interval}
+            if len(p.typing) >= _TYPING_TARGETS:
+                return False
+        session.bucket.take(TYPING_COST)
+        p.typing[key] = now
+        return True
 
     def _presence(self, room: str, who: Principal, event: str, exclude: Session | None) -> None:
         members = self._rooms.get(room, ())
@@ -968,6 +1039,7 @@ class Hub:
         if room in p.rooms:
             self._ok(session, cmd.ref)
             return
+        self._check_room_caps(p, room)
         if p.account:
             await self._store.join_room(p.pid, room)
             if room in p.rooms:  # another session joined while we waited
@@ -977,6 +1049,23 @@ class Hub:
         self._rooms.setdefault(room, set()).add(p)
         self._ok(session, cmd.ref)
         self._presence(room, p, "join", exclude=session)
+
+    def _check_room_caps(self, p: Principal, room: str) -> None:
+        """Raises `Forbidden` when joining ``room`` would pass a room cap."""
+        s = self.settings
+        cap = s.max_rooms_per_account if p.account else s.max_rooms_per_guest
+        if len(p.rooms) >= cap:
+            hint = "" if p.account else f" (an account may be in {s.max_rooms_per_account})"
+            raise Forbidden(
+                f"you are in {len(p.rooms)} rooms, the most allowed{hint}; leave one first",
+                reason="room_limit",
+            )
+        if room not in self._rooms and len(self._rooms) >= s.max_rooms:
+            raise Forbidden(
+                "this server has as many rooms as it can hold; join one that exists"
+                " (see rooms) or try later",
+                reason="server_room_limit",
+            )
 
     async def _leave(self, session: Session, cmd: Leave) -> None:
         room = parse_room(cmd.room)
@@ -1003,23 +1092,35 @@ class Hub:
         room = parse_room(cmd.room)
         if room not in session.principal.rooms:
             raise NotMember(f"you are not in #{room}")
-        users = sorted(
-            (
-                {"nick": m.nick, "account": m.account, "bot": True}
-                if m.bot
-                else {"nick": m.nick, "account": m.account}
-                for m in self._rooms.get(room, ())
-            ),
-            key=lambda u: str(u["nick"]).casefold(),
-        )
-        self._reply(session, {"type": "who", "room": room, "users": users}, cmd.ref)
+        members = self._rooms.get(room, ())
+        most = self.settings.who_reply_max
+        truncated = len(members) > most
+        listed = heapq.nsmallest(most, members, key=lambda m: m.nick.casefold())  # sorted
+        users = [
+            {"nick": m.nick, "account": m.account, "bot": True}
+            if m.bot
+            else {"nick": m.nick, "account": m.account}
+            for m in listed
+        ]
+        session.bucket.take(sum(32 + len(m.nick) for m in listed) / REPLY_BYTES_PER_TOKEN)
+        reply = {"type": "who", "room": room, "users": users, "truncated": truncated}
+        self._reply(session, reply, cmd.ref)
 
     async def _list_rooms(self, session: Session, cmd: ListRooms) -> None:
         names = set(await self._store.room_member_counts())
         names.update(self._rooms)
         names.add(LOBBY)
-        rooms = [{"name": name, "online": len(self._rooms.get(name, ()))} for name in sorted(names)]
-        self._reply(session, {"type": "rooms", "rooms": rooms}, cmd.ref)
+        most = self.settings.rooms_reply_max
+        truncated = len(names) > most
+        if truncated:  # the busiest rooms
+            names = set(heapq.nsmallest(most, names, key=lambda n: (-self._online_in(n), n)))
+        rooms = [{"name": name, "online": self._online_in(name)} for name in sorted(names)]
+        session.bucket.take(sum(32 + len(n) for n in names) / REPLY_BYTES_PER_TOKEN)
+        reply = {"type": "rooms", "rooms": rooms, "truncated": truncated}
+        self._reply(session, reply, cmd.ref)
+
+    def _online_in(self, room: str) -> int:
+        return len(self._rooms.get(room, ()))
 
     async def _history(self, session: Session, cmd: History) -> None:
         p = session.principal
@@ -1047,6 +1148,7 @@ class Hub:
                 break
         reply["messages"] = messages
         reply["more"] = more
+        session.bucket.take(size / REPLY_BYTES_PER_TOKEN)
         self._reply(session, reply, cmd.ref)
 
     async def _register(self, session: Session, cmd: Register) -> None:
@@ -1110,6 +1212,8 @@ class Hub:
         p.pid = pid
         p.account = True
         p.bot = cmd.bot
+        p.budget = self._account_bucket()
+        session.bucket.share(p.budget)
         self._online[pid] = p
         self._ok(session, cmd.ref)
 

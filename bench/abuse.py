@@ -1028,6 +1028,7 @@ def run(args: argparse.Namespace) -> int:
             k: getattr(Settings(), k)
             for k in (
                 "login_fail_account_max",
+                "login_fail_account_global_max",
                 "login_fail_account_window",
                 "login_fail_address_max",
                 "login_fail_address_window",
@@ -1036,6 +1037,11 @@ def run(args: argparse.Namespace) -> int:
                 "argon2_memory_kib",
                 "argon2_time_cost",
                 "hash_workers",
+                "hash_queue_max",
+                "tls_handshakes_max",
+                "tls_handshakes_per_address",
+                "backlog_page",
+                "typing_interval",
             )
         },
         "elapsed_s": round(time.monotonic() - started, 1),

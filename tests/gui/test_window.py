@@ -468,3 +468,22 @@ def test_the_conversation_view_redraws_only_what_changed_and_stays_right(root: A
         assert live.shown_items() == items
         starts = [live.text.get(i, f"{i} lineend") for i in live._starts]
         assert starts == [fresh.text.get(i, f"{i} lineend") for i in fresh._starts]
+
+
+def test_an_account_that_leaves_and_comes_back_is_not_shown_as_a_guest(
+    server: ServerProcess, app: GuiApp, others: LoopThread, tmp_path: Path
+) -> None:
+    root = app.root
+    bob = others.run(open_client(server.port, "bob", tmp_path))
+    others.run(bob.register("bob-password"), root)
+    log_in(app, server.port, "alice")
+    view = app.chat_view
+    assert view is not None
+    pump(root, lambda: view.member_rows() == ["alice  (you)", "bob"], what="bob, an account")
+    others.run(bob.close(), root)
+    pump(root, lambda: view.member_rows() == ["alice  (you)"], what="bob gone")
+    again = others.run(open_client(server.port, "bob", tmp_path, password="bob-password"))
+    pump(root, lambda: len(view.member_rows()) == 2, what="bob back")
+    settle(root, 0.5)
+    assert view.member_rows() == ["alice  (you)", "bob"]
+    others.run(again.close(), root)

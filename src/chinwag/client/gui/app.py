@@ -473,7 +473,8 @@ class GuiApp:
                 if restored == model.active and view and not view.input_text().strip():
                     view.set_input(model.draft(restored))
             case Presence():
-                model.on_presence(event)
+                if model.on_presence(event):
+                    self._load_members(event.room.lower())
                 self._refresh_members()
             case Typing():
                 model.on_typing(event, now)

@@ -292,6 +292,10 @@ class GuiModel:
         self._last_id: dict[Conversation, int] = {}
         self._dms: dict[Conversation, int] = {}  # DM -> newest id (0 when just opened)
         self._members: dict[str, dict[str, User]] = {}
+        # Whether each nick seen in a ``who`` reply is an account: presence
+        # frames do not say. A registered nick stays registered; a guest may
+        # register since, so only "account" is taken as settled.
+        self._accounts: dict[str, bool] = {}
         self._typing: dict[Conversation, dict[str, _Typist]] = {}
         self._more: dict[Conversation, bool] = {}
         self._history_loaded: set[Conversation] = set()
@@ -370,14 +374,22 @@ class GuiModel:
                 self.alert, alert = f"{message.sender} mentioned you in #{message.room}", True
         return Arrival(conv, alert)
 
-    def on_presence(self, event: Presence) -> None:
-        """Someone joined or left a room: the member list and a notice follow."""
+    def on_presence(self, event: Presence) -> bool:
+        """Someone joined or left a room: the member list and a notice follow.
+
+        Returns:
+            True if the room's members should be fetched again with ``who``: a
+            nick joined that is not known to be an account.
+        """
         room = event.room.lower()
         members = self._members.get(room)
         key = fold_nick(event.nick)
+        unknown = False
         if event.event == "join":
             if members is not None and key not in members:
-                members[key] = User(event.nick, False)
+                account = self._accounts.get(key, False)
+                unknown = not account
+                members[key] = User(event.nick, account)
         else:
             if members is not None:
                 members.pop(key, None)
@@ -391,9 +403,10 @@ class GuiModel:
                 self.state.left(room)
                 if self.active == Conversation.room(room):
                     self.state.set_active(LOBBY)
-            return
+            return False
         verb = "joined" if event.event == "join" else "left"
         self.add_notice(Conversation.room(room), f"{event.nick} {verb}")
+        return unknown and members is not None
 
     def on_typing(self, event: Typing, now: float) -> Conversation | None:
         """Someone is typing; returns the conversation (None for our own notices)."""
@@ -556,7 +569,9 @@ class GuiModel:
 
     def set_members(self, room: str, users: Iterable[User]) -> None:
         """The online members of a room, from a ``who`` reply."""
-        self._members[room.lower()] = {fold_nick(u.nick): u for u in users}
+        members = {fold_nick(u.nick): u for u in users}
+        self._members[room.lower()] = members
+        self._accounts.update((key, user.account) for key, user in members.items())
 
     def members(self, room: str) -> list[User] | None:
         """The online members of a room, sorted (None until fetched)."""

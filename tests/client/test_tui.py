@@ -460,3 +460,38 @@ async def test_unreachable_server_exits_with_an_error(tmp_path: Path, harness: H
     alice = harness.tty(port, "alice")
     await alice.expect(rf"cannot connect to 127\.0\.0\.1:{port}")
     assert await alice.wait_exit() == 1
+
+
+async def test_quit_with_messages_not_sent_asks_first(tmp_path: Path, harness: Harness) -> None:
+    srv = ServerProcess(tmp_path / "srv", {"argon2_memory_kib": 8192}).start()
+    try:
+        alice = harness.tty(srv.port, "alice")
+        await alice.expect(r"as alice \(guest\)")
+        await alice.expect(r"#lobby>")
+        srv.kill()
+        await alice.expect(r"connection lost")
+        alice.sendline("typed while down")
+        await alice.expect(r"queued; it will be sent once reconnected")
+        alice.sendline("/quit")
+        await alice.expect(r"1 message is not sent yet.*/quit again")
+        assert alice.child.isalive()
+        srv.start()
+        await alice.expect(r"\*\*\* reconnected", timeout=40)
+        await alice.expect(r"#lobby <alice> typed while down")
+        alice.sendline("/quit")
+        assert await alice.wait_exit() == 0
+        assert "bye" in alice.text
+
+        again = harness.tty(srv.port, "alice2")
+        await again.expect(r"#lobby>")
+        srv.kill()
+        await again.expect(r"connection lost")
+        again.sendline("lost on purpose")
+        await again.expect(r"queued")
+        again.sendline("/quit")
+        await again.expect(r"/quit again")
+        again.sendline("/quit")
+        assert await again.wait_exit() == 0
+        assert re.search(r"not sent: #lobby: lost on purpose", again.text[again.pos :])
+    finally:
+        srv.kill()

@@ -44,7 +44,7 @@ from chinwag.client.events import (
     Welcome,
     parse_ts,
 )
-from chinwag.client.outbox import Kind, Outbox
+from chinwag.client.outbox import Kind, Outbox, OutboxItem
 from chinwag.client.state import ChatState
 from chinwag.errors import (
     BadBody,
@@ -321,6 +321,10 @@ class ChatClient:
     def queued(self) -> int:
         """Messages in the outbox (sent or not, waiting for their ``ack``)."""
         return len(self._outbox)
+
+    def unsent(self) -> list[OutboxItem]:
+        """The messages in the outbox, oldest first (not yet acknowledged)."""
+        return list(self._outbox)
 
     @property
     def closed(self) -> bool:

@@ -38,6 +38,7 @@ from chinwag.client.events import (
     Status,
     Welcome,
 )
+from chinwag.client.outbox import OutboxItem
 from chinwag.client.state import Conversation
 from chinwag.errors import BadPassword, ChatError, PasswordRequired
 
@@ -53,7 +54,7 @@ commands:
   /history [N]        the N (default 20) messages before the oldest shown here
   /register           make your nick an account (asks for a password)
   /passwd             change your password
-  /quit               leave
+  /quit               leave (if messages are not sent yet, asks you to /quit again)
   /help               this text
 anything else is sent to the current conversation (shown in the prompt);
 start a line with // to send a line that starts with /"""
@@ -245,6 +246,7 @@ class _Chat:
         self._backlog: list[Message] | None = []  # replayed messages until caught_up
         self._reconnecting = False
         self._input: asyncio.Task[None] | None = None
+        self._quit_asked = False  # /quit said "not sent yet" once
 
     def say(self, text: str) -> None:
         self.term.print(text)
@@ -404,7 +406,8 @@ class _Chat:
         command, rest = command.lower(), rest.strip()
         args = rest.split()
         if command in ("quit", "exit"):
-            return False
+            return self._ask_before_quitting()  # False: quit now
+        self._quit_asked = False
         if command == "help":
             self.say(HELP)
         elif command == "join" and len(args) == 1:
@@ -444,6 +447,31 @@ class _Chat:
         else:
             self.note(f"unknown command or wrong arguments: {clean(line)} (try /help)")
         return True
+
+    def _ask_before_quitting(self) -> bool:
+        """True (and say why) if messages wait for a reconnect and this is the first /quit.
+
+        While connected, quitting waits (a few seconds) for what is in flight.
+        """
+        queued = self.client.queued
+        if not queued or self._quit_asked or self.client.connected:
+            return False
+        self._quit_asked = True
+        what = "1 message is" if queued == 1 else f"{queued} messages are"
+        self.note(
+            f"{what} not sent yet: they go out once reconnected. "
+            "Wait, or /quit again to quit and lose them."
+        )
+        return True
+
+    async def _report_unsent(self, items: list[OutboxItem]) -> None:
+        """After closing: name every one of ``items`` that was never acknowledged."""
+        for item in items:
+            try:
+                await self.client.wait_sent(item.cid, 0)
+            except (ChatError, NotConnected, KeyError, TimeoutError):
+                where = f"#{item.target}" if item.kind == "say" else f"@{item.target}"
+                self.note(f"not sent: {clean(where)}: {clean(item.body)}")
 
     def _current_room(self) -> str:
         active = self.client.state.active
@@ -503,11 +531,14 @@ class _Chat:
             self._input = asyncio.create_task(self.read_input(), name="chinwag-chat-input")
             with contextlib.suppress(asyncio.CancelledError):
                 await self._input
-            await self.client.close()
+            unsent = self.client.unsent()
+            # After a second /quit the user chose not to wait for the outbox.
+            await self.client.close(timeout=0 if self._quit_asked else 5)
             try:
                 await asyncio.wait_for(shower, 5)
             except TimeoutError:
                 shower.cancel()
+        await self._report_unsent(unsent)
         if self.outcome.code is None:
             self.say("bye")
             return 0

@@ -432,7 +432,9 @@ async def test_serve_with_gamebot_starts_and_stops_the_bot(tmp_path: Path, tls: 
             proc.send_signal(signal.SIGTERM)  # a clean stop takes the bot along
             assert proc.wait(timeout=15) == 0
             until(lambda: _gone(pid), 5)
-            assert "gamebot: stopping" in log_path.read_text()
+            text = log_path.read_text()
+            assert "gamebot: stopping" in text
+            assert "Fatal Python error" not in text and "Traceback" not in text, text
         else:
             proc.kill()  # kill -9: the bot notices its stdin end, and stops
             proc.wait(timeout=10)

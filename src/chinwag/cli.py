@@ -177,6 +177,14 @@ def _bot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     g.add_argument("--stop-on-eof", action="store_true", help=argparse.SUPPRESS)  # serve
 
 
+def _known_hosts_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("known-hosts", help="the TLS certificates this client has pinned")
+    cmds = p.add_subparsers(dest="known_cmd", required=True)
+    cmds.add_parser("list", help="every pinned server and its fingerprint")
+    forget = cmds.add_parser("forget", help="forget a server's pin (to accept a new certificate)")
+    forget.add_argument("server", metavar="HOST[:PORT]", help="the server (default port 5050)")
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chinwag", description="chinwag chat")
     parser.add_argument("--version", action="version", version=f"chinwag {__version__}")
@@ -188,6 +196,7 @@ def make_parser() -> argparse.ArgumentParser:
     _servers_parser(sub)
     _invite_parser(sub)
     _bot_parser(sub)
+    _known_hosts_parser(sub)
     return parser
 
 
@@ -297,7 +306,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from chinwag.client.tui import run_chat
-    from chinwag.net.connect import ConnectError, prepare
+    from chinwag.net.connect import ConnectError, forget_advice, prepare
+    from chinwag.net.pins import KnownHosts
 
     try:
         plan = prepare(
@@ -312,7 +322,42 @@ def cmd_chat(args: argparse.Namespace) -> int:
         password_stdin=bool(args.password_stdin),
         ssl=plan.ssl,
         invite=plan.token,
+        cert_advice=forget_advice(plan.host, plan.port, KnownHosts().path),
     )
+
+
+def cmd_known_hosts(args: argparse.Namespace) -> int:
+    from chinwag.net.connect import parse_address
+    from chinwag.net.pins import KnownHosts
+    from chinwag.net.tls import format_fingerprint
+
+    known = KnownHosts()
+    if args.known_cmd == "list":
+        entries = known.entries()
+        if not entries:
+            print(f"no server is pinned yet ({known.path})")
+        for key, fp in sorted(entries.items()):
+            print(f"{key} {format_fingerprint(fp)}")
+        return 0
+    try:
+        host, port = parse_address(args.server)
+    except ValueError as exc:
+        print(f"chinwag known-hosts: {exc}", file=sys.stderr)
+        return 2
+    try:
+        forgotten = known.forget(host, port)
+    except OSError as exc:
+        print(f"chinwag known-hosts: cannot write {known.path}: {exc}", file=sys.stderr)
+        return 1
+    if not forgotten:
+        print(
+            f"chinwag known-hosts: {args.server} is not pinned; "
+            "`chinwag known-hosts list` shows the pinned servers",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"forgot the certificate of {args.server}; the next connection asks to trust it again")
+    return 0
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -383,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     handlers = {"serve": cmd_serve, "admin": cmd_admin, "chat": cmd_chat, "bot": cmd_bot}
     handlers |= {"servers": cmd_servers, "invite": cmd_invite, "gui": cmd_gui}
+    handlers["known-hosts"] = cmd_known_hosts
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

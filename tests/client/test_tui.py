@@ -495,3 +495,28 @@ async def test_quit_with_messages_not_sent_asks_first(tmp_path: Path, harness: H
         assert re.search(r"not sent: #lobby: lost on purpose", again.text[again.pos :])
     finally:
         srv.kill()
+
+
+async def test_a_changed_certificate_is_explained_once_with_the_file_to_fix(
+    tmp_path: Path, harness: Harness
+) -> None:
+    from chinwag.net.tls import CERT_FILE, KEY_FILE
+
+    srv = ServerProcess(tmp_path / "srv", {}, args=["--tls", "--no-announce"]).start()
+    try:
+        alice = harness.tty(srv.port, "alice", "--tls", "--trust")
+        await alice.expect(r"over TLS as alice \(guest\)")
+        await alice.expect(r"#lobby>")
+        srv.kill()
+        (srv.data / CERT_FILE).unlink()
+        (srv.data / KEY_FILE).unlink()
+        srv.start()
+        known = harness.tmp_path / "config" / "alice" / "known_hosts"
+        await alice.expect(r"certificate .*CHANGED", timeout=40)
+        assert await alice.wait_exit(timeout=10) == 1
+        shown = alice.text
+        assert str(known) in shown and "known-hosts forget" in shown, shown
+        assert shown.count("CHANGED") == 1, shown
+        assert "(1, " not in shown and "('" not in shown, shown
+    finally:
+        srv.kill()

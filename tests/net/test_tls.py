@@ -25,6 +25,7 @@ from conftest import Peer, ServerProcess
 
 from chinwag.client import ChatClient, Message
 from chinwag.net.connect import ConnectError, Target, secure
+from chinwag.net.invites import Invite
 from chinwag.net.pins import KnownHosts
 from chinwag.net.tls import (
     CERT_FILE,
@@ -235,10 +236,31 @@ def test_chat_pins_on_first_use_and_refuses_a_changed_certificate(tmp_path: Path
             out = chinwag("chat", address, *extra, "--nick", "ann", stdin="/quit\n", config=cfg)
             assert out.returncode == 1, out
             assert "has CHANGED" in out.stderr
-            assert str(cfg / "known_hosts") in out.stderr and "remove the line" in out.stderr
+            assert str(cfg / "known_hosts") in out.stderr
+            assert f"chinwag known-hosts forget {address}" in out.stderr
             assert "connected to" not in out.stdout
         assert srv.log().count("logged in") == logins_before
         assert (cfg / "known_hosts").read_text() == known  # the pin was not replaced
+
+        # An invite from the admin carries the new fingerprint: it replaces the pin.
+        new_fp = parse_fingerprint(_FP.findall(srv.log())[-1])  # the log spans both starts
+        link = Invite("127.0.0.1", srv.port, new_fp).link()
+        out = chinwag("chat", link, "--nick", "ann", stdin="/quit\n", config=cfg)
+        assert out.returncode == 0, out
+        assert "the invite vouches for it" in out.stdout
+        assert (
+            f"{address} {format_fingerprint(new_fp)}"
+            in chinwag("known-hosts", "list", config=cfg).stdout
+        )
+
+        # Or the user forgets the pin, and is asked again.
+        out = chinwag("known-hosts", "forget", address, config=cfg)
+        assert out.returncode == 0 and "forgot" in out.stdout, out
+        assert address not in (cfg / "known_hosts").read_text()
+        out = chinwag("known-hosts", "forget", address, config=cfg)
+        assert out.returncode == 1 and "is not pinned" in out.stderr, out
+        out = chinwag("chat", address, "--tls", "--nick", "ann", stdin="/quit\n", config=cfg)
+        assert out.returncode == 1 and "pass --trust" in out.stderr, out
     finally:
         srv.kill()
 

@@ -294,6 +294,7 @@ class ChatClient:
         self._paused_until = 0.0
         self._pump_timer: asyncio.TimerHandle | None = None
         self._final_error: str | None = None
+        self._cert_refused = False
 
     # --- properties ------------------------------------------------------------
 
@@ -450,7 +451,11 @@ class ChatClient:
             self._finish(item.cid, ClientClosed("the client closed before the server acknowledged"))
         self._closed = True
         self._ready.set()  # wake requests waiting for a session: they see _closed
-        self._emit(Status("offline", queued=len(self._outbox), error=error))
+        self._emit(
+            Status(
+                "offline", queued=len(self._outbox), error=error, cert_refused=self._cert_refused
+            )
+        )
         self._events.put_nowait(None)
 
     # --- events ----------------------------------------------------------------
@@ -936,8 +941,10 @@ class ChatClient:
             except ssl_module.SSLCertVerificationError as exc:
                 # The certificate changed (or no longer verifies): waiting will
                 # not make it trustworthy, and retrying would only keep knocking.
-                log.warning("%s: TLS certificate refused; giving up: %s", self.state.nick, exc)
-                self._final_error = f"TLS certificate refused: {exc}"
+                why = _reason(exc)
+                log.warning("%s: TLS certificate refused; giving up: %s", self.state.nick, why)
+                self._final_error = f"TLS certificate refused: {why}"
+                self._cert_refused = True
                 return None
             except (OSError, NotConnected, TimeoutError) as exc:
                 reason = str(exc) or type(exc).__name__
@@ -1069,6 +1076,16 @@ class ChatClient:
         "typing": _on_typing,
         "bye": _on_bye,
     }
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's message in words (not the tuple asyncio may wrap its args in)."""
+    args: tuple[object, ...] = exc.args
+    while len(args) == 1 and isinstance(args[0], tuple):
+        args = args[0]
+    if len(args) == 1 and isinstance(args[0], str):
+        return args[0]
+    return str(exc) or type(exc).__name__
 
 
 def _with_ref(frame: dict[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:

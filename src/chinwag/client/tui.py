@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import logging
 import sys
 import threading
 import unicodedata
@@ -232,8 +233,10 @@ class _Chat:
         password_stdin: bool,
         ssl: SSLContext | None = None,
         invite: str | None = None,
+        cert_advice: str | None = None,
     ) -> None:
         self.host = host
+        self.cert_advice = cert_advice
         self.port = port
         self.nick = nick
         self.password_stdin = password_stdin
@@ -360,12 +363,26 @@ class _Chat:
                 )
             else:
                 self.note(f"still reconnecting; next try in {wait}{queued}")
+        elif event.state == "offline" and event.cert_refused:
+            self.note(
+                f"the TLS certificate of {clean(self.host)}:{self.port} has CHANGED since you "
+                "pinned it; chinwag disconnected and sent nothing more. Someone may be "
+                "intercepting the connection, or the server got a new certificate."
+            )
+            self.say(clean(event.error or "", multiline=True))
+            if self.cert_advice:
+                self.say(clean(self.cert_advice, multiline=True))
+            self._stop_for_good()
         elif event.state == "offline" and event.error:
             self.note(f"disconnected: {clean(event.error)}")
-            if self.outcome.code is None:
-                self.outcome.code = 1
-            if self._input is not None:
-                self._input.cancel()
+            self._stop_for_good()
+
+    def _stop_for_good(self) -> None:
+        """The connection was refused for good: stop reading input, exit with 1."""
+        if self.outcome.code is None:
+            self.outcome.code = 1
+        if self._input is not None:
+            self._input.cancel()
 
     # --- commands --------------------------------------------------------------
 
@@ -552,6 +569,7 @@ def run_chat(
     password_stdin: bool,
     ssl: SSLContext | None = None,
     invite: str | None = None,
+    cert_advice: str | None = None,
 ) -> int:
     """Run the terminal client until the user quits; returns the exit status.
 
@@ -562,6 +580,8 @@ def run_chat(
         password_stdin: read the password from the first line of stdin.
         ssl: connect with TLS, with this context (see ``chinwag.net.connect``).
         invite: a sign-up token, sent with ``/register``.
+        cert_advice: what to do if the server's certificate changes while
+            connected (the pin to forget).
 
     Returns:
         0 after ``/quit``, 1 if the login failed or the connection was refused
@@ -573,10 +593,13 @@ def run_chat(
         print(f"chinwag chat: {exc}", file=sys.stderr)
         return 2
     try:
-        chat = _Chat(host, port, nick, password_stdin, ssl, invite)
+        chat = _Chat(host, port, nick, password_stdin, ssl, invite, cert_advice)
     except OSError as exc:  # the config directory (device id) is not writable
         print(f"chinwag chat: {exc}", file=sys.stderr)
         return 1
+    # The chat itself says what goes wrong; the library's log lines would only
+    # land in the middle of the screen.
+    logging.getLogger("chinwag").addHandler(logging.NullHandler())
     try:
         return asyncio.run(chat.run())
     except KeyboardInterrupt:

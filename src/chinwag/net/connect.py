@@ -10,8 +10,10 @@ Whom to trust (:func:`secure`), in order:
 1. ``--ca FILE`` (or ``--ca system``): ordinary verification against that CA
    (or the system's trust store), with the host name checked. No pinning.
 2. A fingerprint pinned for ``HOST:PORT`` in ``known_hosts``: the server must
-   show exactly that certificate. A changed one is refused with a warning,
-   whatever an invite or an announcement says; nothing is sent to it.
+   show exactly that certificate. A changed one is refused with a warning
+   (nothing is sent to it), unless an invite carries the new fingerprint: an
+   invite comes from the server's admin, so its fingerprint replaces the pin.
+   A LAN announcement (which anyone on the LAN can forge) never does.
 3. Else a fingerprint from an invite or the LAN announcement: the server must
    match it, and it is pinned without asking.
 4. Else (``--tls`` with nothing known): the fingerprint is shown and the user
@@ -50,6 +52,7 @@ __all__ = [
     "Target",
     "choose_server",
     "describe_found",
+    "forget_advice",
     "parse_address",
     "prepare",
     "secure",
@@ -222,16 +225,25 @@ def choose_server(
     raise ConnectError("no server chosen")
 
 
+def forget_advice(host: str, port: int, path: Path) -> str:
+    """What to do about a changed certificate: the command, the file, or an invite."""
+    key = host_key(host, port)
+    return (
+        "If the server's admin confirms the new fingerprint, forget the old one with\n"
+        f"  chinwag known-hosts forget {key}\n"
+        f"(it is the line for {key} in {path}) and connect again;\n"
+        "or connect with a new invite from the admin, which carries the new fingerprint."
+    )
+
+
 def _changed_warning(target: Target, pinned: bytes, actual: bytes, path: Path) -> str:
     return (
         f"WARNING: the TLS certificate of {target.address} has CHANGED.\n"
         f"  pinned:  {format_fingerprint(pinned)}\n"
         f"  now:     {format_fingerprint(actual)}\n"
         "Someone may be intercepting the connection, or the server got a new certificate.\n"
-        "chinwag did not connect and sent nothing. If the server's admin confirms the new\n"
-        f"fingerprint, remove the line for {host_key(target.host, target.port)} from\n"
-        f"  {path}\n"
-        "and connect again."
+        "chinwag did not connect and sent nothing.\n"
+        + forget_advice(target.host, target.port, path)
     )
 
 
@@ -280,6 +292,22 @@ def secure(
             + (" (does this server speak TLS?)" if isinstance(exc, ssl.SSLError) else "")
         ) from None
     if pinned is not None:
+        vouched = (
+            target.source == "invite"
+            and target.fingerprint is not None
+            and fingerprint_matches(target.fingerprint, actual)
+        )
+        if not fingerprint_matches(pinned, actual) and vouched:
+            try:
+                known.replace(target.host, target.port, actual)
+            except OSError as exc:
+                say(f"(could not save the pin in {known.path}: {exc})")
+            else:
+                say(
+                    f"{target.address} has a new TLS certificate, and the invite vouches for it: "
+                    f"pinned it in {known.path} in place of the old one"
+                )
+            return pinned_context(actual)
         if not fingerprint_matches(pinned, actual):
             raise ConnectError(_changed_warning(target, pinned, actual, known.path))
         if target.fingerprint is not None and not fingerprint_matches(target.fingerprint, actual):

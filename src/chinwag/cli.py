@@ -376,7 +376,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     def prepare(server: str, say: Say, ask: Ask) -> Prepared:
         # ...this one on a worker thread (it may fetch a certificate and ask to trust it).
         target = target_from_found(found[server]) if server in found else target_from_arg(server)
-        context = secure(target, ask=ask, say=say)
+        context = secure(target, ask=ask, say=say, changed="ask")
         return Prepared(target.host, target.port, context, target.token)
 
     return run_gui(

@@ -624,3 +624,35 @@ async def test_a_connected_client_gives_up_when_the_certificate_changes_under_it
     finally:
         await client.close()
         srv.kill()
+
+
+def test_an_app_asks_about_a_changed_certificate_in_words_not_commands(tmp_path: Path) -> None:
+    """The desktop app's question: plain words, a yes replaces the pin, a no keeps it."""
+    old, new = bytes(range(32)), bytes(range(1, 33))
+    known = KnownHosts(tmp_path / "known_hosts")
+    known.add("10.9.9.9", 5050, old)
+    said: list[str] = []
+    target = Target("10.9.9.9", 5050)
+
+    with pytest.raises(ConnectError, match="not trusted"):
+        secure(
+            target,
+            known=known,
+            ask=lambda p: "n",
+            say=said.append,
+            fetch=lambda h, p: new,
+            changed="ask",
+        )
+    text = "\n".join(said)
+    assert "has changed since you last connected" in text and format_fingerprint(new) in text
+    assert "chinwag known-hosts" not in text and "known_hosts" not in text
+    assert known.get("10.9.9.9", 5050) == old
+    ctx = secure(
+        target,
+        known=known,
+        ask=lambda p: "y",
+        say=said.append,
+        fetch=lambda h, p: new,
+        changed="ask",
+    )
+    assert ctx is not None and known.get("10.9.9.9", 5050) == new

@@ -33,6 +33,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from chinwag.net.discovery import FoundServer, browse
 from chinwag.net.invites import DEFAULT_PORT, looks_like_code, parse_invite
@@ -257,6 +258,7 @@ def secure(
     ask: Callable[[str], str | None] | None = None,
     say: Callable[[str], None] = print,
     fetch: Callable[[str, int], bytes] = fetch_fingerprint,
+    changed: Literal["refuse", "ask"] = "refuse",
 ) -> ssl.SSLContext | None:
     """The TLS context for ``target`` (None: plain TCP), pinning as the module says.
 
@@ -269,6 +271,9 @@ def secure(
         ask: reads an answer to a prompt; None when nobody can answer.
         say: prints a line.
         fetch: returns the certificate fingerprint the server shows.
+        changed: what to do with a changed certificate: ``refuse`` (with the
+            command that forgets the pin, for the terminal) or ``ask`` (in
+            words, for the desktop app: a yes replaces the pin).
 
     Raises:
         ConnectError: the certificate changed or does not match; the user
@@ -307,6 +312,22 @@ def secure(
                     f"{target.address} has a new TLS certificate, and the invite vouches for it: "
                     f"pinned it in {known.path} in place of the old one"
                 )
+            return pinned_context(actual)
+        if not fingerprint_matches(pinned, actual) and changed == "ask" and ask is not None:
+            say(f"The TLS certificate of {target.address} has changed since you last connected.")
+            say(f"  before:  {format_fingerprint(pinned)}")
+            say(f"  now:     {format_fingerprint(actual)}")
+            say(
+                "Someone may be intercepting the connection, or the server got a new "
+                "certificate. Trust the new one only if the server's admin confirms its "
+                "fingerprint."
+            )
+            if (ask("trust the new certificate? [y/N] ") or "").strip().lower() not in ("y", "yes"):
+                raise ConnectError("not trusted; chinwag did not connect")
+            try:
+                known.replace(target.host, target.port, actual)
+            except OSError as exc:
+                say(f"(could not save the pin in {known.path}: {exc})")
             return pinned_context(actual)
         if not fingerprint_matches(pinned, actual):
             raise ConnectError(_changed_warning(target, pinned, actual, known.path))

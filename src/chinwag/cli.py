@@ -260,9 +260,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if args.with_gamebot:
         from chinwag.bot.launcher import GamebotProcess
+        from chinwag.net.tls import CERT_FILE, cert_fingerprint
 
-        # Started once the server listens, on its actual port (TLS pinned over loopback).
-        services.append(GamebotProcess(data_dir / "bots" / "gamebot"))
+        fingerprint = None
+        if tls is not None:  # the bot pins the server's own certificate, even a new one
+            cert = Path(settings.tls_cert) if settings.tls_cert else data_dir / CERT_FILE
+            fingerprint = cert_fingerprint(cert)
+        # Started once the server listens, on its actual port.
+        services.append(GamebotProcess(data_dir / "bots" / "gamebot", fingerprint=fingerprint))
     from chinwag.server.lock import DataDirError
 
     try:

@@ -486,3 +486,26 @@ async def test_on_an_invite_only_server_the_bot_registers_with_an_invite_link(
             bot.kill()
     finally:
         server.kill()
+
+
+def test_the_bundled_bot_follows_the_servers_new_certificate(tmp_path: Path) -> None:
+    import socket
+
+    from chinwag.net.tls import CERT_FILE, KEY_FILE
+
+    with socket.socket() as probe:  # one port for both runs, as a real server has
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    proc, log_path = _serve_with_gamebot(tmp_path, "--tls", "--port", port)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        for name in (CERT_FILE, KEY_FILE):  # the admin makes a new certificate
+            (tmp_path / "data" / name).unlink()
+        proc, log_path = _serve_with_gamebot(tmp_path, "--tls", "--port", port)
+        until(lambda: log_path.read_text().count("gamebot: ready") == 2, 30)
+        assert "CHANGED" not in log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

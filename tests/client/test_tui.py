@@ -520,3 +520,23 @@ async def test_a_changed_certificate_is_explained_once_with_the_file_to_fix(
         assert "(1, " not in shown and "('" not in shown, shown
     finally:
         srv.kill()
+
+
+async def test_a_piped_register_reads_both_password_lines_and_never_posts_them(
+    server: ServerProcess, harness: Harness
+) -> None:
+    bob = await harness.client(server.port, "bob")
+    proc = await harness.script(server.port, "alice")
+    try:
+        script = b"/register\nscript-password\nscript-password\nafter registering\n/quit\n"
+        out, _ = await asyncio.wait_for(proc.communicate(script), WAIT)
+        assert proc.returncode == 0, out
+        assert b"alice is now registered" in out, out
+        got = await until(bob, is_body("after registering"))
+        bodies = [e.body for e in got if isinstance(e, Message)]
+        assert "script-password" not in bodies
+        assert b"script-password" not in out
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

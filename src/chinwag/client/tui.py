@@ -513,14 +513,15 @@ class _Chat:
         self.say(f"--- end of earlier messages{' (more: /history again)' if page.more else ''} ---")
 
     async def _register(self) -> None:
+        # Asked twice in plain line mode too: a script's second line is the
+        # confirmation, never a message.
         password = await self.term.read_secret("new password: ")
         if password is None:
             return
-        if self.interactive:
-            again = await self.term.read_secret("once more: ")
-            if again != password:
-                self.note("the passwords differ; not registered")
-                return
+        again = await self.term.read_secret("once more: ")
+        if again != password:
+            self.note("the passwords differ; not registered")
+            return
         await self.client.register(password, invite=self.invite)
         self.note(f"{clean(self.client.nick)} is now registered")
 
@@ -529,11 +530,10 @@ class _Chat:
         new = await self.term.read_secret("new password: ") if old is not None else None
         if old is None or new is None:
             return
-        if self.interactive:
-            again = await self.term.read_secret("once more: ")
-            if again != new:
-                self.note("the passwords differ; not changed")
-                return
+        again = await self.term.read_secret("once more: ")
+        if again != new:
+            self.note("the passwords differ; not changed")
+            return
         await self.client.passwd(old, new)
         self.note("password changed")
 

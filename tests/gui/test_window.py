@@ -487,3 +487,30 @@ def test_an_account_that_leaves_and_comes_back_is_not_shown_as_a_guest(
     settle(root, 0.5)
     assert view.member_rows() == ["alice  (you)", "bob"]
     others.run(again.close(), root)
+
+
+def test_members_are_not_shown_online_during_an_outage_and_are_fetched_again(
+    server: ServerProcess, app: GuiApp, others: LoopThread, tmp_path: Path
+) -> None:
+    root = app.root
+    bob = others.run(open_client(server.port, "bob", tmp_path))
+    log_in(app, server.port, "alice")
+    view = app.chat_view
+    assert view is not None
+    pump(root, lambda: len(view.member_rows()) == 2, what="the member list")
+    assert view.members_label.cget("text") == "ONLINE — 2"
+    green = str(app.theme.dot(app.theme.palette.ok))
+    assert all(str(view.members.item(i, "image")[0]) == green for i in view.members.get_children())
+
+    server.kill()
+    pump(root, lambda: "reconnecting" in view.status_label.cget("text"), what="reconnecting")
+    assert view.members_label.cget("text") == "LAST SEEN — 2"
+    assert not any(
+        str(view.members.item(i, "image")[0]) == green for i in view.members.get_children()
+    )
+    others.run(bob.close(timeout=0.5), root)  # bob leaves while the server is down
+
+    server.start()
+    pump(root, lambda: view.status_label.cget("text").startswith("Connected"), what="back")
+    pump(root, lambda: view.member_rows() == ["alice  (you)"], what="bob gone from the list")
+    assert view.members_label.cget("text") == "ONLINE — 1"

@@ -660,15 +660,24 @@ class ChatView(ttk.Frame):
         if self.typing_label.cget("text") != text:
             self.typing_label.configure(text=text)
 
-    def set_members(self, users: Sequence[User] | None, me: str, title: str = "Online") -> None:
-        """The online members of the current room (None: not known yet)."""
+    def set_members(
+        self, users: Sequence[User] | None, me: str, title: str = "Online", *, live: bool = True
+    ) -> None:
+        """The online members of the current room (None: not known yet).
+
+        Not ``live`` (the connection is down): the list is the last one known,
+        titled "Last seen", with grey dots instead of green ones.
+        """
         self.members.delete(*self.members.get_children())
         self._member_nicks = {}
+        if not live:
+            title = "Last seen"
         if users is None:
             self.members_label.configure(text=title.upper())
             return
         self.members_label.configure(text=f"{title.upper()} — {len(users)}")
         p = self.theme.palette
+        dot = self.theme.dot(p.ok if live else p.muted)
         for user in users:
             is_me = fold_nick(user.nick) == fold_nick(me)
             text = clean(user.nick) + ("  (you)" if is_me else "")
@@ -681,7 +690,7 @@ class ChatView(ttk.Frame):
                 iid=fold_nick(user.nick),
                 text=text,
                 tags=(tag,),
-                image=self.theme.dot(p.ok),
+                image=dot,
             )
         self._member_nicks = {fold_nick(u.nick): u.nick for u in users}
 

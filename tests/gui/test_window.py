@@ -514,3 +514,34 @@ def test_members_are_not_shown_online_during_an_outage_and_are_fetched_again(
     pump(root, lambda: view.status_label.cget("text").startswith("Connected"), what="back")
     pump(root, lambda: view.member_rows() == ["alice  (you)"], what="bob gone from the list")
     assert view.members_label.cget("text") == "ONLINE — 1"
+
+
+def test_a_narrow_window_wraps_the_banner_hints_and_panel_header(root: Any) -> None:
+    """Nothing a user must read is cut off at the window's edge."""
+    from chinwag.client.gui.chat import ChatView
+    from chinwag.client.gui.theme import Theme
+
+    theme = Theme(root)
+    view = ChatView(root, theme, _NoActions(), "alice")  # type: ignore[arg-type]
+    view.grid(row=0, column=0, sticky="nsew")
+    root.columnconfigure(0, weight=1)
+    root.rowconfigure(0, weight=1)
+    try:
+        root.geometry("420x560")
+        view.set_summary(
+            "While you were away: 12 messages from bob, 3 in #games, 40 in #lobby and "
+            "7 from carol. They are marked below with a line."
+        )
+        view.set_members([], "alice", "In this chat")
+        settle(root, 0.3)
+        assert view.winfo_width() <= 430
+        for label in (view.banner_label, view.hint_label):
+            parent = root.nametowidget(label.winfo_parent())
+            assert label.winfo_reqwidth() <= parent.winfo_width(), label.cget("text")
+        # The panel steps aside in a narrow window; shown, its header still fits.
+        root.geometry("1000x560")
+        settle(root, 0.3)
+        assert view.members_label.winfo_reqwidth() <= view.members_frame.winfo_width()
+    finally:
+        view.destroy()
+        root.geometry("")

@@ -224,9 +224,13 @@ class ChatView(ttk.Frame):
             compose, text="Send", style="Accent.TButton", command=self._send
         )
         self.send_button.grid(row=0, column=1, sticky="se", padx=(px(10), 0))
-        ttk.Label(compose, text=HINT, style="HeaderMuted.TLabel").grid(
-            row=1, column=0, columnspan=2, sticky="w", pady=(px(4), 0)
+        self.hint_label = ttk.Label(
+            compose, text=HINT, style="HeaderMuted.TLabel", wraplength=px(560), justify="left"
         )
+        self.hint_label.grid(row=1, column=0, columnspan=2, sticky="w", pady=(px(4), 0))
+        # Text that must be read wraps to the space it has, never cut at the edge.
+        _wrap_to_width(self.hint_label, compose, px(32))
+        _wrap_to_width(self.banner_label, self.banner, px(32) + px(40))
         self.input.bind("<Return>", self._on_return)
         self.input.bind("<KP_Enter>", self._on_return)
         self.input.bind("<Shift-Return>", self._on_shift_return)
@@ -249,6 +253,7 @@ class ChatView(ttk.Frame):
             members, text="ONLINE", style="Members.TLabel", padding=(px(14), px(16), px(14), px(6))
         )
         self.members_label.grid(row=0, column=0, sticky="ew")
+        _wrap_to_width(self.members_label, members, px(28))
         self.members = ttk.Treeview(
             members, style="Members.Treeview", show="tree", selectmode="browse"
         )
@@ -814,3 +819,14 @@ class ChatView(ttk.Frame):
     def destroy(self) -> None:
         self.theme.unsubscribe(self._restyle)
         super().destroy()
+
+
+def _wrap_to_width(label: ttk.Label, container: tk.Misc, reserve: int) -> None:
+    """Keep ``label`` wrapped to ``container``'s width less ``reserve`` pixels."""
+
+    def resized(event: tk.Event[tk.Misc]) -> None:
+        width = max(event.width - reserve, 40)
+        if str(label.cget("wraplength")) != str(width):
+            label.configure(wraplength=width)
+
+    container.bind("<Configure>", resized, add=True)

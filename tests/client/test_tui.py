@@ -540,3 +540,22 @@ async def test_a_piped_register_reads_both_password_lines_and_never_posts_them(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_dm_to_nobody_keeps_the_conversation_and_errors_are_plain_words(
+    server: ServerProcess, harness: Harness
+) -> None:
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"#lobby>")
+    alice.sendline("/dm nobody hello?")
+    await alice.expect(r"not sent to @nobody: nobody is neither registered nor online")
+    await alice.expect(r"back to #lobby")
+    alice.sendline("/leave games")
+    await alice.expect(r"you are not in #games")
+    alice.sendline("still in the lobby")
+    await alice.expect(r"#lobby <alice> still in the lobby")
+    text = alice.text
+    assert "(no_such_user)" not in text and "(not_member)" not in text, text
+    assert "@nobody>" not in text.split("back to #lobby")[-1]
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0

@@ -250,6 +250,7 @@ class _Chat:
         self._reconnecting = False
         self._input: asyncio.Task[None] | None = None
         self._quit_asked = False  # /quit said "not sent yet" once
+        self._before_dm: Conversation | None = None  # where /dm switched from
 
     def say(self, text: str) -> None:
         self.term.print(text)
@@ -284,7 +285,7 @@ class _Chat:
                 if self.password_stdin:
                     return False
             except ChatError as exc:
-                self.say(f"cannot log in as {clean(self.nick)}: {clean(exc.message)} ({exc.code})")
+                self.say(f"cannot log in as {clean(self.nick)}: {clean(exc.message)}")
                 return False
             except OSError as exc:
                 why = exc.strerror or str(exc) or type(exc).__name__
@@ -319,13 +320,22 @@ class _Chat:
                     where = f"#{target}" if kind == "say" else f"@{target}"
                     preview = body if len(body) <= 40 else body[:40] + "…"
                     self.note(
-                        f"not sent to {clean(where)}: {clean(error.message)} ({error.code}): "
-                        f"{clean(preview)}"
+                        f"not sent to {clean(where)}: {clean(error.message)}: {clean(preview)}"
                     )
+                    self._leave_failed_dm(kind, target, error.code)
                 case ErrorReceived(error=error):
-                    self.note(f"server: {clean(error.message)} ({error.code})")
+                    self.note(f"server: {clean(error.message)}")
                 case _:
                     pass
+
+    def _leave_failed_dm(self, kind: str, target: str, code: str) -> None:
+        """A DM to nobody: go back to the conversation the /dm switched from."""
+        state = self.client.state
+        if kind != "dm" or code != "no_such_user" or state.active != Conversation.dm(target):
+            return
+        back = self._before_dm or Conversation.room("lobby")
+        state.set_active(back)
+        self.note(f"back to {label(back, state.display_name)}")
 
     def _on_welcome(self, event: Welcome) -> None:
         if event.resumed:
@@ -397,7 +407,7 @@ class _Chat:
                 if not await self.handle(line):
                     return
             except ChatError as exc:
-                self.note(f"{clean(exc.message)} ({exc.code})")
+                self.note(clean(exc.message))
             except ClientClosed:
                 return
             except NotConnected:
@@ -449,6 +459,8 @@ class _Chat:
         elif command == "dm" and args:
             nick = args[0]
             conv = state.open_dm(nick)
+            if state.active != conv:
+                self._before_dm = state.active
             state.set_active(conv)
             text = rest[len(nick) :].strip()
             if text:

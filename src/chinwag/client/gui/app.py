@@ -484,9 +484,7 @@ class GuiApp:
                 model.on_typing(event, now)
             case ErrorReceived():
                 error = event.error
-                model.add_notice(
-                    model.active, f"The server said: {error.message} ({error.code})", "error"
-                )
+                model.add_notice(model.active, f"The server said: {error.message}", "error")
             case _:
                 pass
         self._schedule_refresh()

@@ -779,7 +779,7 @@ def explain_login_error(
         case "server_error":
             return LoginProblem("form", "The server had a problem. Try again.")
         case str():
-            return LoginProblem("form", f"The server refused: {message} ({code}).")
+            return LoginProblem("form", f"The server refused: {message}.")
     if isinstance(error, ConnectionRefusedError):
         return LoginProblem("server", f"Nobody is answering at {server}. Is the server running?")
     if isinstance(error, TimeoutError):

@@ -186,7 +186,10 @@ def _known_hosts_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chinwag", description="chinwag chat")
+    parser = argparse.ArgumentParser(
+        prog="chinwag",
+        description="chinwag: a self-hostable chat server, its clients and its game bot",
+    )
     parser.add_argument("--version", action="version", version=f"chinwag {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)

@@ -139,6 +139,11 @@ _BOOLS: dict[str, bool] = {"true": True, "yes": True, "on": True, "1": True}
 _BOOLS |= {"false": False, "no": False, "off": False, "0": False}
 
 
+def _article(kind: str) -> str:
+    """``an int``, ``a float``: the kind with its article."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
 def _coerce(name: str, kind: str, value: Any) -> Any:
     target = _TYPES[kind]
     if target is bool and isinstance(value, str) and value.strip().lower() in _BOOLS:
@@ -149,11 +154,11 @@ def _coerce(name: str, kind: str, value: Any) -> Any:
         try:
             value = float(value) if target is float else int(value.replace("_", ""))
         except ValueError:
-            raise SettingsError(f"setting {name} needs a {kind}, not {value!r}") from None
+            raise SettingsError(f"setting {name} needs {_article(kind)}, not {value!r}") from None
     if target is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, target) or isinstance(value, bool) != (target is bool):
-        raise SettingsError(f"setting {name} needs a {kind}, not {value!r}")
+        raise SettingsError(f"setting {name} needs {_article(kind)}, not {value!r}")
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         raise SettingsError(f"setting {name} cannot be negative")
     return value

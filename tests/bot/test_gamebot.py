@@ -105,6 +105,7 @@ async def play_ttt_randomly(player: Player, first: str, rng: random.Random) -> s
 async def test_help_and_a_full_tictactoe_game(players: Players) -> None:
     alice = await players.open("alice_ttt")
     text = await alice.ask("help", "tictactoe", "connect4", "hangman", "guess", "rps")
+    assert "rock, paper, scissors" in text and "tic-tac-toe" in text  # not just "rps"
     assert "play GAME" in text and "challenge NICK GAME" in text and "```" in text
     start = await alice.ask("play tictactoe", "New game: tic-tac-toe vs gamebot (easy)")
     assert "You play X" in start and "your move in tictactoe vs gamebot" in start

@@ -559,3 +559,15 @@ async def test_a_dm_to_nobody_keeps_the_conversation_and_errors_are_plain_words(
     assert "@nobody>" not in text.split("back to #lobby")[-1]
     alice.sendline("/quit")
     assert await alice.wait_exit() == 0
+
+
+async def test_a_plain_client_to_a_tls_server_is_told_to_add_tls(
+    tmp_path: Path, harness: Harness
+) -> None:
+    srv = ServerProcess(tmp_path / "srv", {}, args=["--tls", "--no-announce"]).start()
+    try:
+        alice = harness.tty(srv.port, "alice")
+        await alice.expect(r"this server speaks TLS: add --tls, or use an invite")
+        assert await alice.wait_exit() == 1
+    finally:
+        srv.kill()

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import ssl as ssl_module
 import sys
 import threading
 import unicodedata
@@ -152,6 +153,27 @@ def parse_server(server: str) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is out of range")
     return host or "localhost", port
+
+
+async def speaks_tls(host: str, port: int, timeout: float = 3.0) -> bool:
+    """Whether ``host:port`` completes a TLS handshake (nothing is sent after it).
+
+    A plain client's hello to a TLS port is only met by a closed connection;
+    this tells that apart from a server that is down or not chinwag.
+    """
+    probe = ssl_module.create_default_context()
+    probe.check_hostname = False
+    probe.verify_mode = ssl_module.CERT_NONE  # only asks whether TLS answers
+    try:
+        async with asyncio.timeout(timeout):
+            _reader, writer = await asyncio.open_connection(host, port, ssl=probe)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(1):
+            await writer.wait_closed()
+    return True
 
 
 # --- input and output ----------------------------------------------------------
@@ -290,6 +312,8 @@ class _Chat:
             except OSError as exc:
                 why = exc.strerror or str(exc) or type(exc).__name__
                 self.say(f"cannot connect to {self.host}:{self.port}: {why}")
+                if not self.tls and await speaks_tls(self.host, self.port):
+                    self.say("this server speaks TLS: add --tls, or use an invite from its admin")
                 return False
             password = await self._ask_password(f"password for {self.nick}: ")
             if password is None:

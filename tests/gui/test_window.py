@@ -545,3 +545,16 @@ def test_a_narrow_window_wraps_the_banner_hints_and_panel_header(root: Any) -> N
     finally:
         view.destroy()
         root.geometry("")
+
+
+def test_a_plain_address_of_a_tls_server_says_what_to_do(app: GuiApp, tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "tls", {}, args=["--tls", "--no-announce"]).start()
+    try:
+        view = pump(app.root, lambda: app.connect_view, what="the connect window")
+        view.server_var.set(f"127.0.0.1:{srv.port}")
+        view.nick_var.set("ann")
+        view.connect_button.invoke()
+        pump(app.root, lambda: not view.busy and view.errors["server"].cget("text"))
+        assert "This server speaks TLS" in view.errors["server"].cget("text")
+    finally:
+        srv.kill()

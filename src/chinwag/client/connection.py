@@ -68,6 +68,7 @@ __all__ = [
     "ClientClosed",
     "NotConnected",
     "error_from_frame",
+    "speaks_tls",
 ]
 
 log = logging.getLogger("chinwag.client")
@@ -1076,6 +1077,27 @@ class ChatClient:
         "typing": _on_typing,
         "bye": _on_bye,
     }
+
+
+async def speaks_tls(host: str, port: int, timeout: float = 3.0) -> bool:
+    """Whether ``host:port`` completes a TLS handshake (nothing is sent after it).
+
+    A plain client's hello to a TLS port is only met by a closed connection;
+    this tells that apart from a server that is down or not chinwag.
+    """
+    probe = ssl_module.create_default_context()
+    probe.check_hostname = False
+    probe.verify_mode = ssl_module.CERT_NONE  # only asks whether TLS answers
+    try:
+        async with asyncio.timeout(timeout):
+            _reader, writer = await asyncio.open_connection(host, port, ssl=probe)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(1):
+            await writer.wait_closed()
+    return True
 
 
 def _reason(exc: BaseException) -> str:

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import getpass
 import logging
-import ssl as ssl_module
 import sys
 import threading
 import unicodedata
@@ -30,7 +29,13 @@ from typing import Final
 from prompt_toolkit import PromptSession
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from chinwag.client.connection import DEFAULT_PORT, ChatClient, ClientClosed, NotConnected
+from chinwag.client.connection import (
+    DEFAULT_PORT,
+    ChatClient,
+    ClientClosed,
+    NotConnected,
+    speaks_tls,
+)
 from chinwag.client.events import (
     CaughtUp,
     ErrorReceived,
@@ -153,27 +158,6 @@ def parse_server(server: str) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is out of range")
     return host or "localhost", port
-
-
-async def speaks_tls(host: str, port: int, timeout: float = 3.0) -> bool:
-    """Whether ``host:port`` completes a TLS handshake (nothing is sent after it).
-
-    A plain client's hello to a TLS port is only met by a closed connection;
-    this tells that apart from a server that is down or not chinwag.
-    """
-    probe = ssl_module.create_default_context()
-    probe.check_hostname = False
-    probe.verify_mode = ssl_module.CERT_NONE  # only asks whether TLS answers
-    try:
-        async with asyncio.timeout(timeout):
-            _reader, writer = await asyncio.open_connection(host, port, ssl=probe)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError, TimeoutError):
-        async with asyncio.timeout(1):
-            await writer.wait_closed()
-    return True
 
 
 # --- input and output ----------------------------------------------------------

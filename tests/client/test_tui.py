@@ -571,3 +571,37 @@ async def test_a_plain_client_to_a_tls_server_is_told_to_add_tls(
         assert await alice.wait_exit() == 1
     finally:
         srv.kill()
+
+
+async def test_irc_habits_work(server: ServerProcess, harness: Harness) -> None:
+    bob = await harness.client(server.port, "bob")
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"#lobby>")
+    await until(bob, lambda e: isinstance(e, Presence) and e.nick == "alice")
+    alice.sendline("/join #games")
+    await alice.expect(r"you are in #games")
+    alice.sendline("/names")
+    await alice.expect(r"online in #games: alice \(guest\)")
+    alice.sendline("/part")
+    await alice.expect(r"you left #games")
+    alice.sendline("/jion lobby")
+    await alice.expect(r"unknown command /jion: did you mean /join\?")
+
+    bob.dm("alice", "your move")
+    await alice.expect(r"@bob <bob> your move")
+    await alice.expect(r"/r TEXT replies to bob")
+    alice.sendline("/r 5")
+    got = await until(bob, is_body("5"))
+    assert isinstance(got[-1], Message) and got[-1].to == "bob"
+    alice.sendline("/msg bob psst")
+    await until(bob, is_body("psst"))
+    alice.sendline("in the lobby still")  # /r and /msg did not switch
+    got = await until(bob, is_body("in the lobby still"))
+    assert isinstance(got[-1], Message) and got[-1].room == "lobby"
+    alice.sendline("/query bob")
+    await alice.expect(r"talking to @bob")
+    await alice.expect(r"@bob>")
+    alice.sendline("/me waves")
+    await alice.expect(r"/me is not there yet")
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0

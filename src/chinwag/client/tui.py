@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import getpass
 import logging
 import sys
@@ -53,11 +54,13 @@ __all__ = ["clean", "format_message", "parse_server", "run_chat", "summary"]
 
 HELP: Final = """\
 commands:
-  /join ROOM          join a room (made on first join) and talk there
-  /leave [ROOM]       leave a room (default: the current one)
+  /join ROOM          join a room (made on first join) and talk there (#ROOM too)
+  /leave [ROOM]       leave a room (default: the current one); also /part
   /rooms              list rooms
-  /who [ROOM]         who is online in a room (default: the current one)
-  /dm NICK [TEXT]     talk to NICK directly (and send TEXT)
+  /who [ROOM]         who is online in a room (default: the current one); also /names
+  /dm NICK [TEXT]     talk to NICK directly (and send TEXT); also /query NICK
+  /msg NICK TEXT      send NICK a direct message, staying where you are
+  /r TEXT             reply to whoever last sent you a direct message
   /history [N]        the N (default 20) messages before the oldest shown here
   /register           make your nick an account (asks for a password)
   /passwd             change your password
@@ -65,6 +68,28 @@ commands:
   /help               this text
 anything else is sent to the current conversation (shown in the prompt);
 start a line with // to send a line that starts with /"""
+
+# The commands with their arguments (for "usage:" and "did you mean").
+_USAGE: Final = {
+    "join": "/join ROOM",
+    "leave": "/leave [ROOM]",
+    "rooms": "/rooms",
+    "who": "/who [ROOM]",
+    "dm": "/dm NICK [TEXT]",
+    "query": "/query NICK",
+    "msg": "/msg NICK TEXT",
+    "reply": "/r TEXT",
+    "history": "/history [N]",
+    "register": "/register",
+    "passwd": "/passwd",
+    "quit": "/quit",
+    "help": "/help",
+}
+_ALIASES: Final = {"part": "leave", "names": "who", "r": "reply", "exit": "quit"}
+_NOT_YET: Final = {
+    "me": "/me is not there yet: the protocol has no action messages (planned)",
+    "away": "/away is not there yet: the server keeps no away status (planned)",
+}
 
 DIVIDER: Final = "-" * 48
 LOGIN_ATTEMPTS: Final = 3
@@ -134,6 +159,11 @@ def summary(event: CaughtUp) -> str:
     if event.truncated:
         text += " (older messages were left out)"
     return text
+
+
+def _room(text: str) -> str:
+    """A room as typed (``games`` or ``#games``), as the server names it."""
+    return text.removeprefix("#").lower()
 
 
 def parse_server(server: str) -> tuple[str, int]:
@@ -257,6 +287,8 @@ class _Chat:
         self._input: asyncio.Task[None] | None = None
         self._quit_asked = False  # /quit said "not sent yet" once
         self._before_dm: Conversation | None = None  # where /dm switched from
+        self._last_dm: str | None = None  # who last sent us a DM (for /r)
+        self._told_reply: set[str] = set()  # peers whose first DM got the /r hint
 
     def say(self, text: str) -> None:
         self.term.print(text)
@@ -317,6 +349,7 @@ class _Chat:
                         self._backlog.append(event)
                     else:
                         self.say(format_message(event))
+                        self._on_dm(event)
                 case CaughtUp():
                     self._on_caught_up(event)
                 case Presence(room=room, nick=nick, event=what):
@@ -335,6 +368,18 @@ class _Chat:
                     self.note(f"server: {clean(error.message)}")
                 case _:
                     pass
+
+    def _on_dm(self, message: Message) -> None:
+        """Someone wrote to us directly: remember them for /r; say how, once."""
+        if message.room is not None or message.own or message.replay:
+            return
+        self._last_dm = message.sender
+        state = self.client.state
+        key = message.sender.casefold()
+        if state.active != Conversation.dm(message.sender) and key not in self._told_reply:
+            self._told_reply.add(key)
+            nick = clean(message.sender)
+            self.note(f"/r TEXT replies to {nick}; /query {nick} talks to them")
 
     def _leave_failed_dm(self, kind: str, target: str, code: str) -> None:
         """A DM to nobody: go back to the conversation the /dm switched from."""
@@ -443,14 +488,17 @@ class _Chat:
         if command in ("quit", "exit"):
             return self._ask_before_quitting()  # False: quit now
         self._quit_asked = False
+        if command in _ALIASES:
+            command = _ALIASES[command]
         if command == "help":
             self.say(HELP)
         elif command == "join" and len(args) == 1:
-            await self.client.join(args[0])
-            state.set_active(Conversation.room(args[0]))
-            self.note(f"you are in #{clean(args[0].lower())}")
+            room = _room(args[0])
+            await self.client.join(room)
+            state.set_active(Conversation.room(room))
+            self.note(f"you are in #{clean(room)}")
         elif command == "leave" and len(args) <= 1:
-            room = args[0].lower() if args else self._current_room()
+            room = _room(args[0]) if args else self._current_room()
             await self.client.leave(room)
             if state.active == Conversation.room(room):
                 state.set_active(Conversation.room("lobby"))
@@ -460,30 +508,46 @@ class _Chat:
             listing = ", ".join(f"#{clean(r.name)} ({r.online})" for r in rooms)
             self.note(f"rooms: {listing or 'none'}")
         elif command == "who" and len(args) <= 1:
-            room = args[0].lower() if args else self._current_room()
+            room = _room(args[0]) if args else self._current_room()
             users = await self.client.who(room)
             names = ", ".join(clean(u.nick) + ("" if u.account else " (guest)") for u in users)
             self.note(f"online in #{clean(room)}: {names or 'nobody'}")
-        elif command == "dm" and args:
-            nick = args[0]
-            conv = state.open_dm(nick)
-            if state.active != conv:
-                self._before_dm = state.active
-            state.set_active(conv)
-            text = rest[len(nick) :].strip()
-            if text:
-                self._send(conv, text)
+        elif command in ("dm", "query") and args:
+            self._talk_to(args[0], rest[len(args[0]) :].strip())
+        elif command == "msg" and len(args) >= 2:
+            self._send(state.open_dm(args[0]), rest[len(args[0]) :].strip())
+        elif command == "reply" and args:
+            if self._last_dm is None:
+                self.note("nobody has sent you a direct message yet; /msg NICK TEXT writes first")
             else:
-                self.note(f"talking to @{clean(nick)}")
+                self._send(state.open_dm(self._last_dm), rest)
         elif command == "history" and len(args) <= 1 and (not args or args[0].isdigit()):
             await self._history(int(args[0]) if args else 20)
         elif command == "register" and not args:
             await self._register()
         elif command == "passwd" and not args:
             await self._passwd()
+        elif command in _NOT_YET:
+            self.note(_NOT_YET[command])
+        elif command in _USAGE:
+            self.note(f"usage: {_USAGE[command]}")
         else:
-            self.note(f"unknown command or wrong arguments: {clean(line)} (try /help)")
+            guess = difflib.get_close_matches(command, [*_USAGE, *_ALIASES], n=1)
+            hint = f": did you mean /{guess[0]}?" if guess else ""
+            self.note(f"unknown command /{clean(command)}{hint} (/help lists them)")
         return True
+
+    def _talk_to(self, nick: str, text: str) -> None:
+        """Make the DM with ``nick`` the current conversation; send ``text`` if any."""
+        state = self.client.state
+        conv = state.open_dm(nick)
+        if state.active != conv:
+            self._before_dm = state.active
+        state.set_active(conv)
+        if text:
+            self._send(conv, text)
+        else:
+            self.note(f"talking to @{clean(nick)}; /join ROOM goes back to a room")
 
     def _ask_before_quitting(self) -> bool:
         """True (and say why) if messages wait for a reconnect and this is the first /quit.

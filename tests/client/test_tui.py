@@ -605,3 +605,27 @@ async def test_irc_habits_work(server: ServerProcess, harness: Harness) -> None:
     await alice.expect(r"/me is not there yet")
     alice.sendline("/quit")
     assert await alice.wait_exit() == 0
+
+
+async def test_an_outage_is_said_once_and_shown_in_the_prompt(
+    tmp_path: Path, harness: Harness
+) -> None:
+    srv = ServerProcess(tmp_path / "srv", {}).start()
+    try:
+        alice = harness.tty(srv.port, "alice")
+        await alice.expect(r"#lobby>")
+        srv.kill()
+        await alice.expect(r"connection lost .*; reconnecting in \d+\.\d s")
+        await alice.expect(r"\(reconnecting\) #lobby>", timeout=5)
+        alice.sendline("while down")
+        await alice.expect(r"\(reconnecting, 1 queued\) #lobby>", timeout=5)
+        await asyncio.sleep(8)  # several attempts: at most 5 s apart, none printed
+        alice._read_available()
+        assert "still reconnecting" not in alice.text
+        srv.start()
+        await alice.expect(r"\*\*\* reconnected", timeout=12)  # the backoff stays short
+        await alice.expect(r"#lobby <alice> while down")
+        alice.sendline("/quit")
+        assert await alice.wait_exit() == 0
+    finally:
+        srv.kill()

@@ -92,6 +92,8 @@ _NOT_YET: Final = {
 }
 
 DIVIDER: Final = "-" * 48
+RECONNECT_MAX: Final = 5.0
+"""The longest pause between two reconnect attempts, in seconds."""
 LOGIN_ATTEMPTS: Final = 3
 
 # Invisible characters that are part of how scripts and emoji are written.
@@ -205,6 +207,11 @@ class _Terminal:
     def print(self, text: str) -> None:
         print(text, flush=True)
 
+    def redraw(self) -> None:
+        """Draw the prompt again (it shows the connection's state)."""
+        if self._session is not None and self._session.app.is_running:
+            self._session.app.invalidate()
+
     @contextlib.contextmanager
     def output(self) -> Iterator[None]:
         """Keep printed lines above the input line while the chat runs."""
@@ -234,7 +241,8 @@ class _Terminal:
         if not self.interactive:
             return await self._reader().get()
         if self._session is None:
-            self._session = PromptSession()
+            # The line typed is erased once sent: the message's echo shows it.
+            self._session = PromptSession(erase_when_done=True)
         try:
             text: str = await self._session.prompt_async(self._prompt)
         except (EOFError, KeyboardInterrupt):
@@ -279,7 +287,16 @@ class _Chat:
         self.invite = invite
         self.tls = ssl is not None
         self.interactive = sys.stdin.isatty() and sys.stdout.isatty()
-        self.client = ChatClient(host, port, nick=nick, client_name="chinwag-chat", ssl=ssl)
+        # A person is waiting: retry at least every RECONNECT_MAX s, not the
+        # library's 30 s (meant for many bots coming back at once).
+        self.client = ChatClient(
+            host,
+            port,
+            nick=nick,
+            client_name="chinwag-chat",
+            ssl=ssl,
+            reconnect_max=RECONNECT_MAX,
+        )
         self.term = _Terminal(self.interactive, self._prompt)
         self.outcome = _Outcome()
         self._backlog: list[Message] | None = []  # replayed messages until caught_up
@@ -297,7 +314,11 @@ class _Chat:
         self.term.print(f"{hhmm()} *** {text}")
 
     def _prompt(self) -> str:
-        return label(self.client.state.active, self.client.state.display_name) + "> "
+        where = label(self.client.state.active, self.client.state.display_name) + "> "
+        if not self._reconnecting:
+            return where
+        queued = self.client.queued
+        return f"(reconnecting{f', {queued} queued' if queued else ''}) {where}"
 
     # --- login -----------------------------------------------------------------
 
@@ -394,6 +415,7 @@ class _Chat:
         if event.resumed:
             self._reconnecting = False
             self.note("reconnected")
+            self.term.redraw()
             return
         kind = "account" if event.account else "guest"
         self.say(
@@ -416,16 +438,17 @@ class _Chat:
 
     def _on_status(self, event: Status) -> None:
         if event.state == "reconnecting":
-            queued = f", {event.queued} queued" if event.queued else ""
-            wait = f"{event.retry_in:.1f} s" if event.retry_in is not None else "a moment"
+            # Said once; after that the prompt shows it (and what is queued).
             if not self._reconnecting:
                 self._reconnecting = True
+                queued = f", {event.queued} queued" if event.queued else ""
+                wait = f"{event.retry_in:.1f} s" if event.retry_in is not None else "a moment"
                 self.note(
                     f"connection lost ({clean(event.error or 'unknown reason')}); "
-                    f"reconnecting in {wait}{queued}"
+                    f"reconnecting in {wait}, then every few seconds{queued}; "
+                    "what you type is sent once it is back"
                 )
-            else:
-                self.note(f"still reconnecting; next try in {wait}{queued}")
+            self.term.redraw()
         elif event.state == "offline" and event.cert_refused:
             self.note(
                 f"the TLS certificate of {clean(self.host)}:{self.port} has CHANGED since you "

@@ -629,3 +629,20 @@ async def test_an_outage_is_said_once_and_shown_in_the_prompt(
         assert await alice.wait_exit() == 0
     finally:
         srv.kill()
+
+
+async def test_a_login_with_nothing_missed_says_nothing_about_it(
+    server: ServerProcess, harness: Harness
+) -> None:
+    setup = await harness.client(server.port, "alice")
+    await setup.register("alice-password")
+    await setup.close()
+    proc = await harness.script(server.port, "alice", "--password-stdin")
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(b"alice-password\n/quit\n"), WAIT)
+        assert proc.returncode == 0, out
+        assert b"as alice (account)" in out and b"while you were away" not in out, out
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

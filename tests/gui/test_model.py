@@ -209,9 +209,10 @@ def test_the_away_divider_sits_above_the_first_message_of_the_login_backlog() ->
     assert sum(isinstance(i, AwayDivider) for i in model.items(LOBBY)) == 1
 
 
-def test_a_guest_with_no_backlog_gets_no_summary() -> None:
-    model = logged_in(account=False)
-    assert model.summary is None
+def test_a_login_with_no_backlog_gets_no_summary() -> None:
+    for account in (False, True):  # not even "nothing new" for an account
+        model = logged_in(account=account)
+        assert model.summary is None
 
 
 def test_notices_follow_the_newest_message_and_presence_updates_members() -> None:

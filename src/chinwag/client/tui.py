@@ -430,7 +430,7 @@ class _Chat:
         backlog, self._backlog = self._backlog, None
         if backlog is None:
             return  # a reconnect: its backlog was printed as it came
-        if self.client.account or backlog:
+        if backlog:  # nothing missed: nothing said
             self.say(summary(event))
             self.say(DIVIDER)
         for message in backlog:

@@ -334,12 +334,12 @@ class GuiModel:
             self.caught_up = False
 
     def on_caught_up(self, event: CaughtUp) -> None:
-        """The backlog is over. At login, keep the summary (for accounts or any backlog)."""
+        """The backlog is over. At login, keep the summary if anything was missed."""
         self.caught_up = True
         if event.resumed:
             return
         self._catching_up = False
-        if self.state.account or event.missed:
+        if event.missed:
             self.summary = summary_text(event)
 
     def on_message(self, message: Message) -> Arrival | None:

@@ -646,3 +646,28 @@ async def test_a_login_with_nothing_missed_says_nothing_about_it(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_long_and_multi_line_text(server: ServerProcess, harness: Harness) -> None:
+    bob = await harness.client(server.port, "bob")
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"#lobby>")
+    await until(bob, lambda e: isinstance(e, Presence) and e.nick == "alice")
+
+    alice.child.send("first line\x1b\rsecond line\r")  # Alt+Enter: a new line, not send
+    got = await until(bob, is_body("first line\nsecond line"))
+    assert isinstance(got[-1], Message) and got[-1].room == "lobby"
+
+    bob.say("lobby", "look:\n```\nx = 1\n```\nneat")
+    await alice.expect(r"<bob> look:\n +│ x = 1\n +neat")
+
+    words = " ".join(f"word{i:04}" for i in range(460))  # 4,139 characters
+    alice.sendline(words)
+    await alice.expect(r"too long for one message: sent in 2 parts")
+    first = await until(bob, lambda e: isinstance(e, Message) and e.sender == "alice")
+    second = await until(bob, lambda e: isinstance(e, Message) and e.sender == "alice")
+    parts = [first[-1], second[-1]]
+    assert all(isinstance(p, Message) and len(p.body) <= 4000 for p in parts)
+    assert " ".join(p.body.strip() for p in parts if isinstance(p, Message)) == words
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0

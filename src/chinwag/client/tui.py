@@ -28,10 +28,12 @@ from ssl import SSLContext
 from typing import Final
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from chinwag.client.connection import (
     DEFAULT_PORT,
+    MAX_BODY,
     ChatClient,
     ClientClosed,
     NotConnected,
@@ -67,7 +69,8 @@ commands:
   /quit               leave (if messages are not sent yet, asks you to /quit again)
   /help               this text
 anything else is sent to the current conversation (shown in the prompt);
-start a line with // to send a line that starts with /"""
+start a line with // to send a line that starts with /; Alt+Enter starts a
+new line; a message over 4,000 characters is sent in parts"""
 
 # The commands with their arguments (for "usage:" and "did you mean").
 _USAGE: Final = {
@@ -144,13 +147,32 @@ def label(conversation: Conversation, names: Callable[[Conversation], str] | Non
 def format_message(message: Message) -> str:
     """One message as printed: ``HH:MM #room <nick> text`` (or ``@peer`` for a DM).
 
-    Continuation lines of a multi-line body are indented under the text.
+    Continuation lines of a multi-line body are indented under the text; the
+    lines of a fenced code block (between two ````` lines) are shown with a
+    bar in front, the fences themselves are not.
     """
     where = f"#{message.room}" if message.room is not None else f"@{message.peer}"
     head = f"{hhmm(message.ts)} {clean(where)} <{clean(message.sender)}> "
-    lines = clean(message.body, multiline=True).split("\n")
+    lines: list[str] = []
+    code = False
+    for line in clean(message.body, multiline=True).split("\n"):
+        if line.lstrip().startswith("```"):
+            code = not code
+            continue
+        lines.append(f"│ {line}" if code else line)
     pad = "\n" + " " * min(len(head), 24)
-    return head + pad.join(lines)
+    return head + pad.join(lines or [""])
+
+
+def split_body(text: str, limit: int = MAX_BODY) -> list[str]:
+    """``text`` in parts of at most ``limit`` characters, cut after a line or a word."""
+    parts: list[str] = []
+    while len(text) > limit:
+        cut = max(text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
+        cut = cut + 1 if cut > 0 else limit
+        parts.append(text[:cut].rstrip())
+        text = text[cut:]
+    return [*parts, text] if text.strip() else parts
 
 
 def summary(event: CaughtUp) -> str:
@@ -242,7 +264,7 @@ class _Terminal:
             return await self._reader().get()
         if self._session is None:
             # The line typed is erased once sent: the message's echo shows it.
-            self._session = PromptSession(erase_when_done=True)
+            self._session = PromptSession(erase_when_done=True, key_bindings=_keys())
         try:
             text: str = await self._session.prompt_async(self._prompt)
         except (EOFError, KeyboardInterrupt):
@@ -259,6 +281,17 @@ class _Terminal:
         except (EOFError, KeyboardInterrupt):
             return None
         return text
+
+
+def _keys() -> KeyBindings:
+    """Alt+Enter (Esc, Enter) starts a new line in the input instead of sending."""
+    keys = KeyBindings()
+
+    @keys.add("escape", "enter")
+    def _newline(event: KeyPressEvent) -> None:
+        event.current_buffer.insert_text("\n")
+
+    return keys
 
 
 @dataclass
@@ -492,10 +525,14 @@ class _Chat:
                 self.note("no reply from the server; try again")
 
     def _send(self, conversation: Conversation, text: str) -> None:
-        if conversation.kind == "room":
-            self.client.say(conversation.name, text)
-        else:
-            self.client.dm(self.client.state.display_name(conversation)[1:], text)
+        parts = split_body(text)
+        if len(parts) > 1:
+            self.note(f"too long for one message: sent in {len(parts)} parts")
+        for part in parts:
+            if conversation.kind == "room":
+                self.client.say(conversation.name, part)
+            else:
+                self.client.dm(self.client.state.display_name(conversation)[1:], part)
         if not self.client.connected:
             self.note("queued; it will be sent once reconnected")
 

@@ -47,6 +47,9 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         choices=("open", "invite", "closed"),
         help="who may register: anyone (default), holders of an invite, nobody",
     )
+    p.add_argument(
+        "--name", help="the server's name in welcome and on the LAN (default: the host name)"
+    )
     p.add_argument("--print-settings", action="store_true", help="list every setting and exit")
     p.add_argument(
         "--with-gamebot",
@@ -232,6 +235,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             tls_key=args.key,
             announce=args.announce,
             registration=args.registration,
+            server_name=args.name,
         )
     except SettingsError as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)

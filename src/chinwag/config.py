@@ -8,6 +8,7 @@ on the command line. ``chinwag serve --print-settings`` lists them all, and
 from __future__ import annotations
 
 import dataclasses
+import socket
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,7 +26,7 @@ class Settings:
     host: str = _s("0.0.0.0", "address to listen on")
     port: int = _s(5050, "TCP port to listen on")
     data_dir: str = _s("", "directory for the database (default: the platform user-data dir)")
-    server_name: str = _s("chinwag", "name shown to clients in welcome")
+    server_name: str = _s("", "name in welcome and on the LAN (empty: this machine's host name)")
     motd: str = _s("Welcome to chinwag. Type /help for commands.", "message of the day")
     max_frame_bytes: int = _s(65_536, "longest client line accepted, \\r\\n included")
     max_bad_frames: int = _s(10, "bad frames in one connection before it is closed")
@@ -196,6 +197,8 @@ def build(
                 f"unknown setting {name!r}; 'chinwag serve --print-settings' lists them"
             )
         clean[name] = _coerce(name, kinds[name], value)
+    if not str(clean.get("server_name", "")).strip():
+        clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
     settings = Settings(**clean)
     from chinwag.core.accounts import ReservedNicks  # it needs Settings: imported late
 

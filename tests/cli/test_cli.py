@@ -126,3 +126,12 @@ def test_help_names_the_program_not_one_of_its_commands() -> None:
     assert "chinwag chat" not in out.stdout.split("positional arguments")[0], out.stdout
     assert "self-hostable chat server" in out.stdout
     assert "known-hosts" in out.stdout
+
+
+def test_a_server_is_named_after_its_host_unless_named() -> None:
+    import socket
+
+    from chinwag.config import build
+
+    assert build().server_name == socket.gethostname().split(".")[0]
+    assert build(server_name="lan party").server_name == "lan party"

@@ -154,7 +154,7 @@ async def test_the_announced_users_count_follows_a_login_within_seconds(tmp_path
     from chinwag.client import ChatClient
 
     name = f"count-{secrets.token_hex(4)}"
-    srv = ServerProcess(tmp_path / "srv", {**FAST, "server_name": name}).start()
+    srv = ServerProcess(tmp_path / "srv", FAST, args=["--name", name]).start()
     client = ChatClient("127.0.0.1", srv.port, nick="gamebot", config_dir=tmp_path / "c")
     try:
         await asyncio.to_thread(wait_for_log, srv, "announced on the LAN")

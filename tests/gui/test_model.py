@@ -436,3 +436,13 @@ async def test_the_lan_list_is_posted_when_it_changes_and_survives_a_failing_sou
         ["[fe80::1]:5051", "10.0.0.2:5050"],
         [],
     ]
+
+
+def test_colour_emoji_fall_back_to_their_names() -> None:
+    from chinwag.client.gui.model import emoji_as_text
+
+    assert (
+        emoji_as_text("hi 😀, well done 👍🏽!") == "hi :grinning face:, well done :thumbs up sign:!"
+    )
+    assert emoji_as_text("❤️ and ☺ stay") == "❤ and ☺ stay"  # a font has these
+    assert emoji_as_text("家族 👨‍👩‍👧") == "家族 :man::woman::girl:"

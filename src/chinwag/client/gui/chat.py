@@ -24,6 +24,7 @@ from chinwag.client.gui.model import (
     PendingLine,
     SidebarEntry,
     ViewItem,
+    emoji_as_text,
     split_fences,
 )
 from chinwag.client.gui.theme import Theme
@@ -650,10 +651,8 @@ class ChatView(ttk.Frame):
     def _draw_body(self, body: str, band: tuple[str, ...], at: str = "end") -> None:
         t = self.text
         for text, is_code in split_fences(body):
-            if is_code:
-                t.insert(at, clean(text, multiline=True) + "\n", ("code", *band))
-            else:
-                t.insert(at, clean(text, multiline=True) + "\n", band)
+            shown = clean(emoji_as_text(text), multiline=True) + "\n"
+            t.insert(at, shown, ("code", *band) if is_code else band)
 
     def _nick_index(self, nick: str) -> int:
         return self.theme.palette.nicks.index(self.theme.nick_color(nick))

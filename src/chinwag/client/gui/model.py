@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 import socket
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -796,3 +797,31 @@ def rate_limited_text(seconds: float) -> str:
     """The countdown shown after ``rate_limited``."""
     n = max(1, math.ceil(seconds))
     return f"Too many attempts. Try again in {n} s."
+
+
+_EMOJI_JOINERS: Final = frozenset("\u200d\ufe0f\ufe0e")
+
+
+def emoji_as_text(text: str) -> str:
+    """Colour emoji as ``:their name:`` (Tk 8.6 draws them as empty boxes).
+
+    Only pictographs outside the Basic Multilingual Plane are named: older
+    symbols (☺, ❤) are in ordinary fonts. Skin-tone modifiers, variation
+    selectors and the joiners of emoji sequences are dropped.
+    """
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        code = ord(ch)
+        if ch in _EMOJI_JOINERS and (ch != "\u200d" or _astral_symbol(text, i - 1)):
+            continue
+        if 0x1F3FB <= code <= 0x1F3FF:  # skin tones
+            continue
+        if _astral_symbol(text, i):
+            out.append(f":{unicodedata.name(ch, 'emoji').lower()}:")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _astral_symbol(text: str, i: int) -> bool:
+    return 0 <= i < len(text) and ord(text[i]) > 0xFFFF and unicodedata.category(text[i]) == "So"

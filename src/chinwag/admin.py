@@ -89,8 +89,11 @@ async def _report(command: str, db: Path) -> int:
                 print(f"{row.nick:32} {created:20} {state}")
             print(f"{len(rows)} account(s)")
         else:
-            for name, value in (await store.stats()).items():
-                print(f"{name:12} {value}")
+            stats = await store.stats()
+            names = max(map(len, stats))
+            numbers = max(len(str(v)) for v in stats.values())
+            for name, value in stats.items():
+                print(f"{name:{names}}  {value:>{numbers}}")
         return 0
     finally:
         await store.close()

@@ -47,6 +47,9 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         choices=("open", "invite", "closed"),
         help="who may register: anyone (default), holders of an invite, nobody",
     )
+    p.add_argument(
+        "--name", help="the server's name in welcome and on the LAN (default: the host name)"
+    )
     p.add_argument("--print-settings", action="store_true", help="list every setting and exit")
     p.add_argument(
         "--with-gamebot",
@@ -177,8 +180,19 @@ def _bot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     g.add_argument("--stop-on-eof", action="store_true", help=argparse.SUPPRESS)  # serve
 
 
+def _known_hosts_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("known-hosts", help="the TLS certificates this client has pinned")
+    cmds = p.add_subparsers(dest="known_cmd", required=True)
+    cmds.add_parser("list", help="every pinned server and its fingerprint")
+    forget = cmds.add_parser("forget", help="forget a server's pin (to accept a new certificate)")
+    forget.add_argument("server", metavar="HOST[:PORT]", help="the server (default port 5050)")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="chinwag", description="chinwag chat")
+    parser = argparse.ArgumentParser(
+        prog="chinwag",
+        description="chinwag: a self-hostable chat server, its clients and its game bot",
+    )
     parser.add_argument("--version", action="version", version=f"chinwag {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
@@ -188,6 +202,7 @@ def make_parser() -> argparse.ArgumentParser:
     _servers_parser(sub)
     _invite_parser(sub)
     _bot_parser(sub)
+    _known_hosts_parser(sub)
     return parser
 
 
@@ -220,6 +235,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             tls_key=args.key,
             announce=args.announce,
             registration=args.registration,
+            server_name=args.name,
         )
     except SettingsError as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)
@@ -251,9 +267,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if args.with_gamebot:
         from chinwag.bot.launcher import GamebotProcess
+        from chinwag.net.tls import CERT_FILE, cert_fingerprint
 
-        # Started once the server listens, on its actual port (TLS pinned over loopback).
-        services.append(GamebotProcess(data_dir / "bots" / "gamebot"))
+        fingerprint = None
+        if tls is not None:  # the bot pins the server's own certificate, even a new one
+            cert = Path(settings.tls_cert) if settings.tls_cert else data_dir / CERT_FILE
+            fingerprint = cert_fingerprint(cert)
+        # Started once the server listens, on its actual port.
+        services.append(GamebotProcess(data_dir / "bots" / "gamebot", fingerprint=fingerprint))
     from chinwag.server.lock import DataDirError
 
     try:
@@ -297,7 +318,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from chinwag.client.tui import run_chat
-    from chinwag.net.connect import ConnectError, prepare
+    from chinwag.net.connect import ConnectError, forget_advice, prepare
+    from chinwag.net.pins import KnownHosts
 
     try:
         plan = prepare(
@@ -312,7 +334,42 @@ def cmd_chat(args: argparse.Namespace) -> int:
         password_stdin=bool(args.password_stdin),
         ssl=plan.ssl,
         invite=plan.token,
+        cert_advice=forget_advice(plan.host, plan.port, KnownHosts().path),
     )
+
+
+def cmd_known_hosts(args: argparse.Namespace) -> int:
+    from chinwag.net.connect import parse_address
+    from chinwag.net.pins import KnownHosts
+    from chinwag.net.tls import format_fingerprint
+
+    known = KnownHosts()
+    if args.known_cmd == "list":
+        entries = known.entries()
+        if not entries:
+            print(f"no server is pinned yet ({known.path})")
+        for key, fp in sorted(entries.items()):
+            print(f"{key} {format_fingerprint(fp)}")
+        return 0
+    try:
+        host, port = parse_address(args.server)
+    except ValueError as exc:
+        print(f"chinwag known-hosts: {exc}", file=sys.stderr)
+        return 2
+    try:
+        forgotten = known.forget(host, port)
+    except OSError as exc:
+        print(f"chinwag known-hosts: cannot write {known.path}: {exc}", file=sys.stderr)
+        return 1
+    if not forgotten:
+        print(
+            f"chinwag known-hosts: {args.server} is not pinned; "
+            "`chinwag known-hosts list` shows the pinned servers",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"forgot the certificate of {args.server}; the next connection asks to trust it again")
+    return 0
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -331,7 +388,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     def prepare(server: str, say: Say, ask: Ask) -> Prepared:
         # ...this one on a worker thread (it may fetch a certificate and ask to trust it).
         target = target_from_found(found[server]) if server in found else target_from_arg(server)
-        context = secure(target, ask=ask, say=say)
+        context = secure(target, ask=ask, say=say, changed="ask")
         return Prepared(target.host, target.port, context, target.token)
 
     return run_gui(
@@ -383,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     handlers = {"serve": cmd_serve, "admin": cmd_admin, "chat": cmd_chat, "bot": cmd_bot}
     handlers |= {"servers": cmd_servers, "invite": cmd_invite, "gui": cmd_gui}
+    handlers["known-hosts"] = cmd_known_hosts
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ on the command line. ``chinwag serve --print-settings`` lists them all, and
 from __future__ import annotations
 
 import dataclasses
+import socket
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,7 +26,7 @@ class Settings:
     host: str = _s("0.0.0.0", "address to listen on")
     port: int = _s(5050, "TCP port to listen on")
     data_dir: str = _s("", "directory for the database (default: the platform user-data dir)")
-    server_name: str = _s("chinwag", "name shown to clients in welcome")
+    server_name: str = _s("", "name in welcome and on the LAN (empty: this machine's host name)")
     motd: str = _s("Welcome to chinwag. Type /help for commands.", "message of the day")
     max_frame_bytes: int = _s(65_536, "longest client line accepted, \\r\\n included")
     max_bad_frames: int = _s(10, "bad frames in one connection before it is closed")
@@ -139,6 +140,11 @@ _BOOLS: dict[str, bool] = {"true": True, "yes": True, "on": True, "1": True}
 _BOOLS |= {"false": False, "no": False, "off": False, "0": False}
 
 
+def _article(kind: str) -> str:
+    """``an int``, ``a float``: the kind with its article."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
 def _coerce(name: str, kind: str, value: Any) -> Any:
     target = _TYPES[kind]
     if target is bool and isinstance(value, str) and value.strip().lower() in _BOOLS:
@@ -149,11 +155,11 @@ def _coerce(name: str, kind: str, value: Any) -> Any:
         try:
             value = float(value) if target is float else int(value.replace("_", ""))
         except ValueError:
-            raise SettingsError(f"setting {name} needs a {kind}, not {value!r}") from None
+            raise SettingsError(f"setting {name} needs {_article(kind)}, not {value!r}") from None
     if target is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, target) or isinstance(value, bool) != (target is bool):
-        raise SettingsError(f"setting {name} needs a {kind}, not {value!r}")
+        raise SettingsError(f"setting {name} needs {_article(kind)}, not {value!r}")
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         raise SettingsError(f"setting {name} cannot be negative")
     return value
@@ -191,6 +197,8 @@ def build(
                 f"unknown setting {name!r}; 'chinwag serve --print-settings' lists them"
             )
         clean[name] = _coerce(name, kinds[name], value)
+    if not str(clean.get("server_name", "")).strip():
+        clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
     settings = Settings(**clean)
     from chinwag.core.accounts import ReservedNicks  # it needs Settings: imported late
 

@@ -105,6 +105,7 @@ async def play_ttt_randomly(player: Player, first: str, rng: random.Random) -> s
 async def test_help_and_a_full_tictactoe_game(players: Players) -> None:
     alice = await players.open("alice_ttt")
     text = await alice.ask("help", "tictactoe", "connect4", "hangman", "guess", "rps")
+    assert "rock, paper, scissors" in text and "tic-tac-toe" in text  # not just "rps"
     assert "play GAME" in text and "challenge NICK GAME" in text and "```" in text
     start = await alice.ask("play tictactoe", "New game: tic-tac-toe vs gamebot (easy)")
     assert "You play X" in start and "your move in tictactoe vs gamebot" in start
@@ -432,7 +433,9 @@ async def test_serve_with_gamebot_starts_and_stops_the_bot(tmp_path: Path, tls: 
             proc.send_signal(signal.SIGTERM)  # a clean stop takes the bot along
             assert proc.wait(timeout=15) == 0
             until(lambda: _gone(pid), 5)
-            assert "gamebot: stopping" in log_path.read_text()
+            text = log_path.read_text()
+            assert "gamebot: stopping" in text
+            assert "Fatal Python error" not in text and "Traceback" not in text, text
         else:
             proc.kill()  # kill -9: the bot notices its stdin end, and stops
             proc.wait(timeout=10)
@@ -484,3 +487,26 @@ async def test_on_an_invite_only_server_the_bot_registers_with_an_invite_link(
             bot.kill()
     finally:
         server.kill()
+
+
+def test_the_bundled_bot_follows_the_servers_new_certificate(tmp_path: Path) -> None:
+    import socket
+
+    from chinwag.net.tls import CERT_FILE, KEY_FILE
+
+    with socket.socket() as probe:  # one port for both runs, as a real server has
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    proc, log_path = _serve_with_gamebot(tmp_path, "--tls", "--port", port)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        for name in (CERT_FILE, KEY_FILE):  # the admin makes a new certificate
+            (tmp_path / "data" / name).unlink()
+        proc, log_path = _serve_with_gamebot(tmp_path, "--tls", "--port", port)
+        until(lambda: log_path.read_text().count("gamebot: ready") == 2, 30)
+        assert "CHANGED" not in log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

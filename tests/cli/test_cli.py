@@ -40,7 +40,7 @@ def test_bad_settings_are_refused_in_plain_words() -> None:
     assert out.returncode == 2
     assert "unknown setting 'no_such'" in out.stderr and "--print-settings" in out.stderr
     out = chinwag("serve", "--set", "rate_burst=lots", "--print-settings")
-    assert out.returncode == 2 and "rate_burst needs a int" in out.stderr
+    assert out.returncode == 2 and "rate_burst needs an int" in out.stderr
     out = chinwag("serve", "--set", "log_level=verbose", "--print-settings")
     assert out.returncode == 2 and "log_level is one of debug, info" in out.stderr
 
@@ -86,6 +86,8 @@ async def test_admin_lists_resets_deletes_and_counts(tmp_path: Path) -> None:
         assert out.returncode == 0 and "Bob" in out.stdout and "1 account(s)" in out.stdout
         out = chinwag("admin", "--data", data, "stats")
         assert out.returncode == 0 and "messages" in out.stdout
+        rows = out.stdout.splitlines()  # one column of names, one of numbers, aligned
+        assert len({len(row) for row in rows}) == 1 and "deleted_accounts" in out.stdout, rows
         out = chinwag(
             "admin",
             "--data",
@@ -116,3 +118,20 @@ async def test_admin_lists_resets_deletes_and_counts(tmp_path: Path) -> None:
 def test_admin_on_a_directory_without_a_database(tmp_path: Path) -> None:
     out = chinwag("admin", "--data", str(tmp_path), "accounts")
     assert out.returncode == 1 and "--data" in out.stderr
+
+
+def test_help_names_the_program_not_one_of_its_commands() -> None:
+    out = chinwag("--help")
+    assert out.returncode == 0
+    assert "chinwag chat" not in out.stdout.split("positional arguments")[0], out.stdout
+    assert "self-hostable chat server" in out.stdout
+    assert "known-hosts" in out.stdout
+
+
+def test_a_server_is_named_after_its_host_unless_named() -> None:
+    import socket
+
+    from chinwag.config import build
+
+    assert build().server_name == socket.gethostname().split(".")[0]
+    assert build(server_name="lan party").server_name == "lan party"

@@ -460,3 +460,214 @@ async def test_unreachable_server_exits_with_an_error(tmp_path: Path, harness: H
     alice = harness.tty(port, "alice")
     await alice.expect(rf"cannot connect to 127\.0\.0\.1:{port}")
     assert await alice.wait_exit() == 1
+
+
+async def test_quit_with_messages_not_sent_asks_first(tmp_path: Path, harness: Harness) -> None:
+    srv = ServerProcess(tmp_path / "srv", {"argon2_memory_kib": 8192}).start()
+    try:
+        alice = harness.tty(srv.port, "alice")
+        await alice.expect(r"as alice \(guest\)")
+        await alice.expect(r"#lobby>")
+        srv.kill()
+        await alice.expect(r"connection lost")
+        alice.sendline("typed while down")
+        await alice.expect(r"queued; it will be sent once reconnected")
+        alice.sendline("/quit")
+        await alice.expect(r"1 message is not sent yet.*/quit again")
+        assert alice.child.isalive()
+        srv.start()
+        await alice.expect(r"\*\*\* reconnected", timeout=40)
+        await alice.expect(r"#lobby <alice> typed while down")
+        alice.sendline("/quit")
+        assert await alice.wait_exit() == 0
+        assert "bye" in alice.text
+
+        again = harness.tty(srv.port, "alice2")
+        await again.expect(r"#lobby>")
+        srv.kill()
+        await again.expect(r"connection lost")
+        again.sendline("lost on purpose")
+        await again.expect(r"queued")
+        again.sendline("/quit")
+        await again.expect(r"/quit again")
+        again.sendline("/quit")
+        assert await again.wait_exit() == 0
+        assert re.search(r"not sent: #lobby: lost on purpose", again.text[again.pos :])
+    finally:
+        srv.kill()
+
+
+async def test_a_changed_certificate_is_explained_once_with_the_file_to_fix(
+    tmp_path: Path, harness: Harness
+) -> None:
+    from chinwag.net.tls import CERT_FILE, KEY_FILE
+
+    srv = ServerProcess(tmp_path / "srv", {}, args=["--tls", "--no-announce"]).start()
+    try:
+        alice = harness.tty(srv.port, "alice", "--tls", "--trust")
+        await alice.expect(r"over TLS as alice \(guest\)")
+        await alice.expect(r"#lobby>")
+        srv.kill()
+        (srv.data / CERT_FILE).unlink()
+        (srv.data / KEY_FILE).unlink()
+        srv.start()
+        known = harness.tmp_path / "config" / "alice" / "known_hosts"
+        await alice.expect(r"certificate .*CHANGED", timeout=40)
+        assert await alice.wait_exit(timeout=10) == 1
+        shown = alice.text
+        assert str(known) in shown and "known-hosts forget" in shown, shown
+        assert shown.count("CHANGED") == 1, shown
+        assert "(1, " not in shown and "('" not in shown, shown
+    finally:
+        srv.kill()
+
+
+async def test_a_piped_register_reads_both_password_lines_and_never_posts_them(
+    server: ServerProcess, harness: Harness
+) -> None:
+    bob = await harness.client(server.port, "bob")
+    proc = await harness.script(server.port, "alice")
+    try:
+        script = b"/register\nscript-password\nscript-password\nafter registering\n/quit\n"
+        out, _ = await asyncio.wait_for(proc.communicate(script), WAIT)
+        assert proc.returncode == 0, out
+        assert b"alice is now registered" in out, out
+        got = await until(bob, is_body("after registering"))
+        bodies = [e.body for e in got if isinstance(e, Message)]
+        assert "script-password" not in bodies
+        assert b"script-password" not in out
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_a_dm_to_nobody_keeps_the_conversation_and_errors_are_plain_words(
+    server: ServerProcess, harness: Harness
+) -> None:
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"#lobby>")
+    alice.sendline("/dm nobody hello?")
+    await alice.expect(r"not sent to @nobody: nobody is neither registered nor online")
+    await alice.expect(r"back to #lobby")
+    alice.sendline("/leave games")
+    await alice.expect(r"you are not in #games")
+    alice.sendline("still in the lobby")
+    await alice.expect(r"#lobby <alice> still in the lobby")
+    text = alice.text
+    assert "(no_such_user)" not in text and "(not_member)" not in text, text
+    assert "@nobody>" not in text.split("back to #lobby")[-1]
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0
+
+
+async def test_a_plain_client_to_a_tls_server_is_told_to_add_tls(
+    tmp_path: Path, harness: Harness
+) -> None:
+    srv = ServerProcess(tmp_path / "srv", {}, args=["--tls", "--no-announce"]).start()
+    try:
+        alice = harness.tty(srv.port, "alice")
+        await alice.expect(r"this server speaks TLS: add --tls, or use an invite")
+        assert await alice.wait_exit() == 1
+    finally:
+        srv.kill()
+
+
+async def test_irc_habits_work(server: ServerProcess, harness: Harness) -> None:
+    bob = await harness.client(server.port, "bob")
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"#lobby>")
+    await until(bob, lambda e: isinstance(e, Presence) and e.nick == "alice")
+    alice.sendline("/join #games")
+    await alice.expect(r"you are in #games")
+    alice.sendline("/names")
+    await alice.expect(r"online in #games: alice \(guest\)")
+    alice.sendline("/part")
+    await alice.expect(r"you left #games")
+    alice.sendline("/jion lobby")
+    await alice.expect(r"unknown command /jion: did you mean /join\?")
+
+    bob.dm("alice", "your move")
+    await alice.expect(r"@bob <bob> your move")
+    await alice.expect(r"/r TEXT replies to bob")
+    alice.sendline("/r 5")
+    got = await until(bob, is_body("5"))
+    assert isinstance(got[-1], Message) and got[-1].to == "bob"
+    alice.sendline("/msg bob psst")
+    await until(bob, is_body("psst"))
+    alice.sendline("in the lobby still")  # /r and /msg did not switch
+    got = await until(bob, is_body("in the lobby still"))
+    assert isinstance(got[-1], Message) and got[-1].room == "lobby"
+    alice.sendline("/query bob")
+    await alice.expect(r"talking to @bob")
+    await alice.expect(r"@bob>")
+    alice.sendline("/me waves")
+    await alice.expect(r"/me is not there yet")
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0
+
+
+async def test_an_outage_is_said_once_and_shown_in_the_prompt(
+    tmp_path: Path, harness: Harness
+) -> None:
+    srv = ServerProcess(tmp_path / "srv", {}).start()
+    try:
+        alice = harness.tty(srv.port, "alice")
+        await alice.expect(r"#lobby>")
+        srv.kill()
+        await alice.expect(r"connection lost .*; reconnecting in \d+\.\d s")
+        await alice.expect(r"\(reconnecting\) #lobby>", timeout=5)
+        alice.sendline("while down")
+        await alice.expect(r"\(reconnecting, 1 queued\) #lobby>", timeout=5)
+        await asyncio.sleep(8)  # several attempts: at most 5 s apart, none printed
+        alice._read_available()
+        assert "still reconnecting" not in alice.text
+        srv.start()
+        await alice.expect(r"\*\*\* reconnected", timeout=12)  # the backoff stays short
+        await alice.expect(r"#lobby <alice> while down")
+        alice.sendline("/quit")
+        assert await alice.wait_exit() == 0
+    finally:
+        srv.kill()
+
+
+async def test_a_login_with_nothing_missed_says_nothing_about_it(
+    server: ServerProcess, harness: Harness
+) -> None:
+    setup = await harness.client(server.port, "alice")
+    await setup.register("alice-password")
+    await setup.close()
+    proc = await harness.script(server.port, "alice", "--password-stdin")
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(b"alice-password\n/quit\n"), WAIT)
+        assert proc.returncode == 0, out
+        assert b"as alice (account)" in out and b"while you were away" not in out, out
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_long_and_multi_line_text(server: ServerProcess, harness: Harness) -> None:
+    bob = await harness.client(server.port, "bob")
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"#lobby>")
+    await until(bob, lambda e: isinstance(e, Presence) and e.nick == "alice")
+
+    alice.child.send("first line\x1b\rsecond line\r")  # Alt+Enter: a new line, not send
+    got = await until(bob, is_body("first line\nsecond line"))
+    assert isinstance(got[-1], Message) and got[-1].room == "lobby"
+
+    bob.say("lobby", "look:\n```\nx = 1\n```\nneat")
+    await alice.expect(r"<bob> look:\n +│ x = 1\n +neat")
+
+    words = " ".join(f"word{i:04}" for i in range(460))  # 4,139 characters
+    alice.sendline(words)
+    await alice.expect(r"too long for one message: sent in 2 parts")
+    first = await until(bob, lambda e: isinstance(e, Message) and e.sender == "alice")
+    second = await until(bob, lambda e: isinstance(e, Message) and e.sender == "alice")
+    parts = [first[-1], second[-1]]
+    assert all(isinstance(p, Message) and len(p.body) <= 4000 for p in parts)
+    assert " ".join(p.body.strip() for p in parts if isinstance(p, Message)) == words
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0

@@ -209,9 +209,10 @@ def test_the_away_divider_sits_above_the_first_message_of_the_login_backlog() ->
     assert sum(isinstance(i, AwayDivider) for i in model.items(LOBBY)) == 1
 
 
-def test_a_guest_with_no_backlog_gets_no_summary() -> None:
-    model = logged_in(account=False)
-    assert model.summary is None
+def test_a_login_with_no_backlog_gets_no_summary() -> None:
+    for account in (False, True):  # not even "nothing new" for an account
+        model = logged_in(account=account)
+        assert model.summary is None
 
 
 def test_notices_follow_the_newest_message_and_presence_updates_members() -> None:
@@ -435,3 +436,13 @@ async def test_the_lan_list_is_posted_when_it_changes_and_survives_a_failing_sou
         ["[fe80::1]:5051", "10.0.0.2:5050"],
         [],
     ]
+
+
+def test_colour_emoji_fall_back_to_their_names() -> None:
+    from chinwag.client.gui.model import emoji_as_text
+
+    assert (
+        emoji_as_text("hi 😀, well done 👍🏽!") == "hi :grinning face:, well done :thumbs up sign:!"
+    )
+    assert emoji_as_text("❤️ and ☺ stay") == "❤ and ☺ stay"  # a font has these
+    assert emoji_as_text("家族 👨‍👩‍👧") == "家族 :man::woman::girl:"

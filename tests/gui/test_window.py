@@ -468,3 +468,93 @@ def test_the_conversation_view_redraws_only_what_changed_and_stays_right(root: A
         assert live.shown_items() == items
         starts = [live.text.get(i, f"{i} lineend") for i in live._starts]
         assert starts == [fresh.text.get(i, f"{i} lineend") for i in fresh._starts]
+
+
+def test_an_account_that_leaves_and_comes_back_is_not_shown_as_a_guest(
+    server: ServerProcess, app: GuiApp, others: LoopThread, tmp_path: Path
+) -> None:
+    root = app.root
+    bob = others.run(open_client(server.port, "bob", tmp_path))
+    others.run(bob.register("bob-password"), root)
+    log_in(app, server.port, "alice")
+    view = app.chat_view
+    assert view is not None
+    pump(root, lambda: view.member_rows() == ["alice  (you)", "bob"], what="bob, an account")
+    others.run(bob.close(), root)
+    pump(root, lambda: view.member_rows() == ["alice  (you)"], what="bob gone")
+    again = others.run(open_client(server.port, "bob", tmp_path, password="bob-password"))
+    pump(root, lambda: len(view.member_rows()) == 2, what="bob back")
+    settle(root, 0.5)
+    assert view.member_rows() == ["alice  (you)", "bob"]
+    others.run(again.close(), root)
+
+
+def test_members_are_not_shown_online_during_an_outage_and_are_fetched_again(
+    server: ServerProcess, app: GuiApp, others: LoopThread, tmp_path: Path
+) -> None:
+    root = app.root
+    bob = others.run(open_client(server.port, "bob", tmp_path))
+    log_in(app, server.port, "alice")
+    view = app.chat_view
+    assert view is not None
+    pump(root, lambda: len(view.member_rows()) == 2, what="the member list")
+    assert view.members_label.cget("text") == "ONLINE — 2"
+    green = str(app.theme.dot(app.theme.palette.ok))
+    assert all(str(view.members.item(i, "image")[0]) == green for i in view.members.get_children())
+
+    server.kill()
+    pump(root, lambda: "reconnecting" in view.status_label.cget("text"), what="reconnecting")
+    assert view.members_label.cget("text") == "LAST SEEN — 2"
+    assert not any(
+        str(view.members.item(i, "image")[0]) == green for i in view.members.get_children()
+    )
+    others.run(bob.close(timeout=0.5), root)  # bob leaves while the server is down
+
+    server.start()
+    pump(root, lambda: view.status_label.cget("text").startswith("Connected"), what="back")
+    pump(root, lambda: view.member_rows() == ["alice  (you)"], what="bob gone from the list")
+    assert view.members_label.cget("text") == "ONLINE — 1"
+
+
+def test_a_narrow_window_wraps_the_banner_hints_and_panel_header(root: Any) -> None:
+    """Nothing a user must read is cut off at the window's edge."""
+    from chinwag.client.gui.chat import ChatView
+    from chinwag.client.gui.theme import Theme
+
+    theme = Theme(root)
+    view = ChatView(root, theme, _NoActions(), "alice")  # type: ignore[arg-type]
+    view.grid(row=0, column=0, sticky="nsew")
+    root.columnconfigure(0, weight=1)
+    root.rowconfigure(0, weight=1)
+    try:
+        root.geometry("420x560")
+        view.set_summary(
+            "While you were away: 12 messages from bob, 3 in #games, 40 in #lobby and "
+            "7 from carol. They are marked below with a line."
+        )
+        view.set_members([], "alice", "In this chat")
+        settle(root, 0.3)
+        assert view.winfo_width() <= 430
+        for label in (view.banner_label, view.hint_label):
+            parent = root.nametowidget(label.winfo_parent())
+            assert label.winfo_reqwidth() <= parent.winfo_width(), label.cget("text")
+        # The panel steps aside in a narrow window; shown, its header still fits.
+        root.geometry("1000x560")
+        settle(root, 0.3)
+        assert view.members_label.winfo_reqwidth() <= view.members_frame.winfo_width()
+    finally:
+        view.destroy()
+        root.geometry("")
+
+
+def test_a_plain_address_of_a_tls_server_says_what_to_do(app: GuiApp, tmp_path: Path) -> None:
+    srv = ServerProcess(tmp_path / "tls", {}, args=["--tls", "--no-announce"]).start()
+    try:
+        view = pump(app.root, lambda: app.connect_view, what="the connect window")
+        view.server_var.set(f"127.0.0.1:{srv.port}")
+        view.nick_var.set("ann")
+        view.connect_button.invoke()
+        pump(app.root, lambda: not view.busy and view.errors["server"].cget("text"))
+        assert "This server speaks TLS" in view.errors["server"].cget("text")
+    finally:
+        srv.kill()

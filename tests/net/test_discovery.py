@@ -148,3 +148,24 @@ async def test_the_users_count_is_refreshed() -> None:
                 pass
     finally:
         await announcer.close()
+
+
+async def test_the_announced_users_count_follows_a_login_within_seconds(tmp_path: Path) -> None:
+    from chinwag.client import ChatClient
+
+    name = f"count-{secrets.token_hex(4)}"
+    srv = ServerProcess(tmp_path / "srv", FAST, args=["--name", name]).start()
+    client = ChatClient("127.0.0.1", srv.port, nick="gamebot", config_dir=tmp_path / "c")
+    try:
+        await asyncio.to_thread(wait_for_log, srv, "announced on the LAN")
+        await asyncio.wait_for(client.connect(), 15)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 9
+        users = None
+        while users != 1 and loop.time() < deadline:
+            found = [f for f in await browse(1.0, interfaces=LOOPBACK) if f.name == name]
+            users = found[0].users if found else None
+        assert users == 1  # "chinwag servers" no longer says "0 online" for half a minute
+    finally:
+        await client.close(timeout=2)
+        srv.kill()

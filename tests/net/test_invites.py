@@ -279,7 +279,7 @@ def test_chat_with_an_invite_pins_and_registers(tmp_path: Path) -> None:
             cfg = tmp_path / f"client-{nick}"
             out = chinwag(
                 "chat", spelling, "--nick", nick,
-                stdin=f"/register\n{PASSWORD}\n/quit\n", config=cfg,
+                stdin=f"/register\n{PASSWORD}\n{PASSWORD}\n/quit\n", config=cfg,
             )  # fmt: skip
             assert out.returncode == 0, out
             assert "pinned 127.0.0.1" in out.stdout and "not known" not in out.stdout
@@ -290,7 +290,7 @@ def test_chat_with_an_invite_pins_and_registers(tmp_path: Path) -> None:
         # Used up: the third holder is refused at /register (the chat itself works).
         out = chinwag(
             "chat", invite.link(), "--nick", "cat",
-            stdin=f"/register\n{PASSWORD}\n/quit\n", config=tmp_path / "client-cat",
+            stdin=f"/register\n{PASSWORD}\n{PASSWORD}\n/quit\n", config=tmp_path / "client-cat",
         )  # fmt: skip
         assert "used up or expired" in out.stdout and "cat is now registered" not in out.stdout
         assert time.monotonic() - started < 60

@@ -25,6 +25,7 @@ from conftest import Peer, ServerProcess
 
 from chinwag.client import ChatClient, Message
 from chinwag.net.connect import ConnectError, Target, secure
+from chinwag.net.invites import Invite
 from chinwag.net.pins import KnownHosts
 from chinwag.net.tls import (
     CERT_FILE,
@@ -235,10 +236,31 @@ def test_chat_pins_on_first_use_and_refuses_a_changed_certificate(tmp_path: Path
             out = chinwag("chat", address, *extra, "--nick", "ann", stdin="/quit\n", config=cfg)
             assert out.returncode == 1, out
             assert "has CHANGED" in out.stderr
-            assert str(cfg / "known_hosts") in out.stderr and "remove the line" in out.stderr
+            assert str(cfg / "known_hosts") in out.stderr
+            assert f"chinwag known-hosts forget {address}" in out.stderr
             assert "connected to" not in out.stdout
         assert srv.log().count("logged in") == logins_before
         assert (cfg / "known_hosts").read_text() == known  # the pin was not replaced
+
+        # An invite from the admin carries the new fingerprint: it replaces the pin.
+        new_fp = parse_fingerprint(_FP.findall(srv.log())[-1])  # the log spans both starts
+        link = Invite("127.0.0.1", srv.port, new_fp).link()
+        out = chinwag("chat", link, "--nick", "ann", stdin="/quit\n", config=cfg)
+        assert out.returncode == 0, out
+        assert "the invite vouches for it" in out.stdout
+        assert (
+            f"{address} {format_fingerprint(new_fp)}"
+            in chinwag("known-hosts", "list", config=cfg).stdout
+        )
+
+        # Or the user forgets the pin, and is asked again.
+        out = chinwag("known-hosts", "forget", address, config=cfg)
+        assert out.returncode == 0 and "forgot" in out.stdout, out
+        assert address not in (cfg / "known_hosts").read_text()
+        out = chinwag("known-hosts", "forget", address, config=cfg)
+        assert out.returncode == 1 and "is not pinned" in out.stderr, out
+        out = chinwag("chat", address, "--tls", "--nick", "ann", stdin="/quit\n", config=cfg)
+        assert out.returncode == 1 and "pass --trust" in out.stderr, out
     finally:
         srv.kill()
 
@@ -602,3 +624,35 @@ async def test_a_connected_client_gives_up_when_the_certificate_changes_under_it
     finally:
         await client.close()
         srv.kill()
+
+
+def test_an_app_asks_about_a_changed_certificate_in_words_not_commands(tmp_path: Path) -> None:
+    """The desktop app's question: plain words, a yes replaces the pin, a no keeps it."""
+    old, new = bytes(range(32)), bytes(range(1, 33))
+    known = KnownHosts(tmp_path / "known_hosts")
+    known.add("10.9.9.9", 5050, old)
+    said: list[str] = []
+    target = Target("10.9.9.9", 5050)
+
+    with pytest.raises(ConnectError, match="not trusted"):
+        secure(
+            target,
+            known=known,
+            ask=lambda p: "n",
+            say=said.append,
+            fetch=lambda h, p: new,
+            changed="ask",
+        )
+    text = "\n".join(said)
+    assert "has changed since you last connected" in text and format_fingerprint(new) in text
+    assert "chinwag known-hosts" not in text and "known_hosts" not in text
+    assert known.get("10.9.9.9", 5050) == old
+    ctx = secure(
+        target,
+        known=known,
+        ask=lambda p: "y",
+        say=said.append,
+        fetch=lambda h, p: new,
+        changed="ask",
+    )
+    assert ctx is not None and known.get("10.9.9.9", 5050) == new

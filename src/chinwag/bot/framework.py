@@ -41,6 +41,7 @@ import contextlib
 import importlib.metadata
 import inspect
 import logging
+import os
 import random
 import re
 import signal
@@ -904,12 +905,15 @@ class Bot:
                 loop.add_signal_handler(sig, stop.set)
         if stop_on_eof:
             # Run by a parent that holds our stdin open (chinwag serve --with-gamebot):
-            # when it dies, even by kill -9, stdin ends, and so do we.
+            # when it dies, even by kill -9, stdin ends, and so do we. The thread
+            # reads the raw descriptor: blocked in sys.stdin it would hold the
+            # buffer's lock, and the interpreter's exit aborts on that lock.
             def watch() -> None:
-                with contextlib.suppress(OSError, ValueError):
-                    while sys.stdin.buffer.read(4096):
+                with contextlib.suppress(OSError):
+                    while os.read(sys.stdin.fileno(), 4096):
                         pass
-                loop.call_soon_threadsafe(stop.set)
+                with contextlib.suppress(RuntimeError):  # the loop is closed already
+                    loop.call_soon_threadsafe(stop.set)
 
             threading.Thread(target=watch, name="chinwag-bot-stdin", daemon=True).start()
         await self.run(

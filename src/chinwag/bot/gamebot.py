@@ -298,7 +298,7 @@ class GameBot:
             if versus_only and not info.versus:
                 continue
             levels = f" ({', '.join(info.levels)})" if len(info.levels) > 1 else ""
-            rows.append(f"{info.name:10} {info.summary}{levels}")
+            rows.append(f"{info.name:10} {info.title}: {info.summary}{levels}")
         return "\n".join(rows)
 
     # --- commands -------------------------------------------------------------------

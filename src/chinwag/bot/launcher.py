@@ -3,7 +3,9 @@
 :class:`GamebotProcess` is one of the server's services: the server starts it
 once it listens, and it starts ``chinwag bot games`` pointed at the port the
 server actually got (``0.0.0.0`` is reached as ``127.0.0.1``, ``::`` as
-``::1``; a TLS server is pinned on first contact, over loopback). At shutdown
+``::1``). For a TLS server the bot is given a ``chinwag://`` link with the
+server's own certificate fingerprint, so it pins that one, and pins the new
+one when the server's certificate is replaced. At shutdown
 it stops the bot (SIGTERM: the bot flushes its replies and says ``bye``); if
 the server dies without that, even by kill -9, the bot sees its stdin end and
 stops too. A bot that crashes is started again after a growing pause; one that
@@ -56,14 +58,22 @@ class GamebotProcess:
 
     Args:
         data_dir: the bot's data directory.
+        fingerprint: the SHA-256 fingerprint of the server's TLS certificate
+            (None: ask nobody, pin what the server shows on first contact).
         extra_args: more ``chinwag bot games`` options.
         restart_max: the longest pause before a restart, in seconds.
     """
 
     def __init__(
-        self, data_dir: Path, *, extra_args: Sequence[str] = (), restart_max: float = 60.0
+        self,
+        data_dir: Path,
+        *,
+        fingerprint: bytes | None = None,
+        extra_args: Sequence[str] = (),
+        restart_max: float = 60.0,
     ) -> None:
         self.data_dir = data_dir
+        self.fingerprint = fingerprint
         self.extra_args = list(extra_args)
         self.args: list[str] = []
         self._restart_max = restart_max
@@ -74,17 +84,23 @@ class GamebotProcess:
     async def start(self, server: Listening) -> None:
         """Start the bot (and its supervisor) for ``server``, and return at once."""
         host, port = server.address
+        where = connect_address(host, port)
+        trust: list[str] = []
+        if server.tls and self.fingerprint is not None:
+            where = f"chinwag://{where}?fp={self.fingerprint.hex()}"
+        elif server.tls:
+            trust = ["--tls", "--trust"]
         self.args = [
             sys.executable,
             "-m",
             "chinwag",
             "bot",
             "games",
-            connect_address(host, port),
+            where,
             "--data",
             str(self.data_dir),
             "--stop-on-eof",
-            *(["--tls", "--trust"] if server.tls else []),
+            *trust,
             *self.extra_args,
         ]
         self._task = asyncio.create_task(self._supervise(), name="chinwag-gamebot")

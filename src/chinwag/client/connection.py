@@ -44,7 +44,7 @@ from chinwag.client.events import (
     Welcome,
     parse_ts,
 )
-from chinwag.client.outbox import Kind, Outbox
+from chinwag.client.outbox import Kind, Outbox, OutboxItem
 from chinwag.client.state import ChatState
 from chinwag.errors import (
     BadBody,
@@ -68,6 +68,7 @@ __all__ = [
     "ClientClosed",
     "NotConnected",
     "error_from_frame",
+    "speaks_tls",
 ]
 
 log = logging.getLogger("chinwag.client")
@@ -294,6 +295,7 @@ class ChatClient:
         self._paused_until = 0.0
         self._pump_timer: asyncio.TimerHandle | None = None
         self._final_error: str | None = None
+        self._cert_refused = False
 
     # --- properties ------------------------------------------------------------
 
@@ -321,6 +323,10 @@ class ChatClient:
     def queued(self) -> int:
         """Messages in the outbox (sent or not, waiting for their ``ack``)."""
         return len(self._outbox)
+
+    def unsent(self) -> list[OutboxItem]:
+        """The messages in the outbox, oldest first (not yet acknowledged)."""
+        return list(self._outbox)
 
     @property
     def closed(self) -> bool:
@@ -446,7 +452,11 @@ class ChatClient:
             self._finish(item.cid, ClientClosed("the client closed before the server acknowledged"))
         self._closed = True
         self._ready.set()  # wake requests waiting for a session: they see _closed
-        self._emit(Status("offline", queued=len(self._outbox), error=error))
+        self._emit(
+            Status(
+                "offline", queued=len(self._outbox), error=error, cert_refused=self._cert_refused
+            )
+        )
         self._events.put_nowait(None)
 
     # --- events ----------------------------------------------------------------
@@ -932,8 +942,10 @@ class ChatClient:
             except ssl_module.SSLCertVerificationError as exc:
                 # The certificate changed (or no longer verifies): waiting will
                 # not make it trustworthy, and retrying would only keep knocking.
-                log.warning("%s: TLS certificate refused; giving up: %s", self.state.nick, exc)
-                self._final_error = f"TLS certificate refused: {exc}"
+                why = _reason(exc)
+                log.warning("%s: TLS certificate refused; giving up: %s", self.state.nick, why)
+                self._final_error = f"TLS certificate refused: {why}"
+                self._cert_refused = True
                 return None
             except (OSError, NotConnected, TimeoutError) as exc:
                 reason = str(exc) or type(exc).__name__
@@ -1065,6 +1077,37 @@ class ChatClient:
         "typing": _on_typing,
         "bye": _on_bye,
     }
+
+
+async def speaks_tls(host: str, port: int, timeout: float = 3.0) -> bool:
+    """Whether ``host:port`` completes a TLS handshake (nothing is sent after it).
+
+    A plain client's hello to a TLS port is only met by a closed connection;
+    this tells that apart from a server that is down or not chinwag.
+    """
+    probe = ssl_module.create_default_context()
+    probe.check_hostname = False
+    probe.verify_mode = ssl_module.CERT_NONE  # only asks whether TLS answers
+    try:
+        async with asyncio.timeout(timeout):
+            _reader, writer = await asyncio.open_connection(host, port, ssl=probe)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(1):
+            await writer.wait_closed()
+    return True
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception's message in words (not the tuple asyncio may wrap its args in)."""
+    args: tuple[object, ...] = exc.args
+    while len(args) == 1 and isinstance(args[0], tuple):
+        args = args[0]
+    if len(args) == 1 and isinstance(args[0], str):
+        return args[0]
+    return str(exc) or type(exc).__name__
 
 
 def _with_ref(frame: dict[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:

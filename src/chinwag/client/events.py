@@ -212,12 +212,15 @@ class Status:
         retry_in: seconds until the next attempt, when reconnecting.
         queued: messages waiting in the outbox for their ``ack``.
         error: why the client went offline or the last attempt failed, if known.
+        cert_refused: offline because the server's TLS certificate was refused
+            (it is not the pinned one, or no longer verifies).
     """
 
     state: StatusState
     retry_in: float | None = None
     queued: int = 0
     error: str | None = None
+    cert_refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

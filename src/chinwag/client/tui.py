@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import getpass
+import logging
 import sys
 import threading
 import unicodedata
@@ -26,9 +28,17 @@ from ssl import SSLContext
 from typing import Final
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from chinwag.client.connection import DEFAULT_PORT, ChatClient, ClientClosed, NotConnected
+from chinwag.client.connection import (
+    DEFAULT_PORT,
+    MAX_BODY,
+    ChatClient,
+    ClientClosed,
+    NotConnected,
+    speaks_tls,
+)
 from chinwag.client.events import (
     CaughtUp,
     ErrorReceived,
@@ -38,6 +48,7 @@ from chinwag.client.events import (
     Status,
     Welcome,
 )
+from chinwag.client.outbox import OutboxItem
 from chinwag.client.state import Conversation
 from chinwag.errors import BadPassword, ChatError, PasswordRequired
 
@@ -45,20 +56,47 @@ __all__ = ["clean", "format_message", "parse_server", "run_chat", "summary"]
 
 HELP: Final = """\
 commands:
-  /join ROOM          join a room (made on first join) and talk there
-  /leave [ROOM]       leave a room (default: the current one)
+  /join ROOM          join a room (made on first join) and talk there (#ROOM too)
+  /leave [ROOM]       leave a room (default: the current one); also /part
   /rooms              list rooms
-  /who [ROOM]         who is online in a room (default: the current one)
-  /dm NICK [TEXT]     talk to NICK directly (and send TEXT)
+  /who [ROOM]         who is online in a room (default: the current one); also /names
+  /dm NICK [TEXT]     talk to NICK directly (and send TEXT); also /query NICK
+  /msg NICK TEXT      send NICK a direct message, staying where you are
+  /r TEXT             reply to whoever last sent you a direct message
   /history [N]        the N (default 20) messages before the oldest shown here
   /register           make your nick an account (asks for a password)
   /passwd             change your password
-  /quit               leave
+  /quit               leave (if messages are not sent yet, asks you to /quit again)
   /help               this text
 anything else is sent to the current conversation (shown in the prompt);
-start a line with // to send a line that starts with /"""
+start a line with // to send a line that starts with /; Alt+Enter starts a
+new line; a message over 4,000 characters is sent in parts"""
+
+# The commands with their arguments (for "usage:" and "did you mean").
+_USAGE: Final = {
+    "join": "/join ROOM",
+    "leave": "/leave [ROOM]",
+    "rooms": "/rooms",
+    "who": "/who [ROOM]",
+    "dm": "/dm NICK [TEXT]",
+    "query": "/query NICK",
+    "msg": "/msg NICK TEXT",
+    "reply": "/r TEXT",
+    "history": "/history [N]",
+    "register": "/register",
+    "passwd": "/passwd",
+    "quit": "/quit",
+    "help": "/help",
+}
+_ALIASES: Final = {"part": "leave", "names": "who", "r": "reply", "exit": "quit"}
+_NOT_YET: Final = {
+    "me": "/me is not there yet: the protocol has no action messages (planned)",
+    "away": "/away is not there yet: the server keeps no away status (planned)",
+}
 
 DIVIDER: Final = "-" * 48
+RECONNECT_MAX: Final = 5.0
+"""The longest pause between two reconnect attempts, in seconds."""
 LOGIN_ATTEMPTS: Final = 3
 
 # Invisible characters that are part of how scripts and emoji are written.
@@ -109,13 +147,32 @@ def label(conversation: Conversation, names: Callable[[Conversation], str] | Non
 def format_message(message: Message) -> str:
     """One message as printed: ``HH:MM #room <nick> text`` (or ``@peer`` for a DM).
 
-    Continuation lines of a multi-line body are indented under the text.
+    Continuation lines of a multi-line body are indented under the text; the
+    lines of a fenced code block (between two ````` lines) are shown with a
+    bar in front, the fences themselves are not.
     """
     where = f"#{message.room}" if message.room is not None else f"@{message.peer}"
     head = f"{hhmm(message.ts)} {clean(where)} <{clean(message.sender)}> "
-    lines = clean(message.body, multiline=True).split("\n")
+    lines: list[str] = []
+    code = False
+    for line in clean(message.body, multiline=True).split("\n"):
+        if line.lstrip().startswith("```"):
+            code = not code
+            continue
+        lines.append(f"│ {line}" if code else line)
     pad = "\n" + " " * min(len(head), 24)
-    return head + pad.join(lines)
+    return head + pad.join(lines or [""])
+
+
+def split_body(text: str, limit: int = MAX_BODY) -> list[str]:
+    """``text`` in parts of at most ``limit`` characters, cut after a line or a word."""
+    parts: list[str] = []
+    while len(text) > limit:
+        cut = max(text.rfind("\n", 0, limit), text.rfind(" ", 0, limit))
+        cut = cut + 1 if cut > 0 else limit
+        parts.append(text[:cut].rstrip())
+        text = text[cut:]
+    return [*parts, text] if text.strip() else parts
 
 
 def summary(event: CaughtUp) -> str:
@@ -126,6 +183,11 @@ def summary(event: CaughtUp) -> str:
     if event.truncated:
         text += " (older messages were left out)"
     return text
+
+
+def _room(text: str) -> str:
+    """A room as typed (``games`` or ``#games``), as the server names it."""
+    return text.removeprefix("#").lower()
 
 
 def parse_server(server: str) -> tuple[str, int]:
@@ -167,6 +229,11 @@ class _Terminal:
     def print(self, text: str) -> None:
         print(text, flush=True)
 
+    def redraw(self) -> None:
+        """Draw the prompt again (it shows the connection's state)."""
+        if self._session is not None and self._session.app.is_running:
+            self._session.app.invalidate()
+
     @contextlib.contextmanager
     def output(self) -> Iterator[None]:
         """Keep printed lines above the input line while the chat runs."""
@@ -196,7 +263,8 @@ class _Terminal:
         if not self.interactive:
             return await self._reader().get()
         if self._session is None:
-            self._session = PromptSession()
+            # The line typed is erased once sent: the message's echo shows it.
+            self._session = PromptSession(erase_when_done=True, key_bindings=_keys())
         try:
             text: str = await self._session.prompt_async(self._prompt)
         except (EOFError, KeyboardInterrupt):
@@ -215,6 +283,17 @@ class _Terminal:
         return text
 
 
+def _keys() -> KeyBindings:
+    """Alt+Enter (Esc, Enter) starts a new line in the input instead of sending."""
+    keys = KeyBindings()
+
+    @keys.add("escape", "enter")
+    def _newline(event: KeyPressEvent) -> None:
+        event.current_buffer.insert_text("\n")
+
+    return keys
+
+
 @dataclass
 class _Outcome:
     code: int | None = None
@@ -231,20 +310,35 @@ class _Chat:
         password_stdin: bool,
         ssl: SSLContext | None = None,
         invite: str | None = None,
+        cert_advice: str | None = None,
     ) -> None:
         self.host = host
+        self.cert_advice = cert_advice
         self.port = port
         self.nick = nick
         self.password_stdin = password_stdin
         self.invite = invite
         self.tls = ssl is not None
         self.interactive = sys.stdin.isatty() and sys.stdout.isatty()
-        self.client = ChatClient(host, port, nick=nick, client_name="chinwag-chat", ssl=ssl)
+        # A person is waiting: retry at least every RECONNECT_MAX s, not the
+        # library's 30 s (meant for many bots coming back at once).
+        self.client = ChatClient(
+            host,
+            port,
+            nick=nick,
+            client_name="chinwag-chat",
+            ssl=ssl,
+            reconnect_max=RECONNECT_MAX,
+        )
         self.term = _Terminal(self.interactive, self._prompt)
         self.outcome = _Outcome()
         self._backlog: list[Message] | None = []  # replayed messages until caught_up
         self._reconnecting = False
         self._input: asyncio.Task[None] | None = None
+        self._quit_asked = False  # /quit said "not sent yet" once
+        self._before_dm: Conversation | None = None  # where /dm switched from
+        self._last_dm: str | None = None  # who last sent us a DM (for /r)
+        self._told_reply: set[str] = set()  # peers whose first DM got the /r hint
 
     def say(self, text: str) -> None:
         self.term.print(text)
@@ -253,7 +347,11 @@ class _Chat:
         self.term.print(f"{hhmm()} *** {text}")
 
     def _prompt(self) -> str:
-        return label(self.client.state.active, self.client.state.display_name) + "> "
+        where = label(self.client.state.active, self.client.state.display_name) + "> "
+        if not self._reconnecting:
+            return where
+        queued = self.client.queued
+        return f"(reconnecting{f', {queued} queued' if queued else ''}) {where}"
 
     # --- login -----------------------------------------------------------------
 
@@ -279,11 +377,13 @@ class _Chat:
                 if self.password_stdin:
                     return False
             except ChatError as exc:
-                self.say(f"cannot log in as {clean(self.nick)}: {clean(exc.message)} ({exc.code})")
+                self.say(f"cannot log in as {clean(self.nick)}: {clean(exc.message)}")
                 return False
             except OSError as exc:
                 why = exc.strerror or str(exc) or type(exc).__name__
                 self.say(f"cannot connect to {self.host}:{self.port}: {why}")
+                if not self.tls and await speaks_tls(self.host, self.port):
+                    self.say("this server speaks TLS: add --tls, or use an invite from its admin")
                 return False
             password = await self._ask_password(f"password for {self.nick}: ")
             if password is None:
@@ -303,6 +403,7 @@ class _Chat:
                         self._backlog.append(event)
                     else:
                         self.say(format_message(event))
+                        self._on_dm(event)
                 case CaughtUp():
                     self._on_caught_up(event)
                 case Presence(room=room, nick=nick, event=what):
@@ -314,18 +415,40 @@ class _Chat:
                     where = f"#{target}" if kind == "say" else f"@{target}"
                     preview = body if len(body) <= 40 else body[:40] + "…"
                     self.note(
-                        f"not sent to {clean(where)}: {clean(error.message)} ({error.code}): "
-                        f"{clean(preview)}"
+                        f"not sent to {clean(where)}: {clean(error.message)}: {clean(preview)}"
                     )
+                    self._leave_failed_dm(kind, target, error.code)
                 case ErrorReceived(error=error):
-                    self.note(f"server: {clean(error.message)} ({error.code})")
+                    self.note(f"server: {clean(error.message)}")
                 case _:
                     pass
+
+    def _on_dm(self, message: Message) -> None:
+        """Someone wrote to us directly: remember them for /r; say how, once."""
+        if message.room is not None or message.own or message.replay:
+            return
+        self._last_dm = message.sender
+        state = self.client.state
+        key = message.sender.casefold()
+        if state.active != Conversation.dm(message.sender) and key not in self._told_reply:
+            self._told_reply.add(key)
+            nick = clean(message.sender)
+            self.note(f"/r TEXT replies to {nick}; /query {nick} talks to them")
+
+    def _leave_failed_dm(self, kind: str, target: str, code: str) -> None:
+        """A DM to nobody: go back to the conversation the /dm switched from."""
+        state = self.client.state
+        if kind != "dm" or code != "no_such_user" or state.active != Conversation.dm(target):
+            return
+        back = self._before_dm or Conversation.room("lobby")
+        state.set_active(back)
+        self.note(f"back to {label(back, state.display_name)}")
 
     def _on_welcome(self, event: Welcome) -> None:
         if event.resumed:
             self._reconnecting = False
             self.note("reconnected")
+            self.term.redraw()
             return
         kind = "account" if event.account else "guest"
         self.say(
@@ -340,7 +463,7 @@ class _Chat:
         backlog, self._backlog = self._backlog, None
         if backlog is None:
             return  # a reconnect: its backlog was printed as it came
-        if self.client.account or backlog:
+        if backlog:  # nothing missed: nothing said
             self.say(summary(event))
             self.say(DIVIDER)
         for message in backlog:
@@ -348,22 +471,37 @@ class _Chat:
 
     def _on_status(self, event: Status) -> None:
         if event.state == "reconnecting":
-            queued = f", {event.queued} queued" if event.queued else ""
-            wait = f"{event.retry_in:.1f} s" if event.retry_in is not None else "a moment"
+            # Said once; after that the prompt shows it (and what is queued).
             if not self._reconnecting:
                 self._reconnecting = True
+                queued = f", {event.queued} queued" if event.queued else ""
+                wait = f"{event.retry_in:.1f} s" if event.retry_in is not None else "a moment"
                 self.note(
                     f"connection lost ({clean(event.error or 'unknown reason')}); "
-                    f"reconnecting in {wait}{queued}"
+                    f"reconnecting in {wait}, then every few seconds{queued}; "
+                    "what you type is sent once it is back"
                 )
-            else:
-                self.note(f"still reconnecting; next try in {wait}{queued}")
+            self.term.redraw()
+        elif event.state == "offline" and event.cert_refused:
+            self.note(
+                f"the TLS certificate of {clean(self.host)}:{self.port} has CHANGED since you "
+                "pinned it; chinwag disconnected and sent nothing more. Someone may be "
+                "intercepting the connection, or the server got a new certificate."
+            )
+            self.say(clean(event.error or "", multiline=True))
+            if self.cert_advice:
+                self.say(clean(self.cert_advice, multiline=True))
+            self._stop_for_good()
         elif event.state == "offline" and event.error:
             self.note(f"disconnected: {clean(event.error)}")
-            if self.outcome.code is None:
-                self.outcome.code = 1
-            if self._input is not None:
-                self._input.cancel()
+            self._stop_for_good()
+
+    def _stop_for_good(self) -> None:
+        """The connection was refused for good: stop reading input, exit with 1."""
+        if self.outcome.code is None:
+            self.outcome.code = 1
+        if self._input is not None:
+            self._input.cancel()
 
     # --- commands --------------------------------------------------------------
 
@@ -378,7 +516,7 @@ class _Chat:
                 if not await self.handle(line):
                     return
             except ChatError as exc:
-                self.note(f"{clean(exc.message)} ({exc.code})")
+                self.note(clean(exc.message))
             except ClientClosed:
                 return
             except NotConnected:
@@ -387,10 +525,14 @@ class _Chat:
                 self.note("no reply from the server; try again")
 
     def _send(self, conversation: Conversation, text: str) -> None:
-        if conversation.kind == "room":
-            self.client.say(conversation.name, text)
-        else:
-            self.client.dm(self.client.state.display_name(conversation)[1:], text)
+        parts = split_body(text)
+        if len(parts) > 1:
+            self.note(f"too long for one message: sent in {len(parts)} parts")
+        for part in parts:
+            if conversation.kind == "room":
+                self.client.say(conversation.name, part)
+            else:
+                self.client.dm(self.client.state.display_name(conversation)[1:], part)
         if not self.client.connected:
             self.note("queued; it will be sent once reconnected")
 
@@ -404,15 +546,19 @@ class _Chat:
         command, rest = command.lower(), rest.strip()
         args = rest.split()
         if command in ("quit", "exit"):
-            return False
+            return self._ask_before_quitting()  # False: quit now
+        self._quit_asked = False
+        if command in _ALIASES:
+            command = _ALIASES[command]
         if command == "help":
             self.say(HELP)
         elif command == "join" and len(args) == 1:
-            await self.client.join(args[0])
-            state.set_active(Conversation.room(args[0]))
-            self.note(f"you are in #{clean(args[0].lower())}")
+            room = _room(args[0])
+            await self.client.join(room)
+            state.set_active(Conversation.room(room))
+            self.note(f"you are in #{clean(room)}")
         elif command == "leave" and len(args) <= 1:
-            room = args[0].lower() if args else self._current_room()
+            room = _room(args[0]) if args else self._current_room()
             await self.client.leave(room)
             if state.active == Conversation.room(room):
                 state.set_active(Conversation.room("lobby"))
@@ -422,28 +568,71 @@ class _Chat:
             listing = ", ".join(f"#{clean(r.name)} ({r.online})" for r in rooms)
             self.note(f"rooms: {listing or 'none'}")
         elif command == "who" and len(args) <= 1:
-            room = args[0].lower() if args else self._current_room()
+            room = _room(args[0]) if args else self._current_room()
             users = await self.client.who(room)
             names = ", ".join(clean(u.nick) + ("" if u.account else " (guest)") for u in users)
             self.note(f"online in #{clean(room)}: {names or 'nobody'}")
-        elif command == "dm" and args:
-            nick = args[0]
-            conv = state.open_dm(nick)
-            state.set_active(conv)
-            text = rest[len(nick) :].strip()
-            if text:
-                self._send(conv, text)
+        elif command in ("dm", "query") and args:
+            self._talk_to(args[0], rest[len(args[0]) :].strip())
+        elif command == "msg" and len(args) >= 2:
+            self._send(state.open_dm(args[0]), rest[len(args[0]) :].strip())
+        elif command == "reply" and args:
+            if self._last_dm is None:
+                self.note("nobody has sent you a direct message yet; /msg NICK TEXT writes first")
             else:
-                self.note(f"talking to @{clean(nick)}")
+                self._send(state.open_dm(self._last_dm), rest)
         elif command == "history" and len(args) <= 1 and (not args or args[0].isdigit()):
             await self._history(int(args[0]) if args else 20)
         elif command == "register" and not args:
             await self._register()
         elif command == "passwd" and not args:
             await self._passwd()
+        elif command in _NOT_YET:
+            self.note(_NOT_YET[command])
+        elif command in _USAGE:
+            self.note(f"usage: {_USAGE[command]}")
         else:
-            self.note(f"unknown command or wrong arguments: {clean(line)} (try /help)")
+            guess = difflib.get_close_matches(command, [*_USAGE, *_ALIASES], n=1)
+            hint = f": did you mean /{guess[0]}?" if guess else ""
+            self.note(f"unknown command /{clean(command)}{hint} (/help lists them)")
         return True
+
+    def _talk_to(self, nick: str, text: str) -> None:
+        """Make the DM with ``nick`` the current conversation; send ``text`` if any."""
+        state = self.client.state
+        conv = state.open_dm(nick)
+        if state.active != conv:
+            self._before_dm = state.active
+        state.set_active(conv)
+        if text:
+            self._send(conv, text)
+        else:
+            self.note(f"talking to @{clean(nick)}; /join ROOM goes back to a room")
+
+    def _ask_before_quitting(self) -> bool:
+        """True (and say why) if messages wait for a reconnect and this is the first /quit.
+
+        While connected, quitting waits (a few seconds) for what is in flight.
+        """
+        queued = self.client.queued
+        if not queued or self._quit_asked or self.client.connected:
+            return False
+        self._quit_asked = True
+        what = "1 message is" if queued == 1 else f"{queued} messages are"
+        self.note(
+            f"{what} not sent yet: they go out once reconnected. "
+            "Wait, or /quit again to quit and lose them."
+        )
+        return True
+
+    async def _report_unsent(self, items: list[OutboxItem]) -> None:
+        """After closing: name every one of ``items`` that was never acknowledged."""
+        for item in items:
+            try:
+                await self.client.wait_sent(item.cid, 0)
+            except (ChatError, NotConnected, KeyError, TimeoutError):
+                where = f"#{item.target}" if item.kind == "say" else f"@{item.target}"
+                self.note(f"not sent: {clean(where)}: {clean(item.body)}")
 
     def _current_room(self) -> str:
         active = self.client.state.active
@@ -468,14 +657,15 @@ class _Chat:
         self.say(f"--- end of earlier messages{' (more: /history again)' if page.more else ''} ---")
 
     async def _register(self) -> None:
+        # Asked twice in plain line mode too: a script's second line is the
+        # confirmation, never a message.
         password = await self.term.read_secret("new password: ")
         if password is None:
             return
-        if self.interactive:
-            again = await self.term.read_secret("once more: ")
-            if again != password:
-                self.note("the passwords differ; not registered")
-                return
+        again = await self.term.read_secret("once more: ")
+        if again != password:
+            self.note("the passwords differ; not registered")
+            return
         await self.client.register(password, invite=self.invite)
         self.note(f"{clean(self.client.nick)} is now registered")
 
@@ -484,11 +674,10 @@ class _Chat:
         new = await self.term.read_secret("new password: ") if old is not None else None
         if old is None or new is None:
             return
-        if self.interactive:
-            again = await self.term.read_secret("once more: ")
-            if again != new:
-                self.note("the passwords differ; not changed")
-                return
+        again = await self.term.read_secret("once more: ")
+        if again != new:
+            self.note("the passwords differ; not changed")
+            return
         await self.client.passwd(old, new)
         self.note("password changed")
 
@@ -503,11 +692,14 @@ class _Chat:
             self._input = asyncio.create_task(self.read_input(), name="chinwag-chat-input")
             with contextlib.suppress(asyncio.CancelledError):
                 await self._input
-            await self.client.close()
+            unsent = self.client.unsent()
+            # After a second /quit the user chose not to wait for the outbox.
+            await self.client.close(timeout=0 if self._quit_asked else 5)
             try:
                 await asyncio.wait_for(shower, 5)
             except TimeoutError:
                 shower.cancel()
+        await self._report_unsent(unsent)
         if self.outcome.code is None:
             self.say("bye")
             return 0
@@ -521,6 +713,7 @@ def run_chat(
     password_stdin: bool,
     ssl: SSLContext | None = None,
     invite: str | None = None,
+    cert_advice: str | None = None,
 ) -> int:
     """Run the terminal client until the user quits; returns the exit status.
 
@@ -531,6 +724,8 @@ def run_chat(
         password_stdin: read the password from the first line of stdin.
         ssl: connect with TLS, with this context (see ``chinwag.net.connect``).
         invite: a sign-up token, sent with ``/register``.
+        cert_advice: what to do if the server's certificate changes while
+            connected (the pin to forget).
 
     Returns:
         0 after ``/quit``, 1 if the login failed or the connection was refused
@@ -542,10 +737,13 @@ def run_chat(
         print(f"chinwag chat: {exc}", file=sys.stderr)
         return 2
     try:
-        chat = _Chat(host, port, nick, password_stdin, ssl, invite)
+        chat = _Chat(host, port, nick, password_stdin, ssl, invite, cert_advice)
     except OSError as exc:  # the config directory (device id) is not writable
         print(f"chinwag chat: {exc}", file=sys.stderr)
         return 1
+    # The chat itself says what goes wrong; the library's log lines would only
+    # land in the middle of the screen.
+    logging.getLogger("chinwag").addHandler(logging.NullHandler())
     try:
         return asyncio.run(chat.run())
     except KeyboardInterrupt:

@@ -10,8 +10,10 @@ Whom to trust (:func:`secure`), in order:
 1. ``--ca FILE`` (or ``--ca system``): ordinary verification against that CA
    (or the system's trust store), with the host name checked. No pinning.
 2. A fingerprint pinned for ``HOST:PORT`` in ``known_hosts``: the server must
-   show exactly that certificate. A changed one is refused with a warning,
-   whatever an invite or an announcement says; nothing is sent to it.
+   show exactly that certificate. A changed one is refused with a warning
+   (nothing is sent to it), unless an invite carries the new fingerprint: an
+   invite comes from the server's admin, so its fingerprint replaces the pin.
+   A LAN announcement (which anyone on the LAN can forge) never does.
 3. Else a fingerprint from an invite or the LAN announcement: the server must
    match it, and it is pinned without asking.
 4. Else (``--tls`` with nothing known): the fingerprint is shown and the user
@@ -31,6 +33,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from chinwag.net.discovery import FoundServer, browse
 from chinwag.net.invites import DEFAULT_PORT, looks_like_code, parse_invite
@@ -50,6 +53,7 @@ __all__ = [
     "Target",
     "choose_server",
     "describe_found",
+    "forget_advice",
     "parse_address",
     "prepare",
     "secure",
@@ -222,16 +226,25 @@ def choose_server(
     raise ConnectError("no server chosen")
 
 
+def forget_advice(host: str, port: int, path: Path) -> str:
+    """What to do about a changed certificate: the command, the file, or an invite."""
+    key = host_key(host, port)
+    return (
+        "If the server's admin confirms the new fingerprint, forget the old one with\n"
+        f"  chinwag known-hosts forget {key}\n"
+        f"(it is the line for {key} in {path}) and connect again;\n"
+        "or connect with a new invite from the admin, which carries the new fingerprint."
+    )
+
+
 def _changed_warning(target: Target, pinned: bytes, actual: bytes, path: Path) -> str:
     return (
         f"WARNING: the TLS certificate of {target.address} has CHANGED.\n"
         f"  pinned:  {format_fingerprint(pinned)}\n"
         f"  now:     {format_fingerprint(actual)}\n"
         "Someone may be intercepting the connection, or the server got a new certificate.\n"
-        "chinwag did not connect and sent nothing. If the server's admin confirms the new\n"
-        f"fingerprint, remove the line for {host_key(target.host, target.port)} from\n"
-        f"  {path}\n"
-        "and connect again."
+        "chinwag did not connect and sent nothing.\n"
+        + forget_advice(target.host, target.port, path)
     )
 
 
@@ -245,6 +258,7 @@ def secure(
     ask: Callable[[str], str | None] | None = None,
     say: Callable[[str], None] = print,
     fetch: Callable[[str, int], bytes] = fetch_fingerprint,
+    changed: Literal["refuse", "ask"] = "refuse",
 ) -> ssl.SSLContext | None:
     """The TLS context for ``target`` (None: plain TCP), pinning as the module says.
 
@@ -257,6 +271,9 @@ def secure(
         ask: reads an answer to a prompt; None when nobody can answer.
         say: prints a line.
         fetch: returns the certificate fingerprint the server shows.
+        changed: what to do with a changed certificate: ``refuse`` (with the
+            command that forgets the pin, for the terminal) or ``ask`` (in
+            words, for the desktop app: a yes replaces the pin).
 
     Raises:
         ConnectError: the certificate changed or does not match; the user
@@ -280,6 +297,38 @@ def secure(
             + (" (does this server speak TLS?)" if isinstance(exc, ssl.SSLError) else "")
         ) from None
     if pinned is not None:
+        vouched = (
+            target.source == "invite"
+            and target.fingerprint is not None
+            and fingerprint_matches(target.fingerprint, actual)
+        )
+        if not fingerprint_matches(pinned, actual) and vouched:
+            try:
+                known.replace(target.host, target.port, actual)
+            except OSError as exc:
+                say(f"(could not save the pin in {known.path}: {exc})")
+            else:
+                say(
+                    f"{target.address} has a new TLS certificate, and the invite vouches for it: "
+                    f"pinned it in {known.path} in place of the old one"
+                )
+            return pinned_context(actual)
+        if not fingerprint_matches(pinned, actual) and changed == "ask" and ask is not None:
+            say(f"The TLS certificate of {target.address} has changed since you last connected.")
+            say(f"  before:  {format_fingerprint(pinned)}")
+            say(f"  now:     {format_fingerprint(actual)}")
+            say(
+                "Someone may be intercepting the connection, or the server got a new "
+                "certificate. Trust the new one only if the server's admin confirms its "
+                "fingerprint."
+            )
+            if (ask("trust the new certificate? [y/N] ") or "").strip().lower() not in ("y", "yes"):
+                raise ConnectError("not trusted; chinwag did not connect")
+            try:
+                known.replace(target.host, target.port, actual)
+            except OSError as exc:
+                say(f"(could not save the pin in {known.path}: {exc})")
+            return pinned_context(actual)
         if not fingerprint_matches(pinned, actual):
             raise ConnectError(_changed_warning(target, pinned, actual, known.path))
         if target.fingerprint is not None and not fingerprint_matches(target.fingerprint, actual):

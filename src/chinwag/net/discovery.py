@@ -10,7 +10,7 @@ its port, the addresses it can be reached at, and TXT keys:
 ``tls``     ``1`` when the port speaks TLS, else ``0``
 ``fp``      with TLS: the certificate's SHA-256 fingerprint (colon hex)
 ``reg``     registration mode: ``open``, ``invite`` or ``closed``
-``users``   sessions online (refreshed every 30 s while it changes)
+``users``   sessions online (checked every 5 s; re-announced when it changed)
 ========== ==============================================================
 
 It announces on the interface of the address it listens on (``--host
@@ -217,7 +217,7 @@ class Announcer:
         name: str,
         fingerprint: bytes | None,
         registration: str,
-        refresh: float = 30.0,
+        refresh: float = 5.0,
     ) -> None:
         # Imported now, before the server runs: importing takes ~0.1 s, which
         # would otherwise stall the event loop (and its clients) once it serves.

@@ -9,7 +9,9 @@ Like SSH's file of the same name, it lives in the client's config directory
 
 A server's first fingerprint is pinned (after the user agreed, or without
 asking when it came from an invite or the LAN announcement); a later connection
-that sees another one is refused. To accept a new certificate, remove the line.
+that sees another one is refused. To accept a new certificate, forget the pin
+(``chinwag known-hosts forget HOST[:PORT]``, or remove the line), or connect
+with an invite that carries the new fingerprint.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ KNOWN_HOSTS_FILE: Final = "known_hosts"
 
 _HEADER: Final = (
     "# chinwag known servers: HOST:PORT SHA-256 fingerprint of its TLS certificate.\n"
-    "# chinwag refuses a server whose certificate changed; remove its line to accept a new one.\n"
+    "# chinwag refuses a server whose certificate changed; to accept a new one, run\n"
+    "# chinwag known-hosts forget HOST:PORT (or remove its line).\n"
 )
 
 
@@ -90,3 +93,33 @@ class KnownHosts:
             if new:
                 fh.write(_HEADER)
             fh.write(f"{key} {format_fingerprint(fp)}\n")
+
+    def forget(self, host: str, port: int) -> bool:
+        """Remove the pin of ``host:port``; False if there was none.
+
+        Raises:
+            OSError: the file cannot be written.
+        """
+        key = host_key(host, port)
+        try:
+            lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines(True)
+        except FileNotFoundError:
+            return False
+        kept = [line for line in lines if (line.split() or [""])[0].lower() != key]
+        if len(kept) == len(lines):
+            return False
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.writelines(kept)
+        os.replace(tmp, self.path)
+        return True
+
+    def replace(self, host: str, port: int, fp: bytes) -> None:
+        """Pin ``fp`` for ``host:port`` in place of any other pin.
+
+        Raises:
+            OSError: the file cannot be written.
+        """
+        self.forget(host, port)
+        self.add(host, port, fp)

@@ -408,14 +408,15 @@ class GuiApp:
         if view is None or model is None:
             return
         conv = model.active
+        live = model.status.state == "connected"
         if conv.kind == "room":
-            view.set_members(model.members(conv.name), model.nick)
+            view.set_members(model.members(conv.name), model.nick, live=live)
         else:
             peer = model.target(conv)
             users = [User(model.nick, model.state.account), User(peer, True)]
             if model.state.is_me(peer):
                 users = users[:1]
-            view.set_members(users, model.nick, "In this conversation")
+            view.set_members(users, model.nick, "In this chat", live=live)
 
     def _update_title(self) -> None:
         if self.model is None or self.chat_view is None:
@@ -457,8 +458,11 @@ class GuiApp:
                 model.on_caught_up(event)
                 if not event.resumed:
                     self._after_login()
+                elif model.active.kind == "room":  # who came and went during the outage
+                    self._load_members(model.active.name)
             case Status():
                 model.on_status(event, now)
+                self._refresh_members()
                 if event.state == "offline" and event.error:
                     model.add_notice(
                         model.active,
@@ -473,15 +477,14 @@ class GuiApp:
                 if restored == model.active and view and not view.input_text().strip():
                     view.set_input(model.draft(restored))
             case Presence():
-                model.on_presence(event)
+                if model.on_presence(event):
+                    self._load_members(event.room.lower())
                 self._refresh_members()
             case Typing():
                 model.on_typing(event, now)
             case ErrorReceived():
                 error = event.error
-                model.add_notice(
-                    model.active, f"The server said: {error.message} ({error.code})", "error"
-                )
+                model.add_notice(model.active, f"The server said: {error.message}", "error")
             case _:
                 pass
         self._schedule_refresh()

@@ -24,6 +24,7 @@ from chinwag.client.gui.model import (
     PendingLine,
     SidebarEntry,
     ViewItem,
+    emoji_as_text,
     split_fences,
 )
 from chinwag.client.gui.theme import Theme
@@ -224,9 +225,13 @@ class ChatView(ttk.Frame):
             compose, text="Send", style="Accent.TButton", command=self._send
         )
         self.send_button.grid(row=0, column=1, sticky="se", padx=(px(10), 0))
-        ttk.Label(compose, text=HINT, style="HeaderMuted.TLabel").grid(
-            row=1, column=0, columnspan=2, sticky="w", pady=(px(4), 0)
+        self.hint_label = ttk.Label(
+            compose, text=HINT, style="HeaderMuted.TLabel", wraplength=px(560), justify="left"
         )
+        self.hint_label.grid(row=1, column=0, columnspan=2, sticky="w", pady=(px(4), 0))
+        # Text that must be read wraps to the space it has, never cut at the edge.
+        _wrap_to_width(self.hint_label, compose, px(32))
+        _wrap_to_width(self.banner_label, self.banner, px(32) + px(40))
         self.input.bind("<Return>", self._on_return)
         self.input.bind("<KP_Enter>", self._on_return)
         self.input.bind("<Shift-Return>", self._on_shift_return)
@@ -249,6 +254,7 @@ class ChatView(ttk.Frame):
             members, text="ONLINE", style="Members.TLabel", padding=(px(14), px(16), px(14), px(6))
         )
         self.members_label.grid(row=0, column=0, sticky="ew")
+        _wrap_to_width(self.members_label, members, px(28))
         self.members = ttk.Treeview(
             members, style="Members.Treeview", show="tree", selectmode="browse"
         )
@@ -645,10 +651,8 @@ class ChatView(ttk.Frame):
     def _draw_body(self, body: str, band: tuple[str, ...], at: str = "end") -> None:
         t = self.text
         for text, is_code in split_fences(body):
-            if is_code:
-                t.insert(at, clean(text, multiline=True) + "\n", ("code", *band))
-            else:
-                t.insert(at, clean(text, multiline=True) + "\n", band)
+            shown = clean(emoji_as_text(text), multiline=True) + "\n"
+            t.insert(at, shown, ("code", *band) if is_code else band)
 
     def _nick_index(self, nick: str) -> int:
         return self.theme.palette.nicks.index(self.theme.nick_color(nick))
@@ -660,15 +664,24 @@ class ChatView(ttk.Frame):
         if self.typing_label.cget("text") != text:
             self.typing_label.configure(text=text)
 
-    def set_members(self, users: Sequence[User] | None, me: str, title: str = "Online") -> None:
-        """The online members of the current room (None: not known yet)."""
+    def set_members(
+        self, users: Sequence[User] | None, me: str, title: str = "Online", *, live: bool = True
+    ) -> None:
+        """The online members of the current room (None: not known yet).
+
+        Not ``live`` (the connection is down): the list is the last one known,
+        titled "Last seen", with grey dots instead of green ones.
+        """
         self.members.delete(*self.members.get_children())
         self._member_nicks = {}
+        if not live:
+            title = "Last seen"
         if users is None:
             self.members_label.configure(text=title.upper())
             return
         self.members_label.configure(text=f"{title.upper()} — {len(users)}")
         p = self.theme.palette
+        dot = self.theme.dot(p.ok if live else p.muted)
         for user in users:
             is_me = fold_nick(user.nick) == fold_nick(me)
             text = clean(user.nick) + ("  (you)" if is_me else "")
@@ -681,7 +694,7 @@ class ChatView(ttk.Frame):
                 iid=fold_nick(user.nick),
                 text=text,
                 tags=(tag,),
-                image=self.theme.dot(p.ok),
+                image=dot,
             )
         self._member_nicks = {fold_nick(u.nick): u.nick for u in users}
 
@@ -805,3 +818,14 @@ class ChatView(ttk.Frame):
     def destroy(self) -> None:
         self.theme.unsubscribe(self._restyle)
         super().destroy()
+
+
+def _wrap_to_width(label: ttk.Label, container: tk.Misc, reserve: int) -> None:
+    """Keep ``label`` wrapped to ``container``'s width less ``reserve`` pixels."""
+
+    def resized(event: tk.Event[tk.Misc]) -> None:
+        width = max(event.width - reserve, 40)
+        if str(label.cget("wraplength")) != str(width):
+            label.configure(wraplength=width)
+
+    container.bind("<Configure>", resized, add=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 import socket
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -292,6 +293,10 @@ class GuiModel:
         self._last_id: dict[Conversation, int] = {}
         self._dms: dict[Conversation, int] = {}  # DM -> newest id (0 when just opened)
         self._members: dict[str, dict[str, User]] = {}
+        # Whether each nick seen in a ``who`` reply is an account: presence
+        # frames do not say. A registered nick stays registered; a guest may
+        # register since, so only "account" is taken as settled.
+        self._accounts: dict[str, bool] = {}
         self._typing: dict[Conversation, dict[str, _Typist]] = {}
         self._more: dict[Conversation, bool] = {}
         self._history_loaded: set[Conversation] = set()
@@ -330,12 +335,12 @@ class GuiModel:
             self.caught_up = False
 
     def on_caught_up(self, event: CaughtUp) -> None:
-        """The backlog is over. At login, keep the summary (for accounts or any backlog)."""
+        """The backlog is over. At login, keep the summary if anything was missed."""
         self.caught_up = True
         if event.resumed:
             return
         self._catching_up = False
-        if self.state.account or event.missed:
+        if event.missed:
             self.summary = summary_text(event)
 
     def on_message(self, message: Message) -> Arrival | None:
@@ -370,14 +375,22 @@ class GuiModel:
                 self.alert, alert = f"{message.sender} mentioned you in #{message.room}", True
         return Arrival(conv, alert)
 
-    def on_presence(self, event: Presence) -> None:
-        """Someone joined or left a room: the member list and a notice follow."""
+    def on_presence(self, event: Presence) -> bool:
+        """Someone joined or left a room: the member list and a notice follow.
+
+        Returns:
+            True if the room's members should be fetched again with ``who``: a
+            nick joined that is not known to be an account.
+        """
         room = event.room.lower()
         members = self._members.get(room)
         key = fold_nick(event.nick)
+        unknown = False
         if event.event == "join":
             if members is not None and key not in members:
-                members[key] = User(event.nick, False)
+                account = self._accounts.get(key, False)
+                unknown = not account
+                members[key] = User(event.nick, account)
         else:
             if members is not None:
                 members.pop(key, None)
@@ -391,9 +404,10 @@ class GuiModel:
                 self.state.left(room)
                 if self.active == Conversation.room(room):
                     self.state.set_active(LOBBY)
-            return
+            return False
         verb = "joined" if event.event == "join" else "left"
         self.add_notice(Conversation.room(room), f"{event.nick} {verb}")
+        return unknown and members is not None
 
     def on_typing(self, event: Typing, now: float) -> Conversation | None:
         """Someone is typing; returns the conversation (None for our own notices)."""
@@ -556,7 +570,9 @@ class GuiModel:
 
     def set_members(self, room: str, users: Iterable[User]) -> None:
         """The online members of a room, from a ``who`` reply."""
-        self._members[room.lower()] = {fold_nick(u.nick): u for u in users}
+        members = {fold_nick(u.nick): u for u in users}
+        self._members[room.lower()] = members
+        self._accounts.update((key, user.account) for key, user in members.items())
 
     def members(self, room: str) -> list[User] | None:
         """The online members of a room, sorted (None until fetched)."""
@@ -764,7 +780,7 @@ def explain_login_error(
         case "server_error":
             return LoginProblem("form", "The server had a problem. Try again.")
         case str():
-            return LoginProblem("form", f"The server refused: {message} ({code}).")
+            return LoginProblem("form", f"The server refused: {message}.")
     if isinstance(error, ConnectionRefusedError):
         return LoginProblem("server", f"Nobody is answering at {server}. Is the server running?")
     if isinstance(error, TimeoutError):
@@ -781,3 +797,31 @@ def rate_limited_text(seconds: float) -> str:
     """The countdown shown after ``rate_limited``."""
     n = max(1, math.ceil(seconds))
     return f"Too many attempts. Try again in {n} s."
+
+
+_EMOJI_JOINERS: Final = frozenset("\u200d\ufe0f\ufe0e")
+
+
+def emoji_as_text(text: str) -> str:
+    """Colour emoji as ``:their name:`` (Tk 8.6 draws them as empty boxes).
+
+    Only pictographs outside the Basic Multilingual Plane are named: older
+    symbols (☺, ❤) are in ordinary fonts. Skin-tone modifiers, variation
+    selectors and the joiners of emoji sequences are dropped.
+    """
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        code = ord(ch)
+        if ch in _EMOJI_JOINERS and (ch != "\u200d" or _astral_symbol(text, i - 1)):
+            continue
+        if 0x1F3FB <= code <= 0x1F3FF:  # skin tones
+            continue
+        if _astral_symbol(text, i):
+            out.append(f":{unicodedata.name(ch, 'emoji').lower()}:")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _astral_symbol(text: str, i: int) -> bool:
+    return 0 <= i < len(text) and ord(text[i]) > 0xFFFF and unicodedata.category(text[i]) == "So"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from chinwag import __version__
-from chinwag.client.connection import ChatClient
+from chinwag.client.connection import ChatClient, speaks_tls
 from chinwag.client.events import Event, HistoryPage, User, Welcome
 from chinwag.client.gui.model import ServerProblem
 from chinwag.client.state import Conversation
@@ -219,7 +219,15 @@ class NetSession:
             **self._options,
         )
         try:
-            welcome = await client.connect()
+            try:
+                welcome = await client.connect()
+            except OSError:
+                if prepared.ssl is None and await speaks_tls(prepared.host, prepared.port):
+                    raise ServerProblem(
+                        "This server speaks TLS: paste an invite link from its admin here, "
+                        "or pick it from the servers found on your network."
+                    ) from None
+                raise
             if self._register:
                 assert self._password is not None
                 await self._register_with(client, self._password)

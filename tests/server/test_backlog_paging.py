@@ -247,3 +247,41 @@ async def test_live_frames_held_past_backlog_held_limit_close_the_login_and_lose
         assert ids == sorted(set(ids))
     finally:
         server.kill()
+
+
+async def online_in_lobby(watcher: Peer) -> set[str]:
+    await watcher.send(type="who", room="lobby", ref="w")
+    who = await watcher.recv_type("who")
+    return {user["nick"] for user in who["users"]}
+
+
+async def test_a_stalled_login_closed_by_its_deadline_lets_go_of_its_session(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    # 8 MB of backlog to a client that never reads: the login waits for it to
+    # drain when the login deadline closes it. The session must end then (bob
+    # offline, his connection gone), not wait for a reader that never comes.
+    server = ServerProcess(tmp_path / "srv", {**FAST, "prelogin_timeout": 3}).start()
+    try:
+        await post_backlog(server.port, 2_000, 4_000)
+        watcher = await guest(peers, server.port, "watcher")
+        stalled = await stalled_login(server.port, "a")
+        peers.append(stalled)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while "bob" not in await online_in_lobby(watcher):
+            assert loop.time() < deadline, "bob's login never started"
+            await asyncio.sleep(0.1)
+        # The deadline (3 s) and the close's linger (2 s) pass; bob is let go.
+        deadline = loop.time() + 15
+        while "bob" in await online_in_lobby(watcher):
+            assert loop.time() < deadline, "bob's stalled login still holds his session"
+            await asyncio.sleep(0.5)
+        # And his nick is free for his next, reading, login.
+        again = await Peer.connect(server.port)
+        peers.append(again)
+        await again.send(type="hello", proto=1, nick="bob", password=PASSWORD, device="b")
+        replay, caught_up = await catch_up(again)
+        assert caught_up["missed"] == 2_000 == len(replay)
+    finally:
+        server.kill()

@@ -1178,6 +1178,7 @@ class Hub:
             # Used up before the (slow) hash: two registrations never share a last use.
             if not await self._store.use_invite(invite, int(self._clock() * 1000)):
                 raise Forbidden("that invite is unknown, used up or expired", reason="bad_invite")
+        new_key, new_skeletons = False, []  # what this registration adds to the index
         try:
             self._register_throttle.take(session.outlet.address)  # refused: invite given back
             password_hash = await self._hasher.hash(cmd.password)
@@ -1191,10 +1192,18 @@ class Hub:
                 bot=cmd.bot,
             )
             # Into the index before the row exists, so no hello can pass it unread.
+            new_key = nick.key not in self._account_keys
+            new_skeletons = [k for k in nick.skeletons if k not in self._account_skeletons]
             self._account_keys.add(nick.key)
             self._index_skeletons(nick.key, p.nick, nick.skeletons)
             await self._store.create_account(row)
         except BaseException as exc:
+            if not isinstance(exc, AccountExists):
+                # No account was made: its look-alikes must not be refused from memory.
+                if new_key:
+                    self._account_keys.discard(nick.key)
+                for k in new_skeletons:
+                    self._account_skeletons.pop(k, None)
             if invite is not None:  # no account was made with it: give the use back
                 try:
                     await self._store.refund_invite(invite)

@@ -316,6 +316,7 @@ class Connection(asyncio.Protocol):
         self._closing = True
         self.close_reason = reason
         self.flush()
+        self._release_writer()  # a backlog waiting for the peer to read gives up now
         transport = self._transport
         if transport is not None and not transport.is_closing():
             if self._reading_paused:
@@ -328,11 +329,22 @@ class Connection(asyncio.Protocol):
                     transport.write_eof()
                 except OSError:  # the peer reset the connection meanwhile
                     transport.close()
-                else:
-                    self._loop.call_later(_LINGER, transport.close)
             else:
                 transport.close()
+            self._loop.call_later(_LINGER, self._end_linger, transport)
         self._kick()
+
+    @staticmethod
+    def _end_linger(transport: asyncio.Transport) -> None:
+        """The linger is over: a peer that has not read what it was sent is cut off.
+
+        A close waits for the unsent output; from a peer that stopped reading,
+        that would be forever, holding the descriptor and the session.
+        """
+        if transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
 
     # -- writing --------------------------------------------------------------------
     def flush(self) -> None:

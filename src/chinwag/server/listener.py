@@ -104,6 +104,9 @@ class Listener:
         except Exception:
             log.exception("setting up an accepted connection failed")
             conn.close()
+        except BaseException:  # cancelled at shutdown: the socket is ours to close
+            conn.close()
+            raise
 
     def _rest(self, sock: socket.socket, exc: OSError) -> None:
         """Out of descriptors: stop accepting on ``sock`` for a while (logged once per incident)."""

@@ -1025,7 +1025,7 @@ def run(args: argparse.Namespace) -> int:
         "pinned": pin,
         "sizes": asdict(sizes),
         "settings": {
-            k: getattr(Settings(), k)
+            k: getattr(Settings(), k, None)
             for k in (
                 "login_fail_account_max",
                 "login_fail_account_global_max",

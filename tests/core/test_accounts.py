@@ -624,6 +624,21 @@ def test_registrations_per_address_and_in_all(clock: FakeClock) -> None:
     assert reg.tracked == 2
 
 
+def test_a_registration_that_never_reached_the_hasher_is_given_back(clock: FakeClock) -> None:
+    # The hub gives a use back when the hashing queue was full (HashQueueFull).
+    settings = Settings(register_address_max=2, register_global_max=3, register_window=600)
+    reg = RegisterThrottle(settings, clock)
+    reg.take("a")
+    reg.take("a")
+    reg.give_back("a")
+    reg.take("a")  # the address's second, again
+    _retry_after(lambda: reg.take("a"))
+    reg.give_back("a")  # the global count is given back too: 1 of 3 used
+    reg.take("b")
+    reg.take("c")
+    _retry_after(lambda: reg.take("d"))
+
+
 def test_registration_limits_of_zero_are_off(clock: FakeClock) -> None:
     reg = RegisterThrottle(Settings(register_address_max=0, register_global_max=0), clock)
     for _ in range(1000):

@@ -948,6 +948,14 @@ class RegisterThrottle:
                     self._addresses.popitem(last=False)
                 self._addresses[address] = st
 
+    def give_back(self, address: str) -> None:
+        """Uncount a registration `take` counted that never reached the hasher
+        (its queue was full), within the same windows."""
+        self._global.failures = max(0, self._global.failures - 1)
+        st = self._addresses.get(address)
+        if st is not None:
+            st.failures = max(0, st.failures - 1)
+
 
 async def check_login(
     hasher: PasswordHasher,

@@ -1181,7 +1181,11 @@ class Hub:
         new_key, new_skeletons = False, []  # what this registration adds to the index
         try:
             self._register_throttle.take(session.outlet.address)  # refused: invite given back
-            password_hash = await self._hasher.hash(cmd.password)
+            try:
+                password_hash = await self._hasher.hash(cmd.password)
+            except HashQueueFull:  # it never reached the hasher: it does not count
+                self._register_throttle.give_back(session.outlet.address)
+                raise
             row = AccountRow(
                 key=nick.key,
                 nick=p.nick,

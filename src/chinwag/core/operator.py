@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from chinwag.config import Settings
 from chinwag.core.accounts import PasswordHasher, check_password, parse_nick
-from chinwag.errors import ChatError
+from chinwag.errors import ChatError, RateLimited
 from chinwag.storage.base import AccountRow, Store
 
 # end_sessions(key, reason, message) -> how many sessions ended (Hub.end_sessions).
@@ -108,6 +108,8 @@ class AccountActions:
         try:
             check_password(password, self._settings)
             password_hash = await self._hasher.hash(password)  # refuses text that is not Unicode
+        except RateLimited as exc:  # the hasher is busy: retry, the input was fine
+            raise ActionRefused(exc.message, 1) from None
         except ChatError as exc:
             raise ActionRefused(exc.message, 2) from None
         if not await self._store.set_password_hash(row.key, password_hash):

@@ -51,11 +51,11 @@ import secrets
 import threading
 import time
 import unicodedata
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -507,8 +507,13 @@ class PasswordHasher:
             thread_name_prefix="chinwag-hash",
             initializer=_yield_to_the_loop,
         )
-        self._lock = threading.Lock()
-        self._pending = 0  # submitted and not finished (the dummy hash not counted)
+        self._lock = threading.Lock()  # guards _seconds (written by the threads)
+        # The queue, kept on the event loop: jobs running (or given their turn),
+        # and those waiting, per client address, served round-robin by address so
+        # that one address's flood does not stand in front of everyone else.
+        self._running = 0
+        self._queued = 0
+        self._waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
         self._seconds = 0.05  # moving average of one job, for retry_after
         self.jobs = 0
         """Hashes and verifications that reached the hasher (the dummy's excluded)."""
@@ -521,7 +526,7 @@ class PasswordHasher:
     @property
     def pending(self) -> int:
         """Jobs running or waiting now."""
-        return self._pending
+        return self._running + self._queued
 
     def _timed(self, fn: Callable[[], _T]) -> _T:
         start = time.perf_counter()
@@ -532,36 +537,70 @@ class PasswordHasher:
             with self._lock:
                 self._seconds = 0.8 * self._seconds + 0.2 * took
 
-    def _finished(self, _future: concurrent.futures.Future[Any]) -> None:
-        # Also called for a job cancelled before it ran (its waiter went away).
-        with self._lock:
-            self._pending -= 1
-
-    async def _run(self, fn: Callable[[], _T]) -> _T:
-        with self._lock:
-            if self._pending >= self._capacity:
-                wait = self._seconds * self._pending / self._workers
-                raise HashQueueFull(
-                    wait,
-                    f"the server is busy checking passwords; retry in {max(wait, 0.1):.1f} s",
-                )
-            self._pending += 1
-            self.jobs += 1
+    async def _run(self, fn: Callable[[], _T], who: str) -> _T:
+        if self.pending >= self._capacity:
+            wait = self._seconds * self.pending / self._workers
+            raise HashQueueFull(
+                wait, f"the server is busy checking passwords; retry in {max(wait, 0.1):.1f} s"
+            )
+        self.jobs += 1
         loop = asyncio.get_running_loop()
+        if self._running < self._workers and not self._waiting:
+            self._running += 1
+        else:
+            turn: asyncio.Future[None] = loop.create_future()
+            self._waiting.setdefault(who, deque()).append(turn)
+            self._queued += 1
+            try:
+                await turn  # _next gives the turn (and counts it as running)
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._release()  # given the turn, then cancelled: pass it on
+                else:
+                    self._forget(who, turn)
+                raise
         try:
             future = self._pool.submit(self._timed, fn)
-        except RuntimeError:
-            with self._lock:
-                self._pending -= 1
+        except RuntimeError:  # closed
+            self._release()
             raise
-        future.add_done_callback(self._finished)
+
+        def done(_: concurrent.futures.Future[_T]) -> None:
+            # The slot is free once the thread is, even if the waiter went away.
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(self._release)
+
+        future.add_done_callback(done)
         return await asyncio.wrap_future(future, loop=loop)
 
-    async def hash(self, pw: str) -> str:
+    def _release(self) -> None:
+        self._running -= 1
+        while self._running < self._workers and self._waiting:
+            who, turns = self._waiting.popitem(last=False)
+            turn = turns.popleft()
+            if turns:
+                self._waiting[who] = turns  # to the back: the next address goes first
+            self._queued -= 1
+            if turn.done():  # its waiter was cancelled
+                continue
+            self._running += 1
+            turn.set_result(None)
+
+    def _forget(self, who: str, turn: asyncio.Future[None]) -> None:
+        turns = self._waiting.get(who)
+        if turns is not None and turn in turns:
+            turns.remove(turn)
+            self._queued -= 1
+            if not turns:
+                del self._waiting[who]
+
+    async def hash(self, pw: str, who: str = "") -> str:
         """Hash a password, in its normalised form (:func:`normalise_password`).
 
         Args:
             pw: the password.
+            who: whose request (the client's address): the queue serves addresses
+                in turn.
 
         Returns:
             An encoded ``$argon2id$...`` hash with a fresh random salt.
@@ -574,7 +613,7 @@ class PasswordHasher:
         data = _encode(normalise_password(pw) or pw)
         if data is None:
             raise BadRequest("the password is not valid Unicode text")
-        return await self._run(partial(self._hasher.hash, data))
+        return await self._run(partial(self._hasher.hash, data), who)
 
     def _verify_sync(self, hash_: str, data: bytes) -> bool:
         try:
@@ -589,7 +628,7 @@ class PasswordHasher:
             return Verdict(ok=True, rehash=True)  # made from the password as typed
         return Verdict(ok=False, rehash=False)
 
-    async def check(self, hash_: str | None, pw: str) -> Verdict:
+    async def check(self, hash_: str | None, pw: str, who: str = "") -> Verdict:
         """Check a password against a stored hash, as one job of the hasher.
 
         The password is checked in its normalised form and, if that differs and
@@ -600,6 +639,7 @@ class PasswordHasher:
         Args:
             hash_: the stored encoded hash, or None.
             pw: the password to check.
+            who: whose request (the client's address), as for :meth:`hash`.
 
         Returns:
             Whether it matches, and whether the stored hash should be replaced.
@@ -611,13 +651,13 @@ class PasswordHasher:
         first, second = _forms(pw)
         if hash_ is None:
             dummy = await asyncio.wrap_future(self._dummy)
-            await self._run(partial(self._check_sync, dummy, first, second))
+            await self._run(partial(self._check_sync, dummy, first, second), who)
             return Verdict(ok=False, rehash=False)
-        return await self._run(partial(self._check_sync, hash_, first, second))
+        return await self._run(partial(self._check_sync, hash_, first, second), who)
 
-    async def verify(self, hash_: str, pw: str) -> bool:
+    async def verify(self, hash_: str, pw: str, who: str = "") -> bool:
         """Whether a password matches a stored hash (see :meth:`check`)."""
-        return (await self.check(hash_, pw)).ok
+        return (await self.check(hash_, pw, who)).ok
 
     def needs_rehash(self, hash_: str) -> bool:
         """Whether a stored hash was made with other parameters than the current ones.
@@ -987,7 +1027,7 @@ async def check_login(
     """
     attempt = throttle.begin(account_key, address)
     try:
-        verdict = await hasher.check(stored, password)
+        verdict = await hasher.check(stored, password, address)
     except HashQueueFull:
         throttle.released(attempt)
         raise

@@ -447,10 +447,10 @@ class Hub:
                 return display
         return None
 
-    async def _rehash(self, row: AccountRow, password: str) -> None:
+    async def _rehash(self, row: AccountRow, password: str, who: str) -> None:
         """Store a fresh hash of the normalised password at today's cost, if there is room."""
         try:
-            new = await self._hasher.hash(password)
+            new = await self._hasher.hash(password, who)
             await self._store.replace_password_hash(row.key, row.password_hash, new)
         except HashQueueFull:
             pass  # at a later login
@@ -494,7 +494,7 @@ class Hub:
             if not verdict.ok:
                 raise BadPassword()
             if verdict.rehash:
-                await self._rehash(row, hello.password)
+                await self._rehash(row, hello.password, outlet.address)
             rooms = frozenset(await self._store.rooms_of(_account_pid(row.key)))
             if LOBBY not in rooms:
                 await self._store.join_room(_account_pid(row.key), LOBBY)
@@ -1182,7 +1182,7 @@ class Hub:
         try:
             self._register_throttle.take(session.outlet.address)  # refused: invite given back
             try:
-                password_hash = await self._hasher.hash(cmd.password)
+                password_hash = await self._hasher.hash(cmd.password, session.outlet.address)
             except HashQueueFull:  # it never reached the hasher: it does not count
                 self._register_throttle.give_back(session.outlet.address)
                 raise
@@ -1242,5 +1242,6 @@ class Hub:
         if not verdict.ok:
             raise BadPassword("the old password is wrong")
         check_password(cmd.new, self.settings)
-        await self._store.set_password_hash(p.key, await self._hasher.hash(cmd.new))
+        new_hash = await self._hasher.hash(cmd.new, session.outlet.address)
+        await self._store.set_password_hash(p.key, new_hash)
         self._ok(session, cmd.ref)

@@ -32,6 +32,7 @@ from chinwag.protocol.events import (
     Say,
 )
 from chinwag.protocol.jsonlines import ServerCodec, encode
+from chinwag.server.listener import peer_key
 from chinwag.storage.base import StoreError
 
 if TYPE_CHECKING:
@@ -180,9 +181,7 @@ class Connection(asyncio.Protocol):
         # The login deadline counts from here: from accept, a TLS handshake
         # included (server/tlswire.py starts the protocol before it).
         self._born = self._last_rx = self._loop.time()
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self.address = str(peer[0])
+        self.address = peer_key(transport.get_extra_info("peername"))
         if not self._server.admit(self):
             self._send_data(
                 {

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import socket
 from collections.abc import Callable
@@ -22,6 +23,27 @@ log = logging.getLogger("chinwag.server")
 
 _OUT_OF = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _BATCH = 128  # connections accepted per readiness, so that one flood cannot starve the loop
+
+
+def peer_key(peername: object) -> str:
+    """The "address" every per-address limit counts a peer under.
+
+    An IPv4 address as it is (an IPv4-mapped IPv6 one as IPv4); an IPv6 address
+    by its /64, since one host is routinely given a whole /64 and would
+    otherwise be 2^64 addresses to every limit.
+    """
+    if not (isinstance(peername, tuple) and peername):
+        return "?"
+    host = str(peername[0])
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return host
 
 
 async def bind(host: str, port: int, backlog: int) -> list[socket.socket]:

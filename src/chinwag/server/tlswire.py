@@ -30,6 +30,8 @@ import asyncio
 import ssl
 from typing import Any, cast
 
+from chinwag.server.listener import peer_key
+
 _LINGER = 2.0  # seconds a closing connection waits for the peer's FIN
 _PLAINTEXT = 16 * 1024 + 1024  # a TLS record's plaintext is at most 16 KiB
 
@@ -102,8 +104,7 @@ class TlsTransport(asyncio.Protocol, asyncio.Transport):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
         self._raw = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        address = peer_key(transport.get_extra_info("peername"))
         if not self._hs.enter(address):
             self._state = _CLOSED
             self._raw.abort()

@@ -28,6 +28,28 @@ from chinwag.storage.sqlite import SqliteStore
 ASK_TIMEOUT = 60.0
 
 
+async def save_invite_token(
+    data_dir: Path, token_hash: str, uses: int, expires_ms: int | None, created_ms: int
+) -> None:
+    """Store an invite token's hash in the server's database (`chinwag invite`).
+
+    The server may be running: SQLite's WAL lets both write.
+
+    Raises:
+        FileNotFoundError: ``data_dir`` holds no chinwag database.
+    """
+    db = data_dir / DB_NAME
+    if not db.exists():
+        raise FileNotFoundError(f"no chinwag database in {data_dir}")
+    store = await SqliteStore.open(db)
+    try:
+        await store.create_invite(
+            token_hash, uses=uses, expires_ms=expires_ms, created_ms=created_ms
+        )
+    finally:
+        await store.close()
+
+
 async def run_admin(
     command: str,
     data_dir: Path,

@@ -413,6 +413,7 @@ def cmd_servers(args: argparse.Namespace) -> int:
 
 
 def cmd_invite(args: argparse.Namespace) -> int:
+    from chinwag.admin import save_invite_token
     from chinwag.net.invites import parse_duration, run_invite
 
     try:
@@ -432,6 +433,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
             expires=expires,
             cert=args.cert,
             plain=args.plain,
+            save_token=save_invite_token,
         )
     )
 

@@ -34,6 +34,7 @@ import socket
 import sys
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -62,6 +63,11 @@ _CODE_CHARS: Final = re.compile(r"[A-Z2-7]+")
 _TOKEN_RE: Final = re.compile(r"[a-z2-7]{1,128}")
 _HOST_RE: Final = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+# Stores an invite token's hash: (data dir, token hash, uses, expires_ms,
+# created_ms); raises FileNotFoundError when the data directory has no database.
+SaveToken = Callable[[Path, str, int, int | None, int], Awaitable[None]]
 
 
 def new_token() -> str:
@@ -296,6 +302,7 @@ async def create_invite(
     expires: float | None,
     cert: Path | None = None,
     plain: bool = False,
+    save_token: SaveToken | None = None,
 ) -> Invite:
     """Make an invite for the server whose data directory is ``data_dir``.
 
@@ -311,6 +318,9 @@ async def create_invite(
         expires: seconds until the token expires; None for never.
         cert: the server's certificate (``--cert``), if not self-signed.
         plain: the server does not speak TLS: no fingerprint.
+        save_token: stores a token's hash in the server's database (the
+            composition root, which knows the storage, hands it in); needed
+            when ``uses`` is given.
 
     Raises:
         FileNotFoundError: no database in ``data_dir`` (a token needs one).
@@ -323,22 +333,12 @@ async def create_invite(
             fp = cert_fingerprint(source)
     token: str | None = None
     if uses is not None:
-        from chinwag.server.app import DB_NAME, open_store
-
-        if not (data_dir / DB_NAME).exists():
-            raise FileNotFoundError(f"no chinwag database in {data_dir}")
+        if save_token is None:
+            raise ValueError("a token needs somewhere to be saved (save_token)")
         token = new_token()
         now_ms = int(time.time() * 1000)
-        store = await open_store(data_dir)
-        try:
-            await store.create_invite(
-                token_hash(token),
-                uses=uses,
-                expires_ms=None if expires is None else now_ms + int(expires * 1000),
-                created_ms=now_ms,
-            )
-        finally:
-            await store.close()
+        expires_ms = None if expires is None else now_ms + int(expires * 1000)
+        await save_token(data_dir, token_hash(token), uses, expires_ms, now_ms)
     return Invite(host, port, fp, token)
 
 
@@ -351,6 +351,7 @@ async def run_invite(
     expires: float | None,
     cert: Path | None,
     plain: bool,
+    save_token: SaveToken,
 ) -> int:
     """``chinwag invite``: make an invite and print its link and code; the exit status."""
     from chinwag.net.tls import TlsSetupError
@@ -364,6 +365,7 @@ async def run_invite(
             expires=expires,
             cert=cert,
             plain=plain,
+            save_token=save_token,
         )
     except FileNotFoundError as exc:
         print(f"chinwag invite: {exc}; pass the server's --data DIR", file=sys.stderr)

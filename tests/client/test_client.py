@@ -486,7 +486,7 @@ async def test_a_silent_server_is_detected_and_left(clients: Clients) -> None:
     try:
         alice = await clients.open(port, "alice", keepalive=0.3, keepalive_timeout=0.3)
         events = await until(alice, lambda e: isinstance(e, Status) and e.state == "reconnecting")
-        assert "answering" in (events[-1].error or "")  # type: ignore[union-attr]
+        assert "answering" in (events[-1].error or "")  # type: ignore[union-attr,operator]
         await until(alice, lambda e: isinstance(e, Welcome) and e.resumed)
         assert hellos == 2
     finally:
@@ -507,7 +507,7 @@ async def test_a_final_refusal_while_reconnecting_closes_the_client(
         srv.kill()
         srv.start()
         events = await until(alice, lambda e: isinstance(e, Status) and e.state == "offline", 20)
-        assert "bad_password" in (events[-1].error or "")  # type: ignore[union-attr]
+        assert "bad_password" in (events[-1].error or "")  # type: ignore[union-attr,operator]
         assert alice.closed
         with pytest.raises(ClientClosed):
             await alice.next_event(timeout=1)

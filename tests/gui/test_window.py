@@ -7,6 +7,7 @@ other people are library clients on a loop of their own.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,7 +174,9 @@ def test_a_dm_from_another_client_shows_an_unread_count_and_rings(
     # Double-clicking someone in the member list opens a DM with them.
     view.select_row(LOBBY)
     pump(root, lambda: "bob  · guest" in view.member_rows(), what="bob in the member list")
-    x, y, _, _ = view.members.bbox("bob")
+    box = view.members.bbox("bob")
+    assert isinstance(box, tuple), box
+    x, y, _, _ = box
     for _ in range(2):
         view.members.event_generate("<ButtonPress-1>", x=x + 4, y=y + 4)
         view.members.event_generate("<ButtonRelease-1>", x=x + 4, y=y + 4)
@@ -406,7 +409,7 @@ def test_a_prepare_hook_can_ask_the_user_to_trust_a_server(
             else:
                 dialog.cancel_button.focus_force()
                 dialog.cancel_button.event_generate("<Escape>")
-            pump(root, lambda n=n: len(asked) == n, what=f"answer {n}")
+            pump(root, functools.partial(_answered, asked, n), what=f"answer {n}")
             if answer == "n":
                 pump(root, lambda: not view.busy, what="the refused attempt")
                 assert view.errors["server"].cget("text") == "not trusted; chinwag did not connect"
@@ -415,6 +418,10 @@ def test_a_prepare_hook_can_ask_the_user_to_trust_a_server(
         assert app.prefs.recent[0] == f"127.0.0.1:{server.port}"
     finally:
         app.shutdown(timeout=2)
+
+
+def _answered(asked: list[tuple[str, str]], n: int) -> bool:
+    return len(asked) == n
 
 
 def _trust_dialog(root: Any) -> Any:
@@ -438,8 +445,8 @@ def test_the_conversation_view_redraws_only_what_changed_and_stays_right(root: A
     from chinwag.client.gui.theme import Theme
 
     theme = Theme(root)
-    live = ChatView(root, theme, _NoActions(), "alice")  # type: ignore[arg-type]
-    fresh = ChatView(root, theme, _NoActions(), "alice")  # type: ignore[arg-type]
+    live = ChatView(root, theme, _NoActions(), "alice")
+    fresh = ChatView(root, theme, _NoActions(), "alice")
     t0 = datetime(2026, 11, 24, 9, tzinfo=UTC)
 
     def line(n: int, header: bool = True) -> MessageLine:
@@ -522,7 +529,7 @@ def test_a_narrow_window_wraps_the_banner_hints_and_panel_header(root: Any) -> N
     from chinwag.client.gui.theme import Theme
 
     theme = Theme(root)
-    view = ChatView(root, theme, _NoActions(), "alice")  # type: ignore[arg-type]
+    view = ChatView(root, theme, _NoActions(), "alice")
     view.grid(row=0, column=0, sticky="nsew")
     root.columnconfigure(0, weight=1)
     root.rowconfigure(0, weight=1)

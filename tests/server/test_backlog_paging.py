@@ -93,7 +93,7 @@ async def test_a_backlog_of_many_pages_arrives_whole_once_in_order_then_live(
         replay, caught_up = await catch_up(bob)
         live_bodies = await asyncio.wait_for(talker, 30)
 
-        live = []
+        live: list[dict[str, Any]] = []
         while len(replay) + len(live) < 750:
             frame = await bob.recv_type("message")
             assert "replay" not in frame, frame

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from conftest import Peer, ServerProcess
 
@@ -413,7 +414,7 @@ async def _seam(server: ServerProcess, peers: list[Peer]) -> None:
     bob, replay, caught_up = await relogin(peers, server.port, "bob")
     await talker
     assert caught_up["missed"] == len(replay)
-    live = []
+    live: list[dict[str, Any]] = []
     while len(replay) + len(live) < 500:
         frame = await bob.recv_type("message")
         assert "replay" not in frame

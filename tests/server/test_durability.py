@@ -92,7 +92,7 @@ async def test_kill_9_during_a_burst_loses_nothing_acked_and_stores_nothing_twic
             unacked = [i for i in range(BURST) if f"{prefix}{i}" not in acked]
             for i in unacked:
                 await peer.send(type="say", room="lobby", body=f"m{i}", cid=f"{prefix}{i}")
-            resent_ids = {}
+            resent_ids: dict[str, int] = {}
             while len(resent_ids) < len(unacked):
                 ack = await peer.recv_type("ack")
                 resent_ids[ack["cid"]] = ack["id"]

@@ -264,7 +264,7 @@ async def test_tls_clients_talking_at_once_each_get_exactly_their_own_replies(
                 if n % 7 == 3:
                     await peer.send(type="ping", ref=f"{i}.{n}")
                 await peer.send(type="say", room="lobby", body=body, ref=f"{i}-{n}")
-            refs = []
+            refs: list[str] = []
             while len([r for r in refs if "-" in r]) < 20:
                 frame = await peer.recv(10)
                 if frame["type"] in ("ack", "pong"):

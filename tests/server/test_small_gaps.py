@@ -85,7 +85,7 @@ async def test_a_later_guest_with_the_same_nick_and_cid_is_not_taken_for_the_fir
         await second.send(type="say", room="lobby", body="another zed", cid="c-1")
         ack2 = await answer(second)
         assert ack2["type"] == "ack" and ack2["id"] != ack1["id"], (ack1, ack2)
-        bodies = []
+        bodies: list[str] = []
         while len(bodies) < 2:
             frame = await watcher.recv_type("message")
             bodies.append(frame["body"])

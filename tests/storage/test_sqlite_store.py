@@ -8,6 +8,7 @@ reopen test relies on it).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sqlite3
@@ -253,13 +254,17 @@ async def test_a_refused_job_does_not_poison_the_others_of_its_batch(store: Stor
     assert await count(store) == 3
 
 
+def _note(finished: list[int], i: int, _future: object) -> None:
+    finished.append(i)
+
+
 async def test_appends_are_queued_when_called_and_resolve_in_call_order(store: Store) -> None:
     """What lets the hub keep many messages of one connection in flight."""
     finished: list[int] = []
     futures = []
     for i in range(60):
         future = store.append(say(f"m{i}", cid=f"c-{i}"), cid_ttl_ms=TTL)
-        future.add_done_callback(lambda _f, i=i: finished.append(i))
+        future.add_done_callback(functools.partial(_note, finished, i))
         futures.append(future)
     results = [await f for f in reversed(futures)]  # awaited last-first
     ids = [r.message.id for r in reversed(results)]

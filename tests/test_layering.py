@@ -234,3 +234,68 @@ def test_the_check_allows_what_the_layers_may_do(tmp_path: Path) -> None:
         },
     )
     assert violations(src) == []
+
+
+def _module_level_imports(path: Path, known: set[str]) -> set[str]:
+    """The chinwag modules ``path`` imports when it is loaded (type-only ones too)."""
+    deps: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If):
+                visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    deps.add(full if full in known else node.module)
+            elif isinstance(node, ast.Import):
+                deps.update(alias.name for alias in node.names)
+
+    visit(ast.parse(path.read_text()).body)
+    return deps & known
+
+
+def cycles(src: Path) -> list[list[str]]:
+    """Import cycles among the modules under ``src`` (imports inside functions aside)."""
+    paths = {_module(p.relative_to(src)): p for p in src.rglob("*.py")}
+    graph = {m: _module_level_imports(p, set(paths)) - {m} for m, p in paths.items()}
+    found: list[list[str]] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def walk(module: str) -> None:
+        state[module] = 1
+        stack.append(module)
+        for dep in sorted(graph[module]):
+            if state.get(dep) == 1:
+                found.append([*stack[stack.index(dep) :], dep])
+            elif dep not in state:
+                walk(dep)
+        stack.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            walk(module)
+    return found
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    assert cycles(SRC) == []
+
+
+def test_the_cycle_check_catches_an_injected_cycle(tmp_path: Path) -> None:
+    src = _tree(
+        tmp_path,
+        {
+            "server/app.py": "from chinwag.server.connection import Connection\n",
+            "server/connection.py": (
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n    from chinwag.server.app import Server\n"
+            ),
+        },
+    )
+    assert cycles(src) == [
+        ["chinwag.server.app", "chinwag.server.connection", "chinwag.server.app"]
+    ]

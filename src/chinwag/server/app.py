@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from chinwag.bus.base import Bus
 from chinwag.bus.local import LocalBus
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
@@ -21,6 +22,7 @@ from chinwag.server.control import ControlServer, ControlUnusable
 from chinwag.server.listener import Listener, bind
 from chinwag.server.lock import DataDirLock
 from chinwag.server.tlswire import Handshakes, TlsTransport
+from chinwag.storage.base import Store
 from chinwag.storage.sqlite import SqliteStore
 
 log = logging.getLogger("chinwag.server")
@@ -52,7 +54,7 @@ class Service(Protocol):
 class Server:
     """A running chinwag server: one listener, one hub, one store."""
 
-    def __init__(self, settings: Settings, store: SqliteStore, hub: Hub, bus: LocalBus) -> None:
+    def __init__(self, settings: Settings, store: Store, hub: Hub, bus: Bus) -> None:
         self.settings = settings
         self.loop = asyncio.get_running_loop()
         self.store = store

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import logging
 import re
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from chinwag.core.hub import Frame, Session, error_data
 from chinwag.errors import BadFrame, ChatError, NotLoggedIn
@@ -36,7 +36,28 @@ from chinwag.server.listener import peer_key
 from chinwag.storage.base import StoreError
 
 if TYPE_CHECKING:
-    from chinwag.server.app import Server
+    from chinwag.config import Settings
+    from chinwag.core.hub import Hub
+
+
+class Host(Protocol):
+    """What a connection needs of the server that accepted it (``server.app.Server``).
+
+    A protocol, so that this module does not import the composition root that
+    imports it.
+    """
+
+    settings: Settings
+    loop: asyncio.AbstractEventLoop
+    flusher: Flusher
+    hub: Hub
+
+    def admit(self, conn: Connection) -> bool:
+        """Count the connection against the per-address cap; False: refuse it."""
+
+    def forget(self, conn: Connection) -> None:
+        """The connection has ended: uncount it."""
+
 
 log = logging.getLogger("chinwag.conn")
 
@@ -133,7 +154,7 @@ class Connection(asyncio.Protocol):
         "close_reason",
     )
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Host) -> None:
         self._server = server
         self._settings = server.settings
         self._loop = server.loop

@@ -39,6 +39,7 @@ CONTROL_NAME = "control.sock"
 OPS = ("delete", "reset-password")
 # The longest path a Unix socket can have on Linux (sun_path is 108 bytes, NUL included).
 _MAX_PATH = 107
+_LINGER = 1.0  # seconds a replied connection takes the peer's late input before closing
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,12 @@ class ControlServer:
             reply = await self._serve(reader, writer)
             writer.write(reply)
             await asyncio.wait_for(writer.drain(), self._settings.control_timeout)
+            # A refusal at connect (another user, busy) comes before the request:
+            # end only our side and take what the peer still sends until it closes,
+            # so that its request meets an open socket and it reads the reply.
+            if writer.can_write_eof():
+                writer.write_eof()
+                await asyncio.wait_for(_discard_input(reader), _LINGER)
         except (OSError, TimeoutError):
             pass  # the admin went away: what was asked is done (or not started), nothing to say
         finally:
@@ -269,3 +276,9 @@ async def ask(data_dir: Path, request: dict[str, Any], timeout: float) -> tuple[
     except (ValueError, KeyError, TypeError):
         raise OSError("the server's control socket gave no proper reply") from None
     return bool(ok), str(message), int(status) if isinstance(status, int) else 1
+
+
+async def _discard_input(reader: asyncio.StreamReader) -> None:
+    """Read and drop what the peer sends, until it closes."""
+    while await reader.read(65_536):
+        pass

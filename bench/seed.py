@@ -23,7 +23,7 @@ from chinwag.storage.sqlite import SqliteStore
 
 
 async def _seed(data_dir: Path, accounts: int, password: str) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
     hasher = PasswordHasher(Settings())
     try:
         password_hash = await hasher.hash(password)

@@ -253,7 +253,8 @@ async def test_a_bot_is_a_registered_bot_account_with_commands_state_and_rooms(
         assert "don't know" in await alice.ask("nonsense")
 
         # One data directory, one bot: a second one refuses to start.
-        second = subprocess.run(
+        second = await asyncio.to_thread(
+            subprocess.run,
             [*bot.command, f"127.0.0.1:{srv.port}", "--data", str(bot.data)],
             capture_output=True,
             text=True,

@@ -453,14 +453,16 @@ async def test_on_an_invite_only_server_the_bot_registers_with_an_invite_link(
         tmp_path / "server", {**FAST_ARGON, "registration": "invite", "announce": "false"}
     ).start()
     try:
-        refused = subprocess.run(
+        refused = await asyncio.to_thread(
+            subprocess.run,
             [*GAMES_CMD, f"127.0.0.1:{server.port}", "--data", str(tmp_path / "bot")],
             capture_output=True,
             text=True,
             timeout=WAIT,
         )
         assert refused.returncode == 1 and "needs an invite" in refused.stderr
-        made = subprocess.run(
+        made = await asyncio.to_thread(
+            subprocess.run,
             [
                 *INVITE_CMD,
                 "--data",

@@ -548,7 +548,8 @@ async def test_the_documented_example_runs(
 ) -> None:
     script = tmp_path / "example.py"
     script.write_text(_doc_example())
-    bot = subprocess.Popen(
+    bot = await asyncio.to_thread(
+        subprocess.Popen,
         [sys.executable, str(script), "127.0.0.1", str(server.port)],
         env={"CHINWAG_CONFIG_DIR": str(tmp_path / "botcfg"), "PATH": "/usr/bin:/bin"},
         stdout=subprocess.PIPE,

@@ -447,7 +447,7 @@ def _client_hello_versions(ctx: ssl.SSLContext) -> tuple[int, set[int]]:
 
 
 @pytest.mark.parametrize(
-    "version,wire",
+    ("version", "wire"),
     [(ssl.TLSVersion.TLSv1, 0x0301), (ssl.TLSVersion.TLSv1_1, 0x0302)],
     ids=["TLSv1.0", "TLSv1.1"],
 )

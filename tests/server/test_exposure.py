@@ -114,7 +114,7 @@ async def chats(srv: ServerProcess, nick: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "settings,held",
+    ("settings", "held"),
     [
         ({"max_conns_per_address": 6, "tls_handshakes_per_address": 50}, 6),
         ({"max_conns_per_address": 64, "tls_handshakes_per_address": 4}, 4),

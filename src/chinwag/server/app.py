@@ -94,7 +94,7 @@ class Server:
             DataDirError: another server (or ``chinwag admin``) is using ``data_dir``,
                 or its lock file cannot be opened.
         """
-        data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         lock = DataDirLock.acquire(data_dir, "server")
         try:
             return await cls._open(settings, data_dir, ssl, lock)

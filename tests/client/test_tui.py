@@ -125,6 +125,7 @@ class Harness:
         self.tmp_path = tmp_path
         self.ttys: list[Tty] = []
         self.clients: list[ChatClient] = []
+        self.scripts: list[asyncio.subprocess.Process] = []
 
     def env(self, name: str) -> dict[str, str]:
         return {
@@ -142,7 +143,7 @@ class Harness:
 
     async def script(self, port: int, nick: str, *extra: str) -> asyncio.subprocess.Process:
         """``chinwag chat`` with pipes instead of a terminal (plain line mode)."""
-        return await asyncio.create_subprocess_exec(
+        proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "chinwag",
@@ -156,6 +157,8 @@ class Harness:
             stderr=subprocess.STDOUT,
             env=self.env(nick),
         )
+        self.scripts.append(proc)
+        return proc
 
     async def client(self, port: int, nick: str, **kwargs: Any) -> ChatClient:
         kwargs.setdefault("config_dir", self.tmp_path / "config" / f"lib-{nick}")
@@ -171,6 +174,10 @@ class Harness:
             term.stop()
         for client in self.clients:
             await client.close(timeout=2)
+        for proc in self.scripts:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
 
 @pytest.fixture
@@ -418,22 +425,17 @@ async def test_plain_line_mode_with_password_from_stdin(
     await setup.close()
     bob = await harness.client(server.port, "bob")
     proc = await harness.script(server.port, "alice", "--password-stdin")
-    try:
-        assert proc.stdin is not None
-        proc.stdin.write(b"alice-password\nhello from a script\n")
-        await proc.stdin.drain()
-        await until(bob, is_body("hello from a script"))
-        proc.stdin.write(b"/quit\n")
-        await proc.stdin.drain()
-        out, _ = await asyncio.wait_for(proc.communicate(), WAIT)
-        assert proc.returncode == 0, out
-        text = out.decode()
-        assert "as alice (account)" in text and "<alice> hello from a script" in text
-        assert "alice-password" not in text
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    assert proc.stdin is not None
+    proc.stdin.write(b"alice-password\nhello from a script\n")
+    await proc.stdin.drain()
+    await until(bob, is_body("hello from a script"))
+    proc.stdin.write(b"/quit\n")
+    await proc.stdin.drain()
+    out, _ = await asyncio.wait_for(proc.communicate(), WAIT)
+    assert proc.returncode == 0, out
+    text = out.decode()
+    assert "as alice (account)" in text and "<alice> hello from a script" in text
+    assert "alice-password" not in text
 
 
 async def test_wrong_password_on_stdin_exits_with_an_error(
@@ -443,14 +445,9 @@ async def test_wrong_password_on_stdin_exits_with_an_error(
     await setup.register("alice-password")
     await setup.close()
     proc = await harness.script(server.port, "alice", "--password-stdin")
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(b"nope-nope-nope\n"), WAIT)
-        assert proc.returncode == 1
-        assert b"wrong" in out
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    out, _ = await asyncio.wait_for(proc.communicate(b"nope-nope-nope\n"), WAIT)
+    assert proc.returncode == 1
+    assert b"wrong" in out
 
 
 async def test_unreachable_server_exits_with_an_error(tmp_path: Path, harness: Harness) -> None:
@@ -527,19 +524,14 @@ async def test_a_piped_register_reads_both_password_lines_and_never_posts_them(
 ) -> None:
     bob = await harness.client(server.port, "bob")
     proc = await harness.script(server.port, "alice")
-    try:
-        script = b"/register\nscript-password\nscript-password\nafter registering\n/quit\n"
-        out, _ = await asyncio.wait_for(proc.communicate(script), WAIT)
-        assert proc.returncode == 0, out
-        assert b"alice is now registered" in out, out
-        got = await until(bob, is_body("after registering"))
-        bodies = [e.body for e in got if isinstance(e, Message)]
-        assert "script-password" not in bodies
-        assert b"script-password" not in out
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    script = b"/register\nscript-password\nscript-password\nafter registering\n/quit\n"
+    out, _ = await asyncio.wait_for(proc.communicate(script), WAIT)
+    assert proc.returncode == 0, out
+    assert b"alice is now registered" in out, out
+    got = await until(bob, is_body("after registering"))
+    bodies = [e.body for e in got if isinstance(e, Message)]
+    assert "script-password" not in bodies
+    assert b"script-password" not in out
 
 
 async def test_a_dm_to_nobody_keeps_the_conversation_and_errors_are_plain_words(
@@ -638,14 +630,9 @@ async def test_a_login_with_nothing_missed_says_nothing_about_it(
     await setup.register("alice-password")
     await setup.close()
     proc = await harness.script(server.port, "alice", "--password-stdin")
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(b"alice-password\n/quit\n"), WAIT)
-        assert proc.returncode == 0, out
-        assert b"as alice (account)" in out and b"while you were away" not in out, out
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    out, _ = await asyncio.wait_for(proc.communicate(b"alice-password\n/quit\n"), WAIT)
+    assert proc.returncode == 0, out
+    assert b"as alice (account)" in out and b"while you were away" not in out, out
 
 
 async def test_long_and_multi_line_text(server: ServerProcess, harness: Harness) -> None:

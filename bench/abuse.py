@@ -51,6 +51,7 @@ from bench.runner import (
     ServerProcess,
     _env,
     _names,
+    emit,
     machine,
 )
 from bench.seed import seed_accounts
@@ -1066,12 +1067,5 @@ def run(args: argparse.Namespace) -> int:
         "elapsed_s": round(time.monotonic() - started, 1),
         "rows": rows,
     }
-    table = render(report)
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-    if args.json:
-        print(table, file=sys.stderr)
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
+    emit(report, render(report), args)
     return 0 if all(r["ok"] for r in rows) else 1

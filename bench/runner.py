@@ -857,7 +857,12 @@ def main(argv: list[str] | None = None) -> int:
             for r in runs
         ],
     }
-    table = render_table(report)
+    emit(report, render_table(report), args)
+    return 0 if all(r.ok for r in runs) else 1
+
+
+def emit(report: dict[str, Any], table: str, args: argparse.Namespace) -> None:
+    """Print the table (to stderr with ``--json``, which prints the report); save ``--out``."""
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     if args.json:
@@ -865,4 +870,3 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(table)
-    return 0 if all(r.ok for r in runs) else 1

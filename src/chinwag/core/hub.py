@@ -350,9 +350,10 @@ class Hub:
 
         That is the key and both TR39 skeletons of every account, so that a guest's
         hello for a nick no account has, or resembles, needs no store read. The
-        index may hold more than the store (a registration that failed after
-        reserving its nick), which only costs such a hello the store reads;
-        never less. It is authoritative for "no such account" because accounts
+        index holds a registration's nick from just before its row is written
+        (so no hello passes it unread) and drops it again if that fails, since
+        look-alikes are refused from the index alone; it never holds less than
+        the store. It is authoritative for "no such account" because accounts
         are only ever created by this hub's ``_register`` (the admin tools list,
         delete and reset passwords; deleted rows stay, as their nicks stay
         reserved; ``bench/seed.py`` writes before the server starts): with
@@ -899,10 +900,7 @@ class Hub:
         to: tuple[str, str] | None,
     ) -> NewMessage:
         """Charge flood control for a message and build it (raises `RateLimited`)."""
-        wait = session.bucket.retry_after()
-        if wait > 0:
-            raise RateLimited(wait, f"slow down: retry in {wait:.1f} s")
-        session.bucket.take()
+        self._charge(session, 1.0)
         p = session.principal
         if p.typing:  # a message ends its typing notice: the next one goes out at once
             p.typing.pop(room or "@" + (to[0] if to else ""), None)

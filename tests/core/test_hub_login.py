@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from support.hub import PASSWORD, Client, HubHarness, RecordingOutlet
 
-from chinwag.protocol.events import Join, Leave, Register, Say, Seen
+from chinwag.protocol.events import Dm, Join, Leave, Register, Say, Seen
 
 Frames = list[dict[str, Any]]
 
@@ -127,17 +127,20 @@ async def test_registering_keeps_what_the_guest_saw_out_of_its_next_backlog(
     alice = await harness.login("alice")
     bob = await harness.login("bob")
     await post(bob, "seen as a guest 1")
-    await post(bob, "seen as a guest 2")
+    await bob.send(Dm(to="alice", body="seen as a guest 2", ref="dm"))
+    assert (await bob.next("ack"))["ref"] == "dm"
     await alice.send(Register(password=PASSWORD, ref="reg"))
     assert await alice.next("ok") == {"type": "ok", "ref": "reg"}
     await alice.logout(clean=False)  # no bye: only the cursor set at register counts
     await post(bob, "while away")
+    await bob.send(Dm(to="alice", body="while away too", ref="dm2"))
+    assert (await bob.next("ack"))["ref"] == "dm2"
 
     again = await harness.login("alice", password=PASSWORD)
     backlog, caught_up, _ = split_at_caught_up(await again.unread())
     assert backlog[0]["account"] is True
-    assert bodies(backlog) == ["while away"]
-    assert caught_up["missed"] == 1
+    assert bodies(backlog) == ["while away", "while away too"]
+    assert (caught_up["missed"], caught_up["dms"]) == (2, {"bob": 1})
 
 
 async def test_after_registering_the_nick_is_refused_to_guests_and_wrong_passwords(
@@ -244,7 +247,9 @@ async def test_joining_and_leaving_a_room_is_announced_to_its_members(
     await alice.send(Leave(room="games", ref="l"))
     await alice.send(Leave(room="lobby", ref="lobby"))
 
-    replies = [f for f in await alice.unread() if "ref" in f]
+    alice_got = await alice.unread()
+    assert presence(alice_got) == [("lobby", "bob", "join")]  # never its own
+    replies = [f for f in alice_got if "ref" in f]
     assert replies[:3] == [
         {"type": "ok", "ref": "j2"},
         {"type": "ok", "ref": "j3"},

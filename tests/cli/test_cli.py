@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from conftest import Peer, ServerProcess
+from support.cli import chinwag
 
 from chinwag.config import Settings, describe
-
-
-def chinwag(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chinwag", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_print_settings_lists_every_setting_with_overrides_applied(tmp_path: Path) -> None:

@@ -12,13 +12,12 @@ import asyncio
 import json
 import re
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 from conftest import ServerProcess
+from support.cli import chinwag
 
 from chinwag.net.discovery import SERVICE_TYPE, Announcer, browse
 from chinwag.net.invites import parse_invite
@@ -26,16 +25,6 @@ from chinwag.net.tls import parse_fingerprint
 
 FAST = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
 LOOPBACK = ["127.0.0.1"]
-
-
-def chinwag(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chinwag", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def wait_for_log(srv: ServerProcess, text: str, timeout: float = 15.0) -> None:

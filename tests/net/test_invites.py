@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import Peer, ServerProcess
+from support.cli import chinwag
 
 from chinwag.net.connect import ConnectError, target_from_arg
 from chinwag.net.invites import (
@@ -28,20 +26,6 @@ from chinwag.server.app import open_store
 FAST = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
 FP = bytes(range(100, 132))
 PASSWORD = "correct horse battery"
-
-
-def chinwag(
-    *args: str, stdin: str = "", config: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CHINWAG_CONFIG_DIR": str(config)} if config is not None else None
-    return subprocess.run(
-        [sys.executable, "-m", "chinwag", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
 
 
 # --- links and codes --------------------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Peer, ServerProcess
+from support.cli import chinwag
 
 from chinwag.client import ChatClient, Message
 from chinwag.net.connect import ConnectError, Target, secure
@@ -64,24 +65,6 @@ def tls_server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield srv
     finally:
         srv.kill()
-
-
-def chinwag(
-    *args: str, stdin: str = "", config: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = None
-    if config is not None:
-        import os
-
-        env = {**os.environ, "CHINWAG_CONFIG_DIR": str(config)}
-    return subprocess.run(
-        [sys.executable, "-m", "chinwag", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
 
 
 # --- certificates and fingerprints ----------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 
 from conftest import RECV_TIMEOUT, Peer, ServerProcess
 from server_checks import CheckedPeer, check_frame
+from support.peers import PeerMaker
 
 CHEAP = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
 UNLIMITED = {**CHEAP, "rate_per_second": 1e6, "rate_burst": 10**6}
@@ -36,12 +37,8 @@ class Client(CheckedPeer):
         return reply
 
 
-async def login(peers: list[Peer], port: int, nick: str, **extra: Any) -> Client:
-    client = await Client.connect(port)
-    assert isinstance(client, Client)
-    peers.append(client)
-    await client.hello(nick, **extra)
-    return client
+_maker = PeerMaker(Client)
+login = _maker.login
 
 
 def line(frame: dict[str, Any]) -> bytes:

@@ -7,13 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Peer, ServerProcess
-
-
-async def login(peers: list[Peer], port: int, nick: str, **extra: object) -> Peer:
-    peer = await Peer.connect(port)
-    peers.append(peer)
-    await peer.hello(nick, **extra)
-    return peer
+from support.peers import login
 
 
 async def register(

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from conftest import RECV_TIMEOUT, Peer, ServerProcess
 from server_checks import CheckedPeer, check_frame
+from support.peers import PeerMaker
 
 LIMIT = 65_536  # default max_frame_bytes, "\r\n" included
 CHEAP = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
@@ -55,17 +56,8 @@ class Client(CheckedPeer):
                 return frames, "reset"
 
 
-async def connect(peers: list[Peer], port: int) -> Client:
-    client = await Client.connect(port)
-    peers.append(client)
-    assert isinstance(client, Client)
-    return client
-
-
-async def login(peers: list[Peer], port: int, nick: str, **extra: Any) -> Client:
-    client = await connect(peers, port)
-    await client.hello(nick, **extra)
-    return client
+_maker = PeerMaker(Client)
+connect, login = _maker.connect, _maker.login
 
 
 _serial = itertools.count(1)

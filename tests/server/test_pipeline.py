@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import Peer, ServerProcess
+from support.peers import login
 
 
 @pytest.fixture
@@ -43,13 +44,6 @@ def says(count: int, ref: str = "r", cid: str | None = None) -> bytes:
         else line(type="say", room="lobby", body=f"{i}", ref=f"{ref}{i}", cid=f"{cid}{i}")
         for i in range(count)
     )
-
-
-async def login(peers: list[Peer], port: int, nick: str, **extra: object) -> Peer:
-    peer = await Peer.connect(port)
-    peers.append(peer)
-    await peer.hello(nick, **extra)
-    return peer
 
 
 async def replies(peer: Peer, count: int) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from conftest import Peer, ServerProcess
 from server_checks import CheckedPeer
+from support.peers import PeerMaker
 
 from chinwag.server.app import open_store
 
@@ -41,17 +42,8 @@ class Client(CheckedPeer):
         return first
 
 
-async def connect(peers: list[Peer], port: int) -> Client:
-    client = await Client.connect(port)
-    peers.append(client)
-    assert isinstance(client, Client)
-    return client
-
-
-async def login(peers: list[Peer], port: int, nick: str, **extra: Any) -> Client:
-    client = await connect(peers, port)
-    await client.hello(nick, **extra)
-    return client
+_maker = PeerMaker(Client)
+connect, login = _maker.connect, _maker.login
 
 
 async def register(peers: list[Peer], port: int, nick: str, password: str = PASSWORD) -> None:

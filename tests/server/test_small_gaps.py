@@ -19,21 +19,13 @@ from pathlib import Path
 import pytest
 from conftest import Peer, ServerProcess
 from server_checks import CheckedPeer
+from support.peers import PeerMaker
 
 CHEAP = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
 
 
-async def connect(peers: list[Peer], port: int) -> CheckedPeer:
-    peer = await CheckedPeer.connect(port)
-    assert isinstance(peer, CheckedPeer)
-    peers.append(peer)
-    return peer
-
-
-async def login(peers: list[Peer], port: int, nick: str, **extra: object) -> CheckedPeer:
-    peer = await connect(peers, port)
-    await peer.hello(nick, **extra)
-    return peer
+_maker = PeerMaker(CheckedPeer)
+connect, login = _maker.connect, _maker.login
 
 
 async def register(peers: list[Peer], port: int, nick: str) -> CheckedPeer:

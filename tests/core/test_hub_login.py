@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.hub import PASSWORD, Client, HubHarness, RecordingOutlet
+from support.hub import PASSWORD, Client, FakeOutlet, HubHarness
 
 from chinwag.protocol.events import Dm, Join, Leave, Register, Say, Seen
 
@@ -75,7 +75,7 @@ async def test_a_message_posted_during_the_backlog_arrives_once_in_id_order(
     alice = await harness.login("alice")
     for n in range(1, 6):
         await post(alice, f"m{n}")
-    outlet = RecordingOutlet()
+    outlet = FakeOutlet()
     outlet.hold(held_at)
     login = asyncio.create_task(harness.login("bob", password=PASSWORD, outlet=outlet))
     await outlet.wait_held()
@@ -282,3 +282,20 @@ async def test_a_guest_nick_is_held_only_while_its_session_is_online(
     await alice.logout()
     welcome = await (await harness.login("Alice")).next()
     assert (welcome["type"], welcome["nick"]) == ("welcome", "Alice")
+
+
+async def test_the_operator_ending_an_account_closes_each_of_its_sessions(
+    harness: HubHarness,
+) -> None:
+    await harness.register("alice")
+    phone = await harness.login("alice", password=PASSWORD, device="phone")
+    desktop = await harness.login("alice", password=PASSWORD, device="desktop")
+    bob = await harness.login("bob")
+    assert harness.hub.end_sessions("alice", "deleted", "your account was deleted") == 2
+    for client in (phone, desktop):
+        ended = await client.next("error")
+        assert (ended["code"], ended["reason"]) == ("session_ended", "deleted")
+        assert ended["message"] == "your account was deleted"
+        assert client.outlet.closed is not None
+    assert bob.outlet.closed is None
+    assert [f for f in await bob.unread() if f["type"] == "error"] == []

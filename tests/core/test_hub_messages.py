@@ -15,7 +15,7 @@ import pytest
 from support.hub import PASSWORD, Client, HubHarness
 
 from chinwag.errors import ChatError, NotMember
-from chinwag.protocol.events import Command, Dm, History, Join, Say, Who
+from chinwag.protocol.events import Command, Dm, History, Join, Say, Typing, Who
 
 Frames = list[dict[str, Any]]
 
@@ -229,3 +229,26 @@ async def test_a_live_dm_reaches_both_parties_and_nobody_else(harness: HubHarnes
     assert (to_bob["from"], to_bob["to"], to_bob["body"]) == ("alice", "bob", "psst")
     assert "cid" not in to_bob and own["cid"] == "c-2"
     assert messages(await carol.unread()) == []
+
+
+async def test_typing_reaches_the_other_members_only_and_is_never_stored(
+    harness: HubHarness,
+) -> None:
+    alice = await harness.login("alice")
+    bob = await harness.login("bob")
+    carol = await harness.login("carol")
+    await carol.send(Join(room="games"))
+    await alice.unread()
+    await bob.unread()
+    await alice.send(Typing(room="lobby"))
+    await alice.send(Typing(to="carol"))
+    assert [f for f in await bob.unread() if f["type"] == "typing"] == [
+        {"type": "typing", "from": "alice", "room": "lobby"}
+    ]
+    assert [f for f in await carol.unread() if f["type"] == "typing"] == [
+        {"type": "typing", "from": "alice", "room": "lobby"},
+        {"type": "typing", "from": "alice", "to": "carol"},
+    ]
+    assert await alice.unread() == []  # no reply, no echo
+    await bob.send(History(room="lobby", ref="h"))
+    assert (await bob.next("history"))["messages"] == []

@@ -5,7 +5,7 @@ does: a SQLite store in a real file under the test's ``tmp_path``, the local
 bus, a real `PasswordHasher` (with cheap argon2 settings) and a `LoginThrottle`,
 then ``load()`` and a task running ``run()``. Each `Client` talks to the hub
 through the hub's public methods only (``login``, ``handle``, ``pipeline``,
-``logout``) and receives through a `RecordingOutlet`, a real implementation of
+``logout``) and receives through a `FakeOutlet`, a real implementation of
 the `Outlet` protocol that keeps every frame as the dict a client would decode.
 
 What the hub sends is turned into dicts in ONE place, `frame_dicts` (and the
@@ -69,7 +69,7 @@ def refusal(exc: ChatError, ref: str | None) -> Frame:
 # -- the transport double ----------------------------------------------------------------
 
 
-class RecordingOutlet:
+class FakeOutlet:
     """An `Outlet` that keeps what it is sent, as dicts, in ``frames``.
 
     ``hold(when)`` makes the next paced frame matching ``when`` wait, once
@@ -137,7 +137,7 @@ class RecordingOutlet:
 class Client:
     """One session of the hub, and the frames its connection would have written."""
 
-    def __init__(self, harness: HubHarness, outlet: RecordingOutlet, session: Session) -> None:
+    def __init__(self, harness: HubHarness, outlet: FakeOutlet, session: Session) -> None:
         self.harness = harness
         self.outlet = outlet
         self.session: Session | None = session
@@ -251,14 +251,14 @@ class HubHarness:
         *,
         password: str | None = None,
         device: str = "default",
-        outlet: RecordingOutlet | None = None,
+        outlet: FakeOutlet | None = None,
     ) -> Client:
         """Log in (``welcome`` ... ``caught_up`` are its first frames).
 
         Raises:
             ChatError: the hello is refused.
         """
-        outlet = outlet or RecordingOutlet()
+        outlet = outlet or FakeOutlet()
         hello = Hello(proto=1, nick=nick, password=password, device=device)
         async with asyncio.timeout(WAIT):
             session = await self.hub.login(hello, outlet)
@@ -268,7 +268,7 @@ class HubHarness:
 
     async def refused(self, nick: str, **hello: Any) -> dict[str, Any]:
         """The error frame a hello for ``nick`` gets (the test fails if it is welcomed)."""
-        outlet = RecordingOutlet()
+        outlet = FakeOutlet()
         try:
             await self.login(nick, outlet=outlet, **hello)
         except ChatError as exc:

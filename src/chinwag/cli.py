@@ -152,6 +152,25 @@ def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     delete = cmds.add_parser("delete", help="delete an account (its nick stays reserved)")
     delete.add_argument("nick")
     cmds.add_parser("stats", help="counts of accounts, messages, rooms")
+    backup = cmds.add_parser("backup", help="copy the database to FILE (the server may run)")
+    backup.add_argument("file", type=Path, metavar="FILE", help="the backup to make (a new file)")
+    restore = cmds.add_parser(
+        "restore", help="replace the database with a backup (the server must be stopped)"
+    )
+    restore.add_argument("file", type=Path, metavar="FILE", help="a backup made by backup")
+    restore.add_argument(
+        "--verify",
+        action="store_true",
+        required=True,
+        help="check integrity, schema version and counts first (required: restore never "
+        "replaces the database with a file it has not checked)",
+    )
+    export = cmds.add_parser(
+        "export", help="write what the server holds about one account (or one room) as JSON"
+    )
+    export.add_argument("nick", nargs="?", help="the account")
+    export.add_argument("--room", help="a room's history instead of an account")
+    export.add_argument("--out", type=Path, metavar="FILE", help="a new file (default: stdout)")
 
 
 def _bot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1250,7 +1250,7 @@ class SqliteStore:
                     f"SELECT {_COLS} FROM messages"
                     " WHERE id > ? AND id <= ? AND (sender = ? OR recipient = ?)"
                     " ORDER BY id LIMIT ?",
-                    (after, upto, account, account),
+                    (after, upto, account, account, limit),
                 ).fetchall()
             return [_message(r) for r in rows]
 

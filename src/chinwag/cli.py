@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
 import sys
 from pathlib import Path
 
@@ -51,6 +50,11 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--name", help="the server's name in welcome and on the LAN (default: the host name)"
     )
     p.add_argument("--print-settings", action="store_true", help="list every setting and exit")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="log lines as text (default) or one JSON object per line (for journald)",
+    )
     p.add_argument(
         "--with-gamebot",
         action="store_true",
@@ -255,6 +259,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             announce=args.announce,
             registration=args.registration,
             server_name=args.name,
+            log_format=args.log_format,
         )
     except SettingsError as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)
@@ -262,11 +267,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.print_settings:
         print_settings(settings)
         return 0
-    logging.basicConfig(
-        level=settings.log_level.upper(),  # debug, info, warning or error: checked by build()
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from chinwag.server.logs import configure
+
+    configure(settings.log_level, settings.log_format, sys.stderr)  # both checked by build()
     from chinwag.server.app import serve
 
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -297,6 +298,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             fingerprint = cert_fingerprint(cert)
         # Started once the server listens, on its actual port.
         services.append(GamebotProcess(data_dir / "bots" / "gamebot", fingerprint=fingerprint))
+    from chinwag.server.sdnotify import SystemdNotifier
+
+    notifier = SystemdNotifier.from_environment(os.environ)
+    if notifier is not None:  # last: READY=1 once everything else has started
+        services.append(notifier)
     from chinwag.server.lock import DataDirError
 
     try:

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -40,6 +41,8 @@ from chinwag.server.control import NotRunning, ask
 from chinwag.server.lock import DataDirError, DataDirLock
 from chinwag.storage.base import StoredMessage, StoreError
 from chinwag.storage.sqlite import SqliteStore
+
+log = logging.getLogger("chinwag.upgrade")
 
 # How long to wait for the running server's answer: a new password is hashed
 # there first, behind the logins it is hashing.
@@ -215,20 +218,32 @@ def _beside(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
-def _backup(db: Path, dest: Path) -> int:
-    """Copy the database, as of now, into the new file ``dest``; a running server goes on."""
+class BackupError(Exception):
+    """A backup could not be made (and nothing of it was left); the message says why."""
+
+
+def make_backup(db: Path, dest: Path) -> tuple[int, dict[str, int]]:
+    """Copy the database ``db``, as of now, into the new file ``dest`` (mode 600), checked.
+
+    A running server goes on meanwhile. Returns the copy's schema version and counts.
+
+    Raises:
+        BackupError: ``dest`` exists, cannot be written, or the copy failed.
+    """
     if dest.exists() or dest.is_symlink():
-        return _fail(f"{dest} exists; a backup never overwrites a file: name a new one")
+        raise BackupError(f"{dest} exists; a backup never overwrites a file: name a new one")
     partial = _beside(dest, ".partial")
     try:
         _new_private_file(partial)
     except FileExistsError:
-        return _fail(
+        raise BackupError(
             f"{partial} exists: another backup to {dest} is running, or one was interrupted"
             " (then remove it) and retry"
-        )
+        ) from None
     except OSError as exc:
-        return _fail(f"cannot write {partial}: {exc.strerror}; pick a place you can write to")
+        raise BackupError(
+            f"cannot write {partial}: {exc.strerror}; pick a place you can write to"
+        ) from None
     try:
         SqliteStore.copy_database(db, partial)
         version, problems, counts = SqliteStore.check_database(partial)
@@ -239,10 +254,53 @@ def _backup(db: Path, dest: Path) -> int:
         _sync(dest.parent)
     except (StoreError, OSError) as exc:
         _remove(partial, _beside(partial, "-journal"))
-        return _fail(f"the backup failed and was removed: {exc}")
+        raise BackupError(f"the backup failed and was removed: {exc}") from None
+    return version, counts
+
+
+def _backup(db: Path, dest: Path) -> int:
+    try:
+        version, counts = make_backup(db, dest)
+    except BackupError as exc:
+        return _fail(str(exc))
     print(f"backed up {db} to {dest} (schema version {version}; integrity checked)")
     _print_counts(counts)
     return 0
+
+
+def backup_before_upgrade(data_dir: Path) -> Path | None:
+    """Before the server migrates the database to a newer schema, copy it: the copy's path.
+
+    The copy is ``DATA/chinwag.db.before-vN`` (N: the schema version to come);
+    None when there is nothing to migrate (no database yet, or the schema is
+    current). It is made before the server takes the data directory's lock,
+    as an online backup: safe even if a server still runs there (the new one
+    will then refuse to start).
+
+    Raises:
+        BackupError: the copy cannot be made (the database is not migrated then).
+    """
+    db = data_dir / DB_NAME
+    if not db.exists():
+        return None
+    try:
+        version, newest = SqliteStore.schema_versions(db)
+    except StoreError as exc:
+        raise BackupError(str(exc)) from None
+    if version == 0 or version >= newest:
+        return None  # a new database, or a current one (a newer one is refused at open)
+    dest = _beside(db, f".before-v{newest}")
+    if dest.exists():  # an earlier start that failed to migrate: keep that copy too
+        dest = _beside(dest, time.strftime("-%Y%m%dT%H%M%S"))
+    make_backup(db, dest)
+    log.info(
+        "the database has schema version %d and this chinwag migrates it to %d:"
+        " backed it up to %s first (restore it with chinwag admin restore)",
+        version,
+        newest,
+        dest,
+    )
+    return dest
 
 
 def _restore(data_dir: Path, source: Path) -> int:

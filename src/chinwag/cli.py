@@ -298,6 +298,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             fingerprint = cert_fingerprint(cert)
         # Started once the server listens, on its actual port.
         services.append(GamebotProcess(data_dir / "bots" / "gamebot", fingerprint=fingerprint))
+    from chinwag.admin import BackupError, backup_before_upgrade
+
+    try:
+        backup_before_upgrade(data_dir)
+    except BackupError as exc:
+        print(
+            f"chinwag serve: cannot back up the database before upgrading its schema: {exc}."
+            " Nothing was changed; fix that and start again.",
+            file=sys.stderr,
+        )
+        return 1
     from chinwag.server.sdnotify import SystemdNotifier
 
     notifier = SystemdNotifier.from_environment(os.environ)

@@ -333,12 +333,25 @@ def _restore(data_dir: Path, source: Path) -> int:
         _print_counts(counts)
         try:
             kept = _set_aside(db)
+        except OSError as exc:
+            _remove(*leftovers)
+            return _fail(f"cannot keep a copy of {db}: {exc}; nothing was replaced")
+        if kept is not None:
+            try:  # messages newer than the backup: their ids are not given out again
+                SqliteStore.carry_high_water(kept, staged)
+            except StoreError as exc:
+                print(
+                    f"chinwag admin: warning: {exc}; ids of messages newer than the backup"
+                    " may be given out again",
+                    file=sys.stderr,
+                )
+        try:
             _sync(staged)
             staged.replace(db)
             _sync(data_dir)
-        except (StoreError, OSError) as exc:
+        except OSError as exc:
             _remove(*leftovers)
-            return _fail(f"cannot replace {db}: {exc}; nothing was replaced")
+            return _fail(f"cannot replace {db}: {exc}; the old one is kept as {kept}")
         kept_note = f"; the database it replaced is kept as {kept}" if kept else ""
         print(f"restored {source} into {db}{kept_note}")
         return 0
@@ -347,38 +360,34 @@ def _restore(data_dir: Path, source: Path) -> int:
 
 
 def _set_aside(db: Path) -> Path | None:
-    """Keep a copy of ``db`` (None if there is none) and fold its WAL in.
+    """Keep ``db`` (with its write-ahead log) under a new name: that name, None if no ``db``.
 
-    After this, ``db`` can be replaced by renaming another file over it: no
-    write-ahead log of the old file is left for SQLite to apply to the new one.
+    Afterwards ``db`` can be replaced by renaming another file over it: no log
+    of the old file is left beside it for SQLite to apply to the new one. The
+    log is folded in first where the old file allows (a damaged one may not:
+    its log is then kept beside the kept file).
 
     Raises:
-        StoreError: another program has the database open (its log cannot be folded in).
-        OSError: the copy cannot be made.
+        OSError: the old file cannot be kept.
     """
+    wal, shm = _beside(db, "-wal"), _beside(db, "-shm")
     if not db.exists():
-        _remove(_beside(db, "-wal"), _beside(db, "-shm"))
+        _remove(wal, shm)  # a log without its database is nothing SQLite can use
         return None
-    try:
+    with contextlib.suppress(sqlite3.Error):
         conn = sqlite3.connect(db, isolation_level=None, timeout=10)
         try:
-            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot read the current database: {exc}") from exc
-    wal = _beside(db, "-wal")
-    if busy or (wal.exists() and wal.stat().st_size > 0):
-        raise StoreError(
-            "another program has the current database open; stop it (a chinwag admin"
-            " export or stats, a sqlite3 shell) and retry"
-        )
     kept = _beside(db, time.strftime(".replaced-%Y%m%dT%H%M%S"))
     try:
         os.link(db, kept)
     except OSError:  # no hard links here (or the name is taken): a real copy
         shutil.copy2(db, kept)
-    _remove(wal, _beside(db, "-shm"))
+    if wal.exists() and wal.stat().st_size > 0:  # not folded in: keep it with its file
+        wal.replace(_beside(kept, "-wal"))
+    _remove(wal, shm)
     return kept
 
 

@@ -88,6 +88,9 @@ async def test_a_backup_under_write_load_restores_every_message_acked_before_it(
         assert before <= restored, sorted(before - restored)[:10]
         # One moment: every acked message up to the newest restored one is there.
         assert restored == {i for i in acked if i <= max(restored)}
+        # Messages acked after the backup are gone, and so are their ids: never reused.
+        await alice.send(type="say", room="lobby", body="after the restore", ref="new")
+        assert await ack(alice) > max(acked)
     finally:
         srv.kill()
 
@@ -116,6 +119,15 @@ async def test_backup_and_restore_work_with_no_server_running(
         assert code == 0, err
         assert "kept as" not in out  # nothing was there to replace
         assert kept_id in _ids(fresh / "chinwag.db")
+
+        # The database went bad (the usual reason to restore): restore still replaces it.
+        (srv.data / "chinwag.db").write_bytes(b"\0garbage" * 4096)
+        code, out, err = await admin(srv.data, "restore", str(backup), "--verify")
+        assert code == 0, err
+        assert "may be given out again" in err  # the bad file's ids could not be read
+        assert kept_id in _ids(srv.data / "chinwag.db")
+        srv.start()
+        await log_in(peers, srv.port, "bob", password="bob-password")
     finally:
         srv.kill()
 

@@ -1177,6 +1177,40 @@ class SqliteStore:
             raise StoreError(f"cannot read {path}: {exc}") from exc
         return version, len(_migrations())
 
+    @staticmethod
+    def carry_high_water(source: Path, dest: Path) -> int:
+        """Make ``dest`` never give out a message id ``source`` gave out; that id.
+
+        For a restore: the database being replaced may hold messages newer
+        than the backup; their ids must not come back for other messages.
+
+        Raises:
+            StoreError: either file cannot be read or ``dest`` written.
+        """
+        try:
+            # Not read-only: closing a connection that may write removes the
+            # -wal and -shm files a WAL database gets when opened.
+            old = sqlite3.connect(source, isolation_level=None)
+            try:
+                old.execute("PRAGMA query_only = ON")
+                high = _high_water(old)
+            finally:
+                old.close()
+            new = sqlite3.connect(dest, isolation_level=None)
+            try:
+                new.execute("BEGIN IMMEDIATE")
+                if _high_water(new) < high:
+                    new.execute("DELETE FROM sqlite_sequence WHERE name = 'messages'")
+                    new.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)", (high,)
+                    )
+                new.execute("COMMIT")
+            finally:
+                new.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot carry the message ids over: {exc}") from exc
+        return high
+
     async def export_account(self, key: str) -> dict[str, Any] | None:
         """What the store holds about the account ``key`` but its messages; None if none.
 

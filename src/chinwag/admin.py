@@ -285,8 +285,8 @@ def backup_before_upgrade(data_dir: Path) -> Path | None:
         return None
     try:
         version, newest = SqliteStore.schema_versions(db)
-    except StoreError as exc:
-        raise BackupError(str(exc)) from None
+    except StoreError:
+        return None  # not readable: opening the store says what is wrong
     if version == 0 or version >= newest:
         return None  # a new database, or a current one (a newer one is refused at open)
     dest = _beside(db, f".before-v{newest}")
@@ -351,7 +351,8 @@ def _restore(data_dir: Path, source: Path) -> int:
             _sync(data_dir)
         except OSError as exc:
             _remove(*leftovers)
-            return _fail(f"cannot replace {db}: {exc}; the old one is kept as {kept}")
+            kept_note = f"; the old one is kept as {kept}" if kept else ""
+            return _fail(f"cannot replace {db}: {exc}{kept_note}")
         kept_note = f"; the database it replaced is kept as {kept}" if kept else ""
         print(f"restored {source} into {db}{kept_note}")
         return 0

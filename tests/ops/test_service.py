@@ -6,6 +6,7 @@ way systemd does, from a real ``chinwag serve``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -22,15 +23,20 @@ from ops_support import SETTINGS
 UNIT = Path(__file__).parents[2] / "contrib" / "chinwag.service"
 
 
-@pytest.fixture
-def notify_socket() -> Iterator[tuple[socket.socket, str]]:
-    """A datagram socket like systemd's NOTIFY_SOCKET, on a path short enough for AF_UNIX."""
+@pytest.fixture(params=["path", "abstract"])
+def notify_socket(request: pytest.FixtureRequest) -> Iterator[tuple[socket.socket, str]]:
+    """A datagram socket like systemd's NOTIFY_SOCKET: a file, or in the abstract namespace."""
     with tempfile.TemporaryDirectory(prefix="cw-notify-") as folder:
-        path = str(Path(folder) / "notify")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(path)
+        if request.param == "path":  # in /tmp: short enough for AF_UNIX
+            address = str(Path(folder) / "notify")
+            sock.bind(address)
+        else:  # "@name" in NOTIFY_SOCKET stands for "\0name"
+            name = f"cw-notify-{os.getpid()}-{Path(folder).name}"
+            sock.bind("\0" + name)
+            address = "@" + name
         try:
-            yield sock, path
+            yield sock, address
         finally:
             sock.close()
 

@@ -53,3 +53,4 @@ def configure(level: str, log_format: str, stream: TextIO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # a Python warning is an event too, in the same format

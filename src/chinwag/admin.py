@@ -1,7 +1,13 @@
 """``chinwag admin``: account management on a server's data directory.
 
-``accounts`` and ``stats`` read the SQLite file (WAL lets them run beside the
-server). ``delete`` and ``reset-password`` go through the running server's
+``accounts``, ``stats``, ``export`` and ``backup`` read the SQLite file (WAL
+lets them run beside the server). ``backup`` runs here, not in the server:
+SQLite gives any reader, in any process, a consistent snapshot without holding
+up the writer, so the copy is the same whether a server runs or not, and the
+running server spends nothing on it (no reader thread taken from clients, no
+work on its event loop, no new control request to guard). ``restore`` replaces
+the database file, so it takes the data directory's lock: never under a
+running server. ``delete`` and ``reset-password`` go through the running server's
 control socket, so that it applies them itself and ends the account's live
 sessions at once; when no server runs, they take the data directory's lock
 (no server can start meanwhile) and change the file directly, with the same
@@ -11,17 +17,32 @@ checks and words (`chinwag.core.operator`).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
+from chinwag import __version__
 from chinwag.config import Settings
-from chinwag.core.accounts import PasswordHasher
+from chinwag.core.accounts import PasswordHasher, parse_nick
 from chinwag.core.operator import AccountActions, ActionRefused
+from chinwag.core.rules import parse_room
+from chinwag.errors import ChatError
 from chinwag.server.app import DB_NAME
 from chinwag.server.control import NotRunning, ask
 from chinwag.server.lock import DataDirError, DataDirLock
+from chinwag.storage.base import StoredMessage, StoreError
 from chinwag.storage.sqlite import SqliteStore
+
+log = logging.getLogger("chinwag.upgrade")
 
 # How long to wait for the running server's answer: a new password is hashed
 # there first, behind the logins it is hashing.
@@ -62,6 +83,8 @@ async def run_admin(
     ``settings`` (the password rules and argon2 costs) apply when no server
     runs; a running server applies its own.
     """
+    if command == "restore":
+        return await asyncio.to_thread(_restore, data_dir, args.file)
     db = data_dir / DB_NAME
     if not db.exists():
         print(
@@ -71,6 +94,10 @@ async def run_admin(
         return 1
     if command in ("accounts", "stats"):
         return await _report(command, db)
+    if command == "backup":
+        return await asyncio.to_thread(_backup, db, args.file)
+    if command == "export":
+        return await _export(db, args.nick, args.room, args.out)
     request = {"op": command, "nick": args.nick}
     if password is not None:
         request["password"] = password
@@ -151,3 +178,305 @@ async def _offline(
         return 0
     finally:
         lock.release()
+
+
+def _fail(message: str, status: int = 1) -> int:
+    print(f"chinwag admin: {message}", file=sys.stderr)
+    return status
+
+
+def _print_counts(counts: dict[str, int]) -> None:
+    print(", ".join(f"{value} {name.replace('_', ' ')}" for name, value in counts.items()))
+
+
+def _new_private_file(path: Path) -> None:
+    """Create ``path``, empty and readable by its owner only (it will hold the accounts).
+
+    Raises:
+        FileExistsError: it exists.
+        OSError: it cannot be made.
+    """
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+
+
+def _sync(path: Path) -> None:
+    """fsync ``path`` (a file or a directory): what was written or renamed survives power loss."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+class BackupError(Exception):
+    """A backup could not be made (and nothing of it was left); the message says why."""
+
+
+def make_backup(db: Path, dest: Path) -> tuple[int, dict[str, int]]:
+    """Copy the database ``db``, as of now, into the new file ``dest`` (mode 600), checked.
+
+    A running server goes on meanwhile. Returns the copy's schema version and counts.
+
+    Raises:
+        BackupError: ``dest`` exists, cannot be written, or the copy failed.
+    """
+    if dest.exists() or dest.is_symlink():
+        raise BackupError(f"{dest} exists; a backup never overwrites a file: name a new one")
+    partial = _beside(dest, ".partial")
+    try:
+        _new_private_file(partial)
+    except FileExistsError:
+        raise BackupError(
+            f"{partial} exists: another backup to {dest} is running, or one was interrupted"
+            " (then remove it) and retry"
+        ) from None
+    except OSError as exc:
+        raise BackupError(
+            f"cannot write {partial}: {exc.strerror}; pick a place you can write to"
+        ) from None
+    try:
+        SqliteStore.copy_database(db, partial)
+        version, problems, counts = SqliteStore.check_database(partial)
+        if problems:
+            raise StoreError(f"the copy failed its integrity check: {'; '.join(problems)}")
+        _sync(partial)
+        partial.replace(dest)
+        _sync(dest.parent)
+    except (StoreError, OSError) as exc:
+        _remove(partial, _beside(partial, "-journal"))
+        raise BackupError(f"the backup failed and was removed: {exc}") from None
+    return version, counts
+
+
+def _backup(db: Path, dest: Path) -> int:
+    try:
+        version, counts = make_backup(db, dest)
+    except BackupError as exc:
+        return _fail(str(exc))
+    print(f"backed up {db} to {dest} (schema version {version}; integrity checked)")
+    _print_counts(counts)
+    return 0
+
+
+def backup_before_upgrade(data_dir: Path) -> Path | None:
+    """Before the server migrates the database to a newer schema, copy it: the copy's path.
+
+    The copy is ``DATA/chinwag.db.before-vN`` (N: the schema version to come);
+    None when there is nothing to migrate (no database yet, or the schema is
+    current). It is made before the server takes the data directory's lock,
+    as an online backup: safe even if a server still runs there (the new one
+    will then refuse to start).
+
+    Raises:
+        BackupError: the copy cannot be made (the database is not migrated then).
+    """
+    db = data_dir / DB_NAME
+    if not db.exists():
+        return None
+    try:
+        version, newest = SqliteStore.schema_versions(db)
+    except StoreError:
+        return None  # not readable: opening the store says what is wrong
+    if version == 0 or version >= newest:
+        return None  # a new database, or a current one (a newer one is refused at open)
+    dest = _beside(db, f".before-v{newest}")
+    if dest.exists():  # an earlier start that failed to migrate: keep that copy too
+        dest = _beside(dest, time.strftime("-%Y%m%dT%H%M%S"))
+    make_backup(db, dest)
+    log.info(
+        "the database has schema version %d and this chinwag migrates it to %d:"
+        " backed it up to %s first (restore it with chinwag admin restore)",
+        version,
+        newest,
+        dest,
+    )
+    return dest
+
+
+def _restore(data_dir: Path, source: Path) -> int:
+    """Replace the database with a checked copy of ``source``; only while no server runs."""
+    if not source.is_file():
+        return _fail(f"no backup file {source}")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = DataDirLock.acquire(data_dir, "admin")
+    except (DataDirError, OSError) as exc:
+        return _fail(f"{exc}; nothing was replaced")
+    try:
+        db = data_dir / DB_NAME
+        staged = _beside(db, ".restoring")
+        leftovers = (staged, _beside(staged, "-journal"))
+        _remove(*leftovers)  # an interrupted restore's: we hold the lock
+        try:
+            _new_private_file(staged)
+            SqliteStore.copy_database(source, staged)
+            version, problems, counts = SqliteStore.check_database(staged)
+        except (StoreError, OSError) as exc:
+            _remove(*leftovers)
+            return _fail(f"{source} cannot be restored: {exc}; nothing was replaced")
+        if problems:
+            _remove(*leftovers)
+            for problem in problems:
+                print(f"  {problem}", file=sys.stderr)
+            return _fail(f"{source} failed the checks above; nothing was replaced")
+        print(f"{source}: integrity checked, schema version {version}")
+        _print_counts(counts)
+        try:
+            kept = _set_aside(db)
+        except OSError as exc:
+            _remove(*leftovers)
+            return _fail(f"cannot keep a copy of {db}: {exc}; nothing was replaced")
+        if kept is not None:
+            try:  # messages newer than the backup: their ids are not given out again
+                SqliteStore.carry_high_water(kept, staged)
+            except StoreError as exc:
+                print(
+                    f"chinwag admin: warning: {exc}; ids of messages newer than the backup"
+                    " may be given out again",
+                    file=sys.stderr,
+                )
+        try:
+            _sync(staged)
+            staged.replace(db)
+            _sync(data_dir)
+        except OSError as exc:
+            _remove(*leftovers)
+            kept_note = f"; the old one is kept as {kept}" if kept else ""
+            return _fail(f"cannot replace {db}: {exc}{kept_note}")
+        kept_note = f"; the database it replaced is kept as {kept}" if kept else ""
+        print(f"restored {source} into {db}{kept_note}")
+        return 0
+    finally:
+        lock.release()
+
+
+def _set_aside(db: Path) -> Path | None:
+    """Keep ``db`` (with its write-ahead log) under a new name: that name, None if no ``db``.
+
+    Afterwards ``db`` can be replaced by renaming another file over it: no log
+    of the old file is left beside it for SQLite to apply to the new one. The
+    log is folded in first where the old file allows (a damaged one may not:
+    its log is then kept beside the kept file).
+
+    Raises:
+        OSError: the old file cannot be kept.
+    """
+    wal, shm = _beside(db, "-wal"), _beside(db, "-shm")
+    if not db.exists():
+        _remove(wal, shm)  # a log without its database is nothing SQLite can use
+        return None
+    with contextlib.suppress(sqlite3.Error):
+        conn = sqlite3.connect(db, isolation_level=None, timeout=10)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+    kept = _beside(db, time.strftime(".replaced-%Y%m%dT%H%M%S"))
+    try:
+        os.link(db, kept)
+    except OSError:  # no hard links here (or the name is taken): a real copy
+        shutil.copy2(db, kept)
+    if wal.exists() and wal.stat().st_size > 0:  # not folded in: keep it with its file
+        wal.replace(_beside(kept, "-wal"))
+    _remove(wal, shm)
+    return kept
+
+
+EXPORT_PAGE = 1000  # messages read from the store at a time by export
+
+
+def _message_json(msg: StoredMessage, principal: str | None) -> dict[str, Any]:
+    """A message as exported; its ``cid`` only when it is the exported account's own."""
+    out: dict[str, Any] = {"id": msg.id, "ts_ms": msg.ts_ms, "from": msg.sender_nick}
+    if msg.room is not None:
+        out["room"] = msg.room
+    else:
+        out["to"] = msg.recipient_nick
+    out["body"] = msg.body
+    if principal is not None:
+        out["sent"] = msg.sender == principal
+    if msg.cid is not None and (principal is None or msg.sender == principal):
+        out["cid"] = msg.cid
+    return out
+
+
+async def _export(db: Path, nick: str | None, room: str | None, out: Path | None) -> int:
+    """Everything held about one account (``nick``), or one room's history, as JSON."""
+    if (nick is None) == (room is None):
+        return _fail("export takes a NICK or --room ROOM (one of the two)", 2)
+    try:
+        key = parse_nick(nick).key if nick is not None else None
+        room_name = parse_room(room) if room is not None else None
+    except ChatError as exc:
+        return _fail(exc.message, 2)
+    store = await SqliteStore.open(db)
+    try:
+        if key is not None:
+            head = await store.export_account(key)
+            if head is None:
+                return _fail(f"no account called {nick!r}")
+            upto = int(head.pop("upto_id"))
+            principal: str | None = "a:" + key
+        else:
+            upto = await store.max_message_id()
+            head = {"room": room_name}
+            principal = None
+        head = {"chinwag": __version__, "exported_ms": int(time.time() * 1000), **head}
+        with _output(out) as stream:
+            text = json.dumps(head, ensure_ascii=False, indent=1)
+            stream.write(text[: text.rindex("}")].rstrip() + ',\n "messages": [')
+            after, first = 0, True
+            while True:
+                page = await store.export_messages(
+                    account=principal, room=room_name, after=after, upto=upto, limit=EXPORT_PAGE
+                )
+                for msg in page:
+                    line = json.dumps(_message_json(msg, principal), ensure_ascii=False)
+                    stream.write(("\n  " if first else ",\n  ") + line)
+                    first = False
+                if len(page) < EXPORT_PAGE:
+                    break
+                after = page[-1].id
+            stream.write("\n ]\n}\n")
+    except OSError as exc:
+        return _fail(f"cannot write {out}: {exc.strerror}; nothing was written")
+    finally:
+        await store.close()
+    if out is not None:
+        print(f"exported {nick if key is not None else 'room ' + str(room_name)} to {out}")
+    return 0
+
+
+@contextlib.contextmanager
+def _output(out: Path | None) -> Iterator[IO[str]]:
+    """Where to write: stdout, or ``out``, which appears only once all was written.
+
+    Raises:
+        OSError: ``out`` exists or cannot be written.
+    """
+    if out is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    if out.exists() or out.is_symlink():
+        raise FileExistsError(17, "it exists; name a new file", str(out))
+    partial = _beside(out, ".partial")
+    _new_private_file(partial)
+    try:
+        with partial.open("w", encoding="utf-8") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        partial.replace(out)
+    finally:
+        _remove(partial)

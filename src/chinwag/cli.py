@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +51,11 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--name", help="the server's name in welcome and on the LAN (default: the host name)"
     )
     p.add_argument("--print-settings", action="store_true", help="list every setting and exit")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="log lines as text (default) or one JSON object per line (for journald)",
+    )
     p.add_argument(
         "--with-gamebot",
         action="store_true",
@@ -152,6 +157,25 @@ def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     delete = cmds.add_parser("delete", help="delete an account (its nick stays reserved)")
     delete.add_argument("nick")
     cmds.add_parser("stats", help="counts of accounts, messages, rooms")
+    backup = cmds.add_parser("backup", help="copy the database to FILE (the server may run)")
+    backup.add_argument("file", type=Path, metavar="FILE", help="the backup to make (a new file)")
+    restore = cmds.add_parser(
+        "restore", help="replace the database with a backup (the server must be stopped)"
+    )
+    restore.add_argument("file", type=Path, metavar="FILE", help="a backup made by backup")
+    restore.add_argument(
+        "--verify",
+        action="store_true",
+        required=True,
+        help="check integrity, schema version and counts first (required: restore never "
+        "replaces the database with a file it has not checked)",
+    )
+    export = cmds.add_parser(
+        "export", help="write what the server holds about one account (or one room) as JSON"
+    )
+    export.add_argument("nick", nargs="?", help="the account")
+    export.add_argument("--room", help="a room's history instead of an account")
+    export.add_argument("--out", type=Path, metavar="FILE", help="a new file (default: stdout)")
 
 
 def _bot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -236,6 +260,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             announce=args.announce,
             registration=args.registration,
             server_name=args.name,
+            log_format=args.log_format,
         )
     except SettingsError as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)
@@ -243,11 +268,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.print_settings:
         print_settings(settings)
         return 0
-    logging.basicConfig(
-        level=settings.log_level.upper(),  # debug, info, warning or error: checked by build()
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from chinwag.server.logs import configure
+
+    configure(settings.log_level, settings.log_format, sys.stderr)  # both checked by build()
     from chinwag.server.app import serve
 
     try:
@@ -275,6 +298,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
             fingerprint = cert_fingerprint(cert)
         # Started once the server listens, on its actual port.
         services.append(GamebotProcess(data_dir / "bots" / "gamebot", fingerprint=fingerprint))
+    from chinwag.admin import BackupError, backup_before_upgrade
+
+    try:
+        backup_before_upgrade(data_dir)
+    except BackupError as exc:
+        print(
+            f"chinwag serve: cannot back up the database before upgrading its schema: {exc}."
+            " Nothing was changed; fix that and start again.",
+            file=sys.stderr,
+        )
+        return 1
+    from chinwag.server.sdnotify import SystemdNotifier
+
+    notifier = SystemdNotifier.from_environment(os.environ)
+    if notifier is not None:  # last: READY=1 once everything else has started
+        services.append(notifier)
     from chinwag.server.lock import DataDirError
 
     try:

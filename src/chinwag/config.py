@@ -112,6 +112,10 @@ class Settings:
     max_rooms: int = _s(10_000, "rooms with someone online; a join that would add one is refused")
     who_reply_max: int = _s(500, "most people listed in one who reply")
     rooms_reply_max: int = _s(200, "most rooms listed in one rooms reply (the busiest)")
+    # -- operations (issue 17): the log's format --
+    log_format: str = _s(
+        "text", "server log format: text, or json (one JSON object per line, for journald)"
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -135,6 +139,7 @@ _TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
 _CHOICES: dict[str, tuple[str, ...]] = {
     "registration": ("open", "invite", "closed"),
     "log_level": ("debug", "info", "warning", "error"),
+    "log_format": ("text", "json"),
 }
 _BOOLS: dict[str, bool] = {"true": True, "yes": True, "on": True, "1": True}
 _BOOLS |= {"false": False, "no": False, "off": False, "0": False}

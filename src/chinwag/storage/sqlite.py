@@ -1014,22 +1014,7 @@ class SqliteStore:
         ``rooms`` (rooms with messages or account members), ``devices``.
         """
 
-        def read(conn: sqlite3.Connection) -> dict[str, int]:
-            row = conn.execute(
-                "SELECT"
-                " (SELECT count(*) FROM accounts WHERE deleted = 0),"
-                " (SELECT count(*) FROM accounts WHERE deleted = 1),"
-                " (SELECT count(*) FROM messages),"
-                " (SELECT count(*) FROM messages WHERE recipient IS NOT NULL),"
-                " (SELECT count(*) FROM ("
-                "    SELECT room FROM messages WHERE room IS NOT NULL GROUP BY room"
-                "    UNION SELECT room FROM memberships WHERE to_id IS NULL)),"
-                " (SELECT count(*) FROM cursors)"
-            ).fetchone()
-            keys = ("accounts", "deleted_accounts", "messages", "dms", "rooms", "devices")
-            return {k: int(v) for k, v in zip(keys, row, strict=True)}
-
-        return await self._read(read)
+        return await self._read(SqliteStore._count_rows)
 
     # -- invites -----------------------------------------------------------
     async def create_invite(
@@ -1074,6 +1059,236 @@ class SqliteStore:
             )
 
         await self._write(job)
+
+    # -- backups, restores and exports (issue 17) ------------------------------
+    @staticmethod
+    def _open_read_only(path: Path) -> sqlite3.Connection:
+        """A connection that cannot change ``path`` (nor create it)."""
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+
+    @staticmethod
+    def _count_rows(conn: sqlite3.Connection) -> dict[str, int]:
+        """The counts of `stats` (and of ``chinwag admin backup`` and ``restore``)."""
+        row = conn.execute(
+            "SELECT"
+            " (SELECT count(*) FROM accounts WHERE deleted = 0),"
+            " (SELECT count(*) FROM accounts WHERE deleted = 1),"
+            " (SELECT count(*) FROM messages),"
+            " (SELECT count(*) FROM messages WHERE recipient IS NOT NULL),"
+            " (SELECT count(*) FROM ("
+            "    SELECT room FROM messages WHERE room IS NOT NULL GROUP BY room"
+            "    UNION SELECT room FROM memberships WHERE to_id IS NULL)),"
+            " (SELECT count(*) FROM cursors)"
+        ).fetchone()
+        keys = ("accounts", "deleted_accounts", "messages", "dms", "rooms", "devices")
+        return {k: int(v) for k, v in zip(keys, row, strict=True)}
+
+    @staticmethod
+    def copy_database(source: Path, dest: Path) -> None:
+        """Copy the database ``source`` into ``dest`` (an empty file) as one consistent snapshot.
+
+        ``source`` is opened read-only and may be in use: the copy runs in one
+        read transaction, so it holds every commit made before it began and
+        none after, while a server keeps writing (in WAL mode readers never
+        block the writer). The copy is left in rollback-journal mode: one
+        self-contained file.
+
+        Raises:
+            StoreError: ``source`` cannot be read as a database (missing,
+                not SQLite, damaged) or ``dest`` cannot be written.
+        """
+        try:
+            src = SqliteStore._open_read_only(source)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {source}: {exc}") from exc
+        try:
+            dst = sqlite3.connect(dest, isolation_level=None)
+            try:
+                src.execute("BEGIN")
+                src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot
+                src.backup(dst)
+                dst.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                dst.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot copy {source}: {exc}") from exc
+        finally:
+            src.close()
+
+    @staticmethod
+    def check_database(path: Path) -> tuple[int, list[str], dict[str, int]]:
+        """(schema version, problems, counts) of the database file ``path``, read-only.
+
+        Problems: what ``PRAGMA integrity_check`` finds, a schema version this
+        chinwag does not know, or tables a chinwag database has that are
+        missing; none for a sound database. Counts: as `stats` (empty when
+        there are problems).
+
+        Raises:
+            StoreError: ``path`` cannot be read as a database at all.
+        """
+        counts: dict[str, int] = {}
+        try:
+            conn = SqliteStore._open_read_only(path)
+            try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                problems = [
+                    str(row[0])
+                    for row in conn.execute("PRAGMA integrity_check(20)")
+                    if row[0] != "ok"
+                ]
+                tables = {
+                    str(row[0])
+                    for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                }
+                known = len(_migrations())
+                if version < 1:
+                    problems.append("it holds no chinwag schema (schema version 0)")
+                elif version > known:
+                    problems.append(
+                        f"its schema version {version} is newer than this chinwag knows"
+                        f" ({known}); upgrade chinwag first"
+                    )
+                missing = sorted({"accounts", "messages", "memberships", "cursors"} - tables)
+                if version >= 1 and missing:
+                    problems.append(f"tables missing: {', '.join(missing)}")
+                if not problems:
+                    counts = SqliteStore._count_rows(conn)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path} is not a readable SQLite database: {exc}") from exc
+        return version, problems, counts
+
+    @staticmethod
+    def schema_versions(path: Path) -> tuple[int, int]:
+        """(the schema version of the database ``path``, the newest this chinwag knows).
+
+        Raises:
+            StoreError: ``path`` cannot be read as a database.
+        """
+        try:
+            conn = SqliteStore._open_read_only(path)
+            try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from exc
+        return version, len(_migrations())
+
+    @staticmethod
+    def carry_high_water(source: Path, dest: Path) -> int:
+        """Make ``dest`` never give out a message id ``source`` gave out; that id.
+
+        For a restore: the database being replaced may hold messages newer
+        than the backup; their ids must not come back for other messages.
+
+        Raises:
+            StoreError: either file cannot be read or ``dest`` written.
+        """
+        try:
+            # Not read-only: closing a connection that may write removes the
+            # -wal and -shm files a WAL database gets when opened.
+            old = sqlite3.connect(source, isolation_level=None)
+            try:
+                old.execute("PRAGMA query_only = ON")
+                high = _high_water(old)
+            finally:
+                old.close()
+            new = sqlite3.connect(dest, isolation_level=None)
+            try:
+                new.execute("BEGIN IMMEDIATE")
+                if _high_water(new) < high:
+                    new.execute("DELETE FROM sqlite_sequence WHERE name = 'messages'")
+                    new.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)", (high,)
+                    )
+                new.execute("COMMIT")
+            finally:
+                new.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot carry the message ids over: {exc}") from exc
+        return high
+
+    async def export_account(self, key: str) -> dict[str, Any] | None:
+        """What the store holds about the account ``key`` but its messages; None if none.
+
+        Keys: ``account`` (its row without the password hash), ``devices``
+        (each device's offline cursor), ``memberships`` (every interval:
+        ``from_id``, ``to_id`` or None while a member) and ``upto_id``, the
+        highest message id when this was read (export messages up to it).
+        """
+        principal = "a:" + key
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(
+                f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                return None
+            account = _account(row)
+            devices = conn.execute(
+                "SELECT device, cursor FROM cursors WHERE account = ? ORDER BY device",
+                (principal,),
+            ).fetchall()
+            memberships = conn.execute(
+                "SELECT room, from_id, to_id FROM memberships WHERE account = ?"
+                " ORDER BY room, from_id",
+                (principal,),
+            ).fetchall()
+            return {
+                "account": {
+                    "nick": account.nick,
+                    "key": account.key,
+                    "created_ms": account.created_ms,
+                    "deleted": account.deleted,
+                    "bot": account.bot,
+                },
+                "devices": [{"device": d, "cursor": c} for d, c in devices],
+                "memberships": [{"room": r, "from_id": f, "to_id": t} for r, f, t in memberships],
+                "upto_id": _high_water(conn),
+            }
+
+        return await self._read(read)
+
+    async def export_messages(
+        self,
+        *,
+        account: str | None = None,
+        room: str | None = None,
+        after: int,
+        upto: int,
+        limit: int,
+    ) -> list[StoredMessage]:
+        """One page, by id, of the messages in ``after < id <= upto`` of one account or one room.
+
+        ``account`` (a principal): the messages it sent (to rooms and in DMs)
+        and the DMs it received. ``room``: the room's messages. Exactly one of
+        the two.
+        """
+        if (account is None) == (room is None):
+            raise ValueError("export_messages takes an account or a room")
+
+        def read(conn: sqlite3.Connection) -> list[StoredMessage]:
+            if room is not None:
+                rows = conn.execute(
+                    f"SELECT {_COLS} FROM messages INDEXED BY messages_room"
+                    " WHERE room = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+                    (room, after, upto, limit),
+                ).fetchall()
+            else:
+                # No index holds an account's room messages: a walk of the
+                # primary key, once over the whole export (pages go on by id).
+                rows = conn.execute(
+                    f"SELECT {_COLS} FROM messages"
+                    " WHERE id > ? AND id <= ? AND (sender = ? OR recipient = ?)"
+                    " ORDER BY id LIMIT ?",
+                    (after, upto, account, account, limit),
+                ).fetchall()
+            return [_message(r) for r in rows]
+
+        return await self._read(read)
 
 
 if TYPE_CHECKING:

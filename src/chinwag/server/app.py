@@ -54,7 +54,7 @@ class ListenError(Exception):
         if isinstance(error, socket.gaierror):
             advice = "check the host name, or use an IP address"
         elif error.errno == errno.EADDRINUSE:
-            advice = "another program (another server?) uses the port: pick another port"
+            advice = "another program (a server?) uses it: pick another port (--port, --listen)"
         elif error.errno == errno.EADDRNOTAVAIL:
             advice = "this machine has no such address: use one of its own, or 0.0.0.0"
         elif error.errno == errno.EACCES:

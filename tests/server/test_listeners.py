@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from conftest import RECV_TIMEOUT, ChildProcess
+from hypothesis import given
+from hypothesis import strategies as st
 from server_checks import CheckedPeer
 
 from chinwag.config import ListenSpec, Settings, SettingsError, build
@@ -128,6 +130,33 @@ def test_specs_name_kind_host_and_port_with_ipv6_in_brackets() -> None:
         "tcp://127.0.0.1:1",
         "tls://[::1]:2",
     )
+
+
+@given(
+    tls=st.booleans(),
+    host=st.one_of(
+        st.just(""),
+        st.ip_addresses().map(str),
+        st.from_regex(r"[a-z0-9]([a-z0-9.-]{0,20}[a-z0-9])?", fullmatch=True),
+    ),
+    port=st.integers(0, 65_535),
+)
+def test_every_spec_reads_back_as_it_is_written(tls: bool, host: str, port: int) -> None:
+    spec = ListenSpec("chinwag", tls, host, port)
+    assert ListenSpec.parse(str(spec)) == spec
+
+
+def test_a_toml_file_lists_the_listeners_and_listen_options_replace_them(tmp_path: Path) -> None:
+    config = tmp_path / "chinwag.toml"
+    config.write_text('[server]\nlisten = ["tcp://0.0.0.0:5050", "tls://[::]:5051"]\n')
+    assert build(config).listeners() == (
+        ListenSpec("chinwag", False, "0.0.0.0", 5050),
+        ListenSpec("chinwag", True, "::", 5051),
+    )
+    assert build(config, listen=["tls://127.0.0.1:0"]).listen == ("tls://127.0.0.1:0",)
+    config.write_text('[server]\nlisten = "tcp://0.0.0.0:5050"\nport = 5051\n')
+    with pytest.raises(SettingsError, match=r"drop port \(--port\)"):
+        build(config)
 
 
 def test_without_listen_host_port_and_tls_make_the_one_listener_as_before() -> None:
@@ -365,6 +394,7 @@ async def test_serve_with_two_listen_options_serves_both(tmp_path: Path) -> None
 
 async def test_serve_refuses_a_bad_spec_and_a_taken_port_in_plain_words(tmp_path: Path) -> None:
     bad = Serve(tmp_path / "bad", "--listen", "tcp://127.0.0.1:0", "--listen", "tcp://[::1]")
+    both = Serve(tmp_path / "both", "--listen", "tls://127.0.0.1:0", "--tls")
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
@@ -375,10 +405,13 @@ async def test_serve_refuses_a_bad_spec_and_a_taken_port_in_plain_words(tmp_path
         assert bad.proc is not None and busy.proc is not None
         assert await asyncio.to_thread(bad.proc.wait, 60) == 2
         assert "listener 'tcp://[::1]' has no :PORT after the address; write e.g." in bad.log()
+        assert "listening on" not in bad.log()  # refused before anything is bound
+        assert both.proc is not None and await asyncio.to_thread(both.proc.wait, 60) == 2
+        assert "drop tls (--tls) and put every listener in listen" in both.log(), both.log()
         assert await asyncio.to_thread(busy.proc.wait, 60) == 1
         assert f"chinwag serve: cannot listen on {busy_spec}: " in busy.log(), busy.log()
         assert "pick another port" in busy.log() and "listening on" not in busy.log()
     finally:
         taken.close()
-        bad.kill()
-        busy.kill()
+        for srv in (bad, both, busy):
+            srv.kill()

@@ -256,7 +256,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from chinwag.server.app import serve
+    from chinwag.server.app import ListenError, serve
 
     try:
         import uvloop  # type: ignore[import-not-found]
@@ -283,7 +283,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             fingerprint = cert_fingerprint(cert)
         # Started once the server listens, on its actual port.
         services.append(GamebotProcess(data_dir / "bots" / "gamebot", fingerprint=fingerprint))
-    from chinwag.server.app import ListenError
     from chinwag.server.lock import DataDirError
 
     try:

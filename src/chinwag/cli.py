@@ -256,7 +256,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from chinwag.server.app import ListenError, serve
+    from chinwag.server.app import serve
 
     try:
         import uvloop  # type: ignore[import-not-found]
@@ -267,6 +267,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args.data, settings)
     from chinwag.net.serving import server_extras
     from chinwag.net.tls import TlsSetupError
+    from chinwag.server.app import ListenError
 
     try:
         tls, services = server_extras(settings, data_dir)

@@ -17,6 +17,13 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = sub.add_parser("serve", help="run a chinwag server")
     p.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     p.add_argument("--port", type=int, help="TCP port (default 5050; 0 picks a free one)")
+    p.add_argument(
+        "--listen",
+        action="append",
+        metavar="SPEC",
+        help="listen on SPEC instead of --host/--port/--tls (repeatable): tcp://HOST:PORT "
+        "(plain) or tls://HOST:PORT, an IPv6 HOST in brackets, e.g. tls://[::]:5051",
+    )
     p.add_argument("--data", type=Path, help="data directory (default: platform user-data dir)")
     p.add_argument("--config", type=Path, help="TOML file of settings")
     p.add_argument(
@@ -254,6 +261,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             args.overrides,
             host=args.host,
             port=args.port,
+            listen=args.listen,
             tls=args.tls,
             tls_cert=args.cert,
             tls_key=args.key,
@@ -282,6 +290,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     data_dir = _data_dir(args.data, settings)
     from chinwag.net.serving import server_extras
     from chinwag.net.tls import TlsSetupError
+    from chinwag.server.app import ListenError
 
     try:
         tls, services = server_extras(settings, data_dir)
@@ -318,15 +327,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         runner(serve(settings, data_dir, ssl=tls, services=services))
-    except DataDirError as exc:
+    except (DataDirError, ListenError) as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(
-            f"chinwag serve: cannot listen on {settings.host}:{settings.port}: {exc.strerror}. "
-            "Is another server running? Pick another port with --port.",
-            file=sys.stderr,
-        )
         return 1
     return 0
 

@@ -8,11 +8,13 @@ on the command line. ``chinwag serve --print-settings`` lists them all, and
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 
 def _s(default: Any, doc: str) -> Any:
@@ -25,6 +27,9 @@ class Settings:
 
     host: str = _s("0.0.0.0", "address to listen on")
     port: int = _s(5050, "TCP port to listen on")
+    listen: tuple[str, ...] = _s(
+        (), "listeners, e.g. tcp://0.0.0.0:5050 and tls://[::]:5051 (empty: host, port and tls)"
+    )
     data_dir: str = _s("", "directory for the database (default: the platform user-data dir)")
     server_name: str = _s("", "name in welcome and on the LAN (empty: this machine's host name)")
     motd: str = _s("Welcome to chinwag. Type /help for commands.", "message of the day")
@@ -120,6 +125,90 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
+    def listeners(self) -> tuple[ListenSpec, ...]:
+        """Where the server listens: ``listen``, or else the one listener of host/port/tls.
+
+        That one listener speaks TLS when ``tls`` is on or a certificate
+        (``tls_cert``/``tls_key``) is given, as before ``listen`` existed.
+        """
+        if self.listen:
+            return tuple(ListenSpec.parse(text) for text in self.listen)
+        tls = self.tls or bool(self.tls_cert or self.tls_key)
+        return (ListenSpec("chinwag", tls, self.host, self.port),)
+
+
+# What a listener speaks, by the scheme of its spec: (protocol, over TLS).
+# New transports add schemes here (http/https, irc/ircs) without changing the format.
+Wire = Literal["chinwag"]
+SCHEMES: dict[str, tuple[Wire, bool]] = {"tcp": ("chinwag", False), "tls": ("chinwag", True)}
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+_EXAMPLE = "tcp://0.0.0.0:5050, tls://[::]:5051 or tcp://127.0.0.1:5050"
+
+
+@dataclass(frozen=True, slots=True)
+class ListenSpec:
+    """One listener: what it speaks (``protocol``, ``tls``) and where (``host``, ``port``).
+
+    Written ``SCHEME://HOST:PORT``: ``tcp://`` is chinwag's JSON lines in the
+    clear, ``tls://`` the same inside TLS. HOST is an IPv4 address, a host name,
+    an IPv6 address in brackets (``[::1]``) or nothing (every address, IPv4 and
+    IPv6); PORT is 0 to 65535 (0: any free port).
+    """
+
+    protocol: Wire
+    tls: bool
+    host: str
+    port: int
+
+    @property
+    def scheme(self) -> str:
+        return next(k for k, v in SCHEMES.items() if v == (self.protocol, self.tls))
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str) -> ListenSpec:
+        """The spec ``text`` names.
+
+        Raises:
+            SettingsError: ``text`` is not a spec; the message says what to write.
+        """
+
+        def bad(why: str) -> SettingsError:
+            return SettingsError(f"listener {text!r} {why}; write e.g. {_EXAMPLE}")
+
+        scheme, sep, rest = text.strip().partition("://")
+        if not sep:
+            raise bad("does not start with its kind (tcp:// or tls://)")
+        if scheme.lower() not in SCHEMES:
+            kinds = ", ".join(f"{k}://" for k in SCHEMES)
+            raise bad(f"has an unknown kind {scheme!r}:// (known: {kinds})")
+        protocol, tls = SCHEMES[scheme.lower()]
+        if rest.startswith("["):
+            host, closed, port_part = rest[1:].partition("]")
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise bad(f"has {host!r} in brackets, which is not an IPv6 address") from None
+            if not closed:
+                raise bad("opens a bracket it does not close")
+            if not port_part.startswith(":"):
+                raise bad("has no :PORT after the address")
+            port_text = port_part[1:]
+        else:
+            host, colon, port_text = rest.rpartition(":")
+            if not colon:
+                raise bad("has no :PORT")
+            if ":" in host:
+                raise bad("has an IPv6 address without brackets (write [::1], not ::1)")
+            if host and not _HOST_NAME.fullmatch(host):
+                raise bad(f"has {host!r}, which is neither an address nor a host name")
+        if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65_535:
+            raise bad(f"has the port {port_text!r}: a port is a number from 0 to 65535")
+        return cls(protocol, tls, host, int(port_text))
+
 
 class SettingsError(ValueError):
     """A setting name or value that cannot be used; the message says which and why."""
@@ -150,7 +239,21 @@ def _article(kind: str) -> str:
     return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
 
 
+def _specs(value: Any) -> tuple[str, ...]:
+    """The ``listen`` setting: a list of specs (TOML), or specs split by commas (``--set``)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise SettingsError(f"setting listen is a list of strings like {_EXAMPLE}, not {value!r}")
+    specs = [ListenSpec.parse(item) for item in items if item.strip()]
+    for i, spec in enumerate(specs):
+        if spec in specs[:i]:
+            raise SettingsError(f"listener {str(spec)!r} is listed twice; list each one once")
+    return tuple(str(spec) for spec in specs)
+
+
 def _coerce(name: str, kind: str, value: Any) -> Any:
+    if name == "listen":
+        return _specs(value)
     target = _TYPES[kind]
     if target is bool and isinstance(value, str) and value.strip().lower() in _BOOLS:
         value = _BOOLS[value.strip().lower()]
@@ -168,6 +271,28 @@ def _coerce(name: str, kind: str, value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         raise SettingsError(f"setting {name} cannot be negative")
     return value
+
+
+def _check_listen(clean: dict[str, Any]) -> None:
+    """``listen`` replaces host/port/tls: refuse them beside it, and a certificate unused."""
+    beside = [name for name in ("host", "port", "tls") if name in clean]
+    if beside:
+        flags = ", ".join(f"{name} (--{name})" for name in beside)
+        tls, host, port = (
+            clean.get("tls", False),
+            clean.get("host", "0.0.0.0"),
+            clean.get("port", 5050),
+        )
+        raise SettingsError(
+            f"setting listen (--listen) replaces host, port and tls: drop {flags} and put "
+            f"every listener in listen, e.g. {ListenSpec('chinwag', tls, host, port)}"
+        )
+    has_tls = any(ListenSpec.parse(text).tls for text in clean["listen"])
+    if not has_tls and (clean.get("tls_cert") or clean.get("tls_key")):
+        raise SettingsError(
+            "a certificate (tls_cert, tls_key; --cert, --key) is given but no listener "
+            "speaks TLS: add a tls://HOST:PORT listener or drop the certificate"
+        )
 
 
 def build(
@@ -202,6 +327,8 @@ def build(
                 f"unknown setting {name!r}; 'chinwag serve --print-settings' lists them"
             )
         clean[name] = _coerce(name, kinds[name], value)
+    if clean.get("listen"):
+        _check_listen(clean)
     if not str(clean.get("server_name", "")).strip():
         clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
     settings = Settings(**clean)

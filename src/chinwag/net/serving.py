@@ -27,22 +27,23 @@ __all__ = ["server_extras", "server_tls"]
 
 
 def server_tls(settings: Settings, data_dir: Path) -> tuple[ssl.SSLContext, CertInfo] | None:
-    """The TLS context the settings ask for (None: plain TCP); logs the fingerprint.
+    """The TLS context of the TLS listeners (None: none speaks TLS); logs the fingerprint.
 
-    ``tls_cert``/``tls_key`` name a real certificate; else ``tls`` makes (once)
-    and uses a self-signed one in ``data_dir``.
+    ``tls_cert``/``tls_key`` name a real certificate; else a self-signed one is
+    made (once) in ``data_dir``, naming the TLS listeners' hosts too.
 
     Raises:
         TlsSetupError: a file cannot be read or written, or the key does not fit.
     """
+    tls_hosts = tuple(spec.host for spec in settings.listeners() if spec.tls)
+    if not tls_hosts:
+        return None
     if settings.tls_cert or settings.tls_key:
         if not (settings.tls_cert and settings.tls_key):
             raise TlsSetupError("--cert and --key go together")
         info = load_server_cert(Path(settings.tls_cert), Path(settings.tls_key))
-    elif settings.tls:
-        info = ensure_self_signed(data_dir, extra_names=(settings.host,))
     else:
-        return None
+        info = ensure_self_signed(data_dir, extra_names=tuple(h for h in tls_hosts if h))
     how = (
         "created a self-signed certificate"
         if info.created

@@ -1,19 +1,22 @@
-"""Composition root of the server: Settings -> store, bus, hub, listener."""
+"""Composition root of the server: Settings -> store, bus, hub, listeners."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import ssl as ssl_module
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from chinwag.bus.base import Bus
 from chinwag.bus.local import LocalBus
-from chinwag.config import Settings
+from chinwag.config import ListenSpec, Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.hub import Hub
 from chinwag.core.operator import AccountActions
@@ -41,6 +44,63 @@ async def open_store(data_dir: Path) -> SqliteStore:
     return await SqliteStore.open(data_dir / DB_NAME)
 
 
+class ListenError(Exception):
+    """A listener cannot be bound; the message names it, says why and what to do."""
+
+    def __init__(self, spec: ListenSpec, error: OSError) -> None:
+        self.spec = spec
+        self.error = error
+        why = error.strerror or str(error)
+        if isinstance(error, socket.gaierror):
+            advice = "check the host name, or use an IP address"
+        elif error.errno == errno.EADDRINUSE:
+            advice = "another program (a server?) uses it: pick another port (--port, --listen)"
+        elif error.errno == errno.EADDRNOTAVAIL:
+            advice = "this machine has no such address: use one of its own, or 0.0.0.0"
+        elif error.errno == errno.EACCES:
+            advice = "ports below 1024 need privileges: pick a port from 1024 up"
+        else:
+            advice = "check the address and the port"
+        super().__init__(f"cannot listen on {spec}: {why}; {advice}")
+
+
+@dataclass(frozen=True, slots=True)
+class BoundAddress:
+    """One address a listener accepts connections on (a spec may resolve to several)."""
+
+    spec: ListenSpec
+    host: str
+    port: int
+
+    @property
+    def tls(self) -> bool:
+        return self.spec.tls
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+async def _bind_all(specs: Sequence[ListenSpec]) -> list[tuple[ListenSpec, list[socket.socket]]]:
+    """The listening sockets of every spec, in order; all or none.
+
+    Raises:
+        ListenError: a spec cannot be bound (those bound before it are closed).
+    """
+    bound: list[tuple[ListenSpec, list[socket.socket]]] = []
+    try:
+        for spec in specs:
+            try:
+                bound.append((spec, await bind(spec.host, spec.port, backlog=4096)))
+            except OSError as exc:
+                raise ListenError(spec, exc) from exc
+    except BaseException:
+        for _spec, socks in bound:
+            for sock in socks:
+                sock.close()
+        raise
+    return bound
+
+
 class Service(Protocol):
     """Something that runs beside a listening server (e.g. the mDNS announcement)."""
 
@@ -52,7 +112,7 @@ class Service(Protocol):
 
 
 class Server:
-    """A running chinwag server: one listener, one hub, one store."""
+    """A running chinwag server: its listeners, one hub, one store."""
 
     def __init__(self, settings: Settings, store: Store, hub: Hub, bus: Bus) -> None:
         self.settings = settings
@@ -63,12 +123,15 @@ class Server:
         self.flusher = Flusher(self.loop)
         self._conns: set[Connection] = set()
         self._per_address: dict[str, int] = {}
-        self._listener: Listener | None = None
+        self._listeners: list[tuple[ListenSpec, Listener]] = []
+        self.addresses: list[BoundAddress] = []
+        """Every address the listeners accept on, listener by listener, in spec order."""
+        self.tls = False
+        """Whether the first listener (the one announced on the LAN) speaks TLS."""
         self._hub_task: asyncio.Task[None] | None = None
         self._hasher: PasswordHasher | None = None
         self._lock: DataDirLock | None = None  # the data dir's, held until shutdown
         self._control: ControlServer | None = None
-        self.tls = False
         # One sweep for every connection's deadlines instead of timers per
         # connection; a deadline fires at most a tenth of its length late.
         shortest = min(settings.prelogin_timeout, settings.idle_timeout, settings.pong_timeout)
@@ -88,17 +151,39 @@ class Server:
     async def open(
         cls, settings: Settings, data_dir: Path, *, ssl: ssl_module.SSLContext | None = None
     ) -> Server:
-        """Lock ``data_dir``, open its store and start listening (with TLS if ``ssl``).
+        """Lock ``data_dir``, open its store and start every listener.
+
+        The listeners are ``settings.listeners()``. When ``settings.listen`` is
+        empty, its one listener of ``host``/``port`` speaks TLS exactly when
+        ``ssl`` is given; otherwise the ``tls://`` listeners use ``ssl``.
 
         Raises:
             DataDirError: another server (or ``chinwag admin``) is using ``data_dir``,
                 or its lock file cannot be opened.
+            ListenError: a listener cannot be bound (then none stays bound).
+            ValueError: a ``tls://`` listener but no ``ssl`` context.
         """
+        if settings.listen:
+            specs = settings.listeners()
+            if ssl is None and any(spec.tls for spec in specs):
+                raise ValueError("a tls:// listener needs the TLS context (ssl=...)")
+        else:
+            specs = (ListenSpec("chinwag", ssl is not None, settings.host, settings.port),)
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         lock = DataDirLock.acquire(data_dir, "server")
         try:
-            return await cls._open(settings, data_dir, ssl, lock)
+            # Bound before the store is opened: a port in use fails fast, with
+            # nothing else to undo; connections wait in the backlog meanwhile.
+            bound = await _bind_all(specs)
         except BaseException:
+            lock.release()
+            raise
+        try:
+            return await cls._open(settings, data_dir, ssl, lock, bound)
+        except BaseException:
+            for _spec, socks in bound:
+                for sock in socks:
+                    sock.close()
             lock.release()
             raise
 
@@ -109,6 +194,7 @@ class Server:
         data_dir: Path,
         ssl: ssl_module.SSLContext | None,
         lock: DataDirLock,
+        bound: list[tuple[ListenSpec, list[socket.socket]]],
     ) -> Server:
         store = await SqliteStore.open(data_dir / DB_NAME, commit_delay=settings.commit_delay)
         bus = LocalBus()
@@ -125,8 +211,8 @@ class Server:
             log.warning("%s; until then chinwag admin cannot reach this server", exc)
         server._hub_task = asyncio.create_task(hub.run())
         await asyncio.sleep(0)  # let the hub subscribe before anything is published
-        socks = await bind(settings.host, settings.port, backlog=4096)
-        # TLS in our own transport (tlswire): counted at accept, handshakes capped.
+        # TLS in our own transport (tlswire): counted at accept, handshakes capped;
+        # one count for every TLS listener, as the caps are the whole server's.
         handshakes = None
         if ssl is not None:
             handshakes = Handshakes(
@@ -136,21 +222,29 @@ class Server:
                 timeout=settings.tls_handshake_timeout,
             )
 
-        def accepted() -> asyncio.Protocol:
-            conn = Connection(server)
-            return conn if handshakes is None else TlsTransport(handshakes, conn)
+        def plain() -> asyncio.Protocol:
+            return Connection(server)
 
-        server._listener = Listener(socks, accepted, settings.accept_pause)
-        server._listener.start()
-        server.tls = ssl is not None
+        def tls() -> asyncio.Protocol:
+            assert handshakes is not None  # open() refuses a tls:// listener without ssl
+            return TlsTransport(handshakes, Connection(server))
+
+        for spec, socks in bound:
+            listener = Listener(socks, tls if spec.tls else plain, settings.accept_pause)
+            server._listeners.append((spec, listener))
+            for sock in socks:
+                host, port = sock.getsockname()[:2]
+                server.addresses.append(BoundAddress(spec, str(host), int(port)))
+            listener.start()
+        server.tls = server.addresses[0].tls
         server._sweep()
         return server
 
     @property
     def address(self) -> tuple[str, int]:
-        assert self._listener is not None
-        host, port = self._listener.sockets[0].getsockname()[:2]
-        return str(host), int(port)
+        """The first listener's (first) address: the one announced on the LAN."""
+        first = self.addresses[0]
+        return first.host, first.port
 
     def admit(self, conn: Connection) -> bool:
         count = self._per_address.get(conn.address, 0)
@@ -171,8 +265,8 @@ class Server:
 
     async def shutdown(self) -> None:
         """Stop accepting, let in-flight commands commit and ack, say bye, close."""
-        if self._listener is not None:
-            self._listener.close()
+        for _spec, listener in self._listeners:
+            listener.close()
         if self._control is not None:
             await self._control.close()
         if self._sweeper is not None:
@@ -189,7 +283,7 @@ class Server:
             self._hasher.close()
         if self._lock is not None:
             self._lock.release()
-        if self._listener is not None:
+        if self._listeners:
             # Give closing transports one turn to hand their last bytes to the kernel.
             await asyncio.sleep(0)
 
@@ -206,18 +300,21 @@ async def serve(
     Args:
         settings: the settings.
         data_dir: where the database is.
-        ssl: speak TLS on the port with this context.
+        ssl: the TLS context of the TLS listeners (see :meth:`Server.open`).
         services: started once the server listens, closed at shutdown.
+
+    Raises:
+        ListenError: a listener cannot be bound (none is left bound).
     """
     server = await Server.open(settings, data_dir, ssl=ssl)
-    host, port = server.address
-    log.info(
-        "chinwag listening on %s:%d%s (data in %s)",
-        host,
-        port,
-        " with TLS" if ssl is not None else "",
-        data_dir,
-    )
+    for address in server.addresses:
+        log.info(
+            "chinwag listening on %s%s (%s; data in %s)",
+            address,
+            " with TLS" if address.tls else "",
+            address.spec,
+            data_dir,
+        )
     for service in services:
         await service.start(server)
     stop = asyncio.Event()

@@ -18,7 +18,8 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Protocol
 
 from chinwag import __version__
 from chinwag.bus.base import Bus, Posted
@@ -55,22 +56,36 @@ from chinwag.errors import (
     UnsupportedProto,
 )
 from chinwag.protocol.events import (
+    Ack,
     Bye,
+    CaughtUp,
     Command,
     Dm,
+    Error,
     Hello,
     History,
+    HistoryReply,
     Join,
     Leave,
     ListRooms,
+    Message,
+    Ok,
+    Outgoing,
     Passwd,
     Ping,
     Pong,
+    Presence,
     Register,
+    RoomRow,
+    RoomsReply,
     Say,
     Seen,
     Typing,
+    TypingNotice,
+    Welcome,
     Who,
+    WhoMember,
+    WhoReply,
 )
 from chinwag.storage.base import (
     AccountExists,
@@ -105,20 +120,52 @@ REPLY_BYTES_PER_TOKEN = 4096  # who, rooms and history also pay for their reply'
 _TYPING_TARGETS = 256  # conversations one sender's last typing notice is remembered for
 
 
-class Frame:
-    """One outbound frame, encoded at most once however many sessions receive it.
+Renderer = Callable[[Outgoing], bytes]
+"""A codec's way of writing an event (``jsonlines.render``): one function per codec."""
 
-    A frame made with ``parts`` stands for those frames in order (several
-    messages of one room, fanned out in one loop turn): an outlet encodes each
-    part once and writes them joined.
+
+class Frame:
+    """One outbound event, rendered at most once per codec however many sessions receive it.
+
+    A frame made with ``parts`` (and no event) stands for those frames in order
+    (several messages of one room, fanned out in one loop turn): each part is
+    rendered once per codec, and the parts are written joined.
+
+    The bytes of the first renderer that asks are kept in ``wire``, under
+    ``renderer``; an outlet on the hot path of fan-out checks ``frame.renderer is
+    its_renderer`` and takes ``frame.wire`` without a call. Other renderers' bytes
+    (an IRC member in a room of JSON members) are kept in a small dict.
     """
 
-    __slots__ = ("data", "parts", "wire")
+    __slots__ = ("_others", "event", "parts", "renderer", "wire")
 
-    def __init__(self, data: dict[str, Any], parts: tuple[Frame, ...] = ()) -> None:
-        self.data = data
+    def __init__(self, event: Outgoing | None, parts: tuple[Frame, ...] = ()) -> None:
+        self.event = event
         self.parts = parts
-        self.wire: bytes | None = None  # filled by the first outlet that encodes it
+        self.renderer: Renderer | None = None  # whose bytes `wire` holds
+        self.wire = b""
+        self._others: dict[Renderer, bytes] | None = None
+
+    def render(self, renderer: Renderer) -> bytes:
+        """This frame's bytes as ``renderer`` writes them: rendered once, then remembered."""
+        if self.renderer is renderer:
+            return self.wire
+        if self.renderer is None:
+            self.wire = self._rendered(renderer)
+            self.renderer = renderer
+            return self.wire
+        if self._others is None:
+            self._others = {}
+        wire = self._others.get(renderer)
+        if wire is None:
+            wire = self._others[renderer] = self._rendered(renderer)
+        return wire
+
+    def _rendered(self, renderer: Renderer) -> bytes:
+        if self.parts:
+            return b"".join(part.render(renderer) for part in self.parts)
+        assert self.event is not None, "a frame has an event or parts"
+        return renderer(self.event)
 
 
 class Outlet(Protocol):
@@ -208,43 +255,18 @@ class Session:
             self.outlet.close("too far behind while catching up")
 
 
-_last_second: list[Any] = [-1, ""]  # iso_ts's cache: (second, its "YYYY-MM-DDTHH:MM:SS.")
-
-
-def iso_ts(ts_ms: int) -> str:
-    """UTC ISO 8601 with milliseconds, e.g. 2026-11-24T05:00:00.123Z."""
-    second = ts_ms // 1000
-    cached = _last_second
-    if cached[0] != second:  # messages come in bursts: most share their second
-        t = time.gmtime(second)
-        cached[1] = (
-            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
-        )
-        cached[0] = second
-    return f"{cached[1]}{ts_ms % 1000:03d}Z"
-
-
-def message_data(
-    m: StoredMessage, *, with_cid: bool = False, replay: bool = False
-) -> dict[str, Any]:
-    """The wire form of a stored message (protocol v1 §3)."""
-    data: dict[str, Any] = {
-        "type": "message",
-        "id": m.id,
-        "ts": iso_ts(m.ts_ms),
-        "from": m.sender_nick,
-    }
-    if m.room is not None:
-        data["room"] = m.room
-    else:
-        data["to"] = m.recipient_nick
-    data["body"] = m.body
-    if with_cid and m.cid is not None:
-        data["cid"] = m.cid
-    if replay:
-        data["replay"] = True
-    return data
+def message_event(m: StoredMessage, *, own: bool = False, replay: bool = False) -> Message:
+    """A stored message as its recipients see it; ``own``: the sender's copy, with its cid."""
+    return Message(
+        id=m.id,
+        ts_ms=m.ts_ms,
+        sender=m.sender_nick,
+        room=m.room,
+        to=m.recipient_nick if m.room is None else None,
+        body=m.body,
+        cid=m.cid if own else None,
+        replay=replay,
+    )
 
 
 def _account_pid(key: str) -> str:
@@ -261,22 +283,7 @@ def _session_id() -> str:
 
 
 # caught_up after an empty backlog (every guest's): the same frame, encoded once.
-_NOTHING_MISSED = Frame(
-    {"type": "caught_up", "missed": 0, "rooms": {}, "dms": {}, "truncated": False}
-)
-
-
-def _with_ref(data: dict[str, Any], ref: str | None) -> dict[str, Any]:
-    if ref is not None:
-        data["ref"] = ref
-    return data
-
-
-def error_data(exc: ChatError, ref: str | None) -> dict[str, Any]:
-    """The wire form of a refusal (protocol v1 §5)."""
-    data: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
-    data.update(exc.extra)
-    return _with_ref(data, ref)
+_NOTHING_MISSED = Frame(CaughtUp(missed=0, rooms={}, dms={}, truncated=False))
 
 
 # Parsing a nick that is not plain ASCII (PRECIS, NFC, confusables) costs ~13 µs;
@@ -332,7 +339,7 @@ class Hub:
         self._by_key: dict[str, Principal] = {}  # by casefolded nick
         self._rooms: dict[str, set[Principal]] = {}  # online members per room
         # (dedupe key, cid) -> (when it was stored, its ack), for at most cid_ttl.
-        self._recent: OrderedDict[tuple[str, str], tuple[int, dict[str, Any]]] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str], tuple[int, Ack]] = OrderedDict()
         self._batch: list[StoredMessage] = []  # committed, to fan out this loop turn
         self._cid_ttl_ms = int(settings.cid_ttl * 1000)
         # Keys and skeletons of every account row, deleted ones included (see load);
@@ -399,8 +406,8 @@ class Hub:
 
     def _fan_out_room(self, room: str, msgs: list[StoredMessage]) -> None:
         """Deliver several messages of one room: one combined frame per recipient."""
-        plain = [Frame(message_data(m)) for m in msgs]
-        combined = Frame({}, tuple(plain))
+        plain = [Frame(message_event(m)) for m in msgs]
+        combined = Frame(None, tuple(plain))
         senders = {m.sender for m in msgs}
         last_id = msgs[-1].id
         for p in self._rooms.get(room, ()):
@@ -408,10 +415,10 @@ class Hub:
                 continue
             if p.pid in senders:
                 parts = tuple(
-                    Frame(message_data(m, with_cid=True)) if m.sender == p.pid else frame
+                    Frame(message_event(m, own=True)) if m.sender == p.pid else frame
                     for m, frame in zip(msgs, plain, strict=True)
                 )
-                mine = Frame({}, parts)
+                mine = Frame(None, parts)
             else:
                 parts, mine = combined.parts, combined
             for s in p.sessions:
@@ -585,20 +592,21 @@ class Hub:
                 await self._store.advance_cursor(p.pid, session.device, cursor)
             else:
                 cursor = found
-        welcome = {
-            "type": "welcome",
-            "proto": PROTO,
-            "nick": p.nick,
-            "account": p.account,
-            "server": {"name": self.settings.server_name, "version": __version__},
-            "motd": self.settings.motd,
-            "rooms": sorted(p.rooms),
-        }
+        welcome = Welcome(
+            proto=PROTO,
+            nick=p.nick,
+            account=p.account,
+            server_name=self.settings.server_name,
+            server_version=__version__,
+            motd=self.settings.motd,
+            rooms=tuple(sorted(p.rooms)),
+            ref=hello.ref,
+        )
         if p.account:
-            await session.outlet.send_paced(Frame(_with_ref(welcome, hello.ref)))
+            await session.outlet.send_paced(Frame(welcome))
         else:
             # A guest has no backlog: welcome and caught_up leave in one write.
-            session.outlet.send(Frame(_with_ref(welcome, hello.ref)))
+            session.outlet.send(Frame(welcome))
         rooms: dict[str, int] = {}
         dms: dict[str, int] = {}
         missed = 0
@@ -623,7 +631,7 @@ class Hub:
             while page:
                 for m in page:
                     own = m.sender == p.pid
-                    frame = Frame(message_data(m, with_cid=own, replay=True))
+                    frame = Frame(message_event(m, own=own, replay=True))
                     await session.outlet.send_paced(frame)
                     session.last_delivered = m.id
                     if m.room is not None:
@@ -643,13 +651,7 @@ class Hub:
                 )
         # No await from here on: caught_up, then the live frames that waited, in order.
         if missed or truncated:
-            caught_up = {
-                "type": "caught_up",
-                "missed": missed,
-                "rooms": rooms,
-                "dms": dms,
-                "truncated": truncated,
-            }
+            caught_up = CaughtUp(missed=missed, rooms=rooms, dms=dms, truncated=truncated)
             session.outlet.send(Frame(caught_up))
         else:
             session.outlet.send(_NOTHING_MISSED)
@@ -695,7 +697,7 @@ class Hub:
         p = self._by_key.get(key)
         if p is None:
             return 0
-        frame = Frame(error_data(SessionEnded(message, reason=reason), None))
+        frame = Frame(Error.of(SessionEnded(message, reason=reason)))
         sessions = list(p.sessions)
         for s in sessions:
             s.outlet.send(frame)
@@ -736,7 +738,7 @@ class Hub:
             case Passwd():
                 await self._passwd(session, cmd)
             case Ping():
-                self._reply(session, {"type": "pong"}, cmd.ref)
+                self._reply(session, Pong(ref=cmd.ref))
             case Pong():
                 pass
             case Hello():
@@ -753,11 +755,11 @@ class Hub:
             raise RateLimited(wait, f"slow down: retry in {wait:.1f} s")
         session.bucket.take(cost)
 
-    def _reply(self, session: Session, data: dict[str, Any], ref: str | None) -> None:
-        session.outlet.send(Frame(_with_ref(data, ref)))
+    def _reply(self, session: Session, event: Outgoing) -> None:
+        session.outlet.send(Frame(event))
 
     def _ok(self, session: Session, ref: str | None) -> None:
-        self._reply(session, {"type": "ok"}, ref)
+        self._reply(session, Ok(ref=ref))
 
     def pipeline(self, session: Session, cmd: Command) -> asyncio.Future[AppendResult] | None:
         """Start a say, or a DM to someone online, without waiting for its commit.
@@ -811,7 +813,7 @@ class Hub:
         session.bucket.refund()
         if not isinstance(exc, StoreError):
             log.error("storing a message failed", exc_info=exc)
-        session.outlet.send(Frame(error_data(ChatError(), ref)))
+        session.outlet.send(Frame(Error.of(ChatError(), ref)))
 
     def _say_room(self, session: Session, cmd: Say) -> str:
         """The room of a valid say (raises `ChatError` when it is refused)."""
@@ -868,7 +870,7 @@ class Hub:
         quota: int | None = None,
     ) -> None:
         if cid is not None and (earlier := self._recent_ack(session, cid)) is not None:
-            self._reply(session, dict(earlier), ref)  # a repeat: same ack, no flood charge
+            self._reply(session, replace(earlier, ref=ref))  # a repeat: same ack, no flood charge
             return
         msg = self._new_message(session, body, cid, room, to)
         try:
@@ -880,7 +882,7 @@ class Hub:
             ) from None
         self._acked(session, ref, cid, result)
 
-    def _recent_ack(self, session: Session, cid: str) -> dict[str, Any] | None:
+    def _recent_ack(self, session: Session, cid: str) -> Ack | None:
         """The ack of ``cid`` from this sender within ``cid_ttl``, if it is remembered."""
         key = (_dedupe_key(session), cid)
         found = self._recent.get(key)
@@ -921,13 +923,13 @@ class Hub:
     ) -> None:
         """A message is committed: ack it, remember its cid, and publish it if new."""
         stored = result.message
-        ack: dict[str, Any] = {"type": "ack", "id": stored.id, "ts": iso_ts(stored.ts_ms)}
+        ack = Ack(id=stored.id, ts_ms=stored.ts_ms, cid=cid, ref=ref)
         if cid is not None:
-            ack["cid"] = cid
+            # A resend gets this ack again, with the resend's ref.
             self._recent[(_dedupe_key(session), cid)] = (stored.ts_ms, ack)
             if len(self._recent) > _RECENT_CIDS:
                 self._recent.popitem(last=False)
-        self._reply(session, dict(ack), ref)
+        self._reply(session, ack)
         if result.duplicate:
             session.bucket.refund()
         else:
@@ -951,10 +953,10 @@ class Hub:
             elif p.pid != m.sender and p.pid != m.recipient:
                 continue
             if p.pid == m.sender:
-                own = own or Frame(message_data(m, with_cid=True))
+                own = own or Frame(message_event(m, own=True))
                 frame = own
             else:
-                plain = plain or Frame(message_data(m))
+                plain = plain or Frame(message_event(m))
                 frame = plain
             for s in p.sessions:
                 s.deliver(m.id, frame)
@@ -979,7 +981,7 @@ class Hub:
                 return
             if not self._typing_due(session, room):
                 return
-            frame = Frame({"type": "typing", "from": p.nick, "room": room})
+            frame = Frame(TypingNotice(sender=p.nick, room=room))
             targets: Iterable[Principal] = self._rooms.get(room, ())
         else:
             try:
@@ -989,7 +991,7 @@ class Hub:
             other = self._by_key.get(nick.key)
             if other is None or not self._typing_due(session, "@" + other.pid):
                 return
-            frame = Frame({"type": "typing", "from": p.nick, "to": other.nick})
+            frame = Frame(TypingNotice(sender=p.nick, to=other.nick))
             targets = {p, other}
         for member in targets:
             for s in member.sessions:
@@ -1025,7 +1027,7 @@ class Hub:
         members = self._rooms.get(room, ())
         if len(members) > self.settings.presence_limit:
             return
-        frame = Frame({"type": "presence", "room": room, "nick": who.nick, "event": event})
+        frame = Frame(Presence(room=room, nick=who.nick, event=event))
         for member in members:
             for s in member.sessions:
                 if s is not exclude:
@@ -1094,15 +1096,9 @@ class Hub:
         most = self.settings.who_reply_max
         truncated = len(members) > most
         listed = heapq.nsmallest(most, members, key=lambda m: m.nick.casefold())  # sorted
-        users = [
-            {"nick": m.nick, "account": m.account, "bot": True}
-            if m.bot
-            else {"nick": m.nick, "account": m.account}
-            for m in listed
-        ]
+        users = tuple(WhoMember(nick=m.nick, account=m.account, bot=m.bot) for m in listed)
         session.bucket.take(sum(32 + len(m.nick) for m in listed) / REPLY_BYTES_PER_TOKEN)
-        reply = {"type": "who", "room": room, "users": users, "truncated": truncated}
-        self._reply(session, reply, cmd.ref)
+        self._reply(session, WhoReply(room=room, users=users, truncated=truncated, ref=cmd.ref))
 
     async def _list_rooms(self, session: Session, cmd: ListRooms) -> None:
         names = set(await self._store.room_member_counts())
@@ -1112,10 +1108,9 @@ class Hub:
         truncated = len(names) > most
         if truncated:  # the busiest rooms
             names = set(heapq.nsmallest(most, names, key=lambda n: (-self._online_in(n), n)))
-        rooms = [{"name": name, "online": self._online_in(name)} for name in sorted(names)]
+        rooms = tuple(RoomRow(name=name, online=self._online_in(name)) for name in sorted(names))
         session.bucket.take(sum(32 + len(n) for n in names) / REPLY_BYTES_PER_TOKEN)
-        reply = {"type": "rooms", "rooms": rooms, "truncated": truncated}
-        self._reply(session, reply, cmd.ref)
+        self._reply(session, RoomsReply(rooms=rooms, truncated=truncated, ref=cmd.ref))
 
     def _online_in(self, room: str) -> int:
         return len(self._rooms.get(room, ()))
@@ -1123,18 +1118,16 @@ class Hub:
     async def _history(self, session: Session, cmd: History) -> None:
         p = session.principal
         limit = min(cmd.limit or self.settings.history_default, self.settings.history_max)
-        reply: dict[str, Any] = {"type": "history"}
+        room: str | None = None
         if cmd.room is not None:
             room = parse_room(cmd.room)
             if room not in p.rooms:
                 raise NotMember(f"you are not in #{room}")
             page = await self._store.room_history(room, before=cmd.before, limit=limit)
-            reply["room"] = room
         else:
             other_pid, _, _ = await self._resolve(cmd.with_ or "")
             page = await self._store.dm_history(p.pid, other_pid, before=cmd.before, limit=limit)
-            reply["with"] = cmd.with_
-        messages = [message_data(m, with_cid=m.sender == p.pid) for m in page.messages]
+        messages = [message_event(m, own=m.sender == p.pid) for m in page.messages]
         more = page.more
         # Cut the page at the byte limit, keeping the newest messages.
         size = 0
@@ -1144,10 +1137,15 @@ class Hub:
                 messages = messages[i + 1 :]
                 more = True
                 break
-        reply["messages"] = messages
-        reply["more"] = more
+        reply = HistoryReply(
+            room=room,
+            with_=None if room is not None else cmd.with_,
+            messages=tuple(messages),
+            more=more,
+            ref=cmd.ref,
+        )
         session.bucket.take(size / REPLY_BYTES_PER_TOKEN)
-        self._reply(session, reply, cmd.ref)
+        self._reply(session, reply)
 
     async def _register(self, session: Session, cmd: Register) -> None:
         p = session.principal

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from chinwag.core.hub import Frame
+from chinwag.core.sessions import Frame
 from chinwag.protocol.events import Message, Outgoing
 from chinwag.protocol.jsonlines import render
 

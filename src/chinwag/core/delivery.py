@@ -147,6 +147,7 @@ class Delivery:
                 s.deliver(m.id, frame)
 
     async def seen(self, session: Session, cmd: Seen) -> None:
+        """Move this device's read cursor to ``upto`` (never past what it was sent)."""
         p = session.principal
         if not p.account:
             return
@@ -156,6 +157,7 @@ class Delivery:
             session.seen = upto
 
     def typing(self, session: Session, cmd: Typing) -> None:
+        """Forward a typing notice, at most once per interval; bad ones are dropped silently."""
         p = session.principal
         if cmd.room is not None:
             try:

@@ -376,6 +376,7 @@ class Logins:
         return len(sessions)
 
     async def register(self, session: Session, cmd: Register) -> None:
+        """Make this guest's nick an account: rooms and messages are adopted."""
         p = session.principal
         if p.account:
             raise NickRegistered(f"{p.nick} is already registered")
@@ -455,6 +456,7 @@ class Logins:
         ok(session, cmd.ref)
 
     async def passwd(self, session: Session, cmd: Passwd) -> None:
+        """Change an account's password after checking the old one."""
         p = session.principal
         if not p.account:
             raise Forbidden("guests have no password; use register")

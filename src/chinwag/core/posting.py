@@ -140,10 +140,12 @@ class Posting:
         return room
 
     async def say(self, session: Session, cmd: Say) -> None:
+        """Post to a room and wait for its commit (the ack is sent then)."""
         room = self._say_room(session, cmd)
         await self._post(session, cmd.ref, cmd.cid, cmd.body, room=room)
 
     async def dm(self, session: Session, cmd: Dm) -> None:
+        """Send a DM, to someone online or not (then within their offline quota)."""
         check_body(cmd.body)
         target_pid, target_nick, online = await self.resolve(cmd.to)
         quota = None if online else self.settings.offline_quota

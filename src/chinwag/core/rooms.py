@@ -55,6 +55,7 @@ class Rooms:
         self._rooms = registry.rooms
 
     async def join(self, session: Session, cmd: Join) -> None:
+        """Join a room (within the caps); its members are told."""
         room = parse_room(cmd.room)
         p = session.principal
         if room in p.rooms:
@@ -89,6 +90,7 @@ class Rooms:
             )
 
     async def leave(self, session: Session, cmd: Leave) -> None:
+        """Leave a room (never the lobby); its members are told."""
         room = parse_room(cmd.room)
         p = session.principal
         if room == LOBBY:
@@ -110,6 +112,7 @@ class Rooms:
         ok(session, cmd.ref)
 
     def who(self, session: Session, cmd: Who) -> None:
+        """Reply with the room's online members (the sender must be one)."""
         room = parse_room(cmd.room)
         if room not in session.principal.rooms:
             raise NotMember(f"you are not in #{room}")
@@ -122,6 +125,7 @@ class Rooms:
         reply(session, WhoReply(room=room, users=users, truncated=truncated, ref=cmd.ref))
 
     async def list_rooms(self, session: Session, cmd: ListRooms) -> None:
+        """Reply with the rooms of this server, the busiest if there are too many."""
         names = set(await self._store.room_member_counts())
         names.update(self._rooms)
         names.add(LOBBY)
@@ -135,6 +139,7 @@ class Rooms:
         reply(session, RoomsReply(rooms=rooms, truncated=truncated, ref=cmd.ref))
 
     async def history(self, session: Session, cmd: History) -> None:
+        """Reply with a page of a room's or a DM conversation's history."""
         p = session.principal
         limit = min(cmd.limit or self.settings.history_default, self.settings.history_max)
         room: str | None = None

@@ -7,11 +7,21 @@ then close). Every command carries the client's ``ref`` so that the reply can
 echo it. Field checks that need no state (types, lengths of ``ref``/``cid``) are
 the codec's; rules that need state or Unicode tables (nicks, rooms, bodies) are
 the hub's.
+
+Server events (``Welcome``, ``Message``, ``Ack``…) are what the hub says; each
+codec renders them in its own wire format (JSON lines: ``jsonlines.render``).
+They carry no wire details: timestamps are integer milliseconds, and the codec
+formats them. ``Ping``, ``Pong`` and ``Bye`` are both commands and server events:
+they carry nothing but ``ref``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chinwag.errors import ChatError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,3 +176,173 @@ class Fatal:
 
 
 Incoming = ClientCommand | Rejected | Dropped | Fatal
+
+
+# --- server events ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerEvent:
+    """Base of every server event but ``Ping``/``Pong``/``Bye`` (shared with commands).
+
+    ``ref`` echoes the ``ref`` of the command this event answers, if it had one.
+    """
+
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Welcome(ServerEvent):
+    """The answer to a good ``hello``: who the session is and where it stands."""
+
+    proto: int
+    nick: str
+    account: bool
+    server_name: str
+    server_version: str
+    motd: str
+    rooms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message(ServerEvent):
+    """A committed message: in a room (``room``) or a DM (``to``, the recipient's nick).
+
+    ``cid`` is set only on the sender's own copies; ``replay`` on backlog copies.
+    """
+
+    id: int
+    ts_ms: int
+    sender: str
+    room: str | None = None
+    to: str | None = None
+    body: str
+    cid: str | None = None
+    replay: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack(ServerEvent):
+    """A message of this session is committed: its id and timestamp."""
+
+    id: int
+    ts_ms: int
+    cid: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CaughtUp(ServerEvent):
+    """The backlog is over: how many messages it held, per room and per DM partner."""
+
+    missed: int
+    rooms: Mapping[str, int]
+    dms: Mapping[str, int]
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Presence(ServerEvent):
+    """``nick`` came to (``event="join"``) or left (``"leave"``) ``room``."""
+
+    room: str
+    nick: str
+    event: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypingNotice(ServerEvent):
+    """``sender`` is typing in ``room``, or to ``to`` (a nick)."""
+
+    sender: str
+    room: str | None = None
+    to: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ok(ServerEvent):
+    """A command that has no other answer was carried out."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhoMember:
+    """One row of a ``who`` reply."""
+
+    nick: str
+    account: bool
+    bot: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhoReply(ServerEvent):
+    """The members of ``room`` online now, sorted by nick (at most a limit of them)."""
+
+    room: str
+    users: tuple[WhoMember, ...]
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomRow:
+    """One row of a ``rooms`` reply."""
+
+    name: str
+    online: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomsReply(ServerEvent):
+    """The rooms of this server, by name, with how many members are online."""
+
+    rooms: tuple[RoomRow, ...]
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryReply(ServerEvent):
+    """A page of a room's (``room``) or a conversation's (``with_``) messages, oldest first."""
+
+    room: str | None = None
+    with_: str | None = None
+    messages: tuple[Message, ...]
+    more: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Error(ServerEvent):
+    """A refusal: a stable ``code``, words for a person, and fields of its own.
+
+    ``extra`` holds the code's own fields (``retry_after``, ``reason``…), in order.
+    """
+
+    code: str
+    message: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, exc: ChatError, ref: str | None = None) -> Error:
+        """The error event that tells the peer about ``exc``.
+
+        Args:
+            exc: the refusal.
+            ref: the ``ref`` of the command it refuses, if any.
+        """
+        return cls(code=exc.code, message=exc.message, extra=exc.extra, ref=ref)
+
+
+Outgoing = (
+    Welcome
+    | Message
+    | Ack
+    | CaughtUp
+    | Presence
+    | TypingNotice
+    | Ok
+    | WhoReply
+    | RoomsReply
+    | HistoryReply
+    | Error
+    | Ping
+    | Pong
+    | Bye
+)
+"""Every event the server sends."""

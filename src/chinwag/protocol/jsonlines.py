@@ -23,29 +23,42 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from typing import Any, Final
 
 from chinwag.protocol.events import (
+    Ack,
     Bye,
+    CaughtUp,
     ClientCommand,
     Dm,
     Dropped,
+    Error,
     Fatal,
     Hello,
     History,
+    HistoryReply,
     Incoming,
     Join,
     Leave,
     ListRooms,
+    Message,
+    Ok,
+    Outgoing,
     Passwd,
     Ping,
     Pong,
+    Presence,
     Register,
     Rejected,
+    RoomsReply,
     Say,
     Seen,
     Typing,
+    TypingNotice,
+    Welcome,
     Who,
+    WhoReply,
 )
 from chinwag.protocol.framing import LineBuffer, LineTooLong
 
@@ -61,6 +74,9 @@ __all__ = [
     "ServerCodec",
     "decode_line",
     "encode",
+    "iso_ts",
+    "render",
+    "to_data",
 ]
 
 DEFAULT_MAX_LINE: Final = 65_536
@@ -429,6 +445,142 @@ def encode(frame: dict[str, Any]) -> bytes:
     if "\u2028" in text or "\u2029" in text or "\x85" in text:
         text = text.translate(_LINE_BREAKS)
     return (text + "\n").encode("utf-8")
+
+
+# --- server events ---------------------------------------------------------------
+
+_last_second: list[Any] = [-1, ""]  # iso_ts's cache: (second, its "YYYY-MM-DDTHH:MM:SS.")
+
+
+def iso_ts(ts_ms: int) -> str:
+    """UTC ISO 8601 with milliseconds, e.g. ``2026-11-24T05:00:00.123Z`` (protocol v1 §3).
+
+    Args:
+        ts_ms: milliseconds since the epoch.
+    """
+    second = ts_ms // 1000
+    cached = _last_second
+    if cached[0] != second:  # messages come in bursts: most share their second
+        t = time.gmtime(second)
+        cached[1] = (
+            f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
+        )
+        cached[0] = second
+    return f"{cached[1]}{ts_ms % 1000:03d}Z"
+
+
+def _message(e: Message) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": "message", "id": e.id, "ts": iso_ts(e.ts_ms), "from": e.sender}
+    if e.room is not None:
+        data["room"] = e.room
+    else:
+        data["to"] = e.to
+    data["body"] = e.body
+    if e.cid is not None:
+        data["cid"] = e.cid
+    if e.replay:
+        data["replay"] = True
+    return data
+
+
+def to_data(event: Outgoing) -> dict[str, Any]:
+    """The JSON object of a server event (protocol v1 §3-§5), ``ref`` last.
+
+    Args:
+        event: what the server says.
+
+    Returns:
+        A new dictionary, with its keys in the order the protocol documents.
+    """
+    data: dict[str, Any]
+    match event:
+        case Message():
+            data = _message(event)
+        case Ack():
+            data = {"type": "ack", "id": event.id, "ts": iso_ts(event.ts_ms)}
+            if event.cid is not None:
+                data["cid"] = event.cid
+        case TypingNotice():
+            data = {"type": "typing", "from": event.sender}
+            if event.room is not None:
+                data["room"] = event.room
+            else:
+                data["to"] = event.to
+        case Presence():
+            data = {
+                "type": "presence",
+                "room": event.room,
+                "nick": event.nick,
+                "event": event.event,
+            }
+        case Ok():
+            data = {"type": "ok"}
+        case Error():
+            data = {"type": "error", "code": event.code, "message": event.message}
+            data.update(event.extra)
+        case Welcome():
+            data = {
+                "type": "welcome",
+                "proto": event.proto,
+                "nick": event.nick,
+                "account": event.account,
+                "server": {"name": event.server_name, "version": event.server_version},
+                "motd": event.motd,
+                "rooms": list(event.rooms),
+            }
+        case CaughtUp():
+            data = {
+                "type": "caught_up",
+                "missed": event.missed,
+                "rooms": dict(event.rooms),
+                "dms": dict(event.dms),
+                "truncated": event.truncated,
+            }
+        case WhoReply():
+            users = [
+                {"nick": m.nick, "account": m.account, "bot": True}
+                if m.bot
+                else {"nick": m.nick, "account": m.account}
+                for m in event.users
+            ]
+            data = {"type": "who", "room": event.room, "users": users, "truncated": event.truncated}
+        case RoomsReply():
+            rooms = [{"name": r.name, "online": r.online} for r in event.rooms]
+            data = {"type": "rooms", "rooms": rooms, "truncated": event.truncated}
+        case HistoryReply():
+            data = {"type": "history"}
+            if event.room is not None:
+                data["room"] = event.room
+            else:
+                data["with"] = event.with_
+            data["messages"] = [_message(m) for m in event.messages]
+            data["more"] = event.more
+        case Ping():
+            data = {"type": "ping"}
+        case Pong():
+            data = {"type": "pong"}
+        case Bye():
+            data = {"type": "bye"}
+    if event.ref is not None:
+        data["ref"] = event.ref
+    return data
+
+
+def render(event: Outgoing) -> bytes:
+    """A server event as one line of protocol v1 JSON; see :func:`to_data` and :func:`encode`.
+
+    This one function renders for every JSON-lines connection, so a frame that
+    many of them receive can cache its bytes under it (``core`` calls it a
+    renderer).
+
+    Args:
+        event: what the server says.
+
+    Returns:
+        UTF-8 bytes ending with ``\\n``.
+    """
+    return encode(to_data(event))
 
 
 # --- codecs --------------------------------------------------------------------

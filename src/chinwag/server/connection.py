@@ -1,7 +1,7 @@
 """One JSON-lines connection: bytes in, commands to the hub, frames out.
 
 Built on asyncio's Protocol/Transport API rather than streams: fan-out appends
-encoded frames to a per-connection list, and one `Flusher` callback per event
+rendered frames to a per-connection list, and one `Flusher` callback per event
 loop turn writes each connection's frames with a single ``write``. Commands of
 one connection are carried out in order by its worker task, so replies keep the
 order of requests. Consecutive messages (``say``, and ``dm`` to someone online)
@@ -16,22 +16,25 @@ import asyncio
 import functools
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
-from chinwag.core.hub import Frame, Session, error_data
+from chinwag.core.hub import Frame, Session
 from chinwag.errors import BadFrame, ChatError, NotLoggedIn
 from chinwag.protocol.events import (
     Bye,
     Dm,
     Dropped,
+    Error,
     Fatal,
     Hello,
     Incoming,
+    Outgoing,
     Ping,
+    Pong,
     Rejected,
     Say,
 )
-from chinwag.protocol.jsonlines import ServerCodec, encode
+from chinwag.protocol.jsonlines import ServerCodec, render
 from chinwag.server.listener import peer_key
 from chinwag.storage.base import StoreError
 
@@ -81,16 +84,6 @@ _HTTP_ANSWER = (
     b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
     b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(_HTTP_BODY) + _HTTP_BODY
 )
-
-
-def _encode(frame: Frame) -> bytes:
-    """Encode a frame (each of its parts once) and remember the bytes on it."""
-    if frame.parts:
-        wire = b"".join(part.wire or _encode(part) for part in frame.parts)
-    else:
-        wire = encode(frame.data)
-    frame.wire = wire
-    return wire
 
 
 class Flusher:
@@ -204,13 +197,12 @@ class Connection(asyncio.Protocol):
         self._born = self._last_rx = self._loop.time()
         self.address = peer_key(transport.get_extra_info("peername"))
         if not self._server.admit(self):
-            self._send_data(
-                {
-                    "type": "error",
-                    "code": "rate_limited",
-                    "message": "too many connections from your address; close some and retry",
-                    "retry_after": 10,
-                }
+            self._send_event(
+                Error(
+                    code="rate_limited",
+                    message="too many connections from your address; close some and retry",
+                    extra={"retry_after": 10},
+                )
             )
             self.close("too many connections from one address")
             return
@@ -289,7 +281,7 @@ class Connection(asyncio.Protocol):
         if self._closing:
             return
         # _queue inlined: this is the per-copy hot path of fan-out.
-        wire = frame.wire or _encode(frame)
+        wire = frame.wire if frame.renderer is render else frame.render(render)
         self._out.append(wire)
         self._out_size += len(wire)
         transport = self._transport
@@ -305,7 +297,7 @@ class Connection(asyncio.Protocol):
             self._server.flusher.mark(self)
 
     def _queue(self, frame: Frame) -> bytes:
-        wire = frame.wire or _encode(frame)
+        wire = frame.render(render)
         self._out.append(wire)
         self._out_size += len(wire)
         return wire
@@ -388,13 +380,11 @@ class Connection(asyncio.Protocol):
             self._transport.abort()
         self._kick()
 
-    def _send_data(self, data: dict[str, Any], ref: str | None = None) -> None:
-        if ref is not None:
-            data["ref"] = ref
-        self.send(Frame(data))
+    def _send_event(self, event: Outgoing) -> None:
+        self.send(Frame(event))
 
     def _error(self, exc: ChatError, ref: str | None) -> None:
-        self.send(Frame(error_data(exc, ref)))
+        self.send(Frame(Error.of(exc, ref)))
 
     # -- deadlines (the server's sweep calls this) -------------------------------------
     def check_deadlines(self, now: float) -> None:
@@ -414,7 +404,7 @@ class Connection(asyncio.Protocol):
                 self.close("idle: no answer to ping")
         elif now - self._last_rx >= s.idle_timeout:
             self._ping_sent_at = now
-            self._send_data({"type": "ping"})
+            self._send_event(Ping())
 
     # -- the worker -------------------------------------------------------------------
     async def _run(self) -> None:
@@ -463,7 +453,7 @@ class Connection(asyncio.Protocol):
                 log.exception("%s: logout failed", self)
         if not self._closing:
             if self._stopping:
-                self._send_data({"type": "bye"})
+                self._send_event(Bye())
             self.close("server shutting down" if self._stopping else "client closed")
         self._server.forget(self)
         log.debug("%s closed: %s", self, self.close_reason)
@@ -518,13 +508,13 @@ class Connection(asyncio.Protocol):
                 self.close("too many frames before login")
                 return
         if isinstance(item, Fatal):
-            self._send_data({"type": "error", "code": item.code, "message": item.message})
+            self._send_event(Error(code=item.code, message=item.message))
             self.close(item.code)
             return
         if isinstance(item, Dropped):
             return
         if isinstance(item, Rejected):
-            self._send_data({"type": "error", "code": item.code, "message": item.message}, item.ref)
+            self._send_event(Error(code=item.code, message=item.message, ref=item.ref))
             if self._session is None and item.kind == "hello":
                 self._hello_failed()
             elif item.code == "bad_frame":
@@ -536,7 +526,7 @@ class Connection(asyncio.Protocol):
             if self._session is not None:
                 session, self._session = self._session, None
                 await self._server.hub.logout(session, clean=True)
-            self._send_data({"type": "bye"}, item.ref)
+            self._send_event(Bye(ref=item.ref))
             self.close("bye")
             return
         if self._session is None:
@@ -555,7 +545,7 @@ class Connection(asyncio.Protocol):
     async def _prelogin(self, item: Incoming) -> None:
         assert not isinstance(item, Fatal | Dropped | Rejected)
         if isinstance(item, Ping):
-            self._send_data({"type": "pong"}, item.ref)
+            self._send_event(Pong(ref=item.ref))
             return
         if not isinstance(item, Hello):
             self._error(NotLoggedIn(), item.ref)

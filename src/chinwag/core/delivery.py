@@ -1,0 +1,211 @@
+"""Delivery: fan-out of committed messages, read cursors, typing notices.
+
+Messages are fanned out only after their commit, and only from what the bus
+yields, so one node and several share one delivery path; a run of messages to
+one room in one loop turn reaches each member as one combined frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+from chinwag.bus.base import Bus, Posted
+from chinwag.config import Settings
+from chinwag.core.rules import parse_room
+from chinwag.core.sessions import Frame, OnlineRegistry, Principal, Session, parse_nick_cached
+from chinwag.errors import ChatError
+from chinwag.protocol.events import Message, Seen, Typing, TypingNotice
+from chinwag.storage.base import Store, StoredMessage
+
+TYPING_COST = 0.1  # a typing notice that is forwarded (coalesced ones are free)
+_TYPING_TARGETS = 256  # conversations one sender's last typing notice is remembered for
+
+
+def message_event(m: StoredMessage, *, own: bool = False, replay: bool = False) -> Message:
+    """A stored message as its recipients see it; ``own``: the sender's copy, with its cid."""
+    return Message(
+        id=m.id,
+        ts_ms=m.ts_ms,
+        sender=m.sender_nick,
+        room=m.room,
+        to=m.recipient_nick if m.room is None else None,
+        body=m.body,
+        cid=m.cid if own else None,
+        replay=replay,
+    )
+
+
+class Delivery:
+    """Committed messages off the bus to the sessions allowed to see them; typing notices.
+
+    Args:
+        settings: limits (``typing_interval``).
+        store: where ``seen`` moves a device's cursor.
+        bus: what is delivered: only what it yields.
+        registry: who is online.
+        monotonic: clock for the typing interval.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        registry: OnlineRegistry,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._bus = bus
+        self._monotonic = monotonic
+        # The registry's tables, never replaced: read directly.
+        self._online = registry.by_pid
+        self._by_key = registry.by_key
+        self._rooms = registry.rooms
+        self._batch: list[StoredMessage] = []  # committed, to fan out this loop turn
+
+    async def run(self) -> None:
+        """Deliver what the bus yields, until the bus closes.
+
+        Messages are fanned out once per event-loop turn, so that a run of
+        messages to one room reaches each recipient as one combined frame.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            async for event in self._bus.subscribe():
+                if isinstance(event, Posted):
+                    if not self._batch:
+                        loop.call_soon(self._fan_out_batch)
+                    self._batch.append(event.message)
+        finally:
+            self._fan_out_batch()
+
+    def _fan_out_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        i = 0
+        while i < len(batch):
+            room = batch[i].room
+            j = i + 1
+            if room is not None:
+                while j < len(batch) and batch[j].room == room:
+                    j += 1
+            if j - i == 1:
+                self._fan_out(batch[i])
+            else:
+                self._fan_out_room(room or "", batch[i:j])
+            i = j
+
+    def _fan_out_room(self, room: str, msgs: list[StoredMessage]) -> None:
+        """Deliver several messages of one room: one combined frame per recipient."""
+        plain = [Frame(message_event(m)) for m in msgs]
+        combined = Frame(None, tuple(plain))
+        senders = {m.sender for m in msgs}
+        last_id = msgs[-1].id
+        for p in self._rooms.get(room, ()):
+            if room not in p.rooms:  # the delivery check, as in _fan_out
+                continue
+            if p.pid in senders:
+                parts = tuple(
+                    Frame(message_event(m, own=True)) if m.sender == p.pid else frame
+                    for m, frame in zip(msgs, plain, strict=True)
+                )
+                mine = Frame(None, parts)
+            else:
+                parts, mine = combined.parts, combined
+            for s in p.sessions:
+                if s.pending is None:
+                    s.deliver(last_id, mine)
+                else:  # still catching up: held per message, filtered by id later
+                    for m, frame in zip(msgs, parts, strict=True):
+                        s.deliver(m.id, frame)
+
+    def _fan_out(self, m: StoredMessage) -> None:
+        """Deliver a committed message to every online session allowed to see it."""
+        if m.room is not None:
+            targets: Iterable[Principal] = self._rooms.get(m.room, ())
+        else:
+            sender = self._online.get(m.sender)
+            recipient = self._online.get(m.recipient or "")
+            targets = {p for p in (sender, recipient) if p is not None}
+        plain: Frame | None = None
+        own: Frame | None = None
+        for p in targets:
+            # The delivery check: a room member now, or a party to the DM.
+            if m.room is not None:
+                if m.room not in p.rooms:
+                    continue
+            elif p.pid != m.sender and p.pid != m.recipient:
+                continue
+            if p.pid == m.sender:
+                own = own or Frame(message_event(m, own=True))
+                frame = own
+            else:
+                plain = plain or Frame(message_event(m))
+                frame = plain
+            for s in p.sessions:
+                s.deliver(m.id, frame)
+
+    async def seen(self, session: Session, cmd: Seen) -> None:
+        """Move this device's read cursor to ``upto`` (never past what it was sent)."""
+        p = session.principal
+        if not p.account:
+            return
+        upto = min(cmd.upto, session.last_delivered)
+        if upto > session.seen:  # a repeat writes nothing
+            await self._store.advance_cursor(p.pid, session.device, upto)
+            session.seen = upto
+
+    def typing(self, session: Session, cmd: Typing) -> None:
+        """Forward a typing notice, at most once per interval; bad ones are dropped silently."""
+        p = session.principal
+        if cmd.room is not None:
+            try:
+                room = parse_room(cmd.room)
+            except ChatError:
+                return
+            if room not in p.rooms:
+                return
+            if not self._typing_due(session, room):
+                return
+            frame = Frame(TypingNotice(sender=p.nick, room=room))
+            targets: Iterable[Principal] = self._rooms.get(room, ())
+        else:
+            try:
+                nick = parse_nick_cached(cmd.to or "")
+            except ChatError:
+                return
+            other = self._by_key.get(nick.key)
+            if other is None or not self._typing_due(session, "@" + other.pid):
+                return
+            frame = Frame(TypingNotice(sender=p.nick, to=other.nick))
+            targets = {p, other}
+        for member in targets:
+            for s in member.sessions:
+                if s is not session and s.pending is None:
+                    s.outlet.send(frame)
+
+    def _typing_due(self, session: Session, key: str) -> bool:
+        """Whether a typing notice to ``key`` goes out now; if so, it is paid and noted.
+
+        One sender's notices to one room or person go out at most once per
+        `typing_interval` (or once more after a message there, which ends the
+        notice); the rest, and those over budget, are dropped silently.
+        """
+        p = session.principal
+        now = self._monotonic()
+        interval = self.settings.typing_interval
+        last = p.typing.get(key) if p.typing is not None else None
+        if last is not None and now - last < interval:
+            return False
+        if session.bucket.retry_after(TYPING_COST) > 0:
+            return False
+        if p.typing is None:
+            p.typing = {}
+        elif len(p.typing) >= _TYPING_TARGETS and last is None:
+            p.typing = {k: t for k, t in p.typing.items() if now - t < interval}
+            if len(p.typing) >= _TYPING_TARGETS:
+                return False
+        session.bucket.take(TYPING_COST)
+        p.typing[key] = now
+        return True

@@ -1,0 +1,254 @@
+"""Posting: a say or dm from its checks to its commit and ack.
+
+Every check runs before anything changes; then the message is appended to the
+store (pipelined: several of one connection in flight at once), acked, and
+published on the bus, from which `delivery` fans it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+
+from chinwag.bus.base import Bus, Posted
+from chinwag.config import Settings
+from chinwag.core.rules import check_body, parse_room
+from chinwag.core.sessions import (
+    Frame,
+    OnlineRegistry,
+    Principal,
+    Session,
+    account_pid,
+    charge,
+    parse_nick_cached,
+    reply,
+)
+from chinwag.errors import BadNick, ChatError, NoSuchUser, NotMember, QuotaExceeded
+from chinwag.protocol.events import Ack, Command, Dm, Error, Say
+from chinwag.storage.base import AppendResult, NewMessage, OverQuota, Store, StoreError
+
+log = logging.getLogger("chinwag.hub")
+
+_RECENT_CIDS = 65_536  # acks remembered in memory so a resend skips flood control and storage
+
+
+def _dedupe_key(session: Session) -> str:
+    """Whose ``cid``s a session's share (protocol v1 §3).
+
+    An account's, for an account. For a guest, the same nick on the same device
+    (a client that reconnects and resends is still deduplicated), and never a
+    later guest's who took the nick: without a device of its own, the session.
+    """
+    p = session.principal
+    if p.account:
+        return p.key
+    return p.pid if session.device == "default" else f"{p.key}/{session.device}"
+
+
+class Posting:
+    """Say and dm: checks, flood control, the store's append, the ack, dedupe by ``cid``.
+
+    Args:
+        settings: limits (``cid_ttl``, ``offline_quota``).
+        store: where a message is committed.
+        bus: where a committed message is published.
+        registry: who is online.
+        clock: wall clock in seconds (message timestamps, the cid window).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        registry: OnlineRegistry,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self._by_key = registry.by_key  # never replaced: read directly
+        # (dedupe key, cid) -> (when it was stored, its ack), for at most cid_ttl.
+        self._recent: OrderedDict[tuple[str, str], tuple[int, Ack]] = OrderedDict()
+        self._cid_ttl_ms = int(settings.cid_ttl * 1000)
+
+    def pipeline(self, session: Session, cmd: Command) -> asyncio.Future[AppendResult] | None:
+        """Start a say, or a DM to someone online, without waiting for its commit.
+
+        Every check runs now, and a refusal raises `ChatError` with nothing
+        changed; then the message is queued for the store. When it is
+        committed, the ack (or an error frame) goes to the session and the
+        message to the bus. The store commits and resolves appends in call
+        order, so replies keep the order in which commands were started.
+
+        Returns:
+            The store's future (done once the reply is queued), or None when the
+            command needs I/O before it can be queued: any other command, a DM
+            to someone offline, a resent ``cid``. Run that one with `handle`
+            once everything started before it is done, to keep replies in order.
+        """
+        room: str | None = None
+        to: tuple[str, str] | None = None
+        if type(cmd) is Say:
+            room = self._say_room(session, cmd)
+        elif type(cmd) is Dm:
+            check_body(cmd.body)
+            target = self._online_target(cmd.to)
+            if target is None:
+                return None
+            to = (target.pid, target.nick)
+        else:
+            return None
+        cid = cmd.cid
+        if cid is not None and (_dedupe_key(session), cid) in self._recent:
+            return None
+        future = self._store.append(
+            self._new_message(session, cmd.body, cid, room, to), cid_ttl_ms=self._cid_ttl_ms
+        )
+        future.add_done_callback(functools.partial(self._committed, session, cmd.ref, cid))
+        return future
+
+    def _committed(
+        self,
+        session: Session,
+        ref: str | None,
+        cid: str | None,
+        future: asyncio.Future[AppendResult],
+    ) -> None:
+        exc = future.exception()  # nothing cancels it: the connection never awaits it
+        if exc is None:
+            self._acked(session, ref, cid, future.result())
+            return
+        # Pipelined messages have no quota: only the database can fail here, and
+        # the store logs that (once per incident, not per message).
+        session.bucket.refund()
+        if not isinstance(exc, StoreError):
+            log.error("storing a message failed", exc_info=exc)
+        session.outlet.send(Frame(Error.of(ChatError(), ref)))
+
+    def _say_room(self, session: Session, cmd: Say) -> str:
+        """The room of a valid say (raises `ChatError` when it is refused)."""
+        room = parse_room(cmd.room)
+        if room not in session.principal.rooms:
+            raise NotMember(f"you are not in #{room}; join it first")
+        check_body(cmd.body)
+        return room
+
+    async def say(self, session: Session, cmd: Say) -> None:
+        """Post to a room and wait for its commit (the ack is sent then)."""
+        room = self._say_room(session, cmd)
+        await self._post(session, cmd.ref, cmd.cid, cmd.body, room=room)
+
+    async def dm(self, session: Session, cmd: Dm) -> None:
+        """Send a DM, to someone online or not (then within their offline quota)."""
+        check_body(cmd.body)
+        target_pid, target_nick, online = await self.resolve(cmd.to)
+        quota = None if online else self.settings.offline_quota
+        await self._post(
+            session, cmd.ref, cmd.cid, cmd.body, to=(target_pid, target_nick), quota=quota
+        )
+
+    def _online_target(self, raw: str) -> Principal | None:
+        """The online principal called ``raw``, or None (offline, or not a nick)."""
+        try:
+            return self._by_key.get(parse_nick_cached(raw).key)
+        except BadNick:
+            return None
+
+    async def resolve(self, raw: str) -> tuple[str, str, bool]:
+        """(principal, display nick, online?) of a DM partner, by nick."""
+        try:
+            nick = parse_nick_cached(raw)
+        except BadNick:
+            raise NoSuchUser(f"nobody is called {raw[:40]!r}") from None
+        online = self._by_key.get(nick.key)
+        if online is not None:
+            return online.pid, online.nick, True
+        row = await self._store.get_account(nick.key)
+        if row is None or row.deleted:
+            raise NoSuchUser(f"{nick.display} is neither registered nor online")
+        # Every online principal is in _by_key, so an account found only in the
+        # store is offline.
+        return account_pid(row.key), row.nick, False
+
+    async def _post(
+        self,
+        session: Session,
+        ref: str | None,
+        cid: str | None,
+        body: str,
+        *,
+        room: str | None = None,
+        to: tuple[str, str] | None = None,
+        quota: int | None = None,
+    ) -> None:
+        if cid is not None and (earlier := self._recent_ack(session, cid)) is not None:
+            reply(session, replace(earlier, ref=ref))  # a repeat: same ack, no flood charge
+            return
+        msg = self._new_message(session, body, cid, room, to)
+        try:
+            result = await self._store.append(msg, cid_ttl_ms=self._cid_ttl_ms, quota=quota)
+        except OverQuota:
+            session.bucket.refund()
+            raise QuotaExceeded(
+                f"{msg.recipient_nick} has too many undelivered messages; try later"
+            ) from None
+        self._acked(session, ref, cid, result)
+
+    def _recent_ack(self, session: Session, cid: str) -> Ack | None:
+        """The ack of ``cid`` from this sender within ``cid_ttl``, if it is remembered."""
+        key = (_dedupe_key(session), cid)
+        found = self._recent.get(key)
+        if found is None:
+            return None
+        if int(self._clock() * 1000) - found[0] >= self._cid_ttl_ms:
+            del self._recent[key]  # too old: the cid may name a new message now
+            return None
+        return found[1]
+
+    def _new_message(
+        self,
+        session: Session,
+        body: str,
+        cid: str | None,
+        room: str | None,
+        to: tuple[str, str] | None,
+    ) -> NewMessage:
+        """Charge flood control for a message and build it (raises `RateLimited`)."""
+        charge(session, 1.0)
+        p = session.principal
+        if p.typing:  # a message ends its typing notice: the next one goes out at once
+            p.typing.pop(room or "@" + (to[0] if to else ""), None)
+        return NewMessage(
+            ts_ms=int(self._clock() * 1000),
+            sender=p.pid,
+            sender_nick=p.nick,
+            dedupe_key=_dedupe_key(session),
+            room=room,
+            recipient=to[0] if to else None,
+            recipient_nick=to[1] if to else None,
+            body=body,
+            cid=cid,
+        )
+
+    def _acked(
+        self, session: Session, ref: str | None, cid: str | None, result: AppendResult
+    ) -> None:
+        """A message is committed: ack it, remember its cid, and publish it if new."""
+        stored = result.message
+        ack = Ack(id=stored.id, ts_ms=stored.ts_ms, cid=cid, ref=ref)
+        if cid is not None:
+            # A resend gets this ack again, with the resend's ref.
+            self._recent[(_dedupe_key(session), cid)] = (stored.ts_ms, ack)
+            if len(self._recent) > _RECENT_CIDS:
+                self._recent.popitem(last=False)
+        reply(session, ack)
+        if result.duplicate:
+            session.bucket.refund()
+        else:
+            self._bus.publish(Posted(stored))

@@ -1,0 +1,172 @@
+"""Rooms: membership (join, leave, with their caps), who, the room list, history."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Awaitable, Callable
+
+from chinwag.config import Settings
+from chinwag.core.delivery import message_event
+from chinwag.core.rules import LOBBY, parse_room
+from chinwag.core.sessions import OnlineRegistry, Principal, Session, ok, reply
+from chinwag.errors import Forbidden, NotMember
+from chinwag.protocol.events import (
+    History,
+    HistoryReply,
+    Join,
+    Leave,
+    ListRooms,
+    RoomRow,
+    RoomsReply,
+    Who,
+    WhoMember,
+    WhoReply,
+)
+from chinwag.storage.base import Store
+
+REPLY_BYTES_PER_TOKEN = 4096  # who, rooms and history also pay for their reply's size
+
+Resolver = Callable[[str], Awaitable[tuple[str, str, bool]]]
+"""(principal, display nick, online?) of a DM partner, by nick (`Posting.resolve`)."""
+
+
+class Rooms:
+    """Join, leave, who, the list of rooms and history, and the room caps.
+
+    Args:
+        settings: limits (room caps, reply sizes, history pages).
+        store: memberships and history.
+        registry: who is online.
+        resolve: finds the other party of a DM history.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        registry: OnlineRegistry,
+        resolve: Resolver,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._resolve = resolve
+        self._registry = registry
+        # The registry's tables, never replaced: read directly.
+        self._rooms = registry.rooms
+
+    async def join(self, session: Session, cmd: Join) -> None:
+        """Join a room (within the caps); its members are told."""
+        room = parse_room(cmd.room)
+        p = session.principal
+        if room in p.rooms:
+            ok(session, cmd.ref)
+            return
+        self._check_room_caps(p, room)
+        if p.account:
+            await self._store.join_room(p.pid, room)
+            if room in p.rooms:  # another session joined while we waited
+                ok(session, cmd.ref)
+                return
+        p.rooms = p.rooms | {room}  # never changed in place: guests share one set
+        self._rooms.setdefault(room, set()).add(p)
+        ok(session, cmd.ref)
+        self._registry.presence(room, p, "join", exclude=session)
+
+    def _check_room_caps(self, p: Principal, room: str) -> None:
+        """Raises `Forbidden` when joining ``room`` would pass a room cap."""
+        s = self.settings
+        cap = s.max_rooms_per_account if p.account else s.max_rooms_per_guest
+        if len(p.rooms) >= cap:
+            hint = "" if p.account else f" (an account may be in {s.max_rooms_per_account})"
+            raise Forbidden(
+                f"you are in {len(p.rooms)} rooms, the most allowed{hint}; leave one first",
+                reason="room_limit",
+            )
+        if room not in self._rooms and len(self._rooms) >= s.max_rooms:
+            raise Forbidden(
+                "this server has as many rooms as it can hold; join one that exists"
+                " (see rooms) or try later",
+                reason="server_room_limit",
+            )
+
+    async def leave(self, session: Session, cmd: Leave) -> None:
+        """Leave a room (never the lobby); its members are told."""
+        room = parse_room(cmd.room)
+        p = session.principal
+        if room == LOBBY:
+            raise Forbidden("everyone stays in the lobby")
+        if room not in p.rooms:
+            raise NotMember(f"you are not in #{room}")
+        if p.account:
+            await self._store.leave_room(p.pid, room)
+            if room not in p.rooms:
+                ok(session, cmd.ref)
+                return
+        self._registry.presence(room, p, "leave", exclude=session)
+        p.rooms = p.rooms - {room}
+        members = self._rooms.get(room)
+        if members is not None:
+            members.discard(p)
+            if not members:
+                del self._rooms[room]
+        ok(session, cmd.ref)
+
+    def who(self, session: Session, cmd: Who) -> None:
+        """Reply with the room's online members (the sender must be one)."""
+        room = parse_room(cmd.room)
+        if room not in session.principal.rooms:
+            raise NotMember(f"you are not in #{room}")
+        members = self._rooms.get(room, ())
+        most = self.settings.who_reply_max
+        truncated = len(members) > most
+        listed = heapq.nsmallest(most, members, key=lambda m: m.nick.casefold())  # sorted
+        users = tuple(WhoMember(nick=m.nick, account=m.account, bot=m.bot) for m in listed)
+        session.bucket.take(sum(32 + len(m.nick) for m in listed) / REPLY_BYTES_PER_TOKEN)
+        reply(session, WhoReply(room=room, users=users, truncated=truncated, ref=cmd.ref))
+
+    async def list_rooms(self, session: Session, cmd: ListRooms) -> None:
+        """Reply with the rooms of this server, the busiest if there are too many."""
+        names = set(await self._store.room_member_counts())
+        names.update(self._rooms)
+        names.add(LOBBY)
+        online_in = self._registry.online_in
+        most = self.settings.rooms_reply_max
+        truncated = len(names) > most
+        if truncated:  # the busiest rooms
+            names = set(heapq.nsmallest(most, names, key=lambda n: (-online_in(n), n)))
+        rooms = tuple(RoomRow(name=name, online=online_in(name)) for name in sorted(names))
+        session.bucket.take(sum(32 + len(n) for n in names) / REPLY_BYTES_PER_TOKEN)
+        reply(session, RoomsReply(rooms=rooms, truncated=truncated, ref=cmd.ref))
+
+    async def history(self, session: Session, cmd: History) -> None:
+        """Reply with a page of a room's or a DM conversation's history."""
+        p = session.principal
+        limit = min(cmd.limit or self.settings.history_default, self.settings.history_max)
+        room: str | None = None
+        if cmd.room is not None:
+            room = parse_room(cmd.room)
+            if room not in p.rooms:
+                raise NotMember(f"you are not in #{room}")
+            page = await self._store.room_history(room, before=cmd.before, limit=limit)
+        else:
+            other_pid, _, _ = await self._resolve(cmd.with_ or "")
+            page = await self._store.dm_history(p.pid, other_pid, before=cmd.before, limit=limit)
+        messages = [message_event(m, own=m.sender == p.pid) for m in page.messages]
+        more = page.more
+        # Cut the page at the byte limit, keeping the newest messages.
+        size = 0
+        for i in range(len(messages) - 1, -1, -1):
+            size += len(page.messages[i].body.encode()) + 120
+            if size > self.settings.history_max_bytes:
+                messages = messages[i + 1 :]
+                more = True
+                break
+        answer = HistoryReply(
+            room=room,
+            with_=None if room is not None else cmd.with_,
+            messages=tuple(messages),
+            more=more,
+            ref=cmd.ref,
+        )
+        session.bucket.take(size / REPLY_BYTES_PER_TOKEN)
+        reply(session, answer)

@@ -1,0 +1,236 @@
+"""Who is online: principals, sessions, the frames they are sent, and presence.
+
+A `Principal` is who messages belong to (an account, or one guest session); a
+`Session` is one logged-in connection, and its `Outlet` the transport's side of
+it. A `Frame` is one outbound event, rendered once per codec however many
+sessions receive it. The `OnlineRegistry` is shared by the hub's handlers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from chinwag.config import Settings
+from chinwag.core.accounts import parse_nick
+from chinwag.core.ratelimit import Budget, TokenBucket
+from chinwag.errors import RateLimited
+from chinwag.protocol.events import Ok, Outgoing, Presence
+
+Renderer = Callable[[Outgoing], bytes]
+"""A codec's way of writing an event (``jsonlines.render``): one function per codec."""
+
+
+class Frame:
+    """One outbound event, rendered at most once per codec however many sessions receive it.
+
+    A frame made with ``parts`` (and no event) stands for those frames in order
+    (several messages of one room, fanned out in one loop turn): each part is
+    rendered once per codec, and the parts are written joined.
+
+    The bytes of the first renderer that asks are kept in ``wire``, under
+    ``renderer``; an outlet on the hot path of fan-out checks ``frame.renderer is
+    its_renderer`` and takes ``frame.wire`` without a call. Other renderers' bytes
+    (an IRC member in a room of JSON members) are kept in a small dict.
+    """
+
+    __slots__ = ("_others", "event", "parts", "renderer", "wire")
+
+    def __init__(self, event: Outgoing | None, parts: tuple[Frame, ...] = ()) -> None:
+        self.event = event
+        self.parts = parts
+        self.renderer: Renderer | None = None  # whose bytes `wire` holds
+        self.wire = b""
+        self._others: dict[Renderer, bytes] | None = None
+
+    def render(self, renderer: Renderer) -> bytes:
+        """This frame's bytes as ``renderer`` writes them: rendered once, then remembered."""
+        if self.renderer is renderer:
+            return self.wire
+        if self.renderer is None:
+            self.wire = self._rendered(renderer)
+            self.renderer = renderer
+            return self.wire
+        if self._others is None:
+            self._others = {}
+        wire = self._others.get(renderer)
+        if wire is None:
+            wire = self._others[renderer] = self._rendered(renderer)
+        return wire
+
+    def _rendered(self, renderer: Renderer) -> bytes:
+        if self.parts:
+            return b"".join(part.render(renderer) for part in self.parts)
+        assert self.event is not None, "a frame has an event or parts"
+        return renderer(self.event)
+
+
+class Outlet(Protocol):
+    """The transport's side of one connection, as the hub sees it."""
+
+    address: str
+
+    def send(self, frame: Frame) -> None:
+        """Queue a frame; never blocks. A peer that stops reading is cut off."""
+
+    async def send_paced(self, frame: Frame) -> None:
+        """Queue a frame, waiting while the peer's buffer is full (for the backlog)."""
+
+    def close(self, reason: str) -> None:
+        """Close the connection after what is queued has been written."""
+
+
+class Principal:
+    """Who messages belong to: an account, or one guest session. Online ones only."""
+
+    __slots__ = ("account", "bot", "budget", "key", "nick", "pid", "rooms", "sessions", "typing")
+
+    def __init__(
+        self,
+        pid: str,
+        key: str,
+        nick: str,
+        account: bool,
+        rooms: frozenset[str],
+        bot: bool = False,
+    ) -> None:
+        self.pid = pid
+        self.key = key
+        self.nick = nick
+        self.account = account
+        self.bot = bot
+        self.rooms = rooms
+        self.sessions: list[Session] = []
+        self.budget: TokenBucket | None = None  # an account's, shared by its sessions
+        # When a typing notice was last forwarded, by room or "@" + the other's pid.
+        self.typing: dict[str, float] | None = None
+
+
+class Session:
+    """One logged-in connection."""
+
+    __slots__ = (
+        "bucket",
+        "device",
+        "held_limit",
+        "last_delivered",
+        "outlet",
+        "pending",
+        "principal",
+        "seen",
+    )
+
+    def __init__(
+        self,
+        principal: Principal,
+        device: str,
+        outlet: Outlet,
+        bucket: Budget,
+        held_limit: int,
+    ) -> None:
+        self.principal = principal
+        self.device = device
+        self.outlet = outlet
+        self.bucket = bucket
+        self.last_delivered = 0
+        self.seen = 0  # the highest `seen` this session has written
+        # While the backlog is being sent, live frames wait here: (message id or 0, frame).
+        self.pending: list[tuple[int, Frame]] | None = []
+        self.held_limit = held_limit  # more live frames than this close the connection
+
+    def deliver(self, msg_id: int, frame: Frame) -> None:
+        pending = self.pending
+        if pending is None:
+            if msg_id:
+                if msg_id <= self.last_delivered:
+                    return  # already delivered (the backlog had it): never twice
+                self.last_delivered = msg_id
+            self.outlet.send(frame)
+        elif len(pending) < self.held_limit:
+            pending.append((msg_id, frame))
+        else:
+            self.outlet.close("too far behind while catching up")
+
+
+def account_pid(key: str) -> str:
+    """The principal of the account whose nick key is ``key``."""
+    return "a:" + key
+
+
+# Parsing a nick that is not plain ASCII (PRECIS, NFC, confusables) costs ~13 µs;
+# DMs and typing notices name the same few nicks again and again.
+parse_nick_cached = functools.lru_cache(maxsize=4096)(parse_nick)
+
+
+def reply(session: Session, event: Outgoing) -> None:
+    """Send ``event`` to this session alone (the answer to one of its commands)."""
+    session.outlet.send(Frame(event))
+
+
+def ok(session: Session, ref: str | None) -> None:
+    """Tell this session that its command (``ref``) was carried out."""
+    reply(session, Ok(ref=ref))
+
+
+def charge(session: Session, cost: float) -> None:
+    """Pay for a command from the session's budget (raises `RateLimited`)."""
+    wait = session.bucket.retry_after(cost)
+    if wait > 0:
+        raise RateLimited(wait, f"slow down: retry in {wait:.1f} s")
+    session.bucket.take(cost)
+
+
+class OnlineRegistry:
+    """Who is online: principals by pid and by nick, the online members of each room.
+
+    The handlers of the hub share one registry; its dicts are never replaced, only
+    changed in place, so a handler may keep references to them.
+
+    Args:
+        settings: limits (``presence_limit``).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.by_pid: dict[str, Principal] = {}
+        self.by_key: dict[str, Principal] = {}  # by casefolded nick
+        self.rooms: dict[str, set[Principal]] = {}  # online members per room
+
+    def sessions(self) -> Iterable[Session]:
+        for p in list(self.by_pid.values()):
+            yield from list(p.sessions)
+
+    def count(self) -> int:
+        return len(self.by_key)
+
+    def online_in(self, room: str) -> int:
+        return len(self.rooms.get(room, ()))
+
+    def presence(self, room: str, who: Principal, event: str, exclude: Session | None) -> None:
+        members = self.rooms.get(room, ())
+        if len(members) > self.settings.presence_limit:
+            return
+        frame = Frame(Presence(room=room, nick=who.nick, event=event))
+        for member in members:
+            for s in member.sessions:
+                if s is not exclude:
+                    s.deliver(0, frame)
+
+    def drop(self, session: Session) -> None:
+        p = session.principal
+        if session not in p.sessions:
+            return
+        p.sessions.remove(session)
+        if p.sessions:
+            return
+        self.by_pid.pop(p.pid, None)
+        if self.by_key.get(p.key) is p:
+            del self.by_key[p.key]
+        for room in p.rooms:
+            members = self.rooms.get(room)
+            if members is not None:
+                members.discard(p)
+                if not members:
+                    del self.rooms[room]
+            self.presence(room, p, "leave", exclude=None)

@@ -1,0 +1,260 @@
+"""JSON Lines rendering of server events: the exact bytes protocol v1 clients get.
+
+The expected lines were produced by the server before it had typed events (its
+wire dicts, encoded): a client must not see a single byte change, key order
+included.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chinwag.errors import ChatError, RateLimited, SessionEnded, UnsupportedProto
+from chinwag.protocol.events import (
+    Ack,
+    Bye,
+    CaughtUp,
+    Error,
+    HistoryReply,
+    Message,
+    Ok,
+    Outgoing,
+    Ping,
+    Pong,
+    Presence,
+    RoomRow,
+    RoomsReply,
+    TypingNotice,
+    Welcome,
+    WhoMember,
+    WhoReply,
+)
+from chinwag.protocol.jsonlines import iso_ts, render
+
+TS = 1795928400123  # 2026-11-29T05:00:00.123Z
+BODY = "hi \u2028 \u00e9\n"  # a line separator, a non-ASCII letter and a newline
+
+ROOM_MSG = Message(id=42, ts_ms=TS, sender="Ann", room="lobby", body=BODY)
+OWN_ROOM_MSG = Message(id=42, ts_ms=TS, sender="Ann", room="lobby", body=BODY, cid="c1")
+
+GOLDEN: list[tuple[str, Outgoing, bytes]] = [
+    (
+        "message",
+        ROOM_MSG,
+        b'{"type":"message","id":42,"ts":"2026-11-29T05:00:00.123Z","from":"Ann","room":"lobby",'
+        b'"body":"hi \\u2028 \xc3\xa9\\n"}\n',
+    ),
+    (
+        "message_own",
+        OWN_ROOM_MSG,
+        b'{"type":"message","id":42,"ts":"2026-11-29T05:00:00.123Z","from":"Ann","room":"lobby",'
+        b'"body":"hi \\u2028 \xc3\xa9\\n","cid":"c1"}\n',
+    ),
+    (
+        "message_replay_own",
+        Message(id=42, ts_ms=TS, sender="Ann", room="lobby", body=BODY, cid="c1", replay=True),
+        b'{"type":"message","id":42,"ts":"2026-11-29T05:00:00.123Z","from":"Ann","room":"lobby",'
+        b'"body":"hi \\u2028 \xc3\xa9\\n","cid":"c1","replay":true}\n',
+    ),
+    (
+        "dm_replay",
+        Message(id=43, ts_ms=TS + 5, sender="Ann", to="bob", body="psst", replay=True),
+        b'{"type":"message","id":43,"ts":"2026-11-29T05:00:00.128Z","from":"Ann","to":"bob",'
+        b'"body":"psst","replay":true}\n',
+    ),
+    (
+        "dm",
+        Message(id=43, ts_ms=TS + 5, sender="Ann", to="bob", body="psst"),
+        b'{"type":"message","id":43,"ts":"2026-11-29T05:00:00.128Z","from":"Ann","to":"bob",'
+        b'"body":"psst"}\n',
+    ),
+    (
+        "welcome_ref",
+        Welcome(
+            proto=1,
+            nick="Ann",
+            account=True,
+            server_name="box",
+            server_version="9.9",
+            motd="hello",
+            rooms=("dev", "lobby"),
+            ref="r1",
+        ),
+        b'{"type":"welcome","proto":1,"nick":"Ann","account":true,'
+        b'"server":{"name":"box","version":"9.9"},"motd":"hello","rooms":["dev","lobby"],'
+        b'"ref":"r1"}\n',
+    ),
+    (
+        "welcome",
+        Welcome(
+            proto=1,
+            nick="Ann",
+            account=False,
+            server_name="box",
+            server_version="9.9",
+            motd="hello",
+            rooms=("lobby",),
+        ),
+        b'{"type":"welcome","proto":1,"nick":"Ann","account":false,'
+        b'"server":{"name":"box","version":"9.9"},"motd":"hello","rooms":["lobby"]}\n',
+    ),
+    (
+        "caught_up_nothing",
+        CaughtUp(missed=0, rooms={}, dms={}, truncated=False),
+        b'{"type":"caught_up","missed":0,"rooms":{},"dms":{},"truncated":false}\n',
+    ),
+    (
+        "caught_up",
+        CaughtUp(missed=5, rooms={"lobby": 3, "dev": 1}, dms={"bob": 1}, truncated=True),
+        b'{"type":"caught_up","missed":5,"rooms":{"lobby":3,"dev":1},"dms":{"bob":1},'
+        b'"truncated":true}\n',
+    ),
+    (
+        "ack",
+        Ack(id=42, ts_ms=TS),
+        b'{"type":"ack","id":42,"ts":"2026-11-29T05:00:00.123Z"}\n',
+    ),
+    (
+        "ack_cid_ref",
+        Ack(id=42, ts_ms=TS, cid="c1", ref="r2"),
+        b'{"type":"ack","id":42,"ts":"2026-11-29T05:00:00.123Z","cid":"c1","ref":"r2"}\n',
+    ),
+    (
+        "presence",
+        Presence(room="lobby", nick="Ann", event="join"),
+        b'{"type":"presence","room":"lobby","nick":"Ann","event":"join"}\n',
+    ),
+    (
+        "typing_room",
+        TypingNotice(sender="Ann", room="lobby"),
+        b'{"type":"typing","from":"Ann","room":"lobby"}\n',
+    ),
+    (
+        "typing_to",
+        TypingNotice(sender="Ann", to="bob"),
+        b'{"type":"typing","from":"Ann","to":"bob"}\n',
+    ),
+    ("ok", Ok(), b'{"type":"ok"}\n'),
+    ("ok_ref", Ok(ref="r3"), b'{"type":"ok","ref":"r3"}\n'),
+    ("pong", Pong(), b'{"type":"pong"}\n'),
+    ("pong_ref", Pong(ref="p"), b'{"type":"pong","ref":"p"}\n'),
+    ("ping", Ping(), b'{"type":"ping"}\n'),
+    ("bye", Bye(), b'{"type":"bye"}\n'),
+    ("bye_ref", Bye(ref="b"), b'{"type":"bye","ref":"b"}\n'),
+    (
+        "who",
+        WhoReply(
+            room="lobby",
+            users=(
+                WhoMember(nick="Ann", account=True),
+                WhoMember(nick="bot1", account=True, bot=True),
+                WhoMember(nick="zed", account=False),
+            ),
+            truncated=False,
+            ref="w",
+        ),
+        b'{"type":"who","room":"lobby","users":[{"nick":"Ann","account":true},'
+        b'{"nick":"bot1","account":true,"bot":true},{"nick":"zed","account":false}],'
+        b'"truncated":false,"ref":"w"}\n',
+    ),
+    (
+        "rooms",
+        RoomsReply(
+            rooms=(RoomRow(name="dev", online=0), RoomRow(name="lobby", online=2)),
+            truncated=True,
+        ),
+        b'{"type":"rooms","rooms":[{"name":"dev","online":0},{"name":"lobby","online":2}],'
+        b'"truncated":true}\n',
+    ),
+    (
+        "history_room",
+        HistoryReply(room="lobby", messages=(OWN_ROOM_MSG, ROOM_MSG), more=False, ref="h"),
+        b'{"type":"history","room":"lobby","messages":[{"type":"message","id":42,'
+        b'"ts":"2026-11-29T05:00:00.123Z","from":"Ann","room":"lobby",'
+        b'"body":"hi \\u2028 \xc3\xa9\\n","cid":"c1"},{"type":"message","id":42,'
+        b'"ts":"2026-11-29T05:00:00.123Z","from":"Ann","room":"lobby",'
+        b'"body":"hi \\u2028 \xc3\xa9\\n"}],"more":false,"ref":"h"}\n',
+    ),
+    (
+        "history_with",
+        HistoryReply(with_="Bob", messages=(), more=True),
+        b'{"type":"history","with":"Bob","messages":[],"more":true}\n',
+    ),
+    (
+        "error_rate_limited",
+        Error.of(RateLimited(1.5, "slow down: retry in 1.5 s"), "r"),
+        b'{"type":"error","code":"rate_limited","message":"slow down: retry in 1.5 s",'
+        b'"retry_after":1.5,"ref":"r"}\n',
+    ),
+    (
+        "error_unsupported_proto",
+        Error.of(UnsupportedProto("this server speaks protocol 1, not 2", supported=[1])),
+        b'{"type":"error","code":"unsupported_proto",'
+        b'"message":"this server speaks protocol 1, not 2","supported":[1]}\n',
+    ),
+    (
+        "error_session_ended",
+        Error.of(SessionEnded("bye now", reason="deleted")),
+        b'{"type":"error","code":"session_ended","message":"bye now","reason":"deleted"}\n',
+    ),
+    (
+        "error_server",
+        Error.of(ChatError(), "x"),
+        b'{"type":"error","code":"server_error",'
+        b'"message":"the server could not do that; nothing was applied, retry","ref":"x"}\n',
+    ),
+    (
+        "error_extra_fields",
+        Error(
+            code="rate_limited",
+            message="too many connections from your address; close some and retry",
+            extra={"retry_after": 10},
+        ),
+        b'{"type":"error","code":"rate_limited",'
+        b'"message":"too many connections from your address; close some and retry",'
+        b'"retry_after":10}\n',
+    ),
+    (
+        "error_ref",
+        Error(code="bad_frame", message="not JSON", ref="q"),
+        b'{"type":"error","code":"bad_frame","message":"not JSON","ref":"q"}\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"), [(e, b) for _, e, b in GOLDEN], ids=[n for n, _, _ in GOLDEN]
+)
+def test_every_event_renders_to_the_bytes_clients_have_always_received(
+    event: Outgoing, expected: bytes
+) -> None:
+    assert render(event) == expected
+
+
+def test_every_server_event_type_has_a_golden_line() -> None:
+    covered = {type(event) for _, event, _ in GOLDEN}
+    assert covered == set(Outgoing.__args__)
+
+
+@pytest.mark.parametrize(
+    ("ts_ms", "text"),
+    [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (TS, "2026-11-29T05:00:00.123Z"),
+        (TS + 877, "2026-11-29T05:00:01.000Z"),  # the cached second moves on
+        (TS - 124, "2026-11-29T04:59:59.999Z"),  # and back
+        (253402300799999, "9999-12-31T23:59:59.999Z"),
+    ],
+)
+def test_timestamps_are_utc_iso_8601_with_milliseconds(ts_ms: int, text: str) -> None:
+    assert iso_ts(ts_ms) == text
+
+
+def test_an_error_tells_what_the_chat_error_says_and_echoes_the_ref() -> None:
+    event = Error.of(RateLimited(2.0), "r9")
+    assert (event.code, event.message, dict(event.extra), event.ref) == (
+        "rate_limited",
+        "too many requests; wait and retry",
+        {"retry_after": 2.0},
+        "r9",
+    )

@@ -28,10 +28,10 @@ from typing import Any
 from chinwag.bus.local import LocalBus
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
-from chinwag.core.hub import Frame, Hub, Session, error_data
+from chinwag.core.hub import Frame, Hub, Session
 from chinwag.errors import ChatError
-from chinwag.protocol.events import Command, Hello, Register
-from chinwag.protocol.jsonlines import encode
+from chinwag.protocol.events import Command, Error, Hello, Register
+from chinwag.protocol.jsonlines import render
 from chinwag.storage.base import AppendResult
 from chinwag.storage.sqlite import SqliteStore
 
@@ -58,12 +58,12 @@ def frame_dicts(frame: Frame) -> list[dict[str, Any]]:
     gets (and a frame that cannot be encoded fails the test).
     """
     frames = frame.parts or (frame,)
-    return [json.loads(encode(part.data)) for part in frames]
+    return [json.loads(part.render(render)) for part in frames]
 
 
 def refusal(exc: ChatError, ref: str | None) -> Frame:
     """The error frame the connection sends for a refused command or hello."""
-    return Frame(error_data(exc, ref))
+    return Frame(Error.of(exc, ref))
 
 
 # -- the transport double ----------------------------------------------------------------

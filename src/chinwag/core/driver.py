@@ -229,7 +229,7 @@ class SessionDriver:
         phase = self.phase
         s = self._settings
         if phase is Phase.AWAITING_HELLO or phase is Phase.LOGGING_IN:
-            if now - self._born >= s.prelogin_timeout:
+            if now >= self._born + s.prelogin_timeout:
                 return self._close(
                     "pre-login deadline",
                     NotLoggedIn("you did not log in in time; connection closed"),
@@ -240,9 +240,9 @@ class SessionDriver:
         if self._ping_sent_at is not None and self._last_rx > self._ping_sent_at:
             self._ping_sent_at = None  # any frame after our ping answers it
         if self._ping_sent_at is not None:
-            if now - self._ping_sent_at >= s.pong_timeout:
+            if now >= self._ping_sent_at + s.pong_timeout:
                 return self._close("idle: no answer to ping")
-        elif now - self._last_rx >= s.idle_timeout:
+        elif now >= self._last_rx + s.idle_timeout:
             self._ping_sent_at = now
             return Send(PING)
         return None

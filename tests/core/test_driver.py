@@ -51,6 +51,11 @@ def one(frame: dict[str, Any] | bytes) -> Incoming:
     return item
 
 
+def phase(d: SessionDriver) -> Phase:
+    """The driver's phase, read afresh (each call may change it)."""
+    return d.phase
+
+
 def driver(**settings: Any) -> SessionDriver:
     return SessionDriver(Settings(**settings), at(0))
 
@@ -59,7 +64,7 @@ def logged_in(**settings: Any) -> SessionDriver:
     d = driver(**settings)
     assert isinstance(d.receive(one({"type": "hello", "proto": 1, "nick": "ann"})), LogIn)
     assert d.logged_in()
-    assert d.phase is Phase.ACTIVE
+    assert phase(d) is Phase.ACTIVE
     return d
 
 
@@ -79,7 +84,7 @@ HELLO = {"type": "hello", "proto": 1, "nick": "ann", "ref": "h"}
 
 def test_before_login_only_hello_ping_and_bye_are_served() -> None:
     d = driver()
-    assert d.phase is Phase.AWAITING_HELLO
+    assert phase(d) is Phase.AWAITING_HELLO
     assert error_of(d.receive(one({"type": "join", "room": "x", "ref": "j"}))) == (
         "not_logged_in",
         "j",
@@ -91,13 +96,13 @@ def test_before_login_only_hello_ping_and_bye_are_served() -> None:
     assert d.receive(one({"type": "ping", "ref": "p"})) == Send(PONG, "p")
     action = d.receive(one(HELLO))
     assert action == LogIn(Hello(proto=1, nick="ann", ref="h"))
-    assert d.phase is Phase.LOGGING_IN
+    assert phase(d) is Phase.LOGGING_IN
 
 
 def test_bye_before_login_says_bye_and_closes() -> None:
     d = driver()
     assert d.receive(one({"type": "bye", "ref": "b"})) == Close("bye", BYE, "b")
-    assert d.phase is Phase.CLOSED
+    assert phase(d) is Phase.CLOSED
     assert isinstance(d.receive(one({"type": "ping"})), Ignore)  # nothing after the end
 
 
@@ -160,7 +165,7 @@ def test_max_failed_hellos_counts_refused_and_ill_formed_hellos() -> None:
     refused = d.login_failed(BadPassword(), "h", refused=True)
     assert isinstance(refused, Send)
     assert error_of(refused) == ("bad_password", "h")
-    assert d.phase is Phase.AWAITING_HELLO
+    assert phase(d) is Phase.AWAITING_HELLO
     # An ill-formed hello is a failed hello (not a bad frame).
     assert error_of(d.receive(one({"type": "hello", "proto": 1, "ref": "x"}))) == (
         "bad_request",
@@ -174,7 +179,7 @@ def test_max_failed_hellos_counts_refused_and_ill_formed_hellos() -> None:
     assert isinstance(last, Close)
     assert last.reason == "too many failed hellos"
     assert error_of(last) == ("bad_password", "h")
-    assert d.phase is Phase.CLOSED
+    assert phase(d) is Phase.CLOSED
 
 
 def test_a_login_that_ends_after_the_connection_closed_is_undone() -> None:
@@ -216,12 +221,12 @@ def test_only_say_and_dm_may_be_pipelined() -> None:
 def test_bye_after_login_logs_out_and_nothing_after_it_is_carried_out() -> None:
     d = logged_in(prelogin_timeout=0.001)
     assert d.receive(one({"type": "bye", "ref": "b"})) == LogOut("b")
-    assert d.phase is Phase.ENDING
+    assert phase(d) is Phase.ENDING
     assert isinstance(d.receive(one({"type": "say", "room": "lobby", "body": "x"})), Ignore)
     # Logging out takes time (a cursor commit): no login deadline, no ping meanwhile.
     assert d.tick(at(3_600_000)) is None
     d.stop()  # a shutdown now does not turn the bye into "server shutting down"
-    assert d.phase is Phase.ENDING
+    assert phase(d) is Phase.ENDING
 
 
 # --- deadlines -----------------------------------------------------------------------
@@ -233,7 +238,7 @@ def test_prelogin_timeout_closes_at_its_edge_even_while_logging_in(timeout_ms: i
     d.frames_arrived(at(timeout_ms - 1))  # activity does not extend the login deadline
     assert d.tick(at(timeout_ms - 1)) is None
     d.receive(one(HELLO))
-    assert d.phase is Phase.LOGGING_IN
+    assert phase(d) is Phase.LOGGING_IN
     action = d.tick(at(timeout_ms))
     assert isinstance(action, Close)
     assert action.reason == "pre-login deadline"
@@ -255,7 +260,7 @@ def test_idle_ping_then_pong_timeout_at_their_edges() -> None:
     assert d.tick(at(3_499)) is None
     action = d.tick(at(3_500))
     assert action == Close("idle: no answer to ping")
-    assert d.phase is Phase.CLOSED
+    assert phase(d) is Phase.CLOSED
     assert d.tick(at(100_000)) is None
 
 
@@ -287,7 +292,7 @@ def test_how_a_session_ends() -> None:
 
     d = logged_in()
     d.stop()
-    assert d.phase is Phase.STOPPING
+    assert phase(d) is Phase.STOPPING
     assert isinstance(d.receive(one({"type": "ping"})), Ignore)
     assert d.tick(at(10**9)) is None
     assert d.finish() == Close("server shutting down", BYE)

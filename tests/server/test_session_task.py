@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Peer, ServerProcess
 
 
@@ -56,5 +57,32 @@ async def test_a_message_refused_in_a_pipelined_run_stays_refused_though_the_bud
             seen.add((await bob.recv_type("message", 10))["body"])
         assert seen == acked | {"warm-up"}
         assert [f for f in await bob.quiet(0.3) if f["type"] == "message"] == []
+    finally:
+        srv.kill()
+
+
+@pytest.mark.parametrize(
+    ("last", "code"),
+    [(b"not json\n", "bad_frame"), (b'{"type":"ping","pad":"' + b"x" * 70_000 + b'"}\n', None)],
+    ids=["bad-frame-limit", "overlong-line"],
+)
+async def test_a_close_behind_a_pipelined_run_comes_after_its_acks(
+    tmp_path: Path, peers: list[Peer], last: bytes, code: str | None
+) -> None:
+    srv = ServerProcess(
+        tmp_path / "srv", {"max_bad_frames": 1, "rate_burst": 100, "argon2_memory_kib": 8192}
+    ).start()
+    try:
+        alice = await Peer.connect(srv.port)
+        peers.append(alice)
+        await alice.hello("alice")
+        run = b"".join(line(type="say", room="lobby", body=f"m{i}", ref=f"r{i}") for i in range(20))
+        await alice.send_raw(run + last)
+        frames = [f for f in await alice.expect_closed() if f["type"] != "message"]
+        assert [(f["type"], f.get("ref")) for f in frames[:-1]] == [
+            ("ack", f"r{i}") for i in range(20)
+        ]
+        assert frames[-1]["type"] == "error"
+        assert frames[-1]["code"] == (code or "frame_too_large")
     finally:
         srv.kill()

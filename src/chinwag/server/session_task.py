@@ -76,6 +76,7 @@ class SessionTask:
     """One connection's session: its driver, its inbox and, while there is work, its worker."""
 
     __slots__ = (
+        "_closed",
         "_finished",
         "_hub",
         "_in_flight",
@@ -114,6 +115,7 @@ class SessionTask:
         self._session: Session | None = None
         self._paused = False  # the link stopped reading for us
         self._input_ended = False
+        self._closed = False  # the link is closing: what is still in flight gets no wait
         self._finished = False
         self._in_flight = 0  # pipelined messages not committed yet
         self._in_flight_bytes = 0  # a bound on the size of their copies to this client
@@ -137,7 +139,7 @@ class SessionTask:
     def closed(self) -> None:
         """The link is closing (for any reason): stop, log out and finish."""
         self.driver.closed()
-        self._input_ended = True
+        self._closed = self._input_ended = True
         self._kick()
 
     def tick(self, now: float) -> None:
@@ -187,8 +189,9 @@ class SessionTask:
                         continue
                     action = started
                 if self._in_flight:
+                    # A close the driver asked for waits too: the acks go out first.
                     await self._settle()
-                    if driver.phase is Phase.CLOSED:
+                    if self._closed:
                         break
                 await self._carry_out(action)
         except Exception:
@@ -204,7 +207,7 @@ class SessionTask:
         if self._finished:
             return
         self._finished = True
-        if self._in_flight and self.driver.phase is not Phase.CLOSED:
+        if self._in_flight and not self._closed:
             # Their acks go out before bye, or before the close after the peer's FIN.
             await self._settle()
         if self._session is not None:
@@ -278,7 +281,7 @@ class SessionTask:
         """Wait until no pipelined message is in flight (or, ``until_room``, one more fits)."""
         self._settling = True
         try:
-            while self._in_flight and self.driver.phase is not Phase.CLOSED:
+            while self._in_flight and not self._closed:
                 if until_room and not self._pipeline_full():
                     break
                 self._waiter = self._loop.create_future()

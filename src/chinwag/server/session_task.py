@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from chinwag.core.driver import (
     BYE,
+    ENDING,
     Close,
     Handle,
     LogIn,
     LogOut,
-    Phase,
     Pipeline,
     Send,
     SessionDriver,
@@ -175,7 +175,7 @@ class SessionTask:
         driver = self.driver
         inbox = self._inbox
         try:
-            while inbox and driver.phase < Phase.ENDING:
+            while inbox and driver.phase < ENDING:
                 item = inbox.pop(0)
                 if self._paused and len(inbox) < INBOX_LOW:
                     self._paused = False
@@ -197,7 +197,7 @@ class SessionTask:
         except Exception:
             log.exception("%s: connection failed", self._link)
             self._link.close("internal error")
-        if not self._input_ended and driver.phase < Phase.ENDING:
+        if not self._input_ended and driver.phase < ENDING:
             self._task = None  # idle: the next items start a new worker
             return
         await self._finish()

@@ -133,7 +133,7 @@ class Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         # The login deadline counts from here: from accept, a TLS handshake
         # included (server/tlswire.py makes the connection before it).
-        self._session = SessionTask(self, server.hub, self._settings, self._loop, self._loop.time())
+        self._session = SessionTask(self, server.hub, self._settings, self._loop.time())
         self._out: list[bytes] = []
         self._out_size = 0
         self._marked = False
@@ -224,7 +224,7 @@ class Connection(asyncio.Protocol):
 
     # -- Link (what the session task calls) ---------------------------------------------
     def pause_reading(self) -> None:
-        if self._transport is not None and not self._closing:
+        if not self._reading_paused and self._transport is not None and not self._closing:
             self._transport.pause_reading()
             self._reading_paused = True
 

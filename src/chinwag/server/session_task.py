@@ -50,10 +50,10 @@ class Link(Outlet, Protocol):
     """What a session needs of its transport, beyond what the hub needs (`Outlet`)."""
 
     def pause_reading(self) -> None:
-        """Stop reading input: the inbox is full."""
+        """Stop reading input: the inbox is full (called again while it stays full)."""
 
     def resume_reading(self) -> None:
-        """Read input again."""
+        """Read input again, if reading was paused."""
 
     def ended(self) -> None:
         """The session is over (logged out, the close under way): release the connection."""
@@ -84,9 +84,7 @@ class SessionTask:
         "_inbox",
         "_input_ended",
         "_link",
-        "_loop",
         "_out_limit",
-        "_paused",
         "_session",
         "_settling",
         "_task",
@@ -99,12 +97,10 @@ class SessionTask:
         link: Link,
         hub: Hub,
         settings: Settings,
-        loop: asyncio.AbstractEventLoop,
         now: float,
     ) -> None:
         self._link = link
         self._hub = hub
-        self._loop = loop
         self.driver = SessionDriver(settings, now)
         self._out_limit = settings.out_buffer_limit
         # A plain list and a future made only while the worker waits: an idle
@@ -113,7 +109,6 @@ class SessionTask:
         self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None  # the worker, while there is work
         self._session: Session | None = None
-        self._paused = False  # the link stopped reading for us
         self._input_ended = False
         self._closed = False  # the link is closing: what is still in flight gets no wait
         self._finished = False
@@ -127,8 +122,7 @@ class SessionTask:
         self.driver.frames_arrived(now)
         self._inbox.extend(items)
         self._kick()
-        if len(self._inbox) > INBOX_HIGH and not self._paused:
-            self._paused = True
+        if len(self._inbox) > INBOX_HIGH:
             self._link.pause_reading()
 
     def input_ended(self) -> None:
@@ -168,7 +162,7 @@ class SessionTask:
         if self._waiter is not None:
             self._wake()
         elif self._task is None and not self._finished:
-            self._task = self._loop.create_task(self._run())
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         """Carry out the inbox; end when it is empty, or finish the session."""
@@ -177,8 +171,7 @@ class SessionTask:
         try:
             while inbox and driver.phase < ENDING:
                 item = inbox.pop(0)
-                if self._paused and len(inbox) < INBOX_LOW:
-                    self._paused = False
+                if len(inbox) == INBOX_LOW - 1:  # passed on the way down from INBOX_HIGH
                     self._link.resume_reading()
                 action = driver.receive(item)
                 if type(action) is Pipeline:
@@ -284,7 +277,7 @@ class SessionTask:
             while self._in_flight and not self._closed:
                 if until_room and not self._pipeline_full():
                     break
-                self._waiter = self._loop.create_future()
+                self._waiter = asyncio.get_running_loop().create_future()
                 await self._waiter
         finally:
             self._settling = False

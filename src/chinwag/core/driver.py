@@ -43,7 +43,7 @@ class Phase(enum.IntEnum):
     ACTIVE = 2  # logged in: commands go to the hub
     ENDING = 3  # bye after login: the session is being logged out, then bye and close
     STOPPING = 4  # the server shuts down: what is in flight finishes, then bye and close
-    CLOSED = 5  # the connection is closing: nothing more is sent or carried out
+    CLOSED = 5  # a close is asked for (a `Close`) or under way: nothing more is carried out
 
 
 # Looking a member up on an Enum class costs ~0.5 µs; these are read per frame.

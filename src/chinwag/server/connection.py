@@ -17,11 +17,11 @@ import logging
 import re
 from typing import TYPE_CHECKING, Protocol, cast
 
-from chinwag.core.hub import Frame, error_data
-from chinwag.errors import BadFrame
+from chinwag.core.hub import Frame
+from chinwag.errors import BadFrame, RateLimited
 from chinwag.protocol.jsonlines import ServerCodec, encode
 from chinwag.server.listener import peer_key
-from chinwag.server.session_task import SessionTask
+from chinwag.server.session_task import SessionTask, reply_frame
 
 if TYPE_CHECKING:
     from chinwag.config import Settings
@@ -157,16 +157,10 @@ class Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)
         self.address = peer_key(transport.get_extra_info("peername"))
         if not self._server.admit(self):
-            self.send(
-                Frame(
-                    {
-                        "type": "error",
-                        "code": "rate_limited",
-                        "message": "too many connections from your address; close some and retry",
-                        "retry_after": 10,
-                    }
-                )
+            refusal = RateLimited(
+                10, "too many connections from your address; close some and retry"
             )
+            self.send(reply_frame(refusal, None))
             self.close("too many connections from one address")
             return
         log.debug("%s connected", self)
@@ -191,7 +185,7 @@ class Connection(asyncio.Protocol):
             self._transport.write(_HTTP_ANSWER)
             self.close("not a chinwag client: an HTTP request")
             return
-        self.send(Frame(error_data(BadFrame(_NOT_JSON), None)))
+        self.send(reply_frame(BadFrame(_NOT_JSON), None))
         self.close("not a chinwag client: the first bytes are not JSON")
 
     def eof_received(self) -> bool:
@@ -223,6 +217,14 @@ class Connection(asyncio.Protocol):
             self._writable = None
 
     # -- Link (what the session task calls) ---------------------------------------------
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def input_ended(self) -> bool:
+        return self._eof or self._closing
+
     def pause_reading(self) -> None:
         if not self._reading_paused and self._transport is not None and not self._closing:
             self._transport.pause_reading()

@@ -49,6 +49,14 @@ PIPELINE = 32  # messages of one connection in flight (queued for commit) at onc
 class Link(Outlet, Protocol):
     """What a session needs of its transport, beyond what the hub needs (`Outlet`)."""
 
+    @property
+    def closing(self) -> bool:
+        """The link is closing (asked to, cut off, or lost): nothing more gets through."""
+
+    @property
+    def input_ended(self) -> bool:
+        """No more input will come (the peer's FIN, or the link is closing)."""
+
     def pause_reading(self) -> None:
         """Stop reading input: the inbox is full (called again while it stays full)."""
 
@@ -62,7 +70,7 @@ class Link(Outlet, Protocol):
 _TYPES: dict[type[Ping | Pong | Bye], str] = {Ping: "ping", Pong: "pong", Bye: "bye"}
 
 
-def frame(event: ChatError | Ping | Pong | Bye, ref: str | None) -> Frame:
+def reply_frame(event: ChatError | Ping | Pong | Bye, ref: str | None) -> Frame:
     """The wire frame of a reply the driver asked for."""
     if isinstance(event, ChatError):
         return Frame(error_data(event, ref))
@@ -76,17 +84,14 @@ class SessionTask:
     """One connection's session: its driver, its inbox and, while there is work, its worker."""
 
     __slots__ = (
-        "_closed",
         "_finished",
         "_hub",
         "_in_flight",
         "_in_flight_bytes",
         "_inbox",
-        "_input_ended",
         "_link",
         "_out_limit",
         "_session",
-        "_settling",
         "_task",
         "_waiter",
         "driver",
@@ -109,12 +114,9 @@ class SessionTask:
         self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None  # the worker, while there is work
         self._session: Session | None = None
-        self._input_ended = False
-        self._closed = False  # the link is closing: what is still in flight gets no wait
         self._finished = False
         self._in_flight = 0  # pipelined messages not committed yet
         self._in_flight_bytes = 0  # a bound on the size of their copies to this client
-        self._settling = False  # the worker waits for pipelined messages to commit
 
     # -- what the transport tells the session -------------------------------------------
     def feed(self, items: list[Incoming], now: float) -> None:
@@ -127,20 +129,18 @@ class SessionTask:
 
     def input_ended(self) -> None:
         """The peer sent its last byte: carry out what came, then finish."""
-        self._input_ended = True
         self._kick()
 
     def closed(self) -> None:
         """The link is closing (for any reason): stop, log out and finish."""
         self.driver.closed()
-        self._closed = self._input_ended = True
         self._kick()
 
     def tick(self, now: float) -> None:
         """Enforce the driver's deadlines at ``now`` (the server's sweep)."""
         action = self.driver.tick(now)
         if type(action) is Send:
-            self._link.send(frame(action.event, action.ref))
+            self._link.send(reply_frame(action.event, action.ref))
         elif type(action) is Close:
             self._close(action)
 
@@ -184,13 +184,13 @@ class SessionTask:
                 if self._in_flight:
                     # A close the driver asked for waits too: the acks go out first.
                     await self._settle()
-                    if self._closed:
+                    if self._link.closing:
                         break
                 await self._carry_out(action)
         except Exception:
             log.exception("%s: connection failed", self._link)
             self._link.close("internal error")
-        if not self._input_ended and driver.phase < ENDING:
+        if not self._link.input_ended and driver.phase < ENDING:
             self._task = None  # idle: the next items start a new worker
             return
         await self._finish()
@@ -200,7 +200,7 @@ class SessionTask:
         if self._finished:
             return
         self._finished = True
-        if self._in_flight and not self._closed:
+        if self._in_flight and not self._link.closing:
             # Their acks go out before bye, or before the close after the peer's FIN.
             await self._settle()
         if self._session is not None:
@@ -216,13 +216,13 @@ class SessionTask:
 
     def _close(self, action: Close) -> None:
         if action.last is not None:
-            self._link.send(frame(action.last, action.ref))
+            self._link.send(reply_frame(action.last, action.ref))
         self._link.close(action.reason)
 
     async def _carry_out(self, action: Action) -> None:
         match action:
             case Send(event, ref):
-                self._link.send(frame(event, ref))
+                self._link.send(reply_frame(event, ref))
             case Close():
                 self._close(action)
             case Handle(command):
@@ -233,7 +233,7 @@ class SessionTask:
                 if self._session is not None:
                     session, self._session = self._session, None
                     await self._hub.logout(session, clean=True)
-                self._link.send(frame(BYE, ref))
+                self._link.send(reply_frame(BYE, ref))
                 self._link.close("bye")
             case _:  # Ignore
                 pass
@@ -264,23 +264,20 @@ class SessionTask:
     def _committed(self, size: int, _future: object) -> None:
         self._in_flight -= 1
         self._in_flight_bytes -= size
-        if self._settling:
-            self._wake()
+        self._wake()  # the worker may be settling
 
     def _pipeline_full(self) -> bool:
         return self._in_flight >= PIPELINE or self._in_flight_bytes > self._out_limit // 4
 
     async def _settle(self, *, until_room: bool = False) -> None:
         """Wait until no pipelined message is in flight (or, ``until_room``, one more fits)."""
-        self._settling = True
         try:
-            while self._in_flight and not self._closed:
+            while self._in_flight and not self._link.closing:
                 if until_room and not self._pipeline_full():
                     break
                 self._waiter = asyncio.get_running_loop().create_future()
                 await self._waiter
         finally:
-            self._settling = False
             self._waiter = None
 
     # -- the hub ------------------------------------------------------------------------
@@ -298,7 +295,7 @@ class SessionTask:
         try:
             await self._hub.handle(session, command)
         except Exception as exc:
-            self._link.send(frame(self._refusal(exc, command), command.ref))
+            self._link.send(reply_frame(self._refusal(exc, command), command.ref))
 
     async def _log_in(self, hello: Hello) -> None:
         driver = self.driver
@@ -312,7 +309,7 @@ class SessionTask:
             if isinstance(answer, Close):
                 self._close(answer)
             else:
-                self._link.send(frame(answer.event, answer.ref))
+                self._link.send(reply_frame(answer.event, answer.ref))
             return
         if not driver.logged_in():
             await self._hub.logout(session, clean=False)

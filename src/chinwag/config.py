@@ -112,6 +112,18 @@ class Settings:
     max_rooms: int = _s(10_000, "rooms with someone online; a join that would add one is refused")
     who_reply_max: int = _s(500, "most people listed in one who reply")
     rooms_reply_max: int = _s(200, "most rooms listed in one rooms reply (the busiest)")
+    # -- durability and the dedupe purge (issue 18) --
+    durability: str = _s(
+        "fsync",
+        "fsync: an ack waits for the disk and survives power loss; os: it survives a server"
+        " crash or kill -9, not a power cut (faster acks; see performance.md)",
+    )
+    dedupe_purge_batch: int = _s(
+        500, "most expired dedupe rows (older than cid_ttl) deleted in one step (at least 1)"
+    )
+    dedupe_purge_interval: float = _s(
+        60.0, "seconds between dedupe purge steps while no step finds a full batch (above 0)"
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -135,6 +147,7 @@ _TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
 _CHOICES: dict[str, tuple[str, ...]] = {
     "registration": ("open", "invite", "closed"),
     "log_level": ("debug", "info", "warning", "error"),
+    "durability": ("fsync", "os"),
 }
 _BOOLS: dict[str, bool] = {"true": True, "yes": True, "on": True, "1": True}
 _BOOLS |= {"false": False, "no": False, "off": False, "0": False}
@@ -197,6 +210,10 @@ def build(
                 f"unknown setting {name!r}; 'chinwag serve --print-settings' lists them"
             )
         clean[name] = _coerce(name, kinds[name], value)
+    if clean.get("dedupe_purge_batch", 1) < 1:
+        raise SettingsError("setting dedupe_purge_batch must be at least 1, not 0")
+    if clean.get("dedupe_purge_interval", 1.0) <= 0:
+        raise SettingsError("setting dedupe_purge_interval must be above 0 seconds")
     if not str(clean.get("server_name", "")).strip():
         clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
     settings = Settings(**clean)

@@ -20,13 +20,17 @@ Shape:
 * The schema comes from numbered files in ``migrations/``, applied at
   :meth:`SqliteStore.open` and tracked with ``PRAGMA user_version``.
 
-Durability: ``journal_mode=WAL`` with ``synchronous=FULL``: the WAL is fsynced
-at every commit, so an acked write survives a process kill *and* a power loss.
-(``NORMAL`` would survive a process kill but may lose the last commits on power
-loss.) Group commit amortises the fsync over the batch, so FULL costs little.
-Measured on the development VM (ext4): 5,000 concurrent appends ≈ 30,000 acks/s
-with FULL against ≈ 35,000 with NORMAL; one append at a time ≈ 0.3 ms with FULL
-against ≈ 0.1 ms. Bearable, so FULL it is.
+Durability (``durability``): ``"fsync"``, the default, is ``journal_mode=WAL``
+with ``synchronous=FULL``: the WAL is fsynced at every commit, so an acked write
+survives a process kill *and* a power loss. ``"os"`` is WAL with
+``synchronous=NORMAL``: a commit is written to the operating system but not
+synced (the WAL is synced at checkpoints only), so an acked write survives a
+kill -9 of the server (the contract's promise) but not a power cut or a kernel
+crash; acks no longer wait for the disk. Group commit amortises the fsync over
+the batch; what it cannot hide is a slow fsync (docs/performance.md).
+* **Expired dedupe rows** (older than ``cid_ttl``) are purged by the writer
+  thread between batches, ``purge_batch`` rows per transaction, a step every
+  ``purge_interval`` seconds (at once again while a step finds a full batch).
 
 Accounts in rooms and cursors are the hub's principals (``"a:<key>"``).
 """
@@ -44,6 +48,7 @@ import queue
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -73,6 +78,14 @@ T = TypeVar("T")
 
 _MAX_ID: Final = 2**63 - 1  # "no upper bound" for id comparisons
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+DURABILITY: Final = {"fsync": "FULL", "os": "NORMAL"}  # durability -> PRAGMA synchronous
+
+# The oldest expired dedupe rows, at most :n of them (index dedupe_ts).
+PURGE_DEDUPE_SQL: Final = """
+DELETE FROM dedupe WHERE (dedupe_key, cid) IN (
+    SELECT dedupe_key, cid FROM dedupe INDEXED BY dedupe_ts WHERE ts_ms < :cutoff LIMIT :n)
+"""
 
 _COLS: Final = "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid"
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
@@ -338,9 +351,18 @@ class SqliteStore:
         readers: int,
         busy_timeout_ms: int,
         commit_delay: float = 0.0,
+        cid_ttl: float | None = None,
+        purge_batch: int = 500,
+        purge_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         # Use `open()`: the constructor only wires up an already migrated connection.
         self._path = path
+        self._cid_ttl_ms = None if cid_ttl is None else int(cid_ttl * 1000)
+        self._purge_batch = purge_batch
+        self._purge_interval = purge_interval
+        self._clock = clock
+        self._next_purge = clock() + purge_interval  # clock time of the next purge step
         self._writer = writer
         self._max_batch = max_batch
         self._busy_timeout_ms = busy_timeout_ms
@@ -361,6 +383,7 @@ class SqliteStore:
         )
         self._write_failures = _Incident("writes")
         self._read_failures = _Incident("reads")
+        self._purge_failures = _Incident("dedupe purges")
         self._thread.start()
 
     @classmethod
@@ -372,6 +395,11 @@ class SqliteStore:
         readers: int = 2,
         busy_timeout_ms: int = 10_000,
         commit_delay: float = 0.0,
+        durability: str = "fsync",
+        cid_ttl: float | None = None,
+        purge_batch: int = 500,
+        purge_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
     ) -> SqliteStore:
         """Open (creating if needed) and migrate the database at ``path``.
 
@@ -388,12 +416,26 @@ class SqliteStore:
                 commit: fewer fsyncs, and a fan-out carrying several messages
                 per write. A write after a quiet spell goes at once. 0: every
                 write goes at the end of its event-loop turn.
+            durability: ``"fsync"`` (synchronous=FULL: an ack survives a power
+                loss) or ``"os"`` (synchronous=NORMAL: an ack survives a kill
+                of the server, not a power loss or kernel crash).
+            cid_ttl: seconds a dedupe row is kept; older rows are purged in
+                the background. None: never purged.
+            purge_batch: most dedupe rows deleted in one purge transaction.
+            purge_interval: seconds between purge steps (a step that found a
+                full batch is followed by the next as soon as the writer is idle).
+            clock: wall-clock seconds, as the ``ts_ms`` of the messages (tests).
 
         Raises:
             StoreError: the file cannot be opened or has a newer schema.
         """
         if max_batch < 1 or readers < 1:
             raise ValueError("max_batch and readers must be at least 1")
+        if durability not in DURABILITY:
+            raise ValueError(f"durability is one of {', '.join(DURABILITY)}, not {durability!r}")
+        if purge_batch < 1 or purge_interval <= 0:
+            raise ValueError("purge_batch must be at least 1 and purge_interval above 0")
+        synchronous = DURABILITY[durability]
 
         def setup() -> sqlite3.Connection:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -402,8 +444,8 @@ class SqliteStore:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     raise StoreError(f"cannot put {path} in WAL mode (got {mode!r})")
-                # FULL: fsync the WAL at every commit (see the module docstring).
-                conn.execute("PRAGMA synchronous = FULL")
+                # See the module docstring: FULL fsyncs the WAL at every commit.
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
                 _migrate(conn)
             except BaseException:
                 conn.close()
@@ -421,6 +463,10 @@ class SqliteStore:
             readers=readers,
             busy_timeout_ms=busy_timeout_ms,
             commit_delay=commit_delay,
+            cid_ttl=cid_ttl,
+            purge_batch=purge_batch,
+            purge_interval=purge_interval,
+            clock=clock,
         )
 
     async def __aenter__(self) -> SqliteStore:
@@ -517,10 +563,14 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
 
     def _write_loop(self) -> None:
-        """The writer thread: group commit until the stop marker."""
+        """The writer thread: group commit until the stop marker, purges between."""
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=self._until_purge())
+            except queue.Empty:
+                self._purge_step()
+                continue
             if not isinstance(first, list):  # the stop marker
                 break
             batch: list[_Job] = first
@@ -534,6 +584,8 @@ class SqliteStore:
                     break
                 batch.extend(item)
             self._run_batch(batch)
+            if not stopping and self._until_purge() == 0.0:
+                self._purge_step()
         # Nothing can be queued after the stop marker (close() refuses new calls
         # first), but never leave a caller hanging.
         leftovers: list[_Job] = []
@@ -546,6 +598,39 @@ class SqliteStore:
                 leftovers.extend(item)
         self._deliver([(job, None, StoreError("the store is closed")) for job in leftovers])
         self._writer.close()
+
+    def _until_purge(self) -> float | None:
+        """Seconds until the next purge step is due (None: no purging)."""
+        if self._cid_ttl_ms is None:
+            return None
+        return max(0.0, self._next_purge - self._clock())
+
+    def _purge_step(self) -> None:
+        """Delete at most ``purge_batch`` expired dedupe rows, in their own transaction.
+
+        Runs on the writer thread between batches: a write queued meanwhile
+        waits for one small DELETE at most, never for the whole purge.
+        """
+        assert self._cid_ttl_ms is not None
+        now = self._clock()
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            deleted = conn.execute(
+                PURGE_DEDUPE_SQL,
+                {"cutoff": int(now * 1000) - self._cid_ttl_ms, "n": self._purge_batch},
+            ).rowcount
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._purge_failures.failed(exc)
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            self._next_purge = now + self._purge_interval
+            return
+        self._purge_failures.succeeded()
+        # A full batch: more may be waiting, go on as soon as the writer is idle.
+        self._next_purge = now if deleted >= self._purge_batch else now + self._purge_interval
 
     def _run_batch(self, batch: list[_Job]) -> None:
         conn = self._writer

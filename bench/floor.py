@@ -52,7 +52,8 @@ def main() -> int:
     print(
         f"\nfdatasync of a 4 KiB append in {args.dir}: p50 {result['p50_ms']:.2f} ms, "
         f"p99 {result['p99_ms']:.2f} ms, p99.9 {result['p999_ms']:.2f} ms, "
-        f"max {result['max_ms']:.2f} ms ({int(result['syncs']):,} syncs in {result['seconds']:.1f} s)"
+        f"max {result['max_ms']:.2f} ms"
+        f" ({int(result['syncs']):,} syncs in {result['seconds']:.1f} s)"
     )
     return 0
 

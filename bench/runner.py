@@ -850,6 +850,13 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rate", type=int, help="messages per second in the rate scenario")
     p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a chinwag setting for the chinwag servers (repeatable), e.g. commit_delay=0",
+    )
+    p.add_argument(
         "--window", type=int, help="burst: messages each sender has unacked at once (default 8)"
     )
     p.add_argument("--no-pin", action="store_true", help="do not pin server and generator")
@@ -900,6 +907,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     total = sum(len(servers_of[case.scenario]) for case in plan) * repeat
     extra = {"baseline": ["--fault", args.baseline_fault]} if args.baseline_fault else {}
+    for server in DURABILITY:  # a later --set wins over the suite's own
+        extra[server] = [x for item in args.set for x in ("--set", item)]
     started = time.monotonic()
     floor: dict[str, float] | None = None
     if any(case.scenario == "rate" for case in plan):

@@ -186,7 +186,9 @@ class ServerProcess:
         if self.kind in DURABILITY:
             args = [py, "-m", "chinwag", "serve", "--host", "127.0.0.1", "--port", "0"]
             args += ["--data", str(self.data)]
-            settings = {**self.settings, "durability": DURABILITY[self.kind]}
+            settings = dict(self.settings)
+            if DURABILITY[self.kind] != "fsync":  # the default (and all an older chinwag knows)
+                settings["durability"] = DURABILITY[self.kind]
             for name, value in settings.items():
                 args += ["--set", f"{name}={value}"]
         else:

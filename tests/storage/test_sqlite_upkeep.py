@@ -11,7 +11,7 @@ import pytest
 
 from chinwag.config import SettingsError, build
 from chinwag.storage.base import NewMessage
-from chinwag.storage.sqlite import SqliteStore
+from chinwag.storage.sqlite import CHECKPOINT_EVERY, SqliteStore
 
 DB_NAME = "chinwag.db"
 TTL_S = 3_600.0
@@ -168,3 +168,28 @@ def test_settings_check_durability_and_the_purge_limits_at_their_edges() -> None
     assert build(overrides=["dedupe_purge_interval=0.001"]).dedupe_purge_interval == 0.001
     with pytest.raises(SettingsError, match="dedupe_purge_interval must be above 0"):
         build(overrides=["dedupe_purge_interval=0"])
+
+
+async def test_the_wal_is_checkpointed_beside_the_writer_so_it_stops_growing(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / DB_NAME
+    wal = tmp_path / f"{DB_NAME}-wal"
+    store = await SqliteStore.open(db, durability="os")
+    try:
+
+        async def commits(n: int, tag: str) -> None:
+            for i in range(n):  # one commit each, a few pages of WAL per commit
+                await store.append(say(f"{tag}{i}", cid=f"{tag}{i}", ts_ms=0), cid_ttl_ms=TTL_MS)
+
+        await commits(150, "a")
+        first = wal.stat().st_size
+        assert first > 150 * 4096, "each commit added pages to the WAL"
+        await asyncio.sleep(CHECKPOINT_EVERY * 2.5)  # a checkpoint ran meanwhile
+        await commits(150, "b")
+        # After a checkpoint the writer starts the WAL over instead of appending.
+        assert wal.stat().st_size <= first * 1.2
+        page = await store.room_history("lobby", before=None, limit=300)
+        assert len(page.messages) == 300
+    finally:
+        await store.close()

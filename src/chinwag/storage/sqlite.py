@@ -28,6 +28,11 @@ synced (the WAL is synced at checkpoints only), so an acked write survives a
 kill -9 of the server (the contract's promise) but not a power cut or a kernel
 crash; acks no longer wait for the disk. Group commit amortises the fsync over
 the batch; what it cannot hide is a slow fsync (docs/performance.md).
+* **Checkpoints** (copying the WAL into the database file, with an fsync of
+  each) run on a thread of their own (``PASSIVE``, every ``CHECKPOINT_EVERY``
+  seconds while there were writes), not inside a writer's COMMIT: SQLite's
+  automatic checkpoint would stall the batch that crossed 1,000 WAL pages,
+  and every write queued behind it, for two fsyncs.
 * **Expired dedupe rows** (older than ``cid_ttl``) are purged by the writer
   thread between batches, ``purge_batch`` rows per transaction, a step every
   ``purge_interval`` seconds (at once again while a step finds a full batch).
@@ -80,6 +85,7 @@ _MAX_ID: Final = 2**63 - 1  # "no upper bound" for id comparisons
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 DURABILITY: Final = {"fsync": "FULL", "os": "NORMAL"}  # durability -> PRAGMA synchronous
+CHECKPOINT_EVERY: Final = 1.0  # seconds between checkpoints while writes come
 
 # The oldest expired dedupe rows, at most :n of them (index dedupe_ts).
 PURGE_DEDUPE_SQL: Final = """
@@ -384,7 +390,14 @@ class SqliteStore:
         self._write_failures = _Incident("writes")
         self._read_failures = _Incident("reads")
         self._purge_failures = _Incident("dedupe purges")
+        self._checkpoint_failures = _Incident("checkpoints")
+        self._dirty = False  # committed since the last checkpoint (set by the writer)
+        self._checkpoint_stop = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name=f"chinwag-sqlite-checkpoint:{path.name}", daemon=True
+        )
         self._thread.start()
+        self._checkpointer.start()
 
     @classmethod
     async def open(
@@ -446,6 +459,7 @@ class SqliteStore:
                     raise StoreError(f"cannot put {path} in WAL mode (got {mode!r})")
                 # See the module docstring: FULL fsyncs the WAL at every commit.
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpoint thread's job
                 _migrate(conn)
             except BaseException:
                 conn.close()
@@ -490,6 +504,8 @@ class SqliteStore:
             self._hand_over()  # this turn's jobs go before the stop marker
             self._queue.put(_STOP)
             await asyncio.to_thread(self._thread.join)
+            self._checkpoint_stop.set()
+            await asyncio.to_thread(self._checkpointer.join)
             await asyncio.to_thread(self._readers.shutdown, True)
             with self._reader_lock:
                 for conn in self._reader_conns:
@@ -599,6 +615,28 @@ class SqliteStore:
         self._deliver([(job, None, StoreError("the store is closed")) for job in leftovers])
         self._writer.close()
 
+    def _checkpoint_loop(self) -> None:
+        """The checkpoint thread: a PASSIVE checkpoint now and then, beside the writer.
+
+        PASSIVE never waits for the writer nor blocks it; what readers still
+        need stays in the WAL until a later checkpoint.
+        """
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            _configure(conn, busy_timeout_ms=self._busy_timeout_ms)
+            while not self._checkpoint_stop.wait(CHECKPOINT_EVERY):
+                if not self._dirty:
+                    continue
+                self._dirty = False
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    self._checkpoint_failures.failed(exc)
+                else:
+                    self._checkpoint_failures.succeeded()
+        finally:
+            conn.close()
+
     def _until_purge(self) -> float | None:
         """Seconds until the next purge step is due (None: no purging)."""
         if self._cid_ttl_ms is None:
@@ -621,6 +659,7 @@ class SqliteStore:
                 {"cutoff": int(now * 1000) - self._cid_ttl_ms, "n": self._purge_batch},
             ).rowcount
             conn.execute("COMMIT")
+            self._dirty = self._dirty or deleted > 0
         except sqlite3.Error as exc:
             self._purge_failures.failed(exc)
             if conn.in_transaction:
@@ -639,6 +678,7 @@ class SqliteStore:
             if outcomes is None:  # a job failed: run them again, each on its own
                 outcomes = self._run_jobs(batch, isolate=True)
                 assert outcomes is not None
+            self._dirty = True
             self._write_failures.succeeded()
         except Exception as exc:
             self._write_failures.failed(exc)  # none of the batch was stored

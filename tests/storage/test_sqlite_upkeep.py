@@ -170,7 +170,7 @@ def test_settings_check_durability_and_the_purge_limits_at_their_edges() -> None
         build(overrides=["dedupe_purge_interval=0"])
 
 
-async def test_the_wal_is_checkpointed_beside_the_writer_so_it_stops_growing(
+async def test_with_durability_os_the_wal_is_checkpointed_beside_the_writer_and_stops_growing(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / DB_NAME

@@ -30,10 +30,13 @@ kill -9 of the server (the contract's promise) but not a power cut or a kernel
 crash; acks no longer wait for the disk. Group commit amortises the fsync over
 the batch; what it cannot hide is a slow fsync (docs/performance.md).
 * **Checkpoints** (copying the WAL into the database file, with an fsync of
-  each) run on a thread of their own (``PASSIVE``, every ``CHECKPOINT_EVERY``
-  seconds while there were writes), not inside a writer's COMMIT: SQLite's
-  automatic checkpoint would stall the batch that crossed 1,000 WAL pages,
-  and every write queued behind it, for two fsyncs.
+  each): with ``durability="os"`` they run on a thread of their own
+  (``PASSIVE``, every ``CHECKPOINT_EVERY`` seconds while there were writes),
+  not inside a writer's COMMIT, where SQLite's automatic checkpoint would
+  stall the batch that crossed 1,000 WAL pages, and every write queued behind
+  it, for the only two fsyncs on that path. With ``"fsync"`` every commit
+  syncs anyway, and a checkpoint beside the writer measured worse (its syncs
+  compete with the commits' for the disk), so SQLite's own stays.
 * **Expired dedupe rows** (older than ``cid_ttl``) are purged by the writer
   thread between batches, ``purge_batch`` rows per transaction, a step every
   ``purge_interval`` seconds (at once again while a step finds a full batch).
@@ -362,6 +365,7 @@ class SqliteStore:
         purge_batch: int = 500,
         purge_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
+        checkpoint_thread: bool = False,
     ) -> None:
         # Use `open()`: the constructor only wires up an already migrated connection.
         self._path = path
@@ -394,11 +398,15 @@ class SqliteStore:
         self._checkpoint_failures = _Incident("checkpoints")
         self._dirty = False  # committed since the last checkpoint (set by the writer)
         self._checkpoint_stop = threading.Event()
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name=f"chinwag-sqlite-checkpoint:{path.name}", daemon=True
-        )
+        self._checkpointer: threading.Thread | None = None
+        if checkpoint_thread:  # the writer's connection has wal_autocheckpoint=0
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop,
+                name=f"chinwag-sqlite-checkpoint:{path.name}",
+                daemon=True,
+            )
+            self._checkpointer.start()
         self._thread.start()
-        self._checkpointer.start()
 
     @classmethod
     async def open(
@@ -460,7 +468,8 @@ class SqliteStore:
                     raise StoreError(f"cannot put {path} in WAL mode (got {mode!r})")
                 # See the module docstring: FULL fsyncs the WAL at every commit.
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
-                conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpoint thread's job
+                if durability == "os":  # the checkpoint thread's job
+                    conn.execute("PRAGMA wal_autocheckpoint = 0")
                 _migrate(conn)
             except BaseException:
                 conn.close()
@@ -482,6 +491,7 @@ class SqliteStore:
             purge_batch=purge_batch,
             purge_interval=purge_interval,
             clock=clock,
+            checkpoint_thread=durability == "os",
         )
 
     async def __aenter__(self) -> SqliteStore:
@@ -506,7 +516,8 @@ class SqliteStore:
             self._queue.put(_STOP)
             await asyncio.to_thread(self._thread.join)
             self._checkpoint_stop.set()
-            await asyncio.to_thread(self._checkpointer.join)
+            if self._checkpointer is not None:
+                await asyncio.to_thread(self._checkpointer.join)
             await asyncio.to_thread(self._readers.shutdown, True)
             with self._reader_lock:
                 for conn in self._reader_conns:

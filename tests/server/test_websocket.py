@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,9 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import RECV_TIMEOUT, ChildProcess, Peer
+
+from chinwag.config import SettingsError, build
+from chinwag.server.app import Server
 
 _CHAT = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 _WEB = re.compile(r"open http://127\.0\.0\.1:(\d+)/ in a browser")
@@ -338,3 +342,33 @@ def test_a_symlink_inside_the_directory_is_not_followed(tmp_path: Path) -> None:
     assert _static_file(root, "up/secret.txt") is None
     assert _static_file(root, "../secret.txt") is None
     assert _static_file(root, "/etc/passwd") is None
+
+
+def test_http_port_beside_listen_is_refused_saying_what_to_write() -> None:
+    with pytest.raises(SettingsError) as info:
+        build(None, ["listen=tcp://127.0.0.1:0"], http_port=8081)
+    assert "http_port (--http-port)" in str(info.value)
+    assert "http://HOST:PORT" in str(info.value)
+
+
+async def test_http_port_0_serves_no_web_client_and_a_taken_one_only_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    off = build(None, None, host="127.0.0.1", port=0, http_port=0, announce=False)
+    server = await Server.open(off, tmp_path / "off")
+    try:
+        assert [a.spec.protocol for a in server.addresses] == ["chinwag"]
+    finally:
+        await server.shutdown()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = build(None, None, host="127.0.0.1", port=0, http_port=port, announce=False)
+        server = await Server.open(busy, tmp_path / "busy")
+        try:
+            assert [a.spec.protocol for a in server.addresses] == ["chinwag"]
+            assert f"cannot listen on http://127.0.0.1:{port}" in caplog.text
+            assert "the web client is off" in caplog.text
+        finally:
+            await server.shutdown()

@@ -372,3 +372,46 @@ async def test_http_port_0_serves_no_web_client_and_a_taken_one_only_warns(
             assert "the web client is off" in caplog.text
         finally:
             await server.shutdown()
+
+
+async def test_a_browser_that_stops_reading_is_cut_off_and_the_others_go_on(
+    tmp_path: Path, http: aiohttp.ClientSession, peers: list[Peer]
+) -> None:
+    srv = WebServer(
+        tmp_path / "s",
+        {"out_buffer_limit": 65_536, "rate_per_second": 1e6, "rate_burst": 10**6},
+    ).start()
+    try:
+        sloth = await _ws(http, srv)
+        await sloth.hello("sloth")  # from here on it never reads
+        sender = await Peer.connect(srv.port)
+        peers.append(sender)
+        await sender.hello("firehose")
+        body = "😀" * 4000  # 16,000 bytes of UTF-8 per message
+        sent = acked = 0
+        cut_off = False
+        deadline = time.monotonic() + 30
+        while not cut_off:
+            assert time.monotonic() < deadline and sent < 3000, "sloth never cut off"
+            for _ in range(20):
+                await sender.send(type="say", room="lobby", body=body, cid=f"h{sent}")
+                sent += 1
+            while acked < sent:
+                frame = await sender.recv()
+                if frame["type"] == "ack":
+                    acked += 1
+                elif frame["type"] == "presence":
+                    assert (frame["nick"], frame["event"]) == ("sloth", "leave"), frame
+                    cut_off = True
+                else:
+                    assert frame["type"] == "message", frame
+        await sender.send(type="ping", ref="alive")
+        assert (await sender.recv_type("pong"))["ref"] == "alive"
+        # The sloth finally reads: what was buffered, then the end (no close frame).
+        while True:
+            msg = await sloth.ws.receive(RECV_TIMEOUT)
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                break
+        assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    finally:
+        srv.kill()

@@ -12,7 +12,7 @@ import ssl as ssl_module
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chinwag.bus.base import Bus
 from chinwag.bus.local import LocalBus
@@ -25,9 +25,11 @@ from chinwag.server.control import ControlServer, ControlUnusable
 from chinwag.server.listener import Listener, bind
 from chinwag.server.lock import DataDirLock
 from chinwag.server.tlswire import Handshakes, TlsTransport
-from chinwag.server.web import WebApp
 from chinwag.storage.base import Store
 from chinwag.storage.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from chinwag.server.web import WebApp
 
 log = logging.getLogger("chinwag.server")
 
@@ -269,6 +271,8 @@ class Server:
                 server.addresses.append(BoundAddress(spec, str(host), int(port)))
             if spec.protocol == "http":
                 if server._web is None:
+                    from chinwag.server.web import WebApp  # aiohttp: only for a web listener
+
                     server._web = WebApp(server)
                 await server._web.start(socks, ssl if spec.tls else None)
                 continue

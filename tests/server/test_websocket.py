@@ -19,6 +19,7 @@ import pytest
 from conftest import RECV_TIMEOUT, ChildProcess, Peer
 
 from chinwag.config import SettingsError, build
+from chinwag.net.tls import ensure_self_signed, pinned_context, server_context
 from chinwag.server.app import Server
 
 _CHAT = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
@@ -413,5 +414,55 @@ async def test_a_browser_that_stops_reading_is_cut_off_and_the_others_go_on(
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 break
         assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    finally:
+        srv.kill()
+
+
+async def test_https_serves_the_client_and_wss_with_the_servers_certificate(
+    tmp_path: Path,
+) -> None:
+    cert = ensure_self_signed(tmp_path)
+    settings = build(
+        None,
+        [f"{k}={v}" for k, v in FAST.items()],
+        listen=["https://127.0.0.1:0", "tls://127.0.0.1:0"],
+        announce=False,
+    )
+    server = await Server.open(settings, tmp_path, ssl=server_context(cert.cert, cert.key))
+    try:
+        web, chat = server.addresses
+        assert (web.spec.scheme, chat.spec.scheme) == ("https", "tls")
+        # The chat listener is the one announced, though the web one is listed first.
+        assert server.address == (chat.host, chat.port) and server.tls
+        pinned = pinned_context(cert.fingerprint)
+        base = f"https://127.0.0.1:{web.port}"
+        timeout = aiohttp.ClientTimeout(total=RECV_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            async with http.get(f"{base}/", ssl=pinned) as r:
+                assert r.status == 200
+                assert f"wss://127.0.0.1:{web.port};" in r.headers["Content-Security-Policy"]
+            async with http.ws_connect(f"wss://127.0.0.1:{web.port}/ws", ssl=pinned) as ws:
+                browser = WsPeer(ws)
+                await browser.hello("grace")
+                await browser.send(type="say", room="lobby", body="over wss", cid="w")
+                assert (await browser.recv_type("ack"))["cid"] == "w"
+    finally:
+        await server.shutdown()
+
+
+async def test_a_quiet_websocket_is_pinged_and_closed_when_it_does_not_answer(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    srv = WebServer(tmp_path / "s", {"idle_timeout": 0.3, "pong_timeout": 0.3}).start()
+    try:
+        browser = await _ws(http, srv)
+        await browser.hello("heidi")
+        ping = await browser.recv_type("ping")
+        await browser.send(type="pong", ref=ping.get("ref"))  # answered: still here
+        await browser.send(type="ping", ref="p")
+        assert (await browser.recv_type("pong"))["ref"] == "p"
+        assert (await browser.recv_type("ping"))["type"] == "ping"  # quiet again
+        frames = await browser.expect_closed()  # and this time it does not answer
+        assert all(f["type"] != "message" for f in frames)
     finally:
         srv.kill()

@@ -279,14 +279,18 @@ class Server:
             listener = Listener(socks, tls if spec.tls else plain, settings.accept_pause)
             server._listeners.append((spec, listener))
             listener.start()
-        server.tls = server.addresses[0].tls
+        server.tls = server._chat_address().tls
         server._sweep()
         return server
 
+    def _chat_address(self) -> BoundAddress:
+        """The first address that speaks the chat protocol itself (not a web listener's)."""
+        return next((a for a in self.addresses if a.spec.protocol == "chinwag"), self.addresses[0])
+
     @property
     def address(self) -> tuple[str, int]:
-        """The first listener's (first) address: the one announced on the LAN."""
-        first = self.addresses[0]
+        """The first chat listener's (first) address: the one announced on the LAN."""
+        first = self._chat_address()
         return first.host, first.port
 
     def admit(self, conn: Connection) -> bool:

@@ -295,7 +295,9 @@ async def test_the_web_client_is_served_with_strict_headers_and_no_cookie(
         assert r.headers["Referrer-Policy"] == "no-referrer"
         assert "Set-Cookie" not in r.headers
     async with http.get(f"{web.base}/index.html") as r:
-        assert r.status == 200 and r.content_type == "text/html"
+        assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+    async with http.post(f"{web.base}/", data=b"x") as r:
+        assert r.status == 405
 
 
 @pytest.mark.parametrize(

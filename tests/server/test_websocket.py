@@ -468,3 +468,19 @@ async def test_a_quiet_websocket_is_pinged_and_closed_when_it_does_not_answer(
         assert all(f["type"] != "message" for f in frames)
     finally:
         srv.kill()
+
+
+async def test_frames_of_every_length_class_reach_a_websocket_whole(
+    web: WebServer, http: aiohttp.ClientSession
+) -> None:
+    browser = await _ws(http, web)
+    await browser.hello("ivan")
+    await browser.send(type="ping")  # a reply under 126 bytes: the one-byte length
+    assert await browser.recv() == {"type": "pong"}
+    body = "😀" * 4000  # 16,000 bytes of UTF-8: a two-byte length
+    for i in range(5):
+        await browser.send(type="say", room="lobby", body=body, cid=f"len{i}")
+        assert (await browser.recv_type("ack"))["cid"] == f"len{i}"
+    await browser.send(type="history", room="lobby", ref="h")
+    page = await browser.recv_type("history")  # 80 KB in one frame: an eight-byte length
+    assert [m["body"] for m in page["messages"]] == [body] * 5 and page["ref"] == "h"

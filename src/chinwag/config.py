@@ -128,6 +128,9 @@ class Settings:
     ws_origins: str = _s(
         "", "comma-separated extra Origins allowed on /ws, e.g. https://chat.example.org"
     )
+    http_conns_per_address: int = _s(
+        64, "open connections to the web port from one client address (HTTP and /ws)"
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -493,3 +493,44 @@ def test_the_start_up_link_names_this_machine_on_a_wildcard_address() -> None:
     )
     v6 = BoundAddress(ListenSpec("http", False, "::1", 8080), "::1", 8080)
     assert web_links(v6) == "http://[::1]:8080/"
+
+
+async def _get(port: int) -> bytes:
+    """A raw GET / on its own connection: the whole answer."""
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", port), RECV_TIMEOUT
+    )
+    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    try:
+        return await asyncio.wait_for(reader.read(), RECV_TIMEOUT)
+    finally:
+        writer.close()
+
+
+async def test_http_connections_per_address_are_capped_from_accept(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    srv = WebServer(tmp_path / "s", {"http_conns_per_address": 2}).start()
+    held: list[asyncio.StreamWriter] = []
+    try:
+        browser = await _ws(http, srv)  # a WebSocket holds one of the two
+        await browser.hello("judy")
+        _, idle = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", srv.http_port), RECV_TIMEOUT
+        )
+        held.append(idle)  # silent: it holds the other
+        refused = await _get(srv.http_port)
+        assert refused.startswith(b"HTTP/1.1 503 "), refused[:100]
+        assert b"too many connections from your address" in refused
+        idle.close()  # one gone: the next is served
+        deadline = time.monotonic() + RECV_TIMEOUT
+        while (answer := await _get(srv.http_port)).startswith(b"HTTP/1.1 503 "):
+            assert time.monotonic() < deadline, "the closed connection was never uncounted"
+            await asyncio.sleep(0.05)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        await browser.send(type="ping", ref="still")  # the WebSocket was not disturbed
+        assert (await browser.recv_type("pong"))["ref"] == "still"
+    finally:
+        for writer in held:
+            writer.close()
+        srv.kill()

@@ -26,6 +26,7 @@ from chinwag.core.hub import Frame
 from chinwag.errors import BadFrame
 from chinwag.protocol.events import Error
 from chinwag.server.connection import Connection
+from chinwag.server.listener import peer_key
 
 if TYPE_CHECKING:
     import socket
@@ -224,6 +225,111 @@ class WsConnection(Connection):
         self.send(Frame(Error.of(BadFrame(why))))
 
 
+_TOO_MANY_BODY = (
+    b"too many connections from your address to this chinwag server's web port;"
+    b" close some (other tabs?) and retry\n"
+)
+_TOO_MANY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Retry-After: 10\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+    % len(_TOO_MANY_BODY)
+    + _TOO_MANY_BODY
+)
+
+
+class _Counted(asyncio.Protocol):
+    """aiohttp's protocol for one HTTP connection, counted per address from accept.
+
+    Over ``limit`` connections from one address (``http_conns_per_address``),
+    the connection gets 503 and is closed before aiohttp sees it.
+    """
+
+    def __init__(self, inner: asyncio.Protocol, counts: dict[str, int], limit: int) -> None:
+        self._inner = inner
+        self._counts = counts
+        self._limit = limit
+        self._key: str | None = None  # the address it is counted under, once admitted
+        self._refused: asyncio.Transport | None = None  # over the limit: closing
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        key = peer_key(transport.get_extra_info("peername"))
+        count = self._counts.get(key, 0)
+        if count >= self._limit:
+            # Answer, then read and drop the request until the peer closes (for
+            # at most _CLOSE_WAIT s): closing with its request unread would reset
+            # the connection and lose the answer.
+            assert isinstance(transport, asyncio.Transport)
+            transport.write(_TOO_MANY)
+            if transport.can_write_eof():
+                transport.write_eof()
+                asyncio.get_running_loop().call_later(_CLOSE_WAIT, transport.close)
+            else:
+                transport.close()
+            self._refused = transport
+            return
+        self._counts[key] = count + 1
+        self._key = key
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._key is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._refused is not None:
+            self._refused.close()
+            return None
+        return self._inner.eof_received() if self._key is not None else None
+
+    def pause_writing(self) -> None:
+        if self._key is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._key is not None:
+            self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        key, self._key = self._key, None
+        if key is None:
+            return
+        left = self._counts[key] - 1
+        if left:
+            self._counts[key] = left
+        else:
+            del self._counts[key]
+        self._inner.connection_lost(exc)
+
+
+class _CountedSite(web.SockSite):
+    """A site whose connections are counted per address (`_Counted`) from accept."""
+
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        sock: socket.socket,
+        ssl: ssl_module.SSLContext | None,
+        counts: dict[str, int],
+        limit: int,
+    ) -> None:
+        super().__init__(runner, sock, ssl_context=ssl)
+        self._counts = counts
+        self._limit = limit
+        self._handlers = runner
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site; the server is made here
+        handlers = self._handlers.server
+        assert handlers is not None  # the runner is set up
+
+        def counted() -> asyncio.Protocol:
+            return _Counted(handlers(), self._counts, self._limit)
+
+        self._server = await asyncio.get_running_loop().create_server(
+            counted, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog
+        )
+
+
 class WebApp:
     """The aiohttp application of one server: static files, ``/ws``, headers."""
 
@@ -242,6 +348,7 @@ class WebApp:
         self.app.router.add_get("/{path:.*}", self._static)
         self.app.on_response_prepare.append(self._headers)
         self._runner: web.AppRunner | None = None
+        self._counts: dict[str, int] = {}  # open HTTP connections by address (peer_key)
 
     async def start(self, sockets: list[socket.socket], ssl: ssl_module.SSLContext | None) -> None:
         """Serve on ``sockets`` (already bound and listening)."""
@@ -250,9 +357,9 @@ class WebApp:
                 self.app, handle_signals=False, access_log=None, shutdown_timeout=_CLOSE_WAIT
             )
             await self._runner.setup()
+        limit = self._server.settings.http_conns_per_address
         for sock in sockets:
-            site = web.SockSite(self._runner, sock, ssl_context=ssl)
-            await site.start()
+            await _CountedSite(self._runner, sock, ssl, self._counts, limit).start()
 
     async def close(self) -> None:
         if self._runner is not None:

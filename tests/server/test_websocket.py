@@ -253,7 +253,7 @@ async def test_the_per_address_cap_counts_tcp_and_websocket_together(
         srv.kill()
 
 
-async def test_the_login_deadline_closes_a_silent_websocket(
+async def test_the_login_deadline_closes_a_silent_websocket_and_a_silent_connection(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     srv = WebServer(tmp_path / "s", {"prelogin_timeout": 0.5}).start()
@@ -261,6 +261,13 @@ async def test_the_login_deadline_closes_a_silent_websocket(
         browser = await _ws(http, srv)
         frames = await browser.expect_closed()
         assert frames and frames[-1]["type"] == "error", frames
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", srv.http_port), RECV_TIMEOUT
+        )
+        try:  # no request at all: closed, not held
+            assert await asyncio.wait_for(reader.read(), RECV_TIMEOUT) == b""
+        finally:
+            writer.close()
     finally:
         srv.kill()
 

@@ -353,8 +353,14 @@ class WebApp:
     async def start(self, sockets: list[socket.socket], ssl: ssl_module.SSLContext | None) -> None:
         """Serve on ``sockets`` (already bound and listening)."""
         if self._runner is None:
+            # A web connection without a request (before one, or between two) is
+            # closed after prelogin_timeout, as a chat connection that does not log in.
             self._runner = web.AppRunner(
-                self.app, handle_signals=False, access_log=None, shutdown_timeout=_CLOSE_WAIT
+                self.app,
+                handle_signals=False,
+                access_log=None,
+                shutdown_timeout=_CLOSE_WAIT,
+                keepalive_timeout=self._server.settings.prelogin_timeout,
             )
             await self._runner.setup()
         limit = self._server.settings.http_conns_per_address

@@ -151,7 +151,7 @@ def wait_idle(pid: int, *, quiet: float = 1.0, timeout: float = _TIMEOUT) -> Non
 
 def _start(data: Path, overrides: list[str]) -> tuple[subprocess.Popen[bytes], int]:
     args = [sys.executable, "-m", "chinwag", "serve", "--host", "127.0.0.1", "--port", "0"]
-    args += ["--data", str(data), "--set", "announce=false"]
+    args += ["--http-port", "0", "--data", str(data), "--set", "announce=false"]
     args += ["--set", "rate_per_second=1000000", "--set", "rate_burst=1000000"]
     for item in overrides:
         args += ["--set", item]

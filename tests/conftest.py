@@ -93,6 +93,8 @@ class ServerProcess(ChildProcess):
         ]
         for name, value in self.settings.items():
             args += ["--set", f"{name}={value}"]
+        if not {"--http-port", "--listen"} & set(self.args) and "http_port" not in self.settings:
+            args += ["--http-port", "0"]  # no web listener on a fixed port unless a test asks
         args = [*self.wrapper, *args, *self.args]
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")

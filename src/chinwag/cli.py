@@ -24,6 +24,11 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="listen on SPEC instead of --host/--port/--tls (repeatable): tcp://HOST:PORT "
         "(plain) or tls://HOST:PORT, an IPv6 HOST in brackets, e.g. tls://[::]:5051",
     )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        help="port of the web client and /ws (default 8080; 0: none); HTTPS with --tls",
+    )
     p.add_argument("--data", type=Path, help="data directory (default: platform user-data dir)")
     p.add_argument("--config", type=Path, help="TOML file of settings")
     p.add_argument(
@@ -135,6 +140,12 @@ def _invite_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--port", type=int, default=5050, help="the server's port (default 5050)")
     p.add_argument("--cert", type=Path, help="the server's certificate, if not self-signed")
     p.add_argument("--plain", action="store_true", help="the server does not speak TLS")
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=8080,
+        help="the server's web client port, for the browser link (default 8080; 0: no link)",
+    )
     p.add_argument(
         "--no-token",
         action="store_true",
@@ -262,6 +273,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             listen=args.listen,
+            http_port=args.http_port,
             tls=args.tls,
             tls_cert=args.cert,
             tls_key=args.key,
@@ -475,6 +487,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
             cert=args.cert,
             plain=args.plain,
             save_token=save_invite_token,
+            http_port=args.http_port,
         )
     )
 

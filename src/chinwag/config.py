@@ -133,6 +133,16 @@ class Settings:
     dedupe_purge_interval: float = _s(
         60.0, "seconds between dedupe purge steps while no step finds a full batch (above 0)"
     )
+    # -- the web client and WebSocket endpoint (issue 14) --
+    http_port: int = _s(
+        8080, "port of the web client and /ws on host, with TLS when tls is on (0: none)"
+    )
+    ws_origins: str = _s(
+        "", "comma-separated extra Origins allowed on /ws, e.g. https://chat.example.org"
+    )
+    http_conns_per_address: int = _s(
+        64, "open connections to the web port from one client address (HTTP and /ws)"
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -151,8 +161,13 @@ class Settings:
 
 # What a listener speaks, by the scheme of its spec: (protocol, over TLS).
 # New transports add schemes here (http/https, irc/ircs) without changing the format.
-Wire = Literal["chinwag"]
-SCHEMES: dict[str, tuple[Wire, bool]] = {"tcp": ("chinwag", False), "tls": ("chinwag", True)}
+Wire = Literal["chinwag", "http"]
+SCHEMES: dict[str, tuple[Wire, bool]] = {
+    "tcp": ("chinwag", False),
+    "tls": ("chinwag", True),
+    "http": ("http", False),  # the web client at / and the protocol over WebSocket at /ws
+    "https": ("http", True),
+}
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 _EXAMPLE = "tcp://0.0.0.0:5050, tls://[::]:5051 or tcp://127.0.0.1:5050"
 
@@ -162,9 +177,10 @@ class ListenSpec:
     """One listener: what it speaks (``protocol``, ``tls``) and where (``host``, ``port``).
 
     Written ``SCHEME://HOST:PORT``: ``tcp://`` is chinwag's JSON lines in the
-    clear, ``tls://`` the same inside TLS. HOST is an IPv4 address, a host name,
-    an IPv6 address in brackets (``[::1]``) or nothing (every address, IPv4 and
-    IPv6); PORT is 0 to 65535 (0: any free port).
+    clear, ``tls://`` the same inside TLS; ``http://`` (``https://``: with TLS)
+    serves the web client and the protocol over WebSocket at ``/ws``. HOST is
+    an IPv4 address, a host name, an IPv6 address in brackets (``[::1]``) or
+    nothing (every address, IPv4 and IPv6); PORT is 0 to 65535 (0: any free port).
     """
 
     protocol: Wire
@@ -193,7 +209,7 @@ class ListenSpec:
 
         scheme, sep, rest = text.strip().partition("://")
         if not sep:
-            raise bad("does not start with its kind (tcp:// or tls://)")
+            raise bad("does not start with its kind (tcp://, tls://, http:// or https://)")
         if scheme.lower() not in SCHEMES:
             kinds = ", ".join(f"{k}://" for k in SCHEMES)
             raise bad(f"has an unknown kind {scheme!r}:// (known: {kinds})")
@@ -288,17 +304,18 @@ def _coerce(name: str, kind: str, value: Any) -> Any:
 
 def _check_listen(clean: dict[str, Any]) -> None:
     """``listen`` replaces host/port/tls: refuse them beside it, and a certificate unused."""
-    beside = [name for name in ("host", "port", "tls") if name in clean]
+    beside = [name for name in ("host", "port", "tls", "http_port") if name in clean]
     if beside:
-        flags = ", ".join(f"{name} (--{name})" for name in beside)
+        flags = ", ".join(f"{name} (--{name.replace('_', '-')})" for name in beside)
         tls, host, port = (
             clean.get("tls", False),
             clean.get("host", "0.0.0.0"),
             clean.get("port", 5050),
         )
         raise SettingsError(
-            f"setting listen (--listen) replaces host, port and tls: drop {flags} and put "
-            f"every listener in listen, e.g. {ListenSpec('chinwag', tls, host, port)}"
+            f"setting listen (--listen) replaces host, port, tls and http_port: drop {flags}"
+            f" and put every listener in listen, e.g. {ListenSpec('chinwag', tls, host, port)}"
+            " (and http://HOST:PORT for the web client)"
         )
     has_tls = any(ListenSpec.parse(text).tls for text in clean["listen"])
     if not has_tls and (clean.get("tls_cert") or clean.get("tls_key")):

@@ -379,7 +379,8 @@ async def test_fifty_games_at_once(tmp_path: Path) -> None:
 def _serve_with_gamebot(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
     log_path = tmp_path / "serve.log"
     args = [sys.executable, "-m", "chinwag", "serve", "--with-gamebot", "--no-announce"]
-    args += ["--host", "127.0.0.1", "--port", "0", "--data", str(tmp_path / "data"), *extra]
+    args += ["--host", "127.0.0.1", "--port", "0", "--http-port", "0"]
+    args += ["--data", str(tmp_path / "data"), *extra]
     for name, value in FAST_ARGON.items():
         args += ["--set", f"{name}={value}"]
     with log_path.open("ab") as log:

@@ -29,7 +29,7 @@ from chinwag.client import ChatClient, ErrorReceived, Status
 
 CHEAP = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
 # Were the lock missing, the second server would listen: on loopback, unannounced.
-LOOPBACK = ("--host", "127.0.0.1", "--port", "0", "--no-announce")
+LOOPBACK = ("--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--no-announce")
 
 
 async def admin(data: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:

@@ -12,7 +12,7 @@ import ssl as ssl_module
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chinwag.bus.base import Bus
 from chinwag.bus.local import LocalBus
@@ -27,6 +27,9 @@ from chinwag.server.lock import DataDirLock
 from chinwag.server.tlswire import Handshakes, TlsTransport
 from chinwag.storage.base import Store
 from chinwag.storage.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from chinwag.server.web import WebApp
 
 log = logging.getLogger("chinwag.server")
 
@@ -101,6 +104,34 @@ async def _bind_all(specs: Sequence[ListenSpec]) -> list[tuple[ListenSpec, list[
     return bound
 
 
+def web_link(address: BoundAddress, host: str | None = None) -> str:
+    """The web client's link on ``address``, or on ``host`` (a name of the machine) instead."""
+    name = host or address.host
+    bracketed = f"[{name}]" if ":" in name else name
+    return f"{'https' if address.tls else 'http'}://{bracketed}:{address.port}/"
+
+
+def web_links(address: BoundAddress) -> str:
+    """Where a browser opens the web client: on a wildcard address, by this machine's name."""
+    if address.host not in ("0.0.0.0", "::"):
+        return web_link(address)
+    here = "127.0.0.1" if address.host == "0.0.0.0" else "::1"
+    return f"{web_link(address, socket.gethostname())} (on this machine: {web_link(address, here)})"
+
+
+async def _bind_web(spec: ListenSpec) -> list[tuple[ListenSpec, list[socket.socket]]]:
+    """The web client's listener beside the chat port (``http_port``): none if it cannot be bound.
+
+    The chat port is the server's job; the web client on its default port is a
+    convenience that another program (or a second server) may hold already.
+    """
+    try:
+        return await _bind_all((spec,))
+    except ListenError as exc:
+        log.warning("%s; the web client is off until then (http_port=0 turns it off)", exc)
+        return []
+
+
 class Service(Protocol):
     """Something that runs beside a listening server (e.g. the mDNS announcement)."""
 
@@ -137,6 +168,7 @@ class Server:
         shortest = min(settings.prelogin_timeout, settings.idle_timeout, settings.pong_timeout)
         self._sweep_every = min(max(shortest / 10, 0.02), 1.0)
         self._sweeper: asyncio.TimerHandle | None = None  # started once listening
+        self._web: WebApp | None = None  # the http:// and https:// listeners, if any
 
     def _sweep(self) -> None:
         self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
@@ -175,6 +207,10 @@ class Server:
             # Bound before the store is opened: a port in use fails fast, with
             # nothing else to undo; connections wait in the backlog meanwhile.
             bound = await _bind_all(specs)
+            if not settings.listen and settings.http_port:
+                bound += await _bind_web(
+                    ListenSpec("http", ssl is not None, settings.host, settings.http_port)
+                )
         except BaseException:
             lock.release()
             raise
@@ -237,20 +273,31 @@ class Server:
             return TlsTransport(handshakes, Connection(server))
 
         for spec, socks in bound:
-            listener = Listener(socks, tls if spec.tls else plain, settings.accept_pause)
-            server._listeners.append((spec, listener))
             for sock in socks:
                 host, port = sock.getsockname()[:2]
                 server.addresses.append(BoundAddress(spec, str(host), int(port)))
+            if spec.protocol == "http":
+                if server._web is None:
+                    from chinwag.server.web import WebApp  # aiohttp: only for a web listener
+
+                    server._web = WebApp(server)
+                await server._web.start(socks, ssl if spec.tls else None)
+                continue
+            listener = Listener(socks, tls if spec.tls else plain, settings.accept_pause)
+            server._listeners.append((spec, listener))
             listener.start()
-        server.tls = server.addresses[0].tls
+        server.tls = server._chat_address().tls
         server._sweep()
         return server
 
+    def _chat_address(self) -> BoundAddress:
+        """The first address that speaks the chat protocol itself (not a web listener's)."""
+        return next((a for a in self.addresses if a.spec.protocol == "chinwag"), self.addresses[0])
+
     @property
     def address(self) -> tuple[str, int]:
-        """The first listener's (first) address: the one announced on the LAN."""
-        first = self.addresses[0]
+        """The first chat listener's (first) address: the one announced on the LAN."""
+        first = self._chat_address()
         return first.host, first.port
 
     def admit(self, conn: Connection) -> bool:
@@ -281,6 +328,8 @@ class Server:
         conns = list(self._conns)
         if conns:
             await asyncio.gather(*(c.stop() for c in conns), return_exceptions=True)
+        if self._web is not None:
+            await self._web.close()
         await self.bus.close()
         if self._hub_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -315,6 +364,9 @@ async def serve(
     """
     server = await Server.open(settings, data_dir, ssl=ssl)
     for address in server.addresses:
+        if address.spec.protocol == "http":
+            log.info("web client: open %s in a browser", web_links(address))
+            continue
         log.info(
             "chinwag listening on %s%s (%s; data in %s)",
             address,

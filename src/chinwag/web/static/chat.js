@@ -99,6 +99,7 @@ export class Chat extends EventTarget {
     this.seenSent = 0;
     this.seenTimer = null;
     this.summary = null;
+    this.retryAt = 0;
     this.outbox = load("outbox", []);
     this.lastTyping = 0;
     this.statusText = "";
@@ -192,11 +193,17 @@ export class Chat extends EventTarget {
   retry(after) {
     const delay = after ?? Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.attempt) * (0.75 + Math.random() * 0.5);
     this.attempt += 1;
-    const queued = this.pendingCount();
-    this.status(`Offline — reconnecting in ${Math.ceil(delay / 1000)} s` + (queued ? ` (${queued} waiting to send)` : ""), true);
+    this.retryAt = Date.now() + delay;
+    this.offlineStatus();
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.open(), delay);
     this.emit("change");
+  }
+
+  offlineStatus() {
+    const queued = this.pendingCount();
+    const wait = Math.max(1, Math.ceil((this.retryAt - Date.now()) / 1000));
+    this.status(`Offline — reconnecting in ${wait} s` + (queued ? ` (${queued} waiting to send)` : ""), true);
   }
 
   status(text, offline = false) {
@@ -483,7 +490,8 @@ export class Chat extends EventTarget {
     };
     this.outbox.push(item);
     this.saveOutbox();
-    this.transmit(item);
+    if (this.phase === "live") this.transmit(item);
+    else if (this.wanted) this.offlineStatus();
     this.emit("change");
   }
 

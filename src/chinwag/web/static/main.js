@@ -56,6 +56,8 @@ chat.addEventListener("loggedout", () => showLogin(""));
 chat.addEventListener("welcome", () => {
   $("password").value = "";
   if (invite) history.replaceState(null, "", location.pathname);
+  $("register").checked = false;
+  $("invite-note").hidden = true;
   $("login").hidden = true;
   $("chat").hidden = false;
   render();

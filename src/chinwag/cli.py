@@ -24,6 +24,11 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="listen on SPEC instead of --host/--port/--tls (repeatable): tcp://HOST:PORT "
         "(plain) or tls://HOST:PORT, an IPv6 HOST in brackets, e.g. tls://[::]:5051",
     )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        help="port of the web client and /ws (default 8080; 0: none); HTTPS with --tls",
+    )
     p.add_argument("--data", type=Path, help="data directory (default: platform user-data dir)")
     p.add_argument("--config", type=Path, help="TOML file of settings")
     p.add_argument(
@@ -262,6 +267,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             listen=args.listen,
+            http_port=args.http_port,
             tls=args.tls,
             tls_cert=args.cert,
             tls_key=args.key,

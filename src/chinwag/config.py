@@ -121,6 +121,13 @@ class Settings:
     log_format: str = _s(
         "text", "server log format: text, or json (one JSON object per line, for journald)"
     )
+    # -- the web client and WebSocket endpoint (issue 14) --
+    http_port: int = _s(
+        8080, "port of the web client and /ws on host, with TLS when tls is on (0: none)"
+    )
+    ws_origins: str = _s(
+        "", "comma-separated extra Origins allowed on /ws, e.g. https://chat.example.org"
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -134,13 +141,21 @@ class Settings:
         if self.listen:
             return tuple(ListenSpec.parse(text) for text in self.listen)
         tls = self.tls or bool(self.tls_cert or self.tls_key)
-        return (ListenSpec("chinwag", tls, self.host, self.port),)
+        chat = ListenSpec("chinwag", tls, self.host, self.port)
+        if not self.http_port:
+            return (chat,)
+        return (chat, ListenSpec("http", tls, self.host, self.http_port))
 
 
 # What a listener speaks, by the scheme of its spec: (protocol, over TLS).
 # New transports add schemes here (http/https, irc/ircs) without changing the format.
-Wire = Literal["chinwag"]
-SCHEMES: dict[str, tuple[Wire, bool]] = {"tcp": ("chinwag", False), "tls": ("chinwag", True)}
+Wire = Literal["chinwag", "http"]
+SCHEMES: dict[str, tuple[Wire, bool]] = {
+    "tcp": ("chinwag", False),
+    "tls": ("chinwag", True),
+    "http": ("http", False),  # the web client at / and the protocol over WebSocket at /ws
+    "https": ("http", True),
+}
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 _EXAMPLE = "tcp://0.0.0.0:5050, tls://[::]:5051 or tcp://127.0.0.1:5050"
 
@@ -150,9 +165,10 @@ class ListenSpec:
     """One listener: what it speaks (``protocol``, ``tls``) and where (``host``, ``port``).
 
     Written ``SCHEME://HOST:PORT``: ``tcp://`` is chinwag's JSON lines in the
-    clear, ``tls://`` the same inside TLS. HOST is an IPv4 address, a host name,
-    an IPv6 address in brackets (``[::1]``) or nothing (every address, IPv4 and
-    IPv6); PORT is 0 to 65535 (0: any free port).
+    clear, ``tls://`` the same inside TLS; ``http://`` (``https://``: with TLS)
+    serves the web client and the protocol over WebSocket at ``/ws``. HOST is
+    an IPv4 address, a host name, an IPv6 address in brackets (``[::1]``) or
+    nothing (every address, IPv4 and IPv6); PORT is 0 to 65535 (0: any free port).
     """
 
     protocol: Wire
@@ -181,7 +197,7 @@ class ListenSpec:
 
         scheme, sep, rest = text.strip().partition("://")
         if not sep:
-            raise bad("does not start with its kind (tcp:// or tls://)")
+            raise bad("does not start with its kind (tcp://, tls://, http:// or https://)")
         if scheme.lower() not in SCHEMES:
             kinds = ", ".join(f"{k}://" for k in SCHEMES)
             raise bad(f"has an unknown kind {scheme!r}:// (known: {kinds})")
@@ -275,7 +291,7 @@ def _coerce(name: str, kind: str, value: Any) -> Any:
 
 def _check_listen(clean: dict[str, Any]) -> None:
     """``listen`` replaces host/port/tls: refuse them beside it, and a certificate unused."""
-    beside = [name for name in ("host", "port", "tls") if name in clean]
+    beside = [name for name in ("host", "port", "tls", "http_port") if name in clean]
     if beside:
         flags = ", ".join(f"{name} (--{name})" for name in beside)
         tls, host, port = (
@@ -284,8 +300,9 @@ def _check_listen(clean: dict[str, Any]) -> None:
             clean.get("port", 5050),
         )
         raise SettingsError(
-            f"setting listen (--listen) replaces host, port and tls: drop {flags} and put "
-            f"every listener in listen, e.g. {ListenSpec('chinwag', tls, host, port)}"
+            f"setting listen (--listen) replaces host, port, tls and http_port: drop {flags}"
+            f" and put every listener in listen, e.g. {ListenSpec('chinwag', tls, host, port)}"
+            " (and http://HOST:PORT for the web client)"
         )
     has_tls = any(ListenSpec.parse(text).tls for text in clean["listen"])
     if not has_tls and (clean.get("tls_cert") or clean.get("tls_key")):

@@ -25,6 +25,7 @@ from chinwag.server.control import ControlServer, ControlUnusable
 from chinwag.server.listener import Listener, bind
 from chinwag.server.lock import DataDirLock
 from chinwag.server.tlswire import Handshakes, TlsTransport
+from chinwag.server.web import WebApp
 from chinwag.storage.base import Store
 from chinwag.storage.sqlite import SqliteStore
 
@@ -101,6 +102,34 @@ async def _bind_all(specs: Sequence[ListenSpec]) -> list[tuple[ListenSpec, list[
     return bound
 
 
+def web_link(address: BoundAddress, host: str | None = None) -> str:
+    """The web client's link on ``address``, or on ``host`` (a name of the machine) instead."""
+    name = host or address.host
+    bracketed = f"[{name}]" if ":" in name else name
+    return f"{'https' if address.tls else 'http'}://{bracketed}:{address.port}/"
+
+
+def web_links(address: BoundAddress) -> str:
+    """Where a browser opens the web client: on a wildcard address, by this machine's name."""
+    if address.host not in ("0.0.0.0", "::"):
+        return web_link(address)
+    here = "127.0.0.1" if address.host == "0.0.0.0" else "::1"
+    return f"{web_link(address, socket.gethostname())} (on this machine: {web_link(address, here)})"
+
+
+async def _bind_web(spec: ListenSpec) -> list[tuple[ListenSpec, list[socket.socket]]]:
+    """The web client's listener beside the chat port (``http_port``): none if it cannot be bound.
+
+    The chat port is the server's job; the web client on its default port is a
+    convenience that another program (or a second server) may hold already.
+    """
+    try:
+        return await _bind_all((spec,))
+    except ListenError as exc:
+        log.warning("%s; the web client is off until then (http_port=0 turns it off)", exc)
+        return []
+
+
 class Service(Protocol):
     """Something that runs beside a listening server (e.g. the mDNS announcement)."""
 
@@ -137,6 +166,7 @@ class Server:
         shortest = min(settings.prelogin_timeout, settings.idle_timeout, settings.pong_timeout)
         self._sweep_every = min(max(shortest / 10, 0.02), 1.0)
         self._sweeper: asyncio.TimerHandle | None = None  # started once listening
+        self._web: WebApp | None = None  # the http:// and https:// listeners, if any
 
     def _sweep(self) -> None:
         self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
@@ -175,6 +205,10 @@ class Server:
             # Bound before the store is opened: a port in use fails fast, with
             # nothing else to undo; connections wait in the backlog meanwhile.
             bound = await _bind_all(specs)
+            if not settings.listen and settings.http_port:
+                bound += await _bind_web(
+                    ListenSpec("http", ssl is not None, settings.host, settings.http_port)
+                )
         except BaseException:
             lock.release()
             raise
@@ -230,11 +264,16 @@ class Server:
             return TlsTransport(handshakes, Connection(server))
 
         for spec, socks in bound:
-            listener = Listener(socks, tls if spec.tls else plain, settings.accept_pause)
-            server._listeners.append((spec, listener))
             for sock in socks:
                 host, port = sock.getsockname()[:2]
                 server.addresses.append(BoundAddress(spec, str(host), int(port)))
+            if spec.protocol == "http":
+                if server._web is None:
+                    server._web = WebApp(server)
+                await server._web.start(socks, ssl if spec.tls else None)
+                continue
+            listener = Listener(socks, tls if spec.tls else plain, settings.accept_pause)
+            server._listeners.append((spec, listener))
             listener.start()
         server.tls = server.addresses[0].tls
         server._sweep()
@@ -274,6 +313,8 @@ class Server:
         conns = list(self._conns)
         if conns:
             await asyncio.gather(*(c.stop() for c in conns), return_exceptions=True)
+        if self._web is not None:
+            await self._web.close()
         await self.bus.close()
         if self._hub_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -308,6 +349,9 @@ async def serve(
     """
     server = await Server.open(settings, data_dir, ssl=ssl)
     for address in server.addresses:
+        if address.spec.protocol == "http":
+            log.info("web client: open %s in a browser", web_links(address))
+            continue
         log.info(
             "chinwag listening on %s%s (%s; data in %s)",
             address,

@@ -1,0 +1,340 @@
+"""The protocol over WebSocket at /ws, beside a JSON-lines TCP port, on one real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import RECV_TIMEOUT, ChildProcess, Peer
+
+_CHAT = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+_WEB = re.compile(r"open http://127\.0\.0\.1:(\d+)/ in a browser")
+FAST = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
+
+
+class WebServer(ChildProcess):
+    """``chinwag serve`` with a JSON-lines and an HTTP listener on loopback; restarts keep ports."""
+
+    def __init__(self, data: Path, settings: dict[str, Any] | None = None) -> None:
+        self.data = data
+        self.settings = {**FAST, **(settings or {})}
+        self.port = 0
+        self.http_port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data / "server.log"
+
+    def start(self, timeout: float = 20.0) -> WebServer:
+        self.data.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "chinwag", "serve", "--data", str(self.data)]
+        args += ["--no-announce", "--listen", f"tcp://127.0.0.1:{self.port}"]
+        args += ["--listen", f"http://127.0.0.1:{self.http_port}"]
+        for name, value in self.settings.items():
+            args += ["--set", f"{name}={value}"]
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_bytes()[offset:].decode(errors="replace")
+            chat, web = _CHAT.search(text), _WEB.search(text)
+            if chat and web:
+                self.port, self.http_port = int(chat.group(1)), int(web.group(1))
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{text}")
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"server did not start in {timeout} s:\n{self.log()}")
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+class WsPeer:
+    """A protocol client over WebSocket: one frame per text message, every wait bounded."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send(self, **frame: Any) -> None:
+        await self.ws.send_str(json.dumps(frame))
+
+    async def recv(self, timeout: float = RECV_TIMEOUT) -> dict[str, Any]:
+        msg = await self.ws.receive(timeout)
+        if msg.type is not aiohttp.WSMsgType.TEXT:
+            raise EOFError(f"no frame: {msg.type.name} {msg.data!r}")
+        frame: dict[str, Any] = json.loads(msg.data)
+        return frame
+
+    async def recv_type(self, kind: str, timeout: float = RECV_TIMEOUT) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            frame = await self.recv(max(deadline - asyncio.get_running_loop().time(), 0.01))
+            if frame["type"] == kind:
+                return frame
+
+    async def hello(self, nick: str, **extra: Any) -> dict[str, Any]:
+        await self.send(type="hello", proto=1, nick=nick, **extra)
+        welcome = await self.recv()
+        assert welcome["type"] == "welcome", welcome
+        return await self.recv_type("caught_up")
+
+    async def expect_closed(self) -> list[dict[str, Any]]:
+        """The frames until the server closes the WebSocket."""
+        frames: list[dict[str, Any]] = []
+        while True:
+            msg = await self.ws.receive(RECV_TIMEOUT)
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
+                return frames
+            frames.append(json.loads(msg.data))
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[WebServer]:
+    srv = WebServer(tmp_path / "server").start()
+    try:
+        yield srv
+    finally:
+        srv.kill()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    timeout = aiohttp.ClientTimeout(total=RECV_TIMEOUT)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        yield session
+
+
+async def _ws(http: aiohttp.ClientSession, srv: WebServer, **kw: Any) -> WsPeer:
+    return WsPeer(await http.ws_connect(f"{srv.base}/ws", **kw))
+
+
+async def test_a_websocket_and_a_tcp_client_chat_in_a_room_and_by_dm(
+    web: WebServer, http: aiohttp.ClientSession, peers: list[Peer]
+) -> None:
+    browser = await _ws(http, web, origin=web.base)
+    await browser.hello("alice")
+    tcp = await Peer.connect(web.port)
+    peers.append(tcp)
+    await tcp.hello("bob")
+
+    await browser.send(type="say", room="lobby", body="hi from the browser", cid="c1", ref="r1")
+    ack = await browser.recv_type("ack")
+    assert ack["cid"] == "c1" and ack["ref"] == "r1"
+    heard = await tcp.recv_type("message")
+    assert (heard["from"], heard["body"]) == ("alice", "hi from the browser")
+    assert heard["id"] == ack["id"]
+
+    await tcp.send(type="dm", to="alice", body="<img src=x onerror=alert(1)>")
+    dm = await browser.recv_type("message")
+    if dm["from"] == "alice":  # its own message comes back first, as on TCP
+        assert dm["id"] == ack["id"]
+        dm = await browser.recv_type("message")
+    assert dm["from"] == "bob" and dm["to"] == "alice"
+    assert dm["body"] == "<img src=x onerror=alert(1)>"
+
+    await browser.send(type="bye", ref="b")
+    closing = await browser.expect_closed()
+    assert closing[-1] == {"type": "bye", "ref": "b"}
+
+
+async def test_bad_frames_get_the_tcp_ports_errors_and_the_session_goes_on(
+    web: WebServer, http: aiohttp.ClientSession
+) -> None:
+    browser = await _ws(http, web)
+    await browser.hello("carol")
+    await browser.ws.send_str("{not json")
+    assert (await browser.recv())["code"] == "bad_frame"
+    await browser.ws.send_str("[1, 2]")
+    wrong = await browser.recv()
+    assert wrong["code"] == "bad_frame" and "JSON object" in wrong["message"]
+    await browser.ws.send_str('{"type":"say"}\n{"type":"say"}')
+    two = await browser.recv()
+    assert two["code"] == "bad_frame" and "line breaks" in two["message"]
+    await browser.ws.send_bytes(b'{"type":"say","room":"lobby","body":"x"}')
+    binary = await browser.recv()
+    assert binary["code"] == "bad_frame" and "text messages" in binary["message"]
+    await browser.send(type="say", room="lobby", body="still here", cid="s")
+    assert (await browser.recv_type("ack"))["cid"] == "s"
+
+
+async def test_a_frame_over_the_limit_is_refused_as_on_tcp_and_closes(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    srv = WebServer(tmp_path / "s", {"max_frame_bytes": 1024}).start()
+    try:
+        browser = await _ws(http, srv)
+        await browser.hello("dave")
+        # 1023 bytes: with the newline a TCP line would have, exactly the limit.
+        fits = json.dumps({"type": "say", "room": "lobby", "body": "", "cid": "f"})
+        fits = fits.replace('"body": ""', '"body": "' + "x" * (1023 - len(fits)) + '"')
+        assert len(fits) == 1023
+        await browser.ws.send_str(fits)
+        assert (await browser.recv_type("ack"))["cid"] == "f"
+        await browser.ws.send_str(fits.replace('"x', '"xx'))  # 1024 + newline: one over
+        frames = await browser.expect_closed()
+        assert frames[-1]["code"] == "frame_too_large", frames
+        assert "1024 bytes" in frames[-1]["message"]
+        # Far over (more than twice the limit): closed as "message too big".
+        huge = await _ws(http, srv)
+        await huge.ws.send_str("x" * 5000)
+        msg = await huge.ws.receive(RECV_TIMEOUT)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1009
+    finally:
+        srv.kill()
+
+
+async def test_a_foreign_origin_is_refused_and_the_servers_own_and_listed_ones_are_not(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    srv = WebServer(tmp_path / "s", {"ws_origins": "https://chat.example.org"}).start()
+    try:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(f"{srv.base}/ws", origin="https://evil.example")
+        assert refused.value.status == 403
+        async with http.get(f"{srv.base}/ws", headers={"Origin": "https://evil.example"}) as r:
+            assert r.status == 403 and "ws_origins" in await r.text()
+        for origin in (srv.base, "https://chat.example.org"):
+            browser = await _ws(http, srv, origin=origin)
+            await browser.hello("erin")
+            await browser.ws.close()
+    finally:
+        srv.kill()
+
+
+async def test_the_per_address_cap_counts_tcp_and_websocket_together(
+    tmp_path: Path, http: aiohttp.ClientSession, peers: list[Peer]
+) -> None:
+    srv = WebServer(tmp_path / "s", {"max_conns_per_address": 3}).start()
+    try:
+        for _ in range(2):
+            peer = await Peer.connect(srv.port)
+            peers.append(peer)
+            await peer.send(type="ping")
+            assert (await peer.recv())["type"] == "pong"
+        browser = await _ws(http, srv)  # the third: admitted
+        await browser.send(type="ping")
+        assert (await browser.recv())["type"] == "pong"
+        over = await _ws(http, srv)  # the fourth, over WebSocket: refused
+        frames = await over.expect_closed()
+        assert frames[0]["code"] == "rate_limited"
+        assert "too many connections" in frames[0]["message"]
+        tcp_over = await Peer.connect(srv.port)  # and over TCP too
+        peers.append(tcp_over)
+        assert (await tcp_over.expect_closed())[0]["code"] == "rate_limited"
+        await browser.ws.close()  # one gone: room for one more
+        deadline = time.monotonic() + RECV_TIMEOUT
+        while True:
+            again = await _ws(http, srv)
+            await again.send(type="ping")
+            frame = await again.recv()
+            if frame["type"] == "pong" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert frame["type"] == "pong"
+    finally:
+        srv.kill()
+
+
+async def test_the_login_deadline_closes_a_silent_websocket(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    srv = WebServer(tmp_path / "s", {"prelogin_timeout": 0.5}).start()
+    try:
+        browser = await _ws(http, srv)
+        frames = await browser.expect_closed()
+        assert frames and frames[-1]["type"] == "error", frames
+    finally:
+        srv.kill()
+
+
+async def test_kill_9_after_an_ack_the_message_is_there_after_restart(
+    web: WebServer, http: aiohttp.ClientSession, peers: list[Peer]
+) -> None:
+    browser = await _ws(http, web)
+    await browser.hello("frank")
+    await browser.send(type="register", password="frank-password")
+    await browser.recv_type("ok")
+    await browser.send(type="say", room="lobby", body="kept over a crash", cid="k1")
+    ack = await browser.recv_type("ack")
+    web.kill()
+    web.start()
+    again = await _ws(http, web)
+    await again.hello("frank", password="frank-password")
+    await again.send(type="history", room="lobby")
+    page = await again.recv_type("history")
+    assert [(m["id"], m["body"]) for m in page["messages"]] == [(ack["id"], "kept over a crash")]
+
+
+async def test_the_web_client_is_served_with_strict_headers_and_no_cookie(
+    web: WebServer, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{web.base}/") as r:
+        assert r.status == 200 and "<title>chinwag</title>" in await r.text()
+        csp = r.headers["Content-Security-Policy"]
+        assert "script-src 'self';" in csp and "unsafe-inline" not in csp and "eval" not in csp
+        assert f"connect-src 'self' ws://127.0.0.1:{web.http_port};" in csp
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["Referrer-Policy"] == "no-referrer"
+        assert "Set-Cookie" not in r.headers
+    async with http.get(f"{web.base}/index.html") as r:
+        assert r.status == 200 and r.content_type == "text/html"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../pyproject.toml",
+        "/%2e%2e/%2e%2e/config.py",
+        "/%2E%2E/__init__.py",
+        "/..%2f__init__.py",
+        "//etc/passwd",
+        "/%2fetc%2fpasswd",
+        "/static/../../__init__.py",
+        "/.%2e/.%2e/cli.py",
+        "/x%5c..%5c..%5ccli.py",
+        "/nothing-here.js",
+    ],
+)
+async def test_nothing_outside_the_web_clients_directory_is_served(
+    web: WebServer, path: str
+) -> None:
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", web.http_port), RECV_TIMEOUT
+    )
+    # Raw, so that no client library normalises the path first.
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    answer = await asyncio.wait_for(reader.read(), RECV_TIMEOUT)
+    writer.close()
+    status = answer.split(b"\r\n", 1)[0]
+    assert status in (b"HTTP/1.1 404 Not Found", b"HTTP/1.1 400 Bad Request"), answer[:200]
+    assert b"chinwag" not in answer.split(b"\r\n\r\n", 1)[1] or b"not found" in answer
+
+
+def test_a_symlink_inside_the_directory_is_not_followed(tmp_path: Path) -> None:
+    from chinwag.server.web import _static_file
+
+    root = tmp_path / "static"
+    root.mkdir()
+    (root / "app.js").write_text("ok")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    os.symlink(secret, root / "link.txt")
+    os.symlink(tmp_path, root / "up")
+    assert _static_file(root, "app.js") == root / "app.js"
+    assert _static_file(root, "link.txt") is None
+    assert _static_file(root, "up/secret.txt") is None
+    assert _static_file(root, "../secret.txt") is None
+    assert _static_file(root, "/etc/passwd") is None

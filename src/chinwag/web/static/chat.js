@@ -365,11 +365,17 @@ export class Chat extends EventTarget {
     const hidden = document.hidden;
     if (!mine && (c.key !== this.active || hidden)) c.unread += 1;
     if (!mine) c.typing.delete(fold(m.from));
-    const mention = !mine && (mentions(m.body, this.nick) || (m.mentions || []).some((n) => fold(n) === fold(this.nick)));
+    const mention = !mine && this.mentionsMe(m);
     if (!mine && !m.replay && hidden && (c.kind === "dm" || mention)) this.emit("notify", { message: m, conversation: c });
     this.scheduleSeen();
     this.emit("message", { message: m, conversation: c, mention });
     this.emit("change");
+  }
+
+  /** Whether message `m` mentions this user: the server's `mentions` (1.1), or @nick in the body. */
+  mentionsMe(m) {
+    const me = fold(this.nick);
+    return mentions(m.body, this.nick) || (m.mentions || []).some((n) => fold(n) === me);
   }
 
   onPresence(f) {

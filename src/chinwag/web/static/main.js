@@ -208,7 +208,7 @@ function messageItem(m) {
   li.dataset.id = String(m.id);
   const mine = fold(m.from) === fold(chat.nick);
   if (mine) li.classList.add("mine");
-  if (!mine && (m.mentions || []).some((x) => fold(x) === fold(chat.nick))) li.classList.add("mention");
+  if (!mine && chat.mentionsMe(m)) li.classList.add("mention");
   const time = el("time", "meta", timeOf(m.ts));
   time.dateTime = m.ts;
   li.append(time, el("span", "from", m.from), renderBody(m.body));

@@ -278,10 +278,7 @@ export class Chat extends EventTarget {
     if (typeof f.ref === "string" && f.ref.startsWith("join:")) {
       const room = f.ref.slice(5);
       this.conversation(roomKey(room), room);
-      this.active = roomKey(room);
-      this.refreshMembers();
-      this.emit("change");
-      this.emit("switched");
+      this.switchTo(roomKey(room));
     }
     if (typeof f.ref === "string" && f.ref.startsWith("leave:")) {
       this.conversations.delete(roomKey(f.ref.slice(6)));

@@ -171,6 +171,7 @@ class ServerProcess:
         py = sys.executable
         if self.kind == "chinwag":
             args = [py, "-m", "chinwag", "serve", "--host", "127.0.0.1", "--port", "0"]
+            args += ["--http-port", "0"]  # no web client: the fan-out is over JSON lines
             args += ["--data", str(self.data)]
             for name, value in self.settings.items():
                 args += ["--set", f"{name}={value}"]
@@ -736,10 +737,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
     p.add_argument(
         "--only",
-        type=_names((*SCENARIOS, "abuse")),
+        type=_names((*SCENARIOS, "abuse", "ws")),
         default=list(SCENARIOS),
         help=f"comma-separated scenarios (default: all of {','.join(SCENARIOS)}); "
-        "or abuse alone: the attacks of bench/abuse.py",
+        "or abuse alone: the attacks of bench/abuse.py; or ws alone: WebSocket against "
+        "TCP fan-out (bench/wsfanout.py)",
     )
     p.add_argument(
         "--servers",
@@ -770,6 +772,9 @@ def make_parser() -> argparse.ArgumentParser:
     from bench import abuse
 
     abuse.add_arguments(p)
+    from bench import wsfanout
+
+    wsfanout.add_arguments(p)
     # Tests only: make the baseline misdeliver on purpose, to show the checks catch it.
     p.add_argument("--baseline-fault", choices=["drop", "dup", "reorder"], help=argparse.SUPPRESS)
     return p
@@ -784,6 +789,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench import abuse
 
         return abuse.run(args)
+    if "ws" in args.only:
+        if args.only != ["ws"]:
+            parser.error("--only ws runs alone")
+        from bench import wsfanout
+
+        return wsfanout.run(args)
     repeat = args.repeat or (1 if args.quick else 3)
     retries = args.retries if args.retries is not None else (0 if args.quick else 2)
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 90.0)

@@ -141,6 +141,12 @@ def _invite_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--cert", type=Path, help="the server's certificate, if not self-signed")
     p.add_argument("--plain", action="store_true", help="the server does not speak TLS")
     p.add_argument(
+        "--http-port",
+        type=int,
+        default=8080,
+        help="the server's web client port, for the browser link (default 8080; 0: no link)",
+    )
+    p.add_argument(
         "--no-token",
         action="store_true",
         help="only the address and fingerprint: no sign-up token",
@@ -481,6 +487,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
             cert=args.cert,
             plain=args.plain,
             save_token=save_invite_token,
+            http_port=args.http_port,
         )
     )
 

@@ -141,10 +141,7 @@ class Settings:
         if self.listen:
             return tuple(ListenSpec.parse(text) for text in self.listen)
         tls = self.tls or bool(self.tls_cert or self.tls_key)
-        chat = ListenSpec("chinwag", tls, self.host, self.port)
-        if not self.http_port:
-            return (chat,)
-        return (chat, ListenSpec("http", tls, self.host, self.http_port))
+        return (ListenSpec("chinwag", tls, self.host, self.port),)
 
 
 # What a listener speaks, by the scheme of its spec: (protocol, over TLS).
@@ -293,7 +290,7 @@ def _check_listen(clean: dict[str, Any]) -> None:
     """``listen`` replaces host/port/tls: refuse them beside it, and a certificate unused."""
     beside = [name for name in ("host", "port", "tls", "http_port") if name in clean]
     if beside:
-        flags = ", ".join(f"{name} (--{name})" for name in beside)
+        flags = ", ".join(f"{name} (--{name.replace('_', '-')})" for name in beside)
         tls, host, port = (
             clean.get("tls", False),
             clean.get("host", "0.0.0.0"),

@@ -64,6 +64,14 @@ def test_a_full_invite_is_short_enough_to_read_out() -> None:
     assert invite.link() == (f"chinwag://192.168.1.20:5050?fp={FP.hex()}&t={invite.token}")
 
 
+def test_the_web_link_opens_the_web_client_ready_to_register() -> None:
+    token = new_token()
+    assert Invite("192.168.1.20", 5050, FP, token).web_link(8080) == (
+        f"https://192.168.1.20:8080/#invite={token}"
+    )
+    assert Invite("fe80::1", 6000, None, None).web_link(80) == "http://[fe80::1]:80/"
+
+
 def test_a_mistyped_code_is_caught_not_taken_for_a_host() -> None:
     code = Invite("192.168.1.20", 5050, FP, new_token()).code()
     letters = list(code)
@@ -163,9 +171,11 @@ def _invite(srv: ServerProcess, *args: str) -> Invite:
         "invite", "--data", str(srv.data), "--host", "127.0.0.1", "--port", str(srv.port), *args
     )
     assert out.returncode == 0, out
-    link, code = out.stdout.split()
+    link, code, web = out.stdout.split()
     invite = parse_invite(link)
     assert invite is not None and parse_invite(code) is not None
+    scheme = "https" if invite.fingerprint is not None else "http"
+    assert web == f"{scheme}://127.0.0.1:8080/#invite={invite.token}"
     return invite
 
 
@@ -241,8 +251,13 @@ def test_invite_command_needs_the_servers_database_only_for_a_token(tmp_path: Pa
     assert out.returncode == 1 and "--data" in out.stderr
     out = chinwag("invite", "--data", str(tmp_path), "--host", "127.0.0.1", "--no-token")
     assert out.returncode == 0, out
-    link, code = out.stdout.split()
+    link, code, web = out.stdout.split()
     assert link == "chinwag://127.0.0.1:5050" and parse_invite(code) == Invite("127.0.0.1")
+    assert web == "http://127.0.0.1:8080/"  # no token: the plain page
+    out = chinwag(
+        "invite", "--data", str(tmp_path), "--host", "127.0.0.1", "--no-token", "--http-port", "0"
+    )
+    assert out.stdout.split() == [link, code]
     for bad in (["--uses", "0"], ["--expires", "soon"]):
         out = chinwag("invite", "--data", str(tmp_path), *bad)
         assert out.returncode == 2, out

@@ -170,7 +170,7 @@ def test_without_listen_host_port_and_tls_make_the_one_listener_as_before() -> N
 @pytest.mark.parametrize(
     ("spec", "says"),
     [
-        ("0.0.0.0:5050", "does not start with its kind (tcp:// or tls://)"),
+        ("0.0.0.0:5050", "does not start with its kind (tcp://, tls://, http:// or https://)"),
         ("udp://0.0.0.0:5050", "unknown kind 'udp'://"),
         ("tcp://::1:5050", "without brackets (write [::1], not ::1)"),
         ("tcp://[1.2.3.4]:5050", "not an IPv6 address"),

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,10 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import RECV_TIMEOUT, ChildProcess, Peer
+
+from chinwag.config import SettingsError, build
+from chinwag.net.tls import ensure_self_signed, pinned_context, server_context
+from chinwag.server.app import Server
 
 _CHAT = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 _WEB = re.compile(r"open http://127\.0\.0\.1:(\d+)/ in a browser")
@@ -290,7 +295,9 @@ async def test_the_web_client_is_served_with_strict_headers_and_no_cookie(
         assert r.headers["Referrer-Policy"] == "no-referrer"
         assert "Set-Cookie" not in r.headers
     async with http.get(f"{web.base}/index.html") as r:
-        assert r.status == 200 and r.content_type == "text/html"
+        assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+    async with http.post(f"{web.base}/", data=b"x") as r:
+        assert r.status == 405
 
 
 @pytest.mark.parametrize(
@@ -338,3 +345,126 @@ def test_a_symlink_inside_the_directory_is_not_followed(tmp_path: Path) -> None:
     assert _static_file(root, "up/secret.txt") is None
     assert _static_file(root, "../secret.txt") is None
     assert _static_file(root, "/etc/passwd") is None
+
+
+def test_http_port_beside_listen_is_refused_saying_what_to_write() -> None:
+    with pytest.raises(SettingsError) as info:
+        build(None, ["listen=tcp://127.0.0.1:0"], http_port=8081)
+    assert "http_port (--http-port)" in str(info.value)
+    assert "http://HOST:PORT" in str(info.value)
+
+
+async def test_http_port_0_serves_no_web_client_and_a_taken_one_only_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    off = build(None, None, host="127.0.0.1", port=0, http_port=0, announce=False)
+    server = await Server.open(off, tmp_path / "off")
+    try:
+        assert [a.spec.protocol for a in server.addresses] == ["chinwag"]
+    finally:
+        await server.shutdown()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = build(None, None, host="127.0.0.1", port=0, http_port=port, announce=False)
+        server = await Server.open(busy, tmp_path / "busy")
+        try:
+            assert [a.spec.protocol for a in server.addresses] == ["chinwag"]
+            assert f"cannot listen on http://127.0.0.1:{port}" in caplog.text
+            assert "the web client is off" in caplog.text
+        finally:
+            await server.shutdown()
+
+
+async def test_a_browser_that_stops_reading_is_cut_off_and_the_others_go_on(
+    tmp_path: Path, http: aiohttp.ClientSession, peers: list[Peer]
+) -> None:
+    srv = WebServer(
+        tmp_path / "s",
+        {"out_buffer_limit": 65_536, "rate_per_second": 1e6, "rate_burst": 10**6},
+    ).start()
+    try:
+        sloth = await _ws(http, srv)
+        await sloth.hello("sloth")  # from here on it never reads
+        sender = await Peer.connect(srv.port)
+        peers.append(sender)
+        await sender.hello("firehose")
+        body = "😀" * 4000  # 16,000 bytes of UTF-8 per message
+        sent = acked = 0
+        cut_off = False
+        deadline = time.monotonic() + 30
+        while not cut_off:
+            assert time.monotonic() < deadline and sent < 3000, "sloth never cut off"
+            for _ in range(20):
+                await sender.send(type="say", room="lobby", body=body, cid=f"h{sent}")
+                sent += 1
+            while acked < sent:
+                frame = await sender.recv()
+                if frame["type"] == "ack":
+                    acked += 1
+                elif frame["type"] == "presence":
+                    assert (frame["nick"], frame["event"]) == ("sloth", "leave"), frame
+                    cut_off = True
+                else:
+                    assert frame["type"] == "message", frame
+        await sender.send(type="ping", ref="alive")
+        assert (await sender.recv_type("pong"))["ref"] == "alive"
+        # The sloth finally reads: what was buffered, then the end (no close frame).
+        while True:
+            msg = await sloth.ws.receive(RECV_TIMEOUT)
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                break
+        assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    finally:
+        srv.kill()
+
+
+async def test_https_serves_the_client_and_wss_with_the_servers_certificate(
+    tmp_path: Path,
+) -> None:
+    cert = ensure_self_signed(tmp_path)
+    settings = build(
+        None,
+        [f"{k}={v}" for k, v in FAST.items()],
+        listen=["https://127.0.0.1:0", "tls://127.0.0.1:0"],
+        announce=False,
+    )
+    server = await Server.open(settings, tmp_path, ssl=server_context(cert.cert, cert.key))
+    try:
+        web, chat = server.addresses
+        assert (web.spec.scheme, chat.spec.scheme) == ("https", "tls")
+        # The chat listener is the one announced, though the web one is listed first.
+        assert server.address == (chat.host, chat.port) and server.tls
+        pinned = pinned_context(cert.fingerprint)
+        base = f"https://127.0.0.1:{web.port}"
+        timeout = aiohttp.ClientTimeout(total=RECV_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            async with http.get(f"{base}/", ssl=pinned) as r:
+                assert r.status == 200
+                assert f"wss://127.0.0.1:{web.port};" in r.headers["Content-Security-Policy"]
+            async with http.ws_connect(f"wss://127.0.0.1:{web.port}/ws", ssl=pinned) as ws:
+                browser = WsPeer(ws)
+                await browser.hello("grace")
+                await browser.send(type="say", room="lobby", body="over wss", cid="w")
+                assert (await browser.recv_type("ack"))["cid"] == "w"
+    finally:
+        await server.shutdown()
+
+
+async def test_a_quiet_websocket_is_pinged_and_closed_when_it_does_not_answer(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    srv = WebServer(tmp_path / "s", {"idle_timeout": 0.3, "pong_timeout": 0.3}).start()
+    try:
+        browser = await _ws(http, srv)
+        await browser.hello("heidi")
+        ping = await browser.recv_type("ping")
+        await browser.send(type="pong", ref=ping.get("ref"))  # answered: still here
+        await browser.send(type="ping", ref="p")
+        assert (await browser.recv_type("pong"))["ref"] == "p"
+        assert (await browser.recv_type("ping"))["type"] == "ping"  # quiet again
+        frames = await browser.expect_closed()  # and this time it does not answer
+        assert all(f["type"] != "message" for f in frames)
+    finally:
+        srv.kill()

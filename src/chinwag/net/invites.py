@@ -156,6 +156,17 @@ class Invite:
             query.append(f"t={self.token}")
         return f"{SCHEME}://{self.address}" + ("?" + "&".join(query) if query else "")
 
+    def web_link(self, http_port: int) -> str:
+        """The web client's link on ``http_port``: ``http(s)://HOST:PORT/#invite=TOKEN``.
+
+        HTTPS when the server speaks TLS (the invite has a fingerprint); the
+        token is in the fragment, which a browser does not send to the server.
+        """
+        scheme = "https" if self.fingerprint is not None else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        link = f"{scheme}://{host}:{http_port}/"
+        return link + (f"#invite={self.token}" if self.token is not None else "")
+
     def code(self) -> str:
         """The compact code (see the module docstring).
 
@@ -352,8 +363,9 @@ async def run_invite(
     cert: Path | None,
     plain: bool,
     save_token: SaveToken,
+    http_port: int = 0,
 ) -> int:
-    """``chinwag invite``: make an invite and print its link and code; the exit status."""
+    """``chinwag invite``: print its link, code and web link (``http_port``); the exit status."""
     from chinwag.net.tls import TlsSetupError
 
     try:
@@ -375,6 +387,8 @@ async def run_invite(
         return 2
     print(invite.link())
     print(invite.code())
+    if http_port:
+        print(invite.web_link(http_port))
     notes = []
     if invite.fingerprint is None:
         notes.append(

@@ -12,7 +12,7 @@ import ssl as ssl_module
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chinwag.bus.base import Bus
 from chinwag.bus.local import LocalBus
@@ -25,9 +25,11 @@ from chinwag.server.control import ControlServer, ControlUnusable
 from chinwag.server.listener import Listener, bind
 from chinwag.server.lock import DataDirLock
 from chinwag.server.tlswire import Handshakes, TlsTransport
-from chinwag.server.web import WebApp
 from chinwag.storage.base import Store
 from chinwag.storage.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from chinwag.server.web import WebApp
 
 log = logging.getLogger("chinwag.server")
 
@@ -269,20 +271,26 @@ class Server:
                 server.addresses.append(BoundAddress(spec, str(host), int(port)))
             if spec.protocol == "http":
                 if server._web is None:
+                    from chinwag.server.web import WebApp  # aiohttp: only for a web listener
+
                     server._web = WebApp(server)
                 await server._web.start(socks, ssl if spec.tls else None)
                 continue
             listener = Listener(socks, tls if spec.tls else plain, settings.accept_pause)
             server._listeners.append((spec, listener))
             listener.start()
-        server.tls = server.addresses[0].tls
+        server.tls = server._chat_address().tls
         server._sweep()
         return server
 
+    def _chat_address(self) -> BoundAddress:
+        """The first address that speaks the chat protocol itself (not a web listener's)."""
+        return next((a for a in self.addresses if a.spec.protocol == "chinwag"), self.addresses[0])
+
     @property
     def address(self) -> tuple[str, int]:
-        """The first listener's (first) address: the one announced on the LAN."""
-        first = self.addresses[0]
+        """The first chat listener's (first) address: the one announced on the LAN."""
+        first = self._chat_address()
         return first.host, first.port
 
     def admit(self, conn: Connection) -> bool:

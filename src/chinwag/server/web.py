@@ -35,6 +35,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("chinwag.web")
 
 _CLOSE_WAIT = 2.0  # seconds a closing WebSocket waits for the peer's close frame
+# Types by suffix, not from the system's mime.types: with nosniff, a module script
+# served as application/octet-stream (.mjs on some systems) would not run.
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+    ".txt": "text/plain; charset=utf-8",
+}
 
 
 def static_root() -> Path:
@@ -147,7 +162,14 @@ class WsTransport(asyncio.Transport):
             return
         self._closing = True
         self.readable.set()  # the reader stops reading: the close reads the peer's answer
-        self._closer = asyncio.get_running_loop().create_task(self._ws.close())
+        self._closer = asyncio.get_running_loop().create_task(self._close())
+
+    async def _close(self) -> bool:
+        try:
+            return await self._ws.close()
+        except (ConnectionError, RuntimeError):  # the socket went away meanwhile
+            self._raw.abort()
+            return False
 
     def abort(self) -> None:
         self._closing = True
@@ -231,7 +253,8 @@ class WebApp:
         target = _static_file(self._root, request.match_info["path"])
         if target is None:
             raise web.HTTPNotFound(text="not found: this server serves the chinwag web client\n")
-        return web.FileResponse(target)
+        kind = _TYPES.get(target.suffix.lower(), "application/octet-stream")
+        return web.FileResponse(target, headers={"Content-Type": kind})
 
     def _origin_allowed(self, request: web.Request) -> bool:
         """A browser's page may use /ws if it is this server's own, or listed in ws_origins."""

@@ -91,7 +91,16 @@ async def _scroll_back(web: WebServer, context: BrowserContext, peers: list[Peer
     lines = messages.locator("li.message")
     await expect(lines).to_have_count(50)
     await expect(lines.last).to_have_text(re.compile("old message 69$"))
-    await page.get_by_role("button", name="Load earlier messages").click()
+    await messages.hover()
+    await page.mouse.wheel(0, -100_000)  # scrolling to the top loads the page before
     await expect(lines).to_have_count(70)
     await expect(lines.first).to_have_text(re.compile("old message 0$"))
     await expect(page.get_by_role("button", name="Load earlier messages")).to_be_hidden()
+
+    await page.get_by_role("button", name="Leave room").click()
+    await expect(page.get_by_role("heading", name="#lobby")).to_be_visible()
+    await expect(conversations.get_by_role("button", name="#games")).to_have_count(0)
+    while (seen := await bob.recv_type("presence"))["event"] != "leave":
+        pass  # alice's joins of the lobby and of games came first
+    assert (seen["room"], seen["nick"]) == ("games", "alice")
+    await expect(page.get_by_role("button", name="Leave room")).to_be_hidden()  # not the lobby

@@ -282,9 +282,8 @@ export class Chat extends EventTarget {
     }
     if (typeof f.ref === "string" && f.ref.startsWith("leave:")) {
       this.conversations.delete(roomKey(f.ref.slice(6)));
-      if (!this.conversations.has(this.active)) this.active = LOBBY;
-      this.emit("change");
-      this.emit("switched");
+      if (this.conversations.has(this.active)) this.emit("change");
+      else this.switchTo(LOBBY);
     }
   }
 

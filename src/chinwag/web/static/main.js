@@ -75,7 +75,7 @@ chat.addEventListener("caughtup", (ev) => {
 });
 $("summary-close").addEventListener("click", () => { $("summary").hidden = true; $("message").focus(); });
 
-export function summaryText(f) {
+function summaryText(f) {
   const dms = Object.entries(f.dms || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   const rooms = Object.entries(f.rooms || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   const parts = dms.map(([nick, n]) => `${n} from ${nick}`).concat(rooms.map(([room, n]) => `${n} in #${room}`));
@@ -147,6 +147,7 @@ function render() {
   renderMembers();
   const c = chat.conversations.get(chat.active);
   $("conv-title").textContent = c ? (c.kind === "room" ? `#${c.name}` : `@${c.name}`) : "";
+  $("leave").hidden = !c || c.kind !== "room" || c.key === LOBBY;
   const total = chat.totalUnread();
   document.title = total ? `(${total}) chinwag` : "chinwag";
   $("typing").textContent = chat.typingText(chat.active);
@@ -290,6 +291,10 @@ $("open-form").addEventListener("submit", (ev) => {
 });
 
 $("logout").addEventListener("click", () => chat.logout());
+$("leave").addEventListener("click", () => {
+  const c = chat.conversations.get(chat.active);
+  if (c && c.kind === "room" && c.key !== LOBBY) chat.leave(c.name);
+});
 
 // Phone width: the conversation list and the people list open over the chat.
 function closePanes() {
@@ -309,4 +314,3 @@ for (const [button, pane] of [["toggle-side", "side"], ["toggle-members", "membe
 }
 document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closePanes(); });
 
-export { chat, LOBBY };

@@ -100,6 +100,7 @@ export class Chat extends EventTarget {
     this.seenTimer = null;
     this.summary = null;
     this.retryAt = 0;
+    this.motdShown = false;
     this.outbox = load("outbox", []);
     this.lastTyping = 0;
     this.statusText = "";
@@ -247,6 +248,7 @@ export class Chat extends EventTarget {
     save("nick", f.nick);
     for (const room of f.rooms || []) this.conversation(roomKey(room), room);
     for (const c of this.conversations.values()) c.dividerBefore = null;
+    if (f.motd && !this.motdShown) { this.motdShown = true; this.notice(LOBBY, f.motd); }
     this.status("Catching up…");
     if (this.register) {
       const frame = { type: "register", password: this.register.password, ref: "register" };

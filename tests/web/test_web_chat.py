@@ -115,3 +115,32 @@ async def test_relogin_shows_the_away_summary_and_divider(
     assert [t for t in texts[divider + 1 :] if "you were out" in t or "another" in t]
     assert any("before you left" in t for t in texts[:divider])
     assert not any("before you left" in t for t in texts[divider:])
+
+
+async def test_slash_commands_join_dm_and_help_and_a_double_slash_is_sent(
+    web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> None:
+    page = await open_client(context, web)
+    await log_in(page, "alice")
+    bob = await Peer.connect(web.port)
+    peers.append(bob)
+    await bob.hello("bob")
+    box = page.get_by_role("textbox", name="Message")
+    messages = page.get_by_role("log", name="Messages")
+
+    await box.fill("/frobnicate")
+    await box.press("Enter")
+    await expect(messages.get_by_text("/frobnicate is not a command here.")).to_be_visible()
+    await box.fill("//frobnicate is sent as it is")
+    await box.press("Enter")
+    got = await message_from(bob, "alice")
+    assert got["body"] == "/frobnicate is sent as it is"
+
+    await box.fill("/join Games")
+    await box.press("Enter")
+    await expect(page.get_by_role("heading", name="#games")).to_be_visible()
+    await box.fill("/dm bob one for you")
+    await box.press("Enter")
+    await expect(page.get_by_role("heading", name="@bob")).to_be_visible()
+    got = await message_from(bob, "alice")
+    assert (got["to"], got["body"]) == ("bob", "one for you")

@@ -271,9 +271,39 @@ $("send-form").addEventListener("submit", (ev) => {
   $("message").value = "";
   chat.saveDraft(chat.active, "");
   nearBottom = true;
-  chat.sendText(body);
+  if (!command(body)) chat.sendText(body.startsWith("//") ? body.slice(1) : body);
   $("message").focus();
 });
+
+const HELP = "Commands: /join ROOM, /leave, /dm NICK [TEXT], /help. Start a message with // to send one that begins with /.";
+
+/** The few slash commands the terminal client has too; true if `text` was one. */
+function command(text) {
+  const m = text.match(/^\/(\w+)(?:\s+(\S+))?(?:\s+([\s\S]*))?$/);
+  if (!m || text.startsWith("//")) return false;
+  const [, name, arg, rest] = m;
+  const c = chat.conversations.get(chat.active);
+  switch (name.toLowerCase()) {
+    case "join":
+      if (arg) chat.join(arg.replace(/^#/, "").toLowerCase()); else chat.notice(chat.active, "Usage: /join ROOM");
+      return true;
+    case "leave": case "part":
+      if (c && c.kind === "room" && c.key !== LOBBY) chat.leave(c.name);
+      else chat.notice(chat.active, "Everyone stays in the lobby; /leave leaves the room you are in.");
+      return true;
+    case "dm": case "msg": case "query":
+      if (!arg) { chat.notice(chat.active, "Usage: /dm NICK [TEXT]"); return true; }
+      chat.openDm(arg.replace(/^@/, ""));
+      if (rest && rest.trim()) chat.sendText(rest);
+      return true;
+    case "help":
+      chat.notice(chat.active, HELP);
+      return true;
+    default:
+      chat.notice(chat.active, `/${name} is not a command here. ${HELP}`);
+      return true;
+  }
+}
 
 $("open-form").addEventListener("submit", (ev) => {
   ev.preventDefault();

@@ -243,6 +243,7 @@ export class Chat extends EventTarget {
     this.phase = "backlog";
     this.nick = f.nick;
     this.account = !!f.account;
+    this.resumed = this.loggedIn; // an automatic reconnect, not a login from the form
     this.loggedIn = true;
     this.attempt = 0;
     save("nick", f.nick);

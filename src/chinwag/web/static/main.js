@@ -69,8 +69,10 @@ chat.addEventListener("welcome", () => {
 
 chat.addEventListener("caughtup", (ev) => {
   const f = ev.detail;
-  $("summary-text").textContent = summaryText(f);
-  $("summary").hidden = false;
+  if (!chat.resumed || f.missed) {  // after a short drop, only when something came meanwhile
+    $("summary-text").textContent = summaryText(f);
+    $("summary").hidden = false;
+  }
   chat.loadEarlier(chat.active);
 });
 $("summary-close").addEventListener("click", () => { $("summary").hidden = true; $("message").focus(); });

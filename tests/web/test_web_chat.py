@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import Peer
 from playwright.async_api import BrowserContext, expect
@@ -144,3 +146,23 @@ async def test_slash_commands_join_dm_and_help_and_a_double_slash_is_sent(
     await expect(page.get_by_role("heading", name="@bob")).to_be_visible()
     got = await message_from(bob, "alice")
     assert (got["to"], got["body"]) == ("bob", "one for you")
+
+
+async def test_the_next_nick_on_the_same_page_sees_nothing_of_the_last_one(
+    web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> None:
+    page = await open_client(context, web)
+    await log_in(page, "alice")
+    carol = await Peer.connect(web.port)
+    peers.append(carol)
+    await carol.hello("carol")
+    await carol.send(type="dm", to="alice", body="for alice only", cid="c-1")
+    conversations = page.get_by_role("list", name="Conversations")
+    await expect(conversations.get_by_role("button", name="@carol, 1 unread")).to_be_visible()
+    await page.get_by_role("button", name="Log out").click()
+
+    await log_in(page, "dave")
+    await expect(conversations.get_by_role("button", name="#lobby")).to_be_visible()
+    await expect(conversations.get_by_role("button", name=re.compile("carol"))).to_have_count(0)
+    await expect(page.get_by_text("for alice only")).to_have_count(0)
+    await expect(page).to_have_title("chinwag")

@@ -129,6 +129,13 @@ export class Chat extends EventTarget {
   // --- the session --------------------------------------------------------------
 
   login(nick, password, register = null) {
+    // A login from the form starts from a clean page: nothing of an earlier nick stays.
+    this.conversations.clear();
+    this.conversation(LOBBY, "lobby");
+    this.active = LOBBY;
+    this.ids.clear();
+    this.maxId = 0;
+    this.seenSent = 0;
     this.nick = nick;
     this.password = register ? null : password || null;
     this.register = register;
@@ -393,8 +400,7 @@ export class Chat extends EventTarget {
   }
 
   onTyping(f) {
-    const key = f.room ? roomKey(f.room) : dmKey(f.from);
-    const c = f.room ? this.conversations.get(key) : this.conversation(key, f.from);
+    const c = this.conversations.get(f.room ? roomKey(f.room) : dmKey(f.from));
     if (!c) return;
     c.typing.set(fold(f.from), { nick: f.from, until: Date.now() + TYPING_TTL });
     this.emit("typing");

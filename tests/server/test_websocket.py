@@ -18,9 +18,9 @@ import aiohttp
 import pytest
 from conftest import RECV_TIMEOUT, ChildProcess, Peer
 
-from chinwag.config import SettingsError, build
+from chinwag.config import ListenSpec, SettingsError, build
 from chinwag.net.tls import ensure_self_signed, pinned_context, server_context
-from chinwag.server.app import Server
+from chinwag.server.app import BoundAddress, Server, web_links
 
 _CHAT = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 _WEB = re.compile(r"open http://127\.0\.0\.1:(\d+)/ in a browser")
@@ -468,3 +468,28 @@ async def test_a_quiet_websocket_is_pinged_and_closed_when_it_does_not_answer(
         assert all(f["type"] != "message" for f in frames)
     finally:
         srv.kill()
+
+
+async def test_frames_of_every_length_class_reach_a_websocket_whole(
+    web: WebServer, http: aiohttp.ClientSession
+) -> None:
+    browser = await _ws(http, web)
+    await browser.hello("ivan")
+    await browser.send(type="ping")  # a reply under 126 bytes: the one-byte length
+    assert await browser.recv() == {"type": "pong"}
+    body = "😀" * 4000  # 16,000 bytes of UTF-8: a two-byte length
+    for i in range(5):
+        await browser.send(type="say", room="lobby", body=body, cid=f"len{i}")
+        assert (await browser.recv_type("ack"))["cid"] == f"len{i}"
+    await browser.send(type="history", room="lobby", ref="h")
+    page = await browser.recv_type("history")  # 80 KB in one frame: an eight-byte length
+    assert [m["body"] for m in page["messages"]] == [body] * 5 and page["ref"] == "h"
+
+
+def test_the_start_up_link_names_this_machine_on_a_wildcard_address() -> None:
+    every = BoundAddress(ListenSpec("http", True, "", 8443), "0.0.0.0", 8443)
+    assert web_links(every) == (
+        f"https://{socket.gethostname()}:8443/ (on this machine: https://127.0.0.1:8443/)"
+    )
+    v6 = BoundAddress(ListenSpec("http", False, "::1", 8080), "::1", 8080)
+    assert web_links(v6) == "http://[::1]:8080/"

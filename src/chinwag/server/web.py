@@ -102,15 +102,28 @@ def _header(size: int) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, size)
 
 
+# The last bytes framed and their frames. A fan-out writes the same bytes object
+# (the Frame's JSON-lines bytes) to every connection that has nothing else queued,
+# one after another in one loop turn: they are framed once, not once per receiver.
+# Holding the input keeps its identity from being reused while it is remembered.
+_last: list[bytes] = [b"", b""]
+
+
 def ws_frames(data: bytes) -> bytes:
     """JSON lines (each ending with a newline) as WebSocket text frames, one per line."""
+    last = _last
+    if data is last[0]:
+        return last[1]
     if data.count(b"\n") == 1:
-        return _header(len(data) - 1) + data[:-1]
-    out: list[bytes] = []
-    for line in data.split(b"\n")[:-1]:
-        out.append(_header(len(line)))
-        out.append(line)
-    return b"".join(out)
+        out = _header(len(data) - 1) + data[:-1]
+    else:
+        parts: list[bytes] = []
+        for line in data.split(b"\n")[:-1]:
+            parts.append(_header(len(line)))
+            parts.append(line)
+        out = b"".join(parts)
+    last[0], last[1] = data, out
+    return out
 
 
 class WsTransport(asyncio.Transport):
@@ -136,7 +149,7 @@ class WsTransport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._closing and not self._raw.is_closing():
-            self._raw.write(ws_frames(bytes(data)))
+            self._raw.write(ws_frames(data if type(data) is bytes else bytes(data)))
 
     def get_write_buffer_size(self) -> int:
         return self._raw.get_write_buffer_size()

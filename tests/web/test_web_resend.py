@@ -73,3 +73,21 @@ async def test_a_queued_message_survives_a_reload_and_is_sent_after_logging_in_a
     await log_in(page, "alice", "correct horse")
     await expect(messages.locator("li.message", has_text="kept across a reload")).to_have_count(1)
     assert (await _lobby_bodies(web, "dave")).count("kept across a reload") == 1
+
+
+async def test_a_message_refused_for_good_stays_with_the_reason_until_dismissed(
+    web: WebServer, context: BrowserContext
+) -> None:
+    page = await open_client(context, web)
+    await log_in(page, "alice")
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill("/dm nobody are you there?")
+    await box.press("Enter")
+    failed = page.get_by_role("log", name="Messages").locator("li.failed")
+    await expect(failed).to_contain_text("are you there?")
+    await expect(failed).to_contain_text("not sent:")
+    await expect(page.get_by_role("status").filter(has_text="waiting to send")).to_have_count(0)
+    await failed.get_by_role("button", name="Dismiss").click()
+    await expect(failed).to_have_count(0)
+    outbox = await page.evaluate("localStorage.getItem('chinwag.outbox')")
+    assert "are you there?" not in outbox

@@ -1,0 +1,556 @@
+// The client's state and its WebSocket session: no DOM here.
+// One JSON frame per WebSocket text message (docs/protocol.md). Messages are kept by
+// id (duplicates dropped); what the user sends waits in an outbox (localStorage) with
+// its cid until the server's ack, and is sent again with the same cid after a reconnect.
+
+import { fold, mentions } from "./text.js";
+
+const STORE = "chinwag.";
+const BACKOFF_MIN = 500;
+const BACKOFF_MAX = 8000;
+const TYPING_EVERY = 3000;
+const TYPING_TTL = 6000;
+const SEEN_DELAY = 500;
+const RETRYABLE = new Set(["server_error", "rate_limited"]);
+
+export const LOBBY = "room:lobby";
+
+export function roomKey(room) { return `room:${room}`; }
+export function dmKey(nick) { return `dm:${fold(nick)}`; }
+
+function load(name, fallback) {
+  try {
+    const raw = localStorage.getItem(STORE + name);
+    return raw === null ? fallback : JSON.parse(raw);
+  } catch {
+    return fallback;
+  }
+}
+function save(name, value) {
+  try { localStorage.setItem(STORE + name, JSON.stringify(value)); } catch { /* full or disabled */ }
+}
+
+/** This browser's device id: made once, kept in localStorage (never a password). */
+export function deviceId() {
+  let id = load("device", null);
+  if (typeof id !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(id)) {
+    const bytes = crypto.getRandomValues(new Uint8Array(12));
+    id = "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    save("device", id);
+  }
+  return id;
+}
+
+export function lastNick() { return load("nick", ""); }
+
+/** The login refusals in plain words (what to do next). */
+export function explainError(code, message, nick, registering) {
+  switch (code) {
+    case "password_required":
+      return registering
+        ? `“${nick}” is already registered. Untick “Register” and enter its password.`
+        : `“${nick}” is registered: enter its password.`;
+    case "bad_password": return `Wrong password for “${nick}”.`;
+    case "nick_taken": return `Someone online is using “${nick}” right now. Pick another nick, or try again in a moment.`;
+    case "nick_registered": return `“${nick}” is already registered. Untick “Register” and log in with its password.`;
+    case "bad_nick": return `“${nick}” can't be used (${message}). Nicks are up to 32 letters, digits, _ and -.`;
+    case "weak_password": return "Too short: a password needs at least 8 characters.";
+    case "rate_limited": return message || "Too many attempts. Wait a little and try again.";
+    case "forbidden": return `The server refused to register: ${message}. Ask its admin for an invite link.`;
+    default: return `The server refused: ${message || code}.`;
+  }
+}
+
+class Conversation {
+  constructor(key, name) {
+    this.key = key;
+    this.kind = key.startsWith("room:") ? "room" : "dm";
+    this.name = name;          // room name, or the other party's display nick
+    this.messages = [];        // sorted by id
+    this.unread = 0;
+    this.dividerBefore = null; // id of the first message replayed at the last login
+    this.more = true;          // whether history may have older messages
+    this.loading = false;
+    this.members = null;       // [{nick, account}] once `who` answered
+    this.typing = new Map();   // folded nick -> {nick, until}
+  }
+  oldestId() { return this.messages.length ? this.messages[0].id : null; }
+}
+
+export class Chat extends EventTarget {
+  constructor(url) {
+    super();
+    this.url = url;
+    this.device = deviceId();
+    this.ws = null;
+    this.phase = "offline";    // offline | connecting | backlog | live
+    this.nick = "";
+    this.account = false;
+    this.password = null;      // in memory only, for reconnecting
+    this.register = null;      // {password, invite} while registering
+    this.wanted = false;       // whether to stay connected
+    this.loggedIn = false;     // whether a welcome came since the user pressed Connect
+    this.attempt = 0;
+    this.timer = null;
+    this.conversations = new Map();
+    this.active = LOBBY;
+    this.ids = new Set();
+    this.maxId = 0;
+    this.seenSent = 0;
+    this.seenTimer = null;
+    this.summary = null;
+    this.retryAt = 0;
+    this.motdShown = false;
+    this.outbox = load("outbox", []);
+    this.lastTyping = 0;
+    this.statusText = "";
+    this.conversation(LOBBY, "lobby");
+  }
+
+  emit(type, detail = {}) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  conversation(key, name) {
+    let c = this.conversations.get(key);
+    if (!c) {
+      c = new Conversation(key, name ?? key.slice(key.indexOf(":") + 1));
+      this.conversations.set(key, c);
+    } else if (name && c.kind === "dm") {
+      c.name = name;
+    }
+    return c;
+  }
+
+  totalUnread() {
+    let n = 0;
+    for (const c of this.conversations.values()) n += c.unread;
+    return n;
+  }
+
+  // --- the session --------------------------------------------------------------
+
+  login(nick, password, register = null) {
+    // A login from the form starts from a clean page: nothing of an earlier nick stays.
+    this.conversations.clear();
+    this.conversation(LOBBY, "lobby");
+    this.active = LOBBY;
+    this.ids.clear();
+    this.maxId = 0;
+    this.seenSent = 0;
+    this.nick = nick;
+    this.password = register ? null : password || null;
+    this.register = register;
+    this.wanted = true;
+    this.loggedIn = false;
+    this.attempt = 0;
+    this.open();
+  }
+
+  logout() {
+    this.wanted = false;
+    this.password = null;
+    clearTimeout(this.timer);
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.send({ type: "bye" });
+    else this.drop();
+  }
+
+  open() {
+    clearTimeout(this.timer);
+    this.phase = "connecting";
+    this.status("Connecting…");
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (err) {
+      this.closed(`Cannot open ${this.url}: ${err.message}`);
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      const hello = { type: "hello", proto: 1, nick: this.nick, device: this.device, client: "chinwag-web/1", ref: "hello" };
+      if (this.password) hello.password = this.password;
+      this.send(hello);
+    };
+    ws.onmessage = (ev) => {
+      if (ws !== this.ws) return;
+      let frame;
+      try { frame = JSON.parse(ev.data); } catch { return; }
+      if (frame && typeof frame.type === "string") this.receive(frame);
+    };
+    ws.onclose = () => { if (ws === this.ws) this.closed(); };
+  }
+
+  drop() {
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) { ws.onclose = null; ws.close(); }
+    this.phase = "offline";
+  }
+
+  closed(reason) {
+    this.drop();
+    if (!this.wanted) { this.emit("loggedout"); return; }
+    if (!this.loggedIn) {
+      // Never got in: tell the login form, unless it was a dropped connection mid-retry.
+      this.wanted = false;
+      this.emit("loginfailed", { text: reason || `Nobody answered at ${location.host}. Is the chinwag server running?` });
+      return;
+    }
+    this.retry();
+  }
+
+  retry(after) {
+    const delay = after ?? Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** this.attempt) * (0.75 + Math.random() * 0.5);
+    this.attempt += 1;
+    this.retryAt = Date.now() + delay;
+    this.offlineStatus();
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.open(), delay);
+    this.emit("change");
+  }
+
+  offlineStatus() {
+    const queued = this.pendingCount();
+    const wait = Math.max(1, Math.ceil((this.retryAt - Date.now()) / 1000));
+    this.status(`Offline — reconnecting in ${wait} s` + (queued ? ` (${queued} waiting to send)` : ""), true);
+  }
+
+  status(text, offline = false) {
+    this.statusText = text;
+    this.offline = offline;
+    this.emit("status");
+  }
+
+  send(frame) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  receive(f) {
+    switch (f.type) {
+      case "welcome": return this.onWelcome(f);
+      case "message": return this.onMessage(f);
+      case "caught_up": return this.onCaughtUp(f);
+      case "ack": return this.onAck(f);
+      case "error": return this.onError(f);
+      case "ok": return this.onOk(f);
+      case "presence": return this.onPresence(f);
+      case "typing": return this.onTyping(f);
+      case "who": return this.onWho(f);
+      case "history": return this.onHistory(f);
+      case "ping": this.send({ type: "pong", ref: f.ref }); return;
+      case "bye":
+        if (f.reason === "banned") { this.wanted = false; this.emit("loginfailed", { text: "This account is banned from the server." }); }
+        return;
+      default: return; // frames this client does not use (rooms, pong, 1.1 additions)
+    }
+  }
+
+  onWelcome(f) {
+    this.phase = "backlog";
+    this.nick = f.nick;
+    this.account = !!f.account;
+    this.resumed = this.loggedIn; // an automatic reconnect, not a login from the form
+    this.loggedIn = true;
+    this.attempt = 0;
+    save("nick", f.nick);
+    for (const room of f.rooms || []) this.conversation(roomKey(room), room);
+    for (const c of this.conversations.values()) c.dividerBefore = null;
+    if (f.motd && !this.motdShown) { this.motdShown = true; this.notice(LOBBY, f.motd); }
+    this.status("Catching up…");
+    if (this.register) {
+      const frame = { type: "register", password: this.register.password, ref: "register" };
+      if (this.register.invite) frame.invite = this.register.invite;
+      this.send(frame);
+    }
+    this.emit("welcome", { motd: f.motd || "" });
+  }
+
+  onCaughtUp(f) {
+    this.phase = "live";
+    this.summary = f;
+    this.status(`Connected as ${this.nick}` + (this.account ? "" : " (guest)"));
+    this.flush();
+    this.refreshMembers();
+    this.scheduleSeen();
+    this.emit("caughtup", f);
+    this.emit("change");
+  }
+
+  onOk(f) {
+    if (f.ref === "register") {
+      this.password = this.register.password;
+      this.register = null;
+      this.account = true;
+      this.status(`Connected as ${this.nick}`);
+      return;
+    }
+    if (typeof f.ref === "string" && f.ref.startsWith("join:")) {
+      const room = f.ref.slice(5);
+      this.conversation(roomKey(room), room);
+      this.switchTo(roomKey(room));
+    }
+    if (typeof f.ref === "string" && f.ref.startsWith("leave:")) {
+      this.conversations.delete(roomKey(f.ref.slice(6)));
+      if (this.conversations.has(this.active)) this.emit("change");
+      else this.switchTo(LOBBY);
+    }
+  }
+
+  onError(f) {
+    if (f.ref === "hello") {
+      if (this.loggedIn && (f.code === "nick_taken" || f.code === "rate_limited")) {
+        // Our own dropped session may still hold the nick: try again later.
+        this.drop();
+        this.retry(f.retry_after ? f.retry_after * 1000 : undefined);
+        return;
+      }
+      this.wanted = false;
+      this.drop();
+      this.emit("loginfailed", { text: explainError(f.code, f.message, this.nick, !!this.register), code: f.code });
+      return;
+    }
+    if (f.ref === "register") {
+      this.register = null;
+      this.notice(LOBBY, explainError(f.code, f.message, this.nick, true) + " You are in as a guest.");
+      return;
+    }
+    const item = this.outbox.find((o) => o.cid === f.ref);
+    if (item) {
+      if (RETRYABLE.has(f.code)) {
+        const wait = (f.retry_after ?? 1) * 1000;
+        setTimeout(() => this.flush(), wait);
+      } else {
+        item.failed = f.message || f.code;
+        this.saveOutbox();
+        this.emit("change");
+      }
+      return;
+    }
+    if (typeof f.ref === "string" && f.ref.startsWith("history:")) {
+      const c = this.conversations.get(f.ref.slice(8));
+      if (c) { c.loading = false; c.more = false; }
+    }
+    if (typeof f.ref === "string" && (f.ref.startsWith("join:") || f.ref.startsWith("leave:"))) {
+      this.emit("problem", { text: f.message || f.code });
+      return;
+    }
+    if (f.code === "no_such_user" && typeof f.ref === "string" && f.ref.startsWith("history:")) return;
+    if (!f.ref) this.notice(this.active, `Server: ${f.message || f.code}`);
+  }
+
+  keyOf(m) {
+    if (m.room) return roomKey(m.room);
+    const other = fold(m.from) === fold(this.nick) ? m.to : m.from;
+    return dmKey(other);
+  }
+
+  otherOf(m) {
+    return fold(m.from) === fold(this.nick) ? m.to : m.from;
+  }
+
+  addMessage(m) {
+    if (typeof m.id !== "number" || this.ids.has(m.id)) return null;
+    this.ids.add(m.id);
+    const key = this.keyOf(m);
+    const c = this.conversation(key, m.room ?? this.otherOf(m));
+    const list = c.messages;
+    let i = list.length;
+    while (i > 0 && list[i - 1].id > m.id) i -= 1;
+    list.splice(i, 0, m);
+    return c;
+  }
+
+  onMessage(m) {
+    const c = this.addMessage(m);
+    if (m.cid) this.acked(m.cid);
+    if (!c) return;
+    if (m.id > this.maxId) this.maxId = m.id;
+    const mine = fold(m.from) === fold(this.nick);
+    if (m.replay && c.dividerBefore === null && !mine) c.dividerBefore = m.id;
+    const hidden = document.hidden;
+    if (!mine && (c.key !== this.active || hidden)) c.unread += 1;
+    if (!mine) c.typing.delete(fold(m.from));
+    const mention = !mine && this.mentionsMe(m);
+    if (!mine && !m.replay && hidden && (c.kind === "dm" || mention)) this.emit("notify", { message: m, conversation: c });
+    this.scheduleSeen();
+    this.emit("message", { message: m, conversation: c, mention });
+    this.emit("change");
+  }
+
+  /** Whether message `m` mentions this user: the server's `mentions` (1.1), or @nick in the body. */
+  mentionsMe(m) {
+    const me = fold(this.nick);
+    return mentions(m.body, this.nick) || (m.mentions || []).some((n) => fold(n) === me);
+  }
+
+  onPresence(f) {
+    const c = this.conversations.get(roomKey(f.room));
+    if (!c) return;
+    if (c.members) {
+      const folded = fold(f.nick);
+      c.members = c.members.filter((u) => fold(u.nick) !== folded);
+      if (f.event === "join") c.members.push({ nick: f.nick, account: true });
+      c.members.sort((a, b) => fold(a.nick).localeCompare(fold(b.nick)));
+    }
+    if (f.event === "join" || f.event === "leave") {
+      this.notice(c.key, `${f.nick} ${f.event === "join" ? "joined" : "left"}`);
+    }
+    this.emit("change");
+  }
+
+  onTyping(f) {
+    const c = this.conversations.get(f.room ? roomKey(f.room) : dmKey(f.from));
+    if (!c) return;
+    c.typing.set(fold(f.from), { nick: f.from, until: Date.now() + TYPING_TTL });
+    this.emit("typing");
+    setTimeout(() => this.emit("typing"), TYPING_TTL + 50);
+  }
+
+  typingText(key) {
+    const c = this.conversations.get(key);
+    if (!c) return "";
+    const now = Date.now();
+    const who = [...c.typing.values()].filter((t) => t.until > now).map((t) => t.nick);
+    if (!who.length) return "";
+    if (who.length === 1) return `${who[0]} is typing…`;
+    if (who.length <= 3) return `${who.join(", ")} are typing…`;
+    return "Several people are typing…";
+  }
+
+  onWho(f) {
+    const c = this.conversations.get(roomKey(f.room));
+    if (!c) return;
+    c.members = [...f.users].sort((a, b) => fold(a.nick).localeCompare(fold(b.nick)));
+    this.emit("change");
+  }
+
+  onHistory(f) {
+    const key = f.room ? roomKey(f.room) : dmKey(f.with);
+    const c = this.conversations.get(key);
+    if (!c) return;
+    let added = 0;
+    for (const m of f.messages || []) if (this.addMessage(m)) added += 1;
+    c.more = !!f.more;
+    c.loading = false;
+    this.emit("history", { conversation: c, added });
+    this.emit("change");
+  }
+
+  notice(key, text) {
+    const c = this.conversations.get(key);
+    if (!c) return;
+    c.notices = (c.notices || []).concat({ text, after: c.messages.length ? c.messages[c.messages.length - 1].id : 0 }).slice(-50);
+    this.emit("change");
+  }
+
+  scheduleSeen() {
+    if (this.seenTimer || this.phase !== "live") return;
+    this.seenTimer = setTimeout(() => {
+      this.seenTimer = null;
+      if (this.maxId > this.seenSent && this.send({ type: "seen", upto: this.maxId })) this.seenSent = this.maxId;
+    }, SEEN_DELAY);
+  }
+
+  refreshMembers() {
+    const c = this.conversations.get(this.active);
+    if (c && c.kind === "room" && this.phase === "live") this.send({ type: "who", room: c.name, ref: `who:${c.name}` });
+  }
+
+  // --- what the user does --------------------------------------------------------
+
+  switchTo(key) {
+    const c = this.conversations.get(key);
+    if (!c) return;
+    this.active = key;
+    c.unread = 0;
+    this.refreshMembers();
+    if (c.messages.length < 30 && c.more) this.loadEarlier(key);
+    this.emit("switched");
+    this.emit("change");
+  }
+
+  loadEarlier(key = this.active) {
+    const c = this.conversations.get(key);
+    if (!c || c.loading || !c.more || this.phase !== "live") return;
+    c.loading = true;
+    const frame = { type: "history", limit: 50, ref: `history:${key}` };
+    if (c.kind === "room") frame.room = c.name; else frame.with = c.name;
+    const oldest = c.oldestId();
+    if (oldest !== null) frame.before = oldest;
+    this.send(frame);
+  }
+
+  join(room) { this.send({ type: "join", room, ref: `join:${room.toLowerCase()}` }); }
+
+  leave(room) { this.send({ type: "leave", room, ref: `leave:${room}` }); }
+
+  openDm(nick) {
+    const key = dmKey(nick);
+    this.conversation(key, nick);
+    this.switchTo(key);
+  }
+
+  sendText(body) {
+    const c = this.conversations.get(this.active);
+    if (!c) return;
+    const rand = crypto.getRandomValues(new Uint32Array(2));
+    const item = {
+      cid: `w-${Date.now().toString(36)}-${rand[0].toString(36)}${rand[1].toString(36)}`,
+      nick: fold(this.nick), key: c.key, kind: c.kind, target: c.name, body, failed: null,
+    };
+    this.outbox.push(item);
+    this.saveOutbox();
+    if (this.phase === "live") this.transmit(item);
+    else if (this.wanted) this.offlineStatus();
+    this.emit("change");
+  }
+
+  transmit(item) {
+    if (this.phase !== "live" || item.failed) return;
+    const frame = item.kind === "room"
+      ? { type: "say", room: item.target, body: item.body, cid: item.cid, ref: item.cid }
+      : { type: "dm", to: item.target, body: item.body, cid: item.cid, ref: item.cid };
+    this.send(frame);
+  }
+
+  flush() {
+    for (const item of this.outbox) if (item.nick === fold(this.nick)) {
+      if (item.kind === "dm") this.conversation(item.key, item.target);
+      this.transmit(item);
+    }
+  }
+
+  onAck(f) { if (f.cid) this.acked(f.cid); }
+
+  acked(cid) {
+    const before = this.outbox.length;
+    this.outbox = this.outbox.filter((o) => o.cid !== cid);
+    if (this.outbox.length !== before) { this.saveOutbox(); this.emit("change"); }
+  }
+
+  dismiss(cid) { this.acked(cid); }
+
+  pending(key) { return this.outbox.filter((o) => o.key === key && o.nick === fold(this.nick)); }
+
+  pendingCount() { return this.outbox.filter((o) => o.nick === fold(this.nick) && !o.failed).length; }
+
+  saveOutbox() { save("outbox", this.outbox); }
+
+  typed(hasText) {
+    const c = this.conversations.get(this.active);
+    if (!c || !hasText || this.phase !== "live") return;
+    const now = Date.now();
+    if (now - this.lastTyping < TYPING_EVERY) return;
+    this.lastTyping = now;
+    this.send(c.kind === "room" ? { type: "typing", room: c.name } : { type: "typing", to: c.name });
+  }
+
+  saveDraft(key, text) {
+    const drafts = load("drafts", {});
+    if (text) drafts[key] = text; else delete drafts[key];
+    save("drafts", drafts);
+  }
+
+  draft(key) { return load("drafts", {})[key] || ""; }
+}

@@ -1,0 +1,348 @@
+// The page: the login form and the chat view, drawn from Chat's state.
+// Every body goes through text.js (textContent only); no inline script or style.
+
+import { Chat, LOBBY, lastNick, roomKey } from "./chat.js";
+import { fold, renderBody } from "./text.js";
+
+const $ = (id) => document.getElementById(id);
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+const chat = new Chat(wsUrl);
+
+const invite = new URLSearchParams(location.hash.slice(1)).get("invite");
+
+// --- login -------------------------------------------------------------------------
+
+$("nick").value = lastNick();
+if (invite) {
+  $("register").checked = true;
+  $("invite-note").hidden = false;
+}
+($("nick").value ? $("password") : $("nick")).focus();
+
+$("login-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const nick = $("nick").value.trim();
+  const password = $("password").value;
+  const registering = $("register").checked;
+  $("login-error").textContent = "";
+  if (!nick) { $("login-error").textContent = "Enter a nick: up to 32 letters, digits, _ and -."; $("nick").focus(); return; }
+  if (registering && [...password].length < 8) {
+    $("login-error").textContent = "To register, choose a password of at least 8 characters.";
+    $("password").focus();
+    return;
+  }
+  if ("Notification" in window && Notification.permission === "default") Notification.requestPermission().catch(() => {});
+  $("connect").disabled = true;
+  $("connect").textContent = "Connecting…";
+  chat.login(nick, password, registering ? { password, invite } : null);
+});
+
+function showLogin(text) {
+  $("connect").disabled = false;
+  $("connect").textContent = "Connect";
+  $("chat").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = text || "";
+  $("password").value = "";
+  (text ? $("password") : $("nick")).focus();
+}
+
+chat.addEventListener("loginfailed", (ev) => {
+  showLogin(ev.detail.text);
+  if (/password/i.test(ev.detail.text) === false) $("nick").focus();
+});
+chat.addEventListener("loggedout", () => showLogin(""));
+
+chat.addEventListener("welcome", () => {
+  $("password").value = "";
+  if (invite) history.replaceState(null, "", location.pathname);
+  $("register").checked = false;
+  $("invite-note").hidden = true;
+  $("login").hidden = true;
+  $("chat").hidden = false;
+  render();
+  showDraft();
+  $("message").focus();
+});
+
+// --- the chat view -----------------------------------------------------------------
+
+chat.addEventListener("caughtup", (ev) => {
+  const f = ev.detail;
+  if (!chat.resumed || f.missed) {  // after a short drop, only when something came meanwhile
+    $("summary-text").textContent = summaryText(f);
+    $("summary").hidden = false;
+  }
+  chat.loadEarlier(chat.active);
+});
+$("summary-close").addEventListener("click", () => { $("summary").hidden = true; $("message").focus(); });
+
+function summaryText(f) {
+  const dms = Object.entries(f.dms || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const rooms = Object.entries(f.rooms || {}).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const parts = dms.map(([nick, n]) => `${n} from ${nick}`).concat(rooms.map(([room, n]) => `${n} in #${room}`));
+  if (!parts.length) return "While you were away: nothing new.";
+  const total = f.missed || [...dms, ...rooms].reduce((s, [, n]) => s + n, 0);
+  let text = `While you were away: ${total} new ${total === 1 ? "message" : "messages"} — ${parts.join(", ")}.`;
+  if (f.truncated) text += " Older ones were left out.";
+  return text;
+}
+
+chat.addEventListener("status", () => {
+  $("status").textContent = chat.statusText;
+  $("status").classList.toggle("offline", !!chat.offline);
+});
+chat.addEventListener("change", () => render());
+chat.addEventListener("switched", () => { showDraft(); scrollToEnd(true); });
+chat.addEventListener("typing", () => { $("typing").textContent = chat.typingText(chat.active); });
+chat.addEventListener("problem", (ev) => { $("status").textContent = ev.detail.text; });
+chat.addEventListener("history", (ev) => {
+  if (ev.detail.conversation.key !== chat.active) return;
+  const scroller = $("scroller");
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  render();
+  scroller.scrollTop = scroller.scrollHeight - fromBottom;
+});
+chat.addEventListener("notify", (ev) => {
+  const { message: m, conversation: c } = ev.detail;
+  if (!("Notification" in window) || Notification.permission !== "granted") return;
+  const title = c.kind === "dm" ? `${m.from} (direct message)` : `${m.from} in #${c.name}`;
+  const n = new Notification(title, { body: m.body.slice(0, 200), tag: c.key });
+  n.onclick = () => { window.focus(); chat.switchTo(c.key); n.close(); };
+});
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) {
+    const c = chat.conversations.get(chat.active);
+    if (c && c.unread) { c.unread = 0; render(); }
+  }
+});
+
+let nearBottom = true;
+$("scroller").addEventListener("scroll", () => {
+  const s = $("scroller");
+  nearBottom = s.scrollHeight - s.scrollTop - s.clientHeight < 40;
+  if (s.scrollTop < 20) chat.loadEarlier();
+});
+$("earlier").addEventListener("click", () => chat.loadEarlier());
+
+function scrollToEnd(force) {
+  const s = $("scroller");
+  if (force || nearBottom) s.scrollTop = s.scrollHeight;
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function timeOf(ts) {
+  const d = new Date(ts);
+  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function render() {
+  if ($("chat").hidden) return;
+  renderSidebar();
+  renderMessages();
+  renderMembers();
+  const c = chat.conversations.get(chat.active);
+  $("conv-title").textContent = c ? (c.kind === "room" ? `#${c.name}` : `@${c.name}`) : "";
+  $("leave").hidden = !c || c.kind !== "room" || c.key === LOBBY;
+  const total = chat.totalUnread();
+  document.title = total ? `(${total}) chinwag` : "chinwag";
+  $("typing").textContent = chat.typingText(chat.active);
+}
+
+function renderSidebar() {
+  const list = $("conversations");
+  const rooms = [...chat.conversations.values()].filter((c) => c.kind === "room").sort((a, b) => a.name.localeCompare(b.name));
+  const dms = [...chat.conversations.values()].filter((c) => c.kind === "dm").sort((a, b) => fold(a.name).localeCompare(fold(b.name)));
+  const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+  list.replaceChildren();
+  const section = (title) => { const li = el("li", "heading", title); li.setAttribute("aria-hidden", "true"); list.append(li); };
+  section("Rooms");
+  for (const c of rooms) list.append(entry(c, `#${c.name}`));
+  if (dms.length) section("Direct messages");
+  for (const c of dms) list.append(entry(c, `@${c.name}`));
+  if (focused) list.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+}
+
+function entry(c, label) {
+  const li = el("li");
+  const button = el("button");
+  button.type = "button";
+  button.dataset.key = c.key;
+  if (c.key === chat.active) button.setAttribute("aria-current", "true");
+  button.append(el("span", "name", label));
+  if (c.unread) {
+    button.append(el("span", "unread", String(c.unread)));
+    button.setAttribute("aria-label", `${label}, ${c.unread} unread`);
+  }
+  button.addEventListener("click", () => { closePanes(); saveDraft(); chat.switchTo(c.key); $("message").focus(); });
+  li.append(button);
+  return li;
+}
+
+function renderMessages() {
+  const c = chat.conversations.get(chat.active);
+  const list = $("messages");
+  list.replaceChildren();
+  if (!c) return;
+  $("earlier").hidden = !c.more || chat.phase !== "live";
+  const notices = c.notices || [];
+  let n = 0;
+  let lastDay = "";
+  for (const m of c.messages) {
+    while (n < notices.length && notices[n].after < m.id) list.append(el("li", "notice", notices[n++].text));
+    const day = new Date(m.ts).toDateString();
+    if (day !== lastDay) { list.append(el("li", "day", new Date(m.ts).toLocaleDateString())); lastDay = day; }
+    if (m.id === c.dividerBefore) list.append(el("li", "divider", "New since you were away"));
+    list.append(messageItem(m));
+  }
+  while (n < notices.length) list.append(el("li", "notice", notices[n++].text));
+  for (const item of chat.pending(c.key)) list.append(pendingItem(item));
+  scrollToEnd(false);
+}
+
+function messageItem(m) {
+  const li = el("li", "message");
+  li.dataset.id = String(m.id);
+  const mine = fold(m.from) === fold(chat.nick);
+  if (mine) li.classList.add("mine");
+  if (!mine && chat.mentionsMe(m)) li.classList.add("mention");
+  const time = el("time", "meta", timeOf(m.ts));
+  time.dateTime = m.ts;
+  li.append(time, el("span", "from", m.from), renderBody(m.body));
+  return li;
+}
+
+function pendingItem(item) {
+  const li = el("li", "message mine pending");
+  li.dataset.cid = item.cid;
+  li.append(el("span", "from", chat.nick), renderBody(item.body));
+  if (item.failed) {
+    li.classList.add("failed");
+    li.append(el("span", "state", `not sent: ${item.failed}`));
+    const b = el("button", "dismiss", "Dismiss");
+    b.type = "button";
+    b.addEventListener("click", () => chat.dismiss(item.cid));
+    li.append(b);
+  } else {
+    li.append(el("span", "state", chat.phase === "live" ? "sending…" : "pending — will send when back online"));
+  }
+  return li;
+}
+
+function renderMembers() {
+  const c = chat.conversations.get(chat.active);
+  const list = $("members");
+  list.replaceChildren();
+  $("members-pane").hidden = !c || c.kind !== "room";
+  $("toggle-members").hidden = !c || c.kind !== "room";
+  if (!c || !c.members) return;
+  for (const u of c.members) {
+    const li = el("li");
+    const b = el("button", "", u.nick + (u.account ? "" : " (guest)"));
+    b.type = "button";
+    b.title = `Message ${u.nick}`;
+    b.addEventListener("click", () => { closePanes(); saveDraft(); chat.openDm(u.nick); $("message").focus(); });
+    li.append(b);
+    list.append(li);
+  }
+}
+
+// --- typing and sending ------------------------------------------------------------
+
+function saveDraft() { chat.saveDraft(chat.active, $("message").value); }
+function showDraft() { $("message").value = chat.draft(chat.active); }
+
+$("message").addEventListener("input", () => {
+  saveDraft();
+  chat.typed($("message").value.trim() !== "");
+});
+$("message").addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); $("send-form").requestSubmit(); }
+});
+$("send-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const body = $("message").value.replace(/\s+$/, "");
+  if (!body.trim()) return;
+  if ([...body].length > 4000) { $("status").textContent = "Too long: a message is at most 4,000 characters."; return; }
+  $("message").value = "";
+  chat.saveDraft(chat.active, "");
+  nearBottom = true;
+  if (!command(body)) chat.sendText(body.startsWith("//") ? body.slice(1) : body);
+  $("message").focus();
+});
+
+const HELP = "Commands: /join ROOM, /leave, /dm NICK [TEXT], /help. Start a message with // to send one that begins with /.";
+
+/** The few slash commands the terminal client has too; true if `text` was one. */
+function command(text) {
+  const m = text.match(/^\/(\w+)(?:\s+(\S+))?(?:\s+([\s\S]*))?$/);
+  if (!m || text.startsWith("//")) return false;
+  const [, name, arg, rest] = m;
+  const c = chat.conversations.get(chat.active);
+  switch (name.toLowerCase()) {
+    case "join":
+      if (arg) chat.join(arg.replace(/^#/, "").toLowerCase()); else chat.notice(chat.active, "Usage: /join ROOM");
+      return true;
+    case "leave": case "part":
+      if (c && c.kind === "room" && c.key !== LOBBY) chat.leave(c.name);
+      else chat.notice(chat.active, "Everyone stays in the lobby; /leave leaves the room you are in.");
+      return true;
+    case "dm": case "msg": case "query":
+      if (!arg) { chat.notice(chat.active, "Usage: /dm NICK [TEXT]"); return true; }
+      chat.openDm(arg.replace(/^@/, ""));
+      if (rest && rest.trim()) chat.sendText(rest);
+      return true;
+    case "help":
+      chat.notice(chat.active, HELP);
+      return true;
+    default:
+      chat.notice(chat.active, `/${name} is not a command here. ${HELP}`);
+      return true;
+  }
+}
+
+$("open-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const text = $("open-name").value.trim();
+  if (!text) return;
+  $("open-name").value = "";
+  closePanes();
+  saveDraft();
+  if (text.startsWith("@")) chat.openDm(text.slice(1));
+  else {
+    const room = text.replace(/^#/, "").toLowerCase();
+    if (chat.conversations.has(roomKey(room))) chat.switchTo(roomKey(room)); else chat.join(room);
+  }
+  $("message").focus();
+});
+
+$("logout").addEventListener("click", () => chat.logout());
+$("leave").addEventListener("click", () => {
+  const c = chat.conversations.get(chat.active);
+  if (c && c.kind === "room" && c.key !== LOBBY) chat.leave(c.name);
+});
+
+// Phone width: the conversation list and the people list open over the chat.
+function closePanes() {
+  for (const [button, pane] of [["toggle-side", "side"], ["toggle-members", "members-pane"]]) {
+    $(pane).classList.remove("open");
+    $(button).setAttribute("aria-expanded", "false");
+  }
+}
+for (const [button, pane] of [["toggle-side", "side"], ["toggle-members", "members-pane"]]) {
+  $(button).addEventListener("click", () => {
+    const open = !$(pane).classList.contains("open");
+    closePanes();
+    $(pane).classList.toggle("open", open);
+    $(button).setAttribute("aria-expanded", String(open));
+    if (open) $(pane).querySelector("button, input")?.focus();
+  });
+}
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closePanes(); });
+

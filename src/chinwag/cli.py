@@ -24,6 +24,18 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="listen on SPEC instead of --host/--port/--tls (repeatable): tcp://HOST:PORT "
         "(plain) or tls://HOST:PORT, an IPv6 HOST in brackets, e.g. tls://[::]:5051",
     )
+    p.add_argument(
+        "--irc-port",
+        type=int,
+        metavar="PORT",
+        help="also speak IRC on PORT, e.g. 6667 (off unless set); see docs/irc.md",
+    )
+    p.add_argument(
+        "--irc-tls-port",
+        type=int,
+        metavar="PORT",
+        help="also speak IRC over TLS, e.g. 6697 (with --tls)",
+    )
     p.add_argument("--data", type=Path, help="data directory (default: platform user-data dir)")
     p.add_argument("--config", type=Path, help="TOML file of settings")
     p.add_argument(
@@ -269,6 +281,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             registration=args.registration,
             server_name=args.name,
             log_format=args.log_format,
+            irc_port=args.irc_port,
+            irc_tls_port=args.irc_tls_port,
         )
     except SettingsError as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)

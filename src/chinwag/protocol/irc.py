@@ -60,6 +60,7 @@ from chinwag.protocol.events import (
     Register,
     RoomsReply,
     Say,
+    Seen,
     TypingNotice,
     Welcome,
     Who,
@@ -310,6 +311,11 @@ class IrcServerCodec:
         self._welcome: Welcome | None = None  # welcomed but registration not over yet
         self._held: list[bytes] = []  # events rendered before 001 could be sent
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._account = False  # logged in to an account (a guest has no cursor)
+        self.followups: list[Incoming] = []
+        """Commands rendering asked for (the NAMES of a joined room): the transport
+        takes them and carries them out after what it is doing."""
+        self._last_id = 0  # the newest message id rendered to this client
         self._serial = 0
 
     # -- input ------------------------------------------------------------------------
@@ -387,10 +393,14 @@ class IrcServerCodec:
     def _reply(self, code: str, *params: str) -> Reply:
         return Reply(self._numeric(code, *params))
 
-    def _remember(self, command: str, target: str, msg: IrcMessage, body: str | None = None) -> str:
+    def _remember(
+        self, command: str, target: str, msg: IrcMessage | None, body: str | None = None
+    ) -> str:
         self._serial += 1
         ref = f"i{self._serial}"
-        label = msg.tags.get("label") if "labeled-response" in self.caps else None
+        label = None
+        if msg is not None and "labeled-response" in self.caps:
+            label = msg.tags.get("label")
         if label is not None and len(label) > MAX_LABEL:
             label = None
         self._pending[ref] = _Pending(command, target, label, body)
@@ -409,6 +419,12 @@ class IrcServerCodec:
             token = params[0] if params else ""
             return [Reply(format_message("PONG", self.server_name, token, source=self.server_name))]
         if cmd == "PONG":
+            if not self.registered:
+                return []  # the server pings only once registered: nothing to answer
+            token = params[-1] if params else ""
+            if token.startswith("seen-") and token[5:].isdigit():
+                # The client read every line sent before that PING (TCP keeps order).
+                return [Pong(), Seen(upto=int(token[5:]))]
             return [Pong()]
         if cmd == "QUIT":
             return [Bye()]
@@ -688,6 +704,7 @@ class IrcServerCodec:
         return start + b"".join(inner) + format_message("BATCH", "-L", source=self.server_name)
 
     def _message_lines(self, e: Message, batch: str | None = None) -> bytes:
+        self._last_id = max(self._last_id, e.id)
         tags: dict[str, str] = {}
         if batch is not None:
             tags["batch"] = batch
@@ -769,11 +786,12 @@ class IrcServerCodec:
                     return b""
                 more = " (more are in /CHATHISTORY)" if event.truncated else ""
                 text = f"You missed {event.missed} messages while away; they are above{more}"
-                return format_message("NOTICE", self._me(), text, source=self.server_name)
+                notice = format_message("NOTICE", self._me(), text, source=self.server_name)
+                return notice + self._ping()
             case Error():
                 return self._render_error(event, pending)
             case Ping():
-                return format_message("PING", self.server_name, source=self.server_name)
+                return self._ping()
             case Pong():
                 return format_message(
                     "PONG", self.server_name, self.server_name, source=self.server_name
@@ -781,18 +799,26 @@ class IrcServerCodec:
             case Bye():
                 return format_message("ERROR", "Closing link: goodbye")
 
+    def _names(self, channel: str) -> None:
+        """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""
+        self.followups.append(Who(room=channel[1:], ref=self._remember("NAMES", channel, None)))
+
+    def _ping(self) -> bytes:
+        """A PING whose PONG tells that the client read every message sent before it.
+
+        For an account, its token names the newest message sent (``seen-<id>``):
+        the answer moves the device's cursor there (IRC has no ``seen`` of its own).
+        """
+        token = f"seen-{self._last_id}" if self._account and self._last_id else self.server_name
+        return format_message("PING", token, source=self.server_name)
+
     def _render_ok(self, pending: _Pending | None) -> bytes:
         if pending is None:
             return b""
         me = self._me()
         if pending.command == "JOIN":
-            return (
-                format_message("JOIN", pending.target, source=self._source(me))
-                + self._numeric("353", "=", pending.target, me)
-                + self._numeric(
-                    "366", pending.target, "End of /NAMES list (NAMES #room lists everyone)"
-                )
-            )
+            self._names(pending.target)
+            return format_message("JOIN", pending.target, source=self._source(me))
         if pending.command == "PART":
             return format_message("PART", pending.target, source=self._source(me))
         if pending.command == "NICKSERV":
@@ -826,6 +852,7 @@ class IrcServerCodec:
 
     def _render_welcome(self, event: Welcome, pending: _Pending | None) -> bytes:
         self._hello_ref = None
+        self._account = event.account
         if pending is not None and pending.command == "AUTHENTICATE":
             account = event.nick
             self.nick = account
@@ -866,10 +893,7 @@ class IrcServerCodec:
         for room in event.rooms:
             channel = f"#{room}"
             lines.append(format_message("JOIN", channel, source=self._source(me)))
-            lines.append(self._numeric("353", "=", channel, me))
-            lines.append(
-                self._numeric("366", channel, "End of /NAMES list (NAMES #room lists everyone)")
-            )
+            self._names(channel)
         held, self._held = self._held, []
         return b"".join(lines) + b"".join(held)
 

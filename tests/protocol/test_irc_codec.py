@@ -24,11 +24,13 @@ from chinwag.protocol.events import (
     ListRooms,
     Message,
     Ok,
+    Ping,
     Presence,
     Register,
     RoomRow,
     RoomsReply,
     Say,
+    Seen,
     Welcome,
     Who,
     WhoMember,
@@ -490,3 +492,33 @@ def test_caught_up_tells_how_many_were_missed() -> None:
     wire = codec.render(CaughtUp(missed=3, rooms={}, dms={"bob": 3}, truncated=False))
     assert wire.startswith(b":chinwag NOTICE alice :You missed 3 messages")
     assert codec.render(CaughtUp(missed=0, rooms={}, dms={}, truncated=False)) == b""
+
+
+def test_a_pong_to_a_seen_ping_confirms_what_was_sent_before_it() -> None:
+    codec = registered()  # an account (WELCOME.account)
+    codec.render(Message(id=5, ts_ms=0, sender="bob", to="alice", body="missed", replay=True))
+    wire = codec.render(CaughtUp(missed=1, rooms={}, dms={"bob": 1}, truncated=False))
+    assert wire.endswith(b":chinwag PING seen-5\r\n")
+    items = commands(codec.receive_data(b"PONG chinwag :seen-5\r\n"))
+    assert [type(i).__name__ for i in items] == ["Pong", "Seen"]
+    assert isinstance(items[1], Seen) and items[1].upto == 5
+    assert [type(i).__name__ for i in commands(codec.receive_data(b"PONG :other\r\n"))] == ["Pong"]
+
+
+def test_a_guest_is_pinged_without_a_cursor_token() -> None:
+    codec = IrcServerCodec()
+    (hello,) = commands(codec.receive_data(b"NICK bob\r\nUSER bob 0 * :B\r\n"))
+    codec.render(replace(WELCOME, nick="bob", account=False, ref=hello.ref))
+    codec.render(Message(id=5, ts_ms=0, sender="ann", room="lobby", body="hi"))
+    assert codec.render(Ping()) == b":chinwag PING chinwag\r\n"
+
+
+def test_a_join_asks_for_the_names_of_the_room() -> None:
+    codec = IrcServerCodec()
+    (hello,) = commands(codec.receive_data(b"NICK alice\r\nUSER a 0 * :A\r\n"))
+    codec.render(replace(WELCOME, ref=hello.ref))
+    (names,) = codec.followups
+    assert isinstance(names, Who) and names.room == "lobby"
+    users = (WhoMember(nick="alice", account=True), WhoMember(nick="bob", account=False))
+    wire = codec.render(WhoReply(room="lobby", users=users, truncated=False, ref=names.ref))
+    assert wire.startswith(b":chinwag 353 alice = #lobby :alice bob\r\n")

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from conftest import RECV_TIMEOUT, Peer
-from test_listeners import open_sockets, sockets_back_to
+from conftest import RECV_TIMEOUT, Peer, ServerProcess
+from test_listeners import free_port, open_sockets, sockets_back_to
 
 from chinwag.config import ListenSpec, SettingsError, build
 from chinwag.protocol.irc import IrcMessage, parse_message
@@ -339,3 +339,31 @@ async def test_dms_missed_while_away_are_replayed_until_a_pong_confirms_them(
         pong, before = await last.until(lambda m: m.command == "PONG")
         assert pong.params[-1] == "done"
         assert not any(privmsg(m) for m in before)  # confirmed: not replayed again
+
+
+# --- kill -9 --------------------------------------------------------------------------------
+
+
+async def test_a_message_echoed_to_an_irc_client_survives_kill_9(tmp_path: Path) -> None:
+    irc_port = free_port()
+    srv = ServerProcess(tmp_path / "srv", FAST, args=["--irc-port", str(irc_port)])
+    srv.start()
+    try:
+        async with clients() as made:
+            bob = await irc(made, irc_port)
+            await bob.send("CAP LS 302", "CAP REQ :echo-message message-tags")
+            await bob.register("bob", "CAP END")
+            await bob.send("PRIVMSG #lobby :committed before the crash")
+            echo, _ = await bob.until(privmsg)  # the echo is the ack: stored
+            srv.kill()
+            await bob.lines_to_eof()
+        srv.start()
+        async with clients() as made:
+            ann = await json_peer(made, srv.port)
+            await ann.hello("ann")
+            await ann.send(type="history", room="lobby", ref="h")
+            page = await ann.recv_type("history")
+            kept = [(m["id"], m["from"], m["body"]) for m in page["messages"]]
+            assert kept == [(int(echo.tags["msgid"]), "bob", "committed before the crash")]
+    finally:
+        srv.kill()

@@ -522,3 +522,31 @@ def test_a_join_asks_for_the_names_of_the_room() -> None:
     users = (WhoMember(nick="alice", account=True), WhoMember(nick="bob", account=False))
     wire = codec.render(WhoReply(room="lobby", users=users, truncated=False, ref=names.ref))
     assert wire.startswith(b":chinwag 353 alice = #lobby :alice bob\r\n")
+
+
+def test_mode_topic_and_whois_are_answered_read_only() -> None:
+    codec = registered()
+    wire = replies(
+        codec.receive_data(
+            b"MODE #lobby\r\nMODE #lobby b\r\nMODE alice\r\nTOPIC #lobby\r\n"
+            b"TOPIC #lobby :new\r\nMODE #lobby +k key\r\nWHOIS bob\r\n"
+        )
+    )
+    assert wire.split(b"\r\n")[:-1] == [
+        b":chinwag 324 alice #lobby +nt",
+        b":chinwag 368 alice #lobby :End of channel ban list",
+        b":chinwag 221 alice +i",
+        b":chinwag 331 alice #lobby :No topic is set (topics are not there yet)",
+        b":chinwag 482 alice #lobby :Setting a topic is not there yet on chinwag",
+        b":chinwag 482 alice #lobby :Changing channel modes is not there yet on chinwag",
+        b":chinwag 318 alice bob :End of /WHOIS list (WHOIS details are not there yet)",
+    ]
+
+
+def test_a_join_of_a_channel_already_joined_is_ignored_and_a_part_forgets_it() -> None:
+    codec = registered()  # in #lobby since the welcome
+    assert commands(codec.receive_data(b"JOIN #Lobby\r\n")) == []
+    (part,) = commands(codec.receive_data(b"PART #lobby\r\n"))
+    codec.render(Ok(ref=part.ref))
+    (join,) = commands(codec.receive_data(b"JOIN #lobby\r\n"))
+    assert isinstance(join, Join) and join.room == "lobby"

@@ -312,6 +312,7 @@ class IrcServerCodec:
         self._held: list[bytes] = []  # events rendered before 001 could be sent
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._account = False  # logged in to an account (a guest has no cursor)
+        self._channels: set[str] = set()  # the channels joined, casefolded
         self.followups: list[Incoming] = []
         """Commands rendering asked for (the NAMES of a joined room): the transport
         takes them and carries them out after what it is doing."""
@@ -380,7 +381,8 @@ class IrcServerCodec:
     # -- helpers for replies ------------------------------------------------------------
     def _me(self) -> str:
         """The target of numerics: the nick once registered, ``*`` before (it may be refused)."""
-        return self.nick if self.registered and self.nick is not None else "*"
+        welcomed = self.registered or self._welcome is not None
+        return self.nick if welcomed and self.nick is not None else "*"
 
     def _source(self, nick: str) -> str:
         return f"{nick}!{nick}@{HOST}"
@@ -597,6 +599,8 @@ class IrcServerCodec:
                 if not name.startswith("#") or len(name) < 2:
                     out.append(self._reply("403", name or "*", "No such channel: rooms are #name"))
                     continue
+                if name.casefold() in self._channels:
+                    continue  # already there: a server ignores such a JOIN (clients send one)
                 out.append(Join(room=name[1:], ref=self._remember("JOIN", name, msg)))
             return out
         if cmd == "PART":
@@ -622,6 +626,8 @@ class IrcServerCodec:
             return [ListRooms(ref=self._remember("LIST", "*", msg))]
         if cmd == "CHATHISTORY":
             return self._chathistory(msg)
+        if cmd in ("MODE", "TOPIC", "WHOIS"):
+            return [self._read_only(cmd, params)]
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
@@ -629,6 +635,28 @@ class IrcServerCodec:
                 self._reply("447", "Changing your nick is not there yet; reconnect with another")
             ]
         return [self._reply("421", cmd, "Unknown command, or not there yet on chinwag")]
+
+    def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
+        """MODE, TOPIC and WHOIS: what chinwag has of them (fixed modes, no topics)."""
+        if not params:
+            return self._reply("461", cmd, f"Not enough parameters: {cmd} <target>")
+        target = params[0]
+        if cmd == "WHOIS":
+            nick = params[-1]
+            return self._reply("318", nick, "End of /WHOIS list (WHOIS details are not there yet)")
+        if cmd == "TOPIC":
+            if len(params) > 1:
+                return self._reply("482", target, "Setting a topic is not there yet on chinwag")
+            return self._reply("331", target, "No topic is set (topics are not there yet)")
+        if not target.startswith("#"):
+            if len(params) > 1 and params[1] != "+i":  # +i: what every user is here
+                return self._reply("501", "Changing user modes is not there yet on chinwag")
+            return self._reply("221", "+i")
+        if len(params) == 1:
+            return self._reply("324", target, "+nt")
+        if params[1].lstrip("+") in ("b", "e", "I"):
+            return self._reply("368", target, "End of channel ban list")
+        return self._reply("482", target, "Changing channel modes is not there yet on chinwag")
 
     def _nickserv(self, msg: IrcMessage, text: str) -> list[Incoming | Reply]:
         words = text.split()
@@ -817,9 +845,11 @@ class IrcServerCodec:
             return b""
         me = self._me()
         if pending.command == "JOIN":
+            self._channels.add(pending.target.casefold())
             self._names(pending.target)
             return format_message("JOIN", pending.target, source=self._source(me))
         if pending.command == "PART":
+            self._channels.discard(pending.target.casefold())
             return format_message("PART", pending.target, source=self._source(me))
         if pending.command == "NICKSERV":
             text = f"{me} is registered: from now on, log in with SASL or PASS"
@@ -893,6 +923,7 @@ class IrcServerCodec:
         for room in event.rooms:
             channel = f"#{room}"
             lines.append(format_message("JOIN", channel, source=self._source(me)))
+            self._channels.add(channel.casefold())
             self._names(channel)
         held, self._held = self._held, []
         return b"".join(lines) + b"".join(held)

@@ -61,10 +61,7 @@ class IrcConnection(Connection):
         if self._closing:
             return
         wire = frame.render(self._renderer)
-        if self._irc.followups:
-            self._inbox.extend(self._irc.followups)
-            self._irc.followups.clear()
-            self._kick()
+        self._take_followups()
         if not wire:
             return
         self._out.append(wire)
@@ -100,6 +97,13 @@ class IrcConnection(Connection):
             return
         await super()._process(item)
 
+    def _take_followups(self) -> None:
+        """Carry out the commands the codec asked for while rendering (NAMES after a JOIN)."""
+        if self._irc.followups:
+            self._inbox.extend(self._irc.followups)
+            self._irc.followups.clear()
+            self._kick()
+
     def _write_reply(self, reply: Reply) -> None:
         if self._session is None and not self._logged_in:
             # Registration lines count like every frame before login.
@@ -109,6 +113,7 @@ class IrcConnection(Connection):
                 self._error(NotLoggedIn(why), None)
                 self.close("too many frames before login")
                 return
+        self._take_followups()  # registration over: the NAMES of the rooms joined
         self._out.append(reply.wire)
         self._out_size += len(reply.wire)
         if not self._marked:

@@ -550,3 +550,33 @@ def test_a_join_of_a_channel_already_joined_is_ignored_and_a_part_forgets_it() -
     codec.render(Ok(ref=part.ref))
     (join,) = commands(codec.receive_data(b"JOIN #lobby\r\n"))
     assert isinstance(join, Join) and join.room == "lobby"
+
+
+def test_lines_the_codec_answers_carry_the_label_too() -> None:
+    codec = registered("labeled-response")
+    assert replies(codec.receive_data(b"@label=a PING :t\r\n")) == (
+        b"@label=a :chinwag PONG chinwag t\r\n"
+    )
+    assert replies(codec.receive_data(b"@label=b PONG :x\r\n")) == b""  # a command: no ACK
+    assert replies(codec.receive_data(b"@label=c CAP END\r\n")) == b"@label=c :chinwag ACK\r\n"
+    single = replies(codec.receive_data(b"@label=d MODE #lobby\r\n"))
+    assert single == b"@label=d :chinwag 324 alice #lobby +nt\r\n"
+    several = replies(codec.receive_data(b"@label=e WHOIS a b\r\n"))
+    assert several.startswith(b"@label=e :chinwag 318 ")
+    ignored = replies(codec.receive_data(b"@label=f JOIN #lobby\r\n"))  # joined already
+    assert ignored == b"@label=f :chinwag ACK\r\n"
+
+
+def test_a_labeled_answer_of_several_lines_is_a_batch_when_batch_is_enabled() -> None:
+    users = (WhoMember(nick="alice", account=True),)
+    for caps, batched in (("labeled-response batch", True), ("labeled-response", False)):
+        codec = registered(caps)
+        (names,) = commands(codec.receive_data(b"@label=g NAMES #lobby\r\n"))
+        wire = codec.render(WhoReply(room="lobby", users=users, truncated=False, ref=names.ref))
+        lines = wire.split(b"\r\n")[:-1]
+        if batched:
+            assert lines[0] == b"@label=g :chinwag BATCH +L labeled-response"
+            assert all(line.startswith(b"@batch=L ") for line in lines[1:-1])
+            assert lines[-1] == b":chinwag BATCH -L"
+        else:
+            assert lines[0].startswith(b":chinwag 353 ") and b"label" not in wire

@@ -376,7 +376,17 @@ class IrcServerCodec:
         msg = parse_message(text)
         if msg is None:
             return []
-        return self._dispatch(msg)
+        items = self._dispatch(msg)
+        label = msg.tags.get("label")
+        if label and "labeled-response" in self.caps and len(label) <= MAX_LABEL:
+            if not items:
+                items = [Reply(format_message("ACK", source=self.server_name))]
+            if all(isinstance(item, Reply) for item in items):
+                # Answered here: the label goes on the answer (commands for the
+                # hub carry it in their pending entry instead).
+                wire = b"".join(item.wire for item in items if isinstance(item, Reply))
+                items = [Reply(self._labeled(wire, label))]
+        return items
 
     # -- helpers for replies ------------------------------------------------------------
     def _me(self) -> str:
@@ -723,6 +733,8 @@ class IrcServerCodec:
             if line.startswith(b"@"):
                 return b"@" + tag + b";" + line[1:] + b"\r\n"
             return b"@" + tag + b" " + line + b"\r\n"
+        if "batch" not in self.caps:
+            return wire  # several lines can carry one label only in a batch
         start = format_message("BATCH", "+L", "labeled-response", source=self.server_name)
         start = b"@" + tag + b" " + start
         inner = [

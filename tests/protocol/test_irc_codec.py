@@ -115,7 +115,9 @@ def test_format_adds_a_colon_only_where_needed() -> None:
     assert format_message("PING", "", tags={"time": "x"}) == b"@time=x PING :\r\n"
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="\r\n\0 ")))
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\0 "))
+)
 def test_format_then_parse_gives_the_trailing_parameter_back(body: str) -> None:
     line = format_message("PRIVMSG", "#a", body).decode()[:-2]
     msg = parse_message(line)
@@ -580,3 +582,22 @@ def test_a_labeled_answer_of_several_lines_is_a_batch_when_batch_is_enabled() ->
             assert lines[-1] == b":chinwag BATCH -L"
         else:
             assert lines[0].startswith(b":chinwag 353 ") and b"label" not in wire
+
+
+def test_the_sasl_account_can_name_the_device_as_irc_clients_send_user_after_sasl() -> None:
+    codec = IrcServerCodec()
+    codec.receive_data(b"CAP LS 302\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n")
+    token = base64.b64encode(b"\0alice@tablet\0hunter22").decode()
+    (hello,) = commands(codec.receive_data(f"AUTHENTICATE {token}\r\n".encode()))
+    assert isinstance(hello, Hello) and (hello.nick, hello.device) == ("alice", "tablet")
+
+
+def test_a_device_that_cannot_be_one_is_refused_saying_what_it_may_be() -> None:
+    codec = IrcServerCodec()
+    items = codec.receive_data(b"NICK bob\r\nUSER bob@my.phone 0 * :B\r\n")
+    assert b"FAIL USER INVALID_USERNAME :after @ comes the device" in replies(items)
+    assert commands(items) == []
+    codec.receive_data(b"CAP LS 302\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n")
+    token = base64.b64encode(b"\0bob@\xc3\xa9\0hunter22").decode()
+    items = codec.receive_data(f"AUTHENTICATE {token}\r\n".encode())
+    assert b" 904 " in replies(items) and commands(items) == []

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -123,6 +124,12 @@ MAX_HISTORY_LIMIT: Final = 100
 # collide with channel/prefix syntax.
 _BAD_NICK_CHARS: Final = frozenset(" ,*?!@:.\r\n\0")
 _BAD_NICK_FIRST: Final = frozenset("#&$:0123456789-+~%")
+
+# The device a username or SASL account names after "@" (as on the JSON port).
+_DEVICE_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DEVICE_WORDS: Final = (
+    "after @ comes the device: 1 to 64 letters, digits, _ or - (e.g. alice@phone)"
+)
 
 _TAG_ESCAPES: Final = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
 _TAG_UNESCAPES: Final = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
@@ -307,6 +314,7 @@ class IrcServerCodec:
         self._sasl: str | None = None  # "PLAIN" while an AUTHENTICATE exchange runs
         self._sasl_buffer = ""
         self._sasl_nick: str | None = None  # the account SASL logged in as, once it did
+        self._sasl_device: str | None = None  # the device SASL named (account@device)
         self._hello_ref: str | None = None  # the Hello awaiting its answer
         self._welcome: Welcome | None = None  # welcomed but registration not over yet
         self._held: list[bytes] = []  # events rendered before 001 could be sent
@@ -527,8 +535,9 @@ class IrcServerCodec:
                     "SASL authentication failed: PLAIN wants authzid NUL account NUL password",
                 )
             ]
-        account, password = fields[1], fields[2]
-        if fields[0] and fields[0] != account:
+        account, _, device = fields[1].partition("@")
+        password = fields[2]
+        if fields[0] and fields[0].partition("@")[0] != account:
             return [self._reply("904", "SASL authentication failed: log in as yourself only")]
         if not _valid_nick(account):
             return [
@@ -536,7 +545,10 @@ class IrcServerCodec:
                     "904", "SASL authentication failed: that account name cannot be used on IRC"
                 )
             ]
+        if device and _DEVICE_RE.fullmatch(device) is None:
+            return [self._reply("904", f"SASL authentication failed: {_DEVICE_WORDS}")]
         self._sasl_nick = account
+        self._sasl_device = device or None
         ref = self._hello(account, password, "AUTHENTICATE")
         return [self._hello_command(account, password, ref)]
 
@@ -548,9 +560,9 @@ class IrcServerCodec:
         return ref
 
     def _hello_command(self, nick: str, password: str | None, ref: str) -> Hello:
-        device = DEFAULT_DEVICE
-        if self._user is not None and "@" in self._user:
-            device = self._user.rpartition("@")[2] or DEFAULT_DEVICE
+        device = self._sasl_device or DEFAULT_DEVICE
+        if self._sasl_device is None and self._user is not None and "@" in self._user:
+            device = self._user.rpartition("@")[2]
         return Hello(proto=1, nick=nick, password=password, device=device, client="irc", ref=ref)
 
     def _registration(self, msg: IrcMessage) -> list[Incoming | Reply]:
@@ -574,6 +586,9 @@ class IrcServerCodec:
                 return [
                     self._reply("461", "USER", "Not enough parameters: USER <user> 0 * :<name>")
                 ]
+            device = params[0].rpartition("@")[2] if "@" in params[0] else None
+            if device is not None and _DEVICE_RE.fullmatch(device) is None:
+                return [self._reply("FAIL", "USER", "INVALID_USERNAME", _DEVICE_WORDS)]
             self._user = params[0]
             return self._try_register()
         return [self._reply("451", "You have not registered: send NICK and USER first")]

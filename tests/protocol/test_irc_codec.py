@@ -599,3 +599,15 @@ def test_a_device_that_cannot_be_one_is_refused_saying_what_it_may_be() -> None:
     token = base64.b64encode(b"\0bob@\xc3\xa9\0hunter22").decode()
     items = codec.receive_data(f"AUTHENTICATE {token}\r\n".encode())
     assert b" 904 " in replies(items) and commands(items) == []
+
+
+def test_a_notice_is_echoed_as_a_notice_and_names_can_carry_user_and_host() -> None:
+    codec = registered("echo-message userhost-in-names multi-prefix")
+    (say,) = commands(codec.receive_data(b"NOTICE #lobby :heads up\r\n"))
+    assert codec.render(Ack(id=3, ts_ms=0, ref=say.ref)) == (
+        b":alice!alice@chinwag NOTICE #lobby :heads up\r\n"
+    )
+    (names,) = commands(codec.receive_data(b"NAMES #lobby\r\n"))
+    users = (WhoMember(nick="bob", account=False),)
+    wire = codec.render(WhoReply(room="lobby", users=users, truncated=False, ref=names.ref))
+    assert wire.startswith(b":chinwag 353 alice = #lobby bob!bob@chinwag\r\n")

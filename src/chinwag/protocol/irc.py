@@ -108,6 +108,8 @@ CAPS: Final = (
     "sasl",
     "server-time",
     "batch",
+    "multi-prefix",
+    "userhost-in-names",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -758,7 +760,7 @@ class IrcServerCodec:
         ]
         return start + b"".join(inner) + format_message("BATCH", "-L", source=self.server_name)
 
-    def _message_lines(self, e: Message, batch: str | None = None) -> bytes:
+    def _message_lines(self, e: Message, batch: str | None = None, verb: str = "PRIVMSG") -> bytes:
         self._last_id = max(self._last_id, e.id)
         tags: dict[str, str] = {}
         if batch is not None:
@@ -772,9 +774,9 @@ class IrcServerCodec:
         if e.replay and "server-time" not in self.caps:
             body = f"[{_time_tag(e.ts_ms)[:16].replace('T', ' ')} UTC] {body}"
         source = self._source(e.sender)
-        overhead = len(format_message("PRIVMSG", target, "", source=source))
+        overhead = len(format_message(verb, target, "", source=source))
         out = [
-            format_message("PRIVMSG", target, piece, source=source, tags=tags)
+            format_message(verb, target, piece, source=source, tags=tags)
             for piece in _split_body(body, MAX_LINE - overhead)
         ]
         return b"".join(out)
@@ -799,7 +801,7 @@ class IrcServerCodec:
                     to=None if room is not None else target,
                     body=pending.body,
                 )
-                return self._message_lines(echo)
+                return self._message_lines(echo, verb=pending.command)
             case Presence():
                 if event.nick == self.nick:
                     return b""
@@ -897,12 +899,14 @@ class IrcServerCodec:
             return b"".join(rows) + self._numeric("315", channel, "End of /WHO list")
         lines: list[bytes] = []
         names: list[str] = []
+        full = "userhost-in-names" in self.caps
         for user in event.users:
-            candidate = " ".join([*names, user.nick])
+            name = self._source(user.nick) if full else user.nick
+            candidate = " ".join([*names, name])
             if names and len(candidate) > 400:
                 lines.append(self._numeric("353", "=", channel, " ".join(names)))
                 names = []
-            names.append(user.nick)
+            names.append(name)
         if names:
             lines.append(self._numeric("353", "=", channel, " ".join(names)))
         return b"".join(lines) + self._numeric("366", channel, "End of /NAMES list")

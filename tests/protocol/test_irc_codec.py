@@ -611,3 +611,17 @@ def test_a_notice_is_echoed_as_a_notice_and_names_can_carry_user_and_host() -> N
     users = (WhoMember(nick="bob", account=False),)
     wire = codec.render(WhoReply(room="lobby", users=users, truncated=False, ref=names.ref))
     assert wire.startswith(b":chinwag 353 alice = #lobby bob!bob@chinwag\r\n")
+
+
+def test_the_hub_s_copy_of_one_s_own_message_is_not_shown_again() -> None:
+    codec = registered("echo-message")
+    (say,) = commands(codec.receive_data(b"PRIVMSG #lobby :mine\r\n"))
+    assert isinstance(say, Say) and say.cid is not None
+    assert codec.render(Ack(id=4, ts_ms=0, cid=say.cid, ref=say.ref)) != b""
+    own = Message(id=4, ts_ms=0, sender="alice", room="lobby", body="mine", cid=say.cid)
+    assert codec.render(own) == b""
+    # Another session of the account has its own cids: its message is shown.
+    other = registered()
+    (theirs,) = commands(other.receive_data(b"PRIVMSG #lobby :mine\r\n"))
+    assert theirs.cid != say.cid
+    assert other.render(own) == b":alice!alice@chinwag PRIVMSG #lobby mine\r\n"

@@ -202,6 +202,9 @@ async def test_an_irc_and_a_json_client_chat_in_the_lobby_and_by_dm(tmp_path: Pa
         assert (got["from"], got["room"], got["body"]) == ("bob", "lobby", "hi from irc")
         assert echo.tags["msgid"] == str(got["id"])
 
+        await bob.send("PING :between")  # nothing but the PONG before it: no second echo
+        _, between = await bob.until(lambda m: m.command == "PONG")
+        assert not any(privmsg(m) for m in between)
         await bob.send("PRIVMSG ann :psst")
         dm = await ann.recv_type("message")
         assert (dm["from"], dm["to"], dm["body"]) == ("bob", "ann", "psst")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -323,6 +324,11 @@ class IrcServerCodec:
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._account = False  # logged in to an account (a guest has no cursor)
         self._channels: set[str] = set()  # the channels joined, casefolded
+        # The cids of this connection's messages (a random prefix: other sessions of
+        # the account have their own); the hub's copy of one back to us is not shown,
+        # as IRC shows one's own message only as the echo-message echo.
+        self._cid_prefix = f"irc-{secrets.token_hex(4)}-"
+        self._sent: dict[str, None] = {}  # insertion-ordered: the oldest go first
         self.followups: list[Incoming] = []
         """Commands rendering asked for (the NAMES of a joined room): the transport
         takes them and carries them out after what it is doing."""
@@ -615,9 +621,9 @@ class IrcServerCodec:
                 return self._nickserv(msg, body)
             if target.startswith("#"):
                 ref = self._remember(cmd, target, msg, body)
-                return [Say(room=target[1:], body=body, ref=ref)]
+                return [Say(room=target[1:], body=body, ref=ref, cid=self._cid(ref))]
             ref = self._remember(cmd, target, msg, body)
-            return [Dm(to=target, body=body, ref=ref)]
+            return [Dm(to=target, body=body, ref=ref, cid=self._cid(ref))]
         if cmd == "JOIN":
             if not params:
                 return [self._reply("461", "JOIN", "Not enough parameters: JOIN #room")]
@@ -685,6 +691,14 @@ class IrcServerCodec:
             return self._reply("368", target, "End of channel ban list")
         return self._reply("482", target, "Changing channel modes is not there yet on chinwag")
 
+    def _cid(self, ref: str) -> str:
+        """A cid unique to this connection: the hub's copy of it back to us is the echo's."""
+        cid = f"{self._cid_prefix}{ref}"
+        self._sent[cid] = None
+        if len(self._sent) > MAX_PENDING:
+            del self._sent[next(iter(self._sent))]
+        return cid
+
     def _nickserv(self, msg: IrcMessage, text: str) -> list[Incoming | Reply]:
         words = text.split()
         verb = words[0].upper() if words else ""
@@ -734,6 +748,8 @@ class IrcServerCodec:
             event: what the hub says.
         """
         pending = self._pending.pop(event.ref, None) if event.ref is not None else None
+        if type(event) is Error and event.ref is not None:
+            self._sent.pop(self._cid_prefix + event.ref, None)  # refused: no copy will come
         wire = self._render(event, pending)
         if pending is not None and pending.label is not None and wire:
             wire = self._labeled(wire, pending.label)
@@ -784,6 +800,10 @@ class IrcServerCodec:
     def _render(self, event: Outgoing, pending: _Pending | None) -> bytes:
         match event:
             case Message():
+                if event.cid is not None and event.cid in self._sent:
+                    del self._sent[event.cid]
+                    self._last_id = max(self._last_id, event.id)
+                    return b""
                 return self._message_lines(event)
             case Ack():
                 if pending is None or pending.body is None or "echo-message" not in self.caps:

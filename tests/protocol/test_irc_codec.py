@@ -346,9 +346,10 @@ def test_join_part_names_who_list_quit_pong() -> None:
     assert isinstance(items[5], ListRooms)
 
 
-def test_ping_is_answered_by_the_codec() -> None:
+def test_ping_is_answered_by_the_codec_and_one_without_a_token_gets_461() -> None:
     codec = registered()
     assert replies(codec.receive_data(b"PING :tok\r\n")) == b":chinwag PONG chinwag tok\r\n"
+    assert replies(codec.receive_data(b"PING\r\n")).startswith(b":chinwag 461 alice PING :")
 
 
 def test_nickserv_register_is_a_register_command() -> None:

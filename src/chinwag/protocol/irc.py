@@ -444,8 +444,10 @@ class IrcServerCodec:
         if cmd == "AUTHENTICATE":
             return self._authenticate(params)
         if cmd == "PING":
-            token = params[0] if params else ""
-            return [Reply(format_message("PONG", self.server_name, token, source=self.server_name))]
+            if not params or not params[0]:
+                return [self._reply("461", "PING", "Not enough parameters: PING <token>")]
+            pong = format_message("PONG", self.server_name, params[0], source=self.server_name)
+            return [Reply(pong)]
         if cmd == "PONG":
             if not self.registered:
                 return []  # the server pings only once registered: nothing to answer

@@ -626,3 +626,14 @@ def test_the_hub_s_copy_of_one_s_own_message_is_not_shown_again() -> None:
     (theirs,) = commands(other.receive_data(b"PRIVMSG #lobby :mine\r\n"))
     assert isinstance(theirs, Say) and theirs.cid != say.cid
     assert other.render(own) == b":alice!alice@chinwag PRIVMSG #lobby mine\r\n"
+
+
+def test_empty_privmsgs_refused_notices_silent_and_names_of_nowhere_ends_the_list() -> None:
+    codec = registered()
+    assert b" 411 alice :No recipient given" in replies(codec.receive_data(b"PRIVMSG\r\n"))
+    assert b" 412 alice :No text to send" in replies(codec.receive_data(b"PRIVMSG #a :\r\n"))
+    (notice,) = commands(codec.receive_data(b"NOTICE #elsewhere :hi\r\n"))
+    assert codec.render(Error(code="not_member", message="Join it", ref=notice.ref)) == b""
+    (names,) = commands(codec.receive_data(b"NAMES #nowhere\r\n"))
+    wire = codec.render(Error(code="not_member", message="Join it", ref=names.ref))
+    assert wire == b":chinwag 366 alice #nowhere :End of /NAMES list\r\n"

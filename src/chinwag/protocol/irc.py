@@ -616,8 +616,10 @@ class IrcServerCodec:
     def _command(self, msg: IrcMessage) -> list[Incoming | Reply]:
         cmd, params = msg.command, msg.params
         if cmd in ("PRIVMSG", "NOTICE"):
+            if not params:
+                return [self._reply("411", f"No recipient given ({cmd} <target> :<text>)")]
             if len(params) < 2 or not params[1]:
-                return [self._reply("412" if len(params) == 1 else "411", "No text to send")]
+                return [self._reply("412", "No text to send")]
             target, body = params[0], params[1]
             if target.lower() == "nickserv":
                 return self._nickserv(msg, body)
@@ -985,6 +987,12 @@ class IrcServerCodec:
         command = pending.command if pending is not None else "*"
         target = pending.target if pending is not None else "*"
         code, text = event.code, event.message
+        if command == "NOTICE":
+            return b""  # a NOTICE never gets an automatic reply (RFC 2812 3.3.2)
+        if command in ("NAMES", "WHO"):
+            # Nothing to list: the end of the list, as for an empty channel.
+            end = "366" if command == "NAMES" else "315"
+            return self._numeric(end, target, f"End of /{command} list")
         if command in ("NICK", "AUTHENTICATE"):
             self._hello_ref = None
             if command == "AUTHENTICATE":

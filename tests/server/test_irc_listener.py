@@ -263,6 +263,27 @@ async def test_a_line_far_beyond_the_limit_closes_the_connection(tmp_path: Path)
         assert last[-1].command == "FAIL" and last[-1].params[:2] == ("*", "FRAME_TOO_LARGE")
 
 
+async def test_the_per_address_cap_counts_irc_and_json_connections_together(
+    tmp_path: Path,
+) -> None:
+    capped = running(tmp_path, max_conns_per_address=2)
+    async with capped as (json_port, irc_port), clients() as made:
+        await json_peer(made, json_port)
+        await irc(made, irc_port)
+        third = await irc(made, irc_port)
+        lines = await third.lines_to_eof()
+        assert [(m.command, m.params[:2]) for m in lines] == [("FAIL", ("*", "RATE_LIMITED"))]
+
+
+async def test_registration_lines_count_as_frames_before_login(tmp_path: Path) -> None:
+    async with running(tmp_path, prelogin_max_frames=3) as (_, irc_port), clients() as made:
+        bob = await irc(made, irc_port)
+        await bob.send(*["CAP LS 302"] * 4)
+        lines = await bob.lines_to_eof()
+        assert [m.command for m in lines] == ["CAP", "CAP", "CAP", "FAIL"]
+        assert lines[-1].params[:2] == ("*", "NOT_LOGGED_IN")
+
+
 # --- accounts -------------------------------------------------------------------------------
 
 

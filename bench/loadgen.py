@@ -599,6 +599,7 @@ class Solo:
             s, q = map(int, tok.split(b"."))
             self.high[s] = max(self.high[s], q)
         self.latencies: array[float] = array("d")
+        self.pairs: list[tuple[float, float]] = []  # (sent, received)
         self.duplicates = 0
         self.reordered = 0
         self.unknown = 0
@@ -622,6 +623,7 @@ class Solo:
             else:
                 self.high[s] = q
             self.latencies.append(now - ref.send_t[s][q])
+            self.pairs.append((ref.send_t[s][q], now))
 
 
 class RoomConn(Conn):
@@ -722,6 +724,17 @@ class RoomConn(Conn):
             yield from self.solo.latencies
         else:
             yield from self._ref_latencies()
+
+    def deliveries(self) -> Iterable[tuple[float, float]]:
+        """(sent, received) wall-clock times of every copy this member got."""
+        send_at = self.ref.send_at
+        prev = 0
+        for now, end in zip(self.rec_now, self.rec_end, strict=True):
+            for t in send_at[prev:end]:
+                yield t, now
+            prev = end
+        if self.solo is not None:
+            yield from self.solo.pairs
 
     def _ref_latencies(self, read: bool = False) -> Iterable[float]:
         send_at = self.ref.send_at
@@ -848,6 +861,15 @@ class RoomGenerator(Generator):
             lat.extend(c.latencies())
         ack_lat = [x for c in senders for x in c.ack_lat]
         acks = sum(c.acked for c in senders)
+        # The slowest copies (above the p99), with their times, so that the
+        # runner can line them up with the server's fsyncs of the same run.
+        lat_ms = percentiles(lat)
+        p99 = lat_ms["p99"]
+        slow: list[tuple[float, float]] = []
+        if self.rate and p99 is not None:
+            slow = [
+                (t, now) for c in self.conns for t, now in c.deliveries() if (now - t) * 1000 > p99
+            ]
         elapsed = max(t_end - t0, 1e-9)
         verified = (
             complete
@@ -869,7 +891,7 @@ class RoomGenerator(Generator):
             "elapsed_s": round(elapsed, 4),
             "deliveries_per_s": round(delivered / elapsed, 1),
             "messages_per_s": round(acks / elapsed, 1),
-            "latency_ms": percentiles(lat),
+            "latency_ms": lat_ms,
             "latency_clock": "kernel receive timestamp"
             if self._dispatcher is not None and self._dispatcher.timestamps
             else "generator read",
@@ -877,6 +899,10 @@ class RoomGenerator(Generator):
             "ack_latency_ms": percentiles(ack_lat),
             "generator_cpu_s": round(gen_cpu, 3),
             "generator_busy": round(gen_cpu / elapsed, 3),
+            "window": self.window,
+            "t0_wall": t0,
+            "t_end_wall": t_end,
+            "slow_deliveries": slow,
             "check": {
                 "verified": verified,
                 "complete": complete,

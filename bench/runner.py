@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench import procstat
+from bench.floor import SYNCS, quantiles, sync_latency
 from bench.report import render_table, targets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +83,17 @@ QUICK: dict[str, Any] = {
     "reconnect": {"accounts": 20, "room_backlog": 10, "dm_backlog": 2},
 }
 SCENARIOS = ("burst", "rate", "idle", "dm", "reconnect")
-SERVERS = ("chinwag", "baseline")
+# chinwag-os: chinwag with durability = "os" (acks do not wait for fsync).
+SERVERS = ("chinwag", "baseline", "chinwag-os")
+DURABILITY = {"chinwag": "fsync", "chinwag-os": "os"}
+SLOW_SYNC_MS = 3.0  # a sync this long alone spends the margin the latency target allows
+# The rate scenario traces the chinwag server's fsyncs (strace, seccomp filter:
+# only those two system calls stop the server) to line slow deliveries up with
+# slow syncs of the same run.
+STRACE = ["strace", "-f", "--seccomp-bpf", "-qq", "-e", "signal=none"]
+STRACE += ["-e", "trace=fdatasync,fsync", "-T", "-ttt"]
+_SYNC_START = re.compile(r"^(\d+)\s+([\d.]+)\s+f(?:data)?sync\(")
+_SYNC_END = re.compile(r"^(\d+)\s+[\d.]+\s+.*<([\d.]+)>\s*$")
 
 
 @dataclass
@@ -148,8 +159,10 @@ class ServerProcess:
         extra: list[str] | None = None,
         settings: dict[str, Any] | None = None,
         nofile: int | None = None,
+        trace: Path | None = None,
     ) -> None:
         self.kind = kind
+        self.trace = trace  # strace the server's fsyncs into this file
         # chinwag's --set options: by default flood control and per-address limits lifted
         self.settings = CHINWAG_SETTINGS if settings is None else settings
         self.nofile = nofile  # the server's open-files limit (default: the hard limit)
@@ -161,24 +174,30 @@ class ServerProcess:
         self.log_path = workdir / f"{kind}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self._server_pid = 0  # under strace: the traced server, not strace
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
-        return self.proc.pid
+        return self._server_pid or self.proc.pid
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         py = sys.executable
-        if self.kind == "chinwag":
+        if self.kind in DURABILITY:
             args = [py, "-m", "chinwag", "serve", "--host", "127.0.0.1", "--port", "0"]
             args += ["--data", str(self.data)]
-            for name, value in self.settings.items():
+            settings = dict(self.settings)
+            if DURABILITY[self.kind] != "fsync":  # the default (and all an older chinwag knows)
+                settings["durability"] = DURABILITY[self.kind]
+            for name, value in settings.items():
                 args += ["--set", f"{name}={value}"]
         else:
             args = [py, "-m", "bench.baselines.threaded", "--host", "127.0.0.1", "--port", "0"]
         args += self.extra
         if self.wrap:
             args = [*self.wrap, *args[1:]]
+        if self.trace is not None:
+            args = [*STRACE, "-o", str(self.trace), *args]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 args,
@@ -194,6 +213,9 @@ class ServerProcess:
             text = self.log_path.read_text(errors="replace")
             if m := _LISTENING.search(text):
                 self.port = int(m.group(2))
+                if self.trace is not None:
+                    children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+                    self._server_pid = int(children.read_text().split()[0])
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.kind} exited early:\n{text[-2000:]}")
@@ -207,10 +229,17 @@ class ServerProcess:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        if self._server_pid:  # strace ends with the server it traces
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._server_pid, signal.SIGTERM)
+        else:
+            self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
+            if self._server_pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._server_pid, signal.SIGKILL)
             self.proc.kill()
             self.proc.wait(timeout=10)
 
@@ -275,7 +304,14 @@ def run_once(
     case = run.case
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{case.scenario}-{run.server}-"))
     run.workdir = workdir
-    server = ServerProcess(run.server, workdir, SERVER_CPU if pin else None, wrap, extra)
+    trace = (
+        workdir / "syncs.strace"
+        if case.scenario == "rate" and run.server in DURABILITY and strace_works()
+        else None
+    )
+    server = ServerProcess(
+        run.server, workdir, SERVER_CPU if pin else None, wrap, extra, trace=trace
+    )
     procs: list[subprocess.Popen[bytes]] = []
     try:
         if case.scenario == "reconnect":
@@ -361,6 +397,9 @@ def run_once(
         run.gen = [r for r in results if r is not None]
         run.samples = {k: v.as_dict() for k, v in samples.items()}
         run.metrics = derive(case, run.gen, samples)
+        if trace is not None:
+            server.stop()  # strace has written every line once it exits
+            run.metrics.update(sync_metrics(trace, run.gen[0]))
         run.metrics["foreign_cpu"] = _foreign(case, samples, others)
         run.ok = bool(run.metrics.get("verified"))
         if not run.ok:
@@ -429,6 +468,61 @@ def _tail(path: Path, n: int = 1500) -> str:
         return ""
 
 
+_STRACE_OK: list[bool] = []
+
+
+def strace_works() -> bool:
+    """Whether strace can trace a child here (installed, ptrace and seccomp allowed)."""
+    if not _STRACE_OK:
+        ok = False
+        if shutil.which("strace"):
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                done = subprocess.run(
+                    [*STRACE, "-o", os.devnull, "true"], capture_output=True, timeout=10
+                )
+                ok = done.returncode == 0
+        _STRACE_OK.append(ok)
+    return _STRACE_OK[0]
+
+
+def parse_syncs(path: Path) -> list[tuple[float, float]]:
+    """(start, end) wall-clock times of every fsync/fdatasync in an strace log."""
+    started: dict[str, float] = {}
+    syncs: list[tuple[float, float]] = []
+    for line in path.read_text(errors="replace").splitlines():
+        if m := _SYNC_START.match(line):
+            started[m.group(1)] = float(m.group(2))
+        if (end := _SYNC_END.match(line)) and end.group(1) in started:
+            t0 = started.pop(end.group(1))
+            syncs.append((t0, t0 + float(end.group(2))))
+    return syncs
+
+
+def sync_metrics(trace: Path, gen: dict[str, Any]) -> dict[str, Any]:
+    """The server's syncs during the phase, and how many slow copies overlapped a slow one.
+
+    A copy is slow when its latency is above the run's p99; a sync is slow when
+    it took longer than ``SLOW_SYNC_MS``. A slow copy "waited on a slow sync"
+    when a slow sync of the server ran while the copy was on its way (between
+    its send and its arrival): its commit, or one its commit queued behind.
+    """
+    t0, t1 = float(gen["t0_wall"]), float(gen["t_end_wall"])
+    syncs = [(a, b) for a, b in parse_syncs(trace) if t0 <= a <= t1]
+    q = quantiles([(b - a) * 1e3 for a, b in syncs])
+    slow_syncs = [(a, b) for a, b in syncs if (b - a) * 1e3 > SLOW_SYNC_MS]
+    slow = [(float(a), float(b)) for a, b in gen.get("slow_deliveries", [])]
+    waited = sum(1 for sent, got in slow if any(a < got and b > sent for a, b in slow_syncs))
+    return {
+        "syncs": len(syncs),
+        "sync_p50_ms": round(q["p50_ms"], 3),
+        "sync_p99_ms": round(q["p99_ms"], 3),
+        "sync_max_ms": round(q["max_ms"], 3),
+        "slow_syncs": len(slow_syncs),
+        "slow_deliveries": len(slow),
+        "slow_waited_on_sync": waited,
+    }
+
+
 def _split(case: Case) -> list[dict[str, Any]]:
     """The params of each generator process (only idle uses several)."""
     if case.parts <= 1:
@@ -480,6 +574,7 @@ def derive(
             "ack_p99_ms": r["ack_latency_ms"]["p99"],
             "peak_rss_mib": samples["end"].hwm_kib / 1024,
             "rss_mib": samples["end"].rss_kib / 1024,
+            "window": r.get("window"),
         }
     if case.scenario == "idle":
         n = sum(r["clients"] for r in gen)
@@ -599,6 +694,8 @@ def build_plan(args: argparse.Namespace) -> list[Case]:
         cfg["burst"]["readers"] = args.readers
     if args.rate:
         cfg["rate"]["rate"] = args.rate
+    if args.window:
+        cfg["burst"]["window"] = args.window
     # How long deliveries may stand still before a run gives up on the missing ones.
     stall = 2.0 if args.quick else 5.0
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -754,6 +851,16 @@ def make_parser() -> argparse.ArgumentParser:
         "--readers", type=_names(("eager", "relaxed")), help="burst readers: eager,relaxed"
     )
     p.add_argument("--rate", type=int, help="messages per second in the rate scenario")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a chinwag setting for the chinwag servers (repeatable), e.g. commit_delay=0",
+    )
+    p.add_argument(
+        "--window", type=int, help="burst: messages each sender has unacked at once (default 8)"
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin server and generator")
     p.add_argument(
         "--retries",
@@ -802,7 +909,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     total = sum(len(servers_of[case.scenario]) for case in plan) * repeat
     extra = {"baseline": ["--fault", args.baseline_fault]} if args.baseline_fault else {}
+    for server in DURABILITY:  # a later --set wins over the suite's own
+        extra[server] = [x for item in args.set for x in ("--set", item)]
     started = time.monotonic()
+    floor: dict[str, float] | None = None
+    if any(case.scenario == "rate" for case in plan):
+        # The disk under the servers' data, in the same run: what a durable ack waits for.
+        progress.set_prefix("disk floor:")
+        progress.update("fdatasync of 4 KiB appends")
+        syncs, seconds = (500, 3.0) if args.quick else (SYNCS, 30.0)
+        floor = sync_latency(tempfile.gettempdir(), syncs, seconds)
+        progress.done()
     count = 0
     for case in plan:
         for rep in range(repeat):
@@ -836,6 +953,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(runs)
     report = {
         "machine": machine(),
+        "disk_floor": floor,
         "pinned": pin,
         "repeat": repeat,
         "quick": bool(args.quick),

@@ -121,6 +121,18 @@ class Settings:
     log_format: str = _s(
         "text", "server log format: text, or json (one JSON object per line, for journald)"
     )
+    # -- durability and the dedupe purge (issue 18) --
+    durability: str = _s(
+        "fsync",
+        "fsync: an ack waits for the disk and survives power loss; os: it survives a server"
+        " crash or kill -9, not a power cut (faster acks; see performance.md)",
+    )
+    dedupe_purge_batch: int = _s(
+        500, "most expired dedupe rows (older than cid_ttl) deleted in one step (at least 1)"
+    )
+    dedupe_purge_interval: float = _s(
+        60.0, "seconds between dedupe purge steps while no step finds a full batch (above 0)"
+    )
     # -- IRC listener (issue 19): irc:// and ircs:// listeners, --irc-port --
     irc_port: int = _s(-1, "IRC port beside the others, on host (-1: off; 0: any free port)")
     irc_tls_port: int = _s(-1, "IRC-over-TLS port, on host; needs tls or a tls:// listener")
@@ -247,6 +259,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "registration": ("open", "invite", "closed"),
     "log_level": ("debug", "info", "warning", "error"),
     "log_format": ("text", "json"),
+    "durability": ("fsync", "os"),
 }
 _BOOLS: dict[str, bool] = {"true": True, "yes": True, "on": True, "1": True}
 _BOOLS |= {"false": False, "no": False, "off": False, "0": False}
@@ -361,6 +374,10 @@ def build(
         clean[name] = _coerce(name, kinds[name], value)
     if clean.get("listen"):
         _check_listen(clean)
+    if clean.get("dedupe_purge_batch", 1) < 1:
+        raise SettingsError("setting dedupe_purge_batch must be at least 1, not 0")
+    if clean.get("dedupe_purge_interval", 1.0) <= 0:
+        raise SettingsError("setting dedupe_purge_interval must be above 0 seconds")
     if not str(clean.get("server_name", "")).strip():
         clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
     _check_irc(clean)

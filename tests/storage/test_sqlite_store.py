@@ -301,6 +301,18 @@ async def test_with_a_commit_delay_writes_in_quick_succession_share_a_commit(
         await store.close()
 
 
+async def test_a_write_further_than_three_commit_delays_from_the_last_does_not_wait(
+    tmp_path: Path,
+) -> None:
+    store = await SqliteStore.open(tmp_path / DB_NAME, commit_delay=0.2)
+    try:
+        await store.append(say("first"), cid_ttl_ms=TTL)
+        await asyncio.sleep(0.8)  # more than three delays: no write would share a wait
+        assert not await committed_with_the_next(store), "a was committed before b was written"
+    finally:
+        await store.close()
+
+
 async def test_without_a_commit_delay_a_write_does_not_wait_for_the_next(
     tmp_path: Path,
 ) -> None:

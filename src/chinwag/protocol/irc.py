@@ -43,6 +43,7 @@ from chinwag.protocol.events import (
     Ack,
     Bye,
     CaughtUp,
+    Command,
     Dm,
     Error,
     Fatal,
@@ -152,8 +153,13 @@ class IrcMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
-    """Lines the codec answers on its own, to be written in their turn among the hub's."""
+class Reply(Command):
+    """Lines the codec answers on its own, to be written in their turn among the hub's.
+
+    A command of the transport's, not the hub's: it goes through the session's
+    inbox (so it counts as a frame before login and keeps its place in the
+    order), and the transport writes it.
+    """
 
     wire: bytes
 

@@ -198,7 +198,14 @@ class Server:
         lock: DataDirLock,
         bound: list[tuple[ListenSpec, list[socket.socket]]],
     ) -> Server:
-        store = await SqliteStore.open(data_dir / DB_NAME, commit_delay=settings.commit_delay)
+        store = await SqliteStore.open(
+            data_dir / DB_NAME,
+            commit_delay=settings.commit_delay,
+            durability=settings.durability,
+            cid_ttl=settings.cid_ttl,
+            purge_batch=settings.dedupe_purge_batch,
+            purge_interval=settings.dedupe_purge_interval,
+        )
         bus = LocalBus()
         hasher = PasswordHasher(settings)
         hub = Hub(settings, store, bus, hasher, LoginThrottle(settings))

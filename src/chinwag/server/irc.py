@@ -1,33 +1,88 @@
-"""One IRC connection: the JSON-lines connection's session, with the IRC codec on the wire.
+"""One IRC connection: the JSON-lines connection, with the IRC codec on the wire.
 
-`IrcConnection` is a `Connection` (the same worker, pipelining, back-pressure,
-per-address cap, login throttle, flood control, deadlines and graceful close)
-that decodes with :class:`~chinwag.protocol.irc.IrcServerCodec` and renders
-every frame with that connection's codec (an IRC line depends on the
-capabilities the client enabled). Lines the codec answers on its own (``CAP``,
-``PING``, ``417``…) go through the same inbox, so they are written in their
-turn among the hub's answers.
+`IrcConnection` is a `Connection` (the same byte moving, back-pressure, write
+coalescing, per-address cap and graceful close) whose session is an
+`IrcSessionTask`: the shared session task and driver (login throttle, flood
+control, pre-login limits, deadlines, pipelining), with two IRC rules. It
+decodes with :class:`~chinwag.protocol.irc.IrcServerCodec` and renders every
+frame with that connection's codec (an IRC line depends on the capabilities
+the client enabled). Lines the codec answers on its own (``CAP``, ``PING``,
+``417``…) are :class:`~chinwag.protocol.irc.Reply` commands: they go through
+the session's inbox like every frame (counted before login, kept in order) and
+are written in their turn.
 
-Two rules differ from JSON lines. ``QUIT`` logs out without moving the
-device's cursor: IRC has no ``seen``, and the cursor moves only when the client
-answers a ``PING`` sent after what it was sent (the codec turns that ``PONG``
-into ``seen``). And a peer is not sniffed: whatever it sends is IRC.
+The two rules: ``QUIT`` logs out without moving the device's cursor (IRC has
+no ``seen``: the cursor moves only when the client answers a ``PING`` sent
+after what it was sent, which the codec turns into ``seen``); and a peer is
+not sniffed: whatever it sends is IRC.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from chinwag.core.hub import Frame
-from chinwag.errors import NotLoggedIn
-from chinwag.protocol.events import Bye, Incoming
+from chinwag.core.driver import BYE, Handle, LogOut, Send, SessionDriver
+from chinwag.core.sessions import Frame
+from chinwag.protocol.events import Command, Incoming
 from chinwag.protocol.irc import IrcServerCodec, Reply
-from chinwag.server.connection import _INBOX_HIGH, Connection
+from chinwag.server.connection import Connection
+from chinwag.server.session_task import SessionTask, reply_frame
 
 if TYPE_CHECKING:
+    from chinwag.config import Settings
+    from chinwag.core.driver import Action
+    from chinwag.core.hub import Hub
     from chinwag.server.connection import Host
 
-__all__ = ["IrcConnection"]
+__all__ = ["IrcConnection", "IrcDriver", "IrcSessionTask"]
+
+
+class IrcDriver(SessionDriver):
+    """The session driver, for whom a `Reply` is a frame like any other."""
+
+    __slots__ = ()
+
+    def receive(self, item: Incoming) -> Action:
+        action = super().receive(item)
+        reply = cast("object", item)  # the transport feeds Replies beside Incoming items
+        if isinstance(reply, Reply) and type(action) is Send:
+            # Before login a frame that is not a hello is refused; a Reply is the
+            # codec's answer to registration: counted like every frame, then written.
+            return Handle(reply)
+        return action
+
+
+class IrcSessionTask(SessionTask):
+    """The shared session task: writes `Reply` lines, and QUIT keeps the cursor."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: IrcConnection, hub: Hub, settings: Settings, now: float) -> None:
+        super().__init__(conn, hub, settings, now)
+        self._conn = conn
+        self.driver = IrcDriver(settings, now)
+
+    def queue(self, items: list[Incoming]) -> None:
+        """Carry out ``items`` after what is queued (they come from the server, not the peer)."""
+        self._inbox.extend(items)
+        self._kick()
+
+    async def _handle(self, command: Command) -> None:
+        if type(command) is Reply:
+            self._conn.write_reply(command.wire)
+            return
+        await super()._handle(command)
+
+    async def _carry_out(self, action: Action) -> None:
+        if type(action) is LogOut:
+            # QUIT: no clean logout, so the cursor stays where the last PONG put it.
+            if self._session is not None:
+                session, self._session = self._session, None
+                await self._hub.logout(session, clean=False)
+            self._link.send(reply_frame(BYE, action.ref))
+            self._link.close("quit")
+            return
+        await super()._carry_out(action)
 
 
 class IrcConnection(Connection):
@@ -43,79 +98,57 @@ class IrcConnection(Connection):
         )
         # One bound method for the connection's life: frames cache bytes per renderer.
         self._renderer = self._irc.render
+        # The login deadline counts from here, as for the connection it replaces.
+        self._session = IrcSessionTask(self, server.hub, self._settings, self._loop.time())
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
         items = self._irc.receive_data(data)
         if items:
-            self._last_rx = self._loop.time()
-            # A Reply is not a hub command: _process writes it in its turn.
-            self._inbox.extend(cast("list[Incoming]", items))
-            self._kick()
-            if len(self._inbox) > _INBOX_HIGH and self._transport is not None:
-                self._transport.pause_reading()
-                self._reading_paused = True
+            # A Reply is a Command of this transport's: the task hands it back to us.
+            self._session.feed(cast("list[Incoming]", items), self._loop.time())
 
     def send(self, frame: Frame) -> None:
         if self._closing:
             return
         wire = frame.render(self._renderer)
         self._take_followups()
-        if not wire:
-            return
-        self._out.append(wire)
-        self._out_size += len(wire)
-        transport = self._transport
-        assert transport is not None
-        queued = self._out_size - len(wire) + transport.get_write_buffer_size()
-        if queued > self._settings.out_buffer_limit:
-            self._cut_off()
-            return
-        if not self._marked:
-            self._marked = True
-            self._server.flusher.mark(self)
+        if wire:
+            self._write(wire)
 
     def _queue(self, frame: Frame) -> bytes:
         wire = frame.render(self._renderer)
+        self._take_followups()
         self._out.append(wire)
         self._out_size += len(wire)
         return wire
 
-    async def _process(self, item: Incoming) -> None:
-        reply = cast("object", item)
-        if isinstance(reply, Reply):
-            self._write_reply(reply)
+    def write_reply(self, wire: bytes) -> None:
+        """Write lines the codec answered on its own (their turn has come)."""
+        if self._closing:
             return
-        if isinstance(item, Bye):
-            # QUIT: no clean logout, so the cursor stays where the last PONG put it.
-            if self._session is not None:
-                session, self._session = self._session, None
-                await self._server.hub.logout(session, clean=False)
-            self._send_event(Bye(ref=item.ref))
-            self.close("quit")
-            return
-        await super()._process(item)
+        self._take_followups()  # registration over: the NAMES of the rooms joined
+        self._write(wire)
 
     def _take_followups(self) -> None:
         """Carry out the commands the codec asked for while rendering (NAMES after a JOIN)."""
         if self._irc.followups:
-            self._inbox.extend(self._irc.followups)
-            self._irc.followups.clear()
-            self._kick()
+            session = self._session
+            assert isinstance(session, IrcSessionTask)
+            session.queue(self._irc.followups)
+            self._irc.followups = []
 
-    def _write_reply(self, reply: Reply) -> None:
-        if self._session is None and not self._logged_in:
-            # Registration lines count like every frame before login.
-            self._prelogin_frames += 1
-            if self._prelogin_frames > self._settings.prelogin_max_frames:
-                why = "too many lines before registration; connection closed"
-                self._error(NotLoggedIn(why), None)
-                self.close("too many frames before login")
-                return
-        self._take_followups()  # registration over: the NAMES of the rooms joined
-        self._out.append(reply.wire)
-        self._out_size += len(reply.wire)
+    def _write(self, wire: bytes) -> None:
+        self._out.append(wire)
+        self._out_size += len(wire)
+        transport = self._transport
+        assert transport is not None
+        # As Connection.send: what was queued before decides whether to cut off.
+        queued = self._out_size - len(wire) + transport.get_write_buffer_size()
+        if queued > self._settings.out_buffer_limit:
+            self._cut_off()
+            return
         if not self._marked:
             self._marked = True
             self._server.flusher.mark(self)

@@ -4,7 +4,8 @@ Shape:
 
 * **One writer thread** owns the only write connection. Writes are jobs in a
   queue; the jobs of one event-loop turn are handed over together (while
-  writes keep coming, those of the next ``commit_delay`` too), and the
+  writes keep coming, within three ``commit_delay`` of the last hand-over,
+  those of the next ``commit_delay`` too), and the
   thread takes every job waiting (up to ``max_batch``) and runs them in ONE
   transaction (group commit: one fsync for the batch). A job that may refuse
   (``OverQuota``, ``AccountExists``) runs inside its own SAVEPOINT, so that a
@@ -20,13 +21,25 @@ Shape:
 * The schema comes from numbered files in ``migrations/``, applied at
   :meth:`SqliteStore.open` and tracked with ``PRAGMA user_version``.
 
-Durability: ``journal_mode=WAL`` with ``synchronous=FULL``: the WAL is fsynced
-at every commit, so an acked write survives a process kill *and* a power loss.
-(``NORMAL`` would survive a process kill but may lose the last commits on power
-loss.) Group commit amortises the fsync over the batch, so FULL costs little.
-Measured on the development VM (ext4): 5,000 concurrent appends ≈ 30,000 acks/s
-with FULL against ≈ 35,000 with NORMAL; one append at a time ≈ 0.3 ms with FULL
-against ≈ 0.1 ms. Bearable, so FULL it is.
+Durability (``durability``): ``"fsync"``, the default, is ``journal_mode=WAL``
+with ``synchronous=FULL``: the WAL is fsynced at every commit, so an acked write
+survives a process kill *and* a power loss. ``"os"`` is WAL with
+``synchronous=NORMAL``: a commit is written to the operating system but not
+synced (the WAL is synced at checkpoints only), so an acked write survives a
+kill -9 of the server (the contract's promise) but not a power cut or a kernel
+crash; acks no longer wait for the disk. Group commit amortises the fsync over
+the batch; what it cannot hide is a slow fsync (docs/performance.md).
+* **Checkpoints** (copying the WAL into the database file, with an fsync of
+  each): with ``durability="os"`` they run on a thread of their own
+  (``PASSIVE``, every ``CHECKPOINT_EVERY`` seconds while there were writes),
+  not inside a writer's COMMIT, where SQLite's automatic checkpoint would
+  stall the batch that crossed 1,000 WAL pages, and every write queued behind
+  it, for the only two fsyncs on that path. With ``"fsync"`` every commit
+  syncs anyway, and a checkpoint beside the writer measured worse (its syncs
+  compete with the commits' for the disk), so SQLite's own stays.
+* **Expired dedupe rows** (older than ``cid_ttl``) are purged by the writer
+  thread between batches, ``purge_batch`` rows per transaction, a step every
+  ``purge_interval`` seconds (at once again while a step finds a full batch).
 
 Accounts in rooms and cursors are the hub's principals (``"a:<key>"``).
 """
@@ -44,6 +57,7 @@ import queue
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -73,6 +87,15 @@ T = TypeVar("T")
 
 _MAX_ID: Final = 2**63 - 1  # "no upper bound" for id comparisons
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+DURABILITY: Final = {"fsync": "FULL", "os": "NORMAL"}  # durability -> PRAGMA synchronous
+CHECKPOINT_EVERY: Final = 1.0  # seconds between checkpoints while writes come
+
+# The oldest expired dedupe rows, at most :n of them (index dedupe_ts).
+PURGE_DEDUPE_SQL: Final = """
+DELETE FROM dedupe WHERE (dedupe_key, cid) IN (
+    SELECT dedupe_key, cid FROM dedupe INDEXED BY dedupe_ts WHERE ts_ms < :cutoff LIMIT :n)
+"""
 
 _COLS: Final = "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid"
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
@@ -338,9 +361,19 @@ class SqliteStore:
         readers: int,
         busy_timeout_ms: int,
         commit_delay: float = 0.0,
+        cid_ttl: float | None = None,
+        purge_batch: int = 500,
+        purge_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        checkpoint_thread: bool = False,
     ) -> None:
         # Use `open()`: the constructor only wires up an already migrated connection.
         self._path = path
+        self._cid_ttl_ms = None if cid_ttl is None else int(cid_ttl * 1000)
+        self._purge_batch = purge_batch
+        self._purge_interval = purge_interval
+        self._clock = clock
+        self._next_purge = clock() + purge_interval  # clock time of the next purge step
         self._writer = writer
         self._max_batch = max_batch
         self._busy_timeout_ms = busy_timeout_ms
@@ -361,6 +394,18 @@ class SqliteStore:
         )
         self._write_failures = _Incident("writes")
         self._read_failures = _Incident("reads")
+        self._purge_failures = _Incident("dedupe purges")
+        self._checkpoint_failures = _Incident("checkpoints")
+        self._dirty = False  # committed since the last checkpoint (set by the writer)
+        self._checkpoint_stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if checkpoint_thread:  # the writer's connection has wal_autocheckpoint=0
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop,
+                name=f"chinwag-sqlite-checkpoint:{path.name}",
+                daemon=True,
+            )
+            self._checkpointer.start()
         self._thread.start()
 
     @classmethod
@@ -372,6 +417,11 @@ class SqliteStore:
         readers: int = 2,
         busy_timeout_ms: int = 10_000,
         commit_delay: float = 0.0,
+        durability: str = "fsync",
+        cid_ttl: float | None = None,
+        purge_batch: int = 500,
+        purge_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
     ) -> SqliteStore:
         """Open (creating if needed) and migrate the database at ``path``.
 
@@ -383,17 +433,31 @@ class SqliteStore:
             busy_timeout_ms: how long a connection waits for a lock held by
                 another process (e.g. the admin CLI) before failing.
             commit_delay: while writes keep coming (the last batch was handed
-                to the writer less than ten delays ago), a write waits this long
-                (seconds) so that the writes of the next moments share its
+                to the writer less than three delays ago), a write waits this
+                long (seconds) so that the writes of the next moments share its
                 commit: fewer fsyncs, and a fan-out carrying several messages
-                per write. A write after a quiet spell goes at once. 0: every
-                write goes at the end of its event-loop turn.
+                per write. A write further apart goes at once: no other would
+                join it. 0: every write goes at the end of its event-loop turn.
+            durability: ``"fsync"`` (synchronous=FULL: an ack survives a power
+                loss) or ``"os"`` (synchronous=NORMAL: an ack survives a kill
+                of the server, not a power loss or kernel crash).
+            cid_ttl: seconds a dedupe row is kept; older rows are purged in
+                the background. None: never purged.
+            purge_batch: most dedupe rows deleted in one purge transaction.
+            purge_interval: seconds between purge steps (a step that found a
+                full batch is followed by the next as soon as the writer is idle).
+            clock: wall-clock seconds, as the ``ts_ms`` of the messages (tests).
 
         Raises:
             StoreError: the file cannot be opened or has a newer schema.
         """
         if max_batch < 1 or readers < 1:
             raise ValueError("max_batch and readers must be at least 1")
+        if durability not in DURABILITY:
+            raise ValueError(f"durability is one of {', '.join(DURABILITY)}, not {durability!r}")
+        if purge_batch < 1 or purge_interval <= 0:
+            raise ValueError("purge_batch must be at least 1 and purge_interval above 0")
+        synchronous = DURABILITY[durability]
 
         def setup() -> sqlite3.Connection:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -402,8 +466,10 @@ class SqliteStore:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     raise StoreError(f"cannot put {path} in WAL mode (got {mode!r})")
-                # FULL: fsync the WAL at every commit (see the module docstring).
-                conn.execute("PRAGMA synchronous = FULL")
+                # See the module docstring: FULL fsyncs the WAL at every commit.
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
+                if durability == "os":  # the checkpoint thread's job
+                    conn.execute("PRAGMA wal_autocheckpoint = 0")
                 _migrate(conn)
             except BaseException:
                 conn.close()
@@ -421,6 +487,11 @@ class SqliteStore:
             readers=readers,
             busy_timeout_ms=busy_timeout_ms,
             commit_delay=commit_delay,
+            cid_ttl=cid_ttl,
+            purge_batch=purge_batch,
+            purge_interval=purge_interval,
+            clock=clock,
+            checkpoint_thread=durability == "os",
         )
 
     async def __aenter__(self) -> SqliteStore:
@@ -444,6 +515,9 @@ class SqliteStore:
             self._hand_over()  # this turn's jobs go before the stop marker
             self._queue.put(_STOP)
             await asyncio.to_thread(self._thread.join)
+            self._checkpoint_stop.set()
+            if self._checkpointer is not None:
+                await asyncio.to_thread(self._checkpointer.join)
             await asyncio.to_thread(self._readers.shutdown, True)
             with self._reader_lock:
                 for conn in self._reader_conns:
@@ -469,9 +543,12 @@ class SqliteStore:
         future: asyncio.Future[T] = loop.create_future()
         # The jobs of one loop turn (or, while writes flow, of the next
         # commit_delay) reach the writer together: one commit for all of them.
+        # Writes further apart than that would wait for nobody (at 200 msg/s
+        # a 1 ms wait joined no other write); in a burst, the next writes
+        # follow the acks of the last commit within a delay or two.
         if not self._turn:
             now = loop.time()
-            if self._commit_delay > 0 and now - self._handed_at < 10 * self._commit_delay:
+            if self._commit_delay > 0 and now - self._handed_at < 3 * self._commit_delay:
                 loop.call_at(now + self._commit_delay, self._hand_over)
             else:
                 loop.call_soon(self._hand_over)
@@ -517,10 +594,14 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
 
     def _write_loop(self) -> None:
-        """The writer thread: group commit until the stop marker."""
+        """The writer thread: group commit until the stop marker, purges between."""
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=self._until_purge())
+            except queue.Empty:
+                self._purge_step()
+                continue
             if not isinstance(first, list):  # the stop marker
                 break
             batch: list[_Job] = first
@@ -534,6 +615,8 @@ class SqliteStore:
                     break
                 batch.extend(item)
             self._run_batch(batch)
+            if not stopping and self._until_purge() == 0.0:
+                self._purge_step()
         # Nothing can be queued after the stop marker (close() refuses new calls
         # first), but never leave a caller hanging.
         leftovers: list[_Job] = []
@@ -547,6 +630,62 @@ class SqliteStore:
         self._deliver([(job, None, StoreError("the store is closed")) for job in leftovers])
         self._writer.close()
 
+    def _checkpoint_loop(self) -> None:
+        """The checkpoint thread: a PASSIVE checkpoint now and then, beside the writer.
+
+        PASSIVE never waits for the writer nor blocks it; what readers still
+        need stays in the WAL until a later checkpoint.
+        """
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            _configure(conn, busy_timeout_ms=self._busy_timeout_ms)
+            while not self._checkpoint_stop.wait(CHECKPOINT_EVERY):
+                if not self._dirty:
+                    continue
+                self._dirty = False
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    self._checkpoint_failures.failed(exc)
+                else:
+                    self._checkpoint_failures.succeeded()
+        finally:
+            conn.close()
+
+    def _until_purge(self) -> float | None:
+        """Seconds until the next purge step is due (None: no purging)."""
+        if self._cid_ttl_ms is None:
+            return None
+        return max(0.0, self._next_purge - self._clock())
+
+    def _purge_step(self) -> None:
+        """Delete at most ``purge_batch`` expired dedupe rows, in their own transaction.
+
+        Runs on the writer thread between batches: a write queued meanwhile
+        waits for one small DELETE at most, never for the whole purge.
+        """
+        assert self._cid_ttl_ms is not None
+        now = self._clock()
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            deleted = conn.execute(
+                PURGE_DEDUPE_SQL,
+                {"cutoff": int(now * 1000) - self._cid_ttl_ms, "n": self._purge_batch},
+            ).rowcount
+            conn.execute("COMMIT")
+            self._dirty = self._dirty or deleted > 0
+        except sqlite3.Error as exc:
+            self._purge_failures.failed(exc)
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            self._next_purge = now + self._purge_interval
+            return
+        self._purge_failures.succeeded()
+        # A full batch: more may be waiting, go on as soon as the writer is idle.
+        self._next_purge = now if deleted >= self._purge_batch else now + self._purge_interval
+
     def _run_batch(self, batch: list[_Job]) -> None:
         conn = self._writer
         try:
@@ -554,6 +693,7 @@ class SqliteStore:
             if outcomes is None:  # a job failed: run them again, each on its own
                 outcomes = self._run_jobs(batch, isolate=True)
                 assert outcomes is not None
+            self._dirty = True
             self._write_failures.succeeded()
         except Exception as exc:
             self._write_failures.failed(exc)  # none of the batch was stored

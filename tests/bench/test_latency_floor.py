@@ -1,0 +1,72 @@
+"""The disk floor and the fsync trace of the rate scenario (issue 18)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.floor import sync_latency
+from bench.runner import STRACE, parse_syncs, strace_works, sync_metrics
+
+SYNCING_CHILD = """
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT)
+for _ in range(3):
+    os.write(fd, b"x" * 4096)
+    os.fdatasync(fd)
+os.fsync(fd)
+os.close(fd)
+"""
+
+
+def test_the_sync_floor_takes_the_count_asked_or_stops_at_its_time_bound(tmp_path: Path) -> None:
+    full = sync_latency(str(tmp_path), 200, 60.0)
+    assert full["syncs"] == 200
+    assert 0 < full["p50_ms"] <= full["p99_ms"] <= full["p999_ms"] <= full["max_ms"]
+    bounded = sync_latency(str(tmp_path), 1_000_000, 0.0)
+    assert bounded["syncs"] == 1, "the time bound stops the syncs after the first"
+    assert list(tmp_path.iterdir()) == [], "the scratch file is deleted"
+
+
+@pytest.mark.skipif(not strace_works(), reason="strace cannot trace a child here")
+def test_the_trace_finds_every_sync_of_the_server_and_their_durations(tmp_path: Path) -> None:
+    log = tmp_path / "syncs.strace"
+    subprocess.run(
+        [*STRACE, "-o", str(log), sys.executable, "-c", SYNCING_CHILD, str(tmp_path / "f")],
+        check=True,
+        timeout=30,
+    )
+    syncs = parse_syncs(log)
+    assert len(syncs) == 4, log.read_text()
+    assert all(0 <= end - start < 5 for start, end in syncs)
+    assert [s for s, _ in syncs] == sorted(s for s, _ in syncs)
+
+
+def test_a_slow_copy_counts_as_waiting_on_a_sync_only_if_a_slow_sync_ran_meanwhile(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "syncs.strace"
+    # Two threads' syncs interleaved (strace -f splits them): a slow one (10 ms)
+    # and two fast ones (0.2 ms) in the phase, and one before it.
+    log.write_text(
+        "7 99.000000 fdatasync(5)    = 0 <0.050000>\n"
+        "7 100.100000 fdatasync(5 <unfinished ...>\n"
+        "8 100.101000 fsync(6)    = 0 <0.000200>\n"
+        "7 100.110000 <... fdatasync resumed>) = 0 <0.010000>\n"
+        "8 100.350000 fsync(6)    = 0 <0.000200>\n"
+    )
+    gen = {
+        "t0_wall": 100.0,
+        "t_end_wall": 101.0,
+        # On its way while the slow sync ran; after it; while only a fast one ran.
+        "slow_deliveries": [[100.105, 100.2], [100.5, 100.6], [100.3, 100.4]],
+    }
+    m = sync_metrics(log, gen)
+    assert m["syncs"] == 3, "the sync before the phase is left out"
+    assert m["sync_max_ms"] == pytest.approx(10.0)
+    assert (m["slow_syncs"], m["slow_deliveries"], m["slow_waited_on_sync"]) == (1, 3, 1)
+    json.dumps(m)  # goes into the JSON report as it is

@@ -1,0 +1,195 @@
+"""SQLite upkeep (issue 18): the durability setting and the background dedupe purge."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from chinwag.config import SettingsError, build
+from chinwag.storage.base import NewMessage
+from chinwag.storage.sqlite import CHECKPOINT_EVERY, SqliteStore
+
+DB_NAME = "chinwag.db"
+TTL_S = 3_600.0
+TTL_MS = int(TTL_S * 1000)
+NOW_S = 1_700_000_000.0
+INTERVAL_S = 600.0  # between purge steps
+
+
+class Clock:
+    """Wall-clock seconds that move only when told (the store's ``clock``)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def say(body: str, *, cid: str | None, ts_ms: int) -> NewMessage:
+    return NewMessage(
+        ts_ms=ts_ms,
+        sender="a:ann",
+        sender_nick="ann",
+        dedupe_key="ann",
+        room="lobby",
+        recipient=None,
+        recipient_nick=None,
+        body=body,
+        cid=cid,
+    )
+
+
+def dedupe_cids(db: Path) -> set[str]:
+    """The cids the database remembers, read over a connection of our own."""
+    conn = sqlite3.connect(db)
+    try:
+        return {str(cid) for (cid,) in conn.execute("SELECT cid FROM dedupe")}
+    finally:
+        conn.close()
+
+
+async def until_cids(db: Path, expected: set[str], timeout: float = 10.0) -> set[str]:
+    """Wait (bounded) until the remembered cids are ``expected``; return the last seen."""
+    deadline = time.monotonic() + timeout
+    seen = dedupe_cids(db)
+    while seen != expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        seen = dedupe_cids(db)
+    return seen
+
+
+async def open_store(db: Path, clock: Clock, *, batch: int = 500) -> SqliteStore:
+    return await SqliteStore.open(
+        db, cid_ttl=TTL_S, purge_batch=batch, purge_interval=INTERVAL_S, clock=clock
+    )
+
+
+@pytest.mark.parametrize("batch", [1, 500])
+async def test_dedupe_rows_past_cid_ttl_are_purged_and_rows_inside_stay(
+    tmp_path: Path, batch: int
+) -> None:
+    db = tmp_path / DB_NAME
+    clock = Clock(NOW_S)
+    store = await open_store(db, clock, batch=batch)
+    try:
+        now_ms = int(NOW_S * 1000)
+        old = [say(f"old {i}", cid=f"old-{i}", ts_ms=now_ms - 2 * TTL_MS) for i in range(7)]
+        fresh = [say(f"new {i}", cid=f"new-{i}", ts_ms=now_ms - 1_000) for i in range(2)]
+        stored = await asyncio.gather(*(store.append(m, cid_ttl_ms=TTL_MS) for m in old + fresh))
+        everything = {m.cid for m in old + fresh if m.cid}
+        assert dedupe_cids(db) == everything, "no purge step is due before the interval"
+        clock.now += INTERVAL_S  # a purge step is due; the fresh rows are 601 s old
+        await store.append(say("wakes the writer", cid=None, ts_ms=now_ms), cid_ttl_ms=TTL_MS)
+        # With batch 1, seven steps in a row: a full step is followed by the next.
+        assert await until_cids(db, {"new-0", "new-1"}) == {"new-0", "new-1"}
+        page = await store.room_history("lobby", before=None, limit=20)
+        assert len(page.messages) == 10, "the purge drops dedupe rows, never messages"
+        assert [r.message.id for r in stored] == [m.id for m in page.messages[:9]]
+    finally:
+        await store.close()
+
+
+async def test_a_resend_after_its_cid_was_purged_is_a_new_message_which_then_dedupes(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / DB_NAME
+    clock = Clock(NOW_S)
+    store = await open_store(db, clock)
+    try:
+        now_ms = int(NOW_S * 1000)
+        first = await store.append(say("one", cid="c-1", ts_ms=now_ms), cid_ttl_ms=TTL_MS)
+        clock.now += TTL_S + INTERVAL_S
+        later_ms = int(clock.now * 1000)
+        await store.append(say("wakes the writer", cid=None, ts_ms=later_ms), cid_ttl_ms=TTL_MS)
+        assert await until_cids(db, set()) == set(), "the expired cid was purged"
+        again = await store.append(say("one", cid="c-1", ts_ms=later_ms), cid_ttl_ms=TTL_MS)
+        assert not again.duplicate and again.message.id > first.message.id
+        repeat = await store.append(say("one", cid="c-1", ts_ms=later_ms + 5), cid_ttl_ms=TTL_MS)
+        assert repeat.duplicate and repeat.message == again.message
+    finally:
+        await store.close()
+
+
+async def test_without_a_cid_ttl_nothing_is_purged(tmp_path: Path) -> None:
+    db = tmp_path / DB_NAME
+    store = await SqliteStore.open(db)  # cid_ttl=None: the admin CLI's store
+    try:
+        await store.append(say("ancient", cid="c-0", ts_ms=0), cid_ttl_ms=TTL_MS)
+        await store.append(say("next", cid=None, ts_ms=0), cid_ttl_ms=TTL_MS)
+        await asyncio.sleep(0.1)
+        assert dedupe_cids(db) == {"c-0"}
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("fsync", 2), ("os", 1)])
+async def test_durability_sets_how_commits_reach_the_disk_and_writes_survive_reopen(
+    tmp_path: Path, durability: str, synchronous: int
+) -> None:
+    db = tmp_path / DB_NAME
+    store = await SqliteStore.open(db, durability=durability)
+    try:
+        await store.append(say("kept", cid="c-1", ts_ms=0), cid_ttl_ms=TTL_MS)
+        # The writer's own connection: 2 = FULL (fsync per commit), 1 = NORMAL.
+        level = await asyncio.to_thread(
+            lambda: store._writer.execute("PRAGMA synchronous").fetchone()[0]
+        )
+        assert level == synchronous
+    finally:
+        await store.close()
+    store = await SqliteStore.open(db, durability=durability)
+    try:
+        page = await store.room_history("lobby", before=None, limit=5)
+        assert [m.body for m in page.messages] == ["kept"]
+    finally:
+        await store.close()
+
+
+async def test_an_unknown_durability_is_refused_and_creates_no_database(tmp_path: Path) -> None:
+    db = tmp_path / DB_NAME
+    with pytest.raises(ValueError, match="durability is one of fsync, os, not 'power'"):
+        await SqliteStore.open(db, durability="power")
+    assert not db.exists()
+
+
+def test_settings_check_durability_and_the_purge_limits_at_their_edges() -> None:
+    assert build(overrides=["durability=os"]).durability == "os"
+    assert build().durability == "fsync"
+    with pytest.raises(SettingsError, match="durability is one of fsync, os"):
+        build(overrides=["durability=power"])
+    assert build(overrides=["dedupe_purge_batch=1"]).dedupe_purge_batch == 1
+    with pytest.raises(SettingsError, match="dedupe_purge_batch must be at least 1"):
+        build(overrides=["dedupe_purge_batch=0"])
+    assert build(overrides=["dedupe_purge_interval=0.001"]).dedupe_purge_interval == 0.001
+    with pytest.raises(SettingsError, match="dedupe_purge_interval must be above 0"):
+        build(overrides=["dedupe_purge_interval=0"])
+
+
+async def test_with_durability_os_the_wal_is_checkpointed_beside_the_writer_and_stops_growing(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / DB_NAME
+    wal = tmp_path / f"{DB_NAME}-wal"
+    store = await SqliteStore.open(db, durability="os")
+    try:
+
+        async def commits(n: int, tag: str) -> None:
+            for i in range(n):  # one commit each, a few pages of WAL per commit
+                await store.append(say(f"{tag}{i}", cid=f"{tag}{i}", ts_ms=0), cid_ttl_ms=TTL_MS)
+
+        await commits(150, "a")
+        first = wal.stat().st_size
+        assert first > 150 * 4096, "each commit added pages to the WAL"
+        await asyncio.sleep(CHECKPOINT_EVERY * 2.5)  # a checkpoint ran meanwhile
+        await commits(150, "b")
+        # After a checkpoint the writer starts the WAL over instead of appending.
+        assert wal.stat().st_size <= first * 1.2
+        page = await store.room_history("lobby", before=None, limit=300)
+        assert len(page.messages) == 300
+    finally:
+        await store.close()

@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import RECV_TIMEOUT, Peer, ServerProcess
 from test_listeners import free_port, open_sockets, sockets_back_to
+from test_listeners import running as running_with_tls
 
 from chinwag.config import ListenSpec, SettingsError, build
+from chinwag.net.tls import pinned_context
 from chinwag.protocol.irc import IrcMessage, parse_message
 from chinwag.server.app import Server
 
@@ -231,6 +233,23 @@ async def test_names_join_part_and_unknown_nick(tmp_path: Path) -> None:
         assert (await bob.command("401")).params[1] == "nobody_here"
         await bob.send("PART #den")
         assert (await bob.command("PART")).params == ("#den",)
+
+
+async def test_an_ircs_listener_speaks_irc_inside_tls(tmp_path: Path) -> None:
+    async with running_with_tls(tmp_path, ["ircs://127.0.0.1:0"]) as (server, fingerprint):
+        (address,) = server.addresses
+        assert address.tls and address.spec.protocol == "irc"
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(address.host, address.port, ssl=pinned_context(fingerprint)),
+            RECV_TIMEOUT,
+        )
+        bob = IrcPeer(reader, writer)
+        try:
+            lines = await bob.register("bob")
+            assert lines[-1].params[0] == "bob"
+            assert writer.get_extra_info("ssl_object") is not None
+        finally:
+            await bob.close()
 
 
 # --- bad input ------------------------------------------------------------------------------

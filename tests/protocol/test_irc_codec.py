@@ -637,3 +637,47 @@ def test_empty_privmsgs_refused_notices_silent_and_names_of_nowhere_ends_the_lis
     (names,) = commands(codec.receive_data(b"NAMES #nowhere\r\n"))
     wire = codec.render(Error(code="not_member", message="Join it", ref=names.ref))
     assert wire == b":chinwag 366 alice #nowhere :End of /NAMES list\r\n"
+
+
+def test_the_offline_replay_comes_in_chathistory_batches_when_batch_is_enabled() -> None:
+    codec = registered("batch server-time message-tags")
+    wire = b"".join(
+        codec.render(m)
+        for m in (
+            Message(id=1, ts_ms=0, sender="bob", to="alice", body="one", replay=True),
+            Message(id=2, ts_ms=0, sender="bob", to="alice", body="two", replay=True),
+            Message(id=3, ts_ms=0, sender="carl", room="lobby", body="three", replay=True),
+        )
+    )
+    wire += codec.render(CaughtUp(missed=3, rooms={"lobby": 1}, dms={"bob": 2}, truncated=False))
+    lines = [parse_message(line.decode()) for line in wire.split(b"\r\n")[:-1]]
+    ids: dict[str, str] = {}  # batch ids as A, B… in order of appearance
+
+    def named(ref: str | None) -> str | None:
+        if ref is None:
+            return None
+        key = ref.lstrip("+-")
+        if key not in ids:
+            ids[key] = chr(ord("A") + len(ids))
+        return ids[key]
+
+    shape = [
+        (
+            m.command,
+            m.params[:3],
+            named(m.tags.get("batch") or (m.params[0] if m.command == "BATCH" else None)),
+        )
+        for m in lines
+        if m is not None
+    ]
+    assert shape == [
+        ("BATCH", (shape[0][1][0], "chathistory", "bob"), "A"),
+        ("PRIVMSG", ("alice", "one"), "A"),
+        ("PRIVMSG", ("alice", "two"), "A"),
+        ("BATCH", (shape[0][1][0].replace("+", "-"),), "A"),
+        ("BATCH", (shape[4][1][0], "chathistory", "#lobby"), "B"),
+        ("PRIVMSG", ("#lobby", "three"), "B"),
+        ("BATCH", (shape[4][1][0].replace("+", "-"),), "B"),
+        ("NOTICE", ("alice", "You missed 3 messages while away; they are above"), None),
+        ("PING", ("seen-3",), None),
+    ]

@@ -335,6 +335,7 @@ class IrcServerCodec:
         # as IRC shows one's own message only as the echo-message echo.
         self._cid_prefix = f"irc-{secrets.token_hex(4)}-"
         self._sent: dict[str, None] = {}  # insertion-ordered: the oldest go first
+        self._replay_batch: tuple[str, str] | None = None  # (id, target) of the open one
         self.followups: list[Incoming] = []
         """Commands rendering asked for (the NAMES of a joined room): the transport
         takes them and carries them out after what it is doing."""
@@ -763,10 +764,39 @@ class IrcServerCodec:
         wire = self._render(event, pending)
         if pending is not None and pending.label is not None and wire:
             wire = self._labeled(wire, pending.label)
+        if self._replay_batch is not None and not (type(event) is Message and event.replay):
+            wire = self._end_replay_batch() + wire
         if not self.registered and not isinstance(event, (Welcome, Error, Ping, Bye)):
             self._held.append(wire)
             return b""
         return wire
+
+    def _replayed(self, e: Message) -> bytes:
+        """A backlog message inside a ``chathistory`` batch of its conversation.
+
+        Consecutive messages of one room or one person share a batch; the
+        batch ends when the conversation changes or anything else is sent.
+        """
+        target = (
+            f"#{e.room}" if e.room is not None else (e.to if e.sender == self.nick else e.sender)
+        )
+        target = target or "*"
+        out = b""
+        if self._replay_batch is not None and self._replay_batch[1] != target:
+            out = self._end_replay_batch()
+        if self._replay_batch is None:
+            self._serial += 1
+            ref = f"r{self._serial}"
+            self._replay_batch = (ref, target)
+            out += format_message(
+                "BATCH", f"+{ref}", "chathistory", target, source=self.server_name
+            )
+        return out + self._message_lines(e, batch=self._replay_batch[0])
+
+    def _end_replay_batch(self) -> bytes:
+        assert self._replay_batch is not None
+        ref, self._replay_batch = self._replay_batch[0], None
+        return format_message("BATCH", f"-{ref}", source=self.server_name)
 
     def _labeled(self, wire: bytes, label: str) -> bytes:
         lines = wire.split(b"\r\n")[:-1]
@@ -814,6 +844,8 @@ class IrcServerCodec:
                     del self._sent[event.cid]
                     self._last_id = max(self._last_id, event.id)
                     return b""
+                if event.replay and "batch" in self.caps:
+                    return self._replayed(event)
                 return self._message_lines(event)
             case Ack():
                 if pending is None or pending.body is None or "echo-message" not in self.caps:

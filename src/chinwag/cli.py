@@ -29,6 +29,18 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=int,
         help="port of the web client and /ws (default 8080; 0: none); HTTPS with --tls",
     )
+    p.add_argument(
+        "--irc-port",
+        type=int,
+        metavar="PORT",
+        help="also speak IRC on PORT, e.g. 6667 (off unless set); see docs/irc.md",
+    )
+    p.add_argument(
+        "--irc-tls-port",
+        type=int,
+        metavar="PORT",
+        help="also speak IRC over TLS, e.g. 6697 (with --tls)",
+    )
     p.add_argument("--data", type=Path, help="data directory (default: platform user-data dir)")
     p.add_argument("--config", type=Path, help="TOML file of settings")
     p.add_argument(
@@ -281,6 +293,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             registration=args.registration,
             server_name=args.name,
             log_format=args.log_format,
+            irc_port=args.irc_port,
+            irc_tls_port=args.irc_tls_port,
         )
     except SettingsError as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)

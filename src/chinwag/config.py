@@ -143,6 +143,14 @@ class Settings:
     http_conns_per_address: int = _s(
         64, "open connections to the web port from one client address (HTTP and /ws)"
     )
+    # -- IRC listener (issue 19): irc:// and ircs:// listeners, --irc-port --
+    irc_port: int = _s(-1, "IRC port beside the others, on host (-1: off; 0: any free port)")
+    irc_tls_port: int = _s(-1, "IRC-over-TLS port, on host; needs tls or a tls:// listener")
+    irc_hard_line_limit: int = _s(
+        16_384,
+        "bytes of one IRC line beyond which the connection is closed (a line over 512"
+        " bytes + 4096 of tags gets 417 and is skipped); at least 4608",
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -154,19 +162,26 @@ class Settings:
         (``tls_cert``/``tls_key``) is given, as before ``listen`` existed.
         """
         if self.listen:
-            return tuple(ListenSpec.parse(text) for text in self.listen)
+            return tuple(ListenSpec.parse(text) for text in self.listen) + self.irc_listeners()
         tls = self.tls or bool(self.tls_cert or self.tls_key)
-        return (ListenSpec("chinwag", tls, self.host, self.port),)
+        return (ListenSpec("chinwag", tls, self.host, self.port), *self.irc_listeners())
+
+    def irc_listeners(self) -> tuple[ListenSpec, ...]:
+        """The IRC listeners of ``irc_port`` and ``irc_tls_port`` (on ``host``), if set."""
+        ports = ((False, self.irc_port), (True, self.irc_tls_port))
+        return tuple(ListenSpec("irc", tls, self.host, port) for tls, port in ports if port >= 0)
 
 
 # What a listener speaks, by the scheme of its spec: (protocol, over TLS).
 # New transports add schemes here (http/https, irc/ircs) without changing the format.
-Wire = Literal["chinwag", "http"]
+Wire = Literal["chinwag", "http", "irc"]
 SCHEMES: dict[str, tuple[Wire, bool]] = {
     "tcp": ("chinwag", False),
     "tls": ("chinwag", True),
     "http": ("http", False),  # the web client at / and the protocol over WebSocket at /ws
     "https": ("http", True),
+    "irc": ("irc", False),
+    "ircs": ("irc", True),
 }
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 _EXAMPLE = "tcp://0.0.0.0:5050, tls://[::]:5051 or tcp://127.0.0.1:5050"
@@ -325,6 +340,20 @@ def _check_listen(clean: dict[str, Any]) -> None:
         )
 
 
+def _check_irc(clean: dict[str, Any]) -> None:
+    """The IRC settings: a TLS port only beside TLS, a hard limit above IRC's own limits."""
+    limit = clean.get("irc_hard_line_limit", 16_384)
+    if limit < 4608:  # 512 bytes + 4096 bytes of tags (protocol/irc.py)
+        raise SettingsError(
+            f"setting irc_hard_line_limit is {limit}; it must be at least 4608 (an IRC line"
+            " of 512 bytes plus 4096 bytes of tags)"
+        )
+    if clean.get("irc_tls_port", -1) >= 0 and not (clean.get("tls") or clean.get("listen")):
+        raise SettingsError(
+            "setting irc_tls_port (--irc-tls-port) needs TLS: add --tls, or use --irc-port"
+        )
+
+
 def build(
     config_file: Path | None = None,
     overrides: list[str] | None = None,
@@ -365,6 +394,7 @@ def build(
         raise SettingsError("setting dedupe_purge_interval must be above 0 seconds")
     if not str(clean.get("server_name", "")).strip():
         clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
+    _check_irc(clean)
     settings = Settings(**clean)
     from chinwag.core.accounts import ReservedNicks  # it needs Settings: imported late
 

@@ -9,7 +9,7 @@ import logging
 import signal
 import socket
 import ssl as ssl_module
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -22,6 +22,7 @@ from chinwag.core.hub import Hub
 from chinwag.core.operator import AccountActions
 from chinwag.server.connection import Connection, Flusher
 from chinwag.server.control import ControlServer, ControlUnusable
+from chinwag.server.irc import IrcConnection
 from chinwag.server.listener import Listener, bind
 from chinwag.server.lock import DataDirLock
 from chinwag.server.tlswire import Handshakes, TlsTransport
@@ -200,7 +201,8 @@ class Server:
             if ssl is None and any(spec.tls for spec in specs):
                 raise ValueError("a tls:// listener needs the TLS context (ssl=...)")
         else:
-            specs = (ListenSpec("chinwag", ssl is not None, settings.host, settings.port),)
+            base = ListenSpec("chinwag", ssl is not None, settings.host, settings.port)
+            specs = (base, *settings.irc_listeners())
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         lock = DataDirLock.acquire(data_dir, "server")
         try:
@@ -265,12 +267,12 @@ class Server:
                 timeout=settings.tls_handshake_timeout,
             )
 
-        def plain() -> asyncio.Protocol:
-            return Connection(server)
-
-        def tls() -> asyncio.Protocol:
+        def factory(spec: ListenSpec) -> Callable[[], asyncio.Protocol]:
+            kind = IrcConnection if spec.protocol == "irc" else Connection
+            if not spec.tls:
+                return lambda: kind(server)
             assert handshakes is not None  # open() refuses a tls:// listener without ssl
-            return TlsTransport(handshakes, Connection(server))
+            return lambda: TlsTransport(handshakes, kind(server))
 
         for spec, socks in bound:
             for sock in socks:
@@ -283,7 +285,7 @@ class Server:
                     server._web = WebApp(server)
                 await server._web.start(socks, ssl if spec.tls else None)
                 continue
-            listener = Listener(socks, tls if spec.tls else plain, settings.accept_pause)
+            listener = Listener(socks, factory(spec), settings.accept_pause)
             server._listeners.append((spec, listener))
             listener.start()
         server.tls = server._chat_address().tls

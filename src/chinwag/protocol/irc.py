@@ -1,0 +1,1054 @@
+"""The IRC codec: IRC lines in, typed commands out, and typed server events to IRC lines.
+
+Sans-I/O like :mod:`chinwag.protocol.jsonlines`: the transport feeds
+:meth:`IrcServerCodec.receive_data` whatever it read and gets back, in order,
+commands for the hub (:mod:`chinwag.protocol.events`) and :class:`Reply` items —
+lines the codec answers on its own (``CAP``, ``PING``, ``417``, ``FAIL``…), which
+the transport writes in their turn. :meth:`IrcServerCodec.render` writes what the
+hub says as IRC lines for this connection. It never raises on the peer's input.
+
+The rules are those of RFC 1459/2812 as modern servers implement them
+(modern.ircdocs.horse) and of IRCv3 (ircv3.net):
+
+- A line is at most :data:`MAX_LINE` bytes (``\\r\\n`` included) plus
+  :data:`MAX_TAGS` bytes of tags (``@`` and the space after them included). A
+  longer line is answered with ``417 ERR_INPUTTOOLONG`` and skipped; the
+  connection stays. Only a line longer than the codec's ``hard_limit`` (no
+  client has a reason to send one) ends it, with ``ERROR``.
+- Text is UTF-8 only (IRCv3 ``UTF8ONLY``): a line that is not is answered with
+  ``FAIL <command> INVALID_UTF8`` and skipped.
+- Rooms are channels ``#room``; ``PRIVMSG nick`` is a DM. The ``ref`` of every
+  command this codec makes is its own (``i1``, ``i2``…): the hub echoes it on
+  the answer, so that an error is rendered as the numeric of the command it
+  refuses and an ``ack`` as the ``echo-message`` copy of what was sent.
+
+Registration (``NICK``/``USER``/``PASS``/``CAP``/``AUTHENTICATE``) becomes one
+``Hello``: with ``PASS`` or SASL ``PLAIN`` it logs in to an account, without it is
+a guest; the username names the device (``alice@phone``), ``irc`` by default.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from chinwag.protocol.events import (
+    Ack,
+    Bye,
+    CaughtUp,
+    Command,
+    Dm,
+    Error,
+    Fatal,
+    Hello,
+    History,
+    HistoryReply,
+    Incoming,
+    Join,
+    Leave,
+    ListRooms,
+    Message,
+    Ok,
+    Outgoing,
+    Ping,
+    Pong,
+    Presence,
+    Register,
+    RoomsReply,
+    Say,
+    Seen,
+    TypingNotice,
+    Welcome,
+    Who,
+    WhoReply,
+)
+from chinwag.protocol.framing import LineBuffer, LineTooLong
+
+__all__ = [
+    "CAPS",
+    "DEFAULT_DEVICE",
+    "DEFAULT_HARD_LIMIT",
+    "HOST",
+    "MAX_LINE",
+    "MAX_TAGS",
+    "IrcMessage",
+    "IrcServerCodec",
+    "Reply",
+    "escape_tag_value",
+    "format_message",
+    "parse_message",
+    "unescape_tag_value",
+]
+
+MAX_LINE: Final = 512
+"""Largest line without its tags, in bytes, ``\\r\\n`` included (RFC 1459 §2.3)."""
+
+MAX_TAGS: Final = 4096
+"""Largest tag section of a client line, ``@`` and the space after it included (IRCv3)."""
+
+DEFAULT_HARD_LIMIT: Final = 4 * (MAX_LINE + MAX_TAGS)
+"""Default length beyond which a line ends the connection instead of getting ``417``."""
+
+DEFAULT_DEVICE: Final = "irc"
+"""The device of an IRC session whose username names none."""
+
+HOST: Final = "chinwag"
+"""The host part of every user's IRC source (``nick!nick@chinwag``)."""
+
+CAPS: Final = (
+    "cap-notify",
+    "echo-message",
+    "labeled-response",
+    "message-tags",
+    "sasl",
+    "server-time",
+    "batch",
+    "multi-prefix",
+    "userhost-in-names",
+)
+"""The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
+
+MAX_LABEL: Final = 64
+"""Longest ``label`` tag kept for labeled-response (the spec's own bound)."""
+
+MAX_PENDING: Final = 256
+"""Commands awaiting the hub's answer that are remembered (oldest forgotten first)."""
+
+MAX_HISTORY_LIMIT: Final = 100
+"""Most messages one ``CHATHISTORY`` request asks the hub for."""
+
+# Characters that cannot be in an IRC nick: they break the message grammar or
+# collide with channel/prefix syntax.
+_BAD_NICK_CHARS: Final = frozenset(" ,*?!@:.\r\n\0")
+_BAD_NICK_FIRST: Final = frozenset("#&$:0123456789-+~%")
+
+# The device a username or SASL account names after "@" (as on the JSON port).
+_DEVICE_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DEVICE_WORDS: Final = (
+    "after @ comes the device: 1 to 64 letters, digits, _ or - (e.g. alice@phone)"
+)
+
+_TAG_ESCAPES: Final = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
+_TAG_UNESCAPES: Final = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+
+
+# --- lines -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IrcMessage:
+    """One parsed IRC line: tags, optional source, the command (upper case), parameters."""
+
+    command: str
+    params: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Command):
+    """Lines the codec answers on its own, to be written in their turn among the hub's.
+
+    A command of the transport's, not the hub's: it goes through the session's
+    inbox (so it counts as a frame before login and keeps its place in the
+    order), and the transport writes it.
+    """
+
+    wire: bytes
+
+
+def unescape_tag_value(raw: str) -> str:
+    """A tag value as IRCv3 message-tags defines its escapes (an unknown ``\\x`` is ``x``)."""
+    if "\\" not in raw:
+        return raw
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        ch = raw[i]
+        if ch == "\\":
+            if i + 1 < len(raw):
+                nxt = raw[i + 1]
+                out.append(_TAG_UNESCAPES.get(nxt, nxt))
+            i += 2  # a trailing lone backslash is dropped
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def escape_tag_value(value: str) -> str:
+    """A tag value with ``;``, space, backslash, CR and LF escaped (IRCv3 message-tags)."""
+    if not any(ch in value for ch in _TAG_ESCAPES):
+        return value
+    return "".join(_TAG_ESCAPES.get(ch, ch) for ch in value)
+
+
+def parse_message(text: str) -> IrcMessage | None:
+    """Parse one IRC line (already decoded, without its ``\\r\\n``).
+
+    Args:
+        text: the line.
+
+    Returns:
+        The message, or ``None`` for a line with no command (blank, or tags only).
+    """
+    rest = text
+    tags: dict[str, str] = {}
+    if rest.startswith("@"):
+        raw_tags, _, rest = rest[1:].partition(" ")
+        for item in raw_tags.split(";"):
+            if not item:
+                continue
+            key, _, value = item.partition("=")
+            tags[key] = unescape_tag_value(value)
+    rest = rest.lstrip(" ")
+    source: str | None = None
+    if rest.startswith(":"):
+        source, _, rest = rest[1:].partition(" ")
+        rest = rest.lstrip(" ")
+    trailing: str | None = None
+    head, sep, tail = rest.partition(" :")
+    if rest.startswith(":"):
+        head, trailing = "", rest[1:]
+    elif sep:
+        trailing = tail
+    words = [word for word in head.split(" ") if word]  # only spaces separate (RFC 1459)
+    if not words:
+        return None
+    params = words[1:]
+    if trailing is not None:
+        params.append(trailing)
+    return IrcMessage(command=words[0].upper(), params=tuple(params), tags=tags, source=source)
+
+
+def format_message(
+    command: str,
+    *params: str,
+    source: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> bytes:
+    """One IRC line, ``\\r\\n`` included; the last parameter is sent as a trailing one.
+
+    Args:
+        command: the command or the three-digit numeric.
+        params: its parameters; only the last may be empty, hold spaces or start
+            with ``:`` (it is then sent as a trailing parameter).
+        source: the prefix (``server`` or ``nick!user@host``), if any.
+        tags: message tags, escaped here; an empty value is sent as a bare key.
+    """
+    parts: list[str] = []
+    if tags:
+        items = [f"{k}={escape_tag_value(v)}" if v else k for k, v in tags.items()]
+        parts.append("@" + ";".join(items))
+    if source is not None:
+        parts.append(":" + source)
+    parts.append(command)
+    if params:
+        parts.extend(params[:-1])
+        last = params[-1]
+        parts.append(":" + last if not last or " " in last or last.startswith(":") else last)
+    return (" ".join(parts) + "\r\n").encode()
+
+
+def _split_body(body: str, budget: int) -> list[str]:
+    """``body`` as IRC message texts: one per line, each at most ``budget`` UTF-8 bytes."""
+    pieces: list[str] = []
+    for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        raw = line.encode()
+        while len(raw) > budget:
+            cut = budget
+            while cut > 0 and (raw[cut] & 0xC0) == 0x80:  # never split a character
+                cut -= 1
+            pieces.append(raw[:cut].decode())
+            raw = raw[cut:]
+        pieces.append(raw.decode() if raw else " ")  # an empty line would be no text
+    return pieces
+
+
+def _time_tag(ts_ms: int) -> str:
+    t = time.gmtime(ts_ms // 1000)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ts_ms % 1000:03d}Z"
+    )
+
+
+def _valid_nick(nick: str) -> bool:
+    return bool(nick) and nick[0] not in _BAD_NICK_FIRST and not _BAD_NICK_CHARS & set(nick)
+
+
+# --- the codec ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What a command of this codec was, kept until the hub answers its ``ref``."""
+
+    command: str  # the IRC command it came from
+    target: str = "*"  # the channel or nick it named
+    label: str | None = None
+    body: str | None = None  # what was sent, for echo-message
+
+
+class IrcServerCodec:
+    """The server's side of one IRC connection: client bytes in, commands and replies out.
+
+    Args:
+        server_name: the server's name, the source of its numerics.
+        hard_limit: a line longer than this many bytes ends the connection.
+    """
+
+    def __init__(self, server_name: str = "chinwag", hard_limit: int = DEFAULT_HARD_LIMIT) -> None:
+        self.server_name = server_name
+        self._lines = LineBuffer(max(hard_limit, MAX_LINE + MAX_TAGS))
+        self.closed = False
+        """True after a ``Fatal``: the stream cannot be framed any more."""
+        self.nick: str | None = None
+        """The nick the client asked for, then (once welcomed) the one it has."""
+        self.caps: set[str] = set()
+        """The capabilities the client enabled."""
+        self.registered = False
+        """The hub welcomed the session and ``001`` went out."""
+        self._user: str | None = None
+        self._password: str | None = None
+        self._cap_negotiating = False
+        self._cap_version = 301
+        self._sasl: str | None = None  # "PLAIN" while an AUTHENTICATE exchange runs
+        self._sasl_buffer = ""
+        self._sasl_nick: str | None = None  # the account SASL logged in as, once it did
+        self._sasl_device: str | None = None  # the device SASL named (account@device)
+        self._hello_ref: str | None = None  # the Hello awaiting its answer
+        self._welcome: Welcome | None = None  # welcomed but registration not over yet
+        self._held: list[bytes] = []  # events rendered before 001 could be sent
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._account = False  # logged in to an account (a guest has no cursor)
+        self._channels: set[str] = set()  # the channels joined, casefolded
+        # The cids of this connection's messages (a random prefix: other sessions of
+        # the account have their own); the hub's copy of one back to us is not shown,
+        # as IRC shows one's own message only as the echo-message echo.
+        self._cid_prefix = f"irc-{secrets.token_hex(4)}-"
+        self._sent: dict[str, None] = {}  # insertion-ordered: the oldest go first
+        self._replay_batch: tuple[str, str] | None = None  # (id, target) of the open one
+        self.followups: list[Incoming] = []
+        """Commands rendering asked for (the NAMES of a joined room): the transport
+        takes them and carries them out after what it is doing."""
+        self._last_id = 0  # the newest message id rendered to this client
+        self._serial = 0
+
+    # -- input ------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> list[Incoming | Reply]:
+        """Feed bytes read from the client; return what they complete, in order.
+
+        A line over the IRC limits gives a ``417`` reply and is skipped; one over
+        the hard limit gives ``Fatal("frame_too_large")`` as soon as that is
+        certain, and later data yields nothing. Never raises on the peer's input.
+
+        Args:
+            data: the next bytes from the peer, in any segmentation.
+        """
+        if self.closed:
+            return []
+        try:
+            lines = self._lines.feed(data)
+        except LineTooLong as exc:
+            self.closed = True
+            out = self._lines_to_items(exc.lines)
+            limit = self._lines.limit
+            out.append(Fatal("frame_too_large", f"a line is at most {limit} bytes; closing"))
+            return out
+        return self._lines_to_items(lines)
+
+    def _lines_to_items(self, lines: list[bytes]) -> list[Incoming | Reply]:
+        out: list[Incoming | Reply] = []
+        for line in lines:
+            out.extend(self._line(line))
+        return out
+
+    def _line(self, raw: bytes) -> list[Incoming | Reply]:
+        tags_len = 0
+        if raw.startswith(b"@"):
+            space = raw.find(b" ")
+            tags_len = len(raw) if space == -1 else space + 1
+        if tags_len > MAX_TAGS or len(raw) - tags_len + 2 > MAX_LINE:
+            return [self._reply("417", "Input line was too long; it was skipped")]
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            word = raw[tags_len:].lstrip(b" ").split(b" ", 1)[0]
+            name = word.decode("ascii", "replace").upper() if word.isalpha() else "*"
+            return [
+                Reply(
+                    format_message(
+                        "FAIL",
+                        name,
+                        "INVALID_UTF8",
+                        "Your line was not UTF-8; it was skipped. Set your client to UTF-8",
+                        source=self.server_name,
+                    )
+                )
+            ]
+        if "\0" in text:
+            return [self._reply("FAIL", "*", "INVALID_PARAMS", "NUL is not allowed; skipped")]
+        msg = parse_message(text)
+        if msg is None:
+            return []
+        items = self._dispatch(msg)
+        label = msg.tags.get("label")
+        if label and "labeled-response" in self.caps and len(label) <= MAX_LABEL:
+            if not items:
+                items = [Reply(format_message("ACK", source=self.server_name))]
+            if all(isinstance(item, Reply) for item in items):
+                # Answered here: the label goes on the answer (commands for the
+                # hub carry it in their pending entry instead).
+                wire = b"".join(item.wire for item in items if isinstance(item, Reply))
+                items = [Reply(self._labeled(wire, label))]
+        return items
+
+    # -- helpers for replies ------------------------------------------------------------
+    def _me(self) -> str:
+        """The target of numerics: the nick once registered, ``*`` before (it may be refused)."""
+        welcomed = self.registered or self._welcome is not None
+        return self.nick if welcomed and self.nick is not None else "*"
+
+    def _source(self, nick: str) -> str:
+        return f"{nick}!{nick}@{HOST}"
+
+    def _numeric(self, code: str, *params: str, tags: Mapping[str, str] | None = None) -> bytes:
+        if code == "FAIL":
+            return format_message("FAIL", *params, source=self.server_name, tags=tags)
+        return format_message(code, self._me(), *params, source=self.server_name, tags=tags)
+
+    def _reply(self, code: str, *params: str) -> Reply:
+        return Reply(self._numeric(code, *params))
+
+    def _remember(
+        self, command: str, target: str, msg: IrcMessage | None, body: str | None = None
+    ) -> str:
+        self._serial += 1
+        ref = f"i{self._serial}"
+        label = None
+        if msg is not None and "labeled-response" in self.caps:
+            label = msg.tags.get("label")
+        if label is not None and len(label) > MAX_LABEL:
+            label = None
+        self._pending[ref] = _Pending(command, target, label, body)
+        while len(self._pending) > MAX_PENDING:
+            self._pending.popitem(last=False)
+        return ref
+
+    # -- commands -----------------------------------------------------------------------
+    def _dispatch(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        cmd, params = msg.command, msg.params
+        if cmd == "CAP":
+            return self._cap(params)
+        if cmd == "AUTHENTICATE":
+            return self._authenticate(params)
+        if cmd == "PING":
+            if not params or not params[0]:
+                return [self._reply("461", "PING", "Not enough parameters: PING <token>")]
+            pong = format_message("PONG", self.server_name, params[0], source=self.server_name)
+            return [Reply(pong)]
+        if cmd == "PONG":
+            if not self.registered:
+                return []  # the server pings only once registered: nothing to answer
+            token = params[-1] if params else ""
+            if token.startswith("seen-") and token[5:].isdigit():
+                # The client read every line sent before that PING (TCP keeps order).
+                return [Pong(), Seen(upto=int(token[5:]))]
+            return [Pong()]
+        if cmd == "QUIT":
+            return [Bye()]
+        if not self.registered:
+            return self._registration(msg)
+        return self._command(msg)
+
+    def _cap(self, params: tuple[str, ...]) -> list[Incoming | Reply]:
+        sub = params[0].upper() if params else ""
+        me = self._me()
+        if sub == "LS":
+            if not self.registered:
+                self._cap_negotiating = True
+            if len(params) > 1 and params[1].isdigit():
+                self._cap_version = max(self._cap_version, int(params[1]))
+            offered = [
+                "sasl=PLAIN" if c == "sasl" and self._cap_version >= 302 else c for c in CAPS
+            ]
+            if self._cap_version >= 302:
+                self.caps.add("cap-notify")  # implied by 302 (IRCv3 capability negotiation)
+            line = format_message("CAP", me, "LS", " ".join(offered), source=self.server_name)
+            return [Reply(line)]
+        if sub == "LIST":
+            line = format_message(
+                "CAP", me, "LIST", " ".join(sorted(self.caps)), source=self.server_name
+            )
+            return [Reply(line)]
+        if sub == "REQ":
+            if not self.registered:
+                self._cap_negotiating = True
+            wanted = params[1].split() if len(params) > 1 else []
+            names = [w[1:] if w.startswith("-") else w for w in wanted]
+            if not wanted or any(n not in CAPS for n in names):
+                verdict = "NAK"
+            else:
+                verdict = "ACK"
+                for w in wanted:
+                    if w.startswith("-"):
+                        self.caps.discard(w[1:])
+                    else:
+                        self.caps.add(w)
+            text = params[1] if len(params) > 1 else ""
+            return [Reply(format_message("CAP", me, verdict, text, source=self.server_name))]
+        if sub == "END":
+            if self.registered or not self._cap_negotiating:
+                return []
+            self._cap_negotiating = False
+            return self._try_register()
+        return [self._reply("410", sub or "*", "Invalid CAP subcommand; use LS, LIST, REQ or END")]
+
+    def _authenticate(self, params: tuple[str, ...]) -> list[Incoming | Reply]:
+        arg = params[0] if params else ""
+        if self.registered or self._sasl_nick is not None:
+            return [self._reply("907", "You have already authenticated using SASL")]
+        if "sasl" not in self.caps:
+            return [
+                self._reply("904", "SASL authentication failed: enable the sasl capability first")
+            ]
+        if arg == "*":
+            self._sasl, self._sasl_buffer = None, ""
+            return [self._reply("906", "SASL authentication aborted")]
+        if self._sasl is None:
+            if arg.upper() != "PLAIN":
+                return [self._reply("908", "PLAIN", "are the available SASL mechanisms")]
+            self._sasl = "PLAIN"
+            return [Reply(format_message("AUTHENTICATE", "+"))]
+        if arg != "+":
+            self._sasl_buffer += arg
+            if len(self._sasl_buffer) > 800:
+                self._sasl, self._sasl_buffer = None, ""
+                return [self._reply("905", "SASL message too long")]
+            if len(arg) == 400:
+                return []  # more chunks follow
+        payload, self._sasl, self._sasl_buffer = self._sasl_buffer, None, ""
+        try:
+            decoded = base64.b64decode(payload, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return [
+                self._reply(
+                    "904", "SASL authentication failed: the PLAIN message is not base64 of UTF-8"
+                )
+            ]
+        fields = decoded.split("\0")
+        if len(fields) != 3 or not fields[1] or not fields[2]:
+            return [
+                self._reply(
+                    "904",
+                    "SASL authentication failed: PLAIN wants authzid NUL account NUL password",
+                )
+            ]
+        account, _, device = fields[1].partition("@")
+        password = fields[2]
+        if fields[0] and fields[0].partition("@")[0] != account:
+            return [self._reply("904", "SASL authentication failed: log in as yourself only")]
+        if not _valid_nick(account):
+            return [
+                self._reply(
+                    "904", "SASL authentication failed: that account name cannot be used on IRC"
+                )
+            ]
+        if device and _DEVICE_RE.fullmatch(device) is None:
+            return [self._reply("904", f"SASL authentication failed: {_DEVICE_WORDS}")]
+        self._sasl_nick = account
+        self._sasl_device = device or None
+        ref = self._hello(account, password, "AUTHENTICATE")
+        return [self._hello_command(account, password, ref)]
+
+    def _hello(self, nick: str, password: str | None, command: str) -> str:
+        self._serial += 1
+        ref = f"i{self._serial}"
+        self._hello_ref = ref
+        self._pending[ref] = _Pending(command, nick)
+        return ref
+
+    def _hello_command(self, nick: str, password: str | None, ref: str) -> Hello:
+        device = self._sasl_device or DEFAULT_DEVICE
+        if self._sasl_device is None and self._user is not None and "@" in self._user:
+            device = self._user.rpartition("@")[2]
+        return Hello(proto=1, nick=nick, password=password, device=device, client="irc", ref=ref)
+
+    def _registration(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        cmd, params = msg.command, msg.params
+        if cmd == "PASS":
+            if not params:
+                return [self._reply("461", "PASS", "Not enough parameters: PASS <password>")]
+            self._password = params[0]
+            return []
+        if cmd == "NICK":
+            if not params:
+                return [self._reply("431", "No nickname given: NICK <nick>")]
+            if not _valid_nick(params[0]):
+                return [
+                    self._reply("432", params[0], "That nick cannot be used on IRC; choose another")
+                ]
+            self.nick = params[0]
+            return self._try_register()
+        if cmd == "USER":
+            if len(params) < 4:
+                return [
+                    self._reply("461", "USER", "Not enough parameters: USER <user> 0 * :<name>")
+                ]
+            device = params[0].rpartition("@")[2] if "@" in params[0] else None
+            if device is not None and _DEVICE_RE.fullmatch(device) is None:
+                return [self._reply("FAIL", "USER", "INVALID_USERNAME", _DEVICE_WORDS)]
+            self._user = params[0]
+            return self._try_register()
+        return [self._reply("451", "You have not registered: send NICK and USER first")]
+
+    def _try_register(self) -> list[Incoming | Reply]:
+        if self._cap_negotiating or self.nick is None or self._user is None:
+            return []
+        if self._welcome is not None:  # SASL already logged in: registration is over
+            return [Reply(self._finish_registration(self._welcome))]
+        if self._hello_ref is not None or self._sasl_nick is not None:
+            return []  # a Hello is on its way
+        ref = self._hello(self.nick, self._password, "NICK")
+        return [self._hello_command(self.nick, self._password, ref)]
+
+    def _command(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        cmd, params = msg.command, msg.params
+        if cmd in ("PRIVMSG", "NOTICE"):
+            if not params:
+                return [self._reply("411", f"No recipient given ({cmd} <target> :<text>)")]
+            if len(params) < 2 or not params[1]:
+                return [self._reply("412", "No text to send")]
+            target, body = params[0], params[1]
+            if target.lower() == "nickserv":
+                return self._nickserv(msg, body)
+            if target.startswith("#"):
+                ref = self._remember(cmd, target, msg, body)
+                return [Say(room=target[1:], body=body, ref=ref, cid=self._cid(ref))]
+            ref = self._remember(cmd, target, msg, body)
+            return [Dm(to=target, body=body, ref=ref, cid=self._cid(ref))]
+        if cmd == "JOIN":
+            if not params:
+                return [self._reply("461", "JOIN", "Not enough parameters: JOIN #room")]
+            out: list[Incoming | Reply] = []
+            for name in params[0].split(","):
+                if not name.startswith("#") or len(name) < 2:
+                    out.append(self._reply("403", name or "*", "No such channel: rooms are #name"))
+                    continue
+                if name.casefold() in self._channels:
+                    continue  # already there: a server ignores such a JOIN (clients send one)
+                out.append(Join(room=name[1:], ref=self._remember("JOIN", name, msg)))
+            return out
+        if cmd == "PART":
+            if not params:
+                return [self._reply("461", "PART", "Not enough parameters: PART #room")]
+            parted: list[Incoming | Reply] = []
+            for name in params[0].split(","):
+                if not name.startswith("#") or len(name) < 2:
+                    parted.append(
+                        self._reply("403", name or "*", "No such channel: rooms are #name")
+                    )
+                    continue
+                parted.append(Leave(room=name[1:], ref=self._remember("PART", name, msg)))
+            return parted
+        if cmd in ("NAMES", "WHO"):
+            if not params or not params[0].startswith("#"):
+                end = "366" if cmd == "NAMES" else "315"
+                target = params[0] if params else "*"
+                return [self._reply(end, target, f"End of /{cmd} list (only #rooms are listed)")]
+            name = params[0].split(",")[0]
+            return [Who(room=name[1:], ref=self._remember(cmd, name, msg))]
+        if cmd == "LIST":
+            return [ListRooms(ref=self._remember("LIST", "*", msg))]
+        if cmd == "CHATHISTORY":
+            return self._chathistory(msg)
+        if cmd in ("MODE", "TOPIC", "WHOIS"):
+            return [self._read_only(cmd, params)]
+        if cmd in ("PASS", "USER"):
+            return [self._reply("462", "You may not reregister")]
+        if cmd == "NICK":
+            return [
+                self._reply("447", "Changing your nick is not there yet; reconnect with another")
+            ]
+        return [self._reply("421", cmd, "Unknown command, or not there yet on chinwag")]
+
+    def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
+        """MODE, TOPIC and WHOIS: what chinwag has of them (fixed modes, no topics)."""
+        if not params:
+            return self._reply("461", cmd, f"Not enough parameters: {cmd} <target>")
+        target = params[0]
+        if cmd == "WHOIS":
+            nick = params[-1]
+            return self._reply("318", nick, "End of /WHOIS list (WHOIS details are not there yet)")
+        if cmd == "TOPIC":
+            if len(params) > 1:
+                return self._reply("482", target, "Setting a topic is not there yet on chinwag")
+            return self._reply("331", target, "No topic is set (topics are not there yet)")
+        if not target.startswith("#"):
+            if len(params) > 1 and params[1] != "+i":  # +i: what every user is here
+                return self._reply("501", "Changing user modes is not there yet on chinwag")
+            return self._reply("221", "+i")
+        if len(params) == 1:
+            return self._reply("324", target, "+nt")
+        if params[1].lstrip("+") in ("b", "e", "I"):
+            return self._reply("368", target, "End of channel ban list")
+        return self._reply("482", target, "Changing channel modes is not there yet on chinwag")
+
+    def _cid(self, ref: str) -> str:
+        """A cid unique to this connection: the hub's copy of it back to us is the echo's."""
+        cid = f"{self._cid_prefix}{ref}"
+        self._sent[cid] = None
+        if len(self._sent) > MAX_PENDING:
+            del self._sent[next(iter(self._sent))]
+        return cid
+
+    def _nickserv(self, msg: IrcMessage, text: str) -> list[Incoming | Reply]:
+        words = text.split()
+        verb = words[0].upper() if words else ""
+        if verb == "REGISTER" and len(words) >= 2:
+            return [Register(password=words[1], ref=self._remember("NICKSERV", "NickServ", msg))]
+        if verb == "IDENTIFY":
+            notice = "You are logged in already; to change accounts, reconnect with SASL or PASS"
+        else:
+            notice = "Commands: REGISTER <password>; IDENTIFY works only as PASS or SASL at connect"
+        return [Reply(format_message("NOTICE", self._me(), notice, source=self._nickserv_source()))]
+
+    def _nickserv_source(self) -> str:
+        return f"NickServ!NickServ@{HOST}"
+
+    def _chathistory(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        params = msg.params
+        sub = params[0].upper() if params else ""
+        if sub not in ("LATEST", "BEFORE") or len(params) < 4:
+            why = (
+                "only LATEST and BEFORE are there yet" if sub else "CHATHISTORY <sub> <target> ..."
+            )
+            return [Reply(self._numeric("FAIL", "CHATHISTORY", "INVALID_PARAMS", sub or "*", why))]
+        target, point, count = params[1], params[2], params[3]
+        before: int | None = None
+        if point != "*":
+            if not point.startswith("msgid=") or not point[6:].isdigit():
+                why = "Point to a message by msgid=<id>; timestamps are not there yet"
+                return [Reply(self._numeric("FAIL", "CHATHISTORY", "INVALID_PARAMS", point, why))]
+            before = int(point[6:])
+        if sub == "BEFORE" and before is None:
+            why = "BEFORE needs msgid=<id>"
+            return [Reply(self._numeric("FAIL", "CHATHISTORY", "INVALID_PARAMS", point, why))]
+        limit = min(int(count), MAX_HISTORY_LIMIT) if count.isdigit() and int(count) > 0 else 50
+        ref = self._remember("CHATHISTORY", target, msg)
+        if target.startswith("#"):
+            return [History(room=target[1:], before=before, limit=limit, ref=ref)]
+        return [History(with_=target, before=before, limit=limit, ref=ref)]
+
+    # -- output -------------------------------------------------------------------------
+    def render(self, event: Outgoing) -> bytes:
+        """The IRC lines of a server event for this connection (``b""`` if it has none).
+
+        Events that come before registration is over (SASL logged in, ``CAP END``
+        not sent yet) are held and written after ``001``.
+
+        Args:
+            event: what the hub says.
+        """
+        pending = self._pending.pop(event.ref, None) if event.ref is not None else None
+        if type(event) is Error and event.ref is not None:
+            self._sent.pop(self._cid_prefix + event.ref, None)  # refused: no copy will come
+        wire = self._render(event, pending)
+        if pending is not None and pending.label is not None and wire:
+            wire = self._labeled(wire, pending.label)
+        if self._replay_batch is not None and not (type(event) is Message and event.replay):
+            wire = self._end_replay_batch() + wire
+        if not self.registered and not isinstance(event, (Welcome, Error, Ping, Bye)):
+            self._held.append(wire)
+            return b""
+        return wire
+
+    def _replayed(self, e: Message) -> bytes:
+        """A backlog message inside a ``chathistory`` batch of its conversation.
+
+        Consecutive messages of one room or one person share a batch; the
+        batch ends when the conversation changes or anything else is sent.
+        """
+        target = (
+            f"#{e.room}" if e.room is not None else (e.to if e.sender == self.nick else e.sender)
+        )
+        target = target or "*"
+        out = b""
+        if self._replay_batch is not None and self._replay_batch[1] != target:
+            out = self._end_replay_batch()
+        if self._replay_batch is None:
+            self._serial += 1
+            ref = f"r{self._serial}"
+            self._replay_batch = (ref, target)
+            out += format_message(
+                "BATCH", f"+{ref}", "chathistory", target, source=self.server_name
+            )
+        return out + self._message_lines(e, batch=self._replay_batch[0])
+
+    def _end_replay_batch(self) -> bytes:
+        assert self._replay_batch is not None
+        ref, self._replay_batch = self._replay_batch[0], None
+        return format_message("BATCH", f"-{ref}", source=self.server_name)
+
+    def _labeled(self, wire: bytes, label: str) -> bytes:
+        lines = wire.split(b"\r\n")[:-1]
+        tag = f"label={escape_tag_value(label)}".encode()
+        if len(lines) == 1:
+            line = lines[0]
+            if line.startswith(b"@"):
+                return b"@" + tag + b";" + line[1:] + b"\r\n"
+            return b"@" + tag + b" " + line + b"\r\n"
+        if "batch" not in self.caps:
+            return wire  # several lines can carry one label only in a batch
+        start = format_message("BATCH", "+L", "labeled-response", source=self.server_name)
+        start = b"@" + tag + b" " + start
+        inner = [
+            (b"@batch=L;" + ln[1:] if ln.startswith(b"@") else b"@batch=L " + ln) + b"\r\n"
+            for ln in lines
+        ]
+        return start + b"".join(inner) + format_message("BATCH", "-L", source=self.server_name)
+
+    def _message_lines(self, e: Message, batch: str | None = None, verb: str = "PRIVMSG") -> bytes:
+        self._last_id = max(self._last_id, e.id)
+        tags: dict[str, str] = {}
+        if batch is not None:
+            tags["batch"] = batch
+        if "server-time" in self.caps:
+            tags["time"] = _time_tag(e.ts_ms)
+        if "message-tags" in self.caps:
+            tags["msgid"] = str(e.id)
+        target = f"#{e.room}" if e.room is not None else (e.to or self._me())
+        body = e.body
+        if e.replay and "server-time" not in self.caps:
+            body = f"[{_time_tag(e.ts_ms)[:16].replace('T', ' ')} UTC] {body}"
+        source = self._source(e.sender)
+        overhead = len(format_message(verb, target, "", source=source))
+        out = [
+            format_message(verb, target, piece, source=source, tags=tags)
+            for piece in _split_body(body, MAX_LINE - overhead)
+        ]
+        return b"".join(out)
+
+    def _render(self, event: Outgoing, pending: _Pending | None) -> bytes:
+        match event:
+            case Message():
+                if event.cid is not None and event.cid in self._sent:
+                    del self._sent[event.cid]
+                    self._last_id = max(self._last_id, event.id)
+                    return b""
+                if event.replay and "batch" in self.caps:
+                    return self._replayed(event)
+                return self._message_lines(event)
+            case Ack():
+                if pending is None or pending.body is None or "echo-message" not in self.caps:
+                    if pending is not None and pending.label is not None:
+                        return format_message("ACK", source=self.server_name)
+                    return b""
+                me = self._me()
+                target = pending.target
+                room = target[1:] if target.startswith("#") else None
+                echo = Message(
+                    id=event.id,
+                    ts_ms=event.ts_ms,
+                    sender=me,
+                    room=room,
+                    to=None if room is not None else target,
+                    body=pending.body,
+                )
+                return self._message_lines(echo, verb=pending.command)
+            case Presence():
+                if event.nick == self.nick:
+                    return b""
+                verb = "JOIN" if event.event == "join" else "PART"
+                return format_message(verb, f"#{event.room}", source=self._source(event.nick))
+            case TypingNotice():
+                if "message-tags" not in self.caps:
+                    return b""
+                target = f"#{event.room}" if event.room is not None else self._me()
+                return format_message(
+                    "TAGMSG", target, source=self._source(event.sender), tags={"+typing": "active"}
+                )
+            case Ok():
+                return self._render_ok(pending)
+            case Welcome():
+                return self._render_welcome(event, pending)
+            case WhoReply():
+                return self._render_who(event, pending)
+            case RoomsReply():
+                lines = [self._numeric("321", "Channel", "Users  Name")]
+                lines += [
+                    self._numeric("322", f"#{r.name}", str(r.online), "") for r in event.rooms
+                ]
+                lines.append(self._numeric("323", "End of /LIST"))
+                return b"".join(lines)
+            case HistoryReply():
+                target = f"#{event.room}" if event.room is not None else (event.with_ or "*")
+                if "batch" not in self.caps:
+                    return b"".join(self._message_lines(m) for m in event.messages)
+                self._serial += 1
+                ref = f"h{self._serial}"
+                start = format_message(
+                    "BATCH", f"+{ref}", "chathistory", target, source=self.server_name
+                )
+                body = b"".join(self._message_lines(m, batch=ref) for m in event.messages)
+                return start + body + format_message("BATCH", f"-{ref}", source=self.server_name)
+            case CaughtUp():
+                if event.missed == 0:
+                    return b""
+                more = " (more are in /CHATHISTORY)" if event.truncated else ""
+                text = f"You missed {event.missed} messages while away; they are above{more}"
+                notice = format_message("NOTICE", self._me(), text, source=self.server_name)
+                return notice + self._ping()
+            case Error():
+                return self._render_error(event, pending)
+            case Ping():
+                return self._ping()
+            case Pong():
+                return format_message(
+                    "PONG", self.server_name, self.server_name, source=self.server_name
+                )
+            case Bye():
+                return format_message("ERROR", "Closing link: goodbye")
+
+    def _names(self, channel: str) -> None:
+        """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""
+        self.followups.append(Who(room=channel[1:], ref=self._remember("NAMES", channel, None)))
+
+    def _ping(self) -> bytes:
+        """A PING whose PONG tells that the client read every message sent before it.
+
+        For an account, its token names the newest message sent (``seen-<id>``):
+        the answer moves the device's cursor there (IRC has no ``seen`` of its own).
+        """
+        token = f"seen-{self._last_id}" if self._account and self._last_id else self.server_name
+        return format_message("PING", token, source=self.server_name)
+
+    def _render_ok(self, pending: _Pending | None) -> bytes:
+        if pending is None:
+            return b""
+        me = self._me()
+        if pending.command == "JOIN":
+            self._channels.add(pending.target.casefold())
+            self._names(pending.target)
+            return format_message("JOIN", pending.target, source=self._source(me))
+        if pending.command == "PART":
+            self._channels.discard(pending.target.casefold())
+            return format_message("PART", pending.target, source=self._source(me))
+        if pending.command == "NICKSERV":
+            text = f"{me} is registered: from now on, log in with SASL or PASS"
+            return format_message("NOTICE", me, text, source=self._nickserv_source())
+        if pending.label is not None:
+            return format_message("ACK", source=self.server_name)
+        return b""
+
+    def _render_who(self, event: WhoReply, pending: _Pending | None) -> bytes:
+        channel = f"#{event.room}"
+        if pending is not None and pending.command == "WHO":
+            rows = [
+                self._numeric(
+                    "352", channel, u.nick, HOST, self.server_name, u.nick, "H", f"0 {u.nick}"
+                )
+                for u in event.users
+            ]
+            return b"".join(rows) + self._numeric("315", channel, "End of /WHO list")
+        lines: list[bytes] = []
+        names: list[str] = []
+        full = "userhost-in-names" in self.caps
+        for user in event.users:
+            name = self._source(user.nick) if full else user.nick
+            candidate = " ".join([*names, name])
+            if names and len(candidate) > 400:
+                lines.append(self._numeric("353", "=", channel, " ".join(names)))
+                names = []
+            names.append(name)
+        if names:
+            lines.append(self._numeric("353", "=", channel, " ".join(names)))
+        return b"".join(lines) + self._numeric("366", channel, "End of /NAMES list")
+
+    def _render_welcome(self, event: Welcome, pending: _Pending | None) -> bytes:
+        self._hello_ref = None
+        self._account = event.account
+        if pending is not None and pending.command == "AUTHENTICATE":
+            account = event.nick
+            self.nick = account
+            self._welcome = event
+            source = f"{account}!{account}@{HOST}"
+            logged_in = f"You are now logged in as {account}"
+            out = format_message(
+                "900", account, source, account, logged_in, source=self.server_name
+            )
+            out += format_message(
+                "903", account, "SASL authentication successful", source=self.server_name
+            )
+            if not self._cap_negotiating and self._user is not None:
+                out += self._finish_registration(event)
+            return out
+        self.nick = event.nick
+        return self._finish_registration(event)
+
+    def _finish_registration(self, event: Welcome) -> bytes:
+        self.registered = True
+        self._welcome = None
+        me = self._me()
+        name = self.server_name
+        isupport = "CASEMAPPING=ascii CHANTYPES=# CHATHISTORY=100 NETWORK=chinwag UTF8ONLY"
+        lines = [
+            self._numeric("001", f"Welcome to {event.server_name}, {me}"),
+            self._numeric("002", f"Your host is {name}, running chinwag {event.server_version}"),
+            self._numeric("003", "This server keeps what you missed while away"),
+            self._numeric("004", name, event.server_version, "i", "n"),
+            self._numeric("005", *isupport.split(), "are supported by this server"),
+        ]
+        if event.motd:
+            lines.append(self._numeric("375", f"- {name} Message of the day -"))
+            lines += [self._numeric("372", f"- {row}") for row in event.motd.splitlines() or [""]]
+            lines.append(self._numeric("376", "End of /MOTD command"))
+        else:
+            lines.append(self._numeric("422", "MOTD File is missing"))
+        for room in event.rooms:
+            channel = f"#{room}"
+            lines.append(format_message("JOIN", channel, source=self._source(me)))
+            self._channels.add(channel.casefold())
+            self._names(channel)
+        held, self._held = self._held, []
+        return b"".join(lines) + b"".join(held)
+
+    def _render_error(self, event: Error, pending: _Pending | None) -> bytes:
+        command = pending.command if pending is not None else "*"
+        target = pending.target if pending is not None else "*"
+        code, text = event.code, event.message
+        if command == "NOTICE":
+            return b""  # a NOTICE never gets an automatic reply (RFC 2812 3.3.2)
+        if command in ("NAMES", "WHO"):
+            # Nothing to list: the end of the list, as for an empty channel.
+            end = "366" if command == "NAMES" else "315"
+            return self._numeric(end, target, f"End of /{command} list")
+        if command in ("NICK", "AUTHENTICATE"):
+            self._hello_ref = None
+            if command == "AUTHENTICATE":
+                self._sasl_nick = None
+                return self._numeric("904", f"SASL authentication failed: {text}")
+            if code in ("nick_taken", "nick_registered", "password_required"):
+                return self._numeric("433", target, f"Nickname is already in use: {text}")
+            if code == "bad_nick":
+                return self._numeric("432", target, text)
+            if code == "bad_password":
+                return self._numeric("464", f"Password incorrect: {text}")
+            return self._numeric("FAIL", "NICK", code.upper(), text)
+        if code == "no_such_user":
+            return self._numeric("401", target, text)
+        if code == "bad_room":
+            return self._numeric("403", target, text)
+        if code == "not_member":
+            return self._numeric("442" if command == "PART" else "404", target, text)
+        if command == "NICKSERV":
+            return format_message("NOTICE", self._me(), text, source=self._nickserv_source())
+        return self._numeric("FAIL", command, code.upper(), text)

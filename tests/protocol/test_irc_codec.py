@@ -1,0 +1,683 @@
+"""The IRC codec: registration, commands, limits and rendering, bytes in and lines out."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chinwag.protocol.events import (
+    Ack,
+    CaughtUp,
+    Command,
+    Dm,
+    Error,
+    Fatal,
+    Hello,
+    History,
+    HistoryReply,
+    Incoming,
+    Join,
+    Leave,
+    ListRooms,
+    Message,
+    Ok,
+    Ping,
+    Presence,
+    Register,
+    RoomRow,
+    RoomsReply,
+    Say,
+    Seen,
+    Welcome,
+    Who,
+    WhoMember,
+    WhoReply,
+)
+from chinwag.protocol.irc import (
+    MAX_LINE,
+    MAX_TAGS,
+    IrcServerCodec,
+    Reply,
+    escape_tag_value,
+    format_message,
+    parse_message,
+    unescape_tag_value,
+)
+
+WELCOME = Welcome(
+    proto=1,
+    nick="alice",
+    account=True,
+    server_name="chinwag",
+    server_version="1.0",
+    motd="be nice",
+    rooms=("lobby",),
+)
+
+
+def replies(items: list[Incoming | Reply]) -> bytes:
+    return b"".join(item.wire for item in items if isinstance(item, Reply))
+
+
+def commands(items: list[Incoming | Reply]) -> list[Command]:
+    """The commands for the hub among ``items`` (the codec makes no other kind here)."""
+    out = [item for item in items if not isinstance(item, Reply)]
+    assert all(isinstance(item, Command) for item in out), out
+    return [item for item in out if isinstance(item, Command)]
+
+
+def registered(caps: str = "") -> IrcServerCodec:
+    """A codec that went through registration (with ``caps`` enabled) and was welcomed."""
+    codec = IrcServerCodec()
+    if caps:
+        codec.receive_data(b"CAP LS 302\r\n")
+        codec.receive_data(f"CAP REQ :{caps}\r\n".encode())
+    items = codec.receive_data(b"NICK alice\r\nUSER alice 0 * :Alice\r\n")
+    if caps:
+        items += codec.receive_data(b"CAP END\r\n")
+    (hello,) = commands(items)
+    assert isinstance(hello, Hello)
+    codec.render(replace(WELCOME, ref=hello.ref))
+    assert codec.registered
+    return codec
+
+
+# --- lines -----------------------------------------------------------------------------
+
+
+def test_parses_tags_source_command_and_trailing() -> None:
+    msg = parse_message(r"@label=a\sb;+draft/x :nick!u@h privmsg #lobby :hello there")
+    assert msg is not None
+    assert msg.command == "PRIVMSG"
+    assert msg.params == ("#lobby", "hello there")
+    assert msg.tags == {"label": "a b", "+draft/x": ""}
+    assert msg.source == "nick!u@h"
+
+
+def test_a_line_without_a_command_is_nothing() -> None:
+    assert parse_message("") is None
+    assert parse_message("@a=b ") is None
+
+
+def test_tag_values_escape_and_unescape_round_trip() -> None:
+    value = "a;b c\\d\re\nf"
+    assert unescape_tag_value(escape_tag_value(value)) == value
+    assert unescape_tag_value("x\\") == "x"  # a lone trailing backslash is dropped
+
+
+def test_format_adds_a_colon_only_where_needed() -> None:
+    assert format_message("JOIN", "#a", source="n!n@h") == b":n!n@h JOIN #a\r\n"
+    assert format_message("PRIVMSG", "#a", "hi there") == b"PRIVMSG #a :hi there\r\n"
+    assert format_message("PRIVMSG", "#a", ":)") == b"PRIVMSG #a ::)\r\n"
+    assert format_message("PING", "", tags={"time": "x"}) == b"@time=x PING :\r\n"
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\0 ")))
+def test_format_then_parse_gives_the_trailing_parameter_back(body: str) -> None:
+    line = format_message("PRIVMSG", "#a", body).decode()[:-2]
+    msg = parse_message(line)
+    assert msg is not None
+    assert msg.params == ("#a", body)
+
+
+_WORDS = [
+    b"CAP LS 302",
+    b"CAP REQ :sasl batch labeled-response echo-message",
+    b"CAP END",
+    b"AUTHENTICATE PLAIN",
+    b"AUTHENTICATE +",
+    b"NICK a",
+    b"USER a 0 * :A",
+    b"PASS x",
+    b"PRIVMSG",
+    b"PRIVMSG #",
+    b"JOIN",
+    b"PART ,",
+    b"CHATHISTORY BEFORE",
+    b"NAMES",
+    b"@label=",
+    b" :",
+    b"\r\n",
+    b"\xff",
+]
+
+
+@given(
+    st.lists(st.one_of(st.sampled_from(_WORDS), st.binary(max_size=700)), max_size=12),
+    st.booleans(),
+)
+def test_the_codec_never_raises_on_any_bytes(chunks: list[bytes], welcomed: bool) -> None:
+    codec = registered("labeled-response echo-message batch") if welcomed else IrcServerCodec()
+    for chunk in chunks:
+        items = codec.receive_data(chunk)
+        for item in items:
+            if isinstance(item, Reply):
+                assert item.wire.endswith(b"\r\n")
+                assert all(
+                    len(line) + 2 <= MAX_LINE + MAX_TAGS for line in item.wire.split(b"\r\n")
+                )
+            elif isinstance(item, Fatal):
+                assert codec.closed and item is items[-1]
+
+
+@given(st.text(max_size=300))
+def test_parse_never_raises_on_any_text(text: str) -> None:
+    msg = parse_message(text)
+    assert msg is None or msg.command == msg.command.upper()
+
+
+# --- limits ----------------------------------------------------------------------------
+
+
+def test_a_line_at_the_limit_is_read_and_one_byte_more_gets_417_and_is_kept() -> None:
+    codec = registered()
+    prefix = b"PRIVMSG #lobby :"
+    fits = prefix + b"x" * (MAX_LINE - 2 - len(prefix))
+    (say,) = commands(codec.receive_data(fits + b"\r\n"))
+    assert isinstance(say, Say)
+    assert len(say.body) == MAX_LINE - 2 - len(prefix)
+    items = codec.receive_data(fits + b"x\r\nPRIVMSG #lobby :after\r\n")
+    assert b" 417 alice :Input line was too long" in replies(items)
+    assert [c.body for c in commands(items) if isinstance(c, Say)] == ["after"]
+    assert not codec.closed
+
+
+def test_tags_up_to_their_own_limit_are_allowed_beyond_it_417() -> None:
+    codec = registered()
+    tag = b"@+x=" + b"a" * (MAX_TAGS - 5) + b" "
+    assert len(tag) == MAX_TAGS
+    (say,) = commands(codec.receive_data(tag + b"PRIVMSG #lobby :hi\r\n"))
+    assert isinstance(say, Say)
+    items = codec.receive_data(b"@+x=" + b"a" * (MAX_TAGS - 4) + b" PRIVMSG #lobby :hi\r\n")
+    assert b" 417 " in replies(items)
+    assert commands(items) == []
+
+
+def test_a_line_far_beyond_the_limit_ends_the_connection_before_its_newline() -> None:
+    codec = IrcServerCodec(hard_limit=6000)
+    items = codec.receive_data(b"PING :a\r\n" + b"x" * 6001)
+    assert b"PONG" in replies(items)
+    assert isinstance(items[-1], Fatal)
+    assert codec.closed
+    assert codec.receive_data(b"PING :b\r\n") == []
+
+
+def test_bad_utf8_gets_fail_invalid_utf8_and_the_connection_goes_on() -> None:
+    codec = registered()
+    items = codec.receive_data(b"PRIVMSG #lobby :\xff\xfe\r\nPRIVMSG #lobby :ok\r\n")
+    assert b"FAIL PRIVMSG INVALID_UTF8 :" in replies(items)
+    assert [c.body for c in commands(items) if isinstance(c, Say)] == ["ok"]
+
+
+# --- registration ------------------------------------------------------------------------
+
+
+def test_nick_and_user_make_a_guest_hello_with_the_device_of_the_username() -> None:
+    codec = IrcServerCodec()
+    assert codec.receive_data(b"NICK bob\r\n") == []
+    (hello,) = commands(codec.receive_data(b"USER bob@phone 0 * :Bob\r\n"))
+    assert isinstance(hello, Hello)
+    assert (hello.nick, hello.password, hello.device, hello.client) == ("bob", None, "phone", "irc")
+
+
+def test_pass_logs_in_and_the_device_defaults_to_irc() -> None:
+    codec = IrcServerCodec()
+    items = codec.receive_data(b"PASS s3cret\r\nNICK bob\r\nUSER bob 0 * :Bob\r\n")
+    (hello,) = commands(items)
+    assert isinstance(hello, Hello)
+    assert (hello.password, hello.device) == ("s3cret", "irc")
+
+
+def test_cap_negotiation_holds_the_hello_until_cap_end() -> None:
+    codec = IrcServerCodec()
+    ls = replies(codec.receive_data(b"CAP LS 302\r\n"))
+    assert b"sasl=PLAIN" in ls and b"echo-message" in ls
+    assert commands(codec.receive_data(b"NICK bob\r\nUSER bob 0 * :B\r\n")) == []
+    ack = replies(codec.receive_data(b"CAP REQ :server-time echo-message\r\n"))
+    assert ack == b":chinwag CAP * ACK :server-time echo-message\r\n"
+    nak = replies(codec.receive_data(b"CAP REQ :no-such-cap\r\n"))
+    assert b" NAK " in nak
+    (hello,) = commands(codec.receive_data(b"CAP END\r\n"))
+    assert isinstance(hello, Hello)
+    assert {"server-time", "echo-message"} <= codec.caps
+
+
+def test_welcome_sends_001_motd_and_joins_the_lobby() -> None:
+    codec = IrcServerCodec()
+    (hello,) = commands(codec.receive_data(b"NICK alice\r\nUSER a 0 * :A\r\n"))
+    wire = codec.render(replace(WELCOME, ref=hello.ref))
+    assert wire.startswith(b":chinwag 001 alice :Welcome")
+    assert b":chinwag 372 alice :- be nice\r\n" in wire
+    assert b":alice!alice@chinwag JOIN #lobby\r\n" in wire
+    assert b"UTF8ONLY" in wire
+
+
+def test_a_taken_or_registered_nick_gets_433_and_a_new_nick_tries_again() -> None:
+    codec = IrcServerCodec()
+    (hello,) = commands(codec.receive_data(b"NICK alice\r\nUSER a 0 * :A\r\n"))
+    refusal = Error(code="password_required", message="alice is registered", ref=hello.ref)
+    assert codec.render(refusal).startswith(b":chinwag 433 * alice :Nickname is already in use")
+    (again,) = commands(codec.receive_data(b"NICK alice_\r\n"))
+    assert isinstance(again, Hello) and again.nick == "alice_"
+
+
+def test_a_nick_irc_cannot_carry_gets_432() -> None:
+    codec = IrcServerCodec()
+    items = codec.receive_data(b"NICK #bad\r\n")
+    assert b" 432 * #bad :" in replies(items)
+    assert commands(items) == []
+
+
+def test_commands_before_registration_get_451() -> None:
+    codec = IrcServerCodec()
+    items = codec.receive_data(b"PRIVMSG #lobby :hi\r\n")
+    assert b" 451 " in replies(items) and commands(items) == []
+
+
+def test_sasl_plain_logs_in_before_cap_end_and_001_follows_cap_end() -> None:
+    codec = IrcServerCodec()
+    codec.receive_data(b"CAP LS 302\r\nNICK alice\r\nUSER alice@laptop 0 * :A\r\n")
+    codec.receive_data(b"CAP REQ :sasl\r\n")
+    assert replies(codec.receive_data(b"AUTHENTICATE PLAIN\r\n")) == b"AUTHENTICATE +\r\n"
+    token = base64.b64encode(b"\0alice\0hunter22").decode()
+    (hello,) = commands(codec.receive_data(f"AUTHENTICATE {token}\r\n".encode()))
+    assert isinstance(hello, Hello)
+    assert (hello.nick, hello.password, hello.device) == ("alice", "hunter22", "laptop")
+    wire = codec.render(replace(WELCOME, ref=hello.ref))
+    assert b" 900 alice alice!alice@chinwag alice :" in wire and b" 903 " in wire
+    assert b" 001 " not in wire
+    held = Message(id=7, ts_ms=0, sender="bob", to="alice", body="while away", replay=True)
+    assert codec.render(held) == b""
+    done = replies(codec.receive_data(b"CAP END\r\n"))
+    assert b" 001 alice " in done
+    assert done.index(b" 001 ") < done.index(b"while away")
+
+
+def test_a_failed_sasl_login_gets_904() -> None:
+    codec = IrcServerCodec()
+    codec.receive_data(b"CAP LS 302\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n")
+    token = base64.b64encode(b"alice\0alice\0wrong").decode()
+    (hello,) = commands(codec.receive_data(f"AUTHENTICATE {token}\r\n".encode()))
+    wire = codec.render(Error(code="bad_password", message="wrong password", ref=hello.ref))
+    assert wire.startswith(b":chinwag 904 * :SASL authentication failed")
+    assert not codec.registered
+
+
+def test_sasl_with_junk_is_refused_without_a_hello() -> None:
+    codec = IrcServerCodec()
+    codec.receive_data(b"CAP LS 302\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n")
+    items = codec.receive_data(b"AUTHENTICATE !!!\r\n")
+    assert b" 904 " in replies(items) and commands(items) == []
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def test_privmsg_to_a_channel_is_say_and_to_a_nick_is_dm() -> None:
+    codec = registered()
+    items = commands(codec.receive_data(b"PRIVMSG #lobby :hi all\r\nPRIVMSG bob :psst\r\n"))
+    say, dm = items
+    assert isinstance(say, Say) and (say.room, say.body) == ("lobby", "hi all")
+    assert isinstance(dm, Dm) and (dm.to, dm.body) == ("bob", "psst")
+
+
+def test_join_part_names_who_list_quit_pong() -> None:
+    codec = registered()
+    items = commands(
+        codec.receive_data(
+            b"JOIN #a,#b\r\nPART #a :bye\r\nNAMES #b\r\nWHO #b\r\nLIST\r\nPONG :x\r\nQUIT :gone\r\n"
+        )
+    )
+    assert [type(i).__name__ for i in items] == [
+        "Join",
+        "Join",
+        "Leave",
+        "Who",
+        "Who",
+        "ListRooms",
+        "Pong",
+        "Bye",
+    ]
+    assert isinstance(items[0], Join) and items[0].room == "a"
+    assert isinstance(items[2], Leave) and items[2].room == "a"
+    assert isinstance(items[5], ListRooms)
+
+
+def test_ping_is_answered_by_the_codec_and_one_without_a_token_gets_461() -> None:
+    codec = registered()
+    assert replies(codec.receive_data(b"PING :tok\r\n")) == b":chinwag PONG chinwag tok\r\n"
+    assert replies(codec.receive_data(b"PING\r\n")).startswith(b":chinwag 461 alice PING :")
+
+
+def test_nickserv_register_is_a_register_command() -> None:
+    codec = registered()
+    (reg,) = commands(codec.receive_data(b"PRIVMSG NickServ :REGISTER hunter22 a@b.c\r\n"))
+    assert isinstance(reg, Register) and reg.password == "hunter22"
+    wire = codec.render(Ok(ref=reg.ref))
+    assert wire.startswith(b":NickServ!NickServ@chinwag NOTICE alice :alice is registered")
+
+
+def test_chathistory_latest_and_before_become_history_requests() -> None:
+    codec = registered()
+    items = commands(
+        codec.receive_data(
+            b"CHATHISTORY LATEST #lobby * 20\r\nCHATHISTORY BEFORE bob msgid=42 500\r\n"
+        )
+    )
+    latest, before = items
+    assert isinstance(latest, History) and (latest.room, latest.before, latest.limit) == (
+        "lobby",
+        None,
+        20,
+    )
+    assert isinstance(before, History) and (before.with_, before.before, before.limit) == (
+        "bob",
+        42,
+        100,
+    )
+
+
+def test_chathistory_subcommands_not_there_yet_get_fail() -> None:
+    codec = registered()
+    items = codec.receive_data(b"CHATHISTORY AFTER #lobby msgid=1 10\r\n")
+    assert b"FAIL CHATHISTORY INVALID_PARAMS AFTER :" in replies(items)
+    assert commands(items) == []
+
+
+def test_unknown_commands_get_421() -> None:
+    codec = registered()
+    assert b" 421 alice FROB :" in replies(codec.receive_data(b"FROB\r\n"))
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def test_a_room_message_carries_time_and_msgid_only_when_negotiated() -> None:
+    msg = Message(id=42, ts_ms=1_700_000_000_123, sender="bob", room="lobby", body="hello")
+    assert registered().render(msg) == b":bob!bob@chinwag PRIVMSG #lobby hello\r\n"
+    tagged = registered("server-time message-tags").render(msg)
+    assert tagged == (
+        b"@time=2023-11-14T22:13:20.123Z;msgid=42 :bob!bob@chinwag PRIVMSG #lobby hello\r\n"
+    )
+
+
+def test_a_body_with_newlines_or_too_long_is_split_into_several_privmsgs() -> None:
+    codec = registered()
+    body = "one\ntwo\n" + "é" * 400
+    wire = codec.render(Message(id=1, ts_ms=0, sender="bob", to="alice", body=body))
+    lines = wire.split(b"\r\n")[:-1]
+    assert len(lines) == 4
+    assert all(len(line) + 2 <= MAX_LINE for line in lines)
+    texts = [parse_message(line.decode()) for line in lines]
+    assert "".join(m.params[1] for m in texts[2:] if m is not None) == "é" * 400
+
+
+def test_a_replayed_message_without_server_time_shows_its_time_in_the_text() -> None:
+    codec = registered()
+    msg = Message(id=1, ts_ms=0, sender="bob", to="alice", body="missed", replay=True)
+    assert codec.render(msg) == b":bob!bob@chinwag PRIVMSG alice :[1970-01-01 00:00 UTC] missed\r\n"
+
+
+def test_an_ack_is_the_echo_with_echo_message_and_nothing_without() -> None:
+    plain = registered()
+    (say,) = commands(plain.receive_data(b"PRIVMSG #lobby :mine\r\n"))
+    assert plain.render(Ack(id=9, ts_ms=0, ref=say.ref)) == b""
+    echo = registered("echo-message message-tags")
+    (say,) = commands(echo.receive_data(b"PRIVMSG #lobby :mine\r\n"))
+    wire = echo.render(Ack(id=9, ts_ms=0, ref=say.ref))
+    assert wire == b"@msgid=9 :alice!alice@chinwag PRIVMSG #lobby mine\r\n"
+
+
+def test_labeled_response_tags_the_answer() -> None:
+    codec = registered("labeled-response echo-message")
+    (say,) = commands(codec.receive_data(b"@label=L1 PRIVMSG #lobby :x\r\n"))
+    assert codec.render(Ack(id=1, ts_ms=0, ref=say.ref)).startswith(b"@label=L1 :alice!")
+
+
+def test_errors_become_the_numeric_of_the_refused_command() -> None:
+    codec = registered()
+    (dm,) = commands(codec.receive_data(b"PRIVMSG nobody :hi\r\n"))
+    wire = codec.render(Error(code="no_such_user", message="No such user", ref=dm.ref))
+    assert wire == b":chinwag 401 alice nobody :No such user\r\n"
+    (say,) = commands(codec.receive_data(b"PRIVMSG #elsewhere :hi\r\n"))
+    wire = codec.render(Error(code="not_member", message="Join it first", ref=say.ref))
+    assert wire == b":chinwag 404 alice #elsewhere :Join it first\r\n"
+    (say,) = commands(codec.receive_data(b"PRIVMSG #lobby :hi\r\n"))
+    wire = codec.render(Error(code="rate_limited", message="Slow down", ref=say.ref))
+    assert wire == b":chinwag FAIL PRIVMSG RATE_LIMITED :Slow down\r\n"
+
+
+def test_presence_join_and_part_of_others_and_own_join_confirmed() -> None:
+    codec = registered()
+    assert codec.render(Presence(room="lobby", nick="bob", event="join")) == (
+        b":bob!bob@chinwag JOIN #lobby\r\n"
+    )
+    assert codec.render(Presence(room="lobby", nick="bob", event="leave")) == (
+        b":bob!bob@chinwag PART #lobby\r\n"
+    )
+    assert codec.render(Presence(room="lobby", nick="alice", event="join")) == b""
+    (join,) = commands(codec.receive_data(b"JOIN #dev\r\n"))
+    assert codec.render(Ok(ref=join.ref)).startswith(b":alice!alice@chinwag JOIN #dev\r\n")
+
+
+def test_names_who_and_list_replies() -> None:
+    codec = registered()
+    (names, who) = commands(codec.receive_data(b"NAMES #lobby\r\nWHO #lobby\r\n"))
+    users = (WhoMember(nick="alice", account=True), WhoMember(nick="bob", account=False))
+    reply = WhoReply(room="lobby", users=users, truncated=False)
+    assert isinstance(names, Who) and isinstance(who, Who)
+    wire = codec.render(WhoReply(room=reply.room, users=users, truncated=False, ref=names.ref))
+    assert b" 353 alice = #lobby :alice bob\r\n" in wire and b" 366 " in wire
+    wire = codec.render(WhoReply(room=reply.room, users=users, truncated=False, ref=who.ref))
+    assert wire.count(b" 352 ") == 2 and b" 315 " in wire
+    rooms = RoomsReply(rooms=(RoomRow(name="lobby", online=2),), truncated=False)
+    assert b" 322 alice #lobby 2 :\r\n" in codec.render(rooms)
+
+
+def test_history_is_a_chathistory_batch_when_batch_is_enabled() -> None:
+    codec = registered("batch server-time message-tags")
+    (req,) = commands(codec.receive_data(b"CHATHISTORY LATEST #lobby * 10\r\n"))
+    msgs = (Message(id=1, ts_ms=0, sender="bob", room="lobby", body="old"),)
+    wire = codec.render(HistoryReply(room="lobby", messages=msgs, more=False, ref=req.ref))
+    lines = wire.split(b"\r\n")[:-1]
+    assert lines[0].startswith(b":chinwag BATCH +") and lines[0].endswith(b" chathistory #lobby")
+    assert lines[1].startswith(b"@batch=") and b"msgid=1" in lines[1]
+    assert lines[2].startswith(b":chinwag BATCH -")
+
+
+def test_caught_up_tells_how_many_were_missed() -> None:
+    codec = registered()
+    wire = codec.render(CaughtUp(missed=3, rooms={}, dms={"bob": 3}, truncated=False))
+    assert wire.startswith(b":chinwag NOTICE alice :You missed 3 messages")
+    assert codec.render(CaughtUp(missed=0, rooms={}, dms={}, truncated=False)) == b""
+
+
+def test_a_pong_to_a_seen_ping_confirms_what_was_sent_before_it() -> None:
+    codec = registered()  # an account (WELCOME.account)
+    codec.render(Message(id=5, ts_ms=0, sender="bob", to="alice", body="missed", replay=True))
+    wire = codec.render(CaughtUp(missed=1, rooms={}, dms={"bob": 1}, truncated=False))
+    assert wire.endswith(b":chinwag PING seen-5\r\n")
+    items = commands(codec.receive_data(b"PONG chinwag :seen-5\r\n"))
+    assert [type(i).__name__ for i in items] == ["Pong", "Seen"]
+    assert isinstance(items[1], Seen) and items[1].upto == 5
+    assert [type(i).__name__ for i in commands(codec.receive_data(b"PONG :other\r\n"))] == ["Pong"]
+
+
+def test_a_guest_is_pinged_without_a_cursor_token() -> None:
+    codec = IrcServerCodec()
+    (hello,) = commands(codec.receive_data(b"NICK bob\r\nUSER bob 0 * :B\r\n"))
+    codec.render(replace(WELCOME, nick="bob", account=False, ref=hello.ref))
+    codec.render(Message(id=5, ts_ms=0, sender="ann", room="lobby", body="hi"))
+    assert codec.render(Ping()) == b":chinwag PING chinwag\r\n"
+
+
+def test_a_join_asks_for_the_names_of_the_room() -> None:
+    codec = IrcServerCodec()
+    (hello,) = commands(codec.receive_data(b"NICK alice\r\nUSER a 0 * :A\r\n"))
+    codec.render(replace(WELCOME, ref=hello.ref))
+    (names,) = codec.followups
+    assert isinstance(names, Who) and names.room == "lobby"
+    users = (WhoMember(nick="alice", account=True), WhoMember(nick="bob", account=False))
+    wire = codec.render(WhoReply(room="lobby", users=users, truncated=False, ref=names.ref))
+    assert wire.startswith(b":chinwag 353 alice = #lobby :alice bob\r\n")
+
+
+def test_mode_topic_and_whois_are_answered_read_only() -> None:
+    codec = registered()
+    wire = replies(
+        codec.receive_data(
+            b"MODE #lobby\r\nMODE #lobby b\r\nMODE alice\r\nTOPIC #lobby\r\n"
+            b"TOPIC #lobby :new\r\nMODE #lobby +k key\r\nWHOIS bob\r\n"
+        )
+    )
+    assert wire.split(b"\r\n")[:-1] == [
+        b":chinwag 324 alice #lobby +nt",
+        b":chinwag 368 alice #lobby :End of channel ban list",
+        b":chinwag 221 alice +i",
+        b":chinwag 331 alice #lobby :No topic is set (topics are not there yet)",
+        b":chinwag 482 alice #lobby :Setting a topic is not there yet on chinwag",
+        b":chinwag 482 alice #lobby :Changing channel modes is not there yet on chinwag",
+        b":chinwag 318 alice bob :End of /WHOIS list (WHOIS details are not there yet)",
+    ]
+
+
+def test_a_join_of_a_channel_already_joined_is_ignored_and_a_part_forgets_it() -> None:
+    codec = registered()  # in #lobby since the welcome
+    assert commands(codec.receive_data(b"JOIN #Lobby\r\n")) == []
+    (part,) = commands(codec.receive_data(b"PART #lobby\r\n"))
+    codec.render(Ok(ref=part.ref))
+    (join,) = commands(codec.receive_data(b"JOIN #lobby\r\n"))
+    assert isinstance(join, Join) and join.room == "lobby"
+
+
+def test_lines_the_codec_answers_carry_the_label_too() -> None:
+    codec = registered("labeled-response")
+    assert replies(codec.receive_data(b"@label=a PING :t\r\n")) == (
+        b"@label=a :chinwag PONG chinwag t\r\n"
+    )
+    assert replies(codec.receive_data(b"@label=b PONG :x\r\n")) == b""  # a command: no ACK
+    assert replies(codec.receive_data(b"@label=c CAP END\r\n")) == b"@label=c :chinwag ACK\r\n"
+    single = replies(codec.receive_data(b"@label=d MODE #lobby\r\n"))
+    assert single == b"@label=d :chinwag 324 alice #lobby +nt\r\n"
+    several = replies(codec.receive_data(b"@label=e WHOIS a b\r\n"))
+    assert several.startswith(b"@label=e :chinwag 318 ")
+    ignored = replies(codec.receive_data(b"@label=f JOIN #lobby\r\n"))  # joined already
+    assert ignored == b"@label=f :chinwag ACK\r\n"
+
+
+def test_a_labeled_answer_of_several_lines_is_a_batch_when_batch_is_enabled() -> None:
+    users = (WhoMember(nick="alice", account=True),)
+    for caps, batched in (("labeled-response batch", True), ("labeled-response", False)):
+        codec = registered(caps)
+        (names,) = commands(codec.receive_data(b"@label=g NAMES #lobby\r\n"))
+        wire = codec.render(WhoReply(room="lobby", users=users, truncated=False, ref=names.ref))
+        lines = wire.split(b"\r\n")[:-1]
+        if batched:
+            assert lines[0] == b"@label=g :chinwag BATCH +L labeled-response"
+            assert all(line.startswith(b"@batch=L ") for line in lines[1:-1])
+            assert lines[-1] == b":chinwag BATCH -L"
+        else:
+            assert lines[0].startswith(b":chinwag 353 ") and b"label" not in wire
+
+
+def test_the_sasl_account_can_name_the_device_as_irc_clients_send_user_after_sasl() -> None:
+    codec = IrcServerCodec()
+    codec.receive_data(b"CAP LS 302\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n")
+    token = base64.b64encode(b"\0alice@tablet\0hunter22").decode()
+    (hello,) = commands(codec.receive_data(f"AUTHENTICATE {token}\r\n".encode()))
+    assert isinstance(hello, Hello) and (hello.nick, hello.device) == ("alice", "tablet")
+
+
+def test_a_device_that_cannot_be_one_is_refused_saying_what_it_may_be() -> None:
+    codec = IrcServerCodec()
+    items = codec.receive_data(b"NICK bob\r\nUSER bob@my.phone 0 * :B\r\n")
+    assert b"FAIL USER INVALID_USERNAME :after @ comes the device" in replies(items)
+    assert commands(items) == []
+    codec.receive_data(b"CAP LS 302\r\nCAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n")
+    token = base64.b64encode(b"\0bob@\xc3\xa9\0hunter22").decode()
+    items = codec.receive_data(f"AUTHENTICATE {token}\r\n".encode())
+    assert b" 904 " in replies(items) and commands(items) == []
+
+
+def test_a_notice_is_echoed_as_a_notice_and_names_can_carry_user_and_host() -> None:
+    codec = registered("echo-message userhost-in-names multi-prefix")
+    (say,) = commands(codec.receive_data(b"NOTICE #lobby :heads up\r\n"))
+    assert codec.render(Ack(id=3, ts_ms=0, ref=say.ref)) == (
+        b":alice!alice@chinwag NOTICE #lobby :heads up\r\n"
+    )
+    (names,) = commands(codec.receive_data(b"NAMES #lobby\r\n"))
+    users = (WhoMember(nick="bob", account=False),)
+    wire = codec.render(WhoReply(room="lobby", users=users, truncated=False, ref=names.ref))
+    assert wire.startswith(b":chinwag 353 alice = #lobby bob!bob@chinwag\r\n")
+
+
+def test_the_hub_s_copy_of_one_s_own_message_is_not_shown_again() -> None:
+    codec = registered("echo-message")
+    (say,) = commands(codec.receive_data(b"PRIVMSG #lobby :mine\r\n"))
+    assert isinstance(say, Say) and say.cid is not None
+    assert codec.render(Ack(id=4, ts_ms=0, cid=say.cid, ref=say.ref)) != b""
+    own = Message(id=4, ts_ms=0, sender="alice", room="lobby", body="mine", cid=say.cid)
+    assert codec.render(own) == b""
+    # Another session of the account has its own cids: its message is shown.
+    other = registered()
+    (theirs,) = commands(other.receive_data(b"PRIVMSG #lobby :mine\r\n"))
+    assert isinstance(theirs, Say) and theirs.cid != say.cid
+    assert other.render(own) == b":alice!alice@chinwag PRIVMSG #lobby mine\r\n"
+
+
+def test_empty_privmsgs_refused_notices_silent_and_names_of_nowhere_ends_the_list() -> None:
+    codec = registered()
+    assert b" 411 alice :No recipient given" in replies(codec.receive_data(b"PRIVMSG\r\n"))
+    assert b" 412 alice :No text to send" in replies(codec.receive_data(b"PRIVMSG #a :\r\n"))
+    (notice,) = commands(codec.receive_data(b"NOTICE #elsewhere :hi\r\n"))
+    assert codec.render(Error(code="not_member", message="Join it", ref=notice.ref)) == b""
+    (names,) = commands(codec.receive_data(b"NAMES #nowhere\r\n"))
+    wire = codec.render(Error(code="not_member", message="Join it", ref=names.ref))
+    assert wire == b":chinwag 366 alice #nowhere :End of /NAMES list\r\n"
+
+
+def test_the_offline_replay_comes_in_chathistory_batches_when_batch_is_enabled() -> None:
+    codec = registered("batch server-time message-tags")
+    wire = b"".join(
+        codec.render(m)
+        for m in (
+            Message(id=1, ts_ms=0, sender="bob", to="alice", body="one", replay=True),
+            Message(id=2, ts_ms=0, sender="bob", to="alice", body="two", replay=True),
+            Message(id=3, ts_ms=0, sender="carl", room="lobby", body="three", replay=True),
+        )
+    )
+    wire += codec.render(CaughtUp(missed=3, rooms={"lobby": 1}, dms={"bob": 2}, truncated=False))
+    lines = [parse_message(line.decode()) for line in wire.split(b"\r\n")[:-1]]
+    ids: dict[str, str] = {}  # batch ids as A, B… in order of appearance
+
+    def named(ref: str | None) -> str | None:
+        if ref is None:
+            return None
+        key = ref.lstrip("+-")
+        if key not in ids:
+            ids[key] = chr(ord("A") + len(ids))
+        return ids[key]
+
+    shape = [
+        (
+            m.command,
+            m.params[:3],
+            named(m.tags.get("batch") or (m.params[0] if m.command == "BATCH" else None)),
+        )
+        for m in lines
+        if m is not None
+    ]
+    assert shape == [
+        ("BATCH", (shape[0][1][0], "chathistory", "bob"), "A"),
+        ("PRIVMSG", ("alice", "one"), "A"),
+        ("PRIVMSG", ("alice", "two"), "A"),
+        ("BATCH", (shape[0][1][0].replace("+", "-"),), "A"),
+        ("BATCH", (shape[4][1][0], "chathistory", "#lobby"), "B"),
+        ("PRIVMSG", ("#lobby", "three"), "B"),
+        ("BATCH", (shape[4][1][0].replace("+", "-"),), "B"),
+        ("NOTICE", ("alice", "You missed 3 messages while away; they are above"), None),
+        ("PING", ("seen-3",), None),
+    ]

@@ -1,0 +1,412 @@
+"""The IRC listener (issue 19): IRC and JSON-lines clients on one hub, over real sockets.
+
+A server runs in this process (``Server.open``) with a ``tcp://`` and an
+``irc://`` listener on loopback port 0; the IRC side is a raw line client
+modelled on what IRC clients send (modern.ircdocs.horse, ircv3.net).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from conftest import RECV_TIMEOUT, Peer, ServerProcess
+from test_listeners import free_port, open_sockets, sockets_back_to
+from test_listeners import running as running_with_tls
+
+from chinwag.config import ListenSpec, SettingsError, build
+from chinwag.net.tls import pinned_context
+from chinwag.protocol.irc import IrcMessage, parse_message
+from chinwag.server.app import Server
+
+FAST = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
+
+
+class IrcPeer:
+    """A raw IRC client: send lines, read parsed lines, every wait bounded."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, port: int) -> IrcPeer:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port), RECV_TIMEOUT
+        )
+        return cls(reader, writer)
+
+    async def send(self, *lines: str | bytes) -> None:
+        for line in lines:
+            raw = line.encode() if isinstance(line, str) else line
+            self.writer.write(raw + b"\r\n")
+        await self.writer.drain()
+
+    async def recv(self, timeout: float = RECV_TIMEOUT) -> IrcMessage:
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), timeout)
+            if not line:
+                raise EOFError("server closed the connection")
+            msg = parse_message(line.decode().rstrip("\r\n"))
+            if msg is not None:
+                return msg
+
+    async def until(
+        self, accept: Callable[[IrcMessage], bool], timeout: float = RECV_TIMEOUT
+    ) -> tuple[IrcMessage, list[IrcMessage]]:
+        """Read until a line ``accept`` takes; return it and the lines before it."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        skipped: list[IrcMessage] = []
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            msg = await self.recv(max(left, 0.01))
+            if accept(msg):
+                return msg, skipped
+            skipped.append(msg)
+
+    async def command(self, name: str, timeout: float = RECV_TIMEOUT) -> IrcMessage:
+        msg, _ = await self.until(lambda m: m.command == name, timeout)
+        return msg
+
+    async def register(self, nick: str, *first: str) -> list[IrcMessage]:
+        """Send ``first`` lines, then NICK and USER; return every line up to 001."""
+        await self.send(*first, f"NICK {nick}", f"USER {nick} 0 * :{nick}")
+        welcome, before = await self.until(lambda m: m.command == "001")
+        return [*before, welcome]
+
+    async def lines_to_eof(self, timeout: float = RECV_TIMEOUT) -> list[IrcMessage]:
+        """Read until the server closes; return the lines that came before."""
+        lines: list[IrcMessage] = []
+        while True:
+            try:
+                lines.append(await self.recv(timeout))
+            except EOFError:
+                return lines
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+
+@contextlib.asynccontextmanager
+async def running(data: Path, **extra: object) -> AsyncIterator[tuple[int, int]]:
+    """A server with a JSON-lines and an IRC listener; yields (json port, irc port)."""
+    overrides = [f"{k}={v}" for k, v in {**FAST, **extra}.items()]
+    settings = build(None, overrides, listen=["tcp://127.0.0.1:0", "irc://127.0.0.1:0"])
+    before = open_sockets()
+    server = await Server.open(settings, data)
+    try:
+        json_addr, irc_addr = server.addresses
+        assert (json_addr.spec.protocol, irc_addr.spec.protocol) == ("chinwag", "irc")
+        yield json_addr.port, irc_addr.port
+    finally:
+        await server.shutdown()
+        assert await sockets_back_to(before)  # every connection closed, lingering ones too
+
+
+@contextlib.asynccontextmanager
+async def clients() -> AsyncIterator[list[IrcPeer | Peer]]:
+    made: list[IrcPeer | Peer] = []
+    try:
+        yield made
+    finally:
+        for peer in made:
+            await peer.close()
+
+
+async def irc(made: list[IrcPeer | Peer], port: int) -> IrcPeer:
+    peer = await IrcPeer.connect(port)
+    made.append(peer)
+    return peer
+
+
+async def json_peer(made: list[IrcPeer | Peer], port: int) -> Peer:
+    peer = await Peer.connect(port)
+    made.append(peer)
+    return peer
+
+
+async def make_account(port: int, nick: str, password: str) -> None:
+    """Register ``nick`` over JSON lines, then log out."""
+    peer = await Peer.connect(port)
+    try:
+        await peer.hello(nick)
+        await peer.send(type="register", password=password, ref="r")
+        assert (await peer.recv_type("ok"))["ref"] == "r"
+        await peer.send(type="bye")
+        await peer.recv_type("bye")
+    finally:
+        await peer.close()
+
+
+def privmsg(msg: IrcMessage) -> bool:
+    return msg.command == "PRIVMSG"
+
+
+# --- settings -----------------------------------------------------------------------------
+
+
+def test_irc_and_ircs_are_listener_kinds_and_irc_port_adds_one() -> None:
+    assert ListenSpec.parse("irc://127.0.0.1:6667") == ListenSpec("irc", False, "127.0.0.1", 6667)
+    assert str(ListenSpec.parse("ircs://[::1]:6697")) == "ircs://[::1]:6697"
+    plain = build(None, None, irc_port=6667)
+    assert [str(s) for s in plain.listeners()] == ["tcp://0.0.0.0:5050", "irc://0.0.0.0:6667"]
+    assert [str(s) for s in build(None, None).listeners()] == ["tcp://0.0.0.0:5050"]
+    both = build(None, None, tls=True, irc_port=6667, irc_tls_port=6697)
+    assert [str(s) for s in both.listeners()][1:] == ["irc://0.0.0.0:6667", "ircs://0.0.0.0:6697"]
+
+
+def test_an_irc_tls_port_without_tls_is_refused_saying_what_to_add() -> None:
+    with pytest.raises(SettingsError, match="needs TLS: add --tls"):
+        build(None, None, irc_tls_port=6697)
+
+
+def test_the_hard_line_limit_is_at_least_irc_s_own_limits() -> None:
+    assert build(None, ["irc_hard_line_limit=4608"]).irc_hard_line_limit == 4608
+    with pytest.raises(SettingsError, match="at least 4608"):
+        build(None, ["irc_hard_line_limit=4607"])
+
+
+# --- one chat, two protocols --------------------------------------------------------------
+
+
+async def test_an_irc_and_a_json_client_chat_in_the_lobby_and_by_dm(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        bob = await irc(made, irc_port)
+        await bob.send("CAP LS 302", "CAP REQ :message-tags server-time echo-message")
+        lines = await bob.register("bob", "CAP END")
+        assert any(m.command == "JOIN" and m.params == ("#lobby",) for m in lines) or (
+            await bob.command("JOIN")
+        ).params == ("#lobby",)
+        presence = await ann.recv_type("presence")
+        assert (presence["nick"], presence["event"]) == ("bob", "join")
+
+        await ann.send(type="say", room="lobby", body="hi from json", cid="c1")
+        ack = await ann.recv_type("ack")
+        heard, _ = await bob.until(privmsg)
+        assert heard.params == ("#lobby", "hi from json")
+        assert heard.source == "ann!ann@chinwag"
+        assert heard.tags["msgid"] == str(ack["id"])  # the same id on both protocols
+        assert heard.tags["time"].endswith("Z")
+
+        own = await ann.recv_type("message")  # her own copy comes after the ack
+        assert (own["from"], own["id"]) == ("ann", ack["id"])
+        await bob.send("PRIVMSG #lobby :hi from irc")
+        echo, _ = await bob.until(privmsg)  # echo-message: the committed copy
+        got = await ann.recv_type("message")
+        assert (got["from"], got["room"], got["body"]) == ("bob", "lobby", "hi from irc")
+        assert echo.tags["msgid"] == str(got["id"])
+
+        await bob.send("PING :between")  # nothing but the PONG before it: no second echo
+        _, between = await bob.until(lambda m: m.command == "PONG")
+        assert not any(privmsg(m) for m in between)
+        await bob.send("PRIVMSG ann :psst")
+        dm = await ann.recv_type("message")
+        assert (dm["from"], dm["to"], dm["body"]) == ("bob", "ann", "psst")
+        await ann.send(type="dm", to="bob", body="line one\nline two", cid="c2")
+        first, _ = await bob.until(lambda m: privmsg(m) and m.params[0] == "bob")
+        second, _ = await bob.until(privmsg)
+        assert [first.params[1], second.params[1]] == ["line one", "line two"]
+        assert first.tags["msgid"] == second.tags["msgid"]
+
+
+async def test_names_join_part_and_unknown_nick(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        await bob.send("NAMES #lobby")
+        names = await bob.command("353")
+        assert set(names.params[-1].split()) == {"ann", "bob"}
+        await bob.send("JOIN #den")
+        joined = await bob.command("JOIN")
+        assert joined.params == ("#den",) and joined.source == "bob!bob@chinwag"
+        await bob.send("PRIVMSG nobody_here :hi")
+        assert (await bob.command("401")).params[1] == "nobody_here"
+        await bob.send("PART #den")
+        assert (await bob.command("PART")).params == ("#den",)
+
+
+async def test_an_ircs_listener_speaks_irc_inside_tls(tmp_path: Path) -> None:
+    async with running_with_tls(tmp_path, ["ircs://127.0.0.1:0"]) as (server, fingerprint):
+        (address,) = server.addresses
+        assert address.tls and address.spec.protocol == "irc"
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(address.host, address.port, ssl=pinned_context(fingerprint)),
+            RECV_TIMEOUT,
+        )
+        bob = IrcPeer(reader, writer)
+        try:
+            lines = await bob.register("bob")
+            assert lines[-1].params[0] == "bob"
+            assert writer.get_extra_info("ssl_object") is not None
+        finally:
+            await bob.close()
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+async def test_an_over_long_line_and_bad_utf8_are_refused_and_the_connection_stays(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        await bob.send("PRIVMSG #lobby :" + "x" * 600)
+        assert (await bob.command("417")).params[0] == "bob"
+        await bob.send(b"PRIVMSG #lobby :\xff\xfe")
+        fail = await bob.command("FAIL")
+        assert fail.params[:2] == ("PRIVMSG", "INVALID_UTF8")
+        await bob.send("PRIVMSG #lobby :still here")
+        got = await ann.recv_type("message")
+        assert got["body"] == "still here"  # neither refused line reached the room
+
+
+async def test_a_line_far_beyond_the_limit_closes_the_connection(tmp_path: Path) -> None:
+    async with running(tmp_path, irc_hard_line_limit=8192) as (_, irc_port), clients() as made:
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        await bob.send(b"PRIVMSG #lobby :" + b"x" * 9000)
+        last = await bob.lines_to_eof()
+        assert last[-1].command == "FAIL" and last[-1].params[:2] == ("*", "FRAME_TOO_LARGE")
+
+
+async def test_the_per_address_cap_counts_irc_and_json_connections_together(
+    tmp_path: Path,
+) -> None:
+    capped = running(tmp_path, max_conns_per_address=2)
+    async with capped as (json_port, irc_port), clients() as made:
+        await json_peer(made, json_port)
+        await irc(made, irc_port)
+        third = await irc(made, irc_port)
+        lines = await third.lines_to_eof()
+        assert [(m.command, m.params[:2]) for m in lines] == [("FAIL", ("*", "RATE_LIMITED"))]
+
+
+async def test_registration_lines_count_as_frames_before_login(tmp_path: Path) -> None:
+    async with running(tmp_path, prelogin_max_frames=3) as (_, irc_port), clients() as made:
+        bob = await irc(made, irc_port)
+        await bob.send(*["CAP LS 302"] * 4)
+        lines = await bob.lines_to_eof()
+        assert [m.command for m in lines] == ["CAP", "CAP", "CAP", "FAIL"]
+        assert lines[-1].params[:2] == ("*", "NOT_LOGGED_IN")
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+async def test_sasl_plain_logs_in_and_a_registered_nick_is_refused_without_it(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "ann", "correct horse")
+        guest = await irc(made, irc_port)
+        await guest.send("NICK ann", "USER ann 0 * :ann")
+        taken = await guest.command("433")
+        assert taken.params[1] == "ann"
+        ann = await irc(made, irc_port)
+        await ann.send("CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+        assert (await ann.command("AUTHENTICATE")).params == ("+",)
+        token = base64.b64encode(b"\0ann\0correct horse").decode()
+        await ann.send(f"AUTHENTICATE {token}")
+        logged_in = await ann.command("900")
+        assert logged_in.params[2] == "ann"
+        await ann.command("903")
+        lines = await ann.register("ann", "CAP END")
+        assert lines[-1].params[0] == "ann"
+
+
+async def test_nickserv_register_makes_the_nick_an_account(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        await bob.send("PRIVMSG NickServ :REGISTER sesame-open-42")
+        notice = await bob.command("NOTICE")
+        assert notice.source is not None and notice.source.startswith("NickServ!")
+        assert "registered" in notice.params[-1]
+        await bob.send("QUIT :bye")
+        await bob.command("ERROR")
+        peer = await json_peer(made, json_port)
+        await peer.send(type="hello", proto=1, nick="bob")
+        refused = await peer.recv_type("error")
+        assert refused["code"] in ("password_required", "nick_registered")
+
+
+# --- offline replay -------------------------------------------------------------------------
+
+
+async def test_dms_missed_while_away_are_replayed_until_a_pong_confirms_them(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "ann", "correct horse")
+        bob = await json_peer(made, json_port)
+        await bob.hello("bob")
+        await bob.send(type="dm", to="ann", body="while you were out", cid="c1")
+        await bob.recv_type("ack")
+
+        # A plain client (no capability): the time is in the text; then a PING.
+        first = await irc(made, irc_port)
+        await first.register("ann", "PASS :correct horse")
+        replay, _ = await first.until(privmsg)
+        assert replay.params[0] == "ann" and replay.source == "bob!bob@chinwag"
+        assert replay.params[1].endswith("UTC] while you were out")
+        ping = await first.command("PING")
+        assert ping.params[0].startswith("seen-")
+        first.writer.transport.abort()  # gone without answering: nothing confirmed
+
+        again = await irc(made, irc_port)
+        await again.send("CAP LS 302", "CAP REQ :server-time")
+        await again.register("ann", "PASS :correct horse", "CAP END")
+        replay, _ = await again.until(privmsg)
+        assert replay.params[1] == "while you were out" and "time" in replay.tags
+        ping = await again.command("PING")
+        await again.send(f"PONG :{ping.params[0]}")
+        await again.send("QUIT")
+        await again.command("ERROR")
+
+        last = await irc(made, irc_port)
+        await last.register("ann", "PASS :correct horse")
+        await last.send("PING :done")
+        pong, before = await last.until(lambda m: m.command == "PONG")
+        assert pong.params[-1] == "done"
+        assert not any(privmsg(m) for m in before)  # confirmed: not replayed again
+
+
+# --- kill -9 --------------------------------------------------------------------------------
+
+
+async def test_a_message_echoed_to_an_irc_client_survives_kill_9(tmp_path: Path) -> None:
+    irc_port = free_port()
+    srv = ServerProcess(tmp_path / "srv", FAST, args=["--irc-port", str(irc_port)])
+    srv.start()
+    try:
+        async with clients() as made:
+            bob = await irc(made, irc_port)
+            await bob.send("CAP LS 302", "CAP REQ :echo-message message-tags")
+            await bob.register("bob", "CAP END")
+            await bob.send("PRIVMSG #lobby :committed before the crash")
+            echo, _ = await bob.until(privmsg)  # the echo is the ack: stored
+            srv.kill()
+            await bob.lines_to_eof()
+        srv.start()
+        async with clients() as made:
+            ann = await json_peer(made, srv.port)
+            await ann.hello("ann")
+            await ann.send(type="history", room="lobby", ref="h")
+            page = await ann.recv_type("history")
+            kept = [(m["id"], m["from"], m["body"]) for m in page["messages"]]
+            assert kept == [(int(echo.tags["msgid"]), "bob", "committed before the crash")]
+    finally:
+        srv.kill()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -292,3 +293,17 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+async def pg_database(server: PostgresServer, key: Path) -> str:
+    """The DSN of a database of its own for ``key`` (made on first use; the same one after)."""
+    import asyncpg
+
+    name = "t_" + hashlib.sha256(str(key).encode()).hexdigest()[:20]
+    conn = await asyncpg.connect(server.dsn, timeout=10)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server.dsn_for(name)

@@ -68,6 +68,11 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="also run the game bot, with its data in DATA/bots/gamebot",
     )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="sqlite (default) or postgresql://USER@HOST:PORT/DB, shared by several nodes",
+    )
 
 
 def _chat_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -269,6 +274,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             registration=args.registration,
             server_name=args.name,
             log_format=args.log_format,
+            store=args.store,
         )
     except SettingsError as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)
@@ -324,10 +330,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if notifier is not None:  # last: READY=1 once everything else has started
         services.append(notifier)
     from chinwag.server.lock import DataDirError
+    from chinwag.storage.base import StoreError
 
     try:
         runner(serve(settings, data_dir, ssl=tls, services=services))
-    except (DataDirError, ListenError) as exc:
+    except (DataDirError, ListenError, StoreError) as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -121,6 +121,12 @@ class Settings:
     log_format: str = _s(
         "text", "server log format: text, or json (one JSON object per line, for journald)"
     )
+    # -- several nodes (issue 13): PostgreSQL as the truth --
+    store: str = _s(
+        "sqlite",
+        "where the data lives: sqlite (a file in the data directory) or a postgresql:// URL"
+        " (several nodes share one); put its password in PGPASSWORD or ~/.pgpass, not here",
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -295,6 +301,21 @@ def _check_listen(clean: dict[str, Any]) -> None:
         )
 
 
+def _check_store(clean: dict[str, Any]) -> None:
+    store = str(clean.get("store", "sqlite"))
+    if store != "sqlite" and not store.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(
+            f"setting store (--store) is sqlite or a postgresql://USER@HOST:PORT/DATABASE URL,"
+            f" not {store.split('@')[-1]!r}"
+        )
+    if re.match(r"^[a-z]+://[^/@]*:[^/@]*@", store):
+        raise SettingsError(
+            "setting store (--store) holds a password, which would show in the process list"
+            " and in --print-settings: drop it from the URL and put it in PGPASSWORD or"
+            " ~/.pgpass instead"
+        )
+
+
 def build(
     config_file: Path | None = None,
     overrides: list[str] | None = None,
@@ -329,6 +350,7 @@ def build(
         clean[name] = _coerce(name, kinds[name], value)
     if clean.get("listen"):
         _check_listen(clean)
+    _check_store(clean)
     if not str(clean.get("server_name", "")).strip():
         clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
     settings = Settings(**clean)

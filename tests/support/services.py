@@ -98,6 +98,7 @@ class PostgresServer:
             missing("PostgreSQL (initdb, postgres)")
         assert initdb is not None and postgres is not None
         self._postgres = postgres
+        self._isready = _pg_bin("pg_isready")
         self._user = _run_as()
         self.root = Path(tempfile.mkdtemp(prefix="chinwag-pg-"))
         self.data = self.root / "data"
@@ -170,11 +171,23 @@ class PostgresServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"postgres exited early:\n{self.log()}")
-            if _accepts(self.port) and (self.root / f".s.PGSQL.{self.port}").exists():
+            if self._ready():
                 return
             time.sleep(0.1)
         self.kill()
         raise RuntimeError(f"postgres did not start in {START_TIMEOUT} s:\n{self.log()}")
+
+    def _ready(self) -> bool:
+        """Accepting connections (not merely listening while it starts up or recovers)."""
+        if self._isready is None:
+            return _accepts(self.port) and (self.root / f".s.PGSQL.{self.port}").exists()
+        out = subprocess.run(
+            [self._isready, "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        return out.returncode == 0
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT): open connections are cut, committed data stays."""

@@ -100,6 +100,10 @@ class Logins:
         self._account_keys: set[str] = set()
         self._account_skeletons: dict[str, tuple[str, str]] = {}
         self._loaded = False
+        # With several nodes on one store (issue 13) another node may register
+        # a nick at any time: the index then only adds refusals, and a guest's
+        # hello reads the store.
+        self._index_is_whole = settings.store == "sqlite"
         self._reserved = ReservedNicks(settings.reserved_nicks)
         self._register_throttle = RegisterThrottle(settings, monotonic)
         # Operator actions (end_sessions) per account key: a login under way restarts.
@@ -168,6 +172,7 @@ class Logins:
         if (
             hello.password is None
             and self._loaded
+            and self._index_is_whole
             and nick.key not in self._account_keys
             and nick.skeleton not in self._account_skeletons
             and nick.display_skeleton not in self._account_skeletons

@@ -39,6 +39,16 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("chinwag", appauthor=False))
 
 
+async def _open_store(settings: Settings, data_dir: Path) -> Store:
+    """The server's store: SQLite in ``data_dir``, or the PostgreSQL of ``settings.store``."""
+    if settings.store == "sqlite":
+        return await SqliteStore.open(data_dir / DB_NAME, commit_delay=settings.commit_delay)
+    # Imported only here: a one-node server never loads asyncpg.
+    from chinwag.storage.postgres import PostgresStore
+
+    return await PostgresStore.open(settings.store, commit_delay=settings.commit_delay)
+
+
 async def open_store(data_dir: Path) -> SqliteStore:
     """The store of the data directory ``data_dir`` (for tools beside the server)."""
     return await SqliteStore.open(data_dir / DB_NAME)
@@ -196,7 +206,7 @@ class Server:
         lock: DataDirLock,
         bound: list[tuple[ListenSpec, list[socket.socket]]],
     ) -> Server:
-        store = await SqliteStore.open(data_dir / DB_NAME, commit_delay=settings.commit_delay)
+        store = await _open_store(settings, data_dir)
         bus = LocalBus()
         hasher = PasswordHasher(settings)
         hub = Hub(settings, store, bus, hasher, LoginThrottle(settings))

@@ -180,7 +180,13 @@ async def _migrate(conn: Conn) -> None:
             await conn.execute("INSERT INTO chinwag_schema (version) VALUES ($1)", version)
 
 
-_DB_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
+_DB_ERRORS: Final = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. a connection the server ended under a query
+    OSError,
+    ConnectionError,
+)
 
 
 def _wrap(exc: BaseException) -> BaseException:
@@ -232,7 +238,14 @@ class PostgresStore:
     """
 
     def __init__(
-        self, dsn: str, pool: Any, *, max_batch: int, commit_delay: float, connect_timeout: float
+        self,
+        dsn: str,
+        pool: Any,
+        *,
+        max_batch: int,
+        commit_delay: float,
+        connect_timeout: float,
+        command_timeout: float,
     ) -> None:
         # Use `open()`: the constructor only wires up a migrated database.
         self._dsn = dsn
@@ -240,6 +253,7 @@ class PostgresStore:
         self._max_batch = max_batch
         self._commit_delay = commit_delay
         self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
         self._writer: Conn | None = None
         self._jobs: collections.deque[_Job] = collections.deque()
         self._wake = asyncio.Event()
@@ -259,6 +273,7 @@ class PostgresStore:
         readers: int = 4,
         commit_delay: float = 0.0,
         connect_timeout: float = 10.0,
+        command_timeout: float = 30.0,
     ) -> PostgresStore:
         """Connect to ``dsn`` (``postgresql://user@host:port/db``) and migrate it.
 
@@ -269,6 +284,8 @@ class PostgresStore:
             commit_delay: as for SQLite: while writes keep coming, a write waits
                 this long (seconds) to share its commit with the next ones.
             connect_timeout: seconds to wait for a connection.
+            command_timeout: seconds to wait for one statement: a connection
+                that went silent fails its batch (no ack) instead of hanging.
 
         Raises:
             StoreError: the database cannot be reached or has a newer schema.
@@ -276,22 +293,32 @@ class PostgresStore:
         if max_batch < 1 or readers < 1:
             raise ValueError("max_batch and readers must be at least 1")
         try:
-            conn = await asyncpg.connect(dsn, timeout=connect_timeout)
+            conn = await asyncpg.connect(
+                dsn, timeout=connect_timeout, command_timeout=command_timeout
+            )
             try:
                 await _migrate(conn)
             finally:
                 await conn.close()
             pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=readers, timeout=connect_timeout
+                dsn,
+                min_size=0,
+                max_size=readers,
+                timeout=connect_timeout,
+                command_timeout=command_timeout,
             )
         except _DB_ERRORS as exc:
-            raise StoreError(f"cannot open the database {_safe(dsn)}: {exc}") from exc
+            raise StoreError(
+                f"cannot open the database {_safe(dsn)}: {exc}; check that PostgreSQL runs"
+                " there, that the database exists and that this user may connect to it"
+            ) from exc
         return cls(
             dsn,
             pool,
             max_batch=max_batch,
             commit_delay=commit_delay,
             connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
         )
 
     async def __aenter__(self) -> PostgresStore:
@@ -373,7 +400,9 @@ class PostgresStore:
 
     async def _connection(self) -> Conn:
         if self._writer is None or self._writer.is_closed():
-            self._writer = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
+            self._writer = await asyncpg.connect(
+                self._dsn, timeout=self._connect_timeout, command_timeout=self._command_timeout
+            )
         return self._writer
 
     async def _run_batch(self, batch: list[_Job]) -> None:
@@ -385,7 +414,7 @@ class PostgresStore:
                 outcomes = await self._run_jobs(conn, batch, isolate=True)
                 assert outcomes is not None
             self._write_failures.succeeded()
-        except (*_DB_ERRORS, TimeoutError) as exc:
+        except Exception as exc:  # the transaction failed: the writer must go on
             self._write_failures.failed(exc)  # none of the batch was stored
             if self._writer is not None and not self._writer.is_closed():
                 self._writer.terminate()

@@ -1,0 +1,107 @@
+"""Several ``chinwag serve`` nodes on one PostgreSQL (issue 13), and the one-node default.
+
+Real servers: node processes on loopback, the private PostgreSQL cluster of
+support/services.py (a database of its own per test).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Peer, ServerProcess
+from support.peers import connect, login
+from support.services import PostgresServer, pg_database, pg_server
+
+from chinwag.config import SettingsError, build
+
+__all__ = ["pg_server"]  # the session fixture, imported for pytest
+
+FAST_HASH = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
+
+_DEFAULT_SERVER = """
+import asyncio, sys
+from pathlib import Path
+from chinwag.config import build
+from chinwag.server.app import Server
+
+async def main() -> None:
+    server = await Server.open(build(host="127.0.0.1", port=0, announce=False), Path(sys.argv[1]))
+    await server.shutdown()
+
+asyncio.run(main())
+print(sorted({m.split(".")[0] for m in sys.modules} & {"asyncpg", "redis"}))
+"""
+
+
+def test_a_one_node_server_loads_neither_asyncpg_nor_redis(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _DEFAULT_SERVER, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("mysql://db/chat", "is sqlite or a postgresql://"),
+        ("postgresql://chat:s3cret@db:5432/chat", "PGPASSWORD"),
+    ],
+)
+def test_a_store_other_than_sqlite_or_postgresql_or_with_a_password_is_refused(
+    value: str, says: str
+) -> None:
+    with pytest.raises(SettingsError, match=says) as caught:
+        build(overrides=[f"store={value}"])
+    assert "s3cret" not in str(caught.value)
+
+
+def test_a_postgresql_store_without_a_password_is_taken() -> None:
+    assert build(store="postgresql://chat@db:5433/chat").store == "postgresql://chat@db:5433/chat"
+
+
+@pytest.fixture
+def two_nodes(pg_server: PostgresServer, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    import asyncio
+
+    dsn = asyncio.run(pg_database(pg_server, tmp_path))
+    nodes = [
+        ServerProcess(tmp_path / name, FAST_HASH, args=["--store", dsn, "--no-announce"])
+        for name in ("a", "b")
+    ]
+    try:
+        for node in nodes:
+            node.start()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.kill()
+
+
+async def test_an_account_registered_on_one_node_logs_in_on_another_and_reads_its_room(
+    two_nodes: list[ServerProcess], peers: list[Peer]
+) -> None:
+    a, b = two_nodes
+    ann = await login(peers, a.port, "ann")
+    await ann.send(type="register", password="correct horse battery")
+    assert (await ann.recv_type("ok"))["type"] == "ok"
+    await ann.send(type="say", room="lobby", body="hello from node a", cid="c-1")
+    ack = await ann.recv_type("ack")
+
+    guest = await connect(peers, b.port)
+    await guest.send(type="hello", proto=1, nick="ann")
+    refused = await guest.recv_type("error")
+    assert refused["code"] == "password_required", "node b knows the account made on node a"
+
+    again = await login(peers, b.port, "ann", password="correct horse battery")
+    await again.send(type="history", room="lobby", limit=10)
+    history = await again.recv_type("history")
+    assert [(m["id"], m["body"]) for m in history["messages"]] == [(ack["id"], "hello from node a")]

@@ -364,6 +364,18 @@ async def test_concurrent_appends_get_distinct_ids_and_resume_in_id_order(store:
 # -- backlog --------------------------------------------------------------------
 
 
+async def test_messages_between_reads_a_gap_of_every_kind_by_id(store: Store) -> None:
+    ids = [
+        await post(store, say("r1")),
+        await post(store, dm("a:ann", "a:bob")),
+        await post(store, say("r2", room="den")),
+        await post(store, say("r3")),
+    ]
+    got = await store.messages_between(ids[0], ids[2])
+    assert [(m.id, m.body) for m in got] == [(ids[1], "psst"), (ids[2], "r2")]
+    assert await store.messages_between(ids[3], ids[3] + 10) == []
+
+
 async def test_backlog_follows_membership_intervals(store: Store) -> None:
     await post(store, say("before join"))
     assert await store.join_room("a:ann", "lobby")

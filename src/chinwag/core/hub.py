@@ -97,9 +97,10 @@ class Hub:
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
 
-        See `Logins.load`.
+        See `Logins.load` and `Delivery.load`.
         """
         await self._logins.load()
+        await self._delivery.load()
 
     async def run(self) -> None:
         """Deliver what the bus yields, until the bus closes (see `Delivery.run`)."""

@@ -127,6 +127,11 @@ class Settings:
         "where the data lives: sqlite (a file in the data directory) or a postgresql:// URL"
         " (several nodes share one); put its password in PGPASSWORD or ~/.pgpass, not here",
     )
+    bus: str = _s(
+        "local",
+        "how nodes hear of each other's messages: local (one node) or a redis:// URL"
+        " (every node of one store uses the same)",
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -302,6 +307,18 @@ def _check_listen(clean: dict[str, Any]) -> None:
 
 
 def _check_store(clean: dict[str, Any]) -> None:
+    bus = str(clean.get("bus", "local"))
+    if bus != "local" and not bus.startswith(("redis://", "rediss://")):
+        raise SettingsError(
+            "setting bus (--bus) is local or a redis://HOST:PORT/DB URL,"
+            f" not {bus.split('@')[-1]!r}"
+        )
+    if re.match(r"^[a-z]+://[^/@]*:[^/@]*@", bus):
+        raise SettingsError(
+            "setting bus (--bus) holds a password, which would show in the process list and in"
+            " --print-settings: a Redis password is not there yet; keep Redis on a private"
+            " network instead"
+        )
     store = str(clean.get("store", "sqlite"))
     if store != "sqlite" and not store.startswith(("postgresql://", "postgres://")):
         raise SettingsError(

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import Peer, ServerProcess
 from support.peers import connect, login
-from support.services import PostgresServer, pg_database, pg_server
+from support.services import PostgresServer, RedisServer, pg_database, pg_server, redis_server
 
 from chinwag.config import SettingsError, build
 
-__all__ = ["pg_server"]  # the session fixture, imported for pytest
+__all__ = ["pg_server", "redis_server"]  # the session fixtures, imported for pytest
 
 FAST_HASH = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
 
@@ -64,19 +64,28 @@ def test_a_store_other_than_sqlite_or_postgresql_or_with_a_password_is_refused(
     assert "s3cret" not in str(caught.value)
 
 
+def test_a_bus_other_than_local_or_redis_or_with_a_password_is_refused() -> None:
+    with pytest.raises(SettingsError, match="is local or a redis://"):
+        build(bus="amqp://mq/chat")
+    with pytest.raises(SettingsError, match="private network") as caught:
+        build(bus="redis://:s3cret@cache:6380/0")
+    assert "s3cret" not in str(caught.value)
+
+
 def test_a_postgresql_store_without_a_password_is_taken() -> None:
     assert build(store="postgresql://chat@db:5433/chat").store == "postgresql://chat@db:5433/chat"
+
+
+def _nodes(tmp_path: Path, dsn: str, *more: str) -> list[ServerProcess]:
+    args = ["--store", dsn, "--no-announce", *more]
+    return [ServerProcess(tmp_path / name, FAST_HASH, args=args) for name in ("a", "b")]
 
 
 @pytest.fixture
 def two_nodes(pg_server: PostgresServer, tmp_path: Path) -> Iterator[list[ServerProcess]]:
     import asyncio
 
-    dsn = asyncio.run(pg_database(pg_server, tmp_path))
-    nodes = [
-        ServerProcess(tmp_path / name, FAST_HASH, args=["--store", dsn, "--no-announce"])
-        for name in ("a", "b")
-    ]
+    nodes = _nodes(tmp_path, asyncio.run(pg_database(pg_server, tmp_path)))
     try:
         for node in nodes:
             node.start()
@@ -105,3 +114,67 @@ async def test_an_account_registered_on_one_node_logs_in_on_another_and_reads_it
     await again.send(type="history", room="lobby", limit=10)
     history = await again.recv_type("history")
     assert [(m["id"], m["body"]) for m in history["messages"]] == [(ack["id"], "hello from node a")]
+
+
+@pytest.fixture
+def cluster(
+    pg_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[list[ServerProcess]]:
+    """Two nodes on one PostgreSQL and one Redis."""
+    import asyncio
+
+    dsn = asyncio.run(pg_database(pg_server, tmp_path))
+    nodes = _nodes(tmp_path, dsn, "--bus", redis_server.url)
+    try:
+        for node in nodes:
+            node.start()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.kill()
+
+
+async def test_clients_on_two_nodes_chat_in_a_room_and_in_dms(
+    cluster: list[ServerProcess], peers: list[Peer]
+) -> None:
+    a, b = cluster
+    ann = await login(peers, a.port, "ann")
+    await ann.send(type="register", password="ann's long password")
+    await ann.recv_type("ok")
+    bob = await login(peers, b.port, "bob")
+    await bob.send(type="register", password="bob's long password")
+    await bob.recv_type("ok")
+
+    await ann.send(type="say", room="lobby", body="hello from a", cid="c-1")
+    ack = await ann.recv_type("ack")
+    got = await bob.recv_type("message")
+    assert (got["id"], got["from"], got["body"]) == (ack["id"], "ann", "hello from a")
+    assert (await ann.recv_type("message"))["id"] == ack["id"]  # her own copy
+
+    await bob.send(type="dm", to="ann", body="hi ann, from b", cid="c-2")
+    ack = await bob.recv_type("ack")
+    got = await ann.recv_type("message")
+    assert (got["id"], got["from"], got["body"]) == (ack["id"], "bob", "hi ann, from b")
+
+
+async def test_with_redis_killed_messages_posted_meanwhile_arrive_once_it_is_back(
+    cluster: list[ServerProcess], redis_server: RedisServer, peers: list[Peer]
+) -> None:
+    a, b = cluster
+    ann = await login(peers, a.port, "ann")
+    bob = await login(peers, b.port, "bob")
+    await ann.send(type="say", room="lobby", body="before", cid="c-0")
+    before = await ann.recv_type("ack")
+    assert (await bob.recv_type("message"))["id"] == before["id"]
+
+    redis_server.kill()
+    acked = []
+    try:
+        for i in range(1, 21):
+            await ann.send(type="say", room="lobby", body=f"m{i}", cid=f"c-{i}")
+            acked.append((await ann.recv_type("ack"))["id"])
+    finally:
+        redis_server.start()  # the same port, empty: a restart without persistence
+    got = [(await bob.recv_type("message", timeout=30))["id"] for _ in acked]
+    assert got == acked, "acked lost: 0, duplicates: 0, in order"
+    assert [f for f in await bob.quiet(1.0) if f["type"] == "message"] == []

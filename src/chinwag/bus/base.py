@@ -20,7 +20,16 @@ class Posted:
     message: StoredMessage
 
 
-BusEvent = Posted
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Events may have been missed (the bus between nodes was down): catch up from the store."""
+
+
+BusEvent = Posted | Resync
+
+
+class BusError(Exception):
+    """The bus cannot be reached at start-up (the message says where and what to do)."""
 
 
 class Bus(Protocol):

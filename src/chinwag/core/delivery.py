@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
-from chinwag.bus.base import Bus, Posted
+from chinwag.bus.base import Bus, Posted, Resync
 from chinwag.config import Settings
 from chinwag.core.rules import parse_room
 from chinwag.core.sessions import Frame, OnlineRegistry, Principal, Session, parse_nick_cached
@@ -30,6 +31,7 @@ from chinwag.protocol.events import Message, Seen, Typing, TypingNotice
 from chinwag.storage.base import Store, StoredMessage, StoreError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 GAP_RETRY = (0.1, 5.0)  # seconds between reads of a gap the store could not serve: first, most
 TYPING_COST = 0.1  # a typing notice that is forwarded (coalesced ones are free)
@@ -96,6 +98,8 @@ class Delivery:
             async for event in self._bus.subscribe():
                 if isinstance(event, Posted):
                     await self._take(event.message)
+                elif isinstance(event, Resync):
+                    await self._resync()
         finally:
             self._fan_out_batch()
 
@@ -109,23 +113,37 @@ class Delivery:
         self._queue(m)
         self._position = m.id
 
-    async def _gap(self, after: int, upto: int) -> list[StoredMessage]:
-        """The committed messages with ids in (after, upto], read until the store answers."""
+    async def _resync(self) -> None:
+        """Deliver whatever was committed beyond the position (the bus may have lost it)."""
+        upto = await self._retrying(self._store.max_message_id, "the newest message id")
+        if self._position is None:
+            self._position = upto
+        if upto > self._position:
+            for missed in await self._gap(self._position, upto):
+                self._queue(missed)
+            self._position = upto
+
+    async def _retrying(self, read: Callable[[], Awaitable[T]], what: str) -> T:
+        """``read()``, again and again until the store answers (delivery waits meanwhile)."""
         delay, most = GAP_RETRY
         while True:
             try:
-                return await self._store.messages_between(after, upto)
+                return await read()
             except StoreError as exc:
                 log.warning(
-                    "cannot read messages %d to %d to deliver them (%s); delivery waits"
-                    " and tries again in %.1f s",
-                    after + 1,
-                    upto,
+                    "cannot read %s to deliver it (%s); delivery waits and tries again in %.1f s",
+                    what,
                     exc,
                     delay,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, most)
+
+    async def _gap(self, after: int, upto: int) -> list[StoredMessage]:
+        """The committed messages with ids in (after, upto], read until the store answers."""
+        return await self._retrying(
+            lambda: self._store.messages_between(after, upto), f"messages {after + 1} to {upto}"
+        )
 
     def _queue(self, m: StoredMessage) -> None:
         if not self._batch:

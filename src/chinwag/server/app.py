@@ -49,6 +49,17 @@ async def _open_store(settings: Settings, data_dir: Path) -> Store:
     return await PostgresStore.open(settings.store, commit_delay=settings.commit_delay)
 
 
+async def _open_bus(settings: Settings) -> Bus:
+    """The bus: this process alone, or Redis at ``settings.bus`` for several nodes."""
+    if settings.bus == "local":
+        return LocalBus()
+    from chinwag.bus.redis import RedisBus  # imported only here, as asyncpg is
+
+    bus = RedisBus(settings.bus)
+    await bus.start()
+    return bus
+
+
 async def open_store(data_dir: Path) -> SqliteStore:
     """The store of the data directory ``data_dir`` (for tools beside the server)."""
     return await SqliteStore.open(data_dir / DB_NAME)
@@ -207,7 +218,11 @@ class Server:
         bound: list[tuple[ListenSpec, list[socket.socket]]],
     ) -> Server:
         store = await _open_store(settings, data_dir)
-        bus = LocalBus()
+        try:
+            bus = await _open_bus(settings)
+        except BaseException:
+            await store.close()
+            raise
         hasher = PasswordHasher(settings)
         hub = Hub(settings, store, bus, hasher, LoginThrottle(settings))
         await hub.load()

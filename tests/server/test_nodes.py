@@ -178,3 +178,93 @@ async def test_with_redis_killed_messages_posted_meanwhile_arrive_once_it_is_bac
     got = [(await bob.recv_type("message", timeout=30))["id"] for _ in acked]
     assert got == acked, "acked lost: 0, duplicates: 0, in order"
     assert [f for f in await bob.quiet(1.0) if f["type"] == "message"] == []
+
+
+async def _cursor(dsn: str, account: str, device: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        value = await conn.fetchval(
+            "SELECT cursor FROM cursors WHERE account = $1 AND device = $2", account, device
+        )
+    finally:
+        await conn.close()
+    return int(value or 0)
+
+
+async def test_a_node_killed_9_loses_nothing_acked_its_client_resumes_on_another_node(
+    pg_server: PostgresServer, redis_server: RedisServer, tmp_path: Path, peers: list[Peer]
+) -> None:
+    import asyncio
+
+    dsn = await pg_database(pg_server, tmp_path)
+    a, b = _nodes(tmp_path, dsn, "--bus", redis_server.url)
+    try:
+        a.start()
+        b.start()
+        ann = await login(peers, a.port, "ann", device="phone")
+        await ann.send(type="register", password="ann's long password")
+        await ann.recv_type("ok")
+        bob = await login(peers, b.port, "bob")
+        acked = []
+        for i in range(10):
+            await bob.send(type="say", room="lobby", body=f"m{i}", cid=f"c-{i}")
+            acked.append((await bob.recv_type("ack"))["id"])
+        received = [(await ann.recv_type("message"))["id"] for _ in acked]
+        assert received == acked
+        await ann.send(type="seen", upto=received[-1])
+        deadline = asyncio.get_running_loop().time() + 10
+        while await _cursor(dsn, "a:ann", "phone") < received[-1]:
+            assert asyncio.get_running_loop().time() < deadline, "seen never reached the store"
+            await asyncio.sleep(0.05)
+
+        a.kill()  # kill -9, ann's node is gone
+        for i in range(10, 20):
+            await bob.send(type="say", room="lobby", body=f"m{i}", cid=f"c-{i}")
+            acked.append((await bob.recv_type("ack"))["id"])
+
+        again = await connect(peers, b.port)
+        await again.send(
+            type="hello", proto=1, nick="ann", password="ann's long password", device="phone"
+        )
+        assert (await again.recv())["type"] == "welcome"
+        backlog = []
+        while (frame := await again.recv())["type"] != "caught_up":
+            if frame["type"] == "message":
+                backlog.append(frame["id"])
+        assert received + backlog == acked, "acked lost: 0, duplicates: 0"
+    finally:
+        a.kill()
+        b.kill()
+
+
+async def test_postgresql_restarted_mid_burst_refuses_unacked_then_takes_the_resend_once(
+    cluster: list[ServerProcess], pg_server: PostgresServer, peers: list[Peer]
+) -> None:
+    a, b = cluster
+    ann = await login(peers, a.port, "ann")
+    bob = await login(peers, b.port, "bob")
+    await ann.send(type="say", room="lobby", body="before", cid="c-0")
+    acked = [(await ann.recv_type("ack"))["id"]]
+
+    pg_server.stop()
+    try:
+        await ann.send(type="say", room="lobby", body="during", cid="c-1", ref="r1")
+        refused = await ann.recv_type("error", timeout=40)
+        assert refused["code"] == "server_error"
+    finally:
+        pg_server.start()
+    # The node recovers by itself; the client resends with the same cid.
+    for _ in range(3):
+        await ann.send(type="say", room="lobby", body="during", cid="c-1")
+        reply = await ann.recv(timeout=40)
+        while reply["type"] not in ("ack", "error"):
+            reply = await ann.recv(timeout=40)
+        if reply["type"] == "ack":
+            acked.append(reply["id"])
+            break
+    assert len(acked) == 2, "the resend was taken once PostgreSQL was back"
+    got = [(await bob.recv_type("message", timeout=30))["id"] for _ in acked]
+    assert got == acked
+    assert [f for f in await bob.quiet(1.0) if f["type"] == "message"] == []

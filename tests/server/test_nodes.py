@@ -124,6 +124,7 @@ def cluster(
     import asyncio
 
     dsn = asyncio.run(pg_database(pg_server, tmp_path))
+    redis_server.flush()  # no names held by an earlier test's nodes
     nodes = _nodes(tmp_path, dsn, "--bus", redis_server.url)
     try:
         for node in nodes:
@@ -170,7 +171,7 @@ async def test_with_redis_killed_messages_posted_meanwhile_arrive_once_it_is_bac
     redis_server.kill()
     acked = []
     try:
-        for i in range(1, 21):
+        for i in range(1, 11):  # within the flood-control burst (rate_burst 20)
             await ann.send(type="say", room="lobby", body=f"m{i}", cid=f"c-{i}")
             acked.append((await ann.recv_type("ack"))["id"])
     finally:
@@ -199,6 +200,7 @@ async def test_a_node_killed_9_loses_nothing_acked_its_client_resumes_on_another
     import asyncio
 
     dsn = await pg_database(pg_server, tmp_path)
+    redis_server.flush()  # no names held by an earlier test's nodes
     a, b = _nodes(tmp_path, dsn, "--bus", redis_server.url)
     try:
         a.start()
@@ -268,3 +270,28 @@ async def test_postgresql_restarted_mid_burst_refuses_unacked_then_takes_the_res
     got = [(await bob.recv_type("message", timeout=30))["id"] for _ in acked]
     assert got == acked
     assert [f for f in await bob.quiet(1.0) if f["type"] == "message"] == []
+
+
+async def test_a_guest_nick_online_on_one_node_is_taken_on_the_other_until_it_leaves(
+    cluster: list[ServerProcess], peers: list[Peer]
+) -> None:
+    import asyncio
+
+    a, b = cluster
+    zed = await login(peers, a.port, "Zed")
+    other = await connect(peers, b.port)
+    await other.send(type="hello", proto=1, nick="zed")
+    refused = await other.recv_type("error")
+    assert refused["code"] == "nick_taken"
+
+    await zed.send(type="bye")
+    await zed.expect_closed()
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:  # the logout reaches Redis a moment after the connection closes
+        await other.send(type="hello", proto=1, nick="zed")
+        reply = await other.recv()
+        if reply["type"] == "welcome":
+            break
+        assert reply["code"] == "nick_taken"
+        assert asyncio.get_running_loop().time() < deadline, "the nick was never given back"
+        await asyncio.sleep(0.1)

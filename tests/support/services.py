@@ -258,6 +258,12 @@ class RedisServer:
         self.kill()
         raise RuntimeError(f"redis-server did not start in {START_TIMEOUT} s:\n{self.log()}")
 
+    def flush(self) -> None:
+        """Forget everything (a test's nodes start from an empty Redis, as after a restart)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"FLUSHALL\r\n")
+            assert sock.recv(64).startswith(b"+OK")
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()

@@ -40,5 +40,16 @@ class Bus(Protocol):
         """Every event published from now on, in order, until ``close()``."""
         ...
 
+    async def claim(self, name: str, owner: str) -> bool:
+        """Hold ``name`` for ``owner`` across every node; False when another owner holds it.
+
+        How a guest nick stays unique on all nodes. The claim lasts until
+        `release` (or, should its node die, a short while after).
+        """
+        ...
+
+    async def release(self, name: str, owner: str) -> None:
+        """Give up ``owner``'s claim on ``name`` (nothing if another owner holds it)."""
+
     async def close(self) -> None:
         """End every subscription."""

@@ -37,6 +37,10 @@ STREAM: Final = "chinwag:events"
 STREAM_MAXLEN: Final = 100_000  # entries kept (approximately); older ones are in the database
 BLOCK_MS: Final = 1_000  # one XREAD waits at most this long
 RETRY: Final = (0.1, 5.0)  # seconds between reconnection attempts: first, most
+NAME_TTL: Final = 30  # seconds a claim outlives its node (renewed every third of it)
+_RELEASE: Final = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 _ERRORS: Final = (RedisError, OSError, ConnectionError, TimeoutError)
 
 
@@ -77,6 +81,7 @@ class RedisBus:
         self._outbox: asyncio.Queue[BusEvent | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._claims: dict[str, str] = {}  # Redis key -> value, renewed while held
 
     async def start(self) -> None:
         """Check that Redis answers, then start sending this node's events to it.
@@ -93,6 +98,7 @@ class RedisBus:
                 " address of the bus setting (--bus)"
             ) from exc
         self._tasks.append(asyncio.create_task(self._send_loop(), name="chinwag-redis-send"))
+        self._tasks.append(asyncio.create_task(self._renew_loop(), name="chinwag-redis-renew"))
 
     def publish(self, event: BusEvent) -> None:
         """To this node's subscribers now, and to the other nodes through Redis."""
@@ -113,6 +119,35 @@ class RedisBus:
         finally:
             reader.cancel()
             self._queues.remove(queue)
+
+    async def claim(self, name: str, owner: str) -> bool:
+        """``SET NX`` with an expiry this node renews; while Redis is down, every claim wins."""
+        key, value = f"chinwag:name:{name}", f"{self.node}:{owner}"
+        try:
+            taken = await self._client.set(key, value, nx=True, ex=NAME_TTL)
+        except _ERRORS as exc:
+            log.warning(
+                "cannot reach Redis to hold the name %r (%s): unique on this node only", name, exc
+            )
+            return True
+        if taken:
+            self._claims[key] = value
+        return bool(taken)
+
+    async def release(self, name: str, owner: str) -> None:
+        key, value = f"chinwag:name:{name}", f"{self.node}:{owner}"
+        if self._claims.get(key) != value:
+            return
+        del self._claims[key]
+        with contextlib.suppress(*_ERRORS):  # unreachable: it expires by itself
+            await self._client.eval(_RELEASE, 1, key, value)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(NAME_TTL / 3)
+            for key, value in list(self._claims.items()):
+                with contextlib.suppress(*_ERRORS):  # the next round tries again
+                    await self._client.set(key, value, ex=NAME_TTL)
 
     async def close(self) -> None:
         """End every subscription and stop talking to Redis."""

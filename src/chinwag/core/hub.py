@@ -91,7 +91,14 @@ class Hub:
         self._posting = Posting(settings, store, bus, self._registry, clock)
         self._rooms = Rooms(settings, store, self._registry, self._posting.resolve)
         self._logins = Logins(
-            settings, store, hasher, throttle, self._registry, clock=clock, monotonic=monotonic
+            settings,
+            store,
+            hasher,
+            throttle,
+            self._registry,
+            names=bus,
+            clock=clock,
+            monotonic=monotonic,
         )
 
     async def load(self) -> None:

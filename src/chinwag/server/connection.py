@@ -1,42 +1,27 @@
-"""One JSON-lines connection: bytes in, commands to the hub, frames out.
+"""One JSON-lines connection: bytes in, items to its session, frames out.
 
 Built on asyncio's Protocol/Transport API rather than streams: fan-out appends
 rendered frames to a per-connection list, and one `Flusher` callback per event
-loop turn writes each connection's frames with a single ``write``. Commands of
-one connection are carried out in order by its worker task, so replies keep the
-order of requests. Consecutive messages (``say``, and ``dm`` to someone online)
-are pipelined: the worker starts up to `_PIPELINE` of them without waiting for
-each commit (`Hub.pipeline`); the store commits them in order and their acks
-go out in order; any other command, and any refusal, waits until they are done.
+loop turn writes each connection's frames with a single ``write``. This module
+only moves bytes: it sniffs the first ones (an HTTP request or anything not
+JSON gets a plain answer), decodes frames, stops reading while its session's
+inbox is full, coalesces writes, cuts off a peer that stops reading, and closes
+gracefully. What the frames mean (the session rules, the order of replies, the
+pipelined messages) is the transport-neutral `SessionTask` and `SessionDriver`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import re
 from typing import TYPE_CHECKING, Protocol, cast
 
-from chinwag.core.hub import Frame, Session
-from chinwag.errors import BadFrame, ChatError, NotLoggedIn
-from chinwag.protocol.events import (
-    Bye,
-    Dm,
-    Dropped,
-    Error,
-    Fatal,
-    Hello,
-    Incoming,
-    Outgoing,
-    Ping,
-    Pong,
-    Rejected,
-    Say,
-)
+from chinwag.core.sessions import Frame
+from chinwag.errors import BadFrame, RateLimited
 from chinwag.protocol.jsonlines import ServerCodec, render
 from chinwag.server.listener import peer_key
-from chinwag.storage.base import StoreError
+from chinwag.server.session_task import SessionTask, reply_frame
 
 if TYPE_CHECKING:
     from chinwag.config import Settings
@@ -64,11 +49,8 @@ class Host(Protocol):
 
 log = logging.getLogger("chinwag.conn")
 
-_INBOX_HIGH = 64  # queued commands before we stop reading from the socket
-_INBOX_LOW = 16
 _PACED_HIGH = 256 * 1024  # transport buffer above which paced sends wait
 _LINGER = 2.0  # seconds a closing connection waits for the peer's FIN
-_PIPELINE = 32  # messages of one connection in flight (queued for commit) at once
 
 
 _NOT_JSON = (
@@ -105,43 +87,28 @@ class Flusher:
 
 
 class Connection(asyncio.Protocol):
-    """The transport side of one client connection; the hub's `Outlet`.
+    """The transport side of one client connection; the hub's `Outlet`, its session's `Link`.
 
     An idle connection is cheap, since a server holds thousands: it has no task
-    and no timer. Its worker task is started when frames arrive (or when the
-    connection ends) and ends when the inbox is empty; the server's periodic
-    `check_deadlines` sweep enforces the login deadline and the idle ping.
+    and no timer. Its session's worker task runs only while frames wait to be
+    carried out; the server's periodic `check_deadlines` sweep enforces the
+    login deadline and the idle ping.
     """
 
     __slots__ = (
-        "_bad_frames",
-        "_born",
         "_closing",
         "_codec",
         "_eof",
-        "_failed_hellos",
-        "_finished",
-        "_in_flight",
-        "_in_flight_bytes",
-        "_inbox",
-        "_last_rx",
-        "_logged_in",
         "_loop",
         "_marked",
         "_out",
         "_out_size",
-        "_ping_sent_at",
-        "_prelogin_frames",
         "_reading_paused",
         "_server",
         "_session",
         "_settings",
-        "_settling",
         "_sniffed",
-        "_stopping",
-        "_task",
         "_transport",
-        "_waiter",
         "_writable",
         "address",
         "close_reason",
@@ -154,10 +121,9 @@ class Connection(asyncio.Protocol):
         self._codec = ServerCodec(self._settings.max_frame_bytes)
         self.address = "?"
         self._transport: asyncio.Transport | None = None
-        # A plain list and a future made only while the worker waits: an idle
-        # connection is thousands of these, and a deque or an Event costs ~0.7 KiB.
-        self._inbox: list[Incoming] = []
-        self._waiter: asyncio.Future[None] | None = None
+        # The login deadline counts from here: from accept, a TLS handshake
+        # included (server/tlswire.py makes the connection before it).
+        self._session = SessionTask(self, server.hub, self._settings, self._loop.time())
         self._out: list[bytes] = []
         self._out_size = 0
         self._marked = False
@@ -165,20 +131,7 @@ class Connection(asyncio.Protocol):
         self._reading_paused = False
         self._eof = False
         self._closing = False
-        self._stopping = False
-        self._session: Session | None = None
-        self._bad_frames = 0
-        self._failed_hellos = 0
-        self._prelogin_frames = 0
         self._sniffed = False  # the first non-blank byte came, and it was "{"
-        self._born = self._last_rx = 0.0  # loop times, set at connection_made
-        self._logged_in = False
-        self._ping_sent_at: float | None = None
-        self._task: asyncio.Task[None] | None = None  # the worker, while there is work
-        self._finished = False
-        self._in_flight = 0  # pipelined messages not committed yet
-        self._in_flight_bytes = 0  # a bound on the size of their copies to this client
-        self._settling = False  # the worker waits for pipelined messages to commit
         self.close_reason = ""
 
     def __str__(self) -> str:
@@ -192,18 +145,12 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport: no isinstance check.
         self._transport = cast(asyncio.Transport, transport)
-        # The login deadline counts from here: from accept, a TLS handshake
-        # included (server/tlswire.py starts the protocol before it).
-        self._born = self._last_rx = self._loop.time()
         self.address = peer_key(transport.get_extra_info("peername"))
         if not self._server.admit(self):
-            self._send_event(
-                Error(
-                    code="rate_limited",
-                    message="too many connections from your address; close some and retry",
-                    extra={"retry_after": 10},
-                )
+            refusal = RateLimited(
+                10, "too many connections from your address; close some and retry"
             )
+            self.send(reply_frame(refusal, None))
             self.close("too many connections from one address")
             return
         log.debug("%s connected", self)
@@ -220,12 +167,7 @@ class Connection(asyncio.Protocol):
         events = self._codec.receive_data(data)
         if events:
             # Only whole frames count as activity: dribbled bytes keep nothing alive.
-            self._last_rx = self._loop.time()
-            self._inbox.extend(events)
-            self._kick()
-            if len(self._inbox) > _INBOX_HIGH and self._transport is not None:
-                self._transport.pause_reading()
-                self._reading_paused = True
+            self._session.feed(events, self._loop.time())
 
     def _refuse_stranger(self, first: bytes) -> None:
         """Answer a peer whose first bytes are not JSON (a browser, curl, TLS), and close."""
@@ -233,14 +175,14 @@ class Connection(asyncio.Protocol):
             self._transport.write(_HTTP_ANSWER)
             self.close("not a chinwag client: an HTTP request")
             return
-        self._error(BadFrame(_NOT_JSON), None)
+        self.send(reply_frame(BadFrame(_NOT_JSON), None))
         self.close("not a chinwag client: the first bytes are not JSON")
 
     def eof_received(self) -> bool:
         # Keep the write side open: requests that came before the FIN get answered.
         # (TLS is not half-closed: there the transport closes either way.)
         self._eof = True
-        self._kick()
+        self._session.input_ended()
         return self._transport is not None and self._transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -248,20 +190,8 @@ class Connection(asyncio.Protocol):
         self._closing = True
         if not self.close_reason:
             self.close_reason = "connection lost" if exc is None else f"connection lost: {exc}"
-        self._kick()
+        self._session.closed()
         self._release_writer()
-
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _kick(self) -> None:
-        """Wake the worker, or start one: frames came, or the connection is ending."""
-        if self._waiter is not None:
-            self._wake()
-        elif self._task is None and not self._finished:
-            self._task = self._loop.create_task(self._run())
 
     def pause_writing(self) -> None:
         if self._writable is None:
@@ -275,6 +205,29 @@ class Connection(asyncio.Protocol):
             if not self._writable.done():
                 self._writable.set_result(None)
             self._writable = None
+
+    # -- Link (what the session task calls) ---------------------------------------------
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def input_ended(self) -> bool:
+        return self._eof or self._closing
+
+    def pause_reading(self) -> None:
+        if not self._reading_paused and self._transport is not None and not self._closing:
+            self._transport.pause_reading()
+            self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
+
+    def ended(self) -> None:
+        self._server.forget(self)
+        log.debug("%s closed: %s", self, self.close_reason)
 
     # -- Outlet (what the hub calls) ------------------------------------------------
     def send(self, frame: Frame) -> None:
@@ -344,7 +297,7 @@ class Connection(asyncio.Protocol):
             else:
                 transport.close()
             self._loop.call_later(_LINGER, self._end_linger, transport)
-        self._kick()
+        self._session.closed()
 
     @staticmethod
     def _end_linger(transport: asyncio.Transport) -> None:
@@ -378,217 +331,16 @@ class Connection(asyncio.Protocol):
         self._out_size = 0
         if self._transport is not None:
             self._transport.abort()
-        self._kick()
+        self._session.closed()
 
-    def _send_event(self, event: Outgoing) -> None:
-        self.send(Frame(event))
-
-    def _error(self, exc: ChatError, ref: str | None) -> None:
-        self.send(Frame(Error.of(exc, ref)))
-
-    # -- deadlines (the server's sweep calls this) -------------------------------------
+    # -- the session ------------------------------------------------------------------
     def check_deadlines(self, now: float) -> None:
         """Enforce the login deadline, and ping a quiet client or close an unanswering one."""
-        if self._closing:
-            return
-        s = self._settings
-        if self._session is None:  # not logged in yet, or logging out (bye)
-            if not self._logged_in and now - self._born >= s.prelogin_timeout:
-                self._error(NotLoggedIn("you did not log in in time; connection closed"), None)
-                self.close("pre-login deadline")
-            return
-        if self._ping_sent_at is not None and self._last_rx > self._ping_sent_at:
-            self._ping_sent_at = None  # any frame after our ping answers it
-        if self._ping_sent_at is not None:
-            if now - self._ping_sent_at >= s.pong_timeout:
-                self.close("idle: no answer to ping")
-        elif now - self._last_rx >= s.idle_timeout:
-            self._ping_sent_at = now
-            self._send_event(Ping())
-
-    # -- the worker -------------------------------------------------------------------
-    async def _run(self) -> None:
-        """Carry out the inbox; end when it is empty, or finish the connection."""
-        try:
-            while self._inbox and not (self._closing or self._stopping):
-                item = self._inbox.pop(0)
-                if self._reading_paused and len(self._inbox) < _INBOX_LOW and self._transport:
-                    self._reading_paused = False
-                    self._transport.resume_reading()
-                session = self._session
-                if (
-                    isinstance(item, Say | Dm)
-                    and session is not None
-                    and self._start(session, item)
-                ):
-                    if self._pipeline_full():
-                        await self._settle(until_room=True)
-                    continue
-                if self._in_flight:
-                    await self._settle()
-                    if self._closing:
-                        break
-                await self._process(item)
-        except Exception:
-            log.exception("%s: connection failed", self)
-            self.close("internal error")
-        if not (self._eof or self._closing or self._stopping):
-            self._task = None  # idle: the next frames start a new worker
-            return
-        await self._finish()
-
-    async def _finish(self) -> None:
-        """The connection ends: acks still due, logout, bye, close, forget (once)."""
-        if self._finished:
-            return
-        self._finished = True
-        if self._in_flight and not self._closing:
-            # Their acks go out before bye, or before the close after the peer's FIN.
-            await self._settle()
-        if self._session is not None:
-            session, self._session = self._session, None
-            try:
-                await self._server.hub.logout(session, clean=False)
-            except Exception:
-                log.exception("%s: logout failed", self)
         if not self._closing:
-            if self._stopping:
-                self._send_event(Bye())
-            self.close("server shutting down" if self._stopping else "client closed")
-        self._server.forget(self)
-        log.debug("%s closed: %s", self, self.close_reason)
-
-    def _start(self, session: Session, item: Say | Dm) -> bool:
-        """Pipeline a message; False when it must wait its turn in `_process`."""
-        try:
-            future = self._server.hub.pipeline(session, item)
-        except Exception:
-            return False  # refused (or failed): reported in order by _process
-        if future is None:
-            return False
-        # Each message comes back to this client (its own copy): bound what can
-        # arrive at once, so a client that reads is not cut off for sending fast.
-        size = 4 * len(item.body) + 256
-        self._in_flight += 1
-        self._in_flight_bytes += size
-        future.add_done_callback(functools.partial(self._committed, size))
-        return True
-
-    def _committed(self, size: int, _future: object) -> None:
-        self._in_flight -= 1
-        self._in_flight_bytes -= size
-        if self._settling:
-            self._wake()
-
-    def _pipeline_full(self) -> bool:
-        return (
-            self._in_flight >= _PIPELINE
-            or self._in_flight_bytes > self._settings.out_buffer_limit // 4
-        )
-
-    async def _settle(self, *, until_room: bool = False) -> None:
-        """Wait until no pipelined message is in flight (or, ``until_room``, one more fits)."""
-        self._settling = True
-        try:
-            while self._in_flight and not self._closing:
-                if until_room and not self._pipeline_full():
-                    break
-                self._waiter = self._loop.create_future()
-                await self._waiter
-        finally:
-            self._settling = False
-            self._waiter = None
-
-    async def _process(self, item: Incoming) -> None:
-        if self._session is None and not self._logged_in and not isinstance(item, Fatal):
-            # Every frame before login counts: refused, unknown and ignored ones too.
-            self._prelogin_frames += 1
-            if self._prelogin_frames > self._settings.prelogin_max_frames:
-                self._error(NotLoggedIn("too many frames before hello; connection closed"), None)
-                self.close("too many frames before login")
-                return
-        if isinstance(item, Fatal):
-            self._send_event(Error(code=item.code, message=item.message))
-            self.close(item.code)
-            return
-        if isinstance(item, Dropped):
-            return
-        if isinstance(item, Rejected):
-            self._send_event(Error(code=item.code, message=item.message, ref=item.ref))
-            if self._session is None and item.kind == "hello":
-                self._hello_failed()
-            elif item.code == "bad_frame":
-                self._bad_frames += 1
-                if self._bad_frames >= self._settings.max_bad_frames:
-                    self.close("too many bad frames")
-            return
-        if isinstance(item, Bye):
-            if self._session is not None:
-                session, self._session = self._session, None
-                await self._server.hub.logout(session, clean=True)
-            self._send_event(Bye(ref=item.ref))
-            self.close("bye")
-            return
-        if self._session is None:
-            await self._prelogin(item)
-            return
-        try:
-            await self._server.hub.handle(self._session, item)
-        except ChatError as exc:
-            self._error(exc, item.ref)
-        except StoreError:  # the store logs it, once per incident
-            self._error(ChatError(), item.ref)
-        except Exception:
-            log.exception("%s: %s failed", self, type(item).__name__)
-            self._error(ChatError(), item.ref)
-
-    async def _prelogin(self, item: Incoming) -> None:
-        assert not isinstance(item, Fatal | Dropped | Rejected)
-        if isinstance(item, Ping):
-            self._send_event(Pong(ref=item.ref))
-            return
-        if not isinstance(item, Hello):
-            self._error(NotLoggedIn(), item.ref)
-            return
-        try:
-            session = await self._server.hub.login(item, self)
-        except ChatError as exc:
-            self._error(exc, item.ref)
-            self._hello_failed()
-            return
-        except ConnectionError:
-            return
-        except StoreError:  # the store logs it, once per incident
-            self._error(ChatError(), item.ref)
-            return
-        except Exception:
-            log.exception("%s: hello failed", self)
-            self._error(ChatError(), item.ref)
-            return
-        if self._closing:
-            await self._server.hub.logout(session, clean=False)
-            return
-        self._session = session
-        self._logged_in = True
-        p = session.principal
-        log.debug(
-            "%s logged in as %s (%s, device %s)",
-            self,
-            p.nick,
-            "account" if p.account else "guest",
-            session.device,
-        )
-
-    def _hello_failed(self) -> None:
-        self._failed_hellos += 1
-        if self._failed_hellos >= self._settings.max_failed_hellos:
-            self.close("too many failed hellos")
+            self._session.tick(now)
 
     async def stop(self) -> None:
         """Shutdown: finish the command in progress, say bye, close."""
-        self._stopping = True
         if self._transport is not None and not self._closing:
             self._transport.pause_reading()
-        self._kick()
-        if self._task is not None:
-            await asyncio.wait([self._task], timeout=self._settings.shutdown_grace)
+        await self._session.stop(self._settings.shutdown_grace)

@@ -132,6 +132,13 @@ class Settings:
         "how nodes hear of each other's messages: local (one node) or a redis:// URL"
         " (every node of one store uses the same)",
     )
+    bus_stream_max: int = _s(
+        100_000,
+        "entries the Redis stream between nodes keeps; a node further behind reads the database",
+    )
+    store_timeout: float = _s(
+        30.0, "seconds one PostgreSQL statement may take before its write fails with server_error"
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -307,6 +314,10 @@ def _check_listen(clean: dict[str, Any]) -> None:
 
 
 def _check_store(clean: dict[str, Any]) -> None:
+    if clean.get("bus_stream_max", 1) < 1:
+        raise SettingsError("setting bus_stream_max must be at least 1 (100000 is the default)")
+    if clean.get("store_timeout", 1) <= 0:
+        raise SettingsError("setting store_timeout must be above 0 seconds (30 is the default)")
     bus = str(clean.get("bus", "local"))
     if bus != "local" and not bus.startswith(("redis://", "rediss://")):
         raise SettingsError(

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from support.services import RedisServer, free_port, redis_server
@@ -140,3 +142,34 @@ async def test_a_bus_that_cannot_reach_redis_says_so_plainly() -> None:
     bus = RedisBus(f"redis://127.0.0.1:{free_port()}/0", timeout=2)
     with pytest.raises(BusError, match="check that redis-server runs"):
         await bus.start()
+
+
+async def _last_is(client: Any, stream: str, m: StoredMessage) -> bool:
+    entries = await client.xrevrange(stream, count=1)
+    return bool(entries) and json.loads(entries[0][1][b"data"])["id"] == m.id
+
+
+async def test_the_stream_keeps_exactly_bus_stream_max_entries(redis_server: RedisServer) -> None:
+    import redis.asyncio as aioredis
+
+    from chinwag.bus.redis import STREAM
+
+    redis_server.flush()
+    bus = RedisBus(redis_server.url, stream_max=10)
+    await bus.start()
+    client = aioredis.Redis.from_url(redis_server.url, socket_timeout=5)
+    try:
+        for i in range(1, 11):
+            bus.publish(Posted(message(i)))
+        for i in range(11, 26):
+            bus.publish(Posted(message(i)))
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while not await _last_is(client, STREAM, message(25)):
+            assert asyncio.get_running_loop().time() < deadline, "the last event never got out"
+            await asyncio.sleep(0.05)
+        assert await client.xlen(STREAM) == 10
+    finally:
+        await client.aclose()
+        await bus.close()
+    with pytest.raises(ValueError, match="at least 1"):
+        RedisBus(redis_server.url, stream_max=0)

@@ -72,6 +72,15 @@ def test_a_bus_other_than_local_or_redis_or_with_a_password_is_refused() -> None
     assert "s3cret" not in str(caught.value)
 
 
+def test_bus_stream_max_and_store_timeout_refuse_zero_and_take_one() -> None:
+    with pytest.raises(SettingsError, match="bus_stream_max must be at least 1"):
+        build(overrides=["bus_stream_max=0"])
+    with pytest.raises(SettingsError, match="store_timeout must be above 0"):
+        build(overrides=["store_timeout=0"])
+    settings = build(overrides=["bus_stream_max=1", "store_timeout=0.5"])
+    assert (settings.bus_stream_max, settings.store_timeout) == (1, 0.5)
+
+
 def test_a_postgresql_store_without_a_password_is_taken() -> None:
     assert build(store="postgresql://chat@db:5433/chat").store == "postgresql://chat@db:5433/chat"
 

@@ -51,3 +51,32 @@ async def test_a_database_that_is_not_there_is_a_clear_error(pg_server: Postgres
         await PostgresStore.open(
             pg_server.dsn_for("no_such_database"), connect_timeout=3, command_timeout=5
         )
+
+
+async def test_a_statement_over_store_timeout_fails_and_the_next_one_goes_through(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    import asyncio
+    import time
+
+    import asyncpg
+
+    dsn = await pg_database(pg_server, tmp_path)
+    store = await PostgresStore.open(dsn, command_timeout=1)
+    blocker = await asyncpg.connect(dsn, timeout=10)
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        with pytest.raises(StoreError):
+            await asyncio.wait_for(store.append(say("blocked", "c-1"), cid_ttl_ms=TTL), 20)
+        assert time.monotonic() - started < 10, "failed at store_timeout, not later"
+        await tx.rollback()
+        result = await store.append(say("free again", "c-1"), cid_ttl_ms=TTL)
+        assert not result.duplicate
+        page = await store.room_history("lobby", before=None, limit=10)
+        assert [m.body for m in page.messages] == ["free again"]
+    finally:
+        await blocker.close()
+        await store.close()

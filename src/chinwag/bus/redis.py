@@ -34,7 +34,6 @@ __all__ = ["RedisBus"]
 log = logging.getLogger(__name__)
 
 STREAM: Final = "chinwag:events"
-STREAM_MAXLEN: Final = 100_000  # entries kept (approximately); older ones are in the database
 BLOCK_MS: Final = 1_000  # one XREAD waits at most this long
 RETRY: Final = (0.1, 5.0)  # seconds between reconnection attempts: first, most
 NAME_TTL: Final = 30  # seconds a claim outlives its node (renewed every third of it)
@@ -66,10 +65,15 @@ class RedisBus:
 
     Args:
         url: the Redis server.
+        stream_max: entries the stream keeps (setting ``bus_stream_max``); a
+            node further behind than that reads the rest from the database.
         timeout: seconds a connection attempt or a command may take.
     """
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, stream_max: int = 100_000, timeout: float = 5.0) -> None:
+        if stream_max < 1:
+            raise ValueError("stream_max must be at least 1")
+        self._stream_max = stream_max
         self.node = uuid.uuid4().hex  # this process: its own entries are skipped
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url,
@@ -173,7 +177,10 @@ class RedisBus:
                         failed = False
                         log.warning("Redis takes this node's events again")
                     await self._client.xadd(
-                        STREAM, _encode(event, self.node), maxlen=STREAM_MAXLEN, approximate=True
+                        STREAM,
+                        _encode(event, self.node),
+                        maxlen=self._stream_max,
+                        approximate=False,
                     )
                     delay = RETRY[0]
                     break

@@ -46,7 +46,9 @@ async def _open_store(settings: Settings, data_dir: Path) -> Store:
     # Imported only here: a one-node server never loads asyncpg.
     from chinwag.storage.postgres import PostgresStore
 
-    return await PostgresStore.open(settings.store, commit_delay=settings.commit_delay)
+    return await PostgresStore.open(
+        settings.store, commit_delay=settings.commit_delay, command_timeout=settings.store_timeout
+    )
 
 
 async def _open_bus(settings: Settings) -> Bus:
@@ -55,7 +57,7 @@ async def _open_bus(settings: Settings) -> Bus:
         return LocalBus()
     from chinwag.bus.redis import RedisBus  # imported only here, as asyncpg is
 
-    bus = RedisBus(settings.bus)
+    bus = RedisBus(settings.bus, stream_max=settings.bus_stream_max)
     await bus.start()
     return bus
 

@@ -97,7 +97,12 @@ class Delivery:
         try:
             async for event in self._bus.subscribe():
                 if isinstance(event, Posted):
-                    await self._take(event.message)
+                    m = event.message
+                    if self._position is not None and m.id == self._position + 1:
+                        self._queue(m)  # the usual case: the next id, no await
+                        self._position = m.id
+                    else:
+                        await self._take(m)
                 elif isinstance(event, Resync):
                     await self._resync()
         finally:

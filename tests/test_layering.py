@@ -67,7 +67,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 TYPE_ONLY: dict[str, tuple[str, ...]] = {"net": ("chinwag.server.app",)}
 
 # Only the composition roots pick concrete backends.
-CONCRETE = ("chinwag.storage.sqlite", "chinwag.bus.local")
+CONCRETE = (
+    "chinwag.storage.sqlite",
+    "chinwag.storage.postgres",
+    "chinwag.bus.local",
+    "chinwag.bus.redis",
+)
 ROOTS = {"admin.py", "server/app.py"}
 
 

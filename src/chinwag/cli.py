@@ -85,6 +85,16 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="also run the game bot, with its data in DATA/bots/gamebot",
     )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="sqlite (default) or postgresql://USER@HOST:PORT/DB, shared by several nodes",
+    )
+    p.add_argument(
+        "--bus",
+        metavar="URL",
+        help="local (default) or redis://HOST:PORT/DB, through which several nodes hear each other",
+    )
 
 
 def _chat_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -295,6 +305,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_format=args.log_format,
             irc_port=args.irc_port,
             irc_tls_port=args.irc_tls_port,
+            store=args.store,
+            bus=args.bus,
         )
     except SettingsError as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)
@@ -349,11 +361,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     notifier = SystemdNotifier.from_environment(os.environ)
     if notifier is not None:  # last: READY=1 once everything else has started
         services.append(notifier)
+    from chinwag.bus.base import BusError
     from chinwag.server.lock import DataDirError
+    from chinwag.storage.base import StoreError
 
     try:
         runner(serve(settings, data_dir, ssl=tls, services=services))
-    except (DataDirError, ListenError) as exc:
+    except (DataDirError, ListenError, StoreError, BusError) as exc:
         print(f"chinwag serve: {exc}", file=sys.stderr)
         return 1
     return 0

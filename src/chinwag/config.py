@@ -151,6 +151,24 @@ class Settings:
         "bytes of one IRC line beyond which the connection is closed (a line over 512"
         " bytes + 4096 of tags gets 417 and is skipped); at least 4608",
     )
+    # -- several nodes (issue 13): PostgreSQL as the truth --
+    store: str = _s(
+        "sqlite",
+        "where the data lives: sqlite (a file in the data directory) or a postgresql:// URL"
+        " (several nodes share one); put its password in PGPASSWORD or ~/.pgpass, not here",
+    )
+    bus: str = _s(
+        "local",
+        "how nodes hear of each other's messages: local (one node) or a redis:// URL"
+        " (every node of one store uses the same)",
+    )
+    bus_stream_max: int = _s(
+        100_000,
+        "entries the Redis stream between nodes keeps; a node further behind reads the database",
+    )
+    store_timeout: float = _s(
+        30.0, "seconds one PostgreSQL statement may take before its write fails with server_error"
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -354,6 +372,37 @@ def _check_irc(clean: dict[str, Any]) -> None:
         )
 
 
+def _check_store(clean: dict[str, Any]) -> None:
+    if clean.get("bus_stream_max", 1) < 1:
+        raise SettingsError("setting bus_stream_max must be at least 1 (100000 is the default)")
+    if clean.get("store_timeout", 1) <= 0:
+        raise SettingsError("setting store_timeout must be above 0 seconds (30 is the default)")
+    bus = str(clean.get("bus", "local"))
+    if bus != "local" and not bus.startswith(("redis://", "rediss://")):
+        raise SettingsError(
+            "setting bus (--bus) is local or a redis://HOST:PORT/DB URL,"
+            f" not {bus.split('@')[-1]!r}"
+        )
+    if re.match(r"^[a-z]+://[^/@]*:[^/@]*@", bus):
+        raise SettingsError(
+            "setting bus (--bus) holds a password, which would show in the process list and in"
+            " --print-settings: a Redis password is not there yet; keep Redis on a private"
+            " network instead"
+        )
+    store = str(clean.get("store", "sqlite"))
+    if store != "sqlite" and not store.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(
+            f"setting store (--store) is sqlite or a postgresql://USER@HOST:PORT/DATABASE URL,"
+            f" not {store.split('@')[-1]!r}"
+        )
+    if re.match(r"^[a-z]+://[^/@]*:[^/@]*@", store):
+        raise SettingsError(
+            "setting store (--store) holds a password, which would show in the process list"
+            " and in --print-settings: drop it from the URL and put it in PGPASSWORD or"
+            " ~/.pgpass instead"
+        )
+
+
 def build(
     config_file: Path | None = None,
     overrides: list[str] | None = None,
@@ -392,6 +441,7 @@ def build(
         raise SettingsError("setting dedupe_purge_batch must be at least 1, not 0")
     if clean.get("dedupe_purge_interval", 1.0) <= 0:
         raise SettingsError("setting dedupe_purge_interval must be above 0 seconds")
+    _check_store(clean)
     if not str(clean.get("server_name", "")).strip():
         clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
     _check_irc(clean)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.services import PostgresServer, pg_database, pg_server
 
 from chinwag.storage.base import (
     AccountExists,
@@ -41,6 +42,7 @@ from chinwag.storage.sqlite import (
 )
 
 Opener = Callable[[Path], Awaitable[Store]]
+__all__ = ["pg_server"]  # the session fixture, imported for pytest
 
 T0 = 1_700_000_000_000
 TTL = 86_400_000
@@ -51,13 +53,22 @@ async def open_sqlite(tmp_path: Path) -> Store:
     return await SqliteStore.open(tmp_path / DB_NAME)
 
 
-BACKENDS = [pytest.param(open_sqlite, id="sqlite")]
+async def open_postgres(server: PostgresServer, tmp_path: Path) -> Store:
+    """A database of its own per test (named after ``tmp_path``) in the private cluster."""
+    from chinwag.storage.postgres import PostgresStore
+
+    return await PostgresStore.open(await pg_database(server, tmp_path))
+
+
+BACKENDS = [pytest.param("sqlite", id="sqlite"), pytest.param("postgresql", id="postgresql")]
 
 
 @pytest.fixture(params=BACKENDS)
 def opener(request: pytest.FixtureRequest) -> Opener:
-    fn: Opener = request.param
-    return fn
+    if request.param == "sqlite":
+        return open_sqlite
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return functools.partial(open_postgres, server)
 
 
 @pytest.fixture
@@ -363,6 +374,18 @@ async def test_concurrent_appends_get_distinct_ids_and_resume_in_id_order(store:
 
 
 # -- backlog --------------------------------------------------------------------
+
+
+async def test_messages_between_reads_a_gap_of_every_kind_by_id(store: Store) -> None:
+    ids = [
+        await post(store, say("r1")),
+        await post(store, dm("a:ann", "a:bob")),
+        await post(store, say("r2", room="den")),
+        await post(store, say("r3")),
+    ]
+    got = await store.messages_between(ids[0], ids[2])
+    assert [(m.id, m.body) for m in got] == [(ids[1], "psst"), (ids[2], "r2")]
+    assert await store.messages_between(ids[3], ids[3] + 10) == []
 
 
 async def test_backlog_follows_membership_intervals(store: Store) -> None:

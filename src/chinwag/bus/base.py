@@ -20,7 +20,16 @@ class Posted:
     message: StoredMessage
 
 
-BusEvent = Posted
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Events may have been missed (the bus between nodes was down): catch up from the store."""
+
+
+BusEvent = Posted | Resync
+
+
+class BusError(Exception):
+    """The bus cannot be reached at start-up (the message says where and what to do)."""
 
 
 class Bus(Protocol):
@@ -30,6 +39,17 @@ class Bus(Protocol):
     def subscribe(self) -> AsyncIterator[BusEvent]:
         """Every event published from now on, in order, until ``close()``."""
         ...
+
+    async def claim(self, name: str, owner: str) -> bool:
+        """Hold ``name`` for ``owner`` across every node; False when another owner holds it.
+
+        How a guest nick stays unique on all nodes. The claim lasts until
+        `release` (or, should its node die, a short while after).
+        """
+        ...
+
+    async def release(self, name: str, owner: str) -> None:
+        """Give up ``owner``'s claim on ``name`` (nothing if another owner holds it)."""
 
     async def close(self) -> None:
         """End every subscription."""

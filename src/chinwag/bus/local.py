@@ -28,6 +28,13 @@ class LocalBus:
         finally:
             self._queues.remove(queue)
 
+    async def claim(self, name: str, owner: str) -> bool:
+        """One process: the hub's own registry keeps names unique; nothing to hold here."""
+        return True
+
+    async def release(self, name: str, owner: str) -> None:
+        """Nothing is held (see `claim`)."""
+
     async def close(self) -> None:
         for queue in self._queues:
             queue.put_nowait(None)

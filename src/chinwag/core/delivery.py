@@ -3,21 +3,37 @@
 Messages are fanned out only after their commit, and only from what the bus
 yields, so one node and several share one delivery path; a run of messages to
 one room in one loop turn reaches each member as one combined frame.
+
+Delivery goes by stream position. Message ids commit in id order on every
+backend (storage/base.py), so a committed id N means every lower id is
+committed or will never exist. The bus may still bring N before N-1 (another
+node's doorbell is late, or was lost): the hub keeps the position up to which
+it has delivered everything, and an id beyond the next one first makes it read
+the gap from the store and deliver it, in id order; the late doorbell is then
+dropped. A gap that cannot be read (the database is down) holds delivery back
+until it can be: nothing is skipped, so a session's ``seen`` never passes a
+message it was not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
-from chinwag.bus.base import Bus, Posted
+from chinwag.bus.base import Bus, Posted, Resync
 from chinwag.config import Settings
 from chinwag.core.rules import parse_room
 from chinwag.core.sessions import Frame, OnlineRegistry, Principal, Session, parse_nick_cached
 from chinwag.errors import ChatError
 from chinwag.protocol.events import Message, Seen, Typing, TypingNotice
-from chinwag.storage.base import Store, StoredMessage
+from chinwag.storage.base import Store, StoredMessage, StoreError
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+GAP_RETRY = (0.1, 5.0)  # seconds between reads of a gap the store could not serve: first, most
 TYPING_COST = 0.1  # a typing notice that is forwarded (coalesced ones are free)
 _TYPING_TARGETS = 256  # conversations one sender's last typing notice is remembered for
 
@@ -64,22 +80,80 @@ class Delivery:
         self._by_key = registry.by_key
         self._rooms = registry.rooms
         self._batch: list[StoredMessage] = []  # committed, to fan out this loop turn
+        # Every message with an id up to here was delivered (or predates the
+        # start: the backlog's). None until `load` or the first message.
+        self._position: int | None = None
+
+    async def load(self) -> None:
+        """Start after the newest message committed now: older ones are backlog."""
+        self._position = await self._store.max_message_id()
 
     async def run(self) -> None:
-        """Deliver what the bus yields, until the bus closes.
+        """Deliver what the bus yields, in id order and without gaps, until the bus closes.
 
         Messages are fanned out once per event-loop turn, so that a run of
         messages to one room reaches each recipient as one combined frame.
         """
-        loop = asyncio.get_running_loop()
         try:
             async for event in self._bus.subscribe():
                 if isinstance(event, Posted):
-                    if not self._batch:
-                        loop.call_soon(self._fan_out_batch)
-                    self._batch.append(event.message)
+                    m = event.message
+                    if self._position is not None and m.id == self._position + 1:
+                        self._queue(m)  # the usual case: the next id, no await
+                        self._position = m.id
+                    else:
+                        await self._take(m)
+                elif isinstance(event, Resync):
+                    await self._resync()
         finally:
             self._fan_out_batch()
+
+    async def _take(self, m: StoredMessage) -> None:
+        position = m.id - 1 if self._position is None else self._position
+        if m.id <= position:
+            return  # delivered already: its gap was read from the store
+        if m.id > position + 1:
+            for missed in await self._gap(position, m.id - 1):
+                self._queue(missed)
+        self._queue(m)
+        self._position = m.id
+
+    async def _resync(self) -> None:
+        """Deliver whatever was committed beyond the position (the bus may have lost it)."""
+        upto = await self._retrying(self._store.max_message_id, "the newest message id")
+        if self._position is None:
+            self._position = upto
+        if upto > self._position:
+            for missed in await self._gap(self._position, upto):
+                self._queue(missed)
+            self._position = upto
+
+    async def _retrying(self, read: Callable[[], Awaitable[T]], what: str) -> T:
+        """``read()``, again and again until the store answers (delivery waits meanwhile)."""
+        delay, most = GAP_RETRY
+        while True:
+            try:
+                return await read()
+            except StoreError as exc:
+                log.warning(
+                    "cannot read %s to deliver it (%s); delivery waits and tries again in %.1f s",
+                    what,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, most)
+
+    async def _gap(self, after: int, upto: int) -> list[StoredMessage]:
+        """The committed messages with ids in (after, upto], read until the store answers."""
+        return await self._retrying(
+            lambda: self._store.messages_between(after, upto), f"messages {after + 1} to {upto}"
+        )
+
+    def _queue(self, m: StoredMessage) -> None:
+        if not self._batch:
+            asyncio.get_running_loop().call_soon(self._fan_out_batch)
+        self._batch.append(m)
 
     def _fan_out_batch(self) -> None:
         batch, self._batch = self._batch, []

@@ -91,15 +91,23 @@ class Hub:
         self._posting = Posting(settings, store, bus, self._registry, clock)
         self._rooms = Rooms(settings, store, self._registry, self._posting.resolve)
         self._logins = Logins(
-            settings, store, hasher, throttle, self._registry, clock=clock, monotonic=monotonic
+            settings,
+            store,
+            hasher,
+            throttle,
+            self._registry,
+            names=bus,
+            clock=clock,
+            monotonic=monotonic,
         )
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
 
-        See `Logins.load`.
+        See `Logins.load` and `Delivery.load`.
         """
         await self._logins.load()
+        await self._delivery.load()
 
     async def run(self) -> None:
         """Deliver what the bus yields, until the bus closes (see `Delivery.run`)."""

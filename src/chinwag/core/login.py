@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable, Iterable
 
 from chinwag import __version__
+from chinwag.bus.base import Bus
 from chinwag.config import Settings
 from chinwag.core.accounts import (
     HashQueueFull,
@@ -69,6 +70,7 @@ class Logins:
         hasher: argon2id, off the event loop.
         throttle: failed-login limits.
         registry: who is online.
+        names: where a guest's nick is held while it is online (the bus: every node).
         clock: wall clock in seconds (retention, account and invite times).
         monotonic: clock for flood control and the registration throttle.
     """
@@ -81,10 +83,12 @@ class Logins:
         throttle: LoginThrottle,
         registry: OnlineRegistry,
         *,
+        names: Bus,
         clock: Callable[[], float],
         monotonic: Callable[[], float],
     ) -> None:
         self.settings = settings
+        self._names = names  # guest nicks held across nodes
         self._store = store
         self._hasher = hasher
         self._throttle = throttle
@@ -100,6 +104,10 @@ class Logins:
         self._account_keys: set[str] = set()
         self._account_skeletons: dict[str, tuple[str, str]] = {}
         self._loaded = False
+        # With several nodes on one store (issue 13) another node may register
+        # a nick at any time: the index then only adds refusals, and a guest's
+        # hello reads the store.
+        self._index_is_whole = settings.store == "sqlite"
         self._reserved = ReservedNicks(settings.reserved_nicks)
         self._register_throttle = RegisterThrottle(settings, monotonic)
         # Operator actions (end_sessions) per account key: a login under way restarts.
@@ -168,6 +176,7 @@ class Logins:
         if (
             hello.password is None
             and self._loaded
+            and self._index_is_whole
             and nick.key not in self._account_keys
             and nick.skeleton not in self._account_skeletons
             and nick.display_skeleton not in self._account_skeletons
@@ -216,7 +225,14 @@ class Logins:
 
     async def _start_guest(self, key: str, display: str, hello: Hello, outlet: Outlet) -> Session:
         pid = "g:" + _session_id()
-        return await self._start(pid, key, display, False, _LOBBY_ONLY, hello, outlet)
+        # Held on every node (the bus) while the guest is online; one node: a no-op.
+        if not await self._names.claim(key, pid):
+            raise NickTaken(f"{display} is online; retry shortly or pick another nick")
+        try:
+            return await self._start(pid, key, display, False, _LOBBY_ONLY, hello, outlet)
+        except BaseException:
+            await self._names.release(key, pid)
+            raise
 
     async def _start(
         self,
@@ -353,6 +369,8 @@ class Logins:
         """End a session; a clean ``bye`` moves the device's cursor to what it received."""
         p = session.principal
         self._registry.drop(session)
+        if not p.account and p.pid not in self._online:
+            await self._names.release(p.key, p.pid)
         if clean and p.account and session.pending is None:
             await self._store.advance_cursor(p.pid, session.device, session.last_delivered)
 
@@ -447,6 +465,7 @@ class Logins:
         await self._store.adopt(p.pid, pid)
         await self._store.advance_cursor(pid, session.device, session.last_delivered)
         self._online.pop(p.pid, None)
+        await self._names.release(p.key, p.pid)  # the account holds the nick now
         p.pid = pid
         p.account = True
         p.bot = cmd.bot

@@ -43,6 +43,36 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("chinwag", appauthor=False))
 
 
+async def _open_store(settings: Settings, data_dir: Path) -> Store:
+    """The server's store: SQLite in ``data_dir``, or the PostgreSQL of ``settings.store``."""
+    if settings.store == "sqlite":
+        return await SqliteStore.open(
+            data_dir / DB_NAME,
+            commit_delay=settings.commit_delay,
+            durability=settings.durability,
+            cid_ttl=settings.cid_ttl,
+            purge_batch=settings.dedupe_purge_batch,
+            purge_interval=settings.dedupe_purge_interval,
+        )
+    # Imported only here: a one-node server never loads asyncpg.
+    from chinwag.storage.postgres import PostgresStore
+
+    return await PostgresStore.open(
+        settings.store, commit_delay=settings.commit_delay, command_timeout=settings.store_timeout
+    )
+
+
+async def _open_bus(settings: Settings) -> Bus:
+    """The bus: this process alone, or Redis at ``settings.bus`` for several nodes."""
+    if settings.bus == "local":
+        return LocalBus()
+    from chinwag.bus.redis import RedisBus  # imported only here, as asyncpg is
+
+    bus = RedisBus(settings.bus, stream_max=settings.bus_stream_max)
+    await bus.start()
+    return bus
+
+
 async def open_store(data_dir: Path) -> SqliteStore:
     """The store of the data directory ``data_dir`` (for tools beside the server)."""
     return await SqliteStore.open(data_dir / DB_NAME)
@@ -234,15 +264,12 @@ class Server:
         lock: DataDirLock,
         bound: list[tuple[ListenSpec, list[socket.socket]]],
     ) -> Server:
-        store = await SqliteStore.open(
-            data_dir / DB_NAME,
-            commit_delay=settings.commit_delay,
-            durability=settings.durability,
-            cid_ttl=settings.cid_ttl,
-            purge_batch=settings.dedupe_purge_batch,
-            purge_interval=settings.dedupe_purge_interval,
-        )
-        bus = LocalBus()
+        store = await _open_store(settings, data_dir)
+        try:
+            bus = await _open_bus(settings)
+        except BaseException:
+            await store.close()
+            raise
         hasher = PasswordHasher(settings)
         hub = Hub(settings, store, bus, hasher, LoginThrottle(settings))
         await hub.load()

@@ -150,6 +150,13 @@ class Store(Protocol):
         """The highest message id stored, 0 when there are none."""
         ...
 
+    async def messages_between(self, after_id: int, upto_id: int) -> list[StoredMessage]:
+        """Every message with ``after_id < id <= upto_id``, oldest first.
+
+        How a node fills a gap in what the bus brought it (core/delivery.py).
+        """
+        ...
+
     async def backlog_start(
         self, account: str, after_id: int, *, limit: int, since_ms: int, page: int
     ) -> BacklogStart:

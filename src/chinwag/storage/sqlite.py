@@ -840,6 +840,18 @@ class SqliteStore:
 
         return await self._read(read)
 
+    async def messages_between(self, after_id: int, upto_id: int) -> list[StoredMessage]:
+        """Every message with ``after_id < id <= upto_id``, by id (a node's gap fill)."""
+
+        def read(conn: sqlite3.Connection) -> list[StoredMessage]:
+            rows = conn.execute(
+                f"SELECT {_COLS} FROM messages WHERE id > ? AND id <= ? ORDER BY id",
+                (after_id, upto_id),
+            ).fetchall()
+            return [_message(r) for r in rows]
+
+        return await self._read(read)
+
     async def backlog_start(
         self, account: str, after_id: int, *, limit: int, since_ms: int, page: int
     ) -> BacklogStart:

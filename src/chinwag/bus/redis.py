@@ -1,0 +1,234 @@
+"""The bus between nodes: one Redis stream, read by every node from its last position.
+
+Redis is the doorbell, not the truth (DESIGN.md "Several machines"): each
+committed message is published to this node's own subscribers at once (as
+`bus/local.py` does) and appended to the stream ``chinwag:events`` for the
+other nodes, which read it with ``XREAD`` from the last entry they saw. A node
+skips its own entries. Whatever Redis loses, the database still has: after
+any interruption (Redis down, restarted empty, a publish that failed) the
+subscribers get `Resync`, on which the hub reads what it missed from the
+store (core/delivery.py). The connection is re-established explicitly, with
+backoff; nothing relies on redis-py reconnecting by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
+
+from chinwag.bus.base import BusError, BusEvent, Posted, Resync
+from chinwag.storage.base import StoredMessage
+
+__all__ = ["RedisBus"]
+
+log = logging.getLogger(__name__)
+
+STREAM: Final = "chinwag:events"
+BLOCK_MS: Final = 1_000  # one XREAD waits at most this long
+RETRY: Final = (0.1, 5.0)  # seconds between reconnection attempts: first, most
+NAME_TTL: Final = 30  # seconds a claim outlives its node (renewed every third of it)
+_RELEASE: Final = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+_ERRORS: Final = (RedisError, OSError, ConnectionError, TimeoutError)
+
+
+def _encode(event: BusEvent, node: str) -> dict[FieldT, EncodableT]:
+    if isinstance(event, Posted):
+        data = json.dumps(dataclasses.asdict(event.message))
+        return {"node": node, "kind": "posted", "data": data}
+    return {"node": node, "kind": "resync"}
+
+
+def _decode(fields: dict[bytes, bytes]) -> BusEvent | None:
+    kind = fields.get(b"kind")
+    if kind == b"posted":
+        data: dict[str, Any] = json.loads(fields[b"data"])
+        return Posted(StoredMessage(**data))
+    if kind == b"resync":
+        return Resync()
+    return None  # a newer chinwag's event: not ours to deliver
+
+
+class RedisBus:
+    """The `Bus` over Redis at ``url`` (``redis://host:port/db``). Call `start` first.
+
+    Args:
+        url: the Redis server.
+        stream_max: entries the stream keeps (setting ``bus_stream_max``); a
+            node further behind than that reads the rest from the database.
+        timeout: seconds a connection attempt or a command may take.
+    """
+
+    def __init__(self, url: str, *, stream_max: int = 100_000, timeout: float = 5.0) -> None:
+        if stream_max < 1:
+            raise ValueError("stream_max must be at least 1")
+        self._stream_max = stream_max
+        self.node = uuid.uuid4().hex  # this process: its own entries are skipped
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout + BLOCK_MS / 1000,
+            socket_connect_timeout=timeout,
+            retry_on_timeout=False,
+        )
+        self._queues: list[asyncio.Queue[BusEvent | None]] = []
+        self._outbox: asyncio.Queue[BusEvent | None] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self._claims: dict[str, str] = {}  # Redis key -> value, renewed while held
+
+    async def start(self) -> None:
+        """Check that Redis answers, then start sending this node's events to it.
+
+        Raises:
+            BusError: Redis cannot be reached.
+        """
+        try:
+            await self._client.ping()
+        except _ERRORS as exc:
+            await self._client.aclose()
+            raise BusError(
+                f"cannot reach Redis for the bus ({exc}); check that redis-server runs at the"
+                " address of the bus setting (--bus)"
+            ) from exc
+        self._tasks.append(asyncio.create_task(self._send_loop(), name="chinwag-redis-send"))
+        self._tasks.append(asyncio.create_task(self._renew_loop(), name="chinwag-redis-renew"))
+
+    def publish(self, event: BusEvent) -> None:
+        """To this node's subscribers now, and to the other nodes through Redis."""
+        for queue in self._queues:
+            queue.put_nowait(event)
+        if not self._closed:
+            self._outbox.put_nowait(event)
+
+    async def subscribe(self) -> AsyncIterator[BusEvent]:
+        """This node's events and the other nodes' (after a `Resync` when some were missed)."""
+        queue: asyncio.Queue[BusEvent | None] = asyncio.Queue()
+        self._queues.append(queue)
+        reader = asyncio.create_task(self._read_loop(queue), name="chinwag-redis-read")
+        self._tasks.append(reader)
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+        finally:
+            reader.cancel()
+            self._queues.remove(queue)
+
+    async def claim(self, name: str, owner: str) -> bool:
+        """``SET NX`` with an expiry this node renews; while Redis is down, every claim wins."""
+        key, value = f"chinwag:name:{name}", f"{self.node}:{owner}"
+        try:
+            taken = await self._client.set(key, value, nx=True, ex=NAME_TTL)
+        except _ERRORS as exc:
+            log.warning(
+                "cannot reach Redis to hold the name %r (%s): unique on this node only", name, exc
+            )
+            return True
+        if taken:
+            self._claims[key] = value
+        return bool(taken)
+
+    async def release(self, name: str, owner: str) -> None:
+        key, value = f"chinwag:name:{name}", f"{self.node}:{owner}"
+        if self._claims.get(key) != value:
+            return
+        del self._claims[key]
+        with contextlib.suppress(*_ERRORS):  # unreachable: it expires by itself
+            await self._client.eval(_RELEASE, 1, key, value)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(NAME_TTL / 3)
+            for key, value in list(self._claims.items()):
+                with contextlib.suppress(*_ERRORS):  # the next round tries again
+                    await self._client.set(key, value, ex=NAME_TTL)
+
+    async def close(self) -> None:
+        """End every subscription and stop talking to Redis."""
+        self._closed = True
+        for queue in self._queues:
+            queue.put_nowait(None)
+        self._outbox.put_nowait(None)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, *_ERRORS):
+                await task
+        await self._client.aclose()
+
+    async def _send_loop(self) -> None:
+        failed = False  # a publish was lost: the other nodes must resync once Redis is back
+        delay = RETRY[0]
+        while (event := await self._outbox.get()) is not None:
+            while True:
+                try:
+                    if failed:
+                        await self._client.xadd(STREAM, _encode(Resync(), self.node))
+                        failed = False
+                        log.warning("Redis takes this node's events again")
+                    await self._client.xadd(
+                        STREAM,
+                        _encode(event, self.node),
+                        maxlen=self._stream_max,
+                        approximate=False,
+                    )
+                    delay = RETRY[0]
+                    break
+                except _ERRORS as exc:
+                    if not failed:
+                        log.error(
+                            "cannot publish to Redis (%s): other nodes learn of this node's"
+                            " messages from the database once it is back",
+                            exc,
+                        )
+                    failed = True
+                    if not self._outbox.empty():
+                        break  # a newer event: the resync will cover this one
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY[1])
+
+    async def _last_id(self) -> str:
+        entries: Any = await self._client.xrevrange(STREAM, count=1)
+        return str(entries[0][0].decode()) if entries else "0-0"
+
+    async def _read_loop(self, queue: asyncio.Queue[BusEvent | None]) -> None:
+        last: str | None = None
+        started = False
+        delay = RETRY[0]
+        while True:
+            try:
+                if last is None:
+                    # First read, or after an interruption: from the stream's end, and
+                    # (when something may have been missed) a resync from the database.
+                    last = await self._last_id()
+                    if started:
+                        log.warning("Redis is back: catching up from the database")
+                        queue.put_nowait(Resync())
+                    started = True
+                    delay = RETRY[0]
+                reply: Any = await self._client.xread({STREAM: last}, count=512, block=BLOCK_MS)
+            except _ERRORS as exc:
+                if last is not None:
+                    log.error("lost Redis (%s); delivery from other nodes waits for it", exc)
+                last = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY[1])
+                continue
+            for _stream, entries in reply or ():
+                for entry_id, fields in entries:
+                    last = entry_id.decode()
+                    if fields.get(b"node", b"").decode() == self.node:
+                        continue
+                    event = _decode(fields)
+                    if event is not None:
+                        queue.put_nowait(event)

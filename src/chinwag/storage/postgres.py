@@ -1,0 +1,946 @@
+"""The `Store` on PostgreSQL (asyncpg), for several nodes sharing one database.
+
+Shape, as on SQLite (storage/sqlite.py), so the hub sees the same store:
+
+* **One writer task per node** owns one connection. Writes are jobs in a
+  queue, queued when the method is called; the writer takes every job
+  waiting (up to ``max_batch``) and runs them in ONE transaction (group
+  commit). A job that may refuse (``OverQuota``, ``AccountExists``) runs in a
+  SAVEPOINT so that its refusal is undone alone; any other failing job makes
+  the writer roll the batch back and run it again with every job in a
+  SAVEPOINT. Futures are resolved in queue order only after ``COMMIT``
+  returned: nothing is acknowledged before it is durable.
+* **Ids commit in id order on every node.** Every write transaction first
+  takes one transaction-level advisory lock (``pg_advisory_xact_lock``), so
+  write transactions of all nodes run one after the other and a message id
+  is never committed after a higher one. "I saw id N committed" therefore
+  means every lower id is committed or will never exist, which is what
+  delivery by position needs (core/delivery.py). The price: the cluster has
+  one write transaction at a time; group commit amortises it over a batch.
+* **Reads** use a small pool, each read in one REPEATABLE READ, read-only
+  transaction (one snapshot).
+* The schema comes from numbered files in ``pg_migrations/``, applied at
+  :meth:`PostgresStore.open` under an advisory lock (nodes starting together
+  migrate once), tracked in the table ``chinwag_schema``.
+
+A lost connection fails the jobs of its batch with `StoreError` (no ack); the
+next batch reconnects, so the store recovers when the database is back
+without restarting the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import importlib.resources
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import asyncpg
+
+from chinwag.storage.base import (
+    AccountExists,
+    AccountRow,
+    AppendResult,
+    BacklogStart,
+    NewMessage,
+    OverQuota,
+    Page,
+    StoredMessage,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    from chinwag.storage.base import Store
+
+__all__ = ["PostgresStore"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Conn = Any  # asyncpg.Connection: asyncpg has no type hints
+
+_MAX_ID: Final = 2**63 - 1
+_WRITE_LOCK: Final = 0x63687767  # "chwg": the advisory lock every write transaction takes
+_MIGRATE_LOCK: Final = 0x63687768
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_COLS: Final = "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid"
+_COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
+_ACCOUNT_COLS: Final = "key, nick, skeleton, password_hash, created_ms, deleted, bot"
+
+# The messages an account may see in (lo, hi]: room messages inside one of
+# its membership intervals, DMs it received, DMs it sent.
+_BACKLOG_WHERE: Final = """
+ WHERE m.id > $2 AND m.id <= $3 AND m.ts_ms >= $4 AND (
+       m.recipient = $1
+    OR (m.sender = $1 AND m.recipient IS NOT NULL)
+    OR (m.room IS NOT NULL AND EXISTS (
+            SELECT 1 FROM memberships AS s
+             WHERE s.account = $1 AND s.room = m.room
+               AND m.id > s.from_id AND (s.to_id IS NULL OR m.id <= s.to_id))))
+"""
+BACKLOG_IDS_SQL: Final = (
+    f"SELECT m.id FROM messages AS m {_BACKLOG_WHERE} ORDER BY m.id DESC LIMIT $5"
+)
+BACKLOG_ROWS_SQL: Final = (
+    f"SELECT {_COLS_M} FROM messages AS m {_BACKLOG_WHERE} ORDER BY m.id ASC LIMIT $5"
+)
+ROOM_HISTORY_SQL: Final = f"""
+SELECT {_COLS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC LIMIT $3
+"""
+DM_HISTORY_SQL: Final = f"""
+SELECT {_COLS} FROM (
+    (SELECT {_COLS} FROM messages WHERE sender = $1 AND recipient = $2 AND id < $3
+      ORDER BY id DESC LIMIT $4)
+    UNION ALL
+    (SELECT {_COLS} FROM messages WHERE sender = $2 AND recipient = $1 AND id < $3 AND $1 <> $2
+      ORDER BY id DESC LIMIT $4)
+) AS both_ways ORDER BY id DESC LIMIT $4
+"""
+# ``$2`` bounds the count (NULL: no bound) so a quota check reads at most ``quota`` rows.
+UNDELIVERED_SQL: Final = """
+SELECT count(*) FROM (
+    SELECT 1 FROM messages
+     WHERE recipient = $1
+       AND id > (SELECT coalesce(max(cursor), 0) FROM cursors WHERE account = $1)
+       AND sender <> $1
+     LIMIT $2
+) AS held
+"""
+_HIGH_WATER_SQL: Final = """
+SELECT greatest(
+    (SELECT coalesce(max(id), 0) FROM messages),
+    (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM messages_id_seq))
+"""
+
+
+# PostgreSQL text cannot hold U+0000: a body is stored with U+0000 as "\x01" "0"
+# and U+0001 as "\x01" "1" (the protocol forbids both in a body, so this costs a
+# membership test per message).
+_UNESCAPE: Final = re.compile("\x01(.)", re.DOTALL)
+
+
+def _escape(body: str) -> str:
+    if "\x00" in body or "\x01" in body:
+        return body.replace("\x01", "\x011").replace("\x00", "\x010")
+    return body
+
+
+def _unescape(body: str) -> str:
+    if "\x01" in body:
+        return _UNESCAPE.sub(lambda m: "\x00" if m.group(1) == "0" else "\x01", body)
+    return body
+
+
+def _message(row: Any) -> StoredMessage:
+    id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid = tuple(row)[:9]
+    return StoredMessage(
+        id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, _unescape(body), cid
+    )
+
+
+def _account(row: Any) -> AccountRow:
+    key, nick, skeleton, password_hash, created_ms, deleted, bot = tuple(row)
+    return AccountRow(key, nick, skeleton, password_hash, created_ms, bool(deleted), bool(bot))
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of every PostgreSQL migration file, by version."""
+    folder = importlib.resources.files("chinwag.storage").joinpath("pg_migrations")
+    found: list[tuple[int, str, str]] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StoreError(f"migration files are not numbered 001, 002, …: {versions}")
+    return found
+
+
+async def _migrate(conn: Conn) -> None:
+    migrations = _migrations()
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
+        await conn.execute("CREATE TABLE IF NOT EXISTS chinwag_schema (version INTEGER NOT NULL)")
+        current = await conn.fetchval("SELECT max(version) FROM chinwag_schema") or 0
+        if current > len(migrations):
+            raise StoreError(
+                f"the database has schema version {current}, newer than this chinwag knows"
+                f" ({len(migrations)}); upgrade chinwag"
+            )
+        for version, name, sql in migrations[current:]:
+            log.info("applying migration %s", name)
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO chinwag_schema (version) VALUES ($1)", version)
+
+
+_DB_ERRORS: Final = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # e.g. a connection the server ended under a query
+    OSError,
+    ConnectionError,
+)
+
+
+def _wrap(exc: BaseException) -> BaseException:
+    """Domain refusals pass through; database failures become a StoreError."""
+    if isinstance(exc, _DB_ERRORS):
+        wrapped = StoreError(f"database error: {exc}")
+        wrapped.__cause__ = exc
+        return wrapped
+    return exc
+
+
+class _Incident:
+    """A run of database failures, logged once: the first with its cause, then the recovery."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        self._failures += 1
+        if self._failures == 1:
+            log.error(
+                "database %s fail: %s; clients get server_error until it recovers, and"
+                " further failures are not logged until then",
+                self._what,
+                exc,
+            )
+
+    def succeeded(self) -> None:
+        if self._failures:
+            log.warning(
+                "the database accepts %s again (%d failed meanwhile)", self._what, self._failures
+            )
+            self._failures = 0
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[Conn], Awaitable[Any]]
+    future: asyncio.Future[Any]
+    may_refuse: bool
+
+
+class PostgresStore:
+    """The `Store` on PostgreSQL. Open with ``await PostgresStore.open(dsn)``.
+
+    Every method may be called concurrently from the event loop that opened
+    it. Writes are committed when the awaited call returns.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        pool: Any,
+        *,
+        max_batch: int,
+        commit_delay: float,
+        connect_timeout: float,
+        command_timeout: float,
+    ) -> None:
+        # Use `open()`: the constructor only wires up a migrated database.
+        self._dsn = dsn
+        self._pool = pool
+        self._max_batch = max_batch
+        self._commit_delay = commit_delay
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._writer: Conn | None = None
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._close_done: asyncio.Future[None] | None = None
+        self._handed_at = float("-inf")
+        self._write_failures = _Incident("writes")
+        self._read_failures = _Incident("reads")
+        self._task = asyncio.get_running_loop().create_task(self._write_loop())
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        max_batch: int = 256,
+        readers: int = 4,
+        commit_delay: float = 0.0,
+        connect_timeout: float = 10.0,
+        command_timeout: float = 30.0,
+    ) -> PostgresStore:
+        """Connect to ``dsn`` (``postgresql://user@host:port/db``) and migrate it.
+
+        Args:
+            dsn: the database; it must exist.
+            max_batch: most write jobs committed in one transaction.
+            readers: connections kept for reads.
+            commit_delay: as for SQLite: while writes keep coming, a write waits
+                this long (seconds) to share its commit with the next ones.
+            connect_timeout: seconds to wait for a connection.
+            command_timeout: seconds to wait for one statement: a connection
+                that went silent fails its batch (no ack) instead of hanging.
+
+        Raises:
+            StoreError: the database cannot be reached or has a newer schema.
+        """
+        if max_batch < 1 or readers < 1:
+            raise ValueError("max_batch and readers must be at least 1")
+        try:
+            conn = await asyncpg.connect(
+                dsn, timeout=connect_timeout, command_timeout=command_timeout
+            )
+            try:
+                await _migrate(conn)
+            finally:
+                await conn.close()
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=0,
+                max_size=readers,
+                timeout=connect_timeout,
+                command_timeout=command_timeout,
+            )
+        except _DB_ERRORS as exc:
+            raise StoreError(
+                f"cannot open the database {_safe(dsn)}: {exc}; check that PostgreSQL runs"
+                " there, that the database exists and that this user may connect to it"
+            ) from exc
+        return cls(
+            dsn,
+            pool,
+            max_batch=max_batch,
+            commit_delay=commit_delay,
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+        )
+
+    async def __aenter__(self) -> PostgresStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Commit the queued writes, then close the connections. Idempotent."""
+        if self._close_done is not None:
+            await asyncio.shield(self._close_done)
+            return
+        self._closed = True
+        self._close_done = asyncio.get_running_loop().create_future()
+        try:
+            self._wake.set()
+            await self._task
+            if self._writer is not None:
+                with contextlib.suppress(*_DB_ERRORS):
+                    await self._writer.close(timeout=5)
+            with contextlib.suppress(*_DB_ERRORS):
+                await asyncio.wait_for(self._pool.close(), 10)
+        finally:
+            self._close_done.set_result(None)
+
+    # -- plumbing --------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def _submit(
+        self, fn: Callable[[Conn], Awaitable[T]], *, may_refuse: bool = False
+    ) -> asyncio.Future[T]:
+        """Queue a write job now; the future is done once its batch committed."""
+        self._check_open()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.append(_Job(fn, future, may_refuse))
+        self._wake.set()
+        return future
+
+    async def _write(self, fn: Callable[[Conn], Awaitable[T]], *, may_refuse: bool = False) -> T:
+        return await self._submit(fn, may_refuse=may_refuse)
+
+    async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        self._check_open()
+        try:
+            async with (
+                self._pool.acquire(timeout=self._connect_timeout) as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                value = await fn(conn)
+        except _DB_ERRORS as exc:
+            self._read_failures.failed(exc)
+            raise StoreError(f"database error: {exc}") from exc
+        except TimeoutError as exc:
+            self._read_failures.failed(exc)
+            raise StoreError("the database did not answer in time") from exc
+        self._read_failures.succeeded()
+        return value
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._jobs:
+                if self._closed:
+                    break
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = loop.time()
+            if self._commit_delay > 0 and now - self._handed_at < 10 * self._commit_delay:
+                await asyncio.sleep(self._commit_delay)
+            else:
+                await asyncio.sleep(0)  # the rest of this loop turn's jobs
+            self._handed_at = loop.time()
+            batch = [self._jobs.popleft() for _ in range(min(len(self._jobs), self._max_batch))]
+            await self._run_batch(batch)
+
+    async def _connection(self) -> Conn:
+        if self._writer is None or self._writer.is_closed():
+            self._writer = await asyncpg.connect(
+                self._dsn, timeout=self._connect_timeout, command_timeout=self._command_timeout
+            )
+        return self._writer
+
+    async def _run_batch(self, batch: list[_Job]) -> None:
+        outcomes: list[tuple[_Job, Any, BaseException | None]] | None
+        try:
+            conn = await self._connection()
+            outcomes = await self._run_jobs(conn, batch, isolate=False)
+            if outcomes is None:  # a job failed: run them again, each on its own
+                outcomes = await self._run_jobs(conn, batch, isolate=True)
+                assert outcomes is not None
+            self._write_failures.succeeded()
+        except Exception as exc:  # the transaction failed: the writer must go on
+            self._write_failures.failed(exc)  # none of the batch was stored
+            if self._writer is not None and not self._writer.is_closed():
+                self._writer.terminate()
+            self._writer = None
+            outcomes = []
+            for job in batch:
+                failure = StoreError(f"the database could not commit: {exc}")
+                failure.__cause__ = exc
+                outcomes.append((job, None, failure))
+        for job, value, error in outcomes:
+            if job.future.done():  # the caller was cancelled; the write happened anyway
+                continue
+            if error is None:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(error)
+
+    async def _run_jobs(
+        self, conn: Conn, batch: list[_Job], *, isolate: bool
+    ) -> list[tuple[_Job, Any, BaseException | None]] | None:
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _WRITE_LOCK)
+            for job in batch:
+                if not (isolate or job.may_refuse):
+                    try:
+                        outcomes.append((job, await job.fn(conn), None))
+                    except Exception:
+                        await tx.rollback()
+                        return None
+                    continue
+                try:
+                    async with conn.transaction():  # a SAVEPOINT
+                        value = await job.fn(conn)
+                except Exception as exc:  # undone alone: its error is its outcome
+                    outcomes.append((job, None, _wrap(exc)))
+                else:
+                    outcomes.append((job, value, None))
+        except BaseException:
+            if not conn.is_closed():
+                with contextlib.suppress(*_DB_ERRORS):
+                    await tx.rollback()
+            raise
+        await tx.commit()
+        return outcomes
+
+    # -- messages -----------------------------------------------------------
+    def append(
+        self, msg: NewMessage, *, cid_ttl_ms: int, quota: int | None = None
+    ) -> asyncio.Future[AppendResult]:
+        """Store ``msg`` durably, unless it repeats a recent ``cid`` (see `Store.append`)."""
+        if (msg.room is None) == (msg.recipient is None):
+            raise ValueError("exactly one of room and recipient must be set")
+
+        async def job(conn: Conn) -> AppendResult:
+            if msg.cid is not None:
+                seen = await conn.fetchrow(
+                    f"SELECT {_COLS_M}, d.ts_ms AS seen_ms FROM dedupe AS d"
+                    " JOIN messages AS m ON m.id = d.message_id"
+                    " WHERE d.dedupe_key = $1 AND d.cid = $2",
+                    msg.dedupe_key,
+                    msg.cid,
+                )
+                if seen is not None and msg.ts_ms - seen["seen_ms"] < cid_ttl_ms:
+                    return AppendResult(_message(seen), duplicate=True)
+            if quota is not None and msg.recipient is not None:
+                held = await conn.fetchval(UNDELIVERED_SQL, msg.recipient, quota)
+                if held >= quota:
+                    raise OverQuota(f"{msg.recipient} holds {held} undelivered messages")
+            new_id = await conn.fetchval(
+                "INSERT INTO messages"
+                " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                msg.ts_ms,
+                msg.sender,
+                msg.sender_nick,
+                msg.room,
+                msg.recipient,
+                msg.recipient_nick,
+                _escape(msg.body),
+                msg.cid,
+            )
+            if msg.cid is not None:
+                await conn.execute(
+                    "INSERT INTO dedupe (dedupe_key, cid, message_id, ts_ms)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (dedupe_key, cid) DO UPDATE"
+                    " SET message_id = excluded.message_id, ts_ms = excluded.ts_ms",
+                    msg.dedupe_key,
+                    msg.cid,
+                    new_id,
+                    msg.ts_ms,
+                )
+            stored = StoredMessage(
+                id=int(new_id),
+                ts_ms=msg.ts_ms,
+                sender=msg.sender,
+                sender_nick=msg.sender_nick,
+                room=msg.room,
+                recipient=msg.recipient,
+                recipient_nick=msg.recipient_nick,
+                body=msg.body,
+                cid=msg.cid,
+            )
+            return AppendResult(stored, duplicate=False)
+
+        return self._submit(job, may_refuse=quota is not None)
+
+    async def max_message_id(self) -> int:
+        """The highest message id stored, 0 when there are none."""
+
+        async def read(conn: Conn) -> int:
+            return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM messages"))
+
+        return await self._read(read)
+
+    async def messages_between(self, after_id: int, upto_id: int) -> list[StoredMessage]:
+        """Every message with ``after_id < id <= upto_id``, by id (a node's gap fill)."""
+
+        async def read(conn: Conn) -> list[StoredMessage]:
+            rows = await conn.fetch(
+                f"SELECT {_COLS} FROM messages WHERE id > $1 AND id <= $2 ORDER BY id",
+                after_id,
+                upto_id,
+            )
+            return [_message(r) for r in rows]
+
+        return await self._read(read)
+
+    async def backlog_start(
+        self, account: str, after_id: int, *, limit: int, since_ms: int, page: int
+    ) -> BacklogStart:
+        """Bound the newest ``limit`` messages ``account`` may see; read the first page."""
+        limit = max(limit, 0)
+
+        async def read(conn: Conn) -> BacklogStart:
+            upto = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM messages"))
+            if after_id >= upto:
+                return BacklogStart([], upto, 0, False)
+            rows = await conn.fetch(BACKLOG_IDS_SQL, account, after_id, upto, since_ms, limit + 1)
+            newest = [int(r[0]) for r in rows]
+            truncated = len(newest) > limit
+            count = min(len(newest), limit)
+            if not count:
+                return BacklogStart([], upto, 0, truncated)
+            after = newest[limit] if truncated else newest[-1] - 1
+            first = await conn.fetch(
+                BACKLOG_ROWS_SQL, account, after, upto, since_ms, min(page, count)
+            )
+            return BacklogStart([_message(r) for r in first], upto, count, truncated)
+
+        return await self._read(read)
+
+    async def backlog_page(
+        self, account: str, after_id: int, upto_id: int, *, since_ms: int, limit: int
+    ) -> list[StoredMessage]:
+        """The oldest ``limit`` backlog messages with ``after_id < id <= upto_id``."""
+
+        async def read(conn: Conn) -> list[StoredMessage]:
+            if limit <= 0 or after_id >= upto_id:
+                return []
+            rows = await conn.fetch(BACKLOG_ROWS_SQL, account, after_id, upto_id, since_ms, limit)
+            return [_message(r) for r in rows]
+
+        return await self._read(read)
+
+    async def room_history(self, room: str, *, before: int | None, limit: int) -> Page:
+        """The newest ``limit`` messages of ``room`` with id < ``before``, oldest first."""
+        return await self._page(ROOM_HISTORY_SQL, (room,), before=before, limit=limit)
+
+    async def dm_history(self, a: str, b: str, *, before: int | None, limit: int) -> Page:
+        """The newest ``limit`` DMs between principals ``a`` and ``b``, oldest first."""
+        return await self._page(DM_HISTORY_SQL, (a, b), before=before, limit=limit)
+
+    async def _page(
+        self, sql: str, params: tuple[str, ...], *, before: int | None, limit: int
+    ) -> Page:
+        limit = max(limit, 0)
+        bound = _MAX_ID if before is None else before
+
+        async def read(conn: Conn) -> Page:
+            rows = await conn.fetch(sql, *params, bound, limit + 1)
+            return Page([_message(r) for r in reversed(rows[:limit])], more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def undelivered(self, account: str) -> int:
+        """DMs to ``account`` from others with id above its highest device cursor."""
+
+        async def read(conn: Conn) -> int:
+            return int(await conn.fetchval(UNDELIVERED_SQL, account, None))
+
+        return await self._read(read)
+
+    # -- accounts -----------------------------------------------------------
+    async def get_account(self, key: str) -> AccountRow | None:
+        """The account (deleted ones included) with this key, or None."""
+
+        async def read(conn: Conn) -> AccountRow | None:
+            row = await conn.fetchrow(f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE key = $1", key)
+            return None if row is None else _account(row)
+
+        return await self._read(read)
+
+    async def account_by_skeleton(self, skeleton: str) -> AccountRow | None:
+        """An account (deleted ones included, live ones first) with this skeleton."""
+
+        async def read(conn: Conn) -> AccountRow | None:
+            row = await conn.fetchrow(
+                f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE skeleton = $1"
+                " ORDER BY deleted, key LIMIT 1",
+                skeleton,
+            )
+            return None if row is None else _account(row)
+
+        return await self._read(read)
+
+    async def create_account(self, row: AccountRow) -> None:
+        """Store a new account. Raises: AccountExists: ``row.key`` exists (even deleted)."""
+
+        async def job(conn: Conn) -> None:
+            try:
+                await conn.execute(
+                    f"INSERT INTO accounts ({_ACCOUNT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    row.key,
+                    row.nick,
+                    row.skeleton,
+                    row.password_hash,
+                    row.created_ms,
+                    row.deleted,
+                    row.bot,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise AccountExists(row.key) from exc
+
+        await self._write(job, may_refuse=True)
+
+    async def set_password_hash(self, key: str, password_hash: str) -> bool:
+        """Replace the hash; False when no live account has this key."""
+
+        async def job(conn: Conn) -> bool:
+            status = await conn.execute(
+                "UPDATE accounts SET password_hash = $1 WHERE key = $2 AND NOT deleted",
+                password_hash,
+                key,
+            )
+            return _changed(status)
+
+        return await self._write(job)
+
+    async def replace_password_hash(self, key: str, old: str, new: str) -> bool:
+        """Replace the hash only if it is still ``old``; False otherwise."""
+
+        async def job(conn: Conn) -> bool:
+            status = await conn.execute(
+                "UPDATE accounts SET password_hash = $1"
+                " WHERE key = $2 AND password_hash = $3 AND NOT deleted",
+                new,
+                key,
+                old,
+            )
+            return _changed(status)
+
+        return await self._write(job)
+
+    async def delete_account(self, key: str) -> bool:
+        """Mark deleted (the nick stays reserved); drop its hash, rooms and cursors."""
+
+        async def job(conn: Conn) -> bool:
+            status = await conn.execute(
+                "UPDATE accounts SET deleted = TRUE, password_hash = ''"
+                " WHERE key = $1 AND NOT deleted",
+                key,
+            )
+            if not _changed(status):
+                return False
+            owners = [f"a:{key}", key]
+            await conn.execute("DELETE FROM memberships WHERE account = ANY($1::text[])", owners)
+            await conn.execute("DELETE FROM cursors WHERE account = ANY($1::text[])", owners)
+            return True
+
+        return await self._write(job)
+
+    async def list_accounts(self) -> list[AccountRow]:
+        """All accounts, deleted ones included, by key."""
+
+        async def read(conn: Conn) -> list[AccountRow]:
+            rows = await conn.fetch(f"SELECT {_ACCOUNT_COLS} FROM accounts ORDER BY key")
+            return [_account(r) for r in rows]
+
+        return await self._read(read)
+
+    async def account_index(self) -> list[tuple[str, str, str]]:
+        """``(key, skeleton, nick)`` of every account, deleted ones included, by key."""
+
+        async def read(conn: Conn) -> list[tuple[str, str, str]]:
+            rows = await conn.fetch("SELECT key, skeleton, nick FROM accounts ORDER BY key")
+            return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+        return await self._read(read)
+
+    async def adopt(self, guest: str, account: str) -> None:
+        """A guest session registered: its DMs (both ways) now belong to ``account``."""
+
+        async def job(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE messages SET sender = $1 WHERE sender = $2 AND recipient IS NOT NULL",
+                account,
+                guest,
+            )
+            await conn.execute(
+                "UPDATE messages SET recipient = $1 WHERE recipient = $2", account, guest
+            )
+
+        await self._write(job)
+
+    # -- rooms -------------------------------------------------------------
+    async def join_room(self, account: str, room: str) -> bool:
+        """Make ``account`` a member from the current highest message id on."""
+
+        async def job(conn: Conn) -> bool:
+            if await conn.fetchval(
+                "SELECT 1 FROM memberships WHERE account = $1 AND room = $2 AND to_id IS NULL",
+                account,
+                room,
+            ):
+                return False
+            high = int(await conn.fetchval(_HIGH_WATER_SQL))
+            status = await conn.execute(
+                "UPDATE memberships SET to_id = NULL"
+                " WHERE account = $1 AND room = $2 AND to_id = $3",
+                account,
+                room,
+                high,
+            )
+            if not _changed(status):
+                await conn.execute(
+                    "INSERT INTO memberships (account, room, from_id, to_id)"
+                    " VALUES ($1, $2, $3, NULL)",
+                    account,
+                    room,
+                    high,
+                )
+            return True
+
+        return await self._write(job)
+
+    async def leave_room(self, account: str, room: str) -> bool:
+        """End the membership at the current highest message id. False if not a member."""
+
+        async def job(conn: Conn) -> bool:
+            from_id = await conn.fetchval(
+                "SELECT from_id FROM memberships"
+                " WHERE account = $1 AND room = $2 AND to_id IS NULL",
+                account,
+                room,
+            )
+            if from_id is None:
+                return False
+            high = int(await conn.fetchval(_HIGH_WATER_SQL))
+            if from_id >= high:  # an empty interval: forget it
+                await conn.execute(
+                    "DELETE FROM memberships WHERE account = $1 AND room = $2 AND from_id = $3",
+                    account,
+                    room,
+                    from_id,
+                )
+            else:
+                await conn.execute(
+                    "UPDATE memberships SET to_id = $1"
+                    " WHERE account = $2 AND room = $3 AND from_id = $4",
+                    high,
+                    account,
+                    room,
+                    from_id,
+                )
+            return True
+
+        return await self._write(job)
+
+    async def rooms_of(self, account: str) -> list[str]:
+        """The rooms ``account`` is a member of, sorted."""
+
+        async def read(conn: Conn) -> list[str]:
+            rows = await conn.fetch(
+                "SELECT room FROM memberships WHERE account = $1 AND to_id IS NULL ORDER BY room",
+                account,
+            )
+            return [str(r[0]) for r in rows]
+
+        return await self._read(read)
+
+    async def room_member_counts(self) -> dict[str, int]:
+        """Every room with at least one account member, with that count."""
+
+        async def read(conn: Conn) -> dict[str, int]:
+            rows = await conn.fetch(
+                "SELECT room, count(*) FROM memberships WHERE to_id IS NULL GROUP BY room"
+            )
+            return {str(r[0]): int(r[1]) for r in rows}
+
+        return await self._read(read)
+
+    # -- cursors --------------------------------------------------------------
+    async def get_cursor(self, account: str, device: str) -> int | None:
+        """The device's cursor, or None for a device the account never used."""
+
+        async def read(conn: Conn) -> int | None:
+            value = await conn.fetchval(
+                "SELECT cursor FROM cursors WHERE account = $1 AND device = $2", account, device
+            )
+            return None if value is None else int(value)
+
+        return await self._read(read)
+
+    async def max_cursor(self, account: str) -> int:
+        """The highest cursor over the account's devices, 0 when there is none."""
+
+        async def read(conn: Conn) -> int:
+            return int(
+                await conn.fetchval(
+                    "SELECT coalesce(max(cursor), 0) FROM cursors WHERE account = $1", account
+                )
+            )
+
+        return await self._read(read)
+
+    async def advance_cursor(self, account: str, device: str, upto: int) -> int:
+        """Set the cursor to max(cursor, upto) (creating it); return the new value."""
+
+        async def job(conn: Conn) -> int:
+            return int(
+                await conn.fetchval(
+                    "INSERT INTO cursors (account, device, cursor) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (account, device) DO UPDATE"
+                    " SET cursor = greatest(cursors.cursor, excluded.cursor)"
+                    " RETURNING cursor",
+                    account,
+                    device,
+                    upto,
+                )
+            )
+
+        return await self._write(job)
+
+    async def stats(self) -> dict[str, int]:
+        """Counts for ``chinwag admin stats`` (the keys of `SqliteStore.stats`)."""
+
+        async def read(conn: Conn) -> dict[str, int]:
+            row = await conn.fetchrow(
+                "SELECT"
+                " (SELECT count(*) FROM accounts WHERE NOT deleted),"
+                " (SELECT count(*) FROM accounts WHERE deleted),"
+                " (SELECT count(*) FROM messages),"
+                " (SELECT count(*) FROM messages WHERE recipient IS NOT NULL),"
+                " (SELECT count(*) FROM ("
+                "    SELECT room FROM messages WHERE room IS NOT NULL GROUP BY room"
+                "    UNION SELECT room FROM memberships WHERE to_id IS NULL) AS r),"
+                " (SELECT count(*) FROM cursors)"
+            )
+            keys = ("accounts", "deleted_accounts", "messages", "dms", "rooms", "devices")
+            return {k: int(v) for k, v in zip(keys, tuple(row), strict=True)}
+
+        return await self._read(read)
+
+    # -- invites -----------------------------------------------------------
+    async def create_invite(
+        self, token_hash: str, *, uses: int, expires_ms: int | None, created_ms: int
+    ) -> None:
+        """Store an invite (see ``Store.create_invite``)."""
+        if uses < 1:
+            raise ValueError("an invite needs at least one use")
+
+        async def job(conn: Conn) -> None:
+            try:
+                await conn.execute(
+                    "INSERT INTO invites (token_hash, uses_left, expires_ms, created_ms)"
+                    " VALUES ($1, $2, $3, $4)",
+                    token_hash,
+                    uses,
+                    expires_ms,
+                    created_ms,
+                )
+            except asyncpg.UniqueViolationError:
+                raise ValueError("that invite exists already") from None
+
+        await self._write(job, may_refuse=True)
+
+    async def use_invite(self, token_hash: str, now_ms: int) -> bool:
+        """Take one use, in one UPDATE: two registrations never share the last one."""
+
+        async def job(conn: Conn) -> bool:
+            status = await conn.execute(
+                "UPDATE invites SET uses_left = uses_left - 1"
+                " WHERE token_hash = $1 AND uses_left > 0"
+                " AND (expires_ms IS NULL OR expires_ms > $2)",
+                token_hash,
+                now_ms,
+            )
+            return _changed(status)
+
+        return await self._write(job)
+
+    async def refund_invite(self, token_hash: str) -> None:
+        """Give one use back."""
+
+        async def job(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE invites SET uses_left = uses_left + 1 WHERE token_hash = $1", token_hash
+            )
+
+        await self._write(job)
+
+
+def _changed(status: str) -> bool:
+    """Did an UPDATE/DELETE status tag (``"UPDATE 1"``) touch a row?"""
+    return not status.endswith(" 0")
+
+
+def _safe(dsn: str) -> str:
+    """``dsn`` without a password, for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn)
+
+
+if TYPE_CHECKING:
+
+    def _implements_store(store: PostgresStore) -> Store:  # mypy checks the Protocol
+        return store

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -185,7 +186,8 @@ class ServerProcess:
         py = sys.executable
         if self.kind in DURABILITY:
             args = [py, "-m", "chinwag", "serve", "--host", "127.0.0.1", "--port", "0"]
-            args += ["--http-port", "0"]  # no web client: the fan-out is over JSON lines
+            if importlib.util.find_spec("chinwag.server.web") is not None:
+                args += ["--http-port", "0"]  # no web client: the fan-out is over JSON lines
             args += ["--data", str(self.data)]
             settings = dict(self.settings)
             if DURABILITY[self.kind] != "fsync":  # the default (and all an older chinwag knows)

@@ -678,3 +678,12 @@ async def test_https_handshakes_count_in_the_servers_tls_handshake_caps(
                     await asyncio.sleep(0.05)
     finally:
         await server.shutdown()
+
+
+def test_http_request_timeout_and_http_conns_max_refuse_zero_and_take_their_least() -> None:
+    with pytest.raises(SettingsError, match="http_request_timeout must be above 0"):
+        build(None, ["http_request_timeout=0"])
+    with pytest.raises(SettingsError, match="http_conns_max must be at least 1"):
+        build(None, ["http_conns_max=0"])
+    settings = build(None, ["http_request_timeout=0.01", "http_conns_max=1"])
+    assert (settings.http_request_timeout, settings.http_conns_max) == (0.01, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -543,11 +544,20 @@ async def test_http_connections_per_address_are_capped_from_accept(
         srv.kill()
 
 
-async def _dribble(port: int, every: float, limit: float) -> tuple[float, bytes]:
-    """A request's headers one byte every ``every`` s for up to ``limit`` s: when it is cut, how."""
+async def _dribble(
+    port: int, every: float, limit: float, first: bytes = b""
+) -> tuple[float, bytes]:
+    """A request's headers one byte every ``every`` s for up to ``limit`` s: when it is cut, how.
+
+    ``first``: a whole request answered first on the same connection (kept alive).
+    """
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection("127.0.0.1", port), RECV_TIMEOUT
     )
+    if first:
+        writer.write(first)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RECV_TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 200 "), head
     start = time.monotonic()
     request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10_000
     try:
@@ -576,6 +586,36 @@ async def test_a_request_dribbled_slower_than_http_request_timeout_is_cut_at_it(
         # One byte a quarter second (a byte a second, faster): cut at the deadline, unanswered.
         took, answer = await _dribble(srv.http_port, 0.25, 1.5 + RECV_TIMEOUT)
         assert answer == b"" and 1.4 <= took < 1.5 + RECV_TIMEOUT, (took, answer)
+        # The next request on a kept-alive connection: its deadline runs from its first byte.
+        head = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+        took, answer = await _dribble(srv.http_port, 0.25, 1.5 + RECV_TIMEOUT, head)
+        assert answer == b"" and 1.2 <= took < 1.5 + RECV_TIMEOUT, (took, answer)
+        # A body the server does not read, dribbled after the answer: closed as long after.
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", srv.http_port), RECV_TIMEOUT
+        )
+        try:
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RECV_TIMEOUT)
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            start = time.monotonic()
+
+            async def body() -> None:
+                while True:
+                    writer.write(b"b")
+                    await asyncio.sleep(0.25)
+
+            dribbling = asyncio.ensure_future(body())
+            try:
+                with contextlib.suppress(ConnectionError):
+                    await asyncio.wait_for(reader.read(), 1.5 + RECV_TIMEOUT)
+            finally:
+                dribbling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dribbling
+            assert 1.2 <= time.monotonic() - start < 1.5 + RECV_TIMEOUT
+        finally:
+            writer.close()
         # A request that takes a while but less than the deadline is served.
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection("127.0.0.1", srv.http_port), RECV_TIMEOUT

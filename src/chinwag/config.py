@@ -169,6 +169,15 @@ class Settings:
     store_timeout: float = _s(
         30.0, "seconds one PostgreSQL statement may take before its write fails with server_error"
     )
+    # -- the web listener, safe to expose (issue 14 follow-up) --
+    http_request_timeout: float = _s(
+        10.0,
+        "seconds from accept (or a request's first byte) until an HTTP request's headers are"
+        " read, and for an unread body after the answer; then closed (above 0)",
+    )
+    http_conns_max: int = _s(
+        1024, "open connections to the web port, whole server (HTTP and /ws; at least 1)"
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -442,6 +451,7 @@ def build(
     if clean.get("dedupe_purge_interval", 1.0) <= 0:
         raise SettingsError("setting dedupe_purge_interval must be above 0 seconds")
     _check_store(clean)
+    _check_web(clean)
     if not str(clean.get("server_name", "")).strip():
         clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
     _check_irc(clean)
@@ -453,3 +463,16 @@ def build(
     except ValueError as exc:
         raise SettingsError(f"setting {exc}") from None
     return settings
+
+
+def _check_web(clean: dict[str, Any]) -> None:
+    """The web listener's deadline and server-wide cap."""
+    if clean.get("http_request_timeout", 1) <= 0:
+        raise SettingsError(
+            "setting http_request_timeout must be above 0 seconds (10 is the default)"
+        )
+    if clean.get("http_conns_max", 1) < 1:
+        raise SettingsError(
+            "setting http_conns_max must be at least 1 (1024 is the default; http_port=0"
+            " turns the web client off)"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -541,3 +542,188 @@ async def test_http_connections_per_address_are_capped_from_accept(
         for writer in held:
             writer.close()
         srv.kill()
+
+
+async def _dribble(
+    port: int, every: float, limit: float, first: bytes = b""
+) -> tuple[float, bytes]:
+    """A request's headers one byte every ``every`` s for up to ``limit`` s: when it is cut, how.
+
+    ``first``: a whole request answered first on the same connection (kept alive).
+    """
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", port), RECV_TIMEOUT
+    )
+    if first:
+        writer.write(first)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RECV_TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+    start = time.monotonic()
+    request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10_000
+    try:
+        for byte in request:
+            assert time.monotonic() - start < limit, "the dribbled request was never cut"
+            writer.write(bytes((byte,)))
+            try:
+                answer = await asyncio.wait_for(reader.read(100), every)
+            except TimeoutError:
+                continue  # still open: the next byte
+            except ConnectionError:
+                answer = b""
+            return time.monotonic() - start, answer
+        raise AssertionError("the dribbled request ended before it was cut")
+    finally:
+        writer.close()
+
+
+async def test_a_request_dribbled_slower_than_http_request_timeout_is_cut_at_it(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    srv = WebServer(tmp_path / "s", {"http_request_timeout": 1.5}).start()
+    try:
+        browser = await _ws(http, srv)  # a WebSocket lives longer than the request deadline
+        await browser.hello("kim")
+        # One byte a quarter second (a byte a second, faster): cut at the deadline, unanswered.
+        took, answer = await _dribble(srv.http_port, 0.25, 1.5 + RECV_TIMEOUT)
+        assert answer == b"" and 1.4 <= took < 1.5 + RECV_TIMEOUT, (took, answer)
+        # The next request on a kept-alive connection: its deadline runs from its first byte.
+        head = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+        took, answer = await _dribble(srv.http_port, 0.25, 1.5 + RECV_TIMEOUT, head)
+        assert answer == b"" and 1.2 <= took < 1.5 + RECV_TIMEOUT, (took, answer)
+        # A body the server does not read, dribbled after the answer: closed as long after.
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", srv.http_port), RECV_TIMEOUT
+        )
+        try:
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RECV_TIMEOUT)
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            start = time.monotonic()
+
+            async def body() -> None:
+                while True:
+                    writer.write(b"b")
+                    await asyncio.sleep(0.25)
+
+            dribbling = asyncio.ensure_future(body())
+            try:
+                with contextlib.suppress(ConnectionError):
+                    await asyncio.wait_for(reader.read(), 1.5 + RECV_TIMEOUT)
+            finally:
+                dribbling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dribbling
+            assert 1.2 <= time.monotonic() - start < 1.5 + RECV_TIMEOUT
+        finally:
+            writer.close()
+        # A request that takes a while but less than the deadline is served.
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", srv.http_port), RECV_TIMEOUT
+        )
+        try:
+            for piece in (b"GET / HT", b"TP/1.1\r\nHost: x\r\n", b"Connection: close\r\n\r\n"):
+                writer.write(piece)
+                await asyncio.sleep(0.2)
+            answer = await asyncio.wait_for(reader.read(), RECV_TIMEOUT)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+        finally:
+            writer.close()
+        await browser.send(type="ping", ref="alive")  # the WebSocket was not cut
+        assert (await browser.recv_type("pong"))["ref"] == "alive"
+    finally:
+        srv.kill()
+
+
+async def test_web_connections_of_the_whole_server_are_capped_from_accept(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    srv = WebServer(tmp_path / "s", {"http_conns_max": 2}).start()
+    held: list[asyncio.StreamWriter] = []
+    try:
+        browser = await _ws(http, srv)  # one of the two
+        await browser.hello("leo")
+        _, idle = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", srv.http_port), RECV_TIMEOUT
+        )
+        held.append(idle)  # the other (the per-address cap, 64, is far)
+        refused = await _get(srv.http_port)
+        assert refused.startswith(b"HTTP/1.1 503 "), refused[:100]
+        assert b"Retry-After: 10" in refused and b"http_conns_max" in refused
+        idle.close()  # one gone: the next is served
+        deadline = time.monotonic() + RECV_TIMEOUT
+        while (answer := await _get(srv.http_port)).startswith(b"HTTP/1.1 503 "):
+            assert time.monotonic() < deadline, "the closed connection was never uncounted"
+            await asyncio.sleep(0.05)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        await browser.send(type="ping", ref="still")
+        assert (await browser.recv_type("pong"))["ref"] == "still"
+    finally:
+        for writer in held:
+            writer.close()
+        srv.kill()
+
+
+async def test_binary_and_text_bad_frames_share_one_max_bad_frames_count(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    srv = WebServer(tmp_path / "s", {"max_bad_frames": 3}).start()
+    try:
+        browser = await _ws(http, srv)
+        await browser.hello("mia")
+        await browser.ws.send_str("{not json")
+        await browser.ws.send_bytes(b'{"type":"ping"}')
+        assert [(await browser.recv())["code"] for _ in range(2)] == ["bad_frame"] * 2
+        await browser.send(type="ping", ref="two")  # two bad frames: still open
+        assert (await browser.recv_type("pong"))["ref"] == "two"
+        await browser.ws.send_str('{"type":"ping"}\n{"type":"ping"}')  # the third closes
+        frames = await browser.expect_closed()
+        assert [f.get("code") for f in frames] == ["bad_frame"], frames
+    finally:
+        srv.kill()
+
+
+async def test_https_handshakes_count_in_the_servers_tls_handshake_caps(
+    tmp_path: Path,
+) -> None:
+    cert = ensure_self_signed(tmp_path)
+    settings = build(
+        None,
+        [f"{k}={v}" for k, v in FAST.items()] + ["tls_handshakes_per_address=1"],
+        listen=["https://127.0.0.1:0", "tls://127.0.0.1:0"],
+        announce=False,
+    )
+    server = await Server.open(settings, tmp_path, ssl=server_context(cert.cert, cert.key))
+    try:
+        web, chat = server.addresses
+        pinned = pinned_context(cert.fingerprint)
+        url = f"https://127.0.0.1:{web.port}/"
+        # A connection to the chat TLS port that never says hello holds the one handshake.
+        _, silent = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", chat.port), RECV_TIMEOUT
+        )
+        timeout = aiohttp.ClientTimeout(total=RECV_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            with pytest.raises(aiohttp.ClientError):
+                async with http.get(url, ssl=pinned) as r:
+                    await r.read()
+            silent.close()  # the handshake is no longer in flight: HTTPS is served
+            deadline = time.monotonic() + RECV_TIMEOUT
+            while True:
+                try:
+                    async with http.get(url, ssl=pinned) as r:
+                        assert r.status == 200
+                        break
+                except aiohttp.ClientError:
+                    assert time.monotonic() < deadline, "the handshake was never uncounted"
+                    await asyncio.sleep(0.05)
+    finally:
+        await server.shutdown()
+
+
+def test_http_request_timeout_and_http_conns_max_refuse_zero_and_take_their_least() -> None:
+    with pytest.raises(SettingsError, match="http_request_timeout must be above 0"):
+        build(None, ["http_request_timeout=0"])
+    with pytest.raises(SettingsError, match="http_conns_max must be at least 1"):
+        build(None, ["http_conns_max=0"])
+    settings = build(None, ["http_request_timeout=0.01", "http_conns_max=1"])
+    assert (settings.http_request_timeout, settings.http_conns_max) == (0.01, 1)

@@ -310,7 +310,7 @@ class Server:
                     from chinwag.server.web import WebApp  # aiohttp: only for a web listener
 
                     server._web = WebApp(server)
-                await server._web.start(socks, ssl if spec.tls else None)
+                await server._web.start(socks, handshakes if spec.tls else None)
                 continue
             listener = Listener(socks, factory(spec), settings.accept_pause)
             server._listeners.append((spec, listener))

@@ -14,24 +14,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl as ssl_module
 import struct
+from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import WSMsgType, web
 
-from chinwag.core.hub import Frame
-from chinwag.errors import BadFrame
-from chinwag.protocol.events import Error
+from chinwag.protocol.events import Rejected
 from chinwag.server.connection import Connection
 from chinwag.server.listener import peer_key
+from chinwag.server.tlswire import TlsTransport
 
 if TYPE_CHECKING:
     import socket
 
+    from aiohttp.typedefs import Handler
+
+    from chinwag.config import Settings
     from chinwag.server.connection import Host
+    from chinwag.server.tlswire import Handshakes
 
 log = logging.getLogger("chinwag.web")
 
@@ -199,13 +202,12 @@ class WsTransport(asyncio.Transport):
 class WsConnection(Connection):
     """A `Connection` whose frames come one per WebSocket text message."""
 
-    __slots__ = ("_binary",)
+    __slots__ = ()
 
     def __init__(self, server: Host) -> None:
         super().__init__(server)
         # A WebSocket client asked for /ws: it is not a stranger to sniff out.
         self._sniffed = True
-        self._binary = 0  # binary messages refused so far
 
     def message(self, data: bytes) -> None:
         """One text message arrived: it is one frame."""
@@ -215,65 +217,172 @@ class WsConnection(Connection):
         self.data_received(data + b"\n")
 
     def binary(self) -> None:
-        """A binary message arrived: refused, and the connection closed after too many."""
-        self._binary += 1
+        """A binary message arrived: a bad frame, counted with the others by the driver."""
         self._refuse("frames are WebSocket text messages (JSON), not binary ones")
-        if self._binary >= self._settings.max_bad_frames:
-            self.close("too many binary messages")
 
     def _refuse(self, why: str) -> None:
-        self.send(Frame(Error.of(BadFrame(why))))
+        """A message that is no frame: ``bad_frame``, in order with the frames before it.
+
+        It goes through the session's driver as the codec's own refusals do, so
+        it counts towards ``max_bad_frames`` with them (one count, one rule).
+        """
+        if not self._closing:
+            self._session.feed([Rejected("bad_frame", why)], self._loop.time())
 
 
-_TOO_MANY_BODY = (
+def _unavailable(body: bytes) -> bytes:
+    """A whole 503 answer with ``body``, for a connection refused before aiohttp sees it."""
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Retry-After: 10\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+    )
+
+
+_TOO_MANY = _unavailable(
     b"too many connections from your address to this chinwag server's web port;"
     b" close some (other tabs?) and retry\n"
 )
-_TOO_MANY = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    b"Retry-After: 10\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-    % len(_TOO_MANY_BODY)
-    + _TOO_MANY_BODY
+_FULL = _unavailable(
+    b"this chinwag server's web port has as many connections as it takes (http_conns_max);"
+    b" retry in a little while\n"
 )
 
 
-class _Counted(asyncio.Protocol):
-    """aiohttp's protocol for one HTTP connection, counted per address from accept.
+class _Door:
+    """What the web connections of one server share: the counts, the caps, the deadlines.
 
-    Over ``limit`` connections from one address (``http_conns_per_address``),
-    the connection gets 503 and is closed before aiohttp sees it.
+    A connection is counted from accept (per address and in all) until it is
+    lost. Until its request is read (from accept, and again from the first byte
+    of each next request) it is in ``waiting``, oldest deadline first: every
+    deadline is "now + ``http_request_timeout``", so the order of arming is the
+    order of expiry, and one timer (for the oldest) serves them all.
     """
 
-    def __init__(self, inner: asyncio.Protocol, counts: dict[str, int], limit: int) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.per_address = settings.http_conns_per_address
+        self.most = settings.http_conns_max
+        self.timeout = settings.http_request_timeout
+        self.by_address: dict[str, int] = {}
+        self.total = 0
+        self.by_transport: dict[asyncio.BaseTransport, _Counted] = {}
+        self.waiting: OrderedDict[_Counted, float] = OrderedDict()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def refusal(self, key: str) -> bytes | None:
+        """The answer for one more connection from ``key`` over a cap; None: admitted."""
+        if self.total >= self.most:
+            return _FULL
+        if self.by_address.get(key, 0) >= self.per_address:
+            return _TOO_MANY
+        return None
+
+    def admit(self, conn: _Counted, key: str, transport: asyncio.BaseTransport) -> None:
+        self.total += 1
+        self.by_address[key] = self.by_address.get(key, 0) + 1
+        self.by_transport[transport] = conn
+
+    def release(self, conn: _Counted, key: str, transport: asyncio.BaseTransport) -> None:
+        self.total -= 1
+        left = self.by_address[key] - 1
+        if left:
+            self.by_address[key] = left
+        else:
+            del self.by_address[key]
+        self.by_transport.pop(transport, None)
+        self.waiting.pop(conn, None)
+
+    def arm(self, conn: _Counted) -> None:
+        """``conn`` must have its request read within the timeout from now."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        self.waiting[conn] = deadline
+        if self._timer is None:
+            self._timer = loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        """Close every connection past its deadline; wake again for the next one."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waiting = self.waiting
+        while waiting:
+            conn = next(iter(waiting))
+            deadline = waiting[conn]
+            if deadline > now:
+                self._timer = loop.call_at(deadline, self._expire)
+                return
+            del waiting[conn]
+            conn.timed_out()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class _Counted(asyncio.Protocol):
+    """aiohttp's protocol for one HTTP connection, counted from accept, its request timed.
+
+    Over ``http_conns_max`` connections in all, or ``http_conns_per_address``
+    from one address, the connection gets 503 and is closed before aiohttp
+    sees it. An admitted one is closed if its request is not read within
+    ``http_request_timeout`` (`_Door`).
+    """
+
+    __slots__ = ("_busy", "_door", "_inner", "_key", "_refused", "_transport")
+
+    def __init__(self, inner: asyncio.Protocol, door: _Door) -> None:
         self._inner = inner
-        self._counts = counts
-        self._limit = limit
+        self._door = door
         self._key: str | None = None  # the address it is counted under, once admitted
-        self._refused: asyncio.Transport | None = None  # over the limit: closing
+        self._transport: asyncio.Transport | None = None
+        self._refused: asyncio.Transport | None = None  # over a cap: closing
+        self._busy = False  # a request was read and is being answered
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's and tlswire's transports: no isinstance check.
+        raw = cast(asyncio.Transport, transport)
         key = peer_key(transport.get_extra_info("peername"))
-        count = self._counts.get(key, 0)
-        if count >= self._limit:
+        refusal = self._door.refusal(key)
+        if refusal is not None:
             # Answer, then read and drop the request until the peer closes (for
             # at most _CLOSE_WAIT s): closing with its request unread would reset
             # the connection and lose the answer.
-            assert isinstance(transport, asyncio.Transport)
-            transport.write(_TOO_MANY)
-            if transport.can_write_eof():
-                transport.write_eof()
-                asyncio.get_running_loop().call_later(_CLOSE_WAIT, transport.close)
+            raw.write(refusal)
+            if raw.can_write_eof():
+                raw.write_eof()
+                asyncio.get_running_loop().call_later(_CLOSE_WAIT, raw.close)
             else:
-                transport.close()
-            self._refused = transport
+                raw.close()
+            self._refused = raw
             return
-        self._counts[key] = count + 1
         self._key = key
+        self._transport = raw
+        self._door.admit(self, key, transport)
+        self._door.arm(self)  # from accept (a TLS handshake included)
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._key is not None:
-            self._inner.data_received(data)
+        if self._key is None:
+            return
+        if not self._busy and self not in self._door.waiting:
+            self._door.arm(self)  # the first byte of the next request
+        self._inner.data_received(data)
+
+    def request_read(self) -> None:
+        """aiohttp has read a request's headers: no deadline while it is answered."""
+        self._busy = True
+        self._door.waiting.pop(self, None)
+
+    def answered(self) -> None:
+        """The handler is done: the next request's first byte starts a new deadline."""
+        self._busy = False
+
+    def timed_out(self) -> None:
+        """The request was not read in time: close the connection."""
+        if self._transport is not None:
+            log.debug("an HTTP request took over %s s to arrive; closed", self._door.timeout)
+            self._transport.close()
 
     def eof_received(self) -> bool | None:
         if self._refused is not None:
@@ -293,40 +402,44 @@ class _Counted(asyncio.Protocol):
         key, self._key = self._key, None
         if key is None:
             return
-        left = self._counts[key] - 1
-        if left:
-            self._counts[key] = left
-        else:
-            del self._counts[key]
+        assert self._transport is not None  # set with the key
+        self._door.release(self, key, self._transport)
         self._inner.connection_lost(exc)
 
 
 class _CountedSite(web.SockSite):
-    """A site whose connections are counted per address (`_Counted`) from accept."""
+    """A site whose connections are counted and timed (`_Counted`) from accept.
+
+    With TLS, the handshake is done by tlswire's `TlsTransport` in front of the
+    connection, within the server's `Handshakes` (``tls_handshakes_max``,
+    ``tls_handshakes_per_address``, ``tls_handshake_timeout``), as on the chat
+    TLS listeners.
+    """
 
     def __init__(
         self,
         runner: web.AppRunner,
         sock: socket.socket,
-        ssl: ssl_module.SSLContext | None,
-        counts: dict[str, int],
-        limit: int,
+        handshakes: Handshakes | None,
+        door: _Door,
     ) -> None:
-        super().__init__(runner, sock, ssl_context=ssl)
-        self._counts = counts
-        self._limit = limit
+        super().__init__(runner, sock)
+        self._door = door
+        self._handshakes = handshakes
         self._handlers = runner
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site; the server is made here
         handlers = self._handlers.server
         assert handlers is not None  # the runner is set up
+        door, handshakes = self._door, self._handshakes
 
         def counted() -> asyncio.Protocol:
-            return _Counted(handlers(), self._counts, self._limit)
+            conn = _Counted(handlers(), door)
+            return conn if handshakes is None else TlsTransport(handshakes, conn)
 
         self._server = await asyncio.get_running_loop().create_server(
-            counted, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog
+            counted, sock=self._sock, backlog=self._backlog
         )
 
 
@@ -343,33 +456,49 @@ class WebApp:
         # is over max_frame_bytes with the TCP port's error; aiohttp closes the
         # WebSocket (1009, message too big) before anything larger is read whole.
         self._max_msg = 2 * settings.max_frame_bytes
-        self.app = web.Application(client_max_size=4096)
+        self._door = _Door(settings)
+        self.app = web.Application(client_max_size=4096, middlewares=[self._timed])
         self.app.router.add_get("/ws", self._ws)
         self.app.router.add_get("/{path:.*}", self._static)
         self.app.on_response_prepare.append(self._headers)
         self._runner: web.AppRunner | None = None
-        self._counts: dict[str, int] = {}  # open HTTP connections by address (peer_key)
 
-    async def start(self, sockets: list[socket.socket], ssl: ssl_module.SSLContext | None) -> None:
-        """Serve on ``sockets`` (already bound and listening)."""
+    async def start(self, sockets: list[socket.socket], handshakes: Handshakes | None) -> None:
+        """Serve on ``sockets`` (already bound and listening), with TLS if ``handshakes``."""
         if self._runner is None:
-            # A web connection without a request (before one, or between two) is
-            # closed after prelogin_timeout, as a chat connection that does not log in.
+            settings = self._server.settings
+            # A connection idle between two requests is closed after prelogin_timeout,
+            # as a chat connection that does not log in; a body left unread after
+            # the answer is read for at most http_request_timeout, then closed.
             self._runner = web.AppRunner(
                 self.app,
                 handle_signals=False,
                 access_log=None,
                 shutdown_timeout=_CLOSE_WAIT,
-                keepalive_timeout=self._server.settings.prelogin_timeout,
+                keepalive_timeout=settings.prelogin_timeout,
+                lingering_time=settings.http_request_timeout,
             )
             await self._runner.setup()
-        limit = self._server.settings.http_conns_per_address
         for sock in sockets:
-            await _CountedSite(self._runner, sock, ssl, self._counts, limit).start()
+            await _CountedSite(self._runner, sock, handshakes, self._door).start()
 
     async def close(self) -> None:
+        self._door.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    @web.middleware
+    async def _timed(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A request was read: its connection's deadline ends while it is answered."""
+        transport = request.transport
+        conn = self._door.by_transport.get(transport) if transport is not None else None
+        if conn is None:
+            return await handler(request)
+        conn.request_read()
+        try:
+            return await handler(request)
+        finally:
+            conn.answered()
 
     @staticmethod
     async def _headers(request: web.Request, response: web.StreamResponse) -> None:

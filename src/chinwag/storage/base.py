@@ -27,8 +27,20 @@ class StoredMessage:
         room: the room (lowercase), or None for a DM.
         recipient: principal of the DM recipient, or None for a room message.
         recipient_nick: the recipient's display nick, or None.
-        body: the text.
+        body: the text ('' once deleted); for an edit event the new text, for a
+            reaction event the emoji.
         cid: the sender's client id, if it sent one.
+        kind: None for a message; for an event (protocol §8) ``"edit"``,
+            ``"delete"``, ``"react"`` or ``"unreact"``. An event row copies the
+            conversation of its target: its ``room``, or for a DM ``sender`` =
+            who acted and ``recipient`` = the other party.
+        target: for an event, the id of the message it is about.
+        reply_to: for a message, the id of the message it answers.
+        edited_ms: for a message, when it was last edited (None: never).
+        deleted: for a message, whether it was deleted (``body`` is then '');
+            for an edit event, whether its body was erased by a later deletion.
+        mentions: for a message, the display nicks it mentions.
+        reactions: filled by the history reads only: ``(emoji, nicks)`` pairs.
     """
 
     id: int
@@ -40,6 +52,13 @@ class StoredMessage:
     recipient_nick: str | None
     body: str
     cid: str | None
+    kind: str | None = None
+    target: int | None = None
+    reply_to: int | None = None
+    edited_ms: int | None = None
+    deleted: bool = False
+    mentions: tuple[str, ...] = ()
+    reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +67,13 @@ class NewMessage:
 
     ``dedupe_key`` identifies the sender for ``cid`` dedupe: the account key for
     an account, the casefolded nick for a guest (protocol §3).
+
+    With ``kind`` set it is an event about message ``target`` (protocol §8;
+    see `StoredMessage`); the store applies it to its target in the same
+    transaction: ``"edit"`` replaces the body (refused with `Gone` when the
+    target is deleted), ``"delete"`` erases the bodies of the target and of its
+    edits (`Gone` when already deleted), ``"react"``/``"unreact"`` put the
+    reaction ``body`` of ``sender`` on or off.
     """
 
     ts_ms: int
@@ -59,6 +85,10 @@ class NewMessage:
     recipient_nick: str | None
     body: str
     cid: str | None
+    kind: str | None = None
+    target: int | None = None
+    reply_to: int | None = None
+    mentions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +140,10 @@ class OverQuota(StoreError):
     """append: the DM recipient already holds ``quota`` undelivered DMs."""
 
 
+class Gone(StoreError):
+    """append of an edit or delete: the target message is deleted (nothing stored)."""
+
+
 class Store(Protocol):
     """What the hub needs from storage. Every method is safe to call concurrently.
 
@@ -146,6 +180,10 @@ class Store(Protocol):
         """
         ...
 
+    async def get_message(self, message_id: int) -> StoredMessage | None:
+        """The message (not an event) with this id, or None."""
+        ...
+
     async def max_message_id(self) -> int:
         """The highest message id stored, 0 when there are none."""
         ...
@@ -175,7 +213,12 @@ class Store(Protocol):
         ...
 
     async def room_history(self, room: str, *, before: int | None, limit: int) -> Page:
-        """The newest ``limit`` messages of ``room`` with id < ``before`` (if given)."""
+        """The newest ``limit`` messages of ``room`` with id < ``before`` (if given).
+
+        History holds messages only (no event rows), each with its latest body,
+        ``edited_ms``, ``deleted`` and its ``reactions``; the same for
+        ``dm_history``.
+        """
         ...
 
     async def dm_history(self, a: str, b: str, *, before: int | None, limit: int) -> Page:
@@ -184,6 +227,10 @@ class Store(Protocol):
 
     async def undelivered(self, account: str) -> int:
         """DMs to ``account`` from others with id above its highest device cursor."""
+        ...
+
+    async def is_member(self, account: str, room: str) -> bool:
+        """Whether ``account`` is a member of ``room`` now."""
         ...
 
     # -- accounts -----------------------------------------------------------

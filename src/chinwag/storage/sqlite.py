@@ -38,6 +38,7 @@ import contextlib
 import heapq
 import importlib.resources
 import itertools
+import json
 import logging
 import operator
 import queue
@@ -46,7 +47,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -55,6 +56,7 @@ from chinwag.storage.base import (
     AccountRow,
     AppendResult,
     BacklogStart,
+    Gone,
     NewMessage,
     OverQuota,
     Page,
@@ -74,7 +76,10 @@ T = TypeVar("T")
 _MAX_ID: Final = 2**63 - 1  # "no upper bound" for id comparisons
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
-_COLS: Final = "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid"
+_COLS: Final = (
+    "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
+    " kind, target, reply_to, edited_ms, deleted, mentions"
+)
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 
 # Every statement names its index (INDEXED BY): each has one right index, and
@@ -116,7 +121,7 @@ BACKLOG_ROWS_SQL: Final = _backlog_branches(_COLS, "ASC")  # the pages: oldest f
 
 ROOM_HISTORY_SQL: Final = f"""
 SELECT {_COLS} FROM messages INDEXED BY messages_room
- WHERE room = :room AND id < :before
+ WHERE room = :room AND id < :before AND kind IS NULL
  ORDER BY id DESC
  LIMIT :n
 """
@@ -127,12 +132,12 @@ DM_HISTORY_SQL: Final = f"""
 SELECT {_COLS} FROM (
     SELECT * FROM (
         SELECT {_COLS} FROM messages INDEXED BY messages_pair
-         WHERE sender = :a AND recipient = :b AND id < :before
+         WHERE sender = :a AND recipient = :b AND id < :before AND kind IS NULL
          ORDER BY id DESC LIMIT :n)
     UNION ALL
     SELECT * FROM (
         SELECT {_COLS} FROM messages INDEXED BY messages_pair
-         WHERE sender = :b AND recipient = :a AND id < :before AND :a <> :b
+         WHERE sender = :b AND recipient = :a AND id < :before AND :a <> :b AND kind IS NULL
          ORDER BY id DESC LIMIT :n)
 )
 ORDER BY id DESC
@@ -154,8 +159,80 @@ SELECT count(*) FROM (
 _ACCOUNT_COLS: Final = "key, nick, skeleton, password_hash, created_ms, deleted, bot"
 
 
+# The reactions on a page of messages, oldest reaction first within each emoji.
+REACTIONS_SQL: Final = """
+SELECT message_id, emoji, nick FROM reactions
+ WHERE message_id IN (SELECT value FROM json_each(:ids))
+ ORDER BY message_id, emoji, event_id
+"""
+
+
 def _message(row: Iterable[Any]) -> StoredMessage:
-    return StoredMessage(*row)
+    (i, ts, sender, snick, room, recipient, rnick, body, cid, kind, target, reply_to, edited,
+     deleted, mentions) = row  # fmt: skip
+    return StoredMessage(
+        i, ts, sender, snick, room, recipient, rnick, body, cid,
+        kind, target, reply_to, edited, bool(deleted), tuple(mentions.split()),
+    )  # fmt: skip
+
+
+def _with_reactions(conn: sqlite3.Connection, messages: list[StoredMessage]) -> list[StoredMessage]:
+    """``messages`` with their ``reactions`` filled in (one query for the page)."""
+    if not messages:
+        return messages
+    ids = json.dumps([m.id for m in messages])
+    found: dict[int, dict[str, list[str]]] = {}
+    for message_id, emoji, nick in conn.execute(REACTIONS_SQL, {"ids": ids}):
+        found.setdefault(message_id, {}).setdefault(emoji, []).append(nick)
+    if not found:
+        return messages
+    return [
+        replace(m, reactions=tuple((e, tuple(n)) for e, n in found[m.id].items()))
+        if m.id in found
+        else m
+        for m in messages
+    ]
+
+
+def _apply_event(conn: sqlite3.Connection, msg: NewMessage, event_id: int) -> None:
+    """Apply an event to its target, in the transaction that stores the event.
+
+    Raises:
+        Gone: an edit or delete of a message that is deleted.
+    """
+    if msg.kind == "edit":
+        changed = conn.execute(
+            "UPDATE messages SET body = ?, edited_ms = ? WHERE id = ? AND deleted = 0",
+            (msg.body, msg.ts_ms, msg.target),
+        ).rowcount
+        if not changed:
+            raise Gone(f"message {msg.target} is deleted")
+    elif msg.kind == "delete":
+        changed = conn.execute(
+            "UPDATE messages SET body = '', deleted = 1 WHERE id = ? AND deleted = 0",
+            (msg.target,),
+        ).rowcount
+        if not changed:
+            raise Gone(f"message {msg.target} is already deleted")
+        # Its edits held its text too.
+        conn.execute(
+            "UPDATE messages SET body = '', deleted = 1 WHERE target = ? AND kind = 'edit'",
+            (msg.target,),
+        )
+        conn.execute("DELETE FROM reactions WHERE message_id = ?", (msg.target,))
+    elif msg.kind == "react":
+        conn.execute(
+            "INSERT INTO reactions (message_id, who, nick, emoji, event_id) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (msg.target, msg.sender, msg.sender_nick, msg.body, event_id),
+        )
+    elif msg.kind == "unreact":
+        conn.execute(
+            "DELETE FROM reactions WHERE message_id = ? AND emoji = ? AND who = ?",
+            (msg.target, msg.body, msg.sender),
+        )
+    else:
+        raise ValueError(f"unknown event kind {msg.kind!r}")
 
 
 def _account(row: tuple[Any, ...]) -> AccountRow:
@@ -348,6 +425,7 @@ class SqliteStore:
         self._close_done: asyncio.Future[None] | None = None
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # list[_Job] or _STOP
         self._turn: list[_Job] = []  # queued, not handed over to the writer yet
+        self._erased = False  # writer thread: a deletion committed, empty the WAL
         self._commit_delay = commit_delay
         self._handed_at = float("-inf")  # loop time of the last hand-over
         self._thread = threading.Thread(
@@ -404,6 +482,8 @@ class SqliteStore:
                     raise StoreError(f"cannot put {path} in WAL mode (got {mode!r})")
                 # FULL: fsync the WAL at every commit (see the module docstring).
                 conn.execute("PRAGMA synchronous = FULL")
+                # A deleted message's text is overwritten in the file, not just unlinked.
+                conn.execute("PRAGMA secure_delete = ON")
                 _migrate(conn)
             except BaseException:
                 conn.close()
@@ -555,6 +635,9 @@ class SqliteStore:
                 outcomes = self._run_jobs(batch, isolate=True)
                 assert outcomes is not None
             self._write_failures.succeeded()
+            if self._erased:
+                self._erased = False
+                self._erase_wal()
         except Exception as exc:
             self._write_failures.failed(exc)  # none of the batch was stored
             if conn.in_transaction:
@@ -601,6 +684,19 @@ class SqliteStore:
                 outcomes.append((job, value, None))
         conn.execute("COMMIT")
         return outcomes
+
+    def _erase_wal(self) -> None:
+        """After a deletion: copy the WAL into the database and empty it.
+
+        The WAL still holds the pages as they were before the deletion (the
+        deleted text with them) until a checkpoint; TRUNCATE resets it to zero
+        bytes. A reader in the middle of a long read can keep it from
+        finishing; then the next deletion's (or SQLite's own) checkpoint does.
+        """
+        with contextlib.suppress(sqlite3.Error):
+            busy, _, _ = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                log.info("a reader kept the WAL from being emptied after a deletion")
 
     @staticmethod
     def _deliver(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
@@ -654,8 +750,9 @@ class SqliteStore:
                     raise OverQuota(f"{msg.recipient} holds {held} undelivered messages")
             cursor = conn.execute(
                 "INSERT INTO messages"
-                " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
+                " kind, target, reply_to, mentions)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     msg.ts_ms,
                     msg.sender,
@@ -665,10 +762,18 @@ class SqliteStore:
                     msg.recipient_nick,
                     msg.body,
                     msg.cid,
+                    msg.kind,
+                    msg.target,
+                    msg.reply_to,
+                    " ".join(msg.mentions),
                 ),
             )
             new_id = cursor.lastrowid
             assert new_id is not None
+            if msg.kind is not None:
+                _apply_event(conn, msg, new_id)
+                if msg.kind == "delete":
+                    self._erased = True  # writer thread only: checkpoint after the commit
             if msg.cid is not None:
                 # Replaces an entry older than the ttl: that cid now means this message.
                 conn.execute(
@@ -687,10 +792,25 @@ class SqliteStore:
                 recipient_nick=msg.recipient_nick,
                 body=msg.body,
                 cid=msg.cid,
+                kind=msg.kind,
+                target=msg.target,
+                reply_to=msg.reply_to,
+                mentions=msg.mentions,
             )
             return AppendResult(stored, duplicate=False)
 
-        return self._submit(job, may_refuse=quota is not None)
+        return self._submit(job, may_refuse=quota is not None or msg.kind is not None)
+
+    async def get_message(self, message_id: int) -> StoredMessage | None:
+        """The message (not an event) with this id, or None."""
+
+        def read(conn: sqlite3.Connection) -> StoredMessage | None:
+            row = conn.execute(
+                f"SELECT {_COLS} FROM messages WHERE id = ? AND kind IS NULL", (message_id,)
+            ).fetchone()
+            return None if row is None else _message(row)
+
+        return await self._read(read)
 
     async def max_message_id(self) -> int:
         """The highest message id stored, 0 when there are none."""
@@ -751,7 +871,8 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> Page:
             rows = conn.execute(sql, args).fetchall()
-            return Page([_message(r) for r in reversed(rows[:limit])], more=len(rows) > limit)
+            messages = [_message(r) for r in reversed(rows[:limit])]
+            return Page(_with_reactions(conn, messages), more=len(rows) > limit)
 
         return await self._read(read)
 
@@ -945,6 +1066,18 @@ class SqliteStore:
             return True
 
         return await self._write(job)
+
+    async def is_member(self, account: str, room: str) -> bool:
+        """Whether ``account`` is a member of ``room`` now."""
+
+        def read(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM memberships WHERE account = ? AND room = ? AND to_id IS NULL",
+                (account, room),
+            ).fetchone()
+            return row is not None
+
+        return await self._read(read)
 
     async def rooms_of(self, account: str) -> list[str]:
         """The rooms ``account`` is a member of, sorted."""

@@ -121,6 +121,9 @@ class Settings:
     log_format: str = _s(
         "text", "server log format: text, or json (one JSON object per line, for journald)"
     )
+    # -- messages people expect (issue 15, protocol §8) --
+    edit_window: float = _s(86_400.0, "seconds after sending during which a message may be edited")
+    mention_limit: int = _s(20, "most distinct @nicks of one message looked up as mentions")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

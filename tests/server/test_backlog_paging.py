@@ -113,6 +113,7 @@ async def test_a_backlog_of_many_pages_arrives_whole_once_in_order_then_live(
             "rooms": counted["rooms"],
             "dms": counted["dms"],
             "truncated": False,
+            "mentions": 0,
         }
     finally:
         server.kill()

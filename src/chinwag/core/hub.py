@@ -22,13 +22,16 @@ from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
 from chinwag.core.posting import Posting
+from chinwag.core.revisions import Revisions
 from chinwag.core.rooms import Rooms
 from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Session, charge, reply
 from chinwag.errors import BadRequest
 from chinwag.protocol.events import (
     Bye,
     Command,
+    Delete,
     Dm,
+    Edit,
     Hello,
     History,
     Join,
@@ -37,6 +40,7 @@ from chinwag.protocol.events import (
     Passwd,
     Ping,
     Pong,
+    React,
     Register,
     Say,
     Seen,
@@ -90,6 +94,7 @@ class Hub:
         self._delivery = Delivery(settings, store, bus, self._registry, monotonic)
         self._posting = Posting(settings, store, bus, self._registry, clock)
         self._rooms = Rooms(settings, store, self._registry, self._posting.resolve)
+        self._revisions = Revisions(settings, store, self._posting, clock)
         self._logins = Logins(
             settings, store, hasher, throttle, self._registry, clock=clock, monotonic=monotonic
         )
@@ -155,6 +160,12 @@ class Hub:
                 await self._posting.dm(session, cmd)
             case Seen():
                 await self._delivery.seen(session, cmd)
+            case Edit():
+                await self._revisions.edit(session, cmd)
+            case Delete():
+                await self._revisions.delete(session, cmd)
+            case React():
+                await self._revisions.react(session, cmd)
             case Typing():
                 self._delivery.typing(session, cmd)
             case Join():

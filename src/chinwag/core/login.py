@@ -26,7 +26,7 @@ from chinwag.core.accounts import (
     parse_nick,
     skeleton,
 )
-from chinwag.core.delivery import message_event
+from chinwag.core.delivery import stream_event
 from chinwag.core.ratelimit import Budget, TokenBucket
 from chinwag.core.rules import LOBBY
 from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Principal, Session, account_pid, ok
@@ -46,6 +46,9 @@ from chinwag.storage.base import AccountExists, AccountRow, Store
 log = logging.getLogger("chinwag.hub")
 
 PROTO = 1
+# Protocol §8: what of version 1.1 this server does ("search", "read" and
+# "moderation" are not there yet).
+FEATURES = ("edit", "delete", "react", "reply", "mentions")
 
 # Every guest starts in the lobby alone: one shared set instead of one each.
 _LOBBY_ONLY = frozenset({LOBBY})
@@ -57,7 +60,7 @@ def _session_id() -> str:
 
 
 # caught_up after an empty backlog (every guest's): the same frame, rendered once per codec.
-_NOTHING_MISSED = Frame(CaughtUp(missed=0, rooms={}, dms={}, truncated=False))
+_NOTHING_MISSED = Frame(CaughtUp(missed=0, rooms={}, dms={}, truncated=False, mentions=0))
 
 
 class Logins:
@@ -289,6 +292,7 @@ class Logins:
             server_version=__version__,
             motd=self.settings.motd,
             rooms=tuple(sorted(p.rooms)),
+            features=FEATURES,
             ref=hello.ref,
         )
         if p.account:
@@ -299,6 +303,7 @@ class Logins:
         rooms: dict[str, int] = {}
         dms: dict[str, int] = {}
         missed = 0
+        mentions = 0
         truncated = False
         if p.account:
             session.last_delivered = cursor
@@ -320,9 +325,16 @@ class Logins:
             while page:
                 for m in page:
                     own = m.sender == p.pid
-                    frame = Frame(message_event(m, own=own, replay=True))
-                    await session.outlet.send_paced(frame)
+                    event = stream_event(m, own=own, replay=True)
+                    if event is not None:
+                        await session.outlet.send_paced(Frame(event))
                     session.last_delivered = m.id
+                    if m.kind is not None:
+                        if m.kind == "edit" and p.nick in m.mentions:
+                            mentions += 1
+                        continue  # caught_up counts messages; edits, deletions… follow them
+                    if p.nick in m.mentions:
+                        mentions += 1
                     if m.room is not None:
                         rooms[m.room] = rooms.get(m.room, 0) + 1
                     else:
@@ -340,7 +352,13 @@ class Logins:
                 )
         # No await from here on: caught_up, then the live frames that waited, in order.
         if missed or truncated:
-            caught_up = CaughtUp(missed=missed, rooms=rooms, dms=dms, truncated=truncated)
+            caught_up = CaughtUp(
+                missed=sum(rooms.values()) + sum(dms.values()),
+                rooms=rooms,
+                dms=dms,
+                truncated=truncated,
+                mentions=mentions,
+            )
             session.outlet.send(Frame(caught_up))
         else:
             session.outlet.send(_NOTHING_MISSED)

@@ -45,12 +45,41 @@ class Say(Command):
     room: str
     body: str
     cid: str | None = None
+    reply_to: int | None = None  # §8: a message of the same conversation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Dm(Command):
     to: str
     body: str
+    cid: str | None = None
+    reply_to: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Edit(Command):
+    """§8: replace the body of message ``id`` (the sender's own, within the edit window)."""
+
+    id: int
+    body: str
+    cid: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delete(Command):
+    """§8: delete message ``id``; its body is erased from storage."""
+
+    id: int
+    cid: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class React(Command):
+    """§8: put this person's reaction ``emoji`` on message ``id`` on or off."""
+
+    id: int
+    emoji: str
+    on: bool = True
     cid: str | None = None
 
 
@@ -143,6 +172,9 @@ ClientCommand = (
     | Ping
     | Pong
     | Bye
+    | Edit
+    | Delete
+    | React
 )
 
 
@@ -202,6 +234,7 @@ class Welcome(ServerEvent):
     server_version: str
     motd: str
     rooms: tuple[str, ...]
+    features: tuple[str, ...] = ()  # §8: what of version 1.1 this server supports
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,6 +242,8 @@ class Message(ServerEvent):
     """A committed message: in a room (``room``) or a DM (``to``, the recipient's nick).
 
     ``cid`` is set only on the sender's own copies; ``replay`` on backlog copies.
+    A deleted message (in history) has ``deleted`` and an empty ``body`` that is
+    not rendered; ``edited_ms`` and ``reactions`` are set in history.
     """
 
     id: int
@@ -218,6 +253,54 @@ class Message(ServerEvent):
     to: str | None = None
     body: str
     cid: str | None = None
+    replay: bool = False
+    reply_to: int | None = None
+    mentions: tuple[str, ...] = ()
+    edited_ms: int | None = None
+    deleted: bool = False
+    reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Edited(ServerEvent):
+    """§8: event ``id``: ``sender`` changed the body of message ``target``."""
+
+    id: int
+    ts_ms: int
+    target: int
+    sender: str
+    room: str | None = None
+    to: str | None = None
+    body: str
+    mentions: tuple[str, ...] = ()  # the people this edit newly mentions
+    replay: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deleted(ServerEvent):
+    """§8: event ``id``: ``by`` deleted message ``target``."""
+
+    id: int
+    ts_ms: int
+    target: int
+    by: str
+    room: str | None = None
+    to: str | None = None
+    replay: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reacted(ServerEvent):
+    """§8: event ``id``: ``sender`` put reaction ``emoji`` on message ``target`` on or off."""
+
+    id: int
+    ts_ms: int
+    target: int
+    sender: str
+    room: str | None = None
+    to: str | None = None
+    emoji: str
+    on: bool
     replay: bool = False
 
 
@@ -238,6 +321,7 @@ class CaughtUp(ServerEvent):
     rooms: Mapping[str, int]
     dms: Mapping[str, int]
     truncated: bool
+    mentions: int | None = None  # §8: backlog messages mentioning this nick (None: a 1.0 frame)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -332,6 +416,9 @@ class Error(ServerEvent):
 Outgoing = (
     Welcome
     | Message
+    | Edited
+    | Deleted
+    | Reacted
     | Ack
     | CaughtUp
     | Presence

@@ -201,9 +201,11 @@ def _apply_event(conn: sqlite3.Connection, msg: NewMessage, event_id: int) -> No
         Gone: an edit or delete of a message that is deleted.
     """
     if msg.kind == "edit":
+        # Mentions only grow: whoever an edit newly mentions was told.
         changed = conn.execute(
-            "UPDATE messages SET body = ?, edited_ms = ? WHERE id = ? AND deleted = 0",
-            (msg.body, msg.ts_ms, msg.target),
+            "UPDATE messages SET body = ?, edited_ms = ?, mentions = trim(mentions || ' ' || ?)"
+            " WHERE id = ? AND deleted = 0",
+            (msg.body, msg.ts_ms, " ".join(msg.mentions), msg.target),
         ).rowcount
         if not changed:
             raise Gone(f"message {msg.target} is deleted")

@@ -303,7 +303,7 @@ class Logins:
         rooms: dict[str, int] = {}
         dms: dict[str, int] = {}
         missed = 0
-        mentions = 0
+        mentioned: set[int] = set()  # the messages of the backlog that mention this nick
         truncated = False
         if p.account:
             session.last_delivered = cursor
@@ -329,12 +329,10 @@ class Logins:
                     if event is not None:
                         await session.outlet.send_paced(Frame(event))
                     session.last_delivered = m.id
+                    if p.nick in m.mentions:  # a message, or an edit that newly mentions
+                        mentioned.add(m.target or m.id)
                     if m.kind is not None:
-                        if m.kind == "edit" and p.nick in m.mentions:
-                            mentions += 1
                         continue  # caught_up counts messages; edits, deletions… follow them
-                    if p.nick in m.mentions:
-                        mentions += 1
                     if m.room is not None:
                         rooms[m.room] = rooms.get(m.room, 0) + 1
                     else:
@@ -357,7 +355,7 @@ class Logins:
                 rooms=rooms,
                 dms=dms,
                 truncated=truncated,
-                mentions=mentions,
+                mentions=len(mentioned),
             )
             session.outlet.send(Frame(caught_up))
         else:

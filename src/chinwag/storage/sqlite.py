@@ -159,11 +159,12 @@ SELECT count(*) FROM (
 _ACCOUNT_COLS: Final = "key, nick, skeleton, password_hash, created_ms, deleted, bot"
 
 
-# The reactions on a page of messages, oldest reaction first within each emoji.
+# The reactions on a page of messages in the order they were put on: emojis by
+# their oldest reaction, and the nicks of each emoji oldest first.
 REACTIONS_SQL: Final = """
 SELECT message_id, emoji, nick FROM reactions
  WHERE message_id IN (SELECT value FROM json_each(:ids))
- ORDER BY message_id, emoji, event_id
+ ORDER BY message_id, event_id
 """
 
 

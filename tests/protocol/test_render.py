@@ -25,6 +25,7 @@ from chinwag.protocol.events import (
     Pong,
     Presence,
     Reacted,
+    Results,
     RoomRow,
     RoomsReply,
     TypingNotice,
@@ -125,6 +126,18 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         Deleted(id=58, ts_ms=TS, target=42, by="Ann", room="lobby"),
         b'{"type":"deleted","id":58,"target":42,"by":"Ann","room":"lobby",'
         b'"ts":"2026-11-29T05:00:00.123Z"}\n',
+    ),
+    (
+        "results",
+        Results(
+            q="hi",
+            messages=(Message(id=43, ts_ms=TS, sender="Ann", to="bob", body="hi"),),
+            more=True,
+            ref="s",
+        ),
+        b'{"type":"results","q":"hi","messages":[{"type":"message","id":43,'
+        b'"ts":"2026-11-29T05:00:00.123Z","from":"Ann","to":"bob","body":"hi"}],"more":true,'
+        b'"ref":"s"}\n',
     ),
     (
         "reacted_off_dm",

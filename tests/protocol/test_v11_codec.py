@@ -7,7 +7,17 @@ from typing import Any
 
 import pytest
 
-from chinwag.protocol.events import Command, Delete, Dm, Edit, Incoming, React, Rejected, Say
+from chinwag.protocol.events import (
+    Command,
+    Delete,
+    Dm,
+    Edit,
+    Incoming,
+    React,
+    Rejected,
+    Say,
+    Search,
+)
 from chinwag.protocol.jsonlines import ServerCodec
 
 
@@ -37,6 +47,12 @@ DECODED: list[tuple[dict[str, Any], Command]] = [
         Dm(to="bob", body="yes", reply_to=7),
     ),
     ({"type": "say", "room": "a", "body": "b", "reply_to": None}, Say(room="a", body="b")),
+    ({"type": "search", "q": "word"}, Search(q="word")),
+    (
+        {"type": "search", "q": "a b", "room": "lobby", "from": "alice", "before": 9, "limit": 5},
+        Search(q="a b", room="lobby", sender="alice", before=9, limit=5),
+    ),
+    ({"type": "search", "q": "x", "with": "bob"}, Search(q="x", with_="bob")),
 ]
 
 
@@ -64,6 +80,12 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"type": "say", "room": "a", "body": "b", "reply_to": 0}, "reply_to"),
     ({"type": "say", "room": "a", "body": "b", "reply_to": "42"}, "reply_to"),
     ({"type": "dm", "to": "a", "body": "b", "reply_to": False}, "reply_to"),
+    ({"type": "search"}, "q"),
+    ({"type": "search", "q": 1}, "q"),
+    ({"type": "search", "q": "x", "room": "a", "with": "b"}, "with"),
+    ({"type": "search", "q": "x", "from": 3}, "from"),
+    ({"type": "search", "q": "x", "before": 0}, "before"),
+    ({"type": "search", "q": "x", "limit": "9"}, "limit"),
 ]
 
 

@@ -24,6 +24,7 @@ from chinwag.core.login import Logins
 from chinwag.core.posting import Posting
 from chinwag.core.revisions import Revisions
 from chinwag.core.rooms import Rooms
+from chinwag.core.search import Searching
 from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Session, charge, reply
 from chinwag.errors import BadRequest
 from chinwag.protocol.events import (
@@ -43,6 +44,7 @@ from chinwag.protocol.events import (
     React,
     Register,
     Say,
+    Search,
     Seen,
     Typing,
     Who,
@@ -62,6 +64,7 @@ _COSTS: dict[type[Command], float] = {
     History: 1.0,
     Register: 1.0,
     Passwd: 1.0,
+    Search: 1.0,
 }
 
 
@@ -95,6 +98,7 @@ class Hub:
         self._posting = Posting(settings, store, bus, self._registry, clock)
         self._rooms = Rooms(settings, store, self._registry, self._posting.resolve)
         self._revisions = Revisions(settings, store, self._posting, clock)
+        self._searching = Searching(settings, store, self._posting.resolve)
         self._logins = Logins(
             settings, store, hasher, throttle, self._registry, clock=clock, monotonic=monotonic
         )
@@ -166,6 +170,8 @@ class Hub:
                 await self._revisions.delete(session, cmd)
             case React():
                 await self._revisions.react(session, cmd)
+            case Search():
+                await self._searching.search(session, cmd)
             case Typing():
                 self._delivery.typing(session, cmd)
             case Join():

@@ -46,9 +46,9 @@ from chinwag.storage.base import AccountExists, AccountRow, Store
 log = logging.getLogger("chinwag.hub")
 
 PROTO = 1
-# Protocol §8: what of version 1.1 this server does ("search", "read" and
-# "moderation" are not there yet).
-FEATURES = ("edit", "delete", "react", "reply", "mentions")
+# Protocol §8: what of version 1.1 this server does ("read" and "moderation"
+# are not there yet).
+FEATURES = ("edit", "delete", "react", "reply", "mentions", "search")
 
 # Every guest starts in the lobby alone: one shared set instead of one each.
 _LOBBY_ONLY = frozenset({LOBBY})

@@ -156,6 +156,21 @@ class Bye(Command):
     pass
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Search(Command):
+    """§8: messages with every word of ``q`` that the asker may see now.
+
+    At most one of ``room`` and ``with_`` is set (neither: everywhere).
+    """
+
+    q: str
+    room: str | None = None
+    with_: str | None = None
+    sender: str | None = None  # the wire's "from"
+    before: int | None = None
+    limit: int | None = None
+
+
 ClientCommand = (
     Hello
     | Say
@@ -175,6 +190,7 @@ ClientCommand = (
     | Edit
     | Delete
     | React
+    | Search
 )
 
 
@@ -392,6 +408,15 @@ class HistoryReply(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Results(ServerEvent):
+    """§8: the answer to ``search``: matching messages, NEWEST first."""
+
+    q: str
+    messages: tuple[Message, ...]
+    more: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Error(ServerEvent):
     """A refusal: a stable ``code``, words for a person, and fields of its own.
 
@@ -427,6 +452,7 @@ Outgoing = (
     | WhoReply
     | RoomsReply
     | HistoryReply
+    | Results
     | Error
     | Ping
     | Pong

@@ -57,8 +57,10 @@ from chinwag.protocol.events import (
     Reacted,
     Register,
     Rejected,
+    Results,
     RoomsReply,
     Say,
+    Search,
     Seen,
     Typing,
     TypingNotice,
@@ -129,6 +131,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "edit": (("id", int), ("body", str)),
     "delete": (("id", int),),
     "react": (("id", int), ("emoji", str)),
+    "search": (("q", str),),
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -338,6 +341,22 @@ def _on(obj: dict[str, Any]) -> bool:
     return on
 
 
+def _search(obj: dict[str, Any], q: str, ref: str | None) -> Search:
+    room = _opt_str(obj, "room")
+    with_ = _opt_str(obj, "with")
+    if room is not None and with_ is not None:
+        raise _BadField("at most one of 'room' and 'with' may be given")
+    return Search(
+        q=q,
+        room=room,
+        with_=with_,
+        sender=_opt_str(obj, "from"),
+        before=_opt_int(obj, "before", minimum=1),
+        limit=_opt_int(obj, "limit", minimum=1),
+        ref=ref,
+    )
+
+
 def _typing(obj: dict[str, Any], ref: str | None) -> Typing:
     room = _opt_str(obj, "room")
     to = _opt_str(obj, "to")
@@ -419,6 +438,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
         case {"type": "react", "emoji": str(emoji)}:
             cid = _opt_str(obj, "cid", MAX_CID_LEN)
             return React(id=_message_id(obj), emoji=emoji, on=_on(obj), cid=cid, ref=ref)
+        case {"type": "search", "q": str(q)}:
+            return _search(obj, q, ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -646,6 +667,10 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["room"] = event.room
             else:
                 data["with"] = event.with_
+            data["messages"] = [_message(m) for m in event.messages]
+            data["more"] = event.more
+        case Results():
+            data = {"type": "results", "q": event.q}
             data["messages"] = [_message(m) for m in event.messages]
             data["more"] = event.more
         case Ping():

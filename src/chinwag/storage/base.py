@@ -128,6 +128,23 @@ class Page:
     more: bool  # older messages exist before the first one returned
 
 
+@dataclass(frozen=True, slots=True)
+class SearchScope:
+    """Where a search looks (protocol §8): what the asker may see now, narrowed.
+
+    Attributes:
+        rooms: the rooms whose messages are searched.
+        me: search the DMs of this principal too (None: no DMs).
+        with_: only the DMs between ``me`` and this principal.
+        sender: only messages from this principal.
+    """
+
+    rooms: tuple[str, ...]
+    me: str | None
+    with_: str | None = None
+    sender: str | None = None
+
+
 class StoreError(Exception):
     """Base of the storage errors the hub may catch."""
 
@@ -223,6 +240,24 @@ class Store(Protocol):
 
     async def dm_history(self, a: str, b: str, *, before: int | None, limit: int) -> Page:
         """The newest ``limit`` DMs between principals ``a`` and ``b`` (either way)."""
+        ...
+
+    async def search(
+        self, words: list[str], scope: SearchScope, *, before: int | None, limit: int
+    ) -> Page:
+        """Live messages (not deleted) in ``scope`` containing every one of ``words``.
+
+        Words are compared case- and accent-insensitively, as whole words.
+
+        Args:
+            words: one or more words, each matched as a word (no query syntax).
+            scope: where to look.
+            before: only ids below this one (paging); None for the newest.
+            limit: most messages returned.
+
+        Returns:
+            A page NEWEST first (unlike history); ``more`` when older matches exist.
+        """
         ...
 
     async def undelivered(self, account: str) -> int:

@@ -60,6 +60,7 @@ from chinwag.storage.base import (
     NewMessage,
     OverQuota,
     Page,
+    SearchScope,
     StoredMessage,
     StoreError,
 )
@@ -157,6 +158,26 @@ SELECT count(*) FROM (
 """
 
 _ACCOUNT_COLS: Final = "key, nick, skeleton, password_hash, created_ms, deleted, bot"
+
+
+# A search: the index yields matches newest first; each is kept when the asker
+# may see it (a room of ``:rooms``, or a DM of ``:me``), until the page is full.
+SEARCH_SQL: Final = f"""
+SELECT {_COLS_M} FROM messages_fts AS f JOIN messages AS m ON m.id = f.rowid
+ WHERE messages_fts MATCH :q AND f.rowid < :before
+   AND (m.room IN (SELECT value FROM json_each(:rooms))
+        OR (m.recipient IS NOT NULL AND :me IS NOT NULL AND :me IN (m.sender, m.recipient)
+            AND (:with IS NULL OR (:with IN (m.sender, m.recipient)
+                                   AND (:with <> :me OR m.sender = m.recipient)))))
+   AND (:sender IS NULL OR m.sender = :sender)
+ ORDER BY f.rowid DESC
+ LIMIT :n
+"""
+
+
+def _fts_query(words: list[str]) -> str:
+    """Every word as a quoted FTS5 string: no query syntax gets through."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
 
 
 # The reactions on a page of messages in the order they were put on: emojis by
@@ -488,6 +509,12 @@ class SqliteStore:
                 # A deleted message's text is overwritten in the file, not just unlinked.
                 conn.execute("PRAGMA secure_delete = ON")
                 _migrate(conn)
+                if sqlite3.sqlite_version_info >= (3, 44, 0):
+                    # A deletion removes its words from the search index at once;
+                    # older SQLite leaves them until FTS5 merges those segments.
+                    conn.execute(
+                        "INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1)"
+                    )
             except BaseException:
                 conn.close()
                 raise
@@ -875,6 +902,28 @@ class SqliteStore:
         def read(conn: sqlite3.Connection) -> Page:
             rows = conn.execute(sql, args).fetchall()
             messages = [_message(r) for r in reversed(rows[:limit])]
+            return Page(_with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def search(
+        self, words: list[str], scope: SearchScope, *, before: int | None, limit: int
+    ) -> Page:
+        """Live messages in ``scope`` with every one of ``words``, newest first."""
+        limit = max(limit, 0)
+        args = {
+            "q": _fts_query(words),
+            "before": _MAX_ID if before is None else before,
+            "rooms": json.dumps(list(scope.rooms)),
+            "me": scope.me,
+            "with": scope.with_,
+            "sender": scope.sender,
+            "n": limit + 1,
+        }
+
+        def read(conn: sqlite3.Connection) -> Page:
+            rows = conn.execute(SEARCH_SQL, args).fetchall()
+            messages = [_message(r) for r in rows[:limit]]
             return Page(_with_reactions(conn, messages), more=len(rows) > limit)
 
         return await self._read(read)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.hub import Client, HubHarness
+from support.hub import PASSWORD, Client, HubHarness
 
-from chinwag.protocol.events import Delete, Dm, Edit, Join, Leave, Say, Search
+from chinwag.protocol.events import Delete, Dm, Edit, Join, Leave, Register, Say, Search
 
 
 @pytest.fixture
@@ -116,3 +116,13 @@ async def test_quotes_and_operators_are_plain_words(harness: HubHarness) -> None
     await post(alice, Say(room="lobby", body='say "NOT" OR AND near', ref="1"))
     assert bodies(await ask(alice, q='"not" OR')) == ['say "NOT" OR AND near']
     assert bodies(await ask(alice, q="NEAR(say)")) == ['say "NOT" OR AND near']
+
+
+async def test_a_guest_who_registers_still_finds_its_dms(harness: HubHarness) -> None:
+    alice = await harness.login("alice")
+    await harness.login("bob")
+    await post(alice, Dm(to="bob", body="remember the milk", ref="1"))
+    await alice.send(Register(password=PASSWORD, ref="reg"))
+    assert (await alice.next("ok"))["ref"] == "reg"
+    assert bodies(await ask(alice, q="milk")) == ["remember the milk"]
+    assert bodies(await ask(alice, q="milk", with_="bob")) == ["remember the milk"]

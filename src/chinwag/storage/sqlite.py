@@ -175,9 +175,32 @@ SELECT {_COLS_M} FROM messages_fts AS f JOIN messages AS m ON m.id = f.rowid
 """
 
 
-def _fts_query(words: list[str]) -> str:
-    """Every word as a quoted FTS5 string: no query syntax gets through."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+def _token(prefix: str, value: str) -> str:
+    """A scope token of the index (see migration 004): prefix + upper-case hex of UTF-8."""
+    return prefix + value.encode().hex().upper()
+
+
+def _fts_query(words: list[str], scope: SearchScope) -> str:
+    """The FTS5 query: every word (quoted: no query syntax gets through), within ``scope``.
+
+    The scope part lets the index skip matches the asker may not see; the
+    SQL checks each row again.
+    """
+    text = " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
+    places = [_token("r", room) for room in scope.rooms]
+    if scope.me is not None:
+        me = _token("d", scope.me)
+        if scope.with_ is None:
+            places.append(me)
+        elif scope.with_ == scope.me:
+            places.append(f'"{me} {me}"')  # a DM to oneself: both parties are me
+        else:
+            places.append(f"({me} AND {_token('d', scope.with_)})")
+    where = " OR ".join(places) if places else _token("r", "")  # nowhere: matches nothing
+    query = f"body : ({text}) AND scope : ({where})"
+    if scope.sender is not None:
+        query += f" AND scope : {_token('s', scope.sender)}"
+    return query
 
 
 # The reactions on a page of messages in the order they were put on: emojis by
@@ -912,7 +935,7 @@ class SqliteStore:
         """Live messages in ``scope`` with every one of ``words``, newest first."""
         limit = max(limit, 0)
         args = {
-            "q": _fts_query(words),
+            "q": _fts_query(words, scope),
             "before": _MAX_ID if before is None else before,
             "rooms": json.dumps(list(scope.rooms)),
             "me": scope.me,

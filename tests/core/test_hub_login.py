@@ -116,6 +116,7 @@ async def test_a_guest_gets_welcome_then_caught_up_with_nothing_missed(
         "dms": {},
         "truncated": False,
         "mentions": 0,
+        "unread": {},
     }
 
 

@@ -25,6 +25,7 @@ from chinwag.protocol.events import (
     Pong,
     Presence,
     Reacted,
+    ReadMarker,
     Results,
     RoomRow,
     RoomsReply,
@@ -138,6 +139,29 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         b'{"type":"results","q":"hi","messages":[{"type":"message","id":43,'
         b'"ts":"2026-11-29T05:00:00.123Z","from":"Ann","to":"bob","body":"hi"}],"more":true,'
         b'"ref":"s"}\n',
+    ),
+    (
+        "read_room",
+        ReadMarker(room="lobby", upto=42),
+        b'{"type":"read","room":"lobby","upto":42}\n',
+    ),
+    (
+        "read_dm",
+        ReadMarker(with_="bob", upto=43),
+        b'{"type":"read","with":"bob","upto":43}\n',
+    ),
+    (
+        "caught_up_unread",
+        CaughtUp(
+            missed=3,
+            rooms={"lobby": 2},
+            dms={"bob": 1},
+            truncated=False,
+            mentions=0,
+            unread={"lobby": 2, "@bob": 1},
+        ),
+        b'{"type":"caught_up","missed":3,"rooms":{"lobby":2},"dms":{"bob":1},"truncated":false,'
+        b'"mentions":0,"unread":{"lobby":2,"@bob":1}}\n',
     ),
     (
         "reacted_off_dm",

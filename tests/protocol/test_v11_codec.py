@@ -14,6 +14,7 @@ from chinwag.protocol.events import (
     Edit,
     Incoming,
     React,
+    Read,
     Rejected,
     Say,
     Search,
@@ -53,6 +54,8 @@ DECODED: list[tuple[dict[str, Any], Command]] = [
         Search(q="a b", room="lobby", sender="alice", before=9, limit=5),
     ),
     ({"type": "search", "q": "x", "with": "bob"}, Search(q="x", with_="bob")),
+    ({"type": "read", "room": "lobby", "upto": 42}, Read(room="lobby", upto=42)),
+    ({"type": "read", "with": "bob", "upto": 1, "ref": "r"}, Read(with_="bob", upto=1, ref="r")),
 ]
 
 
@@ -86,6 +89,11 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"type": "search", "q": "x", "from": 3}, "from"),
     ({"type": "search", "q": "x", "before": 0}, "before"),
     ({"type": "search", "q": "x", "limit": "9"}, "limit"),
+    ({"type": "read", "room": "a"}, "upto"),
+    ({"type": "read", "room": "a", "upto": 0}, "upto"),
+    ({"type": "read", "room": "a", "upto": True}, "upto"),
+    ({"type": "read", "upto": 3}, "with"),
+    ({"type": "read", "room": "a", "with": "b", "upto": 3}, "with"),
 ]
 
 

@@ -153,6 +153,7 @@ async def test_away_summary_then_backlog_then_live(
         "dms": {"alice": 3},
         "truncated": False,
         "mentions": 0,
+        "unread": {"lobby": 1, "@alice": 3},
     }
     await alice.send(type="say", room="lobby", body="live", cid="l2")
     live = await bob.recv_type("message")

@@ -21,6 +21,7 @@ from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
+from chinwag.core.markers import ReadMarkers
 from chinwag.core.posting import Posting
 from chinwag.core.revisions import Revisions
 from chinwag.core.rooms import Rooms
@@ -42,6 +43,7 @@ from chinwag.protocol.events import (
     Ping,
     Pong,
     React,
+    Read,
     Register,
     Say,
     Search,
@@ -65,6 +67,7 @@ _COSTS: dict[type[Command], float] = {
     Register: 1.0,
     Passwd: 1.0,
     Search: 1.0,
+    Read: 1.0,
 }
 
 
@@ -99,6 +102,7 @@ class Hub:
         self._rooms = Rooms(settings, store, self._registry, self._posting.resolve)
         self._revisions = Revisions(settings, store, self._posting, clock)
         self._searching = Searching(settings, store, self._posting.resolve)
+        self._markers = ReadMarkers(store, self._posting.resolve)
         self._logins = Logins(
             settings, store, hasher, throttle, self._registry, clock=clock, monotonic=monotonic
         )
@@ -172,6 +176,8 @@ class Hub:
                 await self._revisions.react(session, cmd)
             case Search():
                 await self._searching.search(session, cmd)
+            case Read():
+                await self._markers.read(session, cmd)
             case Typing():
                 self._delivery.typing(session, cmd)
             case Join():

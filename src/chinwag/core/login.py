@@ -27,6 +27,7 @@ from chinwag.core.accounts import (
     skeleton,
 )
 from chinwag.core.delivery import stream_event
+from chinwag.core.markers import conversation_key
 from chinwag.core.ratelimit import Budget, TokenBucket
 from chinwag.core.rules import LOBBY
 from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Principal, Session, account_pid, ok
@@ -46,9 +47,9 @@ from chinwag.storage.base import AccountExists, AccountRow, Store
 log = logging.getLogger("chinwag.hub")
 
 PROTO = 1
-# Protocol §8: what of version 1.1 this server does ("read" and "moderation"
-# are not there yet).
-FEATURES = ("edit", "delete", "react", "reply", "mentions", "search")
+# Protocol §8: what of version 1.1 this server does (DM receipts and
+# "moderation" are not there yet).
+FEATURES = ("edit", "delete", "react", "reply", "mentions", "search", "read")
 
 # Every guest starts in the lobby alone: one shared set instead of one each.
 _LOBBY_ONLY = frozenset({LOBBY})
@@ -60,7 +61,9 @@ def _session_id() -> str:
 
 
 # caught_up after an empty backlog (every guest's): the same frame, rendered once per codec.
-_NOTHING_MISSED = Frame(CaughtUp(missed=0, rooms={}, dms={}, truncated=False, mentions=0))
+_NOTHING_MISSED = Frame(
+    CaughtUp(missed=0, rooms={}, dms={}, truncated=False, mentions=0, unread={})
+)
 
 
 class Logins:
@@ -305,7 +308,9 @@ class Logins:
         missed = 0
         mentioned: set[int] = set()  # the messages of the backlog that mention this nick
         truncated = False
+        unread: dict[str, int] = {}
         if p.account:
+            markers = await self._store.read_markers(p.pid)
             session.last_delivered = cursor
             since_ms = int((self._clock() - self.settings.retention_days * 86_400) * 1000)
             # Page by page: the next page is read once the client has taken most of
@@ -335,9 +340,14 @@ class Logins:
                         continue  # caught_up counts messages; edits, deletions… follow them
                     if m.room is not None:
                         rooms[m.room] = rooms.get(m.room, 0) + 1
+                        label, key = m.room, conversation_key(m.room, "")
                     else:
                         other = m.recipient_nick if own else m.sender_nick
                         dms[other or ""] = dms.get(other or "", 0) + 1
+                        label = "@" + (other or "")
+                        key = conversation_key(None, (m.recipient if own else m.sender) or "")
+                    if not own and m.id > markers.get(key, 0):
+                        unread[label] = unread.get(label, 0) + 1
                 missed += len(page)
                 if missed >= start.count:
                     break
@@ -356,6 +366,7 @@ class Logins:
                 dms=dms,
                 truncated=truncated,
                 mentions=len(mentioned),
+                unread=unread,
             )
             session.outlet.send(Frame(caught_up))
         else:

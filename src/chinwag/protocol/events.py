@@ -171,6 +171,19 @@ class Search(Command):
     limit: int | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Read(Command):
+    """§8: the account has read ``room`` (or the DM ``with_``) up to ``upto``.
+
+    Exactly one of ``room`` and ``with_`` is set. The server echoes it to the
+    account's other sessions as a `ReadMarker`.
+    """
+
+    room: str | None = None
+    with_: str | None = None
+    upto: int
+
+
 ClientCommand = (
     Hello
     | Say
@@ -191,6 +204,7 @@ ClientCommand = (
     | Delete
     | React
     | Search
+    | Read
 )
 
 
@@ -338,6 +352,7 @@ class CaughtUp(ServerEvent):
     dms: Mapping[str, int]
     truncated: bool
     mentions: int | None = None  # §8: backlog messages mentioning this nick (None: a 1.0 frame)
+    unread: Mapping[str, int] | None = None  # §8: "room" / "@nick" -> unread in the backlog
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -408,6 +423,15 @@ class HistoryReply(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReadMarker(ServerEvent):
+    """§8: another session of this account read ``room`` (or the DM ``with_``) up to ``upto``."""
+
+    room: str | None = None
+    with_: str | None = None
+    upto: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Results(ServerEvent):
     """§8: the answer to ``search``: matching messages, NEWEST first."""
 
@@ -453,6 +477,7 @@ Outgoing = (
     | RoomsReply
     | HistoryReply
     | Results
+    | ReadMarker
     | Error
     | Ping
     | Pong

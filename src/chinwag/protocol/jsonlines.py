@@ -55,6 +55,8 @@ from chinwag.protocol.events import (
     Presence,
     React,
     Reacted,
+    Read,
+    ReadMarker,
     Register,
     Rejected,
     Results,
@@ -132,6 +134,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "delete": (("id", int),),
     "react": (("id", int), ("emoji", str)),
     "search": (("q", str),),
+    "read": (("upto", int),),
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -357,6 +360,16 @@ def _search(obj: dict[str, Any], q: str, ref: str | None) -> Search:
     )
 
 
+def _read(obj: dict[str, Any], upto: int, ref: str | None) -> Read:
+    room = _opt_str(obj, "room")
+    with_ = _opt_str(obj, "with")
+    if (room is None) == (with_ is None):
+        raise _BadField("exactly one of 'room' and 'with' is required")
+    if upto < 1:
+        raise _BadField("field 'upto' must be at least 1")
+    return Read(room=room, with_=with_, upto=upto, ref=ref)
+
+
 def _typing(obj: dict[str, Any], ref: str | None) -> Typing:
     room = _opt_str(obj, "room")
     to = _opt_str(obj, "to")
@@ -438,6 +451,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
         case {"type": "react", "emoji": str(emoji)}:
             cid = _opt_str(obj, "cid", MAX_CID_LEN)
             return React(id=_message_id(obj), emoji=emoji, on=_on(obj), cid=cid, ref=ref)
+        case {"type": "read", "upto": int(upto)} if not isinstance(upto, bool):
+            return _read(obj, upto, ref)
         case {"type": "search", "q": str(q)}:
             return _search(obj, q, ref)
         case {"type": str(kind)} if kind in _REQUIRED:
@@ -650,6 +665,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             }
             if event.mentions is not None:  # §8 (1.1)
                 data["mentions"] = event.mentions
+            if event.unread is not None:
+                data["unread"] = dict(event.unread)
         case WhoReply():
             users = [
                 {"nick": m.nick, "account": m.account, "bot": True}
@@ -669,6 +686,13 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["with"] = event.with_
             data["messages"] = [_message(m) for m in event.messages]
             data["more"] = event.more
+        case ReadMarker():
+            data = {"type": "read"}
+            if event.room is not None:
+                data["room"] = event.room
+            else:
+                data["with"] = event.with_
+            data["upto"] = event.upto
         case Results():
             data = {"type": "results", "q": event.q}
             data["messages"] = [_message(m) for m in event.messages]

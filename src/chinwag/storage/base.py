@@ -339,6 +339,21 @@ class Store(Protocol):
         """Set the cursor to max(cursor, upto) (creating it); return the new value."""
         ...
 
+    # -- read markers (protocol §8) ---------------------------------------------
+    async def advance_read(self, account: str, conversation: str, upto: int) -> int:
+        """Move the read marker to max(marker, upto) (creating it); return the new value.
+
+        Args:
+            account: the account's principal.
+            conversation: ``"#" + room``, or ``"@" + the other party's principal``.
+            upto: the id read up to.
+        """
+        ...
+
+    async def read_markers(self, account: str) -> dict[str, int]:
+        """Every read marker of ``account``, by conversation."""
+        ...
+
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats``: accounts, messages, rooms, dms, devices."""
         ...

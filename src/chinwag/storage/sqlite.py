@@ -1053,6 +1053,7 @@ class SqliteStore:
             owners = (f"a:{key}", key)
             conn.execute("DELETE FROM memberships WHERE account IN (?, ?)", owners)
             conn.execute("DELETE FROM cursors WHERE account IN (?, ?)", owners)
+            conn.execute("DELETE FROM read_markers WHERE account IN (?, ?)", owners)
             return True
 
         return await self._write(job)
@@ -1214,6 +1215,31 @@ class SqliteStore:
             return int(row[0])
 
         return await self._write(job)
+
+    async def advance_read(self, account: str, conversation: str, upto: int) -> int:
+        """Move the read marker to max(marker, upto); return the new value."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "INSERT INTO read_markers (account, conversation, upto) VALUES (?, ?, ?)"
+                " ON CONFLICT (account, conversation) DO UPDATE"
+                " SET upto = max(upto, excluded.upto) RETURNING upto",
+                (account, conversation, upto),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._write(job)
+
+    async def read_markers(self, account: str) -> dict[str, int]:
+        """Every read marker of ``account``, by conversation."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT conversation, upto FROM read_markers WHERE account = ?", (account,)
+            ).fetchall()
+            return {conversation: int(upto) for conversation, upto in rows}
+
+        return await self._read(read)
 
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats``.

@@ -363,3 +363,20 @@ async def test_a_room_left_takes_its_events_with_it(harness: HubHarness) -> None
     assert of_type(await bob.unread(), "edited") == []
     refused = await answer(bob, React(id=msg, emoji="👍", ref="r"))
     assert refused["code"] == "not_found"
+
+
+async def test_refused_edits_cost_like_accepted_ones_and_a_resent_cid_is_free(
+    tmp_path: Path, clock: Clock
+) -> None:
+    async with HubHarness.open(
+        tmp_path, clock=clock, rate_burst=3, rate_per_second=0.001
+    ) as harness:
+        alice = await harness.login("alice")
+        msg = await said(alice, "one")  # 1 of 3
+        await answer(alice, Edit(id=msg, body="two", cid="e", ref="a"))  # 2 of 3
+        again = await answer(alice, Edit(id=msg, body="two", cid="e", ref="b"))
+        assert again["type"] == "ack"  # the resend is free
+        missing = await answer(alice, Edit(id=msg + 99, body="x", ref="c"))  # 3 of 3
+        assert missing["code"] == "not_found"
+        over = await answer(alice, Edit(id=msg + 99, body="x", ref="d"))
+        assert over["code"] == "rate_limited"

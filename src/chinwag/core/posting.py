@@ -263,8 +263,12 @@ class Posting:
         self, session: Session, ref: str | None, cid: str | None, body: str, extra: Extra,
         *, room: str | None, to: tuple[str, str] | None,
     ) -> None:  # fmt: skip
-        """Store an event of §8 (edit, delete, react) like a message: cid, ack, bus."""
-        await self._post(session, ref, cid, body, room=room, to=to, extra=extra)
+        """Store an event of §8 (edit, delete, react) like a message: cid, ack, bus.
+
+        The caller has already charged the command's cost (before reading its
+        target, so that refused ones cost too); a resent ``cid`` gets it back.
+        """
+        await self._post(session, ref, cid, body, room=room, to=to, extra=extra, prepaid=True)
 
     def _online_target(self, raw: str) -> Principal | None:
         """The online principal called ``raw``, or None (offline, or not a nick)."""
@@ -300,11 +304,14 @@ class Posting:
         to: tuple[str, str] | None = None,
         quota: int | None = None,
         extra: Extra | None = None,
+        prepaid: bool = False,
     ) -> None:
         if cid is not None and (earlier := self._recent_ack(session, cid)) is not None:
+            if prepaid:
+                session.bucket.refund()
             reply(session, replace(earlier, ref=ref))  # a repeat: same ack, no flood charge
             return
-        msg = self._new_message(session, body, cid, room, to)
+        msg = self._new_message(session, body, cid, room, to, paid=prepaid)
         if extra is not None:
             msg = replace(
                 msg,
@@ -343,9 +350,16 @@ class Posting:
         cid: str | None,
         room: str | None,
         to: tuple[str, str] | None,
+        *,
+        paid: bool = False,
     ) -> NewMessage:
-        """Charge flood control for a message and build it (raises `RateLimited`)."""
-        charge(session, 1.0)
+        """Charge flood control for a message (unless ``paid``) and build it.
+
+        Raises:
+            RateLimited: over the budget; nothing was charged.
+        """
+        if not paid:
+            charge(session, 1.0)
         p = session.principal
         if p.typing:  # a message ends its typing notice: the next one goes out at once
             p.typing.pop(room or "@" + (to[0] if to else ""), None)

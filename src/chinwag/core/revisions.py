@@ -14,7 +14,7 @@ from collections.abc import Callable
 from chinwag.config import Settings
 from chinwag.core.posting import Extra, Posting
 from chinwag.core.rules import check_body
-from chinwag.core.sessions import Session
+from chinwag.core.sessions import Session, charge
 from chinwag.errors import BadRequest, Forbidden, NotFound
 from chinwag.protocol.events import Delete, Edit, React
 from chinwag.storage.base import Store, StoredMessage
@@ -99,7 +99,16 @@ class Revisions:
         self._clock = clock
 
     async def _target(self, session: Session, message_id: int) -> StoredMessage:
-        """The message ``message_id`` if this session may see it now (else `NotFound`)."""
+        """Pay for the command, then the message ``message_id`` if this session may see it.
+
+        Paid first, so that refused edits, deletions and reactions cost like
+        accepted ones (each reads the store).
+
+        Raises:
+            RateLimited: over the budget.
+            NotFound: no such message, or one this session may not see now.
+        """
+        charge(session, 1.0)
         target = await self._store.get_message(message_id)
         p = session.principal
         if target is not None:

@@ -1499,7 +1499,8 @@ class SqliteStore:
 
         ``account`` (a principal): the messages it sent (to rooms and in DMs)
         and the DMs it received. ``room``: the room's messages. Exactly one of
-        the two.
+        the two. Messages only (edits are in their latest body, deletions in
+        ``deleted``), never event rows.
         """
         if (account is None) == (room is None):
             raise ValueError("export_messages takes an account or a room")
@@ -1508,7 +1509,7 @@ class SqliteStore:
             if room is not None:
                 rows = conn.execute(
                     f"SELECT {_COLS} FROM messages INDEXED BY messages_room"
-                    " WHERE room = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+                    " WHERE room = ? AND id > ? AND id <= ? AND kind IS NULL ORDER BY id LIMIT ?",
                     (room, after, upto, limit),
                 ).fetchall()
             else:
@@ -1516,7 +1517,7 @@ class SqliteStore:
                 # primary key, once over the whole export (pages go on by id).
                 rows = conn.execute(
                     f"SELECT {_COLS} FROM messages"
-                    " WHERE id > ? AND id <= ? AND (sender = ? OR recipient = ?)"
+                    " WHERE id > ? AND id <= ? AND (sender = ? OR recipient = ?) AND kind IS NULL"
                     " ORDER BY id LIMIT ?",
                     (after, upto, account, account, limit),
                 ).fetchall()

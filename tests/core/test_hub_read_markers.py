@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from support.hub import PASSWORD, Client, HubHarness
 
-from chinwag.protocol.events import Dm, Read, Say
+from chinwag.protocol.events import Dm, Read, Receipts, Say, Seen
 
 
 @pytest.fixture
@@ -85,3 +85,49 @@ async def test_read_refusals_change_nothing(harness: HubHarness) -> None:
     assert (await answer(bob, Read(with_="nobody", upto=1, ref="b")))["code"] == "no_such_user"
     assert (await answer(bob, Read(room="Bad Room", upto=1, ref="c")))["code"] == "bad_room"
     assert await harness.store.read_markers("a:bob") == {}
+
+
+# -- DM receipts ---------------------------------------------------------------------------------
+
+
+async def two_accounts(harness: HubHarness) -> tuple[Client, Client]:
+    await harness.register("alice")
+    await harness.register("bob")
+    alice = await harness.login("alice", password=PASSWORD)
+    bob = await harness.login("bob", password=PASSWORD)
+    return alice, bob
+
+
+def receipts(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [f for f in frames if f["type"] == "receipt"]
+
+
+async def test_receipts_go_only_when_both_accounts_turned_them_on(harness: HubHarness) -> None:
+    alice, bob = await two_accounts(harness)
+    assert (await answer(alice, Receipts(on=True, ref="r1")))["type"] == "ok"
+    dm = (await answer(alice, Dm(to="bob", body="one", ref="1")))["id"]
+    await bob.unread()
+    await bob.send(Seen(upto=dm))
+    await answer(bob, Read(with_="alice", upto=dm, ref="rd"))
+    assert receipts(await alice.unread()) == []  # bob has them off
+    await answer(bob, Receipts(on=True, ref="r2"))
+    dm2 = (await answer(alice, Dm(to="bob", body="two", ref="2")))["id"]
+    await bob.unread()
+    await bob.send(Seen(upto=dm2))
+    await answer(bob, Read(with_="alice", upto=dm2, ref="rd2"))
+    assert receipts(await alice.unread()) == [
+        {"type": "receipt", "with": "bob", "upto": dm2, "state": "delivered"},
+        {"type": "receipt", "with": "bob", "upto": dm2, "state": "read"},
+    ]
+    assert receipts(await bob.unread()) == []  # bob sent nothing to be told about
+    await answer(alice, Receipts(on=False, ref="r3"))
+    dm3 = (await answer(alice, Dm(to="bob", body="three", ref="3")))["id"]
+    await bob.unread()
+    await bob.send(Seen(upto=dm3))
+    assert receipts(await alice.unread()) == []
+
+
+async def test_a_guest_cannot_turn_receipts_on(harness: HubHarness) -> None:
+    guest = await harness.login("guest")
+    refused = await answer(guest, Receipts(on=True, ref="r"))
+    assert (refused["code"], refused["reason"]) == ("forbidden", "guest")

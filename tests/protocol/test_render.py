@@ -26,6 +26,7 @@ from chinwag.protocol.events import (
     Presence,
     Reacted,
     ReadMarker,
+    Receipt,
     Results,
     RoomRow,
     RoomsReply,
@@ -144,6 +145,11 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         "read_room",
         ReadMarker(room="lobby", upto=42),
         b'{"type":"read","room":"lobby","upto":42}\n',
+    ),
+    (
+        "receipt",
+        Receipt(with_="bob", upto=42, state="delivered"),
+        b'{"type":"receipt","with":"bob","upto":42,"state":"delivered"}\n',
     ),
     (
         "read_dm",

@@ -15,6 +15,7 @@ from chinwag.protocol.events import (
     Incoming,
     React,
     Read,
+    Receipts,
     Rejected,
     Say,
     Search,
@@ -56,6 +57,8 @@ DECODED: list[tuple[dict[str, Any], Command]] = [
     ({"type": "search", "q": "x", "with": "bob"}, Search(q="x", with_="bob")),
     ({"type": "read", "room": "lobby", "upto": 42}, Read(room="lobby", upto=42)),
     ({"type": "read", "with": "bob", "upto": 1, "ref": "r"}, Read(with_="bob", upto=1, ref="r")),
+    ({"type": "receipts", "on": True}, Receipts(on=True)),
+    ({"type": "receipts", "on": False}, Receipts(on=False)),
 ]
 
 
@@ -94,6 +97,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"type": "read", "room": "a", "upto": True}, "upto"),
     ({"type": "read", "upto": 3}, "with"),
     ({"type": "read", "room": "a", "with": "b", "upto": 3}, "with"),
+    ({"type": "receipts"}, "on"),
+    ({"type": "receipts", "on": 1}, "on"),
 ]
 
 

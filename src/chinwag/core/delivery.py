@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from chinwag.bus.base import Bus, Posted
 from chinwag.config import Settings
+from chinwag.core.receipts import DmReceipts
 from chinwag.core.rules import parse_room
 from chinwag.core.sessions import Frame, OnlineRegistry, Principal, Session, parse_nick_cached
 from chinwag.errors import ChatError
@@ -126,6 +127,7 @@ class Delivery:
         self._by_key = registry.by_key
         self._rooms = registry.rooms
         self._batch: list[StoredMessage] = []  # committed, to fan out this loop turn
+        self.receipts: DmReceipts | None = None  # DM receipts on `seen` (set by the hub)
 
     async def run(self) -> None:
         """Deliver what the bus yields, until the bus closes.
@@ -223,8 +225,11 @@ class Delivery:
             return
         upto = min(cmd.upto, session.last_delivered)
         if upto > session.seen:  # a repeat writes nothing
+            before = session.seen
             await self._store.advance_cursor(p.pid, session.device, upto)
             session.seen = upto
+            if self.receipts is not None:
+                await self.receipts.delivered(session, before, upto)
 
     def typing(self, session: Session, cmd: Typing) -> None:
         """Forward a typing notice, at most once per interval; bad ones are dropped silently."""

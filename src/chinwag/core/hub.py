@@ -23,6 +23,7 @@ from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
 from chinwag.core.markers import ReadMarkers
 from chinwag.core.posting import Posting
+from chinwag.core.receipts import DmReceipts
 from chinwag.core.revisions import Revisions
 from chinwag.core.rooms import Rooms
 from chinwag.core.search import Searching
@@ -44,6 +45,7 @@ from chinwag.protocol.events import (
     Pong,
     React,
     Read,
+    Receipts,
     Register,
     Say,
     Search,
@@ -68,6 +70,7 @@ _COSTS: dict[type[Command], float] = {
     Passwd: 1.0,
     Search: 1.0,
     Read: 1.0,
+    Receipts: 1.0,
 }
 
 
@@ -102,7 +105,9 @@ class Hub:
         self._rooms = Rooms(settings, store, self._registry, self._posting.resolve)
         self._revisions = Revisions(settings, store, self._posting, clock)
         self._searching = Searching(settings, store, self._posting.resolve)
-        self._markers = ReadMarkers(store, self._posting.resolve)
+        self._receipts = DmReceipts(store, self._registry)
+        self._delivery.receipts = self._receipts
+        self._markers = ReadMarkers(store, self._posting.resolve, self._receipts)
         self._logins = Logins(
             settings, store, hasher, throttle, self._registry, clock=clock, monotonic=monotonic
         )
@@ -178,6 +183,8 @@ class Hub:
                 await self._searching.search(session, cmd)
             case Read():
                 await self._markers.read(session, cmd)
+            case Receipts():
+                await self._receipts.configure(session, cmd)
             case Typing():
                 self._delivery.typing(session, cmd)
             case Join():

@@ -47,9 +47,8 @@ from chinwag.storage.base import AccountExists, AccountRow, Store
 log = logging.getLogger("chinwag.hub")
 
 PROTO = 1
-# Protocol §8: what of version 1.1 this server does (DM receipts and
-# "moderation" are not there yet).
-FEATURES = ("edit", "delete", "react", "reply", "mentions", "search", "read")
+# Protocol §8: what of version 1.1 this server does ("moderation" is not there yet).
+FEATURES = ("edit", "delete", "react", "reply", "mentions", "search", "read", "receipts")
 
 # Every guest starts in the lobby alone: one shared set instead of one each.
 _LOBBY_ONLY = frozenset({LOBBY})
@@ -312,6 +311,7 @@ class Logins:
         if p.account:
             markers = await self._store.read_markers(p.pid)
             session.last_delivered = cursor
+            session.seen = cursor  # stored already; receipts count from here
             since_ms = int((self._clock() - self.settings.retention_days * 86_400) * 1000)
             # Page by page: the next page is read once the client has taken most of
             # this one (send_paced waits while its buffer is full), so a client that

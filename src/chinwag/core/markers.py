@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from chinwag.core.receipts import DmReceipts
 from chinwag.core.rules import parse_room
 from chinwag.core.sessions import Frame, Session, ok
 from chinwag.errors import NotMember
@@ -30,10 +31,14 @@ class ReadMarkers:
     """
 
     def __init__(
-        self, store: Store, resolve: Callable[[str], Awaitable[tuple[str, str, bool]]]
+        self,
+        store: Store,
+        resolve: Callable[[str], Awaitable[tuple[str, str, bool]]],
+        receipts: DmReceipts,
     ) -> None:
         self._store = store
         self._resolve = resolve
+        self._receipts = receipts
 
     async def read(self, session: Session, cmd: Read) -> None:
         """Move the account's marker (never back, never past what this session was sent).
@@ -59,4 +64,6 @@ class ReadMarkers:
                 for s in p.sessions:
                     if s is not session:
                         s.deliver(0, echo)
+                if room is None:
+                    await self._receipts.read(session, other, marker)
         ok(session, cmd.ref)

@@ -184,6 +184,13 @@ class Read(Command):
     upto: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receipts(Command):
+    """§8 (the ``receipts`` setting): send and receive DM receipts, or stop."""
+
+    on: bool
+
+
 ClientCommand = (
     Hello
     | Say
@@ -205,6 +212,7 @@ ClientCommand = (
     | React
     | Search
     | Read
+    | Receipts
 )
 
 
@@ -432,6 +440,15 @@ class ReadMarker(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Receipt(ServerEvent):
+    """§8: ``with_`` has your DMs up to ``upto`` on a device (``delivered``) or read them."""
+
+    with_: str
+    upto: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Results(ServerEvent):
     """§8: the answer to ``search``: matching messages, NEWEST first."""
 
@@ -478,6 +495,7 @@ Outgoing = (
     | HistoryReply
     | Results
     | ReadMarker
+    | Receipt
     | Error
     | Ping
     | Pong

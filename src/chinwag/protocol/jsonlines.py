@@ -57,6 +57,8 @@ from chinwag.protocol.events import (
     Reacted,
     Read,
     ReadMarker,
+    Receipt,
+    Receipts,
     Register,
     Rejected,
     Results,
@@ -135,6 +137,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "react": (("id", int), ("emoji", str)),
     "search": (("q", str),),
     "read": (("upto", int),),
+    "receipts": (("on", bool),),
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -303,6 +306,8 @@ def _what_is_wrong(obj: dict[str, Any], fields: tuple[tuple[str, type], ...]) ->
             return f"field {name!r} must be an integer"
         if kind is str and not isinstance(value, str):
             return f"field {name!r} must be a string"
+        if kind is bool and not isinstance(value, bool):
+            return f"field {name!r} must be true or false"
     return "malformed frame"  # pragma: no cover - every mismatch is named above
 
 
@@ -453,6 +458,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return React(id=_message_id(obj), emoji=emoji, on=_on(obj), cid=cid, ref=ref)
         case {"type": "read", "upto": int(upto)} if not isinstance(upto, bool):
             return _read(obj, upto, ref)
+        case {"type": "receipts", "on": bool(on)}:
+            return Receipts(on=on, ref=ref)
         case {"type": "search", "q": str(q)}:
             return _search(obj, q, ref)
         case {"type": str(kind)} if kind in _REQUIRED:
@@ -693,6 +700,9 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             else:
                 data["with"] = event.with_
             data["upto"] = event.upto
+        case Receipt():
+            data = {"type": "receipt", "with": event.with_, "upto": event.upto}
+            data["state"] = event.state
         case Results():
             data = {"type": "results", "q": event.q}
             data["messages"] = [_message(m) for m in event.messages]

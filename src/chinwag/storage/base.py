@@ -354,6 +354,19 @@ class Store(Protocol):
         """Every read marker of ``account``, by conversation."""
         ...
 
+    async def set_receipts(self, account: str, on: bool) -> None:
+        """Turn DM receipts on or off for ``account`` (a principal)."""
+        ...
+
+    async def receipts_on(self, accounts: list[str]) -> set[str]:
+        """Those of ``accounts`` (principals) that have DM receipts on."""
+        ...
+
+    async def dm_senders(self, account: str, after_id: int, upto_id: int) -> dict[str, int]:
+        """The others who sent ``account`` DMs with ``after_id < id <= upto_id``: their
+        principal and the highest such id (messages only, not events)."""
+        ...
+
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats``: accounts, messages, rooms, dms, devices."""
         ...

@@ -1241,6 +1241,43 @@ class SqliteStore:
 
         return await self._read(read)
 
+    async def set_receipts(self, account: str, on: bool) -> None:
+        """Turn DM receipts on or off for ``account`` (a principal)."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            key = account.removeprefix("a:")
+            conn.execute("UPDATE accounts SET receipts = ? WHERE key = ?", (int(on), key))
+
+        await self._write(job)
+
+    async def receipts_on(self, accounts: list[str]) -> set[str]:
+        """Those of ``accounts`` (principals) that have DM receipts on."""
+
+        def read(conn: sqlite3.Connection) -> set[str]:
+            keys = [a[2:] for a in accounts if a.startswith("a:")]
+            rows = conn.execute(
+                "SELECT key FROM accounts WHERE receipts = 1 AND deleted = 0"
+                " AND key IN (SELECT value FROM json_each(?))",
+                (json.dumps(keys),),
+            ).fetchall()
+            return {"a:" + key for (key,) in rows}
+
+        return await self._read(read)
+
+    async def dm_senders(self, account: str, after_id: int, upto_id: int) -> dict[str, int]:
+        """The others who sent ``account`` DMs in ``(after_id, upto_id]``, with the highest id."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT sender, max(id) FROM messages INDEXED BY messages_recipient"
+                " WHERE recipient = ? AND id > ? AND id <= ? AND sender <> ? AND kind IS NULL"
+                " GROUP BY sender",
+                (account, after_id, upto_id, account),
+            ).fetchall()
+            return {sender: int(top) for sender, top in rows}
+
+        return await self._read(read)
+
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats``.
 

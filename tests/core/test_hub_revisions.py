@@ -380,3 +380,17 @@ async def test_refused_edits_cost_like_accepted_ones_and_a_resent_cid_is_free(
         assert missing["code"] == "not_found"
         over = await answer(alice, Edit(id=msg + 99, body="x", ref="d"))
         assert over["code"] == "rate_limited"
+
+
+async def test_a_resent_message_with_a_mention_is_acked_even_over_budget(
+    tmp_path: Path, clock: Clock
+) -> None:
+    async with HubHarness.open(
+        tmp_path, clock=clock, rate_burst=1, rate_per_second=0.001
+    ) as harness:
+        alice = await harness.login("alice")
+        first = await answer(alice, Say(room="lobby", body="hi @alice", cid="m", ref="1"))
+        over = await answer(alice, Say(room="lobby", body="hi @alice", ref="2"))
+        assert over["code"] == "rate_limited"
+        again = await answer(alice, Say(room="lobby", body="hi @alice", cid="m", ref="3"))
+        assert (again["type"], again["id"]) == ("ack", first["id"])

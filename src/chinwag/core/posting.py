@@ -36,6 +36,7 @@ from chinwag.errors import (
     NoSuchUser,
     NotMember,
     QuotaExceeded,
+    RateLimited,
 )
 from chinwag.protocol.events import Ack, Command, Dm, Error, Say
 from chinwag.storage.base import AppendResult, Gone, NewMessage, OverQuota, Store, StoreError
@@ -184,6 +185,7 @@ class Posting:
     async def say(self, session: Session, cmd: Say) -> None:
         """Post to a room and wait for its commit (the ack is sent then)."""
         room = self._say_room(session, cmd)
+        self._afford(session, cmd.cid)
         if cmd.reply_to is not None:
             await self._check_reply(session, cmd.reply_to, room=room)
         mentions = await self.mentions_in(cmd.body, room=room)
@@ -199,6 +201,7 @@ class Posting:
     async def dm(self, session: Session, cmd: Dm) -> None:
         """Send a DM, to someone online or not (then within their offline quota)."""
         check_body(cmd.body)
+        self._afford(session, cmd.cid)
         target_pid, target_nick, online = await self.resolve(cmd.to)
         if cmd.reply_to is not None:
             await self._check_reply(session, cmd.reply_to, dm_with=target_pid)
@@ -331,6 +334,19 @@ class Posting:
             session.bucket.refund()
             raise Forbidden("that message is deleted", reason="deleted") from None
         self._acked(session, ref, cid, result)
+
+    def _afford(self, session: Session, cid: str | None) -> None:
+        """Raises `RateLimited` when the session cannot pay for a message now.
+
+        Checked before a message's lookups (its reply target, its mentions), so
+        that a flood is refused before it reads the store, not only at the
+        charge after; a resent ``cid`` is free, as always. Nothing is taken.
+        """
+        if cid is not None and self._recent_ack(session, cid) is not None:
+            return
+        wait = session.bucket.retry_after(1.0)
+        if wait > 0:
+            raise RateLimited(wait, f"slow down: retry in {wait:.1f} s")
 
     def _recent_ack(self, session: Session, cid: str) -> Ack | None:
         """The ack of ``cid`` from this sender within ``cid_ttl``, if it is remembered."""

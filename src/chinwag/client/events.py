@@ -283,7 +283,73 @@ class HistoryPage:
     more: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """An edit, deletion or reaction of an earlier message (protocol version 1.1).
+
+    Attributes:
+        kind: ``"edited"``, ``"deleted"`` or ``"reacted"`` (the wire's type).
+        id: the event's own id (in the same sequence as messages).
+        target: the id of the message it changes.
+        by: who edited, deleted or reacted (a display nick).
+        room: the room, or None for a DM.
+        to: for a DM, the other party as the server named it.
+        body: the new text of an edit; None otherwise. Untrusted.
+        emoji: the reaction; None unless ``kind`` is ``"reacted"``. Untrusted.
+        on: whether the reaction was put on (False: taken off).
+        replay: part of the backlog sent at login, not live.
+    """
+
+    kind: str
+    id: int
+    target: int
+    by: str
+    room: str | None = None
+    to: str | None = None
+    body: str | None = None
+    emoji: str | None = None
+    on: bool = True
+    replay: bool = False
+
+    @classmethod
+    def from_frame(cls, frame: Mapping[str, Any]) -> Changed | None:
+        """Build it from an ``edited``, ``deleted`` or ``reacted`` frame; None if malformed."""
+        kind, mid, target = frame.get("type"), frame.get("id"), frame.get("target")
+        by = frame.get("by") if kind == "deleted" else frame.get("from")
+        if kind not in ("edited", "deleted", "reacted") or not isinstance(by, str):
+            return None
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (mid, target)):
+            return None
+        body, emoji = frame.get("body"), frame.get("emoji")
+        if (kind == "edited" and not isinstance(body, str)) or (
+            kind == "reacted" and not isinstance(emoji, str)
+        ):
+            return None
+        room, to = frame.get("room"), frame.get("to")
+        return cls(
+            kind=str(kind),
+            id=int(mid),  # type: ignore[arg-type]
+            target=int(target),  # type: ignore[arg-type]
+            by=by,
+            room=room if isinstance(room, str) else None,
+            to=to if isinstance(to, str) else None,
+            body=body if kind == "edited" else None,
+            emoji=emoji if kind == "reacted" else None,
+            on=frame.get("on") is not False,
+            replay=frame.get("replay") is True,
+        )
+
+
 Event = (
-    Welcome | CaughtUp | Message | Presence | Typing | Status | Sent | SendFailed | ErrorReceived
+    Welcome
+    | CaughtUp
+    | Message
+    | Presence
+    | Typing
+    | Status
+    | Sent
+    | SendFailed
+    | ErrorReceived
+    | Changed
 )
 """Everything :meth:`ChatClient.events` can yield."""

@@ -68,7 +68,7 @@ commands:
   /edit [ID] TEXT     replace the text of your message ID (default: your last one here)
   /delete [ID]        delete your message ID (default: your last one here)
   /react [ID] EMOJI   react to message ID (default: the last one here); /unreact takes it off
-  /reply ID TEXT      answer message ID here (/answer TEXT: the last one from someone else)
+  /answer [ID] TEXT   reply to message ID (default: the last one here from someone else)
   /search WORDS       find messages you may see with every one of WORDS (ids shown)
   /register           make your nick an account (asks for a password)
   /passwd             change your password
@@ -602,17 +602,14 @@ class _Chat:
             self._talk_to(args[0], rest[len(args[0]) :].strip())
         elif command == "msg" and len(args) >= 2:
             self._send(state.open_dm(args[0]), rest[len(args[0]) :].strip())
-        elif command == "reply" and args and not args[0].isdigit():
+        elif command == "reply" and args:
             if self._last_dm is None:
                 self.note("nobody has sent you a direct message yet; /msg NICK TEXT writes first")
             else:
                 self._send(state.open_dm(self._last_dm), rest)
         elif command == "history" and len(args) <= 1 and (not args or args[0].isdigit()):
             await self._history(int(args[0]) if args else 20)
-        elif command in ("edit", "delete", "react", "unreact", "answer", "search") or (
-            command == "reply" and args and args[0].isdigit()
-        ):
-            command = "answer" if command == "reply" else command
+        elif command in ("edit", "delete", "react", "unreact", "answer", "search"):
             await self._revise(command, args, rest)
         elif command == "register" and not args:
             await self._register()
@@ -636,7 +633,11 @@ class _Chat:
         return None
 
     async def _revise(self, command: str, args: list[str], rest: str) -> None:
-        """/edit, /delete, /react, /unreact, /reply ID, /search (protocol version 1.1)."""
+        """/edit, /delete, /react, /unreact, /answer, /search (protocol version 1.1).
+
+        Replying to a message is /answer: /reply is the IRC habit (/r), which
+        answers whoever last wrote to you directly.
+        """
         if command == "search":
             if not args:
                 self.note(f"usage: {_USAGE['search']}")

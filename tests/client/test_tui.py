@@ -684,8 +684,10 @@ async def test_edit_delete_react_reply_and_search_from_the_terminal(
     alice.sendline("/search QUOKKA")
     await alice.expect(rf"\[{first.id}\] \d\d:\d\d #lobby <alice> the quokka is back")
     await alice.expect(r"1 found for 'QUOKKA'")
+    await bob.wait_sent(bob.say("lobby", "@ALICE look"), WAIT)
+    await alice.expect(r"\(!\) \d\d:\d\d #lobby <bob> @ALICE look")  # it mentions her
     sent = await bob.wait_sent(bob.say("lobby", "a question"), WAIT)
-    await alice.expect(r"<bob> a question")
+    await alice.expect(r"(?<!\(!\) )\d\d:\d\d #lobby <bob> a question")  # no mention, no (!)
     alice.sendline("/answer yes")  # the last message here from someone else
     got = await until(bob, is_body("yes"))
     alice.sendline("/delete " + str(first.id))
@@ -694,7 +696,8 @@ async def test_edit_delete_react_reply_and_search_from_the_terminal(
     alice.sendline("/edit")
     await alice.expect(r"usage: /edit \[ID\] TEXT")
     page = await bob.history("lobby")
-    assert [m.body for m in page.messages] == ["a question", "yes"]  # the deleted one has no body
+    assert [m.body for m in page.messages] == ["@ALICE look", "a question", "yes"]  # no deleted one
+    assert page.messages[0].mentions == ("alice",)
     answered = await bob.search("yes")
     assert [m.id for m in answered.messages] == [got[-1].id]  # type: ignore[union-attr]
     assert sent.id < got[-1].id  # type: ignore[union-attr]

@@ -126,6 +126,8 @@ class Message:
         replay: part of the backlog sent at login, not live.
         own: sent by this nick (from this or another device).
         cid: the client id the sender gave; only present on the sender's copies.
+        mentions: the nicks the server found mentioned (protocol version 1.1).
+        mentioned: whether ``mentions`` names this client's nick.
     """
 
     id: int
@@ -137,6 +139,8 @@ class Message:
     replay: bool = False
     own: bool = False
     cid: str | None = None
+    mentions: tuple[str, ...] = ()
+    mentioned: bool = False
 
     @property
     def is_dm(self) -> bool:
@@ -160,6 +164,8 @@ class Message:
         """
         mid, sender, body = frame.get("id"), frame.get("from"), frame.get("body")
         room, to, cid = frame.get("room"), frame.get("to"), frame.get("cid")
+        raw = frame.get("mentions")
+        mentions = tuple(n for n in raw if isinstance(n, str)) if isinstance(raw, list) else ()
         if not (isinstance(mid, int) and not isinstance(mid, bool) and mid > 0):
             return None
         if not isinstance(sender, str) or not isinstance(body, str):
@@ -180,6 +186,8 @@ class Message:
             replay=frame.get("replay") is True,
             own=bool(me) and fold_nick(sender) == fold_nick(me),
             cid=cid if isinstance(cid, str) else None,
+            mentions=mentions,
+            mentioned=bool(me) and fold_nick(me) in {fold_nick(n) for n in mentions},
         )
 
 

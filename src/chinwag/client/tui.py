@@ -159,12 +159,16 @@ def label(conversation: Conversation, names: Callable[[Conversation], str] | Non
 def format_message(message: Message) -> str:
     """One message as printed: ``HH:MM #room <nick> text`` (or ``@peer`` for a DM).
 
+    A message that mentions you (protocol version 1.1) starts with ``(!)``.
+
     Continuation lines of a multi-line body are indented under the text; the
     lines of a fenced code block (between two ````` lines) are shown with a
     bar in front, the fences themselves are not.
     """
     where = f"#{message.room}" if message.room is not None else f"@{message.peer}"
     head = f"{hhmm(message.ts)} {clean(where)} <{clean(message.sender)}> "
+    if message.mentioned and not message.own:
+        head = "(!) " + head  # it mentions you
     lines: list[str] = []
     code = False
     for line in clean(message.body, multiline=True).split("\n"):

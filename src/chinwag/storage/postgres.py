@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import asyncpg
 
+from chinwag.errors import ChatError
 from chinwag.storage.base import (
     AccountExists,
     AccountRow,
@@ -50,6 +51,7 @@ from chinwag.storage.base import (
     NewMessage,
     OverQuota,
     Page,
+    SearchScope,
     StoredMessage,
     StoreError,
 )
@@ -68,7 +70,10 @@ _MAX_ID: Final = 2**63 - 1
 _WRITE_LOCK: Final = 0x63687767  # "chwg": the advisory lock every write transaction takes
 _MIGRATE_LOCK: Final = 0x63687768
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
-_COLS: Final = "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid"
+_COLS: Final = (
+    "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
+    " kind, target, reply_to, edited_ms, deleted, mentions"
+)
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 _ACCOUNT_COLS: Final = "key, nick, skeleton, password_hash, created_ms, deleted, bot"
 
@@ -137,9 +142,19 @@ def _unescape(body: str) -> str:
 
 
 def _message(row: Any) -> StoredMessage:
-    id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid = tuple(row)[:9]
+    (id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid, kind, target,
+     reply_to, edited_ms, deleted, mentions) = tuple(row)[:15]  # fmt: skip
     return StoredMessage(
-        id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, _unescape(body), cid
+        id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, _unescape(body), cid,
+        kind, target, reply_to, edited_ms, bool(deleted), tuple(mentions.split()),
+    )  # fmt: skip
+
+
+def _not_there_yet(what: str) -> ChatError:
+    """The refusal for a part of protocol 1.1 this store does not do (docs/scaling.md)."""
+    return ChatError(
+        f"{what} is not there yet on PostgreSQL; use a server on SQLite for it"
+        " (nothing was changed)"
     )
 
 
@@ -470,6 +485,12 @@ class PostgresStore:
         """Store ``msg`` durably, unless it repeats a recent ``cid`` (see `Store.append`)."""
         if (msg.room is None) == (msg.recipient is None):
             raise ValueError("exactly one of room and recipient must be set")
+        if msg.kind is not None:  # edit, delete, react
+            raise _not_there_yet(
+                {"edit": "editing a message", "delete": "deleting a message"}.get(
+                    msg.kind, "reacting to a message"
+                )
+            )
 
         async def job(conn: Conn) -> AppendResult:
             if msg.cid is not None:
@@ -488,8 +509,9 @@ class PostgresStore:
                     raise OverQuota(f"{msg.recipient} holds {held} undelivered messages")
             new_id = await conn.fetchval(
                 "INSERT INTO messages"
-                " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
+                " reply_to, mentions)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                 msg.ts_ms,
                 msg.sender,
                 msg.sender_nick,
@@ -498,6 +520,8 @@ class PostgresStore:
                 msg.recipient_nick,
                 _escape(msg.body),
                 msg.cid,
+                msg.reply_to,
+                " ".join(msg.mentions),
             )
             if msg.cid is not None:
                 await conn.execute(
@@ -519,10 +543,29 @@ class PostgresStore:
                 recipient_nick=msg.recipient_nick,
                 body=msg.body,
                 cid=msg.cid,
+                reply_to=msg.reply_to,
+                mentions=msg.mentions,
             )
             return AppendResult(stored, duplicate=False)
 
         return self._submit(job, may_refuse=quota is not None)
+
+    async def get_message(self, message_id: int) -> StoredMessage | None:
+        """The message (not an event) with this id, or None."""
+
+        async def read(conn: Conn) -> StoredMessage | None:
+            row = await conn.fetchrow(
+                f"SELECT {_COLS} FROM messages WHERE id = $1 AND kind IS NULL", message_id
+            )
+            return None if row is None else _message(row)
+
+        return await self._read(read)
+
+    async def search(
+        self, words: list[str], scope: SearchScope, *, before: int | None, limit: int
+    ) -> Page:
+        """Not there yet on PostgreSQL: refused with a `ChatError` that says so."""
+        raise _not_there_yet("search")
 
     async def max_message_id(self) -> int:
         """The highest message id stored, 0 when there are none."""
@@ -795,6 +838,85 @@ class PostgresStore:
             return True
 
         return await self._write(job)
+
+    async def is_member(self, account: str, room: str) -> bool:
+        """Whether ``account`` is a member of ``room`` now."""
+
+        async def read(conn: Conn) -> bool:
+            row = await conn.fetchrow(
+                "SELECT 1 FROM memberships WHERE account = $1 AND room = $2 AND to_id IS NULL",
+                account,
+                room,
+            )
+            return row is not None
+
+        return await self._read(read)
+
+    async def advance_read(self, account: str, conversation: str, upto: int) -> int:
+        """Move the read marker to max(marker, upto); return the new value."""
+
+        async def job(conn: Conn) -> int:
+            return int(
+                await conn.fetchval(
+                    "INSERT INTO read_markers (account, conversation, upto) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (account, conversation) DO UPDATE"
+                    " SET upto = greatest(read_markers.upto, excluded.upto) RETURNING upto",
+                    account,
+                    conversation,
+                    upto,
+                )
+            )
+
+        return await self._write(job)
+
+    async def read_markers(self, account: str) -> dict[str, int]:
+        """Every read marker of ``account``, by conversation."""
+
+        async def read(conn: Conn) -> dict[str, int]:
+            rows = await conn.fetch(
+                "SELECT conversation, upto FROM read_markers WHERE account = $1", account
+            )
+            return {r[0]: int(r[1]) for r in rows}
+
+        return await self._read(read)
+
+    async def set_receipts(self, account: str, on: bool) -> None:
+        """Turn DM receipts on or off for ``account`` (a principal)."""
+
+        async def job(conn: Conn) -> None:
+            key = account.removeprefix("a:")
+            await conn.execute("UPDATE accounts SET receipts = $1 WHERE key = $2", on, key)
+
+        await self._write(job)
+
+    async def receipts_on(self, accounts: list[str]) -> set[str]:
+        """Those of ``accounts`` (principals) that have DM receipts on."""
+
+        async def read(conn: Conn) -> set[str]:
+            keys = [a[2:] for a in accounts if a.startswith("a:")]
+            rows = await conn.fetch(
+                "SELECT key FROM accounts WHERE receipts AND NOT deleted AND key = ANY($1::text[])",
+                keys,
+            )
+            return {"a:" + r[0] for r in rows}
+
+        return await self._read(read)
+
+    async def dm_senders(self, account: str, after_id: int, upto_id: int) -> dict[str, int]:
+        """The others who sent ``account`` DMs in ``(after_id, upto_id]``, with the highest id."""
+
+        async def read(conn: Conn) -> dict[str, int]:
+            rows = await conn.fetch(
+                "SELECT sender, max(id) FROM messages"
+                " WHERE recipient = $1 AND id > $2 AND id <= $3 AND sender <> $1 AND kind IS NULL"
+                " GROUP BY sender",
+                account,
+                after_id,
+                upto_id,
+            )
+            return {r[0]: int(r[1]) for r in rows}
+
+        return await self._read(read)
 
     async def rooms_of(self, account: str) -> list[str]:
         """The rooms ``account`` is a member of, sorted."""

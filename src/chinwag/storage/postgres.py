@@ -36,18 +36,19 @@ import contextlib
 import importlib.resources
 import logging
 import re
+import unicodedata
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import asyncpg
 
-from chinwag.errors import ChatError
 from chinwag.storage.base import (
     AccountExists,
     AccountRow,
     AppendResult,
     BacklogStart,
+    Gone,
     NewMessage,
     OverQuota,
     Page,
@@ -95,15 +96,16 @@ BACKLOG_ROWS_SQL: Final = (
     f"SELECT {_COLS_M} FROM messages AS m {_BACKLOG_WHERE} ORDER BY m.id ASC LIMIT $5"
 )
 ROOM_HISTORY_SQL: Final = f"""
-SELECT {_COLS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC LIMIT $3
+SELECT {_COLS} FROM messages WHERE room = $1 AND id < $2 AND kind IS NULL
+ ORDER BY id DESC LIMIT $3
 """
 DM_HISTORY_SQL: Final = f"""
 SELECT {_COLS} FROM (
     (SELECT {_COLS} FROM messages WHERE sender = $1 AND recipient = $2 AND id < $3
-      ORDER BY id DESC LIMIT $4)
+       AND kind IS NULL ORDER BY id DESC LIMIT $4)
     UNION ALL
     (SELECT {_COLS} FROM messages WHERE sender = $2 AND recipient = $1 AND id < $3 AND $1 <> $2
-      ORDER BY id DESC LIMIT $4)
+       AND kind IS NULL ORDER BY id DESC LIMIT $4)
 ) AS both_ways ORDER BY id DESC LIMIT $4
 """
 # ``$2`` bounds the count (NULL: no bound) so a quota check reads at most ``quota`` rows.
@@ -150,12 +152,124 @@ def _message(row: Any) -> StoredMessage:
     )  # fmt: skip
 
 
-def _not_there_yet(what: str) -> ChatError:
-    """The refusal for a part of protocol 1.1 this store does not do (docs/scaling.md)."""
-    return ChatError(
-        f"{what} is not there yet on PostgreSQL; use a server on SQLite for it"
-        " (nothing was changed)"
-    )
+# A search: messages holding every word, newest first, kept when the asker may
+# see them (a room of $2, or a DM of $3, narrowed to $4 and to sender $5).
+SEARCH_SQL: Final = f"""
+SELECT {_COLS} FROM messages
+ WHERE words @> $1::text[] AND id < $6
+   AND (room = ANY($2::text[])
+        OR (recipient IS NOT NULL AND $3::text IS NOT NULL AND $3 IN (sender, recipient)
+            AND ($4::text IS NULL OR ($4 IN (sender, recipient)
+                                      AND ($4 <> $3 OR sender = recipient)))))
+   AND ($5::text IS NULL OR sender = $5)
+ ORDER BY id DESC
+ LIMIT $7
+"""
+# The reactions on a page of messages in the order they were put on.
+REACTIONS_SQL: Final = """
+SELECT message_id, emoji, nick FROM reactions
+ WHERE message_id = ANY($1::bigint[]) ORDER BY message_id, event_id
+"""
+_WORD: Final = re.compile(r"[^\W_]+")  # a word as SQLite's unicode61 splits text
+INDEX_BATCH: Final = 1_000  # messages given their words in one step at start
+
+
+def fold(text: str) -> str:
+    """``text`` without case and accents ("Café" -> "cafe"), as the search compares it."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def index_words(body: str) -> list[str]:
+    """The distinct folded words of a message body: what search looks up."""
+    return list(dict.fromkeys(_WORD.findall(fold(body))))
+
+
+async def _with_reactions(conn: Conn, messages: list[StoredMessage]) -> list[StoredMessage]:
+    """``messages`` with their ``reactions`` filled in (one query for the page)."""
+    if not messages:
+        return messages
+    found: dict[int, dict[str, list[str]]] = {}
+    for message_id, emoji, nick in await conn.fetch(REACTIONS_SQL, [m.id for m in messages]):
+        found.setdefault(message_id, {}).setdefault(emoji, []).append(nick)
+    if not found:
+        return messages
+    return [
+        replace(m, reactions=tuple((e, tuple(n)) for e, n in found[m.id].items()))
+        if m.id in found
+        else m
+        for m in messages
+    ]
+
+
+async def _apply_event(conn: Conn, msg: NewMessage, event_id: int) -> None:
+    """Apply an event to its target, in the transaction that stores the event.
+
+    Raises:
+        Gone: an edit or delete of a message that is deleted.
+    """
+    if msg.kind == "edit":
+        # Mentions only grow: whoever an edit newly mentions was told.
+        status = await conn.execute(
+            "UPDATE messages SET body = $1, edited_ms = $2, words = $3::text[],"
+            " mentions = trim(mentions || ' ' || $4) WHERE id = $5 AND NOT deleted",
+            _escape(msg.body),
+            msg.ts_ms,
+            index_words(msg.body),
+            " ".join(msg.mentions),
+            msg.target,
+        )
+        if not _changed(status):
+            raise Gone(f"message {msg.target} is deleted")
+    elif msg.kind == "delete":
+        status = await conn.execute(
+            "UPDATE messages SET body = '', deleted = TRUE, words = NULL"
+            " WHERE id = $1 AND NOT deleted",
+            msg.target,
+        )
+        if not _changed(status):
+            raise Gone(f"message {msg.target} is already deleted")
+        # Its edits held its text too.
+        await conn.execute(
+            "UPDATE messages SET body = '', deleted = TRUE WHERE target = $1 AND kind = 'edit'",
+            msg.target,
+        )
+        await conn.execute("DELETE FROM reactions WHERE message_id = $1", msg.target)
+    elif msg.kind == "react":
+        await conn.execute(
+            "INSERT INTO reactions (message_id, who, nick, emoji, event_id)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            msg.target,
+            msg.sender,
+            msg.sender_nick,
+            msg.body,
+            event_id,
+        )
+    elif msg.kind == "unreact":
+        await conn.execute(
+            "DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND who = $3",
+            msg.target,
+            msg.body,
+            msg.sender,
+        )
+    else:
+        raise ValueError(f"unknown event kind {msg.kind!r}")
+
+
+async def _index_old_messages(conn: Conn) -> None:
+    """Give the words to messages stored before search (schema version 2), in batches."""
+    while True:
+        rows = await conn.fetch(
+            "SELECT id, body FROM messages WHERE words IS NULL AND kind IS NULL AND NOT deleted"
+            " ORDER BY id LIMIT $1",
+            INDEX_BATCH,
+        )
+        if not rows:
+            return
+        await conn.executemany(
+            "UPDATE messages SET words = $2::text[] WHERE id = $1 AND words IS NULL",
+            [(r[0], index_words(_unescape(r[1]))) for r in rows],
+        )
 
 
 def _account(row: Any) -> AccountRow:
@@ -313,6 +427,7 @@ class PostgresStore:
             )
             try:
                 await _migrate(conn)
+                await _index_old_messages(conn)
             finally:
                 await conn.close()
             pool = await asyncpg.create_pool(
@@ -485,12 +600,6 @@ class PostgresStore:
         """Store ``msg`` durably, unless it repeats a recent ``cid`` (see `Store.append`)."""
         if (msg.room is None) == (msg.recipient is None):
             raise ValueError("exactly one of room and recipient must be set")
-        if msg.kind is not None:  # edit, delete, react
-            raise _not_there_yet(
-                {"edit": "editing a message", "delete": "deleting a message"}.get(
-                    msg.kind, "reacting to a message"
-                )
-            )
 
         async def job(conn: Conn) -> AppendResult:
             if msg.cid is not None:
@@ -510,8 +619,9 @@ class PostgresStore:
             new_id = await conn.fetchval(
                 "INSERT INTO messages"
                 " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-                " reply_to, mentions)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                " kind, target, reply_to, mentions, words)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text[])"
+                " RETURNING id",
                 msg.ts_ms,
                 msg.sender,
                 msg.sender_nick,
@@ -520,9 +630,14 @@ class PostgresStore:
                 msg.recipient_nick,
                 _escape(msg.body),
                 msg.cid,
+                msg.kind,
+                msg.target,
                 msg.reply_to,
                 " ".join(msg.mentions),
+                None if msg.kind is not None else index_words(msg.body),
             )
+            if msg.kind is not None:
+                await _apply_event(conn, msg, int(new_id))
             if msg.cid is not None:
                 await conn.execute(
                     "INSERT INTO dedupe (dedupe_key, cid, message_id, ts_ms)"
@@ -543,12 +658,14 @@ class PostgresStore:
                 recipient_nick=msg.recipient_nick,
                 body=msg.body,
                 cid=msg.cid,
+                kind=msg.kind,
+                target=msg.target,
                 reply_to=msg.reply_to,
                 mentions=msg.mentions,
             )
             return AppendResult(stored, duplicate=False)
 
-        return self._submit(job, may_refuse=quota is not None)
+        return self._submit(job, may_refuse=quota is not None or msg.kind is not None)
 
     async def get_message(self, message_id: int) -> StoredMessage | None:
         """The message (not an event) with this id, or None."""
@@ -564,8 +681,28 @@ class PostgresStore:
     async def search(
         self, words: list[str], scope: SearchScope, *, before: int | None, limit: int
     ) -> Page:
-        """Not there yet on PostgreSQL: refused with a `ChatError` that says so."""
-        raise _not_there_yet("search")
+        """Live messages in ``scope`` with every one of ``words``, newest first."""
+        limit = max(limit, 0)
+        folded = list(dict.fromkeys(w for word in words for w in index_words(word)))
+        bound = _MAX_ID if before is None else before
+
+        async def read(conn: Conn) -> Page:
+            if not folded:  # nothing that is a word: nothing holds it
+                return Page([], more=False)
+            rows = await conn.fetch(
+                SEARCH_SQL,
+                folded,
+                list(scope.rooms),
+                scope.me,
+                scope.with_,
+                scope.sender,
+                bound,
+                limit + 1,
+            )
+            messages = [_message(r) for r in rows[:limit]]
+            return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
 
     async def max_message_id(self) -> int:
         """The highest message id stored, 0 when there are none."""
@@ -641,7 +778,8 @@ class PostgresStore:
 
         async def read(conn: Conn) -> Page:
             rows = await conn.fetch(sql, *params, bound, limit + 1)
-            return Page([_message(r) for r in reversed(rows[:limit])], more=len(rows) > limit)
+            messages = [_message(r) for r in reversed(rows[:limit])]
+            return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
 
         return await self._read(read)
 
@@ -738,6 +876,7 @@ class PostgresStore:
             owners = [f"a:{key}", key]
             await conn.execute("DELETE FROM memberships WHERE account = ANY($1::text[])", owners)
             await conn.execute("DELETE FROM cursors WHERE account = ANY($1::text[])", owners)
+            await conn.execute("DELETE FROM read_markers WHERE account = ANY($1::text[])", owners)
             return True
 
         return await self._write(job)

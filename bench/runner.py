@@ -836,11 +836,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
     p.add_argument(
         "--only",
-        type=_names((*SCENARIOS, "abuse", "ws")),
+        type=_names((*SCENARIOS, "abuse", "ws", "search")),
         default=list(SCENARIOS),
         help=f"comma-separated scenarios (default: all of {','.join(SCENARIOS)}); "
         "or abuse alone: the attacks of bench/abuse.py; or ws alone: WebSocket against "
-        "TCP fan-out (bench/wsfanout.py)",
+        "TCP fan-out (bench/wsfanout.py); or search alone (bench/search.py)",
     )
     p.add_argument(
         "--servers",
@@ -878,9 +878,10 @@ def make_parser() -> argparse.ArgumentParser:
         help="before each run, wait up to this many seconds for other programs to go "
         "quiet (default 90; --quick 0)",
     )
-    from bench import abuse
+    from bench import abuse, search
 
     abuse.add_arguments(p)
+    search.add_arguments(p)
     from bench import wsfanout
 
     wsfanout.add_arguments(p)
@@ -904,6 +905,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench import wsfanout
 
         return wsfanout.run(args)
+    if "search" in args.only:
+        if args.only != ["search"]:
+            parser.error("--only search runs alone")
+        from bench import search
+
+        return search.run(args)
     repeat = args.repeat or (1 if args.quick else 3)
     retries = args.retries if args.retries is not None else (0 if args.quick else 2)
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 90.0)

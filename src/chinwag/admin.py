@@ -402,7 +402,12 @@ def _message_json(msg: StoredMessage, principal: str | None) -> dict[str, Any]:
         out["room"] = msg.room
     else:
         out["to"] = msg.recipient_nick
-    out["body"] = msg.body
+    if msg.deleted:
+        out["deleted"] = True  # its text was erased
+    else:
+        out["body"] = msg.body
+    if msg.edited_ms is not None:
+        out["edited_ms"] = msg.edited_ms
     if principal is not None:
         out["sent"] = msg.sender == principal
     if msg.cid is not None and (principal is None or msg.sender == principal):

@@ -178,6 +178,11 @@ class Settings:
     http_conns_max: int = _s(
         1024, "open connections to the web port, whole server (HTTP and /ws; at least 1)"
     )
+    # -- messages people expect (issue 15, protocol §8) --
+    edit_window: float = _s(86_400.0, "seconds after sending during which a message may be edited")
+    mention_limit: int = _s(20, "most distinct @nicks of one message looked up as mentions")
+    search_max: int = _s(100, "most messages in one search reply (a larger limit is clamped)")
+    search_max_words: int = _s(16, "most words in one search query (more: bad_request)")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -130,6 +130,13 @@ class ServerError(ChatError):
     code = "server_error"
 
 
+class NotFound(ChatError):
+    """§8: an ``id`` you may not see or that does not exist: the same answer for both."""
+
+    code = "not_found"
+    default_message = "there is no such message that you can see"
+
+
 class SessionEnded(ChatError):
     """The server's operator ended the session (extension); ``reason`` says why."""
 

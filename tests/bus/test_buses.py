@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -104,6 +105,28 @@ async def test_events_reach_the_other_node_in_order_and_this_one_at_once(
         assert [await theirs.next() for _ in sent] == sent
         assert mine.events.empty(), "a node never hears its own events twice"
         await mine.stop()
+        await theirs.stop()
+
+
+async def test_an_event_row_with_mentions_and_reactions_reaches_the_other_node_unchanged(
+    redis_server: RedisServer,
+) -> None:
+    async with two_nodes(redis_server) as (a, b):
+        theirs = Listener(b)
+        await wait_until_reading(a, theirs)
+        sent = Posted(
+            replace(
+                message(7),
+                kind="edit",
+                target=3,
+                reply_to=2,
+                edited_ms=5,
+                mentions=("Bob", "Cat"),
+                reactions=(("👍", ("ann", "bob")),),
+            )
+        )
+        a.publish(sent)
+        assert await theirs.next() == sent  # tuples again, not JSON's lists
         await theirs.stop()
 
 

@@ -19,6 +19,7 @@ from client_events import is_body, until
 from conftest import ServerProcess
 
 from chinwag.client import (
+    Changed,
     ChatClient,
     Message,
     Presence,
@@ -656,5 +657,49 @@ async def test_long_and_multi_line_text(server: ServerProcess, harness: Harness)
     parts = [first[-1], second[-1]]
     assert all(isinstance(p, Message) and len(p.body) <= 4000 for p in parts)
     assert " ".join(p.body.strip() for p in parts if isinstance(p, Message)) == words
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0
+
+
+async def test_edit_delete_react_reply_and_search_from_the_terminal(
+    server: ServerProcess, harness: Harness
+) -> None:
+    bob = await harness.client(server.port, "bob")
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"#lobby>")
+    await until(bob, lambda e: isinstance(e, Presence) and e.nick == "alice")
+    alice.sendline("the quokka is out")
+    got = await until(bob, is_body("the quokka is out"))
+    first = got[-1]
+    assert isinstance(first, Message)
+    alice.sendline("/edit the quokka is back")  # your last message here, by default
+    changed = await until(bob, lambda e: isinstance(e, Changed) and e.kind == "edited")
+    edit = changed[-1]
+    assert isinstance(edit, Changed) and (edit.target, edit.body) == (
+        first.id,
+        "the quokka is back",
+    )
+    await bob.react(first.id, "👍")
+    await alice.expect(rf"bob reacted 👍 on \[{first.id}\] in #lobby")
+    alice.sendline("/search QUOKKA")
+    await alice.expect(rf"\[{first.id}\] \d\d:\d\d #lobby <alice> the quokka is back")
+    await alice.expect(r"1 found for 'QUOKKA'")
+    await bob.wait_sent(bob.say("lobby", "@ALICE look"), WAIT)
+    await alice.expect(r"\(!\) \d\d:\d\d #lobby <bob> @ALICE look")  # it mentions her
+    sent = await bob.wait_sent(bob.say("lobby", "a question"), WAIT)
+    await alice.expect(r"(?<!\(!\) )\d\d:\d\d #lobby <bob> a question")  # no mention, no (!)
+    alice.sendline("/answer yes")  # the last message here from someone else
+    got = await until(bob, is_body("yes"))
+    alice.sendline("/delete " + str(first.id))
+    changed = await until(bob, lambda e: isinstance(e, Changed) and e.kind == "deleted")
+    assert changed[-1].target == first.id  # type: ignore[union-attr]
+    alice.sendline("/edit")
+    await alice.expect(r"usage: /edit \[ID\] TEXT")
+    page = await bob.history("lobby")
+    assert [m.body for m in page.messages] == ["@ALICE look", "a question", "yes"]  # no deleted one
+    assert page.messages[0].mentions == ("alice",)
+    answered = await bob.search("yes")
+    assert [m.id for m in answered.messages] == [got[-1].id]  # type: ignore[union-attr]
+    assert sent.id < got[-1].id  # type: ignore[union-attr]
     alice.sendline("/quit")
     assert await alice.wait_exit() == 0

@@ -115,6 +115,8 @@ async def test_a_guest_gets_welcome_then_caught_up_with_nothing_missed(
         "rooms": {},
         "dms": {},
         "truncated": False,
+        "mentions": 0,
+        "unread": {},
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,10 @@ from typing import Any
 from conftest import Peer
 
 # Cheap hashing; flood control out of the way of the writers that load the server.
+MIGRATIONS = importlib.resources.files("chinwag.storage").joinpath("migrations")
+# The schema version this chinwag migrates to: one per numbered migration file.
+NEWEST = sum(1 for f in MIGRATIONS.iterdir() if f.name.endswith(".sql"))
+
 SETTINGS: dict[str, Any] = {
     "argon2_memory_kib": 8192,
     "argon2_time_cost": 1,

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import sqlite3
 from pathlib import Path
 
 import pytest
 from conftest import Peer, ServerProcess
-from ops_support import SETTINGS, history_ids, log_in
+from ops_support import MIGRATIONS, NEWEST, SETTINGS, history_ids, log_in
 
-V1 = importlib.resources.files("chinwag.storage").joinpath("migrations", "001_initial.sql")
+V1 = MIGRATIONS.joinpath("001_initial.sql")
 
 
 def make_v1_database(data: Path) -> None:
@@ -44,19 +43,19 @@ async def test_a_pending_migration_is_preceded_by_a_backup_said_in_the_log(
     srv = ServerProcess(data, SETTINGS)
     srv.start()
     try:
-        before = data / "chinwag.db.before-v2"
+        before = data / f"chinwag.db.before-v{NEWEST}"
         assert read(before, "PRAGMA user_version") == 1
         assert read(before, "SELECT body FROM messages WHERE id = 7") == "from before the upgrade"
-        assert read(data / "chinwag.db", "PRAGMA user_version") == 2
+        assert read(data / "chinwag.db", "PRAGMA user_version") == NEWEST
         log = srv.log()
-        assert "schema version 1 and this chinwag migrates it to 2" in log
+        assert f"schema version 1 and this chinwag migrates it to {NEWEST}" in log
         assert str(before) in log
         assert log.index(str(before)) < log.index("applying migration 002_invites.sql")
         peer = await log_in(peers, srv.port, "reader")
         assert await history_ids(peer, "lobby") == [7]
 
         srv.restart()  # current now: no second backup
-        assert sorted(p.name for p in data.glob("chinwag.db.before*")) == ["chinwag.db.before-v2"]
+        assert sorted(p.name for p in data.glob("chinwag.db.before*")) == [before.name]
         assert srv.log().count("migrates it to") == 1
     finally:
         srv.kill()
@@ -77,7 +76,7 @@ def test_when_the_backup_cannot_be_made_the_server_does_not_start_nor_migrate(
 ) -> None:
     data = tmp_path / "server"
     make_v1_database(data)
-    (data / "chinwag.db.before-v2.partial").write_text("an interrupted backup")
+    (data / f"chinwag.db.before-v{NEWEST}.partial").write_text("an interrupted backup")
     srv = ServerProcess(data, SETTINGS)
     with pytest.raises(RuntimeError, match="server exited early"):
         srv.start()

@@ -12,7 +12,9 @@ from chinwag.protocol.events import (
     Ack,
     CaughtUp,
     Command,
+    Deleted,
     Dm,
+    Edited,
     Error,
     Fatal,
     Hello,
@@ -26,7 +28,11 @@ from chinwag.protocol.events import (
     Ok,
     Ping,
     Presence,
+    Reacted,
+    ReadMarker,
+    Receipt,
     Register,
+    Results,
     RoomRow,
     RoomsReply,
     Say,
@@ -681,3 +687,29 @@ def test_the_offline_replay_comes_in_chathistory_batches_when_batch_is_enabled()
         ("NOTICE", ("alice", "You missed 3 messages while away; they are above"), None),
         ("PING", ("seen-3",), None),
     ]
+
+
+# --- protocol 1.1 events (docs/irc.md: edits and deletions as notices) ------------------
+
+
+def test_edits_and_deletions_reach_irc_as_notices_from_their_author() -> None:
+    codec = registered("message-tags")
+    edited = Edited(id=9, ts_ms=0, target=4, sender="bob", room="lobby", body="fixed text")
+    assert codec.render(edited) == (
+        b"@msgid=9 :bob!bob@chinwag NOTICE #lobby :(edited message 4) fixed text\r\n"
+    )
+    deleted = Deleted(id=10, ts_ms=0, target=5, by="bob", to="alice")
+    assert codec.render(deleted) == (
+        b"@msgid=10 :bob!bob@chinwag NOTICE alice :(deleted message 5)\r\n"
+    )
+
+
+def test_reactions_read_markers_receipts_and_results_are_not_sent_to_irc_yet() -> None:
+    codec = registered()
+    for event in (
+        Reacted(id=11, ts_ms=0, target=4, sender="bob", room="lobby", emoji="👍", on=True),
+        ReadMarker(room="lobby", upto=11),
+        Receipt(with_="bob", upto=11, state="read"),
+        Results(q="x", messages=(), more=False),
+    ):
+        assert codec.render(event) == b""

@@ -14,6 +14,8 @@ from chinwag.protocol.events import (
     Ack,
     Bye,
     CaughtUp,
+    Deleted,
+    Edited,
     Error,
     HistoryReply,
     Message,
@@ -22,6 +24,10 @@ from chinwag.protocol.events import (
     Ping,
     Pong,
     Presence,
+    Reacted,
+    ReadMarker,
+    Receipt,
+    Results,
     RoomRow,
     RoomsReply,
     TypingNotice,
@@ -38,6 +44,137 @@ ROOM_MSG = Message(id=42, ts_ms=TS, sender="Ann", room="lobby", body=BODY)
 OWN_ROOM_MSG = Message(id=42, ts_ms=TS, sender="Ann", room="lobby", body=BODY, cid="c1")
 
 GOLDEN: list[tuple[str, Outgoing, bytes]] = [
+    # -- protocol §8 (version 1.1): new fields appear only when set --
+    (
+        "welcome_features",
+        Welcome(
+            proto=1,
+            nick="Ann",
+            account=True,
+            server_name="box",
+            server_version="9.9",
+            motd="",
+            rooms=("lobby",),
+            features=("edit", "react"),
+        ),
+        b'{"type":"welcome","proto":1,"nick":"Ann","account":true,'
+        b'"server":{"name":"box","version":"9.9"},"motd":"","rooms":["lobby"],'
+        b'"features":["edit","react"]}\n',
+    ),
+    (
+        "caught_up_mentions",
+        CaughtUp(missed=2, rooms={"lobby": 2}, dms={}, truncated=False, mentions=1),
+        b'{"type":"caught_up","missed":2,"rooms":{"lobby":2},"dms":{},"truncated":false,'
+        b'"mentions":1}\n',
+    ),
+    (
+        "message_reply_mentions",
+        Message(
+            id=44,
+            ts_ms=TS,
+            sender="Ann",
+            room="lobby",
+            body="@bob yes",
+            reply_to=42,
+            mentions=("bob",),
+        ),
+        b'{"type":"message","id":44,"ts":"2026-11-29T05:00:00.123Z","from":"Ann","room":"lobby",'
+        b'"body":"@bob yes","reply_to":42,"mentions":["bob"]}\n',
+    ),
+    (
+        "history_message_edited_reacted",
+        Message(
+            id=42,
+            ts_ms=TS,
+            sender="Ann",
+            room="lobby",
+            body="new",
+            edited_ms=TS + 1000,
+            reactions=(("\U0001f44d", ("bob", "cy")),),
+        ),
+        b'{"type":"message","id":42,"ts":"2026-11-29T05:00:00.123Z","from":"Ann","room":"lobby",'
+        b'"body":"new","edited":"2026-11-29T05:00:01.123Z",'
+        b'"reactions":[{"emoji":"\xf0\x9f\x91\x8d","nicks":["bob","cy"]}]}\n',
+    ),
+    (
+        "history_message_deleted",
+        Message(id=42, ts_ms=TS, sender="Ann", to="bob", body="", deleted=True),
+        b'{"type":"message","id":42,"ts":"2026-11-29T05:00:00.123Z","from":"Ann","to":"bob",'
+        b'"deleted":true}\n',
+    ),
+    (
+        "edited",
+        Edited(id=57, ts_ms=TS, target=42, sender="Ann", room="lobby", body="fixed"),
+        b'{"type":"edited","id":57,"target":42,"from":"Ann","room":"lobby","body":"fixed",'
+        b'"ts":"2026-11-29T05:00:00.123Z"}\n',
+    ),
+    (
+        "edited_dm_mentions_replay",
+        Edited(
+            id=57,
+            ts_ms=TS,
+            target=42,
+            sender="Ann",
+            to="bob",
+            body="@bob",
+            mentions=("bob",),
+            replay=True,
+        ),
+        b'{"type":"edited","id":57,"target":42,"from":"Ann","to":"bob","body":"@bob",'
+        b'"mentions":["bob"],"ts":"2026-11-29T05:00:00.123Z","replay":true}\n',
+    ),
+    (
+        "deleted",
+        Deleted(id=58, ts_ms=TS, target=42, by="Ann", room="lobby"),
+        b'{"type":"deleted","id":58,"target":42,"by":"Ann","room":"lobby",'
+        b'"ts":"2026-11-29T05:00:00.123Z"}\n',
+    ),
+    (
+        "results",
+        Results(
+            q="hi",
+            messages=(Message(id=43, ts_ms=TS, sender="Ann", to="bob", body="hi"),),
+            more=True,
+            ref="s",
+        ),
+        b'{"type":"results","q":"hi","messages":[{"type":"message","id":43,'
+        b'"ts":"2026-11-29T05:00:00.123Z","from":"Ann","to":"bob","body":"hi"}],"more":true,'
+        b'"ref":"s"}\n',
+    ),
+    (
+        "read_room",
+        ReadMarker(room="lobby", upto=42),
+        b'{"type":"read","room":"lobby","upto":42}\n',
+    ),
+    (
+        "receipt",
+        Receipt(with_="bob", upto=42, state="delivered"),
+        b'{"type":"receipt","with":"bob","upto":42,"state":"delivered"}\n',
+    ),
+    (
+        "read_dm",
+        ReadMarker(with_="bob", upto=43),
+        b'{"type":"read","with":"bob","upto":43}\n',
+    ),
+    (
+        "caught_up_unread",
+        CaughtUp(
+            missed=3,
+            rooms={"lobby": 2},
+            dms={"bob": 1},
+            truncated=False,
+            mentions=0,
+            unread={"lobby": 2, "@bob": 1},
+        ),
+        b'{"type":"caught_up","missed":3,"rooms":{"lobby":2},"dms":{"bob":1},"truncated":false,'
+        b'"mentions":0,"unread":{"lobby":2,"@bob":1}}\n',
+    ),
+    (
+        "reacted_off_dm",
+        Reacted(id=59, ts_ms=TS, target=42, sender="bob", to="Ann", emoji="\U0001f44d", on=False),
+        b'{"type":"reacted","id":59,"target":42,"from":"bob","to":"Ann",'
+        b'"emoji":"\xf0\x9f\x91\x8d","on":false,"ts":"2026-11-29T05:00:00.123Z"}\n',
+    ),
     (
         "message",
         ROOM_MSG,

@@ -113,6 +113,8 @@ async def test_a_backlog_of_many_pages_arrives_whole_once_in_order_then_live(
             "rooms": counted["rooms"],
             "dms": counted["dms"],
             "truncated": False,
+            "mentions": 0,
+            "unread": {**counted["rooms"], **{"@" + k: n for k, n in counted["dms"].items()}},
         }
     finally:
         server.kill()

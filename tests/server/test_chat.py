@@ -152,6 +152,8 @@ async def test_away_summary_then_backlog_then_live(
         "rooms": {"lobby": 1},
         "dms": {"alice": 3},
         "truncated": False,
+        "mentions": 0,
+        "unread": {"lobby": 1, "@alice": 3},
     }
     await alice.send(type="say", room="lobby", body="live", cid="l2")
     live = await bob.recv_type("message")

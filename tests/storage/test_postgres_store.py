@@ -80,3 +80,25 @@ async def test_a_statement_over_store_timeout_fails_and_the_next_one_goes_throug
     finally:
         await blocker.close()
         await store.close()
+
+
+async def test_messages_stored_before_search_existed_are_found_after_the_next_open(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    import asyncpg
+
+    from chinwag.storage.base import SearchScope
+
+    dsn = await pg_database(pg_server, tmp_path)
+    async with await PostgresStore.open(dsn) as store:
+        old = (await store.append(say("Crème brûlée", "c-1"), cid_ttl_ms=TTL)).message.id
+    # As a message of schema version 1 is: no words yet.
+    raw = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await raw.execute("UPDATE messages SET words = NULL")
+    finally:
+        await raw.close()
+    scope = SearchScope(rooms=("lobby",), me=None)
+    async with await PostgresStore.open(dsn) as store:
+        page = await store.search(["creme", "BRULEE"], scope, before=None, limit=5)
+        assert [m.id for m in page.messages] == [old]

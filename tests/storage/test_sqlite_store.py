@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,10 @@ from support.services import PostgresServer, pg_database, pg_server
 from chinwag.storage.base import (
     AccountExists,
     AccountRow,
+    Gone,
     NewMessage,
     OverQuota,
+    SearchScope,
     Store,
     StoredMessage,
     StoreError,
@@ -690,6 +693,156 @@ async def test_rooms_of_and_member_counts(store: Store) -> None:
 
 
 # -- lifecycle ------------------------------------------------------------------
+
+
+# -- protocol 1.1 (docs/protocol.md §10): events, replies, search, markers --
+
+
+def event(
+    kind: str, target: int, body: str = "", *, sender: str = "a:ann", ts: int = T0
+) -> NewMessage:
+    """An edit, delete, react or unreact of ``target`` in the lobby."""
+    return replace(say(body, sender=sender, ts=ts), kind=kind, target=target)
+
+
+async def test_events_are_applied_to_their_target_and_read_as_rows_of_the_stream(
+    store: Store,
+) -> None:
+    target = await post(store, say("first words"))
+    edit = await post(
+        store, replace(event("edit", target, "second @Bob", ts=T0 + 5), mentions=("Bob",))
+    )
+    edited = await store.get_message(target)
+    assert edited is not None
+    assert (edited.body, edited.edited_ms, edited.mentions) == ("second @Bob", T0 + 5, ("Bob",))
+    assert await store.get_message(edit) is None  # an event is not a message
+    rows = await store.messages_between(0, edit)  # a node's gap fill reads events too
+    assert [(m.id, m.kind, m.target) for m in rows] == [
+        (target, None, None),
+        (edit, "edit", target),
+    ]
+    history = await store.room_history("lobby", before=None, limit=10)
+    assert [m.id for m in history.messages] == [target]  # history holds messages only
+    delete = await post(store, event("delete", target))
+    gone = await store.get_message(target)
+    assert gone is not None and gone.deleted and gone.body == ""
+    rows = await store.messages_between(target, delete)
+    assert [(m.kind, m.body, m.deleted) for m in rows] == [
+        ("edit", "", True),
+        ("delete", "", False),
+    ]
+    with pytest.raises(Gone):
+        await post(store, event("delete", target))
+    with pytest.raises(Gone):
+        await post(store, event("edit", target, "back again"))
+    assert [m.id for m in await store.messages_between(0, 10**9)] == [target, edit, delete]
+
+
+async def test_reactions_show_on_history_in_order_and_go_with_a_deletion(store: Store) -> None:
+    target = await post(store, say("react to me"))
+    await post(store, event("react", target, "👍", sender="a:bob"))
+    await post(store, event("react", target, "🎉", sender="a:ann"))
+    await post(store, event("react", target, "👍", sender="a:ann"))
+    await post(store, event("react", target, "👍", sender="a:bob"))  # already on: no change
+    page = await store.room_history("lobby", before=None, limit=10)
+    assert page.messages[0].reactions == (("👍", ("bob", "ann")), ("🎉", ("ann",)))
+    await post(store, event("unreact", target, "👍", sender="a:bob"))
+    page = await store.room_history("lobby", before=None, limit=10)
+    # Emojis come in the order of their oldest reaction that is still on.
+    assert page.messages[0].reactions == (("🎉", ("ann",)), ("👍", ("ann",)))
+    await post(store, event("delete", target))
+    page = await store.room_history("lobby", before=None, limit=10)
+    assert page.messages[0].reactions == ()
+
+
+async def test_replies_and_mentions_round_trip(store: Store) -> None:
+    await store.join_room("a:ann", "lobby")
+    first = await post(store, say("question"))
+    answer = await post(
+        store, replace(say("@Bob yes", sender="a:cat"), reply_to=first, mentions=("Bob",))
+    )
+    got = await store.get_message(answer)
+    assert got is not None and (got.reply_to, got.mentions) == (first, ("Bob",))
+    start = await store.backlog_start("a:ann", 0, limit=10, since_ms=0, page=10)
+    assert [(m.reply_to, m.mentions) for m in start.first] == [(None, ()), (first, ("Bob",))]
+
+
+async def test_search_ignores_case_and_accents_and_matches_whole_words(store: Store) -> None:
+    cafe = await post(store, say("Un CAFÉ au lait, s'il vous plaît"))
+    await post(store, say("cafeteria food"))
+    scope = SearchScope(rooms=("lobby",), me=None)
+    for words in (["cafe"], ["Café"], ["CAFE", "lait"], ["plait"]):
+        page = await store.search(words, scope, before=None, limit=10)
+        assert [m.id for m in page.messages] == [cafe], words
+    assert (await store.search(["caf"], scope, before=None, limit=10)).messages == []
+    assert (await store.search(["cafe", "food"], scope, before=None, limit=10)).messages == []
+
+
+async def test_search_finds_only_what_the_scope_may_see_newest_first_in_pages(
+    store: Store,
+) -> None:
+    ids = [await post(store, say(f"needle {i}")) for i in range(3)]
+    await post(store, say("needle elsewhere", room="attic"))
+    to_me = await post(store, dm("a:bob", "a:ann", "needle for ann"))
+    await post(store, dm("a:bob", "a:cat", "needle for cat"))
+    page = await store.search(["needle"], SearchScope(("lobby",), "a:ann"), before=None, limit=2)
+    assert ([m.id for m in page.messages], page.more) == ([to_me, ids[2]], True)
+    page = await store.search(["needle"], SearchScope(("lobby",), "a:ann"), before=ids[2], limit=2)
+    assert ([m.id for m in page.messages], page.more) == ([ids[1], ids[0]], False)
+    with_bob = SearchScope((), "a:ann", with_="a:bob")
+    assert [
+        m.id for m in (await store.search(["needle"], with_bob, before=None, limit=9)).messages
+    ] == [to_me]
+    by_bob = SearchScope(("lobby",), "a:ann", sender="a:bob")
+    assert [
+        m.id for m in (await store.search(["needle"], by_bob, before=None, limit=9)).messages
+    ] == [to_me]
+
+
+async def test_search_follows_edits_and_never_finds_a_deleted_message(store: Store) -> None:
+    target = await post(store, say("old secret"))
+    scope = SearchScope(rooms=("lobby",), me=None)
+    await post(store, event("edit", target, "new words"))
+    assert (await store.search(["secret"], scope, before=None, limit=9)).messages == []
+    assert [m.id for m in (await store.search(["new"], scope, before=None, limit=9)).messages] == [
+        target
+    ]
+    await post(store, event("delete", target))
+    assert (await store.search(["new"], scope, before=None, limit=9)).messages == []
+
+
+async def test_read_markers_only_move_forward_and_go_with_the_account(store: Store) -> None:
+    await store.create_account(account("ann"))
+    assert await store.advance_read("a:ann", "lobby", 5) == 5
+    assert await store.advance_read("a:ann", "lobby", 3) == 5
+    assert await store.advance_read("a:ann", "@a:bob", 7) == 7
+    assert await store.read_markers("a:ann") == {"lobby": 5, "@a:bob": 7}
+    assert await store.read_markers("a:bob") == {}
+    assert await store.delete_account("ann")
+    assert await store.read_markers("a:ann") == {}
+
+
+async def test_receipts_setting_and_who_sent_dms_in_a_span(store: Store) -> None:
+    for key in ("ann", "bob", "cat"):
+        await store.create_account(account(key))
+    await store.set_receipts("a:ann", True)
+    await store.set_receipts("a:bob", True)
+    await store.set_receipts("a:bob", False)
+    assert await store.receipts_on(["a:ann", "a:bob", "a:cat", "g:x"]) == {"a:ann"}
+    one = await post(store, dm("a:bob", "a:ann"))
+    two = await post(store, dm("a:bob", "a:ann"))
+    three = await post(store, dm("a:cat", "a:ann"))
+    await post(store, dm("a:ann", "a:bob"))  # sent by ann: not a sender to ann
+    assert await store.dm_senders("a:ann", 0, 10**9) == {"a:bob": two, "a:cat": three}
+    assert await store.dm_senders("a:ann", one, two) == {"a:bob": two}
+
+
+async def test_is_member_follows_join_and_leave(store: Store) -> None:
+    assert not await store.is_member("a:ann", "attic")
+    await store.join_room("a:ann", "attic")
+    assert await store.is_member("a:ann", "attic")
+    await store.leave_room("a:ann", "attic")
+    assert not await store.is_member("a:ann", "attic")
 
 
 async def test_everything_survives_close_and_reopen(opener: Opener, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -192,27 +193,36 @@ class Client:
 class HubHarness:
     """A hub with its real store, bus and hasher; `open` it, and it cleans up."""
 
-    def __init__(self, settings: Settings, store: SqliteStore, bus: LocalBus) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SqliteStore,
+        bus: LocalBus,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
         self.hasher = PasswordHasher(settings)
-        self.hub = Hub(settings, store, bus, self.hasher, LoginThrottle(settings))
+        self.hub = Hub(settings, store, bus, self.hasher, LoginThrottle(settings), clock=clock)
         self.clients: list[Client] = []
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, tmp_path: Path, **settings: Any) -> AsyncIterator[HubHarness]:
+    async def open(
+        cls, tmp_path: Path, clock: Callable[[], float] = time.time, **settings: Any
+    ) -> AsyncIterator[HubHarness]:
         """A running hub whose database is ``tmp_path/chinwag.db``.
 
         Args:
             tmp_path: the test's directory.
+            clock: the hub's wall clock (message timestamps, windows).
             settings: `Settings` fields to change (cheap argon2 is the default).
         """
         config = Settings(**{**FAST_HASHING, **settings})
         store = await SqliteStore.open(tmp_path / "chinwag.db", commit_delay=config.commit_delay)
-        harness = cls(config, store, LocalBus())
+        harness = cls(config, store, LocalBus(), clock)
         try:
             await harness.hub.load()
             harness._task = asyncio.create_task(harness.hub.run())

@@ -24,6 +24,7 @@ from chinwag.client.connection import (
 )
 from chinwag.client.events import (
     CaughtUp,
+    Changed,
     ErrorReceived,
     Event,
     HistoryPage,
@@ -43,6 +44,7 @@ from chinwag.client.state import ChatState, Conversation
 __all__ = [
     "DEFAULT_PORT",
     "CaughtUp",
+    "Changed",
     "ChatClient",
     "ChatState",
     "ClientClosed",

@@ -22,6 +22,7 @@ import importlib.metadata
 import logging
 import os
 import random
+import secrets
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
@@ -30,6 +31,7 @@ from typing import Any, Final
 from chinwag.client.config import device_id, is_valid_device
 from chinwag.client.events import (
     CaughtUp,
+    Changed,
     ErrorReceived,
     Event,
     HistoryPage,
@@ -603,6 +605,12 @@ class ChatClient:
         self._pump()
 
     def _on_ack(self, frame: Mapping[str, Any]) -> None:
+        ref = frame.get("ref")
+        request = self._requests.get(ref) if isinstance(ref, str) else None
+        if request is not None:  # an edit, delete, react or reply made as a request
+            if not request.done():
+                request.set_result(dict(frame))
+            return
         cid, mid = frame.get("cid"), frame.get("id")
         if not isinstance(cid, str):
             ref = frame.get("ref")
@@ -763,6 +771,66 @@ class ChatClient:
             if isinstance(m, dict) and (msg := Message.from_frame(m, self.state.nick)):
                 messages.append(msg)
         self.state.add_history(messages)
+        return HistoryPage(tuple(messages), reply.get("more") is True)
+
+    # --- protocol version 1.1: edits, deletions, reactions, replies, search -------
+
+    async def _event_request(self, frame: dict[str, Any]) -> int:
+        """Send an edit, delete, react or reply with a fresh ``cid`` (so a resend
+        after a lost connection is safe); return the id the server acked."""
+        reply = await self._request({**frame, "cid": "c-" + secrets.token_hex(8)})
+        mid = reply.get("id")
+        if reply.get("type") != "ack" or not isinstance(mid, int):
+            raise ServerError("the server did not acknowledge it")
+        return mid
+
+    async def edit(self, message_id: int, body: str) -> int:
+        """Replace the text of your message ``message_id``; return the edit's id.
+
+        Raises:
+            Forbidden: not yours, deleted, or past the server's edit window.
+            NotFound: no such message that you can see.
+        """
+        return await self._event_request({"type": "edit", "id": message_id, "body": body})
+
+    async def delete(self, message_id: int) -> int:
+        """Delete your message ``message_id`` (its text is erased); return the event's id."""
+        return await self._event_request({"type": "delete", "id": message_id})
+
+    async def react(self, message_id: int, emoji: str, *, on: bool = True) -> int:
+        """Put your reaction ``emoji`` on message ``message_id`` (or take it off)."""
+        frame = {"type": "react", "id": message_id, "emoji": emoji, "on": on}
+        return await self._event_request(frame)
+
+    async def reply(self, message_id: int, body: str, *, room: str | None = None,
+                    to: str | None = None) -> int:  # fmt: skip
+        """Answer message ``message_id`` in ``room`` (or in the DM with ``to``); its id."""
+        if (room is None) == (to is None):
+            raise ValueError("give exactly one of room and to")
+        frame: dict[str, Any] = {"type": "say", "room": room} if room else {"type": "dm", "to": to}
+        return await self._event_request({**frame, "body": body, "reply_to": message_id})
+
+    async def search(
+        self,
+        q: str,
+        *,
+        room: str | None = None,
+        with_: str | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> HistoryPage:
+        """Messages you may see that hold every word of ``q``, NEWEST first."""
+        frame: dict[str, Any] = {"type": "search", "q": q}
+        for key, value in (("room", room), ("with", with_), ("before", before), ("limit", limit)):
+            if value is not None:
+                frame[key] = value
+        reply = await self._request(frame)
+        raw = reply.get("messages")
+        messages = [
+            msg
+            for m in (raw if isinstance(raw, list) else [])
+            if isinstance(m, dict) and (msg := Message.from_frame(m, self.state.nick))
+        ]
         return HistoryPage(tuple(messages), reply.get("more") is True)
 
     async def register(
@@ -993,6 +1061,11 @@ class ChatClient:
             self._emit(sent)
         self._emit(message)
 
+    def _on_change_frame(self, session: _Session, frame: dict[str, Any]) -> None:
+        change = Changed.from_frame(frame)
+        if change is not None:
+            self._emit(change)
+
     def _on_ack_frame(self, session: _Session, frame: dict[str, Any]) -> None:
         self._on_ack(frame)
 
@@ -1076,6 +1149,9 @@ class ChatClient:
         "presence": _on_presence,
         "typing": _on_typing,
         "bye": _on_bye,
+        "edited": _on_change_frame,
+        "deleted": _on_change_frame,
+        "reacted": _on_change_frame,
     }
 
 

@@ -126,6 +126,8 @@ class Message:
         replay: part of the backlog sent at login, not live.
         own: sent by this nick (from this or another device).
         cid: the client id the sender gave; only present on the sender's copies.
+        mentions: the nicks the server found mentioned (protocol version 1.1).
+        mentioned: whether ``mentions`` names this client's nick.
     """
 
     id: int
@@ -137,6 +139,8 @@ class Message:
     replay: bool = False
     own: bool = False
     cid: str | None = None
+    mentions: tuple[str, ...] = ()
+    mentioned: bool = False
 
     @property
     def is_dm(self) -> bool:
@@ -160,6 +164,8 @@ class Message:
         """
         mid, sender, body = frame.get("id"), frame.get("from"), frame.get("body")
         room, to, cid = frame.get("room"), frame.get("to"), frame.get("cid")
+        raw = frame.get("mentions")
+        mentions = tuple(n for n in raw if isinstance(n, str)) if isinstance(raw, list) else ()
         if not (isinstance(mid, int) and not isinstance(mid, bool) and mid > 0):
             return None
         if not isinstance(sender, str) or not isinstance(body, str):
@@ -180,6 +186,8 @@ class Message:
             replay=frame.get("replay") is True,
             own=bool(me) and fold_nick(sender) == fold_nick(me),
             cid=cid if isinstance(cid, str) else None,
+            mentions=mentions,
+            mentioned=bool(me) and fold_nick(me) in {fold_nick(n) for n in mentions},
         )
 
 
@@ -283,7 +291,73 @@ class HistoryPage:
     more: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """An edit, deletion or reaction of an earlier message (protocol version 1.1).
+
+    Attributes:
+        kind: ``"edited"``, ``"deleted"`` or ``"reacted"`` (the wire's type).
+        id: the event's own id (in the same sequence as messages).
+        target: the id of the message it changes.
+        by: who edited, deleted or reacted (a display nick).
+        room: the room, or None for a DM.
+        to: for a DM, the other party as the server named it.
+        body: the new text of an edit; None otherwise. Untrusted.
+        emoji: the reaction; None unless ``kind`` is ``"reacted"``. Untrusted.
+        on: whether the reaction was put on (False: taken off).
+        replay: part of the backlog sent at login, not live.
+    """
+
+    kind: str
+    id: int
+    target: int
+    by: str
+    room: str | None = None
+    to: str | None = None
+    body: str | None = None
+    emoji: str | None = None
+    on: bool = True
+    replay: bool = False
+
+    @classmethod
+    def from_frame(cls, frame: Mapping[str, Any]) -> Changed | None:
+        """Build it from an ``edited``, ``deleted`` or ``reacted`` frame; None if malformed."""
+        kind, mid, target = frame.get("type"), frame.get("id"), frame.get("target")
+        by = frame.get("by") if kind == "deleted" else frame.get("from")
+        if kind not in ("edited", "deleted", "reacted") or not isinstance(by, str):
+            return None
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (mid, target)):
+            return None
+        body, emoji = frame.get("body"), frame.get("emoji")
+        if (kind == "edited" and not isinstance(body, str)) or (
+            kind == "reacted" and not isinstance(emoji, str)
+        ):
+            return None
+        room, to = frame.get("room"), frame.get("to")
+        return cls(
+            kind=str(kind),
+            id=int(mid),  # type: ignore[arg-type]
+            target=int(target),  # type: ignore[arg-type]
+            by=by,
+            room=room if isinstance(room, str) else None,
+            to=to if isinstance(to, str) else None,
+            body=body if kind == "edited" else None,
+            emoji=emoji if kind == "reacted" else None,
+            on=frame.get("on") is not False,
+            replay=frame.get("replay") is True,
+        )
+
+
 Event = (
-    Welcome | CaughtUp | Message | Presence | Typing | Status | Sent | SendFailed | ErrorReceived
+    Welcome
+    | CaughtUp
+    | Message
+    | Presence
+    | Typing
+    | Status
+    | Sent
+    | SendFailed
+    | ErrorReceived
+    | Changed
 )
 """Everything :meth:`ChatClient.events` can yield."""

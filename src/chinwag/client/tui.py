@@ -41,6 +41,7 @@ from chinwag.client.connection import (
 )
 from chinwag.client.events import (
     CaughtUp,
+    Changed,
     ErrorReceived,
     Message,
     Presence,
@@ -64,6 +65,11 @@ commands:
   /msg NICK TEXT      send NICK a direct message, staying where you are
   /r TEXT             reply to whoever last sent you a direct message
   /history [N]        the N (default 20) messages before the oldest shown here
+  /edit [ID] TEXT     replace the text of your message ID (default: your last one here)
+  /delete [ID]        delete your message ID (default: your last one here)
+  /react [ID] EMOJI   react to message ID (default: the last one here); /unreact takes it off
+  /answer [ID] TEXT   reply to message ID (default: the last one here from someone else)
+  /search WORDS       find messages you may see with every one of WORDS (ids shown)
   /register           make your nick an account (asks for a password)
   /passwd             change your password
   /quit               leave (if messages are not sent yet, asks you to /quit again)
@@ -83,6 +89,12 @@ _USAGE: Final = {
     "msg": "/msg NICK TEXT",
     "reply": "/r TEXT",
     "history": "/history [N]",
+    "edit": "/edit [ID] TEXT",
+    "delete": "/delete [ID]",
+    "react": "/react [ID] EMOJI",
+    "unreact": "/unreact [ID] EMOJI",
+    "answer": "/answer [ID] TEXT",
+    "search": "/search WORDS",
     "register": "/register",
     "passwd": "/passwd",
     "quit": "/quit",
@@ -147,12 +159,16 @@ def label(conversation: Conversation, names: Callable[[Conversation], str] | Non
 def format_message(message: Message) -> str:
     """One message as printed: ``HH:MM #room <nick> text`` (or ``@peer`` for a DM).
 
+    A message that mentions you (protocol version 1.1) starts with ``(!)``.
+
     Continuation lines of a multi-line body are indented under the text; the
     lines of a fenced code block (between two ````` lines) are shown with a
     bar in front, the fences themselves are not.
     """
     where = f"#{message.room}" if message.room is not None else f"@{message.peer}"
     head = f"{hhmm(message.ts)} {clean(where)} <{clean(message.sender)}> "
+    if message.mentioned and not message.own:
+        head = "(!) " + head  # it mentions you
     lines: list[str] = []
     code = False
     for line in clean(message.body, multiline=True).split("\n"):
@@ -162,6 +178,18 @@ def format_message(message: Message) -> str:
         lines.append(f"│ {line}" if code else line)
     pad = "\n" + " " * min(len(head), 24)
     return head + pad.join(lines or [""])
+
+
+def describe_change(change: Changed) -> str:
+    """An edit, deletion or reaction as one line (untrusted text escaped)."""
+    where = f"#{change.room}" if change.room is not None else f"@{change.to}"
+    who = clean(change.by)
+    if change.kind == "edited":
+        return f"{who} edited [{change.target}] in {clean(where)}: {clean(change.body or '')}"
+    if change.kind == "deleted":
+        return f"{who} deleted [{change.target}] in {clean(where)}"
+    verb = "reacted" if change.on else "took back"
+    return f"{who} {verb} {clean(change.emoji or '')} on [{change.target}] in {clean(where)}"
 
 
 def split_body(text: str, limit: int = MAX_BODY) -> list[str]:
@@ -420,6 +448,8 @@ class _Chat:
                     self._leave_failed_dm(kind, target, error.code)
                 case ErrorReceived(error=error):
                     self.note(f"server: {clean(error.message)}")
+                case Changed():
+                    self.note(describe_change(event))
                 case _:
                     pass
 
@@ -583,6 +613,8 @@ class _Chat:
                 self._send(state.open_dm(self._last_dm), rest)
         elif command == "history" and len(args) <= 1 and (not args or args[0].isdigit()):
             await self._history(int(args[0]) if args else 20)
+        elif command in ("edit", "delete", "react", "unreact", "answer", "search"):
+            await self._revise(command, args, rest)
         elif command == "register" and not args:
             await self._register()
         elif command == "passwd" and not args:
@@ -596,6 +628,52 @@ class _Chat:
             hint = f": did you mean /{guess[0]}?" if guess else ""
             self.note(f"unknown command /{clean(command)}{hint} (/help lists them)")
         return True
+
+    def _last_id(self, *, own: bool | None) -> int | None:
+        """The newest message here: ``own`` True mine, False someone else's, None any."""
+        for message in reversed(self.client.state.messages(self.client.state.active)):
+            if own is None or message.own == own:
+                return message.id
+        return None
+
+    async def _revise(self, command: str, args: list[str], rest: str) -> None:
+        """/edit, /delete, /react, /unreact, /answer, /search (protocol version 1.1).
+
+        Replying to a message is /answer: /reply is the IRC habit (/r), which
+        answers whoever last wrote to you directly.
+        """
+        if command == "search":
+            if not args:
+                self.note(f"usage: {_USAGE['search']}")
+                return
+            page = await self.client.search(rest)
+            for message in reversed(page.messages):
+                self.say(f"[{message.id}] " + format_message(message))
+            more = " (more are older)" if page.more else ""
+            self.note(f"{len(page.messages)} found for {clean(rest)!r}{more}")
+            return
+        explicit = bool(args) and args[0].isdigit()
+        own = True if command in ("edit", "delete") else (False if command == "answer" else None)
+        target = int(args[0]) if explicit else self._last_id(own=own)
+        text = rest[len(args[0]) :].strip() if explicit else rest
+        if target is None:
+            self.note(f"no message here to {command}; give its ID (/search shows ids)")
+            return
+        if command != "delete" and not text:
+            self.note(f"usage: {_USAGE[command]}")
+            return
+        if command == "edit":
+            await self.client.edit(target, text)
+        elif command == "delete":
+            await self.client.delete(target)
+        elif command in ("react", "unreact"):
+            await self.client.react(target, text, on=command == "react")
+        else:
+            active = self.client.state.active
+            if active.kind == "room":
+                await self.client.reply(target, text, room=active.name)
+            else:
+                await self.client.reply(target, text, to=active.name)
 
     def _talk_to(self, nick: str, text: str) -> None:
         """Make the DM with ``nick`` the current conversation; send ``text`` if any."""

@@ -24,10 +24,19 @@ from typing import TypeVar
 
 from chinwag.bus.base import Bus, Posted, Resync
 from chinwag.config import Settings
+from chinwag.core.receipts import DmReceipts
 from chinwag.core.rules import parse_room
 from chinwag.core.sessions import Frame, OnlineRegistry, Principal, Session, parse_nick_cached
 from chinwag.errors import ChatError
-from chinwag.protocol.events import Message, Seen, Typing, TypingNotice
+from chinwag.protocol.events import (
+    Deleted,
+    Edited,
+    Message,
+    Reacted,
+    Seen,
+    Typing,
+    TypingNotice,
+)
 from chinwag.storage.base import Store, StoredMessage, StoreError
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,60 @@ def message_event(m: StoredMessage, *, own: bool = False, replay: bool = False) 
         to=m.recipient_nick if m.room is None else None,
         body=m.body,
         cid=m.cid if own else None,
+        replay=replay,
+        reply_to=m.reply_to,
+        mentions=m.mentions,
+        edited_ms=m.edited_ms,
+        deleted=m.deleted,
+        reactions=m.reactions,
+    )
+
+
+def stream_event(
+    m: StoredMessage, *, own: bool = False, replay: bool = False
+) -> Message | Edited | Deleted | Reacted | None:
+    """A row of the event stream as its recipients see it (protocol §8).
+
+    None for an edit whose body a later deletion erased: that deletion follows
+    in the stream, and the erased text is not sent again.
+    """
+    if m.kind is None:
+        return message_event(m, own=own, replay=replay)
+    to = m.recipient_nick if m.room is None else None
+    target = m.target or 0
+    if m.kind == "edit":
+        if m.deleted:
+            return None
+        return Edited(
+            id=m.id,
+            ts_ms=m.ts_ms,
+            target=target,
+            sender=m.sender_nick,
+            room=m.room,
+            to=to,
+            body=m.body,
+            mentions=m.mentions,
+            replay=replay,
+        )
+    if m.kind == "delete":
+        return Deleted(
+            id=m.id,
+            ts_ms=m.ts_ms,
+            target=target,
+            by=m.sender_nick,
+            room=m.room,
+            to=to,
+            replay=replay,
+        )
+    return Reacted(
+        id=m.id,
+        ts_ms=m.ts_ms,
+        target=target,
+        sender=m.sender_nick,
+        room=m.room,
+        to=to,
+        emoji=m.body,
+        on=m.kind == "react",
         replay=replay,
     )
 
@@ -83,6 +146,7 @@ class Delivery:
         # Every message with an id up to here was delivered (or predates the
         # start: the backlog's). None until `load` or the first message.
         self._position: int | None = None
+        self.receipts: DmReceipts | None = None  # DM receipts on `seen` (set by the hub)
 
     async def load(self) -> None:
         """Start after the newest message committed now: older ones are backlog."""
@@ -172,6 +236,10 @@ class Delivery:
 
     def _fan_out_room(self, room: str, msgs: list[StoredMessage]) -> None:
         """Deliver several messages of one room: one combined frame per recipient."""
+        if any(m.kind is not None for m in msgs):  # rare: events go one by one
+            for m in msgs:
+                self._fan_out(m)
+            return
         plain = [Frame(message_event(m)) for m in msgs]
         combined = Frame(None, tuple(plain))
         senders = {m.sender for m in msgs}
@@ -204,6 +272,11 @@ class Delivery:
             targets = {p for p in (sender, recipient) if p is not None}
         plain: Frame | None = None
         own: Frame | None = None
+        if m.kind is not None:
+            event = stream_event(m)
+            if event is None:
+                return
+            plain = own = Frame(event)  # events carry no cid: one frame for all
         for p in targets:
             # The delivery check: a room member now, or a party to the DM.
             if m.room is not None:
@@ -211,12 +284,11 @@ class Delivery:
                     continue
             elif p.pid != m.sender and p.pid != m.recipient:
                 continue
+            frame: Frame
             if p.pid == m.sender:
-                own = own or Frame(message_event(m, own=True))
-                frame = own
+                frame = own = own or Frame(message_event(m, own=True))
             else:
-                plain = plain or Frame(message_event(m))
-                frame = plain
+                frame = plain = plain or Frame(message_event(m))
             for s in p.sessions:
                 s.deliver(m.id, frame)
 
@@ -227,8 +299,11 @@ class Delivery:
             return
         upto = min(cmd.upto, session.last_delivered)
         if upto > session.seen:  # a repeat writes nothing
+            before = session.seen
             await self._store.advance_cursor(p.pid, session.device, upto)
             session.seen = upto
+            if self.receipts is not None:
+                await self.receipts.delivered(session, before, upto)
 
     def typing(self, session: Session, cmd: Typing) -> None:
         """Forward a typing notice, at most once per interval; bad ones are dropped silently."""

@@ -21,14 +21,20 @@ from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
+from chinwag.core.markers import ReadMarkers
 from chinwag.core.posting import Posting
+from chinwag.core.receipts import DmReceipts
+from chinwag.core.revisions import Revisions
 from chinwag.core.rooms import Rooms
+from chinwag.core.search import Searching
 from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Session, charge, reply
 from chinwag.errors import BadRequest
 from chinwag.protocol.events import (
     Bye,
     Command,
+    Delete,
     Dm,
+    Edit,
     Hello,
     History,
     Join,
@@ -37,8 +43,12 @@ from chinwag.protocol.events import (
     Passwd,
     Ping,
     Pong,
+    React,
+    Read,
+    Receipts,
     Register,
     Say,
+    Search,
     Seen,
     Typing,
     Who,
@@ -58,6 +68,9 @@ _COSTS: dict[type[Command], float] = {
     History: 1.0,
     Register: 1.0,
     Passwd: 1.0,
+    Search: 1.0,
+    Read: 1.0,
+    Receipts: 1.0,
 }
 
 
@@ -90,6 +103,11 @@ class Hub:
         self._delivery = Delivery(settings, store, bus, self._registry, monotonic)
         self._posting = Posting(settings, store, bus, self._registry, clock)
         self._rooms = Rooms(settings, store, self._registry, self._posting.resolve)
+        self._revisions = Revisions(settings, store, self._posting, clock)
+        self._searching = Searching(settings, store, self._posting.resolve)
+        self._receipts = DmReceipts(store, self._registry)
+        self._delivery.receipts = self._receipts
+        self._markers = ReadMarkers(store, self._posting.resolve, self._receipts)
         self._logins = Logins(
             settings,
             store,
@@ -163,6 +181,18 @@ class Hub:
                 await self._posting.dm(session, cmd)
             case Seen():
                 await self._delivery.seen(session, cmd)
+            case Edit():
+                await self._revisions.edit(session, cmd)
+            case Delete():
+                await self._revisions.delete(session, cmd)
+            case React():
+                await self._revisions.react(session, cmd)
+            case Search():
+                await self._searching.search(session, cmd)
+            case Read():
+                await self._markers.read(session, cmd)
+            case Receipts():
+                await self._receipts.configure(session, cmd)
             case Typing():
                 self._delivery.typing(session, cmd)
             case Join():

@@ -27,7 +27,8 @@ from chinwag.core.accounts import (
     parse_nick,
     skeleton,
 )
-from chinwag.core.delivery import message_event
+from chinwag.core.delivery import stream_event
+from chinwag.core.markers import conversation_key
 from chinwag.core.ratelimit import Budget, TokenBucket
 from chinwag.core.rules import LOBBY
 from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Principal, Session, account_pid, ok
@@ -47,6 +48,8 @@ from chinwag.storage.base import AccountExists, AccountRow, Store
 log = logging.getLogger("chinwag.hub")
 
 PROTO = 1
+# Protocol §8: what of version 1.1 this server does ("moderation" is not there yet).
+FEATURES = ("edit", "delete", "react", "reply", "mentions", "search", "read", "receipts")
 
 # Every guest starts in the lobby alone: one shared set instead of one each.
 _LOBBY_ONLY = frozenset({LOBBY})
@@ -58,7 +61,9 @@ def _session_id() -> str:
 
 
 # caught_up after an empty backlog (every guest's): the same frame, rendered once per codec.
-_NOTHING_MISSED = Frame(CaughtUp(missed=0, rooms={}, dms={}, truncated=False))
+_NOTHING_MISSED = Frame(
+    CaughtUp(missed=0, rooms={}, dms={}, truncated=False, mentions=0, unread={})
+)
 
 
 class Logins:
@@ -305,6 +310,7 @@ class Logins:
             server_version=__version__,
             motd=self.settings.motd,
             rooms=tuple(sorted(p.rooms)),
+            features=FEATURES,
             ref=hello.ref,
         )
         if p.account:
@@ -315,9 +321,13 @@ class Logins:
         rooms: dict[str, int] = {}
         dms: dict[str, int] = {}
         missed = 0
+        mentioned: set[int] = set()  # the messages of the backlog that mention this nick
         truncated = False
+        unread: dict[str, int] = {}
         if p.account:
+            markers = await self._store.read_markers(p.pid)
             session.last_delivered = cursor
+            session.seen = cursor  # stored already; receipts count from here
             since_ms = int((self._clock() - self.settings.retention_days * 86_400) * 1000)
             # Page by page: the next page is read once the client has taken most of
             # this one (send_paced waits while its buffer is full), so a client that
@@ -336,14 +346,24 @@ class Logins:
             while page:
                 for m in page:
                     own = m.sender == p.pid
-                    frame = Frame(message_event(m, own=own, replay=True))
-                    await session.outlet.send_paced(frame)
+                    event = stream_event(m, own=own, replay=True)
+                    if event is not None:
+                        await session.outlet.send_paced(Frame(event))
                     session.last_delivered = m.id
+                    if p.nick in m.mentions:  # a message, or an edit that newly mentions
+                        mentioned.add(m.target or m.id)
+                    if m.kind is not None:
+                        continue  # caught_up counts messages; edits, deletions… follow them
                     if m.room is not None:
                         rooms[m.room] = rooms.get(m.room, 0) + 1
+                        label, key = m.room, conversation_key(m.room, "")
                     else:
                         other = m.recipient_nick if own else m.sender_nick
                         dms[other or ""] = dms.get(other or "", 0) + 1
+                        label = "@" + (other or "")
+                        key = conversation_key(None, (m.recipient if own else m.sender) or "")
+                    if not own and m.id > markers.get(key, 0):
+                        unread[label] = unread.get(label, 0) + 1
                 missed += len(page)
                 if missed >= start.count:
                     break
@@ -356,7 +376,14 @@ class Logins:
                 )
         # No await from here on: caught_up, then the live frames that waited, in order.
         if missed or truncated:
-            caught_up = CaughtUp(missed=missed, rooms=rooms, dms=dms, truncated=truncated)
+            caught_up = CaughtUp(
+                missed=sum(rooms.values()) + sum(dms.values()),
+                rooms=rooms,
+                dms=dms,
+                truncated=truncated,
+                mentions=len(mentioned),
+                unread=unread,
+            )
             session.outlet.send(Frame(caught_up))
         else:
             session.outlet.send(_NOTHING_MISSED)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from chinwag.bus.base import Bus, Posted
 from chinwag.config import Settings
@@ -27,13 +28,53 @@ from chinwag.core.sessions import (
     parse_nick_cached,
     reply,
 )
-from chinwag.errors import BadNick, ChatError, NoSuchUser, NotMember, QuotaExceeded
+from chinwag.errors import (
+    BadNick,
+    BadRequest,
+    ChatError,
+    Forbidden,
+    NoSuchUser,
+    NotMember,
+    QuotaExceeded,
+    RateLimited,
+)
 from chinwag.protocol.events import Ack, Command, Dm, Error, Say
-from chinwag.storage.base import AppendResult, NewMessage, OverQuota, Store, StoreError
+from chinwag.storage.base import AppendResult, Gone, NewMessage, OverQuota, Store, StoreError
 
 log = logging.getLogger("chinwag.hub")
 
 _RECENT_CIDS = 65_536  # acks remembered in memory so a resend skips flood control and storage
+
+# "@nick" at a word boundary (not inside a word or an e-mail address); a nick is
+# at most 32 code points of letters, marks, digits, _ and - (protocol §2).
+_MENTION = re.compile(r"(?<![\w@.])@([\w\-\u0300-\u036f]{1,32})(?![\w\-@])")
+
+
+@dataclass(frozen=True, slots=True)
+class Extra:
+    """What a message or an event of §8 stores besides its body (see `NewMessage`)."""
+
+    kind: str | None = None
+    target: int | None = None
+    reply_to: int | None = None
+    mentions: tuple[str, ...] = ()
+
+
+def mentioned_keys(body: str, limit: int) -> list[str]:
+    """The nick keys (casefolded, as at login) of the first ``limit`` distinct @nicks."""
+    keys: list[str] = []
+    if "@" not in body:
+        return keys
+    for match in _MENTION.finditer(body):
+        try:
+            key = parse_nick_cached(match.group(1)).key
+        except BadNick:
+            continue
+        if key not in keys:
+            keys.append(key)
+            if len(keys) >= limit:
+                break
+    return keys
 
 
 def _dedupe_key(session: Session) -> str:
@@ -107,6 +148,8 @@ class Posting:
         cid = cmd.cid
         if cid is not None and (_dedupe_key(session), cid) in self._recent:
             return None
+        if cmd.reply_to is not None or "@" in cmd.body:
+            return None  # the reply's target and the mentions are looked up first
         future = self._store.append(
             self._new_message(session, cmd.body, cid, room, to), cid_ttl_ms=self._cid_ttl_ms
         )
@@ -142,16 +185,93 @@ class Posting:
     async def say(self, session: Session, cmd: Say) -> None:
         """Post to a room and wait for its commit (the ack is sent then)."""
         room = self._say_room(session, cmd)
-        await self._post(session, cmd.ref, cmd.cid, cmd.body, room=room)
+        self._afford(session, cmd.cid)
+        if cmd.reply_to is not None:
+            await self._check_reply(session, cmd.reply_to, room=room)
+        mentions = await self.mentions_in(cmd.body, room=room)
+        await self._post(
+            session,
+            cmd.ref,
+            cmd.cid,
+            cmd.body,
+            room=room,
+            extra=Extra(reply_to=cmd.reply_to, mentions=mentions),
+        )
 
     async def dm(self, session: Session, cmd: Dm) -> None:
         """Send a DM, to someone online or not (then within their offline quota)."""
         check_body(cmd.body)
+        self._afford(session, cmd.cid)
         target_pid, target_nick, online = await self.resolve(cmd.to)
+        if cmd.reply_to is not None:
+            await self._check_reply(session, cmd.reply_to, dm_with=target_pid)
+        parties = ((session.principal.pid, session.principal.nick), (target_pid, target_nick))
+        mentions = self.mentions_in_dm(cmd.body, parties)
         quota = None if online else self.settings.offline_quota
         await self._post(
-            session, cmd.ref, cmd.cid, cmd.body, to=(target_pid, target_nick), quota=quota
+            session,
+            cmd.ref,
+            cmd.cid,
+            cmd.body,
+            to=(target_pid, target_nick),
+            quota=quota,
+            extra=Extra(reply_to=cmd.reply_to, mentions=mentions),
         )
+
+    async def _check_reply(
+        self, session: Session, reply_to: int, *, room: str | None = None, dm_with: str = ""
+    ) -> None:
+        """Raises `BadRequest` unless ``reply_to`` is a message of this conversation."""
+        target = await self._store.get_message(reply_to)
+        pid = session.principal.pid
+        if target is None:
+            ok_target = False
+        elif room is not None:
+            ok_target = target.room == room
+        else:
+            ok_target = target.room is None and {target.sender, target.recipient} == {pid, dm_with}
+        if not ok_target:
+            raise BadRequest(f"reply_to: message {reply_to} is not in this conversation")
+
+    async def mentions_in(self, body: str, *, room: str) -> tuple[str, ...]:
+        """The display nicks of the people ``body`` mentions who may see ``room``.
+
+        Nicks are compared as at login (casefolded); at most ``mention_limit``
+        distinct ones are looked up.
+        """
+        found: list[str] = []
+        for key in mentioned_keys(body, self.settings.mention_limit):
+            online = self._by_key.get(key)
+            if online is not None:
+                if room in online.rooms:
+                    found.append(online.nick)
+                continue
+            if await self._store.is_member(account_pid(key), room):
+                row = await self._store.get_account(key)
+                if row is not None and not row.deleted:
+                    found.append(row.nick)
+        return tuple(found)
+
+    def mentions_in_dm(self, body: str, parties: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+        """The display nicks of the DM's parties (pid, nick) that ``body`` mentions."""
+        keys = mentioned_keys(body, self.settings.mention_limit)
+        found: list[str] = []
+        for _, nick in parties:
+            key = parse_nick_cached(nick).key
+            if key in keys and nick not in found:
+                found.append(nick)
+        return tuple(found)
+
+    async def post_event(
+        self, session: Session, ref: str | None, cid: str | None, body: str, extra: Extra,
+        *, room: str | None, to: tuple[str, str] | None,
+    ) -> None:  # fmt: skip
+        """Store an event of §8 (edit, delete, react) like a message: cid, ack, bus.
+
+        The caller has already charged the command's cost (before reading its
+        target, so that refused ones cost too); a resent ``cid`` gets it back.
+        """
+        await self._post(session, ref, cid, body, room=room, to=to, extra=extra, prepaid=True)
 
     def _online_target(self, raw: str) -> Principal | None:
         """The online principal called ``raw``, or None (offline, or not a nick)."""
@@ -186,11 +306,23 @@ class Posting:
         room: str | None = None,
         to: tuple[str, str] | None = None,
         quota: int | None = None,
+        extra: Extra | None = None,
+        prepaid: bool = False,
     ) -> None:
         if cid is not None and (earlier := self._recent_ack(session, cid)) is not None:
+            if prepaid:
+                session.bucket.refund()
             reply(session, replace(earlier, ref=ref))  # a repeat: same ack, no flood charge
             return
-        msg = self._new_message(session, body, cid, room, to)
+        msg = self._new_message(session, body, cid, room, to, paid=prepaid)
+        if extra is not None:
+            msg = replace(
+                msg,
+                kind=extra.kind,
+                target=extra.target,
+                reply_to=extra.reply_to,
+                mentions=extra.mentions,
+            )
         try:
             result = await self._store.append(msg, cid_ttl_ms=self._cid_ttl_ms, quota=quota)
         except OverQuota:
@@ -198,7 +330,23 @@ class Posting:
             raise QuotaExceeded(
                 f"{msg.recipient_nick} has too many undelivered messages; try later"
             ) from None
+        except Gone:
+            session.bucket.refund()
+            raise Forbidden("that message is deleted", reason="deleted") from None
         self._acked(session, ref, cid, result)
+
+    def _afford(self, session: Session, cid: str | None) -> None:
+        """Raises `RateLimited` when the session cannot pay for a message now.
+
+        Checked before a message's lookups (its reply target, its mentions), so
+        that a flood is refused before it reads the store, not only at the
+        charge after; a resent ``cid`` is free, as always. Nothing is taken.
+        """
+        if cid is not None and self._recent_ack(session, cid) is not None:
+            return
+        wait = session.bucket.retry_after(1.0)
+        if wait > 0:
+            raise RateLimited(wait, f"slow down: retry in {wait:.1f} s")
 
     def _recent_ack(self, session: Session, cid: str) -> Ack | None:
         """The ack of ``cid`` from this sender within ``cid_ttl``, if it is remembered."""
@@ -218,9 +366,16 @@ class Posting:
         cid: str | None,
         room: str | None,
         to: tuple[str, str] | None,
+        *,
+        paid: bool = False,
     ) -> NewMessage:
-        """Charge flood control for a message and build it (raises `RateLimited`)."""
-        charge(session, 1.0)
+        """Charge flood control for a message (unless ``paid``) and build it.
+
+        Raises:
+            RateLimited: over the budget; nothing was charged.
+        """
+        if not paid:
+            charge(session, 1.0)
         p = session.principal
         if p.typing:  # a message ends its typing notice: the next one goes out at once
             p.typing.pop(room or "@" + (to[0] if to else ""), None)

@@ -45,12 +45,41 @@ class Say(Command):
     room: str
     body: str
     cid: str | None = None
+    reply_to: int | None = None  # §8: a message of the same conversation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Dm(Command):
     to: str
     body: str
+    cid: str | None = None
+    reply_to: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Edit(Command):
+    """§8: replace the body of message ``id`` (the sender's own, within the edit window)."""
+
+    id: int
+    body: str
+    cid: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delete(Command):
+    """§8: delete message ``id``; its body is erased from storage."""
+
+    id: int
+    cid: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class React(Command):
+    """§8: put this person's reaction ``emoji`` on message ``id`` on or off."""
+
+    id: int
+    emoji: str
+    on: bool = True
     cid: str | None = None
 
 
@@ -127,6 +156,41 @@ class Bye(Command):
     pass
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Search(Command):
+    """§8: messages with every word of ``q`` that the asker may see now.
+
+    At most one of ``room`` and ``with_`` is set (neither: everywhere).
+    """
+
+    q: str
+    room: str | None = None
+    with_: str | None = None
+    sender: str | None = None  # the wire's "from"
+    before: int | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Read(Command):
+    """§8: the account has read ``room`` (or the DM ``with_``) up to ``upto``.
+
+    Exactly one of ``room`` and ``with_`` is set. The server echoes it to the
+    account's other sessions as a `ReadMarker`.
+    """
+
+    room: str | None = None
+    with_: str | None = None
+    upto: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receipts(Command):
+    """§8 (the ``receipts`` setting): send and receive DM receipts, or stop."""
+
+    on: bool
+
+
 ClientCommand = (
     Hello
     | Say
@@ -143,6 +207,12 @@ ClientCommand = (
     | Ping
     | Pong
     | Bye
+    | Edit
+    | Delete
+    | React
+    | Search
+    | Read
+    | Receipts
 )
 
 
@@ -202,6 +272,7 @@ class Welcome(ServerEvent):
     server_version: str
     motd: str
     rooms: tuple[str, ...]
+    features: tuple[str, ...] = ()  # §8: what of version 1.1 this server supports
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,6 +280,8 @@ class Message(ServerEvent):
     """A committed message: in a room (``room``) or a DM (``to``, the recipient's nick).
 
     ``cid`` is set only on the sender's own copies; ``replay`` on backlog copies.
+    A deleted message (in history) has ``deleted`` and an empty ``body`` that is
+    not rendered; ``edited_ms`` and ``reactions`` are set in history.
     """
 
     id: int
@@ -218,6 +291,54 @@ class Message(ServerEvent):
     to: str | None = None
     body: str
     cid: str | None = None
+    replay: bool = False
+    reply_to: int | None = None
+    mentions: tuple[str, ...] = ()
+    edited_ms: int | None = None
+    deleted: bool = False
+    reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Edited(ServerEvent):
+    """§8: event ``id``: ``sender`` changed the body of message ``target``."""
+
+    id: int
+    ts_ms: int
+    target: int
+    sender: str
+    room: str | None = None
+    to: str | None = None
+    body: str
+    mentions: tuple[str, ...] = ()  # the people this edit newly mentions
+    replay: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deleted(ServerEvent):
+    """§8: event ``id``: ``by`` deleted message ``target``."""
+
+    id: int
+    ts_ms: int
+    target: int
+    by: str
+    room: str | None = None
+    to: str | None = None
+    replay: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reacted(ServerEvent):
+    """§8: event ``id``: ``sender`` put reaction ``emoji`` on message ``target`` on or off."""
+
+    id: int
+    ts_ms: int
+    target: int
+    sender: str
+    room: str | None = None
+    to: str | None = None
+    emoji: str
+    on: bool
     replay: bool = False
 
 
@@ -238,6 +359,8 @@ class CaughtUp(ServerEvent):
     rooms: Mapping[str, int]
     dms: Mapping[str, int]
     truncated: bool
+    mentions: int | None = None  # §8: backlog messages mentioning this nick (None: a 1.0 frame)
+    unread: Mapping[str, int] | None = None  # §8: "room" / "@nick" -> unread in the backlog
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -308,6 +431,33 @@ class HistoryReply(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReadMarker(ServerEvent):
+    """§8: another session of this account read ``room`` (or the DM ``with_``) up to ``upto``."""
+
+    room: str | None = None
+    with_: str | None = None
+    upto: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receipt(ServerEvent):
+    """§8: ``with_`` has your DMs up to ``upto`` on a device (``delivered``) or read them."""
+
+    with_: str
+    upto: int
+    state: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Results(ServerEvent):
+    """§8: the answer to ``search``: matching messages, NEWEST first."""
+
+    q: str
+    messages: tuple[Message, ...]
+    more: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Error(ServerEvent):
     """A refusal: a stable ``code``, words for a person, and fields of its own.
 
@@ -332,6 +482,9 @@ class Error(ServerEvent):
 Outgoing = (
     Welcome
     | Message
+    | Edited
+    | Deleted
+    | Reacted
     | Ack
     | CaughtUp
     | Presence
@@ -340,6 +493,9 @@ Outgoing = (
     | WhoReply
     | RoomsReply
     | HistoryReply
+    | Results
+    | ReadMarker
+    | Receipt
     | Error
     | Ping
     | Pong

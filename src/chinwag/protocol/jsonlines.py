@@ -31,8 +31,12 @@ from chinwag.protocol.events import (
     Bye,
     CaughtUp,
     ClientCommand,
+    Delete,
+    Deleted,
     Dm,
     Dropped,
+    Edit,
+    Edited,
     Error,
     Fatal,
     Hello,
@@ -49,10 +53,18 @@ from chinwag.protocol.events import (
     Ping,
     Pong,
     Presence,
+    React,
+    Reacted,
+    Read,
+    ReadMarker,
+    Receipt,
+    Receipts,
     Register,
     Rejected,
+    Results,
     RoomsReply,
     Say,
+    Search,
     Seen,
     Typing,
     TypingNotice,
@@ -120,6 +132,12 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "register": (("password", str),),
     "passwd": (("old", str), ("new", str)),
     "seen": (("upto", int),),
+    "edit": (("id", int), ("body", str)),
+    "delete": (("id", int),),
+    "react": (("id", int), ("emoji", str)),
+    "search": (("q", str),),
+    "read": (("upto", int),),
+    "receipts": (("on", bool),),
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -288,6 +306,8 @@ def _what_is_wrong(obj: dict[str, Any], fields: tuple[tuple[str, type], ...]) ->
             return f"field {name!r} must be an integer"
         if kind is str and not isinstance(value, str):
             return f"field {name!r} must be a string"
+        if kind is bool and not isinstance(value, bool):
+            return f"field {name!r} must be true or false"
     return "malformed frame"  # pragma: no cover - every mismatch is named above
 
 
@@ -314,6 +334,47 @@ def _history(obj: dict[str, Any], ref: str | None) -> History:
     )
 
 
+def _message_id(obj: dict[str, Any]) -> int:
+    """The ``id`` of an edit, delete or react: a positive integer."""
+    value = _opt_int(obj, "id", minimum=1)
+    if value is None:
+        raise _BadField("missing field 'id'")
+    return value
+
+
+def _on(obj: dict[str, Any]) -> bool:
+    on = obj.get("on", True)
+    if not isinstance(on, bool):
+        raise _BadField("field 'on' must be true or false")
+    return on
+
+
+def _search(obj: dict[str, Any], q: str, ref: str | None) -> Search:
+    room = _opt_str(obj, "room")
+    with_ = _opt_str(obj, "with")
+    if room is not None and with_ is not None:
+        raise _BadField("at most one of 'room' and 'with' may be given")
+    return Search(
+        q=q,
+        room=room,
+        with_=with_,
+        sender=_opt_str(obj, "from"),
+        before=_opt_int(obj, "before", minimum=1),
+        limit=_opt_int(obj, "limit", minimum=1),
+        ref=ref,
+    )
+
+
+def _read(obj: dict[str, Any], upto: int, ref: str | None) -> Read:
+    room = _opt_str(obj, "room")
+    with_ = _opt_str(obj, "with")
+    if (room is None) == (with_ is None):
+        raise _BadField("exactly one of 'room' and 'with' is required")
+    if upto < 1:
+        raise _BadField("field 'upto' must be at least 1")
+    return Read(room=room, with_=with_, upto=upto, ref=ref)
+
+
 def _typing(obj: dict[str, Any], ref: str | None) -> Typing:
     room = _opt_str(obj, "room")
     to = _opt_str(obj, "to")
@@ -332,9 +393,21 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
     # match on the keys they name and nothing else.
     match obj:
         case {"type": "say", "room": str(room), "body": str(body)}:
-            return Say(room=room, body=body, cid=_opt_str(obj, "cid", MAX_CID_LEN), ref=ref)
+            return Say(
+                room=room,
+                body=body,
+                cid=_opt_str(obj, "cid", MAX_CID_LEN),
+                reply_to=_opt_int(obj, "reply_to", minimum=1),
+                ref=ref,
+            )
         case {"type": "dm", "to": str(to), "body": str(body)}:
-            return Dm(to=to, body=body, cid=_opt_str(obj, "cid", MAX_CID_LEN), ref=ref)
+            return Dm(
+                to=to,
+                body=body,
+                cid=_opt_str(obj, "cid", MAX_CID_LEN),
+                reply_to=_opt_int(obj, "reply_to", minimum=1),
+                ref=ref,
+            )
         case {"type": "typing"}:
             return _typing(obj, ref)
         case {"type": "seen", "upto": int(upto)} if not isinstance(upto, bool):
@@ -375,6 +448,20 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Passwd(old=old, new=new, ref=ref)
         case {"type": "bye"}:
             return Bye(ref=ref)
+        case {"type": "edit", "body": str(body)}:
+            cid = _opt_str(obj, "cid", MAX_CID_LEN)
+            return Edit(id=_message_id(obj), body=body, cid=cid, ref=ref)
+        case {"type": "delete"}:
+            return Delete(id=_message_id(obj), cid=_opt_str(obj, "cid", MAX_CID_LEN), ref=ref)
+        case {"type": "react", "emoji": str(emoji)}:
+            cid = _opt_str(obj, "cid", MAX_CID_LEN)
+            return React(id=_message_id(obj), emoji=emoji, on=_on(obj), cid=cid, ref=ref)
+        case {"type": "read", "upto": int(upto)} if not isinstance(upto, bool):
+            return _read(obj, upto, ref)
+        case {"type": "receipts", "on": bool(on)}:
+            return Receipts(on=on, ref=ref)
+        case {"type": "search", "q": str(q)}:
+            return _search(obj, q, ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -476,11 +563,31 @@ def _message(e: Message) -> dict[str, Any]:
         data["room"] = e.room
     else:
         data["to"] = e.to
-    data["body"] = e.body
+    if e.deleted:
+        data["deleted"] = True  # §8: the body is gone
+    else:
+        data["body"] = e.body
+    if e.reply_to is not None:
+        data["reply_to"] = e.reply_to
+    if e.mentions:
+        data["mentions"] = list(e.mentions)
+    if e.edited_ms is not None:
+        data["edited"] = iso_ts(e.edited_ms)
+    if e.reactions:
+        data["reactions"] = [{"emoji": emoji, "nicks": list(n)} for emoji, n in e.reactions]
     if e.cid is not None:
         data["cid"] = e.cid
     if e.replay:
         data["replay"] = True
+    return data
+
+
+def _event_head(kind: str, e: Edited | Reacted, sender: str) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": kind, "id": e.id, "target": e.target, "from": sender}
+    if e.room is not None:
+        data["room"] = e.room
+    else:
+        data["to"] = e.to
     return data
 
 
@@ -497,6 +604,30 @@ def to_data(event: Outgoing) -> dict[str, Any]:
     match event:
         case Message():
             data = _message(event)
+        case Edited():
+            data = _event_head("edited", event, event.sender)
+            data["body"] = event.body
+            if event.mentions:
+                data["mentions"] = list(event.mentions)
+            data["ts"] = iso_ts(event.ts_ms)
+            if event.replay:
+                data["replay"] = True
+        case Deleted():
+            data = {"type": "deleted", "id": event.id, "target": event.target, "by": event.by}
+            if event.room is not None:
+                data["room"] = event.room
+            else:
+                data["to"] = event.to
+            data["ts"] = iso_ts(event.ts_ms)
+            if event.replay:
+                data["replay"] = True
+        case Reacted():
+            data = _event_head("reacted", event, event.sender)
+            data["emoji"] = event.emoji
+            data["on"] = event.on
+            data["ts"] = iso_ts(event.ts_ms)
+            if event.replay:
+                data["replay"] = True
         case Ack():
             data = {"type": "ack", "id": event.id, "ts": iso_ts(event.ts_ms)}
             if event.cid is not None:
@@ -529,6 +660,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 "motd": event.motd,
                 "rooms": list(event.rooms),
             }
+            if event.features:  # §8 (1.1); a 1.0 welcome has none
+                data["features"] = list(event.features)
         case CaughtUp():
             data = {
                 "type": "caught_up",
@@ -537,6 +670,10 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 "dms": dict(event.dms),
                 "truncated": event.truncated,
             }
+            if event.mentions is not None:  # §8 (1.1)
+                data["mentions"] = event.mentions
+            if event.unread is not None:
+                data["unread"] = dict(event.unread)
         case WhoReply():
             users = [
                 {"nick": m.nick, "account": m.account, "bot": True}
@@ -554,6 +691,20 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["room"] = event.room
             else:
                 data["with"] = event.with_
+            data["messages"] = [_message(m) for m in event.messages]
+            data["more"] = event.more
+        case ReadMarker():
+            data = {"type": "read"}
+            if event.room is not None:
+                data["room"] = event.room
+            else:
+                data["with"] = event.with_
+            data["upto"] = event.upto
+        case Receipt():
+            data = {"type": "receipt", "with": event.with_, "upto": event.upto}
+            data["state"] = event.state
+        case Results():
+            data = {"type": "results", "q": event.q}
             data["messages"] = [_message(m) for m in event.messages]
             data["more"] = event.more
         case Ping():

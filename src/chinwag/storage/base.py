@@ -27,8 +27,20 @@ class StoredMessage:
         room: the room (lowercase), or None for a DM.
         recipient: principal of the DM recipient, or None for a room message.
         recipient_nick: the recipient's display nick, or None.
-        body: the text.
+        body: the text ('' once deleted); for an edit event the new text, for a
+            reaction event the emoji.
         cid: the sender's client id, if it sent one.
+        kind: None for a message; for an event (protocol §8) ``"edit"``,
+            ``"delete"``, ``"react"`` or ``"unreact"``. An event row copies the
+            conversation of its target: its ``room``, or for a DM ``sender`` =
+            who acted and ``recipient`` = the other party.
+        target: for an event, the id of the message it is about.
+        reply_to: for a message, the id of the message it answers.
+        edited_ms: for a message, when it was last edited (None: never).
+        deleted: for a message, whether it was deleted (``body`` is then '');
+            for an edit event, whether its body was erased by a later deletion.
+        mentions: for a message, the display nicks it mentions.
+        reactions: filled by the history reads only: ``(emoji, nicks)`` pairs.
     """
 
     id: int
@@ -40,6 +52,13 @@ class StoredMessage:
     recipient_nick: str | None
     body: str
     cid: str | None
+    kind: str | None = None
+    target: int | None = None
+    reply_to: int | None = None
+    edited_ms: int | None = None
+    deleted: bool = False
+    mentions: tuple[str, ...] = ()
+    reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +67,13 @@ class NewMessage:
 
     ``dedupe_key`` identifies the sender for ``cid`` dedupe: the account key for
     an account, the casefolded nick for a guest (protocol §3).
+
+    With ``kind`` set it is an event about message ``target`` (protocol §8;
+    see `StoredMessage`); the store applies it to its target in the same
+    transaction: ``"edit"`` replaces the body (refused with `Gone` when the
+    target is deleted), ``"delete"`` erases the bodies of the target and of its
+    edits (`Gone` when already deleted), ``"react"``/``"unreact"`` put the
+    reaction ``body`` of ``sender`` on or off.
     """
 
     ts_ms: int
@@ -59,6 +85,10 @@ class NewMessage:
     recipient_nick: str | None
     body: str
     cid: str | None
+    kind: str | None = None
+    target: int | None = None
+    reply_to: int | None = None
+    mentions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +128,23 @@ class Page:
     more: bool  # older messages exist before the first one returned
 
 
+@dataclass(frozen=True, slots=True)
+class SearchScope:
+    """Where a search looks (protocol §8): what the asker may see now, narrowed.
+
+    Attributes:
+        rooms: the rooms whose messages are searched.
+        me: search the DMs of this principal too (None: no DMs).
+        with_: only the DMs between ``me`` and this principal.
+        sender: only messages from this principal.
+    """
+
+    rooms: tuple[str, ...]
+    me: str | None
+    with_: str | None = None
+    sender: str | None = None
+
+
 class StoreError(Exception):
     """Base of the storage errors the hub may catch."""
 
@@ -108,6 +155,10 @@ class AccountExists(StoreError):
 
 class OverQuota(StoreError):
     """append: the DM recipient already holds ``quota`` undelivered DMs."""
+
+
+class Gone(StoreError):
+    """append of an edit or delete: the target message is deleted (nothing stored)."""
 
 
 class Store(Protocol):
@@ -146,6 +197,10 @@ class Store(Protocol):
         """
         ...
 
+    async def get_message(self, message_id: int) -> StoredMessage | None:
+        """The message (not an event) with this id, or None."""
+        ...
+
     async def max_message_id(self) -> int:
         """The highest message id stored, 0 when there are none."""
         ...
@@ -182,15 +237,42 @@ class Store(Protocol):
         ...
 
     async def room_history(self, room: str, *, before: int | None, limit: int) -> Page:
-        """The newest ``limit`` messages of ``room`` with id < ``before`` (if given)."""
+        """The newest ``limit`` messages of ``room`` with id < ``before`` (if given).
+
+        History holds messages only (no event rows), each with its latest body,
+        ``edited_ms``, ``deleted`` and its ``reactions``; the same for
+        ``dm_history``.
+        """
         ...
 
     async def dm_history(self, a: str, b: str, *, before: int | None, limit: int) -> Page:
         """The newest ``limit`` DMs between principals ``a`` and ``b`` (either way)."""
         ...
 
+    async def search(
+        self, words: list[str], scope: SearchScope, *, before: int | None, limit: int
+    ) -> Page:
+        """Live messages (not deleted) in ``scope`` containing every one of ``words``.
+
+        Words are compared case- and accent-insensitively, as whole words.
+
+        Args:
+            words: one or more words, each matched as a word (no query syntax).
+            scope: where to look.
+            before: only ids below this one (paging); None for the newest.
+            limit: most messages returned.
+
+        Returns:
+            A page NEWEST first (unlike history); ``more`` when older matches exist.
+        """
+        ...
+
     async def undelivered(self, account: str) -> int:
         """DMs to ``account`` from others with id above its highest device cursor."""
+        ...
+
+    async def is_member(self, account: str, room: str) -> bool:
+        """Whether ``account`` is a member of ``room`` now."""
         ...
 
     # -- accounts -----------------------------------------------------------
@@ -262,6 +344,34 @@ class Store(Protocol):
 
     async def advance_cursor(self, account: str, device: str, upto: int) -> int:
         """Set the cursor to max(cursor, upto) (creating it); return the new value."""
+        ...
+
+    # -- read markers (protocol §8) ---------------------------------------------
+    async def advance_read(self, account: str, conversation: str, upto: int) -> int:
+        """Move the read marker to max(marker, upto) (creating it); return the new value.
+
+        Args:
+            account: the account's principal.
+            conversation: ``"#" + room``, or ``"@" + the other party's principal``.
+            upto: the id read up to.
+        """
+        ...
+
+    async def read_markers(self, account: str) -> dict[str, int]:
+        """Every read marker of ``account``, by conversation."""
+        ...
+
+    async def set_receipts(self, account: str, on: bool) -> None:
+        """Turn DM receipts on or off for ``account`` (a principal)."""
+        ...
+
+    async def receipts_on(self, accounts: list[str]) -> set[str]:
+        """Those of ``accounts`` (principals) that have DM receipts on."""
+        ...
+
+    async def dm_senders(self, account: str, after_id: int, upto_id: int) -> dict[str, int]:
+        """The others who sent ``account`` DMs with ``after_id < id <= upto_id``: their
+        principal and the highest such id (messages only, not events)."""
         ...
 
     async def stats(self) -> dict[str, int]:

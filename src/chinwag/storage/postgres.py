@@ -36,8 +36,9 @@ import contextlib
 import importlib.resources
 import logging
 import re
+import unicodedata
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import asyncpg
@@ -47,9 +48,11 @@ from chinwag.storage.base import (
     AccountRow,
     AppendResult,
     BacklogStart,
+    Gone,
     NewMessage,
     OverQuota,
     Page,
+    SearchScope,
     StoredMessage,
     StoreError,
 )
@@ -68,7 +71,10 @@ _MAX_ID: Final = 2**63 - 1
 _WRITE_LOCK: Final = 0x63687767  # "chwg": the advisory lock every write transaction takes
 _MIGRATE_LOCK: Final = 0x63687768
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
-_COLS: Final = "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid"
+_COLS: Final = (
+    "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
+    " kind, target, reply_to, edited_ms, deleted, mentions"
+)
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 _ACCOUNT_COLS: Final = "key, nick, skeleton, password_hash, created_ms, deleted, bot"
 
@@ -90,15 +96,16 @@ BACKLOG_ROWS_SQL: Final = (
     f"SELECT {_COLS_M} FROM messages AS m {_BACKLOG_WHERE} ORDER BY m.id ASC LIMIT $5"
 )
 ROOM_HISTORY_SQL: Final = f"""
-SELECT {_COLS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC LIMIT $3
+SELECT {_COLS} FROM messages WHERE room = $1 AND id < $2 AND kind IS NULL
+ ORDER BY id DESC LIMIT $3
 """
 DM_HISTORY_SQL: Final = f"""
 SELECT {_COLS} FROM (
     (SELECT {_COLS} FROM messages WHERE sender = $1 AND recipient = $2 AND id < $3
-      ORDER BY id DESC LIMIT $4)
+       AND kind IS NULL ORDER BY id DESC LIMIT $4)
     UNION ALL
     (SELECT {_COLS} FROM messages WHERE sender = $2 AND recipient = $1 AND id < $3 AND $1 <> $2
-      ORDER BY id DESC LIMIT $4)
+       AND kind IS NULL ORDER BY id DESC LIMIT $4)
 ) AS both_ways ORDER BY id DESC LIMIT $4
 """
 # ``$2`` bounds the count (NULL: no bound) so a quota check reads at most ``quota`` rows.
@@ -137,10 +144,132 @@ def _unescape(body: str) -> str:
 
 
 def _message(row: Any) -> StoredMessage:
-    id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid = tuple(row)[:9]
+    (id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid, kind, target,
+     reply_to, edited_ms, deleted, mentions) = tuple(row)[:15]  # fmt: skip
     return StoredMessage(
-        id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, _unescape(body), cid
-    )
+        id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, _unescape(body), cid,
+        kind, target, reply_to, edited_ms, bool(deleted), tuple(mentions.split()),
+    )  # fmt: skip
+
+
+# A search: messages holding every word, newest first, kept when the asker may
+# see them (a room of $2, or a DM of $3, narrowed to $4 and to sender $5).
+SEARCH_SQL: Final = f"""
+SELECT {_COLS} FROM messages
+ WHERE words @> $1::text[] AND id < $6
+   AND (room = ANY($2::text[])
+        OR (recipient IS NOT NULL AND $3::text IS NOT NULL AND $3 IN (sender, recipient)
+            AND ($4::text IS NULL OR ($4 IN (sender, recipient)
+                                      AND ($4 <> $3 OR sender = recipient)))))
+   AND ($5::text IS NULL OR sender = $5)
+ ORDER BY id DESC
+ LIMIT $7
+"""
+# The reactions on a page of messages in the order they were put on.
+REACTIONS_SQL: Final = """
+SELECT message_id, emoji, nick FROM reactions
+ WHERE message_id = ANY($1::bigint[]) ORDER BY message_id, event_id
+"""
+_WORD: Final = re.compile(r"[^\W_]+")  # a word as SQLite's unicode61 splits text
+INDEX_BATCH: Final = 1_000  # messages given their words in one step at start
+
+
+def fold(text: str) -> str:
+    """``text`` without case and accents ("Café" -> "cafe"), as the search compares it."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def index_words(body: str) -> list[str]:
+    """The distinct folded words of a message body: what search looks up."""
+    return list(dict.fromkeys(_WORD.findall(fold(body))))
+
+
+async def _with_reactions(conn: Conn, messages: list[StoredMessage]) -> list[StoredMessage]:
+    """``messages`` with their ``reactions`` filled in (one query for the page)."""
+    if not messages:
+        return messages
+    found: dict[int, dict[str, list[str]]] = {}
+    for message_id, emoji, nick in await conn.fetch(REACTIONS_SQL, [m.id for m in messages]):
+        found.setdefault(message_id, {}).setdefault(emoji, []).append(nick)
+    if not found:
+        return messages
+    return [
+        replace(m, reactions=tuple((e, tuple(n)) for e, n in found[m.id].items()))
+        if m.id in found
+        else m
+        for m in messages
+    ]
+
+
+async def _apply_event(conn: Conn, msg: NewMessage, event_id: int) -> None:
+    """Apply an event to its target, in the transaction that stores the event.
+
+    Raises:
+        Gone: an edit or delete of a message that is deleted.
+    """
+    if msg.kind == "edit":
+        # Mentions only grow: whoever an edit newly mentions was told.
+        status = await conn.execute(
+            "UPDATE messages SET body = $1, edited_ms = $2, words = $3::text[],"
+            " mentions = trim(mentions || ' ' || $4) WHERE id = $5 AND NOT deleted",
+            _escape(msg.body),
+            msg.ts_ms,
+            index_words(msg.body),
+            " ".join(msg.mentions),
+            msg.target,
+        )
+        if not _changed(status):
+            raise Gone(f"message {msg.target} is deleted")
+    elif msg.kind == "delete":
+        status = await conn.execute(
+            "UPDATE messages SET body = '', deleted = TRUE, words = NULL"
+            " WHERE id = $1 AND NOT deleted",
+            msg.target,
+        )
+        if not _changed(status):
+            raise Gone(f"message {msg.target} is already deleted")
+        # Its edits held its text too.
+        await conn.execute(
+            "UPDATE messages SET body = '', deleted = TRUE WHERE target = $1 AND kind = 'edit'",
+            msg.target,
+        )
+        await conn.execute("DELETE FROM reactions WHERE message_id = $1", msg.target)
+    elif msg.kind == "react":
+        await conn.execute(
+            "INSERT INTO reactions (message_id, who, nick, emoji, event_id)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            msg.target,
+            msg.sender,
+            msg.sender_nick,
+            msg.body,
+            event_id,
+        )
+    elif msg.kind == "unreact":
+        await conn.execute(
+            "DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND who = $3",
+            msg.target,
+            msg.body,
+            msg.sender,
+        )
+    else:
+        raise ValueError(f"unknown event kind {msg.kind!r}")
+
+
+async def _index_old_messages(conn: Conn) -> None:
+    """Give the words to messages stored before search (schema version 2), in batches."""
+    while True:
+        rows = await conn.fetch(
+            "SELECT id, body FROM messages WHERE words IS NULL AND kind IS NULL AND NOT deleted"
+            " ORDER BY id LIMIT $1",
+            INDEX_BATCH,
+        )
+        if not rows:
+            return
+        await conn.executemany(
+            "UPDATE messages SET words = $2::text[] WHERE id = $1 AND words IS NULL",
+            [(r[0], index_words(_unescape(r[1]))) for r in rows],
+        )
 
 
 def _account(row: Any) -> AccountRow:
@@ -298,6 +427,7 @@ class PostgresStore:
             )
             try:
                 await _migrate(conn)
+                await _index_old_messages(conn)
             finally:
                 await conn.close()
             pool = await asyncpg.create_pool(
@@ -488,8 +618,10 @@ class PostgresStore:
                     raise OverQuota(f"{msg.recipient} holds {held} undelivered messages")
             new_id = await conn.fetchval(
                 "INSERT INTO messages"
-                " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
+                " kind, target, reply_to, mentions, words)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text[])"
+                " RETURNING id",
                 msg.ts_ms,
                 msg.sender,
                 msg.sender_nick,
@@ -498,7 +630,14 @@ class PostgresStore:
                 msg.recipient_nick,
                 _escape(msg.body),
                 msg.cid,
+                msg.kind,
+                msg.target,
+                msg.reply_to,
+                " ".join(msg.mentions),
+                None if msg.kind is not None else index_words(msg.body),
             )
+            if msg.kind is not None:
+                await _apply_event(conn, msg, int(new_id))
             if msg.cid is not None:
                 await conn.execute(
                     "INSERT INTO dedupe (dedupe_key, cid, message_id, ts_ms)"
@@ -519,10 +658,51 @@ class PostgresStore:
                 recipient_nick=msg.recipient_nick,
                 body=msg.body,
                 cid=msg.cid,
+                kind=msg.kind,
+                target=msg.target,
+                reply_to=msg.reply_to,
+                mentions=msg.mentions,
             )
             return AppendResult(stored, duplicate=False)
 
-        return self._submit(job, may_refuse=quota is not None)
+        return self._submit(job, may_refuse=quota is not None or msg.kind is not None)
+
+    async def get_message(self, message_id: int) -> StoredMessage | None:
+        """The message (not an event) with this id, or None."""
+
+        async def read(conn: Conn) -> StoredMessage | None:
+            row = await conn.fetchrow(
+                f"SELECT {_COLS} FROM messages WHERE id = $1 AND kind IS NULL", message_id
+            )
+            return None if row is None else _message(row)
+
+        return await self._read(read)
+
+    async def search(
+        self, words: list[str], scope: SearchScope, *, before: int | None, limit: int
+    ) -> Page:
+        """Live messages in ``scope`` with every one of ``words``, newest first."""
+        limit = max(limit, 0)
+        folded = list(dict.fromkeys(w for word in words for w in index_words(word)))
+        bound = _MAX_ID if before is None else before
+
+        async def read(conn: Conn) -> Page:
+            if not folded:  # nothing that is a word: nothing holds it
+                return Page([], more=False)
+            rows = await conn.fetch(
+                SEARCH_SQL,
+                folded,
+                list(scope.rooms),
+                scope.me,
+                scope.with_,
+                scope.sender,
+                bound,
+                limit + 1,
+            )
+            messages = [_message(r) for r in rows[:limit]]
+            return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
 
     async def max_message_id(self) -> int:
         """The highest message id stored, 0 when there are none."""
@@ -598,7 +778,8 @@ class PostgresStore:
 
         async def read(conn: Conn) -> Page:
             rows = await conn.fetch(sql, *params, bound, limit + 1)
-            return Page([_message(r) for r in reversed(rows[:limit])], more=len(rows) > limit)
+            messages = [_message(r) for r in reversed(rows[:limit])]
+            return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
 
         return await self._read(read)
 
@@ -695,6 +876,7 @@ class PostgresStore:
             owners = [f"a:{key}", key]
             await conn.execute("DELETE FROM memberships WHERE account = ANY($1::text[])", owners)
             await conn.execute("DELETE FROM cursors WHERE account = ANY($1::text[])", owners)
+            await conn.execute("DELETE FROM read_markers WHERE account = ANY($1::text[])", owners)
             return True
 
         return await self._write(job)
@@ -795,6 +977,85 @@ class PostgresStore:
             return True
 
         return await self._write(job)
+
+    async def is_member(self, account: str, room: str) -> bool:
+        """Whether ``account`` is a member of ``room`` now."""
+
+        async def read(conn: Conn) -> bool:
+            row = await conn.fetchrow(
+                "SELECT 1 FROM memberships WHERE account = $1 AND room = $2 AND to_id IS NULL",
+                account,
+                room,
+            )
+            return row is not None
+
+        return await self._read(read)
+
+    async def advance_read(self, account: str, conversation: str, upto: int) -> int:
+        """Move the read marker to max(marker, upto); return the new value."""
+
+        async def job(conn: Conn) -> int:
+            return int(
+                await conn.fetchval(
+                    "INSERT INTO read_markers (account, conversation, upto) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (account, conversation) DO UPDATE"
+                    " SET upto = greatest(read_markers.upto, excluded.upto) RETURNING upto",
+                    account,
+                    conversation,
+                    upto,
+                )
+            )
+
+        return await self._write(job)
+
+    async def read_markers(self, account: str) -> dict[str, int]:
+        """Every read marker of ``account``, by conversation."""
+
+        async def read(conn: Conn) -> dict[str, int]:
+            rows = await conn.fetch(
+                "SELECT conversation, upto FROM read_markers WHERE account = $1", account
+            )
+            return {r[0]: int(r[1]) for r in rows}
+
+        return await self._read(read)
+
+    async def set_receipts(self, account: str, on: bool) -> None:
+        """Turn DM receipts on or off for ``account`` (a principal)."""
+
+        async def job(conn: Conn) -> None:
+            key = account.removeprefix("a:")
+            await conn.execute("UPDATE accounts SET receipts = $1 WHERE key = $2", on, key)
+
+        await self._write(job)
+
+    async def receipts_on(self, accounts: list[str]) -> set[str]:
+        """Those of ``accounts`` (principals) that have DM receipts on."""
+
+        async def read(conn: Conn) -> set[str]:
+            keys = [a[2:] for a in accounts if a.startswith("a:")]
+            rows = await conn.fetch(
+                "SELECT key FROM accounts WHERE receipts AND NOT deleted AND key = ANY($1::text[])",
+                keys,
+            )
+            return {"a:" + r[0] for r in rows}
+
+        return await self._read(read)
+
+    async def dm_senders(self, account: str, after_id: int, upto_id: int) -> dict[str, int]:
+        """The others who sent ``account`` DMs in ``(after_id, upto_id]``, with the highest id."""
+
+        async def read(conn: Conn) -> dict[str, int]:
+            rows = await conn.fetch(
+                "SELECT sender, max(id) FROM messages"
+                " WHERE recipient = $1 AND id > $2 AND id <= $3 AND sender <> $1 AND kind IS NULL"
+                " GROUP BY sender",
+                account,
+                after_id,
+                upto_id,
+            )
+            return {r[0]: int(r[1]) for r in rows}
+
+        return await self._read(read)
 
     async def rooms_of(self, account: str) -> list[str]:
         """The rooms ``account`` is a member of, sorted."""

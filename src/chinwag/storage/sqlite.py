@@ -51,6 +51,7 @@ import contextlib
 import heapq
 import importlib.resources
 import itertools
+import json
 import logging
 import operator
 import queue
@@ -60,7 +61,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -69,9 +70,11 @@ from chinwag.storage.base import (
     AccountRow,
     AppendResult,
     BacklogStart,
+    Gone,
     NewMessage,
     OverQuota,
     Page,
+    SearchScope,
     StoredMessage,
     StoreError,
 )
@@ -97,7 +100,10 @@ DELETE FROM dedupe WHERE (dedupe_key, cid) IN (
     SELECT dedupe_key, cid FROM dedupe INDEXED BY dedupe_ts WHERE ts_ms < :cutoff LIMIT :n)
 """
 
-_COLS: Final = "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid"
+_COLS: Final = (
+    "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
+    " kind, target, reply_to, edited_ms, deleted, mentions"
+)
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 
 # Every statement names its index (INDEXED BY): each has one right index, and
@@ -139,7 +145,7 @@ BACKLOG_ROWS_SQL: Final = _backlog_branches(_COLS, "ASC")  # the pages: oldest f
 
 ROOM_HISTORY_SQL: Final = f"""
 SELECT {_COLS} FROM messages INDEXED BY messages_room
- WHERE room = :room AND id < :before
+ WHERE room = :room AND id < :before AND kind IS NULL
  ORDER BY id DESC
  LIMIT :n
 """
@@ -150,12 +156,12 @@ DM_HISTORY_SQL: Final = f"""
 SELECT {_COLS} FROM (
     SELECT * FROM (
         SELECT {_COLS} FROM messages INDEXED BY messages_pair
-         WHERE sender = :a AND recipient = :b AND id < :before
+         WHERE sender = :a AND recipient = :b AND id < :before AND kind IS NULL
          ORDER BY id DESC LIMIT :n)
     UNION ALL
     SELECT * FROM (
         SELECT {_COLS} FROM messages INDEXED BY messages_pair
-         WHERE sender = :b AND recipient = :a AND id < :before AND :a <> :b
+         WHERE sender = :b AND recipient = :a AND id < :before AND :a <> :b AND kind IS NULL
          ORDER BY id DESC LIMIT :n)
 )
 ORDER BY id DESC
@@ -177,8 +183,126 @@ SELECT count(*) FROM (
 _ACCOUNT_COLS: Final = "key, nick, skeleton, password_hash, created_ms, deleted, bot"
 
 
+# A search: the index yields matches newest first; each is kept when the asker
+# may see it (a room of ``:rooms``, or a DM of ``:me``), until the page is full.
+SEARCH_SQL: Final = f"""
+SELECT {_COLS_M} FROM messages_fts AS f JOIN messages AS m ON m.id = f.rowid
+ WHERE messages_fts MATCH :q AND f.rowid < :before
+   AND (m.room IN (SELECT value FROM json_each(:rooms))
+        OR (m.recipient IS NOT NULL AND :me IS NOT NULL AND :me IN (m.sender, m.recipient)
+            AND (:with IS NULL OR (:with IN (m.sender, m.recipient)
+                                   AND (:with <> :me OR m.sender = m.recipient)))))
+   AND (:sender IS NULL OR m.sender = :sender)
+ ORDER BY f.rowid DESC
+ LIMIT :n
+"""
+
+
+def _token(prefix: str, value: str) -> str:
+    """A scope token of the index (see migration 004): prefix + upper-case hex of UTF-8."""
+    return prefix + value.encode().hex().upper()
+
+
+def _fts_query(words: list[str], scope: SearchScope) -> str:
+    """The FTS5 query: every word (quoted: no query syntax gets through), within ``scope``.
+
+    The scope part lets the index skip matches the asker may not see; the
+    SQL checks each row again.
+    """
+    text = " AND ".join('"' + word.replace('"', '""') + '"' for word in words)
+    places = [_token("r", room) for room in scope.rooms]
+    if scope.me is not None:
+        me = _token("d", scope.me)
+        if scope.with_ is None:
+            places.append(me)
+        elif scope.with_ == scope.me:
+            places.append(f'"{me} {me}"')  # a DM to oneself: both parties are me
+        else:
+            places.append(f"({me} AND {_token('d', scope.with_)})")
+    where = " OR ".join(places) if places else _token("r", "")  # nowhere: matches nothing
+    query = f"body : ({text}) AND scope : ({where})"
+    if scope.sender is not None:
+        query += f" AND scope : {_token('s', scope.sender)}"
+    return query
+
+
+# The reactions on a page of messages in the order they were put on: emojis by
+# their oldest reaction, and the nicks of each emoji oldest first.
+REACTIONS_SQL: Final = """
+SELECT message_id, emoji, nick FROM reactions
+ WHERE message_id IN (SELECT value FROM json_each(:ids))
+ ORDER BY message_id, event_id
+"""
+
+
 def _message(row: Iterable[Any]) -> StoredMessage:
-    return StoredMessage(*row)
+    (i, ts, sender, snick, room, recipient, rnick, body, cid, kind, target, reply_to, edited,
+     deleted, mentions) = row  # fmt: skip
+    return StoredMessage(
+        i, ts, sender, snick, room, recipient, rnick, body, cid,
+        kind, target, reply_to, edited, bool(deleted), tuple(mentions.split()),
+    )  # fmt: skip
+
+
+def _with_reactions(conn: sqlite3.Connection, messages: list[StoredMessage]) -> list[StoredMessage]:
+    """``messages`` with their ``reactions`` filled in (one query for the page)."""
+    if not messages:
+        return messages
+    ids = json.dumps([m.id for m in messages])
+    found: dict[int, dict[str, list[str]]] = {}
+    for message_id, emoji, nick in conn.execute(REACTIONS_SQL, {"ids": ids}):
+        found.setdefault(message_id, {}).setdefault(emoji, []).append(nick)
+    if not found:
+        return messages
+    return [
+        replace(m, reactions=tuple((e, tuple(n)) for e, n in found[m.id].items()))
+        if m.id in found
+        else m
+        for m in messages
+    ]
+
+
+def _apply_event(conn: sqlite3.Connection, msg: NewMessage, event_id: int) -> None:
+    """Apply an event to its target, in the transaction that stores the event.
+
+    Raises:
+        Gone: an edit or delete of a message that is deleted.
+    """
+    if msg.kind == "edit":
+        # Mentions only grow: whoever an edit newly mentions was told.
+        changed = conn.execute(
+            "UPDATE messages SET body = ?, edited_ms = ?, mentions = trim(mentions || ' ' || ?)"
+            " WHERE id = ? AND deleted = 0",
+            (msg.body, msg.ts_ms, " ".join(msg.mentions), msg.target),
+        ).rowcount
+        if not changed:
+            raise Gone(f"message {msg.target} is deleted")
+    elif msg.kind == "delete":
+        changed = conn.execute(
+            "UPDATE messages SET body = '', deleted = 1 WHERE id = ? AND deleted = 0",
+            (msg.target,),
+        ).rowcount
+        if not changed:
+            raise Gone(f"message {msg.target} is already deleted")
+        # Its edits held its text too.
+        conn.execute(
+            "UPDATE messages SET body = '', deleted = 1 WHERE target = ? AND kind = 'edit'",
+            (msg.target,),
+        )
+        conn.execute("DELETE FROM reactions WHERE message_id = ?", (msg.target,))
+    elif msg.kind == "react":
+        conn.execute(
+            "INSERT INTO reactions (message_id, who, nick, emoji, event_id) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (msg.target, msg.sender, msg.sender_nick, msg.body, event_id),
+        )
+    elif msg.kind == "unreact":
+        conn.execute(
+            "DELETE FROM reactions WHERE message_id = ? AND emoji = ? AND who = ?",
+            (msg.target, msg.body, msg.sender),
+        )
+    else:
+        raise ValueError(f"unknown event kind {msg.kind!r}")
 
 
 def _account(row: tuple[Any, ...]) -> AccountRow:
@@ -381,6 +505,7 @@ class SqliteStore:
         self._close_done: asyncio.Future[None] | None = None
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # list[_Job] or _STOP
         self._turn: list[_Job] = []  # queued, not handed over to the writer yet
+        self._erased = False  # writer thread: a deletion committed, empty the WAL
         self._commit_delay = commit_delay
         self._handed_at = float("-inf")  # loop time of the last hand-over
         self._thread = threading.Thread(
@@ -470,7 +595,15 @@ class SqliteStore:
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
                 if durability == "os":  # the checkpoint thread's job
                     conn.execute("PRAGMA wal_autocheckpoint = 0")
+                # A deleted message's text is overwritten in the file, not just unlinked.
+                conn.execute("PRAGMA secure_delete = ON")
                 _migrate(conn)
+                if sqlite3.sqlite_version_info >= (3, 44, 0):
+                    # A deletion removes its words from the search index at once;
+                    # older SQLite leaves them until FTS5 merges those segments.
+                    conn.execute(
+                        "INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1)"
+                    )
             except BaseException:
                 conn.close()
                 raise
@@ -695,6 +828,9 @@ class SqliteStore:
                 assert outcomes is not None
             self._dirty = True
             self._write_failures.succeeded()
+            if self._erased:
+                self._erased = False
+                self._erase_wal()
         except Exception as exc:
             self._write_failures.failed(exc)  # none of the batch was stored
             if conn.in_transaction:
@@ -741,6 +877,19 @@ class SqliteStore:
                 outcomes.append((job, value, None))
         conn.execute("COMMIT")
         return outcomes
+
+    def _erase_wal(self) -> None:
+        """After a deletion: copy the WAL into the database and empty it.
+
+        The WAL still holds the pages as they were before the deletion (the
+        deleted text with them) until a checkpoint; TRUNCATE resets it to zero
+        bytes. A reader in the middle of a long read can keep it from
+        finishing; then the next deletion's (or SQLite's own) checkpoint does.
+        """
+        with contextlib.suppress(sqlite3.Error):
+            busy, _, _ = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                log.info("a reader kept the WAL from being emptied after a deletion")
 
     @staticmethod
     def _deliver(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
@@ -794,8 +943,9 @@ class SqliteStore:
                     raise OverQuota(f"{msg.recipient} holds {held} undelivered messages")
             cursor = conn.execute(
                 "INSERT INTO messages"
-                " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
+                " kind, target, reply_to, mentions)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     msg.ts_ms,
                     msg.sender,
@@ -805,10 +955,18 @@ class SqliteStore:
                     msg.recipient_nick,
                     msg.body,
                     msg.cid,
+                    msg.kind,
+                    msg.target,
+                    msg.reply_to,
+                    " ".join(msg.mentions),
                 ),
             )
             new_id = cursor.lastrowid
             assert new_id is not None
+            if msg.kind is not None:
+                _apply_event(conn, msg, new_id)
+                if msg.kind == "delete":
+                    self._erased = True  # writer thread only: checkpoint after the commit
             if msg.cid is not None:
                 # Replaces an entry older than the ttl: that cid now means this message.
                 conn.execute(
@@ -827,10 +985,25 @@ class SqliteStore:
                 recipient_nick=msg.recipient_nick,
                 body=msg.body,
                 cid=msg.cid,
+                kind=msg.kind,
+                target=msg.target,
+                reply_to=msg.reply_to,
+                mentions=msg.mentions,
             )
             return AppendResult(stored, duplicate=False)
 
-        return self._submit(job, may_refuse=quota is not None)
+        return self._submit(job, may_refuse=quota is not None or msg.kind is not None)
+
+    async def get_message(self, message_id: int) -> StoredMessage | None:
+        """The message (not an event) with this id, or None."""
+
+        def read(conn: sqlite3.Connection) -> StoredMessage | None:
+            row = conn.execute(
+                f"SELECT {_COLS} FROM messages WHERE id = ? AND kind IS NULL", (message_id,)
+            ).fetchone()
+            return None if row is None else _message(row)
+
+        return await self._read(read)
 
     async def max_message_id(self) -> int:
         """The highest message id stored, 0 when there are none."""
@@ -903,7 +1076,30 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> Page:
             rows = conn.execute(sql, args).fetchall()
-            return Page([_message(r) for r in reversed(rows[:limit])], more=len(rows) > limit)
+            messages = [_message(r) for r in reversed(rows[:limit])]
+            return Page(_with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def search(
+        self, words: list[str], scope: SearchScope, *, before: int | None, limit: int
+    ) -> Page:
+        """Live messages in ``scope`` with every one of ``words``, newest first."""
+        limit = max(limit, 0)
+        args = {
+            "q": _fts_query(words, scope),
+            "before": _MAX_ID if before is None else before,
+            "rooms": json.dumps(list(scope.rooms)),
+            "me": scope.me,
+            "with": scope.with_,
+            "sender": scope.sender,
+            "n": limit + 1,
+        }
+
+        def read(conn: sqlite3.Connection) -> Page:
+            rows = conn.execute(SEARCH_SQL, args).fetchall()
+            messages = [_message(r) for r in rows[:limit]]
+            return Page(_with_reactions(conn, messages), more=len(rows) > limit)
 
         return await self._read(read)
 
@@ -1009,6 +1205,7 @@ class SqliteStore:
             owners = (f"a:{key}", key)
             conn.execute("DELETE FROM memberships WHERE account IN (?, ?)", owners)
             conn.execute("DELETE FROM cursors WHERE account IN (?, ?)", owners)
+            conn.execute("DELETE FROM read_markers WHERE account IN (?, ?)", owners)
             return True
 
         return await self._write(job)
@@ -1098,6 +1295,18 @@ class SqliteStore:
 
         return await self._write(job)
 
+    async def is_member(self, account: str, room: str) -> bool:
+        """Whether ``account`` is a member of ``room`` now."""
+
+        def read(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM memberships WHERE account = ? AND room = ? AND to_id IS NULL",
+                (account, room),
+            ).fetchone()
+            return row is not None
+
+        return await self._read(read)
+
     async def rooms_of(self, account: str) -> list[str]:
         """The rooms ``account`` is a member of, sorted."""
 
@@ -1158,6 +1367,68 @@ class SqliteStore:
             return int(row[0])
 
         return await self._write(job)
+
+    async def advance_read(self, account: str, conversation: str, upto: int) -> int:
+        """Move the read marker to max(marker, upto); return the new value."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "INSERT INTO read_markers (account, conversation, upto) VALUES (?, ?, ?)"
+                " ON CONFLICT (account, conversation) DO UPDATE"
+                " SET upto = max(upto, excluded.upto) RETURNING upto",
+                (account, conversation, upto),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._write(job)
+
+    async def read_markers(self, account: str) -> dict[str, int]:
+        """Every read marker of ``account``, by conversation."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT conversation, upto FROM read_markers WHERE account = ?", (account,)
+            ).fetchall()
+            return {conversation: int(upto) for conversation, upto in rows}
+
+        return await self._read(read)
+
+    async def set_receipts(self, account: str, on: bool) -> None:
+        """Turn DM receipts on or off for ``account`` (a principal)."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            key = account.removeprefix("a:")
+            conn.execute("UPDATE accounts SET receipts = ? WHERE key = ?", (int(on), key))
+
+        await self._write(job)
+
+    async def receipts_on(self, accounts: list[str]) -> set[str]:
+        """Those of ``accounts`` (principals) that have DM receipts on."""
+
+        def read(conn: sqlite3.Connection) -> set[str]:
+            keys = [a[2:] for a in accounts if a.startswith("a:")]
+            rows = conn.execute(
+                "SELECT key FROM accounts WHERE receipts = 1 AND deleted = 0"
+                " AND key IN (SELECT value FROM json_each(?))",
+                (json.dumps(keys),),
+            ).fetchall()
+            return {"a:" + key for (key,) in rows}
+
+        return await self._read(read)
+
+    async def dm_senders(self, account: str, after_id: int, upto_id: int) -> dict[str, int]:
+        """The others who sent ``account`` DMs in ``(after_id, upto_id]``, with the highest id."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT sender, max(id) FROM messages INDEXED BY messages_recipient"
+                " WHERE recipient = ? AND id > ? AND id <= ? AND sender <> ? AND kind IS NULL"
+                " GROUP BY sender",
+                (account, after_id, upto_id, account),
+            ).fetchall()
+            return {sender: int(top) for sender, top in rows}
+
+        return await self._read(read)
 
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats``.
@@ -1417,7 +1688,8 @@ class SqliteStore:
 
         ``account`` (a principal): the messages it sent (to rooms and in DMs)
         and the DMs it received. ``room``: the room's messages. Exactly one of
-        the two.
+        the two. Messages only (edits are in their latest body, deletions in
+        ``deleted``), never event rows.
         """
         if (account is None) == (room is None):
             raise ValueError("export_messages takes an account or a room")
@@ -1426,7 +1698,7 @@ class SqliteStore:
             if room is not None:
                 rows = conn.execute(
                     f"SELECT {_COLS} FROM messages INDEXED BY messages_room"
-                    " WHERE room = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+                    " WHERE room = ? AND id > ? AND id <= ? AND kind IS NULL ORDER BY id LIMIT ?",
                     (room, after, upto, limit),
                 ).fetchall()
             else:
@@ -1434,7 +1706,7 @@ class SqliteStore:
                 # primary key, once over the whole export (pages go on by id).
                 rows = conn.execute(
                     f"SELECT {_COLS} FROM messages"
-                    " WHERE id > ? AND id <= ? AND (sender = ? OR recipient = ?)"
+                    " WHERE id > ? AND id <= ? AND (sender = ? OR recipient = ?) AND kind IS NULL"
                     " ORDER BY id LIMIT ?",
                     (after, upto, account, account, limit),
                 ).fetchall()

@@ -1,0 +1,69 @@
+"""DM receipts (protocol §8): delivered and read, between two accounts that both want them.
+
+A receipt is a notice, not a stored event: it goes to the sender's sessions
+online at that moment (a later login does not get it).
+"""
+
+from __future__ import annotations
+
+from chinwag.core.sessions import Frame, OnlineRegistry, Session, ok
+from chinwag.errors import Forbidden
+from chinwag.protocol.events import Receipt, Receipts
+from chinwag.storage.base import Store
+
+
+class DmReceipts:
+    """The ``receipts`` setting and the receipts themselves.
+
+    Args:
+        store: where the setting is kept, and the DMs.
+        registry: who is online.
+    """
+
+    def __init__(self, store: Store, registry: OnlineRegistry) -> None:
+        self._store = store
+        self._online = registry.by_pid
+        # pid -> setting, for accounts asked about since start. One process owns
+        # its accounts' settings today; several nodes will need the bus to
+        # invalidate this (not there yet).
+        self._on: dict[str, bool] = {}
+
+    async def configure(self, session: Session, cmd: Receipts) -> None:
+        """Turn this account's receipts on or off."""
+        p = session.principal
+        if not p.account:
+            raise Forbidden("receipts belong to an account: /register first", reason="guest")
+        await self._store.set_receipts(p.pid, cmd.on)
+        self._on[p.pid] = cmd.on
+        ok(session, cmd.ref)
+
+    async def _wanted(self, pids: list[str]) -> set[str]:
+        unknown = [pid for pid in pids if pid not in self._on]
+        if unknown:
+            found = await self._store.receipts_on(unknown)
+            for pid in unknown:
+                self._on[pid] = pid in found
+        return {pid for pid in pids if self._on[pid]}
+
+    async def delivered(self, session: Session, after_id: int, upto_id: int) -> None:
+        """A device of this account has everything up to ``upto_id`` (a ``seen``)."""
+        p = session.principal
+        if not p.account or not await self._wanted([p.pid]):
+            return
+        senders = await self._store.dm_senders(p.pid, after_id, upto_id)
+        if senders:
+            for pid in await self._wanted(list(senders)):
+                self._notify(pid, Receipt(with_=p.nick, upto=senders[pid], state="delivered"))
+
+    async def read(self, session: Session, other: str, upto: int) -> None:
+        """This account moved its read marker of the DM with ``other`` to ``upto``."""
+        p = session.principal
+        if p.account and other != p.pid and await self._wanted([p.pid, other]) == {p.pid, other}:
+            self._notify(other, Receipt(with_=p.nick, upto=upto, state="read"))
+
+    def _notify(self, pid: str, event: Receipt) -> None:
+        online = self._online.get(pid)
+        if online is not None:
+            frame = Frame(event)
+            for s in online.sessions:
+                s.deliver(0, frame)

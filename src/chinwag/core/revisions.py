@@ -1,0 +1,189 @@
+"""Edits, deletions and reactions (protocol §8): events about earlier messages.
+
+Each is checked here, then stored like a message (`Posting.post_event`: cid
+dedupe, flood control, ack, bus), as a row of the one event stream with the
+conversation of its target, so the same sessions see it, in id order, live and
+in the backlog alike.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+
+from chinwag.config import Settings
+from chinwag.core.posting import Extra, Posting
+from chinwag.core.rules import check_body
+from chinwag.core.sessions import Session, charge
+from chinwag.errors import BadRequest, Forbidden, NotFound
+from chinwag.protocol.events import Delete, Edit, React
+from chinwag.storage.base import Store, StoredMessage
+
+MAX_EMOJI = 8  # code points of one reaction (protocol §8)
+
+_ZWJ = "\u200d"
+
+
+def _extends(char: str) -> bool:
+    """Whether ``char`` continues a grapheme cluster rather than starting one.
+
+    The stdlib has no grapheme segmentation (UAX #29); this covers what emoji
+    use: combining marks, variation selectors, skin tones and tag characters.
+    """
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or 0xFE00 <= code <= 0xFE0F  # variation selectors
+        or 0x1F3FB <= code <= 0x1F3FF  # skin tone modifiers
+        or 0xE0020 <= code <= 0xE007F  # tags (subdivision flags)
+        or code == 0x20E3  # combining enclosing keycap
+    )
+
+
+def _regional(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
+
+
+def check_emoji(emoji: str) -> None:
+    """Raises `BadRequest` unless ``emoji`` is 1-8 code points of one grapheme cluster.
+
+    One cluster: a visible first character followed only by extending
+    characters, or joined to the next by a zero-width joiner (👩‍💻), or a
+    pair of regional indicators (a flag).
+    """
+    if not 1 <= len(emoji) <= MAX_EMOJI:
+        raise BadRequest(f"a reaction is 1-{MAX_EMOJI} characters of one emoji or symbol")
+    if len(emoji) == 2 and _regional(emoji[0]) and _regional(emoji[1]):
+        return
+    previous = ""
+    for i, char in enumerate(emoji):
+        starts = i == 0 or previous == _ZWJ
+        if starts:
+            if unicodedata.category(char)[0] in "CZ" or _extends(char) or char == _ZWJ:
+                raise BadRequest("a reaction must be one visible emoji or symbol")
+        elif not (_extends(char) or char == _ZWJ):
+            raise BadRequest("a reaction must be one emoji or symbol, not several")
+        previous = char
+    if previous == _ZWJ:
+        raise BadRequest("a reaction must not end with a joiner")
+
+
+def _conversation(
+    session: Session, target: StoredMessage
+) -> tuple[str | None, tuple[str, str] | None]:
+    """(room, DM other party) of an event about ``target``, from the actor's side."""
+    if target.room is not None:
+        return target.room, None
+    pid = session.principal.pid
+    if target.sender == pid:
+        return None, (target.recipient or "", target.recipient_nick or "")
+    return None, (target.sender, target.sender_nick)
+
+
+class Revisions:
+    """Edit, delete, react: checks, then `Posting.post_event`.
+
+    Args:
+        settings: limits (``edit_window``, ``mention_limit``).
+        store: where the target message is read.
+        posting: stores the event, acks it, publishes it.
+        clock: wall clock in seconds (the edit window).
+    """
+
+    def __init__(
+        self, settings: Settings, store: Store, posting: Posting, clock: Callable[[], float]
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._posting = posting
+        self._clock = clock
+
+    async def _target(self, session: Session, message_id: int) -> StoredMessage:
+        """Pay for the command, then the message ``message_id`` if this session may see it.
+
+        Paid first, so that refused edits, deletions and reactions cost like
+        accepted ones (each reads the store).
+
+        Raises:
+            RateLimited: over the budget.
+            NotFound: no such message, or one this session may not see now.
+        """
+        charge(session, 1.0)
+        target = await self._store.get_message(message_id)
+        p = session.principal
+        if target is not None:
+            if target.room is not None and target.room in p.rooms:
+                return target
+            if target.room is None and p.pid in (target.sender, target.recipient):
+                return target
+        raise NotFound(f"there is no message {message_id} that you can see")
+
+    async def edit(self, session: Session, cmd: Edit) -> None:
+        """Replace the body of one's own message, within the edit window."""
+        check_body(cmd.body)
+        target = await self._target(session, cmd.id)
+        if target.sender != session.principal.pid:
+            raise Forbidden("only its sender may edit a message", reason="not_sender")
+        if target.deleted:
+            raise Forbidden("that message is deleted", reason="deleted")
+        age = self._clock() - target.ts_ms / 1000
+        if age > self.settings.edit_window:
+            raise Forbidden(
+                f"a message can be edited for {self.settings.edit_window:g} s after sending",
+                reason="edit_window",
+            )
+        room, to = _conversation(session, target)
+        if room is not None:
+            now = await self._posting.mentions_in(cmd.body, room=room)
+        else:
+            parties = ((target.sender, target.sender_nick),) + (
+                ((target.recipient, target.recipient_nick or ""),) if target.recipient else ()
+            )
+            now = self._posting.mentions_in_dm(cmd.body, parties)
+        # Only people the edit newly mentions are told (protocol §8).
+        fresh = tuple(n for n in now if n not in target.mentions)
+        await self._posting.post_event(
+            session,
+            cmd.ref,
+            cmd.cid,
+            cmd.body,
+            Extra(kind="edit", target=target.id, mentions=fresh),
+            room=room,
+            to=to,
+        )
+
+    async def delete(self, session: Session, cmd: Delete) -> None:
+        """Delete one's own message: its body is erased from storage.
+
+        Room moderators and server admins come with moderation (not there yet).
+        """
+        target = await self._target(session, cmd.id)
+        if target.sender != session.principal.pid:
+            raise Forbidden("only its sender may delete a message", reason="not_sender")
+        if target.deleted:
+            raise Forbidden("that message is already deleted", reason="deleted")
+        room, to = _conversation(session, target)
+        await self._posting.post_event(
+            session, cmd.ref, cmd.cid, "", Extra(kind="delete", target=target.id), room=room, to=to
+        )
+
+    async def react(self, session: Session, cmd: React) -> None:
+        """Put this person's reaction on a message on or off (one per emoji)."""
+        check_emoji(cmd.emoji)
+        target = await self._target(session, cmd.id)
+        if target.deleted:
+            raise Forbidden("that message is deleted", reason="deleted")
+        room, to = _conversation(session, target)
+        kind = "react" if cmd.on else "unreact"
+        await self._posting.post_event(
+            session,
+            cmd.ref,
+            cmd.cid,
+            cmd.emoji,
+            Extra(kind=kind, target=target.id),
+            room=room,
+            to=to,
+        )
+
+
+__all__ = ["MAX_EMOJI", "Revisions", "check_emoji"]

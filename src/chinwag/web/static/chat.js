@@ -54,7 +54,7 @@ export function explainError(code, message, nick, registering, reason = "") {
     case "nick_taken": return `Someone online is using “${nick}” right now. Pick another nick, or try again in a moment.`;
     case "nick_registered": return `“${nick}” is already registered. Untick “Register” and log in with its password.`;
     case "bad_nick": return `“${nick}” can't be used (${message}). Nicks are up to 32 letters, digits, _ and -.`;
-    case "weak_password": return "Too short: a password needs at least 8 characters.";
+    case "weak_password": return `Too short: ${message || "a password needs at least 8 characters"}.`;
     case "rate_limited": return message || "Too many attempts. Wait a little and try again.";
     case "forbidden":
       if (reason === "invite_required") return "This server needs an invite to register: paste the invite code or link, or ask its admin for one.";
@@ -69,7 +69,7 @@ export function explainError(code, message, nick, registering, reason = "") {
 export function explainPasswd(code, message) {
   switch (code) {
     case "bad_password": return "The current password is wrong, so nothing changed. Type it again.";
-    case "weak_password": return "Too short: a password needs at least 8 characters. Nothing changed.";
+    case "weak_password": return `Too short: ${message || "a password needs at least 8 characters"}. Nothing changed.`;
     case "forbidden": return "A guest has no password: register this nick first.";
     case "rate_limited": return (message || "Too many attempts.") + " Wait a little and try again; nothing changed.";
     default: return `The server refused: ${message || code}. Nothing changed.`;

@@ -394,8 +394,9 @@ chat.addEventListener("rooms", (ev) => {
 
 // --- the account: register this nick, change the password ---------------------------
 
+/** The token of what was pasted: a token, a web link (#invite=…) or a chinwag:// link (?t=…). */
 function inviteToken(text) {
-  const found = text.trim().match(/invite=([^&\s]+)/);
+  const found = text.trim().match(/(?:[?&]t|invite)=([^&\s#]+)/);
   return found ? decodeURIComponent(found[1]) : text.trim();
 }
 

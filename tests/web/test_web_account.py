@@ -111,3 +111,38 @@ async def test_registering_on_an_invite_only_server_asks_for_the_invite_link(
         assert await _refused(web, "bob") == "password_required"
     finally:
         web.kill()
+
+
+async def test_an_account_changes_its_password_and_a_wrong_one_changes_nothing(
+    web: WebServer, context: BrowserContext
+) -> None:
+    page = await open_client(context, web)
+    await log_in(page, "carol", "first password", register=True)
+    await page.get_by_role("button", name="Change password").click()
+    dialog = page.get_by_role("dialog", name="Change password")
+    current, new = dialog.get_by_label("Current password"), dialog.get_by_label("New password")
+    await expect(current).to_be_focused()
+    alert = dialog.get_by_role("alert")
+
+    await current.fill("not my password")
+    await new.fill("second password")
+    await new.press("Enter")
+    await expect(alert).to_have_text(
+        "The current password is wrong, so nothing changed. Type it again."
+    )
+    await expect(current).to_be_focused()
+    await current.fill("first password")
+    await new.fill("short")
+    await new.press("Enter")
+    await expect(alert).to_have_text("Too short: a new password needs at least 8 characters.")
+
+    await new.fill("second password")
+    await new.press("Enter")
+    await expect(dialog).to_be_hidden()
+    messages = page.get_by_role("log", name="Messages")
+    await expect(messages.get_by_text("Password changed")).to_be_visible()
+
+    await page.get_by_role("button", name="Log out").click()
+    assert await _refused(web, "carol", password="first password") == "bad_password"
+    await log_in(page, "carol", "second password")
+    assert page.errors == []  # type: ignore[attr-defined]

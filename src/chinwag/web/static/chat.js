@@ -131,10 +131,18 @@ export class Chat extends EventTarget {
     if (!c) {
       c = new Conversation(key, name ?? key.slice(key.indexOf(":") + 1));
       this.conversations.set(key, c);
+      if (c.kind === "dm") this.rememberDms();
     } else if (name && c.kind === "dm") {
       c.name = name;
     }
     return c;
+  }
+
+  /** An account's DMs are kept in this browser, so that the next login lists them again. */
+  rememberDms() {
+    if (!this.account || !this.loggedIn) return;
+    const names = [...this.conversations.values()].filter((c) => c.kind === "dm").map((c) => c.name);
+    save("dms." + fold(this.nick), names.sort((a, b) => fold(a).localeCompare(fold(b))));
   }
 
   totalUnread() {
@@ -166,8 +174,13 @@ export class Chat extends EventTarget {
     this.wanted = false;
     this.password = null;
     clearTimeout(this.timer);
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.send({ type: "bye" });
-    else this.drop();
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      // What is on screen counts as seen: the next login does not bring it back as new.
+      clearTimeout(this.seenTimer);
+      this.seenTimer = null;
+      if (this.phase === "live" && this.maxId > this.seenSent) this.send({ type: "seen", upto: this.maxId });
+      this.send({ type: "bye" });
+    } else this.drop();
   }
 
   open() {
@@ -273,6 +286,10 @@ export class Chat extends EventTarget {
     this.attempt = 0;
     save("nick", f.nick);
     for (const room of f.rooms || []) this.conversation(roomKey(room), room);
+    if (this.account) {
+      const known = load("dms." + fold(f.nick), []);
+      for (const name of Array.isArray(known) ? known : []) if (typeof name === "string") this.conversation(dmKey(name), name);
+    }
     for (const c of this.conversations.values()) c.dividerBefore = null;
     if (f.motd && !this.motdShown) { this.motdShown = true; this.notice(LOBBY, f.motd); }
     this.status("Catching up…");
@@ -301,6 +318,7 @@ export class Chat extends EventTarget {
       this.register = null;
       this.account = true;
       this.status(`Connected as ${this.nick}`);
+      this.rememberDms();
       this.refreshMembers();
       this.emit("account", { ok: true, text: `“${this.nick}” is now registered: log in with this password next time.` });
       this.emit("change");

@@ -44,7 +44,7 @@ export function deviceId() {
 export function lastNick() { return load("nick", ""); }
 
 /** The login refusals in plain words (what to do next). */
-export function explainError(code, message, nick, registering) {
+export function explainError(code, message, nick, registering, reason = "") {
   switch (code) {
     case "password_required":
       return registering
@@ -54,10 +54,25 @@ export function explainError(code, message, nick, registering) {
     case "nick_taken": return `Someone online is using “${nick}” right now. Pick another nick, or try again in a moment.`;
     case "nick_registered": return `“${nick}” is already registered. Untick “Register” and log in with its password.`;
     case "bad_nick": return `“${nick}” can't be used (${message}). Nicks are up to 32 letters, digits, _ and -.`;
-    case "weak_password": return "Too short: a password needs at least 8 characters.";
+    case "weak_password": return `Too short: ${message || "a password needs at least 8 characters"}.`;
     case "rate_limited": return message || "Too many attempts. Wait a little and try again.";
-    case "forbidden": return `The server refused to register: ${message}. Ask its admin for an invite link.`;
+    case "forbidden":
+      if (reason === "invite_required") return "This server needs an invite to register: paste the invite code or link, or ask its admin for one.";
+      if (reason === "bad_invite") return "That invite is unknown, used up or expired: ask the server's admin for a new one.";
+      if (reason === "registration_closed") return "This server takes no new accounts right now. You can go on chatting as a guest.";
+      return `The server refused to register: ${message}. Ask its admin for an invite link.`;
     default: return `The server refused: ${message || code}.`;
+  }
+}
+
+/** The refusals of a password change in plain words; nothing changed in any of them. */
+export function explainPasswd(code, message) {
+  switch (code) {
+    case "bad_password": return "The current password is wrong, so nothing changed. Type it again.";
+    case "weak_password": return `Too short: ${message || "a password needs at least 8 characters"}. Nothing changed.`;
+    case "forbidden": return "A guest has no password: register this nick first.";
+    case "rate_limited": return (message || "Too many attempts.") + " Wait a little and try again; nothing changed.";
+    default: return `The server refused: ${message || code}. Nothing changed.`;
   }
 }
 
@@ -87,7 +102,9 @@ export class Chat extends EventTarget {
     this.nick = "";
     this.account = false;
     this.password = null;      // in memory only, for reconnecting
-    this.register = null;      // {password, invite} while registering
+    this.register = null;      // {password, invite, late} while registering
+    this.newPassword = null;   // while a `passwd` is on its way
+    this.roomList = null;      // the last `rooms` reply: {rooms, truncated}
     this.wanted = false;       // whether to stay connected
     this.loggedIn = false;     // whether a welcome came since the user pressed Connect
     this.attempt = 0;
@@ -114,10 +131,18 @@ export class Chat extends EventTarget {
     if (!c) {
       c = new Conversation(key, name ?? key.slice(key.indexOf(":") + 1));
       this.conversations.set(key, c);
+      if (c.kind === "dm") this.rememberDms();
     } else if (name && c.kind === "dm") {
       c.name = name;
     }
     return c;
+  }
+
+  /** An account's DMs are kept in this browser, so that the next login lists them again. */
+  rememberDms() {
+    if (!this.account || !this.loggedIn) return;
+    const names = [...this.conversations.values()].filter((c) => c.kind === "dm").map((c) => c.name);
+    save("dms." + fold(this.nick), names.sort((a, b) => fold(a).localeCompare(fold(b))));
   }
 
   totalUnread() {
@@ -149,8 +174,13 @@ export class Chat extends EventTarget {
     this.wanted = false;
     this.password = null;
     clearTimeout(this.timer);
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.send({ type: "bye" });
-    else this.drop();
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      // What is on screen counts as seen: the next login does not bring it back as new.
+      clearTimeout(this.seenTimer);
+      this.seenTimer = null;
+      if (this.phase === "live" && this.maxId > this.seenSent) this.send({ type: "seen", upto: this.maxId });
+      this.send({ type: "bye" });
+    } else this.drop();
   }
 
   open() {
@@ -238,11 +268,12 @@ export class Chat extends EventTarget {
       case "typing": return this.onTyping(f);
       case "who": return this.onWho(f);
       case "history": return this.onHistory(f);
+      case "rooms": return this.onRooms(f);
       case "ping": this.send({ type: "pong", ref: f.ref }); return;
       case "bye":
         if (f.reason === "banned") { this.wanted = false; this.emit("loginfailed", { text: "This account is banned from the server." }); }
         return;
-      default: return; // frames this client does not use (rooms, pong, 1.1 additions)
+      default: return; // frames this client does not use (pong, 1.1 additions)
     }
   }
 
@@ -255,6 +286,10 @@ export class Chat extends EventTarget {
     this.attempt = 0;
     save("nick", f.nick);
     for (const room of f.rooms || []) this.conversation(roomKey(room), room);
+    if (this.account) {
+      const known = load("dms." + fold(f.nick), []);
+      for (const name of Array.isArray(known) ? known : []) if (typeof name === "string") this.conversation(dmKey(name), name);
+    }
     for (const c of this.conversations.values()) c.dividerBefore = null;
     if (f.motd && !this.motdShown) { this.motdShown = true; this.notice(LOBBY, f.motd); }
     this.status("Catching up…");
@@ -283,6 +318,16 @@ export class Chat extends EventTarget {
       this.register = null;
       this.account = true;
       this.status(`Connected as ${this.nick}`);
+      this.rememberDms();
+      this.refreshMembers();
+      this.emit("account", { ok: true, text: `“${this.nick}” is now registered: log in with this password next time.` });
+      this.emit("change");
+      return;
+    }
+    if (f.ref === "passwd") {
+      if (this.password !== null) this.password = this.newPassword;
+      this.newPassword = null;
+      this.emit("account", { ok: true, text: "Password changed: use the new one next time you log in." });
       return;
     }
     if (typeof f.ref === "string" && f.ref.startsWith("join:")) {
@@ -311,8 +356,20 @@ export class Chat extends EventTarget {
       return;
     }
     if (f.ref === "register") {
+      const late = this.register && this.register.late;
       this.register = null;
-      this.notice(LOBBY, explainError(f.code, f.message, this.nick, true) + " You are in as a guest.");
+      const text = explainError(f.code, f.message, this.nick, true, f.reason);
+      if (late) this.emit("account", { ok: false, text });
+      else this.notice(LOBBY, text + " You are in as a guest.");
+      return;
+    }
+    if (f.ref === "passwd") {
+      this.newPassword = null;
+      this.emit("account", { ok: false, text: explainPasswd(f.code, f.message) });
+      return;
+    }
+    if (f.ref === "rooms") {
+      this.emit("rooms", { text: `The room list is not available: ${f.message || f.code}.` });
       return;
     }
     const item = this.outbox.find((o) => o.cid === f.ref);
@@ -437,6 +494,11 @@ export class Chat extends EventTarget {
     this.emit("change");
   }
 
+  onRooms(f) {
+    this.roomList = { rooms: Array.isArray(f.rooms) ? f.rooms : [], truncated: !!f.truncated };
+    this.emit("rooms", {});
+  }
+
   notice(key, text) {
     const c = this.conversations.get(key);
     if (!c) return;
@@ -479,6 +541,27 @@ export class Chat extends EventTarget {
     const oldest = c.oldestId();
     if (oldest !== null) frame.before = oldest;
     this.send(frame);
+  }
+
+  /** Ask for the room list; false when offline (the answer comes as a "rooms" event). */
+  listRooms() {
+    return this.phase === "live" && this.send({ type: "rooms", ref: "rooms" });
+  }
+
+  /** Register the nick this guest session uses; false when offline. */
+  registerNick(password, invite) {
+    if (this.phase !== "live" || this.account) return false;
+    const frame = { type: "register", password, ref: "register" };
+    if (invite) frame.invite = invite;
+    this.register = { password, invite, late: true };
+    return this.send(frame);
+  }
+
+  /** Change this account's password; false when offline. */
+  changePassword(old, password) {
+    if (this.phase !== "live" || !this.account) return false;
+    this.newPassword = password;
+    return this.send({ type: "passwd", old, new: password, ref: "passwd" });
   }
 
   join(room) { this.send({ type: "join", room, ref: `join:${room.toLowerCase()}` }); }

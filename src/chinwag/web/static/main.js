@@ -40,6 +40,7 @@ $("login-form").addEventListener("submit", (ev) => {
 function showLogin(text) {
   $("connect").disabled = false;
   $("connect").textContent = "Connect";
+  for (const d of document.querySelectorAll("dialog")) if (d.open) d.close();
   $("chat").hidden = true;
   $("login").hidden = false;
   $("login-error").textContent = text || "";
@@ -153,6 +154,7 @@ function render() {
   const total = chat.totalUnread();
   document.title = total ? `(${total}) chinwag` : "chinwag";
   $("typing").textContent = chat.typingText(chat.active);
+  $("account-action").textContent = chat.account ? "Change password" : "Register this nick";
 }
 
 function renderSidebar() {
@@ -346,3 +348,108 @@ for (const [button, pane] of [["toggle-side", "side"], ["toggle-members", "membe
 }
 document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closePanes(); });
 
+
+// --- the room list -----------------------------------------------------------------
+
+function openDialog(id) {
+  closePanes();
+  if (!$(id).open) $(id).showModal();
+}
+
+function askRooms() {
+  $("room-list").replaceChildren();
+  $("rooms-note").textContent = chat.listRooms() ? "Loading the room list…" : "Offline: the room list comes once you are back online.";
+}
+
+$("browse-rooms").addEventListener("click", () => { openDialog("rooms-dialog"); askRooms(); $("rooms-refresh").focus(); });
+$("rooms-refresh").addEventListener("click", askRooms);
+$("rooms-close").addEventListener("click", () => $("rooms-dialog").close());
+$("rooms-dialog").addEventListener("close", () => $("message").focus());
+
+chat.addEventListener("rooms", (ev) => {
+  if (!$("rooms-dialog").open) return;
+  const list = $("room-list");
+  list.replaceChildren();
+  if (ev.detail.text) { $("rooms-note").textContent = ev.detail.text; return; }
+  const { rooms, truncated } = chat.roomList;
+  $("rooms-note").textContent = rooms.length
+    ? `${rooms.length} ${rooms.length === 1 ? "room" : "rooms"}` + (truncated ? " (only the busiest are listed)" : "") + ". Pick one to join it."
+    : "No rooms yet: join one by name in the menu.";
+  for (const r of rooms) {
+    const inIt = chat.conversations.has(roomKey(r.name));
+    const b = el("button");
+    b.type = "button";
+    b.append(el("span", "name", `#${r.name}`), el("span", "count", `${r.online} online` + (inIt ? ", joined" : "")));
+    b.addEventListener("click", () => {
+      $("rooms-dialog").close();
+      saveDraft();
+      if (inIt) chat.switchTo(roomKey(r.name)); else chat.join(r.name);
+    });
+    const li = el("li");
+    li.append(b);
+    list.append(li);
+  }
+  list.querySelector("button")?.focus();
+});
+
+// --- the account: register this nick, change the password ---------------------------
+
+/** The token of what was pasted: a token, a web link (#invite=…) or a chinwag:// link (?t=…). */
+function inviteToken(text) {
+  const found = text.trim().match(/(?:[?&]t|invite)=([^&\s#]+)/);
+  return found ? decodeURIComponent(found[1]) : text.trim();
+}
+
+$("account-action").addEventListener("click", () => {
+  const registering = !chat.account;
+  $("account-title").textContent = registering ? "Register this nick" : "Change password";
+  $("register-form").hidden = !registering;
+  $("passwd-form").hidden = registering;
+  $("register-intro").textContent = `Keep “${chat.nick}” as your account: nobody else can use it, and you log in with this password.`;
+  $("account-error").textContent = "";
+  for (const id of ["register-password", "old-password", "new-password"]) $(id).value = "";
+  if (invite && !$("register-invite").value) $("register-invite").value = invite;
+  openDialog("account-dialog");
+  $(registering ? "register-password" : "old-password").focus();
+});
+$("account-close").addEventListener("click", () => $("account-dialog").close());
+$("account-dialog").addEventListener("close", () => {
+  for (const id of ["register-password", "old-password", "new-password"]) $(id).value = "";
+  $("message").focus();
+});
+
+function accountProblem(text, field) {
+  $("account-error").textContent = text;
+  $(field).focus();
+}
+
+$("register-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const password = $("register-password").value;
+  if ([...password].length < 8) { accountProblem("Too short: a password needs at least 8 characters.", "register-password"); return; }
+  $("account-error").textContent = "";
+  if (!chat.registerNick(password, inviteToken($("register-invite").value))) {
+    accountProblem("Offline: try again once you are back online.", "register-password");
+  }
+});
+
+$("passwd-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const old = $("old-password").value;
+  const password = $("new-password").value;
+  if (!old) { accountProblem("Enter your current password.", "old-password"); return; }
+  if ([...password].length < 8) { accountProblem("Too short: a new password needs at least 8 characters.", "new-password"); return; }
+  $("account-error").textContent = "";
+  if (!chat.changePassword(old, password)) accountProblem("Offline: try again once you are back online.", "old-password");
+});
+
+chat.addEventListener("account", (ev) => {
+  if (ev.detail.ok) {
+    if ($("account-dialog").open) $("account-dialog").close();
+    chat.notice(chat.active, ev.detail.text);
+    render();
+    return;
+  }
+  if (!$("account-dialog").open) { chat.notice(chat.active, ev.detail.text); return; }
+  accountProblem(ev.detail.text, $("passwd-form").hidden ? "register-password" : "old-password");
+});

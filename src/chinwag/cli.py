@@ -197,6 +197,14 @@ def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     delete = cmds.add_parser("delete", help="delete an account (its nick stays reserved)")
     delete.add_argument("nick")
     cmds.add_parser("stats", help="counts of accounts, messages, rooms")
+    health = cmds.add_parser(
+        "health",
+        help="ask the running server's /readyz: exit 0 ready, 1 not ready, 2 no answer",
+    )
+    health.add_argument(
+        "--url",
+        help="its /readyz (default: http://127.0.0.1:HTTP_PORT/readyz, the port of its settings)",
+    )
     backup = cmds.add_parser("backup", help="copy the database to FILE (the server may run)")
     backup.add_argument("file", type=Path, metavar="FILE", help="the backup to make (a new file)")
     restore = cmds.add_parser(

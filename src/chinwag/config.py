@@ -178,6 +178,10 @@ class Settings:
     http_conns_max: int = _s(
         1024, "open connections to the web port, whole server (HTTP and /ws; at least 1)"
     )
+    # -- monitoring (issue 17): /healthz, /readyz, /metrics --
+    ready_timeout: float = _s(
+        2.0, "seconds /readyz waits for the store to commit an empty write before it says 503"
+    )
     # -- messages people expect (issue 15, protocol §8) --
     edit_window: float = _s(86_400.0, "seconds after sending during which a message may be edited")
     mention_limit: int = _s(20, "most distinct @nicks of one message looked up as mentions")
@@ -476,6 +480,8 @@ def _check_web(clean: dict[str, Any]) -> None:
         raise SettingsError(
             "setting http_request_timeout must be above 0 seconds (10 is the default)"
         )
+    if clean.get("ready_timeout", 1) <= 0:
+        raise SettingsError("setting ready_timeout must be above 0 seconds (2 is the default)")
     if clean.get("http_conns_max", 1) < 1:
         raise SettingsError(
             "setting http_conns_max must be at least 1 (1024 is the default; http_port=0"

@@ -26,7 +26,7 @@ from chinwag.server.irc import IrcConnection
 from chinwag.server.listener import Listener, bind
 from chinwag.server.lock import DataDirLock
 from chinwag.server.tlswire import Handshakes, TlsTransport
-from chinwag.storage.base import Store
+from chinwag.storage.base import Store, StoreError
 from chinwag.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -309,7 +309,7 @@ class Server:
                 if server._web is None:
                     from chinwag.server.web import WebApp  # aiohttp: only for a web listener
 
-                    server._web = WebApp(server)
+                    server._web = WebApp(server, server.not_ready)
                 await server._web.start(socks, handshakes if spec.tls else None)
                 continue
             listener = Listener(socks, factory(spec), settings.accept_pause)
@@ -328,6 +328,23 @@ class Server:
         """The first chat listener's (first) address: the one announced on the LAN."""
         first = self._chat_address()
         return first.host, first.port
+
+    async def not_ready(self) -> str | None:
+        """Why the server cannot take writes now (for ``/readyz``); None: it can.
+
+        The store must commit an empty write within ``ready_timeout`` seconds.
+        """
+        timeout = self.settings.ready_timeout
+        try:
+            await asyncio.wait_for(self.store.probe(), timeout)
+        except TimeoutError:
+            return (
+                f"the store did not commit a write within {timeout:g} s (another program"
+                " holding the database's lock, or a slow disk?): check the server's log"
+            )
+        except StoreError as exc:
+            return f"the store cannot write ({exc}): check the server's log and the disk"
+        return None
 
     def admit(self, conn: Connection) -> bool:
         count = self._per_address.get(conn.address, 0)

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import struct
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -444,10 +445,14 @@ class _CountedSite(web.SockSite):
 
 
 class WebApp:
-    """The aiohttp application of one server: static files, ``/ws``, headers."""
+    """The aiohttp application of one server: static files, ``/ws``, health, headers.
 
-    def __init__(self, server: Host) -> None:
+    ``not_ready`` says why the server cannot take writes (None: it can), for ``/readyz``.
+    """
+
+    def __init__(self, server: Host, not_ready: Callable[[], Awaitable[str | None]]) -> None:
         self._server = server
+        self._not_ready = not_ready
         settings = server.settings
         self._origins = {o.strip().rstrip("/").lower() for o in settings.ws_origins.split(",")}
         self._origins.discard("")
@@ -459,6 +464,8 @@ class WebApp:
         self._door = _Door(settings)
         self.app = web.Application(client_max_size=4096, middlewares=[self._timed])
         self.app.router.add_get("/ws", self._ws)
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/{path:.*}", self._static)
         self.app.on_response_prepare.append(self._headers)
         self._runner: web.AppRunner | None = None
@@ -503,6 +510,18 @@ class WebApp:
     @staticmethod
     async def _headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.update(security_headers(request))
+
+    @staticmethod
+    async def _healthz(request: web.Request) -> web.StreamResponse:
+        """Alive: the event loop answers."""
+        return web.Response(text="alive\n")
+
+    async def _readyz(self, request: web.Request) -> web.StreamResponse:
+        """Ready: the store commits a write; else 503 and the reason in plain words."""
+        reason = await self._not_ready()
+        if reason is not None:
+            return web.Response(status=503, text=f"not ready: {reason}\n")
+        return web.Response(text="ready\n")
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         target = _static_file(self._root, request.match_info["path"])

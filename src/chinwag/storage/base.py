@@ -378,6 +378,10 @@ class Store(Protocol):
         """Counts for ``chinwag admin stats``: accounts, messages, rooms, dms, devices."""
         ...
 
+    async def probe(self) -> None:
+        """Commit an empty write through the writer (for ``/readyz``); StoreError: cannot."""
+        ...
+
     # -- invites (sign-up tokens; only their hashes are stored) ----------------
     async def create_invite(
         self, token_hash: str, *, uses: int, expires_ms: int | None, created_ms: int

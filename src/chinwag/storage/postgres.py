@@ -1122,6 +1122,14 @@ class PostgresStore:
 
         return await self._write(job)
 
+    async def probe(self) -> None:
+        """Commit an empty write through the writer (a round trip to the database)."""
+
+        async def job(conn: Conn) -> None:
+            await conn.execute("SELECT 1")
+
+        await self._write(job)
+
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats`` (the keys of `SqliteStore.stats`)."""
 

@@ -1430,6 +1430,14 @@ class SqliteStore:
 
         return await self._read(read)
 
+    async def probe(self) -> None:
+        """Commit an empty write: the writer takes the write lock (BEGIN IMMEDIATE) and commits."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            return None
+
+        await self._write(job)
+
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats``.
 

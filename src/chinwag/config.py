@@ -182,6 +182,9 @@ class Settings:
     ready_timeout: float = _s(
         2.0, "seconds /readyz waits for the store to commit an empty write before it says 503"
     )
+    metrics_public: bool = _s(
+        False, "answer /metrics to any client address, not only loopback (else 403)"
+    )
     # -- messages people expect (issue 15, protocol §8) --
     edit_window: float = _s(86_400.0, "seconds after sending during which a message may be edited")
     mention_limit: int = _s(20, "most distinct @nicks of one message looked up as mentions")

@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import ssl as ssl_module
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from chinwag.storage.base import Store, StoreError
 from chinwag.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
+    from chinwag.server.metrics import Metrics
     from chinwag.server.web import WebApp
 
 log = logging.getLogger("chinwag.server")
@@ -200,6 +202,7 @@ class Server:
         self._sweep_every = min(max(shortest / 10, 0.02), 1.0)
         self._sweeper: asyncio.TimerHandle | None = None  # started once listening
         self._web: WebApp | None = None  # the http:// and https:// listeners, if any
+        self._metrics: Metrics | None = None  # made at the first scrape
 
     def _sweep(self) -> None:
         self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
@@ -309,7 +312,7 @@ class Server:
                 if server._web is None:
                     from chinwag.server.web import WebApp  # aiohttp: only for a web listener
 
-                    server._web = WebApp(server, server.not_ready)
+                    server._web = WebApp(server, server.not_ready, server.metrics_page)
                 await server._web.start(socks, handshakes if spec.tls else None)
                 continue
             listener = Listener(socks, factory(spec), settings.accept_pause)
@@ -328,6 +331,18 @@ class Server:
         """The first chat listener's (first) address: the one announced on the LAN."""
         first = self._chat_address()
         return first.host, first.port
+
+    def connections(self) -> dict[str, int]:
+        """Open chat connections by transport (``json``, ``ws``, ``irc``), for ``/metrics``."""
+        return dict(Counter(conn.transport_name for conn in self._conns))
+
+    def metrics_page(self) -> bytes:
+        """``/metrics``: every metric in the Prometheus text format, now."""
+        if self._metrics is None:
+            from chinwag.server.metrics import Metrics  # prometheus-client: only when scraped
+
+            self._metrics = Metrics(self)
+        return self._metrics.page()
 
     async def not_ready(self) -> str | None:
         """Why the server cannot take writes now (for ``/readyz``); None: it can.

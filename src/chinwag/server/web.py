@@ -19,13 +19,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from aiohttp import WSMsgType, web
 
 from chinwag.protocol.events import Rejected
 from chinwag.server.connection import Connection
 from chinwag.server.listener import peer_key
+from chinwag.server.metrics import CONTENT_TYPE, metrics_allowed
 from chinwag.server.tlswire import TlsTransport
 
 if TYPE_CHECKING:
@@ -202,6 +203,8 @@ class WsTransport(asyncio.Transport):
 
 class WsConnection(Connection):
     """A `Connection` whose frames come one per WebSocket text message."""
+
+    transport_name: ClassVar[str] = "ws"
 
     __slots__ = ()
 
@@ -445,14 +448,21 @@ class _CountedSite(web.SockSite):
 
 
 class WebApp:
-    """The aiohttp application of one server: static files, ``/ws``, health, headers.
+    """The aiohttp application of one server: static files, ``/ws``, health, metrics, headers.
 
-    ``not_ready`` says why the server cannot take writes (None: it can), for ``/readyz``.
+    ``not_ready`` says why the server cannot take writes (None: it can), for
+    ``/readyz``; ``metrics`` renders ``/metrics``.
     """
 
-    def __init__(self, server: Host, not_ready: Callable[[], Awaitable[str | None]]) -> None:
+    def __init__(
+        self,
+        server: Host,
+        not_ready: Callable[[], Awaitable[str | None]],
+        metrics: Callable[[], bytes],
+    ) -> None:
         self._server = server
         self._not_ready = not_ready
+        self._metrics = metrics
         settings = server.settings
         self._origins = {o.strip().rstrip("/").lower() for o in settings.ws_origins.split(",")}
         self._origins.discard("")
@@ -466,6 +476,7 @@ class WebApp:
         self.app.router.add_get("/ws", self._ws)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
+        self.app.router.add_get("/metrics", self._metrics_page)
         self.app.router.add_get("/{path:.*}", self._static)
         self.app.on_response_prepare.append(self._headers)
         self._runner: web.AppRunner | None = None
@@ -522,6 +533,15 @@ class WebApp:
         if reason is not None:
             return web.Response(status=503, text=f"not ready: {reason}\n")
         return web.Response(text="ready\n")
+
+    async def _metrics_page(self, request: web.Request) -> web.StreamResponse:
+        """The metrics, to loopback clients (or to any with metrics_public); else 403."""
+        if not metrics_allowed(request.remote, self._server.settings.metrics_public):
+            raise web.HTTPForbidden(
+                text="/metrics answers only on this machine (loopback); to let Prometheus"
+                " scrape it from elsewhere, set metrics_public = true on the server\n"
+            )
+        return web.Response(body=self._metrics(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         target = _static_file(self._root, request.match_info["path"])

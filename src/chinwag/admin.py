@@ -88,7 +88,10 @@ async def run_admin(
     runs; a running server applies its own.
     """
     if command == "health":
-        url = args.url or f"http://127.0.0.1:{settings.http_port}/readyz"
+        port = settings.http_port
+        if port == 0 and settings.metrics_port >= 0:
+            port = settings.metrics_port  # no web client: the monitoring listener
+        url = args.url or f"http://127.0.0.1:{port}/readyz"
         return await asyncio.to_thread(check_health, url, HEALTH_TIMEOUT)
     if command == "restore":
         return await asyncio.to_thread(_restore, data_dir, args.file)

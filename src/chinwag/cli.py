@@ -36,6 +36,12 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="also speak IRC on PORT, e.g. 6667 (off unless set); see docs/irc.md",
     )
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="/metrics, /healthz and /readyz on 127.0.0.1:PORT when there is no HTTP listener",
+    )
+    p.add_argument(
         "--irc-tls-port",
         type=int,
         metavar="PORT",
@@ -203,7 +209,8 @@ def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     health.add_argument(
         "--url",
-        help="its /readyz (default: http://127.0.0.1:HTTP_PORT/readyz, the port of its settings)",
+        help="its /readyz (default: http://127.0.0.1:PORT/readyz, PORT its settings' http_port,"
+        " or metrics_port when http_port is 0)",
     )
     backup = cmds.add_parser("backup", help="copy the database to FILE (the server may run)")
     backup.add_argument("file", type=Path, metavar="FILE", help="the backup to make (a new file)")
@@ -313,6 +320,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_format=args.log_format,
             irc_port=args.irc_port,
             irc_tls_port=args.irc_tls_port,
+            metrics_port=args.metrics_port,
             store=args.store,
             bus=args.bus,
         )

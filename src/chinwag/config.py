@@ -182,6 +182,11 @@ class Settings:
     ready_timeout: float = _s(
         2.0, "seconds /readyz waits for the store to commit an empty write before it says 503"
     )
+    metrics_port: int = _s(
+        -1,
+        "port of /metrics, /healthz and /readyz when there is no HTTP listener: on 127.0.0.1"
+        " (on host with metrics_public); -1: off, 0: any free port",
+    )
     metrics_public: bool = _s(
         False, "answer /metrics to any client address, not only loopback (else 403)"
     )
@@ -482,6 +487,10 @@ def _check_web(clean: dict[str, Any]) -> None:
     if clean.get("http_request_timeout", 1) <= 0:
         raise SettingsError(
             "setting http_request_timeout must be above 0 seconds (10 is the default)"
+        )
+    if clean.get("metrics_port", -1) > 65_535:
+        raise SettingsError(
+            "setting metrics_port must be a port from 0 to 65535 (leave it out to keep it off)"
         )
     if clean.get("ready_timeout", 1) <= 0:
         raise SettingsError("setting ready_timeout must be above 0 seconds (2 is the default)")

@@ -14,7 +14,7 @@ import pytest
 from conftest import Peer
 from prometheus_client.parser import text_string_to_metric_families
 
-from chinwag.config import build
+from chinwag.config import SettingsError, build
 from chinwag.server.app import Server
 from chinwag.server.metrics import metrics_allowed
 
@@ -189,3 +189,34 @@ async def test_metrics_from_a_non_loopback_address_gets_403(tmp_path: Path) -> N
             assert "metrics_public" in await reply.text()
     finally:
         await server.shutdown()
+
+
+async def test_metrics_port_serves_monitoring_only_on_loopback(tmp_path: Path) -> None:
+    settings = build(
+        None, [*FAST, "metrics_port=0"], host="127.0.0.1", port=0, http_port=0, announce=False
+    )
+    server = await Server.open(settings, tmp_path)
+    try:
+        (web,) = [a for a in server.addresses if a.spec.protocol == "http"]
+        assert web.host == "127.0.0.1"
+        base = f"http://127.0.0.1:{web.port}"
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            async with session.get(f"{base}/metrics") as reply:
+                assert reply.status == 200
+                assert "chinwag_logins_total 0.0" in await reply.text()
+            async with session.get(f"{base}/readyz") as reply:
+                assert (reply.status, await reply.text()) == (200, "ready\n")
+            for path in ("/", "/index.html", "/ws"):  # no web client here
+                async with session.get(f"{base}{path}") as reply:
+                    assert reply.status == 404, path
+    finally:
+        await server.shutdown()
+
+
+def test_metrics_port_is_a_port_or_off() -> None:
+    assert build(None, []).metrics_port == -1  # off unless set
+    assert build(None, ["metrics_port=65535"]).metrics_port == 65_535
+    with pytest.raises(SettingsError, match="metrics_port must be a port from 0 to 65535"):
+        build(None, ["metrics_port=65536"])
+    with pytest.raises(SettingsError, match="metrics_port cannot be negative"):
+        build(None, ["metrics_port=-1"])

@@ -203,6 +203,8 @@ class Server:
         self._sweeper: asyncio.TimerHandle | None = None  # started once listening
         self._web: WebApp | None = None  # the http:// and https:// listeners, if any
         self._metrics: Metrics | None = None  # made at the first scrape
+        self.monitoring_only = False
+        """Whether the http:// listener is metrics_port's: monitoring, no web client."""
 
     def _sweep(self) -> None:
         self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
@@ -221,7 +223,8 @@ class Server:
 
         The listeners are ``settings.listeners()``. When ``settings.listen`` is
         empty, its one listener of ``host``/``port`` speaks TLS exactly when
-        ``ssl`` is given; otherwise the ``tls://`` listeners use ``ssl``.
+        ``ssl`` is given; otherwise the ``tls://`` listeners use ``ssl``. Without
+        an HTTP listener, ``metrics_port`` (if set) serves the monitoring paths.
 
         Raises:
             DataDirError: another server (or ``chinwag admin``) is using ``data_dir``,
@@ -246,11 +249,25 @@ class Server:
                 bound += await _bind_web(
                     ListenSpec("http", ssl is not None, settings.host, settings.http_port)
                 )
+            monitoring_only = False
+            if settings.metrics_port >= 0 and not any(s.protocol == "http" for s, _ in bound):
+                # /metrics without a web client: on loopback unless metrics_public.
+                host = settings.host if settings.metrics_public else "127.0.0.1"
+                try:
+                    bound += await _bind_all(
+                        (ListenSpec("http", False, host, settings.metrics_port),)
+                    )
+                except BaseException:
+                    for _spec, socks in bound:
+                        for sock in socks:
+                            sock.close()
+                    raise
+                monitoring_only = True
         except BaseException:
             lock.release()
             raise
         try:
-            return await cls._open(settings, data_dir, ssl, lock, bound)
+            return await cls._open(settings, data_dir, ssl, lock, bound, monitoring_only)
         except BaseException:
             for _spec, socks in bound:
                 for sock in socks:
@@ -266,6 +283,7 @@ class Server:
         ssl: ssl_module.SSLContext | None,
         lock: DataDirLock,
         bound: list[tuple[ListenSpec, list[socket.socket]]],
+        monitoring_only: bool,
     ) -> Server:
         store = await _open_store(settings, data_dir)
         try:
@@ -277,6 +295,7 @@ class Server:
         hub = Hub(settings, store, bus, hasher, LoginThrottle(settings))
         await hub.load()
         server = cls(settings, store, hub, bus)
+        server.monitoring_only = monitoring_only
         server._hasher = hasher
         server._lock = lock
         actions = AccountActions(settings, store, hasher, hub.end_sessions)
@@ -312,7 +331,12 @@ class Server:
                 if server._web is None:
                     from chinwag.server.web import WebApp  # aiohttp: only for a web listener
 
-                    server._web = WebApp(server, server.not_ready, server.metrics_page)
+                    server._web = WebApp(
+                        server,
+                        server.not_ready,
+                        server.metrics_page,
+                        monitoring_only=monitoring_only,
+                    )
                 await server._web.start(socks, handshakes if spec.tls else None)
                 continue
             listener = Listener(socks, factory(spec), settings.accept_pause)
@@ -426,7 +450,10 @@ async def serve(
     server = await Server.open(settings, data_dir, ssl=ssl)
     for address in server.addresses:
         if address.spec.protocol == "http":
-            log.info("web client: open %s in a browser", web_links(address))
+            if server.monitoring_only:
+                log.info("metrics: %smetrics (and /healthz, /readyz)", web_link(address))
+            else:
+                log.info("web client: open %s in a browser", web_links(address))
             continue
         log.info(
             "chinwag listening on %s%s (%s; data in %s)",

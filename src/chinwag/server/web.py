@@ -451,7 +451,8 @@ class WebApp:
     """The aiohttp application of one server: static files, ``/ws``, health, metrics, headers.
 
     ``not_ready`` says why the server cannot take writes (None: it can), for
-    ``/readyz``; ``metrics`` renders ``/metrics``.
+    ``/readyz``; ``metrics`` renders ``/metrics``. With ``monitoring_only`` (the
+    ``metrics_port`` listener) only ``/healthz``, ``/readyz`` and ``/metrics`` are served.
     """
 
     def __init__(
@@ -459,6 +460,8 @@ class WebApp:
         server: Host,
         not_ready: Callable[[], Awaitable[str | None]],
         metrics: Callable[[], bytes],
+        *,
+        monitoring_only: bool = False,
     ) -> None:
         self._server = server
         self._not_ready = not_ready
@@ -473,11 +476,12 @@ class WebApp:
         self._max_msg = 2 * settings.max_frame_bytes
         self._door = _Door(settings)
         self.app = web.Application(client_max_size=4096, middlewares=[self._timed])
-        self.app.router.add_get("/ws", self._ws)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics_page)
-        self.app.router.add_get("/{path:.*}", self._static)
+        if not monitoring_only:
+            self.app.router.add_get("/ws", self._ws)
+            self.app.router.add_get("/{path:.*}", self._static)
         self.app.on_response_prepare.append(self._headers)
         self._runner: web.AppRunner | None = None
 

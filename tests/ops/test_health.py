@@ -90,3 +90,17 @@ def test_ready_timeout_must_be_above_zero() -> None:
     assert build(None, ["ready_timeout=0.001"]).ready_timeout == 0.001
     with pytest.raises(SettingsError, match="ready_timeout must be above 0"):
         build(None, ["ready_timeout=0"])
+
+
+async def test_admin_health_asks_metrics_port_when_there_is_no_web_client(
+    tmp_path: Path,
+) -> None:
+    settings = build(None, ["metrics_port=0"], host="127.0.0.1", port=0, http_port=0)
+    server = await Server.open(settings.replace(announce=False), tmp_path)
+    try:
+        port = next(a.port for a in server.addresses if a.spec.protocol == "http")
+        sets = ["--set", "http_port=0", "--set", f"metrics_port={port}"]
+        code, out, _err = await admin(tmp_path, *sets, "health")
+        assert (code, out.strip()) == (0, "ready")
+    finally:
+        await server.shutdown()

@@ -26,6 +26,8 @@ import shutil
 import sqlite3
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -47,6 +49,8 @@ log = logging.getLogger("chinwag.upgrade")
 # How long to wait for the running server's answer: a new password is hashed
 # there first, behind the logins it is hashing.
 ASK_TIMEOUT = 60.0
+HEALTH_TIMEOUT = 10.0  # seconds for /readyz's answer (the server waits ready_timeout for its store)
+HEALTH_READY, HEALTH_NOT_READY, HEALTH_UNREACHABLE = 0, 1, 2
 
 
 async def save_invite_token(
@@ -83,6 +87,12 @@ async def run_admin(
     ``settings`` (the password rules and argon2 costs) apply when no server
     runs; a running server applies its own.
     """
+    if command == "health":
+        port = settings.http_port
+        if port == 0 and settings.metrics_port >= 0:
+            port = settings.metrics_port  # no web client: the monitoring listener
+        url = args.url or f"http://127.0.0.1:{port}/readyz"
+        return await asyncio.to_thread(check_health, url, HEALTH_TIMEOUT)
     if command == "restore":
         return await asyncio.to_thread(_restore, data_dir, args.file)
     db = data_dir / DB_NAME
@@ -124,6 +134,38 @@ async def run_admin(
         return status
     print(message)
     return 0
+
+
+def check_health(url: str, timeout: float) -> int:
+    """Ask ``url`` (a server's ``/readyz``) whether it is ready; print the answer.
+
+    Returns:
+        0: ready; 1: the server answered that it is not ready; 2: no answer.
+    """
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            print(reply.read(4096).decode("utf-8", "replace").strip())
+            return HEALTH_READY
+    except urllib.error.HTTPError as exc:
+        body = exc.read(4096).decode("utf-8", "replace").strip()
+        exc.close()
+        if exc.code == 503:
+            print(f"chinwag admin: {body}", file=sys.stderr)
+            return HEALTH_NOT_READY
+        print(
+            f"chinwag admin: {url} answered {exc.code} ({body[:200]}); is it a chinwag server's"
+            " /readyz?",
+            file=sys.stderr,
+        )
+        return HEALTH_UNREACHABLE
+    except (OSError, ValueError) as exc:
+        why = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        print(
+            f"chinwag admin: no answer from {url} ({why}); is the server running with its"
+            " HTTP listener (http_port)? Else pass its address with --url",
+            file=sys.stderr,
+        )
+        return HEALTH_UNREACHABLE
 
 
 async def _report(command: str, db: Path) -> int:

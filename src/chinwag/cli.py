@@ -36,6 +36,12 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="also speak IRC on PORT, e.g. 6667 (off unless set); see docs/irc.md",
     )
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="/metrics, /healthz and /readyz on 127.0.0.1:PORT when there is no HTTP listener",
+    )
+    p.add_argument(
         "--irc-tls-port",
         type=int,
         metavar="PORT",
@@ -197,6 +203,15 @@ def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     delete = cmds.add_parser("delete", help="delete an account (its nick stays reserved)")
     delete.add_argument("nick")
     cmds.add_parser("stats", help="counts of accounts, messages, rooms")
+    health = cmds.add_parser(
+        "health",
+        help="ask the running server's /readyz: exit 0 ready, 1 not ready, 2 no answer",
+    )
+    health.add_argument(
+        "--url",
+        help="its /readyz (default: http://127.0.0.1:PORT/readyz, PORT its settings' http_port,"
+        " or metrics_port when http_port is 0)",
+    )
     backup = cmds.add_parser("backup", help="copy the database to FILE (the server may run)")
     backup.add_argument("file", type=Path, metavar="FILE", help="the backup to make (a new file)")
     restore = cmds.add_parser(
@@ -305,6 +320,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_format=args.log_format,
             irc_port=args.irc_port,
             irc_tls_port=args.irc_tls_port,
+            metrics_port=args.metrics_port,
             store=args.store,
             bus=args.bus,
         )

@@ -178,6 +178,18 @@ class Settings:
     http_conns_max: int = _s(
         1024, "open connections to the web port, whole server (HTTP and /ws; at least 1)"
     )
+    # -- monitoring (issue 17): /healthz, /readyz, /metrics --
+    ready_timeout: float = _s(
+        2.0, "seconds /readyz waits for the store to commit an empty write before it says 503"
+    )
+    metrics_port: int = _s(
+        -1,
+        "port of /metrics, /healthz and /readyz when there is no HTTP listener: on 127.0.0.1"
+        " (on host with metrics_public); -1: off, 0: any free port",
+    )
+    metrics_public: bool = _s(
+        False, "answer /metrics to any client address, not only loopback (else 403)"
+    )
     # -- messages people expect (issue 15, protocol §8) --
     edit_window: float = _s(86_400.0, "seconds after sending during which a message may be edited")
     mention_limit: int = _s(20, "most distinct @nicks of one message looked up as mentions")
@@ -476,6 +488,12 @@ def _check_web(clean: dict[str, Any]) -> None:
         raise SettingsError(
             "setting http_request_timeout must be above 0 seconds (10 is the default)"
         )
+    if clean.get("metrics_port", -1) > 65_535:
+        raise SettingsError(
+            "setting metrics_port must be a port from 0 to 65535 (leave it out to keep it off)"
+        )
+    if clean.get("ready_timeout", 1) <= 0:
+        raise SettingsError("setting ready_timeout must be above 0 seconds (2 is the default)")
     if clean.get("http_conns_max", 1) < 1:
         raise SettingsError(
             "setting http_conns_max must be at least 1 (1024 is the default; http_port=0"

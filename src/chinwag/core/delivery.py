@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from chinwag.bus.base import Bus, Posted, Resync
 from chinwag.config import Settings
+from chinwag.core.counts import Counts
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.rules import parse_room
 from chinwag.core.sessions import Frame, OnlineRegistry, Principal, Session, parse_nick_cached
@@ -147,6 +148,7 @@ class Delivery:
         # start: the backlog's). None until `load` or the first message.
         self._position: int | None = None
         self.receipts: DmReceipts | None = None  # DM receipts on `seen` (set by the hub)
+        self.counts = Counts()  # the hub's, set by the hub
 
     async def load(self) -> None:
         """Start after the newest message committed now: older ones are backlog."""
@@ -210,9 +212,13 @@ class Delivery:
 
     async def _gap(self, after: int, upto: int) -> list[StoredMessage]:
         """The committed messages with ids in (after, upto], read until the store answers."""
-        return await self._retrying(
+        missed = await self._retrying(
             lambda: self._store.messages_between(after, upto), f"messages {after + 1} to {upto}"
         )
+        counts = self.counts
+        counts.gap_reads += 1
+        counts.gap_messages += len(missed)
+        return missed
 
     def _queue(self, m: StoredMessage) -> None:
         if not self._batch:
@@ -244,9 +250,11 @@ class Delivery:
         combined = Frame(None, tuple(plain))
         senders = {m.sender for m in msgs}
         last_id = msgs[-1].id
+        sessions = 0
         for p in self._rooms.get(room, ()):
             if room not in p.rooms:  # the delivery check, as in _fan_out
                 continue
+            sessions += len(p.sessions)
             if p.pid in senders:
                 parts = tuple(
                     Frame(message_event(m, own=True)) if m.sender == p.pid else frame
@@ -261,6 +269,7 @@ class Delivery:
                 else:  # still catching up: held per message, filtered by id later
                     for m, frame in zip(msgs, parts, strict=True):
                         s.deliver(m.id, frame)
+        self.counts.deliveries += sessions * len(msgs)
 
     def _fan_out(self, m: StoredMessage) -> None:
         """Deliver a committed message to every online session allowed to see it."""
@@ -277,6 +286,7 @@ class Delivery:
             if event is None:
                 return
             plain = own = Frame(event)  # events carry no cid: one frame for all
+        sessions = 0
         for p in targets:
             # The delivery check: a room member now, or a party to the DM.
             if m.room is not None:
@@ -289,8 +299,10 @@ class Delivery:
                 frame = own = own or Frame(message_event(m, own=True))
             else:
                 frame = plain = plain or Frame(message_event(m))
+            sessions += len(p.sessions)
             for s in p.sessions:
                 s.deliver(m.id, frame)
+        self.counts.deliveries += sessions
 
     async def seen(self, session: Session, cmd: Seen) -> None:
         """Move this device's read cursor to ``upto`` (never past what it was sent)."""

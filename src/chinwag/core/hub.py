@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from chinwag.bus.base import Bus
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
+from chinwag.core.counts import Counts
 from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
 from chinwag.core.markers import ReadMarkers
@@ -28,7 +29,7 @@ from chinwag.core.revisions import Revisions
 from chinwag.core.rooms import Rooms
 from chinwag.core.search import Searching
 from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Session, charge, reply
-from chinwag.errors import BadRequest
+from chinwag.errors import BadRequest, ChatError
 from chinwag.protocol.events import (
     Bye,
     Command,
@@ -99,6 +100,8 @@ class Hub:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.counts = Counts()
+        """What ``/metrics`` reports; shared by the parts below."""
         self._registry = OnlineRegistry(settings)
         self._delivery = Delivery(settings, store, bus, self._registry, monotonic)
         self._posting = Posting(settings, store, bus, self._registry, clock)
@@ -107,6 +110,7 @@ class Hub:
         self._searching = Searching(settings, store, self._posting.resolve)
         self._receipts = DmReceipts(store, self._registry)
         self._delivery.receipts = self._receipts
+        self._delivery.counts = self._posting.counts = self.counts
         self._markers = ReadMarkers(store, self._posting.resolve, self._receipts)
         self._logins = Logins(
             settings,
@@ -145,7 +149,13 @@ class Hub:
         Raises:
             ChatError: the hello is refused; nothing changed.
         """
-        return await self._logins.login(hello, outlet)
+        try:
+            session = await self._logins.login(hello, outlet)
+        except ChatError:
+            self.counts.login_failures += 1
+            raise
+        self.counts.logins += 1
+        return session
 
     async def logout(self, session: Session, *, clean: bool) -> None:
         """End a session; a clean ``bye`` moves the device's cursor to what it received."""

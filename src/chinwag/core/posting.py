@@ -11,12 +11,14 @@ import asyncio
 import functools
 import logging
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from chinwag.bus.base import Bus, Posted
 from chinwag.config import Settings
+from chinwag.core.counts import Counts
 from chinwag.core.rules import check_body, parse_room
 from chinwag.core.sessions import (
     Frame,
@@ -117,6 +119,7 @@ class Posting:
         # (dedupe key, cid) -> (when it was stored, its ack), for at most cid_ttl.
         self._recent: OrderedDict[tuple[str, str], tuple[int, Ack]] = OrderedDict()
         self._cid_ttl_ms = int(settings.cid_ttl * 1000)
+        self.counts = Counts()  # the hub's, set by the hub
 
     def pipeline(self, session: Session, cmd: Command) -> asyncio.Future[AppendResult] | None:
         """Start a say, or a DM to someone online, without waiting for its commit.
@@ -153,7 +156,9 @@ class Posting:
         future = self._store.append(
             self._new_message(session, cmd.body, cid, room, to), cid_ttl_ms=self._cid_ttl_ms
         )
-        future.add_done_callback(functools.partial(self._committed, session, cmd.ref, cid))
+        future.add_done_callback(
+            functools.partial(self._committed, session, cmd.ref, cid, time.perf_counter())
+        )
         return future
 
     def _committed(
@@ -161,10 +166,12 @@ class Posting:
         session: Session,
         ref: str | None,
         cid: str | None,
+        started: float,
         future: asyncio.Future[AppendResult],
     ) -> None:
         exc = future.exception()  # nothing cancels it: the connection never awaits it
         if exc is None:
+            self.counts.ack_seconds.observe(time.perf_counter() - started)
             self._acked(session, ref, cid, future.result())
             return
         # Pipelined messages have no quota: only the database can fail here, and
@@ -314,6 +321,7 @@ class Posting:
                 session.bucket.refund()
             reply(session, replace(earlier, ref=ref))  # a repeat: same ack, no flood charge
             return
+        started = time.perf_counter()
         msg = self._new_message(session, body, cid, room, to, paid=prepaid)
         if extra is not None:
             msg = replace(
@@ -333,6 +341,7 @@ class Posting:
         except Gone:
             session.bucket.refund()
             raise Forbidden("that message is deleted", reason="deleted") from None
+        self.counts.ack_seconds.observe(time.perf_counter() - started)
         self._acked(session, ref, cid, result)
 
     def _afford(self, session: Session, cid: str | None) -> None:
@@ -406,4 +415,5 @@ class Posting:
         if result.duplicate:
             session.bucket.refund()
         else:
+            self.counts.messages += 1
             self._bus.publish(Posted(stored))

@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import ssl as ssl_module
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,11 @@ from chinwag.server.irc import IrcConnection
 from chinwag.server.listener import Listener, bind
 from chinwag.server.lock import DataDirLock
 from chinwag.server.tlswire import Handshakes, TlsTransport
-from chinwag.storage.base import Store
+from chinwag.storage.base import Store, StoreError
 from chinwag.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
+    from chinwag.server.metrics import Metrics
     from chinwag.server.web import WebApp
 
 log = logging.getLogger("chinwag.server")
@@ -200,6 +202,9 @@ class Server:
         self._sweep_every = min(max(shortest / 10, 0.02), 1.0)
         self._sweeper: asyncio.TimerHandle | None = None  # started once listening
         self._web: WebApp | None = None  # the http:// and https:// listeners, if any
+        self._metrics: Metrics | None = None  # made at the first scrape
+        self.monitoring_only = False
+        """Whether the http:// listener is metrics_port's: monitoring, no web client."""
 
     def _sweep(self) -> None:
         self._sweeper = self.loop.call_later(self._sweep_every, self._sweep)
@@ -218,7 +223,8 @@ class Server:
 
         The listeners are ``settings.listeners()``. When ``settings.listen`` is
         empty, its one listener of ``host``/``port`` speaks TLS exactly when
-        ``ssl`` is given; otherwise the ``tls://`` listeners use ``ssl``.
+        ``ssl`` is given; otherwise the ``tls://`` listeners use ``ssl``. Without
+        an HTTP listener, ``metrics_port`` (if set) serves the monitoring paths.
 
         Raises:
             DataDirError: another server (or ``chinwag admin``) is using ``data_dir``,
@@ -243,11 +249,25 @@ class Server:
                 bound += await _bind_web(
                     ListenSpec("http", ssl is not None, settings.host, settings.http_port)
                 )
+            monitoring_only = False
+            if settings.metrics_port >= 0 and not any(s.protocol == "http" for s, _ in bound):
+                # /metrics without a web client: on loopback unless metrics_public.
+                host = settings.host if settings.metrics_public else "127.0.0.1"
+                try:
+                    bound += await _bind_all(
+                        (ListenSpec("http", False, host, settings.metrics_port),)
+                    )
+                except BaseException:
+                    for _spec, socks in bound:
+                        for sock in socks:
+                            sock.close()
+                    raise
+                monitoring_only = True
         except BaseException:
             lock.release()
             raise
         try:
-            return await cls._open(settings, data_dir, ssl, lock, bound)
+            return await cls._open(settings, data_dir, ssl, lock, bound, monitoring_only)
         except BaseException:
             for _spec, socks in bound:
                 for sock in socks:
@@ -263,6 +283,7 @@ class Server:
         ssl: ssl_module.SSLContext | None,
         lock: DataDirLock,
         bound: list[tuple[ListenSpec, list[socket.socket]]],
+        monitoring_only: bool,
     ) -> Server:
         store = await _open_store(settings, data_dir)
         try:
@@ -274,6 +295,7 @@ class Server:
         hub = Hub(settings, store, bus, hasher, LoginThrottle(settings))
         await hub.load()
         server = cls(settings, store, hub, bus)
+        server.monitoring_only = monitoring_only
         server._hasher = hasher
         server._lock = lock
         actions = AccountActions(settings, store, hasher, hub.end_sessions)
@@ -309,7 +331,12 @@ class Server:
                 if server._web is None:
                     from chinwag.server.web import WebApp  # aiohttp: only for a web listener
 
-                    server._web = WebApp(server)
+                    server._web = WebApp(
+                        server,
+                        server.not_ready,
+                        server.metrics_page,
+                        monitoring_only=monitoring_only,
+                    )
                 await server._web.start(socks, handshakes if spec.tls else None)
                 continue
             listener = Listener(socks, factory(spec), settings.accept_pause)
@@ -328,6 +355,35 @@ class Server:
         """The first chat listener's (first) address: the one announced on the LAN."""
         first = self._chat_address()
         return first.host, first.port
+
+    def connections(self) -> dict[str, int]:
+        """Open chat connections by transport (``json``, ``ws``, ``irc``), for ``/metrics``."""
+        return dict(Counter(conn.transport_name for conn in self._conns))
+
+    def metrics_page(self) -> bytes:
+        """``/metrics``: every metric in the Prometheus text format, now."""
+        if self._metrics is None:
+            from chinwag.server.metrics import Metrics  # prometheus-client: only when scraped
+
+            self._metrics = Metrics(self)
+        return self._metrics.page()
+
+    async def not_ready(self) -> str | None:
+        """Why the server cannot take writes now (for ``/readyz``); None: it can.
+
+        The store must commit an empty write within ``ready_timeout`` seconds.
+        """
+        timeout = self.settings.ready_timeout
+        try:
+            await asyncio.wait_for(self.store.probe(), timeout)
+        except TimeoutError:
+            return (
+                f"the store did not commit a write within {timeout:g} s (another program"
+                " holding the database's lock, or a slow disk?): check the server's log"
+            )
+        except StoreError as exc:
+            return f"the store cannot write ({exc}): check the server's log and the disk"
+        return None
 
     def admit(self, conn: Connection) -> bool:
         count = self._per_address.get(conn.address, 0)
@@ -394,7 +450,10 @@ async def serve(
     server = await Server.open(settings, data_dir, ssl=ssl)
     for address in server.addresses:
         if address.spec.protocol == "http":
-            log.info("web client: open %s in a browser", web_links(address))
+            if server.monitoring_only:
+                log.info("metrics: %smetrics (and /healthz, /readyz)", web_link(address))
+            else:
+                log.info("web client: open %s in a browser", web_links(address))
             continue
         log.info(
             "chinwag listening on %s%s (%s; data in %s)",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from chinwag.core.sessions import Frame
 from chinwag.errors import BadFrame, RateLimited
@@ -94,6 +94,8 @@ class Connection(asyncio.Protocol):
     carried out; the server's periodic `check_deadlines` sweep enforces the
     login deadline and the idle ping.
     """
+
+    transport_name: ClassVar[str] = "json"  # its label in /metrics
 
     __slots__ = (
         "_closing",
@@ -327,6 +329,7 @@ class Connection(asyncio.Protocol):
         # messages wait in storage for its next login.
         self._closing = True
         self.close_reason = "cut off: not reading (output buffer over the limit)"
+        self._server.hub.counts.cut_offs += 1
         self._out.clear()
         self._out_size = 0
         if self._transport is not None:

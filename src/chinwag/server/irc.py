@@ -19,7 +19,7 @@ not sniffed: whatever it sends is IRC.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from chinwag.core.driver import BYE, Handle, LogOut, Send, SessionDriver
 from chinwag.core.sessions import Frame
@@ -87,6 +87,8 @@ class IrcSessionTask(SessionTask):
 
 class IrcConnection(Connection):
     """The transport side of one IRC client connection; the hub's `Outlet`."""
+
+    transport_name: ClassVar[str] = "irc"
 
     __slots__ = ("_irc", "_renderer")
 

@@ -30,7 +30,7 @@ from chinwag.core.driver import (
     SessionDriver,
 )
 from chinwag.core.sessions import Frame, Outlet, Session
-from chinwag.errors import ChatError
+from chinwag.errors import ChatError, RateLimited
 from chinwag.protocol.events import Bye, Command, Dm, Error, Hello, Incoming, Ping, Pong, Say
 from chinwag.storage.base import StoreError
 
@@ -278,6 +278,8 @@ class SessionTask:
     def _refusal(self, exc: Exception, command: Command) -> ChatError:
         """What to tell the client about a command that raised ``exc``."""
         if isinstance(exc, ChatError):
+            if isinstance(exc, RateLimited):
+                self._hub.counts.rate_limited += 1
             return exc
         if not isinstance(exc, StoreError):  # the store logs its own, once per incident
             log.error("%s: %s failed", self._link, type(command).__name__, exc_info=exc)

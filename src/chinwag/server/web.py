@@ -16,15 +16,17 @@ import asyncio
 import logging
 import struct
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from aiohttp import WSMsgType, web
 
 from chinwag.protocol.events import Rejected
 from chinwag.server.connection import Connection
 from chinwag.server.listener import peer_key
+from chinwag.server.metrics import CONTENT_TYPE, metrics_allowed
 from chinwag.server.tlswire import TlsTransport
 
 if TYPE_CHECKING:
@@ -201,6 +203,8 @@ class WsTransport(asyncio.Transport):
 
 class WsConnection(Connection):
     """A `Connection` whose frames come one per WebSocket text message."""
+
+    transport_name: ClassVar[str] = "ws"
 
     __slots__ = ()
 
@@ -444,10 +448,24 @@ class _CountedSite(web.SockSite):
 
 
 class WebApp:
-    """The aiohttp application of one server: static files, ``/ws``, headers."""
+    """The aiohttp application of one server: static files, ``/ws``, health, metrics, headers.
 
-    def __init__(self, server: Host) -> None:
+    ``not_ready`` says why the server cannot take writes (None: it can), for
+    ``/readyz``; ``metrics`` renders ``/metrics``. With ``monitoring_only`` (the
+    ``metrics_port`` listener) only ``/healthz``, ``/readyz`` and ``/metrics`` are served.
+    """
+
+    def __init__(
+        self,
+        server: Host,
+        not_ready: Callable[[], Awaitable[str | None]],
+        metrics: Callable[[], bytes],
+        *,
+        monitoring_only: bool = False,
+    ) -> None:
         self._server = server
+        self._not_ready = not_ready
+        self._metrics = metrics
         settings = server.settings
         self._origins = {o.strip().rstrip("/").lower() for o in settings.ws_origins.split(",")}
         self._origins.discard("")
@@ -458,8 +476,12 @@ class WebApp:
         self._max_msg = 2 * settings.max_frame_bytes
         self._door = _Door(settings)
         self.app = web.Application(client_max_size=4096, middlewares=[self._timed])
-        self.app.router.add_get("/ws", self._ws)
-        self.app.router.add_get("/{path:.*}", self._static)
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+        self.app.router.add_get("/metrics", self._metrics_page)
+        if not monitoring_only:
+            self.app.router.add_get("/ws", self._ws)
+            self.app.router.add_get("/{path:.*}", self._static)
         self.app.on_response_prepare.append(self._headers)
         self._runner: web.AppRunner | None = None
 
@@ -503,6 +525,27 @@ class WebApp:
     @staticmethod
     async def _headers(request: web.Request, response: web.StreamResponse) -> None:
         response.headers.update(security_headers(request))
+
+    @staticmethod
+    async def _healthz(request: web.Request) -> web.StreamResponse:
+        """Alive: the event loop answers."""
+        return web.Response(text="alive\n")
+
+    async def _readyz(self, request: web.Request) -> web.StreamResponse:
+        """Ready: the store commits a write; else 503 and the reason in plain words."""
+        reason = await self._not_ready()
+        if reason is not None:
+            return web.Response(status=503, text=f"not ready: {reason}\n")
+        return web.Response(text="ready\n")
+
+    async def _metrics_page(self, request: web.Request) -> web.StreamResponse:
+        """The metrics, to loopback clients (or to any with metrics_public); else 403."""
+        if not metrics_allowed(request.remote, self._server.settings.metrics_public):
+            raise web.HTTPForbidden(
+                text="/metrics answers only on this machine (loopback); to let Prometheus"
+                " scrape it from elsewhere, set metrics_public = true on the server\n"
+            )
+        return web.Response(body=self._metrics(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         target = _static_file(self._root, request.match_info["path"])

@@ -11,6 +11,7 @@ never from the clock, and increase in commit order.
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -161,11 +162,36 @@ class Gone(StoreError):
     """append of an edit or delete: the target message is deleted (nothing stored)."""
 
 
+# Upper bounds in seconds: from a commit batch's few ms to a stalled disk's seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Histogram:
+    """Observations counted by upper bound (the last count is above every bound), and their sum.
+
+    Written by one thread only (the event loop's, or the store's writer); read at scrape time.
+    """
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+
 class Store(Protocol):
     """What the hub needs from storage. Every method is safe to call concurrently.
 
-    Writes are durable (committed) when the awaited call returns.
+    Writes are durable (committed) when the awaited call returns. ``commit_seconds``:
+    how long each batch of writes took to commit (for ``/metrics``).
     """
+
+    commit_seconds: Histogram
 
     async def close(self) -> None:
         """Finish pending writes and release the database."""
@@ -376,6 +402,10 @@ class Store(Protocol):
 
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats``: accounts, messages, rooms, dms, devices."""
+        ...
+
+    async def probe(self) -> None:
+        """Commit an empty write through the writer (for ``/readyz``); StoreError: cannot."""
         ...
 
     # -- invites (sign-up tokens; only their hashes are stored) ----------------

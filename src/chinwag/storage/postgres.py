@@ -36,6 +36,7 @@ import contextlib
 import importlib.resources
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -49,6 +50,7 @@ from chinwag.storage.base import (
     AppendResult,
     BacklogStart,
     Gone,
+    Histogram,
     NewMessage,
     OverQuota,
     Page,
@@ -384,6 +386,7 @@ class PostgresStore:
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
         self._writer: Conn | None = None
+        self.commit_seconds = Histogram()
         self._jobs: collections.deque[_Job] = collections.deque()
         self._wake = asyncio.Event()
         self._closed = False
@@ -537,12 +540,14 @@ class PostgresStore:
 
     async def _run_batch(self, batch: list[_Job]) -> None:
         outcomes: list[tuple[_Job, Any, BaseException | None]] | None
+        started = time.perf_counter()
         try:
             conn = await self._connection()
             outcomes = await self._run_jobs(conn, batch, isolate=False)
             if outcomes is None:  # a job failed: run them again, each on its own
                 outcomes = await self._run_jobs(conn, batch, isolate=True)
                 assert outcomes is not None
+            self.commit_seconds.observe(time.perf_counter() - started)
             self._write_failures.succeeded()
         except Exception as exc:  # the transaction failed: the writer must go on
             self._write_failures.failed(exc)  # none of the batch was stored
@@ -1121,6 +1126,14 @@ class PostgresStore:
             )
 
         return await self._write(job)
+
+    async def probe(self) -> None:
+        """Commit an empty write through the writer (a round trip to the database)."""
+
+        async def job(conn: Conn) -> None:
+            await conn.execute("SELECT 1")
+
+        await self._write(job)
 
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats`` (the keys of `SqliteStore.stats`)."""

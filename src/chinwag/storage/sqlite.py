@@ -71,6 +71,7 @@ from chinwag.storage.base import (
     AppendResult,
     BacklogStart,
     Gone,
+    Histogram,
     NewMessage,
     OverQuota,
     Page,
@@ -517,6 +518,7 @@ class SqliteStore:
         self._readers = ThreadPoolExecutor(
             max_workers=readers, thread_name_prefix=f"chinwag-sqlite-reader:{path.name}"
         )
+        self.commit_seconds = Histogram()  # written by the writer thread only
         self._write_failures = _Incident("writes")
         self._read_failures = _Incident("reads")
         self._purge_failures = _Incident("dedupe purges")
@@ -821,12 +823,14 @@ class SqliteStore:
 
     def _run_batch(self, batch: list[_Job]) -> None:
         conn = self._writer
+        started = time.perf_counter()
         try:
             outcomes = self._run_jobs(batch, isolate=False)
             if outcomes is None:  # a job failed: run them again, each on its own
                 outcomes = self._run_jobs(batch, isolate=True)
                 assert outcomes is not None
             self._dirty = True
+            self.commit_seconds.observe(time.perf_counter() - started)
             self._write_failures.succeeded()
             if self._erased:
                 self._erased = False
@@ -1429,6 +1433,14 @@ class SqliteStore:
             return {sender: int(top) for sender, top in rows}
 
         return await self._read(read)
+
+    async def probe(self) -> None:
+        """Commit an empty write: the writer takes the write lock (BEGIN IMMEDIATE) and commits."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            return None
+
+        await self._write(job)
 
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats``.

@@ -25,6 +25,7 @@ import asyncio
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+    if error:
+        error += f" (the server's log: {workdir / 'server.log'})"
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     report: dict[str, Any] = {
         "scenario": "webload",
         "loads": n,

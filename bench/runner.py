@@ -836,11 +836,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
     p.add_argument(
         "--only",
-        type=_names((*SCENARIOS, "abuse", "ws", "search")),
+        type=_names((*SCENARIOS, "abuse", "ws", "search", "webload")),
         default=list(SCENARIOS),
         help=f"comma-separated scenarios (default: all of {','.join(SCENARIOS)}); "
         "or abuse alone: the attacks of bench/abuse.py; or ws alone: WebSocket against "
-        "TCP fan-out (bench/wsfanout.py); or search alone (bench/search.py)",
+        "TCP fan-out (bench/wsfanout.py); or search alone (bench/search.py); or webload "
+        "alone: the web client's time to interactive in Chromium (bench/webload.py)",
     )
     p.add_argument(
         "--servers",
@@ -885,6 +886,9 @@ def make_parser() -> argparse.ArgumentParser:
     from bench import wsfanout
 
     wsfanout.add_arguments(p)
+    from bench import webload
+
+    webload.add_arguments(p)
     # Tests only: make the baseline misdeliver on purpose, to show the checks catch it.
     p.add_argument("--baseline-fault", choices=["drop", "dup", "reorder"], help=argparse.SUPPRESS)
     return p
@@ -911,6 +915,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench import search
 
         return search.run(args)
+    if "webload" in args.only:
+        if args.only != ["webload"]:
+            parser.error("--only webload runs alone")
+        from bench import webload
+
+        return webload.run(args)
     repeat = args.repeat or (1 if args.quick else 3)
     retries = args.retries if args.retries is not None else (0 if args.quick else 2)
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 90.0)

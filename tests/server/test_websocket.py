@@ -6,10 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,54 +14,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import RECV_TIMEOUT, ChildProcess, Peer
+from conftest import RECV_TIMEOUT, Peer
+from support.web import FAST, WebServer
 
 from chinwag.config import ListenSpec, SettingsError, build
 from chinwag.net.tls import ensure_self_signed, pinned_context, server_context
 from chinwag.server.app import BoundAddress, Server, web_links
-
-_CHAT = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
-_WEB = re.compile(r"open http://127\.0\.0\.1:(\d+)/ in a browser")
-FAST = {"argon2_memory_kib": 8192, "argon2_time_cost": 1}
-
-
-class WebServer(ChildProcess):
-    """``chinwag serve`` with a JSON-lines and an HTTP listener on loopback; restarts keep ports."""
-
-    def __init__(self, data: Path, settings: dict[str, Any] | None = None) -> None:
-        self.data = data
-        self.settings = {**FAST, **(settings or {})}
-        self.port = 0
-        self.http_port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = data / "server.log"
-
-    def start(self, timeout: float = 20.0) -> WebServer:
-        self.data.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "chinwag", "serve", "--data", str(self.data)]
-        args += ["--no-announce", "--listen", f"tcp://127.0.0.1:{self.port}"]
-        args += ["--listen", f"http://127.0.0.1:{self.http_port}"]
-        for name, value in self.settings.items():
-            args += ["--set", f"{name}={value}"]
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log_path.read_bytes()[offset:].decode(errors="replace")
-            chat, web = _CHAT.search(text), _WEB.search(text)
-            if chat and web:
-                self.port, self.http_port = int(chat.group(1)), int(web.group(1))
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{text}")
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"server did not start in {timeout} s:\n{self.log()}")
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
 
 
 class WsPeer:

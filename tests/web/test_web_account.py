@@ -9,8 +9,9 @@ import pytest
 from conftest import Peer
 from playwright.async_api import BrowserContext, Locator, Page, expect
 from support.cli import chinwag
+from support.web import WebServer
 
-from .conftest import WebServer, log_in, open_client
+from .conftest import log_in, open_client
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import Peer
 from playwright.async_api import BrowserContext, expect
+from support.web import WebServer
 
-from .conftest import WebServer, log_in, message_from, open_client
+from .conftest import log_in, message_from, open_client
 
 pytestmark = pytest.mark.timeout(120)
 

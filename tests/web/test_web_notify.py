@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from conftest import Peer
 from playwright.async_api import BrowserContext, Page, expect
+from support.web import WebServer
 
-from .conftest import UI_TIMEOUT_MS, WebServer, log_in, open_client
+from .conftest import UI_TIMEOUT_MS, log_in, open_client
 
 pytestmark = pytest.mark.timeout(120)
 

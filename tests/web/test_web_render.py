@@ -9,8 +9,9 @@ import pytest
 from conftest import Peer
 from playwright.async_api import Browser, BrowserContext, expect
 from support.cli import chinwag
+from support.web import WebServer
 
-from .conftest import UI_TIMEOUT_MS, WebServer, log_in, open_client
+from .conftest import UI_TIMEOUT_MS, log_in, open_client
 
 pytestmark = pytest.mark.timeout(120)
 

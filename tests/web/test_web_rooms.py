@@ -7,8 +7,9 @@ import re
 import pytest
 from conftest import Peer
 from playwright.async_api import BrowserContext, expect
+from support.web import WebServer
 
-from .conftest import WebServer, log_in, open_client
+from .conftest import log_in, open_client
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -11,6 +11,8 @@ never from the clock, and increase in commit order.
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
+import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Protocol
@@ -432,3 +434,27 @@ class Store(Protocol):
     async def refund_invite(self, token_hash: str) -> None:
         """Give back one use (the registration it was taken for failed)."""
         ...
+
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def read_migrations(folder: str) -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of every migration file in ``chinwag.storage/folder``, by version.
+
+    Each backend keeps its own numbered files (``001_initial.sql``…) in its own folder.
+
+    Raises:
+        StoreError: the files are not numbered 001, 002, … without a gap.
+    """
+    files = importlib.resources.files("chinwag.storage").joinpath(folder)
+    found: list[tuple[int, str, str]] = []
+    for entry in files.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StoreError(f"migration files are not numbered 001, 002, …: {versions}")
+    return found

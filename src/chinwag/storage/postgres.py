@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import importlib.resources
 import logging
 import re
 import time
@@ -57,6 +56,7 @@ from chinwag.storage.base import (
     SearchScope,
     StoredMessage,
     StoreError,
+    read_migrations,
 )
 
 if TYPE_CHECKING:
@@ -72,7 +72,6 @@ Conn = Any  # asyncpg.Connection: asyncpg has no type hints
 _MAX_ID: Final = 2**63 - 1
 _WRITE_LOCK: Final = 0x63687767  # "chwg": the advisory lock every write transaction takes
 _MIGRATE_LOCK: Final = 0x63687768
-_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _COLS: Final = (
     "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
     " kind, target, reply_to, edited_ms, deleted, mentions"
@@ -279,23 +278,8 @@ def _account(row: Any) -> AccountRow:
     return AccountRow(key, nick, skeleton, password_hash, created_ms, bool(deleted), bool(bot))
 
 
-def _migrations() -> list[tuple[int, str, str]]:
-    """(version, file name, SQL) of every PostgreSQL migration file, by version."""
-    folder = importlib.resources.files("chinwag.storage").joinpath("pg_migrations")
-    found: list[tuple[int, str, str]] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise StoreError(f"migration files are not numbered 001, 002, …: {versions}")
-    return found
-
-
 async def _migrate(conn: Conn) -> None:
-    migrations = _migrations()
+    migrations = read_migrations("pg_migrations")
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
         await conn.execute("CREATE TABLE IF NOT EXISTS chinwag_schema (version INTEGER NOT NULL)")

@@ -49,13 +49,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import importlib.resources
 import itertools
 import json
 import logging
 import operator
 import queue
-import re
 import sqlite3
 import threading
 import time
@@ -78,6 +76,7 @@ from chinwag.storage.base import (
     SearchScope,
     StoredMessage,
     StoreError,
+    read_migrations,
 )
 
 if TYPE_CHECKING:
@@ -90,7 +89,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _MAX_ID: Final = 2**63 - 1  # "no upper bound" for id comparisons
-_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 DURABILITY: Final = {"fsync": "FULL", "os": "NORMAL"}  # durability -> PRAGMA synchronous
 CHECKPOINT_EVERY: Final = 1.0  # seconds between checkpoints while writes come
@@ -367,24 +365,9 @@ def _configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _migrations() -> list[tuple[int, str, str]]:
-    """(version, file name, SQL) of every migration file, by version."""
-    folder = importlib.resources.files("chinwag.storage").joinpath("migrations")
-    found: list[tuple[int, str, str]] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise StoreError(f"migration files are not numbered 001, 002, …: {versions}")
-    return found
-
-
 def _migrate(conn: sqlite3.Connection) -> None:
     current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    migrations = _migrations()
+    migrations = read_migrations("migrations")
     if current > len(migrations):
         raise StoreError(
             f"the database has schema version {current}, newer than this chinwag knows"
@@ -1576,7 +1559,7 @@ class SqliteStore:
                     str(row[0])
                     for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
                 }
-                known = len(_migrations())
+                known = len(read_migrations("migrations"))
                 if version < 1:
                     problems.append("it holds no chinwag schema (schema version 0)")
                 elif version > known:
@@ -1610,7 +1593,7 @@ class SqliteStore:
                 conn.close()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {path}: {exc}") from exc
-        return version, len(_migrations())
+        return version, len(read_migrations("migrations"))
 
     @staticmethod
     def carry_high_water(source: Path, dest: Path) -> int:

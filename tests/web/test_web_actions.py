@@ -1,0 +1,142 @@
+"""Version 1.1 in the web client: edit, delete, react and reply, in a real browser.
+
+Each test drives the page the way a person does (the hover toolbar, the keyboard) and
+checks both what the page shows and what a TCP peer in the same conversation receives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import Peer
+from playwright.async_api import BrowserContext, Locator, Page, expect
+from support.web import WebServer
+
+from .conftest import log_in, message_from, open_client
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def message(page: Page, text: str) -> Locator:
+    """The message in the open conversation whose body holds ``text``."""
+    messages = page.get_by_role("log", name="Messages")
+    return messages.locator("li.message").filter(has=page.locator(".body").filter(has_text=text))
+
+
+async def next_event(peer: Peer, kind: str, target: int) -> dict[str, Any]:
+    """The next ``kind`` frame about message ``target`` that ``peer`` gets."""
+    while True:
+        frame = await peer.recv_type(kind)
+        if frame["target"] == target:
+            return frame
+
+
+async def bob_and_alice(
+    web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> tuple[Page, Peer]:
+    bob = await Peer.connect(web.port)
+    peers.append(bob)
+    await bob.hello("bob")
+    page = await open_client(context, web)
+    await log_in(page, "alice")
+    return page, bob
+
+
+async def test_edit_in_place_escape_cancels_and_delete_shows_message_deleted(
+    web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> None:
+    page, bob = await bob_and_alice(web, context, peers)
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill("first draft")
+    await box.press("Enter")
+    sent = await message_from(bob, "alice")
+
+    mine = message(page, "first draft")
+    await mine.hover()
+    await mine.get_by_role("button", name="Edit", exact=True).click()
+    editor = page.get_by_role("textbox", name="Edit message")
+    await expect(editor).to_be_focused()
+    await expect(editor).to_have_value("first draft")
+    await editor.fill("second draft")
+    await editor.press("Enter")
+    edited = await next_event(bob, "edited", sent["id"])
+    assert (edited["from"], edited["body"]) == ("alice", "second draft")
+    await expect(message(page, "second draft").locator(".edited")).to_have_text("(edited)")
+    await expect(editor).to_have_count(0)
+    await expect(box).to_be_focused()
+
+    # Up in the empty box edits my last message; Escape leaves it as it was.
+    await box.press("ArrowUp")
+    await expect(editor).to_have_value("second draft")
+    await editor.fill("never saved")
+    await editor.press("Escape")
+    await expect(editor).to_have_count(0)
+    await expect(message(page, "second draft")).to_have_count(1)
+    await expect(page.get_by_role("log", name="Messages").get_by_text("never saved")).to_have_count(
+        0
+    )
+
+    # Delete asks first, then the message shows as deleted here and for bob.
+    await message(page, "second draft").hover()
+    await message(page, "second draft").get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("dialog", name="Delete this message?")
+    await expect(dialog).to_contain_text("second draft")
+    await dialog.get_by_role("button", name="Delete").click()
+    deleted = await next_event(bob, "deleted", sent["id"])
+    assert deleted["by"] == "alice"
+    item = page.locator(f'li.message[data-id="{sent["id"]}"]')
+    await expect(item).to_contain_text("message deleted")
+    await expect(item).not_to_contain_text("second draft")
+    await expect(item.get_by_role("button")).to_have_count(0)
+    # Escape did not send "never saved": the only edit bob got was the first one.
+    assert [f for f in await bob.quiet() if f.get("type") == "edited"] == []
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_someone_elses_edits_and_deletions_show_and_their_messages_offer_no_edit(
+    web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> None:
+    page, bob = await bob_and_alice(web, context, peers)
+    await bob.send(type="say", room="lobby", body="typo heer", cid="b-1")
+    first = await bob.recv_type("ack")
+    await bob.send(type="say", room="lobby", body="regrettable", cid="b-2")
+    second = await bob.recv_type("ack")
+    await expect(message(page, "regrettable")).to_be_visible()
+    await bob.send(type="edit", id=first["id"], body="typo here", cid="b-3")
+    await bob.send(type="delete", id=second["id"], cid="b-4")
+    await expect(message(page, "typo here").locator(".edited")).to_have_text("(edited)")
+    gone = page.locator(f'li.message[data-id="{second["id"]}"]')
+    await expect(gone).to_contain_text("message deleted")
+    await expect(gone).not_to_contain_text("regrettable")
+
+    theirs = message(page, "typo here")
+    await theirs.hover()
+    toolbar = theirs.get_by_role("toolbar")
+    await expect(toolbar.get_by_role("button")).to_have_text(["Reply", "React"])
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_the_toolbar_is_reachable_by_keyboard(
+    web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> None:
+    page, bob = await bob_and_alice(web, context, peers)
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill("keyboard only")
+    await box.press("Enter")
+    sent = await message_from(bob, "alice")
+    edit = message(page, "keyboard only").get_by_role("button", name="Edit", exact=True)
+    await page.get_by_role("log", name="Messages").locator("button").first.focus()
+    for _ in range(10):
+        if await edit.evaluate("b => b === document.activeElement"):
+            break
+        await page.keyboard.press("Tab")
+    await expect(edit).to_be_focused()
+    assert await edit.evaluate("b => getComputedStyle(b.parentElement).opacity") == "1"
+    await page.keyboard.press("Enter")
+    editor = page.get_by_role("textbox", name="Edit message")
+    await editor.fill("keyboard edit")
+    await editor.press("Enter")
+    edited = await next_event(bob, "edited", sent["id"])
+    assert edited["body"] == "keyboard edit"
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -6,30 +6,14 @@ checks both what the page shows and what a TCP peer in the same conversation rec
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from conftest import Peer
-from playwright.async_api import BrowserContext, Locator, Page, expect
+from playwright.async_api import BrowserContext, Page, expect
 from support.web import WebServer
 
-from .conftest import log_in, message_from, open_client
+from .conftest import log_in, message, message_from, next_event, open_client
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def message(page: Page, text: str) -> Locator:
-    """The message in the open conversation whose body holds ``text``."""
-    messages = page.get_by_role("log", name="Messages")
-    return messages.locator("li.message").filter(has=page.locator(".body").filter(has_text=text))
-
-
-async def next_event(peer: Peer, kind: str, target: int) -> dict[str, Any]:
-    """The next ``kind`` frame about message ``target`` that ``peer`` gets."""
-    while True:
-        frame = await peer.recv_type(kind)
-        if frame["target"] == target:
-            return frame
 
 
 async def bob_and_alice(

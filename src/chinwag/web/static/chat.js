@@ -618,9 +618,9 @@ export class Chat extends EventTarget {
     for (const m of f.messages || []) if (this.addMessage(m)) added += 1;
     c.more = !!f.more;
     c.loading = false;
-    if (c.reveal) this.revealStep(c);
     this.emit("history", { conversation: c, added });
     this.emit("change");
+    if (c.reveal) this.revealStep(c);
   }
 
   onRooms(f) {

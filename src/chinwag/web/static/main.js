@@ -225,6 +225,7 @@ const EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀"]
 let editing = null;  // {id, text} while a message is edited in place
 let picking = null;  // the id of the message whose reaction picker is open
 let replying = null; // the message the composer answers
+let flashId = null;  // the message a jump just showed
 
 function firstLine(m) {
   if (m.deleted) return "message deleted";
@@ -242,8 +243,10 @@ function button(text, label, focusKey, onClick) {
 }
 
 function messageItem(m) {
-  const li = el("li", "message");
+  const li = el("li", m.id === flashId ? "message flash" : "message");
   li.dataset.id = String(m.id);
+  li.dataset.focus = `${m.id}:item`;
+  li.tabIndex = -1;
   const mine = fold(m.from) === fold(chat.nick);
   if (mine) li.classList.add("mine");
   if (!mine && chat.mentionsMe(m)) li.classList.add("mention");
@@ -393,11 +396,11 @@ chat.addEventListener("reveal", (ev) => {
   if (c.key !== chat.active) return;
   const li = $("messages").querySelector(`li[data-id="${id}"]`);
   if (!found || !li) { chat.notice(c.key, "That message is further back than the client loads at once: scroll up to find it."); return; }
-  li.scrollIntoView({ block: "center" });
+  flashId = id;
   li.classList.add("flash");
-  li.tabIndex = -1;
   li.focus();
-  setTimeout(() => li.classList.remove("flash"), 2000);
+  li.scrollIntoView({ block: "center" });
+  setTimeout(() => { flashId = null; $("messages").querySelector(".flash")?.classList.remove("flash"); }, 2000);
 });
 
 function pendingItem(item) {

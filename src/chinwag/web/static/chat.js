@@ -652,7 +652,7 @@ export class Chat extends EventTarget {
       if (!c || document.hidden || this.phase !== "live") return;
       const upto = c.lastId();
       if (upto <= Math.max(c.readSent, c.readUpto)) return;
-      const frame = c.kind === "room" ? { type: "read", room: c.name, upto } : { type: "read", with: c.name, upto };
+      const frame = { type: "read", upto, ref: "read", ...(c.kind === "room" ? { room: c.name } : { with: c.name }) };
       if (this.send(frame)) { c.readSent = upto; c.readUpto = Math.max(c.readUpto, upto); }
     }, READ_DELAY);
   }

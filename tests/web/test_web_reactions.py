@@ -15,6 +15,9 @@ from .test_web_render import HOSTILE
 
 pytestmark = pytest.mark.timeout(120)
 
+RTL = "\u202eevil.exe txt.\u202c and the rest"
+LONG = "x" * 4000
+
 
 async def test_reaction_chips_count_show_mine_and_toggle(
     web: WebServer, context: BrowserContext, peers: list[Peer]
@@ -132,12 +135,16 @@ async def test_hostile_bodies_are_text_in_quotes_and_the_delete_dialog(
     page = await open_client(context, web)
     await log_in(page, "alice")
     box = page.get_by_role("textbox", name="Message")
-    for i, body in enumerate(HOSTILE):
+    for i, body in enumerate([*HOSTILE, RTL, LONG]):
+        shown = body if len(body) <= 120 else body[:119] + "…"
         await mallory.send(type="say", room="lobby", body=body, cid=f"m-{i}")
         target = (await mallory.recv_type("ack"))["id"]
         await mallory.send(type="say", room="lobby", body=f"re {i}", cid=f"r-{i}", reply_to=target)
         quote = message(page, f"re {i}").locator(".quote")
-        await expect(quote).to_have_text(f"↪ mallory: {body}")
+        await expect(quote).to_have_text(f"↪ mallory: {shown}")
+        assert await quote.locator(".said").evaluate("e => getComputedStyle(e).unicodeBidi") == (
+            "isolate"
+        )
         # My own copy of it, in the delete dialog's preview.
         await box.fill(body)
         await box.press("Enter")
@@ -146,7 +153,7 @@ async def test_hostile_bodies_are_text_in_quotes_and_the_delete_dialog(
         await mine.hover()
         await mine.get_by_role("button", name="Delete").click()
         dialog = page.get_by_role("dialog", name="Delete this message?")
-        await expect(dialog.locator(".preview")).to_have_text(body)
+        await expect(dialog.locator(".preview")).to_have_text(shown)
         await dialog.get_by_role("button", name="Cancel").click()
     assert await page.locator("#messages img, #messages script, #messages b, dialog b").count() == 0
     assert await page.evaluate("window.__xss") is None

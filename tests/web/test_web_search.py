@@ -90,3 +90,36 @@ async def test_search_finds_what_i_may_see_and_jumps_to_it(
     await dialog.get_by_role("button", name="Close").click()
     assert await page.evaluate("window.__xss") is None
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_older_results_page_on_and_long_bodies_are_clipped_as_text(
+    busy_web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> None:
+    web = busy_web
+    bob = await Peer.connect(web.port)
+    peers.append(bob)
+    await bob.hello("bob")
+    long = "needle " + "y" * 3993
+    rtl = "needle \u202egnp.exe"
+    for i, body in enumerate([long, rtl] + [f"needle {i}" for i in range(23)]):
+        await bob.send(type="say", room="lobby", body=body, cid=f"b-{i}")
+        await bob.recv_type("ack")
+    page = await open_client(context, web)
+    await log_in(page, "alice")
+    search = page.get_by_role("searchbox", name="Search messages")
+    await search.fill("needle")
+    await search.press("Enter")
+    dialog = page.get_by_role("dialog", name="Search results")
+    results = dialog.get_by_role("list", name="Results").get_by_role("button")
+    await expect(results).to_have_count(20)
+    await expect(results.first.locator(".body")).to_have_text("needle 22")
+    await dialog.get_by_role("button", name="Older results").click()
+    await expect(results).to_have_count(25)
+    await expect(dialog.get_by_role("button", name="Older results")).to_be_hidden()
+    bodies = await results.locator(".body").all_inner_texts()
+    assert bodies[-2:] == [rtl, long[:299] + "…"]
+    assert (
+        await results.last.locator(".body").evaluate("e => getComputedStyle(e).unicodeBidi")
+        == "isolate"
+    )
+    assert page.errors == []  # type: ignore[attr-defined]

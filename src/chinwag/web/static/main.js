@@ -227,10 +227,10 @@ let picking = null;  // the id of the message whose reaction picker is open
 let replying = null; // the message the composer answers
 let flashId = null;  // the message a jump just showed
 
+function clip(text, n) { return text.length > n ? text.slice(0, n - 1) + "…" : text; }
+
 function firstLine(m) {
-  if (m.deleted) return "message deleted";
-  const line = m.body.split("\n").find((l) => l.trim()) || "";
-  return line.length > 120 ? line.slice(0, 119) + "…" : line;
+  return m.deleted ? "message deleted" : clip(m.body.split("\n").find((l) => l.trim()) || "", 120);
 }
 
 function button(text, label, focusKey, onClick) {
@@ -306,7 +306,7 @@ function quote(m) {
   const text = target ? `${target.from}: ${firstLine(target)}` : "an earlier message";
   const b = button("", `Reply to ${text}`, `${m.id}:quote`, () => chat.showMessage(chat.keyOf(m), m.reply_to));
   b.className = "quote";
-  b.append(el("span", "", "↪ "), el("span", "", text));
+  b.append(el("span", "", "↪ "), el("span", "said", text));
   return b;
 }
 
@@ -712,7 +712,7 @@ chat.addEventListener("results", (ev) => {
     const where = m.room ? `#${m.room}` : `@${chat.otherOf(m)}`;
     const b = el("button");
     b.type = "button";
-    b.append(el("span", "meta", `${where} · ${m.from} · ${new Date(m.ts).toLocaleString()}`), renderBody(m.body));
+    b.append(el("span", "meta", `${where} · ${m.from} · ${new Date(m.ts).toLocaleString()}`), renderBody(clip(m.body, 300)));
     b.addEventListener("click", () => {
       $("search-dialog").dataset.jumping = "1";
       $("search-dialog").close();

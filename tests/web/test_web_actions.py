@@ -6,6 +6,8 @@ checks both what the page shows and what a TCP peer in the same conversation rec
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import Peer
 from playwright.async_api import BrowserContext, Page, expect
@@ -124,3 +126,71 @@ async def test_the_toolbar_is_reachable_by_keyboard(
     edited = await next_event(bob, "edited", sent["id"])
     assert edited["body"] == "keyboard edit"
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_an_edit_and_a_reaction_made_while_the_server_is_down_apply_once(
+    web: WebServer, context: BrowserContext
+) -> None:
+    page = await open_client(context, web)
+    await log_in(page, "alice", "correct horse", register=True)
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill("before the outage")
+    await box.press("Enter")
+    mine = message(page, "before the outage")
+    await expect(mine).to_have_count(1)
+    await expect(page.locator("li.pending")).to_have_count(0)
+    web.kill()
+    await expect(page.get_by_role("status").filter(has_text="reconnecting")).to_be_visible()
+    await box.press("ArrowUp")
+    editor = page.get_by_role("textbox", name="Edit message")
+    await editor.fill("after the outage")
+    await editor.press("Enter")
+    await mine.hover()
+    await mine.get_by_role("button", name="React", exact=True).click()
+    await mine.get_by_role("button", name="React with 🎉").click()
+    await expect(page.get_by_role("status").filter(has_text="2 waiting to send")).to_be_visible()
+
+    web.start()
+    await expect(page.get_by_role("status").filter(has_text="Connected as alice")).to_be_visible(
+        timeout=30_000
+    )
+    edited = message(page, "after the outage")
+    await expect(edited.locator(".edited")).to_have_text("(edited)")
+    await expect(edited.locator(".reactions").get_by_role("button")).to_have_text(["🎉 1"])
+    carol = await Peer.connect(web.port)
+    try:
+        await carol.hello("carol")
+        await carol.send(type="history", room="lobby", limit=10, ref="h")
+        (stored,) = (await carol.recv_type("history"))["messages"]
+        assert stored["body"] == "after the outage"
+        assert stored["reactions"] == [{"emoji": "🎉", "nicks": ["alice"]}]
+    finally:
+        await carol.close()
+    assert await page.evaluate("localStorage.getItem('chinwag.outbox')") == "[]"
+
+
+async def test_a_refused_edit_says_why_in_plain_words_and_changes_nothing(
+    tmp_path: Path, context: BrowserContext, peers: list[Peer]
+) -> None:
+    web = WebServer(tmp_path / "server", {"edit_window": 0.001})
+    web.start()
+    try:
+        page, bob = await bob_and_alice(web, context, peers)
+        box = page.get_by_role("textbox", name="Message")
+        await box.fill("set in stone")
+        await box.press("Enter")
+        sent = await message_from(bob, "alice")
+        await box.press("ArrowUp")
+        editor = page.get_by_role("textbox", name="Edit message")
+        await editor.fill("changed my mind")
+        await editor.press("Enter")
+        notice = page.get_by_role("log", name="Messages").locator("li.notice").last
+        await expect(notice).to_have_text(
+            "Too late to edit: that message is too old. Send a new one instead."
+        )
+        await expect(message(page, "set in stone")).to_have_count(1)
+        await expect(message(page, "set in stone").locator(".edited")).to_have_count(0)
+        assert [f for f in await bob.quiet() if f.get("target") == sent["id"]] == []
+        assert await page.evaluate("localStorage.getItem('chinwag.outbox')") == "[]"
+    finally:
+        web.kill()

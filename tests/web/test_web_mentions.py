@@ -40,6 +40,8 @@ async def test_tab_completes_nicks_after_an_at_sign_and_cycles(
     got = await message_from(bob, "alice")
     assert got["body"] == "thanks @bobby and @carol"
     assert got["mentions"] == ["bobby", "carol"]
+    sent = message(page, "thanks @bobby and @carol")
+    await expect(sent.locator("mark.at")).to_have_text(["@bobby", "@carol"])
 
     # Without an @ before the caret, Tab leaves the box as usual.
     await box.fill("no nick here")
@@ -71,5 +73,6 @@ async def test_an_edit_that_mentions_me_highlights_and_notifies(
     edited = message(page, "who can help, @alice?")
     await expect(edited).to_have_class("message mention")
     await expect(edited.locator(".body")).to_have_text(hostile)
+    await expect(edited.locator("mark.me")).to_have_text("@alice")
     assert await page.evaluate("window.__xss") is None
     assert page.errors == []  # type: ignore[attr-defined]

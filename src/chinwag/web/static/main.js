@@ -260,7 +260,7 @@ function messageItem(m) {
     return li;
   }
   if (editing && editing.id === m.id) li.append(editBox(m));
-  else li.append(renderBody(m.body));
+  else li.append(renderBody(m.body, mentioned(m)));
   if (m.edited) li.append(el("span", "edited", "(edited)"));
   const c = chat.conversations.get(chat.keyOf(m));
   if (mine && c && c.kind === "dm" && chat.receiptsOn()) {
@@ -295,6 +295,13 @@ function messageItem(m) {
   li.append(bar);
   if (picking === m.id) li.append(picker(m));
   return li;
+}
+
+/** The @nicks to mark in `m`: the server's `mentions`, and me (folded nick -> class). */
+function mentioned(m) {
+  const names = new Map((m.mentions || []).map((n) => [fold(n), "at"]));
+  if (chat.nick) names.set(fold(chat.nick), "at me");
+  return names;
 }
 
 function focusIn(id, selector) {

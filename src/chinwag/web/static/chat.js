@@ -12,6 +12,7 @@ const TYPING_EVERY = 3000;
 const TYPING_TTL = 6000;
 const SEEN_DELAY = 500;
 const READ_DELAY = 500;
+const READ_EVERY = 3000;   // a `read` costs a command token: in a busy room, one per 3 s at most
 const REVEAL_PAGES = 20;   // how many history pages a jump to an old message may load
 const RETRYABLE = new Set(["server_error", "rate_limited"]);
 
@@ -135,6 +136,7 @@ export class Chat extends EventTarget {
     this.byId = new Map();     // message id -> message, for edits, deletions, reactions, replies
     this.maxId = 0;
     this.readTimer = null;
+    this.readAt = 0;           // when the last `read` went
     this.seenSent = 0;
     this.seenTimer = null;
     this.summary = null;
@@ -646,6 +648,7 @@ export class Chat extends EventTarget {
   /** Tell the account's devices the open conversation is read, once it is on screen. */
   scheduleRead() {
     if (this.readTimer || this.phase !== "live" || !this.account) return;
+    const wait = Math.max(READ_DELAY, this.readAt + READ_EVERY - Date.now());
     this.readTimer = setTimeout(() => {
       this.readTimer = null;
       const c = this.conversations.get(this.active);
@@ -653,8 +656,8 @@ export class Chat extends EventTarget {
       const upto = c.lastId();
       if (upto <= Math.max(c.readSent, c.readUpto)) return;
       const frame = { type: "read", upto, ref: "read", ...(c.kind === "room" ? { room: c.name } : { with: c.name }) };
-      if (this.send(frame)) { c.readSent = upto; c.readUpto = Math.max(c.readUpto, upto); }
-    }, READ_DELAY);
+      if (this.send(frame)) { c.readSent = upto; c.readUpto = Math.max(c.readUpto, upto); this.readAt = Date.now(); }
+    }, wait);
   }
 
   refreshMembers() {

@@ -255,6 +255,7 @@ function messageItem(m) {
   li.append(time, el("span", "from", m.from));
   if (m.reply_to) li.append(quote(m));
   if (m.deleted) {
+    if (editing && editing.id === m.id) editing = null;
     li.classList.add("deleted");
     li.append(el("span", "body gone", "message deleted"));
     return li;

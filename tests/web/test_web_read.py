@@ -62,7 +62,7 @@ async def test_reading_on_one_device_clears_the_badge_on_the_other_and_at_the_ne
         await laptop.get_by_role("button", name="Log out").click()
         await bob.send(type="dm", to="alice", body="two", cid="b-2")
         await bob.send(type="dm", to="alice", body="three", cid="b-3")
-        await bob.send(type="say", room="games", body="game on", cid="b-4")
+        await bob.send(type="say", room="games", body="@alice game on", cid="b-4")
         await expect(phones.get_by_role("button", name="@bob, 2 unread")).to_be_visible()
         await expect(phones.get_by_role("button", name="#games, 1 unread")).to_be_visible()
 
@@ -81,6 +81,8 @@ async def test_reading_on_one_device_clears_the_badge_on_the_other_and_at_the_ne
         await expect(lists.get_by_role("button", name="#games, 1 unread")).to_be_visible()
         await expect(lists.get_by_role("button", name="@bob", exact=True)).to_be_visible()
         await expect(laptop).to_have_title("(1) chinwag")
+        summary = laptop.get_by_role("status").filter(has_text="While you were away")
+        await expect(summary).to_contain_text("1 mentions you.")
         assert laptop.errors == [] and phone.errors == []  # type: ignore[attr-defined]
     finally:
         await phone_context.close()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from conftest import Peer
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from support.web import WebServer
 
-from .conftest import log_in, message, message_from, next_event, open_client
+from .conftest import UI_TIMEOUT_MS, log_in, message, message_from, next_event, open_client
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -194,3 +194,26 @@ async def test_a_refused_edit_says_why_in_plain_words_and_changes_nothing(
         assert await page.evaluate("localStorage.getItem('chinwag.outbox')") == "[]"
     finally:
         web.kill()
+
+
+async def test_at_phone_width_a_tap_on_a_message_shows_its_actions(
+    web: WebServer, browser: Browser, peers: list[Peer]
+) -> None:
+    context = await browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True)
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    try:
+        page, bob = await bob_and_alice(web, context, peers)
+        await bob.send(type="say", room="lobby", body="tap me", cid="b-1")
+        item = message(page, "tap me")
+        toolbar = item.get_by_role("toolbar")
+        assert await toolbar.evaluate("e => getComputedStyle(e).opacity") == "0"
+        await item.locator(".body").tap()
+        await expect(toolbar).to_have_css("opacity", "1")
+        reply = toolbar.get_by_role("button", name="Reply")
+        box = await reply.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+        await reply.tap()
+        await expect(page.get_by_text("Replying to bob: tap me")).to_be_visible()
+        assert page.errors == []  # type: ignore[attr-defined]
+    finally:
+        await context.close()

@@ -158,3 +158,37 @@ async def test_hostile_bodies_are_text_in_quotes_and_the_delete_dialog(
     assert await page.locator("#messages img, #messages script, #messages b, dialog b").count() == 0
     assert await page.evaluate("window.__xss") is None
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_jump_far_back_waits_out_the_command_budget_and_still_arrives(
+    tmp_path: Path, context: BrowserContext
+) -> None:
+    web = WebServer(tmp_path / "server", {"rate_burst": 300})
+    web.start()
+    try:
+        bob = await Peer.connect(web.port)
+        await bob.hello("bob")
+        await bob.send(type="say", room="lobby", body="far back", cid="b-0")
+        original = (await bob.recv_type("ack"))["id"]
+        for i in range(260):  # six pages of 50 after it
+            await bob.send(type="say", room="lobby", body=f"filler {i}", cid=f"f-{i}")
+            await bob.recv_type("ack")
+        await bob.send(type="say", room="lobby", body="about that", cid="b-1", reply_to=original)
+        await bob.recv_type("ack")
+        await bob.close()
+        web.kill()
+        # Each history page costs a command token: now the budget runs out after a few.
+        web.settings.update(rate_burst=3, rate_per_second=2)
+        web.start()
+
+        page = await open_client(context, web)
+        await log_in(page, "alice")
+        await message(page, "about that").locator(".quote").click()
+        first = page.locator(f'li.message[data-id="{original}"]')
+        await expect(first).to_be_focused()
+        await expect(first.locator(".body")).to_have_text("far back")
+        notices = page.get_by_role("log", name="Messages").locator("li.notice")
+        await expect(notices.filter(has_text="further back")).to_have_count(0)
+        assert page.errors == []  # type: ignore[attr-defined]
+    finally:
+        web.kill()

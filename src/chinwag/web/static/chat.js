@@ -434,6 +434,12 @@ export class Chat extends EventTarget {
     }
     if (typeof f.ref === "string" && f.ref.startsWith("history:")) {
       const c = this.conversations.get(f.ref.slice(8));
+      if (c && f.code === "rate_limited") {
+        // Out of command budget (a jump far back spends one per page): ask again later.
+        c.loading = false;
+        setTimeout(() => (c.reveal ? this.revealStep(c) : this.loadEarlier(c.key)), (f.retry_after ?? 1) * 1000);
+        return;
+      }
       if (c) { c.loading = false; c.more = false; c.reveal = null; }
     }
     if (f.ref === "search" || f.ref === "receipts") {

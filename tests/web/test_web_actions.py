@@ -217,3 +217,24 @@ async def test_at_phone_width_a_tap_on_a_message_shows_its_actions(
         assert page.errors == []  # type: ignore[attr-defined]
     finally:
         await context.close()
+
+
+async def test_a_right_click_on_a_message_opens_its_actions_but_not_on_a_link(
+    web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> None:
+    page, bob = await bob_and_alice(web, context, peers)
+    await bob.send(type="say", room="lobby", body="see https://example.org/x", cid="b-1")
+    item = message(page, "see https://example.org/x")
+    await item.locator(".body").click(button="right", position={"x": 5, "y": 5})
+    reply = item.get_by_role("button", name="Reply")
+    await expect(reply).to_be_focused()
+    await expect(item.get_by_role("toolbar")).to_have_css("opacity", "1")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_text("Replying to bob: see https://example.org/x")).to_be_visible()
+    # On the link the browser's own menu stays (the page does not take the event).
+    taken = await item.get_by_role("link").evaluate(
+        """a => { const ev = new MouseEvent("contextmenu", {bubbles: true, cancelable: true});
+                  a.dispatchEvent(ev); return ev.defaultPrevented; }"""
+    )
+    assert taken is False
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -295,6 +295,12 @@ function messageItem(m) {
   }
   li.append(bar);
   if (picking === m.id) li.append(picker(m));
+  // Right-click (or the context-menu key) opens the actions, except on a link or a selection.
+  li.addEventListener("contextmenu", (ev) => {
+    if (ev.target.closest("a, textarea") || String(getSelection())) return;
+    ev.preventDefault();
+    bar.querySelector("button").focus();
+  });
   return li;
 }
 

@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 from conftest import Peer
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    async_playwright,
+    expect,
+)
 from support.web import WebServer
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -103,4 +110,18 @@ async def message_from(peer: Peer, nick: str) -> dict[str, Any]:
     while True:
         frame = await peer.recv_type("message")
         if frame["from"] == nick:
+            return frame
+
+
+def message(page: Page, text: str) -> Locator:
+    """The message in the open conversation whose body holds ``text``."""
+    messages = page.get_by_role("log", name="Messages")
+    return messages.locator("li.message").filter(has=page.locator(".body").filter(has_text=text))
+
+
+async def next_event(peer: Peer, kind: str, target: int, by: str = "alice") -> dict[str, Any]:
+    """The next ``kind`` frame about message ``target`` from ``by`` that ``peer`` gets."""
+    while True:
+        frame = await peer.recv_type(kind)
+        if frame["target"] == target and frame.get("from", frame.get("by")) == by:
             return frame

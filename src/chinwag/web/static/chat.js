@@ -11,6 +11,9 @@ const BACKOFF_MAX = 8000;
 const TYPING_EVERY = 3000;
 const TYPING_TTL = 6000;
 const SEEN_DELAY = 500;
+const READ_DELAY = 500;
+const READ_EVERY = 3000;   // a `read` costs a command token: in a busy room, one per 3 s at most
+const REVEAL_PAGES = 20;   // how many history pages a jump to an old message may load
 const RETRYABLE = new Set(["server_error", "rate_limited"]);
 
 export const LOBBY = "room:lobby";
@@ -76,6 +79,17 @@ export function explainPasswd(code, message) {
   }
 }
 
+/** Why an edit, a deletion or a reaction was refused, in plain words; nothing changed. */
+export function explainAction(act, code, reason, message) {
+  const what = { edit: "edit", delete: "delete", react: "react to" }[act] || act;
+  if (reason === "not_sender") return `Only the sender can ${what} that message.`;
+  if (reason === "deleted") return `That message was deleted, so you cannot ${what} it.`;
+  if (reason === "edit_window") return "Too late to edit: that message is too old. Send a new one instead.";
+  if (code === "not_found") return `That message is gone or no longer visible to you, so you cannot ${what} it.`;
+  if (code === "bad_body") return `Not saved: ${message || "the new text is not a valid message"}.`;
+  return `Could not ${what} that message: ${message || code}.`;
+}
+
 class Conversation {
   constructor(key, name) {
     this.key = key;
@@ -88,7 +102,14 @@ class Conversation {
     this.loading = false;
     this.members = null;       // [{nick, account}] once `who` answered
     this.typing = new Map();   // folded nick -> {nick, until}
+    this.readUpto = 0;         // the account's read marker here (from any device)
+    this.readSent = 0;         // the last `read` this page sent
+    this.unreadBefore = 0;     // unread when the backlog began
+    this.delivered = 0;        // DM receipts: the other party has my DMs up to this id…
+    this.seenBy = 0;           // …and has read them up to this one
+    this.reveal = null;        // {id, pages}: a message to show once history brings it
   }
+  lastId() { return this.messages.length ? this.messages[this.messages.length - 1].id : 0; }
   oldestId() { return this.messages.length ? this.messages[0].id : null; }
 }
 
@@ -112,7 +133,10 @@ export class Chat extends EventTarget {
     this.conversations = new Map();
     this.active = LOBBY;
     this.ids = new Set();
+    this.byId = new Map();     // message id -> message, for edits, deletions, reactions, replies
     this.maxId = 0;
+    this.readTimer = null;
+    this.readAt = 0;           // when the last `read` went
     this.seenSent = 0;
     this.seenTimer = null;
     this.summary = null;
@@ -159,6 +183,7 @@ export class Chat extends EventTarget {
     this.conversation(LOBBY, "lobby");
     this.active = LOBBY;
     this.ids.clear();
+    this.byId.clear();
     this.maxId = 0;
     this.seenSent = 0;
     this.nick = nick;
@@ -269,11 +294,17 @@ export class Chat extends EventTarget {
       case "who": return this.onWho(f);
       case "history": return this.onHistory(f);
       case "rooms": return this.onRooms(f);
+      case "edited": return this.onEdited(f);
+      case "deleted": return this.onDeleted(f);
+      case "reacted": return this.onReacted(f);
+      case "read": return this.onRead(f);
+      case "receipt": return this.onReceipt(f);
+      case "results": this.emit("results", f); return;
       case "ping": this.send({ type: "pong", ref: f.ref }); return;
       case "bye":
         if (f.reason === "banned") { this.wanted = false; this.emit("loginfailed", { text: "This account is banned from the server." }); }
         return;
-      default: return; // frames this client does not use (pong, 1.1 additions)
+      default: return; // frames this client does not use (pong)
     }
   }
 
@@ -290,7 +321,7 @@ export class Chat extends EventTarget {
       const known = load("dms." + fold(f.nick), []);
       for (const name of Array.isArray(known) ? known : []) if (typeof name === "string") this.conversation(dmKey(name), name);
     }
-    for (const c of this.conversations.values()) c.dividerBefore = null;
+    for (const c of this.conversations.values()) { c.dividerBefore = null; c.unreadBefore = c.unread; }
     if (f.motd && !this.motdShown) { this.motdShown = true; this.notice(LOBBY, f.motd); }
     this.status("Catching up…");
     if (this.register) {
@@ -304,10 +335,22 @@ export class Chat extends EventTarget {
   onCaughtUp(f) {
     this.phase = "live";
     this.summary = f;
+    if (f.unread) {
+      // Version 1.1: the server counts the backlog after the account's read markers, so
+      // what another device read meanwhile is not unread here.
+      for (const c of this.conversations.values()) c.unread = c.unreadBefore;
+      for (const [name, n] of Object.entries(f.unread)) {
+        const c = name.startsWith("@") ? this.conversation(dmKey(name.slice(1)), name.slice(1)) : this.conversations.get(roomKey(name));
+        if (c) c.unread += n;
+      }
+    }
+    const open = this.conversations.get(this.active);
+    if (open && !document.hidden) open.unread = 0;
     this.status(`Connected as ${this.nick}` + (this.account ? "" : " (guest)"));
     this.flush();
     this.refreshMembers();
     this.scheduleSeen();
+    this.scheduleRead();
     this.emit("caughtup", f);
     this.emit("change");
   }
@@ -373,6 +416,11 @@ export class Chat extends EventTarget {
       return;
     }
     const item = this.outbox.find((o) => o.cid === f.ref);
+    if (item && item.act && !RETRYABLE.has(f.code)) {
+      this.acked(item.cid);
+      this.notice(item.key, explainAction(item.act, f.code, f.reason, f.message));
+      return;
+    }
     if (item) {
       if (RETRYABLE.has(f.code)) {
         const wait = (f.retry_after ?? 1) * 1000;
@@ -386,7 +434,17 @@ export class Chat extends EventTarget {
     }
     if (typeof f.ref === "string" && f.ref.startsWith("history:")) {
       const c = this.conversations.get(f.ref.slice(8));
-      if (c) { c.loading = false; c.more = false; }
+      if (c && f.code === "rate_limited") {
+        // Out of command budget (a jump far back spends one per page): ask again later.
+        c.loading = false;
+        setTimeout(() => (c.reveal ? this.revealStep(c) : this.loadEarlier(c.key)), (f.retry_after ?? 1) * 1000);
+        return;
+      }
+      if (c) { c.loading = false; c.more = false; c.reveal = null; }
+    }
+    if (f.ref === "search" || f.ref === "receipts") {
+      this.emit(f.ref === "search" ? "results" : "problem", { error: true, text: f.message || f.code });
+      return;
     }
     if (typeof f.ref === "string" && (f.ref.startsWith("join:") || f.ref.startsWith("leave:"))) {
       this.emit("problem", { text: f.message || f.code });
@@ -409,6 +467,9 @@ export class Chat extends EventTarget {
   addMessage(m) {
     if (typeof m.id !== "number" || this.ids.has(m.id)) return null;
     this.ids.add(m.id);
+    if (typeof m.body !== "string") m.body = "";  // a deleted message has none
+    if (!Array.isArray(m.reactions)) m.reactions = [];
+    this.byId.set(m.id, m);
     const key = this.keyOf(m);
     const c = this.conversation(key, m.room ?? this.otherOf(m));
     const list = c.messages;
@@ -431,6 +492,7 @@ export class Chat extends EventTarget {
     const mention = !mine && this.mentionsMe(m);
     if (!mine && !m.replay && hidden && (c.kind === "dm" || mention)) this.emit("notify", { message: m, conversation: c });
     this.scheduleSeen();
+    if (c.key === this.active) this.scheduleRead();
     this.emit("message", { message: m, conversation: c, mention });
     this.emit("change");
   }
@@ -439,6 +501,80 @@ export class Chat extends EventTarget {
   mentionsMe(m) {
     const me = fold(this.nick);
     return mentions(m.body, this.nick) || (m.mentions || []).some((n) => fold(n) === me);
+  }
+
+  /** An event of the message stream (1.1): its id moves `seen` like a message's; false if known. */
+  event(f) {
+    if (typeof f.id !== "number" || this.ids.has(f.id)) return false;
+    this.ids.add(f.id);
+    if (f.id > this.maxId) this.maxId = f.id;
+    this.scheduleSeen();
+    return true;
+  }
+
+  onEdited(f) {
+    if (!this.event(f)) return;
+    const m = this.byId.get(f.target);
+    if (!m || m.deleted) return;
+    m.body = f.body;
+    m.edited = f.ts;
+    const me = fold(this.nick);
+    const c = this.conversations.get(this.keyOf(m));
+    if ((f.mentions || []).some((n) => fold(n) === me)) {
+      m.mentions = (m.mentions || []).concat(this.nick);
+      if (!f.replay && document.hidden && c) this.emit("notify", { message: m, conversation: c });
+    }
+    this.emit("change");
+  }
+
+  onDeleted(f) {
+    if (!this.event(f)) return;
+    const m = this.byId.get(f.target);
+    if (!m) return;
+    m.deleted = true;
+    m.body = "";
+    m.reactions = [];
+    this.emit("change");
+  }
+
+  onReacted(f) {
+    if (!this.event(f)) return;
+    const m = this.byId.get(f.target);
+    if (!m || m.deleted) return;
+    const who = fold(f.from);
+    let r = m.reactions.find((x) => x.emoji === f.emoji);
+    if (!r) { r = { emoji: f.emoji, nicks: [] }; m.reactions.push(r); }
+    const had = r.nicks.some((n) => fold(n) === who);
+    if (f.on !== false && !had) r.nicks.push(f.from);
+    if (f.on === false) r.nicks = r.nicks.filter((n) => fold(n) !== who);
+    m.reactions = m.reactions.filter((x) => x.nicks.length);
+    this.emit("change");
+  }
+
+  /** Whether this user has reaction `emoji` on message `m`. */
+  reacted(m, emoji) {
+    const me = fold(this.nick);
+    return m.reactions.some((r) => r.emoji === emoji && r.nicks.some((n) => fold(n) === me));
+  }
+
+  /** Another device of this account read a conversation up to `upto` (1.1). */
+  onRead(f) {
+    const c = f.room ? this.conversations.get(roomKey(f.room)) : this.conversation(dmKey(f.with), f.with);
+    if (!c || typeof f.upto !== "number") return;
+    c.readUpto = Math.max(c.readUpto, f.upto);
+    const me = fold(this.nick);
+    const left = c.messages.filter((m) => m.id > c.readUpto && fold(m.from) !== me).length;
+    c.unread = Math.min(c.unread, left);
+    this.emit("change");
+  }
+
+  /** A DM receipt (1.1): the other party's device has, or they read, my DMs up to `upto`. */
+  onReceipt(f) {
+    if (typeof f.with !== "string" || typeof f.upto !== "number") return;
+    const c = this.conversation(dmKey(f.with), f.with);
+    if (f.state === "read") c.seenBy = Math.max(c.seenBy, f.upto);
+    c.delivered = Math.max(c.delivered, f.upto);
+    this.emit("change");
   }
 
   onPresence(f) {
@@ -492,6 +628,7 @@ export class Chat extends EventTarget {
     c.loading = false;
     this.emit("history", { conversation: c, added });
     this.emit("change");
+    if (c.reveal) this.revealStep(c);
   }
 
   onRooms(f) {
@@ -514,6 +651,21 @@ export class Chat extends EventTarget {
     }, SEEN_DELAY);
   }
 
+  /** Tell the account's devices the open conversation is read, once it is on screen. */
+  scheduleRead() {
+    if (this.readTimer || this.phase !== "live" || !this.account) return;
+    const wait = Math.max(READ_DELAY, this.readAt + READ_EVERY - Date.now());
+    this.readTimer = setTimeout(() => {
+      this.readTimer = null;
+      const c = this.conversations.get(this.active);
+      if (!c || document.hidden || this.phase !== "live") return;
+      const upto = c.lastId();
+      if (upto <= Math.max(c.readSent, c.readUpto)) return;
+      const frame = { type: "read", upto, ref: "read", ...(c.kind === "room" ? { room: c.name } : { with: c.name }) };
+      if (this.send(frame)) { c.readSent = upto; c.readUpto = Math.max(c.readUpto, upto); this.readAt = Date.now(); }
+    }, wait);
+  }
+
   refreshMembers() {
     const c = this.conversations.get(this.active);
     if (c && c.kind === "room" && this.phase === "live") this.send({ type: "who", room: c.name, ref: `who:${c.name}` });
@@ -526,6 +678,7 @@ export class Chat extends EventTarget {
     if (!c) return;
     this.active = key;
     c.unread = 0;
+    this.scheduleRead();
     this.refreshMembers();
     if (c.messages.length < 30 && c.more) this.loadEarlier(key);
     this.emit("switched");
@@ -574,13 +727,59 @@ export class Chat extends EventTarget {
     this.switchTo(key);
   }
 
-  sendText(body) {
+  /** Open conversation `key` at message `id`, loading older pages until it is there. */
+  showMessage(key, id) {
+    const c = this.conversations.get(key);
+    if (!c) return;
+    if (key !== this.active) this.switchTo(key);
+    c.reveal = { id, pages: 0 };
+    this.revealStep(c);
+  }
+
+  revealStep(c) {
+    const { id, pages } = c.reveal;
+    if (this.byId.has(id) || !c.more || pages >= REVEAL_PAGES) {
+      c.reveal = null;
+      this.emit("reveal", { conversation: c, id, found: this.byId.has(id) });
+      return;
+    }
+    c.reveal.pages += 1;
+    this.loadEarlier(c.key);
+  }
+
+  /** Search what this account may see (1.1); false when offline. The answer is a "results" event. */
+  search(q, before = null) {
+    if (this.phase !== "live") return false;
+    const frame = { type: "search", q, limit: 20, ref: "search" };
+    if (before) frame.before = before;
+    return this.send(frame);
+  }
+
+  /** Turn DM receipts on or off for this account (1.1); false when offline. */
+  setReceipts(on) {
+    if (this.phase !== "live" || !this.account) return false;
+    save("receipts." + fold(this.nick), on);
+    return this.send({ type: "receipts", on, ref: "receipts" });
+  }
+
+  receiptsOn() { return this.account && load("receipts." + fold(this.nick), false) === true; }
+
+  /** Queue an edit, a deletion or a reaction of message `m`: kept and resent like a message. */
+  act(m, act, fields) {
+    this.queue({ key: this.keyOf(m), act, id: m.id, ...fields });
+  }
+
+  sendText(body, replyTo = null) {
     const c = this.conversations.get(this.active);
     if (!c) return;
+    this.queue({ key: c.key, kind: c.kind, target: c.name, body, reply_to: replyTo });
+  }
+
+  queue(fields) {
     const rand = crypto.getRandomValues(new Uint32Array(2));
     const item = {
       cid: `w-${Date.now().toString(36)}-${rand[0].toString(36)}${rand[1].toString(36)}`,
-      nick: fold(this.nick), key: c.key, kind: c.kind, target: c.name, body, failed: null,
+      nick: fold(this.nick), failed: null, ...fields,
     };
     this.outbox.push(item);
     this.saveOutbox();
@@ -591,15 +790,19 @@ export class Chat extends EventTarget {
 
   transmit(item) {
     if (this.phase !== "live" || item.failed) return;
-    const frame = item.kind === "room"
-      ? { type: "say", room: item.target, body: item.body, cid: item.cid, ref: item.cid }
-      : { type: "dm", to: item.target, body: item.body, cid: item.cid, ref: item.cid };
-    this.send(frame);
+    let frame;
+    if (item.act === "edit") frame = { type: "edit", id: item.id, body: item.body };
+    else if (item.act === "delete") frame = { type: "delete", id: item.id };
+    else if (item.act === "react") frame = { type: "react", id: item.id, emoji: item.emoji, on: item.on };
+    else if (item.kind === "room") frame = { type: "say", room: item.target, body: item.body };
+    else frame = { type: "dm", to: item.target, body: item.body };
+    if (item.reply_to) frame.reply_to = item.reply_to;
+    this.send({ ...frame, cid: item.cid, ref: item.cid });
   }
 
   flush() {
     for (const item of this.outbox) if (item.nick === fold(this.nick)) {
-      if (item.kind === "dm") this.conversation(item.key, item.target);
+      if (item.kind === "dm" && !item.act) this.conversation(item.key, item.target);
       this.transmit(item);
     }
   }
@@ -614,7 +817,7 @@ export class Chat extends EventTarget {
 
   dismiss(cid) { this.acked(cid); }
 
-  pending(key) { return this.outbox.filter((o) => o.key === key && o.nick === fold(this.nick)); }
+  pending(key) { return this.outbox.filter((o) => o.key === key && !o.act && o.nick === fold(this.nick)); }
 
   pendingCount() { return this.outbox.filter((o) => o.nick === fold(this.nick) && !o.failed).length; }
 

@@ -85,6 +85,7 @@ function summaryText(f) {
   if (!parts.length) return "While you were away: nothing new.";
   const total = f.missed || [...dms, ...rooms].reduce((s, [, n]) => s + n, 0);
   let text = `While you were away: ${total} new ${total === 1 ? "message" : "messages"} — ${parts.join(", ")}.`;
+  if (f.mentions) text += ` ${f.mentions} ${f.mentions === 1 ? "mentions" : "mention"} you.`;
   if (f.truncated) text += " Older ones were left out.";
   return text;
 }
@@ -94,7 +95,7 @@ chat.addEventListener("status", () => {
   $("status").classList.toggle("offline", !!chat.offline);
 });
 chat.addEventListener("change", () => render());
-chat.addEventListener("switched", () => { showDraft(); scrollToEnd(true); });
+chat.addEventListener("switched", () => { editing = null; picking = null; stopReply(); showDraft(); scrollToEnd(true); });
 chat.addEventListener("typing", () => { $("typing").textContent = chat.typingText(chat.active); });
 chat.addEventListener("problem", (ev) => { $("status").textContent = ev.detail.text; });
 chat.addEventListener("history", (ev) => {
@@ -108,13 +109,14 @@ chat.addEventListener("notify", (ev) => {
   const { message: m, conversation: c } = ev.detail;
   if (!("Notification" in window) || Notification.permission !== "granted") return;
   const title = c.kind === "dm" ? `${m.from} (direct message)` : `${m.from} in #${c.name}`;
-  const n = new Notification(title, { body: m.body.slice(0, 200), tag: c.key });
+  const n = new Notification(title, { body: m.body.slice(0, 200), tag: c.key });  // text: never HTML
   n.onclick = () => { window.focus(); chat.switchTo(c.key); n.close(); };
 });
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden) {
     const c = chat.conversations.get(chat.active);
     if (c && c.unread) { c.unread = 0; render(); }
+    chat.scheduleRead();
   }
 });
 
@@ -155,6 +157,8 @@ function render() {
   document.title = total ? `(${total}) chinwag` : "chinwag";
   $("typing").textContent = chat.typingText(chat.active);
   $("account-action").textContent = chat.account ? "Change password" : "Register this nick";
+  $("receipts-row").hidden = !chat.account;
+  $("receipts").checked = chat.receiptsOn();
 }
 
 function renderSidebar() {
@@ -190,6 +194,9 @@ function entry(c, label) {
 function renderMessages() {
   const c = chat.conversations.get(chat.active);
   const list = $("messages");
+  const active = document.activeElement;
+  const focus = active && list.contains(active) ? active.dataset.focus : null;
+  const caret = focus === "editbox" ? [active.selectionStart, active.selectionEnd] : null;
   list.replaceChildren();
   if (!c) return;
   $("earlier").hidden = !c.more || chat.phase !== "live";
@@ -205,20 +212,210 @@ function renderMessages() {
   }
   while (n < notices.length) list.append(el("li", "notice", notices[n++].text));
   for (const item of chat.pending(c.key)) list.append(pendingItem(item));
+  if (focus) {
+    const again = list.querySelector(`[data-focus="${CSS.escape(focus)}"]`);
+    if (again) { again.focus(); if (caret) again.setSelectionRange(...caret); } else $("message").focus();
+  }
   scrollToEnd(false);
 }
 
+// --- one message: its quote, body, reactions, ticks and actions -------------------
+
+const EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀"];
+let editing = null;  // {id, text} while a message is edited in place
+let picking = null;  // the id of the message whose reaction picker is open
+let replying = null; // the message the composer answers
+let flashId = null;  // the message a jump just showed
+
+function clip(text, n) { return text.length > n ? text.slice(0, n - 1) + "…" : text; }
+
+function firstLine(m) {
+  return m.deleted ? "message deleted" : clip(m.body.split("\n").find((l) => l.trim()) || "", 120);
+}
+
+function button(text, label, focusKey, onClick) {
+  const b = el("button", "", text);
+  b.type = "button";
+  if (label) b.setAttribute("aria-label", label);
+  if (focusKey) b.dataset.focus = focusKey;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
 function messageItem(m) {
-  const li = el("li", "message");
+  const li = el("li", m.id === flashId ? "message flash" : "message");
   li.dataset.id = String(m.id);
+  li.dataset.focus = `${m.id}:item`;
+  li.tabIndex = -1;
   const mine = fold(m.from) === fold(chat.nick);
   if (mine) li.classList.add("mine");
   if (!mine && chat.mentionsMe(m)) li.classList.add("mention");
   const time = el("time", "meta", timeOf(m.ts));
   time.dateTime = m.ts;
-  li.append(time, el("span", "from", m.from), renderBody(m.body));
+  li.append(time, el("span", "from", m.from));
+  if (m.reply_to) li.append(quote(m));
+  if (m.deleted) {
+    if (editing && editing.id === m.id) editing = null;
+    li.classList.add("deleted");
+    li.append(el("span", "body gone", "message deleted"));
+    return li;
+  }
+  if (editing && editing.id === m.id) li.append(editBox(m));
+  else li.append(renderBody(m.body, mentioned(m)));
+  if (m.edited) li.append(el("span", "edited", "(edited)"));
+  const c = chat.conversations.get(chat.keyOf(m));
+  if (mine && c && c.kind === "dm" && chat.receiptsOn()) {
+    const state = m.id <= c.seenBy ? "read" : m.id <= c.delivered ? "delivered" : "sent";
+    li.append(el("span", `tick ${state}`, { read: "✓✓ read", delivered: "✓✓ delivered", sent: "✓ sent" }[state]));
+  }
+  if (m.reactions.length) {
+    const chips = el("span", "reactions");
+    for (const r of m.reactions) {
+      const on = chat.reacted(m, r.emoji);
+      const b = button(`${r.emoji} ${r.nicks.length}`, `${r.emoji} ${r.nicks.length}`, `${m.id}:chip:${r.emoji}`,
+        () => chat.act(m, "react", { emoji: r.emoji, on: !chat.reacted(m, r.emoji) }));
+      b.title = r.nicks.join(", ");
+      b.setAttribute("aria-pressed", String(on));
+      chips.append(b);
+    }
+    li.append(chips);
+  }
+  const bar = el("span", "actions");
+  bar.setAttribute("role", "toolbar");
+  bar.setAttribute("aria-label", `Actions on ${m.from}'s message`);
+  bar.append(
+    button("Reply", "", `${m.id}:reply`, () => startReply(m)),
+    button("React", "", `${m.id}:react`, () => { picking = picking === m.id ? null : m.id; renderMessages(); focusIn(m.id, ".picker button"); }),
+  );
+  if (mine) {
+    bar.append(
+      button("Edit", "", `${m.id}:edit`, () => startEdit(m)),
+      button("Delete", "", `${m.id}:delete`, () => askDelete(m)),
+    );
+  }
+  li.append(bar);
+  if (picking === m.id) li.append(picker(m));
+  // Right-click (or the context-menu key) opens the actions, except on a link or a selection.
+  li.addEventListener("contextmenu", (ev) => {
+    if (ev.target.closest("a, textarea") || String(getSelection())) return;
+    ev.preventDefault();
+    bar.querySelector("button").focus();
+  });
   return li;
 }
+
+/** The @nicks to mark in `m`: the server's `mentions`, and me (folded nick -> class). */
+function mentioned(m) {
+  const names = new Map((m.mentions || []).map((n) => [fold(n), "at"]));
+  if (chat.nick) names.set(fold(chat.nick), "at me");
+  return names;
+}
+
+function focusIn(id, selector) {
+  $("messages").querySelector(`li[data-id="${id}"] ${selector}`)?.focus();
+}
+
+function quote(m) {
+  const target = chat.byId.get(m.reply_to);
+  const text = target ? `${target.from}: ${firstLine(target)}` : "an earlier message";
+  const b = button("", `Reply to ${text}`, `${m.id}:quote`, () => chat.showMessage(chat.keyOf(m), m.reply_to));
+  b.className = "quote";
+  b.append(el("span", "", "↪ "), el("span", "said", text));
+  return b;
+}
+
+function picker(m) {
+  const box = el("span", "picker");
+  box.setAttribute("role", "group");
+  box.setAttribute("aria-label", "Pick a reaction");
+  for (const e of EMOJI) {
+    box.append(button(e, `React with ${e}`, `${m.id}:pick:${e}`, () => {
+      picking = null;
+      chat.act(m, "react", { emoji: e, on: !chat.reacted(m, e) });
+      render();
+      focusIn(m.id, "[data-focus$=':react']");
+    }));
+  }
+  box.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") { ev.stopPropagation(); picking = null; renderMessages(); focusIn(m.id, "[data-focus$=':react']"); }
+  });
+  return box;
+}
+
+function editBox(m) {
+  const box = el("textarea", "editbox");
+  box.value = editing.text;
+  box.rows = Math.min(8, editing.text.split("\n").length);
+  box.maxLength = 4000;
+  box.dataset.focus = "editbox";
+  box.setAttribute("aria-label", "Edit message");
+  box.addEventListener("input", () => { editing.text = box.value; });
+  box.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") { ev.preventDefault(); ev.stopPropagation(); stopEdit(); }
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      const body = box.value.replace(/\s+$/, "");
+      if (!body.trim()) { $("status").textContent = "An edit cannot be empty: use Delete to remove a message."; return; }
+      if (body !== m.body) chat.act(m, "edit", { body });
+      stopEdit();
+    }
+  });
+  return box;
+}
+
+function startEdit(m) {
+  editing = { id: m.id, text: m.body };
+  picking = null;
+  renderMessages();
+  const box = $("messages").querySelector(".editbox");
+  if (box) { box.focus(); box.setSelectionRange(box.value.length, box.value.length); box.scrollIntoView({ block: "nearest" }); }
+}
+
+function stopEdit() {
+  editing = null;
+  renderMessages();
+  $("message").focus();
+}
+
+let deleting = null;
+function askDelete(m) {
+  deleting = m;
+  $("delete-preview").textContent = firstLine(m);
+  openDialog("delete-dialog");
+  $("delete-cancel").focus();
+}
+$("delete-confirm").addEventListener("click", () => {
+  if (deleting) chat.act(deleting, "delete", {});
+  deleting = null;
+  $("delete-dialog").close();
+});
+$("delete-cancel").addEventListener("click", () => $("delete-dialog").close());
+$("delete-dialog").addEventListener("close", () => { deleting = null; $("message").focus(); });
+
+function startReply(m) {
+  replying = m;
+  $("reply-text").textContent = `Replying to ${m.from}: ${firstLine(m)}`;
+  $("reply-bar").hidden = false;
+  $("message").focus();
+}
+
+function stopReply() {
+  replying = null;
+  $("reply-bar").hidden = true;
+}
+$("reply-cancel").addEventListener("click", () => { stopReply(); $("message").focus(); });
+
+chat.addEventListener("reveal", (ev) => {
+  const { conversation: c, id, found } = ev.detail;
+  if (c.key !== chat.active) return;
+  const li = $("messages").querySelector(`li[data-id="${id}"]`);
+  if (!found || !li) { chat.notice(c.key, "That message is further back than the client loads at once: scroll up to find it."); return; }
+  flashId = id;
+  li.classList.add("flash");
+  li.focus();
+  li.scrollIntoView({ block: "center" });
+  setTimeout(() => { flashId = null; $("messages").querySelector(".flash")?.classList.remove("flash"); }, 2000);
+});
 
 function pendingItem(item) {
   const li = el("li", "message mine pending");
@@ -266,7 +463,44 @@ $("message").addEventListener("input", () => {
 });
 $("message").addEventListener("keydown", (ev) => {
   if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); $("send-form").requestSubmit(); }
+  if (ev.key === "Escape" && replying) { ev.stopPropagation(); stopReply(); }
+  if (ev.key === "ArrowUp" && $("message").value === "") {
+    const c = chat.conversations.get(chat.active);
+    const me = fold(chat.nick);
+    const last = c && [...c.messages].reverse().find((m) => fold(m.from) === me && !m.deleted);
+    if (last) { ev.preventDefault(); startEdit(last); }
+  }
+  if (ev.key === "Tab" && !ev.shiftKey && complete()) ev.preventDefault();
+  else if (ev.key !== "Tab") completion = null;
 });
+
+// @-completion: Tab after "@bo" completes a nick of this conversation; Tab again cycles.
+let completion = null; // {start, end, names, index}
+function complete() {
+  const box = $("message");
+  if (box.selectionStart !== box.selectionEnd) return false;
+  if (!completion) {
+    const before = box.value.slice(0, box.selectionStart);
+    const found = before.match(/@([\p{L}\p{M}\p{N}_-]*)$/u);
+    if (!found) return false;
+    const prefix = fold(found[1]);
+    const c = chat.conversations.get(chat.active);
+    const names = new Map();
+    for (const u of (c && c.members) || []) names.set(fold(u.nick), u.nick);
+    for (const m of (c && c.messages) || []) names.set(fold(m.from), m.from);
+    if (c && c.kind === "dm") names.set(fold(c.name), c.name);
+    names.delete(fold(chat.nick));
+    const list = [...names].filter(([k]) => k.startsWith(prefix)).map(([, n]) => n).sort((a, b) => fold(a).localeCompare(fold(b)));
+    if (!list.length) return false;
+    completion = { start: before.length - found[0].length, end: box.selectionStart, names: list, index: -1 };
+  }
+  completion.index = (completion.index + 1) % completion.names.length;
+  const text = `@${completion.names[completion.index]} `;
+  box.setRangeText(text, completion.start, completion.end, "end");
+  completion.end = completion.start + text.length;
+  saveDraft();
+  return true;
+}
 $("send-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const body = $("message").value.replace(/\s+$/, "");
@@ -275,7 +509,11 @@ $("send-form").addEventListener("submit", (ev) => {
   $("message").value = "";
   chat.saveDraft(chat.active, "");
   nearBottom = true;
-  if (!command(body)) chat.sendText(body.startsWith("//") ? body.slice(1) : body);
+  if (!command(body)) {
+    const answer = replying && chat.keyOf(replying) === chat.active ? replying.id : null;
+    chat.sendText(body.startsWith("//") ? body.slice(1) : body, answer);
+  }
+  stopReply();
   $("message").focus();
 });
 
@@ -452,4 +690,67 @@ chat.addEventListener("account", (ev) => {
   }
   if (!$("account-dialog").open) { chat.notice(chat.active, ev.detail.text); return; }
   accountProblem(ev.detail.text, $("passwd-form").hidden ? "register-password" : "old-password");
+});
+
+// --- search ------------------------------------------------------------------------
+
+let lastSearch = null; // {q, oldest}
+
+$("search-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const q = $("search-q").value.trim();
+  if (!q) return;
+  lastSearch = { q, oldest: null };
+  $("results").replaceChildren();
+  $("results-more").hidden = true;
+  openDialog("search-dialog");
+  $("results-note").textContent = chat.search(q) ? "Searching…" : "Offline: search once you are back online.";
+  $("search-close").focus();
+});
+$("results-more").addEventListener("click", () => {
+  if (lastSearch && lastSearch.oldest) chat.search(lastSearch.q, lastSearch.oldest);
+});
+$("search-close").addEventListener("click", () => $("search-dialog").close());
+$("search-dialog").addEventListener("close", () => { if (!$("search-dialog").dataset.jumping) $("message").focus(); delete $("search-dialog").dataset.jumping; });
+
+chat.addEventListener("results", (ev) => {
+  const f = ev.detail;
+  if (!$("search-dialog").open || !lastSearch) return;
+  if (f.error) { $("results-note").textContent = `The search did not run: ${f.text}.`; return; }
+  if (f.q !== lastSearch.q) return;
+  const list = $("results");
+  const first = !lastSearch.oldest;
+  for (const m of f.messages || []) {
+    if (typeof m.body !== "string") continue;
+    lastSearch.oldest = m.id;
+    const where = m.room ? `#${m.room}` : `@${chat.otherOf(m)}`;
+    const b = el("button");
+    b.type = "button";
+    b.append(el("span", "meta", `${where} · ${m.from} · ${new Date(m.ts).toLocaleString()}`), renderBody(clip(m.body, 300)));
+    b.addEventListener("click", () => {
+      $("search-dialog").dataset.jumping = "1";
+      $("search-dialog").close();
+      saveDraft();
+      const key = chat.keyOf(m);
+      chat.conversation(key, m.room ?? chat.otherOf(m));
+      chat.showMessage(key, m.id);
+    });
+    const li = el("li");
+    li.append(b);
+    list.append(li);
+  }
+  const n = list.children.length;
+  $("results-note").textContent = n ? `${n} ${n === 1 ? "message" : "messages"} with “${f.q}”, newest first.` : `Nothing found for “${f.q}”.`;
+  $("results-more").hidden = !f.more;
+  if (first) list.querySelector("button")?.focus();
+});
+
+// --- DM receipts --------------------------------------------------------------------
+
+$("receipts").addEventListener("change", () => {
+  if (!chat.setReceipts($("receipts").checked)) {
+    $("receipts").checked = !$("receipts").checked;
+    $("status").textContent = "Offline: change this once you are back online.";
+  }
+  render();
 });

@@ -41,8 +41,8 @@ export function safeUrl(text) {
   }
 }
 
-/** Append `text` to `parent` as text nodes, with http(s) URLs as links. */
-export function appendLinked(parent, text) {
+/** Append `text` to `parent` as text nodes, with http(s) URLs as links and mentions marked. */
+export function appendLinked(parent, text, names = null) {
   let last = 0;
   for (const match of text.matchAll(LINK)) {
     let raw = match[0];
@@ -50,7 +50,7 @@ export function appendLinked(parent, text) {
     if (trail) raw = raw.slice(0, raw.length - trail[0].length);
     const href = safeUrl(raw);
     if (!href) continue;
-    if (match.index > last) parent.append(document.createTextNode(text.slice(last, match.index)));
+    if (match.index > last) appendText(parent, text.slice(last, match.index), names);
     const a = document.createElement("a");
     a.href = href;
     a.textContent = raw;
@@ -59,11 +59,31 @@ export function appendLinked(parent, text) {
     parent.append(a);
     last = match.index + raw.length;
   }
+  if (last < text.length) appendText(parent, text.slice(last), names);
+}
+
+const AT = /@([\p{L}\p{M}\p{N}_-]+)/gu;
+
+/** Append `text` as text nodes, each @nick of `names` (folded nick -> class) in a <mark>. */
+function appendText(parent, text, names) {
+  let last = 0;
+  if (names && names.size) {
+    for (const match of text.matchAll(AT)) {
+      const cls = names.get(fold(match[1]));
+      if (!cls) continue;
+      if (match.index > last) parent.append(document.createTextNode(text.slice(last, match.index)));
+      const mark = document.createElement("mark");
+      mark.className = cls;
+      mark.textContent = match[0];
+      parent.append(mark);
+      last = match.index + match[0].length;
+    }
+  }
   if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
 }
 
-/** The DOM of one message body: spans of text and <pre> blocks. */
-export function renderBody(body) {
+/** The DOM of one message body: spans of text and <pre> blocks; `names` marks @mentions. */
+export function renderBody(body, names = null) {
   const out = document.createElement("span");
   out.className = "body";
   for (const [text, isCode] of splitFences(body)) {
@@ -73,7 +93,7 @@ export function renderBody(body) {
       out.append(pre);
     } else {
       const span = document.createElement("span");
-      appendLinked(span, text);
+      appendLinked(span, text, names);
       out.append(span);
     }
   }

@@ -399,7 +399,12 @@ def test_prefs_remember_recent_servers_and_nothing_secret(tmp_path: Path) -> Non
     assert again.recent[:2] == ["host3:5050", f"host{MAX_RECENT + 1}:5050"]
     assert len(again.recent) == MAX_RECENT
     assert (again.nick, again.theme) == ("bob", "dark")
-    assert set(json.loads((tmp_path / PREFS_FILE).read_text())) == {"recent", "nick", "theme"}
+    assert set(json.loads((tmp_path / PREFS_FILE).read_text())) == {
+        "recent",
+        "nick",
+        "theme",
+        "receipts",
+    }
 
 
 def test_damaged_prefs_give_the_defaults(tmp_path: Path) -> None:

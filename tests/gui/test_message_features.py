@@ -221,8 +221,15 @@ def test_message_actions_edit_in_place_delete_chips_and_reply_quotes(
     click(view, str(quote[0]))
     pump(root, lambda: "the quokka is out" in view.flashed(), what="the original highlighted")
 
-    # Delete: the text is gone for everyone; "message deleted" stays in its place.
+    # Delete, after saying yes: the text is gone for everyone; "message deleted" stays.
     choose(right_click(view, mine), "Delete")
+    dialog = pump(root, lambda: app.dialog, what="the question")
+    assert "“hello bob, again” will be erased for everyone" in dialog.intro_label.cget("text")
+    dialog.cancel_button.invoke()
+    settle(root, 0.3)
+    assert not line_of(app, mine).message.deleted  # "Cancel" keeps it
+    choose(right_click(view, mine), "Delete")
+    pump(root, lambda: app.dialog, what="the question again").submit_button.invoke()
     gone = others.run(wait_for(bob, lambda e: isinstance(e, Changed) and e.kind == "deleted"))
     assert isinstance(gone, Changed) and gone.target == mine
     pump(root, lambda: line_of(app, mine).message.deleted, what="the deletion")
@@ -307,11 +314,23 @@ def test_search_lists_results_and_jumps_to_an_older_message(
         pump(root, lambda: "the OKAPI photo" in view.flashed(), what="the DM shown")
         assert app.model.active == Conversation.dm("bob")
 
+        # Many results come a page at a time.
+        view.search_entry.focus_force()
+        view.search_var.set("filler")
+        view.search_entry.event_generate("<Return>")
+        pump(root, lambda: view.results_label.cget("text") == "20+ found for “filler”")
+        assert view.result_rows()[0].endswith(" — filler 79")
+        assert view.more_results.winfo_manager() == "grid"
+        view.more_results.invoke()
+        pump(root, lambda: view.results_label.cget("text") == "40+ found for “filler”")
+        assert view.result_rows()[20].endswith(" — filler 59")
+
         view.search_entry.focus_force()
         view.search_var.set("giraffe")
         view.search_entry.event_generate("<Return>")
         pump(root, lambda: view.results_label.cget("text") == "Nothing found for “giraffe”")
         assert view.result_rows() == []
+        assert not view.more_results.winfo_manager()
         view.search_var.set("a" * 1001)
         view.search_entry.event_generate("<Return>")
         pump(root, lambda: view.results_label.cget("text").startswith("Search failed: "))

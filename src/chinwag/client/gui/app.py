@@ -736,9 +736,31 @@ class GuiApp:
         self.bridge.call(session.edit(message_id, text), self._failed("Not edited"))
 
     def delete(self, message_id: int) -> None:
-        """Delete one of our messages (its text is erased on the server)."""
-        if self.session is not None:
-            self.bridge.call(self.session.delete(message_id), self._failed("Not deleted"))
+        """Ask, then delete one of our messages (its text is erased on the server)."""
+        model = self.model
+        if model is None or not model.can_edit(message_id):
+            return
+        quote = model.quote(message_id)
+
+        def submit(_values: dict[str, str]) -> None:
+            self._close_dialog(dialog)
+            if self.session is not None:
+                self.bridge.call(self.session.delete(message_id), self._failed("Not deleted"))
+
+        made = self._open_dialog(
+            lambda: FormDialog(
+                self.root,
+                self.theme,
+                "Delete this message?",
+                [],
+                "Delete",
+                submit,
+                intro=f"“{quote.text}” will be erased for everyone. This cannot be undone.",
+            )
+        )
+        if made is None:
+            return
+        dialog = made
 
     def jump_to(self, message_id: int) -> None:
         """Show a message of the conversation on screen, loading earlier pages if needed."""
@@ -782,7 +804,7 @@ class GuiApp:
         target = model.target(conversation)
         self.bridge.call(session.history(conversation, target, oldest, JUMP_PAGE), done)
 
-    def search(self, query: str) -> None:
+    def search(self, query: str, before: int | None = None) -> None:
         """Search every message we may see; the results replace the members panel."""
         model, session = self.model, self.session
         if model is None or session is None:
@@ -796,12 +818,20 @@ class GuiApp:
                 text = _why(error) if error is not None else "no answer"
                 self.chat_view.show_results(f"Search failed: {text}", [])
                 return
-            model.set_results(query, outcome.value)
-            self.chat_view.show_results(model.results_title(), model.result_rows())
+            model.set_results(query, outcome.value, more_of=before is not None)
+            self.chat_view.show_results(
+                model.results_title(), model.result_rows(), more=model.results_more
+            )
 
-        if self.chat_view is not None:
+        if self.chat_view is not None and before is None:
             self.chat_view.show_results(f"Searching for “{query}”…", [])
-        self.bridge.call(session.search(query), done)
+        self.bridge.call(session.search(query, before), done)
+
+    def search_more(self) -> None:
+        """The next page of the search's results (older matches)."""
+        model = self.model
+        if model is not None and model.results and model.results_more:
+            self.search(model.results_query, before=model.results[-1].id)
 
     def open_result(self, index: int) -> None:
         """Show a search result in its conversation."""

@@ -78,6 +78,7 @@ class ChatActions(Protocol):
     def jump_to(self, message_id: int) -> None: ...
     def search(self, query: str) -> None: ...
     def open_result(self, index: int) -> None: ...
+    def search_more(self) -> None: ...
     def close_search(self) -> None: ...
 
 
@@ -221,6 +222,7 @@ class ChatView(ttk.Frame):
         self._flash_after: str | None = None
         self.message_menu: tk.Menu | None = None
         self.text.bind("<Motion>", self._hover)
+        self.text.bind("<Leave>", self._left_text)
         self.text.bind("<Button-3>", self._message_menu)
         self.hover_bar = ttk.Frame(self.text, style="Raised.TFrame", padding=px(2))
         self._hover_id: int | None = None
@@ -350,9 +352,13 @@ class ChatView(ttk.Frame):
         self.results_list.grid(row=1, column=0, sticky="nsew", padx=(px(6), px(6)))
         self.results_list.bind("<<ListboxSelect>>", self._result_chosen)
         self.results_list.bind("<Return>", self._result_chosen)
+        self.more_results = ttk.Button(
+            results, text="More results", style="Sidebar.TButton", command=actions.search_more
+        )
+        self.more_results.grid(row=2, column=0, sticky="ew", padx=px(8), pady=(px(8), 0))
         ttk.Button(
             results, text="Close search", style="Sidebar.TButton", command=actions.close_search
-        ).grid(row=2, column=0, sticky="ew", padx=px(8), pady=px(8))
+        ).grid(row=3, column=0, sticky="ew", padx=px(8), pady=px(8))
         self.results_shown = False
         self._member_nicks: dict[str, str] = {}
         self.members_shown = True
@@ -955,6 +961,18 @@ class ChatView(ttk.Frame):
         self.hover_bar.place(in_=self.text, relx=1.0, x=-self.theme.px(20), y=info[1], anchor="ne")
         self.hover_bar.lift()
 
+    def _left_text(self, _event: object = None) -> None:
+        """The pointer left the conversation: the bar goes, unless the pointer is on it."""
+
+        def check() -> None:
+            x, y = self.winfo_pointerxy()
+            under = self.winfo_containing(x, y)
+            on_bar = under is not None and str(under).startswith(str(self.hover_bar))
+            if not on_bar:
+                self.hide_hover()
+
+        self.after(50, check)
+
     def hide_hover(self) -> None:
         """Take the message actions bar away."""
         if self._hover_id is not None:
@@ -1076,12 +1094,16 @@ class ChatView(ttk.Frame):
             self.actions.search(query)
         return "break"
 
-    def show_results(self, title: str, rows: Sequence[str]) -> None:
-        """Show search results in the members panel's place."""
+    def show_results(self, title: str, rows: Sequence[str], *, more: bool = False) -> None:
+        """Show search results in the members panel's place (``more``: older ones exist)."""
         self.results_label.configure(text=title)
         self.results_list.delete(0, "end")
         for row in rows:
             self.results_list.insert("end", row)
+        if more:
+            self.more_results.grid()
+        else:
+            self.more_results.grid_remove()
         if not self.results_shown:
             self.results_shown = True
             if self.members_shown:

@@ -62,6 +62,7 @@ __all__ = [
     "Tick",
     "ViewItem",
     "explain_login_error",
+    "first_line",
     "rate_limited_text",
     "split_fences",
     "summary_text",
@@ -267,6 +268,13 @@ def split_fences(body: str) -> list[tuple[str, bool]]:
     if current:
         runs.append(("\n".join(current), code))
     return [(text, is_code) for text, is_code in runs if text or is_code]
+
+
+def first_line(body: str) -> str:
+    """A body's first line with text (code fences skipped), cut to :data:`QUOTE_CHARS`."""
+    lines = (line.strip() for text, _code in split_fences(body) for line in text.split("\n"))
+    first = next((line for line in lines if line), "")
+    return first if len(first) <= QUOTE_CHARS else first[: QUOTE_CHARS - 1] + "…"
 
 
 def summary_text(event: CaughtUp) -> str:
@@ -675,11 +683,7 @@ class GuiModel:
             return Quote(target, "", "an earlier message", False)
         if message.deleted:
             return Quote(target, message.sender, "message deleted", True)
-        first = next((line for line in message.body.split("\n") if line.strip()), "")
-        first = first.strip().strip("`")
-        if len(first) > QUOTE_CHARS:
-            first = first[: QUOTE_CHARS - 1] + "…"
-        return Quote(target, message.sender, first, True)
+        return Quote(target, message.sender, first_line(message.body), True)
 
     def chips(self, message: Message) -> tuple[Chip, ...]:
         """A message's reactions as chips (ours highlighted)."""
@@ -714,11 +718,8 @@ class GuiModel:
         rows = []
         for m in self.results:
             where = f"#{m.room}" if m.room is not None else f"@{m.peer}"
-            first = next((line for line in m.body.split("\n") if line.strip()), "").strip()
-            if len(first) > QUOTE_CHARS:
-                first = first[: QUOTE_CHARS - 1] + "…"
             when = self.local(m.ts).strftime("%d %b %H:%M")
-            rows.append(f"{where} · {m.sender} · {when} — {first}")
+            rows.append(f"{where} · {m.sender} · {when} — {first_line(m.body)}")
         return rows
 
     def holds(self, conversation: Conversation, message_id: int) -> bool:

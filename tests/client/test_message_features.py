@@ -4,6 +4,9 @@ replies, changes kept in the client's state, read markers across devices, DM rec
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from chinwag.errors import Forbidden
 
 WAIT = 10.0
 LOBBY = Conversation.room("lobby")
+DOCS = Path(__file__).parents[2] / "docs" / "client.md"
 
 
 class Clients:
@@ -163,3 +167,59 @@ async def test_dm_receipts_come_only_when_both_turned_them_on(
     await bob.mark_read(second.id, with_="alice")
     got = await until(alice, lambda e: isinstance(e, Receipt) and e.state == "read")
     assert got[-1] == Receipt("bob", second.id, "read")
+
+
+def notes_example() -> str:
+    """docs/client.md's example of the version 1.1 features (the block with receipts)."""
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
+    found = [b for b in blocks if "set_receipts" in b]
+    assert len(found) == 1, "docs/client.md has one python example with receipts"
+    return str(found[0])
+
+
+async def test_the_documented_notes_bot_runs(
+    server: ServerProcess, clients: Clients, tmp_path: Path
+) -> None:
+    setup = await clients.open(server.port, "notes")
+    await setup.register("notes password")
+    await setup.close()
+    alice = await account(clients, server.port, "alice")
+    await alice.set_receipts(True)
+    script = tmp_path / "notes.py"
+    script.write_text(notes_example())
+    bot = await asyncio.to_thread(
+        subprocess.Popen,
+        [sys.executable, str(script), "127.0.0.1", str(server.port), "notes password"],
+        env={"CHINWAG_CONFIG_DIR": str(tmp_path / "botcfg"), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        sent = await alice.wait_sent(alice.dm("notes", "buy milk"), WAIT)
+        got = await until(alice, lambda e: isinstance(e, Message) and e.sender == "notes")
+        answer = got[-1]
+        assert isinstance(answer, Message)
+        assert (answer.body, answer.reply_to) == ("noted: buy milk", sent.id)
+        await alice.edit(sent.id, "buy oat milk")
+        stdout = bot.stdout
+        assert stdout is not None
+
+        async def printed(wanted: str) -> list[str]:
+            lines: list[str] = []
+            while wanted not in lines:
+                line = await asyncio.wait_for(asyncio.to_thread(stdout.readline), WAIT)
+                assert line, f"the bot ended; it printed {lines}"
+                lines.append(line)
+            return lines
+
+        # Our client took its answer (a "delivered" receipt may come first).
+        before = await printed(f"[{sent.id}] is now: buy oat milk\n")
+        assert set(before[:-1]) <= {f"alice: delivered up to {answer.id}\n"}
+        await alice.mark_read(answer.id, with_="notes")  # both have receipts on
+        await printed(f"alice: read up to {answer.id}\n")
+    finally:
+        bot.kill()
+        await asyncio.to_thread(bot.wait, 5)
+        if bot.stdout is not None:
+            bot.stdout.close()

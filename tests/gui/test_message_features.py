@@ -388,3 +388,73 @@ def test_read_markers_sync_and_read_ticks_follow_a_dm(
     pump(root, lambda: ("# lobby", "") in view.sidebar_rows(), what="read on the phone")
     others.run(phone.close(), root)
     others.run(bob.close(), root)
+
+
+def test_the_keyboard_reaches_every_action_and_a_refused_edit_keeps_its_text(
+    app: GuiApp, others: LoopThread, tmp_path: Path
+) -> None:
+    root = app.root
+    server = ServerProcess(
+        tmp_path / "server", {"argon2_memory_kib": 8192, "argon2_time_cost": 1, "edit_window": 1}
+    ).start()
+    try:
+        bob = others.run(open_client(server.port, "bob", tmp_path))
+        log_in(app, server.port, "alice")
+        view = chat(app)
+        type_and_enter(app, "first")
+        type_and_enter(app, "second")
+        second = shown_id(app, "second")
+        others.run(stored(bob, lambda: bob.say("lobby", "from bob")), root)
+        theirs = shown_id(app, "from bob")
+
+        # Ctrl+Up in the empty input box edits our last message; Escape leaves it.
+        view.input.focus_force()
+        view.input.event_generate("<Control-Up>")
+        box = pump(root, lambda: view.edit_box, what="the edit box")
+        assert box.get("1.0", "end-1c") == "second"
+        box.event_generate("<Escape>")
+        pump(root, lambda: view.edit_box is None and root.focus_get() is view.input)
+
+        # Tab to the conversation: the newest message is picked; keys act on it.
+        view.text.focus_force()
+        pump(root, lambda: view.selected == theirs, what="the newest message picked")
+        assert "from bob" in view.text.get(*view.text.tag_ranges("selected"))
+        view.text.event_generate("<Key-e>")  # not ours: nothing
+        settle(root, 0.2)
+        assert view.edit_box is None
+        view.text.event_generate("<Key-r>")
+        pump(root, lambda: view.reply_label.cget("text") == "Replying to bob: from bob")
+        view.text.focus_force()
+        view.text.event_generate("<Up>")
+        assert view.selected == second
+        view.text.event_generate("<Return>")  # the message's menu
+        menu = view.message_menu
+        assert menu is not None and "Edit" in menu_labels(menu)
+        close(menu)
+
+        # Past the edit window the server refuses; the box comes back with the text.
+        settle(root, 1.2)
+        view.text.focus_force()
+        view.text.event_generate("<Key-e>")
+        box = pump(root, lambda: view.edit_box, what="the edit box")
+        box.delete("1.0", "end")
+        box.insert("1.0", "second, changed")
+        box.event_generate("<Return>")
+        pump(
+            root,
+            lambda: "Not edited: it is too late to edit that message" in view.shown_text(),
+            what="the refusal",
+        )
+        box = pump(root, lambda: view.edit_box, what="the edit box back")
+        assert box.get("1.0", "end-1c") == "second, changed"
+        assert line_of(app, second).message.body == "second"
+        box.event_generate("<Escape>")
+
+        view.text.focus_force()
+        view.text.event_generate("<Delete>")
+        dialog = pump(root, lambda: app.dialog, what="the question")
+        assert "“second” will be erased" in dialog.intro_label.cget("text")
+        dialog.cancel_button.invoke()
+        others.run(bob.close(), root)
+    finally:
+        server.kill()

@@ -733,7 +733,18 @@ class GuiApp:
         self.cancel_edit()
         if old is None or old.body == text:
             return
-        self.bridge.call(session.edit(message_id, text), self._failed("Not edited"))
+        said = self._failed("Not edited")
+
+        def done(outcome: Outcome[int]) -> None:
+            said(outcome)
+            if outcome.error is None or self.model is not model or model.editing is not None:
+                return
+            # Refused: the box comes back with what was typed, so nothing is lost.
+            if model.start_edit(message_id) and self.chat_view is not None:
+                self.chat_view.resume_edit(message_id, text)
+                self._refresh()
+
+        self.bridge.call(session.edit(message_id, text), done)
 
     def delete(self, message_id: int) -> None:
         """Ask, then delete one of our messages (its text is erased on the server)."""
@@ -866,6 +877,11 @@ class GuiApp:
         self._last_typing = now
         conv = model.active
         self.bridge.submit(session.typing(conv, model.target(conv)))
+
+    def last_own(self) -> int | None:
+        """The id of our newest live message in the conversation on screen (Ctrl+Up edits it)."""
+        model = self.model
+        return model.last_own(model.active) if model is not None else None
 
     def recall(self) -> str | None:
         """The last message sent to the active conversation (the Up key)."""

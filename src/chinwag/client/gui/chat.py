@@ -68,6 +68,7 @@ class ChatActions(Protocol):
     def dismiss_summary(self) -> None: ...
     def dismiss_pending(self, key: int) -> None: ...
     def recall(self) -> str | None: ...
+    def last_own(self) -> int | None: ...
     def start_reply(self, message_id: int) -> None: ...
     def cancel_reply(self) -> None: ...
     def react(self, message_id: int, emoji: str, on: bool) -> None: ...
@@ -204,7 +205,7 @@ class ChatView(ttk.Frame):
             font=theme.fonts["body"],
             spacing1=px(1),
             spacing3=px(1),
-            takefocus=False,
+            takefocus=True,  # Tab reaches the messages: Up/Down pick one, keys act on it
             undo=False,
         )
         self.text.grid(row=0, column=0, sticky="nsew")
@@ -221,6 +222,18 @@ class ChatView(ttk.Frame):
         self._edit_draft = ""
         self._flash_after: str | None = None
         self.message_menu: tk.Menu | None = None
+        self.selected: int | None = None
+        """The message picked with the keyboard (Up/Down in the conversation), if any."""
+        self.text.bind("<FocusIn>", self._text_focus_in)
+        self.text.bind("<FocusOut>", lambda _e: self._mark_selected())
+        self.text.bind("<Up>", lambda _e: self._move_selection(-1))
+        self.text.bind("<Down>", lambda _e: self._move_selection(1))
+        for key in ("<Return>", "<KP_Enter>", "<Shift-F10>", "<Key-Menu>"):
+            self.text.bind(key, self._selected_menu)
+        self.text.bind("<Key-r>", lambda _e: self._selected_do("Reply"))
+        self.text.bind("<Key-e>", lambda _e: self._selected_do("Edit"))
+        self.text.bind("<Delete>", lambda _e: self._selected_do("Delete"))
+        self.text.bind("<Escape>", lambda _e: self._back_to_input())
         self.text.bind("<Motion>", self._hover)
         self.text.bind("<Leave>", self._left_text)
         self.text.bind("<Button-3>", self._message_menu)
@@ -294,6 +307,7 @@ class ChatView(ttk.Frame):
         self.input.bind("<KP_Enter>", self._on_return)
         self.input.bind("<Shift-Return>", self._on_shift_return)
         self.input.bind("<Up>", self._on_up)
+        self.input.bind("<Control-Up>", self._edit_last)
         self.input.bind("<Escape>", lambda _e: self.actions.cancel_reply())
         self.input.bind("<KeyPress>", self._on_key, add=True)
         self.input.bind("<KeyRelease>", lambda _e: self._placeholder())
@@ -467,6 +481,9 @@ class ChatView(ttk.Frame):
         t.tag_configure("chip", background=p.raised, foreground=p.fg, font=f["small"])
         t.tag_configure("chip_mine", background=p.select, foreground=p.accent, font=f["small_bold"])
         t.tag_configure("found", background=p.select, lmargincolor=p.select)
+        t.tag_configure(
+            "selected", background=p.select, lmargincolor=p.accent, rmargincolor=p.select
+        )
         for tag in ("quote", "chip", "chip_mine"):
             t.tag_bind(tag, "<Enter>", lambda _e: t.configure(cursor="hand2"))
             t.tag_bind(tag, "<Leave>", lambda _e: t.configure(cursor="arrow"))
@@ -486,6 +503,7 @@ class ChatView(ttk.Frame):
         t.tag_raise("chip")
         t.tag_raise("chip_mine")
         t.tag_raise("found")
+        t.tag_raise("selected")
         t.tag_raise("sel")
         t.tag_bind("earlier", "<Button-1>", lambda _e: self.actions.load_earlier())
         t.tag_bind("earlier", "<Enter>", lambda _e: t.configure(cursor="hand2"))
@@ -662,6 +680,8 @@ class ChatView(ttk.Frame):
         self._items = list(items)
         if at_bottom or scroll or reset:
             t.see("end")
+        self._forget_gone_edit_box()
+        self._mark_selected()
 
     def _realign_head(self, items: Sequence[ViewItem], today: date) -> None:
         """Redraw only a small change near the top, when items went or came there.
@@ -708,6 +728,7 @@ class ChatView(ttk.Frame):
         shifted = [f"{_line(s) - removed + added}.0" for s in self._starts[p + d :]]
         self._starts = self._starts[:p] + drawn + shifted
         self._items = list(items[: p + e]) + old[p + d :]
+        self._forget_gone_edit_box()
 
     def shown_items(self) -> list[ViewItem]:
         """The items on screen (for tests)."""
@@ -841,10 +862,15 @@ class ChatView(ttk.Frame):
         box.focus_set()
 
     def _keep_edit_draft(self) -> None:
+        """Before a redraw: keep the edit box's text (Tk destroys the box with its line)."""
         box = self.edit_box
         if box is not None and box.winfo_exists():
             self._edit_draft = box.get("1.0", "end-1c")
-        self.edit_box = None
+
+    def _forget_gone_edit_box(self) -> None:
+        """After a redraw: drop the box if its line went (and no new one was drawn)."""
+        if self.edit_box is not None and not self.edit_box.winfo_exists():
+            self.edit_box = None
 
     def _edit_return(self, event: tk.Event[tk.Text], message_id: int) -> str:
         box = self.edit_box
@@ -859,6 +885,10 @@ class ChatView(ttk.Frame):
     def _edit_escape(self) -> str:
         self.actions.cancel_edit()
         return "break"
+
+    def resume_edit(self, message_id: int, text: str) -> None:
+        """Edit a message again, starting from ``text`` (an edit the server refused)."""
+        self._edit_id, self._edit_draft = message_id, text
 
     def stop_editing(self) -> None:
         """Forget the edit box's text (the edit was saved or cancelled)."""
@@ -937,6 +967,81 @@ class ChatView(ttk.Frame):
                     found.append(str(a))
         found.sort(key=lambda x: tuple(int(v) for v in x.split(".")))
         return found[n] if n < len(found) else None
+
+    # --- message actions from the keyboard ---------------------------------------------
+
+    def _selectable(self) -> list[int]:
+        return [
+            i.message.id
+            for i in self._items
+            if isinstance(i, MessageLine) and not i.message.deleted
+        ]
+
+    def _text_focus_in(self, _event: object = None) -> None:
+        ids = self._selectable()
+        if self.selected not in ids:
+            self.selected = ids[-1] if ids else None
+        self._mark_selected()
+
+    def _mark_selected(self) -> None:
+        """Highlight the keyboard's message while the conversation has the focus."""
+        t = self.text
+        t.tag_remove("selected", "1.0", "end")
+        if self.selected is None or self.focus_get() is not t:
+            return
+        start = self.message_index(self.selected)
+        if start is None:
+            return
+        found = self.item_at(start)
+        assert found is not None
+        i = found[0]
+        end = self._starts[i + 1] if i + 1 < len(self._starts) else "end-1c"
+        t.tag_add("selected", start, end)
+        t.see(end)
+        t.see(start)
+
+    def _move_selection(self, step: int) -> str:
+        ids = self._selectable()
+        if ids:
+            i = ids.index(self.selected) + step if self.selected in ids else len(ids) - 1
+            self.selected = ids[max(0, min(i, len(ids) - 1))]
+        self._mark_selected()
+        return "break"
+
+    def _selected_message(self) -> Message | None:
+        for item in self._items:
+            if isinstance(item, MessageLine) and item.message.id == self.selected:
+                return None if item.message.deleted else item.message
+        return None
+
+    def _selected_do(self, name: str) -> str:
+        message = self._selected_message()
+        if message is not None and (message.own or name == "Reply"):
+            self._do(name, message.id)
+        return "break"
+
+    def _selected_menu(self, _event: object = None) -> str:
+        message = self._selected_message()
+        start = self.message_index(message.id) if message is not None else None
+        box = self.text.bbox(start) if start is not None else None
+        if message is None or box is None:
+            return "break"
+        self.message_menu = self.message_menu_for(message)
+        x, y = self.text.winfo_rootx() + box[0], self.text.winfo_rooty() + box[1] + box[3]
+        self.message_menu.tk_popup(x, y)
+        return "break"
+
+    def _back_to_input(self) -> str:
+        self.input.focus_set()
+        return "break"
+
+    def _edit_last(self, _event: object = None) -> str | None:
+        if self.input_text().strip():
+            return None  # moving in the text, as usual
+        mid = self.actions.last_own()
+        if mid is not None:
+            self.actions.start_edit(mid)
+        return "break"
 
     # --- message actions: hover bar and right-click menu ----------------------------
 

@@ -648,6 +648,13 @@ class GuiModel:
         message = self.state.find(message_id)
         return message is not None and message.own and not message.deleted
 
+    def last_own(self, conversation: Conversation) -> int | None:
+        """The id of our newest message in a conversation that is not deleted."""
+        for message in reversed(self.state.messages(conversation)):
+            if message.own and not message.deleted:
+                return message.id
+        return None
+
     def start_edit(self, message_id: int) -> bool:
         """Edit one of our messages in place; False if it is not ours (or gone)."""
         if not self.can_edit(message_id):

@@ -197,6 +197,19 @@ def test_message_actions_edit_in_place_delete_chips_and_reply_quotes(
         lambda: line_of(app, theirs).chips == (Chip("👍", 1, False), Chip("🎉", 1, True)),
         what="the party popper",
     )
+    # "Other…" takes any emoji, typed or by its name (Tk draws none).
+    menu = right_click(view, theirs)
+    react = menu.nametowidget(str(menu.entrycget(entry(menu, "React"), "menu")))
+    close(menu)
+    react.invoke(entry(react, "Other…"))
+    dialog = pump(root, lambda: app.dialog, what="the React dialog")
+    dialog.vars["emoji"].set("no such emoji")
+    dialog.submit_button.invoke()
+    assert "Type an emoji, or its name" in dialog.errors["emoji"].cget("text")
+    dialog.vars["emoji"].set("kangaroo")
+    dialog.submit_button.invoke()
+    pump(root, lambda: Chip("🦘", 1, True) in line_of(app, theirs).chips, what="the kangaroo")
+    assert " :kangaroo: 1 " in view.shown_text()
 
     # Reply: the composer says what it answers; the reply shows a quote that jumps to it.
     assert hover(view, theirs) is not None

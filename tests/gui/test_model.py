@@ -36,6 +36,7 @@ from chinwag.client.gui.model import (
     NoticeLine,
     PendingLine,
     Quote,
+    emoji_from_text,
     explain_login_error,
     split_fences,
     summary_text,
@@ -608,3 +609,13 @@ def test_search_results_list_where_who_when_and_the_first_line() -> None:
     ] and model.results_title() == "3 found for “okapi”"
     model.set_results("zebra", HistoryPage((), False))
     assert model.results_title() == "Nothing found for “zebra”"
+
+
+def test_a_reaction_can_be_typed_as_an_emoji_or_by_its_name() -> None:
+    assert emoji_from_text(" 🦘 ") == "🦘"
+    assert emoji_from_text("kangaroo") == "🦘"
+    assert emoji_from_text(":thumbs up sign:") == "👍"  # as the app shows it
+    assert emoji_from_text("heavy_black_heart") == "❤"
+    assert emoji_from_text("LATIN SMALL LETTER A") is None  # a name, but not an emoji
+    assert emoji_from_text("no such thing") is None
+    assert emoji_from_text("   ") is None

@@ -46,6 +46,7 @@ from chinwag.client.gui.dialogs import Field, FormDialog
 from chinwag.client.gui.model import (
     LOBBY,
     GuiModel,
+    emoji_from_text,
     explain_login_error,
     rate_limited_text,
 )
@@ -702,6 +703,33 @@ class GuiApp:
             self.bridge.call(
                 self.session.react(message_id, emoji, on), self._failed("Reaction not changed")
             )
+
+    def ask_reaction(self, message_id: int) -> None:
+        """Ask for any emoji (or its name) to react with."""
+
+        def submit(values: dict[str, str]) -> None:
+            emoji = emoji_from_text(values["emoji"])
+            if emoji is None:
+                dialog.show_error(
+                    "emoji", "Type an emoji, or its name such as “kangaroo” or “thumbs up sign”."
+                )
+                return
+            self._close_dialog(dialog)
+            self.react(message_id, emoji, True)
+
+        made = self._open_dialog(
+            lambda: FormDialog(
+                self.root,
+                self.theme,
+                "React",
+                [Field("emoji", "Emoji", hint="An emoji, or its name: “kangaroo”.")],
+                "React",
+                submit,
+            )
+        )
+        if made is None:
+            return
+        dialog = made
 
     def start_edit(self, message_id: int) -> None:
         """Edit one of our messages in place."""

@@ -61,6 +61,7 @@ __all__ = [
     "SidebarEntry",
     "Tick",
     "ViewItem",
+    "emoji_from_text",
     "explain_login_error",
     "first_line",
     "rate_limited_text",
@@ -1103,6 +1104,28 @@ def emoji_as_text(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def emoji_from_text(text: str) -> str | None:
+    """What the user typed as a reaction: the emoji itself, or its name.
+
+    Tk cannot draw colour emoji, so a name is the easy way to type one:
+    ``kangaroo``, ``:thumbs up sign:`` (as the app shows them) or ``THUMBS UP SIGN``.
+
+    Returns:
+        The emoji, or None if the text is neither one nor the name of one.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    if not any(ch.isalpha() and ch.isascii() for ch in text):
+        return text  # an emoji itself: the server checks it is one grapheme
+    name = text.strip(":").replace("_", " ").strip().upper()
+    try:
+        found = unicodedata.lookup(name)
+    except KeyError:
+        return None
+    return found if unicodedata.category(found) == "So" else None
 
 
 def _astral_symbol(text: str, i: int) -> bool:

@@ -399,6 +399,17 @@ def test_read_markers_sync_and_read_ticks_follow_a_dm(
     others.run(wait_for(phone, lambda e: isinstance(e, Message) and e.id == news.id), root)
     others.run(phone.mark_read(news.id, room="lobby"), root)
     pump(root, lambda: ("# lobby", "") in view.sidebar_rows(), what="read on the phone")
+
+    # Away: two DMs come, the phone reads the first; back here, one is unread.
+    app.logout()
+    pump(root, lambda: app.connect_view is not None and not app.connect_view.busy, what="logout")
+    first = others.run(stored(bob, lambda: bob.dm("alice", "one")), root)
+    others.run(stored(bob, lambda: bob.dm("alice", "two")), root)
+    others.run(wait_for(phone, lambda e: isinstance(e, Message) and e.body == "two"), root)
+    others.run(phone.mark_read(first.id, with_="bob"), root)
+    log_in(app, server.port, "alice", "correct horse")
+    view = chat(app)
+    pump(root, lambda: ("@ bob", "1") in view.sidebar_rows(), what="1 unread from bob")
     others.run(phone.close(), root)
     others.run(bob.close(), root)
 

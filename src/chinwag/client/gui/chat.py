@@ -40,7 +40,10 @@ __all__ = ["ChatActions", "ChatView", "StatusKind", "day_label"]
 StatusKind = Literal["ok", "warn", "error"]
 HEAD_SEARCH: Final = 6
 """How far the top of the conversation is searched for items that went or came."""
-HINT: Final = "Enter sends · Shift+Enter: new line · ↑: your last message"
+HINT: Final = (
+    "Enter sends · Shift+Enter: new line · ↑: your last message · Ctrl+↑: edit it"
+    " · right-click a message for more"
+)
 NARROW: Final = 880
 """Below this width (at 100 %) the members panel steps aside for the conversation."""
 QUICK_REACTIONS: Final = ("👍", "❤️", "😂", "🎉", "😮", "😢")

@@ -39,12 +39,19 @@ def chat(app: GuiApp) -> ChatView:
     return app.chat_view
 
 
-def line_of(app: GuiApp, message_id: int) -> MessageLine:
-    """The message's line as the window shows it now."""
+def shown_line(app: GuiApp, message_id: int) -> MessageLine | None:
+    """The message's line as the window shows it now (None: not shown)."""
     for item in chat(app).shown_items():
         if isinstance(item, MessageLine) and item.message.id == message_id:
             return item
-    raise AssertionError(f"message {message_id} is not shown")
+    return None
+
+
+def line_of(app: GuiApp, message_id: int) -> MessageLine:
+    """The message's line as the window shows it now; it must be shown."""
+    line = shown_line(app, message_id)
+    assert line is not None, f"message {message_id} is not shown"
+    return line
 
 
 def shown_id(app: GuiApp, body: str) -> int:
@@ -280,6 +287,19 @@ def test_mentions_stand_out_and_notify_also_when_an_edit_adds_one(
     others.run(bob.edit(plain, "lunch, anyone? @alice? @alice!"), root)
     settle(root, 0.5)
     assert rings == [1]  # she was mentioned already: this edit tells nobody new
+
+    # An edited code block keeps its background to the end of its last line.
+    code = others.run(stored(bob, lambda: bob.say("lobby", "```\nx = 1\n```")), root).id
+    others.run(bob.edit(code, "```\nx = 2\n```"), root)
+    view = chat(app)
+    pump(
+        root,
+        lambda: (line := shown_line(app, code)) is not None and line.message.edited,
+        what="the edited code",
+    )
+    where = view.text.search("x = 2", "1.0")
+    assert where and "code" in view.text.tag_names(f"{where} lineend")
+    assert view.text.get(f"{where} +1 line linestart", f"{where} +1 line lineend") == "  (edited)"
     others.run(bob.close(), root)
 
 
@@ -326,6 +346,8 @@ def test_search_lists_results_and_jumps_to_an_older_message(
         view.results_list.event_generate("<<ListboxSelect>>")
         pump(root, lambda: "the OKAPI photo" in view.flashed(), what="the DM shown")
         assert app.model.active == Conversation.dm("bob")
+        view.render(app.model.items(app.model.active), reset=True)  # as a page arriving does
+        assert "the OKAPI photo" in view.flashed()  # still highlighted, still in view
 
         # Many results come a page at a time.
         view.search_entry.focus_force()

@@ -225,6 +225,7 @@ class ChatView(ttk.Frame):
         self._edit_id: int | None = None
         self._edit_draft = ""
         self._flash_after: str | None = None
+        self._flashed: int | None = None
         self.message_menu: tk.Menu | None = None
         self.selected: int | None = None
         """The message picked with the keyboard (Up/Down in the conversation), if any."""
@@ -482,8 +483,14 @@ class ChatView(ttk.Frame):
         t.tag_configure("tick_read", foreground=p.accent, font=f["small"])
         t.tag_configure("deleted", foreground=p.muted, font=f["italic"])
         t.tag_configure("edit_hint", foreground=p.muted, font=f["small"])
-        t.tag_configure("chip", background=p.raised, foreground=p.fg, font=f["small"])
-        t.tag_configure("chip_mine", background=p.select, foreground=p.accent, font=f["small_bold"])
+        t.tag_configure(
+            "chip", background=p.code_bg, foreground=p.fg, font=f["small"], relief="raised",
+            borderwidth=1,
+        )  # fmt: skip
+        t.tag_configure(
+            "chip_mine", background=p.select, foreground=p.accent, font=f["small_bold"],
+            relief="raised", borderwidth=1,
+        )  # fmt: skip
         t.tag_configure("found", background=p.select, lmargincolor=p.select)
         t.tag_configure(
             "selected", background=p.select, lmargincolor=p.accent, rmargincolor=p.select
@@ -650,6 +657,8 @@ class ChatView(ttk.Frame):
         The view stays scrolled to the bottom if it was there (or ``scroll``).
         """
         today = datetime.now().astimezone().date()
+        if scroll:
+            self._flashed = None  # the user sent something: the bottom matters now
         if not reset:
             self._realign_head(items, today)
         old = self._items
@@ -686,6 +695,8 @@ class ChatView(ttk.Frame):
             t.see("end")
         self._forget_gone_edit_box()
         self._mark_selected()
+        if self._flashed is not None:
+            self._show_flashed()  # a page loaded under a jump: stay on the message
 
     def _realign_head(self, items: Sequence[ViewItem], today: date) -> None:
         """Redraw only a small change near the top, when items went or came there.
@@ -771,14 +782,17 @@ class ChatView(ttk.Frame):
             elif m.deleted:
                 t.insert(at, "message deleted\n", ("deleted", *band))
             else:
-                self._draw_body(m.body, band, at, end=False)
+                open_line = self._draw_body(m.body, band, at, end=False)
                 if m.edited:
                     t.insert(at, "  (edited)", ("edited", *band))
+                    open_line = True
                 if item.tick is not None:
                     mark = {"sent": "✓ sent", "delivered": "✓✓ delivered", "read": "✓✓ read"}
                     tick_tag = "tick_read" if item.tick == "read" else "tick"
                     t.insert(at, "  " + mark[item.tick], (tick_tag, *band))
-                t.insert(at, "\n", band)
+                    open_line = True
+                if open_line:
+                    t.insert(at, "\n", band)
             if item.chips:
                 self._draw_chips(item.chips, band, at)
         elif isinstance(item, PendingLine):
@@ -810,14 +824,21 @@ class ChatView(ttk.Frame):
 
     def _draw_body(
         self, body: str, band: tuple[str, ...], at: str = "end", *, end: bool = True
-    ) -> None:
-        """Draw a body; without ``end`` the last line is left open (for "(edited)"...)."""
+    ) -> bool:
+        """Draw a body; without ``end`` its last line is left open (for "(edited)"...).
+
+        Returns:
+            Whether the last line was left open: a code block always ends its
+            line, so that its background reaches the edge.
+        """
         t = self.text
         runs = split_fences(body)
+        open_line = False
         for i, (text, is_code) in enumerate(runs):
-            last = i == len(runs) - 1
-            shown = clean(emoji_as_text(text), multiline=True) + ("" if last and not end else "\n")
+            open_line = i == len(runs) - 1 and not end and not is_code
+            shown = clean(emoji_as_text(text), multiline=True) + ("" if open_line else "\n")
             t.insert(at, shown, ("code", *band) if is_code else band)
+        return open_line or (not runs and not end)
 
     def _draw_quote(self, quote: Quote, band: tuple[str, ...], at: str) -> None:
         who = f"{clean(quote.sender)}: " if quote.sender else ""
@@ -1159,27 +1180,35 @@ class ChatView(ttk.Frame):
 
     def flash(self, message_id: int) -> bool:
         """Scroll to a message and highlight it for a moment; False if it is not shown."""
-        start = self.message_index(message_id)
-        if start is None:
+        if self.message_index(message_id) is None:
             return False
-        found = self.item_at(start)
-        assert found is not None
-        i = found[0]
-        end = self._starts[i + 1] if i + 1 < len(self._starts) else "end-1c"
-        t = self.text
-        t.tag_remove("found", "1.0", "end")
-        t.tag_add("found", start, end)
-        t.see(end)
-        t.see(start)
+        self._flashed = message_id
+        self._show_flashed()
         if self._flash_after is not None:
             self.after_cancel(self._flash_after)
 
         def unflash() -> None:
             self._flash_after = None
-            t.tag_remove("found", "1.0", "end")
+            self._flashed = None
+            self.text.tag_remove("found", "1.0", "end")
 
         self._flash_after = self.after(FLASH_MS, unflash)
         return True
+
+    def _show_flashed(self) -> None:
+        """Highlight the message jumped to and keep it in view (also after a redraw)."""
+        t = self.text
+        t.tag_remove("found", "1.0", "end")
+        start = self.message_index(self._flashed) if self._flashed is not None else None
+        if start is None:
+            return
+        found = self.item_at(start)
+        assert found is not None
+        i = found[0]
+        end = self._starts[i + 1] if i + 1 < len(self._starts) else "end-1c"
+        t.tag_add("found", start, end)
+        t.see(end)
+        t.see(start)
 
     def flashed(self) -> str:
         """The text highlighted by the last jump ("" if none; for tests)."""

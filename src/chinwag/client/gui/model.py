@@ -540,11 +540,13 @@ class GuiModel:
         self._read_sent[conversation] = max(self._read_sent.get(conversation, 0), upto)
 
     def read_done(self, conversation: Conversation, upto: int, ok: bool) -> None:
-        """The server answered the ``read``: the marker moved (or may be asked again)."""
+        """The server answered the ``read``: the marker moved.
+
+        A refusal (a DM with a guest who left is ``no_such_user``) is not asked
+        again until a newer message comes: asking at once would only repeat it.
+        """
         if ok:
             self.state.read_upto(conversation, upto)
-        elif self._read_sent.get(conversation) == upto:
-            del self._read_sent[conversation]
 
     def on_presence(self, event: Presence) -> bool:
         """Someone joined or left a room: the member list and a notice follow.

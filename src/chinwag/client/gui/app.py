@@ -1138,6 +1138,7 @@ class GuiApp:
                 self._close_dialog(dialog)
                 model.state.account = True
                 model.add_notice(model.active, f"{model.nick} is now registered.")
+                self._send_receipts(bool(self.receipts_var.get()), quiet=True)
                 self._schedule_refresh()
 
             self.bridge.call(session.register(password), done)

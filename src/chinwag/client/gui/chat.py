@@ -218,6 +218,7 @@ class ChatView(ttk.Frame):
         self.text.configure(yscrollcommand=self.scroll.set)
         self._items: list[ViewItem] = []
         self._starts: list[str] = []
+        self._start_lines: list[int] | None = None  # _starts as line numbers, when asked
         self._pending_tags: set[str] = set()
         # Editing in place: the box is embedded in the conversation, and Tk
         # destroys it with the text around it, so a redraw keeps its text here.
@@ -681,6 +682,7 @@ class ChatView(ttk.Frame):
         else:
             k = min(k, len(self._starts))
         del self._starts[k:]
+        self._start_lines = None
         if k == 0:
             t.delete("1.0", "end")
             for tag in self._pending_tags:
@@ -742,6 +744,7 @@ class ChatView(ttk.Frame):
         t.configure(state="disabled")
         shifted = [f"{_line(s) - removed + added}.0" for s in self._starts[p + d :]]
         self._starts = self._starts[:p] + drawn + shifted
+        self._start_lines = None
         self._items = list(items[: p + e]) + old[p + d :]
         self._forget_gone_edit_box()
 
@@ -926,7 +929,9 @@ class ChatView(ttk.Frame):
         if not self._starts:
             return None
         line = _line(self.text.index(index))
-        i = bisect.bisect_right([_line(s) for s in self._starts], line) - 1
+        if self._start_lines is None:  # once per redraw, not at every pointer motion
+            self._start_lines = [_line(s) for s in self._starts]
+        i = bisect.bisect_right(self._start_lines, line) - 1
         if 0 <= i < len(self._items):
             return i, self._items[i]
         return None

@@ -696,8 +696,13 @@ async def test_edit_delete_react_reply_and_search_from_the_terminal(
     alice.sendline("/edit")
     await alice.expect(r"usage: /edit \[ID\] TEXT")
     page = await bob.history("lobby")
-    assert [m.body for m in page.messages] == ["@ALICE look", "a question", "yes"]  # no deleted one
-    assert page.messages[0].mentions == ("alice",)
+    assert [(m.body, m.deleted) for m in page.messages] == [
+        ("", True),  # the deleted one: its text is gone
+        ("@ALICE look", False),
+        ("a question", False),
+        ("yes", False),
+    ]
+    assert page.messages[1].mentions == ("alice",)
     answered = await bob.search("yes")
     assert [m.id for m in answered.messages] == [got[-1].id]  # type: ignore[union-attr]
     assert sent.id < got[-1].id  # type: ignore[union-attr]

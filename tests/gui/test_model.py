@@ -11,9 +11,12 @@ import pytest
 
 from chinwag.client.events import (
     CaughtUp,
+    Changed,
     HistoryPage,
     Message,
     Presence,
+    ReadMarker,
+    Receipt,
     SendFailed,
     Sent,
     Status,
@@ -25,12 +28,15 @@ from chinwag.client.gui.chat import day_label
 from chinwag.client.gui.model import (
     LOBBY,
     AwayDivider,
+    Chip,
     DaySeparator,
     GuiModel,
     LoadEarlier,
     MessageLine,
     NoticeLine,
     PendingLine,
+    Quote,
+    emoji_from_text,
     explain_login_error,
     split_fences,
     summary_text,
@@ -399,7 +405,12 @@ def test_prefs_remember_recent_servers_and_nothing_secret(tmp_path: Path) -> Non
     assert again.recent[:2] == ["host3:5050", f"host{MAX_RECENT + 1}:5050"]
     assert len(again.recent) == MAX_RECENT
     assert (again.nick, again.theme) == ("bob", "dark")
-    assert set(json.loads((tmp_path / PREFS_FILE).read_text())) == {"recent", "nick", "theme"}
+    assert set(json.loads((tmp_path / PREFS_FILE).read_text())) == {
+        "recent",
+        "nick",
+        "theme",
+        "receipts",
+    }
 
 
 def test_damaged_prefs_give_the_defaults(tmp_path: Path) -> None:
@@ -446,3 +457,169 @@ def test_colour_emoji_fall_back_to_their_names() -> None:
     )
     assert emoji_as_text("❤️ and ☺ stay") == "❤ and ☺ stay"  # a font has these
     assert emoji_as_text("家族 👨‍👩‍👧") == "家族 :man::woman::girl:"
+
+
+# --- message features (protocol version 1.1) ------------------------------------------
+
+
+def lines(model: GuiModel, conversation: Conversation = LOBBY) -> dict[int, MessageLine]:
+    return {i.message.id: i for i in model.items(conversation) if isinstance(i, MessageLine)}
+
+
+def change(kind: str, target: int, by: str = "bob", **fields: object) -> Changed:
+    return Changed(kind, 1000 + target, target, by, room="lobby", **fields)  # type: ignore[arg-type]
+
+
+def test_edits_deletions_and_reactions_change_the_line_shown() -> None:
+    model = logged_in()
+    model.on_message(msg(1, "alice", "hello"))
+    model.on_message(msg(2, "bob", "hi"))
+    model.on_change(change("edited", 1, "alice", body="hello there"))
+    model.on_change(change("reacted", 2, "bob", emoji="👍"))
+    model.on_change(change("reacted", 2, "alice", emoji="👍"))
+    model.on_change(change("reacted", 2, "alice", emoji="👍"))  # twice: still one of ours
+    model.on_change(change("reacted", 2, "carol", emoji="🎉"))
+    shown = lines(model)
+    assert (shown[1].message.body, shown[1].message.edited) == ("hello there", True)
+    assert shown[2].chips == (Chip("👍", 2, True), Chip("🎉", 1, False))
+    model.on_change(change("reacted", 2, "alice", emoji="👍", on=False))
+    assert lines(model)[2].chips == (Chip("👍", 1, False), Chip("🎉", 1, False))
+    assert model.on_change(change("edited", 99, body="not kept here")) is None
+    model.on_change(change("deleted", 2))
+    assert lines(model)[2].message.deleted and lines(model)[2].chips == ()
+
+
+def test_only_our_own_live_messages_can_be_edited_and_deletion_ends_the_edit() -> None:
+    model = logged_in()
+    model.on_message(msg(1, "alice", "mine"))
+    model.on_message(msg(2, "bob", "theirs"))
+    assert not model.start_edit(2) and model.editing is None
+    assert not model.start_edit(3)
+    assert model.start_edit(1) and lines(model)[1].editing
+    model.on_change(change("deleted", 1, "alice"))
+    assert model.editing is None and not model.can_edit(1)
+
+
+def test_a_reply_quotes_its_original_and_is_sent_with_its_id() -> None:
+    model = logged_in()
+    model.on_message(msg(1, "bob", "```\n" + "x" * 100 + "\n```"))
+    model.on_message(msg(2, "bob", "second"))
+    assert model.start_reply(1)
+    quote = model.replying(LOBBY)
+    assert quote == Quote(1, "bob", "x" * 79 + "…", True)
+    pending = model.queue(LOBBY, "an answer")
+    assert pending.reply_to == 1 and model.replying(LOBBY) is None
+    assert [i.quote for i in model.items(LOBBY) if isinstance(i, PendingLine)] == [quote]
+    assert not model.start_reply(99)  # not here
+    reply = Message(3, T0, "bob", "re", room="lobby", reply_to=2)
+    far = Message(4, T0, "bob", "re", room="lobby", reply_to=1_000_000)
+    model.on_message(reply)
+    model.on_message(far)
+    assert lines(model)[3].quote == Quote(2, "bob", "second", True)
+    assert lines(model)[4].quote == Quote(1_000_000, "", "an earlier message", False)
+    model.on_change(change("deleted", 2))
+    assert lines(model)[3].quote == Quote(2, "bob", "message deleted", True)
+
+
+def test_an_edit_alerts_only_when_it_newly_mentions_us_unfocused() -> None:
+    model = logged_in()
+    model.on_message(msg(1, "bob", "lunch?"))
+    model.set_focused(False)
+    arrival = model.on_change(change("edited", 1, body="lunch? @alice", mentions=("alice",)))
+    assert arrival is not None and arrival.alert
+    assert model.alert == "bob mentioned you in #lobby"
+    assert lines(model)[1].mention
+    model.set_focused(True)
+    model.set_focused(False)
+    again = model.on_change(change("edited", 1, body="lunch? @alice!"))  # nobody new
+    assert again is not None and not again.alert
+    replayed = model.on_change(
+        change("edited", 1, body="lunch @alice", mentions=("alice",), replay=True)
+    )
+    assert replayed is not None and not replayed.alert
+
+
+def test_unread_counts_follow_the_server_and_other_devices() -> None:
+    model = GuiModel("alice", "chat.example:5050", tz=UTC)
+    model.on_welcome(Welcome("alice", True, ("lobby", "games")))
+    for i in range(1, 4):
+        model.on_message(msg(i, "bob", f"g{i}", room="games", replay=True))
+    model.on_message(msg(4, "bob", "psst", to="alice", replay=True))
+    # The server says two were read on another device: its count wins over ours.
+    model.on_caught_up(CaughtUp(4, rooms={"games": 3}, dms={"bob": 1}, unread={"games": 1}))
+    model.on_status(Status("connected"), now=0.0)
+    assert model.state.unread(Conversation.room("games")) == 1
+    assert model.state.unread(DM_BOB) == 0
+    model.on_message(msg(5, "bob", "more", room="games"))
+    assert model.state.unread(Conversation.room("games")) == 2
+    model.on_read_marker(ReadMarker(5, room="games"))
+    assert model.state.unread(Conversation.room("games")) == 0
+
+
+def test_the_conversation_on_screen_is_marked_read_only_when_focused_and_past_the_marker() -> None:
+    model = logged_in()
+    assert model.read_due() is None  # nothing here yet
+    model.on_message(msg(1))
+    assert model.read_due() == (LOBBY, 1)
+    model.read_sent(LOBBY, 1)
+    assert model.read_due() is None  # asked already
+    model.on_message(msg(2))
+    model.set_focused(False)
+    assert model.read_due() is None  # not looked at
+    model.set_focused(True)
+    assert model.read_due() == (LOBBY, 2)
+    model.read_sent(LOBBY, 2)
+    model.read_done(LOBBY, 2, ok=False)  # refused: not asked again for the same message
+    assert model.read_due() is None
+    model.read_done(LOBBY, 1, ok=True)
+    assert model.state.marker(LOBBY) == 1
+    model.on_message(msg(3))
+    assert model.read_due() == (LOBBY, 3)  # a newer one: asked
+    model.on_status(Status("reconnecting", retry_in=1.0), now=0.0)
+    assert model.read_due() is None
+
+
+def test_read_ticks_show_how_far_our_dms_got_when_receipts_are_on() -> None:
+    model = logged_in()
+    for mid in (1, 2, 3):
+        model.on_message(msg(mid, "alice", f"m{mid}", to="bob"))
+    model.on_message(msg(4, "bob", "reply", to="alice"))
+    assert {i: line.tick for i, line in lines(model, DM_BOB).items()} == dict.fromkeys((1, 2, 3, 4))
+    model.receipts = True
+    model.on_receipt(Receipt("bob", 2, "delivered"))
+    model.on_receipt(Receipt("bob", 1, "read"))
+    ticks = {i: line.tick for i, line in lines(model, DM_BOB).items()}
+    assert ticks == {1: "read", 2: "delivered", 3: "sent", 4: None}
+    model.on_receipt(Receipt("Bob", 3, "read"))  # read implies delivered
+    assert {line.tick for line in lines(model, DM_BOB).values()} == {"read", None}
+
+
+def test_search_results_list_where_who_when_and_the_first_line() -> None:
+    model = logged_in()
+    page = HistoryPage(
+        (msg(9, "bob", "\nthe okapi\nsecond line"), msg(5, "alice", "okapi", to="bob")), True
+    )
+    model.set_results("okapi", page)
+    assert model.results_title() == "2+ found for “okapi”"
+    assert model.result_rows() == [
+        "#lobby · bob · 24 Nov 09:00 — the okapi",
+        "@bob · alice · 24 Nov 09:00 — okapi",
+    ]
+    model.set_results("okapi", HistoryPage((msg(2, "bob", "okapi!"),), False), more_of=True)
+    assert [m.id for m in model.results] == [
+        9,
+        5,
+        2,
+    ] and model.results_title() == "3 found for “okapi”"
+    model.set_results("zebra", HistoryPage((), False))
+    assert model.results_title() == "Nothing found for “zebra”"
+
+
+def test_a_reaction_can_be_typed_as_an_emoji_or_by_its_name() -> None:
+    assert emoji_from_text(" 🦘 ") == "🦘"
+    assert emoji_from_text("kangaroo") == "🦘"
+    assert emoji_from_text(":thumbs up sign:") == "👍"  # as the app shows it
+    assert emoji_from_text("heavy_black_heart") == "❤"
+    assert emoji_from_text("LATIN SMALL LETTER A") is None  # a name, but not an emoji
+    assert emoji_from_text("no such thing") is None
+    assert emoji_from_text("   ") is None

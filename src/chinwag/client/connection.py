@@ -37,6 +37,8 @@ from chinwag.client.events import (
     HistoryPage,
     Message,
     Presence,
+    ReadMarker,
+    Receipt,
     RoomInfo,
     SendFailed,
     Sent,
@@ -47,7 +49,7 @@ from chinwag.client.events import (
     parse_ts,
 )
 from chinwag.client.outbox import Kind, Outbox, OutboxItem
-from chinwag.client.state import ChatState
+from chinwag.client.state import ChatState, Conversation
 from chinwag.errors import (
     BadBody,
     BadRequest,
@@ -478,7 +480,7 @@ class ChatClient:
         if event is None:
             self._events.put_nowait(None)  # every later call ends too
             raise ClientClosed("the client is closed")
-        if isinstance(event, Message) and event.id > self._handed_upto:
+        if isinstance(event, Message | Changed) and event.id > self._handed_upto:
             self._handed_upto = event.id
             self._schedule_seen()
         return event
@@ -496,8 +498,13 @@ class ChatClient:
 
     # --- sending ---------------------------------------------------------------
 
-    def say(self, room: str, body: str) -> str:
+    def say(self, room: str, body: str, *, reply_to: int | None = None) -> str:
         """Queue a message to a room; it is sent now or as soon as connected.
+
+        Args:
+            room: the room.
+            body: the text.
+            reply_to: the id of the message of that room it answers (version 1.1).
 
         Returns:
             Its ``cid``: pass it to :meth:`wait_sent`; a refusal arrives as a
@@ -508,20 +515,24 @@ class ChatClient:
             BadRequest: the frame would exceed the server's frame limit.
             RuntimeError: the client is closed.
         """
-        return self._queue("say", room, body)
+        return self._queue("say", room, body, reply_to)
 
-    def dm(self, to: str, body: str) -> str:
+    def dm(self, to: str, body: str, *, reply_to: int | None = None) -> str:
         """Queue a direct message to ``to``; see :meth:`say`."""
-        return self._queue("dm", to, body)
+        return self._queue("dm", to, body, reply_to)
 
-    def _queue(self, kind: Kind, target: str, body: str) -> str:
+    def _queue(self, kind: Kind, target: str, body: str, reply_to: int | None = None) -> str:
         if self._closed or self._closing:
             raise RuntimeError("this client is closed")
         # Checked here, because the server answers these by closing the
         # connection (frame_too_large), which a resend would repeat forever.
         if not body or len(body) > MAX_BODY:
             raise BadBody(f"a message is 1-{MAX_BODY} characters, not {len(body)}")
-        item = self._outbox.add(kind, target, body)
+        if reply_to is not None and not (
+            isinstance(reply_to, int) and not isinstance(reply_to, bool) and reply_to > 0
+        ):
+            raise ValueError("reply_to is a message id: a positive integer")
+        item = self._outbox.add(kind, target, body, reply_to=reply_to)
         if len(encode(item.frame())) > self._max_frame:
             self._outbox.remove(item.cid)
             raise BadRequest("that message is too large to send")
@@ -833,6 +844,41 @@ class ChatClient:
         ]
         return HistoryPage(tuple(messages), reply.get("more") is True)
 
+    async def mark_read(
+        self, upto: int, *, room: str | None = None, with_: str | None = None
+    ) -> None:
+        """Move the account's read marker of a room (or of the DMs with ``with_``) to ``upto``.
+
+        Markers never move back; the server clamps ``upto`` to the newest
+        message this session was sent, and tells the account's other devices
+        (they get a :class:`ReadMarker`). A guest's marker is kept nowhere.
+
+        Raises:
+            NotMember: not in that room.
+            NoSuchUser: ``with_`` names nobody.
+        """
+        if (room is None) == (with_ is None):
+            raise ValueError("give exactly one of room and with_")
+        frame: dict[str, Any] = {"type": "read", "upto": upto}
+        if room is not None:
+            frame["room"] = room
+        else:
+            frame["with"] = with_
+        await self._request(frame)
+        conv = Conversation.room(room) if room is not None else Conversation.dm(str(with_))
+        self.state.read_upto(conv, upto)
+
+    async def set_receipts(self, on: bool) -> None:
+        """Turn DM receipts on or off for the account (kept by the server; default off).
+
+        Receipts flow only between two accounts that both turned them on: then
+        you get :class:`Receipt` events for your DMs, and they for theirs.
+
+        Raises:
+            Forbidden: a guest (``extra["reason"] == "guest"``).
+        """
+        await self._request({"type": "receipts", "on": on})
+
     async def register(
         self, password: str, *, invite: str | None = None, bot: bool = False
     ) -> None:
@@ -1064,7 +1110,30 @@ class ChatClient:
     def _on_change_frame(self, session: _Session, frame: dict[str, Any]) -> None:
         change = Changed.from_frame(frame)
         if change is not None:
+            self.state.apply(change)
             self._emit(change)
+
+    def _on_read(self, session: _Session, frame: dict[str, Any]) -> None:
+        if isinstance(frame.get("ref"), str):  # not sent as a reply: those are "ok"
+            return
+        upto, room, with_ = frame.get("upto"), frame.get("room"), frame.get("with")
+        if not isinstance(upto, int) or isinstance(upto, bool) or upto < 1:
+            return
+        if isinstance(room, str):
+            self.state.read_upto(Conversation.room(room), upto)
+            self._emit(ReadMarker(upto, room=room))
+        elif isinstance(with_, str):
+            self.state.read_upto(Conversation.dm(with_), upto)
+            self._emit(ReadMarker(upto, with_=with_))
+
+    def _on_receipt(self, session: _Session, frame: dict[str, Any]) -> None:
+        with_, upto, state = frame.get("with"), frame.get("upto"), frame.get("state")
+        if not isinstance(with_, str) or not isinstance(upto, int) or isinstance(upto, bool):
+            return
+        if state == "delivered":
+            self._emit(Receipt(with_, upto, "delivered"))
+        elif state == "read":
+            self._emit(Receipt(with_, upto, "read"))
 
     def _on_ack_frame(self, session: _Session, frame: dict[str, Any]) -> None:
         self._on_ack(frame)
@@ -1088,7 +1157,7 @@ class ChatClient:
     def _on_caught_up(self, session: _Session, frame: dict[str, Any]) -> None:
         session.caught_up = True
         rooms, dms = frame.get("rooms"), frame.get("dms")
-        missed = frame.get("missed")
+        missed, mentions = frame.get("missed"), frame.get("mentions")
         self._emit(
             CaughtUp(
                 missed=missed if isinstance(missed, int) else 0,
@@ -1096,6 +1165,8 @@ class ChatClient:
                 dms=_counts(dms),
                 truncated=frame.get("truncated") is True,
                 resumed=session.number > 1,
+                unread=_counts(frame.get("unread")),
+                mentions=mentions if isinstance(mentions, int) and mentions > 0 else 0,
             )
         )
         self._flush_seen()
@@ -1152,6 +1223,8 @@ class ChatClient:
         "edited": _on_change_frame,
         "deleted": _on_change_frame,
         "reacted": _on_change_frame,
+        "read": _on_read,
+        "receipt": _on_receipt,
     }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -25,11 +25,15 @@ from chinwag.errors import ChatError
 
 __all__ = [
     "CaughtUp",
+    "Changed",
     "ErrorReceived",
     "Event",
     "HistoryPage",
     "Message",
     "Presence",
+    "Reaction",
+    "ReadMarker",
+    "Receipt",
     "RoomInfo",
     "SendFailed",
     "Sent",
@@ -102,6 +106,10 @@ class CaughtUp:
         resumed: False for the first session of this client, True after a reconnect
             (then the counts include messages the application already had; the
             client dropped those as duplicates).
+        unread: backlog messages from others after the account's read marker,
+            per conversation: a room's name, or ``@`` and the other party's nick
+            for a DM (protocol version 1.1; conversations with none are left out).
+        mentions: backlog messages that mention you (protocol version 1.1).
     """
 
     missed: int
@@ -109,6 +117,16 @@ class CaughtUp:
     dms: Mapping[str, int] = field(default_factory=dict)
     truncated: bool = False
     resumed: bool = False
+    unread: Mapping[str, int] = field(default_factory=dict)
+    mentions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """One emoji on a message and who put it on, oldest first."""
+
+    emoji: str
+    nicks: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +146,10 @@ class Message:
         cid: the client id the sender gave; only present on the sender's copies.
         mentions: the nicks the server found mentioned (protocol version 1.1).
         mentioned: whether ``mentions`` names this client's nick.
+        reply_to: the id of the message this one answers, if any.
+        edited: the body is an edit's (only ``history`` says so, or :meth:`apply`).
+        deleted: the message was deleted: ``body`` is "" (its text is erased).
+        reactions: the reactions on it, in the order they were first put on.
     """
 
     id: int
@@ -141,6 +163,10 @@ class Message:
     cid: str | None = None
     mentions: tuple[str, ...] = ()
     mentioned: bool = False
+    reply_to: int | None = None
+    edited: bool = False
+    deleted: bool = False
+    reactions: tuple[Reaction, ...] = ()
 
     @property
     def is_dm(self) -> bool:
@@ -168,6 +194,9 @@ class Message:
         mentions = tuple(n for n in raw if isinstance(n, str)) if isinstance(raw, list) else ()
         if not (isinstance(mid, int) and not isinstance(mid, bool) and mid > 0):
             return None
+        deleted = frame.get("deleted") is True
+        if deleted:
+            body = ""  # the text is erased; history says so with no body
         if not isinstance(sender, str) or not isinstance(body, str):
             return None
         if isinstance(room, str):
@@ -188,7 +217,42 @@ class Message:
             cid=cid if isinstance(cid, str) else None,
             mentions=mentions,
             mentioned=bool(me) and fold_nick(me) in {fold_nick(n) for n in mentions},
+            reply_to=_positive(frame.get("reply_to")),
+            edited=isinstance(frame.get("edited"), str),
+            deleted=deleted,
+            reactions=_reactions(frame.get("reactions")),
         )
+
+    def apply(self, change: Changed, me: str = "") -> Message:
+        """This message as ``change`` leaves it (a change of another message: unchanged).
+
+        An edit replaces the body and adds the people it newly mentions; a
+        deletion erases the body and the reactions; a reaction puts its nick on
+        (or takes it off) that emoji. Applying a change twice gives the same
+        message, so a change delivered twice does no harm.
+
+        Args:
+            change: an ``edited``, ``deleted`` or ``reacted`` event.
+            me: this client's nick (for :attr:`mentioned`).
+        """
+        if change.target != self.id or self.deleted:
+            return self
+        match change.kind:
+            case "edited" if change.body is not None:
+                mentions = self.mentions + tuple(
+                    n for n in change.mentions if fold_nick(n) not in map(fold_nick, self.mentions)
+                )
+                mentioned = self.mentioned or (
+                    bool(me) and fold_nick(me) in {fold_nick(n) for n in change.mentions}
+                )
+                return replace(
+                    self, body=change.body, edited=True, mentions=mentions, mentioned=mentioned
+                )
+            case "deleted":
+                return replace(self, body="", deleted=True, reactions=())
+            case "reacted" if change.emoji is not None:
+                return replace(self, reactions=_toggle(self.reactions, change))
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +370,7 @@ class Changed:
         emoji: the reaction; None unless ``kind`` is ``"reacted"``. Untrusted.
         on: whether the reaction was put on (False: taken off).
         replay: part of the backlog sent at login, not live.
+        mentions: for an edit, the people it newly mentions.
     """
 
     kind: str
@@ -318,6 +383,7 @@ class Changed:
     emoji: str | None = None
     on: bool = True
     replay: bool = False
+    mentions: tuple[str, ...] = ()
 
     @classmethod
     def from_frame(cls, frame: Mapping[str, Any]) -> Changed | None:
@@ -334,6 +400,7 @@ class Changed:
         ):
             return None
         room, to = frame.get("room"), frame.get("to")
+        raw = frame.get("mentions")
         return cls(
             kind=str(kind),
             id=int(mid),  # type: ignore[arg-type]
@@ -345,7 +412,77 @@ class Changed:
             emoji=emoji if kind == "reacted" else None,
             on=frame.get("on") is not False,
             replay=frame.get("replay") is True,
+            mentions=tuple(n for n in raw if isinstance(n, str)) if isinstance(raw, list) else (),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMarker:
+    """Another device of this account read a conversation up to ``upto`` (protocol 1.1).
+
+    Attributes:
+        upto: the id of the newest message read.
+        room: the room, for a room.
+        with_: the other party's nick, for a DM (the wire's ``with``).
+    """
+
+    upto: int
+    room: str | None = None
+    with_: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The other party of a DM got (``delivered``) or read (``read``) your DMs up to ``upto``.
+
+    Only when both accounts turned receipts on (:meth:`ChatClient.set_receipts
+    <chinwag.client.ChatClient.set_receipts>`); protocol version 1.1.
+    """
+
+    with_: str
+    upto: int
+    state: Literal["delivered", "read"]
+
+
+def _positive(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def _reactions(value: object) -> tuple[Reaction, ...]:
+    if not isinstance(value, list):
+        return ()
+    out = []
+    for entry in value:
+        if isinstance(entry, dict) and isinstance(entry.get("emoji"), str):
+            nicks = entry.get("nicks")
+            names = tuple(n for n in nicks if isinstance(n, str)) if isinstance(nicks, list) else ()
+            if names:
+                out.append(Reaction(entry["emoji"], names))
+    return tuple(out)
+
+
+def _toggle(reactions: tuple[Reaction, ...], change: Changed) -> tuple[Reaction, ...]:
+    """Reactions with ``change.by`` put on (or taken off) ``change.emoji``; a set per emoji."""
+    who = fold_nick(change.by)
+    out: list[Reaction] = []
+    found = False
+    for reaction in reactions:
+        if reaction.emoji != change.emoji:
+            out.append(reaction)
+            continue
+        found = True
+        has = any(fold_nick(n) == who for n in reaction.nicks)
+        if change.on:
+            nicks = reaction.nicks if has else (*reaction.nicks, change.by)
+        else:
+            nicks = tuple(n for n in reaction.nicks if fold_nick(n) != who)
+        if nicks:
+            out.append(Reaction(reaction.emoji, nicks))
+    if not found and change.on and change.emoji is not None:
+        out.append(Reaction(change.emoji, (change.by,)))
+    return tuple(out)
 
 
 Event = (
@@ -359,5 +496,7 @@ Event = (
     | SendFailed
     | ErrorReceived
     | Changed
+    | ReadMarker
+    | Receipt
 )
 """Everything :meth:`ChatClient.events` can yield."""

@@ -44,6 +44,7 @@ class OutboxItem:
         body: the text.
         in_flight: sent on the current connection, reply not yet received.
         attempts: how many times it was sent.
+        reply_to: the id of the message it answers (protocol version 1.1).
     """
 
     cid: str
@@ -52,17 +53,21 @@ class OutboxItem:
     body: str
     in_flight: bool = False
     attempts: int = 0
+    reply_to: int | None = None
 
     def frame(self) -> dict[str, Any]:
         """The wire frame; ``ref`` is the cid, so an ``error`` reply names the item."""
         key = "room" if self.kind == "say" else "to"
-        return {
+        frame: dict[str, Any] = {
             "type": self.kind,
             key: self.target,
             "body": self.body,
             "cid": self.cid,
             "ref": self.cid,
         }
+        if self.reply_to is not None:
+            frame["reply_to"] = self.reply_to
+        return frame
 
 
 class Outbox:
@@ -91,10 +96,10 @@ class Outbox:
         """Items sent on the current connection and not yet answered."""
         return sum(1 for item in self._items.values() if item.in_flight)
 
-    def add(self, kind: Kind, target: str, body: str) -> OutboxItem:
+    def add(self, kind: Kind, target: str, body: str, *, reply_to: int | None = None) -> OutboxItem:
         """Queue a message under a fresh cid; returns its item."""
         self._counter += 1
-        item = OutboxItem(f"{self._prefix}-{self._counter}", kind, target, body)
+        item = OutboxItem(f"{self._prefix}-{self._counter}", kind, target, body, reply_to=reply_to)
         self._items[item.cid] = item
         return item
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from chinwag.client.events import Message, fold_nick
+from chinwag.client.events import Changed, Message, fold_nick
 
 __all__ = ["ChatState", "Conversation"]
 
@@ -84,6 +84,8 @@ class ChatState:
         self._unread: dict[Conversation, int] = {}
         self._names: dict[Conversation, str] = {}
         self._last: dict[Conversation, int] = {}  # conversation -> newest id
+        self._where: dict[int, Conversation] = {}  # kept message id -> its conversation
+        self._markers: dict[Conversation, int] = {}  # the account's read markers
 
     # --- session -----------------------------------------------------------------
 
@@ -170,10 +172,39 @@ class ChatState:
             msgs.append(message)
         else:
             bisect.insort(msgs, message, key=lambda m: m.id)
+        self._where[message.id] = conv
         if len(msgs) > self._max_per:
+            for gone in msgs[: len(msgs) - self._max_per]:
+                self._where.pop(gone.id, None)
             del msgs[: len(msgs) - self._max_per]
         self._last[conv] = max(self._last.get(conv, 0), message.id)
         return conv
+
+    def find(self, message_id: int) -> Message | None:
+        """The kept message with this id, wherever it is; None if not kept."""
+        conv = self._where.get(message_id)
+        if conv is None:
+            return None
+        msgs = self._messages.get(conv, [])
+        i = bisect.bisect_left(msgs, message_id, key=lambda m: m.id)
+        return msgs[i] if i < len(msgs) and msgs[i].id == message_id else None
+
+    def apply(self, change: Changed) -> Message | None:
+        """Apply an edit, deletion or reaction to the kept message it is about.
+
+        Returns:
+            The message as it is now, or None if it is not kept here (an older
+            message; ``history`` will bring it with the change already applied).
+        """
+        conv = self._where.get(change.target)
+        if conv is None:
+            return None
+        msgs = self._messages[conv]
+        i = bisect.bisect_left(msgs, change.target, key=lambda m: m.id)
+        if i >= len(msgs) or msgs[i].id != change.target:
+            return None
+        msgs[i] = msgs[i].apply(change, self.nick)
+        return msgs[i]
 
     def messages(self, conversation: Conversation) -> list[Message]:
         """The kept messages of a conversation, oldest first."""
@@ -207,6 +238,39 @@ class ChatState:
     def mark_read(self, conversation: Conversation) -> None:
         """Reset a conversation's unread count."""
         self._unread.pop(conversation, None)
+
+    def newest_id(self, conversation: Conversation) -> int:
+        """The id of the newest kept message of a conversation (0 if none)."""
+        msgs = self._messages.get(conversation)
+        return msgs[-1].id if msgs else 0
+
+    def set_unread(self, conversation: Conversation, count: int) -> None:
+        """Set a conversation's unread count (e.g. from ``caught_up.unread``)."""
+        if count > 0 and conversation != self.active:
+            self._unread[conversation] = count
+        else:
+            self._unread.pop(conversation, None)
+
+    def marker(self, conversation: Conversation) -> int:
+        """The account's read marker of a conversation, as far as this client knows (0: none)."""
+        return self._markers.get(conversation, 0)
+
+    def read_upto(self, conversation: Conversation, upto: int) -> bool:
+        """The account read a conversation up to message ``upto`` (here or on another device).
+
+        Markers only move forward. The unread count becomes the kept messages
+        from others after the marker, if that is fewer than it was.
+
+        Returns:
+            True if the marker moved.
+        """
+        if upto <= self._markers.get(conversation, 0):
+            return False
+        self._markers[conversation] = upto
+        left = sum(1 for m in self._messages.get(conversation, ()) if m.id > upto and not m.own)
+        if left < self._unread.get(conversation, 0):
+            self.set_unread(conversation, left)
+        return True
 
     def set_active(self, conversation: Conversation) -> None:
         """Make ``conversation`` the one on screen: it is read, and stays read."""

@@ -171,7 +171,10 @@ def format_message(message: Message) -> str:
         head = "(!) " + head  # it mentions you
     lines: list[str] = []
     code = False
-    for line in clean(message.body, multiline=True).split("\n"):
+    body = "(message deleted)" if message.deleted else message.body
+    if message.edited and not message.deleted:
+        body += " (edited)"
+    for line in clean(body, multiline=True).split("\n"):
         if line.lstrip().startswith("```"):
             code = not code
             continue

@@ -25,10 +25,13 @@ from typing import Any, Final
 
 from chinwag.client.events import (
     CaughtUp,
+    Changed,
     ErrorReceived,
     HistoryPage,
     Message,
     Presence,
+    ReadMarker,
+    Receipt,
     SendFailed,
     Sent,
     Status,
@@ -43,6 +46,7 @@ from chinwag.client.gui.dialogs import Field, FormDialog
 from chinwag.client.gui.model import (
     LOBBY,
     GuiModel,
+    emoji_from_text,
     explain_login_error,
     rate_limited_text,
 )
@@ -67,6 +71,10 @@ TYPING_EVERY: Final = 3.0
 """Seconds between two "typing" notices we send while the user types."""
 FLASH_TICKS: Final = 4
 """The title alternates every FLASH_TICKS ticks (1 s) while an alert waits."""
+JUMP_PAGE: Final = 200
+"""Messages per history page fetched to reach a message that is further back."""
+JUMP_PAGES: Final = 10
+"""Pages fetched at most to reach a message (a reply's original, a search result)."""
 
 
 def collect_tk_garbage() -> None:
@@ -196,6 +204,13 @@ class GuiApp:
         self.menu_account = tk.Menu(bar, tearoff=False)
         self.menu_account.add_command(label="Register this nick…", command=self.ask_register)
         self.menu_account.add_command(label="Change password…", command=self.ask_passwd)
+        self.menu_account.add_separator()
+        self.receipts_var = tk.BooleanVar(self.root, value=self.prefs.receipts)
+        self.menu_account.add_checkbutton(
+            label="Read receipts in direct messages",
+            variable=self.receipts_var,
+            command=self._toggle_receipts,
+        )
         self.menu_view = tk.Menu(bar, tearoff=False)
         self.theme_var = tk.StringVar(self.root, value=self.theme.name)
         self.menu_view.add_radiobutton(
@@ -239,6 +254,7 @@ class GuiApp:
             0, state="normal" if logged_in and not account else "disabled"
         )
         self.menu_account.entryconfigure(1, state="normal" if logged_in and account else "disabled")
+        self.menu_account.entryconfigure(3, state="normal" if logged_in and account else "disabled")
 
     # --- the connect window --------------------------------------------------------------
 
@@ -387,9 +403,29 @@ class GuiApp:
         view.set_header(conv, title, subtitle)
         view.set_summary(model.summary)
         view.render(model.items(conv), reset=full)
+        view.set_reply(model.replying(conv))
+        self._mark_read()
         self._refresh_status()
         self._update_title()
         self._update_menus()
+
+    def _mark_read(self) -> None:
+        """The conversation on screen is read: move the account's marker (all devices see it)."""
+        model, session = self.model, self.session
+        if model is None or session is None:
+            return
+        due = model.read_due()
+        if due is None:
+            return
+        conv, upto = due
+        model.read_sent(conv, upto)
+
+        def done(outcome: Outcome[None]) -> None:
+            if self.model is model:
+                model.read_done(conv, upto, outcome.error is None)
+                self._schedule_refresh()
+
+        self.bridge.call(session.mark_read(conv, model.target(conv), upto), done)
 
     def _refresh_status(self) -> None:
         view, model = self.chat_view, self.model
@@ -482,6 +518,16 @@ class GuiApp:
                 self._refresh_members()
             case Typing():
                 model.on_typing(event, now)
+            case Changed():
+                arrival = model.on_change(event)
+                if arrival is not None and arrival.alert:
+                    self._alert()
+                if model.editing is None and self.chat_view is not None:
+                    self.chat_view.stop_editing()
+            case ReadMarker():
+                model.on_read_marker(event)
+            case Receipt():
+                model.on_receipt(event)
             case ErrorReceived():
                 error = event.error
                 model.add_notice(model.active, f"The server said: {error.message}", "error")
@@ -497,6 +543,38 @@ class GuiApp:
         self._load_history(model.active)
         if model.active.kind == "room":
             self._load_members(model.active.name)
+        if model.state.account:
+            self._send_receipts(bool(self.receipts_var.get()), quiet=True)
+
+    def _toggle_receipts(self) -> None:
+        on = bool(self.receipts_var.get())
+        self.prefs.receipts = on
+        self.prefs.save()
+        self._send_receipts(on)
+
+    def _send_receipts(self, on: bool, *, quiet: bool = False) -> None:
+        """Tell the server this account's receipts setting (the server keeps it)."""
+        model, session = self.model, self.session
+        if model is None or session is None:
+            return
+
+        def done(outcome: Outcome[None]) -> None:
+            if self.model is not model:
+                return
+            if outcome.error is None:
+                model.receipts = on
+                if not quiet:
+                    state = "on: people who turned them on too" if on else "off"
+                    model.add_notice(model.active, f"Read receipts are {state}.")
+            else:
+                error = outcome.error
+                text = error.message if isinstance(error, ChatError) else "not connected"
+                model.add_notice(
+                    model.active, f"Read receipts were not changed: {text}. Try again.", "error"
+                )
+            self._schedule_refresh()
+
+        self.bridge.call(session.set_receipts(on), done)
 
     def _load_history(self, conversation: Conversation, *, earlier: bool = False) -> None:
         model, session = self.model, self.session
@@ -569,6 +647,7 @@ class GuiApp:
             self._schedule_refresh()
             return False
         item = model.queue(conv, body)
+        reply_to = item.reply_to
 
         def done(outcome: Outcome[str]) -> None:
             if self.model is not model:
@@ -584,12 +663,236 @@ class GuiApp:
                     view.set_input(model.draft(conv))
             self._schedule_refresh()
 
-        self.bridge.call(session.send(conv, model.target(conv), body), done)
+        self.bridge.call(session.send(conv, model.target(conv), body, reply_to), done)
         self._last_typing = 0.0
         self._schedule_refresh()
         if self.chat_view is not None:
             self.chat_view.render(model.items(conv), scroll=True)
         return True
+
+    # --- message actions -------------------------------------------------------------
+
+    def _failed(self, what: str) -> Callable[[Outcome[int]], None]:
+        """A callback that says in the conversation why ``what`` did not happen."""
+        model = self.model
+
+        def done(outcome: Outcome[int]) -> None:
+            if self.model is not model or model is None or outcome.error is None:
+                return
+            model.add_notice(model.active, f"{what}: {_why(outcome.error)}", "error")
+            self._schedule_refresh()
+
+        return done
+
+    def start_reply(self, message_id: int) -> None:
+        """Answer a message: the next one sent here quotes it."""
+        if self.model is not None and self.model.start_reply(message_id):
+            self._refresh()
+            if self.chat_view is not None:
+                self.chat_view.focus_input()
+
+    def cancel_reply(self) -> None:
+        """Send the next message as no reply after all."""
+        if self.model is not None:
+            self.model.cancel_reply()
+            self._refresh()
+
+    def react(self, message_id: int, emoji: str, on: bool) -> None:
+        """Put a reaction on a message (or take ours off)."""
+        if self.session is not None:
+            self.bridge.call(
+                self.session.react(message_id, emoji, on), self._failed("Reaction not changed")
+            )
+
+    def ask_reaction(self, message_id: int) -> None:
+        """Ask for any emoji (or its name) to react with."""
+
+        def submit(values: dict[str, str]) -> None:
+            emoji = emoji_from_text(values["emoji"])
+            if emoji is None:
+                dialog.show_error(
+                    "emoji", "Type an emoji, or its name such as “kangaroo” or “thumbs up sign”."
+                )
+                return
+            self._close_dialog(dialog)
+            self.react(message_id, emoji, True)
+
+        made = self._open_dialog(
+            lambda: FormDialog(
+                self.root,
+                self.theme,
+                "React",
+                [Field("emoji", "Emoji", hint="An emoji, or its name: “kangaroo”.")],
+                "React",
+                submit,
+            )
+        )
+        if made is None:
+            return
+        dialog = made
+
+    def start_edit(self, message_id: int) -> None:
+        """Edit one of our messages in place."""
+        if self.model is not None and self.model.start_edit(message_id):
+            self._refresh()
+
+    def cancel_edit(self) -> None:
+        """Leave the message as it was."""
+        if self.model is not None:
+            self.model.stop_edit()
+        if self.chat_view is not None:
+            self.chat_view.stop_editing()
+            self._refresh()
+            self.chat_view.focus_input()
+
+    def save_edit(self, message_id: int, body: str) -> None:
+        """Send the edited text; the message shows it when the server's ``edited`` comes."""
+        model, session = self.model, self.session
+        if model is None or session is None:
+            return
+        text = body.strip("\n").rstrip()
+        old = model.message(message_id)
+        if not text.strip():
+            model.add_notice(
+                model.active, "A message cannot be empty: use Delete to remove it.", "error"
+            )
+            self._refresh()
+            return
+        self.cancel_edit()
+        if old is None or old.body == text:
+            return
+        said = self._failed("Not edited")
+
+        def done(outcome: Outcome[int]) -> None:
+            said(outcome)
+            if outcome.error is None or self.model is not model or model.editing is not None:
+                return
+            # Refused: the box comes back with what was typed, so nothing is lost.
+            if model.start_edit(message_id) and self.chat_view is not None:
+                self.chat_view.resume_edit(message_id, text)
+                self._refresh()
+
+        self.bridge.call(session.edit(message_id, text), done)
+
+    def delete(self, message_id: int) -> None:
+        """Ask, then delete one of our messages (its text is erased on the server)."""
+        model = self.model
+        if model is None or not model.can_edit(message_id):
+            return
+        quote = model.quote(message_id)
+
+        def submit(_values: dict[str, str]) -> None:
+            self._close_dialog(dialog)
+            if self.session is not None:
+                self.bridge.call(self.session.delete(message_id), self._failed("Not deleted"))
+
+        made = self._open_dialog(
+            lambda: FormDialog(
+                self.root,
+                self.theme,
+                "Delete this message?",
+                [],
+                "Delete",
+                submit,
+                intro=f"“{quote.text}” will be erased for everyone. This cannot be undone.",
+            )
+        )
+        if made is None:
+            return
+        dialog = made
+
+    def jump_to(self, message_id: int) -> None:
+        """Show a message of the conversation on screen, loading earlier pages if needed."""
+        model = self.model
+        if model is None or self.chat_view is None:
+            return
+        self._jump(model.active, message_id, JUMP_PAGES)
+
+    def _jump(self, conversation: Conversation, message_id: int, pages: int) -> None:
+        model, session, view = self.model, self.session, self.chat_view
+        if model is None or session is None or view is None:
+            return
+        if model.holds(conversation, message_id):
+            self._refresh()
+            view.flash(message_id)
+            return
+        oldest = model.oldest_id(conversation)
+        if (
+            pages <= 0
+            or (oldest is not None and oldest < message_id)
+            or model.history_exhausted(conversation)
+        ):
+            model.add_notice(conversation, "That message is not available here.", "error")
+            self._schedule_refresh()
+            return
+        model.history_started(conversation)
+
+        def done(outcome: Outcome[HistoryPage]) -> None:
+            if self.model is not model:
+                return
+            if outcome.value is None:
+                model.history_failed(conversation)
+                model.add_notice(conversation, "Could not load earlier messages.", "error")
+                self._schedule_refresh()
+                return
+            model.add_history(conversation, outcome.value)
+            if model.active == conversation:
+                self._refresh(full=True)
+                self._jump(conversation, message_id, pages - 1)
+
+        target = model.target(conversation)
+        self.bridge.call(session.history(conversation, target, oldest, JUMP_PAGE), done)
+
+    def search(self, query: str, before: int | None = None) -> None:
+        """Search every message we may see; the results replace the members panel."""
+        model, session = self.model, self.session
+        if model is None or session is None:
+            return
+
+        def done(outcome: Outcome[HistoryPage]) -> None:
+            if self.model is not model or self.chat_view is None:
+                return
+            if outcome.value is None:
+                error = outcome.error
+                text = _why(error) if error is not None else "no answer"
+                self.chat_view.show_results(f"Search failed: {text}", [])
+                return
+            model.set_results(query, outcome.value, more_of=before is not None)
+            self.chat_view.show_results(
+                model.results_title(), model.result_rows(), more=model.results_more
+            )
+
+        if self.chat_view is not None and before is None:
+            self.chat_view.show_results(f"Searching for “{query}”…", [])
+        self.bridge.call(session.search(query, before), done)
+
+    def search_more(self) -> None:
+        """The next page of the search's results (older matches)."""
+        model = self.model
+        if model is not None and model.results and model.results_more:
+            self.search(model.results_query, before=model.results[-1].id)
+
+    def open_result(self, index: int) -> None:
+        """Show a search result in its conversation."""
+        model = self.model
+        if model is None or not 0 <= index < len(model.results):
+            return
+        message = model.results[index]
+        conv = Conversation.of(message)
+        if conv != model.active:
+            self.select(
+                model.open_dm(message.peer or message.sender) if conv.kind == "dm" else conv
+            )
+        self._jump(conv, message.id, JUMP_PAGES)
+
+    def close_search(self) -> None:
+        """Close the search results; the members panel comes back."""
+        if self.model is not None:
+            self.model.clear_results()
+        if self.chat_view is not None:
+            self.chat_view.hide_results()
+            self.chat_view.search_var.set("")
+            self.chat_view.focus_input()
 
     def user_typing(self) -> None:
         """The user pressed a key in the input box: tell the others, at most every 3 s."""
@@ -602,6 +905,11 @@ class GuiApp:
         self._last_typing = now
         conv = model.active
         self.bridge.submit(session.typing(conv, model.target(conv)))
+
+    def last_own(self) -> int | None:
+        """The id of our newest live message in the conversation on screen (Ctrl+Up edits it)."""
+        model = self.model
+        return model.last_own(model.active) if model is not None else None
 
     def recall(self) -> str | None:
         """The last message sent to the active conversation (the Up key)."""
@@ -830,6 +1138,7 @@ class GuiApp:
                 self._close_dialog(dialog)
                 model.state.account = True
                 model.add_notice(model.active, f"{model.nick} is now registered.")
+                self._send_receipts(bool(self.receipts_var.get()), quiet=True)
                 self._schedule_refresh()
 
             self.bridge.call(session.register(password), done)
@@ -1040,6 +1349,23 @@ class GuiApp:
         finally:
             if not self._closed:
                 self._tick_after = self.root.after(TICK_MS, self._tick)
+
+
+def _why(error: BaseException) -> str:
+    """A refusal in plain words."""
+    if isinstance(error, ChatError):
+        reason = error.extra.get("reason")
+        reasons = {
+            "not_sender": "only its sender can do that",
+            "deleted": "the message was deleted",
+            "edit_window": "it is too late to edit that message",
+        }
+        if isinstance(reason, str) and reason in reasons:
+            return reasons[reason]
+        return error.message or error.code
+    if isinstance(error, TimeoutError):
+        return "the server did not answer in time; try again"
+    return "not connected; try again when the connection is back"
 
 
 def run_gui(

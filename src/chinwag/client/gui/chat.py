@@ -8,20 +8,24 @@ that changed are redrawn, so a new message costs one insertion, not a redraw.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import tkinter as tk
 from collections.abc import Sequence
 from datetime import date, datetime
 from tkinter import ttk
 from typing import Final, Literal, Protocol
 
-from chinwag.client.events import User, fold_nick
+from chinwag.client.events import Message, User, fold_nick
 from chinwag.client.gui.model import (
     AwayDivider,
+    Chip,
     DaySeparator,
     LoadEarlier,
     MessageLine,
     NoticeLine,
     PendingLine,
+    Quote,
     SidebarEntry,
     ViewItem,
     emoji_as_text,
@@ -36,9 +40,17 @@ __all__ = ["ChatActions", "ChatView", "StatusKind", "day_label"]
 StatusKind = Literal["ok", "warn", "error"]
 HEAD_SEARCH: Final = 6
 """How far the top of the conversation is searched for items that went or came."""
-HINT: Final = "Enter sends · Shift+Enter: new line · ↑: your last message"
+HINT: Final = (
+    "Enter sends · Shift+Enter: new line · ↑: your last message · Ctrl+↑: edit it"
+    " · right-click a message for more"
+)
 NARROW: Final = 880
 """Below this width (at 100 %) the members panel steps aside for the conversation."""
+QUICK_REACTIONS: Final = ("👍", "❤️", "😂", "🎉", "😮", "😢")
+"""The reactions offered by the React button and menu."""
+FLASH_MS: Final = 1600
+"""How long a message jumped to stays highlighted."""
+EDIT_HINT: Final = "Enter saves · Escape cancels · Shift+Enter: new line"
 
 
 def _line(index: str) -> int:
@@ -59,6 +71,20 @@ class ChatActions(Protocol):
     def dismiss_summary(self) -> None: ...
     def dismiss_pending(self, key: int) -> None: ...
     def recall(self) -> str | None: ...
+    def last_own(self) -> int | None: ...
+    def start_reply(self, message_id: int) -> None: ...
+    def cancel_reply(self) -> None: ...
+    def react(self, message_id: int, emoji: str, on: bool) -> None: ...
+    def ask_reaction(self, message_id: int) -> None: ...
+    def start_edit(self, message_id: int) -> None: ...
+    def save_edit(self, message_id: int, body: str) -> None: ...
+    def cancel_edit(self) -> None: ...
+    def delete(self, message_id: int) -> None: ...
+    def jump_to(self, message_id: int) -> None: ...
+    def search(self, query: str) -> None: ...
+    def open_result(self, index: int) -> None: ...
+    def search_more(self) -> None: ...
+    def close_search(self) -> None: ...
 
 
 def day_label(day: date, today: date) -> str:
@@ -143,8 +169,17 @@ class ChatView(ttk.Frame):
         self.title_label.grid(row=0, column=0, sticky="w")
         self.subtitle_label = ttk.Label(header, text="", style="HeaderMuted.TLabel")
         self.subtitle_label.grid(row=1, column=0, sticky="w")
+        search = ttk.Frame(header, style="Surface.TFrame")
+        search.grid(row=0, column=1, rowspan=2, sticky="e", padx=(px(8), px(8)))
+        ttk.Label(search, text="Search", style="HeaderMuted.TLabel").pack(side="left")
+        self.search_var = tk.StringVar(self)
+        self.search_entry = ttk.Entry(search, textvariable=self.search_var, width=22)
+        self.search_entry.pack(side="left", padx=(px(6), 0))
+        self.search_entry.bind("<Return>", self._search)
+        self.search_entry.bind("<KP_Enter>", self._search)
+        self.search_entry.bind("<Escape>", lambda _e: self.actions.close_search())
         self.leave_button = ttk.Button(header, text="Leave room", style="Flat.TButton")
-        self.leave_button.grid(row=0, column=1, rowspan=2, sticky="e")
+        self.leave_button.grid(row=0, column=2, rowspan=2, sticky="e")
         ttk.Separator(center, orient="horizontal").grid(row=1, column=0, sticky="new")
 
         self.banner = ttk.Frame(center, style="Banner.TFrame", padding=(px(16), px(8)))
@@ -174,7 +209,7 @@ class ChatView(ttk.Frame):
             font=theme.fonts["body"],
             spacing1=px(1),
             spacing3=px(1),
-            takefocus=False,
+            takefocus=True,  # Tab reaches the messages: Up/Down pick one, keys act on it
             undo=False,
         )
         self.text.grid(row=0, column=0, sticky="nsew")
@@ -183,7 +218,42 @@ class ChatView(ttk.Frame):
         self.text.configure(yscrollcommand=self.scroll.set)
         self._items: list[ViewItem] = []
         self._starts: list[str] = []
+        self._start_lines: list[int] | None = None  # _starts as line numbers, when asked
         self._pending_tags: set[str] = set()
+        # Editing in place: the box is embedded in the conversation, and Tk
+        # destroys it with the text around it, so a redraw keeps its text here.
+        self.edit_box: tk.Text | None = None
+        self._edit_id: int | None = None
+        self._edit_draft = ""
+        self._flash_after: str | None = None
+        self._flashed: int | None = None
+        self.message_menu: tk.Menu | None = None
+        self.selected: int | None = None
+        """The message picked with the keyboard (Up/Down in the conversation), if any."""
+        self.text.bind("<FocusIn>", self._text_focus_in)
+        self.text.bind("<FocusOut>", lambda _e: self._mark_selected())
+        self.text.bind("<Up>", lambda _e: self._move_selection(-1))
+        self.text.bind("<Down>", lambda _e: self._move_selection(1))
+        for key in ("<Return>", "<KP_Enter>", "<Shift-F10>", "<Key-Menu>"):
+            self.text.bind(key, self._selected_menu)
+        self.text.bind("<Key-r>", lambda _e: self._selected_do("Reply"))
+        self.text.bind("<Key-e>", lambda _e: self._selected_do("Edit"))
+        self.text.bind("<Delete>", lambda _e: self._selected_do("Delete"))
+        self.text.bind("<Escape>", lambda _e: self._back_to_input())
+        self.text.bind("<Motion>", self._hover)
+        self.text.bind("<Leave>", self._left_text)
+        self.text.bind("<Button-3>", self._message_menu)
+        self.hover_bar = ttk.Frame(self.text, style="Raised.TFrame", padding=px(2))
+        self._hover_id: int | None = None
+        self.hover_buttons: dict[str, ttk.Button] = {}
+        for label in ("Reply", "React", "Edit", "Delete"):
+            button = ttk.Button(
+                self.hover_bar,
+                text=label,
+                style="Flat.TButton",
+                command=functools.partial(self._hover_action, label),
+            )
+            self.hover_buttons[label] = button
 
         self.typing_label = ttk.Label(
             center, text="", style="Typing.TLabel", padding=(px(20), 0, px(20), px(2))
@@ -193,8 +263,15 @@ class ChatView(ttk.Frame):
         compose = ttk.Frame(center, style="Surface.TFrame", padding=(px(16), px(2), px(16), px(14)))
         compose.grid(row=4, column=0, sticky="ew")
         compose.columnconfigure(0, weight=1)
+        self.reply_bar = ttk.Frame(compose, style="Surface.TFrame", padding=(0, 0, 0, px(4)))
+        self.reply_bar.columnconfigure(0, weight=1)
+        self.reply_label = ttk.Label(self.reply_bar, text="", style="HeaderMuted.TLabel")
+        self.reply_label.grid(row=0, column=0, sticky="w")
+        ttk.Button(
+            self.reply_bar, text="✕", width=2, style="Flat.TButton", command=actions.cancel_reply
+        ).grid(row=0, column=1, sticky="e")
         self.input_frame = ttk.Frame(compose, style="Field.TFrame", borderwidth=1, padding=px(1))
-        self.input_frame.grid(row=0, column=0, sticky="ew")
+        self.input_frame.grid(row=1, column=0, sticky="ew")
         self.input_frame.columnconfigure(0, weight=1)
         self.input = tk.Text(
             self.input_frame,
@@ -224,11 +301,11 @@ class ChatView(ttk.Frame):
         self.send_button = ttk.Button(
             compose, text="Send", style="Accent.TButton", command=self._send
         )
-        self.send_button.grid(row=0, column=1, sticky="se", padx=(px(10), 0))
+        self.send_button.grid(row=1, column=1, sticky="se", padx=(px(10), 0))
         self.hint_label = ttk.Label(
             compose, text=HINT, style="HeaderMuted.TLabel", wraplength=px(560), justify="left"
         )
-        self.hint_label.grid(row=1, column=0, columnspan=2, sticky="w", pady=(px(4), 0))
+        self.hint_label.grid(row=2, column=0, columnspan=2, sticky="w", pady=(px(4), 0))
         # Text that must be read wraps to the space it has, never cut at the edge.
         _wrap_to_width(self.hint_label, compose, px(32))
         _wrap_to_width(self.banner_label, self.banner, px(32) + px(40))
@@ -236,6 +313,8 @@ class ChatView(ttk.Frame):
         self.input.bind("<KP_Enter>", self._on_return)
         self.input.bind("<Shift-Return>", self._on_shift_return)
         self.input.bind("<Up>", self._on_up)
+        self.input.bind("<Control-Up>", self._edit_last)
+        self.input.bind("<Escape>", lambda _e: self.actions.cancel_reply())
         self.input.bind("<KeyPress>", self._on_key, add=True)
         self.input.bind("<KeyRelease>", lambda _e: self._placeholder())
         self.input.bind("<Configure>", lambda _e: self._placeholder())
@@ -270,6 +349,37 @@ class ChatView(ttk.Frame):
             padding=(px(14), px(6), px(14), px(12)),
         ).grid(row=2, column=0, sticky="ew")
         self.panes.add(members, weight=0)
+
+        # --- search results (in the members panel's place while shown) -----------------
+        results = ttk.Frame(self.panes, style="Sidebar.TFrame", width=px(260))
+        results.rowconfigure(1, weight=1)
+        results.columnconfigure(0, weight=1)
+        self.results_frame = results
+        self.results_label = ttk.Label(
+            results, text="", style="Members.TLabel", padding=(px(14), px(16), px(14), px(6))
+        )
+        self.results_label.grid(row=0, column=0, sticky="ew")
+        _wrap_to_width(self.results_label, results, px(28))
+        self.results_list = tk.Listbox(
+            results,
+            activestyle="none",
+            relief="flat",
+            borderwidth=0,
+            highlightthickness=0,
+            font=theme.fonts["small"],
+            exportselection=False,
+        )
+        self.results_list.grid(row=1, column=0, sticky="nsew", padx=(px(6), px(6)))
+        self.results_list.bind("<<ListboxSelect>>", self._result_chosen)
+        self.results_list.bind("<Return>", self._result_chosen)
+        self.more_results = ttk.Button(
+            results, text="More results", style="Sidebar.TButton", command=actions.search_more
+        )
+        self.more_results.grid(row=2, column=0, sticky="ew", padx=px(8), pady=(px(8), 0))
+        ttk.Button(
+            results, text="Close search", style="Sidebar.TButton", command=actions.close_search
+        ).grid(row=3, column=0, sticky="ew", padx=px(8), pady=px(8))
+        self.results_shown = False
         self._member_nicks: dict[str, str] = {}
         self.members_shown = True
         self.members_wanted = True
@@ -368,10 +478,44 @@ class ChatView(ttk.Frame):
             rmargincolor=p.code_bg,
             wrap="none",
         )
+        t.tag_configure("quote", foreground=p.muted, font=f["small"], lmargin1=px(10))
+        t.tag_configure("edited", foreground=p.muted, font=f["small"])
+        t.tag_configure("tick", foreground=p.muted, font=f["small"])
+        t.tag_configure("tick_read", foreground=p.accent, font=f["small"])
+        t.tag_configure("deleted", foreground=p.muted, font=f["italic"])
+        t.tag_configure("edit_hint", foreground=p.muted, font=f["small"])
+        t.tag_configure(
+            "chip", background=p.code_bg, foreground=p.fg, font=f["small"], relief="raised",
+            borderwidth=1,
+        )  # fmt: skip
+        t.tag_configure(
+            "chip_mine", background=p.select, foreground=p.accent, font=f["small_bold"],
+            relief="raised", borderwidth=1,
+        )  # fmt: skip
+        t.tag_configure("found", background=p.select, lmargincolor=p.select)
+        t.tag_configure(
+            "selected", background=p.select, lmargincolor=p.accent, rmargincolor=p.select
+        )
+        for tag in ("quote", "chip", "chip_mine"):
+            t.tag_bind(tag, "<Enter>", lambda _e: t.configure(cursor="hand2"))
+            t.tag_bind(tag, "<Leave>", lambda _e: t.configure(cursor="arrow"))
+        t.tag_bind("quote", "<Button-1>", self._quote_clicked)
+        t.tag_bind("chip", "<Button-1>", self._chip_clicked)
+        t.tag_bind("chip_mine", "<Button-1>", self._chip_clicked)
+        self.results_list.configure(
+            background=p.sidebar,
+            foreground=p.fg,
+            selectbackground=p.select,
+            selectforeground=p.fg,
+        )
         t.tag_configure("nick_me", foreground=p.accent, font=f["bold"])
         for i, colour in enumerate(p.nicks):
             t.tag_configure(f"nick{i}", foreground=colour, font=f["bold"])
         t.tag_raise("code")
+        t.tag_raise("chip")
+        t.tag_raise("chip_mine")
+        t.tag_raise("found")
+        t.tag_raise("selected")
         t.tag_raise("sel")
         t.tag_bind("earlier", "<Button-1>", lambda _e: self.actions.load_earlier())
         t.tag_bind("earlier", "<Enter>", lambda _e: t.configure(cursor="hand2"))
@@ -514,6 +658,8 @@ class ChatView(ttk.Frame):
         The view stays scrolled to the bottom if it was there (or ``scroll``).
         """
         today = datetime.now().astimezone().date()
+        if scroll:
+            self._flashed = None  # the user sent something: the bottom matters now
         if not reset:
             self._realign_head(items, today)
         old = self._items
@@ -528,12 +674,15 @@ class ChatView(ttk.Frame):
                 return
         at_bottom = self.text.yview()[1] >= 0.999
         t = self.text
+        self._keep_edit_draft()
+        self.hide_hover()
         t.configure(state="normal")
         if k < len(self._starts):
             t.delete(self._starts[k], "end-1c")
         else:
             k = min(k, len(self._starts))
         del self._starts[k:]
+        self._start_lines = None
         if k == 0:
             t.delete("1.0", "end")
             for tag in self._pending_tags:
@@ -546,6 +695,10 @@ class ChatView(ttk.Frame):
         self._items = list(items)
         if at_bottom or scroll or reset:
             t.see("end")
+        self._forget_gone_edit_box()
+        self._mark_selected()
+        if self._flashed is not None:
+            self._show_flashed()  # a page loaded under a jump: stay on the message
 
     def _realign_head(self, items: Sequence[ViewItem], today: date) -> None:
         """Redraw only a small change near the top, when items went or came there.
@@ -575,6 +728,7 @@ class ChatView(ttk.Frame):
             return
         d, e = found
         t = self.text
+        self._keep_edit_draft()
         t.configure(state="normal")
         top = self._starts[p]
         removed = _line(self._starts[p + d]) - _line(top)
@@ -590,7 +744,9 @@ class ChatView(ttk.Frame):
         t.configure(state="disabled")
         shifted = [f"{_line(s) - removed + added}.0" for s in self._starts[p + d :]]
         self._starts = self._starts[:p] + drawn + shifted
+        self._start_lines = None
         self._items = list(items[: p + e]) + old[p + d :]
+        self._forget_gone_edit_box()
 
     def shown_items(self) -> list[ViewItem]:
         """The items on screen (for tests)."""
@@ -614,7 +770,7 @@ class ChatView(ttk.Frame):
             t.insert(at, f"{clean(item.text)}\n", (tag,))
         elif isinstance(item, MessageLine):
             m = item.message
-            band = ("own",) if m.own else ("mention",) if item.mention else ()
+            band: tuple[str, ...] = ("own",) if m.own else ("mention",) if item.mention else ()
             if item.header:
                 nick_tag = "nick_me" if m.own else f"nick{self._nick_index(m.sender)}"
                 t.insert(at, clean(m.sender), (nick_tag, "header", *band))
@@ -622,7 +778,26 @@ class ChatView(ttk.Frame):
                 if m.own:
                     t.insert(at, "   you", ("you", "header", *band))
                 t.insert(at, "\n", ("header", *band))
-            self._draw_body(m.body, band, at)
+            if item.quote is not None:
+                self._draw_quote(item.quote, band, at)
+            if item.editing:
+                self._draw_editor(m, band, at)
+            elif m.deleted:
+                t.insert(at, "message deleted\n", ("deleted", *band))
+            else:
+                open_line = self._draw_body(m.body, band, at, end=False)
+                if m.edited:
+                    t.insert(at, "  (edited)", ("edited", *band))
+                    open_line = True
+                if item.tick is not None:
+                    mark = {"sent": "✓ sent", "delivered": "✓✓ delivered", "read": "✓✓ read"}
+                    tick_tag = "tick_read" if item.tick == "read" else "tick"
+                    t.insert(at, "  " + mark[item.tick], (tick_tag, *band))
+                    open_line = True
+                if open_line:
+                    t.insert(at, "\n", band)
+            if item.chips:
+                self._draw_chips(item.chips, band, at)
         elif isinstance(item, PendingLine):
             joined = isinstance(prev, PendingLine) or (
                 isinstance(prev, MessageLine) and prev.message.own
@@ -630,6 +805,8 @@ class ChatView(ttk.Frame):
             if not joined:
                 t.insert(at, "you", ("nick_me", "header", "own"))
                 t.insert(at, "   not sent yet\n", ("time", "header", "own"))
+            if item.quote is not None:
+                self._draw_quote(item.quote, ("own",), at)
             self._draw_body(item.body, ("own", "pending"), at)
             tag = f"pending{item.key}"
             if item.state == "failed":
@@ -648,11 +825,454 @@ class ChatView(ttk.Frame):
                 )
                 t.insert(at, f"{state}\n", ("state", "own"))
 
-    def _draw_body(self, body: str, band: tuple[str, ...], at: str = "end") -> None:
+    def _draw_body(
+        self, body: str, band: tuple[str, ...], at: str = "end", *, end: bool = True
+    ) -> bool:
+        """Draw a body; without ``end`` its last line is left open (for "(edited)"...).
+
+        Returns:
+            Whether the last line was left open: a code block always ends its
+            line, so that its background reaches the edge.
+        """
         t = self.text
-        for text, is_code in split_fences(body):
-            shown = clean(emoji_as_text(text), multiline=True) + "\n"
+        runs = split_fences(body)
+        open_line = False
+        for i, (text, is_code) in enumerate(runs):
+            open_line = i == len(runs) - 1 and not end and not is_code
+            shown = clean(emoji_as_text(text), multiline=True) + ("" if open_line else "\n")
             t.insert(at, shown, ("code", *band) if is_code else band)
+        return open_line or (not runs and not end)
+
+    def _draw_quote(self, quote: Quote, band: tuple[str, ...], at: str) -> None:
+        who = f"{clean(quote.sender)}: " if quote.sender else ""
+        text = clean(emoji_as_text(quote.text))
+        self.text.insert(at, f"↪ {who}{text}\n", ("quote", *band))
+
+    def _draw_chips(self, chips: Sequence[Chip], band: tuple[str, ...], at: str) -> None:
+        t = self.text
+        for i, chip in enumerate(chips):
+            if i:
+                t.insert(at, " ", band)
+            label = f" {emoji_as_text(chip.emoji)} {chip.count} "
+            t.insert(at, label, ("chip_mine" if chip.mine else "chip", *band))
+        t.insert(at, "\n", band)
+
+    def _draw_editor(self, message: Message, band: tuple[str, ...], at: str) -> None:
+        """The message's text in a box of its own: Enter saves, Escape cancels."""
+        t = self.text
+        if self._edit_id != message.id:
+            self._edit_id, self._edit_draft = message.id, message.body
+        lines = self._edit_draft.count("\n") + 1
+        box = tk.Text(
+            t,
+            height=min(max(lines, 1), 8),
+            width=60,
+            wrap="word",
+            font=self.theme.fonts["body"],
+            relief="solid",
+            borderwidth=1,
+            padx=self.theme.px(6),
+            pady=self.theme.px(4),
+            undo=True,
+        )
+        p = self.theme.palette
+        box.configure(background=p.surface, foreground=p.fg, insertbackground=p.fg)
+        box.insert("1.0", self._edit_draft)
+        box.mark_set("insert", "end-1c")
+        mid = message.id
+        box.bind("<Return>", lambda e: self._edit_return(e, mid))
+        box.bind("<KP_Enter>", lambda e: self._edit_return(e, mid))
+        box.bind("<Escape>", lambda _e: self._edit_escape())
+        t.window_create(at, window=box, padx=self.theme.px(2), pady=self.theme.px(2))
+        t.insert(at, "\n", band)
+        t.insert(at, EDIT_HINT + "\n", ("edit_hint", *band))
+        self.edit_box = box
+        box.focus_set()
+
+    def _keep_edit_draft(self) -> None:
+        """Before a redraw: keep the edit box's text (Tk destroys the box with its line)."""
+        box = self.edit_box
+        if box is not None and box.winfo_exists():
+            self._edit_draft = box.get("1.0", "end-1c")
+
+    def _forget_gone_edit_box(self) -> None:
+        """After a redraw: drop the box if its line went (and no new one was drawn)."""
+        if self.edit_box is not None and not self.edit_box.winfo_exists():
+            self.edit_box = None
+
+    def _edit_return(self, event: tk.Event[tk.Text], message_id: int) -> str:
+        box = self.edit_box
+        if box is None:
+            return "break"
+        if isinstance(event.state, int) and event.state & 0x0001:
+            box.insert("insert", "\n")
+            return "break"
+        self.actions.save_edit(message_id, box.get("1.0", "end-1c"))
+        return "break"
+
+    def _edit_escape(self) -> str:
+        self.actions.cancel_edit()
+        return "break"
+
+    def resume_edit(self, message_id: int, text: str) -> None:
+        """Edit a message again, starting from ``text`` (an edit the server refused)."""
+        self._edit_id, self._edit_draft = message_id, text
+
+    def stop_editing(self) -> None:
+        """Forget the edit box's text (the edit was saved or cancelled)."""
+        self._edit_id, self._edit_draft = None, ""
+
+    # --- finding what is under the pointer ------------------------------------------
+
+    def item_at(self, index: str) -> tuple[int, ViewItem] | None:
+        """The item drawn at a text index (``@x,y`` or ``line.col``), with its position."""
+        if not self._starts:
+            return None
+        line = _line(self.text.index(index))
+        if self._start_lines is None:  # once per redraw, not at every pointer motion
+            self._start_lines = [_line(s) for s in self._starts]
+        i = bisect.bisect_right(self._start_lines, line) - 1
+        if 0 <= i < len(self._items):
+            return i, self._items[i]
+        return None
+
+    def message_at(self, index: str) -> Message | None:
+        """The message drawn at a text index, if one is."""
+        found = self.item_at(index)
+        if found is not None and isinstance(found[1], MessageLine):
+            return found[1].message
+        return None
+
+    def message_index(self, message_id: int) -> str | None:
+        """Where a message starts in the conversation's text (None: not shown)."""
+        for i, item in enumerate(self._items):
+            if isinstance(item, MessageLine) and item.message.id == message_id:
+                return self._starts[i]
+        return None
+
+    def _quote_clicked(self, event: tk.Event[tk.Text]) -> str:
+        found = self.item_at(f"@{event.x},{event.y}")
+        if found is not None:
+            item = found[1]
+            quote = item.quote if isinstance(item, MessageLine | PendingLine) else None
+            if quote is not None:
+                self.actions.jump_to(quote.target)
+        return "break"
+
+    def _chip_clicked(self, event: tk.Event[tk.Text]) -> str:
+        index = self.text.index(f"@{event.x},{event.y}")
+        found = self.item_at(index)
+        if found is None or not isinstance(found[1], MessageLine):
+            return "break"
+        item = found[1]
+        # Which chip: count the chips drawn on that line before the click.
+        line = index.split(".", 1)[0]
+        n = -1
+        for tag in ("chip", "chip_mine"):
+            ranges = self.text.tag_ranges(tag)
+            for start, _end in zip(ranges[::2], ranges[1::2], strict=True):
+                if str(start).split(".", 1)[0] == line and self.text.compare(start, "<=", index):
+                    n += 1
+        if 0 <= n < len(item.chips):
+            chip = item.chips[n]
+            self.actions.react(item.message.id, chip.emoji, not chip.mine)
+        return "break"
+
+    def chip_index(self, message_id: int, n: int) -> str | None:
+        """Where chip ``n`` of a message is drawn (for tests and keyboard users)."""
+        start = self.message_index(message_id)
+        if start is None:
+            return None
+        i = next(
+            i
+            for i, it in enumerate(self._items)
+            if isinstance(it, MessageLine) and it.message.id == message_id
+        )
+        end = self._starts[i + 1] if i + 1 < len(self._starts) else "end"
+        found: list[str] = []
+        for tag in ("chip", "chip_mine"):
+            ranges = self.text.tag_ranges(tag)
+            for a, _b in zip(ranges[::2], ranges[1::2], strict=True):
+                if self.text.compare(a, ">=", start) and self.text.compare(a, "<", end):
+                    found.append(str(a))
+        found.sort(key=lambda x: tuple(int(v) for v in x.split(".")))
+        return found[n] if n < len(found) else None
+
+    # --- message actions from the keyboard ---------------------------------------------
+
+    def _selectable(self) -> list[int]:
+        return [
+            i.message.id
+            for i in self._items
+            if isinstance(i, MessageLine) and not i.message.deleted
+        ]
+
+    def _text_focus_in(self, _event: object = None) -> None:
+        ids = self._selectable()
+        if self.selected not in ids:
+            self.selected = ids[-1] if ids else None
+        self._mark_selected()
+
+    def _mark_selected(self) -> None:
+        """Highlight the keyboard's message while the conversation has the focus."""
+        t = self.text
+        t.tag_remove("selected", "1.0", "end")
+        if self.selected is None or self.focus_get() is not t:
+            return
+        start = self.message_index(self.selected)
+        if start is None:
+            return
+        found = self.item_at(start)
+        assert found is not None
+        i = found[0]
+        end = self._starts[i + 1] if i + 1 < len(self._starts) else "end-1c"
+        t.tag_add("selected", start, end)
+        t.see(end)
+        t.see(start)
+
+    def _move_selection(self, step: int) -> str:
+        ids = self._selectable()
+        if ids:
+            i = ids.index(self.selected) + step if self.selected in ids else len(ids) - 1
+            self.selected = ids[max(0, min(i, len(ids) - 1))]
+        self._mark_selected()
+        return "break"
+
+    def _selected_message(self) -> Message | None:
+        for item in self._items:
+            if isinstance(item, MessageLine) and item.message.id == self.selected:
+                return None if item.message.deleted else item.message
+        return None
+
+    def _selected_do(self, name: str) -> str:
+        message = self._selected_message()
+        if message is not None and (message.own or name == "Reply"):
+            self._do(name, message.id)
+        return "break"
+
+    def _selected_menu(self, _event: object = None) -> str:
+        message = self._selected_message()
+        start = self.message_index(message.id) if message is not None else None
+        box = self.text.bbox(start) if start is not None else None
+        if message is None or box is None:
+            return "break"
+        self.message_menu = self.message_menu_for(message)
+        x, y = self.text.winfo_rootx() + box[0], self.text.winfo_rooty() + box[1] + box[3]
+        self.message_menu.tk_popup(x, y)
+        return "break"
+
+    def _back_to_input(self) -> str:
+        self.input.focus_set()
+        return "break"
+
+    def _edit_last(self, _event: object = None) -> str | None:
+        if self.input_text().strip():
+            return None  # moving in the text, as usual
+        mid = self.actions.last_own()
+        if mid is not None:
+            self.actions.start_edit(mid)
+        return "break"
+
+    # --- message actions: hover bar and right-click menu ----------------------------
+
+    def _hover(self, event: tk.Event[tk.Text]) -> None:
+        message = self.message_at(f"@{event.x},{event.y}")
+        if message is None or message.deleted:
+            self.hide_hover()
+            return
+        if message.id == self._hover_id:
+            return
+        start = self.message_index(message.id)
+        info = self.text.dlineinfo(start) if start is not None else None
+        if info is None:
+            self.hide_hover()
+            return
+        self._hover_id = message.id
+        for button in self.hover_buttons.values():
+            button.pack_forget()
+        names = ["Reply", "React"] + (["Edit", "Delete"] if message.own else [])
+        for name in names:
+            self.hover_buttons[name].pack(side="left")
+        self.hover_bar.place(in_=self.text, relx=1.0, x=-self.theme.px(20), y=info[1], anchor="ne")
+        self.hover_bar.lift()
+
+    def _left_text(self, _event: object = None) -> None:
+        """The pointer left the conversation: the bar goes, unless the pointer is on it."""
+
+        def check() -> None:
+            x, y = self.winfo_pointerxy()
+            under = self.winfo_containing(x, y)
+            on_bar = under is not None and str(under).startswith(str(self.hover_bar))
+            if not on_bar:
+                self.hide_hover()
+
+        self.after(50, check)
+
+    def hide_hover(self) -> None:
+        """Take the message actions bar away."""
+        if self._hover_id is not None:
+            self._hover_id = None
+            self.hover_bar.place_forget()
+
+    def hovered(self) -> tuple[int, list[str]] | None:
+        """The message the actions bar is over and its buttons (None: not shown)."""
+        if self._hover_id is None:
+            return None
+        shown = [n for n, b in self.hover_buttons.items() if b.winfo_manager()]
+        return self._hover_id, shown
+
+    def _hover_action(self, name: str) -> None:
+        mid = self._hover_id
+        if mid is None:
+            return
+        if name == "React":
+            button = self.hover_buttons["React"]
+            menu = self._react_menu(mid)
+            self.message_menu = menu
+            menu.tk_popup(button.winfo_rootx(), button.winfo_rooty() + button.winfo_height())
+            return
+        self.hide_hover()
+        self._do(name, mid)
+
+    def _do(self, name: str, message_id: int) -> None:
+        if name == "Reply":
+            self.actions.start_reply(message_id)
+        elif name == "Edit":
+            self.actions.start_edit(message_id)
+        elif name == "Delete":
+            self.actions.delete(message_id)
+
+    def _react_menu(self, message_id: int, parent: tk.Misc | None = None) -> tk.Menu:
+        menu = tk.Menu(parent or self, tearoff=False)
+        self.theme.style_menu(menu)
+        for emoji in QUICK_REACTIONS:
+            menu.add_command(
+                label=emoji_as_text(emoji),
+                command=functools.partial(self.actions.react, message_id, emoji, True),
+            )
+        menu.add_separator()
+        menu.add_command(
+            label="Other…", command=functools.partial(self.actions.ask_reaction, message_id)
+        )
+        return menu
+
+    def message_menu_for(self, message: Message) -> tk.Menu:
+        """The right-click menu of a message: reply, react, and edit/delete for ours."""
+        menu = tk.Menu(self, tearoff=False)
+        self.theme.style_menu(menu)
+        mid = message.id
+        menu.add_command(label="Reply", command=lambda: self._do("Reply", mid))
+        menu.add_cascade(label="React", menu=self._react_menu(mid, menu))
+        if message.own:
+            menu.add_separator()
+            menu.add_command(label="Edit", command=lambda: self._do("Edit", mid))
+            menu.add_command(label="Delete", command=lambda: self._do("Delete", mid))
+        menu.add_separator()
+        menu.add_command(label="Copy text", command=lambda: self._copy(message.body))
+        return menu
+
+    def _message_menu(self, event: tk.Event[tk.Text]) -> str | None:
+        message = self.message_at(f"@{event.x},{event.y}")
+        if message is None or message.deleted:
+            return None
+        self.message_menu = self.message_menu_for(message)
+        self.message_menu.tk_popup(event.x_root, event.y_root)
+        return "break"
+
+    def _copy(self, text: str) -> None:
+        self.clipboard_clear()
+        self.clipboard_append(text)
+
+    def flash(self, message_id: int) -> bool:
+        """Scroll to a message and highlight it for a moment; False if it is not shown."""
+        if self.message_index(message_id) is None:
+            return False
+        self._flashed = message_id
+        self._show_flashed()
+        if self._flash_after is not None:
+            self.after_cancel(self._flash_after)
+
+        def unflash() -> None:
+            self._flash_after = None
+            self._flashed = None
+            self.text.tag_remove("found", "1.0", "end")
+
+        self._flash_after = self.after(FLASH_MS, unflash)
+        return True
+
+    def _show_flashed(self) -> None:
+        """Highlight the message jumped to and keep it in view (also after a redraw)."""
+        t = self.text
+        t.tag_remove("found", "1.0", "end")
+        start = self.message_index(self._flashed) if self._flashed is not None else None
+        if start is None:
+            return
+        found = self.item_at(start)
+        assert found is not None
+        i = found[0]
+        end = self._starts[i + 1] if i + 1 < len(self._starts) else "end-1c"
+        t.tag_add("found", start, end)
+        t.see(end)
+        t.see(start)
+
+    def flashed(self) -> str:
+        """The text highlighted by the last jump ("" if none; for tests)."""
+        ranges = self.text.tag_ranges("found")
+        return self.text.get(ranges[0], ranges[1]) if ranges else ""
+
+    # --- replying ------------------------------------------------------------------------
+
+    def set_reply(self, quote: Quote | None) -> None:
+        """Show (or hide) "Replying to bob: …" above the input box."""
+        if quote is None:
+            self.reply_bar.grid_remove()
+            return
+        who = clean(quote.sender) or "a message"
+        text = f"Replying to {who}: {clean(emoji_as_text(quote.text))}"
+        if self.reply_label.cget("text") != text:
+            self.reply_label.configure(text=text)
+        self.reply_bar.grid(row=0, column=0, columnspan=2, sticky="ew")
+
+    # --- search --------------------------------------------------------------------------
+
+    def _search(self, _event: object = None) -> str:
+        query = self.search_var.get().strip()
+        if query:
+            self.actions.search(query)
+        return "break"
+
+    def show_results(self, title: str, rows: Sequence[str], *, more: bool = False) -> None:
+        """Show search results in the members panel's place (``more``: older ones exist)."""
+        self.results_label.configure(text=title)
+        self.results_list.delete(0, "end")
+        for row in rows:
+            self.results_list.insert("end", row)
+        if more:
+            self.more_results.grid()
+        else:
+            self.more_results.grid_remove()
+        if not self.results_shown:
+            self.results_shown = True
+            if self.members_shown:
+                self.members_shown = False
+                self.panes.forget(self.members_frame)
+            self.panes.add(self.results_frame, weight=0)
+
+    def hide_results(self) -> None:
+        """Put the members panel back in the search results' place."""
+        if self.results_shown:
+            self.results_shown = False
+            self.panes.forget(self.results_frame)
+            self._place_members()
+
+    def result_rows(self) -> list[str]:
+        """The search results as listed (for tests)."""
+        return [str(r) for r in self.results_list.get(0, "end")]
+
+    def _result_chosen(self, _event: object = None) -> None:
+        chosen: tuple[int, ...] = self.results_list.curselection()  # type: ignore[no-untyped-call]
+        if chosen:
+            self.actions.open_result(int(chosen[0]))
 
     def _nick_index(self, nick: str) -> int:
         return self.theme.palette.nicks.index(self.theme.nick_color(nick))
@@ -713,7 +1333,7 @@ class ChatView(ttk.Frame):
     def _place_members(self) -> None:
         width = self.winfo_width()
         roomy = width <= 1 or width >= self.theme.px(NARROW)
-        shown = self.members_wanted and roomy
+        shown = self.members_wanted and roomy and not self.results_shown
         if shown == self.members_shown:
             return
         self.members_shown = shown

@@ -26,9 +26,12 @@ from typing import Final, Literal
 
 from chinwag.client.events import (
     CaughtUp,
+    Changed,
     HistoryPage,
     Message,
     Presence,
+    ReadMarker,
+    Receipt,
     SendFailed,
     Sent,
     Status,
@@ -43,6 +46,7 @@ __all__ = [
     "LOBBY",
     "Arrival",
     "AwayDivider",
+    "Chip",
     "DaySeparator",
     "GuiModel",
     "LoadEarlier",
@@ -52,10 +56,14 @@ __all__ = [
     "NoticeLine",
     "Pending",
     "PendingLine",
+    "Quote",
     "ServerProblem",
     "SidebarEntry",
+    "Tick",
     "ViewItem",
+    "emoji_from_text",
     "explain_login_error",
+    "first_line",
     "rate_limited_text",
     "split_fences",
     "summary_text",
@@ -68,6 +76,8 @@ GROUP_GAP: Final = timedelta(minutes=5)
 """Messages from one sender closer than this share one header."""
 MAX_NOTICES: Final = 200
 """Notices kept per conversation."""
+QUOTE_CHARS: Final = 80
+"""A reply's quote shows at most this many characters of the first line."""
 
 
 # --- what the conversation view shows ----------------------------------------------
@@ -92,13 +102,57 @@ class LoadEarlier:
     loading: bool = False
 
 
+Tick = Literal["sent", "delivered", "read"]
+"""Where one of our DMs is, once stored: the DM timeline of protocol §8 (receipts on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The message a reply answers, shown above the reply.
+
+    Attributes:
+        target: its id (clicking the quote jumps to it).
+        sender: who wrote it ("" when it is not loaded here).
+        text: its first line, "message deleted", or "an earlier message".
+        loaded: whether it is kept here (else a click loads earlier pages).
+    """
+
+    target: int
+    sender: str
+    text: str
+    loaded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Chip:
+    """One reaction under a message: the emoji, how many put it on, and whether we did."""
+
+    emoji: str
+    count: int
+    mine: bool
+
+
 @dataclass(frozen=True, slots=True)
 class MessageLine:
-    """A message; ``header`` when it starts a group (sender and time shown)."""
+    """A message; ``header`` when it starts a group (sender and time shown).
+
+    Attributes:
+        message: the message as it is now (edited, deleted, reacted to).
+        header: it starts a group.
+        mention: it mentions us (the line stands out).
+        quote: the message it answers, for a reply.
+        editing: the user is editing it in place.
+        chips: its reactions.
+        tick: for one of our DMs, how far it got (when receipts are on).
+    """
 
     message: Message
     header: bool
     mention: bool = False
+    quote: Quote | None = None
+    editing: bool = False
+    chips: tuple[Chip, ...] = ()
+    tick: Tick | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +171,7 @@ class PendingLine:
     body: str
     state: Literal["queued", "sending", "failed"]
     error: str | None = None
+    quote: Quote | None = None
 
 
 ViewItem = DaySeparator | AwayDivider | LoadEarlier | MessageLine | NoticeLine | PendingLine
@@ -143,6 +198,7 @@ class Pending:
         cid: the library's client id, once queued there.
         acked: the server stored it (our own copy has not arrived yet).
         error: why it was not sent, if it failed for good.
+        reply_to: the id of the message it answers.
     """
 
     key: int
@@ -151,6 +207,7 @@ class Pending:
     cid: str | None = None
     acked: bool = False
     error: str | None = None
+    reply_to: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +269,13 @@ def split_fences(body: str) -> list[tuple[str, bool]]:
     if current:
         runs.append(("\n".join(current), code))
     return [(text, is_code) for text, is_code in runs if text or is_code]
+
+
+def first_line(body: str) -> str:
+    """A body's first line with text (code fences skipped), cut to :data:`QUOTE_CHARS`."""
+    lines = (line.strip() for text, _code in split_fences(body) for line in text.split("\n"))
+    first = next((line for line in lines if line), "")
+    return first if len(first) <= QUOTE_CHARS else first[: QUOTE_CHARS - 1] + "…"
 
 
 def summary_text(event: CaughtUp) -> str:
@@ -301,6 +365,17 @@ class GuiModel:
         self._more: dict[Conversation, bool] = {}
         self._history_loaded: set[Conversation] = set()
         self._history_loading: set[Conversation] = set()
+        self.editing: int | None = None
+        """The id of the message being edited in place, if one is."""
+        self.receipts = False
+        """Whether this account has DM receipts on (read ticks are shown then)."""
+        self.results: list[Message] = []
+        """The last search's results, newest first."""
+        self.results_query = ""
+        self.results_more = False
+        self._replying: dict[Conversation, int] = {}
+        self._receipts: dict[Conversation, tuple[int, int]] = {}  # DM -> (delivered, read)
+        self._read_sent: dict[Conversation, int] = {}
 
     # --- who am I ----------------------------------------------------------------
 
@@ -342,6 +417,14 @@ class GuiModel:
         self._catching_up = False
         if event.missed:
             self.summary = summary_text(event)
+            # The server knows what the account read on its other devices: its
+            # count replaces ours (which counted every message of the backlog).
+            unread = {
+                Conversation.dm(k[1:]) if k.startswith("@") else Conversation.room(k): n
+                for k, n in event.unread.items()
+            }
+            for conv in self.state.conversations():
+                self.state.set_unread(conv, unread.get(conv, 0))
 
     def on_message(self, message: Message) -> Arrival | None:
         """Take a delivered message.
@@ -371,9 +454,99 @@ class GuiModel:
         if not (message.own or message.replay or self.focused):
             if message.room is None:
                 self.alert, alert = f"{message.sender} sent you a message", True
-            elif self.mentions_me(message.body):
+            elif message.mentioned or self.mentions_me(message.body):
                 self.alert, alert = f"{message.sender} mentioned you in #{message.room}", True
         return Arrival(conv, alert)
+
+    def on_change(self, change: Changed) -> Arrival | None:
+        """An edit, deletion or reaction of a message.
+
+        Returns:
+            Where the changed message is and whether to alert (an edit that
+            newly mentions us, live, while the window is not focused); None if
+            the message is not kept here (history brings it changed already).
+        """
+        message = self.state.apply(change)
+        if message is None:
+            return None
+        conv = Conversation.of(message)
+        if message.deleted:
+            if self.editing == message.id:
+                self.editing = None
+            for c, target in list(self._replying.items()):
+                if target == message.id:
+                    del self._replying[c]
+        alert = False
+        newly = {fold_nick(n) for n in change.mentions}
+        if (
+            change.kind == "edited"
+            and not (change.replay or self.focused or self.state.is_me(change.by))
+            and self.nick
+            and fold_nick(self.nick) in newly
+        ):
+            where = f"#{message.room}" if message.room is not None else "a message to you"
+            self.alert, alert = f"{change.by} mentioned you in {where}", True
+        return Arrival(conv, alert)
+
+    def on_read_marker(self, event: ReadMarker) -> Conversation | None:
+        """Another device of ours read a conversation: its unread count follows."""
+        if event.room is not None:
+            conv = Conversation.room(event.room)
+        elif event.with_ is not None:
+            conv = Conversation.dm(event.with_)
+        else:
+            return None
+        self.state.read_upto(conv, event.upto)
+        return conv
+
+    def on_receipt(self, event: Receipt) -> None:
+        """The other party of a DM got or read our messages up to ``event.upto``."""
+        conv = Conversation.dm(event.with_)
+        delivered, read = self._receipts.get(conv, (0, 0))
+        if event.state == "read":
+            read = max(read, event.upto)
+        delivered = max(delivered, event.upto)  # read implies delivered
+        self._receipts[conv] = (delivered, read)
+
+    def tick(self, message: Message) -> Tick | None:
+        """How far one of our DMs got: sent, delivered, read (None: not shown)."""
+        if not (self.receipts and message.own and message.room is None) or message.deleted:
+            return None
+        delivered, read = self._receipts.get(Conversation.of(message), (0, 0))
+        if message.id <= read:
+            return "read"
+        if message.id <= delivered:
+            return "delivered"
+        return "sent"
+
+    def read_due(self) -> tuple[Conversation, int] | None:
+        """The conversation on screen and its newest id, if it should be marked read now.
+
+        Only while the window has the focus and the login is caught up; only
+        past the marker already known or asked for.
+        """
+        if not (self.focused and self.caught_up and self.status.state == "connected"):
+            return None
+        conv = self.active
+        if conv.kind == "room" and conv.name not in self.state.rooms:
+            return None
+        newest = self.state.newest_id(conv)
+        if newest <= max(self.state.marker(conv), self._read_sent.get(conv, 0)):
+            return None
+        return conv, newest
+
+    def read_sent(self, conversation: Conversation, upto: int) -> None:
+        """A ``read`` up to ``upto`` is on its way (not asked again meanwhile)."""
+        self._read_sent[conversation] = max(self._read_sent.get(conversation, 0), upto)
+
+    def read_done(self, conversation: Conversation, upto: int, ok: bool) -> None:
+        """The server answered the ``read``: the marker moved.
+
+        A refusal (a DM with a guest who left is ``no_such_user``) is not asked
+        again until a newer message comes: asking at once would only repeat it.
+        """
+        if ok:
+            self.state.read_upto(conversation, upto)
 
     def on_presence(self, event: Presence) -> bool:
         """Someone joined or left a room: the member list and a notice follow.
@@ -460,13 +633,113 @@ class GuiModel:
     def queue(self, conversation: Conversation, body: str) -> Pending:
         """Record a message the user sent; it shows as pending until stored."""
         self._next_key += 1
-        item = Pending(self._next_key, conversation, body)
+        reply_to = self._replying.pop(conversation, None)
+        item = Pending(self._next_key, conversation, body, reply_to=reply_to)
         self._pending[item.key] = item
         self._last_sent[conversation] = body
         self._drafts.pop(conversation, None)
         if conversation.kind == "dm":
             self.open_dm(self.target(conversation))
         return item
+
+    def message(self, message_id: int) -> Message | None:
+        """A kept message by id (None if not kept here)."""
+        return self.state.find(message_id)
+
+    def can_edit(self, message_id: int) -> bool:
+        """Whether the user may edit or delete this message: theirs, and not deleted."""
+        message = self.state.find(message_id)
+        return message is not None and message.own and not message.deleted
+
+    def last_own(self, conversation: Conversation) -> int | None:
+        """The id of our newest message in a conversation that is not deleted."""
+        for message in reversed(self.state.messages(conversation)):
+            if message.own and not message.deleted:
+                return message.id
+        return None
+
+    def start_edit(self, message_id: int) -> bool:
+        """Edit one of our messages in place; False if it is not ours (or gone)."""
+        if not self.can_edit(message_id):
+            return False
+        self.editing = message_id
+        return True
+
+    def stop_edit(self) -> None:
+        """End editing in place (saved or cancelled)."""
+        self.editing = None
+
+    def start_reply(self, message_id: int) -> bool:
+        """Answer a message of the conversation on screen with the next one sent there."""
+        message = self.state.find(message_id)
+        if message is None or message.deleted or Conversation.of(message) != self.active:
+            return False
+        self._replying[self.active] = message_id
+        return True
+
+    def cancel_reply(self) -> None:
+        """Send the next message of the conversation on screen as no reply."""
+        self._replying.pop(self.active, None)
+
+    def replying(self, conversation: Conversation) -> Quote | None:
+        """The message the next one sent to ``conversation`` will answer, if any."""
+        target = self._replying.get(conversation)
+        return self.quote(target) if target is not None else None
+
+    def quote(self, target: int) -> Quote:
+        """How a reply shows the message it answers."""
+        message = self.state.find(target)
+        if message is None:
+            return Quote(target, "", "an earlier message", False)
+        if message.deleted:
+            return Quote(target, message.sender, "message deleted", True)
+        return Quote(target, message.sender, first_line(message.body), True)
+
+    def chips(self, message: Message) -> tuple[Chip, ...]:
+        """A message's reactions as chips (ours highlighted)."""
+        return tuple(
+            Chip(r.emoji, len(r.nicks), any(self.state.is_me(n) for n in r.nicks))
+            for r in message.reactions
+        )
+
+    def set_results(self, query: str, page: HistoryPage, *, more_of: bool = False) -> None:
+        """Search results (newest first); ``more_of``: a next page of the same search."""
+        if more_of and query == self.results_query:
+            self.results = self.results + list(page.messages)
+        else:
+            self.results = list(page.messages)
+        self.results_query = query
+        self.results_more = page.more
+
+    def clear_results(self) -> None:
+        """The search was closed."""
+        self.results, self.results_query, self.results_more = [], "", False
+
+    def results_title(self) -> str:
+        """The line above the search results."""
+        n = len(self.results)
+        if not n:
+            return f"Nothing found for “{self.results_query}”"
+        more = "+" if self.results_more else ""
+        return f"{n}{more} found for “{self.results_query}”"
+
+    def result_rows(self) -> list[str]:
+        """One line per search result: where, who, when, and the text's first line."""
+        rows = []
+        for m in self.results:
+            where = f"#{m.room}" if m.room is not None else f"@{m.peer}"
+            when = self.local(m.ts).strftime("%d %b %H:%M")
+            rows.append(f"{where} · {m.sender} · {when} — {first_line(m.body)}")
+        return rows
+
+    def holds(self, conversation: Conversation, message_id: int) -> bool:
+        """Whether message ``message_id`` is kept in ``conversation``."""
+        message = self.state.find(message_id)
+        return message is not None and Conversation.of(message) == conversation
+
+    def history_exhausted(self, conversation: Conversation) -> bool:
+        """Whether every older message of a conversation was fetched already."""
+        return conversation in self._history_loaded and not self._more.get(conversation, False)
 
     def bind_cid(self, key: int, cid: str) -> None:
         """The network thread queued pending message ``key`` under ``cid``."""
@@ -652,16 +925,28 @@ class GuiModel:
                 and fold_nick(prev.sender) == fold_nick(message.sender)
                 and message.ts - prev.ts <= GROUP_GAP
             )
-            out.append(MessageLine(message, header, self.mentions_me(message.body)))
+            mention = not message.own and (message.mentioned or self.mentions_me(message.body))
+            out.append(
+                MessageLine(
+                    message,
+                    header,
+                    mention,
+                    self.quote(message.reply_to) if message.reply_to is not None else None,
+                    message.id == self.editing,
+                    self.chips(message),
+                    self.tick(message),
+                )
+            )
             prev = message
         out.extend(NoticeLine(notice.text, notice.kind) for notice in notices[n:])
         for item in self.pending(conversation):
+            quote = self.quote(item.reply_to) if item.reply_to is not None else None
             if item.error is not None:
-                out.append(PendingLine(item.key, item.body, "failed", item.error))
+                out.append(PendingLine(item.key, item.body, "failed", item.error, quote))
             elif item.cid is not None and self.status.state == "connected":
-                out.append(PendingLine(item.key, item.body, "sending"))
+                out.append(PendingLine(item.key, item.body, "sending", quote=quote))
             else:
-                out.append(PendingLine(item.key, item.body, "queued"))
+                out.append(PendingLine(item.key, item.body, "queued", quote=quote))
         return out
 
     def local(self, ts: datetime) -> datetime:
@@ -821,6 +1106,28 @@ def emoji_as_text(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def emoji_from_text(text: str) -> str | None:
+    """What the user typed as a reaction: the emoji itself, or its name.
+
+    Tk cannot draw colour emoji, so a name is the easy way to type one:
+    ``kangaroo``, ``:thumbs up sign:`` (as the app shows them) or ``THUMBS UP SIGN``.
+
+    Returns:
+        The emoji, or None if the text is neither one nor the name of one.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    if not any(ch.isalpha() and ch.isascii() for ch in text):
+        return text  # an emoji itself: the server checks it is one grapheme
+    name = text.strip(":").replace("_", " ").strip().upper()
+    try:
+        found = unicodedata.lookup(name)
+    except KeyError:
+        return None
+    return found if unicodedata.category(found) == "So" else None
 
 
 def _astral_symbol(text: str, i: int) -> bool:

@@ -34,12 +34,14 @@ class Prefs:
         recent: servers connected to, the most recent first (``host:port``).
         nick: the nick used last.
         theme: ``light`` or ``dark``.
+        receipts: DM receipts on (said to the server at each login of an account).
         path: the file they are kept in (None: not kept).
     """
 
     recent: list[str] = field(default_factory=list)
     nick: str = ""
     theme: ThemeName = "light"
+    receipts: bool = False
     path: Path | None = None
 
     @classmethod
@@ -61,6 +63,7 @@ class Prefs:
             prefs.nick = nick
         if data.get("theme") in ("light", "dark"):
             prefs.theme = data["theme"]
+        prefs.receipts = data.get("receipts") is True
         return prefs
 
     def remember_server(self, server: str, nick: str) -> None:
@@ -74,7 +77,12 @@ class Prefs:
         """Write the file (atomically); failures are ignored: these are conveniences."""
         if self.path is None:
             return
-        data = {"recent": self.recent, "nick": self.nick, "theme": self.theme}
+        data = {
+            "recent": self.recent,
+            "nick": self.nick,
+            "theme": self.theme,
+            "receipts": self.receipts,
+        }
         tmp = self.path.with_name(f".{PREFS_FILE}.{secrets.token_hex(4)}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -289,11 +289,40 @@ class NetSession:
 
     # --- what the Tk side asks for -------------------------------------------------
 
-    async def send(self, conversation: Conversation, target: str, body: str) -> str:
-        """Queue a message in the client's outbox; returns its ``cid``."""
+    async def send(
+        self, conversation: Conversation, target: str, body: str, reply_to: int | None = None
+    ) -> str:
+        """Queue a message (a reply with ``reply_to``) in the outbox; returns its ``cid``."""
         if conversation.kind == "room":
-            return self.client.say(conversation.name, body)
-        return self.client.dm(target, body)
+            return self.client.say(conversation.name, body, reply_to=reply_to)
+        return self.client.dm(target, body, reply_to=reply_to)
+
+    async def edit(self, message_id: int, body: str) -> int:
+        """Replace the text of one of our messages."""
+        return await self.client.edit(message_id, body)
+
+    async def delete(self, message_id: int) -> int:
+        """Delete one of our messages."""
+        return await self.client.delete(message_id)
+
+    async def react(self, message_id: int, emoji: str, on: bool) -> int:
+        """Put a reaction on a message, or take ours off."""
+        return await self.client.react(message_id, emoji, on=on)
+
+    async def search(self, query: str, before: int | None = None) -> HistoryPage:
+        """Messages we may see holding every word of ``query``, newest first."""
+        return await self.client.search(query, before=before)
+
+    async def mark_read(self, conversation: Conversation, target: str, upto: int) -> None:
+        """Move the account's read marker of a conversation."""
+        if conversation.kind == "room":
+            await self.client.mark_read(upto, room=conversation.name)
+        else:
+            await self.client.mark_read(upto, with_=target)
+
+    async def set_receipts(self, on: bool) -> None:
+        """Turn the account's DM receipts on or off."""
+        await self.client.set_receipts(on)
 
     async def typing(self, conversation: Conversation, target: str) -> None:
         """Tell the others we are typing."""

@@ -47,11 +47,11 @@ async def reply(peer: Peer, ref: str, **frame: Any) -> dict[str, Any]:
     return got
 
 
-async def until(peer: Peer, body: str) -> list[dict[str, Any]]:
+async def until(peer: Peer, body: str, timeout: float = 5.0) -> list[dict[str, Any]]:
     """Every frame up to and with the message whose body is ``body``."""
-    frames = [await peer.recv()]
+    frames = [await peer.recv(timeout)]
     while frames[-1].get("body") != body:
-        frames.append(await peer.recv())
+        frames.append(await peer.recv(timeout))
     return frames
 
 
@@ -112,6 +112,7 @@ async def test_the_backlog_after_a_restart_holds_nothing_of_the_blocked_and_coun
     server.start()
     for device in ("d1", "new-device"):
         _, frames = await relogin(peers, server.port, "alice", device=device)
+        assert "block" in frames[0]["features"]
         replayed = [f for f in frames if f["type"] == "message"]
         assert [f["body"] for f in replayed] == ["from dave @alice"], frames
         caught_up = frames[-1]

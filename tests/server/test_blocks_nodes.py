@@ -5,8 +5,12 @@ Two real nodes on one PostgreSQL and one Redis (support/services.py).
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+
 from conftest import Peer, ServerProcess
 from support.peers import login
+from support.services import RedisServer
 from test_blocks import from_, register, relogin, reply, until
 from test_nodes import cluster, pg_server, redis_server
 
@@ -35,3 +39,32 @@ async def test_a_block_made_on_one_node_holds_for_the_blockers_session_on_the_ot
     for device in (on_a, on_b):
         assert from_(await until(device, "marker"), "bob") == []
     assert (await reply(on_b, "l", type="blocks"))["nicks"] == ["bob"]
+
+
+async def test_a_block_made_while_redis_is_down_holds_on_the_other_node_once_it_is_back(
+    cluster: list[ServerProcess], redis_server: RedisServer, peers: list[Peer]
+) -> None:
+    a, b = cluster
+    on_a = await register(peers, a.port, "alice")
+    on_b, _ = await relogin(peers, b.port, "alice", device="phone")
+    bob = await register(peers, b.port, "bob")
+    carol = await login(peers, b.port, "carol")
+    redis_server.kill()
+    try:
+        assert (await reply(on_a, "b", type="block", nick="bob"))["type"] == "ok"
+    finally:
+        redis_server.start()  # empty: what the stream held is gone
+    # Node b learns of the block from the bus event or, should that be lost, by
+    # reading the blocks again on resync: either way within a few seconds.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    for n in itertools.count():
+        assert loop.time() < deadline, "node b never learned of the block"
+        await asyncio.sleep(0.25 if n else 0)  # within flood control (10 say/s)
+        for peer, body in ((bob, f"probe {n}"), (carol, f"marker {n}")):
+            assert (await reply(peer, "s", type="say", room="lobby", body=body))["type"] == "ack"
+        if not from_(await until(on_b, f"marker {n}", timeout=30), "bob"):
+            break
+    await reply(bob, "last", type="say", room="lobby", body="after the outage")
+    await reply(carol, "end", type="say", room="lobby", body="the end")
+    assert from_(await until(on_b, "the end", timeout=30), "bob") == []

@@ -50,7 +50,7 @@ log = logging.getLogger("chinwag.hub")
 
 PROTO = 1
 # Protocol §8: what of version 1.1 this server does ("moderation" is not there yet).
-FEATURES = ("edit", "delete", "react", "reply", "mentions", "search", "read", "receipts")
+FEATURES = ("edit", "delete", "react", "reply", "mentions", "search", "read", "receipts", "block")
 
 # Every guest starts in the lobby alone: one shared set instead of one each.
 _LOBBY_ONLY = frozenset({LOBBY})

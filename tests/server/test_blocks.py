@@ -102,6 +102,9 @@ async def test_the_backlog_after_a_restart_holds_nothing_of_the_blocked_and_coun
     alice = await register(peers, server.port, "alice")
     bob = await register(peers, server.port, "bob")
     dave = await register(peers, server.port, "dave")
+    old = await reply(dave, "o", type="say", room="lobby", body="older, by dave")
+    for peer, emoji in ((bob, "👍"), (dave, "👍"), (bob, "🎉")):
+        await reply(peer, "r", type="react", id=old["id"], emoji=emoji)
     assert (await reply(alice, "b", type="block", nick="bob"))["type"] == "ok"
     await alice.send(type="bye")
     await alice.expect_closed()
@@ -121,7 +124,9 @@ async def test_the_backlog_after_a_restart_holds_nothing_of_the_blocked_and_coun
         assert caught_up["unread"] == {"lobby": 1}
     alice = peers[-1]
     page = await reply(alice, "h", type="history", room="lobby")
-    assert [m["from"] for m in page["messages"]] == ["dave"]
+    assert [m["from"] for m in page["messages"]] == ["dave", "dave"]
+    # bob's reactions are left out of the others' messages too.
+    assert page["messages"][0]["reactions"] == [{"emoji": "👍", "nicks": ["dave"]}]
     dms = await reply(alice, "h2", type="history", **{"with": "bob"})
     assert dms["messages"] == []
     found = await reply(alice, "q", type="search", q="alice")

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from chinwag.bus.base import BlocksChanged, Bus
 from chinwag.config import Settings
@@ -50,6 +51,35 @@ def sender_key(m: StoredMessage) -> str:
 def hidden(blocked: frozenset[str], m: StoredMessage) -> bool:
     """Whether ``m`` is kept from someone who blocks ``blocked`` (call only when non-empty)."""
     return sender_key(m) in blocked
+
+
+def _nick_key(nick: str) -> str:
+    try:
+        return parse_nick_cached(nick).key
+    except ChatError:
+        return nick.casefold()
+
+
+def visible(blocked: frozenset[str], messages: Iterable[StoredMessage]) -> list[StoredMessage]:
+    """``messages`` as someone who blocks ``blocked`` sees them (call only when non-empty).
+
+    The blocked ones' messages are left out, and their nicks left out of the
+    others' reactions (a reaction only they had put on goes).
+    """
+    shown = []
+    for m in messages:
+        if hidden(blocked, m):
+            continue
+        if m.reactions:
+            reactions = tuple(
+                (emoji, kept)
+                for emoji, nicks in m.reactions
+                if (kept := tuple(n for n in nicks if _nick_key(n) not in blocked))
+            )
+            if reactions != m.reactions:
+                m = replace(m, reactions=reactions)
+        shown.append(m)
+    return shown
 
 
 class Blocks:

@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Awaitable, Callable
 
 from chinwag.config import Settings
-from chinwag.core.blocks import hidden
+from chinwag.core.blocks import visible
 from chinwag.core.delivery import message_event
 from chinwag.core.rules import LOBBY, parse_room
 from chinwag.core.sessions import OnlineRegistry, Principal, Session, ok, reply
@@ -160,15 +160,15 @@ class Rooms:
         page = await read(cmd.before)
         shown = page.messages
         if p.blocked:
-            # Issue 16: the blocked ones' messages are left out. A page they filled
-            # is followed by older ones (a few at most), so that a client paging
-            # by the oldest id it was given is not left with nothing to page by.
-            shown = [m for m in shown if not hidden(p.blocked, m)]
+            # Issue 16: the blocked ones' messages (and reactions) are left out. A
+            # page they filled is followed by older ones (a few at most), so that a
+            # client paging by the oldest id it was given has one to page by.
+            shown = visible(p.blocked, shown)
             for _ in range(_BLOCKED_PAGES):
                 if shown or not page.more or not page.messages:
                     break
                 page = await read(page.messages[0].id)
-                shown = [m for m in page.messages if not hidden(p.blocked, m)]
+                shown = visible(p.blocked, page.messages)
         messages = [message_event(m, own=m.sender == p.pid) for m in shown]
         more = page.more
         # Cut the page at the byte limit, keeping the newest messages.

@@ -6,7 +6,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from chinwag.config import Settings
-from chinwag.core.blocks import hidden
+from chinwag.core.blocks import visible
 from chinwag.core.delivery import message_event
 from chinwag.core.rules import parse_room
 from chinwag.core.sessions import Session, reply
@@ -73,6 +73,6 @@ class Searching:
         page = await self._store.search(words, scope, before=cmd.before, limit=limit)
         found = page.messages
         if p.blocked:  # issue 16: the blocked ones' messages are left out
-            found = [m for m in found if not hidden(p.blocked, m)]
+            found = visible(p.blocked, found)
         messages = tuple(message_event(m, own=m.sender == p.pid) for m in found)
         reply(session, Results(q=cmd.q, messages=messages, more=page.more, ref=cmd.ref))

@@ -133,19 +133,21 @@ async def test_the_backlog_after_a_restart_holds_nothing_of_the_blocked_and_coun
     assert [m["from"] for m in found["messages"]] == ["dave"]
 
 
-async def test_a_history_page_filled_by_the_blocked_is_followed_by_older_ones(
+async def test_a_history_or_search_page_filled_by_the_blocked_is_followed_by_older_ones(
     tmp_path: Path, peers: list[Peer]
 ) -> None:
     server = ServerProcess(tmp_path / "server", {**FAST, "rate_burst": 100}).start()
     try:
         alice = await register(peers, server.port, "alice")
         bob = await register(peers, server.port, "bob")
-        await reply(alice, "a", type="say", room="lobby", body="old one")
+        await reply(alice, "a", type="say", room="lobby", body="old zebra")
         for n in range(12):
-            await reply(bob, f"s{n}", type="say", room="lobby", body=f"bob {n}")
+            await reply(bob, f"s{n}", type="say", room="lobby", body=f"zebra {n}")
         await reply(alice, "b", type="block", nick="bob")
         page = await reply(alice, "h", type="history", room="lobby", limit=5)
-        assert [m["body"] for m in page["messages"]] == ["old one"]
+        assert [m["body"] for m in page["messages"]] == ["old zebra"]
+        found = await reply(alice, "q", type="search", q="zebra", limit=5)
+        assert [m["body"] for m in found["messages"]] == ["old zebra"]
     finally:
         server.kill()
 

@@ -37,6 +37,11 @@ from chinwag.storage.base import Store, StoredMessage, StoreError
 
 log = logging.getLogger(__name__)
 
+# A history or search page that held only blocked messages is followed by at
+# most this many older pages, so that a client paging by the oldest id it was
+# given has one (unless all of those were blocked too).
+BLOCKED_PAGES = 4
+
 
 def sender_key(m: StoredMessage) -> str:
     """The casefolded nick a stored message was sent under (what a block names)."""

@@ -6,7 +6,7 @@ import heapq
 from collections.abc import Awaitable, Callable
 
 from chinwag.config import Settings
-from chinwag.core.blocks import visible
+from chinwag.core.blocks import BLOCKED_PAGES, visible
 from chinwag.core.delivery import message_event
 from chinwag.core.rules import LOBBY, parse_room
 from chinwag.core.sessions import OnlineRegistry, Principal, Session, ok, reply
@@ -26,7 +26,6 @@ from chinwag.protocol.events import (
 from chinwag.storage.base import Page, Store
 
 REPLY_BYTES_PER_TOKEN = 4096  # who, rooms and history also pay for their reply's size
-_BLOCKED_PAGES = 4  # pages read past a page of blocked messages only (issue 16)
 
 Resolver = Callable[[str], Awaitable[tuple[str, str, bool]]]
 """(principal, display nick, online?) of a DM partner, by nick (`Posting.resolve`)."""
@@ -164,7 +163,7 @@ class Rooms:
             # page they filled is followed by older ones (a few at most), so that a
             # client paging by the oldest id it was given has one to page by.
             shown = visible(p.blocked, shown)
-            for _ in range(_BLOCKED_PAGES):
+            for _ in range(BLOCKED_PAGES):
                 if shown or not page.more or not page.messages:
                     break
                 page = await read(page.messages[0].id)

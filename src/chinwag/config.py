@@ -195,6 +195,11 @@ class Settings:
     mention_limit: int = _s(20, "most distinct @nicks of one message looked up as mentions")
     search_max: int = _s(100, "most messages in one search reply (a larger limit is clamped)")
     search_max_words: int = _s(16, "most words in one search query (more: bad_request)")
+    # -- blocks (issue 16) --
+    blocks_max: int = _s(
+        1000,
+        "most nicks one account (or guest session) may block (more: forbidden too_many_blocks)",
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

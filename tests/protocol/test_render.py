@@ -12,6 +12,7 @@ import pytest
 from chinwag.errors import ChatError, RateLimited, SessionEnded, UnsupportedProto
 from chinwag.protocol.events import (
     Ack,
+    BlocksReply,
     Bye,
     CaughtUp,
     Deleted,
@@ -355,6 +356,11 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         "error_ref",
         Error(code="bad_frame", message="not JSON", ref="q"),
         b'{"type":"error","code":"bad_frame","message":"not JSON","ref":"q"}\n',
+    ),
+    (
+        "blocks",
+        BlocksReply(nicks=("bob", "Zoë"), ref="l"),
+        b'{"type":"blocks","nicks":["bob","Zo\xc3\xab"],"ref":"l"}\n',
     ),
 ]
 

@@ -25,7 +25,15 @@ class Resync:
     """Events may have been missed (the bus between nodes was down): catch up from the store."""
 
 
-BusEvent = Posted | Resync
+@dataclass(frozen=True, slots=True)
+class BlocksChanged:
+    """An account's blocks changed (issue 16): ``keys`` is its whole list now."""
+
+    account: str
+    keys: tuple[str, ...]
+
+
+BusEvent = Posted | Resync | BlocksChanged
 
 
 class BusError(Exception):

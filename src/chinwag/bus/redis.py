@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from chinwag.bus.base import BusError, BusEvent, Posted, Resync
+from chinwag.bus.base import BlocksChanged, BusError, BusEvent, Posted, Resync
 from chinwag.storage.base import StoredMessage
 
 __all__ = ["RedisBus"]
@@ -47,6 +47,9 @@ def _encode(event: BusEvent, node: str) -> dict[FieldT, EncodableT]:
     if isinstance(event, Posted):
         data = json.dumps(dataclasses.asdict(event.message))
         return {"node": node, "kind": "posted", "data": data}
+    if isinstance(event, BlocksChanged):
+        data = json.dumps({"account": event.account, "keys": list(event.keys)})
+        return {"node": node, "kind": "blocks", "data": data}
     return {"node": node, "kind": "resync"}
 
 
@@ -60,6 +63,9 @@ def _decode(fields: dict[bytes, bytes]) -> BusEvent | None:
         return Posted(StoredMessage(**data))
     if kind == b"resync":
         return Resync()
+    if kind == b"blocks":
+        blocks: dict[str, Any] = json.loads(fields[b"data"])
+        return BlocksChanged(str(blocks["account"]), tuple(str(k) for k in blocks["keys"]))
     return None  # a newer chinwag's event: not ours to deliver
 
 

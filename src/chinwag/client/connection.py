@@ -915,6 +915,29 @@ class ChatClient:
         await self._request({"type": "passwd", "old": old, "new": new}, retry=False)
         self.password = new
 
+    # --- blocks (issue 16) --------------------------------------------------------
+
+    async def block(self, nick: str) -> None:
+        """Stop everything ``nick`` sends from reaching you, on every device; they are not told.
+
+        Raises:
+            BadNick: not a nick.
+            BadRequest: it is your own nick.
+            Forbidden: you block as many nicks as the server allows
+                (``extra["reason"]`` is ``too_many_blocks``).
+        """
+        await self._request({"type": "block", "nick": nick})
+
+    async def unblock(self, nick: str) -> None:
+        """Let what ``nick`` sends from now on reach you again (nothing if not blocked)."""
+        await self._request({"type": "unblock", "nick": nick})
+
+    async def blocks(self) -> list[str]:
+        """The nicks you block, oldest block first."""
+        reply = await self._request({"type": "blocks"})
+        nicks = reply.get("nicks")
+        return [n for n in (nicks if isinstance(nicks, list) else []) if isinstance(n, str)]
+
     # --- seen ------------------------------------------------------------------
 
     def _schedule_seen(self) -> None:

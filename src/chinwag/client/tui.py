@@ -70,6 +70,8 @@ commands:
   /react [ID] EMOJI   react to message ID (default: the last one here); /unreact takes it off
   /answer [ID] TEXT   reply to message ID (default: the last one here from someone else)
   /search WORDS       find messages you may see with every one of WORDS (ids shown)
+  /block NICK         see nothing more from NICK, on any device (NICK is not told)
+  /unblock NICK       see what NICK sends from now on again; /blocks lists your blocks
   /register           make your nick an account (asks for a password)
   /passwd             change your password
   /quit               leave (if messages are not sent yet, asks you to /quit again)
@@ -95,6 +97,9 @@ _USAGE: Final = {
     "unreact": "/unreact [ID] EMOJI",
     "answer": "/answer [ID] TEXT",
     "search": "/search WORDS",
+    "block": "/block NICK",
+    "unblock": "/unblock NICK",
+    "blocks": "/blocks",
     "register": "/register",
     "passwd": "/passwd",
     "quit": "/quit",
@@ -618,6 +623,15 @@ class _Chat:
             await self._history(int(args[0]) if args else 20)
         elif command in ("edit", "delete", "react", "unreact", "answer", "search"):
             await self._revise(command, args, rest)
+        elif command == "block" and len(args) == 1:
+            await self.client.block(args[0])
+            self.note(f"you will see nothing more from {clean(args[0])}; /unblock undoes it")
+        elif command == "unblock" and len(args) == 1:
+            await self.client.unblock(args[0])
+            self.note(f"you will see what {clean(args[0])} sends from now on")
+        elif command == "blocks" and not args:
+            nicks = await self.client.blocks()
+            self.note(f"you block: {', '.join(clean(n) for n in nicks) or 'nobody'}")
         elif command == "register" and not args:
             await self._register()
         elif command == "passwd" and not args:

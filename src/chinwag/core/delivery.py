@@ -22,8 +22,9 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from chinwag.bus.base import Bus, Posted, Resync
+from chinwag.bus.base import BlocksChanged, Bus, Posted, Resync
 from chinwag.config import Settings
+from chinwag.core.blocks import Blocks, hidden
 from chinwag.core.counts import Counts
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.rules import parse_room
@@ -149,6 +150,8 @@ class Delivery:
         self._position: int | None = None
         self.receipts: DmReceipts | None = None  # DM receipts on `seen` (set by the hub)
         self.counts = Counts()  # the hub's, set by the hub
+        self.blocks: Blocks | None = None  # who blocks whom (set by the hub)
+        self._reloads: set[asyncio.Task[None]] = set()
 
     async def load(self) -> None:
         """Start after the newest message committed now: older ones are backlog."""
@@ -171,6 +174,9 @@ class Delivery:
                         await self._take(m)
                 elif isinstance(event, Resync):
                     await self._resync()
+                    self._reload_blocks()
+                elif isinstance(event, BlocksChanged) and self.blocks is not None:
+                    self.blocks.apply(event)
         finally:
             self._fan_out_batch()
 
@@ -193,6 +199,14 @@ class Delivery:
             for missed in await self._gap(self._position, upto):
                 self._queue(missed)
             self._position = upto
+
+    def _reload_blocks(self) -> None:
+        """After a resync a change of blocks on another node may have been lost: read them."""
+        if self.blocks is None:
+            return
+        task = asyncio.get_running_loop().create_task(self.blocks.reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     async def _retrying(self, read: Callable[[], Awaitable[T]], what: str) -> T:
         """``read()``, again and again until the store answers (delivery waits meanwhile)."""
@@ -250,9 +264,12 @@ class Delivery:
         combined = Frame(None, tuple(plain))
         senders = {m.sender for m in msgs}
         last_id = msgs[-1].id
-        sessions = 0
+        sessions = partial = 0
         for p in self._rooms.get(room, ()):
             if room not in p.rooms:  # the delivery check, as in _fan_out
+                continue
+            if p.blocked and any(hidden(p.blocked, m) for m in msgs):
+                partial += self._fan_out_some(p, msgs, plain)
                 continue
             sessions += len(p.sessions)
             if p.pid in senders:
@@ -269,7 +286,20 @@ class Delivery:
                 else:  # still catching up: held per message, filtered by id later
                     for m, frame in zip(msgs, parts, strict=True):
                         s.deliver(m.id, frame)
-        self.counts.deliveries += sessions * len(msgs)
+        self.counts.deliveries += sessions * len(msgs) + partial
+
+    @staticmethod
+    def _fan_out_some(p: Principal, msgs: list[StoredMessage], plain: list[Frame]) -> int:
+        """Deliver to ``p`` those of ``msgs`` not sent by a nick it blocks; how many copies."""
+        copies = 0
+        for m, frame in zip(msgs, plain, strict=True):
+            if hidden(p.blocked, m):
+                continue
+            mine = Frame(message_event(m, own=True)) if m.sender == p.pid else frame
+            for s in p.sessions:
+                s.deliver(m.id, mine)
+            copies += len(p.sessions)
+        return copies
 
     def _fan_out(self, m: StoredMessage) -> None:
         """Deliver a committed message to every online session allowed to see it."""
@@ -294,6 +324,8 @@ class Delivery:
                     continue
             elif p.pid != m.sender and p.pid != m.recipient:
                 continue
+            if p.blocked and hidden(p.blocked, m):
+                continue  # issue 16: the blocked one's messages and events stop here
             frame: Frame
             if p.pid == m.sender:
                 frame = own = own or Frame(message_event(m, own=True))
@@ -342,6 +374,8 @@ class Delivery:
             frame = Frame(TypingNotice(sender=p.nick, to=other.nick))
             targets = {p, other}
         for member in targets:
+            if member.blocked and p.key in member.blocked:
+                continue
             for s in member.sessions:
                 if s is not session and s.pending is None:
                     s.outlet.send(frame)

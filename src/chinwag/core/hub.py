@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from chinwag.bus.base import Bus
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
+from chinwag.core.blocks import Blocks
 from chinwag.core.counts import Counts
 from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
@@ -31,6 +32,7 @@ from chinwag.core.search import Searching
 from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Session, charge, reply
 from chinwag.errors import BadRequest, ChatError
 from chinwag.protocol.events import (
+    Block,
     Bye,
     Command,
     Delete,
@@ -40,6 +42,7 @@ from chinwag.protocol.events import (
     History,
     Join,
     Leave,
+    ListBlocks,
     ListRooms,
     Passwd,
     Ping,
@@ -52,6 +55,7 @@ from chinwag.protocol.events import (
     Search,
     Seen,
     Typing,
+    Unblock,
     Who,
 )
 from chinwag.storage.base import AppendResult, Store
@@ -72,6 +76,9 @@ _COSTS: dict[type[Command], float] = {
     Search: 1.0,
     Read: 1.0,
     Receipts: 1.0,
+    Block: 1.0,
+    Unblock: 1.0,
+    ListBlocks: 1.0,
 }
 
 
@@ -122,6 +129,8 @@ class Hub:
             clock=clock,
             monotonic=monotonic,
         )
+        self._blocks = Blocks(settings, store, bus, self._registry, clock)
+        self._delivery.blocks = self._blocks
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -160,6 +169,9 @@ class Hub:
     async def logout(self, session: Session, *, clean: bool) -> None:
         """End a session; a clean ``bye`` moves the device's cursor to what it received."""
         await self._logins.logout(session, clean=clean)
+        p = session.principal
+        if not p.account and not p.sessions:
+            self._blocks.ended(p.pid)
 
     def end_sessions(self, key: str, reason: str, message: str) -> int:
         """End every live session of the principal called ``key`` at once; how many.
@@ -216,7 +228,15 @@ class Hub:
             case History():
                 await self._rooms.history(session, cmd)
             case Register():
+                guest = session.principal.pid
                 await self._logins.register(session, cmd)
+                await self._blocks.registered(session.principal, guest)
+            case Block():
+                await self._blocks.block(session, cmd)
+            case Unblock():
+                await self._blocks.unblock(session, cmd)
+            case ListBlocks():
+                await self._blocks.list_blocks(session, cmd)
             case Passwd():
                 await self._logins.passwd(session, cmd)
             case Ping():

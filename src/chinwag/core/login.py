@@ -27,6 +27,7 @@ from chinwag.core.accounts import (
     parse_nick,
     skeleton,
 )
+from chinwag.core.blocks import hidden
 from chinwag.core.delivery import stream_event
 from chinwag.core.markers import conversation_key
 from chinwag.core.ratelimit import Budget, TokenBucket
@@ -49,7 +50,7 @@ log = logging.getLogger("chinwag.hub")
 
 PROTO = 1
 # Protocol §8: what of version 1.1 this server does ("moderation" is not there yet).
-FEATURES = ("edit", "delete", "react", "reply", "mentions", "search", "read", "receipts")
+FEATURES = ("edit", "delete", "react", "reply", "mentions", "search", "read", "receipts", "block")
 
 # Every guest starts in the lobby alone: one shared set instead of one each.
 _LOBBY_ONLY = frozenset({LOBBY})
@@ -210,12 +211,21 @@ class Logins:
             if LOBBY not in rooms:
                 await self._store.join_room(account_pid(row.key), LOBBY)
                 rooms |= _LOBBY_ONLY
+            blocked = frozenset(key for key, _ in await self._store.blocks_of(account_pid(row.key)))
             if self._account_changes.get(row.key, 0) != changes:
                 # The operator deleted the account or reset its password while we
                 # read it: decide again on what the store says now.
                 return await self.login(hello, outlet)
             return await self._start(
-                account_pid(row.key), nick.key, row.nick, True, rooms, hello, outlet, bot=row.bot
+                account_pid(row.key),
+                nick.key,
+                row.nick,
+                True,
+                rooms,
+                hello,
+                outlet,
+                bot=row.bot,
+                blocked=blocked,
             )
         clash = await self._look_alike(nick)
         if clash is not None:
@@ -250,6 +260,7 @@ class Logins:
         outlet: Outlet,
         *,
         bot: bool = False,
+        blocked: frozenset[str] = frozenset(),
     ) -> Session:
         # Everything from the nick check to registering the session is synchronous,
         # so two hellos for one guest nick cannot both pass.
@@ -260,6 +271,7 @@ class Logins:
         first = principal is None
         if principal is None:
             principal = Principal(pid, key, display, account, rooms, bot)
+            principal.blocked = blocked  # later changes reach it through core/blocks.py
             self._online[pid] = principal
             self._by_key[key] = principal
             for room in rooms:
@@ -345,6 +357,9 @@ class Logins:
             page = start.first
             while page:
                 for m in page:
+                    if p.blocked and hidden(p.blocked, m):
+                        session.last_delivered = m.id  # issue 16: passed over, never sent
+                        continue
                     own = m.sender == p.pid
                     event = stream_event(m, own=own, replay=True)
                     if event is not None:

@@ -51,19 +51,24 @@ class DmReceipts:
         if not p.account or not await self._wanted([p.pid]):
             return
         senders = await self._store.dm_senders(p.pid, after_id, upto_id)
+        if p.blocked:  # issue 16: what a blocked nick sent was never delivered
+            senders = {pid: top for pid, top in senders.items() if pid[2:] not in p.blocked}
         if senders:
             for pid in await self._wanted(list(senders)):
-                self._notify(pid, Receipt(with_=p.nick, upto=senders[pid], state="delivered"))
+                receipt = Receipt(with_=p.nick, upto=senders[pid], state="delivered")
+                self._notify(pid, receipt, p.key)
 
     async def read(self, session: Session, other: str, upto: int) -> None:
         """This account moved its read marker of the DM with ``other`` to ``upto``."""
         p = session.principal
+        if p.blocked and other[2:] in p.blocked:
+            return  # issue 16: the blocked one learns nothing of the blocker
         if p.account and other != p.pid and await self._wanted([p.pid, other]) == {p.pid, other}:
-            self._notify(other, Receipt(with_=p.nick, upto=upto, state="read"))
+            self._notify(other, Receipt(with_=p.nick, upto=upto, state="read"), p.key)
 
-    def _notify(self, pid: str, event: Receipt) -> None:
+    def _notify(self, pid: str, event: Receipt, sender_key: str) -> None:
         online = self._online.get(pid)
-        if online is not None:
+        if online is not None and not (online.blocked and sender_key in online.blocked):
             frame = Frame(event)
             for s in online.sessions:
                 s.deliver(0, frame)

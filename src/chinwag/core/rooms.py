@@ -6,6 +6,7 @@ import heapq
 from collections.abc import Awaitable, Callable
 
 from chinwag.config import Settings
+from chinwag.core.blocks import BLOCKED_PAGES, visible
 from chinwag.core.delivery import message_event
 from chinwag.core.rules import LOBBY, parse_room
 from chinwag.core.sessions import OnlineRegistry, Principal, Session, ok, reply
@@ -22,7 +23,7 @@ from chinwag.protocol.events import (
     WhoMember,
     WhoReply,
 )
-from chinwag.storage.base import Store
+from chinwag.storage.base import Page, Store
 
 REPLY_BYTES_PER_TOKEN = 4096  # who, rooms and history also pay for their reply's size
 
@@ -147,16 +148,32 @@ class Rooms:
             room = parse_room(cmd.room)
             if room not in p.rooms:
                 raise NotMember(f"you are not in #{room}")
-            page = await self._store.room_history(room, before=cmd.before, limit=limit)
         else:
             other_pid, _, _ = await self._resolve(cmd.with_ or "")
-            page = await self._store.dm_history(p.pid, other_pid, before=cmd.before, limit=limit)
-        messages = [message_event(m, own=m.sender == p.pid) for m in page.messages]
+
+        async def read(before: int | None) -> Page:
+            if room is not None:
+                return await self._store.room_history(room, before=before, limit=limit)
+            return await self._store.dm_history(p.pid, other_pid, before=before, limit=limit)
+
+        page = await read(cmd.before)
+        shown = page.messages
+        if p.blocked:
+            # Issue 16: the blocked ones' messages (and reactions) are left out. A
+            # page they filled is followed by older ones (a few at most), so that a
+            # client paging by the oldest id it was given has one to page by.
+            shown = visible(p.blocked, shown)
+            for _ in range(BLOCKED_PAGES):
+                if shown or not page.more or not page.messages:
+                    break
+                page = await read(page.messages[0].id)
+                shown = visible(p.blocked, page.messages)
+        messages = [message_event(m, own=m.sender == p.pid) for m in shown]
         more = page.more
         # Cut the page at the byte limit, keeping the newest messages.
         size = 0
         for i in range(len(messages) - 1, -1, -1):
-            size += len(page.messages[i].body.encode()) + 120
+            size += len(shown[i].body.encode()) + 120
             if size > self.settings.history_max_bytes:
                 messages = messages[i + 1 :]
                 more = True

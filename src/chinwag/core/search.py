@@ -6,6 +6,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from chinwag.config import Settings
+from chinwag.core.blocks import BLOCKED_PAGES, visible
 from chinwag.core.delivery import message_event
 from chinwag.core.rules import parse_room
 from chinwag.core.sessions import Session, reply
@@ -70,5 +71,16 @@ class Searching:
             sender, _, _ = await self._resolve(cmd.sender)
             scope = SearchScope(scope.rooms, scope.me, scope.with_, sender)
         page = await self._store.search(words, scope, before=cmd.before, limit=limit)
-        messages = tuple(message_event(m, own=m.sender == p.pid) for m in page.messages)
+        found = page.messages
+        if p.blocked:
+            # Issue 16: the blocked ones' messages are left out; a page of nothing
+            # else is followed by older ones (a few at most), as in `history`.
+            found = visible(p.blocked, found)
+            for _ in range(BLOCKED_PAGES):
+                if found or not page.more or not page.messages:
+                    break
+                before = page.messages[-1].id  # newest first: the oldest is last
+                page = await self._store.search(words, scope, before=before, limit=limit)
+                found = visible(p.blocked, page.messages)
+        messages = tuple(message_event(m, own=m.sender == p.pid) for m in found)
         reply(session, Results(q=cmd.q, messages=messages, more=page.more, ref=cmd.ref))

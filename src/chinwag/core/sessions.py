@@ -84,7 +84,18 @@ class Outlet(Protocol):
 class Principal:
     """Who messages belong to: an account, or one guest session. Online ones only."""
 
-    __slots__ = ("account", "bot", "budget", "key", "nick", "pid", "rooms", "sessions", "typing")
+    __slots__ = (
+        "account",
+        "blocked",
+        "bot",
+        "budget",
+        "key",
+        "nick",
+        "pid",
+        "rooms",
+        "sessions",
+        "typing",
+    )
 
     def __init__(
         self,
@@ -105,6 +116,9 @@ class Principal:
         self.budget: TokenBucket | None = None  # an account's, shared by its sessions
         # When a typing notice was last forwarded, by room or "@" + the other's pid.
         self.typing: dict[str, float] | None = None
+        # The nick keys this principal blocks (issue 16): nothing sent under them
+        # reaches its sessions. Empty for nearly everyone: checked only when not.
+        self.blocked: frozenset[str] = frozenset()
 
 
 class Session:

@@ -191,6 +191,28 @@ class Receipts(Command):
     on: bool
 
 
+# -- blocks (issue 16) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Block(Command):
+    """§8: nothing of ``nick`` (messages, events, typing) reaches this account any more."""
+
+    nick: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unblock(Command):
+    """§8: what ``nick`` sends from now on reaches this account again."""
+
+    nick: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListBlocks(Command):
+    """The nicks this account blocks (answered with `BlocksReply`)."""
+
+
 ClientCommand = (
     Hello
     | Say
@@ -213,6 +235,9 @@ ClientCommand = (
     | Search
     | Read
     | Receipts
+    | Block
+    | Unblock
+    | ListBlocks
 )
 
 
@@ -458,6 +483,13 @@ class Results(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BlocksReply(ServerEvent):
+    """The answer to ``blocks``: the nicks this account blocks, oldest block first."""
+
+    nicks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Error(ServerEvent):
     """A refusal: a stable ``code``, words for a person, and fields of its own.
 
@@ -496,6 +528,7 @@ Outgoing = (
     | Results
     | ReadMarker
     | Receipt
+    | BlocksReply
     | Error
     | Ping
     | Pong

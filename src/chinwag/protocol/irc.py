@@ -41,6 +41,7 @@ from typing import Final
 
 from chinwag.protocol.events import (
     Ack,
+    BlocksReply,
     Bye,
     CaughtUp,
     Command,
@@ -954,7 +955,7 @@ class IrcServerCodec:
                 # No reactions on IRC yet (docs/irc.md): skipped, its id still counts as sent.
                 self._last_id = max(self._last_id, event.id)
                 return b""
-            case ReadMarker() | Receipt() | Results():
+            case ReadMarker() | Receipt() | Results() | BlocksReply():
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
 
     def _names(self, channel: str) -> None:

@@ -28,6 +28,8 @@ from typing import Any, Final
 
 from chinwag.protocol.events import (
     Ack,
+    Block,
+    BlocksReply,
     Bye,
     CaughtUp,
     ClientCommand,
@@ -45,6 +47,7 @@ from chinwag.protocol.events import (
     Incoming,
     Join,
     Leave,
+    ListBlocks,
     ListRooms,
     Message,
     Ok,
@@ -68,6 +71,7 @@ from chinwag.protocol.events import (
     Seen,
     Typing,
     TypingNotice,
+    Unblock,
     Welcome,
     Who,
     WhoReply,
@@ -138,6 +142,8 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "search": (("q", str),),
     "read": (("upto", int),),
     "receipts": (("on", bool),),
+    "block": (("nick", str),),
+    "unblock": (("nick", str),),
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -462,6 +468,12 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Receipts(on=on, ref=ref)
         case {"type": "search", "q": str(q)}:
             return _search(obj, q, ref)
+        case {"type": "block", "nick": str(nick)}:
+            return Block(nick=nick, ref=ref)
+        case {"type": "unblock", "nick": str(nick)}:
+            return Unblock(nick=nick, ref=ref)
+        case {"type": "blocks"}:
+            return ListBlocks(ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -707,6 +719,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data = {"type": "results", "q": event.q}
             data["messages"] = [_message(m) for m in event.messages]
             data["more"] = event.more
+        case BlocksReply():
+            data = {"type": "blocks", "nicks": list(event.nicks)}
         case Ping():
             data = {"type": "ping"}
         case Pong():

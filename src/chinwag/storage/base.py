@@ -435,6 +435,39 @@ class Store(Protocol):
         """Give back one use (the registration it was taken for failed)."""
         ...
 
+    # -- blocks (issue 16) -------------------------------------------------------
+    async def add_block(
+        self, blocker: str, key: str, nick: str, *, limit: int, created_ms: int
+    ) -> list[tuple[str, str]] | None:
+        """``blocker`` (an account's principal) blocks the nick whose key is ``key``.
+
+        Atomic: a block already there is kept as it was (its ``nick`` and time).
+
+        Args:
+            blocker: the account's principal.
+            key: the casefolded nick blocked (an account's key, or a guest's nick).
+            nick: that nick as shown, for the list.
+            limit: the most blocks one account may hold.
+            created_ms: now.
+
+        Returns:
+            Every block of ``blocker`` after this one, as (key, nick), oldest first;
+            None when it already holds ``limit`` others (nothing is stored).
+        """
+        ...
+
+    async def remove_block(self, blocker: str, key: str) -> list[tuple[str, str]]:
+        """Lift ``blocker``'s block of ``key`` (nothing if there is none).
+
+        Returns:
+            Every block of ``blocker`` after this, as (key, nick), oldest first.
+        """
+        ...
+
+    async def blocks_of(self, blocker: str) -> list[tuple[str, str]]:
+        """Every block of ``blocker``, as (key, nick), oldest first."""
+        ...
+
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 

@@ -866,6 +866,7 @@ class PostgresStore:
             await conn.execute("DELETE FROM memberships WHERE account = ANY($1::text[])", owners)
             await conn.execute("DELETE FROM cursors WHERE account = ANY($1::text[])", owners)
             await conn.execute("DELETE FROM read_markers WHERE account = ANY($1::text[])", owners)
+            await conn.execute("DELETE FROM blocks WHERE blocker = ANY($1::text[])", owners)
             return True
 
         return await self._write(job)
@@ -1186,6 +1187,63 @@ class PostgresStore:
             )
 
         await self._write(job)
+
+    # -- blocks (issue 16) -------------------------------------------------------
+    @staticmethod
+    async def _blocks(conn: Conn, blocker: str) -> list[tuple[str, str]]:
+        rows = await conn.fetch(
+            "SELECT blocked, nick FROM blocks WHERE blocker = $1 ORDER BY created_ms, blocked",
+            blocker,
+        )
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    async def add_block(
+        self, blocker: str, key: str, nick: str, *, limit: int, created_ms: int
+    ) -> list[tuple[str, str]] | None:
+        """Block ``key`` for ``blocker``; None when ``limit`` others are held already."""
+
+        async def job(conn: Conn) -> list[tuple[str, str]] | None:
+            # One blocker's blocks change one at a time: the count below holds.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "blocks:" + blocker)
+            there = await conn.fetchval(
+                "SELECT 1 FROM blocks WHERE blocker = $1 AND blocked = $2", blocker, key
+            )
+            if there is None:
+                held = await conn.fetchval(
+                    "SELECT count(*) FROM blocks WHERE blocker = $1", blocker
+                )
+                if held >= limit:
+                    return None
+                await conn.execute(
+                    "INSERT INTO blocks (blocker, blocked, nick, created_ms)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    blocker,
+                    key,
+                    nick,
+                    created_ms,
+                )
+            return await self._blocks(conn, blocker)
+
+        return await self._write(job)
+
+    async def remove_block(self, blocker: str, key: str) -> list[tuple[str, str]]:
+        """Lift ``blocker``'s block of ``key``; every block left."""
+
+        async def job(conn: Conn) -> list[tuple[str, str]]:
+            await conn.execute(
+                "DELETE FROM blocks WHERE blocker = $1 AND blocked = $2", blocker, key
+            )
+            return await self._blocks(conn, blocker)
+
+        return await self._write(job)
+
+    async def blocks_of(self, blocker: str) -> list[tuple[str, str]]:
+        """Every block of ``blocker``, oldest first."""
+
+        async def read(conn: Conn) -> list[tuple[str, str]]:
+            return await self._blocks(conn, blocker)
+
+        return await self._read(read)
 
 
 def _changed(status: str) -> bool:

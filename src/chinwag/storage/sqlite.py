@@ -1193,6 +1193,7 @@ class SqliteStore:
             conn.execute("DELETE FROM memberships WHERE account IN (?, ?)", owners)
             conn.execute("DELETE FROM cursors WHERE account IN (?, ?)", owners)
             conn.execute("DELETE FROM read_markers WHERE account IN (?, ?)", owners)
+            conn.execute("DELETE FROM blocks WHERE blocker IN (?, ?)", owners)
             return True
 
         return await self._write(job)
@@ -1477,6 +1478,51 @@ class SqliteStore:
             )
 
         await self._write(job)
+
+    # -- blocks (issue 16) -------------------------------------------------------
+    @staticmethod
+    def _blocks(conn: sqlite3.Connection, blocker: str) -> list[tuple[str, str]]:
+        rows = conn.execute(
+            "SELECT blocked, nick FROM blocks WHERE blocker = ? ORDER BY created_ms, blocked",
+            (blocker,),
+        ).fetchall()
+        return [(str(key), str(nick)) for key, nick in rows]
+
+    async def add_block(
+        self, blocker: str, key: str, nick: str, *, limit: int, created_ms: int
+    ) -> list[tuple[str, str]] | None:
+        """Block ``key`` for ``blocker``; None when ``limit`` others are held already."""
+
+        def job(conn: sqlite3.Connection) -> list[tuple[str, str]] | None:
+            there = conn.execute(
+                "SELECT 1 FROM blocks WHERE blocker = ? AND blocked = ?", (blocker, key)
+            ).fetchone()
+            if there is None:
+                (held,) = conn.execute(
+                    "SELECT count(*) FROM blocks WHERE blocker = ?", (blocker,)
+                ).fetchone()
+                if held >= limit:
+                    return None
+                conn.execute(
+                    "INSERT INTO blocks (blocker, blocked, nick, created_ms) VALUES (?, ?, ?, ?)",
+                    (blocker, key, nick, created_ms),
+                )
+            return self._blocks(conn, blocker)
+
+        return await self._write(job)
+
+    async def remove_block(self, blocker: str, key: str) -> list[tuple[str, str]]:
+        """Lift ``blocker``'s block of ``key``; every block left."""
+
+        def job(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            conn.execute("DELETE FROM blocks WHERE blocker = ? AND blocked = ?", (blocker, key))
+            return self._blocks(conn, blocker)
+
+        return await self._write(job)
+
+    async def blocks_of(self, blocker: str) -> list[tuple[str, str]]:
+        """Every block of ``blocker``, oldest first."""
+        return await self._read(lambda conn: self._blocks(conn, blocker))
 
     # -- backups, restores and exports (issue 17) ------------------------------
     @staticmethod

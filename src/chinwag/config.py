@@ -195,6 +195,16 @@ class Settings:
     mention_limit: int = _s(20, "most distinct @nicks of one message looked up as mentions")
     search_max: int = _s(100, "most messages in one search reply (a larger limit is clamped)")
     search_max_words: int = _s(16, "most words in one search query (more: bad_request)")
+    # -- moderation (issue 16) --
+    topic_max: int = _s(300, "most characters of a room topic (longer: bad_request)")
+    moderation_reason_max: int = _s(
+        300, "most characters of the reason of a kick, ban or mute (longer: bad_request)"
+    )
+    room_standings_max: int = _s(
+        1000,
+        "most bans, mutes, invites and mods one room keeps (more: forbidden; lift some first)",
+    )
+    audit_page: int = _s(10_000, "most entries 'chinwag admin audit' prints at once")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

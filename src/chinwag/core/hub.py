@@ -23,6 +23,7 @@ from chinwag.core.counts import Counts
 from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
 from chinwag.core.markers import ReadMarkers
+from chinwag.core.moderation import Moderation
 from chinwag.core.posting import Posting
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.revisions import Revisions
@@ -36,11 +37,14 @@ from chinwag.protocol.events import (
     Delete,
     Dm,
     Edit,
+    Grant,
     Hello,
     History,
+    Invite,
     Join,
     Leave,
     ListRooms,
+    Moderate,
     Passwd,
     Ping,
     Pong,
@@ -48,6 +52,7 @@ from chinwag.protocol.events import (
     Read,
     Receipts,
     Register,
+    RoomSet,
     Say,
     Search,
     Seen,
@@ -72,6 +77,10 @@ _COSTS: dict[type[Command], float] = {
     Search: 1.0,
     Read: 1.0,
     Receipts: 1.0,
+    RoomSet: 1.0,
+    Invite: 1.0,
+    Moderate: 1.0,
+    Grant: 1.0,
 }
 
 
@@ -105,7 +114,10 @@ class Hub:
         self._registry = OnlineRegistry(settings)
         self._delivery = Delivery(settings, store, bus, self._registry, monotonic)
         self._posting = Posting(settings, store, bus, self._registry, clock)
-        self._rooms = Rooms(settings, store, self._registry, self._posting.resolve)
+        self._moderation = Moderation(settings, store, self._registry, clock)
+        self._rooms = Rooms(
+            settings, store, self._registry, self._posting.resolve, self._moderation
+        )
         self._revisions = Revisions(settings, store, self._posting, clock)
         self._searching = Searching(settings, store, self._posting.resolve)
         self._receipts = DmReceipts(store, self._registry)
@@ -122,14 +134,20 @@ class Hub:
             clock=clock,
             monotonic=monotonic,
         )
+        # Moderation (issue 16): who may speak, delete, and how sessions are ended.
+        self._posting.check_say = self._moderation.check_say
+        self._revisions._moderation = self._moderation
+        self._moderation.end_sessions = self._logins.end_sessions
+        self._moderation.remove_member = self._rooms.remove
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
 
-        See `Logins.load` and `Delivery.load`.
+        See `Logins.load`, `Delivery.load` and `Moderation.load`.
         """
         await self._logins.load()
         await self._delivery.load()
+        await self._moderation.load()
 
     async def run(self) -> None:
         """Deliver what the bus yields, until the bus closes (see `Delivery.run`)."""
@@ -150,7 +168,13 @@ class Hub:
             ChatError: the hello is refused; nothing changed.
         """
         try:
+            self._moderation.check_hello(hello.nick)
             session = await self._logins.login(hello, outlet)
+            refusal = self._moderation.server_ban(session.principal.pid)
+            if refusal is not None:
+                # Banned while this login was under way: it ends as the others did.
+                await self._logins.logout(session, clean=False)
+                raise refusal
         except ChatError:
             self.counts.login_failures += 1
             raise
@@ -160,6 +184,11 @@ class Hub:
     async def logout(self, session: Session, *, clean: bool) -> None:
         """End a session; a clean ``bye`` moves the device's cursor to what it received."""
         await self._logins.logout(session, clean=clean)
+
+    @property
+    def moderation(self) -> Moderation:
+        """Roles, room settings and sanctions (the operator's live actions use it)."""
+        return self._moderation
 
     def end_sessions(self, key: str, reason: str, message: str) -> int:
         """End every live session of the principal called ``key`` at once; how many.
@@ -217,6 +246,14 @@ class Hub:
                 await self._rooms.history(session, cmd)
             case Register():
                 await self._logins.register(session, cmd)
+            case RoomSet():
+                await self._moderation.room_set(session, cmd)
+            case Invite():
+                await self._moderation.invite(session, cmd)
+            case Moderate():
+                await self._moderation.moderate(session, cmd)
+            case Grant():
+                await self._moderation.grant(session, cmd)
             case Passwd():
                 await self._logins.passwd(session, cmd)
             case Ping():

@@ -42,14 +42,24 @@ from chinwag.errors import (
     SessionEnded,
     UnsupportedProto,
 )
-from chinwag.protocol.events import CaughtUp, Error, Hello, Passwd, Register, Welcome
+from chinwag.protocol.events import CaughtUp, Error, Hello, Outgoing, Passwd, Register, Welcome
 from chinwag.storage.base import AccountExists, AccountRow, Store
 
 log = logging.getLogger("chinwag.hub")
 
 PROTO = 1
-# Protocol §8: what of version 1.1 this server does ("moderation" is not there yet).
-FEATURES = ("edit", "delete", "react", "reply", "mentions", "search", "read", "receipts")
+# Protocol §8: what of version 1.1 this server does.
+FEATURES = (
+    "edit",
+    "delete",
+    "react",
+    "reply",
+    "mentions",
+    "search",
+    "read",
+    "receipts",
+    "moderation",
+)
 
 # Every guest starts in the lobby alone: one shared set instead of one each.
 _LOBBY_ONLY = frozenset({LOBBY})
@@ -401,11 +411,14 @@ class Logins:
         if clean and p.account and session.pending is None:
             await self._store.advance_cursor(p.pid, session.device, session.last_delivered)
 
-    def end_sessions(self, key: str, reason: str, message: str) -> int:
+    def end_sessions(
+        self, key: str, reason: str, message: str, farewell: Outgoing | None = None
+    ) -> int:
         """End every live session of the principal called ``key`` at once; how many.
 
-        Each gets ``error session_ended`` with ``reason`` and ``message``, then
-        its connection closes (its logout follows when the command it may be
+        Each gets ``error session_ended`` with ``reason`` and ``message`` (or
+        ``farewell``, as §8's ``bye`` with reason ``banned``), then its
+        connection closes (its logout follows when the command it may be
         carrying out is done). A login of that account still under way starts
         over, so it sees the store as the operator left it.
         """
@@ -413,7 +426,7 @@ class Logins:
         p = self._by_key.get(key)
         if p is None:
             return 0
-        frame = Frame(Error.of(SessionEnded(message, reason=reason)))
+        frame = Frame(farewell or Error.of(SessionEnded(message, reason=reason)))
         sessions = list(p.sessions)
         for s in sessions:
             s.outlet.send(frame)

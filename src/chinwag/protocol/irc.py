@@ -67,6 +67,7 @@ from chinwag.protocol.events import (
     Receipt,
     Register,
     Results,
+    RoomInfo,
     RoomsReply,
     Say,
     Seen,
@@ -956,6 +957,8 @@ class IrcServerCodec:
                 return b""
             case ReadMarker() | Receipt() | Results():
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
+            case RoomInfo():
+                return b""  # moderation is not mapped to IRC yet (issue 16: not there yet)
 
     def _names(self, channel: str) -> None:
         """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""

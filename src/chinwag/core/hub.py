@@ -29,7 +29,7 @@ from chinwag.core.receipts import DmReceipts
 from chinwag.core.revisions import Revisions
 from chinwag.core.rooms import Rooms
 from chinwag.core.search import Searching
-from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Session, charge, reply
+from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Session, charge, ok, reply
 from chinwag.errors import BadRequest, ChatError
 from chinwag.protocol.events import (
     Bye,
@@ -247,13 +247,17 @@ class Hub:
             case Register():
                 await self._logins.register(session, cmd)
             case RoomSet():
-                await self._moderation.room_set(session, cmd)
+                await self._moderation.room_set(session.principal, cmd)
+                ok(session, cmd.ref)
             case Invite():
-                await self._moderation.invite(session, cmd)
+                await self._moderation.invite(session.principal, cmd)
+                ok(session, cmd.ref)
             case Moderate():
-                await self._moderation.moderate(session, cmd)
+                await self._moderation.moderate(session.principal, cmd)
+                ok(session, cmd.ref)
             case Grant():
-                await self._moderation.grant(session, cmd)
+                await self._moderation.grant(session.principal, cmd)
+                ok(session, cmd.ref)
             case Passwd():
                 await self._logins.passwd(session, cmd)
             case Ping():

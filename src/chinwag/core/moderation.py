@@ -50,6 +50,8 @@ from chinwag.protocol.events import (
 from chinwag.storage.base import AuditEntry, RoomSettings, Standing, Store
 
 SERVER = ""  # the scope of server-wide standings
+OPERATOR = Principal("operator", "", "operator", False, frozenset())
+"""Who ``chinwag admin`` acts as: an admin that is in no room and never online."""
 RANKS = {"member": 0, "mod": 1, "owner": 2, "admin": 3}
 
 EndSessions = Callable[[str, str, str, Outgoing], int]
@@ -137,7 +139,8 @@ class Moderation:
     # -- rights ---------------------------------------------------------------------------------
 
     def is_admin(self, pid: str) -> bool:
-        return self._active(SERVER, pid, "role") is not None
+        """A server admin: granted the role, or the operator (``chinwag admin``)."""
+        return pid == OPERATOR.pid or self._active(SERVER, pid, "role") is not None
 
     def role(self, pid: str, room: str) -> str:
         """``admin``, ``owner``, ``mod`` or ``member``: what ``pid`` may do in ``room``."""
@@ -302,9 +305,8 @@ class Moderation:
             for s in member.sessions:
                 s.deliver(0, frame)
 
-    async def room_set(self, session: Session, cmd: RoomSet) -> None:
+    async def room_set(self, p: Principal, cmd: RoomSet) -> None:
         """Change a room's topic (owner, mod), private or announce (owner); members are told."""
-        p = session.principal
         least = "owner" if cmd.private is not None or cmd.announce is not None else "mod"
         room = self._acting_in(p, cmd.room, least)
         row = self._rooms[room]
@@ -342,12 +344,10 @@ class Moderation:
         self._rooms[room] = new
         if new.announce:
             self._guarded.add(room)
-        ok(session, cmd.ref)
         self._announce(room, self._info(new, p.nick))
 
-    async def invite(self, session: Session, cmd: Invite) -> None:
+    async def invite(self, p: Principal, cmd: Invite) -> None:
         """Let someone join a (private) room; the room's members and the invitee are told."""
-        p = session.principal
         room = self._acting_in(p, cmd.room, "mod")
         pid, nick, online = await self._target(cmd.nick)
         if room in (online.rooms if online is not None else ()):
@@ -357,16 +357,14 @@ class Moderation:
         standing = Standing(room, pid, "invite", by=p.nick, ts_ms=self._now_ms())
         await self._store.put_standing(standing, self._audit(p, "invite", room, nick))
         self._keep(standing)
-        ok(session, cmd.ref)
         self._announce(room, Presence(room=room, nick=nick, event="invite", by=p.nick), online)
 
-    async def moderate(self, session: Session, cmd: Moderate) -> None:
+    async def moderate(self, p: Principal, cmd: Moderate) -> None:
         """kick, ban, unban, mute, unmute: in a room, or (an admin's) server-wide."""
         self._check_reason(cmd.reason)
         if cmd.room is None:
-            await self._server_action(session, cmd)
+            await self._server_action(p, cmd)
             return
-        p = session.principal
         room = self._acting_in(p, cmd.room, "mod")
         pid, nick, online = await self._target(cmd.nick)
         rank = self._rank(pid, room)
@@ -407,7 +405,6 @@ class Moderation:
             if not await self._is_member(pid, online, room):
                 raise NotMember(f"{nick} is not in #{room}")
             await self._store.add_audit(entry)
-        ok(session, cmd.ref)
         self._announce(room, event, online)
         if action in ("kick", "ban"):
             assert self.remove_member is not None, "set by the hub"
@@ -421,8 +418,7 @@ class Moderation:
             return room in online.rooms
         return await self._store.is_member(pid, room)
 
-    async def _server_action(self, session: Session, cmd: Moderate) -> None:
-        p = session.principal
+    async def _server_action(self, p: Principal, cmd: Moderate) -> None:
         if not self.is_admin(p.pid):
             raise Forbidden(
                 f"only a server admin may {cmd.action} without a room", reason="not_admin"
@@ -453,7 +449,6 @@ class Moderation:
                 raise NotMember(f"{nick} is not online")
             await self._store.add_audit(entry)
             message = "an admin ended your session" + (f": {cmd.reason}" if cmd.reason else "")
-        ok(session, cmd.ref)
         if cmd.action != "unban":
             self.end_all(pid, nick, "banned" if cmd.action == "ban" else "kicked", message)
 
@@ -463,9 +458,8 @@ class Moderation:
         key = pid[2:] if pid.startswith("a:") else parse_nick(nick).key
         return self.end_sessions(key, reason, message, Bye(reason=reason))
 
-    async def grant(self, session: Session, cmd: Grant) -> None:
+    async def grant(self, p: Principal, cmd: Grant) -> None:
         """Make an account a mod (or a member again) of a room; an admin (or not) of the server."""
-        p = session.principal
         if cmd.room is None:
             if not self.is_admin(p.pid):
                 raise Forbidden("only a server admin may grant server roles", reason="not_admin")
@@ -483,7 +477,6 @@ class Moderation:
         if room is not None and self.role(pid, room) in ("owner", "admin"):
             raise Forbidden(f"{nick} is {self.role(pid, room)} of #{room} already", reason="rank")
         await self.set_role(scope, pid, nick, cmd.role, p.nick)
-        ok(session, cmd.ref)
         if room is not None:
             self._announce(
                 room,

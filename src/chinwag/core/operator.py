@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 from chinwag.config import Settings
 from chinwag.core.accounts import PasswordHasher, check_password, parse_nick
+from chinwag.core.moderation import OPERATOR, Moderation
 from chinwag.errors import ChatError, RateLimited
+from chinwag.protocol.events import Grant, Moderate
 from chinwag.storage.base import AccountRow, Store
 
 # end_sessions(key, reason, message) -> how many sessions ended (Hub.end_sessions).
@@ -120,3 +122,42 @@ class AccountActions:
             "the server's operator reset your password; log in again with the new one",
         )
         return f"new password set for {row.nick}{ended}"
+
+
+class ModerationActions:
+    """``chinwag admin grant``, ``ban``, ``unban`` and ``kick`` (issue 16), as the operator.
+
+    The operator acts as a server admin through the same `Moderation` as the
+    clients' commands: the running server's (its members are told, sessions
+    end at once), or one loaded from the store when no server runs.
+    """
+
+    def __init__(self, moderation: Moderation) -> None:
+        self._moderation = moderation
+
+    async def _run(self, action: Moderate | Grant) -> None:
+        try:
+            if isinstance(action, Grant):
+                await self._moderation.grant(OPERATOR, action)
+            else:
+                await self._moderation.moderate(OPERATOR, action)
+        except ChatError as exc:
+            status = 2 if exc.code in ("bad_request", "bad_nick", "bad_room") else 1
+            raise ActionRefused(exc.message, status) from None
+
+    async def grant(self, nick: str, role: str, room: str | None) -> str:
+        """Give ``nick`` a role: admin/member of the server, or mod/member of ``room``."""
+        await self._run(Grant(room=room, nick=nick, role=role))
+        where = f"#{room}" if room else "the server"
+        return f"{nick} is now {role} of {where}"
+
+    async def moderate(
+        self, action: str, nick: str, room: str | None, until_ms: int | None, reason: str
+    ) -> str:
+        """``kick``, ``ban`` or ``unban`` ``nick`` in ``room`` (None: server-wide)."""
+        await self._run(
+            Moderate(action=action, room=room, nick=nick, until_ms=until_ms, reason=reason)
+        )
+        where = f"#{room}" if room else "the server"
+        done = {"kick": "kicked from", "ban": "banned from", "unban": "unbanned from"}[action]
+        return f"{nick} {done} {where}"

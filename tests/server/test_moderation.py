@@ -1,0 +1,149 @@
+"""Moderation over real sockets against a real server process (issue 16, protocol §8),
+with ``chinwag admin`` reaching the running server through its control socket."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from conftest import Peer, ServerProcess
+
+PASSWORD = "correct horse"
+
+
+async def admin(data: Path, *args: str) -> tuple[int, str, str]:
+    """``chinwag admin --data DATA ARGS``: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chinwag",
+        "admin",
+        "--data",
+        str(data),
+        *args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def account(peers: list[Peer], port: int, nick: str, device: str = "default") -> Peer:
+    """A session of the account ``nick``, registered by its first session."""
+    peer = await Peer.connect(port)
+    peers.append(peer)
+    await peer.send(type="hello", proto=1, nick=nick, password=PASSWORD, device=device)
+    first = await peer.recv()
+    if first["type"] == "error":  # not registered yet
+        assert first["code"] == "bad_password", first
+        await peer.hello(nick)
+        await peer.send(type="register", password=PASSWORD, ref="reg")
+        assert (await peer.recv_type("ok", timeout=30))["ref"] == "reg"
+        return peer
+    while first["type"] != "caught_up":
+        first = await peer.recv()
+    return peer
+
+
+async def reply(peer: Peer, ref: str, **frame: Any) -> dict[str, Any]:
+    await peer.send(ref=ref, **frame)
+    while (got := await peer.recv()).get("ref") != ref:
+        pass
+    return got
+
+
+async def test_a_member_cannot_kick_and_a_private_room_stays_hidden(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    olga = await account(peers, server.port, "olga")
+    mallory = await account(peers, server.port, "mallory")
+    assert (await reply(olga, "j", type="join", room="secret"))["type"] == "ok"
+    info = await olga.recv_type("room_info")
+    assert (info["room"], info["role"]) == ("secret", "owner")
+    assert (await reply(olga, "p", type="room", room="secret", private=True))["type"] == "ok"
+    await reply(olga, "s", type="say", room="secret", body="hidden words")
+    no = await reply(mallory, "j", type="join", room="secret")
+    assert (no["code"], no["reason"]) == ("forbidden", "private")
+    rooms = await reply(mallory, "l", type="rooms")
+    assert "secret" not in [r["name"] for r in rooms["rooms"]]
+    kick = await reply(mallory, "k", type="kick", room="lobby", nick="olga", reason="mine")
+    assert (kick["code"], kick["reason"]) == ("forbidden", "not_allowed")
+    assert "hidden words" not in str(await mallory.quiet(0.3))
+
+
+async def test_chinwag_admin_grant_then_a_server_ban_cuts_off_every_device_at_once(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    ada = await account(peers, server.port, "ada")
+    desk = await account(peers, server.port, "bob")
+    phone = await account(peers, server.port, "bob", device="phone")
+    code, out, err = await admin(server.data, "grant", "ada", "admin")
+    assert code == 0, err
+    assert "ada is now admin of the server" in out
+    ban = await reply(ada, "b", type="ban", nick="bob", until=None, reason="abuse")
+    assert ban["type"] == "ok"
+    for peer in (desk, phone):
+        frames = await peer.expect_closed(timeout=10)
+        assert frames[-1] == {"type": "bye", "reason": "banned"}
+    again = await Peer.connect(server.port)
+    peers.append(again)
+    await again.send(type="hello", proto=1, nick="bob", password=PASSWORD)
+    refused = await again.recv()
+    assert (refused["code"], refused["until"]) == ("banned", None)
+    code, out, err = await admin(server.data, "audit")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert any("operator" in line and "grant" in line and "ada" in line for line in lines)
+    assert any(
+        "ada" in line and "ban" in line and "bob" in line and "abuse" in line for line in lines
+    )
+    code, out, err = await admin(server.data, "unban", "bob")
+    assert code == 0, err
+    back = await account(peers, server.port, "bob")
+    assert (await reply(back, "p", type="ping"))["type"] == "pong"
+
+
+async def test_chinwag_admin_refuses_bad_input_and_changes_nothing(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    await account(peers, server.port, "bob")
+    code, _, err = await admin(server.data, "ban", "bob", "--until", "yesterday-ish")
+    assert code == 2 and "30m, 2h, 7d" in err
+    code, _, err = await admin(server.data, "ban", "nobody-here")
+    assert code == 1 and "nobody called nobody-here" in err
+    code, _, err = await admin(server.data, "grant", "bob", "mod", "--room", "nowhere")
+    assert code == 1 and "no room #nowhere" in err
+    code, out, _ = await admin(server.data, "audit")
+    assert code == 0 and out.splitlines()[-1] == "0 entries"
+
+
+async def test_with_no_server_running_chinwag_admin_changes_the_database_itself(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    bob = await account(peers, server.port, "bob")
+    await bob.close()
+    assert server.stop() == 0
+    code, out, err = await admin(server.data, "ban", "bob", "--until", "2h", "--reason", "cool off")
+    assert code == 0, err
+    assert out.strip() == "bob banned from the server"
+    server.start()
+    again = await Peer.connect(server.port)
+    peers.append(again)
+    await again.send(type="hello", proto=1, nick="bob", password=PASSWORD)
+    refused = await again.recv()
+    assert refused["code"] == "banned" and refused["until"].endswith("Z")
+    assert "cool off" in refused["message"]
+    code, out, _ = await admin(server.data, "audit", "--since", "1h")
+    assert code == 0
+    [entry] = [line for line in out.splitlines() if "cool off" in line]
+    assert "operator" in entry and "server" in entry and "until" in entry

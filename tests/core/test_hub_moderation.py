@@ -8,6 +8,8 @@ hub's clock injected) and asserts on the frames a client would get.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 from support.hub import PASSWORD, Client, HubHarness
 
+from chinwag.bus.base import Moderated
 from chinwag.core.moderation import SERVER
 from chinwag.protocol.events import (
     Command,
@@ -497,3 +500,55 @@ async def test_a_room_keeps_at_most_room_standings_max(harness: HubHarness) -> N
     assert (await answer(owner, Moderate(action="ban", room="games", nick="dan", ref="b")))[
         "type"
     ] == "ok"
+
+
+# -- several nodes: two hubs on one store, the bus between them relayed --------------------------
+
+
+@contextlib.asynccontextmanager
+async def relayed(source: HubHarness, dest: HubHarness) -> AsyncIterator[None]:
+    """Carry every `Moderated` published on ``source``'s bus to ``dest``'s, as Redis does."""
+
+    async def relay() -> None:
+        async for event in source.bus.subscribe():
+            if isinstance(event, Moderated):
+                dest.bus.publish(event)
+
+    task = asyncio.create_task(relay())
+    await asyncio.sleep(0)
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def test_a_ban_and_a_kick_on_one_node_reach_the_sessions_on_another(
+    tmp_path: Path, clock: Clock
+) -> None:
+    async with (
+        HubHarness.open(tmp_path, clock=clock) as a,
+        HubHarness.open(tmp_path, clock=clock) as b,
+        relayed(a, b),
+    ):
+        owner = await account(a, "olga")
+        await admin(a, "olga")
+        bob_b = await account(b, "bob")
+        carol_b = await account(b, "carol")
+        await room_of(owner)
+        await room_of(bob_b, carol_b)
+        kick = Moderate(action="kick", room="games", nick="bob", reason="rude", ref="k")
+        assert (await answer(owner, kick))["type"] == "ok"
+        await b.settle()
+        [told] = [f for f in of_type(await carol_b.unread(), "presence") if f["event"] == "kick"]
+        assert (told["nick"], told["by"], told["reason"]) == ("bob", "olga", "rude")
+        assert refused(await said(bob_b, "still?"), "not_member")
+        # A room made private on a reaches b's joiners at once.
+        await answer(owner, RoomSet(room="games", private=True, ref="p"))
+        await b.settle()
+        assert refused(await answer(bob_b, Join(room="games", ref="j")), "forbidden", "private")
+        # A server ban on a cuts off bob's session on b, and b refuses his hello.
+        assert (await answer(owner, Moderate(action="ban", nick="bob", ref="b")))["type"] == "ok"
+        await b.settle()
+        assert bob_b.frames[-1] == {"type": "bye", "reason": "banned"}
+        assert bob_b.outlet.closed is not None
+        assert (await b.refused("bob", password=PASSWORD))["code"] == "banned"

@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from chinwag.bus.base import BusError, BusEvent, Posted, Resync
+from chinwag.bus.base import BusError, BusEvent, Moderated, Posted, Resync
 from chinwag.storage.base import StoredMessage
 
 __all__ = ["RedisBus"]
@@ -47,6 +47,8 @@ def _encode(event: BusEvent, node: str) -> dict[FieldT, EncodableT]:
     if isinstance(event, Posted):
         data = json.dumps(dataclasses.asdict(event.message))
         return {"node": node, "kind": "posted", "data": data}
+    if isinstance(event, Moderated):
+        return {"node": node, "kind": "moderated", "data": json.dumps(dataclasses.asdict(event))}
     return {"node": node, "kind": "resync"}
 
 
@@ -60,6 +62,8 @@ def _decode(fields: dict[bytes, bytes]) -> BusEvent | None:
         return Posted(StoredMessage(**data))
     if kind == b"resync":
         return Resync()
+    if kind == b"moderated":
+        return Moderated(**json.loads(fields[b"data"]))
     return None  # a newer chinwag's event: not ours to deliver
 
 

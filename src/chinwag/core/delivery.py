@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from chinwag.bus.base import Bus, Posted, Resync
+from chinwag.bus.base import Bus, Moderated, Posted, Resync
 from chinwag.config import Settings
 from chinwag.core.counts import Counts
 from chinwag.core.receipts import DmReceipts
@@ -149,6 +149,8 @@ class Delivery:
         self._position: int | None = None
         self.receipts: DmReceipts | None = None  # DM receipts on `seen` (set by the hub)
         self.counts = Counts()  # the hub's, set by the hub
+        # Moderation actions of other nodes (`Moderation.heard`; set by the hub).
+        self.moderated: Callable[[Moderated], Awaitable[None]] | None = None
 
     async def load(self) -> None:
         """Start after the newest message committed now: older ones are backlog."""
@@ -171,6 +173,8 @@ class Delivery:
                         await self._take(m)
                 elif isinstance(event, Resync):
                     await self._resync()
+                elif self.moderated is not None:  # Moderated: issue 16
+                    await self.moderated(event)
         finally:
             self._fan_out_batch()
 

@@ -114,7 +114,7 @@ class Hub:
         self._registry = OnlineRegistry(settings)
         self._delivery = Delivery(settings, store, bus, self._registry, monotonic)
         self._posting = Posting(settings, store, bus, self._registry, clock)
-        self._moderation = Moderation(settings, store, self._registry, clock)
+        self._moderation = Moderation(settings, store, self._registry, clock, bus)
         self._rooms = Rooms(
             settings, store, self._registry, self._posting.resolve, self._moderation
         )
@@ -139,6 +139,7 @@ class Hub:
         self._revisions._moderation = self._moderation
         self._moderation.end_sessions = self._logins.end_sessions
         self._moderation.remove_member = self._rooms.remove
+        self._delivery.moderated = self._moderation.heard
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.

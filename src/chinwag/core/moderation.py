@@ -22,9 +22,11 @@ mutes end by themselves: each check compares ``until`` with the injected clock.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 
+from chinwag.bus.base import Bus, Moderated
 from chinwag.config import Settings
 from chinwag.core.accounts import parse_nick
 from chinwag.core.rules import LOBBY, parse_room
@@ -66,6 +68,10 @@ def clock_text(until_ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(until_ms / 1000))
 
 
+def _kicked_words(reason: str) -> str:
+    return "an admin ended your session" + (f": {reason}" if reason else "")
+
+
 def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
 
@@ -78,6 +84,7 @@ class Moderation:
         store: rooms, standings and the audit log.
         registry: who is online.
         clock: wall clock in seconds (expiry of timed bans and mutes, audit times).
+        bus: how the other nodes hear of each action (None: none to tell).
     """
 
     def __init__(
@@ -86,9 +93,12 @@ class Moderation:
         store: Store,
         registry: OnlineRegistry,
         clock: Callable[[], float],
+        bus: Bus | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
+        self._bus = bus  # tells the other nodes (None: no server runs, nobody to tell)
+        self._node = secrets.token_hex(8)  # this hub, so that it skips its own actions
         self._registry = registry
         self._clock = clock
         self._rooms: dict[str, RoomSettings] = {}
@@ -101,17 +111,82 @@ class Moderation:
 
     async def load(self) -> None:
         """Read every room's row and every standing still in force; the lobby gets a row."""
-        now = self._now_ms()
-        for row in await self._store.load_rooms():
-            self._rooms[row.name] = row
-        for s in await self._store.load_standings():
-            if s.until_ms is None or s.until_ms > now:
-                self._keep(s)
+        await self._reload()
         if LOBBY not in self._rooms:
             self._rooms[LOBBY] = await self._store.ensure_room(
-                RoomSettings(LOBBY, None, created_ms=now)
+                RoomSettings(LOBBY, None, created_ms=self._now_ms())
             )
+
+    async def _reload(self) -> None:
+        rooms = await self._store.load_rooms()
+        standings = await self._store.load_standings()
+        now = self._now_ms()
+        self._rooms.clear()
+        self._standings.clear()
+        self._per_room.clear()
+        self._guarded.clear()
+        for row in rooms:
+            self._rooms[row.name] = row
+        for s in standings:
+            if s.until_ms is None or s.until_ms > now:
+                self._keep(s)
         self._guarded.update(r.name for r in self._rooms.values() if r.announce)
+
+    def _publish(
+        self,
+        action: str,
+        room: str | None,
+        pid: str,
+        nick: str,
+        by: str,
+        reason: str = "",
+        until_ms: int | None = None,
+        role: str | None = None,
+    ) -> None:
+        if self._bus is not None:
+            self._bus.publish(
+                Moderated(self._node, action, room, pid, nick, by, reason, until_ms, role)
+            )
+
+    async def heard(self, event: Moderated) -> None:
+        """Another node's action: re-read rooms and standings, then its effect on the
+        sessions of this node (members told, the kicked taken out, the banned cut off)."""
+        if event.origin == self._node:
+            return  # done already, when it was carried out here
+        await self._reload()
+        room = event.room
+        if room is None:
+            if event.action == "ban":
+                ban = self._active(SERVER, event.principal, "ban")
+                if ban is not None:
+                    self.end_all(event.principal, event.nick, "banned", self._banned_words(ban))
+            elif event.action == "kick":
+                self.end_all(event.principal, event.nick, "kicked", _kicked_words(event.reason))
+            return
+        if event.action == "room":
+            row = self._rooms.get(room)
+            if row is not None:
+                self._announce(room, self._info(row, event.by))
+            return
+        if event.action == "invite_used":
+            return
+        online = self._registry.by_pid.get(event.principal)
+        self._announce(
+            room,
+            Presence(
+                room=room,
+                nick=event.nick,
+                event=event.action,
+                by=event.by,
+                reason=event.reason,
+                until_ms=event.until_ms,
+                role=event.role,
+            ),
+            online,
+        )
+        if event.action in ("kick", "ban") and online is not None and room in online.rooms:
+            assert self.remove_member is not None, "set by the hub"
+            await self.remove_member(online, room)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -232,6 +307,7 @@ class Moderation:
         if (room, p.pid, "invite") in self._standings:
             self._forget(room, p.pid, "invite")
             await self._store.drop_standing(room, p.pid, "invite", None)
+            self._publish("invite_used", room, p.pid, p.nick, p.nick)
         ok(session, ref)
         session.outlet.send(Frame(self._info(row, None, role=self.role(p.pid, room))))
 
@@ -345,6 +421,7 @@ class Moderation:
         if new.announce:
             self._guarded.add(room)
         self._announce(room, self._info(new, p.nick))
+        self._publish("room", room, "", "", p.nick)
 
     async def invite(self, p: Principal, cmd: Invite) -> None:
         """Let someone join a (private) room; the room's members and the invitee are told."""
@@ -358,6 +435,7 @@ class Moderation:
         await self._store.put_standing(standing, self._audit(p, "invite", room, nick))
         self._keep(standing)
         self._announce(room, Presence(room=room, nick=nick, event="invite", by=p.nick), online)
+        self._publish("invite", room, pid, nick, p.nick)
 
     async def moderate(self, p: Principal, cmd: Moderate) -> None:
         """kick, ban, unban, mute, unmute: in a room, or (an admin's) server-wide."""
@@ -406,12 +484,13 @@ class Moderation:
                 raise NotMember(f"{nick} is not in #{room}")
             await self._store.add_audit(entry)
         self._announce(room, event, online)
+        self._publish(action, room, pid, nick, p.nick, cmd.reason, cmd.until_ms)
         if action in ("kick", "ban"):
             assert self.remove_member is not None, "set by the hub"
             if online is not None:
                 await self.remove_member(online, room)
             else:
-                await self._store.leave_room(pid, room)  # offline: its next login sees it
+                await self._store.leave_room(pid, room)  # offline here: other nodes, next login
 
     async def _is_member(self, pid: str, online: Principal | None, room: str) -> bool:
         if online is not None:
@@ -425,7 +504,7 @@ class Moderation:
             )
         if cmd.action not in ("kick", "ban", "unban"):
             raise BadRequest(f"{cmd.action} needs a 'room'")
-        pid, nick, online = await self._target(cmd.nick)
+        pid, nick, _ = await self._target(cmd.nick)
         if self.is_admin(pid):
             raise Forbidden(f"{nick} is an admin: take that role away first", reason="rank")
         now = self._now_ms()
@@ -445,10 +524,9 @@ class Moderation:
             self._forget(SERVER, pid, "ban")
             await self._store.drop_standing(SERVER, pid, "ban", entry)
         else:
-            if online is None:
-                raise NotMember(f"{nick} is not online")
             await self._store.add_audit(entry)
-            message = "an admin ended your session" + (f": {cmd.reason}" if cmd.reason else "")
+            message = _kicked_words(cmd.reason)
+        self._publish(cmd.action, None, pid, nick, p.nick, cmd.reason, cmd.until_ms)
         if cmd.action != "unban":
             self.end_all(pid, nick, "banned" if cmd.action == "ban" else "kicked", message)
 
@@ -477,6 +555,7 @@ class Moderation:
         if room is not None and self.role(pid, room) in ("owner", "admin"):
             raise Forbidden(f"{nick} is {self.role(pid, room)} of #{room} already", reason="rank")
         await self.set_role(scope, pid, nick, cmd.role, p.nick)
+        self._publish("grant", room, pid, nick, p.nick, role=cmd.role)
         if room is not None:
             self._announce(
                 room,

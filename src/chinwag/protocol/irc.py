@@ -897,8 +897,8 @@ class IrcServerCodec:
                 )
                 return self._message_lines(echo, verb=pending.command)
             case Presence():
-                if event.nick == self.nick:
-                    return b""
+                if event.nick == self.nick or event.event not in ("join", "leave", "kick", "ban"):
+                    return b""  # mutes, invites, grants: moderation is not mapped to IRC yet
                 verb = "JOIN" if event.event == "join" else "PART"
                 return format_message(verb, f"#{event.room}", source=self._source(event.nick))
             case TypingNotice():

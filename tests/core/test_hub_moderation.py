@@ -22,12 +22,14 @@ from chinwag.core.moderation import SERVER
 from chinwag.protocol.events import (
     Command,
     Delete,
+    Edit,
     Grant,
     History,
     Invite,
     Join,
     ListRooms,
     Moderate,
+    Register,
     RoomSet,
     Say,
     Who,
@@ -538,17 +540,49 @@ async def test_a_ban_and_a_kick_on_one_node_reach_the_sessions_on_another(
         await room_of(bob_b, carol_b)
         kick = Moderate(action="kick", room="games", nick="bob", reason="rude", ref="k")
         assert (await answer(owner, kick))["type"] == "ok"
-        await b.settle()
-        [told] = [f for f in of_type(await carol_b.unread(), "presence") if f["event"] == "kick"]
+        told = await carol_b.next("presence")  # once b has heard of it (bounded wait)
+        while told["event"] != "kick":
+            told = await carol_b.next("presence")
         assert (told["nick"], told["by"], told["reason"]) == ("bob", "olga", "rude")
         assert refused(await said(bob_b, "still?"), "not_member")
         # A room made private on a reaches b's joiners at once.
         await answer(owner, RoomSet(room="games", private=True, ref="p"))
-        await b.settle()
+        info = await carol_b.next("room_info")
+        assert (info["private"], info["by"]) == (True, "olga")
         assert refused(await answer(bob_b, Join(room="games", ref="j")), "forbidden", "private")
         # A server ban on a cuts off bob's session on b, and b refuses his hello.
         assert (await answer(owner, Moderate(action="ban", nick="bob", ref="b")))["type"] == "ok"
-        await b.settle()
-        assert bob_b.frames[-1] == {"type": "bye", "reason": "banned"}
+        assert await bob_b.next("bye") == {"type": "bye", "reason": "banned"}
         assert bob_b.outlet.closed is not None
         assert (await b.refused("bob", password=PASSWORD))["code"] == "banned"
+
+
+async def test_a_muted_guest_stays_muted_after_registering_and_cannot_edit_either(
+    harness: HubHarness,
+) -> None:
+    owner = await account(harness, "olga")
+    gus = await harness.login("gus")
+    await room_of(owner, gus)
+    old = (await said(gus, "before"))["id"]
+    await answer(owner, Moderate(action="mute", room="games", nick="gus", ref="m"))
+    assert refused(await answer(gus, Edit(id=old, body="sneaky", ref="e")), "forbidden", "muted")
+    assert (await answer(gus, Register(password=PASSWORD, ref="r")))["type"] == "ok"
+    assert refused(await said(gus, "free now?"), "forbidden", "muted")
+    again = await harness.login("gus", password=PASSWORD, device="phone")
+    assert refused(await said(again, "and here?"), "forbidden", "muted")
+
+
+async def test_a_guests_room_lives_in_memory_until_an_account_joins_or_it_is_set(
+    harness: HubHarness,
+) -> None:
+    gus = await harness.login("gus")
+    await room_of(gus, room="den")
+    await room_of(gus, room="attic")
+    assert [r.name for r in await harness.store.load_rooms()] == ["lobby"]
+    assert (await answer(gus, RoomSet(room="den", topic="cosy", ref="t")))["type"] == "ok"
+    bob = await account(harness, "bob")
+    await room_of(bob, room="attic")
+    rows = {r.name: r for r in await harness.store.load_rooms()}
+    assert set(rows) == {"lobby", "den", "attic"}
+    assert rows["den"].topic == "cosy" and rows["attic"].owner == gus.session.principal.pid  # type: ignore[union-attr]
+    assert (await bob.next("room_info"))["role"] == "member"

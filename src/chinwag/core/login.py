@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from chinwag import __version__
 from chinwag.bus.base import Bus
@@ -127,6 +127,8 @@ class Logins:
         self._register_throttle = RegisterThrottle(settings, monotonic)
         # Operator actions (end_sessions) per account key: a login under way restarts.
         self._account_changes: dict[str, int] = {}
+        # A guest's standings and rooms pass to its account (`Moderation.adopt`; the hub's).
+        self.adopted: Callable[[str, str, str, frozenset[str]], Awaitable[None]] | None = None
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -503,6 +505,8 @@ class Logins:
         for room in sorted(p.rooms):
             await self._store.join_room(pid, room)
         await self._store.adopt(p.pid, pid)
+        if self.adopted is not None:
+            await self.adopted(p.pid, pid, p.nick, p.rooms)
         await self._store.advance_cursor(pid, session.device, session.last_delivered)
         self._online.pop(p.pid, None)
         await self._names.release(p.key, p.pid)  # the account holds the nick now

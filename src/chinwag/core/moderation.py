@@ -22,6 +22,7 @@ mutes end by themselves: each check compares ``until`` with the injected clock.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -106,6 +107,9 @@ class Moderation:
         self._per_room: dict[str, int] = {}  # standings kept per scope (room_standings_max)
         # Rooms where a say needs a look (announce, or someone muted): the hot path's filter.
         self._guarded: set[str] = set()
+        # Rooms made by guests live in memory only, as guests' rooms always did, until
+        # an account joins or something about them is set: then they are written.
+        self._unsaved: set[str] = set()
         self.end_sessions: EndSessions | None = None  # set by the hub
         self.remove_member: RemoveMember | None = None  # set by the hub
 
@@ -121,12 +125,18 @@ class Moderation:
         rooms = await self._store.load_rooms()
         standings = await self._store.load_standings()
         now = self._now_ms()
+        unsaved = {name: self._rooms[name] for name in self._unsaved}
         self._rooms.clear()
         self._standings.clear()
         self._per_room.clear()
         self._guarded.clear()
         for row in rooms:
             self._rooms[row.name] = row
+        for name, row in unsaved.items():
+            if name in self._rooms:  # written meanwhile (another node): the store's row counts
+                self._unsaved.discard(name)
+            else:
+                self._rooms[name] = row
         for s in standings:
             if s.until_ms is None or s.until_ms > now:
                 self._keep(s)
@@ -156,6 +166,8 @@ class Moderation:
         await self._reload()
         room = event.room
         if room is None:
+            if event.action == "adopt":
+                return
             if event.action == "ban":
                 ban = self._active(SERVER, event.principal, "ban")
                 if ban is not None:
@@ -168,9 +180,12 @@ class Moderation:
             if row is not None:
                 self._announce(room, self._info(row, event.by))
             return
-        if event.action == "invite_used":
+        if event.action in ("invite_used", "adopt"):
             return
         online = self._registry.by_pid.get(event.principal)
+        if event.action in ("kick", "ban") and online is not None and room in online.rooms:
+            assert self.remove_member is not None, "set by the hub"
+            await self.remove_member(online, room)
         self._announce(
             room,
             Presence(
@@ -184,9 +199,6 @@ class Moderation:
             ),
             online,
         )
-        if event.action in ("kick", "ban") and online is not None and room in online.rooms:
-            assert self.remove_member is not None, "set by the hub"
-            await self.remove_member(online, room)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -300,16 +312,56 @@ class Moderation:
         p = session.principal
         row = self._rooms.get(room)
         if row is None:
-            row = await self._store.ensure_room(
-                RoomSettings(room, p.pid, created_ms=self._now_ms())
-            )
+            row = RoomSettings(room, p.pid, created_ms=self._now_ms())
             self._rooms[room] = row
+            self._unsaved.add(room)
+            self._prune()
+        if p.account:
+            row = await self._save(room)
         if (room, p.pid, "invite") in self._standings:
             self._forget(room, p.pid, "invite")
             await self._store.drop_standing(room, p.pid, "invite", None)
             self._publish("invite_used", room, p.pid, p.nick, p.nick)
         ok(session, ref)
         session.outlet.send(Frame(self._info(row, None, role=self.role(p.pid, room))))
+
+    async def _save(self, room: str) -> RoomSettings:
+        """The room's row, written to the store first if it lived in memory only."""
+        row = self._rooms[room]
+        if room in self._unsaved:
+            row = self._rooms[room] = await self._store.ensure_room(row)
+            self._unsaved.discard(room)
+        return row
+
+    def _prune(self) -> None:
+        """Forget rooms made by guests that have nobody online any more (beyond ``max_rooms``)."""
+        if len(self._unsaved) <= self.settings.max_rooms:
+            return
+        for name in list(self._unsaved):
+            if name not in self._registry.rooms:
+                self._unsaved.discard(name)
+                del self._rooms[name]
+
+    async def adopt(self, guest: str, account: str, nick: str, rooms: frozenset[str]) -> None:
+        """A guest registered: the rooms it is in are written, and its standings and the
+        rooms it owns pass to its account (a mute is not escaped by registering)."""
+        for room in sorted(rooms & self._unsaved):
+            await self._save(room)
+        for (scope, pid, kind), standing in list(self._standings.items()):
+            if pid == guest:
+                moved = dataclasses.replace(standing, principal=account)
+                await self._store.put_standing(moved, None)
+                await self._store.drop_standing(scope, guest, kind, None)
+                self._forget(scope, guest, kind)
+                self._keep(moved)
+        for name, row in list(self._rooms.items()):
+            if row.owner == guest:
+                new = dataclasses.replace(row, owner=account)
+                await self._save(name)
+                entry = AuditEntry(self._now_ms(), nick, "register", name, nick, "", "owner")
+                await self._store.update_room(new, entry)
+                self._rooms[name] = new
+        self._publish("adopt", None, account, nick, nick)
 
     def _info(self, row: RoomSettings, by: str | None, role: str | None = None) -> RoomInfo:
         return RoomInfo(
@@ -414,6 +466,7 @@ class Moderation:
             )
             if value != old
         ]
+        await self._save(room)
         await self._store.update_room(
             new, self._audit(p, "room", room, None, detail=" ".join(changes))
         )
@@ -432,6 +485,7 @@ class Moderation:
         if (room, pid, "invite") not in self._standings:
             self._room_full(room)
         standing = Standing(room, pid, "invite", by=p.nick, ts_ms=self._now_ms())
+        await self._save(room)
         await self._store.put_standing(standing, self._audit(p, "invite", room, nick))
         self._keep(standing)
         self._announce(room, Presence(room=room, nick=nick, event="invite", by=p.nick), online)
@@ -470,6 +524,7 @@ class Moderation:
             if (room, pid, action) not in self._standings:
                 self._room_full(room)
             standing = Standing(room, pid, action, "", cmd.until_ms, p.nick, cmd.reason, now)
+            await self._save(room)
             await self._store.put_standing(standing, entry)
             self._keep(standing)
         elif action in ("unban", "unmute"):
@@ -483,14 +538,14 @@ class Moderation:
             if not await self._is_member(pid, online, room):
                 raise NotMember(f"{nick} is not in #{room}")
             await self._store.add_audit(entry)
-        self._announce(room, event, online)
-        self._publish(action, room, pid, nick, p.nick, cmd.reason, cmd.until_ms)
         if action in ("kick", "ban"):
             assert self.remove_member is not None, "set by the hub"
             if online is not None:
                 await self.remove_member(online, room)
             else:
                 await self._store.leave_room(pid, room)  # offline here: other nodes, next login
+        self._announce(room, event, online)
+        self._publish(action, room, pid, nick, p.nick, cmd.reason, cmd.until_ms)
 
     async def _is_member(self, pid: str, online: Principal | None, room: str) -> bool:
         if online is not None:
@@ -573,6 +628,7 @@ class Moderation:
             return
         if (scope, pid, "role") not in self._standings and scope:
             self._room_full(scope)
+            await self._save(scope)
         standing = Standing(scope, pid, "role", role, None, by, "", self._now_ms())
         await self._store.put_standing(standing, entry)
         self._keep(standing)

@@ -132,6 +132,8 @@ class Revisions:
             raise Forbidden("only its sender may edit a message", reason="not_sender")
         if target.deleted:
             raise Forbidden("that message is deleted", reason="deleted")
+        if target.room is not None and self._moderation is not None:
+            self._moderation.check_say(session.principal, target.room)  # muted: no edits either
         age = self._clock() - target.ts_ms / 1000
         if age > self.settings.edit_window:
             raise Forbidden(

@@ -95,20 +95,19 @@ class Rooms:
             )
 
     async def remove(self, p: Principal, room: str) -> None:
-        """Take ``p`` out of ``room`` (a kick or a ban): in the store, then online.
+        """Take ``p`` out of ``room`` (a kick or a ban): online at once, then in the store.
 
         The room's members were told already, with who did it and why.
         """
+        if room in p.rooms:  # at once: nothing of the room reaches them from now on
+            p.rooms = p.rooms - {room}
+            members = self._rooms.get(room)
+            if members is not None:
+                members.discard(p)
+                if not members:
+                    del self._rooms[room]
         if p.account:
             await self._store.leave_room(p.pid, room)
-        if room not in p.rooms:
-            return
-        p.rooms = p.rooms - {room}
-        members = self._rooms.get(room)
-        if members is not None:
-            members.discard(p)
-            if not members:
-                del self._rooms[room]
 
     async def leave(self, session: Session, cmd: Leave) -> None:
         """Leave a room (never the lobby); its members are told."""

@@ -105,6 +105,7 @@ class Moderation:
         self._rooms: dict[str, RoomSettings] = {}
         self._standings: dict[tuple[str, str, str], Standing] = {}
         self._per_room: dict[str, int] = {}  # standings kept per scope (room_standings_max)
+        self._server_bans = 0  # how many are kept: none, and a hello needs no look at all
         # Rooms where a say needs a look (announce, or someone muted): the hot path's filter.
         self._guarded: set[str] = set()
         # Rooms made by guests live in memory only, as guests' rooms always did, until
@@ -129,6 +130,7 @@ class Moderation:
         self._rooms.clear()
         self._standings.clear()
         self._per_room.clear()
+        self._server_bans = 0
         self._guarded.clear()
         for row in rooms:
             self._rooms[row.name] = row
@@ -207,6 +209,8 @@ class Moderation:
         key = (s.scope, s.principal, s.kind)
         if key not in self._standings:
             self._per_room[s.scope] = self._per_room.get(s.scope, 0) + 1
+            if s.scope == SERVER and s.kind == "ban":
+                self._server_bans += 1
         self._standings[key] = s
         if s.kind == "mute":
             self._guarded.add(s.scope)
@@ -214,6 +218,8 @@ class Moderation:
     def _forget(self, scope: str, pid: str, kind: str) -> None:
         if self._standings.pop((scope, pid, kind), None) is not None:
             self._per_room[scope] -= 1
+            if scope == SERVER and kind == "ban":
+                self._server_bans -= 1
 
     def _active(self, scope: str, pid: str, kind: str) -> Standing | None:
         """The standing if it is in force now (a timed one past ``until`` ended by itself)."""
@@ -251,6 +257,8 @@ class Moderation:
 
     def check_hello(self, nick: str) -> None:
         """Raises `Banned` (with ``until``) while the account called ``nick`` is banned."""
+        if not self._server_bans:
+            return
         try:
             key = parse_nick(nick).key
         except ChatError:

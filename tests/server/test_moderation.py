@@ -147,3 +147,28 @@ async def test_with_no_server_running_chinwag_admin_changes_the_database_itself(
     assert code == 0
     [entry] = [line for line in out.splitlines() if "cool off" in line]
     assert "operator" in entry and "server" in entry and "until" in entry
+
+
+async def test_chinwag_admin_audit_prints_at_most_audit_page_entries(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    await account(peers, server.port, "bob")
+    for role in ("admin", "member", "admin"):
+        code, _, err = await admin(server.data, "grant", "bob", role)
+        assert code == 0, err
+    code, out, _ = await admin(server.data, "--set", "audit_page=4", "audit")
+    lines = out.splitlines()
+    assert code == 0 and lines[-1] == "3 entries"
+    assert [line.rsplit(" ", 2)[-2:] for line in lines[1:-1]] == [
+        ["role", "admin"],
+        ["role", "member"],
+        ["role", "admin"],
+    ]
+    code, out, _ = await admin(server.data, "--set", "audit_page=3", "audit")
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        "3 entries (the most printed at once: narrow it with --since or --room)"
+    )
+    code, out, _ = await admin(server.data, "--set", "audit_page=2", "audit")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 4 and lines[2].endswith("role member")

@@ -11,6 +11,8 @@ from typing import Any
 
 from conftest import Peer, ServerProcess
 
+from chinwag.client import ChatClient, Status
+
 PASSWORD = "correct horse"
 
 
@@ -172,3 +174,33 @@ async def test_chinwag_admin_audit_prints_at_most_audit_page_entries(
     code, out, _ = await admin(server.data, "--set", "audit_page=2", "audit")
     lines = out.splitlines()
     assert code == 0 and len(lines) == 4 and lines[2].endswith("role member")
+
+
+async def test_a_banned_library_client_stops_reconnecting_and_says_why(
+    server: ServerProcess, peers: list[Peer], tmp_path: Path
+) -> None:
+    ada = await account(peers, server.port, "ada")
+    await account(peers, server.port, "bob")
+    code, _, err = await admin(server.data, "grant", "ada", "admin")
+    assert code == 0, err
+    client = ChatClient(
+        "127.0.0.1",
+        server.port,
+        nick="bob",
+        password=PASSWORD,
+        config_dir=tmp_path / "bob",
+        reconnect_min=0.05,
+        reconnect_max=0.2,
+    )
+    await asyncio.wait_for(client.connect(), 15)
+    try:
+        until = "2099-01-01T00:00:00Z"
+        assert (await reply(ada, "b", type="ban", nick="bob", until=until))["type"] == "ok"
+        async with asyncio.timeout(15):
+            async for event in client.events():
+                if isinstance(event, Status) and event.state == "offline":
+                    break
+        assert event.error is not None and event.error.startswith("banned: ")
+        assert "2099-01-01 00:00 UTC" in event.error
+    finally:
+        await client.close(timeout=2)

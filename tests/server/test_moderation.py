@@ -196,11 +196,13 @@ async def test_a_banned_library_client_stops_reconnecting_and_says_why(
     try:
         until = "2099-01-01T00:00:00Z"
         assert (await reply(ada, "b", type="ban", nick="bob", until=until))["type"] == "ok"
+        final: Status | None = None
         async with asyncio.timeout(15):
             async for event in client.events():
                 if isinstance(event, Status) and event.state == "offline":
+                    final = event
                     break
-        assert event.error is not None and event.error.startswith("banned: ")
-        assert "2099-01-01 00:00 UTC" in event.error
+        assert final is not None and final.error is not None
+        assert final.error.startswith("banned: ") and "2099-01-01 00:00 UTC" in final.error
     finally:
         await client.close(timeout=2)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from support.hub import PASSWORD, Client, HubHarness
 
-from chinwag.bus.base import Moderated
+from chinwag.bus.base import Moderated, Resync
 from chinwag.core.moderation import SERVER
 from chinwag.protocol.events import (
     Command,
@@ -586,3 +586,23 @@ async def test_a_guests_room_lives_in_memory_until_an_account_joins_or_it_is_set
     assert set(rows) == {"lobby", "den", "attic"}
     assert rows["den"].topic == "cosy" and rows["attic"].owner == gus.session.principal.pid  # type: ignore[union-attr]
     assert (await bob.next("room_info"))["role"] == "member"
+
+
+async def test_a_node_that_missed_a_ban_applies_it_on_resync(tmp_path: Path, clock: Clock) -> None:
+    async with (
+        HubHarness.open(tmp_path, clock=clock) as a,
+        HubHarness.open(tmp_path, clock=clock) as b,  # no relay: b hears nothing of a
+    ):
+        owner = await account(a, "olga")
+        await admin(a, "olga")
+        await room_of(owner)
+        bob_b = await account(b, "bob")
+        carol_b = await account(b, "carol")
+        await room_of(bob_b, carol_b)
+        await answer(owner, Moderate(action="ban", room="games", nick="carol", ref="r"))
+        await answer(owner, Moderate(action="ban", nick="bob", ref="s"))
+        await b.settle()
+        assert bob_b.outlet.closed is None, "b never heard of it"
+        b.bus.publish(Resync())  # as the Redis bus does once Redis is back
+        assert await bob_b.next("bye") == {"type": "bye", "reason": "banned"}
+        assert refused(await said(carol_b, "here?"), "not_member")

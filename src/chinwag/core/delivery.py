@@ -151,6 +151,7 @@ class Delivery:
         self.counts = Counts()  # the hub's, set by the hub
         # Moderation actions of other nodes (`Moderation.heard`; set by the hub).
         self.moderated: Callable[[Moderated], Awaitable[None]] | None = None
+        self.resynced: Callable[[], Awaitable[None]] | None = None  # `Moderation.resync`
 
     async def load(self) -> None:
         """Start after the newest message committed now: older ones are backlog."""
@@ -173,6 +174,8 @@ class Delivery:
                         await self._take(m)
                 elif isinstance(event, Resync):
                     await self._resync()
+                    if self.resynced is not None:
+                        await self.resynced()
                 elif self.moderated is not None:  # Moderated: issue 16
                     await self.moderated(event)
         finally:

@@ -140,6 +140,7 @@ class Hub:
         self._moderation.end_sessions = self._logins.end_sessions
         self._moderation.remove_member = self._rooms.remove
         self._delivery.moderated = self._moderation.heard
+        self._delivery.resynced = self._moderation.resync
         self._logins.adopted = self._moderation.adopt
 
     async def load(self) -> None:

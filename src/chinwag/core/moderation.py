@@ -144,6 +144,21 @@ class Moderation:
                 self._keep(s)
         self._guarded.update(r.name for r in self._rooms.values() if r.announce)
 
+    async def resync(self) -> None:
+        """The bus may have lost events (Redis was away): re-read rooms and standings, then
+        apply what is in force now to this node's sessions (the banned cut off, the banned
+        from a room taken out of it)."""
+        await self._reload()
+        for p in list(self._registry.by_pid.values()):
+            ban = self._active(SERVER, p.pid, "ban")
+            if ban is not None:
+                self.end_all(p.pid, p.nick, "banned", self._banned_words(ban))
+                continue
+            for room in sorted(p.rooms):
+                if self._active(room, p.pid, "ban") is not None:
+                    assert self.remove_member is not None, "set by the hub"
+                    await self.remove_member(p, room)
+
     def _publish(
         self,
         action: str,

@@ -206,3 +206,32 @@ async def test_a_banned_library_client_stops_reconnecting_and_says_why(
         assert final.error.startswith("banned: ") and "2099-01-01 00:00 UTC" in final.error
     finally:
         await client.close(timeout=2)
+
+
+async def test_deleting_an_account_and_resetting_a_password_are_audited_without_the_password(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    await account(peers, server.port, "bob")
+    await account(peers, server.port, "carol")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chinwag",
+        "admin",
+        "--data",
+        str(server.data),
+        "reset-password",
+        "carol",
+        "--password-stdin",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    await asyncio.wait_for(proc.communicate(b"a brand new secret\n"), 60)
+    assert proc.returncode == 0
+    code, _, err = await admin(server.data, "delete", "bob")
+    assert code == 0, err
+    code, out, _ = await admin(server.data, "audit")
+    assert code == 0 and "a brand new secret" not in out
+    actions = [line.split()[3:5] for line in out.splitlines()[1:-1]]
+    assert actions == [["reset-password", "server"], ["delete-account", "server"]]

@@ -9,6 +9,7 @@ say the same words.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from chinwag.config import Settings
@@ -16,7 +17,7 @@ from chinwag.core.accounts import PasswordHasher, check_password, parse_nick
 from chinwag.core.moderation import OPERATOR, Moderation
 from chinwag.errors import ChatError, RateLimited
 from chinwag.protocol.events import Grant, Moderate
-from chinwag.storage.base import AccountRow, Store
+from chinwag.storage.base import AccountRow, AuditEntry, Store
 
 # end_sessions(key, reason, message) -> how many sessions ended (Hub.end_sessions).
 EndSessions = Callable[[str, str, str], int]
@@ -72,6 +73,12 @@ class AccountActions:
             raise ActionRefused(f"no account called {raw!r}", 1)
         return row
 
+    async def _audit(self, action: str, nick: str) -> None:
+        """Keep the operator's action in the audit log (issue 16)."""
+        await self._store.add_audit(
+            AuditEntry(int(time.time() * 1000), "operator", action, None, nick)
+        )
+
     def _end(self, key: str, reason: str, message: str) -> str:
         if self._end_sessions is None:
             return ""
@@ -90,6 +97,7 @@ class AccountActions:
         row = await self._account(raw_nick)
         if not await self._store.delete_account(row.key):
             raise ActionRefused(f"no account called {raw_nick!r}", 1)
+        await self._audit("delete-account", row.nick)
         ended = self._end(
             row.key,
             DELETED,
@@ -116,6 +124,7 @@ class AccountActions:
             raise ActionRefused(exc.message, 2) from None
         if not await self._store.set_password_hash(row.key, password_hash):
             raise ActionRefused(f"no account called {raw_nick!r}", 1)
+        await self._audit("reset-password", row.nick)  # never the password itself
         ended = self._end(
             row.key,
             PASSWORD_RESET,

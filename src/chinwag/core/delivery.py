@@ -176,7 +176,7 @@ class Delivery:
                     await self._resync()
                     if self.resynced is not None:
                         await self.resynced()
-                elif self.moderated is not None:  # Moderated: issue 16
+                elif isinstance(event, Moderated) and self.moderated is not None:  # issue 16
                     await self.moderated(event)
         finally:
             self._fan_out_batch()

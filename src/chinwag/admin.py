@@ -29,14 +29,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from chinwag import __version__
 from chinwag.config import Settings
 from chinwag.core.accounts import PasswordHasher, parse_nick
-from chinwag.core.operator import AccountActions, ActionRefused
+from chinwag.core.moderation import Moderation
+from chinwag.core.operator import AccountActions, ActionRefused, ModerationActions
 from chinwag.core.rules import parse_room
+from chinwag.core.sessions import OnlineRegistry
 from chinwag.errors import ChatError
 from chinwag.server.app import DB_NAME
 from chinwag.server.control import NotRunning, ask
@@ -108,12 +111,21 @@ async def run_admin(
         return await asyncio.to_thread(_backup, db, args.file)
     if command == "export":
         return await _export(db, args.nick, args.room, args.out)
-    request = {"op": command, "nick": args.nick}
+    if command == "audit":
+        return await _audit(db, args.room, args.since, settings)
+    request: dict[str, Any] = {"op": command, "nick": args.nick}
     if password is not None:
         request["password"] = password
+    if command in MODERATION_OPS:
+        try:
+            request.update(_moderation_request(command, args, time.time()))
+        except ValueError as exc:
+            return _fail(str(exc), 2)
     try:
         ok, message, status = await ask(data_dir, request, ASK_TIMEOUT)
     except NotRunning:
+        if command in MODERATION_OPS:
+            return await _offline_moderation(data_dir, request, settings)
         return await _offline(command, data_dir, args.nick, password, settings)
     except PermissionError:
         print(
@@ -220,6 +232,110 @@ async def _offline(
         return 0
     finally:
         lock.release()
+
+
+# -- moderation (issue 16) ------------------------------------------------------------
+
+MODERATION_OPS = ("grant", "ban", "unban", "kick")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_when(text: str, now: float, *, ahead: bool) -> int:
+    """A time as ms since the epoch: a UTC date or time, or a length (``30m``, ``2h``, ``7d``)
+    from ``now`` (ahead, or ago).
+
+    Raises:
+        ValueError: neither; the message says what is accepted.
+    """
+    text = text.strip()
+    if len(text) >= 2 and text[-1] in _UNITS and text[:-1].isdigit():
+        seconds = int(text[:-1]) * _UNITS[text[-1]]
+        return int((now + seconds if ahead else now - seconds) * 1000)
+    try:
+        when = datetime.fromisoformat(text.removesuffix("Z"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: give a UTC time like 2026-12-02T14:05 or a length"
+            " like 30m, 2h, 7d"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _moderation_request(command: str, args: argparse.Namespace, now: float) -> dict[str, Any]:
+    """The control request's fields of ``grant``, ``ban``, ``unban`` or ``kick``."""
+    fields: dict[str, Any] = {"room": args.room, "reason": getattr(args, "reason", "")}
+    if command == "grant":
+        fields["role"] = args.role
+    if command == "ban" and args.until:
+        until = parse_when(args.until, now, ahead=True)
+        if until <= now * 1000:
+            raise ValueError(f"--until {args.until} is in the past; give a later time")
+        fields["until"] = until
+    return fields
+
+
+async def _offline_moderation(data_dir: Path, request: dict[str, Any], settings: Settings) -> int:
+    """No server runs: apply the action to the store, holding the data directory's lock."""
+    try:
+        lock = DataDirLock.acquire(data_dir, "admin")
+    except DataDirError as exc:
+        return _fail(f"{exc}; nothing was changed")
+    try:
+        store = await SqliteStore.open(data_dir / DB_NAME)
+        try:
+            moderation = Moderation(settings, store, OnlineRegistry(settings), time.time)
+            await moderation.load()
+            moderation.end_sessions = lambda key, reason, message, farewell: 0  # nobody online
+            actions = ModerationActions(moderation)
+            try:
+                if request["op"] == "grant":
+                    print(await actions.grant(request["nick"], request["role"], request["room"]))
+                else:
+                    print(
+                        await actions.moderate(
+                            request["op"],
+                            request["nick"],
+                            request["room"],
+                            request.get("until"),
+                            request["reason"] or "",
+                        )
+                    )
+            except ActionRefused as exc:
+                return _fail(exc.message, exc.status)
+        finally:
+            await store.close()
+        return 0
+    finally:
+        lock.release()
+
+
+async def _audit(db: Path, room: str | None, since: str | None, settings: Settings) -> int:
+    """Print the audit log (oldest first), of one room or from a time if asked."""
+    try:
+        since_ms = None if since is None else parse_when(since, time.time(), ahead=False)
+        room = None if room is None else parse_room(room)
+    except (ValueError, ChatError) as exc:
+        return _fail(str(exc), 2)
+    store = await SqliteStore.open(db)
+    try:
+        entries = await store.audit_log(room=room, since_ms=since_ms, limit=settings.audit_page)
+    finally:
+        await store.close()
+    print(f"{'when (UTC)':20} {'who':16} {'action':8} {'where':12} {'whom':16} why / what")
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.ts_ms / 1000))
+        where = f"#{e.room}" if e.room else "server"
+        words = " ".join(w for w in (e.reason, e.detail) if w)
+        print(f"{when:20} {e.actor:16} {e.action:8} {where:12} {e.target or '':16} {words}")
+    more = (
+        " (the most printed at once: narrow it with --since or --room)"
+        if len(entries) >= settings.audit_page
+        else ""
+    )
+    print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}{more}")
+    return 0
 
 
 def _fail(message: str, status: int = 1) -> int:

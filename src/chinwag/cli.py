@@ -231,6 +231,34 @@ def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     export.add_argument("nick", nargs="?", help="the account")
     export.add_argument("--room", help="a room's history instead of an account")
     export.add_argument("--out", type=Path, metavar="FILE", help="a new file (default: stdout)")
+    # -- moderation (issue 16) --
+    grant = cmds.add_parser(
+        "grant", help="give an account a role: admin of the server, or mod of a room (--room)"
+    )
+    grant.add_argument("nick")
+    grant.add_argument("role", choices=("admin", "mod", "member"), help="member takes it away")
+    grant.add_argument("--room", help="a room's role (mod/member) instead of the server's")
+    for name, what in (
+        ("ban", "ban an account from the server (or from --room); its sessions end"),
+        ("unban", "lift a ban from the server (or from --room)"),
+        ("kick", "end an account's sessions (or take it out of --room)"),
+    ):
+        act = cmds.add_parser(name, help=what)
+        act.add_argument("nick")
+        act.add_argument("--room", help="in this room only")
+        if name != "unban":
+            act.add_argument("--reason", default="", help="why (kept in the audit log)")
+        if name == "ban":
+            act.add_argument(
+                "--until",
+                help="when it ends: a UTC time (2026-12-02T14:05) or a length (30m, 2h, 7d);"
+                " default: until unban",
+            )
+    audit = cmds.add_parser("audit", help="the log of every moderation and admin action")
+    audit.add_argument("--room", help="this room's entries only")
+    audit.add_argument(
+        "--since", help="from this UTC time (2026-12-02 or 2026-12-02T14:05) or this long ago (7d)"
+    )
 
 
 def _bot_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

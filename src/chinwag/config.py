@@ -200,6 +200,16 @@ class Settings:
         1000,
         "most nicks one account (or guest session) may block (more: forbidden too_many_blocks)",
     )
+    # -- moderation (issue 16) --
+    topic_max: int = _s(300, "most characters of a room topic (longer: bad_request)")
+    moderation_reason_max: int = _s(
+        300, "most characters of the reason of a kick, ban or mute (longer: bad_request)"
+    )
+    room_standings_max: int = _s(
+        1000,
+        "most bans, mutes, invites and mods one room keeps (more: forbidden; lift some first)",
+    )
+    audit_page: int = _s(10_000, "most entries 'chinwag admin audit' prints at once")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -137,6 +137,13 @@ class NotFound(ChatError):
     default_message = "there is no such message that you can see"
 
 
+class Banned(ChatError):
+    """§8: this account is banned from the server (``until``: when it ends, or null)."""
+
+    code = "banned"
+    default_message = "this account is banned from this server"
+
+
 class SessionEnded(ChatError):
     """The server's operator ended the session (extension); ``reason`` says why."""
 

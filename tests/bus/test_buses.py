@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from support.services import RedisServer, free_port, redis_server
 
-from chinwag.bus.base import BusError, BusEvent, Posted, Resync
+from chinwag.bus.base import BusError, BusEvent, Moderated, Posted, Resync
 from chinwag.bus.local import LocalBus
 from chinwag.bus.redis import RedisBus
 from chinwag.storage.base import StoredMessage
@@ -127,6 +127,18 @@ async def test_an_event_row_with_mentions_and_reactions_reaches_the_other_node_u
         )
         a.publish(sent)
         assert await theirs.next() == sent  # tuples again, not JSON's lists
+        await theirs.stop()
+
+
+async def test_a_moderation_action_reaches_the_other_node_unchanged(
+    redis_server: RedisServer,
+) -> None:
+    async with two_nodes(redis_server) as (a, b):
+        theirs = Listener(b)
+        await wait_until_reading(a, theirs)
+        sent = Moderated("node-a", "ban", None, "a:bob", "bob", "ann", "spam", 1_800_000_000_000)
+        a.publish(sent)
+        assert await theirs.next() == sent
         await theirs.stop()
 
 

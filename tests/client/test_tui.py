@@ -22,11 +22,13 @@ from chinwag.client import (
     Changed,
     ChatClient,
     Message,
+    Moderated,
     Presence,
+    RoomDetails,
     SendFailed,
     Welcome,
 )
-from chinwag.errors import PasswordRequired
+from chinwag.errors import Forbidden, PasswordRequired
 
 WAIT = 15.0
 # A zone with a half-hour offset (POSIX TZ syntax needs no tz database): the
@@ -706,5 +708,43 @@ async def test_edit_delete_react_reply_and_search_from_the_terminal(
     answered = await bob.search("yes")
     assert [m.id for m in answered.messages] == [got[-1].id]  # type: ignore[union-attr]
     assert sent.id < got[-1].id  # type: ignore[union-attr]
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0
+
+
+async def test_a_room_owner_moderates_from_the_terminal(
+    server: ServerProcess, harness: Harness
+) -> None:
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"#lobby>")
+    alice.sendline("/join games")
+    await alice.expect(r"#games: no topic · you are an owner")
+    bob = await harness.client(server.port, "bob")
+    await bob.join("games")
+    assert bob.state.rooms_info["games"].role == "member"
+    with pytest.raises(Forbidden):
+        await bob.moderate("kick", "alice", room="games")
+    alice.sendline("/topic chess, mostly")
+    got = await until(bob, lambda e: isinstance(e, RoomDetails) and e.topic == "chess, mostly")
+    assert got[-1] == RoomDetails("games", "chess, mostly", False, False, "alice")
+    alice.sendline("/mute bob 2h spamming")
+    got = await until(bob, lambda e: isinstance(e, Moderated) and e.action == "mute")
+    muted = got[-1]
+    assert isinstance(muted, Moderated) and (muted.by, muted.reason) == ("alice", "spamming")
+    assert muted.until is not None
+    await alice.expect(rf"bob is muted in #games until {hhmm(muted.until)} by alice: spamming")
+    cid = bob.say("games", "but why")
+    failed = await until(bob, lambda e: isinstance(e, SendFailed) and e.cid == cid)
+    assert isinstance(failed[-1], SendFailed)
+    assert failed[-1].error.message.startswith("you are muted in #games until ")
+    alice.sendline("/mode +p +a")
+    got = await until(bob, lambda e: isinstance(e, RoomDetails) and e.private)
+    assert got[-1] == RoomDetails("games", "chess, mostly", True, True, "alice")
+    alice.sendline("/kick bob enough")
+    await until(bob, lambda e: isinstance(e, Moderated) and e.action == "kick")
+    assert "games" not in bob.state.rooms
+    await alice.expect(r"bob is kicked from #games by alice: enough")
+    alice.sendline("/grant bob boss")
+    await alice.expect(r"usage: /grant NICK mod\|member")
     alice.sendline("/quit")
     assert await alice.wait_exit() == 0

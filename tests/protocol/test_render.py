@@ -29,6 +29,7 @@ from chinwag.protocol.events import (
     ReadMarker,
     Receipt,
     Results,
+    RoomInfo,
     RoomRow,
     RoomsReply,
     TypingNotice,
@@ -279,6 +280,26 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
     ("ping", Ping(), b'{"type":"ping"}\n'),
     ("bye", Bye(), b'{"type":"bye"}\n'),
     ("bye_ref", Bye(ref="b"), b'{"type":"bye","ref":"b"}\n'),
+    # -- moderation (issue 16) --
+    ("bye_banned", Bye(reason="banned"), b'{"type":"bye","reason":"banned"}\n'),
+    (
+        "presence_ban",
+        Presence(room="games", nick="bob", event="ban", by="Ann", reason="spam", until_ms=TS),
+        b'{"type":"presence","room":"games","nick":"bob","event":"ban","by":"Ann",'
+        b'"reason":"spam","until":"2026-11-29T05:00:00.123Z"}\n',
+    ),
+    (
+        "presence_grant",
+        Presence(room="games", nick="bob", event="grant", by="Ann", role="mod"),
+        b'{"type":"presence","room":"games","nick":"bob","event":"grant","by":"Ann",'
+        b'"reason":"","role":"mod"}\n',
+    ),
+    (
+        "room_info_join",
+        RoomInfo(room="games", topic="chess", private=True, announce=False, role="owner"),
+        b'{"type":"room_info","room":"games","topic":"chess","private":true,"announce":false,'
+        b'"by":null,"role":"owner"}\n',
+    ),
     (
         "who",
         WhoReply(

@@ -28,6 +28,7 @@ ERROR_CODES = frozenset(
         "bad_body",
         "forbidden",
         "server_error",
+        "banned",  # §8 moderation (issue 16)
     ]
 )
 
@@ -59,8 +60,9 @@ class CheckedPeer(Peer):
         return frames
 
     async def reply(self) -> dict[str, Any]:
-        """The next frame that is not presence or typing."""
-        while (frame := await self.recv())["type"] in ("presence", "typing"):
+        """The next frame that is not presence, typing or room_info (the notice that
+        follows a join's ``ok``, §8)."""
+        while (frame := await self.recv())["type"] in ("presence", "typing", "room_info"):
             pass
         return frame
 

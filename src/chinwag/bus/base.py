@@ -33,7 +33,29 @@ class BlocksChanged:
     keys: tuple[str, ...]
 
 
-BusEvent = Posted | Resync | BlocksChanged
+@dataclass(frozen=True, slots=True)
+class Moderated:
+    """A moderation action was committed (issue 16): every node re-reads the rooms and
+    standings, and carries out its effect on its own sessions (the node that did it,
+    ``origin``, already has).
+
+    ``action`` is a §8 command (``kick``, ``ban``, ``unban``, ``mute``, ``unmute``,
+    ``invite``, ``grant``, ``room``); ``room`` None is server-wide; ``principal`` and
+    ``nick`` are whom it is about ('' for ``room``).
+    """
+
+    origin: str
+    action: str
+    room: str | None
+    principal: str
+    nick: str
+    by: str
+    reason: str = ""
+    until_ms: int | None = None
+    role: str | None = None
+
+
+BusEvent = Posted | Resync | BlocksChanged | Moderated
 
 
 class BusError(Exception):

@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from chinwag.bus.base import BlocksChanged, BusError, BusEvent, Posted, Resync
+from chinwag.bus.base import BlocksChanged, BusError, BusEvent, Moderated, Posted, Resync
 from chinwag.storage.base import StoredMessage
 
 __all__ = ["RedisBus"]
@@ -50,6 +50,8 @@ def _encode(event: BusEvent, node: str) -> dict[FieldT, EncodableT]:
     if isinstance(event, BlocksChanged):
         data = json.dumps({"account": event.account, "keys": list(event.keys)})
         return {"node": node, "kind": "blocks", "data": data}
+    if isinstance(event, Moderated):
+        return {"node": node, "kind": "moderated", "data": json.dumps(dataclasses.asdict(event))}
     return {"node": node, "kind": "resync"}
 
 
@@ -66,6 +68,8 @@ def _decode(fields: dict[bytes, bytes]) -> BusEvent | None:
     if kind == b"blocks":
         blocks: dict[str, Any] = json.loads(fields[b"data"])
         return BlocksChanged(str(blocks["account"]), tuple(str(k) for k in blocks["keys"]))
+    if kind == b"moderated":
+        return Moderated(**json.loads(fields[b"data"]))
     return None  # a newer chinwag's event: not ours to deliver
 
 

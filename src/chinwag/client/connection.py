@@ -25,8 +25,9 @@ import random
 import secrets
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from chinwag.client.config import device_id, is_valid_device
 from chinwag.client.events import (
@@ -36,9 +37,11 @@ from chinwag.client.events import (
     Event,
     HistoryPage,
     Message,
+    Moderated,
     Presence,
     ReadMarker,
     Receipt,
+    RoomDetails,
     RoomInfo,
     SendFailed,
     Sent,
@@ -64,6 +67,7 @@ from chinwag.protocol.jsonlines import (
     ClientCodec,
     ProtocolError,
     encode,
+    iso_ts,
 )
 
 __all__ = [
@@ -940,6 +944,78 @@ class ChatClient:
 
     # --- seen ------------------------------------------------------------------
 
+    # --- moderation (issue 16) ---------------------------------------------------
+
+    async def set_room(
+        self,
+        room: str,
+        *,
+        topic: str | None = None,
+        private: bool | None = None,
+        announce: bool | None = None,
+    ) -> None:
+        """Change a room's topic (owner or mod), or make it private or announce-only
+        (owner); its members get `RoomDetails`.
+
+        Raises:
+            Forbidden: not yours to change (``reason`` says why).
+        """
+        frame: dict[str, Any] = {"type": "room", "room": room}
+        for name, value in (("topic", topic), ("private", private), ("announce", announce)):
+            if value is not None:
+                frame[name] = value
+        await self._request(frame, retry=False)
+
+    async def invite(self, room: str, nick: str) -> None:
+        """Let ``nick`` join the private ``room`` (its owner or a mod)."""
+        await self._request({"type": "invite", "room": room, "nick": nick}, retry=False)
+
+    async def moderate(
+        self,
+        action: Literal["kick", "ban", "unban", "mute", "unmute"],
+        nick: str,
+        *,
+        room: str | None = None,
+        until: datetime | None = None,
+        reason: str = "",
+    ) -> None:
+        """Kick, ban, unban, mute or unmute ``nick`` in ``room`` (None: the whole server,
+        for an admin); ``until`` ends a ban or mute by itself (None: until lifted).
+
+        Raises:
+            Forbidden: not allowed for you (``reason``: ``not_allowed``, ``rank``…).
+        """
+        frame: dict[str, Any] = {"type": action, "nick": nick}
+        if room is not None:
+            frame["room"] = room
+        if action in ("ban", "mute"):
+            frame["until"] = None if until is None else iso_ts(int(until.timestamp() * 1000))
+        if reason and action in ("kick", "ban", "mute"):
+            frame["reason"] = reason
+        await self._request(frame, retry=False)
+
+    async def grant(self, nick: str, role: str, *, room: str | None = None) -> None:
+        """Make ``nick`` a ``mod`` (or ``member`` again) of ``room`` (its owner), or an
+        ``admin`` of the server (an admin)."""
+        frame: dict[str, Any] = {"type": "grant", "nick": nick, "role": role}
+        if room is not None:
+            frame["room"] = room
+        await self._request(frame, retry=False)
+
+    def _on_room_info(self, session: _Session, frame: dict[str, Any]) -> None:
+        details = RoomDetails.from_frame(frame)
+        if details is not None:
+            self.state.rooms_info[details.room] = details
+            self._emit(details)
+
+    def _on_moderated(self, session: _Session, frame: dict[str, Any]) -> None:
+        event = Moderated.from_frame(frame)
+        if event is None:
+            return
+        if event.action in ("kick", "ban") and self.state.is_me(event.nick):
+            self.state.left(event.room)
+        self._emit(event)
+
     def _schedule_seen(self) -> None:
         if self._seen_timer is None and not self._closed:
             loop = asyncio.get_running_loop()
@@ -1212,6 +1288,8 @@ class ChatClient:
             if self.state.is_me(nick):
                 self.state.left(room)
             self._emit(Presence(room, nick, "leave"))
+        elif "by" in frame:  # §8 moderation: kick, ban, mute… with who and why
+            self._on_moderated(session, frame)
 
     def _on_typing(self, session: _Session, frame: dict[str, Any]) -> None:
         sender, room, to = frame.get("from"), frame.get("room"), frame.get("to")
@@ -1248,6 +1326,7 @@ class ChatClient:
         "reacted": _on_change_frame,
         "read": _on_read,
         "receipt": _on_receipt,
+        "room_info": _on_room_info,
     }
 
 

@@ -485,6 +485,71 @@ def _toggle(reactions: tuple[Reaction, ...], change: Changed) -> tuple[Reaction,
     return tuple(out)
 
 
+# -- moderation (issue 16) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoomDetails:
+    """A room's settings: on joining it, and to its members when they change (``by``).
+
+    ``role`` is yours there (``member``, ``mod``, ``owner``, ``admin``) when known.
+    """
+
+    room: str
+    topic: str
+    private: bool
+    announce: bool
+    by: str | None = None
+    role: str | None = None
+
+    @classmethod
+    def from_frame(cls, frame: Mapping[str, Any]) -> RoomDetails | None:
+        room, topic = frame.get("room"), frame.get("topic")
+        if not isinstance(room, str) or not isinstance(topic, str):
+            return None
+        by, role = frame.get("by"), frame.get("role")
+        return cls(
+            room,
+            topic,
+            frame.get("private") is True,
+            frame.get("announce") is True,
+            by if isinstance(by, str) else None,
+            role if isinstance(role, str) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Moderated:
+    """A moderator acted on ``nick`` in ``room``: ``action`` is ``kick``, ``ban``, ``unban``,
+    ``mute``, ``unmute``, ``invite`` or ``grant`` (with ``role``); ``until`` None: for ever."""
+
+    room: str
+    nick: str
+    action: str
+    by: str
+    reason: str = ""
+    until: datetime | None = None
+    role: str | None = None
+
+    @classmethod
+    def from_frame(cls, frame: Mapping[str, Any]) -> Moderated | None:
+        room, nick, action, by = (frame.get(k) for k in ("room", "nick", "event", "by"))
+        if not all(isinstance(v, str) for v in (room, nick, action, by)):
+            return None
+        assert isinstance(room, str) and isinstance(nick, str)
+        assert isinstance(action, str) and isinstance(by, str)
+        reason, until, role = frame.get("reason"), frame.get("until"), frame.get("role")
+        return cls(
+            room,
+            nick,
+            action,
+            by,
+            reason if isinstance(reason, str) else "",
+            parse_ts(until) if isinstance(until, str) else None,
+            role if isinstance(role, str) else None,
+        )
+
+
 Event = (
     Welcome
     | CaughtUp
@@ -498,5 +563,7 @@ Event = (
     | Changed
     | ReadMarker
     | Receipt
+    | RoomDetails
+    | Moderated
 )
 """Everything :meth:`ChatClient.events` can yield."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from chinwag.client.events import Changed, Message, fold_nick
+from chinwag.client.events import Changed, Message, RoomDetails, fold_nick
 
 __all__ = ["ChatState", "Conversation"]
 
@@ -74,6 +74,8 @@ class ChatState:
         self.nick = nick
         self.account = False
         self.rooms: set[str] = set()
+        # Each room's settings and your role there, as last told (issue 16).
+        self.rooms_info: dict[str, RoomDetails] = {}
         self.active: Conversation = Conversation.room("lobby")
         self._max_ids = max_ids
         self._max_per = max_per_conversation

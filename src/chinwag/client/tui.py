@@ -23,9 +23,9 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from ssl import SSLContext
-from typing import Final
+from typing import Final, Literal
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
@@ -44,7 +44,9 @@ from chinwag.client.events import (
     Changed,
     ErrorReceived,
     Message,
+    Moderated,
     Presence,
+    RoomDetails,
     SendFailed,
     Status,
     Welcome,
@@ -72,6 +74,15 @@ commands:
   /search WORDS       find messages you may see with every one of WORDS (ids shown)
   /block NICK         see nothing more from NICK, on any device (NICK is not told)
   /unblock NICK       see what NICK sends from now on again; /blocks lists your blocks
+  /topic [TEXT]       show or set the current room's topic (its owner or a mod)
+  /mode [+p|-p|+a|-a] show the room's settings, or make it private (+p: invite only,
+                      unlisted) or announce-only (+a: only owner and mods speak)
+  /invite NICK        let NICK join this (private) room
+  /kick NICK [WHY]    take NICK out of this room (they may come back)
+  /ban NICK [FOR] [WHY]   keep NICK out of this room, FOR 30m, 2h, 7d… or until /unban
+  /mute NICK [FOR] [WHY]  stop NICK speaking here, FOR a while or until /unmute
+  /unban NICK, /unmute NICK   lift them
+  /grant NICK ROLE    make NICK a mod of this room, or a member again (its owner)
   /register           make your nick an account (asks for a password)
   /passwd             change your password
   /quit               leave (if messages are not sent yet, asks you to /quit again)
@@ -100,6 +111,15 @@ _USAGE: Final = {
     "block": "/block NICK",
     "unblock": "/unblock NICK",
     "blocks": "/blocks",
+    "topic": "/topic [TEXT]",
+    "mode": "/mode [+p|-p|+a|-a]",
+    "invite": "/invite NICK",
+    "kick": "/kick NICK [WHY]",
+    "ban": "/ban NICK [FOR] [WHY]",
+    "unban": "/unban NICK",
+    "mute": "/mute NICK [FOR] [WHY]",
+    "unmute": "/unmute NICK",
+    "grant": "/grant NICK mod|member",
     "register": "/register",
     "passwd": "/passwd",
     "quit": "/quit",
@@ -219,6 +239,82 @@ def summary(event: CaughtUp) -> str:
     if event.truncated:
         text += " (older messages were left out)"
     return text
+
+
+_MODERATION: Final = ("topic", "mode", "invite", "kick", "ban", "unban", "mute", "unmute", "grant")
+_ROLES: Final = ("mod", "member")
+_LIFTS: Final[dict[str, Literal["kick", "unban", "unmute"]]] = {
+    "kick": "kick",
+    "unban": "unban",
+    "unmute": "unmute",
+}
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_MODE_FLAGS: Final = {"p": "private", "a": "announce"}
+
+
+def parse_length(text: str) -> int | None:
+    """Seconds of a length as typed (``30m``, ``2h``, ``7d``), or None if it is not one."""
+    if len(text) >= 2 and text[-1] in _UNITS and text[:-1].isdigit():
+        return int(text[:-1]) * _UNITS[text[-1]]
+    return None
+
+
+def _modes(args: list[str]) -> dict[str, bool] | None:
+    """``+p -a`` (or ``+pa``) as room settings; None if something else was typed."""
+    changes: dict[str, bool] = {}
+    for arg in args:
+        if len(arg) < 2 or arg[0] not in "+-":
+            return None
+        for flag in arg[1:]:
+            if flag not in _MODE_FLAGS:
+                return None
+            changes[_MODE_FLAGS[flag]] = arg[0] == "+"
+    return changes
+
+
+def room_line(room: str, details: RoomDetails | None) -> str:
+    """The room info line: ``#games: chess · private · announce · you are its owner``."""
+    if details is None:
+        return f"#{clean(room)}: nothing known yet (/join it again to see its settings)"
+    parts = [f"topic: {clean(details.topic)}" if details.topic else "no topic"]
+    if details.private:
+        parts.append("private (invite only)")
+    if details.announce:
+        parts.append("announce (only its owner and mods speak)")
+    if details.role is not None and details.role != "member":
+        parts.append(
+            f"you are {'an' if details.role in ('admin', 'owner') else 'a'} {details.role}"
+        )
+    by = f" (set by {clean(details.by)})" if details.by else ""
+    return f"#{clean(room)}: " + " · ".join(parts) + by
+
+
+def describe_moderation(event: Moderated, me: bool) -> str:
+    """A moderator's action in plain words: ``you are muted in #games until 14:05 by olga``."""
+    who = "you" if me else clean(event.nick)
+    verb = {
+        "kick": "kicked from",
+        "ban": "banned from",
+        "unban": "unbanned in",
+        "mute": "muted in",
+        "unmute": "unmuted in",
+        "invite": "invited to",
+        "grant": f"made {event.role or 'member'} of",
+    }.get(event.action, f"{clean(event.action)} in")
+    be = "are" if me else "is"
+    until = ""
+    if event.action in ("ban", "mute"):
+        until = f" until {_when(event.until)}" if event.until is not None else " until lifted"
+    why = f": {clean(event.reason)}" if event.reason else ""
+    return f"{who} {be} {verb} #{clean(event.room)}{until} by {clean(event.by)}{why}"
+
+
+def _when(ts: datetime) -> str:
+    """A time for people: ``14:05`` today, else with its date."""
+    local = ts.astimezone()
+    if local.date() == datetime.now().astimezone().date():
+        return local.strftime("%H:%M")
+    return local.strftime("%Y-%m-%d %H:%M")
 
 
 def _room(text: str) -> str:
@@ -458,6 +554,10 @@ class _Chat:
                     self.note(f"server: {clean(error.message)}")
                 case Changed():
                     self.note(describe_change(event))
+                case RoomDetails():
+                    self.note(room_line(event.room, event))
+                case Moderated():
+                    self.note(describe_moderation(event, self.client.state.is_me(event.nick)))
                 case _:
                     pass
 
@@ -632,6 +732,8 @@ class _Chat:
         elif command == "blocks" and not args:
             nicks = await self.client.blocks()
             self.note(f"you block: {', '.join(clean(n) for n in nicks) or 'nobody'}")
+        elif command in _MODERATION:
+            await self._moderate(command, args, rest)
         elif command == "register" and not args:
             await self._register()
         elif command == "passwd" and not args:
@@ -645,6 +747,52 @@ class _Chat:
             hint = f": did you mean /{guess[0]}?" if guess else ""
             self.note(f"unknown command /{clean(command)}{hint} (/help lists them)")
         return True
+
+    async def _moderate(self, command: str, args: list[str], rest: str) -> None:
+        """/topic, /mode, /invite, /kick, /ban, /unban, /mute, /unmute, /grant (issue 16):
+        in the current room."""
+        if self.client.state.active.kind != "room":
+            self.note(f"/{command} acts on a room: /join ROOM first")
+            return
+        room = self._current_room()
+        if command == "topic":
+            if rest:
+                await self.client.set_room(room, topic=rest)
+            else:
+                self.note(room_line(room, self.client.state.rooms_info.get(room)))
+            return
+        if command == "mode":
+            if not args:
+                self.note(room_line(room, self.client.state.rooms_info.get(room)))
+                return
+            changes = _modes(args)
+            if changes is None:
+                self.note(f"usage: {_USAGE['mode']} (several at once: /mode +p +a)")
+                return
+            await self.client.set_room(
+                room, private=changes.get("private"), announce=changes.get("announce")
+            )
+            return
+        if not args or (command == "grant" and (len(args) != 2 or args[1] not in _ROLES)):
+            self.note(f"usage: {_USAGE[command]}")
+            return
+        nick, words = args[0], rest[len(args[0]) :].strip()
+        if command == "invite":
+            await self.client.invite(room, nick)
+            self.note(f"{clean(nick)} may now join #{clean(room)}")
+        elif command == "grant":
+            await self.client.grant(nick, args[1], room=room)
+        elif command in ("kick", "unban", "unmute"):
+            await self.client.moderate(_LIFTS[command], nick, room=room, reason=words)
+        else:  # ban, mute: an optional length first
+            until = None
+            first, _, after = words.partition(" ")
+            length = parse_length(first)
+            if length is not None:
+                until, words = datetime.now(UTC) + timedelta(seconds=length), after.strip()
+            await self.client.moderate(
+                "ban" if command == "ban" else "mute", nick, room=room, until=until, reason=words
+            )
 
     def _last_id(self, *, own: bool | None) -> int | None:
         """The newest message here: ``own`` True mine, False someone else's, None any."""

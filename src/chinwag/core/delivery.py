@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from chinwag.bus.base import BlocksChanged, Bus, Posted, Resync
+from chinwag.bus.base import BlocksChanged, Bus, Moderated, Posted, Resync
 from chinwag.config import Settings
 from chinwag.core.blocks import Blocks, hidden
 from chinwag.core.counts import Counts
@@ -152,6 +152,9 @@ class Delivery:
         self.counts = Counts()  # the hub's, set by the hub
         self.blocks: Blocks | None = None  # who blocks whom (set by the hub)
         self._reloads: set[asyncio.Task[None]] = set()
+        # Moderation actions of other nodes (`Moderation.heard`; set by the hub).
+        self.moderated: Callable[[Moderated], Awaitable[None]] | None = None
+        self.resynced: Callable[[], Awaitable[None]] | None = None  # `Moderation.resync`
 
     async def load(self) -> None:
         """Start after the newest message committed now: older ones are backlog."""
@@ -175,8 +178,12 @@ class Delivery:
                 elif isinstance(event, Resync):
                     await self._resync()
                     self._reload_blocks()
+                    if self.resynced is not None:
+                        await self.resynced()
                 elif isinstance(event, BlocksChanged) and self.blocks is not None:
                     self.blocks.apply(event)
+                elif isinstance(event, Moderated) and self.moderated is not None:  # issue 16
+                    await self.moderated(event)
         finally:
             self._fan_out_batch()
 

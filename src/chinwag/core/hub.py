@@ -24,12 +24,13 @@ from chinwag.core.counts import Counts
 from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
 from chinwag.core.markers import ReadMarkers
+from chinwag.core.moderation import Moderation
 from chinwag.core.posting import Posting
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.revisions import Revisions
 from chinwag.core.rooms import Rooms
 from chinwag.core.search import Searching
-from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Session, charge, reply
+from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Session, charge, ok, reply
 from chinwag.errors import BadRequest, ChatError
 from chinwag.protocol.events import (
     Block,
@@ -38,12 +39,15 @@ from chinwag.protocol.events import (
     Delete,
     Dm,
     Edit,
+    Grant,
     Hello,
     History,
+    Invite,
     Join,
     Leave,
     ListBlocks,
     ListRooms,
+    Moderate,
     Passwd,
     Ping,
     Pong,
@@ -51,6 +55,7 @@ from chinwag.protocol.events import (
     Read,
     Receipts,
     Register,
+    RoomSet,
     Say,
     Search,
     Seen,
@@ -79,6 +84,10 @@ _COSTS: dict[type[Command], float] = {
     Block: 1.0,
     Unblock: 1.0,
     ListBlocks: 1.0,
+    RoomSet: 1.0,
+    Invite: 1.0,
+    Moderate: 1.0,
+    Grant: 1.0,
 }
 
 
@@ -112,7 +121,10 @@ class Hub:
         self._registry = OnlineRegistry(settings)
         self._delivery = Delivery(settings, store, bus, self._registry, monotonic)
         self._posting = Posting(settings, store, bus, self._registry, clock)
-        self._rooms = Rooms(settings, store, self._registry, self._posting.resolve)
+        self._moderation = Moderation(settings, store, self._registry, clock, bus)
+        self._rooms = Rooms(
+            settings, store, self._registry, self._posting.resolve, self._moderation
+        )
         self._revisions = Revisions(settings, store, self._posting, clock)
         self._searching = Searching(settings, store, self._posting.resolve)
         self._receipts = DmReceipts(store, self._registry)
@@ -131,14 +143,23 @@ class Hub:
         )
         self._blocks = Blocks(settings, store, bus, self._registry, clock)
         self._delivery.blocks = self._blocks
+        # Moderation (issue 16): who may speak, delete, and how sessions are ended.
+        self._posting.check_say = self._moderation.check_say
+        self._revisions._moderation = self._moderation
+        self._moderation.end_sessions = self._logins.end_sessions
+        self._moderation.remove_member = self._rooms.remove
+        self._delivery.moderated = self._moderation.heard
+        self._delivery.resynced = self._moderation.resync
+        self._logins.adopted = self._moderation.adopt
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
 
-        See `Logins.load` and `Delivery.load`.
+        See `Logins.load`, `Delivery.load` and `Moderation.load`.
         """
         await self._logins.load()
         await self._delivery.load()
+        await self._moderation.load()
 
     async def run(self) -> None:
         """Deliver what the bus yields, until the bus closes (see `Delivery.run`)."""
@@ -159,7 +180,13 @@ class Hub:
             ChatError: the hello is refused; nothing changed.
         """
         try:
+            self._moderation.check_hello(hello.nick)
             session = await self._logins.login(hello, outlet)
+            refusal = self._moderation.server_ban(session.principal.pid)
+            if refusal is not None:
+                # Banned while this login was under way: it ends as the others did.
+                await self._logins.logout(session, clean=False)
+                raise refusal
         except ChatError:
             self.counts.login_failures += 1
             raise
@@ -172,6 +199,11 @@ class Hub:
         p = session.principal
         if not p.account and not p.sessions:
             self._blocks.ended(p.pid)
+
+    @property
+    def moderation(self) -> Moderation:
+        """Roles, room settings and sanctions (the operator's live actions use it)."""
+        return self._moderation
 
     def end_sessions(self, key: str, reason: str, message: str) -> int:
         """End every live session of the principal called ``key`` at once; how many.
@@ -237,6 +269,18 @@ class Hub:
                 await self._blocks.unblock(session, cmd)
             case ListBlocks():
                 await self._blocks.list_blocks(session, cmd)
+            case RoomSet():
+                await self._moderation.room_set(session.principal, cmd)
+                ok(session, cmd.ref)
+            case Invite():
+                await self._moderation.invite(session.principal, cmd)
+                ok(session, cmd.ref)
+            case Moderate():
+                await self._moderation.moderate(session.principal, cmd)
+                ok(session, cmd.ref)
+            case Grant():
+                await self._moderation.grant(session.principal, cmd)
+                ok(session, cmd.ref)
             case Passwd():
                 await self._logins.passwd(session, cmd)
             case Ping():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from chinwag import __version__
 from chinwag.bus.base import Bus
@@ -43,14 +43,25 @@ from chinwag.errors import (
     SessionEnded,
     UnsupportedProto,
 )
-from chinwag.protocol.events import CaughtUp, Error, Hello, Passwd, Register, Welcome
+from chinwag.protocol.events import CaughtUp, Error, Hello, Outgoing, Passwd, Register, Welcome
 from chinwag.storage.base import AccountExists, AccountRow, Store
 
 log = logging.getLogger("chinwag.hub")
 
 PROTO = 1
-# Protocol §8: what of version 1.1 this server does ("moderation" is not there yet).
-FEATURES = ("edit", "delete", "react", "reply", "mentions", "search", "read", "receipts", "block")
+# Protocol §8: what of version 1.1 this server does.
+FEATURES = (
+    "edit",
+    "delete",
+    "react",
+    "reply",
+    "mentions",
+    "search",
+    "read",
+    "receipts",
+    "block",
+    "moderation",
+)
 
 # Every guest starts in the lobby alone: one shared set instead of one each.
 _LOBBY_ONLY = frozenset({LOBBY})
@@ -118,6 +129,8 @@ class Logins:
         self._register_throttle = RegisterThrottle(settings, monotonic)
         # Operator actions (end_sessions) per account key: a login under way restarts.
         self._account_changes: dict[str, int] = {}
+        # A guest's standings and rooms pass to its account (`Moderation.adopt`; the hub's).
+        self.adopted: Callable[[str, str, str, frozenset[str]], Awaitable[None]] | None = None
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -416,11 +429,14 @@ class Logins:
         if clean and p.account and session.pending is None:
             await self._store.advance_cursor(p.pid, session.device, session.last_delivered)
 
-    def end_sessions(self, key: str, reason: str, message: str) -> int:
+    def end_sessions(
+        self, key: str, reason: str, message: str, farewell: Outgoing | None = None
+    ) -> int:
         """End every live session of the principal called ``key`` at once; how many.
 
-        Each gets ``error session_ended`` with ``reason`` and ``message``, then
-        its connection closes (its logout follows when the command it may be
+        Each gets ``error session_ended`` with ``reason`` and ``message`` (or
+        ``farewell``, as §8's ``bye`` with reason ``banned``), then its
+        connection closes (its logout follows when the command it may be
         carrying out is done). A login of that account still under way starts
         over, so it sees the store as the operator left it.
         """
@@ -428,7 +444,7 @@ class Logins:
         p = self._by_key.get(key)
         if p is None:
             return 0
-        frame = Frame(Error.of(SessionEnded(message, reason=reason)))
+        frame = Frame(farewell or Error.of(SessionEnded(message, reason=reason)))
         sessions = list(p.sessions)
         for s in sessions:
             s.outlet.send(frame)
@@ -505,6 +521,8 @@ class Logins:
         for room in sorted(p.rooms):
             await self._store.join_room(pid, room)
         await self._store.adopt(p.pid, pid)
+        if self.adopted is not None:
+            await self.adopted(p.pid, pid, p.nick, p.rooms)
         await self._store.advance_cursor(pid, session.device, session.last_delivered)
         self._online.pop(p.pid, None)
         await self._names.release(p.key, p.pid)  # the account holds the nick now

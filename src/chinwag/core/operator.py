@@ -9,12 +9,15 @@ say the same words.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from chinwag.config import Settings
 from chinwag.core.accounts import PasswordHasher, check_password, parse_nick
+from chinwag.core.moderation import OPERATOR, Moderation
 from chinwag.errors import ChatError, RateLimited
-from chinwag.storage.base import AccountRow, Store
+from chinwag.protocol.events import Grant, Moderate
+from chinwag.storage.base import AccountRow, AuditEntry, Store
 
 # end_sessions(key, reason, message) -> how many sessions ended (Hub.end_sessions).
 EndSessions = Callable[[str, str, str], int]
@@ -70,6 +73,12 @@ class AccountActions:
             raise ActionRefused(f"no account called {raw!r}", 1)
         return row
 
+    async def _audit(self, action: str, nick: str) -> None:
+        """Keep the operator's action in the audit log (issue 16)."""
+        await self._store.add_audit(
+            AuditEntry(int(time.time() * 1000), "operator", action, None, nick)
+        )
+
     def _end(self, key: str, reason: str, message: str) -> str:
         if self._end_sessions is None:
             return ""
@@ -88,6 +97,7 @@ class AccountActions:
         row = await self._account(raw_nick)
         if not await self._store.delete_account(row.key):
             raise ActionRefused(f"no account called {raw_nick!r}", 1)
+        await self._audit("delete-account", row.nick)
         ended = self._end(
             row.key,
             DELETED,
@@ -114,9 +124,49 @@ class AccountActions:
             raise ActionRefused(exc.message, 2) from None
         if not await self._store.set_password_hash(row.key, password_hash):
             raise ActionRefused(f"no account called {raw_nick!r}", 1)
+        await self._audit("reset-password", row.nick)  # never the password itself
         ended = self._end(
             row.key,
             PASSWORD_RESET,
             "the server's operator reset your password; log in again with the new one",
         )
         return f"new password set for {row.nick}{ended}"
+
+
+class ModerationActions:
+    """``chinwag admin grant``, ``ban``, ``unban`` and ``kick`` (issue 16), as the operator.
+
+    The operator acts as a server admin through the same `Moderation` as the
+    clients' commands: the running server's (its members are told, sessions
+    end at once), or one loaded from the store when no server runs.
+    """
+
+    def __init__(self, moderation: Moderation) -> None:
+        self._moderation = moderation
+
+    async def _run(self, action: Moderate | Grant) -> None:
+        try:
+            if isinstance(action, Grant):
+                await self._moderation.grant(OPERATOR, action)
+            else:
+                await self._moderation.moderate(OPERATOR, action)
+        except ChatError as exc:
+            status = 2 if exc.code in ("bad_request", "bad_nick", "bad_room") else 1
+            raise ActionRefused(exc.message, status) from None
+
+    async def grant(self, nick: str, role: str, room: str | None) -> str:
+        """Give ``nick`` a role: admin/member of the server, or mod/member of ``room``."""
+        await self._run(Grant(room=room, nick=nick, role=role))
+        where = f"#{room}" if room else "the server"
+        return f"{nick} is now {role} of {where}"
+
+    async def moderate(
+        self, action: str, nick: str, room: str | None, until_ms: int | None, reason: str
+    ) -> str:
+        """``kick``, ``ban`` or ``unban`` ``nick`` in ``room`` (None: server-wide)."""
+        await self._run(
+            Moderate(action=action, room=room, nick=nick, until_ms=until_ms, reason=reason)
+        )
+        where = f"#{room}" if room else "the server"
+        done = {"kick": "kicked from", "ban": "banned from", "unban": "unbanned from"}[action]
+        return f"{nick} {done} {where}"

@@ -79,6 +79,10 @@ def mentioned_keys(body: str, limit: int) -> list[str]:
     return keys
 
 
+def _anyone_speaks(p: Principal, room: str) -> None:
+    """The check of a say without moderation: every member may speak."""
+
+
 def _dedupe_key(session: Session) -> str:
     """Whose ``cid``s a session's share (protocol v1 §3).
 
@@ -120,6 +124,8 @@ class Posting:
         self._recent: OrderedDict[tuple[str, str], tuple[int, Ack]] = OrderedDict()
         self._cid_ttl_ms = int(settings.cid_ttl * 1000)
         self.counts = Counts()  # the hub's, set by the hub
+        # Moderation's check of a say (muted, announce rooms); set by the hub.
+        self.check_say: Callable[[Principal, str], None] = _anyone_speaks
 
     def pipeline(self, session: Session, cmd: Command) -> asyncio.Future[AppendResult] | None:
         """Start a say, or a DM to someone online, without waiting for its commit.
@@ -187,6 +193,7 @@ class Posting:
         if room not in session.principal.rooms:
             raise NotMember(f"you are not in #{room}; join it first")
         check_body(cmd.body)
+        self.check_say(session.principal, room)
         return room
 
     async def say(self, session: Session, cmd: Say) -> None:

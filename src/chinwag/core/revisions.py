@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Callable
 
 from chinwag.config import Settings
+from chinwag.core.moderation import Moderation
 from chinwag.core.posting import Extra, Posting
 from chinwag.core.rules import check_body
 from chinwag.core.sessions import Session, charge
@@ -80,6 +81,14 @@ def _conversation(
     return None, (target.sender, target.sender_nick)
 
 
+def _visible(session: Session, target: StoredMessage) -> bool:
+    """Whether this session may see ``target`` now (its room's member, or a party to the DM)."""
+    p = session.principal
+    if target.room is not None:
+        return target.room in p.rooms
+    return p.pid in (target.sender, target.recipient)
+
+
 class Revisions:
     """Edit, delete, react: checks, then `Posting.post_event`.
 
@@ -97,6 +106,7 @@ class Revisions:
         self._store = store
         self._posting = posting
         self._clock = clock
+        self._moderation: Moderation | None = None  # who else may delete; set by the hub
 
     async def _target(self, session: Session, message_id: int) -> StoredMessage:
         """Pay for the command, then the message ``message_id`` if this session may see it.
@@ -110,12 +120,8 @@ class Revisions:
         """
         charge(session, 1.0)
         target = await self._store.get_message(message_id)
-        p = session.principal
-        if target is not None:
-            if target.room is not None and target.room in p.rooms:
-                return target
-            if target.room is None and p.pid in (target.sender, target.recipient):
-                return target
+        if target is not None and _visible(session, target):
+            return target
         raise NotFound(f"there is no message {message_id} that you can see")
 
     async def edit(self, session: Session, cmd: Edit) -> None:
@@ -126,6 +132,8 @@ class Revisions:
             raise Forbidden("only its sender may edit a message", reason="not_sender")
         if target.deleted:
             raise Forbidden("that message is deleted", reason="deleted")
+        if target.room is not None and self._moderation is not None:
+            self._moderation.check_say(session.principal, target.room)  # muted: no edits either
         age = self._clock() - target.ts_ms / 1000
         if age > self.settings.edit_window:
             raise Forbidden(
@@ -153,19 +161,38 @@ class Revisions:
         )
 
     async def delete(self, session: Session, cmd: Delete) -> None:
-        """Delete one's own message: its body is erased from storage.
+        """Delete a message: its body is erased from storage.
 
-        Room moderators and server admins come with moderation (not there yet).
+        Its sender may; so may a mod or the owner of its room (while in it),
+        and a server admin any room's message (issue 16). Those deletions are
+        audited.
         """
-        target = await self._target(session, cmd.id)
-        if target.sender != session.principal.pid:
-            raise Forbidden("only its sender may delete a message", reason="not_sender")
+        p = session.principal
+        charge(session, 1.0)  # first, as `_target`: refused ones cost too
+        target = await self._store.get_message(cmd.id)
+        moderator = (
+            target is not None
+            and target.room is not None
+            and target.sender != p.pid
+            and self._moderation is not None
+            and (target.room in p.rooms or self._moderation.is_admin(p.pid))
+            and self._moderation.may_delete(p.pid, target.room)
+        )
+        if target is None or not (moderator or _visible(session, target)):
+            raise NotFound(f"there is no message {cmd.id} that you can see")
+        if target.sender != p.pid and not moderator:
+            raise Forbidden(
+                "only its sender, a mod of its room or an admin may delete a message",
+                reason="not_sender",
+            )
         if target.deleted:
             raise Forbidden("that message is already deleted", reason="deleted")
         room, to = _conversation(session, target)
         await self._posting.post_event(
             session, cmd.ref, cmd.cid, "", Extra(kind="delete", target=target.id), room=room, to=to
         )
+        if moderator and self._moderation is not None:
+            await self._moderation.audited_delete(p, target.room, target.id, target.sender_nick)
 
     async def react(self, session: Session, cmd: React) -> None:
         """Put this person's reaction on a message on or off (one per emoji)."""

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from chinwag.config import Settings
 from chinwag.core.blocks import BLOCKED_PAGES, visible
 from chinwag.core.delivery import message_event
+from chinwag.core.moderation import Moderation
 from chinwag.core.rules import LOBBY, parse_room
 from chinwag.core.sessions import OnlineRegistry, Principal, Session, ok, reply
 from chinwag.errors import Forbidden, NotMember
@@ -39,6 +40,7 @@ class Rooms:
         store: memberships and history.
         registry: who is online.
         resolve: finds the other party of a DM history.
+        moderation: who may join, which rooms are listed, ``room_info``.
     """
 
     def __init__(
@@ -47,8 +49,10 @@ class Rooms:
         store: Store,
         registry: OnlineRegistry,
         resolve: Resolver,
+        moderation: Moderation,
     ) -> None:
         self.settings = settings
+        self._moderation = moderation
         self._store = store
         self._resolve = resolve
         self._registry = registry
@@ -60,17 +64,18 @@ class Rooms:
         room = parse_room(cmd.room)
         p = session.principal
         if room in p.rooms:
-            ok(session, cmd.ref)
+            await self._moderation.joined(session, room, cmd.ref)
             return
         self._check_room_caps(p, room)
+        self._moderation.check_join(p, room)
         if p.account:
             await self._store.join_room(p.pid, room)
             if room in p.rooms:  # another session joined while we waited
-                ok(session, cmd.ref)
+                await self._moderation.joined(session, room, cmd.ref)
                 return
         p.rooms = p.rooms | {room}  # never changed in place: guests share one set
         self._rooms.setdefault(room, set()).add(p)
-        ok(session, cmd.ref)
+        await self._moderation.joined(session, room, cmd.ref)
         self._registry.presence(room, p, "join", exclude=session)
 
     def _check_room_caps(self, p: Principal, room: str) -> None:
@@ -89,6 +94,21 @@ class Rooms:
                 " (see rooms) or try later",
                 reason="server_room_limit",
             )
+
+    async def remove(self, p: Principal, room: str) -> None:
+        """Take ``p`` out of ``room`` (a kick or a ban): online at once, then in the store.
+
+        The room's members were told already, with who did it and why.
+        """
+        if room in p.rooms:  # at once: nothing of the room reaches them from now on
+            p.rooms = p.rooms - {room}
+            members = self._rooms.get(room)
+            if members is not None:
+                members.discard(p)
+                if not members:
+                    del self._rooms[room]
+        if p.account:
+            await self._store.leave_room(p.pid, room)
 
     async def leave(self, session: Session, cmd: Leave) -> None:
         """Leave a room (never the lobby); its members are told."""
@@ -130,6 +150,8 @@ class Rooms:
         names = set(await self._store.room_member_counts())
         names.update(self._rooms)
         names.add(LOBBY)
+        p = session.principal
+        names = {name for name in names if self._moderation.listed(p, name)}
         online_in = self._registry.online_in
         most = self.settings.rooms_reply_max
         truncated = len(names) > most

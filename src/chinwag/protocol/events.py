@@ -153,7 +153,9 @@ class Pong(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Bye(Command):
-    pass
+    """As a server event, ``reason`` says why the server ends the session (§8: ``banned``)."""
+
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,6 +215,52 @@ class ListBlocks(Command):
     """The nicks this account blocks (answered with `BlocksReply`)."""
 
 
+# -- moderation (issue 16, protocol §8) -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomSet(Command):
+    """§8 ``room``: change a room's settings; None leaves one as it is (at least one is set)."""
+
+    room: str
+    topic: str | None = None
+    private: bool | None = None
+    announce: bool | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invite(Command):
+    """§8: let ``nick`` join the private ``room``."""
+
+    room: str
+    nick: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Moderate(Command):
+    """§8 ``kick``, ``ban``, ``unban``, ``mute``, ``unmute`` (``action``) of ``nick``.
+
+    ``room`` None: server-wide (an admin's; ``kick`` and ``ban``/``unban`` only).
+    ``until_ms`` None: until lifted (ban, mute).
+    """
+
+    action: str
+    room: str | None = None
+    nick: str
+    until_ms: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Grant(Command):
+    """§8: give ``nick`` the ``role`` ``mod`` or ``member`` in ``room``; ``admin`` or
+    ``member`` server-wide when ``room`` is None."""
+
+    room: str | None = None
+    nick: str
+    role: str
+
+
 ClientCommand = (
     Hello
     | Say
@@ -238,6 +286,10 @@ ClientCommand = (
     | Block
     | Unblock
     | ListBlocks
+    | RoomSet
+    | Invite
+    | Moderate
+    | Grant
 )
 
 
@@ -390,11 +442,20 @@ class CaughtUp(ServerEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Presence(ServerEvent):
-    """``nick`` came to (``event="join"``) or left (``"leave"``) ``room``."""
+    """``nick`` came to (``event="join"``) or left (``"leave"``) ``room``.
+
+    §8 moderation adds the events ``kick``, ``ban``, ``unban``, ``mute``,
+    ``unmute``, ``invite`` and ``grant``, with who did it (``by``), why
+    (``reason``), until when (``until_ms``) and the role given (``role``).
+    """
 
     room: str
     nick: str
     event: str
+    by: str | None = None
+    reason: str | None = None
+    until_ms: int | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -490,6 +551,21 @@ class BlocksReply(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RoomInfo(ServerEvent):
+    """§8: a room's settings, to its members when they change (``by``) and on join.
+
+    ``role`` (an extension) is the receiver's own role, on the answer to its ``join``.
+    """
+
+    room: str
+    topic: str
+    private: bool
+    announce: bool
+    by: str | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Error(ServerEvent):
     """A refusal: a stable ``code``, words for a person, and fields of its own.
 
@@ -529,6 +605,7 @@ Outgoing = (
     | ReadMarker
     | Receipt
     | BlocksReply
+    | RoomInfo
     | Error
     | Ping
     | Pong

@@ -68,6 +68,7 @@ from chinwag.protocol.events import (
     Receipt,
     Register,
     Results,
+    RoomInfo,
     RoomsReply,
     Say,
     Seen,
@@ -897,8 +898,8 @@ class IrcServerCodec:
                 )
                 return self._message_lines(echo, verb=pending.command)
             case Presence():
-                if event.nick == self.nick:
-                    return b""
+                if event.nick == self.nick or event.event not in ("join", "leave", "kick", "ban"):
+                    return b""  # mutes, invites, grants: moderation is not mapped to IRC yet
                 verb = "JOIN" if event.event == "join" else "PART"
                 return format_message(verb, f"#{event.room}", source=self._source(event.nick))
             case TypingNotice():
@@ -957,6 +958,8 @@ class IrcServerCodec:
                 return b""
             case ReadMarker() | Receipt() | Results() | BlocksReply():
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
+            case RoomInfo():
+                return b""  # moderation is not mapped to IRC yet (issue 16: not there yet)
 
     def _names(self, channel: str) -> None:
         """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""

@@ -24,6 +24,7 @@ import json
 import math
 import re
 import time
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from chinwag.protocol.events import (
@@ -41,15 +42,18 @@ from chinwag.protocol.events import (
     Edited,
     Error,
     Fatal,
+    Grant,
     Hello,
     History,
     HistoryReply,
     Incoming,
+    Invite,
     Join,
     Leave,
     ListBlocks,
     ListRooms,
     Message,
+    Moderate,
     Ok,
     Outgoing,
     Passwd,
@@ -65,6 +69,8 @@ from chinwag.protocol.events import (
     Register,
     Rejected,
     Results,
+    RoomInfo,
+    RoomSet,
     RoomsReply,
     Say,
     Search,
@@ -144,6 +150,14 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "receipts": (("on", bool),),
     "block": (("nick", str),),
     "unblock": (("nick", str),),
+    "room": (("room", str),),
+    "invite": (("room", str), ("nick", str)),
+    "kick": (("nick", str),),
+    "ban": (("nick", str),),
+    "unban": (("nick", str),),
+    "mute": (("room", str), ("nick", str)),
+    "unmute": (("room", str), ("nick", str)),
+    "grant": (("nick", str), ("role", str)),
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -389,6 +403,59 @@ def _typing(obj: dict[str, Any], ref: str | None) -> Typing:
     return Typing(room=room, to=to, ref=ref)
 
 
+def _opt_bool(obj: dict[str, Any], key: str) -> bool | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise _BadField(f"field {key!r} must be true or false")
+    return value
+
+
+def _opt_ts(obj: dict[str, Any], key: str) -> int | None:
+    """A UTC ISO 8601 timestamp field (``2026-11-24T05:00:00.123Z``) as ms, or None."""
+    text = _opt_str(obj, key, 40)
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = None
+    if when is None or when.utcoffset() != timedelta(0):
+        raise _BadField(
+            f"field {key!r} must be a UTC time like 2026-11-24T05:00:00Z, or null for ever"
+        )
+    return int(when.timestamp() * 1000)
+
+
+def _moderate(obj: dict[str, Any], action: str, nick: str, ref: str | None) -> Moderate:
+    room = _opt_str(obj, "room")
+    if room is None and action in ("mute", "unmute"):
+        raise _BadField("missing field 'room'")
+    timed = action in ("ban", "mute")
+    return Moderate(
+        action=action,
+        room=room,
+        nick=nick,
+        until_ms=_opt_ts(obj, "until") if timed else None,
+        reason=_opt_str(obj, "reason") or "",
+        ref=ref,
+    )
+
+
+def _room_set(obj: dict[str, Any], room: str, ref: str | None) -> RoomSet:
+    cmd = RoomSet(
+        room=room,
+        topic=_opt_str(obj, "topic"),
+        private=_opt_bool(obj, "private"),
+        announce=_opt_bool(obj, "announce"),
+        ref=ref,
+    )
+    if cmd.topic is None and cmd.private is None and cmd.announce is None:
+        raise _BadField("give at least one of 'topic', 'private' and 'announce'")
+    return cmd
+
+
 def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
     """Map a frame with a string ``type`` to its command.
 
@@ -474,6 +541,14 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Unblock(nick=nick, ref=ref)
         case {"type": "blocks"}:
             return ListBlocks(ref=ref)
+        case {"type": "room", "room": str(room)}:
+            return _room_set(obj, room, ref)
+        case {"type": "invite", "room": str(room), "nick": str(nick)}:
+            return Invite(room=room, nick=nick, ref=ref)
+        case {"type": "kick" | "ban" | "unban" | "mute" | "unmute" as action, "nick": str(nick)}:
+            return _moderate(obj, action, nick, ref)
+        case {"type": "grant", "nick": str(nick), "role": str(role)}:
+            return Grant(room=_opt_str(obj, "room"), nick=nick, role=role, ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -657,6 +732,13 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 "nick": event.nick,
                 "event": event.event,
             }
+            if event.by is not None:  # §8 moderation
+                data["by"] = event.by
+                data["reason"] = event.reason or ""
+                if event.event in ("ban", "mute"):
+                    data["until"] = None if event.until_ms is None else iso_ts(event.until_ms)
+                if event.role is not None:
+                    data["role"] = event.role
         case Ok():
             data = {"type": "ok"}
         case Error():
@@ -727,6 +809,19 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data = {"type": "pong"}
         case Bye():
             data = {"type": "bye"}
+            if event.reason is not None:
+                data["reason"] = event.reason
+        case RoomInfo():
+            data = {
+                "type": "room_info",
+                "room": event.room,
+                "topic": event.topic,
+                "private": event.private,
+                "announce": event.announce,
+                "by": event.by,
+            }
+            if event.role is not None:
+                data["role"] = event.role
     if event.ref is not None:
         data["ref"] = event.ref
     return data

@@ -20,7 +20,7 @@ from chinwag.bus.local import LocalBus
 from chinwag.config import ListenSpec, Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.hub import Hub
-from chinwag.core.operator import AccountActions
+from chinwag.core.operator import AccountActions, ModerationActions
 from chinwag.server.connection import Connection, Flusher
 from chinwag.server.control import ControlServer, ControlUnusable
 from chinwag.server.irc import IrcConnection
@@ -300,7 +300,9 @@ class Server:
         server._lock = lock
         actions = AccountActions(settings, store, hasher, hub.end_sessions)
         try:
-            server._control = await ControlServer.open(settings, actions, data_dir)
+            server._control = await ControlServer.open(
+                settings, actions, data_dir, ModerationActions(hub.moderation)
+            )
         except ControlUnusable as exc:
             log.warning("%s; until then chinwag admin cannot reach this server", exc)
         server._hub_task = asyncio.create_task(hub.run())

@@ -6,6 +6,8 @@ system has it. The protocol is one JSON line each way per connection:
 
     {"op": "delete", "nick": "bob"}
     {"op": "reset-password", "nick": "bob", "password": "..."}
+    {"op": "ban", "nick": "bob", "room": null, "until": 1796220300000, "reason": "spam"}
+    {"op": "grant", "nick": "bob", "role": "admin", "room": null}
     -> {"ok": true, "message": "deleted bob; the nick stays reserved; 1 live session(s) ended"}
     -> {"ok": false, "status": 1, "message": "no account called 'bob'"}
 
@@ -31,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from chinwag.config import Settings
-from chinwag.core.operator import AccountActions, ActionRefused
+from chinwag.core.operator import AccountActions, ActionRefused, ModerationActions
 
 log = logging.getLogger("chinwag.control")
 
 CONTROL_NAME = "control.sock"
-OPS = ("delete", "reset-password")
+OPS = ("delete", "reset-password", "grant", "ban", "unban", "kick")
 # The longest path a Unix socket can have on Linux (sun_path is 108 bytes, NUL included).
 _MAX_PATH = 107
 _LINGER = 1.0  # seconds a replied connection takes the peer's late input before closing
@@ -49,6 +51,11 @@ class Request:
     op: str
     nick: str
     password: str | None = None
+    # moderation (issue 16): where (None: server-wide), the role, until when (ms), why
+    room: str | None = None
+    role: str | None = None
+    until_ms: int | None = None
+    reason: str = ""
 
 
 class BadRequest(ValueError):
@@ -74,7 +81,27 @@ def parse_request(line: bytes) -> Request:
         raise BadRequest(f"{op} needs a nick (a string)")
     if op == "reset-password" and not isinstance(password, str):
         raise BadRequest("reset-password needs the new password (a string)")
-    return Request(op, nick, password if isinstance(password, str) else None)
+    room, role, until, reason = (
+        obj.get("room"),
+        obj.get("role"),
+        obj.get("until"),
+        obj.get("reason"),
+    )
+    if not isinstance(room, str | None) or not isinstance(reason, str | None):
+        raise BadRequest(f"{op}: room and reason are strings")
+    if op == "grant" and not isinstance(role, str):
+        raise BadRequest("grant needs a role (a string)")
+    if until is not None and (not isinstance(until, int) or isinstance(until, bool)):
+        raise BadRequest(f"{op}: until is milliseconds since the epoch, or null")
+    return Request(
+        op,
+        nick,
+        password if isinstance(password, str) else None,
+        room,
+        role if isinstance(role, str) else None,
+        until,
+        reason or "",
+    )
 
 
 def encode_reply(ok: bool, message: str, status: int = 0) -> bytes:
@@ -92,9 +119,16 @@ class ControlUnusable(OSError):
 class ControlServer:
     """Serves `Request`s on ``DATA/control.sock`` with the server's `AccountActions`."""
 
-    def __init__(self, settings: Settings, actions: AccountActions, path: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        actions: AccountActions,
+        path: Path,
+        moderation: ModerationActions | None = None,
+    ) -> None:
         self._settings = settings
         self._actions = actions
+        self._moderation = moderation
         self.path = path
         self._server: asyncio.AbstractServer | None = None
         self._active = 0
@@ -103,7 +137,11 @@ class ControlServer:
 
     @classmethod
     async def open(
-        cls, settings: Settings, actions: AccountActions, data_dir: Path
+        cls,
+        settings: Settings,
+        actions: AccountActions,
+        data_dir: Path,
+        moderation: ModerationActions | None = None,
     ) -> ControlServer:
         """Listen on ``data_dir/control.sock``; call only while holding the data dir's lock.
 
@@ -133,7 +171,7 @@ class ControlServer:
             ) from None
         finally:
             os.umask(old_umask)
-        control = cls(settings, actions, path)
+        control = cls(settings, actions, path, moderation)
         mode = path.stat().st_mode
         if not stat.S_ISSOCK(mode) or stat.S_IMODE(mode) != 0o600:
             sock.close()
@@ -209,6 +247,8 @@ class ControlServer:
         try:
             if request.op == "delete":
                 done = await self._actions.delete(request.nick)
+            elif request.op in ("grant", "ban", "unban", "kick"):
+                done = await self._moderate(request)
             else:
                 assert request.password is not None
                 done = await self._actions.reset_password(request.nick, request.password)
@@ -220,6 +260,16 @@ class ControlServer:
             return encode_reply(False, "the server could not do that; see its log")
         log.info("admin: %s", done)  # never the password: done does not carry it
         return encode_reply(True, done)
+
+    async def _moderate(self, request: Request) -> str:
+        if self._moderation is None:
+            raise ActionRefused("this server has no moderation; upgrade it", 1)
+        if request.op == "grant":
+            assert request.role is not None
+            return await self._moderation.grant(request.nick, request.role, request.room)
+        return await self._moderation.moderate(
+            request.op, request.nick, request.room, request.until_ms, request.reason
+        )
 
 
 def _user_name() -> str:

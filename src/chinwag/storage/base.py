@@ -148,6 +148,60 @@ class SearchScope:
     sender: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RoomSettings:
+    """A room's own row (issue 16, protocol §8 "Moderation").
+
+    Attributes:
+        name: the room (lowercase).
+        owner: the principal that created it, or None: the server's admins
+            govern it (the lobby, and rooms older than moderation).
+        topic: '' for none.
+        private: joined only after an invite; unlisted; history for members only.
+        announce: only the owner and mods may ``say``.
+        created_ms: when the row was made.
+    """
+
+    name: str
+    owner: str | None
+    topic: str = ""
+    private: bool = False
+    announce: bool = False
+    created_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What a principal is in a scope: a room, or ``""`` for the whole server.
+
+    ``kind`` is ``"role"`` (``value`` ``"mod"``, or ``"admin"`` in scope ``""``),
+    ``"ban"``, ``"mute"`` or ``"invite"`` (may join a private room). One per
+    (scope, principal, kind). ``until_ms`` None: until lifted.
+    """
+
+    scope: str
+    principal: str
+    kind: str
+    value: str = ""
+    until_ms: int | None = None
+    by: str = ""  # the display nick of who set it
+    reason: str = ""
+    ts_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One moderation or admin action: who (``actor``), what, whom, where, when, why."""
+
+    ts_ms: int
+    actor: str  # display nick, or "operator" for ``chinwag admin``
+    action: str  # kick, ban, unban, mute, unmute, grant, invite, room, delete…
+    room: str | None = None  # None: server-wide, or a DM
+    target: str | None = None  # the display nick acted on, or "#<id>" of a message
+    reason: str = ""
+    detail: str = ""  # e.g. "until 2026-12-02T14:05:00Z", "role mod", "topic=…"
+
+
 class StoreError(Exception):
     """Base of the storage errors the hub may catch."""
 
@@ -466,6 +520,45 @@ class Store(Protocol):
 
     async def blocks_of(self, blocker: str) -> list[tuple[str, str]]:
         """Every block of ``blocker``, as (key, nick), oldest first."""
+        ...
+
+    # -- moderation (issue 16) ---------------------------------------------------
+    async def load_rooms(self) -> list[RoomSettings]:
+        """Every room's row, by name."""
+        ...
+
+    async def ensure_room(self, row: RoomSettings) -> RoomSettings:
+        """Store ``row`` unless the room has a row already; the row stored now."""
+        ...
+
+    async def update_room(self, row: RoomSettings, audit: AuditEntry) -> None:
+        """Replace the room's settings (its row exists), with its audit entry, atomically."""
+        ...
+
+    async def load_standings(self) -> list[Standing]:
+        """Every standing (expired ones included: the hub skips them)."""
+        ...
+
+    async def put_standing(self, standing: Standing, audit: AuditEntry | None) -> None:
+        """Set the standing (replacing one of the same scope, principal and kind),
+        with its audit entry, atomically."""
+        ...
+
+    async def drop_standing(
+        self, scope: str, principal: str, kind: str, audit: AuditEntry | None
+    ) -> bool:
+        """Lift the standing, with its audit entry; False (nothing written) if there was none."""
+        ...
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        """Record an action that changes no standing (a kick, a deletion)."""
+        ...
+
+    async def audit_log(
+        self, *, room: str | None, since_ms: int | None, limit: int
+    ) -> list[AuditEntry]:
+        """The oldest ``limit`` audit entries at or after ``since_ms`` (of ``room`` only, if
+        given), oldest first."""
         ...
 
 

@@ -47,13 +47,16 @@ from chinwag.storage.base import (
     AccountExists,
     AccountRow,
     AppendResult,
+    AuditEntry,
     BacklogStart,
     Gone,
     Histogram,
     NewMessage,
     OverQuota,
     Page,
+    RoomSettings,
     SearchScope,
+    Standing,
     StoredMessage,
     StoreError,
     read_migrations,
@@ -1245,10 +1248,163 @@ class PostgresStore:
 
         return await self._read(read)
 
+    # -- moderation (issue 16) -------------------------------------------------
+    async def load_rooms(self) -> list[RoomSettings]:
+        """Every room's row, by name."""
+
+        async def read(conn: Conn) -> list[RoomSettings]:
+            rows = await conn.fetch(
+                "SELECT name, owner, topic, private, announce, created_ms FROM rooms ORDER BY name"
+            )
+            return [_room_row(r) for r in rows]
+
+        return await self._read(read)
+
+    async def ensure_room(self, row: RoomSettings) -> RoomSettings:
+        """Store ``row`` unless the room has one; the row stored now."""
+
+        async def job(conn: Conn) -> RoomSettings:
+            await conn.execute(
+                "INSERT INTO rooms (name, owner, topic, private, announce, created_ms)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+                row.name,
+                row.owner,
+                row.topic,
+                row.private,
+                row.announce,
+                row.created_ms,
+            )
+            found = await conn.fetchrow(
+                "SELECT name, owner, topic, private, announce, created_ms FROM rooms"
+                " WHERE name = $1",
+                row.name,
+            )
+            return _room_row(found)
+
+        return await self._write(job)
+
+    async def update_room(self, row: RoomSettings, audit: AuditEntry) -> None:
+        """Replace the room's settings, with its audit entry, in one transaction."""
+
+        async def job(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE rooms SET owner = $1, topic = $2, private = $3, announce = $4"
+                " WHERE name = $5",
+                row.owner,
+                row.topic,
+                row.private,
+                row.announce,
+                row.name,
+            )
+            await _insert_audit(conn, audit)
+
+        await self._write(job)
+
+    async def load_standings(self) -> list[Standing]:
+        """Every standing, expired ones included."""
+
+        async def read(conn: Conn) -> list[Standing]:
+            rows = await conn.fetch(
+                "SELECT scope, principal, kind, value, until_ms, by_nick, reason, ts_ms"
+                " FROM standings ORDER BY scope, principal, kind"
+            )
+            return [Standing(*r) for r in rows]
+
+        return await self._read(read)
+
+    async def put_standing(self, standing: Standing, audit: AuditEntry | None) -> None:
+        """Set the standing (replacing one of the same key), with its audit entry."""
+        s = standing
+
+        async def job(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO standings"
+                " (scope, principal, kind, value, until_ms, by_nick, reason, ts_ms)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT (scope, principal, kind) DO UPDATE"
+                " SET value = excluded.value, until_ms = excluded.until_ms,"
+                " by_nick = excluded.by_nick, reason = excluded.reason, ts_ms = excluded.ts_ms",
+                s.scope,
+                s.principal,
+                s.kind,
+                s.value,
+                s.until_ms,
+                s.by,
+                s.reason,
+                s.ts_ms,
+            )
+            if audit is not None:
+                await _insert_audit(conn, audit)
+
+        await self._write(job)
+
+    async def drop_standing(
+        self, scope: str, principal: str, kind: str, audit: AuditEntry | None
+    ) -> bool:
+        """Lift the standing, with its audit entry; False if there was none."""
+
+        async def job(conn: Conn) -> bool:
+            status = await conn.execute(
+                "DELETE FROM standings WHERE scope = $1 AND principal = $2 AND kind = $3",
+                scope,
+                principal,
+                kind,
+            )
+            gone = _changed(status)
+            if gone and audit is not None:
+                await _insert_audit(conn, audit)
+            return gone
+
+        return await self._write(job)
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        """Record an action that changes no standing."""
+
+        async def job(conn: Conn) -> None:
+            await _insert_audit(conn, entry)
+
+        await self._write(job)
+
+    async def audit_log(
+        self, *, room: str | None, since_ms: int | None, limit: int
+    ) -> list[AuditEntry]:
+        """The oldest ``limit`` entries at or after ``since_ms`` (of ``room``), oldest first."""
+
+        async def read(conn: Conn) -> list[AuditEntry]:
+            rows = await conn.fetch(
+                "SELECT ts_ms, actor, action, room, target, reason, detail FROM audit"
+                " WHERE ($1::TEXT IS NULL OR room = $1) AND ts_ms >= $2 ORDER BY id LIMIT $3",
+                room,
+                since_ms or 0,
+                limit,
+            )
+            return [AuditEntry(*r) for r in rows]
+
+        return await self._read(read)
+
 
 def _changed(status: str) -> bool:
     """Did an UPDATE/DELETE status tag (``"UPDATE 1"``) touch a row?"""
     return not status.endswith(" 0")
+
+
+def _room_row(row: Any) -> RoomSettings:
+    name, owner, topic, private, announce, created_ms = row
+    return RoomSettings(name, owner, topic, bool(private), bool(announce), int(created_ms))
+
+
+async def _insert_audit(conn: Conn, e: AuditEntry) -> None:
+    await conn.execute(
+        "INSERT INTO audit (ts_ms, actor, action, room, target, reason, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        e.ts_ms,
+        e.actor,
+        e.action,
+        e.room,
+        e.target,
+        e.reason,
+        e.detail,
+    )
 
 
 def _safe(dsn: str) -> str:

@@ -67,13 +67,16 @@ from chinwag.storage.base import (
     AccountExists,
     AccountRow,
     AppendResult,
+    AuditEntry,
     BacklogStart,
     Gone,
     Histogram,
     NewMessage,
     OverQuota,
     Page,
+    RoomSettings,
     SearchScope,
+    Standing,
     StoredMessage,
     StoreError,
     read_migrations,
@@ -349,6 +352,19 @@ def _merged(
     finally:
         for cursor in cursors:
             cursor.close()
+
+
+def _room_row(row: Iterable[Any]) -> RoomSettings:
+    name, owner, topic, private, announce, created_ms = row
+    return RoomSettings(name, owner, topic, bool(private), bool(announce), created_ms)
+
+
+def _insert_audit(conn: sqlite3.Connection, e: AuditEntry) -> None:
+    conn.execute(
+        "INSERT INTO audit (ts_ms, actor, action, room, target, reason, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (e.ts_ms, e.actor, e.action, e.room, e.target, e.reason, e.detail),
+    )
 
 
 def _high_water(conn: sqlite3.Connection) -> int:
@@ -1523,6 +1539,117 @@ class SqliteStore:
     async def blocks_of(self, blocker: str) -> list[tuple[str, str]]:
         """Every block of ``blocker``, oldest first."""
         return await self._read(lambda conn: self._blocks(conn, blocker))
+
+    # -- moderation (issue 16) -------------------------------------------------
+    async def load_rooms(self) -> list[RoomSettings]:
+        """Every room's row, by name."""
+
+        def read(conn: sqlite3.Connection) -> list[RoomSettings]:
+            rows = conn.execute(
+                "SELECT name, owner, topic, private, announce, created_ms FROM rooms ORDER BY name"
+            ).fetchall()
+            return [_room_row(r) for r in rows]
+
+        return await self._read(read)
+
+    async def ensure_room(self, row: RoomSettings) -> RoomSettings:
+        """Store ``row`` unless the room has one; the row stored now."""
+
+        def job(conn: sqlite3.Connection) -> RoomSettings:
+            conn.execute(
+                "INSERT INTO rooms (name, owner, topic, private, announce, created_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (row.name, row.owner, row.topic, row.private, row.announce, row.created_ms),
+            )
+            found = conn.execute(
+                "SELECT name, owner, topic, private, announce, created_ms FROM rooms"
+                " WHERE name = ?",
+                (row.name,),
+            ).fetchone()
+            return _room_row(found)
+
+        return await self._write(job)
+
+    async def update_room(self, row: RoomSettings, audit: AuditEntry) -> None:
+        """Replace the room's settings, with its audit entry, in one transaction."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE rooms SET owner = ?, topic = ?, private = ?, announce = ? WHERE name = ?",
+                (row.owner, row.topic, row.private, row.announce, row.name),
+            )
+            _insert_audit(conn, audit)
+
+        await self._write(job)
+
+    async def load_standings(self) -> list[Standing]:
+        """Every standing, expired ones included."""
+
+        def read(conn: sqlite3.Connection) -> list[Standing]:
+            rows = conn.execute(
+                "SELECT scope, principal, kind, value, until_ms, by_nick, reason, ts_ms"
+                " FROM standings ORDER BY scope, principal, kind"
+            ).fetchall()
+            return [Standing(*r) for r in rows]
+
+        return await self._read(read)
+
+    async def put_standing(self, standing: Standing, audit: AuditEntry | None) -> None:
+        """Set the standing (replacing one of the same key), with its audit entry."""
+        s = standing
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO standings"
+                " (scope, principal, kind, value, until_ms, by_nick, reason, ts_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, principal, kind) DO UPDATE"
+                " SET value = excluded.value, until_ms = excluded.until_ms,"
+                " by_nick = excluded.by_nick, reason = excluded.reason, ts_ms = excluded.ts_ms",
+                (s.scope, s.principal, s.kind, s.value, s.until_ms, s.by, s.reason, s.ts_ms),
+            )
+            if audit is not None:
+                _insert_audit(conn, audit)
+
+        await self._write(job)
+
+    async def drop_standing(
+        self, scope: str, principal: str, kind: str, audit: AuditEntry | None
+    ) -> bool:
+        """Lift the standing, with its audit entry; False if there was none."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            gone = conn.execute(
+                "DELETE FROM standings WHERE scope = ? AND principal = ? AND kind = ?",
+                (scope, principal, kind),
+            ).rowcount
+            if gone and audit is not None:
+                _insert_audit(conn, audit)
+            return gone > 0
+
+        return await self._write(job)
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        """Record an action that changes no standing."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            _insert_audit(conn, entry)
+
+        await self._write(job)
+
+    async def audit_log(
+        self, *, room: str | None, since_ms: int | None, limit: int
+    ) -> list[AuditEntry]:
+        """The oldest ``limit`` entries at or after ``since_ms`` (of ``room``), oldest first."""
+
+        def read(conn: sqlite3.Connection) -> list[AuditEntry]:
+            rows = conn.execute(
+                "SELECT ts_ms, actor, action, room, target, reason, detail FROM audit"
+                " WHERE (?1 IS NULL OR room = ?1) AND ts_ms >= ?2 ORDER BY id LIMIT ?3",
+                (room, since_ms or 0, limit),
+            ).fetchall()
+            return [AuditEntry(*r) for r in rows]
+
+        return await self._read(read)
 
     # -- backups, restores and exports (issue 17) ------------------------------
     @staticmethod

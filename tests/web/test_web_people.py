@@ -104,3 +104,40 @@ async def _scroll_back(web: WebServer, context: BrowserContext, peers: list[Peer
         pass  # alice's joins of the lobby and of games came first
     assert (seen["room"], seen["nick"]) == ("games", "alice")
     await expect(page.get_by_role("button", name="Leave room")).to_be_hidden()  # not the lobby
+
+
+async def test_a_mute_is_said_in_the_room_and_leaves_the_member_listed(
+    web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> None:
+    owner = await Peer.connect(web.port)
+    peers.append(owner)
+    await owner.hello("olga")
+    await owner.send(type="register", password="correct horse battery", ref="reg")
+    assert (await owner.recv_type("ok", timeout=30))["ref"] == "reg"
+    await owner.send(type="join", room="games", ref="j")
+    assert (await owner.recv_type("ok"))["ref"] == "j"
+    bob = await Peer.connect(web.port)
+    peers.append(bob)
+    await bob.hello("bob")
+    await bob.send(type="join", room="games", ref="j")
+    assert (await bob.recv_type("ok"))["ref"] == "j"
+
+    page = await open_client(context, web)
+    await log_in(page, "alice")
+    opener = page.get_by_role("textbox", name="Join a #room or talk to @someone")
+    await opener.fill("#games")
+    await opener.press("Enter")
+    await expect(page.get_by_role("heading", name="#games")).to_be_visible()
+    members = page.get_by_role("list", name="Members")
+    await expect(members.get_by_role("button", name="bob")).to_be_visible()
+
+    await owner.send(type="mute", room="games", nick="bob", until=None, reason="spam", ref="m")
+    assert (await owner.recv_type("ok"))["ref"] == "m"
+    messages = page.get_by_role("log", name="Messages")
+    await expect(messages.get_by_text("bob was muted by olga: spam")).to_be_visible()
+    await expect(members.get_by_role("button", name="bob")).to_be_visible()
+
+    await owner.send(type="kick", room="games", nick="bob", reason="", ref="k")
+    assert (await owner.recv_type("ok"))["ref"] == "k"
+    await expect(messages.get_by_text("bob was kicked by olga")).to_be_visible()
+    await expect(members.get_by_role("button", name="bob")).to_have_count(0)

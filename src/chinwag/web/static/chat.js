@@ -18,6 +18,12 @@ const RETRYABLE = new Set(["server_error", "rate_limited"]);
 
 export const LOBBY = "room:lobby";
 
+// What a presence event says in the conversation (moderation's events too, protocol §12).
+const PRESENCE_WORDS = {
+  join: "joined", leave: "left", kick: "was kicked", ban: "was banned", unban: "was unbanned",
+  mute: "was muted", unmute: "was unmuted", invite: "was invited", grant: "was given a new role",
+};
+
 export function roomKey(room) { return `room:${room}`; }
 export function dmKey(nick) { return `dm:${fold(nick)}`; }
 
@@ -580,14 +586,18 @@ export class Chat extends EventTarget {
   onPresence(f) {
     const c = this.conversations.get(roomKey(f.room));
     if (!c) return;
-    if (c.members) {
+    const gone = f.event === "leave" || f.event === "kick" || f.event === "ban";
+    if (c.members && (gone || f.event === "join")) {
       const folded = fold(f.nick);
       c.members = c.members.filter((u) => fold(u.nick) !== folded);
       if (f.event === "join") c.members.push({ nick: f.nick, account: true });
       c.members.sort((a, b) => fold(a.nick).localeCompare(fold(b.nick)));
     }
-    if (f.event === "join" || f.event === "leave") {
-      this.notice(c.key, `${f.nick} ${f.event === "join" ? "joined" : "left"}`);
+    const said = PRESENCE_WORDS[f.event];
+    if (said) {
+      const by = f.by ? ` by ${f.by}` : "";
+      const why = f.reason ? `: ${f.reason}` : "";
+      this.notice(c.key, `${f.nick} ${said}${f.event === "join" || f.event === "leave" ? "" : by + why}`);
     }
     this.emit("change");
   }

@@ -195,6 +195,12 @@ class Settings:
     mention_limit: int = _s(20, "most distinct @nicks of one message looked up as mentions")
     search_max: int = _s(100, "most messages in one search reply (a larger limit is clamped)")
     search_max_words: int = _s(16, "most words in one search query (more: bad_request)")
+    # -- several nodes, what is left (issue 13) --
+    node_heartbeat: float = _s(
+        10.0,
+        "seconds between a node's 'alive' on the bus; a node silent for three of them counts"
+        " as gone, its users offline (above 0)",
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -403,6 +409,8 @@ def _check_store(clean: dict[str, Any]) -> None:
         raise SettingsError("setting bus_stream_max must be at least 1 (100000 is the default)")
     if clean.get("store_timeout", 1) <= 0:
         raise SettingsError("setting store_timeout must be above 0 seconds (30 is the default)")
+    if clean.get("node_heartbeat", 1) <= 0:
+        raise SettingsError("setting node_heartbeat must be above 0 seconds (10 is the default)")
     bus = str(clean.get("bus", "local"))
     if bus != "local" and not bus.startswith(("redis://", "rediss://")):
         raise SettingsError(

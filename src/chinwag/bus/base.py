@@ -6,9 +6,10 @@ too, so one node and many share one code path.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar, Protocol, Self, TypeAlias, TypeVar
 
 from chinwag.storage.base import StoredMessage
 
@@ -25,7 +26,7 @@ class Resync:
     """Events may have been missed (the bus between nodes was down): catch up from the store."""
 
 
-BusEvent = Posted | Resync
+BusEvent: TypeAlias = "Posted | Resync | NodeEvent"
 
 
 class BusError(Exception):
@@ -33,8 +34,20 @@ class BusError(Exception):
 
 
 class Bus(Protocol):
+    node: str
+    """This node's name on the bus (the ``node`` of the `NodeEvent` it sends)."""
+    shared: bool
+    """Whether other nodes may be listening (False: this process is the whole server)."""
+
     def publish(self, event: BusEvent) -> None:
         """Hand ``event`` to every subscriber, in publish order. Never blocks."""
+
+    def announce(self, event: NodeEvent) -> None:
+        """Hand ``event`` to the other nodes' subscribers only; nothing without others.
+
+        Best effort: one lost while the bus is down is made good by the `Roster`
+        each node sends when asked after a `Resync`. Never blocks.
+        """
 
     def subscribe(self) -> AsyncIterator[BusEvent]:
         """Every event published from now on, in order, until ``close()``."""
@@ -53,3 +66,186 @@ class Bus(Protocol):
 
     async def close(self) -> None:
         """End every subscription."""
+
+
+# -- events between nodes (issue 13) --
+#
+# What one node tells the others beside committed messages: who is online and in
+# which rooms, typing, notices for an account's sessions elsewhere, and cached
+# settings that changed. Each is a frozen dataclass of JSON-friendly fields
+# (str, int, bool, None, tuples of those), registered under a stable ``kind``
+# with `node_event`; `RedisBus` carries them as JSON, and the hub's
+# `core/nodes.py` has one handler per class. Adding one (moderation, blocks):
+# a class here with its decorator, and its handler in `Nodes.handlers`. A kind
+# a node does not know (a newer chinwag's) is skipped.
+
+NODE_EVENTS: dict[str, type[NodeEvent]] = {}
+"""Every kind of event between nodes, by its ``kind``."""
+
+E = TypeVar("E", bound="NodeEvent")
+
+
+class NodeEvent:
+    """Something one node tells the others; ``node`` says which node (`Bus.node`)."""
+
+    __slots__ = ()
+    kind: ClassVar[str] = ""
+    node: str
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> Self:
+        """The event from its JSON fields (JSON has no tuples: lists become tuples).
+
+        Raises:
+            TypeError: fields missing or unknown.
+        """
+        return cls(**{name: _tuples(value) for name, value in data.items()})
+
+    def encode(self) -> dict[str, Any]:
+        """The event's fields, for JSON."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def node_event(kind: str) -> Callable[[type[E]], type[E]]:
+    """Register an event between nodes under ``kind`` (stable: it crosses versions)."""
+
+    def register(cls: type[E]) -> type[E]:
+        if kind in NODE_EVENTS:
+            raise ValueError(f"two events between nodes are called {kind!r}")
+        cls.kind = kind
+        NODE_EVENTS[kind] = cls
+        return cls
+
+    return register
+
+
+@node_event("online")
+@dataclass(frozen=True, slots=True)
+class Online(NodeEvent):
+    """A principal is online on ``node`` (its first session there), in ``rooms``.
+
+    Also sent when a guest registers (the same key, a new ``pid``): the new
+    principal takes the old one's place, with no leave or join notices.
+    """
+
+    node: str
+    pid: str
+    key: str
+    nick: str
+    account: bool
+    bot: bool
+    rooms: tuple[str, ...]
+
+
+@node_event("offline")
+@dataclass(frozen=True, slots=True)
+class Offline(NodeEvent):
+    """A principal's last session on ``node`` has ended."""
+
+    node: str
+    pid: str
+
+
+@node_event("membership")
+@dataclass(frozen=True, slots=True)
+class Membership(NodeEvent):
+    """A principal online on ``node`` joined (or left) ``room``.
+
+    Another node where the same account is online joins (or leaves) it there too.
+    """
+
+    node: str
+    pid: str
+    room: str
+    joined: bool
+
+
+@node_event("alive")
+@dataclass(frozen=True, slots=True)
+class Alive(NodeEvent):
+    """``node`` is running, with ``online`` principals (every ``node_heartbeat`` seconds).
+
+    A node whose count differs from what another holds asks it for its `Roster`.
+    """
+
+    node: str
+    online: int
+
+
+@node_event("roster_wanted")
+@dataclass(frozen=True, slots=True)
+class RosterWanted(NodeEvent):
+    """``node`` asks for the `Roster` of node ``of`` ("": of every node)."""
+
+    node: str
+    of: str
+
+
+@node_event("roster")
+@dataclass(frozen=True, slots=True)
+class Roster(NodeEvent):
+    """Everyone online on ``node``: replaces what the others held of it."""
+
+    node: str
+    online: tuple[Online, ...]
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> Self:
+        entries = data.get("online")
+        if not isinstance(entries, list):
+            raise TypeError("a roster holds a list")
+        return cls(node=data["node"], online=tuple(Online.decode(e) for e in entries))
+
+    def encode(self) -> dict[str, Any]:
+        return {"node": self.node, "online": [e.encode() for e in self.online]}
+
+
+@node_event("typing")
+@dataclass(frozen=True, slots=True)
+class TypingRelay(NodeEvent):
+    """``sender`` types in ``room``, or to ``to`` (then ``to_pid`` is theirs)."""
+
+    node: str
+    sender_pid: str
+    sender: str
+    room: str | None
+    to: str | None
+    to_pid: str | None
+
+
+@node_event("read_moved")
+@dataclass(frozen=True, slots=True)
+class ReadMoved(NodeEvent):
+    """Account ``pid`` moved a read marker: echoed to its sessions on other nodes."""
+
+    node: str
+    pid: str
+    room: str | None
+    with_: str | None
+    upto: int
+
+
+@node_event("receipt")
+@dataclass(frozen=True, slots=True)
+class ReceiptNotice(NodeEvent):
+    """A DM receipt for account ``pid``'s sessions on other nodes."""
+
+    node: str
+    pid: str
+    with_: str
+    upto: int
+    state: str
+
+
+@node_event("receipts_set")
+@dataclass(frozen=True, slots=True)
+class ReceiptsSet(NodeEvent):
+    """Account ``pid`` turned its DM receipts on or off: other nodes' caches follow."""
+
+    node: str
+    pid: str
+    on: bool

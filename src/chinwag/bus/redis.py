@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from chinwag.bus.base import BusError, BusEvent, Posted, Resync
+from chinwag.bus.base import NODE_EVENTS, BusError, BusEvent, NodeEvent, Posted, Resync
 from chinwag.storage.base import StoredMessage
 
 __all__ = ["RedisBus"]
@@ -47,6 +47,8 @@ def _encode(event: BusEvent, node: str) -> dict[FieldT, EncodableT]:
     if isinstance(event, Posted):
         data = json.dumps(dataclasses.asdict(event.message))
         return {"node": node, "kind": "posted", "data": data}
+    if isinstance(event, NodeEvent):
+        return {"node": node, "kind": event.kind, "data": json.dumps(event.encode())}
     return {"node": node, "kind": "resync"}
 
 
@@ -60,7 +62,14 @@ def _decode(fields: dict[bytes, bytes]) -> BusEvent | None:
         return Posted(StoredMessage(**data))
     if kind == b"resync":
         return Resync()
-    return None  # a newer chinwag's event: not ours to deliver
+    cls = NODE_EVENTS.get((kind or b"").decode("ascii", "replace"))
+    if cls is None:
+        return None  # a newer chinwag's event: not ours to deliver
+    try:
+        return cls.decode(json.loads(fields[b"data"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("skipped a malformed %r event from another node (%s)", cls.kind, exc)
+        return None
 
 
 class RedisBus:
@@ -72,6 +81,8 @@ class RedisBus:
             node further behind than that reads the rest from the database.
         timeout: seconds a connection attempt or a command may take.
     """
+
+    shared = True
 
     def __init__(self, url: str, *, stream_max: int = 100_000, timeout: float = 5.0) -> None:
         if stream_max < 1:
@@ -111,6 +122,11 @@ class RedisBus:
         """To this node's subscribers now, and to the other nodes through Redis."""
         for queue in self._queues:
             queue.put_nowait(event)
+        if not self._closed:
+            self._outbox.put_nowait(event)
+
+    def announce(self, event: NodeEvent) -> None:
+        """To the other nodes, through Redis (lost while Redis is down: see `Bus.announce`)."""
         if not self._closed:
             self._outbox.put_nowait(event)
 

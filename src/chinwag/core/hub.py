@@ -13,6 +13,7 @@ from what the bus yields, so one node and several share one delivery path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 
@@ -23,6 +24,7 @@ from chinwag.core.counts import Counts
 from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
 from chinwag.core.markers import ReadMarkers
+from chinwag.core.nodes import Nodes
 from chinwag.core.posting import Posting
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.revisions import Revisions
@@ -122,6 +124,11 @@ class Hub:
             clock=clock,
             monotonic=monotonic,
         )
+        # -- several nodes (issue 13): what the other nodes say beside messages --
+        self._nodes = Nodes(settings, bus, self._registry, monotonic, self._receipts.cache)
+        self._delivery.node_event = self._nodes.receive
+        self._delivery.resynced = self._nodes.resync
+        self._markers._registry = self._registry
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -132,8 +139,17 @@ class Hub:
         await self._delivery.load()
 
     async def run(self) -> None:
-        """Deliver what the bus yields, until the bus closes (see `Delivery.run`)."""
-        await self._delivery.run()
+        """Deliver what the bus yields, until the bus closes (see `Delivery.run`).
+
+        With other nodes, this node's heartbeat runs beside it (`Nodes.run`).
+        """
+        heartbeat = asyncio.create_task(self._nodes.run(), name="chinwag-node-heartbeat")
+        try:
+            await self._delivery.run()
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
 
     def sessions(self) -> Iterable[Session]:
         """Every live session, as of now."""

@@ -22,6 +22,7 @@ from chinwag.bus.base import (
     Alive,
     BusError,
     BusEvent,
+    LoginChecked,
     Membership,
     Offline,
     Online,
@@ -29,6 +30,7 @@ from chinwag.bus.base import (
     ReadMoved,
     ReceiptNotice,
     ReceiptsSet,
+    Registering,
     Resync,
     Roster,
     RosterWanted,
@@ -230,6 +232,8 @@ EVERY_NODE_EVENT = [
     ReadMoved("n1", "a:ann", "lobby", None, 41),
     ReceiptNotice("n1", "a:ann", "bob", 40, "read"),
     ReceiptsSet("n1", "a:ann", True),
+    LoginChecked("n1", None, "2001:db8::/64", False),
+    Registering("n1", "192.0.2.7"),
 ]
 
 

@@ -330,3 +330,45 @@ async def test_a_guest_on_another_node_is_refused_as_a_dm_partner_once_gone(
     await eventually(cat_is_gone_on_a, "node a hears that cat left")
     await ann.send(type="dm", to="cat", body="still there?", cid="d-1", ref="d")
     assert (await ann.recv_type("error"))["code"] == "no_such_user"
+
+
+async def test_failed_logins_on_one_node_lock_the_account_on_another(
+    pg_server: PostgresServer, redis_server: RedisServer, tmp_path: Path, peers: list[Peer]
+) -> None:
+    dsn = await pg_database(pg_server, tmp_path)
+    redis_server.flush()
+    limits = {"login_fail_account_global_max": 3, "register_address_max": 2}
+    started = start_nodes(tmp_path, dsn, redis_server.url, "ab", **limits)
+    try:
+        a, b = started
+        await register(peers, a.port, "ann")
+        for _ in range(3):  # the account's limit, all on node a
+            guesser = await connect(peers, a.port)
+            await guesser.send(type="hello", proto=1, nick="ann", password="a wrong guess")
+            assert (await guesser.recv_type("error"))["code"] == "bad_password"
+
+        async def node_b_refuses_ann() -> bool:
+            owner = await connect(peers, b.port)
+            await owner.send(type="hello", proto=1, nick="ann", password="ann's long password")
+            reply = await owner.recv()
+            await owner.close()
+            return bool(reply["type"] == "error" and reply["code"] == "rate_limited")
+
+        await eventually(node_b_refuses_ann, "node b counts node a's failures")
+
+        # Registrations: one counted on a, one on b; the third, on a, is over the limit.
+        await register(peers, b.port, "bob")
+        cat = await login(peers, a.port, "cat")
+
+        async def node_a_refuses_cat() -> bool:
+            await cat.send(type="register", password="cat's long password", ref="r")
+            reply = await cat.recv()
+            while reply.get("ref") != "r":
+                reply = await cat.recv()
+            assert reply["type"] == "error", "a third registration was taken"
+            return bool(reply["code"] == "rate_limited")
+
+        await eventually(node_a_refuses_cat, "node a counts node b's registration")
+    finally:
+        for node in started:
+            node.kill()

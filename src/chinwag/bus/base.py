@@ -249,3 +249,27 @@ class ReceiptsSet(NodeEvent):
     node: str
     pid: str
     on: bool
+
+
+@node_event("login_checked")
+@dataclass(frozen=True, slots=True)
+class LoginChecked(NodeEvent):
+    """A password was checked on ``node``: the other nodes' login throttles count it.
+
+    ``key`` is the account's (None: the nick names no account), ``address`` the
+    client's as the throttle keys it (an IPv6 /64).
+    """
+
+    node: str
+    key: str | None
+    address: str
+    ok: bool
+
+
+@node_event("registering")
+@dataclass(frozen=True, slots=True)
+class Registering(NodeEvent):
+    """A registration from ``address`` was counted on ``node``: the others count it too."""
+
+    node: str
+    address: str

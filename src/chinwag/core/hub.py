@@ -125,7 +125,14 @@ class Hub:
             monotonic=monotonic,
         )
         # -- several nodes (issue 13): what the other nodes say beside messages --
-        self._nodes = Nodes(settings, bus, self._registry, monotonic, self._receipts.cache)
+        self._nodes = Nodes(
+            settings,
+            bus,
+            self._registry,
+            monotonic,
+            self._receipts.cache,
+            (throttle, self._logins._register_throttle),
+        )
         self._delivery.node_event = self._nodes.receive
         self._delivery.resynced = self._nodes.resync
         self._markers._registry = self._registry

@@ -28,6 +28,7 @@ from typing import Any
 from chinwag.bus.base import (
     Alive,
     Bus,
+    LoginChecked,
     Membership,
     NodeEvent,
     Offline,
@@ -35,11 +36,13 @@ from chinwag.bus.base import (
     ReadMoved,
     ReceiptNotice,
     ReceiptsSet,
+    Registering,
     Roster,
     RosterWanted,
     TypingRelay,
 )
 from chinwag.config import Settings
+from chinwag.core.accounts import LoginThrottle, RegisterThrottle
 from chinwag.core.sessions import (
     Frame,
     NodeView,
@@ -68,6 +71,7 @@ class Nodes:
         registry: who is online here, and the view of the other nodes.
         monotonic: clock for the heartbeat.
         receipts_set: forget or set a cached receipts setting (`DmReceipts.cache`).
+        throttles: the login and registration throttles, shared with the other nodes.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class Nodes:
         registry: OnlineRegistry,
         monotonic: Callable[[], float],
         receipts_set: Callable[[str, bool], None],
+        throttles: tuple[LoginThrottle, RegisterThrottle],
     ) -> None:
         self.settings = settings
         self._bus = bus
@@ -86,8 +91,14 @@ class Nodes:
         self._receipts_set = receipts_set
         self.node = bus.node
         registry.node = bus.node
+        self._throttle, self._register_throttle = throttles
         if bus.shared:
             registry.announce = bus.announce
+            node = bus.node
+            self._throttle.tell = lambda key, address, ok: bus.announce(
+                LoginChecked(node, key, address, ok)
+            )
+            self._register_throttle.tell = lambda address: bus.announce(Registering(node, address))
         self.handlers: dict[type[NodeEvent], Callable[[Any], None]] = {
             Online: self._online,
             Offline: self._offline,
@@ -99,6 +110,8 @@ class Nodes:
             ReadMoved: self._read_moved,
             ReceiptNotice: self._receipt,
             ReceiptsSet: self._receipts_setting,
+            LoginChecked: self._login_checked,
+            Registering: self._registering,
         }
 
     # -- this node -----------------------------------------------------------------------------
@@ -276,3 +289,9 @@ class Nodes:
 
     def _receipts_setting(self, e: ReceiptsSet) -> None:
         self._receipts_set(e.pid, e.on)
+
+    def _login_checked(self, e: LoginChecked) -> None:
+        self._throttle.heard(e.key, e.address, e.ok)
+
+    def _registering(self, e: Registering) -> None:
+        self._register_throttle.heard(e.address)

@@ -270,7 +270,15 @@ async def test_unknown_or_malformed_events_from_another_node_are_skipped(
                 {"node": "x", "kind": "offline", "data": json.dumps({"node": "x"})},
                 {"node": "x", "kind": "roster", "data": json.dumps({"node": "x", "online": 3})},
                 {"node": "x", "kind": "alive", "data": "not json"},
-            ]
+                {"node": "x", "kind": "alive", "data": json.dumps({"node": "x", "online": "3"})},
+                {"node": "x", "kind": "read_moved", "data": json.dumps(
+                    {"node": "x", "pid": "a:ann", "room": None, "with_": None, "upto": True}
+                )},
+                {"node": "x", "kind": "online", "data": json.dumps(
+                    {"node": "x", "pid": "g:1", "key": "zed", "nick": "Zed", "account": False,
+                     "bot": False, "rooms": ["lobby", 7]}
+                )},
+            ]  # fmt: skip
             for fields in bad:
                 await client.xadd("chinwag:events", fields)
         finally:

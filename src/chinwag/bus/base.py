@@ -7,6 +7,9 @@ too, so one node and many share one code path.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import types
+import typing
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self, TypeAlias, TypeVar
@@ -97,13 +100,38 @@ class NodeEvent:
         """The event from its JSON fields (JSON has no tuples: lists become tuples).
 
         Raises:
-            TypeError: fields missing or unknown.
+            TypeError: fields missing, unknown, or of the wrong type.
         """
-        return cls(**{name: _tuples(value) for name, value in data.items()})
+        hints = _hints(cls)
+        fields = {name: _tuples(value) for name, value in data.items()}
+        for name, value in fields.items():
+            if name in hints and not _fits(value, hints[name]):
+                raise TypeError(f"{cls.kind}: {name} is not a {hints[name]}")
+        return cls(**fields)
 
     def encode(self) -> dict[str, Any]:
         """The event's fields, for JSON."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a decoded ``value`` has the type ``hint`` (the few types events use)."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, tuple) and all(_fits(v, item) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
 
 
 def _tuples(value: Any) -> Any:

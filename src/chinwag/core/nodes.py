@@ -166,8 +166,13 @@ class Nodes:
         else:
             view.heard = self._monotonic()
         handler = self.handlers.get(type(event))
-        if handler is not None:
+        if handler is None:
+            return
+        try:
             handler(event)
+        except Exception:
+            # Never let one odd event stop this node's delivery: it is a cache.
+            log.exception("could not apply a %r event from node %s", event.kind, event.node)
 
     def _view(self, node: str) -> NodeView:
         return self._remote.nodes[node]  # `receive` made it

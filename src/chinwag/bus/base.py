@@ -7,7 +7,6 @@ too, so one node and many share one code path.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from collections.abc import AsyncIterator, Callable
@@ -114,9 +113,14 @@ class NodeEvent:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}  # each event class's field types, read once
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _fits(value: Any, hint: Any) -> bool:

@@ -239,6 +239,7 @@ class Client(asyncio.Protocol):
 class Phase:
     setup: str
     cpu_us: float  # the nodes' CPU per delivery
+    per_node_us: list[float]  # each node's CPU per delivery it made (its receivers')
     db_us: float  # PostgreSQL's and Redis's CPU per delivery
     seconds: float
     latency_ms: dict[str, list[float]] = field(default_factory=dict)  # "same"/"other" node
@@ -258,7 +259,7 @@ async def _phase(
     for c in receivers:
         c.target = messages
     sent: dict[int, float] = {}
-    nodes_before = sum(procstat.cpu_seconds_precise(pid) for pid in pids)
+    nodes_before = [procstat.cpu_seconds_precise(pid) for pid in pids]
     db_before = services.cpu()
     started = time.perf_counter()
     in_flight = 0
@@ -271,7 +272,7 @@ async def _phase(
         in_flight += 1
     await asyncio.wait_for(asyncio.gather(*(c.done for c in receivers)), TIMEOUT)
     seconds = time.perf_counter() - started
-    nodes_after = sum(procstat.cpu_seconds_precise(pid) for pid in pids)
+    nodes_after = [procstat.cpu_seconds_precise(pid) for pid in pids]
     db_after = services.cpu()
     deliveries = clients * messages
     db = sum(v - db_before.get(pid, 0.0) for pid, v in db_after.items()) if setup != "sqlite" else 0
@@ -283,9 +284,12 @@ async def _phase(
         c.closing = True
         if c.transport is not None:
             c.transport.close()
+    spent = [after - before for before, after in zip(nodes_before, nodes_after, strict=True)]
+    made = [sum(1 for c in receivers if c.node == i) * messages for i in range(len(ports))]
     return Phase(
         setup,
-        (nodes_after - nodes_before) / deliveries * 1e6,
+        sum(spent) / deliveries * 1e6,
+        [round(cpu / n * 1e6, 3) for cpu, n in zip(spent, made, strict=True)],
         db / deliveries * 1e6,
         seconds,
         latency,
@@ -368,6 +372,7 @@ def run(args: argparse.Namespace) -> int:
             "db_and_redis_cpu_us_per_delivery": _median([p.db_us for p in mine]),
             "seconds": _median([p.seconds for p in mine]),
             "runs_node_cpu_us": [round(p.cpu_us, 3) for p in mine],
+            "runs_each_node_cpu_us": [p.per_node_us for p in mine],
             "latency_ms": {
                 where: {k: round(v, 2) for k, v in q.items()} for where, q in lat.items()
             },

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 STREAM: Final = "chinwag:events"
 BLOCK_MS: Final = 1_000  # one XREAD waits at most this long
+SEND_BATCH: Final = 512  # most events sent in one pipeline (and read in one XREAD)
 RETRY: Final = (0.1, 5.0)  # seconds between reconnection attempts: first, most
 NAME_TTL: Final = 30  # seconds a claim outlives its node (renewed every third of it)
 _RELEASE: Final = (
@@ -186,21 +187,39 @@ class RedisBus:
         await self._client.aclose()
 
     async def _send_loop(self) -> None:
+        """Send this node's events to the stream, every event queued meanwhile in one pipeline.
+
+        One round trip carries a whole group commit's messages, and the other
+        nodes read them in one ``XREAD``: they fan them out together, as this
+        node does.
+        """
         failed = False  # a publish was lost: the other nodes must resync once Redis is back
         delay = RETRY[0]
-        while (event := await self._outbox.get()) is not None:
+        closing = False
+        while not closing and (event := await self._outbox.get()) is not None:
+            batch = [event]
+            while len(batch) < SEND_BATCH and not self._outbox.empty():
+                more = self._outbox.get_nowait()
+                if more is None:
+                    closing = True
+                    break
+                batch.append(more)
             while True:
                 try:
+                    pipe = self._client.pipeline(transaction=False)
                     if failed:
-                        await self._client.xadd(STREAM, _encode(Resync(), self.node))
+                        pipe.xadd(STREAM, _encode(Resync(), self.node))
+                    for item in batch:
+                        pipe.xadd(
+                            STREAM,
+                            _encode(item, self.node),
+                            maxlen=self._stream_max,
+                            approximate=False,
+                        )
+                    await pipe.execute()
+                    if failed:
                         failed = False
                         log.warning("Redis takes this node's events again")
-                    await self._client.xadd(
-                        STREAM,
-                        _encode(event, self.node),
-                        maxlen=self._stream_max,
-                        approximate=False,
-                    )
                     delay = RETRY[0]
                     break
                 except _ERRORS as exc:
@@ -212,7 +231,7 @@ class RedisBus:
                         )
                     failed = True
                     if not self._outbox.empty():
-                        break  # a newer event: the resync will cover this one
+                        break  # newer events: the resync will cover these
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY[1])
 

@@ -34,6 +34,7 @@ from chinwag.bus.base import (
     Resync,
     Roster,
     RosterWanted,
+    SessionsEnded,
     TypingRelay,
 )
 from chinwag.bus.local import LocalBus
@@ -234,6 +235,7 @@ EVERY_NODE_EVENT = [
     ReceiptsSet("n1", "a:ann", True),
     LoginChecked("n1", None, "2001:db8::/64", False),
     Registering("n1", "192.0.2.7"),
+    SessionsEnded("n1", "ann", "deleted", "the operator deleted your account"),
 ]
 
 

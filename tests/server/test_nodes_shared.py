@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import Peer, ServerProcess
+from support.cli import chinwag
 from support.peers import connect, login
 from support.services import PostgresServer, RedisServer, pg_database, pg_server, redis_server
 
@@ -372,3 +373,22 @@ async def test_failed_logins_on_one_node_lock_the_account_on_another(
     finally:
         for node in started:
             node.kill()
+
+
+async def test_an_operator_action_on_one_node_ends_the_accounts_sessions_on_every_node(
+    nodes: list[ServerProcess], peers: list[Peer]
+) -> None:
+    a, b, _ = nodes
+    phone = await register(peers, a.port, "ann", device="phone")
+    laptop = await login(peers, b.port, "ann", password="ann's long password", device="laptop")
+    dsn = a.args[a.args.index("--store") + 1]
+    reset = await asyncio.to_thread(
+        chinwag,
+        "admin", "--data", str(a.data), "--store", dsn, "reset-password", "ann",
+        "--password-stdin", stdin="a brand new password\n",
+    )  # fmt: skip
+    assert reset.returncode == 0, reset.stderr
+    for peer in (phone, laptop):  # node a's own, and node b's through the bus
+        ended = await peer.recv_type("error")
+        assert (ended["code"], ended["reason"]) == ("session_ended", "password_reset")
+        await peer.expect_closed()

@@ -305,3 +305,17 @@ class Registering(NodeEvent):
 
     node: str
     address: str
+
+
+@node_event("sessions_ended")
+@dataclass(frozen=True, slots=True)
+class SessionsEnded(NodeEvent):
+    """The operator deleted the account ``key`` or reset its password (``reason``) on ``node``.
+
+    Every other node ends the account's sessions there too, with ``message``.
+    """
+
+    node: str
+    key: str
+    reason: str
+    message: str

@@ -17,7 +17,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 
-from chinwag.bus.base import Bus
+from chinwag.bus.base import Bus, SessionsEnded
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.counts import Counts
@@ -132,6 +132,7 @@ class Hub:
             monotonic,
             self._receipts.cache,
             (throttle, self._logins._register_throttle),
+            self._logins.end_sessions,
         )
         self._delivery.node_event = self._nodes.receive
         self._delivery.resynced = self._nodes.resync
@@ -187,8 +188,9 @@ class Hub:
     def end_sessions(self, key: str, reason: str, message: str) -> int:
         """End every live session of the principal called ``key`` at once; how many.
 
-        See `Logins.end_sessions`.
+        See `Logins.end_sessions`. The other nodes end theirs too (those are not counted).
         """
+        self._registry.announce(SessionsEnded(self._registry.node, key, reason, message))
         return self._logins.end_sessions(key, reason, message)
 
     def pipeline(self, session: Session, cmd: Command) -> asyncio.Future[AppendResult] | None:

@@ -39,6 +39,7 @@ from chinwag.bus.base import (
     Registering,
     Roster,
     RosterWanted,
+    SessionsEnded,
     TypingRelay,
 )
 from chinwag.config import Settings
@@ -72,6 +73,7 @@ class Nodes:
         monotonic: clock for the heartbeat.
         receipts_set: forget or set a cached receipts setting (`DmReceipts.cache`).
         throttles: the login and registration throttles, shared with the other nodes.
+        end_sessions: ends an account's sessions on this node (`Logins.end_sessions`).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class Nodes:
         monotonic: Callable[[], float],
         receipts_set: Callable[[str, bool], None],
         throttles: tuple[LoginThrottle, RegisterThrottle],
+        end_sessions: Callable[[str, str, str], int],
     ) -> None:
         self.settings = settings
         self._bus = bus
@@ -92,6 +95,7 @@ class Nodes:
         self.node = bus.node
         registry.node = bus.node
         self._throttle, self._register_throttle = throttles
+        self._end_sessions = end_sessions
         if bus.shared:
             registry.announce = bus.announce
             node = bus.node
@@ -112,6 +116,7 @@ class Nodes:
             ReceiptsSet: self._receipts_setting,
             LoginChecked: self._login_checked,
             Registering: self._registering,
+            SessionsEnded: self._sessions_ended,
         }
 
     # -- this node -----------------------------------------------------------------------------
@@ -300,3 +305,10 @@ class Nodes:
 
     def _registering(self, e: Registering) -> None:
         self._register_throttle.heard(e.address)
+
+    def _sessions_ended(self, e: SessionsEnded) -> None:
+        ended = self._end_sessions(e.key, e.reason, e.message)
+        if ended:
+            log.info(
+                "ended %d session(s) of %s as node %s asked (%s)", ended, e.key, e.node, e.reason
+            )

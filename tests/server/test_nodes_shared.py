@@ -222,12 +222,12 @@ async def test_the_offline_dm_quota_spares_an_account_online_on_another_node(
         for i in range(4):  # twice the offline quota: bob is online, on node b
             await ann.send(type="dm", to="bob", body=f"d{i}", cid=f"d-{i}")
             assert (await ann.recv_type("ack"))["type"] == "ack"
-        assert [(await bob.recv_type("message"))["body"] for _ in range(4)] == [
-            "d0",
-            "d1",
-            "d2",
-            "d3",
-        ]
+        got = [await bob.recv_type("message") for _ in range(4)]
+        assert [m["body"] for m in got] == ["d0", "d1", "d2", "d3"]
+        # Delivered: bob's cursor passes them before he leaves (the pong follows the write).
+        await bob.send(type="seen", upto=got[-1]["id"])
+        await bob.send(type="ping", ref="p")
+        assert (await bob.recv_type("pong"))["ref"] == "p"
         await bob.send(type="bye")
         await bob.expect_closed()
 

@@ -298,14 +298,18 @@ class Posting:
         if online is not None:
             return online.pid, online.nick, True
         elsewhere = self._remote.find(nick.key)  # a guest's, or an account's, on another node
-        if elsewhere is not None:
+        if elsewhere is not None and elsewhere.account:
             return elsewhere.pid, elsewhere.nick, True
         row = await self._store.get_account(nick.key)
+        if elsewhere is not None and row is None:
+            return elsewhere.pid, elsewhere.nick, True  # a guest on another node
+        # (A guest elsewhere with an account in the store has just registered, and
+        # its node's word is on the way: its DMs go to the account now.)
         if row is None or row.deleted:
             raise NoSuchUser(f"{nick.display} is neither registered nor online")
-        # Every online principal is in _by_key, so an account found only in the
-        # store is offline.
-        return account_pid(row.key), row.nick, False
+        # Every principal online here is in _by_key, and one online on another
+        # node in the view: an account found only in the store is offline.
+        return account_pid(row.key), row.nick, elsewhere is not None
 
     async def _post(
         self,

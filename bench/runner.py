@@ -836,12 +836,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
     p.add_argument(
         "--only",
-        type=_names((*SCENARIOS, "abuse", "ws", "search", "webload")),
+        type=_names((*SCENARIOS, "abuse", "ws", "search", "webload", "nodes")),
         default=list(SCENARIOS),
         help=f"comma-separated scenarios (default: all of {','.join(SCENARIOS)}); "
         "or abuse alone: the attacks of bench/abuse.py; or ws alone: WebSocket against "
         "TCP fan-out (bench/wsfanout.py); or search alone (bench/search.py); or webload "
-        "alone: the web client's time to interactive in Chromium (bench/webload.py)",
+        "alone: the web client's time to interactive in Chromium (bench/webload.py); or nodes"
+        " alone: SQLite, PostgreSQL and two PostgreSQL nodes side by side (bench/nodes.py)",
     )
     p.add_argument(
         "--servers",
@@ -889,6 +890,9 @@ def make_parser() -> argparse.ArgumentParser:
     from bench import webload
 
     webload.add_arguments(p)
+    from bench import nodes
+
+    nodes.add_arguments(p)
     # Tests only: make the baseline misdeliver on purpose, to show the checks catch it.
     p.add_argument("--baseline-fault", choices=["drop", "dup", "reorder"], help=argparse.SUPPRESS)
     return p
@@ -921,6 +925,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench import webload
 
         return webload.run(args)
+    if "nodes" in args.only:
+        if args.only != ["nodes"]:
+            parser.error("--only nodes runs alone")
+        from bench import nodes
+
+        return nodes.run(args)
     repeat = args.repeat or (1 if args.quick else 3)
     retries = args.retries if args.retries is not None else (0 if args.quick else 2)
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 90.0)

@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 import urllib.error
@@ -31,7 +32,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from chinwag import __version__
 from chinwag.config import Settings
@@ -47,6 +48,9 @@ from chinwag.server.lock import DataDirError, DataDirLock
 from chinwag.storage.base import StoredMessage, StoreError
 from chinwag.storage.sqlite import SqliteStore
 
+if TYPE_CHECKING:
+    from chinwag.storage.postgres import PostgresStore
+
 log = logging.getLogger("chinwag.upgrade")
 
 # How long to wait for the running server's answer: a new password is hashed
@@ -54,6 +58,7 @@ log = logging.getLogger("chinwag.upgrade")
 ASK_TIMEOUT = 60.0
 HEALTH_TIMEOUT = 10.0  # seconds for /readyz's answer (the server waits ready_timeout for its store)
 HEALTH_READY, HEALTH_NOT_READY, HEALTH_UNREACHABLE = 0, 1, 2
+PG_DUMP_TIMEOUT = 3600.0  # seconds pg_dump (and reading its file back) may take
 
 
 async def save_invite_token(
@@ -97,20 +102,29 @@ async def run_admin(
         url = args.url or f"http://127.0.0.1:{port}/readyz"
         return await asyncio.to_thread(check_health, url, HEALTH_TIMEOUT)
     if command == "restore":
+        if settings.store != "sqlite":
+            return _fail(
+                "restoring a PostgreSQL store is not there yet in chinwag admin: stop every"
+                " node, then run pg_restore --clean --if-exists --single-transaction"
+                " --no-owner -d URL FILE with the backup FILE that chinwag admin backup made"
+            )
         return await asyncio.to_thread(_restore, data_dir, args.file)
     db = data_dir / DB_NAME
-    if not db.exists():
+    if settings.store != "sqlite":
+        if command == "backup":
+            return await asyncio.to_thread(_pg_backup, settings.store, args.file)
+    elif not db.exists():
         print(
             f"chinwag admin: no chinwag database in {data_dir}; pass the server's --data DIR",
             file=sys.stderr,
         )
         return 1
     if command in ("accounts", "stats"):
-        return await _report(command, db)
+        return await _report(command, db, settings)
     if command == "backup":
         return await asyncio.to_thread(_backup, db, args.file)
     if command == "export":
-        return await _export(db, args.nick, args.room, args.out)
+        return await _export(db, args.nick, args.room, args.out, settings)
     if command == "audit":
         return await _audit(db, args.room, args.since, settings)
     request: dict[str, Any] = {"op": command, "nick": args.nick}
@@ -180,8 +194,11 @@ def check_health(url: str, timeout: float) -> int:
         return HEALTH_UNREACHABLE
 
 
-async def _report(command: str, db: Path) -> int:
-    store = await SqliteStore.open(db)
+async def _report(command: str, db: Path, settings: Settings) -> int:
+    try:
+        store = await _open_store(db, settings)
+    except StoreError as exc:
+        return _fail(str(exc))
     try:
         if command == "accounts":
             rows = await store.list_accounts()
@@ -206,6 +223,8 @@ async def _offline(
     command: str, data_dir: Path, nick: str, password: str | None, settings: Settings
 ) -> int:
     """No server runs: change the database ourselves, holding the lock meanwhile."""
+    if settings.store != "sqlite":
+        return await _offline_postgres(command, data_dir, nick, password, settings)
     try:
         lock = DataDirLock.acquire(data_dir, "admin")
     except DataDirError as exc:
@@ -573,7 +592,9 @@ def _message_json(msg: StoredMessage, principal: str | None) -> dict[str, Any]:
     return out
 
 
-async def _export(db: Path, nick: str | None, room: str | None, out: Path | None) -> int:
+async def _export(
+    db: Path, nick: str | None, room: str | None, out: Path | None, settings: Settings
+) -> int:
     """Everything held about one account (``nick``), or one room's history, as JSON."""
     if (nick is None) == (room is None):
         return _fail("export takes a NICK or --room ROOM (one of the two)", 2)
@@ -582,7 +603,10 @@ async def _export(db: Path, nick: str | None, room: str | None, out: Path | None
         room_name = parse_room(room) if room is not None else None
     except ChatError as exc:
         return _fail(exc.message, 2)
-    store = await SqliteStore.open(db)
+    try:
+        store = await _open_store(db, settings)
+    except StoreError as exc:
+        return _fail(str(exc))
     try:
         if key is not None:
             head = await store.export_account(key)
@@ -643,3 +667,110 @@ def _output(out: Path | None) -> Iterator[IO[str]]:
         partial.replace(out)
     finally:
         _remove(partial)
+
+
+# -- chinwag admin against a PostgreSQL store (issue 13) --
+
+
+async def _open_store(db: Path, settings: Settings) -> SqliteStore | PostgresStore:
+    """The store ``chinwag admin`` works on: ``db`` (SQLite), or PostgreSQL at ``store``.
+
+    Raises:
+        StoreError: it cannot be opened (the message says what to check).
+    """
+    if settings.store == "sqlite":
+        return await SqliteStore.open(db)
+    from chinwag.storage.postgres import PostgresStore  # only then: asyncpg
+
+    return await PostgresStore.open(settings.store, command_timeout=settings.store_timeout)
+
+
+async def _offline_postgres(
+    command: str, data_dir: Path, nick: str, password: str | None, settings: Settings
+) -> int:
+    """No node runs on ``data_dir``: change the PostgreSQL store directly.
+
+    Other nodes may be running: the account's sessions on them are not ended
+    (their next login sees the change); say so.
+    """
+    try:
+        store = await _open_store(data_dir / DB_NAME, settings)
+    except StoreError as exc:
+        return _fail(f"{exc}; nothing was changed")
+    hasher = PasswordHasher(settings)
+    try:
+        actions = AccountActions(settings, store, hasher)
+        if command == "delete":
+            print(await actions.delete(nick))
+        else:
+            assert command == "reset-password" and password is not None
+            print(await actions.reset_password(nick, password))
+    except ActionRefused as exc:
+        return _fail(exc.message, exc.status)
+    finally:
+        hasher.close()
+        await store.close()
+    print(
+        f"chinwag admin: no node runs on {data_dir}, so the store was changed directly:"
+        " sessions of that account still open on running nodes end at their next login"
+        " (ending them at once needs --data of a running node)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _pg_backup(dsn: str, dest: Path) -> int:
+    """``pg_dump`` of the PostgreSQL store into the new file ``dest`` (custom format), checked.
+
+    The nodes go on meanwhile: pg_dump reads one consistent snapshot.
+    """
+    pg_dump, pg_restore = shutil.which("pg_dump"), shutil.which("pg_restore")
+    if pg_dump is None or pg_restore is None:
+        return _fail(
+            "backing up a PostgreSQL store needs pg_dump and pg_restore"
+            " (apt-get install postgresql-client); nothing was written"
+        )
+    if dest.exists() or dest.is_symlink():
+        return _fail(f"{dest} exists; a backup never overwrites a file: name a new one")
+    partial = _beside(dest, ".partial")
+    try:
+        _new_private_file(partial)
+    except FileExistsError:
+        return _fail(
+            f"{partial} exists: another backup to {dest} is running, or one was interrupted"
+            " (then remove it) and retry"
+        )
+    except OSError as exc:
+        return _fail(f"cannot write {partial}: {exc.strerror}; pick a place you can write to")
+    try:
+        dump = subprocess.run(
+            [pg_dump, "--format=custom", "--no-owner", "--file", str(partial), dsn],
+            capture_output=True,
+            text=True,
+            timeout=PG_DUMP_TIMEOUT,
+            check=False,
+        )
+        if dump.returncode != 0:
+            raise BackupError(f"pg_dump failed: {dump.stderr.strip()}")
+        listed = subprocess.run(
+            [pg_restore, "--list", str(partial)],
+            capture_output=True,
+            text=True,
+            timeout=PG_DUMP_TIMEOUT,
+            check=False,
+        )
+        if listed.returncode != 0 or " TABLE DATA " not in listed.stdout:
+            raise BackupError(f"the dump does not read back: {listed.stderr.strip()}")
+        _sync(partial)
+        partial.replace(dest)
+        _sync(dest.parent)
+    except (BackupError, OSError, subprocess.TimeoutExpired) as exc:
+        _remove(partial)
+        return _fail(f"the backup failed and was removed: {exc}")
+    tables = listed.stdout.count(" TABLE DATA ")
+    print(
+        f"backed up the PostgreSQL store to {dest} (pg_dump custom format, {tables} tables;"
+        " read back with pg_restore --list). Restore: stop every node, then"
+        f" pg_restore --clean --if-exists --single-transaction --no-owner -d URL {dest}"
+    )
+    return 0

@@ -195,6 +195,12 @@ def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="NAME=VALUE",
         help="a setting of the server, as with serve (used when no server runs)",
     )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="the nodes' postgresql://USER@HOST:PORT/DB (default: the data directory's SQLite"
+        " file; the password goes in PGPASSWORD or ~/.pgpass)",
+    )
     cmds = p.add_subparsers(dest="admin_cmd", required=True)
     cmds.add_parser("accounts", help="list accounts")
     reset = cmds.add_parser("reset-password", help="set a new password for an account")
@@ -426,8 +432,9 @@ def cmd_bot(args: argparse.Namespace) -> int:
 def cmd_admin(args: argparse.Namespace) -> int:
     from chinwag.admin import run_admin
 
+    overrides = [*args.overrides, *([f"store={args.store}"] if args.store else [])]
     try:
-        settings = build(args.config, args.overrides)
+        settings = build(args.config, overrides)
     except SettingsError as exc:
         print(f"chinwag admin: {exc}", file=sys.stderr)
         return 2

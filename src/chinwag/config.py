@@ -210,6 +210,12 @@ class Settings:
         "most bans, mutes, invites and mods one room keeps (more: forbidden; lift some first)",
     )
     audit_page: int = _s(10_000, "most entries 'chinwag admin audit' prints at once")
+    # -- several nodes, what is left (issue 13) --
+    node_heartbeat: float = _s(
+        10.0,
+        "seconds between a node's 'alive' on the bus; a node silent for three of them counts"
+        " as gone, its users offline (above 0)",
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -418,6 +424,8 @@ def _check_store(clean: dict[str, Any]) -> None:
         raise SettingsError("setting bus_stream_max must be at least 1 (100000 is the default)")
     if clean.get("store_timeout", 1) <= 0:
         raise SettingsError("setting store_timeout must be above 0 seconds (30 is the default)")
+    if clean.get("node_heartbeat", 1) <= 0:
+        raise SettingsError("setting node_heartbeat must be above 0 seconds (10 is the default)")
     bus = str(clean.get("bus", "local"))
     if bus != "local" and not bus.startswith(("redis://", "rediss://")):
         raise SettingsError(

@@ -13,9 +13,31 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 from support.services import RedisServer, free_port, redis_server
 
-from chinwag.bus.base import BusError, BusEvent, Moderated, Posted, Resync
+from chinwag.bus.base import (
+    NODE_EVENTS,
+    Alive,
+    BusError,
+    BusEvent,
+    LoginChecked,
+    Membership,
+    Moderated,
+    Offline,
+    Online,
+    Posted,
+    ReadMoved,
+    ReceiptNotice,
+    ReceiptsSet,
+    Registering,
+    Resync,
+    Roster,
+    RosterWanted,
+    SessionsEnded,
+    TypingRelay,
+)
 from chinwag.bus.local import LocalBus
 from chinwag.bus.redis import RedisBus
 from chinwag.storage.base import StoredMessage
@@ -208,3 +230,84 @@ async def test_the_stream_keeps_exactly_bus_stream_max_entries(redis_server: Red
         await bus.close()
     with pytest.raises(ValueError, match="at least 1"):
         RedisBus(redis_server.url, stream_max=0)
+
+
+# -- events between nodes (issue 13) --
+
+_ONLINE = Online("n1", "a:ann", "ann", "Ann", True, False, ("dev", "lobby"))
+EVERY_NODE_EVENT = [
+    _ONLINE,
+    Offline("n1", "g:1"),
+    Membership("n1", "a:ann", "dev", False),
+    Alive("n1", 3),
+    RosterWanted("n1", ""),
+    Roster("n1", (_ONLINE, Online("n1", "g:2", "zed", "Zed", False, False, ("lobby",)))),
+    TypingRelay("n1", "a:ann", "Ann", None, "Zed", "g:2"),
+    ReadMoved("n1", "a:ann", "lobby", None, 41),
+    ReceiptNotice("n1", "a:ann", "bob", 40, "read"),
+    ReceiptsSet("n1", "a:ann", True),
+    LoginChecked("n1", None, "2001:db8::/64", False),
+    Registering("n1", "192.0.2.7"),
+    SessionsEnded("n1", "ann", "deleted", "the operator deleted your account"),
+]
+
+
+def test_every_event_between_nodes_is_listed_here_once() -> None:
+    assert sorted(type(e).kind for e in EVERY_NODE_EVENT) == sorted(NODE_EVENTS)
+
+
+async def test_announced_events_reach_only_the_other_nodes_unchanged(
+    redis_server: RedisServer,
+) -> None:
+    async with two_nodes(redis_server) as (a, b):
+        mine, theirs = Listener(a), Listener(b)
+        await wait_until_reading(a, theirs)
+        while not mine.events.empty():
+            mine.events.get_nowait()
+        for event in EVERY_NODE_EVENT:
+            a.announce(event)
+        assert [await theirs.next() for _ in EVERY_NODE_EVENT] == EVERY_NODE_EVENT
+        assert mine.events.empty(), "an announcement is for the other nodes"
+        await mine.stop()
+        await theirs.stop()
+
+
+async def test_unknown_or_malformed_events_from_another_node_are_skipped(
+    redis_server: RedisServer,
+) -> None:
+    async with two_nodes(redis_server) as (a, b):
+        theirs = Listener(b)
+        await wait_until_reading(a, theirs)
+        client: aioredis.Redis = aioredis.Redis.from_url(redis_server.url)
+        try:
+            bad: list[dict[FieldT, EncodableT]] = [
+                {"node": "x", "kind": "from_a_newer_chinwag", "data": "{}"},
+                {"node": "x", "kind": "offline", "data": json.dumps({"node": "x"})},
+                {"node": "x", "kind": "roster", "data": json.dumps({"node": "x", "online": 3})},
+                {"node": "x", "kind": "alive", "data": "not json"},
+                {"node": "x", "kind": "alive", "data": json.dumps({"node": "x", "online": "3"})},
+                {"node": "x", "kind": "read_moved", "data": json.dumps(
+                    {"node": "x", "pid": "a:ann", "room": None, "with_": None, "upto": True}
+                )},
+                {"node": "x", "kind": "online", "data": json.dumps(
+                    {"node": "x", "pid": "g:1", "key": "zed", "nick": "Zed", "account": False,
+                     "bot": False, "rooms": ["lobby", 7]}
+                )},
+            ]  # fmt: skip
+            for fields in bad:
+                await client.xadd("chinwag:events", fields)
+        finally:
+            await client.aclose()
+        a.announce(Alive("n1", 0))
+        assert await theirs.next() == Alive("n1", 0), "the bad ones were skipped, not fatal"
+        await theirs.stop()
+
+
+async def test_the_local_bus_announces_to_nobody() -> None:
+    bus = LocalBus()
+    listener = Listener(bus)
+    await asyncio.sleep(0)
+    bus.announce(Alive("local", 0))
+    bus.publish(Resync())
+    assert await listener.next() == Resync(), "nothing announced came first"
+    await bus.close()

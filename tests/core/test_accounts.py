@@ -23,6 +23,7 @@ from chinwag.core.accounts import (
     PasswordHasher,
     RegisterThrottle,
     _parse_nick_checked,
+    check_login,
     check_password,
     parse_nick,
     skeleton,
@@ -644,3 +645,43 @@ def test_registration_limits_of_zero_are_off(clock: FakeClock) -> None:
     for _ in range(1000):
         reg.take("a")
     assert reg.tracked == 0
+
+
+# -- throttles shared between nodes (issue 13) --
+
+
+def test_failures_heard_from_another_node_lock_the_pair_here(throttle: LoginThrottle) -> None:
+    told: list[tuple[str | None, str, bool]] = []
+    throttle.tell = lambda key, address, ok: told.append((key, address, ok))
+    for _ in range(5):
+        throttle.heard("alice", "10.0.0.1", False)  # never refused: the other node decided
+    assert _retry_after(lambda: throttle.begin("alice", "10.0.0.1")) == 1.0
+    assert told == [], "what was heard is not told again"
+    throttle.heard("alice", "10.0.0.1", True)  # the owner logged in over there
+    throttle.released(throttle.begin("alice", "10.0.0.1"))
+
+
+async def test_check_login_tells_the_other_nodes_each_verdict(
+    throttle: LoginThrottle, fast_hasher: PasswordHasher
+) -> None:
+    told: list[tuple[str | None, str, bool]] = []
+    throttle.tell = lambda key, address, ok: told.append((key, address, ok))
+    stored = await fast_hasher.hash("right password", "x")
+    await check_login(fast_hasher, throttle, "alice", "x", stored, "wrong password")
+    await check_login(fast_hasher, throttle, "alice", "x", stored, "right password")
+    assert told == [("alice", "x", False), ("alice", "x", True)]
+
+
+def test_registrations_heard_from_another_node_count_here(clock: FakeClock) -> None:
+    reg = RegisterThrottle(Settings(register_address_max=2, register_window=60), clock)
+    told: list[str] = []
+    reg.tell = told.append
+    reg.heard("10.0.0.1")
+    reg.heard("10.0.0.1")  # over the limit: counted, not refused
+    _retry_after(lambda: reg.take("10.0.0.1"))
+    reg.take("10.0.0.2")
+    assert told == ["10.0.0.2"], "only this node's own registrations are told"
+    clock.advance(61)
+    reg.heard("10.0.0.1")  # a new window
+    reg.take("10.0.0.1")
+    _retry_after(lambda: reg.take("10.0.0.1"))

@@ -6,9 +6,12 @@ too, so one node and many share one code path.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import dataclasses
+import types
+import typing
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar, Protocol, Self, TypeAlias, TypeVar
 
 from chinwag.storage.base import StoredMessage
 
@@ -55,7 +58,7 @@ class Moderated:
     role: str | None = None
 
 
-BusEvent = Posted | Resync | BlocksChanged | Moderated
+BusEvent: TypeAlias = "Posted | Resync | NodeEvent | BlocksChanged | Moderated"
 
 
 class BusError(Exception):
@@ -63,8 +66,20 @@ class BusError(Exception):
 
 
 class Bus(Protocol):
+    node: str
+    """This node's name on the bus (the ``node`` of the `NodeEvent` it sends)."""
+    shared: bool
+    """Whether other nodes may be listening (False: this process is the whole server)."""
+
     def publish(self, event: BusEvent) -> None:
         """Hand ``event`` to every subscriber, in publish order. Never blocks."""
+
+    def announce(self, event: NodeEvent) -> None:
+        """Hand ``event`` to the other nodes' subscribers only; nothing without others.
+
+        Best effort: one lost while the bus is down is made good by the `Roster`
+        each node sends when asked after a `Resync`. Never blocks.
+        """
 
     def subscribe(self) -> AsyncIterator[BusEvent]:
         """Every event published from now on, in order, until ``close()``."""
@@ -83,3 +98,254 @@ class Bus(Protocol):
 
     async def close(self) -> None:
         """End every subscription."""
+
+
+# -- events between nodes (issue 13) --
+#
+# What one node tells the others beside committed messages: who is online and in
+# which rooms, typing, notices for an account's sessions elsewhere, and cached
+# settings that changed. Each is a frozen dataclass of JSON-friendly fields
+# (str, int, bool, None, tuples of those), registered under a stable ``kind``
+# with `node_event`; `RedisBus` carries them as JSON, and the hub's
+# `core/nodes.py` has one handler per class. Adding one (moderation, blocks):
+# a class here with its decorator, and its handler in `Nodes.handlers`. A kind
+# a node does not know (a newer chinwag's) is skipped.
+
+NODE_EVENTS: dict[str, type[NodeEvent]] = {}
+"""Every kind of event between nodes, by its ``kind``."""
+
+E = TypeVar("E", bound="NodeEvent")
+
+
+class NodeEvent:
+    """Something one node tells the others; ``node`` says which node (`Bus.node`)."""
+
+    __slots__ = ()
+    kind: ClassVar[str] = ""
+    node: str
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> Self:
+        """The event from its JSON fields (JSON has no tuples: lists become tuples).
+
+        Raises:
+            TypeError: fields missing, unknown, or of the wrong type.
+        """
+        hints = _hints(cls)
+        fields = {name: _tuples(value) for name, value in data.items()}
+        for name, value in fields.items():
+            if name in hints and not _fits(value, hints[name]):
+                raise TypeError(f"{cls.kind}: {name} is not a {hints[name]}")
+        return cls(**fields)
+
+    def encode(self) -> dict[str, Any]:
+        """The event's fields, for JSON."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+_HINTS: dict[type, dict[str, Any]] = {}  # each event class's field types, read once
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a decoded ``value`` has the type ``hint`` (the few types events use)."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        return isinstance(value, tuple) and all(_fits(v, item) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def node_event(kind: str) -> Callable[[type[E]], type[E]]:
+    """Register an event between nodes under ``kind`` (stable: it crosses versions)."""
+
+    def register(cls: type[E]) -> type[E]:
+        if kind in NODE_EVENTS:
+            raise ValueError(f"two events between nodes are called {kind!r}")
+        cls.kind = kind
+        NODE_EVENTS[kind] = cls
+        return cls
+
+    return register
+
+
+@node_event("online")
+@dataclass(frozen=True, slots=True)
+class Online(NodeEvent):
+    """A principal is online on ``node`` (its first session there), in ``rooms``.
+
+    Also sent when a guest registers (the same key, a new ``pid``): the new
+    principal takes the old one's place, with no leave or join notices.
+    """
+
+    node: str
+    pid: str
+    key: str
+    nick: str
+    account: bool
+    bot: bool
+    rooms: tuple[str, ...]
+
+
+@node_event("offline")
+@dataclass(frozen=True, slots=True)
+class Offline(NodeEvent):
+    """A principal's last session on ``node`` has ended."""
+
+    node: str
+    pid: str
+
+
+@node_event("membership")
+@dataclass(frozen=True, slots=True)
+class Membership(NodeEvent):
+    """A principal online on ``node`` joined (or left) ``room``.
+
+    Another node where the same account is online joins (or leaves) it there too.
+    """
+
+    node: str
+    pid: str
+    room: str
+    joined: bool
+
+
+@node_event("alive")
+@dataclass(frozen=True, slots=True)
+class Alive(NodeEvent):
+    """``node`` is running, with ``online`` principals (every ``node_heartbeat`` seconds).
+
+    A node whose count differs from what another holds asks it for its `Roster`.
+    """
+
+    node: str
+    online: int
+
+
+@node_event("roster_wanted")
+@dataclass(frozen=True, slots=True)
+class RosterWanted(NodeEvent):
+    """``node`` asks for the `Roster` of node ``of`` ("": of every node)."""
+
+    node: str
+    of: str
+
+
+@node_event("roster")
+@dataclass(frozen=True, slots=True)
+class Roster(NodeEvent):
+    """Everyone online on ``node``: replaces what the others held of it."""
+
+    node: str
+    online: tuple[Online, ...]
+
+    @classmethod
+    def decode(cls, data: dict[str, Any]) -> Self:
+        entries = data.get("online")
+        if not isinstance(entries, list):
+            raise TypeError("a roster holds a list")
+        return cls(node=data["node"], online=tuple(Online.decode(e) for e in entries))
+
+    def encode(self) -> dict[str, Any]:
+        return {"node": self.node, "online": [e.encode() for e in self.online]}
+
+
+@node_event("typing")
+@dataclass(frozen=True, slots=True)
+class TypingRelay(NodeEvent):
+    """``sender`` types in ``room``, or to ``to`` (then ``to_pid`` is theirs)."""
+
+    node: str
+    sender_pid: str
+    sender: str
+    room: str | None
+    to: str | None
+    to_pid: str | None
+
+
+@node_event("read_moved")
+@dataclass(frozen=True, slots=True)
+class ReadMoved(NodeEvent):
+    """Account ``pid`` moved a read marker: echoed to its sessions on other nodes."""
+
+    node: str
+    pid: str
+    room: str | None
+    with_: str | None
+    upto: int
+
+
+@node_event("receipt")
+@dataclass(frozen=True, slots=True)
+class ReceiptNotice(NodeEvent):
+    """A DM receipt for account ``pid``'s sessions on other nodes."""
+
+    node: str
+    pid: str
+    with_: str
+    upto: int
+    state: str
+
+
+@node_event("receipts_set")
+@dataclass(frozen=True, slots=True)
+class ReceiptsSet(NodeEvent):
+    """Account ``pid`` turned its DM receipts on or off: other nodes' caches follow."""
+
+    node: str
+    pid: str
+    on: bool
+
+
+@node_event("login_checked")
+@dataclass(frozen=True, slots=True)
+class LoginChecked(NodeEvent):
+    """A password was checked on ``node``: the other nodes' login throttles count it.
+
+    ``key`` is the account's (None: the nick names no account), ``address`` the
+    client's as the throttle keys it (an IPv6 /64).
+    """
+
+    node: str
+    key: str | None
+    address: str
+    ok: bool
+
+
+@node_event("registering")
+@dataclass(frozen=True, slots=True)
+class Registering(NodeEvent):
+    """A registration from ``address`` was counted on ``node``: the others count it too."""
+
+    node: str
+    address: str
+
+
+@node_event("sessions_ended")
+@dataclass(frozen=True, slots=True)
+class SessionsEnded(NodeEvent):
+    """The operator deleted the account ``key`` or reset its password (``reason``) on ``node``.
+
+    Every other node ends the account's sessions there too, with ``message``.
+    """
+
+    node: str
+    key: str
+    reason: str
+    message: str

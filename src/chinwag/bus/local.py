@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from chinwag.bus.base import BusEvent
+from chinwag.bus.base import BusEvent, NodeEvent
 
 
 class LocalBus:
     """Delivers each published event to every subscriber of this process, in order."""
+
+    node = "local"
+    shared = False
 
     def __init__(self) -> None:
         # None in a queue ends that subscription.
@@ -18,6 +21,9 @@ class LocalBus:
     def publish(self, event: BusEvent) -> None:
         for queue in self._queues:
             queue.put_nowait(event)
+
+    def announce(self, event: NodeEvent) -> None:
+        """No other node listens."""
 
     async def subscribe(self) -> AsyncIterator[BusEvent]:
         queue: asyncio.Queue[BusEvent | None] = asyncio.Queue()

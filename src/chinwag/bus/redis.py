@@ -26,7 +26,16 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from chinwag.bus.base import BlocksChanged, BusError, BusEvent, Moderated, Posted, Resync
+from chinwag.bus.base import (
+    NODE_EVENTS,
+    BlocksChanged,
+    BusError,
+    BusEvent,
+    Moderated,
+    NodeEvent,
+    Posted,
+    Resync,
+)
 from chinwag.storage.base import StoredMessage
 
 __all__ = ["RedisBus"]
@@ -35,6 +44,7 @@ log = logging.getLogger(__name__)
 
 STREAM: Final = "chinwag:events"
 BLOCK_MS: Final = 1_000  # one XREAD waits at most this long
+SEND_BATCH: Final = 512  # most events sent in one pipeline (and read in one XREAD)
 RETRY: Final = (0.1, 5.0)  # seconds between reconnection attempts: first, most
 NAME_TTL: Final = 30  # seconds a claim outlives its node (renewed every third of it)
 _RELEASE: Final = (
@@ -52,6 +62,8 @@ def _encode(event: BusEvent, node: str) -> dict[FieldT, EncodableT]:
         return {"node": node, "kind": "blocks", "data": data}
     if isinstance(event, Moderated):
         return {"node": node, "kind": "moderated", "data": json.dumps(dataclasses.asdict(event))}
+    if isinstance(event, NodeEvent):
+        return {"node": node, "kind": event.kind, "data": json.dumps(event.encode())}
     return {"node": node, "kind": "resync"}
 
 
@@ -65,12 +77,23 @@ def _decode(fields: dict[bytes, bytes]) -> BusEvent | None:
         return Posted(StoredMessage(**data))
     if kind == b"resync":
         return Resync()
-    if kind == b"blocks":
-        blocks: dict[str, Any] = json.loads(fields[b"data"])
-        return BlocksChanged(str(blocks["account"]), tuple(str(k) for k in blocks["keys"]))
-    if kind == b"moderated":
-        return Moderated(**json.loads(fields[b"data"]))
-    return None  # a newer chinwag's event: not ours to deliver
+    try:
+        if kind == b"blocks":
+            blocks: dict[str, Any] = json.loads(fields[b"data"])
+            return BlocksChanged(str(blocks["account"]), tuple(str(k) for k in blocks["keys"]))
+        if kind == b"moderated":
+            return Moderated(**json.loads(fields[b"data"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("skipped a malformed %r event from another node (%s)", kind, exc)
+        return None
+    cls = NODE_EVENTS.get((kind or b"").decode("ascii", "replace"))
+    if cls is None:
+        return None  # a newer chinwag's event: not ours to deliver
+    try:
+        return cls.decode(json.loads(fields[b"data"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("skipped a malformed %r event from another node (%s)", cls.kind, exc)
+        return None
 
 
 class RedisBus:
@@ -82,6 +105,8 @@ class RedisBus:
             node further behind than that reads the rest from the database.
         timeout: seconds a connection attempt or a command may take.
     """
+
+    shared = True
 
     def __init__(self, url: str, *, stream_max: int = 100_000, timeout: float = 5.0) -> None:
         if stream_max < 1:
@@ -121,6 +146,11 @@ class RedisBus:
         """To this node's subscribers now, and to the other nodes through Redis."""
         for queue in self._queues:
             queue.put_nowait(event)
+        if not self._closed:
+            self._outbox.put_nowait(event)
+
+    def announce(self, event: NodeEvent) -> None:
+        """To the other nodes, through Redis (lost while Redis is down: see `Bus.announce`)."""
         if not self._closed:
             self._outbox.put_nowait(event)
 
@@ -180,21 +210,39 @@ class RedisBus:
         await self._client.aclose()
 
     async def _send_loop(self) -> None:
+        """Send this node's events to the stream, every event queued meanwhile in one pipeline.
+
+        One round trip carries a whole group commit's messages, and the other
+        nodes read them in one ``XREAD``: they fan them out together, as this
+        node does.
+        """
         failed = False  # a publish was lost: the other nodes must resync once Redis is back
         delay = RETRY[0]
-        while (event := await self._outbox.get()) is not None:
+        closing = False
+        while not closing and (event := await self._outbox.get()) is not None:
+            batch = [event]
+            while len(batch) < SEND_BATCH and not self._outbox.empty():
+                more = self._outbox.get_nowait()
+                if more is None:
+                    closing = True
+                    break
+                batch.append(more)
             while True:
                 try:
+                    pipe = self._client.pipeline(transaction=False)
                     if failed:
-                        await self._client.xadd(STREAM, _encode(Resync(), self.node))
+                        pipe.xadd(STREAM, _encode(Resync(), self.node))
+                    for item in batch:
+                        pipe.xadd(
+                            STREAM,
+                            _encode(item, self.node),
+                            maxlen=self._stream_max,
+                            approximate=False,
+                        )
+                    await pipe.execute()
+                    if failed:
                         failed = False
                         log.warning("Redis takes this node's events again")
-                    await self._client.xadd(
-                        STREAM,
-                        _encode(event, self.node),
-                        maxlen=self._stream_max,
-                        approximate=False,
-                    )
                     delay = RETRY[0]
                     break
                 except _ERRORS as exc:
@@ -206,7 +254,7 @@ class RedisBus:
                         )
                     failed = True
                     if not self._outbox.empty():
-                        break  # a newer event: the resync will cover this one
+                        break  # newer events: the resync will cover these
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY[1])
 

@@ -720,6 +720,10 @@ IN_FLIGHT_RETRY = 1.0
 """retry_after, in seconds, when a limit is full only of attempts still being checked."""
 
 
+def _tell_nobody(*verdict: object) -> None:
+    """One node: no other throttle to tell."""
+
+
 class LoginThrottle:
     """Throttle password checks, counting the ones in flight as failures.
 
@@ -774,6 +778,9 @@ class LoginThrottle:
         self._pairs: OrderedDict[tuple[str, str], _Backoff] = OrderedDict()
         self._addresses: OrderedDict[str, _Window] = OrderedDict()
         self._accounts: OrderedDict[str, _Window] = OrderedDict()
+        # Told of every verdict of `check_login`, for the other nodes (issue 13: the
+        # hub sets it to announce on the bus); they count it with `heard`.
+        self.tell: Callable[[str | None, str, bool], None] = _tell_nobody
 
     @property
     def tracked(self) -> int:
@@ -852,6 +859,18 @@ class LoginThrottle:
         """
         now = self._clock()
         self._prune(now)
+        states, waits, pair = self._limits(account_key, address, now)
+        wait, why = max(waits, default=(0.0, ""))
+        if wait > 0:
+            raise RateLimited(wait, f"too many failed logins {why}; retry in {wait:.0f} s")
+        for state in states:
+            state.inflight += 1
+        return Attempt(states=tuple(states), pair=pair)
+
+    def _limits(
+        self, account_key: str | None, address: str, now: float
+    ) -> tuple[list[_Backoff | _Window], list[tuple[float, str]], tuple[str, str] | None]:
+        """The states an attempt counts toward, how long each says to wait, and the pair."""
         states: list[_Backoff | _Window] = []
         waits: list[tuple[float, str]] = []
         pair = None if account_key is None else (account_key, address)
@@ -872,12 +891,24 @@ class LoginThrottle:
             wait = self._window_wait(ast, self._address_max, self._address_window, now)
             waits.append((wait, "from your address"))
             states.append(ast)
-        wait, why = max(waits, default=(0.0, ""))
-        if wait > 0:
-            raise RateLimited(wait, f"too many failed logins {why}; retry in {wait:.0f} s")
+        return states, waits, pair
+
+    def heard(self, account_key: str | None, address: str, ok: bool) -> None:
+        """A password check on another node (issue 13): count its failure here too.
+
+        A success forgets the pair's failures, as `succeeded` does. Either way
+        nothing is refused here: the other node already decided.
+        """
+        now = self._clock()
+        self._prune(now)
+        states, _, pair = self._limits(account_key, address, now)
         for state in states:
             state.inflight += 1
-        return Attempt(states=tuple(states), pair=pair)
+        attempt = Attempt(states=tuple(states), pair=pair)
+        if ok:
+            self.succeeded(attempt)
+        else:
+            self.failed(attempt)
 
     def _close(self, attempt: Attempt) -> bool:
         if not attempt.open:
@@ -947,6 +978,9 @@ class RegisterThrottle:
         self._max_tracked = max(1, max_tracked)
         self._addresses: OrderedDict[str, _Window] = OrderedDict()
         self._global = _Window(start=clock())
+        # Told of every registration counted, for the other nodes (issue 13: the hub
+        # sets it to announce on the bus); they count it with `heard`.
+        self.tell: Callable[[str], None] = _tell_nobody
 
     @property
     def tracked(self) -> int:
@@ -980,6 +1014,10 @@ class RegisterThrottle:
             raise RateLimited(
                 wait, f"too many new accounts on this server just now; retry in {wait:.0f} s"
             )
+        self._count(address, st)
+        self.tell(address)
+
+    def _count(self, address: str, st: _Window) -> None:
         self._global.failures += 1
         if self._address_max > 0:
             st.failures += 1
@@ -987,6 +1025,17 @@ class RegisterThrottle:
                 while len(self._addresses) >= self._max_tracked:
                     self._addresses.popitem(last=False)
                 self._addresses[address] = st
+
+    def heard(self, address: str) -> None:
+        """A registration counted on another node (issue 13): count it here too, never refused."""
+        now = self._clock()
+        if now >= self._global.start + self._window:
+            self._global = _Window(start=now)
+        st = self._addresses.get(address)
+        if st is not None and now >= st.start + self._window:
+            del self._addresses[address]
+            st = None
+        self._count(address, st or _Window(start=now))
 
     def give_back(self, address: str) -> None:
         """Uncount a registration `take` counted that never reached the hasher
@@ -1033,9 +1082,11 @@ async def check_login(
         raise
     except BaseException:
         throttle.failed(attempt)
+        throttle.tell(account_key, address, False)
         raise
     if verdict.ok:
         throttle.succeeded(attempt)
     else:
         throttle.failed(attempt)
+    throttle.tell(account_key, address, verdict.ok)
     return verdict

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from chinwag.bus.base import BlocksChanged, Bus, Moderated, Posted, Resync
+from chinwag.bus.base import BlocksChanged, Bus, Moderated, NodeEvent, Posted, Resync, TypingRelay
 from chinwag.config import Settings
 from chinwag.core.blocks import Blocks, hidden
 from chinwag.core.counts import Counts
@@ -47,6 +47,14 @@ T = TypeVar("T")
 GAP_RETRY = (0.1, 5.0)  # seconds between reads of a gap the store could not serve: first, most
 TYPING_COST = 0.1  # a typing notice that is forwarded (coalesced ones are free)
 _TYPING_TARGETS = 256  # conversations one sender's last typing notice is remembered for
+
+
+def _ignore(event: NodeEvent) -> None:
+    """One node: no other node speaks."""
+
+
+def _nothing() -> None:
+    """One node: nothing to ask the others."""
 
 
 def message_event(m: StoredMessage, *, own: bool = False, replay: bool = False) -> Message:
@@ -149,12 +157,17 @@ class Delivery:
         # start: the backlog's). None until `load` or the first message.
         self._position: int | None = None
         self.receipts: DmReceipts | None = None  # DM receipts on `seen` (set by the hub)
+        self._registry = registry
+        # What the other nodes say beside messages, and a bus interruption (the hub's
+        # `Nodes.receive` and `Nodes.resync`; nothing with one node).
+        self.node_event: Callable[[NodeEvent], None] = _ignore
+        self.resynced: Callable[[], None] = _nothing
         self.counts = Counts()  # the hub's, set by the hub
         self.blocks: Blocks | None = None  # who blocks whom (set by the hub)
         self._reloads: set[asyncio.Task[None]] = set()
         # Moderation actions of other nodes (`Moderation.heard`; set by the hub).
         self.moderated: Callable[[Moderated], Awaitable[None]] | None = None
-        self.resynced: Callable[[], Awaitable[None]] | None = None  # `Moderation.resync`
+        self.moderation_resynced: Callable[[], Awaitable[None]] | None = None  # `.resync`
 
     async def load(self) -> None:
         """Start after the newest message committed now: older ones are backlog."""
@@ -178,12 +191,17 @@ class Delivery:
                 elif isinstance(event, Resync):
                     await self._resync()
                     self._reload_blocks()
-                    if self.resynced is not None:
-                        await self.resynced()
-                elif isinstance(event, BlocksChanged) and self.blocks is not None:
-                    self.blocks.apply(event)
-                elif isinstance(event, Moderated) and self.moderated is not None:  # issue 16
-                    await self.moderated(event)
+                    if self.moderation_resynced is not None:
+                        await self.moderation_resynced()
+                    self.resynced()
+                elif isinstance(event, BlocksChanged):
+                    if self.blocks is not None:
+                        self.blocks.apply(event)
+                elif isinstance(event, Moderated):  # issue 16
+                    if self.moderated is not None:
+                        await self.moderated(event)
+                else:
+                    self.node_event(event)
         finally:
             self._fan_out_batch()
 
@@ -370,22 +388,47 @@ class Delivery:
                 return
             frame = Frame(TypingNotice(sender=p.nick, room=room))
             targets: Iterable[Principal] = self._rooms.get(room, ())
+            if self._registry.remote.nodes:
+                self._registry.announce(
+                    TypingRelay(self._registry.node, p.pid, p.nick, room, None, None)
+                )
         else:
             try:
                 nick = parse_nick_cached(cmd.to or "")
             except ChatError:
                 return
             other = self._by_key.get(nick.key)
-            if other is None or not self._typing_due(session, "@" + other.pid):
+            if other is None:
+                self._typing_elsewhere(session, nick.key)
+                return
+            if not self._typing_due(session, "@" + other.pid):
                 return
             frame = Frame(TypingNotice(sender=p.nick, to=other.nick))
             targets = {p, other}
+            remote = self._registry.remote
+            if remote.nodes and (remote.get(other.pid) or remote.get(p.pid)):
+                self._registry.announce(
+                    TypingRelay(self._registry.node, p.pid, p.nick, None, other.nick, other.pid)
+                )
         for member in targets:
             if member.blocked and p.key in member.blocked:
                 continue
             for s in member.sessions:
                 if s is not session and s.pending is None:
                     s.outlet.send(frame)
+
+    def _typing_elsewhere(self, session: Session, key: str) -> None:
+        """A typing notice to someone online on another node only: through the bus."""
+        other = self._registry.remote.find(key)
+        if other is None or not self._typing_due(session, "@" + other.pid):
+            return
+        p = session.principal
+        relay = TypingRelay(self._registry.node, p.pid, p.nick, None, other.nick, other.pid)
+        self._registry.announce(relay)
+        frame = Frame(TypingNotice(sender=p.nick, to=other.nick))
+        for s in p.sessions:  # the sender's other sessions here
+            if s is not session and s.pending is None:
+                s.outlet.send(frame)
 
     def _typing_due(self, session: Session, key: str) -> bool:
         """Whether a typing notice to ``key`` goes out now; if so, it is paid and noted.

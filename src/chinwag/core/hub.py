@@ -13,10 +13,11 @@ from what the bus yields, so one node and several share one delivery path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 
-from chinwag.bus.base import Bus
+from chinwag.bus.base import Bus, SessionsEnded
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.blocks import Blocks
@@ -25,6 +26,7 @@ from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
 from chinwag.core.markers import ReadMarkers
 from chinwag.core.moderation import Moderation
+from chinwag.core.nodes import Nodes
 from chinwag.core.posting import Posting
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.revisions import Revisions
@@ -149,8 +151,21 @@ class Hub:
         self._moderation.end_sessions = self._logins.end_sessions
         self._moderation.remove_member = self._rooms.remove
         self._delivery.moderated = self._moderation.heard
-        self._delivery.resynced = self._moderation.resync
+        self._delivery.moderation_resynced = self._moderation.resync
         self._logins.adopted = self._moderation.adopt
+        # -- several nodes (issue 13): what the other nodes say beside messages --
+        self._nodes = Nodes(
+            settings,
+            bus,
+            self._registry,
+            monotonic,
+            self._receipts.cache,
+            (throttle, self._logins._register_throttle),
+            self._logins.end_sessions,
+        )
+        self._delivery.node_event = self._nodes.receive
+        self._delivery.resynced = self._nodes.resync
+        self._markers._registry = self._registry
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -162,8 +177,17 @@ class Hub:
         await self._moderation.load()
 
     async def run(self) -> None:
-        """Deliver what the bus yields, until the bus closes (see `Delivery.run`)."""
-        await self._delivery.run()
+        """Deliver what the bus yields, until the bus closes (see `Delivery.run`).
+
+        With other nodes, this node's heartbeat runs beside it (`Nodes.run`).
+        """
+        heartbeat = asyncio.create_task(self._nodes.run(), name="chinwag-node-heartbeat")
+        try:
+            await self._delivery.run()
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
 
     def sessions(self) -> Iterable[Session]:
         """Every live session, as of now."""
@@ -208,8 +232,9 @@ class Hub:
     def end_sessions(self, key: str, reason: str, message: str) -> int:
         """End every live session of the principal called ``key`` at once; how many.
 
-        See `Logins.end_sessions`.
+        See `Logins.end_sessions`. The other nodes end theirs too (those are not counted).
         """
+        self._registry.announce(SessionsEnded(self._registry.node, key, reason, message))
         return self._logins.end_sessions(key, reason, message)
 
     def pipeline(self, session: Session, cmd: Command) -> asyncio.Future[AppendResult] | None:

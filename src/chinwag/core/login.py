@@ -30,6 +30,7 @@ from chinwag.core.accounts import (
 from chinwag.core.blocks import hidden
 from chinwag.core.delivery import stream_event
 from chinwag.core.markers import conversation_key
+from chinwag.core.nodes import online_event
 from chinwag.core.ratelimit import Budget, TokenBucket
 from chinwag.core.rules import LOBBY
 from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Principal, Session, account_pid, ok
@@ -298,8 +299,11 @@ class Logins:
         session = Session(principal, hello.device, outlet, bucket, self.settings.backlog_held_limit)
         principal.sessions.append(session)
         if first:
+            registry = self._registry
+            registry.announce(online_event(registry.node, principal))
             for room in principal.rooms:
-                self._registry.presence(room, principal, "join", exclude=session)
+                if not registry.remote.in_room(pid, room):  # else online already, elsewhere
+                    registry.presence(room, principal, "join", exclude=session)
         try:
             await self._catch_up(session, hello)
         except BaseException:
@@ -532,6 +536,8 @@ class Logins:
         p.budget = self._account_bucket()
         session.bucket.share(p.budget)
         self._online[pid] = p
+        # The other nodes put the account in the guest's place (same key), quietly.
+        self._registry.announce(online_event(self._registry.node, p))
         ok(session, cmd.ref)
 
     async def passwd(self, session: Session, cmd: Passwd) -> None:

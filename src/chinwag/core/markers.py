@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from chinwag.bus.base import ReadMoved
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.rules import parse_room
-from chinwag.core.sessions import Frame, Session, ok
+from chinwag.core.sessions import Frame, OnlineRegistry, Session, ok
 from chinwag.errors import NotMember
 from chinwag.protocol.events import Read, ReadMarker
 from chinwag.storage.base import Store
@@ -39,6 +40,7 @@ class ReadMarkers:
         self._store = store
         self._resolve = resolve
         self._receipts = receipts
+        self._registry: OnlineRegistry | None = None  # the other nodes (set by the hub)
 
     async def read(self, session: Session, cmd: Read) -> None:
         """Move the account's marker (never back, never past what this session was sent).
@@ -64,6 +66,10 @@ class ReadMarkers:
                 for s in p.sessions:
                     if s is not session:
                         s.deliver(0, echo)
+                if self._registry is not None and self._registry.remote.get(p.pid) is not None:
+                    with_ = None if room else nick
+                    moved = ReadMoved(self._registry.node, p.pid, room, with_, marker)
+                    self._registry.announce(moved)  # to its sessions on other nodes
                 if room is None:
                     await self._receipts.read(session, other, marker)
         ok(session, cmd.ref)

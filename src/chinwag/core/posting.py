@@ -120,6 +120,7 @@ class Posting:
         self._bus = bus
         self._clock = clock
         self._by_key = registry.by_key  # never replaced: read directly
+        self._remote = registry.remote  # who is online on the other nodes
         # (dedupe key, cid) -> (when it was stored, its ack), for at most cid_ttl.
         self._recent: OrderedDict[tuple[str, str], tuple[int, Ack]] = OrderedDict()
         self._cid_ttl_ms = int(settings.cid_ttl * 1000)
@@ -255,7 +256,7 @@ class Posting:
         """
         found: list[str] = []
         for key in mentioned_keys(body, self.settings.mention_limit):
-            online = self._by_key.get(key)
+            online = self._by_key.get(key) or self._remote.find(key)
             if online is not None:
                 if room in online.rooms:
                     found.append(online.nick)
@@ -303,12 +304,19 @@ class Posting:
         online = self._by_key.get(nick.key)
         if online is not None:
             return online.pid, online.nick, True
+        elsewhere = self._remote.find(nick.key)  # a guest's, or an account's, on another node
+        if elsewhere is not None and elsewhere.account:
+            return elsewhere.pid, elsewhere.nick, True
         row = await self._store.get_account(nick.key)
+        if elsewhere is not None and row is None:
+            return elsewhere.pid, elsewhere.nick, True  # a guest on another node
+        # (A guest elsewhere with an account in the store has just registered, and
+        # its node's word is on the way: its DMs go to the account now.)
         if row is None or row.deleted:
             raise NoSuchUser(f"{nick.display} is neither registered nor online")
-        # Every online principal is in _by_key, so an account found only in the
-        # store is offline.
-        return account_pid(row.key), row.nick, False
+        # Every principal online here is in _by_key, and one online on another
+        # node in the view: an account found only in the store is offline.
+        return account_pid(row.key), row.nick, elsewhere is not None
 
     async def _post(
         self,

@@ -6,6 +6,7 @@ online at that moment (a later login does not get it).
 
 from __future__ import annotations
 
+from chinwag.bus.base import ReceiptNotice, ReceiptsSet
 from chinwag.core.sessions import Frame, OnlineRegistry, Session, ok
 from chinwag.errors import Forbidden
 from chinwag.protocol.events import Receipt, Receipts
@@ -23,10 +24,15 @@ class DmReceipts:
     def __init__(self, store: Store, registry: OnlineRegistry) -> None:
         self._store = store
         self._online = registry.by_pid
-        # pid -> setting, for accounts asked about since start. One process owns
-        # its accounts' settings today; several nodes will need the bus to
-        # invalidate this (not there yet).
+        self._registry = registry
+        # pid -> setting, for accounts asked about since start; a change made on
+        # another node reaches it through the bus (`cache`, from core/nodes.py).
         self._on: dict[str, bool] = {}
+
+    def cache(self, pid: str, on: bool) -> None:
+        """Another node changed ``pid``'s setting: follow it, if it is cached here."""
+        if pid in self._on:
+            self._on[pid] = on
 
     async def configure(self, session: Session, cmd: Receipts) -> None:
         """Turn this account's receipts on or off."""
@@ -35,6 +41,7 @@ class DmReceipts:
             raise Forbidden("receipts belong to an account: /register first", reason="guest")
         await self._store.set_receipts(p.pid, cmd.on)
         self._on[p.pid] = cmd.on
+        self._registry.announce(ReceiptsSet(self._registry.node, p.pid, cmd.on))
         ok(session, cmd.ref)
 
     async def _wanted(self, pids: list[str]) -> set[str]:
@@ -72,3 +79,6 @@ class DmReceipts:
             frame = Frame(event)
             for s in online.sessions:
                 s.deliver(0, frame)
+        if self._registry.remote.get(pid) is not None:  # its sessions on other nodes
+            notice = ReceiptNotice(self._registry.node, pid, event.with_, event.upto, event.state)
+            self._registry.announce(notice)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
+from chinwag.bus.base import Membership
 from chinwag.config import Settings
 from chinwag.core.blocks import BLOCKED_PAGES, visible
 from chinwag.core.delivery import message_event
 from chinwag.core.moderation import Moderation
 from chinwag.core.rules import LOBBY, parse_room
-from chinwag.core.sessions import OnlineRegistry, Principal, Session, ok, reply
+from chinwag.core.sessions import OnlineRegistry, Principal, RemotePrincipal, Session, ok, reply
 from chinwag.errors import Forbidden, NotMember
 from chinwag.protocol.events import (
     History,
@@ -77,6 +78,7 @@ class Rooms:
         self._rooms.setdefault(room, set()).add(p)
         await self._moderation.joined(session, room, cmd.ref)
         self._registry.presence(room, p, "join", exclude=session)
+        self._registry.announce(Membership(self._registry.node, p.pid, room, True))
 
     def _check_room_caps(self, p: Principal, room: str) -> None:
         """Raises `Forbidden` when joining ``room`` would pass a room cap."""
@@ -130,6 +132,7 @@ class Rooms:
             members.discard(p)
             if not members:
                 del self._rooms[room]
+        self._registry.announce(Membership(self._registry.node, p.pid, room, False))
         ok(session, cmd.ref)
 
     def who(self, session: Session, cmd: Who) -> None:
@@ -137,7 +140,11 @@ class Rooms:
         room = parse_room(cmd.room)
         if room not in session.principal.rooms:
             raise NotMember(f"you are not in #{room}")
-        members = self._rooms.get(room, ())
+        members: Collection[Principal | RemotePrincipal] = self._rooms.get(room, ())
+        elsewhere = self._registry.remote.members(room) if self._registry.remote.nodes else ()
+        if elsewhere:  # online on other nodes too: each principal once
+            here = {m.pid: m for m in members}
+            members = [*here.values(), *(m for m in elsewhere if m.pid not in here)]
         most = self.settings.who_reply_max
         truncated = len(members) > most
         listed = heapq.nsmallest(most, members, key=lambda m: m.nick.casefold())  # sorted

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from chinwag.bus.base import NodeEvent, Offline
 from chinwag.config import Settings
 from chinwag.core.accounts import parse_nick
 from chinwag.core.ratelimit import Budget, TokenBucket
@@ -210,6 +211,11 @@ class OnlineRegistry:
         self.by_pid: dict[str, Principal] = {}
         self.by_key: dict[str, Principal] = {}  # by casefolded nick
         self.rooms: dict[str, set[Principal]] = {}  # online members per room
+        # Who is online on the other nodes (issue 13; core/nodes.py keeps it), and
+        # how this node tells them of its own (the bus; a no-op with one node).
+        self.remote = RemoteOnline()
+        self.node = ""
+        self.announce: Callable[[NodeEvent], None] = _nowhere
 
     def sessions(self) -> Iterable[Session]:
         for p in list(self.by_pid.values()):
@@ -219,9 +225,16 @@ class OnlineRegistry:
         return len(self.by_key)
 
     def online_in(self, room: str) -> int:
-        return len(self.rooms.get(room, ()))
+        here = self.rooms.get(room, ())
+        if not self.remote.nodes:
+            return len(here)
+        pids = {p.pid for p in here}
+        pids.update(r.pid for r in self.remote.members(room))
+        return len(pids)
 
-    def presence(self, room: str, who: Principal, event: str, exclude: Session | None) -> None:
+    def presence(
+        self, room: str, who: Principal | RemotePrincipal, event: str, exclude: Session | None
+    ) -> None:
         members = self.rooms.get(room, ())
         if len(members) > self.settings.presence_limit:
             return
@@ -241,10 +254,114 @@ class OnlineRegistry:
         self.by_pid.pop(p.pid, None)
         if self.by_key.get(p.key) is p:
             del self.by_key[p.key]
+        self.announce(Offline(self.node, p.pid))
         for room in p.rooms:
             members = self.rooms.get(room)
             if members is not None:
                 members.discard(p)
                 if not members:
                     del self.rooms[room]
-            self.presence(room, p, "leave", exclude=None)
+            if not self.remote.in_room(p.pid, room):  # still there on another node
+                self.presence(room, p, "leave", exclude=None)
+
+
+# -- who is online on the other nodes (issue 13) --
+
+
+def _nowhere(event: NodeEvent) -> None:
+    """One node: nobody to tell."""
+
+
+class RemotePrincipal:
+    """A principal online on another node, as that node last said."""
+
+    __slots__ = ("account", "bot", "key", "nick", "pid", "rooms")
+
+    def __init__(
+        self, pid: str, key: str, nick: str, account: bool, bot: bool, rooms: frozenset[str]
+    ) -> None:
+        self.pid = pid
+        self.key = key
+        self.nick = nick
+        self.account = account
+        self.bot = bot
+        self.rooms = rooms
+
+
+class NodeView:
+    """What one other node said of who is online there, and when it last spoke."""
+
+    __slots__ = ("by_key", "by_pid", "heard", "rooms")
+
+    def __init__(self, heard: float) -> None:
+        self.heard = heard
+        self.by_pid: dict[str, RemotePrincipal] = {}
+        self.by_key: dict[str, RemotePrincipal] = {}
+        self.rooms: dict[str, set[RemotePrincipal]] = {}
+
+    def put(self, p: RemotePrincipal) -> None:
+        self.by_pid[p.pid] = p
+        self.by_key[p.key] = p
+        for room in p.rooms:
+            self.rooms.setdefault(room, set()).add(p)
+
+    def remove(self, pid: str) -> RemotePrincipal | None:
+        p = self.by_pid.pop(pid, None)
+        if p is None:
+            return None
+        if self.by_key.get(p.key) is p:
+            del self.by_key[p.key]
+        for room in p.rooms:
+            self.set_rooms_out(p, room)
+        return p
+
+    def set_rooms_out(self, p: RemotePrincipal, room: str) -> None:
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(p)
+            if not members:
+                del self.rooms[room]
+
+
+class RemoteOnline:
+    """Who is online on the other nodes: one `NodeView` per node heard from.
+
+    A cache that the bus keeps (core/nodes.py): each node announces its own
+    principals, a `Roster` replaces a node's view, and a node silent for three
+    heartbeats is forgotten. With one node it stays empty and costs nothing.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, NodeView] = {}
+
+    def find(self, key: str) -> RemotePrincipal | None:
+        """The principal called ``key`` (casefolded nick) online on another node, if any."""
+        for view in self.nodes.values():
+            p = view.by_key.get(key)
+            if p is not None:
+                return p
+        return None
+
+    def get(self, pid: str, *, but: str = "") -> RemotePrincipal | None:
+        """Principal ``pid`` as another node (not ``but``) holds it, if online there."""
+        for node, view in self.nodes.items():
+            p = view.by_pid.get(pid)
+            if p is not None and node != but:
+                return p
+        return None
+
+    def in_room(self, pid: str, room: str, *, but: str = "") -> bool:
+        """Whether ``pid`` is online in ``room`` on another node (not ``but``)."""
+        for node, view in self.nodes.items():
+            p = view.by_pid.get(pid)
+            if p is not None and node != but and room in p.rooms:
+                return True
+        return False
+
+    def members(self, room: str) -> list[RemotePrincipal]:
+        """The principals online in ``room`` on other nodes, each once."""
+        found: dict[str, RemotePrincipal] = {}
+        for view in self.nodes.values():
+            for p in view.rooms.get(room, ()):
+                found.setdefault(p.pid, p)
+        return list(found.values())

@@ -1382,6 +1382,74 @@ class PostgresStore:
 
         return await self._read(read)
 
+    # -- chinwag admin export (issue 13: admin against PostgreSQL) ---------------
+    async def export_account(self, key: str) -> dict[str, Any] | None:
+        """What the store holds about the account ``key`` but its messages; None if none.
+
+        The shape of `SqliteStore.export_account` (``account``, ``devices``,
+        ``memberships``, ``upto_id``), read in one snapshot.
+        """
+        principal = "a:" + key
+
+        async def read(conn: Conn) -> dict[str, Any] | None:
+            row = await conn.fetchrow(f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE key = $1", key)
+            if row is None:
+                return None
+            account = _account(row)
+            devices = await conn.fetch(
+                "SELECT device, cursor FROM cursors WHERE account = $1 ORDER BY device", principal
+            )
+            memberships = await conn.fetch(
+                "SELECT room, from_id, to_id FROM memberships WHERE account = $1"
+                " ORDER BY room, from_id",
+                principal,
+            )
+            upto = await conn.fetchval("SELECT coalesce(max(id), 0) FROM messages")
+            return {
+                "account": {
+                    "nick": account.nick,
+                    "key": account.key,
+                    "created_ms": account.created_ms,
+                    "deleted": account.deleted,
+                    "bot": account.bot,
+                },
+                "devices": [{"device": d, "cursor": c} for d, c in devices],
+                "memberships": [{"room": r, "from_id": f, "to_id": t} for r, f, t in memberships],
+                "upto_id": int(upto),
+            }
+
+        return await self._read(read)
+
+    async def export_messages(
+        self,
+        *,
+        account: str | None = None,
+        room: str | None = None,
+        after: int,
+        upto: int,
+        limit: int,
+    ) -> list[StoredMessage]:
+        """One page, by id, of one account's or one room's messages (as in SqliteStore)."""
+        if (account is None) == (room is None):
+            raise ValueError("export_messages takes an account or a room")
+
+        async def read(conn: Conn) -> list[StoredMessage]:
+            if room is not None:
+                rows = await conn.fetch(
+                    f"SELECT {_COLS} FROM messages WHERE room = $1 AND id > $2 AND id <= $3"
+                    " AND kind IS NULL ORDER BY id LIMIT $4",
+                    room, after, upto, limit,
+                )  # fmt: skip
+            else:
+                rows = await conn.fetch(
+                    f"SELECT {_COLS} FROM messages WHERE id > $1 AND id <= $2"
+                    " AND (sender = $3 OR recipient = $3) AND kind IS NULL ORDER BY id LIMIT $4",
+                    after, upto, account, limit,
+                )  # fmt: skip
+            return [_message(r) for r in rows]
+
+        return await self._read(read)
+
 
 def _changed(status: str) -> bool:
     """Did an UPDATE/DELETE status tag (``"UPDATE 1"``) touch a row?"""

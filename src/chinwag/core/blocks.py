@@ -58,7 +58,8 @@ def hidden(blocked: frozenset[str], m: StoredMessage) -> bool:
     return sender_key(m) in blocked
 
 
-def _nick_key(nick: str) -> str:
+def nick_key(nick: str) -> str:
+    """The casefolded key of a nick as shown (what a block names)."""
     try:
         return parse_nick_cached(nick).key
     except ChatError:
@@ -79,7 +80,7 @@ def visible(blocked: frozenset[str], messages: Iterable[StoredMessage]) -> list[
             reactions = tuple(
                 (emoji, kept)
                 for emoji, nicks in m.reactions
-                if (kept := tuple(n for n in nicks if _nick_key(n) not in blocked))
+                if (kept := tuple(n for n in nicks if nick_key(n) not in blocked))
             )
             if reactions != m.reactions:
                 m = replace(m, reactions=reactions)

@@ -44,6 +44,7 @@ from chinwag.bus.base import (
 )
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, RegisterThrottle
+from chinwag.core.blocks import nick_key
 from chinwag.core.sessions import (
     Frame,
     NodeView,
@@ -280,7 +281,10 @@ class Nodes:
                 p for p in (registry.by_pid.get(e.to_pid or ""), registry.by_pid.get(e.sender_pid))
                 if p is not None
             ]  # fmt: skip
+        sender = nick_key(e.sender)
         for member in targets:
+            if member.blocked and sender in member.blocked:
+                continue  # issue 16: nothing of the blocked reaches the blocker
             for s in member.sessions:
                 if s.pending is None:
                     s.outlet.send(frame)

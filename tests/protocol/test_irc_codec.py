@@ -26,6 +26,7 @@ from chinwag.protocol.events import (
     ListRooms,
     Message,
     Ok,
+    Outgoing,
     Ping,
     Presence,
     Reacted,
@@ -37,6 +38,7 @@ from chinwag.protocol.events import (
     RoomsReply,
     Say,
     Seen,
+    TypingNotice,
     Welcome,
     Who,
     WhoMember,
@@ -713,3 +715,55 @@ def test_reactions_read_markers_receipts_and_results_are_not_sent_to_irc_yet() -
         Results(q="x", messages=(), more=False),
     ):
         assert codec.render(event) == b""
+
+
+# --- shared fan-out rendering (one rendering per set of tag capabilities) ---------------
+
+
+def test_fan_out_lines_are_shared_by_clients_with_the_same_tag_caps_and_read_the_same() -> None:
+    events: list[Outgoing] = [
+        Message(id=7, ts_ms=1_700_000_000_123, sender="bob", room="lobby", body="one\ntwo"),
+        Message(id=8, ts_ms=0, sender="bob", to="carl", body="a dm"),
+        Presence(room="lobby", nick="bob", event="join"),
+        TypingNotice(sender="bob", room="lobby"),
+        Edited(id=9, ts_ms=0, target=7, sender="bob", room="lobby", body="fixed"),
+        Deleted(id=10, ts_ms=0, target=7, by="bob", room="lobby"),
+    ]
+    for caps in ("", "server-time", "message-tags", "server-time message-tags batch"):
+        first, second = registered(caps), registered(caps + " echo-message")
+        renderer = first.shared(events)
+        assert renderer is not None and renderer is second.shared(events)
+        for event in events:  # what a client alone would have been sent, byte for byte
+            assert renderer(event) == registered(caps).render(event)
+    assert registered("server-time").shared(events) is not registered("message-tags").shared(events)
+
+
+def test_a_shared_frame_counts_as_sent_for_the_cursor_ping() -> None:
+    codec = registered()
+    message = Message(id=41, ts_ms=0, sender="bob", room="lobby", body="hi")
+    assert codec.shared([message]) is not None
+    wire = codec.render(CaughtUp(missed=1, rooms={"lobby": 1}, dms={}, truncated=False))
+    assert wire.endswith(b"PING seen-41\r\n")
+
+
+def test_lines_that_read_differently_for_this_client_are_not_shared() -> None:
+    codec = registered("batch")
+    (say,) = commands(codec.receive_data(b"PRIVMSG #lobby :mine\r\n"))
+    assert isinstance(say, Say)
+    own = Message(id=5, ts_ms=0, sender="alice", room="lobby", body="mine", cid=say.cid)
+    not_shared: list[Outgoing] = [
+        own,  # the hub's copy of what this connection sent: not shown again
+        Message(id=6, ts_ms=0, sender="bob", room="lobby", body="old", replay=True),
+        Presence(room="lobby", nick="alice", event="join"),  # one's own
+        TypingNotice(sender="bob", to="alice"),
+        Edited(id=9, ts_ms=0, target=4, sender="bob", to="alice", body="dm edit"),
+        Ok(ref="i1"),
+    ]
+    plain = Message(id=7, ts_ms=0, sender="bob", room="lobby", body="hi")
+    for event in not_shared:
+        assert codec.shared([plain, event]) is None, event
+    assert codec.render(own) == b""
+    assert registered().shared([plain]) is not None
+    welcome_pending = IrcServerCodec()
+    welcome_pending.receive_data(b"NICK bob\r\nUSER bob 0 * :Bob\r\n")
+    assert welcome_pending.shared([plain]) is None  # lines before 001 are held, not shared

@@ -217,6 +217,47 @@ async def test_an_irc_and_a_json_client_chat_in_the_lobby_and_by_dm(tmp_path: Pa
         assert first.tags["msgid"] == second.tags["msgid"]
 
 
+async def test_a_burst_reaches_irc_clients_of_different_caps_each_in_its_own_form(
+    tmp_path: Path,
+) -> None:
+    # Fan-out renders once per set of tag capabilities: each client must still get
+    # exactly its own form, whoever shares it, and its own message only as the echo.
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        plain = await irc(made, irc_port)
+        await plain.register("carl")
+        tagged: list[IrcPeer] = []
+        for nick in ("dave", "erin"):
+            peer = await irc(made, irc_port)
+            await peer.send("CAP LS 302", "CAP REQ :message-tags server-time echo-message")
+            await peer.register(nick, "CAP END")
+            tagged.append(peer)
+        await ann.send(type="who", room="lobby", ref="w")
+        while len((await ann.recv_type("who"))["users"]) < 4:
+            await ann.send(type="who", room="lobby", ref="w")
+        bodies = [f"burst {i}" for i in range(5)]
+        for i, body in enumerate(bodies):
+            await ann.send(type="say", room="lobby", body=body, cid=f"b{i}")
+        ids = [(await ann.recv_type("ack"))["id"] for _ in bodies]
+        await tagged[0].send("PRIVMSG #lobby :from dave")
+        for peer in (plain, *tagged):
+            got = [(await peer.until(privmsg))[0] for _ in range(6)]
+            assert [m.params for m in got] == [
+                *(("#lobby", b) for b in bodies),
+                ("#lobby", "from dave"),
+            ]
+            assert got[-1].source == "dave!dave@chinwag"
+            if peer is plain:
+                assert all(not m.tags for m in got)
+            else:
+                assert [m.tags["msgid"] for m in got[:5]] == [str(i) for i in ids]
+                assert all(m.tags["time"].endswith("Z") for m in got)
+        await tagged[0].send("PING :after")  # the echo was the only copy dave got
+        _, between = await tagged[0].until(lambda m: m.command == "PONG")
+        assert not any(privmsg(m) for m in between)
+
+
 async def test_names_join_part_and_unknown_nick(tmp_path: Path) -> None:
     async with running(tmp_path) as (json_port, irc_port), clients() as made:
         ann = await json_peer(made, json_port)

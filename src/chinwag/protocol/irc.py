@@ -35,7 +35,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -84,12 +84,15 @@ __all__ = [
     "HOST",
     "MAX_LINE",
     "MAX_TAGS",
+    "SHARED_CAPS",
     "IrcMessage",
     "IrcServerCodec",
     "Reply",
+    "SharedRenderer",
     "escape_tag_value",
     "format_message",
     "parse_message",
+    "shared_renderer",
     "unescape_tag_value",
 ]
 
@@ -290,6 +293,98 @@ def _valid_nick(nick: str) -> bool:
     return bool(nick) and nick[0] not in _BAD_NICK_FIRST and not _BAD_NICK_CHARS & set(nick)
 
 
+def _line_tags(caps: Container[str], ts_ms: int, msg_id: int, batch: str | None) -> dict[str, str]:
+    """The tags of a message line: its batch, and what ``server-time``/``message-tags`` add."""
+    tags: dict[str, str] = {}
+    if batch is not None:
+        tags["batch"] = batch
+    if "server-time" in caps:
+        tags["time"] = _time_tag(ts_ms)
+    if "message-tags" in caps:
+        tags["msgid"] = str(msg_id)
+    return tags
+
+
+def _text_lines(verb: str, target: str, source: str, text: str, tags: Mapping[str, str]) -> bytes:
+    """``text`` as ``verb`` lines to ``target``: one per line of it, each within IRC's limit."""
+    overhead = len(format_message(verb, target, "", source=source))
+    return b"".join(
+        format_message(verb, target, piece, source=source, tags=tags)
+        for piece in _split_body(text, MAX_LINE - overhead)
+    )
+
+
+def _user(nick: str) -> str:
+    """A user's IRC source (``nick!nick@chinwag``)."""
+    return f"{nick}!{nick}@{HOST}"
+
+
+def _revision_text(e: Edited | Deleted) -> tuple[str, str]:
+    """Who made an edit or a deletion, and the NOTICE text that tells IRC users of it."""
+    if isinstance(e, Edited):
+        return e.sender, f"(edited message {e.target}) {e.body}"
+    return e.by, f"(deleted message {e.target})"
+
+
+class SharedRenderer:
+    """The IRC lines of the events that read the same for every recipient.
+
+    A room message, a DM (its target is its recipient, for both parties), a
+    presence change, a room typing notice, a room edit or deletion: their lines
+    depend only on which of :data:`SHARED_CAPS` the client enabled. One renderer
+    per set of those is made (:func:`shared_renderer`), so a frame fanned out to
+    many IRC clients is rendered once per set, however many receive it (the
+    frame keeps bytes per renderer). :meth:`IrcServerCodec.shared` tells, per
+    connection, whether its lines for a frame are these.
+    """
+
+    __slots__ = ("caps",)
+
+    def __init__(self, caps: frozenset[str]) -> None:
+        self.caps = caps
+
+    def __call__(self, event: Outgoing) -> bytes:
+        caps = self.caps
+        match event:
+            case Message(room=room, to=to):
+                target = f"#{room}" if room is not None else to
+                assert target is not None, "a DM names its recipient"
+                tags = _line_tags(caps, event.ts_ms, event.id, None)
+                return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags)
+            case Presence():
+                verb = "JOIN" if event.event == "join" else "PART"
+                return format_message(verb, f"#{event.room}", source=_user(event.nick))
+            case TypingNotice(room=str(room)):
+                if "message-tags" not in caps:
+                    return b""
+                tags = {"+typing": "active"}
+                return format_message("TAGMSG", f"#{room}", source=_user(event.sender), tags=tags)
+            case Edited(room=str(room)) | Deleted(room=str(room)):
+                who, text = _revision_text(event)
+                tags = _line_tags(caps, event.ts_ms, event.id, None)
+                return _text_lines("NOTICE", f"#{room}", _user(who), text, tags)
+            case Reacted():
+                return b""  # no reactions on IRC yet (docs/irc.md)
+        raise TypeError(f"{type(event).__name__} is not rendered the same for every IRC client")
+
+
+SHARED_CAPS: Final = frozenset({"server-time", "message-tags"})
+"""The capabilities that change the shared lines of an event (the renderer's key)."""
+
+_SHARED: Final = {
+    (time_, tags): SharedRenderer(
+        frozenset(c for c, on in (("server-time", time_), ("message-tags", tags)) if on)
+    )
+    for time_ in (False, True)
+    for tags in (False, True)
+}
+
+
+def shared_renderer(caps: Container[str]) -> SharedRenderer:
+    """The one shared renderer for a client that enabled ``caps``."""
+    return _SHARED["server-time" in caps, "message-tags" in caps]
+
+
 # --- the codec ---------------------------------------------------------------------
 
 
@@ -424,7 +519,7 @@ class IrcServerCodec:
         return self.nick if welcomed and self.nick is not None else "*"
 
     def _source(self, nick: str) -> str:
-        return f"{nick}!{nick}@{HOST}"
+        return _user(nick)
 
     def _numeric(self, code: str, *params: str, tags: Mapping[str, str] | None = None) -> bytes:
         if code == "FAIL":
@@ -777,6 +872,42 @@ class IrcServerCodec:
             return b""
         return wire
 
+    def shared(self, events: Iterable[Outgoing]) -> SharedRenderer | None:
+        """The shared renderer, if this client's lines for ``events`` are its lines.
+
+        They are for fan-out events (no ``ref``) that read the same for everyone
+        (:class:`SharedRenderer`), once registration is over and no replay batch
+        is open: not the copy of a message this connection sent (its echo is the
+        ``echo-message`` one), not a backlog copy, not one's own presence, not a DM
+        typing notice, edit or deletion (their target is the reader). When they
+        are, they count as sent (the cursor's ``PING`` names the newest). Else
+        ``None``: :meth:`render` writes them for this client alone.
+
+        Args:
+            events: the events of one frame, in order.
+        """
+        if not self.registered or self._replay_batch is not None:
+            return None
+        newest = self._last_id
+        for event in events:
+            match event:
+                case Message(cid=None, replay=False, ref=None) if (
+                    event.room is not None or event.to is not None
+                ):
+                    newest = max(newest, event.id)
+                case Presence(ref=None) if event.nick != self.nick:
+                    pass
+                case TypingNotice(room=str(), ref=None):
+                    pass
+                case (
+                    Edited(room=str(), ref=None) | Deleted(room=str(), ref=None) | Reacted(ref=None)
+                ):
+                    newest = max(newest, event.id)
+                case _:
+                    return None
+        self._last_id = newest
+        return shared_renderer(self.caps)
+
     def _replayed(self, e: Message) -> bytes:
         """A backlog message inside a ``chathistory`` batch of its conversation.
 
@@ -824,49 +955,25 @@ class IrcServerCodec:
 
     def _message_lines(self, e: Message, batch: str | None = None, verb: str = "PRIVMSG") -> bytes:
         self._last_id = max(self._last_id, e.id)
-        tags: dict[str, str] = {}
-        if batch is not None:
-            tags["batch"] = batch
-        if "server-time" in self.caps:
-            tags["time"] = _time_tag(e.ts_ms)
-        if "message-tags" in self.caps:
-            tags["msgid"] = str(e.id)
+        tags = _line_tags(self.caps, e.ts_ms, e.id, batch)
         target = f"#{e.room}" if e.room is not None else (e.to or self._me())
         body = e.body
         if e.replay and "server-time" not in self.caps:
             body = f"[{_time_tag(e.ts_ms)[:16].replace('T', ' ')} UTC] {body}"
-        source = self._source(e.sender)
-        overhead = len(format_message(verb, target, "", source=source))
-        out = [
-            format_message(verb, target, piece, source=source, tags=tags)
-            for piece in _split_body(body, MAX_LINE - overhead)
-        ]
-        return b"".join(out)
+        return _text_lines(verb, target, _user(e.sender), body, tags)
 
     def _revision_notice(self, e: Edited | Deleted) -> bytes:
         """An edit or a deletion as a NOTICE from its author to the conversation."""
         self._last_id = max(self._last_id, e.id)
-        if isinstance(e, Edited):
-            who, text = e.sender, f"(edited message {e.target}) {e.body}"
-        else:
-            who, text = e.by, f"(deleted message {e.target})"
+        who, text = _revision_text(e)
         if e.room is not None:
             target = f"#{e.room}"
         elif who == self.nick:
             target = e.to or self._me()
         else:
             target = self._me()
-        tags: dict[str, str] = {}
-        if "server-time" in self.caps:
-            tags["time"] = _time_tag(e.ts_ms)
-        if "message-tags" in self.caps:
-            tags["msgid"] = str(e.id)
-        source = self._source(who)
-        overhead = len(format_message("NOTICE", target, "", source=source))
-        return b"".join(
-            format_message("NOTICE", target, piece, source=source, tags=tags)
-            for piece in _split_body(text, MAX_LINE - overhead)
-        )
+        tags = _line_tags(self.caps, e.ts_ms, e.id, None)
+        return _text_lines("NOTICE", target, _user(who), text, tags)
 
     def _render(self, event: Outgoing, pending: _Pending | None) -> bytes:
         match event:

@@ -19,6 +19,7 @@ from chinwag.protocol.events import (
     Fatal,
     Hello,
     History,
+    HistoryRange,
     HistoryReply,
     Incoming,
     Join,
@@ -388,11 +389,75 @@ def test_chathistory_latest_and_before_become_history_requests() -> None:
     )
 
 
-def test_chathistory_subcommands_not_there_yet_get_fail() -> None:
+def test_chathistory_after_around_between_and_latest_after_a_point_are_ranges() -> None:
     codec = registered()
-    items = codec.receive_data(b"CHATHISTORY AFTER #lobby msgid=1 10\r\n")
-    assert b"FAIL CHATHISTORY INVALID_PARAMS AFTER :" in replies(items)
-    assert commands(items) == []
+    lines = [
+        b"CHATHISTORY AFTER #lobby msgid=7 10",
+        b"CHATHISTORY AROUND bob msgid=7 5",
+        b"CHATHISTORY BETWEEN #lobby msgid=3 msgid=9 4",
+        b"CHATHISTORY BETWEEN #lobby msgid=9 msgid=3 4",  # from the later end: nearest 9
+        b"CHATHISTORY LATEST #lobby msgid=7 10",  # the newest after the point
+    ]
+    items = commands(codec.receive_data(b"\r\n".join(lines) + b"\r\n"))
+    shape = [
+        (c.room, c.with_, c.after, c.before, c.limit, c.newest, c.around)
+        for c in items
+        if isinstance(c, HistoryRange)
+    ]
+    assert shape == [
+        ("lobby", None, 7, None, 10, False, None),
+        (None, "bob", 0, None, 5, False, 7),
+        ("lobby", None, 3, 9, 4, False, None),
+        ("lobby", None, 3, 9, 4, True, None),
+        ("lobby", None, 7, None, 10, True, None),
+    ]
+
+
+def test_chathistory_limits_and_bad_points_get_fail_saying_what_is_expected() -> None:
+    codec = registered()
+    (big,) = commands(codec.receive_data(b"CHATHISTORY AFTER #lobby msgid=1 101\r\n"))
+    assert isinstance(big, HistoryRange) and big.limit == 100  # ISUPPORT CHATHISTORY=100
+    (edge,) = commands(codec.receive_data(b"CHATHISTORY AFTER #lobby msgid=1 1\r\n"))
+    assert isinstance(edge, HistoryRange) and edge.limit == 1
+    refused = {
+        b"CHATHISTORY AFTER #lobby msgid=1 0": b"FAIL CHATHISTORY INVALID_PARAMS 0 :The limit",
+        b"CHATHISTORY AFTER #lobby msgid=1 ten": b"INVALID_PARAMS ten :The limit",
+        b"CHATHISTORY AFTER #lobby timestamp=2026-01-01T00:00:00.000Z 5": b"timestamps are not",
+        b"CHATHISTORY BEFORE #lobby * 5": b"INVALID_PARAMS * :Point to a message by msgid",
+        b"CHATHISTORY BETWEEN #lobby msgid=1 5": b"FAIL CHATHISTORY NEED_MORE_PARAMS BETWEEN",
+        b"CHATHISTORY TARGETS timestamp=a timestamp=b 5": b"TARGETS is not there yet",
+        b"CHATHISTORY FROB #lobby 5": b"INVALID_PARAMS FROB :",
+    }
+    for line, answer in refused.items():
+        items = codec.receive_data(line + b"\r\n")
+        assert commands(items) == [] and answer in replies(items), line
+
+
+def test_a_chathistory_target_one_may_not_see_reads_as_an_empty_history() -> None:
+    codec = registered("batch")
+
+    def shape(wire: bytes) -> list[tuple[str, tuple[str, ...]]]:
+        """The lines without the batch id (which differs between any two batches)."""
+        lines = [parse_message(line.decode()) for line in wire.split(b"\r\n")[:-1]]
+        return [(m.command, m.params[1:]) for m in lines if m is not None]
+
+    (req,) = commands(codec.receive_data(b"CHATHISTORY AFTER #empty msgid=1 10\r\n"))
+    empty = shape(codec.render(HistoryReply(room="empty", messages=(), more=False, ref=req.ref)))
+    assert empty == [("BATCH", ("chathistory", "#empty")), ("BATCH", ())]
+    for code, target in (("not_member", "#empty"), ("bad_room", "#empty"), ("no_such_user", "x")):
+        line = f"CHATHISTORY AFTER {target} msgid=1 10\r\n".encode()
+        (req,) = commands(codec.receive_data(line))
+        wire = codec.render(Error(code=code, message="no", ref=req.ref))
+        assert shape(wire) == [("BATCH", ("chathistory", target)), ("BATCH", ())]
+
+
+def test_draft_chathistory_is_offered_and_msgid_is_the_only_reference_type() -> None:
+    codec = IrcServerCodec()
+    assert b"draft/chathistory" in replies(codec.receive_data(b"CAP LS 302\r\n"))
+    codec.receive_data(b"CAP REQ :draft/chathistory batch\r\nNICK alice\r\nUSER a 0 * :A\r\n")
+    (hello,) = commands(codec.receive_data(b"CAP END\r\n"))
+    wire = codec.render(replace(WELCOME, ref=hello.ref))
+    assert b" CHATHISTORY=100 MSGREFTYPES=msgid " in wire
 
 
 def test_unknown_commands_get_421() -> None:

@@ -258,6 +258,55 @@ async def test_a_burst_reaches_irc_clients_of_different_caps_each_in_its_own_for
         assert not any(privmsg(m) for m in between)
 
 
+async def test_chathistory_after_around_between_and_latest_over_a_real_socket(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        await ann.send(type="join", room="secret", ref="j")
+        await ann.recv_type("ok")
+        ids: list[int] = []
+        for i in range(9):
+            await ann.send(type="say", room="lobby", body=f"m{i}", cid=f"c{i}")
+            ids.append((await ann.recv_type("ack"))["id"])
+        await ann.send(type="say", room="secret", body="not for bob", cid="s")
+        await ann.recv_type("ack")
+        bob = await irc(made, irc_port)
+        await bob.send("CAP LS 302", "CAP REQ :batch message-tags draft/chathistory")
+        await bob.register("bob", "CAP END")
+
+        async def page(line: str) -> list[str]:
+            await bob.send(line)
+            await bob.until(lambda m: m.command == "BATCH" and m.params[0].startswith("+"))
+            end, inside = await bob.until(lambda m: m.command == "BATCH")
+            assert end.params[0].startswith("-")
+            return [m.tags["msgid"] for m in inside if privmsg(m)]
+
+        want = [str(i) for i in ids]
+        assert await page(f"CHATHISTORY AFTER #lobby msgid={ids[2]} 3") == want[3:6]
+        assert await page(f"CHATHISTORY AROUND #lobby msgid={ids[4]} 3") == want[3:6]
+        assert (
+            await page(f"CHATHISTORY BETWEEN #lobby msgid={ids[1]} msgid={ids[7]} 2") == (want[2:4])
+        )
+        assert (
+            await page(f"CHATHISTORY BETWEEN #lobby msgid={ids[7]} msgid={ids[1]} 2") == (want[5:7])
+        )
+        assert await page(f"CHATHISTORY LATEST #lobby msgid={ids[5]} 2") == want[7:9]
+        assert await page(f"CHATHISTORY LATEST #lobby msgid={ids[8]} 5") == []
+        # A room bob is not in reads like one that does not exist: nothing.
+        assert await page("CHATHISTORY AFTER #secret msgid=1 10") == []
+        assert await page("CHATHISTORY AFTER #nowhere msgid=1 10") == []
+        await bob.send("PRIVMSG ann :one", "PRIVMSG ann :two")
+        dms: list[str] = []
+        while len(dms) < 2:  # her own copies of her room messages come first
+            got = await ann.recv_type("message")
+            if got["from"] == "bob":
+                dms.append(str(got["id"]))
+        assert await page("CHATHISTORY AFTER ann msgid=1 10") == dms
+        assert await page("CHATHISTORY AFTER nobody msgid=1 10") == []
+
+
 async def test_names_join_part_and_unknown_nick(tmp_path: Path) -> None:
     async with running(tmp_path) as (json_port, irc_port), clients() as made:
         ann = await json_peer(made, json_port)

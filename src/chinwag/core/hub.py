@@ -38,6 +38,7 @@ from chinwag.protocol.events import (
     Edit,
     Hello,
     History,
+    HistoryRange,
     Join,
     Leave,
     ListRooms,
@@ -72,6 +73,7 @@ _COSTS: dict[type[Command], float] = {
     Search: 1.0,
     Read: 1.0,
     Receipts: 1.0,
+    HistoryRange: 1.0,
 }
 
 
@@ -215,6 +217,8 @@ class Hub:
                 await self._rooms.list_rooms(session, cmd)
             case History():
                 await self._rooms.history(session, cmd)
+            case HistoryRange():
+                await self._rooms.history_range(session, cmd)
             case Register():
                 await self._logins.register(session, cmd)
             case Passwd():

@@ -12,6 +12,7 @@ from chinwag.core.sessions import OnlineRegistry, Principal, Session, ok, reply
 from chinwag.errors import Forbidden, NotMember
 from chinwag.protocol.events import (
     History,
+    HistoryRange,
     HistoryReply,
     Join,
     Leave,
@@ -22,7 +23,7 @@ from chinwag.protocol.events import (
     WhoMember,
     WhoReply,
 )
-from chinwag.storage.base import Store
+from chinwag.storage.base import Page, Store
 
 REPLY_BYTES_PER_TOKEN = 4096  # who, rooms and history also pay for their reply's size
 
@@ -151,22 +152,71 @@ class Rooms:
         else:
             other_pid, _, _ = await self._resolve(cmd.with_ or "")
             page = await self._store.dm_history(p.pid, other_pid, before=cmd.before, limit=limit)
+        self._answer(session, page, room, cmd.with_, cmd.ref, keep_newest=True)
+
+    def _answer(
+        self,
+        session: Session,
+        page: Page,
+        room: str | None,
+        with_: str | None,
+        ref: str | None,
+        *,
+        keep_newest: bool,
+    ) -> None:
+        """Reply with ``page``, cut at the byte limit from its oldest or its newest end."""
+        p = session.principal
         messages = [message_event(m, own=m.sender == p.pid) for m in page.messages]
         more = page.more
-        # Cut the page at the byte limit, keeping the newest messages.
         size = 0
-        for i in range(len(messages) - 1, -1, -1):
+        order = range(len(messages) - 1, -1, -1) if keep_newest else range(len(messages))
+        for i in order:
             size += len(page.messages[i].body.encode()) + 120
             if size > self.settings.history_max_bytes:
-                messages = messages[i + 1 :]
+                messages = messages[i + 1 :] if keep_newest else messages[:i]
                 more = True
                 break
         answer = HistoryReply(
             room=room,
-            with_=None if room is not None else cmd.with_,
+            with_=None if room is not None else with_,
             messages=tuple(messages),
             more=more,
-            ref=cmd.ref,
+            ref=ref,
         )
         session.bucket.take(size / REPLY_BYTES_PER_TOKEN)
         reply(session, answer)
+
+    # -- IRC CHATHISTORY (issue 19) --
+
+    async def history_range(self, session: Session, cmd: HistoryRange) -> None:
+        """Reply with the messages of a room or a DM in a range of ids (see `HistoryRange`)."""
+        p = session.principal
+        limit = min(cmd.limit, self.settings.history_max)
+        room: str | None = None
+        if cmd.room is not None:
+            room = parse_room(cmd.room)
+            if room not in p.rooms:
+                raise NotMember(f"you are not in #{room}")
+            store_room = room
+
+            async def read(after: int, before: int | None, limit: int, newest: bool) -> Page:
+                return await self._store.room_history_range(
+                    store_room, after=after, before=before, limit=limit, newest=newest
+                )
+        else:
+            other_pid, _, _ = await self._resolve(cmd.with_ or "")
+
+            async def read(after: int, before: int | None, limit: int, newest: bool) -> Page:
+                return await self._store.dm_history_range(
+                    p.pid, other_pid, after=after, before=before, limit=limit, newest=newest
+                )
+
+        if cmd.around is None:
+            page = await read(cmd.after, cmd.before, limit, cmd.newest)
+            self._answer(session, page, room, cmd.with_, cmd.ref, keep_newest=cmd.newest)
+            return
+        # Up to half at and before the message, the rest after it.
+        older = await read(0, cmd.around + 1, (limit + 1) // 2, True)
+        newer = await read(cmd.around, None, limit - len(older.messages), False)
+        page = Page([*older.messages, *newer.messages], more=older.more or newer.more)
+        self._answer(session, page, room, cmd.with_, cmd.ref, keep_newest=False)

@@ -191,6 +191,29 @@ class Receipts(Command):
     on: bool
 
 
+# -- IRC CHATHISTORY (issue 19) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryRange(Command):
+    """Messages of a room (``room``) or a DM (``with_``) in a range of ids (IRC only).
+
+    ``after < id < before`` (``before`` None: no upper bound): the oldest
+    ``limit`` of them, or with ``newest`` the newest ``limit``. With ``around``
+    set, ``after``/``before``/``newest`` are ignored: up to ``limit`` messages
+    centred on that id, the message itself included. Answered with a
+    `HistoryReply`, oldest first. Exactly one of ``room`` and ``with_`` is set.
+    """
+
+    room: str | None = None
+    with_: str | None = None
+    after: int = 0
+    before: int | None = None
+    limit: int
+    newest: bool = False
+    around: int | None = None
+
+
 ClientCommand = (
     Hello
     | Say
@@ -213,6 +236,7 @@ ClientCommand = (
     | Search
     | Read
     | Receipts
+    | HistoryRange
 )
 
 

@@ -51,6 +51,7 @@ from chinwag.protocol.events import (
     Fatal,
     Hello,
     History,
+    HistoryRange,
     HistoryReply,
     Incoming,
     Join,
@@ -121,6 +122,7 @@ CAPS: Final = (
     "batch",
     "multi-prefix",
     "userhost-in-names",
+    "draft/chathistory",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -132,6 +134,16 @@ MAX_PENDING: Final = 256
 
 MAX_HISTORY_LIMIT: Final = 100
 """Most messages one ``CHATHISTORY`` request asks the hub for."""
+
+# CHATHISTORY subcommands: how many parameters each takes (the limit is the last).
+_CHATHISTORY_USAGE: Final = {
+    "LATEST": "LATEST <target> *|msgid=<id> <limit>",
+    "BEFORE": "BEFORE <target> msgid=<id> <limit>",
+    "AFTER": "AFTER <target> msgid=<id> <limit>",
+    "AROUND": "AROUND <target> msgid=<id> <limit>",
+    "BETWEEN": "BETWEEN <target> msgid=<id> msgid=<id> <limit>",
+}
+_CHATHISTORY_PARAMS: Final = {sub: len(usage.split()) for sub, usage in _CHATHISTORY_USAGE.items()}
 
 # Characters that cannot be in an IRC nick: they break the message grammar or
 # collide with channel/prefix syntax.
@@ -826,28 +838,79 @@ class IrcServerCodec:
         return f"NickServ!NickServ@{HOST}"
 
     def _chathistory(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``CHATHISTORY`` (IRCv3 draft/chathistory): a page of a room or a DM.
+
+        Points are ``msgid=<id>`` (ISUPPORT ``MSGREFTYPES=msgid``); ``*`` for
+        LATEST. The answer is one ``chathistory`` batch (plain lines without
+        ``batch``), oldest first, at most :data:`MAX_HISTORY_LIMIT` messages.
+        """
         params = msg.params
         sub = params[0].upper() if params else ""
-        if sub not in ("LATEST", "BEFORE") or len(params) < 4:
-            why = (
-                "only LATEST and BEFORE are there yet" if sub else "CHATHISTORY <sub> <target> ..."
-            )
-            return [Reply(self._numeric("FAIL", "CHATHISTORY", "INVALID_PARAMS", sub or "*", why))]
-        target, point, count = params[1], params[2], params[3]
-        before: int | None = None
-        if point != "*":
+        wanted = _CHATHISTORY_PARAMS.get(sub)
+        if wanted is None:
+            if sub == "TARGETS":
+                why = "TARGETS is not there yet on chinwag (it needs timestamps)"
+            else:
+                why = "CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN <target> ..."
+            return [self._fail_history("INVALID_PARAMS", sub or "*", why)]
+        if len(params) < wanted:
+            usage = _CHATHISTORY_USAGE[sub]
+            return [self._fail_history("NEED_MORE_PARAMS", sub, f"Usage: CHATHISTORY {usage}")]
+        target, count = params[1], params[wanted - 1]
+        if not count.isdigit() or int(count) < 1:
+            why = f"The limit is a number from 1 to {MAX_HISTORY_LIMIT}"
+            return [self._fail_history("INVALID_PARAMS", count, why)]
+        limit = min(int(count), MAX_HISTORY_LIMIT)
+        points: list[int] = []
+        for point in params[2 : wanted - 1]:
+            if sub == "LATEST" and point == "*":
+                continue
             if not point.startswith("msgid=") or not point[6:].isdigit():
-                why = "Point to a message by msgid=<id>; timestamps are not there yet"
-                return [Reply(self._numeric("FAIL", "CHATHISTORY", "INVALID_PARAMS", point, why))]
-            before = int(point[6:])
-        if sub == "BEFORE" and before is None:
-            why = "BEFORE needs msgid=<id>"
-            return [Reply(self._numeric("FAIL", "CHATHISTORY", "INVALID_PARAMS", point, why))]
-        limit = min(int(count), MAX_HISTORY_LIMIT) if count.isdigit() and int(count) > 0 else 50
-        ref = self._remember("CHATHISTORY", target, msg)
+                why = "Point to a message by msgid=<id> (timestamps are not there yet)"
+                return [self._fail_history("INVALID_PARAMS", point, why)]
+            points.append(int(point[6:]))
         if target.startswith("#"):
-            return [History(room=target[1:], before=before, limit=limit, ref=ref)]
-        return [History(with_=target, before=before, limit=limit, ref=ref)]
+            room, with_ = target[1:], None
+        else:
+            room, with_ = None, target
+        ref = self._remember("CHATHISTORY", target, msg)
+        command: History | HistoryRange
+        if sub == "BEFORE" or (sub == "LATEST" and not points):
+            before = points[0] if points else None
+            command = History(room=room, with_=with_, before=before, limit=limit, ref=ref)
+        elif sub == "LATEST":  # the newest messages after the point
+            command = HistoryRange(
+                room=room, with_=with_, after=points[0], limit=limit, newest=True, ref=ref
+            )
+        elif sub == "AFTER":
+            command = HistoryRange(room=room, with_=with_, after=points[0], limit=limit, ref=ref)
+        elif sub == "AROUND":
+            command = HistoryRange(room=room, with_=with_, around=points[0], limit=limit, ref=ref)
+        else:  # BETWEEN: the messages between the points, those nearest the first
+            first, second = points
+            command = HistoryRange(
+                room=room,
+                with_=with_,
+                after=min(first, second),
+                before=max(first, second),
+                limit=limit,
+                newest=first > second,
+                ref=ref,
+            )
+        return [command]
+
+    def _fail_history(self, code: str, context: str, why: str) -> Reply:
+        return Reply(self._numeric("FAIL", "CHATHISTORY", code, context, why))
+
+    def _history_batch(self, target: str, messages: tuple[Message, ...]) -> bytes:
+        """A page of history: one ``chathistory`` batch, or plain lines without ``batch``."""
+        if "batch" not in self.caps:
+            return b"".join(self._message_lines(m) for m in messages)
+        self._serial += 1
+        ref = f"h{self._serial}"
+        start = format_message("BATCH", f"+{ref}", "chathistory", target, source=self.server_name)
+        body = b"".join(self._message_lines(m, batch=ref) for m in messages)
+        return start + body + format_message("BATCH", f"-{ref}", source=self.server_name)
 
     # -- output -------------------------------------------------------------------------
     def render(self, event: Outgoing) -> bytes:
@@ -1029,15 +1092,7 @@ class IrcServerCodec:
                 return b"".join(lines)
             case HistoryReply():
                 target = f"#{event.room}" if event.room is not None else (event.with_ or "*")
-                if "batch" not in self.caps:
-                    return b"".join(self._message_lines(m) for m in event.messages)
-                self._serial += 1
-                ref = f"h{self._serial}"
-                start = format_message(
-                    "BATCH", f"+{ref}", "chathistory", target, source=self.server_name
-                )
-                body = b"".join(self._message_lines(m, batch=ref) for m in event.messages)
-                return start + body + format_message("BATCH", f"-{ref}", source=self.server_name)
+                return self._history_batch(target, event.messages)
             case CaughtUp():
                 if event.missed == 0:
                     return b""
@@ -1145,13 +1200,20 @@ class IrcServerCodec:
         self._welcome = None
         me = self._me()
         name = self.server_name
-        isupport = "CASEMAPPING=ascii CHANTYPES=# CHATHISTORY=100 NETWORK=chinwag UTF8ONLY"
+        isupport = (
+            "CASEMAPPING=ascii",
+            "CHANTYPES=#",
+            f"CHATHISTORY={MAX_HISTORY_LIMIT}",
+            "MSGREFTYPES=msgid",
+            "NETWORK=chinwag",
+            "UTF8ONLY",
+        )
         lines = [
             self._numeric("001", f"Welcome to {event.server_name}, {me}"),
             self._numeric("002", f"Your host is {name}, running chinwag {event.server_version}"),
             self._numeric("003", "This server keeps what you missed while away"),
             self._numeric("004", name, event.server_version, "i", "n"),
-            self._numeric("005", *isupport.split(), "are supported by this server"),
+            self._numeric("005", *isupport, "are supported by this server"),
         ]
         if event.motd:
             lines.append(self._numeric("375", f"- {name} Message of the day -"))
@@ -1189,6 +1251,9 @@ class IrcServerCodec:
             if code == "bad_password":
                 return self._numeric("464", f"Password incorrect: {text}")
             return self._numeric("FAIL", "NICK", code.upper(), text)
+        if command == "CHATHISTORY" and code in ("not_member", "no_such_user", "bad_room"):
+            # What the asker may not see reads as a conversation with nothing in it.
+            return self._history_batch(target, ())
         if code == "no_such_user":
             return self._numeric("401", target, text)
         if code == "bad_room":

@@ -277,6 +277,23 @@ class Store(Protocol):
         """The newest ``limit`` DMs between principals ``a`` and ``b`` (either way)."""
         ...
 
+    async def room_history_range(
+        self, room: str, *, after: int, before: int | None, limit: int, newest: bool
+    ) -> Page:
+        """Messages of ``room`` with ``after < id < before`` (no upper bound if None).
+
+        The oldest ``limit`` of them, or with ``newest`` the newest ``limit``;
+        oldest first either way, as ``room_history``; ``more`` when the range
+        holds more. (IRC ``CHATHISTORY AFTER``/``AROUND``/``BETWEEN``.)
+        """
+        ...
+
+    async def dm_history_range(
+        self, a: str, b: str, *, after: int, before: int | None, limit: int, newest: bool
+    ) -> Page:
+        """DMs between principals ``a`` and ``b`` (either way), as ``room_history_range``."""
+        ...
+
     async def search(
         self, words: list[str], scope: SearchScope, *, before: int | None, limit: int
     ) -> Page:

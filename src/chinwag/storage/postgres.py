@@ -109,6 +109,21 @@ SELECT {_COLS} FROM (
        AND kind IS NULL ORDER BY id DESC LIMIT $4)
 ) AS both_ways ORDER BY id DESC LIMIT $4
 """
+# A range of history (IRC CHATHISTORY AFTER/AROUND/BETWEEN), read from its
+# oldest or its newest end (ASC or DESC), bounded like the pages above.
+ROOM_RANGE_SQL: Final = f"""
+SELECT {_COLS} FROM messages WHERE room = $1 AND id > $2 AND id < $3 AND kind IS NULL
+ ORDER BY id {{order}} LIMIT $4
+"""
+DM_RANGE_SQL: Final = f"""
+SELECT {_COLS} FROM (
+    (SELECT {_COLS} FROM messages WHERE sender = $1 AND recipient = $2 AND id > $3 AND id < $4
+       AND kind IS NULL ORDER BY id {{order}} LIMIT $5)
+    UNION ALL
+    (SELECT {_COLS} FROM messages WHERE sender = $2 AND recipient = $1 AND id > $3 AND id < $4
+       AND $1 <> $2 AND kind IS NULL ORDER BY id {{order}} LIMIT $5)
+) AS both_ways ORDER BY id {{order}} LIMIT $5
+"""
 # ``$2`` bounds the count (NULL: no bound) so a quota check reads at most ``quota`` rows.
 UNDELIVERED_SQL: Final = """
 SELECT count(*) FROM (
@@ -768,6 +783,39 @@ class PostgresStore:
         async def read(conn: Conn) -> Page:
             rows = await conn.fetch(sql, *params, bound, limit + 1)
             messages = [_message(r) for r in reversed(rows[:limit])]
+            return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def room_history_range(
+        self, room: str, *, after: int, before: int | None, limit: int, newest: bool
+    ) -> Page:
+        """Messages of ``room`` with ``after < id < before``: one end of the range."""
+        return await self._range(ROOM_RANGE_SQL, (room,), after, before, limit, newest)
+
+    async def dm_history_range(
+        self, a: str, b: str, *, after: int, before: int | None, limit: int, newest: bool
+    ) -> Page:
+        """DMs between ``a`` and ``b`` with ``after < id < before``: one end of the range."""
+        return await self._range(DM_RANGE_SQL, (a, b), after, before, limit, newest)
+
+    async def _range(
+        self,
+        sql: str,
+        params: tuple[str, ...],
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+    ) -> Page:
+        limit = max(limit, 0)
+        query = sql.format(order="DESC" if newest else "ASC")
+        upper = _MAX_ID if before is None else before
+
+        async def read(conn: Conn) -> Page:
+            rows = await conn.fetch(query, *params, after, upper, limit + 1)
+            page = rows[:limit]
+            messages = [_message(r) for r in (reversed(page) if newest else page)]
             return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
 
         return await self._read(read)

@@ -167,6 +167,32 @@ ORDER BY id DESC
 LIMIT :n
 """
 
+# A range of history (IRC CHATHISTORY AFTER/AROUND/BETWEEN), read from its
+# oldest or its newest end (ASC or DESC), bounded like the pages above.
+ROOM_RANGE_SQL: Final = f"""
+SELECT {_COLS} FROM messages INDEXED BY messages_room
+ WHERE room = :room AND id > :after AND id < :before AND kind IS NULL
+ ORDER BY id {{order}}
+ LIMIT :n
+"""
+DM_RANGE_SQL: Final = f"""
+SELECT {_COLS} FROM (
+    SELECT * FROM (
+        SELECT {_COLS} FROM messages INDEXED BY messages_pair
+         WHERE sender = :a AND recipient = :b AND id > :after AND id < :before
+           AND kind IS NULL
+         ORDER BY id {{order}} LIMIT :n)
+    UNION ALL
+    SELECT * FROM (
+        SELECT {_COLS} FROM messages INDEXED BY messages_pair
+         WHERE sender = :b AND recipient = :a AND id > :after AND id < :before AND :a <> :b
+           AND kind IS NULL
+         ORDER BY id {{order}} LIMIT :n)
+)
+ORDER BY id {{order}}
+LIMIT :n
+"""
+
 # DMs to the account from others above its highest cursor; ``:cap`` bounds the
 # count (-1: no bound) so the quota check reads at most ``quota`` index entries.
 UNDELIVERED_SQL: Final = """
@@ -1064,6 +1090,42 @@ class SqliteStore:
         def read(conn: sqlite3.Connection) -> Page:
             rows = conn.execute(sql, args).fetchall()
             messages = [_message(r) for r in reversed(rows[:limit])]
+            return Page(_with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def room_history_range(
+        self, room: str, *, after: int, before: int | None, limit: int, newest: bool
+    ) -> Page:
+        """Messages of ``room`` with ``after < id < before``: one end of the range."""
+        params = {"room": room}
+        return await self._range(ROOM_RANGE_SQL, params, after, before, limit, newest)
+
+    async def dm_history_range(
+        self, a: str, b: str, *, after: int, before: int | None, limit: int, newest: bool
+    ) -> Page:
+        """DMs between ``a`` and ``b`` with ``after < id < before``: one end of the range."""
+        params = {"a": a, "b": b}
+        return await self._range(DM_RANGE_SQL, params, after, before, limit, newest)
+
+    async def _range(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+    ) -> Page:
+        limit = max(limit, 0)
+        query = sql.format(order="DESC" if newest else "ASC")
+        upper = _MAX_ID if before is None else before
+        args = {**params, "after": after, "before": upper, "n": limit + 1}
+
+        def read(conn: sqlite3.Connection) -> Page:
+            rows = conn.execute(query, args).fetchall()
+            page = rows[:limit]
+            messages = [_message(r) for r in (reversed(page) if newest else page)]
             return Page(_with_reactions(conn, messages), more=len(rows) > limit)
 
         return await self._read(read)

@@ -12,6 +12,7 @@ from chinwag.protocol.events import (
     Ack,
     CaughtUp,
     Command,
+    Delete,
     Deleted,
     Dm,
     Edited,
@@ -30,6 +31,7 @@ from chinwag.protocol.events import (
     Outgoing,
     Ping,
     Presence,
+    React,
     Reacted,
     ReadMarker,
     Receipt,
@@ -39,6 +41,7 @@ from chinwag.protocol.events import (
     RoomsReply,
     Say,
     Seen,
+    Typing,
     TypingNotice,
     Welcome,
     Who,
@@ -763,18 +766,74 @@ def test_edits_and_deletions_reach_irc_as_notices_from_their_author() -> None:
     codec = registered("message-tags")
     edited = Edited(id=9, ts_ms=0, target=4, sender="bob", room="lobby", body="fixed text")
     assert codec.render(edited) == (
-        b"@msgid=9 :bob!bob@chinwag NOTICE #lobby :(edited message 4) fixed text\r\n"
+        b"@msgid=9;+draft/reply=4 :bob!bob@chinwag NOTICE #lobby :(edited message 4) fixed text\r\n"
     )
     deleted = Deleted(id=10, ts_ms=0, target=5, by="bob", to="alice")
     assert codec.render(deleted) == (
-        b"@msgid=10 :bob!bob@chinwag NOTICE alice :(deleted message 5)\r\n"
+        b"@msgid=10;+draft/reply=5 :bob!bob@chinwag NOTICE alice :(deleted message 5)\r\n"
+    )
+    assert registered().render(deleted) == (
+        b":bob!bob@chinwag NOTICE alice :(deleted message 5)\r\n"
     )
 
 
-def test_reactions_read_markers_receipts_and_results_are_not_sent_to_irc_yet() -> None:
+def test_with_message_redaction_a_deletion_is_redact_from_who_deleted() -> None:
+    codec = registered("draft/message-redaction")
+    room = Deleted(id=10, ts_ms=0, target=5, by="bob", room="lobby")
+    assert codec.render(room) == b":bob!bob@chinwag REDACT #lobby 5\r\n"
+    mine = Deleted(id=11, ts_ms=0, target=6, by="alice", to="bob")
+    assert codec.render(mine) == b":alice!alice@chinwag REDACT bob 6\r\n"
+
+
+def test_redact_is_a_delete_and_its_refusals_use_the_redaction_codes() -> None:
+    codec = registered("draft/message-redaction echo-message")
+    (delete,) = commands(codec.receive_data(b"REDACT #lobby 42 :typo\r\n"))
+    assert isinstance(delete, Delete) and delete.id == 42
+    assert codec.render(Ack(id=50, ts_ms=0, ref=delete.ref)) == b""  # no echo of a REDACT
+    for code, reason in (("forbidden", b"REDACT_FORBIDDEN"), ("not_found", b"UNKNOWN_MSGID")):
+        (delete,) = commands(codec.receive_data(b"REDACT #lobby 42\r\n"))
+        wire = codec.render(Error(code=code, message="no", ref=delete.ref))
+        assert wire == b":chinwag FAIL REDACT " + reason + b" #lobby 42 no\r\n"
+    items = codec.receive_data(b"REDACT #lobby\r\nREDACT #lobby abc\r\n")
+    assert commands(items) == []
+    assert b"FAIL REDACT NEED_MORE_PARAMS" in replies(items)
+    assert b"FAIL REDACT UNKNOWN_MSGID #lobby abc" in replies(items)
+
+
+def test_a_react_tagmsg_is_a_react_and_reactions_reach_irc_as_react_tagmsgs() -> None:
+    codec = registered("message-tags")
+    line = "@+draft/react=👍;+draft/reply=42 TAGMSG #lobby\r\n".encode()
+    (react,) = commands(codec.receive_data(line))
+    assert isinstance(react, React) and (react.id, react.emoji, react.on) == (42, "👍", True)
+    line = "@+draft/unreact=👍;+draft/reply=42 TAGMSG #lobby\r\n".encode()
+    (unreact,) = commands(codec.receive_data(line))
+    assert isinstance(unreact, React) and not unreact.on
+    bad = codec.receive_data("@+draft/react=👍 TAGMSG #lobby\r\n".encode())
+    assert commands(bad) == [] and b"FAIL TAGMSG INVALID_PARAMS #lobby" in replies(bad)
+    (typing,) = commands(codec.receive_data(b"@+typing=active TAGMSG bob\r\n"))
+    assert isinstance(typing, Typing) and typing.to == "bob"
+    assert codec.receive_data(b"@+other=1 TAGMSG #lobby\r\n") == []  # not relayed
+    on = Reacted(id=12, ts_ms=0, target=4, sender="bob", room="lobby", emoji="👍", on=True)
+    assert codec.render(on) == (
+        "@msgid=12;+draft/react=👍;+draft/reply=4 :bob!bob@chinwag TAGMSG #lobby\r\n".encode()
+    )
+    off = replace(on, id=13, on=False)
+    assert b"+draft/unreact=" in codec.render(off)
+    assert registered().render(on) == b""  # plain IRC cannot carry a reaction
+
+
+def test_account_tag_names_the_account_of_a_message_and_never_a_guest() -> None:
+    codec = registered("account-tag")
+    account = Message(id=1, ts_ms=0, sender="bob", room="lobby", body="hi", account=True)
+    guest = Message(id=2, ts_ms=0, sender="guest1", room="lobby", body="hi")
+    assert codec.render(account) == b"@account=bob :bob!bob@chinwag PRIVMSG #lobby hi\r\n"
+    assert codec.render(guest) == b":guest1!guest1@chinwag PRIVMSG #lobby hi\r\n"
+    assert registered().render(account) == b":bob!bob@chinwag PRIVMSG #lobby hi\r\n"
+
+
+def test_read_markers_receipts_and_results_are_not_sent_to_irc_yet() -> None:
     codec = registered()
     for event in (
-        Reacted(id=11, ts_ms=0, target=4, sender="bob", room="lobby", emoji="👍", on=True),
         ReadMarker(room="lobby", upto=11),
         Receipt(with_="bob", upto=11, state="read"),
         Results(q="x", messages=(), more=False),

@@ -307,6 +307,53 @@ async def test_chathistory_after_around_between_and_latest_over_a_real_socket(
         assert await page("CHATHISTORY AFTER nobody msgid=1 10") == []
 
 
+async def test_redaction_reactions_and_account_tag_cross_between_irc_and_json(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "ann", "correct horse")
+        caps = "message-tags account-tag draft/message-redaction echo-message"
+        ann = await irc(made, irc_port)
+        token = base64.b64encode(b"\0ann\0correct horse").decode()
+        await ann.send("CAP LS 302", f"CAP REQ :sasl {caps}", "AUTHENTICATE PLAIN")
+        await ann.command("AUTHENTICATE")
+        await ann.send(f"AUTHENTICATE {token}")
+        await ann.register("ann", "CAP END")
+        guest = await irc(made, irc_port)
+        await guest.send("CAP LS 302", f"CAP REQ :{caps}")
+        await guest.register("gus", "CAP END")
+        cat = await json_peer(made, json_port)
+        await cat.hello("cat")
+
+        await ann.send("PRIVMSG #lobby :typo")
+        echo, _ = await ann.until(privmsg)
+        heard, _ = await guest.until(privmsg)
+        assert heard.tags["account"] == "ann" and echo.tags["account"] == "ann"
+        msgid = heard.tags["msgid"]
+        await guest.send("PRIVMSG #lobby :from a guest")
+        own, _ = await guest.until(privmsg)
+        from_guest, _ = await ann.until(privmsg)
+        assert "account" not in from_guest.tags and "account" not in own.tags
+
+        await cat.send(type="react", id=int(msgid), emoji="🎉", ref="r")
+        reaction = await ann.command("TAGMSG")
+        assert reaction.source == "cat!cat@chinwag" and reaction.params == ("#lobby",)
+        assert (reaction.tags["+draft/react"], reaction.tags["+draft/reply"]) == ("🎉", msgid)
+        await guest.send(f"@+draft/react=👍;+draft/reply={msgid} TAGMSG #lobby")
+        while (got := await cat.recv_type("reacted"))["from"] != "gus":
+            pass
+        assert (got["target"], got["emoji"], got["on"]) == (int(msgid), "👍", True)
+
+        await guest.send(f"REDACT #lobby {msgid}")  # not his: refused, nothing deleted
+        refused = await guest.command("FAIL")
+        assert refused.params[:4] == ("REDACT", "REDACT_FORBIDDEN", "#lobby", msgid)
+        await ann.send(f"REDACT #lobby {msgid} :typo")
+        redacted = await guest.command("REDACT")
+        assert redacted.source == "ann!ann@chinwag" and redacted.params == ("#lobby", msgid)
+        deleted = await cat.recv_type("deleted")
+        assert (deleted["target"], deleted["by"]) == (int(msgid), "ann")
+
+
 async def test_names_join_part_and_unknown_nick(tmp_path: Path) -> None:
     async with running(tmp_path) as (json_port, irc_port), clients() as made:
         ann = await json_peer(made, json_port)

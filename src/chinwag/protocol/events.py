@@ -321,6 +321,7 @@ class Message(ServerEvent):
     edited_ms: int | None = None
     deleted: bool = False
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    account: bool = False  # the sender is an account, not a guest (IRC account-tag)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 import time
@@ -44,6 +45,7 @@ from chinwag.protocol.events import (
     Bye,
     CaughtUp,
     Command,
+    Delete,
     Deleted,
     Dm,
     Edited,
@@ -63,6 +65,7 @@ from chinwag.protocol.events import (
     Ping,
     Pong,
     Presence,
+    React,
     Reacted,
     ReadMarker,
     Receipt,
@@ -71,6 +74,7 @@ from chinwag.protocol.events import (
     RoomsReply,
     Say,
     Seen,
+    Typing,
     TypingNotice,
     Welcome,
     Who,
@@ -123,6 +127,8 @@ CAPS: Final = (
     "multi-prefix",
     "userhost-in-names",
     "draft/chathistory",
+    "account-tag",
+    "draft/message-redaction",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -305,8 +311,11 @@ def _valid_nick(nick: str) -> bool:
     return bool(nick) and nick[0] not in _BAD_NICK_FIRST and not _BAD_NICK_CHARS & set(nick)
 
 
-def _line_tags(caps: Container[str], ts_ms: int, msg_id: int, batch: str | None) -> dict[str, str]:
-    """The tags of a message line: its batch, and what ``server-time``/``message-tags`` add."""
+def _line_tags(
+    caps: Container[str], ts_ms: int, msg_id: int, batch: str | None, account: str | None = None
+) -> dict[str, str]:
+    """The tags of a line: its batch, and what ``server-time``, ``message-tags`` and
+    ``account-tag`` add (``account``: the sender's account, None for a guest)."""
     tags: dict[str, str] = {}
     if batch is not None:
         tags["batch"] = batch
@@ -314,6 +323,8 @@ def _line_tags(caps: Container[str], ts_ms: int, msg_id: int, batch: str | None)
         tags["time"] = _time_tag(ts_ms)
     if "message-tags" in caps:
         tags["msgid"] = str(msg_id)
+    if account is not None and "account-tag" in caps:
+        tags["account"] = account
     return tags
 
 
@@ -331,11 +342,33 @@ def _user(nick: str) -> str:
     return f"{nick}!{nick}@{HOST}"
 
 
-def _revision_text(e: Edited | Deleted) -> tuple[str, str]:
-    """Who made an edit or a deletion, and the NOTICE text that tells IRC users of it."""
-    if isinstance(e, Edited):
-        return e.sender, f"(edited message {e.target}) {e.body}"
-    return e.by, f"(deleted message {e.target})"
+def _revision_lines(e: Edited | Deleted | Reacted, caps: Container[str], target: str) -> bytes:
+    """An edit, a deletion or a reaction, from its author to ``target``.
+
+    A deletion is ``REDACT`` with ``draft/message-redaction``; a reaction is a
+    ``TAGMSG`` with ``+draft/react`` (``+draft/unreact`` when taken back) and
+    ``+draft/reply`` naming the message, with ``message-tags`` (nothing without:
+    plain IRC cannot carry it). Otherwise a ``NOTICE`` tells what happened:
+    ``(edited message 42) the new text``, ``(deleted message 42)``, with
+    ``+draft/reply`` naming the message where tags are on.
+    """
+    if isinstance(e, Reacted):
+        if "message-tags" not in caps:
+            return b""
+        tags = _line_tags(caps, e.ts_ms, e.id, None)
+        tags["+draft/react" if e.on else "+draft/unreact"] = e.emoji
+        tags["+draft/reply"] = str(e.target)
+        return format_message("TAGMSG", target, source=_user(e.sender), tags=tags)
+    tags = _line_tags(caps, e.ts_ms, e.id, None)
+    if isinstance(e, Deleted):
+        who, text = e.by, f"(deleted message {e.target})"
+        if "draft/message-redaction" in caps:
+            return format_message("REDACT", target, str(e.target), source=_user(who), tags=tags)
+    else:
+        who, text = e.sender, f"(edited message {e.target}) {e.body}"
+    if "message-tags" in caps:
+        tags["+draft/reply"] = str(e.target)
+    return _text_lines("NOTICE", target, _user(who), text, tags)
 
 
 class SharedRenderer:
@@ -361,7 +394,8 @@ class SharedRenderer:
             case Message(room=room, to=to):
                 target = f"#{room}" if room is not None else to
                 assert target is not None, "a DM names its recipient"
-                tags = _line_tags(caps, event.ts_ms, event.id, None)
+                account = event.sender if event.account else None
+                tags = _line_tags(caps, event.ts_ms, event.id, None, account)
                 return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags)
             case Presence():
                 verb = "JOIN" if event.event == "join" else "PART"
@@ -371,30 +405,25 @@ class SharedRenderer:
                     return b""
                 tags = {"+typing": "active"}
                 return format_message("TAGMSG", f"#{room}", source=_user(event.sender), tags=tags)
-            case Edited(room=str(room)) | Deleted(room=str(room)):
-                who, text = _revision_text(event)
-                tags = _line_tags(caps, event.ts_ms, event.id, None)
-                return _text_lines("NOTICE", f"#{room}", _user(who), text, tags)
-            case Reacted():
-                return b""  # no reactions on IRC yet (docs/irc.md)
+            case Edited(room=str(room)) | Deleted(room=str(room)) | Reacted(room=str(room)):
+                return _revision_lines(event, caps, f"#{room}")
         raise TypeError(f"{type(event).__name__} is not rendered the same for every IRC client")
 
 
-SHARED_CAPS: Final = frozenset({"server-time", "message-tags"})
+SHARED_CAPS: Final = frozenset(
+    {"server-time", "message-tags", "account-tag", "draft/message-redaction"}
+)
 """The capabilities that change the shared lines of an event (the renderer's key)."""
 
-_SHARED: Final = {
-    (time_, tags): SharedRenderer(
-        frozenset(c for c, on in (("server-time", time_), ("message-tags", tags)) if on)
-    )
-    for time_ in (False, True)
-    for tags in (False, True)
-}
+
+@functools.cache
+def _shared_renderer(caps: frozenset[str]) -> SharedRenderer:
+    return SharedRenderer(caps)
 
 
 def shared_renderer(caps: Container[str]) -> SharedRenderer:
     """The one shared renderer for a client that enabled ``caps``."""
-    return _SHARED["server-time" in caps, "message-tags" in caps]
+    return _shared_renderer(frozenset(c for c in SHARED_CAPS if c in caps))
 
 
 # --- the codec ---------------------------------------------------------------------
@@ -454,6 +483,7 @@ class IrcServerCodec:
         takes them and carries them out after what it is doing."""
         self._last_id = 0  # the newest message id rendered to this client
         self._serial = 0
+        self._shared: SharedRenderer | None = None  # for self.caps, once asked for
 
     # -- input ------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Incoming | Reply]:
@@ -595,6 +625,7 @@ class IrcServerCodec:
             ]
             if self._cap_version >= 302:
                 self.caps.add("cap-notify")  # implied by 302 (IRCv3 capability negotiation)
+                self._shared = None
             line = format_message("CAP", me, "LS", " ".join(offered), source=self.server_name)
             return [Reply(line)]
         if sub == "LIST":
@@ -611,6 +642,7 @@ class IrcServerCodec:
                 verdict = "NAK"
             else:
                 verdict = "ACK"
+                self._shared = None
                 for w in wanted:
                     if w.startswith("-"):
                         self.caps.discard(w[1:])
@@ -783,6 +815,10 @@ class IrcServerCodec:
             return [ListRooms(ref=self._remember("LIST", "*", msg))]
         if cmd == "CHATHISTORY":
             return self._chathistory(msg)
+        if cmd == "REDACT":
+            return self._redact(msg)
+        if cmd == "TAGMSG":
+            return self._tagmsg(msg)
         if cmd in ("MODE", "TOPIC", "WHOIS"):
             return [self._read_only(cmd, params)]
         if cmd in ("PASS", "USER"):
@@ -814,6 +850,40 @@ class IrcServerCodec:
         if params[1].lstrip("+") in ("b", "e", "I"):
             return self._reply("368", target, "End of channel ban list")
         return self._reply("482", target, "Changing channel modes is not there yet on chinwag")
+
+    def _redact(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``REDACT <target> <msgid> [:reason]`` (draft/message-redaction): a ``delete``."""
+        if len(msg.params) < 2:
+            usage = "Usage: REDACT <target> <msgid> [:reason]"
+            return [self._reply("FAIL", "REDACT", "NEED_MORE_PARAMS", usage)]
+        target, msgid = msg.params[0], msg.params[1]
+        if not msgid.isdigit() or int(msgid) < 1:
+            why = "A message is named by its msgid, a number"
+            return [self._reply("FAIL", "REDACT", "UNKNOWN_MSGID", target, msgid, why)]
+        ref = self._remember("REDACT", target, msg, msgid)
+        return [Delete(id=int(msgid), ref=ref)]
+
+    def _tagmsg(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``TAGMSG``: ``+draft/react`` / ``+draft/unreact`` with ``+draft/reply`` is a
+        ``react``, ``+typing=active`` a ``typing``; other client tags are not relayed."""
+        if not msg.params:
+            return [self._reply("461", "TAGMSG", "Not enough parameters: TAGMSG <target>")]
+        target, tags = msg.params[0], msg.tags
+        emoji, on = tags.get("+draft/react"), True
+        if emoji is None and "+draft/unreact" in tags:
+            emoji, on = tags["+draft/unreact"], False
+        if emoji is not None:
+            reply_to = tags.get("+draft/reply", "")
+            if not reply_to.isdigit() or int(reply_to) < 1:
+                why = "A reaction names its message with +draft/reply=<msgid>"
+                return [self._reply("FAIL", "TAGMSG", "INVALID_PARAMS", target, why)]
+            ref = self._remember("TAGMSG", target, msg)
+            return [React(id=int(reply_to), emoji=emoji, on=on, ref=ref)]
+        if tags.get("+typing") == "active":
+            if target.startswith("#"):
+                return [Typing(room=target[1:])]
+            return [Typing(to=target)]
+        return []
 
     def _cid(self, ref: str) -> str:
         """A cid unique to this connection: the hub's copy of it back to us is the echo's."""
@@ -963,13 +1033,17 @@ class IrcServerCodec:
                 case TypingNotice(room=str(), ref=None):
                     pass
                 case (
-                    Edited(room=str(), ref=None) | Deleted(room=str(), ref=None) | Reacted(ref=None)
+                    Edited(room=str(), ref=None)
+                    | Deleted(room=str(), ref=None)
+                    | Reacted(room=str(), ref=None)
                 ):
                     newest = max(newest, event.id)
                 case _:
                     return None
         self._last_id = newest
-        return shared_renderer(self.caps)
+        if self._shared is None:  # forgotten whenever the capabilities change
+            self._shared = shared_renderer(self.caps)
+        return self._shared
 
     def _replayed(self, e: Message) -> bytes:
         """A backlog message inside a ``chathistory`` batch of its conversation.
@@ -1018,25 +1092,24 @@ class IrcServerCodec:
 
     def _message_lines(self, e: Message, batch: str | None = None, verb: str = "PRIVMSG") -> bytes:
         self._last_id = max(self._last_id, e.id)
-        tags = _line_tags(self.caps, e.ts_ms, e.id, batch)
+        tags = _line_tags(self.caps, e.ts_ms, e.id, batch, e.sender if e.account else None)
         target = f"#{e.room}" if e.room is not None else (e.to or self._me())
         body = e.body
         if e.replay and "server-time" not in self.caps:
             body = f"[{_time_tag(e.ts_ms)[:16].replace('T', ' ')} UTC] {body}"
         return _text_lines(verb, target, _user(e.sender), body, tags)
 
-    def _revision_notice(self, e: Edited | Deleted) -> bytes:
-        """An edit or a deletion as a NOTICE from its author to the conversation."""
+    def _revision(self, e: Edited | Deleted | Reacted) -> bytes:
+        """An edit, a deletion or a reaction, to the conversation as this client names it."""
         self._last_id = max(self._last_id, e.id)
-        who, text = _revision_text(e)
+        who = e.by if isinstance(e, Deleted) else e.sender
         if e.room is not None:
             target = f"#{e.room}"
         elif who == self.nick:
             target = e.to or self._me()
         else:
             target = self._me()
-        tags = _line_tags(self.caps, e.ts_ms, e.id, None)
-        return _text_lines("NOTICE", target, _user(who), text, tags)
+        return _revision_lines(e, self.caps, target)
 
     def _render(self, event: Outgoing, pending: _Pending | None) -> bytes:
         match event:
@@ -1049,7 +1122,12 @@ class IrcServerCodec:
                     return self._replayed(event)
                 return self._message_lines(event)
             case Ack():
-                if pending is None or pending.body is None or "echo-message" not in self.caps:
+                if (
+                    pending is None
+                    or pending.body is None
+                    or pending.command not in ("PRIVMSG", "NOTICE")  # REDACT keeps its msgid
+                    or "echo-message" not in self.caps
+                ):
                     if pending is not None and pending.label is not None:
                         return format_message("ACK", source=self.server_name)
                     return b""
@@ -1063,6 +1141,7 @@ class IrcServerCodec:
                     room=room,
                     to=None if room is not None else target,
                     body=pending.body,
+                    account=self._account,
                 )
                 return self._message_lines(echo, verb=pending.command)
             case Presence():
@@ -1110,12 +1189,8 @@ class IrcServerCodec:
                 )
             case Bye():
                 return format_message("ERROR", "Closing link: goodbye")
-            case Edited() | Deleted():
-                return self._revision_notice(event)
-            case Reacted():
-                # No reactions on IRC yet (docs/irc.md): skipped, its id still counts as sent.
-                self._last_id = max(self._last_id, event.id)
-                return b""
+            case Edited() | Deleted() | Reacted():
+                return self._revision(event)
             case ReadMarker() | Receipt() | Results():
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
 
@@ -1251,6 +1326,13 @@ class IrcServerCodec:
             if code == "bad_password":
                 return self._numeric("464", f"Password incorrect: {text}")
             return self._numeric("FAIL", "NICK", code.upper(), text)
+        if command == "REDACT":
+            # draft/message-redaction's codes: the message is unknown, or not one's to delete.
+            msgid = pending.body if pending is not None and pending.body is not None else "*"
+            reason = "REDACT_FORBIDDEN" if code == "forbidden" else "UNKNOWN_MSGID"
+            if code not in ("forbidden", "not_found"):
+                reason = code.upper()
+            return self._numeric("FAIL", "REDACT", reason, target, msgid, text)
         if command == "CHATHISTORY" and code in ("not_member", "no_such_user", "bad_room"):
             # What the asker may not see reads as a conversation with nothing in it.
             return self._history_batch(target, ())

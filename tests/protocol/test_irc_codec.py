@@ -841,6 +841,20 @@ def test_read_markers_receipts_and_results_are_not_sent_to_irc_yet() -> None:
         assert codec.render(event) == b""
 
 
+def test_a_nick_change_is_refused_with_447_saying_why_for_accounts_and_guests() -> None:
+    account = registered()  # WELCOME is an account's
+    assert account.receive_data(b"NICK ALICE\r\n") == []  # the nick one has: nothing
+    wire = replies(account.receive_data(b"NICK bob\r\n"))
+    assert wire.startswith(b":chinwag 447 alice bob :Your nick is your account's name")
+    guest = IrcServerCodec()
+    (hello,) = commands(guest.receive_data(b"NICK gus\r\nUSER gus 0 * :Gus\r\n"))
+    guest.render(replace(WELCOME, nick="gus", account=False, ref=hello.ref))
+    wire = replies(guest.receive_data(b"NICK gustav\r\n"))
+    assert wire.startswith(b":chinwag 447 gus gustav :A guest's nick is fixed")
+    assert b" 431 " in replies(guest.receive_data(b"NICK\r\n"))
+    assert guest.nick == "gus" and account.nick == "alice"
+
+
 # --- shared fan-out rendering (one rendering per set of tag capabilities) ---------------
 
 

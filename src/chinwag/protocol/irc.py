@@ -824,10 +824,27 @@ class IrcServerCodec:
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
-            return [
-                self._reply("447", "Changing your nick is not there yet; reconnect with another")
-            ]
+            return self._nick_change(params)
         return [self._reply("421", cmd, "Unknown command, or not there yet on chinwag")]
+
+    def _nick_change(self, params: tuple[str, ...]) -> list[Incoming | Reply]:
+        """``NICK`` once registered: an account's nick is its name, a guest's is its session's.
+
+        Asking for the nick one has is nothing (clients do it); any other gets
+        ``447`` saying what to do instead.
+        """
+        if not params or not params[0]:
+            return [self._reply("431", "No nickname given: NICK <nick>")]
+        if self.nick is not None and params[0].casefold() == self.nick.casefold():
+            return []
+        if self._account:
+            why = (
+                "Your nick is your account's name and cannot change; to use another,"
+                " register it as an account and log in as it"
+            )
+        else:
+            why = "A guest's nick is fixed for the connection; reconnect with the new one"
+        return [self._reply("447", params[0], why)]
 
     def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
         """MODE, TOPIC and WHOIS: what chinwag has of them (fixed modes, no topics)."""

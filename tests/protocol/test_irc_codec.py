@@ -855,6 +855,91 @@ def test_a_nick_change_is_refused_with_447_saying_why_for_accounts_and_guests() 
     assert guest.nick == "gus" and account.nick == "alice"
 
 
+# --- draft/multiline ------------------------------------------------------------------------
+
+
+def multiline(lines: list[str], target: str = "#lobby", ref: str = "m1") -> bytes:
+    inner = "".join(f"@batch={ref} PRIVMSG {target} :{line}\r\n" for line in lines)
+    return f"BATCH +{ref} draft/multiline {target}\r\n{inner}BATCH -{ref}\r\n".encode()
+
+
+def test_a_multiline_batch_is_one_message_and_concat_joins_without_a_newline() -> None:
+    codec = registered("batch draft/multiline")
+    wire = (
+        b"@label=x BATCH +b1 draft/multiline #lobby\r\n"
+        b"@batch=b1 PRIVMSG #lobby :first line\r\n"
+        b"@batch=b1 PRIVMSG #lobby :\r\n"
+        b"@batch=b1 PRIVMSG #lobby :second \r\n"
+        b"@batch=b1;draft/multiline-concat PRIVMSG #lobby :half\r\n"
+        b"BATCH -b1\r\n"
+    )
+    (say,) = commands(codec.receive_data(wire))
+    assert isinstance(say, Say) and (say.room, say.body) == ("lobby", "first line\n\nsecond half")
+    (dm,) = commands(codec.receive_data(multiline(["a", "b"], target="bob")))
+    assert isinstance(dm, Dm) and (dm.to, dm.body) == ("bob", "a\nb")
+
+
+def test_multiline_limits_refuse_the_whole_batch_at_their_edge() -> None:
+    def codec() -> IrcServerCodec:
+        c = IrcServerCodec(multiline_max_lines=3, multiline_max_bytes=11)
+        c.receive_data(b"CAP LS 302\r\nCAP REQ :batch draft/multiline\r\n")
+        (hello,) = commands(c.receive_data(b"NICK alice\r\nUSER a 0 * :A\r\nCAP END\r\n"))
+        c.render(replace(WELCOME, ref=hello.ref))
+        return c
+
+    assert b"draft/multiline=max-bytes=11,max-lines=3" in replies(
+        IrcServerCodec(multiline_max_lines=3, multiline_max_bytes=11).receive_data(
+            b"CAP LS 302\r\n"
+        )
+    )
+    (at_edge,) = commands(
+        codec().receive_data(multiline(["abc", "def", "g"]))
+    )  # 3 lines, 9+2 bytes
+    assert isinstance(at_edge, Say) and at_edge.body == "abc\ndef\ng"
+    items = codec().receive_data(multiline(["a", "b", "c", "d"]))
+    assert commands(items) == [] and b"FAIL BATCH MULTILINE_MAX_LINES 3 :" in replies(items)
+    items = codec().receive_data(multiline(["abcdef", "ghijk"]))  # 6 + 1 + 5 = 12 bytes
+    assert commands(items) == [] and b"FAIL BATCH MULTILINE_MAX_BYTES 11 :" in replies(items)
+    c = codec()
+    items = c.receive_data(
+        b"BATCH +z draft/multiline #lobby\r\n@batch=z PRIVMSG #other :x\r\nBATCH -z\r\n"
+    )
+    assert commands(items) == [] and b"FAIL BATCH MULTILINE_INVALID_TARGET" in replies(items)
+    (after,) = commands(c.receive_data(multiline(["fine"])))  # the next batch is its own
+    assert isinstance(after, Say) and after.body == "fine"
+    junk = c.receive_data(b"BATCH +q netsplit\r\n@batch=nope PRIVMSG #lobby :x\r\nBATCH -q\r\n")
+    assert commands(junk) == []
+    assert replies(junk).count(b"FAIL BATCH") == 3
+    empty = c.receive_data(multiline([" "]))
+    assert b"FAIL BATCH MULTILINE_INVALID" in replies(empty) and commands(empty) == []
+
+
+def test_a_body_of_several_lines_is_one_multiline_batch_where_negotiated() -> None:
+    msg = Message(id=42, ts_ms=0, sender="bob", room="lobby", body="one\n\n" + "é" * 300)
+    wire = registered("message-tags draft/multiline").render(msg)
+    lines = [parse_message(line.decode()) for line in wire.split(b"\r\n")[:-1]]
+    shape = [(m.command, m.params[-1][:6], dict(m.tags)) for m in lines if m is not None]
+    assert shape == [
+        ("BATCH", "#lobby", {"msgid": "42"}),
+        ("PRIVMSG", "one", {"batch": "ml42"}),
+        ("PRIVMSG", "", {"batch": "ml42"}),
+        ("PRIVMSG", "é" * 6, {"batch": "ml42"}),
+        ("PRIVMSG", "é" * 6, {"batch": "ml42", "draft/multiline-concat": ""}),
+        ("BATCH", "-ml42", {}),
+    ]
+    assert (
+        shape[0][1] == "#lobby"
+        and lines[0] is not None
+        and lines[0].params[:2]
+        == (
+            "+ml42",
+            "draft/multiline",
+        )
+    )
+    plain = registered("message-tags").render(msg)  # without: one PRIVMSG per piece
+    assert plain.count(b"PRIVMSG") == 4 and b"BATCH" not in plain
+
+
 # --- shared fan-out rendering (one rendering per set of tag capabilities) ---------------
 
 

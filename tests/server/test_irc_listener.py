@@ -172,6 +172,14 @@ def test_the_hard_line_limit_is_at_least_irc_s_own_limits() -> None:
         build(None, ["irc_hard_line_limit=4607"])
 
 
+def test_multiline_limits_are_settings_of_at_least_one() -> None:
+    one = build(None, ["irc_multiline_max_lines=1", "irc_multiline_max_bytes=1"])
+    assert (one.irc_multiline_max_lines, one.irc_multiline_max_bytes) == (1, 1)
+    for name in ("irc_multiline_max_lines", "irc_multiline_max_bytes"):
+        with pytest.raises(SettingsError, match=f"{name} must be at least 1"):
+            build(None, [f"{name}=0"])
+
+
 # --- one chat, two protocols --------------------------------------------------------------
 
 
@@ -352,6 +360,48 @@ async def test_redaction_reactions_and_account_tag_cross_between_irc_and_json(
         assert redacted.source == "ann!ann@chinwag" and redacted.params == ("#lobby", msgid)
         deleted = await cat.recv_type("deleted")
         assert (deleted["target"], deleted["by"]) == (int(msgid), "ann")
+
+
+async def test_a_multiline_batch_is_one_message_for_json_and_irc_readers(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running(tmp_path, irc_multiline_max_lines=3) as (json_port, irc_port),
+        clients() as made,
+    ):
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        caps = "batch message-tags draft/multiline echo-message labeled-response"
+        bob, cat = await irc(made, irc_port), await irc(made, irc_port)
+        for peer, nick in ((bob, "bob"), (cat, "cat")):
+            await peer.send("CAP LS 302", f"CAP REQ :{caps}")
+            await peer.register(nick, "CAP END")
+        await bob.send(
+            "@label=L1 BATCH +x draft/multiline #lobby",
+            "@batch=x PRIVMSG #lobby :roses are red",
+            "@batch=x PRIVMSG #lobby :violets ",
+            "@batch=x;draft/multiline-concat PRIVMSG #lobby :are blue",
+            "BATCH -x",
+        )
+        got = await ann.recv_type("message")
+        assert got["body"] == "roses are red\nviolets are blue"
+        start, _ = await cat.until(lambda m: m.command == "BATCH")
+        assert start.params[1:] == ("draft/multiline", "#lobby")
+        assert start.tags["msgid"] == str(got["id"])
+        _, inside = await cat.until(lambda m: m.command == "BATCH")
+        assert [m.params[1] for m in inside] == ["roses are red", "violets are blue"]
+        echo, _ = await bob.until(lambda m: m.command == "BATCH")
+        assert echo.tags["label"] == "L1" and echo.tags["msgid"] == str(got["id"])
+        await bob.send(
+            "BATCH +y draft/multiline #lobby",
+            *(f"@batch=y PRIVMSG #lobby :line {i}" for i in range(4)),
+            "BATCH -y",
+            "PING :after",
+        )
+        refused = await bob.command("FAIL")
+        assert refused.params[:3] == ("BATCH", "MULTILINE_MAX_LINES", "3")
+        _, between = await bob.until(lambda m: m.command == "PONG")
+        assert not any(privmsg(m) for m in between)  # nothing of it was sent
 
 
 async def test_names_join_part_and_unknown_nick(tmp_path: Path) -> None:

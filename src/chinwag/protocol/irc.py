@@ -129,6 +129,7 @@ CAPS: Final = (
     "draft/chathistory",
     "account-tag",
     "draft/message-redaction",
+    "draft/multiline",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -284,18 +285,25 @@ def format_message(
     return (" ".join(parts) + "\r\n").encode()
 
 
-def _split_body(body: str, budget: int) -> list[str]:
-    """``body`` as IRC message texts: one per line, each at most ``budget`` UTF-8 bytes."""
-    pieces: list[str] = []
+def _split_body(body: str, budget: int) -> list[tuple[str, bool]]:
+    """``body`` as IRC message texts, each at most ``budget`` UTF-8 bytes.
+
+    One per line of it, a line too long for one being cut (never inside a
+    character) into pieces; each comes with whether it continues the piece
+    before it (``draft/multiline-concat``) rather than starting a new line.
+    """
+    pieces: list[tuple[str, bool]] = []
     for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         raw = line.encode()
+        concat = False
         while len(raw) > budget:
             cut = budget
             while cut > 0 and (raw[cut] & 0xC0) == 0x80:  # never split a character
                 cut -= 1
-            pieces.append(raw[:cut].decode())
+            pieces.append((raw[:cut].decode(), concat))
             raw = raw[cut:]
-        pieces.append(raw.decode() if raw else " ")  # an empty line would be no text
+            concat = True
+        pieces.append((raw.decode(), concat))
     return pieces
 
 
@@ -328,13 +336,38 @@ def _line_tags(
     return tags
 
 
-def _text_lines(verb: str, target: str, source: str, text: str, tags: Mapping[str, str]) -> bytes:
-    """``text`` as ``verb`` lines to ``target``: one per line of it, each within IRC's limit."""
+def _text_lines(
+    verb: str,
+    target: str,
+    source: str,
+    text: str,
+    tags: Mapping[str, str],
+    multiline: str | None = None,
+) -> bytes:
+    """``text`` as ``verb`` lines to ``target``: one per line of it, each within IRC's limit.
+
+    With ``multiline`` (a batch id, for a client that enabled ``draft/multiline``)
+    a text of several pieces is one ``draft/multiline`` batch whose opening line
+    carries ``tags``; otherwise every piece is a line of its own with ``tags``
+    (an empty line is sent as a space: IRC has no empty message).
+    """
     overhead = len(format_message(verb, target, "", source=source))
-    return b"".join(
-        format_message(verb, target, piece, source=source, tags=tags)
-        for piece in _split_body(text, MAX_LINE - overhead)
+    pieces = _split_body(text, MAX_LINE - overhead)
+    if multiline is None or len(pieces) == 1:
+        return b"".join(
+            format_message(verb, target, piece or " ", source=source, tags=tags)
+            for piece, _ in pieces
+        )
+    start = format_message(
+        "BATCH", f"+{multiline}", "draft/multiline", target, source=source, tags=tags
     )
+    inner = {"batch": multiline}
+    concat = {"batch": multiline, "draft/multiline-concat": ""}
+    lines = [
+        format_message(verb, target, piece, source=source, tags=concat if more else inner)
+        for piece, more in pieces
+    ]
+    return start + b"".join(lines) + format_message("BATCH", f"-{multiline}", source=source)
 
 
 def _user(nick: str) -> str:
@@ -396,7 +429,8 @@ class SharedRenderer:
                 assert target is not None, "a DM names its recipient"
                 account = event.sender if event.account else None
                 tags = _line_tags(caps, event.ts_ms, event.id, None, account)
-                return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags)
+                multi = f"ml{event.id}" if "draft/multiline" in caps else None
+                return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags, multi)
             case Presence():
                 verb = "JOIN" if event.event == "join" else "PART"
                 return format_message(verb, f"#{event.room}", source=_user(event.nick))
@@ -411,7 +445,7 @@ class SharedRenderer:
 
 
 SHARED_CAPS: Final = frozenset(
-    {"server-time", "message-tags", "account-tag", "draft/message-redaction"}
+    {"server-time", "message-tags", "account-tag", "draft/message-redaction", "draft/multiline"}
 )
 """The capabilities that change the shared lines of an event (the renderer's key)."""
 
@@ -424,6 +458,14 @@ def _shared_renderer(caps: frozenset[str]) -> SharedRenderer:
 def shared_renderer(caps: Container[str]) -> SharedRenderer:
     """The one shared renderer for a client that enabled ``caps``."""
     return _shared_renderer(frozenset(c for c in SHARED_CAPS if c in caps))
+
+
+def _one_batch(lines: list[bytes]) -> bool:
+    """Whether ``lines`` are one batch: its start, lines inside it, its end."""
+    first, last = parse_message(lines[0].decode()), parse_message(lines[-1].decode())
+    if first is None or last is None or first.command != "BATCH" or last.command != "BATCH":
+        return False
+    return bool(first.params) and bool(last.params) and first.params[0][1:] == last.params[0][1:]
 
 
 # --- the codec ---------------------------------------------------------------------
@@ -439,6 +481,19 @@ class _Pending:
     body: str | None = None  # what was sent, for echo-message
 
 
+@dataclass(slots=True)
+class _Multiline:
+    """A ``draft/multiline`` batch being received."""
+
+    ref: str
+    target: str
+    opening: IrcMessage  # the BATCH + line (its label is the batch's)
+    verb: str | None = None  # PRIVMSG or NOTICE, from the first line
+    lines: list[str] = field(default_factory=list)
+    size: int = 0  # bytes of text so far, newlines included
+    failed: bool = False
+
+
 class IrcServerCodec:
     """The server's side of one IRC connection: client bytes in, commands and replies out.
 
@@ -447,8 +502,17 @@ class IrcServerCodec:
         hard_limit: a line longer than this many bytes ends the connection.
     """
 
-    def __init__(self, server_name: str = "chinwag", hard_limit: int = DEFAULT_HARD_LIMIT) -> None:
+    def __init__(
+        self,
+        server_name: str = "chinwag",
+        hard_limit: int = DEFAULT_HARD_LIMIT,
+        multiline_max_lines: int = 100,
+        multiline_max_bytes: int = 16_000,
+    ) -> None:
         self.server_name = server_name
+        self.multiline_max_lines = multiline_max_lines
+        self.multiline_max_bytes = multiline_max_bytes
+        self._multiline: _Multiline | None = None  # the draft/multiline batch being received
         self._lines = LineBuffer(max(hard_limit, MAX_LINE + MAX_TAGS))
         self.closed = False
         """True after a ``Fatal``: the stream cannot be framed any more."""
@@ -542,6 +606,9 @@ class IrcServerCodec:
         msg = parse_message(text)
         if msg is None:
             return []
+        batch = msg.tags.get("batch")
+        if msg.command == "BATCH" or batch is not None:
+            return self._batch(msg, batch)  # its label is the batch's, answered at its end
         items = self._dispatch(msg)
         label = msg.tags.get("label")
         if label and "labeled-response" in self.caps and len(label) <= MAX_LABEL:
@@ -620,8 +687,14 @@ class IrcServerCodec:
                 self._cap_negotiating = True
             if len(params) > 1 and params[1].isdigit():
                 self._cap_version = max(self._cap_version, int(params[1]))
+            values = {
+                "sasl": "PLAIN",
+                "draft/multiline": (
+                    f"max-bytes={self.multiline_max_bytes},max-lines={self.multiline_max_lines}"
+                ),
+            }
             offered = [
-                "sasl=PLAIN" if c == "sasl" and self._cap_version >= 302 else c for c in CAPS
+                f"{c}={values[c]}" if c in values and self._cap_version >= 302 else c for c in CAPS
             ]
             if self._cap_version >= 302:
                 self.caps.add("cap-notify")  # implied by 302 (IRCv3 capability negotiation)
@@ -868,6 +941,87 @@ class IrcServerCodec:
             return self._reply("368", target, "End of channel ban list")
         return self._reply("482", target, "Changing channel modes is not there yet on chinwag")
 
+    def _batch(self, msg: IrcMessage, tag: str | None) -> list[Incoming | Reply]:
+        """A client batch (IRCv3 ``batch``): only ``draft/multiline``, one at a time.
+
+        ``BATCH +id draft/multiline <target>``, then ``PRIVMSG``/``NOTICE`` lines
+        to that target tagged ``batch=id`` (``draft/multiline-concat`` joins a
+        line to the one before without a newline), then ``BATCH -id``: one
+        message. Over ``multiline_max_lines`` or ``multiline_max_bytes``, or a
+        line that does not belong, the whole batch is refused with ``FAIL BATCH``
+        and nothing is sent.
+        """
+        if not self.registered:
+            return [self._reply("451", "You have not registered: send NICK and USER first")]
+        multi = self._multiline
+        if msg.command == "BATCH":
+            ref = msg.params[0] if msg.params else ""
+            if ref.startswith("+") and len(ref) > 1:
+                kind = msg.params[1] if len(msg.params) > 1 else ""
+                if kind != "draft/multiline" or len(msg.params) < 3:
+                    why = "Only BATCH +id draft/multiline <target> can be sent"
+                    return [self._reply("FAIL", "BATCH", "UNKNOWN_TYPE", kind or "*", why)]
+                if multi is not None:
+                    return [self._multiline_fail("MULTILINE_INVALID", "one batch at a time")]
+                self._multiline = _Multiline(ref[1:], msg.params[2], msg)
+                return []
+            if ref.startswith("-") and multi is not None and ref[1:] == multi.ref:
+                self._multiline = None
+                return self._multiline_end(multi)
+            why = "No such batch is open"
+            return [self._reply("FAIL", "BATCH", "INVALID_REFTAG", ref or "*", why)]
+        if multi is None or tag != multi.ref:
+            why = "That batch is not open"
+            return [self._reply("FAIL", "BATCH", "INVALID_REFTAG", tag or "*", why)]
+        if multi.failed:
+            return []
+        if msg.command not in ("PRIVMSG", "NOTICE") or len(msg.params) < 2:
+            return self._multiline_refuse(multi, "MULTILINE_INVALID", "only PRIVMSG or NOTICE")
+        if msg.params[0] != multi.target or multi.verb not in (None, msg.command):
+            return self._multiline_refuse(
+                multi, "MULTILINE_INVALID_TARGET", "every line goes to the batch's target"
+            )
+        multi.verb = msg.command
+        text = msg.params[1]
+        if "draft/multiline-concat" in msg.tags and multi.lines:
+            multi.lines[-1] += text
+        else:
+            multi.size += 1 if multi.lines else 0  # the newline before it
+            multi.lines.append(text)
+        multi.size += len(text.encode())
+        if len(multi.lines) > self.multiline_max_lines:
+            limit = str(self.multiline_max_lines)
+            return self._multiline_refuse(multi, "MULTILINE_MAX_LINES", limit)
+        if multi.size > self.multiline_max_bytes:
+            limit = str(self.multiline_max_bytes)
+            return self._multiline_refuse(multi, "MULTILINE_MAX_BYTES", limit)
+        return []
+
+    def _multiline_refuse(
+        self, multi: _Multiline, code: str, detail: str
+    ) -> list[Incoming | Reply]:
+        """Refuse the batch being received: what comes of it up to its end is dropped."""
+        multi.failed = True
+        multi.lines = []
+        return [self._multiline_fail(code, detail)]
+
+    def _multiline_fail(self, code: str, detail: str) -> Reply:
+        why = {
+            "MULTILINE_MAX_LINES": "Too many lines in one message; nothing was sent",
+            "MULTILINE_MAX_BYTES": "The message is too long; nothing was sent",
+        }.get(code, "That multiline batch cannot be sent; nothing was sent")
+        return self._reply("FAIL", "BATCH", code, detail, why)
+
+    def _multiline_end(self, multi: _Multiline) -> list[Incoming | Reply]:
+        if multi.failed:
+            return []
+        if multi.verb is None or not any(line.strip() for line in multi.lines):
+            return [self._multiline_fail("MULTILINE_INVALID", "an empty batch")]
+        body = "\n".join(multi.lines)
+        opening = multi.opening
+        echo = IrcMessage(multi.verb, (multi.target, body), opening.tags, opening.source)
+        return self._dispatch(echo)
+
     def _redact(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``REDACT <target> <msgid> [:reason]`` (draft/message-redaction): a ``delete``."""
         if len(msg.params) < 2:
@@ -1092,11 +1246,12 @@ class IrcServerCodec:
     def _labeled(self, wire: bytes, label: str) -> bytes:
         lines = wire.split(b"\r\n")[:-1]
         tag = f"label={escape_tag_value(label)}".encode()
-        if len(lines) == 1:
+        if len(lines) == 1 or _one_batch(lines):  # a batch already: the label on its start
             line = lines[0]
+            rest = b"".join(ln + b"\r\n" for ln in lines[1:])
             if line.startswith(b"@"):
-                return b"@" + tag + b";" + line[1:] + b"\r\n"
-            return b"@" + tag + b" " + line + b"\r\n"
+                return b"@" + tag + b";" + line[1:] + b"\r\n" + rest
+            return b"@" + tag + b" " + line + b"\r\n" + rest
         if "batch" not in self.caps:
             return wire  # several lines can carry one label only in a batch
         start = format_message("BATCH", "+L", "labeled-response", source=self.server_name)
@@ -1114,7 +1269,8 @@ class IrcServerCodec:
         body = e.body
         if e.replay and "server-time" not in self.caps:
             body = f"[{_time_tag(e.ts_ms)[:16].replace('T', ' ')} UTC] {body}"
-        return _text_lines(verb, target, _user(e.sender), body, tags)
+        multi = f"ml{e.id}" if "draft/multiline" in self.caps else None
+        return _text_lines(verb, target, _user(e.sender), body, tags, multi)
 
     def _revision(self, e: Edited | Deleted | Reacted) -> bytes:
         """An edit, a deletion or a reaction, to the conversation as this client names it."""

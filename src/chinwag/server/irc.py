@@ -102,6 +102,8 @@ class IrcConnection(Connection):
         self._irc = IrcServerCodec(
             server_name=self._settings.server_name,
             hard_limit=self._settings.irc_hard_line_limit,
+            multiline_max_lines=self._settings.irc_multiline_max_lines,
+            multiline_max_bytes=self._settings.irc_multiline_max_bytes,
         )
         # One bound method for the connection's life: frames cache bytes per renderer.
         self._renderer = self._irc.render

@@ -53,8 +53,10 @@ from chinwag.protocol.irc import (
     MAX_TAGS,
     IrcServerCodec,
     Reply,
+    chinwag_nick,
     escape_tag_value,
     format_message,
+    irc_nick,
     parse_message,
     unescape_tag_value,
 )
@@ -853,6 +855,25 @@ def test_a_nick_change_is_refused_with_447_saying_why_for_accounts_and_guests() 
     assert wire.startswith(b":chinwag 447 gus gustav :A guest's nick is fixed")
     assert b" 431 " in replies(guest.receive_data(b"NICK\r\n"))
     assert guest.nick == "gus" and account.nick == "alice"
+
+
+def test_nicks_irc_cannot_start_with_are_carried_with_a_backtick_and_back() -> None:
+    for nick in ("7of9", "-dash", "0", "-"):
+        assert irc_nick(nick) == "`" + nick and chinwag_nick(irc_nick(nick)) == nick
+    for nick in ("alice", "_x", "été", "a7", "`alice", "`"):
+        assert irc_nick(nick) == nick and chinwag_nick(nick) == nick  # no change either way
+    codec = registered("message-tags")
+    dm = Message(id=3, ts_ms=0, sender="7of9", to="alice", body="hi", account=True)
+    assert codec.render(dm) == b"@msgid=3 :`7of9!`7of9@chinwag PRIVMSG alice hi\r\n"
+    (out,) = commands(codec.receive_data(b"PRIVMSG `7of9 :hello\r\n"))
+    assert isinstance(out, Dm) and out.to == "7of9"
+    guest = IrcServerCodec()
+    refused = replies(guest.receive_data(b"NICK 8ball\r\n"))
+    assert b" 432 * 8ball :" in refused and b"(chinwag's nick 8ball is `8ball on IRC)" in refused
+    (hello,) = commands(guest.receive_data(b"NICK `8ball\r\nUSER e 0 * :E\r\n"))
+    assert isinstance(hello, Hello) and hello.nick == "8ball"
+    wire = guest.render(replace(WELCOME, nick="8ball", account=False, ref=hello.ref))
+    assert b" 001 `8ball :" in wire and b":`8ball!`8ball@chinwag JOIN #lobby" in wire
 
 
 # --- draft/multiline ------------------------------------------------------------------------

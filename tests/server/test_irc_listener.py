@@ -404,6 +404,32 @@ async def test_a_multiline_batch_is_one_message_for_json_and_irc_readers(
         assert not any(privmsg(m) for m in between)  # nothing of it was sent
 
 
+async def test_a_nick_starting_with_a_digit_crosses_to_irc_with_a_backtick(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        seven = await json_peer(made, json_port)
+        await seven.hello("7of9")
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        await bob.send("NAMES #lobby")
+        names = await bob.command("353")
+        assert "`7of9" in names.params[-1].split()
+        await seven.send(type="dm", to="bob", body="resistance", cid="c")
+        heard, _ = await bob.until(privmsg)
+        assert (heard.source, heard.params) == ("`7of9!`7of9@chinwag", ("bob", "resistance"))
+        await bob.send("PRIVMSG `7of9 :is futile")
+        while (got := await seven.recv_type("message"))["from"] != "bob":
+            pass  # her own copy of her DM first
+        assert (got["from"], got["to"], got["body"]) == ("bob", "7of9", "is futile")
+        eight = await irc(made, irc_port)
+        await eight.send("NICK 8ball", "USER e 0 * :e")
+        assert "`8ball on IRC" in (await eight.command("432")).params[-1]
+        await eight.register("`8ball")
+        presence = await seven.recv_type("presence")
+        assert (presence["nick"], presence["event"]) == ("8ball", "join")
+
+
 async def test_names_join_part_and_unknown_nick(tmp_path: Path) -> None:
     async with running(tmp_path) as (json_port, irc_port), clients() as made:
         ann = await json_peer(made, json_port)

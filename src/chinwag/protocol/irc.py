@@ -89,13 +89,16 @@ __all__ = [
     "HOST",
     "MAX_LINE",
     "MAX_TAGS",
+    "NICK_ESCAPE",
     "SHARED_CAPS",
     "IrcMessage",
     "IrcServerCodec",
     "Reply",
     "SharedRenderer",
+    "chinwag_nick",
     "escape_tag_value",
     "format_message",
+    "irc_nick",
     "parse_message",
     "shared_renderer",
     "unescape_tag_value",
@@ -151,6 +154,10 @@ _CHATHISTORY_USAGE: Final = {
     "BETWEEN": "BETWEEN <target> msgid=<id> msgid=<id> <limit>",
 }
 _CHATHISTORY_PARAMS: Final = {sub: len(usage.split()) for sub, usage in _CHATHISTORY_USAGE.items()}
+
+NICK_ESCAPE: Final = "`"
+"""Put before a chinwag nick whose first character IRC nicks cannot start with."""
+_ESCAPED_FIRST: Final = frozenset("0123456789-")
 
 # Characters that cannot be in an IRC nick: they break the message grammar or
 # collide with channel/prefix syntax.
@@ -370,8 +377,27 @@ def _text_lines(
     return start + b"".join(lines) + format_message("BATCH", f"-{multiline}", source=source)
 
 
+def irc_nick(nick: str) -> str:
+    """A chinwag nick as IRC carries it (the mapping is reversible: :func:`chinwag_nick`).
+
+    chinwag nicks are letters, digits, combining marks, ``_`` and ``-``; IRC's
+    only quarrel with them is a first character that is a digit or ``-``. Such
+    a nick gets a leading backtick, which IRC allows in nicks and chinwag never
+    has: ``7of9`` is ``NICK_ESCAPE + "7of9"`` on IRC. Every other nick is the same.
+    """
+    return NICK_ESCAPE + nick if nick and nick[0] in _ESCAPED_FIRST else nick
+
+
+def chinwag_nick(name: str) -> str:
+    """The chinwag nick an IRC client names (the inverse of :func:`irc_nick`)."""
+    if len(name) > 1 and name[0] == NICK_ESCAPE and name[1] in _ESCAPED_FIRST:
+        return name[1:]
+    return name
+
+
 def _user(nick: str) -> str:
-    """A user's IRC source (``nick!nick@chinwag``)."""
+    """A user's IRC source (``nick!nick@chinwag``), from a chinwag nick or an IRC one."""
+    nick = irc_nick(nick)
     return f"{nick}!{nick}@{HOST}"
 
 
@@ -425,9 +451,9 @@ class SharedRenderer:
         caps = self.caps
         match event:
             case Message(room=room, to=to):
-                target = f"#{room}" if room is not None else to
-                assert target is not None, "a DM names its recipient"
-                account = event.sender if event.account else None
+                assert room is not None or to is not None, "a DM names its recipient"
+                target = f"#{room}" if room is not None else irc_nick(to or "")
+                account = irc_nick(event.sender) if event.account else None
                 tags = _line_tags(caps, event.ts_ms, event.id, None, account)
                 multi = f"ml{event.id}" if "draft/multiline" in caps else None
                 return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags, multi)
@@ -625,7 +651,7 @@ class IrcServerCodec:
     def _me(self) -> str:
         """The target of numerics: the nick once registered, ``*`` before (it may be refused)."""
         welcomed = self.registered or self._welcome is not None
-        return self.nick if welcomed and self.nick is not None else "*"
+        return irc_nick(self.nick) if welcomed and self.nick is not None else "*"
 
     def _source(self, nick: str) -> str:
         return _user(nick)
@@ -774,7 +800,8 @@ class IrcServerCodec:
         password = fields[2]
         if fields[0] and fields[0].partition("@")[0] != account:
             return [self._reply("904", "SASL authentication failed: log in as yourself only")]
-        if not _valid_nick(account):
+        account = chinwag_nick(account)  # the account's name, as chinwag or IRC writes it
+        if not _valid_nick(irc_nick(account)):
             return [
                 self._reply(
                     "904", "SASL authentication failed: that account name cannot be used on IRC"
@@ -811,10 +838,11 @@ class IrcServerCodec:
             if not params:
                 return [self._reply("431", "No nickname given: NICK <nick>")]
             if not _valid_nick(params[0]):
-                return [
-                    self._reply("432", params[0], "That nick cannot be used on IRC; choose another")
-                ]
-            self.nick = params[0]
+                why = "That nick cannot be used on IRC; choose another"
+                if params[0][0] in _ESCAPED_FIRST:
+                    why += f" (chinwag's nick {params[0]} is {irc_nick(params[0])} on IRC)"
+                return [self._reply("432", params[0], why)]
+            self.nick = chinwag_nick(params[0])
             return self._try_register()
         if cmd == "USER":
             if len(params) < 4:
@@ -852,7 +880,7 @@ class IrcServerCodec:
                 ref = self._remember(cmd, target, msg, body)
                 return [Say(room=target[1:], body=body, ref=ref, cid=self._cid(ref))]
             ref = self._remember(cmd, target, msg, body)
-            return [Dm(to=target, body=body, ref=ref, cid=self._cid(ref))]
+            return [Dm(to=chinwag_nick(target), body=body, ref=ref, cid=self._cid(ref))]
         if cmd == "JOIN":
             if not params:
                 return [self._reply("461", "JOIN", "Not enough parameters: JOIN #room")]
@@ -908,7 +936,7 @@ class IrcServerCodec:
         """
         if not params or not params[0]:
             return [self._reply("431", "No nickname given: NICK <nick>")]
-        if self.nick is not None and params[0].casefold() == self.nick.casefold():
+        if self.nick is not None and chinwag_nick(params[0]).casefold() == self.nick.casefold():
             return []
         if self._account:
             why = (
@@ -1053,7 +1081,7 @@ class IrcServerCodec:
         if tags.get("+typing") == "active":
             if target.startswith("#"):
                 return [Typing(room=target[1:])]
-            return [Typing(to=target)]
+            return [Typing(to=chinwag_nick(target))]
         return []
 
     def _cid(self, ref: str) -> str:
@@ -1113,7 +1141,7 @@ class IrcServerCodec:
         if target.startswith("#"):
             room, with_ = target[1:], None
         else:
-            room, with_ = None, target
+            room, with_ = None, chinwag_nick(target)
         ref = self._remember("CHATHISTORY", target, msg)
         command: History | HistoryRange
         if sub == "BEFORE" or (sub == "LATEST" and not points):
@@ -1223,9 +1251,10 @@ class IrcServerCodec:
         batch ends when the conversation changes or anything else is sent.
         """
         target = (
-            f"#{e.room}" if e.room is not None else (e.to if e.sender == self.nick else e.sender)
+            f"#{e.room}"
+            if e.room is not None
+            else irc_nick((e.to if e.sender == self.nick else e.sender) or "*")
         )
-        target = target or "*"
         out = b""
         if self._replay_batch is not None and self._replay_batch[1] != target:
             out = self._end_replay_batch()
@@ -1264,8 +1293,9 @@ class IrcServerCodec:
 
     def _message_lines(self, e: Message, batch: str | None = None, verb: str = "PRIVMSG") -> bytes:
         self._last_id = max(self._last_id, e.id)
-        tags = _line_tags(self.caps, e.ts_ms, e.id, batch, e.sender if e.account else None)
-        target = f"#{e.room}" if e.room is not None else (e.to or self._me())
+        account = irc_nick(e.sender) if e.account else None
+        tags = _line_tags(self.caps, e.ts_ms, e.id, batch, account)
+        target = f"#{e.room}" if e.room is not None else (irc_nick(e.to) if e.to else self._me())
         body = e.body
         if e.replay and "server-time" not in self.caps:
             body = f"[{_time_tag(e.ts_ms)[:16].replace('T', ' ')} UTC] {body}"
@@ -1279,7 +1309,7 @@ class IrcServerCodec:
         if e.room is not None:
             target = f"#{e.room}"
         elif who == self.nick:
-            target = e.to or self._me()
+            target = irc_nick(e.to) if e.to else self._me()
         else:
             target = self._me()
         return _revision_lines(e, self.caps, target)
@@ -1343,7 +1373,10 @@ class IrcServerCodec:
                 lines.append(self._numeric("323", "End of /LIST"))
                 return b"".join(lines)
             case HistoryReply():
-                target = f"#{event.room}" if event.room is not None else (event.with_ or "*")
+                if event.room is not None:
+                    target = f"#{event.room}"
+                else:
+                    target = irc_nick(event.with_ or "*")
                 return self._history_batch(target, event.messages)
             case CaughtUp():
                 if event.missed == 0:
@@ -1402,17 +1435,15 @@ class IrcServerCodec:
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
             rows = [
-                self._numeric(
-                    "352", channel, u.nick, HOST, self.server_name, u.nick, "H", f"0 {u.nick}"
-                )
-                for u in event.users
+                self._numeric("352", channel, nick, HOST, self.server_name, nick, "H", f"0 {nick}")
+                for nick in (irc_nick(u.nick) for u in event.users)
             ]
             return b"".join(rows) + self._numeric("315", channel, "End of /WHO list")
         lines: list[bytes] = []
         names: list[str] = []
         full = "userhost-in-names" in self.caps
         for user in event.users:
-            name = self._source(user.nick) if full else user.nick
+            name = self._source(user.nick) if full else irc_nick(user.nick)
             candidate = " ".join([*names, name])
             if names and len(candidate) > 400:
                 lines.append(self._numeric("353", "=", channel, " ".join(names)))
@@ -1426,10 +1457,10 @@ class IrcServerCodec:
         self._hello_ref = None
         self._account = event.account
         if pending is not None and pending.command == "AUTHENTICATE":
-            account = event.nick
-            self.nick = account
+            self.nick = event.nick
+            account = irc_nick(event.nick)
             self._welcome = event
-            source = f"{account}!{account}@{HOST}"
+            source = _user(account)
             logged_in = f"You are now logged in as {account}"
             out = format_message(
                 "900", account, source, account, logged_in, source=self.server_name

@@ -603,12 +603,12 @@ def test_a_join_asks_for_the_names_of_the_room() -> None:
     assert wire.startswith(b":chinwag 353 alice = #lobby :alice bob\r\n")
 
 
-def test_mode_topic_and_whois_are_answered_read_only() -> None:
+def test_mode_and_topic_are_answered_read_only() -> None:
     codec = registered()
     wire = replies(
         codec.receive_data(
             b"MODE #lobby\r\nMODE #lobby b\r\nMODE alice\r\nTOPIC #lobby\r\n"
-            b"TOPIC #lobby :new\r\nMODE #lobby +k key\r\nWHOIS bob\r\n"
+            b"TOPIC #lobby :new\r\nMODE #lobby +k key\r\n"
         )
     )
     assert wire.split(b"\r\n")[:-1] == [
@@ -618,7 +618,6 @@ def test_mode_topic_and_whois_are_answered_read_only() -> None:
         b":chinwag 331 alice #lobby :No topic is set (topics are not there yet)",
         b":chinwag 482 alice #lobby :Setting a topic is not there yet on chinwag",
         b":chinwag 482 alice #lobby :Changing channel modes is not there yet on chinwag",
-        b":chinwag 318 alice bob :End of /WHOIS list (WHOIS details are not there yet)",
     ]
 
 
@@ -640,8 +639,8 @@ def test_lines_the_codec_answers_carry_the_label_too() -> None:
     assert replies(codec.receive_data(b"@label=c CAP END\r\n")) == b"@label=c :chinwag ACK\r\n"
     single = replies(codec.receive_data(b"@label=d MODE #lobby\r\n"))
     assert single == b"@label=d :chinwag 324 alice #lobby +nt\r\n"
-    several = replies(codec.receive_data(b"@label=e WHOIS a b\r\n"))
-    assert several.startswith(b"@label=e :chinwag 318 ")
+    several = replies(codec.receive_data(b"@label=e NAMES\r\n"))
+    assert several.startswith(b"@label=e :chinwag 366 ")
     ignored = replies(codec.receive_data(b"@label=f JOIN #lobby\r\n"))  # joined already
     assert ignored == b"@label=f :chinwag ACK\r\n"
 
@@ -874,6 +873,38 @@ def test_nicks_irc_cannot_start_with_are_carried_with_a_backtick_and_back() -> N
     assert isinstance(hello, Hello) and hello.nick == "8ball"
     wire = guest.render(replace(WELCOME, nick="8ball", account=False, ref=hello.ref))
     assert b" 001 `8ball :" in wire and b":`8ball!`8ball@chinwag JOIN #lobby" in wire
+
+
+def test_whois_looks_in_the_asker_s_channels_and_answers_with_the_last_list() -> None:
+    codec = registered()
+    (join,) = commands(codec.receive_data(b"JOIN #den\r\n"))
+    codec.render(Ok(ref=join.ref))
+    codec.followups = []
+    lobby, den = commands(codec.receive_data(b"WHOIS `7of9\r\n"))
+    assert isinstance(lobby, Who) and isinstance(den, Who)
+    assert {lobby.room, den.room} == {"den", "lobby"}
+    seven = WhoMember(nick="7of9", account=True, bot=True)
+    first = codec.render(WhoReply(room=den.room, users=(seven,), truncated=False, ref=den.ref))
+    assert first == b""  # the answer comes with the last list
+    others = WhoReply(
+        room=lobby.room, users=(WhoMember(nick="bob", account=False),), truncated=False
+    )
+    wire = codec.render(replace(others, ref=lobby.ref))
+    lines = [parse_message(line.decode()) for line in wire.split(b"\r\n")[:-1]]
+    assert [(m.command, m.params[1:]) for m in lines if m is not None] == [
+        ("311", ("`7of9", "`7of9", "chinwag", "*", "`7of9")),
+        ("319", ("`7of9", f"#{den.room}")),
+        ("312", ("`7of9", "chinwag", "chinwag")),
+        ("330", ("`7of9", "`7of9", "is logged in as")),
+        ("335", ("`7of9", "is a bot")),
+        ("318", ("`7of9", "End of /WHOIS list")),
+    ]
+    lobby, den = commands(codec.receive_data(b"WHOIS stranger\r\n"))
+    codec.render(replace(others, ref=lobby.ref))
+    wire = codec.render(Error(code="not_member", message="left", ref=den.ref))
+    assert b" 401 alice stranger :No such nick in a channel with you" in wire
+    assert wire.endswith(b" 318 alice stranger :End of /WHOIS list\r\n")
+    assert b" 431 " in replies(codec.receive_data(b"WHOIS\r\n"))
 
 
 # --- draft/multiline ------------------------------------------------------------------------

@@ -430,6 +430,24 @@ async def test_a_nick_starting_with_a_digit_crosses_to_irc_with_a_backtick(
         assert (presence["nick"], presence["event"]) == ("8ball", "join")
 
 
+async def test_whois_tells_who_someone_in_a_shared_channel_is(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "ann", "correct horse")
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann", password="correct horse")
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        await bob.send("WHOIS ann")
+        user = await bob.command("311")
+        channels = await bob.command("319")
+        account = await bob.command("330")
+        end = await bob.command("318")
+        assert user.params[1:3] == ("ann", "ann") and channels.params[-1] == "#lobby"
+        assert account.params[1:3] == ("ann", "ann") and end.params[1] == "ann"
+        await bob.send("WHOIS nobody")
+        assert (await bob.command("401")).params[1] == "nobody"
+
+
 async def test_names_join_part_and_unknown_nick(tmp_path: Path) -> None:
     async with running(tmp_path) as (json_port, irc_port), clients() as made:
         ann = await json_peer(made, json_port)

@@ -78,6 +78,7 @@ from chinwag.protocol.events import (
     TypingNotice,
     Welcome,
     Who,
+    WhoMember,
     WhoReply,
 )
 from chinwag.protocol.framing import LineBuffer, LineTooLong
@@ -141,6 +142,9 @@ MAX_LABEL: Final = 64
 
 MAX_PENDING: Final = 256
 """Commands awaiting the hub's answer that are remembered (oldest forgotten first)."""
+
+MAX_WHOIS_CHANNELS: Final = 20
+"""Most of the asker's channels whose member lists one WHOIS looks in."""
 
 MAX_HISTORY_LIMIT: Final = 100
 """Most messages one ``CHATHISTORY`` request asks the hub for."""
@@ -505,6 +509,17 @@ class _Pending:
     target: str = "*"  # the channel or nick it named
     label: str | None = None
     body: str | None = None  # what was sent, for echo-message
+    whois: _Whois | None = None  # the WHOIS this channel's member list is asked for
+
+
+@dataclass(slots=True)
+class _Whois:
+    """A WHOIS being answered: the member lists of the asker's channels, as they come."""
+
+    nick: str  # as the asker wrote it
+    waiting: int  # member lists still to come
+    channels: list[str] = field(default_factory=list)  # where the nick was found
+    member: WhoMember | None = None
 
 
 @dataclass(slots=True)
@@ -920,7 +935,9 @@ class IrcServerCodec:
             return self._redact(msg)
         if cmd == "TAGMSG":
             return self._tagmsg(msg)
-        if cmd in ("MODE", "TOPIC", "WHOIS"):
+        if cmd == "WHOIS":
+            return self._whois(msg)
+        if cmd in ("MODE", "TOPIC"):
             return [self._read_only(cmd, params)]
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
@@ -947,14 +964,66 @@ class IrcServerCodec:
             why = "A guest's nick is fixed for the connection; reconnect with the new one"
         return [self._reply("447", params[0], why)]
 
+    def _whois(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``WHOIS [server] <nick>``: who they are, for someone in a channel with the asker.
+
+        The member lists of the asker's channels (at most :data:`MAX_WHOIS_CHANNELS`)
+        are asked for; the answer comes with the last of them. Someone in none of
+        them gets ``401``, online elsewhere or not: one learns about the people
+        one can see, as in the channels' NAMES.
+        """
+        if not msg.params or not msg.params[-1]:
+            return [self._reply("431", "No nickname given: WHOIS <nick>")]
+        nick = msg.params[-1]
+        channels = sorted(self._channels)[:MAX_WHOIS_CHANNELS]
+        if not channels:
+            return [Reply(self._whois_lines(_Whois(nick, 0)))]
+        whois = _Whois(nick, len(channels))
+        out: list[Incoming | Reply] = []
+        for channel in channels:
+            ref = self._remember("WHOIS", channel, msg)
+            self._pending[ref].whois = whois
+            out.append(Who(room=channel[1:], ref=ref))
+        return out
+
+    def _whois_part(self, pending: _Pending, event: WhoReply | None) -> bytes:
+        """One channel's member list (None: it could not be had) of a WHOIS being answered."""
+        whois = pending.whois
+        assert whois is not None
+        whois.waiting -= 1
+        wanted = chinwag_nick(whois.nick).casefold()
+        if event is not None:
+            for user in event.users:
+                if user.nick.casefold() == wanted:
+                    whois.member = user
+                    whois.channels.append(f"#{event.room}")
+        return self._whois_lines(whois) if whois.waiting == 0 else b""
+
+    def _whois_lines(self, whois: _Whois) -> bytes:
+        user = whois.member
+        if user is None:
+            why = "No such nick in a channel with you (WHOIS shows people you can see)"
+            return self._numeric("401", whois.nick, why) + self._numeric(
+                "318", whois.nick, "End of /WHOIS list"
+            )
+        nick = irc_nick(user.nick)
+        lines = [
+            self._numeric("311", nick, nick, HOST, "*", nick),
+            self._numeric("319", nick, " ".join(whois.channels)),
+            self._numeric("312", nick, self.server_name, "chinwag"),
+        ]
+        if user.account:
+            lines.append(self._numeric("330", nick, nick, "is logged in as"))
+        if user.bot:
+            lines.append(self._numeric("335", nick, "is a bot"))
+        lines.append(self._numeric("318", nick, "End of /WHOIS list"))
+        return b"".join(lines)
+
     def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
-        """MODE, TOPIC and WHOIS: what chinwag has of them (fixed modes, no topics)."""
+        """MODE and TOPIC: what chinwag has of them (fixed modes, no topics)."""
         if not params:
             return self._reply("461", cmd, f"Not enough parameters: {cmd} <target>")
         target = params[0]
-        if cmd == "WHOIS":
-            nick = params[-1]
-            return self._reply("318", nick, "End of /WHOIS list (WHOIS details are not there yet)")
         if cmd == "TOPIC":
             if len(params) > 1:
                 return self._reply("482", target, "Setting a topic is not there yet on chinwag")
@@ -1432,6 +1501,8 @@ class IrcServerCodec:
         return b""
 
     def _render_who(self, event: WhoReply, pending: _Pending | None) -> bytes:
+        if pending is not None and pending.whois is not None:
+            return self._whois_part(pending, event)
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
             rows = [
@@ -1514,6 +1585,8 @@ class IrcServerCodec:
         code, text = event.code, event.message
         if command == "NOTICE":
             return b""  # a NOTICE never gets an automatic reply (RFC 2812 3.3.2)
+        if pending is not None and pending.whois is not None:
+            return self._whois_part(pending, None)  # that channel was left meanwhile
         if command in ("NAMES", "WHO"):
             # Nothing to list: the end of the list, as for an empty channel.
             end = "366" if command == "NAMES" else "315"

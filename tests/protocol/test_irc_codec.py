@@ -374,7 +374,7 @@ def test_nickserv_register_is_a_register_command() -> None:
     assert wire.startswith(b":NickServ!NickServ@chinwag NOTICE alice :alice is registered")
 
 
-def test_chathistory_latest_and_before_become_history_requests() -> None:
+def test_chathistory_latest_is_history_and_before_the_newest_before_a_point() -> None:
     codec = registered()
     items = commands(
         codec.receive_data(
@@ -387,11 +387,8 @@ def test_chathistory_latest_and_before_become_history_requests() -> None:
         None,
         20,
     )
-    assert isinstance(before, History) and (before.with_, before.before, before.limit) == (
-        "bob",
-        42,
-        100,
-    )
+    assert isinstance(before, HistoryRange)
+    assert (before.with_, before.before, before.newest, before.limit) == ("bob", 42, True, 100)
 
 
 def test_chathistory_after_around_between_and_latest_after_a_point_are_ranges() -> None:
@@ -418,6 +415,32 @@ def test_chathistory_after_around_between_and_latest_after_a_point_are_ranges() 
     ]
 
 
+def test_chathistory_timestamps_are_points_in_ms_of_utc() -> None:
+    codec = registered()
+    t = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    lines = [
+        b"CHATHISTORY AFTER #lobby timestamp=2026-01-01T00:00:00.000Z 5",
+        b"CHATHISTORY BEFORE #lobby timestamp=2026-01-01T00:00:00.250Z 5",
+        b"CHATHISTORY AROUND #lobby timestamp=2026-01-01T01:00:00+01:00 5",
+        b"CHATHISTORY BETWEEN #lobby timestamp=2026-01-01T00:00:01Z"
+        b" timestamp=2026-01-01T00:00:00Z 5",
+        b"CHATHISTORY LATEST #lobby timestamp=2026-01-01T00:00:00 5",  # no zone: UTC
+    ]
+    items = commands(codec.receive_data(b"\r\n".join(lines) + b"\r\n"))
+    shape = [
+        (c.after_ms, c.before_ms, c.around_ms, c.newest)
+        for c in items
+        if isinstance(c, HistoryRange) and c.after == 0 and c.before is None
+    ]
+    assert shape == [
+        (t, None, None, False),
+        (0, t + 250, None, True),
+        (0, None, t, False),
+        (t, t + 1000, None, True),
+        (t, None, None, True),
+    ]
+
+
 def test_chathistory_limits_and_bad_points_get_fail_saying_what_is_expected() -> None:
     codec = registered()
     (big,) = commands(codec.receive_data(b"CHATHISTORY AFTER #lobby msgid=1 101\r\n"))
@@ -427,8 +450,10 @@ def test_chathistory_limits_and_bad_points_get_fail_saying_what_is_expected() ->
     refused = {
         b"CHATHISTORY AFTER #lobby msgid=1 0": b"FAIL CHATHISTORY INVALID_PARAMS 0 :The limit",
         b"CHATHISTORY AFTER #lobby msgid=1 ten": b"INVALID_PARAMS ten :The limit",
-        b"CHATHISTORY AFTER #lobby timestamp=2026-01-01T00:00:00.000Z 5": b"timestamps are not",
+        b"CHATHISTORY AFTER #lobby timestamp=yesterday 5": b"INVALID_PARAMS timestamp=yesterday",
+        b"CHATHISTORY BETWEEN #lobby msgid=1 timestamp=2026-01-01T00:00:00Z 5": b"one kind",
         b"CHATHISTORY BEFORE #lobby * 5": b"INVALID_PARAMS * :Point to a message by msgid",
+        b"CHATHISTORY AFTER #lobby id=3 5": b"INVALID_PARAMS id=3 :Point to a message",
         b"CHATHISTORY BETWEEN #lobby msgid=1 5": b"FAIL CHATHISTORY NEED_MORE_PARAMS BETWEEN",
         b"CHATHISTORY TARGETS timestamp=a timestamp=b 5": b"TARGETS is not there yet",
         b"CHATHISTORY FROB #lobby 5": b"INVALID_PARAMS FROB :",
@@ -462,7 +487,7 @@ def test_draft_chathistory_is_offered_and_msgid_is_the_only_reference_type() -> 
     codec.receive_data(b"CAP REQ :draft/chathistory batch\r\nNICK alice\r\nUSER a 0 * :A\r\n")
     (hello,) = commands(codec.receive_data(b"CAP END\r\n"))
     wire = codec.render(replace(WELCOME, ref=hello.ref))
-    assert b" CHATHISTORY=100 MSGREFTYPES=msgid " in wire
+    assert b" CHATHISTORY=100 MSGREFTYPES=msgid,timestamp " in wire
 
 
 def test_unknown_commands_get_421() -> None:

@@ -302,6 +302,15 @@ async def test_chathistory_after_around_between_and_latest_over_a_real_socket(
         )
         assert await page(f"CHATHISTORY LATEST #lobby msgid={ids[5]} 2") == want[7:9]
         assert await page(f"CHATHISTORY LATEST #lobby msgid={ids[8]} 5") == []
+        # Timestamps as points: long before all of them, and long after.
+        assert (
+            await page("CHATHISTORY AFTER #lobby timestamp=2000-01-01T00:00:00.000Z 2")
+            == (want[:2])
+        )
+        assert (
+            await page("CHATHISTORY BEFORE #lobby timestamp=2999-01-01T00:00:00.000Z 2")
+            == (want[7:])
+        )
         # A room bob is not in reads like one that does not exist: nothing.
         assert await page("CHATHISTORY AFTER #secret msgid=1 10") == []
         assert await page("CHATHISTORY AFTER #nowhere msgid=1 10") == []

@@ -602,6 +602,27 @@ async def test_history_ranges_read_either_end_between_two_ids(store: Store) -> N
     assert [m.body for m in page.messages] == ["d1", "d2"]
 
 
+async def test_history_ranges_bound_by_time_too(store: Store) -> None:
+    ids = [await post(store, say(f"t{i}", ts=T0 + 1000 * i)) for i in range(5)]
+    page = await store.room_history_range(
+        "lobby", after=0, before=None, limit=10, newest=False, after_ms=T0 + 1000
+    )
+    assert [m.id for m in page.messages] == ids[2:] and not page.more  # after: exclusive
+    page = await store.room_history_range(
+        "lobby", after=0, before=None, limit=1, newest=True, before_ms=T0 + 3000
+    )
+    assert [m.id for m in page.messages] == ids[2:3] and page.more
+    page = await store.room_history_range(
+        "lobby", after=ids[0], before=None, limit=10, newest=False, before_ms=T0 + 2000
+    )
+    assert [m.id for m in page.messages] == ids[1:2]  # ids and times together
+    dms = [await post(store, dm("a:ann", "a:bob", f"d{i}", ts=T0 + 1000 * i)) for i in range(3)]
+    page = await store.dm_history_range(
+        "a:bob", "a:ann", after=0, before=None, limit=10, newest=False, after_ms=T0
+    )
+    assert [m.id for m in page.messages] == dms[1:]
+
+
 # -- cursors --------------------------------------------------------------------
 
 

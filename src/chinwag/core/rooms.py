@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Awaitable, Callable
+from typing import Required, TypedDict
 
 from chinwag.config import Settings
 from chinwag.core.delivery import message_event
@@ -29,6 +30,17 @@ REPLY_BYTES_PER_TOKEN = 4096  # who, rooms and history also pay for their reply'
 
 Resolver = Callable[[str], Awaitable[tuple[str, str, bool]]]
 """(principal, display nick, online?) of a DM partner, by nick (`Posting.resolve`)."""
+
+
+class _Range(TypedDict, total=False):
+    """The bounds of a history range (`Store.room_history_range`)."""
+
+    after: Required[int]
+    before: Required[int | None]
+    limit: Required[int]
+    newest: Required[bool]
+    after_ms: int
+    before_ms: int | None
 
 
 class Rooms:
@@ -199,24 +211,38 @@ class Rooms:
                 raise NotMember(f"you are not in #{room}")
             store_room = room
 
-            async def read(after: int, before: int | None, limit: int, newest: bool) -> Page:
-                return await self._store.room_history_range(
-                    store_room, after=after, before=before, limit=limit, newest=newest
-                )
+            async def read(r: _Range) -> Page:
+                return await self._store.room_history_range(store_room, **r)
         else:
             other_pid, _, _ = await self._resolve(cmd.with_ or "")
 
-            async def read(after: int, before: int | None, limit: int, newest: bool) -> Page:
-                return await self._store.dm_history_range(
-                    p.pid, other_pid, after=after, before=before, limit=limit, newest=newest
-                )
+            async def read(r: _Range) -> Page:
+                return await self._store.dm_history_range(p.pid, other_pid, **r)
 
-        if cmd.around is None:
-            page = await read(cmd.after, cmd.before, limit, cmd.newest)
+        whole = _Range(
+            after=cmd.after,
+            before=cmd.before,
+            limit=limit,
+            newest=cmd.newest,
+            after_ms=cmd.after_ms,
+            before_ms=cmd.before_ms,
+        )
+        if cmd.around is None and cmd.around_ms is None:
+            page = await read(whole)
             self._answer(session, page, room, cmd.with_, cmd.ref, keep_newest=cmd.newest)
             return
-        # Up to half at and before the message, the rest after it.
-        older = await read(0, cmd.around + 1, (limit + 1) // 2, True)
-        newer = await read(cmd.around, None, limit - len(older.messages), False)
+        # Up to half at or before the point, the rest after it.
+        half = (limit + 1) // 2
+        if cmd.around is not None:
+            older = await read(_Range(after=0, before=cmd.around + 1, limit=half, newest=True))
+            rest = limit - len(older.messages)
+            newer = await read(_Range(after=cmd.around, before=None, limit=rest, newest=False))
+        else:
+            at = cmd.around_ms or 0
+            older = await read(
+                _Range(after=0, before=None, limit=half, newest=True, before_ms=at + 1)
+            )
+            rest = limit - len(older.messages)
+            newer = await read(_Range(after=0, before=None, limit=rest, newest=False, after_ms=at))
         page = Page([*older.messages, *newer.messages], more=older.more or newer.more)
         self._answer(session, page, room, cmd.with_, cmd.ref, keep_newest=False)

@@ -196,13 +196,14 @@ class Receipts(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryRange(Command):
-    """Messages of a room (``room``) or a DM (``with_``) in a range of ids (IRC only).
+    """Messages of a room (``room``) or a DM (``with_``) in a range (IRC only).
 
-    ``after < id < before`` (``before`` None: no upper bound): the oldest
-    ``limit`` of them, or with ``newest`` the newest ``limit``. With ``around``
-    set, ``after``/``before``/``newest`` are ignored: up to ``limit`` messages
-    centred on that id, the message itself included. Answered with a
-    `HistoryReply`, oldest first. Exactly one of ``room`` and ``with_`` is set.
+    ``after < id < before`` and ``after_ms < ts < before_ms`` (None: no upper
+    bound): the oldest ``limit`` of them, or with ``newest`` the newest
+    ``limit``. With ``around`` (an id) or ``around_ms`` (a time) set, the other
+    bounds and ``newest`` are ignored: up to ``limit`` messages centred there,
+    about half at or before it. Answered with a `HistoryReply`, oldest first.
+    Exactly one of ``room`` and ``with_`` is set.
     """
 
     room: str | None = None
@@ -212,6 +213,9 @@ class HistoryRange(Command):
     limit: int
     newest: bool = False
     around: int | None = None
+    after_ms: int = 0
+    before_ms: int | None = None
+    around_ms: int | None = None
 
 
 ClientCommand = (

@@ -38,6 +38,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final
 
 from chinwag.protocol.events import (
@@ -151,11 +152,11 @@ MAX_HISTORY_LIMIT: Final = 100
 
 # CHATHISTORY subcommands: how many parameters each takes (the limit is the last).
 _CHATHISTORY_USAGE: Final = {
-    "LATEST": "LATEST <target> *|msgid=<id> <limit>",
-    "BEFORE": "BEFORE <target> msgid=<id> <limit>",
-    "AFTER": "AFTER <target> msgid=<id> <limit>",
-    "AROUND": "AROUND <target> msgid=<id> <limit>",
-    "BETWEEN": "BETWEEN <target> msgid=<id> msgid=<id> <limit>",
+    "LATEST": "LATEST <target> *|<point> <limit>",
+    "BEFORE": "BEFORE <target> <point> <limit>",
+    "AFTER": "AFTER <target> <point> <limit>",
+    "AROUND": "AROUND <target> <point> <limit>",
+    "BETWEEN": "BETWEEN <target> <point> <point> <limit>",
 }
 _CHATHISTORY_PARAMS: Final = {sub: len(usage.split()) for sub, usage in _CHATHISTORY_USAGE.items()}
 
@@ -324,6 +325,29 @@ def _time_tag(ts_ms: int) -> str:
         f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ts_ms % 1000:03d}Z"
     )
+
+
+def _history_point(point: str) -> tuple[str, int] | None:
+    """A CHATHISTORY point: ``msgid=<id>`` or ``timestamp=<ISO 8601 UTC>`` (in ms); or None."""
+    kind, _, value = point.partition("=")
+    if kind == "msgid" and value.isdigit():
+        return kind, int(value)
+    if kind == "timestamp":
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return kind, round(when.timestamp() * 1000)
+    return None
+
+
+def _bound(kind: str, at: int, lower: bool) -> dict[str, int]:
+    """The `HistoryRange` field a point gives: a lower (``after``) or an upper bound."""
+    if kind == "msgid":
+        return {"after" if lower else "before": at}
+    return {"after_ms" if lower else "before_ms": at}
 
 
 def _valid_nick(nick: str) -> bool:
@@ -1178,16 +1202,17 @@ class IrcServerCodec:
     def _chathistory(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``CHATHISTORY`` (IRCv3 draft/chathistory): a page of a room or a DM.
 
-        Points are ``msgid=<id>`` (ISUPPORT ``MSGREFTYPES=msgid``); ``*`` for
-        LATEST. The answer is one ``chathistory`` batch (plain lines without
-        ``batch``), oldest first, at most :data:`MAX_HISTORY_LIMIT` messages.
+        Points are ``msgid=<id>`` or ``timestamp=<ISO 8601>`` (ISUPPORT
+        ``MSGREFTYPES=msgid,timestamp``); ``*`` for LATEST. The answer is one
+        ``chathistory`` batch (plain lines without ``batch``), oldest first, at
+        most :data:`MAX_HISTORY_LIMIT` messages.
         """
         params = msg.params
         sub = params[0].upper() if params else ""
         wanted = _CHATHISTORY_PARAMS.get(sub)
         if wanted is None:
             if sub == "TARGETS":
-                why = "TARGETS is not there yet on chinwag (it needs timestamps)"
+                why = "TARGETS is not there yet on chinwag"
             else:
                 why = "CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN <target> ..."
             return [self._fail_history("INVALID_PARAMS", sub or "*", why)]
@@ -1199,42 +1224,43 @@ class IrcServerCodec:
             why = f"The limit is a number from 1 to {MAX_HISTORY_LIMIT}"
             return [self._fail_history("INVALID_PARAMS", count, why)]
         limit = min(int(count), MAX_HISTORY_LIMIT)
-        points: list[int] = []
+        points: list[tuple[str, int]] = []  # ("msgid", id) or ("timestamp", ms)
         for point in params[2 : wanted - 1]:
             if sub == "LATEST" and point == "*":
                 continue
-            if not point.startswith("msgid=") or not point[6:].isdigit():
-                why = "Point to a message by msgid=<id> (timestamps are not there yet)"
+            parsed = _history_point(point)
+            if parsed is None:
+                why = "Point to a message by msgid=<id> or timestamp=YYYY-MM-DDThh:mm:ss.sssZ"
                 return [self._fail_history("INVALID_PARAMS", point, why)]
-            points.append(int(point[6:]))
+            points.append(parsed)
+        if sub == "BETWEEN" and points[0][0] != points[1][0]:
+            why = "BETWEEN takes two points of one kind: two msgids or two timestamps"
+            return [self._fail_history("INVALID_PARAMS", params[3], why)]
         if target.startswith("#"):
             room, with_ = target[1:], None
         else:
             room, with_ = None, chinwag_nick(target)
         ref = self._remember("CHATHISTORY", target, msg)
-        command: History | HistoryRange
-        if sub == "BEFORE" or (sub == "LATEST" and not points):
-            before = points[0] if points else None
-            command = History(room=room, with_=with_, before=before, limit=limit, ref=ref)
-        elif sub == "LATEST":  # the newest messages after the point
-            command = HistoryRange(
-                room=room, with_=with_, after=points[0], limit=limit, newest=True, ref=ref
-            )
-        elif sub == "AFTER":
-            command = HistoryRange(room=room, with_=with_, after=points[0], limit=limit, ref=ref)
+        if sub == "LATEST" and not points:
+            return [History(room=room, with_=with_, before=None, limit=limit, ref=ref)]
+        bounds: dict[str, int] = {}
+        newest = sub in ("BEFORE", "LATEST")  # the messages nearest the point
+        if sub == "BETWEEN":
+            (kind, first), (_, second) = points
+            newest = first > second  # from the later end: those nearest the first
+            bounds = {
+                **_bound(kind, min(first, second), True),
+                **_bound(kind, max(first, second), False),
+            }
         elif sub == "AROUND":
-            command = HistoryRange(room=room, with_=with_, around=points[0], limit=limit, ref=ref)
-        else:  # BETWEEN: the messages between the points, those nearest the first
-            first, second = points
-            command = HistoryRange(
-                room=room,
-                with_=with_,
-                after=min(first, second),
-                before=max(first, second),
-                limit=limit,
-                newest=first > second,
-                ref=ref,
-            )
+            kind, at = points[0]
+            bounds = {"around" if kind == "msgid" else "around_ms": at}
+        else:
+            kind, at = points[0]
+            bounds = _bound(kind, at, sub != "BEFORE")
+        command = HistoryRange(
+            room=room, with_=with_, limit=limit, newest=newest, ref=ref, **bounds
+        )
         return [command]
 
     def _fail_history(self, code: str, context: str, why: str) -> Reply:
@@ -1554,7 +1580,7 @@ class IrcServerCodec:
             "CASEMAPPING=ascii",
             "CHANTYPES=#",
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
-            "MSGREFTYPES=msgid",
+            "MSGREFTYPES=msgid,timestamp",
             "NETWORK=chinwag",
             "UTF8ONLY",
         )

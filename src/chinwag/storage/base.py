@@ -278,9 +278,18 @@ class Store(Protocol):
         ...
 
     async def room_history_range(
-        self, room: str, *, after: int, before: int | None, limit: int, newest: bool
+        self,
+        room: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
     ) -> Page:
-        """Messages of ``room`` with ``after < id < before`` (no upper bound if None).
+        """Messages of ``room`` with ``after < id < before`` (no upper bound if None)
+        and ``after_ms < ts < before_ms`` (the same).
 
         The oldest ``limit`` of them, or with ``newest`` the newest ``limit``;
         oldest first either way, as ``room_history``; ``more`` when the range
@@ -289,7 +298,16 @@ class Store(Protocol):
         ...
 
     async def dm_history_range(
-        self, a: str, b: str, *, after: int, before: int | None, limit: int, newest: bool
+        self,
+        a: str,
+        b: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
     ) -> Page:
         """DMs between principals ``a`` and ``b`` (either way), as ``room_history_range``."""
         ...

@@ -113,15 +113,16 @@ SELECT {_COLS} FROM (
 # oldest or its newest end (ASC or DESC), bounded like the pages above.
 ROOM_RANGE_SQL: Final = f"""
 SELECT {_COLS} FROM messages WHERE room = $1 AND id > $2 AND id < $3 AND kind IS NULL
+   AND ts_ms > $5 AND ts_ms < $6
  ORDER BY id {{order}} LIMIT $4
 """
 DM_RANGE_SQL: Final = f"""
 SELECT {_COLS} FROM (
     (SELECT {_COLS} FROM messages WHERE sender = $1 AND recipient = $2 AND id > $3 AND id < $4
-       AND kind IS NULL ORDER BY id {{order}} LIMIT $5)
+       AND kind IS NULL AND ts_ms > $6 AND ts_ms < $7 ORDER BY id {{order}} LIMIT $5)
     UNION ALL
     (SELECT {_COLS} FROM messages WHERE sender = $2 AND recipient = $1 AND id > $3 AND id < $4
-       AND $1 <> $2 AND kind IS NULL ORDER BY id {{order}} LIMIT $5)
+       AND $1 <> $2 AND kind IS NULL AND ts_ms > $6 AND ts_ms < $7 ORDER BY id {{order}} LIMIT $5)
 ) AS both_ways ORDER BY id {{order}} LIMIT $5
 """
 # ``$2`` bounds the count (NULL: no bound) so a quota check reads at most ``quota`` rows.
@@ -788,21 +789,41 @@ class PostgresStore:
         return await self._read(read)
 
     async def room_history_range(
-        self, room: str, *, after: int, before: int | None, limit: int, newest: bool
+        self,
+        room: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
     ) -> Page:
-        """Messages of ``room`` with ``after < id < before``: one end of the range."""
-        return await self._range(ROOM_RANGE_SQL, (room,), after, before, limit, newest)
+        """Messages of ``room`` in a range of ids and times: one end of the range."""
+        times = (after_ms, _MAX_ID if before_ms is None else before_ms)
+        return await self._range(ROOM_RANGE_SQL, (room,), times, after, before, limit, newest)
 
     async def dm_history_range(
-        self, a: str, b: str, *, after: int, before: int | None, limit: int, newest: bool
+        self,
+        a: str,
+        b: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
     ) -> Page:
-        """DMs between ``a`` and ``b`` with ``after < id < before``: one end of the range."""
-        return await self._range(DM_RANGE_SQL, (a, b), after, before, limit, newest)
+        """DMs between ``a`` and ``b`` in a range of ids and times: one end of the range."""
+        times = (after_ms, _MAX_ID if before_ms is None else before_ms)
+        return await self._range(DM_RANGE_SQL, (a, b), times, after, before, limit, newest)
 
     async def _range(
         self,
         sql: str,
         params: tuple[str, ...],
+        times: tuple[int, int],
         after: int,
         before: int | None,
         limit: int,
@@ -813,7 +834,7 @@ class PostgresStore:
         upper = _MAX_ID if before is None else before
 
         async def read(conn: Conn) -> Page:
-            rows = await conn.fetch(query, *params, after, upper, limit + 1)
+            rows = await conn.fetch(query, *params, after, upper, limit + 1, *times)
             page = rows[:limit]
             messages = [_message(r) for r in (reversed(page) if newest else page)]
             return Page(await _with_reactions(conn, messages), more=len(rows) > limit)

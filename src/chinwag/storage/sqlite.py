@@ -172,6 +172,7 @@ LIMIT :n
 ROOM_RANGE_SQL: Final = f"""
 SELECT {_COLS} FROM messages INDEXED BY messages_room
  WHERE room = :room AND id > :after AND id < :before AND kind IS NULL
+   AND ts_ms > :after_ms AND ts_ms < :before_ms
  ORDER BY id {{order}}
  LIMIT :n
 """
@@ -180,13 +181,13 @@ SELECT {_COLS} FROM (
     SELECT * FROM (
         SELECT {_COLS} FROM messages INDEXED BY messages_pair
          WHERE sender = :a AND recipient = :b AND id > :after AND id < :before
-           AND kind IS NULL
+           AND kind IS NULL AND ts_ms > :after_ms AND ts_ms < :before_ms
          ORDER BY id {{order}} LIMIT :n)
     UNION ALL
     SELECT * FROM (
         SELECT {_COLS} FROM messages INDEXED BY messages_pair
          WHERE sender = :b AND recipient = :a AND id > :after AND id < :before AND :a <> :b
-           AND kind IS NULL
+           AND kind IS NULL AND ts_ms > :after_ms AND ts_ms < :before_ms
          ORDER BY id {{order}} LIMIT :n)
 )
 ORDER BY id {{order}}
@@ -1095,17 +1096,36 @@ class SqliteStore:
         return await self._read(read)
 
     async def room_history_range(
-        self, room: str, *, after: int, before: int | None, limit: int, newest: bool
+        self,
+        room: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
     ) -> Page:
-        """Messages of ``room`` with ``after < id < before``: one end of the range."""
-        params = {"room": room}
+        """Messages of ``room`` in a range of ids and times: one end of the range."""
+        params: dict[str, Any] = {"room": room, "after_ms": after_ms}
+        params["before_ms"] = _MAX_ID if before_ms is None else before_ms
         return await self._range(ROOM_RANGE_SQL, params, after, before, limit, newest)
 
     async def dm_history_range(
-        self, a: str, b: str, *, after: int, before: int | None, limit: int, newest: bool
+        self,
+        a: str,
+        b: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
     ) -> Page:
-        """DMs between ``a`` and ``b`` with ``after < id < before``: one end of the range."""
-        params = {"a": a, "b": b}
+        """DMs between ``a`` and ``b`` in a range of ids and times: one end of the range."""
+        params: dict[str, Any] = {"a": a, "b": b, "after_ms": after_ms}
+        params["before_ms"] = _MAX_ID if before_ms is None else before_ms
         return await self._range(DM_RANGE_SQL, params, after, before, limit, newest)
 
     async def _range(

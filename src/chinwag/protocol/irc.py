@@ -542,7 +542,6 @@ class _Whois:
 
     nick: str  # as the asker wrote it
     waiting: int  # member lists still to come
-    channels: list[str] = field(default_factory=list)  # where the nick was found
     member: WhoMember | None = None
 
 
@@ -874,7 +873,7 @@ class IrcServerCodec:
             self._password = params[0]
             return []
         if cmd == "NICK":
-            if not params:
+            if not params or not params[0]:
                 return [self._reply("431", "No nickname given: NICK <nick>")]
             if not _valid_nick(params[0]):
                 why = "That nick cannot be used on IRC; choose another"
@@ -1020,7 +1019,6 @@ class IrcServerCodec:
             for user in event.users:
                 if user.nick.casefold() == wanted:
                     whois.member = user
-                    whois.channels.append(f"#{event.room}")
         return self._whois_lines(whois) if whois.waiting == 0 else b""
 
     def _whois_lines(self, whois: _Whois) -> bytes:
@@ -1033,7 +1031,7 @@ class IrcServerCodec:
         nick = irc_nick(user.nick)
         lines = [
             self._numeric("311", nick, nick, HOST, "*", nick),
-            self._numeric("319", nick, " ".join(whois.channels)),
+            # No 319: it lists every channel someone is in, and only shared ones are known.
             self._numeric("312", nick, self.server_name, "chinwag"),
         ]
         if user.account:

@@ -815,7 +815,17 @@ def test_redact_is_a_delete_and_its_refusals_use_the_redaction_codes() -> None:
     codec = registered("draft/message-redaction echo-message")
     (delete,) = commands(codec.receive_data(b"REDACT #lobby 42 :typo\r\n"))
     assert isinstance(delete, Delete) and delete.id == 42
-    assert codec.render(Ack(id=50, ts_ms=0, ref=delete.ref)) == b""  # no echo of a REDACT
+    # Done: echoed at once (before anything asked later), and the hub's copy is not shown.
+    echo = codec.render(Ack(id=50, ts_ms=0, ref=delete.ref))
+    assert echo == b":alice!alice@chinwag REDACT #lobby 42 typo\r\n"
+    copy = Deleted(id=50, ts_ms=0, target=42, by="alice", room="lobby")
+    assert codec.shared([copy]) is None and codec.render(copy) == b""
+    assert codec.render(replace(copy, id=51)) != b""  # only once
+    plain = registered("echo-message")
+    (delete,) = commands(plain.receive_data(b"REDACT #lobby 42\r\n"))
+    assert plain.render(Ack(id=50, ts_ms=0, ref=delete.ref)) == b""  # the NOTICE copy will come
+    items = codec.receive_data(b"REDACT #elsewhere 42\r\n")
+    assert commands(items) == [] and b"FAIL REDACT INVALID_TARGET #elsewhere" in replies(items)
     for code, reason in (("forbidden", b"REDACT_FORBIDDEN"), ("not_found", b"UNKNOWN_MSGID")):
         (delete,) = commands(codec.receive_data(b"REDACT #lobby 42\r\n"))
         wire = codec.render(Error(code=code, message="no", ref=delete.ref))

@@ -534,6 +534,7 @@ class _Pending:
     label: str | None = None
     body: str | None = None  # what was sent, for echo-message
     whois: _Whois | None = None  # the WHOIS this channel's member list is asked for
+    reason: str | None = None  # a REDACT's, for its echo
 
 
 @dataclass(slots=True)
@@ -612,6 +613,7 @@ class IrcServerCodec:
         self._last_id = 0  # the newest message id rendered to this client
         self._serial = 0
         self._shared: SharedRenderer | None = None  # for self.caps, once asked for
+        self._redacted: dict[int, None] = {}  # messages whose REDACT was echoed already
 
     # -- input ------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Incoming | Reply]:
@@ -1141,16 +1143,40 @@ class IrcServerCodec:
         echo = IrcMessage(multi.verb, (multi.target, body), opening.tags, opening.source)
         return self._dispatch(echo)
 
+    def _redact_echo(self, pending: _Pending) -> bytes:
+        """The deletion, to the one who asked for it, as soon as it is done.
+
+        With ``draft/message-redaction`` it is ``REDACT`` now (with the reason
+        given), in its turn before anything asked for later, and the hub's copy
+        of the same deletion is then not shown again; without, the hub's
+        ``NOTICE`` copy is all there is (with a label: ``ACK``).
+        """
+        assert pending.body is not None
+        if "draft/message-redaction" not in self.caps:
+            return format_message("ACK", source=self.server_name) if pending.label else b""
+        self._redacted[int(pending.body)] = None
+        while len(self._redacted) > MAX_PENDING:
+            del self._redacted[next(iter(self._redacted))]
+        params = [pending.target, pending.body]
+        if pending.reason:
+            params.append(pending.reason)
+        return format_message("REDACT", *params, source=self._source(self._me()))
+
     def _redact(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``REDACT <target> <msgid> [:reason]`` (draft/message-redaction): a ``delete``."""
         if len(msg.params) < 2:
             usage = "Usage: REDACT <target> <msgid> [:reason]"
             return [self._reply("FAIL", "REDACT", "NEED_MORE_PARAMS", usage)]
         target, msgid = msg.params[0], msg.params[1]
+        if target.startswith("#") and target.casefold() not in self._channels:
+            why = "You are not in that channel"
+            return [self._reply("FAIL", "REDACT", "INVALID_TARGET", target, why)]
         if not msgid.isdigit() or int(msgid) < 1:
             why = "A message is named by its msgid, a number"
             return [self._reply("FAIL", "REDACT", "UNKNOWN_MSGID", target, msgid, why)]
+        reason = msg.params[2] if len(msg.params) > 2 else None
         ref = self._remember("REDACT", target, msg, msgid)
+        self._pending[ref].reason = reason
         return [Delete(id=int(msgid), ref=ref)]
 
     def _tagmsg(self, msg: IrcMessage) -> list[Incoming | Reply]:
@@ -1324,11 +1350,9 @@ class IrcServerCodec:
                     pass
                 case TypingNotice(room=str(), ref=None):
                     pass
-                case (
-                    Edited(room=str(), ref=None)
-                    | Deleted(room=str(), ref=None)
-                    | Reacted(room=str(), ref=None)
-                ):
+                case Deleted(room=str(), ref=None) if event.target not in self._redacted:
+                    newest = max(newest, event.id)
+                case Edited(room=str(), ref=None) | Reacted(room=str(), ref=None):
                     newest = max(newest, event.id)
                 case _:
                     return None
@@ -1417,6 +1441,8 @@ class IrcServerCodec:
                 if event.replay and "batch" in self.caps:
                     return self._replayed(event)
                 return self._message_lines(event)
+            case Ack() if pending is not None and pending.command == "REDACT":
+                return self._redact_echo(pending)
             case Ack():
                 if (
                     pending is None
@@ -1488,6 +1514,10 @@ class IrcServerCodec:
                 )
             case Bye():
                 return format_message("ERROR", "Closing link: goodbye")
+            case Deleted() if event.target in self._redacted:
+                del self._redacted[event.target]  # echoed when it was done
+                self._last_id = max(self._last_id, event.id)
+                return b""
             case Edited() | Deleted() | Reacted():
                 return self._revision(event)
             case ReadMarker() | Receipt() | Results():

@@ -22,6 +22,7 @@ from chinwag.protocol.events import (
     History,
     HistoryRange,
     HistoryReply,
+    HistoryTargets,
     Incoming,
     Join,
     Leave,
@@ -441,6 +442,30 @@ def test_chathistory_timestamps_are_points_in_ms_of_utc() -> None:
     ]
 
 
+def test_chathistory_targets_lists_conversations_oldest_first_in_a_batch() -> None:
+    codec = registered("batch")
+    line = b"CHATHISTORY TARGETS timestamp=2026-01-01T00:00:01Z timestamp=2026-01-01T00:00:00Z 3"
+    (req,) = commands(codec.receive_data(line + b"\r\n"))
+    t = 1_767_225_600_000
+    assert isinstance(req, HistoryTargets)
+    assert (req.after_ms, req.before_ms, req.limit, req.newest) == (t, t + 1000, 3, True)
+    heads = (
+        Message(id=4, ts_ms=t + 100, sender="bob", room="den", body="x"),
+        Message(id=7, ts_ms=t + 200, sender="alice", to="7of9", body="y"),
+        Message(id=9, ts_ms=t + 300, sender="carl", to="alice", body="z"),
+    )
+    wire = codec.render(Results(q="", messages=heads, more=False, ref=req.ref))
+    lines = [parse_message(x.decode()) for x in wire.split(b"\r\n")[:-1]]
+    assert [(m.command, m.params[1:]) for m in lines if m is not None] == [
+        ("BATCH", ("draft/chathistory-targets",)),
+        ("CHATHISTORY", ("#den", "2026-01-01T00:00:00.100Z")),
+        ("CHATHISTORY", ("`7of9", "2026-01-01T00:00:00.200Z")),
+        ("CHATHISTORY", ("carl", "2026-01-01T00:00:00.300Z")),
+        ("BATCH", ()),
+    ]
+    assert codec.render(Results(q="x", messages=heads, more=False)) == b""  # not asked
+
+
 def test_chathistory_limits_and_bad_points_get_fail_saying_what_is_expected() -> None:
     codec = registered()
     (big,) = commands(codec.receive_data(b"CHATHISTORY AFTER #lobby msgid=1 101\r\n"))
@@ -455,7 +480,8 @@ def test_chathistory_limits_and_bad_points_get_fail_saying_what_is_expected() ->
         b"CHATHISTORY BEFORE #lobby * 5": b"INVALID_PARAMS * :Point to a message by msgid",
         b"CHATHISTORY AFTER #lobby id=3 5": b"INVALID_PARAMS id=3 :Point to a message",
         b"CHATHISTORY BETWEEN #lobby msgid=1 5": b"FAIL CHATHISTORY NEED_MORE_PARAMS BETWEEN",
-        b"CHATHISTORY TARGETS timestamp=a timestamp=b 5": b"TARGETS is not there yet",
+        b"CHATHISTORY TARGETS timestamp=a timestamp=b 5": b"INVALID_PARAMS timestamp=a :Point",
+        b"CHATHISTORY TARGETS msgid=1 timestamp=2026-01-01T00:00:00Z 5": b"two timestamps",
         b"CHATHISTORY FROB #lobby 5": b"INVALID_PARAMS FROB :",
     }
     for line, answer in refused.items():

@@ -322,6 +322,13 @@ async def test_chathistory_after_around_between_and_latest_over_a_real_socket(
                 dms.append(str(got["id"]))
         assert await page("CHATHISTORY AFTER ann msgid=1 10") == dms
         assert await page("CHATHISTORY AFTER nobody msgid=1 10") == []
+        # TARGETS: the lobby (last active before the DMs), then ann; not #secret.
+        await bob.send(
+            "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2999-01-01T00:00:00Z 10"
+        )
+        await bob.until(lambda m: m.command == "BATCH")
+        _, targets = await bob.until(lambda m: m.command == "BATCH")
+        assert [m.params[1] for m in targets] == ["#lobby", "ann"]
 
 
 async def test_redaction_reactions_and_account_tag_cross_between_irc_and_json(

@@ -623,6 +623,24 @@ async def test_history_ranges_bound_by_time_too(store: Store) -> None:
     assert [m.id for m in page.messages] == dms[1:]
 
 
+async def test_conversation_heads_are_the_newest_message_of_each_conversation(
+    store: Store,
+) -> None:
+    first = await post(store, say("old", room="lobby"))
+    lobby = await post(store, say("new", room="lobby"))
+    games = await post(store, say("g", room="games"))
+    await post(store, say("not asked", room="other"))
+    await post(store, dm("a:ann", "a:bob", "one"))
+    bob = await post(store, dm("a:bob", "a:ann", "two"))  # the other way, newer
+    cat = await post(store, dm("a:cat", "a:ann", "hi"))
+    me = await post(store, dm("a:ann", "a:ann", "note"))
+    await post(store, dm("a:bob", "a:cat", "not hers"))
+    got = await store.conversation_heads("a:ann", ["lobby", "games", "empty"])
+    assert sorted(m.id for m in got) == sorted([lobby, games, bob, cat, me])
+    assert first not in {m.id for m in got}
+    assert await store.conversation_heads("a:dan", []) == []
+
+
 # -- cursors --------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ from chinwag.protocol.events import (
     Hello,
     History,
     HistoryRange,
+    HistoryTargets,
     Join,
     Leave,
     ListRooms,
@@ -74,6 +75,7 @@ _COSTS: dict[type[Command], float] = {
     Read: 1.0,
     Receipts: 1.0,
     HistoryRange: 1.0,
+    HistoryTargets: 1.0,
 }
 
 
@@ -219,6 +221,8 @@ class Hub:
                 await self._rooms.history(session, cmd)
             case HistoryRange():
                 await self._rooms.history_range(session, cmd)
+            case HistoryTargets():
+                await self._rooms.history_targets(session, cmd)
             case Register():
                 await self._logins.register(session, cmd)
             case Passwd():

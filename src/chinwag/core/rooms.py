@@ -15,9 +15,11 @@ from chinwag.protocol.events import (
     History,
     HistoryRange,
     HistoryReply,
+    HistoryTargets,
     Join,
     Leave,
     ListRooms,
+    Results,
     RoomRow,
     RoomsReply,
     Who,
@@ -246,3 +248,17 @@ class Rooms:
             newer = await read(_Range(after=0, before=None, limit=rest, newest=False, after_ms=at))
         page = Page([*older.messages, *newer.messages], more=older.more or newer.more)
         self._answer(session, page, room, cmd.with_, cmd.ref, keep_newest=False)
+
+    async def history_targets(self, session: Session, cmd: HistoryTargets) -> None:
+        """Reply with the newest message of each conversation last active in a time range."""
+        p = session.principal
+        heads = await self._store.conversation_heads(p.pid, sorted(p.rooms))
+        inside = sorted(
+            (m for m in heads if cmd.after_ms < m.ts_ms < cmd.before_ms),
+            key=lambda m: (m.ts_ms, m.id),
+        )
+        limit = max(min(cmd.limit, self.settings.history_max), 0)
+        chosen = inside[max(len(inside) - limit, 0) :] if cmd.newest else inside[:limit]
+        messages = tuple(message_event(m, own=m.sender == p.pid) for m in chosen)
+        session.bucket.take(len(messages) * 120 / REPLY_BYTES_PER_TOKEN)
+        reply(session, Results(q="", messages=messages, more=len(inside) > limit, ref=cmd.ref))

@@ -218,6 +218,21 @@ class HistoryRange(Command):
     around_ms: int | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryTargets(Command):
+    """The conversations whose newest message is from ``after_ms < ts < before_ms`` (IRC only).
+
+    The asker's rooms and DM conversations, ``limit`` of them: the oldest, or
+    with ``newest`` the newest. Answered with `Results` (``q`` empty): the newest
+    message of each, oldest first.
+    """
+
+    after_ms: int
+    before_ms: int
+    limit: int
+    newest: bool = False
+
+
 ClientCommand = (
     Hello
     | Say
@@ -241,6 +256,7 @@ ClientCommand = (
     | Read
     | Receipts
     | HistoryRange
+    | HistoryTargets
 )
 
 

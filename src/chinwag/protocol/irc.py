@@ -56,6 +56,7 @@ from chinwag.protocol.events import (
     History,
     HistoryRange,
     HistoryReply,
+    HistoryTargets,
     Incoming,
     Join,
     Leave,
@@ -157,6 +158,7 @@ _CHATHISTORY_USAGE: Final = {
     "AFTER": "AFTER <target> <point> <limit>",
     "AROUND": "AROUND <target> <point> <limit>",
     "BETWEEN": "BETWEEN <target> <point> <point> <limit>",
+    "TARGETS": "TARGETS <timestamp> <timestamp> <limit>",
 }
 _CHATHISTORY_PARAMS: Final = {sub: len(usage.split()) for sub, usage in _CHATHISTORY_USAGE.items()}
 
@@ -1235,21 +1237,18 @@ class IrcServerCodec:
         sub = params[0].upper() if params else ""
         wanted = _CHATHISTORY_PARAMS.get(sub)
         if wanted is None:
-            if sub == "TARGETS":
-                why = "TARGETS is not there yet on chinwag"
-            else:
-                why = "CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN <target> ..."
+            why = "CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN|TARGETS ..."
             return [self._fail_history("INVALID_PARAMS", sub or "*", why)]
         if len(params) < wanted:
             usage = _CHATHISTORY_USAGE[sub]
             return [self._fail_history("NEED_MORE_PARAMS", sub, f"Usage: CHATHISTORY {usage}")]
-        target, count = params[1], params[wanted - 1]
+        target, count = params[1], params[wanted - 1]  # TARGETS has no target: unused
         if not count.isdigit() or int(count) < 1:
             why = f"The limit is a number from 1 to {MAX_HISTORY_LIMIT}"
             return [self._fail_history("INVALID_PARAMS", count, why)]
         limit = min(int(count), MAX_HISTORY_LIMIT)
         points: list[tuple[str, int]] = []  # ("msgid", id) or ("timestamp", ms)
-        for point in params[2 : wanted - 1]:
+        for point in params[1 if sub == "TARGETS" else 2 : wanted - 1]:
             if sub == "LATEST" and point == "*":
                 continue
             parsed = _history_point(point)
@@ -1260,6 +1259,18 @@ class IrcServerCodec:
         if sub == "BETWEEN" and points[0][0] != points[1][0]:
             why = "BETWEEN takes two points of one kind: two msgids or two timestamps"
             return [self._fail_history("INVALID_PARAMS", params[3], why)]
+        if sub == "TARGETS":
+            if any(kind != "timestamp" for kind, _ in points):
+                why = "TARGETS takes two timestamps"
+                return [self._fail_history("INVALID_PARAMS", params[1], why)]
+            (_, first), (_, second) = points
+            ref = self._remember("TARGETS", "*", msg)
+            low, high = min(first, second), max(first, second)
+            return [
+                HistoryTargets(
+                    after_ms=low, before_ms=high, limit=limit, newest=first > second, ref=ref
+                )
+            ]
         if target.startswith("#"):
             room, with_ = target[1:], None
         else:
@@ -1286,6 +1297,30 @@ class IrcServerCodec:
             room=room, with_=with_, limit=limit, newest=newest, ref=ref, **bounds
         )
         return [command]
+
+    def _targets(self, heads: tuple[Message, ...]) -> bytes:
+        """``CHATHISTORY TARGETS`` answered: one line per conversation, oldest first,
+        in a ``draft/chathistory-targets`` batch (plain lines without ``batch``)."""
+        lines = []
+        for m in heads:
+            if m.room is not None:
+                target = f"#{m.room}"
+            else:
+                target = irc_nick((m.to if m.sender == self.nick else m.sender) or "*")
+            lines.append(
+                format_message(
+                    "CHATHISTORY", "TARGETS", target, _time_tag(m.ts_ms), source=self.server_name
+                )
+            )
+        if "batch" not in self.caps:
+            return b"".join(lines)
+        self._serial += 1
+        ref = f"t{self._serial}"
+        start = format_message(
+            "BATCH", f"+{ref}", "draft/chathistory-targets", source=self.server_name
+        )
+        inner = [b"@batch=" + ref.encode() + b" " + line for line in lines]
+        return start + b"".join(inner) + format_message("BATCH", f"-{ref}", source=self.server_name)
 
     def _fail_history(self, code: str, context: str, why: str) -> Reply:
         return Reply(self._numeric("FAIL", "CHATHISTORY", code, context, why))
@@ -1520,6 +1555,8 @@ class IrcServerCodec:
                 return b""
             case Edited() | Deleted() | Reacted():
                 return self._revision(event)
+            case Results() if pending is not None and pending.command == "TARGETS":
+                return self._targets(event.messages)
             case ReadMarker() | Receipt() | Results():
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
 

@@ -312,6 +312,14 @@ class Store(Protocol):
         """DMs between principals ``a`` and ``b`` (either way), as ``room_history_range``."""
         ...
 
+    async def conversation_heads(self, principal: str, rooms: list[str]) -> list[StoredMessage]:
+        """The newest message of each of ``rooms`` and of each DM conversation of
+        ``principal`` (either way; one per other party), in no order.
+
+        (IRC ``CHATHISTORY TARGETS``.) Messages only, no event rows.
+        """
+        ...
+
     async def search(
         self, words: list[str], scope: SearchScope, *, before: int | None, limit: int
     ) -> Page:
@@ -469,6 +477,21 @@ class Store(Protocol):
     async def refund_invite(self, token_hash: str) -> None:
         """Give back one use (the registration it was taken for failed)."""
         ...
+
+
+def heads(principal: str, candidates: list[StoredMessage]) -> list[StoredMessage]:
+    """One message per conversation: the newest of the candidates of each (rooms by
+    name, DMs by ``principal``'s other party, whichever way they went)."""
+    newest: dict[str, StoredMessage] = {}
+    for m in candidates:
+        if m.room is not None:
+            key = "#" + m.room
+        else:
+            other = (m.recipient or "") if m.sender == principal else m.sender
+            key = "@" + other
+        if key not in newest or newest[key].id < m.id:
+            newest[key] = m
+    return list(newest.values())
 
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")

@@ -56,6 +56,7 @@ from chinwag.storage.base import (
     SearchScope,
     StoredMessage,
     StoreError,
+    heads,
     read_migrations,
 )
 
@@ -124,6 +125,19 @@ SELECT {_COLS} FROM (
     (SELECT {_COLS} FROM messages WHERE sender = $2 AND recipient = $1 AND id > $3 AND id < $4
        AND $1 <> $2 AND kind IS NULL AND ts_ms > $6 AND ts_ms < $7 ORDER BY id {{order}} LIMIT $5)
 ) AS both_ways ORDER BY id {{order}} LIMIT $5
+"""
+# The newest message of each room named and of each DM conversation of $1
+# (a conversation's two directions are two rows here; the caller keeps one).
+HEADS_SQL: Final = f"""
+SELECT {_COLS} FROM messages WHERE id IN (
+    SELECT (SELECT max(id) FROM messages WHERE room = r AND kind IS NULL)
+      FROM unnest($2::text[]) AS r
+    UNION ALL
+    SELECT max(id) FROM messages
+     WHERE sender = $1 AND recipient IS NOT NULL AND kind IS NULL GROUP BY recipient
+    UNION ALL
+    SELECT max(id) FROM messages WHERE recipient = $1 AND kind IS NULL GROUP BY sender
+)
 """
 # ``$2`` bounds the count (NULL: no bound) so a quota check reads at most ``quota`` rows.
 UNDELIVERED_SQL: Final = """
@@ -838,6 +852,15 @@ class PostgresStore:
             page = rows[:limit]
             messages = [_message(r) for r in (reversed(page) if newest else page)]
             return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def conversation_heads(self, principal: str, rooms: list[str]) -> list[StoredMessage]:
+        """The newest message of each room in ``rooms`` and of each DM conversation."""
+
+        async def read(conn: Conn) -> list[StoredMessage]:
+            rows = await conn.fetch(HEADS_SQL, principal, rooms)
+            return heads(principal, [_message(r) for r in rows])
 
         return await self._read(read)
 

@@ -76,6 +76,7 @@ from chinwag.storage.base import (
     SearchScope,
     StoredMessage,
     StoreError,
+    heads,
     read_migrations,
 )
 
@@ -192,6 +193,22 @@ SELECT {_COLS} FROM (
 )
 ORDER BY id {{order}}
 LIMIT :n
+"""
+
+# The newest message of each room named and of each DM conversation of :me
+# (a conversation's two directions are two rows here; the caller keeps one).
+HEADS_SQL: Final = f"""
+SELECT {_COLS} FROM messages WHERE id IN (
+    SELECT (SELECT max(id) FROM messages INDEXED BY messages_room
+             WHERE room = j.value AND kind IS NULL)
+      FROM json_each(:rooms) AS j
+    UNION ALL
+    SELECT max(id) FROM messages INDEXED BY messages_pair
+     WHERE sender = :me AND recipient IS NOT NULL AND kind IS NULL GROUP BY recipient
+    UNION ALL
+    SELECT max(id) FROM messages INDEXED BY messages_recipient
+     WHERE recipient = :me AND recipient IS NOT NULL AND kind IS NULL GROUP BY sender
+)
 """
 
 # DMs to the account from others above its highest cursor; ``:cap`` bounds the
@@ -1147,6 +1164,16 @@ class SqliteStore:
             page = rows[:limit]
             messages = [_message(r) for r in (reversed(page) if newest else page)]
             return Page(_with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def conversation_heads(self, principal: str, rooms: list[str]) -> list[StoredMessage]:
+        """The newest message of each room in ``rooms`` and of each DM conversation."""
+        args = {"me": principal, "rooms": json.dumps(rooms)}
+
+        def read(conn: sqlite3.Connection) -> list[StoredMessage]:
+            rows = conn.execute(HEADS_SQL, args).fetchall()
+            return heads(principal, [_message(r) for r in rows])
 
         return await self._read(read)
 

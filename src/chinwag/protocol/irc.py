@@ -1242,7 +1242,7 @@ class IrcServerCodec:
         if len(params) < wanted:
             usage = _CHATHISTORY_USAGE[sub]
             return [self._fail_history("NEED_MORE_PARAMS", sub, f"Usage: CHATHISTORY {usage}")]
-        target, count = params[1], params[wanted - 1]  # TARGETS has no target: unused
+        count = params[wanted - 1]
         if not count.isdigit() or int(count) < 1:
             why = f"The limit is a number from 1 to {MAX_HISTORY_LIMIT}"
             return [self._fail_history("INVALID_PARAMS", count, why)]
@@ -1271,6 +1271,7 @@ class IrcServerCodec:
                     after_ms=low, before_ms=high, limit=limit, newest=first > second, ref=ref
                 )
             ]
+        target = params[1]
         if target.startswith("#"):
             room, with_ = target[1:], None
         else:

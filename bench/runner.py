@@ -836,13 +836,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
     p.add_argument(
         "--only",
-        type=_names((*SCENARIOS, "abuse", "ws", "search", "webload", "nodes")),
+        type=_names((*SCENARIOS, "abuse", "ws", "search", "webload", "nodes", "ircfanout")),
         default=list(SCENARIOS),
         help=f"comma-separated scenarios (default: all of {','.join(SCENARIOS)}); "
         "or abuse alone: the attacks of bench/abuse.py; or ws alone: WebSocket against "
         "TCP fan-out (bench/wsfanout.py); or search alone (bench/search.py); or webload "
         "alone: the web client's time to interactive in Chromium (bench/webload.py); or nodes"
-        " alone: SQLite, PostgreSQL and two PostgreSQL nodes side by side (bench/nodes.py)",
+        " alone: SQLite, PostgreSQL and two PostgreSQL nodes side by side (bench/nodes.py); or "
+        "ircfanout alone: IRC against JSON-lines fan-out (bench/ircfanout.py)",
     )
     p.add_argument(
         "--servers",
@@ -893,6 +894,9 @@ def make_parser() -> argparse.ArgumentParser:
     from bench import nodes
 
     nodes.add_arguments(p)
+    from bench import ircfanout
+
+    ircfanout.add_arguments(p)
     # Tests only: make the baseline misdeliver on purpose, to show the checks catch it.
     p.add_argument("--baseline-fault", choices=["drop", "dup", "reorder"], help=argparse.SUPPRESS)
     return p
@@ -919,6 +923,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench import search
 
         return search.run(args)
+    if "ircfanout" in args.only:
+        if args.only != ["ircfanout"]:
+            parser.error("--only ircfanout runs alone")
+        from bench import ircfanout
+
+        return ircfanout.run(args)
     if "webload" in args.only:
         if args.only != ["webload"]:
             parser.error("--only webload runs alone")

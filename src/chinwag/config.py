@@ -216,6 +216,15 @@ class Settings:
         "seconds between a node's 'alive' on the bus; a node silent for three of them counts"
         " as gone, its users offline (above 0)",
     )
+    # -- IRC completion (issue 19) --
+    irc_multiline_max_lines: int = _s(
+        100, "most lines of one IRC draft/multiline batch (more: FAIL BATCH MULTILINE_MAX_LINES)"
+    )
+    irc_multiline_max_bytes: int = _s(
+        16_000,
+        "most bytes of text in one IRC draft/multiline batch, newlines included"
+        " (more: FAIL BATCH MULTILINE_MAX_BYTES)",
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -417,6 +426,9 @@ def _check_irc(clean: dict[str, Any]) -> None:
         raise SettingsError(
             "setting irc_tls_port (--irc-tls-port) needs TLS: add --tls, or use --irc-port"
         )
+    for name in ("irc_multiline_max_lines", "irc_multiline_max_bytes"):
+        if clean.get(name, 1) < 1:
+            raise SettingsError(f"setting {name} must be at least 1 (a batch of one line)")
 
 
 def _check_store(clean: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from chinwag.protocol.events import (
     Ack,
     CaughtUp,
     Command,
+    Delete,
     Deleted,
     Dm,
     Edited,
@@ -19,15 +20,19 @@ from chinwag.protocol.events import (
     Fatal,
     Hello,
     History,
+    HistoryRange,
     HistoryReply,
+    HistoryTargets,
     Incoming,
     Join,
     Leave,
     ListRooms,
     Message,
     Ok,
+    Outgoing,
     Ping,
     Presence,
+    React,
     Reacted,
     ReadMarker,
     Receipt,
@@ -37,6 +42,8 @@ from chinwag.protocol.events import (
     RoomsReply,
     Say,
     Seen,
+    Typing,
+    TypingNotice,
     Welcome,
     Who,
     WhoMember,
@@ -47,8 +54,10 @@ from chinwag.protocol.irc import (
     MAX_TAGS,
     IrcServerCodec,
     Reply,
+    chinwag_nick,
     escape_tag_value,
     format_message,
+    irc_nick,
     parse_message,
     unescape_tag_value,
 )
@@ -366,7 +375,7 @@ def test_nickserv_register_is_a_register_command() -> None:
     assert wire.startswith(b":NickServ!NickServ@chinwag NOTICE alice :alice is registered")
 
 
-def test_chathistory_latest_and_before_become_history_requests() -> None:
+def test_chathistory_latest_is_history_and_before_the_newest_before_a_point() -> None:
     codec = registered()
     items = commands(
         codec.receive_data(
@@ -379,18 +388,132 @@ def test_chathistory_latest_and_before_become_history_requests() -> None:
         None,
         20,
     )
-    assert isinstance(before, History) and (before.with_, before.before, before.limit) == (
-        "bob",
-        42,
-        100,
-    )
+    assert isinstance(before, HistoryRange)
+    assert (before.with_, before.before, before.newest, before.limit) == ("bob", 42, True, 100)
 
 
-def test_chathistory_subcommands_not_there_yet_get_fail() -> None:
+def test_chathistory_after_around_between_and_latest_after_a_point_are_ranges() -> None:
     codec = registered()
-    items = codec.receive_data(b"CHATHISTORY AFTER #lobby msgid=1 10\r\n")
-    assert b"FAIL CHATHISTORY INVALID_PARAMS AFTER :" in replies(items)
-    assert commands(items) == []
+    lines = [
+        b"CHATHISTORY AFTER #lobby msgid=7 10",
+        b"CHATHISTORY AROUND bob msgid=7 5",
+        b"CHATHISTORY BETWEEN #lobby msgid=3 msgid=9 4",
+        b"CHATHISTORY BETWEEN #lobby msgid=9 msgid=3 4",  # from the later end: nearest 9
+        b"CHATHISTORY LATEST #lobby msgid=7 10",  # the newest after the point
+    ]
+    items = commands(codec.receive_data(b"\r\n".join(lines) + b"\r\n"))
+    shape = [
+        (c.room, c.with_, c.after, c.before, c.limit, c.newest, c.around)
+        for c in items
+        if isinstance(c, HistoryRange)
+    ]
+    assert shape == [
+        ("lobby", None, 7, None, 10, False, None),
+        (None, "bob", 0, None, 5, False, 7),
+        ("lobby", None, 3, 9, 4, False, None),
+        ("lobby", None, 3, 9, 4, True, None),
+        ("lobby", None, 7, None, 10, True, None),
+    ]
+
+
+def test_chathistory_timestamps_are_points_in_ms_of_utc() -> None:
+    codec = registered()
+    t = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    lines = [
+        b"CHATHISTORY AFTER #lobby timestamp=2026-01-01T00:00:00.000Z 5",
+        b"CHATHISTORY BEFORE #lobby timestamp=2026-01-01T00:00:00.250Z 5",
+        b"CHATHISTORY AROUND #lobby timestamp=2026-01-01T01:00:00+01:00 5",
+        b"CHATHISTORY BETWEEN #lobby timestamp=2026-01-01T00:00:01Z"
+        b" timestamp=2026-01-01T00:00:00Z 5",
+        b"CHATHISTORY LATEST #lobby timestamp=2026-01-01T00:00:00 5",  # no zone: UTC
+    ]
+    items = commands(codec.receive_data(b"\r\n".join(lines) + b"\r\n"))
+    shape = [
+        (c.after_ms, c.before_ms, c.around_ms, c.newest)
+        for c in items
+        if isinstance(c, HistoryRange) and c.after == 0 and c.before is None
+    ]
+    assert shape == [
+        (t, None, None, False),
+        (0, t + 250, None, True),
+        (0, None, t, False),
+        (t, t + 1000, None, True),
+        (t, None, None, True),
+    ]
+
+
+def test_chathistory_targets_lists_conversations_oldest_first_in_a_batch() -> None:
+    codec = registered("batch")
+    line = b"CHATHISTORY TARGETS timestamp=2026-01-01T00:00:01Z timestamp=2026-01-01T00:00:00Z 3"
+    (req,) = commands(codec.receive_data(line + b"\r\n"))
+    t = 1_767_225_600_000
+    assert isinstance(req, HistoryTargets)
+    assert (req.after_ms, req.before_ms, req.limit, req.newest) == (t, t + 1000, 3, True)
+    heads = (
+        Message(id=4, ts_ms=t + 100, sender="bob", room="den", body="x"),
+        Message(id=7, ts_ms=t + 200, sender="alice", to="7of9", body="y"),
+        Message(id=9, ts_ms=t + 300, sender="carl", to="alice", body="z"),
+    )
+    wire = codec.render(Results(q="", messages=heads, more=False, ref=req.ref))
+    lines = [parse_message(x.decode()) for x in wire.split(b"\r\n")[:-1]]
+    assert [(m.command, m.params[1:]) for m in lines if m is not None] == [
+        ("BATCH", ("draft/chathistory-targets",)),
+        ("CHATHISTORY", ("#den", "2026-01-01T00:00:00.100Z")),
+        ("CHATHISTORY", ("`7of9", "2026-01-01T00:00:00.200Z")),
+        ("CHATHISTORY", ("carl", "2026-01-01T00:00:00.300Z")),
+        ("BATCH", ()),
+    ]
+    assert codec.render(Results(q="x", messages=heads, more=False)) == b""  # not asked
+
+
+def test_chathistory_limits_and_bad_points_get_fail_saying_what_is_expected() -> None:
+    codec = registered()
+    (big,) = commands(codec.receive_data(b"CHATHISTORY AFTER #lobby msgid=1 101\r\n"))
+    assert isinstance(big, HistoryRange) and big.limit == 100  # ISUPPORT CHATHISTORY=100
+    (edge,) = commands(codec.receive_data(b"CHATHISTORY AFTER #lobby msgid=1 1\r\n"))
+    assert isinstance(edge, HistoryRange) and edge.limit == 1
+    refused = {
+        b"CHATHISTORY AFTER #lobby msgid=1 0": b"FAIL CHATHISTORY INVALID_PARAMS 0 :The limit",
+        b"CHATHISTORY AFTER #lobby msgid=1 ten": b"INVALID_PARAMS ten :The limit",
+        b"CHATHISTORY AFTER #lobby timestamp=yesterday 5": b"INVALID_PARAMS timestamp=yesterday",
+        b"CHATHISTORY BETWEEN #lobby msgid=1 timestamp=2026-01-01T00:00:00Z 5": b"one kind",
+        b"CHATHISTORY BEFORE #lobby * 5": b"INVALID_PARAMS * :Point to a message by msgid",
+        b"CHATHISTORY AFTER #lobby id=3 5": b"INVALID_PARAMS id=3 :Point to a message",
+        b"CHATHISTORY BETWEEN #lobby msgid=1 5": b"FAIL CHATHISTORY NEED_MORE_PARAMS BETWEEN",
+        b"CHATHISTORY TARGETS timestamp=a timestamp=b 5": b"INVALID_PARAMS timestamp=a :Point",
+        b"CHATHISTORY TARGETS msgid=1 timestamp=2026-01-01T00:00:00Z 5": b"two timestamps",
+        b"CHATHISTORY FROB #lobby 5": b"INVALID_PARAMS FROB :",
+    }
+    for line, answer in refused.items():
+        items = codec.receive_data(line + b"\r\n")
+        assert commands(items) == [] and answer in replies(items), line
+
+
+def test_a_chathistory_target_one_may_not_see_reads_as_an_empty_history() -> None:
+    codec = registered("batch")
+
+    def shape(wire: bytes) -> list[tuple[str, tuple[str, ...]]]:
+        """The lines without the batch id (which differs between any two batches)."""
+        lines = [parse_message(line.decode()) for line in wire.split(b"\r\n")[:-1]]
+        return [(m.command, m.params[1:]) for m in lines if m is not None]
+
+    (req,) = commands(codec.receive_data(b"CHATHISTORY AFTER #empty msgid=1 10\r\n"))
+    empty = shape(codec.render(HistoryReply(room="empty", messages=(), more=False, ref=req.ref)))
+    assert empty == [("BATCH", ("chathistory", "#empty")), ("BATCH", ())]
+    for code, target in (("not_member", "#empty"), ("bad_room", "#empty"), ("no_such_user", "x")):
+        line = f"CHATHISTORY AFTER {target} msgid=1 10\r\n".encode()
+        (req,) = commands(codec.receive_data(line))
+        wire = codec.render(Error(code=code, message="no", ref=req.ref))
+        assert shape(wire) == [("BATCH", ("chathistory", target)), ("BATCH", ())]
+
+
+def test_draft_chathistory_is_offered_and_msgid_is_the_only_reference_type() -> None:
+    codec = IrcServerCodec()
+    assert b"draft/chathistory" in replies(codec.receive_data(b"CAP LS 302\r\n"))
+    codec.receive_data(b"CAP REQ :draft/chathistory batch\r\nNICK alice\r\nUSER a 0 * :A\r\n")
+    (hello,) = commands(codec.receive_data(b"CAP END\r\n"))
+    wire = codec.render(replace(WELCOME, ref=hello.ref))
+    assert b" CHATHISTORY=100 MSGREFTYPES=msgid,timestamp " in wire
 
 
 def test_unknown_commands_get_421() -> None:
@@ -531,12 +654,12 @@ def test_a_join_asks_for_the_names_of_the_room() -> None:
     assert wire.startswith(b":chinwag 353 alice = #lobby :alice bob\r\n")
 
 
-def test_mode_topic_and_whois_are_answered_read_only() -> None:
+def test_mode_and_topic_are_answered_read_only() -> None:
     codec = registered()
     wire = replies(
         codec.receive_data(
             b"MODE #lobby\r\nMODE #lobby b\r\nMODE alice\r\nTOPIC #lobby\r\n"
-            b"TOPIC #lobby :new\r\nMODE #lobby +k key\r\nWHOIS bob\r\n"
+            b"TOPIC #lobby :new\r\nMODE #lobby +k key\r\n"
         )
     )
     assert wire.split(b"\r\n")[:-1] == [
@@ -546,7 +669,6 @@ def test_mode_topic_and_whois_are_answered_read_only() -> None:
         b":chinwag 331 alice #lobby :No topic is set (topics are not there yet)",
         b":chinwag 482 alice #lobby :Setting a topic is not there yet on chinwag",
         b":chinwag 482 alice #lobby :Changing channel modes is not there yet on chinwag",
-        b":chinwag 318 alice bob :End of /WHOIS list (WHOIS details are not there yet)",
     ]
 
 
@@ -568,8 +690,8 @@ def test_lines_the_codec_answers_carry_the_label_too() -> None:
     assert replies(codec.receive_data(b"@label=c CAP END\r\n")) == b"@label=c :chinwag ACK\r\n"
     single = replies(codec.receive_data(b"@label=d MODE #lobby\r\n"))
     assert single == b"@label=d :chinwag 324 alice #lobby +nt\r\n"
-    several = replies(codec.receive_data(b"@label=e WHOIS a b\r\n"))
-    assert several.startswith(b"@label=e :chinwag 318 ")
+    several = replies(codec.receive_data(b"@label=e NAMES\r\n"))
+    assert several.startswith(b"@label=e :chinwag 366 ")
     ignored = replies(codec.receive_data(b"@label=f JOIN #lobby\r\n"))  # joined already
     assert ignored == b"@label=f :chinwag ACK\r\n"
 
@@ -696,20 +818,289 @@ def test_edits_and_deletions_reach_irc_as_notices_from_their_author() -> None:
     codec = registered("message-tags")
     edited = Edited(id=9, ts_ms=0, target=4, sender="bob", room="lobby", body="fixed text")
     assert codec.render(edited) == (
-        b"@msgid=9 :bob!bob@chinwag NOTICE #lobby :(edited message 4) fixed text\r\n"
+        b"@msgid=9;+draft/reply=4 :bob!bob@chinwag NOTICE #lobby :(edited message 4) fixed text\r\n"
     )
     deleted = Deleted(id=10, ts_ms=0, target=5, by="bob", to="alice")
     assert codec.render(deleted) == (
-        b"@msgid=10 :bob!bob@chinwag NOTICE alice :(deleted message 5)\r\n"
+        b"@msgid=10;+draft/reply=5 :bob!bob@chinwag NOTICE alice :(deleted message 5)\r\n"
+    )
+    assert registered().render(deleted) == (
+        b":bob!bob@chinwag NOTICE alice :(deleted message 5)\r\n"
     )
 
 
-def test_reactions_read_markers_receipts_and_results_are_not_sent_to_irc_yet() -> None:
+def test_with_message_redaction_a_deletion_is_redact_from_who_deleted() -> None:
+    codec = registered("draft/message-redaction")
+    room = Deleted(id=10, ts_ms=0, target=5, by="bob", room="lobby")
+    assert codec.render(room) == b":bob!bob@chinwag REDACT #lobby 5\r\n"
+    mine = Deleted(id=11, ts_ms=0, target=6, by="alice", to="bob")
+    assert codec.render(mine) == b":alice!alice@chinwag REDACT bob 6\r\n"
+
+
+def test_redact_is_a_delete_and_its_refusals_use_the_redaction_codes() -> None:
+    codec = registered("draft/message-redaction echo-message")
+    (delete,) = commands(codec.receive_data(b"REDACT #lobby 42 :typo\r\n"))
+    assert isinstance(delete, Delete) and delete.id == 42
+    # Done: echoed at once (before anything asked later), and the hub's copy is not shown.
+    echo = codec.render(Ack(id=50, ts_ms=0, ref=delete.ref))
+    assert echo == b":alice!alice@chinwag REDACT #lobby 42 typo\r\n"
+    copy = Deleted(id=50, ts_ms=0, target=42, by="alice", room="lobby")
+    assert codec.shared([copy]) is None and codec.render(copy) == b""
+    assert codec.render(replace(copy, id=51)) != b""  # only once
+    plain = registered("echo-message")
+    (delete,) = commands(plain.receive_data(b"REDACT #lobby 42\r\n"))
+    assert plain.render(Ack(id=50, ts_ms=0, ref=delete.ref)) == b""  # the NOTICE copy will come
+    items = codec.receive_data(b"REDACT #elsewhere 42\r\n")
+    assert commands(items) == [] and b"FAIL REDACT INVALID_TARGET #elsewhere" in replies(items)
+    for code, reason in (("forbidden", b"REDACT_FORBIDDEN"), ("not_found", b"UNKNOWN_MSGID")):
+        (delete,) = commands(codec.receive_data(b"REDACT #lobby 42\r\n"))
+        wire = codec.render(Error(code=code, message="no", ref=delete.ref))
+        assert wire == b":chinwag FAIL REDACT " + reason + b" #lobby 42 no\r\n"
+    items = codec.receive_data(b"REDACT #lobby\r\nREDACT #lobby abc\r\n")
+    assert commands(items) == []
+    assert b"FAIL REDACT NEED_MORE_PARAMS" in replies(items)
+    assert b"FAIL REDACT UNKNOWN_MSGID #lobby abc" in replies(items)
+
+
+def test_a_react_tagmsg_is_a_react_and_reactions_reach_irc_as_react_tagmsgs() -> None:
+    codec = registered("message-tags")
+    line = "@+draft/react=👍;+draft/reply=42 TAGMSG #lobby\r\n".encode()
+    (react,) = commands(codec.receive_data(line))
+    assert isinstance(react, React) and (react.id, react.emoji, react.on) == (42, "👍", True)
+    line = "@+draft/unreact=👍;+draft/reply=42 TAGMSG #lobby\r\n".encode()
+    (unreact,) = commands(codec.receive_data(line))
+    assert isinstance(unreact, React) and not unreact.on
+    bad = codec.receive_data("@+draft/react=👍 TAGMSG #lobby\r\n".encode())
+    assert commands(bad) == [] and b"FAIL TAGMSG INVALID_PARAMS #lobby" in replies(bad)
+    (typing,) = commands(codec.receive_data(b"@+typing=active TAGMSG bob\r\n"))
+    assert isinstance(typing, Typing) and typing.to == "bob"
+    assert codec.receive_data(b"@+other=1 TAGMSG #lobby\r\n") == []  # not relayed
+    on = Reacted(id=12, ts_ms=0, target=4, sender="bob", room="lobby", emoji="👍", on=True)
+    assert codec.render(on) == (
+        "@msgid=12;+draft/react=👍;+draft/reply=4 :bob!bob@chinwag TAGMSG #lobby\r\n".encode()
+    )
+    off = replace(on, id=13, on=False)
+    assert b"+draft/unreact=" in codec.render(off)
+    assert registered().render(on) == b""  # plain IRC cannot carry a reaction
+
+
+def test_account_tag_names_the_account_of_a_message_and_never_a_guest() -> None:
+    codec = registered("account-tag")
+    account = Message(id=1, ts_ms=0, sender="bob", room="lobby", body="hi", account=True)
+    guest = Message(id=2, ts_ms=0, sender="guest1", room="lobby", body="hi")
+    assert codec.render(account) == b"@account=bob :bob!bob@chinwag PRIVMSG #lobby hi\r\n"
+    assert codec.render(guest) == b":guest1!guest1@chinwag PRIVMSG #lobby hi\r\n"
+    assert registered().render(account) == b":bob!bob@chinwag PRIVMSG #lobby hi\r\n"
+
+
+def test_read_markers_receipts_and_results_are_not_sent_to_irc_yet() -> None:
     codec = registered()
     for event in (
-        Reacted(id=11, ts_ms=0, target=4, sender="bob", room="lobby", emoji="👍", on=True),
         ReadMarker(room="lobby", upto=11),
         Receipt(with_="bob", upto=11, state="read"),
         Results(q="x", messages=(), more=False),
     ):
         assert codec.render(event) == b""
+
+
+def test_a_nick_change_is_refused_with_447_saying_why_for_accounts_and_guests() -> None:
+    account = registered()  # WELCOME is an account's
+    assert account.receive_data(b"NICK ALICE\r\n") == []  # the nick one has: nothing
+    wire = replies(account.receive_data(b"NICK bob\r\n"))
+    assert wire.startswith(b":chinwag 447 alice bob :Your nick is your account's name")
+    guest = IrcServerCodec()
+    (hello,) = commands(guest.receive_data(b"NICK gus\r\nUSER gus 0 * :Gus\r\n"))
+    guest.render(replace(WELCOME, nick="gus", account=False, ref=hello.ref))
+    wire = replies(guest.receive_data(b"NICK gustav\r\n"))
+    assert wire.startswith(b":chinwag 447 gus gustav :A guest's nick is fixed")
+    assert b" 431 " in replies(guest.receive_data(b"NICK\r\n"))
+    before = IrcServerCodec()
+    assert b" 431 * :No nickname given" in replies(before.receive_data(b"NICK :\r\n"))
+    assert guest.nick == "gus" and account.nick == "alice"
+
+
+def test_nicks_irc_cannot_start_with_are_carried_with_a_backtick_and_back() -> None:
+    for nick in ("7of9", "-dash", "0", "-"):
+        assert irc_nick(nick) == "`" + nick and chinwag_nick(irc_nick(nick)) == nick
+    for nick in ("alice", "_x", "été", "a7", "`alice", "`"):
+        assert irc_nick(nick) == nick and chinwag_nick(nick) == nick  # no change either way
+    codec = registered("message-tags")
+    dm = Message(id=3, ts_ms=0, sender="7of9", to="alice", body="hi", account=True)
+    assert codec.render(dm) == b"@msgid=3 :`7of9!`7of9@chinwag PRIVMSG alice hi\r\n"
+    (out,) = commands(codec.receive_data(b"PRIVMSG `7of9 :hello\r\n"))
+    assert isinstance(out, Dm) and out.to == "7of9"
+    guest = IrcServerCodec()
+    refused = replies(guest.receive_data(b"NICK 8ball\r\n"))
+    assert b" 432 * 8ball :" in refused and b"(chinwag's nick 8ball is `8ball on IRC)" in refused
+    (hello,) = commands(guest.receive_data(b"NICK `8ball\r\nUSER e 0 * :E\r\n"))
+    assert isinstance(hello, Hello) and hello.nick == "8ball"
+    wire = guest.render(replace(WELCOME, nick="8ball", account=False, ref=hello.ref))
+    assert b" 001 `8ball :" in wire and b":`8ball!`8ball@chinwag JOIN #lobby" in wire
+
+
+def test_whois_looks_in_the_asker_s_channels_and_answers_with_the_last_list() -> None:
+    codec = registered()
+    (join,) = commands(codec.receive_data(b"JOIN #den\r\n"))
+    codec.render(Ok(ref=join.ref))
+    codec.followups = []
+    lobby, den = commands(codec.receive_data(b"WHOIS `7of9\r\n"))
+    assert isinstance(lobby, Who) and isinstance(den, Who)
+    assert {lobby.room, den.room} == {"den", "lobby"}
+    seven = WhoMember(nick="7of9", account=True, bot=True)
+    first = codec.render(WhoReply(room=den.room, users=(seven,), truncated=False, ref=den.ref))
+    assert first == b""  # the answer comes with the last list
+    others = WhoReply(
+        room=lobby.room, users=(WhoMember(nick="bob", account=False),), truncated=False
+    )
+    wire = codec.render(replace(others, ref=lobby.ref))
+    lines = [parse_message(line.decode()) for line in wire.split(b"\r\n")[:-1]]
+    assert [(m.command, m.params[1:]) for m in lines if m is not None] == [
+        ("311", ("`7of9", "`7of9", "chinwag", "*", "`7of9")),
+        ("312", ("`7of9", "chinwag", "chinwag")),
+        ("330", ("`7of9", "`7of9", "is logged in as")),
+        ("335", ("`7of9", "is a bot")),
+        ("318", ("`7of9", "End of /WHOIS list")),
+    ]
+    lobby, den = commands(codec.receive_data(b"WHOIS stranger\r\n"))
+    codec.render(replace(others, ref=lobby.ref))
+    wire = codec.render(Error(code="not_member", message="left", ref=den.ref))
+    assert b" 401 alice stranger :No such nick in a channel with you" in wire
+    assert wire.endswith(b" 318 alice stranger :End of /WHOIS list\r\n")
+    assert b" 431 " in replies(codec.receive_data(b"WHOIS\r\n"))
+
+
+# --- draft/multiline ------------------------------------------------------------------------
+
+
+def multiline(lines: list[str], target: str = "#lobby", ref: str = "m1") -> bytes:
+    inner = "".join(f"@batch={ref} PRIVMSG {target} :{line}\r\n" for line in lines)
+    return f"BATCH +{ref} draft/multiline {target}\r\n{inner}BATCH -{ref}\r\n".encode()
+
+
+def test_a_multiline_batch_is_one_message_and_concat_joins_without_a_newline() -> None:
+    codec = registered("batch draft/multiline")
+    wire = (
+        b"@label=x BATCH +b1 draft/multiline #lobby\r\n"
+        b"@batch=b1 PRIVMSG #lobby :first line\r\n"
+        b"@batch=b1 PRIVMSG #lobby :\r\n"
+        b"@batch=b1 PRIVMSG #lobby :second \r\n"
+        b"@batch=b1;draft/multiline-concat PRIVMSG #lobby :half\r\n"
+        b"BATCH -b1\r\n"
+    )
+    (say,) = commands(codec.receive_data(wire))
+    assert isinstance(say, Say) and (say.room, say.body) == ("lobby", "first line\n\nsecond half")
+    (dm,) = commands(codec.receive_data(multiline(["a", "b"], target="bob")))
+    assert isinstance(dm, Dm) and (dm.to, dm.body) == ("bob", "a\nb")
+
+
+def test_multiline_limits_refuse_the_whole_batch_at_their_edge() -> None:
+    def codec() -> IrcServerCodec:
+        c = IrcServerCodec(multiline_max_lines=3, multiline_max_bytes=11)
+        c.receive_data(b"CAP LS 302\r\nCAP REQ :batch draft/multiline\r\n")
+        (hello,) = commands(c.receive_data(b"NICK alice\r\nUSER a 0 * :A\r\nCAP END\r\n"))
+        c.render(replace(WELCOME, ref=hello.ref))
+        return c
+
+    assert b"draft/multiline=max-bytes=11,max-lines=3" in replies(
+        IrcServerCodec(multiline_max_lines=3, multiline_max_bytes=11).receive_data(
+            b"CAP LS 302\r\n"
+        )
+    )
+    (at_edge,) = commands(
+        codec().receive_data(multiline(["abc", "def", "g"]))
+    )  # 3 lines, 9+2 bytes
+    assert isinstance(at_edge, Say) and at_edge.body == "abc\ndef\ng"
+    items = codec().receive_data(multiline(["a", "b", "c", "d"]))
+    assert commands(items) == [] and b"FAIL BATCH MULTILINE_MAX_LINES 3 :" in replies(items)
+    items = codec().receive_data(multiline(["abcdef", "ghijk"]))  # 6 + 1 + 5 = 12 bytes
+    assert commands(items) == [] and b"FAIL BATCH MULTILINE_MAX_BYTES 11 :" in replies(items)
+    c = codec()
+    items = c.receive_data(
+        b"BATCH +z draft/multiline #lobby\r\n@batch=z PRIVMSG #other :x\r\nBATCH -z\r\n"
+    )
+    assert commands(items) == [] and b"FAIL BATCH MULTILINE_INVALID_TARGET" in replies(items)
+    (after,) = commands(c.receive_data(multiline(["fine"])))  # the next batch is its own
+    assert isinstance(after, Say) and after.body == "fine"
+    junk = c.receive_data(b"BATCH +q netsplit\r\n@batch=nope PRIVMSG #lobby :x\r\nBATCH -q\r\n")
+    assert commands(junk) == []
+    assert replies(junk).count(b"FAIL BATCH") == 3
+    empty = c.receive_data(multiline([" "]))
+    assert b"FAIL BATCH MULTILINE_INVALID" in replies(empty) and commands(empty) == []
+
+
+def test_a_body_of_several_lines_is_one_multiline_batch_where_negotiated() -> None:
+    msg = Message(id=42, ts_ms=0, sender="bob", room="lobby", body="one\n\n" + "é" * 300)
+    wire = registered("message-tags draft/multiline").render(msg)
+    lines = [parse_message(line.decode()) for line in wire.split(b"\r\n")[:-1]]
+    shape = [(m.command, m.params[-1][:6], dict(m.tags)) for m in lines if m is not None]
+    assert shape == [
+        ("BATCH", "#lobby", {"msgid": "42"}),
+        ("PRIVMSG", "one", {"batch": "ml42"}),
+        ("PRIVMSG", "", {"batch": "ml42"}),
+        ("PRIVMSG", "é" * 6, {"batch": "ml42"}),
+        ("PRIVMSG", "é" * 6, {"batch": "ml42", "draft/multiline-concat": ""}),
+        ("BATCH", "-ml42", {}),
+    ]
+    assert (
+        shape[0][1] == "#lobby"
+        and lines[0] is not None
+        and lines[0].params[:2]
+        == (
+            "+ml42",
+            "draft/multiline",
+        )
+    )
+    plain = registered("message-tags").render(msg)  # without: one PRIVMSG per piece
+    assert plain.count(b"PRIVMSG") == 4 and b"BATCH" not in plain
+
+
+# --- shared fan-out rendering (one rendering per set of tag capabilities) ---------------
+
+
+def test_fan_out_lines_are_shared_by_clients_with_the_same_tag_caps_and_read_the_same() -> None:
+    events: list[Outgoing] = [
+        Message(id=7, ts_ms=1_700_000_000_123, sender="bob", room="lobby", body="one\ntwo"),
+        Message(id=8, ts_ms=0, sender="bob", to="carl", body="a dm"),
+        Presence(room="lobby", nick="bob", event="join"),
+        TypingNotice(sender="bob", room="lobby"),
+        Edited(id=9, ts_ms=0, target=7, sender="bob", room="lobby", body="fixed"),
+        Deleted(id=10, ts_ms=0, target=7, by="bob", room="lobby"),
+    ]
+    for caps in ("", "server-time", "message-tags", "server-time message-tags batch"):
+        first, second = registered(caps), registered(caps + " echo-message")
+        renderer = first.shared(events)
+        assert renderer is not None and renderer is second.shared(events)
+        for event in events:  # what a client alone would have been sent, byte for byte
+            assert renderer(event) == registered(caps).render(event)
+    assert registered("server-time").shared(events) is not registered("message-tags").shared(events)
+
+
+def test_a_shared_frame_counts_as_sent_for_the_cursor_ping() -> None:
+    codec = registered()
+    message = Message(id=41, ts_ms=0, sender="bob", room="lobby", body="hi")
+    assert codec.shared([message]) is not None
+    wire = codec.render(CaughtUp(missed=1, rooms={"lobby": 1}, dms={}, truncated=False))
+    assert wire.endswith(b"PING seen-41\r\n")
+
+
+def test_lines_that_read_differently_for_this_client_are_not_shared() -> None:
+    codec = registered("batch")
+    (say,) = commands(codec.receive_data(b"PRIVMSG #lobby :mine\r\n"))
+    assert isinstance(say, Say)
+    own = Message(id=5, ts_ms=0, sender="alice", room="lobby", body="mine", cid=say.cid)
+    not_shared: list[Outgoing] = [
+        own,  # the hub's copy of what this connection sent: not shown again
+        Message(id=6, ts_ms=0, sender="bob", room="lobby", body="old", replay=True),
+        Presence(room="lobby", nick="alice", event="join"),  # one's own
+        TypingNotice(sender="bob", to="alice"),
+        Edited(id=9, ts_ms=0, target=4, sender="bob", to="alice", body="dm edit"),
+        Ok(ref="i1"),
+    ]
+    plain = Message(id=7, ts_ms=0, sender="bob", room="lobby", body="hi")
+    for event in not_shared:
+        assert codec.shared([plain, event]) is None, event
+    assert codec.render(own) == b""
+    assert registered().shared([plain]) is not None
+    welcome_pending = IrcServerCodec()
+    welcome_pending.receive_data(b"NICK bob\r\nUSER bob 0 * :Bob\r\n")
+    assert welcome_pending.shared([plain]) is None  # lines before 001 are held, not shared

@@ -172,6 +172,14 @@ def test_the_hard_line_limit_is_at_least_irc_s_own_limits() -> None:
         build(None, ["irc_hard_line_limit=4607"])
 
 
+def test_multiline_limits_are_settings_of_at_least_one() -> None:
+    one = build(None, ["irc_multiline_max_lines=1", "irc_multiline_max_bytes=1"])
+    assert (one.irc_multiline_max_lines, one.irc_multiline_max_bytes) == (1, 1)
+    for name in ("irc_multiline_max_lines", "irc_multiline_max_bytes"):
+        with pytest.raises(SettingsError, match=f"{name} must be at least 1"):
+            build(None, [f"{name}=0"])
+
+
 # --- one chat, two protocols --------------------------------------------------------------
 
 
@@ -215,6 +223,244 @@ async def test_an_irc_and_a_json_client_chat_in_the_lobby_and_by_dm(tmp_path: Pa
         second, _ = await bob.until(privmsg)
         assert [first.params[1], second.params[1]] == ["line one", "line two"]
         assert first.tags["msgid"] == second.tags["msgid"]
+
+
+async def test_a_burst_reaches_irc_clients_of_different_caps_each_in_its_own_form(
+    tmp_path: Path,
+) -> None:
+    # Fan-out renders once per set of tag capabilities: each client must still get
+    # exactly its own form, whoever shares it, and its own message only as the echo.
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        plain = await irc(made, irc_port)
+        await plain.register("carl")
+        tagged: list[IrcPeer] = []
+        for nick in ("dave", "erin"):
+            peer = await irc(made, irc_port)
+            await peer.send("CAP LS 302", "CAP REQ :message-tags server-time echo-message")
+            await peer.register(nick, "CAP END")
+            tagged.append(peer)
+        await ann.send(type="who", room="lobby", ref="w")
+        while len((await ann.recv_type("who"))["users"]) < 4:
+            await ann.send(type="who", room="lobby", ref="w")
+        bodies = [f"burst {i}" for i in range(5)]
+        for i, body in enumerate(bodies):
+            await ann.send(type="say", room="lobby", body=body, cid=f"b{i}")
+        ids = [(await ann.recv_type("ack"))["id"] for _ in bodies]
+        await tagged[0].send("PRIVMSG #lobby :from dave")
+        for peer in (plain, *tagged):
+            got = [(await peer.until(privmsg))[0] for _ in range(6)]
+            assert [m.params for m in got] == [
+                *(("#lobby", b) for b in bodies),
+                ("#lobby", "from dave"),
+            ]
+            assert got[-1].source == "dave!dave@chinwag"
+            if peer is plain:
+                assert all(not m.tags for m in got)
+            else:
+                assert [m.tags["msgid"] for m in got[:5]] == [str(i) for i in ids]
+                assert all(m.tags["time"].endswith("Z") for m in got)
+        await tagged[0].send("PING :after")  # the echo was the only copy dave got
+        _, between = await tagged[0].until(lambda m: m.command == "PONG")
+        assert not any(privmsg(m) for m in between)
+
+
+async def test_chathistory_after_around_between_and_latest_over_a_real_socket(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        await ann.send(type="join", room="secret", ref="j")
+        await ann.recv_type("ok")
+        ids: list[int] = []
+        for i in range(9):
+            await ann.send(type="say", room="lobby", body=f"m{i}", cid=f"c{i}")
+            ids.append((await ann.recv_type("ack"))["id"])
+        await ann.send(type="say", room="secret", body="not for bob", cid="s")
+        await ann.recv_type("ack")
+        bob = await irc(made, irc_port)
+        await bob.send("CAP LS 302", "CAP REQ :batch message-tags draft/chathistory")
+        await bob.register("bob", "CAP END")
+
+        async def page(line: str) -> list[str]:
+            await bob.send(line)
+            await bob.until(lambda m: m.command == "BATCH" and m.params[0].startswith("+"))
+            end, inside = await bob.until(lambda m: m.command == "BATCH")
+            assert end.params[0].startswith("-")
+            return [m.tags["msgid"] for m in inside if privmsg(m)]
+
+        want = [str(i) for i in ids]
+        assert await page(f"CHATHISTORY AFTER #lobby msgid={ids[2]} 3") == want[3:6]
+        assert await page(f"CHATHISTORY AROUND #lobby msgid={ids[4]} 3") == want[3:6]
+        assert (
+            await page(f"CHATHISTORY BETWEEN #lobby msgid={ids[1]} msgid={ids[7]} 2") == (want[2:4])
+        )
+        assert (
+            await page(f"CHATHISTORY BETWEEN #lobby msgid={ids[7]} msgid={ids[1]} 2") == (want[5:7])
+        )
+        assert await page(f"CHATHISTORY LATEST #lobby msgid={ids[5]} 2") == want[7:9]
+        assert await page(f"CHATHISTORY LATEST #lobby msgid={ids[8]} 5") == []
+        # Timestamps as points: long before all of them, and long after.
+        assert (
+            await page("CHATHISTORY AFTER #lobby timestamp=2000-01-01T00:00:00.000Z 2")
+            == (want[:2])
+        )
+        assert (
+            await page("CHATHISTORY BEFORE #lobby timestamp=2999-01-01T00:00:00.000Z 2")
+            == (want[7:])
+        )
+        # A room bob is not in reads like one that does not exist: nothing.
+        assert await page("CHATHISTORY AFTER #secret msgid=1 10") == []
+        assert await page("CHATHISTORY AFTER #nowhere msgid=1 10") == []
+        await bob.send("PRIVMSG ann :one", "PRIVMSG ann :two")
+        dms: list[str] = []
+        while len(dms) < 2:  # her own copies of her room messages come first
+            got = await ann.recv_type("message")
+            if got["from"] == "bob":
+                dms.append(str(got["id"]))
+        assert await page("CHATHISTORY AFTER ann msgid=1 10") == dms
+        assert await page("CHATHISTORY AFTER nobody msgid=1 10") == []
+        # TARGETS: the lobby (last active before the DMs), then ann; not #secret.
+        await bob.send(
+            "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00Z timestamp=2999-01-01T00:00:00Z 10"
+        )
+        await bob.until(lambda m: m.command == "BATCH")
+        _, targets = await bob.until(lambda m: m.command == "BATCH")
+        assert [m.params[1] for m in targets] == ["#lobby", "ann"]
+
+
+async def test_redaction_reactions_and_account_tag_cross_between_irc_and_json(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "ann", "correct horse")
+        caps = "message-tags account-tag draft/message-redaction echo-message"
+        ann = await irc(made, irc_port)
+        token = base64.b64encode(b"\0ann\0correct horse").decode()
+        await ann.send("CAP LS 302", f"CAP REQ :sasl {caps}", "AUTHENTICATE PLAIN")
+        await ann.command("AUTHENTICATE")
+        await ann.send(f"AUTHENTICATE {token}")
+        await ann.register("ann", "CAP END")
+        guest = await irc(made, irc_port)
+        await guest.send("CAP LS 302", f"CAP REQ :{caps}")
+        await guest.register("gus", "CAP END")
+        cat = await json_peer(made, json_port)
+        await cat.hello("cat")
+
+        await ann.send("PRIVMSG #lobby :typo")
+        echo, _ = await ann.until(privmsg)
+        heard, _ = await guest.until(privmsg)
+        assert heard.tags["account"] == "ann" and echo.tags["account"] == "ann"
+        msgid = heard.tags["msgid"]
+        await guest.send("PRIVMSG #lobby :from a guest")
+        own, _ = await guest.until(privmsg)
+        from_guest, _ = await ann.until(privmsg)
+        assert "account" not in from_guest.tags and "account" not in own.tags
+
+        await cat.send(type="react", id=int(msgid), emoji="🎉", ref="r")
+        reaction = await ann.command("TAGMSG")
+        assert reaction.source == "cat!cat@chinwag" and reaction.params == ("#lobby",)
+        assert (reaction.tags["+draft/react"], reaction.tags["+draft/reply"]) == ("🎉", msgid)
+        await guest.send(f"@+draft/react=👍;+draft/reply={msgid} TAGMSG #lobby")
+        while (got := await cat.recv_type("reacted"))["from"] != "gus":
+            pass
+        assert (got["target"], got["emoji"], got["on"]) == (int(msgid), "👍", True)
+
+        await guest.send(f"REDACT #lobby {msgid}")  # not his: refused, nothing deleted
+        refused = await guest.command("FAIL")
+        assert refused.params[:4] == ("REDACT", "REDACT_FORBIDDEN", "#lobby", msgid)
+        await ann.send(f"REDACT #lobby {msgid} :typo")
+        redacted = await guest.command("REDACT")
+        assert redacted.source == "ann!ann@chinwag" and redacted.params == ("#lobby", msgid)
+        deleted = await cat.recv_type("deleted")
+        assert (deleted["target"], deleted["by"]) == (int(msgid), "ann")
+
+
+async def test_a_multiline_batch_is_one_message_for_json_and_irc_readers(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running(tmp_path, irc_multiline_max_lines=3) as (json_port, irc_port),
+        clients() as made,
+    ):
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        caps = "batch message-tags draft/multiline echo-message labeled-response"
+        bob, cat = await irc(made, irc_port), await irc(made, irc_port)
+        for peer, nick in ((bob, "bob"), (cat, "cat")):
+            await peer.send("CAP LS 302", f"CAP REQ :{caps}")
+            await peer.register(nick, "CAP END")
+        await bob.send(
+            "@label=L1 BATCH +x draft/multiline #lobby",
+            "@batch=x PRIVMSG #lobby :roses are red",
+            "@batch=x PRIVMSG #lobby :violets ",
+            "@batch=x;draft/multiline-concat PRIVMSG #lobby :are blue",
+            "BATCH -x",
+        )
+        got = await ann.recv_type("message")
+        assert got["body"] == "roses are red\nviolets are blue"
+        start, _ = await cat.until(lambda m: m.command == "BATCH")
+        assert start.params[1:] == ("draft/multiline", "#lobby")
+        assert start.tags["msgid"] == str(got["id"])
+        _, inside = await cat.until(lambda m: m.command == "BATCH")
+        assert [m.params[1] for m in inside] == ["roses are red", "violets are blue"]
+        echo, _ = await bob.until(lambda m: m.command == "BATCH")
+        assert echo.tags["label"] == "L1" and echo.tags["msgid"] == str(got["id"])
+        await bob.send(
+            "BATCH +y draft/multiline #lobby",
+            *(f"@batch=y PRIVMSG #lobby :line {i}" for i in range(4)),
+            "BATCH -y",
+            "PING :after",
+        )
+        refused = await bob.command("FAIL")
+        assert refused.params[:3] == ("BATCH", "MULTILINE_MAX_LINES", "3")
+        _, between = await bob.until(lambda m: m.command == "PONG")
+        assert not any(privmsg(m) for m in between)  # nothing of it was sent
+
+
+async def test_a_nick_starting_with_a_digit_crosses_to_irc_with_a_backtick(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        seven = await json_peer(made, json_port)
+        await seven.hello("7of9")
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        await bob.send("NAMES #lobby")
+        names = await bob.command("353")
+        assert "`7of9" in names.params[-1].split()
+        await seven.send(type="dm", to="bob", body="resistance", cid="c")
+        heard, _ = await bob.until(privmsg)
+        assert (heard.source, heard.params) == ("`7of9!`7of9@chinwag", ("bob", "resistance"))
+        await bob.send("PRIVMSG `7of9 :is futile")
+        while (got := await seven.recv_type("message"))["from"] != "bob":
+            pass  # her own copy of her DM first
+        assert (got["from"], got["to"], got["body"]) == ("bob", "7of9", "is futile")
+        eight = await irc(made, irc_port)
+        await eight.send("NICK 8ball", "USER e 0 * :e")
+        assert "`8ball on IRC" in (await eight.command("432")).params[-1]
+        await eight.register("`8ball")
+        presence = await seven.recv_type("presence")
+        assert (presence["nick"], presence["event"]) == ("8ball", "join")
+
+
+async def test_whois_tells_who_someone_in_a_shared_channel_is(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "ann", "correct horse")
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann", password="correct horse")
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        await bob.send("WHOIS ann")
+        user = await bob.command("311")
+        account = await bob.command("330")
+        end = await bob.command("318")
+        assert user.params[1:3] == ("ann", "ann")
+        assert account.params[1:3] == ("ann", "ann") and end.params[1] == "ann"
+        await bob.send("WHOIS nobody")
+        assert (await bob.command("401")).params[1] == "nobody"
 
 
 async def test_names_join_part_and_unknown_nick(tmp_path: Path) -> None:

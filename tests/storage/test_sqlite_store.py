@@ -568,6 +568,79 @@ async def test_dm_history_has_both_directions_of_one_conversation_only(store: St
     assert [m.body for m in own.messages] == ["self"] * 6 and not own.more
 
 
+async def test_history_ranges_read_either_end_between_two_ids(store: Store) -> None:
+    ids = [await post(store, say(f"m{i}")) for i in range(7)]
+    await post(store, say("elsewhere", room="games"))
+
+    async def room(
+        after: int, before: int | None, limit: int, newest: bool
+    ) -> tuple[list[int], bool]:
+        page = await store.room_history_range(
+            "lobby", after=after, before=before, limit=limit, newest=newest
+        )
+        return [m.id for m in page.messages], page.more
+
+    assert await room(ids[1], None, 3, False) == (ids[2:5], True)
+    assert await room(ids[1], None, 5, False) == (ids[2:], False)  # exactly the rest
+    assert await room(ids[1], ids[5], 10, False) == (ids[2:5], False)  # both bounds excluded
+    assert await room(ids[0], ids[6], 2, True) == (ids[4:6], True)  # the newest end
+    assert await room(ids[6], None, 5, False) == ([], False)
+    assert await room(0, None, 0, False) == ([], True)
+    dms = []
+    for i in range(4):
+        a, b = ("a:ann", "a:bob") if i % 2 == 0 else ("a:bob", "a:ann")
+        dms.append(await post(store, dm(a, b, f"d{i}")))
+        await post(store, dm("a:ann", "a:cat", "other conversation"))
+    page = await store.dm_history_range(
+        "a:bob", "a:ann", after=dms[0], before=None, limit=2, newest=False
+    )
+    assert [m.id for m in page.messages] == dms[1:3] and page.more
+    page = await store.dm_history_range(
+        "a:ann", "a:bob", after=0, before=dms[3], limit=2, newest=True
+    )
+    assert [m.id for m in page.messages] == dms[1:3] and page.more
+    assert [m.body for m in page.messages] == ["d1", "d2"]
+
+
+async def test_history_ranges_bound_by_time_too(store: Store) -> None:
+    ids = [await post(store, say(f"t{i}", ts=T0 + 1000 * i)) for i in range(5)]
+    page = await store.room_history_range(
+        "lobby", after=0, before=None, limit=10, newest=False, after_ms=T0 + 1000
+    )
+    assert [m.id for m in page.messages] == ids[2:] and not page.more  # after: exclusive
+    page = await store.room_history_range(
+        "lobby", after=0, before=None, limit=1, newest=True, before_ms=T0 + 3000
+    )
+    assert [m.id for m in page.messages] == ids[2:3] and page.more
+    page = await store.room_history_range(
+        "lobby", after=ids[0], before=None, limit=10, newest=False, before_ms=T0 + 2000
+    )
+    assert [m.id for m in page.messages] == ids[1:2]  # ids and times together
+    dms = [await post(store, dm("a:ann", "a:bob", f"d{i}", ts=T0 + 1000 * i)) for i in range(3)]
+    page = await store.dm_history_range(
+        "a:bob", "a:ann", after=0, before=None, limit=10, newest=False, after_ms=T0
+    )
+    assert [m.id for m in page.messages] == dms[1:]
+
+
+async def test_conversation_heads_are_the_newest_message_of_each_conversation(
+    store: Store,
+) -> None:
+    first = await post(store, say("old", room="lobby"))
+    lobby = await post(store, say("new", room="lobby"))
+    games = await post(store, say("g", room="games"))
+    await post(store, say("not asked", room="other"))
+    await post(store, dm("a:ann", "a:bob", "one"))
+    bob = await post(store, dm("a:bob", "a:ann", "two"))  # the other way, newer
+    cat = await post(store, dm("a:cat", "a:ann", "hi"))
+    me = await post(store, dm("a:ann", "a:ann", "note"))
+    await post(store, dm("a:bob", "a:cat", "not hers"))
+    got = await store.conversation_heads("a:ann", ["lobby", "games", "empty"])
+    assert sorted(m.id for m in got) == sorted([lobby, games, bob, cat, me])
+    assert first not in {m.id for m in got}
+    assert await store.conversation_heads("a:dan", []) == []
+
+
 # -- cursors --------------------------------------------------------------------
 
 

@@ -73,6 +73,7 @@ def message_event(m: StoredMessage, *, own: bool = False, replay: bool = False) 
         edited_ms=m.edited_ms,
         deleted=m.deleted,
         reactions=m.reactions,
+        account=m.sender.startswith("a:"),
     )
 
 

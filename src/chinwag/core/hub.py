@@ -44,6 +44,8 @@ from chinwag.protocol.events import (
     Grant,
     Hello,
     History,
+    HistoryRange,
+    HistoryTargets,
     Invite,
     Join,
     Leave,
@@ -90,6 +92,8 @@ _COSTS: dict[type[Command], float] = {
     Invite: 1.0,
     Moderate: 1.0,
     Grant: 1.0,
+    HistoryRange: 1.0,
+    HistoryTargets: 1.0,
 }
 
 
@@ -284,6 +288,10 @@ class Hub:
                 await self._rooms.list_rooms(session, cmd)
             case History():
                 await self._rooms.history(session, cmd)
+            case HistoryRange():
+                await self._rooms.history_range(session, cmd)
+            case HistoryTargets():
+                await self._rooms.history_targets(session, cmd)
             case Register():
                 guest = session.principal.pid
                 await self._logins.register(session, cmd)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Awaitable, Callable, Collection
+from typing import Required, TypedDict
 
 from chinwag.bus.base import Membership
 from chinwag.config import Settings
@@ -15,10 +16,13 @@ from chinwag.core.sessions import OnlineRegistry, Principal, RemotePrincipal, Se
 from chinwag.errors import Forbidden, NotMember
 from chinwag.protocol.events import (
     History,
+    HistoryRange,
     HistoryReply,
+    HistoryTargets,
     Join,
     Leave,
     ListRooms,
+    Results,
     RoomRow,
     RoomsReply,
     Who,
@@ -31,6 +35,17 @@ REPLY_BYTES_PER_TOKEN = 4096  # who, rooms and history also pay for their reply'
 
 Resolver = Callable[[str], Awaitable[tuple[str, str, bool]]]
 """(principal, display nick, online?) of a DM partner, by nick (`Posting.resolve`)."""
+
+
+class _Range(TypedDict, total=False):
+    """The bounds of a history range (`Store.room_history_range`)."""
+
+    after: Required[int]
+    before: Required[int | None]
+    limit: Required[int]
+    newest: Required[bool]
+    after_ms: int
+    before_ms: int | None
 
 
 class Rooms:
@@ -186,33 +201,111 @@ class Rooms:
             return await self._store.dm_history(p.pid, other_pid, before=before, limit=limit)
 
         page = await read(cmd.before)
-        shown = page.messages
         if p.blocked:
             # Issue 16: the blocked ones' messages (and reactions) are left out. A
             # page they filled is followed by older ones (a few at most), so that a
             # client paging by the oldest id it was given has one to page by.
-            shown = visible(p.blocked, shown)
             for _ in range(BLOCKED_PAGES):
-                if shown or not page.more or not page.messages:
+                if visible(p.blocked, page.messages) or not page.more or not page.messages:
                     break
                 page = await read(page.messages[0].id)
-                shown = visible(p.blocked, page.messages)
+        self._answer(session, page, room, cmd.with_, cmd.ref, keep_newest=True)
+
+    def _answer(
+        self,
+        session: Session,
+        page: Page,
+        room: str | None,
+        with_: str | None,
+        ref: str | None,
+        *,
+        keep_newest: bool,
+    ) -> None:
+        """Reply with ``page`` (less what the asker blocks), cut at the byte limit from its
+        oldest or its newest end."""
+        p = session.principal
+        shown = visible(p.blocked, page.messages) if p.blocked else page.messages
         messages = [message_event(m, own=m.sender == p.pid) for m in shown]
         more = page.more
-        # Cut the page at the byte limit, keeping the newest messages.
         size = 0
-        for i in range(len(messages) - 1, -1, -1):
+        order = range(len(messages) - 1, -1, -1) if keep_newest else range(len(messages))
+        for i in order:
             size += len(shown[i].body.encode()) + 120
             if size > self.settings.history_max_bytes:
-                messages = messages[i + 1 :]
+                messages = messages[i + 1 :] if keep_newest else messages[:i]
                 more = True
                 break
         answer = HistoryReply(
             room=room,
-            with_=None if room is not None else cmd.with_,
+            with_=None if room is not None else with_,
             messages=tuple(messages),
             more=more,
-            ref=cmd.ref,
+            ref=ref,
         )
         session.bucket.take(size / REPLY_BYTES_PER_TOKEN)
         reply(session, answer)
+
+    # -- IRC CHATHISTORY (issue 19) --
+
+    async def history_range(self, session: Session, cmd: HistoryRange) -> None:
+        """Reply with the messages of a room or a DM in a range of ids (see `HistoryRange`)."""
+        p = session.principal
+        limit = min(cmd.limit, self.settings.history_max)
+        room: str | None = None
+        if cmd.room is not None:
+            room = parse_room(cmd.room)
+            if room not in p.rooms:
+                raise NotMember(f"you are not in #{room}")
+            store_room = room
+
+            async def read(r: _Range) -> Page:
+                return await self._store.room_history_range(store_room, **r)
+        else:
+            other_pid, _, _ = await self._resolve(cmd.with_ or "")
+
+            async def read(r: _Range) -> Page:
+                return await self._store.dm_history_range(p.pid, other_pid, **r)
+
+        whole = _Range(
+            after=cmd.after,
+            before=cmd.before,
+            limit=limit,
+            newest=cmd.newest,
+            after_ms=cmd.after_ms,
+            before_ms=cmd.before_ms,
+        )
+        if cmd.around is None and cmd.around_ms is None:
+            page = await read(whole)
+            self._answer(session, page, room, cmd.with_, cmd.ref, keep_newest=cmd.newest)
+            return
+        # Up to half at or before the point, the rest after it.
+        half = (limit + 1) // 2
+        if cmd.around is not None:
+            older = await read(_Range(after=0, before=cmd.around + 1, limit=half, newest=True))
+            rest = limit - len(older.messages)
+            newer = await read(_Range(after=cmd.around, before=None, limit=rest, newest=False))
+        else:
+            at = cmd.around_ms or 0
+            older = await read(
+                _Range(after=0, before=None, limit=half, newest=True, before_ms=at + 1)
+            )
+            rest = limit - len(older.messages)
+            newer = await read(_Range(after=0, before=None, limit=rest, newest=False, after_ms=at))
+        page = Page([*older.messages, *newer.messages], more=older.more or newer.more)
+        self._answer(session, page, room, cmd.with_, cmd.ref, keep_newest=False)
+
+    async def history_targets(self, session: Session, cmd: HistoryTargets) -> None:
+        """Reply with the newest message of each conversation last active in a time range."""
+        p = session.principal
+        heads = await self._store.conversation_heads(p.pid, sorted(p.rooms))
+        if p.blocked:
+            heads = visible(p.blocked, heads)  # issue 16: nothing of the blocked
+        inside = sorted(
+            (m for m in heads if cmd.after_ms < m.ts_ms < cmd.before_ms),
+            key=lambda m: (m.ts_ms, m.id),
+        )
+        limit = max(min(cmd.limit, self.settings.history_max), 0)
+        chosen = inside[max(len(inside) - limit, 0) :] if cmd.newest else inside[:limit]
+        messages = tuple(message_event(m, own=m.sender == p.pid) for m in chosen)
+        session.bucket.take(len(messages) * 120 / REPLY_BYTES_PER_TOKEN)
+        reply(session, Results(q="", messages=messages, more=len(inside) > limit, ref=cmd.ref))

@@ -261,6 +261,48 @@ class Grant(Command):
     role: str
 
 
+# -- IRC CHATHISTORY (issue 19) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryRange(Command):
+    """Messages of a room (``room``) or a DM (``with_``) in a range (IRC only).
+
+    ``after < id < before`` and ``after_ms < ts < before_ms`` (None: no upper
+    bound): the oldest ``limit`` of them, or with ``newest`` the newest
+    ``limit``. With ``around`` (an id) or ``around_ms`` (a time) set, the other
+    bounds and ``newest`` are ignored: up to ``limit`` messages centred there,
+    about half at or before it. Answered with a `HistoryReply`, oldest first.
+    Exactly one of ``room`` and ``with_`` is set.
+    """
+
+    room: str | None = None
+    with_: str | None = None
+    after: int = 0
+    before: int | None = None
+    limit: int
+    newest: bool = False
+    around: int | None = None
+    after_ms: int = 0
+    before_ms: int | None = None
+    around_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryTargets(Command):
+    """The conversations whose newest message is from ``after_ms < ts < before_ms`` (IRC only).
+
+    The asker's rooms and DM conversations, ``limit`` of them: the oldest, or
+    with ``newest`` the newest. Answered with `Results` (``q`` empty): the newest
+    message of each, oldest first.
+    """
+
+    after_ms: int
+    before_ms: int
+    limit: int
+    newest: bool = False
+
+
 ClientCommand = (
     Hello
     | Say
@@ -290,6 +332,8 @@ ClientCommand = (
     | Invite
     | Moderate
     | Grant
+    | HistoryRange
+    | HistoryTargets
 )
 
 
@@ -374,6 +418,7 @@ class Message(ServerEvent):
     edited_ms: int | None = None
     deleted: bool = False
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    account: bool = False  # the sender is an account, not a guest (IRC account-tag)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final
 
 from chinwag.protocol.events import (
@@ -45,6 +47,7 @@ from chinwag.protocol.events import (
     Bye,
     CaughtUp,
     Command,
+    Delete,
     Deleted,
     Dm,
     Edited,
@@ -52,7 +55,9 @@ from chinwag.protocol.events import (
     Fatal,
     Hello,
     History,
+    HistoryRange,
     HistoryReply,
+    HistoryTargets,
     Incoming,
     Join,
     Leave,
@@ -63,6 +68,7 @@ from chinwag.protocol.events import (
     Ping,
     Pong,
     Presence,
+    React,
     Reacted,
     ReadMarker,
     Receipt,
@@ -72,9 +78,11 @@ from chinwag.protocol.events import (
     RoomsReply,
     Say,
     Seen,
+    Typing,
     TypingNotice,
     Welcome,
     Who,
+    WhoMember,
     WhoReply,
 )
 from chinwag.protocol.framing import LineBuffer, LineTooLong
@@ -86,12 +94,18 @@ __all__ = [
     "HOST",
     "MAX_LINE",
     "MAX_TAGS",
+    "NICK_ESCAPE",
+    "SHARED_CAPS",
     "IrcMessage",
     "IrcServerCodec",
     "Reply",
+    "SharedRenderer",
+    "chinwag_nick",
     "escape_tag_value",
     "format_message",
+    "irc_nick",
     "parse_message",
+    "shared_renderer",
     "unescape_tag_value",
 ]
 
@@ -120,6 +134,10 @@ CAPS: Final = (
     "batch",
     "multi-prefix",
     "userhost-in-names",
+    "draft/chathistory",
+    "account-tag",
+    "draft/message-redaction",
+    "draft/multiline",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -129,8 +147,26 @@ MAX_LABEL: Final = 64
 MAX_PENDING: Final = 256
 """Commands awaiting the hub's answer that are remembered (oldest forgotten first)."""
 
+MAX_WHOIS_CHANNELS: Final = 20
+"""Most of the asker's channels whose member lists one WHOIS looks in."""
+
 MAX_HISTORY_LIMIT: Final = 100
 """Most messages one ``CHATHISTORY`` request asks the hub for."""
+
+# CHATHISTORY subcommands: how many parameters each takes (the limit is the last).
+_CHATHISTORY_USAGE: Final = {
+    "LATEST": "LATEST <target> *|<point> <limit>",
+    "BEFORE": "BEFORE <target> <point> <limit>",
+    "AFTER": "AFTER <target> <point> <limit>",
+    "AROUND": "AROUND <target> <point> <limit>",
+    "BETWEEN": "BETWEEN <target> <point> <point> <limit>",
+    "TARGETS": "TARGETS <timestamp> <timestamp> <limit>",
+}
+_CHATHISTORY_PARAMS: Final = {sub: len(usage.split()) for sub, usage in _CHATHISTORY_USAGE.items()}
+
+NICK_ESCAPE: Final = "`"
+"""Put before a chinwag nick whose first character IRC nicks cannot start with."""
+_ESCAPED_FIRST: Final = frozenset("0123456789-")
 
 # Characters that cannot be in an IRC nick: they break the message grammar or
 # collide with channel/prefix syntax.
@@ -265,18 +301,25 @@ def format_message(
     return (" ".join(parts) + "\r\n").encode()
 
 
-def _split_body(body: str, budget: int) -> list[str]:
-    """``body`` as IRC message texts: one per line, each at most ``budget`` UTF-8 bytes."""
-    pieces: list[str] = []
+def _split_body(body: str, budget: int) -> list[tuple[str, bool]]:
+    """``body`` as IRC message texts, each at most ``budget`` UTF-8 bytes.
+
+    One per line of it, a line too long for one being cut (never inside a
+    character) into pieces; each comes with whether it continues the piece
+    before it (``draft/multiline-concat``) rather than starting a new line.
+    """
+    pieces: list[tuple[str, bool]] = []
     for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         raw = line.encode()
+        concat = False
         while len(raw) > budget:
             cut = budget
             while cut > 0 and (raw[cut] & 0xC0) == 0x80:  # never split a character
                 cut -= 1
-            pieces.append(raw[:cut].decode())
+            pieces.append((raw[:cut].decode(), concat))
             raw = raw[cut:]
-        pieces.append(raw.decode() if raw else " ")  # an empty line would be no text
+            concat = True
+        pieces.append((raw.decode(), concat))
     return pieces
 
 
@@ -288,8 +331,201 @@ def _time_tag(ts_ms: int) -> str:
     )
 
 
+def _history_point(point: str) -> tuple[str, int] | None:
+    """A CHATHISTORY point: ``msgid=<id>`` or ``timestamp=<ISO 8601 UTC>`` (in ms); or None."""
+    kind, _, value = point.partition("=")
+    if kind == "msgid" and value.isdigit():
+        return kind, int(value)
+    if kind == "timestamp":
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return kind, round(when.timestamp() * 1000)
+    return None
+
+
+def _bound(kind: str, at: int, lower: bool) -> dict[str, int]:
+    """The `HistoryRange` field a point gives: a lower (``after``) or an upper bound."""
+    if kind == "msgid":
+        return {"after" if lower else "before": at}
+    return {"after_ms" if lower else "before_ms": at}
+
+
 def _valid_nick(nick: str) -> bool:
     return bool(nick) and nick[0] not in _BAD_NICK_FIRST and not _BAD_NICK_CHARS & set(nick)
+
+
+def _line_tags(
+    caps: Container[str], ts_ms: int, msg_id: int, batch: str | None, account: str | None = None
+) -> dict[str, str]:
+    """The tags of a line: its batch, and what ``server-time``, ``message-tags`` and
+    ``account-tag`` add (``account``: the sender's account, None for a guest)."""
+    tags: dict[str, str] = {}
+    if batch is not None:
+        tags["batch"] = batch
+    if "server-time" in caps:
+        tags["time"] = _time_tag(ts_ms)
+    if "message-tags" in caps:
+        tags["msgid"] = str(msg_id)
+    if account is not None and "account-tag" in caps:
+        tags["account"] = account
+    return tags
+
+
+def _text_lines(
+    verb: str,
+    target: str,
+    source: str,
+    text: str,
+    tags: Mapping[str, str],
+    multiline: str | None = None,
+) -> bytes:
+    """``text`` as ``verb`` lines to ``target``: one per line of it, each within IRC's limit.
+
+    With ``multiline`` (a batch id, for a client that enabled ``draft/multiline``)
+    a text of several pieces is one ``draft/multiline`` batch whose opening line
+    carries ``tags``; otherwise every piece is a line of its own with ``tags``
+    (an empty line is sent as a space: IRC has no empty message).
+    """
+    overhead = len(format_message(verb, target, "", source=source))
+    pieces = _split_body(text, MAX_LINE - overhead)
+    if multiline is None or len(pieces) == 1:
+        return b"".join(
+            format_message(verb, target, piece or " ", source=source, tags=tags)
+            for piece, _ in pieces
+        )
+    start = format_message(
+        "BATCH", f"+{multiline}", "draft/multiline", target, source=source, tags=tags
+    )
+    inner = {"batch": multiline}
+    concat = {"batch": multiline, "draft/multiline-concat": ""}
+    lines = [
+        format_message(verb, target, piece, source=source, tags=concat if more else inner)
+        for piece, more in pieces
+    ]
+    return start + b"".join(lines) + format_message("BATCH", f"-{multiline}", source=source)
+
+
+def irc_nick(nick: str) -> str:
+    """A chinwag nick as IRC carries it (the mapping is reversible: :func:`chinwag_nick`).
+
+    chinwag nicks are letters, digits, combining marks, ``_`` and ``-``; IRC's
+    only quarrel with them is a first character that is a digit or ``-``. Such
+    a nick gets a leading backtick, which IRC allows in nicks and chinwag never
+    has: ``7of9`` is ``NICK_ESCAPE + "7of9"`` on IRC. Every other nick is the same.
+    """
+    return NICK_ESCAPE + nick if nick and nick[0] in _ESCAPED_FIRST else nick
+
+
+def chinwag_nick(name: str) -> str:
+    """The chinwag nick an IRC client names (the inverse of :func:`irc_nick`)."""
+    if len(name) > 1 and name[0] == NICK_ESCAPE and name[1] in _ESCAPED_FIRST:
+        return name[1:]
+    return name
+
+
+def _user(nick: str) -> str:
+    """A user's IRC source (``nick!nick@chinwag``), from a chinwag nick or an IRC one."""
+    nick = irc_nick(nick)
+    return f"{nick}!{nick}@{HOST}"
+
+
+def _revision_lines(e: Edited | Deleted | Reacted, caps: Container[str], target: str) -> bytes:
+    """An edit, a deletion or a reaction, from its author to ``target``.
+
+    A deletion is ``REDACT`` with ``draft/message-redaction``; a reaction is a
+    ``TAGMSG`` with ``+draft/react`` (``+draft/unreact`` when taken back) and
+    ``+draft/reply`` naming the message, with ``message-tags`` (nothing without:
+    plain IRC cannot carry it). Otherwise a ``NOTICE`` tells what happened:
+    ``(edited message 42) the new text``, ``(deleted message 42)``, with
+    ``+draft/reply`` naming the message where tags are on.
+    """
+    if isinstance(e, Reacted):
+        if "message-tags" not in caps:
+            return b""
+        tags = _line_tags(caps, e.ts_ms, e.id, None)
+        tags["+draft/react" if e.on else "+draft/unreact"] = e.emoji
+        tags["+draft/reply"] = str(e.target)
+        return format_message("TAGMSG", target, source=_user(e.sender), tags=tags)
+    tags = _line_tags(caps, e.ts_ms, e.id, None)
+    if isinstance(e, Deleted):
+        who, text = e.by, f"(deleted message {e.target})"
+        if "draft/message-redaction" in caps:
+            return format_message("REDACT", target, str(e.target), source=_user(who), tags=tags)
+    else:
+        who, text = e.sender, f"(edited message {e.target}) {e.body}"
+    if "message-tags" in caps:
+        tags["+draft/reply"] = str(e.target)
+    return _text_lines("NOTICE", target, _user(who), text, tags)
+
+
+class SharedRenderer:
+    """The IRC lines of the events that read the same for every recipient.
+
+    A room message, a DM (its target is its recipient, for both parties), a
+    presence change, a room typing notice, a room edit or deletion: their lines
+    depend only on which of :data:`SHARED_CAPS` the client enabled. One renderer
+    per set of those is made (:func:`shared_renderer`), so a frame fanned out to
+    many IRC clients is rendered once per set, however many receive it (the
+    frame keeps bytes per renderer). :meth:`IrcServerCodec.shared` tells, per
+    connection, whether its lines for a frame are these.
+    """
+
+    __slots__ = ("caps",)
+
+    def __init__(self, caps: frozenset[str]) -> None:
+        self.caps = caps
+
+    def __call__(self, event: Outgoing) -> bytes:
+        caps = self.caps
+        match event:
+            case Message(room=room, to=to):
+                assert room is not None or to is not None, "a DM names its recipient"
+                target = f"#{room}" if room is not None else irc_nick(to or "")
+                account = irc_nick(event.sender) if event.account else None
+                tags = _line_tags(caps, event.ts_ms, event.id, None, account)
+                multi = f"ml{event.id}" if "draft/multiline" in caps else None
+                return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags, multi)
+            case Presence():
+                if event.event not in ("join", "leave", "kick", "ban"):
+                    return b""  # mutes, invites, grants: moderation is not mapped to IRC yet
+                verb = "JOIN" if event.event == "join" else "PART"
+                return format_message(verb, f"#{event.room}", source=_user(event.nick))
+            case TypingNotice(room=str(room)):
+                if "message-tags" not in caps:
+                    return b""
+                tags = {"+typing": "active"}
+                return format_message("TAGMSG", f"#{room}", source=_user(event.sender), tags=tags)
+            case Edited(room=str(room)) | Deleted(room=str(room)) | Reacted(room=str(room)):
+                return _revision_lines(event, caps, f"#{room}")
+        raise TypeError(f"{type(event).__name__} is not rendered the same for every IRC client")
+
+
+SHARED_CAPS: Final = frozenset(
+    {"server-time", "message-tags", "account-tag", "draft/message-redaction", "draft/multiline"}
+)
+"""The capabilities that change the shared lines of an event (the renderer's key)."""
+
+
+@functools.cache
+def _shared_renderer(caps: frozenset[str]) -> SharedRenderer:
+    return SharedRenderer(caps)
+
+
+def shared_renderer(caps: Container[str]) -> SharedRenderer:
+    """The one shared renderer for a client that enabled ``caps``."""
+    return _shared_renderer(frozenset(c for c in SHARED_CAPS if c in caps))
+
+
+def _one_batch(lines: list[bytes]) -> bool:
+    """Whether ``lines`` are one batch: its start, lines inside it, its end."""
+    first, last = parse_message(lines[0].decode()), parse_message(lines[-1].decode())
+    if first is None or last is None or first.command != "BATCH" or last.command != "BATCH":
+        return False
+    return bool(first.params) and bool(last.params) and first.params[0][1:] == last.params[0][1:]
 
 
 # --- the codec ---------------------------------------------------------------------
@@ -303,6 +539,30 @@ class _Pending:
     target: str = "*"  # the channel or nick it named
     label: str | None = None
     body: str | None = None  # what was sent, for echo-message
+    whois: _Whois | None = None  # the WHOIS this channel's member list is asked for
+    reason: str | None = None  # a REDACT's, for its echo
+
+
+@dataclass(slots=True)
+class _Whois:
+    """A WHOIS being answered: the member lists of the asker's channels, as they come."""
+
+    nick: str  # as the asker wrote it
+    waiting: int  # member lists still to come
+    member: WhoMember | None = None
+
+
+@dataclass(slots=True)
+class _Multiline:
+    """A ``draft/multiline`` batch being received."""
+
+    ref: str
+    target: str
+    opening: IrcMessage  # the BATCH + line (its label is the batch's)
+    verb: str | None = None  # PRIVMSG or NOTICE, from the first line
+    lines: list[str] = field(default_factory=list)
+    size: int = 0  # bytes of text so far, newlines included
+    failed: bool = False
 
 
 class IrcServerCodec:
@@ -313,8 +573,17 @@ class IrcServerCodec:
         hard_limit: a line longer than this many bytes ends the connection.
     """
 
-    def __init__(self, server_name: str = "chinwag", hard_limit: int = DEFAULT_HARD_LIMIT) -> None:
+    def __init__(
+        self,
+        server_name: str = "chinwag",
+        hard_limit: int = DEFAULT_HARD_LIMIT,
+        multiline_max_lines: int = 100,
+        multiline_max_bytes: int = 16_000,
+    ) -> None:
         self.server_name = server_name
+        self.multiline_max_lines = multiline_max_lines
+        self.multiline_max_bytes = multiline_max_bytes
+        self._multiline: _Multiline | None = None  # the draft/multiline batch being received
         self._lines = LineBuffer(max(hard_limit, MAX_LINE + MAX_TAGS))
         self.closed = False
         """True after a ``Fatal``: the stream cannot be framed any more."""
@@ -349,6 +618,8 @@ class IrcServerCodec:
         takes them and carries them out after what it is doing."""
         self._last_id = 0  # the newest message id rendered to this client
         self._serial = 0
+        self._shared: SharedRenderer | None = None  # for self.caps, once asked for
+        self._redacted: dict[int, None] = {}  # messages whose REDACT was echoed already
 
     # -- input ------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Incoming | Reply]:
@@ -407,6 +678,9 @@ class IrcServerCodec:
         msg = parse_message(text)
         if msg is None:
             return []
+        batch = msg.tags.get("batch")
+        if msg.command == "BATCH" or batch is not None:
+            return self._batch(msg, batch)  # its label is the batch's, answered at its end
         items = self._dispatch(msg)
         label = msg.tags.get("label")
         if label and "labeled-response" in self.caps and len(label) <= MAX_LABEL:
@@ -423,10 +697,10 @@ class IrcServerCodec:
     def _me(self) -> str:
         """The target of numerics: the nick once registered, ``*`` before (it may be refused)."""
         welcomed = self.registered or self._welcome is not None
-        return self.nick if welcomed and self.nick is not None else "*"
+        return irc_nick(self.nick) if welcomed and self.nick is not None else "*"
 
     def _source(self, nick: str) -> str:
-        return f"{nick}!{nick}@{HOST}"
+        return _user(nick)
 
     def _numeric(self, code: str, *params: str, tags: Mapping[str, str] | None = None) -> bytes:
         if code == "FAIL":
@@ -485,11 +759,18 @@ class IrcServerCodec:
                 self._cap_negotiating = True
             if len(params) > 1 and params[1].isdigit():
                 self._cap_version = max(self._cap_version, int(params[1]))
+            values = {
+                "sasl": "PLAIN",
+                "draft/multiline": (
+                    f"max-bytes={self.multiline_max_bytes},max-lines={self.multiline_max_lines}"
+                ),
+            }
             offered = [
-                "sasl=PLAIN" if c == "sasl" and self._cap_version >= 302 else c for c in CAPS
+                f"{c}={values[c]}" if c in values and self._cap_version >= 302 else c for c in CAPS
             ]
             if self._cap_version >= 302:
                 self.caps.add("cap-notify")  # implied by 302 (IRCv3 capability negotiation)
+                self._shared = None
             line = format_message("CAP", me, "LS", " ".join(offered), source=self.server_name)
             return [Reply(line)]
         if sub == "LIST":
@@ -506,6 +787,7 @@ class IrcServerCodec:
                 verdict = "NAK"
             else:
                 verdict = "ACK"
+                self._shared = None
                 for w in wanted:
                     if w.startswith("-"):
                         self.caps.discard(w[1:])
@@ -564,7 +846,8 @@ class IrcServerCodec:
         password = fields[2]
         if fields[0] and fields[0].partition("@")[0] != account:
             return [self._reply("904", "SASL authentication failed: log in as yourself only")]
-        if not _valid_nick(account):
+        account = chinwag_nick(account)  # the account's name, as chinwag or IRC writes it
+        if not _valid_nick(irc_nick(account)):
             return [
                 self._reply(
                     "904", "SASL authentication failed: that account name cannot be used on IRC"
@@ -598,13 +881,14 @@ class IrcServerCodec:
             self._password = params[0]
             return []
         if cmd == "NICK":
-            if not params:
+            if not params or not params[0]:
                 return [self._reply("431", "No nickname given: NICK <nick>")]
             if not _valid_nick(params[0]):
-                return [
-                    self._reply("432", params[0], "That nick cannot be used on IRC; choose another")
-                ]
-            self.nick = params[0]
+                why = "That nick cannot be used on IRC; choose another"
+                if params[0][0] in _ESCAPED_FIRST:
+                    why += f" (chinwag's nick {params[0]} is {irc_nick(params[0])} on IRC)"
+                return [self._reply("432", params[0], why)]
+            self.nick = chinwag_nick(params[0])
             return self._try_register()
         if cmd == "USER":
             if len(params) < 4:
@@ -642,7 +926,7 @@ class IrcServerCodec:
                 ref = self._remember(cmd, target, msg, body)
                 return [Say(room=target[1:], body=body, ref=ref, cid=self._cid(ref))]
             ref = self._remember(cmd, target, msg, body)
-            return [Dm(to=target, body=body, ref=ref, cid=self._cid(ref))]
+            return [Dm(to=chinwag_nick(target), body=body, ref=ref, cid=self._cid(ref))]
         if cmd == "JOIN":
             if not params:
                 return [self._reply("461", "JOIN", "Not enough parameters: JOIN #room")]
@@ -678,24 +962,98 @@ class IrcServerCodec:
             return [ListRooms(ref=self._remember("LIST", "*", msg))]
         if cmd == "CHATHISTORY":
             return self._chathistory(msg)
-        if cmd in ("MODE", "TOPIC", "WHOIS"):
+        if cmd == "REDACT":
+            return self._redact(msg)
+        if cmd == "TAGMSG":
+            return self._tagmsg(msg)
+        if cmd == "WHOIS":
+            return self._whois(msg)
+        if cmd in ("MODE", "TOPIC"):
             return [self._read_only(cmd, params)]
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
-            return [
-                self._reply("447", "Changing your nick is not there yet; reconnect with another")
-            ]
+            return self._nick_change(params)
         return [self._reply("421", cmd, "Unknown command, or not there yet on chinwag")]
 
+    def _nick_change(self, params: tuple[str, ...]) -> list[Incoming | Reply]:
+        """``NICK`` once registered: an account's nick is its name, a guest's is its session's.
+
+        Asking for the nick one has is nothing (clients do it); any other gets
+        ``447`` saying what to do instead.
+        """
+        if not params or not params[0]:
+            return [self._reply("431", "No nickname given: NICK <nick>")]
+        if self.nick is not None and chinwag_nick(params[0]).casefold() == self.nick.casefold():
+            return []
+        if self._account:
+            why = (
+                "Your nick is your account's name and cannot change; to use another,"
+                " register it as an account and log in as it"
+            )
+        else:
+            why = "A guest's nick is fixed for the connection; reconnect with the new one"
+        return [self._reply("447", params[0], why)]
+
+    def _whois(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``WHOIS [server] <nick>``: who they are, for someone in a channel with the asker.
+
+        The member lists of the asker's channels (at most :data:`MAX_WHOIS_CHANNELS`)
+        are asked for; the answer comes with the last of them. Someone in none of
+        them gets ``401``, online elsewhere or not: one learns about the people
+        one can see, as in the channels' NAMES.
+        """
+        if not msg.params or not msg.params[-1]:
+            return [self._reply("431", "No nickname given: WHOIS <nick>")]
+        nick = msg.params[-1]
+        channels = sorted(self._channels)[:MAX_WHOIS_CHANNELS]
+        if not channels:
+            return [Reply(self._whois_lines(_Whois(nick, 0)))]
+        whois = _Whois(nick, len(channels))
+        out: list[Incoming | Reply] = []
+        for channel in channels:
+            ref = self._remember("WHOIS", channel, msg)
+            self._pending[ref].whois = whois
+            out.append(Who(room=channel[1:], ref=ref))
+        return out
+
+    def _whois_part(self, pending: _Pending, event: WhoReply | None) -> bytes:
+        """One channel's member list (None: it could not be had) of a WHOIS being answered."""
+        whois = pending.whois
+        assert whois is not None
+        whois.waiting -= 1
+        wanted = chinwag_nick(whois.nick).casefold()
+        if event is not None:
+            for user in event.users:
+                if user.nick.casefold() == wanted:
+                    whois.member = user
+        return self._whois_lines(whois) if whois.waiting == 0 else b""
+
+    def _whois_lines(self, whois: _Whois) -> bytes:
+        user = whois.member
+        if user is None:
+            why = "No such nick in a channel with you (WHOIS shows people you can see)"
+            return self._numeric("401", whois.nick, why) + self._numeric(
+                "318", whois.nick, "End of /WHOIS list"
+            )
+        nick = irc_nick(user.nick)
+        lines = [
+            self._numeric("311", nick, nick, HOST, "*", nick),
+            # No 319: it lists every channel someone is in, and only shared ones are known.
+            self._numeric("312", nick, self.server_name, "chinwag"),
+        ]
+        if user.account:
+            lines.append(self._numeric("330", nick, nick, "is logged in as"))
+        if user.bot:
+            lines.append(self._numeric("335", nick, "is a bot"))
+        lines.append(self._numeric("318", nick, "End of /WHOIS list"))
+        return b"".join(lines)
+
     def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
-        """MODE, TOPIC and WHOIS: what chinwag has of them (fixed modes, no topics)."""
+        """MODE and TOPIC: what chinwag has of them (fixed modes, no topics)."""
         if not params:
             return self._reply("461", cmd, f"Not enough parameters: {cmd} <target>")
         target = params[0]
-        if cmd == "WHOIS":
-            nick = params[-1]
-            return self._reply("318", nick, "End of /WHOIS list (WHOIS details are not there yet)")
         if cmd == "TOPIC":
             if len(params) > 1:
                 return self._reply("482", target, "Setting a topic is not there yet on chinwag")
@@ -709,6 +1067,145 @@ class IrcServerCodec:
         if params[1].lstrip("+") in ("b", "e", "I"):
             return self._reply("368", target, "End of channel ban list")
         return self._reply("482", target, "Changing channel modes is not there yet on chinwag")
+
+    def _batch(self, msg: IrcMessage, tag: str | None) -> list[Incoming | Reply]:
+        """A client batch (IRCv3 ``batch``): only ``draft/multiline``, one at a time.
+
+        ``BATCH +id draft/multiline <target>``, then ``PRIVMSG``/``NOTICE`` lines
+        to that target tagged ``batch=id`` (``draft/multiline-concat`` joins a
+        line to the one before without a newline), then ``BATCH -id``: one
+        message. Over ``multiline_max_lines`` or ``multiline_max_bytes``, or a
+        line that does not belong, the whole batch is refused with ``FAIL BATCH``
+        and nothing is sent.
+        """
+        if not self.registered:
+            return [self._reply("451", "You have not registered: send NICK and USER first")]
+        multi = self._multiline
+        if msg.command == "BATCH":
+            ref = msg.params[0] if msg.params else ""
+            if ref.startswith("+") and len(ref) > 1:
+                kind = msg.params[1] if len(msg.params) > 1 else ""
+                if kind != "draft/multiline" or len(msg.params) < 3:
+                    why = "Only BATCH +id draft/multiline <target> can be sent"
+                    return [self._reply("FAIL", "BATCH", "UNKNOWN_TYPE", kind or "*", why)]
+                if multi is not None:
+                    return [self._multiline_fail("MULTILINE_INVALID", "one batch at a time")]
+                self._multiline = _Multiline(ref[1:], msg.params[2], msg)
+                return []
+            if ref.startswith("-") and multi is not None and ref[1:] == multi.ref:
+                self._multiline = None
+                return self._multiline_end(multi)
+            why = "No such batch is open"
+            return [self._reply("FAIL", "BATCH", "INVALID_REFTAG", ref or "*", why)]
+        if multi is None or tag != multi.ref:
+            why = "That batch is not open"
+            return [self._reply("FAIL", "BATCH", "INVALID_REFTAG", tag or "*", why)]
+        if multi.failed:
+            return []
+        if msg.command not in ("PRIVMSG", "NOTICE") or len(msg.params) < 2:
+            return self._multiline_refuse(multi, "MULTILINE_INVALID", "only PRIVMSG or NOTICE")
+        if msg.params[0] != multi.target or multi.verb not in (None, msg.command):
+            return self._multiline_refuse(
+                multi, "MULTILINE_INVALID_TARGET", "every line goes to the batch's target"
+            )
+        multi.verb = msg.command
+        text = msg.params[1]
+        if "draft/multiline-concat" in msg.tags and multi.lines:
+            multi.lines[-1] += text
+        else:
+            multi.size += 1 if multi.lines else 0  # the newline before it
+            multi.lines.append(text)
+        multi.size += len(text.encode())
+        if len(multi.lines) > self.multiline_max_lines:
+            limit = str(self.multiline_max_lines)
+            return self._multiline_refuse(multi, "MULTILINE_MAX_LINES", limit)
+        if multi.size > self.multiline_max_bytes:
+            limit = str(self.multiline_max_bytes)
+            return self._multiline_refuse(multi, "MULTILINE_MAX_BYTES", limit)
+        return []
+
+    def _multiline_refuse(
+        self, multi: _Multiline, code: str, detail: str
+    ) -> list[Incoming | Reply]:
+        """Refuse the batch being received: what comes of it up to its end is dropped."""
+        multi.failed = True
+        multi.lines = []
+        return [self._multiline_fail(code, detail)]
+
+    def _multiline_fail(self, code: str, detail: str) -> Reply:
+        why = {
+            "MULTILINE_MAX_LINES": "Too many lines in one message; nothing was sent",
+            "MULTILINE_MAX_BYTES": "The message is too long; nothing was sent",
+        }.get(code, "That multiline batch cannot be sent; nothing was sent")
+        return self._reply("FAIL", "BATCH", code, detail, why)
+
+    def _multiline_end(self, multi: _Multiline) -> list[Incoming | Reply]:
+        if multi.failed:
+            return []
+        if multi.verb is None or not any(line.strip() for line in multi.lines):
+            return [self._multiline_fail("MULTILINE_INVALID", "an empty batch")]
+        body = "\n".join(multi.lines)
+        opening = multi.opening
+        echo = IrcMessage(multi.verb, (multi.target, body), opening.tags, opening.source)
+        return self._dispatch(echo)
+
+    def _redact_echo(self, pending: _Pending) -> bytes:
+        """The deletion, to the one who asked for it, as soon as it is done.
+
+        With ``draft/message-redaction`` it is ``REDACT`` now (with the reason
+        given), in its turn before anything asked for later, and the hub's copy
+        of the same deletion is then not shown again; without, the hub's
+        ``NOTICE`` copy is all there is (with a label: ``ACK``).
+        """
+        assert pending.body is not None
+        if "draft/message-redaction" not in self.caps:
+            return format_message("ACK", source=self.server_name) if pending.label else b""
+        self._redacted[int(pending.body)] = None
+        while len(self._redacted) > MAX_PENDING:
+            del self._redacted[next(iter(self._redacted))]
+        params = [pending.target, pending.body]
+        if pending.reason:
+            params.append(pending.reason)
+        return format_message("REDACT", *params, source=self._source(self._me()))
+
+    def _redact(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``REDACT <target> <msgid> [:reason]`` (draft/message-redaction): a ``delete``."""
+        if len(msg.params) < 2:
+            usage = "Usage: REDACT <target> <msgid> [:reason]"
+            return [self._reply("FAIL", "REDACT", "NEED_MORE_PARAMS", usage)]
+        target, msgid = msg.params[0], msg.params[1]
+        if target.startswith("#") and target.casefold() not in self._channels:
+            why = "You are not in that channel"
+            return [self._reply("FAIL", "REDACT", "INVALID_TARGET", target, why)]
+        if not msgid.isdigit() or int(msgid) < 1:
+            why = "A message is named by its msgid, a number"
+            return [self._reply("FAIL", "REDACT", "UNKNOWN_MSGID", target, msgid, why)]
+        reason = msg.params[2] if len(msg.params) > 2 else None
+        ref = self._remember("REDACT", target, msg, msgid)
+        self._pending[ref].reason = reason
+        return [Delete(id=int(msgid), ref=ref)]
+
+    def _tagmsg(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``TAGMSG``: ``+draft/react`` / ``+draft/unreact`` with ``+draft/reply`` is a
+        ``react``, ``+typing=active`` a ``typing``; other client tags are not relayed."""
+        if not msg.params:
+            return [self._reply("461", "TAGMSG", "Not enough parameters: TAGMSG <target>")]
+        target, tags = msg.params[0], msg.tags
+        emoji, on = tags.get("+draft/react"), True
+        if emoji is None and "+draft/unreact" in tags:
+            emoji, on = tags["+draft/unreact"], False
+        if emoji is not None:
+            reply_to = tags.get("+draft/reply", "")
+            if not reply_to.isdigit() or int(reply_to) < 1:
+                why = "A reaction names its message with +draft/reply=<msgid>"
+                return [self._reply("FAIL", "TAGMSG", "INVALID_PARAMS", target, why)]
+            ref = self._remember("TAGMSG", target, msg)
+            return [React(id=int(reply_to), emoji=emoji, on=on, ref=ref)]
+        if tags.get("+typing") == "active":
+            if target.startswith("#"):
+                return [Typing(room=target[1:])]
+            return [Typing(to=chinwag_nick(target))]
+        return []
 
     def _cid(self, ref: str) -> str:
         """A cid unique to this connection: the hub's copy of it back to us is the echo's."""
@@ -733,28 +1230,115 @@ class IrcServerCodec:
         return f"NickServ!NickServ@{HOST}"
 
     def _chathistory(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``CHATHISTORY`` (IRCv3 draft/chathistory): a page of a room or a DM.
+
+        Points are ``msgid=<id>`` or ``timestamp=<ISO 8601>`` (ISUPPORT
+        ``MSGREFTYPES=msgid,timestamp``); ``*`` for LATEST. The answer is one
+        ``chathistory`` batch (plain lines without ``batch``), oldest first, at
+        most :data:`MAX_HISTORY_LIMIT` messages.
+        """
         params = msg.params
         sub = params[0].upper() if params else ""
-        if sub not in ("LATEST", "BEFORE") or len(params) < 4:
-            why = (
-                "only LATEST and BEFORE are there yet" if sub else "CHATHISTORY <sub> <target> ..."
-            )
-            return [Reply(self._numeric("FAIL", "CHATHISTORY", "INVALID_PARAMS", sub or "*", why))]
-        target, point, count = params[1], params[2], params[3]
-        before: int | None = None
-        if point != "*":
-            if not point.startswith("msgid=") or not point[6:].isdigit():
-                why = "Point to a message by msgid=<id>; timestamps are not there yet"
-                return [Reply(self._numeric("FAIL", "CHATHISTORY", "INVALID_PARAMS", point, why))]
-            before = int(point[6:])
-        if sub == "BEFORE" and before is None:
-            why = "BEFORE needs msgid=<id>"
-            return [Reply(self._numeric("FAIL", "CHATHISTORY", "INVALID_PARAMS", point, why))]
-        limit = min(int(count), MAX_HISTORY_LIMIT) if count.isdigit() and int(count) > 0 else 50
-        ref = self._remember("CHATHISTORY", target, msg)
+        wanted = _CHATHISTORY_PARAMS.get(sub)
+        if wanted is None:
+            why = "CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN|TARGETS ..."
+            return [self._fail_history("INVALID_PARAMS", sub or "*", why)]
+        if len(params) < wanted:
+            usage = _CHATHISTORY_USAGE[sub]
+            return [self._fail_history("NEED_MORE_PARAMS", sub, f"Usage: CHATHISTORY {usage}")]
+        count = params[wanted - 1]
+        if not count.isdigit() or int(count) < 1:
+            why = f"The limit is a number from 1 to {MAX_HISTORY_LIMIT}"
+            return [self._fail_history("INVALID_PARAMS", count, why)]
+        limit = min(int(count), MAX_HISTORY_LIMIT)
+        points: list[tuple[str, int]] = []  # ("msgid", id) or ("timestamp", ms)
+        for point in params[1 if sub == "TARGETS" else 2 : wanted - 1]:
+            if sub == "LATEST" and point == "*":
+                continue
+            parsed = _history_point(point)
+            if parsed is None:
+                why = "Point to a message by msgid=<id> or timestamp=YYYY-MM-DDThh:mm:ss.sssZ"
+                return [self._fail_history("INVALID_PARAMS", point, why)]
+            points.append(parsed)
+        if sub == "BETWEEN" and points[0][0] != points[1][0]:
+            why = "BETWEEN takes two points of one kind: two msgids or two timestamps"
+            return [self._fail_history("INVALID_PARAMS", params[3], why)]
+        if sub == "TARGETS":
+            if any(kind != "timestamp" for kind, _ in points):
+                why = "TARGETS takes two timestamps"
+                return [self._fail_history("INVALID_PARAMS", params[1], why)]
+            (_, first), (_, second) = points
+            ref = self._remember("TARGETS", "*", msg)
+            low, high = min(first, second), max(first, second)
+            return [
+                HistoryTargets(
+                    after_ms=low, before_ms=high, limit=limit, newest=first > second, ref=ref
+                )
+            ]
+        target = params[1]
         if target.startswith("#"):
-            return [History(room=target[1:], before=before, limit=limit, ref=ref)]
-        return [History(with_=target, before=before, limit=limit, ref=ref)]
+            room, with_ = target[1:], None
+        else:
+            room, with_ = None, chinwag_nick(target)
+        ref = self._remember("CHATHISTORY", target, msg)
+        if sub == "LATEST" and not points:
+            return [History(room=room, with_=with_, before=None, limit=limit, ref=ref)]
+        bounds: dict[str, int] = {}
+        newest = sub in ("BEFORE", "LATEST")  # the messages nearest the point
+        if sub == "BETWEEN":
+            (kind, first), (_, second) = points
+            newest = first > second  # from the later end: those nearest the first
+            bounds = {
+                **_bound(kind, min(first, second), True),
+                **_bound(kind, max(first, second), False),
+            }
+        elif sub == "AROUND":
+            kind, at = points[0]
+            bounds = {"around" if kind == "msgid" else "around_ms": at}
+        else:
+            kind, at = points[0]
+            bounds = _bound(kind, at, sub != "BEFORE")
+        command = HistoryRange(
+            room=room, with_=with_, limit=limit, newest=newest, ref=ref, **bounds
+        )
+        return [command]
+
+    def _targets(self, heads: tuple[Message, ...]) -> bytes:
+        """``CHATHISTORY TARGETS`` answered: one line per conversation, oldest first,
+        in a ``draft/chathistory-targets`` batch (plain lines without ``batch``)."""
+        lines = []
+        for m in heads:
+            if m.room is not None:
+                target = f"#{m.room}"
+            else:
+                target = irc_nick((m.to if m.sender == self.nick else m.sender) or "*")
+            lines.append(
+                format_message(
+                    "CHATHISTORY", "TARGETS", target, _time_tag(m.ts_ms), source=self.server_name
+                )
+            )
+        if "batch" not in self.caps:
+            return b"".join(lines)
+        self._serial += 1
+        ref = f"t{self._serial}"
+        start = format_message(
+            "BATCH", f"+{ref}", "draft/chathistory-targets", source=self.server_name
+        )
+        inner = [b"@batch=" + ref.encode() + b" " + line for line in lines]
+        return start + b"".join(inner) + format_message("BATCH", f"-{ref}", source=self.server_name)
+
+    def _fail_history(self, code: str, context: str, why: str) -> Reply:
+        return Reply(self._numeric("FAIL", "CHATHISTORY", code, context, why))
+
+    def _history_batch(self, target: str, messages: tuple[Message, ...]) -> bytes:
+        """A page of history: one ``chathistory`` batch, or plain lines without ``batch``."""
+        if "batch" not in self.caps:
+            return b"".join(self._message_lines(m) for m in messages)
+        self._serial += 1
+        ref = f"h{self._serial}"
+        start = format_message("BATCH", f"+{ref}", "chathistory", target, source=self.server_name)
+        body = b"".join(self._message_lines(m, batch=ref) for m in messages)
+        return start + body + format_message("BATCH", f"-{ref}", source=self.server_name)
 
     # -- output -------------------------------------------------------------------------
     def render(self, event: Outgoing) -> bytes:
@@ -779,6 +1363,44 @@ class IrcServerCodec:
             return b""
         return wire
 
+    def shared(self, events: Iterable[Outgoing]) -> SharedRenderer | None:
+        """The shared renderer, if this client's lines for ``events`` are its lines.
+
+        They are for fan-out events (no ``ref``) that read the same for everyone
+        (:class:`SharedRenderer`), once registration is over and no replay batch
+        is open: not the copy of a message this connection sent (its echo is the
+        ``echo-message`` one), not a backlog copy, not one's own presence, not a DM
+        typing notice, edit or deletion (their target is the reader). When they
+        are, they count as sent (the cursor's ``PING`` names the newest). Else
+        ``None``: :meth:`render` writes them for this client alone.
+
+        Args:
+            events: the events of one frame, in order.
+        """
+        if not self.registered or self._replay_batch is not None:
+            return None
+        newest = self._last_id
+        for event in events:
+            match event:
+                case Message(cid=None, replay=False, ref=None) if (
+                    event.room is not None or event.to is not None
+                ):
+                    newest = max(newest, event.id)
+                case Presence(ref=None) if event.nick != self.nick:
+                    pass
+                case TypingNotice(room=str(), ref=None):
+                    pass
+                case Deleted(room=str(), ref=None) if event.target not in self._redacted:
+                    newest = max(newest, event.id)
+                case Edited(room=str(), ref=None) | Reacted(room=str(), ref=None):
+                    newest = max(newest, event.id)
+                case _:
+                    return None
+        self._last_id = newest
+        if self._shared is None:  # forgotten whenever the capabilities change
+            self._shared = shared_renderer(self.caps)
+        return self._shared
+
     def _replayed(self, e: Message) -> bytes:
         """A backlog message inside a ``chathistory`` batch of its conversation.
 
@@ -786,9 +1408,10 @@ class IrcServerCodec:
         batch ends when the conversation changes or anything else is sent.
         """
         target = (
-            f"#{e.room}" if e.room is not None else (e.to if e.sender == self.nick else e.sender)
+            f"#{e.room}"
+            if e.room is not None
+            else irc_nick((e.to if e.sender == self.nick else e.sender) or "*")
         )
-        target = target or "*"
         out = b""
         if self._replay_batch is not None and self._replay_batch[1] != target:
             out = self._end_replay_batch()
@@ -809,11 +1432,12 @@ class IrcServerCodec:
     def _labeled(self, wire: bytes, label: str) -> bytes:
         lines = wire.split(b"\r\n")[:-1]
         tag = f"label={escape_tag_value(label)}".encode()
-        if len(lines) == 1:
+        if len(lines) == 1 or _one_batch(lines):  # a batch already: the label on its start
             line = lines[0]
+            rest = b"".join(ln + b"\r\n" for ln in lines[1:])
             if line.startswith(b"@"):
-                return b"@" + tag + b";" + line[1:] + b"\r\n"
-            return b"@" + tag + b" " + line + b"\r\n"
+                return b"@" + tag + b";" + line[1:] + b"\r\n" + rest
+            return b"@" + tag + b" " + line + b"\r\n" + rest
         if "batch" not in self.caps:
             return wire  # several lines can carry one label only in a batch
         start = format_message("BATCH", "+L", "labeled-response", source=self.server_name)
@@ -826,49 +1450,26 @@ class IrcServerCodec:
 
     def _message_lines(self, e: Message, batch: str | None = None, verb: str = "PRIVMSG") -> bytes:
         self._last_id = max(self._last_id, e.id)
-        tags: dict[str, str] = {}
-        if batch is not None:
-            tags["batch"] = batch
-        if "server-time" in self.caps:
-            tags["time"] = _time_tag(e.ts_ms)
-        if "message-tags" in self.caps:
-            tags["msgid"] = str(e.id)
-        target = f"#{e.room}" if e.room is not None else (e.to or self._me())
+        account = irc_nick(e.sender) if e.account else None
+        tags = _line_tags(self.caps, e.ts_ms, e.id, batch, account)
+        target = f"#{e.room}" if e.room is not None else (irc_nick(e.to) if e.to else self._me())
         body = e.body
         if e.replay and "server-time" not in self.caps:
             body = f"[{_time_tag(e.ts_ms)[:16].replace('T', ' ')} UTC] {body}"
-        source = self._source(e.sender)
-        overhead = len(format_message(verb, target, "", source=source))
-        out = [
-            format_message(verb, target, piece, source=source, tags=tags)
-            for piece in _split_body(body, MAX_LINE - overhead)
-        ]
-        return b"".join(out)
+        multi = f"ml{e.id}" if "draft/multiline" in self.caps else None
+        return _text_lines(verb, target, _user(e.sender), body, tags, multi)
 
-    def _revision_notice(self, e: Edited | Deleted) -> bytes:
-        """An edit or a deletion as a NOTICE from its author to the conversation."""
+    def _revision(self, e: Edited | Deleted | Reacted) -> bytes:
+        """An edit, a deletion or a reaction, to the conversation as this client names it."""
         self._last_id = max(self._last_id, e.id)
-        if isinstance(e, Edited):
-            who, text = e.sender, f"(edited message {e.target}) {e.body}"
-        else:
-            who, text = e.by, f"(deleted message {e.target})"
+        who = e.by if isinstance(e, Deleted) else e.sender
         if e.room is not None:
             target = f"#{e.room}"
         elif who == self.nick:
-            target = e.to or self._me()
+            target = irc_nick(e.to) if e.to else self._me()
         else:
             target = self._me()
-        tags: dict[str, str] = {}
-        if "server-time" in self.caps:
-            tags["time"] = _time_tag(e.ts_ms)
-        if "message-tags" in self.caps:
-            tags["msgid"] = str(e.id)
-        source = self._source(who)
-        overhead = len(format_message("NOTICE", target, "", source=source))
-        return b"".join(
-            format_message("NOTICE", target, piece, source=source, tags=tags)
-            for piece in _split_body(text, MAX_LINE - overhead)
-        )
+        return _revision_lines(e, self.caps, target)
 
     def _render(self, event: Outgoing, pending: _Pending | None) -> bytes:
         match event:
@@ -880,8 +1481,15 @@ class IrcServerCodec:
                 if event.replay and "batch" in self.caps:
                     return self._replayed(event)
                 return self._message_lines(event)
+            case Ack() if pending is not None and pending.command == "REDACT":
+                return self._redact_echo(pending)
             case Ack():
-                if pending is None or pending.body is None or "echo-message" not in self.caps:
+                if (
+                    pending is None
+                    or pending.body is None
+                    or pending.command not in ("PRIVMSG", "NOTICE")  # REDACT keeps its msgid
+                    or "echo-message" not in self.caps
+                ):
                     if pending is not None and pending.label is not None:
                         return format_message("ACK", source=self.server_name)
                     return b""
@@ -895,6 +1503,7 @@ class IrcServerCodec:
                     room=room,
                     to=None if room is not None else target,
                     body=pending.body,
+                    account=self._account,
                 )
                 return self._message_lines(echo, verb=pending.command)
             case Presence():
@@ -923,16 +1532,11 @@ class IrcServerCodec:
                 lines.append(self._numeric("323", "End of /LIST"))
                 return b"".join(lines)
             case HistoryReply():
-                target = f"#{event.room}" if event.room is not None else (event.with_ or "*")
-                if "batch" not in self.caps:
-                    return b"".join(self._message_lines(m) for m in event.messages)
-                self._serial += 1
-                ref = f"h{self._serial}"
-                start = format_message(
-                    "BATCH", f"+{ref}", "chathistory", target, source=self.server_name
-                )
-                body = b"".join(self._message_lines(m, batch=ref) for m in event.messages)
-                return start + body + format_message("BATCH", f"-{ref}", source=self.server_name)
+                if event.room is not None:
+                    target = f"#{event.room}"
+                else:
+                    target = irc_nick(event.with_ or "*")
+                return self._history_batch(target, event.messages)
             case CaughtUp():
                 if event.missed == 0:
                     return b""
@@ -950,12 +1554,14 @@ class IrcServerCodec:
                 )
             case Bye():
                 return format_message("ERROR", "Closing link: goodbye")
-            case Edited() | Deleted():
-                return self._revision_notice(event)
-            case Reacted():
-                # No reactions on IRC yet (docs/irc.md): skipped, its id still counts as sent.
+            case Deleted() if event.target in self._redacted:
+                del self._redacted[event.target]  # echoed when it was done
                 self._last_id = max(self._last_id, event.id)
                 return b""
+            case Edited() | Deleted() | Reacted():
+                return self._revision(event)
+            case Results() if pending is not None and pending.command == "TARGETS":
+                return self._targets(event.messages)
             case ReadMarker() | Receipt() | Results() | BlocksReply():
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
             case RoomInfo():
@@ -993,20 +1599,20 @@ class IrcServerCodec:
         return b""
 
     def _render_who(self, event: WhoReply, pending: _Pending | None) -> bytes:
+        if pending is not None and pending.whois is not None:
+            return self._whois_part(pending, event)
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
             rows = [
-                self._numeric(
-                    "352", channel, u.nick, HOST, self.server_name, u.nick, "H", f"0 {u.nick}"
-                )
-                for u in event.users
+                self._numeric("352", channel, nick, HOST, self.server_name, nick, "H", f"0 {nick}")
+                for nick in (irc_nick(u.nick) for u in event.users)
             ]
             return b"".join(rows) + self._numeric("315", channel, "End of /WHO list")
         lines: list[bytes] = []
         names: list[str] = []
         full = "userhost-in-names" in self.caps
         for user in event.users:
-            name = self._source(user.nick) if full else user.nick
+            name = self._source(user.nick) if full else irc_nick(user.nick)
             candidate = " ".join([*names, name])
             if names and len(candidate) > 400:
                 lines.append(self._numeric("353", "=", channel, " ".join(names)))
@@ -1020,10 +1626,10 @@ class IrcServerCodec:
         self._hello_ref = None
         self._account = event.account
         if pending is not None and pending.command == "AUTHENTICATE":
-            account = event.nick
-            self.nick = account
+            self.nick = event.nick
+            account = irc_nick(event.nick)
             self._welcome = event
-            source = f"{account}!{account}@{HOST}"
+            source = _user(account)
             logged_in = f"You are now logged in as {account}"
             out = format_message(
                 "900", account, source, account, logged_in, source=self.server_name
@@ -1042,13 +1648,20 @@ class IrcServerCodec:
         self._welcome = None
         me = self._me()
         name = self.server_name
-        isupport = "CASEMAPPING=ascii CHANTYPES=# CHATHISTORY=100 NETWORK=chinwag UTF8ONLY"
+        isupport = (
+            "CASEMAPPING=ascii",
+            "CHANTYPES=#",
+            f"CHATHISTORY={MAX_HISTORY_LIMIT}",
+            "MSGREFTYPES=msgid,timestamp",
+            "NETWORK=chinwag",
+            "UTF8ONLY",
+        )
         lines = [
             self._numeric("001", f"Welcome to {event.server_name}, {me}"),
             self._numeric("002", f"Your host is {name}, running chinwag {event.server_version}"),
             self._numeric("003", "This server keeps what you missed while away"),
             self._numeric("004", name, event.server_version, "i", "n"),
-            self._numeric("005", *isupport.split(), "are supported by this server"),
+            self._numeric("005", *isupport, "are supported by this server"),
         ]
         if event.motd:
             lines.append(self._numeric("375", f"- {name} Message of the day -"))
@@ -1070,6 +1683,8 @@ class IrcServerCodec:
         code, text = event.code, event.message
         if command == "NOTICE":
             return b""  # a NOTICE never gets an automatic reply (RFC 2812 3.3.2)
+        if pending is not None and pending.whois is not None:
+            return self._whois_part(pending, None)  # that channel was left meanwhile
         if command in ("NAMES", "WHO"):
             # Nothing to list: the end of the list, as for an empty channel.
             end = "366" if command == "NAMES" else "315"
@@ -1086,6 +1701,16 @@ class IrcServerCodec:
             if code == "bad_password":
                 return self._numeric("464", f"Password incorrect: {text}")
             return self._numeric("FAIL", "NICK", code.upper(), text)
+        if command == "REDACT":
+            # draft/message-redaction's codes: the message is unknown, or not one's to delete.
+            msgid = pending.body if pending is not None and pending.body is not None else "*"
+            reason = "REDACT_FORBIDDEN" if code == "forbidden" else "UNKNOWN_MSGID"
+            if code not in ("forbidden", "not_found"):
+                reason = code.upper()
+            return self._numeric("FAIL", "REDACT", reason, target, msgid, text)
+        if command == "CHATHISTORY" and code in ("not_member", "no_such_user", "bad_room"):
+            # What the asker may not see reads as a conversation with nothing in it.
+            return self._history_batch(target, ())
         if code == "no_such_user":
             return self._numeric("401", target, text)
         if code == "bad_room":

@@ -11,6 +11,11 @@ the client enabled). Lines the codec answers on its own (``CAP``, ``PING``,
 the session's inbox like every frame (counted before login, kept in order) and
 are written in their turn.
 
+Fan-out is rendered once per set of tag capabilities, not once per connection:
+the lines of a room message are the same for every IRC member that enabled the
+same ``server-time``/``message-tags``, so a frame keeps them under a shared
+renderer (:meth:`~chinwag.protocol.irc.IrcServerCodec.shared` says when).
+
 The two rules: ``QUIT`` logs out without moving the device's cursor (IRC has
 no ``seen``: the cursor moves only when the client answers a ``PING`` sent
 after what it was sent, which the codec turns into ``seen``); and a peer is
@@ -23,7 +28,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 
 from chinwag.core.driver import BYE, Handle, LogOut, Send, SessionDriver
 from chinwag.core.sessions import Frame
-from chinwag.protocol.events import Command, Incoming
+from chinwag.protocol.events import Command, Incoming, Outgoing
 from chinwag.protocol.irc import IrcServerCodec, Reply
 from chinwag.server.connection import Connection
 from chinwag.server.session_task import SessionTask, reply_frame
@@ -97,6 +102,8 @@ class IrcConnection(Connection):
         self._irc = IrcServerCodec(
             server_name=self._settings.server_name,
             hard_limit=self._settings.irc_hard_line_limit,
+            multiline_max_lines=self._settings.irc_multiline_max_lines,
+            multiline_max_bytes=self._settings.irc_multiline_max_bytes,
         )
         # One bound method for the connection's life: frames cache bytes per renderer.
         self._renderer = self._irc.render
@@ -114,17 +121,29 @@ class IrcConnection(Connection):
     def send(self, frame: Frame) -> None:
         if self._closing:
             return
-        wire = frame.render(self._renderer)
+        wire = self._rendered(frame)
         self._take_followups()
         if wire:
             self._write(wire)
 
     def _queue(self, frame: Frame) -> bytes:
-        wire = frame.render(self._renderer)
+        wire = self._rendered(frame)
         self._take_followups()
         self._out.append(wire)
         self._out_size += len(wire)
         return wire
+
+    def _rendered(self, frame: Frame) -> bytes:
+        """The frame's lines for this client: the shared ones when they are the same.
+
+        A message fanned out to a room is rendered once per set of tag
+        capabilities (:class:`~chinwag.protocol.irc.SharedRenderer`) and the
+        frame keeps those bytes for every IRC member with that set; anything
+        that reads differently for this client is rendered for it alone.
+        """
+        events = (frame.event,) if frame.event is not None else _events(frame)
+        shared = self._irc.shared(events)
+        return frame.render(shared if shared is not None else self._renderer)
 
     def write_reply(self, wire: bytes) -> None:
         """Write lines the codec answered on its own (their turn has come)."""
@@ -154,3 +173,14 @@ class IrcConnection(Connection):
         if not self._marked:
             self._marked = True
             self._server.flusher.mark(self)
+
+
+def _events(frame: Frame) -> list[Outgoing]:
+    """The events a frame of parts stands for, in order."""
+    out: list[Outgoing] = []
+    for part in frame.parts:
+        if part.event is not None:
+            out.append(part.event)
+        else:
+            out.extend(_events(part))
+    return out

@@ -331,6 +331,49 @@ class Store(Protocol):
         """The newest ``limit`` DMs between principals ``a`` and ``b`` (either way)."""
         ...
 
+    async def room_history_range(
+        self,
+        room: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
+    ) -> Page:
+        """Messages of ``room`` with ``after < id < before`` (no upper bound if None)
+        and ``after_ms < ts < before_ms`` (the same).
+
+        The oldest ``limit`` of them, or with ``newest`` the newest ``limit``;
+        oldest first either way, as ``room_history``; ``more`` when the range
+        holds more. (IRC ``CHATHISTORY AFTER``/``AROUND``/``BETWEEN``.)
+        """
+        ...
+
+    async def dm_history_range(
+        self,
+        a: str,
+        b: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
+    ) -> Page:
+        """DMs between principals ``a`` and ``b`` (either way), as ``room_history_range``."""
+        ...
+
+    async def conversation_heads(self, principal: str, rooms: list[str]) -> list[StoredMessage]:
+        """The newest message of each of ``rooms`` and of each DM conversation of
+        ``principal`` (either way; one per other party), in no order.
+
+        (IRC ``CHATHISTORY TARGETS``.) Messages only, no event rows.
+        """
+        ...
+
     async def search(
         self, words: list[str], scope: SearchScope, *, before: int | None, limit: int
     ) -> Page:
@@ -560,6 +603,21 @@ class Store(Protocol):
         """The oldest ``limit`` audit entries at or after ``since_ms`` (of ``room`` only, if
         given), oldest first."""
         ...
+
+
+def heads(principal: str, candidates: list[StoredMessage]) -> list[StoredMessage]:
+    """One message per conversation: the newest of the candidates of each (rooms by
+    name, DMs by ``principal``'s other party, whichever way they went)."""
+    newest: dict[str, StoredMessage] = {}
+    for m in candidates:
+        if m.room is not None:
+            key = "#" + m.room
+        else:
+            other = (m.recipient or "") if m.sender == principal else m.sender
+            key = "@" + other
+        if key not in newest or newest[key].id < m.id:
+            newest[key] = m
+    return list(newest.values())
 
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")

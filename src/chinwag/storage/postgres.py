@@ -59,6 +59,7 @@ from chinwag.storage.base import (
     Standing,
     StoredMessage,
     StoreError,
+    heads,
     read_migrations,
 )
 
@@ -111,6 +112,35 @@ SELECT {_COLS} FROM (
     (SELECT {_COLS} FROM messages WHERE sender = $2 AND recipient = $1 AND id < $3 AND $1 <> $2
        AND kind IS NULL ORDER BY id DESC LIMIT $4)
 ) AS both_ways ORDER BY id DESC LIMIT $4
+"""
+# A range of history (IRC CHATHISTORY AFTER/AROUND/BETWEEN), read from its
+# oldest or its newest end (ASC or DESC), bounded like the pages above.
+ROOM_RANGE_SQL: Final = f"""
+SELECT {_COLS} FROM messages WHERE room = $1 AND id > $2 AND id < $3 AND kind IS NULL
+   AND ts_ms > $5 AND ts_ms < $6
+ ORDER BY id {{order}} LIMIT $4
+"""
+DM_RANGE_SQL: Final = f"""
+SELECT {_COLS} FROM (
+    (SELECT {_COLS} FROM messages WHERE sender = $1 AND recipient = $2 AND id > $3 AND id < $4
+       AND kind IS NULL AND ts_ms > $6 AND ts_ms < $7 ORDER BY id {{order}} LIMIT $5)
+    UNION ALL
+    (SELECT {_COLS} FROM messages WHERE sender = $2 AND recipient = $1 AND id > $3 AND id < $4
+       AND $1 <> $2 AND kind IS NULL AND ts_ms > $6 AND ts_ms < $7 ORDER BY id {{order}} LIMIT $5)
+) AS both_ways ORDER BY id {{order}} LIMIT $5
+"""
+# The newest message of each room named and of each DM conversation of $1
+# (a conversation's two directions are two rows here; the caller keeps one).
+HEADS_SQL: Final = f"""
+SELECT {_COLS} FROM messages WHERE id IN (
+    SELECT (SELECT max(id) FROM messages WHERE room = r AND kind IS NULL)
+      FROM unnest($2::text[]) AS r
+    UNION ALL
+    SELECT max(id) FROM messages
+     WHERE sender = $1 AND recipient IS NOT NULL AND kind IS NULL GROUP BY recipient
+    UNION ALL
+    SELECT max(id) FROM messages WHERE recipient = $1 AND kind IS NULL GROUP BY sender
+)
 """
 # ``$2`` bounds the count (NULL: no bound) so a quota check reads at most ``quota`` rows.
 UNDELIVERED_SQL: Final = """
@@ -772,6 +802,68 @@ class PostgresStore:
             rows = await conn.fetch(sql, *params, bound, limit + 1)
             messages = [_message(r) for r in reversed(rows[:limit])]
             return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def room_history_range(
+        self,
+        room: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
+    ) -> Page:
+        """Messages of ``room`` in a range of ids and times: one end of the range."""
+        times = (after_ms, _MAX_ID if before_ms is None else before_ms)
+        return await self._range(ROOM_RANGE_SQL, (room,), times, after, before, limit, newest)
+
+    async def dm_history_range(
+        self,
+        a: str,
+        b: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
+    ) -> Page:
+        """DMs between ``a`` and ``b`` in a range of ids and times: one end of the range."""
+        times = (after_ms, _MAX_ID if before_ms is None else before_ms)
+        return await self._range(DM_RANGE_SQL, (a, b), times, after, before, limit, newest)
+
+    async def _range(
+        self,
+        sql: str,
+        params: tuple[str, ...],
+        times: tuple[int, int],
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+    ) -> Page:
+        limit = max(limit, 0)
+        query = sql.format(order="DESC" if newest else "ASC")
+        upper = _MAX_ID if before is None else before
+
+        async def read(conn: Conn) -> Page:
+            rows = await conn.fetch(query, *params, after, upper, limit + 1, *times)
+            page = rows[:limit]
+            messages = [_message(r) for r in (reversed(page) if newest else page)]
+            return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def conversation_heads(self, principal: str, rooms: list[str]) -> list[StoredMessage]:
+        """The newest message of each room in ``rooms`` and of each DM conversation."""
+
+        async def read(conn: Conn) -> list[StoredMessage]:
+            rows = await conn.fetch(HEADS_SQL, principal, rooms)
+            return heads(principal, [_message(r) for r in rows])
 
         return await self._read(read)
 

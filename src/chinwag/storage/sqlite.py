@@ -79,6 +79,7 @@ from chinwag.storage.base import (
     Standing,
     StoredMessage,
     StoreError,
+    heads,
     read_migrations,
 )
 
@@ -168,6 +169,49 @@ SELECT {_COLS} FROM (
 )
 ORDER BY id DESC
 LIMIT :n
+"""
+
+# A range of history (IRC CHATHISTORY AFTER/AROUND/BETWEEN), read from its
+# oldest or its newest end (ASC or DESC), bounded like the pages above.
+ROOM_RANGE_SQL: Final = f"""
+SELECT {_COLS} FROM messages INDEXED BY messages_room
+ WHERE room = :room AND id > :after AND id < :before AND kind IS NULL
+   AND ts_ms > :after_ms AND ts_ms < :before_ms
+ ORDER BY id {{order}}
+ LIMIT :n
+"""
+DM_RANGE_SQL: Final = f"""
+SELECT {_COLS} FROM (
+    SELECT * FROM (
+        SELECT {_COLS} FROM messages INDEXED BY messages_pair
+         WHERE sender = :a AND recipient = :b AND id > :after AND id < :before
+           AND kind IS NULL AND ts_ms > :after_ms AND ts_ms < :before_ms
+         ORDER BY id {{order}} LIMIT :n)
+    UNION ALL
+    SELECT * FROM (
+        SELECT {_COLS} FROM messages INDEXED BY messages_pair
+         WHERE sender = :b AND recipient = :a AND id > :after AND id < :before AND :a <> :b
+           AND kind IS NULL AND ts_ms > :after_ms AND ts_ms < :before_ms
+         ORDER BY id {{order}} LIMIT :n)
+)
+ORDER BY id {{order}}
+LIMIT :n
+"""
+
+# The newest message of each room named and of each DM conversation of :me
+# (a conversation's two directions are two rows here; the caller keeps one).
+HEADS_SQL: Final = f"""
+SELECT {_COLS} FROM messages WHERE id IN (
+    SELECT (SELECT max(id) FROM messages INDEXED BY messages_room
+             WHERE room = j.value AND kind IS NULL)
+      FROM json_each(:rooms) AS j
+    UNION ALL
+    SELECT max(id) FROM messages INDEXED BY messages_pair
+     WHERE sender = :me AND recipient IS NOT NULL AND kind IS NULL GROUP BY recipient
+    UNION ALL
+    SELECT max(id) FROM messages INDEXED BY messages_recipient
+     WHERE recipient = :me AND recipient IS NOT NULL AND kind IS NULL GROUP BY sender
+)
 """
 
 # DMs to the account from others above its highest cursor; ``:cap`` bounds the
@@ -1081,6 +1125,71 @@ class SqliteStore:
             rows = conn.execute(sql, args).fetchall()
             messages = [_message(r) for r in reversed(rows[:limit])]
             return Page(_with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def room_history_range(
+        self,
+        room: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
+    ) -> Page:
+        """Messages of ``room`` in a range of ids and times: one end of the range."""
+        params: dict[str, Any] = {"room": room, "after_ms": after_ms}
+        params["before_ms"] = _MAX_ID if before_ms is None else before_ms
+        return await self._range(ROOM_RANGE_SQL, params, after, before, limit, newest)
+
+    async def dm_history_range(
+        self,
+        a: str,
+        b: str,
+        *,
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+        after_ms: int = 0,
+        before_ms: int | None = None,
+    ) -> Page:
+        """DMs between ``a`` and ``b`` in a range of ids and times: one end of the range."""
+        params: dict[str, Any] = {"a": a, "b": b, "after_ms": after_ms}
+        params["before_ms"] = _MAX_ID if before_ms is None else before_ms
+        return await self._range(DM_RANGE_SQL, params, after, before, limit, newest)
+
+    async def _range(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        after: int,
+        before: int | None,
+        limit: int,
+        newest: bool,
+    ) -> Page:
+        limit = max(limit, 0)
+        query = sql.format(order="DESC" if newest else "ASC")
+        upper = _MAX_ID if before is None else before
+        args = {**params, "after": after, "before": upper, "n": limit + 1}
+
+        def read(conn: sqlite3.Connection) -> Page:
+            rows = conn.execute(query, args).fetchall()
+            page = rows[:limit]
+            messages = [_message(r) for r in (reversed(page) if newest else page)]
+            return Page(_with_reactions(conn, messages), more=len(rows) > limit)
+
+        return await self._read(read)
+
+    async def conversation_heads(self, principal: str, rooms: list[str]) -> list[StoredMessage]:
+        """The newest message of each room in ``rooms`` and of each DM conversation."""
+        args = {"me": principal, "rooms": json.dumps(rooms)}
+
+        def read(conn: sqlite3.Connection) -> list[StoredMessage]:
+            rows = conn.execute(HEADS_SQL, args).fetchall()
+            return heads(principal, [_message(r) for r in rows])
 
         return await self._read(read)
 

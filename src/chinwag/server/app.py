@@ -27,7 +27,7 @@ from chinwag.server.irc import IrcConnection
 from chinwag.server.listener import Listener, bind
 from chinwag.server.lock import DataDirLock
 from chinwag.server.tlswire import Handshakes, TlsTransport
-from chinwag.storage.base import Store, StoreError
+from chinwag.storage.base import Retention, Store, StoreError
 from chinwag.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -55,12 +55,30 @@ async def _open_store(settings: Settings, data_dir: Path) -> Store:
             cid_ttl=settings.cid_ttl,
             purge_batch=settings.dedupe_purge_batch,
             purge_interval=settings.dedupe_purge_interval,
+            retention=retention_of(settings),
+            retention_batch=settings.retention_batch,
         )
     # Imported only here: a one-node server never loads asyncpg.
     from chinwag.storage.postgres import PostgresStore
 
     return await PostgresStore.open(
-        settings.store, commit_delay=settings.commit_delay, command_timeout=settings.store_timeout
+        settings.store,
+        commit_delay=settings.commit_delay,
+        command_timeout=settings.store_timeout,
+        cid_ttl=settings.cid_ttl,
+        purge_batch=settings.dedupe_purge_batch,
+        purge_interval=settings.dedupe_purge_interval,
+        retention=retention_of(settings),
+        retention_batch=settings.retention_batch,
+    )
+
+
+def retention_of(settings: Settings) -> Retention:
+    """How long the store keeps messages, from the retention settings (0 days: forever)."""
+    return Retention(
+        rooms=settings.room_retention_days or None,
+        dms=settings.dm_retention_days or None,
+        per_room=settings.room_retentions(),
     )
 
 

@@ -40,6 +40,11 @@ the batch; what it cannot hide is a slow fsync (docs/performance.md).
 * **Expired dedupe rows** (older than ``cid_ttl``) are purged by the writer
   thread between batches, ``purge_batch`` rows per transaction, a step every
   ``purge_interval`` seconds (at once again while a step finds a full batch).
+* **Retention** (``retention``): the same purge step deletes the messages older
+  than their conversation's retention, ``retention_batch`` of them per step,
+  with the events about them (an edit holds its message's text), their
+  reactions and their words in the search index; ``secure_delete`` zeroes the
+  freed space and the WAL is then checkpointed with TRUNCATE (emptied).
 
 Accounts in rooms and cursors are the hub's principals (``"a:<key>"``).
 """
@@ -73,6 +78,7 @@ from chinwag.storage.base import (
     NewMessage,
     OverQuota,
     Page,
+    Retention,
     SearchScope,
     StoredMessage,
     StoreError,
@@ -98,6 +104,60 @@ PURGE_DEDUPE_SQL: Final = """
 DELETE FROM dedupe WHERE (dedupe_key, cid) IN (
     SELECT dedupe_key, cid FROM dedupe INDEXED BY dedupe_ts WHERE ts_ms < :cutoff LIMIT :n)
 """
+
+# Retention (issue 17): the expired DMs, one room's expired messages, and the
+# next room after :room that has messages (walking the rooms of the index).
+EXPIRED_DMS_SQL: Final = """
+SELECT id FROM messages INDEXED BY messages_dm_ts
+ WHERE recipient IS NOT NULL AND ts_ms < :cutoff LIMIT :n
+"""
+EXPIRED_IN_ROOM_SQL: Final = """
+SELECT id FROM messages INDEXED BY messages_room_ts
+ WHERE room = :room AND ts_ms < :cutoff LIMIT :n
+"""
+NEXT_ROOM_SQL: Final = """
+SELECT room FROM messages INDEXED BY messages_room_ts
+ WHERE room IS NOT NULL AND room > :room ORDER BY room LIMIT 1
+"""
+# Everything about the expired messages :ids goes with them: their reactions,
+# the events about them (an edit holds the text), then the rows (the FTS5
+# trigger takes their words out of the index; dedupe rows cascade).
+EXPIRE_SQL: Final = (
+    "DELETE FROM reactions WHERE message_id IN (SELECT value FROM json_each(:ids))",
+    "DELETE FROM messages INDEXED BY messages_target"
+    " WHERE target IS NOT NULL AND target IN (SELECT value FROM json_each(:ids))",
+    "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(:ids))",
+)
+
+
+def _expire(conn: sqlite3.Connection, retention: Retention, now_ms: int, limit: int) -> int:
+    """Delete at most ``limit`` messages older than their retention at ``now_ms``; how many."""
+    rooms_cut, dms_cut, per_room = retention.cutoffs(now_ms)
+    ids: list[int] = []
+
+    def take(sql: str, **args: Any) -> None:
+        rows = conn.execute(sql, {**args, "n": limit - len(ids)}).fetchall()
+        ids.extend(int(row[0]) for row in rows)
+
+    if dms_cut is not None:
+        take(EXPIRED_DMS_SQL, cutoff=dms_cut)
+    for room, cut in per_room.items():
+        if cut is not None and len(ids) < limit:
+            take(EXPIRED_IN_ROOM_SQL, room=room, cutoff=cut)
+    if rooms_cut is not None:
+        room = ""
+        while len(ids) < limit:
+            row = conn.execute(NEXT_ROOM_SQL, {"room": room}).fetchone()
+            if row is None:
+                break
+            room = str(row[0])
+            if room not in per_room:
+                take(EXPIRED_IN_ROOM_SQL, room=room, cutoff=rooms_cut)
+    if ids:
+        for sql in EXPIRE_SQL:
+            conn.execute(sql, {"ids": json.dumps(ids)})
+    return len(ids)
+
 
 _COLS: Final = (
     "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
@@ -474,12 +534,16 @@ class SqliteStore:
         purge_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
         checkpoint_thread: bool = False,
+        retention: Retention | None = None,
+        retention_batch: int = 500,
     ) -> None:
         # Use `open()`: the constructor only wires up an already migrated connection.
         self._path = path
         self._cid_ttl_ms = None if cid_ttl is None else int(cid_ttl * 1000)
         self._purge_batch = purge_batch
         self._purge_interval = purge_interval
+        self._retention = retention if retention is not None else Retention()
+        self._retention_batch = retention_batch
         self._clock = clock
         self._next_purge = clock() + purge_interval  # clock time of the next purge step
         self._writer = writer
@@ -504,7 +568,7 @@ class SqliteStore:
         self.commit_seconds = Histogram()  # written by the writer thread only
         self._write_failures = _Incident("writes")
         self._read_failures = _Incident("reads")
-        self._purge_failures = _Incident("dedupe purges")
+        self._purge_failures = _Incident("purges (dedupe rows, expired messages)")
         self._checkpoint_failures = _Incident("checkpoints")
         self._dirty = False  # committed since the last checkpoint (set by the writer)
         self._checkpoint_stop = threading.Event()
@@ -532,6 +596,8 @@ class SqliteStore:
         purge_batch: int = 500,
         purge_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
+        retention: Retention | None = None,
+        retention_batch: int = 500,
     ) -> SqliteStore:
         """Open (creating if needed) and migrate the database at ``path``.
 
@@ -557,6 +623,9 @@ class SqliteStore:
             purge_interval: seconds between purge steps (a step that found a
                 full batch is followed by the next as soon as the writer is idle).
             clock: wall-clock seconds, as the ``ts_ms`` of the messages (tests).
+            retention: how long messages are kept; older ones are deleted by
+                the purge step. None: kept forever.
+            retention_batch: most expired messages deleted in one purge step.
 
         Raises:
             StoreError: the file cannot be opened or has a newer schema.
@@ -565,8 +634,10 @@ class SqliteStore:
             raise ValueError("max_batch and readers must be at least 1")
         if durability not in DURABILITY:
             raise ValueError(f"durability is one of {', '.join(DURABILITY)}, not {durability!r}")
-        if purge_batch < 1 or purge_interval <= 0:
-            raise ValueError("purge_batch must be at least 1 and purge_interval above 0")
+        if purge_batch < 1 or purge_interval <= 0 or retention_batch < 1:
+            raise ValueError(
+                "purge_batch and retention_batch must be at least 1 and purge_interval above 0"
+            )
         synchronous = DURABILITY[durability]
 
         def setup() -> sqlite3.Connection:
@@ -610,6 +681,8 @@ class SqliteStore:
             purge_interval=purge_interval,
             clock=clock,
             checkpoint_thread=durability == "os",
+            retention=retention,
+            retention_batch=retention_batch,
         )
 
     async def __aenter__(self) -> SqliteStore:
@@ -772,27 +845,35 @@ class SqliteStore:
 
     def _until_purge(self) -> float | None:
         """Seconds until the next purge step is due (None: no purging)."""
-        if self._cid_ttl_ms is None:
+        if self._cid_ttl_ms is None and not self._retention.active:
             return None
         return max(0.0, self._next_purge - self._clock())
 
     def _purge_step(self) -> None:
-        """Delete at most ``purge_batch`` expired dedupe rows, in their own transaction.
+        """One purge step in its own transaction: at most ``purge_batch`` expired
+        dedupe rows and ``retention_batch`` expired messages.
 
         Runs on the writer thread between batches: a write queued meanwhile
         waits for one small DELETE at most, never for the whole purge.
         """
-        assert self._cid_ttl_ms is not None
         now = self._clock()
         conn = self._writer
+        full = False
+        expired = 0
         try:
             conn.execute("BEGIN IMMEDIATE")
-            deleted = conn.execute(
-                PURGE_DEDUPE_SQL,
-                {"cutoff": int(now * 1000) - self._cid_ttl_ms, "n": self._purge_batch},
-            ).rowcount
+            deleted = 0
+            if self._cid_ttl_ms is not None:
+                deleted = conn.execute(
+                    PURGE_DEDUPE_SQL,
+                    {"cutoff": int(now * 1000) - self._cid_ttl_ms, "n": self._purge_batch},
+                ).rowcount
+                full = deleted >= self._purge_batch
+            if self._retention.active:
+                expired = _expire(conn, self._retention, int(now * 1000), self._retention_batch)
+                full = full or expired >= self._retention_batch
             conn.execute("COMMIT")
-            self._dirty = self._dirty or deleted > 0
+            self._dirty = self._dirty or deleted > 0 or expired > 0
         except sqlite3.Error as exc:
             self._purge_failures.failed(exc)
             if conn.in_transaction:
@@ -801,8 +882,10 @@ class SqliteStore:
             self._next_purge = now + self._purge_interval
             return
         self._purge_failures.succeeded()
+        if expired:
+            self._erase_wal()  # the old pages, with the deleted text, leave the WAL
         # A full batch: more may be waiting, go on as soon as the writer is idle.
-        self._next_purge = now if deleted >= self._purge_batch else now + self._purge_interval
+        self._next_purge = now if full else now + self._purge_interval
 
     def _run_batch(self, batch: list[_Job]) -> None:
         conn = self._writer

@@ -211,6 +211,13 @@ class Settings:
         "most expired messages deleted in one purge step (at least 1; see dedupe_purge_interval)",
     )
 
+    # -- readiness (issue 17): /readyz checks the bus and the fan-out lag too --
+    ready_lag_max: float = _s(
+        5.0,
+        "seconds a message committed here may wait for its fan-out before /readyz says 503"
+        " (above 0)",
+    )
+
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
         return parse_room_retention(self.room_retention)
@@ -553,6 +560,8 @@ def parse_room_retention(text: str) -> dict[str, float | None]:
 
 
 def _check_retention(clean: dict[str, Any]) -> None:
+    if clean.get("ready_lag_max", 1) <= 0:
+        raise SettingsError("setting ready_lag_max must be above 0 seconds (5 is the default)")
     if clean.get("retention_batch", 1) < 1:
         raise SettingsError("setting retention_batch must be at least 1 (500 is the default)")
     parse_room_retention(str(clean.get("room_retention", "")))

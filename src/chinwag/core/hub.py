@@ -122,6 +122,7 @@ class Hub:
             clock=clock,
             monotonic=monotonic,
         )
+        self._logins.counts = self.counts
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.

@@ -27,6 +27,7 @@ from chinwag.core.accounts import (
     parse_nick,
     skeleton,
 )
+from chinwag.core.counts import Counts
 from chinwag.core.delivery import stream_event
 from chinwag.core.markers import conversation_key
 from chinwag.core.ratelimit import Budget, TokenBucket
@@ -108,6 +109,7 @@ class Logins:
         # each skeleton (of the key and of the nick as shown) maps to (key, nick).
         self._account_keys: set[str] = set()
         self._account_skeletons: dict[str, tuple[str, str]] = {}
+        self.counts = Counts()  # the hub's, set by the hub (backlog sizes)
         self._loaded = False
         # With several nodes on one store (issue 13) another node may register
         # a nick at any time: the index then only adds refusals, and a guest's
@@ -342,6 +344,7 @@ class Logins:
                 page=page_size,
             )
             truncated = start.truncated
+            self.counts.backlogs.observe(start.count)
             page = start.first
             while page:
                 for m in page:

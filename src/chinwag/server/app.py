@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import ssl as ssl_module
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -389,8 +390,23 @@ class Server:
     async def not_ready(self) -> str | None:
         """Why the server cannot take writes now (for ``/readyz``); None: it can.
 
-        The store must commit an empty write within ``ready_timeout`` seconds.
+        The bus must hear the other nodes (always so for one node), no message
+        committed here may have waited over ``ready_lag_max`` seconds for its
+        fan-out, and the store must commit an empty write within
+        ``ready_timeout`` seconds.
         """
+        trouble = self.bus.trouble()
+        if trouble is not None:
+            return (
+                f"the bus between nodes is down ({trouble}): messages from other nodes do not"
+                " arrive here; check that Redis runs at the bus setting's address"
+            )
+        lag, most = self.hub.counts.lag(time.monotonic()), self.settings.ready_lag_max
+        if lag > most:
+            return (
+                f"a committed message has waited {lag:.1f} s for its fan-out (over ready_lag_max,"
+                f" {most:g} s): the server is overloaded; check its CPU and the log"
+            )
         timeout = self.settings.ready_timeout
         try:
             await asyncio.wait_for(self.store.probe(), timeout)

@@ -218,6 +218,13 @@ class Settings:
         " (above 0)",
     )
 
+    # -- checkpoints off the writer's path (issue 18) --
+    checkpoint_wal_bytes: int = _s(
+        16_777_216,
+        "bytes of write-ahead log not yet copied into the database beyond which a checkpoint"
+        " runs at once (else when writes pause); bounds the WAL (0: SQLite's own, in commits)",
+    )
+
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
         return parse_room_retention(self.room_retention)

@@ -30,13 +30,25 @@ kill -9 of the server (the contract's promise) but not a power cut or a kernel
 crash; acks no longer wait for the disk. Group commit amortises the fsync over
 the batch; what it cannot hide is a slow fsync (docs/performance.md).
 * **Checkpoints** (copying the WAL into the database file, with an fsync of
-  each): with ``durability="os"`` they run on a thread of their own
-  (``PASSIVE``, every ``CHECKPOINT_EVERY`` seconds while there were writes),
-  not inside a writer's COMMIT, where SQLite's automatic checkpoint would
-  stall the batch that crossed 1,000 WAL pages, and every write queued behind
-  it, for the only two fsyncs on that path. With ``"fsync"`` every commit
-  syncs anyway, and a checkpoint beside the writer measured worse (its syncs
-  compete with the commits' for the disk), so SQLite's own stays.
+  each) run on a thread of their own, never inside a writer's COMMIT, where
+  SQLite's automatic checkpoint would stall the batch that crossed 1,000 WAL
+  pages, and every write queued behind it, for two fsyncs. The thread copies
+  (``PASSIVE``: it never waits for the writer nor blocks it) when writes
+  pause for ``CHECKPOINT_IDLE`` seconds, or at once when the WAL holds
+  ``checkpoint_bytes`` not yet copied. While writes never pause, that copy
+  cannot catch up with the writer (frames keep coming while it copies, and
+  the WAL starts over from its beginning only once everything in it was
+  copied), so the WAL would grow for good: after such a copy, the writer
+  copies the rest itself between two batches (``PASSIVE``: the frames of one
+  copy's duration, not a whole WAL), and its next transaction starts the WAL
+  over. Should that fail (the thread was copying again), the writer copies
+  with ``FULL`` (waiting for the thread's copy to end) once the WAL holds
+  twice ``checkpoint_bytes``: a hard bound of twice the setting and one batch.
+  How much the WAL holds is read from the wal-index header in the ``-shm``
+  file (`WalIndex`), by the thread every ``CHECKPOINT_POLL`` seconds and by
+  the writer after each batch. A reader holding an old snapshot keeps the WAL
+  from starting over until it ends. ``checkpoint_bytes=None`` keeps SQLite's
+  own automatic checkpoint.
 * **Expired dedupe rows** (older than ``cid_ttl``) are purged by the writer
   thread between batches, ``purge_batch`` rows per transaction, a step every
   ``purge_interval`` seconds (at once again while a step finds a full batch).
@@ -57,9 +69,11 @@ import heapq
 import itertools
 import json
 import logging
+import mmap
 import operator
 import queue
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -97,7 +111,9 @@ T = TypeVar("T")
 _MAX_ID: Final = 2**63 - 1  # "no upper bound" for id comparisons
 
 DURABILITY: Final = {"fsync": "FULL", "os": "NORMAL"}  # durability -> PRAGMA synchronous
-CHECKPOINT_EVERY: Final = 1.0  # seconds between checkpoints while writes come
+CHECKPOINT_IDLE: Final = 0.25  # seconds without a commit after which the WAL is copied
+CHECKPOINT_POLL: Final = 0.05  # seconds between two looks at how much the WAL holds
+_WAL_FRAME_HEADER: Final = 24  # bytes before each page in the WAL
 
 # The oldest expired dedupe rows, at most :n of them (index dedupe_ts).
 PURGE_DEDUPE_SQL: Final = """
@@ -447,6 +463,34 @@ def _migrate(conn: sqlite3.Connection) -> None:
             raise
 
 
+class WalIndex:
+    """How many WAL frames are not copied into the database yet, read from the ``-shm`` file.
+
+    The wal-index header (sqlite.org/walformat.html) holds ``mxFrame`` (offset
+    16: the last valid frame) and ``nBackfill`` (offset 96: the frames copied so
+    far), native byte order. The file is mapped once, read-only: a look costs
+    two small reads of memory. A header being rewritten may read
+    inconsistently; the next look corrects it.
+    """
+
+    def __init__(self, shm: Path) -> None:
+        with shm.open("rb") as f:
+            self._map = mmap.mmap(f.fileno(), 100, access=mmap.ACCESS_READ)
+
+    def frames(self) -> int:
+        """Frames in the WAL since it last started over, copied or not."""
+        return int(struct.unpack_from("=I", self._map, 16)[0])
+
+    def pending(self) -> int:
+        """Frames in the WAL not copied into the database yet."""
+        (top,) = struct.unpack_from("=I", self._map, 16)
+        (copied,) = struct.unpack_from("=I", self._map, 96)
+        return max(0, top - copied)
+
+    def close(self) -> None:
+        self._map.close()
+
+
 @dataclass(slots=True)
 class _Job:
     fn: Callable[[sqlite3.Connection], Any]
@@ -533,7 +577,8 @@ class SqliteStore:
         purge_batch: int = 500,
         purge_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
-        checkpoint_thread: bool = False,
+        checkpoint_bytes: int | None = None,
+        checkpoint_idle: float = CHECKPOINT_IDLE,
         retention: Retention | None = None,
         retention_batch: int = 500,
     ) -> None:
@@ -570,10 +615,19 @@ class SqliteStore:
         self._read_failures = _Incident("reads")
         self._purge_failures = _Incident("purges (dedupe rows, expired messages)")
         self._checkpoint_failures = _Incident("checkpoints")
-        self._dirty = False  # committed since the last checkpoint (set by the writer)
+        self._last_commit = time.monotonic()  # set by the writer after each commit
+        self._checkpoint_bytes = checkpoint_bytes
+        self._checkpoint_idle = checkpoint_idle
+        self.checkpoints = 0  # PASSIVE checkpoints run by the checkpoint thread
+        self._catch_up = False  # the writer copies the rest of the WAL between batches
+        self._wal: WalIndex | None = None
+        self._wal_most = 0  # frames: the writer copies at once beyond this
+        if checkpoint_bytes is not None:
+            self._wal = WalIndex(path.with_name(path.name + "-shm"))
+            self._wal_most = 2 * checkpoint_bytes // (self._page_size(writer) + _WAL_FRAME_HEADER)
         self._checkpoint_stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
-        if checkpoint_thread:  # the writer's connection has wal_autocheckpoint=0
+        if checkpoint_bytes is not None:  # the writer's connection has wal_autocheckpoint=0
             self._checkpointer = threading.Thread(
                 target=self._checkpoint_loop,
                 name=f"chinwag-sqlite-checkpoint:{path.name}",
@@ -598,6 +652,8 @@ class SqliteStore:
         clock: Callable[[], float] = time.time,
         retention: Retention | None = None,
         retention_batch: int = 500,
+        checkpoint_bytes: int | None = 16 * 1024 * 1024,
+        checkpoint_idle: float = CHECKPOINT_IDLE,
     ) -> SqliteStore:
         """Open (creating if needed) and migrate the database at ``path``.
 
@@ -626,6 +682,12 @@ class SqliteStore:
             retention: how long messages are kept; older ones are deleted by
                 the purge step. None: kept forever.
             retention_batch: most expired messages deleted in one purge step.
+            checkpoint_bytes: bytes of WAL not yet copied into the database
+                beyond which the checkpoint thread copies it at once (else it
+                waits for a pause in the writes); None: SQLite's automatic
+                checkpoint inside the writer's commits instead.
+            checkpoint_idle: seconds without a commit after which the WAL is
+                copied (tests).
 
         Raises:
             StoreError: the file cannot be opened or has a newer schema.
@@ -634,6 +696,8 @@ class SqliteStore:
             raise ValueError("max_batch and readers must be at least 1")
         if durability not in DURABILITY:
             raise ValueError(f"durability is one of {', '.join(DURABILITY)}, not {durability!r}")
+        if checkpoint_bytes is not None and checkpoint_bytes < 1:
+            raise ValueError("checkpoint_bytes must be at least 1 (None: SQLite's own)")
         if purge_batch < 1 or purge_interval <= 0 or retention_batch < 1:
             raise ValueError(
                 "purge_batch and retention_batch must be at least 1 and purge_interval above 0"
@@ -649,8 +713,10 @@ class SqliteStore:
                     raise StoreError(f"cannot put {path} in WAL mode (got {mode!r})")
                 # See the module docstring: FULL fsyncs the WAL at every commit.
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
-                if durability == "os":  # the checkpoint thread's job
+                if checkpoint_bytes is not None:  # the checkpoint thread's job
                     conn.execute("PRAGMA wal_autocheckpoint = 0")
+                    # A WAL that grew beyond (a long reader) shrinks back once reset.
+                    conn.execute(f"PRAGMA journal_size_limit = {int(checkpoint_bytes)}")
                 # A deleted message's text is overwritten in the file, not just unlinked.
                 conn.execute("PRAGMA secure_delete = ON")
                 _migrate(conn)
@@ -680,7 +746,8 @@ class SqliteStore:
             purge_batch=purge_batch,
             purge_interval=purge_interval,
             clock=clock,
-            checkpoint_thread=durability == "os",
+            checkpoint_bytes=checkpoint_bytes,
+            checkpoint_idle=checkpoint_idle,
             retention=retention,
             retention_batch=retention_batch,
         )
@@ -709,6 +776,8 @@ class SqliteStore:
             self._checkpoint_stop.set()
             if self._checkpointer is not None:
                 await asyncio.to_thread(self._checkpointer.join)
+            if self._wal is not None:
+                self._wal.close()
             await asyncio.to_thread(self._readers.shutdown, True)
             with self._reader_lock:
                 for conn in self._reader_conns:
@@ -806,6 +875,11 @@ class SqliteStore:
                     break
                 batch.extend(item)
             self._run_batch(batch)
+            wal = self._wal
+            if wal is not None and wal.frames() > self._wal_most and wal.pending():
+                self._copy_rest("FULL")  # the thread fell behind: wait for it, then copy
+            elif self._catch_up:
+                self._copy_rest("PASSIVE")
             if not stopping and self._until_purge() == 0.0:
                 self._purge_step()
         # Nothing can be queued after the stop marker (close() refuses new calls
@@ -822,26 +896,54 @@ class SqliteStore:
         self._writer.close()
 
     def _checkpoint_loop(self) -> None:
-        """The checkpoint thread: a PASSIVE checkpoint now and then, beside the writer.
+        """The checkpoint thread: a PASSIVE checkpoint when writes pause or the WAL is full.
 
         PASSIVE never waits for the writer nor blocks it; what readers still
         need stays in the WAL until a later checkpoint.
         """
+        assert self._checkpoint_bytes is not None and self._wal is not None
+        wal = self._wal
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             _configure(conn, busy_timeout_ms=self._busy_timeout_ms)
-            while not self._checkpoint_stop.wait(CHECKPOINT_EVERY):
-                if not self._dirty:
+            frame = self._page_size(conn) + _WAL_FRAME_HEADER
+            most = max(1, self._checkpoint_bytes // frame)  # frames not yet copied
+            while not self._checkpoint_stop.wait(CHECKPOINT_POLL):
+                pending = wal.pending()
+                if pending == 0:
                     continue
-                self._dirty = False
+                idle = time.monotonic() - self._last_commit >= self._checkpoint_idle
+                if not idle and pending < most:
+                    continue
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:
                     self._checkpoint_failures.failed(exc)
-                else:
-                    self._checkpoint_failures.succeeded()
+                    continue
+                self.checkpoints += 1
+                self._checkpoint_failures.succeeded()
+                if wal.pending():  # the writer went on meanwhile
+                    self._catch_up = True
         finally:
             conn.close()
+
+    @staticmethod
+    def _page_size(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    def _copy_rest(self, mode: str) -> None:
+        """On the writer, between batches: copy what the last checkpoint could not.
+
+        Nothing is written meanwhile, so this copies the whole WAL (unless a
+        reader still needs old frames), and the next write transaction starts
+        the WAL over from its beginning. ``PASSIVE`` gives up if the checkpoint
+        thread is copying; ``FULL`` waits for it (the hard bound).
+        """
+        self._catch_up = False
+        try:
+            self._writer.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+        except sqlite3.Error as exc:
+            self._checkpoint_failures.failed(exc)
 
     def _until_purge(self) -> float | None:
         """Seconds until the next purge step is due (None: no purging)."""
@@ -873,7 +975,8 @@ class SqliteStore:
                 expired = _expire(conn, self._retention, int(now * 1000), self._retention_batch)
                 full = full or expired >= self._retention_batch
             conn.execute("COMMIT")
-            self._dirty = self._dirty or deleted > 0 or expired > 0
+            if deleted or expired:
+                self._last_commit = time.monotonic()
         except sqlite3.Error as exc:
             self._purge_failures.failed(exc)
             if conn.in_transaction:
@@ -895,7 +998,7 @@ class SqliteStore:
             if outcomes is None:  # a job failed: run them again, each on its own
                 outcomes = self._run_jobs(batch, isolate=True)
                 assert outcomes is not None
-            self._dirty = True
+            self._last_commit = time.monotonic()
             self.commit_seconds.observe(time.perf_counter() - started)
             self._write_failures.succeeded()
             if self._erased:

@@ -485,7 +485,7 @@ class WalIndex:
         """Frames in the WAL not copied into the database yet."""
         (top,) = struct.unpack_from("=I", self._map, 16)
         (copied,) = struct.unpack_from("=I", self._map, 96)
-        return max(0, top - copied)
+        return max(0, int(top) - int(copied))
 
     def close(self) -> None:
         self._map.close()

@@ -38,17 +38,19 @@ the batch; what it cannot hide is a slow fsync (docs/performance.md).
   ``checkpoint_bytes`` not yet copied. While writes never pause, that copy
   cannot catch up with the writer (frames keep coming while it copies, and
   the WAL starts over from its beginning only once everything in it was
-  copied), so the WAL would grow for good: after such a copy, the writer
-  copies the rest itself between two batches (``PASSIVE``: the frames of one
-  copy's duration, not a whole WAL), and its next transaction starts the WAL
-  over. Should that fail (the thread was copying again), the writer copies
-  with ``FULL`` (waiting for the thread's copy to end) once the WAL holds
-  twice ``checkpoint_bytes``: a hard bound of twice the setting and one batch.
-  How much the WAL holds is read from the wal-index header in the ``-shm``
-  file (`WalIndex`), by the thread every ``CHECKPOINT_POLL`` seconds and by
-  the writer after each batch. A reader holding an old snapshot keeps the WAL
-  from starting over until it ends. ``checkpoint_bytes=None`` keeps SQLite's
-  own automatic checkpoint.
+  copied), so the WAL would grow for good: the thread copies again what
+  came meanwhile (up to ``CATCH_UP_TRIES`` copies, each shorter, until at
+  most ``CATCH_UP_FRAMES`` are left), then the writer copies the rest itself
+  between two batches (``PASSIVE``: a few frames and one small sync of the
+  database file, on its path once per checkpoint; if the thread is copying
+  again, after a later batch), and its next transaction starts the WAL over.
+  Once the WAL holds twice ``checkpoint_bytes``, the writer waits for the
+  thread's copy to end and copies the rest at once: a hard bound of twice
+  the setting and one batch. How much the WAL holds is read from the
+  wal-index header in the ``-shm`` file (`WalIndex`), by the thread every
+  ``CHECKPOINT_POLL`` seconds and by the writer after each batch. A reader
+  holding an old snapshot keeps the WAL from starting over until it ends.
+  ``checkpoint_bytes=None`` keeps SQLite's own automatic checkpoint.
 * **Expired dedupe rows** (older than ``cid_ttl``) are purged by the writer
   thread between batches, ``purge_batch`` rows per transaction, a step every
   ``purge_interval`` seconds (at once again while a step finds a full batch).
@@ -114,6 +116,8 @@ DURABILITY: Final = {"fsync": "FULL", "os": "NORMAL"}  # durability -> PRAGMA sy
 CHECKPOINT_IDLE: Final = 0.25  # seconds without a commit after which the WAL is copied
 CHECKPOINT_POLL: Final = 0.05  # seconds between two looks at how much the WAL holds
 _WAL_FRAME_HEADER: Final = 24  # bytes before each page in the WAL
+CATCH_UP_FRAMES: Final = 64  # frames the thread leaves the writer to copy, at most (if it can)
+CATCH_UP_TRIES: Final = 4  # copies in a row the thread makes to get there
 
 # The oldest expired dedupe rows, at most :n of them (index dedupe_ts).
 PURGE_DEDUPE_SQL: Final = """
@@ -620,6 +624,8 @@ class SqliteStore:
         self._checkpoint_idle = checkpoint_idle
         self.checkpoints = 0  # PASSIVE checkpoints run by the checkpoint thread
         self._catch_up = False  # the writer copies the rest of the WAL between batches
+        # Held by whoever copies (one checkpoint at a time: SQLite refuses a second).
+        self._copying = threading.Lock()
         self._wal: WalIndex | None = None
         self._wal_most = 0  # frames: the writer copies at once beyond this
         if checkpoint_bytes is not None:
@@ -877,9 +883,9 @@ class SqliteStore:
             self._run_batch(batch)
             wal = self._wal
             if wal is not None and wal.frames() > self._wal_most and wal.pending():
-                self._copy_rest("FULL")  # the thread fell behind: wait for it, then copy
+                self._copy_rest(wait=True)  # the thread fell behind: wait for it, then copy
             elif self._catch_up:
-                self._copy_rest("PASSIVE")
+                self._copy_rest(wait=False)
             if not stopping and self._until_purge() == 0.0:
                 self._purge_step()
         # Nothing can be queued after the stop marker (close() refuses new calls
@@ -916,11 +922,17 @@ class SqliteStore:
                 if not idle and pending < most:
                     continue
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    # Each copy takes what the writer added during the one before:
+                    # a few in a row leave the writer little to copy itself.
+                    for _ in range(CATCH_UP_TRIES):
+                        with self._copying:
+                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        self.checkpoints += 1
+                        if wal.pending() <= CATCH_UP_FRAMES:
+                            break
                 except sqlite3.Error as exc:
                     self._checkpoint_failures.failed(exc)
                     continue
-                self.checkpoints += 1
                 self._checkpoint_failures.succeeded()
                 if wal.pending():  # the writer went on meanwhile
                     self._catch_up = True
@@ -931,19 +943,24 @@ class SqliteStore:
     def _page_size(conn: sqlite3.Connection) -> int:
         return int(conn.execute("PRAGMA page_size").fetchone()[0])
 
-    def _copy_rest(self, mode: str) -> None:
+    def _copy_rest(self, *, wait: bool) -> None:
         """On the writer, between batches: copy what the last checkpoint could not.
 
         Nothing is written meanwhile, so this copies the whole WAL (unless a
         reader still needs old frames), and the next write transaction starts
-        the WAL over from its beginning. ``PASSIVE`` gives up if the checkpoint
-        thread is copying; ``FULL`` waits for it (the hard bound).
+        the WAL over from its beginning. While the checkpoint thread copies,
+        this waits for it with ``wait`` (the hard bound), else tries again
+        after the next batch.
         """
-        self._catch_up = False
+        if not self._copying.acquire(blocking=wait):
+            return
         try:
-            self._writer.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            self._catch_up = False
+            self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:
             self._checkpoint_failures.failed(exc)
+        finally:
+            self._copying.release()
 
     def _until_purge(self) -> float | None:
         """Seconds until the next purge step is due (None: no purging)."""

@@ -1076,7 +1076,8 @@ class SqliteStore:
         bytes. A reader in the middle of a long read can keep it from
         finishing; then the next deletion's (or SQLite's own) checkpoint does.
         """
-        with contextlib.suppress(sqlite3.Error):
+        # The checkpoint thread's copy would make SQLite refuse this one: wait for it.
+        with self._copying, contextlib.suppress(sqlite3.Error):
             busy, _, _ = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if busy:
                 log.info("a reader kept the WAL from being emptied after a deletion")

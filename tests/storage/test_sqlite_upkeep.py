@@ -239,7 +239,7 @@ async def test_while_writes_never_pause_the_wal_is_bounded_by_checkpoint_bytes(
     unbounded, copies = await biggest_wal(tmp_path / "unbounded", 2**40)
     assert copies == 0, "without a pause and below the bound, nothing is copied"
     bounded, copies = await biggest_wal(tmp_path / "bounded", bound)
-    assert copies >= 1, "the checkpoint thread copied while the writes went on"
+    assert copies >= 1, "the WAL was copied while the writes went on"
     # Twice the bound and a commit (here up to ~20 pages): not everything written.
     assert bounded <= 2 * bound + 128 * 1024 < unbounded / 4, (bounded, unbounded)
 

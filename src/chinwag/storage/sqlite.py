@@ -39,11 +39,13 @@ the batch; what it cannot hide is a slow fsync (docs/performance.md).
   cannot catch up with the writer (frames keep coming while it copies, and
   the WAL starts over from its beginning only once everything in it was
   copied), so the WAL would grow for good: the thread copies again what
-  came meanwhile (up to ``CATCH_UP_TRIES`` copies, each shorter, until at
-  most ``CATCH_UP_FRAMES`` are left), then the writer copies the rest itself
-  between two batches (``PASSIVE``: a few frames and one small sync of the
-  database file, on its path once per checkpoint; if the thread is copying
-  again, after a later batch), and its next transaction starts the WAL over.
+  came meanwhile, each copy shorter, up to ``CATCH_UP_TRIES`` copies; one
+  that ends between two commits leaves nothing behind, and the next
+  transaction starts the WAL over. If the writer was always quicker, it
+  copies the rest itself between two batches (``PASSIVE``: the frames of one
+  short copy and one small sync of the database file, on its path once per
+  checkpoint; if the thread is copying again, after a later batch), and its
+  next transaction starts the WAL over.
   Once the WAL holds twice ``checkpoint_bytes``, the writer waits for the
   thread's copy to end and copies the rest at once: a hard bound of twice
   the setting and one batch. How much the WAL holds is read from the
@@ -116,8 +118,7 @@ DURABILITY: Final = {"fsync": "FULL", "os": "NORMAL"}  # durability -> PRAGMA sy
 CHECKPOINT_IDLE: Final = 0.25  # seconds without a commit after which the WAL is copied
 CHECKPOINT_POLL: Final = 0.05  # seconds between two looks at how much the WAL holds
 _WAL_FRAME_HEADER: Final = 24  # bytes before each page in the WAL
-CATCH_UP_FRAMES: Final = 64  # frames the thread leaves the writer to copy, at most (if it can)
-CATCH_UP_TRIES: Final = 4  # copies in a row the thread makes to get there
+CATCH_UP_TRIES: Final = 8  # copies in a row the thread makes to copy everything by itself
 
 # The oldest expired dedupe rows, at most :n of them (index dedupe_ts).
 PURGE_DEDUPE_SQL: Final = """
@@ -622,7 +623,7 @@ class SqliteStore:
         self._last_commit = time.monotonic()  # set by the writer after each commit
         self._checkpoint_bytes = checkpoint_bytes
         self._checkpoint_idle = checkpoint_idle
-        self.checkpoints = 0  # PASSIVE checkpoints run by the checkpoint thread
+        self.checkpoints = 0  # copies of the WAL by the checkpoint thread or the writer
         self._catch_up = False  # the writer copies the rest of the WAL between batches
         # Held by whoever copies (one checkpoint at a time: SQLite refuses a second).
         self._copying = threading.Lock()
@@ -658,7 +659,7 @@ class SqliteStore:
         clock: Callable[[], float] = time.time,
         retention: Retention | None = None,
         retention_batch: int = 500,
-        checkpoint_bytes: int | None = 16 * 1024 * 1024,
+        checkpoint_bytes: int | None = 64 * 1024 * 1024,
         checkpoint_idle: float = CHECKPOINT_IDLE,
     ) -> SqliteStore:
         """Open (creating if needed) and migrate the database at ``path``.
@@ -928,7 +929,7 @@ class SqliteStore:
                         with self._copying:
                             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                         self.checkpoints += 1
-                        if wal.pending() <= CATCH_UP_FRAMES:
+                        if not wal.pending():  # all copied: the next write starts over
                             break
                 except sqlite3.Error as exc:
                     self._checkpoint_failures.failed(exc)
@@ -957,6 +958,7 @@ class SqliteStore:
         try:
             self._catch_up = False
             self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self.checkpoints += 1
         except sqlite3.Error as exc:
             self._checkpoint_failures.failed(exc)
         finally:

@@ -584,6 +584,7 @@ class SqliteStore:
         clock: Callable[[], float] = time.time,
         checkpoint_bytes: int | None = None,
         checkpoint_idle: float = CHECKPOINT_IDLE,
+        checkpointer: sqlite3.Connection | None = None,
         retention: Retention | None = None,
         retention_batch: int = 500,
     ) -> None:
@@ -635,6 +636,9 @@ class SqliteStore:
         self._checkpoint_stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if checkpoint_bytes is not None:  # the writer's connection has wal_autocheckpoint=0
+            if checkpointer is None:
+                raise ValueError("checkpoint_bytes needs the checkpoint thread's connection")
+            self._checkpoint_conn = checkpointer
             self._checkpointer = threading.Thread(
                 target=self._checkpoint_loop,
                 name=f"chinwag-sqlite-checkpoint:{path.name}",
@@ -738,13 +742,36 @@ class SqliteStore:
                 raise
             return conn
 
+        def open_checkpointer() -> sqlite3.Connection:
+            """The checkpoint thread's connection, its files (WAL, -shm) open now.
+
+            Opened here, not when the first copy is due: a server out of file
+            descriptors by then (an attack, docs/security.md) still copies.
+            """
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            try:
+                _configure(conn, busy_timeout_ms=busy_timeout_ms)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
         try:
             writer = await asyncio.to_thread(setup)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database {path}: {exc}") from exc
+        checkpointer: sqlite3.Connection | None = None
+        if checkpoint_bytes is not None:
+            try:
+                checkpointer = await asyncio.to_thread(open_checkpointer)
+            except sqlite3.Error as exc:
+                writer.close()
+                raise StoreError(f"cannot open the database {path}: {exc}") from exc
         return cls(
             path,
             writer,
+            checkpointer=checkpointer,
             max_batch=max_batch,
             readers=readers,
             busy_timeout_ms=busy_timeout_ms,
@@ -910,9 +937,8 @@ class SqliteStore:
         """
         assert self._checkpoint_bytes is not None and self._wal is not None
         wal = self._wal
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        conn = self._checkpoint_conn
         try:
-            _configure(conn, busy_timeout_ms=self._busy_timeout_ms)
             frame = self._page_size(conn) + _WAL_FRAME_HEADER
             most = max(1, self._checkpoint_bytes // frame)  # frames not yet copied
             while not self._checkpoint_stop.wait(CHECKPOINT_POLL):

@@ -89,9 +89,24 @@ async def until_bodies(db: Path, expected: set[str], timeout: float = 10.0) -> s
     return seen
 
 
-def database_files(folder: Path) -> dict[str, bytes]:
-    """The bytes of the database and of its -wal and -shm files, by name."""
-    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name.startswith(DB_NAME)}
+def _listing(folder: Path) -> list[Path]:
+    return sorted(folder.iterdir())
+
+
+async def database_files(folder: Path) -> dict[str, bytes]:
+    """The bytes of the database and of its -wal and -shm files, by name.
+
+    Read by another process (cat): closing a descriptor this process opened on
+    them would drop the locks the store's connections hold (POSIX locks).
+    """
+    found: dict[str, bytes] = {}
+    for path in await asyncio.to_thread(_listing, folder):
+        if path.name.startswith(DB_NAME):
+            cat = await asyncio.create_subprocess_exec(
+                "cat", str(path), stdout=asyncio.subprocess.PIPE
+            )
+            found[path.name], _ = await asyncio.wait_for(cat.communicate(), 30)
+    return found
 
 
 async def open_store(db: Path, clock: Clock, *, batch: int = 500) -> SqliteStore:
@@ -261,7 +276,7 @@ async def test_the_deleted_text_is_in_no_database_file_once_the_step_committed(
         await wake(store, clock, "wake")
         assert await until_bodies(db, {kept, "wake"}) == {kept, "wake"}
         # Read while the server runs: the purge step emptied the WAL after its commit.
-        files = database_files(tmp_path)
+        files = await database_files(tmp_path)
         everything = b"".join(files.values())
         assert kept.encode() in everything, "the kept text is on disk (the check can see text)"
         assert secret.encode() not in everything, f"the expired text is still in {sorted(files)}"

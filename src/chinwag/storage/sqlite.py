@@ -75,6 +75,7 @@ import json
 import logging
 import mmap
 import operator
+import os
 import queue
 import sqlite3
 import struct
@@ -476,11 +477,19 @@ class WalIndex:
     far), native byte order. The file is mapped once, read-only: a look costs
     two small reads of memory. A header being rewritten may read
     inconsistently; the next look corrects it.
+
+    Its descriptor stays open until `close`, which must come after every
+    connection of this process to the database is closed: closing any
+    descriptor of a file drops every POSIX lock the process holds on it,
+    SQLite's locks on ``-shm`` included (another process could then think
+    the database unused and reset the file under the server).
     """
 
     def __init__(self, shm: Path) -> None:
-        with shm.open("rb") as f:
-            self._map = mmap.mmap(f.fileno(), 100, access=mmap.ACCESS_READ)
+        # Never closed before `close`, not even on failure here: that would drop
+        # the locks the store's connections hold already.
+        self._fd = os.open(shm, os.O_RDONLY)
+        self._map = mmap.mmap(self._fd, 100, access=mmap.ACCESS_READ)
 
     def frames(self) -> int:
         """Frames in the WAL since it last started over, copied or not."""
@@ -493,7 +502,9 @@ class WalIndex:
         return max(0, int(top) - int(copied))
 
     def close(self) -> None:
+        """Unmap and close; only once no connection of this process has the database open."""
         self._map.close()
+        os.close(self._fd)
 
 
 @dataclass(slots=True)
@@ -551,6 +562,11 @@ class _Incident:
                 exc,
                 exc_info=exc,
             )
+
+    @property
+    def ongoing(self) -> bool:
+        """Whether the last attempt failed (the incident is not over)."""
+        return self._failures > 0
 
     def succeeded(self) -> None:
         if not self._failures:  # the usual case: no lock
@@ -810,13 +826,13 @@ class SqliteStore:
             self._checkpoint_stop.set()
             if self._checkpointer is not None:
                 await asyncio.to_thread(self._checkpointer.join)
-            if self._wal is not None:
-                self._wal.close()
             await asyncio.to_thread(self._readers.shutdown, True)
             with self._reader_lock:
                 for conn in self._reader_conns:
                     conn.close()
                 self._reader_conns.clear()
+            if self._wal is not None:  # last: every connection is closed (see WalIndex)
+                self._wal.close()
         finally:
             self._close_done.set_result(None)
 
@@ -910,7 +926,9 @@ class SqliteStore:
                 batch.extend(item)
             self._run_batch(batch)
             wal = self._wal
-            if wal is not None and wal.frames() > self._wal_most and wal.pending():
+            if wal is None or self._write_failures.ongoing:
+                pass  # no thread, or writes fail (see _checkpoint_loop): no copy
+            elif wal.frames() > self._wal_most and wal.pending():
                 self._copy_rest(wait=True)  # the thread fell behind: wait for it, then copy
             elif self._catch_up:
                 self._copy_rest(wait=False)
@@ -943,7 +961,9 @@ class SqliteStore:
             most = max(1, self._checkpoint_bytes // frame)  # frames not yet copied
             while not self._checkpoint_stop.wait(CHECKPOINT_POLL):
                 pending = wal.pending()
-                if pending == 0:
+                if pending == 0 or self._write_failures.ongoing:
+                    # While writes fail (a full disk), a copy would fail too, or
+                    # free WAL space that writes then fill and fail again.
                     continue
                 idle = time.monotonic() - self._last_commit >= self._checkpoint_idle
                 if not idle and pending < most:
@@ -1648,6 +1668,10 @@ class SqliteStore:
             return {sender: int(top) for sender, top in rows}
 
         return await self._read(read)
+
+    def wal_pending(self) -> int | None:
+        """WAL frames not copied into the database yet; None without a checkpoint thread."""
+        return None if self._wal is None else self._wal.pending()
 
     async def probe(self) -> None:
         """Commit an empty write: the writer takes the write lock (BEGIN IMMEDIATE) and commits."""

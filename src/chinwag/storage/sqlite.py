@@ -35,27 +35,20 @@ the batch; what it cannot hide is a slow fsync (docs/performance.md).
   pages, and every write queued behind it, for two fsyncs. The thread copies
   (``PASSIVE``: it never waits for the writer nor blocks it) when writes
   pause for ``CHECKPOINT_IDLE`` seconds, or at once when the WAL holds
-  ``checkpoint_bytes`` not yet copied. While writes never pause, that copy
-  cannot catch up with the writer (frames keep coming while it copies, and
-  the WAL starts over from its beginning only once everything in it was
-  copied), so the WAL would grow for good: the thread copies again what
-  came meanwhile, each copy shorter, up to ``CATCH_UP_TRIES`` copies; one
-  that ends between two commits leaves nothing behind, and the next
-  transaction starts the WAL over. If the writer was always quicker, it
-  copies the rest itself between two batches (``PASSIVE``: the frames of one
-  short copy and one small sync of the database file, on its path once per
-  checkpoint; if the thread is copying again, after a later batch), and its
-  next transaction starts the WAL over.
-  Once the WAL holds twice ``checkpoint_bytes``, the writer waits for the
-  thread's copy to end and copies the rest at once: a hard bound of twice
-  the setting and one batch. How much the WAL holds is read from the
-  wal-index header in the ``-shm`` file (`WalIndex`), by the thread every
-  ``CHECKPOINT_POLL`` seconds and by the writer after each batch. A reader
-  holding an old snapshot keeps the WAL from starting over until it ends.
-  ``checkpoint_bytes=None`` keeps SQLite's own automatic checkpoint.
-* **Expired dedupe rows** (older than ``cid_ttl``) are purged by the writer
-  thread between batches, ``purge_batch`` rows per transaction, a step every
-  ``purge_interval`` seconds (at once again while a step finds a full batch).
+  ``checkpoint_bytes`` not yet copied. The WAL starts over from its
+  beginning only once everything in it was copied, which a copy made while
+  the writer appends cannot promise: so the thread copies again what came
+  meanwhile, each copy shorter, up to ``CATCH_UP_TRIES`` copies; one that
+  ends between two commits leaves nothing behind, and the next transaction
+  starts the WAL over. Should the WAL still reach twice ``checkpoint_bytes``
+  (writes that never leave such a gap), the writer waits for the thread's
+  copy to end and copies the rest itself between two batches (a sync on its
+  path, once): a hard bound of twice the setting and one batch. How much the
+  WAL holds is read from the wal-index header in the ``-shm`` file
+  (`WalIndex`), by the thread every ``CHECKPOINT_POLL`` seconds and by the
+  writer after each batch. A reader holding an old snapshot keeps the WAL
+  from starting over until it ends. ``checkpoint_bytes=None`` keeps SQLite's
+  own automatic checkpoint.
 * **Retention** (``retention``): the same purge step deletes the messages older
   than their conversation's retention, ``retention_batch`` of them per step,
   with the events about them (an edit holds its message's text), their
@@ -641,7 +634,6 @@ class SqliteStore:
         self._checkpoint_bytes = checkpoint_bytes
         self._checkpoint_idle = checkpoint_idle
         self.checkpoints = 0  # copies of the WAL by the checkpoint thread or the writer
-        self._catch_up = False  # the writer copies the rest of the WAL between batches
         # Held by whoever copies (one checkpoint at a time: SQLite refuses a second).
         self._copying = threading.Lock()
         self._wal: WalIndex | None = None
@@ -929,9 +921,7 @@ class SqliteStore:
             if wal is None or self._write_failures.ongoing:
                 pass  # no thread, or writes fail (see _checkpoint_loop): no copy
             elif wal.frames() > self._wal_most and wal.pending():
-                self._copy_rest(wait=True)  # the thread fell behind: wait for it, then copy
-            elif self._catch_up:
-                self._copy_rest(wait=False)
+                self._copy_rest()  # the WAL never started over: wait for the thread, copy
             if not stopping and self._until_purge() == 0.0:
                 self._purge_step()
         # Nothing can be queued after the stop marker (close() refuses new calls
@@ -981,8 +971,6 @@ class SqliteStore:
                     self._checkpoint_failures.failed(exc)
                     continue
                 self._checkpoint_failures.succeeded()
-                if wal.pending():  # the writer went on meanwhile
-                    self._catch_up = True
         finally:
             conn.close()
 
@@ -990,25 +978,19 @@ class SqliteStore:
     def _page_size(conn: sqlite3.Connection) -> int:
         return int(conn.execute("PRAGMA page_size").fetchone()[0])
 
-    def _copy_rest(self, *, wait: bool) -> None:
-        """On the writer, between batches: copy what the last checkpoint could not.
+    def _copy_rest(self) -> None:
+        """On the writer, between batches: copy what the checkpoint thread could not.
 
         Nothing is written meanwhile, so this copies the whole WAL (unless a
         reader still needs old frames), and the next write transaction starts
-        the WAL over from its beginning. While the checkpoint thread copies,
-        this waits for it with ``wait`` (the hard bound), else tries again
-        after the next batch.
+        the WAL over from its beginning. A copy of the thread is waited for.
         """
-        if not self._copying.acquire(blocking=wait):
-            return
-        try:
-            self._catch_up = False
-            self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self.checkpoints += 1
-        except sqlite3.Error as exc:
-            self._checkpoint_failures.failed(exc)
-        finally:
-            self._copying.release()
+        with self._copying:
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self.checkpoints += 1
+            except sqlite3.Error as exc:
+                self._checkpoint_failures.failed(exc)
 
     def _until_purge(self) -> float | None:
         """Seconds until the next purge step is due (None: no purging)."""

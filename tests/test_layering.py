@@ -34,8 +34,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "chinwag.storage.base",
         "chinwag.bus.base",
     ),
-    # config checks reserved_nicks with the nick rules (imported inside build()).
-    "config": ("chinwag.errors", "chinwag.core.accounts"),
+    # config checks reserved_nicks with the nick rules and room_retention with the
+    # room rules (imported inside build()).
+    "config": ("chinwag.errors", "chinwag.core.accounts", "chinwag.core.rules"),
     "server": (
         "chinwag.server",
         "chinwag.protocol",

@@ -19,16 +19,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import json
 import logging
 import os
 import shutil
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +43,19 @@ from chinwag.core.operator import AccountActions, ActionRefused, ModerationActio
 from chinwag.core.rules import parse_room
 from chinwag.core.sessions import OnlineRegistry
 from chinwag.errors import ChatError
+from chinwag.net.pins import KnownHosts
+from chinwag.net.tls import (
+    CERT_FILE,
+    FingerprintMismatch,
+    TlsSetupError,
+    ca_context,
+    cert_fingerprint,
+    fingerprint,
+    fingerprint_matches,
+    format_fingerprint,
+    parse_fingerprint,
+    pinned_context,
+)
 from chinwag.server.app import DB_NAME
 from chinwag.server.control import NotRunning, ask
 from chinwag.server.lock import DataDirError, DataDirLock
@@ -96,11 +110,16 @@ async def run_admin(
     runs; a running server applies its own.
     """
     if command == "health":
-        port = settings.http_port
+        port, scheme = settings.http_port, "https" if settings.tls else "http"
         if port == 0 and settings.metrics_port >= 0:
-            port = settings.metrics_port  # no web client: the monitoring listener
-        url = args.url or f"http://127.0.0.1:{port}/readyz"
-        return await asyncio.to_thread(check_health, url, HEALTH_TIMEOUT)
+            port, scheme = settings.metrics_port, "http"  # no web client: the monitoring one
+        url = args.url or f"{scheme}://127.0.0.1:{port}/readyz"
+        try:
+            pin = health_pin(url, args.fingerprint, settings, data_dir)
+        except (ValueError, TlsSetupError) as exc:
+            print(f"chinwag admin: {exc}", file=sys.stderr)
+            return HEALTH_UNREACHABLE
+        return await asyncio.to_thread(check_health, url, HEALTH_TIMEOUT, pin=pin)
     if command == "restore":
         if settings.store != "sqlite":
             return _fail(
@@ -162,36 +181,104 @@ async def run_admin(
     return 0
 
 
-def check_health(url: str, timeout: float) -> int:
+def check_health(url: str, timeout: float, *, pin: bytes | None = None) -> int:
     """Ask ``url`` (a server's ``/readyz``) whether it is ready; print the answer.
+
+    An ``https://`` URL is trusted by ``pin`` (the SHA-256 fingerprint of the
+    server's certificate, as the clients pin it) or, without one, by the
+    system's certificate authorities and the host name.
 
     Returns:
         0: ready; 1: the server answered that it is not ready; 2: no answer.
     """
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply:
-            print(reply.read(4096).decode("utf-8", "replace").strip())
-            return HEALTH_READY
-    except urllib.error.HTTPError as exc:
-        body = exc.read(4096).decode("utf-8", "replace").strip()
-        exc.close()
-        if exc.code == 503:
-            print(f"chinwag admin: {body}", file=sys.stderr)
-            return HEALTH_NOT_READY
+        status, body = _ask_readyz(url, timeout, pin)
+    except FingerprintMismatch as exc:
         print(
-            f"chinwag admin: {url} answered {exc.code} ({body[:200]}); is it a chinwag server's"
-            " /readyz?",
+            f"chinwag admin: {url} offered a certificate with the fingerprint"
+            f" {format_fingerprint(exc.actual)}, not the pinned {format_fingerprint(exc.expected)};"
+            " if the server's certificate changed, pass its fingerprint with --fingerprint",
             file=sys.stderr,
         )
         return HEALTH_UNREACHABLE
-    except (OSError, ValueError) as exc:
-        why = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         print(
-            f"chinwag admin: no answer from {url} ({why}); is the server running with its"
+            f"chinwag admin: no answer from {url} ({exc}); is the server running with its"
             " HTTP listener (http_port)? Else pass its address with --url",
             file=sys.stderr,
         )
         return HEALTH_UNREACHABLE
+    if status == 200:
+        print(body)
+        return HEALTH_READY
+    if status == 503:
+        print(f"chinwag admin: {body}", file=sys.stderr)
+        return HEALTH_NOT_READY
+    print(
+        f"chinwag admin: {url} answered {status} ({body[:200]}); is it a chinwag server's /readyz?",
+        file=sys.stderr,
+    )
+    return HEALTH_UNREACHABLE
+
+
+def _ask_readyz(url: str, timeout: float, pin: bytes | None) -> tuple[int, str]:
+    """(status, body) of a GET of ``url``; a pinned certificate is checked before asking.
+
+    Raises:
+        FingerprintMismatch: the server's certificate is not the pinned one.
+        OSError, ValueError, http.client.HTTPException: no answer.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("the URL is not http://HOST:PORT/readyz or https://…")
+    conn: http.client.HTTPConnection
+    if parts.scheme == "http":
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    else:
+        context = pinned_context(None) if pin is not None else ca_context(None)
+        conn = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=timeout, context=context
+        )
+    try:
+        conn.connect()
+        if pin is not None:
+            assert isinstance(conn.sock, ssl.SSLSocket)
+            der = conn.sock.getpeercert(binary_form=True)
+            actual = fingerprint(der) if der else b""
+            if not fingerprint_matches(pin, actual):
+                raise FingerprintMismatch(pin, actual)
+        conn.request("GET", parts.path or "/", headers={"Connection": "close"})
+        reply = conn.getresponse()
+        return reply.status, reply.read(4096).decode("utf-8", "replace").strip()
+    finally:
+        conn.close()
+
+
+def health_pin(
+    url: str, fingerprint_arg: str | None, settings: Settings, data_dir: Path
+) -> bytes | None:
+    """The fingerprint ``chinwag admin health`` pins for ``url``; None: verify by CAs.
+
+    In order: ``--fingerprint``; the pin of the URL's HOST:PORT in the user's
+    ``known_hosts`` (as the clients keep it); the server's own certificate
+    (``tls_cert``, or the self-signed one in the data directory). A plain
+    ``http://`` URL needs none.
+
+    Raises:
+        ValueError: ``--fingerprint`` is not a fingerprint.
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "https":
+        return None
+    if fingerprint_arg:
+        return parse_fingerprint(fingerprint_arg)
+    pinned = KnownHosts().get(parts.hostname or "", parts.port or 443)
+    if pinned is not None:
+        return pinned
+    cert = Path(settings.tls_cert) if settings.tls_cert else data_dir / CERT_FILE
+    if cert.is_file():
+        return cert_fingerprint(cert)
+    return None
 
 
 async def _report(command: str, db: Path, settings: Settings) -> int:

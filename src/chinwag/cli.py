@@ -216,7 +216,12 @@ def _admin_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     health.add_argument(
         "--url",
         help="its /readyz (default: http://127.0.0.1:PORT/readyz, PORT its settings' http_port,"
-        " or metrics_port when http_port is 0)",
+        " or metrics_port when http_port is 0; https:// when tls is on)",
+    )
+    health.add_argument(
+        "--fingerprint",
+        help="for https://: the SHA-256 fingerprint of the server's certificate (default: the"
+        " pin in known_hosts, else the certificate in the data directory, else the system CAs)",
     )
     backup = cmds.add_parser("backup", help="copy the database to FILE (the server may run)")
     backup.add_argument("file", type=Path, metavar="FILE", help="the backup to make (a new file)")

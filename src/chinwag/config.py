@@ -225,6 +225,39 @@ class Settings:
         "most bytes of text in one IRC draft/multiline batch, newlines included"
         " (more: FAIL BATCH MULTILINE_MAX_BYTES)",
     )
+    # -- retention (issue 17): old messages deleted for good, in the background --
+    room_retention_days: float = _s(
+        0.0, "days a room message is kept, then deleted for good with its edits (0: forever)"
+    )
+    dm_retention_days: float = _s(
+        0.0, "days a direct message is kept, then deleted for good with its edits (0: forever)"
+    )
+    room_retention: str = _s(
+        "",
+        "rooms kept otherwise than room_retention_days, e.g. lobby=7,archive=0 (days; 0: forever)",
+    )
+    retention_batch: int = _s(
+        500,
+        "most expired messages deleted in one purge step (at least 1; see dedupe_purge_interval)",
+    )
+
+    # -- readiness (issue 17): /readyz checks the bus and the fan-out lag too --
+    ready_lag_max: float = _s(
+        5.0,
+        "seconds a message committed here may wait for its fan-out before /readyz says 503"
+        " (above 0)",
+    )
+
+    # -- checkpoints off the writer's path (issue 18) --
+    checkpoint_wal_bytes: int = _s(
+        67_108_864,
+        "bytes of write-ahead log not yet copied into the database beyond which a checkpoint"
+        " runs at once (else when writes pause); bounds the WAL (0: SQLite's own, in commits)",
+    )
+
+    def room_retentions(self) -> dict[str, float | None]:
+        """``room_retention`` by room: days, or None for forever (checked by `build`)."""
+        return parse_room_retention(self.room_retention)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -507,6 +540,7 @@ def build(
     if not str(clean.get("server_name", "")).strip():
         clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
     _check_irc(clean)
+    _check_retention(clean)
     settings = Settings(**clean)
     from chinwag.core.accounts import ReservedNicks  # it needs Settings: imported late
 
@@ -534,3 +568,42 @@ def _check_web(clean: dict[str, Any]) -> None:
             "setting http_conns_max must be at least 1 (1024 is the default; http_port=0"
             " turns the web client off)"
         )
+
+
+def parse_room_retention(text: str) -> dict[str, float | None]:
+    """``ROOM=DAYS,…`` (the ``room_retention`` setting) by room; 0 days is None (forever).
+
+    Raises:
+        SettingsError: an entry that is not a room name, ``=`` and a number of
+            days, or a room listed twice.
+    """
+    from chinwag.core.rules import parse_room  # the room rules live in core
+    from chinwag.errors import BadRoom
+
+    out: dict[str, float | None] = {}
+    for entry in text.split(","):
+        if not entry.strip():
+            continue
+        raw_room, _, raw_days = entry.partition("=")
+        try:
+            room = parse_room(raw_room.strip())
+            days = float(raw_days)
+        except (ValueError, BadRoom):
+            days = -1.0
+        if not 0 <= days < float("inf"):
+            raise SettingsError(
+                f"setting room_retention has {entry.strip()!r}: write ROOM=DAYS entries"
+                " separated by commas, e.g. lobby=7,archive=0 (0 keeps a room forever)"
+            )
+        if room in out:
+            raise SettingsError(f"setting room_retention lists the room {room!r} twice")
+        out[room] = days or None
+    return out
+
+
+def _check_retention(clean: dict[str, Any]) -> None:
+    if clean.get("ready_lag_max", 1) <= 0:
+        raise SettingsError("setting ready_lag_max must be above 0 seconds (5 is the default)")
+    if clean.get("retention_batch", 1) < 1:
+        raise SettingsError("setting retention_batch must be at least 1 (500 is the default)")
+    parse_room_retention(str(clean.get("room_retention", "")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from chinwag.config import SettingsError, build
 from chinwag.storage.base import NewMessage
-from chinwag.storage.sqlite import CHECKPOINT_EVERY, SqliteStore
+from chinwag.storage.sqlite import CHECKPOINT_IDLE, CHECKPOINT_POLL, SqliteStore
 
 DB_NAME = "chinwag.db"
 TTL_S = 3_600.0
@@ -170,12 +171,13 @@ def test_settings_check_durability_and_the_purge_limits_at_their_edges() -> None
         build(overrides=["dedupe_purge_interval=0"])
 
 
-async def test_with_durability_os_the_wal_is_checkpointed_beside_the_writer_and_stops_growing(
-    tmp_path: Path,
+@pytest.mark.parametrize("durability", ["fsync", "os"])
+async def test_when_writes_pause_the_checkpoint_thread_copies_the_wal_and_it_stops_growing(
+    tmp_path: Path, durability: str
 ) -> None:
     db = tmp_path / DB_NAME
     wal = tmp_path / f"{DB_NAME}-wal"
-    store = await SqliteStore.open(db, durability="os")
+    store = await SqliteStore.open(db, durability=durability)
     try:
 
         async def commits(n: int, tag: str) -> None:
@@ -185,11 +187,79 @@ async def test_with_durability_os_the_wal_is_checkpointed_beside_the_writer_and_
         await commits(150, "a")
         first = wal.stat().st_size
         assert first > 150 * 4096, "each commit added pages to the WAL"
-        await asyncio.sleep(CHECKPOINT_EVERY * 2.5)  # a checkpoint ran meanwhile
+        await until_copied(store)
         await commits(150, "b")
         # After a checkpoint the writer starts the WAL over instead of appending.
         assert wal.stat().st_size <= first * 1.2
         page = await store.room_history("lobby", before=None, limit=300)
         assert len(page.messages) == 300
+    finally:
+        await store.close()
+
+
+async def until_copied(store: SqliteStore, timeout: float = 10.0) -> None:
+    """Wait (bounded) until the WAL holds nothing the database lacks."""
+    deadline = time.monotonic() + timeout
+    while store.wal_pending() and time.monotonic() < deadline:
+        await asyncio.sleep(CHECKPOINT_POLL)
+    assert store.wal_pending() == 0, "the WAL was never copied"
+    assert store.checkpoints >= 1
+
+
+IDLE_S = 10.0  # no copy for a pause: a loaded machine's pauses must not count
+
+
+@pytest.mark.parametrize("durability", ["fsync", "os"])
+async def test_while_writes_never_pause_the_wal_is_bounded_by_checkpoint_bytes(
+    tmp_path: Path, durability: str
+) -> None:
+    async def biggest_wal(folder: Path, bound: int) -> tuple[int, int]:
+        """(the WAL's largest size, checkpoints) over 600 commits that never pause."""
+        await asyncio.to_thread(folder.mkdir)
+        db, wal = folder / DB_NAME, folder / f"{DB_NAME}-wal"
+        store = await SqliteStore.open(
+            db, durability=durability, checkpoint_bytes=bound, checkpoint_idle=IDLE_S
+        )
+        try:
+            biggest, gap, last = 0, 0.0, time.monotonic()
+            for i in range(600):
+                await store.append(say(f"{i} " * 100, cid=None, ts_ms=0), cid_ttl_ms=TTL_MS)
+                now = time.monotonic()
+                gap, last = max(gap, now - last), now
+                biggest = max(biggest, wal.stat().st_size)
+            assert gap < IDLE_S, "the writes never paused long enough for an idle copy"
+            return biggest, store.checkpoints
+        finally:
+            await store.close()
+
+    bound = 256 * 1024
+    unbounded, copies = await biggest_wal(tmp_path / "unbounded", 2**40)
+    assert copies == 0, "without a pause and below the bound, nothing is copied"
+    bounded, copies = await biggest_wal(tmp_path / "bounded", bound)
+    assert copies >= 1, "the WAL was copied while the writes went on"
+    # Twice the bound and a commit (here up to ~20 pages): not everything written.
+    assert bounded <= 2 * bound + 128 * 1024 < unbounded / 4, (bounded, unbounded)
+
+
+async def test_checkpoint_wal_bytes_zero_leaves_checkpoints_to_sqlite_inside_commits(
+    tmp_path: Path,
+) -> None:
+    assert build(overrides=["checkpoint_wal_bytes=1"]).checkpoint_wal_bytes == 1
+    assert build(overrides=["checkpoint_wal_bytes=0"]).checkpoint_wal_bytes == 0
+    with pytest.raises(SettingsError, match="cannot be negative"):
+        build(overrides=["checkpoint_wal_bytes=-1"])
+    with pytest.raises(ValueError, match="checkpoint_bytes must be at least 1"):
+        await SqliteStore.open(tmp_path / DB_NAME, checkpoint_bytes=0)
+    store = await SqliteStore.open(tmp_path / DB_NAME, checkpoint_bytes=None)
+    try:
+        for i in range(1200):  # SQLite's own checkpoint runs at 1,000 pages of WAL
+            await store.append(say(f"{i}", cid=None, ts_ms=0), cid_ttl_ms=TTL_MS)
+        await asyncio.sleep(CHECKPOINT_IDLE * 2)
+        assert store.checkpoints == 0, "no checkpoint thread"
+        assert store.wal_pending() is None
+        # Without SQLite's own checkpoint the WAL would hold every commit's pages;
+        # os.stat, not open(): closing a descriptor would drop SQLite's locks.
+        wal = await asyncio.to_thread(os.stat, tmp_path / f"{DB_NAME}-wal")
+        assert wal.st_size < 1_100 * 4_120, "SQLite checkpointed by itself, at 1,000 pages"
     finally:
         await store.close()

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self, TypeAlias, TypeVar
 
-from chinwag.storage.base import StoredMessage
+from chinwag.storage.base import Histogram, StoredMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,14 @@ class Bus(Protocol):
 
     async def close(self) -> None:
         """End every subscription."""
+
+    # -- health and lag (issue 17) --
+    lag_seconds: Histogram
+    """Seconds from another node's publish to this node's read (empty for one node)."""
+
+    def trouble(self) -> str | None:
+        """Why events from other nodes cannot arrive now, in plain words; None: they can."""
+        ...
 
 
 # -- events between nodes (issue 13) --

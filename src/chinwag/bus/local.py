@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from chinwag.bus.base import BusEvent, NodeEvent
+from chinwag.storage.base import Histogram
 
 
 class LocalBus:
@@ -17,6 +18,7 @@ class LocalBus:
     def __init__(self) -> None:
         # None in a queue ends that subscription.
         self._queues: list[asyncio.Queue[BusEvent | None]] = []
+        self.lag_seconds = Histogram()  # one process: nothing crosses a network
 
     def publish(self, event: BusEvent) -> None:
         for queue in self._queues:
@@ -44,3 +46,7 @@ class LocalBus:
     async def close(self) -> None:
         for queue in self._queues:
             queue.put_nowait(None)
+
+    def trouble(self) -> str | None:
+        """One process: never cut off."""
+        return None

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Final
@@ -36,7 +37,7 @@ from chinwag.bus.base import (
     Posted,
     Resync,
 )
-from chinwag.storage.base import StoredMessage
+from chinwag.storage.base import Histogram, StoredMessage
 
 __all__ = ["RedisBus"]
 
@@ -124,6 +125,10 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._claims: dict[str, str] = {}  # Redis key -> value, renewed while held
+        # Health and lag (issue 17): why reading or publishing fails now (None: it works).
+        self._read_trouble: str | None = None
+        self._send_trouble: str | None = None
+        self.lag_seconds = Histogram()  # another node's publish (its entry id) -> read here
 
     async def start(self) -> None:
         """Check that Redis answers, then start sending this node's events to it.
@@ -209,6 +214,10 @@ class RedisBus:
                 await task
         await self._client.aclose()
 
+    def trouble(self) -> str | None:
+        """Why this node cannot hear the others now (Redis lost), or they it; None: all well."""
+        return self._read_trouble or self._send_trouble
+
     async def _send_loop(self) -> None:
         """Send this node's events to the stream, every event queued meanwhile in one pipeline.
 
@@ -244,8 +253,10 @@ class RedisBus:
                         failed = False
                         log.warning("Redis takes this node's events again")
                     delay = RETRY[0]
+                    self._send_trouble = None
                     break
                 except _ERRORS as exc:
+                    self._send_trouble = f"cannot publish to Redis ({exc})"
                     if not failed:
                         log.error(
                             "cannot publish to Redis (%s): other nodes learn of this node's"
@@ -279,17 +290,22 @@ class RedisBus:
                     delay = RETRY[0]
                 reply: Any = await self._client.xread({STREAM: last}, count=512, block=BLOCK_MS)
             except _ERRORS as exc:
+                self._read_trouble = f"lost Redis ({exc})"
                 if last is not None:
                     log.error("lost Redis (%s); delivery from other nodes waits for it", exc)
                 last = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY[1])
                 continue
+            self._read_trouble = None
+            now_ms = time.time() * 1000
             for _stream, entries in reply or ():
                 for entry_id, fields in entries:
                     last = entry_id.decode()
                     if fields.get(b"node", b"").decode() == self.node:
                         continue
+                    # The id's first part is Redis's clock (ms) when the entry was added.
+                    self.lag_seconds.observe(max(0.0, now_ms - int(last.split("-")[0])) / 1000)
                     event = _decode(fields)
                     if event is not None:
                         queue.put_nowait(event)

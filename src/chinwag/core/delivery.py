@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
@@ -279,6 +280,8 @@ class Delivery:
             else:
                 self._fan_out_room(room or "", batch[i:j])
             i = j
+        if batch and self.counts.published:  # the fan-out lag of this node's commits
+            self.counts.fanned_out(batch[-1].id, time.monotonic())
 
     def _fan_out_room(self, room: str, msgs: list[StoredMessage]) -> None:
         """Deliver several messages of one room: one combined frame per recipient."""

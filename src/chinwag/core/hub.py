@@ -170,6 +170,7 @@ class Hub:
         self._delivery.node_event = self._nodes.receive
         self._delivery.resynced = self._nodes.resync
         self._markers._registry = self._registry
+        self._logins.counts = self.counts
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.

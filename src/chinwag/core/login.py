@@ -28,6 +28,7 @@ from chinwag.core.accounts import (
     skeleton,
 )
 from chinwag.core.blocks import hidden
+from chinwag.core.counts import Counts
 from chinwag.core.delivery import stream_event
 from chinwag.core.markers import conversation_key
 from chinwag.core.nodes import online_event
@@ -121,6 +122,7 @@ class Logins:
         # each skeleton (of the key and of the nick as shown) maps to (key, nick).
         self._account_keys: set[str] = set()
         self._account_skeletons: dict[str, tuple[str, str]] = {}
+        self.counts = Counts()  # the hub's, set by the hub (backlog sizes)
         self._loaded = False
         # With several nodes on one store (issue 13) another node may register
         # a nick at any time: the index then only adds refusals, and a guest's
@@ -371,6 +373,7 @@ class Logins:
                 page=page_size,
             )
             truncated = start.truncated
+            self.counts.backlogs.observe(start.count)
             page = start.first
             while page:
                 for m in page:

@@ -430,5 +430,7 @@ class Posting:
         if result.duplicate:
             session.bucket.refund()
         else:
-            self.counts.messages += 1
+            counts = self.counts
+            counts.messages += 1
+            counts.committed(stored.id, time.monotonic())
             self._bus.publish(Posted(stored))

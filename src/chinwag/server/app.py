@@ -9,6 +9,7 @@ import logging
 import signal
 import socket
 import ssl as ssl_module
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from chinwag.server.irc import IrcConnection
 from chinwag.server.listener import Listener, bind
 from chinwag.server.lock import DataDirLock
 from chinwag.server.tlswire import Handshakes, TlsTransport
-from chinwag.storage.base import Store, StoreError
+from chinwag.storage.base import Retention, Store, StoreError
 from chinwag.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -55,12 +56,31 @@ async def _open_store(settings: Settings, data_dir: Path) -> Store:
             cid_ttl=settings.cid_ttl,
             purge_batch=settings.dedupe_purge_batch,
             purge_interval=settings.dedupe_purge_interval,
+            retention=retention_of(settings),
+            retention_batch=settings.retention_batch,
+            checkpoint_bytes=settings.checkpoint_wal_bytes or None,
         )
     # Imported only here: a one-node server never loads asyncpg.
     from chinwag.storage.postgres import PostgresStore
 
     return await PostgresStore.open(
-        settings.store, commit_delay=settings.commit_delay, command_timeout=settings.store_timeout
+        settings.store,
+        commit_delay=settings.commit_delay,
+        command_timeout=settings.store_timeout,
+        cid_ttl=settings.cid_ttl,
+        purge_batch=settings.dedupe_purge_batch,
+        purge_interval=settings.dedupe_purge_interval,
+        retention=retention_of(settings),
+        retention_batch=settings.retention_batch,
+    )
+
+
+def retention_of(settings: Settings) -> Retention:
+    """How long the store keeps messages, from the retention settings (0 days: forever)."""
+    return Retention(
+        rooms=settings.room_retention_days or None,
+        dms=settings.dm_retention_days or None,
+        per_room=settings.room_retentions(),
     )
 
 
@@ -373,8 +393,23 @@ class Server:
     async def not_ready(self) -> str | None:
         """Why the server cannot take writes now (for ``/readyz``); None: it can.
 
-        The store must commit an empty write within ``ready_timeout`` seconds.
+        The bus must hear the other nodes (always so for one node), no message
+        committed here may have waited over ``ready_lag_max`` seconds for its
+        fan-out, and the store must commit an empty write within
+        ``ready_timeout`` seconds.
         """
+        trouble = self.bus.trouble()
+        if trouble is not None:
+            return (
+                f"the bus between nodes is down ({trouble}): messages from other nodes do not"
+                " arrive here; check that Redis runs at the bus setting's address"
+            )
+        lag, most = self.hub.counts.lag(time.monotonic()), self.settings.ready_lag_max
+        if lag > most:
+            return (
+                f"a committed message has waited {lag:.1f} s for its fan-out (over ready_lag_max,"
+                f" {most:g} s): the server is overloaded; check its CPU and the log"
+            )
         timeout = self.settings.ready_timeout
         try:
             await asyncio.wait_for(self.store.probe(), timeout)

@@ -9,6 +9,7 @@ to plain ints (`chinwag.core.counts`), and `ServerCollector` reads them when
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Iterator
 from itertools import accumulate
 from typing import Protocol
@@ -22,6 +23,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from chinwag.bus.base import Bus
 from chinwag.core.hub import Hub
 from chinwag.storage.base import Histogram, Store
 
@@ -34,6 +36,7 @@ class Source(Protocol):
 
     hub: Hub
     store: Store
+    bus: Bus
 
     def connections(self) -> dict[str, int]:
         """Open connections by transport: ``json``, ``ws``, ``irc``."""
@@ -119,6 +122,34 @@ class ServerCollector(Collector):
             "chinwag_store_commit_seconds",
             "seconds one batch of writes took to commit",
             source.store.commit_seconds,
+        )
+        # -- fan-out lag, backlog sizes, bus lag (issue 17) --
+        yield _histogram(
+            "chinwag_fanout_lag_seconds",
+            "seconds from a message's commit (its ack) here to its copies handed to the"
+            " connections",
+            counts.fanout_lag,
+        )
+        yield GaugeMetricFamily(
+            "chinwag_fanout_lag_now_seconds",
+            "seconds the oldest message committed here and not yet fanned out has waited",
+            value=counts.lag(time.monotonic()),
+        )
+        yield _histogram(
+            "chinwag_login_backlog_messages",
+            "messages in each account login's offline backlog (before backlog_limit)",
+            counts.backlogs,
+        )
+        yield _histogram(
+            "chinwag_bus_lag_seconds",
+            "seconds from another node's publish to Redis to this node's read (several nodes;"
+            " the two clocks' difference included)",
+            source.bus.lag_seconds,
+        )
+        yield GaugeMetricFamily(
+            "chinwag_bus_up",
+            "1 while the bus hears the other nodes (always for one node), else 0",
+            value=0 if source.bus.trouble() else 1,
         )
 
 

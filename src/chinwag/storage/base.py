@@ -14,8 +14,9 @@ import asyncio
 import importlib.resources
 import re
 from bisect import bisect_left
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -642,3 +643,41 @@ def read_migrations(folder: str) -> list[tuple[int, str, str]]:
     if versions != list(range(1, len(found) + 1)):
         raise StoreError(f"migration files are not numbered 001, 002, …: {versions}")
     return found
+
+
+# -- retention (issue 17): messages older than their conversation's limit ------
+DAY_MS: Final = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long messages are kept before they are deleted for good, in days (None: forever).
+
+    ``rooms`` applies to every room without an entry in ``per_room`` (an entry
+    of None keeps that room's messages forever); ``dms`` to direct messages.
+    Events (edits, deletions, reactions) go with the message they are about,
+    and with their own age.
+    """
+
+    rooms: float | None = None
+    dms: float | None = None
+    per_room: Mapping[str, float | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for days in (self.rooms, self.dms, *self.per_room.values()):
+            if days is not None and not days > 0:
+                raise ValueError(f"a retention is a number of days above 0, not {days!r}")
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is ever deleted."""
+        return any(d is not None for d in (self.rooms, self.dms, *self.per_room.values()))
+
+    def cutoffs(self, now_ms: int) -> tuple[int | None, int | None, dict[str, int | None]]:
+        """(rooms, DMs, per room): messages with ``ts_ms`` below a cutoff are expired."""
+
+        def cut(days: float | None) -> int | None:
+            return None if days is None else now_ms - int(days * DAY_MS)
+
+        per_room = {room: cut(days) for room, days in self.per_room.items()}
+        return cut(self.rooms), cut(self.dms), per_room

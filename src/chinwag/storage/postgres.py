@@ -26,6 +26,14 @@ Shape, as on SQLite (storage/sqlite.py), so the hub sees the same store:
 A lost connection fails the jobs of its batch with `StoreError` (no ack); the
 next batch reconnects, so the store recovers when the database is back
 without restarting the node.
+
+**Purges** (issue 17): every ``purge_interval`` seconds a purge job goes
+through the writer like any write: at most ``purge_batch`` dedupe rows older
+than ``cid_ttl`` and ``retention_batch`` messages older than their
+``retention`` (with the events about them, their reactions and their search
+words, which live in the row), then the next step at once while a step found
+a full batch. PostgreSQL keeps the deleted rows' old versions in the table
+file until ``VACUUM`` reuses the space (docs/security.md).
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import asyncpg
@@ -54,6 +62,7 @@ from chinwag.storage.base import (
     NewMessage,
     OverQuota,
     Page,
+    Retention,
     RoomSettings,
     SearchScope,
     Standing,
@@ -371,6 +380,68 @@ class _Incident:
             self._failures = 0
 
 
+# -- purges (issue 17) -----------------------------------------------------------
+PURGE_DEDUPE_SQL: Final = """
+DELETE FROM dedupe WHERE (dedupe_key, cid) IN (
+    SELECT dedupe_key, cid FROM dedupe WHERE ts_ms < $1 LIMIT $2)
+"""
+EXPIRED_DMS_SQL: Final = (
+    "SELECT id FROM messages WHERE recipient IS NOT NULL AND ts_ms < $1 LIMIT $2"
+)
+EXPIRED_IN_ROOM_SQL: Final = "SELECT id FROM messages WHERE room = $1 AND ts_ms < $2 LIMIT $3"
+NEXT_ROOM_SQL: Final = (
+    "SELECT room FROM messages WHERE room IS NOT NULL AND room > $1 ORDER BY room LIMIT 1"
+)
+# Everything about the expired messages goes with them (see storage/sqlite.py);
+# their search words are a column of the row.
+EXPIRE_SQL: Final = (
+    "DELETE FROM reactions WHERE message_id = ANY($1::bigint[])",
+    "DELETE FROM messages WHERE target IS NOT NULL AND target = ANY($1::bigint[])",
+    "DELETE FROM messages WHERE id = ANY($1::bigint[])",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Upkeep:
+    """What the purge steps delete, and how much at a time (see `PostgresStore.open`)."""
+
+    cid_ttl_ms: int | None = None
+    purge_batch: int = 500
+    purge_interval: float = 60.0
+    retention: Retention = field(default_factory=Retention)
+    retention_batch: int = 500
+    clock: Callable[[], float] = time.time
+
+
+async def _expire(conn: Conn, retention: Retention, now_ms: int, limit: int) -> int:
+    """Delete at most ``limit`` messages older than their retention at ``now_ms``; how many."""
+    rooms_cut, dms_cut, per_room = retention.cutoffs(now_ms)
+    ids: list[int] = []
+
+    async def take(sql: str, *args: Any) -> None:
+        rows = await conn.fetch(sql, *args, limit - len(ids))
+        ids.extend(int(row["id"]) for row in rows)
+
+    if dms_cut is not None:
+        await take(EXPIRED_DMS_SQL, dms_cut)
+    for room, cut in per_room.items():
+        if cut is not None and len(ids) < limit:
+            await take(EXPIRED_IN_ROOM_SQL, room, cut)
+    if rooms_cut is not None:
+        room = ""
+        while len(ids) < limit:
+            found = await conn.fetchval(NEXT_ROOM_SQL, room)
+            if found is None:
+                break
+            room = str(found)
+            if room not in per_room:
+                await take(EXPIRED_IN_ROOM_SQL, room, rooms_cut)
+    if ids:
+        for sql in EXPIRE_SQL:
+            await conn.execute(sql, ids)
+    return len(ids)
+
+
 @dataclass(slots=True)
 class _Job:
     fn: Callable[[Conn], Awaitable[Any]]
@@ -394,8 +465,10 @@ class PostgresStore:
         commit_delay: float,
         connect_timeout: float,
         command_timeout: float,
+        upkeep: _Upkeep | None = None,
     ) -> None:
         # Use `open()`: the constructor only wires up a migrated database.
+        self._upkeep = upkeep if upkeep is not None else _Upkeep()
         self._dsn = dsn
         self._pool = pool
         self._max_batch = max_batch
@@ -412,6 +485,9 @@ class PostgresStore:
         self._write_failures = _Incident("writes")
         self._read_failures = _Incident("reads")
         self._task = asyncio.get_running_loop().create_task(self._write_loop())
+        self._purger: asyncio.Task[None] | None = None
+        if self._upkeep.cid_ttl_ms is not None or self._upkeep.retention.active:
+            self._purger = asyncio.get_running_loop().create_task(self._purge_loop())
 
     @classmethod
     async def open(
@@ -423,6 +499,12 @@ class PostgresStore:
         commit_delay: float = 0.0,
         connect_timeout: float = 10.0,
         command_timeout: float = 30.0,
+        cid_ttl: float | None = None,
+        purge_batch: int = 500,
+        purge_interval: float = 60.0,
+        retention: Retention | None = None,
+        retention_batch: int = 500,
+        clock: Callable[[], float] = time.time,
     ) -> PostgresStore:
         """Connect to ``dsn`` (``postgresql://user@host:port/db``) and migrate it.
 
@@ -435,12 +517,26 @@ class PostgresStore:
             connect_timeout: seconds to wait for a connection.
             command_timeout: seconds to wait for one statement: a connection
                 that went silent fails its batch (no ack) instead of hanging.
+            cid_ttl, purge_batch, purge_interval, retention, retention_batch,
+                clock: the purges, as for SQLite (the module docstring).
 
         Raises:
             StoreError: the database cannot be reached or has a newer schema.
         """
         if max_batch < 1 or readers < 1:
             raise ValueError("max_batch and readers must be at least 1")
+        if purge_batch < 1 or purge_interval <= 0 or retention_batch < 1:
+            raise ValueError(
+                "purge_batch and retention_batch must be at least 1 and purge_interval above 0"
+            )
+        upkeep = _Upkeep(
+            None if cid_ttl is None else int(cid_ttl * 1000),
+            purge_batch,
+            purge_interval,
+            retention if retention is not None else Retention(),
+            retention_batch,
+            clock,
+        )
         try:
             conn = await asyncpg.connect(
                 dsn, timeout=connect_timeout, command_timeout=command_timeout
@@ -469,6 +565,7 @@ class PostgresStore:
             commit_delay=commit_delay,
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
+            upkeep=upkeep,
         )
 
     async def __aenter__(self) -> PostgresStore:
@@ -485,6 +582,10 @@ class PostgresStore:
         self._closed = True
         self._close_done = asyncio.get_running_loop().create_future()
         try:
+            if self._purger is not None:
+                self._purger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._purger
             self._wake.set()
             await self._task
             if self._writer is not None:
@@ -1541,6 +1642,34 @@ class PostgresStore:
             return [_message(r) for r in rows]
 
         return await self._read(read)
+
+    # -- purges: expired dedupe rows and messages past their retention (issue 17) --
+    async def _purge_loop(self) -> None:
+        """A purge step every ``purge_interval``; at once again after a full one."""
+        while True:
+            await asyncio.sleep(self._upkeep.purge_interval)
+            while not self._closed:
+                try:
+                    full = await self._submit(self._purge_step)
+                except StoreError:
+                    break  # the writer logged it; the next interval tries again
+                if not full:
+                    break
+
+    async def _purge_step(self, conn: Conn) -> bool:
+        """One step in the writer's transaction; whether a batch was full."""
+        upkeep = self._upkeep
+        now_ms = int(upkeep.clock() * 1000)
+        full = False
+        if upkeep.cid_ttl_ms is not None:
+            status = await conn.execute(
+                PURGE_DEDUPE_SQL, now_ms - upkeep.cid_ttl_ms, upkeep.purge_batch
+            )
+            full = int(status.split()[-1]) >= upkeep.purge_batch
+        if upkeep.retention.active:
+            expired = await _expire(conn, upkeep.retention, now_ms, upkeep.retention_batch)
+            full = full or expired >= upkeep.retention_batch
+        return full
 
 
 def _changed(status: str) -> bool:

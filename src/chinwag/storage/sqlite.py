@@ -30,16 +30,30 @@ kill -9 of the server (the contract's promise) but not a power cut or a kernel
 crash; acks no longer wait for the disk. Group commit amortises the fsync over
 the batch; what it cannot hide is a slow fsync (docs/performance.md).
 * **Checkpoints** (copying the WAL into the database file, with an fsync of
-  each): with ``durability="os"`` they run on a thread of their own
-  (``PASSIVE``, every ``CHECKPOINT_EVERY`` seconds while there were writes),
-  not inside a writer's COMMIT, where SQLite's automatic checkpoint would
-  stall the batch that crossed 1,000 WAL pages, and every write queued behind
-  it, for the only two fsyncs on that path. With ``"fsync"`` every commit
-  syncs anyway, and a checkpoint beside the writer measured worse (its syncs
-  compete with the commits' for the disk), so SQLite's own stays.
-* **Expired dedupe rows** (older than ``cid_ttl``) are purged by the writer
-  thread between batches, ``purge_batch`` rows per transaction, a step every
-  ``purge_interval`` seconds (at once again while a step finds a full batch).
+  each) run on a thread of their own, never inside a writer's COMMIT, where
+  SQLite's automatic checkpoint would stall the batch that crossed 1,000 WAL
+  pages, and every write queued behind it, for two fsyncs. The thread copies
+  (``PASSIVE``: it never waits for the writer nor blocks it) when writes
+  pause for ``CHECKPOINT_IDLE`` seconds, or at once when the WAL holds
+  ``checkpoint_bytes`` not yet copied. The WAL starts over from its
+  beginning only once everything in it was copied, which a copy made while
+  the writer appends cannot promise: so the thread copies again what came
+  meanwhile, each copy shorter, up to ``CATCH_UP_TRIES`` copies; one that
+  ends between two commits leaves nothing behind, and the next transaction
+  starts the WAL over. Should the WAL still reach twice ``checkpoint_bytes``
+  (writes that never leave such a gap), the writer waits for the thread's
+  copy to end and copies the rest itself between two batches (a sync on its
+  path, once): a hard bound of twice the setting and one batch. How much the
+  WAL holds is read from the wal-index header in the ``-shm`` file
+  (`WalIndex`), by the thread every ``CHECKPOINT_POLL`` seconds and by the
+  writer after each batch. A reader holding an old snapshot keeps the WAL
+  from starting over until it ends. ``checkpoint_bytes=None`` keeps SQLite's
+  own automatic checkpoint.
+* **Retention** (``retention``): the same purge step deletes the messages older
+  than their conversation's retention, ``retention_batch`` of them per step,
+  with the events about them (an edit holds its message's text), their
+  reactions and their words in the search index; ``secure_delete`` zeroes the
+  freed space and the WAL is then checkpointed with TRUNCATE (emptied).
 
 Accounts in rooms and cursors are the hub's principals (``"a:<key>"``).
 """
@@ -52,9 +66,12 @@ import heapq
 import itertools
 import json
 import logging
+import mmap
 import operator
+import os
 import queue
 import sqlite3
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -74,6 +91,7 @@ from chinwag.storage.base import (
     NewMessage,
     OverQuota,
     Page,
+    Retention,
     RoomSettings,
     SearchScope,
     Standing,
@@ -95,13 +113,70 @@ T = TypeVar("T")
 _MAX_ID: Final = 2**63 - 1  # "no upper bound" for id comparisons
 
 DURABILITY: Final = {"fsync": "FULL", "os": "NORMAL"}  # durability -> PRAGMA synchronous
-CHECKPOINT_EVERY: Final = 1.0  # seconds between checkpoints while writes come
+CHECKPOINT_IDLE: Final = 0.25  # seconds without a commit after which the WAL is copied
+CHECKPOINT_POLL: Final = 0.05  # seconds between two looks at how much the WAL holds
+_WAL_FRAME_HEADER: Final = 24  # bytes before each page in the WAL
+CATCH_UP_TRIES: Final = 8  # copies in a row the thread makes to copy everything by itself
 
 # The oldest expired dedupe rows, at most :n of them (index dedupe_ts).
 PURGE_DEDUPE_SQL: Final = """
 DELETE FROM dedupe WHERE (dedupe_key, cid) IN (
     SELECT dedupe_key, cid FROM dedupe INDEXED BY dedupe_ts WHERE ts_ms < :cutoff LIMIT :n)
 """
+
+# Retention (issue 17): the expired DMs, one room's expired messages, and the
+# next room after :room that has messages (walking the rooms of the index).
+EXPIRED_DMS_SQL: Final = """
+SELECT id FROM messages INDEXED BY messages_dm_ts
+ WHERE recipient IS NOT NULL AND ts_ms < :cutoff LIMIT :n
+"""
+EXPIRED_IN_ROOM_SQL: Final = """
+SELECT id FROM messages INDEXED BY messages_room_ts
+ WHERE room = :room AND ts_ms < :cutoff LIMIT :n
+"""
+NEXT_ROOM_SQL: Final = """
+SELECT room FROM messages INDEXED BY messages_room_ts
+ WHERE room IS NOT NULL AND room > :room ORDER BY room LIMIT 1
+"""
+# Everything about the expired messages :ids goes with them: their reactions,
+# the events about them (an edit holds the text), then the rows (the FTS5
+# trigger takes their words out of the index; dedupe rows cascade).
+EXPIRE_SQL: Final = (
+    "DELETE FROM reactions WHERE message_id IN (SELECT value FROM json_each(:ids))",
+    "DELETE FROM messages INDEXED BY messages_target"
+    " WHERE target IS NOT NULL AND target IN (SELECT value FROM json_each(:ids))",
+    "DELETE FROM messages WHERE id IN (SELECT value FROM json_each(:ids))",
+)
+
+
+def _expire(conn: sqlite3.Connection, retention: Retention, now_ms: int, limit: int) -> int:
+    """Delete at most ``limit`` messages older than their retention at ``now_ms``; how many."""
+    rooms_cut, dms_cut, per_room = retention.cutoffs(now_ms)
+    ids: list[int] = []
+
+    def take(sql: str, **args: Any) -> None:
+        rows = conn.execute(sql, {**args, "n": limit - len(ids)}).fetchall()
+        ids.extend(int(row[0]) for row in rows)
+
+    if dms_cut is not None:
+        take(EXPIRED_DMS_SQL, cutoff=dms_cut)
+    for room, cut in per_room.items():
+        if cut is not None and len(ids) < limit:
+            take(EXPIRED_IN_ROOM_SQL, room=room, cutoff=cut)
+    if rooms_cut is not None:
+        room = ""
+        while len(ids) < limit:
+            row = conn.execute(NEXT_ROOM_SQL, {"room": room}).fetchone()
+            if row is None:
+                break
+            room = str(row[0])
+            if room not in per_room:
+                take(EXPIRED_IN_ROOM_SQL, room=room, cutoff=rooms_cut)
+    if ids:
+        for sql in EXPIRE_SQL:
+            conn.execute(sql, {"ids": json.dumps(ids)})
+    return len(ids)
+
 
 _COLS: Final = (
     "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
@@ -447,6 +522,44 @@ def _migrate(conn: sqlite3.Connection) -> None:
             raise
 
 
+class WalIndex:
+    """How many WAL frames are not copied into the database yet, read from the ``-shm`` file.
+
+    The wal-index header (sqlite.org/walformat.html) holds ``mxFrame`` (offset
+    16: the last valid frame) and ``nBackfill`` (offset 96: the frames copied so
+    far), native byte order. The file is mapped once, read-only: a look costs
+    two small reads of memory. A header being rewritten may read
+    inconsistently; the next look corrects it.
+
+    Its descriptor stays open until `close`, which must come after every
+    connection of this process to the database is closed: closing any
+    descriptor of a file drops every POSIX lock the process holds on it,
+    SQLite's locks on ``-shm`` included (another process could then think
+    the database unused and reset the file under the server).
+    """
+
+    def __init__(self, shm: Path) -> None:
+        # Never closed before `close`, not even on failure here: that would drop
+        # the locks the store's connections hold already.
+        self._fd = os.open(shm, os.O_RDONLY)
+        self._map = mmap.mmap(self._fd, 100, access=mmap.ACCESS_READ)
+
+    def frames(self) -> int:
+        """Frames in the WAL since it last started over, copied or not."""
+        return int(struct.unpack_from("=I", self._map, 16)[0])
+
+    def pending(self) -> int:
+        """Frames in the WAL not copied into the database yet."""
+        (top,) = struct.unpack_from("=I", self._map, 16)
+        (copied,) = struct.unpack_from("=I", self._map, 96)
+        return max(0, int(top) - int(copied))
+
+    def close(self) -> None:
+        """Unmap and close; only once no connection of this process has the database open."""
+        self._map.close()
+        os.close(self._fd)
+
+
 @dataclass(slots=True)
 class _Job:
     fn: Callable[[sqlite3.Connection], Any]
@@ -503,6 +616,11 @@ class _Incident:
                 exc_info=exc,
             )
 
+    @property
+    def ongoing(self) -> bool:
+        """Whether the last attempt failed (the incident is not over)."""
+        return self._failures > 0
+
     def succeeded(self) -> None:
         if not self._failures:  # the usual case: no lock
             return
@@ -533,13 +651,19 @@ class SqliteStore:
         purge_batch: int = 500,
         purge_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
-        checkpoint_thread: bool = False,
+        checkpoint_bytes: int | None = None,
+        checkpoint_idle: float = CHECKPOINT_IDLE,
+        checkpointer: sqlite3.Connection | None = None,
+        retention: Retention | None = None,
+        retention_batch: int = 500,
     ) -> None:
         # Use `open()`: the constructor only wires up an already migrated connection.
         self._path = path
         self._cid_ttl_ms = None if cid_ttl is None else int(cid_ttl * 1000)
         self._purge_batch = purge_batch
         self._purge_interval = purge_interval
+        self._retention = retention if retention is not None else Retention()
+        self._retention_batch = retention_batch
         self._clock = clock
         self._next_purge = clock() + purge_interval  # clock time of the next purge step
         self._writer = writer
@@ -564,12 +688,25 @@ class SqliteStore:
         self.commit_seconds = Histogram()  # written by the writer thread only
         self._write_failures = _Incident("writes")
         self._read_failures = _Incident("reads")
-        self._purge_failures = _Incident("dedupe purges")
+        self._purge_failures = _Incident("purges (dedupe rows, expired messages)")
         self._checkpoint_failures = _Incident("checkpoints")
-        self._dirty = False  # committed since the last checkpoint (set by the writer)
+        self._last_commit = time.monotonic()  # set by the writer after each commit
+        self._checkpoint_bytes = checkpoint_bytes
+        self._checkpoint_idle = checkpoint_idle
+        self.checkpoints = 0  # copies of the WAL by the checkpoint thread or the writer
+        # Held by whoever copies (one checkpoint at a time: SQLite refuses a second).
+        self._copying = threading.Lock()
+        self._wal: WalIndex | None = None
+        self._wal_most = 0  # frames: the writer copies at once beyond this
+        if checkpoint_bytes is not None:
+            self._wal = WalIndex(path.with_name(path.name + "-shm"))
+            self._wal_most = 2 * checkpoint_bytes // (self._page_size(writer) + _WAL_FRAME_HEADER)
         self._checkpoint_stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
-        if checkpoint_thread:  # the writer's connection has wal_autocheckpoint=0
+        if checkpoint_bytes is not None:  # the writer's connection has wal_autocheckpoint=0
+            if checkpointer is None:
+                raise ValueError("checkpoint_bytes needs the checkpoint thread's connection")
+            self._checkpoint_conn = checkpointer
             self._checkpointer = threading.Thread(
                 target=self._checkpoint_loop,
                 name=f"chinwag-sqlite-checkpoint:{path.name}",
@@ -592,6 +729,10 @@ class SqliteStore:
         purge_batch: int = 500,
         purge_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
+        retention: Retention | None = None,
+        retention_batch: int = 500,
+        checkpoint_bytes: int | None = 64 * 1024 * 1024,
+        checkpoint_idle: float = CHECKPOINT_IDLE,
     ) -> SqliteStore:
         """Open (creating if needed) and migrate the database at ``path``.
 
@@ -617,6 +758,15 @@ class SqliteStore:
             purge_interval: seconds between purge steps (a step that found a
                 full batch is followed by the next as soon as the writer is idle).
             clock: wall-clock seconds, as the ``ts_ms`` of the messages (tests).
+            retention: how long messages are kept; older ones are deleted by
+                the purge step. None: kept forever.
+            retention_batch: most expired messages deleted in one purge step.
+            checkpoint_bytes: bytes of WAL not yet copied into the database
+                beyond which the checkpoint thread copies it at once (else it
+                waits for a pause in the writes); None: SQLite's automatic
+                checkpoint inside the writer's commits instead.
+            checkpoint_idle: seconds without a commit after which the WAL is
+                copied (tests).
 
         Raises:
             StoreError: the file cannot be opened or has a newer schema.
@@ -625,8 +775,12 @@ class SqliteStore:
             raise ValueError("max_batch and readers must be at least 1")
         if durability not in DURABILITY:
             raise ValueError(f"durability is one of {', '.join(DURABILITY)}, not {durability!r}")
-        if purge_batch < 1 or purge_interval <= 0:
-            raise ValueError("purge_batch must be at least 1 and purge_interval above 0")
+        if checkpoint_bytes is not None and checkpoint_bytes < 1:
+            raise ValueError("checkpoint_bytes must be at least 1 (None: SQLite's own)")
+        if purge_batch < 1 or purge_interval <= 0 or retention_batch < 1:
+            raise ValueError(
+                "purge_batch and retention_batch must be at least 1 and purge_interval above 0"
+            )
         synchronous = DURABILITY[durability]
 
         def setup() -> sqlite3.Connection:
@@ -638,8 +792,10 @@ class SqliteStore:
                     raise StoreError(f"cannot put {path} in WAL mode (got {mode!r})")
                 # See the module docstring: FULL fsyncs the WAL at every commit.
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
-                if durability == "os":  # the checkpoint thread's job
+                if checkpoint_bytes is not None:  # the checkpoint thread's job
                     conn.execute("PRAGMA wal_autocheckpoint = 0")
+                    # A WAL that grew beyond (a long reader) shrinks back once reset.
+                    conn.execute(f"PRAGMA journal_size_limit = {int(checkpoint_bytes)}")
                 # A deleted message's text is overwritten in the file, not just unlinked.
                 conn.execute("PRAGMA secure_delete = ON")
                 _migrate(conn)
@@ -654,13 +810,36 @@ class SqliteStore:
                 raise
             return conn
 
+        def open_checkpointer() -> sqlite3.Connection:
+            """The checkpoint thread's connection, its files (WAL, -shm) open now.
+
+            Opened here, not when the first copy is due: a server out of file
+            descriptors by then (an attack, docs/security.md) still copies.
+            """
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            try:
+                _configure(conn, busy_timeout_ms=busy_timeout_ms)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
         try:
             writer = await asyncio.to_thread(setup)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database {path}: {exc}") from exc
+        checkpointer: sqlite3.Connection | None = None
+        if checkpoint_bytes is not None:
+            try:
+                checkpointer = await asyncio.to_thread(open_checkpointer)
+            except sqlite3.Error as exc:
+                writer.close()
+                raise StoreError(f"cannot open the database {path}: {exc}") from exc
         return cls(
             path,
             writer,
+            checkpointer=checkpointer,
             max_batch=max_batch,
             readers=readers,
             busy_timeout_ms=busy_timeout_ms,
@@ -669,7 +848,10 @@ class SqliteStore:
             purge_batch=purge_batch,
             purge_interval=purge_interval,
             clock=clock,
-            checkpoint_thread=durability == "os",
+            checkpoint_bytes=checkpoint_bytes,
+            checkpoint_idle=checkpoint_idle,
+            retention=retention,
+            retention_batch=retention_batch,
         )
 
     async def __aenter__(self) -> SqliteStore:
@@ -701,6 +883,8 @@ class SqliteStore:
                 for conn in self._reader_conns:
                     conn.close()
                 self._reader_conns.clear()
+            if self._wal is not None:  # last: every connection is closed (see WalIndex)
+                self._wal.close()
         finally:
             self._close_done.set_result(None)
 
@@ -793,6 +977,11 @@ class SqliteStore:
                     break
                 batch.extend(item)
             self._run_batch(batch)
+            wal = self._wal
+            if wal is None or self._write_failures.ongoing:
+                pass  # no thread, or writes fail (see _checkpoint_loop): no copy
+            elif wal.frames() > self._wal_most and wal.pending():
+                self._copy_rest()  # the WAL never started over: wait for the thread, copy
             if not stopping and self._until_purge() == 0.0:
                 self._purge_step()
         # Nothing can be queued after the stop marker (close() refuses new calls
@@ -809,50 +998,92 @@ class SqliteStore:
         self._writer.close()
 
     def _checkpoint_loop(self) -> None:
-        """The checkpoint thread: a PASSIVE checkpoint now and then, beside the writer.
+        """The checkpoint thread: a PASSIVE checkpoint when writes pause or the WAL is full.
 
         PASSIVE never waits for the writer nor blocks it; what readers still
         need stays in the WAL until a later checkpoint.
         """
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        assert self._checkpoint_bytes is not None and self._wal is not None
+        wal = self._wal
+        conn = self._checkpoint_conn
         try:
-            _configure(conn, busy_timeout_ms=self._busy_timeout_ms)
-            while not self._checkpoint_stop.wait(CHECKPOINT_EVERY):
-                if not self._dirty:
+            frame = self._page_size(conn) + _WAL_FRAME_HEADER
+            most = max(1, self._checkpoint_bytes // frame)  # frames not yet copied
+            while not self._checkpoint_stop.wait(CHECKPOINT_POLL):
+                pending = wal.pending()
+                if pending == 0 or self._write_failures.ongoing:
+                    # While writes fail (a full disk), a copy would fail too, or
+                    # free WAL space that writes then fill and fail again.
                     continue
-                self._dirty = False
+                idle = time.monotonic() - self._last_commit >= self._checkpoint_idle
+                if not idle and pending < most:
+                    continue
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    # Each copy takes what the writer added during the one before:
+                    # a few in a row leave the writer little to copy itself.
+                    for _ in range(CATCH_UP_TRIES):
+                        with self._copying:
+                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        self.checkpoints += 1
+                        if not wal.pending():  # all copied: the next write starts over
+                            break
                 except sqlite3.Error as exc:
                     self._checkpoint_failures.failed(exc)
-                else:
-                    self._checkpoint_failures.succeeded()
+                    continue
+                self._checkpoint_failures.succeeded()
         finally:
             conn.close()
 
+    @staticmethod
+    def _page_size(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    def _copy_rest(self) -> None:
+        """On the writer, between batches: copy what the checkpoint thread could not.
+
+        Nothing is written meanwhile, so this copies the whole WAL (unless a
+        reader still needs old frames), and the next write transaction starts
+        the WAL over from its beginning. A copy of the thread is waited for.
+        """
+        with self._copying:
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self.checkpoints += 1
+            except sqlite3.Error as exc:
+                self._checkpoint_failures.failed(exc)
+
     def _until_purge(self) -> float | None:
         """Seconds until the next purge step is due (None: no purging)."""
-        if self._cid_ttl_ms is None:
+        if self._cid_ttl_ms is None and not self._retention.active:
             return None
         return max(0.0, self._next_purge - self._clock())
 
     def _purge_step(self) -> None:
-        """Delete at most ``purge_batch`` expired dedupe rows, in their own transaction.
+        """One purge step in its own transaction: at most ``purge_batch`` expired
+        dedupe rows and ``retention_batch`` expired messages.
 
         Runs on the writer thread between batches: a write queued meanwhile
         waits for one small DELETE at most, never for the whole purge.
         """
-        assert self._cid_ttl_ms is not None
         now = self._clock()
         conn = self._writer
+        full = False
+        expired = 0
         try:
             conn.execute("BEGIN IMMEDIATE")
-            deleted = conn.execute(
-                PURGE_DEDUPE_SQL,
-                {"cutoff": int(now * 1000) - self._cid_ttl_ms, "n": self._purge_batch},
-            ).rowcount
+            deleted = 0
+            if self._cid_ttl_ms is not None:
+                deleted = conn.execute(
+                    PURGE_DEDUPE_SQL,
+                    {"cutoff": int(now * 1000) - self._cid_ttl_ms, "n": self._purge_batch},
+                ).rowcount
+                full = deleted >= self._purge_batch
+            if self._retention.active:
+                expired = _expire(conn, self._retention, int(now * 1000), self._retention_batch)
+                full = full or expired >= self._retention_batch
             conn.execute("COMMIT")
-            self._dirty = self._dirty or deleted > 0
+            if deleted or expired:
+                self._last_commit = time.monotonic()
         except sqlite3.Error as exc:
             self._purge_failures.failed(exc)
             if conn.in_transaction:
@@ -861,8 +1092,10 @@ class SqliteStore:
             self._next_purge = now + self._purge_interval
             return
         self._purge_failures.succeeded()
+        if expired:
+            self._erase_wal()  # the old pages, with the deleted text, leave the WAL
         # A full batch: more may be waiting, go on as soon as the writer is idle.
-        self._next_purge = now if deleted >= self._purge_batch else now + self._purge_interval
+        self._next_purge = now if full else now + self._purge_interval
 
     def _run_batch(self, batch: list[_Job]) -> None:
         conn = self._writer
@@ -872,7 +1105,7 @@ class SqliteStore:
             if outcomes is None:  # a job failed: run them again, each on its own
                 outcomes = self._run_jobs(batch, isolate=True)
                 assert outcomes is not None
-            self._dirty = True
+            self._last_commit = time.monotonic()
             self.commit_seconds.observe(time.perf_counter() - started)
             self._write_failures.succeeded()
             if self._erased:
@@ -933,7 +1166,8 @@ class SqliteStore:
         bytes. A reader in the middle of a long read can keep it from
         finishing; then the next deletion's (or SQLite's own) checkpoint does.
         """
-        with contextlib.suppress(sqlite3.Error):
+        # The checkpoint thread's copy would make SQLite refuse this one: wait for it.
+        with self._copying, contextlib.suppress(sqlite3.Error):
             busy, _, _ = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if busy:
                 log.info("a reader kept the WAL from being emptied after a deletion")
@@ -1542,6 +1776,10 @@ class SqliteStore:
             return {sender: int(top) for sender, top in rows}
 
         return await self._read(read)
+
+    def wal_pending(self) -> int | None:
+        """WAL frames not copied into the database yet; None without a checkpoint thread."""
+        return None if self._wal is None else self._wal.pending()
 
     async def probe(self) -> None:
         """Commit an empty write: the writer takes the write lock (BEGIN IMMEDIATE) and commits."""

@@ -656,3 +656,33 @@ async def test_a_message_echoed_to_an_irc_client_survives_kill_9(tmp_path: Path)
             assert kept == [(int(echo.tags["msgid"]), "bob", "committed before the crash")]
     finally:
         srv.kill()
+
+
+async def test_a_mute_reaches_no_irc_reader_as_a_part_but_a_kick_does(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        olga = await json_peer(made, json_port)
+        await olga.hello("olga")
+        await olga.send(type="register", password="correct horse battery", ref="r")
+        assert (await olga.recv_type("ok", timeout=30))["ref"] == "r"
+        await olga.send(type="join", room="den", ref="j")
+        assert (await olga.recv_type("ok"))["ref"] == "j"
+        cat = await json_peer(made, json_port)
+        await cat.hello("cat")
+        await cat.send(type="join", room="den", ref="j")
+        assert (await cat.recv_type("ok"))["ref"] == "j"
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        await bob.send("JOIN #den")
+        await bob.command("JOIN")
+
+        await olga.send(type="mute", room="den", nick="cat", until=None, reason="", ref="m")
+        assert (await olga.recv_type("ok"))["ref"] == "m"
+        await olga.send(type="say", room="den", body="after the mute", cid="o-1")
+        line, before = await bob.until(privmsg)
+        assert line.params == ("#den", "after the mute")
+        assert [m for m in before if m.command == "PART"] == []  # cat is still in #den
+
+        await olga.send(type="kick", room="den", nick="cat", reason="", ref="k")
+        assert (await olga.recv_type("ok"))["ref"] == "k"
+        part = await bob.command("PART")
+        assert (part.params[0], part.source.split("!")[0]) == ("#den", "cat")

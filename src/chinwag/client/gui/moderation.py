@@ -269,8 +269,6 @@ def refusal_text(
             return f"{where} keeps as many bans, mutes, invites and mods as it may: lift one first"
         case "forbidden", "too_many_blocks":
             return "you block as many people as the server allows: unblock someone first"
-        case "not_member", _:
-            return f"{error.message} (join {where} first)"
         case "no_such_user", _:
             return "nobody by that nick is registered or online"
     return error.message

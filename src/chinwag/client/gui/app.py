@@ -1370,7 +1370,9 @@ class GuiApp:
             return
         conv = model.active
         room = conv.name if conv.kind == "room" else None
-        actions = model.rules.member_actions(room, nick, my_rooms=sorted(model.state.rooms))
+        actions = model.rules.member_actions(
+            room, nick, my_rooms=sorted(model.state.rooms), guest=model.known_guest(nick)
+        )
         if actions:
             menu.add_separator()
         for action in actions:

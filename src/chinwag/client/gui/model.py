@@ -975,6 +975,10 @@ class GuiModel:
         if said:
             self.add_notice(Conversation.room(event.room), f"{event.by} {' and '.join(said)}")
 
+    def known_guest(self, nick: str) -> bool:
+        """Whether a ``who`` reply said ``nick`` has no account."""
+        return self._accounts.get(fold_nick(nick)) is False
+
     def on_moderated(self, event: Moderated) -> None:
         """Someone was kicked, banned, muted, invited or given a role: said in plain words.
 

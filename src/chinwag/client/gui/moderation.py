@@ -137,13 +137,14 @@ class RoomRules:
         return self.role(room) in MODERATORS
 
     def member_actions(
-        self, room: str | None, nick: str, *, my_rooms: Sequence[str]
+        self, room: str | None, nick: str, *, my_rooms: Sequence[str], guest: bool = False
     ) -> list[MemberAction]:
         """What we may do to ``nick`` seen in ``room`` (None: in a DM).
 
         Only what our role allows (§12): nothing is offered that the server would
         refuse for our role; a rank the window cannot see (they are a mod too)
-        is still the server's to refuse.
+        is still the server's to refuse. ``guest``: they are known to have no
+        account (a guest gets no role, so nobody is offered to make them a mod).
         """
         key = fold_nick(nick)
         actions: list[MemberAction] = []
@@ -158,7 +159,7 @@ class RoomRules:
                     actions.append(MemberAction("unmute", f"Unmute in {here}", room))
                 else:
                     actions.append(MemberAction("mute", f"Mute in {here}", room, True))
-            if role in GOVERNORS and room != "lobby":
+            if role in GOVERNORS and room != "lobby" and not guest:  # a guest gets no role
                 if key in self.mods.get(room, set()):
                     actions.append(MemberAction("member", f"Make a member of {here}", room))
                 else:

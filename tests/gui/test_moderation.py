@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 from conftest import ServerProcess
 
-from chinwag.client import ChatClient, Event, Moderated, RoomDetails
+from chinwag.client import Changed, ChatClient, Event, Moderated, RoomDetails
 from chinwag.client.gui import GuiApp
 from chinwag.client.gui.chat import ChatView
 from chinwag.client.gui.model import GuiModel
@@ -231,6 +231,89 @@ def test_a_member_is_offered_only_blocking_and_hears_mutes_refusals_and_a_ban_in
         ),
     )
     assert model.active == LOBBY
+
+
+def test_a_moderator_sets_the_topic_only_is_told_about_rank_deletes_and_invites(
+    server: ServerProcess, app: GuiApp, others: LoopThread, tmp_path: Path
+) -> None:
+    root = app.root
+    olga = others.run(account(server.port, "olga", tmp_path), root)
+    others.run(olga.join("games"), root)
+    bob = others.run(open_client(server.port, "bob", tmp_path))
+    others.run(bob.join("games"), root)
+    carol = others.run(open_client(server.port, "carol", tmp_path))
+    log_in(app, server.port, "milo", PASSWORD, register=True)
+    view, model = parts(app)
+    app.join_room("games")
+    pump(root, lambda: view.subtitle_label.cget("text") == "3 online", what="#games, a member")
+    assert view.settings_button.winfo_manager() == ""
+    others.run(olga.grant("milo", "mod", room="games"), root)
+    pump(root, lambda: "You were made a moderator of #games by olga" in view.shown_text())
+    pump(root, lambda: view.subtitle_label.cget("text") == "you moderate it · 3 online")
+    assert view.settings_button.winfo_manager() == "grid"
+
+    # A mod changes the topic; privacy and announce-only are the owner's.
+    view.settings_button.invoke()
+    window = app.room_settings
+    assert window is not None
+    assert "disabled" in window.private_check.state()
+    assert "disabled" in window.announce_check.state()
+    window.topic_var.set("tournament")
+    window.save_button.invoke()
+    pump(root, lambda: window.closed, what="the settings window to close")
+    pump(
+        root, lambda: view.subtitle_label.cget("text") == "tournament · you moderate it · 3 online"
+    )
+    assert others.run(next_change(olga), root).topic == "tournament"
+
+    # A mod may act on a member but not make mods; the owner outranks them (said in words).
+    menu = member_menu(view, "bob")
+    assert menu_labels(menu) == [
+        "Message bob",
+        "Kick from #games…",
+        "Ban from #games",
+        "Mute in #games",
+        "Block bob",
+    ]
+    close(menu)
+    menu = member_menu(view, "olga")
+    assert menu.entrycget(0, "label") == "Message olga"
+    choose(menu, "Kick from #games…")
+    dialog = pump(root, lambda: app.dialog, what="the reason form")
+    dialog.submit_button.invoke()
+    pump(root, lambda: dialog.general.cget("text") != "", what="the refusal")
+    assert dialog.general.cget("text") == (
+        "Not done: they rank as high as you or higher: ask the room's owner or an admin."
+    )
+    assert not dialog.closed
+    dialog.cancel()
+    assert any(row.startswith("olga") for row in view.member_rows())
+
+    # A moderator's delete of someone else's message.
+    others.call(lambda: bob.say("games", "the butler did it"), root)
+    spoiler = shown_id(app, "the butler did it")
+    menu = right_click(view, spoiler)
+    choose(menu, "Delete as moderator")
+    confirm = pump(root, lambda: app.dialog, what="the delete question")
+    assert "by bob will be erased for everyone" in confirm.intro_label.cget("text")
+    confirm.submit_button.invoke()
+    deleted = others.run(next_of(bob, Changed), root)
+    assert (deleted.kind, deleted.target, deleted.by) == ("deleted", spoiler, "milo")
+    pump(root, lambda: "the butler did it" not in view.shown_text(), what="the message erased")
+    assert "message deleted" in view.shown_text()
+
+    # The owner makes the room private; the mod invites carol from the lobby's member list.
+    others.run(olga.set_room("games", private=True), root)
+    pump(root, lambda: "private" in view.subtitle_label.cget("text"))
+    view.select_row(LOBBY)
+    pump(root, lambda: model.active == LOBBY, what="the lobby")
+    menu = member_menu(view, "carol")
+    assert menu_labels(menu) == ["Message carol", "Invite to #games", "Block carol"]
+    choose(menu, "Invite to #games")
+    invited = others.run(next_of(carol, Moderated), root)
+    assert (invited.action, invited.room, invited.by) == ("invite", "games", "milo")
+    others.run(carol.join("games"), root)
+    assert "games" in carol.rooms
 
 
 def test_blocking_from_a_message_and_unblocking_in_the_blocked_people_list(

@@ -715,7 +715,12 @@ class GuiApp:
         def done(outcome: Outcome[int]) -> None:
             if self.model is not model or model is None or outcome.error is None:
                 return
-            model.add_notice(model.active, f"{what}: {_why(outcome.error)}", "error")
+            why = _why(outcome.error)
+            error = outcome.error
+            if isinstance(error, ChatError) and error.extra.get("reason") in ("muted", "announce"):
+                room = model.active.name if model.active.kind == "room" else None
+                why = refusal_text(error, room, local=model.local, now=datetime.now(UTC))
+            model.add_notice(model.active, f"{what}: {why}", "error")
             self._schedule_refresh()
 
         return done
@@ -811,11 +816,14 @@ class GuiApp:
         self.bridge.call(session.edit(message_id, text), done)
 
     def delete(self, message_id: int) -> None:
-        """Ask, then delete one of our messages (its text is erased on the server)."""
+        """Ask, then delete one of our messages, or as a moderator someone else's in a
+        room we moderate (its text is erased on the server)."""
         model = self.model
-        if model is None or not model.can_edit(message_id):
+        if model is None or not model.can_delete(message_id):
             return
         quote = model.quote(message_id)
+        theirs = "" if model.can_edit(message_id) else f" by {quote.sender}"
+        logged = "" if not theirs else " As a moderator's action, it is logged."
 
         def submit(_values: dict[str, str]) -> None:
             self._close_dialog(dialog)
@@ -830,7 +838,8 @@ class GuiApp:
                 [],
                 "Delete",
                 submit,
-                intro=f"“{quote.text}” will be erased for everyone. This cannot be undone.",
+                intro=f"“{quote.text}”{theirs} will be erased for everyone. "
+                f"This cannot be undone.{logged}",
             )
         )
         if made is None:
@@ -1395,6 +1404,10 @@ class GuiApp:
                 menu.add_command(
                     label=action.label, command=functools.partial(self.moderate, action, nick)
                 )
+
+    def can_delete(self, message_id: int) -> bool:
+        """Whether the user may delete this message (theirs, or as a moderator)."""
+        return self.model is not None and self.model.can_delete(message_id)
 
     def ask_moderation(self, action: MemberAction, nick: str, length: timedelta | None) -> None:
         """Ask for the reason (optional) of a kick, ban or mute, then do it."""

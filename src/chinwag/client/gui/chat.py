@@ -87,6 +87,7 @@ class ChatActions(Protocol):
     def close_search(self) -> None: ...
     def fill_member_menu(self, menu: tk.Menu, nick: str) -> None: ...
     def ask_room_settings(self) -> None: ...
+    def can_delete(self, message_id: int) -> bool: ...
 
 
 def day_label(day: date, today: date) -> str:
@@ -1063,7 +1064,11 @@ class ChatView(ttk.Frame):
 
     def _selected_do(self, name: str) -> str:
         message = self._selected_message()
-        if message is not None and (message.own or name == "Reply"):
+        if message is not None and (
+            message.own
+            or name == "Reply"
+            or (name == "Delete" and self.actions.can_delete(message.id))
+        ):
             self._do(name, message.id)
         return "break"
 
@@ -1108,6 +1113,8 @@ class ChatView(ttk.Frame):
         for button in self.hover_buttons.values():
             button.pack_forget()
         names = ["Reply", "React"] + (["Edit", "Delete"] if message.own else [])
+        if not message.own and self.actions.can_delete(message.id):
+            names.append("Delete")  # a moderator's delete (§12)
         for name in names:
             self.hover_buttons[name].pack(side="left")
         self.hover_bar.place(in_=self.text, relx=1.0, x=-self.theme.px(20), y=info[1], anchor="ne")
@@ -1185,6 +1192,11 @@ class ChatView(ttk.Frame):
             menu.add_command(label="Edit", command=lambda: self._do("Edit", mid))
             menu.add_command(label="Delete", command=lambda: self._do("Delete", mid))
         elif message.sender:
+            if self.actions.can_delete(mid):
+                menu.add_separator()
+                menu.add_command(
+                    label="Delete as moderator", command=lambda: self._do("Delete", mid)
+                )
             people = tk.Menu(menu, tearoff=False)
             self.theme.style_menu(people)
             self.actions.fill_member_menu(people, message.sender)

@@ -42,7 +42,7 @@ from chinwag.client.events import (
     Welcome,
     fold_nick,
 )
-from chinwag.client.gui.moderation import RoomRules, moderated_text, refusal_text
+from chinwag.client.gui.moderation import MODERATORS, RoomRules, moderated_text, refusal_text
 from chinwag.client.state import ChatState, Conversation
 
 __all__ = [
@@ -974,6 +974,18 @@ class GuiModel:
             )
         if said:
             self.add_notice(Conversation.room(event.room), f"{event.by} {' and '.join(said)}")
+
+    def can_delete(self, message_id: int) -> bool:
+        """Whether the user may delete this message: theirs, or a room's they moderate."""
+        if self.can_edit(message_id):
+            return True
+        message = self.state.find(message_id)
+        return (
+            message is not None
+            and not message.deleted
+            and message.room is not None
+            and self.rules.role(message.room) in MODERATORS
+        )
 
     def known_guest(self, nick: str) -> bool:
         """Whether a ``who`` reply said ``nick`` has no account."""

@@ -22,6 +22,8 @@ from chinwag.errors import ChatError
 
 __all__ = [
     "DURATIONS",
+    "GOVERNORS",
+    "MODERATORS",
     "BlockedDialog",
     "MemberAction",
     "RoomRules",

@@ -21,6 +21,7 @@ from chinwag.client import Changed, ChatClient, Event, Moderated, RoomDetails
 from chinwag.client.gui import GuiApp
 from chinwag.client.gui.chat import ChatView
 from chinwag.client.gui.model import GuiModel
+from chinwag.client.gui.moderation import when_text
 from chinwag.client.state import Conversation
 
 from .conftest import LoopThread, pump, settle
@@ -105,8 +106,9 @@ def fill_reason(app: GuiApp, reason: str) -> None:
 
 
 def hhmm(model: GuiModel, event: Moderated) -> str:
+    """When it ends, as the window says it (local time; the day too if not today)."""
     assert event.until is not None
-    return model.local(event.until).strftime("%H:%M")
+    return when_text(event.until, model.local, datetime.now(UTC))
 
 
 def test_the_owner_sees_badges_changes_settings_and_moderates_from_the_member_menu(
@@ -212,7 +214,7 @@ def test_a_member_is_offered_only_blocking_and_hears_mutes_refusals_and_a_ban_in
 
     until = datetime.now(UTC) + timedelta(hours=1)
     others.run(olga.moderate("mute", "bob", room="games", until=until, reason="spam"), root)
-    at = model.local(until).strftime("%H:%M")
+    at = when_text(until, model.local, datetime.now(UTC))
     said = f"You were muted in #games by olga until {at}: spam"
     pump(root, lambda: said in view.shown_text(), what=said)
     type_and_enter(app, "let me speak")

@@ -191,6 +191,25 @@ def test_the_owner_sees_badges_changes_settings_and_moderates_from_the_member_me
     pump(root, lambda: "bob was kicked out of #games by olga" in view.shown_text())
     pump(root, lambda: not any(row.startswith("bob") for row in view.member_rows()))
 
+    # A kicked one may come back; a ban for an hour keeps him out until lifted from the lobby.
+    others.run(bob.join("games"), root)
+    menu = member_menu(view, "bob")
+    close(menu)
+    choose(submenu(menu, "Ban from #games"), "for 1 hour…")
+    fill_reason(app, "flooding")
+    banned = others.run(next_of(bob, Moderated), root)
+    assert (banned.action, banned.reason) == ("ban", "flooding")
+    said = f"bob was banned from #games by olga until {hhmm(model, banned)}: flooding"
+    pump(root, lambda: said in view.shown_text(), what=said)
+    view.select_row(LOBBY)
+    pump(root, lambda: model.active == LOBBY, what="the lobby")
+    menu = member_menu(view, "bob")
+    assert menu_labels(menu) == ["Message bob", "Unban from #games", "Block bob"]
+    choose(menu, "Unban from #games")
+    assert others.run(next_of(bob, Moderated), root).action == "unban"
+    others.run(bob.join("games"), root)
+    assert "games" in bob.rooms
+
 
 def test_a_member_is_offered_only_blocking_and_hears_mutes_refusals_and_a_ban_in_plain_words(
     server: ServerProcess, app: GuiApp, others: LoopThread, tmp_path: Path

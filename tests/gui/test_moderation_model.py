@@ -57,6 +57,13 @@ def test_the_menu_follows_grants_mutes_and_blocks() -> None:
     assert got[-1] == "Unblock bob"
     rules.on_moderated(Moderated("games", "bob", "unmute", "olga"), me=False)
     assert "Mute in #games" in labels(rules, "games")
+    rules.on_moderated(Moderated("games", "bob", "ban", "olga"), me=False)
+    assert "Unban from #games" in labels(rules, "lobby")
+    onlooker = rules_as("member")
+    onlooker.on_moderated(Moderated("games", "bob", "ban", "olga"), me=False)
+    assert labels(onlooker, "lobby") == ["Block bob"]
+    rules.on_moderated(Moderated("games", "bob", "unban", "olga"), me=False)
+    assert "Unban from #games" not in labels(rules, "lobby")
 
 
 def test_the_lobby_offers_no_kick_or_ban_and_invites_only_to_private_rooms_we_moderate() -> None:

@@ -57,7 +57,7 @@ ROLE_WORDS: Final = {
 class MemberAction:
     """One entry of a member's context menu.
 
-    ``action`` is ``kick``, ``ban``, ``mute``, ``unmute``, ``mod``, ``member``,
+    ``action`` is ``kick``, ``ban``, ``unban``, ``mute``, ``unmute``, ``mod``, ``member``,
     ``invite`` (with ``room`` the room to invite to), ``block`` or ``unblock``;
     ``room`` is the room acted in (None for blocks).
     """
@@ -76,6 +76,8 @@ class RoomRules:
     details: dict[str, RoomDetails] = field(default_factory=dict)
     mods: dict[str, set[str]] = field(default_factory=dict)
     muted: dict[str, set[str]] = field(default_factory=dict)
+    banned: dict[str, set[str]] = field(default_factory=dict)
+    """Per room, the folded nicks seen banned there since login (for "Unban")."""
     blocked: dict[str, str] = field(default_factory=dict)
     """Folded nick -> the nick as blocked, in the order the server listed them."""
 
@@ -111,6 +113,10 @@ class RoomRules:
             self.muted.setdefault(room, set()).add(key)
         elif event.action in ("unmute", "kick", "ban"):
             self.muted.get(room, set()).discard(key)
+        if event.action == "ban":
+            self.banned.setdefault(room, set()).add(key)
+        elif event.action == "unban":
+            self.banned.get(room, set()).discard(key)
         if me and event.action in ("kick", "ban"):
             self.details.pop(room, None)
 
@@ -166,6 +172,9 @@ class RoomRules:
                     actions.append(MemberAction("member", f"Make a member of {here}", room))
                 else:
                     actions.append(MemberAction("mod", f"Make a moderator of {here}", room))
+        for other in my_rooms:
+            if key in self.banned.get(other, set()) and self.role(other) in MODERATORS:
+                actions.append(MemberAction("unban", f"Unban from #{other}", other))
         for other in my_rooms:
             details = self.details.get(other.lower())
             if (

@@ -71,6 +71,8 @@ def test_the_lobby_offers_no_kick_or_ban_and_invites_only_to_private_rooms_we_mo
     rules.on_details(RoomDetails("lobby", "", False, False, None, "admin"))
     assert labels(rules, "lobby") == ["Mute in #lobby", "Invite to #games", "Block bob"]
     assert labels(rules_as("member", private=True), "lobby") == ["Block bob"]
+    admin = rules_as("admin")  # a server admin (said by any join) governs the lobby too
+    assert labels(admin, "lobby") == ["Mute in #lobby", "Block bob"]
     assert labels(rules_as("mod", private=False), None) == ["Block bob"]
 
 

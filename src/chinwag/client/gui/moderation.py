@@ -82,9 +82,18 @@ class RoomRules:
     """Folded nick -> the nick as blocked, in the order the server listed them."""
 
     def role(self, room: str) -> str:
-        """Our role in ``room`` (``member`` when the server has not said)."""
+        """Our role in ``room`` (``member`` when the server has not said).
+
+        A server admin is one in every room: once any join said ``admin``, the
+        lobby (joined by the login itself, so never answered with a role) is
+        theirs too.
+        """
         details = self.details.get(room.lower())
-        return details.role if details is not None and details.role else "member"
+        if details is not None and details.role:
+            return details.role
+        if any(d.role == "admin" for d in self.details.values()):
+            return "admin"
+        return "member"
 
     def on_details(self, event: RoomDetails) -> RoomDetails | None:
         """Keep a room's settings; returns the previous ones (None: first seen).
@@ -141,8 +150,9 @@ class RoomRules:
         return " · ".join(parts)
 
     def can_edit_settings(self, room: str) -> bool:
-        """Whether we may change anything of the room (its topic at least)."""
-        return self.role(room) in MODERATORS
+        """Whether we may change anything of the room (its topic at least), and know
+        its settings to start from."""
+        return room.lower() in self.details and self.role(room) in MODERATORS
 
     def member_actions(
         self, room: str | None, nick: str, *, my_rooms: Sequence[str], guest: bool = False

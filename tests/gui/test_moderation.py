@@ -244,6 +244,7 @@ def test_a_member_is_offered_only_blocking_and_hears_mutes_refusals_and_a_ban_in
     pump(root, lambda: model.active == LOBBY, what="back in the lobby")
     pump(root, lambda: "You were banned from #games by olga for ever: enough" in view.shown_text())
     assert [name for name, _ in view.sidebar_rows()] == ["# lobby"]
+    pump(root, lambda: view.member_rows() == ["bob  (you)", "olga"], what="the lobby's members")
     app.join_room("games")
     pump(
         root,

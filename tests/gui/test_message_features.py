@@ -155,7 +155,7 @@ def test_message_actions_edit_in_place_delete_chips_and_reply_quotes(
     assert hover(view, theirs) == (theirs, ["Reply", "React"])
     assert hover(view, mine) == (mine, ["Reply", "React", "Edit", "Delete"])
     menu = right_click(view, theirs)
-    assert menu_labels(menu) == ["Reply", "React", "Copy text"]
+    assert menu_labels(menu) == ["Reply", "React", "bob", "Copy text"]  # bob: his menu
     close(menu)
     menu = right_click(view, mine)
     assert menu_labels(menu) == ["Reply", "React", "Edit", "Delete", "Copy text"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import gc
 import os
 import sys
@@ -20,6 +21,7 @@ import time
 import tkinter as tk
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from tkinter import messagebox
 from typing import Any, Final
 
@@ -29,9 +31,11 @@ from chinwag.client.events import (
     ErrorReceived,
     HistoryPage,
     Message,
+    Moderated,
     Presence,
     ReadMarker,
     Receipt,
+    RoomDetails,
     SendFailed,
     Sent,
     Status,
@@ -49,6 +53,14 @@ from chinwag.client.gui.model import (
     emoji_from_text,
     explain_login_error,
     rate_limited_text,
+)
+from chinwag.client.gui.moderation import (
+    DURATIONS,
+    GOVERNORS,
+    BlockedDialog,
+    MemberAction,
+    RoomSettingsDialog,
+    refusal_text,
 )
 from chinwag.client.gui.prefs import Prefs, ThemeName
 from chinwag.client.gui.session import (
@@ -154,6 +166,8 @@ class GuiApp:
         self.connect_view: ConnectView | None = None
         self.chat_view: ChatView | None = None
         self.dialog: FormDialog | None = None
+        self.room_settings: RoomSettingsDialog | None = None
+        self.blocked_dialog: BlockedDialog | None = None
         self._sessions = 0
         self._login: NetSession | None = None
         self._login_form: tuple[str, str, bool] = ("", "", False)
@@ -211,6 +225,8 @@ class GuiApp:
             variable=self.receipts_var,
             command=self._toggle_receipts,
         )
+        self.menu_account.add_separator()
+        self.menu_account.add_command(label="Blocked people…", command=self.ask_blocked)
         self.menu_view = tk.Menu(bar, tearoff=False)
         self.theme_var = tk.StringVar(self.root, value=self.theme.name)
         self.menu_view.add_radiobutton(
@@ -255,11 +271,16 @@ class GuiApp:
         )
         self.menu_account.entryconfigure(1, state="normal" if logged_in and account else "disabled")
         self.menu_account.entryconfigure(3, state="normal" if logged_in and account else "disabled")
+        self.menu_account.entryconfigure(5, state=state)
 
     # --- the connect window --------------------------------------------------------------
 
     def show_connect(self, error: str | None = None) -> None:
         """Show the connect window (after start-up or log-out)."""
+        for window in (self.room_settings, self.blocked_dialog):
+            if window is not None:
+                window.close()
+        self.room_settings = self.blocked_dialog = None
         if self.chat_view is not None:
             self.chat_view.destroy()
             self.chat_view = None
@@ -393,14 +414,18 @@ class GuiApp:
         rooms, dms = model.sidebar()
         view.set_sidebar(rooms, dms, model.active)
         conv = model.active
+        settings = False
         if conv.kind == "room":
             members = model.members(conv.name)
-            subtitle = f"{len(members)} online" if members is not None else "Room"
+            subtitle = model.rules.subtitle(
+                conv.name, len(members) if members is not None else None
+            )
             title = f"# {conv.name}"
+            settings = model.rules.can_edit_settings(conv.name)
         else:
             subtitle = "Direct messages"
             title = f"@ {model.target(conv)}"
-        view.set_header(conv, title, subtitle)
+        view.set_header(conv, title, subtitle, settings=settings)
         view.set_summary(model.summary)
         view.render(model.items(conv), reset=full)
         view.set_reply(model.replying(conv))
@@ -500,11 +525,16 @@ class GuiApp:
                 model.on_status(event, now)
                 self._refresh_members()
                 if event.state == "offline" and event.error:
-                    model.add_notice(
-                        model.active,
-                        f"Disconnected for good: {event.error}. Log out and in again to continue.",
-                        "error",
-                    )
+                    if event.error.startswith("banned: "):
+                        # A server ban (§12): the library tried once and was refused.
+                        text = event.error.removeprefix("banned: ")
+                        text = f"Disconnected: {text[:1].upper()}{text[1:]}. Not reconnecting."
+                    else:
+                        text = (
+                            f"Disconnected for good: {event.error}. "
+                            "Log out and in again to continue."
+                        )
+                    model.add_notice(model.active, text, "error")
             case Sent():
                 model.on_sent(event)
             case SendFailed():
@@ -528,6 +558,11 @@ class GuiApp:
                 model.on_read_marker(event)
             case Receipt():
                 model.on_receipt(event)
+            case RoomDetails():
+                model.on_room_details(event)
+            case Moderated():
+                model.on_moderated(event)
+                self._refresh_members()
             case ErrorReceived():
                 error = event.error
                 model.add_notice(model.active, f"The server said: {error.message}", "error")
@@ -545,6 +580,7 @@ class GuiApp:
             self._load_members(model.active.name)
         if model.state.account:
             self._send_receipts(bool(self.receipts_var.get()), quiet=True)
+        self._load_blocks()
 
     def _toggle_receipts(self) -> None:
         on = bool(self.receipts_var.get())
@@ -679,7 +715,12 @@ class GuiApp:
         def done(outcome: Outcome[int]) -> None:
             if self.model is not model or model is None or outcome.error is None:
                 return
-            model.add_notice(model.active, f"{what}: {_why(outcome.error)}", "error")
+            why = _why(outcome.error)
+            error = outcome.error
+            if isinstance(error, ChatError) and error.extra.get("reason") in ("muted", "announce"):
+                room = model.active.name if model.active.kind == "room" else None
+                why = refusal_text(error, room, local=model.local, now=datetime.now(UTC))
+            model.add_notice(model.active, f"{what}: {why}", "error")
             self._schedule_refresh()
 
         return done
@@ -775,11 +816,14 @@ class GuiApp:
         self.bridge.call(session.edit(message_id, text), done)
 
     def delete(self, message_id: int) -> None:
-        """Ask, then delete one of our messages (its text is erased on the server)."""
+        """Ask, then delete one of our messages, or as a moderator someone else's in a
+        room we moderate (its text is erased on the server)."""
         model = self.model
-        if model is None or not model.can_edit(message_id):
+        if model is None or not model.can_delete(message_id):
             return
         quote = model.quote(message_id)
+        theirs = "" if model.can_edit(message_id) else f" by {quote.sender}"
+        logged = "" if not theirs else " As a moderator's action, it is logged."
 
         def submit(_values: dict[str, str]) -> None:
             self._close_dialog(dialog)
@@ -794,7 +838,8 @@ class GuiApp:
                 [],
                 "Delete",
                 submit,
-                intro=f"“{quote.text}” will be erased for everyone. This cannot be undone.",
+                intro=f"“{quote.text}”{theirs} will be erased for everyone. "
+                f"This cannot be undone.{logged}",
             )
         )
         if made is None:
@@ -938,6 +983,8 @@ class GuiApp:
                 text = error.message if isinstance(error, ChatError) else "not connected; try again"
                 if isinstance(error, ChatError) and error.code == "bad_room":
                     text = "Room names are 1–32 of a–z, 0–9, _ and -."
+                elif isinstance(error, ChatError) and error.code == "forbidden":
+                    text = refusal_text(error, room, local=model.local, now=datetime.now(UTC))
                 if on_error is not None:
                     on_error(text)
                 else:
@@ -1322,6 +1369,191 @@ class GuiApp:
             question.settle(None)
         self.bridge.close()
         self.theme.unsubscribe(self._restyle_menus)
+
+    # --- moderation and blocks (issue 16) ------------------------------------------------
+
+    def fill_member_menu(self, menu: tk.Menu, nick: str) -> None:
+        """Add what the user may do to ``nick`` (in the room on screen) to ``menu``."""
+        model = self.model
+        if model is None or model.state.is_me(nick):
+            return
+        conv = model.active
+        room = conv.name if conv.kind == "room" else None
+        actions = model.rules.member_actions(
+            room, nick, my_rooms=sorted(model.state.rooms), guest=model.known_guest(nick)
+        )
+        if actions:
+            menu.add_separator()
+        for action in actions:
+            if action.action in ("ban", "mute"):
+                sub = tk.Menu(menu, tearoff=False)
+                self.theme.style_menu(sub)
+                for label, length in DURATIONS:
+                    sub.add_command(
+                        label=f"{label}…",
+                        command=functools.partial(self.ask_moderation, action, nick, length),
+                    )
+                menu.add_cascade(label=action.label, menu=sub)
+            elif action.asks:
+                ask = functools.partial(self.ask_moderation, action, nick, None)
+                menu.add_command(label=action.label, command=ask)
+            elif action.action in ("block", "unblock"):
+                block = functools.partial(self.block, nick, action.action == "block")
+                menu.add_command(label=action.label, command=block)
+            else:
+                menu.add_command(
+                    label=action.label, command=functools.partial(self.moderate, action, nick)
+                )
+
+    def can_delete(self, message_id: int) -> bool:
+        """Whether the user may delete this message (theirs, or as a moderator)."""
+        return self.model is not None and self.model.can_delete(message_id)
+
+    def ask_moderation(self, action: MemberAction, nick: str, length: timedelta | None) -> None:
+        """Ask for the reason (optional) of a kick, ban or mute, then do it."""
+        verb = {"kick": "Kick", "ban": "Ban", "mute": "Mute"}[action.action]
+        span = ""
+        if action.action in ("ban", "mute"):
+            span = next(label for label, d in DURATIONS if d == length)
+        intro = f"{verb} {nick} in #{action.room} {span}".rstrip() + "."
+
+        def submit(values: dict[str, str]) -> None:
+            until = None if length is None else datetime.now(UTC) + length
+            assert dialog is not None
+            dialog.set_busy(True)
+            self.moderate(action, nick, until=until, reason=values["reason"].strip(), form=dialog)
+
+        dialog = self._open_dialog(
+            lambda: FormDialog(
+                self.root,
+                self.theme,
+                f"{verb} {nick}",
+                [Field("reason", "Reason (optional)", hint="Said to the room and to them.")],
+                verb,
+                submit,
+                intro=intro,
+            )
+        )
+
+    def moderate(
+        self,
+        action: MemberAction,
+        nick: str,
+        *,
+        until: datetime | None = None,
+        reason: str = "",
+        form: FormDialog | None = None,
+    ) -> None:
+        """Carry out a member action in its room; a refusal is said in plain words."""
+        model, session = self.model, self.session
+        if model is None or session is None or action.room is None:
+            return
+        room = action.room
+
+        def done(outcome: Outcome[None]) -> None:
+            if self.model is not model:
+                return
+            if outcome.error is None:
+                self._close_dialog(form)
+                return
+            why = refusal_text(outcome.error, room, local=model.local, now=datetime.now(UTC))
+            if form is not None and not form.closed:
+                form.set_busy(False)
+                form.show_error(None, f"Not done: {why}.")
+            else:
+                model.add_notice(model.active, f"{action.label} {nick}: {why}", "error")
+                self._schedule_refresh()
+
+        self.bridge.call(session.moderate(action.action, room, nick, until, reason), done)
+
+    def ask_room_settings(self) -> None:
+        """Open the room settings of the room on screen (for its owner and mods)."""
+        model, session = self.model, self.session
+        if model is None or session is None or self.chat_view is None:
+            return
+        conv = model.active
+        details = model.rules.details.get(conv.name) if conv.kind == "room" else None
+        if details is None or not model.rules.can_edit_settings(conv.name):
+            return
+        if self.room_settings is not None:
+            self.room_settings.close()
+        room = conv.name
+
+        def submit(topic: str | None, private: bool | None, announce: bool | None) -> None:
+            def done(outcome: Outcome[None]) -> None:
+                if outcome.error is None:
+                    window.close()
+                elif not window.closed:
+                    why = refusal_text(
+                        outcome.error, room, local=model.local, now=datetime.now(UTC)
+                    )
+                    window.show_error(f"Not saved: {why}.")
+
+            self.bridge.call(session.set_room(room, topic, private, announce), done)
+
+        window = RoomSettingsDialog(
+            self.root,
+            self.theme,
+            details,
+            governs=model.rules.role(room) in GOVERNORS,
+            on_submit=submit,
+        )
+        self.room_settings = window
+
+    def _load_blocks(self) -> None:
+        model, session = self.model, self.session
+        if model is None or session is None:
+            return
+
+        def done(outcome: Outcome[list[str]]) -> None:
+            if self.model is model and outcome.value is not None:
+                model.rules.set_blocked(outcome.value)
+                if self.blocked_dialog is not None and not self.blocked_dialog.closed:
+                    self.blocked_dialog.set_nicks(outcome.value)
+
+        self.bridge.call(session.blocks(), done)
+
+    def block(self, nick: str, on: bool) -> None:
+        """Block or unblock ``nick`` (on every device of the account)."""
+        model, session = self.model, self.session
+        if model is None or session is None:
+            return
+
+        def done(outcome: Outcome[list[str]]) -> None:
+            if self.model is not model:
+                return
+            if outcome.value is None:
+                why = refusal_text(
+                    outcome.error or RuntimeError(), None, local=model.local, now=datetime.now(UTC)
+                )
+                text = f"Could not {'block' if on else 'unblock'} {nick}: {why}"
+                if self.blocked_dialog is not None and not self.blocked_dialog.closed:
+                    self.blocked_dialog.show_error(text)
+                model.add_notice(model.active, text, "error")
+            else:
+                model.rules.set_blocked(outcome.value)
+                if self.blocked_dialog is not None and not self.blocked_dialog.closed:
+                    self.blocked_dialog.set_nicks(outcome.value)
+                model.add_notice(
+                    model.active,
+                    f"You block {nick}: nothing they send reaches you, and they are not told."
+                    if on
+                    else f"You no longer block {nick}.",
+                )
+            self._schedule_refresh()
+
+        self.bridge.call(session.block(nick, on), done)
+
+    def ask_blocked(self) -> None:
+        """Account → Blocked people…: the list, with Unblock."""
+        if self.model is None or self.session is None:
+            return
+        if self.blocked_dialog is not None:
+            self.blocked_dialog.close()
+        self.blocked_dialog = BlockedDialog(
+            self.root, self.theme, lambda nick: self.block(nick, False)
+        )
+        self._load_blocks()
 
     # --- the clock -----------------------------------------------------------------------
 

@@ -85,6 +85,9 @@ class ChatActions(Protocol):
     def open_result(self, index: int) -> None: ...
     def search_more(self) -> None: ...
     def close_search(self) -> None: ...
+    def fill_member_menu(self, menu: tk.Menu, nick: str) -> None: ...
+    def ask_room_settings(self) -> None: ...
+    def can_delete(self, message_id: int) -> bool: ...
 
 
 def day_label(day: date, today: date) -> str:
@@ -180,6 +183,11 @@ class ChatView(ttk.Frame):
         self.search_entry.bind("<Escape>", lambda _e: self.actions.close_search())
         self.leave_button = ttk.Button(header, text="Leave room", style="Flat.TButton")
         self.leave_button.grid(row=0, column=2, rowspan=2, sticky="e")
+        self.settings_button = ttk.Button(
+            header, text="Room settings", style="Flat.TButton", command=actions.ask_room_settings
+        )
+        self.settings_button.grid(row=0, column=3, rowspan=2, sticky="e")
+        self.settings_button.grid_remove()
         ttk.Separator(center, orient="horizontal").grid(row=1, column=0, sticky="new")
 
         self.banner = ttk.Frame(center, style="Banner.TFrame", padding=(px(16), px(8)))
@@ -341,6 +349,9 @@ class ChatView(ttk.Frame):
         self.members.grid(row=1, column=0, sticky="nsew", padx=(px(6), px(6)))
         self.members.bind("<Double-Button-1>", self._member_activated)
         self.members.bind("<Return>", self._member_activated)
+        self.members.bind("<Button-3>", self._member_menu)
+        self.members.bind("<Shift-F10>", self._member_menu)
+        self.member_menu: tk.Menu | None = None
         ttk.Label(
             members,
             text="Double-click someone to message them",
@@ -623,9 +634,16 @@ class ChatView(ttk.Frame):
 
     # --- conversation -------------------------------------------------------------------
 
-    def set_header(self, conversation: Conversation, title: str, subtitle: str) -> None:
-        """The conversation's name above it, and the Leave/Close button."""
+    def set_header(
+        self, conversation: Conversation, title: str, subtitle: str, *, settings: bool = False
+    ) -> None:
+        """The conversation's name above it, the Leave/Close button, and Room settings
+        (``settings``: the user may change some of them)."""
         self._conversation = conversation
+        if settings:
+            self.settings_button.grid()
+        else:
+            self.settings_button.grid_remove()
         self.title_label.configure(text=clean(title))
         self.subtitle_label.configure(text=clean(subtitle))
         if conversation.kind == "room" and conversation.name != "lobby":
@@ -1046,7 +1064,11 @@ class ChatView(ttk.Frame):
 
     def _selected_do(self, name: str) -> str:
         message = self._selected_message()
-        if message is not None and (message.own or name == "Reply"):
+        if message is not None and (
+            message.own
+            or name == "Reply"
+            or (name == "Delete" and self.actions.can_delete(message.id))
+        ):
             self._do(name, message.id)
         return "break"
 
@@ -1091,6 +1113,8 @@ class ChatView(ttk.Frame):
         for button in self.hover_buttons.values():
             button.pack_forget()
         names = ["Reply", "React"] + (["Edit", "Delete"] if message.own else [])
+        if not message.own and self.actions.can_delete(message.id):
+            names.append("Delete")  # a moderator's delete (§12)
         for name in names:
             self.hover_buttons[name].pack(side="left")
         self.hover_bar.place(in_=self.text, relx=1.0, x=-self.theme.px(20), y=info[1], anchor="ne")
@@ -1167,6 +1191,17 @@ class ChatView(ttk.Frame):
             menu.add_separator()
             menu.add_command(label="Edit", command=lambda: self._do("Edit", mid))
             menu.add_command(label="Delete", command=lambda: self._do("Delete", mid))
+        elif message.sender:
+            if self.actions.can_delete(mid):
+                menu.add_separator()
+                menu.add_command(
+                    label="Delete as moderator", command=lambda: self._do("Delete", mid)
+                )
+            people = tk.Menu(menu, tearoff=False)
+            self.theme.style_menu(people)
+            self.actions.fill_member_menu(people, message.sender)
+            menu.add_separator()
+            menu.add_cascade(label=clean(message.sender), menu=people)
         menu.add_separator()
         menu.add_command(label="Copy text", command=lambda: self._copy(message.body))
         return menu
@@ -1352,6 +1387,25 @@ class ChatView(ttk.Frame):
         nick = self._member_nicks.get(iid)
         if nick:
             self.actions.open_dm(nick)
+        return "break"
+
+    def _member_menu(self, event: tk.Event[ttk.Treeview]) -> str:
+        """Right-click on a member (or Shift+F10): what the user may do to them."""
+        iid = ""
+        if event.type == tk.EventType.ButtonPress:
+            iid = self.members.identify_row(event.y)
+        if not iid:
+            iid = str(self.members.focus() or next(iter(self.members.selection()), ""))
+        nick = self._member_nicks.get(iid)
+        if nick is None:
+            return "break"
+        self.members.selection_set(iid)
+        menu = tk.Menu(self, tearoff=False)
+        self.theme.style_menu(menu)
+        menu.add_command(label=f"Message {clean(nick)}", command=lambda: self.actions.open_dm(nick))
+        self.actions.fill_member_menu(menu, nick)
+        self.member_menu = menu
+        menu.tk_popup(event.x_root, event.y_root)
         return "break"
 
     def set_status(self, text: str, kind: StatusKind) -> None:

@@ -21,7 +21,7 @@ import socket
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final, Literal
 
 from chinwag.client.events import (
@@ -29,9 +29,11 @@ from chinwag.client.events import (
     Changed,
     HistoryPage,
     Message,
+    Moderated,
     Presence,
     ReadMarker,
     Receipt,
+    RoomDetails,
     SendFailed,
     Sent,
     Status,
@@ -40,6 +42,7 @@ from chinwag.client.events import (
     Welcome,
     fold_nick,
 )
+from chinwag.client.gui.moderation import MODERATORS, RoomRules, moderated_text, refusal_text
 from chinwag.client.state import ChatState, Conversation
 
 __all__ = [
@@ -376,6 +379,8 @@ class GuiModel:
         self._replying: dict[Conversation, int] = {}
         self._receipts: dict[Conversation, tuple[int, int]] = {}  # DM -> (delivered, read)
         self._read_sent: dict[Conversation, int] = {}
+        self.rules = RoomRules()
+        """Rooms' settings, our roles, who is muted or a mod, whom we block (issue 16)."""
 
     # --- who am I ----------------------------------------------------------------
 
@@ -622,7 +627,9 @@ class GuiModel:
         """
         for item in self._pending.values():
             if item.cid == event.cid:
-                item.error = f"not sent: {event.error.message}"
+                room = event.target if event.kind == "say" else None
+                why = refusal_text(event.error, room, local=self.local, now=datetime.now(UTC))
+                item.error = f"not sent: {why}"
                 if not self._drafts.get(item.conversation):
                     self._drafts[item.conversation] = item.body
                     return item.conversation
@@ -948,6 +955,64 @@ class GuiModel:
             else:
                 out.append(PendingLine(item.key, item.body, "queued", quote=quote))
         return out
+
+    # --- moderation (issue 16) -------------------------------------------------------
+
+    def on_room_details(self, event: RoomDetails) -> None:
+        """A room's settings, on joining it or changed by someone (said in the room)."""
+        old = self.rules.on_details(event)
+        if event.by is None:
+            return
+        said: list[str] = []
+        if old is None or old.topic != event.topic:
+            said.append(f"set the topic to “{event.topic}”" if event.topic else "cleared the topic")
+        if old is None or old.private != event.private:
+            said.append("made the room private" if event.private else "opened the room to all")
+        if old is None or old.announce != event.announce:
+            said.append(
+                "made the room announce-only" if event.announce else "let everyone speak again"
+            )
+        if said:
+            self.add_notice(Conversation.room(event.room), f"{event.by} {' and '.join(said)}")
+
+    def can_delete(self, message_id: int) -> bool:
+        """Whether the user may delete this message: theirs, or a room's they moderate."""
+        if self.can_edit(message_id):
+            return True
+        message = self.state.find(message_id)
+        return (
+            message is not None
+            and not message.deleted
+            and message.room is not None
+            and self.rules.role(message.room) in MODERATORS
+        )
+
+    def known_guest(self, nick: str) -> bool:
+        """Whether a ``who`` reply said ``nick`` has no account."""
+        return self._accounts.get(fold_nick(nick)) is False
+
+    def on_moderated(self, event: Moderated) -> None:
+        """Someone was kicked, banned, muted, invited or given a role: said in plain words.
+
+        Being kicked or banned takes the room off our list (the library already
+        left it); the notice goes to the lobby, where we land.
+        """
+        me = self.state.is_me(event.nick)
+        self.rules.on_moderated(event, me)
+        room = event.room.lower()
+        text = moderated_text(event, me=me, local=self.local, now=datetime.now(UTC))
+        conv = Conversation.room(room)
+        if event.action in ("kick", "ban"):
+            members = self._members.get(room)
+            if members is not None:
+                members.pop(fold_nick(event.nick), None)
+            if me:
+                self.state.left(room)
+                if self.active == conv:
+                    self.state.set_active(LOBBY)
+                self.add_notice(LOBBY, text, "error")
+                return
+        self.add_notice(conv if room in self.state.rooms else LOBBY, text)
 
     def local(self, ts: datetime) -> datetime:
         """A timestamp in the model's time zone."""

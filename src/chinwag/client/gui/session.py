@@ -21,6 +21,7 @@ import os
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 from chinwag import __version__
@@ -361,3 +362,37 @@ class NetSession:
     async def passwd(self, old: str, new: str) -> None:
         """Change the account's password."""
         await self.client.passwd(old, new)
+
+    # --- moderation and blocks (issue 16) ------------------------------------------
+
+    async def set_room(
+        self, room: str, topic: str | None, private: bool | None, announce: bool | None
+    ) -> None:
+        """Change a room's topic, privacy or announce-only (what is None stays)."""
+        await self.client.set_room(room, topic=topic, private=private, announce=announce)
+
+    async def moderate(
+        self, action: str, room: str, nick: str, until: datetime | None, reason: str
+    ) -> None:
+        """Kick, ban, mute, unmute, invite, or make a mod or member, in ``room``."""
+        match action:
+            case "kick" | "ban" | "unban" | "mute" | "unmute":
+                await self.client.moderate(action, nick, room=room, until=until, reason=reason)
+            case "invite":
+                await self.client.invite(room, nick)
+            case "mod" | "member":
+                await self.client.grant(nick, action, room=room)
+            case _:
+                raise ValueError(f"not a moderation action: {action}")
+
+    async def block(self, nick: str, on: bool) -> list[str]:
+        """Block (or unblock) ``nick``; returns the nicks blocked now."""
+        if on:
+            await self.client.block(nick)
+        else:
+            await self.client.unblock(nick)
+        return await self.client.blocks()
+
+    async def blocks(self) -> list[str]:
+        """The nicks we block, oldest first."""
+        return await self.client.blocks()

@@ -293,3 +293,72 @@ async def test_blocking_from_the_people_list_and_unblocking_from_blocked_people(
     await dialog.get_by_role("button", name="Close").click()
     await reply(bob, "s3", type="say", room="lobby", body="seen again", cid="b3")
     await expect(log.get_by_text("seen again")).to_be_visible()
+
+
+async def test_a_mod_gets_a_mods_actions_and_a_kick_while_away_drops_the_room(
+    web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> None:
+    olga = await registered(peers, web.port, "olga")
+    assert (await reply(olga, "j", type="join", room="games"))["type"] == "ok"
+    page = await open_client(context, web)
+    await log_in(page, "alice", PASSWORD, register=True)
+    await open_room(page, "games")
+    assert (await reply(olga, "g", type="grant", room="games", nick="alice", role="mod"))[
+        "type"
+    ] == "ok"
+    log = page.get_by_role("log", name="Messages")
+    await expect(log.get_by_text("alice was given a new role by olga")).to_be_visible()
+    await expect(page.get_by_label("Room badges").get_by_text("you: mod")).to_be_visible()
+
+    carol = await registered(peers, web.port, "carol")
+    assert (await reply(carol, "j", type="join", room="games"))["type"] == "ok"
+    await actions(page, "carol").click()
+    menu = page.get_by_role("group", name="Actions for carol")
+    for name in ("Kick", "Ban…", "Mute…", "Unmute", "Block"):
+        await expect(menu.get_by_role("button", name=name, exact=True)).to_be_visible()
+    await expect(menu.get_by_role("button")).to_have_count(5)  # a mod cannot grant
+    await actions(page, "carol").click()
+    # The owner is above a mod: only Block.
+    await actions(page, "olga").click()
+    await expect(
+        page.get_by_role("group", name="Actions for olga").get_by_role("button")
+    ).to_have_count(5)
+    await action(page, "olga", "Kick").click()
+    await (
+        page.get_by_role("dialog", name="Kick olga from #games")
+        .get_by_role("button", name="Kick", exact=True)
+        .click()
+    )
+    await expect(
+        log.get_by_text("olga is a mod or above here: you cannot act on them.")
+    ).to_be_visible()
+
+    # A mod sets the topic but not the flags; slash commands do the same.
+    await page.get_by_role("button", name="Room settings").click()
+    dialog = page.get_by_role("dialog", name="#games settings")
+    await expect(dialog.get_by_label("Private", exact=False)).to_be_disabled()
+    await expect(dialog.get_by_label("Announcements", exact=False)).to_be_disabled()
+    await dialog.get_by_role("button", name="Close").click()
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill("/topic chess only")
+    await box.press("Enter")
+    while (info := await olga.recv_type("room_info"))["topic"] != "chess only":
+        pass
+    assert info["by"] == "alice"
+    await expect(page.locator("#room-topic")).to_have_text("chess only")
+    await expect(log.get_by_text("alice set the topic to “chess only”.")).to_be_visible()
+
+    # Kicked while the page is away (the server down, `chinwag admin` on its data): the room
+    # is gone from the list when the page is back.
+    web.kill()
+    await expect(page.get_by_role("status").filter(has_text="reconnecting")).to_be_visible()
+    await admin(web.data, "kick", "alice", "--room", "games")
+    web.start()
+    await expect(page.get_by_role("status").filter(has_text="Connected as alice")).to_be_visible(
+        timeout=30_000
+    )
+    conversations = page.get_by_role("list", name="Conversations")
+    await expect(conversations.get_by_role("button", name="#games")).to_have_count(0)
+    await expect(page.get_by_role("heading", name="#lobby")).to_be_visible()
+    errors = [e for e in page.errors if "ERR_CONNECTION_REFUSED" not in e]  # type: ignore[attr-defined]
+    assert errors == []  # the refused reconnects while the server was down are expected

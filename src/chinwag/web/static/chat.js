@@ -508,7 +508,10 @@ export class Chat extends EventTarget {
     const item = this.outbox.find((o) => o.cid === f.ref);
     if (item && item.act && !RETRYABLE.has(f.code)) {
       this.acked(item.cid);
-      this.notice(item.key, explainAction(item.act, f.code, f.reason, f.message));
+      const room = item.key.startsWith("room:") ? item.key.slice(5) : null;
+      this.notice(item.key, f.code === "forbidden" && room && (f.reason === "muted" || f.reason === "announce")
+        ? explainRoom(room, f.code, f.reason, f.until, f.message) + " Nothing changed."
+        : explainAction(item.act, f.code, f.reason, f.message));
       return;
     }
     if (item) {

@@ -690,7 +690,8 @@ $("send-form").addEventListener("submit", (ev) => {
   $("message").focus();
 });
 
-const HELP = "Commands: /join ROOM, /leave, /dm NICK [TEXT], /help. Start a message with // to send one that begins with /.";
+const HELP = "Commands: /join ROOM, /leave, /dm NICK [TEXT], /topic TEXT, /invite NICK, /unban NICK, /unmute NICK, /block NICK, /unblock NICK, /help."
+  + " A person's other actions are in the People list (⋯). Start a message with // to send one that begins with /.";
 
 /** The few slash commands the terminal client has too; true if `text` was one. */
 function command(text) {
@@ -714,6 +715,21 @@ function command(text) {
     case "help":
       chat.notice(chat.active, HELP);
       return true;
+    case "block": case "unblock":
+      if (!arg) chat.notice(chat.active, `Usage: /${name.toLowerCase()} NICK`);
+      else if (!chat.request(name.toLowerCase(), { nick: arg.replace(/^@/, "") }, arg.replace(/^@/, ""))) offline();
+      return true;
+    case "topic": case "invite": case "unban": case "unmute": {
+      const what = name.toLowerCase();
+      if (!c || c.kind !== "room") { chat.notice(chat.active, `/${what} acts on a room: open one first.`); return true; }
+      if (what === "topic") {
+        const topic = [arg, rest].filter(Boolean).join(" ").trim();
+        if (!topic) chat.notice(c.key, c.info && c.info.topic ? `The topic of #${c.name}: ${c.info.topic}` : `#${c.name} has no topic.`);
+        else if (!chat.request("settings", { room: c.name, topic }, "", c.name)) offline();
+      } else if (!arg) chat.notice(chat.active, `Usage: /${what} NICK`);
+      else moderate(what, c, arg.replace(/^@/, ""), {});
+      return true;
+    }
     default:
       chat.notice(chat.active, `/${name} is not a command here. ${HELP}`);
       return true;

@@ -1044,6 +1044,8 @@ class _Chat:
             self._input = asyncio.create_task(self.read_input(), name="chinwag-chat-input")
             with contextlib.suppress(asyncio.CancelledError):
                 await self._input
+            if self._reader is not None:  # a read marker still waiting: not worth the wait
+                self._reader.cancel()
             unsent = self.client.unsent()
             # After a second /quit the user chose not to wait for the outbox.
             await self.client.close(timeout=0 if self._quit_asked else 5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -24,6 +25,8 @@ from chinwag.client import (
     Message,
     Moderated,
     Presence,
+    ReadMarker,
+    Receipt,
     RoomDetails,
     SendFailed,
     Welcome,
@@ -748,3 +751,69 @@ async def test_a_room_owner_moderates_from_the_terminal(
     await alice.expect(r"usage: /grant NICK mod\|member")
     alice.sendline("/quit")
     assert await alice.wait_exit() == 0
+
+
+async def test_unread_per_conversation_read_markers_and_dm_receipts_in_the_terminal(
+    server: ServerProcess, harness: Harness
+) -> None:
+    setup = await harness.client(server.port, "alice")
+    await setup.register("alice-password")
+    await setup.set_receipts(True)
+    await setup.join("games")
+    await setup.close()
+    bob = await harness.client(server.port, "bob")
+    await bob.register("bob-password")
+    await bob.set_receipts(True)
+    await bob.join("games")
+    for i in range(2):
+        await bob.wait_sent(bob.dm("alice", f"dm {i}"), WAIT)
+    news = await bob.wait_sent(bob.say("games", "games news"), WAIT)
+    # alice's phone reads #games: the terminal must not count it as unread.
+    phone = await harness.client(server.port, "alice", password="alice-password")
+    await phone.mark_read(news.id, room="games")
+
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"password for alice: ")
+    alice.sendline("alice-password")
+    await alice.expect(r"as alice \(account\)")
+    await alice.expect(r"\*\*\* unread: @bob 2 \(/unread shows this again\)")
+    alice.sendline("/rooms")
+    await alice.expect(r"rooms: .*#games \(2\)")  # read on the phone: no unread
+    assert "#games (2, 1 unread)" not in alice.text
+    alice.sendline("/dm bob")
+    await alice.expect(r"talking to @bob")
+    # The DM in view is read: the marker moves, bob gets a receipt, the phone a marker.
+    got = await until(bob, lambda e: isinstance(e, Receipt) and e.state == "read")
+    last_dm = max(m.id for m in bob.state.messages(bob.state.open_dm("alice")))
+    assert got[-1] == Receipt("alice", last_dm, "read")
+    marker = await until(phone, lambda e: isinstance(e, ReadMarker) and e.with_ is not None)
+    assert marker[-1] == ReadMarker(last_dm, with_="bob")
+    alice.sendline("/unread")
+    await alice.expect(r"\*\*\* nothing unread")
+
+    alice.sendline("hi bob")
+    sent = await until(bob, is_body("hi bob"))
+    await bob.mark_read(sent[-1].id, with_="alice")  # type: ignore[union-attr]
+    await alice.expect(r"✓✓ bob read your messages, up to “hi bob”")
+    alice.sendline("/receipts off")
+    await alice.expect(r"DM receipts off: nobody sees when you read")
+    await bob.wait_sent(bob.dm("alice", "still there?"), WAIT)
+    await alice.expect(r"@bob <bob> still there\?")
+    await bob.wait_sent(bob.dm("alice", "hello?"), WAIT)
+    got = await until(phone, lambda e: isinstance(e, ReadMarker) and e.upto > last_dm)
+    assert got[-1].with_ == "bob"  # type: ignore[union-attr]
+    assert not [e for e in await _drain(bob) if isinstance(e, Receipt) and e.state == "read"]
+    alice.sendline("/receipts maybe")
+    await alice.expect(r"usage: /receipts on\|off")
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0
+
+
+async def _drain(client: ChatClient, seconds: float = 0.5) -> list[Any]:
+    """The events ``client`` gets within ``seconds``."""
+    events: list[Any] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while True:
+                events.append(await client.next_event())
+    return events

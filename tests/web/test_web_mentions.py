@@ -26,7 +26,7 @@ async def test_tab_completes_nicks_after_an_at_sign_and_cycles(
     page = await open_client(context, web)
     await log_in(page, "alice")
     members = page.get_by_role("list", name="Members")
-    await expect(members.get_by_role("button")).to_have_count(4)
+    await expect(members.get_by_role("listitem")).to_have_count(4)
 
     box = page.get_by_role("textbox", name="Message")
     await box.fill("thanks @BO")

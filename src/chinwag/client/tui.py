@@ -46,6 +46,8 @@ from chinwag.client.events import (
     Message,
     Moderated,
     Presence,
+    ReadMarker,
+    Receipt,
     RoomDetails,
     SendFailed,
     Status,
@@ -53,7 +55,7 @@ from chinwag.client.events import (
 )
 from chinwag.client.outbox import OutboxItem
 from chinwag.client.state import Conversation
-from chinwag.errors import BadPassword, ChatError, PasswordRequired
+from chinwag.errors import BadPassword, ChatError, Forbidden, PasswordRequired
 
 __all__ = ["clean", "format_message", "parse_server", "run_chat", "summary"]
 
@@ -61,7 +63,10 @@ HELP: Final = """\
 commands:
   /join ROOM          join a room (made on first join) and talk there (#ROOM too)
   /leave [ROOM]       leave a room (default: the current one); also /part
-  /rooms              list rooms
+  /rooms              list rooms (with what is unread in the ones you are in)
+  /unread             what is unread, per conversation (the one you are in is read)
+  /receipts on|off    DM read receipts: you see when someone read your DMs (✓✓),
+                      and they see when you read theirs, if both of you turn them on
   /who [ROOM]         who is online in a room (default: the current one); also /names
   /dm NICK [TEXT]     talk to NICK directly (and send TEXT); also /query NICK
   /msg NICK TEXT      send NICK a direct message, staying where you are
@@ -96,6 +101,8 @@ _USAGE: Final = {
     "join": "/join ROOM",
     "leave": "/leave [ROOM]",
     "rooms": "/rooms",
+    "unread": "/unread",
+    "receipts": "/receipts on|off",
     "who": "/who [ROOM]",
     "dm": "/dm NICK [TEXT]",
     "query": "/query NICK",
@@ -135,6 +142,10 @@ DIVIDER: Final = "-" * 48
 RECONNECT_MAX: Final = 5.0
 """The longest pause between two reconnect attempts, in seconds."""
 LOGIN_ATTEMPTS: Final = 3
+READ_DELAY: Final = 0.5
+"""Seconds between a message showing in the conversation in view and its read marker moving."""
+READ_EVERY: Final = 3.0
+"""At least this many seconds between two read markers (each costs a command token)."""
 
 # Invisible characters that are part of how scripts and emoji are written.
 _KEEP_FORMAT: Final = frozenset("\u200c\u200d")
@@ -471,6 +482,11 @@ class _Chat:
         self._before_dm: Conversation | None = None  # where /dm switched from
         self._last_dm: str | None = None  # who last sent us a DM (for /r)
         self._told_reply: set[str] = set()  # peers whose first DM got the /r hint
+        self._account = False
+        self._reader: asyncio.Task[None] | None = None  # moves the read marker, then ends
+        self._read_sent: dict[Conversation, int] = {}  # the last marker sent, per conversation
+        self._read_at = 0.0  # when (loop time) the last marker went
+        self._seen_by: dict[str, int] = {}  # folded nick -> my DMs they read, up to this id
 
     def say(self, text: str) -> None:
         self.term.print(text)
@@ -536,6 +552,7 @@ class _Chat:
                     else:
                         self.say(format_message(event))
                         self._on_dm(event)
+                        self._schedule_read()
                 case CaughtUp():
                     self._on_caught_up(event)
                 case Presence(room=room, nick=nick, event=what):
@@ -558,6 +575,10 @@ class _Chat:
                     self.note(room_line(event.room, event))
                 case Moderated():
                     self.note(describe_moderation(event, self.client.state.is_me(event.nick)))
+                case Receipt(state="read"):
+                    self._on_read_receipt(event)
+                case ReadMarker() | Receipt():
+                    pass  # the state follows markers; "delivered" is not worth a line
                 case _:
                     pass
 
@@ -582,7 +603,58 @@ class _Chat:
         state.set_active(back)
         self.note(f"back to {label(back, state.display_name)}")
 
+    def _on_read_receipt(self, receipt: Receipt) -> None:
+        """The other party read my DMs up to ``receipt.upto``: a ✓✓ line naming my last one."""
+        key = receipt.with_.casefold()
+        if receipt.upto <= self._seen_by.get(key, 0):
+            return
+        self._seen_by[key] = receipt.upto
+        conv = Conversation.dm(receipt.with_)
+        mine = [m for m in self.client.state.messages(conv) if m.own and m.id <= receipt.upto]
+        if not mine:
+            return  # nothing of mine shown here that this covers
+        last = mine[-1].body.replace("\n", " ")
+        preview = last if len(last) <= 40 else last[:40] + "…"
+        self.note(f"✓✓ {clean(receipt.with_)} read your messages, up to “{clean(preview)}”")
+
+    def _schedule_read(self) -> None:
+        """Move the account's read marker of the conversation in view, soon (at most every
+        `READ_EVERY` s): what this terminal shows there counts as read on every device."""
+        if not self._account or (self._reader is not None and not self._reader.done()):
+            return
+        state = self.client.state
+        if state.newest_id(state.active) <= max(
+            self._read_sent.get(state.active, 0), state.marker(state.active)
+        ):
+            return
+        self._reader = asyncio.create_task(self._mark_read(), name="chinwag-chat-read")
+
+    async def _mark_read(self) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(READ_DELAY, self._read_at + READ_EVERY - loop.time()))
+        state = self.client.state
+        conv = state.active
+        upto = state.newest_id(conv)
+        if upto <= max(self._read_sent.get(conv, 0), state.marker(conv)):
+            return
+        self._read_sent[conv] = upto
+        self._read_at = loop.time()
+        where = (
+            {"room": conv.name} if conv.kind == "room" else {"with_": state.display_name(conv)[1:]}
+        )
+        # Not connected, gone from the room, or too many commands: the next message tries again.
+        with contextlib.suppress(ChatError, NotConnected, ClientClosed, TimeoutError):
+            await self.client.mark_read(upto, **where)
+        self._schedule_read()  # what came while it was on its way
+
+    def _unread_line(self) -> str:
+        state = self.client.state
+        counts = [(state.display_name(c), state.unread(c)) for c in state.conversations()]
+        shown = ", ".join(f"{clean(name)} {n}" for name, n in counts if n)
+        return f"unread: {shown}" if shown else "nothing unread"
+
     def _on_welcome(self, event: Welcome) -> None:
+        self._account = event.account
         if event.resumed:
             self._reconnecting = False
             self.note("reconnected")
@@ -600,12 +672,24 @@ class _Chat:
     def _on_caught_up(self, event: CaughtUp) -> None:
         backlog, self._backlog = self._backlog, None
         if backlog is None:
+            self._schedule_read()
             return  # a reconnect: its backlog was printed as it came
+        if self._account:
+            # The server counts after the account's read markers: what another device
+            # read is not unread here (protocol 1.1).
+            state = self.client.state
+            unread = {k.casefold(): n for k, n in event.unread.items()}
+            for conv in state.conversations():
+                key = conv.name if conv.kind == "room" else "@" + conv.name
+                state.set_unread(conv, unread.get(key.casefold(), 0))
         if backlog:  # nothing missed: nothing said
             self.say(summary(event))
             self.say(DIVIDER)
         for message in backlog:
             self.say(format_message(message))
+        if self._account and self.client.state.total_unread():
+            self.note(self._unread_line() + " (/unread shows this again)")
+        self._schedule_read()
 
     def _on_status(self, event: Status) -> None:
         if event.state == "reconnecting":
@@ -653,6 +737,7 @@ class _Chat:
             try:
                 if not await self.handle(line):
                     return
+                self._schedule_read()  # the conversation in view may have changed
             except ChatError as exc:
                 self.note(clean(exc.message))
             except ClientClosed:
@@ -703,8 +788,14 @@ class _Chat:
             self.note(f"you left #{clean(room)}")
         elif command == "rooms" and not args:
             rooms = await self.client.list_rooms()
-            listing = ", ".join(f"#{clean(r.name)} ({r.online})" for r in rooms)
+            listing = ", ".join(
+                f"#{clean(r.name)} ({r.online}{self._unread_of(r.name)})" for r in rooms
+            )
             self.note(f"rooms: {listing or 'none'}")
+        elif command == "unread" and not args:
+            self.note(self._unread_line())
+        elif command == "receipts" and len(args) == 1 and args[0].lower() in ("on", "off"):
+            await self._receipts(args[0].lower() == "on")
         elif command == "who" and len(args) <= 1:
             room = _room(args[0]) if args else self._current_room()
             users = await self.client.who(room)
@@ -840,6 +931,24 @@ class _Chat:
             else:
                 await self.client.reply(target, text, to=active.name)
 
+    def _unread_of(self, room: str) -> str:
+        n = self.client.state.unread(Conversation.room(room))
+        return f", {n} unread" if n else ""
+
+    async def _receipts(self, on: bool) -> None:
+        try:
+            await self.client.set_receipts(on)
+        except Forbidden:
+            self.note("a guest has no read receipts: /register makes your nick an account")
+            return
+        if on:
+            self.note(
+                "DM receipts on: when someone who turned them on too reads your DMs you see ✓✓,"
+                " and they see when you read theirs; /receipts off stops it"
+            )
+        else:
+            self.note("DM receipts off: nobody sees when you read, and you see no ✓✓")
+
     def _talk_to(self, nick: str, text: str) -> None:
         """Make the DM with ``nick`` the current conversation; send ``text`` if any."""
         state = self.client.state
@@ -935,6 +1044,8 @@ class _Chat:
             self._input = asyncio.create_task(self.read_input(), name="chinwag-chat-input")
             with contextlib.suppress(asyncio.CancelledError):
                 await self._input
+            if self._reader is not None:  # a read marker still waiting: not worth the wait
+                self._reader.cancel()
             unsent = self.client.unsent()
             # After a second /quit the user chose not to wait for the outbox.
             await self.client.close(timeout=0 if self._quit_asked else 5)

@@ -562,8 +562,8 @@ class Moderation:
                 raise NotMember(f"{nick} is not in #{room}")
             await self._store.add_audit(entry)
         if action in ("kick", "ban"):
-            assert self.remove_member is not None, "set by the hub"
             if online is not None:
+                assert self.remove_member is not None, "set by the hub"
                 await self.remove_member(online, room)
             else:
                 await self._store.leave_room(pid, room)  # offline here: other nodes, next login

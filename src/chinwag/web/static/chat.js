@@ -24,6 +24,9 @@ const PRESENCE_WORDS = {
   mute: "was muted", unmute: "was unmuted", invite: "was invited", grant: "was given a new role",
 };
 
+// Ranks of the room roles (protocol §12): nobody acts on their equal or better.
+const RANKS = { member: 0, mod: 1, owner: 2, admin: 3 };
+
 export function roomKey(room) { return `room:${room}`; }
 export function dmKey(nick) { return `dm:${fold(nick)}`; }
 
@@ -53,8 +56,13 @@ export function deviceId() {
 export function lastNick() { return load("nick", ""); }
 
 /** The login refusals in plain words (what to do next). */
-export function explainError(code, message, nick, registering, reason = "") {
+export function explainError(code, message, nick, registering, reason = "", until = null) {
   switch (code) {
+    case "banned": {
+      const why = (message || "").match(/\((.+)\)$/);
+      return `“${nick}” is banned from this server ${until ? `until ${localUntil(until)}` : "until its admin lifts the ban"}`
+        + (why ? ` (${why[1]})` : "") + ". Ask the server's admin if you think this is a mistake.";
+    }
     case "password_required":
       return registering
         ? `“${nick}” is already registered. Untick “Register” and enter its password.`
@@ -96,6 +104,37 @@ export function explainAction(act, code, reason, message) {
   return `Could not ${what} that message: ${message || code}.`;
 }
 
+/** A time of a ban or a mute, in local time: "14:05" today, else with the date. */
+export function localUntil(until) {
+  const d = new Date(until);
+  if (Number.isNaN(d.getTime())) return "";
+  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return d.toDateString() === new Date().toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
+}
+
+/** Why a room refused a message or a join (protocol §12), in plain words. */
+export function explainRoom(room, code, reason, until, message) {
+  const till = until ? ` until ${localUntil(until)}` : " until a moderator lifts it";
+  if (reason === "muted") return `You are muted in #${room}${till}.`;
+  if (reason === "announce") return `Only the owner and mods speak in #${room} (an announcement room).`;
+  if (reason === "banned") return `You are banned from #${room}${till}.`;
+  if (reason === "private") return `#${room} is private: ask its owner or a mod to invite you.`;
+  return `#${room}: ${message || code}.`;
+}
+
+/** Why a moderation request was refused (protocol §12), in plain words; nothing changed. */
+export function explainModeration(what, nick, code, reason, message) {
+  if (reason === "not_allowed") return `Only the room's owner${what === "grant" || what === "settings" ? "" : " or a mod"} can do that.`;
+  if (reason === "rank") return `${nick} is a mod or above here: you cannot act on them.`;
+  if (reason === "not_admin") return "Only a server admin can do that.";
+  if (reason === "lobby") return "Everyone stays in the lobby: it cannot be closed to anyone, or made private.";
+  if (reason === "guest") return `${nick} is a guest: a guest gets no role until they register.`;
+  if (reason === "limit") return "This room keeps as many bans, mutes, invites and mods as it can: lift one first.";
+  if (code === "no_such_user") return `Nobody called ${nick} is registered or online.`;
+  if (code === "not_member") return `${message || "not a member"}.`;
+  return `Not done: ${message || code}.`;
+}
+
 class Conversation {
   constructor(key, name) {
     this.key = key;
@@ -114,6 +153,11 @@ class Conversation {
     this.delivered = 0;        // DM receipts: the other party has my DMs up to this id…
     this.seenBy = 0;           // …and has read them up to this one
     this.reveal = null;        // {id, pages}: a message to show once history brings it
+    this.info = null;          // a room's {topic, private, announce} (room_info, §12)
+    this.role = "member";      // my role in the room (room_info.role)
+    this.roles = new Map();    // folded nick -> role, as grants were seen
+    this.mutedUntil = null;    // when I am muted here: the end (ISO) or "" for until lifted
+    this.infoAsked = false;    // whether room_info was asked for since the last welcome
   }
   lastId() { return this.messages.length ? this.messages[this.messages.length - 1].id : 0; }
   oldestId() { return this.messages.length ? this.messages[0].id : null; }
@@ -151,6 +195,10 @@ export class Chat extends EventTarget {
     this.outbox = load("outbox", []);
     this.lastTyping = 0;
     this.statusText = "";
+    this.blocks = null;        // the nicks this user blocks (the `blocks` reply), once asked
+    this.requests = new Map(); // ref -> {what, nick, room}: moderation requests on their way
+    this.asked = 0;
+    this.ending = "";          // why the server ended the session (bye), shown at the login form
     this.conversation(LOBBY, "lobby");
   }
 
@@ -193,6 +241,8 @@ export class Chat extends EventTarget {
     this.maxId = 0;
     this.seenSent = 0;
     this.nick = nick;
+    this.ending = "";
+    this.blocks = null;
     this.password = register ? null : password || null;
     this.register = register;
     this.wanted = true;
@@ -249,7 +299,11 @@ export class Chat extends EventTarget {
 
   closed(reason) {
     this.drop();
-    if (!this.wanted) { this.emit("loggedout"); return; }
+    if (!this.wanted) {
+      if (this.ending) { const text = this.ending; this.ending = ""; this.emit("loginfailed", { text }); }
+      else this.emit("loggedout");
+      return;
+    }
     if (!this.loggedIn) {
       // Never got in: tell the login form, unless it was a dropped connection mid-retry.
       this.wanted = false;
@@ -306,9 +360,13 @@ export class Chat extends EventTarget {
       case "read": return this.onRead(f);
       case "receipt": return this.onReceipt(f);
       case "results": this.emit("results", f); return;
+      case "room_info": return this.onRoomInfo(f);
+      case "blocks": this.blocks = Array.isArray(f.nicks) ? f.nicks : []; this.emit("change"); return;
       case "ping": this.send({ type: "pong", ref: f.ref }); return;
       case "bye":
-        if (f.reason === "banned") { this.wanted = false; this.emit("loginfailed", { text: "This account is banned from the server." }); }
+        // A server ban or an admin's kick: no reconnecting; the login form says why.
+        if (f.reason === "banned") { this.wanted = false; this.ending = "This account is banned from this server. Ask its admin if you think this is a mistake."; }
+        if (f.reason === "kicked") { this.wanted = false; this.ending = "A server admin ended this session. You can log in again."; }
         return;
       default: return; // frames this client does not use (pong)
     }
@@ -322,7 +380,15 @@ export class Chat extends EventTarget {
     this.loggedIn = true;
     this.attempt = 0;
     save("nick", f.nick);
-    for (const room of f.rooms || []) this.conversation(roomKey(room), room);
+    const rooms = new Set(f.rooms || []);
+    for (const c of [...this.conversations.values()]) {
+      if (c.kind === "room" && c.key !== LOBBY && !rooms.has(c.name)) {
+        this.conversations.delete(c.key);  // kicked or banned while away
+        if (this.active === c.key) this.active = LOBBY;
+      }
+    }
+    for (const room of rooms) this.conversation(roomKey(room), room);
+    for (const c of this.conversations.values()) c.infoAsked = false;  // asked again when opened
     if (this.account) {
       const known = load("dms." + fold(f.nick), []);
       for (const name of Array.isArray(known) ? known : []) if (typeof name === "string") this.conversation(dmKey(name), name);
@@ -355,6 +421,8 @@ export class Chat extends EventTarget {
     this.status(`Connected as ${this.nick}` + (this.account ? "" : " (guest)"));
     this.flush();
     this.refreshMembers();
+    this.askInfo();
+    this.askBlocks();
     this.scheduleSeen();
     this.scheduleRead();
     this.emit("caughtup", f);
@@ -379,9 +447,17 @@ export class Chat extends EventTarget {
       this.emit("account", { ok: true, text: "Password changed: use the new one next time you log in." });
       return;
     }
+    const req = this.requests.get(f.ref);
+    if (req) {
+      this.requests.delete(f.ref);
+      if (req.what === "block" || req.what === "unblock") this.askBlocks();
+      if (req.what === "invite") this.notice(roomKey(req.room), `${req.nick} is invited to #${req.room}.`);
+      this.emit("moderated", { ok: true, ...req });
+      return;
+    }
     if (typeof f.ref === "string" && f.ref.startsWith("join:")) {
       const room = f.ref.slice(5);
-      this.conversation(roomKey(room), room);
+      this.conversation(roomKey(room), room).infoAsked = true;  // room_info follows this ok
       this.switchTo(roomKey(room));
     }
     if (typeof f.ref === "string" && f.ref.startsWith("leave:")) {
@@ -401,7 +477,7 @@ export class Chat extends EventTarget {
       }
       this.wanted = false;
       this.drop();
-      this.emit("loginfailed", { text: explainError(f.code, f.message, this.nick, !!this.register), code: f.code });
+      this.emit("loginfailed", { text: explainError(f.code, f.message, this.nick, !!this.register, f.reason, f.until), code: f.code });
       return;
     }
     if (f.ref === "register") {
@@ -421,10 +497,21 @@ export class Chat extends EventTarget {
       this.emit("rooms", { text: `The room list is not available: ${f.message || f.code}.` });
       return;
     }
+    const req = this.requests.get(f.ref);
+    if (req) {
+      this.requests.delete(f.ref);
+      const text = explainModeration(req.what, req.nick, f.code, f.reason, f.message);
+      this.emit("moderated", { ok: false, text, ...req });
+      return;
+    }
+    if (typeof f.ref === "string" && f.ref.startsWith("info:")) return;  // a room we are no longer in
     const item = this.outbox.find((o) => o.cid === f.ref);
     if (item && item.act && !RETRYABLE.has(f.code)) {
       this.acked(item.cid);
-      this.notice(item.key, explainAction(item.act, f.code, f.reason, f.message));
+      const room = item.key.startsWith("room:") ? item.key.slice(5) : null;
+      this.notice(item.key, f.code === "forbidden" && room && (f.reason === "muted" || f.reason === "announce")
+        ? explainRoom(room, f.code, f.reason, f.until, f.message) + " Nothing changed."
+        : explainAction(item.act, f.code, f.reason, f.message));
       return;
     }
     if (item) {
@@ -432,7 +519,9 @@ export class Chat extends EventTarget {
         const wait = (f.retry_after ?? 1) * 1000;
         setTimeout(() => this.flush(), wait);
       } else {
-        item.failed = f.message || f.code;
+        item.failed = f.code === "forbidden" && item.kind === "room"
+          ? explainRoom(item.target, f.code, f.reason, f.until, f.message)
+          : f.message || f.code;
         this.saveOutbox();
         this.emit("change");
       }
@@ -453,7 +542,8 @@ export class Chat extends EventTarget {
       return;
     }
     if (typeof f.ref === "string" && (f.ref.startsWith("join:") || f.ref.startsWith("leave:"))) {
-      this.emit("problem", { text: f.message || f.code });
+      const text = f.ref.startsWith("join:") && f.code === "forbidden" ? explainRoom(f.ref.slice(5), f.code, f.reason, f.until, f.message) : f.message || f.code;
+      this.emit("problem", { text });
       return;
     }
     if (f.code === "no_such_user" && typeof f.ref === "string" && f.ref.startsWith("history:")) return;
@@ -585,7 +675,18 @@ export class Chat extends EventTarget {
 
   onPresence(f) {
     const c = this.conversations.get(roomKey(f.room));
+    const me = fold(f.nick) === fold(this.nick);
+    if (me && f.event === "invite" && !c) {
+      this.notice(LOBBY, `${f.by} invited you to #${f.room}: join it from the menu (#${f.room}).`);
+      return;
+    }
     if (!c) return;
+    if (me && (f.event === "kick" || f.event === "ban")) return this.removed(c, f);
+    if (f.event === "grant") {
+      if (me) c.role = f.role || "member"; else c.roles.set(fold(f.nick), f.role || "member");
+    }
+    if (me && f.event === "mute") c.mutedUntil = f.until || "";
+    if (me && f.event === "unmute") c.mutedUntil = null;
     const gone = f.event === "leave" || f.event === "kick" || f.event === "ban";
     if (c.members && (gone || f.event === "join")) {
       const folded = fold(f.nick);
@@ -600,6 +701,66 @@ export class Chat extends EventTarget {
       this.notice(c.key, `${f.nick} ${said}${f.event === "join" || f.event === "leave" ? "" : by + why}`);
     }
     this.emit("change");
+  }
+
+  /** I was kicked or banned from room `c`: it leaves the list, the lobby says why. */
+  removed(c, f) {
+    this.conversations.delete(c.key);
+    const why = f.reason ? `: ${f.reason}` : "";
+    const till = f.event === "ban" ? (f.until ? ` until ${localUntil(f.until)}` : " until it is lifted") : "";
+    this.notice(LOBBY, `You were ${f.event === "ban" ? "banned" : "kicked"} from #${c.name}${f.by ? ` by ${f.by}` : ""}${till}${why}.`);
+    if (this.active === c.key) this.switchTo(LOBBY); else this.emit("change");
+  }
+
+  /** A room's settings (§12): on join (with my role), and when someone changes them. */
+  onRoomInfo(f) {
+    const c = this.conversations.get(roomKey(f.room));
+    if (!c) return;
+    const before = c.info;
+    c.info = { topic: typeof f.topic === "string" ? f.topic : "", private: !!f.private, announce: !!f.announce };
+    if (typeof f.role === "string" && f.role in RANKS) c.role = f.role;
+    if (f.by && before) {
+      const said = [];
+      if (before.topic !== c.info.topic) said.push(c.info.topic ? `set the topic to “${c.info.topic}”` : "cleared the topic");
+      if (before.private !== c.info.private) said.push(c.info.private ? "made the room private" : "opened the room to everyone");
+      if (before.announce !== c.info.announce) said.push(c.info.announce ? "let only the owner and mods speak" : "let everyone speak");
+      if (said.length) this.notice(c.key, `${f.by} ${said.join(", ")}.`);
+    }
+    this.emit("change");
+  }
+
+  /** What I may do in room `c` to `nick` (protocol §12): {mod, grant} by my role and theirs. */
+  rights(c, nick) {
+    const mine = RANKS[c.role] ?? 0;
+    const theirs = RANKS[c.roles.get(fold(nick)) || "member"];
+    const other = fold(nick) !== fold(this.nick);
+    return {
+      mod: other && mine >= RANKS.mod && theirs < mine,
+      grant: other && mine >= RANKS.owner && theirs < mine,
+      settings: mine >= RANKS.mod,
+      flags: mine >= RANKS.owner,
+    };
+  }
+
+  /** Ask for the open room's settings and my role there: a `join` of a room I am in (§12). */
+  askInfo() {
+    const c = this.conversations.get(this.active);
+    if (!c || c.kind !== "room" || c.infoAsked || this.phase !== "live") return;
+    c.infoAsked = true;
+    this.send({ type: "join", room: c.name, ref: `info:${c.name}` });
+  }
+
+  askBlocks() { if (this.phase === "live") this.send({ type: "blocks", ref: "blocks" }); }
+
+  isBlocked(nick) { return (this.blocks || []).some((n) => fold(n) === fold(nick)); }
+
+  /** Send a moderation or block request; its answer comes as a "moderated" event. False offline. */
+  request(what, frame, nick = "", room = "") {
+    if (this.phase !== "live") return false;
+    this.asked += 1;
+    const ref = `mod:${this.asked}`;
+    this.requests.set(ref, { what, nick, room });
+    return this.send({ type: what === "settings" ? "room" : what, ...frame, ref });
   }
 
   onTyping(f) {
@@ -690,6 +851,7 @@ export class Chat extends EventTarget {
     c.unread = 0;
     this.scheduleRead();
     this.refreshMembers();
+    this.askInfo();
     if (c.messages.length < 30 && c.more) this.loadEarlier(key);
     this.emit("switched");
     this.emit("change");

@@ -1,7 +1,7 @@
 // The page: the login form and the chat view, drawn from Chat's state.
 // Every body goes through text.js (textContent only); no inline script or style.
 
-import { Chat, LOBBY, lastNick, roomKey } from "./chat.js";
+import { Chat, LOBBY, lastNick, localUntil, roomKey } from "./chat.js";
 import { fold, renderBody } from "./text.js";
 
 const $ = (id) => document.getElementById(id);
@@ -153,6 +153,7 @@ function render() {
   const c = chat.conversations.get(chat.active);
   $("conv-title").textContent = c ? (c.kind === "room" ? `#${c.name}` : `@${c.name}`) : "";
   $("leave").hidden = !c || c.kind !== "room" || c.key === LOBBY;
+  renderRoomHeader(c);
   const total = chat.totalUnread();
   document.title = total ? `(${total}) chinwag` : "chinwag";
   $("typing").textContent = chat.typingText(chat.active);
@@ -441,6 +442,7 @@ function renderMembers() {
   $("members-pane").hidden = !c || c.kind !== "room";
   $("toggle-members").hidden = !c || c.kind !== "room";
   if (!c || !c.members) return;
+  const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.dataset.focus : null;
   for (const u of c.members) {
     const li = el("li");
     const b = el("button", "", u.nick + (u.account ? "" : " (guest)"));
@@ -448,9 +450,180 @@ function renderMembers() {
     b.title = `Message ${u.nick}`;
     b.addEventListener("click", () => { closePanes(); saveDraft(); chat.openDm(u.nick); $("message").focus(); });
     li.append(b);
+    if (fold(u.nick) !== fold(chat.nick)) {
+      const open = menuFor === fold(u.nick);
+      // Named "Actions" in its list item (not "Actions for bob", which a search for bob would find).
+      const more = button("⋯", "Actions", `more:${fold(u.nick)}`, () => {
+        menuFor = open ? null : fold(u.nick);
+        renderMembers();
+        $("members").querySelector(menuFor ? ".menu button" : `[data-focus="more:${CSS.escape(fold(u.nick))}"]`)?.focus();
+      });
+      more.className = "more";
+      more.title = `Actions for ${u.nick}`;
+      more.setAttribute("aria-expanded", String(open));
+      li.append(more);
+      if (open) li.append(memberMenu(c, u.nick));
+    }
+    list.append(li);
+  }
+  if (focused) list.querySelector(`[data-focus="${CSS.escape(focused)}"]`)?.focus();
+}
+
+// --- moderation: the room header, a member's actions, room settings, blocks (§11, §12) ---
+
+let menuFor = null;  // the folded nick whose actions are open in the member list
+
+function renderRoomHeader(c) {
+  const room = c && c.kind === "room" ? c : null;
+  const info = room && room.info;
+  $("room-topic").textContent = info ? info.topic : "";  // text: a topic is never HTML
+  $("room-topic").title = info ? info.topic : "";
+  const badges = [];
+  if (info && info.private) badges.push("private");
+  if (info && info.announce) badges.push("announcements");
+  if (room && room.role !== "member") badges.push(room.role === "admin" ? "you: admin" : `you: ${room.role}`);
+  if (room && room.mutedUntil !== null && (!room.mutedUntil || Date.parse(room.mutedUntil) > Date.now())) {
+    badges.push(room.mutedUntil ? `you are muted until ${localUntil(room.mutedUntil)}` : "you are muted");
+  }
+  $("room-badges").replaceChildren(...badges.map((t) => el("span", "", t)));
+  $("room-settings").hidden = !room || !chat.rights(room, "").settings;
+}
+
+/** The actions on `nick` in room `c` that this user has rights to. */
+function memberMenu(c, nick) {
+  const box = el("div", "menu");
+  box.setAttribute("role", "group");
+  box.setAttribute("aria-label", `Actions for ${nick}`);
+  const rights = chat.rights(c, nick);
+  const done = () => { menuFor = null; renderMembers(); };
+  if (rights.mod && c.key !== LOBBY) {  // everyone stays in the lobby: no kick or ban there
+    box.append(
+      button("Kick", "", "", () => { done(); askModeration("kick", c, nick); }),
+      button("Ban…", "", "", () => { done(); askModeration("ban", c, nick); }),
+    );
+  }
+  if (rights.mod) {
+    box.append(
+      button("Mute…", "", "", () => { done(); askModeration("mute", c, nick); }),
+      button("Unmute", "", "", () => { done(); moderate("unmute", c, nick, {}); }),
+    );
+  }
+  if (rights.grant) {
+    const mod = c.roles.get(fold(nick)) === "mod";
+    box.append(button(mod ? "Make member" : "Make mod", "", "", () => { done(); moderate("grant", c, nick, { role: mod ? "member" : "mod" }); }));
+  }
+  const blocked = chat.isBlocked(nick);
+  box.append(button(blocked ? "Unblock" : "Block", "", "", () => {
+    done();
+    if (!chat.request(blocked ? "unblock" : "block", { nick }, nick)) offline();
+  }));
+  return box;
+}
+
+function offline() { $("status").textContent = "Offline: try again once you are back online."; }
+
+function moderate(what, c, nick, fields) {
+  if (!chat.request(what, { room: c.name, nick, ...fields }, nick, c.name)) offline();
+}
+
+let pendingModeration = null;  // {what, room, nick} while the kick/ban/mute dialog is open
+function askModeration(what, c, nick) {
+  pendingModeration = { what, room: c.name, nick };
+  const verb = { kick: "Kick", ban: "Ban", mute: "Mute" }[what];
+  $("mod-title").textContent = `${verb} ${nick} ${what === "mute" ? "in" : "from"} #${c.name}`;
+  $("mod-confirm").textContent = verb;
+  $("mod-for-row").hidden = $("mod-for").hidden = what === "kick";
+  $("mod-for").value = "3600";
+  $("mod-reason").value = "";
+  $("mod-error").textContent = "";
+  openDialog("mod-dialog");
+  $(what === "kick" ? "mod-reason" : "mod-for").focus();
+}
+$("mod-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const req = pendingModeration;
+  if (!req) return;
+  const frame = { room: req.room, nick: req.nick, reason: $("mod-reason").value.trim() };
+  if (req.what !== "kick") {
+    const seconds = Number($("mod-for").value);
+    frame.until = seconds ? new Date(Date.now() + seconds * 1000).toISOString() : null;
+  }
+  if (!chat.request(req.what, frame, req.nick, req.room)) { $("mod-error").textContent = "Offline: try again once you are back online."; return; }
+  $("mod-dialog").close();
+});
+$("mod-cancel").addEventListener("click", () => $("mod-dialog").close());
+$("mod-dialog").addEventListener("close", () => { pendingModeration = null; $("message").focus(); });
+
+chat.addEventListener("moderated", (ev) => {
+  const d = ev.detail;
+  if ($("settings-dialog").open && (d.what === "settings" || d.what === "invite")) {
+    $("settings-error").textContent = d.ok ? "" : d.text;
+    if (d.ok && d.what === "settings") $("settings-dialog").close();
+    if (d.ok && d.what === "invite") { $("settings-note").textContent = `${d.nick} is invited.`; $("invite-nick").value = ""; }
+    return;
+  }
+  if (!d.ok) chat.notice(d.room ? roomKey(d.room) : chat.active, d.text);
+  else if (d.what === "block") chat.notice(chat.active, `You blocked ${d.nick}: nothing they send reaches you now. Unblock them under “Blocked people”.`);
+  else if (d.what === "unblock") chat.notice(chat.active, `You unblocked ${d.nick}.`);
+});
+
+$("room-settings").addEventListener("click", () => {
+  const c = chat.conversations.get(chat.active);
+  if (!c || c.kind !== "room") return;
+  const info = c.info || { topic: "", private: false, announce: false };
+  const flags = chat.rights(c, "").flags;
+  $("settings-title").textContent = `#${c.name} settings`;
+  $("settings-topic").value = info.topic;
+  $("settings-private").checked = info.private;
+  $("settings-announce").checked = info.announce;
+  $("settings-private").disabled = $("settings-announce").disabled = !flags;
+  $("settings-note").textContent = flags ? "" : "Only the owner can make the room private or for announcements.";
+  $("settings-error").textContent = "";
+  $("invite-nick").value = "";
+  openDialog("settings-dialog");
+  $("settings-topic").focus();
+});
+$("settings-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const c = chat.conversations.get(chat.active);
+  if (!c || c.kind !== "room") return;
+  const info = c.info || { topic: "", private: false, announce: false };
+  const frame = { room: c.name };
+  const topic = $("settings-topic").value.trim();
+  if (topic !== info.topic) frame.topic = topic;
+  if (!$("settings-private").disabled && $("settings-private").checked !== info.private) frame.private = $("settings-private").checked;
+  if (!$("settings-announce").disabled && $("settings-announce").checked !== info.announce) frame.announce = $("settings-announce").checked;
+  if (Object.keys(frame).length === 1) { $("settings-dialog").close(); return; }
+  if (!chat.request("settings", frame, "", c.name)) $("settings-error").textContent = "Offline: try again once you are back online.";
+});
+$("invite-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const c = chat.conversations.get(chat.active);
+  const nick = $("invite-nick").value.trim().replace(/^@/, "");
+  if (!c || c.kind !== "room" || !nick) return;
+  if (!chat.request("invite", { room: c.name, nick }, nick, c.name)) $("settings-error").textContent = "Offline: try again once you are back online.";
+});
+$("settings-close").addEventListener("click", () => $("settings-dialog").close());
+$("settings-dialog").addEventListener("close", () => $("message").focus());
+
+function renderBlocks() {
+  const list = $("block-list");
+  list.replaceChildren();
+  const nicks = chat.blocks;
+  $("blocks-note").textContent = nicks === null ? "Loading…"
+    : nicks.length ? "Nothing they send reaches you; they are not told." : "You block nobody. Block someone from their actions in the people list.";
+  for (const nick of nicks || []) {
+    const li = el("li");
+    li.append(el("span", "name", nick), button("Unblock", `Unblock ${nick}`, `unblock:${fold(nick)}`, () => {
+      if (!chat.request("unblock", { nick }, nick)) $("blocks-note").textContent = "Offline: try again once you are back online.";
+    }));
     list.append(li);
   }
 }
+$("show-blocks").addEventListener("click", () => { openDialog("blocks-dialog"); chat.askBlocks(); renderBlocks(); $("blocks-close").focus(); });
+$("blocks-close").addEventListener("click", () => $("blocks-dialog").close());
+$("blocks-dialog").addEventListener("close", () => $("message").focus());
+chat.addEventListener("change", () => { if ($("blocks-dialog").open) renderBlocks(); });
 
 // --- typing and sending ------------------------------------------------------------
 
@@ -517,7 +690,8 @@ $("send-form").addEventListener("submit", (ev) => {
   $("message").focus();
 });
 
-const HELP = "Commands: /join ROOM, /leave, /dm NICK [TEXT], /help. Start a message with // to send one that begins with /.";
+const HELP = "Commands: /join ROOM, /leave, /dm NICK [TEXT], /topic TEXT, /invite NICK, /unban NICK, /unmute NICK, /block NICK, /unblock NICK, /help."
+  + " A person's other actions are in the People list (⋯). Start a message with // to send one that begins with /.";
 
 /** The few slash commands the terminal client has too; true if `text` was one. */
 function command(text) {
@@ -541,6 +715,21 @@ function command(text) {
     case "help":
       chat.notice(chat.active, HELP);
       return true;
+    case "block": case "unblock":
+      if (!arg) chat.notice(chat.active, `Usage: /${name.toLowerCase()} NICK`);
+      else if (!chat.request(name.toLowerCase(), { nick: arg.replace(/^@/, "") }, arg.replace(/^@/, ""))) offline();
+      return true;
+    case "topic": case "invite": case "unban": case "unmute": {
+      const what = name.toLowerCase();
+      if (!c || c.kind !== "room") { chat.notice(chat.active, `/${what} acts on a room: open one first.`); return true; }
+      if (what === "topic") {
+        const topic = [arg, rest].filter(Boolean).join(" ").trim();
+        if (!topic) chat.notice(c.key, c.info && c.info.topic ? `The topic of #${c.name}: ${c.info.topic}` : `#${c.name} has no topic.`);
+        else if (!chat.request("settings", { room: c.name, topic }, "", c.name)) offline();
+      } else if (!arg) chat.notice(chat.active, `Usage: /${what} NICK`);
+      else moderate(what, c, arg.replace(/^@/, ""), {});
+      return true;
+    }
     default:
       chat.notice(chat.active, `/${name} is not a command here. ${HELP}`);
       return true;

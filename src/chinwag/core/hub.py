@@ -145,6 +145,7 @@ class Hub:
         self._delivery.blocks = self._blocks
         # Moderation (issue 16): who may speak, delete, and how sessions are ended.
         self._posting.check_say = self._moderation.check_say
+        self._delivery.check_say = self._moderation.check_say
         self._revisions._moderation = self._moderation
         self._moderation.end_sessions = self._logins.end_sessions
         self._moderation.remove_member = self._rooms.remove

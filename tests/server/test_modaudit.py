@@ -1,0 +1,266 @@
+"""An adversarial audit of moderation and blocks (issue 16): hostile clients over real
+sockets against a real server process try to read or do what they may not."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from conftest import Peer, ServerProcess
+from test_moderation import account, admin, reply
+
+
+async def join(peer: Peer, room: str) -> dict[str, Any]:
+    """Join ``room``: its ``room_info`` (which follows the ``ok``), or the refusal."""
+    answer = await reply(peer, "join", type="join", room=room)
+    if answer["type"] != "ok":
+        return answer
+    return await peer.recv_type("room_info")
+
+
+async def _private_room(olga: Peer, bob: Peer) -> int:
+    """#secret, private, owned by olga, with bob invited in; the id of bob's message there."""
+    assert (await reply(olga, "j", type="join", room="secret"))["type"] == "ok"
+    assert (await reply(olga, "p", type="room", room="secret", private=True))["type"] == "ok"
+    assert (await reply(olga, "i", type="invite", room="secret", nick="bob"))["type"] == "ok"
+    assert (await reply(bob, "j", type="join", room="secret"))["type"] == "ok"
+    said = await reply(bob, "s", type="say", room="secret", body="bob was here", cid="c-1")
+    assert said["type"] == "ack", said
+    return int(said["id"])
+
+
+async def test_a_kicked_member_of_a_private_room_reads_and_does_nothing_there_any_more(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    olga = await account(peers, server.port, "olga")
+    bob = await account(peers, server.port, "bob")
+    own = await _private_room(olga, bob)
+    kicked = await reply(olga, "k", type="kick", room="secret", nick="bob", reason="bye")
+    assert kicked["type"] == "ok"
+    await bob.recv_type("presence")  # the kick itself, told to bob
+    await reply(olga, "s2", type="say", room="secret", body="after the kick @bob", cid="c-2")
+    await reply(olga, "t", type="room", room="secret", topic="now hidden")
+    await olga.send(type="typing", room="secret")
+    assert "secret" not in str(await bob.quiet(0.4))  # no message, room_info, typing
+    kept_out: dict[str, dict[str, Any]] = {
+        "h": {"type": "history", "room": "secret"},
+        "w": {"type": "who", "room": "secret"},
+        "r": {"type": "read", "room": "secret", "upto": own},
+        "q": {"type": "search", "q": "kick", "room": "secret"},
+        "t": {"type": "room", "room": "secret", "topic": "mine"},
+        "i": {"type": "invite", "room": "secret", "nick": "bob"},
+    }
+    for ref, frame in kept_out.items():
+        refused = await reply(bob, ref, **frame)
+        assert refused["code"] == "not_member", (frame, refused)
+    for ref, frame in {
+        "e": {"type": "edit", "id": own, "body": "changed", "cid": "c-3"},
+        "x": {"type": "react", "id": own, "emoji": "👍", "cid": "c-4"},
+        "d": {"type": "delete", "id": own, "cid": "c-5"},
+    }.items():
+        refused = await reply(bob, ref, **frame)
+        assert refused["code"] == "not_found", (frame, refused)
+    everywhere = await reply(bob, "a", type="search", q="kick")
+    assert everywhere["messages"] == []
+    again = await reply(bob, "j", type="join", room="secret")
+    assert (again["code"], again["reason"]) == ("forbidden", "private")
+    rooms = await reply(bob, "l", type="rooms")
+    assert "secret" not in [r["name"] for r in rooms["rooms"]]
+    history = await reply(olga, "h", type="history", room="secret")
+    assert [m["body"] for m in history["messages"]] == ["bob was here", "after the kick @bob"]
+
+
+async def test_an_uninvited_guest_and_a_plain_member_get_nothing_of_a_private_room(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    olga = await account(peers, server.port, "olga")
+    bob = await account(peers, server.port, "bob")
+    msg = await _private_room(olga, bob)
+    guest = await Peer.connect(server.port)
+    peers.append(guest)
+    await guest.hello("gus")
+    invite = await reply(bob, "i", type="invite", room="secret", nick="gus")
+    assert (invite["code"], invite["reason"]) == ("forbidden", "not_allowed")
+    no = await reply(guest, "j", type="join", room="secret")
+    assert (no["code"], no["reason"]) == ("forbidden", "private")
+    for ref, frame in {
+        "h": {"type": "history", "room": "secret"},
+        "w": {"type": "who", "room": "secret"},
+        "q": {"type": "search", "q": "bob", "room": "secret"},
+    }.items():
+        assert (await reply(guest, ref, **frame))["code"] == "not_member"
+    assert (await reply(guest, "x", type="react", id=msg, emoji="👍"))["code"] == "not_found"
+    await reply(bob, "s", type="say", room="secret", body="hi @gus", cid="c-9")
+    assert "hi @gus" not in str(await guest.quiet(0.4))
+
+
+async def test_a_mod_cannot_delete_the_owners_message_nor_an_admins(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    olga = await account(peers, server.port, "olga")
+    bob = await account(peers, server.port, "bob")
+    ada = await account(peers, server.port, "ada")
+    assert (await admin(server.data, "grant", "ada", "admin"))[0] == 0
+    for peer in (olga, bob, ada):
+        assert (await reply(peer, "j", type="join", room="games"))["type"] == "ok"
+    granted = await reply(olga, "g", type="grant", room="games", nick="bob", role="mod")
+    assert granted["type"] == "ok"
+    owners = await reply(olga, "s", type="say", room="games", body="owner's", cid="c-1")
+    admins = await reply(ada, "s", type="say", room="games", body="admin's", cid="c-1")
+    for target in (owners["id"], admins["id"]):
+        refused = await reply(bob, "d", type="delete", id=target, cid=f"d-{target}")
+        assert (refused["code"], refused["reason"]) == ("forbidden", "rank"), refused
+    history = await reply(olga, "h", type="history", room="games")
+    assert [m.get("body") for m in history["messages"]] == ["owner's", "admin's"]
+    carol = await account(peers, server.port, "carol")
+    await reply(carol, "j", type="join", room="games")
+    members = await reply(carol, "s", type="say", room="games", body="carol's", cid="c-1")
+    assert (await reply(bob, "d", type="delete", id=members["id"], cid="d"))["type"] == "ack"
+
+
+async def test_a_kicked_or_banned_mod_is_a_mod_no_more(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    olga = await account(peers, server.port, "olga")
+    bob = await account(peers, server.port, "bob")
+    carol = await account(peers, server.port, "carol")
+    for peer in (olga, bob, carol):
+        assert (await join(peer, "games"))["type"] == "room_info"
+    await reply(olga, "g", type="grant", room="games", nick="bob", role="mod")
+    kicked = await reply(bob, "k", type="kick", room="games", nick="carol")
+    assert kicked["type"] == "ok"  # a mod, so far
+    assert (await join(carol, "games"))["role"] == "member"
+    assert (await reply(olga, "k", type="kick", room="games", nick="bob"))["type"] == "ok"
+    assert (await join(bob, "games"))["role"] == "member"
+    refused = await reply(bob, "k", type="kick", room="games", nick="carol")
+    assert (refused["code"], refused["reason"]) == ("forbidden", "not_allowed")
+    await reply(olga, "g", type="grant", room="games", nick="bob", role="mod")
+    assert (await reply(olga, "b", type="ban", room="games", nick="bob"))["type"] == "ok"
+    assert (await reply(olga, "u", type="unban", room="games", nick="bob"))["type"] == "ok"
+    assert (await join(bob, "games"))["role"] == "member"
+    code, out, _ = await admin(server.data, "audit", "--room", "games")
+    assert code == 0
+    assert sum("grant" in line and "role member" in line for line in out.splitlines()) == 2
+
+
+async def test_bad_moderation_input_is_refused_clearly_changes_nothing_and_the_connection_lives(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    olga = await account(peers, server.port, "olga")
+    bob = await account(peers, server.port, "bob")
+    for peer in (olga, bob):
+        await reply(peer, "j", type="join", room="games")
+    guest = await Peer.connect(server.port)
+    peers.append(guest)
+    await guest.hello("gus")
+    await reply(guest, "j", type="join", room="games")
+    bad: list[tuple[dict[str, object], str, str | None]] = [
+        ({"type": "kick", "room": 5, "nick": "bob"}, "bad_request", None),
+        ({"type": "kick", "room": "games", "nick": None}, "bad_request", None),
+        ({"type": "kick", "room": "games", "nick": "bob", "reason": 5}, "bad_request", None),
+        ({"type": "ban", "room": "games", "nick": "bob", "until": "soon"}, "bad_request", None),
+        ({"type": "ban", "room": "games", "nick": "bob", "until": 17}, "bad_request", None),
+        (
+            {"type": "mute", "room": "games", "nick": "bob", "until": "2099-01-01T00:00:00+02:00"},
+            "bad_request",
+            None,
+        ),
+        (
+            {"type": "mute", "room": "games", "nick": "bob", "until": "2001-01-01T00:00:00Z"},
+            "bad_request",
+            None,
+        ),
+        (
+            {"type": "mute", "room": "games", "nick": "bob", "reason": "x" * 301},
+            "bad_request",
+            None,
+        ),
+        (
+            {"type": "ban", "room": "games", "nick": "bob", "reason": "spam\n2026 operator ban"},
+            "bad_request",
+            None,
+        ),
+        (
+            {"type": "kick", "room": "games", "nick": "bob", "reason": "\x1b[2J"},
+            "bad_request",
+            None,
+        ),
+        ({"type": "room", "room": "games", "topic": "x" * 301}, "bad_request", None),
+        ({"type": "room", "room": "games", "private": "yes"}, "bad_request", None),
+        ({"type": "room", "room": "lobby", "private": True}, "forbidden", "not_allowed"),
+        ({"type": "grant", "room": "games", "nick": "bob", "role": "owner"}, "bad_request", None),
+        ({"type": "grant", "room": "games", "nick": "gus", "role": "mod"}, "forbidden", "guest"),
+        ({"type": "grant", "nick": "bob", "role": "admin"}, "forbidden", "not_admin"),
+        ({"type": "ban", "nick": "bob"}, "forbidden", "not_admin"),
+        ({"type": "kick", "room": "games", "nick": "olga"}, "forbidden", "rank"),
+        ({"type": "kick", "room": "games", "nick": "nobody"}, "no_such_user", None),
+        ({"type": "kick", "room": "nowhere", "nick": "bob"}, "not_member", None),
+        ({"type": "mute", "room": "lobby", "nick": "bob"}, "forbidden", "not_allowed"),
+    ]
+    for i, (frame, code, reason) in enumerate(bad):
+        refused = await reply(olga, f"r{i}", **frame)
+        assert refused["type"] == "error" and refused["code"] == code, (frame, refused)
+        assert refused.get("reason") == reason, (frame, refused)
+        assert refused["message"], frame
+    at_edge = await reply(olga, "edge", type="mute", room="games", nick="bob", reason="x" * 300)
+    assert at_edge["type"] == "ok"
+    assert (await reply(olga, "um", type="unmute", room="games", nick="bob"))["type"] == "ok"
+    assert (await reply(olga, "p", type="ping"))["type"] == "pong"
+    said = await reply(bob, "s", type="say", room="games", body="still here", cid="c-1")
+    assert said["type"] == "ack"
+    status, out, _ = await admin(server.data, "audit")
+    assert status == 0
+    assert [line.split()[3] for line in out.splitlines()[1:-1]] == ["mute", "unmute"]
+
+
+async def test_a_muted_member_may_not_speak_edit_or_type_in_the_room_but_may_react_and_dm(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    olga = await account(peers, server.port, "olga")
+    bob = await account(peers, server.port, "bob")
+    for peer in (olga, bob):
+        await reply(peer, "j", type="join", room="games")
+    said = await reply(bob, "s", type="say", room="games", body="before", cid="c-1")
+    mine = await reply(olga, "s", type="say", room="games", body="olga's", cid="c-1")
+    until = "2099-01-01T00:00:00Z"
+    assert (await reply(olga, "m", type="mute", room="games", nick="bob", until=until))[
+        "type"
+    ] == "ok"
+    await olga.quiet(0.3)
+    refused = await reply(bob, "s2", type="say", room="games", body="shh", cid="c-2")
+    assert (refused["code"], refused["reason"]) == ("forbidden", "muted")
+    assert (
+        refused["until"].startswith("2099-01-01T00:00:00")
+        and "2099-01-01 00:00 UTC" in (refused["message"])
+    )
+    edit = await reply(bob, "e", type="edit", id=said["id"], body="changed", cid="c-3")
+    assert (edit["code"], edit["reason"]) == ("forbidden", "muted")
+    await bob.send(type="typing", room="games")
+    assert [f for f in await olga.quiet(0.5) if f["type"] == "typing"] == []
+    assert (await reply(bob, "r", type="react", id=mine["id"], emoji="👍", cid="c-4"))[
+        "type"
+    ] == "ack"
+    assert (await reply(bob, "d", type="dm", to="olga", body="sorry", cid="c-5"))["type"] == "ack"
+    assert (await reply(bob, "x", type="delete", id=said["id"], cid="c-6"))["type"] == "ack"
+    await bob.send(type="typing", room="lobby")
+    assert [f["room"] for f in await olga.quiet(0.5) if f["type"] == "typing"] == ["lobby"]
+
+
+async def test_a_timed_server_ban_ends_by_itself(server: ServerProcess, peers: list[Peer]) -> None:
+    ada = await account(peers, server.port, "ada")
+    bob = await account(peers, server.port, "bob")
+    assert (await admin(server.data, "grant", "ada", "admin"))[0] == 0
+    ends = int(time.time()) + 3  # whole seconds, as `until` is written
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ends))
+    assert (await reply(ada, "b", type="ban", nick="bob", until=until))["type"] == "ok"
+    frames = await bob.expect_closed(timeout=10)
+    assert frames[-1] == {"type": "bye", "reason": "banned"}
+    again = await Peer.connect(server.port)
+    peers.append(again)
+    await again.send(type="hello", proto=1, nick="bob", password="correct horse")
+    refused = await again.recv()
+    assert refused["code"] == "banned" and refused["until"] is not None
+    await asyncio.sleep(max(ends - time.time(), 0) + 0.2)  # the server's clock is this one
+    back = await account(peers, server.port, "bob")
+    assert (await reply(back, "p", type="ping"))["type"] == "pong"

@@ -4,9 +4,16 @@ sockets against a real server process try to read or do what they may not."""
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Peer, ServerProcess
 from test_moderation import account, admin, reply
 
@@ -264,3 +271,57 @@ async def test_a_timed_server_ban_ends_by_itself(server: ServerProcess, peers: l
     await asyncio.sleep(max(ends - time.time(), 0) + 0.2)  # the server's clock is this one
     back = await account(peers, server.port, "bob")
     assert (await reply(back, "p", type="ping"))["type"] == "pong"
+
+
+ADMIN = (sys.executable, "-m", "chinwag", "admin")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to listen as another user")
+def test_chinwag_admin_sends_no_password_to_a_control_socket_of_another_user() -> None:
+    # A data directory another user may write to: that user listens where the server would.
+    top = Path(tempfile.mkdtemp(prefix="chinwag-audit-", dir="/tmp"))
+    try:
+        srv = ServerProcess(top / "data", {"argon2_memory_kib": 8192, "argon2_time_cost": 1})
+        srv.start()
+        assert srv.stop() == 0  # a real data directory, with no server running on it
+        top.chmod(0o755)
+        srv.data.chmod(0o777)
+        fake = (
+            "import os, socket, sys\n"
+            "os.setuid(65534)\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            "s.bind(sys.argv[1])\n"
+            "s.listen(1)\n"
+            "print('listening', flush=True)\n"
+            "s.settimeout(30)\n"
+            "conn, _ = s.accept()\n"
+            "conn.settimeout(30)\n"
+            "data = b''\n"
+            "while chunk := conn.recv(4096):\n"
+            "    data += chunk\n"
+            "print(repr(data), flush=True)\n"
+        )
+        listener = subprocess.Popen(
+            [sys.executable, "-c", fake, str(srv.data / "control.sock")], stdout=subprocess.PIPE
+        )
+        try:
+            assert listener.stdout is not None
+            assert listener.stdout.readline() == b"listening\n"
+            admin_run = subprocess.run(
+                [*ADMIN, "--data", str(srv.data), "reset-password", "bob", "--password-stdin"],
+                input=b"the new secret\n",
+                capture_output=True,
+                timeout=60,
+            )
+            assert admin_run.returncode == 1
+            err = admin_run.stderr
+            assert b"served by uid 65534" in err and b"nothing was sent" in err
+            got, _ = listener.communicate(timeout=30)
+            assert got == b"b''\n"  # the connection closed with nothing sent on it
+        finally:
+            if listener.poll() is None:
+                listener.kill()
+                listener.wait(10)
+            listener.stdout.close()
+    finally:
+        shutil.rmtree(top)

@@ -322,6 +322,7 @@ def test_chinwag_admin_sends_no_password_to_a_control_socket_of_another_user() -
             if listener.poll() is None:
                 listener.kill()
                 listener.wait(10)
-            listener.stdout.close()
+            if listener.stdout is not None:
+                listener.stdout.close()
     finally:
         shutil.rmtree(top)

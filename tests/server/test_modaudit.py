@@ -4,18 +4,27 @@ sockets against a real server process try to read or do what they may not."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
-from conftest import Peer, ServerProcess
-from test_moderation import account, admin, reply
+from conftest import RECV_TIMEOUT, Peer, ServerProcess
+from test_irc_listener import FAST, clients, irc
+from test_moderation import PASSWORD, account, admin, reply
+from test_websocket import WsPeer
+
+from chinwag.config import build
+from chinwag.protocol.irc import IrcMessage
+from chinwag.server.app import Server
 
 
 async def join(peer: Peer, room: str) -> dict[str, Any]:
@@ -326,3 +335,75 @@ def test_chinwag_admin_sends_no_password_to_a_control_socket_of_another_user() -
                 listener.stdout.close()
     finally:
         shutil.rmtree(top)
+
+
+@contextlib.asynccontextmanager
+async def three_listeners(data: Path) -> AsyncIterator[dict[str, int]]:
+    """A server in this process with JSON-lines, IRC and web (WebSocket) listeners."""
+    overrides = [f"{k}={v}" for k, v in FAST.items()]
+    listen = ["tcp://127.0.0.1:0", "irc://127.0.0.1:0", "http://127.0.0.1:0"]
+    server = await Server.open(build(None, overrides, listen=listen), data)
+    try:
+        yield {a.spec.protocol: a.port for a in server.addresses}
+    finally:
+        await server.shutdown()
+
+
+async def _ws_login(http: aiohttp.ClientSession, port: int, nick: str) -> WsPeer:
+    ws = WsPeer(await http.ws_connect(f"http://127.0.0.1:{port}/ws"))
+    await ws.hello(nick, password=PASSWORD)
+    return ws
+
+
+def _privmsg_with(text: str) -> Callable[[IrcMessage], bool]:
+    return lambda m: m.command == "PRIVMSG" and text in m.params[-1]
+
+
+async def test_a_block_holds_on_websocket_and_irc_and_a_server_ban_ends_all_three(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    timeout = aiohttp.ClientTimeout(total=RECV_TIMEOUT)
+    async with (
+        three_listeners(data) as ports,
+        clients() as made,
+        aiohttp.ClientSession(timeout=timeout) as http,
+    ):
+        peers: list[Peer] = []
+        try:
+            carol = await account(peers, ports["chinwag"], "carol")
+            bob = await account(peers, ports["chinwag"], "bob")
+            dave = await account(peers, ports["chinwag"], "dave")
+            assert (await reply(carol, "b", type="block", nick="bob"))["type"] == "ok"
+            carol_ws = await _ws_login(http, ports["http"], "carol")
+            carol_irc = await irc(made, ports["irc"])
+            await carol_irc.register("carol", f"PASS :{PASSWORD}")
+            bob_ws = await _ws_login(http, ports["http"], "bob")
+            bob_irc = await irc(made, ports["irc"])
+            await bob_irc.register("bob", f"PASS :{PASSWORD}")
+            await reply(bob, "s", type="say", room="lobby", body="from bob @carol", cid="c-1")
+            await reply(bob, "d", type="dm", to="carol", body="bob in private", cid="c-2")
+            await bob.send(type="typing", to="carol")
+            await reply(dave, "f", type="say", room="lobby", body="fence", cid="c-1")
+            _, before = await carol_irc.until(_privmsg_with("fence"))
+            # (NAMES still lists bob: `who` and presence are not filtered, protocol §11.)
+            assert not [m for m in before if (m.source or "").startswith("bob!")]
+            seen = []
+            while (frame := await carol_ws.recv())["type"] != "message" or (
+                frame["body"] != "fence"
+            ):
+                seen.append(frame)
+            assert "bob" not in str(seen)
+
+            status, _, err = await admin(data, "ban", "bob", "--reason", "abuse")
+            assert status == 0, err
+            assert (await bob.expect_closed(timeout=10))[-1] == {"type": "bye", "reason": "banned"}
+            assert (await bob_ws.expect_closed())[-1] == {"type": "bye", "reason": "banned"}
+            last = (await bob_irc.lines_to_eof(timeout=10))[-1]
+            assert (last.command, last.params[-1]) == (
+                "ERROR",
+                "Closing link: you are banned from this server",
+            )
+        finally:
+            for peer in peers:
+                await peer.close()

@@ -407,3 +407,61 @@ async def test_a_block_holds_on_websocket_and_irc_and_a_server_ban_ends_all_thre
         finally:
             for peer in peers:
                 await peer.close()
+
+
+async def test_the_audit_log_says_who_did_what_to_whom_where_when_and_why(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    olga = await account(peers, server.port, "olga")
+    bob = await account(peers, server.port, "bob")
+    ada = await account(peers, server.port, "ada")
+    assert (await admin(server.data, "grant", "ada", "admin"))[0] == 0
+    await join(olga, "games")
+    await join(bob, "games")
+    said = await reply(bob, "s", type="say", room="games", body="spam spam", cid="c-1")
+    until = "2099-01-01T00:00:00Z"
+    steps: list[dict[str, Any]] = [
+        {"type": "room", "room": "games", "topic": "chess"},
+        {"type": "mute", "room": "games", "nick": "bob", "until": until, "reason": "r-mute"},
+        {"type": "unmute", "room": "games", "nick": "bob", "reason": "r-unmute"},
+        {"type": "grant", "room": "games", "nick": "bob", "role": "mod"},
+        {"type": "grant", "room": "games", "nick": "bob", "role": "member"},
+        {"type": "delete", "id": said["id"], "cid": "d-1"},
+        {"type": "kick", "room": "games", "nick": "bob", "reason": "r-kick"},
+        {"type": "ban", "room": "games", "nick": "bob", "reason": "r-ban"},
+        {"type": "unban", "room": "games", "nick": "bob", "reason": "r-unban"},
+        {"type": "invite", "room": "games", "nick": "bob"},
+    ]
+    for i, step in enumerate(steps):
+        answer = await reply(olga, f"a{i}", **step)
+        assert answer["type"] in ("ok", "ack"), (step, answer)
+    for i, step in enumerate(
+        [
+            {"type": "kick", "nick": "bob", "reason": "r-skick"},
+            {"type": "ban", "nick": "bob", "until": until, "reason": "r-sban"},
+            {"type": "unban", "nick": "bob", "reason": "r-sunban"},
+        ]
+    ):
+        assert (await reply(ada, f"s{i}", **step))["type"] == "ok", step
+    status, out, _ = await admin(server.data, "audit")
+    assert status == 0
+    rows = [line.split() for line in out.splitlines()[1:-1]]
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert all(row[0] == today for row in rows)  # when (UTC)
+    assert [row[2:] for row in rows] == [
+        ["operator", "grant", "server", "ada", "role", "admin"],
+        ["olga", "room", "#games", "topic=chess"],
+        ["olga", "mute", "#games", "bob", "r-mute", "until", "2099-01-01T00:00:00.000Z"],
+        ["olga", "unmute", "#games", "bob", "r-unmute"],
+        ["olga", "grant", "#games", "bob", "role", "mod"],
+        ["olga", "grant", "#games", "bob", "role", "member"],
+        ["olga", "delete", "#games", f"#{said['id']}", "from", "bob"],
+        ["olga", "kick", "#games", "bob", "r-kick"],
+        ["olga", "ban", "#games", "bob", "r-ban"],
+        ["olga", "unban", "#games", "bob", "r-unban"],
+        ["olga", "invite", "#games", "bob"],
+        ["ada", "kick", "server", "bob", "r-skick"],
+        ["ada", "ban", "server", "bob", "r-sban", "until", "2099-01-01T00:00:00.000Z"],
+        ["ada", "unban", "server", "bob", "r-sunban"],
+    ]
+    assert PASSWORD not in out

@@ -465,3 +465,31 @@ async def test_the_audit_log_says_who_did_what_to_whom_where_when_and_why(
         ["ada", "unban", "server", "bob", "r-sunban"],
     ]
     assert PASSWORD not in out
+
+
+async def test_the_standings_of_guests_that_left_end_with_them_and_free_the_room(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    srv = ServerProcess(tmp_path / "data", {**FAST, "room_standings_max": 2}).start()
+    try:
+        olga = await account(peers, srv.port, "olga")
+        await join(olga, "games")
+        for nick in ("troll1", "troll2", "troll3"):
+            guest = await Peer.connect(srv.port)
+            peers.append(guest)
+            await guest.hello(nick)
+            assert (await join(guest, "games"))["type"] == "room_info"
+            muted = await reply(olga, nick, type="mute", room="games", nick=nick)
+            assert muted["type"] == "ok", muted  # the third too: the others' mutes ended
+            refused = await reply(guest, "s", type="say", room="games", body="hi", cid="c-1")
+            assert refused["reason"] == "muted"
+            await guest.send(type="bye")
+            await guest.expect_closed()
+        again = await Peer.connect(srv.port)
+        peers.append(again)
+        await again.hello("troll1")  # someone else as far as the server knows
+        await join(again, "games")
+        said = await reply(again, "s", type="say", room="games", body="hello", cid="c-1")
+        assert said["type"] == "ack"
+    finally:
+        srv.kill()

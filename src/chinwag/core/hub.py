@@ -200,6 +200,7 @@ class Hub:
         p = session.principal
         if not p.account and not p.sessions:
             self._blocks.ended(p.pid)
+            await self._moderation.ended(p.pid)
 
     @property
     def moderation(self) -> Moderation:

@@ -401,6 +401,14 @@ class Moderation:
                 self._rooms[name] = new
         self._publish("adopt", None, account, nick, nick)
 
+    async def ended(self, guest: str) -> None:
+        """A guest's session ended: its mutes, bans and invites end with it (the next guest
+        with the nick is someone else). Kept, they would fill ``room_standings_max`` for
+        good: nobody can lift a standing of a guest that is gone."""
+        for scope, pid, kind in [key for key in self._standings if key[1] == guest]:
+            self._forget(scope, pid, kind)
+            await self._store.drop_standing(scope, pid, kind, None)
+
     def _info(self, row: RoomSettings, by: str | None, role: str | None = None) -> RoomInfo:
         return RoomInfo(
             room=row.name,

@@ -493,3 +493,100 @@ async def test_the_standings_of_guests_that_left_end_with_them_and_free_the_room
         assert said["type"] == "ack"
     finally:
         srv.kill()
+
+
+async def test_every_rank_mutes_only_those_below_it_and_never_itself(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    ranks = {"gus": 0, "mem": 0, "mo": 1, "olga": 2, "ada": 3}
+    olga = await account(peers, server.port, "olga")
+    await join(olga, "games")
+    who = {"olga": olga}
+    for nick in ("ada", "mo", "mem"):
+        who[nick] = await account(peers, server.port, nick)
+        await join(who[nick], "games")
+    gus = await Peer.connect(server.port)
+    peers.append(gus)
+    await gus.hello("gus")
+    await join(gus, "games")
+    who["gus"] = gus
+    assert (await admin(server.data, "grant", "ada", "admin"))[0] == 0
+    await reply(olga, "g", type="grant", room="games", nick="mo", role="mod")
+    for actor, peer in who.items():
+        for target in who:
+            got = await reply(peer, f"{actor}-{target}", type="mute", room="games", nick=target)
+            if ranks[actor] >= 1 and ranks[actor] > ranks[target]:
+                assert got["type"] == "ok", (actor, target, got)
+                lifted = await reply(peer, "u", type="unmute", room="games", nick=target)
+                assert lifted["type"] == "ok"
+            else:
+                expected = "not_allowed" if ranks[actor] < 1 else "rank"
+                assert (got["code"], got["reason"]) == ("forbidden", expected), (actor, target)
+    for peer in who.values():  # nobody is left muted by any of it
+        assert (await reply(peer, "s", type="say", room="games", body="hi", cid="c-1"))[
+            "type"
+        ] == "ack"
+
+
+async def test_an_invite_is_of_one_guest_session_and_an_invited_guest_registers_as_a_member(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    olga = await account(peers, server.port, "olga")
+    bob = await account(peers, server.port, "bob")
+    await _private_room(olga, bob)
+    first = await Peer.connect(server.port)
+    await first.hello("gus")
+    assert (await reply(olga, "i", type="invite", room="secret", nick="gus"))["type"] == "ok"
+    await first.send(type="bye")
+    await first.expect_closed()
+    await first.close()
+    other = await Peer.connect(server.port)
+    peers.append(other)
+    await other.hello("gus")  # another guest with the nick: not invited
+    refused = await join(other, "secret")
+    assert (refused["code"], refused["reason"]) == ("forbidden", "private")
+    assert (await reply(olga, "i", type="invite", room="secret", nick="gus"))["type"] == "ok"
+    assert (await join(other, "secret"))["role"] == "member"
+    await other.send(type="register", password=PASSWORD, ref="reg")
+    assert (await other.recv_type("ok", timeout=30))["ref"] == "reg"
+    assert (await join(other, "secret"))["role"] == "member"  # still in; no more than that
+    no = await reply(other, "i", type="invite", room="secret", nick="bob")
+    assert (no["code"], no["reason"]) == ("forbidden", "not_allowed")
+
+
+async def test_an_account_kicked_while_offline_gets_nothing_of_the_room_at_its_next_login(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    olga = await account(peers, server.port, "olga")
+    bob = await account(peers, server.port, "bob")
+    await _private_room(olga, bob)
+    await bob.send(type="bye")
+    await bob.expect_closed()
+    assert (await reply(olga, "k", type="kick", room="secret", nick="bob"))["type"] == "ok"
+    await reply(olga, "s", type="say", room="secret", body="after bob left", cid="c-2")
+    back = await Peer.connect(server.port)
+    peers.append(back)
+    await back.send(type="hello", proto=1, nick="bob", password=PASSWORD)
+    frames = [await back.recv()]
+    while frames[-1]["type"] != "caught_up":
+        frames.append(await back.recv())
+    assert frames[0]["type"] == "welcome" and frames[0]["rooms"] == ["lobby"]
+    assert "after bob left" not in str(frames)
+    assert frames[-1]["missed"] == 0
+    assert (await reply(back, "h", type="history", room="secret"))["code"] == "not_member"
+
+
+async def test_a_server_banned_guest_may_come_back_as_a_new_guest_its_ban_was_of_a_session(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    ada = await account(peers, server.port, "ada")
+    assert (await admin(server.data, "grant", "ada", "admin"))[0] == 0
+    troll = await Peer.connect(server.port)
+    peers.append(troll)
+    await troll.hello("troll")
+    assert (await reply(ada, "b", type="ban", nick="troll", reason="spam"))["type"] == "ok"
+    assert (await troll.expect_closed(timeout=10))[-1] == {"type": "bye", "reason": "banned"}
+    # What holds: the session. What does not: the person (docs/security.md).
+    again = await Peer.connect(server.port)
+    peers.append(again)
+    assert (await again.hello("troll"))["type"] == "caught_up"

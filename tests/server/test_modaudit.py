@@ -590,3 +590,28 @@ async def test_a_server_banned_guest_may_come_back_as_a_new_guest_its_ban_was_of
     again = await Peer.connect(server.port)
     peers.append(again)
     assert (await again.hello("troll"))["type"] == "caught_up"
+
+
+async def test_a_mention_in_a_private_room_names_and_notifies_no_outsider(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    olga = await account(peers, server.port, "olga")
+    bob = await account(peers, server.port, "bob")
+    mallory = await account(peers, server.port, "mallory")
+    await mallory.send(type="bye")
+    await mallory.expect_closed()
+    await _private_room(olga, bob)
+    said = await reply(olga, "s", type="say", room="secret", body="@mallory @bob see", cid="c-2")
+    assert said["type"] == "ack"
+    while (got := await bob.recv_type("message"))["id"] != said["id"]:
+        pass
+    assert (got["body"], got.get("mentions")) == ("@mallory @bob see", ["bob"])
+    back = await Peer.connect(server.port)
+    peers.append(back)
+    await back.send(type="hello", proto=1, nick="mallory", password=PASSWORD)
+    frames = [await back.recv()]
+    while frames[-1]["type"] != "caught_up":
+        frames.append(await back.recv())
+    assert frames[-1]["mentions"] == 0 and "see" not in str(frames)
+    found = await reply(back, "q", type="search", q="mallory see")
+    assert found["messages"] == []

@@ -170,6 +170,8 @@ class Delivery:
         # Moderation actions of other nodes (`Moderation.heard`; set by the hub).
         self.moderated: Callable[[Moderated], Awaitable[None]] | None = None
         self.moderation_resynced: Callable[[], Awaitable[None]] | None = None  # `.resync`
+        # Who may not speak in a room (muted, announce) types there unheard (set by the hub).
+        self.check_say: Callable[[Principal, str], None] | None = None
 
     async def load(self) -> None:
         """Start after the newest message committed now: older ones are backlog."""
@@ -388,6 +390,11 @@ class Delivery:
                 return
             if room not in p.rooms:
                 return
+            if self.check_say is not None:
+                try:
+                    self.check_say(p, room)
+                except ChatError:
+                    return  # issue 16: muted, or an announce room: not heard typing either
             if not self._typing_due(session, room):
                 return
             frame = Frame(TypingNotice(sender=p.nick, room=room))

@@ -151,6 +151,7 @@ class Hub:
         self._delivery.blocks = self._blocks
         # Moderation (issue 16): who may speak, delete, and how sessions are ended.
         self._posting.check_say = self._moderation.check_say
+        self._delivery.check_say = self._moderation.check_say
         self._revisions._moderation = self._moderation
         self._moderation.end_sessions = self._logins.end_sessions
         self._moderation.remove_member = self._rooms.remove
@@ -228,6 +229,7 @@ class Hub:
         p = session.principal
         if not p.account and not p.sessions:
             self._blocks.ended(p.pid)
+            await self._moderation.ended(p.pid)
 
     @property
     def moderation(self) -> Moderation:

@@ -73,6 +73,11 @@ def _kicked_words(reason: str) -> str:
     return "an admin ended your session" + (f": {reason}" if reason else "")
 
 
+def _one_line(text: str) -> bool:
+    """No control characters (C0, DEL, C1): one line that cannot drive a terminal."""
+    return not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
 def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
 
@@ -265,8 +270,18 @@ class Moderation:
         return RANKS[self.role(pid, room)]
 
     def may_delete(self, pid: str, room: str) -> bool:
-        """A moderator of ``room`` (mod, owner) or a server admin may delete anyone's message."""
+        """A moderator of ``room`` (mod, owner) or a server admin may delete others' messages."""
         return self._rank(pid, room) >= RANKS["mod"]
+
+    def check_outranks(self, pid: str, room: str, sender: str, sender_nick: str) -> None:
+        """Raises `Forbidden` (``rank``) unless ``pid`` ranks above ``sender`` in ``room``:
+        a mod deletes neither another mod's message, nor the owner's, nor an admin's."""
+        if self._rank(sender, room) >= self._rank(pid, room):
+            raise Forbidden(
+                f"{sender_nick} is {self.role(sender, room)} of #{room}: you cannot delete"
+                " their message",
+                reason="rank",
+            )
 
     # -- checks the other handlers ask ------------------------------------------------------------
 
@@ -386,6 +401,14 @@ class Moderation:
                 self._rooms[name] = new
         self._publish("adopt", None, account, nick, nick)
 
+    async def ended(self, guest: str) -> None:
+        """A guest's session ended: its mutes, bans and invites end with it (the next guest
+        with the nick is someone else). Kept, they would fill ``room_standings_max`` for
+        good: nobody can lift a standing of a guest that is gone."""
+        for scope, pid, kind in [key for key in self._standings if key[1] == guest]:
+            self._forget(scope, pid, kind)
+            await self._store.drop_standing(scope, pid, kind, None)
+
     def _info(self, row: RoomSettings, by: str | None, role: str | None = None) -> RoomInfo:
         return RoomInfo(
             room=row.name,
@@ -425,6 +448,9 @@ class Moderation:
         most = self.settings.moderation_reason_max
         if len(reason) > most:
             raise BadRequest(f"a reason is at most {most} characters, not {len(reason)}")
+        if not _one_line(reason):
+            # A newline would forge lines of `chinwag admin audit`, an escape drive its terminal.
+            raise BadRequest("a reason is one line without control characters")
 
     async def _target(self, raw_nick: str) -> tuple[str, str, Principal | None]:
         """(principal, display nick, online principal) of ``raw_nick``: an account, or an
@@ -468,7 +494,7 @@ class Moderation:
                 raise BadRequest(
                     f"a topic is at most {self.settings.topic_max} characters, not {len(topic)}"
                 )
-            if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in topic):
+            if not _one_line(topic):
                 raise BadRequest("a topic is one line without control characters")
         if room == LOBBY and cmd.private:
             raise Forbidden("the lobby is everyone's: it cannot be private", reason="lobby")
@@ -567,6 +593,9 @@ class Moderation:
                 await self.remove_member(online, room)
             else:
                 await self._store.leave_room(pid, room)  # offline here: other nodes, next login
+            if self._active(room, pid, "role") is not None:
+                # A kicked or banned mod comes back (if ever) as a member: the role goes too.
+                await self.set_role(room, pid, nick, "member", p.nick)
         self._announce(room, event, online)
         self._publish(action, room, pid, nick, p.nick, cmd.reason, cmd.until_ms)
 

@@ -187,6 +187,8 @@ class Revisions:
             )
         if target.deleted:
             raise Forbidden("that message is already deleted", reason="deleted")
+        if moderator and self._moderation is not None and target.room is not None:
+            self._moderation.check_outranks(p.pid, target.room, target.sender, target.sender_nick)
         room, to = _conversation(session, target)
         await self._posting.post_event(
             session, cmd.ref, cmd.cid, "", Extra(kind="delete", target=target.id), room=room, to=to

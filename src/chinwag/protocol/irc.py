@@ -179,6 +179,11 @@ _DEVICE_WORDS: Final = (
     "after @ comes the device: 1 to 64 letters, digits, _ or - (e.g. alice@phone)"
 )
 
+# Why the server ends a session (`Bye.reason`, issue 16), in the ERROR line IRC clients show.
+_BYE_WORDS: Final = {
+    "banned": "you are banned from this server",
+    "kicked": "an admin ended your session",
+}
 _TAG_ESCAPES: Final = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
 _TAG_UNESCAPES: Final = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 
@@ -1553,7 +1558,9 @@ class IrcServerCodec:
                     "PONG", self.server_name, self.server_name, source=self.server_name
                 )
             case Bye():
-                return format_message("ERROR", "Closing link: goodbye")
+                # Issue 16: a server ban or an admin's kick says so (it was "goodbye").
+                why = _BYE_WORDS.get(event.reason or "", "goodbye")
+                return format_message("ERROR", f"Closing link: {why}")
             case Deleted() if event.target in self._redacted:
                 del self._redacted[event.target]  # echoed when it was done
                 self._last_id = max(self._last_id, event.id)

@@ -311,6 +311,15 @@ async def ask(data_dir: Path, request: dict[str, Any], timeout: float) -> tuple[
         reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
     except (FileNotFoundError, ConnectionRefusedError):
         raise NotRunning() from None
+    uid = _peer_uid(writer.get_extra_info("socket"))
+    if uid is not None and uid != os.geteuid():
+        # Not the server (which refuses other users anyway): someone who could write to
+        # the data directory listens there, and a request may carry a password.
+        writer.close()
+        raise OSError(
+            f"{path} is served by uid {uid}, not by this user ({_user_name()}): nothing was "
+            "sent; check who may write to the data directory"
+        )
     try:
         writer.write(json.dumps(request).encode() + b"\n")
         await asyncio.wait_for(writer.drain(), timeout)

@@ -227,7 +227,10 @@ async def test_out_of_descriptors_the_server_rests_logs_once_and_recovers(tmp_pa
         frame = await bob.recv_type("message")
         assert frame["body"] == "still here?"
         # Descriptors free up: a new user gets in without anyone restarting anything.
-        for sock in flood[:40]:
+        # Three quarters of the flood go, so that those still waiting in the backlog
+        # (accepted first) cannot take every freed descriptor, whatever the server's
+        # own count (the store's checkpoint thread holds a few since issue 18).
+        for sock in flood[:60]:
             sock.close()
         late = await Peer.connect(srv.port)
         await late.hello("late")

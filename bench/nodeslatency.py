@@ -126,6 +126,7 @@ class Sender(Receiver):
     def __init__(self, nick: str) -> None:
         super().__init__(nick, 0)
         self.acks = 0
+        self.acked = array("d")  # when each ack came, in the order of the says
         self.errors: list[str] = []
 
     def say(self, number: int) -> None:
@@ -134,7 +135,10 @@ class Sender(Receiver):
         self.transport.write(json.dumps(frame).encode() + b"\n")
 
     def data_received(self, data: bytes) -> None:
-        self.acks += data.count(b'{"type":"ack"')
+        acks = data.count(b'{"type":"ack"')
+        if acks:
+            self.acks += acks
+            self.acked.extend([time.perf_counter()] * acks)
         if b'{"type":"error"' in data and len(self.errors) < 5:
             self.errors += [x for x in data.decode(errors="replace").split("\n") if '"error"' in x]
         if not self.ready.done() and b'{"type":"caught_up"' in data:
@@ -219,6 +223,7 @@ class RatePhase:
     seconds: float  # how long the sending took (rate x seconds messages)
     node_cpu_us: float
     generator_busy: float  # this process's CPU / wall time: near 1, the figures are ours
+    ack_ms: list[float]  # send -> ack (the commit on node A), to tell it from the fan-out
     latency_ms: dict[str, list[float]] = field(default_factory=dict)
     check: dict[str, int] = field(default_factory=dict)
 
@@ -245,7 +250,12 @@ async def _rate_phase(ports: list[int], pids: list[int], p: dict[str, Any]) -> R
             where += [(t - s) * 1000 for t, s in zip(c.arrived, sent, strict=True)]
         deliveries = total * p["clients"]  # as in `bench.nodes`: the senders' copies not counted
         node_us = (sum(cpu1) - sum(cpu0)) / deliveries * 1e6
-        return RatePhase(seconds, node_us, (gen1 - gen0) / wall, latency, check)
+        acks: list[float] = []
+        for n, sender in enumerate(group.senders):
+            times = sender.acked[1:] if n == 0 else sender.acked  # sender 0: the warm-up's
+            mine = sent[n :: len(group.senders)]
+            acks += [(t - s) * 1000 for t, s in zip(times, mine, strict=True)]
+        return RatePhase(seconds, node_us, (gen1 - gen0) / wall, acks, latency, check)
     finally:
         group.close()
 
@@ -366,6 +376,9 @@ def run(args: argparse.Namespace) -> int:
         "error": error,
         "fixed_rate": {
             "latency_ms": latency,
+            "ack_ms": {
+                k: round(v, 2) for k, v in quantiles([x for r in rates for x in r.ack_ms]).items()
+            },
             "node_cpu_us_per_delivery": _median([r.node_cpu_us for r in rates]),
             "generator_busy": _median([r.generator_busy for r in rates]),
             "sending_s": _median([r.seconds for r in rates]),
@@ -391,8 +404,9 @@ def run(args: argparse.Namespace) -> int:
         f"{where[w]} p50 {q['p50_ms']} ms p99 {q['p99_ms']} ms" for w, q in latency.items()
     )
     lines.append(
-        f"  {p['rate']} msg/s for {p['seconds']:g} s: {text}; nodes {r['node_cpu_us_per_delivery']}"
-        f" µs/delivery; generator busy {r['generator_busy']}"
+        f"  {p['rate']} msg/s for {p['seconds']:g} s: {text}; ack p50"
+        f" {r['ack_ms']['p50_ms']} ms p99 {r['ack_ms']['p99_ms']} ms;"
+        f" nodes {r['node_cpu_us_per_delivery']} µs/delivery; generator busy {r['generator_busy']}"
     )
     if outages:
         lost = sum(c["lost"] for c in o["checks"])

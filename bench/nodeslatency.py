@@ -295,7 +295,7 @@ async def _outage_phase(services: Services, ports: list[int], p: dict[str, Any])
         if error := _verdict(check, group):
             raise RuntimeError(f"Redis outage: {error}")
         last = max(max(c.arrived) for c in other)
-        first = min(t for c in other for t in c.arrived if t >= back) if early == 0 else back
+        first = min((t for c in other for t in c.arrived if t >= back), default=back)
         return OutagePhase(outage, last - back, first - back, early, total, check)
     finally:
         group.close()

@@ -97,20 +97,45 @@ class Services:
              "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, **self._as(),
         ))  # fmt: skip
-        redis = shutil.which("redis-server")
-        if redis is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.procs.append(subprocess.Popen(
-            [redis, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.root)],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-        ))  # fmt: skip
         log.close()
+        self.procs.append(self._redis())
         deadline = time.monotonic() + 60
         while not self._pg_ready():
             if time.monotonic() > deadline or self.procs[0].poll() is not None:
                 raise RuntimeError("PostgreSQL did not start: " + (pg / "log").read_text()[-2000:])
             time.sleep(0.1)
+
+    def _redis(self) -> subprocess.Popen[bytes]:
+        redis = shutil.which("redis-server")
+        if redis is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        with (self.root / "pg" / "log").open("ab") as log:
+            return subprocess.Popen(
+                [redis, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(self.root)],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+
+    def kill_redis(self) -> None:
+        """An outage: redis-server killed with SIGKILL (it keeps nothing: no persistence)."""
+        self.procs[1].kill()
+        self.procs[1].wait(timeout=10)
+
+    def restart_redis(self, timeout: float = 30.0) -> float:
+        """redis-server again on the same port, empty; when it answered (perf_counter)."""
+        self.procs[1] = self._redis()
+        deadline = time.monotonic() + timeout
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as sock,
+            ):
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    return time.perf_counter()
+            if time.monotonic() > deadline or self.procs[1].poll() is not None:
+                raise RuntimeError(f"redis-server did not come back on port {self.redis_port}")
+            time.sleep(0.005)
 
     def _pg_ready(self) -> bool:
         out = subprocess.run(

@@ -836,14 +836,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
     p.add_argument(
         "--only",
-        type=_names((*SCENARIOS, "abuse", "ws", "search", "webload", "nodes", "ircfanout")),
+        type=_names(
+            (*SCENARIOS, "abuse", "ws", "search", "webload", "nodes", "ircfanout", "nodes-latency")
+        ),
         default=list(SCENARIOS),
         help=f"comma-separated scenarios (default: all of {','.join(SCENARIOS)}); "
         "or abuse alone: the attacks of bench/abuse.py; or ws alone: WebSocket against "
         "TCP fan-out (bench/wsfanout.py); or search alone (bench/search.py); or webload "
         "alone: the web client's time to interactive in Chromium (bench/webload.py); or nodes"
         " alone: SQLite, PostgreSQL and two PostgreSQL nodes side by side (bench/nodes.py); or "
-        "ircfanout alone: IRC against JSON-lines fan-out (bench/ircfanout.py)",
+        "ircfanout alone: IRC against JSON-lines fan-out (bench/ircfanout.py); or nodes-latency"
+        " alone: two nodes at a fixed rate, then a Redis outage (bench/nodeslatency.py)",
     )
     p.add_argument(
         "--servers",
@@ -897,6 +900,9 @@ def make_parser() -> argparse.ArgumentParser:
     from bench import ircfanout
 
     ircfanout.add_arguments(p)
+    from bench import nodeslatency
+
+    nodeslatency.add_arguments(p)
     # Tests only: make the baseline misdeliver on purpose, to show the checks catch it.
     p.add_argument("--baseline-fault", choices=["drop", "dup", "reorder"], help=argparse.SUPPRESS)
     return p
@@ -941,6 +947,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench import nodes
 
         return nodes.run(args)
+    if "nodes-latency" in args.only:
+        if args.only != ["nodes-latency"]:
+            parser.error("--only nodes-latency runs alone")
+        from bench import nodeslatency
+
+        return nodeslatency.run(args)
     repeat = args.repeat or (1 if args.quick else 3)
     retries = args.retries if args.retries is not None else (0 if args.quick else 2)
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 90.0)

@@ -50,3 +50,51 @@ def test_nodes_runs_alone() -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "--only nodes runs alone" in proc.stderr
+
+
+@pytest.mark.timeout(240)
+def test_nodes_latency_measures_both_nodes_at_a_rate_and_catches_up_after_a_redis_outage() -> None:
+    if shutil.which("redis-server") is None or shutil.which("pg_isready") is None:
+        missing("PostgreSQL and Redis")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDEVMODE", "PYTHONASYNCIODEBUG")}
+    args = ["--only", "nodes-latency", "--quick", "--no-pin", "--nodes-clients", "6"]
+    args += ["--nodes-seconds", "1", "--outage", "2", "--outage-rate", "20", "--json"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["clients"] == 6 and report["rate"] == 200
+    latency = report["fixed_rate"]["latency_ms"]
+    assert set(latency) == {"same", "other"}, "receivers on both nodes, in the same phase"
+    assert all(0 < q["p50_ms"] <= q["p99_ms"] for q in latency.values())
+    assert report["fixed_rate"]["ack_ms"]["p50_ms"] > 0, "every ack lined up with its say"
+    outage = report["outage"]
+    # Redis was really down: node B's receivers heard nothing until it came back ...
+    assert outage["outage_s"] >= 2 and outage["node_b_copies_during_outage"] == [0]
+    # ... and then had every one of the 40 messages, once, in id order.
+    assert outage["messages"] == 40 and 0 < outage["catch_up_s"] < 60
+    zero = {"lost": 0, "duplicates": 0, "reordered": 0, "unacked": 0, "errors": 0}
+    assert outage["checks"] == [zero] and report["fixed_rate"]["checks"] == [zero]
+    assert "lost 0, duplicates 0" in proc.stderr
+
+
+def test_nodes_latency_refuses_a_zero_outage_and_runs_alone() -> None:
+    bench = [sys.executable, "-m", "bench", "--only"]
+    zero = subprocess.run(
+        [*bench, "nodes-latency", "--outage", "0"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert zero.returncode == 2 and "--outage must be above 0" in zero.stderr
+    mixed = subprocess.run(
+        [*bench, "nodes-latency,burst"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert mixed.returncode == 2 and "--only nodes-latency runs alone" in mixed.stderr

@@ -606,3 +606,22 @@ async def test_a_node_that_missed_a_ban_applies_it_on_resync(tmp_path: Path, clo
         b.bus.publish(Resync())  # as the Redis bus does once Redis is back
         assert await bob_b.next("bye") == {"type": "bye", "reason": "banned"}
         assert refused(await said(carol_b, "here?"), "not_member")
+
+
+async def test_a_ban_made_while_a_join_waits_on_the_store_keeps_the_account_out(
+    harness: HubHarness,
+) -> None:
+    owner = await account(harness, "olga")
+    bob = await account(harness, "bob")
+    await room_of(owner)
+    # The ban is queued first, so it is written (and finds bob outside) before the
+    # join's own write resolves: the join must see the ban when it comes back.
+    ban = asyncio.create_task(owner.send(Moderate(action="ban", room="games", nick="bob", ref="b")))
+    await asyncio.sleep(0)
+    await bob.send(Join(room="games", ref="j"))
+    await ban
+    joined = next(f for f in bob.frames if f.get("ref") == "j")
+    assert refused(joined, "forbidden", "banned"), joined
+    assert (await said(bob, "let me in"))["type"] == "error"
+    assert bob.session is not None and "games" not in bob.session.principal.rooms
+    assert "games" not in await harness.store.rooms_of("a:bob")

@@ -13,7 +13,7 @@ from chinwag.core.delivery import message_event
 from chinwag.core.moderation import Moderation
 from chinwag.core.rules import LOBBY, parse_room
 from chinwag.core.sessions import OnlineRegistry, Principal, RemotePrincipal, Session, ok, reply
-from chinwag.errors import Forbidden, NotMember
+from chinwag.errors import ChatError, Forbidden, NotMember
 from chinwag.protocol.events import (
     History,
     HistoryRange,
@@ -86,7 +86,15 @@ class Rooms:
         self._moderation.check_join(p, room)
         if p.account:
             await self._store.join_room(p.pid, room)
-            if room in p.rooms:  # another session joined while we waited
+            if room not in p.rooms:
+                # A ban (made here, or heard from another node) may have come while we
+                # waited: it found nobody to take out, so it is checked again.
+                try:
+                    self._moderation.check_join(p, room)
+                except ChatError:
+                    await self._store.leave_room(p.pid, room)
+                    raise
+            else:  # another session joined while we waited
                 await self._moderation.joined(session, room, cmd.ref)
                 return
         p.rooms = p.rooms | {room}  # never changed in place: guests share one set

@@ -251,8 +251,9 @@ class Settings:
     # -- checkpoints off the writer's path (issue 18) --
     checkpoint_wal_bytes: int = _s(
         67_108_864,
-        "bytes of write-ahead log not yet copied into the database beyond which a checkpoint"
-        " runs at once (else when writes pause); bounds the WAL (0: SQLite's own, in commits)",
+        "with durability 'os': bytes of write-ahead log not yet copied into the database beyond"
+        " which a checkpoint runs at once (else when writes pause); bounds the WAL (0: SQLite's"
+        " own, in commits, as with 'fsync' always)",
     )
 
     def room_retentions(self) -> dict[str, float | None]:

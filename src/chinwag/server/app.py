@@ -58,7 +58,10 @@ async def _open_store(settings: Settings, data_dir: Path) -> Store:
             purge_interval=settings.dedupe_purge_interval,
             retention=retention_of(settings),
             retention_batch=settings.retention_batch,
-            checkpoint_bytes=settings.checkpoint_wal_bytes or None,
+            # With fsync, SQLite's own checkpoints measured better (docs/performance.md).
+            checkpoint_bytes=(
+                (settings.checkpoint_wal_bytes or None) if settings.durability == "os" else None
+            ),
         )
     # Imported only here: a one-node server never loads asyncpg.
     from chinwag.storage.postgres import PostgresStore

@@ -14,9 +14,9 @@ import asyncio
 import importlib.resources
 import re
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -622,6 +622,28 @@ def heads(principal: str, candidates: list[StoredMessage]) -> list[StoredMessage
 
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def account_export(
+    account: AccountRow,
+    devices: Iterable[tuple[str, int]],
+    memberships: Iterable[tuple[str, int, int | None]],
+    upto: int,
+) -> dict[str, Any]:
+    """`Store.export_account`'s answer (both backends): the account without its
+    password hash, each device's cursor, every membership interval, ``upto_id``."""
+    return {
+        "account": {
+            "nick": account.nick,
+            "key": account.key,
+            "created_ms": account.created_ms,
+            "deleted": account.deleted,
+            "bot": account.bot,
+        },
+        "devices": [{"device": d, "cursor": c} for d, c in devices],
+        "memberships": [{"room": r, "from_id": f, "to_id": t} for r, f, t in memberships],
+        "upto_id": int(upto),
+    }
 
 
 def read_migrations(folder: str) -> list[tuple[int, str, str]]:

@@ -68,6 +68,7 @@ from chinwag.storage.base import (
     Standing,
     StoredMessage,
     StoreError,
+    account_export,
     heads,
     read_migrations,
 )
@@ -1598,18 +1599,7 @@ class PostgresStore:
                 principal,
             )
             upto = await conn.fetchval("SELECT coalesce(max(id), 0) FROM messages")
-            return {
-                "account": {
-                    "nick": account.nick,
-                    "key": account.key,
-                    "created_ms": account.created_ms,
-                    "deleted": account.deleted,
-                    "bot": account.bot,
-                },
-                "devices": [{"device": d, "cursor": c} for d, c in devices],
-                "memberships": [{"room": r, "from_id": f, "to_id": t} for r, f, t in memberships],
-                "upto_id": int(upto),
-            }
+            return account_export(account, devices, memberships, upto)
 
         return await self._read(read)
 

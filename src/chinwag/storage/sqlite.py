@@ -97,6 +97,7 @@ from chinwag.storage.base import (
     Standing,
     StoredMessage,
     StoreError,
+    account_export,
     heads,
     read_migrations,
 )
@@ -2175,18 +2176,7 @@ class SqliteStore:
                 " ORDER BY room, from_id",
                 (principal,),
             ).fetchall()
-            return {
-                "account": {
-                    "nick": account.nick,
-                    "key": account.key,
-                    "created_ms": account.created_ms,
-                    "deleted": account.deleted,
-                    "bot": account.bot,
-                },
-                "devices": [{"device": d, "cursor": c} for d, c in devices],
-                "memberships": [{"room": r, "from_id": f, "to_id": t} for r, f, t in memberships],
-                "upto_id": _high_water(conn),
-            }
+            return account_export(account, devices, memberships, _high_water(conn))
 
         return await self._read(read)
 

@@ -28,10 +28,12 @@ from chinwag.protocol.events import (
     Reacted,
     ReadMarker,
     Receipt,
+    ReceiptState,
     Results,
     RoomInfo,
     RoomRow,
     RoomsReply,
+    SettingsReply,
     TypingNotice,
     Welcome,
     WhoMember,
@@ -382,6 +384,51 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         "blocks",
         BlocksReply(nicks=("bob", "Zoë"), ref="l"),
         b'{"type":"blocks","nicks":["bob","Zo\xc3\xab"],"ref":"l"}\n',
+    ),
+    # -- issue 15: the settings read back, stored receipts --
+    (
+        "settings",
+        SettingsReply(receipts=True, ref="s"),
+        b'{"type":"settings","receipts":true,"ref":"s"}\n',
+    ),
+    (
+        "welcome_settings",
+        Welcome(
+            proto=1,
+            nick="Ann",
+            account=True,
+            server_name="box",
+            server_version="9.9",
+            motd="",
+            rooms=(),
+            features=("receipts",),
+            settings={"receipts": False},
+        ),
+        b'{"type":"welcome","proto":1,"nick":"Ann","account":true,'
+        b'"server":{"name":"box","version":"9.9"},"motd":"","rooms":[],'
+        b'"features":["receipts"],"settings":{"receipts":false}}\n',
+    ),
+    (
+        "caught_up_receipts",
+        CaughtUp(
+            missed=0,
+            rooms={},
+            dms={},
+            truncated=False,
+            mentions=0,
+            unread={},
+            receipts={"@Bob": ReceiptState(delivered=42, read=40)},
+        ),
+        b'{"type":"caught_up","missed":0,"rooms":{},"dms":{},"truncated":false,'
+        b'"mentions":0,"unread":{},"receipts":{"@Bob":{"delivered":42,"read":40}}}\n',
+    ),
+    (
+        "history_with_receipts",
+        HistoryReply(
+            with_="Bob", messages=(), more=False, receipts=ReceiptState(delivered=7, read=0)
+        ),
+        b'{"type":"history","with":"Bob","messages":[],"more":false,'
+        b'"receipts":{"delivered":7,"read":0}}\n',
     ),
 ]
 

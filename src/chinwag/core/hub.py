@@ -41,6 +41,7 @@ from chinwag.protocol.events import (
     Delete,
     Dm,
     Edit,
+    GetSettings,
     Grant,
     Hello,
     History,
@@ -94,6 +95,7 @@ _COSTS: dict[type[Command], float] = {
     Grant: 1.0,
     HistoryRange: 1.0,
     HistoryTargets: 1.0,
+    GetSettings: 1.0,
 }
 
 
@@ -172,6 +174,9 @@ class Hub:
         self._delivery.resynced = self._nodes.resync
         self._markers._registry = self._registry
         self._logins.counts = self.counts
+        # Issue 15: the receipts setting read back, stored receipts at login and in history.
+        self._logins.receipts = self._receipts
+        self._rooms.receipts = self._receipts
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -319,6 +324,8 @@ class Hub:
                 ok(session, cmd.ref)
             case Passwd():
                 await self._logins.passwd(session, cmd)
+            case GetSettings():
+                await self._receipts.settings(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

@@ -33,6 +33,7 @@ from chinwag.core.delivery import stream_event
 from chinwag.core.markers import conversation_key
 from chinwag.core.nodes import online_event
 from chinwag.core.ratelimit import Budget, TokenBucket
+from chinwag.core.receipts import DmReceipts
 from chinwag.core.rules import LOBBY
 from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Principal, Session, account_pid, ok
 from chinwag.errors import (
@@ -45,7 +46,16 @@ from chinwag.errors import (
     SessionEnded,
     UnsupportedProto,
 )
-from chinwag.protocol.events import CaughtUp, Error, Hello, Outgoing, Passwd, Register, Welcome
+from chinwag.protocol.events import (
+    CaughtUp,
+    Error,
+    Hello,
+    Outgoing,
+    Passwd,
+    ReceiptState,
+    Register,
+    Welcome,
+)
 from chinwag.storage.base import AccountExists, AccountRow, Store
 
 log = logging.getLogger("chinwag.hub")
@@ -134,6 +144,8 @@ class Logins:
         self._account_changes: dict[str, int] = {}
         # A guest's standings and rooms pass to its account (`Moderation.adopt`; the hub's).
         self.adopted: Callable[[str, str, str, frozenset[str]], Awaitable[None]] | None = None
+        # Issue 15: the receipts setting in welcome, stored receipts in caught_up (the hub's).
+        self.receipts: DmReceipts | None = None
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -333,6 +345,9 @@ class Logins:
                 await self._store.advance_cursor(p.pid, session.device, cursor)
             else:
                 cursor = found
+        settings = None
+        if p.account and self.receipts is not None:  # issue 15
+            settings = {"receipts": await self.receipts.setting(p)}
         welcome = Welcome(
             proto=PROTO,
             nick=p.nick,
@@ -342,6 +357,7 @@ class Logins:
             motd=self.settings.motd,
             rooms=tuple(sorted(p.rooms)),
             features=FEATURES,
+            settings=settings,
             ref=hello.ref,
         )
         if p.account:
@@ -355,8 +371,11 @@ class Logins:
         mentioned: set[int] = set()  # the messages of the backlog that mention this nick
         truncated = False
         unread: dict[str, int] = {}
+        receipts: dict[str, ReceiptState] = {}
         if p.account:
             markers = await self._store.read_markers(p.pid)
+            if self.receipts is not None:  # issue 15
+                receipts = await self.receipts.stored(p)
             session.last_delivered = cursor
             session.seen = cursor  # stored already; receipts count from here
             since_ms = int((self._clock() - self.settings.retention_days * 86_400) * 1000)
@@ -410,7 +429,7 @@ class Logins:
                     limit=min(page_size, start.count - missed),
                 )
         # No await from here on: caught_up, then the live frames that waited, in order.
-        if missed or truncated:
+        if missed or truncated or receipts:
             caught_up = CaughtUp(
                 missed=sum(rooms.values()) + sum(dms.values()),
                 rooms=rooms,
@@ -418,6 +437,7 @@ class Logins:
                 truncated=truncated,
                 mentions=len(mentioned),
                 unread=unread,
+                receipts=receipts,
             )
             session.outlet.send(Frame(caught_up))
         else:

@@ -11,6 +11,7 @@ from chinwag.config import Settings
 from chinwag.core.blocks import BLOCKED_PAGES, visible
 from chinwag.core.delivery import message_event
 from chinwag.core.moderation import Moderation
+from chinwag.core.receipts import DmReceipts
 from chinwag.core.rules import LOBBY, parse_room
 from chinwag.core.sessions import OnlineRegistry, Principal, RemotePrincipal, Session, ok, reply
 from chinwag.errors import ChatError, Forbidden, NotMember
@@ -22,6 +23,7 @@ from chinwag.protocol.events import (
     Join,
     Leave,
     ListRooms,
+    ReceiptState,
     Results,
     RoomRow,
     RoomsReply,
@@ -74,6 +76,7 @@ class Rooms:
         self._registry = registry
         # The registry's tables, never replaced: read directly.
         self._rooms = registry.rooms
+        self.receipts: DmReceipts | None = None  # issue 15: a DM page's receipts (the hub's)
 
     async def join(self, session: Session, cmd: Join) -> None:
         """Join a room (within the caps); its members are told."""
@@ -201,23 +204,39 @@ class Rooms:
             if room not in p.rooms:
                 raise NotMember(f"you are not in #{room}")
         else:
-            other_pid, _, _ = await self._resolve(cmd.with_ or "")
+            other_pid, other_nick, _ = await self._resolve(cmd.with_ or "")
 
         async def read(before: int | None) -> Page:
             if room is not None:
                 return await self._store.room_history(room, before=before, limit=limit)
             return await self._store.dm_history(p.pid, other_pid, before=before, limit=limit)
 
-        page = await read(cmd.before)
+        async def read_after(after: int) -> Page:  # issue 15: oldest first, forwards
+            r = _Range(after=after, before=None, limit=limit, newest=False)
+            if room is not None:
+                return await self._store.room_history_range(room, **r)
+            return await self._store.dm_history_range(p.pid, other_pid, **r)
+
+        forwards = cmd.after is not None
+        page = await (read_after(cmd.after) if cmd.after is not None else read(cmd.before))
         if p.blocked:
             # Issue 16: the blocked ones' messages (and reactions) are left out. A
             # page they filled is followed by older ones (a few at most), so that a
-            # client paging by the oldest id it was given has one to page by.
+            # client paging by the oldest id it was given has one to page by (by
+            # newer ones, paging forwards: issue 15).
             for _ in range(BLOCKED_PAGES):
                 if visible(p.blocked, page.messages) or not page.more or not page.messages:
                     break
-                page = await read(page.messages[0].id)
-        self._answer(session, page, room, cmd.with_, cmd.ref, keep_newest=True)
+                if forwards:
+                    page = await read_after(page.messages[-1].id)
+                else:
+                    page = await read(page.messages[0].id)
+        receipts = None
+        if room is None and self.receipts is not None:
+            receipts = await self.receipts.of_dm(p, other_pid, other_nick)
+        self._answer(
+            session, page, room, cmd.with_, cmd.ref, keep_newest=not forwards, receipts=receipts
+        )
 
     def _answer(
         self,
@@ -228,6 +247,7 @@ class Rooms:
         ref: str | None,
         *,
         keep_newest: bool,
+        receipts: ReceiptState | None = None,
     ) -> None:
         """Reply with ``page`` (less what the asker blocks), cut at the byte limit from its
         oldest or its newest end."""
@@ -249,6 +269,7 @@ class Rooms:
             messages=tuple(messages),
             more=more,
             ref=ref,
+            receipts=receipts,
         )
         session.bucket.take(size / REPLY_BYTES_PER_TOKEN)
         reply(session, answer)

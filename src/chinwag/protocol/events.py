@@ -111,6 +111,7 @@ class History(Command):
     with_: str | None = None
     before: int | None = None
     limit: int | None = None
+    after: int | None = None  # issue 15: oldest first from just after this id (not with before)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,6 +214,14 @@ class Unblock(Command):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListBlocks(Command):
     """The nicks this account blocks (answered with `BlocksReply`)."""
+
+
+# -- account settings (issue 15) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetSettings(Command):
+    """The account's settings, read back (answered with `SettingsReply`)."""
 
 
 # -- moderation (issue 16, protocol §8) -----------------------------------------------
@@ -334,6 +343,7 @@ ClientCommand = (
     | Grant
     | HistoryRange
     | HistoryTargets
+    | GetSettings
 )
 
 
@@ -394,6 +404,7 @@ class Welcome(ServerEvent):
     motd: str
     rooms: tuple[str, ...]
     features: tuple[str, ...] = ()  # §8: what of version 1.1 this server supports
+    settings: Mapping[str, bool] | None = None  # issue 15: an account's settings (receipts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -483,6 +494,7 @@ class CaughtUp(ServerEvent):
     truncated: bool
     mentions: int | None = None  # §8: backlog messages mentioning this nick (None: a 1.0 frame)
     unread: Mapping[str, int] | None = None  # §8: "room" / "@nick" -> unread in the backlog
+    receipts: Mapping[str, ReceiptState] | None = None  # issue 15: "@nick" -> stored receipts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -559,6 +571,7 @@ class HistoryReply(ServerEvent):
     with_: str | None = None
     messages: tuple[Message, ...]
     more: bool
+    receipts: ReceiptState | None = None  # issue 15: a DM's stored receipts (``with_``)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -577,6 +590,21 @@ class Receipt(ServerEvent):
     with_: str
     upto: int
     state: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReceiptState:
+    """Issue 15: how far the other party has your DMs on a device, and has read them."""
+
+    delivered: int
+    read: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettingsReply(ServerEvent):
+    """Issue 15: the account's settings; also sent to its other sessions when one changes."""
+
+    receipts: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -651,6 +679,7 @@ Outgoing = (
     | Receipt
     | BlocksReply
     | RoomInfo
+    | SettingsReply
     | Error
     | Ping
     | Pong

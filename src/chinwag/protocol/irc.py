@@ -78,6 +78,7 @@ from chinwag.protocol.events import (
     RoomsReply,
     Say,
     Seen,
+    SettingsReply,
     Typing,
     TypingNotice,
     Welcome,
@@ -1573,6 +1574,8 @@ class IrcServerCodec:
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
             case RoomInfo():
                 return b""  # moderation is not mapped to IRC yet (issue 16: not there yet)
+            case SettingsReply():
+                return b""  # issue 15: no IRC command asks for it; a change elsewhere is silent
 
     def _names(self, channel: str) -> None:
         """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""

@@ -42,6 +42,7 @@ from chinwag.protocol.events import (
     Edited,
     Error,
     Fatal,
+    GetSettings,
     Grant,
     Hello,
     History,
@@ -66,6 +67,7 @@ from chinwag.protocol.events import (
     ReadMarker,
     Receipt,
     Receipts,
+    ReceiptState,
     Register,
     Rejected,
     Results,
@@ -75,6 +77,7 @@ from chinwag.protocol.events import (
     Say,
     Search,
     Seen,
+    SettingsReply,
     Typing,
     TypingNotice,
     Unblock,
@@ -345,13 +348,22 @@ def _history(obj: dict[str, Any], ref: str | None) -> History:
     with_ = _opt_str(obj, "with")
     if (room is None) == (with_ is None):
         raise _BadField("exactly one of 'room' and 'with' is required")
+    before = _opt_int(obj, "before", minimum=1)
+    after = _opt_int(obj, "after", minimum=0)
+    if before is not None and after is not None:
+        raise _BadField("give 'before' (older messages) or 'after' (newer ones), not both")
     return History(
         room=room,
         with_=with_,
-        before=_opt_int(obj, "before", minimum=1),
+        before=before,
         limit=_opt_int(obj, "limit", minimum=1),
+        after=after,
         ref=ref,
     )
+
+
+def _receipt_state(state: ReceiptState) -> dict[str, int]:
+    return {"delivered": state.delivered, "read": state.read}
 
 
 def _message_id(obj: dict[str, Any]) -> int:
@@ -541,6 +553,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Unblock(nick=nick, ref=ref)
         case {"type": "blocks"}:
             return ListBlocks(ref=ref)
+        case {"type": "settings"}:
+            return GetSettings(ref=ref)
         case {"type": "room", "room": str(room)}:
             return _room_set(obj, room, ref)
         case {"type": "invite", "room": str(room), "nick": str(nick)}:
@@ -756,6 +770,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             }
             if event.features:  # §8 (1.1); a 1.0 welcome has none
                 data["features"] = list(event.features)
+            if event.settings is not None:  # issue 15: an account's
+                data["settings"] = dict(event.settings)
         case CaughtUp():
             data = {
                 "type": "caught_up",
@@ -768,6 +784,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["mentions"] = event.mentions
             if event.unread is not None:
                 data["unread"] = dict(event.unread)
+            if event.receipts:  # issue 15: only when some are stored
+                data["receipts"] = {k: _receipt_state(v) for k, v in event.receipts.items()}
         case WhoReply():
             users = [
                 {"nick": m.nick, "account": m.account, "bot": True}
@@ -787,6 +805,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["with"] = event.with_
             data["messages"] = [_message(m) for m in event.messages]
             data["more"] = event.more
+            if event.receipts is not None:  # issue 15
+                data["receipts"] = _receipt_state(event.receipts)
         case ReadMarker():
             data = {"type": "read"}
             if event.room is not None:
@@ -803,6 +823,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data["more"] = event.more
         case BlocksReply():
             data = {"type": "blocks", "nicks": list(event.nicks)}
+        case SettingsReply():
+            data = {"type": "settings", "receipts": event.receipts}
         case Ping():
             data = {"type": "ping"}
         case Pong():

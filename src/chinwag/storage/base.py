@@ -500,6 +500,29 @@ class Store(Protocol):
         principal and the highest such id (messages only, not events)."""
         ...
 
+    # -- stored DM receipts (issue 15) ------------------------------------------
+    async def advance_receipt(
+        self, sender: str, reader: str, *, delivered: int = 0, read: int = 0
+    ) -> None:
+        """Move what ``reader`` has of ``sender``'s DMs to max(stored, given) (creating it).
+
+        Args:
+            sender: the principal whose DMs these are.
+            reader: the principal who has them on a device (``delivered``) or read
+                them (``read``: the read marker of the DM).
+        """
+        ...
+
+    async def stored_receipts(
+        self, sender: str, sender_key: str, reader: str | None = None
+    ) -> list[tuple[str, int, int]]:
+        """``(reader's display nick, delivered, read)`` of ``sender``'s DMs, by nick.
+
+        Only readers that are live accounts with receipts on and that do not block
+        ``sender_key`` (the sender's casefolded nick); ``reader`` narrows to one.
+        """
+        ...
+
     async def stats(self) -> dict[str, int]:
         """Counts for ``chinwag admin stats``: accounts, messages, rooms, dms, devices."""
         ...

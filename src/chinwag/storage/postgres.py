@@ -1064,6 +1064,11 @@ class PostgresStore:
             await conn.execute("DELETE FROM cursors WHERE account = ANY($1::text[])", owners)
             await conn.execute("DELETE FROM read_markers WHERE account = ANY($1::text[])", owners)
             await conn.execute("DELETE FROM blocks WHERE blocker = ANY($1::text[])", owners)
+            await conn.execute(
+                "DELETE FROM receipt_state"
+                " WHERE sender = ANY($1::text[]) OR reader = ANY($1::text[])",
+                owners,
+            )
             return True
 
         return await self._write(job)
@@ -1241,6 +1246,47 @@ class PostgresStore:
                 upto_id,
             )
             return {r[0]: int(r[1]) for r in rows}
+
+        return await self._read(read)
+
+    # -- stored DM receipts (issue 15) --------------------------------------------
+    async def advance_receipt(
+        self, sender: str, reader: str, *, delivered: int = 0, read: int = 0
+    ) -> None:
+        """Move what ``reader`` has of ``sender``'s DMs to max(stored, given)."""
+
+        async def job(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO receipt_state (sender, reader, delivered, read_upto)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (sender, reader) DO UPDATE"
+                " SET delivered = greatest(receipt_state.delivered, excluded.delivered),"
+                " read_upto = greatest(receipt_state.read_upto, excluded.read_upto)",
+                sender,
+                reader,
+                delivered,
+                read,
+            )
+
+        await self._write(job)
+
+    async def stored_receipts(
+        self, sender: str, sender_key: str, reader: str | None = None
+    ) -> list[tuple[str, int, int]]:
+        """``(reader's nick, delivered, read)`` of ``sender``'s DMs (see `Store`)."""
+
+        async def read(conn: Conn) -> list[tuple[str, int, int]]:
+            rows = await conn.fetch(
+                "SELECT a.nick, r.delivered, r.read_upto FROM receipt_state AS r"
+                " JOIN accounts AS a ON 'a:' || a.key = r.reader"
+                " WHERE r.sender = $1 AND ($2::text IS NULL OR r.reader = $2)"
+                " AND a.receipts AND NOT a.deleted AND NOT EXISTS"
+                " (SELECT 1 FROM blocks AS b WHERE b.blocker = r.reader AND b.blocked = $3)"
+                " ORDER BY a.nick",
+                sender,
+                reader,
+                sender_key,
+            )
+            return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
 
         return await self._read(read)
 

@@ -1554,6 +1554,9 @@ class SqliteStore:
             conn.execute("DELETE FROM cursors WHERE account IN (?, ?)", owners)
             conn.execute("DELETE FROM read_markers WHERE account IN (?, ?)", owners)
             conn.execute("DELETE FROM blocks WHERE blocker IN (?, ?)", owners)
+            conn.execute(
+                "DELETE FROM receipt_state WHERE sender IN (?, ?) OR reader IN (?, ?)", owners * 2
+            )
             return True
 
         return await self._write(job)
@@ -1775,6 +1778,42 @@ class SqliteStore:
                 (account, after_id, upto_id, account),
             ).fetchall()
             return {sender: int(top) for sender, top in rows}
+
+        return await self._read(read)
+
+    # -- stored DM receipts (issue 15) --------------------------------------------
+    async def advance_receipt(
+        self, sender: str, reader: str, *, delivered: int = 0, read: int = 0
+    ) -> None:
+        """Move what ``reader`` has of ``sender``'s DMs to max(stored, given)."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO receipt_state (sender, reader, delivered, read_upto)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (sender, reader) DO UPDATE"
+                " SET delivered = max(delivered, excluded.delivered),"
+                " read_upto = max(read_upto, excluded.read_upto)",
+                (sender, reader, delivered, read),
+            )
+
+        await self._write(job)
+
+    async def stored_receipts(
+        self, sender: str, sender_key: str, reader: str | None = None
+    ) -> list[tuple[str, int, int]]:
+        """``(reader's nick, delivered, read)`` of ``sender``'s DMs (see `Store`)."""
+
+        def read(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+            rows = conn.execute(
+                "SELECT a.nick, r.delivered, r.read_upto FROM receipt_state AS r"
+                " JOIN accounts AS a ON 'a:' || a.key = r.reader"
+                " WHERE r.sender = ? AND (? IS NULL OR r.reader = ?)"
+                " AND a.receipts = 1 AND a.deleted = 0 AND NOT EXISTS"
+                " (SELECT 1 FROM blocks AS b WHERE b.blocker = r.reader AND b.blocked = ?)"
+                " ORDER BY a.nick",
+                (sender, reader, reader, sender_key),
+            ).fetchall()
+            return [(str(nick), int(d), int(r)) for nick, d, r in rows]
 
         return await self._read(read)
 

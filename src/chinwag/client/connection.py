@@ -45,6 +45,7 @@ from chinwag.client.events import (
     RoomInfo,
     SendFailed,
     Sent,
+    SettingsChanged,
     Status,
     Typing,
     User,
@@ -304,6 +305,9 @@ class ChatClient:
         self._pump_timer: asyncio.TimerHandle | None = None
         self._final_error: str | None = None
         self._cert_refused = False
+        self.receipts_on: bool | None = None
+        """Whether the account has DM receipts on, as the server last said (issue 15;
+        None: a guest, or a server that does not say)."""
 
     # --- properties ------------------------------------------------------------
 
@@ -755,6 +759,7 @@ class ChatClient:
         with_: str | None = None,
         before: int | None = None,
         limit: int | None = None,
+        after: int | None = None,
     ) -> HistoryPage:
         """A page of older messages of a room, or of the DMs with ``with_``.
 
@@ -763,6 +768,12 @@ class ChatClient:
             with_: the other party's nick.
             before: only messages with a smaller id (default: the newest).
             limit: at most this many (the server's default is 50, its maximum 200).
+            after: instead of ``before``: the oldest messages with a greater id, and
+                ``more`` tells whether newer ones exist (issue 15). A page around a
+                message far back is ``before=id + 1`` and ``after=id``.
+
+        A DM page's stored receipts (``HistoryPage.receipts``) are also handed
+        on as :class:`Receipt` events.
 
         Raises:
             NotMember: not in that room.
@@ -770,6 +781,8 @@ class ChatClient:
         """
         if (room is None) == (with_ is None):
             raise ValueError("give exactly one of room and with_")
+        if before is not None and after is not None:
+            raise ValueError("give before or after, not both")
         frame: dict[str, Any] = {"type": "history"}
         if room is not None:
             frame["room"] = room
@@ -779,6 +792,8 @@ class ChatClient:
             frame["before"] = before
         if limit is not None:
             frame["limit"] = limit
+        if after is not None:
+            frame["after"] = after
         reply = await self._request(frame)
         raw = reply.get("messages")
         messages = []
@@ -786,7 +801,26 @@ class ChatClient:
             if isinstance(m, dict) and (msg := Message.from_frame(m, self.state.nick)):
                 messages.append(msg)
         self.state.add_history(messages)
-        return HistoryPage(tuple(messages), reply.get("more") is True)
+        receipts = _receipt_state(reply.get("receipts"))
+        if receipts is not None and with_ is not None:
+            self._stored_receipts(with_, receipts)
+        return HistoryPage(tuple(messages), reply.get("more") is True, receipts)
+
+    async def settings(self) -> bool:
+        """Ask the server whether the account has DM receipts on (issue 15)."""
+        reply = await self._request({"type": "settings"})
+        on = reply.get("receipts") is True
+        self.receipts_on = on if self.account else None
+        return on
+
+    def _stored_receipts(self, nick: str, state: tuple[int, int]) -> None:
+        """Hand on stored receipts as `Receipt` events (only what moves them forward)."""
+        before = self.state.receipt(nick)
+        delivered, read = self.state.receipt(nick, delivered=state[0], read=state[1])
+        if delivered > before[0]:
+            self._emit(Receipt(nick, delivered, "delivered"))
+        if read > before[1]:
+            self._emit(Receipt(nick, read, "read"))
 
     # --- protocol version 1.1: edits, deletions, reactions, replies, search -------
 
@@ -882,6 +916,7 @@ class ChatClient:
             Forbidden: a guest (``extra["reason"] == "guest"``).
         """
         await self._request({"type": "receipts", "on": on})
+        self.receipts_on = on
 
     async def register(
         self, password: str, *, invite: str | None = None, bot: bool = False
@@ -908,6 +943,7 @@ class ChatClient:
         await self._request(frame, retry=False)
         self.password = password  # reconnects now need it
         self.state.account = True
+        self.receipts_on = False  # a new account's setting (issue 15)
 
     async def passwd(self, old: str, new: str) -> None:
         """Change the account's password.
@@ -1078,6 +1114,9 @@ class ChatClient:
         server = server if isinstance(server, dict) else {}
         motd = welcome.get("motd")
         account = welcome.get("account") is True
+        settings = welcome.get("settings")
+        on = settings.get("receipts") if isinstance(settings, dict) else None
+        self.receipts_on = on if isinstance(on, bool) else None
         self.state.welcome(
             nick if isinstance(nick, str) else self._requested_nick, account, room_list
         )
@@ -1092,6 +1131,7 @@ class ChatClient:
             server_name=str(server.get("name", "")),
             server_version=str(server.get("version", "")),
             resumed=resumed,
+            receipts=self.receipts_on,
         )
         self._emit(event)
         self._emit(Status("connected", queued=len(self._outbox)))
@@ -1230,9 +1270,24 @@ class ChatClient:
         if not isinstance(with_, str) or not isinstance(upto, int) or isinstance(upto, bool):
             return
         if state == "delivered":
+            self.state.receipt(with_, delivered=upto)
             self._emit(Receipt(with_, upto, "delivered"))
         elif state == "read":
+            self.state.receipt(with_, read=upto)
             self._emit(Receipt(with_, upto, "read"))
+
+    def _on_settings(self, session: _Session, frame: dict[str, Any]) -> None:
+        on = frame.get("receipts")
+        if not isinstance(on, bool):
+            return
+        ref = frame.get("ref")
+        fut = self._requests.get(ref) if isinstance(ref, str) else None
+        if fut is not None:
+            if not fut.done():
+                fut.set_result(frame)
+            return
+        self.receipts_on = on  # changed on another device
+        self._emit(SettingsChanged(on))
 
     def _on_ack_frame(self, session: _Session, frame: dict[str, Any]) -> None:
         self._on_ack(frame)
@@ -1257,6 +1312,13 @@ class ChatClient:
         session.caught_up = True
         rooms, dms = frame.get("rooms"), frame.get("dms")
         missed, mentions = frame.get("missed"), frame.get("mentions")
+        raw = frame.get("receipts")
+        stored = {
+            nick: state
+            for nick, value in (raw.items() if isinstance(raw, dict) else ())
+            if isinstance(nick, str) and nick.startswith("@")
+            if (state := _receipt_state(value)) is not None
+        }
         self._emit(
             CaughtUp(
                 missed=missed if isinstance(missed, int) else 0,
@@ -1266,8 +1328,11 @@ class ChatClient:
                 resumed=session.number > 1,
                 unread=_counts(frame.get("unread")),
                 mentions=mentions if isinstance(mentions, int) and mentions > 0 else 0,
+                receipts={nick[1:]: state for nick, state in stored.items()},
             )
         )
+        for nick, state in stored.items():
+            self._stored_receipts(nick[1:], state)
         self._flush_seen()
         self._pump()
 
@@ -1326,6 +1391,7 @@ class ChatClient:
         "reacted": _on_change_frame,
         "read": _on_read,
         "receipt": _on_receipt,
+        "settings": _on_settings,
         "room_info": _on_room_info,
     }
 
@@ -1372,3 +1438,15 @@ def _counts(value: object) -> dict[str, int]:
     if not isinstance(value, dict):
         return {}
     return {str(k): v for k, v in value.items() if isinstance(v, int) and v > 0}
+
+
+def _receipt_state(value: object) -> tuple[int, int] | None:
+    """``{"delivered":42,"read":40}`` (issue 15) as ``(42, 40)``; None if malformed."""
+    if not isinstance(value, dict):
+        return None
+    delivered, read = value.get("delivered"), value.get("read")
+    for v in (delivered, read):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            return None
+    assert isinstance(delivered, int) and isinstance(read, int)
+    return (delivered, read)

@@ -37,6 +37,7 @@ __all__ = [
     "RoomInfo",
     "SendFailed",
     "Sent",
+    "SettingsChanged",
     "Status",
     "Typing",
     "User",
@@ -83,6 +84,8 @@ class Welcome:
         server_name: the server's name.
         server_version: the server's version string.
         resumed: False for the first session of this client, True after a reconnect.
+        receipts: whether the account has DM receipts on (None: a guest, or a
+            server that does not say; issue 15).
     """
 
     nick: str
@@ -92,6 +95,7 @@ class Welcome:
     server_name: str = ""
     server_version: str = ""
     resumed: bool = False
+    receipts: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,9 @@ class CaughtUp:
             per conversation: a room's name, or ``@`` and the other party's nick
             for a DM (protocol version 1.1; conversations with none are left out).
         mentions: backlog messages that mention you (protocol version 1.1).
+        receipts: stored DM receipts, per other party's nick: how far they have your
+            DMs on a device and have read them, ``(delivered, read)`` (issue 15;
+            the client also hands each on as a :class:`Receipt` after this event).
     """
 
     missed: int
@@ -119,6 +126,7 @@ class CaughtUp:
     resumed: bool = False
     unread: Mapping[str, int] = field(default_factory=dict)
     mentions: int = 0
+    receipts: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,10 +357,16 @@ class RoomInfo:
 
 @dataclass(frozen=True, slots=True)
 class HistoryPage:
-    """A page of older messages, oldest first; ``more`` if older ones exist."""
+    """A page of messages, oldest first; ``more`` if older ones exist (newer ones, for a
+    page asked with ``after``).
+
+    ``receipts``: for a DM page, how far the other party has your DMs, ``(delivered,
+    read)``, when both of you have receipts on (issue 15); None otherwise.
+    """
 
     messages: tuple[Message, ...]
     more: bool
+    receipts: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +456,13 @@ class Receipt:
     with_: str
     upto: int
     state: Literal["delivered", "read"]
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChanged:
+    """The account's settings changed on another device (issue 15): ``receipts`` now."""
+
+    receipts: bool
 
 
 def _positive(value: object) -> int | None:
@@ -563,6 +584,7 @@ Event = (
     | Changed
     | ReadMarker
     | Receipt
+    | SettingsChanged
     | RoomDetails
     | Moderated
 )

@@ -88,6 +88,8 @@ class ChatState:
         self._last: dict[Conversation, int] = {}  # conversation -> newest id
         self._where: dict[int, Conversation] = {}  # kept message id -> its conversation
         self._markers: dict[Conversation, int] = {}  # the account's read markers
+        # Issue 15: DM receipts per other party (folded nick): (delivered, read).
+        self._receipts: dict[str, tuple[int, int]] = {}
 
     # --- session -----------------------------------------------------------------
 
@@ -273,6 +275,27 @@ class ChatState:
         if left < self._unread.get(conversation, 0):
             self.set_unread(conversation, left)
         return True
+
+    def receipt(self, nick: str, *, delivered: int = 0, read: int = 0) -> tuple[int, int]:
+        """How far ``nick`` has our DMs on a device and has read them, ``(delivered, read)``,
+        after moving either forward (never back) by a receipt, live or stored."""
+        key = fold_nick(nick)
+        had = self._receipts.get(key, (0, 0))
+        now = (max(had[0], delivered), max(had[1], read))
+        if now != had:
+            self._receipts[key] = now
+        return now
+
+    def dm_status(self, message: Message) -> Literal["sent", "delivered", "read"] | None:
+        """Where one of our DMs is on its timeline (queued ones are in the outbox,
+        not here): ``sent`` (stored), ``delivered`` (on a device of the other
+        party) or ``read``; None for anything but our own DM."""
+        if not message.own or message.room is not None or message.peer is None:
+            return None
+        delivered, read = self._receipts.get(fold_nick(message.peer or ""), (0, 0))
+        if message.id <= read:
+            return "read"
+        return "delivered" if message.id <= delivered else "sent"
 
     def set_active(self, conversation: Conversation) -> None:
         """Make ``conversation`` the one on screen: it is read, and stays read."""

@@ -59,6 +59,9 @@ from chinwag.errors import BadPassword, ChatError, Forbidden, PasswordRequired
 
 __all__ = ["clean", "format_message", "parse_server", "run_chat", "summary"]
 
+# Issue 15: how far one of my DMs got, in /history (sent: no mark).
+_TICKS: Final = {"delivered": "  ✓", "read": "  ✓✓"}
+
 HELP: Final = """\
 commands:
   /join ROOM          join a room (made on first join) and talk there (#ROOM too)
@@ -67,6 +70,7 @@ commands:
   /unread             what is unread, per conversation (the one you are in is read)
   /receipts on|off    DM read receipts: you see when someone read your DMs (✓✓),
                       and they see when you read theirs, if both of you turn them on
+                      (/receipts alone: whether they are on)
   /who [ROOM]         who is online in a room (default: the current one); also /names
   /dm NICK [TEXT]     talk to NICK directly (and send TEXT); also /query NICK
   /msg NICK TEXT      send NICK a direct message, staying where you are
@@ -608,11 +612,11 @@ class _Chat:
         key = receipt.with_.casefold()
         if receipt.upto <= self._seen_by.get(key, 0):
             return
-        self._seen_by[key] = receipt.upto
         conv = Conversation.dm(receipt.with_)
         mine = [m for m in self.client.state.messages(conv) if m.own and m.id <= receipt.upto]
         if not mine:
-            return  # nothing of mine shown here that this covers
+            return  # nothing of mine shown here that this covers (a later one may say it)
+        self._seen_by[key] = receipt.upto
         last = mine[-1].body.replace("\n", " ")
         preview = last if len(last) <= 40 else last[:40] + "…"
         self.note(f"✓✓ {clean(receipt.with_)} read your messages, up to “{clean(preview)}”")
@@ -796,6 +800,8 @@ class _Chat:
             self.note(self._unread_line())
         elif command == "receipts" and len(args) == 1 and args[0].lower() in ("on", "off"):
             await self._receipts(args[0].lower() == "on")
+        elif command == "receipts" and not args:
+            await self._receipts_shown()
         elif command == "who" and len(args) <= 1:
             room = _room(args[0]) if args else self._current_room()
             users = await self.client.who(room)
@@ -935,6 +941,14 @@ class _Chat:
         n = self.client.state.unread(Conversation.room(room))
         return f", {n} unread" if n else ""
 
+    async def _receipts_shown(self) -> None:
+        """Say whether the account has DM receipts on, as the server keeps it (issue 15)."""
+        if not self.client.account:
+            self.note("a guest has no read receipts: /register makes your nick an account")
+            return
+        on = await self.client.settings()
+        self.note(f"DM receipts are {'on' if on else 'off'}: /receipts {'off' if on else 'on'}")
+
     async def _receipts(self, on: bool) -> None:
         try:
             await self.client.set_receipts(on)
@@ -1005,7 +1019,9 @@ class _Chat:
             return
         self.say(f"--- earlier in {name} ---")
         for message in page.messages:
-            self.say(format_message(message))
+            # Issue 15: my DMs show how far they got (stored receipts, so after a restart too).
+            mark = _TICKS.get(state.dm_status(message) or "", "")
+            self.say(format_message(message) + mark)
         self.say(f"--- end of earlier messages{' (more: /history again)' if page.more else ''} ---")
 
     async def _register(self) -> None:

@@ -13,7 +13,7 @@ const TYPING_TTL = 6000;
 const SEEN_DELAY = 500;
 const READ_DELAY = 500;
 const READ_EVERY = 3000;   // a `read` costs a command token: in a busy room, one per 3 s at most
-const REVEAL_PAGES = 20;   // how many history pages a jump to an old message may load
+const AROUND = 25;          // a jump far back loads this many messages each side of its target
 const RETRYABLE = new Set(["server_error", "rate_limited"]);
 
 export const LOBBY = "room:lobby";
@@ -152,7 +152,8 @@ class Conversation {
     this.unreadBefore = 0;     // unread when the backlog began
     this.delivered = 0;        // DM receipts: the other party has my DMs up to this id…
     this.seenBy = 0;           // …and has read them up to this one
-    this.reveal = null;        // {id, pages}: a message to show once history brings it
+    this.reveal = null;        // {id, waiting}: a message to show once history brings it
+    this.gaps = new Set();     // ids after which newer messages are not loaded yet (a jump)
     this.info = null;          // a room's {topic, private, announce} (room_info, §12)
     this.role = "member";      // my role in the room (room_info.role)
     this.roles = new Map();    // folded nick -> role, as grants were seen
@@ -197,6 +198,7 @@ export class Chat extends EventTarget {
     this.statusText = "";
     this.blocks = null;        // the nicks this user blocks (the `blocks` reply), once asked
     this.requests = new Map(); // ref -> {what, nick, room}: moderation requests on their way
+    this.pageFrames = new Map(); // ref -> frame: a jump's or a gap's history request (issue 15)
     this.asked = 0;
     this.ending = "";          // why the server ended the session (bye), shown at the login form
     this.conversation(LOBBY, "lobby");
@@ -360,6 +362,7 @@ export class Chat extends EventTarget {
       case "read": return this.onRead(f);
       case "receipt": return this.onReceipt(f);
       case "results": this.emit("results", f); return;
+      case "settings": return this.onSettings(f);
       case "room_info": return this.onRoomInfo(f);
       case "blocks": this.blocks = Array.isArray(f.nicks) ? f.nicks : []; this.emit("change"); return;
       case "ping": this.send({ type: "pong", ref: f.ref }); return;
@@ -381,6 +384,9 @@ export class Chat extends EventTarget {
     this.attempt = 0;
     save("nick", f.nick);
     const rooms = new Set(f.rooms || []);
+    if (this.account && typeof f.settings?.receipts === "boolean") {
+      save("receipts." + fold(f.nick), f.settings.receipts);  // the account's true setting
+    }
     for (const c of [...this.conversations.values()]) {
       if (c.kind === "room" && c.key !== LOBBY && !rooms.has(c.name)) {
         this.conversations.delete(c.key);  // kicked or banned while away
@@ -415,6 +421,10 @@ export class Chat extends EventTarget {
         const c = name.startsWith("@") ? this.conversation(dmKey(name.slice(1)), name.slice(1)) : this.conversations.get(roomKey(name));
         if (c) c.unread += n;
       }
+    }
+    // Stored DM receipts (issue 15): how far each has my DMs, also while this page was closed.
+    for (const [name, state] of Object.entries(f.receipts || {})) {
+      if (name.startsWith("@")) this.storedReceipts(this.conversation(dmKey(name.slice(1)), name.slice(1)), state);
     }
     const open = this.conversations.get(this.active);
     if (open && !document.hidden) open.unread = 0;
@@ -530,12 +540,31 @@ export class Chat extends EventTarget {
     if (typeof f.ref === "string" && f.ref.startsWith("history:")) {
       const c = this.conversations.get(f.ref.slice(8));
       if (c && f.code === "rate_limited") {
-        // Out of command budget (a jump far back spends one per page): ask again later.
+        // Out of command budget: ask again later.
         c.loading = false;
-        setTimeout(() => (c.reveal ? this.revealStep(c) : this.loadEarlier(c.key)), (f.retry_after ?? 1) * 1000);
+        setTimeout(() => this.loadEarlier(c.key), (f.retry_after ?? 1) * 1000);
         return;
       }
-      if (c) { c.loading = false; c.more = false; c.reveal = null; }
+      if (c) { c.loading = false; c.more = false; }
+    }
+    if (typeof f.ref === "string" && (f.ref.startsWith("before:") || f.ref.startsWith("after:"))) {
+      // A jump's page or a gap's page was refused: out of command budget (ask again
+      // later), or the conversation is gone.
+      const frame = this.pageFrames.get(f.ref);
+      if (f.code === "rate_limited" && frame) {
+        setTimeout(() => this.send(frame), (f.retry_after ?? 1) * 1000);
+        return;
+      }
+      this.pageFrames.delete(f.ref);
+      const c = this.conversations.get(f.ref.split(":").slice(1, -1).join(":"));
+      if (c) c.loading = false;
+      if (c && c.reveal) {
+        const { id } = c.reveal;
+        c.reveal = null;
+        this.emit("reveal", { conversation: c, id, found: false, error: f.message || f.code });
+      }
+      if (c && !c.reveal) this.emit("change");
+      return;
     }
     if (f.ref === "search" || f.ref === "receipts") {
       this.emit(f.ref === "search" ? "results" : "problem", { error: true, text: f.message || f.code });
@@ -661,6 +690,19 @@ export class Chat extends EventTarget {
     const me = fold(this.nick);
     const left = c.messages.filter((m) => m.id > c.readUpto && fold(m.from) !== me).length;
     c.unread = Math.min(c.unread, left);
+    this.emit("change");
+  }
+
+  /** Stored DM receipts {delivered, read} of conversation `c` (caught_up, history). */
+  storedReceipts(c, state) {
+    if (typeof state?.delivered === "number") c.delivered = Math.max(c.delivered, state.delivered);
+    if (typeof state?.read === "number") c.seenBy = Math.max(c.seenBy, state.read);
+  }
+
+  /** The account's settings, changed on another device (issue 15). */
+  onSettings(f) {
+    if (!this.account || typeof f.receipts !== "boolean") return;
+    save("receipts." + fold(this.nick), f.receipts);
     this.emit("change");
   }
 
@@ -794,12 +836,37 @@ export class Chat extends EventTarget {
     const c = this.conversations.get(key);
     if (!c) return;
     let added = 0;
-    for (const m of f.messages || []) if (this.addMessage(m)) added += 1;
-    c.more = !!f.more;
-    c.loading = false;
+    const ids = [];
+    for (const m of f.messages || []) {
+      if (typeof m.id === "number") ids.push(m.id);
+      if (this.addMessage(m)) added += 1;
+    }
+    if (f.with && f.receipts) this.storedReceipts(c, f.receipts);
+    const ref = typeof f.ref === "string" ? f.ref : "";
+    this.pageFrames.delete(ref);
+    if (ref.startsWith("after:")) {
+      // A page newer than a gap's start (issue 15): the gap closes, or moves up.
+      c.gaps.delete(Number(ref.split(":").pop()));
+      const top = ids.length ? Math.max(...ids) : 0;
+      if (f.more && ids.length === added) c.gaps.add(top);
+      c.loading = false;
+    } else if (ref.startsWith("before:")) {
+      // The older half of a page around a jump's target.
+      const low = ids.length ? Math.min(...ids) : Infinity;
+      const below = c.messages.filter((m) => m.id < low);
+      if (f.more && below.length) c.gaps.add(below[below.length - 1].id);
+      if (!below.length) c.more = !!f.more;
+    } else {
+      c.more = !!f.more;
+      c.loading = false;
+    }
     this.emit("history", { conversation: c, added });
     this.emit("change");
-    if (c.reveal) this.revealStep(c);
+    if (c.reveal && (ref.startsWith("after:") || ref.startsWith("before:")) && --c.reveal.waiting === 0) {
+      const { id } = c.reveal;
+      c.reveal = null;
+      this.emit("reveal", { conversation: c, id, found: this.byId.has(id) });
+    }
   }
 
   onRooms(f) {
@@ -899,24 +966,35 @@ export class Chat extends EventTarget {
     this.switchTo(key);
   }
 
-  /** Open conversation `key` at message `id`, loading older pages until it is there. */
+  /** Open conversation `key` at message `id`: if it is not loaded, load a page around it
+   *  (`before` and `after`, issue 15); what lies between it and the rest is a gap. */
   showMessage(key, id) {
     const c = this.conversations.get(key);
     if (!c) return;
     if (key !== this.active) this.switchTo(key);
-    c.reveal = { id, pages: 0 };
-    this.revealStep(c);
-  }
-
-  revealStep(c) {
-    const { id, pages } = c.reveal;
-    if (this.byId.has(id) || !c.more || pages >= REVEAL_PAGES) {
-      c.reveal = null;
+    if (this.byId.has(id) || this.phase !== "live") {
       this.emit("reveal", { conversation: c, id, found: this.byId.has(id) });
       return;
     }
-    c.reveal.pages += 1;
-    this.loadEarlier(c.key);
+    c.reveal = { id, waiting: 2 };
+    const where = c.kind === "room" ? { room: c.name } : { with: c.name };
+    this.sendPage({ type: "history", ...where, before: id + 1, limit: AROUND, ref: `before:${key}:${id}` });
+    this.sendPage({ type: "history", ...where, after: id, limit: AROUND, ref: `after:${key}:${id}` });
+  }
+
+  /** Send a history request that is asked again if the command budget refuses it. */
+  sendPage(frame) {
+    this.pageFrames.set(frame.ref, frame);
+    this.send(frame);
+  }
+
+  /** Load the messages after gap `after` of conversation `key` (newer than a jump's page). */
+  loadGap(key, after) {
+    const c = this.conversations.get(key);
+    if (!c || c.loading || !c.gaps.has(after) || this.phase !== "live") return;
+    c.loading = true;
+    const where = c.kind === "room" ? { room: c.name } : { with: c.name };
+    this.sendPage({ type: "history", ...where, after, limit: 50, ref: `after:${key}:${after}` });
   }
 
   /** Search what this account may see (1.1); false when offline. The answer is a "results" event. */
@@ -934,7 +1012,7 @@ export class Chat extends EventTarget {
     return this.send({ type: "receipts", on, ref: "receipts" });
   }
 
-  receiptsOn() { return this.account && load("receipts." + fold(this.nick), false) === true; }
+  receiptsOn() { return this.account && load("receipts." + fold(this.nick), false) === true; }  // the server's, since welcome
 
   /** Queue an edit, a deletion or a reaction of message `m`: kept and resent like a message. */
   act(m, act, fields) {

@@ -210,6 +210,12 @@ function renderMessages() {
     if (day !== lastDay) { list.append(el("li", "day", new Date(m.ts).toLocaleDateString())); lastDay = day; }
     if (m.id === c.dividerBefore) list.append(el("li", "divider", "New since you were away"));
     list.append(messageItem(m));
+    if (c.gaps.has(m.id)) {
+      // Issue 15: a jump loaded a page far back; newer messages up to the rest are not loaded.
+      const gap = el("li", "gap");
+      gap.append(button("Load newer messages", "Load the messages after this one", `gap:${m.id}`, () => chat.loadGap(c.key, m.id)));
+      list.append(gap);
+    }
   }
   while (n < notices.length) list.append(el("li", "notice", notices[n++].text));
   for (const item of chat.pending(c.key)) list.append(pendingItem(item));
@@ -410,7 +416,7 @@ chat.addEventListener("reveal", (ev) => {
   const { conversation: c, id, found } = ev.detail;
   if (c.key !== chat.active) return;
   const li = $("messages").querySelector(`li[data-id="${id}"]`);
-  if (!found || !li) { chat.notice(c.key, "That message is further back than the client loads at once: scroll up to find it."); return; }
+  if (!found || !li) { chat.notice(c.key, ev.detail.error ? `That message could not be loaded (${ev.detail.error}). Try again in a moment.` : "That message is not available: it may have been deleted, or you may no longer see it."); return; }
   flashId = id;
   li.classList.add("flash");
   li.focus();

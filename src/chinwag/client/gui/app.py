@@ -38,6 +38,7 @@ from chinwag.client.events import (
     RoomDetails,
     SendFailed,
     Sent,
+    SettingsChanged,
     Status,
     Typing,
     User,
@@ -83,10 +84,11 @@ TYPING_EVERY: Final = 3.0
 """Seconds between two "typing" notices we send while the user types."""
 FLASH_TICKS: Final = 4
 """The title alternates every FLASH_TICKS ticks (1 s) while an alert waits."""
-JUMP_PAGE: Final = 200
-"""Messages per history page fetched to reach a message that is further back."""
-JUMP_PAGES: Final = 10
-"""Pages fetched at most to reach a message (a reply's original, a search result)."""
+JUMP_AROUND: Final = 25
+"""Messages loaded each side of a message that is not loaded here (a reply's original, a
+search result): the page around it (issue 15)."""
+GAP_PAGE: Final = 100
+"""Messages per page that fills the gap after a jump's page ("Load newer messages")."""
 
 
 def collect_tk_garbage() -> None:
@@ -220,6 +222,7 @@ class GuiApp:
         self.menu_account.add_command(label="Change password…", command=self.ask_passwd)
         self.menu_account.add_separator()
         self.receipts_var = tk.BooleanVar(self.root, value=self.prefs.receipts)
+        self._receipts_told = False  # whether the last welcome said the account's setting
         self.menu_account.add_checkbutton(
             label="Read receipts in direct messages",
             variable=self.receipts_var,
@@ -515,6 +518,11 @@ class GuiApp:
                 model.on_welcome(event)
                 if event.resumed:
                     model.add_notice(model.active, "Reconnected.")
+                self._receipts_told = event.receipts is not None
+                if event.receipts is not None:  # issue 15: as the server keeps it
+                    self._adopt_receipts(event.receipts)
+            case SettingsChanged():
+                self._adopt_receipts(event.receipts)  # changed on another device
             case CaughtUp():
                 model.on_caught_up(event)
                 if not event.resumed:
@@ -578,9 +586,18 @@ class GuiApp:
         self._load_history(model.active)
         if model.active.kind == "room":
             self._load_members(model.active.name)
-        if model.state.account:
+        if model.state.account and not self._receipts_told:  # a server that does not say
             self._send_receipts(bool(self.receipts_var.get()), quiet=True)
         self._load_blocks()
+
+    def _adopt_receipts(self, on: bool) -> None:
+        """The account's receipts setting, as the server says it is (issue 15)."""
+        if self.model is not None:
+            self.model.receipts = on
+        self.receipts_var.set(on)
+        if self.prefs.receipts != on:
+            self.prefs.receipts = on
+            self.prefs.save()
 
     def _toggle_receipts(self) -> None:
         on = bool(self.receipts_var.get())
@@ -847,13 +864,13 @@ class GuiApp:
         dialog = made
 
     def jump_to(self, message_id: int) -> None:
-        """Show a message of the conversation on screen, loading earlier pages if needed."""
+        """Show a message of the conversation on screen, loading the page around it if needed."""
         model = self.model
         if model is None or self.chat_view is None:
             return
-        self._jump(model.active, message_id, JUMP_PAGES)
+        self._jump(model.active, message_id)
 
-    def _jump(self, conversation: Conversation, message_id: int, pages: int) -> None:
+    def _jump(self, conversation: Conversation, message_id: int) -> None:
         model, session, view = self.model, self.session, self.chat_view
         if model is None or session is None or view is None:
             return
@@ -861,32 +878,47 @@ class GuiApp:
             self._refresh()
             view.flash(message_id)
             return
-        oldest = model.oldest_id(conversation)
-        if (
-            pages <= 0
-            or (oldest is not None and oldest < message_id)
-            or model.history_exhausted(conversation)
-        ):
-            model.add_notice(conversation, "That message is not available here.", "error")
+
+        def done(outcome: Outcome[tuple[HistoryPage, HistoryPage]]) -> None:
+            if self.model is not model:
+                return
+            if outcome.value is None:
+                model.add_notice(conversation, "Could not load that message: try again.", "error")
+                self._schedule_refresh()
+                return
+            model.add_around(conversation, *outcome.value)
+            if not model.holds(conversation, message_id):
+                model.add_notice(conversation, "That message is not available here.", "error")
+            if model.active == conversation:
+                self._refresh(full=True)
+                if self.chat_view is not None and model.holds(conversation, message_id):
+                    self.chat_view.flash(message_id)
             self._schedule_refresh()
+
+        # Issue 15: two pages however far back, not every page between the newest and it.
+        target = model.target(conversation)
+        self.bridge.call(session.around(conversation, target, message_id, JUMP_AROUND), done)
+
+    def load_newer(self, after: int) -> None:
+        """Fill the gap below message ``after`` (left by a jump) with the next page."""
+        model, session = self.model, self.session
+        if model is None or session is None:
             return
-        model.history_started(conversation)
+        conversation = model.active
+        model.gap_started(after)
 
         def done(outcome: Outcome[HistoryPage]) -> None:
             if self.model is not model:
                 return
+            model.add_newer(conversation, after, outcome.value)
             if outcome.value is None:
-                model.history_failed(conversation)
-                model.add_notice(conversation, "Could not load earlier messages.", "error")
-                self._schedule_refresh()
-                return
-            model.add_history(conversation, outcome.value)
+                model.add_notice(conversation, "Could not load newer messages: try again.", "error")
             if model.active == conversation:
                 self._refresh(full=True)
-                self._jump(conversation, message_id, pages - 1)
 
         target = model.target(conversation)
-        self.bridge.call(session.history(conversation, target, oldest, JUMP_PAGE), done)
+        self.bridge.call(session.history(conversation, target, None, GAP_PAGE, after=after), done)
+        self._schedule_refresh()
 
     def search(self, query: str, before: int | None = None) -> None:
         """Search every message we may see; the results replace the members panel."""
@@ -928,7 +960,7 @@ class GuiApp:
             self.select(
                 model.open_dm(message.peer or message.sender) if conv.kind == "dm" else conv
             )
-        self._jump(conv, message.id, JUMP_PAGES)
+        self._jump(conv, message.id)
 
     def close_search(self) -> None:
         """Close the search results; the members panel comes back."""

@@ -22,6 +22,7 @@ from chinwag.client.gui.model import (
     Chip,
     DaySeparator,
     LoadEarlier,
+    LoadNewer,
     MessageLine,
     NoticeLine,
     PendingLine,
@@ -81,6 +82,7 @@ class ChatActions(Protocol):
     def cancel_edit(self) -> None: ...
     def delete(self, message_id: int) -> None: ...
     def jump_to(self, message_id: int) -> None: ...
+    def load_newer(self, after: int) -> None: ...
     def search(self, query: str) -> None: ...
     def open_result(self, index: int) -> None: ...
     def search_more(self) -> None: ...
@@ -449,15 +451,16 @@ class ChatView(ttk.Frame):
             spacing1=px(10),
             spacing3=px(6),
         )
-        t.tag_configure(
-            "earlier",
-            justify="center",
-            foreground=p.accent,
-            font=f["small"],
-            underline=True,
-            spacing1=px(6),
-            spacing3=px(6),
-        )
+        for link in ("earlier", "newer"):
+            t.tag_configure(
+                link,
+                justify="center",
+                foreground=p.accent,
+                font=f["small"],
+                underline=True,
+                spacing1=px(6),
+                spacing3=px(6),
+            )
         t.tag_configure("header", spacing1=px(9))
         t.tag_configure("time", foreground=p.muted, font=f["small"])
         t.tag_configure("you", foreground=p.muted, font=f["small"])
@@ -531,6 +534,9 @@ class ChatView(ttk.Frame):
         t.tag_bind("earlier", "<Button-1>", lambda _e: self.actions.load_earlier())
         t.tag_bind("earlier", "<Enter>", lambda _e: t.configure(cursor="hand2"))
         t.tag_bind("earlier", "<Leave>", lambda _e: t.configure(cursor="arrow"))
+        t.tag_bind("newer", "<Button-1>", lambda _e: self._load_newer())
+        t.tag_bind("newer", "<Enter>", lambda _e: t.configure(cursor="hand2"))
+        t.tag_bind("newer", "<Leave>", lambda _e: t.configure(cursor="arrow"))
         self.tree.tag_configure("section", foreground=p.muted, font=f["small_bold"])
         self.tree.tag_configure("unread", foreground=p.fg, font=f["bold"])
         self.tree.tag_configure("read", foreground=p.fg, font=f["body"])
@@ -766,6 +772,13 @@ class ChatView(ttk.Frame):
         self._items = list(items[: p + e]) + old[p + d :]
         self._forget_gone_edit_box()
 
+    def _load_newer(self) -> None:
+        """The "Load newer messages" link under the pointer was clicked (its ``gapN`` tag)."""
+        for tag in self.text.tag_names("current"):
+            if tag.startswith("gap") and tag[3:].isdigit():
+                self.actions.load_newer(int(tag[3:]))
+                return
+
     def shown_items(self) -> list[ViewItem]:
         """The items on screen (for tests)."""
         return list(self._items)
@@ -783,6 +796,10 @@ class ChatView(ttk.Frame):
         elif isinstance(item, LoadEarlier):
             label = "Loading…" if item.loading else "Load earlier messages"
             t.insert(at, f"{label}\n", ("earlier",))
+        elif isinstance(item, LoadNewer):
+            # Issue 15: below a jump's page, the newer messages not loaded yet.
+            label = "Loading…" if item.loading else "Load newer messages"
+            t.insert(at, f"{label}\n", ("newer", f"gap{item.after}"))
         elif isinstance(item, NoticeLine):
             tag = "notice_error" if item.kind == "error" else "notice"
             t.insert(at, f"{clean(item.text)}\n", (tag,))

@@ -53,6 +53,7 @@ __all__ = [
     "DaySeparator",
     "GuiModel",
     "LoadEarlier",
+    "LoadNewer",
     "LoginProblem",
     "MessageLine",
     "Notice",
@@ -102,6 +103,15 @@ class AwayDivider:
 class LoadEarlier:
     """A link at the top: older messages exist on the server."""
 
+    loading: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoadNewer:
+    """A link below message ``after``: newer messages exist that are not loaded here (a
+    jump far back loaded a page around its message; issue 15)."""
+
+    after: int
     loading: bool = False
 
 
@@ -177,7 +187,9 @@ class PendingLine:
     quote: Quote | None = None
 
 
-ViewItem = DaySeparator | AwayDivider | LoadEarlier | MessageLine | NoticeLine | PendingLine
+ViewItem = (
+    DaySeparator | AwayDivider | LoadEarlier | LoadNewer | MessageLine | NoticeLine | PendingLine
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +380,10 @@ class GuiModel:
         self._more: dict[Conversation, bool] = {}
         self._history_loaded: set[Conversation] = set()
         self._history_loading: set[Conversation] = set()
+        # Issue 15: per conversation, the ids after which newer messages are not loaded
+        # (a jump's page), and those being loaded now.
+        self._gaps: dict[Conversation, set[int]] = {}
+        self._gaps_loading: set[int] = set()
         self.editing: int | None = None
         """The id of the message being edited in place, if one is."""
         self.receipts = False
@@ -882,12 +898,56 @@ class GuiModel:
         self._history_loading.discard(conversation)
         self._history_loaded.add(conversation)
         self._more[conversation] = page.more
+        return self._merge(conversation, page)
+
+    def _merge(self, conversation: Conversation, page: HistoryPage) -> int:
         added = self.state.add_history(page.messages)
         for message in added:
             self._last_id[conversation] = max(self._last_id.get(conversation, 0), message.id)
             if conversation.kind == "dm":
                 self._dms[conversation] = max(self._dms.get(conversation, 0), message.id)
         return len(added)
+
+    # --- issue 15: a page around a message far back, and the gap it leaves ----------
+
+    def add_around(
+        self, conversation: Conversation, older: HistoryPage, newer: HistoryPage
+    ) -> None:
+        """Merge a jump's pages: up to and with its message (``older``), and after it.
+
+        Where ``older`` stops short of older messages kept here, and where
+        ``newer`` stops short of what is newer, a gap remains (`LoadNewer`).
+        """
+        kept = [m.id for m in self.state.messages(conversation)]
+        low = min((m.id for m in older.messages), default=None)
+        below = [i for i in kept if low is not None and i < low]
+        self._history_loaded.add(conversation)
+        self._merge(conversation, older)
+        gaps = self._gaps.setdefault(conversation, set())
+        if below and older.more:
+            gaps.add(below[-1])
+        elif not below:
+            self._more[conversation] = older.more
+        self._after_gap(conversation, newer)
+
+    def gap_started(self, after: int) -> None:
+        """A page after gap ``after`` is being loaded."""
+        self._gaps_loading.add(after)
+
+    def add_newer(self, conversation: Conversation, after: int, page: HistoryPage | None) -> None:
+        """Merge the page after gap ``after`` (None: it failed; the gap stays)."""
+        self._gaps_loading.discard(after)
+        if page is None:
+            return
+        self._gaps.setdefault(conversation, set()).discard(after)
+        self._after_gap(conversation, page)
+
+    def _after_gap(self, conversation: Conversation, page: HistoryPage) -> None:
+        """A page forwards went in: if it joined nothing kept and newer ones exist, the
+        gap now starts at its newest message."""
+        added = self._merge(conversation, page)
+        if page.more and page.messages and added == len(page.messages):
+            self._gaps.setdefault(conversation, set()).add(page.messages[-1].id)
 
     def oldest_id(self, conversation: Conversation) -> int | None:
         """The oldest message id shown in a conversation (``before`` for the next page)."""
@@ -945,6 +1005,9 @@ class GuiModel:
                 )
             )
             prev = message
+            if message.id in self._gaps.get(conversation, ()):
+                out.append(LoadNewer(message.id, message.id in self._gaps_loading))
+                prev = None
         out.extend(NoticeLine(notice.text, notice.kind) for notice in notices[n:])
         for item in self.pending(conversation):
             quote = self.quote(item.reply_to) if item.reply_to is not None else None

@@ -348,12 +348,28 @@ class NetSession:
         return await self.client.who(room)
 
     async def history(
-        self, conversation: Conversation, target: str, before: int | None, limit: int = 50
+        self,
+        conversation: Conversation,
+        target: str,
+        before: int | None,
+        limit: int = 50,
+        *,
+        after: int | None = None,
     ) -> HistoryPage:
-        """A page of older messages of a conversation."""
+        """A page of older messages of a conversation (newer than ``after``, if given)."""
         if conversation.kind == "room":
-            return await self.client.history(conversation.name, before=before, limit=limit)
-        return await self.client.history(with_=target, before=before, limit=limit)
+            return await self.client.history(
+                conversation.name, before=before, limit=limit, after=after
+            )
+        return await self.client.history(with_=target, before=before, limit=limit, after=after)
+
+    async def around(
+        self, conversation: Conversation, target: str, message_id: int, limit: int
+    ) -> tuple[HistoryPage, HistoryPage]:
+        """Up to ``limit`` messages up to and with ``message_id``, and ``limit`` after it."""
+        older = await self.history(conversation, target, message_id + 1, limit)
+        newer = await self.history(conversation, target, None, limit, after=message_id)
+        return older, newer
 
     async def register(self, password: str) -> None:
         """Register the nick we are logged in with (with the invite, if one was used)."""

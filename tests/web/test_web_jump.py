@@ -50,8 +50,9 @@ async def test_a_jump_far_back_loads_a_page_around_the_message_and_the_gap_fills
         for _ in range(8):  # 250 messages at 50 a page close the gap
             if await gap.count() == 0:
                 break
+            before = await shown.count()
             await gap.click()
-            await expect(shown.filter(has_text="filler")).not_to_have_count(0)
+            await expect(shown).not_to_have_count(before)  # the next page came
         await expect(gap).to_have_count(0)
         await expect(shown).to_have_count(302)
         assert page.errors == []  # type: ignore[attr-defined]

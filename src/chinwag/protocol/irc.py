@@ -173,6 +173,11 @@ _ESCAPED_FIRST: Final = frozenset("0123456789-")
 _BAD_NICK_CHARS: Final = frozenset(" ,*?!@:.\r\n\0")
 _BAD_NICK_FIRST: Final = frozenset("#&$:0123456789-+~%")
 
+# SASL (IRCv3 sasl-3.1): a response comes in chunks of 400 bytes of base64; a PLAIN
+# one (authzid, account, password) is never longer than this in all.
+_SASL_CHUNK: Final = 400
+_SASL_MAX: Final = 800
+
 # The device a username or SASL account names after "@" (as on the JSON port).
 _DEVICE_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DEVICE_WORDS: Final = (
@@ -184,6 +189,8 @@ _BYE_WORDS: Final = {
     "banned": "you are banned from this server",
     "kicked": "an admin ended your session",
 }
+# Commands the hub carries out without an answer (a labeled one gets an ``ACK``).
+_UNANSWERED: Final = (Pong, Seen, Typing)
 _TAG_ESCAPES: Final = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
 _TAG_UNESCAPES: Final = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 
@@ -388,14 +395,17 @@ def _text_lines(
     tags: Mapping[str, str],
     multiline: str | None = None,
 ) -> bytes:
-    """``text`` as ``verb`` lines to ``target``: one per line of it, each within IRC's limit.
+    """``text`` as ``verb`` lines to ``target``: one per line of it, each within IRC's limit
+    (with the source before it, as every server relays a client's line).
 
     With ``multiline`` (a batch id, for a client that enabled ``draft/multiline``)
     a text of several pieces is one ``draft/multiline`` batch whose opening line
     carries ``tags``; otherwise every piece is a line of its own with ``tags``
     (an empty line is sent as a space: IRC has no empty message).
     """
-    overhead = len(format_message(verb, target, "", source=source))
+    # Cut where a client's own line would be: what a client could send in one
+    # line is relayed in one (as ergo does), though the source makes it longer.
+    overhead = len(format_message(verb, target, ""))
     pieces = _split_body(text, MAX_LINE - overhead)
     if multiline is None or len(pieces) == 1:
         return b"".join(
@@ -689,9 +699,11 @@ class IrcServerCodec:
         items = self._dispatch(msg)
         label = msg.tags.get("label")
         if label and "labeled-response" in self.caps and len(label) <= MAX_LABEL:
-            if not items:
-                items = [Reply(format_message("ACK", source=self.server_name))]
-            if all(isinstance(item, Reply) for item in items):
+            if all(isinstance(item, _UNANSWERED) for item in items):
+                # Nothing answers these (PONG, a typing notice): an ACK does.
+                ack = format_message("ACK", source=self.server_name)
+                items = [*items, Reply(self._labeled(ack, label))]
+            elif all(isinstance(item, Reply) for item in items):
                 # Answered here: the label goes on the answer (commands for the
                 # hub carry it in their pending entry instead).
                 wire = b"".join(item.wire for item in items if isinstance(item, Reply))
@@ -809,8 +821,12 @@ class IrcServerCodec:
 
     def _authenticate(self, params: tuple[str, ...]) -> list[Incoming | Reply]:
         arg = params[0] if params else ""
-        if self.registered or self._sasl_nick is not None:
+        if self._sasl_nick is not None:
             return [self._reply("907", "You have already authenticated using SASL")]
+        if self.registered:
+            # Who a session is is fixed at its start (its nick is its account's name).
+            why = "SASL works only while connecting; reconnect to log in to an account"
+            return [self._reply("462", f"You may not reregister: {why}")]
         if "sasl" not in self.caps:
             return [
                 self._reply("904", "SASL authentication failed: enable the sasl capability first")
@@ -820,16 +836,24 @@ class IrcServerCodec:
             return [self._reply("906", "SASL authentication aborted")]
         if self._sasl is None:
             if arg.upper() != "PLAIN":
-                return [self._reply("908", "PLAIN", "are the available SASL mechanisms")]
+                return [
+                    self._reply("908", "PLAIN", "are the available SASL mechanisms"),
+                    self._reply("904", "SASL authentication failed: that mechanism is not offered"),
+                ]
             self._sasl = "PLAIN"
             return [Reply(format_message("AUTHENTICATE", "+"))]
         if arg != "+":
-            self._sasl_buffer += arg
-            if len(self._sasl_buffer) > 800:
+            if len(arg) > _SASL_CHUNK:
                 self._sasl, self._sasl_buffer = None, ""
-                return [self._reply("905", "SASL message too long")]
-            if len(arg) == 400:
-                return []  # more chunks follow
+                why = f"SASL message too long: send it in chunks of {_SASL_CHUNK} bytes"
+                return [self._reply("905", why)]
+            self._sasl_buffer += arg
+            if len(self._sasl_buffer) > _SASL_MAX:
+                self._sasl, self._sasl_buffer = None, ""
+                why = f"SASL authentication failed: a PLAIN message is at most {_SASL_MAX} bytes"
+                return [self._reply("904", why)]
+            if len(arg) == _SASL_CHUNK:
+                return []  # more chunks follow (after exactly 400 bytes, at least "+")
         payload, self._sasl, self._sasl_buffer = self._sasl_buffer, None, ""
         try:
             decoded = base64.b64decode(payload, validate=True).decode()
@@ -896,7 +920,7 @@ class IrcServerCodec:
             self.nick = chinwag_nick(params[0])
             return self._try_register()
         if cmd == "USER":
-            if len(params) < 4:
+            if len(params) < 4 or not params[0] or not params[3]:
                 return [
                     self._reply("461", "USER", "Not enough parameters: USER <user> 0 * :<name>")
                 ]
@@ -975,6 +999,8 @@ class IrcServerCodec:
             return self._whois(msg)
         if cmd in ("MODE", "TOPIC"):
             return [self._read_only(cmd, params)]
+        if cmd in ("TIME", "INFO"):
+            return [self._about_server(cmd, params)]
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
@@ -1053,6 +1079,24 @@ class IrcServerCodec:
             lines.append(self._numeric("335", nick, "is a bot"))
         lines.append(self._numeric("318", nick, "End of /WHOIS list"))
         return b"".join(lines)
+
+    def _about_server(self, cmd: str, params: tuple[str, ...]) -> Reply:
+        """``TIME`` (``391``) and ``INFO`` (``371``… ``374``) of this server.
+
+        A target naming another server gets ``402``: there is only this one.
+        """
+        name = self.server_name
+        if params and params[0] and params[0].casefold() != name.casefold():
+            return self._reply("402", params[0], f"No such server: this one is {name}")
+        if cmd == "TIME":
+            now = datetime.now(UTC).strftime("%A %B %d %Y -- %H:%M:%S UTC")
+            return self._reply("391", name, now)
+        lines = [
+            self._numeric("371", "chinwag: a self-hostable chat server"),
+            self._numeric("371", "It keeps what you missed while away and plays it back"),
+            self._numeric("374", "End of /INFO list"),
+        ]
+        return Reply(b"".join(lines))
 
     def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
         """MODE and TOPIC: what chinwag has of them (fixed modes, no topics)."""

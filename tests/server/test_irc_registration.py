@@ -1,0 +1,110 @@
+"""IRC registration, labels, SASL and server queries (issue 19, irctest's modules), over real sockets.
+
+A server runs in this process with a JSON-lines and an IRC listener on loopback
+port 0 (``running`` of test_irc_listener); the IRC side is a raw line client.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from test_irc_listener import clients, irc, make_account, running
+
+from chinwag.protocol.irc import MAX_LINE
+
+
+async def test_a_labeled_pong_is_answered_by_a_labeled_ack(tmp_path: Path) -> None:
+    async with running(tmp_path) as (_, irc_port), clients() as made:
+        bob = await irc(made, irc_port)
+        await bob.send("CAP LS 302", "CAP REQ :batch labeled-response")
+        await bob.register("bob", "CAP END")
+        await bob.send("@label=98765 PONG adhoctestline")
+        ack, before = await bob.until(lambda m: m.command == "ACK")
+        assert ack.tags == {"label": "98765"}
+        assert all(m.command != "ACK" for m in before)
+
+
+async def test_a_line_that_fit_the_senders_limit_reaches_the_reader_whole(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (_, irc_port), clients() as made:
+        one, two = await irc(made, irc_port), await irc(made, irc_port)
+        await one.register("nick1")
+        await two.register("nick2")
+        line = "PRIVMSG nick2 :"
+        payload = "a" * (MAX_LINE - len(line) - 2 - 4) + "😃"  # exactly 512 bytes sent
+        await one.send(line + payload)
+        got = await two.command("PRIVMSG")
+        assert got.params == ("nick2", payload)
+        await one.send("PRIVMSG nick2 :after")
+        assert (await two.command("PRIVMSG")).params == ("nick2", "after")  # nothing split off
+
+
+async def test_sasl_answers_what_the_spec_asks_for_each_bad_exchange(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "ann", "correct horse")
+        ann = await irc(made, irc_port)
+        await ann.send("CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE FOO")
+        mechs = await ann.command("908")
+        assert mechs.params[1] == "PLAIN"
+        assert "not offered" in (await ann.command("904")).params[-1]
+        await ann.send("AUTHENTICATE PLAIN")
+        assert (await ann.command("AUTHENTICATE")).params == ("+",)
+        await ann.send("AUTHENTICATE " + "A" * 450)  # one chunk is at most 400 bytes
+        assert "chunks of 400" in (await ann.command("905")).params[-1]
+        await ann.send("AUTHENTICATE PLAIN")
+        await ann.command("AUTHENTICATE")
+        await ann.send(*["AUTHENTICATE " + "A" * 400] * 3)  # more than 800 in all
+        assert "at most 800" in (await ann.command("904")).params[-1]
+        # Still a fresh exchange works: the failures changed nothing.
+        await ann.send("AUTHENTICATE PLAIN")
+        await ann.command("AUTHENTICATE")
+        await ann.send("AUTHENTICATE " + base64.b64encode(b"\0ann\0correct horse").decode())
+        assert (await ann.command("900")).params[2] == "ann"
+        lines = await ann.register("ann", "CAP END")
+        assert lines[-1].params[0] == "ann"
+
+
+async def test_sasl_after_registration_is_refused_as_a_reregistration(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "ann", "correct horse")
+        guest = await irc(made, irc_port)
+        await guest.send("CAP LS 302", "CAP REQ :sasl")
+        await guest.register("foo", "CAP END")
+        await guest.send("AUTHENTICATE PLAIN")
+        refused = await guest.command("462")
+        assert "reconnect to log in" in refused.params[-1]
+        await guest.send("PING :alive")  # the connection goes on as it was
+        assert (await guest.command("PONG")).params[-1] == "alive"
+
+
+async def test_an_empty_username_or_real_name_is_461_and_registration_waits(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (_, irc_port), clients() as made:
+        peer = await irc(made, irc_port)
+        await peer.send("NICK foo", "USER username * * :")
+        refused = await peer.command("461")
+        assert refused.params[:2] == ("*", "USER")
+        await peer.send("USER username * * :Real Name")
+        assert (await peer.command("001")).params[0] == "foo"
+
+
+async def test_time_and_info_answer_for_this_server_and_402_for_another(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, server_name="My.Little.Server") as (_, irc_port), clients() as m:
+        user = await irc(m, irc_port)
+        await user.register("user")
+        await user.send("TIME")
+        now = await user.command("391")
+        assert now.source == "My.Little.Server" and now.params[:2] == ("user", "My.Little.Server")
+        assert "UTC" in now.params[2]
+        await user.send("INFO My.Little.Server")
+        end, before = await user.until(lambda msg: msg.command == "374")
+        assert end.params[0] == "user"
+        assert [msg.command for msg in before if msg.command.isdigit()] == ["371", "371"]
+        await user.send("TIME other.example")
+        other = await user.command("402")
+        assert other.params[1] == "other.example"

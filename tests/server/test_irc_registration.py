@@ -1,4 +1,4 @@
-"""IRC registration, labels, SASL and server queries (issue 19, irctest's modules), over real sockets.
+"""IRC registration, labels, SASL and server queries (issue 19), over real sockets.
 
 A server runs in this process with a JSON-lines and an IRC listener on loopback
 port 0 (``running`` of test_irc_listener); the IRC side is a raw line client.

@@ -108,3 +108,44 @@ async def test_time_and_info_answer_for_this_server_and_402_for_another(
         await user.send("TIME other.example")
         other = await user.command("402")
         assert other.params[1] == "other.example"
+
+
+async def test_a_labeled_join_is_one_batch_with_its_names(tmp_path: Path) -> None:
+    async with running(tmp_path) as (_, irc_port), clients() as made:
+        bar = await irc(made, irc_port)
+        await bar.send("CAP LS 302", "CAP REQ :batch labeled-response message-tags")
+        await bar.register("bar", "CAP END")
+        await bar.send("@label=12345 JOIN #xyz")
+        start = await bar.command("BATCH")
+        assert start.tags == {"label": "12345"}
+        assert start.params[0].startswith("+") and start.params[1] == "labeled-response"
+        batch = start.params[0][1:]
+        end, inside = await bar.until(lambda m: m.command == "BATCH")
+        assert end.params == (f"-{batch}",)
+        assert [m.command for m in inside] == ["JOIN", "353", "366"]
+        assert all(m.tags == {"batch": batch} for m in inside)
+
+
+async def test_a_dm_to_oneself_arrives_and_is_echoed_with_the_label_once(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (_, irc_port), clients() as made:
+        foo = await irc(made, irc_port)
+        await foo.send("CAP LS 302", "CAP REQ :echo-message batch labeled-response")
+        await foo.register("foo", "CAP END")
+        await foo.send("@label=12345 PRIVMSG foo :hi")
+        first = await foo.command("PRIVMSG")
+        second = await foo.command("PRIVMSG")
+        assert first.params == second.params == ("foo", "hi")
+        assert [m.tags.get("label") for m in (first, second)].count("12345") == 1
+        plain = await irc(made, irc_port)
+        await plain.register("plain")
+        await plain.send("PRIVMSG plain :note to self")
+        note, _ = await plain.until(lambda m: m.command == "PRIVMSG")
+        assert note.params == ("plain", "note to self")
+        await plain.send("PRIVMSG plain :again")
+        _, between = await plain.until(lambda m: m.command == "PRIVMSG" and m.params[1] == "again")
+        assert between == []  # once, without echo-message
+        await plain.send("PING :after")
+        _, between = await plain.until(lambda m: m.command == "PONG")
+        assert all(m.command != "PRIVMSG" for m in between)  # once, without echo-message

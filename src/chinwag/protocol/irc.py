@@ -556,6 +556,7 @@ class _Pending:
     body: str | None = None  # what was sent, for echo-message
     whois: _Whois | None = None  # the WHOIS this channel's member list is asked for
     reason: str | None = None  # a REDACT's, for its echo
+    before: bytes = b""  # lines held for this answer (a labeled JOIN, for its NAMES)
 
 
 @dataclass(slots=True)
@@ -1403,6 +1404,8 @@ class IrcServerCodec:
         if type(event) is Error and event.ref is not None:
             self._sent.pop(self._cid_prefix + event.ref, None)  # refused: no copy will come
         wire = self._render(event, pending)
+        if pending is not None and pending.before:
+            wire = pending.before + wire
         if pending is not None and pending.label is not None and wire:
             wire = self._labeled(wire, pending.label)
         if self._replay_batch is not None and not (type(event) is Message and event.replay):
@@ -1526,7 +1529,10 @@ class IrcServerCodec:
                 if event.cid is not None and event.cid in self._sent:
                     del self._sent[event.cid]
                     self._last_id = max(self._last_id, event.id)
-                    return b""
+                    to = event.to
+                    if to is None or to.casefold() != event.sender.casefold():
+                        return b""
+                    # A DM to oneself is shown as well as echoed: one is its reader.
                 if event.replay and "batch" in self.caps:
                     return self._replayed(event)
                 return self._message_lines(event)
@@ -1618,9 +1624,11 @@ class IrcServerCodec:
             case RoomInfo():
                 return b""  # moderation is not mapped to IRC yet (issue 16: not there yet)
 
-    def _names(self, channel: str) -> None:
+    def _names(self, channel: str) -> _Pending:
         """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""
-        self.followups.append(Who(room=channel[1:], ref=self._remember("NAMES", channel, None)))
+        ref = self._remember("NAMES", channel, None)
+        self.followups.append(Who(room=channel[1:], ref=ref))
+        return self._pending[ref]
 
     def _ping(self) -> bytes:
         """A PING whose PONG tells that the client read every message sent before it.
@@ -1637,8 +1645,13 @@ class IrcServerCodec:
         me = self._me()
         if pending.command == "JOIN":
             self._channels.add(pending.target.casefold())
-            self._names(pending.target)
-            return format_message("JOIN", pending.target, source=self._source(me))
+            names = self._names(pending.target)
+            line = format_message("JOIN", pending.target, source=self._source(me))
+            if pending.label is not None and "batch" in self.caps:
+                # A labeled JOIN is answered by one batch: the JOIN with its NAMES.
+                names.label, names.before, pending.label = pending.label, line, None
+                return b""
+            return line
         if pending.command == "PART":
             self._channels.discard(pending.target.casefold())
             return format_message("PART", pending.target, source=self._source(me))

@@ -149,3 +149,33 @@ async def test_a_dm_to_oneself_arrives_and_is_echoed_with_the_label_once(
         await plain.send("PING :after")
         _, between = await plain.until(lambda m: m.command == "PONG")
         assert all(m.command != "PRIVMSG" for m in between)  # once, without echo-message
+
+
+async def test_oper_kill_and_wallops_are_refused_as_without_operators(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "operuser", "operpassword")
+        baz = await irc(made, irc_port)
+        await baz.register("baz")
+        await baz.send("OPER operuser")
+        assert (await baz.command("461")).params[1] == "OPER"
+        await baz.send("OPER operuser operpassword")
+        assert "chinwag admin" in (await baz.command("491")).params[-1]
+        other = await irc(made, irc_port)
+        await other.register("other")
+        await baz.send("KILL other :reason", "WALLOPS :hi everyone")
+        for command in ("KILL", "WALLOPS"):
+            assert command in (await baz.command("481")).params[-1]
+        await other.send("PING :still here")  # KILL did nothing
+        assert (await other.command("PONG")).params[-1] == "still here"
+
+
+async def test_whowas_says_there_was_no_such_nick_and_ends(tmp_path: Path) -> None:
+    async with running(tmp_path) as (_, irc_port), clients() as made:
+        nick1 = await irc(made, irc_port)
+        await nick1.register("nick1")
+        await nick1.send("WHOWAS")
+        assert (await nick1.command("461")).params[1] == "WHOWAS"
+        await nick1.send("WHOWAS nick2")
+        end, before = await nick1.until(lambda m: m.command == "369")
+        assert end.params[:2] == ("nick1", "nick2")
+        assert [m.command for m in before] == ["406"]

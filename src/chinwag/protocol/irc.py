@@ -1002,6 +1002,10 @@ class IrcServerCodec:
             return [self._read_only(cmd, params)]
         if cmd in ("TIME", "INFO"):
             return [self._about_server(cmd, params)]
+        if cmd in ("OPER", "KILL", "WALLOPS"):
+            return [self._operator(cmd, params)]
+        if cmd == "WHOWAS":
+            return [self._whowas(params)]
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
@@ -1096,6 +1100,31 @@ class IrcServerCodec:
             self._numeric("371", "chinwag: a self-hostable chat server"),
             self._numeric("371", "It keeps what you missed while away and plays it back"),
             self._numeric("374", "End of /INFO list"),
+        ]
+        return Reply(b"".join(lines))
+
+    def _operator(self, cmd: str, params: tuple[str, ...]) -> Reply:
+        """``OPER``, ``KILL``, ``WALLOPS``: chinwag has no IRC operators (not there yet).
+
+        Answered as a server without operator blocks answers: ``OPER`` is ``491``
+        (``461`` without a password), the operators' commands ``481``.
+        """
+        if cmd == "OPER":
+            if len(params) < 2:
+                return self._reply("461", "OPER", "Not enough parameters: OPER <name> <password>")
+            why = "No operator blocks here: a server admin acts with `chinwag admin`"
+            return self._reply("491", why)
+        why = f"Permission Denied: {cmd} is for IRC operators, and chinwag has none"
+        return self._reply("481", why)
+
+    def _whowas(self, params: tuple[str, ...]) -> Reply:
+        """``WHOWAS <nick>``: ``406`` then ``369``, as a server that keeps no WHOWAS history."""
+        if not params or not params[0]:
+            return self._reply("461", "WHOWAS", "Not enough parameters: WHOWAS <nick>")
+        nick = params[0]
+        lines = [
+            self._numeric("406", nick, "There was no such nickname (no WHOWAS history is kept)"),
+            self._numeric("369", nick, "End of WHOWAS"),
         ]
         return Reply(b"".join(lines))
 

@@ -32,6 +32,7 @@ from chinwag.protocol.events import (
     RoomInfo,
     RoomRow,
     RoomsReply,
+    StatsReply,
     TypingNotice,
     Welcome,
     WhoMember,
@@ -382,6 +383,11 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         "blocks",
         BlocksReply(nicks=("bob", "Zoë"), ref="l"),
         b'{"type":"blocks","nicks":["bob","Zo\xc3\xab"],"ref":"l"}\n',
+    ),
+    (
+        "stats",
+        StatsReply(online=3, here=2, rooms=2, nodes=2, ref="s"),
+        b'{"type":"stats","online":3,"here":2,"rooms":2,"nodes":2,"ref":"s"}\n',
     ),
 ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from test_irc_listener import clients, irc, make_account, running
+from test_irc_listener import clients, irc, json_peer, make_account, running
 
 from chinwag.protocol.irc import MAX_LINE
 
@@ -179,3 +179,31 @@ async def test_whowas_says_there_was_no_such_nick_and_ends(tmp_path: Path) -> No
         end, before = await nick1.until(lambda m: m.command == "369")
         assert end.params[:2] == ("nick1", "nick2")
         assert [m.command for m in before] == ["406"]
+
+
+async def test_lusers_and_stats_count_the_people_online_as_they_come_and_go(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        bar = await irc(made, irc_port)
+        await bar.register("bar")
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        await ann.send(type="join", room="games", ref="j")
+        await ann.recv_type("ok")
+        await ann.send(type="stats", ref="s")
+        stats = await ann.recv_type("stats")
+        assert (stats["online"], stats["here"], stats["rooms"], stats["nodes"]) == (2, 2, 2, 1)
+        await bar.send("LUSERS")
+        end, before = await bar.until(lambda m: m.command == "266")
+        got = {m.command: m.params for m in [*before, end] if m.command.isdigit()}
+        assert got["251"][1] == "There are 2 users and 0 invisible on 1 servers"
+        assert got["254"][1:] == ("2", "channels formed")
+        assert got["255"][1] == "I have 2 clients and 0 servers"
+        await ann.send(type="bye")
+        await ann.recv_type("bye")
+        await bar.until(lambda m: m.command == "PART" or m.command == "QUIT")
+        await bar.send("LUSERS")
+        one = await bar.command("251")
+        assert one.params[1] == "There are 1 users and 0 invisible on 1 servers"
+        assert (await bar.command("254")).params[1] == "1"  # games is empty now

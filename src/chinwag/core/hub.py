@@ -63,6 +63,8 @@ from chinwag.protocol.events import (
     Say,
     Search,
     Seen,
+    Stats,
+    StatsReply,
     Typing,
     Unblock,
     Who,
@@ -94,6 +96,7 @@ _COSTS: dict[type[Command], float] = {
     Grant: 1.0,
     HistoryRange: 1.0,
     HistoryTargets: 1.0,
+    Stats: 1.0,
 }
 
 
@@ -319,6 +322,8 @@ class Hub:
                 ok(session, cmd.ref)
             case Passwd():
                 await self._logins.passwd(session, cmd)
+            case Stats():
+                reply(session, self._stats(cmd.ref))
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():
@@ -329,3 +334,19 @@ class Hub:
                 raise BadRequest("bye is handled by the connection")  # pragma: no cover
             case _:
                 raise BadRequest(f"unsupported command {type(cmd).__name__}")
+
+    # -- server figures (issue 19, ircreg) --
+    def _stats(self, ref: str | None) -> StatsReply:
+        """People online on every node (each once), rooms someone is online in, nodes."""
+        registry = self._registry
+        remote = registry.remote.nodes
+        rooms = {name for name, members in registry.rooms.items() if members}
+        here = online = len(registry.by_pid)
+        if remote:
+            pids = set(registry.by_pid)
+            for view in remote.values():
+                pids.update(view.by_pid)
+                rooms.update(name for name, members in view.rooms.items() if members)
+            online = len(pids)
+        nodes = 1 + len(remote)
+        return StatsReply(online=online, here=here, rooms=len(rooms), nodes=nodes, ref=ref)

@@ -303,6 +303,14 @@ class HistoryTargets(Command):
     newest: bool = False
 
 
+# -- server figures (issue 19, ircreg) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stats(Command):
+    """§4.1: how many people and rooms are online now (IRC's ``LUSERS``)."""
+
+
 ClientCommand = (
     Hello
     | Say
@@ -334,6 +342,7 @@ ClientCommand = (
     | Grant
     | HistoryRange
     | HistoryTargets
+    | Stats
 )
 
 
@@ -632,6 +641,20 @@ class Error(ServerEvent):
         return cls(code=exc.code, message=exc.message, extra=exc.extra, ref=ref)
 
 
+# -- server figures (issue 19, ircreg) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatsReply(ServerEvent):
+    """§4.1: people (accounts and guests) online on every node and on this one,
+    rooms someone is online in, and the server's nodes."""
+
+    online: int
+    here: int
+    rooms: int
+    nodes: int
+
+
 Outgoing = (
     Welcome
     | Message
@@ -655,5 +678,6 @@ Outgoing = (
     | Ping
     | Pong
     | Bye
+    | StatsReply
 )
 """Every event the server sends."""

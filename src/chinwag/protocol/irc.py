@@ -78,6 +78,8 @@ from chinwag.protocol.events import (
     RoomsReply,
     Say,
     Seen,
+    Stats,
+    StatsReply,
     Typing,
     TypingNotice,
     Welcome,
@@ -1006,6 +1008,8 @@ class IrcServerCodec:
             return [self._operator(cmd, params)]
         if cmd == "WHOWAS":
             return [self._whowas(params)]
+        if cmd == "LUSERS":
+            return [Stats(ref=self._remember("LUSERS", "*", msg))]
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
@@ -1652,6 +1656,21 @@ class IrcServerCodec:
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
             case RoomInfo():
                 return b""  # moderation is not mapped to IRC yet (issue 16: not there yet)
+            case StatsReply():
+                return self._lusers(event)
+
+    def _lusers(self, e: StatsReply) -> bytes:
+        """``LUSERS``: everyone is visible, nobody is an operator; no maxima are kept."""
+        lines = [
+            self._numeric(
+                "251", f"There are {e.online} users and 0 invisible on {e.nodes} servers"
+            ),
+            self._numeric("254", str(e.rooms), "channels formed"),
+            self._numeric("255", f"I have {e.here} clients and {e.nodes - 1} servers"),
+            self._numeric("265", f"Current local users: {e.here}"),
+            self._numeric("266", f"Current global users: {e.online}"),
+        ]
+        return b"".join(lines)
 
     def _names(self, channel: str) -> _Pending:
         """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""

@@ -75,6 +75,8 @@ from chinwag.protocol.events import (
     Say,
     Search,
     Seen,
+    Stats,
+    StatsReply,
     Typing,
     TypingNotice,
     Unblock,
@@ -549,6 +551,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return _moderate(obj, action, nick, ref)
         case {"type": "grant", "nick": str(nick), "role": str(role)}:
             return Grant(room=_opt_str(obj, "room"), nick=nick, role=role, ref=ref)
+        case {"type": "stats"}:  # issue 19 (ircreg)
+            return Stats(ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -822,6 +826,9 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             }
             if event.role is not None:
                 data["role"] = event.role
+        case StatsReply():  # issue 19 (ircreg)
+            data = {"type": "stats", "online": event.online, "here": event.here}
+            data["rooms"], data["nodes"] = event.rooms, event.nodes
     if event.ref is not None:
         data["ref"] = event.ref
     return data

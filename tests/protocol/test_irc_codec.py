@@ -548,7 +548,7 @@ def test_a_body_with_newlines_or_too_long_is_split_into_several_privmsgs() -> No
 
 def test_a_text_that_fit_the_senders_line_is_relayed_in_one_line() -> None:
     sender = registered()
-    prefix = b"PRIVMSG bob :"
+    prefix = b"PRIVMSG bob "  # without a colon: the longest text a line can hold
     (dm,) = commands(sender.receive_data(prefix + b"x" * (MAX_LINE - 2 - len(prefix)) + b"\r\n"))
     assert isinstance(dm, Dm)
     reader = registered()

@@ -37,6 +37,9 @@ async def test_a_line_that_fit_the_senders_limit_reaches_the_reader_whole(
         await one.send(line + payload)
         got = await two.command("PRIVMSG")
         assert got.params == ("nick2", payload)
+        whole = "b" * (MAX_LINE - len("PRIVMSG nick2 ") - 2)  # no colon: one byte more
+        await one.send(f"PRIVMSG nick2 {whole}")
+        assert (await two.command("PRIVMSG")).params == ("nick2", whole)
         await one.send("PRIVMSG nick2 :after")
         assert (await two.command("PRIVMSG")).params == ("nick2", "after")  # nothing split off
 

@@ -406,8 +406,9 @@ def _text_lines(
     (an empty line is sent as a space: IRC has no empty message).
     """
     # Cut where a client's own line would be: what a client could send in one
-    # line is relayed in one (as ergo does), though the source makes it longer.
-    overhead = len(format_message(verb, target, ""))
+    # line (without the colon, when it has no space) is relayed in one, as ergo
+    # does, though the source makes it longer.
+    overhead = len(f"{verb} {target} \r\n".encode())
     pieces = _split_body(text, MAX_LINE - overhead)
     if multiline is None or len(pieces) == 1:
         return b"".join(

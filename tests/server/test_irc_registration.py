@@ -210,3 +210,18 @@ async def test_lusers_and_stats_count_the_people_online_as_they_come_and_go(
         one = await bar.command("251")
         assert one.params[1] == "There are 1 users and 0 invisible on 1 servers"
         assert (await bar.command("254")).params[1] == "1"  # games is empty now
+
+
+async def test_clienttagdeny_says_which_client_tags_are_relayed_and_they_are(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (_, irc_port), clients() as made:
+        alice, bob = await irc(made, irc_port), await irc(made, irc_port)
+        await bob.send("CAP LS 302", "CAP REQ :message-tags")
+        await bob.register("bob", "CAP END")
+        isupport = await bob.command("005")  # after 001
+        assert "CLIENTTAGDENY=*,-typing,-draft/react,-draft/unreact,-draft/reply" in isupport.params
+        await alice.register("alice")
+        await alice.send("@+baz=bat TAGMSG bob", "@+typing=active TAGMSG bob")
+        typing = await bob.command("TAGMSG")
+        assert typing.tags == {"+typing": "active"}  # +baz was not relayed

@@ -91,6 +91,7 @@ from chinwag.protocol.framing import LineBuffer, LineTooLong
 
 __all__ = [
     "CAPS",
+    "CLIENT_TAG_DENY",
     "DEFAULT_DEVICE",
     "DEFAULT_HARD_LIMIT",
     "HOST",
@@ -142,6 +143,10 @@ CAPS: Final = (
     "draft/multiline",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
+
+CLIENT_TAG_DENY: Final = "CLIENTTAGDENY=*,-typing,-draft/react,-draft/unreact,-draft/reply"
+"""ISUPPORT: the client-only tags relayed (IRCv3 message-tags): a typing notice, and
+a reaction with the message it names; any other ``+tag`` is not kept or relayed."""
 
 MAX_LABEL: Final = 64
 """Longest ``label`` tag kept for labeled-response (the spec's own bound)."""
@@ -1764,6 +1769,7 @@ class IrcServerCodec:
         isupport = (
             "CASEMAPPING=ascii",
             "CHANTYPES=#",
+            CLIENT_TAG_DENY,
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
             "MSGREFTYPES=msgid,timestamp",
             "NETWORK=chinwag",

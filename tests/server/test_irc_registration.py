@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import pytest
 from test_irc_listener import clients, irc, json_peer, make_account, running
 
+from chinwag.config import SettingsError, build
 from chinwag.protocol.irc import MAX_LINE
 
 
@@ -172,8 +174,10 @@ async def test_oper_kill_and_wallops_are_refused_as_without_operators(tmp_path: 
         assert (await other.command("PONG")).params[-1] == "still here"
 
 
-async def test_whowas_says_there_was_no_such_nick_and_ends(tmp_path: Path) -> None:
-    async with running(tmp_path) as (_, irc_port), clients() as made:
+async def test_whowas_tells_who_went_offline_newest_first_and_406_otherwise(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
         nick1 = await irc(made, irc_port)
         await nick1.register("nick1")
         await nick1.send("WHOWAS")
@@ -182,6 +186,53 @@ async def test_whowas_says_there_was_no_such_nick_and_ends(tmp_path: Path) -> No
         end, before = await nick1.until(lambda m: m.command == "369")
         assert end.params[:2] == ("nick1", "nick2")
         assert [m.command for m in before] == ["406"]
+        for _ in range(2):
+            nick2 = await irc(made, irc_port)
+            await nick2.register("nick2")
+            await nick2.send("QUIT :bye")
+            await nick2.command("ERROR")
+            await nick2.close()
+        await nick1.send("WHOWAS Nick2 1")  # nicks are case-insensitive
+        end, before = await nick1.until(lambda m: m.command == "369")
+        before = [m for m in before if m.command.isdigit()]  # not nick2's JOIN and PART
+        assert [(m.command, m.params[1]) for m in before] == [("314", "nick2"), ("312", "nick2")]
+        assert before[0].params[2:] == ("nick2", "chinwag", "*", "nick2")
+        assert before[1].params[-1].startswith("went offline 20")
+        assert end.params[1] == "Nick2"
+        await nick1.send("WHOWAS nick2 0")  # 0: every entry remembered
+        _, before = await nick1.until(lambda m: m.command == "369")
+        assert [m.command for m in before if m.command.isdigit()] == ["314", "312", "314", "312"]
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        await ann.send(type="whowas", nick="nick2", limit=5, ref="w")
+        reply = await ann.recv_type("whowas")
+        assert [(e["nick"], e["account"]) for e in reply["entries"]] == [("nick2", False)] * 2
+        assert reply["entries"][0]["ts"] >= reply["entries"][1]["ts"]  # newest first
+
+
+async def test_whowas_history_is_a_setting_at_most_that_many_and_0_keeps_none(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(SettingsError, match="whowas_history cannot be negative"):
+        build(None, ["whowas_history=-1"])
+    for history, expected in ((1, ["alpha"]), (0, [])):
+        async with (
+            running(tmp_path / str(history), whowas_history=history) as (json_port, _),
+            clients() as made,
+        ):
+            for nick in ("gamma", "alpha"):
+                gone = await json_peer(made, json_port)
+                await gone.hello(nick)
+                await gone.send(type="bye")
+                await gone.recv_type("bye")
+            ann = await json_peer(made, json_port)
+            await ann.hello("ann")
+            remembered = []
+            for nick in ("gamma", "alpha"):
+                await ann.send(type="whowas", nick=nick, ref=nick)
+                reply = await ann.recv_type("whowas")
+                remembered += [e["nick"] for e in reply["entries"]]
+            assert remembered == expected  # gamma, the oldest, was forgotten first
 
 
 async def test_lusers_and_stats_count_the_people_online_as_they_come_and_go(

@@ -311,6 +311,14 @@ class Stats(Command):
     """§4.1: how many people and rooms are online now (IRC's ``LUSERS``)."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhoWas(Command):
+    """§4.1: when ``nick`` last went offline here (IRC's ``WHOWAS``), at most ``limit``."""
+
+    nick: str
+    limit: int | None = None
+
+
 ClientCommand = (
     Hello
     | Say
@@ -343,6 +351,7 @@ ClientCommand = (
     | HistoryRange
     | HistoryTargets
     | Stats
+    | WhoWas
 )
 
 
@@ -655,6 +664,23 @@ class StatsReply(ServerEvent):
     nodes: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhoWasEntry:
+    """One departure: ``nick`` (an account or a guest) went offline at ``ts_ms``."""
+
+    nick: str
+    account: bool
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhoWasReply(ServerEvent):
+    """§4.1: the departures of the nick asked for (as asked), newest first."""
+
+    nick: str
+    entries: tuple[WhoWasEntry, ...]
+
+
 Outgoing = (
     Welcome
     | Message
@@ -679,5 +705,6 @@ Outgoing = (
     | Pong
     | Bye
     | StatsReply
+    | WhoWasReply
 )
 """Every event the server sends."""

@@ -86,6 +86,8 @@ from chinwag.protocol.events import (
     Who,
     WhoMember,
     WhoReply,
+    WhoWas,
+    WhoWasReply,
 )
 from chinwag.protocol.framing import LineBuffer, LineTooLong
 
@@ -1013,7 +1015,7 @@ class IrcServerCodec:
         if cmd in ("OPER", "KILL", "WALLOPS"):
             return [self._operator(cmd, params)]
         if cmd == "WHOWAS":
-            return [self._whowas(params)]
+            return self._whowas(msg)
         if cmd == "LUSERS":
             return [Stats(ref=self._remember("LUSERS", "*", msg))]
         if cmd in ("PASS", "USER"):
@@ -1127,16 +1129,30 @@ class IrcServerCodec:
         why = f"Permission Denied: {cmd} is for IRC operators, and chinwag has none"
         return self._reply("481", why)
 
-    def _whowas(self, params: tuple[str, ...]) -> Reply:
-        """``WHOWAS <nick>``: ``406`` then ``369``, as a server that keeps no WHOWAS history."""
+    def _whowas(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``WHOWAS <nick> [<count>]``: ``whowas`` (a count of 0 or less: every entry)."""
+        params = msg.params
         if not params or not params[0]:
-            return self._reply("461", "WHOWAS", "Not enough parameters: WHOWAS <nick>")
-        nick = params[0]
-        lines = [
-            self._numeric("406", nick, "There was no such nickname (no WHOWAS history is kept)"),
-            self._numeric("369", nick, "End of WHOWAS"),
-        ]
-        return Reply(b"".join(lines))
+            return [self._reply("461", "WHOWAS", "Not enough parameters: WHOWAS <nick>")]
+        count = params[1] if len(params) > 1 else ""
+        limit = int(count) if count.isdigit() and int(count) > 0 else None
+        ref = self._remember("WHOWAS", params[0], msg)
+        return [WhoWas(nick=chinwag_nick(params[0]), limit=limit, ref=ref)]
+
+    def _whowas_lines(self, e: WhoWasReply, pending: _Pending | None) -> bytes:
+        """``314`` and ``312`` (when they left) per departure, newest first, or ``406``; ``369``."""
+        asked = pending.target if pending is not None else irc_nick(e.nick)
+        lines: list[bytes] = []
+        for entry in e.entries:
+            nick = irc_nick(entry.nick)
+            lines.append(self._numeric("314", nick, nick, HOST, "*", nick))
+            left = f"went offline {_time_tag(entry.ts_ms)}"
+            lines.append(self._numeric("312", nick, self.server_name, left))
+        if not lines:
+            why = "There was no such nickname (or it left before what this server remembers)"
+            lines.append(self._numeric("406", asked, why))
+        lines.append(self._numeric("369", asked, "End of WHOWAS"))
+        return b"".join(lines)
 
     def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
         """MODE and TOPIC: what chinwag has of them (fixed modes, no topics)."""
@@ -1664,6 +1680,8 @@ class IrcServerCodec:
                 return b""  # moderation is not mapped to IRC yet (issue 16: not there yet)
             case StatsReply():
                 return self._lusers(event)
+            case WhoWasReply():
+                return self._whowas_lines(event, pending)
 
     def _lusers(self, e: StatsReply) -> bytes:
         """``LUSERS``: everyone is visible, nobody is an operator; no maxima are kept."""

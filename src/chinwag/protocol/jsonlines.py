@@ -83,6 +83,8 @@ from chinwag.protocol.events import (
     Welcome,
     Who,
     WhoReply,
+    WhoWas,
+    WhoWasReply,
 )
 from chinwag.protocol.framing import LineBuffer, LineTooLong
 
@@ -160,6 +162,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "mute": (("room", str), ("nick", str)),
     "unmute": (("room", str), ("nick", str)),
     "grant": (("nick", str), ("role", str)),
+    "whowas": (("nick", str),),  # issue 19 (ircreg)
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -553,6 +556,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Grant(room=_opt_str(obj, "room"), nick=nick, role=role, ref=ref)
         case {"type": "stats"}:  # issue 19 (ircreg)
             return Stats(ref=ref)
+        case {"type": "whowas", "nick": str(nick)}:
+            return WhoWas(nick=nick, limit=_opt_int(obj, "limit", minimum=1), ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -829,6 +834,11 @@ def to_data(event: Outgoing) -> dict[str, Any]:
         case StatsReply():  # issue 19 (ircreg)
             data = {"type": "stats", "online": event.online, "here": event.here}
             data["rooms"], data["nodes"] = event.rooms, event.nodes
+        case WhoWasReply():
+            entries = [
+                {"nick": e.nick, "account": e.account, "ts": iso_ts(e.ts_ms)} for e in event.entries
+            ]
+            data = {"type": "whowas", "nick": event.nick, "entries": entries}
     if event.ref is not None:
         data["ref"] = event.ref
     return data

@@ -255,6 +255,12 @@ class Settings:
         " which a checkpoint runs at once (else when writes pause); bounds the WAL (0: SQLite's"
         " own, in commits, as with 'fsync' always)",
     )
+    # -- IRC registration and server queries (issue 19, ircreg) --
+    whowas_history: int = _s(
+        100,
+        "people who went offline that whowas (IRC WHOWAS) remembers, newest first; kept in"
+        " memory on each node, forgotten at restart (0: none)",
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""

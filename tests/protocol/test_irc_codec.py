@@ -31,6 +31,7 @@ from chinwag.protocol.events import (
     Ok,
     Outgoing,
     Ping,
+    Pong,
     Presence,
     React,
     Reacted,
@@ -539,9 +540,22 @@ def test_a_body_with_newlines_or_too_long_is_split_into_several_privmsgs() -> No
     wire = codec.render(Message(id=1, ts_ms=0, sender="bob", to="alice", body=body))
     lines = wire.split(b"\r\n")[:-1]
     assert len(lines) == 4
-    assert all(len(line) + 2 <= MAX_LINE for line in lines)
+    source = len(b":bob!bob@chinwag ")
+    assert all(len(line) + 2 <= MAX_LINE + source for line in lines)
     texts = [parse_message(line.decode()) for line in lines]
     assert "".join(m.params[1] for m in texts[2:] if m is not None) == "é" * 400
+
+
+def test_a_text_that_fit_the_senders_line_is_relayed_in_one_line() -> None:
+    sender = registered()
+    prefix = b"PRIVMSG bob "  # without a colon: the longest text a line can hold
+    (dm,) = commands(sender.receive_data(prefix + b"x" * (MAX_LINE - 2 - len(prefix)) + b"\r\n"))
+    assert isinstance(dm, Dm)
+    reader = registered()
+    wire = reader.render(Message(id=1, ts_ms=0, sender="alice", to="bob", body=dm.body))
+    assert wire == b":alice!alice@chinwag PRIVMSG bob " + dm.body.encode() + b"\r\n"
+    longer = reader.render(Message(id=2, ts_ms=0, sender="alice", to="bob", body=dm.body + "y"))
+    assert longer.count(b"PRIVMSG") == 2
 
 
 def test_a_replayed_message_without_server_time_shows_its_time_in_the_text() -> None:
@@ -686,7 +700,11 @@ def test_lines_the_codec_answers_carry_the_label_too() -> None:
     assert replies(codec.receive_data(b"@label=a PING :t\r\n")) == (
         b"@label=a :chinwag PONG chinwag t\r\n"
     )
-    assert replies(codec.receive_data(b"@label=b PONG :x\r\n")) == b""  # a command: no ACK
+    pong = codec.receive_data(b"@label=b PONG :x\r\n")  # nothing else answers a PONG
+    assert commands(pong) == [Pong()] and replies(pong) == b"@label=b :chinwag ACK\r\n"
+    typing = codec.receive_data(b"@label=g;+typing=active TAGMSG #lobby\r\n")
+    assert commands(typing) == [Typing(room="lobby")]
+    assert replies(typing) == b"@label=g :chinwag ACK\r\n"
     assert replies(codec.receive_data(b"@label=c CAP END\r\n")) == b"@label=c :chinwag ACK\r\n"
     single = replies(codec.receive_data(b"@label=d MODE #lobby\r\n"))
     assert single == b"@label=d :chinwag 324 alice #lobby +nt\r\n"

@@ -28,8 +28,10 @@ from chinwag.protocol.events import (
     Rejected,
     Say,
     Seen,
+    Stats,
     Typing,
     Who,
+    WhoWas,
 )
 from chinwag.protocol.jsonlines import (
     ClientCodec,
@@ -231,6 +233,9 @@ BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
     ({"type": "passwd", "new": "b"}, "old"),
     ({"type": "passwd", "old": "a"}, "new"),
     ({"type": "passwd", "old": "a", "new": 1}, "new"),
+    ({"type": "whowas"}, "nick"),
+    ({"type": "whowas", "nick": 7}, "nick"),
+    ({"type": "whowas", "nick": "bob", "limit": 0}, "limit"),
 ]
 
 
@@ -792,3 +797,9 @@ def test_register_extensions_bot_and_invite() -> None:
     assert cmd == Register(password="p", bot=False, invite=None)
     [bad] = ServerCodec().receive_data(b'{"type":"register","password":"p","bot":1}\n')
     assert isinstance(bad, Rejected) and bad.code == "bad_request"
+
+
+def test_stats_and_whowas_decode_to_their_commands() -> None:
+    assert one({"type": "stats", "ref": "s"}) == Stats(ref="s")
+    assert one({"type": "whowas", "nick": "Bob"}) == WhoWas(nick="Bob")
+    assert one({"type": "whowas", "nick": "bob", "limit": 3}) == WhoWas(nick="bob", limit=3)

@@ -34,10 +34,13 @@ from chinwag.protocol.events import (
     RoomRow,
     RoomsReply,
     SettingsReply,
+    StatsReply,
     TypingNotice,
     Welcome,
     WhoMember,
     WhoReply,
+    WhoWasEntry,
+    WhoWasReply,
 )
 from chinwag.protocol.jsonlines import iso_ts, render
 
@@ -429,6 +432,19 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         ),
         b'{"type":"history","with":"Bob","messages":[],"more":false,'
         b'"receipts":{"delivered":7,"read":0}}\n',
+    ),
+    (
+        "stats",
+        StatsReply(online=3, here=2, rooms=2, nodes=2, ref="s"),
+        b'{"type":"stats","online":3,"here":2,"rooms":2,"nodes":2,"ref":"s"}\n',
+    ),
+    (
+        "whowas",
+        WhoWasReply(
+            nick="Bob", entries=(WhoWasEntry(nick="bob", account=True, ts_ms=TS),), ref="w"
+        ),
+        b'{"type":"whowas","nick":"Bob","entries":[{"nick":"bob","account":true,'
+        b'"ts":"2026-11-29T05:00:00.123Z"}],"ref":"w"}\n',
     ),
 ]
 

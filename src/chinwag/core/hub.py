@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from chinwag.bus.base import Bus, SessionsEnded
@@ -32,8 +33,17 @@ from chinwag.core.receipts import DmReceipts
 from chinwag.core.revisions import Revisions
 from chinwag.core.rooms import Rooms
 from chinwag.core.search import Searching
-from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Session, charge, ok, reply
-from chinwag.errors import BadRequest, ChatError
+from chinwag.core.sessions import (
+    Frame,
+    OnlineRegistry,
+    Outlet,
+    Session,
+    charge,
+    ok,
+    parse_nick_cached,
+    reply,
+)
+from chinwag.errors import BadNick, BadRequest, ChatError
 from chinwag.protocol.events import (
     Block,
     Bye,
@@ -64,9 +74,14 @@ from chinwag.protocol.events import (
     Say,
     Search,
     Seen,
+    Stats,
+    StatsReply,
     Typing,
     Unblock,
     Who,
+    WhoWas,
+    WhoWasEntry,
+    WhoWasReply,
 )
 from chinwag.storage.base import AppendResult, Store
 
@@ -96,6 +111,8 @@ _COSTS: dict[type[Command], float] = {
     HistoryRange: 1.0,
     HistoryTargets: 1.0,
     GetSettings: 1.0,
+    Stats: 1.0,
+    WhoWas: 1.0,
 }
 
 
@@ -150,6 +167,9 @@ class Hub:
             monotonic=monotonic,
         )
         self._blocks = Blocks(settings, store, bus, self._registry, clock)
+        self._clock = clock
+        # whowas (issue 19): the newest departures here, (nick key, entry), oldest first.
+        self._whowas_log: deque[tuple[str, WhoWasEntry]] = deque(maxlen=settings.whowas_history)
         self._delivery.blocks = self._blocks
         # Moderation (issue 16): who may speak, delete, and how sessions are ended.
         self._posting.check_say = self._moderation.check_say
@@ -232,6 +252,8 @@ class Hub:
         """End a session; a clean ``bye`` moves the device's cursor to what it received."""
         await self._logins.logout(session, clean=clean)
         p = session.principal
+        if not p.sessions:
+            self._departed(p.key, p.nick, p.account)
         if not p.account and not p.sessions:
             self._blocks.ended(p.pid)
             await self._moderation.ended(p.pid)
@@ -326,6 +348,10 @@ class Hub:
                 await self._logins.passwd(session, cmd)
             case GetSettings():
                 await self._receipts.settings(session, cmd)
+            case Stats():
+                reply(session, self._stats(cmd.ref))
+            case WhoWas():
+                reply(session, self._whowas(cmd))
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():
@@ -336,3 +362,34 @@ class Hub:
                 raise BadRequest("bye is handled by the connection")  # pragma: no cover
             case _:
                 raise BadRequest(f"unsupported command {type(cmd).__name__}")
+
+    # -- server figures (issue 19, ircreg) --
+    def _stats(self, ref: str | None) -> StatsReply:
+        """People online on every node (each once), rooms someone is online in, nodes."""
+        registry = self._registry
+        remote = registry.remote.nodes
+        rooms = {name for name, members in registry.rooms.items() if members}
+        here = online = len(registry.by_pid)
+        if remote:
+            pids = set(registry.by_pid)
+            for view in remote.values():
+                pids.update(view.by_pid)
+                rooms.update(name for name, members in view.rooms.items() if members)
+            online = len(pids)
+        nodes = 1 + len(remote)
+        return StatsReply(online=online, here=here, rooms=len(rooms), nodes=nodes, ref=ref)
+
+    def _departed(self, key: str, nick: str, account: bool) -> None:
+        """Remember that ``nick`` went offline here, for ``whowas`` (oldest forgotten first)."""
+        if self.settings.whowas_history:
+            entry = WhoWasEntry(nick=nick, account=account, ts_ms=int(self._clock() * 1000))
+            self._whowas_log.append((key, entry))
+
+    def _whowas(self, cmd: WhoWas) -> WhoWasReply:
+        """The departures of the nick ``cmd`` names, newest first (none for a bad nick)."""
+        try:
+            key = parse_nick_cached(cmd.nick).key
+        except BadNick:
+            return WhoWasReply(nick=cmd.nick, entries=(), ref=cmd.ref)
+        found = [entry for k, entry in reversed(self._whowas_log) if k == key]
+        return WhoWasReply(nick=cmd.nick, entries=tuple(found[: cmd.limit]), ref=cmd.ref)

@@ -312,6 +312,22 @@ class HistoryTargets(Command):
     newest: bool = False
 
 
+# -- server figures (issue 19, ircreg) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stats(Command):
+    """§4.1: how many people and rooms are online now (IRC's ``LUSERS``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhoWas(Command):
+    """§4.1: when ``nick`` last went offline here (IRC's ``WHOWAS``), at most ``limit``."""
+
+    nick: str
+    limit: int | None = None
+
+
 ClientCommand = (
     Hello
     | Say
@@ -344,6 +360,8 @@ ClientCommand = (
     | HistoryRange
     | HistoryTargets
     | GetSettings
+    | Stats
+    | WhoWas
 )
 
 
@@ -660,6 +678,37 @@ class Error(ServerEvent):
         return cls(code=exc.code, message=exc.message, extra=exc.extra, ref=ref)
 
 
+# -- server figures (issue 19, ircreg) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatsReply(ServerEvent):
+    """§4.1: people (accounts and guests) online on every node and on this one,
+    rooms someone is online in, and the server's nodes."""
+
+    online: int
+    here: int
+    rooms: int
+    nodes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhoWasEntry:
+    """One departure: ``nick`` (an account or a guest) went offline at ``ts_ms``."""
+
+    nick: str
+    account: bool
+    ts_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhoWasReply(ServerEvent):
+    """§4.1: the departures of the nick asked for (as asked), newest first."""
+
+    nick: str
+    entries: tuple[WhoWasEntry, ...]
+
+
 Outgoing = (
     Welcome
     | Message
@@ -684,5 +733,7 @@ Outgoing = (
     | Ping
     | Pong
     | Bye
+    | StatsReply
+    | WhoWasReply
 )
 """Every event the server sends."""

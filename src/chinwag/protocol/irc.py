@@ -79,17 +79,22 @@ from chinwag.protocol.events import (
     Say,
     Seen,
     SettingsReply,
+    Stats,
+    StatsReply,
     Typing,
     TypingNotice,
     Welcome,
     Who,
     WhoMember,
     WhoReply,
+    WhoWas,
+    WhoWasReply,
 )
 from chinwag.protocol.framing import LineBuffer, LineTooLong
 
 __all__ = [
     "CAPS",
+    "CLIENT_TAG_DENY",
     "DEFAULT_DEVICE",
     "DEFAULT_HARD_LIMIT",
     "HOST",
@@ -142,6 +147,10 @@ CAPS: Final = (
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
+CLIENT_TAG_DENY: Final = "CLIENTTAGDENY=*,-typing,-draft/react,-draft/unreact,-draft/reply"
+"""ISUPPORT: the client-only tags relayed (IRCv3 message-tags): a typing notice, and
+a reaction with the message it names; any other ``+tag`` is not kept or relayed."""
+
 MAX_LABEL: Final = 64
 """Longest ``label`` tag kept for labeled-response (the spec's own bound)."""
 
@@ -174,6 +183,11 @@ _ESCAPED_FIRST: Final = frozenset("0123456789-")
 _BAD_NICK_CHARS: Final = frozenset(" ,*?!@:.\r\n\0")
 _BAD_NICK_FIRST: Final = frozenset("#&$:0123456789-+~%")
 
+# SASL (IRCv3 sasl-3.1): a response comes in chunks of 400 bytes of base64; a PLAIN
+# one (authzid, account, password) is never longer than this in all.
+_SASL_CHUNK: Final = 400
+_SASL_MAX: Final = 800
+
 # The device a username or SASL account names after "@" (as on the JSON port).
 _DEVICE_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DEVICE_WORDS: Final = (
@@ -185,6 +199,8 @@ _BYE_WORDS: Final = {
     "banned": "you are banned from this server",
     "kicked": "an admin ended your session",
 }
+# Commands the hub carries out without an answer (a labeled one gets an ``ACK``).
+_UNANSWERED: Final = (Pong, Seen, Typing)
 _TAG_ESCAPES: Final = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
 _TAG_UNESCAPES: Final = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 
@@ -389,14 +405,18 @@ def _text_lines(
     tags: Mapping[str, str],
     multiline: str | None = None,
 ) -> bytes:
-    """``text`` as ``verb`` lines to ``target``: one per line of it, each within IRC's limit.
+    """``text`` as ``verb`` lines to ``target``: one per line of it, each within IRC's limit
+    (with the source before it, as every server relays a client's line).
 
     With ``multiline`` (a batch id, for a client that enabled ``draft/multiline``)
     a text of several pieces is one ``draft/multiline`` batch whose opening line
     carries ``tags``; otherwise every piece is a line of its own with ``tags``
     (an empty line is sent as a space: IRC has no empty message).
     """
-    overhead = len(format_message(verb, target, "", source=source))
+    # Cut where a client's own line would be: what a client could send in one
+    # line (without the colon, when it has no space) is relayed in one, as ergo
+    # does, though the source makes it longer.
+    overhead = len(f"{verb} {target} \r\n".encode())
     pieces = _split_body(text, MAX_LINE - overhead)
     if multiline is None or len(pieces) == 1:
         return b"".join(
@@ -547,6 +567,7 @@ class _Pending:
     body: str | None = None  # what was sent, for echo-message
     whois: _Whois | None = None  # the WHOIS this channel's member list is asked for
     reason: str | None = None  # a REDACT's, for its echo
+    before: bytes = b""  # lines held for this answer (a labeled JOIN, for its NAMES)
 
 
 @dataclass(slots=True)
@@ -690,9 +711,11 @@ class IrcServerCodec:
         items = self._dispatch(msg)
         label = msg.tags.get("label")
         if label and "labeled-response" in self.caps and len(label) <= MAX_LABEL:
-            if not items:
-                items = [Reply(format_message("ACK", source=self.server_name))]
-            if all(isinstance(item, Reply) for item in items):
+            if all(isinstance(item, _UNANSWERED) for item in items):
+                # Nothing answers these (PONG, a typing notice): an ACK does.
+                ack = format_message("ACK", source=self.server_name)
+                items = [*items, Reply(self._labeled(ack, label))]
+            elif all(isinstance(item, Reply) for item in items):
                 # Answered here: the label goes on the answer (commands for the
                 # hub carry it in their pending entry instead).
                 wire = b"".join(item.wire for item in items if isinstance(item, Reply))
@@ -810,8 +833,12 @@ class IrcServerCodec:
 
     def _authenticate(self, params: tuple[str, ...]) -> list[Incoming | Reply]:
         arg = params[0] if params else ""
-        if self.registered or self._sasl_nick is not None:
+        if self._sasl_nick is not None:
             return [self._reply("907", "You have already authenticated using SASL")]
+        if self.registered:
+            # Who a session is is fixed at its start (its nick is its account's name).
+            why = "SASL works only while connecting; reconnect to log in to an account"
+            return [self._reply("462", f"You may not reregister: {why}")]
         if "sasl" not in self.caps:
             return [
                 self._reply("904", "SASL authentication failed: enable the sasl capability first")
@@ -821,16 +848,24 @@ class IrcServerCodec:
             return [self._reply("906", "SASL authentication aborted")]
         if self._sasl is None:
             if arg.upper() != "PLAIN":
-                return [self._reply("908", "PLAIN", "are the available SASL mechanisms")]
+                return [
+                    self._reply("908", "PLAIN", "are the available SASL mechanisms"),
+                    self._reply("904", "SASL authentication failed: that mechanism is not offered"),
+                ]
             self._sasl = "PLAIN"
             return [Reply(format_message("AUTHENTICATE", "+"))]
         if arg != "+":
-            self._sasl_buffer += arg
-            if len(self._sasl_buffer) > 800:
+            if len(arg) > _SASL_CHUNK:
                 self._sasl, self._sasl_buffer = None, ""
-                return [self._reply("905", "SASL message too long")]
-            if len(arg) == 400:
-                return []  # more chunks follow
+                why = f"SASL message too long: send it in chunks of {_SASL_CHUNK} bytes"
+                return [self._reply("905", why)]
+            self._sasl_buffer += arg
+            if len(self._sasl_buffer) > _SASL_MAX:
+                self._sasl, self._sasl_buffer = None, ""
+                why = f"SASL authentication failed: a PLAIN message is at most {_SASL_MAX} bytes"
+                return [self._reply("904", why)]
+            if len(arg) == _SASL_CHUNK:
+                return []  # more chunks follow (after exactly 400 bytes, at least "+")
         payload, self._sasl, self._sasl_buffer = self._sasl_buffer, None, ""
         try:
             decoded = base64.b64decode(payload, validate=True).decode()
@@ -897,7 +932,7 @@ class IrcServerCodec:
             self.nick = chinwag_nick(params[0])
             return self._try_register()
         if cmd == "USER":
-            if len(params) < 4:
+            if len(params) < 4 or not params[0] or not params[3]:
                 return [
                     self._reply("461", "USER", "Not enough parameters: USER <user> 0 * :<name>")
                 ]
@@ -976,6 +1011,14 @@ class IrcServerCodec:
             return self._whois(msg)
         if cmd in ("MODE", "TOPIC"):
             return [self._read_only(cmd, params)]
+        if cmd in ("TIME", "INFO"):
+            return [self._about_server(cmd, params)]
+        if cmd in ("OPER", "KILL", "WALLOPS"):
+            return [self._operator(cmd, params)]
+        if cmd == "WHOWAS":
+            return self._whowas(msg)
+        if cmd == "LUSERS":
+            return [Stats(ref=self._remember("LUSERS", "*", msg))]
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
@@ -1053,6 +1096,63 @@ class IrcServerCodec:
         if user.bot:
             lines.append(self._numeric("335", nick, "is a bot"))
         lines.append(self._numeric("318", nick, "End of /WHOIS list"))
+        return b"".join(lines)
+
+    def _about_server(self, cmd: str, params: tuple[str, ...]) -> Reply:
+        """``TIME`` (``391``) and ``INFO`` (``371``… ``374``) of this server.
+
+        A target naming another server gets ``402``: there is only this one.
+        """
+        name = self.server_name
+        if params and params[0] and params[0].casefold() != name.casefold():
+            return self._reply("402", params[0], f"No such server: this one is {name}")
+        if cmd == "TIME":
+            now = datetime.now(UTC).strftime("%A %B %d %Y -- %H:%M:%S UTC")
+            return self._reply("391", name, now)
+        lines = [
+            self._numeric("371", "chinwag: a self-hostable chat server"),
+            self._numeric("371", "It keeps what you missed while away and plays it back"),
+            self._numeric("374", "End of /INFO list"),
+        ]
+        return Reply(b"".join(lines))
+
+    def _operator(self, cmd: str, params: tuple[str, ...]) -> Reply:
+        """``OPER``, ``KILL``, ``WALLOPS``: chinwag has no IRC operators (not there yet).
+
+        Answered as a server without operator blocks answers: ``OPER`` is ``491``
+        (``461`` without a password), the operators' commands ``481``.
+        """
+        if cmd == "OPER":
+            if len(params) < 2:
+                return self._reply("461", "OPER", "Not enough parameters: OPER <name> <password>")
+            why = "No operator blocks here: a server admin acts with `chinwag admin`"
+            return self._reply("491", why)
+        why = f"Permission Denied: {cmd} is for IRC operators, and chinwag has none"
+        return self._reply("481", why)
+
+    def _whowas(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``WHOWAS <nick> [<count>]``: ``whowas`` (a count of 0 or less: every entry)."""
+        params = msg.params
+        if not params or not params[0]:
+            return [self._reply("461", "WHOWAS", "Not enough parameters: WHOWAS <nick>")]
+        count = params[1] if len(params) > 1 else ""
+        limit = int(count) if count.isdigit() and int(count) > 0 else None
+        ref = self._remember("WHOWAS", params[0], msg)
+        return [WhoWas(nick=chinwag_nick(params[0]), limit=limit, ref=ref)]
+
+    def _whowas_lines(self, e: WhoWasReply, pending: _Pending | None) -> bytes:
+        """``314`` and ``312`` (when they left) per departure, newest first, or ``406``; ``369``."""
+        asked = pending.target if pending is not None else irc_nick(e.nick)
+        lines: list[bytes] = []
+        for entry in e.entries:
+            nick = irc_nick(entry.nick)
+            lines.append(self._numeric("314", nick, nick, HOST, "*", nick))
+            left = f"went offline {_time_tag(entry.ts_ms)}"
+            lines.append(self._numeric("312", nick, self.server_name, left))
+        if not lines:
+            why = "There was no such nickname (or it left before what this server remembers)"
+            lines.append(self._numeric("406", asked, why))
+        lines.append(self._numeric("369", asked, "End of WHOWAS"))
         return b"".join(lines)
 
     def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
@@ -1360,6 +1460,8 @@ class IrcServerCodec:
         if type(event) is Error and event.ref is not None:
             self._sent.pop(self._cid_prefix + event.ref, None)  # refused: no copy will come
         wire = self._render(event, pending)
+        if pending is not None and pending.before:
+            wire = pending.before + wire
         if pending is not None and pending.label is not None and wire:
             wire = self._labeled(wire, pending.label)
         if self._replay_batch is not None and not (type(event) is Message and event.replay):
@@ -1483,7 +1585,10 @@ class IrcServerCodec:
                 if event.cid is not None and event.cid in self._sent:
                     del self._sent[event.cid]
                     self._last_id = max(self._last_id, event.id)
-                    return b""
+                    to = event.to
+                    if to is None or to.casefold() != event.sender.casefold():
+                        return b""
+                    # A DM to oneself is shown as well as echoed: one is its reader.
                 if event.replay and "batch" in self.caps:
                     return self._replayed(event)
                 return self._message_lines(event)
@@ -1576,10 +1681,29 @@ class IrcServerCodec:
                 return b""  # moderation is not mapped to IRC yet (issue 16: not there yet)
             case SettingsReply():
                 return b""  # issue 15: no IRC command asks for it; a change elsewhere is silent
+            case StatsReply():
+                return self._lusers(event)
+            case WhoWasReply():
+                return self._whowas_lines(event, pending)
 
-    def _names(self, channel: str) -> None:
+    def _lusers(self, e: StatsReply) -> bytes:
+        """``LUSERS``: everyone is visible, nobody is an operator; no maxima are kept."""
+        lines = [
+            self._numeric(
+                "251", f"There are {e.online} users and 0 invisible on {e.nodes} servers"
+            ),
+            self._numeric("254", str(e.rooms), "channels formed"),
+            self._numeric("255", f"I have {e.here} clients and {e.nodes - 1} servers"),
+            self._numeric("265", f"Current local users: {e.here}"),
+            self._numeric("266", f"Current global users: {e.online}"),
+        ]
+        return b"".join(lines)
+
+    def _names(self, channel: str) -> _Pending:
         """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""
-        self.followups.append(Who(room=channel[1:], ref=self._remember("NAMES", channel, None)))
+        ref = self._remember("NAMES", channel, None)
+        self.followups.append(Who(room=channel[1:], ref=ref))
+        return self._pending[ref]
 
     def _ping(self) -> bytes:
         """A PING whose PONG tells that the client read every message sent before it.
@@ -1596,8 +1720,13 @@ class IrcServerCodec:
         me = self._me()
         if pending.command == "JOIN":
             self._channels.add(pending.target.casefold())
-            self._names(pending.target)
-            return format_message("JOIN", pending.target, source=self._source(me))
+            names = self._names(pending.target)
+            line = format_message("JOIN", pending.target, source=self._source(me))
+            if pending.label is not None and "batch" in self.caps:
+                # A labeled JOIN is answered by one batch: the JOIN with its NAMES.
+                names.label, names.before, pending.label = pending.label, line, None
+                return b""
+            return line
         if pending.command == "PART":
             self._channels.discard(pending.target.casefold())
             return format_message("PART", pending.target, source=self._source(me))
@@ -1661,6 +1790,7 @@ class IrcServerCodec:
         isupport = (
             "CASEMAPPING=ascii",
             "CHANTYPES=#",
+            CLIENT_TAG_DENY,
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
             "MSGREFTYPES=msgid,timestamp",
             "NETWORK=chinwag",

@@ -78,12 +78,16 @@ from chinwag.protocol.events import (
     Search,
     Seen,
     SettingsReply,
+    Stats,
+    StatsReply,
     Typing,
     TypingNotice,
     Unblock,
     Welcome,
     Who,
     WhoReply,
+    WhoWas,
+    WhoWasReply,
 )
 from chinwag.protocol.framing import LineBuffer, LineTooLong
 
@@ -161,6 +165,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "mute": (("room", str), ("nick", str)),
     "unmute": (("room", str), ("nick", str)),
     "grant": (("nick", str), ("role", str)),
+    "whowas": (("nick", str),),  # issue 19 (ircreg)
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -563,6 +568,10 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return _moderate(obj, action, nick, ref)
         case {"type": "grant", "nick": str(nick), "role": str(role)}:
             return Grant(room=_opt_str(obj, "room"), nick=nick, role=role, ref=ref)
+        case {"type": "stats"}:  # issue 19 (ircreg)
+            return Stats(ref=ref)
+        case {"type": "whowas", "nick": str(nick)}:
+            return WhoWas(nick=nick, limit=_opt_int(obj, "limit", minimum=1), ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -844,6 +853,14 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             }
             if event.role is not None:
                 data["role"] = event.role
+        case StatsReply():  # issue 19 (ircreg)
+            data = {"type": "stats", "online": event.online, "here": event.here}
+            data["rooms"], data["nodes"] = event.rooms, event.nodes
+        case WhoWasReply():
+            entries = [
+                {"nick": e.nick, "account": e.account, "ts": iso_ts(e.ts_ms)} for e in event.entries
+            ]
+            data = {"type": "whowas", "nick": event.nick, "entries": entries}
     if event.ref is not None:
         data["ref"] = event.ref
     return data

@@ -256,6 +256,13 @@ class Settings:
         " own, in commits, as with 'fsync' always)",
     )
 
+    # -- reactions per person (audit4) --
+    reactions_per_person_max: int = _s(
+        20,
+        "most different reactions one person has on one message at once (more: forbidden"
+        " 'limit'); bounds each message's reactions, and so every history and search reply",
+    )
+
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
         return parse_room_retention(self.room_retention)

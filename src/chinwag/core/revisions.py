@@ -202,6 +202,8 @@ class Revisions:
         target = await self._target(session, cmd.id)
         if target.deleted:
             raise Forbidden("that message is deleted", reason="deleted")
+        if cmd.on:
+            await self._check_room_for(session, target.id, cmd.emoji)
         room, to = _conversation(session, target)
         kind = "react" if cmd.on else "unreact"
         await self._posting.post_event(
@@ -213,6 +215,18 @@ class Revisions:
             room=room,
             to=to,
         )
+
+    async def _check_room_for(self, session: Session, message_id: int, emoji: str) -> None:
+        """Raises `Forbidden` (``limit``) when this person has ``reactions_per_person_max``
+        other reactions on the message already (audit4: else they grow without end)."""
+        mine = await self._store.reactions_by(message_id, session.principal.pid)
+        most = self.settings.reactions_per_person_max
+        if emoji not in mine and len(mine) >= most:
+            raise Forbidden(
+                f"you have {len(mine)} reactions on this message, the most there can be:"
+                " take one off first",
+                reason="limit",
+            )
 
 
 __all__ = ["MAX_EMOJI", "Revisions", "check_emoji"]

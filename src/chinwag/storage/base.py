@@ -605,6 +605,11 @@ class Store(Protocol):
         given), oldest first."""
         ...
 
+    # -- reactions per person (audit4) --
+    async def reactions_by(self, message_id: int, who: str) -> list[str]:
+        """The emojis that the principal ``who`` has on message ``message_id`` now."""
+        ...
+
 
 def heads(principal: str, candidates: list[StoredMessage]) -> list[StoredMessage]:
     """One message per conversation: the newest of the candidates of each (rooms by

@@ -1633,6 +1633,18 @@ class PostgresStore:
 
         return await self._read(read)
 
+    # -- reactions per person (audit4) --
+    async def reactions_by(self, message_id: int, who: str) -> list[str]:
+        """The emojis that the principal ``who`` has on message ``message_id`` now."""
+
+        async def read(conn: Conn) -> list[str]:
+            rows = await conn.fetch(
+                "SELECT emoji FROM reactions WHERE message_id = $1 AND who = $2", message_id, who
+            )
+            return [str(r[0]) for r in rows]
+
+        return await self._read(read)
+
     # -- purges: expired dedupe rows and messages past their retention (issue 17) --
     async def _purge_loop(self) -> None:
         """A purge step every ``purge_interval``; at once again after a full one."""

@@ -2219,6 +2219,18 @@ class SqliteStore:
 
         return await self._read(read)
 
+    # -- reactions per person (audit4) --
+    async def reactions_by(self, message_id: int, who: str) -> list[str]:
+        """The emojis that the principal ``who`` has on message ``message_id`` now."""
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT emoji FROM reactions WHERE message_id = ? AND who = ?", (message_id, who)
+            ).fetchall()
+            return [str(r[0]) for r in rows]
+
+        return await self._read(read)
+
 
 if TYPE_CHECKING:
 

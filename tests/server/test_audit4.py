@@ -66,3 +66,40 @@ def test_reactions_per_person_max_below_zero_is_refused_saying_what_to_write() -
     assert build(None, ["reactions_per_person_max=0"]).reactions_per_person_max == 0
     with pytest.raises(SettingsError, match="reactions_per_person_max cannot be negative"):
         build(None, ["reactions_per_person_max=-1"])
+
+
+# -- a guest's room: nothing it sets may outlive it -----------------------------
+
+
+async def test_a_guest_cannot_lock_a_room_name_or_ban_an_account_for_good(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    alice = await login(peers, server.port, "alice")
+    assert (await reply(alice, "reg", type="register", password="correct horse"))["type"] == "ok"
+    await alice.send(type="bye")
+    await alice.expect_closed()
+    troll = await login(peers, server.port, "troll")
+    assert (await reply(troll, "j", type="join", room="general"))["type"] == "ok"
+    for n, frame in enumerate(
+        [
+            {"type": "room", "room": "general", "private": True, "topic": "mine"},
+            {"type": "room", "room": "general", "announce": True},
+            {"type": "ban", "room": "general", "nick": "alice"},
+            {"type": "mute", "room": "general", "nick": "alice", "until": None},
+        ]
+    ):
+        refused = await reply(troll, f"t{n}", **frame)
+        assert (refused["code"], refused["reason"]) == ("forbidden", "guest"), frame
+        assert "/register first" in refused["message"]
+    # A guest owner still sets its room's topic: that ends nobody's rights.
+    assert (await reply(troll, "topic", type="room", room="general", topic="hi"))["type"] == "ok"
+    await troll.send(type="bye")
+    await troll.expect_closed()
+    # After the guest left, its room is open to all, and nobody is banned or muted there.
+    alice = await login(peers, server.port, "alice", password="correct horse")
+    assert (await reply(alice, "j", type="join", room="general"))["type"] == "ok"
+    info = await alice.recv_type("room_info")
+    assert (info["private"], info["announce"], info["topic"]) == (False, False, "hi")
+    assert (await reply(alice, "s", type="say", room="general", body="free"))["type"] == "ack"
+    guest = await login(peers, server.port, "gus")
+    assert (await reply(guest, "j", type="join", room="general"))["type"] == "ok"

@@ -80,14 +80,13 @@ async def test_a_guest_cannot_lock_a_room_name_or_ban_an_account_for_good(
     await alice.expect_closed()
     troll = await login(peers, server.port, "troll")
     assert (await reply(troll, "j", type="join", room="general"))["type"] == "ok"
-    for n, frame in enumerate(
-        [
-            {"type": "room", "room": "general", "private": True, "topic": "mine"},
-            {"type": "room", "room": "general", "announce": True},
-            {"type": "ban", "room": "general", "nick": "alice"},
-            {"type": "mute", "room": "general", "nick": "alice", "until": None},
-        ]
-    ):
+    frames: list[dict[str, Any]] = [
+        {"type": "room", "room": "general", "private": True, "topic": "mine"},
+        {"type": "room", "room": "general", "announce": True},
+        {"type": "ban", "room": "general", "nick": "alice"},
+        {"type": "mute", "room": "general", "nick": "alice", "until": None},
+    ]
+    for n, frame in enumerate(frames):
         refused = await reply(troll, f"t{n}", **frame)
         assert (refused["code"], refused["reason"]) == ("forbidden", "guest"), frame
         assert "/register first" in refused["message"]

@@ -259,8 +259,12 @@ class Settings:
     # -- reactions per person (audit4) --
     reactions_per_person_max: int = _s(
         20,
-        "most different reactions one person has on one message at once (more: forbidden"
-        " 'limit'); bounds each message's reactions, and so every history and search reply",
+        "most different reactions one person has on one message at once (more: forbidden 'limit')",
+    )
+    reactions_per_message_max: int = _s(
+        1000,
+        "most reactions (of anyone) on one message at once (more: forbidden 'limit'); bounds"
+        " every history, search and backlog frame that carries the message",
     )
 
     def room_retentions(self) -> dict[str, float | None]:

@@ -63,6 +63,28 @@ async def test_one_person_has_at_most_reactions_per_person_max_on_a_message(
         srv.kill()
 
 
+async def test_a_message_holds_at_most_reactions_per_message_max_of_anyone(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    # Guests come back as new people: a per-person limit alone bounds nothing.
+    srv = ServerProcess(tmp_path / "data", {**FAST, "reactions_per_message_max": 3}).start()
+    try:
+        alice = await login(peers, srv.port, "alice")
+        target = (await reply(alice, "s", type="say", room="lobby", body="react to me"))["id"]
+        guests = [await login(peers, srv.port, f"guest{n}") for n in range(4)]
+        for guest in guests[:3]:
+            assert (await reply(guest, "r", type="react", id=target, emoji="👍"))["type"] == "ack"
+            await guest.send(type="bye")  # gone: its reaction stays
+            await guest.expect_closed()
+        full = await reply(guests[3], "r", type="react", id=target, emoji="👍")
+        assert (full["type"], full["code"], full["reason"]) == ("error", "forbidden", "limit")
+        assert "3 reactions" in full["message"]
+        page = await reply(alice, "h", type="history", room="lobby")
+        assert shown(page) == {"👍": ["guest0", "guest1", "guest2"]}
+    finally:
+        srv.kill()
+
+
 def test_reactions_per_person_max_below_zero_is_refused_saying_what_to_write() -> None:
     assert build(None, ["reactions_per_person_max=0"]).reactions_per_person_max == 0
     with pytest.raises(SettingsError, match="reactions_per_person_max cannot be negative"):

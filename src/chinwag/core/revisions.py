@@ -218,13 +218,21 @@ class Revisions:
 
     async def _check_room_for(self, session: Session, message_id: int, emoji: str) -> None:
         """Raises `Forbidden` (``limit``) when this person has ``reactions_per_person_max``
-        other reactions on the message already (audit4: else they grow without end)."""
-        mine = await self._store.reactions_by(message_id, session.principal.pid)
+        other reactions on the message already, or the message has ``reactions_per_message_max``
+        (audit4: else they grow without end, and every reply that carries the message)."""
+        mine, count = await self._store.reactions_on(message_id, session.principal.pid)
+        if emoji in mine:
+            return  # on already: putting it on again adds nothing
         most = self.settings.reactions_per_person_max
-        if emoji not in mine and len(mine) >= most:
+        if len(mine) >= most:
             raise Forbidden(
                 f"you have {len(mine)} reactions on this message, the most there can be:"
                 " take one off first",
+                reason="limit",
+            )
+        if count >= self.settings.reactions_per_message_max:
+            raise Forbidden(
+                f"this message has {count} reactions, the most it can hold: no more can go on",
                 reason="limit",
             )
 

@@ -606,8 +606,9 @@ class Store(Protocol):
         ...
 
     # -- reactions per person (audit4) --
-    async def reactions_by(self, message_id: int, who: str) -> list[str]:
-        """The emojis that the principal ``who`` has on message ``message_id`` now."""
+    async def reactions_on(self, message_id: int, who: str) -> tuple[list[str], int]:
+        """The emojis that the principal ``who`` has on message ``message_id`` now, and how
+        many reactions (of anyone) the message has."""
         ...
 
 

@@ -1634,14 +1634,17 @@ class PostgresStore:
         return await self._read(read)
 
     # -- reactions per person (audit4) --
-    async def reactions_by(self, message_id: int, who: str) -> list[str]:
-        """The emojis that the principal ``who`` has on message ``message_id`` now."""
+    async def reactions_on(self, message_id: int, who: str) -> tuple[list[str], int]:
+        """The emojis ``who`` has on message ``message_id`` now, and its reactions' count."""
 
-        async def read(conn: Conn) -> list[str]:
+        async def read(conn: Conn) -> tuple[list[str], int]:
             rows = await conn.fetch(
                 "SELECT emoji FROM reactions WHERE message_id = $1 AND who = $2", message_id, who
             )
-            return [str(r[0]) for r in rows]
+            count = await conn.fetchval(
+                "SELECT count(*) FROM reactions WHERE message_id = $1", message_id
+            )
+            return [str(r[0]) for r in rows], int(count)
 
         return await self._read(read)
 

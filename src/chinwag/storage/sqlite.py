@@ -2220,14 +2220,17 @@ class SqliteStore:
         return await self._read(read)
 
     # -- reactions per person (audit4) --
-    async def reactions_by(self, message_id: int, who: str) -> list[str]:
-        """The emojis that the principal ``who`` has on message ``message_id`` now."""
+    async def reactions_on(self, message_id: int, who: str) -> tuple[list[str], int]:
+        """The emojis ``who`` has on message ``message_id`` now, and its reactions' count."""
 
-        def read(conn: sqlite3.Connection) -> list[str]:
+        def read(conn: sqlite3.Connection) -> tuple[list[str], int]:
             rows = conn.execute(
                 "SELECT emoji FROM reactions WHERE message_id = ? AND who = ?", (message_id, who)
             ).fetchall()
-            return [str(r[0]) for r in rows]
+            count = conn.execute(
+                "SELECT count(*) FROM reactions WHERE message_id = ?", (message_id,)
+            ).fetchone()[0]
+            return [str(r[0]) for r in rows], int(count)
 
         return await self._read(read)
 

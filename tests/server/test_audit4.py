@@ -85,6 +85,35 @@ async def test_a_message_holds_at_most_reactions_per_message_max_of_anyone(
         srv.kill()
 
 
+async def test_a_history_page_counts_its_reactions_towards_history_max_bytes(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    settings = {**FAST, "history_max_bytes": 1000, "rate_burst": 300}
+    srv = ServerProcess(tmp_path / "data", settings).start()
+    try:
+        alice = await login(peers, srv.port, "alice")
+        long_nick = "r" * 32
+        fan = await login(peers, srv.port, long_nick)
+        ids = [
+            (await reply(alice, f"s{n}", type="say", room="lobby", body="hi"))["id"]
+            for n in range(8)
+        ]
+        for message_id in ids:
+            for k in range(20):
+                await fan.send(type="react", id=message_id, emoji=chr(0x4E00 + k))
+        for _ in range(8 * 20):
+            assert (await fan.recv_type("ack"))["type"] == "ack"
+        # Each message (about 1,300 bytes with its reactions) is over the limit alone:
+        # a page holds one (a client pages on from it), and says there is more.
+        page = await reply(alice, "h", type="history", room="lobby")
+        assert [m["id"] for m in page["messages"]] == ids[-1:] and page["more"] is True
+        assert len(page["messages"][0]["reactions"]) == 20
+        older = await reply(alice, "h2", type="history", room="lobby", before=ids[-1])
+        assert [m["id"] for m in older["messages"]] == ids[-2:-1] and older["more"] is True
+    finally:
+        srv.kill()
+
+
 def test_reactions_per_person_max_below_zero_is_refused_saying_what_to_write() -> None:
     assert build(None, ["reactions_per_person_max=0"]).reactions_per_person_max == 0
     with pytest.raises(SettingsError, match="reactions_per_person_max cannot be negative"):

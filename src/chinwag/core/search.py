@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from chinwag.config import Settings
 from chinwag.core.blocks import BLOCKED_PAGES, visible
 from chinwag.core.delivery import message_event
-from chinwag.core.rooms import REPLY_BYTES_PER_TOKEN
+from chinwag.core.rooms import REPLY_BYTES_PER_TOKEN, reply_bytes
 from chinwag.core.rules import parse_room
 from chinwag.core.sessions import Session, reply
 from chinwag.errors import BadRequest, NotMember
@@ -94,10 +94,10 @@ class Searching:
 
 def _within(found: list[StoredMessage], most: int) -> tuple[list[StoredMessage], int]:
     """The newest of ``found`` (newest first) that fit in ``most`` bytes (at least one),
-    and their size, estimated as `Rooms` estimates a history page's."""
+    and their size, estimated as a history page's (`reply_bytes`)."""
     size = 0
     for i, m in enumerate(found):
-        grown = size + len(m.body.encode()) + 120
+        grown = size + reply_bytes(m)
         if grown > most and i > 0:
             return found[:i], size
         size = grown

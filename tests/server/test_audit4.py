@@ -248,3 +248,60 @@ async def test_a_search_page_is_cut_at_history_max_bytes_and_paid_for_by_its_siz
         assert len(got) == 100 or rest["more"] is True
     finally:
         srv.kill()
+
+
+# -- malformed requests of §8-§12: a clear error each, nothing changes (held) -----
+
+MALFORMED: list[tuple[dict[str, Any], str]] = [
+    ({"type": "edit", "body": "x"}, "bad_request"),
+    ({"type": "edit", "id": "1", "body": "x"}, "bad_request"),
+    ({"type": "delete", "id": 1.5}, "bad_request"),
+    ({"type": "react", "id": True, "emoji": "👍"}, "bad_request"),
+    ({"type": "react", "id": -5, "emoji": "👍"}, "bad_request"),
+    ({"type": "delete", "id": [1]}, "bad_request"),
+    ({"type": "delete", "id": 2**53}, "not_found"),
+    ({"type": "edit", "id": 1, "body": "a\x00b"}, "bad_body"),
+    ({"type": "edit", "id": 1, "body": "x" * 4001}, "bad_body"),
+    ({"type": "react", "id": 1, "emoji": "👍👍"}, "bad_request"),
+    ({"type": "react", "id": 1, "emoji": "\u200d"}, "bad_request"),
+    ({"type": "react", "id": 1, "emoji": "a" * 9}, "bad_request"),
+    ({"type": "read", "room": "lobby", "upto": "5"}, "bad_request"),
+    ({"type": "read", "room": "lobby", "with": "bob", "upto": 1}, "bad_request"),
+    ({"type": "search", "q": 5}, "bad_request"),
+    ({"type": "search", "q": "x", "room": "lobby", "with": "bob"}, "bad_request"),
+    ({"type": "search", "q": "x", "room": "NO SUCH"}, "bad_room"),
+    ({"type": "search", "q": "x", "with": "nobody-here"}, "no_such_user"),
+    ({"type": "block", "nick": "<script>"}, "bad_nick"),
+    ({"type": "room", "room": "lobby", "private": "yes"}, "bad_request"),
+    ({"type": "room", "room": "x" * 33, "topic": "t"}, "bad_room"),
+    ({"type": "invite", "room": "lobby"}, "bad_request"),
+    ({"type": "ban", "room": "lobby", "nick": "bob", "until": "tomorrow"}, "bad_request"),
+    (
+        {"type": "ban", "room": "lobby", "nick": "bob", "until": "2030-01-01T00:00:00"},
+        "bad_request",
+    ),
+    ({"type": "mute", "room": "lobby", "nick": "bob", "reason": 5}, "bad_request"),
+    ({"type": "grant", "nick": "bob", "role": 5}, "bad_request"),
+    ({"type": "receipts", "on": "true"}, "bad_request"),
+    ({"type": "history", "room": "lobby", "before": 0}, "bad_request"),
+    ({"type": "say", "room": "lobby", "body": "x", "reply_to": "1"}, "bad_request"),
+    ({"type": "say", "room": "lobby", "body": "x", "cid": "c" * 65}, "bad_request"),
+]
+
+
+async def test_malformed_requests_of_every_new_type_get_a_clear_error_and_change_nothing(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    alice = await login(peers, server.port, "alice")
+    await login(peers, server.port, "bob")
+    target = (await reply(alice, "s", type="say", room="lobby", body="target"))["id"]
+    assert target == 1  # the frames above name it
+    for n, (frame, code) in enumerate(MALFORMED):
+        got = await reply(alice, f"m{n}", **frame)
+        assert (got["type"], got["code"]) == ("error", code), frame
+        assert got["message"], frame
+    page = await reply(alice, "h", type="history", room="lobby")
+    assert [(m["id"], m["body"], m.get("reactions")) for m in page["messages"]] == [
+        (target, "target", None)
+    ]
+    assert (await reply(alice, "p", type="ping"))["type"] == "pong"  # still open

@@ -7,13 +7,19 @@ sockets and asserts what a user would notice. The holes it found are closed
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
 import json
+import os
+import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Peer, ServerProcess
+from conftest import RECV_TIMEOUT, Peer, ServerProcess
 from support.peers import login
+from support.web import WebServer
 
 from chinwag.config import SettingsError, build
 
@@ -305,3 +311,92 @@ async def test_malformed_requests_of_every_new_type_get_a_clear_error_and_change
         (target, "target", None)
     ]
     assert (await reply(alice, "p", type="ping"))["type"] == "pong"  # still open
+
+
+# -- WebSocket frames by hand: fragments, control frames, a ping flood (held) ------
+
+
+def ws_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """A masked client frame (RFC 6455 §5.2)."""
+    first = (0x80 if fin else 0) | opcode
+    size = len(payload)
+    if size < 126:
+        head = bytes((first, 0x80 | size))
+    elif size < 65_536:
+        head = struct.pack("!BBH", first, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", first, 0x80 | 127, size)
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+async def ws_open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    writer.write(request.encode())
+    status = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert status.startswith(b"HTTP/1.1 101"), status
+    return reader, writer
+
+
+async def ws_read(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """(opcode, payload) of the server's next frame (never masked, never fragmented here)."""
+    head = await asyncio.wait_for(reader.readexactly(2), RECV_TIMEOUT)
+    size = head[1] & 0x7F
+    if size == 126:
+        size = struct.unpack("!H", await reader.readexactly(2))[0]
+    elif size == 127:
+        size = struct.unpack("!Q", await reader.readexactly(8))[0]
+    return head[0] & 0x0F, await asyncio.wait_for(reader.readexactly(size), RECV_TIMEOUT)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")  # pragma: no cover - Linux always has it
+
+
+async def test_a_fragmented_frame_with_a_ping_inside_is_one_frame_and_a_ping_flood_stays_small(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    srv = WebServer(tmp_path / "web").start()
+    writers: list[asyncio.StreamWriter] = []
+    try:
+        reader, writer = await ws_open(srv.http_port)
+        writers.append(writer)
+        hello = json.dumps({"type": "hello", "proto": 1, "nick": "frag"}).encode()
+        writer.write(
+            ws_frame(1, hello[:5], fin=False)
+            + ws_frame(9, b"mid")  # a control frame between fragments: answered at once
+            + ws_frame(0, hello[5:12], fin=False)
+            + ws_frame(0, hello[12:])
+        )
+        assert await ws_read(reader) == (10, b"mid")
+        opcode, payload = await ws_read(reader)
+        assert opcode == 1 and json.loads(payload)["type"] == "welcome"
+        # A client that floods pings and never reads: the server's pongs wait on the
+        # socket, aiohttp stops reading, and the server's memory does not follow.
+        _, flood_w = await ws_open(srv.http_port)
+        writers.append(flood_w)
+        pid = srv.proc.pid if srv.proc is not None else 0
+        before = rss_kib(pid)
+        burst = ws_frame(9, b"x" * 125) * 1000
+        sent = 0
+        with contextlib.suppress(TimeoutError):
+            while sent < 64 * 1024 * 1024:
+                flood_w.write(burst)
+                sent += len(burst)
+                await asyncio.wait_for(flood_w.drain(), 2)
+        assert sent < 64 * 1024 * 1024, "the server kept reading pings it could not answer"
+        assert rss_kib(pid) - before < 16 * 1024
+        other = await login(peers, srv.port, "other")  # everyone else is served meanwhile
+        assert (await reply(other, "p", type="ping"))["type"] == "pong"
+    finally:
+        for w in writers:
+            w.close()
+        srv.kill()

@@ -42,6 +42,7 @@ def reply_bytes(m: StoredMessage) -> int:
         size += 4 * len(emoji) + 24 + sum(len(n.encode()) + 3 for n in nicks)
     return size
 
+
 Resolver = Callable[[str], Awaitable[tuple[str, str, bool]]]
 """(principal, display nick, online?) of a DM partner, by nick (`Posting.resolve`)."""
 

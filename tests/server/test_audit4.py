@@ -120,6 +120,33 @@ async def test_a_history_page_counts_its_reactions_towards_history_max_bytes(
         srv.kill()
 
 
+async def test_a_history_page_counts_the_mentions_that_edits_piled_up(
+    tmp_path: Path, peers: list[Peer]
+) -> None:
+    srv = ServerProcess(tmp_path / "data", {**FAST, "history_max_bytes": 700}).start()
+    try:
+        nicks = [f"{c}" * 32 for c in "bcdefg"]
+        for nick in nicks:  # accounts: members of the lobby even when offline
+            peer = await login(peers, srv.port, nick)
+            await reply(peer, "reg", type="register", password="correct horse")
+            await peer.send(type="bye")
+            await peer.expect_closed()
+        alice = await login(peers, srv.port, "alice")
+        ids = []
+        for n in range(3):
+            said = await reply(alice, f"s{n}", type="say", room="lobby", body="hi")
+            ids.append(said["id"])
+            everyone = " ".join("@" + nick for nick in nicks)
+            await reply(alice, f"e{n}", type="edit", id=said["id"], body=everyone)
+            await reply(alice, f"f{n}", type="edit", id=said["id"], body="hi")  # mentions stay
+        page = await reply(alice, "h", type="history", room="lobby")
+        assert [m["body"] for m in page["messages"]] == ["hi"] * len(page["messages"])
+        assert all(m["mentions"] == nicks for m in page["messages"])
+        assert [m["id"] for m in page["messages"]] == ids[1:] and page["more"] is True
+    finally:
+        srv.kill()
+
+
 def test_reactions_per_person_max_below_zero_is_refused_saying_what_to_write() -> None:
     assert build(None, ["reactions_per_person_max=0"]).reactions_per_person_max == 0
     with pytest.raises(SettingsError, match="reactions_per_person_max cannot be negative"):

@@ -35,9 +35,10 @@ REPLY_BYTES_PER_TOKEN = 4096  # who, rooms and history also pay for their reply'
 
 
 def reply_bytes(m: StoredMessage) -> int:
-    """About how many bytes ``m`` takes in a reply: its body, its reactions (audit4: they
-    were left out, so a page of much-reacted messages passed the byte limit), the rest."""
-    size = len(m.body.encode()) + 120
+    """About how many bytes ``m`` takes in a reply: its body, its reactions and mentions
+    (audit4: they were left out, so a page of much-reacted messages, or of messages whose
+    edits mentioned more and more people, passed the byte limit), the rest."""
+    size = len(m.body.encode()) + 120 + sum(len(n.encode()) + 3 for n in m.mentions)
     for emoji, nicks in m.reactions:
         size += 4 * len(emoji) + 24 + sum(len(n.encode()) + 3 for n in nicks)
     return size

@@ -283,6 +283,67 @@ async def test_a_search_page_is_cut_at_history_max_bytes_and_paid_for_by_its_siz
         srv.kill()
 
 
+async def test_a_deleted_and_edited_body_reaches_no_device_that_was_away_nor_search(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    bob = await login(peers, server.port, "bob")
+    await reply(bob, "reg", type="register", password="correct horse")
+    await bob.send(type="bye")
+    await bob.expect_closed()
+    alice = await login(peers, server.port, "alice")
+    said = (await reply(alice, "s", type="say", room="lobby", body="secret one"))["id"]
+    await reply(alice, "e", type="edit", id=said, body="secret two @bob")
+    await reply(alice, "r", type="react", id=said, emoji="🔥")
+    dm = (await reply(alice, "d", type="dm", to="bob", body="secret three"))["id"]
+    await reply(alice, "f", type="edit", id=dm, body="secret four")
+    for n, message_id in enumerate((said, dm)):
+        assert (await reply(alice, f"x{n}", type="delete", id=message_id))["type"] == "ack"
+    bob = await Peer.connect(server.port)
+    peers.append(bob)
+    await bob.send(type="hello", proto=1, nick="bob", password="correct horse")
+    frames = [await bob.recv()]
+    while frames[-1]["type"] != "caught_up":
+        frames.append(await bob.recv())
+    assert "secret" not in json.dumps(frames)
+    shown = {f["id"]: f for f in frames if f["type"] == "message"}
+    assert shown[said]["deleted"] is True and shown[dm]["deleted"] is True
+    assert not [f for f in frames if f["type"] == "edited"]  # the edits' bodies are gone too
+    assert (await reply(bob, "q", type="search", q="secret"))["messages"] == []
+    page = await reply(bob, "h", type="history", **{"with": "alice"})
+    assert "secret" not in json.dumps(page)
+
+
+async def test_a_third_party_learns_nothing_of_a_dm_by_its_id(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    alice = await login(peers, server.port, "alice")
+    await login(peers, server.port, "bob")
+    carol = await login(peers, server.port, "carol")
+    dm = (await reply(alice, "d", type="dm", to="bob", body="between us"))["id"]
+    missing = dm + 1000
+    for n, message_id in enumerate((dm, missing)):  # the same answer for both
+        for kind, extra in (("edit", {"body": "x"}), ("delete", {}), ("react", {"emoji": "👍"})):
+            got = await reply(carol, f"{kind}{n}", type=kind, id=message_id, **extra)
+            assert (got["code"], got["message"]) == (
+                "not_found",
+                f"there is no message {message_id} that you can see",
+            )
+        for frame in ({"type": "say", "room": "lobby"}, {"type": "dm", "to": "alice"}):
+            got = await reply(carol, f"re{n}", **frame, body="hm", reply_to=message_id)
+            assert got["code"] == "bad_request"
+            assert got["message"] == f"reply_to: message {message_id} is not in this conversation"
+    for frame in (
+        {"type": "search", "q": "between"},
+        {"type": "search", "q": "between", "from": "alice"},
+        {"type": "search", "q": "between", "with": "alice"},
+        {"type": "history", "with": "alice"},
+        {"type": "history", "with": "bob"},
+    ):
+        got = await reply(carol, "v", **frame)
+        assert got["messages"] == [], frame
+    assert await carol.quiet(0.2) == []  # no edited, deleted or reacted came either
+
+
 # -- malformed requests of §8-§12: a clear error each, nothing changes (held) -----
 
 MALFORMED: list[tuple[dict[str, Any], str]] = [

@@ -256,7 +256,7 @@ class Settings:
         " own, in commits, as with 'fsync' always)",
     )
 
-    # -- reactions per person (audit4) --
+    # -- bounded reactions (adversarial audit, audit4) --
     reactions_per_person_max: int = _s(
         20,
         "most different reactions one person has on one message at once (more: forbidden 'limit')",

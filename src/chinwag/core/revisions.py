@@ -203,7 +203,7 @@ class Revisions:
         if target.deleted:
             raise Forbidden("that message is deleted", reason="deleted")
         if cmd.on:
-            await self._check_room_for(session, target.id, cmd.emoji)
+            await self._check_reaction_limits(session, target.id, cmd.emoji)
         room, to = _conversation(session, target)
         kind = "react" if cmd.on else "unreact"
         await self._posting.post_event(
@@ -216,7 +216,7 @@ class Revisions:
             to=to,
         )
 
-    async def _check_room_for(self, session: Session, message_id: int, emoji: str) -> None:
+    async def _check_reaction_limits(self, session: Session, message_id: int, emoji: str) -> None:
         """Raises `Forbidden` (``limit``) when this person has ``reactions_per_person_max``
         other reactions on the message already, or the message has ``reactions_per_message_max``
         (audit4: else they grow without end, and every reply that carries the message)."""

@@ -262,6 +262,17 @@ class Settings:
         " memory on each node, forgotten at restart (0: none)",
     )
 
+    # -- bounded reactions (adversarial audit, audit4) --
+    reactions_per_person_max: int = _s(
+        20,
+        "most different reactions one person has on one message at once (more: forbidden 'limit')",
+    )
+    reactions_per_message_max: int = _s(
+        1000,
+        "most reactions (of anyone) on one message at once (more: forbidden 'limit'); bounds"
+        " every history, search and backlog frame that carries the message",
+    )
+
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
         return parse_room_retention(self.room_retention)

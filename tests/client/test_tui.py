@@ -718,7 +718,12 @@ async def test_edit_delete_react_reply_and_search_from_the_terminal(
 async def test_a_room_owner_moderates_from_the_terminal(
     server: ServerProcess, harness: Harness
 ) -> None:
+    setup = await harness.client(server.port, "alice")
+    await setup.register("alice-password")  # a guest may not make a room private
+    await setup.close()
     alice = harness.tty(server.port, "alice")
+    await alice.expect(r"password for alice: ")
+    alice.sendline("alice-password")
     await alice.expect(r"#lobby>")
     alice.sendline("/join games")
     await alice.expect(r"#games: no topic · you are an owner")

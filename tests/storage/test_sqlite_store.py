@@ -1170,3 +1170,18 @@ async def test_a_failed_commit_fails_every_job_of_the_batch_and_the_store_goes_o
     finally:
         release.set()
         await store.close()
+
+
+# -- reactions per person and per message (audit4) --
+
+
+async def test_reactions_on_names_ones_own_emojis_and_counts_everyones(store: Store) -> None:
+    target = await post(store, say("react to me"))
+    assert await store.reactions_on(target, "a:bob") == ([], 0)
+    await post(store, event("react", target, "👍", sender="a:bob"))
+    await post(store, event("react", target, "🎉", sender="a:bob"))
+    await post(store, event("react", target, "👍", sender="a:ann"))
+    mine, count = await store.reactions_on(target, "a:bob")
+    assert (sorted(mine), count) == (sorted(["👍", "🎉"]), 3)
+    await post(store, event("unreact", target, "👍", sender="a:bob"))
+    assert await store.reactions_on(target, "a:bob") == (["🎉"], 2)

@@ -91,7 +91,7 @@ async def test_an_owner_sets_a_hostile_topic_as_text_and_acts_on_a_member(
     web: WebServer, context: BrowserContext, peers: list[Peer]
 ) -> None:
     page = await open_client(context, web)
-    await log_in(page, "alice")
+    await log_in(page, "alice", PASSWORD, register=True)  # a guest may not make it private
     await open_room(page, "games")  # alice made #games: she owns it
     badges = page.get_by_label("Room badges")
     await expect(badges.get_by_text("you: owner")).to_be_visible()

@@ -486,6 +486,13 @@ class Moderation:
         """Change a room's topic (owner, mod), private or announce (owner); members are told."""
         least = "owner" if cmd.private is not None or cmd.announce is not None else "mod"
         room = self._acting_in(p, cmd.room, least)
+        if (cmd.private or cmd.announce) and not p.account:
+            # audit4: a guest's locked room would outlive it, its name taken from everyone.
+            raise Forbidden(
+                "only an account may make its room private or for announcements: /register"
+                " first (a guest's room would stay locked after it left)",
+                reason="guest",
+            )
         row = self._rooms[room]
         topic = row.topic
         if cmd.topic is not None:
@@ -555,6 +562,13 @@ class Moderation:
                 reason="rank",
             )
         action = cmd.action
+        if action in ("ban", "mute") and not p.account and pid.startswith("a:"):
+            # audit4: it would outlive the guest, with nobody left who may lift it.
+            raise Forbidden(
+                f"only an account may {action} an account: /register first (a guest's {action}"
+                " would outlast it)",
+                reason="guest",
+            )
         if room == LOBBY and action in ("kick", "ban", "unban"):
             raise Forbidden(
                 "everyone stays in the lobby: mute them there, or ask an admin to ban them"

@@ -202,6 +202,8 @@ class Revisions:
         target = await self._target(session, cmd.id)
         if target.deleted:
             raise Forbidden("that message is deleted", reason="deleted")
+        if cmd.on:
+            await self._check_reaction_limits(session, target.id, cmd.emoji)
         room, to = _conversation(session, target)
         kind = "react" if cmd.on else "unreact"
         await self._posting.post_event(
@@ -213,6 +215,26 @@ class Revisions:
             room=room,
             to=to,
         )
+
+    async def _check_reaction_limits(self, session: Session, message_id: int, emoji: str) -> None:
+        """Raises `Forbidden` (``limit``) when this person has ``reactions_per_person_max``
+        other reactions on the message already, or the message has ``reactions_per_message_max``
+        (audit4: else they grow without end, and every reply that carries the message)."""
+        mine, count = await self._store.reactions_on(message_id, session.principal.pid)
+        if emoji in mine:
+            return  # on already: putting it on again adds nothing
+        most = self.settings.reactions_per_person_max
+        if len(mine) >= most:
+            raise Forbidden(
+                f"you have {len(mine)} reactions on this message, the most there can be:"
+                " take one off first",
+                reason="limit",
+            )
+        if count >= self.settings.reactions_per_message_max:
+            raise Forbidden(
+                f"this message has {count} reactions, the most it can hold: no more can go on",
+                reason="limit",
+            )
 
 
 __all__ = ["MAX_EMOJI", "Revisions", "check_emoji"]

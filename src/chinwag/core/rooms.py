@@ -31,9 +31,20 @@ from chinwag.protocol.events import (
     WhoMember,
     WhoReply,
 )
-from chinwag.storage.base import Page, Store
+from chinwag.storage.base import Page, Store, StoredMessage
 
 REPLY_BYTES_PER_TOKEN = 4096  # who, rooms and history also pay for their reply's size
+
+
+def reply_bytes(m: StoredMessage) -> int:
+    """About how many bytes ``m`` takes in a reply: its body, its reactions and mentions
+    (audit4: they were left out, so a page of much-reacted messages, or of messages whose
+    edits mentioned more and more people, passed the byte limit), the rest."""
+    size = len(m.body.encode()) + 120 + sum(len(n.encode()) + 3 for n in m.mentions)
+    for emoji, nicks in m.reactions:
+        size += 4 * len(emoji) + 24 + sum(len(n.encode()) + 3 for n in nicks)
+    return size
+
 
 Resolver = Callable[[str], Awaitable[tuple[str, str, bool]]]
 """(principal, display nick, online?) of a DM partner, by nick (`Posting.resolve`)."""
@@ -257,9 +268,9 @@ class Rooms:
         more = page.more
         size = 0
         order = range(len(messages) - 1, -1, -1) if keep_newest else range(len(messages))
-        for i in order:
-            size += len(shown[i].body.encode()) + 120
-            if size > self.settings.history_max_bytes:
+        for n, i in enumerate(order):
+            size += reply_bytes(shown[i])
+            if size > self.settings.history_max_bytes and n > 0:  # one at least: to page on
                 messages = messages[i + 1 :] if keep_newest else messages[:i]
                 more = True
                 break

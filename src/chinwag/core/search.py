@@ -8,11 +8,12 @@ from collections.abc import Awaitable, Callable
 from chinwag.config import Settings
 from chinwag.core.blocks import BLOCKED_PAGES, visible
 from chinwag.core.delivery import message_event
+from chinwag.core.rooms import REPLY_BYTES_PER_TOKEN, reply_bytes
 from chinwag.core.rules import parse_room
 from chinwag.core.sessions import Session, reply
 from chinwag.errors import BadRequest, NotMember
 from chinwag.protocol.events import Results, Search
-from chinwag.storage.base import SearchScope, Store
+from chinwag.storage.base import SearchScope, Store, StoredMessage
 
 SEARCH_DEFAULT = 20  # messages per reply when the request names no limit (§8)
 MAX_QUERY = 1_000  # code points of one query
@@ -82,5 +83,22 @@ class Searching:
                 before = page.messages[-1].id  # newest first: the oldest is last
                 page = await self._store.search(words, scope, before=before, limit=limit)
                 found = visible(p.blocked, page.messages)
-        messages = tuple(message_event(m, own=m.sender == p.pid) for m in found)
-        reply(session, Results(q=cmd.q, messages=messages, more=page.more, ref=cmd.ref))
+        # audit4: a page is cut at history_max_bytes and paid for by its size, as
+        # history's; before, one search (one token) sent up to 100 whole bodies.
+        kept, size = _within(found, self.settings.history_max_bytes)
+        more = page.more or len(kept) < len(found)
+        session.bucket.take(size / REPLY_BYTES_PER_TOKEN)
+        messages = tuple(message_event(m, own=m.sender == p.pid) for m in kept)
+        reply(session, Results(q=cmd.q, messages=messages, more=more, ref=cmd.ref))
+
+
+def _within(found: list[StoredMessage], most: int) -> tuple[list[StoredMessage], int]:
+    """The newest of ``found`` (newest first) that fit in ``most`` bytes (at least one),
+    and their size, estimated as a history page's (`reply_bytes`)."""
+    size = 0
+    for i, m in enumerate(found):
+        grown = size + reply_bytes(m)
+        if grown > most and i > 0:
+            return found[:i], size
+        size = grown
+    return found, size

@@ -628,6 +628,12 @@ class Store(Protocol):
         given), oldest first."""
         ...
 
+    # -- reactions per person (audit4) --
+    async def reactions_on(self, message_id: int, who: str) -> tuple[list[str], int]:
+        """The emojis that the principal ``who`` has on message ``message_id`` now, and how
+        many reactions (of anyone) the message has."""
+        ...
+
 
 def heads(principal: str, candidates: list[StoredMessage]) -> list[StoredMessage]:
     """One message per conversation: the newest of the candidates of each (rooms by

@@ -1679,6 +1679,21 @@ class PostgresStore:
 
         return await self._read(read)
 
+    # -- reactions per person (audit4) --
+    async def reactions_on(self, message_id: int, who: str) -> tuple[list[str], int]:
+        """The emojis ``who`` has on message ``message_id`` now, and its reactions' count."""
+
+        async def read(conn: Conn) -> tuple[list[str], int]:
+            rows = await conn.fetch(
+                "SELECT emoji FROM reactions WHERE message_id = $1 AND who = $2", message_id, who
+            )
+            count = await conn.fetchval(
+                "SELECT count(*) FROM reactions WHERE message_id = $1", message_id
+            )
+            return [str(r[0]) for r in rows], int(count)
+
+        return await self._read(read)
+
     # -- purges: expired dedupe rows and messages past their retention (issue 17) --
     async def _purge_loop(self) -> None:
         """A purge step every ``purge_interval``; at once again after a full one."""

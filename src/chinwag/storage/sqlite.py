@@ -2258,6 +2258,21 @@ class SqliteStore:
 
         return await self._read(read)
 
+    # -- reactions per person (audit4) --
+    async def reactions_on(self, message_id: int, who: str) -> tuple[list[str], int]:
+        """The emojis ``who`` has on message ``message_id`` now, and its reactions' count."""
+
+        def read(conn: sqlite3.Connection) -> tuple[list[str], int]:
+            rows = conn.execute(
+                "SELECT emoji FROM reactions WHERE message_id = ? AND who = ?", (message_id, who)
+            ).fetchall()
+            count = conn.execute(
+                "SELECT count(*) FROM reactions WHERE message_id = ?", (message_id,)
+            ).fetchone()[0]
+            return [str(r[0]) for r in rows], int(count)
+
+        return await self._read(read)
+
 
 if TYPE_CHECKING:
 

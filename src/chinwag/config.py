@@ -255,6 +255,12 @@ class Settings:
         " which a checkpoint runs at once (else when writes pause); bounds the WAL (0: SQLite's"
         " own, in commits, as with 'fsync' always)",
     )
+    # -- the metrics switch (issue 17, bench15) --
+    metrics: bool = _s(
+        True,
+        "count messages, deliveries and latencies for /metrics; false: nothing is counted"
+        " and /metrics answers 404 (/healthz and /readyz stay)",
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""

@@ -847,6 +847,7 @@ def make_parser() -> argparse.ArgumentParser:
                 "ircfanout",
                 "nodes-latency",
                 "revisions",
+                "metrics-cost",
             )
         ),
         default=list(SCENARIOS),
@@ -857,7 +858,8 @@ def make_parser() -> argparse.ArgumentParser:
         " alone: SQLite, PostgreSQL and two PostgreSQL nodes side by side (bench/nodes.py); or "
         "ircfanout alone: IRC against JSON-lines fan-out (bench/ircfanout.py); or nodes-latency"
         " alone: two nodes at a fixed rate, then a Redis outage (bench/nodeslatency.py); or "
-        "revisions alone: edits and reactions against messages (bench/revisions.py)",
+        "revisions alone: edits and reactions against messages (bench/revisions.py); or "
+        "metrics-cost alone: the burst with metrics on and off, interleaved (bench/metricscost.py)",
     )
     p.add_argument(
         "--servers",
@@ -917,6 +919,9 @@ def make_parser() -> argparse.ArgumentParser:
     from bench import revisions
 
     revisions.add_arguments(p)
+    from bench import metricscost
+
+    metricscost.add_arguments(p)
     # Tests only: make the baseline misdeliver on purpose, to show the checks catch it.
     p.add_argument("--baseline-fault", choices=["drop", "dup", "reorder"], help=argparse.SUPPRESS)
     return p
@@ -973,6 +978,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench import revisions
 
         return revisions.run(args)
+    if "metrics-cost" in args.only:
+        if args.only != ["metrics-cost"]:
+            parser.error("--only metrics-cost runs alone")
+        from bench import metricscost
+
+        return metricscost.run(args)
     repeat = args.repeat or (1 if args.quick else 3)
     retries = args.retries if args.retries is not None else (0 if args.quick else 2)
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 90.0)

@@ -82,6 +82,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
         help="stores to search, side by side: sqlite,postgres (the default)",
     )
+    g.add_argument(
+        "--search-requests",
+        type=int,
+        default=REQUESTS,
+        help=f"requests of each kind per size and store (default {REQUESTS})",
+    )
 
 
 def corpus(count: int, rng: random.Random) -> Iterator[list[tuple[int, str, str, str, str]]]:
@@ -162,8 +168,10 @@ async def seed_postgres(url: str, count: int, rng: random.Random) -> None:
         await conn.close()
 
 
-async def measure(port: int) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """Log in as r0 and time REQUESTS requests of each kind, interleaved.
+async def measure(
+    port: int, requests: int = REQUESTS
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Log in as r0 and time ``requests`` requests of each kind, interleaved.
 
     Returns the times (ms) and how many messages the first reply of each kind held.
     """
@@ -184,7 +192,7 @@ async def measure(port: int) -> tuple[dict[str, list[float]], dict[str, int]]:
             pass
         times: dict[str, list[float]] = {kind: [] for kind in QUERIES}
         found: dict[str, int] = {}
-        for n in range(REQUESTS):
+        for n in range(requests):
             for kind, frame in QUERIES.items():
                 started = time.perf_counter()
                 reply = await request({**frame, "ref": f"{kind}-{n}"})
@@ -203,7 +211,7 @@ def p99(samples: list[float]) -> float:
 
 
 def _one(
-    backend: str, size: int, services: Any | None, root: Path
+    backend: str, size: int, services: Any | None, root: Path, requests: int
 ) -> tuple[tuple[dict[str, list[float]], dict[str, int]], float]:
     """Seed one store of ``size`` messages and time the queries: (measured, seconds seeding)."""
     workdir = root / f"{backend}-{size}"
@@ -221,7 +229,7 @@ def _one(
     print(f"search {backend} {size:>9,}: seeded in {seeded:.1f} s", file=sys.stderr, flush=True)
     server.start(timeout=120)
     try:
-        return asyncio.run(measure(server.port)), seeded
+        return asyncio.run(measure(server.port, requests)), seeded
     except (OSError, ValueError, TimeoutError) as exc:
         log = server.log_path.read_text(errors="replace")[-1500:]
         raise RuntimeError(
@@ -254,7 +262,11 @@ def run(args: argparse.Namespace) -> int:
         for size in sizes:
             for backend in backends:
                 (times, found), seeded = _one(
-                    backend, size, services if backend == "postgres" else None, root
+                    backend,
+                    size,
+                    services if backend == "postgres" else None,
+                    root,
+                    args.search_requests,
                 )
                 for kind, samples in times.items():
                     rows.append(

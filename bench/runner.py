@@ -837,7 +837,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--only",
         type=_names(
-            (*SCENARIOS, "abuse", "ws", "search", "webload", "nodes", "ircfanout", "nodes-latency")
+            (
+                *SCENARIOS,
+                "abuse",
+                "ws",
+                "search",
+                "webload",
+                "nodes",
+                "ircfanout",
+                "nodes-latency",
+                "revisions",
+                "metrics-cost",
+            )
         ),
         default=list(SCENARIOS),
         help=f"comma-separated scenarios (default: all of {','.join(SCENARIOS)}); "
@@ -846,7 +857,9 @@ def make_parser() -> argparse.ArgumentParser:
         "alone: the web client's time to interactive in Chromium (bench/webload.py); or nodes"
         " alone: SQLite, PostgreSQL and two PostgreSQL nodes side by side (bench/nodes.py); or "
         "ircfanout alone: IRC against JSON-lines fan-out (bench/ircfanout.py); or nodes-latency"
-        " alone: two nodes at a fixed rate, then a Redis outage (bench/nodeslatency.py)",
+        " alone: two nodes at a fixed rate, then a Redis outage (bench/nodeslatency.py); or "
+        "revisions alone: edits and reactions against messages (bench/revisions.py); or "
+        "metrics-cost alone: the burst with metrics on and off, interleaved (bench/metricscost.py)",
     )
     p.add_argument(
         "--servers",
@@ -903,6 +916,12 @@ def make_parser() -> argparse.ArgumentParser:
     from bench import nodeslatency
 
     nodeslatency.add_arguments(p)
+    from bench import revisions
+
+    revisions.add_arguments(p)
+    from bench import metricscost
+
+    metricscost.add_arguments(p)
     # Tests only: make the baseline misdeliver on purpose, to show the checks catch it.
     p.add_argument("--baseline-fault", choices=["drop", "dup", "reorder"], help=argparse.SUPPRESS)
     return p
@@ -953,6 +972,18 @@ def main(argv: list[str] | None = None) -> int:
         from bench import nodeslatency
 
         return nodeslatency.run(args)
+    if "revisions" in args.only:
+        if args.only != ["revisions"]:
+            parser.error("--only revisions runs alone")
+        from bench import revisions
+
+        return revisions.run(args)
+    if "metrics-cost" in args.only:
+        if args.only != ["metrics-cost"]:
+            parser.error("--only metrics-cost runs alone")
+        from bench import metricscost
+
+        return metricscost.run(args)
     repeat = args.repeat or (1 if args.quick else 3)
     retries = args.retries if args.retries is not None else (0 if args.quick else 2)
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 90.0)

@@ -18,34 +18,37 @@ from pathlib import Path
 from chinwag.config import Settings
 from chinwag.core.accounts import PasswordHasher, parse_nick
 from chinwag.server.app import DB_NAME
-from chinwag.storage.base import AccountRow
+from chinwag.storage.base import AccountRow, Store
 from chinwag.storage.sqlite import SqliteStore
 
 
 async def _seed(data_dir: Path, accounts: int, password: str) -> None:
     await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    store = await SqliteStore.open(data_dir / DB_NAME)
+    try:
+        await seed_store(store, accounts, password)
+    finally:
+        await store.close()
+
+
+async def seed_store(store: Store, accounts: int, password: str) -> None:
+    """Create accounts ``r0`` … in an open ``store`` (SQLite or PostgreSQL), in the lobby."""
     hasher = PasswordHasher(Settings())
     try:
         password_hash = await hasher.hash(password)
     finally:
         hasher.close()
-    store = await SqliteStore.open(data_dir / DB_NAME)
-    try:
-        now_ms = int(time.time() * 1000)
+    now_ms = int(time.time() * 1000)
 
-        async def one(i: int) -> None:
-            nick = parse_nick(f"r{i}")
-            row = AccountRow(
-                nick.key, nick.display, nick.skeleton, password_hash, now_ms, False, False
-            )
-            await store.create_account(row)
-            await store.join_room("a:" + nick.key, "lobby")
+    async def one(i: int) -> None:
+        nick = parse_nick(f"r{i}")
+        row = AccountRow(nick.key, nick.display, nick.skeleton, password_hash, now_ms, False, False)
+        await store.create_account(row)
+        await store.join_room("a:" + nick.key, "lobby")
 
-        # Concurrent jobs share the writer's group commits: one fsync per batch.
-        for start in range(0, accounts, 256):
-            await asyncio.gather(*(one(i) for i in range(start, min(start + 256, accounts))))
-    finally:
-        await store.close()
+    # Concurrent jobs share the writer's group commits: one fsync per batch.
+    for start in range(0, accounts, 256):
+        await asyncio.gather(*(one(i) for i in range(start, min(start + 256, accounts))))
 
 
 def seed_accounts(data_dir: Path, accounts: int, password: str) -> None:

@@ -271,6 +271,11 @@ class Settings:
         1000,
         "most reactions (of anyone) on one message at once (more: forbidden 'limit'); bounds"
         " every history, search and backlog frame that carries the message",
+    # -- the metrics switch (issue 17, bench15) --
+    metrics: bool = _s(
+        True,
+        "count messages, deliveries and latencies for /metrics; false: nothing is counted"
+        " and /metrics answers 404 (/healthz and /readyz stay)",
     )
 
     def room_retentions(self) -> dict[str, float | None]:

@@ -30,11 +30,15 @@ class Counts:
         "login_failures",
         "logins",
         "messages",
+        "on",
         "published",
         "rate_limited",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, on: bool = True) -> None:
+        # Off (setting ``metrics = false``): every place that counts checks this
+        # first and counts nothing; the values stay 0.
+        self.on = on
         self.logins = 0  # hellos that started a session
         self.login_failures = 0  # hellos refused (bad password, nick taken, ...)
         self.messages = 0  # messages and events committed and published (not resends)
@@ -72,3 +76,12 @@ class Counts:
         for acked in self.published.values():
             return max(0.0, now - acked)
         return 0.0
+
+
+class Discard(Histogram):
+    """A histogram that keeps nothing: the store's commit timer when metrics are off."""
+
+    __slots__ = ()
+
+    def observe(self, value: float) -> None:
+        """Forget ``value``."""

@@ -258,9 +258,9 @@ class Delivery:
         missed = await self._retrying(
             lambda: self._store.messages_between(after, upto), f"messages {after + 1} to {upto}"
         )
-        counts = self.counts
-        counts.gap_reads += 1
-        counts.gap_messages += len(missed)
+        if (counts := self.counts).on:
+            counts.gap_reads += 1
+            counts.gap_messages += len(missed)
         return missed
 
     def _queue(self, m: StoredMessage) -> None:
@@ -317,7 +317,8 @@ class Delivery:
                 else:  # still catching up: held per message, filtered by id later
                     for m, frame in zip(msgs, parts, strict=True):
                         s.deliver(m.id, frame)
-        self.counts.deliveries += sessions * len(msgs) + partial
+        if self.counts.on:
+            self.counts.deliveries += sessions * len(msgs) + partial
 
     @staticmethod
     def _fan_out_some(p: Principal, msgs: list[StoredMessage], plain: list[Frame]) -> int:
@@ -365,7 +366,8 @@ class Delivery:
             sessions += len(p.sessions)
             for s in p.sessions:
                 s.deliver(m.id, frame)
-        self.counts.deliveries += sessions
+        if self.counts.on:
+            self.counts.deliveries += sessions
 
     async def seen(self, session: Session, cmd: Seen) -> None:
         """Move this device's read cursor to ``upto`` (never past what it was sent)."""

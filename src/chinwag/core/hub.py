@@ -141,7 +141,7 @@ class Hub:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.counts = Counts()
+        self.counts = Counts(settings.metrics)
         """What ``/metrics`` reports; shared by the parts below."""
         self._registry = OnlineRegistry(settings)
         self._delivery = Delivery(settings, store, bus, self._registry, monotonic)
@@ -243,9 +243,11 @@ class Hub:
                 await self._logins.logout(session, clean=False)
                 raise refusal
         except ChatError:
-            self.counts.login_failures += 1
+            if self.counts.on:
+                self.counts.login_failures += 1
             raise
-        self.counts.logins += 1
+        if self.counts.on:
+            self.counts.logins += 1
         return session
 
     async def logout(self, session: Session, *, clean: bool) -> None:

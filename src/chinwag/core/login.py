@@ -392,7 +392,8 @@ class Logins:
                 page=page_size,
             )
             truncated = start.truncated
-            self.counts.backlogs.observe(start.count)
+            if self.counts.on:
+                self.counts.backlogs.observe(start.count)
             page = start.first
             while page:
                 for m in page:

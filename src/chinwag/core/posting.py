@@ -164,7 +164,13 @@ class Posting:
             self._new_message(session, cmd.body, cid, room, to), cid_ttl_ms=self._cid_ttl_ms
         )
         future.add_done_callback(
-            functools.partial(self._committed, session, cmd.ref, cid, time.perf_counter())
+            functools.partial(
+                self._committed,
+                session,
+                cmd.ref,
+                cid,
+                time.perf_counter() if self.counts.on else 0.0,
+            )
         )
         return future
 
@@ -178,7 +184,8 @@ class Posting:
     ) -> None:
         exc = future.exception()  # nothing cancels it: the connection never awaits it
         if exc is None:
-            self.counts.ack_seconds.observe(time.perf_counter() - started)
+            if self.counts.on:
+                self.counts.ack_seconds.observe(time.perf_counter() - started)
             self._acked(session, ref, cid, future.result())
             return
         # Pipelined messages have no quota: only the database can fail here, and
@@ -356,7 +363,8 @@ class Posting:
         except Gone:
             session.bucket.refund()
             raise Forbidden("that message is deleted", reason="deleted") from None
-        self.counts.ack_seconds.observe(time.perf_counter() - started)
+        if self.counts.on:
+            self.counts.ack_seconds.observe(time.perf_counter() - started)
         self._acked(session, ref, cid, result)
 
     def _afford(self, session: Session, cid: str | None) -> None:
@@ -430,7 +438,7 @@ class Posting:
         if result.duplicate:
             session.bucket.refund()
         else:
-            counts = self.counts
-            counts.messages += 1
-            counts.committed(stored.id, time.monotonic())
+            if (counts := self.counts).on:
+                counts.messages += 1
+                counts.committed(stored.id, time.monotonic())
             self._bus.publish(Posted(stored))

@@ -329,7 +329,8 @@ class Connection(asyncio.Protocol):
         # messages wait in storage for its next login.
         self._closing = True
         self.close_reason = "cut off: not reading (output buffer over the limit)"
-        self._server.hub.counts.cut_offs += 1
+        if self._server.hub.counts.on:
+            self._server.hub.counts.cut_offs += 1
         self._out.clear()
         self._out_size = 0
         if self._transport is not None:

@@ -278,7 +278,7 @@ class SessionTask:
     def _refusal(self, exc: Exception, command: Command) -> ChatError:
         """What to tell the client about a command that raised ``exc``."""
         if isinstance(exc, ChatError):
-            if isinstance(exc, RateLimited):
+            if isinstance(exc, RateLimited) and self._hub.counts.on:
                 self._hub.counts.rate_limited += 1
             return exc
         if not isinstance(exc, StoreError):  # the store logs its own, once per incident

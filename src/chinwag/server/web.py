@@ -539,7 +539,15 @@ class WebApp:
         return web.Response(text="ready\n")
 
     async def _metrics_page(self, request: web.Request) -> web.StreamResponse:
-        """The metrics, to loopback clients (or to any with metrics_public); else 403."""
+        """The metrics, to loopback clients (or to any with metrics_public); else 403.
+
+        With ``metrics = false`` nothing is counted: 404, saying so.
+        """
+        if not self._server.settings.metrics:
+            raise web.HTTPNotFound(
+                text="metrics are off on this server (metrics = false): nothing is counted;"
+                " set metrics = true and restart it to serve /metrics\n"
+            )
         if not metrics_allowed(request.remote, self._server.settings.metrics_public):
             raise web.HTTPForbidden(
                 text="/metrics answers only on this machine (loopback); to let Prometheus"

@@ -813,6 +813,11 @@ class PostgresStore:
         async def read(conn: Conn) -> Page:
             if not folded:  # nothing that is a word: nothing holds it
                 return Page([], more=False)
+            # Planned for these words, or the GIN index is skipped: asyncpg prepares the
+            # statement, and after five runs PostgreSQL's generic plan walks the primary
+            # key backwards, filtering every row for a rare word (77 ms at 100,000
+            # messages, growing with the table; bench --only search, docs/performance.md).
+            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
             rows = await conn.fetch(
                 SEARCH_SQL,
                 folded,

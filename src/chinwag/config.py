@@ -271,6 +271,8 @@ class Settings:
         1000,
         "most reactions (of anyone) on one message at once (more: forbidden 'limit'); bounds"
         " every history, search and backlog frame that carries the message",
+    )
+
     # -- the metrics switch (issue 17, bench15) --
     metrics: bool = _s(
         True,

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chinwag.protocol.events import (
+    Away,
     Bye,
     Command,
     Dm,
@@ -128,6 +129,9 @@ DECODED: list[tuple[dict[str, Any], Command]] = [
     ({"type": "ping", "ref": "x"}, Ping(ref="x")),
     ({"type": "pong"}, Pong()),
     ({"type": "bye"}, Bye()),
+    ({"type": "away", "message": "at lunch", "ref": "a"}, Away(message="at lunch", ref="a")),
+    ({"type": "away"}, Away()),
+    ({"type": "away", "message": None}, Away()),
 ]
 
 
@@ -792,3 +796,9 @@ def test_register_extensions_bot_and_invite() -> None:
     assert cmd == Register(password="p", bot=False, invite=None)
     [bad] = ServerCodec().receive_data(b'{"type":"register","password":"p","bot":1}\n')
     assert isinstance(bad, Rejected) and bad.code == "bad_request"
+
+
+def test_an_away_message_that_is_not_a_string_is_a_bad_request() -> None:
+    got = decode_line(b'{"type":"away","message":7}')
+    assert isinstance(got, Rejected) and got.code == "bad_request"
+    assert "'message' must be a string" in got.message

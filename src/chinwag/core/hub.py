@@ -17,9 +17,10 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 
-from chinwag.bus.base import Bus, SessionsEnded
+from chinwag.bus.base import AwaySet, Bus, SessionsEnded
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
+from chinwag.core.away import AwayStates
 from chinwag.core.blocks import Blocks
 from chinwag.core.counts import Counts
 from chinwag.core.delivery import Delivery
@@ -35,6 +36,7 @@ from chinwag.core.search import Searching
 from chinwag.core.sessions import Frame, OnlineRegistry, Outlet, Session, charge, ok, reply
 from chinwag.errors import BadRequest, ChatError
 from chinwag.protocol.events import (
+    Away,
     Block,
     Bye,
     Command,
@@ -94,6 +96,7 @@ _COSTS: dict[type[Command], float] = {
     Grant: 1.0,
     HistoryRange: 1.0,
     HistoryTargets: 1.0,
+    Away: 1.0,
 }
 
 
@@ -172,6 +175,9 @@ class Hub:
         self._delivery.resynced = self._nodes.resync
         self._markers._registry = self._registry
         self._logins.counts = self.counts
+        # -- away (issue 19) --
+        self._away = AwayStates(settings, self._registry)
+        self._nodes.handlers[AwaySet] = self._away.heard
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -319,6 +325,8 @@ class Hub:
                 ok(session, cmd.ref)
             case Passwd():
                 await self._logins.passwd(session, cmd)
+            case Away():
+                self._away.set(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

@@ -87,6 +87,7 @@ class Principal:
 
     __slots__ = (
         "account",
+        "away",
         "blocked",
         "bot",
         "budget",
@@ -120,6 +121,8 @@ class Principal:
         # The nick keys this principal blocks (issue 16): nothing sent under them
         # reaches its sessions. Empty for nearly everyone: checked only when not.
         self.blocked: frozenset[str] = frozenset()
+        # Its away message (issue 19), set by any of its sessions; None: not away.
+        self.away: str | None = None
 
 
 class Session:
@@ -275,10 +278,17 @@ def _nowhere(event: NodeEvent) -> None:
 class RemotePrincipal:
     """A principal online on another node, as that node last said."""
 
-    __slots__ = ("account", "bot", "key", "nick", "pid", "rooms")
+    __slots__ = ("account", "away", "bot", "key", "nick", "pid", "rooms")
 
     def __init__(
-        self, pid: str, key: str, nick: str, account: bool, bot: bool, rooms: frozenset[str]
+        self,
+        pid: str,
+        key: str,
+        nick: str,
+        account: bool,
+        bot: bool,
+        rooms: frozenset[str],
+        away: str | None = None,
     ) -> None:
         self.pid = pid
         self.key = key
@@ -286,6 +296,7 @@ class RemotePrincipal:
         self.account = account
         self.bot = bot
         self.rooms = rooms
+        self.away = away
 
 
 class NodeView:

@@ -303,6 +303,19 @@ class HistoryTargets(Command):
     newest: bool = False
 
 
+# -- away (issue 19, irchist) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Away(Command):
+    """Set the principal's away message (every session of it), or with None clear it.
+
+    Answered with `Ok`; the principal's room peers get `AwayNotice`.
+    """
+
+    message: str | None = None
+
+
 ClientCommand = (
     Hello
     | Say
@@ -334,6 +347,7 @@ ClientCommand = (
     | Grant
     | HistoryRange
     | HistoryTargets
+    | Away
 )
 
 
@@ -471,6 +485,7 @@ class Ack(ServerEvent):
     id: int
     ts_ms: int
     cid: str | None = None
+    away: str | None = None  # a DM's: the recipient's away message, if away (issue 19)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -524,6 +539,7 @@ class WhoMember:
     nick: str
     account: bool
     bot: bool = False
+    away: str | None = None  # the away message, if away (issue 19)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -632,6 +648,14 @@ class Error(ServerEvent):
         return cls(code=exc.code, message=exc.message, extra=exc.extra, ref=ref)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwayNotice(ServerEvent):
+    """``nick`` is away with ``message`` now, or (None) back (issue 19)."""
+
+    nick: str
+    message: str | None = None
+
+
 Outgoing = (
     Welcome
     | Message
@@ -655,5 +679,6 @@ Outgoing = (
     | Ping
     | Pong
     | Bye
+    | AwayNotice
 )
 """Every event the server sends."""

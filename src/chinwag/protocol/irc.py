@@ -37,12 +37,14 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Container, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final
 
 from chinwag.protocol.events import (
     Ack,
+    Away,
+    AwayNotice,
     BlocksReply,
     Bye,
     CaughtUp,
@@ -138,6 +140,7 @@ CAPS: Final = (
     "account-tag",
     "draft/message-redaction",
     "draft/multiline",
+    "away-notify",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -432,6 +435,11 @@ def chinwag_nick(name: str) -> str:
     return name
 
 
+def _here(user: WhoMember) -> str:
+    """WHO's flag: ``H`` here, ``G`` gone (away)."""
+    return "H" if user.away is None else "G"
+
+
 def _user(nick: str) -> str:
     """A user's IRC source (``nick!nick@chinwag``), from a chinwag nick or an IRC one."""
     nick = irc_nick(nick)
@@ -545,6 +553,7 @@ class _Pending:
     label: str | None = None
     body: str | None = None  # what was sent, for echo-message
     whois: _Whois | None = None  # the WHOIS this channel's member list is asked for
+    userhost: _Userhost | None = None  # the USERHOST this channel's member list is asked for
     reason: str | None = None  # a REDACT's, for its echo
 
 
@@ -555,6 +564,15 @@ class _Whois:
     nick: str  # as the asker wrote it
     waiting: int  # member lists still to come
     member: WhoMember | None = None
+
+
+@dataclass(slots=True)
+class _Userhost:
+    """A USERHOST being answered: the member lists of the asker's channels, as they come."""
+
+    nicks: tuple[str, ...]  # as the asker wrote them
+    waiting: int  # member lists still to come
+    found: dict[str, WhoMember] = field(default_factory=dict)  # by casefolded chinwag nick
 
 
 @dataclass(slots=True)
@@ -584,8 +602,10 @@ class IrcServerCodec:
         hard_limit: int = DEFAULT_HARD_LIMIT,
         multiline_max_lines: int = 100,
         multiline_max_bytes: int = 16_000,
+        away_max_length: int = 300,
     ) -> None:
         self.server_name = server_name
+        self.away_max_length = away_max_length
         self.multiline_max_lines = multiline_max_lines
         self.multiline_max_bytes = multiline_max_bytes
         self._multiline: _Multiline | None = None  # the draft/multiline batch being received
@@ -973,6 +993,10 @@ class IrcServerCodec:
             return self._tagmsg(msg)
         if cmd == "WHOIS":
             return self._whois(msg)
+        if cmd == "AWAY":
+            return self._away(msg)
+        if cmd == "USERHOST":
+            return self._userhost(msg)
         if cmd in ("MODE", "TOPIC"):
             return [self._read_only(cmd, params)]
         if cmd in ("PASS", "USER"):
@@ -1051,8 +1075,54 @@ class IrcServerCodec:
             lines.append(self._numeric("330", nick, nick, "is logged in as"))
         if user.bot:
             lines.append(self._numeric("335", nick, "is a bot"))
+        if user.away is not None:
+            lines.append(self._numeric("301", nick, user.away))
         lines.append(self._numeric("318", nick, "End of /WHOIS list"))
         return b"".join(lines)
+
+    # -- away (issue 19, irchist) --
+    def _away(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``AWAY [:message]``: an ``away`` (no or an empty message: back); ``306``/``305``."""
+        message = msg.params[0] if msg.params else ""
+        ref = self._remember("AWAY", "*", msg, message)
+        return [Away(message=message or None, ref=ref)]
+
+    def _userhost(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``USERHOST <nick>{ <nick>}``: ``302`` with ``nick=+user@host`` (``-`` if away).
+
+        As WHOIS: found among the members of the asker's channels (at most five nicks).
+        """
+        nicks = tuple(n for n in msg.params[:5] if n)
+        if not nicks:
+            return [self._reply("461", "USERHOST", "Not enough parameters: USERHOST <nick>")]
+        channels = sorted(self._channels)[:MAX_WHOIS_CHANNELS]
+        userhost = _Userhost(nicks, len(channels))
+        if not channels:
+            return [Reply(self._userhost_lines(userhost))]
+        out: list[Incoming | Reply] = []
+        for channel in channels:
+            ref = self._remember("USERHOST", channel, msg)
+            self._pending[ref].userhost = userhost
+            out.append(Who(room=channel[1:], ref=ref))
+        return out
+
+    def _userhost_part(self, pending: _Pending, event: WhoReply | None) -> bytes:
+        userhost = pending.userhost
+        assert userhost is not None
+        userhost.waiting -= 1
+        if event is not None:
+            for user in event.users:
+                userhost.found[user.nick.casefold()] = user
+        return self._userhost_lines(userhost) if userhost.waiting == 0 else b""
+
+    def _userhost_lines(self, userhost: _Userhost) -> bytes:
+        replies = []
+        for asked in userhost.nicks:
+            user = userhost.found.get(chinwag_nick(asked).casefold())
+            if user is not None:
+                nick = irc_nick(user.nick)
+                replies.append(f"{nick}={'+' if user.away is None else '-'}{nick}@{HOST}")
+        return self._numeric("302", " ".join(replies))
 
     def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
         """MODE and TOPIC: what chinwag has of them (fixed modes, no topics)."""
@@ -1488,6 +1558,15 @@ class IrcServerCodec:
                 return self._message_lines(event)
             case Ack() if pending is not None and pending.command == "REDACT":
                 return self._redact_echo(pending)
+            case Ack() if (
+                event.away is not None
+                and pending is not None
+                and pending.command == "PRIVMSG"
+                and not pending.target.startswith("#")
+            ):
+                # A DM to someone away: 301 after the echo (RFC 2812 3.3.1).
+                away = self._numeric("301", pending.target, event.away)
+                return self._render(replace(event, away=None), pending) + away
             case Ack():
                 if (
                     pending is None
@@ -1573,6 +1652,11 @@ class IrcServerCodec:
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
             case RoomInfo():
                 return b""  # moderation is not mapped to IRC yet (issue 16: not there yet)
+            case AwayNotice():
+                if "away-notify" not in self.caps or event.nick == self.nick:
+                    return b""
+                params = (event.message,) if event.message is not None else ()
+                return format_message("AWAY", *params, source=self._source(event.nick))
 
     def _names(self, channel: str) -> None:
         """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""
@@ -1598,6 +1682,10 @@ class IrcServerCodec:
         if pending.command == "PART":
             self._channels.discard(pending.target.casefold())
             return format_message("PART", pending.target, source=self._source(me))
+        if pending.command == "AWAY":
+            if pending.body:
+                return self._numeric("306", "You have been marked as being away")
+            return self._numeric("305", "You are no longer marked as being away")
         if pending.command == "NICKSERV":
             text = f"{me} is registered: from now on, log in with SASL or PASS"
             return format_message("NOTICE", me, text, source=self._nickserv_source())
@@ -1608,11 +1696,13 @@ class IrcServerCodec:
     def _render_who(self, event: WhoReply, pending: _Pending | None) -> bytes:
         if pending is not None and pending.whois is not None:
             return self._whois_part(pending, event)
+        if pending is not None and pending.userhost is not None:
+            return self._userhost_part(pending, event)
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
             rows = [
-                self._numeric("352", channel, nick, HOST, self.server_name, nick, "H", f"0 {nick}")
-                for nick in (irc_nick(u.nick) for u in event.users)
+                self._numeric("352", channel, nick, HOST, self.server_name, nick, here, f"0 {nick}")
+                for nick, here in ((irc_nick(u.nick), _here(u)) for u in event.users)
             ]
             return b"".join(rows) + self._numeric("315", channel, "End of /WHO list")
         lines: list[bytes] = []
@@ -1660,6 +1750,7 @@ class IrcServerCodec:
             "CHANTYPES=#",
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
             "MSGREFTYPES=msgid,timestamp",
+            f"AWAYLEN={self.away_max_length}",
             "NETWORK=chinwag",
             "UTF8ONLY",
         )
@@ -1692,6 +1783,10 @@ class IrcServerCodec:
             return b""  # a NOTICE never gets an automatic reply (RFC 2812 3.3.2)
         if pending is not None and pending.whois is not None:
             return self._whois_part(pending, None)  # that channel was left meanwhile
+        if pending is not None and pending.userhost is not None:
+            return self._userhost_part(pending, None)
+        if command == "AWAY":
+            return self._numeric("FAIL", "AWAY", code.upper(), text)
         if command in ("NAMES", "WHO"):
             # Nothing to list: the end of the list, as for an empty channel.
             end = "366" if command == "NAMES" else "315"

@@ -29,6 +29,8 @@ from typing import Any, Final
 
 from chinwag.protocol.events import (
     Ack,
+    Away,
+    AwayNotice,
     Block,
     BlocksReply,
     Bye,
@@ -549,6 +551,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return _moderate(obj, action, nick, ref)
         case {"type": "grant", "nick": str(nick), "role": str(role)}:
             return Grant(room=_opt_str(obj, "room"), nick=nick, role=role, ref=ref)
+        case {"type": "away"}:  # issue 19: no message, null or "" is back
+            return Away(message=_opt_str(obj, "message"), ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -719,6 +723,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data = {"type": "ack", "id": event.id, "ts": iso_ts(event.ts_ms)}
             if event.cid is not None:
                 data["cid"] = event.cid
+            if event.away is not None:  # issue 19: a DM to someone away
+                data["away"] = event.away
         case TypingNotice():
             data = {"type": "typing", "from": event.sender}
             if event.room is not None:
@@ -775,6 +781,9 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 else {"nick": m.nick, "account": m.account}
                 for m in event.users
             ]
+            for row, m in zip(users, event.users, strict=True):
+                if m.away is not None:  # issue 19
+                    row["away"] = m.away
             data = {"type": "who", "room": event.room, "users": users, "truncated": event.truncated}
         case RoomsReply():
             rooms = [{"name": r.name, "online": r.online} for r in event.rooms]
@@ -822,6 +831,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             }
             if event.role is not None:
                 data["role"] = event.role
+        case AwayNotice():  # issue 19
+            data = {"type": "away", "nick": event.nick, "message": event.message}
     if event.ref is not None:
         data["ref"] = event.ref
     return data

@@ -121,3 +121,15 @@ async def test_an_account_away_on_another_node_is_away_here_too(tmp_path: Path) 
         await bob.send(Who(room="lobby", ref="w"))
         who = await bob.next("who")
         assert {u["nick"]: u.get("away") for u in who["users"]}["ann"] == "on the train"
+
+
+async def test_an_account_logging_in_here_keeps_the_away_it_has_on_another_node(
+    tmp_path: Path,
+) -> None:
+    async with HubHarness.open(tmp_path) as h:
+        await h.register("ann")
+        h.hub._nodes.receive(Online("n2", "a:ann", "ann", "ann", True, False, ("lobby",), "out"))
+        bob = await h.login("bob")
+        await h.login("ann", password=PASSWORD)
+        await bob.send(Dm(to="ann", body="hi", ref="d"))
+        assert (await bob.next("ack"))["away"] == "out"

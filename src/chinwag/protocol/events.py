@@ -71,6 +71,7 @@ class Delete(Command):
 
     id: int
     cid: str | None = None
+    reason: str | None = None  # why (one line), told with the deletion (issue 19)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -461,6 +462,7 @@ class Deleted(ServerEvent):
     room: str | None = None
     to: str | None = None
     replay: bool = False
+    reason: str | None = None  # the deleter's, if given (issue 19)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -467,7 +467,10 @@ def _revision_lines(e: Edited | Deleted | Reacted, caps: Container[str], target:
     if isinstance(e, Deleted):
         who, text = e.by, f"(deleted message {e.target})"
         if "draft/message-redaction" in caps:
-            return format_message("REDACT", target, str(e.target), source=_user(who), tags=tags)
+            why = (e.reason,) if e.reason else ()
+            return format_message(
+                "REDACT", target, str(e.target), *why, source=_user(who), tags=tags
+            )
     else:
         who, text = e.sender, f"(edited message {e.target}) {e.body}"
     if "message-tags" in caps:
@@ -555,6 +558,7 @@ class _Pending:
     whois: _Whois | None = None  # the WHOIS this channel's member list is asked for
     userhost: _Userhost | None = None  # the USERHOST this channel's member list is asked for
     reason: str | None = None  # a REDACT's, for its echo
+    sub: str = ""  # a CHATHISTORY's subcommand, for its FAIL
 
 
 @dataclass(slots=True)
@@ -1185,6 +1189,10 @@ class IrcServerCodec:
             )
         multi.verb = msg.command
         text = msg.params[1]
+        if "draft/multiline-concat" in msg.tags and not text:
+            return self._multiline_refuse(
+                multi, "MULTILINE_INVALID", "draft/multiline-concat on a blank line"
+            )
         if "draft/multiline-concat" in msg.tags and multi.lines:
             multi.lines[-1] += text
         else:
@@ -1212,6 +1220,8 @@ class IrcServerCodec:
             "MULTILINE_MAX_LINES": "Too many lines in one message; nothing was sent",
             "MULTILINE_MAX_BYTES": "The message is too long; nothing was sent",
         }.get(code, "That multiline batch cannot be sent; nothing was sent")
+        if " " in detail:  # words, not a context token: they go with the description
+            return self._reply("FAIL", "BATCH", code, f"{why} ({detail})")
         return self._reply("FAIL", "BATCH", code, detail, why)
 
     def _multiline_end(self, multi: _Multiline) -> list[Incoming | Reply]:
@@ -1258,7 +1268,7 @@ class IrcServerCodec:
         reason = msg.params[2] if len(msg.params) > 2 else None
         ref = self._remember("REDACT", target, msg, msgid)
         self._pending[ref].reason = reason
-        return [Delete(id=int(msgid), ref=ref)]
+        return [Delete(id=int(msgid), reason=reason or None, ref=ref)]
 
     def _tagmsg(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``TAGMSG``: ``+draft/react`` / ``+draft/unreact`` with ``+draft/reply`` is a
@@ -1356,6 +1366,7 @@ class IrcServerCodec:
         else:
             room, with_ = None, chinwag_nick(target)
         ref = self._remember("CHATHISTORY", target, msg)
+        self._pending[ref].sub = sub
         if sub == "LATEST" and not points:
             return [History(room=room, with_=with_, before=None, limit=limit, ref=ref)]
         bounds: dict[str, int] = {}
@@ -1407,6 +1418,8 @@ class IrcServerCodec:
 
     def _history_batch(self, target: str, messages: tuple[Message, ...]) -> bytes:
         """A page of history: one ``chathistory`` batch, or plain lines without ``batch``."""
+        # A redacted message is gone from history (draft/message-redaction).
+        messages = tuple(m for m in messages if not m.deleted)
         if "batch" not in self.caps:
             return b"".join(self._message_lines(m) for m in messages)
         self._serial += 1
@@ -1549,8 +1562,11 @@ class IrcServerCodec:
     def _render(self, event: Outgoing, pending: _Pending | None) -> bytes:
         match event:
             case Message():
-                if event.cid is not None and event.cid in self._sent:
+                if event.cid is not None and event.cid in self._sent and not self._to_me(event):
                     del self._sent[event.cid]
+                    self._last_id = max(self._last_id, event.id)
+                    return b""
+                if event.deleted:  # redacted before it was replayed: gone, as from history
                     self._last_id = max(self._last_id, event.id)
                     return b""
                 if event.replay and "batch" in self.caps:
@@ -1658,6 +1674,10 @@ class IrcServerCodec:
                 params = (event.message,) if event.message is not None else ()
                 return format_message("AWAY", *params, source=self._source(event.nick))
 
+    def _to_me(self, e: Message) -> bool:
+        """A DM to oneself: its delivery is shown beside its echo (as other servers do)."""
+        return e.room is None and e.to is not None and e.to == e.sender == self.nick
+
     def _names(self, channel: str) -> None:
         """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""
         self.followups.append(Who(room=channel[1:], ref=self._remember("NAMES", channel, None)))
@@ -1751,6 +1771,8 @@ class IrcServerCodec:
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
             "MSGREFTYPES=msgid,timestamp",
             f"AWAYLEN={self.away_max_length}",
+            # Client tags relayed: reactions and typing only (others have no place in chinwag).
+            "CLIENTTAGDENY=*,-draft/react,-draft/unreact,-draft/reply,-typing",
             "NETWORK=chinwag",
             "UTF8ONLY",
         )
@@ -1810,8 +1832,13 @@ class IrcServerCodec:
             if code not in ("forbidden", "not_found"):
                 reason = code.upper()
             return self._numeric("FAIL", "REDACT", reason, target, msgid, text)
-        if command == "CHATHISTORY" and code in ("not_member", "no_such_user", "bad_room"):
-            # What the asker may not see reads as a conversation with nothing in it.
+        if command == "CHATHISTORY" and code in ("not_member", "bad_room"):
+            # A channel one is not in, or that is no room (draft/chathistory's code).
+            assert pending is not None
+            why = f"You are not in {target}; JOIN it to read its history"
+            return self._numeric("FAIL", "CHATHISTORY", "INVALID_TARGET", pending.sub, target, why)
+        if command == "CHATHISTORY" and code == "no_such_user":
+            # Nobody by that name: a conversation with nothing in it.
             return self._history_batch(target, ())
         if code == "no_such_user":
             return self._numeric("401", target, text)

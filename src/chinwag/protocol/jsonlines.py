@@ -527,7 +527,12 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             cid = _opt_str(obj, "cid", MAX_CID_LEN)
             return Edit(id=_message_id(obj), body=body, cid=cid, ref=ref)
         case {"type": "delete"}:
-            return Delete(id=_message_id(obj), cid=_opt_str(obj, "cid", MAX_CID_LEN), ref=ref)
+            return Delete(
+                id=_message_id(obj),
+                cid=_opt_str(obj, "cid", MAX_CID_LEN),
+                reason=_opt_str(obj, "reason"),  # issue 19
+                ref=ref,
+            )
         case {"type": "react", "emoji": str(emoji)}:
             cid = _opt_str(obj, "cid", MAX_CID_LEN)
             return React(id=_message_id(obj), emoji=emoji, on=_on(obj), cid=cid, ref=ref)
@@ -705,6 +710,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["replay"] = True
         case Deleted():
             data = {"type": "deleted", "id": event.id, "target": event.target, "by": event.by}
+            if event.reason is not None:  # issue 19
+                data["reason"] = event.reason
             if event.room is not None:
                 data["room"] = event.room
             else:

@@ -298,6 +298,7 @@ class ReadMoved(NodeEvent):
     room: str | None
     with_: str | None
     upto: int
+    ts_ms: int | None = None  # the time of message ``upto`` (issue 19: IRC MARKREAD)
 
 
 @node_event("receipt")

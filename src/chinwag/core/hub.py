@@ -59,6 +59,7 @@ from chinwag.protocol.events import (
     Pong,
     React,
     Read,
+    ReadQuery,
     Receipts,
     Register,
     RoomSet,
@@ -97,6 +98,7 @@ _COSTS: dict[type[Command], float] = {
     HistoryRange: 1.0,
     HistoryTargets: 1.0,
     Away: 1.0,
+    ReadQuery: 1.0,
 }
 
 
@@ -327,6 +329,8 @@ class Hub:
                 await self._logins.passwd(session, cmd)
             case Away():
                 self._away.set(session, cmd)
+            case ReadQuery():
+                await self._markers.query(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

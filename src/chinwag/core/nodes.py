@@ -296,7 +296,8 @@ class Nodes:
                 s.deliver(0, frame)
 
     def _read_moved(self, e: ReadMoved) -> None:
-        self._sessions_of(e.pid, Frame(ReadMarker(room=e.room, with_=e.with_, upto=e.upto)))
+        marker = ReadMarker(room=e.room, with_=e.with_, upto=e.upto, ts_ms=e.ts_ms)
+        self._sessions_of(e.pid, Frame(marker))
 
     def _receipt(self, e: ReceiptNotice) -> None:
         self._sessions_of(e.pid, Frame(Receipt(with_=e.with_, upto=e.upto, state=e.state)))

@@ -185,6 +185,9 @@ class Read(Command):
     room: str | None = None
     with_: str | None = None
     upto: int
+    # IRC draft/read-marker (issue 19): up to the latest message at or before this
+    # time instead (``upto`` is then ignored); answered with `ReadMarker`, not `Ok`.
+    upto_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,6 +320,17 @@ class Away(Command):
     message: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadQuery(Command):
+    """Where the account's read marker of ``room`` (or the DM ``with_``) is (IRC ``MARKREAD``).
+
+    Answered with `ReadMarker` (``upto`` 0: none). Issue 19.
+    """
+
+    room: str | None = None
+    with_: str | None = None
+
+
 ClientCommand = (
     Hello
     | Say
@@ -349,6 +363,7 @@ ClientCommand = (
     | HistoryRange
     | HistoryTargets
     | Away
+    | ReadQuery
 )
 
 
@@ -586,6 +601,7 @@ class ReadMarker(ServerEvent):
     room: str | None = None
     with_: str | None = None
     upto: int
+    ts_ms: int | None = None  # the time of message ``upto``, when known (IRC MARKREAD)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -72,7 +72,9 @@ from chinwag.protocol.events import (
     Presence,
     React,
     Reacted,
+    Read,
     ReadMarker,
+    ReadQuery,
     Receipt,
     Register,
     Results,
@@ -141,6 +143,7 @@ CAPS: Final = (
     "draft/message-redaction",
     "draft/multiline",
     "away-notify",
+    "draft/read-marker",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -1001,6 +1004,8 @@ class IrcServerCodec:
             return self._away(msg)
         if cmd == "USERHOST":
             return self._userhost(msg)
+        if cmd == "MARKREAD":
+            return self._markread(msg)
         if cmd in ("MODE", "TOPIC"):
             return [self._read_only(cmd, params)]
         if cmd in ("PASS", "USER"):
@@ -1127,6 +1132,35 @@ class IrcServerCodec:
                 nick = irc_nick(user.nick)
                 replies.append(f"{nick}={'+' if user.away is None else '-'}{nick}@{HOST}")
         return self._numeric("302", " ".join(replies))
+
+    # -- draft/read-marker (issue 19, irchist) --
+    def _markread(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``MARKREAD <target> [timestamp=<ts>]``: the account's read marker, by time.
+
+        chinwag's markers are message ids: a timestamp moves the marker to the
+        latest message at or before it; the answer names that message's time
+        (``*``: no marker).
+        """
+        if not msg.params or not msg.params[0]:
+            usage = "Usage: MARKREAD <target> [timestamp=YYYY-MM-DDThh:mm:ss.sssZ]"
+            return [self._reply("FAIL", "MARKREAD", "NEED_MORE_PARAMS", usage)]
+        target = msg.params[0]
+        room = target[1:] if target.startswith("#") else None
+        with_ = None if room is not None else chinwag_nick(target)
+        ref = self._remember("MARKREAD", target, msg)
+        if len(msg.params) == 1:
+            return [ReadQuery(room=room, with_=with_, ref=ref)]
+        point = _history_point(msg.params[1])
+        if point is None or point[0] != "timestamp":
+            del self._pending[ref]
+            why = "Set a marker with timestamp=YYYY-MM-DDThh:mm:ss.sssZ"
+            return [self._reply("FAIL", "MARKREAD", "INVALID_PARAMS", target, why)]
+        return [Read(room=room, with_=with_, upto=0, upto_ms=point[1], ref=ref)]
+
+    def _render_markread(self, event: ReadMarker) -> bytes:
+        target = f"#{event.room}" if event.room is not None else irc_nick(event.with_ or "*")
+        when = "*" if event.ts_ms is None else f"timestamp={_time_tag(event.ts_ms)}"
+        return format_message("MARKREAD", target, when, source=self.server_name)
 
     def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
         """MODE and TOPIC: what chinwag has of them (fixed modes, no topics)."""
@@ -1664,6 +1698,8 @@ class IrcServerCodec:
                 return self._revision(event)
             case Results() if pending is not None and pending.command == "TARGETS":
                 return self._targets(event.messages)
+            case ReadMarker() if "draft/read-marker" in self.caps:
+                return self._render_markread(event)
             case ReadMarker() | Receipt() | Results() | BlocksReply():
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
             case RoomInfo():
@@ -1679,7 +1715,13 @@ class IrcServerCodec:
         return e.room is None and e.to is not None and e.to == e.sender == self.nick
 
     def _names(self, channel: str) -> None:
-        """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""
+        """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list.
+
+        With ``draft/read-marker``, its ``MARKREAD`` comes first (before ``366``).
+        """
+        if "draft/read-marker" in self.caps:
+            ref = self._remember("MARKREAD", channel, None)
+            self.followups.append(ReadQuery(room=channel[1:], ref=ref))
         self.followups.append(Who(room=channel[1:], ref=self._remember("NAMES", channel, None)))
 
     def _ping(self) -> bytes:
@@ -1809,6 +1851,9 @@ class IrcServerCodec:
             return self._userhost_part(pending, None)
         if command == "AWAY":
             return self._numeric("FAIL", "AWAY", code.upper(), text)
+        if command == "MARKREAD":
+            reason = "INVALID_TARGET" if code in ("not_member", "bad_room", "no_such_user") else ""
+            return self._numeric("FAIL", "MARKREAD", reason or code.upper(), target, text)
         if command in ("NAMES", "WHO"):
             # Nothing to list: the end of the list, as for an empty channel.
             end = "366" if command == "NAMES" else "315"

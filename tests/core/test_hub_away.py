@@ -133,3 +133,18 @@ async def test_an_account_logging_in_here_keeps_the_away_it_has_on_another_node(
         await h.login("ann", password=PASSWORD)
         await bob.send(Dm(to="ann", body="hi", ref="d"))
         assert (await bob.next("ack"))["away"] == "out"
+
+
+async def test_someone_away_who_joins_a_room_is_seen_away_there(tmp_path: Path) -> None:
+    async with HubHarness.open(tmp_path) as h:
+        ann = await h.login("ann")
+        bob = await h.login("bob")
+        await bob.send(Join(room="den", ref="j"))
+        await ann.send(Away(message="in a meeting", ref="a"))
+        await ann.next("ok")
+        await bob.unread()
+        await ann.send(Join(room="den", ref="j2"))
+        got = [f for f in await bob.unread() if f["type"] in ("presence", "away")]
+        assert [(f["type"], f.get("room")) for f in got] == [("presence", "den"), ("away", None)]
+        assert got[1] == {"type": "away", "nick": "ann", "message": "in a meeting"}
+        assert [f for f in await ann.unread() if f["type"] == "away"] == []

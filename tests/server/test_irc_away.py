@@ -105,3 +105,25 @@ async def test_away_crosses_between_json_and_irc(tmp_path: Path) -> None:
         await ann.send(type="who", room="lobby", ref="w2")
         who = await ann.recv_type("who")
         assert {u["nick"]: u.get("away") for u in who["users"]}["bob"] == "biking home"
+
+
+async def test_an_away_user_joining_a_channel_is_told_with_away_notify(tmp_path: Path) -> None:
+    async with running(tmp_path) as (_json_port, irc_port), clients() as made:
+        foo = await irc(made, irc_port)
+        await foo.send("CAP LS 302", "CAP REQ :away-notify")
+        await foo.register("foo", "CAP END")
+        await foo.send("JOIN #chan")
+        await foo.until(lambda m: m.command == "366" and m.params[1] == "#chan")
+        bar = await irc(made, irc_port)
+        await bar.register("bar")
+        await bar.send("AWAY :i'm already away")
+        await bar.command("306")
+        await foo.command("AWAY")  # told in the lobby they share
+        await bar.send("JOIN #chan")
+        joined, _ = await foo.until(lambda m: m.command == "JOIN" and m.params == ("#chan",))
+        assert joined.source == "bar!bar@chinwag"
+        away = await foo.command("AWAY")
+        assert (away.source, away.params) == ("bar!bar@chinwag", ("i'm already away",))
+        await bar.send("PING :x")
+        _, before = await bar.until(lambda m: m.command == "PONG")
+        assert not any(m.command == "AWAY" for m in before)

@@ -17,7 +17,7 @@ from chinwag.config import Settings
 from chinwag.core.accounts import parse_nick
 from chinwag.core.ratelimit import Budget, TokenBucket
 from chinwag.errors import RateLimited
-from chinwag.protocol.events import Ok, Outgoing, Presence
+from chinwag.protocol.events import AwayNotice, Ok, Outgoing, Presence
 
 Renderer = Callable[[Outgoing], bytes]
 """A codec's way of writing an event (``jsonlines.render``): one function per codec."""
@@ -246,6 +246,14 @@ class OnlineRegistry:
             for s in member.sessions:
                 if s is not exclude:
                     s.deliver(0, frame)
+        if event == "join" and who.away is not None:
+            # Issue 19: someone away who joins is seen away (IRC away-notify).
+            away = Frame(AwayNotice(nick=who.nick, message=who.away))
+            for member in members:
+                if member.pid == who.pid or (member.blocked and who.key in member.blocked):
+                    continue  # not to itself; nothing of the blocked reaches the blocker
+                for s in member.sessions:
+                    s.deliver(0, away)
 
     def drop(self, session: Session) -> None:
         p = session.principal

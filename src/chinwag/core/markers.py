@@ -65,14 +65,19 @@ class ReadMarkers:
             key = conversation_key(room, other)
             marker = await self._store.advance_read(p.pid, key, upto)
             if marker == upto:  # it moved (or stayed at exactly this): tell the others
-                ts_ms = await self._ts_of(marker) if len(p.sessions) > 1 else None
+                elsewhere = (
+                    self._registry is not None and self._registry.remote.get(p.pid) is not None
+                )
+                # Its time, for IRC sessions (MARKREAD); read only when someone is told.
+                told = len(p.sessions) > 1 or elsewhere
+                ts_ms = await self._ts_of(marker) if told else None
                 echo = Frame(
                     ReadMarker(room=room, with_=None if room else nick, upto=marker, ts_ms=ts_ms)
                 )
                 for s in p.sessions:
                     if s is not session:
                         s.deliver(0, echo)
-                if self._registry is not None and self._registry.remote.get(p.pid) is not None:
+                if elsewhere and self._registry is not None:
                     with_ = None if room else nick
                     moved = ReadMoved(self._registry.node, p.pid, room, with_, marker, ts_ms)
                     self._registry.announce(moved)  # to its sessions on other nodes

@@ -280,6 +280,13 @@ class Settings:
         " and /metrics answers 404 (/healthz and /readyz stay)",
     )
 
+    # -- away (issue 19, irchist) --
+    away_max_length: int = _s(
+        300,
+        "most characters of an away message (JSON 'away', IRC AWAY; longer: refused with"
+        " bad_request, nothing changes; at least 1)",
+    )
+
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
         return parse_room_retention(self.room_retention)
@@ -566,6 +573,8 @@ def build(
         clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
     _check_irc(clean)
     _check_retention(clean)
+    if clean.get("away_max_length", 1) < 1:
+        raise SettingsError("setting away_max_length must be at least 1 (300 is the default)")
     settings = Settings(**clean)
     from chinwag.core.accounts import ReservedNicks  # it needs Settings: imported late
 

@@ -20,6 +20,7 @@ from support.services import RedisServer, free_port, redis_server
 from chinwag.bus.base import (
     NODE_EVENTS,
     Alive,
+    AwaySet,
     BusError,
     BusEvent,
     LoginChecked,
@@ -241,7 +242,7 @@ EVERY_NODE_EVENT = [
     Membership("n1", "a:ann", "dev", False),
     Alive("n1", 3),
     RosterWanted("n1", ""),
-    Roster("n1", (_ONLINE, Online("n1", "g:2", "zed", "Zed", False, False, ("lobby",)))),
+    Roster("n1", (_ONLINE, Online("n1", "g:2", "zed", "Zed", False, False, ("lobby",), "away"))),
     TypingRelay("n1", "a:ann", "Ann", None, "Zed", "g:2"),
     ReadMoved("n1", "a:ann", "lobby", None, 41),
     ReceiptNotice("n1", "a:ann", "bob", 40, "read"),
@@ -249,6 +250,7 @@ EVERY_NODE_EVENT = [
     LoginChecked("n1", None, "2001:db8::/64", False),
     Registering("n1", "192.0.2.7"),
     SessionsEnded("n1", "ann", "deleted", "the operator deleted your account"),
+    AwaySet("n1", "a:ann", "at lunch"),
 ]
 
 

@@ -490,7 +490,7 @@ def test_chathistory_limits_and_bad_points_get_fail_saying_what_is_expected() ->
         assert commands(items) == [] and answer in replies(items), line
 
 
-def test_a_chathistory_target_one_may_not_see_reads_as_an_empty_history() -> None:
+def test_a_channel_one_may_not_read_is_invalid_target_and_an_unknown_nick_empty() -> None:
     codec = registered("batch")
 
     def shape(wire: bytes) -> list[tuple[str, tuple[str, ...]]]:
@@ -501,11 +501,14 @@ def test_a_chathistory_target_one_may_not_see_reads_as_an_empty_history() -> Non
     (req,) = commands(codec.receive_data(b"CHATHISTORY AFTER #empty msgid=1 10\r\n"))
     empty = shape(codec.render(HistoryReply(room="empty", messages=(), more=False, ref=req.ref)))
     assert empty == [("BATCH", ("chathistory", "#empty")), ("BATCH", ())]
-    for code, target in (("not_member", "#empty"), ("bad_room", "#empty"), ("no_such_user", "x")):
-        line = f"CHATHISTORY AFTER {target} msgid=1 10\r\n".encode()
-        (req,) = commands(codec.receive_data(line))
+    for code in ("not_member", "bad_room"):
+        (req,) = commands(codec.receive_data(b"CHATHISTORY LATEST #elsewhere * 10\r\n"))
         wire = codec.render(Error(code=code, message="no", ref=req.ref))
-        assert shape(wire) == [("BATCH", ("chathistory", target)), ("BATCH", ())]
+        [(command, params)] = shape(wire)
+        assert (command, params[:3]) == ("FAIL", ("INVALID_TARGET", "LATEST", "#elsewhere"))
+    (req,) = commands(codec.receive_data(b"CHATHISTORY AFTER x msgid=1 10\r\n"))
+    wire = codec.render(Error(code="no_such_user", message="no", ref=req.ref))
+    assert shape(wire) == [("BATCH", ("chathistory", "x")), ("BATCH", ())]
 
 
 def test_draft_chathistory_is_offered_and_msgid_is_the_only_reference_type() -> None:

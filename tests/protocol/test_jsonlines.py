@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chinwag.protocol.events import (
+    Away,
     Bye,
     Command,
     Dm,
@@ -130,6 +131,9 @@ DECODED: list[tuple[dict[str, Any], Command]] = [
     ({"type": "ping", "ref": "x"}, Ping(ref="x")),
     ({"type": "pong"}, Pong()),
     ({"type": "bye"}, Bye()),
+    ({"type": "away", "message": "at lunch", "ref": "a"}, Away(message="at lunch", ref="a")),
+    ({"type": "away"}, Away()),
+    ({"type": "away", "message": None}, Away()),
 ]
 
 
@@ -803,3 +807,9 @@ def test_stats_and_whowas_decode_to_their_commands() -> None:
     assert one({"type": "stats", "ref": "s"}) == Stats(ref="s")
     assert one({"type": "whowas", "nick": "Bob"}) == WhoWas(nick="Bob")
     assert one({"type": "whowas", "nick": "bob", "limit": 3}) == WhoWas(nick="bob", limit=3)
+
+
+def test_an_away_message_that_is_not_a_string_is_a_bad_request() -> None:
+    got = decode_line(b'{"type":"away","message":7}')
+    assert isinstance(got, Rejected) and got.code == "bad_request"
+    assert "'message' must be a string" in got.message

@@ -12,6 +12,7 @@ import pytest
 from chinwag.errors import ChatError, RateLimited, SessionEnded, UnsupportedProto
 from chinwag.protocol.events import (
     Ack,
+    AwayNotice,
     BlocksReply,
     Bye,
     CaughtUp,
@@ -445,6 +446,26 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         ),
         b'{"type":"whowas","nick":"Bob","entries":[{"nick":"bob","account":true,'
         b'"ts":"2026-11-29T05:00:00.123Z"}],"ref":"w"}\n',
+    ),
+    # -- away (issue 19) --
+    (
+        "away",
+        AwayNotice(nick="Ann", message="at lunch"),
+        b'{"type":"away","nick":"Ann","message":"at lunch"}\n',
+    ),
+    ("away_back", AwayNotice(nick="Ann"), b'{"type":"away","nick":"Ann","message":null}\n'),
+    (
+        "ack_away",
+        Ack(id=42, ts_ms=TS, ref="d", away="at lunch"),
+        b'{"type":"ack","id":42,"ts":"2026-11-29T05:00:00.123Z","away":"at lunch","ref":"d"}\n',
+    ),
+    (
+        "who_away",
+        WhoReply(
+            room="lobby", users=(WhoMember(nick="Ann", account=True, away="brb"),), truncated=False
+        ),
+        b'{"type":"who","room":"lobby","users":[{"nick":"Ann","account":true,"away":"brb"}],'
+        b'"truncated":false}\n',
     ),
 ]
 

@@ -311,9 +311,11 @@ async def test_chathistory_after_around_between_and_latest_over_a_real_socket(
             await page("CHATHISTORY BEFORE #lobby timestamp=2999-01-01T00:00:00.000Z 2")
             == (want[7:])
         )
-        # A room bob is not in reads like one that does not exist: nothing.
-        assert await page("CHATHISTORY AFTER #secret msgid=1 10") == []
-        assert await page("CHATHISTORY AFTER #nowhere msgid=1 10") == []
+        # A room bob is not in, like one that does not exist: INVALID_TARGET.
+        for target in ("#secret", "#nowhere"):
+            await bob.send(f"CHATHISTORY AFTER {target} msgid=1 10")
+            fail = await bob.command("FAIL")
+            assert fail.params[:4] == ("CHATHISTORY", "INVALID_TARGET", "AFTER", target)
         await bob.send("PRIVMSG ann :one", "PRIVMSG ann :two")
         dms: list[str] = []
         while len(dms) < 2:  # her own copies of her room messages come first
@@ -373,9 +375,10 @@ async def test_redaction_reactions_and_account_tag_cross_between_irc_and_json(
         assert refused.params[:4] == ("REDACT", "REDACT_FORBIDDEN", "#lobby", msgid)
         await ann.send(f"REDACT #lobby {msgid} :typo")
         redacted = await guest.command("REDACT")
-        assert redacted.source == "ann!ann@chinwag" and redacted.params == ("#lobby", msgid)
+        assert redacted.source == "ann!ann@chinwag"
+        assert redacted.params == ("#lobby", msgid, "typo")  # the reason is told too
         deleted = await cat.recv_type("deleted")
-        assert (deleted["target"], deleted["by"]) == (int(msgid), "ann")
+        assert (deleted["target"], deleted["by"], deleted["reason"]) == (int(msgid), "ann", "typo")
 
 
 async def test_a_multiline_batch_is_one_message_for_json_and_irc_readers(

@@ -209,6 +209,7 @@ class Online(NodeEvent):
     account: bool
     bot: bool
     rooms: tuple[str, ...]
+    away: str | None = None  # its away message (issue 19)
 
 
 @node_event("offline")
@@ -297,6 +298,7 @@ class ReadMoved(NodeEvent):
     room: str | None
     with_: str | None
     upto: int
+    ts_ms: int | None = None  # the time of message ``upto`` (issue 19: IRC MARKREAD)
 
 
 @node_event("receipt")
@@ -357,3 +359,16 @@ class SessionsEnded(NodeEvent):
     key: str
     reason: str
     message: str
+
+
+# -- away (issue 19, irchist) --
+
+
+@node_event("away")
+@dataclass(frozen=True, slots=True)
+class AwaySet(NodeEvent):
+    """Principal ``pid`` online on ``node`` is away with ``message``, or (None) back."""
+
+    node: str
+    pid: str
+    message: str | None

@@ -23,6 +23,7 @@ from chinwag.client.connection import (
     error_from_frame,
 )
 from chinwag.client.events import (
+    AwayChanged,
     CaughtUp,
     Changed,
     ErrorReceived,
@@ -49,6 +50,7 @@ from chinwag.client.state import ChatState, Conversation
 
 __all__ = [
     "DEFAULT_PORT",
+    "AwayChanged",
     "CaughtUp",
     "Changed",
     "ChatClient",

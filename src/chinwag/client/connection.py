@@ -31,6 +31,7 @@ from typing import Any, Final, Literal
 
 from chinwag.client.config import device_id, is_valid_device
 from chinwag.client.events import (
+    AwayChanged,
     CaughtUp,
     Changed,
     ErrorReceived,
@@ -636,7 +637,8 @@ class ChatClient:
             cid = ref if isinstance(ref, str) else None
         if cid is None or cid not in self._outbox or not isinstance(mid, int):
             return
-        sent = Sent(cid, mid, parse_ts(frame.get("ts")))
+        away = frame.get("away")
+        sent = Sent(cid, mid, parse_ts(frame.get("ts")), away if isinstance(away, str) else None)
         self._finish(cid, sent)
         self._emit(sent)
         self._pump()
@@ -736,7 +738,12 @@ class ChatClient:
         reply = await self._request({"type": "who", "room": room})
         users = reply.get("users")
         return [
-            User(u["nick"], bool(u.get("account")), u.get("bot") is True)
+            User(
+                u["nick"],
+                bool(u.get("account")),
+                u.get("bot") is True,
+                u["away"] if isinstance(u.get("away"), str) else None,
+            )
             for u in (users if isinstance(users, list) else [])
             if isinstance(u, dict) and isinstance(u.get("nick"), str)
         ]
@@ -977,6 +984,20 @@ class ChatClient:
         reply = await self._request({"type": "blocks"})
         nicks = reply.get("nicks")
         return [n for n in (nicks if isinstance(nicks, list) else []) if isinstance(n, str)]
+
+    # --- away (issue 19) ---------------------------------------------------------
+
+    async def away(self, message: str | None = None) -> None:
+        """Say you are away, with ``message``; with none (or ``""``), that you are back.
+
+        It holds for every device of your account until your last one disconnects;
+        whoever shares a room with you gets `AwayChanged`, and a DM to you is acked
+        with your message (`Sent.away`).
+
+        Raises:
+            BadRequest: the message is longer than the server allows, or not one line.
+        """
+        await self._request({"type": "away", "message": message or None})
 
     # --- seen ------------------------------------------------------------------
 
@@ -1367,6 +1388,11 @@ class ChatClient:
                 )
             )
 
+    def _on_away(self, session: _Session, frame: dict[str, Any]) -> None:
+        nick, message = frame.get("nick"), frame.get("message")
+        if isinstance(nick, str):
+            self._emit(AwayChanged(nick, message if isinstance(message, str) else None))
+
     def _on_bye(self, session: _Session, frame: dict[str, Any]) -> None:
         session.bye = True
 
@@ -1393,6 +1419,7 @@ class ChatClient:
         "receipt": _on_receipt,
         "settings": _on_settings,
         "room_info": _on_room_info,
+        "away": _on_away,
     }
 
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from chinwag.errors import ChatError
 
 __all__ = [
+    "AwayChanged",
     "CaughtUp",
     "Changed",
     "ErrorReceived",
@@ -310,6 +311,7 @@ class Sent:
     cid: str
     id: int
     ts: datetime
+    away: str | None = None  # a DM's: the recipient's away message, if away (issue 19)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +347,7 @@ class User:
     nick: str
     account: bool
     bot: bool = False
+    away: str | None = None  # the away message, if away (issue 19)
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,6 +574,15 @@ class Moderated:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class AwayChanged:
+    """Someone in a room with you (or you, from another device) is away (``message``),
+    or back (None) (issue 19)."""
+
+    nick: str
+    message: str | None
+
+
 Event = (
     Welcome
     | CaughtUp
@@ -587,5 +599,6 @@ Event = (
     | SettingsChanged
     | RoomDetails
     | Moderated
+    | AwayChanged
 )
 """Everything :meth:`ChatClient.events` can yield."""

@@ -40,6 +40,7 @@ from chinwag.client.connection import (
     speaks_tls,
 )
 from chinwag.client.events import (
+    AwayChanged,
     CaughtUp,
     Changed,
     ErrorReceived,
@@ -83,6 +84,7 @@ commands:
   /search WORDS       find messages you may see with every one of WORDS (ids shown)
   /block NICK         see nothing more from NICK, on any device (NICK is not told)
   /unblock NICK       see what NICK sends from now on again; /blocks lists your blocks
+  /away [TEXT]        tell the people in your rooms you are away (TEXT); /away alone: back
   /topic [TEXT]       show or set the current room's topic (its owner or a mod)
   /mode [+p|-p|+a|-a] show the room's settings, or make it private (+p: invite only,
                       unlisted) or announce-only (+a: only owner and mods speak)
@@ -122,6 +124,7 @@ _USAGE: Final = {
     "block": "/block NICK",
     "unblock": "/unblock NICK",
     "blocks": "/blocks",
+    "away": "/away [TEXT]",
     "topic": "/topic [TEXT]",
     "mode": "/mode [+p|-p|+a|-a]",
     "invite": "/invite NICK",
@@ -139,7 +142,6 @@ _USAGE: Final = {
 _ALIASES: Final = {"part": "leave", "names": "who", "r": "reply", "exit": "quit"}
 _NOT_YET: Final = {
     "me": "/me is not there yet: the protocol has no action messages (planned)",
-    "away": "/away is not there yet: the server keeps no away status (planned)",
 }
 
 DIVIDER: Final = "-" * 48
@@ -579,6 +581,10 @@ class _Chat:
                     self.note(room_line(event.room, event))
                 case Moderated():
                     self.note(describe_moderation(event, self.client.state.is_me(event.nick)))
+                case AwayChanged(nick=nick, message=message):
+                    if not self.client.state.is_me(nick):
+                        away = "is back" if message is None else f"is away: {clean(message)}"
+                        self.note(f"{clean(nick)} {away}")
                 case Receipt(state="read"):
                     self._on_read_receipt(event)
                 case ReadMarker() | Receipt():
@@ -805,7 +811,12 @@ class _Chat:
         elif command == "who" and len(args) <= 1:
             room = _room(args[0]) if args else self._current_room()
             users = await self.client.who(room)
-            names = ", ".join(clean(u.nick) + ("" if u.account else " (guest)") for u in users)
+            names = ", ".join(
+                clean(u.nick)
+                + ("" if u.account else " (guest)")
+                + ("" if u.away is None else f" (away: {clean(u.away)})")
+                for u in users
+            )
             self.note(f"online in #{clean(room)}: {names or 'nobody'}")
         elif command in ("dm", "query") and args:
             self._talk_to(args[0], rest[len(args[0]) :].strip())
@@ -826,6 +837,12 @@ class _Chat:
         elif command == "unblock" and len(args) == 1:
             await self.client.unblock(args[0])
             self.note(f"you will see what {clean(args[0])} sends from now on")
+        elif command == "away":
+            await self.client.away(rest.strip() or None)
+            if rest.strip():
+                self.note("you are marked away; /away alone says you are back")
+            else:
+                self.note("you are no longer marked away")
         elif command == "blocks" and not args:
             nicks = await self.client.blocks()
             self.note(f"you block: {', '.join(clean(n) for n in nicks) or 'nobody'}")

@@ -113,6 +113,7 @@ def stream_event(
             room=m.room,
             to=to,
             replay=replay,
+            reason=m.body or None,  # issue 19: a deletion's body is its reason
         )
     return Reacted(
         id=m.id,

@@ -18,9 +18,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from chinwag.bus.base import Bus, SessionsEnded
+from chinwag.bus.base import AwaySet, Bus, SessionsEnded
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
+from chinwag.core.away import AwayStates
 from chinwag.core.blocks import Blocks
 from chinwag.core.counts import Counts
 from chinwag.core.delivery import Delivery
@@ -45,6 +46,7 @@ from chinwag.core.sessions import (
 )
 from chinwag.errors import BadNick, BadRequest, ChatError
 from chinwag.protocol.events import (
+    Away,
     Block,
     Bye,
     Command,
@@ -68,6 +70,7 @@ from chinwag.protocol.events import (
     Pong,
     React,
     Read,
+    ReadQuery,
     Receipts,
     Register,
     RoomSet,
@@ -113,6 +116,8 @@ _COSTS: dict[type[Command], float] = {
     GetSettings: 1.0,
     Stats: 1.0,
     WhoWas: 1.0,
+    Away: 1.0,
+    ReadQuery: 1.0,
 }
 
 
@@ -197,6 +202,9 @@ class Hub:
         # Issue 15: the receipts setting read back, stored receipts at login and in history.
         self._logins.receipts = self._receipts
         self._rooms.receipts = self._receipts
+        # -- away (issue 19) --
+        self._away = AwayStates(settings, self._registry)
+        self._nodes.handlers[AwaySet] = self._away.heard
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -354,6 +362,10 @@ class Hub:
                 reply(session, self._stats(cmd.ref))
             case WhoWas():
                 reply(session, self._whowas(cmd))
+            case Away():
+                self._away.set(session, cmd)
+            case ReadQuery():
+                await self._markers.query(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

@@ -300,6 +300,9 @@ class Logins:
         if principal is None:
             principal = Principal(pid, key, display, account, rooms, bot)
             principal.blocked = blocked  # later changes reach it through core/blocks.py
+            if account and self._registry.remote.nodes:  # away on another node (issue 19)
+                elsewhere = self._registry.remote.get(pid)
+                principal.away = elsewhere.away if elsewhere is not None else None
             self._online[pid] = principal
             self._by_key[key] = principal
             for room in rooms:

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 from chinwag.bus.base import ReadMoved
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.rules import parse_room
-from chinwag.core.sessions import Frame, OnlineRegistry, Session, ok
+from chinwag.core.sessions import Frame, OnlineRegistry, Session, ok, reply
 from chinwag.errors import NotMember
-from chinwag.protocol.events import Read, ReadMarker
+from chinwag.protocol.events import Read, ReadMarker, ReadQuery
 from chinwag.storage.base import Store
 
 
@@ -57,19 +57,94 @@ class ReadMarkers:
         else:
             room = None
             other, nick, _ = await self._resolve(cmd.with_ or "")
+        if cmd.upto_ms is not None:  # IRC MARKREAD (issue 19): by time
+            await self._read_at(session, cmd, room, other, nick)
+            return
         if p.account:
             upto = min(cmd.upto, session.last_delivered)
             key = conversation_key(room, other)
             marker = await self._store.advance_read(p.pid, key, upto)
             if marker == upto:  # it moved (or stayed at exactly this): tell the others
-                echo = Frame(ReadMarker(room=room, with_=None if room else nick, upto=marker))
+                elsewhere = (
+                    self._registry is not None and self._registry.remote.get(p.pid) is not None
+                )
+                # Its time, for IRC sessions (MARKREAD); read only when someone is told.
+                told = len(p.sessions) > 1 or elsewhere
+                ts_ms = await self._ts_of(marker) if told else None
+                echo = Frame(
+                    ReadMarker(room=room, with_=None if room else nick, upto=marker, ts_ms=ts_ms)
+                )
                 for s in p.sessions:
                     if s is not session:
                         s.deliver(0, echo)
-                if self._registry is not None and self._registry.remote.get(p.pid) is not None:
+                if elsewhere and self._registry is not None:
                     with_ = None if room else nick
-                    moved = ReadMoved(self._registry.node, p.pid, room, with_, marker)
+                    moved = ReadMoved(self._registry.node, p.pid, room, with_, marker, ts_ms)
                     self._registry.announce(moved)  # to its sessions on other nodes
                 if room is None:
                     await self._receipts.read(session, other, marker)
         ok(session, cmd.ref)
+
+    # -- IRC draft/read-marker (issue 19, irchist): markers by time --
+
+    async def _read_at(
+        self, session: Session, cmd: Read, room: str | None, other: str, nick: str
+    ) -> None:
+        """Move the marker to the latest message at or before ``cmd.upto_ms``; answer where it is.
+
+        That message is one this session may read (its room, its DM), so the
+        marker may pass what this session was sent live (it read it in history).
+        """
+        assert cmd.upto_ms is not None
+        p = session.principal
+        with_ = None if room else nick
+        if room is not None:
+            page = await self._store.room_history_range(
+                room, after=0, before=None, limit=1, newest=True, before_ms=cmd.upto_ms + 1
+            )
+        else:
+            page = await self._store.dm_history_range(
+                p.pid, other, after=0, before=None, limit=1, newest=True, before_ms=cmd.upto_ms + 1
+            )
+        marker = 0
+        if p.account:
+            key = conversation_key(room, other)
+            upto = page.messages[-1].id if page.messages else 0
+            marker = await self._store.advance_read(p.pid, key, upto)
+            if upto and marker == upto:
+                ts_ms = page.messages[-1].ts_ms
+                echo = Frame(ReadMarker(room=room, with_=with_, upto=marker, ts_ms=ts_ms))
+                for s in p.sessions:
+                    if s is not session:
+                        s.deliver(0, echo)
+                if self._registry is not None and self._registry.remote.get(p.pid) is not None:
+                    moved = ReadMoved(self._registry.node, p.pid, room, with_, marker, ts_ms)
+                    self._registry.announce(moved)
+                if room is None:
+                    await self._receipts.read(session, other, marker)
+        ts = await self._ts_of(marker)
+        reply(session, ReadMarker(room=room, with_=with_, upto=marker, ts_ms=ts, ref=cmd.ref))
+
+    async def query(self, session: Session, cmd: ReadQuery) -> None:
+        """Answer where the account's marker of a conversation is (0: none; a guest has none)."""
+        p = session.principal
+        if cmd.room is not None:
+            room: str | None = parse_room(cmd.room)
+            other, nick = "", ""
+        else:
+            room = None
+            other, nick, _ = await self._resolve(cmd.with_ or "")
+        marker = 0
+        if p.account:
+            markers = await self._store.read_markers(p.pid)
+            marker = markers.get(conversation_key(room, other), 0)
+        ts = await self._ts_of(marker)
+        with_ = None if room else nick
+        reply(session, ReadMarker(room=room, with_=with_, upto=marker, ts_ms=ts, ref=cmd.ref))
+
+    async def _ts_of(self, message_id: int) -> int | None:
+        """When message ``message_id`` was sent (None: no such message, or 0)."""
+        if message_id <= 0:
+            return None
+        rows = await self._store.messages_between(message_id - 1, message_id)
+        return rows[0].ts_ms if rows else None

@@ -61,7 +61,7 @@ SILENT_HEARTBEATS = 3  # a node not heard from for this many heartbeats is forgo
 
 def online_event(node: str, p: Principal) -> Online:
     """How ``node`` announces its principal ``p``."""
-    return Online(node, p.pid, p.key, p.nick, p.account, p.bot, tuple(sorted(p.rooms)))
+    return Online(node, p.pid, p.key, p.nick, p.account, p.bot, tuple(sorted(p.rooms)), p.away)
 
 
 class Nodes:
@@ -192,7 +192,7 @@ class Nodes:
             # notices for the rooms it was in already.
             old_rooms = before.rooms
             view.remove(before.pid)
-        p = RemotePrincipal(e.pid, e.key, e.nick, e.account, e.bot, frozenset(e.rooms))
+        p = RemotePrincipal(e.pid, e.key, e.nick, e.account, e.bot, frozenset(e.rooms), e.away)
         view.put(p)
         for room in p.rooms - old_rooms:
             self._presence(e.node, p, room, "join")
@@ -296,7 +296,8 @@ class Nodes:
                 s.deliver(0, frame)
 
     def _read_moved(self, e: ReadMoved) -> None:
-        self._sessions_of(e.pid, Frame(ReadMarker(room=e.room, with_=e.with_, upto=e.upto)))
+        marker = ReadMarker(room=e.room, with_=e.with_, upto=e.upto, ts_ms=e.ts_ms)
+        self._sessions_of(e.pid, Frame(marker))
 
     def _receipt(self, e: ReceiptNotice) -> None:
         self._sessions_of(e.pid, Frame(Receipt(with_=e.with_, upto=e.upto, state=e.state)))

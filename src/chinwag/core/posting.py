@@ -121,6 +121,7 @@ class Posting:
         self._clock = clock
         self._by_key = registry.by_key  # never replaced: read directly
         self._remote = registry.remote  # who is online on the other nodes
+        self._by_pid = registry.by_pid  # never replaced: read directly (away, issue 19)
         # (dedupe key, cid) -> (when it was stored, its ack), for at most cid_ttl.
         self._recent: OrderedDict[tuple[str, str], tuple[int, Ack]] = OrderedDict()
         self._cid_ttl_ms = int(settings.cid_ttl * 1000)
@@ -295,6 +296,13 @@ class Posting:
         """
         await self._post(session, ref, cid, body, room=room, to=to, extra=extra, prepaid=True)
 
+    def _with_away(self, ack: Ack, recipient: str) -> Ack:
+        """A DM's ack, with the recipient's away message if they are away (issue 19)."""
+        to = self._by_pid.get(recipient) or self._remote.get(recipient)
+        if to is None or to.away is None:
+            return ack
+        return replace(ack, away=to.away)
+
     def _online_target(self, raw: str) -> Principal | None:
         """The online principal called ``raw``, or None (offline, or not a nick)."""
         try:
@@ -429,6 +437,8 @@ class Posting:
         """A message is committed: ack it, remember its cid, and publish it if new."""
         stored = result.message
         ack = Ack(id=stored.id, ts_ms=stored.ts_ms, cid=cid, ref=ref)
+        if stored.recipient is not None and stored.kind is None:
+            ack = self._with_away(ack, stored.recipient)
         if cid is not None:
             # A resend gets this ack again, with the resend's ref.
             self._recent[(_dedupe_key(session), cid)] = (stored.ts_ms, ack)

@@ -8,6 +8,7 @@ in the backlog alike.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 
@@ -19,6 +20,9 @@ from chinwag.core.sessions import Session, charge
 from chinwag.errors import BadRequest, Forbidden, NotFound
 from chinwag.protocol.events import Delete, Edit, React
 from chinwag.storage.base import Store, StoredMessage
+
+# A deletion's reason is one line (issue 19): C0, DEL and C1 controls are refused.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 MAX_EMOJI = 8  # code points of one reaction (protocol §8)
 
@@ -187,14 +191,30 @@ class Revisions:
             )
         if target.deleted:
             raise Forbidden("that message is already deleted", reason="deleted")
+        if cmd.reason:  # issue 19: kept as the deletion's body, told with it
+            self._check_delete_reason(cmd.reason)
         if moderator and self._moderation is not None and target.room is not None:
             self._moderation.check_outranks(p.pid, target.room, target.sender, target.sender_nick)
         room, to = _conversation(session, target)
         await self._posting.post_event(
-            session, cmd.ref, cmd.cid, "", Extra(kind="delete", target=target.id), room=room, to=to
+            session,
+            cmd.ref,
+            cmd.cid,
+            cmd.reason or "",
+            Extra(kind="delete", target=target.id),
+            room=room,
+            to=to,
         )
         if moderator and self._moderation is not None:
             await self._moderation.audited_delete(p, target.room, target.id, target.sender_nick)
+
+    def _check_delete_reason(self, reason: str) -> None:
+        """Raises `BadRequest` unless a deletion's reason is one short line (issue 19)."""
+        most = self.settings.moderation_reason_max
+        if len(reason) > most:
+            raise BadRequest(f"a reason is at most {most} characters, not {len(reason)}")
+        if _CONTROL.search(reason):
+            raise BadRequest("a reason is one line without control characters")
 
     async def react(self, session: Session, cmd: React) -> None:
         """Put this person's reaction on a message on or off (one per emoji)."""

@@ -17,7 +17,7 @@ from chinwag.config import Settings
 from chinwag.core.accounts import parse_nick
 from chinwag.core.ratelimit import Budget, TokenBucket
 from chinwag.errors import RateLimited
-from chinwag.protocol.events import Ok, Outgoing, Presence
+from chinwag.protocol.events import AwayNotice, Ok, Outgoing, Presence
 
 Renderer = Callable[[Outgoing], bytes]
 """A codec's way of writing an event (``jsonlines.render``): one function per codec."""
@@ -87,6 +87,7 @@ class Principal:
 
     __slots__ = (
         "account",
+        "away",
         "blocked",
         "bot",
         "budget",
@@ -120,6 +121,8 @@ class Principal:
         # The nick keys this principal blocks (issue 16): nothing sent under them
         # reaches its sessions. Empty for nearly everyone: checked only when not.
         self.blocked: frozenset[str] = frozenset()
+        # Its away message (issue 19), set by any of its sessions; None: not away.
+        self.away: str | None = None
 
 
 class Session:
@@ -243,6 +246,14 @@ class OnlineRegistry:
             for s in member.sessions:
                 if s is not exclude:
                     s.deliver(0, frame)
+        if event == "join" and who.away is not None:
+            # Issue 19: someone away who joins is seen away (IRC away-notify).
+            away = Frame(AwayNotice(nick=who.nick, message=who.away))
+            for member in members:
+                if member.pid == who.pid or (member.blocked and who.key in member.blocked):
+                    continue  # not to itself; nothing of the blocked reaches the blocker
+                for s in member.sessions:
+                    s.deliver(0, away)
 
     def drop(self, session: Session) -> None:
         p = session.principal
@@ -275,10 +286,17 @@ def _nowhere(event: NodeEvent) -> None:
 class RemotePrincipal:
     """A principal online on another node, as that node last said."""
 
-    __slots__ = ("account", "bot", "key", "nick", "pid", "rooms")
+    __slots__ = ("account", "away", "bot", "key", "nick", "pid", "rooms")
 
     def __init__(
-        self, pid: str, key: str, nick: str, account: bool, bot: bool, rooms: frozenset[str]
+        self,
+        pid: str,
+        key: str,
+        nick: str,
+        account: bool,
+        bot: bool,
+        rooms: frozenset[str],
+        away: str | None = None,
     ) -> None:
         self.pid = pid
         self.key = key
@@ -286,6 +304,7 @@ class RemotePrincipal:
         self.account = account
         self.bot = bot
         self.rooms = rooms
+        self.away = away
 
 
 class NodeView:

@@ -71,6 +71,7 @@ class Delete(Command):
 
     id: int
     cid: str | None = None
+    reason: str | None = None  # why (one line), told with the deletion (issue 19)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,6 +186,9 @@ class Read(Command):
     room: str | None = None
     with_: str | None = None
     upto: int
+    # IRC draft/read-marker (issue 19): up to the latest message at or before this
+    # time instead (``upto`` is then ignored); answered with `ReadMarker`, not `Ok`.
+    upto_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -328,6 +332,30 @@ class WhoWas(Command):
     limit: int | None = None
 
 
+# -- away (issue 19, irchist) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Away(Command):
+    """Set the principal's away message (every session of it), or with None clear it.
+
+    Answered with `Ok`; the principal's room peers get `AwayNotice`.
+    """
+
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadQuery(Command):
+    """Where the account's read marker of ``room`` (or the DM ``with_``) is (IRC ``MARKREAD``).
+
+    Answered with `ReadMarker` (``upto`` 0: none). Issue 19.
+    """
+
+    room: str | None = None
+    with_: str | None = None
+
+
 ClientCommand = (
     Hello
     | Say
@@ -362,6 +390,8 @@ ClientCommand = (
     | GetSettings
     | Stats
     | WhoWas
+    | Away
+    | ReadQuery
 )
 
 
@@ -476,6 +506,7 @@ class Deleted(ServerEvent):
     room: str | None = None
     to: str | None = None
     replay: bool = False
+    reason: str | None = None  # the deleter's, if given (issue 19)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -500,6 +531,7 @@ class Ack(ServerEvent):
     id: int
     ts_ms: int
     cid: str | None = None
+    away: str | None = None  # a DM's: the recipient's away message, if away (issue 19)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -554,6 +586,7 @@ class WhoMember:
     nick: str
     account: bool
     bot: bool = False
+    away: str | None = None  # the away message, if away (issue 19)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -599,6 +632,7 @@ class ReadMarker(ServerEvent):
     room: str | None = None
     with_: str | None = None
     upto: int
+    ts_ms: int | None = None  # the time of message ``upto``, when known (IRC MARKREAD)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -709,6 +743,14 @@ class WhoWasReply(ServerEvent):
     entries: tuple[WhoWasEntry, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AwayNotice(ServerEvent):
+    """``nick`` is away with ``message`` now, or (None) back (issue 19)."""
+
+    nick: str
+    message: str | None = None
+
+
 Outgoing = (
     Welcome
     | Message
@@ -735,5 +777,6 @@ Outgoing = (
     | Bye
     | StatsReply
     | WhoWasReply
+    | AwayNotice
 )
 """Every event the server sends."""

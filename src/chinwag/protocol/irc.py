@@ -37,12 +37,14 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Container, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Final
 
 from chinwag.protocol.events import (
     Ack,
+    Away,
+    AwayNotice,
     BlocksReply,
     Bye,
     CaughtUp,
@@ -70,7 +72,9 @@ from chinwag.protocol.events import (
     Presence,
     React,
     Reacted,
+    Read,
     ReadMarker,
+    ReadQuery,
     Receipt,
     Register,
     Results,
@@ -144,6 +148,8 @@ CAPS: Final = (
     "account-tag",
     "draft/message-redaction",
     "draft/multiline",
+    "away-notify",
+    "draft/read-marker",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -453,6 +459,11 @@ def chinwag_nick(name: str) -> str:
     return name
 
 
+def _here(user: WhoMember) -> str:
+    """WHO's flag: ``H`` here, ``G`` gone (away)."""
+    return "H" if user.away is None else "G"
+
+
 def _user(nick: str) -> str:
     """A user's IRC source (``nick!nick@chinwag``), from a chinwag nick or an IRC one."""
     nick = irc_nick(nick)
@@ -480,7 +491,10 @@ def _revision_lines(e: Edited | Deleted | Reacted, caps: Container[str], target:
     if isinstance(e, Deleted):
         who, text = e.by, f"(deleted message {e.target})"
         if "draft/message-redaction" in caps:
-            return format_message("REDACT", target, str(e.target), source=_user(who), tags=tags)
+            why = (e.reason,) if e.reason else ()
+            return format_message(
+                "REDACT", target, str(e.target), *why, source=_user(who), tags=tags
+            )
     else:
         who, text = e.sender, f"(edited message {e.target}) {e.body}"
     if "message-tags" in caps:
@@ -566,8 +580,10 @@ class _Pending:
     label: str | None = None
     body: str | None = None  # what was sent, for echo-message
     whois: _Whois | None = None  # the WHOIS this channel's member list is asked for
+    userhost: _Userhost | None = None  # the USERHOST this channel's member list is asked for
     reason: str | None = None  # a REDACT's, for its echo
     before: bytes = b""  # lines held for this answer (a labeled JOIN, for its NAMES)
+    sub: str = ""  # a CHATHISTORY's subcommand, for its FAIL
 
 
 @dataclass(slots=True)
@@ -577,6 +593,15 @@ class _Whois:
     nick: str  # as the asker wrote it
     waiting: int  # member lists still to come
     member: WhoMember | None = None
+
+
+@dataclass(slots=True)
+class _Userhost:
+    """A USERHOST being answered: the member lists of the asker's channels, as they come."""
+
+    nicks: tuple[str, ...]  # as the asker wrote them
+    waiting: int  # member lists still to come
+    found: dict[str, WhoMember] = field(default_factory=dict)  # by casefolded chinwag nick
 
 
 @dataclass(slots=True)
@@ -606,8 +631,10 @@ class IrcServerCodec:
         hard_limit: int = DEFAULT_HARD_LIMIT,
         multiline_max_lines: int = 100,
         multiline_max_bytes: int = 16_000,
+        away_max_length: int = 300,
     ) -> None:
         self.server_name = server_name
+        self.away_max_length = away_max_length
         self.multiline_max_lines = multiline_max_lines
         self.multiline_max_bytes = multiline_max_bytes
         self._multiline: _Multiline | None = None  # the draft/multiline batch being received
@@ -1009,6 +1036,12 @@ class IrcServerCodec:
             return self._tagmsg(msg)
         if cmd == "WHOIS":
             return self._whois(msg)
+        if cmd == "AWAY":
+            return self._away(msg)
+        if cmd == "USERHOST":
+            return self._userhost(msg)
+        if cmd == "MARKREAD":
+            return self._markread(msg)
         if cmd in ("MODE", "TOPIC"):
             return [self._read_only(cmd, params)]
         if cmd in ("TIME", "INFO"):
@@ -1095,6 +1128,8 @@ class IrcServerCodec:
             lines.append(self._numeric("330", nick, nick, "is logged in as"))
         if user.bot:
             lines.append(self._numeric("335", nick, "is a bot"))
+        if user.away is not None:
+            lines.append(self._numeric("301", nick, user.away))
         lines.append(self._numeric("318", nick, "End of /WHOIS list"))
         return b"".join(lines)
 
@@ -1154,6 +1189,79 @@ class IrcServerCodec:
             lines.append(self._numeric("406", asked, why))
         lines.append(self._numeric("369", asked, "End of WHOWAS"))
         return b"".join(lines)
+
+    # -- away (issue 19, irchist) --
+    def _away(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``AWAY [:message]``: an ``away`` (no or an empty message: back); ``306``/``305``."""
+        message = msg.params[0] if msg.params else ""
+        ref = self._remember("AWAY", "*", msg, message)
+        return [Away(message=message or None, ref=ref)]
+
+    def _userhost(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``USERHOST <nick>{ <nick>}``: ``302`` with ``nick=+user@host`` (``-`` if away).
+
+        As WHOIS: found among the members of the asker's channels (at most five nicks).
+        """
+        nicks = tuple(n for n in msg.params[:5] if n)
+        if not nicks:
+            return [self._reply("461", "USERHOST", "Not enough parameters: USERHOST <nick>")]
+        channels = sorted(self._channels)[:MAX_WHOIS_CHANNELS]
+        userhost = _Userhost(nicks, len(channels))
+        if not channels:
+            return [Reply(self._userhost_lines(userhost))]
+        out: list[Incoming | Reply] = []
+        for channel in channels:
+            ref = self._remember("USERHOST", channel, msg)
+            self._pending[ref].userhost = userhost
+            out.append(Who(room=channel[1:], ref=ref))
+        return out
+
+    def _userhost_part(self, pending: _Pending, event: WhoReply | None) -> bytes:
+        userhost = pending.userhost
+        assert userhost is not None
+        userhost.waiting -= 1
+        if event is not None:
+            for user in event.users:
+                userhost.found[user.nick.casefold()] = user
+        return self._userhost_lines(userhost) if userhost.waiting == 0 else b""
+
+    def _userhost_lines(self, userhost: _Userhost) -> bytes:
+        replies = []
+        for asked in userhost.nicks:
+            user = userhost.found.get(chinwag_nick(asked).casefold())
+            if user is not None:
+                nick = irc_nick(user.nick)
+                replies.append(f"{nick}={'+' if user.away is None else '-'}{nick}@{HOST}")
+        return self._numeric("302", " ".join(replies))
+
+    # -- draft/read-marker (issue 19, irchist) --
+    def _markread(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``MARKREAD <target> [timestamp=<ts>]``: the account's read marker, by time.
+
+        chinwag's markers are message ids: a timestamp moves the marker to the
+        latest message at or before it; the answer names that message's time
+        (``*``: no marker).
+        """
+        if not msg.params or not msg.params[0]:
+            usage = "Usage: MARKREAD <target> [timestamp=YYYY-MM-DDThh:mm:ss.sssZ]"
+            return [self._reply("FAIL", "MARKREAD", "NEED_MORE_PARAMS", usage)]
+        target = msg.params[0]
+        room = target[1:] if target.startswith("#") else None
+        with_ = None if room is not None else chinwag_nick(target)
+        ref = self._remember("MARKREAD", target, msg)
+        if len(msg.params) == 1:
+            return [ReadQuery(room=room, with_=with_, ref=ref)]
+        point = _history_point(msg.params[1])
+        if point is None or point[0] != "timestamp":
+            del self._pending[ref]
+            why = "Set a marker with timestamp=YYYY-MM-DDThh:mm:ss.sssZ"
+            return [self._reply("FAIL", "MARKREAD", "INVALID_PARAMS", target, why)]
+        return [Read(room=room, with_=with_, upto=0, upto_ms=point[1], ref=ref)]
+
+    def _render_markread(self, event: ReadMarker) -> bytes:
+        target = f"#{event.room}" if event.room is not None else irc_nick(event.with_ or "*")
+        when = "*" if event.ts_ms is None else f"timestamp={_time_tag(event.ts_ms)}"
+        return format_message("MARKREAD", target, when, source=self.server_name)
 
     def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
         """MODE and TOPIC: what chinwag has of them (fixed modes, no topics)."""
@@ -1216,6 +1324,10 @@ class IrcServerCodec:
             )
         multi.verb = msg.command
         text = msg.params[1]
+        if "draft/multiline-concat" in msg.tags and not text:
+            return self._multiline_refuse(
+                multi, "MULTILINE_INVALID", "draft/multiline-concat on a blank line"
+            )
         if "draft/multiline-concat" in msg.tags and multi.lines:
             multi.lines[-1] += text
         else:
@@ -1243,6 +1355,8 @@ class IrcServerCodec:
             "MULTILINE_MAX_LINES": "Too many lines in one message; nothing was sent",
             "MULTILINE_MAX_BYTES": "The message is too long; nothing was sent",
         }.get(code, "That multiline batch cannot be sent; nothing was sent")
+        if " " in detail:  # words, not a context token: they go with the description
+            return self._reply("FAIL", "BATCH", code, f"{why} ({detail})")
         return self._reply("FAIL", "BATCH", code, detail, why)
 
     def _multiline_end(self, multi: _Multiline) -> list[Incoming | Reply]:
@@ -1289,7 +1403,7 @@ class IrcServerCodec:
         reason = msg.params[2] if len(msg.params) > 2 else None
         ref = self._remember("REDACT", target, msg, msgid)
         self._pending[ref].reason = reason
-        return [Delete(id=int(msgid), ref=ref)]
+        return [Delete(id=int(msgid), reason=reason or None, ref=ref)]
 
     def _tagmsg(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``TAGMSG``: ``+draft/react`` / ``+draft/unreact`` with ``+draft/reply`` is a
@@ -1387,6 +1501,7 @@ class IrcServerCodec:
         else:
             room, with_ = None, chinwag_nick(target)
         ref = self._remember("CHATHISTORY", target, msg)
+        self._pending[ref].sub = sub
         if sub == "LATEST" and not points:
             return [History(room=room, with_=with_, before=None, limit=limit, ref=ref)]
         bounds: dict[str, int] = {}
@@ -1438,6 +1553,8 @@ class IrcServerCodec:
 
     def _history_batch(self, target: str, messages: tuple[Message, ...]) -> bytes:
         """A page of history: one ``chathistory`` batch, or plain lines without ``batch``."""
+        # A redacted message is gone from history (draft/message-redaction).
+        messages = tuple(m for m in messages if not m.deleted)
         if "batch" not in self.caps:
             return b"".join(self._message_lines(m) for m in messages)
         self._serial += 1
@@ -1582,18 +1699,27 @@ class IrcServerCodec:
     def _render(self, event: Outgoing, pending: _Pending | None) -> bytes:
         match event:
             case Message():
-                if event.cid is not None and event.cid in self._sent:
+                if event.cid is not None and event.cid in self._sent and not self._to_me(event):
                     del self._sent[event.cid]
                     self._last_id = max(self._last_id, event.id)
-                    to = event.to
-                    if to is None or to.casefold() != event.sender.casefold():
-                        return b""
-                    # A DM to oneself is shown as well as echoed: one is its reader.
+                    return b""
+                if event.deleted:  # redacted before it was replayed: gone, as from history
+                    self._last_id = max(self._last_id, event.id)
+                    return b""
                 if event.replay and "batch" in self.caps:
                     return self._replayed(event)
                 return self._message_lines(event)
             case Ack() if pending is not None and pending.command == "REDACT":
                 return self._redact_echo(pending)
+            case Ack() if (
+                event.away is not None
+                and pending is not None
+                and pending.command == "PRIVMSG"
+                and not pending.target.startswith("#")
+            ):
+                # A DM to someone away: 301 after the echo (RFC 2812 3.3.1).
+                away = self._numeric("301", pending.target, event.away)
+                return self._render(replace(event, away=None), pending) + away
             case Ack():
                 if (
                     pending is None
@@ -1675,6 +1801,8 @@ class IrcServerCodec:
                 return self._revision(event)
             case Results() if pending is not None and pending.command == "TARGETS":
                 return self._targets(event.messages)
+            case ReadMarker() if "draft/read-marker" in self.caps:
+                return self._render_markread(event)
             case ReadMarker() | Receipt() | Results() | BlocksReply():
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
             case RoomInfo():
@@ -1685,6 +1813,15 @@ class IrcServerCodec:
                 return self._lusers(event)
             case WhoWasReply():
                 return self._whowas_lines(event, pending)
+            case AwayNotice():
+                if "away-notify" not in self.caps or event.nick == self.nick:
+                    return b""
+                params = (event.message,) if event.message is not None else ()
+                return format_message("AWAY", *params, source=self._source(event.nick))
+
+    def _to_me(self, e: Message) -> bool:
+        """A DM to oneself: its delivery is shown beside its echo (as other servers do)."""
+        return e.room is None and e.to is not None and e.to == e.sender == self.nick
 
     def _lusers(self, e: StatsReply) -> bytes:
         """``LUSERS``: everyone is visible, nobody is an operator; no maxima are kept."""
@@ -1699,11 +1836,24 @@ class IrcServerCodec:
         ]
         return b"".join(lines)
 
-    def _names(self, channel: str) -> _Pending:
-        """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""
+    def _names(self, channel: str, *, batched: bool = False) -> _Pending:
+        """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list.
+
+        With ``draft/read-marker``, its ``MARKREAD`` comes first (before ``366``),
+        or, when the JOIN and its NAMES go out as one labeled batch (``batched``),
+        right after that batch, so that it never comes before the JOIN.
+        """
+        marker = "draft/read-marker" in self.caps
+        if marker and not batched:
+            ref = self._remember("MARKREAD", channel, None)
+            self.followups.append(ReadQuery(room=channel[1:], ref=ref))
         ref = self._remember("NAMES", channel, None)
         self.followups.append(Who(room=channel[1:], ref=ref))
-        return self._pending[ref]
+        names = self._pending[ref]
+        if marker and batched:
+            ref = self._remember("MARKREAD", channel, None)
+            self.followups.append(ReadQuery(room=channel[1:], ref=ref))
+        return names
 
     def _ping(self) -> bytes:
         """A PING whose PONG tells that the client read every message sent before it.
@@ -1720,9 +1870,10 @@ class IrcServerCodec:
         me = self._me()
         if pending.command == "JOIN":
             self._channels.add(pending.target.casefold())
-            names = self._names(pending.target)
+            batched = pending.label is not None and "batch" in self.caps
+            names = self._names(pending.target, batched=batched)
             line = format_message("JOIN", pending.target, source=self._source(me))
-            if pending.label is not None and "batch" in self.caps:
+            if batched:
                 # A labeled JOIN is answered by one batch: the JOIN with its NAMES.
                 names.label, names.before, pending.label = pending.label, line, None
                 return b""
@@ -1730,6 +1881,10 @@ class IrcServerCodec:
         if pending.command == "PART":
             self._channels.discard(pending.target.casefold())
             return format_message("PART", pending.target, source=self._source(me))
+        if pending.command == "AWAY":
+            if pending.body:
+                return self._numeric("306", "You have been marked as being away")
+            return self._numeric("305", "You are no longer marked as being away")
         if pending.command == "NICKSERV":
             text = f"{me} is registered: from now on, log in with SASL or PASS"
             return format_message("NOTICE", me, text, source=self._nickserv_source())
@@ -1740,11 +1895,13 @@ class IrcServerCodec:
     def _render_who(self, event: WhoReply, pending: _Pending | None) -> bytes:
         if pending is not None and pending.whois is not None:
             return self._whois_part(pending, event)
+        if pending is not None and pending.userhost is not None:
+            return self._userhost_part(pending, event)
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
             rows = [
-                self._numeric("352", channel, nick, HOST, self.server_name, nick, "H", f"0 {nick}")
-                for nick in (irc_nick(u.nick) for u in event.users)
+                self._numeric("352", channel, nick, HOST, self.server_name, nick, here, f"0 {nick}")
+                for nick, here in ((irc_nick(u.nick), _here(u)) for u in event.users)
             ]
             return b"".join(rows) + self._numeric("315", channel, "End of /WHO list")
         lines: list[bytes] = []
@@ -1793,6 +1950,7 @@ class IrcServerCodec:
             CLIENT_TAG_DENY,
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
             "MSGREFTYPES=msgid,timestamp",
+            f"AWAYLEN={self.away_max_length}",
             "NETWORK=chinwag",
             "UTF8ONLY",
         )
@@ -1825,6 +1983,13 @@ class IrcServerCodec:
             return b""  # a NOTICE never gets an automatic reply (RFC 2812 3.3.2)
         if pending is not None and pending.whois is not None:
             return self._whois_part(pending, None)  # that channel was left meanwhile
+        if pending is not None and pending.userhost is not None:
+            return self._userhost_part(pending, None)
+        if command == "AWAY":
+            return self._numeric("FAIL", "AWAY", code.upper(), text)
+        if command == "MARKREAD":
+            reason = "INVALID_TARGET" if code in ("not_member", "bad_room", "no_such_user") else ""
+            return self._numeric("FAIL", "MARKREAD", reason or code.upper(), target, text)
         if command in ("NAMES", "WHO"):
             # Nothing to list: the end of the list, as for an empty channel.
             end = "366" if command == "NAMES" else "315"
@@ -1848,8 +2013,13 @@ class IrcServerCodec:
             if code not in ("forbidden", "not_found"):
                 reason = code.upper()
             return self._numeric("FAIL", "REDACT", reason, target, msgid, text)
-        if command == "CHATHISTORY" and code in ("not_member", "no_such_user", "bad_room"):
-            # What the asker may not see reads as a conversation with nothing in it.
+        if command == "CHATHISTORY" and code in ("not_member", "bad_room"):
+            # A channel one is not in, or that is no room (draft/chathistory's code).
+            assert pending is not None
+            why = f"You are not in {target}; JOIN it to read its history"
+            return self._numeric("FAIL", "CHATHISTORY", "INVALID_TARGET", pending.sub, target, why)
+        if command == "CHATHISTORY" and code == "no_such_user":
+            # Nobody by that name: a conversation with nothing in it.
             return self._history_batch(target, ())
         if code == "no_such_user":
             return self._numeric("401", target, text)

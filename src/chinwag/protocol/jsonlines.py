@@ -29,6 +29,8 @@ from typing import Any, Final
 
 from chinwag.protocol.events import (
     Ack,
+    Away,
+    AwayNotice,
     Block,
     BlocksReply,
     Bye,
@@ -542,7 +544,12 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             cid = _opt_str(obj, "cid", MAX_CID_LEN)
             return Edit(id=_message_id(obj), body=body, cid=cid, ref=ref)
         case {"type": "delete"}:
-            return Delete(id=_message_id(obj), cid=_opt_str(obj, "cid", MAX_CID_LEN), ref=ref)
+            return Delete(
+                id=_message_id(obj),
+                cid=_opt_str(obj, "cid", MAX_CID_LEN),
+                reason=_opt_str(obj, "reason"),  # issue 19
+                ref=ref,
+            )
         case {"type": "react", "emoji": str(emoji)}:
             cid = _opt_str(obj, "cid", MAX_CID_LEN)
             return React(id=_message_id(obj), emoji=emoji, on=_on(obj), cid=cid, ref=ref)
@@ -572,6 +579,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Stats(ref=ref)
         case {"type": "whowas", "nick": str(nick)}:
             return WhoWas(nick=nick, limit=_opt_int(obj, "limit", minimum=1), ref=ref)
+        case {"type": "away"}:  # issue 19: no message, null or "" is back
+            return Away(message=_opt_str(obj, "message"), ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -724,6 +733,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["replay"] = True
         case Deleted():
             data = {"type": "deleted", "id": event.id, "target": event.target, "by": event.by}
+            if event.reason is not None:  # issue 19
+                data["reason"] = event.reason
             if event.room is not None:
                 data["room"] = event.room
             else:
@@ -742,6 +753,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data = {"type": "ack", "id": event.id, "ts": iso_ts(event.ts_ms)}
             if event.cid is not None:
                 data["cid"] = event.cid
+            if event.away is not None:  # issue 19: a DM to someone away
+                data["away"] = event.away
         case TypingNotice():
             data = {"type": "typing", "from": event.sender}
             if event.room is not None:
@@ -802,6 +815,9 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 else {"nick": m.nick, "account": m.account}
                 for m in event.users
             ]
+            for row, m in zip(users, event.users, strict=True):
+                if m.away is not None:  # issue 19
+                    row["away"] = m.away
             data = {"type": "who", "room": event.room, "users": users, "truncated": event.truncated}
         case RoomsReply():
             rooms = [{"name": r.name, "online": r.online} for r in event.rooms]
@@ -861,6 +877,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 {"nick": e.nick, "account": e.account, "ts": iso_ts(e.ts_ms)} for e in event.entries
             ]
             data = {"type": "whowas", "nick": event.nick, "entries": entries}
+        case AwayNotice():  # issue 19
+            data = {"type": "away", "nick": event.nick, "message": event.message}
     if event.ref is not None:
         data["ref"] = event.ref
     return data

@@ -131,6 +131,24 @@ async def test_a_labeled_join_is_one_batch_with_its_names(tmp_path: Path) -> Non
         assert all(m.tags == {"batch": batch} for m in inside)
 
 
+async def test_a_labeled_join_with_read_markers_tells_the_marker_after_the_join(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (_, irc_port), clients() as made:
+        bar = await irc(made, irc_port)
+        caps = "batch labeled-response message-tags draft/read-marker"
+        await bar.send("CAP LS 302", f"CAP REQ :{caps}")
+        await bar.register("bar", "CAP END")
+        await bar.send("@label=777 JOIN #xyz")
+        start, before = await bar.until(lambda m: m.command == "BATCH")
+        assert start.tags == {"label": "777"}
+        assert not any(m.command == "MARKREAD" and m.params[0] == "#xyz" for m in before)
+        end, inside = await bar.until(lambda m: m.command == "BATCH")
+        assert [m.command for m in inside] == ["JOIN", "353", "366"]
+        marker = await bar.command("MARKREAD")
+        assert marker.params == ("#xyz", "*")
+
+
 async def test_a_dm_to_oneself_arrives_and_is_echoed_with_the_label_once(
     tmp_path: Path,
 ) -> None:

@@ -9,11 +9,12 @@ work on its event loop, no new control request to guard). ``restore`` replaces
 the database file, so it takes the data directory's lock: never under a
 running server. On PostgreSQL ``backup`` runs pg_dump, and ``restore``
 restores into a scratch database, checks it, and renames it over the store's,
-refusing while any connection to the store is open. ``delete`` and ``reset-
-password`` go through the running server's control socket, so that it applies
-them itself and ends the account's live sessions at once; when no server runs,
-they take the data directory's lock (no server can start meanwhile) and change
-the file directly, with the same checks and words (`chinwag.core.operator`).
+refusing while any connection to the store is open. ``delete`` and
+``reset-password`` go through the running server's control socket, so that it
+applies them itself and ends the account's live sessions at once; when no
+server runs, they take the data directory's lock (no server can start
+meanwhile) and change the file directly, with the same checks and words
+(`chinwag.core.operator`).
 """
 
 from __future__ import annotations

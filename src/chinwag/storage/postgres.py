@@ -415,8 +415,19 @@ class _Upkeep:
     clock: Callable[[], float] = time.time
 
 
+# Rooms' own retention (issue 17): read at each purge step, so a change is
+# honoured at the next step, whichever node made it.
+ROOM_RETENTION_SQL: Final = (
+    "SELECT name, retention_days FROM rooms WHERE retention_days IS NOT NULL"
+)
+
+
 async def _expire(conn: Conn, retention: Retention, now_ms: int, limit: int) -> int:
     """Delete at most ``limit`` messages older than their retention at ``now_ms``; how many."""
+    own = await conn.fetch(ROOM_RETENTION_SQL)
+    retention = retention.with_rooms({str(r[0]): float(r[1]) for r in own})
+    if not retention.active:
+        return 0
     rooms_cut, dms_cut, per_room = retention.cutoffs(now_ms)
     ids: list[int] = []
 
@@ -1449,7 +1460,8 @@ class PostgresStore:
 
         async def read(conn: Conn) -> list[RoomSettings]:
             rows = await conn.fetch(
-                "SELECT name, owner, topic, private, announce, created_ms FROM rooms ORDER BY name"
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                " FROM rooms ORDER BY name"
             )
             return [_room_row(r) for r in rows]
 
@@ -1470,8 +1482,8 @@ class PostgresStore:
                 row.created_ms,
             )
             found = await conn.fetchrow(
-                "SELECT name, owner, topic, private, announce, created_ms FROM rooms"
-                " WHERE name = $1",
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                " FROM rooms WHERE name = $1",
                 row.name,
             )
             return _room_row(found)
@@ -1483,13 +1495,14 @@ class PostgresStore:
 
         async def job(conn: Conn) -> None:
             await conn.execute(
-                "UPDATE rooms SET owner = $1, topic = $2, private = $3, announce = $4"
-                " WHERE name = $5",
+                "UPDATE rooms SET owner = $1, topic = $2, private = $3, announce = $4,"
+                " retention_days = $6 WHERE name = $5",
                 row.owner,
                 row.topic,
                 row.private,
                 row.announce,
                 row.name,
+                row.retention_days,
             )
             await _insert_audit(conn, audit)
 
@@ -1657,9 +1670,8 @@ class PostgresStore:
                 PURGE_DEDUPE_SQL, now_ms - upkeep.cid_ttl_ms, upkeep.purge_batch
             )
             full = int(status.split()[-1]) >= upkeep.purge_batch
-        if upkeep.retention.active:
-            expired = await _expire(conn, upkeep.retention, now_ms, upkeep.retention_batch)
-            full = full or expired >= upkeep.retention_batch
+        expired = await _expire(conn, upkeep.retention, now_ms, upkeep.retention_batch)
+        full = full or expired >= upkeep.retention_batch
         return full
 
 
@@ -1669,8 +1681,10 @@ def _changed(status: str) -> bool:
 
 
 def _room_row(row: Any) -> RoomSettings:
-    name, owner, topic, private, announce, created_ms = row
-    return RoomSettings(name, owner, topic, bool(private), bool(announce), int(created_ms))
+    name, owner, topic, private, announce, created_ms, retention_days = row
+    return RoomSettings(
+        name, owner, topic, bool(private), bool(announce), int(created_ms), retention_days
+    )
 
 
 async def _insert_audit(conn: Conn, e: AuditEntry) -> None:

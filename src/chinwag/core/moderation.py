@@ -417,6 +417,7 @@ class Moderation:
             announce=row.announce,
             by=by,
             role=role,
+            retention_days=row.retention_days,
         )
 
     # -- actions --------------------------------------------------------------------------------
@@ -484,7 +485,8 @@ class Moderation:
 
     async def room_set(self, p: Principal, cmd: RoomSet) -> None:
         """Change a room's topic (owner, mod), private or announce (owner); members are told."""
-        least = "owner" if cmd.private is not None or cmd.announce is not None else "mod"
+        owners = (cmd.private, cmd.announce, cmd.retention_days)
+        least = "owner" if owners != (None, None, None) else "mod"
         room = self._acting_in(p, cmd.room, least)
         row = self._rooms[room]
         topic = row.topic
@@ -505,6 +507,7 @@ class Moderation:
             row.private if cmd.private is None else cmd.private,
             row.announce if cmd.announce is None else cmd.announce,
             row.created_ms,
+            self._retention(row, cmd.retention_days),
         )
         changes = [
             f"{name}={value}"
@@ -512,6 +515,7 @@ class Moderation:
                 ("topic", new.topic, row.topic),
                 ("private", new.private, row.private),
                 ("announce", new.announce, row.announce),
+                ("retention_days", new.retention_days, row.retention_days),
             )
             if value != old
         ]
@@ -524,6 +528,22 @@ class Moderation:
             self._guarded.add(room)
         self._announce(room, self._info(new, p.nick))
         self._publish("room", room, "", "", p.nick)
+
+    def _retention(self, row: RoomSettings, days: int | None) -> int | None:
+        """The room's own retention after a ``room`` request's ``retention_days`` (issue 17).
+
+        None: not given, the room's stays; 0: cleared. Raises `BadRequest` above
+        ``room_retention_max_days``.
+        """
+        if days is None:
+            return row.retention_days
+        most = self.settings.room_retention_max_days
+        if days > most:
+            raise BadRequest(
+                f"a room keeps its messages {most} days at most (retention_days), not {days};"
+                " 0 clears the room's own retention"
+            )
+        return days or None
 
     async def invite(self, p: Principal, cmd: Invite) -> None:
         """Let someone join a (private) room; the room's members and the invitee are told."""

@@ -152,6 +152,23 @@ def test_the_owner_sees_badges_changes_settings_and_moderates_from_the_member_me
         view.shown_text()
     )
 
+    # The room's own retention (issue 17): a wrong number is refused in the window.
+    view.settings_button.invoke()
+    window = app.room_settings
+    assert window is not None and window.retention_var.get() == ""
+    window.retention_var.set("a week")
+    window.save_button.invoke()
+    assert "a whole number of days" in window.general.cget("text") and not window.closed
+    window.retention_var.set("7")
+    window.save_button.invoke()
+    pump(root, lambda: window.closed, what="the settings window to close")
+    assert others.run(next_change(bob), root).retention_days == 7
+    view.settings_button.invoke()
+    window = app.room_settings
+    assert window is not None
+    pump(root, lambda: window.retention_var.get() == "7", what="the room's retention shown")
+    window.close()
+
     # An owner gets every room action on a guest, but no "make a moderator" (a guest has no role).
     menu = member_menu(view, "bob")
     assert menu_labels(menu) == [

@@ -215,3 +215,10 @@ async def test_a_damaged_or_foreign_backup_is_refused_and_nothing_is_replaced(
         assert await _lobby_ids(dsn) == before
         names = await _databases(pg_server)
         assert not [n for n in names if n.startswith(database + "_")], names  # no leftovers
+
+    # The whole dump onto a server that lost the store (no database of that name yet).
+    fresh = pg_server.dsn_for(database + "_new")
+    code, out, err = await admin_pg(fresh, "restore", str(dump), "--verify")
+    assert code == 0, err
+    assert "kept as" not in out  # nothing was there to replace
+    assert await _lobby_ids(fresh) == before

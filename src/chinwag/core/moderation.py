@@ -5,7 +5,7 @@ Who may do what:
 | action | who |
 |---|---|
 | ``room`` topic | the room's owner or a mod, or a server admin |
-| ``room`` private / announce | the owner, or an admin |
+| ``room`` private / announce / retention_days | the owner, or an admin |
 | ``invite``, ``kick``, ``ban``/``unban``, ``mute``/``unmute`` | owner or mod, or admin |
 | ``grant`` mod/member | the owner, or an admin |
 | server-wide ``kick``, ``ban``/``unban``, ``grant`` admin | an admin |
@@ -484,7 +484,8 @@ class Moderation:
                 s.deliver(0, frame)
 
     async def room_set(self, p: Principal, cmd: RoomSet) -> None:
-        """Change a room's topic (owner, mod), private or announce (owner); members are told."""
+        """Change a room's topic (owner, mod), private, announce or own retention (owner);
+        members are told."""
         owners = (cmd.private, cmd.announce, cmd.retention_days)
         least = "owner" if owners != (None, None, None) else "mod"
         room = self._acting_in(p, cmd.room, least)

@@ -7,11 +7,14 @@ up the writer, so the copy is the same whether a server runs or not, and the
 running server spends nothing on it (no reader thread taken from clients, no
 work on its event loop, no new control request to guard). ``restore`` replaces
 the database file, so it takes the data directory's lock: never under a
-running server. ``delete`` and ``reset-password`` go through the running server's
-control socket, so that it applies them itself and ends the account's live
-sessions at once; when no server runs, they take the data directory's lock
-(no server can start meanwhile) and change the file directly, with the same
-checks and words (`chinwag.core.operator`).
+running server. On PostgreSQL ``backup`` runs pg_dump, and ``restore``
+restores into a scratch database, checks it, and renames it over the store's,
+refusing while any connection to the store is open. ``delete`` and
+``reset-password`` go through the running server's control socket, so that it
+applies them itself and ends the account's live sessions at once; when no
+server runs, they take the data directory's lock (no server can start
+meanwhile) and change the file directly, with the same checks and words
+(`chinwag.core.operator`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import ssl
@@ -63,7 +67,7 @@ from chinwag.storage.base import StoredMessage, StoreError
 from chinwag.storage.sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from chinwag.storage.postgres import PostgresStore
+    from chinwag.storage.postgres import PgCluster, PostgresStore
 
 log = logging.getLogger("chinwag.upgrade")
 
@@ -122,11 +126,7 @@ async def run_admin(
         return await asyncio.to_thread(check_health, url, HEALTH_TIMEOUT, pin=pin)
     if command == "restore":
         if settings.store != "sqlite":
-            return _fail(
-                "restoring a PostgreSQL store is not there yet in chinwag admin: stop every"
-                " node, then run pg_restore --clean --if-exists --single-transaction"
-                " --no-owner -d URL FILE with the backup FILE that chinwag admin backup made"
-            )
+            return await _pg_restore(settings.store, args.file)
         return await asyncio.to_thread(_restore, data_dir, args.file)
     db = data_dir / DB_NAME
     if settings.store != "sqlite":
@@ -858,6 +858,173 @@ def _pg_backup(dsn: str, dest: Path) -> int:
     print(
         f"backed up the PostgreSQL store to {dest} (pg_dump custom format, {tables} tables;"
         " read back with pg_restore --list). Restore: stop every node, then"
-        f" pg_restore --clean --if-exists --single-transaction --no-owner -d URL {dest}"
+        f" chinwag admin --store URL restore {dest} --verify"
     )
     return 0
+
+
+# -- chinwag admin restore of a PostgreSQL store (issue 17, ops3) --
+_PG_NAME_MAX = 63  # bytes of a PostgreSQL identifier; longer ones are cut
+_PG_LOADING = re.compile(r'processing data for table "(?:[^"]*\.)?([^".]+)"')
+
+
+def _pg_name(base: str, suffix: str) -> str:
+    """``base`` + ``suffix``, ``base`` shortened so that the name fits PostgreSQL's limit."""
+    room = _PG_NAME_MAX - len(suffix.encode())
+    while len(base.encode()) > room:
+        base = base[:-1]
+    return base + suffix
+
+
+async def _pg_restore(dsn: str, source: Path) -> int:
+    """Replace the PostgreSQL store by a checked copy of the dump ``source``; nodes stopped.
+
+    The dump is restored into a scratch database first, in one transaction;
+    that copy is checked and counted, and only then renamed to the store's
+    name, the store's database being kept under a ``_replaced_…`` name.
+    """
+    from chinwag.storage import postgres as pg  # only then: asyncpg
+
+    pg_restore = shutil.which("pg_restore")
+    if pg_restore is None:
+        return _fail(
+            "restoring a PostgreSQL store needs pg_restore (apt-get install postgresql-client,"
+            " of the server's major version or newer); nothing was replaced"
+        )
+    tables = await asyncio.to_thread(_dump_tables, pg_restore, source)
+    if isinstance(tables, str):
+        return _fail(f"{tables}; nothing was replaced")
+    try:
+        cluster = await pg.PgCluster.connect(dsn)
+    except StoreError as exc:
+        return _fail(f"{exc}; nothing was replaced")
+    try:
+        return await _pg_restore_checked(cluster, pg_restore, source, tables)
+    finally:
+        await cluster.close()
+
+
+def _dump_tables(pg_restore: str, source: Path) -> int | str:
+    """How many tables' data the dump ``source`` holds, or why it is not a dump of a store."""
+    if not source.is_file():
+        return f"no backup file {source}"
+    listed = subprocess.run(
+        [pg_restore, "--list", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=PG_DUMP_TIMEOUT,
+        check=False,
+    )
+    tables = listed.stdout.count(" TABLE DATA ")
+    if listed.returncode == 0 and tables:
+        return tables
+    why = listed.stderr.strip().removeprefix("pg_restore: ") or "it holds no table data"
+    return (
+        f"{source} is not a readable backup of a PostgreSQL store ({why}): give a file that"
+        " chinwag admin --store URL backup made, whole (a SQLite backup is restored with"
+        " --data DIR and no --store)"
+    )
+
+
+async def _pg_restore_checked(
+    cluster: PgCluster, pg_restore: str, source: Path, tables: int
+) -> int:
+    from chinwag.storage import postgres as pg
+
+    target = cluster.database
+    users = await cluster.users(target)
+    if users:
+        return _fail(
+            f"{users} connection(s) are open to the database {target!r}: chinwag nodes"
+            " (or other programs) use it; stop every node first, then retry; nothing was replaced"
+        )
+    scratch = _pg_name(target, "_restoring")
+    scratch_dsn = pg.with_database(cluster.dsn, scratch)
+    try:
+        await cluster.drop(scratch)  # an interrupted restore's: we hold the restore lock
+        await cluster.create(scratch)
+    except StoreError as exc:
+        return _fail(f"{exc}; nothing was replaced")
+    swapped = False
+    try:
+        print(f"restoring {source} into the scratch database {scratch!r}", flush=True)
+        failed = await _run_pg_restore(pg_restore, source, scratch_dsn, tables)
+        if failed:
+            return _fail(f"{source} cannot be restored: {failed}; nothing was replaced")
+        version, problems, counts = await pg.check_database(scratch_dsn)
+        if problems:
+            for problem in problems:
+                print(f"  {problem}", file=sys.stderr)
+            return _fail(f"{source} failed the checks above; nothing was replaced")
+        print(f"{source}: restored and checked, schema version {version}")
+        _print_counts(counts)
+        kept: str | None = None
+        if await cluster.exists(target):
+            kept = _pg_name(target, time.strftime("_replaced_%Y%m%dT%H%M%S"))
+            try:  # messages newer than the backup: their ids are not given out again
+                floor = await pg.high_water(cluster.dsn)
+                await pg.raise_high_water(scratch_dsn, floor)
+            except StoreError as exc:
+                print(
+                    f"chinwag admin: warning: {exc}; ids of messages newer than the backup"
+                    " may be given out again",
+                    file=sys.stderr,
+                )
+        try:
+            await cluster.swap(scratch, kept)
+        except StoreError as exc:
+            return _fail(
+                f"cannot put the restored copy in place of {target!r} ({exc}): a node"
+                " connected meanwhile? Stop every node and retry; nothing was replaced"
+            )
+        swapped = True
+    except StoreError as exc:
+        return _fail(f"{source} cannot be restored: {exc}; nothing was replaced")
+    finally:
+        if not swapped:
+            with contextlib.suppress(StoreError):
+                await cluster.drop(scratch)
+    kept_note = f"; the database it replaced is kept as {kept!r}" if kept else ""
+    print(f"restored {source} into the database {target!r}{kept_note}")
+    return 0
+
+
+async def _run_pg_restore(pg_restore: str, source: Path, dsn: str, tables: int) -> str | None:
+    """Restore ``source`` into the empty database ``dsn`` in one transaction, telling progress.
+
+    None when it worked, else what went wrong (nothing of it stays then).
+    """
+    proc = await asyncio.create_subprocess_exec(
+        pg_restore,
+        "--no-owner",
+        "--single-transaction",
+        "--exit-on-error",
+        "--verbose",
+        "--dbname",
+        dsn,
+        str(source),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    errors: list[str] = []
+    loaded = 0
+    try:
+        async with asyncio.timeout(PG_DUMP_TIMEOUT):
+            async for raw in proc.stderr:
+                line = raw.decode(errors="replace").rstrip()
+                if found := _PG_LOADING.search(line):
+                    loaded += 1
+                    print(f"  loading table {found[1]} ({loaded} of {tables})", flush=True)
+                elif "error" in line.lower() or "fatal" in line.lower():
+                    errors.append(line.removeprefix("pg_restore: "))
+            await proc.wait()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return f"pg_restore took over {PG_DUMP_TIMEOUT:.0f} s and was stopped"
+    if proc.returncode != 0:
+        said = "; ".join(errors[-3:]) or f"exit status {proc.returncode}"
+        return f"pg_restore failed (a damaged file, or a pg_restore older than the dump?): {said}"
+    return None

@@ -287,6 +287,17 @@ class Settings:
         " bad_request, nothing changes; at least 1)",
     )
 
+    # -- room retention and the bus's reconnection (issue 17, ops3) --
+    room_retention_max_days: int = _s(
+        3650,
+        "most days a room's owner may set as the room's own retention (retention_days; at least 1)",
+    )
+    bus_retry_max: float = _s(
+        5.0,
+        "most seconds between two attempts to reach Redis again (several nodes); the first"
+        " waits 0.1 s, each next one twice as long (at least 0.1)",
+    )
+
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
         return parse_room_retention(self.room_retention)
@@ -575,6 +586,7 @@ def build(
     _check_retention(clean)
     if clean.get("away_max_length", 1) < 1:
         raise SettingsError("setting away_max_length must be at least 1 (300 is the default)")
+    _check_ops3(clean)
     settings = Settings(**clean)
     from chinwag.core.accounts import ReservedNicks  # it needs Settings: imported late
 
@@ -601,6 +613,19 @@ def _check_web(clean: dict[str, Any]) -> None:
         raise SettingsError(
             "setting http_conns_max must be at least 1 (1024 is the default; http_port=0"
             " turns the web client off)"
+        )
+
+
+def _check_ops3(clean: dict[str, Any]) -> None:
+    """A room's own retention bound and the bus's reconnection backoff (issue 17)."""
+    if clean.get("room_retention_max_days", 1) < 1:
+        raise SettingsError(
+            "setting room_retention_max_days must be at least 1 day (3650 is the default)"
+        )
+    if clean.get("bus_retry_max", 0.1) < 0.1:
+        raise SettingsError(
+            "setting bus_retry_max must be at least 0.1 seconds, the first retry's wait"
+            " (5 is the default)"
         )
 
 

@@ -748,6 +748,13 @@ async def test_a_room_owner_moderates_from_the_terminal(
     alice.sendline("/mode +p +a")
     got = await until(bob, lambda e: isinstance(e, RoomDetails) and e.private)
     assert got[-1] == RoomDetails("games", "chess, mostly", True, True, "alice")
+    alice.sendline("/retention 7")  # the room's own retention (issue 17)
+    got = await until(bob, lambda e: isinstance(e, RoomDetails) and e.retention_days == 7)
+    await alice.expect(r"#games: .*private.*messages kept 7 days \(set by alice\)")
+    alice.sendline("/retention 99999")
+    await alice.expect(r"3650 days at most")
+    alice.sendline("/retention soon")
+    await alice.expect(r"usage: /retention \[DAYS\|off\]")
     alice.sendline("/kick bob enough")
     await until(bob, lambda e: isinstance(e, Moderated) and e.action == "kick")
     assert "games" not in bob.state.rooms

@@ -152,6 +152,23 @@ def test_the_owner_sees_badges_changes_settings_and_moderates_from_the_member_me
         view.shown_text()
     )
 
+    # The room's own retention (issue 17): a wrong number is refused in the window.
+    view.settings_button.invoke()
+    keep = app.room_settings
+    assert keep is not None and keep.retention_var.get() == ""
+    keep.retention_var.set("a week")
+    keep.save_button.invoke()
+    assert "a whole number of days" in keep.general.cget("text") and not keep.closed
+    keep.retention_var.set("7")
+    keep.save_button.invoke()
+    pump(root, lambda: keep.closed, what="the settings window to close")
+    assert others.run(next_change(bob), root).retention_days == 7
+    pump(root, lambda: model.rules.details["games"].retention_days == 7, what="room_info here")
+    view.settings_button.invoke()
+    shown = app.room_settings
+    assert shown is not None and shown.retention_var.get() == "7", "the room's retention shown"
+    shown.close()
+
     # An owner gets every room action on a guest, but no "make a moderator" (a guest has no role).
     menu = member_menu(view, "bob")
     assert menu_labels(menu) == [

@@ -143,7 +143,7 @@ async def test_a_labeled_join_with_read_markers_tells_the_marker_after_the_join(
         start, before = await bar.until(lambda m: m.command == "BATCH")
         assert start.tags == {"label": "777"}
         assert not any(m.command == "MARKREAD" and m.params[0] == "#xyz" for m in before)
-        end, inside = await bar.until(lambda m: m.command == "BATCH")
+        _, inside = await bar.until(lambda m: m.command == "BATCH")
         assert [m.command for m in inside] == ["JOIN", "353", "366"]
         marker = await bar.command("MARKREAD")
         assert marker.params == ("#xyz", "*")

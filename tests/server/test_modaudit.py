@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from conftest import RECV_TIMEOUT, Peer, ServerProcess
 from test_irc_listener import FAST, clients, irc
+from test_listeners import open_sockets, sockets_back_to
 from test_moderation import PASSWORD, account, admin, reply
 from test_websocket import WsPeer
 
@@ -342,11 +343,15 @@ async def three_listeners(data: Path) -> AsyncIterator[dict[str, int]]:
     """A server in this process with JSON-lines, IRC and web (WebSocket) listeners."""
     overrides = [f"{k}={v}" for k, v in FAST.items()]
     listen = ["tcp://127.0.0.1:0", "irc://127.0.0.1:0", "http://127.0.0.1:0"]
+    before = open_sockets()
     server = await Server.open(build(None, overrides, listen=listen), data)
     try:
         yield {a.spec.protocol: a.port for a in server.addresses}
     finally:
         await server.shutdown()
+        # A connection the server closed lingers up to 2 s for the client's FIN
+        # (server/connection.py): wait for it, or the loop ends with it unclosed.
+        assert await sockets_back_to(before)
 
 
 async def _ws_login(http: aiohttp.ClientSession, port: int, nick: str) -> WsPeer:

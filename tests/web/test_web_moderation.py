@@ -124,6 +124,25 @@ async def test_an_owner_sets_a_hostile_topic_as_text_and_acts_on_a_member(
     await expect(badges.get_by_text("announcements")).to_be_visible()
     assert await page.title() != "pwned"
 
+    # The room's own retention (issue 17): whole days, or empty for the server's setting.
+    await page.get_by_role("button", name="Room settings").click()
+    keep = dialog.get_by_label("Keep messages for", exact=False)
+    await expect(keep).to_have_value("")
+    await keep.fill("a week")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(page.locator("#settings-error")).to_have_text(
+        "Keep messages for: a whole number of days, or empty for the server's setting."
+    )
+    await keep.fill("7")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(dialog).to_be_hidden()
+    assert (await bob.recv_type("room_info"))["retention_days"] == 7
+    await expect(
+        page.get_by_role("log", name="Messages").get_by_text(
+            "alice set the room to keep messages 7 days."
+        )
+    ).to_be_visible()
+
     # bob's actions: what an owner may do to a member, a guest included.
     await actions(page, "bob").click()
     menu = members.get_by_role("group", name="Actions for bob")

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 STREAM: Final = "chinwag:events"
 BLOCK_MS: Final = 1_000  # one XREAD waits at most this long
 SEND_BATCH: Final = 512  # most events sent in one pipeline (and read in one XREAD)
-RETRY: Final = (0.1, 5.0)  # seconds between reconnection attempts: first, most
+RETRY_FIRST: Final = 0.1  # seconds before the first reconnection attempt (then twice as long)
 NAME_TTL: Final = 30  # seconds a claim outlives its node (renewed every third of it)
 _RELEASE: Final = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -105,14 +105,21 @@ class RedisBus:
         stream_max: entries the stream keeps (setting ``bus_stream_max``); a
             node further behind than that reads the rest from the database.
         timeout: seconds a connection attempt or a command may take.
+        retry_max: most seconds between two reconnection attempts (setting
+            ``bus_retry_max``); the first waits `RETRY_FIRST`, each next twice as long.
     """
 
     shared = True
 
-    def __init__(self, url: str, *, stream_max: int = 100_000, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, *, stream_max: int = 100_000, timeout: float = 5.0, retry_max: float = 5.0
+    ) -> None:
         if stream_max < 1:
             raise ValueError("stream_max must be at least 1")
+        if retry_max < RETRY_FIRST:
+            raise ValueError(f"retry_max must be at least {RETRY_FIRST} seconds")
         self._stream_max = stream_max
+        self._retry_max = retry_max
         self.node = uuid.uuid4().hex  # this process: its own entries are skipped
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url,
@@ -226,7 +233,7 @@ class RedisBus:
         node does.
         """
         failed = False  # a publish was lost: the other nodes must resync once Redis is back
-        delay = RETRY[0]
+        delay = RETRY_FIRST
         closing = False
         while not closing and (event := await self._outbox.get()) is not None:
             batch = [event]
@@ -252,7 +259,7 @@ class RedisBus:
                     if failed:
                         failed = False
                         log.warning("Redis takes this node's events again")
-                    delay = RETRY[0]
+                    delay = RETRY_FIRST
                     self._send_trouble = None
                     break
                 except _ERRORS as exc:
@@ -267,7 +274,7 @@ class RedisBus:
                     if not self._outbox.empty():
                         break  # newer events: the resync will cover these
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY[1])
+                    delay = min(delay * 2, self._retry_max)
 
     async def _last_id(self) -> str:
         entries: Any = await self._client.xrevrange(STREAM, count=1)
@@ -276,7 +283,7 @@ class RedisBus:
     async def _read_loop(self, queue: asyncio.Queue[BusEvent | None]) -> None:
         last: str | None = None
         started = False
-        delay = RETRY[0]
+        delay = RETRY_FIRST
         while True:
             try:
                 if last is None:
@@ -287,7 +294,7 @@ class RedisBus:
                         log.warning("Redis is back: catching up from the database")
                         queue.put_nowait(Resync())
                     started = True
-                    delay = RETRY[0]
+                    delay = RETRY_FIRST
                 reply: Any = await self._client.xread({STREAM: last}, count=512, block=BLOCK_MS)
             except _ERRORS as exc:
                 self._read_trouble = f"lost Redis ({exc})"
@@ -295,7 +302,7 @@ class RedisBus:
                     log.error("lost Redis (%s); delivery from other nodes waits for it", exc)
                 last = None
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY[1])
+                delay = min(delay * 2, self._retry_max)
                 continue
             self._read_trouble = None
             now_ms = time.time() * 1000

@@ -1010,15 +1010,22 @@ class ChatClient:
         topic: str | None = None,
         private: bool | None = None,
         announce: bool | None = None,
+        retention_days: int | None = None,
     ) -> None:
-        """Change a room's topic (owner or mod), or make it private or announce-only
-        (owner); its members get `RoomDetails`.
+        """Change a room's topic (owner or mod), or make it private or announce-only, or
+        set how many days it keeps messages (0: the server's setting alone) (owner); its
+        members get `RoomDetails`.
 
         Raises:
             Forbidden: not yours to change (``reason`` says why).
         """
         frame: dict[str, Any] = {"type": "room", "room": room}
-        for name, value in (("topic", topic), ("private", private), ("announce", announce)):
+        for name, value in (
+            ("topic", topic),
+            ("private", private),
+            ("announce", announce),
+            ("retention_days", retention_days),
+        ):
             if value is not None:
                 frame[name] = value
         await self._request(frame, retry=False)

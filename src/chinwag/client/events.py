@@ -517,6 +517,7 @@ class RoomDetails:
     """A room's settings: on joining it, and to its members when they change (``by``).
 
     ``role`` is yours there (``member``, ``mod``, ``owner``, ``admin``) when known.
+    ``retention_days``: the room's own retention (protocol §12.3), None if none.
     """
 
     room: str
@@ -525,13 +526,14 @@ class RoomDetails:
     announce: bool
     by: str | None = None
     role: str | None = None
+    retention_days: int | None = None
 
     @classmethod
     def from_frame(cls, frame: Mapping[str, Any]) -> RoomDetails | None:
         room, topic = frame.get("room"), frame.get("topic")
         if not isinstance(room, str) or not isinstance(topic, str):
             return None
-        by, role = frame.get("by"), frame.get("role")
+        by, role, days = frame.get("by"), frame.get("role"), frame.get("retention_days")
         return cls(
             room,
             topic,
@@ -539,6 +541,7 @@ class RoomDetails:
             frame.get("announce") is True,
             by if isinstance(by, str) else None,
             role if isinstance(role, str) else None,
+            days if isinstance(days, int) and not isinstance(days, bool) and days > 0 else None,
         )
 
 

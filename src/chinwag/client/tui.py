@@ -88,6 +88,8 @@ commands:
   /topic [TEXT]       show or set the current room's topic (its owner or a mod)
   /mode [+p|-p|+a|-a] show the room's settings, or make it private (+p: invite only,
                       unlisted) or announce-only (+a: only owner and mods speak)
+  /retention [DAYS|off]   show or set how many days this room keeps its messages
+                      (its owner; the server's own limit may be shorter)
   /invite NICK        let NICK join this (private) room
   /kick NICK [WHY]    take NICK out of this room (they may come back)
   /ban NICK [FOR] [WHY]   keep NICK out of this room, FOR 30m, 2h, 7d… or until /unban
@@ -127,6 +129,7 @@ _USAGE: Final = {
     "away": "/away [TEXT]",
     "topic": "/topic [TEXT]",
     "mode": "/mode [+p|-p|+a|-a]",
+    "retention": "/retention [DAYS|off]",
     "invite": "/invite NICK",
     "kick": "/kick NICK [WHY]",
     "ban": "/ban NICK [FOR] [WHY]",
@@ -258,7 +261,9 @@ def summary(event: CaughtUp) -> str:
     return text
 
 
-_MODERATION: Final = ("topic", "mode", "invite", "kick", "ban", "unban", "mute", "unmute", "grant")
+_MODERATION: Final = (
+    "topic", "mode", "retention", "invite", "kick", "ban", "unban", "mute", "unmute", "grant"
+)  # fmt: skip
 _ROLES: Final = ("mod", "member")
 _LIFTS: Final[dict[str, Literal["kick", "unban", "unmute"]]] = {
     "kick": "kick",
@@ -298,6 +303,9 @@ def room_line(room: str, details: RoomDetails | None) -> str:
         parts.append("private (invite only)")
     if details.announce:
         parts.append("announce (only its owner and mods speak)")
+    if details.retention_days is not None:
+        days = details.retention_days
+        parts.append(f"messages kept {days} day{'' if days == 1 else 's'}")
     if details.role is not None and details.role != "member":
         parts.append(
             f"you are {'an' if details.role in ('admin', 'owner') else 'a'} {details.role}"
@@ -863,8 +871,8 @@ class _Chat:
         return True
 
     async def _moderate(self, command: str, args: list[str], rest: str) -> None:
-        """/topic, /mode, /invite, /kick, /ban, /unban, /mute, /unmute, /grant (issue 16):
-        in the current room."""
+        """/topic, /mode, /retention, /invite, /kick, /ban, /unban, /mute, /unmute, /grant
+        (issues 16, 17): in the current room."""
         if self.client.state.active.kind != "room":
             self.note(f"/{command} acts on a room: /join ROOM first")
             return
@@ -886,6 +894,16 @@ class _Chat:
             await self.client.set_room(
                 room, private=changes.get("private"), announce=changes.get("announce")
             )
+            return
+        if command == "retention":
+            if not args:
+                self.note(room_line(room, self.client.state.rooms_info.get(room)))
+            elif len(args) == 1 and (args[0] == "off" or args[0].isdigit()):
+                await self.client.set_room(
+                    room, retention_days=0 if args[0] == "off" else int(args[0])
+                )
+            else:
+                self.note(f"usage: {_USAGE['retention']} (off: the server's setting alone)")
             return
         if not args or (command == "grant" and (len(args) != 2 or args[1] not in _ROLES)):
             self.note(f"usage: {_USAGE[command]}")

@@ -5,7 +5,7 @@ Who may do what:
 | action | who |
 |---|---|
 | ``room`` topic | the room's owner or a mod, or a server admin |
-| ``room`` private / announce | the owner, or an admin |
+| ``room`` private / announce / retention_days | the owner, or an admin |
 | ``invite``, ``kick``, ``ban``/``unban``, ``mute``/``unmute`` | owner or mod, or admin |
 | ``grant`` mod/member | the owner, or an admin |
 | server-wide ``kick``, ``ban``/``unban``, ``grant`` admin | an admin |
@@ -417,6 +417,7 @@ class Moderation:
             announce=row.announce,
             by=by,
             role=role,
+            retention_days=row.retention_days,
         )
 
     # -- actions --------------------------------------------------------------------------------
@@ -483,8 +484,10 @@ class Moderation:
                 s.deliver(0, frame)
 
     async def room_set(self, p: Principal, cmd: RoomSet) -> None:
-        """Change a room's topic (owner, mod), private or announce (owner); members are told."""
-        least = "owner" if cmd.private is not None or cmd.announce is not None else "mod"
+        """Change a room's topic (owner, mod), private, announce or own retention (owner);
+        members are told."""
+        owners = (cmd.private, cmd.announce, cmd.retention_days)
+        least = "owner" if owners != (None, None, None) else "mod"
         room = self._acting_in(p, cmd.room, least)
         if (cmd.private or cmd.announce) and not p.account:
             # audit4: a guest's locked room would outlive it, its name taken from everyone.
@@ -512,6 +515,7 @@ class Moderation:
             row.private if cmd.private is None else cmd.private,
             row.announce if cmd.announce is None else cmd.announce,
             row.created_ms,
+            self._retention(row, cmd.retention_days),
         )
         changes = [
             f"{name}={value}"
@@ -519,6 +523,7 @@ class Moderation:
                 ("topic", new.topic, row.topic),
                 ("private", new.private, row.private),
                 ("announce", new.announce, row.announce),
+                ("retention_days", new.retention_days, row.retention_days),
             )
             if value != old
         ]
@@ -531,6 +536,22 @@ class Moderation:
             self._guarded.add(room)
         self._announce(room, self._info(new, p.nick))
         self._publish("room", room, "", "", p.nick)
+
+    def _retention(self, row: RoomSettings, days: int | None) -> int | None:
+        """The room's own retention after a ``room`` request's ``retention_days`` (issue 17).
+
+        None: not given, the room's stays; 0: cleared. Raises `BadRequest` above
+        ``room_retention_max_days``.
+        """
+        if days is None:
+            return row.retention_days
+        most = self.settings.room_retention_max_days
+        if days > most:
+            raise BadRequest(
+                f"a room keeps its messages {most} days at most (retention_days), not {days};"
+                " 0 clears the room's own retention"
+            )
+        return days or None
 
     async def invite(self, p: Principal, cmd: Invite) -> None:
         """Let someone join a (private) room; the room's members and the invitee are told."""

@@ -233,12 +233,17 @@ class GetSettings(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoomSet(Command):
-    """§8 ``room``: change a room's settings; None leaves one as it is (at least one is set)."""
+    """§8 ``room``: change a room's settings; None leaves one as it is (at least one is set).
+
+    ``retention_days`` (issue 17, an extension): days the room's messages are
+    kept; 0 clears the room's own setting.
+    """
 
     room: str
     topic: str | None = None
     private: bool | None = None
     announce: bool | None = None
+    retention_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -680,6 +685,7 @@ class RoomInfo(ServerEvent):
     """§8: a room's settings, to its members when they change (``by``) and on join.
 
     ``role`` (an extension) is the receiver's own role, on the answer to its ``join``.
+    ``retention_days`` (issue 17, an extension): the room's own retention, None if none.
     """
 
     room: str
@@ -688,6 +694,7 @@ class RoomInfo(ServerEvent):
     announce: bool
     by: str | None = None
     role: str | None = None
+    retention_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

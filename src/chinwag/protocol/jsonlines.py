@@ -468,10 +468,11 @@ def _room_set(obj: dict[str, Any], room: str, ref: str | None) -> RoomSet:
         topic=_opt_str(obj, "topic"),
         private=_opt_bool(obj, "private"),
         announce=_opt_bool(obj, "announce"),
+        retention_days=_opt_int(obj, "retention_days", 0),
         ref=ref,
     )
-    if cmd.topic is None and cmd.private is None and cmd.announce is None:
-        raise _BadField("give at least one of 'topic', 'private' and 'announce'")
+    if (cmd.topic, cmd.private, cmd.announce, cmd.retention_days) == (None, None, None, None):
+        raise _BadField("give at least one of 'topic', 'private', 'announce' and 'retention_days'")
     return cmd
 
 
@@ -869,6 +870,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             }
             if event.role is not None:
                 data["role"] = event.role
+            if event.retention_days is not None:
+                data["retention_days"] = event.retention_days
         case StatsReply():  # issue 19 (ircreg)
             data = {"type": "stats", "online": event.online, "here": event.here}
             data["rooms"], data["nodes"] = event.rooms, event.nodes

@@ -94,7 +94,9 @@ async def _open_bus(settings: Settings) -> Bus:
         return LocalBus()
     from chinwag.bus.redis import RedisBus  # imported only here, as asyncpg is
 
-    bus = RedisBus(settings.bus, stream_max=settings.bus_stream_max)
+    bus = RedisBus(
+        settings.bus, stream_max=settings.bus_stream_max, retry_max=settings.bus_retry_max
+    )
     await bus.start()
     return bus
 

@@ -161,6 +161,9 @@ class RoomSettings:
         private: joined only after an invite; unlisted; history for members only.
         announce: only the owner and mods may ``say``.
         created_ms: when the row was made.
+        retention_days: the room's own retention (issue 17), set by its owner
+            or an admin; None: only the server's settings apply. The purge
+            keeps the stricter (shorter) of the two (`Retention.with_rooms`).
     """
 
     name: str
@@ -169,6 +172,7 @@ class RoomSettings:
     private: bool = False
     announce: bool = False
     created_ms: int = 0
+    retention_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -732,3 +736,17 @@ class Retention:
 
         per_room = {room: cut(days) for room, days in self.per_room.items()}
         return cut(self.rooms), cut(self.dms), per_room
+
+    def with_rooms(self, own: Mapping[str, float]) -> Retention:
+        """This retention with rooms' own settings (days, from the rooms table) added.
+
+        A room keeps its messages for the shorter of the server's retention
+        for it and its own: each is a promise to delete, so both hold.
+        """
+        if not own:
+            return self
+        per_room = dict(self.per_room)
+        for room, days in own.items():
+            server = self.per_room.get(room, self.rooms)
+            per_room[room] = days if server is None else min(server, days)
+        return Retention(self.rooms, self.dms, per_room)

@@ -45,6 +45,7 @@ import logging
 import re
 import time
 import unicodedata
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -414,8 +415,19 @@ class _Upkeep:
     clock: Callable[[], float] = time.time
 
 
+# Rooms' own retention (issue 17): read at each purge step, so a change is
+# honoured at the next step, whichever node made it.
+ROOM_RETENTION_SQL: Final = (
+    "SELECT name, retention_days FROM rooms WHERE retention_days IS NOT NULL"
+)
+
+
 async def _expire(conn: Conn, retention: Retention, now_ms: int, limit: int) -> int:
     """Delete at most ``limit`` messages older than their retention at ``now_ms``; how many."""
+    own = await conn.fetch(ROOM_RETENTION_SQL)
+    retention = retention.with_rooms({str(r[0]): float(r[1]) for r in own})
+    if not retention.active:
+        return 0
     rooms_cut, dms_cut, per_room = retention.cutoffs(now_ms)
     ids: list[int] = []
 
@@ -1499,7 +1511,8 @@ class PostgresStore:
 
         async def read(conn: Conn) -> list[RoomSettings]:
             rows = await conn.fetch(
-                "SELECT name, owner, topic, private, announce, created_ms FROM rooms ORDER BY name"
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                " FROM rooms ORDER BY name"
             )
             return [_room_row(r) for r in rows]
 
@@ -1520,8 +1533,8 @@ class PostgresStore:
                 row.created_ms,
             )
             found = await conn.fetchrow(
-                "SELECT name, owner, topic, private, announce, created_ms FROM rooms"
-                " WHERE name = $1",
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                " FROM rooms WHERE name = $1",
                 row.name,
             )
             return _room_row(found)
@@ -1533,13 +1546,14 @@ class PostgresStore:
 
         async def job(conn: Conn) -> None:
             await conn.execute(
-                "UPDATE rooms SET owner = $1, topic = $2, private = $3, announce = $4"
-                " WHERE name = $5",
+                "UPDATE rooms SET owner = $1, topic = $2, private = $3, announce = $4,"
+                " retention_days = $6 WHERE name = $5",
                 row.owner,
                 row.topic,
                 row.private,
                 row.announce,
                 row.name,
+                row.retention_days,
             )
             await _insert_audit(conn, audit)
 
@@ -1722,9 +1736,8 @@ class PostgresStore:
                 PURGE_DEDUPE_SQL, now_ms - upkeep.cid_ttl_ms, upkeep.purge_batch
             )
             full = int(status.split()[-1]) >= upkeep.purge_batch
-        if upkeep.retention.active:
-            expired = await _expire(conn, upkeep.retention, now_ms, upkeep.retention_batch)
-            full = full or expired >= upkeep.retention_batch
+        expired = await _expire(conn, upkeep.retention, now_ms, upkeep.retention_batch)
+        full = full or expired >= upkeep.retention_batch
         return full
 
 
@@ -1734,8 +1747,10 @@ def _changed(status: str) -> bool:
 
 
 def _room_row(row: Any) -> RoomSettings:
-    name, owner, topic, private, announce, created_ms = row
-    return RoomSettings(name, owner, topic, bool(private), bool(announce), int(created_ms))
+    name, owner, topic, private, announce, created_ms, retention_days = row
+    return RoomSettings(
+        name, owner, topic, bool(private), bool(announce), int(created_ms), retention_days
+    )
 
 
 async def _insert_audit(conn: Conn, e: AuditEntry) -> None:
@@ -1750,6 +1765,259 @@ async def _insert_audit(conn: Conn, e: AuditEntry) -> None:
         e.reason,
         e.detail,
     )
+
+
+# -- restore: checking a restored copy, and swapping it in (issue 17, ops3) ----------
+# The tables every chinwag schema has had since version 1.
+_CORE_TABLES: Final = ("accounts", "messages", "memberships", "cursors")
+_COUNT_SQL: Final = """
+SELECT (SELECT count(*) FROM accounts WHERE NOT deleted),
+       (SELECT count(*) FROM accounts WHERE deleted),
+       (SELECT count(*) FROM messages),
+       (SELECT count(*) FROM messages WHERE recipient IS NOT NULL),
+       (SELECT count(*) FROM (
+            SELECT room FROM messages WHERE room IS NOT NULL GROUP BY room
+            UNION SELECT room FROM memberships WHERE to_id IS NULL) AS r),
+       (SELECT count(*) FROM cursors)
+"""
+_COUNT_KEYS: Final = ("accounts", "deleted_accounts", "messages", "dms", "rooms", "devices")
+
+
+async def check_database(
+    dsn: str, *, timeout: float = 30.0
+) -> tuple[int, list[str], dict[str, int]]:
+    """(schema version, problems, counts) of the database ``dsn``, read only.
+
+    Problems: a schema version this chinwag does not know, tables a chinwag
+    database has that are missing, an index PostgreSQL marks invalid, a
+    message id sequence behind the messages (new messages would collide);
+    none for a sound database. Row-level integrity (keys, checks, references)
+    is PostgreSQL's: a restore in one transaction either satisfies every
+    constraint or loads nothing. Counts: as `PostgresStore.stats` (empty when
+    there are problems).
+
+    Raises:
+        StoreError: the database cannot be reached.
+    """
+    try:
+        conn = await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout)
+    except _DB_ERRORS as exc:
+        raise StoreError(f"cannot open the database {_safe(dsn)}: {exc}") from exc
+    problems: list[str] = []
+    counts: dict[str, int] = {}
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            tables = {
+                str(r[0])
+                for r in await conn.fetch(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                )
+            }
+            version = 0
+            if "chinwag_schema" in tables:
+                version = int(await conn.fetchval("SELECT max(version) FROM chinwag_schema") or 0)
+            known = len(read_migrations("pg_migrations"))
+            if version < 1:
+                problems.append("it holds no chinwag schema (schema version 0)")
+            elif version > known:
+                problems.append(
+                    f"its schema version {version} is newer than this chinwag knows"
+                    f" ({known}); upgrade chinwag first"
+                )
+            missing = sorted(set(_CORE_TABLES) - tables)
+            if version >= 1 and missing:
+                problems.append(f"tables missing: {', '.join(missing)}")
+            if not problems:
+                invalid = await conn.fetch(
+                    "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid"
+                )
+                if invalid:
+                    names = ", ".join(str(r[0]) for r in invalid)
+                    problems.append(f"indexes PostgreSQL marks invalid: {names}")
+                behind = await conn.fetchval(
+                    "SELECT (SELECT coalesce(max(id), 0) FROM messages)"
+                    " > (SELECT CASE WHEN is_called THEN last_value ELSE 0 END"
+                    "    FROM messages_id_seq)"
+                )
+                if behind:
+                    problems.append("the message id sequence is behind the messages it holds")
+            if not problems:
+                row = await conn.fetchrow(_COUNT_SQL)
+                counts = {k: int(v) for k, v in zip(_COUNT_KEYS, tuple(row), strict=True)}
+    except _DB_ERRORS as exc:
+        raise StoreError(f"cannot read the database {_safe(dsn)}: {exc}") from exc
+    finally:
+        await conn.close(timeout=timeout)
+    return version, problems, counts
+
+
+async def high_water(dsn: str, *, timeout: float = 30.0) -> int:
+    """The highest message id the database ``dsn`` gave out (0: none, or not a chinwag one).
+
+    Raises:
+        StoreError: the database cannot be read.
+    """
+    try:
+        conn = await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout)
+        try:
+            if await conn.fetchval("SELECT to_regclass('messages_id_seq') IS NULL"):
+                return 0
+            return int(await conn.fetchval(_HIGH_WATER_SQL))
+        finally:
+            await conn.close(timeout=timeout)
+    except _DB_ERRORS as exc:
+        raise StoreError(f"cannot read the database {_safe(dsn)}: {exc}") from exc
+
+
+async def raise_high_water(dsn: str, floor: int, *, timeout: float = 30.0) -> None:
+    """Make the database ``dsn`` give out message ids above ``floor`` only (a restore's).
+
+    Raises:
+        StoreError: the database cannot be written.
+    """
+    try:
+        conn = await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout)
+        try:
+            await conn.execute(
+                "SELECT setval('messages_id_seq', $1) WHERE $1 > (" + _HIGH_WATER_SQL + ")",
+                floor,
+            )
+        finally:
+            await conn.close(timeout=timeout)
+    except _DB_ERRORS as exc:
+        raise StoreError(f"cannot write the database {_safe(dsn)}: {exc}") from exc
+
+
+class PgCluster:
+    """The PostgreSQL server behind a store's URL, for ``chinwag admin restore``.
+
+    `database` is the store's database, named by the URL (it may not exist:
+    a new server after a lost one). It holds one connection to another
+    database (``postgres``, or ``template1`` when the store is that one), from
+    which databases are made, renamed and dropped, and a session advisory lock
+    there so that two restores never run at once against one server.
+    """
+
+    RESTORE_LOCK: Final = 0x63687769
+
+    def __init__(self, dsn: str, conn: Conn, database: str, timeout: float) -> None:
+        # Use `connect()`.
+        self.dsn = dsn
+        self.database = database
+        self._conn = conn
+        self._timeout = timeout
+
+    @classmethod
+    async def connect(cls, dsn: str, *, timeout: float = 30.0) -> PgCluster:
+        """Reach the server of the store ``dsn``; its database's name is `database`.
+
+        Raises:
+            StoreError: the server cannot be reached, or a restore runs already.
+        """
+        parts = urllib.parse.urlsplit(dsn)
+        database = urllib.parse.unquote(parts.path.lstrip("/")) or (parts.username or "")
+        if not database:
+            raise StoreError(
+                f"the store's URL {_safe(dsn)} names no database: give it as"
+                " postgresql://USER@HOST:PORT/DATABASE"
+            )
+        other = "template1" if database == "postgres" else "postgres"
+        try:
+            conn = await asyncpg.connect(
+                with_database(dsn, other), timeout=timeout, command_timeout=timeout
+            )
+        except _DB_ERRORS as exc:
+            raise StoreError(
+                f"cannot reach the PostgreSQL server of {_safe(dsn)} (its {other!r} database):"
+                f" {exc}; check that PostgreSQL runs there and that this user may connect"
+            ) from exc
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", cls.RESTORE_LOCK):
+            await conn.close(timeout=timeout)
+            raise StoreError(
+                "another chinwag admin restore runs against this PostgreSQL server;"
+                " wait for it to end"
+            )
+        return cls(dsn, conn, database, timeout)
+
+    async def close(self) -> None:
+        with contextlib.suppress(*_DB_ERRORS):
+            await self._conn.close(timeout=self._timeout)
+
+    async def users(self, database: str) -> int:
+        """How many client connections other than ours are open to ``database``."""
+        return int(
+            await self._conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+                database,
+            )
+        )
+
+    async def exists(self, database: str) -> bool:
+        return bool(
+            await self._conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        )
+
+    async def create(self, database: str) -> None:
+        """Make the empty database ``database`` (UTF-8, from ``template0``).
+
+        Raises:
+            StoreError: it cannot be made (this user may not create databases?).
+        """
+        try:
+            await self._conn.execute(
+                f"CREATE DATABASE {_ident(database)} TEMPLATE template0 ENCODING 'UTF8'"
+            )
+        except _DB_ERRORS as exc:
+            raise StoreError(
+                f"cannot create the scratch database {database!r}: {exc}; the user of the"
+                " store's URL needs the CREATEDB privilege (ALTER ROLE … CREATEDB)"
+            ) from exc
+
+    async def drop(self, database: str) -> None:
+        """Drop ``database`` if it exists (a scratch copy).
+
+        Raises:
+            StoreError: it cannot be dropped.
+        """
+        try:
+            await self._conn.execute(f"DROP DATABASE IF EXISTS {_ident(database)}")
+        except _DB_ERRORS as exc:
+            raise StoreError(f"cannot drop the database {database!r}: {exc}") from exc
+
+    async def swap(self, replacement: str, kept: str | None) -> None:
+        """Rename the store's database to ``kept`` and ``replacement`` to its name, at once.
+
+        ``kept`` None: the store's database does not exist, only the second
+        rename is done. PostgreSQL refuses to rename a database anyone is
+        connected to, so this fails (and changes nothing) when a node
+        connected meanwhile.
+
+        Raises:
+            StoreError: the renames failed; nothing was renamed.
+        """
+        try:
+            async with self._conn.transaction():
+                if kept is not None:
+                    await self._conn.execute(
+                        f"ALTER DATABASE {_ident(self.database)} RENAME TO {_ident(kept)}"
+                    )
+                await self._conn.execute(
+                    f"ALTER DATABASE {_ident(replacement)} RENAME TO {_ident(self.database)}"
+                )
+        except _DB_ERRORS as exc:
+            raise StoreError(f"{exc}") from exc
+
+
+def with_database(dsn: str, database: str) -> str:
+    """The URL ``dsn`` (``postgresql://USER@HOST:PORT/DB?…``) naming ``database`` instead."""
+    parts = urllib.parse.urlsplit(dsn)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(database)))
+
+
+def _ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _safe(dsn: str) -> str:

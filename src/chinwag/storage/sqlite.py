@@ -150,8 +150,19 @@ EXPIRE_SQL: Final = (
 )
 
 
+# Rooms' own retention (issue 17): read at each purge step, so a change is
+# honoured at the next step, whichever node made it.
+ROOM_RETENTION_SQL: Final = (
+    "SELECT name, retention_days FROM rooms WHERE retention_days IS NOT NULL"
+)
+
+
 def _expire(conn: sqlite3.Connection, retention: Retention, now_ms: int, limit: int) -> int:
     """Delete at most ``limit`` messages older than their retention at ``now_ms``; how many."""
+    own = conn.execute(ROOM_RETENTION_SQL).fetchall()
+    retention = retention.with_rooms({str(room): float(days) for room, days in own})
+    if not retention.active:
+        return 0
     rooms_cut, dms_cut, per_room = retention.cutoffs(now_ms)
     ids: list[int] = []
 
@@ -475,8 +486,10 @@ def _merged(
 
 
 def _room_row(row: Iterable[Any]) -> RoomSettings:
-    name, owner, topic, private, announce, created_ms = row
-    return RoomSettings(name, owner, topic, bool(private), bool(announce), created_ms)
+    name, owner, topic, private, announce, created_ms, retention_days = row
+    return RoomSettings(
+        name, owner, topic, bool(private), bool(announce), created_ms, retention_days
+    )
 
 
 def _insert_audit(conn: sqlite3.Connection, e: AuditEntry) -> None:
@@ -1079,9 +1092,8 @@ class SqliteStore:
                     {"cutoff": int(now * 1000) - self._cid_ttl_ms, "n": self._purge_batch},
                 ).rowcount
                 full = deleted >= self._purge_batch
-            if self._retention.active:
-                expired = _expire(conn, self._retention, int(now * 1000), self._retention_batch)
-                full = full or expired >= self._retention_batch
+            expired = _expire(conn, self._retention, int(now * 1000), self._retention_batch)
+            full = full or expired >= self._retention_batch
             conn.execute("COMMIT")
             if deleted or expired:
                 self._last_commit = time.monotonic()
@@ -1933,7 +1945,8 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> list[RoomSettings]:
             rows = conn.execute(
-                "SELECT name, owner, topic, private, announce, created_ms FROM rooms ORDER BY name"
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                " FROM rooms ORDER BY name"
             ).fetchall()
             return [_room_row(r) for r in rows]
 
@@ -1949,8 +1962,8 @@ class SqliteStore:
                 (row.name, row.owner, row.topic, row.private, row.announce, row.created_ms),
             )
             found = conn.execute(
-                "SELECT name, owner, topic, private, announce, created_ms FROM rooms"
-                " WHERE name = ?",
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                " FROM rooms WHERE name = ?",
                 (row.name,),
             ).fetchone()
             return _room_row(found)
@@ -1962,8 +1975,9 @@ class SqliteStore:
 
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE rooms SET owner = ?, topic = ?, private = ?, announce = ? WHERE name = ?",
-                (row.owner, row.topic, row.private, row.announce, row.name),
+                "UPDATE rooms SET owner = ?, topic = ?, private = ?, announce = ?,"
+                " retention_days = ? WHERE name = ?",
+                (row.owner, row.topic, row.private, row.announce, row.retention_days, row.name),
             )
             _insert_audit(conn, audit)
 

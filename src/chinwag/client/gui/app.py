@@ -1511,7 +1511,9 @@ class GuiApp:
             self.room_settings.close()
         room = conv.name
 
-        def submit(topic: str | None, private: bool | None, announce: bool | None) -> None:
+        def submit(
+            topic: str | None, private: bool | None, announce: bool | None, days: int | None
+        ) -> None:
             def done(outcome: Outcome[None]) -> None:
                 if outcome.error is None:
                     window.close()
@@ -1521,7 +1523,7 @@ class GuiApp:
                     )
                     window.show_error(f"Not saved: {why}.")
 
-            self.bridge.call(session.set_room(room, topic, private, announce), done)
+            self.bridge.call(session.set_room(room, topic, private, announce, days), done)
 
         window = RoomSettingsDialog(
             self.root,

@@ -297,10 +297,11 @@ def refusal_text(
 
 
 class RoomSettingsDialog(tk.Toplevel):
-    """A room's topic, privacy and announce-only, for its owner and moderators.
+    """A room's topic, privacy, announce-only and own retention, for its owner and moderators.
 
     What the role may not change is shown but disabled (a moderator sets only the
-    topic). Save hands the changed values to ``on_submit``; the app closes the
+    topic). The retention is days, empty for none of the room's own (protocol
+    §12.3). Save hands the changed values to ``on_submit``; the app closes the
     window when the server says ``ok`` or shows its refusal under the form.
     """
 
@@ -311,7 +312,7 @@ class RoomSettingsDialog(tk.Toplevel):
         details: RoomDetails,
         *,
         governs: bool,
-        on_submit: Callable[[str | None, bool | None, bool | None], None],
+        on_submit: Callable[[str | None, bool | None, bool | None, int | None], None],
     ) -> None:
         super().__init__(parent)
         self.withdraw()
@@ -345,15 +346,26 @@ class RoomSettingsDialog(tk.Toplevel):
             variable=self.announce_var,
         )
         self.announce_check.grid(row=4, column=0, sticky="w", pady=(px(6), 0))
-        hint = "" if governs else "Only the room's owner or an admin may change these two."
+        keep = ttk.Frame(frame, style="Surface.TFrame")
+        keep.grid(row=5, column=0, sticky="w", pady=(px(10), 0))
+        ttk.Label(keep, text="Keep messages for", style="Card.TLabel").pack(side="left")
+        days = "" if details.retention_days is None else str(details.retention_days)
+        self.retention_var = tk.StringVar(self, value=days)
+        self.retention_entry = ttk.Entry(keep, textvariable=self.retention_var, width=6)
+        self.retention_entry.pack(side="left", padx=px(6))
+        ttk.Label(keep, text="days (empty: as the server keeps them)", style="Card.TLabel").pack(
+            side="left"
+        )
+        hint = "" if governs else "Only the room's owner or an admin may change these."
         if not governs:
             self.private_check.state(["disabled"])
             self.announce_check.state(["disabled"])
-        ttk.Label(frame, text=hint, style="CardMuted.TLabel").grid(row=5, column=0, sticky="w")
+            self.retention_entry.state(["disabled"])
+        ttk.Label(frame, text=hint, style="CardMuted.TLabel").grid(row=6, column=0, sticky="w")
         self.general = ttk.Label(frame, text="", style="Error.TLabel", wraplength=px(360))
-        self.general.grid(row=6, column=0, sticky="w", pady=(px(8), 0))
+        self.general.grid(row=7, column=0, sticky="w", pady=(px(8), 0))
         buttons = ttk.Frame(frame, style="Surface.TFrame")
-        buttons.grid(row=7, column=0, sticky="e", pady=(px(12), 0))
+        buttons.grid(row=8, column=0, sticky="e", pady=(px(12), 0))
         self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.close)
         self.cancel_button.pack(side="right")
         self.save_button = ttk.Button(
@@ -374,12 +386,20 @@ class RoomSettingsDialog(tk.Toplevel):
         self.general.configure(text="")
         topic = self.topic_var.get().strip()
         private, announce = bool(self.private_var.get()), bool(self.announce_var.get())
+        typed = self.retention_var.get().strip()
+        if typed and not (typed.isdigit() and int(typed) > 0):
+            self.general.configure(
+                text="Keep messages for: a whole number of days, or empty for the server's setting."
+            )
+            return
+        days = int(typed) if typed else None
         changes = (
             topic if topic != self.details.topic else None,
             private if private != self.details.private else None,
             announce if announce != self.details.announce else None,
+            (days or 0) if days != self.details.retention_days else None,
         )
-        if changes == (None, None, None):
+        if changes == (None, None, None, None):
             self.close()
             return
         self.save_button.state(["disabled"])

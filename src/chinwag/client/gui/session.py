@@ -382,10 +382,18 @@ class NetSession:
     # --- moderation and blocks (issue 16) ------------------------------------------
 
     async def set_room(
-        self, room: str, topic: str | None, private: bool | None, announce: bool | None
+        self,
+        room: str,
+        topic: str | None,
+        private: bool | None,
+        announce: bool | None,
+        retention_days: int | None = None,
     ) -> None:
-        """Change a room's topic, privacy or announce-only (what is None stays)."""
-        await self.client.set_room(room, topic=topic, private=private, announce=announce)
+        """Change a room's topic, privacy, announce-only or own retention (None stays; 0 days
+        clears the room's retention)."""
+        await self.client.set_room(
+            room, topic=topic, private=private, announce=announce, retention_days=retention_days
+        )
 
     async def moderate(
         self, action: str, room: str, nick: str, until: datetime | None, reason: str

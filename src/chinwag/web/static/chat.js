@@ -155,7 +155,7 @@ class Conversation {
     this.seenBy = 0;           // …and has read them up to this one
     this.reveal = null;        // {id, waiting}: a message to show once history brings it
     this.gaps = new Set();     // ids after which newer messages are not loaded yet (a jump)
-    this.info = null;          // a room's {topic, private, announce} (room_info, §12)
+    this.info = null;          // a room's {topic, private, announce, retention_days} (room_info, §12)
     this.role = "member";      // my role in the room (room_info.role)
     this.roles = new Map();    // folded nick -> role, as grants were seen
     this.mutedUntil = null;    // when I am muted here: the end (ISO) or "" for until lifted
@@ -760,13 +760,15 @@ export class Chat extends EventTarget {
     const c = this.conversations.get(roomKey(f.room));
     if (!c) return;
     const before = c.info;
-    c.info = { topic: typeof f.topic === "string" ? f.topic : "", private: !!f.private, announce: !!f.announce };
+    const days = Number.isInteger(f.retention_days) && f.retention_days > 0 ? f.retention_days : null;
+    c.info = { topic: typeof f.topic === "string" ? f.topic : "", private: !!f.private, announce: !!f.announce, retention_days: days };
     if (typeof f.role === "string" && f.role in RANKS) c.role = f.role;
     if (f.by && before) {
       const said = [];
       if (before.topic !== c.info.topic) said.push(c.info.topic ? `set the topic to “${c.info.topic}”` : "cleared the topic");
       if (before.private !== c.info.private) said.push(c.info.private ? "made the room private" : "opened the room to everyone");
       if (before.announce !== c.info.announce) said.push(c.info.announce ? "let only the owner and mods speak" : "let everyone speak");
+      if (before.retention_days !== c.info.retention_days) said.push(c.info.retention_days ? `set the room to keep messages ${c.info.retention_days} days` : "left keeping messages to the server");
       if (said.length) this.notice(c.key, `${f.by} ${said.join(", ")}.`);
     }
     this.emit("change");

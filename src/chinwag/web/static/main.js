@@ -576,14 +576,15 @@ chat.addEventListener("moderated", (ev) => {
 $("room-settings").addEventListener("click", () => {
   const c = chat.conversations.get(chat.active);
   if (!c || c.kind !== "room") return;
-  const info = c.info || { topic: "", private: false, announce: false };
+  const info = c.info || { topic: "", private: false, announce: false, retention_days: null };
   const flags = chat.rights(c, "").flags;
   $("settings-title").textContent = `#${c.name} settings`;
   $("settings-topic").value = info.topic;
   $("settings-private").checked = info.private;
   $("settings-announce").checked = info.announce;
-  $("settings-private").disabled = $("settings-announce").disabled = !flags;
-  $("settings-note").textContent = flags ? "" : "Only the owner can make the room private or for announcements.";
+  $("settings-retention").value = info.retention_days ? String(info.retention_days) : "";
+  $("settings-private").disabled = $("settings-announce").disabled = $("settings-retention").disabled = !flags;
+  $("settings-note").textContent = flags ? "" : "Only the owner can make the room private or for announcements, or say how long it keeps messages.";
   $("settings-error").textContent = "";
   $("invite-nick").value = "";
   openDialog("settings-dialog");
@@ -593,12 +594,18 @@ $("settings-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const c = chat.conversations.get(chat.active);
   if (!c || c.kind !== "room") return;
-  const info = c.info || { topic: "", private: false, announce: false };
+  const info = c.info || { topic: "", private: false, announce: false, retention_days: null };
   const frame = { room: c.name };
   const topic = $("settings-topic").value.trim();
   if (topic !== info.topic) frame.topic = topic;
   if (!$("settings-private").disabled && $("settings-private").checked !== info.private) frame.private = $("settings-private").checked;
   if (!$("settings-announce").disabled && $("settings-announce").checked !== info.announce) frame.announce = $("settings-announce").checked;
+  const typed = $("settings-retention").value.trim();
+  if (!$("settings-retention").disabled) {
+    if (typed && !/^[1-9][0-9]*$/.test(typed)) { $("settings-error").textContent = "Keep messages for: a whole number of days, or empty for the server's setting."; return; }
+    const days = typed ? Number(typed) : null;
+    if (days !== (info.retention_days || null)) frame.retention_days = days || 0;
+  }
   if (Object.keys(frame).length === 1) { $("settings-dialog").close(); return; }
   if (!chat.request("settings", frame, "", c.name)) $("settings-error").textContent = "Offline: try again once you are back online.";
 });

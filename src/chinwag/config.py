@@ -255,6 +255,12 @@ class Settings:
         " which a checkpoint runs at once (else when writes pause); bounds the WAL (0: SQLite's"
         " own, in commits, as with 'fsync' always)",
     )
+    # -- IRC channels and moderation (issue 19, ircchan) --
+    irc_auto_join: bool = _s(
+        True,
+        "IRC clients start in #lobby, as every chinwag client does (false: an IRC client is in"
+        " only the channels it JOINs; an account keeps the rooms it is in)",
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""

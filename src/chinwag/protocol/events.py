@@ -38,6 +38,7 @@ class Hello(Command):
     password: str | None = None
     device: str = "default"
     client: str | None = None
+    lobby: bool = True  # start in the lobby (False: IRC with irc_auto_join off; not on the wire)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

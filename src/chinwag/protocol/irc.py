@@ -584,8 +584,10 @@ class IrcServerCodec:
         hard_limit: int = DEFAULT_HARD_LIMIT,
         multiline_max_lines: int = 100,
         multiline_max_bytes: int = 16_000,
+        auto_join: bool = True,
     ) -> None:
         self.server_name = server_name
+        self.auto_join = auto_join  # start in #lobby (the setting irc_auto_join)
         self.multiline_max_lines = multiline_max_lines
         self.multiline_max_bytes = multiline_max_bytes
         self._multiline: _Multiline | None = None  # the draft/multiline batch being received
@@ -876,7 +878,15 @@ class IrcServerCodec:
         device = self._sasl_device or DEFAULT_DEVICE
         if self._sasl_device is None and self._user is not None and "@" in self._user:
             device = self._user.rpartition("@")[2]
-        return Hello(proto=1, nick=nick, password=password, device=device, client="irc", ref=ref)
+        return Hello(
+            proto=1,
+            nick=nick,
+            password=password,
+            device=device,
+            client="irc",
+            ref=ref,
+            lobby=self.auto_join,
+        )
 
     def _registration(self, msg: IrcMessage) -> list[Incoming | Reply]:
         cmd, params = msg.command, msg.params

@@ -104,6 +104,7 @@ class IrcConnection(Connection):
             hard_limit=self._settings.irc_hard_line_limit,
             multiline_max_lines=self._settings.irc_multiline_max_lines,
             multiline_max_bytes=self._settings.irc_multiline_max_bytes,
+            auto_join=self._settings.irc_auto_join,
         )
         # One bound method for the connection's life: frames cache bytes per renderer.
         self._renderer = self._irc.render

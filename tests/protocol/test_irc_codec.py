@@ -18,16 +18,19 @@ from chinwag.protocol.events import (
     Edited,
     Error,
     Fatal,
+    Grant,
     Hello,
     History,
     HistoryRange,
     HistoryReply,
     HistoryTargets,
     Incoming,
+    Invite,
     Join,
     Leave,
     ListRooms,
     Message,
+    Moderate,
     Ok,
     Outgoing,
     Ping,
@@ -38,7 +41,9 @@ from chinwag.protocol.events import (
     Receipt,
     Register,
     Results,
+    RoomInfo,
     RoomRow,
+    RoomSet,
     RoomsReply,
     Say,
     Seen,
@@ -97,6 +102,8 @@ def registered(caps: str = "") -> IrcServerCodec:
     assert isinstance(hello, Hello)
     codec.render(replace(WELCOME, ref=hello.ref))
     assert codec.registered
+    # The answer to the room_info the welcome asked for (a join of a room one is in).
+    codec.render(RoomInfo(room="lobby", topic="", private=False, announce=False))
     return codec
 
 
@@ -647,29 +654,140 @@ def test_a_join_asks_for_the_names_of_the_room() -> None:
     codec = IrcServerCodec()
     (hello,) = commands(codec.receive_data(b"NICK alice\r\nUSER a 0 * :A\r\n"))
     codec.render(replace(WELCOME, ref=hello.ref))
-    (names,) = codec.followups
+    names, info = codec.followups
     assert isinstance(names, Who) and names.room == "lobby"
-    users = (WhoMember(nick="alice", account=True), WhoMember(nick="bob", account=False))
+    assert isinstance(info, Join) and info.room == "lobby"  # answered by its room_info
+    users = (
+        WhoMember(nick="alice", account=True, role="mod"),
+        WhoMember(nick="bob", account=False),
+    )
     wire = codec.render(WhoReply(room="lobby", users=users, truncated=False, ref=names.ref))
-    assert wire.startswith(b":chinwag 353 alice = #lobby :alice bob\r\n")
+    assert wire.startswith(b":chinwag 353 alice = #lobby :@alice bob\r\n")  # a mod is an op
 
 
-def test_mode_and_topic_are_answered_read_only() -> None:
+def test_mode_and_topic_queries_are_answered_from_the_room_info() -> None:
     codec = registered()
     wire = replies(
-        codec.receive_data(
-            b"MODE #lobby\r\nMODE #lobby b\r\nMODE alice\r\nTOPIC #lobby\r\n"
-            b"TOPIC #lobby :new\r\nMODE #lobby +k key\r\n"
-        )
+        codec.receive_data(b"MODE #lobby\r\nMODE #lobby b\r\nMODE alice\r\nTOPIC #lobby\r\n")
     )
     assert wire.split(b"\r\n")[:-1] == [
         b":chinwag 324 alice #lobby +nt",
         b":chinwag 368 alice #lobby :End of channel ban list",
         b":chinwag 221 alice +i",
-        b":chinwag 331 alice #lobby :No topic is set (topics are not there yet)",
-        b":chinwag 482 alice #lobby :Setting a topic is not there yet on chinwag",
-        b":chinwag 482 alice #lobby :Changing channel modes is not there yet on chinwag",
+        b":chinwag 331 alice #lobby :No topic is set",
     ]
+    changed = RoomInfo(room="lobby", topic="chess", private=False, announce=True, by="olga")
+    assert codec.render(changed) == (
+        b":olga!olga@chinwag TOPIC #lobby chess\r\n:olga!olga@chinwag MODE #lobby +m\r\n"
+    )
+    wire = replies(codec.receive_data(b"MODE #lobby\r\nTOPIC #lobby\r\n"))
+    assert wire == b":chinwag 324 alice #lobby +ntm\r\n:chinwag 332 alice #lobby chess\r\n"
+
+
+def test_a_query_of_a_channel_not_joined_tells_442_from_403_by_the_room_list() -> None:
+    codec = registered()
+    (listing,) = commands(codec.receive_data(b"TOPIC #den\r\n"))
+    assert isinstance(listing, ListRooms)
+    rows = (RoomRow(name="den", online=1),)
+    answer = codec.render(RoomsReply(rooms=rows, truncated=False, ref=listing.ref))
+    assert answer.startswith(b":chinwag 442 alice #den ")
+    (listing,) = commands(codec.receive_data(b"MODE #nowhere\r\n"))
+    answer = codec.render(RoomsReply(rooms=rows, truncated=False, ref=listing.ref))
+    assert answer.startswith(b":chinwag 403 alice #nowhere ")
+
+
+def test_topic_mode_kick_and_invite_become_moderation_requests() -> None:
+    codec = registered()
+    items = codec.receive_data(
+        b"TOPIC #den :chess\r\nMODE #den +o-o+im bob carl\r\nMODE #den +b-b bob!*@* `7of9\r\n"
+        b"KICK #den bob,carl :spam\r\nINVITE dora #den\r\n"
+    )
+    assert [replace(c, ref=None) for c in commands(items)] == [
+        RoomSet(room="den", topic="chess"),
+        Grant(room="den", nick="bob", role="mod"),
+        Grant(room="den", nick="carl", role="member"),
+        RoomSet(room="den", private=True),
+        RoomSet(room="den", announce=True),
+        Moderate(action="ban", room="den", nick="bob"),
+        Moderate(action="unban", room="den", nick="7of9"),
+        Moderate(action="kick", room="den", nick="bob", reason="spam"),
+        Moderate(action="kick", room="den", nick="carl", reason="spam"),
+        Invite(room="den", nick="dora"),
+    ]
+
+
+def test_modes_chinwag_lacks_and_masks_naming_no_nick_are_refused_saying_why() -> None:
+    codec = registered()
+    wire = replies(
+        codec.receive_data(b"MODE #den +k key\r\nMODE #den -t\r\nMODE #den +b *!*@host\r\n")
+    )
+    lines = wire.split(b"\r\n")[:-1]
+    assert lines[0] == b":chinwag 472 alice k :is not a channel mode on chinwag"
+    assert lines[1].startswith(b":chinwag 472 alice t :is always on here")
+    assert lines[2].startswith(b":chinwag 696 alice #den b *!*@host :A ban here is of a nick")
+    assert commands(codec.receive_data(b"MODE #den +nt\r\n")) == []  # always on: nothing
+
+
+def test_refusals_of_moderation_are_the_numerics_irc_clients_know() -> None:
+    codec = registered()
+    cases = [
+        (
+            b"TOPIC #lobby :x",
+            Error(code="forbidden", message="only its owner", extra={"reason": "not_allowed"}),
+            b"482 alice #lobby ",
+        ),
+        (
+            b"KICK #lobby bob",
+            Error(code="not_member", message="bob is not in #lobby"),
+            b"441 alice bob #lobby ",
+        ),
+        (
+            b"KICK #den bob",
+            Error(code="not_member", message="you are not in #den"),
+            b"442 alice #den ",
+        ),
+        (
+            b"KICK #gone bob",
+            Error(code="not_member", message="there is no room #gone", extra={"reason": "no_room"}),
+            b"403 alice #gone ",
+        ),
+        (
+            b"MODE #lobby +o zed",
+            Error(code="no_such_user", message="nobody called zed"),
+            b"401 alice zed ",
+        ),
+        (
+            b"INVITE bob #lobby",
+            Error(
+                code="bad_request", message="bob is in #lobby already", extra={"reason": "member"}
+            ),
+            b"443 alice bob #lobby ",
+        ),
+    ]
+    for line, error, numeric in cases:
+        (cmd,) = commands(codec.receive_data(line + b"\r\n"))
+        wire = codec.render(replace(error, ref=cmd.ref))
+        assert wire.startswith(b":chinwag " + numeric), (line, wire)
+
+
+def test_kicks_bans_grants_and_invites_are_told_as_irc_lines() -> None:
+    codec = registered()
+    kick = Presence(room="lobby", nick="bob", event="kick", by="olga", reason="")
+    assert codec.render(kick) == b":olga!olga@chinwag KICK #lobby bob olga\r\n"
+    ban = Presence(room="lobby", nick="bob", event="ban", by="olga", reason="spam")
+    assert codec.render(ban) == (
+        b":olga!olga@chinwag MODE #lobby +b bob!*@*\r\n:olga!olga@chinwag KICK #lobby bob spam\r\n"
+    )
+    grant = Presence(room="lobby", nick="bob", event="grant", by="olga", role="mod")
+    assert codec.render(grant) == b":olga!olga@chinwag MODE #lobby +o bob\r\n"
+    mute = Presence(room="lobby", nick="bob", event="mute", by="olga", reason="")
+    assert codec.render(mute) == b""
+    invited = Presence(room="den", nick="alice", event="invite", by="olga", reason="")
+    assert codec.render(invited) == b":olga!olga@chinwag INVITE alice #den\r\n"
+    kicked = Presence(room="lobby", nick="alice", event="kick", by="olga", reason="bye")
+    assert codec.render(kicked) == b":olga!olga@chinwag KICK #lobby alice bye\r\n"
+    (join,) = commands(codec.receive_data(b"JOIN #lobby\r\n"))  # out of it now: a real join
+    assert isinstance(join, Join)
 
 
 def test_a_join_of_a_channel_already_joined_is_ignored_and_a_part_forgets_it() -> None:

@@ -171,7 +171,11 @@ class Rooms:
         most = self.settings.who_reply_max
         truncated = len(members) > most
         listed = heapq.nsmallest(most, members, key=lambda m: m.nick.casefold())  # sorted
-        users = tuple(WhoMember(nick=m.nick, account=m.account, bot=m.bot) for m in listed)
+        role = self._moderation.role
+        users = tuple(
+            WhoMember(nick=m.nick, account=m.account, bot=m.bot, role=role(m.pid, room))
+            for m in listed
+        )
         session.bucket.take(sum(32 + len(m.nick) for m in listed) / REPLY_BYTES_PER_TOKEN)
         reply(session, WhoReply(room=room, users=users, truncated=truncated, ref=cmd.ref))
 

@@ -525,6 +525,7 @@ class WhoMember:
     nick: str
     account: bool
     bot: bool = False
+    role: str = "member"  # member, mod, owner, admin (IRC prefixes; not on the JSON wire)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

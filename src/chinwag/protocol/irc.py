@@ -53,16 +53,19 @@ from chinwag.protocol.events import (
     Edited,
     Error,
     Fatal,
+    Grant,
     Hello,
     History,
     HistoryRange,
     HistoryReply,
     HistoryTargets,
     Incoming,
+    Invite,
     Join,
     Leave,
     ListRooms,
     Message,
+    Moderate,
     Ok,
     Outgoing,
     Ping,
@@ -75,6 +78,7 @@ from chinwag.protocol.events import (
     Register,
     Results,
     RoomInfo,
+    RoomSet,
     RoomsReply,
     Say,
     Seen,
@@ -438,6 +442,15 @@ def _user(nick: str) -> str:
     return f"{nick}!{nick}@{HOST}"
 
 
+def _ban_nick(mask: str) -> str | None:
+    """The nick a ban mask names: ``nick`` or ``nick!*@*`` (every user's host is the
+    same here, so no other mask names anyone); None for any other mask."""
+    nick, _, rest = mask.partition("!")
+    if not nick or any(c in nick for c in "*?@") or not _valid_nick(nick):
+        return None
+    return nick if rest in ("", "*@*", f"*@{HOST}", f"{nick}@{HOST}", f"{nick}@*") else None
+
+
 def _revision_lines(e: Edited | Deleted | Reacted, caps: Container[str], target: str) -> bytes:
     """An edit, a deletion or a reaction, from its author to ``target``.
 
@@ -465,6 +478,36 @@ def _revision_lines(e: Edited | Deleted | Reacted, caps: Container[str], target:
     if "message-tags" in caps:
         tags["+draft/reply"] = str(e.target)
     return _text_lines("NOTICE", target, _user(who), text, tags)
+
+
+def _presence_lines(event: Presence) -> bytes:
+    """A room's presence event as the IRC lines its members see (its subject too, mostly).
+
+    A kick is ``KICK`` (the comment is the reason, else the kicker's nick); a ban
+    ``MODE +b nick!*@*`` then ``KICK`` (a ban takes its subject out of the room);
+    an unban ``MODE -b``; a grant of mod ``MODE +o``, of member ``MODE -o``.
+    Mutes and invites have no line members see (the invitee gets ``INVITE``).
+    """
+    channel = f"#{event.room}"
+    nick = irc_nick(event.nick)
+    by = irc_nick(event.by) if event.by else nick
+    source = _user(event.by) if event.by else _user(event.nick)
+    kick = format_message("KICK", channel, nick, event.reason or by, source=source)
+    match event.event:
+        case "join":
+            return format_message("JOIN", channel, source=_user(event.nick))
+        case "leave":
+            return format_message("PART", channel, source=_user(event.nick))
+        case "kick":
+            return kick
+        case "ban":
+            return format_message("MODE", channel, "+b", f"{nick}!*@*", source=source) + kick
+        case "unban":
+            return format_message("MODE", channel, "-b", f"{nick}!*@*", source=source)
+        case "grant" if event.role in ("mod", "member"):
+            sign = "+" if event.role == "mod" else "-"
+            return format_message("MODE", channel, f"{sign}o", nick, source=source)
+    return b""
 
 
 class SharedRenderer:
@@ -495,10 +538,7 @@ class SharedRenderer:
                 multi = f"ml{event.id}" if "draft/multiline" in caps else None
                 return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags, multi)
             case Presence():
-                if event.event not in ("join", "leave", "kick", "ban"):
-                    return b""  # mutes, invites, grants: moderation is not mapped to IRC yet
-                verb = "JOIN" if event.event == "join" else "PART"
-                return format_message(verb, f"#{event.room}", source=_user(event.nick))
+                return _presence_lines(event)
             case TypingNotice(room=str(room)):
                 if "message-tags" not in caps:
                     return b""
@@ -546,6 +586,7 @@ class _Pending:
     body: str | None = None  # what was sent, for echo-message
     whois: _Whois | None = None  # the WHOIS this channel's member list is asked for
     reason: str | None = None  # a REDACT's, for its echo
+    nick: str | None = None  # the person a KICK, INVITE or MODE names, as the client wrote it
 
 
 @dataclass(slots=True)
@@ -627,6 +668,11 @@ class IrcServerCodec:
         self._serial = 0
         self._shared: SharedRenderer | None = None  # for self.caps, once asked for
         self._redacted: dict[int, None] = {}  # messages whose REDACT was echoed already
+        # The room_info of each joined channel (casefolded), as the hub last said it:
+        # TOPIC and MODE queries are answered from it, and a change is told as its lines.
+        self._infos: dict[str, RoomInfo] = {}
+        # TOPIC/MODE queries waiting for a channel's first room_info (channel -> commands).
+        self._info_wanted: dict[str, list[str]] = {}
 
     # -- input ------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Incoming | Reply]:
@@ -983,8 +1029,14 @@ class IrcServerCodec:
             return self._tagmsg(msg)
         if cmd == "WHOIS":
             return self._whois(msg)
-        if cmd in ("MODE", "TOPIC"):
-            return [self._read_only(cmd, params)]
+        if cmd == "TOPIC":
+            return self._topic(msg)
+        if cmd == "MODE":
+            return self._mode(msg)
+        if cmd == "KICK":
+            return self._kick(msg)
+        if cmd == "INVITE":
+            return self._invite(msg)
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
@@ -1064,24 +1116,204 @@ class IrcServerCodec:
         lines.append(self._numeric("318", nick, "End of /WHOIS list"))
         return b"".join(lines)
 
-    def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
-        """MODE and TOPIC: what chinwag has of them (fixed modes, no topics)."""
+    # -- channels: topics, modes, kicks, invites (mapped onto moderation, §12) -----------
+
+    def _moderating(
+        self, command: str, channel: str, msg: IrcMessage, nick: str | None = None
+    ) -> str:
+        ref = self._remember(command, channel, msg)
+        self._pending[ref].nick = nick
+        return ref
+
+    def _topic(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``TOPIC #room`` asks for the topic; ``TOPIC #room :text`` sets it (``room``)."""
+        if not msg.params:
+            return [self._reply("461", "TOPIC", "Not enough parameters: TOPIC #room [:topic]")]
+        channel = msg.params[0]
+        if not channel.startswith("#") or len(channel) < 2:
+            return [self._reply("403", channel, "No such channel: rooms are #name")]
+        if len(msg.params) == 1:
+            return self._channel_query("TOPIC", channel, msg)
+        ref = self._moderating("TOPIC", channel, msg)
+        return [RoomSet(room=channel[1:], topic=msg.params[1], ref=ref)]
+
+    def _channel_query(self, command: str, channel: str, msg: IrcMessage) -> list[Incoming | Reply]:
+        """A TOPIC or MODE query: from the channel's room_info when joined; else whether
+        the room exists (``rooms``) tells ``442`` from ``403``."""
+        key = channel.casefold()
+        if key not in self._channels:
+            return [ListRooms(ref=self._remember(command, channel, msg))]
+        info = self._infos.get(key)
+        if info is not None:
+            return [Reply(self._query_answer(command, info))]
+        # Joined, its room_info not here yet: a join of a room one is in answers it.
+        self._info_wanted.setdefault(key, []).append(command)
+        return [Join(room=channel[1:], ref=self._remember("INFO", channel, None))]
+
+    def _query_answer(self, command: str, info: RoomInfo) -> bytes:
+        channel = f"#{info.room}"
+        if command == "TOPIC":
+            if info.topic:
+                return self._numeric("332", channel, info.topic)
+            return self._numeric("331", channel, "No topic is set")
+        modes = "+nt" + ("i" if info.private else "") + ("m" if info.announce else "")
+        return self._numeric("324", channel, modes)
+
+    def _mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``MODE``: a channel's modes asked for or changed (``+o``/``-o`` grant, ``+b``/``-b``
+        ban, ``+i`` private, ``+m`` announce; ``n`` and ``t`` are always on); user modes
+        are ``+i`` for everyone."""
+        params = msg.params
         if not params:
-            return self._reply("461", cmd, f"Not enough parameters: {cmd} <target>")
+            return [self._reply("461", "MODE", "Not enough parameters: MODE <target>")]
         target = params[0]
-        if cmd == "TOPIC":
-            if len(params) > 1:
-                return self._reply("482", target, "Setting a topic is not there yet on chinwag")
-            return self._reply("331", target, "No topic is set (topics are not there yet)")
         if not target.startswith("#"):
             if len(params) > 1 and params[1] != "+i":  # +i: what every user is here
-                return self._reply("501", "Changing user modes is not there yet on chinwag")
-            return self._reply("221", "+i")
+                return [self._reply("501", "Changing user modes is not there yet on chinwag")]
+            return [self._reply("221", "+i")]
         if len(params) == 1:
-            return self._reply("324", target, "+nt")
-        if params[1].lstrip("+") in ("b", "e", "I"):
-            return self._reply("368", target, "End of channel ban list")
-        return self._reply("482", target, "Changing channel modes is not there yet on chinwag")
+            return self._channel_query("MODE", target, msg)
+        room = target[1:]
+        args = list(params[2:])
+        out: list[Incoming | Reply] = []
+        sign = "+"
+        for char in params[1]:
+            if char in "+-":
+                sign = char
+                continue
+            on = sign == "+"
+            if char == "o":
+                if not args:
+                    out.append(
+                        self._reply("461", "MODE", "Not enough parameters: MODE #room +o nick")
+                    )
+                    continue
+                nick = args.pop(0)
+                ref = self._moderating("MODE", target, msg, nick)
+                role = "mod" if on else "member"
+                out.append(Grant(room=room, nick=chinwag_nick(nick), role=role, ref=ref))
+            elif char == "b":
+                if not args:
+                    out.append(self._reply("368", target, "End of channel ban list"))
+                    continue
+                mask = args.pop(0)
+                banned = _ban_nick(mask)
+                if banned is None:
+                    why = "A ban here is of a nick: give nick or nick!*@*"
+                    out.append(self._reply("696", target, "b", mask, why))
+                    continue
+                ref = self._moderating("MODE", target, msg, banned)
+                action = "ban" if on else "unban"
+                out.append(Moderate(action=action, room=room, nick=chinwag_nick(banned), ref=ref))
+            elif char in "im":
+                ref = self._moderating("MODE", target, msg)
+                if char == "i":
+                    out.append(RoomSet(room=room, private=on, ref=ref))
+                else:
+                    out.append(RoomSet(room=room, announce=on, ref=ref))
+            elif char in "nt":
+                if not on:
+                    why = (
+                        "is always on here (only members speak; only the owner and mods set topics)"
+                    )
+                    out.append(self._reply("472", char, why))
+            else:
+                out.append(self._reply("472", char, "is not a channel mode on chinwag"))
+        return out
+
+    def _kick(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``KICK #room nick[,nick…] [:reason]``: a ``kick`` of each (§12)."""
+        if len(msg.params) < 2:
+            return [self._reply("461", "KICK", "Not enough parameters: KICK #room nick [:reason]")]
+        channel = msg.params[0].split(",")[0]
+        if not channel.startswith("#") or len(channel) < 2:
+            return [self._reply("403", channel, "No such channel: rooms are #name")]
+        reason = msg.params[2] if len(msg.params) > 2 else ""
+        out: list[Incoming | Reply] = []
+        for nick in msg.params[1].split(","):
+            if nick:
+                ref = self._moderating("KICK", channel, msg, nick)
+                out.append(
+                    Moderate(
+                        action="kick",
+                        room=channel[1:],
+                        nick=chinwag_nick(nick),
+                        reason=reason,
+                        ref=ref,
+                    )
+                )
+        return out
+
+    def _invite(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``INVITE nick #room``: an ``invite`` (§12); ``341`` once done."""
+        if len(msg.params) < 2:
+            return [self._reply("461", "INVITE", "Not enough parameters: INVITE nick #room")]
+        nick, channel = msg.params[0], msg.params[1]
+        if not channel.startswith("#") or len(channel) < 2:
+            return [self._reply("403", channel, "No such channel: rooms are #name")]
+        ref = self._moderating("INVITE", channel, msg, nick)
+        return [Invite(room=channel[1:], nick=chinwag_nick(nick), ref=ref)]
+
+    def _presence(self, event: Presence) -> bytes:
+        """A presence event for this client: its own kick, ban or invite included."""
+        if event.nick != self.nick:
+            return _presence_lines(event)
+        channel = f"#{event.room}"
+        if event.event in ("kick", "ban"):
+            self._channels.discard(channel.casefold())
+            self._infos.pop(channel.casefold(), None)
+            return _presence_lines(event)
+        if event.event == "invite":
+            source = _user(event.by) if event.by else self.server_name
+            return format_message("INVITE", self._me(), channel, source=source)
+        if event.event == "grant":
+            return _presence_lines(event)
+        return b""  # one's own join and leave are the answers to one's JOIN and PART
+
+    def _room_info(self, event: RoomInfo) -> bytes:
+        """A room's settings: after one's join, its topic (``332``); after a change,
+        ``TOPIC`` and ``MODE`` lines for what changed."""
+        channel = f"#{event.room}"
+        key = channel.casefold()
+        old = self._infos.get(key)
+        self._infos[key] = event
+        wanted = self._info_wanted.pop(key, [])
+        if event.by is None:
+            if wanted:
+                return b"".join(self._query_answer(command, event) for command in wanted)
+            return self._numeric("332", channel, event.topic) if event.topic else b""
+        source = _user(event.by)
+        lines = []
+        if old is None or old.topic != event.topic:
+            lines.append(format_message("TOPIC", channel, event.topic, source=source))
+        for char, now, before in (
+            ("i", event.private, old.private if old is not None else False),
+            ("m", event.announce, old.announce if old is not None else False),
+        ):
+            if now != before:
+                sign = "+" if now else "-"
+                lines.append(format_message("MODE", channel, f"{sign}{char}", source=source))
+        return b"".join(lines)
+
+    def _moderation_error(self, event: Error, pending: _Pending) -> bytes:
+        """A refused TOPIC, MODE, KICK or INVITE as the numeric IRC clients know."""
+        channel, nick, text = pending.target, pending.nick or "*", event.message
+        reason = event.extra.get("reason")
+        if event.code == "forbidden":
+            return self._numeric("482", channel, f"You're not channel operator: {text}")
+        if event.code == "not_member":
+            if reason == "no_room":
+                return self._numeric("403", channel, f"No such channel: {text}")
+            if channel.casefold() in self._channels:
+                return self._numeric("441", nick, channel, f"They aren't on that channel: {text}")
+            return self._numeric("442", channel, f"You're not on that channel: {text}")
+        if event.code == "no_such_user":
+            return self._numeric("401", nick, f"No such nick: {text}")
+        if event.code == "bad_request" and reason == "member":
+            return self._numeric("443", nick, channel, f"is already on channel: {text}")
+        if event.code == "bad_room":
+            return self._numeric("403", channel, f"No such channel: {text}")
+        return self._numeric("FAIL", pending.command, event.code.upper(), text)
 
     def _batch(self, msg: IrcMessage, tag: str | None) -> list[Incoming | Reply]:
         """A client batch (IRCv3 ``batch``): only ``draft/multiline``, one at a time.
@@ -1522,10 +1754,7 @@ class IrcServerCodec:
                 )
                 return self._message_lines(echo, verb=pending.command)
             case Presence():
-                if event.nick == self.nick or event.event not in ("join", "leave", "kick", "ban"):
-                    return b""  # mutes, invites, grants: moderation is not mapped to IRC yet
-                verb = "JOIN" if event.event == "join" else "PART"
-                return format_message(verb, f"#{event.room}", source=self._source(event.nick))
+                return self._presence(event)
             case TypingNotice():
                 if "message-tags" not in self.caps:
                     return b""
@@ -1539,6 +1768,11 @@ class IrcServerCodec:
                 return self._render_welcome(event, pending)
             case WhoReply():
                 return self._render_who(event, pending)
+            case RoomsReply() if pending is not None and pending.command in ("TOPIC", "MODE"):
+                wanted = pending.target.casefold()
+                if any(f"#{r.name}".casefold() == wanted for r in event.rooms):
+                    return self._numeric("442", pending.target, "You're not on that channel")
+                return self._numeric("403", pending.target, "No such channel")
             case RoomsReply():
                 lines = [self._numeric("321", "Channel", "Users  Name")]
                 lines += [
@@ -1582,7 +1816,7 @@ class IrcServerCodec:
             case ReadMarker() | Receipt() | Results() | BlocksReply():
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
             case RoomInfo():
-                return b""  # moderation is not mapped to IRC yet (issue 16: not there yet)
+                return self._room_info(event)
 
     def _names(self, channel: str) -> None:
         """Ask the hub who is in ``channel``: a JOIN is followed by its NAMES list."""
@@ -1607,7 +1841,10 @@ class IrcServerCodec:
             return format_message("JOIN", pending.target, source=self._source(me))
         if pending.command == "PART":
             self._channels.discard(pending.target.casefold())
+            self._infos.pop(pending.target.casefold(), None)
             return format_message("PART", pending.target, source=self._source(me))
+        if pending.command == "INVITE":
+            return self._numeric("341", irc_nick(chinwag_nick(pending.nick or "*")), pending.target)
         if pending.command == "NICKSERV":
             text = f"{me} is registered: from now on, log in with SASL or PASS"
             return format_message("NOTICE", me, text, source=self._nickserv_source())
@@ -1621,8 +1858,17 @@ class IrcServerCodec:
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
             rows = [
-                self._numeric("352", channel, nick, HOST, self.server_name, nick, "H", f"0 {nick}")
-                for nick in (irc_nick(u.nick) for u in event.users)
+                self._numeric(
+                    "352",
+                    channel,
+                    nick,
+                    HOST,
+                    self.server_name,
+                    nick,
+                    "H" if u.role == "member" else "H@",
+                    f"0 {nick}",
+                )
+                for u, nick in ((u, irc_nick(u.nick)) for u in event.users)
             ]
             return b"".join(rows) + self._numeric("315", channel, "End of /WHO list")
         lines: list[bytes] = []
@@ -1630,6 +1876,7 @@ class IrcServerCodec:
         full = "userhost-in-names" in self.caps
         for user in event.users:
             name = self._source(user.nick) if full else irc_nick(user.nick)
+            name = ("@" if user.role != "member" else "") + name
             candidate = " ".join([*names, name])
             if names and len(candidate) > 400:
                 lines.append(self._numeric("353", "=", channel, " ".join(names)))
@@ -1667,17 +1914,19 @@ class IrcServerCodec:
         name = self.server_name
         isupport = (
             "CASEMAPPING=ascii",
+            "CHANMODES=b,,,imnt",
             "CHANTYPES=#",
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
             "MSGREFTYPES=msgid,timestamp",
             "NETWORK=chinwag",
+            "PREFIX=(o)@",
             "UTF8ONLY",
         )
         lines = [
             self._numeric("001", f"Welcome to {event.server_name}, {me}"),
             self._numeric("002", f"Your host is {name}, running chinwag {event.server_version}"),
             self._numeric("003", "This server keeps what you missed while away"),
-            self._numeric("004", name, event.server_version, "i", "n"),
+            self._numeric("004", name, event.server_version, "i", "bimnot"),
             self._numeric("005", *isupport, "are supported by this server"),
         ]
         if event.motd:
@@ -1691,6 +1940,8 @@ class IrcServerCodec:
             lines.append(format_message("JOIN", channel, source=self._source(me)))
             self._channels.add(channel.casefold())
             self._names(channel)
+            # Its room_info (topic, modes): a join of a room one is in answers it.
+            self.followups.append(Join(room=room, ref=self._remember("INFO", channel, None)))
         held, self._held = self._held, []
         return b"".join(lines) + b"".join(held)
 
@@ -1728,6 +1979,8 @@ class IrcServerCodec:
         if command == "CHATHISTORY" and code in ("not_member", "no_such_user", "bad_room"):
             # What the asker may not see reads as a conversation with nothing in it.
             return self._history_batch(target, ())
+        if pending is not None and command in ("TOPIC", "MODE", "KICK", "INVITE"):
+            return self._moderation_error(event, pending)
         if code == "no_such_user":
             return self._numeric("401", target, text)
         if code == "bad_room":

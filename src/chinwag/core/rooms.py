@@ -148,7 +148,7 @@ class Rooms:
             if room not in p.rooms:
                 ok(session, cmd.ref)
                 return
-        self._registry.presence(room, p, "leave", exclude=session)
+        self._registry.presence(room, p, "leave", exclude=session, reason=cmd.reason or None)
         p.rooms = p.rooms - {room}
         members = self._rooms.get(room)
         if members is not None:

@@ -92,6 +92,7 @@ class Join(Command):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Leave(Command):
     room: str
+    reason: str = ""  # IRC's PART message, told to the members on IRC (not on the JSON wire)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

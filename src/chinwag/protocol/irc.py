@@ -78,6 +78,7 @@ from chinwag.protocol.events import (
     Register,
     Results,
     RoomInfo,
+    RoomRow,
     RoomSet,
     RoomsReply,
     Say,
@@ -184,6 +185,10 @@ _DEVICE_WORDS: Final = (
 )
 
 # Why the server ends a session (`Bye.reason`, issue 16), in the ERROR line IRC clients show.
+# Why a JOIN is refused (the `forbidden` reason), as the numeric IRC clients know; the
+# room caps (room_limit, server_room_limit) are 405 ERR_TOOMANYCHANNELS.
+_JOIN_REFUSALS: Final = {"private": "473", "banned": "474"}
+
 _BYE_WORDS: Final = {
     "banned": "you are banned from this server",
     "kicked": "an admin ended your session",
@@ -497,7 +502,8 @@ def _presence_lines(event: Presence) -> bytes:
         case "join":
             return format_message("JOIN", channel, source=_user(event.nick))
         case "leave":
-            return format_message("PART", channel, source=_user(event.nick))
+            why = (event.reason,) if event.reason else ()  # the PART message of an IRC user
+            return format_message("PART", channel, *why, source=_user(event.nick))
         case "kick":
             return kick
         case "ban":
@@ -1010,7 +1016,10 @@ class IrcServerCodec:
                         self._reply("403", name or "*", "No such channel: rooms are #name")
                     )
                     continue
-                parted.append(Leave(room=name[1:], ref=self._remember("PART", name, msg)))
+                ref = self._remember("PART", name, msg, params[1] if len(params) > 1 else None)
+                parted.append(
+                    Leave(room=name[1:], reason=params[1] if len(params) > 1 else "", ref=ref)
+                )
             return parted
         if cmd in ("NAMES", "WHO"):
             if not params or not params[0].startswith("#"):
@@ -1020,7 +1029,9 @@ class IrcServerCodec:
             name = params[0].split(",")[0]
             return [Who(room=name[1:], ref=self._remember(cmd, name, msg))]
         if cmd == "LIST":
-            return [ListRooms(ref=self._remember("LIST", "*", msg))]
+            # LIST #a,#b lists those only (a channel that does not exist: nothing).
+            wanted = params[0] if params and params[0].startswith("#") else "*"
+            return [ListRooms(ref=self._remember("LIST", wanted, msg))]
         if cmd == "CHATHISTORY":
             return self._chathistory(msg)
         if cmd == "REDACT":
@@ -1205,6 +1216,9 @@ class IrcServerCodec:
                 ref = self._moderating("MODE", target, msg, banned)
                 action = "ban" if on else "unban"
                 out.append(Moderate(action=action, room=room, nick=chinwag_nick(banned), ref=ref))
+            elif char == "s":
+                why = "is not a channel mode on chinwag: a private room (+i) is unlisted already"
+                out.append(self._reply("472", char, why))
             elif char in "im":
                 ref = self._moderating("MODE", target, msg)
                 if char == "i":
@@ -1294,6 +1308,15 @@ class IrcServerCodec:
                 sign = "+" if now else "-"
                 lines.append(format_message("MODE", channel, f"{sign}{char}", source=source))
         return b"".join(lines)
+
+    def _listed(self, row: RoomRow, wanted: str | None) -> bool:
+        """Whether LIST shows the room: the channels asked for (all if none); with
+        ``irc_auto_join`` off, not an empty lobby (IRC channels with nobody in them
+        do not exist, and IRC users are not put in that one)."""
+        channel = f"#{row.name}".casefold()
+        if wanted is not None and channel not in wanted.casefold().split(","):
+            return False
+        return self.auto_join or row.name != "lobby" or row.online > 0
 
     def _moderation_error(self, event: Error, pending: _Pending) -> bytes:
         """A refused TOPIC, MODE, KICK or INVITE as the numeric IRC clients know."""
@@ -1774,9 +1797,12 @@ class IrcServerCodec:
                     return self._numeric("442", pending.target, "You're not on that channel")
                 return self._numeric("403", pending.target, "No such channel")
             case RoomsReply():
+                only = None if pending is None or pending.target == "*" else pending.target
                 lines = [self._numeric("321", "Channel", "Users  Name")]
                 lines += [
-                    self._numeric("322", f"#{r.name}", str(r.online), "") for r in event.rooms
+                    self._numeric("322", f"#{r.name}", str(r.online), "")
+                    for r in event.rooms
+                    if self._listed(r, only)
                 ]
                 lines.append(self._numeric("323", "End of /LIST"))
                 return b"".join(lines)
@@ -1842,7 +1868,8 @@ class IrcServerCodec:
         if pending.command == "PART":
             self._channels.discard(pending.target.casefold())
             self._infos.pop(pending.target.casefold(), None)
-            return format_message("PART", pending.target, source=self._source(me))
+            why = (pending.body,) if pending.body else ()
+            return format_message("PART", pending.target, *why, source=self._source(me))
         if pending.command == "INVITE":
             return self._numeric("341", irc_nick(chinwag_nick(pending.nick or "*")), pending.target)
         if pending.command == "NICKSERV":
@@ -1874,16 +1901,18 @@ class IrcServerCodec:
         lines: list[bytes] = []
         names: list[str] = []
         full = "userhost-in-names" in self.caps
+        info = self._infos.get(channel.casefold())
+        symbol = "@" if info is not None and info.private else "="  # unlisted, as secret ones: @
         for user in event.users:
             name = self._source(user.nick) if full else irc_nick(user.nick)
             name = ("@" if user.role != "member" else "") + name
             candidate = " ".join([*names, name])
             if names and len(candidate) > 400:
-                lines.append(self._numeric("353", "=", channel, " ".join(names)))
+                lines.append(self._numeric("353", symbol, channel, " ".join(names)))
                 names = []
             names.append(name)
         if names:
-            lines.append(self._numeric("353", "=", channel, " ".join(names)))
+            lines.append(self._numeric("353", symbol, channel, " ".join(names)))
         return b"".join(lines) + self._numeric("366", channel, "End of /NAMES list")
 
     def _render_welcome(self, event: Welcome, pending: _Pending | None) -> bytes:
@@ -1987,6 +2016,12 @@ class IrcServerCodec:
             return self._numeric("403", target, text)
         if code == "not_member":
             return self._numeric("442" if command == "PART" else "404", target, text)
+        if command == "JOIN" and code == "forbidden":
+            # A private room without an invite, a ban, a room cap.
+            numeric = _JOIN_REFUSALS.get(str(event.extra.get("reason")), "405")
+            return self._numeric(numeric, target, f"Cannot join channel: {text}")
+        if command in ("PRIVMSG", "NOTICE") and code == "forbidden" and target.startswith("#"):
+            return self._numeric("404", target, f"Cannot send to channel: {text}")
         if command == "NICKSERV":
             return format_message("NOTICE", self._me(), text, source=self._nickserv_source())
         return self._numeric("FAIL", command, code.upper(), text)

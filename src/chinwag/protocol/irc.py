@@ -1152,6 +1152,12 @@ class IrcServerCodec:
         """A TOPIC or MODE query: from the channel's room_info when joined; else whether
         the room exists (``rooms``) tells ``442`` from ``403``."""
         key = channel.casefold()
+        joining = any(
+            p.command == "JOIN" and p.target.casefold() == key for p in self._pending.values()
+        )
+        if joining:  # sent right after its JOIN: the room_info after the join answers it
+            self._info_wanted.setdefault(key, []).append(command)
+            return []
         if key not in self._channels:
             return [ListRooms(ref=self._remember(command, channel, msg))]
         info = self._infos.get(key)
@@ -1292,10 +1298,11 @@ class IrcServerCodec:
         old = self._infos.get(key)
         self._infos[key] = event
         wanted = self._info_wanted.pop(key, [])
-        if event.by is None:
-            if wanted:
-                return b"".join(self._query_answer(command, event) for command in wanted)
-            return self._numeric("332", channel, event.topic) if event.topic else b""
+        if event.by is None:  # after one's join, or the answer to a query (a join again)
+            topic = self._numeric("332", channel, event.topic) if event.topic else b""
+            if "TOPIC" in wanted:
+                topic = b""  # the query's own answer says it
+            return topic + b"".join(self._query_answer(command, event) for command in wanted)
         source = _user(event.by)
         lines = []
         if old is None or old.topic != event.topic:
@@ -2010,16 +2017,25 @@ class IrcServerCodec:
             return self._history_batch(target, ())
         if pending is not None and command in ("TOPIC", "MODE", "KICK", "INVITE"):
             return self._moderation_error(event, pending)
+        if command == "JOIN":
+            # The TOPIC or MODE queries sent right after it: not on that channel.
+            waiting = self._info_wanted.pop(target.casefold(), [])
+            notice = b"".join(
+                self._numeric("442", target, "You're not on that channel") for _ in waiting
+            )
+            if code == "bad_room":
+                return self._numeric("403", target, text) + notice
+            if code == "forbidden":
+                # A private room without an invite, a ban, a room cap.
+                numeric = _JOIN_REFUSALS.get(str(event.extra.get("reason")), "405")
+                return self._numeric(numeric, target, f"Cannot join channel: {text}") + notice
+            return self._numeric("FAIL", "JOIN", code.upper(), text) + notice
         if code == "no_such_user":
             return self._numeric("401", target, text)
         if code == "bad_room":
             return self._numeric("403", target, text)
         if code == "not_member":
             return self._numeric("442" if command == "PART" else "404", target, text)
-        if command == "JOIN" and code == "forbidden":
-            # A private room without an invite, a ban, a room cap.
-            numeric = _JOIN_REFUSALS.get(str(event.extra.get("reason")), "405")
-            return self._numeric(numeric, target, f"Cannot join channel: {text}")
         if command in ("PRIVMSG", "NOTICE") and code == "forbidden" and target.startswith("#"):
             return self._numeric("404", target, f"Cannot send to channel: {text}")
         if command == "NICKSERV":

@@ -151,7 +151,7 @@ async def test_channel_queries_and_refusals_are_the_numerics_irc_clients_expect(
         dora = await irc(made, irc_port)
         await dora.register("dora")
         await dora.send("LIST")
-        listing, before = await dora.until(numeric("323"))
+        _, before = await dora.until(numeric("323"))
         assert [m for m in before if m.command == "322"] == []  # an empty lobby is not listed
         await dora.send("JOIN #den", "TOPIC #den")
         assert (await dora.until(numeric("331")))[0].params[1] == "#den"
@@ -170,7 +170,8 @@ async def test_channel_queries_and_refusals_are_the_numerics_irc_clients_expect(
         await eve.send("KICK #nowhere dora")
         assert (await eve.until(numeric("403")))[0].params[1] == "#nowhere"
         await eve.send("LIST #den,#nowhere")
-        rows, _ = await eve.until(numeric("323"))
+        _, rows = await eve.until(numeric("323"))
+        assert [m.params[1] for m in rows if m.command == "322"] == ["#den"]  # those asked for
         await eve.send("JOIN #den")
         await eve.until(lambda m: m.command == "JOIN")
         await dora.until(lambda m: m.command == "JOIN")

@@ -1211,7 +1211,8 @@ class IrcServerCodec:
                 out.append(Grant(room=room, nick=chinwag_nick(nick), role=role, ref=ref))
             elif char == "b":
                 if not args:
-                    out.append(self._reply("368", target, "End of channel ban list"))
+                    why = "End of channel ban list (listing bans is not there yet on chinwag)"
+                    out.append(self._reply("368", target, why))
                     continue
                 mask = args.pop(0)
                 banned = _ban_nick(mask)

@@ -133,9 +133,19 @@ async def test_moderation_from_irc_is_the_same_moderation_json_members_see(
         await ann.send(type="join", room="pit", ref="invited")
         assert (await ann.recv_type("ok"))["ref"] == "invited"
 
-        await carl.send("MODE #pit +o ann")  # roles are for accounts: refused, saying so
-        refused_op, _ = await carl.until(numeric("482"))
-        assert "guest" in refused_op.params[-1]
+        await carl.send("MODE #pit +o ann")  # a guest may be a mod (until its session ends)
+        grant = await ann.recv_type("presence")
+        assert (grant["event"], grant["role"], grant["by"]) == ("grant", "mod", "carl")
+        op, _ = await carl.until(lambda m: m.command == "MODE" and m.params[1] == "+o")
+        assert op.params == ("#pit", "+o", "ann")
+        await ann.send(type="room", room="pit", topic="ann's now", ref="t")  # a mod's right
+        assert (await ann.recv_type("ok"))["ref"] == "t"
+        await carl.send("NAMES #pit")
+        names, _ = await carl.until(lambda m: m.command == "353" and m.params[2] == "#pit")
+        assert names.params[-1].split() == ["@ann", "@carl"]
+        await carl.send("MODE #pit -o ann")
+        demoted = await ann.recv_type("presence")
+        assert (demoted["event"], demoted["role"]) == ("grant", "member")
         await carl.send("MODE #pit +b ann!*@*")
         ban = await ann.recv_type("presence")
         assert (ban["event"], ban["by"]) == ("ban", "carl")

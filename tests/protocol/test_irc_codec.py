@@ -672,7 +672,8 @@ def test_mode_and_topic_queries_are_answered_from_the_room_info() -> None:
     )
     assert wire.split(b"\r\n")[:-1] == [
         b":chinwag 324 alice #lobby +nt",
-        b":chinwag 368 alice #lobby :End of channel ban list (listing bans is not there yet on chinwag)",
+        b":chinwag 368 alice #lobby :End of channel ban list"
+        b" (listing bans is not there yet on chinwag)",
         b":chinwag 221 alice +i",
         b":chinwag 331 alice #lobby :No topic is set",
     ]

@@ -194,3 +194,25 @@ async def test_channel_queries_and_refusals_are_the_numerics_irc_clients_expect(
         assert (part.source, part.params) == ("eve!eve@chinwag", ("#den", "see you"))
         await dora.send("KICK #den eve")
         assert (await dora.until(numeric("441")))[0].params[1:3] == ("eve", "#den")
+
+
+async def test_a_guest_s_mod_role_ends_with_its_session(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        carl = await irc(made, irc_port)
+        await carl.register("carl")
+        await carl.send("JOIN #pit")
+        await carl.until(lambda m: m.command == "JOIN" and m.params == ("#pit",))
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        await ann.send(type="join", room="pit", ref="j")
+        assert (await ann.recv_type("room_info"))["role"] == "member"
+        await carl.send("MODE #pit +o ann")
+        assert (await ann.recv_type("presence"))["role"] == "mod"
+        await ann.send(type="bye")
+        await ann.recv_type("bye")
+        await carl.until(lambda m: m.command == "PART" and m.params == ("#pit",))
+
+        again = await json_peer(made, json_port)  # the next guest called ann is someone else
+        await again.hello("ann")
+        await again.send(type="join", room="pit", ref="j2")
+        assert (await again.recv_type("room_info"))["role"] == "member"

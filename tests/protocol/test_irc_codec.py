@@ -102,8 +102,6 @@ def registered(caps: str = "") -> IrcServerCodec:
     assert isinstance(hello, Hello)
     codec.render(replace(WELCOME, ref=hello.ref))
     assert codec.registered
-    # The answer to the room_info the welcome asked for (a join of a room one is in).
-    codec.render(RoomInfo(room="lobby", topic="", private=False, announce=False))
     return codec
 
 
@@ -654,9 +652,8 @@ def test_a_join_asks_for_the_names_of_the_room() -> None:
     codec = IrcServerCodec()
     (hello,) = commands(codec.receive_data(b"NICK alice\r\nUSER a 0 * :A\r\n"))
     codec.render(replace(WELCOME, ref=hello.ref))
-    names, info = codec.followups
+    (names,) = codec.followups
     assert isinstance(names, Who) and names.room == "lobby"
-    assert isinstance(info, Join) and info.room == "lobby"  # answered by its room_info
     users = (
         WhoMember(nick="alice", account=True, role="mod"),
         WhoMember(nick="bob", account=False),
@@ -667,6 +664,11 @@ def test_a_join_asks_for_the_names_of_the_room() -> None:
 
 def test_mode_and_topic_queries_are_answered_from_the_room_info() -> None:
     codec = registered()
+    (info,) = commands(codec.receive_data(b"TOPIC #lobby\r\n"))  # joined at login: ask once
+    assert isinstance(info, Join) and info.room == "lobby"  # a join of a room one is in
+    codec.render(Ok(ref=info.ref))
+    answer = codec.render(RoomInfo(room="lobby", topic="", private=False, announce=False))
+    assert answer == b":chinwag 331 alice #lobby :No topic is set\r\n"
     wire = replies(
         codec.receive_data(b"MODE #lobby\r\nMODE #lobby b\r\nMODE alice\r\nTOPIC #lobby\r\n")
     )
@@ -807,8 +809,12 @@ def test_lines_the_codec_answers_carry_the_label_too() -> None:
     )
     assert replies(codec.receive_data(b"@label=b PONG :x\r\n")) == b""  # a command: no ACK
     assert replies(codec.receive_data(b"@label=c CAP END\r\n")) == b"@label=c :chinwag ACK\r\n"
-    single = replies(codec.receive_data(b"@label=d MODE #lobby\r\n"))
-    assert single == b"@label=d :chinwag 324 alice #lobby +nt\r\n"
+    (info,) = commands(codec.receive_data(b"@label=d MODE #lobby\r\n"))  # asked once
+    codec.render(Ok(ref=info.ref))
+    answer = codec.render(RoomInfo(room="lobby", topic="", private=False, announce=False))
+    assert answer == b"@label=d :chinwag 324 alice #lobby +nt\r\n"
+    single = replies(codec.receive_data(b"@label=g MODE #lobby\r\n"))  # known now
+    assert single == b"@label=g :chinwag 324 alice #lobby +nt\r\n"
     several = replies(codec.receive_data(b"@label=e NAMES\r\n"))
     assert several.startswith(b"@label=e :chinwag 366 ")
     ignored = replies(codec.receive_data(b"@label=f JOIN #lobby\r\n"))  # joined already
@@ -1223,3 +1229,13 @@ def test_lines_that_read_differently_for_this_client_are_not_shared() -> None:
     welcome_pending = IrcServerCodec()
     welcome_pending.receive_data(b"NICK bob\r\nUSER bob 0 * :Bob\r\n")
     assert welcome_pending.shared([plain]) is None  # lines before 001 are held, not shared
+
+
+def test_a_change_in_a_room_joined_at_login_tells_its_whole_state() -> None:
+    codec = registered()  # #lobby's room_info was never asked for
+    changed = RoomInfo(room="lobby", topic="hi", private=False, announce=True, by="olga")
+    assert codec.render(changed) == (
+        b":olga!olga@chinwag TOPIC #lobby hi\r\n:olga!olga@chinwag MODE #lobby +m\r\n"
+    )
+    again = RoomInfo(room="lobby", topic="hi", private=False, announce=False, by="olga")
+    assert codec.render(again) == b":olga!olga@chinwag MODE #lobby -m\r\n"  # known now

@@ -678,7 +678,8 @@ class IrcServerCodec:
         # TOPIC and MODE queries are answered from it, and a change is told as its lines.
         self._infos: dict[str, RoomInfo] = {}
         # TOPIC/MODE queries waiting for a channel's first room_info (channel -> commands).
-        self._info_wanted: dict[str, list[str]] = {}
+        # (command, label): the label goes on the answer when it comes.
+        self._info_wanted: dict[str, list[tuple[str, str | None]]] = {}
 
     # -- input ------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Incoming | Reply]:
@@ -1156,7 +1157,7 @@ class IrcServerCodec:
             p.command == "JOIN" and p.target.casefold() == key for p in self._pending.values()
         )
         if joining:  # sent right after its JOIN: the room_info after the join answers it
-            self._info_wanted.setdefault(key, []).append(command)
+            self._info_wanted.setdefault(key, []).append((command, None))
             return []
         if key not in self._channels:
             return [ListRooms(ref=self._remember(command, channel, msg))]
@@ -1164,7 +1165,10 @@ class IrcServerCodec:
         if info is not None:
             return [Reply(self._query_answer(command, info))]
         # Joined, its room_info not here yet: a join of a room one is in answers it.
-        self._info_wanted.setdefault(key, []).append(command)
+        label = msg.tags.get("label") if "labeled-response" in self.caps else None
+        if label is not None and len(label) > MAX_LABEL:
+            label = None
+        self._info_wanted.setdefault(key, []).append((command, label))
         return [Join(room=channel[1:], ref=self._remember("INFO", channel, None))]
 
     def _query_answer(self, command: str, info: RoomInfo) -> bytes:
@@ -1301,9 +1305,14 @@ class IrcServerCodec:
         wanted = self._info_wanted.pop(key, [])
         if event.by is None:  # after one's join, or the answer to a query (a join again)
             topic = self._numeric("332", channel, event.topic) if event.topic else b""
-            if "TOPIC" in wanted:
+            if any(command == "TOPIC" for command, _ in wanted):
                 topic = b""  # the query's own answer says it
-            return topic + b"".join(self._query_answer(command, event) for command in wanted)
+            answers = [(self._query_answer(command, event), label) for command, label in wanted]
+            return topic + b"".join(
+                wire if label is None else self._labeled(wire, label) for wire, label in answers
+            )
+        # A change in a room joined at login (its room_info not asked for yet: a query of
+        # each at login would spend the command budget): its whole state is told.
         source = _user(event.by)
         lines = []
         if old is None or old.topic != event.topic:
@@ -1977,8 +1986,6 @@ class IrcServerCodec:
             lines.append(format_message("JOIN", channel, source=self._source(me)))
             self._channels.add(channel.casefold())
             self._names(channel)
-            # Its room_info (topic, modes): a join of a room one is in answers it.
-            self.followups.append(Join(room=room, ref=self._remember("INFO", channel, None)))
         held, self._held = self._held, []
         return b"".join(lines) + b"".join(held)
 

@@ -644,8 +644,7 @@ class Moderation:
         return self.end_sessions(key, reason, message, Bye(reason=reason))
 
     async def grant(self, p: Principal, cmd: Grant) -> None:
-        """Make someone a mod (or a member again) of a room; an account an admin (or not) of
-        the server. A guest's room role ends with its session, as its other standings."""
+        """Make an account a mod (or a member again) of a room; an admin (or not) of the server."""
         if cmd.room is None:
             if not self.is_admin(p.pid):
                 raise Forbidden("only a server admin may grant server roles", reason="not_admin")
@@ -658,8 +657,8 @@ class Moderation:
                 raise BadRequest("a room role is 'mod' or 'member'")
             scope = room
         pid, nick, online = await self._target(cmd.nick)
-        if not pid.startswith("a:") and room is None:
-            raise Forbidden(f"{nick} is a guest: only accounts are server admins", reason="guest")
+        if not pid.startswith("a:"):
+            raise Forbidden(f"{nick} is a guest: only accounts get roles", reason="guest")
         if room is not None and self.role(pid, room) in ("owner", "admin"):
             raise Forbidden(f"{nick} is {self.role(pid, room)} of #{room} already", reason="rank")
         await self.set_role(scope, pid, nick, cmd.role, p.nick)

@@ -297,6 +297,12 @@ class Settings:
         "most seconds between two attempts to reach Redis again (several nodes); the first"
         " waits 0.1 s, each next one twice as long (at least 0.1)",
     )
+    # -- IRC channels and moderation (issue 19, ircchan) --
+    irc_auto_join: bool = _s(
+        True,
+        "IRC clients start in #lobby, as every chinwag client does (false: an IRC client is in"
+        " only the channels it JOINs; an account keeps the rooms it is in)",
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""

@@ -18,16 +18,19 @@ from chinwag.protocol.events import (
     Edited,
     Error,
     Fatal,
+    Grant,
     Hello,
     History,
     HistoryRange,
     HistoryReply,
     HistoryTargets,
     Incoming,
+    Invite,
     Join,
     Leave,
     ListRooms,
     Message,
+    Moderate,
     Ok,
     Outgoing,
     Ping,
@@ -39,7 +42,9 @@ from chinwag.protocol.events import (
     Receipt,
     Register,
     Results,
+    RoomInfo,
     RoomRow,
+    RoomSet,
     RoomsReply,
     Say,
     Seen,
@@ -666,27 +671,143 @@ def test_a_join_asks_for_the_names_of_the_room() -> None:
     codec.render(replace(WELCOME, ref=hello.ref))
     (names,) = codec.followups
     assert isinstance(names, Who) and names.room == "lobby"
-    users = (WhoMember(nick="alice", account=True), WhoMember(nick="bob", account=False))
+    users = (
+        WhoMember(nick="alice", account=True, role="mod"),
+        WhoMember(nick="bob", account=False),
+    )
     wire = codec.render(WhoReply(room="lobby", users=users, truncated=False, ref=names.ref))
-    assert wire.startswith(b":chinwag 353 alice = #lobby :alice bob\r\n")
+    assert wire.startswith(b":chinwag 353 alice = #lobby :@alice bob\r\n")  # a mod is an op
 
 
-def test_mode_and_topic_are_answered_read_only() -> None:
+def test_mode_and_topic_queries_are_answered_from_the_room_info() -> None:
     codec = registered()
+    (info,) = commands(codec.receive_data(b"TOPIC #lobby\r\n"))  # joined at login: ask once
+    assert isinstance(info, Join) and info.room == "lobby"  # a join of a room one is in
+    codec.render(Ok(ref=info.ref))
+    answer = codec.render(RoomInfo(room="lobby", topic="", private=False, announce=False))
+    assert answer == b":chinwag 331 alice #lobby :No topic is set\r\n"
     wire = replies(
-        codec.receive_data(
-            b"MODE #lobby\r\nMODE #lobby b\r\nMODE alice\r\nTOPIC #lobby\r\n"
-            b"TOPIC #lobby :new\r\nMODE #lobby +k key\r\n"
-        )
+        codec.receive_data(b"MODE #lobby\r\nMODE #lobby b\r\nMODE alice\r\nTOPIC #lobby\r\n")
     )
     assert wire.split(b"\r\n")[:-1] == [
         b":chinwag 324 alice #lobby +nt",
-        b":chinwag 368 alice #lobby :End of channel ban list",
+        b":chinwag 368 alice #lobby :End of channel ban list"
+        b" (listing bans is not there yet on chinwag)",
         b":chinwag 221 alice +i",
-        b":chinwag 331 alice #lobby :No topic is set (topics are not there yet)",
-        b":chinwag 482 alice #lobby :Setting a topic is not there yet on chinwag",
-        b":chinwag 482 alice #lobby :Changing channel modes is not there yet on chinwag",
+        b":chinwag 331 alice #lobby :No topic is set",
     ]
+    changed = RoomInfo(room="lobby", topic="chess", private=False, announce=True, by="olga")
+    assert codec.render(changed) == (
+        b":olga!olga@chinwag TOPIC #lobby chess\r\n:olga!olga@chinwag MODE #lobby +m\r\n"
+    )
+    wire = replies(codec.receive_data(b"MODE #lobby\r\nTOPIC #lobby\r\n"))
+    assert wire == b":chinwag 324 alice #lobby +ntm\r\n:chinwag 332 alice #lobby chess\r\n"
+
+
+def test_a_query_of_a_channel_not_joined_tells_442_from_403_by_the_room_list() -> None:
+    codec = registered()
+    (listing,) = commands(codec.receive_data(b"TOPIC #den\r\n"))
+    assert isinstance(listing, ListRooms)
+    rows = (RoomRow(name="den", online=1),)
+    answer = codec.render(RoomsReply(rooms=rows, truncated=False, ref=listing.ref))
+    assert answer.startswith(b":chinwag 442 alice #den ")
+    (listing,) = commands(codec.receive_data(b"MODE #nowhere\r\n"))
+    answer = codec.render(RoomsReply(rooms=rows, truncated=False, ref=listing.ref))
+    assert answer.startswith(b":chinwag 403 alice #nowhere ")
+
+
+def test_topic_mode_kick_and_invite_become_moderation_requests() -> None:
+    codec = registered()
+    items = codec.receive_data(
+        b"TOPIC #den :chess\r\nMODE #den +o-o+im bob carl\r\nMODE #den +b-b bob!*@* `7of9\r\n"
+        b"KICK #den bob,carl :spam\r\nINVITE dora #den\r\n"
+    )
+    assert [replace(c, ref=None) for c in commands(items)] == [
+        RoomSet(room="den", topic="chess"),
+        Grant(room="den", nick="bob", role="mod"),
+        Grant(room="den", nick="carl", role="member"),
+        RoomSet(room="den", private=True),
+        RoomSet(room="den", announce=True),
+        Moderate(action="ban", room="den", nick="bob"),
+        Moderate(action="unban", room="den", nick="7of9"),
+        Moderate(action="kick", room="den", nick="bob", reason="spam"),
+        Moderate(action="kick", room="den", nick="carl", reason="spam"),
+        Invite(room="den", nick="dora"),
+    ]
+
+
+def test_modes_chinwag_lacks_and_masks_naming_no_nick_are_refused_saying_why() -> None:
+    codec = registered()
+    wire = replies(
+        codec.receive_data(b"MODE #den +k key\r\nMODE #den -t\r\nMODE #den +b *!*@host\r\n")
+    )
+    lines = wire.split(b"\r\n")[:-1]
+    assert lines[0] == b":chinwag 472 alice k :is not a channel mode on chinwag"
+    assert lines[1].startswith(b":chinwag 472 alice t :is always on here")
+    assert lines[2].startswith(b":chinwag 696 alice #den b *!*@host :A ban here is of a nick")
+    assert commands(codec.receive_data(b"MODE #den +nt\r\n")) == []  # always on: nothing
+
+
+def test_refusals_of_moderation_are_the_numerics_irc_clients_know() -> None:
+    codec = registered()
+    cases = [
+        (
+            b"TOPIC #lobby :x",
+            Error(code="forbidden", message="only its owner", extra={"reason": "not_allowed"}),
+            b"482 alice #lobby ",
+        ),
+        (
+            b"KICK #lobby bob",
+            Error(code="not_member", message="bob is not in #lobby"),
+            b"441 alice bob #lobby ",
+        ),
+        (
+            b"KICK #den bob",
+            Error(code="not_member", message="you are not in #den"),
+            b"442 alice #den ",
+        ),
+        (
+            b"KICK #gone bob",
+            Error(code="not_member", message="there is no room #gone", extra={"reason": "no_room"}),
+            b"403 alice #gone ",
+        ),
+        (
+            b"MODE #lobby +o zed",
+            Error(code="no_such_user", message="nobody called zed"),
+            b"401 alice zed ",
+        ),
+        (
+            b"INVITE bob #lobby",
+            Error(
+                code="bad_request", message="bob is in #lobby already", extra={"reason": "member"}
+            ),
+            b"443 alice bob #lobby ",
+        ),
+    ]
+    for line, error, numeric in cases:
+        (cmd,) = commands(codec.receive_data(line + b"\r\n"))
+        wire = codec.render(replace(error, ref=cmd.ref))
+        assert wire.startswith(b":chinwag " + numeric), (line, wire)
+
+
+def test_kicks_bans_grants_and_invites_are_told_as_irc_lines() -> None:
+    codec = registered()
+    kick = Presence(room="lobby", nick="bob", event="kick", by="olga", reason="")
+    assert codec.render(kick) == b":olga!olga@chinwag KICK #lobby bob olga\r\n"
+    ban = Presence(room="lobby", nick="bob", event="ban", by="olga", reason="spam")
+    assert codec.render(ban) == (
+        b":olga!olga@chinwag MODE #lobby +b bob!*@*\r\n:olga!olga@chinwag KICK #lobby bob spam\r\n"
+    )
+    grant = Presence(room="lobby", nick="bob", event="grant", by="olga", role="mod")
+    assert codec.render(grant) == b":olga!olga@chinwag MODE #lobby +o bob\r\n"
+    mute = Presence(room="lobby", nick="bob", event="mute", by="olga", reason="")
+    assert codec.render(mute) == b""
+    invited = Presence(room="den", nick="alice", event="invite", by="olga", reason="")
+    assert codec.render(invited) == b":olga!olga@chinwag INVITE alice #den\r\n"
+    kicked = Presence(room="lobby", nick="alice", event="kick", by="olga", reason="bye")
+    assert codec.render(kicked) == b":olga!olga@chinwag KICK #lobby alice bye\r\n"
+    (join,) = commands(codec.receive_data(b"JOIN #lobby\r\n"))  # out of it now: a real join
+    assert isinstance(join, Join)
 
 
 def test_a_join_of_a_channel_already_joined_is_ignored_and_a_part_forgets_it() -> None:
@@ -709,8 +830,12 @@ def test_lines_the_codec_answers_carry_the_label_too() -> None:
     assert commands(typing) == [Typing(room="lobby")]
     assert replies(typing) == b"@label=g :chinwag ACK\r\n"
     assert replies(codec.receive_data(b"@label=c CAP END\r\n")) == b"@label=c :chinwag ACK\r\n"
-    single = replies(codec.receive_data(b"@label=d MODE #lobby\r\n"))
-    assert single == b"@label=d :chinwag 324 alice #lobby +nt\r\n"
+    (info,) = commands(codec.receive_data(b"@label=d MODE #lobby\r\n"))  # asked once
+    codec.render(Ok(ref=info.ref))
+    answer = codec.render(RoomInfo(room="lobby", topic="", private=False, announce=False))
+    assert answer == b"@label=d :chinwag 324 alice #lobby +nt\r\n"
+    single = replies(codec.receive_data(b"@label=g MODE #lobby\r\n"))  # known now
+    assert single == b"@label=g :chinwag 324 alice #lobby +nt\r\n"
     several = replies(codec.receive_data(b"@label=e NAMES\r\n"))
     assert several.startswith(b"@label=e :chinwag 366 ")
     ignored = replies(codec.receive_data(b"@label=f JOIN #lobby\r\n"))  # joined already
@@ -1125,3 +1250,13 @@ def test_lines_that_read_differently_for_this_client_are_not_shared() -> None:
     welcome_pending = IrcServerCodec()
     welcome_pending.receive_data(b"NICK bob\r\nUSER bob 0 * :Bob\r\n")
     assert welcome_pending.shared([plain]) is None  # lines before 001 are held, not shared
+
+
+def test_a_change_in_a_room_joined_at_login_tells_its_whole_state() -> None:
+    codec = registered()  # #lobby's room_info was never asked for
+    changed = RoomInfo(room="lobby", topic="hi", private=False, announce=True, by="olga")
+    assert codec.render(changed) == (
+        b":olga!olga@chinwag TOPIC #lobby hi\r\n:olga!olga@chinwag MODE #lobby +m\r\n"
+    )
+    again = RoomInfo(room="lobby", topic="hi", private=False, announce=False, by="olga")
+    assert codec.render(again) == b":olga!olga@chinwag MODE #lobby -m\r\n"  # known now

@@ -212,7 +212,7 @@ async def test_bad_moderation_input_is_refused_clearly_changes_nothing_and_the_c
         ({"type": "ban", "nick": "bob"}, "forbidden", "not_admin"),
         ({"type": "kick", "room": "games", "nick": "olga"}, "forbidden", "rank"),
         ({"type": "kick", "room": "games", "nick": "nobody"}, "no_such_user", None),
-        ({"type": "kick", "room": "nowhere", "nick": "bob"}, "not_member", None),
+        ({"type": "kick", "room": "nowhere", "nick": "bob"}, "not_member", "no_room"),
         ({"type": "mute", "room": "lobby", "nick": "bob"}, "forbidden", "not_allowed"),
     ]
     for i, (frame, code, reason) in enumerate(bad):

@@ -236,7 +236,7 @@ class Logins:
             if verdict.rehash:
                 await self._rehash(row, hello.password, outlet.address)
             rooms = frozenset(await self._store.rooms_of(account_pid(row.key)))
-            if LOBBY not in rooms:
+            if LOBBY not in rooms and hello.lobby:
                 await self._store.join_room(account_pid(row.key), LOBBY)
                 rooms |= _LOBBY_ONLY
             blocked = frozenset(key for key, _ in await self._store.blocks_of(account_pid(row.key)))
@@ -272,7 +272,8 @@ class Logins:
         if not await self._names.claim(key, pid):
             raise NickTaken(f"{display} is online; retry shortly or pick another nick")
         try:
-            return await self._start(pid, key, display, False, _LOBBY_ONLY, hello, outlet)
+            rooms = _LOBBY_ONLY if hello.lobby else frozenset()
+            return await self._start(pid, key, display, False, rooms, hello, outlet)
         except BaseException:
             await self._names.release(key, pid)
             raise

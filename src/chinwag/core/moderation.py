@@ -437,7 +437,7 @@ class Moderation:
         """The room, if ``p`` has at least the role ``least`` there (admins anywhere)."""
         room = parse_room(raw_room)
         if room not in self._rooms:
-            raise NotMember(f"there is no room #{room}")
+            raise NotMember(f"there is no room #{room}", reason="no_room")
         if room not in p.rooms and not self.is_admin(p.pid):
             raise NotMember(f"you are not in #{room}")
         if self._rank(p.pid, room) < RANKS[least]:
@@ -558,7 +558,7 @@ class Moderation:
         room = self._acting_in(p, cmd.room, "mod")
         pid, nick, online = await self._target(cmd.nick)
         if room in (online.rooms if online is not None else ()):
-            raise BadRequest(f"{nick} is in #{room} already")
+            raise BadRequest(f"{nick} is in #{room} already", reason="member")
         if (room, pid, "invite") not in self._standings:
             self._room_full(room)
         standing = Standing(room, pid, "invite", by=p.nick, ts_ms=self._now_ms())

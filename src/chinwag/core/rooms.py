@@ -162,7 +162,7 @@ class Rooms:
             if room not in p.rooms:
                 ok(session, cmd.ref)
                 return
-        self._registry.presence(room, p, "leave", exclude=session)
+        self._registry.presence(room, p, "leave", exclude=session, reason=cmd.reason or None)
         p.rooms = p.rooms - {room}
         members = self._rooms.get(room)
         if members is not None:
@@ -185,8 +185,12 @@ class Rooms:
         most = self.settings.who_reply_max
         truncated = len(members) > most
         listed = heapq.nsmallest(most, members, key=lambda m: m.nick.casefold())  # sorted
+        role = self._moderation.role
         users = tuple(
-            WhoMember(nick=m.nick, account=m.account, bot=m.bot, away=m.away) for m in listed
+            WhoMember(
+                nick=m.nick, account=m.account, bot=m.bot, away=m.away, role=role(m.pid, room)
+            )
+            for m in listed
         )
         session.bucket.take(sum(32 + len(m.nick) for m in listed) / REPLY_BYTES_PER_TOKEN)
         reply(session, WhoReply(room=room, users=users, truncated=truncated, ref=cmd.ref))

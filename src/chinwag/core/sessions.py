@@ -236,12 +236,17 @@ class OnlineRegistry:
         return len(pids)
 
     def presence(
-        self, room: str, who: Principal | RemotePrincipal, event: str, exclude: Session | None
+        self,
+        room: str,
+        who: Principal | RemotePrincipal,
+        event: str,
+        exclude: Session | None,
+        reason: str | None = None,
     ) -> None:
         members = self.rooms.get(room, ())
         if len(members) > self.settings.presence_limit:
             return
-        frame = Frame(Presence(room=room, nick=who.nick, event=event))
+        frame = Frame(Presence(room=room, nick=who.nick, event=event, reason=reason))
         for member in members:
             for s in member.sessions:
                 if s is not exclude:

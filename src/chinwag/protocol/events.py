@@ -38,6 +38,7 @@ class Hello(Command):
     password: str | None = None
     device: str = "default"
     client: str | None = None
+    lobby: bool = True  # start in the lobby (False: IRC with irc_auto_join off; not on the wire)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +93,7 @@ class Join(Command):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Leave(Command):
     room: str
+    reason: str = ""  # IRC's PART message, told to the members on IRC (not on the JSON wire)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -592,6 +594,7 @@ class WhoMember:
     account: bool
     bot: bool = False
     away: str | None = None  # the away message, if away (issue 19)
+    role: str = "member"  # member, mod, owner, admin (IRC prefixes; not on the JSON wire)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -55,16 +55,19 @@ from chinwag.protocol.events import (
     Edited,
     Error,
     Fatal,
+    Grant,
     Hello,
     History,
     HistoryRange,
     HistoryReply,
     HistoryTargets,
     Incoming,
+    Invite,
     Join,
     Leave,
     ListRooms,
     Message,
+    Moderate,
     Ok,
     Outgoing,
     Ping,
@@ -79,6 +82,8 @@ from chinwag.protocol.events import (
     Register,
     Results,
     RoomInfo,
+    RoomRow,
+    RoomSet,
     RoomsReply,
     Say,
     Seen,
@@ -201,6 +206,10 @@ _DEVICE_WORDS: Final = (
 )
 
 # Why the server ends a session (`Bye.reason`, issue 16), in the ERROR line IRC clients show.
+# Why a JOIN is refused (the `forbidden` reason), as the numeric IRC clients know; the
+# room caps (room_limit, server_room_limit) are 405 ERR_TOOMANYCHANNELS.
+_JOIN_REFUSALS: Final = {"private": "473", "banned": "474"}
+
 _BYE_WORDS: Final = {
     "banned": "you are banned from this server",
     "kicked": "an admin ended your session",
@@ -470,6 +479,15 @@ def _user(nick: str) -> str:
     return f"{nick}!{nick}@{HOST}"
 
 
+def _ban_nick(mask: str) -> str | None:
+    """The nick a ban mask names: ``nick`` or ``nick!*@*`` (every user's host is the
+    same here, so no other mask names anyone); None for any other mask."""
+    nick, _, rest = mask.partition("!")
+    if not nick or any(c in nick for c in "*?@") or not _valid_nick(nick):
+        return None
+    return nick if rest in ("", "*@*", f"*@{HOST}", f"{nick}@{HOST}", f"{nick}@*") else None
+
+
 def _revision_lines(e: Edited | Deleted | Reacted, caps: Container[str], target: str) -> bytes:
     """An edit, a deletion or a reaction, from its author to ``target``.
 
@@ -502,6 +520,37 @@ def _revision_lines(e: Edited | Deleted | Reacted, caps: Container[str], target:
     return _text_lines("NOTICE", target, _user(who), text, tags)
 
 
+def _presence_lines(event: Presence) -> bytes:
+    """A room's presence event as the IRC lines its members see (its subject too, mostly).
+
+    A kick is ``KICK`` (the comment is the reason, else the kicker's nick); a ban
+    ``MODE +b nick!*@*`` then ``KICK`` (a ban takes its subject out of the room);
+    an unban ``MODE -b``; a grant of mod ``MODE +o``, of member ``MODE -o``.
+    Mutes and invites have no line members see (the invitee gets ``INVITE``).
+    """
+    channel = f"#{event.room}"
+    nick = irc_nick(event.nick)
+    by = irc_nick(event.by) if event.by else nick
+    source = _user(event.by) if event.by else _user(event.nick)
+    kick = format_message("KICK", channel, nick, event.reason or by, source=source)
+    match event.event:
+        case "join":
+            return format_message("JOIN", channel, source=_user(event.nick))
+        case "leave":
+            why = (event.reason,) if event.reason else ()  # the PART message of an IRC user
+            return format_message("PART", channel, *why, source=_user(event.nick))
+        case "kick":
+            return kick
+        case "ban":
+            return format_message("MODE", channel, "+b", f"{nick}!*@*", source=source) + kick
+        case "unban":
+            return format_message("MODE", channel, "-b", f"{nick}!*@*", source=source)
+        case "grant" if event.role in ("mod", "member"):
+            sign = "+" if event.role == "mod" else "-"
+            return format_message("MODE", channel, f"{sign}o", nick, source=source)
+    return b""
+
+
 class SharedRenderer:
     """The IRC lines of the events that read the same for every recipient.
 
@@ -530,10 +579,7 @@ class SharedRenderer:
                 multi = f"ml{event.id}" if "draft/multiline" in caps else None
                 return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags, multi)
             case Presence():
-                if event.event not in ("join", "leave", "kick", "ban"):
-                    return b""  # mutes, invites, grants: moderation is not mapped to IRC yet
-                verb = "JOIN" if event.event == "join" else "PART"
-                return format_message(verb, f"#{event.room}", source=_user(event.nick))
+                return _presence_lines(event)
             case TypingNotice(room=str(room)):
                 if "message-tags" not in caps:
                     return b""
@@ -584,6 +630,7 @@ class _Pending:
     reason: str | None = None  # a REDACT's, for its echo
     before: bytes = b""  # lines held for this answer (a labeled JOIN, for its NAMES)
     sub: str = ""  # a CHATHISTORY's subcommand, for its FAIL
+    nick: str | None = None  # the person a KICK, INVITE or MODE names, as the client wrote it
 
 
 @dataclass(slots=True)
@@ -632,9 +679,11 @@ class IrcServerCodec:
         multiline_max_lines: int = 100,
         multiline_max_bytes: int = 16_000,
         away_max_length: int = 300,
+        auto_join: bool = True,
     ) -> None:
         self.server_name = server_name
         self.away_max_length = away_max_length
+        self.auto_join = auto_join  # start in #lobby (the setting irc_auto_join)
         self.multiline_max_lines = multiline_max_lines
         self.multiline_max_bytes = multiline_max_bytes
         self._multiline: _Multiline | None = None  # the draft/multiline batch being received
@@ -674,6 +723,12 @@ class IrcServerCodec:
         self._serial = 0
         self._shared: SharedRenderer | None = None  # for self.caps, once asked for
         self._redacted: dict[int, None] = {}  # messages whose REDACT was echoed already
+        # The room_info of each joined channel (casefolded), as the hub last said it:
+        # TOPIC and MODE queries are answered from it, and a change is told as its lines.
+        self._infos: dict[str, RoomInfo] = {}
+        # TOPIC/MODE queries waiting for a channel's first room_info (channel -> commands).
+        # (command, label): the label goes on the answer when it comes.
+        self._info_wanted: dict[str, list[tuple[str, str | None]]] = {}
 
     # -- input ------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Incoming | Reply]:
@@ -939,7 +994,15 @@ class IrcServerCodec:
         device = self._sasl_device or DEFAULT_DEVICE
         if self._sasl_device is None and self._user is not None and "@" in self._user:
             device = self._user.rpartition("@")[2]
-        return Hello(proto=1, nick=nick, password=password, device=device, client="irc", ref=ref)
+        return Hello(
+            proto=1,
+            nick=nick,
+            password=password,
+            device=device,
+            client="irc",
+            ref=ref,
+            lobby=self.auto_join,
+        )
 
     def _registration(self, msg: IrcMessage) -> list[Incoming | Reply]:
         cmd, params = msg.command, msg.params
@@ -1017,7 +1080,10 @@ class IrcServerCodec:
                         self._reply("403", name or "*", "No such channel: rooms are #name")
                     )
                     continue
-                parted.append(Leave(room=name[1:], ref=self._remember("PART", name, msg)))
+                ref = self._remember("PART", name, msg, params[1] if len(params) > 1 else None)
+                parted.append(
+                    Leave(room=name[1:], reason=params[1] if len(params) > 1 else "", ref=ref)
+                )
             return parted
         if cmd in ("NAMES", "WHO"):
             if not params or not params[0].startswith("#"):
@@ -1027,7 +1093,9 @@ class IrcServerCodec:
             name = params[0].split(",")[0]
             return [Who(room=name[1:], ref=self._remember(cmd, name, msg))]
         if cmd == "LIST":
-            return [ListRooms(ref=self._remember("LIST", "*", msg))]
+            # LIST #a,#b lists those only (a channel that does not exist: nothing).
+            wanted = params[0] if params and params[0].startswith("#") else "*"
+            return [ListRooms(ref=self._remember("LIST", wanted, msg))]
         if cmd == "CHATHISTORY":
             return self._chathistory(msg)
         if cmd == "REDACT":
@@ -1042,8 +1110,14 @@ class IrcServerCodec:
             return self._userhost(msg)
         if cmd == "MARKREAD":
             return self._markread(msg)
-        if cmd in ("MODE", "TOPIC"):
-            return [self._read_only(cmd, params)]
+        if cmd == "TOPIC":
+            return self._topic(msg)
+        if cmd == "MODE":
+            return self._mode(msg)
+        if cmd == "KICK":
+            return self._kick(msg)
+        if cmd == "INVITE":
+            return self._invite(msg)
         if cmd in ("TIME", "INFO"):
             return [self._about_server(cmd, params)]
         if cmd in ("OPER", "KILL", "WALLOPS"):
@@ -1263,24 +1337,232 @@ class IrcServerCodec:
         when = "*" if event.ts_ms is None else f"timestamp={_time_tag(event.ts_ms)}"
         return format_message("MARKREAD", target, when, source=self.server_name)
 
-    def _read_only(self, cmd: str, params: tuple[str, ...]) -> Reply:
-        """MODE and TOPIC: what chinwag has of them (fixed modes, no topics)."""
+    # -- channels: topics, modes, kicks, invites (mapped onto moderation, §12) -----------
+
+    def _moderating(
+        self, command: str, channel: str, msg: IrcMessage, nick: str | None = None
+    ) -> str:
+        ref = self._remember(command, channel, msg)
+        self._pending[ref].nick = nick
+        return ref
+
+    def _topic(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``TOPIC #room`` asks for the topic; ``TOPIC #room :text`` sets it (``room``)."""
+        if not msg.params:
+            return [self._reply("461", "TOPIC", "Not enough parameters: TOPIC #room [:topic]")]
+        channel = msg.params[0]
+        if not channel.startswith("#") or len(channel) < 2:
+            return [self._reply("403", channel, "No such channel: rooms are #name")]
+        if len(msg.params) == 1:
+            return self._channel_query("TOPIC", channel, msg)
+        ref = self._moderating("TOPIC", channel, msg)
+        return [RoomSet(room=channel[1:], topic=msg.params[1], ref=ref)]
+
+    def _channel_query(self, command: str, channel: str, msg: IrcMessage) -> list[Incoming | Reply]:
+        """A TOPIC or MODE query: from the channel's room_info when joined; else whether
+        the room exists (``rooms``) tells ``442`` from ``403``."""
+        key = channel.casefold()
+        joining = any(
+            p.command == "JOIN" and p.target.casefold() == key for p in self._pending.values()
+        )
+        if joining:  # sent right after its JOIN: the room_info after the join answers it
+            self._info_wanted.setdefault(key, []).append((command, None))
+            return []
+        if key not in self._channels:
+            return [ListRooms(ref=self._remember(command, channel, msg))]
+        info = self._infos.get(key)
+        if info is not None:
+            return [Reply(self._query_answer(command, info))]
+        # Joined, its room_info not here yet: a join of a room one is in answers it.
+        label = msg.tags.get("label") if "labeled-response" in self.caps else None
+        if label is not None and len(label) > MAX_LABEL:
+            label = None
+        self._info_wanted.setdefault(key, []).append((command, label))
+        return [Join(room=channel[1:], ref=self._remember("INFO", channel, None))]
+
+    def _query_answer(self, command: str, info: RoomInfo) -> bytes:
+        channel = f"#{info.room}"
+        if command == "TOPIC":
+            if info.topic:
+                return self._numeric("332", channel, info.topic)
+            return self._numeric("331", channel, "No topic is set")
+        modes = "+nt" + ("i" if info.private else "") + ("m" if info.announce else "")
+        return self._numeric("324", channel, modes)
+
+    def _mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``MODE``: a channel's modes asked for or changed (``+o``/``-o`` grant, ``+b``/``-b``
+        ban, ``+i`` private, ``+m`` announce; ``n`` and ``t`` are always on); user modes
+        are ``+i`` for everyone."""
+        params = msg.params
         if not params:
-            return self._reply("461", cmd, f"Not enough parameters: {cmd} <target>")
+            return [self._reply("461", "MODE", "Not enough parameters: MODE <target>")]
         target = params[0]
-        if cmd == "TOPIC":
-            if len(params) > 1:
-                return self._reply("482", target, "Setting a topic is not there yet on chinwag")
-            return self._reply("331", target, "No topic is set (topics are not there yet)")
         if not target.startswith("#"):
             if len(params) > 1 and params[1] != "+i":  # +i: what every user is here
-                return self._reply("501", "Changing user modes is not there yet on chinwag")
-            return self._reply("221", "+i")
+                return [self._reply("501", "Changing user modes is not there yet on chinwag")]
+            return [self._reply("221", "+i")]
         if len(params) == 1:
-            return self._reply("324", target, "+nt")
-        if params[1].lstrip("+") in ("b", "e", "I"):
-            return self._reply("368", target, "End of channel ban list")
-        return self._reply("482", target, "Changing channel modes is not there yet on chinwag")
+            return self._channel_query("MODE", target, msg)
+        room = target[1:]
+        args = list(params[2:])
+        out: list[Incoming | Reply] = []
+        sign = "+"
+        for char in params[1]:
+            if char in "+-":
+                sign = char
+                continue
+            on = sign == "+"
+            if char == "o":
+                if not args:
+                    out.append(
+                        self._reply("461", "MODE", "Not enough parameters: MODE #room +o nick")
+                    )
+                    continue
+                nick = args.pop(0)
+                ref = self._moderating("MODE", target, msg, nick)
+                role = "mod" if on else "member"
+                out.append(Grant(room=room, nick=chinwag_nick(nick), role=role, ref=ref))
+            elif char == "b":
+                if not args:
+                    why = "End of channel ban list (listing bans is not there yet on chinwag)"
+                    out.append(self._reply("368", target, why))
+                    continue
+                mask = args.pop(0)
+                banned = _ban_nick(mask)
+                if banned is None:
+                    why = "A ban here is of a nick: give nick or nick!*@*"
+                    out.append(self._reply("696", target, "b", mask, why))
+                    continue
+                ref = self._moderating("MODE", target, msg, banned)
+                action = "ban" if on else "unban"
+                out.append(Moderate(action=action, room=room, nick=chinwag_nick(banned), ref=ref))
+            elif char == "s":
+                why = "is not a channel mode on chinwag: a private room (+i) is unlisted already"
+                out.append(self._reply("472", char, why))
+            elif char in "im":
+                ref = self._moderating("MODE", target, msg)
+                if char == "i":
+                    out.append(RoomSet(room=room, private=on, ref=ref))
+                else:
+                    out.append(RoomSet(room=room, announce=on, ref=ref))
+            elif char in "nt":
+                if not on:
+                    why = (
+                        "is always on here (only members speak; only the owner and mods set topics)"
+                    )
+                    out.append(self._reply("472", char, why))
+            else:
+                out.append(self._reply("472", char, "is not a channel mode on chinwag"))
+        return out
+
+    def _kick(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``KICK #room nick[,nick…] [:reason]``: a ``kick`` of each (§12)."""
+        if len(msg.params) < 2:
+            return [self._reply("461", "KICK", "Not enough parameters: KICK #room nick [:reason]")]
+        channel = msg.params[0].split(",")[0]
+        if not channel.startswith("#") or len(channel) < 2:
+            return [self._reply("403", channel, "No such channel: rooms are #name")]
+        reason = msg.params[2] if len(msg.params) > 2 else ""
+        out: list[Incoming | Reply] = []
+        for nick in msg.params[1].split(","):
+            if nick:
+                ref = self._moderating("KICK", channel, msg, nick)
+                out.append(
+                    Moderate(
+                        action="kick",
+                        room=channel[1:],
+                        nick=chinwag_nick(nick),
+                        reason=reason,
+                        ref=ref,
+                    )
+                )
+        return out
+
+    def _invite(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``INVITE nick #room``: an ``invite`` (§12); ``341`` once done."""
+        if len(msg.params) < 2:
+            return [self._reply("461", "INVITE", "Not enough parameters: INVITE nick #room")]
+        nick, channel = msg.params[0], msg.params[1]
+        if not channel.startswith("#") or len(channel) < 2:
+            return [self._reply("403", channel, "No such channel: rooms are #name")]
+        ref = self._moderating("INVITE", channel, msg, nick)
+        return [Invite(room=channel[1:], nick=chinwag_nick(nick), ref=ref)]
+
+    def _presence(self, event: Presence) -> bytes:
+        """A presence event for this client: its own kick, ban or invite included."""
+        if event.nick != self.nick:
+            return _presence_lines(event)
+        channel = f"#{event.room}"
+        if event.event in ("kick", "ban"):
+            self._channels.discard(channel.casefold())
+            self._infos.pop(channel.casefold(), None)
+            return _presence_lines(event)
+        if event.event == "invite":
+            source = _user(event.by) if event.by else self.server_name
+            return format_message("INVITE", self._me(), channel, source=source)
+        if event.event == "grant":
+            return _presence_lines(event)
+        return b""  # one's own join and leave are the answers to one's JOIN and PART
+
+    def _room_info(self, event: RoomInfo) -> bytes:
+        """A room's settings: after one's join, its topic (``332``); after a change,
+        ``TOPIC`` and ``MODE`` lines for what changed."""
+        channel = f"#{event.room}"
+        key = channel.casefold()
+        old = self._infos.get(key)
+        self._infos[key] = event
+        wanted = self._info_wanted.pop(key, [])
+        if event.by is None:  # after one's join, or the answer to a query (a join again)
+            topic = self._numeric("332", channel, event.topic) if event.topic else b""
+            if any(command == "TOPIC" for command, _ in wanted):
+                topic = b""  # the query's own answer says it
+            answers = [(self._query_answer(command, event), label) for command, label in wanted]
+            return topic + b"".join(
+                wire if label is None else self._labeled(wire, label) for wire, label in answers
+            )
+        # A change in a room joined at login (its room_info not asked for yet: a query of
+        # each at login would spend the command budget): its whole state is told.
+        source = _user(event.by)
+        lines = []
+        if old is None or old.topic != event.topic:
+            lines.append(format_message("TOPIC", channel, event.topic, source=source))
+        for char, now, before in (
+            ("i", event.private, old.private if old is not None else False),
+            ("m", event.announce, old.announce if old is not None else False),
+        ):
+            if now != before:
+                sign = "+" if now else "-"
+                lines.append(format_message("MODE", channel, f"{sign}{char}", source=source))
+        return b"".join(lines)
+
+    def _listed(self, row: RoomRow, wanted: str | None) -> bool:
+        """Whether LIST shows the room: the channels asked for (all if none); with
+        ``irc_auto_join`` off, not an empty lobby (IRC channels with nobody in them
+        do not exist, and IRC users are not put in that one)."""
+        channel = f"#{row.name}".casefold()
+        if wanted is not None and channel not in wanted.casefold().split(","):
+            return False
+        return self.auto_join or row.name != "lobby" or row.online > 0
+
+    def _moderation_error(self, event: Error, pending: _Pending) -> bytes:
+        """A refused TOPIC, MODE, KICK or INVITE as the numeric IRC clients know."""
+        channel, nick, text = pending.target, pending.nick or "*", event.message
+        reason = event.extra.get("reason")
+        if event.code == "forbidden":
+            return self._numeric("482", channel, f"You're not channel operator: {text}")
+        if event.code == "not_member":
+            if reason == "no_room":
+                return self._numeric("403", channel, f"No such channel: {text}")
+            if channel.casefold() in self._channels:
+                return self._numeric("441", nick, channel, f"They aren't on that channel: {text}")
+            return self._numeric("442", channel, f"You're not on that channel: {text}")
+        if event.code == "no_such_user":
+            return self._numeric("401", nick, f"No such nick: {text}")
+        if event.code == "bad_request" and reason == "member":
+            return self._numeric("443", nick, channel, f"is already on channel: {text}")
+        if event.code == "bad_room":
+            return self._numeric("403", channel, f"No such channel: {text}")
+        return self._numeric("FAIL", pending.command, event.code.upper(), text)
 
     def _batch(self, msg: IrcMessage, tag: str | None) -> list[Incoming | Reply]:
         """A client batch (IRCv3 ``batch``): only ``draft/multiline``, one at a time.
@@ -1744,10 +2026,7 @@ class IrcServerCodec:
                 )
                 return self._message_lines(echo, verb=pending.command)
             case Presence():
-                if event.nick == self.nick or event.event not in ("join", "leave", "kick", "ban"):
-                    return b""  # mutes, invites, grants: moderation is not mapped to IRC yet
-                verb = "JOIN" if event.event == "join" else "PART"
-                return format_message(verb, f"#{event.room}", source=self._source(event.nick))
+                return self._presence(event)
             case TypingNotice():
                 if "message-tags" not in self.caps:
                     return b""
@@ -1761,10 +2040,18 @@ class IrcServerCodec:
                 return self._render_welcome(event, pending)
             case WhoReply():
                 return self._render_who(event, pending)
+            case RoomsReply() if pending is not None and pending.command in ("TOPIC", "MODE"):
+                wanted = pending.target.casefold()
+                if any(f"#{r.name}".casefold() == wanted for r in event.rooms):
+                    return self._numeric("442", pending.target, "You're not on that channel")
+                return self._numeric("403", pending.target, "No such channel")
             case RoomsReply():
+                only = None if pending is None or pending.target == "*" else pending.target
                 lines = [self._numeric("321", "Channel", "Users  Name")]
                 lines += [
-                    self._numeric("322", f"#{r.name}", str(r.online), "") for r in event.rooms
+                    self._numeric("322", f"#{r.name}", str(r.online), "")
+                    for r in event.rooms
+                    if self._listed(r, only)
                 ]
                 lines.append(self._numeric("323", "End of /LIST"))
                 return b"".join(lines)
@@ -1806,7 +2093,7 @@ class IrcServerCodec:
             case ReadMarker() | Receipt() | Results() | BlocksReply():
                 return b""  # not there yet on IRC (docs/irc.md); never asked for by IRC commands
             case RoomInfo():
-                return b""  # moderation is not mapped to IRC yet (issue 16: not there yet)
+                return self._room_info(event)
             case SettingsReply():
                 return b""  # issue 15: no IRC command asks for it; a change elsewhere is silent
             case StatsReply():
@@ -1880,7 +2167,11 @@ class IrcServerCodec:
             return line
         if pending.command == "PART":
             self._channels.discard(pending.target.casefold())
-            return format_message("PART", pending.target, source=self._source(me))
+            self._infos.pop(pending.target.casefold(), None)
+            why = (pending.body,) if pending.body else ()
+            return format_message("PART", pending.target, *why, source=self._source(me))
+        if pending.command == "INVITE":
+            return self._numeric("341", irc_nick(chinwag_nick(pending.nick or "*")), pending.target)
         if pending.command == "AWAY":
             if pending.body:
                 return self._numeric("306", "You have been marked as being away")
@@ -1900,22 +2191,34 @@ class IrcServerCodec:
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
             rows = [
-                self._numeric("352", channel, nick, HOST, self.server_name, nick, here, f"0 {nick}")
-                for nick, here in ((irc_nick(u.nick), _here(u)) for u in event.users)
+                self._numeric(
+                    "352",
+                    channel,
+                    nick,
+                    HOST,
+                    self.server_name,
+                    nick,
+                    _here(u) if u.role == "member" else _here(u) + "@",
+                    f"0 {nick}",
+                )
+                for u, nick in ((u, irc_nick(u.nick)) for u in event.users)
             ]
             return b"".join(rows) + self._numeric("315", channel, "End of /WHO list")
         lines: list[bytes] = []
         names: list[str] = []
         full = "userhost-in-names" in self.caps
+        info = self._infos.get(channel.casefold())
+        symbol = "@" if info is not None and info.private else "="  # unlisted, as secret ones: @
         for user in event.users:
             name = self._source(user.nick) if full else irc_nick(user.nick)
+            name = ("@" if user.role != "member" else "") + name
             candidate = " ".join([*names, name])
             if names and len(candidate) > 400:
-                lines.append(self._numeric("353", "=", channel, " ".join(names)))
+                lines.append(self._numeric("353", symbol, channel, " ".join(names)))
                 names = []
             names.append(name)
         if names:
-            lines.append(self._numeric("353", "=", channel, " ".join(names)))
+            lines.append(self._numeric("353", symbol, channel, " ".join(names)))
         return b"".join(lines) + self._numeric("366", channel, "End of /NAMES list")
 
     def _render_welcome(self, event: Welcome, pending: _Pending | None) -> bytes:
@@ -1946,19 +2249,21 @@ class IrcServerCodec:
         name = self.server_name
         isupport = (
             "CASEMAPPING=ascii",
+            "CHANMODES=b,,,imnt",
             "CHANTYPES=#",
             CLIENT_TAG_DENY,
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
             "MSGREFTYPES=msgid,timestamp",
             f"AWAYLEN={self.away_max_length}",
             "NETWORK=chinwag",
+            "PREFIX=(o)@",
             "UTF8ONLY",
         )
         lines = [
             self._numeric("001", f"Welcome to {event.server_name}, {me}"),
             self._numeric("002", f"Your host is {name}, running chinwag {event.server_version}"),
             self._numeric("003", "This server keeps what you missed while away"),
-            self._numeric("004", name, event.server_version, "i", "n"),
+            self._numeric("004", name, event.server_version, "i", "bimnot"),
             self._numeric("005", *isupport, "are supported by this server"),
         ]
         if event.motd:
@@ -2021,12 +2326,29 @@ class IrcServerCodec:
         if command == "CHATHISTORY" and code == "no_such_user":
             # Nobody by that name: a conversation with nothing in it.
             return self._history_batch(target, ())
+        if pending is not None and command in ("TOPIC", "MODE", "KICK", "INVITE"):
+            return self._moderation_error(event, pending)
+        if command == "JOIN":
+            # The TOPIC or MODE queries sent right after it: not on that channel.
+            waiting = self._info_wanted.pop(target.casefold(), [])
+            notice = b"".join(
+                self._numeric("442", target, "You're not on that channel") for _ in waiting
+            )
+            if code == "bad_room":
+                return self._numeric("403", target, text) + notice
+            if code == "forbidden":
+                # A private room without an invite, a ban, a room cap.
+                numeric = _JOIN_REFUSALS.get(str(event.extra.get("reason")), "405")
+                return self._numeric(numeric, target, f"Cannot join channel: {text}") + notice
+            return self._numeric("FAIL", "JOIN", code.upper(), text) + notice
         if code == "no_such_user":
             return self._numeric("401", target, text)
         if code == "bad_room":
             return self._numeric("403", target, text)
         if code == "not_member":
             return self._numeric("442" if command == "PART" else "404", target, text)
+        if command in ("PRIVMSG", "NOTICE") and code == "forbidden" and target.startswith("#"):
+            return self._numeric("404", target, f"Cannot send to channel: {text}")
         if command == "NICKSERV":
             return format_message("NOTICE", self._me(), text, source=self._nickserv_source())
         return self._numeric("FAIL", command, code.upper(), text)

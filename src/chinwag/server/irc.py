@@ -105,6 +105,7 @@ class IrcConnection(Connection):
             multiline_max_lines=self._settings.irc_multiline_max_lines,
             multiline_max_bytes=self._settings.irc_multiline_max_bytes,
             away_max_length=self._settings.away_max_length,
+            auto_join=self._settings.irc_auto_join,
         )
         # One bound method for the connection's life: frames cache bytes per renderer.
         self._renderer = self._irc.render

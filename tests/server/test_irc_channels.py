@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from test_irc_listener import clients, irc, json_peer, privmsg, running
+from test_irc_listener import clients, irc, json_peer, make_account, privmsg, running
 
 from chinwag.config import build
 from chinwag.protocol.irc import IrcMessage
@@ -100,8 +100,18 @@ async def test_moderation_from_irc_is_the_same_moderation_json_members_see(
     tmp_path: Path,
 ) -> None:
     async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        # A guest owner may not make its room private (§12.2): it would outlive it.
+        dan = await irc(made, irc_port)
+        await dan.register("dan")
+        await dan.send("JOIN #den")
+        await dan.until(lambda m: m.command == "366" and m.params[1] == "#den")
+        await dan.send("MODE #den +i")
+        refused_guest, _ = await dan.until(numeric("482"))
+        assert "register" in refused_guest.params[-1]
+
+        await make_account(json_port, "carl", "correct horse")
         carl = await irc(made, irc_port)
-        await carl.register("carl")
+        await carl.register("carl", "PASS :correct horse")
         await carl.send("JOIN #pit")
         names, _ = await carl.until(lambda m: m.command == "353" and m.params[2] == "#pit")
         assert names.params[-1] == "@carl"  # whoever makes a room owns it

@@ -12,7 +12,7 @@ import pytest
 
 from chinwag.config import SettingsError, build
 from chinwag.storage.base import NewMessage
-from chinwag.storage.sqlite import CHECKPOINT_IDLE, CHECKPOINT_POLL, SqliteStore
+from chinwag.storage.sqlite import CHECKPOINT_IDLE, CHECKPOINT_POLL, SqliteStore, WalIndex
 
 DB_NAME = "chinwag.db"
 TTL_S = 3_600.0
@@ -218,7 +218,11 @@ async def test_while_writes_never_pause_the_wal_is_bounded_by_checkpoint_bytes(
         await asyncio.to_thread(folder.mkdir)
         db, wal = folder / DB_NAME, folder / f"{DB_NAME}-wal"
         store = await SqliteStore.open(
-            db, durability=durability, checkpoint_bytes=bound, checkpoint_idle=IDLE_S
+            db,
+            durability=durability,
+            checkpoint_bytes=bound,
+            checkpoint_idle=IDLE_S,
+            checkpoint_step=bound,
         )
         try:
             biggest, gap, last = 0, 0.0, time.monotonic()
@@ -226,7 +230,10 @@ async def test_while_writes_never_pause_the_wal_is_bounded_by_checkpoint_bytes(
                 await store.append(say(f"{i} " * 100, cid=None, ts_ms=0), cid_ttl_ms=TTL_MS)
                 now = time.monotonic()
                 gap, last = max(gap, now - last), now
-                biggest = max(biggest, wal.stat().st_size)
+                size = wal.stat().st_size
+                # Started over within the bound, the file is reused, not truncated.
+                assert size >= biggest, f"the WAL shrank from {biggest} to {size} bytes"
+                biggest = size
             assert gap < IDLE_S, "the writes never paused long enough for an idle copy"
             return biggest, store.checkpoints
         finally:
@@ -250,6 +257,8 @@ async def test_checkpoint_wal_bytes_zero_leaves_checkpoints_to_sqlite_inside_com
         build(overrides=["checkpoint_wal_bytes=-1"])
     with pytest.raises(ValueError, match="checkpoint_bytes must be at least 1"):
         await SqliteStore.open(tmp_path / DB_NAME, checkpoint_bytes=0)
+    with pytest.raises(ValueError, match="checkpoint_step must be at least 1"):
+        await SqliteStore.open(tmp_path / DB_NAME, checkpoint_step=0)
     store = await SqliteStore.open(tmp_path / DB_NAME, checkpoint_bytes=None)
     try:
         for i in range(1200):  # SQLite's own checkpoint runs at 1,000 pages of WAL
@@ -263,3 +272,39 @@ async def test_checkpoint_wal_bytes_zero_leaves_checkpoints_to_sqlite_inside_com
         assert wal.st_size < 1_100 * 4_120, "SQLite checkpointed by itself, at 1,000 pages"
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("durability", ["fsync", "os"])
+async def test_while_writes_flow_the_thread_copies_in_steps_and_the_wal_never_starts_over(
+    tmp_path: Path, durability: str
+) -> None:
+    # Far below the bound, a copy every step; but no start-over, which would
+    # sync the WAL on the writer's path (it waits for the bound or a pause).
+    step = 64 * 1024
+    db = tmp_path / DB_NAME
+    store = await SqliteStore.open(
+        db,
+        durability=durability,
+        checkpoint_bytes=2**40,
+        checkpoint_idle=IDLE_S,
+        checkpoint_step=step,
+    )
+    index = WalIndex(tmp_path / f"{DB_NAME}-shm")  # closed after the store: see WalIndex
+    try:
+        frames, started_over = 0, 0
+        for i in range(600):
+            await store.append(say(f"{i} " * 100, cid=None, ts_ms=0), cid_ttl_ms=TTL_MS)
+            now = index.frames()
+            started_over += now < frames
+            frames = now
+        deadline = time.monotonic() + 10.0
+        while (store.wal_pending() or 0) * 4_120 >= step and time.monotonic() < deadline:
+            await asyncio.sleep(CHECKPOINT_POLL)
+        pending = store.wal_pending()
+        assert pending is not None and pending * 4_120 < step, "the thread copied in steps"
+        assert store.checkpoints >= 2, store.checkpoints
+        assert frames * 4_120 > 4 * step, "the writes filled several steps"
+        assert started_over == 0, "the WAL started over while writes flowed"
+    finally:
+        await store.close()
+        index.close()

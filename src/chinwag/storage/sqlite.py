@@ -34,16 +34,22 @@ the batch; what it cannot hide is a slow fsync (docs/performance.md).
   SQLite's automatic checkpoint would stall the batch that crossed 1,000 WAL
   pages, and every write queued behind it, for two fsyncs. The thread copies
   (``PASSIVE``: it never waits for the writer nor blocks it) when writes
-  pause for ``CHECKPOINT_IDLE`` seconds, or at once when the WAL holds
-  ``checkpoint_bytes`` not yet copied. The WAL starts over from its
-  beginning only once everything in it was copied, which a copy made while
-  the writer appends cannot promise: so the thread copies again what came
-  meanwhile, each copy shorter, up to ``CATCH_UP_TRIES`` copies; one that
-  ends between two commits leaves nothing behind, and the next transaction
-  starts the WAL over. Should the WAL still reach twice ``checkpoint_bytes``
-  (writes that never leave such a gap), the writer waits for the thread's
-  copy to end and copies the rest itself between two batches (a sync on its
-  path, once): a hard bound of twice the setting and one batch. How much the
+  pause for ``CHECKPOINT_IDLE`` seconds, and while writes flow every time
+  ``CHECKPOINT_STEP`` (1 MiB, or ``checkpoint_bytes`` if smaller) is not yet
+  copied: each copy's sync of the WAL and of the database then writes
+  little. The WAL starts over from its beginning only once everything in it
+  was copied, and the first commit after that syncs the WAL (SQLite syncs its
+  new header) on the writer's path. After a pause the thread copies again
+  what a resumed writer added meanwhile, up to ``CATCH_UP_TRIES`` copies, so
+  that the next commit starts the WAL over; while writes flow it does not
+  (at 1,000 msg/s that started the WAL over, with a sync on the writer's
+  path, about eight times a second). So under steady writes the WAL grows
+  to twice ``checkpoint_bytes``; there the writer waits for the thread's
+  copy to end and copies the rest itself between two batches (syncs on its
+  path, once, of the little the last step left): a hard bound of twice the
+  setting and one batch. ``journal_size_limit`` is three times the setting,
+  so a WAL within the bound is reused as it is, not truncated (and its
+  blocks freed, then allocated again) at each start-over. How much the
   WAL holds is read from the wal-index header in the ``-shm`` file
   (`WalIndex`), by the thread every ``CHECKPOINT_POLL`` seconds and by the
   writer after each batch. A reader holding an old snapshot keeps the WAL
@@ -118,6 +124,10 @@ CHECKPOINT_IDLE: Final = 0.25  # seconds without a commit after which the WAL is
 CHECKPOINT_POLL: Final = 0.05  # seconds between two looks at how much the WAL holds
 _WAL_FRAME_HEADER: Final = 24  # bytes before each page in the WAL
 CATCH_UP_TRIES: Final = 8  # copies in a row the thread makes to copy everything by itself
+# While writes flow, the thread copies every time this much WAL is not yet copied
+# (at most once per CHECKPOINT_POLL): each copy's sync then writes little, and
+# the writer's own copy at the bound (``_copy_rest``) finds little left to sync.
+CHECKPOINT_STEP: Final = 1024 * 1024
 
 # The oldest expired dedupe rows, at most :n of them (index dedupe_ts).
 PURGE_DEDUPE_SQL: Final = """
@@ -667,6 +677,7 @@ class SqliteStore:
         clock: Callable[[], float] = time.time,
         checkpoint_bytes: int | None = None,
         checkpoint_idle: float = CHECKPOINT_IDLE,
+        checkpoint_step: int = CHECKPOINT_STEP,
         checkpointer: sqlite3.Connection | None = None,
         retention: Retention | None = None,
         retention_batch: int = 500,
@@ -707,6 +718,7 @@ class SqliteStore:
         self._last_commit = time.monotonic()  # set by the writer after each commit
         self._checkpoint_bytes = checkpoint_bytes
         self._checkpoint_idle = checkpoint_idle
+        self._checkpoint_step = checkpoint_step
         self.checkpoints = 0  # copies of the WAL by the checkpoint thread or the writer
         # Held by whoever copies (one checkpoint at a time: SQLite refuses a second).
         self._copying = threading.Lock()
@@ -747,6 +759,7 @@ class SqliteStore:
         retention_batch: int = 500,
         checkpoint_bytes: int | None = 64 * 1024 * 1024,
         checkpoint_idle: float = CHECKPOINT_IDLE,
+        checkpoint_step: int = CHECKPOINT_STEP,
     ) -> SqliteStore:
         """Open (creating if needed) and migrate the database at ``path``.
 
@@ -775,12 +788,14 @@ class SqliteStore:
             retention: how long messages are kept; older ones are deleted by
                 the purge step. None: kept forever.
             retention_batch: most expired messages deleted in one purge step.
-            checkpoint_bytes: bytes of WAL not yet copied into the database
-                beyond which the checkpoint thread copies it at once (else it
-                waits for a pause in the writes); None: SQLite's automatic
-                checkpoint inside the writer's commits instead.
+            checkpoint_bytes: bounds the WAL: should it reach twice this
+                many bytes, the writer copies what the checkpoint thread has
+                not; None: SQLite's automatic checkpoint inside the writer's
+                commits instead.
             checkpoint_idle: seconds without a commit after which the WAL is
                 copied (tests).
+            checkpoint_step: bytes of WAL not yet copied at which the thread
+                copies while writes flow (``checkpoint_bytes`` if smaller; tests).
 
         Raises:
             StoreError: the file cannot be opened or has a newer schema.
@@ -791,6 +806,8 @@ class SqliteStore:
             raise ValueError(f"durability is one of {', '.join(DURABILITY)}, not {durability!r}")
         if checkpoint_bytes is not None and checkpoint_bytes < 1:
             raise ValueError("checkpoint_bytes must be at least 1 (None: SQLite's own)")
+        if checkpoint_step < 1:
+            raise ValueError("checkpoint_step must be at least 1")
         if purge_batch < 1 or purge_interval <= 0 or retention_batch < 1:
             raise ValueError(
                 "purge_batch and retention_batch must be at least 1 and purge_interval above 0"
@@ -808,8 +825,11 @@ class SqliteStore:
                 conn.execute(f"PRAGMA synchronous = {synchronous}")
                 if checkpoint_bytes is not None:  # the checkpoint thread's job
                     conn.execute("PRAGMA wal_autocheckpoint = 0")
-                    # A WAL that grew beyond (a long reader) shrinks back once reset.
-                    conn.execute(f"PRAGMA journal_size_limit = {int(checkpoint_bytes)}")
+                    # A WAL that grew beyond its bound (a long reader) shrinks back
+                    # once reset; one within it (twice the setting and a batch) is
+                    # reused as it is: truncating it would free and reallocate its
+                    # blocks, on the writer's path, at every restart.
+                    conn.execute(f"PRAGMA journal_size_limit = {3 * int(checkpoint_bytes)}")
                 # A deleted message's text is overwritten in the file, not just unlinked.
                 conn.execute("PRAGMA secure_delete = ON")
                 _migrate(conn)
@@ -864,6 +884,7 @@ class SqliteStore:
             clock=clock,
             checkpoint_bytes=checkpoint_bytes,
             checkpoint_idle=checkpoint_idle,
+            checkpoint_step=checkpoint_step,
             retention=retention,
             retention_batch=retention_batch,
         )
@@ -1012,7 +1033,7 @@ class SqliteStore:
         self._writer.close()
 
     def _checkpoint_loop(self) -> None:
-        """The checkpoint thread: a PASSIVE checkpoint when writes pause or the WAL is full.
+        """The checkpoint thread: a PASSIVE checkpoint when writes pause or a step is due.
 
         PASSIVE never waits for the writer nor blocks it; what readers still
         need stays in the WAL until a later checkpoint.
@@ -1022,7 +1043,8 @@ class SqliteStore:
         conn = self._checkpoint_conn
         try:
             frame = self._page_size(conn) + _WAL_FRAME_HEADER
-            most = max(1, self._checkpoint_bytes // frame)  # frames not yet copied
+            # Frames not yet copied that make a copy due while writes flow.
+            step = max(1, min(self._checkpoint_bytes, self._checkpoint_step) // frame)
             while not self._checkpoint_stop.wait(CHECKPOINT_POLL):
                 pending = wal.pending()
                 if pending == 0 or self._write_failures.ongoing:
@@ -1030,12 +1052,15 @@ class SqliteStore:
                     # free WAL space that writes then fill and fail again.
                     continue
                 idle = time.monotonic() - self._last_commit >= self._checkpoint_idle
-                if not idle and pending < most:
+                if not idle and pending < step:
                     continue
                 try:
-                    # Each copy takes what the writer added during the one before:
-                    # a few in a row leave the writer little to copy itself.
-                    for _ in range(CATCH_UP_TRIES):
+                    # After a pause, each copy takes what a resumed writer added
+                    # during the one before: one that leaves nothing lets the next
+                    # commit start the WAL over. Not while writes flow: every
+                    # start-over syncs the WAL on the writer's path (SQLite syncs
+                    # its new header), so there the WAL starts over at the bound.
+                    for _ in range(CATCH_UP_TRIES if idle else 1):
                         with self._copying:
                             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                         self.checkpoints += 1

@@ -197,10 +197,14 @@ def _message(row: Any) -> StoredMessage:
 
 
 # A search: messages holding every word, newest first, kept when the asker may
-# see them (a room of $2, or a DM of $3, narrowed to $4 and to sender $5).
+# see them (a room of $2, or a DM of $3, narrowed to $4 and to sender $5). The
+# index finds them by their words and their scope tokens (migration 007): one of
+# the places $8 the asker may look, and every token of $9 (the other party of a
+# DM, the sender; NULL: no narrowing); the row is checked again.
 SEARCH_SQL: Final = f"""
 SELECT {_COLS} FROM messages
- WHERE words @> $1::text[] AND id < $6
+ WHERE words @> $1::text[] AND scope && $8::text[]
+   AND ($9::text[] IS NULL OR scope @> $9::text[]) AND id < $6
    AND (room = ANY($2::text[])
         OR (recipient IS NOT NULL AND $3::text IS NOT NULL AND $3 IN (sender, recipient)
             AND ($4::text IS NULL OR ($4 IN (sender, recipient)
@@ -227,6 +231,69 @@ def fold(text: str) -> str:
 def index_words(body: str) -> list[str]:
     """The distinct folded words of a message body: what search looks up."""
     return list(dict.fromkeys(_WORD.findall(fold(body))))
+
+
+# -- search scope tokens (issue 15, pgsearch) --------------------------------------
+# Where a message may be seen, as search's index holds it (migration 007): the
+# room, or both parties of a DM, and the sender. `scope_tokens` and SCOPE_SQL
+# say the same; a folded word never holds ':', so no token is ever a word.
+SCOPE_SQL: Final = (
+    "CASE WHEN room IS NOT NULL THEN ARRAY['r:' || room, 's:' || sender]"
+    " ELSE ARRAY['d:' || sender, 'd:' || recipient, 's:' || sender] END"
+)
+SCOPE_BACKFILL_BATCH: Final = 10_000  # messages given their scope in one transaction
+
+
+def scope_tokens(room: str | None, sender: str, recipient: str | None) -> list[str]:
+    """The scope tokens of a message in ``room``, or of a DM ``sender`` -> ``recipient``."""
+    if room is not None:
+        return [f"r:{room}", f"s:{sender}"]
+    return [f"d:{sender}", f"d:{recipient}", f"s:{sender}"]
+
+
+def search_places(scope: SearchScope) -> tuple[list[str], list[str] | None]:
+    """The tokens of which a match holds one, and those it holds all of (None: none)."""
+    places = [f"r:{room}" for room in scope.rooms]
+    required = [f"s:{scope.sender}"] if scope.sender is not None else []
+    if scope.me is not None:
+        places.append(f"d:{scope.me}")
+        if scope.with_ is not None:
+            required.append(f"d:{scope.with_}")
+    return places, required or None
+
+
+async def _scope_old_messages(conn: Conn) -> None:
+    """Give the scope tokens to messages stored before migration 007, in batches.
+
+    Each batch is one transaction that also moves the progress row, so a
+    restart resumes, and nodes starting together share the work.
+    """
+    first = await conn.fetchrow("SELECT done, upto FROM search_scope_backfill")
+    if first is None:
+        return
+    log.info("search: giving %d stored messages their scope tokens", first["upto"] - first["done"])
+    batches = 0
+    while True:
+        async with conn.transaction():
+            row = await conn.fetchrow("SELECT done, upto FROM search_scope_backfill FOR UPDATE")
+            if row is None:
+                return
+            done, upto = int(row["done"]), int(row["upto"])
+            if done >= upto:
+                await conn.execute("DELETE FROM search_scope_backfill")
+                log.info("search: every stored message has its scope tokens")
+                return
+            step = min(done + SCOPE_BACKFILL_BATCH, upto)
+            await conn.execute(
+                f"UPDATE messages SET scope = {SCOPE_SQL}"
+                " WHERE id > $1 AND id <= $2 AND scope IS NULL",
+                done,
+                step,
+            )
+            await conn.execute("UPDATE search_scope_backfill SET done = $1", step)
+        batches += 1
+        if batches % 10 == 0:
+            log.info("search: scope tokens given up to message %d of %d", step, upto)
 
 
 async def _with_reactions(conn: Conn, messages: list[StoredMessage]) -> list[StoredMessage]:
@@ -545,6 +612,7 @@ class PostgresStore:
             try:
                 await _migrate(conn)
                 await _index_old_messages(conn)
+                await _scope_old_messages(conn)
             finally:
                 await conn.close()
             pool = await asyncpg.create_pool(
@@ -743,8 +811,9 @@ class PostgresStore:
             new_id = await conn.fetchval(
                 "INSERT INTO messages"
                 " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-                " kind, target, reply_to, mentions, words)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text[])"
+                " kind, target, reply_to, mentions, words, scope)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text[],"
+                " $14::text[])"
                 " RETURNING id",
                 msg.ts_ms,
                 msg.sender,
@@ -759,6 +828,7 @@ class PostgresStore:
                 msg.reply_to,
                 " ".join(msg.mentions),
                 None if msg.kind is not None else index_words(msg.body),
+                scope_tokens(msg.room, msg.sender, msg.recipient),
             )
             if msg.kind is not None:
                 await _apply_event(conn, msg, int(new_id))
@@ -817,7 +887,13 @@ class PostgresStore:
             # statement, and after five runs PostgreSQL's generic plan walks the primary
             # key backwards, filtering every row for a rare word (77 ms at 100,000
             # messages, growing with the table; bench --only search, docs/performance.md).
-            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            # And never by walking the primary key from the newest message: PostgreSQL
+            # cannot know that a word is only in rooms the asker is not in, and would read
+            # every row for it (1.4 s at 1,000,000); the index holds the scope (pgsearch).
+            await conn.execute(
+                "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_indexscan = off"
+            )
+            places, required = search_places(scope)
             rows = await conn.fetch(
                 SEARCH_SQL,
                 folded,
@@ -827,6 +903,8 @@ class PostgresStore:
                 scope.sender,
                 bound,
                 limit + 1,
+                places,
+                required,
             )
             messages = [_message(r) for r in rows[:limit]]
             return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
@@ -1107,6 +1185,11 @@ class PostgresStore:
             )
             await conn.execute(
                 "UPDATE messages SET recipient = $1 WHERE recipient = $2", account, guest
+            )
+            await conn.execute(  # their search scope names the account now
+                f"UPDATE messages SET scope = {SCOPE_SQL}"
+                " WHERE recipient IS NOT NULL AND (sender = $1 OR recipient = $1)",
+                account,
             )
 
         await self._write(job)

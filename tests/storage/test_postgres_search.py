@@ -14,7 +14,14 @@ import asyncpg
 from support.services import PostgresServer, pg_database, pg_server
 
 from chinwag.storage.base import SearchScope, read_migrations
-from chinwag.storage.postgres import SCOPE_BACKFILL_BATCH, SEARCH_SQL, PostgresStore
+from chinwag.storage.postgres import (
+    INDEX_PLAN,
+    RECENT_PLAN,
+    SCOPE_BACKFILL_BATCH,
+    SEARCH_RECENT,
+    SEARCH_SQL,
+    PostgresStore,
+)
 
 __all__ = ["pg_server"]  # the session fixture, imported for pytest
 
@@ -55,14 +62,19 @@ async def old_database(dsn: str) -> None:
         await conn.close()
 
 
-async def plan(dsn: str, words: list[str], places: list[str]) -> dict[str, Any]:
-    """``EXPLAIN ANALYZE`` of the store's search statement, with the store's settings."""
+async def plan(dsn: str, words: list[str], places: list[str], *, recent: bool) -> dict[str, Any]:
+    """``EXPLAIN ANALYZE`` of one step of the store's search, with the store's settings.
+
+    ``recent``: the first step (the newest SEARCH_RECENT ids), else the second (older ids).
+    """
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         async with conn.transaction(readonly=True):
-            await conn.execute(
-                "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_indexscan = off"
-            )
+            newest = await conn.fetchval("SELECT max(id) + 1 FROM messages")
+            await conn.execute(RECENT_PLAN)
+            if not recent:
+                await conn.execute(INDEX_PLAN)
+            lower = newest - 1 - SEARCH_RECENT
             found = await conn.fetchval(
                 f"EXPLAIN (ANALYZE, FORMAT JSON) {SEARCH_SQL}",
                 words,
@@ -70,10 +82,11 @@ async def plan(dsn: str, words: list[str], places: list[str]) -> dict[str, Any]:
                 "a:ann",
                 None,
                 None,
-                2**62,
+                newest if recent else lower,
                 21,
                 places,
                 None,
+                lower if recent else 0,
             )
             return dict(json.loads(found)[0]["Plan"])
     finally:
@@ -96,6 +109,11 @@ async def test_old_messages_get_their_scope_at_open_and_search_keeps_to_what_the
         assert len(page.messages) == 5 and page.more
         assert {m.room for m in page.messages} == {"lobby"}
         assert (await store.search(["obsidian"], lobby, before=None, limit=5)).messages == []
+        # A page the newest messages do not fill is filled from the older ones, in order.
+        many = await store.search(["quokka"], lobby, before=None, limit=SEARCH_RECENT)
+        ids = [m.id for m in many.messages]
+        assert len(ids) == SEARCH_RECENT and ids == sorted(set(ids), reverse=True)
+        assert {m.room for m in many.messages} == {"lobby"} and many.more
         secret = await store.search(["secret"], lobby, before=None, limit=5)
         assert [(m.sender, m.recipient) for m in secret.messages] == [("a:bob", "a:ann")]
         den = SearchScope(rooms=("den",), me=None)
@@ -110,8 +128,15 @@ async def test_old_messages_get_their_scope_at_open_and_search_keeps_to_what_the
         await conn.execute("VACUUM ANALYZE messages")
     finally:
         await conn.close()
+    # A frequent word: its page comes from the newest ids along the primary key.
+    frequent = await plan(dsn, ["common"], ["r:lobby", "d:a:ann"], recent=True)
+    scans = [n for n in nodes(frequent) if n.get("Relation Name") == "messages"]
+    assert [(n["Node Type"], n["Index Name"]) for n in scans] == [
+        ("Index Scan", "messages_pkey")
+    ], frequent
+    assert scans[0]["Actual Rows"] == 21
     # A word only in rooms the asker is not in: the index says so, no row is read.
-    hidden = await plan(dsn, ["obsidian"], ["r:lobby", "d:a:ann"])
+    hidden = await plan(dsn, ["obsidian"], ["r:lobby", "d:a:ann"], recent=False)
     scans = [n for n in nodes(hidden) if n.get("Relation Name") == "messages"]
     assert [n["Node Type"] for n in scans] == ["Bitmap Heap Scan"], hidden
     index = [n for n in nodes(hidden) if n.get("Index Name") == "messages_search"]
@@ -141,3 +166,5 @@ async def test_an_interrupted_backfill_resumes_where_it_stopped(
         everywhere = SearchScope(rooms=ROOMS, me="a:ann")
         page = await store.search(["common"], everywhere, before=None, limit=OLD + 10)
         assert len(page.messages) == OLD + 1  # every room message and ann's DM, not cat's
+        ids = [m.id for m in page.messages]
+        assert ids == sorted(set(ids), reverse=True)

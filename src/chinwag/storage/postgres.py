@@ -200,11 +200,11 @@ def _message(row: Any) -> StoredMessage:
 # see them (a room of $2, or a DM of $3, narrowed to $4 and to sender $5). The
 # index finds them by their words and their scope tokens (migration 007): one of
 # the places $8 the asker may look, and every token of $9 (the other party of a
-# DM, the sender; NULL: no narrowing); the row is checked again.
+# DM, the sender; NULL: no narrowing); the row is checked again. Ids $10 <= id < $6.
 SEARCH_SQL: Final = f"""
 SELECT {_COLS} FROM messages
  WHERE words @> $1::text[] AND scope && $8::text[]
-   AND ($9::text[] IS NULL OR scope @> $9::text[]) AND id < $6
+   AND ($9::text[] IS NULL OR scope @> $9::text[]) AND id < $6 AND id >= $10
    AND (room = ANY($2::text[])
         OR (recipient IS NOT NULL AND $3::text IS NOT NULL AND $3 IN (sender, recipient)
             AND ($4::text IS NULL OR ($4 IN (sender, recipient)
@@ -242,6 +242,15 @@ SCOPE_SQL: Final = (
     " ELSE ARRAY['d:' || sender, 'd:' || recipient, 's:' || sender] END"
 )
 SCOPE_BACKFILL_BATCH: Final = 10_000  # messages given their scope in one transaction
+# A search first reads this many of the newest messages in id order (a frequent
+# word fills its page there), then asks the index for the older ones (see search).
+SEARCH_RECENT: Final = 5_000
+# The two ways a search reads: the newest ids along the primary key only, then the
+# index only (never the primary-key walk over the whole table).
+RECENT_PLAN: Final = (
+    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_bitmapscan = off"
+)
+INDEX_PLAN: Final = "SET LOCAL enable_bitmapscan = on; SET LOCAL enable_indexscan = off"
 
 
 def scope_tokens(room: str | None, sender: str, recipient: str | None) -> list[str]:
@@ -883,29 +892,47 @@ class PostgresStore:
         async def read(conn: Conn) -> Page:
             if not folded:  # nothing that is a word: nothing holds it
                 return Page([], more=False)
-            # Planned for these words, or the GIN index is skipped: asyncpg prepares the
-            # statement, and after five runs PostgreSQL's generic plan walks the primary
-            # key backwards, filtering every row for a rare word (77 ms at 100,000
-            # messages, growing with the table; bench --only search, docs/performance.md).
-            # And never by walking the primary key from the newest message: PostgreSQL
-            # cannot know that a word is only in rooms the asker is not in, and would read
-            # every row for it (1.4 s at 1,000,000); the index holds the scope (pgsearch).
-            await conn.execute(
-                "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_indexscan = off"
-            )
+            # Planned for these words: asyncpg prepares the statement, and after five runs
+            # PostgreSQL's generic plan walks the primary key backwards, filtering every
+            # row for a rare word (77 ms at 100,000 messages; docs/performance.md).
+            # Two steps, because neither way alone is bounded. The primary-key walk
+            # finds a frequent word's page at once but reads every row for a word only
+            # in rooms the asker is not in (1.4 s at 1,000,000; PostgreSQL cannot know
+            # that); the index of words and scope (migration 007) skips those, but reads
+            # and sorts every visible match of a frequent word (170 ms for one in 100,000
+            # visible messages). So: the newest SEARCH_RECENT messages along the primary
+            # key, then, if the page is not full, the index for the older ones.
             places, required = search_places(scope)
-            rows = await conn.fetch(
-                SEARCH_SQL,
-                folded,
-                list(scope.rooms),
-                scope.me,
-                scope.with_,
-                scope.sender,
-                bound,
-                limit + 1,
-                places,
-                required,
+
+            async def step(upper: int, lower: int, want: int) -> list[Any]:
+                return list(
+                    await conn.fetch(
+                        SEARCH_SQL,
+                        folded,
+                        list(scope.rooms),
+                        scope.me,
+                        scope.with_,
+                        scope.sender,
+                        upper,
+                        want,
+                        places,
+                        required,
+                        lower,
+                    )
+                )
+
+            await conn.execute(RECENT_PLAN)
+            recent = int(
+                await conn.fetchval(
+                    "SELECT coalesce(max(id), 0) - $2 FROM messages WHERE id < $1",
+                    bound,
+                    SEARCH_RECENT,
+                )
             )
+            rows = await step(bound, recent, limit + 1)
+            if len(rows) <= limit and recent > 0:
+                await conn.execute(INDEX_PLAN)
+                rows += await step(recent, 0, limit + 1 - len(rows))
             messages = [_message(r) for r in rows[:limit]]
             return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
 

@@ -11,9 +11,10 @@ accounts: posting them would take the whole run):
   loopback port, stopped after; bench/nodes.py's ``Services``), a fresh
   database per size migrated by chinwag's own store, the accounts made through
   the store, then the rows loaded with ``COPY`` in batches of 50,000 with
-  their folded words (``index_words``, what the store writes), progress on
-  stderr, and ``VACUUM ANALYZE`` (what autovacuum does on a live server, so the
-  GIN index's pending list is merged and the planner has statistics).
+  their folded words and scope tokens (``index_words``, ``scope_tokens``:
+  what the store writes), progress on stderr, and ``VACUUM ANALYZE`` (what
+  autovacuum does on a live server, so the GIN index's pending list is merged
+  and the planner has statistics).
 
 Then the real server starts on that store and one client, a member of the
 lobby, asks over the protocol, one request at a time:
@@ -137,7 +138,7 @@ async def seed_postgres(url: str, count: int, rng: random.Random) -> None:
     """The same accounts and messages in the PostgreSQL database ``url`` (empty, it exists)."""
     import asyncpg
 
-    from chinwag.storage.postgres import PostgresStore, index_words
+    from chinwag.storage.postgres import PostgresStore, index_words, scope_tokens
 
     store = await PostgresStore.open(url)  # chinwag's own migrations make the schema
     try:
@@ -147,9 +148,11 @@ async def seed_postgres(url: str, count: int, rng: random.Random) -> None:
     conn = await asyncpg.connect(url)
     try:
         started, loaded = time.monotonic(), 0
-        columns = ["ts_ms", "sender", "sender_nick", "room", "body", "words"]
+        columns = ["ts_ms", "sender", "sender_nick", "room", "body", "words", "scope"]
         for rows in corpus(count, rng):
-            records = [(*row, index_words(row[4])) for row in rows]
+            records = [
+                (*row, index_words(row[4]), scope_tokens(row[3], row[1], None)) for row in rows
+            ]
             await conn.copy_records_to_table("messages", records=records, columns=columns)
             loaded += len(rows)
             print(

@@ -750,6 +750,11 @@ async def test_adopt_moves_a_guests_dms_to_the_account(store: Store) -> None:
     page = await store.dm_history("a:ann", "a:bob", before=None, limit=10)
     assert [m.id for m in page.messages] == [out, back]
     assert (await store.dm_history("g:17", "a:bob", before=None, limit=10)).messages == []
+    found = await store.search(["guest"], SearchScope((), "a:ann"), before=None, limit=10)
+    assert [m.id for m in found.messages] == [back, out], "search finds them as the account's"
+    assert (
+        await store.search(["guest"], SearchScope((), "g:17"), before=None, limit=9)
+    ).messages == []
 
 
 # -- rooms ----------------------------------------------------------------------

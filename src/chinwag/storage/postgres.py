@@ -198,10 +198,14 @@ def _message(row: Any) -> StoredMessage:
 
 
 # A search: messages holding every word, newest first, kept when the asker may
-# see them (a room of $2, or a DM of $3, narrowed to $4 and to sender $5).
+# see them (a room of $2, or a DM of $3, narrowed to $4 and to sender $5). The
+# index finds them by their words and their scope tokens (migration 008): one of
+# the places $8 the asker may look, and every token of $9 (the other party of a
+# DM, the sender; NULL: no narrowing); the row is checked again. Ids $10 <= id < $6.
 SEARCH_SQL: Final = f"""
 SELECT {_COLS} FROM messages
- WHERE words @> $1::text[] AND id < $6
+ WHERE words @> $1::text[] AND scope && $8::text[]
+   AND ($9::text[] IS NULL OR scope @> $9::text[]) AND id < $6 AND id >= $10
    AND (room = ANY($2::text[])
         OR (recipient IS NOT NULL AND $3::text IS NOT NULL AND $3 IN (sender, recipient)
             AND ($4::text IS NULL OR ($4 IN (sender, recipient)
@@ -228,6 +232,78 @@ def fold(text: str) -> str:
 def index_words(body: str) -> list[str]:
     """The distinct folded words of a message body: what search looks up."""
     return list(dict.fromkeys(_WORD.findall(fold(body))))
+
+
+# -- search scope tokens (issue 15, pgsearch) --------------------------------------
+# Where a message may be seen, as search's index holds it (migration 008): the
+# room, or both parties of a DM, and the sender. `scope_tokens` and SCOPE_SQL
+# say the same; a folded word never holds ':', so no token is ever a word.
+SCOPE_SQL: Final = (
+    "CASE WHEN room IS NOT NULL THEN ARRAY['r:' || room, 's:' || sender]"
+    " ELSE ARRAY['d:' || sender, 'd:' || recipient, 's:' || sender] END"
+)
+SCOPE_BACKFILL_BATCH: Final = 10_000  # messages given their scope in one transaction
+# A search first reads this many of the newest messages in id order (a frequent
+# word fills its page there), then asks the index for the older ones (see search).
+SEARCH_RECENT: Final = 5_000
+# The two ways a search reads: the newest ids along the primary key only, then the
+# index only (never the primary-key walk over the whole table).
+RECENT_PLAN: Final = (
+    "SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_bitmapscan = off"
+)
+INDEX_PLAN: Final = "SET LOCAL enable_bitmapscan = on; SET LOCAL enable_indexscan = off"
+
+
+def scope_tokens(room: str | None, sender: str, recipient: str | None) -> list[str]:
+    """The scope tokens of a message in ``room``, or of a DM ``sender`` -> ``recipient``."""
+    if room is not None:
+        return [f"r:{room}", f"s:{sender}"]
+    return [f"d:{sender}", f"d:{recipient}", f"s:{sender}"]
+
+
+def search_places(scope: SearchScope) -> tuple[list[str], list[str] | None]:
+    """The tokens of which a match holds one, and those it holds all of (None: none)."""
+    places = [f"r:{room}" for room in scope.rooms]
+    required = [f"s:{scope.sender}"] if scope.sender is not None else []
+    if scope.me is not None:
+        places.append(f"d:{scope.me}")
+        if scope.with_ is not None:
+            required.append(f"d:{scope.with_}")
+    return places, required or None
+
+
+async def _scope_old_messages(conn: Conn) -> None:
+    """Give the scope tokens to messages stored before migration 008, in batches.
+
+    Each batch is one transaction that also moves the progress row, so a
+    restart resumes, and nodes starting together share the work.
+    """
+    first = await conn.fetchrow("SELECT done, upto FROM search_scope_backfill")
+    if first is None:
+        return
+    log.info("search: giving %d stored messages their scope tokens", first["upto"] - first["done"])
+    batches = 0
+    while True:
+        async with conn.transaction():
+            row = await conn.fetchrow("SELECT done, upto FROM search_scope_backfill FOR UPDATE")
+            if row is None:
+                return
+            done, upto = int(row["done"]), int(row["upto"])
+            if done >= upto:
+                await conn.execute("DELETE FROM search_scope_backfill")
+                log.info("search: every stored message has its scope tokens")
+                return
+            step = min(done + SCOPE_BACKFILL_BATCH, upto)
+            await conn.execute(
+                f"UPDATE messages SET scope = {SCOPE_SQL}"
+                " WHERE id > $1 AND id <= $2 AND scope IS NULL",
+                done,
+                step,
+            )
+            await conn.execute("UPDATE search_scope_backfill SET done = $1", step)
+        batches += 1
+        if batches % 10 == 0:
+            log.info("search: scope tokens given up to message %d of %d", step, upto)
 
 
 async def _with_reactions(conn: Conn, messages: list[StoredMessage]) -> list[StoredMessage]:
@@ -557,6 +633,7 @@ class PostgresStore:
             try:
                 await _migrate(conn)
                 await _index_old_messages(conn)
+                await _scope_old_messages(conn)
             finally:
                 await conn.close()
             pool = await asyncpg.create_pool(
@@ -755,8 +832,9 @@ class PostgresStore:
             new_id = await conn.fetchval(
                 "INSERT INTO messages"
                 " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-                " kind, target, reply_to, mentions, words)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text[])"
+                " kind, target, reply_to, mentions, words, scope)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text[],"
+                " $14::text[])"
                 " RETURNING id",
                 msg.ts_ms,
                 msg.sender,
@@ -771,6 +849,7 @@ class PostgresStore:
                 msg.reply_to,
                 " ".join(msg.mentions),
                 None if msg.kind is not None else index_words(msg.body),
+                scope_tokens(msg.room, msg.sender, msg.recipient),
             )
             if msg.kind is not None:
                 await _apply_event(conn, msg, int(new_id))
@@ -825,21 +904,47 @@ class PostgresStore:
         async def read(conn: Conn) -> Page:
             if not folded:  # nothing that is a word: nothing holds it
                 return Page([], more=False)
-            # Planned for these words, or the GIN index is skipped: asyncpg prepares the
-            # statement, and after five runs PostgreSQL's generic plan walks the primary
-            # key backwards, filtering every row for a rare word (77 ms at 100,000
-            # messages, growing with the table; bench --only search, docs/performance.md).
-            await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-            rows = await conn.fetch(
-                SEARCH_SQL,
-                folded,
-                list(scope.rooms),
-                scope.me,
-                scope.with_,
-                scope.sender,
-                bound,
-                limit + 1,
+            # Planned for these words: asyncpg prepares the statement, and after five runs
+            # PostgreSQL's generic plan walks the primary key backwards, filtering every
+            # row for a rare word (77 ms at 100,000 messages; docs/performance.md).
+            # Two steps, because neither way alone is bounded. The primary-key walk
+            # finds a frequent word's page at once but reads every row for a word only
+            # in rooms the asker is not in (1.4 s at 1,000,000; PostgreSQL cannot know
+            # that); the index of words and scope (migration 008) skips those, but reads
+            # and sorts every visible match of a frequent word (170 ms for one in 100,000
+            # visible messages). So: the newest SEARCH_RECENT messages along the primary
+            # key, then, if the page is not full, the index for the older ones.
+            places, required = search_places(scope)
+
+            async def step(upper: int, lower: int, want: int) -> list[Any]:
+                return list(
+                    await conn.fetch(
+                        SEARCH_SQL,
+                        folded,
+                        list(scope.rooms),
+                        scope.me,
+                        scope.with_,
+                        scope.sender,
+                        upper,
+                        want,
+                        places,
+                        required,
+                        lower,
+                    )
+                )
+
+            await conn.execute(RECENT_PLAN)
+            recent = int(
+                await conn.fetchval(
+                    "SELECT coalesce(max(id), 0) - $2 FROM messages WHERE id < $1",
+                    bound,
+                    SEARCH_RECENT,
+                )
             )
+            rows = await step(bound, recent, limit + 1)
+            if len(rows) <= limit and recent > 0:
+                await conn.execute(INDEX_PLAN)
+                rows += await step(recent, 0, limit + 1 - len(rows))
             messages = [_message(r) for r in rows[:limit]]
             return Page(await _with_reactions(conn, messages), more=len(rows) > limit)
 
@@ -1119,6 +1224,11 @@ class PostgresStore:
             )
             await conn.execute(
                 "UPDATE messages SET recipient = $1 WHERE recipient = $2", account, guest
+            )
+            await conn.execute(  # their search scope names the account now
+                f"UPDATE messages SET scope = {SCOPE_SQL}"
+                " WHERE recipient IS NOT NULL AND (sender = $1 OR recipient = $1)",
+                account,
             )
 
         await self._write(job)

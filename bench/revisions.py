@@ -10,7 +10,10 @@ vs a message"):
 * ``edit``: it edits each of them once (``edit``: a new body of the same size);
 * ``react``: it toggles a reaction on them, on then off (``react``).
 
-The sender keeps ``window`` commands unacked at once. Every session in the
+The sender keeps ``window`` commands unacked at once. With ``--rev-senders N``
+there are N senders (each with its own window): message ``i`` is said, edited
+and reacted to by sender ``i mod N``, so events of several people commit and
+are fanned out together, as in a busy room (issue 15, evfanout). Every session in the
 room, the sender's included, must receive each event exactly once, in id
 order, with the target and the on/off the sender asked for: each receiver's
 list of frames is compared with the acks' ids. A phase ends when every copy
@@ -149,29 +152,47 @@ def _commands(kind: str, ids: list[int], round_: int) -> list[dict[str, Any]]:
 async def _phase(
     kind: str,
     commands: list[dict[str, Any]],
-    sender: Client,
+    ids: list[int],
+    senders: list[Client],
     sessions: list[Client],
     window: int,
     pid: int,
 ) -> dict[str, Any]:
-    """Run one phase; its CPU per delivery, latencies and the acked ids."""
+    """Run one phase; its CPU per delivery, latencies and the acked ids.
+
+    Command ``i`` goes from the sender of its message (``ids``: the messages of the
+    ``message`` phase), each sender keeping ``window`` of its commands unacked.
+    """
     loop = asyncio.get_running_loop()
     phase = Phase(kind, len(commands) * len(sessions), loop.create_future())
     for s in sessions:
         s.got = []
         s.phase = phase
-    slots = asyncio.Semaphore(window)
+    position = {mid: i for i, mid in enumerate(ids)}
+    owners = [
+        i if kind == "message" else position[int(command["id"])]
+        for i, command in enumerate(commands)
+    ]
     sent: dict[int, float] = {}  # command index -> when it was written
-    replies: list[asyncio.Future[dict[str, Any]]] = []
+    replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
     before = procstat.cpu_seconds_precise(pid)
     started = time.perf_counter()
-    for i, command in enumerate(commands):
-        await asyncio.wait_for(slots.acquire(), TIMEOUT)
-        sent[i] = time.perf_counter()
-        reply = sender.ask({**command, "ref": f"{kind}-{i}", "cid": f"{kind}-{started}-{i}"})
-        reply.add_done_callback(lambda _: slots.release())
-        replies.append(reply)
-    answers = await asyncio.wait_for(asyncio.gather(*replies), TIMEOUT)
+
+    async def send_all(k: int, sender: Client) -> None:
+        slots = asyncio.Semaphore(window)
+        for i, command in enumerate(commands):
+            if owners[i] % len(senders) != k:
+                continue
+            await asyncio.wait_for(slots.acquire(), TIMEOUT)
+            sent[i] = time.perf_counter()
+            reply = sender.ask({**command, "ref": f"{kind}-{i}", "cid": f"{kind}-{started}-{i}"})
+            reply.add_done_callback(lambda _: slots.release())
+            replies[i] = reply
+
+    await asyncio.gather(*(send_all(k, sender) for k, sender in enumerate(senders)))
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(replies[i] for i in range(len(commands)))), TIMEOUT
+    )
     await asyncio.wait_for(phase.done, TIMEOUT)
     after = procstat.cpu_seconds_precise(pid)
     elapsed = time.perf_counter() - started
@@ -204,21 +225,22 @@ async def _phase(
 
 
 async def _measure(
-    port: int, clients: int, events: int, rounds: int, window: int, pid: int
+    port: int, clients: int, events: int, rounds: int, window: int, pid: int, senders: int = 1
 ) -> list[dict[str, Any]]:
     loop = asyncio.get_running_loop()
     readers = [Client(f"rev{i}") for i in range(clients)]
-    sender = Client("revsender")
-    for c in [*readers, sender]:
+    talkers = [Client(f"revsender{k}" if k else "revsender") for k in range(senders)]
+    for c in [*readers, *talkers]:
         await loop.create_connection(lambda c=c: c, "127.0.0.1", port)  # type: ignore[misc]
-    await asyncio.wait_for(asyncio.gather(*(c.ready for c in [*readers, sender])), TIMEOUT)
-    sessions = [*readers, sender]
+    await asyncio.wait_for(asyncio.gather(*(c.ready for c in [*readers, *talkers])), TIMEOUT)
+    sessions = [*readers, *talkers]
     out: list[dict[str, Any]] = []
     try:
         for r in range(rounds):
             ids = list(range(events))
             for kind in KINDS:
-                result = await _phase(kind, _commands(kind, ids, r), sender, sessions, window, pid)
+                commands = _commands(kind, ids, r)
+                result = await _phase(kind, commands, ids, talkers, sessions, window, pid)
                 if kind == "message":
                     ids = result["ids"]
                 out.append({**result, "round": r})
@@ -262,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
     events = args.rev_events or (10 if args.quick else 100)
     rounds = args.repeat or (1 if args.quick else 3)
     window = args.window or 8
+    senders = max(args.rev_senders or 1, 1)
     pin = not args.no_pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
     if pin:
         with contextlib.suppress(OSError):
@@ -273,7 +296,9 @@ def run(args: argparse.Namespace) -> int:
     phases: list[dict[str, Any]] = []
     try:
         server.start()
-        phases = asyncio.run(_measure(server.port, clients, events, rounds, window, server.pid))
+        phases = asyncio.run(
+            _measure(server.port, clients, events, rounds, window, server.pid, senders)
+        )
     except (OSError, RuntimeError, TimeoutError) as exc:
         error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -282,7 +307,8 @@ def run(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {
         "scenario": "revisions",
         "clients": clients,
-        "sessions": clients + 1,
+        "sessions": clients + senders,
+        "senders": senders,
         "events": events,
         "rounds": rounds,
         "window": window,
@@ -292,8 +318,8 @@ def run(args: argparse.Namespace) -> int:
         "kinds": summary,
     }
     lines = [
-        f"revisions: {clients} readers + the sender, {events} events per phase"
-        f" (window {window}), {rounds} round(s)",
+        f"revisions: {clients} readers + {senders} sender(s), {events} events per phase"
+        f" (window {window} each), {rounds} round(s)",
         f"  {'event':8} {'µs/delivery':>12} {'x message':>10} {'µs/event':>9}"
         f" {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}",
     ]
@@ -322,4 +348,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rev-clients", type=int, help="readers in the lobby (default 500; --quick 20)")
     g.add_argument(
         "--rev-events", type=int, help="commands per phase and round (default 100; --quick 10)"
+    )
+    g.add_argument(
+        "--rev-senders",
+        type=int,
+        help="senders sharing the commands, each with its own window (default 1)",
     )

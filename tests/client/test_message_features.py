@@ -141,6 +141,9 @@ async def test_read_markers_sync_across_devices_and_count_unread_at_login(
     back = await account(clients, server.port, "alice", "phone")
     caught = await until(back, lambda e: isinstance(e, CaughtUp))
     assert caught[-1].unread == {"lobby": 2}  # type: ignore[union-attr]
+    # issue 15: a fresh client learns the marker at login, not when a device next moves it
+    assert caught[-1].markers == {"lobby": ids[1]}  # type: ignore[union-attr]
+    assert back.state.marker(LOBBY) == ids[1]
 
 
 async def test_dm_receipts_come_only_when_both_turned_them_on(

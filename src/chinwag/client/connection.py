@@ -1347,6 +1347,10 @@ class ChatClient:
             if isinstance(nick, str) and nick.startswith("@")
             if (state := _receipt_state(value)) is not None
         }
+        markers = _counts(frame.get("markers"))  # issue 15: where the account read
+        for key, upto in markers.items():
+            conv = Conversation.dm(key[1:]) if key.startswith("@") else Conversation.room(key)
+            self.state.read_upto(conv, upto)
         self._emit(
             CaughtUp(
                 missed=missed if isinstance(missed, int) else 0,
@@ -1357,6 +1361,7 @@ class ChatClient:
                 unread=_counts(frame.get("unread")),
                 mentions=mentions if isinstance(mentions, int) and mentions > 0 else 0,
                 receipts={nick[1:]: state for nick, state in stored.items()},
+                markers=markers,
             )
         )
         for nick, state in stored.items():

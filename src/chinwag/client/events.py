@@ -118,6 +118,9 @@ class CaughtUp:
         receipts: stored DM receipts, per other party's nick: how far they have your
             DMs on a device and have read them, ``(delivered, read)`` (issue 15;
             the client also hands each on as a :class:`Receipt` after this event).
+        markers: the account's read markers, keyed as ``unread`` is: the id of the
+            newest message read in each conversation it may see (issue 15; the
+            client's :class:`ChatState` has them already when this event comes).
     """
 
     missed: int
@@ -128,6 +131,7 @@ class CaughtUp:
     unread: Mapping[str, int] = field(default_factory=dict)
     mentions: int = 0
     receipts: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    markers: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """Delivery: fan-out of committed messages, read cursors, typing notices.
 
 Messages are fanned out only after their commit, and only from what the bus
-yields, so one node and several share one delivery path; a run of messages to
-one room in one loop turn reaches each member as one combined frame.
+yields, so one node and several share one delivery path; a run of messages,
+edits, deletions and reactions to one room in one loop turn reaches each member
+as one combined frame.
 
 Delivery goes by stream position. Message ids commit in id order on every
 backend (storage/base.py), so a committed id N means every lower id is
@@ -126,6 +127,11 @@ def stream_event(
         on=m.kind == "react",
         replay=replay,
     )
+
+
+def _own_frame(m: StoredMessage) -> Frame:
+    """The sender's copy of a message: with its cid."""
+    return Frame(message_event(m, own=True))
 
 
 class Delivery:
@@ -287,14 +293,24 @@ class Delivery:
             self.counts.fanned_out(batch[-1].id, time.monotonic())
 
     def _fan_out_room(self, room: str, msgs: list[StoredMessage]) -> None:
-        """Deliver several messages of one room: one combined frame per recipient."""
-        if any(m.kind is not None for m in msgs):  # rare: events go one by one
-            for m in msgs:
-                self._fan_out(m)
+        """Deliver several messages and events of one room: one combined frame per recipient.
+
+        Edits, deletions and reactions go in the same frame as messages, in id
+        order: only a message has a copy of its own (the sender's, with its cid),
+        and an edit whose body a later deletion erased is not sent (`stream_event`).
+        """
+        kept: list[StoredMessage] = []
+        plain: list[Frame] = []
+        for m in msgs:
+            event = message_event(m) if m.kind is None else stream_event(m)
+            if event is not None:
+                kept.append(m)
+                plain.append(Frame(event))
+        if not kept:
             return
-        plain = [Frame(message_event(m)) for m in msgs]
+        msgs = kept
         combined = Frame(None, tuple(plain))
-        senders = {m.sender for m in msgs}
+        senders = {m.sender for m in msgs if m.kind is None}
         last_id = msgs[-1].id
         sessions = partial = 0
         for p in self._rooms.get(room, ()):
@@ -306,7 +322,7 @@ class Delivery:
             sessions += len(p.sessions)
             if p.pid in senders:
                 parts = tuple(
-                    Frame(message_event(m, own=True)) if m.sender == p.pid else frame
+                    _own_frame(m) if m.sender == p.pid and m.kind is None else frame
                     for m, frame in zip(msgs, plain, strict=True)
                 )
                 mine = Frame(None, parts)
@@ -328,7 +344,7 @@ class Delivery:
         for m, frame in zip(msgs, plain, strict=True):
             if hidden(p.blocked, m):
                 continue
-            mine = Frame(message_event(m, own=True)) if m.sender == p.pid else frame
+            mine = _own_frame(m) if m.sender == p.pid and m.kind is None else frame
             for s in p.sessions:
                 s.deliver(m.id, mine)
             copies += len(p.sessions)

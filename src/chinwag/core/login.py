@@ -376,6 +376,7 @@ class Logins:
         truncated = False
         unread: dict[str, int] = {}
         receipts: dict[str, ReceiptState] = {}
+        markers: dict[str, int] = {}
         if p.account:
             markers = await self._store.read_markers(p.pid)
             if self.receipts is not None:  # issue 15
@@ -433,8 +434,9 @@ class Logins:
                     since_ms=since_ms,
                     limit=min(page_size, start.count - missed),
                 )
+        marks = await self._markers_now(p, markers)
         # No await from here on: caught_up, then the live frames that waited, in order.
-        if missed or truncated or receipts:
+        if missed or truncated or receipts or marks:
             caught_up = CaughtUp(
                 missed=sum(rooms.values()) + sum(dms.values()),
                 rooms=rooms,
@@ -443,6 +445,7 @@ class Logins:
                 mentions=len(mentioned),
                 unread=unread,
                 receipts=receipts,
+                markers=marks,
             )
             session.outlet.send(Frame(caught_up))
         else:
@@ -451,6 +454,29 @@ class Logins:
         for msg_id, frame in pending:
             if msg_id == 0 or msg_id > session.last_delivered:
                 session.deliver(msg_id, frame)
+
+    async def _markers_now(self, p: Principal, markers: dict[str, int]) -> dict[str, int]:
+        """The account's read markers as ``caught_up`` names them (issue 15, evfanout).
+
+        ``room`` for a room it is in now, ``@nick`` for a DM with an account that
+        exists and that it does not block; the rest (rooms left, guests gone) are
+        left out. One account read per DM partner with a marker.
+        """
+        named: dict[str, int] = {}
+        for key, upto in markers.items():
+            if upto <= 0:
+                continue
+            if key.startswith("#"):
+                if key[1:] in p.rooms:
+                    named[key[1:]] = upto
+            elif key.startswith("@a:"):
+                other = key[3:]
+                if p.blocked and other in p.blocked:
+                    continue
+                row = await self._store.get_account(other)
+                if row is not None and not row.deleted:
+                    named["@" + row.nick] = upto
+        return named
 
     async def logout(self, session: Session, *, clean: bool) -> None:
         """End a session; a clean ``bye`` moves the device's cursor to what it received."""

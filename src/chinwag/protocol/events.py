@@ -552,6 +552,7 @@ class CaughtUp(ServerEvent):
     mentions: int | None = None  # §8: backlog messages mentioning this nick (None: a 1.0 frame)
     unread: Mapping[str, int] | None = None  # §8: "room" / "@nick" -> unread in the backlog
     receipts: Mapping[str, ReceiptState] | None = None  # issue 15: "@nick" -> stored receipts
+    markers: Mapping[str, int] | None = None  # issue 15: "room" / "@nick" -> read marker
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

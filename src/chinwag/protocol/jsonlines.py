@@ -809,6 +809,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["unread"] = dict(event.unread)
             if event.receipts:  # issue 15: only when some are stored
                 data["receipts"] = {k: _receipt_state(v) for k, v in event.receipts.items()}
+            if event.markers:  # issue 15 (evfanout): only when some are kept
+                data["markers"] = dict(event.markers)
         case WhoReply():
             users = [
                 {"nick": m.nick, "account": m.account, "bot": True}

@@ -423,6 +423,18 @@ export class Chat extends EventTarget {
         if (c) c.unread += n;
       }
     }
+    // The account's read markers (issue 15): where it read each conversation, on any
+    // device; the "new since you were away" line goes after what was read.
+    const me = fold(this.nick);
+    for (const [name, upto] of Object.entries(f.markers || {})) {
+      const c = this.conversations.get(name.startsWith("@") ? dmKey(name.slice(1)) : roomKey(name));
+      if (!c || typeof upto !== "number") continue;
+      c.readUpto = Math.max(c.readUpto, upto);
+      if (c.dividerBefore !== null && c.dividerBefore <= c.readUpto) {
+        const next = c.messages.find((m) => m.replay && m.id > c.readUpto && fold(m.from) !== me);
+        c.dividerBefore = next ? next.id : null;
+      }
+    }
     // Stored DM receipts (issue 15): how far each has my DMs, also while this page was closed.
     for (const [name, state] of Object.entries(f.receipts || {})) {
       if (name.startsWith("@")) this.storedReceipts(this.conversation(dmKey(name.slice(1)), name.slice(1)), state);

@@ -303,6 +303,16 @@ class Settings:
         "IRC clients start in #lobby, as every chinwag client does (false: an IRC client is in"
         " only the channels it JOINs; an account keeps the rooms it is in)",
     )
+    # -- the web listener's host names: DNS rebinding (audit4, rebind) --
+    web_hosts: str = _s(
+        "",
+        "comma-separated host names the web listener answers to besides IP addresses, localhost,"
+        " this machine's names and the listeners' and ws_origins' (.example.org: it and its"
+        " subdomains; *: any name, no check); other names get 421",
+    )
+    web_hosts_logged_max: int = _s(
+        100, "host names refused by the web listener that are logged, each once (then: none)"
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
@@ -590,6 +600,7 @@ def build(
         clean["server_name"] = socket.gethostname().split(".")[0] or "chinwag"
     _check_irc(clean)
     _check_retention(clean)
+    parse_web_hosts(str(clean.get("web_hosts", "")))
     if clean.get("away_max_length", 1) < 1:
         raise SettingsError("setting away_max_length must be at least 1 (300 is the default)")
     _check_ops3(clean)
@@ -672,3 +683,38 @@ def _check_retention(clean: dict[str, Any]) -> None:
     if clean.get("retention_batch", 1) < 1:
         raise SettingsError("setting retention_batch must be at least 1 (500 is the default)")
     parse_room_retention(str(clean.get("room_retention", "")))
+
+
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def parse_web_hosts(text: str) -> tuple[str, ...]:
+    """``web_hosts``: its names, lower case, without a trailing dot (``.NAME``, ``*`` kept).
+
+    Raises:
+        SettingsError: an entry that is not a host name, ``.`` and a domain, or ``*``
+            (a URL, a port, a ``*.`` pattern): the message says what to write.
+    """
+    out: list[str] = []
+    for entry in text.split(","):
+        name = entry.strip().lower()
+        if not name:
+            continue
+        bare = name.removeprefix(".").removesuffix(".")
+        if name != "*" and not _NAME.fullmatch(bare) and not _is_address(bare):
+            raise SettingsError(
+                f"setting web_hosts has {entry.strip()!r}: list host names only, separated by"
+                " commas, without scheme, port or path, e.g. chat.example.org,.example.net"
+                " (.example.net: that domain and its subdomains; * for any name; an"
+                " international name in its xn-- form)"
+            )
+        out.append(name if name == "*" else ("." if name.startswith(".") else "") + bare)
+    return tuple(out)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

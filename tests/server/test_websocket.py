@@ -285,7 +285,7 @@ async def test_nothing_outside_the_web_clients_directory_is_served(
         asyncio.open_connection("127.0.0.1", web.http_port), RECV_TIMEOUT
     )
     # Raw, so that no client library normalises the path first.
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
     answer = await asyncio.wait_for(reader.read(), RECV_TIMEOUT)
     writer.close()
     status = answer.split(b"\r\n", 1)[0]
@@ -463,7 +463,7 @@ async def _get(port: int) -> bytes:
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection("127.0.0.1", port), RECV_TIMEOUT
     )
-    writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     try:
         return await asyncio.wait_for(reader.read(), RECV_TIMEOUT)
     finally:
@@ -514,7 +514,7 @@ async def _dribble(
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RECV_TIMEOUT)
         assert head.startswith(b"HTTP/1.1 200 "), head
     start = time.monotonic()
-    request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10_000
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 10_000
     try:
         for byte in request:
             assert time.monotonic() - start < limit, "the dribbled request was never cut"
@@ -542,7 +542,7 @@ async def test_a_request_dribbled_slower_than_http_request_timeout_is_cut_at_it(
         took, answer = await _dribble(srv.http_port, 0.25, 1.5 + RECV_TIMEOUT)
         assert answer == b"" and 1.4 <= took < 1.5 + RECV_TIMEOUT, (took, answer)
         # The next request on a kept-alive connection: its deadline runs from its first byte.
-        head = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+        head = b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         took, answer = await _dribble(srv.http_port, 0.25, 1.5 + RECV_TIMEOUT, head)
         assert answer == b"" and 1.2 <= took < 1.5 + RECV_TIMEOUT, (took, answer)
         # A body the server does not read, dribbled after the answer: closed as long after.
@@ -550,7 +550,7 @@ async def test_a_request_dribbled_slower_than_http_request_timeout_is_cut_at_it(
             asyncio.open_connection("127.0.0.1", srv.http_port), RECV_TIMEOUT
         )
         try:
-            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n")
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), RECV_TIMEOUT)
             assert head.startswith(b"HTTP/1.1 200 "), head
             start = time.monotonic()
@@ -576,7 +576,11 @@ async def test_a_request_dribbled_slower_than_http_request_timeout_is_cut_at_it(
             asyncio.open_connection("127.0.0.1", srv.http_port), RECV_TIMEOUT
         )
         try:
-            for piece in (b"GET / HT", b"TP/1.1\r\nHost: x\r\n", b"Connection: close\r\n\r\n"):
+            for piece in (
+                b"GET / HT",
+                b"TP/1.1\r\nHost: 127.0.0.1\r\n",
+                b"Connection: close\r\n\r\n",
+            ):
                 writer.write(piece)
                 await asyncio.sleep(0.2)
             answer = await asyncio.wait_for(reader.read(), RECV_TIMEOUT)

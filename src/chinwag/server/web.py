@@ -28,6 +28,7 @@ from chinwag.server.connection import Connection
 from chinwag.server.listener import peer_key
 from chinwag.server.metrics import CONTENT_TYPE, metrics_allowed
 from chinwag.server.tlswire import TlsTransport
+from chinwag.server.webhosts import WebHosts
 
 if TYPE_CHECKING:
     import socket
@@ -475,7 +476,10 @@ class WebApp:
         # WebSocket (1009, message too big) before anything larger is read whole.
         self._max_msg = 2 * settings.max_frame_bytes
         self._door = _Door(settings)
-        self.app = web.Application(client_max_size=4096, middlewares=[self._timed])
+        self._hosts = WebHosts(settings)
+        self.app = web.Application(
+            client_max_size=4096, middlewares=[self._timed, self._host_guard]
+        )
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/metrics", self._metrics_page)
@@ -521,6 +525,21 @@ class WebApp:
             return await handler(request)
         finally:
             conn.answered()
+
+    @web.middleware
+    async def _host_guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every path answers only to this server's host names (`WebHosts`); else 421."""
+        name = self._hosts.refused(request.headers.get("Host"))
+        if name is not None:
+            raise web.HTTPMisdirectedRequest(
+                text=f"this chinwag server does not answer to the name {name!r}: a web page"
+                " could point a name of its own at the server to use it through a visitor's"
+                " browser (DNS rebinding). If it is this server's name, its operator adds it"
+                f" to the web_hosts setting (e.g. --set web_hosts={name}) and restarts the"
+                " server; until then open the server by its IP address, or as localhost on"
+                " its own machine\n"
+            )
+        return await handler(request)
 
     @staticmethod
     async def _headers(request: web.Request, response: web.StreamResponse) -> None:

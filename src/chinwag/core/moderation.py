@@ -202,7 +202,7 @@ class Moderation:
         if event.action == "room":
             row = self._rooms.get(room)
             if row is not None:
-                self._announce(room, self._info(row, event.by))
+                self._announce_info(row, event.by)
             return
         if event.action in ("invite_used", "adopt", "forget"):
             return
@@ -493,6 +493,18 @@ class Moderation:
             self._rooms[room] = row
         return False
 
+    def info_for(self, p: Principal, room: str) -> RoomInfo | None:
+        """rooms4: ``room``'s settings with ``p``'s own role there (None: it has no row)."""
+        row = self._rooms.get(room)
+        return None if row is None else self._info(row, None, role=self.role(p.pid, room))
+
+    def _announce_info(self, row: RoomSettings, by: str) -> None:
+        """The room's new settings to each online member, with its own role (rooms4)."""
+        for member in set(self._registry.rooms.get(row.name, ())):
+            frame = Frame(self._info(row, by, role=self.role(member.pid, row.name)))
+            for s in member.sessions:
+                s.deliver(0, frame)
+
     def _info(self, row: RoomSettings, by: str | None, role: str | None = None) -> RoomInfo:
         return RoomInfo(
             room=row.name,
@@ -613,7 +625,7 @@ class Moderation:
         self._rooms[room] = new
         if new.announce:
             self._guarded.add(room)
-        self._announce(room, self._info(new, p.nick))
+        self._announce_info(new, p.nick)
         self._publish("room", room, "", "", p.nick)
 
     async def invite(self, p: Principal, cmd: Invite) -> None:

@@ -197,11 +197,22 @@ class Rooms:
         most = self.settings.who_reply_max
         truncated = len(members) > most
         listed = heapq.nsmallest(most, members, key=lambda m: m.nick.casefold())  # sorted
+        role = self._moderation.role
         users = tuple(
-            WhoMember(nick=m.nick, account=m.account, bot=m.bot, away=m.away) for m in listed
+            WhoMember(
+                nick=m.nick,
+                account=m.account,
+                bot=m.bot,
+                away=m.away,
+                role=None if (r := role(m.pid, room)) == "member" else r,  # rooms4
+            )
+            for m in listed
         )
         session.bucket.take(sum(32 + len(m.nick) for m in listed) / REPLY_BYTES_PER_TOKEN)
-        reply(session, WhoReply(room=room, users=users, truncated=truncated, ref=cmd.ref))
+        info = self._moderation.info_for(session.principal, room)
+        reply(
+            session, WhoReply(room=room, users=users, truncated=truncated, info=info, ref=cmd.ref)
+        )
 
     async def list_rooms(self, session: Session, cmd: ListRooms) -> None:
         """Reply with the rooms of this server, the busiest if there are too many."""

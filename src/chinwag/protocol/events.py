@@ -587,6 +587,7 @@ class WhoMember:
     account: bool
     bot: bool = False
     away: str | None = None  # the away message, if away (issue 19)
+    role: str | None = None  # rooms4: "owner", "mod" or "admin"; None for a plain member
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -596,6 +597,9 @@ class WhoReply(ServerEvent):
     room: str
     users: tuple[WhoMember, ...]
     truncated: bool
+    # rooms4: the room's settings and the asker's own role (``RoomInfo.role``), so that a
+    # client opening a room needs no second ``join`` to learn them.
+    info: RoomInfo | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

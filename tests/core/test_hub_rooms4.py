@@ -1,7 +1,8 @@
-"""Rooms do not pile up (rooms4, audit4's "found, not fixed"): one account or guest makes
+"""rooms4. Rooms do not pile up (audit4's "found, not fixed"): one account or guest makes
 at most ``rooms_made_max`` rooms per ``rooms_made_window``, and a room nobody is in that
 carries nothing (no message, topic, flag, standing, member) is forgotten when the last one
-leaves, in memory and in the store, so that the next to join makes it anew.
+leaves, in memory and in the store, so that the next to join makes it anew. And roles are
+told: ``who`` rows carry each one's role, and every ``room_info`` the receiver's own.
 
 Each test runs on `support.hub.HubHarness` (a real SQLite file, the hub's clock injected)
 and asserts on the frames a client gets and the rows the store keeps.
@@ -14,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from support.hub import Client, HubHarness
-from test_hub_moderation import Clock, account, answer, refused, said
+from test_hub_moderation import Clock, account, admin, answer, refused, said
 
 from chinwag.config import SettingsError, build
-from chinwag.protocol.events import Join, Leave, ListRooms, Moderate, RoomSet
+from chinwag.protocol.events import Grant, Join, Leave, ListRooms, Moderate, RoomSet, Who
 
 MOST = 3
 
@@ -136,3 +137,53 @@ async def test_a_room_that_carries_something_is_kept(harness: HubHarness) -> Non
     carol = await account(harness, "carol")
     for room in ("talk", "topic", "flags"):
         assert (await joined(carol, room))["role"] == "member", room
+
+
+# -- roles told (rooms4): `who` rows and every `room_info` ---------------------------------------
+
+
+async def test_who_tells_each_ones_role_the_settings_and_the_askers_own_role(
+    harness: HubHarness,
+) -> None:
+    olga = await account(harness, "olga")
+    bob = await account(harness, "bob")
+    carol = await account(harness, "carol")
+    ada = await account(harness, "ada")
+    await admin(harness, "ada")
+    for client in (olga, bob, carol, ada):
+        await joined(client, "games")
+    await answer(olga, Grant(room="games", nick="bob", role="mod", ref="g"))
+    await answer(olga, RoomSet(room="games", topic="chess", announce=True, ref="t"))
+    who = await answer(carol, Who(room="games", ref="w"))
+    assert [(u["nick"], u.get("role")) for u in who["users"]] == [
+        ("ada", "admin"),
+        ("bob", "mod"),
+        ("carol", None),
+        ("olga", "owner"),
+    ]
+    assert (who["topic"], who["private"], who["announce"], who["role"]) == (
+        "chess",
+        False,
+        True,
+        "member",
+    )
+    assert (await answer(bob, Who(room="games", ref="w")))["role"] == "mod"
+
+
+async def test_a_room_info_tells_each_member_its_own_role(harness: HubHarness) -> None:
+    olga = await account(harness, "olga")
+    bob = await account(harness, "bob")
+    carol = await account(harness, "carol")
+    for client in (olga, bob, carol):
+        await joined(client, "games")
+    await answer(olga, Grant(room="games", nick="bob", role="mod", ref="g"))
+    await bob.send(RoomSet(room="games", topic="go", ref="t"))  # its room_info comes first
+    told = {
+        name: await client.next("room_info")
+        for name, client in (("olga", olga), ("bob", bob), ("carol", carol))
+    }
+    assert {name: (f["role"], f["by"], f["topic"]) for name, f in told.items()} == {
+        "olga": ("owner", "bob", "go"),
+        "bob": ("mod", "bob", "go"),
+        "carol": ("member", "bob", "go"),
+    }

@@ -200,11 +200,7 @@ class Rooms:
         role = self._moderation.role
         users = tuple(
             WhoMember(
-                nick=m.nick,
-                account=m.account,
-                bot=m.bot,
-                away=m.away,
-                role=None if (r := role(m.pid, room)) == "member" else r,  # rooms4
+                nick=m.nick, account=m.account, bot=m.bot, away=m.away, role=role(m.pid, room)
             )
             for m in listed
         )

@@ -587,7 +587,7 @@ class WhoMember:
     account: bool
     bot: bool = False
     away: str | None = None  # the away message, if away (issue 19)
-    role: str | None = None  # rooms4: "owner", "mod" or "admin"; None for a plain member
+    role: str = "member"  # member, mod, owner, admin (on the JSON wire unless member: rooms4)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -818,7 +818,7 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             for row, m in zip(users, event.users, strict=True):
                 if m.away is not None:  # issue 19
                     row["away"] = m.away
-                if m.role is not None:  # rooms4
+                if m.role != "member":  # rooms4
                     row["role"] = m.role
             data = {"type": "who", "room": event.room, "users": users, "truncated": event.truncated}
             if event.info is not None:  # rooms4: the settings, and the asker's role

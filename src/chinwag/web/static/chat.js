@@ -817,7 +817,7 @@ export class Chat extends EventTarget {
     const c = this.conversations.get(roomKey(f.room));
     if (!c) return;
     c.members = [...f.users].sort((a, b) => fold(a.nick).localeCompare(fold(b.nick)));
-    // Each one's role, the room's settings and mine (protocol §12.3): no second `join`.
+    // Each one's role, the room's settings and mine (protocol §12.4): no second `join`.
     c.roles = new Map(f.users.map((u) => [fold(u.nick), typeof u.role === "string" && Object.hasOwn(RANKS, u.role) ? u.role : "member"]));
     if (typeof f.role === "string" && f.role in RANKS) c.role = f.role;
     if (typeof f.topic === "string") c.info = { topic: f.topic, private: !!f.private, announce: !!f.announce };

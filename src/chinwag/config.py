@@ -313,6 +313,15 @@ class Settings:
     web_hosts_logged_max: int = _s(
         100, "host names refused by the web listener that are logged, each once (then: none)"
     )
+    # -- rooms made, and empty rooms forgotten (issue 16 follow-up, rooms4) --
+    rooms_made_max: int = _s(
+        20,
+        "new rooms (names nobody had) one account or guest session may make per"
+        " rooms_made_window, counted on each node (more: forbidden 'rooms_made'; at least 1)",
+    )
+    rooms_made_window: float = _s(
+        3600.0, "seconds over which rooms_made_max counts the rooms one made (above 0)"
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
@@ -678,6 +687,12 @@ def parse_room_retention(text: str) -> dict[str, float | None]:
 
 
 def _check_retention(clean: dict[str, Any]) -> None:
+    if clean.get("rooms_made_max", 1) < 1:  # rooms4
+        raise SettingsError("setting rooms_made_max must be at least 1 (20 is the default)")
+    if clean.get("rooms_made_window", 1) <= 0:
+        raise SettingsError(
+            "setting rooms_made_window must be above 0 seconds (3600 is the default)"
+        )
     if clean.get("ready_lag_max", 1) <= 0:
         raise SettingsError("setting ready_lag_max must be above 0 seconds (5 is the default)")
     if clean.get("retention_batch", 1) < 1:

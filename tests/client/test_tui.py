@@ -734,7 +734,8 @@ async def test_a_room_owner_moderates_from_the_terminal(
         await bob.moderate("kick", "alice", room="games")
     alice.sendline("/topic chess, mostly")
     got = await until(bob, lambda e: isinstance(e, RoomDetails) and e.topic == "chess, mostly")
-    assert got[-1] == RoomDetails("games", "chess, mostly", False, False, "alice")
+    # rooms4: every room_info tells its receiver's own role
+    assert got[-1] == RoomDetails("games", "chess, mostly", False, False, "alice", "member")
     alice.sendline("/mute bob 2h spamming")
     got = await until(bob, lambda e: isinstance(e, Moderated) and e.action == "mute")
     muted = got[-1]
@@ -747,7 +748,7 @@ async def test_a_room_owner_moderates_from_the_terminal(
     assert failed[-1].error.message.startswith("you are muted in #games until ")
     alice.sendline("/mode +p +a")
     got = await until(bob, lambda e: isinstance(e, RoomDetails) and e.private)
-    assert got[-1] == RoomDetails("games", "chess, mostly", True, True, "alice")
+    assert got[-1] == RoomDetails("games", "chess, mostly", True, True, "alice", "member")
     alice.sendline("/retention 7")  # the room's own retention (issue 17)
     got = await until(bob, lambda e: isinstance(e, RoomDetails) and e.retention_days == 7)
     await alice.expect(r"#games: .*private.*messages kept 7 days \(set by alice\)")

@@ -98,7 +98,10 @@ async def test_rooms_join_say_leave_presence_who(server: ServerProcess, peers: l
     assert await bob.recv_type("ok") == {"type": "ok", "ref": "again"}
     await bob.send(type="who", room="games", ref="w")
     who = await bob.recv_type("who")
-    assert who["users"] == [{"nick": "alice", "account": False}, {"nick": "bob", "account": False}]
+    assert who["users"] == [  # alice made #games: its owner (rooms4)
+        {"nick": "alice", "account": False, "role": "owner"},
+        {"nick": "bob", "account": False},
+    ]
     await bob.send(type="rooms", ref="r")
     rooms = await bob.recv_type("rooms")
     assert {"name": "games", "online": 2} in rooms["rooms"]
@@ -175,7 +178,9 @@ async def test_offline_dms_survive_a_restart(server: ServerProcess, peers: list[
     assert [m["body"] for m in replay] == ["before restart"]
     assert caught_up["dms"] == {"alice": 1}
     await bob.send(type="who", room="games", ref="w")
-    assert (await bob.recv_type("who"))["users"] == [{"nick": "bob", "account": True}]
+    assert (await bob.recv_type("who"))["users"] == [
+        {"nick": "bob", "account": True, "role": "owner"}
+    ]
 
 
 async def test_each_device_catches_up_on_its_own(server: ServerProcess, peers: list[Peer]) -> None:
@@ -291,7 +296,9 @@ async def test_register_keeps_rooms_and_marks_account(
     await bye(bob)
     bob, _, _ = await relogin(peers, server.port, "bob", "long enough")
     await bob.send(type="who", room="chess", ref="w")
-    assert (await bob.recv_type("who"))["users"] == [{"nick": "bob", "account": True}]
+    assert (await bob.recv_type("who"))["users"] == [
+        {"nick": "bob", "account": True, "role": "owner"}
+    ]
 
 
 async def test_passwd(server: ServerProcess, peers: list[Peer]) -> None:

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 from support.services import PostgresServer, pg_database, pg_server
 
-from chinwag.storage.base import AuditEntry, RoomSettings, Standing, Store, read_migrations
+from chinwag.storage.base import (
+    AuditEntry,
+    NewMessage,
+    RoomSettings,
+    Standing,
+    Store,
+    read_migrations,
+)
 from chinwag.storage.sqlite import SqliteStore
 
 Opener = Callable[[Path], Awaitable[Store]]
@@ -114,3 +121,26 @@ async def test_rooms_from_before_moderation_get_a_row_the_admins_govern(tmp_path
         assert all(r.owner is None and not r.private and not r.announce for r in rows.values())
     finally:
         await store.close()
+
+
+async def test_a_room_is_forgotten_only_when_it_carries_nothing(store: Store) -> None:
+    """rooms4: `forget_room` deletes a room's row only with no member, message, standing,
+    topic or flag, all checked in its own transaction."""
+    for name in ("empty", "member", "said", "topic", "muted"):
+        await store.ensure_room(RoomSettings(name, "a:olga", created_ms=T0))
+    await store.update_room(RoomSettings("topic", "a:olga", "chess", created_ms=T0), entry("room"))
+    await store.join_room("a:olga", "member")
+    await store.join_room("a:olga", "empty")
+    await store.leave_room("a:olga", "empty")
+    said = NewMessage(T0, "a:olga", "olga", "olga", "said", None, None, "hi", "c1")
+    await store.append(said, cid_ttl_ms=60_000)
+    await store.put_standing(Standing("muted", "a:bob", "mute", "", None, "olga", "", T0), None)
+    assert [await store.forget_room(n) for n in ("empty", "member", "said", "topic", "muted")] == [
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+    assert [r.name for r in await store.load_rooms()] == ["member", "muted", "said", "topic"]
+    assert not await store.forget_room("empty"), "gone already"

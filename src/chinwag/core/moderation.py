@@ -116,6 +116,8 @@ class Moderation:
         # Rooms made by guests live in memory only, as guests' rooms always did, until
         # an account joins or something about them is set: then they are written.
         self._unsaved: set[str] = set()
+        # rooms4: when each principal made its last rooms (seconds), for rooms_made_max.
+        self._made: dict[str, list[float]] = {}
         self.end_sessions: EndSessions | None = None  # set by the hub
         self.remove_member: RemoveMember | None = None  # set by the hub
 
@@ -200,9 +202,9 @@ class Moderation:
         if event.action == "room":
             row = self._rooms.get(room)
             if row is not None:
-                self._announce(room, self._info(row, event.by))
+                self._announce_info(row, event.by)
             return
-        if event.action in ("invite_used", "adopt"):
+        if event.action in ("invite_used", "adopt", "forget"):
             return
         online = self._registry.by_pid.get(event.principal)
         if event.action in ("kick", "ban") and online is not None and room in online.rooms:
@@ -308,16 +310,29 @@ class Moderation:
         """Raises `Forbidden` (``muted``, ``announce``) when ``p`` may not speak in ``room``."""
         if room not in self._guarded:
             return
-        mute = self._active(room, p.pid, "mute")
-        if mute is not None:
-            when = "" if mute.until_ms is None else f" until {clock_text(mute.until_ms)}"
-            raise Forbidden(
-                f"you are muted in #{room}{when}", reason="muted", until=self._until(mute.until_ms)
-            )
+        self.check_muted(p, room)
         row = self._rooms.get(room)
         if row is not None and row.announce and self._rank(p.pid, room) < RANKS["mod"]:
             raise Forbidden(
                 f"only the owner and mods speak in #{room} (an announce room)", reason="announce"
+            )
+
+    def check_muted(self, p: Principal, room: str, doing: str = "") -> None:
+        """Raises `Forbidden` (``muted``, with ``until``) while ``p`` is muted in ``room``.
+
+        Also asked before a reaction is put on (rooms4): a mute stops reactions as it does
+        in Discord or Matrix, else a muted member toggles stored reactions that push real
+        messages out of absent members' backlogs. ``doing`` names what was refused.
+        """
+        if room not in self._guarded:
+            return
+        mute = self._active(room, p.pid, "mute")
+        if mute is not None:
+            when = "" if mute.until_ms is None else f" until {clock_text(mute.until_ms)}"
+            raise Forbidden(
+                f"you are muted in #{room}{when}{doing}",
+                reason="muted",
+                until=self._until(mute.until_ms),
             )
 
     def check_join(self, p: Principal, room: str) -> None:
@@ -354,6 +369,7 @@ class Moderation:
             self._rooms[room] = row
             self._unsaved.add(room)
             self._prune()
+            self._made_one(p.pid)
         if p.account:
             row = await self._save(room)
         if (room, p.pid, "invite") in self._standings:
@@ -408,6 +424,88 @@ class Moderation:
         for scope, pid, kind in [key for key in self._standings if key[1] == guest]:
             self._forget(scope, pid, kind)
             await self._store.drop_standing(scope, pid, kind, None)
+
+    # -- rooms made, and empty rooms forgotten (rooms4) ----------------------------------------
+
+    def _recent(self, pid: str) -> list[float]:
+        """When ``pid`` made the rooms it made within ``rooms_made_window``, oldest first."""
+        since = self._clock() - self.settings.rooms_made_window
+        times = [t for t in self._made.get(pid, ()) if t > since]
+        if times:
+            self._made[pid] = times
+        else:
+            self._made.pop(pid, None)
+        return times
+
+    def check_make(self, p: Principal, room: str) -> None:
+        """Raises `Forbidden` (``rooms_made``) when joining ``room`` would make a new room
+        and ``p`` made ``rooms_made_max`` within ``rooms_made_window`` already (audit4:
+        rooms were made without end, each a row kept for good)."""
+        if room in self._rooms:
+            return
+        times = self._recent(p.pid)
+        most = self.settings.rooms_made_max
+        if len(times) >= most:
+            wait = max(times[0] + self.settings.rooms_made_window - self._clock(), 1.0)
+            window = self.settings.rooms_made_window / 60
+            raise Forbidden(
+                f"you have made {len(times)} rooms in the last {window:g} minutes, the most"
+                f" allowed; try again in {wait / 60:.0f} minutes, or join a room that exists"
+                " (see rooms)",
+                reason="rooms_made",
+                retry_after=round(wait, 1),
+            )
+
+    def _made_one(self, pid: str) -> None:
+        times = self._recent(pid)
+        times.append(self._clock())
+        self._made[pid] = times
+        if len(self._made) > 4 * self.settings.rooms_made_max + 1024:
+            for other in list(self._made):  # those whose window passed: forgotten
+                self._recent(other)
+
+    async def forget_if_empty(self, room: str) -> bool:
+        """Forget ``room`` (in memory, and in the store) when nobody is in it here and it
+        carries nothing worth keeping: no topic, not private, not announce, no retention of its
+        own, no standing (and in the store: no account in it, no message). Whether it was
+        forgotten.
+
+        The caller knows that nobody is online in it, on this node or another.
+        """
+        row = self._rooms.get(room)
+        if (
+            row is None
+            or room == LOBBY
+            or row.topic
+            or row.private
+            or row.announce
+            or row.retention_days
+            or self._per_room.get(room, 0)
+            or room in self._registry.rooms
+        ):
+            return False
+        del self._rooms[room]  # at once: a join meanwhile makes it anew (and finds the row)
+        if room in self._unsaved:
+            self._unsaved.discard(room)
+            return True
+        if await self._store.forget_room(room):
+            self._publish("forget", room, "", "", "")
+            return True
+        if room not in self._rooms:  # still worth keeping (an account in it, a message)
+            self._rooms[room] = row
+        return False
+
+    def info_for(self, p: Principal, room: str) -> RoomInfo | None:
+        """rooms4: ``room``'s settings with ``p``'s own role there (None: it has no row)."""
+        row = self._rooms.get(room)
+        return None if row is None else self._info(row, None, role=self.role(p.pid, room))
+
+    def _announce_info(self, row: RoomSettings, by: str) -> None:
+        """The room's new settings to each online member, with its own role (rooms4)."""
+        for member in set(self._registry.rooms.get(row.name, ())):
+            frame = Frame(self._info(row, by, role=self.role(member.pid, row.name)))
+            for s in member.sessions:
+                s.deliver(0, frame)
 
     def _info(self, row: RoomSettings, by: str | None, role: str | None = None) -> RoomInfo:
         return RoomInfo(
@@ -534,7 +632,7 @@ class Moderation:
         self._rooms[room] = new
         if new.announce:
             self._guarded.add(room)
-        self._announce(room, self._info(new, p.nick))
+        self._announce_info(new, p.nick)
         self._publish("room", room, "", "", p.nick)
 
     def _retention(self, row: RoomSettings, days: int | None) -> int | None:

@@ -223,6 +223,11 @@ class Revisions:
         if target.deleted:
             raise Forbidden("that message is deleted", reason="deleted")
         if cmd.on:
+            if target.room is not None and self._moderation is not None:
+                # rooms4: a mute stops reactions too (taking one's own off is never refused).
+                self._moderation.check_muted(
+                    session.principal, target.room, "; a mute stops reactions too"
+                )
             await self._check_reaction_limits(session, target.id, cmd.emoji)
         room, to = _conversation(session, target)
         kind = "react" if cmd.on else "unreact"

@@ -98,6 +98,7 @@ class Rooms:
             return
         self._check_room_caps(p, room)
         self._moderation.check_join(p, room)
+        self._moderation.check_make(p, room)
         if p.account:
             await self._store.join_room(p.pid, room)
             if room not in p.rooms:
@@ -148,6 +149,7 @@ class Rooms:
                     del self._rooms[room]
         if p.account:
             await self._store.leave_room(p.pid, room)
+        await self._forget_if_empty(room)
 
     async def leave(self, session: Session, cmd: Leave) -> None:
         """Leave a room (never the lobby); its members are told."""
@@ -170,7 +172,17 @@ class Rooms:
             if not members:
                 del self._rooms[room]
         self._registry.announce(Membership(self._registry.node, p.pid, room, False))
+        await self._forget_if_empty(room)
         ok(session, cmd.ref)
+
+    async def _forget_if_empty(self, room: str) -> None:
+        """rooms4: a room nobody is online in, that carries nothing, is forgotten (else
+        rooms made by joining and leaving new names were kept for good)."""
+        if room in self._rooms:
+            return
+        if self._registry.remote.nodes and self._registry.remote.members(room):
+            return  # online on another node
+        await self._moderation.forget_if_empty(room)
 
     def who(self, session: Session, cmd: Who) -> None:
         """Reply with the room's online members (the sender must be one)."""
@@ -193,7 +205,10 @@ class Rooms:
             for m in listed
         )
         session.bucket.take(sum(32 + len(m.nick) for m in listed) / REPLY_BYTES_PER_TOKEN)
-        reply(session, WhoReply(room=room, users=users, truncated=truncated, ref=cmd.ref))
+        info = self._moderation.info_for(session.principal, room)
+        reply(
+            session, WhoReply(room=room, users=users, truncated=truncated, info=info, ref=cmd.ref)
+        )
 
     async def list_rooms(self, session: Session, cmd: ListRooms) -> None:
         """Reply with the rooms of this server, the busiest if there are too many."""

@@ -595,7 +595,7 @@ class WhoMember:
     account: bool
     bot: bool = False
     away: str | None = None  # the away message, if away (issue 19)
-    role: str = "member"  # member, mod, owner, admin (IRC prefixes; not on the JSON wire)
+    role: str = "member"  # member, mod, owner, admin (on the JSON wire unless member: rooms4)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -605,6 +605,9 @@ class WhoReply(ServerEvent):
     room: str
     users: tuple[WhoMember, ...]
     truncated: bool
+    # rooms4: the room's settings and the asker's own role (``RoomInfo.role``), so that a
+    # client opening a room needs no second ``join`` to learn them.
+    info: RoomInfo | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -821,7 +821,14 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             for row, m in zip(users, event.users, strict=True):
                 if m.away is not None:  # issue 19
                     row["away"] = m.away
+                if m.role != "member":  # rooms4
+                    row["role"] = m.role
             data = {"type": "who", "room": event.room, "users": users, "truncated": event.truncated}
+            if event.info is not None:  # rooms4: the settings, and the asker's role
+                data["topic"], data["private"] = event.info.topic, event.info.private
+                data["announce"], data["role"] = event.info.announce, event.info.role
+                if event.info.retention_days is not None:  # §12.3
+                    data["retention_days"] = event.info.retention_days
         case RoomsReply():
             rooms = [{"name": r.name, "online": r.online} for r in event.rooms]
             data = {"type": "rooms", "rooms": rooms, "truncated": event.truncated}

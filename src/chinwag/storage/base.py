@@ -638,6 +638,13 @@ class Store(Protocol):
         many reactions (of anyone) the message has."""
         ...
 
+    # -- empty rooms forgotten (rooms4) --
+    async def forget_room(self, room: str) -> bool:
+        """Delete the room's row (and its ended memberships) if it carries nothing worth
+        keeping: no topic, not private, not announce, no account in it, no message and no
+        standing; all checked in the deleting transaction. False (nothing written) if not."""
+        ...
+
 
 def heads(principal: str, candidates: list[StoredMessage]) -> list[StoredMessage]:
     """One message per conversation: the newest of the candidates of each (rooms by

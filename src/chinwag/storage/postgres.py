@@ -1823,6 +1823,26 @@ class PostgresStore:
 
         return await self._read(read)
 
+    # -- empty rooms forgotten (rooms4) --
+    async def forget_room(self, room: str) -> bool:
+        """Delete an empty room's row and ended memberships (see `Store.forget_room`)."""
+
+        async def job(conn: Conn) -> bool:
+            gone = await conn.fetchval(
+                "DELETE FROM rooms WHERE name = $1 AND topic = '' AND NOT private"
+                " AND NOT announce AND retention_days IS NULL"
+                " AND NOT EXISTS (SELECT 1 FROM memberships WHERE room = $1 AND to_id IS NULL)"
+                " AND NOT EXISTS (SELECT 1 FROM messages WHERE room = $1)"
+                " AND NOT EXISTS (SELECT 1 FROM standings WHERE scope = $1)"
+                " RETURNING 1",
+                room,
+            )
+            if gone is not None:
+                await conn.execute("DELETE FROM memberships WHERE room = $1", room)
+            return gone is not None
+
+        return await self._write(job)
+
     # -- purges: expired dedupe rows and messages past their retention (issue 17) --
     async def _purge_loop(self) -> None:
         """A purge step every ``purge_interval``; at once again after a full one."""

@@ -2312,6 +2312,25 @@ class SqliteStore:
 
         return await self._read(read)
 
+    # -- empty rooms forgotten (rooms4) --
+    async def forget_room(self, room: str) -> bool:
+        """Delete an empty room's row and ended memberships (see `Store.forget_room`)."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            gone = conn.execute(
+                "DELETE FROM rooms WHERE name = ? AND topic = '' AND NOT private"
+                " AND NOT announce AND retention_days IS NULL"
+                " AND NOT EXISTS (SELECT 1 FROM memberships WHERE room = ? AND to_id IS NULL)"
+                " AND NOT EXISTS (SELECT 1 FROM messages WHERE room = ?)"
+                " AND NOT EXISTS (SELECT 1 FROM standings WHERE scope = ?)",
+                (room, room, room, room),
+            ).rowcount
+            if gone:
+                conn.execute("DELETE FROM memberships WHERE room = ?", (room,))
+            return bool(gone)
+
+        return await self._write(job)
+
 
 if TYPE_CHECKING:
 

@@ -157,9 +157,8 @@ class Conversation {
     this.gaps = new Set();     // ids after which newer messages are not loaded yet (a jump)
     this.info = null;          // a room's {topic, private, announce, retention_days} (room_info, §12)
     this.role = "member";      // my role in the room (room_info.role)
-    this.roles = new Map();    // folded nick -> role, as grants were seen
+    this.roles = new Map();    // folded nick -> role: from `who` rows, then grants seen
     this.mutedUntil = null;    // when I am muted here: the end (ISO) or "" for until lifted
-    this.infoAsked = false;    // whether room_info was asked for since the last welcome
   }
   lastId() { return this.messages.length ? this.messages[this.messages.length - 1].id : 0; }
   oldestId() { return this.messages.length ? this.messages[0].id : null; }
@@ -395,7 +394,6 @@ export class Chat extends EventTarget {
       }
     }
     for (const room of rooms) this.conversation(roomKey(room), room);
-    for (const c of this.conversations.values()) c.infoAsked = false;  // asked again when opened
     if (this.account) {
       const known = load("dms." + fold(f.nick), []);
       for (const name of Array.isArray(known) ? known : []) if (typeof name === "string") this.conversation(dmKey(name), name);
@@ -444,7 +442,6 @@ export class Chat extends EventTarget {
     this.status(`Connected as ${this.nick}` + (this.account ? "" : " (guest)"));
     this.flush();
     this.refreshMembers();
-    this.askInfo();
     this.askBlocks();
     this.scheduleSeen();
     this.scheduleRead();
@@ -480,7 +477,7 @@ export class Chat extends EventTarget {
     }
     if (typeof f.ref === "string" && f.ref.startsWith("join:")) {
       const room = f.ref.slice(5);
-      this.conversation(roomKey(room), room).infoAsked = true;  // room_info follows this ok
+      this.conversation(roomKey(room), room);
       this.switchTo(roomKey(room));
     }
     if (typeof f.ref === "string" && f.ref.startsWith("leave:")) {
@@ -527,7 +524,6 @@ export class Chat extends EventTarget {
       this.emit("moderated", { ok: false, text, ...req });
       return;
     }
-    if (typeof f.ref === "string" && f.ref.startsWith("info:")) return;  // a room we are no longer in
     const item = this.outbox.find((o) => o.cid === f.ref);
     if (item && item.act && !RETRYABLE.has(f.code)) {
       this.acked(item.cid);
@@ -799,14 +795,6 @@ export class Chat extends EventTarget {
     };
   }
 
-  /** Ask for the open room's settings and my role there: a `join` of a room I am in (§12). */
-  askInfo() {
-    const c = this.conversations.get(this.active);
-    if (!c || c.kind !== "room" || c.infoAsked || this.phase !== "live") return;
-    c.infoAsked = true;
-    this.send({ type: "join", room: c.name, ref: `info:${c.name}` });
-  }
-
   askBlocks() { if (this.phase === "live") this.send({ type: "blocks", ref: "blocks" }); }
 
   isBlocked(nick) { return (this.blocks || []).some((n) => fold(n) === fold(nick)); }
@@ -843,6 +831,13 @@ export class Chat extends EventTarget {
     const c = this.conversations.get(roomKey(f.room));
     if (!c) return;
     c.members = [...f.users].sort((a, b) => fold(a.nick).localeCompare(fold(b.nick)));
+    // Each one's role, the room's settings and mine (protocol §12.4): no second `join`.
+    c.roles = new Map(f.users.map((u) => [fold(u.nick), typeof u.role === "string" && Object.hasOwn(RANKS, u.role) ? u.role : "member"]));
+    if (typeof f.role === "string" && f.role in RANKS) c.role = f.role;
+    if (typeof f.topic === "string") {
+      const days = Number.isInteger(f.retention_days) && f.retention_days > 0 ? f.retention_days : null;
+      c.info = { topic: f.topic, private: !!f.private, announce: !!f.announce, retention_days: days };
+    }
     this.emit("change");
   }
 
@@ -933,7 +928,6 @@ export class Chat extends EventTarget {
     c.unread = 0;
     this.scheduleRead();
     this.refreshMembers();
-    this.askInfo();
     if (c.messages.length < 30 && c.more) this.loadEarlier(key);
     this.emit("switched");
     this.emit("change");

@@ -62,6 +62,7 @@ from chinwag.protocol.events import (
     Invite,
     Join,
     Leave,
+    ListBans,
     ListBlocks,
     ListRooms,
     Moderate,
@@ -118,6 +119,7 @@ _COSTS: dict[type[Command], float] = {
     WhoWas: 1.0,
     Away: 1.0,
     ReadQuery: 1.0,
+    ListBans: 1.0,
 }
 
 
@@ -366,6 +368,8 @@ class Hub:
                 self._away.set(session, cmd)
             case ReadQuery():
                 await self._markers.query(session, cmd)
+            case ListBans():
+                reply(session, self._moderation.bans(session.principal, cmd))
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

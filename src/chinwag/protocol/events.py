@@ -363,6 +363,19 @@ class ReadQuery(Command):
     with_: str | None = None
 
 
+# -- ban list (issue 19, ircwho) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListBans(Command):
+    """§12.4: the bans of ``room`` in force (its owner, mods and admins ask; IRC ``MODE #r +b``).
+
+    Answered with `BansReply`.
+    """
+
+    room: str
+
+
 ClientCommand = (
     Hello
     | Say
@@ -399,6 +412,7 @@ ClientCommand = (
     | WhoWas
     | Away
     | ReadQuery
+    | ListBans
 )
 
 
@@ -761,6 +775,29 @@ class AwayNotice(ServerEvent):
     message: str | None = None
 
 
+# -- ban list (issue 19, ircwho) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BanRow:
+    """One ban of a room: ``nick`` banned by ``by`` at ``ts_ms`` until ``until_ms`` (None: lifted
+    by hand), for ``reason``."""
+
+    nick: str
+    by: str
+    ts_ms: int
+    until_ms: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BansReply(ServerEvent):
+    """§12.4: the bans of ``room`` in force, oldest first."""
+
+    room: str
+    bans: tuple[BanRow, ...]
+
+
 Outgoing = (
     Welcome
     | Message
@@ -788,5 +825,6 @@ Outgoing = (
     | StatsReply
     | WhoWasReply
     | AwayNotice
+    | BansReply
 )
 """Every event the server sends."""

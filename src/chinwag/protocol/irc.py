@@ -45,6 +45,7 @@ from chinwag.protocol.events import (
     Ack,
     Away,
     AwayNotice,
+    BansReply,
     BlocksReply,
     Bye,
     CaughtUp,
@@ -65,6 +66,7 @@ from chinwag.protocol.events import (
     Invite,
     Join,
     Leave,
+    ListBans,
     ListRooms,
     Message,
     Moderate,
@@ -1264,6 +1266,17 @@ class IrcServerCodec:
         lines.append(self._numeric("369", asked, "End of WHOWAS"))
         return b"".join(lines)
 
+    # -- the ban list (issue 19, ircwho) --
+    def _ban_list(self, e: BansReply) -> bytes:
+        """``367`` per ban (``nick!*@*``, who set it, when in seconds), then ``368``."""
+        channel = f"#{e.room}"
+        lines = [
+            self._numeric("367", channel, f"{irc_nick(b.nick)}!*@*", b.by, str(b.ts_ms // 1000))
+            for b in e.bans
+        ]
+        lines.append(self._numeric("368", channel, "End of channel ban list"))
+        return b"".join(lines)
+
     # -- away (issue 19, irchist) --
     def _away(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``AWAY [:message]``: an ``away`` (no or an empty message: back); ``306``/``305``."""
@@ -1423,9 +1436,8 @@ class IrcServerCodec:
                 role = "mod" if on else "member"
                 out.append(Grant(room=room, nick=chinwag_nick(nick), role=role, ref=ref))
             elif char == "b":
-                if not args:
-                    why = "End of channel ban list (listing bans is not there yet on chinwag)"
-                    out.append(self._reply("368", target, why))
+                if not args:  # the ban list (ircwho): 367 per ban, then 368
+                    out.append(ListBans(room=room, ref=self._moderating("MODE", target, msg)))
                     continue
                 mask = args.pop(0)
                 banned = _ban_nick(mask)
@@ -2100,6 +2112,8 @@ class IrcServerCodec:
                 return self._lusers(event)
             case WhoWasReply():
                 return self._whowas_lines(event, pending)
+            case BansReply():
+                return self._ban_list(event)
             case AwayNotice():
                 if "away-notify" not in self.caps or event.nick == self.nick:
                     return b""

@@ -31,6 +31,7 @@ from chinwag.protocol.events import (
     Ack,
     Away,
     AwayNotice,
+    BansReply,
     Block,
     BlocksReply,
     Bye,
@@ -53,6 +54,7 @@ from chinwag.protocol.events import (
     Invite,
     Join,
     Leave,
+    ListBans,
     ListBlocks,
     ListRooms,
     Message,
@@ -168,6 +170,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "unmute": (("room", str), ("nick", str)),
     "grant": (("nick", str), ("role", str)),
     "whowas": (("nick", str),),  # issue 19 (ircreg)
+    "bans": (("room", str),),  # issue 19 (ircwho)
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -582,6 +585,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return WhoWas(nick=nick, limit=_opt_int(obj, "limit", minimum=1), ref=ref)
         case {"type": "away"}:  # issue 19: no message, null or "" is back
             return Away(message=_opt_str(obj, "message"), ref=ref)
+        case {"type": "bans", "room": str(room)}:  # issue 19 (ircwho)
+            return ListBans(room=room, ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -882,6 +887,18 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data = {"type": "whowas", "nick": event.nick, "entries": entries}
         case AwayNotice():  # issue 19
             data = {"type": "away", "nick": event.nick, "message": event.message}
+        case BansReply():  # issue 19 (ircwho)
+            bans = [
+                {
+                    "nick": b.nick,
+                    "by": b.by,
+                    "ts": iso_ts(b.ts_ms),
+                    "until": None if b.until_ms is None else iso_ts(b.until_ms),
+                    "reason": b.reason,
+                }
+                for b in event.bans
+            ]
+            data = {"type": "bans", "room": event.room, "bans": bans}
     if event.ref is not None:
         data["ref"] = event.ref
     return data

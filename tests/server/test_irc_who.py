@@ -1,0 +1,100 @@
+"""IRC ban lists, creation times, WHO and QUIT (issue 19, ircwho), over real sockets.
+
+Each test runs a server with a JSON-lines and an IRC listener on loopback port 0
+(``test_irc_listener.running``) and drives raw IRC and JSON clients: what IRC
+shows comes from the same core the JSON side asks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from test_irc_listener import clients, irc, json_peer, make_account, running
+
+from chinwag.protocol.irc import IrcMessage
+
+
+def numeric(code: str) -> Callable[[IrcMessage], bool]:
+    return lambda m: m.command == code
+
+
+async def test_the_ban_list_is_the_room_s_bans_on_irc_and_json_for_its_mods(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "carl", "correct horse")
+        carl = await irc(made, irc_port)
+        await carl.register("carl", "PASS :correct horse")
+        await carl.send("JOIN #pit")
+        await carl.until(lambda m: m.command == "366" and m.params[1] == "#pit")
+        await carl.send("MODE #pit +b")  # none yet: only the end
+        empty, before = await carl.until(numeric("368"))
+        assert empty.params[1] == "#pit"
+        assert [m for m in before if m.command == "367"] == []
+
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        await ann.send(type="join", room="pit", ref="j")
+        await ann.recv_type("room_info")
+        dee = await json_peer(made, json_port)
+        await dee.hello("dee")
+        await dee.send(type="join", room="pit", ref="j")
+        await dee.recv_type("room_info")
+
+        began = int(time.time())
+        await carl.send("MODE #pit +b ann!*@*")
+        seen = [await ann.recv_type("presence") for _ in range(3)]  # dee's joins came first
+        assert [(p["event"], p["by"]) for p in seen if p["event"] != "join"] == [("ban", "carl")]
+        await carl.until(lambda m: m.command == "KICK")
+        for line in ("MODE #pit +b", "MODE #pit b"):
+            await carl.send(line)
+            end, rows = await carl.until(numeric("368"))
+            listed = [m.params[1:] for m in rows if m.command == "367"]
+            assert [row[:3] for row in listed] == [("#pit", "ann!*@*", "carl")]
+            assert began <= int(listed[0][3]) <= int(time.time())
+            assert end.params[1] == "#pit"
+
+        await dee.send(type="bans", room="pit", ref="b")  # a member may not look
+        refused = await dee.recv_type("error")
+        assert (refused["code"], refused["ref"]) == ("forbidden", "b")
+        assert "owner or a mod" in refused["message"]
+
+        await carl.send("MODE #pit -b ann")
+        await carl.until(lambda m: m.command == "MODE" and m.params[1] == "-b")
+        await carl.send("MODE #pit +b")
+        _, after = await carl.until(numeric("368"))
+        assert [m for m in after if m.command == "367"] == []  # lifted: gone from the list
+
+
+async def test_a_json_owner_asks_for_the_bans_of_its_room(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, _), clients() as made:
+        olga = await json_peer(made, json_port)
+        await olga.hello("olga")
+        await olga.send(type="register", password="correct horse battery", ref="r")
+        assert (await olga.recv_type("ok", timeout=30))["ref"] == "r"
+        await olga.send(type="join", room="den", ref="j")
+        assert (await olga.recv_type("room_info"))["role"] == "owner"
+        bob = await json_peer(made, json_port)
+        await bob.hello("Bob")
+        await bob.send(type="join", room="den", ref="j")
+        await bob.recv_type("room_info")
+        await olga.send(type="ban", room="den", nick="bob", reason="spam", ref="ban")
+        assert (await olga.recv_type("ok"))["ref"] == "ban"
+
+        await olga.send(type="bans", room="den", ref="list")
+        listed = await olga.recv_type("bans")
+        assert (listed["room"], listed["ref"]) == ("den", "list")
+        [row] = listed["bans"]
+        assert (row["nick"], row["by"], row["reason"], row["until"]) == (
+            "Bob",
+            "olga",
+            "spam",
+            None,
+        )
+        assert row["ts"].endswith("Z")
+
+        await olga.send(type="bans", ref="no room")  # what is missing is said
+        missing = await olga.recv_type("error")
+        assert "room" in missing["message"]

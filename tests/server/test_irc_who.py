@@ -98,3 +98,27 @@ async def test_a_json_owner_asks_for_the_bans_of_its_room(tmp_path: Path) -> Non
         await olga.send(type="bans", ref="no room")  # what is missing is said
         missing = await olga.recv_type("error")
         assert "room" in missing["message"]
+
+
+async def test_a_channel_s_modes_come_with_its_creation_time(tmp_path: Path) -> None:
+    async with running(tmp_path, irc_auto_join="false") as (json_port, irc_port), clients() as made:
+        began = int(time.time())
+        dora = await irc(made, irc_port)
+        await dora.register("dora")
+        await dora.send("JOIN #den", "MODE #den")
+        modes, _ = await dora.until(numeric("324"))
+        created = await dora.command("329")  # straight after 324
+        assert modes.params[1:] == ("#den", "+nt")
+        assert created.params[1] == "#den"
+        assert began <= int(created.params[2]) <= int(time.time())
+        await dora.send("TOPIC #den :chess")  # a change keeps the time
+        await dora.until(lambda m: m.command == "TOPIC")
+        await dora.send("MODE #den")
+        await dora.until(numeric("324"))
+        assert (await dora.command("329")).params[1:] == created.params[1:]
+
+        ann = await json_peer(made, json_port)  # JSON has it on the join's room_info
+        await ann.hello("ann")
+        await ann.send(type="join", room="den", ref="j")
+        info = await ann.recv_type("room_info")
+        assert info["created"].endswith("Z") and info["created"][:4].isdigit()

@@ -421,6 +421,7 @@ class Moderation:
             by=by,
             role=role,
             retention_days=row.retention_days,
+            created_ms=row.created_ms or None if role is not None else None,
         )
 
     # -- actions --------------------------------------------------------------------------------

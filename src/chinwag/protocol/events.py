@@ -703,6 +703,8 @@ class RoomInfo(ServerEvent):
 
     ``role`` (an extension) is the receiver's own role, on the answer to its ``join``.
     ``retention_days`` (issue 17, an extension): the room's own retention, None if none.
+    ``created_ms`` (issue 19, an extension): when the room was made, on the answer to a
+    ``join``; None elsewhere, and for rooms older than moderation (no time kept).
     """
 
     room: str
@@ -712,6 +714,7 @@ class RoomInfo(ServerEvent):
     by: str | None = None
     role: str | None = None
     retention_days: int | None = None
+    created_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

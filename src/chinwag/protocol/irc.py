@@ -1400,7 +1400,10 @@ class IrcServerCodec:
                 return self._numeric("332", channel, info.topic)
             return self._numeric("331", channel, "No topic is set")
         modes = "+nt" + ("i" if info.private else "") + ("m" if info.announce else "")
-        return self._numeric("324", channel, modes)
+        created = b""
+        if info.created_ms is not None:  # 329: when the room was made (ircwho)
+            created = self._numeric("329", channel, str(info.created_ms // 1000))
+        return self._numeric("324", channel, modes) + created
 
     def _mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``MODE``: a channel's modes asked for or changed (``+o``/``-o`` grant, ``+b``/``-b``
@@ -1522,6 +1525,8 @@ class IrcServerCodec:
         channel = f"#{event.room}"
         key = channel.casefold()
         old = self._infos.get(key)
+        if event.created_ms is None and old is not None and old.created_ms is not None:
+            event = replace(event, created_ms=old.created_ms)  # a change: kept
         self._infos[key] = event
         wanted = self._info_wanted.pop(key, [])
         if event.by is None:  # after one's join, or the answer to a query (a join again)

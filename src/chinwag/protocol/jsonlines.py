@@ -877,6 +877,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["role"] = event.role
             if event.retention_days is not None:
                 data["retention_days"] = event.retention_days
+            if event.created_ms is not None:  # issue 19 (ircwho)
+                data["created"] = iso_ts(event.created_ms)
         case StatsReply():  # issue 19 (ircreg)
             data = {"type": "stats", "online": event.online, "here": event.here}
             data["rooms"], data["nodes"] = event.rooms, event.nodes

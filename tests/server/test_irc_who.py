@@ -122,3 +122,48 @@ async def test_a_channel_s_modes_come_with_its_creation_time(tmp_path: Path) -> 
         await ann.send(type="join", room="den", ref="j")
         info = await ann.recv_type("room_info")
         assert info["created"].endswith("Z") and info["created"][:4].isdigit()
+
+
+async def test_who_a_nick_or_a_mask_lists_the_people_one_shares_a_channel_with(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, irc_auto_join="false") as (json_port, irc_port), clients() as made:
+        cool = await irc(made, irc_port)
+        await cool.register("coolNick")
+        await cool.send("JOIN #chan")
+        await cool.until(lambda m: m.command == "366")
+        other = await irc(made, irc_port)
+        await other.register("otherNick")
+        await other.send("JOIN #chan")
+        await other.until(lambda m: m.command == "366")
+        ann = await json_peer(made, json_port)  # online, but in no channel with them
+        await ann.hello("annie")
+        await ann.send(type="away", message="lunch", ref="a")
+        await ann.recv_type("ok")
+
+        async def who(mask: str) -> tuple[list[tuple[str, ...]], IrcMessage]:
+            await other.send(f"WHO {mask}")
+            end, rows = await other.until(numeric("315"))
+            return [m.params[1:] for m in rows if m.command == "352"], end
+
+        # channel (none named), user, host, server (skipped), nick, flags, hops and real name
+        cool_row = ("*", "coolNick", "chinwag", "coolNick", "H", "0 coolNick")
+        for mask in ("coolNick", "COOLNICK", "coolni*", "c??lNick", "coolNick!*@*"):
+            rows, end = await who(mask)
+            assert rows[0][:3] + rows[0][4:] == cool_row, mask
+            assert len(rows) == 1, mask
+            assert end.params[1] == mask  # the mask as sent, case kept
+        rows, _ = await who("*")
+        assert [row[4] for row in rows] == ["coolNick", "otherNick"]  # annie is unseen
+        rows, _ = await who("0")
+        assert [row[4] for row in rows] == ["coolNick", "otherNick"]
+        for unseen in ("annie", "ann*", "nobody"):
+            rows, end = await who(unseen)
+            assert (rows, end.params[1]) == ([], unseen)
+
+        lone = await irc(made, irc_port)  # in no channel: nobody to see
+        await lone.register("lone")
+        await lone.send("WHO *")
+        end, rows = await lone.until(numeric("315"))
+        assert [m for m in rows if m.command == "352"] == []
+        assert end.params[1] == "*"

@@ -633,6 +633,7 @@ class _Pending:
     before: bytes = b""  # lines held for this answer (a labeled JOIN, for its NAMES)
     sub: str = ""  # a CHATHISTORY's subcommand, for its FAIL
     nick: str | None = None  # the person a KICK, INVITE or MODE names, as the client wrote it
+    who_mask: _WhoMask | None = None  # the WHO <nick|mask> this member list is asked for
 
 
 @dataclass(slots=True)
@@ -649,6 +650,16 @@ class _Userhost:
     """A USERHOST being answered: the member lists of the asker's channels, as they come."""
 
     nicks: tuple[str, ...]  # as the asker wrote them
+    waiting: int  # member lists still to come
+    found: dict[str, WhoMember] = field(default_factory=dict)  # by casefolded chinwag nick
+
+
+@dataclass(slots=True)
+class _WhoMask:
+    """A ``WHO <nick|mask>`` being answered: the member lists of the asker's channels."""
+
+    mask: str  # as the asker wrote it
+    match: re.Pattern[str]  # the mask, case-folded, ``*`` and ``?`` as wildcards
     waiting: int  # member lists still to come
     found: dict[str, WhoMember] = field(default_factory=dict)  # by casefolded chinwag nick
 
@@ -1087,6 +1098,8 @@ class IrcServerCodec:
                     Leave(room=name[1:], reason=params[1] if len(params) > 1 else "", ref=ref)
                 )
             return parted
+        if cmd == "WHO" and params and params[0] and not params[0].startswith("#"):
+            return self._who_mask(msg)
         if cmd in ("NAMES", "WHO"):
             if not params or not params[0].startswith("#"):
                 end = "366" if cmd == "NAMES" else "315"
@@ -1320,6 +1333,55 @@ class IrcServerCodec:
                 nick = irc_nick(user.nick)
                 replies.append(f"{nick}={'+' if user.away is None else '-'}{nick}@{HOST}")
         return self._numeric("302", " ".join(replies))
+
+    # -- WHO <nick|mask> (issue 19, ircwho) --
+    def _who_mask(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``WHO <nick|mask>``: ``352`` for each person whose nick (or ``nick!user@host``,
+        if the mask has ``!`` or ``@``) matches, case-folded, with ``*`` and ``?``.
+
+        As WHOIS: found among the members of the asker's channels (``0`` is ``*``).
+        """
+        mask = msg.params[0]
+        wanted = "*" if mask == "0" else mask
+        pattern = "".join(
+            ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in wanted.casefold()
+        )
+        who = _WhoMask(mask, re.compile(pattern, re.DOTALL), 0)
+        channels = sorted(self._channels)[:MAX_WHOIS_CHANNELS]
+        if not channels:
+            return [Reply(self._who_mask_lines(who))]
+        who.waiting = len(channels)
+        out: list[Incoming | Reply] = []
+        for channel in channels:
+            ref = self._remember("WHO", channel, msg)
+            self._pending[ref].who_mask = who
+            out.append(Who(room=channel[1:], ref=ref))
+        return out
+
+    def _who_mask_part(self, pending: _Pending, event: WhoReply | None) -> bytes:
+        who = pending.who_mask
+        assert who is not None
+        who.waiting -= 1
+        if event is not None:
+            full = "!" in who.mask or "@" in who.mask
+            for user in event.users:
+                nick = irc_nick(user.nick)
+                name = f"{nick}!{nick}@{HOST}" if full else nick
+                if who.match.fullmatch(name.casefold()):
+                    who.found.setdefault(user.nick.casefold(), user)
+        return self._who_mask_lines(who) if who.waiting == 0 else b""
+
+    def _who_mask_lines(self, who: _WhoMask) -> bytes:
+        """One ``352`` per person (no channel named: ``*``), sorted by nick; then ``315``."""
+        rows = []
+        for _, user in sorted(who.found.items()):
+            nick = irc_nick(user.nick)
+            rows.append(
+                self._numeric(
+                    "352", "*", nick, HOST, self.server_name, nick, _here(user), f"0 {nick}"
+                )
+            )
+        return b"".join(rows) + self._numeric("315", who.mask, "End of /WHO list")
 
     # -- draft/read-marker (issue 19, irchist) --
     def _markread(self, msg: IrcMessage) -> list[Incoming | Reply]:
@@ -2207,6 +2269,8 @@ class IrcServerCodec:
             return self._whois_part(pending, event)
         if pending is not None and pending.userhost is not None:
             return self._userhost_part(pending, event)
+        if pending is not None and pending.who_mask is not None:
+            return self._who_mask_part(pending, event)
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
             rows = [
@@ -2309,6 +2373,8 @@ class IrcServerCodec:
             return self._whois_part(pending, None)  # that channel was left meanwhile
         if pending is not None and pending.userhost is not None:
             return self._userhost_part(pending, None)
+        if pending is not None and pending.who_mask is not None:
+            return self._who_mask_part(pending, None)
         if command == "AWAY":
             return self._numeric("FAIL", "AWAY", code.upper(), text)
         if command == "MARKREAD":

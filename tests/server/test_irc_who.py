@@ -164,6 +164,6 @@ async def test_who_a_nick_or_a_mask_lists_the_people_one_shares_a_channel_with(
         lone = await irc(made, irc_port)  # in no channel: nobody to see
         await lone.register("lone")
         await lone.send("WHO *")
-        end, rows = await lone.until(numeric("315"))
-        assert [m for m in rows if m.command == "352"] == []
+        end, lines = await lone.until(numeric("315"))
+        assert [m for m in lines if m.command == "352"] == []
         assert end.params[1] == "*"

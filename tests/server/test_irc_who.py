@@ -167,3 +167,40 @@ async def test_who_a_nick_or_a_mask_lists_the_people_one_shares_a_channel_with(
         end, lines = await lone.until(numeric("315"))
         assert [m for m in lines if m.command == "352"] == []
         assert end.params[1] == "*"
+
+
+async def test_someone_who_quits_is_one_quit_line_on_irc_and_a_leave_per_room_on_json(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, irc_auto_join="false") as (json_port, irc_port), clients() as made:
+        bar = await irc(made, irc_port)
+        await bar.register("bar")
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        for room in ("chan", "den"):
+            await bar.send(f"JOIN #{room}")
+            await bar.until(lambda m: m.command == "366")
+            await ann.send(type="join", room=room, ref=room)
+            await ann.recv_type("room_info")
+        for _ in range(2):
+            qux = await irc(made, irc_port)
+            await qux.register("qux")
+            await qux.send("JOIN #chan,#den")
+            await qux.until(lambda m: m.command == "366" and m.params[1] == "#den")
+            await qux.send("QUIT :qux out")
+            quit_, _ = await bar.until(lambda m: m.command in ("QUIT", "PART"))
+            assert (quit_.command, quit_.source) == ("QUIT", "qux!qux@chinwag")
+            assert "qux out" in quit_.params[0]
+            await bar.send("PING :after")  # nothing more of qux came before the PONG
+            _, between = await bar.until(lambda m: m.command == "PONG")
+            assert [m for m in between if m.command in ("QUIT", "PART")] == []
+            left = [await ann.recv_type("presence") for _ in range(4)]  # 2 joins, 2 leaves
+            quits = sorted((p["room"], p["quit"]) for p in left if p["event"] == "leave")
+            assert quits == [("chan", "qux out"), ("den", "qux out")]
+
+        await ann.send(type="leave", room="den", ref="l")  # leaving a room is not quitting
+        part, _ = await bar.until(lambda m: m.command in ("QUIT", "PART"))
+        assert (part.command, part.params) == ("PART", ("#den",))
+        await ann.close()  # a connection that ends without a word is a quit too
+        gone, _ = await bar.until(lambda m: m.command in ("QUIT", "PART"))
+        assert (gone.command, gone.source, gone.params) == ("QUIT", "ann!ann@chinwag", ("Quit",))

@@ -260,9 +260,10 @@ class Hub:
             self.counts.logins += 1
         return session
 
-    async def logout(self, session: Session, *, clean: bool) -> None:
-        """End a session; a clean ``bye`` moves the device's cursor to what it received."""
-        await self._logins.logout(session, clean=clean)
+    async def logout(self, session: Session, *, clean: bool, quit: str = "") -> None:
+        """End a session; a clean ``bye`` moves the device's cursor to what it received.
+        ``quit``: the quit message its rooms see if it was the principal's last (issue 19)."""
+        await self._logins.logout(session, clean=clean, quit=quit)
         p = session.principal
         if not p.sessions:
             self._departed(p.key, p.nick, p.account)

@@ -452,10 +452,11 @@ class Logins:
             if msg_id == 0 or msg_id > session.last_delivered:
                 session.deliver(msg_id, frame)
 
-    async def logout(self, session: Session, *, clean: bool) -> None:
-        """End a session; a clean ``bye`` moves the device's cursor to what it received."""
+    async def logout(self, session: Session, *, clean: bool, quit: str = "") -> None:
+        """End a session; a clean ``bye`` moves the device's cursor to what it received.
+        ``quit``: the quit message its rooms see if it was the principal's last."""
         p = session.principal
-        self._registry.drop(session)
+        self._registry.drop(session, quit)
         if not p.account and p.pid not in self._online:
             await self._names.release(p.key, p.pid)
         if clean and p.account and session.pending is None:

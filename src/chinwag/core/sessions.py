@@ -242,11 +242,12 @@ class OnlineRegistry:
         event: str,
         exclude: Session | None,
         reason: str | None = None,
+        quit: str | None = None,
     ) -> None:
         members = self.rooms.get(room, ())
         if len(members) > self.settings.presence_limit:
             return
-        frame = Frame(Presence(room=room, nick=who.nick, event=event, reason=reason))
+        frame = Frame(Presence(room=room, nick=who.nick, event=event, reason=reason, quit=quit))
         for member in members:
             for s in member.sessions:
                 if s is not exclude:
@@ -260,7 +261,8 @@ class OnlineRegistry:
                 for s in member.sessions:
                     s.deliver(0, away)
 
-    def drop(self, session: Session) -> None:
+    def drop(self, session: Session, quit: str = "") -> None:
+        """End ``session``; its principal's last one: a ``leave`` with ``quit`` per room."""
         p = session.principal
         if session not in p.sessions:
             return
@@ -278,7 +280,7 @@ class OnlineRegistry:
                 if not members:
                     del self.rooms[room]
             if not self.remote.in_room(p.pid, room):  # still there on another node
-                self.presence(room, p, "leave", exclude=None)
+                self.presence(room, p, "leave", exclude=None, quit=quit)
 
 
 # -- who is online on the other nodes (issue 13) --

@@ -157,7 +157,8 @@ class Pong(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Bye(Command):
-    """As a server event, ``reason`` says why the server ends the session (§8: ``banned``)."""
+    """As a server event, ``reason`` says why the server ends the session (§8: ``banned``);
+    from a client, its quit message (IRC ``QUIT :message``; issue 19)."""
 
     reason: str | None = None
 
@@ -575,6 +576,8 @@ class Presence(ServerEvent):
     §8 moderation adds the events ``kick``, ``ban``, ``unban``, ``mute``,
     ``unmute``, ``invite`` and ``grant``, with who did it (``by``), why
     (``reason``), until when (``until_ms``) and the role given (``role``).
+    ``quit`` (issue 19, an extension): on a ``leave``, its subject went offline (its
+    last session ended) with this quit message ('' for none); None: it left the room.
     """
 
     room: str
@@ -584,6 +587,7 @@ class Presence(ServerEvent):
     reason: str | None = None
     until_ms: int | None = None
     role: str | None = None
+    quit: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -170,6 +170,9 @@ MAX_LABEL: Final = 64
 MAX_PENDING: Final = 256
 """Commands awaiting the hub's answer that are remembered (oldest forgotten first)."""
 
+MAX_QUITS_KEPT: Final = 64
+"""Nicks whose QUIT was said, kept to leave out the same quit's leaves of other rooms."""
+
 MAX_WHOIS_CHANNELS: Final = 20
 """Most of the asker's channels whose member lists one WHOIS looks in."""
 
@@ -721,6 +724,8 @@ class IrcServerCodec:
         self._welcome: Welcome | None = None  # welcomed but registration not over yet
         self._held: list[bytes] = []  # events rendered before 001 could be sent
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        # Who was last seen to quit (casefolded nicks): one QUIT however many rooms they left.
+        self._quits: OrderedDict[str, None] = OrderedDict()
         self._account = False  # logged in to an account (a guest has no cursor)
         self._channels: set[str] = set()  # the channels joined, casefolded
         # The cids of this connection's messages (a random prefix: other sessions of
@@ -869,8 +874,8 @@ class IrcServerCodec:
                 # The client read every line sent before that PING (TCP keeps order).
                 return [Pong(), Seen(upto=int(token[5:]))]
             return [Pong()]
-        if cmd == "QUIT":
-            return [Bye()]
+        if cmd == "QUIT":  # its message: the QUIT the channels see (issue 19)
+            return [Bye(reason=params[0] if params and params[0] else None)]
         if not self.registered:
             return self._registration(msg)
         return self._command(msg)
@@ -1566,8 +1571,25 @@ class IrcServerCodec:
         return [Invite(room=channel[1:], nick=chinwag_nick(nick), ref=ref)]
 
     def _presence(self, event: Presence) -> bytes:
-        """A presence event for this client: its own kick, ban or invite included."""
+        """A presence event for this client: its own kick, ban or invite included.
+
+        Someone who went offline is one ``QUIT`` for all the channels shared with them
+        (its ``leave`` of each comes in a row: the first one says it, the rest nothing).
+        """
         if event.nick != self.nick:
+            key = event.nick.casefold()
+            if event.quit is not None and event.event == "leave":
+                if key in self._quits:
+                    return b""
+                self._quits[key] = None
+                while len(self._quits) > MAX_QUITS_KEPT:
+                    self._quits.popitem(last=False)
+                source = _user(event.nick)
+                return format_message(
+                    "QUIT", f"Quit: {event.quit}" if event.quit else "Quit", source=source
+                )
+            if event.event == "join":
+                self._quits.pop(key, None)  # back: its next quit is said again
             return _presence_lines(event)
         channel = f"#{event.room}"
         if event.event in ("kick", "ban"):
@@ -1972,8 +1994,10 @@ class IrcServerCodec:
                     event.room is not None or event.to is not None
                 ):
                     newest = max(newest, event.id)
-                case Presence(ref=None) if event.nick != self.nick:
-                    pass
+                case Presence(ref=None, quit=None) if event.nick != self.nick and (
+                    event.event != "join" or event.nick.casefold() not in self._quits
+                ):
+                    pass  # a quitter's join back is this connection's: it forgets the quit
                 case TypingNotice(room=str(), ref=None):
                     pass
                 case Deleted(room=str(), ref=None) if event.target not in self._redacted:

@@ -781,6 +781,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                     data["until"] = None if event.until_ms is None else iso_ts(event.until_ms)
                 if event.role is not None:
                     data["role"] = event.role
+            if event.quit is not None:  # issue 19 (ircwho): went offline
+                data["quit"] = event.quit
         case Ok():
             data = {"type": "ok"}
         case Error():

@@ -204,3 +204,36 @@ async def test_someone_who_quits_is_one_quit_line_on_irc_and_a_leave_per_room_on
         await ann.close()  # a connection that ends without a word is a quit too
         gone, _ = await bar.until(lambda m: m.command in ("QUIT", "PART"))
         assert (gone.command, gone.source, gone.params) == ("QUIT", "ann!ann@chinwag", ("Quit",))
+
+
+async def test_an_irc_user_s_username_and_real_name_show_in_who_and_whois(tmp_path: Path) -> None:
+    async with running(tmp_path, irc_auto_join="false") as (json_port, irc_port), clients() as made:
+        cool = await irc(made, irc_port)
+        await cool.send("NICK coolNick", "USER myusernam@laptop 0 * :My UniqueReal Name")
+        await cool.until(numeric("001"))
+        await cool.send("JOIN #chan")
+        await cool.until(lambda m: m.command == "366")
+        ann = await json_peer(made, json_port)  # other transports show the nick
+        await ann.hello("ann")
+        await ann.send(type="join", room="chan", ref="j")
+        await ann.recv_type("room_info")
+
+        await cool.send("WHO #chan")
+        _, lines = await cool.until(numeric("315"))
+        rows = {m.params[5]: m.params for m in lines if m.command == "352"}
+        assert (rows["coolNick"][2], rows["coolNick"][7]) == ("myusernam", "0 My UniqueReal Name")
+        assert (rows["ann"][2], rows["ann"][7]) == ("ann", "0 ann")
+        await cool.send("WHO coolni*")
+        row = await cool.command("352")
+        assert (row.params[2], row.params[7]) == ("myusernam", "0 My UniqueReal Name")
+        await cool.send("WHOIS coolNick")
+        whois = await cool.command("311")
+        assert whois.params[1:] == ("coolNick", "myusernam", "chinwag", "*", "My UniqueReal Name")
+
+        await ann.send(type="who", room="chan", ref="w")  # JSON sees the same
+        users = {u["nick"]: u for u in (await ann.recv_type("who"))["users"]}
+        assert (users["coolNick"]["user"], users["coolNick"]["real_name"]) == (
+            "myusernam",
+            "My UniqueReal Name",
+        )
+        assert "user" not in users["ann"]

@@ -315,6 +315,7 @@ class Logins:
             principal.budget,
         )
         session = Session(principal, hello.device, outlet, bucket, self.settings.backlog_held_limit)
+        session.user, session.real_name = hello.user, hello.real_name
         principal.sessions.append(session)
         if first:
             registry = self._registry

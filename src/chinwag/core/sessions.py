@@ -136,7 +136,9 @@ class Session:
         "outlet",
         "pending",
         "principal",
+        "real_name",
         "seen",
+        "user",
     )
 
     def __init__(
@@ -147,6 +149,9 @@ class Session:
         bucket: Budget,
         held_limit: int,
     ) -> None:
+        # An IRC session's USER username and real name (issue 19; memory only), else None.
+        self.user: str | None = None
+        self.real_name: str | None = None
         self.principal = principal
         self.device = device
         self.outlet = outlet

@@ -39,6 +39,9 @@ class Hello(Command):
     device: str = "default"
     client: str | None = None
     lobby: bool = True  # start in the lobby (False: IRC with irc_auto_join off; not on the wire)
+    # IRC's USER username (before any @device) and real name (issue 19; not on the wire).
+    user: str | None = None
+    real_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -613,6 +616,8 @@ class WhoMember:
     bot: bool = False
     away: str | None = None  # the away message, if away (issue 19)
     role: str = "member"  # member, mod, owner, admin (IRC prefixes; not on the JSON wire)
+    user: str | None = None  # an IRC session's username and real name (issue 19), else None
+    real_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -713,6 +713,7 @@ class IrcServerCodec:
         self.registered = False
         """The hub welcomed the session and ``001`` went out."""
         self._user: str | None = None
+        self._real_name: str | None = None  # USER's last parameter (issue 19)
         self._password: str | None = None
         self._cap_negotiating = False
         self._cap_version = 301
@@ -1020,6 +1021,8 @@ class IrcServerCodec:
             client="irc",
             ref=ref,
             lobby=self.auto_join,
+            user=self._user.partition("@")[0] if self._user is not None else None,
+            real_name=self._real_name,
         )
 
     def _registration(self, msg: IrcMessage) -> list[Incoming | Reply]:
@@ -1047,7 +1050,7 @@ class IrcServerCodec:
             device = params[0].rpartition("@")[2] if "@" in params[0] else None
             if device is not None and _DEVICE_RE.fullmatch(device) is None:
                 return [self._reply("FAIL", "USER", "INVALID_USERNAME", _DEVICE_WORDS)]
-            self._user = params[0]
+            self._user, self._real_name = params[0], params[3]
             return self._try_register()
         return [self._reply("451", "You have not registered: send NICK and USER first")]
 
@@ -1214,7 +1217,7 @@ class IrcServerCodec:
             )
         nick = irc_nick(user.nick)
         lines = [
-            self._numeric("311", nick, nick, HOST, "*", nick),
+            self._numeric("311", nick, user.user or nick, HOST, "*", user.real_name or nick),
             # No 319: it lists every channel someone is in, and only shared ones are known.
             self._numeric("312", nick, self.server_name, "chinwag"),
         ]
@@ -1383,7 +1386,14 @@ class IrcServerCodec:
             nick = irc_nick(user.nick)
             rows.append(
                 self._numeric(
-                    "352", "*", nick, HOST, self.server_name, nick, _here(user), f"0 {nick}"
+                    "352",
+                    "*",
+                    user.user or nick,
+                    HOST,
+                    self.server_name,
+                    nick,
+                    _here(user),
+                    f"0 {user.real_name or nick}",
                 )
             )
         return b"".join(rows) + self._numeric("315", who.mask, "End of /WHO list")
@@ -2301,12 +2311,12 @@ class IrcServerCodec:
                 self._numeric(
                     "352",
                     channel,
-                    nick,
+                    u.user or nick,
                     HOST,
                     self.server_name,
                     nick,
                     _here(u) if u.role == "member" else _here(u) + "@",
-                    f"0 {nick}",
+                    f"0 {u.real_name or nick}",
                 )
                 for u, nick in ((u, irc_nick(u.nick)) for u in event.users)
             ]

@@ -826,6 +826,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             for row, m in zip(users, event.users, strict=True):
                 if m.away is not None:  # issue 19
                     row["away"] = m.away
+                if m.user is not None:  # issue 19 (ircwho): an IRC session's USER
+                    row["user"], row["real_name"] = m.user, m.real_name
             data = {"type": "who", "room": event.room, "users": users, "truncated": event.truncated}
         case RoomsReply():
             rooms = [{"name": r.name, "online": r.online} for r in event.rooms]

@@ -161,6 +161,15 @@ async def test_who_a_nick_or_a_mask_lists_the_people_one_shares_a_channel_with(
             rows, end = await who(unseen)
             assert (rows, end.params[1]) == ([], unseen)
 
+        many = await irc(made, irc_port)  # a mask that a regular expression would try
+        await many.register("o" * 32)  # C(32, 16) ways before saying no: answered at once
+        await many.send("JOIN #chan")
+        await many.until(lambda m: m.command == "366")
+        rows, _ = await who("*o" * 16 + "x")
+        assert rows == []
+        rows, _ = await who("*o" * 16)
+        assert [row[4] for row in rows] == ["o" * 32]
+
         lone = await irc(made, irc_port)  # in no channel: nobody to see
         await lone.register("lone")
         await lone.send("WHO *")

@@ -478,6 +478,29 @@ def _here(user: WhoMember) -> str:
     return "H" if user.away is None else "G"
 
 
+def _wildcard_match(mask: str, text: str) -> bool:
+    """Whether ``text`` is ``mask`` with ``*`` any run and ``?`` any one character.
+
+    Greedy, going back only to the last ``*``: at most len(mask) x len(text) steps,
+    whatever the mask (a regular expression's backtracking is not bounded so).
+    """
+    m = t = 0
+    star, mark = -1, 0
+    while t < len(text):
+        if m < len(mask) and mask[m] in ("?", text[t]):
+            m += 1
+            t += 1
+        elif m < len(mask) and mask[m] == "*":
+            star, mark = m, t
+            m += 1
+        elif star >= 0:
+            m, mark = star + 1, mark + 1
+            t = mark
+        else:
+            return False
+    return all(c == "*" for c in mask[m:])
+
+
 def _user(nick: str) -> str:
     """A user's IRC source (``nick!nick@chinwag``), from a chinwag nick or an IRC one."""
     nick = irc_nick(nick)
@@ -662,7 +685,7 @@ class _WhoMask:
     """A ``WHO <nick|mask>`` being answered: the member lists of the asker's channels."""
 
     mask: str  # as the asker wrote it
-    match: re.Pattern[str]  # the mask, case-folded, ``*`` and ``?`` as wildcards
+    folded: str  # the mask, case-folded (``0`` is ``*``)
     waiting: int  # member lists still to come
     found: dict[str, WhoMember] = field(default_factory=dict)  # by casefolded chinwag nick
 
@@ -1350,11 +1373,7 @@ class IrcServerCodec:
         As WHOIS: found among the members of the asker's channels (``0`` is ``*``).
         """
         mask = msg.params[0]
-        wanted = "*" if mask == "0" else mask
-        pattern = "".join(
-            ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in wanted.casefold()
-        )
-        who = _WhoMask(mask, re.compile(pattern, re.DOTALL), 0)
+        who = _WhoMask(mask, "*" if mask == "0" else mask.casefold(), 0)
         channels = sorted(self._channels)[:MAX_WHOIS_CHANNELS]
         if not channels:
             return [Reply(self._who_mask_lines(who))]
@@ -1375,7 +1394,7 @@ class IrcServerCodec:
             for user in event.users:
                 nick = irc_nick(user.nick)
                 name = f"{nick}!{nick}@{HOST}" if full else nick
-                if who.match.fullmatch(name.casefold()):
+                if _wildcard_match(who.folded, name.casefold()):
                     who.found.setdefault(user.nick.casefold(), user)
         return self._who_mask_lines(who) if who.waiting == 0 else b""
 

@@ -207,7 +207,9 @@ async def test_a_private_room_never_reaches_a_non_member(harness: HubHarness) ->
         "announce": False,
         "by": None,
         "role": "member",
+        "created": info["created"],  # issue 19 (ircwho): when the room was made
     }
+    assert info["created"].endswith("Z")
 
 
 async def test_an_invite_is_used_once_and_a_guest_is_invited_by_its_session(

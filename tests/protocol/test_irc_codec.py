@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from chinwag.protocol.events import (
     Ack,
+    BanRow,
+    BansReply,
     CaughtUp,
     Command,
     Delete,
@@ -28,6 +30,7 @@ from chinwag.protocol.events import (
     Invite,
     Join,
     Leave,
+    ListBans,
     ListRooms,
     Message,
     Moderate,
@@ -686,13 +689,9 @@ def test_mode_and_topic_queries_are_answered_from_the_room_info() -> None:
     codec.render(Ok(ref=info.ref))
     answer = codec.render(RoomInfo(room="lobby", topic="", private=False, announce=False))
     assert answer == b":chinwag 331 alice #lobby :No topic is set\r\n"
-    wire = replies(
-        codec.receive_data(b"MODE #lobby\r\nMODE #lobby b\r\nMODE alice\r\nTOPIC #lobby\r\n")
-    )
+    wire = replies(codec.receive_data(b"MODE #lobby\r\nMODE alice\r\nTOPIC #lobby\r\n"))
     assert wire.split(b"\r\n")[:-1] == [
         b":chinwag 324 alice #lobby +nt",
-        b":chinwag 368 alice #lobby :End of channel ban list"
-        b" (listing bans is not there yet on chinwag)",
         b":chinwag 221 alice +i",
         b":chinwag 331 alice #lobby :No topic is set",
     ]
@@ -702,6 +701,13 @@ def test_mode_and_topic_queries_are_answered_from_the_room_info() -> None:
     )
     wire = replies(codec.receive_data(b"MODE #lobby\r\nTOPIC #lobby\r\n"))
     assert wire == b":chinwag 324 alice #lobby +ntm\r\n:chinwag 332 alice #lobby chess\r\n"
+    (listing,) = commands(codec.receive_data(b"MODE #lobby b\r\n"))  # the ban list (ircwho)
+    assert isinstance(listing, ListBans) and listing.room == "lobby"
+    ban = BanRow(nick="bob", by="olga", ts_ms=1_700_000_000_123)
+    assert codec.render(BansReply(room="lobby", bans=(ban,), ref=listing.ref)) == (
+        b":chinwag 367 alice #lobby bob!*@* olga 1700000000\r\n"
+        b":chinwag 368 alice #lobby :End of channel ban list\r\n"
+    )
 
 
 def test_a_query_of_a_channel_not_joined_tells_442_from_403_by_the_room_list() -> None:

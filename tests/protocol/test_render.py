@@ -13,6 +13,8 @@ from chinwag.errors import ChatError, RateLimited, SessionEnded, UnsupportedProt
 from chinwag.protocol.events import (
     Ack,
     AwayNotice,
+    BanRow,
+    BansReply,
     BlocksReply,
     Bye,
     CaughtUp,
@@ -466,6 +468,29 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         ),
         b'{"type":"who","room":"lobby","users":[{"nick":"Ann","account":true,"away":"brb"}],'
         b'"truncated":false}\n',
+    ),
+    # -- ban list, creation time, quit (issue 19, ircwho) --
+    (
+        "bans",
+        BansReply(
+            room="den",
+            bans=(BanRow(nick="Bob", by="olga", ts_ms=TS, until_ms=TS + 1000, reason="spam"),),
+            ref="b",
+        ),
+        b'{"type":"bans","room":"den","bans":[{"nick":"Bob","by":"olga",'
+        b'"ts":"2026-11-29T05:00:00.123Z","until":"2026-11-29T05:00:01.123Z","reason":"spam"}],'
+        b'"ref":"b"}\n',
+    ),
+    (
+        "room_info_created",
+        RoomInfo(room="den", topic="", private=False, announce=False, role="owner", created_ms=TS),
+        b'{"type":"room_info","room":"den","topic":"","private":false,"announce":false,'
+        b'"by":null,"role":"owner","created":"2026-11-29T05:00:00.123Z"}\n',
+    ),
+    (
+        "presence_quit",
+        Presence(room="den", nick="qux", event="leave", quit="qux out"),
+        b'{"type":"presence","room":"den","nick":"qux","event":"leave","quit":"qux out"}\n',
     ),
 ]
 

@@ -94,9 +94,11 @@ class Pipeline:
 
 @dataclass(frozen=True, slots=True)
 class LogOut:
-    """``bye`` after login: log the session out cleanly, then send bye and close."""
+    """``bye`` after login: log the session out cleanly, then send bye and close.
+    ``quit``: the client's quit message (IRC ``QUIT :message``), '' for none."""
 
     ref: str | None = None
+    quit: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +164,7 @@ class SessionDriver:
                 return self._refusal(item)
             if isinstance(item, Bye):
                 self.phase = ENDING
-                return LogOut(item.ref)
+                return LogOut(item.ref, item.reason or "")
             return Handle(item)
         if phase is not AWAITING_HELLO:
             # Ending, stopping or closed (or a second item while a hello is out,

@@ -62,6 +62,7 @@ from chinwag.protocol.events import (
     Invite,
     Join,
     Leave,
+    ListBans,
     ListBlocks,
     ListRooms,
     Moderate,
@@ -118,6 +119,7 @@ _COSTS: dict[type[Command], float] = {
     WhoWas: 1.0,
     Away: 1.0,
     ReadQuery: 1.0,
+    ListBans: 1.0,
 }
 
 
@@ -258,9 +260,10 @@ class Hub:
             self.counts.logins += 1
         return session
 
-    async def logout(self, session: Session, *, clean: bool) -> None:
-        """End a session; a clean ``bye`` moves the device's cursor to what it received."""
-        await self._logins.logout(session, clean=clean)
+    async def logout(self, session: Session, *, clean: bool, quit: str = "") -> None:
+        """End a session; a clean ``bye`` moves the device's cursor to what it received.
+        ``quit``: the quit message its rooms see if it was the principal's last (issue 19)."""
+        await self._logins.logout(session, clean=clean, quit=quit)
         p = session.principal
         if not p.sessions:
             self._departed(p.key, p.nick, p.account)
@@ -366,6 +369,8 @@ class Hub:
                 self._away.set(session, cmd)
             case ReadQuery():
                 await self._markers.query(session, cmd)
+            case ListBans():
+                reply(session, self._moderation.bans(session.principal, cmd))
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

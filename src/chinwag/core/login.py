@@ -315,6 +315,7 @@ class Logins:
             principal.budget,
         )
         session = Session(principal, hello.device, outlet, bucket, self.settings.backlog_held_limit)
+        session.user, session.real_name = hello.user, hello.real_name
         principal.sessions.append(session)
         if first:
             registry = self._registry
@@ -478,10 +479,11 @@ class Logins:
                     named["@" + row.nick] = upto
         return named
 
-    async def logout(self, session: Session, *, clean: bool) -> None:
-        """End a session; a clean ``bye`` moves the device's cursor to what it received."""
+    async def logout(self, session: Session, *, clean: bool, quit: str = "") -> None:
+        """End a session; a clean ``bye`` moves the device's cursor to what it received.
+        ``quit``: the quit message its rooms see if it was the principal's last."""
         p = session.principal
-        self._registry.drop(session)
+        self._registry.drop(session, quit)
         if not p.account and p.pid not in self._online:
             await self._names.release(p.key, p.pid)
         if clean and p.account and session.pending is None:

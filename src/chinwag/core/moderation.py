@@ -41,9 +41,12 @@ from chinwag.errors import (
     NotMember,
 )
 from chinwag.protocol.events import (
+    BanRow,
+    BansReply,
     Bye,
     Grant,
     Invite,
+    ListBans,
     Moderate,
     Outgoing,
     Presence,
@@ -516,6 +519,7 @@ class Moderation:
             by=by,
             role=role,
             retention_days=row.retention_days,
+            created_ms=row.created_ms or None if role is not None else None,
         )
 
     # -- actions --------------------------------------------------------------------------------
@@ -705,7 +709,9 @@ class Moderation:
         if action in ("ban", "mute"):
             if (room, pid, action) not in self._standings:
                 self._room_full(room)
-            standing = Standing(room, pid, action, "", cmd.until_ms, p.nick, cmd.reason, now)
+            # A ban keeps the banned display nick (``value``): the ban list shows it (ircwho).
+            kept = nick if action == "ban" else ""
+            standing = Standing(room, pid, action, kept, cmd.until_ms, p.nick, cmd.reason, now)
             await self._save(room)
             await self._store.put_standing(standing, entry)
             self._keep(standing)
@@ -817,6 +823,24 @@ class Moderation:
         standing = Standing(scope, pid, "role", role, None, by, "", self._now_ms())
         await self._store.put_standing(standing, entry)
         self._keep(standing)
+
+    def bans(self, p: Principal, cmd: ListBans) -> BansReply:
+        """The bans of a room in force, oldest first: for its owner, mods and admins (§12.5)."""
+        room = self._acting_in(p, cmd.room, "mod")
+        rows = []
+        for scope, pid, kind in list(self._standings):
+            if scope != room or kind != "ban":
+                continue
+            s = self._active(scope, pid, kind)
+            if s is None:
+                continue
+            # Bans older than ircwho kept no nick: an account's key is its nick folded.
+            nick = s.value or (pid[2:] if pid.startswith("a:") else "guest")
+            rows.append(
+                BanRow(nick=nick, by=s.by, ts_ms=s.ts_ms, until_ms=s.until_ms, reason=s.reason)
+            )
+        rows.sort(key=lambda r: (r.ts_ms, r.nick))
+        return BansReply(room=room, bans=tuple(rows), ref=cmd.ref)
 
     async def audited_delete(
         self, actor: Principal, room: str | None, message_id: int, sender: str

@@ -206,16 +206,18 @@ class Nodes:
         p = view.remove(pid)
         if p is not None:
             for room in p.rooms:
-                self._presence(node, p, room, "leave")
+                self._presence(node, p, room, "leave", quit="")  # offline there (or gone)
 
-    def _presence(self, node: str, p: RemotePrincipal, room: str, event: str) -> None:
+    def _presence(
+        self, node: str, p: RemotePrincipal, room: str, event: str, quit: str | None = None
+    ) -> None:
         """A join or leave notice here, unless ``p`` is in ``room`` here or on a third node."""
         local = self._registry.by_pid.get(p.pid)
         if local is not None and room in local.rooms:
             return
         if self._remote.in_room(p.pid, room, but=node):
             return
-        self._registry.presence(room, p, event, exclude=None)
+        self._registry.presence(room, p, event, exclude=None, quit=quit)
 
     def _membership(self, e: Membership) -> None:
         view = self._view(e.node)

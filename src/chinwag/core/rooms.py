@@ -61,6 +61,13 @@ class _Range(TypedDict, total=False):
     before_ms: int | None
 
 
+def _ident(m: Principal | RemotePrincipal) -> Session | None:
+    """The first of ``m``'s sessions here that gave an IRC username (issue 19), if any."""
+    if isinstance(m, RemotePrincipal):
+        return None  # on another node: its sessions are not known here
+    return next((s for s in m.sessions if s.user is not None), None)
+
+
 class Rooms:
     """Join, leave, who, the list of rooms and history, and the room caps.
 
@@ -200,9 +207,15 @@ class Rooms:
         role = self._moderation.role
         users = tuple(
             WhoMember(
-                nick=m.nick, account=m.account, bot=m.bot, away=m.away, role=role(m.pid, room)
+                nick=m.nick,
+                account=m.account,
+                bot=m.bot,
+                away=m.away,
+                role=role(m.pid, room),
+                user=ident.user if ident is not None else None,
+                real_name=ident.real_name if ident is not None else None,
             )
-            for m in listed
+            for m, ident in ((m, _ident(m)) for m in listed)
         )
         session.bucket.take(sum(32 + len(m.nick) for m in listed) / REPLY_BYTES_PER_TOKEN)
         info = self._moderation.info_for(session.principal, room)

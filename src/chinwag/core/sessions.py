@@ -136,7 +136,9 @@ class Session:
         "outlet",
         "pending",
         "principal",
+        "real_name",
         "seen",
+        "user",
     )
 
     def __init__(
@@ -147,6 +149,9 @@ class Session:
         bucket: Budget,
         held_limit: int,
     ) -> None:
+        # An IRC session's USER username and real name (issue 19; memory only), else None.
+        self.user: str | None = None
+        self.real_name: str | None = None
         self.principal = principal
         self.device = device
         self.outlet = outlet
@@ -242,11 +247,12 @@ class OnlineRegistry:
         event: str,
         exclude: Session | None,
         reason: str | None = None,
+        quit: str | None = None,
     ) -> None:
         members = self.rooms.get(room, ())
         if len(members) > self.settings.presence_limit:
             return
-        frame = Frame(Presence(room=room, nick=who.nick, event=event, reason=reason))
+        frame = Frame(Presence(room=room, nick=who.nick, event=event, reason=reason, quit=quit))
         for member in members:
             for s in member.sessions:
                 if s is not exclude:
@@ -260,7 +266,8 @@ class OnlineRegistry:
                 for s in member.sessions:
                     s.deliver(0, away)
 
-    def drop(self, session: Session) -> None:
+    def drop(self, session: Session, quit: str = "") -> None:
+        """End ``session``; its principal's last one: a ``leave`` with ``quit`` per room."""
         p = session.principal
         if session not in p.sessions:
             return
@@ -278,7 +285,7 @@ class OnlineRegistry:
                 if not members:
                     del self.rooms[room]
             if not self.remote.in_room(p.pid, room):  # still there on another node
-                self.presence(room, p, "leave", exclude=None)
+                self.presence(room, p, "leave", exclude=None, quit=quit)
 
 
 # -- who is online on the other nodes (issue 13) --

@@ -39,6 +39,9 @@ class Hello(Command):
     device: str = "default"
     client: str | None = None
     lobby: bool = True  # start in the lobby (False: IRC with irc_auto_join off; not on the wire)
+    # IRC's USER username (before any @device) and real name (issue 19; not on the wire).
+    user: str | None = None
+    real_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,7 +160,8 @@ class Pong(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Bye(Command):
-    """As a server event, ``reason`` says why the server ends the session (§8: ``banned``)."""
+    """As a server event, ``reason`` says why the server ends the session (§8: ``banned``);
+    from a client, its quit message (IRC ``QUIT :message``; issue 19)."""
 
     reason: str | None = None
 
@@ -363,6 +367,19 @@ class ReadQuery(Command):
     with_: str | None = None
 
 
+# -- ban list (issue 19, ircwho) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListBans(Command):
+    """§12.5: the bans of ``room`` in force (its owner, mods and admins ask; IRC ``MODE #r +b``).
+
+    Answered with `BansReply`.
+    """
+
+    room: str
+
+
 ClientCommand = (
     Hello
     | Say
@@ -399,6 +416,7 @@ ClientCommand = (
     | WhoWas
     | Away
     | ReadQuery
+    | ListBans
 )
 
 
@@ -562,6 +580,8 @@ class Presence(ServerEvent):
     §8 moderation adds the events ``kick``, ``ban``, ``unban``, ``mute``,
     ``unmute``, ``invite`` and ``grant``, with who did it (``by``), why
     (``reason``), until when (``until_ms``) and the role given (``role``).
+    ``quit`` (issue 19, an extension): on a ``leave``, its subject went offline (its
+    last session ended) with this quit message ('' for none); None: it left the room.
     """
 
     room: str
@@ -571,6 +591,7 @@ class Presence(ServerEvent):
     reason: str | None = None
     until_ms: int | None = None
     role: str | None = None
+    quit: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -596,6 +617,8 @@ class WhoMember:
     bot: bool = False
     away: str | None = None  # the away message, if away (issue 19)
     role: str = "member"  # member, mod, owner, admin (on the JSON wire unless member: rooms4)
+    user: str | None = None  # an IRC session's username and real name (issue 19), else None
+    real_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -693,6 +716,8 @@ class RoomInfo(ServerEvent):
 
     ``role`` (an extension) is the receiver's own role, on the answer to its ``join``.
     ``retention_days`` (issue 17, an extension): the room's own retention, None if none.
+    ``created_ms`` (issue 19, an extension): when the room was made, on the answer to a
+    ``join``; None elsewhere, and for rooms older than moderation (no time kept).
     """
 
     room: str
@@ -702,6 +727,7 @@ class RoomInfo(ServerEvent):
     by: str | None = None
     role: str | None = None
     retention_days: int | None = None
+    created_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -765,6 +791,29 @@ class AwayNotice(ServerEvent):
     message: str | None = None
 
 
+# -- ban list (issue 19, ircwho) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BanRow:
+    """One ban of a room: ``nick`` banned by ``by`` at ``ts_ms`` until ``until_ms`` (None: lifted
+    by hand), for ``reason``."""
+
+    nick: str
+    by: str
+    ts_ms: int
+    until_ms: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BansReply(ServerEvent):
+    """§12.5: the bans of ``room`` in force, oldest first."""
+
+    room: str
+    bans: tuple[BanRow, ...]
+
+
 Outgoing = (
     Welcome
     | Message
@@ -792,5 +841,6 @@ Outgoing = (
     | StatsReply
     | WhoWasReply
     | AwayNotice
+    | BansReply
 )
 """Every event the server sends."""

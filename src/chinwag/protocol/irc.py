@@ -45,6 +45,7 @@ from chinwag.protocol.events import (
     Ack,
     Away,
     AwayNotice,
+    BansReply,
     BlocksReply,
     Bye,
     CaughtUp,
@@ -65,6 +66,7 @@ from chinwag.protocol.events import (
     Invite,
     Join,
     Leave,
+    ListBans,
     ListRooms,
     Message,
     Moderate,
@@ -167,6 +169,9 @@ MAX_LABEL: Final = 64
 
 MAX_PENDING: Final = 256
 """Commands awaiting the hub's answer that are remembered (oldest forgotten first)."""
+
+MAX_QUITS_KEPT: Final = 64
+"""Nicks whose QUIT was said, kept to leave out the same quit's leaves of other rooms."""
 
 MAX_WHOIS_CHANNELS: Final = 20
 """Most of the asker's channels whose member lists one WHOIS looks in."""
@@ -473,6 +478,29 @@ def _here(user: WhoMember) -> str:
     return "H" if user.away is None else "G"
 
 
+def _wildcard_match(mask: str, text: str) -> bool:
+    """Whether ``text`` is ``mask`` with ``*`` any run and ``?`` any one character.
+
+    Greedy, going back only to the last ``*``: at most len(mask) x len(text) steps,
+    whatever the mask (a regular expression's backtracking is not bounded so).
+    """
+    m = t = 0
+    star, mark = -1, 0
+    while t < len(text):
+        if m < len(mask) and mask[m] in ("?", text[t]):
+            m += 1
+            t += 1
+        elif m < len(mask) and mask[m] == "*":
+            star, mark = m, t
+            m += 1
+        elif star >= 0:
+            m, mark = star + 1, mark + 1
+            t = mark
+        else:
+            return False
+    return all(c == "*" for c in mask[m:])
+
+
 def _user(nick: str) -> str:
     """A user's IRC source (``nick!nick@chinwag``), from a chinwag nick or an IRC one."""
     nick = irc_nick(nick)
@@ -631,6 +659,7 @@ class _Pending:
     before: bytes = b""  # lines held for this answer (a labeled JOIN, for its NAMES)
     sub: str = ""  # a CHATHISTORY's subcommand, for its FAIL
     nick: str | None = None  # the person a KICK, INVITE or MODE names, as the client wrote it
+    who_mask: _WhoMask | None = None  # the WHO <nick|mask> this member list is asked for
 
 
 @dataclass(slots=True)
@@ -647,6 +676,16 @@ class _Userhost:
     """A USERHOST being answered: the member lists of the asker's channels, as they come."""
 
     nicks: tuple[str, ...]  # as the asker wrote them
+    waiting: int  # member lists still to come
+    found: dict[str, WhoMember] = field(default_factory=dict)  # by casefolded chinwag nick
+
+
+@dataclass(slots=True)
+class _WhoMask:
+    """A ``WHO <nick|mask>`` being answered: the member lists of the asker's channels."""
+
+    mask: str  # as the asker wrote it
+    folded: str  # the mask, case-folded (``0`` is ``*``)
     waiting: int  # member lists still to come
     found: dict[str, WhoMember] = field(default_factory=dict)  # by casefolded chinwag nick
 
@@ -697,6 +736,7 @@ class IrcServerCodec:
         self.registered = False
         """The hub welcomed the session and ``001`` went out."""
         self._user: str | None = None
+        self._real_name: str | None = None  # USER's last parameter (issue 19)
         self._password: str | None = None
         self._cap_negotiating = False
         self._cap_version = 301
@@ -708,6 +748,8 @@ class IrcServerCodec:
         self._welcome: Welcome | None = None  # welcomed but registration not over yet
         self._held: list[bytes] = []  # events rendered before 001 could be sent
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        # Who was last seen to quit (casefolded nicks): one QUIT however many rooms they left.
+        self._quits: OrderedDict[str, None] = OrderedDict()
         self._account = False  # logged in to an account (a guest has no cursor)
         self._channels: set[str] = set()  # the channels joined, casefolded
         # The cids of this connection's messages (a random prefix: other sessions of
@@ -856,8 +898,8 @@ class IrcServerCodec:
                 # The client read every line sent before that PING (TCP keeps order).
                 return [Pong(), Seen(upto=int(token[5:]))]
             return [Pong()]
-        if cmd == "QUIT":
-            return [Bye()]
+        if cmd == "QUIT":  # its message: the QUIT the channels see (issue 19)
+            return [Bye(reason=params[0] if params and params[0] else None)]
         if not self.registered:
             return self._registration(msg)
         return self._command(msg)
@@ -1002,6 +1044,8 @@ class IrcServerCodec:
             client="irc",
             ref=ref,
             lobby=self.auto_join,
+            user=self._user.partition("@")[0] if self._user is not None else None,
+            real_name=self._real_name,
         )
 
     def _registration(self, msg: IrcMessage) -> list[Incoming | Reply]:
@@ -1029,7 +1073,7 @@ class IrcServerCodec:
             device = params[0].rpartition("@")[2] if "@" in params[0] else None
             if device is not None and _DEVICE_RE.fullmatch(device) is None:
                 return [self._reply("FAIL", "USER", "INVALID_USERNAME", _DEVICE_WORDS)]
-            self._user = params[0]
+            self._user, self._real_name = params[0], params[3]
             return self._try_register()
         return [self._reply("451", "You have not registered: send NICK and USER first")]
 
@@ -1085,6 +1129,8 @@ class IrcServerCodec:
                     Leave(room=name[1:], reason=params[1] if len(params) > 1 else "", ref=ref)
                 )
             return parted
+        if cmd == "WHO" and params and params[0] and not params[0].startswith("#"):
+            return self._who_mask(msg)
         if cmd in ("NAMES", "WHO"):
             if not params or not params[0].startswith("#"):
                 end = "366" if cmd == "NAMES" else "315"
@@ -1194,7 +1240,7 @@ class IrcServerCodec:
             )
         nick = irc_nick(user.nick)
         lines = [
-            self._numeric("311", nick, nick, HOST, "*", nick),
+            self._numeric("311", nick, user.user or nick, HOST, "*", user.real_name or nick),
             # No 319: it lists every channel someone is in, and only shared ones are known.
             self._numeric("312", nick, self.server_name, "chinwag"),
         ]
@@ -1264,6 +1310,17 @@ class IrcServerCodec:
         lines.append(self._numeric("369", asked, "End of WHOWAS"))
         return b"".join(lines)
 
+    # -- the ban list (issue 19, ircwho) --
+    def _ban_list(self, e: BansReply) -> bytes:
+        """``367`` per ban (``nick!*@*``, who set it, when in seconds), then ``368``."""
+        channel = f"#{e.room}"
+        lines = [
+            self._numeric("367", channel, f"{irc_nick(b.nick)}!*@*", b.by, str(b.ts_ms // 1000))
+            for b in e.bans
+        ]
+        lines.append(self._numeric("368", channel, "End of channel ban list"))
+        return b"".join(lines)
+
     # -- away (issue 19, irchist) --
     def _away(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``AWAY [:message]``: an ``away`` (no or an empty message: back); ``306``/``305``."""
@@ -1307,6 +1364,58 @@ class IrcServerCodec:
                 nick = irc_nick(user.nick)
                 replies.append(f"{nick}={'+' if user.away is None else '-'}{nick}@{HOST}")
         return self._numeric("302", " ".join(replies))
+
+    # -- WHO <nick|mask> (issue 19, ircwho) --
+    def _who_mask(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``WHO <nick|mask>``: ``352`` for each person whose nick (or ``nick!user@host``,
+        if the mask has ``!`` or ``@``) matches, case-folded, with ``*`` and ``?``.
+
+        As WHOIS: found among the members of the asker's channels (``0`` is ``*``).
+        """
+        mask = msg.params[0]
+        who = _WhoMask(mask, "*" if mask == "0" else mask.casefold(), 0)
+        channels = sorted(self._channels)[:MAX_WHOIS_CHANNELS]
+        if not channels:
+            return [Reply(self._who_mask_lines(who))]
+        who.waiting = len(channels)
+        out: list[Incoming | Reply] = []
+        for channel in channels:
+            ref = self._remember("WHO", channel, msg)
+            self._pending[ref].who_mask = who
+            out.append(Who(room=channel[1:], ref=ref))
+        return out
+
+    def _who_mask_part(self, pending: _Pending, event: WhoReply | None) -> bytes:
+        who = pending.who_mask
+        assert who is not None
+        who.waiting -= 1
+        if event is not None:
+            full = "!" in who.mask or "@" in who.mask
+            for user in event.users:
+                nick = irc_nick(user.nick)
+                name = f"{nick}!{nick}@{HOST}" if full else nick
+                if _wildcard_match(who.folded, name.casefold()):
+                    who.found.setdefault(user.nick.casefold(), user)
+        return self._who_mask_lines(who) if who.waiting == 0 else b""
+
+    def _who_mask_lines(self, who: _WhoMask) -> bytes:
+        """One ``352`` per person (no channel named: ``*``), sorted by nick; then ``315``."""
+        rows = []
+        for _, user in sorted(who.found.items()):
+            nick = irc_nick(user.nick)
+            rows.append(
+                self._numeric(
+                    "352",
+                    "*",
+                    user.user or nick,
+                    HOST,
+                    self.server_name,
+                    nick,
+                    _here(user),
+                    f"0 {user.real_name or nick}",
+                )
+            )
+        return b"".join(rows) + self._numeric("315", who.mask, "End of /WHO list")
 
     # -- draft/read-marker (issue 19, irchist) --
     def _markread(self, msg: IrcMessage) -> list[Incoming | Reply]:
@@ -1387,7 +1496,10 @@ class IrcServerCodec:
                 return self._numeric("332", channel, info.topic)
             return self._numeric("331", channel, "No topic is set")
         modes = "+nt" + ("i" if info.private else "") + ("m" if info.announce else "")
-        return self._numeric("324", channel, modes)
+        created = b""
+        if info.created_ms is not None:  # 329: when the room was made (ircwho)
+            created = self._numeric("329", channel, str(info.created_ms // 1000))
+        return self._numeric("324", channel, modes) + created
 
     def _mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``MODE``: a channel's modes asked for or changed (``+o``/``-o`` grant, ``+b``/``-b``
@@ -1423,9 +1535,8 @@ class IrcServerCodec:
                 role = "mod" if on else "member"
                 out.append(Grant(room=room, nick=chinwag_nick(nick), role=role, ref=ref))
             elif char == "b":
-                if not args:
-                    why = "End of channel ban list (listing bans is not there yet on chinwag)"
-                    out.append(self._reply("368", target, why))
+                if not args:  # the ban list (ircwho): 367 per ban, then 368
+                    out.append(ListBans(room=room, ref=self._moderating("MODE", target, msg)))
                     continue
                 mask = args.pop(0)
                 banned = _ban_nick(mask)
@@ -1489,8 +1600,25 @@ class IrcServerCodec:
         return [Invite(room=channel[1:], nick=chinwag_nick(nick), ref=ref)]
 
     def _presence(self, event: Presence) -> bytes:
-        """A presence event for this client: its own kick, ban or invite included."""
+        """A presence event for this client: its own kick, ban or invite included.
+
+        Someone who went offline is one ``QUIT`` for all the channels shared with them
+        (its ``leave`` of each comes in a row: the first one says it, the rest nothing).
+        """
         if event.nick != self.nick:
+            key = event.nick.casefold()
+            if event.quit is not None and event.event == "leave":
+                if key in self._quits:
+                    return b""
+                self._quits[key] = None
+                while len(self._quits) > MAX_QUITS_KEPT:
+                    self._quits.popitem(last=False)
+                source = _user(event.nick)
+                return format_message(
+                    "QUIT", f"Quit: {event.quit}" if event.quit else "Quit", source=source
+                )
+            if event.event == "join":
+                self._quits.pop(key, None)  # back: its next quit is said again
             return _presence_lines(event)
         channel = f"#{event.room}"
         if event.event in ("kick", "ban"):
@@ -1510,6 +1638,8 @@ class IrcServerCodec:
         channel = f"#{event.room}"
         key = channel.casefold()
         old = self._infos.get(key)
+        if event.created_ms is None and old is not None and old.created_ms is not None:
+            event = replace(event, created_ms=old.created_ms)  # a change: kept
         self._infos[key] = event
         wanted = self._info_wanted.pop(key, [])
         if event.by is None:  # after one's join, or the answer to a query (a join again)
@@ -1893,8 +2023,10 @@ class IrcServerCodec:
                     event.room is not None or event.to is not None
                 ):
                     newest = max(newest, event.id)
-                case Presence(ref=None) if event.nick != self.nick:
-                    pass
+                case Presence(ref=None, quit=None) if event.nick != self.nick and (
+                    event.event != "join" or event.nick.casefold() not in self._quits
+                ):
+                    pass  # a quitter's join back is this connection's: it forgets the quit
                 case TypingNotice(room=str(), ref=None):
                     pass
                 case Deleted(room=str(), ref=None) if event.target not in self._redacted:
@@ -2100,6 +2232,8 @@ class IrcServerCodec:
                 return self._lusers(event)
             case WhoWasReply():
                 return self._whowas_lines(event, pending)
+            case BansReply():
+                return self._ban_list(event)
             case AwayNotice():
                 if "away-notify" not in self.caps or event.nick == self.nick:
                     return b""
@@ -2188,18 +2322,20 @@ class IrcServerCodec:
             return self._whois_part(pending, event)
         if pending is not None and pending.userhost is not None:
             return self._userhost_part(pending, event)
+        if pending is not None and pending.who_mask is not None:
+            return self._who_mask_part(pending, event)
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
             rows = [
                 self._numeric(
                     "352",
                     channel,
-                    nick,
+                    u.user or nick,
                     HOST,
                     self.server_name,
                     nick,
                     _here(u) if u.role == "member" else _here(u) + "@",
-                    f"0 {nick}",
+                    f"0 {u.real_name or nick}",
                 )
                 for u, nick in ((u, irc_nick(u.nick)) for u in event.users)
             ]
@@ -2290,6 +2426,8 @@ class IrcServerCodec:
             return self._whois_part(pending, None)  # that channel was left meanwhile
         if pending is not None and pending.userhost is not None:
             return self._userhost_part(pending, None)
+        if pending is not None and pending.who_mask is not None:
+            return self._who_mask_part(pending, None)
         if command == "AWAY":
             return self._numeric("FAIL", "AWAY", code.upper(), text)
         if command == "MARKREAD":

@@ -31,6 +31,7 @@ from chinwag.protocol.events import (
     Ack,
     Away,
     AwayNotice,
+    BansReply,
     Block,
     BlocksReply,
     Bye,
@@ -53,6 +54,7 @@ from chinwag.protocol.events import (
     Invite,
     Join,
     Leave,
+    ListBans,
     ListBlocks,
     ListRooms,
     Message,
@@ -168,6 +170,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "unmute": (("room", str), ("nick", str)),
     "grant": (("nick", str), ("role", str)),
     "whowas": (("nick", str),),  # issue 19 (ircreg)
+    "bans": (("room", str),),  # issue 19 (ircwho)
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -582,6 +585,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return WhoWas(nick=nick, limit=_opt_int(obj, "limit", minimum=1), ref=ref)
         case {"type": "away"}:  # issue 19: no message, null or "" is back
             return Away(message=_opt_str(obj, "message"), ref=ref)
+        case {"type": "bans", "room": str(room)}:  # issue 19 (ircwho)
+            return ListBans(room=room, ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -776,6 +781,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                     data["until"] = None if event.until_ms is None else iso_ts(event.until_ms)
                 if event.role is not None:
                     data["role"] = event.role
+            if event.quit is not None:  # issue 19 (ircwho): went offline
+                data["quit"] = event.quit
         case Ok():
             data = {"type": "ok"}
         case Error():
@@ -823,6 +830,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                     row["away"] = m.away
                 if m.role != "member":  # rooms4
                     row["role"] = m.role
+                if m.user is not None:  # issue 19 (ircwho): an IRC session's USER
+                    row["user"], row["real_name"] = m.user, m.real_name
             data = {"type": "who", "room": event.room, "users": users, "truncated": event.truncated}
             if event.info is not None:  # rooms4: the settings, and the asker's role
                 data["topic"], data["private"] = event.info.topic, event.info.private
@@ -881,6 +890,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["role"] = event.role
             if event.retention_days is not None:
                 data["retention_days"] = event.retention_days
+            if event.created_ms is not None:  # issue 19 (ircwho)
+                data["created"] = iso_ts(event.created_ms)
         case StatsReply():  # issue 19 (ircreg)
             data = {"type": "stats", "online": event.online, "here": event.here}
             data["rooms"], data["nodes"] = event.rooms, event.nodes
@@ -891,6 +902,18 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data = {"type": "whowas", "nick": event.nick, "entries": entries}
         case AwayNotice():  # issue 19
             data = {"type": "away", "nick": event.nick, "message": event.message}
+        case BansReply():  # issue 19 (ircwho)
+            bans = [
+                {
+                    "nick": b.nick,
+                    "by": b.by,
+                    "ts": iso_ts(b.ts_ms),
+                    "until": None if b.until_ms is None else iso_ts(b.until_ms),
+                    "reason": b.reason,
+                }
+                for b in event.bans
+            ]
+            data = {"type": "bans", "room": event.room, "bans": bans}
     if event.ref is not None:
         data["ref"] = event.ref
     return data

@@ -83,7 +83,7 @@ class IrcSessionTask(SessionTask):
             # QUIT: no clean logout, so the cursor stays where the last PONG put it.
             if self._session is not None:
                 session, self._session = self._session, None
-                await self._hub.logout(session, clean=False)
+                await self._hub.logout(session, clean=False, quit=action.quit)
             self._link.send(reply_frame(BYE, action.ref))
             self._link.close("quit")
             return

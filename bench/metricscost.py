@@ -24,18 +24,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import statistics
-import sys
 import time
 import timeit
 import urllib.error
 import urllib.request
 from typing import Any
 
-from bench.runner import GEN_CPU, Case, Progress, Run, ServerProcess, run_once, wait_quiet
+from bench.runner import (
+    GEN_CPU,
+    Case,
+    Progress,
+    Run,
+    ServerProcess,
+    emit,
+    run_once,
+    wait_quiet,
+)
 from chinwag.core.counts import Counts
 
 BAR_PERCENT = 2.0  # issue 17
@@ -211,14 +218,7 @@ def run(args: argparse.Namespace) -> int:
         f" {share} % of the off median"
     )
     lines += [f"  FAILED: {e}" for e in errors]
-    table = "\n".join(lines)
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-    if args.json:
-        print(table, file=sys.stderr)
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
+    emit(report, "\n".join(lines), args)
     return 0 if not errors else 1
 
 

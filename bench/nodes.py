@@ -74,6 +74,8 @@ class Services:
         self.procs: list[subprocess.Popen[bytes]] = []
         # PostgreSQL refuses to run as root: then as the postgres user.
         self.user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        if self.user is not None:
+            os.chmod(root, 0o755)  # the postgres user makes its cluster inside
         self.pg_port, self.redis_port = _free_port(), _free_port()
 
     def _as(self) -> dict[str, Any]:
@@ -372,8 +374,6 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, {GEN_CPU})
     workdir = Path(tempfile.mkdtemp(prefix="bench-nodes-"))
-    if os.geteuid() == 0:
-        os.chmod(workdir, 0o755)  # the postgres user makes its cluster inside
     services = Services(workdir)
     phases: list[Phase] = []
     error = ""

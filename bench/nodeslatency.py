@@ -348,8 +348,6 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, {GEN_CPU})
     workdir = Path(tempfile.mkdtemp(prefix="bench-nodeslat-"))
-    if os.geteuid() == 0:
-        os.chmod(workdir, 0o755)  # the postgres user makes its cluster inside
     services = Services(workdir)
     rates: list[RatePhase] = []
     outages: list[OutagePhase] = []

@@ -40,7 +40,7 @@ from typing import Any
 
 from bench import procstat
 from bench.floor import quantiles
-from bench.runner import GEN_CPU, SERVER_CPU, ServerProcess
+from bench.runner import GEN_CPU, SERVER_CPU, ServerProcess, emit
 
 KINDS = ("message", "edit", "react")
 FRAMES = {
@@ -332,14 +332,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if error:
         lines.append(f"  FAILED: {error} (server log: {server.log_path})")
-    table = "\n".join(lines)
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-    if args.json:
-        print(table, file=sys.stderr)
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
+    emit(report, "\n".join(lines), args)
     return 0 if report["ok"] else 1
 
 

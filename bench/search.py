@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import sqlite3
@@ -258,8 +257,6 @@ def run(args: argparse.Namespace) -> int:
         if "postgres" in backends:
             from bench.nodes import Services
 
-            if os.geteuid() == 0:
-                os.chmod(root, 0o755)  # the postgres user makes its cluster inside
             services = Services(root)
             services.start()
         for size in sizes:

@@ -7,39 +7,18 @@ doubles or reorders one copy on purpose must be caught by the same checks.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support.bench import run_bench
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = {"burst", "rate", "idle", "dm", "reconnect"}
 
 
-def _bench(*args: str, timeout: float = 100) -> tuple[int, dict[str, Any], str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDEVMODE", "PYTHONASYNCIODEBUG")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", *args, "--json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    try:
-        report = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"no JSON report (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    return proc.returncode, report, proc.stderr
-
-
 @pytest.mark.timeout(120)
 def test_quick_run_reports_every_scenario_with_every_delivery_verified() -> None:
-    code, report, table = _bench("--quick")
+    code, report, table = run_bench("--quick")
     assert code == 0, table[-4000:]
     assert {"machine", "summary", "targets", "runs", "pinned", "repeat"} <= report.keys()
     assert report["machine"]["nproc"] >= 1 and report["machine"]["python"]
@@ -93,7 +72,7 @@ def test_quick_run_reports_every_scenario_with_every_delivery_verified() -> None
     ("fault", "counter"), [("drop", "missing"), ("dup", "duplicates"), ("reorder", "reordered")]
 )
 def test_a_misdelivered_copy_is_caught(fault: str, counter: str) -> None:
-    code, report, table = _bench(
+    code, report, table = run_bench(
         "--quick",
         "--only",
         "burst",

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.bench import run_bench
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(150)
 def test_the_metrics_cost_scenario_runs_both_sides_and_the_off_side_counts_nothing() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDEVMODE", "PYTHONASYNCIODEBUG")}
-    args = ["--only", "metrics-cost", "--quick", "--no-pin", "--burst-sizes", "20", "--json"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", *args, "--metrics-pairs", "2"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
+    args = ["--only", "metrics-cost", "--quick", "--no-pin", "--burst-sizes", "20"]
+    code, report, stderr = run_bench(*args, "--metrics-pairs", "2", timeout=120)
+    assert code == 0, stderr[-3000:]
     assert report["ok"] and report["case"] == "n=20 eager" and report["pairs"] == 2
     on, off = report["runs"]["on"], report["runs"]["off"]
     assert [r["pair"] for r in on] == [r["pair"] for r in off] == [0, 1]
@@ -45,7 +35,7 @@ def test_the_metrics_cost_scenario_runs_both_sides_and_the_off_side_counts_nothi
     counting = report["counting"]  # the counting's own work, timed in the bench's process
     assert counting["us_per_message"] > 0
     assert counting["us_per_delivery"] == pytest.approx(counting["us_per_message"] / 20, abs=1e-5)
-    assert "on - off:" in proc.stderr and "the counting's own work" in proc.stderr
+    assert "on - off:" in stderr and "the counting's own work" in stderr
 
 
 def test_metrics_cost_runs_alone() -> None:

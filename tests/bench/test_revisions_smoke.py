@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.bench import run_bench
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(150)
 def test_the_revisions_scenario_checks_every_copy_and_reports_each_kind() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDEVMODE", "PYTHONASYNCIODEBUG")}
-    args = ["--only", "revisions", "--quick", "--no-pin", "--rev-clients", "15", "--json"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
+    args = ["--only", "revisions", "--quick", "--no-pin", "--rev-clients", "15"]
+    code, report, stderr = run_bench(*args, timeout=120)
+    assert code == 0, stderr[-3000:]
     # A phase ends only once every session got every event in id order with the
     # target and on/off asked for (else the run fails): a number is a pass.
     assert report["ok"] and report["sessions"] == 16 and report["events"] == 10
@@ -38,7 +28,7 @@ def test_the_revisions_scenario_checks_every_copy_and_reports_each_kind() -> Non
     assert kinds["edit"]["over_message"] == round(
         kinds["edit"]["cpu_us_per_delivery"] / kinds["message"]["cpu_us_per_delivery"], 2
     )
-    assert "x message" in proc.stderr
+    assert "x message" in stderr
 
 
 def test_revisions_runs_alone() -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.bench import run_bench
 from support.services import missing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,18 +18,9 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_search_scenario_finds_the_same_messages_on_both_backends() -> None:
     if shutil.which("pg_isready") is None or shutil.which("redis-server") is None:
         missing("PostgreSQL and Redis")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDEVMODE", "PYTHONASYNCIODEBUG")}
-    args = ["--only", "search", "--quick", "--search-sizes", "2000", "--json"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=200,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
+    args = ["--only", "search", "--quick", "--search-sizes", "2000"]
+    code, report, stderr = run_bench(*args, timeout=200)
+    assert code == 0, stderr[-3000:]
     assert report["ok"], report["error"]
     rows = {(r["backend"], r["query"]): r for r in report["search"]}
     assert {b for b, _ in rows} == {"sqlite", "postgres"}
@@ -40,8 +30,8 @@ def test_the_search_scenario_finds_the_same_messages_on_both_backends() -> None:
         assert rows[backend, "history"]["found"] == 20
         assert all(0 < r["p50_ms"] <= r["p99_ms"] for (b, _), r in rows.items() if b == backend)
     assert rows["postgres", "common"]["found"] == rows["sqlite", "common"]["found"] > 0
-    assert "2,000 loaded" in proc.stderr  # the load's progress
-    assert "postgres p99" in proc.stderr  # the table, side by side
+    assert "2,000 loaded" in stderr  # the load's progress
+    assert "postgres p99" in stderr  # the table, side by side
 
 
 def test_an_unknown_search_backend_is_refused() -> None:

@@ -105,7 +105,6 @@ from chinwag.protocol.framing import LineBuffer, LineTooLong
 
 __all__ = [
     "CAPS",
-    "CLIENT_TAG_DENY",
     "DEFAULT_DEVICE",
     "DEFAULT_HARD_LIMIT",
     "HOST",
@@ -160,7 +159,7 @@ CAPS: Final = (
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
-CLIENT_TAG_DENY: Final = "CLIENTTAGDENY=*,-typing,-draft/react,-draft/unreact,-draft/reply"
+_CLIENT_TAG_DENY: Final = "CLIENTTAGDENY=*,-typing,-draft/react,-draft/unreact,-draft/reply"
 """ISUPPORT: the client-only tags relayed (IRCv3 message-tags): a typing notice, and
 a reaction with the message it names; any other ``+tag`` is not kept or relayed."""
 
@@ -210,11 +209,11 @@ _DEVICE_WORDS: Final = (
     "after @ comes the device: 1 to 64 letters, digits, _ or - (e.g. alice@phone)"
 )
 
-# Why the server ends a session (`Bye.reason`, issue 16), in the ERROR line IRC clients show.
 # Why a JOIN is refused (the `forbidden` reason), as the numeric IRC clients know; the
 # room caps (room_limit, server_room_limit) are 405 ERR_TOOMANYCHANNELS.
 _JOIN_REFUSALS: Final = {"private": "473", "banned": "474"}
 
+# Why the server ends a session (`Bye.reason`, issue 16), in the ERROR line IRC clients show.
 _BYE_WORDS: Final = {
     "banned": "you are banned from this server",
     "kicked": "an admin ended your session",
@@ -511,7 +510,7 @@ def _ban_nick(mask: str) -> str | None:
     """The nick a ban mask names: ``nick`` or ``nick!*@*`` (every user's host is the
     same here, so no other mask names anyone); None for any other mask."""
     nick, _, rest = mask.partition("!")
-    if not nick or any(c in nick for c in "*?@") or not _valid_nick(nick):
+    if not _valid_nick(nick):
         return None
     return nick if rest in ("", "*@*", f"*@{HOST}", f"{nick}@{HOST}", f"{nick}@*") else None
 
@@ -557,19 +556,20 @@ def _presence_lines(event: Presence) -> bytes:
     Mutes and invites have no line members see (the invitee gets ``INVITE``).
     """
     channel = f"#{event.room}"
-    nick = irc_nick(event.nick)
-    by = irc_nick(event.by) if event.by else nick
-    source = _user(event.by) if event.by else _user(event.nick)
-    kick = format_message("KICK", channel, nick, event.reason or by, source=source)
     match event.event:
         case "join":
             return format_message("JOIN", channel, source=_user(event.nick))
         case "leave":
             why = (event.reason,) if event.reason else ()  # the PART message of an IRC user
             return format_message("PART", channel, *why, source=_user(event.nick))
+    nick = irc_nick(event.nick)
+    by = irc_nick(event.by) if event.by else nick
+    source = _user(event.by) if event.by else _user(event.nick)
+    match event.event:
         case "kick":
-            return kick
+            return format_message("KICK", channel, nick, event.reason or by, source=source)
         case "ban":
+            kick = format_message("KICK", channel, nick, event.reason or by, source=source)
             return format_message("MODE", channel, "+b", f"{nick}!*@*", source=source) + kick
         case "unban":
             return format_message("MODE", channel, "-b", f"{nick}!*@*", source=source)
@@ -833,8 +833,8 @@ class IrcServerCodec:
         if msg.command == "BATCH" or batch is not None:
             return self._batch(msg, batch)  # its label is the batch's, answered at its end
         items = self._dispatch(msg)
-        label = msg.tags.get("label")
-        if label and "labeled-response" in self.caps and len(label) <= MAX_LABEL:
+        label = self._label(msg)
+        if label:
             if all(isinstance(item, _UNANSWERED) for item in items):
                 # Nothing answers these (PONG, a typing notice): an ACK does.
                 ack = format_message("ACK", source=self.server_name)
@@ -863,16 +863,17 @@ class IrcServerCodec:
     def _reply(self, code: str, *params: str) -> Reply:
         return Reply(self._numeric(code, *params))
 
+    def _label(self, msg: IrcMessage) -> str | None:
+        """The label its answer carries: with ``labeled-response``, at most `MAX_LABEL` long."""
+        label = msg.tags.get("label") if "labeled-response" in self.caps else None
+        return label if label is not None and len(label) <= MAX_LABEL else None
+
     def _remember(
         self, command: str, target: str, msg: IrcMessage | None, body: str | None = None
     ) -> str:
         self._serial += 1
         ref = f"i{self._serial}"
-        label = None
-        if msg is not None and "labeled-response" in self.caps:
-            label = msg.tags.get("label")
-        if label is not None and len(label) > MAX_LABEL:
-            label = None
+        label = self._label(msg) if msg is not None else None
         self._pending[ref] = _Pending(command, target, label, body)
         while len(self._pending) > MAX_PENDING:
             self._pending.popitem(last=False)
@@ -1400,22 +1401,16 @@ class IrcServerCodec:
 
     def _who_mask_lines(self, who: _WhoMask) -> bytes:
         """One ``352`` per person (no channel named: ``*``), sorted by nick; then ``315``."""
-        rows = []
-        for _, user in sorted(who.found.items()):
-            nick = irc_nick(user.nick)
-            rows.append(
-                self._numeric(
-                    "352",
-                    "*",
-                    user.user or nick,
-                    HOST,
-                    self.server_name,
-                    nick,
-                    _here(user),
-                    f"0 {user.real_name or nick}",
-                )
-            )
+        rows = [self._who_row("*", user, _here(user)) for _, user in sorted(who.found.items())]
         return b"".join(rows) + self._numeric("315", who.mask, "End of /WHO list")
+
+    def _who_row(self, channel: str, user: WhoMember, flags: str) -> bytes:
+        """One ``352`` line: the IRC username and real name where the session gave them."""
+        nick = irc_nick(user.nick)
+        real = f"0 {user.real_name or nick}"
+        return self._numeric(
+            "352", channel, user.user or nick, HOST, self.server_name, nick, flags, real
+        )
 
     # -- draft/read-marker (issue 19, irchist) --
     def _markread(self, msg: IrcMessage) -> list[Incoming | Reply]:
@@ -1483,10 +1478,7 @@ class IrcServerCodec:
         if info is not None:
             return [Reply(self._query_answer(command, info))]
         # Joined, its room_info not here yet: a join of a room one is in answers it.
-        label = msg.tags.get("label") if "labeled-response" in self.caps else None
-        if label is not None and len(label) > MAX_LABEL:
-            label = None
-        self._info_wanted.setdefault(key, []).append((command, label))
+        self._info_wanted.setdefault(key, []).append((command, self._label(msg)))
         return [Join(room=channel[1:], ref=self._remember("INFO", channel, None))]
 
     def _query_answer(self, command: str, info: RoomInfo) -> bytes:
@@ -2024,7 +2016,9 @@ class IrcServerCodec:
                 ):
                     newest = max(newest, event.id)
                 case Presence(ref=None, quit=None) if event.nick != self.nick and (
-                    event.event != "join" or event.nick.casefold() not in self._quits
+                    event.event != "join"
+                    or not self._quits
+                    or event.nick.casefold() not in self._quits
                 ):
                     pass  # a quitter's join back is this connection's: it forgets the quit
                 case TypingNotice(room=str(), ref=None):
@@ -2327,17 +2321,8 @@ class IrcServerCodec:
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
             rows = [
-                self._numeric(
-                    "352",
-                    channel,
-                    u.user or nick,
-                    HOST,
-                    self.server_name,
-                    nick,
-                    _here(u) if u.role == "member" else _here(u) + "@",
-                    f"0 {u.real_name or nick}",
-                )
-                for u, nick in ((u, irc_nick(u.nick)) for u in event.users)
+                self._who_row(channel, u, _here(u) if u.role == "member" else _here(u) + "@")
+                for u in event.users
             ]
             return b"".join(rows) + self._numeric("315", channel, "End of /WHO list")
         lines: list[bytes] = []
@@ -2387,7 +2372,7 @@ class IrcServerCodec:
             "CASEMAPPING=ascii",
             "CHANMODES=b,,,imnt",
             "CHANTYPES=#",
-            CLIENT_TAG_DENY,
+            _CLIENT_TAG_DENY,
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
             "MSGREFTYPES=msgid,timestamp",
             f"AWAYLEN={self.away_max_length}",

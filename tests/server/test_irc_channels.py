@@ -194,3 +194,30 @@ async def test_channel_queries_and_refusals_are_the_numerics_irc_clients_expect(
         assert (part.source, part.params) == ("eve!eve@chinwag", ("#den", "see you"))
         await dora.send("KICK #den eve")
         assert (await dora.until(numeric("441")))[0].params[1:3] == ("eve", "#den")
+
+
+async def test_a_join_refused_for_a_private_room_or_a_room_cap_is_473_or_405(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running(tmp_path, max_rooms_per_guest=2) as (json_port, irc_port),
+        clients() as made,
+    ):
+        await make_account(json_port, "olga", "correct horse")
+        olga = await json_peer(made, json_port)
+        await olga.hello("olga", password="correct horse")
+        await olga.send(type="join", room="den", ref="j")
+        await olga.recv_type("room_info")
+        await olga.send(type="room", room="den", private=True, ref="p")
+        assert (await olga.recv_type("ok"))["ref"] == "p"
+
+        bob = await irc(made, irc_port)
+        await bob.register("bob")  # in #lobby: one of his two rooms
+        await bob.send("JOIN #den")
+        private, _ = await bob.until(numeric("473"))
+        assert private.params[1] == "#den" and "Cannot join channel" in private.params[-1]
+        await bob.send("JOIN #attic")
+        await bob.until(lambda m: m.command == "366" and m.params[1] == "#attic")
+        await bob.send("JOIN #cellar")  # a third room: over max_rooms_per_guest
+        capped, _ = await bob.until(numeric("405"))
+        assert capped.params[1] == "#cellar"

@@ -1404,7 +1404,7 @@ class PostgresStore:
         async def read(conn: Conn) -> list[tuple[str, int, int]]:
             rows = await conn.fetch(
                 "SELECT a.nick, r.delivered, r.read_upto FROM receipt_state AS r"
-                " JOIN accounts AS a ON 'a:' || a.key = r.reader"
+                " JOIN accounts AS a ON a.key = substr(r.reader, 3) AND r.reader = 'a:' || a.key"
                 " WHERE r.sender = $1 AND ($2::text IS NULL OR r.reader = $2)"
                 " AND a.receipts AND NOT a.deleted AND NOT EXISTS"
                 " (SELECT 1 FROM blocks AS b WHERE b.blocker = r.reader AND b.blocked = $3)"

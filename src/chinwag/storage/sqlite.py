@@ -1843,7 +1843,7 @@ class SqliteStore:
         def read(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
             rows = conn.execute(
                 "SELECT a.nick, r.delivered, r.read_upto FROM receipt_state AS r"
-                " JOIN accounts AS a ON 'a:' || a.key = r.reader"
+                " JOIN accounts AS a ON a.key = substr(r.reader, 3) AND r.reader = 'a:' || a.key"
                 " WHERE r.sender = ? AND (? IS NULL OR r.reader = ?)"
                 " AND a.receipts = 1 AND a.deleted = 0 AND NOT EXISTS"
                 " (SELECT 1 FROM blocks AS b WHERE b.blocker = r.reader AND b.blocked = ?)"

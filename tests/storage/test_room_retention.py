@@ -10,6 +10,7 @@ millisecond older goes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -49,15 +50,17 @@ def audit(room: str) -> AuditEntry:
     return AuditEntry(NOW_MS, "ann", "room", room, None, "", "retention_days")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opened]:
-    """A store with the server's retention and a clock; and how to make a purge step run."""
+@contextlib.asynccontextmanager
+async def open_store(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, retention: Retention | None
+) -> AsyncIterator[Opened]:
+    """A store with ``retention`` and a clock; and how to make a purge step run."""
     clock = Clock(NOW_S)
     store: Store
-    if request.param == "sqlite":
+    if kind == "sqlite":
         store = await SqliteStore.open(
             tmp_path / "chinwag.db", cid_ttl=TTL_MS / 1000, purge_interval=600.0,
-            clock=clock, retention=SERVER,
+            clock=clock, retention=retention,
         )  # fmt: skip
     else:
         from chinwag.storage.postgres import PostgresStore
@@ -65,7 +68,7 @@ async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         server: PostgresServer = request.getfixturevalue("pg_server")
         store = await PostgresStore.open(
             await pg_database(server, tmp_path), cid_ttl=TTL_MS / 1000,
-            purge_interval=0.05, clock=clock, retention=SERVER,
+            purge_interval=0.05, clock=clock, retention=retention,
         )  # fmt: skip
 
     async def step() -> None:
@@ -77,6 +80,20 @@ async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield store, step
     finally:
         await store.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opened]:
+    """A store with the server's retention (`SERVER`)."""
+    async with open_store(request.param, request, tmp_path, SERVER) as made:
+        yield made
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def opened_forever(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opened]:
+    """A store with the default settings: the server keeps every message forever."""
+    async with open_store(request.param, request, tmp_path, None) as made:
+        yield made
 
 
 async def room_bodies(store: Store, rooms: list[str]) -> set[str]:
@@ -139,3 +156,19 @@ async def test_the_purge_keeps_the_shorter_of_the_servers_and_the_rooms_retentio
 
     await step()
     assert await until(lambda: room_bodies(store, rooms), kept) == kept
+
+
+async def test_a_rooms_own_retention_holds_on_a_server_that_keeps_everything(
+    opened_forever: Opened,
+) -> None:
+    store, step = opened_forever  # the default: no server retention at all
+    at = NOW_MS + 600_000
+    await store.ensure_room(RoomSettings("games", "a:ann", created_ms=NOW_MS))
+    await store.update_room(RoomSettings("games", "a:ann", retention_days=2), audit("games"))
+    cut = at - 2 * DAY_MS
+    await store.append(post("at its edge", cut, "games"), cid_ttl_ms=TTL_MS)
+    await store.append(post("past it", cut - 1, "games"), cid_ttl_ms=TTL_MS)
+    await store.append(post("old elsewhere", cut - DAY_MS, "plain"), cid_ttl_ms=TTL_MS)
+    await step()
+    assert await until(lambda: room_bodies(store, ["games"]), {"at its edge"}) == {"at its edge"}
+    assert await room_bodies(store, ["plain"]) == {"old elsewhere"}, "the server keeps it"

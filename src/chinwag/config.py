@@ -716,7 +716,7 @@ def parse_web_hosts(text: str) -> tuple[str, ...]:
         if not name:
             continue
         bare = name.removeprefix(".").removesuffix(".")
-        if name != "*" and not _NAME.fullmatch(bare) and not _is_address(bare):
+        if name != "*" and not _NAME.fullmatch(bare) and not is_address(bare):
             raise SettingsError(
                 f"setting web_hosts has {entry.strip()!r}: list host names only, separated by"
                 " commas, without scheme, port or path, e.g. chat.example.org,.example.net"
@@ -727,7 +727,8 @@ def parse_web_hosts(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _is_address(text: str) -> bool:
+def is_address(text: str) -> bool:
+    """Whether ``text`` is an IP address (v4, or v6 without brackets)."""
     try:
         ipaddress.ip_address(text)
     except ValueError:

@@ -292,7 +292,7 @@ class ChatState:
         party) or ``read``; None for anything but our own DM."""
         if not message.own or message.room is not None or message.peer is None:
             return None
-        delivered, read = self._receipts.get(fold_nick(message.peer or ""), (0, 0))
+        delivered, read = self._receipts.get(fold_nick(message.peer), (0, 0))
         if message.id <= read:
             return "read"
         return "delivered" if message.id <= delivered else "sent"

@@ -16,12 +16,11 @@ send it.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 from urllib.parse import urlsplit
 
-from chinwag.config import Settings, parse_web_hosts
+from chinwag.config import Settings, is_address, parse_web_hosts
 
 log = logging.getLogger("chinwag.web")
 
@@ -36,7 +35,7 @@ def host_name(header: str) -> str | None:
     text = header.strip().lower()
     if text.startswith("["):
         inside, closed, rest = text[1:].partition("]")
-        if not closed or (rest and not _port(rest)) or not _is_address(inside):
+        if not closed or (rest and not _port(rest)) or not is_address(inside):
             return None
         return inside
     name, colon, port = text.rpartition(":")
@@ -52,14 +51,6 @@ def _port(text: str) -> bool:
     """``text`` is ``:`` and a port number."""
     digits = text[1:]
     return text.startswith(":") and digits.isascii() and digits.isdigit()
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def machine_names() -> set[str]:
@@ -101,7 +92,7 @@ class WebHosts:
 
     def allows(self, name: str) -> bool:
         """``name`` (from `host_name`) is one this server answers to."""
-        if self.any or name in self.names or _is_address(name):
+        if self.any or name in self.names or is_address(name):
             return True
         return any(name == domain[1:] or name.endswith(domain) for domain in self.domains)
 

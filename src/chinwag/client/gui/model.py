@@ -760,10 +760,6 @@ class GuiModel:
         message = self.state.find(message_id)
         return message is not None and Conversation.of(message) == conversation
 
-    def history_exhausted(self, conversation: Conversation) -> bool:
-        """Whether every older message of a conversation was fetched already."""
-        return conversation in self._history_loaded and not self._more.get(conversation, False)
-
     def bind_cid(self, key: int, cid: str) -> None:
         """The network thread queued pending message ``key`` under ``cid``."""
         item = self._pending.get(key)

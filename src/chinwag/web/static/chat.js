@@ -164,6 +164,13 @@ class Conversation {
   oldestId() { return this.messages.length ? this.messages[0].id : null; }
 }
 
+/** A room's settings and my role there, from a `room_info` or a `who` that carries them (§12). */
+function takeRoomInfo(c, f) {
+  const days = Number.isInteger(f.retention_days) && f.retention_days > 0 ? f.retention_days : null;
+  c.info = { topic: typeof f.topic === "string" ? f.topic : "", private: !!f.private, announce: !!f.announce, retention_days: days };
+  if (typeof f.role === "string" && Object.hasOwn(RANKS, f.role)) c.role = f.role;
+}
+
 export class Chat extends EventTarget {
   constructor(url) {
     super();
@@ -768,9 +775,7 @@ export class Chat extends EventTarget {
     const c = this.conversations.get(roomKey(f.room));
     if (!c) return;
     const before = c.info;
-    const days = Number.isInteger(f.retention_days) && f.retention_days > 0 ? f.retention_days : null;
-    c.info = { topic: typeof f.topic === "string" ? f.topic : "", private: !!f.private, announce: !!f.announce, retention_days: days };
-    if (typeof f.role === "string" && f.role in RANKS) c.role = f.role;
+    takeRoomInfo(c, f);
     if (f.by && before) {
       const said = [];
       if (before.topic !== c.info.topic) said.push(c.info.topic ? `set the topic to “${c.info.topic}”` : "cleared the topic");
@@ -833,11 +838,8 @@ export class Chat extends EventTarget {
     c.members = [...f.users].sort((a, b) => fold(a.nick).localeCompare(fold(b.nick)));
     // Each one's role, the room's settings and mine (protocol §12.4): no second `join`.
     c.roles = new Map(f.users.map((u) => [fold(u.nick), typeof u.role === "string" && Object.hasOwn(RANKS, u.role) ? u.role : "member"]));
-    if (typeof f.role === "string" && f.role in RANKS) c.role = f.role;
-    if (typeof f.topic === "string") {
-      const days = Number.isInteger(f.retention_days) && f.retention_days > 0 ? f.retention_days : null;
-      c.info = { topic: f.topic, private: !!f.private, announce: !!f.announce, retention_days: days };
-    }
+    if (typeof f.topic === "string") takeRoomInfo(c, f);
+    else if (typeof f.role === "string" && Object.hasOwn(RANKS, f.role)) c.role = f.role;
     this.emit("change");
   }
 

@@ -14,7 +14,6 @@ import re
 
 from chinwag.bus.base import AwaySet
 from chinwag.config import Settings
-from chinwag.core.blocks import nick_key
 from chinwag.core.sessions import (
     Frame,
     OnlineRegistry,
@@ -86,7 +85,7 @@ class AwayStates:
     ) -> None:
         """One notice to every session here that shares a room with ``who``, and to its own."""
         frame = Frame(AwayNotice(nick=who.nick, message=message))
-        key = nick_key(who.nick)
+        key = who.key
         told: set[str] = set()
         targets: list[Principal] = []
         own = self._registry.by_pid.get(who.pid)

@@ -302,7 +302,7 @@ class Delivery:
         kept: list[StoredMessage] = []
         plain: list[Frame] = []
         for m in msgs:
-            event = message_event(m) if m.kind is None else stream_event(m)
+            event = stream_event(m)
             if event is not None:
                 kept.append(m)
                 plain.append(Frame(event))

@@ -504,9 +504,14 @@ class Moderation:
         return None if row is None else self._info(row, None, role=self.role(p.pid, room))
 
     def _announce_info(self, row: RoomSettings, by: str) -> None:
-        """The room's new settings to each online member, with its own role (rooms4)."""
+        """The room's new settings to each online member, with its own role (rooms4):
+        one frame per role, rendered once for every member who has it."""
+        frames: dict[str, Frame] = {}
         for member in set(self._registry.rooms.get(row.name, ())):
-            frame = Frame(self._info(row, by, role=self.role(member.pid, row.name)))
+            role = self.role(member.pid, row.name)
+            frame = frames.get(role)
+            if frame is None:
+                frame = frames[role] = Frame(self._info(row, by, role=role))
             for s in member.sessions:
                 s.deliver(0, frame)
 

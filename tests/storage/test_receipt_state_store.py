@@ -60,3 +60,10 @@ async def test_deleting_an_account_drops_its_receipts_both_ways(store: Store) ->
     assert await store.delete_account("bob")
     assert await store.stored_receipts("a:ann", "ann") == []
     assert await store.stored_receipts("a:bob", "bob") == [], "what ann had of bob's is gone"
+
+
+async def test_live_nicks_names_the_accounts_that_exist_and_are_not_deleted(store: Store) -> None:
+    await accounts(store, "ann", "bob")
+    assert await store.delete_account("bob")
+    assert await store.live_nicks(["ann", "bob", "nobody"]) == {"ann": "Ann"}
+    assert await store.live_nicks([]) == {}

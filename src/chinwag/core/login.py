@@ -461,9 +461,10 @@ class Logins:
 
         ``room`` for a room it is in now, ``@nick`` for a DM with an account that
         exists and that it does not block; the rest (rooms left, guests gone) are
-        left out. One account read per DM partner with a marker.
+        left out. One store read for all the DM partners with a marker.
         """
         named: dict[str, int] = {}
+        dms: dict[str, int] = {}
         for key, upto in markers.items():
             if upto <= 0:
                 continue
@@ -472,11 +473,11 @@ class Logins:
                     named[key[1:]] = upto
             elif key.startswith("@a:"):
                 other = key[3:]
-                if p.blocked and other in p.blocked:
-                    continue
-                row = await self._store.get_account(other)
-                if row is not None and not row.deleted:
-                    named["@" + row.nick] = upto
+                if not (p.blocked and other in p.blocked):
+                    dms[other] = upto
+        if dms:
+            for other, nick in (await self._store.live_nicks(list(dms))).items():
+                named["@" + nick] = dms[other]
         return named
 
     async def logout(self, session: Session, *, clean: bool, quit: str = "") -> None:

@@ -414,6 +414,10 @@ class Store(Protocol):
         """An account (deleted ones included) whose skeleton is ``skeleton``."""
         ...
 
+    async def live_nicks(self, keys: list[str]) -> dict[str, str]:
+        """The nick of each of the accounts ``keys`` that exists and is not deleted, by key."""
+        ...
+
     async def create_account(self, row: AccountRow) -> None:
         """Raises: AccountExists when ``row.key`` exists (even deleted)."""
         ...

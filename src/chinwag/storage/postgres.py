@@ -1347,6 +1347,17 @@ class PostgresStore:
 
         await self._write(job)
 
+    async def live_nicks(self, keys: list[str]) -> dict[str, str]:
+        """The nick of each of the accounts ``keys`` that exists and is not deleted, by key."""
+
+        async def read(conn: Conn) -> dict[str, str]:
+            rows = await conn.fetch(
+                "SELECT key, nick FROM accounts WHERE NOT deleted AND key = ANY($1::text[])", keys
+            )
+            return {str(r[0]): str(r[1]) for r in rows}
+
+        return await self._read(read)
+
     async def receipts_on(self, accounts: list[str]) -> set[str]:
         """Those of ``accounts`` (principals) that have DM receipts on."""
 

@@ -1790,6 +1790,19 @@ class SqliteStore:
 
         await self._write(job)
 
+    async def live_nicks(self, keys: list[str]) -> dict[str, str]:
+        """The nick of each of the accounts ``keys`` that exists and is not deleted, by key."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, str]:
+            rows = conn.execute(
+                "SELECT key, nick FROM accounts WHERE deleted = 0"
+                " AND key IN (SELECT value FROM json_each(?))",
+                (json.dumps(keys),),
+            ).fetchall()
+            return {str(key): str(nick) for key, nick in rows}
+
+        return await self._read(read)
+
     async def receipts_on(self, accounts: list[str]) -> set[str]:
         """Those of ``accounts`` (principals) that have DM receipts on."""
 

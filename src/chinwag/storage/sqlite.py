@@ -705,7 +705,7 @@ class SqliteStore:
         readers: int,
         busy_timeout_ms: int,
         commit_delay: float = 0.0,
-        purge_interval: float = 60.0,
+        purge_interval: float | None = None,
         clock: Callable[[], float] = time.time,
         checkpoint_bytes: int | None = None,
         checkpoint_idle: float = CHECKPOINT_IDLE,
@@ -720,7 +720,8 @@ class SqliteStore:
         self._retention = retention if retention is not None else Retention()
         self._retention_batch = retention_batch
         self._clock = clock
-        self._next_purge = clock() + purge_interval  # clock time of the next purge step
+        # Clock time of the next purge step.
+        self._next_purge = clock() + (purge_interval or 0.0)
         self._writer = writer
         self._max_batch = max_batch
         self._busy_timeout_ms = busy_timeout_ms
@@ -781,7 +782,7 @@ class SqliteStore:
         busy_timeout_ms: int = 10_000,
         commit_delay: float = 0.0,
         durability: str = "fsync",
-        purge_interval: float = 60.0,
+        purge_interval: float | None = None,
         clock: Callable[[], float] = time.time,
         retention: Retention | None = None,
         retention_batch: int = 500,
@@ -808,7 +809,9 @@ class SqliteStore:
                 loss) or ``"os"`` (synchronous=NORMAL: an ack survives a kill
                 of the server, not a power loss or kernel crash).
             purge_interval: seconds between purge steps (a step that found a
-                full batch is followed by the next as soon as the writer is idle).
+                full batch is followed by the next as soon as the writer is
+                idle); the server's store has them, for its retention and the
+                rooms' own. None: no purge step (the admin CLI's store).
             clock: wall-clock seconds, as the ``ts_ms`` of the messages (tests).
             retention: how long messages are kept; older ones are deleted by
                 the purge step. None: kept forever.
@@ -833,7 +836,7 @@ class SqliteStore:
             raise ValueError("checkpoint_bytes must be at least 1 (None: SQLite's own)")
         if checkpoint_step < 1:
             raise ValueError("checkpoint_step must be at least 1")
-        if purge_interval <= 0 or retention_batch < 1:
+        if (purge_interval is not None and purge_interval <= 0) or retention_batch < 1:
             raise ValueError("retention_batch must be at least 1 and purge_interval above 0")
         synchronous = DURABILITY[durability]
 
@@ -1114,7 +1117,7 @@ class SqliteStore:
 
     def _until_purge(self) -> float | None:
         """Seconds until the next purge step is due (None: no purging)."""
-        if not self._retention.active:
+        if self._purge_interval is None:
             return None
         return max(0.0, self._next_purge - self._clock())
 
@@ -1126,6 +1129,7 @@ class SqliteStore:
         Runs on the writer thread between batches: a write queued meanwhile
         waits for one small DELETE at most, never for the whole purge.
         """
+        assert self._purge_interval is not None  # see _until_purge
         now = self._clock()
         conn = self._writer
         try:

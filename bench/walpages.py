@@ -10,7 +10,8 @@ latency is noise: the same messages, committed in batches of 1, 2, 5 and 10
   indexes), its rows written by the statements the store used then, replayed
   here on a plain ``sqlite3`` connection configured as the store's;
 * ``012``: the same replay on the current schema (the cid on the message row,
-  one partial index): the two replays differ only by the schema;
+  one partial index; the search index without row sizes): the two replays
+  differ only by the schema;
 * ``012 store``: chinwag's own `SqliteStore.append`, each batch queued in one
   event-loop turn (one commit), on the current schema: the replay's figure is
   the real one.

@@ -13,7 +13,7 @@ import pytest
 
 from chinwag.config import SettingsError, build
 from chinwag.storage import sqlite as sqlite_module
-from chinwag.storage.base import NewMessage, read_migrations
+from chinwag.storage.base import NewMessage, SearchScope, read_migrations
 from chinwag.storage.sqlite import CHECKPOINT_IDLE, CHECKPOINT_POLL, SqliteStore, WalIndex
 
 DB_NAME = "chinwag.db"
@@ -91,8 +91,14 @@ async def test_an_old_database_keeps_deduping_the_cids_it_remembered_after_migra
             m.body: m.id
             for m in (await store.room_history("lobby", before=None, limit=20)).messages
         }
+        # The search index, built again by the migration, finds the old and the new.
+        lobby = SearchScope(rooms=("lobby",), me=None)
+        found = await store.search(["reused"], lobby, before=None, limit=20)
+        resent = await store.search(["resent"], lobby, before=None, limit=20)
     finally:
         await store.close()
+    assert [m.body for m in found.messages] == ["reused again", "reused first"]
+    assert len(resent.messages) == 2
     assert results["c-fresh"].duplicate, "a remembered cid still dedupes"
     assert (results["c-fresh"].message.id, results["c-fresh"].message.ts_ms) == (1, fresh)
     assert results["c-reused"].duplicate and results["c-reused"].message.body == "reused again"
@@ -107,6 +113,7 @@ async def test_an_old_database_keeps_deduping_the_cids_it_remembered_after_migra
     finally:
         conn.close()
     assert "dedupe" not in tables and "messages_dedupe" in tables
+    assert "messages_fts_docsize" not in tables, "the index keeps no row sizes (columnsize=0)"
     assert version == len(read_migrations("migrations"))
 
 

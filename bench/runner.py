@@ -848,6 +848,7 @@ def make_parser() -> argparse.ArgumentParser:
                 "nodes-latency",
                 "revisions",
                 "metrics-cost",
+                "walpages",
             )
         ),
         default=list(SCENARIOS),
@@ -859,7 +860,9 @@ def make_parser() -> argparse.ArgumentParser:
         "ircfanout alone: IRC against JSON-lines fan-out (bench/ircfanout.py); or nodes-latency"
         " alone: two nodes at a fixed rate, then a Redis outage (bench/nodeslatency.py); or "
         "revisions alone: edits and reactions against messages (bench/revisions.py); or "
-        "metrics-cost alone: the burst with metrics on and off, interleaved (bench/metricscost.py)",
+        "metrics-cost alone: the burst with metrics on and off, interleaved "
+        "(bench/metricscost.py); or walpages alone: WAL pages per commit of messages, "
+        "by b-tree, schema 011 against 012 (bench/walpages.py)",
     )
     p.add_argument(
         "--servers",
@@ -922,6 +925,9 @@ def make_parser() -> argparse.ArgumentParser:
     from bench import metricscost
 
     metricscost.add_arguments(p)
+    from bench import walpages
+
+    walpages.add_arguments(p)
     # Tests only: make the baseline misdeliver on purpose, to show the checks catch it.
     p.add_argument("--baseline-fault", choices=["drop", "dup", "reorder"], help=argparse.SUPPRESS)
     return p
@@ -984,6 +990,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench import metricscost
 
         return metricscost.run(args)
+    if "walpages" in args.only:
+        if args.only != ["walpages"]:
+            parser.error("--only walpages runs alone")
+        from bench import walpages
+
+        return walpages.run(args)
     repeat = args.repeat or (1 if args.quick else 3)
     retries = args.retries if args.retries is not None else (0 if args.quick else 2)
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (0.0 if args.quick else 90.0)

@@ -128,10 +128,12 @@ class Settings:
         " crash or kill -9, not a power cut (faster acks; see performance.md)",
     )
     dedupe_purge_batch: int = _s(
-        500, "most expired dedupe rows (older than cid_ttl) deleted in one step (at least 1)"
+        500,
+        "PostgreSQL: most expired dedupe rows (older than cid_ttl) deleted in one step"
+        " (at least 1; SQLite keeps a cid on its message: nothing to purge)",
     )
     dedupe_purge_interval: float = _s(
-        60.0, "seconds between dedupe purge steps while no step finds a full batch (above 0)"
+        60.0, "seconds between purge steps while no step finds a full batch (above 0)"
     )
     # -- the web client and WebSocket endpoint (issue 14) --
     http_port: int = _s(

@@ -59,8 +59,7 @@ async def open_store(
     store: Store
     if kind == "sqlite":
         store = await SqliteStore.open(
-            tmp_path / "chinwag.db", cid_ttl=TTL_MS / 1000, purge_interval=600.0,
-            clock=clock, retention=retention,
+            tmp_path / "chinwag.db", purge_interval=600.0, clock=clock, retention=retention,
         )  # fmt: skip
     else:
         from chinwag.storage.postgres import PostgresStore

@@ -1151,9 +1151,12 @@ async def test_a_failed_commit_fails_every_job_of_the_batch_and_the_store_goes_o
         release.wait(10)
 
     def break_commit(conn: sqlite3.Connection) -> None:
-        # A deferred foreign-key violation passes here and fails at COMMIT.
+        # A deferred foreign-key violation passes here and fails at COMMIT
+        # (on tables of its own: the schema has no foreign key left to break).
         conn.execute("PRAGMA defer_foreign_keys = ON")
-        conn.execute("INSERT INTO dedupe VALUES ('ann', 'c-x', 999999, 0)")
+        conn.execute("CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TEMP TABLE child (parent_id INTEGER REFERENCES parent (id))")
+        conn.execute("INSERT INTO child VALUES (999999)")
 
     try:
         holding = asyncio.ensure_future(store._write(hold))

@@ -1,8 +1,9 @@
-"""SQLite upkeep (issue 18): the durability setting and the background dedupe purge."""
+"""SQLite upkeep (issue 18): durability, checkpoints, and the cid dedupe of migration 012."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -11,24 +12,14 @@ from pathlib import Path
 import pytest
 
 from chinwag.config import SettingsError, build
-from chinwag.storage.base import NewMessage
+from chinwag.storage import sqlite as sqlite_module
+from chinwag.storage.base import NewMessage, SearchScope, read_migrations
 from chinwag.storage.sqlite import CHECKPOINT_IDLE, CHECKPOINT_POLL, SqliteStore, WalIndex
 
 DB_NAME = "chinwag.db"
 TTL_S = 3_600.0
 TTL_MS = int(TTL_S * 1000)
 NOW_S = 1_700_000_000.0
-INTERVAL_S = 600.0  # between purge steps
-
-
-class Clock:
-    """Wall-clock seconds that move only when told (the store's ``clock``)."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def say(body: str, *, cid: str | None, ts_ms: int) -> NewMessage:
@@ -45,85 +36,121 @@ def say(body: str, *, cid: str | None, ts_ms: int) -> NewMessage:
     )
 
 
-def dedupe_cids(db: Path) -> set[str]:
-    """The cids the database remembers, read over a connection of our own."""
-    conn = sqlite3.connect(db)
+def version_11(db: Path, rows: list[tuple[int, str, str, int | None, str | None]]) -> None:
+    """A database as chinwag made it before migration 012, with ``rows`` in it.
+
+    Each row: (ts_ms, dedupe_key, cid, its dedupe entry's ts_ms or None when
+    the purge had taken it, body or None for the cid). A dedupe entry is
+    what the old store wrote.
+    """
+    conn = sqlite3.connect(db, isolation_level=None)
     try:
-        return {str(cid) for (cid,) in conn.execute("SELECT cid FROM dedupe")}
+        conn.execute("PRAGMA journal_mode = WAL")
+        for version, _, sql in read_migrations("migrations")[:11]:
+            conn.executescript(f"BEGIN;\n{sql}\n;PRAGMA user_version = {version};\nCOMMIT;")
+        for ts_ms, key, cid, entry, body in rows:
+            message_id = conn.execute(
+                "INSERT INTO messages (ts_ms, sender, sender_nick, room, body, cid)"
+                " VALUES (?, 'a:ann', 'ann', 'lobby', ?, ?)",
+                (ts_ms, body or cid, cid),
+            ).lastrowid
+            if entry is not None:
+                conn.execute(
+                    "INSERT INTO dedupe (dedupe_key, cid, message_id, ts_ms) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (dedupe_key, cid) DO UPDATE"
+                    " SET message_id = excluded.message_id, ts_ms = excluded.ts_ms",
+                    (key, cid, message_id, entry),
+                )
     finally:
         conn.close()
 
 
-async def until_cids(db: Path, expected: set[str], timeout: float = 10.0) -> set[str]:
-    """Wait (bounded) until the remembered cids are ``expected``; return the last seen."""
-    deadline = time.monotonic() + timeout
-    seen = dedupe_cids(db)
-    while seen != expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-        seen = dedupe_cids(db)
-    return seen
-
-
-async def open_store(db: Path, clock: Clock, *, batch: int = 500) -> SqliteStore:
-    return await SqliteStore.open(
-        db, cid_ttl=TTL_S, purge_batch=batch, purge_interval=INTERVAL_S, clock=clock
-    )
-
-
-@pytest.mark.parametrize("batch", [1, 500])
-async def test_dedupe_rows_past_cid_ttl_are_purged_and_rows_inside_stay(
-    tmp_path: Path, batch: int
-) -> None:
-    db = tmp_path / DB_NAME
-    clock = Clock(NOW_S)
-    store = await open_store(db, clock, batch=batch)
-    try:
-        now_ms = int(NOW_S * 1000)
-        old = [say(f"old {i}", cid=f"old-{i}", ts_ms=now_ms - 2 * TTL_MS) for i in range(7)]
-        fresh = [say(f"new {i}", cid=f"new-{i}", ts_ms=now_ms - 1_000) for i in range(2)]
-        stored = await asyncio.gather(*(store.append(m, cid_ttl_ms=TTL_MS) for m in old + fresh))
-        everything = {m.cid for m in old + fresh if m.cid}
-        assert dedupe_cids(db) == everything, "no purge step is due before the interval"
-        clock.now += INTERVAL_S  # a purge step is due; the fresh rows are 601 s old
-        await store.append(say("wakes the writer", cid=None, ts_ms=now_ms), cid_ttl_ms=TTL_MS)
-        # With batch 1, seven steps in a row: a full step is followed by the next.
-        assert await until_cids(db, {"new-0", "new-1"}) == {"new-0", "new-1"}
-        page = await store.room_history("lobby", before=None, limit=20)
-        assert len(page.messages) == 10, "the purge drops dedupe rows, never messages"
-        assert [r.message.id for r in stored] == [m.id for m in page.messages[:9]]
-    finally:
-        await store.close()
-
-
-async def test_a_resend_after_its_cid_was_purged_is_a_new_message_which_then_dedupes(
+async def test_an_old_database_keeps_deduping_the_cids_it_remembered_after_migration_012(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / DB_NAME
-    clock = Clock(NOW_S)
-    store = await open_store(db, clock)
+    now_ms = int(NOW_S * 1000)
+    fresh, old = now_ms - 1_000, now_ms - 2 * TTL_MS
+    version_11(
+        db,
+        [
+            (fresh, "ann", "c-fresh", fresh, None),  # within cid_ttl: a resend is a duplicate
+            (old, "ann", "c-purged", None, None),  # its entry was purged: a new message
+            (old, "ann", "c-expired", old, None),  # expired, not purged yet: a new message
+            (old, "ann", "c-reused", None, "reused first"),  # replaced by the next row
+            (fresh, "ann", "c-reused", fresh, "reused again"),
+        ],
+    )
+    store = await SqliteStore.open(db)
     try:
-        now_ms = int(NOW_S * 1000)
-        first = await store.append(say("one", cid="c-1", ts_ms=now_ms), cid_ttl_ms=TTL_MS)
-        clock.now += TTL_S + INTERVAL_S
-        later_ms = int(clock.now * 1000)
-        await store.append(say("wakes the writer", cid=None, ts_ms=later_ms), cid_ttl_ms=TTL_MS)
-        assert await until_cids(db, set()) == set(), "the expired cid was purged"
-        again = await store.append(say("one", cid="c-1", ts_ms=later_ms), cid_ttl_ms=TTL_MS)
-        assert not again.duplicate and again.message.id > first.message.id
-        repeat = await store.append(say("one", cid="c-1", ts_ms=later_ms + 5), cid_ttl_ms=TTL_MS)
-        assert repeat.duplicate and repeat.message == again.message
+        results = {
+            cid: await store.append(say("resent", cid=cid, ts_ms=now_ms), cid_ttl_ms=TTL_MS)
+            for cid in ("c-fresh", "c-purged", "c-expired", "c-reused")
+        }
+        ids = {
+            m.body: m.id
+            for m in (await store.room_history("lobby", before=None, limit=20)).messages
+        }
+        # The search index, built again by the migration, finds the old and the new.
+        lobby = SearchScope(rooms=("lobby",), me=None)
+        found = await store.search(["reused"], lobby, before=None, limit=20)
+        resent = await store.search(["resent"], lobby, before=None, limit=20)
     finally:
         await store.close()
-
-
-async def test_without_a_cid_ttl_nothing_is_purged(tmp_path: Path) -> None:
-    db = tmp_path / DB_NAME
-    store = await SqliteStore.open(db)  # cid_ttl=None: the admin CLI's store
+    assert [m.body for m in found.messages] == ["reused again", "reused first"]
+    assert len(resent.messages) == 2
+    assert results["c-fresh"].duplicate, "a remembered cid still dedupes"
+    assert (results["c-fresh"].message.id, results["c-fresh"].message.ts_ms) == (1, fresh)
+    assert results["c-reused"].duplicate and results["c-reused"].message.body == "reused again"
+    assert results["c-reused"].message.id == ids["reused again"]
+    for cid in ("c-purged", "c-expired"):
+        assert not results[cid].duplicate and results[cid].message.id > 5, cid
+    assert len(ids) == 7 - 1, "five old messages and two new ones (two bodies 'resent')"
+    conn = sqlite3.connect(db)
     try:
-        await store.append(say("ancient", cid="c-0", ts_ms=0), cid_ttl_ms=TTL_MS)
-        await store.append(say("next", cid=None, ts_ms=0), cid_ttl_ms=TTL_MS)
-        await asyncio.sleep(0.1)
-        assert dedupe_cids(db) == {"c-0"}
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+    assert "dedupe" not in tables and "messages_dedupe" in tables
+    assert "messages_fts_docsize" not in tables, "the index keeps no row sizes (columnsize=0)"
+    assert version == len(read_migrations("migrations"))
+
+
+async def test_a_long_migration_says_it_is_still_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / DB_NAME
+    version_11(db, [(i, "ann", f"c-{i}", i, None) for i in range(200)])
+    monkeypatch.setattr(sqlite_module, "MIGRATION_PROGRESS", 0.0)
+    monkeypatch.setattr(sqlite_module, "MIGRATION_PROGRESS_STEPS", 100)
+    caplog.set_level(logging.INFO, logger="chinwag.storage.sqlite")
+    store = await SqliteStore.open(db)
+    await store.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith("migration 012_walpages.sql still running") for line in lines)
+    assert "applying migration 012_walpages.sql" in lines
+
+
+async def test_a_cid_survives_a_reopen_and_a_reused_one_names_its_newest_message(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / DB_NAME
+    now_ms = int(NOW_S * 1000)
+    store = await SqliteStore.open(db)
+    try:
+        first = await store.append(say("one", cid="c-1", ts_ms=now_ms), cid_ttl_ms=TTL_MS)
+        later_ms = now_ms + TTL_MS
+        second = await store.append(say("two", cid="c-1", ts_ms=later_ms), cid_ttl_ms=TTL_MS)
+        assert not second.duplicate and second.message.id > first.message.id
+    finally:
+        await store.close()
+    store = await SqliteStore.open(db)
+    try:
+        again = await store.append(say("two", cid="c-1", ts_ms=later_ms + 5), cid_ttl_ms=TTL_MS)
+        assert again.duplicate and again.message == second.message
+        page = await store.room_history("lobby", before=None, limit=5)
+        assert [m.body for m in page.messages] == ["one", "two"]
     finally:
         await store.close()
 

@@ -55,8 +55,6 @@ async def _open_store(settings: Settings, data_dir: Path) -> Store:
             data_dir / DB_NAME,
             commit_delay=settings.commit_delay,
             durability=settings.durability,
-            cid_ttl=settings.cid_ttl,
-            purge_batch=settings.dedupe_purge_batch,
             purge_interval=settings.dedupe_purge_interval,
             retention=retention_of(settings),
             retention_batch=settings.retention_batch,

@@ -55,7 +55,13 @@ the batch; what it cannot hide is a slow fsync (docs/performance.md).
   writer after each batch. A reader holding an old snapshot keeps the WAL
   from starting over until it ends. ``checkpoint_bytes=None`` keeps SQLite's
   own automatic checkpoint.
-* **Retention** (``retention``): the same purge step deletes the messages older
+* **cid dedupe** (migration 012): a message with a ``cid`` holds its sender's
+  ``dedupe_key`` too, and one partial index (``messages_dedupe``) finds the
+  newest message of a (dedupe_key, cid); it counts as the original only within
+  ``cid_ttl``. No table of its own (three b-trees written per message before,
+  docs/performance.md "WAL pages per message"), nothing to purge: an entry
+  goes with its message.
+* **Retention** (``retention``): a purge step deletes the messages older
   than their conversation's retention, ``retention_batch`` of them per step,
   with the events about them (an edit holds its message's text), their
   reactions and their words in the search index; ``secure_delete`` zeroes the
@@ -128,12 +134,9 @@ CATCH_UP_TRIES: Final = 8  # copies in a row the thread makes to copy everything
 # (at most once per CHECKPOINT_POLL): each copy's sync then writes little, and
 # the writer's own copy at the bound (``_copy_rest``) finds little left to sync.
 CHECKPOINT_STEP: Final = 1024 * 1024
+MIGRATION_PROGRESS = 5.0  # seconds between two "still running" lines of a long migration
+MIGRATION_PROGRESS_STEPS = 100_000  # SQLite VM steps between two looks at the clock
 
-# The oldest expired dedupe rows, at most :n of them (index dedupe_ts).
-PURGE_DEDUPE_SQL: Final = """
-DELETE FROM dedupe WHERE (dedupe_key, cid) IN (
-    SELECT dedupe_key, cid FROM dedupe INDEXED BY dedupe_ts WHERE ts_ms < :cutoff LIMIT :n)
-"""
 
 # Retention (issue 17): the expired DMs, one room's expired messages, and the
 # next room after :room that has messages (walking the rooms of the index).
@@ -151,7 +154,7 @@ SELECT room FROM messages INDEXED BY messages_room_ts
 """
 # Everything about the expired messages :ids goes with them: their reactions,
 # the events about them (an edit holds the text), then the rows (the FTS5
-# trigger takes their words out of the index; dedupe rows cascade).
+# trigger takes their words out of the index; their cid dedupe entries go with the rows).
 EXPIRE_SQL: Final = (
     "DELETE FROM reactions WHERE message_id IN (SELECT value FROM json_each(:ids))",
     "DELETE FROM messages INDEXED BY messages_target"
@@ -205,6 +208,13 @@ _COLS: Final = (
     " kind, target, reply_to, edited_ms, deleted, mentions"
 )
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
+
+# The newest message of a sender's (dedupe_key) cid, for the cid dedupe
+# (migration 012): the caller checks it is within cid_ttl.
+SEEN_CID_SQL: Final = f"""
+SELECT {_COLS} FROM messages INDEXED BY messages_dedupe
+ WHERE dedupe_key = ? AND cid = ? ORDER BY id DESC LIMIT 1
+"""
 
 # Every statement names its index (INDEXED BY): each has one right index, and
 # pinning it keeps the plan from depending on statistics (after an ANALYZE of a
@@ -524,7 +534,28 @@ def _configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
+def _progress(name: str) -> Callable[[], int]:
+    """SQLite's progress handler for migration ``name``: logs it is still running."""
+    started = time.monotonic()
+    said = started
+
+    def progress() -> int:
+        nonlocal said
+        now = time.monotonic()
+        if now - said >= MIGRATION_PROGRESS:
+            said = now
+            log.info("migration %s still running (%.0f s)", name, now - started)
+        return 0  # go on
+
+    return progress
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations the database lacks, each in one transaction.
+
+    A long one (012 carries over a day of cid entries) says every
+    `MIGRATION_PROGRESS` seconds that it is still running.
+    """
     current = int(conn.execute("PRAGMA user_version").fetchone()[0])
     migrations = read_migrations("migrations")
     if current > len(migrations):
@@ -534,6 +565,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         )
     for version, name, sql in migrations[current:]:
         log.info("applying migration %s", name)
+        conn.set_progress_handler(_progress(name), MIGRATION_PROGRESS_STEPS)
         # executescript commits any open transaction first, so the BEGIN/COMMIT
         # live in the script: the migration and its version bump are atomic.
         try:
@@ -544,6 +576,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            conn.set_progress_handler(None, 0)
 
 
 class WalIndex:
@@ -671,9 +705,7 @@ class SqliteStore:
         readers: int,
         busy_timeout_ms: int,
         commit_delay: float = 0.0,
-        cid_ttl: float | None = None,
-        purge_batch: int = 500,
-        purge_interval: float = 60.0,
+        purge_interval: float | None = None,
         clock: Callable[[], float] = time.time,
         checkpoint_bytes: int | None = None,
         checkpoint_idle: float = CHECKPOINT_IDLE,
@@ -684,13 +716,12 @@ class SqliteStore:
     ) -> None:
         # Use `open()`: the constructor only wires up an already migrated connection.
         self._path = path
-        self._cid_ttl_ms = None if cid_ttl is None else int(cid_ttl * 1000)
-        self._purge_batch = purge_batch
         self._purge_interval = purge_interval
         self._retention = retention if retention is not None else Retention()
         self._retention_batch = retention_batch
         self._clock = clock
-        self._next_purge = clock() + purge_interval  # clock time of the next purge step
+        # Clock time of the next purge step.
+        self._next_purge = clock() + (purge_interval or 0.0)
         self._writer = writer
         self._max_batch = max_batch
         self._busy_timeout_ms = busy_timeout_ms
@@ -713,7 +744,7 @@ class SqliteStore:
         self.commit_seconds = Histogram()  # written by the writer thread only
         self._write_failures = _Incident("writes")
         self._read_failures = _Incident("reads")
-        self._purge_failures = _Incident("purges (dedupe rows, expired messages)")
+        self._purge_failures = _Incident("purges (expired messages)")
         self._checkpoint_failures = _Incident("checkpoints")
         self._last_commit = time.monotonic()  # set by the writer after each commit
         self._checkpoint_bytes = checkpoint_bytes
@@ -751,9 +782,7 @@ class SqliteStore:
         busy_timeout_ms: int = 10_000,
         commit_delay: float = 0.0,
         durability: str = "fsync",
-        cid_ttl: float | None = None,
-        purge_batch: int = 500,
-        purge_interval: float = 60.0,
+        purge_interval: float | None = None,
         clock: Callable[[], float] = time.time,
         retention: Retention | None = None,
         retention_batch: int = 500,
@@ -779,11 +808,10 @@ class SqliteStore:
             durability: ``"fsync"`` (synchronous=FULL: an ack survives a power
                 loss) or ``"os"`` (synchronous=NORMAL: an ack survives a kill
                 of the server, not a power loss or kernel crash).
-            cid_ttl: seconds a dedupe row is kept; older rows are purged in
-                the background. None: never purged.
-            purge_batch: most dedupe rows deleted in one purge transaction.
             purge_interval: seconds between purge steps (a step that found a
-                full batch is followed by the next as soon as the writer is idle).
+                full batch is followed by the next as soon as the writer is
+                idle); the server's store has them, for its retention and the
+                rooms' own. None: no purge step (the admin CLI's store).
             clock: wall-clock seconds, as the ``ts_ms`` of the messages (tests).
             retention: how long messages are kept; older ones are deleted by
                 the purge step. None: kept forever.
@@ -808,10 +836,8 @@ class SqliteStore:
             raise ValueError("checkpoint_bytes must be at least 1 (None: SQLite's own)")
         if checkpoint_step < 1:
             raise ValueError("checkpoint_step must be at least 1")
-        if purge_batch < 1 or purge_interval <= 0 or retention_batch < 1:
-            raise ValueError(
-                "purge_batch and retention_batch must be at least 1 and purge_interval above 0"
-            )
+        if (purge_interval is not None and purge_interval <= 0) or retention_batch < 1:
+            raise ValueError("retention_batch must be at least 1 and purge_interval above 0")
         synchronous = DURABILITY[durability]
 
         def setup() -> sqlite3.Connection:
@@ -878,8 +904,6 @@ class SqliteStore:
             readers=readers,
             busy_timeout_ms=busy_timeout_ms,
             commit_delay=commit_delay,
-            cid_ttl=cid_ttl,
-            purge_batch=purge_batch,
             purge_interval=purge_interval,
             clock=clock,
             checkpoint_bytes=checkpoint_bytes,
@@ -1093,34 +1117,26 @@ class SqliteStore:
 
     def _until_purge(self) -> float | None:
         """Seconds until the next purge step is due (None: no purging)."""
-        if self._cid_ttl_ms is None and not self._retention.active:
+        if self._purge_interval is None:
             return None
         return max(0.0, self._next_purge - self._clock())
 
     def _purge_step(self) -> None:
-        """One purge step in its own transaction: at most ``purge_batch`` expired
-        dedupe rows and ``retention_batch`` expired messages.
+        """One purge step in its own transaction: at most ``retention_batch`` expired messages.
+
+        (The cid dedupe has nothing to purge: its entries are the messages' own.)
 
         Runs on the writer thread between batches: a write queued meanwhile
         waits for one small DELETE at most, never for the whole purge.
         """
+        assert self._purge_interval is not None  # see _until_purge
         now = self._clock()
         conn = self._writer
-        full = False
-        expired = 0
         try:
             conn.execute("BEGIN IMMEDIATE")
-            deleted = 0
-            if self._cid_ttl_ms is not None:
-                deleted = conn.execute(
-                    PURGE_DEDUPE_SQL,
-                    {"cutoff": int(now * 1000) - self._cid_ttl_ms, "n": self._purge_batch},
-                ).rowcount
-                full = deleted >= self._purge_batch
             expired = _expire(conn, self._retention, int(now * 1000), self._retention_batch)
-            full = full or expired >= self._retention_batch
             conn.execute("COMMIT")
-            if deleted or expired:
+            if expired:
                 self._last_commit = time.monotonic()
         except sqlite3.Error as exc:
             self._purge_failures.failed(exc)
@@ -1133,6 +1149,7 @@ class SqliteStore:
         if expired:
             self._erase_wal()  # the old pages, with the deleted text, leave the WAL
         # A full batch: more may be waiting, go on as soon as the writer is idle.
+        full = expired >= self._retention_batch
         self._next_purge = now if full else now + self._purge_interval
 
     def _run_batch(self, batch: list[_Job]) -> None:
@@ -1246,14 +1263,9 @@ class SqliteStore:
 
         def job(conn: sqlite3.Connection) -> AppendResult:
             if msg.cid is not None:
-                seen = conn.execute(
-                    f"SELECT {_COLS_M}, d.ts_ms FROM dedupe AS d"
-                    " JOIN messages AS m ON m.id = d.message_id"
-                    " WHERE d.dedupe_key = ? AND d.cid = ?",
-                    (msg.dedupe_key, msg.cid),
-                ).fetchone()
-                if seen is not None and msg.ts_ms - seen[-1] < cid_ttl_ms:
-                    return AppendResult(_message(seen[:-1]), duplicate=True)
+                seen = conn.execute(SEEN_CID_SQL, (msg.dedupe_key, msg.cid)).fetchone()
+                if seen is not None and msg.ts_ms - seen[1] < cid_ttl_ms:
+                    return AppendResult(_message(seen), duplicate=True)
             if quota is not None and msg.recipient is not None:
                 (held,) = conn.execute(
                     UNDELIVERED_SQL, {"account": msg.recipient, "cap": quota}
@@ -1263,8 +1275,8 @@ class SqliteStore:
             cursor = conn.execute(
                 "INSERT INTO messages"
                 " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-                " kind, target, reply_to, mentions)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " dedupe_key, kind, target, reply_to, mentions)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     msg.ts_ms,
                     msg.sender,
@@ -1274,6 +1286,8 @@ class SqliteStore:
                     msg.recipient_nick,
                     msg.body,
                     msg.cid,
+                    # The entry of index messages_dedupe: only a message with a cid has one.
+                    None if msg.cid is None else msg.dedupe_key,
                     msg.kind,
                     msg.target,
                     msg.reply_to,
@@ -1286,14 +1300,6 @@ class SqliteStore:
                 _apply_event(conn, msg, new_id)
                 if msg.kind == "delete":
                     self._erased = True  # writer thread only: checkpoint after the commit
-            if msg.cid is not None:
-                # Replaces an entry older than the ttl: that cid now means this message.
-                conn.execute(
-                    "INSERT INTO dedupe (dedupe_key, cid, message_id, ts_ms) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (dedupe_key, cid) DO UPDATE"
-                    " SET message_id = excluded.message_id, ts_ms = excluded.ts_ms",
-                    (msg.dedupe_key, msg.cid, new_id, msg.ts_ms),
-                )
             stored = StoredMessage(
                 id=new_id,
                 ts_ms=msg.ts_ms,

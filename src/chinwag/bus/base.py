@@ -372,3 +372,16 @@ class AwaySet(NodeEvent):
     node: str
     pid: str
     message: str | None
+
+
+# -- wallops (issue 19, ircoper) --
+
+
+@node_event("wallops")
+@dataclass(frozen=True, slots=True)
+class WallopsSent(NodeEvent):
+    """The admin ``nick`` on ``node`` sent the wallops ``text``: every node delivers it."""
+
+    node: str
+    nick: str
+    text: str

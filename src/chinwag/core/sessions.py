@@ -133,12 +133,14 @@ class Session:
         "device",
         "held_limit",
         "last_delivered",
+        "oper",
         "outlet",
         "pending",
         "principal",
         "real_name",
         "seen",
         "user",
+        "wallops",
     )
 
     def __init__(
@@ -152,6 +154,10 @@ class Session:
         # An IRC session's USER username and real name (issue 19; memory only), else None.
         self.user: str | None = None
         self.real_name: str | None = None
+        # ircoper: the admin account (its pid) this session acts as since its OPER, and
+        # whether it gets wallops (IRC user mode +w); memory only, ended with the session.
+        self.oper: str | None = None
+        self.wallops = False
         self.principal = principal
         self.device = device
         self.outlet = outlet
@@ -317,6 +323,18 @@ class RemotePrincipal:
         self.bot = bot
         self.rooms = rooms
         self.away = away
+
+
+def irc_ident(p: Principal | RemotePrincipal) -> Session | None:
+    """The first of ``p``'s sessions here that gave an IRC username (issue 19), if any."""
+    if isinstance(p, RemotePrincipal):
+        return None  # on another node: its sessions are not known here
+    return next((s for s in p.sessions if s.user is not None), None)
+
+
+def is_oper(p: Principal | RemotePrincipal) -> bool:
+    """Whether a session of ``p`` here acts as an admin (ircoper; other nodes' are not known)."""
+    return isinstance(p, Principal) and any(s.oper is not None for s in p.sessions)
 
 
 class NodeView:

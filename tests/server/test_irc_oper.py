@@ -236,6 +236,15 @@ async def test_whois_lists_at_most_who_reply_max(tmp_path: Path) -> None:
         assert ([u["nick"] for u in reply["users"]], reply["truncated"]) == (["aa", "ab"], True)
         await asker.send(type="whois", mask="a[", ref="w")  # no wildcard but * and ?
         assert (await asker.recv_type("whois"))["users"] == []
+        long = await json_peer(made, json_port)
+        await long.hello("o" * 32)
+        # A regular expression would try C(32, 16) ways before saying no: answered at once.
+        await asker.send(type="whois", mask="*o" * 16 + "x", ref="slow")
+        assert (await asker.recv_type("whois", timeout=5))["users"] == []
+        await asker.send(type="whois", mask="*o" * 16, ref="fast")
+        assert [u["nick"] for u in (await asker.recv_type("whois", timeout=5))["users"]] == [
+            "o" * 32
+        ]
 
 
 async def test_whowas_tells_the_username_and_real_name_given_in_user(tmp_path: Path) -> None:

@@ -46,15 +46,10 @@ from chinwag.protocol.events import (
     WhoisReply,
     WhoMember,
 )
+from chinwag.protocol.masks import wildcard_match
 from chinwag.storage.base import AuditEntry, Store
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _glob(mask: str) -> re.Pattern[str]:
-    """``*`` any run, ``?`` any one character; the rest literal (case-folded by the caller)."""
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in mask)
-    return re.compile("".join(parts), re.DOTALL)
 
 
 class Operators:
@@ -134,13 +129,13 @@ class Operators:
         found: dict[str, Principal | RemotePrincipal] = {}
         registry = self._registry
         if "*" in cmd.mask or "?" in cmd.mask:
-            pattern = _glob(cmd.mask.casefold())
+            mask = cmd.mask.casefold()
             for p in registry.by_key.values():
-                if pattern.fullmatch(p.nick.casefold()):
+                if wildcard_match(mask, p.nick.casefold()):
                     found[p.pid] = p
             for view in registry.remote.nodes.values():
                 for r in view.by_key.values():
-                    if r.pid not in found and pattern.fullmatch(r.nick.casefold()):
+                    if r.pid not in found and wildcard_match(mask, r.nick.casefold()):
                         found[r.pid] = r
         else:
             try:

@@ -108,6 +108,7 @@ from chinwag.protocol.events import (
     WhoWasReply,
 )
 from chinwag.protocol.framing import LineBuffer, LineTooLong
+from chinwag.protocol.masks import wildcard_match
 
 __all__ = [
     "CAPS",
@@ -481,29 +482,6 @@ def chinwag_nick(name: str) -> str:
 def _here(user: WhoMember) -> str:
     """WHO's flags: ``H`` here, ``G`` gone (away); ``*`` an operator (ircoper)."""
     return ("H" if user.away is None else "G") + ("*" if user.oper else "")
-
-
-def _wildcard_match(mask: str, text: str) -> bool:
-    """Whether ``text`` is ``mask`` with ``*`` any run and ``?`` any one character.
-
-    Greedy, going back only to the last ``*``: at most len(mask) x len(text) steps,
-    whatever the mask (a regular expression's backtracking is not bounded so).
-    """
-    m = t = 0
-    star, mark = -1, 0
-    while t < len(text):
-        if m < len(mask) and mask[m] in ("?", text[t]):
-            m += 1
-            t += 1
-        elif m < len(mask) and mask[m] == "*":
-            star, mark = m, t
-            m += 1
-        elif star >= 0:
-            m, mark = star + 1, mark + 1
-            t = mark
-        else:
-            return False
-    return all(c == "*" for c in mask[m:])
 
 
 def _user(nick: str) -> str:
@@ -1436,7 +1414,7 @@ class IrcServerCodec:
         for user in event.users:
             nick = irc_nick(user.nick)
             name = f"{nick}!{user.user or nick}@{HOST}" if full else nick
-            if _wildcard_match(folded, name.casefold()):
+            if wildcard_match(folded, name.casefold()):
                 rows.append(self._who_row("*", user, _here(user)))
         return b"".join(rows) + self._numeric("315", mask, "End of /WHO list")
 

@@ -23,6 +23,7 @@ from chinwag.bus.base import (
     AwaySet,
     BusError,
     BusEvent,
+    InvisibleSet,
     LoginChecked,
     Membership,
     Moderated,
@@ -253,6 +254,7 @@ EVERY_NODE_EVENT = [
     SessionsEnded("n1", "ann", "deleted", "the operator deleted your account"),
     AwaySet("n1", "a:ann", "at lunch"),
     WallopsSent("n1", "ann", "the server restarts at noon"),
+    InvisibleSet("n1", "a:ann", True),
 ]
 
 

@@ -19,6 +19,7 @@ from chinwag.protocol.events import (
     Hello,
     History,
     Incoming,
+    Invisible,
     Join,
     Leave,
     ListenWallops,
@@ -250,6 +251,7 @@ BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
     ({"type": "oper", "account": 1, "password": "p"}, "account"),
     ({"type": "wallops"}, "text"),
     ({"type": "wallops_listen", "on": "yes"}, "on"),
+    ({"type": "invisible"}, "on"),
 ]
 
 
@@ -826,6 +828,7 @@ def test_whois_oper_and_wallops_decode_to_their_commands() -> None:
     assert one({"type": "oper"}) == Oper()  # the end of the elevation
     assert one({"type": "wallops", "text": "hi"}) == Wallops(text="hi")
     assert one({"type": "wallops_listen", "on": False}) == ListenWallops(on=False)
+    assert one({"type": "invisible", "on": True}) == Invisible(on=True)
 
 
 def test_an_away_message_that_is_not_a_string_is_a_bad_request() -> None:

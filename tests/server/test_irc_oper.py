@@ -119,8 +119,8 @@ async def test_wallops_reach_the_listening_sessions_and_the_operators_only(
         assert (await three.command("MODE")).params == ("nick3", "+w")
         await three.send("MODE nick3")
         assert (await three.command("221")).params[1] == "+w"
-        await three.send("MODE nick3 +i")
-        assert "not there yet" in (await three.command("501")).params[-1]
+        await three.send("MODE nick3 +x")
+        assert "i, o and w" in (await three.command("501")).params[-1]
         await three.send("MODE nick1 +w")
         await three.command("502")
 
@@ -245,6 +245,46 @@ async def test_whois_lists_at_most_who_reply_max(tmp_path: Path) -> None:
         assert [u["nick"] for u in (await asker.recv_type("whois", timeout=5))["users"]] == [
             "o" * 32
         ]
+
+
+async def test_invisible_people_are_left_out_of_masks_but_found_by_nick_and_by_roommates(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, irc_auto_join="false") as (json_port, irc_port), clients() as made:
+        evan = await irc(made, irc_port)
+        await evan.register("evan")
+        await evan.send("MODE evan +i")
+        assert (await evan.command("MODE")).params == ("evan", "+i")
+        await evan.send("MODE evan")
+        assert (await evan.command("221")).params[1] == "+i"
+        shiv = await irc(made, irc_port)
+        await shiv.register("shivaram")
+
+        async def who(mask: str) -> list[str]:
+            await shiv.send(f"WHO {mask}")
+            _, lines = await shiv.until(numeric("315"))
+            return [m.params[5] for m in lines if m.command == "352"]
+
+        assert await who("eva*") == []
+        assert await who("evan") == ["evan"]  # a nick, not a mask: found
+        assert [m.command for m in await whois(shiv, "evan")] == ["311", "312", "318"]
+        jay = await json_peer(made, json_port)  # JSON: the same state
+        await jay.hello("jay")  # in the lobby, as every JSON session: not in a room with evan
+        await jay.send(type="whois", mask="*", ref="w")
+        assert "evan" not in [u["nick"] for u in (await jay.recv_type("whois"))["users"]]
+        await evan.send("JOIN #test")
+        await evan.command("366")
+        await shiv.send("JOIN #test")
+        await shiv.command("366")
+        assert await who("eva*") == ["evan"]  # in a room together: seen
+        await jay.send(type="invisible", on=True, ref="i")
+        await jay.recv_type("ok")
+        assert await who("ja*") == []
+        await jay.send(type="invisible", on=False, ref="v")
+        await jay.recv_type("ok")
+        assert await who("ja*") == ["jay"]
+        await evan.send("MODE evan -i")
+        assert (await evan.command("MODE")).params == ("evan", "-i")
 
 
 async def test_whowas_tells_the_username_and_real_name_given_in_user(tmp_path: Path) -> None:

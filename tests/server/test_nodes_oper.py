@@ -11,8 +11,16 @@ import pytest
 from conftest import Peer, ServerProcess
 from support.cli import chinwag
 from support.peers import login
-from support.services import PostgresServer, RedisServer, pg_database, pg_server, redis_server
-from test_nodes_shared import eventually, register, start_nodes
+from support.services import (
+    PostgresServer,
+    RedisServer,
+    free_port,
+    pg_database,
+    pg_server,
+    redis_server,
+)
+from test_irc_listener import IrcPeer
+from test_nodes_shared import SETTINGS, eventually, register
 
 __all__ = ["pg_server", "redis_server"]  # the session fixtures, imported for pytest
 
@@ -21,11 +29,19 @@ __all__ = ["pg_server", "redis_server"]  # the session fixtures, imported for py
 def nodes(
     pg_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
 ) -> Iterator[list[ServerProcess]]:
-    """Two nodes on one PostgreSQL and one Redis."""
+    """Two nodes on one PostgreSQL and one Redis; node b also speaks IRC (no auto-join)."""
     dsn = asyncio.run(pg_database(pg_server, tmp_path))
     redis_server.flush()
-    started = start_nodes(tmp_path, dsn, redis_server.url, names="ab")
+    args = ["--store", dsn, "--bus", redis_server.url, "--no-announce"]
+    irc = ["--irc-port", str(free_port())]
+    settings = {**SETTINGS, "irc_auto_join": "false"}
+    started = [
+        ServerProcess(tmp_path / "a", settings, args=args),
+        ServerProcess(tmp_path / "b", settings, args=[*args, *irc]),
+    ]
     try:
+        for node in started:
+            node.start()
         yield started
     finally:
         for node in started:
@@ -65,3 +81,24 @@ async def test_an_admin_opers_on_one_node_and_its_wallops_and_whois_cover_both(
     assert (got["from"], got["text"]) == ("helper", "restart at noon")
     assert (await guest.recv_type("wallops"))["text"] == "restart at noon"  # opered: gets it
     assert [f for f in await quiet.quiet(0.5) if f["type"] == "wallops"] == []
+
+    # An IRC user of node b (in no room) is invisible: node a's masks leave it out.
+    b_irc = int(b.args[b.args.index("--irc-port") + 1])
+    evan = await IrcPeer.connect(b_irc)
+    try:
+        await evan.register("evan")
+        await evan.send("MODE evan +i")
+        assert (await evan.command("MODE")).params == ("evan", "+i")
+
+        async def a_leaves_evan_out() -> bool:
+            await guest.send(type="whois", mask="eva*")
+            return (await guest.recv_type("whois"))["users"] == []
+
+        await eventually(a_leaves_evan_out, "node a leaves node b's invisible evan out")
+        await guest.send(type="whois", mask="evan", ref="n")  # by nick: still found
+        assert [u["nick"] for u in (await guest.recv_type("whois"))["users"]] == ["evan"]
+        await guest.send(type="whois", mask="*", ref="all")
+        seen = [u["nick"] for u in (await guest.recv_type("whois"))["users"]]
+        assert "evan" not in seen and "quiet" in seen
+    finally:
+        await evan.close()

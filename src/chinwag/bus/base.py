@@ -210,6 +210,7 @@ class Online(NodeEvent):
     bot: bool
     rooms: tuple[str, ...]
     away: str | None = None  # its away message (issue 19)
+    invisible: bool = False  # left out of whois masks (ircoper)
 
 
 @node_event("offline")
@@ -385,3 +386,13 @@ class WallopsSent(NodeEvent):
     node: str
     nick: str
     text: str
+
+
+@node_event("invisible")
+@dataclass(frozen=True, slots=True)
+class InvisibleSet(NodeEvent):
+    """Principal ``pid`` online on ``node`` is (or is no longer) invisible to whois masks."""
+
+    node: str
+    pid: str
+    on: bool

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from chinwag.bus.base import AwaySet, Bus, SessionsEnded, WallopsSent
+from chinwag.bus.base import AwaySet, Bus, InvisibleSet, SessionsEnded, WallopsSent
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.away import AwayStates
@@ -60,6 +60,7 @@ from chinwag.protocol.events import (
     History,
     HistoryRange,
     HistoryTargets,
+    Invisible,
     Invite,
     Join,
     Leave,
@@ -129,6 +130,7 @@ _COSTS: dict[type[Command], float] = {
     Oper: 1.0,
     Wallops: 1.0,
     ListenWallops: 1.0,
+    Invisible: 1.0,
 }
 
 
@@ -221,6 +223,7 @@ class Hub:
             settings, store, hasher, throttle, self._registry, self._moderation, clock
         )
         self._nodes.handlers[WallopsSent] = self._opers.heard
+        self._nodes.handlers[InvisibleSet] = self._opers.heard_invisible
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -404,6 +407,8 @@ class Hub:
                 self._opers.wallops(session, cmd)
             case ListenWallops():
                 self._opers.listen(session, cmd)
+            case Invisible():
+                self._opers.invisible(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable
 
-from chinwag.bus.base import WallopsSent
+from chinwag.bus.base import InvisibleSet, WallopsSent
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher, check_login, parse_nick
 from chinwag.core.moderation import Moderation
@@ -38,6 +38,7 @@ from chinwag.core.sessions import (
 )
 from chinwag.errors import BadNick, BadPassword, BadRequest, Forbidden
 from chinwag.protocol.events import (
+    Invisible,
     ListenWallops,
     Oper,
     Wallops,
@@ -145,11 +146,14 @@ class Operators:
             one = registry.by_key.get(key) or (registry.remote.find(key) if key else None)
             if one is not None:
                 found[one.pid] = one
-        # Someone who blocks the asker is not found by them (as they see nothing of them).
+        # Someone who blocks the asker is not found by them (as they see nothing of them);
+        # someone invisible is found by a mask only by those in a room with them.
+        masked = "*" in cmd.mask or "?" in cmd.mask
         people = [
             p
             for p in found.values()
             if not (isinstance(p, Principal) and p.blocked and asker.key in p.blocked)
+            and not (masked and p.invisible and p.pid != asker.pid and not p.rooms & asker.rooms)
         ]
         most = self.settings.who_reply_max
         listed = heapq.nsmallest(most, people, key=lambda m: m.nick.casefold())
@@ -204,3 +208,23 @@ class Operators:
         """Whether this session gets wallops from now on."""
         session.wallops = cmd.on
         ok(session, cmd.ref)
+
+    # -- invisible --
+    def invisible(self, session: Session, cmd: Invisible) -> None:
+        """Whether whois masks leave the session's principal out (its other nodes too)."""
+        p = session.principal
+        ok(session, cmd.ref)
+        if p.invisible != cmd.on:
+            p.invisible = cmd.on
+            self._registry.announce(InvisibleSet(self._registry.node, p.pid, cmd.on))
+
+    def heard_invisible(self, e: InvisibleSet) -> None:
+        """Another node's principal is (or is no longer) invisible: kept in the view, and
+        on the same account's principal here (its state is one)."""
+        view = self._registry.remote.nodes.get(e.node)
+        remote = view.by_pid.get(e.pid) if view is not None else None
+        if remote is not None:
+            remote.invisible = e.on
+        local = self._registry.by_pid.get(e.pid)
+        if local is not None:
+            local.invisible = e.on

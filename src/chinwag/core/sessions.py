@@ -91,6 +91,7 @@ class Principal:
         "blocked",
         "bot",
         "budget",
+        "invisible",
         "key",
         "nick",
         "pid",
@@ -123,6 +124,8 @@ class Principal:
         self.blocked: frozenset[str] = frozenset()
         # Its away message (issue 19), set by any of its sessions; None: not away.
         self.away: str | None = None
+        # ircoper: a whois mask leaves it out (IRC +i) but for people in a room with it.
+        self.invisible = False
 
 
 class Session:
@@ -304,7 +307,7 @@ def _nowhere(event: NodeEvent) -> None:
 class RemotePrincipal:
     """A principal online on another node, as that node last said."""
 
-    __slots__ = ("account", "away", "bot", "key", "nick", "pid", "rooms")
+    __slots__ = ("account", "away", "bot", "invisible", "key", "nick", "pid", "rooms")
 
     def __init__(
         self,
@@ -315,6 +318,7 @@ class RemotePrincipal:
         bot: bool,
         rooms: frozenset[str],
         away: str | None = None,
+        invisible: bool = False,
     ) -> None:
         self.pid = pid
         self.key = key
@@ -323,6 +327,7 @@ class RemotePrincipal:
         self.bot = bot
         self.rooms = rooms
         self.away = away
+        self.invisible = invisible
 
 
 def irc_ident(p: Principal | RemotePrincipal) -> Session | None:

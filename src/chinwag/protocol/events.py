@@ -414,6 +414,13 @@ class ListenWallops(Command):
     on: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invisible(Command):
+    """§4.2: whether a ``whois`` mask leaves out this principal (IRC user mode ``+i``)."""
+
+    on: bool
+
+
 ClientCommand = (
     Hello
     | Say
@@ -455,6 +462,7 @@ ClientCommand = (
     | Oper
     | Wallops
     | ListenWallops
+    | Invisible
 )
 
 

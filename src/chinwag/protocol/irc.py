@@ -63,6 +63,7 @@ from chinwag.protocol.events import (
     HistoryReply,
     HistoryTargets,
     Incoming,
+    Invisible,
     Invite,
     Join,
     Leave,
@@ -716,6 +717,7 @@ class IrcServerCodec:
         self._account = False  # logged in to an account (a guest has no cursor)
         self._oper = False  # user mode +o: this session acts as an admin (ircoper)
         self._wallops = False  # user mode +w: this session gets wallops
+        self._invisible = False  # user mode +i, as this session last set it
         self._channels: set[str] = set()  # the channels joined, casefolded
         # The cids of this connection's messages (a random prefix: other sessions of
         # the account have their own); the hub's copy of one back to us is not shown,
@@ -1267,8 +1269,8 @@ class IrcServerCodec:
         return self._numeric("FAIL", pending.command, code.upper(), text)
 
     def _user_mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
-        """``MODE <me> [<modes>]``: ``+w``/``-w`` wallops, ``-o`` stop acting as an admin
-        (``+o`` comes only from OPER); ``221`` answers a query."""
+        """``MODE <me> [<modes>]``: ``+w``/``-w`` wallops, ``+i``/``-i`` invisible to masks,
+        ``-o`` stop acting as an admin (``+o`` comes only from OPER); ``221`` a query."""
         params = msg.params
         if chinwag_nick(params[0]).casefold() != (self.nick or "").casefold():
             return [self._reply("502", "Can't change mode for other users")]
@@ -1282,12 +1284,13 @@ class IrcServerCodec:
             elif char == "w" and (sign == "+") != self._wallops:
                 ref = self._remember("UMODE", "*", msg, sign + "w")
                 out.append(ListenWallops(on=sign == "+", ref=ref))
+            elif char == "i" and (sign == "+") != self._invisible:
+                ref = self._remember("UMODE", "*", msg, sign + "i")
+                out.append(Invisible(on=sign == "+", ref=ref))
             elif char == "o" and sign == "-" and self._oper:
                 out.append(Oper(ref=self._remember("UMODE", "*", msg, "-o")))
-            elif char not in "ow":
-                why = f"Unknown user mode {char}: the user modes here are o and w"
-                if char == "i":
-                    why = "Invisible (+i) is not there yet: anyone online may WHOIS you"
+            elif char not in "iow":
+                why = f"Unknown user mode {char}: the user modes here are i, o and w"
                 out.append(self._reply("501", why))
         return out
 
@@ -1301,12 +1304,15 @@ class IrcServerCodec:
         change = pending.body or ""
         if change == "-o":
             self._oper = False
+        elif change[1:] == "i":
+            self._invisible = change == "+i"
         else:
             self._wallops = change == "+w"
         return format_message("MODE", me, change, source=self._source(me))
 
     def _user_modes(self) -> str:
-        return "+" + ("o" if self._oper else "") + ("w" if self._wallops else "")
+        modes = ("i", self._invisible), ("o", self._oper), ("w", self._wallops)
+        return "+" + "".join(mode for mode, on in modes if on)
 
     def _whowas(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``WHOWAS <nick> [<count>]``: ``whowas`` (a count of 0 or less: every entry)."""
@@ -2399,7 +2405,7 @@ class IrcServerCodec:
             self._numeric("001", f"Welcome to {event.server_name}, {me}"),
             self._numeric("002", f"Your host is {name}, running chinwag {event.server_version}"),
             self._numeric("003", "This server keeps what you missed while away"),
-            self._numeric("004", name, event.server_version, "ow", "bimnot"),
+            self._numeric("004", name, event.server_version, "iow", "bimnot"),
             self._numeric("005", *isupport, "are supported by this server"),
         ]
         if event.motd:

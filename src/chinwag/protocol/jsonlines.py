@@ -51,6 +51,7 @@ from chinwag.protocol.events import (
     History,
     HistoryReply,
     Incoming,
+    Invisible,
     Invite,
     Join,
     Leave,
@@ -181,6 +182,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "whois": (("mask", str),),  # issue 19 (ircoper)
     "wallops": (("text", str),),
     "wallops_listen": (("on", bool),),
+    "invisible": (("on", bool),),
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -608,6 +610,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Wallops(text=text, ref=ref)
         case {"type": "wallops_listen", "on": bool(on)}:
             return ListenWallops(on=on, ref=ref)
+        case {"type": "invisible", "on": bool(on)}:
+            return Invisible(on=on, ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:

@@ -179,6 +179,8 @@ async def test_oper_over_json_lines_kicks_from_the_server_and_ends_with_oper_alo
         await ops.send(type="wallops", text="still?", ref="w2")
         error = await ops.recv_type("error")
         assert (error["code"], error["ref"]) == ("forbidden", "w2")
+        await ops.send(type="whois", mask="guestop", ref="w3")  # no operator flag either
+        assert (await ops.recv_type("whois"))["users"] == [{"nick": "guestop", "account": False}]
 
 
 async def test_whois_and_userhost_find_anyone_online_but_who_blocks_the_asker(

@@ -165,7 +165,7 @@ class Operators:
                 away=m.away,
                 user=ident.user if ident is not None else None,
                 real_name=ident.real_name if ident is not None else None,
-                oper=is_oper(m),
+                oper=is_oper(m, self._moderation.is_admin),
             )
             for m, ident in ((m, irc_ident(m)) for m in listed)
         )
@@ -200,8 +200,9 @@ class Operators:
 
     def _deliver(self, sender: str, text: str) -> None:
         frame = Frame(WallopsNotice(sender=sender, text=text))
+        is_admin = self._moderation.is_admin
         for s in self._registry.sessions():
-            if s.wallops or s.oper is not None:
+            if s.wallops or (s.oper is not None and is_admin(s.oper)):
                 s.deliver(0, frame)
 
     def listen(self, session: Session, cmd: ListenWallops) -> None:

@@ -216,7 +216,7 @@ class Rooms:
                 role=role(m.pid, room),
                 user=ident.user if ident is not None else None,
                 real_name=ident.real_name if ident is not None else None,
-                oper=is_oper(m),
+                oper=is_oper(m, self._moderation.is_admin),
             )
             for m, ident in ((m, irc_ident(m)) for m in listed)
         )

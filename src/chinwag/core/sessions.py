@@ -337,9 +337,12 @@ def irc_ident(p: Principal | RemotePrincipal) -> Session | None:
     return next((s for s in p.sessions if s.user is not None), None)
 
 
-def is_oper(p: Principal | RemotePrincipal) -> bool:
-    """Whether a session of ``p`` here acts as an admin (ircoper; other nodes' are not known)."""
-    return isinstance(p, Principal) and any(s.oper is not None for s in p.sessions)
+def is_oper(p: Principal | RemotePrincipal, is_admin: Callable[[str], bool]) -> bool:
+    """Whether a session of ``p`` here acts as an account that ``is_admin`` still (ircoper;
+    other nodes' sessions are not known)."""
+    return isinstance(p, Principal) and any(
+        s.oper is not None and is_admin(s.oper) for s in p.sessions
+    )
 
 
 class NodeView:

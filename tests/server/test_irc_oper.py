@@ -8,6 +8,7 @@ operator does it, with ``chinwag admin grant`` reaching the running server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from chinwag.config import SettingsError, build
 from chinwag.protocol.irc import IrcMessage
 
 
-def numeric(code: str) -> object:
+def numeric(code: str) -> Callable[[IrcMessage], bool]:
     return lambda m: m.command == code
 
 
@@ -219,11 +220,11 @@ async def test_whois_and_userhost_find_anyone_online_but_who_blocks_the_asker(
         lines = await whois(cool, "jay")  # others still find jay
         assert lines[0].command == "311"
         await jay.send(type="whois", mask="*nick", ref="w")  # JSON: the same command
-        reply = await jay.recv_type("whois")
-        assert [u["nick"] for u in reply["users"]] == ["coolNick", "otherNick"]
-        assert reply["users"][0]["user"] == "myusernam"
-        assert reply["users"][0]["away"] == "lunch"
-        assert reply["truncated"] is False
+        found = await jay.recv_type("whois")
+        assert [u["nick"] for u in found["users"]] == ["coolNick", "otherNick"]
+        assert found["users"][0]["user"] == "myusernam"
+        assert found["users"][0]["away"] == "lunch"
+        assert found["truncated"] is False
 
 
 async def test_whois_lists_at_most_who_reply_max(tmp_path: Path) -> None:

@@ -92,7 +92,8 @@ async def test_an_admin_opers_on_one_node_and_its_wallops_and_whois_cover_both(
 
         async def a_leaves_evan_out() -> bool:
             await guest.send(type="whois", mask="eva*")
-            return (await guest.recv_type("whois"))["users"] == []
+            users: list[object] = (await guest.recv_type("whois"))["users"]
+            return users == []
 
         await eventually(a_leaves_evan_out, "node a leaves node b's invisible evan out")
         await guest.send(type="whois", mask="evan", ref="n")  # by nick: still found

@@ -180,9 +180,6 @@ MAX_PENDING: Final = 256
 MAX_QUITS_KEPT: Final = 64
 """Nicks whose QUIT was said, kept to leave out the same quit's leaves of other rooms."""
 
-MAX_WHOIS_CHANNELS: Final = 20
-"""Most of the asker's channels whose member lists one WHOIS looks in."""
-
 MAX_HISTORY_LIMIT: Final = 100
 """Most messages one ``CHATHISTORY`` request asks the hub for."""
 
@@ -2264,7 +2261,7 @@ class IrcServerCodec:
         return e.room is None and e.to is not None and e.to == e.sender == self.nick
 
     def _lusers(self, e: StatsReply) -> bytes:
-        """``LUSERS``: everyone is visible, nobody is an operator; no maxima are kept."""
+        """``LUSERS``: no maxima are kept (invisible people and operators are not counted yet)."""
         lines = [
             self._numeric(
                 "251", f"There are {e.online} users and 0 invisible on {e.nodes} servers"

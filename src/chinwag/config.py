@@ -324,6 +324,10 @@ class Settings:
     rooms_made_window: float = _s(
         3600.0, "seconds over which rooms_made_max counts the rooms one made (above 0)"
     )
+    # ircoper
+    wallops_max_length: int = _s(
+        400, "longest wallops (an admin's line to everyone listening), in characters (at least 1)"
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
@@ -615,6 +619,8 @@ def build(
     if clean.get("away_max_length", 1) < 1:
         raise SettingsError("setting away_max_length must be at least 1 (300 is the default)")
     _check_ops3(clean)
+    if clean.get("wallops_max_length", 1) < 1:  # ircoper
+        raise SettingsError("setting wallops_max_length must be at least 1 (400 is the default)")
     settings = Settings(**clean)
     from chinwag.core.accounts import ReservedNicks  # it needs Settings: imported late
 

@@ -23,6 +23,7 @@ from chinwag.bus.base import (
     AwaySet,
     BusError,
     BusEvent,
+    InvisibleSet,
     LoginChecked,
     Membership,
     Moderated,
@@ -38,6 +39,7 @@ from chinwag.bus.base import (
     RosterWanted,
     SessionsEnded,
     TypingRelay,
+    WallopsSent,
 )
 from chinwag.bus.local import LocalBus
 from chinwag.bus.redis import RedisBus
@@ -251,6 +253,8 @@ EVERY_NODE_EVENT = [
     Registering("n1", "192.0.2.7"),
     SessionsEnded("n1", "ann", "deleted", "the operator deleted your account"),
     AwaySet("n1", "a:ann", "at lunch"),
+    WallopsSent("n1", "ann", "the server restarts at noon"),
+    InvisibleSet("n1", "a:ann", True),
 ]
 
 

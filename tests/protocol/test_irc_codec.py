@@ -55,6 +55,8 @@ from chinwag.protocol.events import (
     TypingNotice,
     Welcome,
     Who,
+    Whois,
+    WhoisReply,
     WhoMember,
     WhoReply,
 )
@@ -692,7 +694,7 @@ def test_mode_and_topic_queries_are_answered_from_the_room_info() -> None:
     wire = replies(codec.receive_data(b"MODE #lobby\r\nMODE alice\r\nTOPIC #lobby\r\n"))
     assert wire.split(b"\r\n")[:-1] == [
         b":chinwag 324 alice #lobby +nt",
-        b":chinwag 221 alice +i",
+        b":chinwag 221 alice +",
         b":chinwag 331 alice #lobby :No topic is set",
     ]
     changed = RoomInfo(room="lobby", topic="chess", private=False, announce=True, by="olga")
@@ -1090,34 +1092,27 @@ def test_nicks_irc_cannot_start_with_are_carried_with_a_backtick_and_back() -> N
     assert b" 001 `8ball :" in wire and b":`8ball!`8ball@chinwag JOIN #lobby" in wire
 
 
-def test_whois_looks_in_the_asker_s_channels_and_answers_with_the_last_list() -> None:
+def test_whois_asks_the_hub_for_the_nick_and_answers_from_its_reply() -> None:
     codec = registered()
-    (join,) = commands(codec.receive_data(b"JOIN #den\r\n"))
-    codec.render(Ok(ref=join.ref))
-    codec.followups = []
-    lobby, den = commands(codec.receive_data(b"WHOIS `7of9\r\n"))
-    assert isinstance(lobby, Who) and isinstance(den, Who)
-    assert {lobby.room, den.room} == {"den", "lobby"}
-    seven = WhoMember(nick="7of9", account=True, bot=True)
-    first = codec.render(WhoReply(room=den.room, users=(seven,), truncated=False, ref=den.ref))
-    assert first == b""  # the answer comes with the last list
-    others = WhoReply(
-        room=lobby.room, users=(WhoMember(nick="bob", account=False),), truncated=False
-    )
-    wire = codec.render(replace(others, ref=lobby.ref))
+    (ask,) = commands(codec.receive_data(b"WHOIS `7of9\r\n"))
+    assert isinstance(ask, Whois) and ask.mask == "7of9"  # anyone online, not channels
+    seven = WhoMember(nick="7of9", account=True, bot=True, oper=True, user="u", real_name="R N")
+    wire = codec.render(WhoisReply(mask="7of9", users=(seven,), ref=ask.ref))
     lines = [parse_message(line.decode()) for line in wire.split(b"\r\n")[:-1]]
     assert [(m.command, m.params[1:]) for m in lines if m is not None] == [
-        ("311", ("`7of9", "`7of9", "chinwag", "*", "`7of9")),
+        ("311", ("`7of9", "u", "chinwag", "*", "R N")),
         ("312", ("`7of9", "chinwag", "chinwag")),
+        ("313", ("`7of9", "is an IRC operator (acts as a server admin)")),
         ("330", ("`7of9", "`7of9", "is logged in as")),
         ("335", ("`7of9", "is a bot")),
         ("318", ("`7of9", "End of /WHOIS list")),
     ]
-    lobby, den = commands(codec.receive_data(b"WHOIS stranger\r\n"))
-    codec.render(replace(others, ref=lobby.ref))
-    wire = codec.render(Error(code="not_member", message="left", ref=den.ref))
-    assert b" 401 alice stranger :No such nick in a channel with you" in wire
+    (ask,) = commands(codec.receive_data(b"WHOIS stranger\r\n"))
+    wire = codec.render(WhoisReply(mask="stranger", users=(), ref=ask.ref))
+    assert b" 401 alice stranger :No such nick" in wire
     assert wire.endswith(b" 318 alice stranger :End of /WHOIS list\r\n")
+    wire = replies(codec.receive_data(b"WHOIS st*\r\n"))  # a mask names nobody
+    assert b" 401 alice st* " in wire and commands(codec.receive_data(b"")) == []
     assert b" 431 " in replies(codec.receive_data(b"WHOIS\r\n"))
 
 

@@ -19,9 +19,12 @@ from chinwag.protocol.events import (
     Hello,
     History,
     Incoming,
+    Invisible,
     Join,
     Leave,
+    ListenWallops,
     ListRooms,
+    Oper,
     Passwd,
     Ping,
     Pong,
@@ -31,7 +34,9 @@ from chinwag.protocol.events import (
     Seen,
     Stats,
     Typing,
+    Wallops,
     Who,
+    Whois,
     WhoWas,
 )
 from chinwag.protocol.jsonlines import (
@@ -240,6 +245,13 @@ BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
     ({"type": "whowas"}, "nick"),
     ({"type": "whowas", "nick": 7}, "nick"),
     ({"type": "whowas", "nick": "bob", "limit": 0}, "limit"),
+    ({"type": "whois"}, "mask"),  # ircoper
+    ({"type": "whois", "mask": 1}, "mask"),
+    ({"type": "oper", "account": "boss"}, "password"),
+    ({"type": "oper", "account": 1, "password": "p"}, "account"),
+    ({"type": "wallops"}, "text"),
+    ({"type": "wallops_listen", "on": "yes"}, "on"),
+    ({"type": "invisible"}, "on"),
 ]
 
 
@@ -807,6 +819,16 @@ def test_stats_and_whowas_decode_to_their_commands() -> None:
     assert one({"type": "stats", "ref": "s"}) == Stats(ref="s")
     assert one({"type": "whowas", "nick": "Bob"}) == WhoWas(nick="Bob")
     assert one({"type": "whowas", "nick": "bob", "limit": 3}) == WhoWas(nick="bob", limit=3)
+
+
+def test_whois_oper_and_wallops_decode_to_their_commands() -> None:
+    assert one({"type": "whois", "mask": "a*", "ref": "w"}) == Whois(mask="a*", ref="w")
+    got = one({"type": "oper", "account": "boss", "password": "pw"})
+    assert got == Oper(account="boss", password="pw")
+    assert one({"type": "oper"}) == Oper()  # the end of the elevation
+    assert one({"type": "wallops", "text": "hi"}) == Wallops(text="hi")
+    assert one({"type": "wallops_listen", "on": False}) == ListenWallops(on=False)
+    assert one({"type": "invisible", "on": True}) == Invisible(on=True)
 
 
 def test_an_away_message_that_is_not_a_string_is_a_bad_request() -> None:

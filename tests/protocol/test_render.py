@@ -39,7 +39,9 @@ from chinwag.protocol.events import (
     SettingsReply,
     StatsReply,
     TypingNotice,
+    WallopsNotice,
     Welcome,
+    WhoisReply,
     WhoMember,
     WhoReply,
     WhoWasEntry,
@@ -491,6 +493,41 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         "presence_quit",
         Presence(room="den", nick="qux", event="leave", quit="qux out"),
         b'{"type":"presence","room":"den","nick":"qux","event":"leave","quit":"qux out"}\n',
+    ),
+    # -- operators, whois, wallops (issue 19, ircoper) --
+    (
+        "whois",
+        WhoisReply(
+            mask="a*",
+            users=(
+                WhoMember(nick="ann", account=True, oper=True),
+                WhoMember(nick="al", account=False, user="u", real_name="Al B"),
+            ),
+            ref="w",
+        ),
+        b'{"type":"whois","mask":"a*","users":[{"nick":"ann","account":true,"oper":true},'
+        b'{"nick":"al","account":false,"user":"u","real_name":"Al B"}],"truncated":false,'
+        b'"ref":"w"}\n',
+    ),
+    (
+        "wallops",
+        WallopsNotice(sender="ann", text="restart at noon"),
+        b'{"type":"wallops","from":"ann","text":"restart at noon"}\n',
+    ),
+    (
+        "whowas_irc",
+        WhoWasReply(
+            nick="al",
+            entries=(WhoWasEntry(nick="al", account=False, ts_ms=TS, user="u", real_name="Al"),),
+        ),
+        b'{"type":"whowas","nick":"al","entries":[{"nick":"al","account":false,'
+        b'"ts":"2026-11-29T05:00:00.123Z","user":"u","real_name":"Al"}]}\n',
+    ),
+    (
+        "invite_by_account",
+        Presence(room="den", nick="bob", event="invite", by="ann", by_account=True),
+        b'{"type":"presence","room":"den","nick":"bob","event":"invite","by":"ann",'
+        b'"reason":"","by_account":true}\n',
     ),
 ]
 

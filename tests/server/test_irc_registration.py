@@ -174,24 +174,6 @@ async def test_a_dm_to_oneself_arrives_and_is_echoed_with_the_label_once(
         assert all(m.command != "PRIVMSG" for m in between)  # once, without echo-message
 
 
-async def test_oper_kill_and_wallops_are_refused_as_without_operators(tmp_path: Path) -> None:
-    async with running(tmp_path) as (json_port, irc_port), clients() as made:
-        await make_account(json_port, "operuser", "operpassword")
-        baz = await irc(made, irc_port)
-        await baz.register("baz")
-        await baz.send("OPER operuser")
-        assert (await baz.command("461")).params[1] == "OPER"
-        await baz.send("OPER operuser operpassword")
-        assert "chinwag admin" in (await baz.command("491")).params[-1]
-        other = await irc(made, irc_port)
-        await other.register("other")
-        await baz.send("KILL other :reason", "WALLOPS :hi everyone")
-        for command in ("KILL", "WALLOPS"):
-            assert command in (await baz.command("481")).params[-1]
-        await other.send("PING :still here")  # KILL did nothing
-        assert (await other.command("PONG")).params[-1] == "still here"
-
-
 async def test_whowas_tells_who_went_offline_newest_first_and_406_otherwise(
     tmp_path: Path,
 ) -> None:

@@ -124,7 +124,7 @@ async def test_a_channel_s_modes_come_with_its_creation_time(tmp_path: Path) -> 
         assert info["created"].endswith("Z") and info["created"][:4].isdigit()
 
 
-async def test_who_a_nick_or_a_mask_lists_the_people_one_shares_a_channel_with(
+async def test_who_a_nick_or_a_mask_lists_anyone_online_but_who_blocks_the_asker(
     tmp_path: Path,
 ) -> None:
     async with running(tmp_path, irc_auto_join="false") as (json_port, irc_port), clients() as made:
@@ -136,7 +136,7 @@ async def test_who_a_nick_or_a_mask_lists_the_people_one_shares_a_channel_with(
         await other.register("otherNick")
         await other.send("JOIN #chan")
         await other.until(lambda m: m.command == "366")
-        ann = await json_peer(made, json_port)  # online, but in no channel with them
+        ann = await json_peer(made, json_port)  # online, in no channel with them (ircoper)
         await ann.hello("annie")
         await ann.send(type="away", message="lunch", ref="a")
         await ann.recv_type("ok")
@@ -154,10 +154,14 @@ async def test_who_a_nick_or_a_mask_lists_the_people_one_shares_a_channel_with(
             assert len(rows) == 1, mask
             assert end.params[1] == mask  # the mask as sent, case kept
         rows, _ = await who("*")
-        assert [row[4] for row in rows] == ["coolNick", "otherNick"]  # annie is unseen
+        assert [row[4] for row in rows] == ["annie", "coolNick", "otherNick"]
         rows, _ = await who("0")
-        assert [row[4] for row in rows] == ["coolNick", "otherNick"]
-        for unseen in ("annie", "ann*", "nobody"):
+        assert [row[4] for row in rows] == ["annie", "coolNick", "otherNick"]
+        rows, _ = await who("ann*")
+        assert [(row[4], row[5]) for row in rows] == [("annie", "G")]  # away: gone
+        await ann.send(type="block", nick="otherNick", ref="b")
+        await ann.recv_type("ok")
+        for unseen in ("annie", "ann*", "nobody"):  # who blocks the asker is not found
             rows, end = await who(unseen)
             assert (rows, end.params[1]) == ([], unseen)
 
@@ -170,12 +174,12 @@ async def test_who_a_nick_or_a_mask_lists_the_people_one_shares_a_channel_with(
         rows, _ = await who("*o" * 16)
         assert [row[4] for row in rows] == ["o" * 32]
 
-        lone = await irc(made, irc_port)  # in no channel: nobody to see
+        lone = await irc(made, irc_port)  # in no channel: still sees who is online
         await lone.register("lone")
-        await lone.send("WHO *")
+        await lone.send("WHO cool*")
         end, lines = await lone.until(numeric("315"))
-        assert [m for m in lines if m.command == "352"] == []
-        assert end.params[1] == "*"
+        assert [m.params[5] for m in lines if m.command == "352"] == ["coolNick"]
+        assert end.params[1] == "cool*"
 
 
 async def test_someone_who_quits_is_one_quit_line_on_irc_and_a_leave_per_room_on_json(

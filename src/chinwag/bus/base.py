@@ -210,6 +210,7 @@ class Online(NodeEvent):
     bot: bool
     rooms: tuple[str, ...]
     away: str | None = None  # its away message (issue 19)
+    invisible: bool = False  # left out of whois masks (ircoper)
 
 
 @node_event("offline")
@@ -372,3 +373,26 @@ class AwaySet(NodeEvent):
     node: str
     pid: str
     message: str | None
+
+
+# -- wallops (issue 19, ircoper) --
+
+
+@node_event("wallops")
+@dataclass(frozen=True, slots=True)
+class WallopsSent(NodeEvent):
+    """The admin ``nick`` on ``node`` sent the wallops ``text``: every node delivers it."""
+
+    node: str
+    nick: str
+    text: str
+
+
+@node_event("invisible")
+@dataclass(frozen=True, slots=True)
+class InvisibleSet(NodeEvent):
+    """Principal ``pid`` online on ``node`` is (or is no longer) invisible to whois masks."""
+
+    node: str
+    pid: str
+    on: bool

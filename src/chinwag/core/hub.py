@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from chinwag.bus.base import AwaySet, Bus, SessionsEnded
+from chinwag.bus.base import AwaySet, Bus, InvisibleSet, SessionsEnded, WallopsSent
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.away import AwayStates
@@ -27,8 +27,9 @@ from chinwag.core.counts import Counts
 from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
 from chinwag.core.markers import ReadMarkers
-from chinwag.core.moderation import Moderation
+from chinwag.core.moderation import ACTING, Moderation
 from chinwag.core.nodes import Nodes
+from chinwag.core.opers import Operators
 from chinwag.core.posting import Posting
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.revisions import Revisions
@@ -59,13 +60,16 @@ from chinwag.protocol.events import (
     History,
     HistoryRange,
     HistoryTargets,
+    Invisible,
     Invite,
     Join,
     Leave,
     ListBans,
     ListBlocks,
+    ListenWallops,
     ListRooms,
     Moderate,
+    Oper,
     Passwd,
     Ping,
     Pong,
@@ -82,7 +86,9 @@ from chinwag.protocol.events import (
     StatsReply,
     Typing,
     Unblock,
+    Wallops,
     Who,
+    Whois,
     WhoWas,
     WhoWasEntry,
     WhoWasReply,
@@ -120,6 +126,11 @@ _COSTS: dict[type[Command], float] = {
     Away: 1.0,
     ReadQuery: 1.0,
     ListBans: 1.0,
+    Whois: 1.0,  # ircoper
+    Oper: 1.0,
+    Wallops: 1.0,
+    ListenWallops: 1.0,
+    Invisible: 1.0,
 }
 
 
@@ -207,6 +218,12 @@ class Hub:
         # -- away (issue 19) --
         self._away = AwayStates(settings, self._registry)
         self._nodes.handlers[AwaySet] = self._away.heard
+        # -- operators, whois, wallops (issue 19, ircoper) --
+        self._opers = Operators(
+            settings, store, hasher, throttle, self._registry, self._moderation, clock
+        )
+        self._nodes.handlers[WallopsSent] = self._opers.heard
+        self._nodes.handlers[InvisibleSet] = self._opers.heard_invisible
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -266,7 +283,7 @@ class Hub:
         await self._logins.logout(session, clean=clean, quit=quit)
         p = session.principal
         if not p.sessions:
-            self._departed(p.key, p.nick, p.account)
+            self._departed(p.key, p.nick, p.account, session)
         if not p.account and not p.sessions:
             self._blocks.ended(p.pid)
             await self._moderation.ended(p.pid)
@@ -300,6 +317,17 @@ class Hub:
         cost = _COSTS.get(type(cmd))
         if cost is not None:
             charge(session, cost)
+        if session.oper is None:
+            await self._handle(session, cmd)
+            return
+        # ircoper: an opered session acts with its admin account's rights (is_admin).
+        token = ACTING.set((session.principal.pid, session.oper))
+        try:
+            await self._handle(session, cmd)
+        finally:
+            ACTING.reset(token)
+
+    async def _handle(self, session: Session, cmd: Command) -> None:
         match cmd:
             case Say():
                 await self._posting.say(session, cmd)
@@ -371,6 +399,16 @@ class Hub:
                 await self._markers.query(session, cmd)
             case ListBans():
                 reply(session, self._moderation.bans(session.principal, cmd))
+            case Whois():
+                self._opers.whois(session, cmd)
+            case Oper():
+                await self._opers.oper(session, cmd)
+            case Wallops():
+                self._opers.wallops(session, cmd)
+            case ListenWallops():
+                self._opers.listen(session, cmd)
+            case Invisible():
+                self._opers.invisible(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():
@@ -398,10 +436,17 @@ class Hub:
         nodes = 1 + len(remote)
         return StatsReply(online=online, here=here, rooms=len(rooms), nodes=nodes, ref=ref)
 
-    def _departed(self, key: str, nick: str, account: bool) -> None:
-        """Remember that ``nick`` went offline here, for ``whowas`` (oldest forgotten first)."""
+    def _departed(self, key: str, nick: str, account: bool, last: Session) -> None:
+        """Remember that ``nick`` went offline here, for ``whowas`` (oldest forgotten first),
+        with its ``last`` session's IRC username and real name (ircoper)."""
         if self.settings.whowas_history:
-            entry = WhoWasEntry(nick=nick, account=account, ts_ms=int(self._clock() * 1000))
+            entry = WhoWasEntry(
+                nick=nick,
+                account=account,
+                ts_ms=int(self._clock() * 1000),
+                user=last.user,
+                real_name=last.real_name,
+            )
             self._whowas_log.append((key, entry))
 
     def _whowas(self, cmd: WhoWas) -> WhoWasReply:

@@ -304,6 +304,7 @@ class Logins:
             if account and self._registry.remote.nodes:  # away on another node (issue 19)
                 elsewhere = self._registry.remote.get(pid)
                 principal.away = elsewhere.away if elsewhere is not None else None
+                principal.invisible = elsewhere is not None and elsewhere.invisible  # ircoper
             self._online[pid] = principal
             self._by_key[key] = principal
             for room in rooms:

@@ -26,6 +26,7 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 
 from chinwag.bus.base import Bus, Moderated
 from chinwag.config import Settings
@@ -33,6 +34,7 @@ from chinwag.core.accounts import parse_nick
 from chinwag.core.rules import LOBBY, parse_room
 from chinwag.core.sessions import Frame, OnlineRegistry, Principal, Session, account_pid, ok
 from chinwag.errors import (
+    BadNick,
     BadRequest,
     Banned,
     ChatError,
@@ -56,6 +58,8 @@ from chinwag.protocol.events import (
 from chinwag.storage.base import AuditEntry, RoomSettings, Standing, Store
 
 SERVER = ""  # the scope of server-wide standings
+ACTING: ContextVar[tuple[str, str] | None] = ContextVar("chinwag_acting", default=None)
+"""ircoper: (principal, admin account pid) while an opered session's command is carried out."""
 OPERATOR = Principal("operator", "", "operator", False, frozenset())
 """Who ``chinwag admin`` acts as: an admin that is in no room and never online."""
 RANKS = {"member": 0, "mod": 1, "owner": 2, "admin": 3}
@@ -223,9 +227,19 @@ class Moderation:
                 reason=event.reason,
                 until_ms=event.until_ms,
                 role=event.role,
+                by_account=event.action == "invite" and self._is_account(event.by),
             ),
             online,
         )
+
+    def _is_account(self, nick: str) -> bool:
+        """Whether ``nick`` (who did something, online somewhere) is an account's."""
+        try:
+            key = parse_nick(nick).key
+        except BadNick:
+            return False
+        who = self._registry.by_key.get(key) or self._registry.remote.find(key)
+        return who is not None and who.account
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -257,8 +271,16 @@ class Moderation:
     # -- rights ---------------------------------------------------------------------------------
 
     def is_admin(self, pid: str) -> bool:
-        """A server admin: granted the role, or the operator (``chinwag admin``)."""
-        return pid == OPERATOR.pid or self._active(SERVER, pid, "role") is not None
+        """A server admin: granted the role, or the operator (``chinwag admin``); or (ircoper)
+        the principal of the session now acting (`ACTING`) as an admin account still one."""
+        if pid == OPERATOR.pid or self._active(SERVER, pid, "role") is not None:
+            return True
+        acting = ACTING.get()
+        return (
+            acting is not None
+            and acting[0] == pid
+            and self._active(SERVER, acting[1], "role") is not None
+        )
 
     def role(self, pid: str, room: str) -> str:
         """``admin``, ``owner``, ``mod`` or ``member``: what ``pid`` may do in ``room``."""
@@ -672,7 +694,8 @@ class Moderation:
         await self._save(room)
         await self._store.put_standing(standing, self._audit(p, "invite", room, nick))
         self._keep(standing)
-        self._announce(room, Presence(room=room, nick=nick, event="invite", by=p.nick), online)
+        invite = Presence(room=room, nick=nick, event="invite", by=p.nick, by_account=p.account)
+        self._announce(room, invite, online)
         self._publish("invite", room, pid, nick, p.nick)
 
     async def moderate(self, p: Principal, cmd: Moderate) -> None:

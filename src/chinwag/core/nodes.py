@@ -61,7 +61,8 @@ SILENT_HEARTBEATS = 3  # a node not heard from for this many heartbeats is forgo
 
 def online_event(node: str, p: Principal) -> Online:
     """How ``node`` announces its principal ``p``."""
-    return Online(node, p.pid, p.key, p.nick, p.account, p.bot, tuple(sorted(p.rooms)), p.away)
+    rooms = tuple(sorted(p.rooms))
+    return Online(node, p.pid, p.key, p.nick, p.account, p.bot, rooms, p.away, p.invisible)
 
 
 class Nodes:
@@ -192,7 +193,8 @@ class Nodes:
             # notices for the rooms it was in already.
             old_rooms = before.rooms
             view.remove(before.pid)
-        p = RemotePrincipal(e.pid, e.key, e.nick, e.account, e.bot, frozenset(e.rooms), e.away)
+        rooms = frozenset(e.rooms)
+        p = RemotePrincipal(e.pid, e.key, e.nick, e.account, e.bot, rooms, e.away, e.invisible)
         view.put(p)
         for room in p.rooms - old_rooms:
             self._presence(e.node, p, room, "join")

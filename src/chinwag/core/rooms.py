@@ -13,7 +13,16 @@ from chinwag.core.delivery import message_event
 from chinwag.core.moderation import Moderation
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.rules import LOBBY, parse_room
-from chinwag.core.sessions import OnlineRegistry, Principal, RemotePrincipal, Session, ok, reply
+from chinwag.core.sessions import (
+    OnlineRegistry,
+    Principal,
+    RemotePrincipal,
+    Session,
+    irc_ident,
+    is_oper,
+    ok,
+    reply,
+)
 from chinwag.errors import ChatError, Forbidden, NotMember
 from chinwag.protocol.events import (
     History,
@@ -59,13 +68,6 @@ class _Range(TypedDict, total=False):
     newest: Required[bool]
     after_ms: int
     before_ms: int | None
-
-
-def _ident(m: Principal | RemotePrincipal) -> Session | None:
-    """The first of ``m``'s sessions here that gave an IRC username (issue 19), if any."""
-    if isinstance(m, RemotePrincipal):
-        return None  # on another node: its sessions are not known here
-    return next((s for s in m.sessions if s.user is not None), None)
 
 
 class Rooms:
@@ -214,8 +216,9 @@ class Rooms:
                 role=role(m.pid, room),
                 user=ident.user if ident is not None else None,
                 real_name=ident.real_name if ident is not None else None,
+                oper=is_oper(m, self._moderation.is_admin),
             )
-            for m, ident in ((m, _ident(m)) for m in listed)
+            for m, ident in ((m, irc_ident(m)) for m in listed)
         )
         session.bucket.take(sum(32 + len(m.nick) for m in listed) / REPLY_BYTES_PER_TOKEN)
         info = self._moderation.info_for(session.principal, room)

@@ -91,6 +91,7 @@ class Principal:
         "blocked",
         "bot",
         "budget",
+        "invisible",
         "key",
         "nick",
         "pid",
@@ -123,6 +124,8 @@ class Principal:
         self.blocked: frozenset[str] = frozenset()
         # Its away message (issue 19), set by any of its sessions; None: not away.
         self.away: str | None = None
+        # ircoper: a whois mask leaves it out (IRC +i) but for people in a room with it.
+        self.invisible = False
 
 
 class Session:
@@ -133,12 +136,14 @@ class Session:
         "device",
         "held_limit",
         "last_delivered",
+        "oper",
         "outlet",
         "pending",
         "principal",
         "real_name",
         "seen",
         "user",
+        "wallops",
     )
 
     def __init__(
@@ -152,6 +157,10 @@ class Session:
         # An IRC session's USER username and real name (issue 19; memory only), else None.
         self.user: str | None = None
         self.real_name: str | None = None
+        # ircoper: the admin account (its pid) this session acts as since its OPER, and
+        # whether it gets wallops (IRC user mode +w); memory only, ended with the session.
+        self.oper: str | None = None
+        self.wallops = False
         self.principal = principal
         self.device = device
         self.outlet = outlet
@@ -298,7 +307,7 @@ def _nowhere(event: NodeEvent) -> None:
 class RemotePrincipal:
     """A principal online on another node, as that node last said."""
 
-    __slots__ = ("account", "away", "bot", "key", "nick", "pid", "rooms")
+    __slots__ = ("account", "away", "bot", "invisible", "key", "nick", "pid", "rooms")
 
     def __init__(
         self,
@@ -309,6 +318,7 @@ class RemotePrincipal:
         bot: bool,
         rooms: frozenset[str],
         away: str | None = None,
+        invisible: bool = False,
     ) -> None:
         self.pid = pid
         self.key = key
@@ -317,6 +327,22 @@ class RemotePrincipal:
         self.bot = bot
         self.rooms = rooms
         self.away = away
+        self.invisible = invisible
+
+
+def irc_ident(p: Principal | RemotePrincipal) -> Session | None:
+    """The first of ``p``'s sessions here that gave an IRC username (issue 19), if any."""
+    if isinstance(p, RemotePrincipal):
+        return None  # on another node: its sessions are not known here
+    return next((s for s in p.sessions if s.user is not None), None)
+
+
+def is_oper(p: Principal | RemotePrincipal, is_admin: Callable[[str], bool]) -> bool:
+    """Whether a session of ``p`` here acts as an account that ``is_admin`` still (ircoper;
+    other nodes' sessions are not known)."""
+    return isinstance(p, Principal) and any(
+        s.oper is not None and is_admin(s.oper) for s in p.sessions
+    )
 
 
 class NodeView:

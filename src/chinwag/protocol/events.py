@@ -380,6 +380,47 @@ class ListBans(Command):
     room: str
 
 
+# -- operators, whois, wallops (issue 19, ircoper) --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Whois(Command):
+    """§4.1: the people online now whose nick matches ``mask`` (``*`` and ``?`` are
+    wildcards; without them, that nick alone), wherever they are (IRC's ``WHOIS``/``WHO``)."""
+
+    mask: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Oper(Command):
+    """§4.1: this session acts with the rights of the admin account ``account`` (its
+    ``password`` checked) until it ends; without ``account``, it stops (IRC ``OPER``)."""
+
+    account: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wallops(Command):
+    """§4.1: an admin's one-line ``text`` to every session that listens for wallops."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenWallops(Command):
+    """§4.1: whether this session gets wallops (IRC user mode ``+w``)."""
+
+    on: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invisible(Command):
+    """§4.2: whether a ``whois`` mask leaves out this principal (IRC user mode ``+i``)."""
+
+    on: bool
+
+
 ClientCommand = (
     Hello
     | Say
@@ -417,6 +458,11 @@ ClientCommand = (
     | Away
     | ReadQuery
     | ListBans
+    | Whois
+    | Oper
+    | Wallops
+    | ListenWallops
+    | Invisible
 )
 
 
@@ -592,6 +638,7 @@ class Presence(ServerEvent):
     until_ms: int | None = None
     role: str | None = None
     quit: str | None = None
+    by_account: bool = False  # ``by`` is an account (ircoper: IRC's account-tag on INVITE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -619,6 +666,7 @@ class WhoMember:
     role: str = "member"  # member, mod, owner, admin (on the JSON wire unless member: rooms4)
     user: str | None = None  # an IRC session's username and real name (issue 19), else None
     real_name: str | None = None
+    oper: bool = False  # a session of theirs acts as an admin (issue 19, ircoper)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -773,6 +821,8 @@ class WhoWasEntry:
     nick: str
     account: bool
     ts_ms: int
+    user: str | None = None  # its last IRC session's username and real name (ircoper)
+    real_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -814,6 +864,24 @@ class BansReply(ServerEvent):
     bans: tuple[BanRow, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhoisReply(ServerEvent):
+    """§4.1: the people online whose nick matches ``mask``, sorted by nick (at most a
+    limit of them: ``truncated``); their rows as in ``who`` (``role`` is ``member``)."""
+
+    mask: str
+    users: tuple[WhoMember, ...]
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WallopsNotice(ServerEvent):
+    """§4.1: the admin ``sender`` said ``text`` to everyone listening for wallops."""
+
+    sender: str
+    text: str
+
+
 Outgoing = (
     Welcome
     | Message
@@ -842,5 +910,7 @@ Outgoing = (
     | WhoWasReply
     | AwayNotice
     | BansReply
+    | WhoisReply
+    | WallopsNotice
 )
 """Every event the server sends."""

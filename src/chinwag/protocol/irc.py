@@ -63,14 +63,17 @@ from chinwag.protocol.events import (
     HistoryReply,
     HistoryTargets,
     Incoming,
+    Invisible,
     Invite,
     Join,
     Leave,
     ListBans,
+    ListenWallops,
     ListRooms,
     Message,
     Moderate,
     Ok,
+    Oper,
     Outgoing,
     Ping,
     Pong,
@@ -94,14 +97,19 @@ from chinwag.protocol.events import (
     StatsReply,
     Typing,
     TypingNotice,
+    Wallops,
+    WallopsNotice,
     Welcome,
     Who,
+    Whois,
+    WhoisReply,
     WhoMember,
     WhoReply,
     WhoWas,
     WhoWasReply,
 )
 from chinwag.protocol.framing import LineBuffer, LineTooLong
+from chinwag.protocol.masks import wildcard_match
 
 __all__ = [
     "CAPS",
@@ -171,9 +179,6 @@ MAX_PENDING: Final = 256
 
 MAX_QUITS_KEPT: Final = 64
 """Nicks whose QUIT was said, kept to leave out the same quit's leaves of other rooms."""
-
-MAX_WHOIS_CHANNELS: Final = 20
-"""Most of the asker's channels whose member lists one WHOIS looks in."""
 
 MAX_HISTORY_LIMIT: Final = 100
 """Most messages one ``CHATHISTORY`` request asks the hub for."""
@@ -473,31 +478,8 @@ def chinwag_nick(name: str) -> str:
 
 
 def _here(user: WhoMember) -> str:
-    """WHO's flag: ``H`` here, ``G`` gone (away)."""
-    return "H" if user.away is None else "G"
-
-
-def _wildcard_match(mask: str, text: str) -> bool:
-    """Whether ``text`` is ``mask`` with ``*`` any run and ``?`` any one character.
-
-    Greedy, going back only to the last ``*``: at most len(mask) x len(text) steps,
-    whatever the mask (a regular expression's backtracking is not bounded so).
-    """
-    m = t = 0
-    star, mark = -1, 0
-    while t < len(text):
-        if m < len(mask) and mask[m] in ("?", text[t]):
-            m += 1
-            t += 1
-        elif m < len(mask) and mask[m] == "*":
-            star, mark = m, t
-            m += 1
-        elif star >= 0:
-            m, mark = star + 1, mark + 1
-            t = mark
-        else:
-            return False
-    return all(c == "*" for c in mask[m:])
+    """WHO's flags: ``H`` here, ``G`` gone (away); ``*`` an operator (ircoper)."""
+    return ("H" if user.away is None else "G") + ("*" if user.oper else "")
 
 
 def _user(nick: str) -> str:
@@ -653,40 +635,19 @@ class _Pending:
     target: str = "*"  # the channel or nick it named
     label: str | None = None
     body: str | None = None  # what was sent, for echo-message
-    whois: _Whois | None = None  # the WHOIS this channel's member list is asked for
-    userhost: _Userhost | None = None  # the USERHOST this channel's member list is asked for
+    userhost: _Userhost | None = None  # the USERHOST this nick's whois is asked for
     reason: str | None = None  # a REDACT's, for its echo
     before: bytes = b""  # lines held for this answer (a labeled JOIN, for its NAMES)
     sub: str = ""  # a CHATHISTORY's subcommand, for its FAIL
     nick: str | None = None  # the person a KICK, INVITE or MODE names, as the client wrote it
-    who_mask: _WhoMask | None = None  # the WHO <nick|mask> this member list is asked for
-
-
-@dataclass(slots=True)
-class _Whois:
-    """A WHOIS being answered: the member lists of the asker's channels, as they come."""
-
-    nick: str  # as the asker wrote it
-    waiting: int  # member lists still to come
-    member: WhoMember | None = None
 
 
 @dataclass(slots=True)
 class _Userhost:
-    """A USERHOST being answered: the member lists of the asker's channels, as they come."""
+    """A USERHOST being answered: one ``whois`` per nick, as they come."""
 
     nicks: tuple[str, ...]  # as the asker wrote them
-    waiting: int  # member lists still to come
-    found: dict[str, WhoMember] = field(default_factory=dict)  # by casefolded chinwag nick
-
-
-@dataclass(slots=True)
-class _WhoMask:
-    """A ``WHO <nick|mask>`` being answered: the member lists of the asker's channels."""
-
-    mask: str  # as the asker wrote it
-    folded: str  # the mask, case-folded (``0`` is ``*``)
-    waiting: int  # member lists still to come
+    waiting: int  # whois answers still to come
     found: dict[str, WhoMember] = field(default_factory=dict)  # by casefolded chinwag nick
 
 
@@ -751,6 +712,9 @@ class IrcServerCodec:
         # Who was last seen to quit (casefolded nicks): one QUIT however many rooms they left.
         self._quits: OrderedDict[str, None] = OrderedDict()
         self._account = False  # logged in to an account (a guest has no cursor)
+        self._oper = False  # user mode +o: this session acts as an admin (ircoper)
+        self._wallops = False  # user mode +w: this session gets wallops
+        self._invisible = False  # user mode +i, as this session last set it
         self._channels: set[str] = set()  # the channels joined, casefolded
         # The cids of this connection's messages (a random prefix: other sessions of
         # the account have their own); the hub's copy of one back to us is not shown,
@@ -1168,7 +1132,7 @@ class IrcServerCodec:
         if cmd in ("TIME", "INFO"):
             return [self._about_server(cmd, params)]
         if cmd in ("OPER", "KILL", "WALLOPS"):
-            return [self._operator(cmd, params)]
+            return self._operator(msg)
         if cmd == "WHOWAS":
             return self._whowas(msg)
         if cmd == "LUSERS":
@@ -1199,52 +1163,33 @@ class IrcServerCodec:
         return [self._reply("447", params[0], why)]
 
     def _whois(self, msg: IrcMessage) -> list[Incoming | Reply]:
-        """``WHOIS [server] <nick>``: who they are, for someone in a channel with the asker.
+        """``WHOIS [server] <nick>``: who they are, for anyone online (a ``whois``).
 
-        The member lists of the asker's channels (at most :data:`MAX_WHOIS_CHANNELS`)
-        are asked for; the answer comes with the last of them. Someone in none of
-        them gets ``401``, online elsewhere or not: one learns about the people
-        one can see, as in the channels' NAMES.
+        Someone offline, or who blocks the asker, gets ``401``; a mask is no nick.
         """
         if not msg.params or not msg.params[-1]:
             return [self._reply("431", "No nickname given: WHOIS <nick>")]
         nick = msg.params[-1]
-        channels = sorted(self._channels)[:MAX_WHOIS_CHANNELS]
-        if not channels:
-            return [Reply(self._whois_lines(_Whois(nick, 0)))]
-        whois = _Whois(nick, len(channels))
-        out: list[Incoming | Reply] = []
-        for channel in channels:
-            ref = self._remember("WHOIS", channel, msg)
-            self._pending[ref].whois = whois
-            out.append(Who(room=channel[1:], ref=ref))
-        return out
+        if "*" in nick or "?" in nick:
+            return [Reply(self._whois_lines(nick, None))]
+        ref = self._remember("WHOIS", nick, msg)
+        return [Whois(mask=chinwag_nick(nick), ref=ref)]
 
-    def _whois_part(self, pending: _Pending, event: WhoReply | None) -> bytes:
-        """One channel's member list (None: it could not be had) of a WHOIS being answered."""
-        whois = pending.whois
-        assert whois is not None
-        whois.waiting -= 1
-        wanted = chinwag_nick(whois.nick).casefold()
-        if event is not None:
-            for user in event.users:
-                if user.nick.casefold() == wanted:
-                    whois.member = user
-        return self._whois_lines(whois) if whois.waiting == 0 else b""
-
-    def _whois_lines(self, whois: _Whois) -> bytes:
-        user = whois.member
+    def _whois_lines(self, asked: str, user: WhoMember | None) -> bytes:
+        """``311``, ``312``, ``313`` (operator), ``330``, ``335``, ``301``; or ``401``; ``318``."""
         if user is None:
-            why = "No such nick in a channel with you (WHOIS shows people you can see)"
-            return self._numeric("401", whois.nick, why) + self._numeric(
-                "318", whois.nick, "End of /WHOIS list"
+            why = "No such nick: nobody by that name is online"
+            return self._numeric("401", asked, why) + self._numeric(
+                "318", asked, "End of /WHOIS list"
             )
         nick = irc_nick(user.nick)
         lines = [
             self._numeric("311", nick, user.user or nick, HOST, "*", user.real_name or nick),
-            # No 319: it lists every channel someone is in, and only shared ones are known.
+            # No 319: the rooms someone is in are not told (only shared ones would be).
             self._numeric("312", nick, self.server_name, "chinwag"),
         ]
+        if user.oper:
+            lines.append(self._numeric("313", nick, "is an IRC operator (acts as a server admin)"))
         if user.account:
             lines.append(self._numeric("330", nick, nick, "is logged in as"))
         if user.bot:
@@ -1253,6 +1198,18 @@ class IrcServerCodec:
             lines.append(self._numeric("301", nick, user.away))
         lines.append(self._numeric("318", nick, "End of /WHOIS list"))
         return b"".join(lines)
+
+    def _render_whois(self, event: WhoisReply, pending: _Pending | None) -> bytes:
+        """A ``whois`` answer: to the WHOIS, USERHOST or WHO <mask> that asked."""
+        if pending is None:
+            return b""
+        if pending.userhost is not None:
+            return self._userhost_part(pending, event)
+        if pending.command == "WHO":
+            return self._who_mask_lines(pending.target, event)
+        wanted = chinwag_nick(pending.target).casefold()
+        user = next((u for u in event.users if u.nick.casefold() == wanted), None)
+        return self._whois_lines(pending.target, user)
 
     def _about_server(self, cmd: str, params: tuple[str, ...]) -> Reply:
         """``TIME`` (``391``) and ``INFO`` (``371``… ``374``) of this server.
@@ -1272,19 +1229,87 @@ class IrcServerCodec:
         ]
         return Reply(b"".join(lines))
 
-    def _operator(self, cmd: str, params: tuple[str, ...]) -> Reply:
-        """``OPER``, ``KILL``, ``WALLOPS``: chinwag has no IRC operators (not there yet).
-
-        Answered as a server without operator blocks answers: ``OPER`` is ``491``
-        (``461`` without a password), the operators' commands ``481``.
-        """
+    def _operator(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``OPER <name> <password>``: act as that admin account (``oper``; ``381``, ``+o``);
+        ``KILL <nick> [:reason]``: a server kick (ends their sessions); ``WALLOPS :<text>``."""
+        cmd, params = msg.command, msg.params
         if cmd == "OPER":
             if len(params) < 2:
-                return self._reply("461", "OPER", "Not enough parameters: OPER <name> <password>")
-            why = "No operator blocks here: a server admin acts with `chinwag admin`"
-            return self._reply("491", why)
-        why = f"Permission Denied: {cmd} is for IRC operators, and chinwag has none"
-        return self._reply("481", why)
+                return [self._reply("461", "OPER", "Not enough parameters: OPER <name> <password>")]
+            ref = self._remember("OPER", params[0], msg)
+            return [Oper(account=chinwag_nick(params[0]), password=params[1], ref=ref)]
+        if not params or not params[0]:
+            usage = "KILL <nick> [:reason]" if cmd == "KILL" else "WALLOPS :<text>"
+            return [self._reply("461", cmd, f"Not enough parameters: {usage}")]
+        if cmd == "KILL":
+            nick = params[0]
+            reason = params[1] if len(params) > 1 else ""
+            ref = self._moderating("KILL", nick, msg, nick)
+            return [Moderate(action="kick", nick=chinwag_nick(nick), reason=reason, ref=ref)]
+        ref = self._remember("WALLOPS", "*", msg, params[0])
+        return [Wallops(text=params[0], ref=ref)]
+
+    def _operator_error(self, event: Error, pending: _Pending) -> bytes:
+        """A refused OPER (``464`` wrong name or password, ``491`` not an admin), KILL or
+        WALLOPS (``481`` not an operator, ``401`` nobody by that name)."""
+        code, text = event.code, event.message
+        if pending.command == "OPER":
+            if code == "bad_password":
+                return self._numeric("464", f"Password incorrect: {text}")
+            if code == "forbidden":
+                return self._numeric("491", f"No O-lines for your host: {text}")
+            return self._numeric("FAIL", "OPER", code.upper(), text)
+        if code == "forbidden" and event.extra.get("reason") == "not_admin":
+            return self._numeric("481", f"Permission Denied- {text}")
+        if code in ("no_such_user", "bad_nick"):
+            return self._numeric("401", pending.target, text)
+        return self._numeric("FAIL", pending.command, code.upper(), text)
+
+    def _user_mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``MODE <me> [<modes>]``: ``+w``/``-w`` wallops, ``+i``/``-i`` invisible to masks,
+        ``-o`` stop acting as an admin (``+o`` comes only from OPER); ``221`` a query."""
+        params = msg.params
+        if chinwag_nick(params[0]).casefold() != (self.nick or "").casefold():
+            return [self._reply("502", "Can't change mode for other users")]
+        if len(params) == 1:
+            return [self._reply("221", self._user_modes())]
+        out: list[Incoming | Reply] = []
+        sign = "+"
+        for char in params[1]:
+            if char in "+-":
+                sign = char
+            elif char == "w" and (sign == "+") != self._wallops:
+                ref = self._remember("UMODE", "*", msg, sign + "w")
+                out.append(ListenWallops(on=sign == "+", ref=ref))
+            elif char == "i" and (sign == "+") != self._invisible:
+                ref = self._remember("UMODE", "*", msg, sign + "i")
+                out.append(Invisible(on=sign == "+", ref=ref))
+            elif char == "o" and sign == "-" and self._oper:
+                out.append(Oper(ref=self._remember("UMODE", "*", msg, "-o")))
+            elif char not in "iow":
+                why = f"Unknown user mode {char}: the user modes here are i, o and w"
+                out.append(self._reply("501", why))
+        return out
+
+    def _user_mode_ok(self, pending: _Pending) -> bytes:
+        """OPER done (``381`` and ``MODE +o``), or a user mode changed (its ``MODE``)."""
+        me = self._me()
+        if pending.command == "OPER":
+            self._oper = True
+            done = self._numeric("381", "You are now an IRC operator: you act as a server admin")
+            return done + format_message("MODE", me, "+o", source=self._source(me))
+        change = pending.body or ""
+        if change == "-o":
+            self._oper = False
+        elif change[1:] == "i":
+            self._invisible = change == "+i"
+        else:
+            self._wallops = change == "+w"
+        return format_message("MODE", me, change, source=self._source(me))
+
+    def _user_modes(self) -> str:
+        modes = ("i", self._invisible), ("o", self._oper), ("w", self._wallops)
+        return "+" + "".join(mode for mode, on in modes if on)
 
     def _whowas(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``WHOWAS <nick> [<count>]``: ``whowas`` (a count of 0 or less: every entry)."""
@@ -1297,12 +1322,14 @@ class IrcServerCodec:
         return [WhoWas(nick=chinwag_nick(params[0]), limit=limit, ref=ref)]
 
     def _whowas_lines(self, e: WhoWasReply, pending: _Pending | None) -> bytes:
-        """``314`` and ``312`` (when they left) per departure, newest first, or ``406``; ``369``."""
+        """``314`` (with the username and real name its last IRC session gave) and ``312``
+        (when they left) per departure, newest first, or ``406``; ``369``."""
         asked = pending.target if pending is not None else irc_nick(e.nick)
         lines: list[bytes] = []
         for entry in e.entries:
             nick = irc_nick(entry.nick)
-            lines.append(self._numeric("314", nick, nick, HOST, "*", nick))
+            user, real = entry.user or nick, entry.real_name or nick
+            lines.append(self._numeric("314", nick, user, HOST, "*", real))
             left = f"went offline {_time_tag(entry.ts_ms)}"
             lines.append(self._numeric("312", nick, self.server_name, left))
         if not lines:
@@ -1332,23 +1359,24 @@ class IrcServerCodec:
     def _userhost(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``USERHOST <nick>{ <nick>}``: ``302`` with ``nick=+user@host`` (``-`` if away).
 
-        As WHOIS: found among the members of the asker's channels (at most five nicks).
+        As WHOIS: anyone online (at most five nicks, one ``whois`` each).
         """
         nicks = tuple(n for n in msg.params[:5] if n)
         if not nicks:
             return [self._reply("461", "USERHOST", "Not enough parameters: USERHOST <nick>")]
-        channels = sorted(self._channels)[:MAX_WHOIS_CHANNELS]
-        userhost = _Userhost(nicks, len(channels))
-        if not channels:
+        asked = [n for n in nicks if "*" not in n and "?" not in n]  # a mask is no nick
+        userhost = _Userhost(nicks, len(asked))
+        if not asked:
             return [Reply(self._userhost_lines(userhost))]
         out: list[Incoming | Reply] = []
-        for channel in channels:
-            ref = self._remember("USERHOST", channel, msg)
+        for nick in asked:
+            ref = self._remember("USERHOST", nick, msg)
             self._pending[ref].userhost = userhost
-            out.append(Who(room=channel[1:], ref=ref))
+            out.append(Whois(mask=chinwag_nick(nick), ref=ref))
         return out
 
-    def _userhost_part(self, pending: _Pending, event: WhoReply | None) -> bytes:
+    def _userhost_part(self, pending: _Pending, event: WhoisReply | None) -> bytes:
+        """One nick's answer (None: refused) of a USERHOST; its ``302`` with the last."""
         userhost = pending.userhost
         assert userhost is not None
         userhost.waiting -= 1
@@ -1363,46 +1391,35 @@ class IrcServerCodec:
             user = userhost.found.get(chinwag_nick(asked).casefold())
             if user is not None:
                 nick = irc_nick(user.nick)
-                replies.append(f"{nick}={'+' if user.away is None else '-'}{nick}@{HOST}")
+                oper = "*" if user.oper else ""
+                away = "+" if user.away is None else "-"
+                replies.append(f"{nick}{oper}={away}{user.user or nick}@{HOST}")
         return self._numeric("302", " ".join(replies))
 
-    # -- WHO <nick|mask> (issue 19, ircwho) --
+    # -- WHO <nick|mask> (issue 19, ircwho; anyone online: ircoper) --
     def _who_mask(self, msg: IrcMessage) -> list[Incoming | Reply]:
-        """``WHO <nick|mask>``: ``352`` for each person whose nick (or ``nick!user@host``,
-        if the mask has ``!`` or ``@``) matches, case-folded, with ``*`` and ``?``.
-
-        As WHOIS: found among the members of the asker's channels (``0`` is ``*``).
-        """
+        """``WHO <nick|mask>``: ``352`` for each person online whose nick (or
+        ``nick!user@host``, if the mask has ``!`` or ``@``) matches, case-folded, with
+        ``*`` and ``?`` (``0`` is ``*``): a ``whois`` of the mask's nick part."""
         mask = msg.params[0]
-        who = _WhoMask(mask, "*" if mask == "0" else mask.casefold(), 0)
-        channels = sorted(self._channels)[:MAX_WHOIS_CHANNELS]
-        if not channels:
-            return [Reply(self._who_mask_lines(who))]
-        who.waiting = len(channels)
-        out: list[Incoming | Reply] = []
-        for channel in channels:
-            ref = self._remember("WHO", channel, msg)
-            self._pending[ref].who_mask = who
-            out.append(Who(room=channel[1:], ref=ref))
-        return out
+        folded = "*" if mask == "0" else mask.casefold()
+        nick_part = folded.split("!", 1)[0] if "!" in folded else folded
+        if "@" in folded and "!" not in folded:
+            nick_part = "*"
+        ref = self._remember("WHO", mask, msg)
+        return [Whois(mask=chinwag_nick(nick_part) if nick_part != "*" else "*", ref=ref)]
 
-    def _who_mask_part(self, pending: _Pending, event: WhoReply | None) -> bytes:
-        who = pending.who_mask
-        assert who is not None
-        who.waiting -= 1
-        if event is not None:
-            full = "!" in who.mask or "@" in who.mask
-            for user in event.users:
-                nick = irc_nick(user.nick)
-                name = f"{nick}!{nick}@{HOST}" if full else nick
-                if _wildcard_match(who.folded, name.casefold()):
-                    who.found.setdefault(user.nick.casefold(), user)
-        return self._who_mask_lines(who) if who.waiting == 0 else b""
-
-    def _who_mask_lines(self, who: _WhoMask) -> bytes:
-        """One ``352`` per person (no channel named: ``*``), sorted by nick; then ``315``."""
-        rows = [self._who_row("*", user, _here(user)) for _, user in sorted(who.found.items())]
-        return b"".join(rows) + self._numeric("315", who.mask, "End of /WHO list")
+    def _who_mask_lines(self, mask: str, event: WhoisReply) -> bytes:
+        """One ``352`` per person matched (no channel named: ``*``), sorted by nick; ``315``."""
+        folded = "*" if mask == "0" else mask.casefold()
+        full = "!" in folded or "@" in folded
+        rows = []
+        for user in event.users:
+            nick = irc_nick(user.nick)
+            name = f"{nick}!{user.user or nick}@{HOST}" if full else nick
+            if wildcard_match(folded, name.casefold()):
+                rows.append(self._who_row("*", user, _here(user)))
+        return b"".join(rows) + self._numeric("315", mask, "End of /WHO list")
 
     def _who_row(self, channel: str, user: WhoMember, flags: str) -> bytes:
         """One ``352`` line: the IRC username and real name where the session gave them."""
@@ -1502,9 +1519,7 @@ class IrcServerCodec:
             return [self._reply("461", "MODE", "Not enough parameters: MODE <target>")]
         target = params[0]
         if not target.startswith("#"):
-            if len(params) > 1 and params[1] != "+i":  # +i: what every user is here
-                return [self._reply("501", "Changing user modes is not there yet on chinwag")]
-            return [self._reply("221", "+i")]
+            return self._user_mode(msg)
         if len(params) == 1:
             return self._channel_query("MODE", target, msg)
         room = target[1:]
@@ -1619,7 +1634,10 @@ class IrcServerCodec:
             return _presence_lines(event)
         if event.event == "invite":
             source = _user(event.by) if event.by else self.server_name
-            return format_message("INVITE", self._me(), channel, source=source)
+            # ircoper: the inviter's account, as on PRIVMSG (account-tag).
+            account = irc_nick(event.by) if event.by and event.by_account else None
+            tags = {"account": account} if account and "account-tag" in self.caps else None
+            return format_message("INVITE", self._me(), channel, source=source, tags=tags)
         if event.event == "grant":
             return _presence_lines(event)
         return b""  # one's own join and leave are the answers to one's JOIN and PART
@@ -2226,6 +2244,10 @@ class IrcServerCodec:
                 return self._lusers(event)
             case WhoWasReply():
                 return self._whowas_lines(event, pending)
+            case WhoisReply():
+                return self._render_whois(event, pending)
+            case WallopsNotice():
+                return format_message("WALLOPS", event.text, source=self._source(event.sender))
             case BansReply():
                 return self._ban_list(event)
             case AwayNotice():
@@ -2239,7 +2261,7 @@ class IrcServerCodec:
         return e.room is None and e.to is not None and e.to == e.sender == self.nick
 
     def _lusers(self, e: StatsReply) -> bytes:
-        """``LUSERS``: everyone is visible, nobody is an operator; no maxima are kept."""
+        """``LUSERS``: no maxima are kept (invisible people and operators are not counted yet)."""
         lines = [
             self._numeric(
                 "251", f"There are {e.online} users and 0 invisible on {e.nodes} servers"
@@ -2307,17 +2329,13 @@ class IrcServerCodec:
         if pending.command == "NICKSERV":
             text = f"{me} is registered: from now on, log in with SASL or PASS"
             return format_message("NOTICE", me, text, source=self._nickserv_source())
+        if pending.command in ("OPER", "UMODE"):
+            return self._user_mode_ok(pending)
         if pending.label is not None:
             return format_message("ACK", source=self.server_name)
         return b""
 
     def _render_who(self, event: WhoReply, pending: _Pending | None) -> bytes:
-        if pending is not None and pending.whois is not None:
-            return self._whois_part(pending, event)
-        if pending is not None and pending.userhost is not None:
-            return self._userhost_part(pending, event)
-        if pending is not None and pending.who_mask is not None:
-            return self._who_mask_part(pending, event)
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
             rows = [
@@ -2384,7 +2402,7 @@ class IrcServerCodec:
             self._numeric("001", f"Welcome to {event.server_name}, {me}"),
             self._numeric("002", f"Your host is {name}, running chinwag {event.server_version}"),
             self._numeric("003", "This server keeps what you missed while away"),
-            self._numeric("004", name, event.server_version, "i", "bimnot"),
+            self._numeric("004", name, event.server_version, "iow", "bimnot"),
             self._numeric("005", *isupport, "are supported by this server"),
         ]
         if event.motd:
@@ -2407,12 +2425,16 @@ class IrcServerCodec:
         code, text = event.code, event.message
         if command == "NOTICE":
             return b""  # a NOTICE never gets an automatic reply (RFC 2812 3.3.2)
-        if pending is not None and pending.whois is not None:
-            return self._whois_part(pending, None)  # that channel was left meanwhile
         if pending is not None and pending.userhost is not None:
             return self._userhost_part(pending, None)
-        if pending is not None and pending.who_mask is not None:
-            return self._who_mask_part(pending, None)
+        if pending is not None and command in ("OPER", "KILL", "WALLOPS"):
+            return self._operator_error(event, pending)
+        if command == "WHOIS":  # refused (the rate limit): nothing learned
+            return self._numeric("FAIL", "WHOIS", code.upper(), text) + self._numeric(
+                "318", target, "End of /WHOIS list"
+            )
+        if command == "UMODE":
+            return self._numeric("FAIL", "MODE", code.upper(), text)
         if command == "AWAY":
             return self._numeric("FAIL", "AWAY", code.upper(), text)
         if command == "MARKREAD":

@@ -51,15 +51,18 @@ from chinwag.protocol.events import (
     History,
     HistoryReply,
     Incoming,
+    Invisible,
     Invite,
     Join,
     Leave,
     ListBans,
     ListBlocks,
+    ListenWallops,
     ListRooms,
     Message,
     Moderate,
     Ok,
+    Oper,
     Outgoing,
     Passwd,
     Ping,
@@ -87,8 +90,13 @@ from chinwag.protocol.events import (
     Typing,
     TypingNotice,
     Unblock,
+    Wallops,
+    WallopsNotice,
     Welcome,
     Who,
+    Whois,
+    WhoisReply,
+    WhoMember,
     WhoReply,
     WhoWas,
     WhoWasReply,
@@ -171,6 +179,10 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "grant": (("nick", str), ("role", str)),
     "whowas": (("nick", str),),  # issue 19 (ircreg)
     "bans": (("room", str),),  # issue 19 (ircwho)
+    "whois": (("mask", str),),  # issue 19 (ircoper)
+    "wallops": (("text", str),),
+    "wallops_listen": (("on", bool),),
+    "invisible": (("on", bool),),
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -587,6 +599,19 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Away(message=_opt_str(obj, "message"), ref=ref)
         case {"type": "bans", "room": str(room)}:  # issue 19 (ircwho)
             return ListBans(room=room, ref=ref)
+        case {"type": "whois", "mask": str(mask)}:  # issue 19 (ircoper)
+            return Whois(mask=mask, ref=ref)
+        case {"type": "oper"}:
+            name, secret = _opt_str(obj, "account"), _opt_str(obj, "password")
+            if name is not None and secret is None:
+                raise _BadField("field 'password' is required with 'account'")
+            return Oper(account=name, password=secret, ref=ref)
+        case {"type": "wallops", "text": str(text)}:
+            return Wallops(text=text, ref=ref)
+        case {"type": "wallops_listen", "on": bool(on)}:
+            return ListenWallops(on=on, ref=ref)
+        case {"type": "invisible", "on": bool(on)}:
+            return Invisible(on=on, ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -783,6 +808,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                     data["role"] = event.role
             if event.quit is not None:  # issue 19 (ircwho): went offline
                 data["quit"] = event.quit
+            if event.by_account:  # ircoper: the one who did it is an account
+                data["by_account"] = True
         case Ok():
             data = {"type": "ok"}
         case Error():
@@ -819,20 +846,12 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             if event.markers:  # issue 15 (evfanout): only when some are kept
                 data["markers"] = dict(event.markers)
         case WhoReply():
-            users = [
-                {"nick": m.nick, "account": m.account, "bot": True}
-                if m.bot
-                else {"nick": m.nick, "account": m.account}
-                for m in event.users
-            ]
-            for row, m in zip(users, event.users, strict=True):
-                if m.away is not None:  # issue 19
-                    row["away"] = m.away
-                if m.role != "member":  # rooms4
-                    row["role"] = m.role
-                if m.user is not None:  # issue 19 (ircwho): an IRC session's USER
-                    row["user"], row["real_name"] = m.user, m.real_name
-            data = {"type": "who", "room": event.room, "users": users, "truncated": event.truncated}
+            data = {
+                "type": "who",
+                "room": event.room,
+                "users": _who_rows(event.users),
+                "truncated": event.truncated,
+            }
             if event.info is not None:  # rooms4: the settings, and the asker's role
                 data["topic"], data["private"] = event.info.topic, event.info.private
                 data["announce"], data["role"] = event.info.announce, event.info.role
@@ -896,10 +915,18 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data = {"type": "stats", "online": event.online, "here": event.here}
             data["rooms"], data["nodes"] = event.rooms, event.nodes
         case WhoWasReply():
-            entries = [
-                {"nick": e.nick, "account": e.account, "ts": iso_ts(e.ts_ms)} for e in event.entries
-            ]
+            entries: list[dict[str, Any]] = []
+            for e in event.entries:
+                entry = {"nick": e.nick, "account": e.account, "ts": iso_ts(e.ts_ms)}
+                if e.user is not None:  # ircoper: its last IRC session's USER
+                    entry["user"], entry["real_name"] = e.user, e.real_name
+                entries.append(entry)
             data = {"type": "whowas", "nick": event.nick, "entries": entries}
+        case WhoisReply():  # issue 19 (ircoper)
+            data = {"type": "whois", "mask": event.mask, "users": _who_rows(event.users)}
+            data["truncated"] = event.truncated
+        case WallopsNotice():
+            data = {"type": "wallops", "from": event.sender, "text": event.text}
         case AwayNotice():  # issue 19
             data = {"type": "away", "nick": event.nick, "message": event.message}
         case BansReply():  # issue 19 (ircwho)
@@ -917,6 +944,25 @@ def to_data(event: Outgoing) -> dict[str, Any]:
     if event.ref is not None:
         data["ref"] = event.ref
     return data
+
+
+def _who_rows(members: tuple[WhoMember, ...]) -> list[dict[str, Any]]:
+    """The rows of a ``who`` or ``whois`` reply: optional fields only when they say something."""
+    rows: list[dict[str, Any]] = []
+    for m in members:
+        row: dict[str, Any] = {"nick": m.nick, "account": m.account}
+        if m.bot:
+            row["bot"] = True
+        if m.away is not None:  # issue 19
+            row["away"] = m.away
+        if m.role != "member":  # rooms4
+            row["role"] = m.role
+        if m.user is not None:  # issue 19 (ircwho): an IRC session's USER
+            row["user"], row["real_name"] = m.user, m.real_name
+        if m.oper:  # issue 19 (ircoper): a session of theirs acts as an admin
+            row["oper"] = True
+        rows.append(row)
+    return rows
 
 
 def render(event: Outgoing) -> bytes:

@@ -322,6 +322,12 @@ class Settings:
     rooms_made_window: float = _s(
         3600.0, "seconds over which rooms_made_max counts the rooms one made (above 0)"
     )
+    # irccaps
+    monitor_max: int = _s(
+        100,
+        "most nicks one session may monitor (IRC MONITOR, JSON monitor): told when each comes"
+        " online or goes offline (more: bad_request 'monitor_max', nothing added; at least 1)",
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
@@ -613,6 +619,8 @@ def build(
     if clean.get("away_max_length", 1) < 1:
         raise SettingsError("setting away_max_length must be at least 1 (300 is the default)")
     _check_ops3(clean)
+    if clean.get("monitor_max", 1) < 1:  # irccaps
+        raise SettingsError("setting monitor_max must be at least 1 (100 is the default)")
     settings = Settings(**clean)
     from chinwag.core.accounts import ReservedNicks  # it needs Settings: imported late
 

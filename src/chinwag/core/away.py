@@ -83,7 +83,8 @@ class AwayStates:
     def _notify(
         self, who: Principal | RemotePrincipal, message: str | None, exclude: Session | None
     ) -> None:
-        """One notice to every session here that shares a room with ``who``, and to its own."""
+        """One notice to every session here that shares a room with ``who``, and to its own;
+        and (``monitor``) to the sessions here that monitor it (irccaps)."""
         frame = Frame(AwayNotice(nick=who.nick, message=message))
         key = who.key
         told: set[str] = set()
@@ -107,3 +108,11 @@ class AwayStates:
             for s in member.sessions:
                 if s is not exclude:
                     s.deliver(0, frame)
+        watching = self._registry.watchers.get(key)
+        if watching:  # irccaps: those who monitor it and share no room with it
+            seen = Frame(AwayNotice(nick=who.nick, message=message, monitor=True))
+            for s in list(watching):
+                blocked = s.principal.blocked
+                if s.principal.pid in told or s is exclude or (blocked and key in blocked):
+                    continue
+                s.deliver(0, seen)

@@ -28,6 +28,7 @@ from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
 from chinwag.core.markers import ReadMarkers
 from chinwag.core.moderation import Moderation
+from chinwag.core.monitor import Monitors
 from chinwag.core.nodes import Nodes
 from chinwag.core.posting import Posting
 from chinwag.core.receipts import DmReceipts
@@ -66,6 +67,7 @@ from chinwag.protocol.events import (
     ListBlocks,
     ListRooms,
     Moderate,
+    Monitor,
     Passwd,
     Ping,
     Pong,
@@ -120,6 +122,7 @@ _COSTS: dict[type[Command], float] = {
     Away: 1.0,
     ReadQuery: 1.0,
     ListBans: 1.0,
+    Monitor: 1.0,
 }
 
 
@@ -207,6 +210,8 @@ class Hub:
         # -- away (issue 19) --
         self._away = AwayStates(settings, self._registry)
         self._nodes.handlers[AwaySet] = self._away.heard
+        # -- monitored nicks (irccaps) --
+        self._monitors = Monitors(settings, self._registry)
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -371,6 +376,8 @@ class Hub:
                 await self._markers.query(session, cmd)
             case ListBans():
                 reply(session, self._moderation.bans(session.principal, cmd))
+            case Monitor():
+                self._monitors.monitor(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

@@ -320,6 +320,8 @@ class Logins:
         if first:
             registry = self._registry
             registry.announce(online_event(registry.node, principal))
+            if not registry.remote.nodes or registry.remote.find(key) is None:
+                registry.tell_watchers(key, principal.nick, online=True)  # irccaps: MONITOR
             for room in principal.rooms:
                 if not registry.remote.in_room(pid, room):  # else online already, elsewhere
                     registry.presence(room, principal, "join", exclude=session)

@@ -185,6 +185,7 @@ class Nodes:
 
     def _online(self, e: Online) -> None:
         view = self._view(e.node)
+        was_online = self._registry.online(e.key) is not None  # irccaps: MONITOR
         before = view.by_key.get(e.key)
         old_rooms: frozenset[str] = frozenset()
         if before is not None:
@@ -198,6 +199,8 @@ class Nodes:
             self._presence(e.node, p, room, "join")
         for room in old_rooms - p.rooms:
             self._presence(e.node, p, room, "leave")
+        if not was_online:
+            self._registry.tell_watchers(p.key, p.nick, online=True)
 
     def _offline(self, e: Offline) -> None:
         self._remove(e.node, self._view(e.node), e.pid)
@@ -207,6 +210,8 @@ class Nodes:
         if p is not None:
             for room in p.rooms:
                 self._presence(node, p, room, "leave", quit="")  # offline there (or gone)
+            if self._registry.online(p.key) is None:  # irccaps: offline everywhere now
+                self._registry.tell_watchers(p.key, p.nick, online=False)
 
     def _presence(
         self, node: str, p: RemotePrincipal, room: str, event: str, quit: str | None = None

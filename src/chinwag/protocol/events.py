@@ -357,6 +357,20 @@ class Away(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Monitor(Command):
+    """Watch nicks come online and go offline (irccaps, IRC ``MONITOR``; the session's list).
+
+    ``clear`` empties the list, then ``remove`` leaves out nicks and ``add`` adds
+    them. Answered with `MonitorReply`: which of the added nicks are online now,
+    or, with nothing to change, the whole list's.
+    """
+
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    clear: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReadQuery(Command):
     """Where the account's read marker of ``room`` (or the DM ``with_``) is (IRC ``MARKREAD``).
 
@@ -416,6 +430,7 @@ ClientCommand = (
     | WhoWas
     | Away
     | ReadQuery
+    | Monitor
     | ListBans
 )
 
@@ -592,6 +607,10 @@ class Presence(ServerEvent):
     until_ms: int | None = None
     role: str | None = None
     quit: str | None = None
+    # irccaps: on a ``join``, whether ``nick`` is an account and the real name its IRC
+    # session gave (IRC extended-join; not on the JSON wire).
+    account: bool = False
+    real_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -789,6 +808,24 @@ class AwayNotice(ServerEvent):
 
     nick: str
     message: str | None = None
+    # irccaps: told only because the recipient monitors ``nick`` (shares no room with it).
+    monitor: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorReply(ServerEvent):
+    """The answer to `Monitor`: nicks of it that are ``online`` (as they are shown) and not."""
+
+    online: tuple[str, ...] = ()
+    offline: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorNotice(ServerEvent):
+    """A nick the session monitors came online (its first session) or went offline (its last)."""
+
+    nick: str
+    online: bool
 
 
 # -- ban list (issue 19, ircwho) --
@@ -842,5 +879,7 @@ Outgoing = (
     | WhoWasReply
     | AwayNotice
     | BansReply
+    | MonitorReply
+    | MonitorNotice
 )
 """Every event the server sends."""

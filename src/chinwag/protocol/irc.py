@@ -70,6 +70,9 @@ from chinwag.protocol.events import (
     ListRooms,
     Message,
     Moderate,
+    Monitor,
+    MonitorNotice,
+    MonitorReply,
     Ok,
     Outgoing,
     Ping,
@@ -156,6 +159,8 @@ CAPS: Final = (
     "draft/multiline",
     "away-notify",
     "draft/read-marker",
+    "extended-monitor",
+    "extended-join",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -547,7 +552,19 @@ def _revision_lines(e: Edited | Deleted | Reacted, caps: Container[str], target:
     return _text_lines("NOTICE", target, _user(who), text, tags)
 
 
-def _presence_lines(event: Presence) -> bytes:
+def _join_line(
+    channel: str, nick: str, caps: Container[str], account: bool, real: str | None
+) -> bytes:
+    """A ``JOIN``; with ``extended-join``, with the account (``*`` for a guest) and real name."""
+    if "extended-join" not in caps:
+        return format_message("JOIN", channel, source=_user(nick))
+    name = irc_nick(nick)
+    return format_message(
+        "JOIN", channel, name if account else "*", real or name, source=_user(nick)
+    )
+
+
+def _presence_lines(event: Presence, caps: Container[str] = ()) -> bytes:
     """A room's presence event as the IRC lines its members see (its subject too, mostly).
 
     A kick is ``KICK`` (the comment is the reason, else the kicker's nick); a ban
@@ -558,7 +575,7 @@ def _presence_lines(event: Presence) -> bytes:
     channel = f"#{event.room}"
     match event.event:
         case "join":
-            return format_message("JOIN", channel, source=_user(event.nick))
+            return _join_line(channel, event.nick, caps, event.account, event.real_name)
         case "leave":
             why = (event.reason,) if event.reason else ()  # the PART message of an IRC user
             return format_message("PART", channel, *why, source=_user(event.nick))
@@ -607,7 +624,7 @@ class SharedRenderer:
                 multi = f"ml{event.id}" if "draft/multiline" in caps else None
                 return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags, multi)
             case Presence():
-                return _presence_lines(event)
+                return _presence_lines(event, caps)
             case TypingNotice(room=str(room)):
                 if "message-tags" not in caps:
                     return b""
@@ -619,7 +636,14 @@ class SharedRenderer:
 
 
 SHARED_CAPS: Final = frozenset(
-    {"server-time", "message-tags", "account-tag", "draft/message-redaction", "draft/multiline"}
+    {
+        "server-time",
+        "message-tags",
+        "account-tag",
+        "draft/message-redaction",
+        "draft/multiline",
+        "extended-join",
+    }
 )
 """The capabilities that change the shared lines of an event (the renderer's key)."""
 
@@ -719,8 +743,10 @@ class IrcServerCodec:
         multiline_max_bytes: int = 16_000,
         away_max_length: int = 300,
         auto_join: bool = True,
+        monitor_max: int = 100,
     ) -> None:
         self.server_name = server_name
+        self.monitor_max = monitor_max  # ISUPPORT MONITOR (the setting monitor_max)
         self.away_max_length = away_max_length
         self.auto_join = auto_join  # start in #lobby (the setting irc_auto_join)
         self.multiline_max_lines = multiline_max_lines
@@ -1173,6 +1199,8 @@ class IrcServerCodec:
             return self._whowas(msg)
         if cmd == "LUSERS":
             return [Stats(ref=self._remember("LUSERS", "*", msg))]
+        if cmd == "MONITOR":
+            return self._monitor(msg)
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
@@ -1611,7 +1639,7 @@ class IrcServerCodec:
                 )
             if event.event == "join":
                 self._quits.pop(key, None)  # back: its next quit is said again
-            return _presence_lines(event)
+            return _presence_lines(event, self.caps)
         channel = f"#{event.room}"
         if event.event in ("kick", "ban"):
             self._channels.discard(channel.casefold())
@@ -1838,6 +1866,68 @@ class IrcServerCodec:
         if len(self._sent) > MAX_PENDING:
             del self._sent[next(iter(self._sent))]
         return cid
+
+    # -- MONITOR (irccaps) ------------------------------------------------------------------
+    def _monitor(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``MONITOR + nick,…`` / ``- nick,…`` / ``C`` / ``L`` / ``S``: the session's list
+        of monitored nicks (``monitor``): ``730``/``731`` now and when they come and go."""
+        params = msg.params
+        sub = params[0].upper() if params else ""
+        if sub in ("+", "-"):
+            nicks = (
+                tuple(chinwag_nick(n) for n in params[1].split(",") if n) if len(params) > 1 else ()
+            )
+            if not nicks:
+                return [
+                    self._reply(
+                        "461", "MONITOR", f"Not enough parameters: MONITOR {sub} nick[,nick…]"
+                    )
+                ]
+            ref = self._remember("MONITOR", sub, msg, ",".join(params[1].split(",")))
+            if sub == "+":
+                return [Monitor(add=nicks, ref=ref)]
+            return [Monitor(remove=nicks, ref=ref)]
+        if sub == "C":
+            return [Monitor(clear=True, ref=self._remember("MONITOR", sub, msg))]
+        if sub in ("L", "S"):
+            return [Monitor(ref=self._remember("MONITOR", sub, msg))]
+        usage = "Not enough parameters: MONITOR +|- nick[,nick…], MONITOR C, L or S"
+        return [self._reply("461", "MONITOR", usage)]
+
+    def _monitor_lines(self, code: str, nicks: Iterable[str]) -> list[bytes]:
+        """``nicks`` as ``code`` lines (``730``…``732``), comma-separated, each within limits."""
+        lines: list[bytes] = []
+        batch: list[str] = []
+        for nick in nicks:
+            if batch and len(",".join([*batch, nick])) > 400:
+                lines.append(self._numeric(code, ",".join(batch)))
+                batch = []
+            batch.append(nick)
+        if batch:
+            lines.append(self._numeric(code, ",".join(batch)))
+        return lines
+
+    def _render_monitor(self, event: MonitorReply, pending: _Pending | None) -> bytes:
+        sub = pending.target if pending is not None else "S"
+        if sub == "L":
+            names = [irc_nick(n) for n in (*event.online, *event.offline)]
+            lines = self._monitor_lines("732", names)
+            return b"".join(lines) + self._numeric("733", "End of MONITOR list")
+        lines = [
+            *self._monitor_lines("730", (_user(n) for n in event.online)),
+            *self._monitor_lines("731", (irc_nick(n) for n in event.offline)),
+        ]
+        if not lines and pending is not None and pending.label is not None:
+            return format_message("ACK", source=self.server_name)
+        return b"".join(lines)
+
+    def _monitor_error(self, event: Error, pending: _Pending) -> bytes:
+        if event.extra.get("reason") == "monitor_max":
+            limit = str(event.extra.get("limit", self.monitor_max))
+            return self._numeric("734", limit, pending.body or "*", "Monitor list is full")
+        if event.code == "bad_nick":
+            return self._numeric("432", pending.body or "*", f"Erroneous nickname: {event.message}")
+        return self._numeric("FAIL", "MONITOR", event.code.upper(), event.message)
 
     def _nickserv(self, msg: IrcMessage, text: str) -> list[Incoming | Reply]:
         words = text.split()
@@ -2228,9 +2318,17 @@ class IrcServerCodec:
                 return self._whowas_lines(event, pending)
             case BansReply():
                 return self._ban_list(event)
+            case MonitorReply():
+                return self._render_monitor(event, pending)
+            case MonitorNotice():
+                if event.online:
+                    return self._numeric("730", _user(event.nick))
+                return self._numeric("731", irc_nick(event.nick))
             case AwayNotice():
                 if "away-notify" not in self.caps or event.nick == self.nick:
                     return b""
+                if event.monitor and "extended-monitor" not in self.caps:
+                    return b""  # only for a monitored nick: extended-monitor (irccaps)
                 params = (event.message,) if event.message is not None else ()
                 return format_message("AWAY", *params, source=self._source(event.nick))
 
@@ -2279,6 +2377,10 @@ class IrcServerCodec:
         token = f"seen-{self._last_id}" if self._account and self._last_id else self.server_name
         return format_message("PING", token, source=self.server_name)
 
+    def _own_join(self, channel: str) -> bytes:
+        """This client's own ``JOIN`` of ``channel`` (extended-join: its account, real name)."""
+        return _join_line(channel, self._me(), self.caps, self._account, self._real_name)
+
     def _render_ok(self, pending: _Pending | None) -> bytes:
         if pending is None:
             return b""
@@ -2287,7 +2389,7 @@ class IrcServerCodec:
             self._channels.add(pending.target.casefold())
             batched = pending.label is not None and "batch" in self.caps
             names = self._names(pending.target, batched=batched)
-            line = format_message("JOIN", pending.target, source=self._source(me))
+            line = self._own_join(pending.target)
             if batched:
                 # A labeled JOIN is answered by one batch: the JOIN with its NAMES.
                 names.label, names.before, pending.label = pending.label, line, None
@@ -2376,6 +2478,7 @@ class IrcServerCodec:
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
             "MSGREFTYPES=msgid,timestamp",
             f"AWAYLEN={self.away_max_length}",
+            f"MONITOR={self.monitor_max}",
             "NETWORK=chinwag",
             "PREFIX=(o)@",
             "UTF8ONLY",
@@ -2395,7 +2498,7 @@ class IrcServerCodec:
             lines.append(self._numeric("422", "MOTD File is missing"))
         for room in event.rooms:
             channel = f"#{room}"
-            lines.append(format_message("JOIN", channel, source=self._source(me)))
+            lines.append(self._own_join(channel))
             self._channels.add(channel.casefold())
             self._names(channel)
         held, self._held = self._held, []
@@ -2415,6 +2518,8 @@ class IrcServerCodec:
             return self._who_mask_part(pending, None)
         if command == "AWAY":
             return self._numeric("FAIL", "AWAY", code.upper(), text)
+        if command == "MONITOR" and pending is not None:
+            return self._monitor_error(event, pending)
         if command == "MARKREAD":
             reason = "INVALID_TARGET" if code in ("not_member", "bad_room", "no_such_user") else ""
             return self._numeric("FAIL", "MARKREAD", reason or code.upper(), target, text)

@@ -59,6 +59,9 @@ from chinwag.protocol.events import (
     ListRooms,
     Message,
     Moderate,
+    Monitor,
+    MonitorNotice,
+    MonitorReply,
     Ok,
     Outgoing,
     Passwd,
@@ -434,6 +437,16 @@ def _opt_bool(obj: dict[str, Any], key: str) -> bool | None:
     return value
 
 
+def _nick_list(obj: dict[str, Any], key: str) -> tuple[str, ...]:
+    """A list of nicks (absent or null: none)."""
+    value = obj.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(nick, str) for nick in value):
+        raise _BadField(f"field {key!r} must be a list of nicks (strings)")
+    return tuple(value)
+
+
 def _opt_ts(obj: dict[str, Any], key: str) -> int | None:
     """A UTC ISO 8601 timestamp field (``2026-11-24T05:00:00.123Z``) as ms, or None."""
     text = _opt_str(obj, key, 40)
@@ -587,6 +600,13 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Away(message=_opt_str(obj, "message"), ref=ref)
         case {"type": "bans", "room": str(room)}:  # issue 19 (ircwho)
             return ListBans(room=room, ref=ref)
+        case {"type": "monitor"}:  # irccaps
+            return Monitor(
+                add=_nick_list(obj, "add"),
+                remove=_nick_list(obj, "remove"),
+                clear=bool(_opt_bool(obj, "clear")),
+                ref=ref,
+            )
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -902,6 +922,11 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data = {"type": "whowas", "nick": event.nick, "entries": entries}
         case AwayNotice():  # issue 19
             data = {"type": "away", "nick": event.nick, "message": event.message}
+        case MonitorReply():  # irccaps
+            data = {"type": "monitor", "online": list(event.online)}
+            data["offline"] = list(event.offline)
+        case MonitorNotice():
+            data = {"type": "monitored", "nick": event.nick, "online": event.online}
         case BansReply():  # issue 19 (ircwho)
             bans = [
                 {

@@ -1,0 +1,235 @@
+"""MONITOR, extended-monitor and extended-join (irccaps), over real sockets.
+
+A server in this process with a ``tcp://`` and an ``irc://`` listener on
+loopback port 0 (`test_irc_listener.running`); raw IRC and JSON-lines peers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_irc_listener import IrcPeer, clients, irc, json_peer, make_account, running
+
+from chinwag.config import SettingsError, build
+from chinwag.protocol.irc import IrcMessage
+
+
+def test_monitor_max_is_a_setting_of_at_least_one() -> None:
+    assert build(None, []).monitor_max == 100
+    assert build(None, ["monitor_max=1"]).monitor_max == 1
+    with pytest.raises(SettingsError, match="monitor_max must be at least 1"):
+        build(None, ["monitor_max=0"])
+
+
+async def synced(peer: IrcPeer, token: str = "sync") -> list[IrcMessage]:
+    """Every line the server sent ``peer`` before the answer to a PING sent now."""
+    await peer.send(f"PING :{token}")
+    _, before = await peer.until(lambda m: m.command == "PONG" and m.params[-1] == token)
+    return before
+
+
+async def test_monitor_tells_of_a_nick_coming_and_going_without_a_shared_channel(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running(tmp_path, irc_auto_join="false") as (_json_port, irc_port),
+        clients() as made,
+    ):
+        foo = await irc(made, irc_port)
+        welcome = await foo.register("foo")
+        isupport = [p for m in welcome if m.command == "005" for p in m.params]
+        assert "MONITOR=100" in isupport or "MONITOR=100" in (await foo.command("005")).params
+        await foo.send("MONITOR + bar,Baz")
+        offline = await foo.command("731")
+        assert offline.params == ("foo", "bar,Baz")
+
+        bar = await irc(made, irc_port)  # in no channel: foo is told all the same
+        await bar.register("bar")
+        online = await foo.command("730")
+        assert online.params == ("foo", "bar!bar@chinwag")
+
+        await foo.send("MONITOR S")
+        status = [m for m in await synced(foo) if m.command in ("730", "731")]
+        assert [(m.command, m.params[1]) for m in status] == [
+            ("730", "bar!bar@chinwag"),
+            ("731", "Baz"),
+        ]
+        await foo.send("MONITOR L")
+        listed, _ = await foo.until(lambda m: m.command == "733")
+        assert listed.params[0] == "foo"
+        await foo.send("MONITOR L")
+        _, rows = await foo.until(lambda m: m.command == "733")
+        assert {n for m in rows if m.command == "732" for n in m.params[1].split(",")} == {
+            "bar",
+            "Baz",
+        }
+
+        await bar.send("QUIT :bye")
+        await bar.lines_to_eof()
+        gone = await foo.command("731")
+        assert gone.params == ("foo", "bar")
+
+        await foo.send("MONITOR - bar")
+        assert [m for m in await synced(foo) if m.command.startswith("73")] == []
+        again = await irc(made, irc_port)
+        await again.register("bar")  # no longer monitored: nothing
+        await foo.send("MONITOR C", "MONITOR L")
+        _, before = await foo.until(lambda m: m.command == "733")
+        assert [m.command for m in before if m.command.startswith("73")] == []
+        assert [m for m in await synced(foo, "after") if m.command.startswith("73")] == []
+
+
+async def test_an_account_is_offline_only_when_its_last_session_ends_on_any_transport(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "ann", "ann's long password")
+        watcher = await json_peer(made, json_port)
+        await watcher.hello("watcher")
+        await watcher.send(type="monitor", add=["ann", "nobody"], ref="m")
+        reply = await watcher.recv_type("monitor")
+        assert reply == {"type": "monitor", "online": [], "offline": ["ann", "nobody"], "ref": "m"}
+
+        phone = await irc(made, irc_port)
+        await phone.register("ann", "PASS :ann's long password")
+        came = await watcher.recv_type("monitored")
+        assert came == {"type": "monitored", "nick": "ann", "online": True}
+        laptop = await json_peer(made, json_port)
+        await laptop.hello("ann", password="ann's long password", device="laptop")
+        await phone.send("QUIT")
+        await phone.lines_to_eof()
+        await watcher.send(type="monitor", ref="s")  # nothing to change: the whole list
+        status = await watcher.recv_type("monitor")
+        assert (status["online"], status["offline"]) == (["ann"], ["nobody"])
+        assert [f for f in await watcher.quiet() if f["type"] == "monitored"] == []
+
+        await laptop.send(type="bye")
+        await laptop.recv_type("bye")
+        went = await watcher.recv_type("monitored")
+        assert went == {"type": "monitored", "nick": "ann", "online": False}
+
+
+async def test_a_monitor_list_is_bounded_and_bad_input_changes_nothing(tmp_path: Path) -> None:
+    async with (
+        running(tmp_path, monitor_max=2) as (json_port, irc_port),
+        clients() as made,
+    ):
+        foo = await irc(made, irc_port)
+        await foo.register("foo")
+        assert "MONITOR=2" in (await foo.command("005")).params
+        await foo.send("MONITOR + a,b")  # at the limit: taken
+        assert (await foo.command("731")).params == ("foo", "a,b")
+        await foo.send("MONITOR + c")  # one over: refused, nothing added
+        full = await foo.command("734")
+        assert full.params[:3] == ("foo", "2", "c")
+        await foo.send("MONITOR + d,*!user@host")  # not a nick: refused, d not added
+        bad = await foo.command("432")
+        assert bad.params[1] == "d,*!user@host"
+        await foo.send("MONITOR L")
+        _, rows = await foo.until(lambda m: m.command == "733")
+        assert {n for m in rows if m.command == "732" for n in m.params[1].split(",")} == {
+            "a",
+            "b",
+        }
+        await foo.send("MONITOR + a,b")  # already there: still two
+        await foo.command("731")
+
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        await ann.send(type="monitor", add=["x", "y", "z"], ref="m")
+        refused = await ann.recv_type("error")
+        assert (refused["code"], refused["reason"], refused["limit"]) == (
+            "bad_request",
+            "monitor_max",
+            2,
+        )
+        await ann.send(type="monitor", add="x", ref="n")
+        assert (await ann.recv_type("error"))["code"] == "bad_request"
+        await ann.send(type="monitor", ref="l")
+        assert (await ann.recv_type("monitor"))["offline"] == []
+
+
+async def test_extended_monitor_tells_a_monitored_nick_s_away_with_away_notify(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running(tmp_path, irc_auto_join="false") as (json_port, irc_port),
+        clients() as made,
+    ):
+        foo = await irc(made, irc_port)
+        await foo.send("CAP LS 302", "CAP REQ :extended-monitor away-notify")
+        ack, _ = await foo.until(lambda m: m.command == "CAP" and m.params[1] == "ACK")
+        assert ack.params[2] == "extended-monitor away-notify"
+        await foo.register("foo", "CAP END")
+        plain = await irc(made, irc_port)  # away-notify, no extended-monitor
+        await plain.send("CAP LS 302", "CAP REQ :away-notify")
+        await plain.register("plain", "CAP END")
+        await foo.send("MONITOR + bar")
+        await plain.send("MONITOR + bar")
+        await foo.command("731")
+        await plain.command("731")
+
+        bar = await json_peer(made, json_port)  # in the lobby; foo and plain are not
+        await bar.hello("bar")
+        await foo.command("730")
+        await plain.command("730")
+        await bar.send(type="away", message="afk", ref="a")
+        await bar.recv_type("ok")
+        away = await foo.command("AWAY")
+        assert (away.source, away.params) == ("bar!bar@chinwag", ("afk",))
+        await bar.send(type="away", ref="b")
+        await bar.recv_type("ok")
+        back = await foo.command("AWAY")
+        assert (back.source, back.params) == ("bar!bar@chinwag", ())
+        assert [m for m in await synced(plain) if m.command == "AWAY"] == []
+
+
+async def chan_join(peer: IrcPeer) -> IrcMessage:
+    join, _ = await peer.until(lambda m: m.command == "JOIN" and m.params[0] == "#chan")
+    return join
+
+
+async def test_extended_join_carries_the_account_and_the_real_name(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "jilles", "jilles's long password")
+        foo = await irc(made, irc_port)
+        await foo.send("CAP LS 302", "CAP REQ :extended-join")
+        welcome = await foo.register("foo", "CAP END")
+        own = [m for m in welcome if m.command == "JOIN"]
+        if not own:
+            own = [await foo.command("JOIN")]
+        assert own[0].params == ("#lobby", "*", "foo")  # a guest: no account
+        await foo.send("JOIN #chan")
+        mine = await foo.command("JOIN")
+        assert mine.params == ("#chan", "*", "foo")
+        await foo.command("366")
+
+        guest = await irc(made, irc_port)
+        await guest.send("NICK bar", "USER bar 0 * :Bar Barson")
+        await guest.command("001")
+        await guest.send("JOIN #chan")
+        joined = await chan_join(foo)
+        assert (joined.source, joined.params) == ("bar!bar@chinwag", ("#chan", "*", "Bar Barson"))
+
+        account = await irc(made, irc_port)
+        await account.send(
+            "PASS :jilles's long password", "NICK jilles", "USER j 0 * :Jilles Realname"
+        )
+        await account.command("001")
+        await account.send("JOIN #chan")
+        joined = await chan_join(foo)
+        assert joined.params == ("#chan", "jilles", "Jilles Realname")
+
+        plain = await irc(made, irc_port)  # without the cap: a plain JOIN
+        await plain.register("plain")
+        await plain.send("JOIN #chan")
+        await plain.until(lambda m: m.command == "366" and m.params[1] == "#chan")
+        assert (await chan_join(foo)).params == ("#chan", "*", "plain")
+        web = await json_peer(made, json_port)
+        await web.hello("webby")
+        await web.send(type="join", room="chan", ref="j")
+        seen = await chan_join(plain)
+        assert (seen.source, seen.params) == ("webby!webby@chinwag", ("#chan",))
+        joined = await chan_join(foo)
+        assert joined.params == ("#chan", "*", "webby")  # no real name: the nick

@@ -1,0 +1,59 @@
+"""Monitored nicks across nodes (irccaps): two ``chinwag serve`` nodes on one PostgreSQL
+and one Redis (support/services.py), JSON-lines peers on each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Peer, ServerProcess
+from support.peers import login
+from support.services import PostgresServer, RedisServer, pg_database, pg_server, redis_server
+from test_nodes_shared import eventually, register, start_nodes
+
+__all__ = ["pg_server", "redis_server"]  # the session fixtures, imported for pytest
+
+
+@pytest.fixture
+def nodes(
+    pg_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[list[ServerProcess]]:
+    """Two nodes on one PostgreSQL and one Redis."""
+    dsn = asyncio.run(pg_database(pg_server, tmp_path))
+    redis_server.flush()
+    started = start_nodes(tmp_path, dsn, redis_server.url, names="ab")
+    try:
+        yield started
+    finally:
+        for node in started:
+            node.kill()
+
+
+async def test_a_nick_is_online_while_it_has_a_session_on_any_node(
+    nodes: list[ServerProcess], peers: list[Peer]
+) -> None:
+    a, b = nodes
+    bob = await login(peers, b.port, "bob")
+    await bob.send(type="monitor", add=["ann"], ref="m")
+    assert (await bob.recv_type("monitor"))["offline"] == ["ann"]
+
+    ann = await register(peers, a.port, "ann", device="phone")  # on the other node
+    came = await bob.recv_type("monitored")
+    assert came == {"type": "monitored", "nick": "ann", "online": True}
+
+    async def bob_sees_ann_online() -> bool:
+        await bob.send(type="monitor", ref="s")
+        return bool((await bob.recv_type("monitor"))["online"] == ["ann"])
+
+    await eventually(bob_sees_ann_online, "node b counts ann of node a as online")
+    laptop = await login(peers, b.port, "ann", password="ann's long password", device="laptop")
+    await ann.send(type="bye")
+    await ann.recv_type("bye")  # ann is still online, on node b
+    assert [f for f in await bob.quiet(0.5) if f["type"] == "monitored"] == []
+
+    await laptop.send(type="bye")
+    await laptop.recv_type("bye")
+    went = await bob.recv_type("monitored")
+    assert went == {"type": "monitored", "nick": "ann", "online": False}

@@ -6,6 +6,7 @@ loopback port 0 (`test_irc_listener.running`); raw IRC and JSON-lines peers.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -150,7 +151,7 @@ async def test_a_monitor_list_is_bounded_and_bad_input_changes_nothing(tmp_path:
         assert (await ann.recv_type("monitor"))["offline"] == []
 
 
-async def test_extended_monitor_tells_a_monitored_nick_s_away_with_away_notify(
+async def test_extended_monitor_tells_a_monitored_nick_s_away_and_real_name(
     tmp_path: Path,
 ) -> None:
     async with (
@@ -158,12 +159,12 @@ async def test_extended_monitor_tells_a_monitored_nick_s_away_with_away_notify(
         clients() as made,
     ):
         foo = await irc(made, irc_port)
-        await foo.send("CAP LS 302", "CAP REQ :extended-monitor away-notify")
+        await foo.send("CAP LS 302", "CAP REQ :extended-monitor away-notify setname")
         ack, _ = await foo.until(lambda m: m.command == "CAP" and m.params[1] == "ACK")
-        assert ack.params[2] == "extended-monitor away-notify"
+        assert ack.params[2] == "extended-monitor away-notify setname"
         await foo.register("foo", "CAP END")
         plain = await irc(made, irc_port)  # away-notify, no extended-monitor
-        await plain.send("CAP LS 302", "CAP REQ :away-notify")
+        await plain.send("CAP LS 302", "CAP REQ :away-notify setname")
         await plain.register("plain", "CAP END")
         await foo.send("MONITOR + bar")
         await plain.send("MONITOR + bar")
@@ -182,7 +183,11 @@ async def test_extended_monitor_tells_a_monitored_nick_s_away_with_away_notify(
         await bar.recv_type("ok")
         back = await foo.command("AWAY")
         assert (back.source, back.params) == ("bar!bar@chinwag", ())
-        assert [m for m in await synced(plain) if m.command == "AWAY"] == []
+        await bar.send(type="setname", real_name="Bar Barson", ref="s")
+        await bar.recv_type("ok")
+        renamed = await foo.command("SETNAME")
+        assert (renamed.source, renamed.params) == ("bar!bar@chinwag", ("Bar Barson",))
+        assert [m for m in await synced(plain) if m.command in ("AWAY", "SETNAME")] == []
 
 
 async def chan_join(peer: IrcPeer) -> IrcMessage:
@@ -233,3 +238,73 @@ async def test_extended_join_carries_the_account_and_the_real_name(tmp_path: Pat
         assert (seen.source, seen.params) == ("webby!webby@chinwag", ("#chan",))
         joined = await chan_join(foo)
         assert joined.params == ("#chan", "*", "webby")  # no real name: the nick
+
+
+async def test_setname_changes_the_real_name_and_tells_those_with_the_cap(tmp_path: Path) -> None:
+    async with (
+        running(tmp_path, real_name_max=20) as (json_port, irc_port),
+        clients() as made,
+    ):
+        foo = await irc(made, irc_port)
+        await foo.send("CAP LS 302", "CAP REQ :setname")
+        welcome = await foo.register("foo", "CAP END")
+        assert (
+            "NAMELEN=20" in [p for m in welcome for p in m.params]
+            or "NAMELEN=20" in (await foo.command("005")).params
+        )
+        await foo.command("366")
+        peer = await irc(made, irc_port)
+        await peer.send("CAP LS 302", "CAP REQ :setname")
+        await peer.register("peer", "CAP END")
+        await peer.command("366")
+        plain = await irc(made, irc_port)  # no setname cap: no SETNAME lines
+        await plain.register("plain")
+        await plain.command("366")
+        web = await json_peer(made, json_port)
+        await web.hello("web")
+
+        await foo.send("SETNAME :Foo Fooson")
+        echo = await foo.command("SETNAME")
+        assert (echo.source, echo.params) == ("foo!foo@chinwag", ("Foo Fooson",))
+        told = await peer.command("SETNAME")
+        assert (told.source, told.params) == ("foo!foo@chinwag", ("Foo Fooson",))
+        assert await web.recv_type("setname") == {
+            "type": "setname",
+            "nick": "foo",
+            "real_name": "Foo Fooson",
+        }
+        assert [m for m in await synced(plain) if m.command == "SETNAME"] == []
+        await web.send(type="who", room="lobby", ref="w")
+        rows = {u["nick"]: u.get("real_name") for u in (await web.recv_type("who"))["users"]}
+        assert rows["foo"] == "Foo Fooson"
+
+        await foo.send("SETNAME :" + "x" * 21)  # over real_name_max (20): refused
+        fail = await foo.command("FAIL")
+        assert fail.params[:2] == ("SETNAME", "INVALID_REALNAME")
+        await foo.send("SETNAME :" + "y" * 20)  # at the limit: taken
+        assert (await foo.command("SETNAME")).params == ("y" * 20,)
+        await web.send(type="setname", real_name="bad\x07bell", ref="b")
+        refused = await web.recv_type("error")
+        assert (refused["code"], refused["reason"]) == ("bad_request", "real_name")
+
+
+async def test_the_real_name_of_user_after_sasl_is_the_session_s(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "jilles", "sesame's long password")
+        foo = await irc(made, irc_port)
+        await foo.send("CAP LS 302", "CAP REQ :extended-join")
+        await foo.register("foo", "CAP END")
+        await foo.send("JOIN #chan")
+        await foo.until(lambda m: m.command == "366" and m.params[1] == "#chan")
+
+        bar = await irc(made, irc_port)
+        await bar.send("CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN")
+        await bar.command("AUTHENTICATE")
+        token = base64.b64encode(b"jilles\0jilles\0sesame's long password").decode()
+        await bar.send(f"AUTHENTICATE {token}")
+        await bar.command("903")
+        await bar.send("USER f * * :Realname", "NICK jilles", "CAP END")
+        await bar.command("001")
+        await bar.send("JOIN #chan")
+        joined = await chan_join(foo)
+        assert joined.params == ("#chan", "jilles", "Realname")

@@ -372,3 +372,16 @@ class AwaySet(NodeEvent):
     node: str
     pid: str
     message: str | None
+
+
+# -- real names (irccaps) --
+
+
+@node_event("real_name")
+@dataclass(frozen=True, slots=True)
+class RealNameSet(NodeEvent):
+    """A session of principal ``pid`` online on ``node`` changed its real name."""
+
+    node: str
+    pid: str
+    real_name: str

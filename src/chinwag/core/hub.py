@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from chinwag.bus.base import AwaySet, Bus, SessionsEnded
+from chinwag.bus.base import AwaySet, Bus, RealNameSet, SessionsEnded
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.away import AwayStates
@@ -31,6 +31,7 @@ from chinwag.core.moderation import Moderation
 from chinwag.core.monitor import Monitors
 from chinwag.core.nodes import Nodes
 from chinwag.core.posting import Posting
+from chinwag.core.realname import RealNames
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.revisions import Revisions
 from chinwag.core.rooms import Rooms
@@ -80,6 +81,7 @@ from chinwag.protocol.events import (
     Say,
     Search,
     Seen,
+    SetName,
     Stats,
     StatsReply,
     Typing,
@@ -123,6 +125,7 @@ _COSTS: dict[type[Command], float] = {
     ReadQuery: 1.0,
     ListBans: 1.0,
     Monitor: 1.0,
+    SetName: 1.0,
 }
 
 
@@ -212,6 +215,8 @@ class Hub:
         self._nodes.handlers[AwaySet] = self._away.heard
         # -- monitored nicks (irccaps) --
         self._monitors = Monitors(settings, self._registry)
+        self._real_names = RealNames(settings, self._registry)
+        self._nodes.handlers[RealNameSet] = self._real_names.heard
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -378,6 +383,8 @@ class Hub:
                 reply(session, self._moderation.bans(session.principal, cmd))
             case Monitor():
                 self._monitors.monitor(session, cmd)
+            case SetName():
+                self._real_names.set(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

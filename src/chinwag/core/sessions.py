@@ -330,6 +330,44 @@ class OnlineRegistry:
             if not self.remote.in_room(p.pid, room):  # still there on another node
                 self.presence(room, p, "leave", exclude=None, quit=quit)
 
+    def tell_peers(
+        self,
+        who: Principal | RemotePrincipal,
+        frame: Frame,
+        watched: Frame,
+        exclude: Session | None,
+    ) -> None:
+        """``frame`` to every session here that shares a room with ``who`` (not in rooms over
+        ``presence_limit``; not to those who block it) and to its own here; ``watched`` to
+        the sessions here that monitor it and got no ``frame`` (irccaps)."""
+        key = who.key
+        told: set[str] = set()
+        targets: list[Principal] = []
+        own = self.by_pid.get(who.pid)
+        if own is not None:
+            told.add(own.pid)
+            targets.append(own)
+        for room in who.rooms:
+            members = self.rooms.get(room, ())
+            if len(members) > self.settings.presence_limit:
+                continue
+            for member in members:
+                if member.pid in told:
+                    continue
+                told.add(member.pid)
+                if member.blocked and key in member.blocked:
+                    continue  # issue 16: nothing of the blocked reaches the blocker
+                targets.append(member)
+        for member in targets:
+            for s in member.sessions:
+                if s is not exclude:
+                    s.deliver(0, frame)
+        for s in list(self.watchers.get(key, ())):
+            blocked = s.principal.blocked
+            if s.principal.pid in told or s is exclude or (blocked and key in blocked):
+                continue
+            s.deliver(0, watched)
+
     def unwatch(self, session: Session, key: str) -> None:
         """``session`` stops monitoring ``key`` (its own list is the caller's to change)."""
         watching = self.watchers.get(key)

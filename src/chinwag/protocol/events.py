@@ -371,6 +371,18 @@ class Monitor(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SetName(Command):
+    """Change the session's real name (irccaps, IRC ``SETNAME``); answered with `Ok`.
+
+    The principal's room peers and those who monitor it get `RealNameNotice`;
+    ``quiet`` (not on the wire): nobody is told (an IRC client's ``USER`` after SASL).
+    """
+
+    real_name: str
+    quiet: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReadQuery(Command):
     """Where the account's read marker of ``room`` (or the DM ``with_``) is (IRC ``MARKREAD``).
 
@@ -431,6 +443,7 @@ ClientCommand = (
     | Away
     | ReadQuery
     | Monitor
+    | SetName
     | ListBans
 )
 
@@ -828,6 +841,15 @@ class MonitorNotice(ServerEvent):
     online: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RealNameNotice(ServerEvent):
+    """``nick`` changed its real name (irccaps, IRC ``SETNAME``); ``monitor`` as `AwayNotice`'s."""
+
+    nick: str
+    real_name: str
+    monitor: bool = False
+
+
 # -- ban list (issue 19, ircwho) --
 
 
@@ -881,5 +903,6 @@ Outgoing = (
     | BansReply
     | MonitorReply
     | MonitorNotice
+    | RealNameNotice
 )
 """Every event the server sends."""

@@ -83,6 +83,7 @@ from chinwag.protocol.events import (
     Read,
     ReadMarker,
     ReadQuery,
+    RealNameNotice,
     Receipt,
     Register,
     Results,
@@ -92,6 +93,7 @@ from chinwag.protocol.events import (
     RoomsReply,
     Say,
     Seen,
+    SetName,
     SettingsReply,
     Stats,
     StatsReply,
@@ -161,6 +163,7 @@ CAPS: Final = (
     "draft/read-marker",
     "extended-monitor",
     "extended-join",
+    "setname",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -744,9 +747,12 @@ class IrcServerCodec:
         away_max_length: int = 300,
         auto_join: bool = True,
         monitor_max: int = 100,
+        real_name_max: int = 200,
     ) -> None:
         self.server_name = server_name
         self.monitor_max = monitor_max  # ISUPPORT MONITOR (the setting monitor_max)
+        self.real_name_max = real_name_max  # ISUPPORT NAMELEN (real_name_max)
+        self._hello_real_name: str | None = None  # the real name the Hello carried
         self.away_max_length = away_max_length
         self.auto_join = auto_join  # start in #lobby (the setting irc_auto_join)
         self.multiline_max_lines = multiline_max_lines
@@ -1072,8 +1078,12 @@ class IrcServerCodec:
             ref=ref,
             lobby=self.auto_join,
             user=self._user.partition("@")[0] if self._user is not None else None,
-            real_name=self._real_name,
+            real_name=self._hello_real(),
         )
+
+    def _hello_real(self) -> str | None:
+        self._hello_real_name = self._real_name
+        return self._real_name
 
     def _registration(self, msg: IrcMessage) -> list[Incoming | Reply]:
         cmd, params = msg.command, msg.params
@@ -1201,6 +1211,13 @@ class IrcServerCodec:
             return [Stats(ref=self._remember("LUSERS", "*", msg))]
         if cmd == "MONITOR":
             return self._monitor(msg)
+        if cmd == "SETNAME":
+            if not params or not params[0]:
+                return [
+                    self._reply("461", "SETNAME", "Not enough parameters: SETNAME :<real name>")
+                ]
+            ref = self._remember("SETNAME", "*", msg, params[0])
+            return [SetName(real_name=params[0], ref=ref)]
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
@@ -2320,6 +2337,12 @@ class IrcServerCodec:
                 return self._ban_list(event)
             case MonitorReply():
                 return self._render_monitor(event, pending)
+            case RealNameNotice():
+                if "setname" not in self.caps or event.nick == self.nick:
+                    return b""
+                if event.monitor and "extended-monitor" not in self.caps:
+                    return b""
+                return format_message("SETNAME", event.real_name, source=self._source(event.nick))
             case MonitorNotice():
                 if event.online:
                     return self._numeric("730", _user(event.nick))
@@ -2406,6 +2429,10 @@ class IrcServerCodec:
             if pending.body:
                 return self._numeric("306", "You have been marked as being away")
             return self._numeric("305", "You are no longer marked as being away")
+        if pending.command == "SETNAME":
+            self._real_name = pending.body
+            if "setname" in self.caps:
+                return format_message("SETNAME", pending.body or "", source=self._source(me))
         if pending.command == "NICKSERV":
             text = f"{me} is registered: from now on, log in with SASL or PASS"
             return format_message("NOTICE", me, text, source=self._nickserv_source())
@@ -2479,6 +2506,7 @@ class IrcServerCodec:
             "MSGREFTYPES=msgid,timestamp",
             f"AWAYLEN={self.away_max_length}",
             f"MONITOR={self.monitor_max}",
+            f"NAMELEN={self.real_name_max}",
             "NETWORK=chinwag",
             "PREFIX=(o)@",
             "UTF8ONLY",
@@ -2502,6 +2530,10 @@ class IrcServerCodec:
             self._channels.add(channel.casefold())
             self._names(channel)
         held, self._held = self._held, []
+        if self._real_name is not None and self._real_name != self._hello_real_name:
+            # USER came after SASL had logged in: the session's real name is set now.
+            ref = self._remember("USER", "*", None)
+            self.followups.append(SetName(real_name=self._real_name, quiet=True, ref=ref))
         return b"".join(lines) + b"".join(held)
 
     def _render_error(self, event: Error, pending: _Pending | None) -> bytes:
@@ -2520,6 +2552,9 @@ class IrcServerCodec:
             return self._numeric("FAIL", "AWAY", code.upper(), text)
         if command == "MONITOR" and pending is not None:
             return self._monitor_error(event, pending)
+        if command == "SETNAME":
+            reason = "INVALID_REALNAME" if event.extra.get("reason") == "real_name" else ""
+            return self._numeric("FAIL", "SETNAME", reason or code.upper(), text)
         if command == "MARKREAD":
             reason = "INVALID_TARGET" if code in ("not_member", "bad_room", "no_such_user") else ""
             return self._numeric("FAIL", "MARKREAD", reason or code.upper(), target, text)

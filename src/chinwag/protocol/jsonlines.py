@@ -72,6 +72,7 @@ from chinwag.protocol.events import (
     Reacted,
     Read,
     ReadMarker,
+    RealNameNotice,
     Receipt,
     Receipts,
     ReceiptState,
@@ -84,6 +85,7 @@ from chinwag.protocol.events import (
     Say,
     Search,
     Seen,
+    SetName,
     SettingsReply,
     Stats,
     StatsReply,
@@ -174,6 +176,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "grant": (("nick", str), ("role", str)),
     "whowas": (("nick", str),),  # issue 19 (ircreg)
     "bans": (("room", str),),  # issue 19 (ircwho)
+    "setname": (("real_name", str),),  # irccaps
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -600,6 +603,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Away(message=_opt_str(obj, "message"), ref=ref)
         case {"type": "bans", "room": str(room)}:  # issue 19 (ircwho)
             return ListBans(room=room, ref=ref)
+        case {"type": "setname", "real_name": str(real_name)}:  # irccaps
+            return SetName(real_name=real_name, ref=ref)
         case {"type": "monitor"}:  # irccaps
             return Monitor(
                 add=_nick_list(obj, "add"),
@@ -927,6 +932,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data["offline"] = list(event.offline)
         case MonitorNotice():
             data = {"type": "monitored", "nick": event.nick, "online": event.online}
+        case RealNameNotice():
+            data = {"type": "setname", "nick": event.nick, "real_name": event.real_name}
         case BansReply():  # issue 19 (ircwho)
             bans = [
                 {

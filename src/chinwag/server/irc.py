@@ -107,6 +107,7 @@ class IrcConnection(Connection):
             away_max_length=self._settings.away_max_length,
             auto_join=self._settings.irc_auto_join,
             monitor_max=self._settings.monitor_max,
+            real_name_max=self._settings.real_name_max,
         )
         # One bound method for the connection's life: frames cache bytes per renderer.
         self._renderer = self._irc.render

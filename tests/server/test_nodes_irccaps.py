@@ -1,5 +1,5 @@
-"""Monitored nicks across nodes (irccaps): two ``chinwag serve`` nodes on one PostgreSQL
-and one Redis (support/services.py), JSON-lines peers on each."""
+"""Monitored nicks and real names across nodes (irccaps): two ``chinwag serve`` nodes on one
+PostgreSQL and one Redis (support/services.py), JSON-lines peers on each."""
 
 from __future__ import annotations
 
@@ -57,3 +57,21 @@ async def test_a_nick_is_online_while_it_has_a_session_on_any_node(
     await laptop.recv_type("bye")
     went = await bob.recv_type("monitored")
     assert went == {"type": "monitored", "nick": "ann", "online": False}
+
+
+async def test_a_real_name_change_reaches_room_peers_on_the_other_node(
+    nodes: list[ServerProcess], peers: list[Peer]
+) -> None:
+    a, b = nodes
+    bob = await login(peers, b.port, "bob")  # in the lobby with ann
+    ann = await login(peers, a.port, "ann")
+
+    async def bob_sees_ann() -> bool:
+        await bob.send(type="who", room="lobby")
+        return "ann" in {u["nick"] for u in (await bob.recv_type("who"))["users"]}
+
+    await eventually(bob_sees_ann, "node b lists ann of node a")
+    await ann.send(type="setname", real_name="Ann Example", ref="s")
+    await ann.recv_type("ok")
+    told = {"type": "setname", "nick": "ann", "real_name": "Ann Example"}
+    assert await bob.recv_type("setname") == told

@@ -308,3 +308,56 @@ async def test_the_real_name_of_user_after_sasl_is_the_session_s(tmp_path: Path)
         await bar.send("JOIN #chan")
         joined = await chan_join(foo)
         assert joined.params == ("#chan", "jilles", "Realname")
+
+
+async def test_register_makes_the_nick_an_account_with_the_password_rules(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running(tmp_path, min_password=10) as (json_port, irc_port),
+        clients() as made,
+    ):
+        bar = await irc(made, irc_port)
+        await bar.send("CAP LS 302")
+        ls = await bar.command("CAP")
+        assert "draft/account-registration" in ls.params[-1].split()
+        await bar.send("CAP REQ :draft/account-registration")
+        await bar.send("NICK bar", "REGISTER * * shivarampassphrase")
+        early = await bar.command("FAIL")
+        assert early.params[:3] == ("REGISTER", "COMPLETE_CONNECTION_REQUIRED", "*")
+        await bar.register("bar", "CAP END")
+
+        await bar.send("REGISTER foo * shivarampassphrase")
+        other = await bar.command("FAIL")
+        assert other.params[:3] == ("REGISTER", "ACCOUNT_NAME_MUST_BE_NICK", "foo")
+        await bar.send("REGISTER * * 123456789")  # one under min_password (10)
+        weak = await bar.command("FAIL")
+        assert weak.params[:3] == ("REGISTER", "WEAK_PASSWORD", "bar")
+        await bar.send("REGISTER bar * 1234567890")  # at the limit: taken
+        done = await bar.command("REGISTER")
+        assert done.params[:2] == ("SUCCESS", "bar")
+        logged_in = await bar.command("900")
+        assert logged_in.params[1:3] == ("bar!bar@chinwag", "bar")
+        await bar.send("REGISTER * * 1234567890")
+        again = await bar.command("FAIL")
+        assert again.params[:2] == ("REGISTER", "ALREADY_AUTHENTICATED")
+
+        phone = await json_peer(made, json_port)  # the account logs in elsewhere
+        await phone.hello("bar", password="1234567890", device="phone")  # welcome, or it fails
+
+
+async def test_register_is_not_offered_where_accounts_are_not_open(tmp_path: Path) -> None:
+    for mode, code in (("closed", "REGISTRATION_CLOSED"), ("invite", "INVITE_REQUIRED")):
+        async with (
+            running(tmp_path / mode, registration=mode) as (_json_port, irc_port),
+            clients() as made,
+        ):
+            bar = await irc(made, irc_port)
+            await bar.send("CAP LS 302")
+            assert "draft/account-registration" not in (await bar.command("CAP")).params[-1]
+            await bar.send("CAP REQ :draft/account-registration")
+            assert (await bar.command("CAP")).params[1] == "NAK"
+            await bar.register("bar", "CAP END")
+            await bar.send("REGISTER * * shivarampassphrase")
+            refused = await bar.command("FAIL")
+            assert refused.params[:3] == ("REGISTER", code, "bar")

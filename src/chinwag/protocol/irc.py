@@ -164,6 +164,7 @@ CAPS: Final = (
     "extended-monitor",
     "extended-join",
     "setname",
+    "draft/account-registration",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -748,11 +749,16 @@ class IrcServerCodec:
         auto_join: bool = True,
         monitor_max: int = 100,
         real_name_max: int = 200,
+        registration_open: bool = True,
     ) -> None:
         self.server_name = server_name
         self.monitor_max = monitor_max  # ISUPPORT MONITOR (the setting monitor_max)
         self.real_name_max = real_name_max  # ISUPPORT NAMELEN (real_name_max)
         self._hello_real_name: str | None = None  # the real name the Hello carried
+        # The capabilities offered: REGISTER only where anyone may register (irccaps).
+        self._offered = tuple(
+            c for c in CAPS if registration_open or c != "draft/account-registration"
+        )
         self.away_max_length = away_max_length
         self.auto_join = auto_join  # start in #lobby (the setting irc_auto_join)
         self.multiline_max_lines = multiline_max_lines
@@ -952,7 +958,8 @@ class IrcServerCodec:
                 ),
             }
             offered = [
-                f"{c}={values[c]}" if c in values and self._cap_version >= 302 else c for c in CAPS
+                f"{c}={values[c]}" if c in values and self._cap_version >= 302 else c
+                for c in self._offered
             ]
             if self._cap_version >= 302:
                 self.caps.add("cap-notify")  # implied by 302 (IRCv3 capability negotiation)
@@ -969,7 +976,7 @@ class IrcServerCodec:
                 self._cap_negotiating = True
             wanted = params[1].split() if len(params) > 1 else []
             names = [w[1:] if w.startswith("-") else w for w in wanted]
-            if not wanted or any(n not in CAPS for n in names):
+            if not wanted or any(n not in self._offered for n in names):
                 verdict = "NAK"
             else:
                 verdict = "ACK"
@@ -1112,6 +1119,9 @@ class IrcServerCodec:
                 return [self._reply("FAIL", "USER", "INVALID_USERNAME", _DEVICE_WORDS)]
             self._user, self._real_name = params[0], params[3]
             return self._try_register()
+        if cmd == "REGISTER":  # draft/account-registration without before-connect
+            why = "Connect first (NICK, USER, CAP END), then REGISTER makes your nick an account"
+            return [self._reply("FAIL", "REGISTER", "COMPLETE_CONNECTION_REQUIRED", "*", why)]
         return [self._reply("451", "You have not registered: send NICK and USER first")]
 
     def _try_register(self) -> list[Incoming | Reply]:
@@ -1211,6 +1221,8 @@ class IrcServerCodec:
             return [Stats(ref=self._remember("LUSERS", "*", msg))]
         if cmd == "MONITOR":
             return self._monitor(msg)
+        if cmd == "REGISTER":
+            return self._register(msg)
         if cmd == "SETNAME":
             if not params or not params[0]:
                 return [
@@ -1946,6 +1958,46 @@ class IrcServerCodec:
             return self._numeric("432", pending.body or "*", f"Erroneous nickname: {event.message}")
         return self._numeric("FAIL", "MONITOR", event.code.upper(), event.message)
 
+    # -- draft/account-registration (irccaps) ---------------------------------------------------
+    def _register(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``REGISTER <account> <email> <password>``: this guest's nick becomes an account
+        (``register``, as NickServ REGISTER). The account is the nick (``*`` says so); no
+        email is asked for or kept."""
+        params = msg.params
+        if len(params) < 3:
+            usage = "Usage: REGISTER <account>|* <email>|* <password>"
+            return [self._reply("FAIL", "REGISTER", "NEED_MORE_PARAMS", "*", usage)]
+        account, password = params[0], params[2]
+        me = self._me()
+        if self._account:
+            why = "You are logged in to an account already"
+            return [self._reply("FAIL", "REGISTER", "ALREADY_AUTHENTICATED", me, why)]
+        if account != "*" and chinwag_nick(account).casefold() != (self.nick or "").casefold():
+            why = "An account is named by the nick it registers: REGISTER * or your nick"
+            return [self._reply("FAIL", "REGISTER", "ACCOUNT_NAME_MUST_BE_NICK", account, why)]
+        return [Register(password=password, ref=self._remember("REGISTER", me, msg))]
+
+    def _registered(self, account: str) -> bytes:
+        """``REGISTER SUCCESS`` and ``900``: the session is the account's now."""
+        self._account = True
+        success = format_message(
+            "REGISTER", "SUCCESS", account, "Account created", source=self.server_name
+        )
+        logged_in = self._numeric(
+            "900", _user(account), account, f"You are now logged in as {account}"
+        )
+        return success + logged_in
+
+    def _register_error(self, event: Error, target: str) -> bytes:
+        reason = str(event.extra.get("reason") or "")
+        code = {
+            "nick_registered": "ACCOUNT_EXISTS",
+            "weak_password": "WEAK_PASSWORD",
+            "bad_nick": "BAD_ACCOUNT_NAME",
+            "rate_limited": "TEMPORARILY_UNAVAILABLE",
+        }.get(event.code, reason.upper() or event.code.upper())
+        return self._numeric("FAIL", "REGISTER", code, target, event.message)
+
     def _nickserv(self, msg: IrcMessage, text: str) -> list[Incoming | Reply]:
         words = text.split()
         verb = words[0].upper() if words else ""
@@ -2429,11 +2481,14 @@ class IrcServerCodec:
             if pending.body:
                 return self._numeric("306", "You have been marked as being away")
             return self._numeric("305", "You are no longer marked as being away")
+        if pending.command == "REGISTER":
+            return self._registered(pending.target)
         if pending.command == "SETNAME":
             self._real_name = pending.body
             if "setname" in self.caps:
                 return format_message("SETNAME", pending.body or "", source=self._source(me))
         if pending.command == "NICKSERV":
+            self._account = True  # the session is the account's now (irccaps)
             text = f"{me} is registered: from now on, log in with SASL or PASS"
             return format_message("NOTICE", me, text, source=self._nickserv_source())
         if pending.label is not None:
@@ -2552,6 +2607,8 @@ class IrcServerCodec:
             return self._numeric("FAIL", "AWAY", code.upper(), text)
         if command == "MONITOR" and pending is not None:
             return self._monitor_error(event, pending)
+        if command == "REGISTER":
+            return self._register_error(event, target)
         if command == "SETNAME":
             reason = "INVALID_REALNAME" if event.extra.get("reason") == "real_name" else ""
             return self._numeric("FAIL", "SETNAME", reason or code.upper(), text)

@@ -1,4 +1,4 @@
-"""Monitoring nicks (irccaps; IRC ``MONITOR``, protocol §14): told when they come and go.
+"""Monitoring nicks (irccaps; IRC ``MONITOR``, protocol §13.1): told when they come and go.
 
 A session keeps a list of nicks (at most ``monitor_max``; in memory, for the
 session's life) and is told (`MonitorNotice`) when one of them comes online —

@@ -1,4 +1,4 @@
-"""Real names (irccaps; IRC ``SETNAME``, protocol §14): a session changes the one it gave.
+"""Real names (irccaps; IRC ``SETNAME``, protocol §13.1): a session changes the one it gave.
 
 A real name is a session's (an IRC client's ``USER`` gives it; memory only, as
 in issue 19's ``who``). A change is told as `RealNameNotice` to the sessions

@@ -10,6 +10,7 @@ import base64
 from pathlib import Path
 
 import pytest
+from conftest import Peer
 from test_irc_listener import IrcPeer, clients, irc, json_peer, make_account, running
 
 from chinwag.config import SettingsError, build
@@ -361,3 +362,87 @@ async def test_register_is_not_offered_where_accounts_are_not_open(tmp_path: Pat
             await bar.send("REGISTER * * shivarampassphrase")
             refused = await bar.command("FAIL")
             assert refused.params[:3] == ("REGISTER", code, "bar")
+
+
+async def who_bots(peer: Peer) -> dict[str, bool]:
+    await peer.send(type="who", room="lobby")
+    return {u["nick"]: u.get("bot", False) for u in (await peer.recv_type("who"))["users"]}
+
+
+async def test_mode_plus_b_makes_a_bot_shown_in_who_whois_and_the_bot_tag(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        bot = await irc(made, irc_port)
+        await bot.send("CAP LS 302", "CAP REQ :echo-message message-tags")
+        welcome = await bot.register("botnick", "CAP END")
+        isupport = [p for m in welcome if m.command == "005" for p in m.params]
+        assert "BOT=B" in isupport or "BOT=B" in (await bot.command("005")).params
+        await bot.command("366")
+        user = await irc(made, irc_port)
+        await user.send("CAP LS 302", "CAP REQ :message-tags")
+        await user.register("usernick", "CAP END")
+        await user.command("366")
+        plain = await irc(made, irc_port)  # no message-tags: no tag
+        await plain.register("plain")
+        await plain.command("366")
+        web = await json_peer(made, json_port)
+        await web.hello("web")
+
+        await bot.send("MODE usernick +B")
+        assert (await bot.command("502")).params[0] == "botnick"
+        await bot.send("MODE botnick")
+        assert (await bot.command("221")).params == ("botnick", "+i")
+        await bot.send("MODE botnick +B")
+        mode = await bot.command("MODE")
+        assert (mode.source, mode.params) == ("botnick!botnick@chinwag", ("botnick", "+B"))
+        await bot.send("MODE botnick")
+        assert (await bot.command("221")).params == ("botnick", "+iB")
+        assert (await who_bots(web))["botnick"] is True
+        await user.send("WHO #lobby")
+        _, rows = await user.until(lambda m: m.command == "315")
+        flags = {m.params[5]: m.params[6] for m in rows if m.command == "352"}
+        assert flags["botnick"] == "HB" and flags["usernick"] == "H"
+        await user.send("WHOIS botnick")
+        _, whois = await user.until(lambda m: m.command == "318")
+        assert [m.params for m in whois if m.command == "335"] == [
+            ("usernick", "botnick", "is a bot")
+        ]
+
+        await bot.send("PRIVMSG #lobby :beep boop", "PRIVMSG usernick :beep")
+        echo, _ = await bot.until(lambda m: m.command == "PRIVMSG")
+        assert "bot" in echo.tags
+        seen, _ = await user.until(lambda m: m.command == "PRIVMSG")
+        assert (seen.params, "bot" in seen.tags) == (("#lobby", "beep boop"), True)
+        dm, _ = await user.until(lambda m: m.command == "PRIVMSG")
+        assert (dm.params, "bot" in dm.tags) == (("usernick", "beep"), True)
+        untagged, _ = await plain.until(lambda m: m.command == "PRIVMSG")
+        assert untagged.tags == {}
+
+        await bot.send("MODE botnick -B")
+        assert (await bot.command("MODE")).params == ("botnick", "-B")
+        assert (await who_bots(web))["botnick"] is False
+        await bot.send("PRIVMSG #lobby :human now")
+        human, _ = await user.until(lambda m: m.command == "PRIVMSG")
+        assert (human.params[1], "bot" in human.tags) == ("human now", False)
+
+
+async def test_an_account_s_bot_flag_is_kept_for_its_next_login(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "helper", "helper's long password")
+        watcher = await json_peer(made, json_port)
+        await watcher.hello("watcher")
+        helper = await json_peer(made, json_port)
+        await helper.hello("helper", password="helper's long password")
+        await helper.send(type="bot", on="yes", ref="x")
+        assert (await helper.recv_type("error"))["code"] == "bad_request"
+        await helper.send(type="bot", on=True, ref="b")
+        assert await helper.recv_type("ok") == {"type": "ok", "ref": "b"}
+        await helper.send(type="bye")
+        await helper.recv_type("bye")
+
+        again = await irc(made, irc_port)
+        await again.register("helper", "PASS :helper's long password")
+        await again.send("MODE helper")
+        assert (await again.command("221")).params == ("helper", "+iB")
+        assert (await who_bots(watcher))["helper"] is True

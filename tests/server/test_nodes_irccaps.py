@@ -75,3 +75,21 @@ async def test_a_real_name_change_reaches_room_peers_on_the_other_node(
     await ann.recv_type("ok")
     told = {"type": "setname", "nick": "ann", "real_name": "Ann Example"}
     assert await bob.recv_type("setname") == told
+
+
+async def test_a_bot_flag_set_on_one_node_shows_on_the_other(
+    nodes: list[ServerProcess], peers: list[Peer]
+) -> None:
+    a, b = nodes
+    bob = await login(peers, b.port, "bob")
+    ann = await login(peers, a.port, "ann")
+
+    async def bob_sees_ann_as(bot: bool) -> bool:
+        await bob.send(type="who", room="lobby")
+        rows = {u["nick"]: u.get("bot", False) for u in (await bob.recv_type("who"))["users"]}
+        return rows.get("ann") is bot
+
+    await eventually(lambda: bob_sees_ann_as(False), "node b lists ann of node a")
+    await ann.send(type="bot", on=True, ref="b")
+    await ann.recv_type("ok")
+    await eventually(lambda: bob_sees_ann_as(True), "node b shows ann as a bot")

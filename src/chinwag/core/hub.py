@@ -23,6 +23,7 @@ from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.away import AwayStates
 from chinwag.core.blocks import Blocks
+from chinwag.core.botmode import BotMode
 from chinwag.core.counts import Counts
 from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
@@ -81,6 +82,7 @@ from chinwag.protocol.events import (
     Say,
     Search,
     Seen,
+    SetBot,
     SetName,
     Stats,
     StatsReply,
@@ -126,6 +128,7 @@ _COSTS: dict[type[Command], float] = {
     ListBans: 1.0,
     Monitor: 1.0,
     SetName: 1.0,
+    SetBot: 1.0,
 }
 
 
@@ -216,6 +219,7 @@ class Hub:
         # -- monitored nicks (irccaps) --
         self._monitors = Monitors(settings, self._registry)
         self._real_names = RealNames(settings, self._registry)
+        self._bot_mode = BotMode(store, self._registry)
         self._nodes.handlers[RealNameSet] = self._real_names.heard
 
     async def load(self) -> None:
@@ -385,6 +389,8 @@ class Hub:
                 self._monitors.monitor(session, cmd)
             case SetName():
                 self._real_names.set(session, cmd)
+            case SetBot():
+                await self._bot_mode.set(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

@@ -366,6 +366,7 @@ class Logins:
             features=FEATURES,
             settings=settings,
             ref=hello.ref,
+            bot=p.bot,
         )
         if p.account:
             await session.outlet.send_paced(Frame(welcome))

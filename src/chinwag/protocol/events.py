@@ -371,6 +371,16 @@ class Monitor(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SetBot(Command):
+    """Say the principal is a bot, or not (irccaps, IRC ``MODE nick +B``); answered with `Ok`.
+
+    An account's flag is stored (as ``register`` with ``bot``); a guest's lasts its session.
+    """
+
+    on: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SetName(Command):
     """Change the session's real name (irccaps, IRC ``SETNAME``); answered with `Ok`.
 
@@ -444,6 +454,7 @@ ClientCommand = (
     | ReadQuery
     | Monitor
     | SetName
+    | SetBot
     | ListBans
 )
 
@@ -506,6 +517,7 @@ class Welcome(ServerEvent):
     rooms: tuple[str, ...]
     features: tuple[str, ...] = ()  # §8: what of version 1.1 this server supports
     settings: Mapping[str, bool] | None = None  # issue 15: an account's settings (receipts)
+    bot: bool = False  # irccaps: the session's principal is a bot (IRC user mode +B)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -531,6 +543,7 @@ class Message(ServerEvent):
     deleted: bool = False
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
     account: bool = False  # the sender is an account, not a guest (IRC account-tag)
+    bot: bool = False  # irccaps: live copies only, the sender is a bot (IRC's bot tag)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

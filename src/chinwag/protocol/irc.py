@@ -93,6 +93,7 @@ from chinwag.protocol.events import (
     RoomsReply,
     Say,
     Seen,
+    SetBot,
     SetName,
     SettingsReply,
     Stats,
@@ -409,10 +410,16 @@ def _valid_nick(nick: str) -> bool:
 
 
 def _line_tags(
-    caps: Container[str], ts_ms: int, msg_id: int, batch: str | None, account: str | None = None
+    caps: Container[str],
+    ts_ms: int,
+    msg_id: int,
+    batch: str | None,
+    account: str | None = None,
+    bot: bool = False,
 ) -> dict[str, str]:
     """The tags of a line: its batch, and what ``server-time``, ``message-tags`` and
-    ``account-tag`` add (``account``: the sender's account, None for a guest)."""
+    ``account-tag`` add (``account``: the sender's account, None for a guest; ``bot``:
+    the sender is a bot, the ``bot`` tag with ``message-tags``)."""
     tags: dict[str, str] = {}
     if batch is not None:
         tags["batch"] = batch
@@ -422,6 +429,8 @@ def _line_tags(
         tags["msgid"] = str(msg_id)
     if account is not None and "account-tag" in caps:
         tags["account"] = account
+    if bot and "message-tags" in caps:
+        tags["bot"] = ""
     return tags
 
 
@@ -482,8 +491,8 @@ def chinwag_nick(name: str) -> str:
 
 
 def _here(user: WhoMember) -> str:
-    """WHO's flag: ``H`` here, ``G`` gone (away)."""
-    return "H" if user.away is None else "G"
+    """WHO's flags: ``H`` here, ``G`` gone (away); ``B`` a bot (irccaps, ISUPPORT ``BOT``)."""
+    return ("H" if user.away is None else "G") + ("B" if user.bot else "")
 
 
 def _wildcard_match(mask: str, text: str) -> bool:
@@ -624,7 +633,7 @@ class SharedRenderer:
                 assert room is not None or to is not None, "a DM names its recipient"
                 target = f"#{room}" if room is not None else irc_nick(to or "")
                 account = irc_nick(event.sender) if event.account else None
-                tags = _line_tags(caps, event.ts_ms, event.id, None, account)
+                tags = _line_tags(caps, event.ts_ms, event.id, None, account, event.bot)
                 multi = f"ml{event.id}" if "draft/multiline" in caps else None
                 return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags, multi)
             case Presence():
@@ -755,6 +764,7 @@ class IrcServerCodec:
         self.monitor_max = monitor_max  # ISUPPORT MONITOR (the setting monitor_max)
         self.real_name_max = real_name_max  # ISUPPORT NAMELEN (real_name_max)
         self._hello_real_name: str | None = None  # the real name the Hello carried
+        self._bot = False  # the principal is a bot (user mode +B; irccaps)
         # The capabilities offered: REGISTER only where anyone may register (irccaps).
         self._offered = tuple(
             c for c in CAPS if registration_open or c != "draft/account-registration"
@@ -1558,10 +1568,12 @@ class IrcServerCodec:
         if not params:
             return [self._reply("461", "MODE", "Not enough parameters: MODE <target>")]
         target = params[0]
+        if not target.startswith("#") and len(params) > 1 and "B" in params[1]:
+            return self._bot_mode(msg)
         if not target.startswith("#"):
             if len(params) > 1 and params[1] != "+i":  # +i: what every user is here
                 return [self._reply("501", "Changing user modes is not there yet on chinwag")]
-            return [self._reply("221", "+i")]
+            return [self._reply("221", "+iB" if self._bot else "+i")]
         if len(params) == 1:
             return self._channel_query("MODE", target, msg)
         room = target[1:]
@@ -1958,6 +1970,25 @@ class IrcServerCodec:
             return self._numeric("432", pending.body or "*", f"Erroneous nickname: {event.message}")
         return self._numeric("FAIL", "MONITOR", event.code.upper(), event.message)
 
+    # -- bot mode (irccaps) ------------------------------------------------------------------
+    def _bot_mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``MODE <own nick> +B`` / ``-B``: the principal is a bot or not (``bot``); ``+i``
+        beside it is what everyone is already. Another's modes: ``502``."""
+        target, flags = msg.params[0], msg.params[1]
+        if chinwag_nick(target).casefold() != (self.nick or "").casefold():
+            return [self._reply("502", "Can't change mode for other users")]
+        sign, on = "+", None
+        for char in flags:
+            if char in "+-":
+                sign = char
+            elif char == "B":
+                on = sign == "+"
+            elif char != "i" or sign == "-":
+                return [self._reply("501", f"Unknown MODE flag {char}: user modes are +i and +B")]
+        assert on is not None  # "B" is in flags
+        ref = self._remember("BOTMODE", self._me(), msg, "+B" if on else "-B")
+        return [SetBot(on=on, ref=ref)]
+
     # -- draft/account-registration (irccaps) ---------------------------------------------------
     def _register(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``REGISTER <account> <email> <password>``: this guest's nick becomes an account
@@ -2243,7 +2274,7 @@ class IrcServerCodec:
     def _message_lines(self, e: Message, batch: str | None = None, verb: str = "PRIVMSG") -> bytes:
         self._last_id = max(self._last_id, e.id)
         account = irc_nick(e.sender) if e.account else None
-        tags = _line_tags(self.caps, e.ts_ms, e.id, batch, account)
+        tags = _line_tags(self.caps, e.ts_ms, e.id, batch, account, e.bot)
         target = f"#{e.room}" if e.room is not None else (irc_nick(e.to) if e.to else self._me())
         body = e.body
         if e.replay and "server-time" not in self.caps:
@@ -2308,6 +2339,7 @@ class IrcServerCodec:
                     to=None if room is not None else target,
                     body=pending.body,
                     account=self._account,
+                    bot=self._bot,
                 )
                 return self._message_lines(echo, verb=pending.command)
             case Presence():
@@ -2483,6 +2515,9 @@ class IrcServerCodec:
             return self._numeric("305", "You are no longer marked as being away")
         if pending.command == "REGISTER":
             return self._registered(pending.target)
+        if pending.command == "BOTMODE":
+            self._bot = pending.body == "+B"
+            return format_message("MODE", me, pending.body or "", source=self._source(me))
         if pending.command == "SETNAME":
             self._real_name = pending.body
             if "setname" in self.caps:
@@ -2529,6 +2564,7 @@ class IrcServerCodec:
     def _render_welcome(self, event: Welcome, pending: _Pending | None) -> bytes:
         self._hello_ref = None
         self._account = event.account
+        self._bot = event.bot
         if pending is not None and pending.command == "AUTHENTICATE":
             self.nick = event.nick
             account = irc_nick(event.nick)
@@ -2562,6 +2598,7 @@ class IrcServerCodec:
             f"AWAYLEN={self.away_max_length}",
             f"MONITOR={self.monitor_max}",
             f"NAMELEN={self.real_name_max}",
+            "BOT=B",
             "NETWORK=chinwag",
             "PREFIX=(o)@",
             "UTF8ONLY",
@@ -2607,6 +2644,8 @@ class IrcServerCodec:
             return self._numeric("FAIL", "AWAY", code.upper(), text)
         if command == "MONITOR" and pending is not None:
             return self._monitor_error(event, pending)
+        if command == "BOTMODE":
+            return self._numeric("FAIL", "MODE", code.upper(), text)
         if command == "REGISTER":
             return self._register_error(event, target)
         if command == "SETNAME":

@@ -85,6 +85,7 @@ from chinwag.protocol.events import (
     Say,
     Search,
     Seen,
+    SetBot,
     SetName,
     SettingsReply,
     Stats,
@@ -177,6 +178,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "whowas": (("nick", str),),  # issue 19 (ircreg)
     "bans": (("room", str),),  # issue 19 (ircwho)
     "setname": (("real_name", str),),  # irccaps
+    "bot": (("on", bool),),
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -603,6 +605,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Away(message=_opt_str(obj, "message"), ref=ref)
         case {"type": "bans", "room": str(room)}:  # issue 19 (ircwho)
             return ListBans(room=room, ref=ref)
+        case {"type": "bot", "on": bool(on)}:  # irccaps
+            return SetBot(on=on, ref=ref)
         case {"type": "setname", "real_name": str(real_name)}:  # irccaps
             return SetName(real_name=real_name, ref=ref)
         case {"type": "monitor"}:  # irccaps

@@ -446,3 +446,43 @@ async def test_an_account_s_bot_flag_is_kept_for_its_next_login(tmp_path: Path) 
         await again.send("MODE helper")
         assert (await again.command("221")).params == ("helper", "+iB")
         assert (await who_bots(watcher))["helper"] is True
+
+
+async def test_account_notify_tells_that_a_guest_registered(tmp_path: Path) -> None:
+    async with (
+        running(tmp_path, irc_auto_join="false") as (json_port, irc_port),
+        clients() as made,
+    ):
+        peer = await irc(made, irc_port)  # shares #chan with ann
+        await peer.send("CAP LS 302", "CAP REQ :account-notify")
+        await peer.register("peer", "CAP END")
+        await peer.send("JOIN #chan")
+        await peer.until(lambda m: m.command == "366")
+        watcher = await irc(made, irc_port)  # in no channel; monitors ann
+        await watcher.send("CAP LS 302", "CAP REQ :account-notify extended-monitor")
+        await watcher.register("watcher", "CAP END")
+        plain = await irc(made, irc_port)  # shares #chan, no account-notify
+        await plain.register("plain")
+        await plain.send("JOIN #chan")
+        await plain.until(lambda m: m.command == "366")
+        web = await json_peer(made, json_port)
+        await web.hello("web")
+        await web.send(type="join", room="chan", ref="j")
+        await web.recv_type("ok")
+
+        ann = await irc(made, irc_port)
+        await ann.register("ann")
+        await ann.send("JOIN #chan")
+        await ann.until(lambda m: m.command == "366")
+        await watcher.send("MONITOR + ann")
+        await watcher.command("730")
+        await ann.send("PRIVMSG NickServ :REGISTER annslongpassword")
+        registered = await ann.command("NOTICE")
+        assert "is registered" in registered.params[1]
+        told = await peer.command("ACCOUNT")
+        assert (told.source, told.params) == ("ann!ann@chinwag", ("ann",))
+        seen = await watcher.command("ACCOUNT")
+        assert (seen.source, seen.params) == ("ann!ann@chinwag", ("ann",))
+        assert await web.recv_type("account") == {"type": "account", "nick": "ann"}
+        assert [m for m in await synced(plain) if m.command == "ACCOUNT"] == []
+        assert [m for m in await synced(ann) if m.command == "ACCOUNT"] == []

@@ -93,3 +93,20 @@ async def test_a_bot_flag_set_on_one_node_shows_on_the_other(
     await ann.send(type="bot", on=True, ref="b")
     await ann.recv_type("ok")
     await eventually(lambda: bob_sees_ann_as(True), "node b shows ann as a bot")
+
+
+async def test_a_guest_registering_on_one_node_is_told_on_the_other(
+    nodes: list[ServerProcess], peers: list[Peer]
+) -> None:
+    a, b = nodes
+    bob = await login(peers, b.port, "bob")
+    ann = await login(peers, a.port, "ann")
+
+    async def bob_sees_ann() -> bool:
+        await bob.send(type="who", room="lobby")
+        return "ann" in {u["nick"] for u in (await bob.recv_type("who"))["users"]}
+
+    await eventually(bob_sees_ann, "node b lists ann of node a")
+    await ann.send(type="register", password="ann's long password", ref="r")
+    await ann.recv_type("ok")
+    assert await bob.recv_type("account") == {"type": "account", "nick": "ann"}

@@ -47,6 +47,7 @@ from chinwag.errors import (
     UnsupportedProto,
 )
 from chinwag.protocol.events import (
+    AccountNotice,
     CaughtUp,
     Error,
     Hello,
@@ -599,6 +600,13 @@ class Logins:
         # The other nodes put the account in the guest's place (same key), quietly.
         self._registry.announce(online_event(self._registry.node, p))
         ok(session, cmd.ref)
+        # irccaps: its room peers and those who monitor it learn it is an account now.
+        self._registry.tell_peers(
+            p,
+            Frame(AccountNotice(nick=p.nick)),
+            Frame(AccountNotice(nick=p.nick, monitor=True)),
+            exclude=session,
+        )
 
     async def passwd(self, session: Session, cmd: Passwd) -> None:
         """Change an account's password after checking the old one."""

@@ -52,7 +52,7 @@ from chinwag.core.sessions import (
     Principal,
     RemotePrincipal,
 )
-from chinwag.protocol.events import ReadMarker, Receipt, TypingNotice
+from chinwag.protocol.events import AccountNotice, ReadMarker, Receipt, TypingNotice
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,14 @@ class Nodes:
             self._presence(e.node, p, room, "leave")
         if not was_online:
             self._registry.tell_watchers(p.key, p.nick, online=True)
+        elif before is not None and e.account and not before.account:
+            # irccaps: a guest there registered: its peers here learn it is an account now.
+            self._registry.tell_peers(
+                p,
+                Frame(AccountNotice(nick=p.nick)),
+                Frame(AccountNotice(nick=p.nick, monitor=True)),
+                exclude=None,
+            )
 
     def _offline(self, e: Offline) -> None:
         self._remove(e.node, self._view(e.node), e.pid)

@@ -855,6 +855,15 @@ class MonitorNotice(ServerEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AccountNotice(ServerEvent):
+    """Guest ``nick`` registered: it is an account now (irccaps, IRC ``account-notify``);
+    ``monitor`` as `AwayNotice`'s."""
+
+    nick: str
+    monitor: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RealNameNotice(ServerEvent):
     """``nick`` changed its real name (irccaps, IRC ``SETNAME``); ``monitor`` as `AwayNotice`'s."""
 
@@ -917,5 +926,6 @@ Outgoing = (
     | MonitorReply
     | MonitorNotice
     | RealNameNotice
+    | AccountNotice
 )
 """Every event the server sends."""

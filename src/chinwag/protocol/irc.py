@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from chinwag.protocol.events import (
+    AccountNotice,
     Ack,
     Away,
     AwayNotice,
@@ -166,6 +167,7 @@ CAPS: Final = (
     "extended-join",
     "setname",
     "draft/account-registration",
+    "account-notify",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -2421,6 +2423,12 @@ class IrcServerCodec:
                 return self._ban_list(event)
             case MonitorReply():
                 return self._render_monitor(event, pending)
+            case AccountNotice():
+                if "account-notify" not in self.caps or event.nick == self.nick:
+                    return b""
+                if event.monitor and "extended-monitor" not in self.caps:
+                    return b""
+                return format_message("ACCOUNT", irc_nick(event.nick), source=_user(event.nick))
             case RealNameNotice():
                 if "setname" not in self.caps or event.nick == self.nick:
                     return b""

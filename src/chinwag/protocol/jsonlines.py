@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from chinwag.protocol.events import (
+    AccountNotice,
     Ack,
     Away,
     AwayNotice,
@@ -936,6 +937,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data["offline"] = list(event.offline)
         case MonitorNotice():
             data = {"type": "monitored", "nick": event.nick, "online": event.online}
+        case AccountNotice():  # irccaps
+            data = {"type": "account", "nick": event.nick}
         case RealNameNotice():
             data = {"type": "setname", "nick": event.nick, "real_name": event.real_name}
         case BansReply():  # issue 19 (ircwho)

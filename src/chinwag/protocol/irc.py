@@ -1565,7 +1565,7 @@ class IrcServerCodec:
     def _mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``MODE``: a channel's modes asked for or changed (``+o``/``-o`` grant, ``+b``/``-b``
         ban, ``+i`` private, ``+m`` announce; ``n`` and ``t`` are always on); user modes
-        are ``+i`` for everyone."""
+        are ``+i`` for everyone, and ``+B`` for bots (irccaps)."""
         params = msg.params
         if not params:
             return [self._reply("461", "MODE", "Not enough parameters: MODE <target>")]

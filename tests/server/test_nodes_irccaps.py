@@ -110,3 +110,22 @@ async def test_a_guest_registering_on_one_node_is_told_on_the_other(
     await ann.send(type="register", password="ann's long password", ref="r")
     await ann.recv_type("ok")
     assert await bob.recv_type("account") == {"type": "account", "nick": "ann"}
+
+
+async def test_an_account_s_bot_flag_is_one_state_on_every_node_it_is_online_on(
+    nodes: list[ServerProcess], peers: list[Peer]
+) -> None:
+    a, b = nodes
+    phone = await register(peers, a.port, "ann", device="phone")
+    await login(peers, b.port, "ann", password="ann's long password", device="laptop")
+    bob = await login(peers, b.port, "bob")
+
+    async def bob_sees_ann_as(bot: bool) -> bool:
+        await bob.send(type="who", room="lobby")
+        rows = {u["nick"]: u.get("bot", False) for u in (await bob.recv_type("who"))["users"]}
+        return rows.get("ann") is bot
+
+    await eventually(lambda: bob_sees_ann_as(False), "node b lists ann")
+    await phone.send(type="bot", on=True, ref="b")  # on node a; ann is on node b too
+    await phone.recv_type("ok")
+    await eventually(lambda: bob_sees_ann_as(True), "node b's own ann is a bot too")

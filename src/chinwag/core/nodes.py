@@ -195,6 +195,9 @@ class Nodes:
             view.remove(before.pid)
         p = RemotePrincipal(e.pid, e.key, e.nick, e.account, e.bot, frozenset(e.rooms), e.away)
         view.put(p)
+        local = self._registry.by_pid.get(e.pid)
+        if local is not None:
+            local.bot = e.bot  # irccaps: the account's bot flag, set on that node (one state)
         for room in p.rooms - old_rooms:
             self._presence(e.node, p, room, "join")
         for room in old_rooms - p.rooms:

@@ -328,6 +328,17 @@ class Settings:
     wallops_max_length: int = _s(
         400, "longest wallops (an admin's line to everyone listening), in characters (at least 1)"
     )
+    # irccaps
+    monitor_max: int = _s(
+        100,
+        "most nicks one session may monitor (IRC MONITOR, JSON monitor): told when each comes"
+        " online or goes offline (more: bad_request 'monitor_max', nothing added; at least 1)",
+    )
+    real_name_max: int = _s(
+        200,
+        "most characters of a real name set by IRC SETNAME or JSON setname (longer:"
+        " bad_request, nothing changed; at least 1)",
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
@@ -621,6 +632,10 @@ def build(
     _check_ops3(clean)
     if clean.get("wallops_max_length", 1) < 1:  # ircoper
         raise SettingsError("setting wallops_max_length must be at least 1 (400 is the default)")
+    if clean.get("monitor_max", 1) < 1:  # irccaps
+        raise SettingsError("setting monitor_max must be at least 1 (100 is the default)")
+    if clean.get("real_name_max", 1) < 1:
+        raise SettingsError("setting real_name_max must be at least 1 (200 is the default)")
     settings = Settings(**clean)
     from chinwag.core.accounts import ReservedNicks  # it needs Settings: imported late
 

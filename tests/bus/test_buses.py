@@ -31,6 +31,7 @@ from chinwag.bus.base import (
     Online,
     Posted,
     ReadMoved,
+    RealNameSet,
     ReceiptNotice,
     ReceiptsSet,
     Registering,
@@ -255,6 +256,7 @@ EVERY_NODE_EVENT = [
     AwaySet("n1", "a:ann", "at lunch"),
     WallopsSent("n1", "ann", "the server restarts at noon"),
     InvisibleSet("n1", "a:ann", True),
+    RealNameSet("n1", "a:ann", "Ann Example"),
 ]
 
 

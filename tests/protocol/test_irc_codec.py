@@ -34,6 +34,9 @@ from chinwag.protocol.events import (
     ListRooms,
     Message,
     Moderate,
+    Monitor,
+    MonitorNotice,
+    MonitorReply,
     Ok,
     Outgoing,
     Ping,
@@ -51,6 +54,8 @@ from chinwag.protocol.events import (
     RoomsReply,
     Say,
     Seen,
+    SetBot,
+    SetName,
     Typing,
     TypingNotice,
     Welcome,
@@ -1261,3 +1266,59 @@ def test_a_change_in_a_room_joined_at_login_tells_its_whole_state() -> None:
     )
     again = RoomInfo(room="lobby", topic="hi", private=False, announce=False, by="olga")
     assert codec.render(again) == b":olga!olga@chinwag MODE #lobby -m\r\n"  # known now
+
+
+# --- irccaps: MONITOR, +B, SETNAME, REGISTER --------------------------------------------
+
+
+def test_monitor_subcommands_are_monitor_commands_and_their_answers_numerics() -> None:
+    codec = registered()
+    (add,) = commands(codec.receive_data(b"MONITOR + bob,`7of9\r\n"))
+    assert isinstance(add, Monitor) and add.add == ("bob", "7of9")
+    wire = codec.render(MonitorReply(online=("7of9",), offline=("bob",), ref=add.ref))
+    assert wire == b":chinwag 730 alice `7of9!`7of9@chinwag\r\n:chinwag 731 alice bob\r\n"
+    (listed,) = commands(codec.receive_data(b"MONITOR L\r\n"))
+    wire = codec.render(MonitorReply(online=("7of9",), offline=("bob",), ref=listed.ref))
+    assert wire == b":chinwag 732 alice `7of9,bob\r\n:chinwag 733 alice :End of MONITOR list\r\n"
+    (clear,) = commands(codec.receive_data(b"MONITOR c\r\n"))
+    assert isinstance(clear, Monitor) and clear.clear
+    assert codec.render(MonitorReply(ref=clear.ref)) == b""
+    assert b" 461 " in replies(codec.receive_data(b"MONITOR +\r\nMONITOR X\r\n"))
+    assert codec.render(MonitorNotice(nick="bob", online=False)) == b":chinwag 731 alice bob\r\n"
+
+
+def test_monitor_lines_are_cut_to_fit_irc_s_limit() -> None:
+    codec = registered()
+    nicks = tuple(f"nick{i:03d}" for i in range(100))
+    (cmd,) = commands(codec.receive_data(b"MONITOR S\r\n"))
+    lines = codec.render(MonitorReply(offline=nicks, ref=cmd.ref)).split(b"\r\n")[:-1]
+    assert len(lines) > 1 and all(len(line) + 2 <= 512 for line in lines)
+    assert [n for line in lines for n in line.rsplit(b" ", 1)[1].decode().split(",")] == list(nicks)
+
+
+def test_only_one_s_own_b_mode_is_a_bot_command() -> None:
+    codec = registered()
+    assert b" 502 " in replies(codec.receive_data(b"MODE bob +B\r\n"))
+    assert b" 501 " in replies(codec.receive_data(b"MODE alice +x\r\n"))
+    (bot,) = commands(codec.receive_data(b"MODE alice +B\r\n"))
+    assert isinstance(bot, SetBot) and bot.on
+    assert codec.render(Ok(ref=bot.ref)) == b":alice!alice@chinwag MODE alice +B\r\n"
+    assert b" 221 alice +B" in replies(codec.receive_data(b"MODE alice\r\n"))
+
+
+def test_setname_and_register_map_onto_their_commands() -> None:
+    codec = registered("setname")
+    (name,) = commands(codec.receive_data(b"SETNAME :Alice Example\r\n"))
+    assert isinstance(name, SetName) and name.real_name == "Alice Example"
+    assert codec.render(Ok(ref=name.ref)) == b":alice!alice@chinwag SETNAME :Alice Example\r\n"
+    assert b" 461 " in replies(codec.receive_data(b"SETNAME\r\n"))
+    account = b"FAIL REGISTER ALREADY_AUTHENTICATED alice"  # welcomed as an account
+    assert account in replies(codec.receive_data(b"REGISTER * * hunter22hunter\r\n"))
+    assert b"FAIL REGISTER NEED_MORE_PARAMS" in replies(codec.receive_data(b"REGISTER *\r\n"))
+    guest = IrcServerCodec()
+    (hello,) = commands(guest.receive_data(b"NICK bob\r\nUSER bob 0 * :Bob\r\n"))
+    guest.render(replace(WELCOME, nick="bob", account=False, ref=hello.ref))
+    (reg,) = commands(guest.receive_data(b"REGISTER bob * hunter22hunter\r\n"))
+    assert isinstance(reg, Register) and reg.password == "hunter22hunter"
+    wire = guest.render(Ok(ref=reg.ref))
+    assert wire.startswith(b":chinwag REGISTER SUCCESS bob :Account created\r\n:chinwag 900 bob")

@@ -24,6 +24,7 @@ from chinwag.protocol.events import (
     Leave,
     ListenWallops,
     ListRooms,
+    Monitor,
     Oper,
     Passwd,
     Ping,
@@ -32,6 +33,8 @@ from chinwag.protocol.events import (
     Rejected,
     Say,
     Seen,
+    SetBot,
+    SetName,
     Stats,
     Typing,
     Wallops,
@@ -139,6 +142,14 @@ DECODED: list[tuple[dict[str, Any], Command]] = [
     ({"type": "away", "message": "at lunch", "ref": "a"}, Away(message="at lunch", ref="a")),
     ({"type": "away"}, Away()),
     ({"type": "away", "message": None}, Away()),
+    ({"type": "monitor", "ref": "m"}, Monitor(ref="m")),  # irccaps
+    (
+        {"type": "monitor", "add": ["ann"], "remove": ["bob"], "clear": True},
+        Monitor(add=("ann",), remove=("bob",), clear=True),
+    ),
+    ({"type": "monitor", "add": None}, Monitor()),
+    ({"type": "setname", "real_name": "Ann Example"}, SetName(real_name="Ann Example")),
+    ({"type": "bot", "on": False}, SetBot(on=False)),
 ]
 
 
@@ -252,6 +263,13 @@ BAD_REQUESTS: list[tuple[dict[str, Any], str]] = [
     ({"type": "wallops"}, "text"),
     ({"type": "wallops_listen", "on": "yes"}, "on"),
     ({"type": "invisible"}, "on"),
+    ({"type": "monitor", "add": "ann"}, "add"),  # irccaps
+    ({"type": "monitor", "remove": [1]}, "remove"),
+    ({"type": "monitor", "clear": 1}, "clear"),
+    ({"type": "setname"}, "real_name"),
+    ({"type": "setname", "real_name": 5}, "real_name"),
+    ({"type": "bot"}, "on"),
+    ({"type": "bot", "on": "yes"}, "on"),
 ]
 
 

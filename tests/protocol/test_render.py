@@ -11,6 +11,7 @@ import pytest
 
 from chinwag.errors import ChatError, RateLimited, SessionEnded, UnsupportedProto
 from chinwag.protocol.events import (
+    AccountNotice,
     Ack,
     AwayNotice,
     BanRow,
@@ -23,6 +24,8 @@ from chinwag.protocol.events import (
     Error,
     HistoryReply,
     Message,
+    MonitorNotice,
+    MonitorReply,
     Ok,
     Outgoing,
     Ping,
@@ -30,6 +33,7 @@ from chinwag.protocol.events import (
     Presence,
     Reacted,
     ReadMarker,
+    RealNameNotice,
     Receipt,
     ReceiptState,
     Results,
@@ -529,6 +533,22 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         b'{"type":"presence","room":"den","nick":"bob","event":"invite","by":"ann",'
         b'"reason":"","by_account":true}\n',
     ),
+    (  # irccaps
+        "monitor",
+        MonitorReply(online=("Ann",), offline=("bob",), ref="m"),
+        b'{"type":"monitor","online":["Ann"],"offline":["bob"],"ref":"m"}\n',
+    ),
+    (
+        "monitored",
+        MonitorNotice(nick="Ann", online=False),
+        b'{"type":"monitored","nick":"Ann","online":false}\n',
+    ),
+    (
+        "setname",
+        RealNameNotice(nick="Ann", real_name="Ann Example", monitor=True),
+        b'{"type":"setname","nick":"Ann","real_name":"Ann Example"}\n',
+    ),
+    ("account", AccountNotice(nick="Ann"), b'{"type":"account","nick":"Ann"}\n'),
 ]
 
 

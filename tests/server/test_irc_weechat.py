@@ -155,7 +155,7 @@ async def test_weechat_gets_its_missed_dm_once_chats_and_sends_a_dm(
         weechat.start(setup_commands(irc_port))
         # Only a SASL login gets the registered nick "ann", and with it her DMs.
         await shown(weechat.log("bob"), "bob\tsent while you were away")
-        await shown(weechat.log("#lobby"), "ann (ann@chinwag) has joined #lobby")
+        await shown(weechat.log("#lobby"), "(ann@chinwag) has joined #lobby")
         presence = await bob.recv_type("presence")
         assert (presence["nick"], presence["event"]) == ("ann", "join")
 

@@ -694,6 +694,19 @@ async def test_set_password_hash_only_for_live_accounts(store: Store) -> None:
     assert not await store.set_password_hash("nobody", "x")
 
 
+async def test_set_bot_marks_a_live_account_a_bot_or_not(store: Store) -> None:
+    await store.create_account(account("ann"))
+    assert await store.set_bot("ann", True)  # irccaps: IRC MODE +B
+    row = await store.get_account("ann")
+    assert row is not None and row.bot
+    assert await store.set_bot("ann", False)
+    row = await store.get_account("ann")
+    assert row is not None and not row.bot
+    assert not await store.set_bot("nobody", True)
+    assert await store.delete_account("ann")
+    assert not await store.set_bot("ann", True)
+
+
 async def test_delete_account_keeps_the_nick_reserved_and_drops_rooms_and_cursors(
     store: Store,
 ) -> None:

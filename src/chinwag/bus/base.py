@@ -396,3 +396,16 @@ class InvisibleSet(NodeEvent):
     node: str
     pid: str
     on: bool
+
+
+# -- real names (irccaps) --
+
+
+@node_event("real_name")
+@dataclass(frozen=True, slots=True)
+class RealNameSet(NodeEvent):
+    """A session of principal ``pid`` online on ``node`` changed its real name."""
+
+    node: str
+    pid: str
+    real_name: str

@@ -83,27 +83,11 @@ class AwayStates:
     def _notify(
         self, who: Principal | RemotePrincipal, message: str | None, exclude: Session | None
     ) -> None:
-        """One notice to every session here that shares a room with ``who``, and to its own."""
-        frame = Frame(AwayNotice(nick=who.nick, message=message))
-        key = who.key
-        told: set[str] = set()
-        targets: list[Principal] = []
-        own = self._registry.by_pid.get(who.pid)
-        if own is not None:
-            told.add(own.pid)
-            targets.append(own)
-        for room in who.rooms:
-            members = self._registry.rooms.get(room, ())
-            if len(members) > self.settings.presence_limit:
-                continue
-            for member in members:
-                if member.pid in told:
-                    continue
-                told.add(member.pid)
-                if member.blocked and key in member.blocked:
-                    continue  # issue 16: nothing of the blocked reaches the blocker
-                targets.append(member)
-        for member in targets:
-            for s in member.sessions:
-                if s is not exclude:
-                    s.deliver(0, frame)
+        """One notice to every session here that shares a room with ``who``, and to its own;
+        and (``monitor``) to the sessions here that monitor it (irccaps)."""
+        self._registry.tell_peers(
+            who,
+            Frame(AwayNotice(nick=who.nick, message=message)),
+            Frame(AwayNotice(nick=who.nick, message=message, monitor=True)),
+            exclude,
+        )

@@ -59,8 +59,11 @@ def _nothing() -> None:
     """One node: nothing to ask the others."""
 
 
-def message_event(m: StoredMessage, *, own: bool = False, replay: bool = False) -> Message:
-    """A stored message as its recipients see it; ``own``: the sender's copy, with its cid."""
+def message_event(
+    m: StoredMessage, *, own: bool = False, replay: bool = False, bot: bool = False
+) -> Message:
+    """A stored message as its recipients see it; ``own``: the sender's copy, with its cid;
+    ``bot``: its sender is a bot now (irccaps: live copies say it, IRC's ``bot`` tag)."""
     return Message(
         id=m.id,
         ts_ms=m.ts_ms,
@@ -76,11 +79,12 @@ def message_event(m: StoredMessage, *, own: bool = False, replay: bool = False) 
         deleted=m.deleted,
         reactions=m.reactions,
         account=m.sender.startswith("a:"),
+        bot=bot,
     )
 
 
 def stream_event(
-    m: StoredMessage, *, own: bool = False, replay: bool = False
+    m: StoredMessage, *, own: bool = False, replay: bool = False, bot: bool = False
 ) -> Message | Edited | Deleted | Reacted | None:
     """A row of the event stream as its recipients see it (protocol §8).
 
@@ -88,7 +92,7 @@ def stream_event(
     in the stream, and the erased text is not sent again.
     """
     if m.kind is None:
-        return message_event(m, own=own, replay=replay)
+        return message_event(m, own=own, replay=replay, bot=bot)
     to = m.recipient_nick if m.room is None else None
     target = m.target or 0
     if m.kind == "edit":
@@ -129,9 +133,9 @@ def stream_event(
     )
 
 
-def _own_frame(m: StoredMessage) -> Frame:
+def _own_frame(m: StoredMessage, bot: bool = False) -> Frame:
     """The sender's copy of a message: with its cid."""
-    return Frame(message_event(m, own=True))
+    return Frame(message_event(m, own=True, bot=bot))
 
 
 class Delivery:
@@ -302,7 +306,7 @@ class Delivery:
         kept: list[StoredMessage] = []
         plain: list[Frame] = []
         for m in msgs:
-            event = stream_event(m)
+            event = stream_event(m, bot=self._bot(m))
             if event is not None:
                 kept.append(m)
                 plain.append(Frame(event))
@@ -322,7 +326,7 @@ class Delivery:
             sessions += len(p.sessions)
             if p.pid in senders:
                 parts = tuple(
-                    _own_frame(m) if m.sender == p.pid and m.kind is None else frame
+                    _own_frame(m, p.bot) if m.sender == p.pid and m.kind is None else frame
                     for m, frame in zip(msgs, plain, strict=True)
                 )
                 mine = Frame(None, parts)
@@ -344,11 +348,21 @@ class Delivery:
         for m, frame in zip(msgs, plain, strict=True):
             if hidden(p.blocked, m):
                 continue
-            mine = _own_frame(m) if m.sender == p.pid and m.kind is None else frame
+            mine = _own_frame(m, p.bot) if m.sender == p.pid and m.kind is None else frame
             for s in p.sessions:
                 s.deliver(m.id, mine)
             copies += len(p.sessions)
         return copies
+
+    def _bot(self, m: StoredMessage) -> bool:
+        """Whether the sender of message ``m`` is online as a bot (irccaps; else False)."""
+        if m.kind is not None:
+            return False
+        p = self._online.get(m.sender)
+        if p is not None:
+            return p.bot
+        remote = self._registry.remote.get(m.sender) if self._registry.remote.nodes else None
+        return remote is not None and remote.bot
 
     def _fan_out(self, m: StoredMessage) -> None:
         """Deliver a committed message to every online session allowed to see it."""
@@ -377,9 +391,9 @@ class Delivery:
                 continue  # issue 16: the blocked one's messages and events stop here
             frame: Frame
             if p.pid == m.sender:
-                frame = own = own or Frame(message_event(m, own=True))
+                frame = own = own or Frame(message_event(m, own=True, bot=p.bot))
             else:
-                frame = plain = plain or Frame(message_event(m))
+                frame = plain = plain or Frame(message_event(m, bot=self._bot(m)))
             sessions += len(p.sessions)
             for s in p.sessions:
                 s.deliver(m.id, frame)

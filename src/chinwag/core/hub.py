@@ -18,19 +18,22 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from chinwag.bus.base import AwaySet, Bus, InvisibleSet, SessionsEnded, WallopsSent
+from chinwag.bus.base import AwaySet, Bus, InvisibleSet, RealNameSet, SessionsEnded, WallopsSent
 from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher
 from chinwag.core.away import AwayStates
 from chinwag.core.blocks import Blocks
+from chinwag.core.botmode import BotMode
 from chinwag.core.counts import Counts
 from chinwag.core.delivery import Delivery
 from chinwag.core.login import Logins
 from chinwag.core.markers import ReadMarkers
 from chinwag.core.moderation import ACTING, Moderation
+from chinwag.core.monitor import Monitors
 from chinwag.core.nodes import Nodes
 from chinwag.core.opers import Operators
 from chinwag.core.posting import Posting
+from chinwag.core.realname import RealNames
 from chinwag.core.receipts import DmReceipts
 from chinwag.core.revisions import Revisions
 from chinwag.core.rooms import Rooms
@@ -69,6 +72,7 @@ from chinwag.protocol.events import (
     ListenWallops,
     ListRooms,
     Moderate,
+    Monitor,
     Oper,
     Passwd,
     Ping,
@@ -82,6 +86,8 @@ from chinwag.protocol.events import (
     Say,
     Search,
     Seen,
+    SetBot,
+    SetName,
     Stats,
     StatsReply,
     Typing,
@@ -131,6 +137,9 @@ _COSTS: dict[type[Command], float] = {
     Wallops: 1.0,
     ListenWallops: 1.0,
     Invisible: 1.0,
+    Monitor: 1.0,
+    SetName: 1.0,
+    SetBot: 1.0,
 }
 
 
@@ -224,6 +233,11 @@ class Hub:
         )
         self._nodes.handlers[WallopsSent] = self._opers.heard
         self._nodes.handlers[InvisibleSet] = self._opers.heard_invisible
+        # -- monitored nicks (irccaps) --
+        self._monitors = Monitors(settings, self._registry)
+        self._real_names = RealNames(settings, self._registry)
+        self._bot_mode = BotMode(store, self._registry)
+        self._nodes.handlers[RealNameSet] = self._real_names.heard
 
     async def load(self) -> None:
         """Read what the hub keeps in memory from the store; call once, before logins.
@@ -409,6 +423,12 @@ class Hub:
                 self._opers.listen(session, cmd)
             case Invisible():
                 self._opers.invisible(session, cmd)
+            case Monitor():
+                self._monitors.monitor(session, cmd)
+            case SetName():
+                self._real_names.set(session, cmd)
+            case SetBot():
+                await self._bot_mode.set(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

@@ -47,6 +47,7 @@ from chinwag.errors import (
     UnsupportedProto,
 )
 from chinwag.protocol.events import (
+    AccountNotice,
     CaughtUp,
     Error,
     Hello,
@@ -321,6 +322,8 @@ class Logins:
         if first:
             registry = self._registry
             registry.announce(online_event(registry.node, principal))
+            if not registry.remote.nodes or registry.remote.find(key) is None:
+                registry.tell_watchers(key, principal.nick, online=True)  # irccaps: MONITOR
             for room in principal.rooms:
                 if not registry.remote.in_room(pid, room):  # else online already, elsewhere
                     registry.presence(room, principal, "join", exclude=session)
@@ -365,6 +368,7 @@ class Logins:
             features=FEATURES,
             settings=settings,
             ref=hello.ref,
+            bot=p.bot,
         )
         if p.account:
             await session.outlet.send_paced(Frame(welcome))
@@ -597,6 +601,13 @@ class Logins:
         # The other nodes put the account in the guest's place (same key), quietly.
         self._registry.announce(online_event(self._registry.node, p))
         ok(session, cmd.ref)
+        # irccaps: its room peers and those who monitor it learn it is an account now.
+        self._registry.tell_peers(
+            p,
+            Frame(AccountNotice(nick=p.nick)),
+            Frame(AccountNotice(nick=p.nick, monitor=True)),
+            exclude=session,
+        )
 
     async def passwd(self, session: Session, cmd: Passwd) -> None:
         """Change an account's password after checking the old one."""

@@ -52,7 +52,7 @@ from chinwag.core.sessions import (
     Principal,
     RemotePrincipal,
 )
-from chinwag.protocol.events import ReadMarker, Receipt, TypingNotice
+from chinwag.protocol.events import AccountNotice, ReadMarker, Receipt, TypingNotice
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,7 @@ class Nodes:
 
     def _online(self, e: Online) -> None:
         view = self._view(e.node)
+        was_online = self._registry.online(e.key) is not None  # irccaps: MONITOR
         before = view.by_key.get(e.key)
         old_rooms: frozenset[str] = frozenset()
         if before is not None:
@@ -196,10 +197,23 @@ class Nodes:
         rooms = frozenset(e.rooms)
         p = RemotePrincipal(e.pid, e.key, e.nick, e.account, e.bot, rooms, e.away, e.invisible)
         view.put(p)
+        local = self._registry.by_pid.get(e.pid)
+        if local is not None:
+            local.bot = e.bot  # irccaps: the account's bot flag, set on that node (one state)
         for room in p.rooms - old_rooms:
             self._presence(e.node, p, room, "join")
         for room in old_rooms - p.rooms:
             self._presence(e.node, p, room, "leave")
+        if not was_online:
+            self._registry.tell_watchers(p.key, p.nick, online=True)
+        elif before is not None and e.account and not before.account:
+            # irccaps: a guest there registered: its peers here learn it is an account now.
+            self._registry.tell_peers(
+                p,
+                Frame(AccountNotice(nick=p.nick)),
+                Frame(AccountNotice(nick=p.nick, monitor=True)),
+                exclude=None,
+            )
 
     def _offline(self, e: Offline) -> None:
         self._remove(e.node, self._view(e.node), e.pid)
@@ -209,6 +223,8 @@ class Nodes:
         if p is not None:
             for room in p.rooms:
                 self._presence(node, p, room, "leave", quit="")  # offline there (or gone)
+            if self._registry.online(p.key) is None:  # irccaps: offline everywhere now
+                self._registry.tell_watchers(p.key, p.nick, online=False)
 
     def _presence(
         self, node: str, p: RemotePrincipal, room: str, event: str, quit: str | None = None

@@ -7,7 +7,8 @@
   ("X opered as Y"); taking the admin role away ends it at once, since each check
   asks whether the account is an admin still (`Moderation.is_admin`).
 - ``whois``: the people online now whose nick matches a mask, here and on the
-  other nodes, except those who block the asker; at most ``who_reply_max``.
+  other nodes; at most ``who_reply_max``. A block does not hide the blocker (the
+  blocked one is not told of a block, protocol §11, and MONITOR does not hide either).
 - ``wallops``: an admin's line to every session listening for it (IRC user mode
   ``+w``) and every opered session, on every node (`WallopsSent`).
 """
@@ -146,14 +147,12 @@ class Operators:
             one = registry.by_key.get(key) or (registry.remote.find(key) if key else None)
             if one is not None:
                 found[one.pid] = one
-        # Someone who blocks the asker is not found by them (as they see nothing of them);
-        # someone invisible is found by a mask only by those in a room with them.
+        # Someone invisible is found by a mask only by those in a room with them.
         masked = "*" in cmd.mask or "?" in cmd.mask
         people = [
             p
             for p in found.values()
-            if not (isinstance(p, Principal) and p.blocked and asker.key in p.blocked)
-            and not (masked and p.invisible and p.pid != asker.pid and not p.rooms & asker.rooms)
+            if not (masked and p.invisible and p.pid != asker.pid and not p.rooms & asker.rooms)
         ]
         most = self.settings.who_reply_max
         listed = heapq.nsmallest(most, people, key=lambda m: m.nick.casefold())

@@ -17,7 +17,7 @@ from chinwag.config import Settings
 from chinwag.core.accounts import parse_nick
 from chinwag.core.ratelimit import Budget, TokenBucket
 from chinwag.errors import RateLimited
-from chinwag.protocol.events import AwayNotice, Ok, Outgoing, Presence
+from chinwag.protocol.events import AwayNotice, MonitorNotice, Ok, Outgoing, Presence
 
 Renderer = Callable[[Outgoing], bytes]
 """A codec's way of writing an event (``jsonlines.render``): one function per codec."""
@@ -136,6 +136,7 @@ class Session:
         "device",
         "held_limit",
         "last_delivered",
+        "monitoring",
         "oper",
         "outlet",
         "pending",
@@ -170,6 +171,8 @@ class Session:
         # While the backlog is being sent, live frames wait here: (message id or 0, frame).
         self.pending: list[tuple[int, Frame]] | None = []
         self.held_limit = held_limit  # more live frames than this close the connection
+        # irccaps: the nicks it monitors (core/monitor.py), by key, as it wrote them; or None.
+        self.monitoring: dict[str, str] | None = None
 
     def deliver(self, msg_id: int, frame: Frame) -> None:
         pending = self.pending
@@ -233,6 +236,8 @@ class OnlineRegistry:
         self.remote = RemoteOnline()
         self.node = ""
         self.announce: Callable[[NodeEvent], None] = _nowhere
+        # irccaps: the sessions here that monitor each nick key (core/monitor.py).
+        self.watchers: dict[str, set[Session]] = {}
 
     def sessions(self) -> Iterable[Session]:
         for p in list(self.by_pid.values()):
@@ -261,7 +266,22 @@ class OnlineRegistry:
         members = self.rooms.get(room, ())
         if len(members) > self.settings.presence_limit:
             return
-        frame = Frame(Presence(room=room, nick=who.nick, event=event, reason=reason, quit=quit))
+        if event == "join":  # irccaps: what IRC extended-join shows of the joiner
+            ident = (
+                next((s for s in who.sessions if s.real_name is not None), None)
+                if isinstance(who, Principal)
+                else None
+            )
+            joined = Presence(
+                room=room,
+                nick=who.nick,
+                event=event,
+                account=who.account,
+                real_name=ident.real_name if ident is not None else None,
+            )
+            frame = Frame(joined)
+        else:
+            frame = Frame(Presence(room=room, nick=who.nick, event=event, reason=reason, quit=quit))
         for member in members:
             for s in member.sessions:
                 if s is not exclude:
@@ -275,8 +295,29 @@ class OnlineRegistry:
                 for s in member.sessions:
                     s.deliver(0, away)
 
+    def online(self, key: str) -> str | None:
+        """The nick of whoever called ``key`` is online, here or on another node; or None."""
+        p = self.by_key.get(key)
+        if p is not None:
+            return p.nick
+        remote = self.remote.find(key) if self.remote.nodes else None
+        return remote.nick if remote is not None else None
+
+    def tell_watchers(self, key: str, nick: str, online: bool) -> None:
+        """irccaps: ``nick`` came online (its first session anywhere) or went offline (its
+        last): the sessions here that monitor it are told."""
+        watching = self.watchers.get(key)
+        if watching:
+            frame = Frame(MonitorNotice(nick=nick, online=online))
+            for s in list(watching):
+                s.deliver(0, frame)
+
     def drop(self, session: Session, quit: str = "") -> None:
         """End ``session``; its principal's last one: a ``leave`` with ``quit`` per room."""
+        if session.monitoring:
+            for key in session.monitoring:
+                self.unwatch(session, key)
+            session.monitoring = None
         p = session.principal
         if session not in p.sessions:
             return
@@ -287,6 +328,8 @@ class OnlineRegistry:
         if self.by_key.get(p.key) is p:
             del self.by_key[p.key]
         self.announce(Offline(self.node, p.pid))
+        if self.online(p.key) is None:
+            self.tell_watchers(p.key, p.nick, online=False)
         for room in p.rooms:
             members = self.rooms.get(room)
             if members is not None:
@@ -295,6 +338,52 @@ class OnlineRegistry:
                     del self.rooms[room]
             if not self.remote.in_room(p.pid, room):  # still there on another node
                 self.presence(room, p, "leave", exclude=None, quit=quit)
+
+    def tell_peers(
+        self,
+        who: Principal | RemotePrincipal,
+        frame: Frame,
+        watched: Frame,
+        exclude: Session | None,
+    ) -> None:
+        """``frame`` to every session here that shares a room with ``who`` (not in rooms over
+        ``presence_limit``; not to those who block it) and to its own here; ``watched`` to
+        the sessions here that monitor it and got no ``frame`` (irccaps)."""
+        key = who.key
+        told: set[str] = set()
+        targets: list[Principal] = []
+        own = self.by_pid.get(who.pid)
+        if own is not None:
+            told.add(own.pid)
+            targets.append(own)
+        for room in who.rooms:
+            members = self.rooms.get(room, ())
+            if len(members) > self.settings.presence_limit:
+                continue
+            for member in members:
+                if member.pid in told:
+                    continue
+                told.add(member.pid)
+                if member.blocked and key in member.blocked:
+                    continue  # issue 16: nothing of the blocked reaches the blocker
+                targets.append(member)
+        for member in targets:
+            for s in member.sessions:
+                if s is not exclude:
+                    s.deliver(0, frame)
+        for s in list(self.watchers.get(key, ())):
+            blocked = s.principal.blocked
+            if s.principal.pid in told or s is exclude or (blocked and key in blocked):
+                continue
+            s.deliver(0, watched)
+
+    def unwatch(self, session: Session, key: str) -> None:
+        """``session`` stops monitoring ``key`` (its own list is the caller's to change)."""
+        watching = self.watchers.get(key)
+        if watching is not None:
+            watching.discard(session)
+            if not watching:
+                del self.watchers[key]
 
 
 # -- who is online on the other nodes (issue 13) --

@@ -357,6 +357,42 @@ class Away(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Monitor(Command):
+    """Watch nicks come online and go offline (irccaps, IRC ``MONITOR``; the session's list).
+
+    ``clear`` empties the list, then ``remove`` leaves out nicks and ``add`` adds
+    them. Answered with `MonitorReply`: which of the added nicks are online now,
+    or, with nothing to change, the whole list's.
+    """
+
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    clear: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetBot(Command):
+    """Say the principal is a bot, or not (irccaps, IRC ``MODE nick +B``); answered with `Ok`.
+
+    An account's flag is stored (as ``register`` with ``bot``); a guest's lasts its session.
+    """
+
+    on: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetName(Command):
+    """Change the session's real name (irccaps, IRC ``SETNAME``); answered with `Ok`.
+
+    The principal's room peers and those who monitor it get `RealNameNotice`;
+    ``quiet`` (not on the wire): nobody is told (an IRC client's ``USER`` after SASL).
+    """
+
+    real_name: str
+    quiet: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReadQuery(Command):
     """Where the account's read marker of ``room`` (or the DM ``with_``) is (IRC ``MARKREAD``).
 
@@ -457,6 +493,9 @@ ClientCommand = (
     | WhoWas
     | Away
     | ReadQuery
+    | Monitor
+    | SetName
+    | SetBot
     | ListBans
     | Whois
     | Oper
@@ -524,6 +563,7 @@ class Welcome(ServerEvent):
     rooms: tuple[str, ...]
     features: tuple[str, ...] = ()  # §8: what of version 1.1 this server supports
     settings: Mapping[str, bool] | None = None  # issue 15: an account's settings (receipts)
+    bot: bool = False  # irccaps: the session's principal is a bot (IRC user mode +B)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -549,6 +589,7 @@ class Message(ServerEvent):
     deleted: bool = False
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
     account: bool = False  # the sender is an account, not a guest (IRC account-tag)
+    bot: bool = False  # irccaps: live copies only, the sender is a bot (IRC's bot tag)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -639,6 +680,10 @@ class Presence(ServerEvent):
     role: str | None = None
     quit: str | None = None
     by_account: bool = False  # ``by`` is an account (ircoper: IRC's account-tag on INVITE)
+    # irccaps: on a ``join``, whether ``nick`` is an account and the real name its IRC
+    # session gave (IRC extended-join; not on the JSON wire).
+    account: bool = False
+    real_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -839,6 +884,42 @@ class AwayNotice(ServerEvent):
 
     nick: str
     message: str | None = None
+    # irccaps: told only because the recipient monitors ``nick`` (shares no room with it).
+    monitor: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorReply(ServerEvent):
+    """The answer to `Monitor`: nicks of it that are ``online`` (as they are shown) and not."""
+
+    online: tuple[str, ...] = ()
+    offline: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MonitorNotice(ServerEvent):
+    """A nick the session monitors came online (its first session) or went offline (its last)."""
+
+    nick: str
+    online: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountNotice(ServerEvent):
+    """Guest ``nick`` registered: it is an account now (irccaps, IRC ``account-notify``);
+    ``monitor`` as `AwayNotice`'s."""
+
+    nick: str
+    monitor: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RealNameNotice(ServerEvent):
+    """``nick`` changed its real name (irccaps, IRC ``SETNAME``); ``monitor`` as `AwayNotice`'s."""
+
+    nick: str
+    real_name: str
+    monitor: bool = False
 
 
 # -- ban list (issue 19, ircwho) --
@@ -912,5 +993,9 @@ Outgoing = (
     | BansReply
     | WhoisReply
     | WallopsNotice
+    | MonitorReply
+    | MonitorNotice
+    | RealNameNotice
+    | AccountNotice
 )
 """Every event the server sends."""

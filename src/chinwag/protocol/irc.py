@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from chinwag.protocol.events import (
+    AccountNotice,
     Ack,
     Away,
     AwayNotice,
@@ -72,6 +73,9 @@ from chinwag.protocol.events import (
     ListRooms,
     Message,
     Moderate,
+    Monitor,
+    MonitorNotice,
+    MonitorReply,
     Ok,
     Oper,
     Outgoing,
@@ -83,6 +87,7 @@ from chinwag.protocol.events import (
     Read,
     ReadMarker,
     ReadQuery,
+    RealNameNotice,
     Receipt,
     Register,
     Results,
@@ -92,6 +97,8 @@ from chinwag.protocol.events import (
     RoomsReply,
     Say,
     Seen,
+    SetBot,
+    SetName,
     SettingsReply,
     Stats,
     StatsReply,
@@ -164,6 +171,11 @@ CAPS: Final = (
     "draft/multiline",
     "away-notify",
     "draft/read-marker",
+    "extended-monitor",
+    "extended-join",
+    "setname",
+    "draft/account-registration",
+    "account-notify",
 )
 """The IRCv3 capabilities this codec offers, in the order ``CAP LS`` lists them."""
 
@@ -405,10 +417,16 @@ def _valid_nick(nick: str) -> bool:
 
 
 def _line_tags(
-    caps: Container[str], ts_ms: int, msg_id: int, batch: str | None, account: str | None = None
+    caps: Container[str],
+    ts_ms: int,
+    msg_id: int,
+    batch: str | None,
+    account: str | None = None,
+    bot: bool = False,
 ) -> dict[str, str]:
     """The tags of a line: its batch, and what ``server-time``, ``message-tags`` and
-    ``account-tag`` add (``account``: the sender's account, None for a guest)."""
+    ``account-tag`` add (``account``: the sender's account, None for a guest; ``bot``:
+    the sender is a bot, the ``bot`` tag with ``message-tags``)."""
     tags: dict[str, str] = {}
     if batch is not None:
         tags["batch"] = batch
@@ -418,6 +436,8 @@ def _line_tags(
         tags["msgid"] = str(msg_id)
     if account is not None and "account-tag" in caps:
         tags["account"] = account
+    if bot and "message-tags" in caps:
+        tags["bot"] = ""
     return tags
 
 
@@ -478,8 +498,10 @@ def chinwag_nick(name: str) -> str:
 
 
 def _here(user: WhoMember) -> str:
-    """WHO's flags: ``H`` here, ``G`` gone (away); ``*`` an operator (ircoper)."""
-    return ("H" if user.away is None else "G") + ("*" if user.oper else "")
+    """WHO's flags: ``H`` here, ``G`` gone (away); ``*`` an operator (ircoper); ``B`` a
+    bot (irccaps, ISUPPORT ``BOT``)."""
+    away = "H" if user.away is None else "G"
+    return away + ("*" if user.oper else "") + ("B" if user.bot else "")
 
 
 def _user(nick: str) -> str:
@@ -529,7 +551,19 @@ def _revision_lines(e: Edited | Deleted | Reacted, caps: Container[str], target:
     return _text_lines("NOTICE", target, _user(who), text, tags)
 
 
-def _presence_lines(event: Presence) -> bytes:
+def _join_line(
+    channel: str, nick: str, caps: Container[str], account: bool, real: str | None
+) -> bytes:
+    """A ``JOIN``; with ``extended-join``, with the account (``*`` for a guest) and real name."""
+    if "extended-join" not in caps:
+        return format_message("JOIN", channel, source=_user(nick))
+    name = irc_nick(nick)
+    return format_message(
+        "JOIN", channel, name if account else "*", real or name, source=_user(nick)
+    )
+
+
+def _presence_lines(event: Presence, caps: Container[str] = ()) -> bytes:
     """A room's presence event as the IRC lines its members see (its subject too, mostly).
 
     A kick is ``KICK`` (the comment is the reason, else the kicker's nick); a ban
@@ -540,7 +574,7 @@ def _presence_lines(event: Presence) -> bytes:
     channel = f"#{event.room}"
     match event.event:
         case "join":
-            return format_message("JOIN", channel, source=_user(event.nick))
+            return _join_line(channel, event.nick, caps, event.account, event.real_name)
         case "leave":
             why = (event.reason,) if event.reason else ()  # the PART message of an IRC user
             return format_message("PART", channel, *why, source=_user(event.nick))
@@ -585,11 +619,11 @@ class SharedRenderer:
                 assert room is not None or to is not None, "a DM names its recipient"
                 target = f"#{room}" if room is not None else irc_nick(to or "")
                 account = irc_nick(event.sender) if event.account else None
-                tags = _line_tags(caps, event.ts_ms, event.id, None, account)
+                tags = _line_tags(caps, event.ts_ms, event.id, None, account, event.bot)
                 multi = f"ml{event.id}" if "draft/multiline" in caps else None
                 return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags, multi)
             case Presence():
-                return _presence_lines(event)
+                return _presence_lines(event, caps)
             case TypingNotice(room=str(room)):
                 if "message-tags" not in caps:
                     return b""
@@ -601,7 +635,14 @@ class SharedRenderer:
 
 
 SHARED_CAPS: Final = frozenset(
-    {"server-time", "message-tags", "account-tag", "draft/message-redaction", "draft/multiline"}
+    {
+        "server-time",
+        "message-tags",
+        "account-tag",
+        "draft/message-redaction",
+        "draft/multiline",
+        "extended-join",
+    }
 )
 """The capabilities that change the shared lines of an event (the renderer's key)."""
 
@@ -680,8 +721,19 @@ class IrcServerCodec:
         multiline_max_bytes: int = 16_000,
         away_max_length: int = 300,
         auto_join: bool = True,
+        monitor_max: int = 100,
+        real_name_max: int = 200,
+        registration_open: bool = True,
     ) -> None:
         self.server_name = server_name
+        self.monitor_max = monitor_max  # ISUPPORT MONITOR (the setting monitor_max)
+        self.real_name_max = real_name_max  # ISUPPORT NAMELEN (real_name_max)
+        self._hello_real_name: str | None = None  # the real name the Hello carried
+        self._bot = False  # the principal is a bot (user mode +B; irccaps)
+        # The capabilities offered: REGISTER only where anyone may register (irccaps).
+        self._offered = tuple(
+            c for c in CAPS if registration_open or c != "draft/account-registration"
+        )
         self.away_max_length = away_max_length
         self.auto_join = auto_join  # start in #lobby (the setting irc_auto_join)
         self.multiline_max_lines = multiline_max_lines
@@ -884,7 +936,8 @@ class IrcServerCodec:
                 ),
             }
             offered = [
-                f"{c}={values[c]}" if c in values and self._cap_version >= 302 else c for c in CAPS
+                f"{c}={values[c]}" if c in values and self._cap_version >= 302 else c
+                for c in self._offered
             ]
             if self._cap_version >= 302:
                 self.caps.add("cap-notify")  # implied by 302 (IRCv3 capability negotiation)
@@ -901,7 +954,7 @@ class IrcServerCodec:
                 self._cap_negotiating = True
             wanted = params[1].split() if len(params) > 1 else []
             names = [w[1:] if w.startswith("-") else w for w in wanted]
-            if not wanted or any(n not in CAPS for n in names):
+            if not wanted or any(n not in self._offered for n in names):
                 verdict = "NAK"
             else:
                 verdict = "ACK"
@@ -1010,8 +1063,12 @@ class IrcServerCodec:
             ref=ref,
             lobby=self.auto_join,
             user=self._user.partition("@")[0] if self._user is not None else None,
-            real_name=self._real_name,
+            real_name=self._hello_real(),
         )
+
+    def _hello_real(self) -> str | None:
+        self._hello_real_name = self._real_name
+        return self._real_name
 
     def _registration(self, msg: IrcMessage) -> list[Incoming | Reply]:
         cmd, params = msg.command, msg.params
@@ -1040,6 +1097,9 @@ class IrcServerCodec:
                 return [self._reply("FAIL", "USER", "INVALID_USERNAME", _DEVICE_WORDS)]
             self._user, self._real_name = params[0], params[3]
             return self._try_register()
+        if cmd == "REGISTER":  # draft/account-registration without before-connect
+            why = "Connect first (NICK, USER, CAP END), then REGISTER makes your nick an account"
+            return [self._reply("FAIL", "REGISTER", "COMPLETE_CONNECTION_REQUIRED", "*", why)]
         return [self._reply("451", "You have not registered: send NICK and USER first")]
 
     def _try_register(self) -> list[Incoming | Reply]:
@@ -1137,6 +1197,17 @@ class IrcServerCodec:
             return self._whowas(msg)
         if cmd == "LUSERS":
             return [Stats(ref=self._remember("LUSERS", "*", msg))]
+        if cmd == "MONITOR":
+            return self._monitor(msg)
+        if cmd == "REGISTER":
+            return self._register(msg)
+        if cmd == "SETNAME":
+            if not params or not params[0]:
+                return [
+                    self._reply("461", "SETNAME", "Not enough parameters: SETNAME :<real name>")
+                ]
+            ref = self._remember("SETNAME", "*", msg, params[0])
+            return [SetName(real_name=params[0], ref=ref)]
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
@@ -1267,7 +1338,8 @@ class IrcServerCodec:
 
     def _user_mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``MODE <me> [<modes>]``: ``+w``/``-w`` wallops, ``+i``/``-i`` invisible to masks,
-        ``-o`` stop acting as an admin (``+o`` comes only from OPER); ``221`` a query."""
+        ``-o`` stop acting as an admin (``+o`` comes only from OPER), ``+B``/``-B`` a bot
+        (irccaps); ``221`` a query."""
         params = msg.params
         if chinwag_nick(params[0]).casefold() != (self.nick or "").casefold():
             return [self._reply("502", "Can't change mode for other users")]
@@ -1286,8 +1358,11 @@ class IrcServerCodec:
                 out.append(Invisible(on=sign == "+", ref=ref))
             elif char == "o" and sign == "-" and self._oper:
                 out.append(Oper(ref=self._remember("UMODE", "*", msg, "-o")))
-            elif char not in "iow":
-                why = f"Unknown user mode {char}: the user modes here are i, o and w"
+            elif char == "B" and (sign == "+") != self._bot:  # irccaps
+                ref = self._remember("BOTMODE", self._me(), msg, sign + "B")
+                out.append(SetBot(on=sign == "+", ref=ref))
+            elif char not in "iowB":
+                why = f"Unknown user mode {char}: the user modes here are i, o, w and B"
                 out.append(self._reply("501", why))
         return out
 
@@ -1308,7 +1383,7 @@ class IrcServerCodec:
         return format_message("MODE", me, change, source=self._source(me))
 
     def _user_modes(self) -> str:
-        modes = ("i", self._invisible), ("o", self._oper), ("w", self._wallops)
+        modes = ("i", self._invisible), ("o", self._oper), ("w", self._wallops), ("B", self._bot)
         return "+" + "".join(mode for mode, on in modes if on)
 
     def _whowas(self, msg: IrcMessage) -> list[Incoming | Reply]:
@@ -1512,8 +1587,8 @@ class IrcServerCodec:
 
     def _mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``MODE``: a channel's modes asked for or changed (``+o``/``-o`` grant, ``+b``/``-b``
-        ban, ``+i`` private, ``+m`` announce; ``n`` and ``t`` are always on); user modes
-        are ``+i`` for everyone."""
+        ban, ``+i`` private, ``+m`` announce; ``n`` and ``t`` are always on); a nick's
+        user modes: ``_user_mode``."""
         params = msg.params
         if not params:
             return [self._reply("461", "MODE", "Not enough parameters: MODE <target>")]
@@ -1626,7 +1701,7 @@ class IrcServerCodec:
                 )
             if event.event == "join":
                 self._quits.pop(key, None)  # back: its next quit is said again
-            return _presence_lines(event)
+            return _presence_lines(event, self.caps)
         channel = f"#{event.room}"
         if event.event in ("kick", "ban"):
             self._channels.discard(channel.casefold())
@@ -1856,6 +1931,108 @@ class IrcServerCodec:
         if len(self._sent) > MAX_PENDING:
             del self._sent[next(iter(self._sent))]
         return cid
+
+    # -- MONITOR (irccaps) ------------------------------------------------------------------
+    def _monitor(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``MONITOR + nick,…`` / ``- nick,…`` / ``C`` / ``L`` / ``S``: the session's list
+        of monitored nicks (``monitor``): ``730``/``731`` now and when they come and go."""
+        params = msg.params
+        sub = params[0].upper() if params else ""
+        if sub in ("+", "-"):
+            nicks = (
+                tuple(chinwag_nick(n) for n in params[1].split(",") if n) if len(params) > 1 else ()
+            )
+            if not nicks:
+                return [
+                    self._reply(
+                        "461", "MONITOR", f"Not enough parameters: MONITOR {sub} nick[,nick…]"
+                    )
+                ]
+            ref = self._remember("MONITOR", sub, msg, ",".join(params[1].split(",")))
+            if sub == "+":
+                return [Monitor(add=nicks, ref=ref)]
+            return [Monitor(remove=nicks, ref=ref)]
+        if sub == "C":
+            return [Monitor(clear=True, ref=self._remember("MONITOR", sub, msg))]
+        if sub in ("L", "S"):
+            return [Monitor(ref=self._remember("MONITOR", sub, msg))]
+        usage = "Not enough parameters: MONITOR +|- nick[,nick…], MONITOR C, L or S"
+        return [self._reply("461", "MONITOR", usage)]
+
+    def _monitor_lines(self, code: str, nicks: Iterable[str]) -> list[bytes]:
+        """``nicks`` as ``code`` lines (``730``…``732``), comma-separated, each within limits."""
+        lines: list[bytes] = []
+        batch: list[str] = []
+        for nick in nicks:
+            if batch and len(",".join([*batch, nick])) > 400:
+                lines.append(self._numeric(code, ",".join(batch)))
+                batch = []
+            batch.append(nick)
+        if batch:
+            lines.append(self._numeric(code, ",".join(batch)))
+        return lines
+
+    def _render_monitor(self, event: MonitorReply, pending: _Pending | None) -> bytes:
+        sub = pending.target if pending is not None else "S"
+        if sub == "L":
+            names = [irc_nick(n) for n in (*event.online, *event.offline)]
+            lines = self._monitor_lines("732", names)
+            return b"".join(lines) + self._numeric("733", "End of MONITOR list")
+        lines = [
+            *self._monitor_lines("730", (_user(n) for n in event.online)),
+            *self._monitor_lines("731", (irc_nick(n) for n in event.offline)),
+        ]
+        if not lines and pending is not None and pending.label is not None:
+            return format_message("ACK", source=self.server_name)
+        return b"".join(lines)
+
+    def _monitor_error(self, event: Error, pending: _Pending) -> bytes:
+        if event.extra.get("reason") == "monitor_max":
+            limit = str(event.extra.get("limit", self.monitor_max))
+            return self._numeric("734", limit, pending.body or "*", "Monitor list is full")
+        if event.code == "bad_nick":
+            return self._numeric("432", pending.body or "*", f"Erroneous nickname: {event.message}")
+        return self._numeric("FAIL", "MONITOR", event.code.upper(), event.message)
+
+    # -- draft/account-registration (irccaps) ---------------------------------------------------
+    def _register(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``REGISTER <account> <email> <password>``: this guest's nick becomes an account
+        (``register``, as NickServ REGISTER). The account is the nick (``*`` says so); no
+        email is asked for or kept."""
+        params = msg.params
+        if len(params) < 3:
+            usage = "Usage: REGISTER <account>|* <email>|* <password>"
+            return [self._reply("FAIL", "REGISTER", "NEED_MORE_PARAMS", "*", usage)]
+        account, password = params[0], params[2]
+        me = self._me()
+        if self._account:
+            why = "You are logged in to an account already"
+            return [self._reply("FAIL", "REGISTER", "ALREADY_AUTHENTICATED", me, why)]
+        if account != "*" and chinwag_nick(account).casefold() != (self.nick or "").casefold():
+            why = "An account is named by the nick it registers: REGISTER * or your nick"
+            return [self._reply("FAIL", "REGISTER", "ACCOUNT_NAME_MUST_BE_NICK", account, why)]
+        return [Register(password=password, ref=self._remember("REGISTER", me, msg))]
+
+    def _registered(self, account: str) -> bytes:
+        """``REGISTER SUCCESS`` and ``900``: the session is the account's now."""
+        self._account = True
+        success = format_message(
+            "REGISTER", "SUCCESS", account, "Account created", source=self.server_name
+        )
+        logged_in = self._numeric(
+            "900", _user(account), account, f"You are now logged in as {account}"
+        )
+        return success + logged_in
+
+    def _register_error(self, event: Error, target: str) -> bytes:
+        reason = str(event.extra.get("reason") or "")
+        code = {
+            "nick_registered": "ACCOUNT_EXISTS",
+            "weak_password": "WEAK_PASSWORD",
+            "bad_nick": "BAD_ACCOUNT_NAME",
+            "rate_limited": "TEMPORARILY_UNAVAILABLE",
+        }.get(event.code, reason.upper() or event.code.upper())
+        return self._numeric("FAIL", "REGISTER", code, target, event.message)
 
     def _nickserv(self, msg: IrcMessage, text: str) -> list[Incoming | Reply]:
         words = text.split()
@@ -2102,7 +2279,7 @@ class IrcServerCodec:
     def _message_lines(self, e: Message, batch: str | None = None, verb: str = "PRIVMSG") -> bytes:
         self._last_id = max(self._last_id, e.id)
         account = irc_nick(e.sender) if e.account else None
-        tags = _line_tags(self.caps, e.ts_ms, e.id, batch, account)
+        tags = _line_tags(self.caps, e.ts_ms, e.id, batch, account, e.bot)
         target = f"#{e.room}" if e.room is not None else (irc_nick(e.to) if e.to else self._me())
         body = e.body
         if e.replay and "server-time" not in self.caps:
@@ -2167,6 +2344,7 @@ class IrcServerCodec:
                     to=None if room is not None else target,
                     body=pending.body,
                     account=self._account,
+                    bot=self._bot,
                 )
                 return self._message_lines(echo, verb=pending.command)
             case Presence():
@@ -2250,9 +2428,29 @@ class IrcServerCodec:
                 return format_message("WALLOPS", event.text, source=self._source(event.sender))
             case BansReply():
                 return self._ban_list(event)
+            case MonitorReply():
+                return self._render_monitor(event, pending)
+            case AccountNotice():
+                if "account-notify" not in self.caps or event.nick == self.nick:
+                    return b""
+                if event.monitor and "extended-monitor" not in self.caps:
+                    return b""
+                return format_message("ACCOUNT", irc_nick(event.nick), source=_user(event.nick))
+            case RealNameNotice():
+                if "setname" not in self.caps or event.nick == self.nick:
+                    return b""
+                if event.monitor and "extended-monitor" not in self.caps:
+                    return b""
+                return format_message("SETNAME", event.real_name, source=self._source(event.nick))
+            case MonitorNotice():
+                if event.online:
+                    return self._numeric("730", _user(event.nick))
+                return self._numeric("731", irc_nick(event.nick))
             case AwayNotice():
                 if "away-notify" not in self.caps or event.nick == self.nick:
                     return b""
+                if event.monitor and "extended-monitor" not in self.caps:
+                    return b""  # only for a monitored nick: extended-monitor (irccaps)
                 params = (event.message,) if event.message is not None else ()
                 return format_message("AWAY", *params, source=self._source(event.nick))
 
@@ -2301,6 +2499,10 @@ class IrcServerCodec:
         token = f"seen-{self._last_id}" if self._account and self._last_id else self.server_name
         return format_message("PING", token, source=self.server_name)
 
+    def _own_join(self, channel: str) -> bytes:
+        """This client's own ``JOIN`` of ``channel`` (extended-join: its account, real name)."""
+        return _join_line(channel, self._me(), self.caps, self._account, self._real_name)
+
     def _render_ok(self, pending: _Pending | None) -> bytes:
         if pending is None:
             return b""
@@ -2309,7 +2511,7 @@ class IrcServerCodec:
             self._channels.add(pending.target.casefold())
             batched = pending.label is not None and "batch" in self.caps
             names = self._names(pending.target, batched=batched)
-            line = format_message("JOIN", pending.target, source=self._source(me))
+            line = self._own_join(pending.target)
             if batched:
                 # A labeled JOIN is answered by one batch: the JOIN with its NAMES.
                 names.label, names.before, pending.label = pending.label, line, None
@@ -2326,7 +2528,17 @@ class IrcServerCodec:
             if pending.body:
                 return self._numeric("306", "You have been marked as being away")
             return self._numeric("305", "You are no longer marked as being away")
+        if pending.command == "REGISTER":
+            return self._registered(pending.target)
+        if pending.command == "BOTMODE":
+            self._bot = pending.body == "+B"
+            return format_message("MODE", me, pending.body or "", source=self._source(me))
+        if pending.command == "SETNAME":
+            self._real_name = pending.body
+            if "setname" in self.caps:
+                return format_message("SETNAME", pending.body or "", source=self._source(me))
         if pending.command == "NICKSERV":
+            self._account = True  # the session is the account's now (irccaps)
             text = f"{me} is registered: from now on, log in with SASL or PASS"
             return format_message("NOTICE", me, text, source=self._nickserv_source())
         if pending.command in ("OPER", "UMODE"):
@@ -2363,6 +2575,7 @@ class IrcServerCodec:
     def _render_welcome(self, event: Welcome, pending: _Pending | None) -> bytes:
         self._hello_ref = None
         self._account = event.account
+        self._bot = event.bot
         if pending is not None and pending.command == "AUTHENTICATE":
             self.nick = event.nick
             account = irc_nick(event.nick)
@@ -2394,6 +2607,9 @@ class IrcServerCodec:
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
             "MSGREFTYPES=msgid,timestamp",
             f"AWAYLEN={self.away_max_length}",
+            f"MONITOR={self.monitor_max}",
+            f"NAMELEN={self.real_name_max}",
+            "BOT=B",
             "NETWORK=chinwag",
             "PREFIX=(o)@",
             "UTF8ONLY",
@@ -2402,7 +2618,7 @@ class IrcServerCodec:
             self._numeric("001", f"Welcome to {event.server_name}, {me}"),
             self._numeric("002", f"Your host is {name}, running chinwag {event.server_version}"),
             self._numeric("003", "This server keeps what you missed while away"),
-            self._numeric("004", name, event.server_version, "iow", "bimnot"),
+            self._numeric("004", name, event.server_version, "iowB", "bimnot"),
             self._numeric("005", *isupport, "are supported by this server"),
         ]
         if event.motd:
@@ -2413,10 +2629,14 @@ class IrcServerCodec:
             lines.append(self._numeric("422", "MOTD File is missing"))
         for room in event.rooms:
             channel = f"#{room}"
-            lines.append(format_message("JOIN", channel, source=self._source(me)))
+            lines.append(self._own_join(channel))
             self._channels.add(channel.casefold())
             self._names(channel)
         held, self._held = self._held, []
+        if self._real_name is not None and self._real_name != self._hello_real_name:
+            # USER came after SASL had logged in: the session's real name is set now.
+            ref = self._remember("USER", "*", None)
+            self.followups.append(SetName(real_name=self._real_name, quiet=True, ref=ref))
         return b"".join(lines) + b"".join(held)
 
     def _render_error(self, event: Error, pending: _Pending | None) -> bytes:
@@ -2437,6 +2657,15 @@ class IrcServerCodec:
             return self._numeric("FAIL", "MODE", code.upper(), text)
         if command == "AWAY":
             return self._numeric("FAIL", "AWAY", code.upper(), text)
+        if command == "MONITOR" and pending is not None:
+            return self._monitor_error(event, pending)
+        if command == "BOTMODE":
+            return self._numeric("FAIL", "MODE", code.upper(), text)
+        if command == "REGISTER":
+            return self._register_error(event, target)
+        if command == "SETNAME":
+            reason = "INVALID_REALNAME" if event.extra.get("reason") == "real_name" else ""
+            return self._numeric("FAIL", "SETNAME", reason or code.upper(), text)
         if command == "MARKREAD":
             reason = "INVALID_TARGET" if code in ("not_member", "bad_room", "no_such_user") else ""
             return self._numeric("FAIL", "MARKREAD", reason or code.upper(), target, text)

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from chinwag.protocol.events import (
+    AccountNotice,
     Ack,
     Away,
     AwayNotice,
@@ -61,6 +62,9 @@ from chinwag.protocol.events import (
     ListRooms,
     Message,
     Moderate,
+    Monitor,
+    MonitorNotice,
+    MonitorReply,
     Ok,
     Oper,
     Outgoing,
@@ -72,6 +76,7 @@ from chinwag.protocol.events import (
     Reacted,
     Read,
     ReadMarker,
+    RealNameNotice,
     Receipt,
     Receipts,
     ReceiptState,
@@ -84,6 +89,8 @@ from chinwag.protocol.events import (
     Say,
     Search,
     Seen,
+    SetBot,
+    SetName,
     SettingsReply,
     Stats,
     StatsReply,
@@ -183,6 +190,8 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "wallops": (("text", str),),
     "wallops_listen": (("on", bool),),
     "invisible": (("on", bool),),
+    "setname": (("real_name", str),),  # irccaps
+    "bot": (("on", bool),),
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -446,6 +455,16 @@ def _opt_bool(obj: dict[str, Any], key: str) -> bool | None:
     return value
 
 
+def _nick_list(obj: dict[str, Any], key: str) -> tuple[str, ...]:
+    """A list of nicks (absent or null: none)."""
+    value = obj.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(nick, str) for nick in value):
+        raise _BadField(f"field {key!r} must be a list of nicks (strings)")
+    return tuple(value)
+
+
 def _opt_ts(obj: dict[str, Any], key: str) -> int | None:
     """A UTC ISO 8601 timestamp field (``2026-11-24T05:00:00.123Z``) as ms, or None."""
     text = _opt_str(obj, key, 40)
@@ -612,6 +631,17 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return ListenWallops(on=on, ref=ref)
         case {"type": "invisible", "on": bool(on)}:
             return Invisible(on=on, ref=ref)
+        case {"type": "bot", "on": bool(on)}:  # irccaps
+            return SetBot(on=on, ref=ref)
+        case {"type": "setname", "real_name": str(real_name)}:  # irccaps
+            return SetName(real_name=real_name, ref=ref)
+        case {"type": "monitor"}:  # irccaps
+            return Monitor(
+                add=_nick_list(obj, "add"),
+                remove=_nick_list(obj, "remove"),
+                clear=bool(_opt_bool(obj, "clear")),
+                ref=ref,
+            )
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -929,6 +959,15 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             data = {"type": "wallops", "from": event.sender, "text": event.text}
         case AwayNotice():  # issue 19
             data = {"type": "away", "nick": event.nick, "message": event.message}
+        case MonitorReply():  # irccaps
+            data = {"type": "monitor", "online": list(event.online)}
+            data["offline"] = list(event.offline)
+        case MonitorNotice():
+            data = {"type": "monitored", "nick": event.nick, "online": event.online}
+        case AccountNotice():  # irccaps
+            data = {"type": "account", "nick": event.nick}
+        case RealNameNotice():
+            data = {"type": "setname", "nick": event.nick, "real_name": event.real_name}
         case BansReply():  # issue 19 (ircwho)
             bans = [
                 {

@@ -106,6 +106,9 @@ class IrcConnection(Connection):
             multiline_max_bytes=self._settings.irc_multiline_max_bytes,
             away_max_length=self._settings.away_max_length,
             auto_join=self._settings.irc_auto_join,
+            monitor_max=self._settings.monitor_max,
+            real_name_max=self._settings.real_name_max,
+            registration_open=self._settings.registration == "open",
         )
         # One bound method for the connection's life: frames cache bytes per renderer.
         self._renderer = self._irc.render

@@ -426,6 +426,10 @@ class Store(Protocol):
         """False when no live account has this key."""
         ...
 
+    async def set_bot(self, key: str, bot: bool) -> bool:
+        """Mark the account a bot or not (irccaps, IRC ``MODE nick +B``); False if none."""
+        ...
+
     async def replace_password_hash(self, key: str, old: str, new: str) -> bool:
         """Replace the hash only while it is still ``old`` (a login's rehash must not
         undo a password change made meanwhile); False otherwise."""

@@ -1155,6 +1155,17 @@ class PostgresStore:
 
         return await self._write(job)
 
+    async def set_bot(self, key: str, bot: bool) -> bool:
+        """Mark the account a bot or not; False when no live account has this key."""
+
+        async def job(conn: Conn) -> bool:
+            status = await conn.execute(
+                "UPDATE accounts SET bot = $1 WHERE key = $2 AND NOT deleted", bot, key
+            )
+            return _changed(status)
+
+        return await self._write(job)
+
     async def replace_password_hash(self, key: str, old: str, new: str) -> bool:
         """Replace the hash only if it is still ``old``; False otherwise."""
 

@@ -1564,6 +1564,17 @@ class SqliteStore:
 
         return await self._write(job)
 
+    async def set_bot(self, key: str, bot: bool) -> bool:
+        """Mark the account a bot or not; False when no live account has this key."""
+
+        def job(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE accounts SET bot = ? WHERE key = ? AND deleted = 0", (int(bot), key)
+            )
+            return cursor.rowcount > 0
+
+        return await self._write(job)
+
     async def replace_password_hash(self, key: str, old: str, new: str) -> bool:
         """Replace the hash only if it is still ``old``; False otherwise."""
 

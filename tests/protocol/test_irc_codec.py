@@ -745,10 +745,10 @@ def test_topic_mode_kick_and_invite_become_moderation_requests() -> None:
 def test_modes_chinwag_lacks_and_masks_naming_no_nick_are_refused_saying_why() -> None:
     codec = registered()
     wire = replies(
-        codec.receive_data(b"MODE #den +k key\r\nMODE #den -t\r\nMODE #den +b *!*@host\r\n")
+        codec.receive_data(b"MODE #den +z key\r\nMODE #den -t\r\nMODE #den +b *!*@host\r\n")
     )
     lines = wire.split(b"\r\n")[:-1]
-    assert lines[0] == b":chinwag 472 alice k :is not a channel mode on chinwag"
+    assert lines[0] == b":chinwag 472 alice z :is not a channel mode on chinwag"
     assert lines[1].startswith(b":chinwag 472 alice t :is always on here")
     assert lines[2].startswith(b":chinwag 696 alice #den b *!*@host :A ban here is of a nick")
     assert commands(codec.receive_data(b"MODE #den +nt\r\n")) == []  # always on: nothing

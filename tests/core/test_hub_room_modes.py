@@ -7,7 +7,9 @@ a client gets.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ import pytest
 from support.hub import PASSWORD, Client, HubHarness
 
 from chinwag.core.moderation import SERVER
-from chinwag.protocol.events import Command, Join, Leave, RoomSet
+from chinwag.protocol.events import Command, Join, Leave, Rejected, RoomInfo, RoomSet
+from chinwag.protocol.jsonlines import decode_line, render
 
 
 @pytest.fixture
@@ -82,3 +85,30 @@ async def test_the_lobby_takes_neither_a_key_nor_a_limit_even_from_an_admin(
         assert (no["code"], no["reason"]) == ("forbidden", "lobby"), change
     [row] = [r for r in await harness.store.load_rooms() if r.name == "lobby"]
     assert (row.key, row.limit) == (None, None)
+
+
+def test_the_codec_reads_keys_and_limits_and_writes_what_each_may_know() -> None:
+    assert decode_line(b'{"type":"room","room":"g","key":"b33r","limit":5}') == RoomSet(
+        room="g", key="b33r", limit=5
+    )
+    assert decode_line(b'{"type":"room","room":"g","key":"","limit":0}') == RoomSet(
+        room="g", key="", limit=0
+    )
+    assert decode_line(b'{"type":"join","room":"g","key":"b33r"}') == Join(room="g", key="b33r")
+    assert decode_line(b'{"type":"join","room":"g"}') == Join(room="g")
+    for bad, words in (
+        (b'{"type":"room","room":"g","key":5}', "'key' must be a string"),
+        (b'{"type":"room","room":"g","limit":-1}', "'limit' must be at least 0"),
+        (b'{"type":"room","room":"g","limit":"5"}', "'limit' must be an integer"),
+        (b'{"type":"join","room":"g","key":true}', "'key' must be a string"),
+    ):
+        got = decode_line(bad)
+        assert isinstance(got, Rejected) and got.code == "bad_request", bad
+        assert words in got.message, got.message
+    base = RoomInfo(room="g", topic="", private=False, announce=False)
+    mod = json.loads(render(replace(base, keyed=True, key="b33r", limit=5)))
+    member = json.loads(render(replace(base, keyed=True, limit=5)))
+    plain = json.loads(render(base))
+    assert (mod["keyed"], mod["key"], mod["limit"]) == (True, "b33r", 5)
+    assert (member["keyed"], member["limit"], "key" in member) == (True, 5, False)
+    assert {"keyed", "key", "limit"} & set(plain) == set()

@@ -1266,3 +1266,26 @@ def test_a_change_in_a_room_joined_at_login_tells_its_whole_state() -> None:
     )
     again = RoomInfo(room="lobby", topic="hi", private=False, announce=False, by="olga")
     assert codec.render(again) == b":olga!olga@chinwag MODE #lobby -m\r\n"  # known now
+
+
+def test_keys_and_limits_are_room_requests_and_join_keys_go_in_order() -> None:
+    """ircmodes: ``+k``/``-k``/``+l``/``-l`` in one MODE line, a limit that is no whole
+    number above 0 answered at once (``696``), and ``JOIN #a,#b,#c k1,,k3``."""
+    codec = registered()
+    items = codec.receive_data(
+        b"MODE #den +kl-k+l b33r 5 * 07\r\nMODE #den -l\r\nMODE #den +l :x1\r\nMODE #den +k\r\n"
+    )
+    assert [replace(c, ref=None) for c in commands(items)] == [
+        RoomSet(room="den", key="b33r"),
+        RoomSet(room="den", limit=5),
+        RoomSet(room="den", key=""),
+        RoomSet(room="den", limit=7),
+        RoomSet(room="den", limit=0),
+    ]
+    lines = replies(items).split(b"\r\n")[:-1]
+    assert lines[0].startswith(b":chinwag 696 alice #den l x1 :A limit is a whole number")
+    assert lines[1].startswith(b":chinwag 461 alice MODE :Not enough parameters")
+    joins = commands(codec.receive_data(b"JOIN #a,#b,#c k1,,k3\r\nJOIN #d\r\n"))
+    assert [(j.room, j.key) for j in joins if isinstance(j, Join)] == [
+        ("a", "k1"), ("b", None), ("c", "k3"), ("d", None)
+    ]  # fmt: skip

@@ -1512,7 +1512,12 @@ class GuiApp:
         room = conv.name
 
         def submit(
-            topic: str | None, private: bool | None, announce: bool | None, days: int | None
+            topic: str | None,
+            private: bool | None,
+            announce: bool | None,
+            days: int | None,
+            key: str | None,
+            limit: int | None,
         ) -> None:
             def done(outcome: Outcome[None]) -> None:
                 if outcome.error is None:
@@ -1523,7 +1528,8 @@ class GuiApp:
                     )
                     window.show_error(f"Not saved: {why}.")
 
-            self.bridge.call(session.set_room(room, topic, private, announce, days), done)
+            change = session.set_room(room, topic, private, announce, days, key, limit)
+            self.bridge.call(change, done)
 
         window = RoomSettingsDialog(
             self.root,

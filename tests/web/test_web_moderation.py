@@ -143,6 +143,34 @@ async def test_an_owner_sets_a_hostile_topic_as_text_and_acts_on_a_member(
         )
     ).to_be_visible()
 
+    # ircmodes: a key to join and a member limit; bob, a member, is told there is a key.
+    await page.get_by_role("button", name="Room settings").click()
+    limit = dialog.get_by_label("At most", exact=False)
+    await dialog.get_by_label("Key to join", exact=False).fill("b33r")
+    await limit.fill("lots")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(page.locator("#settings-error")).to_have_text(
+        "At most: a whole number of people, or empty for no limit."
+    )
+    await limit.fill("5")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(dialog).to_be_hidden()
+    info = await bob.recv_type("room_info")
+    assert (info["keyed"], info.get("key"), info["limit"]) == (True, None, 5)
+    await expect(
+        page.get_by_role("log", name="Messages").get_by_text(
+            "alice set a key to join, let at most 5 be in the room at once."
+        )
+    ).to_be_visible()
+    await page.get_by_role("button", name="Room settings").click()
+    await expect(dialog.get_by_label("Key to join", exact=False)).to_have_value("b33r")
+    await dialog.get_by_label("Key to join", exact=False).fill("")
+    await limit.fill("")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(dialog).to_be_hidden()
+    info = await bob.recv_type("room_info")
+    assert ("keyed" in info, "limit" in info) == (False, False), "emptied: none"
+
     # bob's actions: what an owner may do to a member, a guest included.
     await actions(page, "bob").click()
     menu = members.get_by_role("group", name="Actions for bob")

@@ -583,6 +583,8 @@ $("room-settings").addEventListener("click", () => {
   $("settings-private").checked = info.private;
   $("settings-announce").checked = info.announce;
   $("settings-retention").value = info.retention_days ? String(info.retention_days) : "";
+  $("settings-key").value = info.key || "";
+  $("settings-limit").value = info.limit ? String(info.limit) : "";
   $("settings-private").disabled = $("settings-announce").disabled = $("settings-retention").disabled = !flags;
   $("settings-note").textContent = flags ? "" : "Only the owner can make the room private or for announcements, or say how long it keeps messages.";
   $("settings-error").textContent = "";
@@ -606,6 +608,11 @@ $("settings-form").addEventListener("submit", (ev) => {
     const days = typed ? Number(typed) : null;
     if (days !== (info.retention_days || null)) frame.retention_days = days || 0;
   }
+  const most = $("settings-limit").value.trim();  // ircmodes: the key and the member limit
+  if (most && !/^[1-9][0-9]*$/.test(most)) { $("settings-error").textContent = "At most: a whole number of people, or empty for no limit."; return; }
+  if ((most ? Number(most) : null) !== (info.limit || null)) frame.limit = most ? Number(most) : 0;
+  const key = $("settings-key").value.trim();
+  if (key !== (info.key || "")) frame.key = key;
   if (Object.keys(frame).length === 1) { $("settings-dialog").close(); return; }
   if (!chat.request("settings", frame, "", c.name)) $("settings-error").textContent = "Offline: try again once you are back online.";
 });

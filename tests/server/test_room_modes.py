@@ -170,8 +170,10 @@ async def test_irc_keys_and_limits_are_modes_and_the_numerics_clients_know(
         await make_account(json_port, "olga", PASSWORD)
         olga = await irc(made, irc_port)
         await olga.register("olga", f"PASS :{PASSWORD}")
-        isupport = (await olga.until(numeric("005")))[0]
+        isupport, before = await olga.until(numeric("005"))
         assert "CHANMODES=b,k,l,imnt" in isupport.params
+        [myinfo] = [m for m in before if m.command == "004"]
+        assert {"k", "l"} <= set(myinfo.params[4]), "004 lists the channel modes"
         await olga.send("JOIN #den", "JOIN #pub")
         await olga.until(lambda m: m.command == "JOIN" and m.params == ("#pub",))
 

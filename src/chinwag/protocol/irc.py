@@ -2449,7 +2449,7 @@ class IrcServerCodec:
             self._numeric("001", f"Welcome to {event.server_name}, {me}"),
             self._numeric("002", f"Your host is {name}, running chinwag {event.server_version}"),
             self._numeric("003", "This server keeps what you missed while away"),
-            self._numeric("004", name, event.server_version, "i", "bimnot"),
+            self._numeric("004", name, event.server_version, "i", "biklmnot"),
             self._numeric("005", *isupport, "are supported by this server"),
         ]
         if event.motd:

@@ -208,6 +208,28 @@ async def test_an_owner_sets_a_hostile_topic_as_text_and_acts_on_a_member(
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+async def test_a_room_with_a_key_is_joined_with_join_room_key_and_refused_without(
+    web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> None:
+    """ircmodes (protocol §12.6): the refusal in the server's words, then ``/join ROOM KEY``."""
+    olga = await registered(peers, web.port, "olga")
+    assert (await reply(olga, "j", type="join", room="den"))["type"] == "ok"
+    assert (await reply(olga, "k", type="room", room="den", key="b33r"))["type"] == "ok"
+    page = await open_client(context, web)
+    await log_in(page, "alice")
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill("/join den")
+    await box.press("Enter")
+    refusal = page.get_by_role("status").get_by_text("#den needs a key to join", exact=False)
+    await expect(refusal).to_be_visible()
+    await box.fill("/join den b33r")
+    await box.press("Enter")
+    await expect(page.get_by_role("heading", name="#den")).to_be_visible()
+    while (joined := await next_presence(olga, "join"))["room"] != "den":
+        pass  # alice's join of the lobby
+    assert joined["nick"] == "alice"
+
+
 async def test_a_member_gets_only_block_and_sees_mute_and_ban_in_plain_words(
     web: WebServer, context: BrowserContext, peers: list[Peer]
 ) -> None:

@@ -973,7 +973,12 @@ export class Chat extends EventTarget {
     return this.send({ type: "passwd", old, new: password, ref: "passwd" });
   }
 
-  join(room) { this.send({ type: "join", room, ref: `join:${room.toLowerCase()}` }); }
+  /** Join `room`; `key`: the room's key, if it has one (§12.6). */
+  join(room, key = "") {
+    const frame = { type: "join", room, ref: `join:${room.toLowerCase()}` };
+    if (key) frame.key = key;
+    this.send(frame);
+  }
 
   leave(room) { this.send({ type: "leave", room, ref: `leave:${room}` }); }
 

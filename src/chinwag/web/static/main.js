@@ -710,7 +710,7 @@ $("send-form").addEventListener("submit", (ev) => {
   $("message").focus();
 });
 
-const HELP = "Commands: /join ROOM, /leave, /dm NICK [TEXT], /topic TEXT, /invite NICK, /unban NICK, /unmute NICK, /block NICK, /unblock NICK, /help."
+const HELP = "Commands: /join ROOM [KEY], /leave, /dm NICK [TEXT], /topic TEXT, /invite NICK, /unban NICK, /unmute NICK, /block NICK, /unblock NICK, /help."
   + " A person's other actions are in the People list (⋯). Start a message with // to send one that begins with /.";
 
 /** The few slash commands the terminal client has too; true if `text` was one. */
@@ -721,7 +721,7 @@ function command(text) {
   const c = chat.conversations.get(chat.active);
   switch (name.toLowerCase()) {
     case "join":
-      if (arg) chat.join(arg.replace(/^#/, "").toLowerCase()); else chat.notice(chat.active, "Usage: /join ROOM");
+      if (arg) chat.join(arg.replace(/^#/, "").toLowerCase(), (rest || "").trim()); else chat.notice(chat.active, "Usage: /join ROOM [KEY]");
       return true;
     case "leave": case "part":
       if (c && c.kind === "room" && c.key !== LOBBY) chat.leave(c.name);

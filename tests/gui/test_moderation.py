@@ -111,6 +111,28 @@ def hhmm(model: GuiModel, event: Moderated) -> str:
     return when_text(event.until, model.local, datetime.now(UTC))
 
 
+def test_a_room_with_a_key_is_joined_from_the_join_window_with_its_key(
+    server: ServerProcess, app: GuiApp, others: LoopThread, tmp_path: Path
+) -> None:
+    """ircmodes (protocol §12.6): without the key the window says the server's words and
+    stays open; with it, the room opens."""
+    olga = others.run(account(server.port, "olga", tmp_path))
+    others.run(olga.join("den"))
+    others.run(olga.set_room("den", key="b33r"))
+    root = app.root
+    log_in(app, server.port, "frank")
+    _, model = parts(app)
+    app.menu_chat.invoke(0)  # Join a room…
+    dialog = pump(root, lambda: app.dialog, what="the join dialog")
+    dialog.vars["room"].set("#den")
+    dialog.submit_button.invoke()
+    pump(root, lambda: "needs a key to join" in dialog.errors["room"].cget("text"))
+    dialog.vars["key"].set("b33r")
+    dialog.submit_button.invoke()
+    pump(root, lambda: model.active == Conversation.room("den"), what="#den")
+    assert app.dialog is None
+
+
 def test_the_owner_sees_badges_changes_settings_and_moderates_from_the_member_menu(
     server: ServerProcess, app: GuiApp, others: LoopThread, tmp_path: Path
 ) -> None:

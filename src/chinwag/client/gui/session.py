@@ -334,9 +334,9 @@ class NetSession:
         else:
             self._client.typing(to=target)
 
-    async def join(self, room: str) -> list[User]:
-        """Join a room; returns who is online in it."""
-        await self.client.join(room)
+    async def join(self, room: str, key: str | None = None) -> list[User]:
+        """Join a room (``key``: the room's, if it has one); returns who is online in it."""
+        await self.client.join(room, key)
         return await self.client.who(room)
 
     async def leave(self, room: str) -> None:

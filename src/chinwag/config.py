@@ -339,6 +339,17 @@ class Settings:
         "most characters of a real name set by IRC SETNAME or JSON setname (longer:"
         " bad_request, nothing changed; at least 1)",
     )
+    # ircmodes: a room's key (IRC +k) and member limit (IRC +l)
+    room_key_max: int = _s(
+        23,
+        "most bytes of a room's key (JSON room 'key', IRC MODE +k; longer: refused, nothing"
+        " changes; 1 to 300)",
+    )
+    room_limit_max: int = _s(
+        100_000,
+        "highest member limit a room's owner or mods may set (JSON room 'limit', IRC MODE +l;"
+        " higher: refused, nothing changes; at least 1)",
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
@@ -636,6 +647,7 @@ def build(
         raise SettingsError("setting monitor_max must be at least 1 (100 is the default)")
     if clean.get("real_name_max", 1) < 1:
         raise SettingsError("setting real_name_max must be at least 1 (200 is the default)")
+    _check_ircmodes(clean)
     settings = Settings(**clean)
     from chinwag.core.accounts import ReservedNicks  # it needs Settings: imported late
 
@@ -721,6 +733,13 @@ def _check_retention(clean: dict[str, Any]) -> None:
     if clean.get("retention_batch", 1) < 1:
         raise SettingsError("setting retention_batch must be at least 1 (500 is the default)")
     parse_room_retention(str(clean.get("room_retention", "")))
+
+
+def _check_ircmodes(clean: dict[str, Any]) -> None:
+    if not 1 <= clean.get("room_key_max", 1) <= 300:
+        raise SettingsError("setting room_key_max must be 1 to 300 bytes (23 is the default)")
+    if clean.get("room_limit_max", 1) < 1:
+        raise SettingsError("setting room_limit_max must be at least 1 (100000 is the default)")
 
 
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")

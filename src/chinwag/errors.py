@@ -111,6 +111,20 @@ class BadRoom(ChatError):
     default_message = "room names are 1-32 of a-z 0-9 _ -"
 
 
+class BadKey(ChatError):
+    """A join of a room with a key (IRC +k) without it, or with another (branch ircmodes)."""
+
+    code = "bad_key"
+    default_message = "that room needs a key to join; ask one of its mods for it"
+
+
+class RoomFull(ChatError):
+    """A join of a room that has as many online as its member limit (IRC +l; ircmodes)."""
+
+    code = "room_full"
+    default_message = "that room is full; ask one of its mods for an invite, or try later"
+
+
 class NotMember(ChatError):
     code = "not_member"
     default_message = "you are not in that room; join it first"

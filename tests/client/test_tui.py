@@ -31,7 +31,7 @@ from chinwag.client import (
     SendFailed,
     Welcome,
 )
-from chinwag.errors import Forbidden, PasswordRequired
+from chinwag.errors import BadKey, Forbidden, PasswordRequired, RoomFull
 
 WAIT = 15.0
 # A zone with a half-hour offset (POSIX TZ syntax needs no tz database): the
@@ -762,6 +762,43 @@ async def test_a_room_owner_moderates_from_the_terminal(
     await alice.expect(r"bob is kicked from #games by alice: enough")
     alice.sendline("/grant bob boss")
     await alice.expect(r"usage: /grant NICK mod\|member")
+    alice.sendline("/quit")
+    assert await alice.wait_exit() == 0
+
+
+async def test_a_room_owner_sets_a_key_and_a_limit_from_the_terminal(
+    server: ServerProcess, harness: Harness
+) -> None:
+    """ircmodes: /key and /limit set them, the room line shows them; a client joins with
+    the key, and is kept out without it or while the room is full."""
+    setup = await harness.client(server.port, "alice")
+    await setup.register("alice-password")  # a guest may not lock a room
+    await setup.close()
+    alice = harness.tty(server.port, "alice")
+    await alice.expect(r"password for alice: ")
+    alice.sendline("alice-password")
+    await alice.expect(r"#lobby>")
+    alice.sendline("/join den")
+    await alice.expect(r"#den: no topic · you are an owner")
+    alice.sendline("/key b33r")
+    await alice.expect(r"#den: no topic · key: b33r · you are an owner \(set by alice\)")
+    alice.sendline("/limit 1")
+    await alice.expect(r"key: b33r · at most 1 online · you are an owner \(set by alice\)")
+    alice.sendline("/limit lots")
+    await alice.expect(r"usage: /limit \[N\|off\]")
+    bob = await harness.client(server.port, "bob")
+    with pytest.raises(BadKey):
+        await bob.join("den")
+    with pytest.raises(RoomFull):
+        await bob.join("den", "b33r")
+    alice.sendline("/limit off")
+    await alice.expect(r"#den: no topic · key: b33r · you are an owner \(set by alice\)")
+    await bob.join("den", "b33r")
+    info = bob.state.rooms_info["den"]
+    assert (info.keyed, info.key, info.limit) == (True, None, None), "a member: not the key"
+    alice.sendline("/key off")
+    got = await until(bob, lambda e: isinstance(e, RoomDetails) and not e.keyed)
+    assert got[-1] == RoomDetails("den", "", False, False, "alice", "member")
     alice.sendline("/quit")
     assert await alice.wait_exit() == 0
 

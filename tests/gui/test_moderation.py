@@ -111,6 +111,28 @@ def hhmm(model: GuiModel, event: Moderated) -> str:
     return when_text(event.until, model.local, datetime.now(UTC))
 
 
+def test_a_room_with_a_key_is_joined_from_the_join_window_with_its_key(
+    server: ServerProcess, app: GuiApp, others: LoopThread, tmp_path: Path
+) -> None:
+    """ircmodes (protocol §12.6): without the key the window says the server's words and
+    stays open; with it, the room opens."""
+    olga = others.run(account(server.port, "olga", tmp_path))
+    others.run(olga.join("den"))
+    others.run(olga.set_room("den", key="b33r"))
+    root = app.root
+    log_in(app, server.port, "frank")
+    _, model = parts(app)
+    app.menu_chat.invoke(0)  # Join a room…
+    dialog = pump(root, lambda: app.dialog, what="the join dialog")
+    dialog.vars["room"].set("#den")
+    dialog.submit_button.invoke()
+    pump(root, lambda: "needs a key to join" in dialog.errors["room"].cget("text"))
+    dialog.vars["key"].set("b33r")
+    dialog.submit_button.invoke()
+    pump(root, lambda: model.active == Conversation.room("den"), what="#den")
+    assert app.dialog is None
+
+
 def test_the_owner_sees_badges_changes_settings_and_moderates_from_the_member_menu(
     server: ServerProcess, app: GuiApp, others: LoopThread, tmp_path: Path
 ) -> None:
@@ -168,6 +190,30 @@ def test_the_owner_sees_badges_changes_settings_and_moderates_from_the_member_me
     shown = app.room_settings
     assert shown is not None and shown.retention_var.get() == "7", "the room's retention shown"
     shown.close()
+
+    # ircmodes: a key and a member limit; a limit that is no number is refused in the window.
+    view.settings_button.invoke()
+    lock = app.room_settings
+    assert lock is not None and (lock.key_var.get(), lock.limit_var.get()) == ("", "")
+    lock.key_var.set("b33r")
+    lock.limit_var.set("lots")
+    lock.save_button.invoke()
+    assert "a whole number of people" in lock.general.cget("text") and not lock.closed
+    lock.limit_var.set("5")
+    lock.save_button.invoke()
+    pump(root, lambda: lock.closed, what="the settings window to close")
+    locked = others.run(next_change(bob), root)
+    assert (locked.keyed, locked.key, locked.limit) == (True, None, 5), "bob: not the key"
+    pump(root, lambda: model.rules.details["games"].key == "b33r", what="room_info here")
+    view.settings_button.invoke()
+    shown = app.room_settings
+    assert shown is not None and (shown.key_var.get(), shown.limit_var.get()) == ("b33r", "5")
+    shown.key_var.set("")
+    shown.limit_var.set("")
+    shown.save_button.invoke()
+    pump(root, lambda: shown.closed, what="the settings window to close")
+    opened = others.run(next_change(bob), root)
+    assert (opened.keyed, opened.limit) == (False, None), "emptied: no key, no limit"
 
     # An owner gets every room action on a guest, but no "make a moderator" (a guest has no role).
     menu = member_menu(view, "bob")

@@ -752,10 +752,10 @@ def test_topic_mode_kick_and_invite_become_moderation_requests() -> None:
 def test_modes_chinwag_lacks_and_masks_naming_no_nick_are_refused_saying_why() -> None:
     codec = registered()
     wire = replies(
-        codec.receive_data(b"MODE #den +k key\r\nMODE #den -t\r\nMODE #den +b *!*@host\r\n")
+        codec.receive_data(b"MODE #den +z key\r\nMODE #den -t\r\nMODE #den +b *!*@host\r\n")
     )
     lines = wire.split(b"\r\n")[:-1]
-    assert lines[0] == b":chinwag 472 alice k :is not a channel mode on chinwag"
+    assert lines[0] == b":chinwag 472 alice z :is not a channel mode on chinwag"
     assert lines[1].startswith(b":chinwag 472 alice t :is always on here")
     assert lines[2].startswith(b":chinwag 696 alice #den b *!*@host :A ban here is of a nick")
     assert commands(codec.receive_data(b"MODE #den +nt\r\n")) == []  # always on: nothing
@@ -1322,3 +1322,26 @@ def test_setname_and_register_map_onto_their_commands() -> None:
     assert isinstance(reg, Register) and reg.password == "hunter22hunter"
     wire = guest.render(Ok(ref=reg.ref))
     assert wire.startswith(b":chinwag REGISTER SUCCESS bob :Account created\r\n:chinwag 900 bob")
+
+
+def test_keys_and_limits_are_room_requests_and_join_keys_go_in_order() -> None:
+    """ircmodes: ``+k``/``-k``/``+l``/``-l`` in one MODE line, a limit that is no whole
+    number above 0 answered at once (``696``), and ``JOIN #a,#b,#c k1,,k3``."""
+    codec = registered()
+    items = codec.receive_data(
+        b"MODE #den +kl-k+l b33r 5 * 07\r\nMODE #den -l\r\nMODE #den +l :x1\r\nMODE #den +k\r\n"
+    )
+    assert [replace(c, ref=None) for c in commands(items)] == [
+        RoomSet(room="den", key="b33r"),
+        RoomSet(room="den", limit=5),
+        RoomSet(room="den", key=""),
+        RoomSet(room="den", limit=7),
+        RoomSet(room="den", limit=0),
+    ]
+    lines = replies(items).split(b"\r\n")[:-1]
+    assert lines[0].startswith(b":chinwag 696 alice #den l x1 :A limit is a whole number")
+    assert lines[1].startswith(b":chinwag 461 alice MODE :Not enough parameters")
+    joins = commands(codec.receive_data(b"JOIN #a,#b,#c k1,,k3\r\nJOIN #d\r\n"))
+    assert [(j.room, j.key) for j in joins if isinstance(j, Join)] == [
+        ("a", "k1"), ("b", None), ("c", "k3"), ("d", None)
+    ]  # fmt: skip

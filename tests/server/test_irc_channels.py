@@ -167,9 +167,9 @@ async def test_channel_queries_and_refusals_are_the_numerics_irc_clients_expect(
         assert (await dora.until(numeric("331")))[0].params[1] == "#den"
         await dora.send("MODE #den")
         assert (await dora.until(numeric("324")))[0].params[1:] == ("#den", "+nt")
-        await dora.send("MODE #den +k secret")
+        await dora.send("MODE #den +z")
         unknown, _ = await dora.until(numeric("472"))
-        assert unknown.params[1] == "k"
+        assert unknown.params[1] == "z"
 
         eve = await irc(made, irc_port)
         await eve.register("eve")

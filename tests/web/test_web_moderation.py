@@ -143,6 +143,34 @@ async def test_an_owner_sets_a_hostile_topic_as_text_and_acts_on_a_member(
         )
     ).to_be_visible()
 
+    # ircmodes: a key to join and a member limit; bob, a member, is told there is a key.
+    await page.get_by_role("button", name="Room settings").click()
+    limit = dialog.get_by_label("At most", exact=False)
+    await dialog.get_by_label("Key to join", exact=False).fill("b33r")
+    await limit.fill("lots")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(page.locator("#settings-error")).to_have_text(
+        "At most: a whole number of people, or empty for no limit."
+    )
+    await limit.fill("5")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(dialog).to_be_hidden()
+    info = await bob.recv_type("room_info")
+    assert (info["keyed"], info.get("key"), info["limit"]) == (True, None, 5)
+    await expect(
+        page.get_by_role("log", name="Messages").get_by_text(
+            "alice set a key to join, let at most 5 be in the room at once."
+        )
+    ).to_be_visible()
+    await page.get_by_role("button", name="Room settings").click()
+    await expect(dialog.get_by_label("Key to join", exact=False)).to_have_value("b33r")
+    await dialog.get_by_label("Key to join", exact=False).fill("")
+    await limit.fill("")
+    await dialog.get_by_role("button", name="Save").click()
+    await expect(dialog).to_be_hidden()
+    info = await bob.recv_type("room_info")
+    assert ("keyed" in info, "limit" in info) == (False, False), "emptied: none"
+
     # bob's actions: what an owner may do to a member, a guest included.
     await actions(page, "bob").click()
     menu = members.get_by_role("group", name="Actions for bob")
@@ -178,6 +206,28 @@ async def test_an_owner_sets_a_hostile_topic_as_text_and_acts_on_a_member(
     assert (kicked["room"], kicked["by"]) == ("games", "alice")
     await expect(members.get_by_role("button", name="bob", exact=True)).to_have_count(0)
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_room_with_a_key_is_joined_with_join_room_key_and_refused_without(
+    web: WebServer, context: BrowserContext, peers: list[Peer]
+) -> None:
+    """ircmodes (protocol §12.6): the refusal in the server's words, then ``/join ROOM KEY``."""
+    olga = await registered(peers, web.port, "olga")
+    assert (await reply(olga, "j", type="join", room="den"))["type"] == "ok"
+    assert (await reply(olga, "k", type="room", room="den", key="b33r"))["type"] == "ok"
+    page = await open_client(context, web)
+    await log_in(page, "alice")
+    box = page.get_by_role("textbox", name="Message")
+    await box.fill("/join den")
+    await box.press("Enter")
+    refusal = page.get_by_role("status").get_by_text("#den needs a key to join", exact=False)
+    await expect(refusal).to_be_visible()
+    await box.fill("/join den b33r")
+    await box.press("Enter")
+    await expect(page.get_by_role("heading", name="#den")).to_be_visible()
+    while (joined := await next_presence(olga, "join"))["room"] != "den":
+        pass  # alice's join of the lobby
+    assert joined["nick"] == "alice"
 
 
 async def test_a_member_gets_only_block_and_sees_mute_and_ban_in_plain_words(

@@ -711,13 +711,18 @@ class ChatClient:
             if not fut.done():
                 fut.set_exception(error)
 
-    async def join(self, room: str) -> None:
-        """Join a room (created on first join).
+    async def join(self, room: str, key: str | None = None) -> None:
+        """Join a room (created on first join); ``key``: the room's, if it has one.
 
         Raises:
             BadRoom: not a room name.
+            BadKey: the room has a key, and this is not it.
+            RoomFull: the room has as many online as its member limit.
         """
-        await self._request({"type": "join", "room": room})
+        frame: dict[str, Any] = {"type": "join", "room": room}
+        if key is not None:
+            frame["key"] = key
+        await self._request(frame)
         self.state.joined(room.lower())
 
     async def leave(self, room: str) -> None:
@@ -1011,10 +1016,13 @@ class ChatClient:
         private: bool | None = None,
         announce: bool | None = None,
         retention_days: int | None = None,
+        key: str | None = None,
+        limit: int | None = None,
     ) -> None:
         """Change a room's topic (owner or mod), or make it private or announce-only, or
-        set how many days it keeps messages (0: the server's setting alone) (owner); its
-        members get `RoomDetails`.
+        set how many days it keeps messages (0: the server's setting alone) (owner), or
+        its key (``""``: none) or member limit (0: none) (owner or mod); its members get
+        `RoomDetails`.
 
         Raises:
             Forbidden: not yours to change (``reason`` says why).
@@ -1025,6 +1033,8 @@ class ChatClient:
             ("private", private),
             ("announce", announce),
             ("retention_days", retention_days),
+            ("key", key),
+            ("limit", limit),
         ):
             if value is not None:
                 frame[name] = value

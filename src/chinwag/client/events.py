@@ -522,6 +522,8 @@ class RoomDetails:
 
     ``role`` is yours there (``member``, ``mod``, ``owner``, ``admin``) when known.
     ``retention_days``: the room's own retention (protocol §12.3), None if none.
+    ``keyed``, ``key``, ``limit`` (ircmodes): whether a join needs a key, the key (told
+    to the owner, mods and admins only), the member limit (None: none).
     """
 
     room: str
@@ -531,6 +533,9 @@ class RoomDetails:
     by: str | None = None
     role: str | None = None
     retention_days: int | None = None
+    keyed: bool = False
+    key: str | None = None
+    limit: int | None = None
 
     @classmethod
     def from_frame(cls, frame: Mapping[str, Any]) -> RoomDetails | None:
@@ -538,6 +543,7 @@ class RoomDetails:
         if not isinstance(room, str) or not isinstance(topic, str):
             return None
         by, role, days = frame.get("by"), frame.get("role"), frame.get("retention_days")
+        key, limit = frame.get("key"), frame.get("limit")
         return cls(
             room,
             topic,
@@ -546,6 +552,9 @@ class RoomDetails:
             by if isinstance(by, str) else None,
             role if isinstance(role, str) else None,
             days if isinstance(days, int) and not isinstance(days, bool) and days > 0 else None,
+            frame.get("keyed") is True,
+            key if isinstance(key, str) else None,
+            limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None,
         )
 
 

@@ -65,7 +65,8 @@ _TICKS: Final = {"delivered": "  ✓", "read": "  ✓✓"}
 
 HELP: Final = """\
 commands:
-  /join ROOM          join a room (made on first join) and talk there (#ROOM too)
+  /join ROOM [KEY]    join a room (made on first join) and talk there (#ROOM too;
+                      KEY: the room's key, if it has one)
   /leave [ROOM]       leave a room (default: the current one); also /part
   /rooms              list rooms (with what is unread in the ones you are in)
   /unread             what is unread, per conversation (the one you are in is read)
@@ -90,6 +91,10 @@ commands:
                       unlisted) or announce-only (+a: only owner and mods speak)
   /retention [DAYS|off]   show or set how many days this room keeps its messages
                       (its owner; the server's own limit may be shorter)
+  /key [KEY|off]      show or set the key one must give to join this room
+                      (its owner or a mod; members, the invited and mods need none)
+  /limit [N|off]      show or set how many may be online in this room at once
+                      (its owner or a mod; the invited and mods still join)
   /invite NICK        let NICK join this (private) room
   /kick NICK [WHY]    take NICK out of this room (they may come back)
   /ban NICK [FOR] [WHY]   keep NICK out of this room, FOR 30m, 2h, 7d… or until /unban
@@ -106,7 +111,7 @@ new line; a message over 4,000 characters is sent in parts"""
 
 # The commands with their arguments (for "usage:" and "did you mean").
 _USAGE: Final = {
-    "join": "/join ROOM",
+    "join": "/join ROOM [KEY]",
     "leave": "/leave [ROOM]",
     "rooms": "/rooms",
     "unread": "/unread",
@@ -130,6 +135,8 @@ _USAGE: Final = {
     "topic": "/topic [TEXT]",
     "mode": "/mode [+p|-p|+a|-a]",
     "retention": "/retention [DAYS|off]",
+    "key": "/key [KEY|off]",
+    "limit": "/limit [N|off]",
     "invite": "/invite NICK",
     "kick": "/kick NICK [WHY]",
     "ban": "/ban NICK [FOR] [WHY]",
@@ -262,7 +269,8 @@ def summary(event: CaughtUp) -> str:
 
 
 _MODERATION: Final = (
-    "topic", "mode", "retention", "invite", "kick", "ban", "unban", "mute", "unmute", "grant"
+    "topic", "mode", "retention", "key", "limit", "invite", "kick", "ban", "unban", "mute",
+    "unmute", "grant",
 )  # fmt: skip
 _ROLES: Final = ("mod", "member")
 _LIFTS: Final[dict[str, Literal["kick", "unban", "unmute"]]] = {
@@ -294,6 +302,11 @@ def _modes(args: list[str]) -> dict[str, bool] | None:
     return changes
 
 
+def _count(text: str) -> bool:
+    """A whole number above 0, written in ASCII digits."""
+    return text.isascii() and text.isdigit() and int(text) > 0
+
+
 def room_line(room: str, details: RoomDetails | None) -> str:
     """The room info line: ``#games: chess · private · announce · you are its owner``."""
     if details is None:
@@ -306,6 +319,10 @@ def room_line(room: str, details: RoomDetails | None) -> str:
     if details.retention_days is not None:
         days = details.retention_days
         parts.append(f"messages kept {days} day{'' if days == 1 else 's'}")
+    if details.keyed:
+        parts.append(f"key: {clean(details.key)}" if details.key else "needs a key to join")
+    if details.limit is not None:
+        parts.append(f"at most {details.limit} online")
     if details.role is not None and details.role != "member":
         parts.append(
             f"you are {'an' if details.role in ('admin', 'owner') else 'a'} {details.role}"
@@ -793,9 +810,9 @@ class _Chat:
             command = _ALIASES[command]
         if command == "help":
             self.say(HELP)
-        elif command == "join" and len(args) == 1:
+        elif command == "join" and len(args) in (1, 2):
             room = _room(args[0])
-            await self.client.join(room)
+            await self.client.join(room, args[1] if len(args) == 2 else None)
             state.set_active(Conversation.room(room))
             self.note(f"you are in #{clean(room)}")
         elif command == "leave" and len(args) <= 1:
@@ -870,9 +887,20 @@ class _Chat:
             self.note(f"unknown command /{clean(command)}{hint} (/help lists them)")
         return True
 
+    async def _key_or_limit(self, command: str, room: str, args: list[str]) -> None:
+        """/key [KEY|off] and /limit [N|off] (ircmodes): shown alone, else set."""
+        if not args:
+            self.note(room_line(room, self.client.state.rooms_info.get(room)))
+        elif len(args) != 1 or (command == "limit" and args[0] != "off" and not _count(args[0])):
+            self.note(f"usage: {_USAGE[command]} (off: none)")
+        elif command == "key":
+            await self.client.set_room(room, key="" if args[0] == "off" else args[0])
+        else:
+            await self.client.set_room(room, limit=0 if args[0] == "off" else int(args[0]))
+
     async def _moderate(self, command: str, args: list[str], rest: str) -> None:
-        """/topic, /mode, /retention, /invite, /kick, /ban, /unban, /mute, /unmute, /grant
-        (issues 16, 17): in the current room."""
+        """/topic, /mode, /retention, /key, /limit, /invite, /kick, /ban, /unban, /mute,
+        /unmute, /grant (issues 16, 17, 19): in the current room."""
         if self.client.state.active.kind != "room":
             self.note(f"/{command} acts on a room: /join ROOM first")
             return
@@ -904,6 +932,9 @@ class _Chat:
                 )
             else:
                 self.note(f"usage: {_USAGE['retention']} (off: the server's setting alone)")
+            return
+        if command in ("key", "limit"):
+            await self._key_or_limit(command, room, args)
             return
         if not args or (command == "grant" and (len(args) != 2 or args[1] not in _ROLES)):
             self.note(f"usage: {_USAGE[command]}")

@@ -6,6 +6,7 @@ Who may do what:
 |---|---|
 | ``room`` topic | the room's owner or a mod, or a server admin |
 | ``room`` private / announce / retention_days | the owner, or an admin |
+| ``room`` key / limit (ircmodes) | the owner or a mod, or an admin |
 | ``invite``, ``kick``, ``ban``/``unban``, ``mute``/``unmute`` | owner or mod, or admin |
 | ``grant`` mod/member | the owner, or an admin |
 | server-wide ``kick``, ``ban``/``unban``, ``grant`` admin | an admin |
@@ -23,6 +24,7 @@ mutes end by themselves: each check compares ``until`` with the injected clock.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +36,7 @@ from chinwag.core.accounts import parse_nick
 from chinwag.core.rules import LOBBY, parse_room
 from chinwag.core.sessions import Frame, OnlineRegistry, Principal, Session, account_pid, ok
 from chinwag.errors import (
+    BadKey,
     BadNick,
     BadRequest,
     Banned,
@@ -41,6 +44,7 @@ from chinwag.errors import (
     Forbidden,
     NoSuchUser,
     NotMember,
+    RoomFull,
 )
 from chinwag.protocol.events import (
     BanRow,
@@ -69,6 +73,12 @@ EndSessions = Callable[[str, str, str, Outgoing], int]
 
 RemoveMember = Callable[[Principal, str], Awaitable[None]]
 """Takes a principal out of a room, in the store and online (`Rooms.remove`)."""
+
+
+def _locks(cmd: RoomSet) -> bool:
+    """Whether ``cmd`` locks its room (audit4, protocol §12.2): makes it private or for
+    announcements, or gives it a key or a member limit (ircmodes). A guest may not."""
+    return bool(cmd.private or cmd.announce or cmd.key or cmd.limit)
 
 
 def clock_text(until_ms: int) -> str:
@@ -360,8 +370,9 @@ class Moderation:
                 until=self._until(mute.until_ms),
             )
 
-    def check_join(self, p: Principal, room: str) -> None:
-        """Raises `Forbidden` (``banned``, ``private``) when ``p`` may not join ``room``."""
+    def check_join(self, p: Principal, room: str, key: str | None = None) -> None:
+        """Raises `Forbidden` (``banned``, ``private``) when ``p`` may not join ``room``;
+        `BadKey` without the room's key, `RoomFull` at its member limit (ircmodes)."""
         ban = self._active(room, p.pid, "ban")
         if ban is not None:
             raise Forbidden(
@@ -378,6 +389,28 @@ class Moderation:
             raise Forbidden(
                 f"#{room} is private: ask one of its mods to invite you", reason="private"
             )
+        if row is not None and (row.key is not None or row.limit is not None):
+            self._check_key_and_limit(p, row, key)
+
+    def _check_key_and_limit(self, p: Principal, row: RoomSettings, key: str | None) -> None:
+        """ircmodes: a room's key and member limit stop a join, unless ``p`` was invited or
+        holds a role there (owner, mod, admin). Members never get here: they are in."""
+        room = row.name
+        invited = self._active(room, p.pid, "invite") is not None
+        if invited or self._rank(p.pid, room) >= RANKS["mod"]:
+            return
+        if row.key is not None:
+            if key is None or not key:
+                raise BadKey(f"#{room} needs a key to join: ask one of its mods for it")
+            if not hmac.compare_digest(key.encode(), row.key.encode()):
+                raise BadKey(f"that is not the key of #{room}: ask one of its mods for it")
+        if row.limit is not None:
+            online = self._registry.online_in(room)
+            if online >= row.limit:
+                raise RoomFull(
+                    f"#{room} is full: {online} are in it, its limit is {row.limit};"
+                    " ask one of its mods for an invite, or try later"
+                )
 
     def listed(self, p: Principal, room: str) -> bool:
         """Whether ``rooms`` shows ``room`` to ``p``: private rooms only to members and admins."""
@@ -505,6 +538,8 @@ class Moderation:
             or row.private
             or row.announce
             or row.retention_days
+            or row.key
+            or row.limit
             or self._per_room.get(room, 0)
             or room in self._registry.rooms
         ):
@@ -538,6 +573,7 @@ class Moderation:
                 s.deliver(0, frame)
 
     def _info(self, row: RoomSettings, by: str | None, role: str | None = None) -> RoomInfo:
+        trusted = role is not None and RANKS.get(role, 0) >= RANKS["mod"]  # may know the key
         return RoomInfo(
             room=row.name,
             topic=row.topic,
@@ -547,6 +583,9 @@ class Moderation:
             role=role,
             retention_days=row.retention_days,
             created_ms=row.created_ms or None if role is not None else None,
+            keyed=row.key is not None,
+            key=row.key if trusted else None,
+            limit=row.limit,
         )
 
     # -- actions --------------------------------------------------------------------------------
@@ -613,19 +652,20 @@ class Moderation:
                 s.deliver(0, frame)
 
     async def room_set(self, p: Principal, cmd: RoomSet) -> None:
-        """Change a room's topic (owner, mod), private, announce or own retention (owner);
-        members are told."""
+        """Change a room's topic, key or limit (owner, mod), private, announce or own
+        retention (owner); members are told."""
         owners = (cmd.private, cmd.announce, cmd.retention_days)
         least = "owner" if owners != (None, None, None) else "mod"
         room = self._acting_in(p, cmd.room, least)
-        if (cmd.private or cmd.announce) and not p.account:
+        row = self._rooms[room]
+        key, limit = self._key(row, cmd.key), self._limit(row, cmd.limit)
+        if _locks(cmd) and not p.account:
             # audit4: a guest's locked room would outlive it, its name taken from everyone.
             raise Forbidden(
-                "only an account may make its room private or for announcements: /register"
-                " first (a guest's room would stay locked after it left)",
+                "only an account may lock its room (private, for announcements, a key, a"
+                " limit): /register first (a guest's room would stay locked after it left)",
                 reason="guest",
             )
-        row = self._rooms[room]
         topic = row.topic
         if cmd.topic is not None:
             topic = cmd.topic.strip()
@@ -635,8 +675,11 @@ class Moderation:
                 )
             if not _one_line(topic):
                 raise BadRequest("a topic is one line without control characters")
-        if room == LOBBY and cmd.private:
-            raise Forbidden("the lobby is everyone's: it cannot be private", reason="lobby")
+        if room == LOBBY and (cmd.private or cmd.key or cmd.limit):
+            raise Forbidden(
+                "the lobby is everyone's: it cannot be private, nor have a key or a limit",
+                reason="lobby",
+            )
         new = RoomSettings(
             room,
             row.owner,
@@ -645,6 +688,8 @@ class Moderation:
             row.announce if cmd.announce is None else cmd.announce,
             row.created_ms,
             self._retention(row, cmd.retention_days),
+            key,
+            limit,
         )
         changes = [
             f"{name}={value}"
@@ -653,9 +698,12 @@ class Moderation:
                 ("private", new.private, row.private),
                 ("announce", new.announce, row.announce),
                 ("retention_days", new.retention_days, row.retention_days),
+                ("limit", new.limit, row.limit),
             )
             if value != old
         ]
+        if new.key != row.key:  # the key is a secret of the room: never written in the log
+            changes.append("key=cleared" if new.key is None else "key=set")
         await self._save(room)
         await self._store.update_room(
             new, self._audit(p, "room", room, None, detail=" ".join(changes))
@@ -681,6 +729,40 @@ class Moderation:
                 " 0 clears the room's own retention"
             )
         return days or None
+
+    def _key(self, row: RoomSettings, key: str | None) -> str | None:
+        """The room's key after a ``room`` request's ``key`` (ircmodes): None: not given,
+        the room's stays; ``""``: cleared. Raises `BadRequest` (``"reason":"key"``) for a
+        key longer than ``room_key_max`` bytes, or with spaces, commas or control
+        characters (it could not be given in an IRC ``JOIN #a,#b key1,key2``)."""
+        if key is None:
+            return row.key
+        if not key:
+            return None
+        most = self.settings.room_key_max
+        if len(key.encode()) > most:
+            raise BadRequest(
+                f"a room's key is at most {most} bytes, not {len(key.encode())}", reason="key"
+            )
+        if any(c.isspace() or c == "," or not c.isprintable() for c in key):
+            raise BadRequest(
+                "a room's key has no spaces, commas or control characters", reason="key"
+            )
+        return key
+
+    def _limit(self, row: RoomSettings, limit: int | None) -> int | None:
+        """The room's member limit after a ``room`` request's ``limit`` (ircmodes): None:
+        not given, the room's stays; 0: cleared. Raises `BadRequest` (``"reason":"limit"``)
+        above ``room_limit_max``."""
+        if limit is None:
+            return row.limit
+        most = self.settings.room_limit_max
+        if limit > most:
+            raise BadRequest(
+                f"a room's member limit is at most {most}, not {limit}; 0 clears it",
+                reason="limit",
+            )
+        return limit or None
 
     async def invite(self, p: Principal, cmd: Invite) -> None:
         """Let someone join a (private) room; the room's members and the invitee are told."""

@@ -106,7 +106,7 @@ class Rooms:
             await self._moderation.joined(session, room, cmd.ref)
             return
         self._check_room_caps(p, room)
-        self._moderation.check_join(p, room)
+        self._moderation.check_join(p, room, cmd.key)
         self._moderation.check_make(p, room)
         if p.account:
             await self._store.join_room(p.pid, room)
@@ -114,7 +114,7 @@ class Rooms:
                 # A ban (made here, or heard from another node) may have come while we
                 # waited: it found nobody to take out, so it is checked again.
                 try:
-                    self._moderation.check_join(p, room)
+                    self._moderation.check_join(p, room, cmd.key)
                 except ChatError:
                     await self._store.leave_room(p.pid, room)
                     raise

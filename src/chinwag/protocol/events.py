@@ -90,7 +90,10 @@ class React(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Join(Command):
+    """``key`` (branch ircmodes, an extension): the room's key, if it has one."""
+
     room: str
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,6 +246,8 @@ class RoomSet(Command):
 
     ``retention_days`` (issue 17, an extension): days the room's messages are
     kept; 0 clears the room's own setting.
+    ``key`` and ``limit`` (branch ircmodes, extensions): what a join must give, and
+    how many may be online in the room; ``""`` and 0 clear them.
     """
 
     room: str
@@ -250,6 +255,8 @@ class RoomSet(Command):
     private: bool | None = None
     announce: bool | None = None
     retention_days: int | None = None
+    key: str | None = None
+    limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -811,6 +818,9 @@ class RoomInfo(ServerEvent):
     ``retention_days`` (issue 17, an extension): the room's own retention, None if none.
     ``created_ms`` (issue 19, an extension): when the room was made, on the answer to a
     ``join``; None elsewhere, and for rooms older than moderation (no time kept).
+    ``keyed``, ``key`` and ``limit`` (branch ircmodes, extensions): whether a join needs
+    a key, the key itself (only to the owner, mods and admins; None to the others) and
+    the member limit (None: none).
     """
 
     room: str
@@ -821,6 +831,9 @@ class RoomInfo(ServerEvent):
     role: str | None = None
     retention_days: int | None = None
     created_ms: int | None = None
+    keyed: bool = False
+    key: str | None = None
+    limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -229,6 +229,8 @@ _DEVICE_WORDS: Final = (
 # Why a JOIN is refused (the `forbidden` reason), as the numeric IRC clients know; the
 # room caps (room_limit, server_room_limit) are 405 ERR_TOOMANYCHANNELS.
 _JOIN_REFUSALS: Final = {"private": "473", "banned": "474"}
+# ircmodes: a room's key (+k) and member limit (+l), by the error's code.
+_JOIN_ERRORS: Final = {"bad_key": "475", "room_full": "471"}
 
 # Why the server ends a session (`Bye.reason`, issue 16), in the ERROR line IRC clients show.
 _BYE_WORDS: Final = {
@@ -561,6 +563,26 @@ def _join_line(
     return format_message(
         "JOIN", channel, name if account else "*", real or name, source=_user(nick)
     )
+
+
+def _key_and_limit_lines(
+    channel: str, event: RoomInfo, old: RoomInfo | None, source: str
+) -> list[bytes]:
+    """ircmodes: the ``MODE`` lines of a change of a room's key or member limit (the key
+    itself only to those who may know it, else ``*``)."""
+    lines = []
+    was_keyed = old is not None and old.keyed
+    if event.keyed and (not was_keyed or (old is not None and old.key != event.key)):
+        lines.append(format_message("MODE", channel, "+k", event.key or "*", source=source))
+    elif was_keyed and not event.keyed:
+        lines.append(format_message("MODE", channel, "-k", "*", source=source))
+    limit = old.limit if old is not None else None
+    if event.limit != limit:
+        if event.limit is None:
+            lines.append(format_message("MODE", channel, "-l", source=source))
+        else:
+            lines.append(format_message("MODE", channel, "+l", str(event.limit), source=source))
+    return lines
 
 
 def _presence_lines(event: Presence, caps: Container[str] = ()) -> bytes:
@@ -1131,13 +1153,15 @@ class IrcServerCodec:
             if not params:
                 return [self._reply("461", "JOIN", "Not enough parameters: JOIN #room")]
             out: list[Incoming | Reply] = []
-            for name in params[0].split(","):
+            keys = params[1].split(",") if len(params) > 1 else []  # ircmodes: JOIN #a,#b k1,k2
+            for i, name in enumerate(params[0].split(",")):
                 if not name.startswith("#") or len(name) < 2:
                     out.append(self._reply("403", name or "*", "No such channel: rooms are #name"))
                     continue
                 if name.casefold() in self._channels:
                     continue  # already there: a server ignores such a JOIN (clients send one)
-                out.append(Join(room=name[1:], ref=self._remember("JOIN", name, msg)))
+                key = keys[i] if i < len(keys) and keys[i] else None
+                out.append(Join(room=name[1:], key=key, ref=self._remember("JOIN", name, msg)))
             return out
         if cmd == "PART":
             if not params:
@@ -1580,10 +1604,17 @@ class IrcServerCodec:
                 return self._numeric("332", channel, info.topic)
             return self._numeric("331", channel, "No topic is set")
         modes = "+nt" + ("i" if info.private else "") + ("m" if info.announce else "")
+        args = []  # ircmodes: the key (to those who may know it; else *), the limit
+        if info.keyed:
+            modes += "k"
+            args.append(info.key or "*")
+        if info.limit is not None:
+            modes += "l"
+            args.append(str(info.limit))
         created = b""
         if info.created_ms is not None:  # 329: when the room was made (ircwho)
             created = self._numeric("329", channel, str(info.created_ms // 1000))
-        return self._numeric("324", channel, modes) + created
+        return self._numeric("324", channel, modes, *args) + created
 
     def _mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``MODE``: a channel's modes asked for or changed (``+o``/``-o`` grant, ``+b``/``-b``
@@ -1629,6 +1660,8 @@ class IrcServerCodec:
                 ref = self._moderating("MODE", target, msg, banned)
                 action = "ban" if on else "unban"
                 out.append(Moderate(action=action, room=room, nick=chinwag_nick(banned), ref=ref))
+            elif char in "kl":
+                out.append(self._key_or_limit(target, msg, char, on, args))
             elif char == "s":
                 why = "is not a channel mode on chinwag: a private room (+i) is unlisted already"
                 out.append(self._reply("472", char, why))
@@ -1647,6 +1680,35 @@ class IrcServerCodec:
             else:
                 out.append(self._reply("472", char, "is not a channel mode on chinwag"))
         return out
+
+    def _key_or_limit(
+        self, channel: str, msg: IrcMessage, char: str, on: bool, args: list[str]
+    ) -> Incoming | Reply:
+        """ircmodes: ``+k key``/``-k [key]`` and ``+l N``/``-l`` as a ``room`` request;
+        a limit that is no whole number above 0 is ``696`` here (a key's and a limit's
+        bounds are the hub's: ``696`` on its answer, `_moderation_error`)."""
+        room = channel[1:]
+        if char == "k":
+            if not on:
+                if args:
+                    args.pop(0)  # -k key, -k *: cleared whatever was given
+                return RoomSet(room=room, key="", ref=self._moderating("MODE", channel, msg))
+            if not args:
+                return self._reply("461", "MODE", "Not enough parameters: MODE #room +k key")
+            key = args.pop(0)
+            if not key:
+                return self._reply("696", channel, "k", "*", "A key is not empty: -k clears it")
+            return RoomSet(room=room, key=key, ref=self._moderating("MODE", channel, msg, "*"))
+        if not on:
+            return RoomSet(room=room, limit=0, ref=self._moderating("MODE", channel, msg))
+        if not args:
+            return self._reply("461", "MODE", "Not enough parameters: MODE #room +l number")
+        value = args.pop(0)
+        if not value.isascii() or not value.isdigit() or int(value) < 1:
+            why = "A limit is a whole number above 0: -l clears it"
+            return self._reply("696", channel, "l", value or "*", why)
+        ref = self._moderating("MODE", channel, msg, value)
+        return RoomSet(room=room, limit=int(value), ref=ref)
 
     def _kick(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``KICK #room nick[,nick…] [:reason]``: a ``kick`` of each (§12)."""
@@ -1748,6 +1810,7 @@ class IrcServerCodec:
             if now != before:
                 sign = "+" if now else "-"
                 lines.append(format_message("MODE", channel, f"{sign}{char}", source=source))
+        lines += _key_and_limit_lines(channel, event, old, source)
         return b"".join(lines)
 
     def _listed(self, row: RoomRow, wanted: str | None) -> bool:
@@ -1773,6 +1836,8 @@ class IrcServerCodec:
             return self._numeric("442", channel, f"You're not on that channel: {text}")
         if event.code == "no_such_user":
             return self._numeric("401", nick, f"No such nick: {text}")
+        if event.code == "bad_request" and reason in ("key", "limit"):  # ircmodes
+            return self._numeric("696", channel, reason[0], nick, f"Invalid mode parameter: {text}")
         if event.code == "bad_request" and reason == "member":
             return self._numeric("443", nick, channel, f"is already on channel: {text}")
         if event.code == "bad_room":
@@ -2601,7 +2666,7 @@ class IrcServerCodec:
         name = self.server_name
         isupport = (
             "CASEMAPPING=ascii",
-            "CHANMODES=b,,,imnt",
+            "CHANMODES=b,k,l,imnt",
             "CHANTYPES=#",
             _CLIENT_TAG_DENY,
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
@@ -2618,7 +2683,7 @@ class IrcServerCodec:
             self._numeric("001", f"Welcome to {event.server_name}, {me}"),
             self._numeric("002", f"Your host is {name}, running chinwag {event.server_version}"),
             self._numeric("003", "This server keeps what you missed while away"),
-            self._numeric("004", name, event.server_version, "iowB", "bimnot"),
+            self._numeric("004", name, event.server_version, "iowB", "biklmnot"),
             self._numeric("005", *isupport, "are supported by this server"),
         ]
         if event.motd:
@@ -2710,6 +2775,9 @@ class IrcServerCodec:
             )
             if code == "bad_room":
                 return self._numeric("403", target, text) + notice
+            if code in _JOIN_ERRORS:  # ircmodes: a key, a member limit
+                numeric = _JOIN_ERRORS[code]
+                return self._numeric(numeric, target, f"Cannot join channel: {text}") + notice
             if code == "forbidden":
                 # A private room without an invite, a ban, a room cap.
                 numeric = _JOIN_REFUSALS.get(str(event.extra.get("reason")), "405")

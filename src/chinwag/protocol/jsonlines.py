@@ -496,6 +496,17 @@ def _moderate(obj: dict[str, Any], action: str, nick: str, ref: str | None) -> M
     )
 
 
+def _key_and_limit(info: RoomInfo, data: dict[str, Any]) -> None:
+    """ircmodes: ``keyed`` when a join needs a key, ``key`` to those who may know it,
+    ``limit`` when the room has a member limit."""
+    if info.keyed:
+        data["keyed"] = True
+    if info.key is not None:
+        data["key"] = info.key
+    if info.limit is not None:
+        data["limit"] = info.limit
+
+
 def _room_set(obj: dict[str, Any], room: str, ref: str | None) -> RoomSet:
     cmd = RoomSet(
         room=room,
@@ -503,10 +514,16 @@ def _room_set(obj: dict[str, Any], room: str, ref: str | None) -> RoomSet:
         private=_opt_bool(obj, "private"),
         announce=_opt_bool(obj, "announce"),
         retention_days=_opt_int(obj, "retention_days", 0),
+        key=_opt_str(obj, "key"),
+        limit=_opt_int(obj, "limit", 0),
         ref=ref,
     )
-    if (cmd.topic, cmd.private, cmd.announce, cmd.retention_days) == (None, None, None, None):
-        raise _BadField("give at least one of 'topic', 'private', 'announce' and 'retention_days'")
+    given = (cmd.topic, cmd.private, cmd.announce, cmd.retention_days, cmd.key, cmd.limit)
+    if given == (None,) * len(given):
+        raise _BadField(
+            "give at least one of 'topic', 'private', 'announce', 'retention_days', 'key'"
+            " and 'limit'"
+        )
     return cmd
 
 
@@ -544,7 +561,7 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
         case {"type": "pong"}:
             return Pong(ref=ref)
         case {"type": "join", "room": str(room)}:
-            return Join(room=room, ref=ref)
+            return Join(room=room, key=_opt_str(obj, "key"), ref=ref)
         case {"type": "leave", "room": str(room)}:
             return Leave(room=room, ref=ref)
         case {"type": "who", "room": str(room)}:
@@ -887,6 +904,7 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["announce"], data["role"] = event.info.announce, event.info.role
                 if event.info.retention_days is not None:  # §12.3
                     data["retention_days"] = event.info.retention_days
+                _key_and_limit(event.info, data)
         case RoomsReply():
             rooms = [{"name": r.name, "online": r.online} for r in event.rooms]
             data = {"type": "rooms", "rooms": rooms, "truncated": event.truncated}
@@ -941,6 +959,7 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["retention_days"] = event.retention_days
             if event.created_ms is not None:  # issue 19 (ircwho)
                 data["created"] = iso_ts(event.created_ms)
+            _key_and_limit(event, data)
         case StatsReply():  # issue 19 (ircreg)
             data = {"type": "stats", "online": event.online, "here": event.here}
             data["rooms"], data["nodes"] = event.rooms, event.nodes

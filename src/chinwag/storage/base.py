@@ -164,6 +164,10 @@ class RoomSettings:
         retention_days: the room's own retention (issue 17), set by its owner
             or an admin; None: only the server's settings apply. The purge
             keeps the stricter (shorter) of the two (`Retention.with_rooms`).
+        key: what a ``join`` must give (IRC ``+k``; branch ircmodes), None: none.
+            Kept as it is: the room's members may read it back, as on IRC.
+        limit: how many may be online in the room before joins are refused
+            (IRC ``+l``; branch ircmodes), None: none.
     """
 
     name: str
@@ -173,6 +177,8 @@ class RoomSettings:
     announce: bool = False
     created_ms: int = 0
     retention_days: int | None = None
+    key: str | None = None
+    limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -649,8 +655,9 @@ class Store(Protocol):
     # -- empty rooms forgotten (rooms4) --
     async def forget_room(self, room: str) -> bool:
         """Delete the room's row (and its ended memberships) if it carries nothing worth
-        keeping: no topic, not private, not announce, no account in it, no message and no
-        standing; all checked in the deleting transaction. False (nothing written) if not."""
+        keeping: no topic, not private, not announce, no key nor limit, no account in it, no
+        message and no standing; all checked in the deleting transaction. False (nothing
+        written) if not."""
         ...
 
 

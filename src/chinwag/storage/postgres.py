@@ -1643,7 +1643,8 @@ class PostgresStore:
 
         async def read(conn: Conn) -> list[RoomSettings]:
             rows = await conn.fetch(
-                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
+                " room_key, member_limit"
                 " FROM rooms ORDER BY name"
             )
             return [_room_row(r) for r in rows]
@@ -1665,7 +1666,8 @@ class PostgresStore:
                 row.created_ms,
             )
             found = await conn.fetchrow(
-                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
+                " room_key, member_limit"
                 " FROM rooms WHERE name = $1",
                 row.name,
             )
@@ -1679,13 +1681,15 @@ class PostgresStore:
         async def job(conn: Conn) -> None:
             await conn.execute(
                 "UPDATE rooms SET owner = $1, topic = $2, private = $3, announce = $4,"
-                " retention_days = $6 WHERE name = $5",
+                " retention_days = $6, room_key = $7, member_limit = $8 WHERE name = $5",
                 row.owner,
                 row.topic,
                 row.private,
                 row.announce,
                 row.name,
                 row.retention_days,
+                row.key,
+                row.limit,
             )
             await _insert_audit(conn, audit)
 
@@ -1853,6 +1857,7 @@ class PostgresStore:
             gone = await conn.fetchval(
                 "DELETE FROM rooms WHERE name = $1 AND topic = '' AND NOT private"
                 " AND NOT announce AND retention_days IS NULL"
+                " AND room_key IS NULL AND member_limit IS NULL"
                 " AND NOT EXISTS (SELECT 1 FROM memberships WHERE room = $1 AND to_id IS NULL)"
                 " AND NOT EXISTS (SELECT 1 FROM messages WHERE room = $1)"
                 " AND NOT EXISTS (SELECT 1 FROM standings WHERE scope = $1)"
@@ -1899,9 +1904,17 @@ def _changed(status: str) -> bool:
 
 
 def _room_row(row: Any) -> RoomSettings:
-    name, owner, topic, private, announce, created_ms, retention_days = row
+    name, owner, topic, private, announce, created_ms, retention_days, key, limit = row
     return RoomSettings(
-        name, owner, topic, bool(private), bool(announce), int(created_ms), retention_days
+        name,
+        owner,
+        topic,
+        bool(private),
+        bool(announce),
+        int(created_ms),
+        retention_days,
+        key,
+        limit,
     )
 
 

@@ -506,9 +506,9 @@ def _merged(
 
 
 def _room_row(row: Iterable[Any]) -> RoomSettings:
-    name, owner, topic, private, announce, created_ms, retention_days = row
+    name, owner, topic, private, announce, created_ms, retention_days, key, limit = row
     return RoomSettings(
-        name, owner, topic, bool(private), bool(announce), created_ms, retention_days
+        name, owner, topic, bool(private), bool(announce), created_ms, retention_days, key, limit
     )
 
 
@@ -2000,7 +2000,8 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> list[RoomSettings]:
             rows = conn.execute(
-                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
+                " room_key, member_limit"
                 " FROM rooms ORDER BY name"
             ).fetchall()
             return [_room_row(r) for r in rows]
@@ -2017,7 +2018,8 @@ class SqliteStore:
                 (row.name, row.owner, row.topic, row.private, row.announce, row.created_ms),
             )
             found = conn.execute(
-                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
+                " room_key, member_limit"
                 " FROM rooms WHERE name = ?",
                 (row.name,),
             ).fetchone()
@@ -2031,8 +2033,17 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE rooms SET owner = ?, topic = ?, private = ?, announce = ?,"
-                " retention_days = ? WHERE name = ?",
-                (row.owner, row.topic, row.private, row.announce, row.retention_days, row.name),
+                " retention_days = ?, room_key = ?, member_limit = ? WHERE name = ?",
+                (
+                    row.owner,
+                    row.topic,
+                    row.private,
+                    row.announce,
+                    row.retention_days,
+                    row.key,
+                    row.limit,
+                    row.name,
+                ),
             )
             _insert_audit(conn, audit)
 
@@ -2350,6 +2361,7 @@ class SqliteStore:
             gone = conn.execute(
                 "DELETE FROM rooms WHERE name = ? AND topic = '' AND NOT private"
                 " AND NOT announce AND retention_days IS NULL"
+                " AND room_key IS NULL AND member_limit IS NULL"
                 " AND NOT EXISTS (SELECT 1 FROM memberships WHERE room = ? AND to_id IS NULL)"
                 " AND NOT EXISTS (SELECT 1 FROM messages WHERE room = ?)"
                 " AND NOT EXISTS (SELECT 1 FROM standings WHERE scope = ?)",

@@ -1000,8 +1000,10 @@ class GuiApp:
         if nick:
             self.select(self.model.open_dm(nick))
 
-    def join_room(self, name: str, on_error: Callable[[str], None] | None = None) -> None:
-        """Join a room and show it."""
+    def join_room(
+        self, name: str, on_error: Callable[[str], None] | None = None, key: str | None = None
+    ) -> None:
+        """Join a room and show it (``key``: the room's, if it has one)."""
         model, session = self.model, self.session
         if model is None or session is None:
             return
@@ -1028,7 +1030,7 @@ class GuiApp:
             self._close_dialog(self.dialog)
             self.select(Conversation.room(room))
 
-        self.bridge.call(session.join(room), done)
+        self.bridge.call(session.join(room, key), done)
 
     def leave(self, conversation: Conversation) -> None:
         """Leave a room, or close a DM conversation."""
@@ -1152,14 +1154,17 @@ class GuiApp:
                 dialog.set_busy(False)
                 dialog.show_error("room", text)
 
-            self.join_room(name, failed)
+            self.join_room(name, failed, values["key"].strip() or None)
 
         made = self._open_dialog(
             lambda: FormDialog(
                 self.root,
                 self.theme,
                 "Join a room",
-                [Field("room", "Room", hint="A room is made the first time someone joins it.")],
+                [
+                    Field("room", "Room", hint="A room is made the first time someone joins it."),
+                    Field("key", "Key", hint="Only for a room that has a key to join."),
+                ],
                 "Join",
                 submit,
             )
@@ -1512,7 +1517,12 @@ class GuiApp:
         room = conv.name
 
         def submit(
-            topic: str | None, private: bool | None, announce: bool | None, days: int | None
+            topic: str | None,
+            private: bool | None,
+            announce: bool | None,
+            days: int | None,
+            key: str | None,
+            limit: int | None,
         ) -> None:
             def done(outcome: Outcome[None]) -> None:
                 if outcome.error is None:
@@ -1523,7 +1533,8 @@ class GuiApp:
                     )
                     window.show_error(f"Not saved: {why}.")
 
-            self.bridge.call(session.set_room(room, topic, private, announce, days), done)
+            change = session.set_room(room, topic, private, announce, days, key, limit)
+            self.bridge.call(change, done)
 
         window = RoomSettingsDialog(
             self.root,

@@ -297,12 +297,14 @@ def refusal_text(
 
 
 class RoomSettingsDialog(tk.Toplevel):
-    """A room's topic, privacy, announce-only and own retention, for its owner and moderators.
+    """A room's topic, privacy, announce-only, own retention, key and member limit, for its
+    owner and moderators.
 
-    What the role may not change is shown but disabled (a moderator sets only the
-    topic). The retention is days, empty for none of the room's own (protocol
-    §12.3). Save hands the changed values to ``on_submit``; the app closes the
-    window when the server says ``ok`` or shows its refusal under the form.
+    What the role may not change is shown but disabled (a moderator sets the topic,
+    the key and the limit). The retention is days, empty for none of the room's own
+    (protocol §12.3); the key and the limit empty for none (§12.6). Save hands the
+    changed values to ``on_submit``; the app closes the window when the server says
+    ``ok`` or shows its refusal under the form.
     """
 
     def __init__(
@@ -312,7 +314,9 @@ class RoomSettingsDialog(tk.Toplevel):
         details: RoomDetails,
         *,
         governs: bool,
-        on_submit: Callable[[str | None, bool | None, bool | None, int | None], None],
+        on_submit: Callable[
+            [str | None, bool | None, bool | None, int | None, str | None, int | None], None
+        ],
     ) -> None:
         super().__init__(parent)
         self.withdraw()
@@ -356,16 +360,31 @@ class RoomSettingsDialog(tk.Toplevel):
         ttk.Label(keep, text="days (empty: as the server keeps them)", style="Card.TLabel").pack(
             side="left"
         )
-        hint = "" if governs else "Only the room's owner or an admin may change these."
+        lock = ttk.Frame(frame, style="Surface.TFrame")  # ircmodes: key and member limit
+        lock.grid(row=6, column=0, sticky="w", pady=(px(10), 0))
+        ttk.Label(lock, text="Key to join", style="Card.TLabel").pack(side="left")
+        self.key_var = tk.StringVar(self, value=details.key or "")
+        self.key_entry = ttk.Entry(lock, textvariable=self.key_var, width=14)
+        self.key_entry.pack(side="left", padx=px(6))
+        ttk.Label(lock, text="At most", style="Card.TLabel").pack(side="left", padx=(px(8), 0))
+        limit = "" if details.limit is None else str(details.limit)
+        self.limit_var = tk.StringVar(self, value=limit)
+        self.limit_entry = ttk.Entry(lock, textvariable=self.limit_var, width=6)
+        self.limit_entry.pack(side="left", padx=px(6))
+        ttk.Label(lock, text="online (empty: no key, no limit)", style="Card.TLabel").pack(
+            side="left"
+        )
+        hint = "" if governs else "Only the room's owner or an admin may change privacy,"
+        hint += "" if governs else " announce-only and retention."
         if not governs:
             self.private_check.state(["disabled"])
             self.announce_check.state(["disabled"])
             self.retention_entry.state(["disabled"])
-        ttk.Label(frame, text=hint, style="CardMuted.TLabel").grid(row=6, column=0, sticky="w")
+        ttk.Label(frame, text=hint, style="CardMuted.TLabel").grid(row=7, column=0, sticky="w")
         self.general = ttk.Label(frame, text="", style="Error.TLabel", wraplength=px(360))
-        self.general.grid(row=7, column=0, sticky="w", pady=(px(8), 0))
+        self.general.grid(row=8, column=0, sticky="w", pady=(px(8), 0))
         buttons = ttk.Frame(frame, style="Surface.TFrame")
-        buttons.grid(row=8, column=0, sticky="e", pady=(px(12), 0))
+        buttons.grid(row=9, column=0, sticky="e", pady=(px(12), 0))
         self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.close)
         self.cancel_button.pack(side="right")
         self.save_button = ttk.Button(
@@ -393,13 +412,21 @@ class RoomSettingsDialog(tk.Toplevel):
             )
             return
         days = int(typed) if typed else None
+        most = self.limit_var.get().strip()
+        if most and not (most.isascii() and most.isdigit() and int(most) > 0):
+            self.general.configure(text="At most: a whole number of people, or empty for none.")
+            return
+        limit = int(most) if most else None
+        key = self.key_var.get().strip()
         changes = (
             topic if topic != self.details.topic else None,
             private if private != self.details.private else None,
             announce if announce != self.details.announce else None,
             (days or 0) if days != self.details.retention_days else None,
+            key if key != (self.details.key or "") else None,
+            (limit or 0) if limit != self.details.limit else None,
         )
-        if changes == (None, None, None, None):
+        if changes == (None,) * len(changes):
             self.close()
             return
         self.save_button.state(["disabled"])

@@ -334,9 +334,9 @@ class NetSession:
         else:
             self._client.typing(to=target)
 
-    async def join(self, room: str) -> list[User]:
-        """Join a room; returns who is online in it."""
-        await self.client.join(room)
+    async def join(self, room: str, key: str | None = None) -> list[User]:
+        """Join a room (``key``: the room's, if it has one); returns who is online in it."""
+        await self.client.join(room, key)
         return await self.client.who(room)
 
     async def leave(self, room: str) -> None:
@@ -388,11 +388,19 @@ class NetSession:
         private: bool | None,
         announce: bool | None,
         retention_days: int | None = None,
+        key: str | None = None,
+        limit: int | None = None,
     ) -> None:
-        """Change a room's topic, privacy, announce-only or own retention (None stays; 0 days
-        clears the room's retention)."""
+        """Change a room's topic, privacy, announce-only, own retention, key or member limit
+        (None stays; 0 days clears the room's retention, "" the key, 0 the limit)."""
         await self.client.set_room(
-            room, topic=topic, private=private, announce=announce, retention_days=retention_days
+            room,
+            topic=topic,
+            private=private,
+            announce=announce,
+            retention_days=retention_days,
+            key=key,
+            limit=limit,
         )
 
     async def moderate(

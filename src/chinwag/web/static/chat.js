@@ -167,7 +167,11 @@ class Conversation {
 /** A room's settings and my role there, from a `room_info` or a `who` that carries them (§12). */
 function takeRoomInfo(c, f) {
   const days = Number.isInteger(f.retention_days) && f.retention_days > 0 ? f.retention_days : null;
-  c.info = { topic: typeof f.topic === "string" ? f.topic : "", private: !!f.private, announce: !!f.announce, retention_days: days };
+  const limit = Number.isInteger(f.limit) && f.limit > 0 ? f.limit : null;  // ircmodes (§12.6)
+  c.info = {
+    topic: typeof f.topic === "string" ? f.topic : "", private: !!f.private, announce: !!f.announce, retention_days: days,
+    keyed: f.keyed === true, key: typeof f.key === "string" ? f.key : null, limit,
+  };
   if (typeof f.role === "string" && Object.hasOwn(RANKS, f.role)) c.role = f.role;
 }
 
@@ -782,6 +786,8 @@ export class Chat extends EventTarget {
       if (before.private !== c.info.private) said.push(c.info.private ? "made the room private" : "opened the room to everyone");
       if (before.announce !== c.info.announce) said.push(c.info.announce ? "let only the owner and mods speak" : "let everyone speak");
       if (before.retention_days !== c.info.retention_days) said.push(c.info.retention_days ? `set the room to keep messages ${c.info.retention_days} days` : "left keeping messages to the server");
+      if (before.keyed !== c.info.keyed || before.key !== c.info.key) said.push(c.info.keyed ? "set a key to join" : "removed the key");
+      if (before.limit !== c.info.limit) said.push(c.info.limit ? `let at most ${c.info.limit} be in the room at once` : "lifted the limit of people");
       if (said.length) this.notice(c.key, `${f.by} ${said.join(", ")}.`);
     }
     this.emit("change");
@@ -967,7 +973,12 @@ export class Chat extends EventTarget {
     return this.send({ type: "passwd", old, new: password, ref: "passwd" });
   }
 
-  join(room) { this.send({ type: "join", room, ref: `join:${room.toLowerCase()}` }); }
+  /** Join `room`; `key`: the room's key, if it has one (§12.6). */
+  join(room, key = "") {
+    const frame = { type: "join", room, ref: `join:${room.toLowerCase()}` };
+    if (key) frame.key = key;
+    this.send(frame);
+  }
 
   leave(room) { this.send({ type: "leave", room, ref: `leave:${room}` }); }
 

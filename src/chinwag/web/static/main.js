@@ -583,6 +583,8 @@ $("room-settings").addEventListener("click", () => {
   $("settings-private").checked = info.private;
   $("settings-announce").checked = info.announce;
   $("settings-retention").value = info.retention_days ? String(info.retention_days) : "";
+  $("settings-key").value = info.key || "";
+  $("settings-limit").value = info.limit ? String(info.limit) : "";
   $("settings-private").disabled = $("settings-announce").disabled = $("settings-retention").disabled = !flags;
   $("settings-note").textContent = flags ? "" : "Only the owner can make the room private or for announcements, or say how long it keeps messages.";
   $("settings-error").textContent = "";
@@ -606,6 +608,11 @@ $("settings-form").addEventListener("submit", (ev) => {
     const days = typed ? Number(typed) : null;
     if (days !== (info.retention_days || null)) frame.retention_days = days || 0;
   }
+  const most = $("settings-limit").value.trim();  // ircmodes: the key and the member limit
+  if (most && !/^[1-9][0-9]*$/.test(most)) { $("settings-error").textContent = "At most: a whole number of people, or empty for no limit."; return; }
+  if ((most ? Number(most) : null) !== (info.limit || null)) frame.limit = most ? Number(most) : 0;
+  const key = $("settings-key").value.trim();
+  if (key !== (info.key || "")) frame.key = key;
   if (Object.keys(frame).length === 1) { $("settings-dialog").close(); return; }
   if (!chat.request("settings", frame, "", c.name)) $("settings-error").textContent = "Offline: try again once you are back online.";
 });
@@ -703,7 +710,7 @@ $("send-form").addEventListener("submit", (ev) => {
   $("message").focus();
 });
 
-const HELP = "Commands: /join ROOM, /leave, /dm NICK [TEXT], /topic TEXT, /invite NICK, /unban NICK, /unmute NICK, /block NICK, /unblock NICK, /help."
+const HELP = "Commands: /join ROOM [KEY], /leave, /dm NICK [TEXT], /topic TEXT, /invite NICK, /unban NICK, /unmute NICK, /block NICK, /unblock NICK, /help."
   + " A person's other actions are in the People list (⋯). Start a message with // to send one that begins with /.";
 
 /** The few slash commands the terminal client has too; true if `text` was one. */
@@ -714,7 +721,7 @@ function command(text) {
   const c = chat.conversations.get(chat.active);
   switch (name.toLowerCase()) {
     case "join":
-      if (arg) chat.join(arg.replace(/^#/, "").toLowerCase()); else chat.notice(chat.active, "Usage: /join ROOM");
+      if (arg) chat.join(arg.replace(/^#/, "").toLowerCase(), (rest || "").trim()); else chat.notice(chat.active, "Usage: /join ROOM [KEY]");
       return true;
     case "leave": case "part":
       if (c && c.kind === "room" && c.key !== LOBBY) chat.leave(c.name);

@@ -250,6 +250,8 @@ class RoomSet(Command):
     private: bool | None = None
     announce: bool | None = None
     retention_days: int | None = None
+    topic_locked: bool | None = None  # ircroles: only the owner and mods set the topic
+    secret: bool | None = None  # ircroles: unlisted, still open to all
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -262,7 +264,8 @@ class Invite(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Moderate(Command):
-    """§8 ``kick``, ``ban``, ``unban``, ``mute``, ``unmute`` (``action``) of ``nick``.
+    """§8 ``kick``, ``ban``, ``unban``, ``mute``, ``unmute`` (``action``) of ``nick``;
+    ircroles: ``voice``, ``unvoice`` (may speak in an announce room).
 
     ``room`` None: server-wide (an admin's; ``kick`` and ``ban``/``unban`` only).
     ``until_ms`` None: until lifted (ban, mute).
@@ -617,6 +620,7 @@ class WhoMember:
     bot: bool = False
     away: str | None = None  # the away message, if away (issue 19)
     role: str = "member"  # member, mod, owner, admin (on the JSON wire unless member: rooms4)
+    voiced: bool = False  # ircroles: may speak in an announce room (on the JSON wire if so)
     user: str | None = None  # an IRC session's username and real name (issue 19), else None
     real_name: str | None = None
 
@@ -728,6 +732,8 @@ class RoomInfo(ServerEvent):
     role: str | None = None
     retention_days: int | None = None
     created_ms: int | None = None
+    topic_locked: bool = True  # ircroles: only the owner and mods set the topic
+    secret: bool = False  # ircroles: unlisted for non-members, still open to all
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -477,6 +477,13 @@ def _here(user: WhoMember) -> str:
     return "H" if user.away is None else "G"
 
 
+def _prefixes(user: WhoMember, multi: bool) -> str:
+    """A member's channel prefixes (``PREFIX=(ov)@+``, ircroles): ``@`` for the owner, mods
+    and admins, ``+`` when voiced; the highest alone unless ``multi-prefix``."""
+    marks = ("@" if user.role != "member" else "") + ("+" if user.voiced else "")
+    return marks if multi else marks[:1]
+
+
 def _wildcard_match(mask: str, text: str) -> bool:
     """Whether ``text`` is ``mask`` with ``*`` any run and ``?`` any one character.
 
@@ -576,6 +583,9 @@ def _presence_lines(event: Presence) -> bytes:
         case "grant" if event.role in ("mod", "member"):
             sign = "+" if event.role == "mod" else "-"
             return format_message("MODE", channel, f"{sign}o", nick, source=source)
+        case "voice" | "unvoice":  # ircroles
+            sign = "+" if event.event == "voice" else "-"
+            return format_message("MODE", channel, f"{sign}v", nick, source=source)
     return b""
 
 
@@ -1487,7 +1497,16 @@ class IrcServerCodec:
             if info.topic:
                 return self._numeric("332", channel, info.topic)
             return self._numeric("331", channel, "No topic is set")
-        modes = "+nt" + ("i" if info.private else "") + ("m" if info.announce else "")
+        modes = "+n" + "".join(
+            char
+            for char, on in (
+                ("t", info.topic_locked),
+                ("i", info.private),
+                ("m", info.announce),
+                ("s", info.secret),
+            )
+            if on
+        )
         created = b""
         if info.created_ms is not None:  # 329: when the room was made (ircwho)
             created = self._numeric("329", channel, str(info.created_ms // 1000))
@@ -1526,6 +1545,16 @@ class IrcServerCodec:
                 ref = self._moderating("MODE", target, msg, nick)
                 role = "mod" if on else "member"
                 out.append(Grant(room=room, nick=chinwag_nick(nick), role=role, ref=ref))
+            elif char == "v":  # ircroles: voice
+                if not args:
+                    out.append(
+                        self._reply("461", "MODE", "Not enough parameters: MODE #room +v nick")
+                    )
+                    continue
+                nick = args.pop(0)
+                ref = self._moderating("MODE", target, msg, nick)
+                action = "voice" if on else "unvoice"
+                out.append(Moderate(action=action, room=room, nick=chinwag_nick(nick), ref=ref))
             elif char == "b":
                 if not args:  # the ban list (ircwho): 367 per ban, then 368
                     out.append(ListBans(room=room, ref=self._moderating("MODE", target, msg)))
@@ -1539,20 +1568,19 @@ class IrcServerCodec:
                 ref = self._moderating("MODE", target, msg, banned)
                 action = "ban" if on else "unban"
                 out.append(Moderate(action=action, room=room, nick=chinwag_nick(banned), ref=ref))
-            elif char == "s":
-                why = "is not a channel mode on chinwag: a private room (+i) is unlisted already"
-                out.append(self._reply("472", char, why))
-            elif char in "im":
+            elif char in "imst":
                 ref = self._moderating("MODE", target, msg)
                 if char == "i":
                     out.append(RoomSet(room=room, private=on, ref=ref))
-                else:
+                elif char == "m":
                     out.append(RoomSet(room=room, announce=on, ref=ref))
-            elif char in "nt":
+                elif char == "s":  # ircroles: secret
+                    out.append(RoomSet(room=room, secret=on, ref=ref))
+                else:  # ircroles: topic lock
+                    out.append(RoomSet(room=room, topic_locked=on, ref=ref))
+            elif char == "n":
                 if not on:
-                    why = (
-                        "is always on here (only members speak; only the owner and mods set topics)"
-                    )
+                    why = "is always on here: only a room's members speak in it"
                     out.append(self._reply("472", char, why))
             else:
                 out.append(self._reply("472", char, "is not a channel mode on chinwag"))
@@ -1620,7 +1648,7 @@ class IrcServerCodec:
         if event.event == "invite":
             source = _user(event.by) if event.by else self.server_name
             return format_message("INVITE", self._me(), channel, source=source)
-        if event.event == "grant":
+        if event.event in ("grant", "voice", "unvoice"):
             return _presence_lines(event)
         return b""  # one's own join and leave are the answers to one's JOIN and PART
 
@@ -1651,6 +1679,8 @@ class IrcServerCodec:
         for char, now, before in (
             ("i", event.private, old.private if old is not None else False),
             ("m", event.announce, old.announce if old is not None else False),
+            ("s", event.secret, old.secret if old is not None else False),
+            ("t", event.topic_locked, old.topic_locked if old is not None else True),
         ):
             if now != before:
                 sign = "+" if now else "-"
@@ -2320,19 +2350,19 @@ class IrcServerCodec:
             return self._who_mask_part(pending, event)
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
-            rows = [
-                self._who_row(channel, u, _here(u) if u.role == "member" else _here(u) + "@")
-                for u in event.users
-            ]
+            multi = "multi-prefix" in self.caps
+            rows = [self._who_row(channel, u, _here(u) + _prefixes(u, multi)) for u in event.users]
             return b"".join(rows) + self._numeric("315", channel, "End of /WHO list")
         lines: list[bytes] = []
         names: list[str] = []
         full = "userhost-in-names" in self.caps
         info = self._infos.get(channel.casefold())
-        symbol = "@" if info is not None and info.private else "="  # unlisted, as secret ones: @
+        hidden = info is not None and (info.private or info.secret)
+        symbol = "@" if hidden else "="  # unlisted (private, secret): @
+        multi = "multi-prefix" in self.caps
         for user in event.users:
             name = self._source(user.nick) if full else irc_nick(user.nick)
-            name = ("@" if user.role != "member" else "") + name
+            name = _prefixes(user, multi) + name
             candidate = " ".join([*names, name])
             if names and len(candidate) > 400:
                 lines.append(self._numeric("353", symbol, channel, " ".join(names)))
@@ -2370,14 +2400,14 @@ class IrcServerCodec:
         name = self.server_name
         isupport = (
             "CASEMAPPING=ascii",
-            "CHANMODES=b,,,imnt",
+            "CHANMODES=b,,,imnst",
             "CHANTYPES=#",
             _CLIENT_TAG_DENY,
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
             "MSGREFTYPES=msgid,timestamp",
             f"AWAYLEN={self.away_max_length}",
             "NETWORK=chinwag",
-            "PREFIX=(o)@",
+            "PREFIX=(ov)@+",
             "UTF8ONLY",
         )
         lines = [

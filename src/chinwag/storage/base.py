@@ -164,6 +164,13 @@ class RoomSettings:
         retention_days: the room's own retention (issue 17), set by its owner
             or an admin; None: only the server's settings apply. The purge
             keeps the stricter (shorter) of the two (`Retention.with_rooms`).
+        topic_locked: only the owner and mods set the topic (IRC ``+t``, ircroles);
+            off: any member does.
+        secret: unlisted for everyone but its members and admins (IRC ``+s``),
+            anyone may still join (ircroles).
+        guest: the guest principal whose session's end undoes the room's locks
+            (private, announce, secret, topic lock), None when an account set
+            them last (ircroles).
     """
 
     name: str
@@ -173,6 +180,9 @@ class RoomSettings:
     announce: bool = False
     created_ms: int = 0
     retention_days: int | None = None
+    topic_locked: bool = True
+    secret: bool = False
+    guest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +190,11 @@ class Standing:
     """What a principal is in a scope: a room, or ``""`` for the whole server.
 
     ``kind`` is ``"role"`` (``value`` ``"mod"``, or ``"admin"`` in scope ``""``),
-    ``"ban"``, ``"mute"`` or ``"invite"`` (may join a private room). One per
-    (scope, principal, kind). ``until_ms`` None: until lifted.
+    ``"ban"``, ``"mute"``, ``"invite"`` (may join a private room) or ``"voice"``
+    (may speak in an announce room, ircroles). One per (scope, principal, kind).
+    ``until_ms`` None: until lifted. ``principal`` ``"n:<nick key>"``: a ban of a
+    nick nobody had when it was made (whoever takes the nick is banned). ``guest``:
+    the guest principal that made it; it ends with that guest's session (ircroles).
     """
 
     scope: str
@@ -192,6 +205,7 @@ class Standing:
     by: str = ""  # the display nick of who set it
     reason: str = ""
     ts_ms: int = 0
+    guest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1632,7 +1632,8 @@ class PostgresStore:
 
         async def read(conn: Conn) -> list[RoomSettings]:
             rows = await conn.fetch(
-                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
+                " topic_locked, secret, guest"
                 " FROM rooms ORDER BY name"
             )
             return [_room_row(r) for r in rows]
@@ -1644,17 +1645,22 @@ class PostgresStore:
 
         async def job(conn: Conn) -> RoomSettings:
             await conn.execute(
-                "INSERT INTO rooms (name, owner, topic, private, announce, created_ms)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+                "INSERT INTO rooms (name, owner, topic, private, announce, created_ms,"
+                " topic_locked, secret, guest)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING",
                 row.name,
                 row.owner,
                 row.topic,
                 row.private,
                 row.announce,
                 row.created_ms,
+                row.topic_locked,
+                row.secret,
+                row.guest,
             )
             found = await conn.fetchrow(
-                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
+                " topic_locked, secret, guest"
                 " FROM rooms WHERE name = $1",
                 row.name,
             )
@@ -1668,13 +1674,16 @@ class PostgresStore:
         async def job(conn: Conn) -> None:
             await conn.execute(
                 "UPDATE rooms SET owner = $1, topic = $2, private = $3, announce = $4,"
-                " retention_days = $6 WHERE name = $5",
+                " retention_days = $6, topic_locked = $7, secret = $8, guest = $9 WHERE name = $5",
                 row.owner,
                 row.topic,
                 row.private,
                 row.announce,
                 row.name,
                 row.retention_days,
+                row.topic_locked,
+                row.secret,
+                row.guest,
             )
             await _insert_audit(conn, audit)
 
@@ -1685,7 +1694,7 @@ class PostgresStore:
 
         async def read(conn: Conn) -> list[Standing]:
             rows = await conn.fetch(
-                "SELECT scope, principal, kind, value, until_ms, by_nick, reason, ts_ms"
+                "SELECT scope, principal, kind, value, until_ms, by_nick, reason, ts_ms, guest"
                 " FROM standings ORDER BY scope, principal, kind"
             )
             return [Standing(*r) for r in rows]
@@ -1699,11 +1708,12 @@ class PostgresStore:
         async def job(conn: Conn) -> None:
             await conn.execute(
                 "INSERT INTO standings"
-                " (scope, principal, kind, value, until_ms, by_nick, reason, ts_ms)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " (scope, principal, kind, value, until_ms, by_nick, reason, ts_ms, guest)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 " ON CONFLICT (scope, principal, kind) DO UPDATE"
                 " SET value = excluded.value, until_ms = excluded.until_ms,"
-                " by_nick = excluded.by_nick, reason = excluded.reason, ts_ms = excluded.ts_ms",
+                " by_nick = excluded.by_nick, reason = excluded.reason, ts_ms = excluded.ts_ms,"
+                " guest = excluded.guest",
                 s.scope,
                 s.principal,
                 s.kind,
@@ -1712,6 +1722,7 @@ class PostgresStore:
                 s.by,
                 s.reason,
                 s.ts_ms,
+                s.guest,
             )
             if audit is not None:
                 await _insert_audit(conn, audit)
@@ -1841,7 +1852,7 @@ class PostgresStore:
         async def job(conn: Conn) -> bool:
             gone = await conn.fetchval(
                 "DELETE FROM rooms WHERE name = $1 AND topic = '' AND NOT private"
-                " AND NOT announce AND retention_days IS NULL"
+                " AND NOT announce AND retention_days IS NULL AND topic_locked AND NOT secret"
                 " AND NOT EXISTS (SELECT 1 FROM memberships WHERE room = $1 AND to_id IS NULL)"
                 " AND NOT EXISTS (SELECT 1 FROM messages WHERE room = $1)"
                 " AND NOT EXISTS (SELECT 1 FROM standings WHERE scope = $1)"
@@ -1888,9 +1899,18 @@ def _changed(status: str) -> bool:
 
 
 def _room_row(row: Any) -> RoomSettings:
-    name, owner, topic, private, announce, created_ms, retention_days = row
+    name, owner, topic, private, announce, created_ms, retention_days, locked, secret, guest = row
     return RoomSettings(
-        name, owner, topic, bool(private), bool(announce), int(created_ms), retention_days
+        name,
+        owner,
+        topic,
+        bool(private),
+        bool(announce),
+        int(created_ms),
+        retention_days,
+        bool(locked),
+        bool(secret),
+        guest,
     )
 
 

@@ -496,9 +496,18 @@ def _merged(
 
 
 def _room_row(row: Iterable[Any]) -> RoomSettings:
-    name, owner, topic, private, announce, created_ms, retention_days = row
+    name, owner, topic, private, announce, created_ms, retention_days, locked, secret, guest = row
     return RoomSettings(
-        name, owner, topic, bool(private), bool(announce), created_ms, retention_days
+        name,
+        owner,
+        topic,
+        bool(private),
+        bool(announce),
+        created_ms,
+        retention_days,
+        bool(locked),
+        bool(secret),
+        guest,
     )
 
 
@@ -1983,7 +1992,8 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> list[RoomSettings]:
             rows = conn.execute(
-                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
+                " topic_locked, secret, guest"
                 " FROM rooms ORDER BY name"
             ).fetchall()
             return [_room_row(r) for r in rows]
@@ -1995,12 +2005,24 @@ class SqliteStore:
 
         def job(conn: sqlite3.Connection) -> RoomSettings:
             conn.execute(
-                "INSERT INTO rooms (name, owner, topic, private, announce, created_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
-                (row.name, row.owner, row.topic, row.private, row.announce, row.created_ms),
+                "INSERT INTO rooms (name, owner, topic, private, announce, created_ms,"
+                " topic_locked, secret, guest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (
+                    row.name,
+                    row.owner,
+                    row.topic,
+                    row.private,
+                    row.announce,
+                    row.created_ms,
+                    row.topic_locked,
+                    row.secret,
+                    row.guest,
+                ),
             )
             found = conn.execute(
-                "SELECT name, owner, topic, private, announce, created_ms, retention_days"
+                "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
+                " topic_locked, secret, guest"
                 " FROM rooms WHERE name = ?",
                 (row.name,),
             ).fetchone()
@@ -2014,8 +2036,18 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE rooms SET owner = ?, topic = ?, private = ?, announce = ?,"
-                " retention_days = ? WHERE name = ?",
-                (row.owner, row.topic, row.private, row.announce, row.retention_days, row.name),
+                " retention_days = ?, topic_locked = ?, secret = ?, guest = ? WHERE name = ?",
+                (
+                    row.owner,
+                    row.topic,
+                    row.private,
+                    row.announce,
+                    row.retention_days,
+                    row.topic_locked,
+                    row.secret,
+                    row.guest,
+                    row.name,
+                ),
             )
             _insert_audit(conn, audit)
 
@@ -2026,7 +2058,7 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> list[Standing]:
             rows = conn.execute(
-                "SELECT scope, principal, kind, value, until_ms, by_nick, reason, ts_ms"
+                "SELECT scope, principal, kind, value, until_ms, by_nick, reason, ts_ms, guest"
                 " FROM standings ORDER BY scope, principal, kind"
             ).fetchall()
             return [Standing(*r) for r in rows]
@@ -2040,11 +2072,15 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO standings"
-                " (scope, principal, kind, value, until_ms, by_nick, reason, ts_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, principal, kind) DO UPDATE"
+                " (scope, principal, kind, value, until_ms, by_nick, reason, ts_ms, guest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, principal, kind) DO UPDATE"
                 " SET value = excluded.value, until_ms = excluded.until_ms,"
-                " by_nick = excluded.by_nick, reason = excluded.reason, ts_ms = excluded.ts_ms",
-                (s.scope, s.principal, s.kind, s.value, s.until_ms, s.by, s.reason, s.ts_ms),
+                " by_nick = excluded.by_nick, reason = excluded.reason, ts_ms = excluded.ts_ms,"
+                " guest = excluded.guest",
+                (
+                    *(s.scope, s.principal, s.kind, s.value, s.until_ms),
+                    *(s.by, s.reason, s.ts_ms, s.guest),
+                ),
             )
             if audit is not None:
                 _insert_audit(conn, audit)
@@ -2332,7 +2368,7 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> bool:
             gone = conn.execute(
                 "DELETE FROM rooms WHERE name = ? AND topic = '' AND NOT private"
-                " AND NOT announce AND retention_days IS NULL"
+                " AND NOT announce AND retention_days IS NULL AND topic_locked AND NOT secret"
                 " AND NOT EXISTS (SELECT 1 FROM memberships WHERE room = ? AND to_id IS NULL)"
                 " AND NOT EXISTS (SELECT 1 FROM messages WHERE room = ?)"
                 " AND NOT EXISTS (SELECT 1 FROM standings WHERE scope = ?)",

@@ -22,6 +22,7 @@ export const LOBBY = "room:lobby";
 const PRESENCE_WORDS = {
   join: "joined", leave: "left", kick: "was kicked", ban: "was banned", unban: "was unbanned",
   mute: "was muted", unmute: "was unmuted", invite: "was invited", grant: "was given a new role",
+  voice: "was given voice", unvoice: "lost voice",
 };
 
 // Ranks of the room roles (protocol §12): nobody acts on their equal or better.

@@ -3,6 +3,7 @@ branch ircroles), over real sockets: IRC clients and JSON clients in one server.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from test_irc_channels import numeric
@@ -75,8 +76,10 @@ async def test_voice_lets_a_member_speak_in_a_moderated_channel_and_shows_as_plu
         await baz.send("MODE #chan +v baz")  # a member gives no voice
         assert (await baz.until(numeric("482")))[0].params[1] == "#chan"
         await foo.send("MODE #chan -v baz")  # not voiced: said, nothing changes
-        assert (await foo.until(lambda m: m.command == "FAIL"))[0].params[-1].endswith(
-            "baz is not voiced in #chan"
+        assert (
+            (await foo.until(lambda m: m.command == "FAIL"))[0]
+            .params[-1]
+            .endswith("baz is not voiced in #chan")
         )
 
 
@@ -103,6 +106,17 @@ async def test_the_topic_lock_is_a_mode_and_unlocked_any_member_sets_the_topic(
         assert (topic.source, topic.params) == ("bar!bar@chinwag", ("#chan", "T0P1C"))
         await foo.send("MODE #chan")
         assert (await foo.until(numeric("324")))[0].params[1:] == ("#chan", "+n")
+        qux = await irc(made, irc_port)
+        await qux.register("qux")
+        await qux.send("JOIN #chan")
+        shown, _ = await qux.until(numeric("332"))
+        assert shown.params[1:] == ("#chan", "T0P1C")
+        when = await qux.recv()  # 333: who set it, and when
+        assert (when.command, when.params[1:3]) == ("333", ("#chan", "bar"))
+        assert abs(int(when.params[3]) - time.time()) < 600
+        await qux.send("TOPIC #chan")
+        await qux.until(numeric("332"))
+        assert (await qux.recv()).command == "333"
         await foo.send("MODE #chan +t")
         await bar.until(mode("#chan", "+t"))
         await bar.send("TOPIC #chan :again")
@@ -155,8 +169,9 @@ async def test_a_ban_of_a_nick_nobody_has_stops_whoever_takes_it(tmp_path: Path)
         ban, _ = await chanop.until(lambda m: m.command == "MODE")
         assert ban.params == ("#chan", "+b", "bar!*@*")
         await chanop.send("MODE #chan +b")
-        listed, _ = await chanop.until(numeric("367"))
+        listed, before = await chanop.until(numeric("367"))
         assert listed.params[1:4] == ("#chan", "bar!*@*", "chanop")
+        assert before == []  # no KICK: nobody by that nick was in the channel
         bar = await irc(made, irc_port)
         await bar.register("Bar")
         await bar.send("JOIN #chan")

@@ -147,12 +147,13 @@ async def test_a_room_is_forgotten_only_when_it_carries_nothing(store: Store) ->
 
 
 async def test_topic_lock_secret_and_a_guests_marks_are_kept_and_keep_a_room(store: Store) -> None:
-    """ircroles: a room's topic lock and secrecy, the guest whose session its locks end
-    with, and the guest that made a standing are stored and read back as written; a room
+    """ircroles: a room's topic lock and secrecy, who set its topic and when, the guest whose
+    session its locks end with, and the guest that made a standing are stored and read back
+    as written; a room
     unlocked or secret is not forgotten (it carries a setting)."""
     made = await store.ensure_room(RoomSettings("den", "g:1", created_ms=T0, secret=True))
     assert (made.topic_locked, made.secret, made.guest) == (True, True, None)
-    new = RoomSettings("den", "g:1", "", True, True, T0, None, False, True, "g:1")
+    new = RoomSettings("den", "g:1", "hi", True, True, T0, None, False, True, "g:1", "gus", T0 + 5)
     await store.update_room(new, entry("room", "den"))
     await store.ensure_room(RoomSettings("open", "a:olga", created_ms=T0))
     await store.update_room(

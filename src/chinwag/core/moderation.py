@@ -257,6 +257,7 @@ class Moderation:
                 reason=event.reason,
                 until_ms=event.until_ms,
                 role=event.role,
+                nick_only=event.principal.startswith("n:"),
             ),
             online,
         )
@@ -629,6 +630,8 @@ class Moderation:
             created_ms=row.created_ms or None if role is not None else None,
             topic_locked=row.topic_locked,
             secret=row.secret,
+            topic_by=row.topic_by if row.topic_ms is not None else None,
+            topic_ms=row.topic_ms,
         )
 
     # -- actions --------------------------------------------------------------------------------
@@ -728,6 +731,9 @@ class Moderation:
         guest = row.guest
         if any(v is not None for v in locks):
             guest = None if p.account else p.pid
+        topic_by, topic_ms = row.topic_by, row.topic_ms
+        if topic != row.topic:  # who set it, and when (IRC 333)
+            topic_by, topic_ms = (p.nick, self._now_ms()) if topic else ("", None)
         new = RoomSettings(
             room,
             row.owner,
@@ -739,6 +745,8 @@ class Moderation:
             row.topic_locked if cmd.topic_locked is None else cmd.topic_locked,
             row.secret if cmd.secret is None else cmd.secret,
             guest,
+            topic_by,
+            topic_ms,
         )
         changes = _changes(row, new)
         await self._save(room)
@@ -811,7 +819,13 @@ class Moderation:
         if cmd.until_ms is not None and cmd.until_ms <= now:
             raise BadRequest(f"'until' is in the past ({_iso(cmd.until_ms)}); give a later time")
         event = Presence(
-            room=room, nick=nick, event=action, by=p.nick, reason=cmd.reason, until_ms=cmd.until_ms
+            room=room,
+            nick=nick,
+            event=action,
+            by=p.nick,
+            reason=cmd.reason,
+            until_ms=cmd.until_ms,
+            nick_only=pid.startswith("n:"),
         )
         detail = "" if cmd.until_ms is None else f"until {_iso(cmd.until_ms)}"
         entry = self._audit(p, action, room, nick, cmd.reason, detail)

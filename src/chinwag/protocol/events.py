@@ -595,6 +595,9 @@ class Presence(ServerEvent):
     until_ms: int | None = None
     role: str | None = None
     quit: str | None = None
+    # ircroles: a ban of a nick nobody had (nobody was taken out: IRC says no KICK). Not on
+    # the JSON wire.
+    nick_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -734,6 +737,8 @@ class RoomInfo(ServerEvent):
     created_ms: int | None = None
     topic_locked: bool = True  # ircroles: only the owner and mods set the topic
     secret: bool = False  # ircroles: unlisted for non-members, still open to all
+    topic_by: str | None = None  # ircroles: who set the topic, and when (None: not known)
+    topic_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

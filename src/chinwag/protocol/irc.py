@@ -576,8 +576,10 @@ def _presence_lines(event: Presence) -> bytes:
         case "kick":
             return format_message("KICK", channel, nick, event.reason or by, source=source)
         case "ban":
-            kick = format_message("KICK", channel, nick, event.reason or by, source=source)
-            return format_message("MODE", channel, "+b", f"{nick}!*@*", source=source) + kick
+            ban = format_message("MODE", channel, "+b", f"{nick}!*@*", source=source)
+            if event.nick_only:  # ircroles: a nick nobody had, so nobody to kick
+                return ban
+            return ban + format_message("KICK", channel, nick, event.reason or by, source=source)
         case "unban":
             return format_message("MODE", channel, "-b", f"{nick}!*@*", source=source)
         case "grant" if event.role in ("mod", "member"):
@@ -1495,7 +1497,7 @@ class IrcServerCodec:
         channel = f"#{info.room}"
         if command == "TOPIC":
             if info.topic:
-                return self._numeric("332", channel, info.topic)
+                return self._numeric("332", channel, info.topic) + self._topic_time(info)
             return self._numeric("331", channel, "No topic is set")
         modes = "+n" + "".join(
             char
@@ -1511,6 +1513,14 @@ class IrcServerCodec:
         if info.created_ms is not None:  # 329: when the room was made (ircwho)
             created = self._numeric("329", channel, str(info.created_ms // 1000))
         return self._numeric("324", channel, modes) + created
+
+    def _topic_time(self, info: RoomInfo) -> bytes:
+        """``333 #room nick <unix seconds>``: who set the topic, and when (ircroles); nothing
+        for topics older than that (not known)."""
+        if info.topic_ms is None or not info.topic_by:
+            return b""
+        by = irc_nick(info.topic_by)
+        return self._numeric("333", f"#{info.room}", by, str(info.topic_ms // 1000))
 
     def _mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``MODE``: a channel's modes asked for or changed (``+o``/``-o`` grant, ``+b``/``-b``
@@ -1663,7 +1673,9 @@ class IrcServerCodec:
         self._infos[key] = event
         wanted = self._info_wanted.pop(key, [])
         if event.by is None:  # after one's join, or the answer to a query (a join again)
-            topic = self._numeric("332", channel, event.topic) if event.topic else b""
+            topic = b""
+            if event.topic:
+                topic = self._numeric("332", channel, event.topic) + self._topic_time(event)
             if any(command == "TOPIC" for command, _ in wanted):
                 topic = b""  # the query's own answer says it
             answers = [(self._query_answer(command, event), label) for command, label in wanted]

@@ -469,11 +469,14 @@ def _moderate(obj: dict[str, Any], action: str, nick: str, ref: str | None) -> M
 
 def _lock_fields(data: dict[str, Any], info: RoomInfo) -> None:
     """ircroles: ``topic_locked`` and ``secret`` when not a new room's (the topic locked, not
-    secret), so that the bytes of rooms with neither change stay as they were."""
+    secret), and who set the topic and when if known, so that the bytes of rooms with none
+    of these stay as they were."""
     if not info.topic_locked:
         data["topic_locked"] = False
     if info.secret:
         data["secret"] = True
+    if info.topic_ms is not None:  # who set the topic, and when (IRC 333)
+        data["topic_by"], data["topic_at"] = info.topic_by, iso_ts(info.topic_ms)
 
 
 def _room_set(obj: dict[str, Any], room: str, ref: str | None) -> RoomSet:

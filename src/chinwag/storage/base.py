@@ -171,6 +171,8 @@ class RoomSettings:
         guest: the guest principal whose session's end undoes the room's locks
             (private, announce, secret, topic lock), None when an account set
             them last (ircroles).
+        topic_by: the display nick of who set the topic last ('' unknown: before
+            ircroles, or no topic); topic_ms: when (None: not known).
     """
 
     name: str
@@ -183,6 +185,8 @@ class RoomSettings:
     topic_locked: bool = True
     secret: bool = False
     guest: str | None = None
+    topic_by: str = ""
+    topic_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

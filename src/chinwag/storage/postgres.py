@@ -1633,7 +1633,7 @@ class PostgresStore:
         async def read(conn: Conn) -> list[RoomSettings]:
             rows = await conn.fetch(
                 "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
-                " topic_locked, secret, guest"
+                " topic_locked, secret, guest, topic_by, topic_ms"
                 " FROM rooms ORDER BY name"
             )
             return [_room_row(r) for r in rows]
@@ -1646,8 +1646,9 @@ class PostgresStore:
         async def job(conn: Conn) -> RoomSettings:
             await conn.execute(
                 "INSERT INTO rooms (name, owner, topic, private, announce, created_ms,"
-                " topic_locked, secret, guest)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING",
+                " topic_locked, secret, guest, topic_by, topic_ms)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                " ON CONFLICT (name) DO NOTHING",
                 row.name,
                 row.owner,
                 row.topic,
@@ -1657,10 +1658,12 @@ class PostgresStore:
                 row.topic_locked,
                 row.secret,
                 row.guest,
+                row.topic_by,
+                row.topic_ms,
             )
             found = await conn.fetchrow(
                 "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
-                " topic_locked, secret, guest"
+                " topic_locked, secret, guest, topic_by, topic_ms"
                 " FROM rooms WHERE name = $1",
                 row.name,
             )
@@ -1674,7 +1677,8 @@ class PostgresStore:
         async def job(conn: Conn) -> None:
             await conn.execute(
                 "UPDATE rooms SET owner = $1, topic = $2, private = $3, announce = $4,"
-                " retention_days = $6, topic_locked = $7, secret = $8, guest = $9 WHERE name = $5",
+                " retention_days = $6, topic_locked = $7, secret = $8, guest = $9,"
+                " topic_by = $10, topic_ms = $11 WHERE name = $5",
                 row.owner,
                 row.topic,
                 row.private,
@@ -1684,6 +1688,8 @@ class PostgresStore:
                 row.topic_locked,
                 row.secret,
                 row.guest,
+                row.topic_by,
+                row.topic_ms,
             )
             await _insert_audit(conn, audit)
 
@@ -1899,7 +1905,8 @@ def _changed(status: str) -> bool:
 
 
 def _room_row(row: Any) -> RoomSettings:
-    name, owner, topic, private, announce, created_ms, retention_days, locked, secret, guest = row
+    name, owner, topic, private, announce, created_ms, retention_days, *rest = tuple(row)
+    locked, secret, guest, topic_by, topic_ms = rest
     return RoomSettings(
         name,
         owner,
@@ -1911,6 +1918,8 @@ def _room_row(row: Any) -> RoomSettings:
         bool(locked),
         bool(secret),
         guest,
+        topic_by,
+        None if topic_ms is None else int(topic_ms),
     )
 
 

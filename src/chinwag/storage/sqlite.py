@@ -496,7 +496,8 @@ def _merged(
 
 
 def _room_row(row: Iterable[Any]) -> RoomSettings:
-    name, owner, topic, private, announce, created_ms, retention_days, locked, secret, guest = row
+    name, owner, topic, private, announce, created_ms, retention_days, *rest = row
+    locked, secret, guest, topic_by, topic_ms = rest
     return RoomSettings(
         name,
         owner,
@@ -508,6 +509,8 @@ def _room_row(row: Iterable[Any]) -> RoomSettings:
         bool(locked),
         bool(secret),
         guest,
+        topic_by,
+        topic_ms,
     )
 
 
@@ -1993,7 +1996,7 @@ class SqliteStore:
         def read(conn: sqlite3.Connection) -> list[RoomSettings]:
             rows = conn.execute(
                 "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
-                " topic_locked, secret, guest"
+                " topic_locked, secret, guest, topic_by, topic_ms"
                 " FROM rooms ORDER BY name"
             ).fetchall()
             return [_room_row(r) for r in rows]
@@ -2006,8 +2009,8 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> RoomSettings:
             conn.execute(
                 "INSERT INTO rooms (name, owner, topic, private, announce, created_ms,"
-                " topic_locked, secret, guest)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                " topic_locked, secret, guest, topic_by, topic_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
                 (
                     row.name,
                     row.owner,
@@ -2018,11 +2021,13 @@ class SqliteStore:
                     row.topic_locked,
                     row.secret,
                     row.guest,
+                    row.topic_by,
+                    row.topic_ms,
                 ),
             )
             found = conn.execute(
                 "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
-                " topic_locked, secret, guest"
+                " topic_locked, secret, guest, topic_by, topic_ms"
                 " FROM rooms WHERE name = ?",
                 (row.name,),
             ).fetchone()
@@ -2036,7 +2041,8 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE rooms SET owner = ?, topic = ?, private = ?, announce = ?,"
-                " retention_days = ?, topic_locked = ?, secret = ?, guest = ? WHERE name = ?",
+                " retention_days = ?, topic_locked = ?, secret = ?, guest = ?, topic_by = ?,"
+                " topic_ms = ? WHERE name = ?",
                 (
                     row.owner,
                     row.topic,
@@ -2046,6 +2052,8 @@ class SqliteStore:
                     row.topic_locked,
                     row.secret,
                     row.guest,
+                    row.topic_by,
+                    row.topic_ms,
                     row.name,
                 ),
             )

@@ -8,3 +8,6 @@ ALTER TABLE rooms ADD COLUMN topic_locked INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE rooms ADD COLUMN secret INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE rooms ADD COLUMN guest TEXT;
 ALTER TABLE standings ADD COLUMN guest TEXT;
+-- Who set the topic (a display nick) and when (IRC 333); NULL time: not known.
+ALTER TABLE rooms ADD COLUMN topic_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE rooms ADD COLUMN topic_ms INTEGER;

@@ -4,6 +4,7 @@ branch ircroles), over real sockets: IRC clients and JSON clients in one server.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from test_irc_channels import numeric
@@ -12,7 +13,7 @@ from test_irc_listener import clients, irc, json_peer, privmsg, running
 from chinwag.protocol.irc import IrcMessage
 
 
-def mode(*params: str) -> object:
+def mode(*params: str) -> Callable[[IrcMessage], bool]:
     def accept(m: IrcMessage) -> bool:
         return m.command == "MODE" and m.params == params
 

@@ -175,6 +175,7 @@ async def test_a_guests_locks_bans_and_mutes_end_with_its_session(
         {"type": "room", "room": "general", "topic_locked": False},
         {"type": "ban", "room": "general", "nick": "alice"},
         {"type": "mute", "room": "general", "nick": "alice", "until": None},
+        {"type": "voice", "room": "general", "nick": "troll"},  # a power it holds itself
     ]
     for n, frame in enumerate(frames):
         assert (await reply(troll, f"t{n}", **frame))["type"] == "ok", frame
@@ -200,7 +201,8 @@ async def test_a_guests_locks_bans_and_mutes_end_with_its_session(
     code, out, _ = await admin(server.data, "audit", "--room", "general")
     assert code == 0
     ended = [line for line in out.splitlines() if "troll" in line and "ended" in line]
-    assert len(ended) == 3, out  # the ban, the mute and the room's locks
+    assert len(ended) == 4, out  # the ban, the mute, the room's locks and its own voice
+    assert any("voice ended with the guest's session" in line for line in ended), out
     assert any("unban" in line and "alice" in line for line in ended), out
     assert any("private=False" in line and "secret=False" in line for line in ended), out
 

@@ -486,10 +486,15 @@ class Moderation:
         """
         for scope, pid, kind in [key for key in self._standings if key[1] == guest]:
             self._forget(scope, pid, kind)
-            await self._store.drop_standing(scope, pid, kind, None)
+            entry = None
+            if kind in ("role", "voice"):  # ircroles: the powers it held, in the audit log
+                detail = f"{kind} ended with the guest's session"
+                entry = AuditEntry(self._now_ms(), nick, "ended", scope, nick, "", detail)
+            await self._store.drop_standing(scope, pid, kind, entry)
         for standing in list(self._standings.values()):
-            if standing.guest == guest:
-                await self._lift_made(standing, nick)
+            s = standing
+            if s.guest == guest and self._active(s.scope, s.principal, s.kind) is not None:
+                await self._lift_made(s, nick)
         for row in list(self._rooms.values()):
             if row.guest == guest:
                 await self._unlock(row, nick)

@@ -112,6 +112,16 @@ def test_moderation_is_said_in_plain_words() -> None:
         moderated_text(grant, me=False, local=local, now=NOW)
         == "bob was made a member of #games by olga"
     )
+    voice = Moderated("games", "bob", "voice", "olga")  # ircroles
+    assert (
+        moderated_text(voice, me=False, local=local, now=NOW)
+        == "bob may speak in #games while it is for announcements: olga said so"
+    )
+    unvoice = Moderated("games", "me", "unvoice", "olga")
+    assert (
+        moderated_text(unvoice, me=True, local=local, now=NOW)
+        == "You no longer speak in #games while it is for announcements: olga said so"
+    )
 
 
 def test_refusals_are_said_in_plain_words_with_local_times() -> None:

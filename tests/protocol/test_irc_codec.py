@@ -752,13 +752,26 @@ def test_topic_mode_kick_and_invite_become_moderation_requests() -> None:
 def test_modes_chinwag_lacks_and_masks_naming_no_nick_are_refused_saying_why() -> None:
     codec = registered()
     wire = replies(
-        codec.receive_data(b"MODE #den +z key\r\nMODE #den -t\r\nMODE #den +b *!*@host\r\n")
+        codec.receive_data(b"MODE #den +z key\r\nMODE #den -n\r\nMODE #den +b *!*@host\r\n")
     )
     lines = wire.split(b"\r\n")[:-1]
     assert lines[0] == b":chinwag 472 alice z :is not a channel mode on chinwag"
-    assert lines[1].startswith(b":chinwag 472 alice t :is always on here")
+    assert lines[1].startswith(b":chinwag 472 alice n :is always on here")
     assert lines[2].startswith(b":chinwag 696 alice #den b *!*@host :A ban here is of a nick")
-    assert commands(codec.receive_data(b"MODE #den +nt\r\n")) == []  # always on: nothing
+    assert commands(codec.receive_data(b"MODE #den +n\r\n")) == []  # always on: nothing
+
+
+def test_topic_lock_secret_and_voice_modes_are_room_settings_and_voice() -> None:
+    codec = registered()
+    sent = commands(codec.receive_data(b"MODE #den -t+s\r\nMODE #den +v-v bob carl\r\n"))
+    assert [replace(c, ref=None) for c in sent] == [
+        RoomSet(room="den", topic_locked=False),
+        RoomSet(room="den", secret=True),
+        Moderate(action="voice", room="den", nick="bob"),
+        Moderate(action="unvoice", room="den", nick="carl"),
+    ]
+    wire = replies(codec.receive_data(b"MODE #den +v\r\n"))
+    assert b" 461 alice MODE :Not enough parameters" in wire
 
 
 def test_refusals_of_moderation_are_the_numerics_irc_clients_know() -> None:

@@ -49,6 +49,18 @@ UNTIL_MS = 1796220300000
             Grant(room="games", nick="bob", role="mod"),
         ),
         (b'{"type":"grant","nick":"bob","role":"admin"}', Grant(nick="bob", role="admin")),
+        (  # ircroles
+            b'{"type":"room","room":"games","topic_locked":false,"secret":true}',
+            RoomSet(room="games", topic_locked=False, secret=True),
+        ),
+        (
+            b'{"type":"voice","room":"games","nick":"bob","until":null}',
+            Moderate(action="voice", room="games", nick="bob"),
+        ),
+        (
+            b'{"type":"unvoice","room":"games","nick":"bob"}',
+            Moderate(action="unvoice", room="games", nick="bob"),
+        ),
     ],
 )
 def test_each_moderation_frame_decodes_to_its_command(line: bytes, command: object) -> None:
@@ -67,6 +79,8 @@ def test_each_moderation_frame_decodes_to_its_command(line: bytes, command: obje
         (b'{"type":"ban","room":"g","nick":"bob","until":5}', "'until' must be a string"),
         (b'{"type":"kick","room":"g","nick":"bob","reason":7}', "'reason' must be a string"),
         (b'{"type":"grant","room":"g","nick":"bob"}', "missing field 'role'"),
+        (b'{"type":"voice","nick":"bob"}', "missing field 'room'"),
+        (b'{"type":"room","room":"g","secret":1}', "'secret' must be true or false"),
     ],
 )
 def test_a_malformed_moderation_frame_is_a_bad_request_that_names_the_field(

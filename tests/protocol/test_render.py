@@ -494,6 +494,23 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
         b'"by":null,"role":"owner","created":"2026-11-29T05:00:00.123Z"}\n',
     ),
     (
+        "room_info_ircroles",
+        RoomInfo(
+            room="den",
+            topic="chess",
+            private=False,
+            announce=True,
+            by="gus",
+            topic_locked=False,
+            secret=True,
+            topic_by="gus",
+            topic_ms=TS,
+        ),
+        b'{"type":"room_info","room":"den","topic":"chess","private":false,"announce":true,'
+        b'"by":"gus","topic_locked":false,"secret":true,"topic_by":"gus",'
+        b'"topic_at":"2026-11-29T05:00:00.123Z"}\n',
+    ),
+    (
         "presence_quit",
         Presence(room="den", nick="qux", event="leave", quit="qux out"),
         b'{"type":"presence","room":"den","nick":"qux","event":"leave","quit":"qux out"}\n',

@@ -20,6 +20,7 @@ import pytest
 from conftest import RECV_TIMEOUT, Peer, ServerProcess
 from support.peers import login
 from support.web import WebServer
+from test_moderation import admin
 
 from chinwag.config import SettingsError, build
 
@@ -156,9 +157,12 @@ def test_reactions_per_person_max_below_zero_is_refused_saying_what_to_write() -
 # -- a guest's room: nothing it sets may outlive it -----------------------------
 
 
-async def test_a_guest_cannot_lock_a_room_name_or_ban_an_account_for_good(
+async def test_a_guests_locks_bans_and_mutes_end_with_its_session(
     server: ServerProcess, peers: list[Peer]
 ) -> None:
+    """audit4's reason kept (ircroles): nothing a guest does in its room outlives it. A guest
+    owner locks its room and bans and mutes accounts while it is online; when its session
+    ends every lock and standing it made is lifted, each with an audit entry."""
     alice = await login(peers, server.port, "alice")
     assert (await reply(alice, "reg", type="register", password="correct horse"))["type"] == "ok"
     await alice.send(type="bye")
@@ -167,26 +171,40 @@ async def test_a_guest_cannot_lock_a_room_name_or_ban_an_account_for_good(
     assert (await reply(troll, "j", type="join", room="general"))["type"] == "ok"
     frames: list[dict[str, Any]] = [
         {"type": "room", "room": "general", "private": True, "topic": "mine"},
-        {"type": "room", "room": "general", "announce": True},
+        {"type": "room", "room": "general", "announce": True, "secret": True},
+        {"type": "room", "room": "general", "topic_locked": False},
         {"type": "ban", "room": "general", "nick": "alice"},
         {"type": "mute", "room": "general", "nick": "alice", "until": None},
+        {"type": "voice", "room": "general", "nick": "troll"},  # a power it holds itself
     ]
     for n, frame in enumerate(frames):
-        refused = await reply(troll, f"t{n}", **frame)
-        assert (refused["code"], refused["reason"]) == ("forbidden", "guest"), frame
-        assert "/register first" in refused["message"]
-    # A guest owner still sets its room's topic: that ends nobody's rights.
+        assert (await reply(troll, f"t{n}", **frame))["type"] == "ok", frame
+    alice = await login(peers, server.port, "alice", password="correct horse")
+    refused = await reply(alice, "j", type="join", room="general")
+    assert (refused["code"], refused["reason"]) == ("forbidden", "banned")  # while it is here
+    rooms = await reply(alice, "r", type="rooms")
+    assert "general" not in [r["name"] for r in rooms["rooms"]]  # private and secret
     assert (await reply(troll, "topic", type="room", room="general", topic="hi"))["type"] == "ok"
     await troll.send(type="bye")
     await troll.expect_closed()
-    # After the guest left, its room is open to all, and nobody is banned or muted there.
-    alice = await login(peers, server.port, "alice", password="correct horse")
-    assert (await reply(alice, "j", type="join", room="general"))["type"] == "ok"
+    # After the guest left, its room is open to all, and nobody is banned or muted there;
+    # the topic (which locks nobody out) stays.
+    assert (await reply(alice, "j2", type="join", room="general"))["type"] == "ok"
     info = await alice.recv_type("room_info")
     assert (info["private"], info["announce"], info["topic"]) == (False, False, "hi")
+    assert "secret" not in info and "topic_locked" not in info  # a new room's: locked, listed
     assert (await reply(alice, "s", type="say", room="general", body="free"))["type"] == "ack"
     guest = await login(peers, server.port, "gus")
     assert (await reply(guest, "j", type="join", room="general"))["type"] == "ok"
+    refused = await reply(guest, "t", type="room", room="general", topic="gus was here")
+    assert (refused["code"], refused["reason"]) == ("forbidden", "not_allowed")  # locked again
+    code, out, _ = await admin(server.data, "audit", "--room", "general")
+    assert code == 0
+    ended = [line for line in out.splitlines() if "troll" in line and "ended" in line]
+    assert len(ended) == 4, out  # the ban, the mute, the room's locks and its own voice
+    assert any("voice ended with the guest's session" in line for line in ended), out
+    assert any("unban" in line and "alice" in line for line in ended), out
+    assert any("private=False" in line and "secret=False" in line for line in ended), out
 
 
 # -- kill -9 in a burst of deletions: nothing acked is lost, no body comes back ----

@@ -207,7 +207,8 @@ async def test_bad_moderation_input_is_refused_clearly_changes_nothing_and_the_c
         ({"type": "room", "room": "games", "private": "yes"}, "bad_request", None),
         ({"type": "room", "room": "lobby", "private": True}, "forbidden", "not_allowed"),
         ({"type": "grant", "room": "games", "nick": "bob", "role": "owner"}, "bad_request", None),
-        ({"type": "grant", "room": "games", "nick": "gus", "role": "mod"}, "forbidden", "guest"),
+        ({"type": "grant", "nick": "gus", "role": "admin"}, "forbidden", "not_admin"),
+        ({"type": "voice", "nick": "bob"}, "bad_request", None),  # a room's
         ({"type": "grant", "nick": "bob", "role": "admin"}, "forbidden", "not_admin"),
         ({"type": "ban", "nick": "bob"}, "forbidden", "not_admin"),
         ({"type": "kick", "room": "games", "nick": "olga"}, "forbidden", "rank"),

@@ -144,3 +144,40 @@ async def test_a_room_is_forgotten_only_when_it_carries_nothing(store: Store) ->
     ]
     assert [r.name for r in await store.load_rooms()] == ["member", "muted", "said", "topic"]
     assert not await store.forget_room("empty"), "gone already"
+
+
+async def test_topic_lock_secret_and_a_guests_marks_are_kept_and_keep_a_room(store: Store) -> None:
+    """ircroles: a room's topic lock and secrecy, who set its topic and when, the guest whose
+    session its locks end with, and the guest that made a standing are stored and read back
+    as written; a room unlocked or secret is not forgotten (it carries a setting)."""
+    made = await store.ensure_room(RoomSettings("den", "g:1", created_ms=T0, secret=True))
+    assert (made.topic_locked, made.secret, made.guest) == (True, True, None)
+    new = RoomSettings(
+        "den", "g:1", "hi", True, True, T0, None, None, None, False, True, "g:1", "gus", T0 + 5
+    )
+    await store.update_room(new, entry("room", "den"))
+    await store.ensure_room(RoomSettings("open", "a:olga", created_ms=T0))
+    await store.update_room(
+        RoomSettings("open", "a:olga", created_ms=T0, topic_locked=False), entry("room", "open")
+    )
+    rows = {r.name: r for r in await store.load_rooms()}
+    assert rows["den"] == new
+    assert (rows["open"].topic_locked, rows["open"].secret, rows["open"].guest) == (
+        False,
+        False,
+        None,
+    )
+    voice = Standing("den", "g:2", "voice", "", None, "gus", "", T0, guest="g:1")
+    nick_ban = Standing("den", "n:bar", "ban", "bar", None, "olga", "", T0)
+    await store.put_standing(voice, entry("voice", "den"))
+    await store.put_standing(nick_ban, None)
+    assert await store.load_standings() == [voice, nick_ban]
+    await store.put_standing(Standing("den", "g:2", "voice", "", None, "olga", "", T0 + 1), None)
+    assert (await store.load_standings())[0].guest is None  # an account took it over
+    await store.drop_standing("den", "g:2", "voice", None)
+    await store.drop_standing("den", "n:bar", "ban", None)
+    assert not await store.forget_room("open")  # unlocked: a setting of its own
+    await store.update_room(RoomSettings("den", None, created_ms=T0, secret=True), entry("room"))
+    assert not await store.forget_room("den")  # secret
+    await store.update_room(RoomSettings("den", None, created_ms=T0), entry("room"))
+    assert await store.forget_room("den")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -21,9 +22,11 @@ async def reply(peer: Peer, ref: str, **frame: Any) -> dict[str, Any]:
     return got
 
 
-async def test_a_guest_owner_making_its_room_private_is_told_to_register_and_nothing_changes(
+async def test_a_guest_owners_private_room_opens_again_when_its_session_ends(
     web: WebServer, context: BrowserContext, peers: list[Peer]
 ) -> None:
+    """ircroles (§12.6): a guest owner makes its room private from the web client; what it
+    set ends with its session, so the room is open again once its page is closed."""
     page = await open_client(context, web)
     await log_in(page, "alice")  # a guest
     opener = page.get_by_role("textbox", name="Join a #room or talk to @someone")
@@ -34,13 +37,18 @@ async def test_a_guest_owner_making_its_room_private_is_told_to_register_and_not
     dialog = page.get_by_role("dialog", name="#games settings")
     await dialog.get_by_label("Private", exact=False).check()
     await dialog.get_by_role("button", name="Save").click()
-    await expect(dialog.get_by_role("alert")).to_have_text(
-        "Only an account can do that: register your nick first"
-        " (what a guest sets would outlast it)."
-    )
+    await expect(dialog).to_be_hidden()
+    await expect(page.get_by_label("Room badges").get_by_text("private")).to_be_visible()
     bob = await Peer.connect(web.port)
     peers.append(bob)
     await bob.hello("bob")
-    assert (await reply(bob, "j", type="join", room="games"))["type"] == "ok"
+    refused = await reply(bob, "j", type="join", room="games")
+    assert (refused["code"], refused["reason"]) == ("forbidden", "private")
+    await page.close()  # alice's session ends
+    for attempt in range(100):
+        joined = await reply(bob, f"j{attempt}", type="join", room="games")
+        if joined["type"] == "ok":
+            break
+        await asyncio.sleep(0.05)
     info = await bob.recv_type("room_info")
     assert (info["private"], info["announce"]) == (False, False)

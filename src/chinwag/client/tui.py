@@ -340,6 +340,8 @@ def describe_moderation(event: Moderated, me: bool) -> str:
         "unban": "unbanned in",
         "mute": "muted in",
         "unmute": "unmuted in",
+        "voice": "voiced in",  # ircroles: may speak while the room is announce-only
+        "unvoice": "no longer voiced in",
         "invite": "invited to",
         "grant": f"made {event.role or 'member'} of",
     }.get(event.action, f"{clean(event.action)} in")

@@ -300,7 +300,7 @@ class Hub:
             self._departed(p.key, p.nick, p.account, session)
         if not p.account and not p.sessions:
             self._blocks.ended(p.pid)
-            await self._moderation.ended(p.pid)
+            await self._moderation.ended(p.pid, p.nick)
 
     @property
     def moderation(self) -> Moderation:

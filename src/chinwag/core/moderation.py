@@ -4,16 +4,25 @@ Who may do what:
 
 | action | who |
 |---|---|
-| ``room`` topic | the room's owner or a mod, or a server admin |
-| ``room`` private / announce / retention_days | the owner, or an admin |
+| ``room`` topic | the room's owner or a mod, or a server admin; any member when the
+  topic is not locked (``topic_locked`` false) |
+| ``room`` private / announce / secret / topic_locked / retention_days | the owner, or an admin |
 | ``room`` key / limit (ircmodes) | the owner or a mod, or an admin |
-| ``invite``, ``kick``, ``ban``/``unban``, ``mute``/``unmute`` | owner or mod, or admin |
+| ``invite``, ``kick``, ``ban``/``unban``, ``mute``/``unmute``, ``voice``/``unvoice`` | owner
+  or mod, or admin |
 | ``grant`` mod/member | the owner, or an admin |
 | server-wide ``kick``, ``ban``/``unban``, ``grant`` admin | an admin |
 
 Ranks are member < mod < owner < admin, and nobody acts on someone of their own
 rank or above (a mod cannot kick another mod, nor the owner). The lobby, and
-every room older than moderation, has no owner: the admins govern it.
+every room older than moderation, has no owner: the admins govern it. Voice is
+not a rank: a voiced member (of any role) may speak in an announce room.
+
+A guest's room powers end with its session (ircroles): the room it made is its
+own while it is online, it may be made a mod, and everything it set is undone
+when its session ends: the standings it made (bans, mutes, voices, roles,
+invites: ``Standing.guest``) and the room's locks (private, announce, secret,
+topic lock: ``RoomSettings.guest``) unless an account has set them since.
 
 Rooms' settings and every standing (roles, bans, mutes, invites) are kept in
 memory, loaded once at start and written through to the store with their audit
@@ -75,12 +84,6 @@ RemoveMember = Callable[[Principal, str], Awaitable[None]]
 """Takes a principal out of a room, in the store and online (`Rooms.remove`)."""
 
 
-def _locks(cmd: RoomSet) -> bool:
-    """Whether ``cmd`` locks its room (audit4, protocol §12.2): makes it private or for
-    announcements, or gives it a key or a member limit (ircmodes). A guest may not."""
-    return bool(cmd.private or cmd.announce or cmd.key or cmd.limit)
-
-
 def clock_text(until_ms: int) -> str:
     """``until`` for people: ``14:05 UTC`` today, else the date too."""
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(until_ms / 1000))
@@ -93,6 +96,34 @@ def _kicked_words(reason: str) -> str:
 def _one_line(text: str) -> bool:
     """No control characters (C0, DEL, C1): one line that cannot drive a terminal."""
     return not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+_VOICE = ("voice", "unvoice")
+_LIFTED = {"ban": "unban", "mute": "unmute", "voice": "unvoice"}  # a guest's, at its end
+
+
+def _guest(p: Principal) -> str | None:
+    """The guest acting (what it sets ends with its session: ircroles), None for an account."""
+    return None if p.account else p.pid
+
+
+def _changes(row: RoomSettings, new: RoomSettings) -> list[str]:
+    """``name=value`` of each room setting that ``new`` changes, for the audit entry."""
+    return [
+        f"{name}={getattr(new, name)}"
+        for name in (
+            "topic",
+            "private",
+            "announce",
+            "retention_days",
+            "topic_locked",
+            "secret",
+            "limit",
+        )
+        if getattr(new, name) != getattr(row, name)
+    ] + (  # the key is a secret of the room: never written in the log (ircmodes)
+        [f"key={'cleared' if new.key is None else 'set'}"] if new.key != row.key else []
+    )
 
 
 def _iso(ms: int) -> str:
@@ -238,6 +269,7 @@ class Moderation:
                 until_ms=event.until_ms,
                 role=event.role,
                 by_account=event.action == "invite" and self._is_account(event.by),
+                nick_only=event.principal.startswith("n:"),
             ),
             online,
         )
@@ -341,15 +373,25 @@ class Moderation:
             return None
         return Banned(self._banned_words(ban), until=self._until(ban.until_ms))
 
+    def voiced(self, pid: str, room: str) -> bool:
+        """Whether ``pid`` has voice in ``room`` (may speak there when it is announce-only)."""
+        return self._active(room, pid, "voice") is not None
+
     def check_say(self, p: Principal, room: str) -> None:
         """Raises `Forbidden` (``muted``, ``announce``) when ``p`` may not speak in ``room``."""
         if room not in self._guarded:
             return
         self.check_muted(p, room)
         row = self._rooms.get(room)
-        if row is not None and row.announce and self._rank(p.pid, room) < RANKS["mod"]:
+        if (
+            row is not None
+            and row.announce
+            and self._rank(p.pid, room) < RANKS["mod"]
+            and not self.voiced(p.pid, room)
+        ):
             raise Forbidden(
-                f"only the owner and mods speak in #{room} (an announce room)", reason="announce"
+                f"only the owner, mods and voiced members speak in #{room} (an announce room)",
+                reason="announce",
             )
 
     def check_muted(self, p: Principal, room: str, doing: str = "") -> None:
@@ -373,7 +415,7 @@ class Moderation:
     def check_join(self, p: Principal, room: str, key: str | None = None) -> None:
         """Raises `Forbidden` (``banned``, ``private``) when ``p`` may not join ``room``;
         `BadKey` without the room's key, `RoomFull` at its member limit (ircmodes)."""
-        ban = self._active(room, p.pid, "ban")
+        ban = self._active(room, p.pid, "ban") or self._active(room, "n:" + p.key, "ban")
         if ban is not None:
             raise Forbidden(
                 self._banned_words(ban, room), reason="banned", until=self._until(ban.until_ms)
@@ -413,9 +455,11 @@ class Moderation:
                 )
 
     def listed(self, p: Principal, room: str) -> bool:
-        """Whether ``rooms`` shows ``room`` to ``p``: private rooms only to members and admins."""
+        """Whether ``rooms`` shows ``room`` to ``p``: private and secret rooms only to members
+        and admins."""
         row = self._rooms.get(room)
-        return row is None or not row.private or room in p.rooms or self.is_admin(p.pid)
+        hidden = row is not None and (row.private or row.secret)
+        return not hidden or room in p.rooms or self.is_admin(p.pid)
 
     async def joined(self, session: Session, room: str, ref: str | None) -> None:
         """After a join: the room's row (the joiner owns a new room), the invite is used,
@@ -462,26 +506,92 @@ class Moderation:
         for (scope, pid, kind), standing in list(self._standings.items()):
             if pid == guest:
                 moved = dataclasses.replace(standing, principal=account)
+                if moved.guest == guest:
+                    moved = dataclasses.replace(moved, guest=None)
                 await self._store.put_standing(moved, None)
                 await self._store.drop_standing(scope, guest, kind, None)
                 self._forget(scope, guest, kind)
                 self._keep(moved)
+            elif standing.guest == guest:  # made by the guest: the account's now (ircroles)
+                moved = dataclasses.replace(standing, guest=None)
+                await self._store.put_standing(moved, None)
+                self._keep(moved)
         for name, row in list(self._rooms.items()):
-            if row.owner == guest:
-                new = dataclasses.replace(row, owner=account)
+            if row.owner == guest or row.guest == guest:
+                owner = account if row.owner == guest else row.owner
+                new = dataclasses.replace(row, owner=owner, guest=None)
                 await self._save(name)
                 entry = AuditEntry(self._now_ms(), nick, "register", name, nick, "", "owner")
                 await self._store.update_room(new, entry)
                 self._rooms[name] = new
         self._publish("adopt", None, account, nick, nick)
 
-    async def ended(self, guest: str) -> None:
-        """A guest's session ended: its mutes, bans and invites end with it (the next guest
-        with the nick is someone else). Kept, they would fill ``room_standings_max`` for
-        good: nobody can lift a standing of a guest that is gone."""
+    async def ended(self, guest: str, nick: str) -> None:
+        """A guest's session ended: its mutes, bans, invites, voice and roles end with it
+        (the next guest with the nick is someone else). Kept, they would fill
+        ``room_standings_max`` for good: nobody can lift a standing of a guest that is gone.
+
+        ircroles: so does what the guest made: the standings it set on others (each lifted
+        with an audit entry and told to the room, as if it had lifted them), and the locks
+        of the rooms whose ``guest`` it is (private, announce, secret off, no key nor limit,
+        topic locked again: a new room's), so that nothing a guest did outlives it.
+        """
         for scope, pid, kind in [key for key in self._standings if key[1] == guest]:
             self._forget(scope, pid, kind)
-            await self._store.drop_standing(scope, pid, kind, None)
+            entry = None
+            if kind in ("role", "voice"):  # ircroles: the powers it held, in the audit log
+                detail = f"{kind} ended with the guest's session"
+                entry = AuditEntry(self._now_ms(), nick, "ended", scope, nick, "", detail)
+            await self._store.drop_standing(scope, pid, kind, entry)
+        for standing in list(self._standings.values()):
+            s = standing
+            if s.guest == guest and self._active(s.scope, s.principal, s.kind) is not None:
+                await self._lift_made(s, nick)
+        for row in list(self._rooms.values()):
+            if row.guest == guest:
+                await self._unlock(row, nick)
+
+    async def _lift_made(self, s: Standing, guest_nick: str) -> None:
+        """Lift ``s``, made by the guest ``guest_nick`` whose session ended (ircroles)."""
+        online = self._registry.by_pid.get(s.principal)
+        if online is not None:
+            nick = online.nick
+        elif s.kind == "ban" and s.value:
+            nick = s.value
+        else:
+            nick = s.principal[2:]  # an account's key, or a banned nick's key
+        self._forget(s.scope, s.principal, s.kind)
+        lifted = _LIFTED.get(s.kind, "grant" if s.kind == "role" else "uninvite")
+        detail = f"{s.kind} ended with the session of the guest who made it"
+        entry = AuditEntry(self._now_ms(), guest_nick, lifted, s.scope, nick, "", detail)
+        await self._store.drop_standing(s.scope, s.principal, s.kind, entry)
+        if s.kind == "invite":
+            return  # nobody is told of an invite's end
+        role = "member" if s.kind == "role" else None
+        event = Presence(room=s.scope, nick=nick, event=lifted, by=guest_nick, role=role)
+        self._announce(s.scope, event, online)
+        self._publish(lifted, s.scope, s.principal, nick, guest_nick, role=role)
+
+    async def _unlock(self, row: RoomSettings, guest_nick: str) -> None:
+        """The room's locks set by a guest whose session ended, undone (ircroles)."""
+        new = dataclasses.replace(
+            row,
+            private=False,
+            announce=False,
+            secret=False,
+            topic_locked=True,
+            key=None,
+            limit=None,
+            guest=None,
+        )
+        changes = _changes(row, new)
+        detail = "session ended" + (": " + " ".join(changes) if changes else "")
+        entry = AuditEntry(self._now_ms(), guest_nick, "room", row.name, None, "", detail)
+        await self._save(row.name)
+        await self._store.update_room(new, entry)
+        self._rooms[row.name] = new
+        self._announce_info(new, guest_nick)
+        self._publish("room", row.name, "", "", guest_nick)
 
     # -- rooms made, and empty rooms forgotten (rooms4) ----------------------------------------
 
@@ -537,6 +647,8 @@ class Moderation:
             or row.topic
             or row.private
             or row.announce
+            or row.secret
+            or not row.topic_locked
             or row.retention_days
             or row.key
             or row.limit
@@ -586,6 +698,10 @@ class Moderation:
             keyed=row.key is not None,
             key=row.key if trusted else None,
             limit=row.limit,
+            topic_locked=row.topic_locked,
+            secret=row.secret,
+            topic_by=row.topic_by if row.topic_ms is not None else None,
+            topic_ms=row.topic_ms,
         )
 
     # -- actions --------------------------------------------------------------------------------
@@ -621,14 +737,19 @@ class Moderation:
             # A newline would forge lines of `chinwag admin audit`, an escape drive its terminal.
             raise BadRequest("a reason is one line without control characters")
 
-    async def _target(self, raw_nick: str) -> tuple[str, str, Principal | None]:
+    async def _target(
+        self, raw_nick: str, by_nick: bool = False
+    ) -> tuple[str, str, Principal | None]:
         """(principal, display nick, online principal) of ``raw_nick``: an account, or an
-        online guest (a guest is acted on by its session)."""
+        online guest (a guest is acted on by its session); ``by_nick`` (a ban): else the nick
+        itself (``n:`` and its key), whoever takes it later (ircroles)."""
         nick = parse_nick(raw_nick)
         online = self._registry.by_key.get(nick.key)
         if online is not None:
             return online.pid, online.nick, online
         row = await self._store.get_account(nick.key)
+        if (row is None or row.deleted) and by_nick:
+            return "n:" + nick.key, nick.display, None
         if row is None or row.deleted:
             raise NoSuchUser(f"nobody called {nick.display} is registered or online")
         return account_pid(row.key), row.nick, None
@@ -652,20 +773,24 @@ class Moderation:
                 s.deliver(0, frame)
 
     async def room_set(self, p: Principal, cmd: RoomSet) -> None:
-        """Change a room's topic, key or limit (owner, mod), private, announce or own
-        retention (owner); members are told."""
-        owners = (cmd.private, cmd.announce, cmd.retention_days)
-        least = "owner" if owners != (None, None, None) else "mod"
+        """Change a room's topic (owner, mod; any member when not ``topic_locked``), key or
+        limit (owner, mod: ircmodes), private, announce, secret, topic lock or own retention
+        (owner); members are told.
+
+        A guest's locks end with its session (ircroles): the room's ``guest`` is the guest
+        who set a lock last (a key and a limit are locks too), cleared when an account sets one.
+        """
+        locks = (cmd.private, cmd.announce, cmd.secret, cmd.topic_locked, cmd.key, cmd.limit)
+        if any(v is not None for v in (*locks[:4], cmd.retention_days)):
+            least = "owner"
+        else:
+            found = self._rooms.get(parse_room(cmd.room))
+            topic_only = cmd.key is None and cmd.limit is None
+            free = topic_only and found is not None and not found.topic_locked
+            least = "member" if free else "mod"
         room = self._acting_in(p, cmd.room, least)
         row = self._rooms[room]
         key, limit = self._key(row, cmd.key), self._limit(row, cmd.limit)
-        if _locks(cmd) and not p.account:
-            # audit4: a guest's locked room would outlive it, its name taken from everyone.
-            raise Forbidden(
-                "only an account may lock its room (private, for announcements, a key, a"
-                " limit): /register first (a guest's room would stay locked after it left)",
-                reason="guest",
-            )
         topic = row.topic
         if cmd.topic is not None:
             topic = cmd.topic.strip()
@@ -680,6 +805,12 @@ class Moderation:
                 "the lobby is everyone's: it cannot be private, nor have a key or a limit",
                 reason="lobby",
             )
+        guest = row.guest
+        if any(v is not None for v in locks):
+            guest = None if p.account else p.pid
+        topic_by, topic_ms = row.topic_by, row.topic_ms
+        if topic != row.topic:  # who set it, and when (IRC 333)
+            topic_by, topic_ms = (p.nick, self._now_ms()) if topic else ("", None)
         new = RoomSettings(
             room,
             row.owner,
@@ -690,20 +821,13 @@ class Moderation:
             self._retention(row, cmd.retention_days),
             key,
             limit,
+            row.topic_locked if cmd.topic_locked is None else cmd.topic_locked,
+            row.secret if cmd.secret is None else cmd.secret,
+            guest,
+            topic_by,
+            topic_ms,
         )
-        changes = [
-            f"{name}={value}"
-            for name, value, old in (
-                ("topic", new.topic, row.topic),
-                ("private", new.private, row.private),
-                ("announce", new.announce, row.announce),
-                ("retention_days", new.retention_days, row.retention_days),
-                ("limit", new.limit, row.limit),
-            )
-            if value != old
-        ]
-        if new.key != row.key:  # the key is a secret of the room: never written in the log
-            changes.append("key=cleared" if new.key is None else "key=set")
+        changes = _changes(row, new)
         await self._save(room)
         await self._store.update_room(
             new, self._audit(p, "room", room, None, detail=" ".join(changes))
@@ -772,7 +896,7 @@ class Moderation:
             raise BadRequest(f"{nick} is in #{room} already", reason="member")
         if (room, pid, "invite") not in self._standings:
             self._room_full(room)
-        standing = Standing(room, pid, "invite", by=p.nick, ts_ms=self._now_ms())
+        standing = Standing(room, pid, "invite", by=p.nick, ts_ms=self._now_ms(), guest=_guest(p))
         await self._save(room)
         await self._store.put_standing(standing, self._audit(p, "invite", room, nick))
         self._keep(standing)
@@ -787,20 +911,17 @@ class Moderation:
             await self._server_action(p, cmd)
             return
         room = self._acting_in(p, cmd.room, "mod")
-        pid, nick, online = await self._target(cmd.nick)
+        action = cmd.action
+        pid, nick, online = await self._target(cmd.nick, by_nick=action in ("ban", "unban"))
+        if action == "unban" and self._active(room, pid, "ban") is None:
+            by_nick = "n:" + parse_nick(nick).key  # the nick's own ban (ircroles)
+            if self._active(room, by_nick, "ban") is not None:
+                pid, online = by_nick, None
         rank = self._rank(pid, room)
-        if rank >= self._rank(p.pid, room):
+        if rank >= self._rank(p.pid, room) and not (action in _VOICE and pid == p.pid):
             raise Forbidden(
                 f"{nick} is {self.role(pid, room)} of #{room}: you cannot {cmd.action} them",
                 reason="rank",
-            )
-        action = cmd.action
-        if action in ("ban", "mute") and not p.account and pid.startswith("a:"):
-            # audit4: it would outlive the guest, with nobody left who may lift it.
-            raise Forbidden(
-                f"only an account may {action} an account: /register first (a guest's {action}"
-                " would outlast it)",
-                reason="guest",
             )
         if room == LOBBY and action in ("kick", "ban", "unban"):
             raise Forbidden(
@@ -812,23 +933,32 @@ class Moderation:
         if cmd.until_ms is not None and cmd.until_ms <= now:
             raise BadRequest(f"'until' is in the past ({_iso(cmd.until_ms)}); give a later time")
         event = Presence(
-            room=room, nick=nick, event=action, by=p.nick, reason=cmd.reason, until_ms=cmd.until_ms
+            room=room,
+            nick=nick,
+            event=action,
+            by=p.nick,
+            reason=cmd.reason,
+            until_ms=cmd.until_ms,
+            nick_only=pid.startswith("n:"),
         )
         detail = "" if cmd.until_ms is None else f"until {_iso(cmd.until_ms)}"
         entry = self._audit(p, action, room, nick, cmd.reason, detail)
-        if action in ("ban", "mute"):
+        if action in ("ban", "mute", "voice"):
             if (room, pid, action) not in self._standings:
                 self._room_full(room)
             # A ban keeps the banned display nick (``value``): the ban list shows it (ircwho).
             kept = nick if action == "ban" else ""
-            standing = Standing(room, pid, action, kept, cmd.until_ms, p.nick, cmd.reason, now)
+            until = None if action == "voice" else cmd.until_ms
+            standing = Standing(
+                room, pid, action, kept, until, p.nick, cmd.reason, now, guest=_guest(p)
+            )
             await self._save(room)
             await self._store.put_standing(standing, entry)
             self._keep(standing)
-        elif action in ("unban", "unmute"):
+        elif action in ("unban", "unmute", "unvoice"):
             kind = action[2:]
             if self._active(room, pid, kind) is None:
-                state = "banned" if kind == "ban" else "muted"
+                state = {"ban": "banned", "mute": "muted", "voice": "voiced"}[kind]
                 raise BadRequest(f"{nick} is not {state} in #{room}")
             self._forget(room, pid, kind)
             await self._store.drop_standing(room, pid, kind, entry)
@@ -836,7 +966,7 @@ class Moderation:
             if not await self._is_member(pid, online, room):
                 raise NotMember(f"{nick} is not in #{room}")
             await self._store.add_audit(entry)
-        if action in ("kick", "ban"):
+        if action in ("kick", "ban") and not pid.startswith("n:"):
             if online is not None:
                 assert self.remove_member is not None, "set by the hub"
                 await self.remove_member(online, room)
@@ -907,10 +1037,14 @@ class Moderation:
             scope = room
         pid, nick, online = await self._target(cmd.nick)
         if not pid.startswith("a:"):
-            raise Forbidden(f"{nick} is a guest: only accounts get roles", reason="guest")
+            if room is None:
+                raise Forbidden(f"{nick} is a guest: only accounts are admins", reason="guest")
+            # ircroles: a guest's role is for its session, and for a room it is in.
+            if online is None or room not in online.rooms:
+                raise NotMember(f"{nick} is not in #{room}")
         if room is not None and self.role(pid, room) in ("owner", "admin"):
             raise Forbidden(f"{nick} is {self.role(pid, room)} of #{room} already", reason="rank")
-        await self.set_role(scope, pid, nick, cmd.role, p.nick)
+        await self.set_role(scope, pid, nick, cmd.role, p.nick, guest=_guest(p))
         self._publish("grant", room, pid, nick, p.nick, role=cmd.role)
         if room is not None:
             self._announce(
@@ -919,8 +1053,11 @@ class Moderation:
                 online,
             )
 
-    async def set_role(self, scope: str, pid: str, nick: str, role: str, by: str) -> None:
-        """Give ``pid`` the role (``member``: take it away), with its audit entry."""
+    async def set_role(
+        self, scope: str, pid: str, nick: str, role: str, by: str, guest: str | None = None
+    ) -> None:
+        """Give ``pid`` the role (``member``: take it away), with its audit entry; ``guest``:
+        the guest granting it, with whose session it ends (ircroles)."""
         entry = AuditEntry(self._now_ms(), by, "grant", scope or None, nick, "", f"role {role}")
         if role == "member":
             self._forget(scope, pid, "role")
@@ -930,7 +1067,7 @@ class Moderation:
         if (scope, pid, "role") not in self._standings and scope:
             self._room_full(scope)
             await self._save(scope)
-        standing = Standing(scope, pid, "role", role, None, by, "", self._now_ms())
+        standing = Standing(scope, pid, "role", role, None, by, "", self._now_ms(), guest)
         await self._store.put_standing(standing, entry)
         self._keep(standing)
 
@@ -945,7 +1082,7 @@ class Moderation:
             if s is None:
                 continue
             # Bans older than ircwho kept no nick: an account's key is its nick folded.
-            nick = s.value or (pid[2:] if pid.startswith("a:") else "guest")
+            nick = s.value or (pid[2:] if pid[:2] in ("a:", "n:") else "guest")
             rows.append(
                 BanRow(nick=nick, by=s.by, ts_ms=s.ts_ms, until_ms=s.until_ms, reason=s.reason)
             )

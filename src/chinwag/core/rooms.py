@@ -214,6 +214,7 @@ class Rooms:
                 bot=m.bot,
                 away=m.away,
                 role=role(m.pid, room),
+                voiced=self._moderation.voiced(m.pid, room),
                 user=ident.user if ident is not None else None,
                 real_name=ident.real_name if ident is not None else None,
                 oper=is_oper(m, self._moderation.is_admin),

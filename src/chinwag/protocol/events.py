@@ -257,6 +257,8 @@ class RoomSet(Command):
     retention_days: int | None = None
     key: str | None = None
     limit: int | None = None
+    topic_locked: bool | None = None  # ircroles: only the owner and mods set the topic
+    secret: bool | None = None  # ircroles: unlisted, still open to all
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -269,7 +271,8 @@ class Invite(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Moderate(Command):
-    """§8 ``kick``, ``ban``, ``unban``, ``mute``, ``unmute`` (``action``) of ``nick``.
+    """§8 ``kick``, ``ban``, ``unban``, ``mute``, ``unmute`` (``action``) of ``nick``;
+    ircroles: ``voice``, ``unvoice`` (may speak in an announce room).
 
     ``room`` None: server-wide (an admin's; ``kick`` and ``ban``/``unban`` only).
     ``until_ms`` None: until lifted (ban, mute).
@@ -691,6 +694,9 @@ class Presence(ServerEvent):
     # session gave (IRC extended-join; not on the JSON wire).
     account: bool = False
     real_name: str | None = None
+    # ircroles: a ban of a nick nobody had (nobody was taken out: IRC says no KICK). Not on
+    # the JSON wire.
+    nick_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -716,6 +722,7 @@ class WhoMember:
     bot: bool = False
     away: str | None = None  # the away message, if away (issue 19)
     role: str = "member"  # member, mod, owner, admin (on the JSON wire unless member: rooms4)
+    voiced: bool = False  # ircroles: may speak in an announce room (on the JSON wire if so)
     user: str | None = None  # an IRC session's username and real name (issue 19), else None
     real_name: str | None = None
     oper: bool = False  # a session of theirs acts as an admin (issue 19, ircoper)
@@ -834,6 +841,10 @@ class RoomInfo(ServerEvent):
     keyed: bool = False
     key: str | None = None
     limit: int | None = None
+    topic_locked: bool = True  # ircroles: only the owner and mods set the topic
+    secret: bool = False  # ircroles: unlisted for non-members, still open to all
+    topic_by: str | None = None  # ircroles: who set the topic, and when (None: not known)
+    topic_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -506,6 +506,13 @@ def _here(user: WhoMember) -> str:
     return away + ("*" if user.oper else "") + ("B" if user.bot else "")
 
 
+def _prefixes(user: WhoMember, multi: bool) -> str:
+    """A member's channel prefixes (``PREFIX=(ov)@+``, ircroles): ``@`` for the owner, mods
+    and admins, ``+`` when voiced; the highest alone unless ``multi-prefix``."""
+    marks = ("@" if user.role != "member" else "") + ("+" if user.voiced else "")
+    return marks if multi else marks[:1]
+
+
 def _user(nick: str) -> str:
     """A user's IRC source (``nick!nick@chinwag``), from a chinwag nick or an IRC one."""
     nick = irc_nick(nick)
@@ -607,13 +614,18 @@ def _presence_lines(event: Presence, caps: Container[str] = ()) -> bytes:
         case "kick":
             return format_message("KICK", channel, nick, event.reason or by, source=source)
         case "ban":
-            kick = format_message("KICK", channel, nick, event.reason or by, source=source)
-            return format_message("MODE", channel, "+b", f"{nick}!*@*", source=source) + kick
+            ban = format_message("MODE", channel, "+b", f"{nick}!*@*", source=source)
+            if event.nick_only:  # ircroles: a nick nobody had, so nobody to kick
+                return ban
+            return ban + format_message("KICK", channel, nick, event.reason or by, source=source)
         case "unban":
             return format_message("MODE", channel, "-b", f"{nick}!*@*", source=source)
         case "grant" if event.role in ("mod", "member"):
             sign = "+" if event.role == "mod" else "-"
             return format_message("MODE", channel, f"{sign}o", nick, source=source)
+        case "voice" | "unvoice":  # ircroles
+            sign = "+" if event.event == "voice" else "-"
+            return format_message("MODE", channel, f"{sign}v", nick, source=source)
     return b""
 
 
@@ -1601,9 +1613,18 @@ class IrcServerCodec:
         channel = f"#{info.room}"
         if command == "TOPIC":
             if info.topic:
-                return self._numeric("332", channel, info.topic)
+                return self._numeric("332", channel, info.topic) + self._topic_time(info)
             return self._numeric("331", channel, "No topic is set")
-        modes = "+nt" + ("i" if info.private else "") + ("m" if info.announce else "")
+        modes = "+n" + "".join(
+            char
+            for char, on in (
+                ("t", info.topic_locked),
+                ("i", info.private),
+                ("m", info.announce),
+                ("s", info.secret),
+            )
+            if on
+        )
         args = []  # ircmodes: the key (to those who may know it; else *), the limit
         if info.keyed:
             modes += "k"
@@ -1615,6 +1636,14 @@ class IrcServerCodec:
         if info.created_ms is not None:  # 329: when the room was made (ircwho)
             created = self._numeric("329", channel, str(info.created_ms // 1000))
         return self._numeric("324", channel, modes, *args) + created
+
+    def _topic_time(self, info: RoomInfo) -> bytes:
+        """``333 #room nick <unix seconds>``: who set the topic, and when (ircroles); nothing
+        for topics older than that (not known)."""
+        if info.topic_ms is None or not info.topic_by:
+            return b""
+        by = irc_nick(info.topic_by)
+        return self._numeric("333", f"#{info.room}", by, str(info.topic_ms // 1000))
 
     def _mode(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``MODE``: a channel's modes asked for or changed (``+o``/``-o`` grant, ``+b``/``-b``
@@ -1647,6 +1676,16 @@ class IrcServerCodec:
                 ref = self._moderating("MODE", target, msg, nick)
                 role = "mod" if on else "member"
                 out.append(Grant(room=room, nick=chinwag_nick(nick), role=role, ref=ref))
+            elif char == "v":  # ircroles: voice
+                if not args:
+                    out.append(
+                        self._reply("461", "MODE", "Not enough parameters: MODE #room +v nick")
+                    )
+                    continue
+                nick = args.pop(0)
+                ref = self._moderating("MODE", target, msg, nick)
+                action = "voice" if on else "unvoice"
+                out.append(Moderate(action=action, room=room, nick=chinwag_nick(nick), ref=ref))
             elif char == "b":
                 if not args:  # the ban list (ircwho): 367 per ban, then 368
                     out.append(ListBans(room=room, ref=self._moderating("MODE", target, msg)))
@@ -1662,20 +1701,19 @@ class IrcServerCodec:
                 out.append(Moderate(action=action, room=room, nick=chinwag_nick(banned), ref=ref))
             elif char in "kl":
                 out.append(self._key_or_limit(target, msg, char, on, args))
-            elif char == "s":
-                why = "is not a channel mode on chinwag: a private room (+i) is unlisted already"
-                out.append(self._reply("472", char, why))
-            elif char in "im":
+            elif char in "imst":
                 ref = self._moderating("MODE", target, msg)
                 if char == "i":
                     out.append(RoomSet(room=room, private=on, ref=ref))
-                else:
+                elif char == "m":
                     out.append(RoomSet(room=room, announce=on, ref=ref))
-            elif char in "nt":
+                elif char == "s":  # ircroles: secret
+                    out.append(RoomSet(room=room, secret=on, ref=ref))
+                else:  # ircroles: topic lock
+                    out.append(RoomSet(room=room, topic_locked=on, ref=ref))
+            elif char == "n":
                 if not on:
-                    why = (
-                        "is always on here (only members speak; only the owner and mods set topics)"
-                    )
+                    why = "is always on here: only a room's members speak in it"
                     out.append(self._reply("472", char, why))
             else:
                 out.append(self._reply("472", char, "is not a channel mode on chinwag"))
@@ -1775,7 +1813,7 @@ class IrcServerCodec:
             account = irc_nick(event.by) if event.by and event.by_account else None
             tags = {"account": account} if account and "account-tag" in self.caps else None
             return format_message("INVITE", self._me(), channel, source=source, tags=tags)
-        if event.event == "grant":
+        if event.event in ("grant", "voice", "unvoice"):
             return _presence_lines(event)
         return b""  # one's own join and leave are the answers to one's JOIN and PART
 
@@ -1788,9 +1826,13 @@ class IrcServerCodec:
         if event.created_ms is None and old is not None and old.created_ms is not None:
             event = replace(event, created_ms=old.created_ms)  # a change: kept
         self._infos[key] = event
-        wanted = self._info_wanted.pop(key, [])
         if event.by is None:  # after one's join, or the answer to a query (a join again)
-            topic = self._numeric("332", channel, event.topic) if event.topic else b""
+            # Only this answers the TOPIC or MODE queries waiting: a change someone made
+            # meanwhile (``by`` set) leaves them waiting for it.
+            wanted = self._info_wanted.pop(key, [])
+            topic = b""
+            if event.topic:
+                topic = self._numeric("332", channel, event.topic) + self._topic_time(event)
             if any(command == "TOPIC" for command, _ in wanted):
                 topic = b""  # the query's own answer says it
             answers = [(self._query_answer(command, event), label) for command, label in wanted]
@@ -1806,6 +1848,8 @@ class IrcServerCodec:
         for char, now, before in (
             ("i", event.private, old.private if old is not None else False),
             ("m", event.announce, old.announce if old is not None else False),
+            ("s", event.secret, old.secret if old is not None else False),
+            ("t", event.topic_locked, old.topic_locked if old is not None else True),
         ):
             if now != before:
                 sign = "+" if now else "-"
@@ -2615,19 +2659,19 @@ class IrcServerCodec:
     def _render_who(self, event: WhoReply, pending: _Pending | None) -> bytes:
         channel = f"#{event.room}"
         if pending is not None and pending.command == "WHO":
-            rows = [
-                self._who_row(channel, u, _here(u) if u.role == "member" else _here(u) + "@")
-                for u in event.users
-            ]
+            multi = "multi-prefix" in self.caps
+            rows = [self._who_row(channel, u, _here(u) + _prefixes(u, multi)) for u in event.users]
             return b"".join(rows) + self._numeric("315", channel, "End of /WHO list")
         lines: list[bytes] = []
         names: list[str] = []
         full = "userhost-in-names" in self.caps
         info = self._infos.get(channel.casefold())
-        symbol = "@" if info is not None and info.private else "="  # unlisted, as secret ones: @
+        hidden = info is not None and (info.private or info.secret)
+        symbol = "@" if hidden else "="  # unlisted (private, secret): @
+        multi = "multi-prefix" in self.caps
         for user in event.users:
             name = self._source(user.nick) if full else irc_nick(user.nick)
-            name = ("@" if user.role != "member" else "") + name
+            name = _prefixes(user, multi) + name
             candidate = " ".join([*names, name])
             if names and len(candidate) > 400:
                 lines.append(self._numeric("353", symbol, channel, " ".join(names)))
@@ -2666,7 +2710,7 @@ class IrcServerCodec:
         name = self.server_name
         isupport = (
             "CASEMAPPING=ascii",
-            "CHANMODES=b,k,l,imnt",
+            "CHANMODES=b,k,l,imnst",
             "CHANTYPES=#",
             _CLIENT_TAG_DENY,
             f"CHATHISTORY={MAX_HISTORY_LIMIT}",
@@ -2676,14 +2720,14 @@ class IrcServerCodec:
             f"NAMELEN={self.real_name_max}",
             "BOT=B",
             "NETWORK=chinwag",
-            "PREFIX=(o)@",
+            "PREFIX=(ov)@+",
             "UTF8ONLY",
         )
         lines = [
             self._numeric("001", f"Welcome to {event.server_name}, {me}"),
             self._numeric("002", f"Your host is {name}, running chinwag {event.server_version}"),
             self._numeric("003", "This server keeps what you missed while away"),
-            self._numeric("004", name, event.server_version, "iowB", "biklmnot"),
+            self._numeric("004", name, event.server_version, "iowB", "biklmnostv"),
             self._numeric("005", *isupport, "are supported by this server"),
         ]
         if event.motd:

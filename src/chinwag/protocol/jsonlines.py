@@ -183,6 +183,8 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "unban": (("nick", str),),
     "mute": (("room", str), ("nick", str)),
     "unmute": (("room", str), ("nick", str)),
+    "voice": (("room", str), ("nick", str)),  # issue 19 (ircroles)
+    "unvoice": (("room", str), ("nick", str)),
     "grant": (("nick", str), ("role", str)),
     "whowas": (("nick", str),),  # issue 19 (ircreg)
     "bans": (("room", str),),  # issue 19 (ircwho)
@@ -483,7 +485,7 @@ def _opt_ts(obj: dict[str, Any], key: str) -> int | None:
 
 def _moderate(obj: dict[str, Any], action: str, nick: str, ref: str | None) -> Moderate:
     room = _opt_str(obj, "room")
-    if room is None and action in ("mute", "unmute"):
+    if room is None and action in ("mute", "unmute", "voice", "unvoice"):
         raise _BadField("missing field 'room'")
     timed = action in ("ban", "mute")
     return Moderate(
@@ -507,6 +509,18 @@ def _key_and_limit(info: RoomInfo, data: dict[str, Any]) -> None:
         data["limit"] = info.limit
 
 
+def _lock_fields(data: dict[str, Any], info: RoomInfo) -> None:
+    """ircroles: ``topic_locked`` and ``secret`` when not a new room's (the topic locked, not
+    secret), and who set the topic and when if known, so that the bytes of rooms with none
+    of these stay as they were."""
+    if not info.topic_locked:
+        data["topic_locked"] = False
+    if info.secret:
+        data["secret"] = True
+    if info.topic_ms is not None:  # who set the topic, and when (IRC 333)
+        data["topic_by"], data["topic_at"] = info.topic_by, iso_ts(info.topic_ms)
+
+
 def _room_set(obj: dict[str, Any], room: str, ref: str | None) -> RoomSet:
     cmd = RoomSet(
         room=room,
@@ -516,13 +530,24 @@ def _room_set(obj: dict[str, Any], room: str, ref: str | None) -> RoomSet:
         retention_days=_opt_int(obj, "retention_days", 0),
         key=_opt_str(obj, "key"),
         limit=_opt_int(obj, "limit", 0),
+        topic_locked=_opt_bool(obj, "topic_locked"),
+        secret=_opt_bool(obj, "secret"),
         ref=ref,
     )
-    given = (cmd.topic, cmd.private, cmd.announce, cmd.retention_days, cmd.key, cmd.limit)
+    given = (
+        cmd.topic,
+        cmd.private,
+        cmd.announce,
+        cmd.retention_days,
+        cmd.key,
+        cmd.limit,
+        cmd.topic_locked,
+        cmd.secret,
+    )
     if given == (None,) * len(given):
         raise _BadField(
-            "give at least one of 'topic', 'private', 'announce', 'retention_days', 'key'"
-            " and 'limit'"
+            "give at least one of 'topic', 'private', 'announce', 'retention_days', 'key',"
+            " 'limit', 'topic_locked' and 'secret'"
         )
     return cmd
 
@@ -623,7 +648,10 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return _room_set(obj, room, ref)
         case {"type": "invite", "room": str(room), "nick": str(nick)}:
             return Invite(room=room, nick=nick, ref=ref)
-        case {"type": "kick" | "ban" | "unban" | "mute" | "unmute" as action, "nick": str(nick)}:
+        case {
+            "type": "kick" | "ban" | "unban" | "mute" | "unmute" | "voice" | "unvoice" as action,
+            "nick": str(nick),
+        }:
             return _moderate(obj, action, nick, ref)
         case {"type": "grant", "nick": str(nick), "role": str(role)}:
             return Grant(room=_opt_str(obj, "room"), nick=nick, role=role, ref=ref)
@@ -905,6 +933,7 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 if event.info.retention_days is not None:  # §12.3
                     data["retention_days"] = event.info.retention_days
                 _key_and_limit(event.info, data)
+                _lock_fields(data, event.info)  # ircroles
         case RoomsReply():
             rooms = [{"name": r.name, "online": r.online} for r in event.rooms]
             data = {"type": "rooms", "rooms": rooms, "truncated": event.truncated}
@@ -960,6 +989,7 @@ def to_data(event: Outgoing) -> dict[str, Any]:
             if event.created_ms is not None:  # issue 19 (ircwho)
                 data["created"] = iso_ts(event.created_ms)
             _key_and_limit(event, data)
+            _lock_fields(data, event)  # ircroles
         case StatsReply():  # issue 19 (ircreg)
             data = {"type": "stats", "online": event.online, "here": event.here}
             data["rooms"], data["nodes"] = event.rooms, event.nodes
@@ -1015,6 +1045,8 @@ def _who_rows(members: tuple[WhoMember, ...]) -> list[dict[str, Any]]:
             row["away"] = m.away
         if m.role != "member":  # rooms4
             row["role"] = m.role
+        if m.voiced:  # ircroles
+            row["voiced"] = True
         if m.user is not None:  # issue 19 (ircwho): an IRC session's USER
             row["user"], row["real_name"] = m.user, m.real_name
         if m.oper:  # issue 19 (ircoper): a session of theirs acts as an admin

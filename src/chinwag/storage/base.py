@@ -168,6 +168,15 @@ class RoomSettings:
             Kept as it is: the room's members may read it back, as on IRC.
         limit: how many may be online in the room before joins are refused
             (IRC ``+l``; branch ircmodes), None: none.
+        topic_locked: only the owner and mods set the topic (IRC ``+t``, ircroles);
+            off: any member does.
+        secret: unlisted for everyone but its members and admins (IRC ``+s``),
+            anyone may still join (ircroles).
+        guest: the guest principal whose session's end undoes the room's locks
+            (private, announce, secret, topic lock), None when an account set
+            them last (ircroles).
+        topic_by: the display nick of who set the topic last ('' unknown: before
+            ircroles, or no topic); topic_ms: when (None: not known).
     """
 
     name: str
@@ -179,6 +188,11 @@ class RoomSettings:
     retention_days: int | None = None
     key: str | None = None
     limit: int | None = None
+    topic_locked: bool = True
+    secret: bool = False
+    guest: str | None = None
+    topic_by: str = ""
+    topic_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +200,11 @@ class Standing:
     """What a principal is in a scope: a room, or ``""`` for the whole server.
 
     ``kind`` is ``"role"`` (``value`` ``"mod"``, or ``"admin"`` in scope ``""``),
-    ``"ban"``, ``"mute"`` or ``"invite"`` (may join a private room). One per
-    (scope, principal, kind). ``until_ms`` None: until lifted.
+    ``"ban"``, ``"mute"``, ``"invite"`` (may join a private room) or ``"voice"``
+    (may speak in an announce room, ircroles). One per (scope, principal, kind).
+    ``until_ms`` None: until lifted. ``principal`` ``"n:<nick key>"``: a ban of a
+    nick nobody had when it was made (whoever takes the nick is banned). ``guest``:
+    the guest principal that made it; it ends with that guest's session (ircroles).
     """
 
     scope: str
@@ -198,6 +215,7 @@ class Standing:
     by: str = ""  # the display nick of who set it
     reason: str = ""
     ts_ms: int = 0
+    guest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1644,7 +1644,7 @@ class PostgresStore:
         async def read(conn: Conn) -> list[RoomSettings]:
             rows = await conn.fetch(
                 "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
-                " room_key, member_limit"
+                " room_key, member_limit, topic_locked, secret, guest, topic_by, topic_ms"
                 " FROM rooms ORDER BY name"
             )
             return [_room_row(r) for r in rows]
@@ -1656,18 +1656,25 @@ class PostgresStore:
 
         async def job(conn: Conn) -> RoomSettings:
             await conn.execute(
-                "INSERT INTO rooms (name, owner, topic, private, announce, created_ms)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+                "INSERT INTO rooms (name, owner, topic, private, announce, created_ms,"
+                " topic_locked, secret, guest, topic_by, topic_ms)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                " ON CONFLICT (name) DO NOTHING",
                 row.name,
                 row.owner,
                 row.topic,
                 row.private,
                 row.announce,
                 row.created_ms,
+                row.topic_locked,
+                row.secret,
+                row.guest,
+                row.topic_by,
+                row.topic_ms,
             )
             found = await conn.fetchrow(
                 "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
-                " room_key, member_limit"
+                " room_key, member_limit, topic_locked, secret, guest, topic_by, topic_ms"
                 " FROM rooms WHERE name = $1",
                 row.name,
             )
@@ -1681,7 +1688,8 @@ class PostgresStore:
         async def job(conn: Conn) -> None:
             await conn.execute(
                 "UPDATE rooms SET owner = $1, topic = $2, private = $3, announce = $4,"
-                " retention_days = $6, room_key = $7, member_limit = $8 WHERE name = $5",
+                " retention_days = $6, room_key = $7, member_limit = $8, topic_locked = $9,"
+                " secret = $10, guest = $11, topic_by = $12, topic_ms = $13 WHERE name = $5",
                 row.owner,
                 row.topic,
                 row.private,
@@ -1690,6 +1698,11 @@ class PostgresStore:
                 row.retention_days,
                 row.key,
                 row.limit,
+                row.topic_locked,
+                row.secret,
+                row.guest,
+                row.topic_by,
+                row.topic_ms,
             )
             await _insert_audit(conn, audit)
 
@@ -1700,7 +1713,7 @@ class PostgresStore:
 
         async def read(conn: Conn) -> list[Standing]:
             rows = await conn.fetch(
-                "SELECT scope, principal, kind, value, until_ms, by_nick, reason, ts_ms"
+                "SELECT scope, principal, kind, value, until_ms, by_nick, reason, ts_ms, guest"
                 " FROM standings ORDER BY scope, principal, kind"
             )
             return [Standing(*r) for r in rows]
@@ -1714,11 +1727,12 @@ class PostgresStore:
         async def job(conn: Conn) -> None:
             await conn.execute(
                 "INSERT INTO standings"
-                " (scope, principal, kind, value, until_ms, by_nick, reason, ts_ms)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " (scope, principal, kind, value, until_ms, by_nick, reason, ts_ms, guest)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
                 " ON CONFLICT (scope, principal, kind) DO UPDATE"
                 " SET value = excluded.value, until_ms = excluded.until_ms,"
-                " by_nick = excluded.by_nick, reason = excluded.reason, ts_ms = excluded.ts_ms",
+                " by_nick = excluded.by_nick, reason = excluded.reason, ts_ms = excluded.ts_ms,"
+                " guest = excluded.guest",
                 s.scope,
                 s.principal,
                 s.kind,
@@ -1727,6 +1741,7 @@ class PostgresStore:
                 s.by,
                 s.reason,
                 s.ts_ms,
+                s.guest,
             )
             if audit is not None:
                 await _insert_audit(conn, audit)
@@ -1856,7 +1871,7 @@ class PostgresStore:
         async def job(conn: Conn) -> bool:
             gone = await conn.fetchval(
                 "DELETE FROM rooms WHERE name = $1 AND topic = '' AND NOT private"
-                " AND NOT announce AND retention_days IS NULL"
+                " AND NOT announce AND retention_days IS NULL AND topic_locked AND NOT secret"
                 " AND room_key IS NULL AND member_limit IS NULL"
                 " AND NOT EXISTS (SELECT 1 FROM memberships WHERE room = $1 AND to_id IS NULL)"
                 " AND NOT EXISTS (SELECT 1 FROM messages WHERE room = $1)"
@@ -1904,7 +1919,8 @@ def _changed(status: str) -> bool:
 
 
 def _room_row(row: Any) -> RoomSettings:
-    name, owner, topic, private, announce, created_ms, retention_days, key, limit = row
+    name, owner, topic, private, announce, created_ms, retention_days, *rest = tuple(row)
+    key, limit, locked, secret, guest, topic_by, topic_ms = rest
     return RoomSettings(
         name,
         owner,
@@ -1915,6 +1931,11 @@ def _room_row(row: Any) -> RoomSettings:
         retention_days,
         key,
         limit,
+        bool(locked),
+        bool(secret),
+        guest,
+        topic_by,
+        None if topic_ms is None else int(topic_ms),
     )
 
 

@@ -506,9 +506,23 @@ def _merged(
 
 
 def _room_row(row: Iterable[Any]) -> RoomSettings:
-    name, owner, topic, private, announce, created_ms, retention_days, key, limit = row
+    name, owner, topic, private, announce, created_ms, retention_days, *rest = row
+    key, limit, locked, secret, guest, topic_by, topic_ms = rest
     return RoomSettings(
-        name, owner, topic, bool(private), bool(announce), created_ms, retention_days, key, limit
+        name,
+        owner,
+        topic,
+        bool(private),
+        bool(announce),
+        created_ms,
+        retention_days,
+        key,
+        limit,
+        bool(locked),
+        bool(secret),
+        guest,
+        topic_by,
+        topic_ms,
     )
 
 
@@ -2001,7 +2015,7 @@ class SqliteStore:
         def read(conn: sqlite3.Connection) -> list[RoomSettings]:
             rows = conn.execute(
                 "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
-                " room_key, member_limit"
+                " room_key, member_limit, topic_locked, secret, guest, topic_by, topic_ms"
                 " FROM rooms ORDER BY name"
             ).fetchall()
             return [_room_row(r) for r in rows]
@@ -2013,13 +2027,26 @@ class SqliteStore:
 
         def job(conn: sqlite3.Connection) -> RoomSettings:
             conn.execute(
-                "INSERT INTO rooms (name, owner, topic, private, announce, created_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
-                (row.name, row.owner, row.topic, row.private, row.announce, row.created_ms),
+                "INSERT INTO rooms (name, owner, topic, private, announce, created_ms,"
+                " topic_locked, secret, guest, topic_by, topic_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (
+                    row.name,
+                    row.owner,
+                    row.topic,
+                    row.private,
+                    row.announce,
+                    row.created_ms,
+                    row.topic_locked,
+                    row.secret,
+                    row.guest,
+                    row.topic_by,
+                    row.topic_ms,
+                ),
             )
             found = conn.execute(
                 "SELECT name, owner, topic, private, announce, created_ms, retention_days,"
-                " room_key, member_limit"
+                " room_key, member_limit, topic_locked, secret, guest, topic_by, topic_ms"
                 " FROM rooms WHERE name = ?",
                 (row.name,),
             ).fetchone()
@@ -2033,7 +2060,8 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE rooms SET owner = ?, topic = ?, private = ?, announce = ?,"
-                " retention_days = ?, room_key = ?, member_limit = ? WHERE name = ?",
+                " retention_days = ?, room_key = ?, member_limit = ?, topic_locked = ?,"
+                " secret = ?, guest = ?, topic_by = ?, topic_ms = ? WHERE name = ?",
                 (
                     row.owner,
                     row.topic,
@@ -2042,6 +2070,11 @@ class SqliteStore:
                     row.retention_days,
                     row.key,
                     row.limit,
+                    row.topic_locked,
+                    row.secret,
+                    row.guest,
+                    row.topic_by,
+                    row.topic_ms,
                     row.name,
                 ),
             )
@@ -2054,7 +2087,7 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> list[Standing]:
             rows = conn.execute(
-                "SELECT scope, principal, kind, value, until_ms, by_nick, reason, ts_ms"
+                "SELECT scope, principal, kind, value, until_ms, by_nick, reason, ts_ms, guest"
                 " FROM standings ORDER BY scope, principal, kind"
             ).fetchall()
             return [Standing(*r) for r in rows]
@@ -2068,11 +2101,15 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT INTO standings"
-                " (scope, principal, kind, value, until_ms, by_nick, reason, ts_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, principal, kind) DO UPDATE"
+                " (scope, principal, kind, value, until_ms, by_nick, reason, ts_ms, guest)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, principal, kind) DO UPDATE"
                 " SET value = excluded.value, until_ms = excluded.until_ms,"
-                " by_nick = excluded.by_nick, reason = excluded.reason, ts_ms = excluded.ts_ms",
-                (s.scope, s.principal, s.kind, s.value, s.until_ms, s.by, s.reason, s.ts_ms),
+                " by_nick = excluded.by_nick, reason = excluded.reason, ts_ms = excluded.ts_ms,"
+                " guest = excluded.guest",
+                (
+                    *(s.scope, s.principal, s.kind, s.value, s.until_ms),
+                    *(s.by, s.reason, s.ts_ms, s.guest),
+                ),
             )
             if audit is not None:
                 _insert_audit(conn, audit)
@@ -2360,7 +2397,7 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> bool:
             gone = conn.execute(
                 "DELETE FROM rooms WHERE name = ? AND topic = '' AND NOT private"
-                " AND NOT announce AND retention_days IS NULL"
+                " AND NOT announce AND retention_days IS NULL AND topic_locked AND NOT secret"
                 " AND room_key IS NULL AND member_limit IS NULL"
                 " AND NOT EXISTS (SELECT 1 FROM memberships WHERE room = ? AND to_id IS NULL)"
                 " AND NOT EXISTS (SELECT 1 FROM messages WHERE room = ?)"

@@ -231,6 +231,11 @@ def moderated_text(
             text = f"{who} {were} muted in {room} by {event.by}"
         case "unmute":
             text = f"{who} may speak in {room} again: {event.by} lifted the mute"
+        case "voice":  # ircroles
+            text = f"{who} may speak in {room} while it is for announcements: {event.by} said so"
+        case "unvoice":
+            text = f"{who} no longer speak{'' if me else 's'} in {room} while it is for"
+            text += f" announcements: {event.by} said so"
         case "invite":
             text = f"{who} {were} invited to {room} by {event.by}"
         case "grant" if event.role == "mod":

@@ -22,6 +22,7 @@ export const LOBBY = "room:lobby";
 const PRESENCE_WORDS = {
   join: "joined", leave: "left", kick: "was kicked", ban: "was banned", unban: "was unbanned",
   mute: "was muted", unmute: "was unmuted", invite: "was invited", grant: "was given a new role",
+  voice: "was given voice", unvoice: "lost voice",
 };
 
 // Ranks of the room roles (protocol §12): nobody acts on their equal or better.
@@ -128,8 +129,8 @@ export function explainModeration(what, nick, code, reason, message) {
   if (reason === "rank") return `${nick} is a mod or above here: you cannot act on them.`;
   if (reason === "not_admin") return "Only a server admin can do that.";
   if (reason === "lobby") return "Everyone stays in the lobby: it cannot be closed to anyone, or made private.";
-  if (reason === "guest" && what === "grant") return `${nick} is a guest: a guest gets no role until they register.`;
-  if (reason === "guest") return "Only an account can do that: register your nick first (what a guest sets would outlast it).";
+  if (reason === "guest" && what === "grant") return `${nick} is a guest: only an account can be a server admin.`;
+  if (reason === "guest") return "Only an account can do that: register your nick first.";
   if (reason === "limit") return "This room keeps as many bans, mutes, invites and mods as it can: lift one first.";
   if (code === "no_such_user") return `Nobody called ${nick} is registered or online.`;
   if (code === "not_member") return `${message || "not a member"}.`;

@@ -322,6 +322,12 @@ class Settings:
     rooms_made_window: float = _s(
         3600.0, "seconds over which rooms_made_max counts the rooms one made (above 0)"
     )
+    # -- notices, nick changes, reactions, multiline, read markers (issue 19, ircmsg) --
+    reaction_max_length: int = _s(
+        32,
+        "most code points of a reaction: one emoji or symbol, or a short text without"
+        " spaces or control characters (at least 8, the longest emoji sequence's room)",
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
@@ -697,6 +703,8 @@ def _check_retention(clean: dict[str, Any]) -> None:
         raise SettingsError("setting ready_lag_max must be above 0 seconds (5 is the default)")
     if clean.get("retention_batch", 1) < 1:
         raise SettingsError("setting retention_batch must be at least 1 (500 is the default)")
+    if clean.get("reaction_max_length", 8) < 8:  # ircmsg
+        raise SettingsError("setting reaction_max_length must be at least 8 (32 is the default)")
     parse_room_retention(str(clean.get("room_retention", "")))
 
 

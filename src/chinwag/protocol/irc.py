@@ -1106,15 +1106,7 @@ class IrcServerCodec:
         if cmd == "JOIN":
             if not params:
                 return [self._reply("461", "JOIN", "Not enough parameters: JOIN #room")]
-            out: list[Incoming | Reply] = []
-            for name in params[0].split(","):
-                if not name.startswith("#") or len(name) < 2:
-                    out.append(self._reply("403", name or "*", "No such channel: rooms are #name"))
-                    continue
-                if name.casefold() in self._channels:
-                    continue  # already there: a server ignores such a JOIN (clients send one)
-                out.append(Join(room=name[1:], ref=self._remember("JOIN", name, msg)))
-            return out
+            return self._join(msg, params[0])
         if cmd == "PART":
             if not params:
                 return [self._reply("461", "PART", "Not enough parameters: PART #room")]
@@ -1178,6 +1170,29 @@ class IrcServerCodec:
         if cmd == "NICK":
             return self._nick_change(params)
         return [self._reply("421", cmd, "Unknown command, or not there yet on chinwag")]
+
+    def _join(self, msg: IrcMessage, names: str) -> list[Incoming | Reply]:
+        """``JOIN #a,#b``: a ``Join`` for each channel, ``403`` for each name that is not one.
+
+        A labeled JOIN is answered by one batch (ircmsg): the ``403`` of its invalid
+        names go inside the batch of its first channel's JOIN and NAMES.
+        """
+        out: list[Incoming | Reply] = []
+        refused: list[bytes] = []
+        first: _Pending | None = None
+        for name in names.split(","):
+            if not name.startswith("#") or len(name) < 2:
+                refused.append(self._numeric("403", name or "*", "No such channel: rooms are #name"))
+                continue
+            if name.casefold() in self._channels:
+                continue  # already there: a server ignores such a JOIN (clients send one)
+            ref = self._remember("JOIN", name, msg)
+            first = first or self._pending[ref]
+            out.append(Join(room=name[1:], ref=ref))
+        if first is not None and first.label is not None and "batch" in self.caps:
+            first.before = b"".join(refused)
+            return out
+        return [Reply(wire) for wire in refused] + out
 
     def _nick_change(self, params: tuple[str, ...]) -> list[Incoming | Reply]:
         """``NICK`` once registered: an account's nick is its name, a guest's is its session's.
@@ -2290,7 +2305,8 @@ class IrcServerCodec:
             line = format_message("JOIN", pending.target, source=self._source(me))
             if batched:
                 # A labeled JOIN is answered by one batch: the JOIN with its NAMES.
-                names.label, names.before, pending.label = pending.label, line, None
+                names.label, names.before = pending.label, pending.before + line
+                pending.label, pending.before = None, b""
                 return b""
             return line
         if pending.command == "PART":

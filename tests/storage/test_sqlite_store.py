@@ -190,6 +190,22 @@ async def test_append_returns_what_was_stored_and_any_unicode_round_trips(store:
     assert page.messages == [stored]
 
 
+async def test_a_notice_is_stored_as_one_in_history_backlog_and_dedupe(store: Store) -> None:
+    """ircmsg (migrations 012 / pg 009): a notice is a message with ``notice`` set."""
+    said = (await store.append(replace(say("heads up", cid="n-1"), notice=True), cid_ttl_ms=TTL))
+    assert said.message.notice
+    await post(store, say("plain"))
+    told = await post(store, replace(dm("a:bob", "a:ann", "psst"), notice=True))
+    page = await store.room_history("lobby", before=None, limit=10)
+    assert [(m.body, m.notice) for m in page.messages] == [("heads up", True), ("plain", False)]
+    [direct] = (await store.dm_history("a:ann", "a:bob", before=None, limit=10)).messages
+    assert (direct.id, direct.notice) == (told, True)
+    messages, _ = await read_backlog(store, "a:ann", 0, limit=100, since_ms=0)
+    assert [(m.id, m.notice) for m in messages] == [(told, True)]  # ann is in no room
+    again = await store.append(replace(say("heads up", cid="n-1"), notice=True), cid_ttl_ms=TTL)
+    assert again.duplicate and again.message.notice
+
+
 async def test_append_refuses_a_message_with_both_or_neither_target(store: Store) -> None:
     both = NewMessage(T0, "a:ann", "ann", "ann", "lobby", "a:bob", "bob", "x", None)
     with pytest.raises(ValueError):

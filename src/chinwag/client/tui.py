@@ -204,14 +204,16 @@ def label(conversation: Conversation, names: Callable[[Conversation], str] | Non
 def format_message(message: Message) -> str:
     """One message as printed: ``HH:MM #room <nick> text`` (or ``@peer`` for a DM).
 
-    A message that mentions you (protocol version 1.1) starts with ``(!)``.
+    A message that mentions you (protocol version 1.1) starts with ``(!)``; a
+    notice has ``-nick-`` instead of ``<nick>``, as IRC clients show one.
 
     Continuation lines of a multi-line body are indented under the text; the
     lines of a fenced code block (between two ````` lines) are shown with a
     bar in front, the fences themselves are not.
     """
     where = f"#{message.room}" if message.room is not None else f"@{message.peer}"
-    head = f"{hhmm(message.ts)} {clean(where)} <{clean(message.sender)}> "
+    who = f"-{clean(message.sender)}-" if message.notice else f"<{clean(message.sender)}>"
+    head = f"{hhmm(message.ts)} {clean(where)} {who} "  # -nick-: a notice, as IRC shows one
     if message.mentioned and not message.own:
         head = "(!) " + head  # it mentions you
     lines: list[str] = []

@@ -76,6 +76,7 @@ def message_event(m: StoredMessage, *, own: bool = False, replay: bool = False) 
         deleted=m.deleted,
         reactions=m.reactions,
         account=m.sender.startswith("a:"),
+        notice=m.notice,
     )
 
 

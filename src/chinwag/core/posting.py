@@ -60,6 +60,7 @@ class Extra:
     target: int | None = None
     reply_to: int | None = None
     mentions: tuple[str, ...] = ()
+    notice: bool = False  # a message sent as a notice (ircmsg)
 
 
 def mentioned_keys(body: str, limit: int) -> list[str]:
@@ -162,7 +163,8 @@ class Posting:
         if cmd.reply_to is not None or "@" in cmd.body:
             return None  # the reply's target and the mentions are looked up first
         future = self._store.append(
-            self._new_message(session, cmd.body, cid, room, to), cid_ttl_ms=self._cid_ttl_ms
+            self._new_message(session, cmd.body, cid, room, to, notice=cmd.notice),
+            cid_ttl_ms=self._cid_ttl_ms,
         )
         future.add_done_callback(
             functools.partial(
@@ -218,7 +220,7 @@ class Posting:
             cmd.cid,
             cmd.body,
             room=room,
-            extra=Extra(reply_to=cmd.reply_to, mentions=mentions),
+            extra=Extra(reply_to=cmd.reply_to, mentions=mentions, notice=cmd.notice),
         )
 
     async def dm(self, session: Session, cmd: Dm) -> None:
@@ -238,7 +240,7 @@ class Posting:
             cmd.body,
             to=(target_pid, target_nick),
             quota=quota,
-            extra=Extra(reply_to=cmd.reply_to, mentions=mentions),
+            extra=Extra(reply_to=cmd.reply_to, mentions=mentions, notice=cmd.notice),
         )
 
     async def _check_reply(
@@ -360,6 +362,7 @@ class Posting:
                 target=extra.target,
                 reply_to=extra.reply_to,
                 mentions=extra.mentions,
+                notice=extra.notice,
             )
         try:
             result = await self._store.append(msg, cid_ttl_ms=self._cid_ttl_ms, quota=quota)
@@ -408,6 +411,7 @@ class Posting:
         to: tuple[str, str] | None,
         *,
         paid: bool = False,
+        notice: bool = False,
     ) -> NewMessage:
         """Charge flood control for a message (unless ``paid``) and build it.
 
@@ -429,6 +433,7 @@ class Posting:
             recipient_nick=to[1] if to else None,
             body=body,
             cid=cid,
+            notice=notice,
         )
 
     def _acked(

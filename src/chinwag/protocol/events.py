@@ -50,6 +50,7 @@ class Say(Command):
     body: str
     cid: str | None = None
     reply_to: int | None = None  # §8: a message of the same conversation
+    notice: bool = False  # ircmsg: shown as a notice, never answered automatically
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +59,7 @@ class Dm(Command):
     body: str
     cid: str | None = None
     reply_to: int | None = None
+    notice: bool = False  # ircmsg: shown as a notice, never answered automatically
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -503,6 +505,7 @@ class Message(ServerEvent):
     deleted: bool = False
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
     account: bool = False  # the sender is an account, not a guest (IRC account-tag)
+    notice: bool = False  # sent as a notice (IRC NOTICE; ircmsg): never answered automatically
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -605,7 +605,8 @@ class SharedRenderer:
                 account = irc_nick(event.sender) if event.account else None
                 tags = _line_tags(caps, event.ts_ms, event.id, None, account)
                 multi = f"ml{event.id}" if "draft/multiline" in caps else None
-                return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags, multi)
+                verb = "NOTICE" if event.notice else "PRIVMSG"
+                return _text_lines(verb, target, _user(event.sender), event.body, tags, multi)
             case Presence():
                 return _presence_lines(event)
             case TypingNotice(room=str(room)):
@@ -1098,11 +1099,13 @@ class IrcServerCodec:
             target, body = params[0], params[1]
             if target.lower() == "nickserv":
                 return self._nickserv(msg, body)
-            if target.startswith("#"):
-                ref = self._remember(cmd, target, msg, body)
-                return [Say(room=target[1:], body=body, ref=ref, cid=self._cid(ref))]
+            notice = cmd == "NOTICE"  # stored and relayed as a notice (ircmsg)
             ref = self._remember(cmd, target, msg, body)
-            return [Dm(to=chinwag_nick(target), body=body, ref=ref, cid=self._cid(ref))]
+            if target.startswith("#"):
+                return [Say(room=target[1:], body=body, ref=ref, cid=self._cid(ref), notice=notice)]
+            return [
+                Dm(to=chinwag_nick(target), body=body, ref=ref, cid=self._cid(ref), notice=notice)
+            ]
         if cmd == "JOIN":
             if not params:
                 return [self._reply("461", "JOIN", "Not enough parameters: JOIN #room")]
@@ -2096,7 +2099,7 @@ class IrcServerCodec:
         ]
         return start + b"".join(inner) + format_message("BATCH", "-L", source=self.server_name)
 
-    def _message_lines(self, e: Message, batch: str | None = None, verb: str = "PRIVMSG") -> bytes:
+    def _message_lines(self, e: Message, batch: str | None = None, verb: str | None = None) -> bytes:
         self._last_id = max(self._last_id, e.id)
         account = irc_nick(e.sender) if e.account else None
         tags = _line_tags(self.caps, e.ts_ms, e.id, batch, account)
@@ -2105,6 +2108,7 @@ class IrcServerCodec:
         if e.replay and "server-time" not in self.caps:
             body = f"[{_time_tag(e.ts_ms)[:16].replace('T', ' ')} UTC] {body}"
         multi = f"ml{e.id}" if "draft/multiline" in self.caps else None
+        verb = verb or ("NOTICE" if e.notice else "PRIVMSG")
         return _text_lines(verb, target, _user(e.sender), body, tags, multi)
 
     def _revision(self, e: Edited | Deleted | Reacted) -> bytes:

@@ -494,6 +494,7 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
                 body=body,
                 cid=_opt_str(obj, "cid", MAX_CID_LEN),
                 reply_to=_opt_int(obj, "reply_to", minimum=1),
+                notice=bool(_opt_bool(obj, "notice")),
                 ref=ref,
             )
         case {"type": "dm", "to": str(to), "body": str(body)}:
@@ -502,6 +503,7 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
                 body=body,
                 cid=_opt_str(obj, "cid", MAX_CID_LEN),
                 reply_to=_opt_int(obj, "reply_to", minimum=1),
+                notice=bool(_opt_bool(obj, "notice")),
                 ref=ref,
             )
         case {"type": "typing"}:
@@ -704,6 +706,8 @@ def _message(e: Message) -> dict[str, Any]:
         data["cid"] = e.cid
     if e.replay:
         data["replay"] = True
+    if e.notice:
+        data["notice"] = True  # ircmsg: sent as a notice
     return data
 
 

@@ -45,6 +45,8 @@ class StoredMessage:
             for an edit event, whether its body was erased by a later deletion.
         mentions: for a message, the display nicks it mentions.
         reactions: filled by the history reads only: ``(emoji, nicks)`` pairs.
+        notice: for a message, sent as a notice (IRC's NOTICE): shown as one,
+            never answered automatically (ircmsg).
     """
 
     id: int
@@ -63,6 +65,7 @@ class StoredMessage:
     deleted: bool = False
     mentions: tuple[str, ...] = ()
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class NewMessage:
     target: int | None = None
     reply_to: int | None = None
     mentions: tuple[str, ...] = ()
+    notice: bool = False  # sent as a notice (see `StoredMessage`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ _WRITE_LOCK: Final = 0x63687767  # "chwg": the advisory lock every write transac
 _MIGRATE_LOCK: Final = 0x63687768
 _COLS: Final = (
     "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-    " kind, target, reply_to, edited_ms, deleted, mentions"
+    " kind, target, reply_to, edited_ms, deleted, mentions, notice"
 )
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 _ACCOUNT_COLS: Final = "key, nick, skeleton, password_hash, created_ms, deleted, bot"
@@ -190,10 +190,11 @@ def _unescape(body: str) -> str:
 
 def _message(row: Any) -> StoredMessage:
     (id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid, kind, target,
-     reply_to, edited_ms, deleted, mentions) = tuple(row)[:15]  # fmt: skip
+     reply_to, edited_ms, deleted, mentions, notice) = tuple(row)[:16]  # fmt: skip
     return StoredMessage(
         id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, _unescape(body), cid,
         kind, target, reply_to, edited_ms, bool(deleted), tuple(mentions.split()),
+        notice=bool(notice),
     )  # fmt: skip
 
 
@@ -832,9 +833,9 @@ class PostgresStore:
             new_id = await conn.fetchval(
                 "INSERT INTO messages"
                 " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-                " kind, target, reply_to, mentions, words, scope)"
+                " kind, target, reply_to, mentions, words, scope, notice)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text[],"
-                " $14::text[])"
+                " $14::text[], $15)"
                 " RETURNING id",
                 msg.ts_ms,
                 msg.sender,
@@ -850,6 +851,7 @@ class PostgresStore:
                 " ".join(msg.mentions),
                 None if msg.kind is not None else index_words(msg.body),
                 scope_tokens(msg.room, msg.sender, msg.recipient),
+                msg.notice,
             )
             if msg.kind is not None:
                 await _apply_event(conn, msg, int(new_id))
@@ -877,6 +879,7 @@ class PostgresStore:
                 target=msg.target,
                 reply_to=msg.reply_to,
                 mentions=msg.mentions,
+                notice=msg.notice,
             )
             return AppendResult(stored, duplicate=False)
 

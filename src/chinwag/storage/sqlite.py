@@ -202,7 +202,7 @@ def _expire(conn: sqlite3.Connection, retention: Retention, now_ms: int, limit: 
 
 _COLS: Final = (
     "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-    " kind, target, reply_to, edited_ms, deleted, mentions"
+    " kind, target, reply_to, edited_ms, deleted, mentions, notice"
 )
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 
@@ -380,10 +380,10 @@ SELECT message_id, emoji, nick FROM reactions
 
 def _message(row: Iterable[Any]) -> StoredMessage:
     (i, ts, sender, snick, room, recipient, rnick, body, cid, kind, target, reply_to, edited,
-     deleted, mentions) = row  # fmt: skip
+     deleted, mentions, notice) = row  # fmt: skip
     return StoredMessage(
         i, ts, sender, snick, room, recipient, rnick, body, cid,
-        kind, target, reply_to, edited, bool(deleted), tuple(mentions.split()),
+        kind, target, reply_to, edited, bool(deleted), tuple(mentions.split()), notice=bool(notice),
     )  # fmt: skip
 
 
@@ -1263,8 +1263,8 @@ class SqliteStore:
             cursor = conn.execute(
                 "INSERT INTO messages"
                 " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-                " kind, target, reply_to, mentions)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " kind, target, reply_to, mentions, notice)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     msg.ts_ms,
                     msg.sender,
@@ -1278,6 +1278,7 @@ class SqliteStore:
                     msg.target,
                     msg.reply_to,
                     " ".join(msg.mentions),
+                    int(msg.notice),
                 ),
             )
             new_id = cursor.lastrowid
@@ -1308,6 +1309,7 @@ class SqliteStore:
                 target=msg.target,
                 reply_to=msg.reply_to,
                 mentions=msg.mentions,
+                notice=msg.notice,
             )
             return AppendResult(stored, duplicate=False)
 

@@ -1,0 +1,4 @@
+-- chinwag schema: a notice (issue 19, ircmsg). A message sent as a notice (IRC's
+-- NOTICE, a bot's status line) is stored, counted and delivered as any message;
+-- 1 here makes it shown as a notice, and never answered automatically.
+ALTER TABLE messages ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;

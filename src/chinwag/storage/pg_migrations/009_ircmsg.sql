@@ -1,0 +1,4 @@
+-- chinwag schema (PostgreSQL): a notice (issue 19, ircmsg), as SQLite's
+-- 012_ircmsg.sql. A message sent as a notice is stored, counted and delivered
+-- as any message; true here makes it shown as a notice, never answered automatically.
+ALTER TABLE messages ADD COLUMN notice BOOLEAN NOT NULL DEFAULT false;

@@ -1,0 +1,120 @@
+"""Notices, labeled JOINs and text reactions (issue 19, ircmsg), over real sockets.
+
+Each test runs a server with a JSON-lines and an IRC listener on loopback port 0
+(``test_irc_listener.running``) and drives raw IRC clients and JSON clients.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_irc_listener import clients, irc, json_peer, running
+
+from chinwag.protocol.irc import IrcMessage
+
+
+def notice(msg: IrcMessage) -> bool:
+    return msg.command == "NOTICE" and not msg.source.startswith("chinwag")  # not the server's
+
+
+async def test_a_notice_reaches_irc_as_a_notice_and_json_as_one_also_in_history(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        ann = await irc(made, irc_port)
+        await ann.send("CAP LS 302", "CAP REQ :echo-message message-tags")
+        await ann.register("ann", "CAP END")
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        cat = await json_peer(made, json_port)
+        await cat.hello("cat")
+
+        await ann.send("NOTICE #lobby :the build is green")
+        echo, _ = await ann.until(notice)
+        heard, _ = await bob.until(notice)
+        assert (echo.params, heard.params) == (("#lobby", "the build is green"),) * 2
+        assert heard.source == "ann!ann@chinwag"
+        got = await cat.recv_type("message")
+        assert (got["body"], got["notice"]) == ("the build is green", True)
+        await ann.send("PRIVMSG #lobby :and a message")
+        plain = await cat.recv_type("message")
+        assert "notice" not in plain  # a message is no notice
+        heard, _ = await bob.until(lambda m: m.command in ("PRIVMSG", "NOTICE"))
+        assert heard.command == "PRIVMSG"
+
+        await ann.send("NOTICE bob :just so you know")  # a DM notice
+        dm, _ = await bob.until(notice)
+        assert dm.params == ("bob", "just so you know")
+
+        await cat.send(type="dm", to="bob", body="from json", notice=True, ref="n")
+        assert (await cat.recv_type("ack"))["ref"] == "n"
+        from_json, _ = await bob.until(notice)
+        assert (from_json.source, from_json.params) == ("cat!cat@chinwag", ("bob", "from json"))
+
+        await cat.send(type="history", room="lobby", ref="h")
+        page = await cat.recv_type("history")
+        kinds = [(m["body"], m.get("notice", False)) for m in page["messages"]]
+        assert kinds == [("the build is green", True), ("and a message", False)]
+
+
+async def test_a_notice_that_is_not_valid_is_refused_and_nothing_is_stored(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, _), clients() as made:
+        cat = await json_peer(made, json_port)
+        await cat.hello("cat")
+        await cat.send(type="say", room="lobby", body="x", notice="yes", ref="bad")
+        refused = await cat.recv_type("error")
+        assert (refused["code"], refused["ref"]) == ("bad_request", "bad")
+        await cat.send(type="history", room="lobby", ref="h")
+        assert (await cat.recv_type("history"))["messages"] == []
+
+
+async def test_a_labeled_join_with_an_invalid_name_is_answered_in_one_batch(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, irc_auto_join="false") as (_, irc_port), clients() as made:
+        foo = await irc(made, irc_port)
+        await foo.send("CAP LS 302", "CAP REQ :batch labeled-response")
+        await foo.register("foo", "CAP END")
+        await foo.send("@label=l1 JOIN #valid,inv@lid")
+        start, _ = await foo.until(lambda m: m.command == "BATCH")
+        assert start.tags["label"] == "l1" and start.params[1] == "labeled-response"
+        end, inside = await foo.until(lambda m: m.command == "BATCH")
+        assert end.params == (f"-{start.params[0][1:]}",)
+        assert {m.command for m in inside} == {"403", "JOIN", "353", "366"}
+        assert all(m.tags["batch"] == start.params[0][1:] for m in inside)
+        [refused] = [m for m in inside if m.command == "403"]
+        assert refused.params[1] == "inv@lid"
+
+        await foo.send("JOIN #other,bad")  # without a label: as before, one by one
+        bad = await foo.command("403")
+        assert bad.params[1] == "bad" and "batch" not in bad.tags
+
+
+async def test_a_short_text_reaction_crosses_between_irc_and_json(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        caps = "message-tags echo-message"
+        ann = await irc(made, irc_port)
+        await ann.send("CAP LS 302", f"CAP REQ :{caps}")
+        await ann.register("ann", "CAP END")
+        cat = await json_peer(made, json_port)
+        await cat.hello("cat")
+        await cat.send(type="say", room="lobby", body="ship it?", ref="s")
+        msgid = (await cat.recv_type("ack"))["id"]
+
+        await ann.send(f"@+draft/reply={msgid};+draft/react=l😃l TAGMSG #lobby")
+        got = await cat.recv_type("reacted")
+        assert (got["from"], got["emoji"], got["target"]) == ("ann", "l😃l", msgid)
+        await cat.send(type="react", id=msgid, emoji="+1", ref="r")
+        relayed, _ = await ann.until(lambda m: m.command == "TAGMSG" and m.source[:3] == "cat")
+        assert relayed.tags["+draft/react"] == "+1"
+        await ann.send(f"@+draft/reply={msgid};+draft/react=a\\sb TAGMSG #lobby")  # "a b"
+        refused = await ann.command("FAIL")
+        assert refused.params[0] == "TAGMSG"
+        await cat.send(type="history", room="lobby", ref="h")
+        [shown] = (await cat.recv_type("history"))["messages"]
+        assert shown["reactions"] == [
+            {"emoji": "l😃l", "nicks": ["ann"]},
+            {"emoji": "+1", "nicks": ["cat"]},
+        ]

@@ -103,12 +103,16 @@ async def test_a_short_text_reaction_crosses_between_irc_and_json(tmp_path: Path
         await cat.send(type="say", room="lobby", body="ship it?", ref="s")
         msgid = (await cat.recv_type("ack"))["id"]
 
-        await ann.send(f"@+draft/reply={msgid};+draft/react=l😃l TAGMSG #lobby")
+        await ann.send(f"@label=L1;+draft/reply={msgid};+draft/react=l😃l TAGMSG #lobby")
         got = await cat.recv_type("reacted")
         assert (got["from"], got["emoji"], got["target"]) == ("ann", "l😃l", msgid)
+        echo, _ = await ann.until(lambda m: m.command == "TAGMSG")  # echo-message: its echo
+        assert (echo.source, echo.params) == ("ann!ann@chinwag", ("#lobby",))
+        assert (echo.tags["+draft/react"], echo.tags["msgid"]) == ("l😃l", str(got["id"]))
         await cat.send(type="react", id=msgid, emoji="+1", ref="r")
-        relayed, _ = await ann.until(lambda m: m.command == "TAGMSG" and m.source[:3] == "cat")
-        assert relayed.tags["+draft/react"] == "+1"
+        relayed, before = await ann.until(lambda m: m.command == "TAGMSG")
+        assert relayed.source == "cat!cat@chinwag" and relayed.tags["+draft/react"] == "+1"
+        assert before == []  # the hub's copy of her own reaction was not shown again
         await ann.send(f"@+draft/reply={msgid};+draft/react=a\\sb TAGMSG #lobby")  # "a b"
         refused = await ann.command("FAIL")
         assert refused.params[0] == "TAGMSG"

@@ -661,6 +661,7 @@ class _Pending:
     sub: str = ""  # a CHATHISTORY's subcommand, for its FAIL
     nick: str | None = None  # the person a KICK, INVITE or MODE names, as the client wrote it
     who_mask: _WhoMask | None = None  # the WHO <nick|mask> this member list is asked for
+    react: Reacted | None = None  # a TAGMSG reaction, echoed when its ack comes (ircmsg)
 
 
 @dataclass(slots=True)
@@ -766,6 +767,7 @@ class IrcServerCodec:
         self._serial = 0
         self._shared: SharedRenderer | None = None  # for self.caps, once asked for
         self._redacted: dict[int, None] = {}  # messages whose REDACT was echoed already
+        self._reacted: dict[int, None] = {}  # reaction events echoed already (ircmsg)
         # The room_info of each joined channel (casefolded), as the hub last said it:
         # TOPIC and MODE queries are answered from it, and a change is told as its lines.
         self._infos: dict[str, RoomInfo] = {}
@@ -1842,6 +1844,14 @@ class IrcServerCodec:
                 why = "A reaction names its message with +draft/reply=<msgid>"
                 return [self._reply("FAIL", "TAGMSG", "INVALID_PARAMS", target, why)]
             ref = self._remember("TAGMSG", target, msg)
+            if "echo-message" in self.caps and self.nick is not None:
+                # Echoed, labeled, when its ack comes; the hub's copy is then not shown.
+                room = target[1:] if target.startswith("#") else None
+                to = None if room is not None else chinwag_nick(target)
+                self._pending[ref].react = Reacted(
+                    id=0, ts_ms=0, target=int(reply_to), sender=self.nick,
+                    room=room, to=to, emoji=emoji, on=on,
+                )  # fmt: skip
             return [React(id=int(reply_to), emoji=emoji, on=on, ref=ref)]
         if tags.get("+typing") == "active":
             if target.startswith("#"):
@@ -2043,7 +2053,9 @@ class IrcServerCodec:
                     pass
                 case Deleted(room=str(), ref=None) if event.target not in self._redacted:
                     newest = max(newest, event.id)
-                case Edited(room=str(), ref=None) | Reacted(room=str(), ref=None):
+                case Edited(room=str(), ref=None):
+                    newest = max(newest, event.id)
+                case Reacted(room=str(), ref=None) if event.id not in self._reacted:
                     newest = max(newest, event.id)
                 case _:
                     return None
@@ -2138,6 +2150,12 @@ class IrcServerCodec:
                 return self._message_lines(event)
             case Ack() if pending is not None and pending.command == "REDACT":
                 return self._redact_echo(pending)
+            case Ack() if pending is not None and pending.react is not None:
+                self._reacted[event.id] = None
+                while len(self._reacted) > MAX_PENDING:
+                    del self._reacted[next(iter(self._reacted))]
+                echo = replace(pending.react, id=event.id, ts_ms=event.ts_ms)
+                return _revision_lines(echo, self.caps, pending.target)
             case Ack() if (
                 event.away is not None
                 and pending is not None
@@ -2225,6 +2243,10 @@ class IrcServerCodec:
                 # Issue 16: a server ban or an admin's kick says so (it was "goodbye").
                 why = _BYE_WORDS.get(event.reason or "", "goodbye")
                 return format_message("ERROR", f"Closing link: {why}")
+            case Reacted() if event.id in self._reacted:
+                del self._reacted[event.id]  # echoed when it was done
+                self._last_id = max(self._last_id, event.id)
+                return b""
             case Deleted() if event.target in self._redacted:
                 del self._redacted[event.target]  # echoed when it was done
                 self._last_id = max(self._last_id, event.id)

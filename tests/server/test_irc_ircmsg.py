@@ -122,3 +122,69 @@ async def test_a_short_text_reaction_crosses_between_irc_and_json(tmp_path: Path
             {"emoji": "l😃l", "nicks": ["ann"]},
             {"emoji": "+1", "nicks": ["cat"]},
         ]
+
+
+async def test_a_guest_renames_and_everyone_sharing_a_room_sees_it_on_each_protocol(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        ann = await irc(made, irc_port)
+        await ann.send("CAP LS 302", "CAP REQ :batch labeled-response")
+        await ann.register("ann", "CAP END")
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        cat = await json_peer(made, json_port)
+        await cat.hello("cat")
+        await ann.until(lambda m: m.command == "JOIN" and m.source.startswith("cat"))
+
+        await bob.send("NICK ann")  # taken: refused, bob is still bob
+        taken = await bob.command("433")
+        assert taken.params[:2] == ("bob", "ann")
+        await bob.send("NICK Ann")  # the same nick in another case: taken too
+        assert (await bob.command("433")).params[1] == "Ann"
+
+        await ann.send("@label=n1 NICK Anna")
+        mine = await ann.command("NICK")
+        assert (mine.source, mine.params, mine.tags["label"]) == ("ann!ann@chinwag", ("Anna",), "n1")
+        seen = await bob.command("NICK")
+        assert (seen.source, seen.params) == ("ann!ann@chinwag", ("Anna",))
+        told = await cat.recv_type("presence")
+        assert told == {"type": "presence", "event": "nick", "nick": "ann", "new": "Anna"}
+
+        await ann.send("NICK anna")  # a change of case only
+        assert (await ann.command("NICK")).params == ("anna",)
+        assert (await bob.command("NICK")).source == "Anna!Anna@chinwag"
+        await ann.send("NICK anna", "PRIVMSG #lobby :still me")  # the same: nothing
+        said, before = await bob.until(lambda m: m.command == "PRIVMSG")
+        assert (said.source, before) == ("anna!anna@chinwag", [])
+        assert (await cat.recv_type("message"))["from"] == "anna"
+
+        dan = await irc(made, irc_port)  # the old nick is free at once
+        lines = await dan.register("ann")
+        assert lines[-1].params[0] == "ann"
+        await cat.send(type="dm", to="anna", body="hi anna", ref="d")
+        assert (await ann.command("PRIVMSG")).params == ("anna", "hi anna")
+
+
+async def test_a_json_guest_renames_and_an_account_cannot(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        cat = await json_peer(made, json_port)
+        await cat.hello("cat")
+        await cat.send(type="nick", nick="bob", ref="t")
+        assert (await cat.recv_type("error"))["code"] == "nick_taken"
+        await cat.send(type="nick", nick="b@d", ref="b")
+        assert (await cat.recv_type("error"))["code"] == "bad_nick"
+        await cat.send(type="nick", nick="kit", ref="k")
+        answer = await cat.recv_type("presence")
+        assert answer == {"type": "presence", "event": "nick", "nick": "cat", "new": "kit", "ref": "k"}
+        assert (await bob.command("NICK")).params == ("kit",)
+
+        await cat.send(type="register", password="correct horse", ref="r")
+        assert (await cat.recv_type("ok", timeout=30))["ref"] == "r"
+        await cat.send(type="nick", nick="kat", ref="a")
+        refused = await cat.recv_type("error")
+        assert (refused["code"], refused["reason"]) == ("forbidden", "account")
+        await bob.send("NICK kit")  # an account's nick, though it was a guest's first
+        assert (await bob.command("433")).params[1] == "kit"

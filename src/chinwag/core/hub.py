@@ -74,6 +74,7 @@ from chinwag.protocol.events import (
     ReadQuery,
     Receipts,
     Register,
+    Rename,
     RoomSet,
     Say,
     Search,
@@ -120,6 +121,7 @@ _COSTS: dict[type[Command], float] = {
     Away: 1.0,
     ReadQuery: 1.0,
     ListBans: 1.0,
+    Rename: 1.0,
 }
 
 
@@ -371,6 +373,8 @@ class Hub:
                 await self._markers.query(session, cmd)
             case ListBans():
                 reply(session, self._moderation.bans(session.principal, cmd))
+            case Rename():
+                await self._logins.rename(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

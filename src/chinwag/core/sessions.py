@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Protocol
 
 from chinwag.bus.base import NodeEvent, Offline
@@ -265,6 +266,34 @@ class OnlineRegistry:
                     continue  # not to itself; nothing of the blocked reaches the blocker
                 for s in member.sessions:
                     s.deliver(0, away)
+
+    def renamed(
+        self, who: Principal | RemotePrincipal, old: str, answer: Session | None = None,
+        ref: str | None = None,
+    ) -> None:  # fmt: skip
+        """Tell that ``who`` (a guest) was called ``old`` and is now ``who.nick`` (ircmsg).
+
+        Once to each principal sharing a room with it, and to its own sessions:
+        ``answer``, the session that asked, gets it with ``ref`` (its answer).
+        Sent whatever the size of the room (unlike joins and leaves): a reader
+        who missed it would not know who speaks under the new nick.
+        """
+        event = Presence(room="", nick=old, event="nick", new=who.nick)
+        frame = Frame(event)
+        told = {who.pid}
+        local = self.by_pid.get(who.pid)
+        for s in local.sessions if local is not None else ():
+            if s is answer:
+                s.outlet.send(Frame(replace(event, ref=ref)))
+            else:
+                s.deliver(0, frame)
+        for room in who.rooms:
+            for member in self.rooms.get(room, ()):
+                if member.pid in told:
+                    continue
+                told.add(member.pid)
+                for s in member.sessions:
+                    s.deliver(0, frame)
 
     def drop(self, session: Session, quit: str = "") -> None:
         """End ``session``; its principal's last one: a ``leave`` with ``quit`` per room."""

@@ -382,6 +382,17 @@ class ListBans(Command):
     room: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rename(Command):
+    """A guest takes another nick (ircmsg); an account's nick is its name.
+
+    Answered with the `Presence` ``nick`` event (its ``ref`` set), which everyone
+    sharing a room with it gets too; the same nick again: `Ok`.
+    """
+
+    nick: str
+
+
 ClientCommand = (
     Hello
     | Say
@@ -419,6 +430,7 @@ ClientCommand = (
     | Away
     | ReadQuery
     | ListBans
+    | Rename
 )
 
 
@@ -585,6 +597,8 @@ class Presence(ServerEvent):
     (``reason``), until when (``until_ms``) and the role given (``role``).
     ``quit`` (issue 19, an extension): on a ``leave``, its subject went offline (its
     last session ended) with this quit message ('' for none); None: it left the room.
+    ``event="nick"`` (ircmsg): guest ``nick`` is now called ``new``; ``room`` is ""
+    (it is told once to everyone sharing a room with it, not per room).
     """
 
     room: str
@@ -595,6 +609,7 @@ class Presence(ServerEvent):
     until_ms: int | None = None
     role: str | None = None
     quit: str | None = None
+    new: str | None = None  # a "nick" event's new nick (ircmsg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -77,6 +77,7 @@ from chinwag.protocol.events import (
     Presence,
     React,
     Reacted,
+    Rename,
     Read,
     ReadMarker,
     ReadQuery,
@@ -555,6 +556,8 @@ def _presence_lines(event: Presence) -> bytes:
     an unban ``MODE -b``; a grant of mod ``MODE +o``, of member ``MODE -o``.
     Mutes and invites have no line members see (the invitee gets ``INVITE``).
     """
+    if event.event == "nick" and event.new is not None:  # ircmsg: a guest's new nick
+        return format_message("NICK", irc_nick(event.new), source=_user(event.nick))
     channel = f"#{event.room}"
     match event.event:
         case "join":
@@ -1173,7 +1176,7 @@ class IrcServerCodec:
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
-            return self._nick_change(params)
+            return self._nick_change(msg)
         return [self._reply("421", cmd, "Unknown command, or not there yet on chinwag")]
 
     def _join(self, msg: IrcMessage, names: str) -> list[Incoming | Reply]:
@@ -1199,24 +1202,30 @@ class IrcServerCodec:
             return out
         return [Reply(wire) for wire in refused] + out
 
-    def _nick_change(self, params: tuple[str, ...]) -> list[Incoming | Reply]:
-        """``NICK`` once registered: an account's nick is its name, a guest's is its session's.
+    def _nick_change(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``NICK`` once registered: a guest takes another nick (ircmsg, a ``nick``);
+        an account's nick is its name.
 
-        Asking for the nick one has is nothing (clients do it); any other gets
-        ``447`` saying what to do instead.
+        Asking for the nick one has is nothing (clients do it); a guest's new
+        nick, or a change of case of it, is answered with ``NICK`` (``433``: taken,
+        ``432``: not a nick); an account gets ``447`` saying what to do instead.
         """
+        params = msg.params
         if not params or not params[0]:
             return [self._reply("431", "No nickname given: NICK <nick>")]
-        if self.nick is not None and chinwag_nick(params[0]).casefold() == self.nick.casefold():
+        if self.nick is not None and chinwag_nick(params[0]) == self.nick:
             return []
         if self._account:
+            if self.nick is not None and chinwag_nick(params[0]).casefold() == self.nick.casefold():
+                return []  # the account's name, written otherwise: it is shown as registered
             why = (
                 "Your nick is your account's name and cannot change; to use another,"
                 " register it as an account and log in as it"
             )
-        else:
-            why = "A guest's nick is fixed for the connection; reconnect with the new one"
-        return [self._reply("447", params[0], why)]
+            return [self._reply("447", params[0], why)]
+        if not _valid_nick(params[0]):
+            return [self._reply("432", params[0], "Erroneous nickname")]
+        return [Rename(nick=chinwag_nick(params[0]), ref=self._remember("NICK", params[0], msg))]
 
     def _whois(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``WHOIS [server] <nick>``: who they are, for someone in a channel with the asker.
@@ -1617,6 +1626,9 @@ class IrcServerCodec:
         Someone who went offline is one ``QUIT`` for all the channels shared with them
         (its ``leave`` of each comes in a row: the first one says it, the rest nothing).
         """
+        if event.event == "nick" and event.new is not None and event.nick == self.nick:
+            self.nick = event.new  # one's own new nick (the answer to NICK; ircmsg)
+            return _presence_lines(event)
         if event.nick != self.nick:
             key = event.nick.casefold()
             if event.quit is not None and event.event == "leave":

@@ -74,6 +74,7 @@ from chinwag.protocol.events import (
     ReceiptState,
     Register,
     Rejected,
+    Rename,
     Results,
     RoomInfo,
     RoomSet,
@@ -171,6 +172,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "grant": (("nick", str), ("role", str)),
     "whowas": (("nick", str),),  # issue 19 (ircreg)
     "bans": (("room", str),),  # issue 19 (ircwho)
+    "nick": (("nick", str),),  # ircmsg
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -589,6 +591,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
             return Away(message=_opt_str(obj, "message"), ref=ref)
         case {"type": "bans", "room": str(room)}:  # issue 19 (ircwho)
             return ListBans(room=room, ref=ref)
+        case {"type": "nick", "nick": str(nick)}:  # ircmsg: a guest's new nick
+            return Rename(nick=nick, ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -771,6 +775,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["room"] = event.room
             else:
                 data["to"] = event.to
+        case Presence(new=str(new)):  # ircmsg: a guest's new nick, in no one room
+            data = {"type": "presence", "event": "nick", "nick": event.nick, "new": new}
         case Presence():
             data = {
                 "type": "presence",

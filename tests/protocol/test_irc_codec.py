@@ -44,6 +44,7 @@ from chinwag.protocol.events import (
     ReadMarker,
     Receipt,
     Register,
+    Rename,
     Results,
     RoomInfo,
     RoomRow,
@@ -1055,7 +1056,7 @@ def test_read_markers_receipts_and_results_are_not_sent_to_irc_yet() -> None:
         assert codec.render(event) == b""
 
 
-def test_a_nick_change_is_refused_with_447_saying_why_for_accounts_and_guests() -> None:
+def test_an_account_s_nick_change_is_refused_with_447_and_a_guest_s_is_a_rename() -> None:
     account = registered()  # WELCOME is an account's
     assert account.receive_data(b"NICK ALICE\r\n") == []  # the nick one has: nothing
     wire = replies(account.receive_data(b"NICK bob\r\n"))
@@ -1063,12 +1064,20 @@ def test_a_nick_change_is_refused_with_447_saying_why_for_accounts_and_guests() 
     guest = IrcServerCodec()
     (hello,) = commands(guest.receive_data(b"NICK gus\r\nUSER gus 0 * :Gus\r\n"))
     guest.render(replace(WELCOME, nick="gus", account=False, ref=hello.ref))
-    wire = replies(guest.receive_data(b"NICK gustav\r\n"))
-    assert wire.startswith(b":chinwag 447 gus gustav :A guest's nick is fixed")
+    assert guest.receive_data(b"NICK gus\r\n") == []  # the same nick: nothing
+    (rename,) = commands(guest.receive_data(b"NICK gustav\r\n"))  # ircmsg
+    assert isinstance(rename, Rename) and rename.nick == "gustav"
+    answer = Presence(room="", nick="gus", event="nick", new="gustav", ref=rename.ref)
+    assert guest.render(answer) == b":gus!gus@chinwag NICK gustav\r\n"
+    assert guest.nick == "gustav"
+    (taken,) = commands(guest.receive_data(b"NICK bob\r\n"))
+    refused = guest.render(Error(code="nick_taken", message="bob is online", ref=taken.ref))
+    assert refused.startswith(b":chinwag 433 gustav bob :Nickname is already in use")
+    assert b" 432 gustav b@d " in replies(guest.receive_data(b"NICK b@d\r\n"))
     assert b" 431 " in replies(guest.receive_data(b"NICK\r\n"))
     before = IrcServerCodec()
     assert b" 431 * :No nickname given" in replies(before.receive_data(b"NICK :\r\n"))
-    assert guest.nick == "gus" and account.nick == "alice"
+    assert guest.nick == "gustav" and account.nick == "alice"
 
 
 def test_nicks_irc_cannot_start_with_are_carried_with_a_backtick_and_back() -> None:

@@ -916,6 +916,25 @@ async def test_read_markers_only_move_forward_and_go_with_the_account(store: Sto
     assert await store.read_markers("a:ann") == {}
 
 
+async def test_a_marker_set_by_time_keeps_the_time_and_neither_ever_goes_back(
+    store: Store,
+) -> None:
+    """ircmsg (migrations 012 / pg 009): the time a client gave, beside the marker."""
+    await store.create_account(account("ann"))
+    assert await store.read_marker("a:ann", "#lobby") == (0, None)
+    assert await store.advance_read_at("a:ann", "#lobby", 0, T0) == (0, T0)  # no message then
+    assert await store.advance_read_at("a:ann", "#lobby", 4, T0 - 5) == (4, T0)  # time stays
+    assert await store.advance_read_at("a:ann", "#lobby", 2, T0 + 5) == (4, T0 + 5)  # id stays
+    assert await store.advance_read("a:ann", "#lobby", 9) == 9  # by id: the time is kept
+    assert await store.read_marker("a:ann", "#lobby") == (9, T0 + 5)
+    assert await store.advance_read("a:ann", "@a:bob", 3) == 3
+    assert await store.read_marker("a:ann", "@a:bob") == (3, None)  # never set by time
+    assert await store.read_marker("a:bob", "#lobby") == (0, None)
+    assert await store.read_markers("a:ann") == {"#lobby": 9, "@a:bob": 3}
+    assert await store.delete_account("ann")
+    assert await store.read_marker("a:ann", "#lobby") == (0, None)
+
+
 async def test_receipts_setting_and_who_sent_dms_in_a_span(store: Store) -> None:
     for key in ("ann", "bob", "cat"):
         await store.create_account(account(key))

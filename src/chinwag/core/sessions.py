@@ -95,6 +95,7 @@ class Principal:
         "key",
         "nick",
         "pid",
+        "read_at",
         "rooms",
         "sessions",
         "typing",
@@ -124,6 +125,9 @@ class Principal:
         self.blocked: frozenset[str] = frozenset()
         # Its away message (issue 19), set by any of its sessions; None: not away.
         self.away: str | None = None
+        # A guest's read markers set by time (ircmsg: IRC MARKREAD), by conversation:
+        # (marker, time given). Kept while it is online (it has no next login).
+        self.read_at: dict[str, tuple[int, int]] | None = None
 
 
 class Session:

@@ -499,6 +499,20 @@ class Store(Protocol):
         """Every read marker of ``account``, by conversation."""
         ...
 
+    async def advance_read_at(
+        self, account: str, conversation: str, upto: int, ts_ms: int
+    ) -> tuple[int, int]:
+        """Move the read marker to max(marker, upto) and its time to max(time, ts_ms).
+
+        A marker set by time (IRC ``MARKREAD``, ircmsg): ``upto`` is the latest
+        message at or before ``ts_ms``. Returns the new (marker, time).
+        """
+        ...
+
+    async def read_marker(self, account: str, conversation: str) -> tuple[int, int | None]:
+        """(marker, time given) of one conversation: (0, None) when there is none."""
+        ...
+
     async def set_receipts(self, account: str, on: bool) -> None:
         """Turn DM receipts on or off for ``account`` (a principal)."""
         ...

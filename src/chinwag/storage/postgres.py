@@ -1341,6 +1341,41 @@ class PostgresStore:
 
         return await self._read(read)
 
+    async def advance_read_at(
+        self, account: str, conversation: str, upto: int, ts_ms: int
+    ) -> tuple[int, int]:
+        """Move the marker to max(marker, upto), its time to max(time, ts_ms) (ircmsg)."""
+
+        async def job(conn: Conn) -> tuple[int, int]:
+            row = await conn.fetchrow(
+                "INSERT INTO read_markers (account, conversation, upto, ts_ms)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (account, conversation) DO UPDATE"
+                " SET upto = greatest(read_markers.upto, excluded.upto),"
+                " ts_ms = greatest(read_markers.ts_ms, excluded.ts_ms) RETURNING upto, ts_ms",
+                account,
+                conversation,
+                upto,
+                ts_ms,
+            )
+            return int(row[0]), int(row[1])
+
+        return await self._write(job)
+
+    async def read_marker(self, account: str, conversation: str) -> tuple[int, int | None]:
+        """(marker, time given) of one conversation; (0, None) when there is none."""
+
+        async def read(conn: Conn) -> tuple[int, int | None]:
+            row = await conn.fetchrow(
+                "SELECT upto, ts_ms FROM read_markers WHERE account = $1 AND conversation = $2",
+                account,
+                conversation,
+            )
+            if row is None:
+                return 0, None
+            return int(row[0]), None if row[1] is None else int(row[1])
+
+        return await self._read(read)
+
     async def set_receipts(self, account: str, on: bool) -> None:
         """Turn DM receipts on or off for ``account`` (a principal)."""
 

@@ -1783,6 +1783,35 @@ class SqliteStore:
 
         return await self._read(read)
 
+    async def advance_read_at(
+        self, account: str, conversation: str, upto: int, ts_ms: int
+    ) -> tuple[int, int]:
+        """Move the marker to max(marker, upto), its time to max(time, ts_ms) (ircmsg)."""
+
+        def job(conn: sqlite3.Connection) -> tuple[int, int]:
+            row = conn.execute(
+                "INSERT INTO read_markers (account, conversation, upto, ts_ms) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (account, conversation) DO UPDATE"
+                " SET upto = max(upto, excluded.upto),"
+                " ts_ms = max(coalesce(ts_ms, 0), excluded.ts_ms) RETURNING upto, ts_ms",
+                (account, conversation, upto, ts_ms),
+            ).fetchone()
+            return int(row[0]), int(row[1])
+
+        return await self._write(job)
+
+    async def read_marker(self, account: str, conversation: str) -> tuple[int, int | None]:
+        """(marker, time given) of one conversation; (0, None) when there is none."""
+
+        def read(conn: sqlite3.Connection) -> tuple[int, int | None]:
+            row = conn.execute(
+                "SELECT upto, ts_ms FROM read_markers WHERE account = ? AND conversation = ?",
+                (account, conversation),
+            ).fetchone()
+            return (0, None) if row is None else (int(row[0]), row[1])
+
+        return await self._read(read)
+
     async def set_receipts(self, account: str, on: bool) -> None:
         """Turn DM receipts on or off for ``account`` (a principal)."""
 

@@ -2,3 +2,8 @@
 -- NOTICE, a bot's status line) is stored, counted and delivered as any message;
 -- 1 here makes it shown as a notice, and never answered automatically.
 ALTER TABLE messages ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;
+
+-- A read marker set by time (IRC MARKREAD, ircmsg): the time the client gave
+-- (ms), kept beside `upto` (the latest message at or before it). Never
+-- decreases; NULL: only ever set by id.
+ALTER TABLE read_markers ADD COLUMN ts_ms INTEGER;

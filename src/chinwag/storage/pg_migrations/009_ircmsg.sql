@@ -2,3 +2,7 @@
 -- 012_ircmsg.sql. A message sent as a notice is stored, counted and delivered
 -- as any message; true here makes it shown as a notice, never answered automatically.
 ALTER TABLE messages ADD COLUMN notice BOOLEAN NOT NULL DEFAULT false;
+
+-- A read marker set by time (IRC MARKREAD), as SQLite's 012_ircmsg.sql: the time
+-- the client gave (ms) beside `upto`. Never decreases; NULL: only ever set by id.
+ALTER TABLE read_markers ADD COLUMN ts_ms BIGINT;

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_irc_listener import clients, irc, json_peer, running
+from test_irc_listener import clients, irc, json_peer, make_account, running
 
 from chinwag.protocol.irc import IrcMessage
 
@@ -188,3 +188,32 @@ async def test_a_json_guest_renames_and_an_account_cannot(tmp_path: Path) -> Non
         assert (refused["code"], refused["reason"]) == ("forbidden", "account")
         await bob.send("NICK kit")  # an account's nick, though it was a guest's first
         assert (await bob.command("433")).params[1] == "kit"
+
+
+async def test_without_auto_join_an_account_s_lobby_is_not_shown_until_it_joins(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, irc_auto_join="false") as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "ann", "correct horse")  # a lobby member (§4)
+        ann = await irc(made, irc_port)
+        lines = await ann.register("ann", "PASS :correct horse")
+        cat = await json_peer(made, json_port)
+        await cat.hello("cat")
+        await cat.send(type="say", room="lobby", body="in the lobby", ref="s")
+        await cat.recv_type("ack")
+        await cat.send(type="dm", to="ann", body="to ann", ref="d")
+        heard, before = await ann.until(lambda m: m.command == "PRIVMSG")
+        assert heard.params == ("ann", "to ann")  # the DM; nothing of the lobby
+        assert [m for m in [*lines, *before] if "#lobby" in m.params] == []
+
+        await ann.send("JOIN #lobby")
+        joined = await ann.command("JOIN")
+        assert joined.params == ("#lobby",)
+        names = await ann.command("353")
+        assert names.params[-1].split() == ["ann", "cat"]
+        await cat.send(type="say", room="lobby", body="now you see it", ref="t")
+        said, _ = await ann.until(lambda m: m.command == "PRIVMSG")
+        assert said.params == ("#lobby", "now you see it")
+        await cat.send(type="who", room="lobby", ref="w")
+        who = await cat.recv_type("who")
+        assert {u["nick"] for u in who["users"]} == {"ann", "cat"}  # a member all along

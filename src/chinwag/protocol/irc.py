@@ -221,6 +221,8 @@ _BYE_WORDS: Final = {
 }
 # Commands the hub carries out without an answer (a labeled one gets an ``ACK``).
 _UNANSWERED: Final = (Pong, Seen, Typing)
+
+_LOBBY: Final = "lobby"  # every account's room (protocol §4), hidden without auto_join
 _TAG_ESCAPES: Final = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
 _TAG_UNESCAPES: Final = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 
@@ -777,6 +779,9 @@ class IrcServerCodec:
         # TOPIC/MODE queries waiting for a channel's first room_info (channel -> commands).
         # (command, label): the label goes on the answer when it comes.
         self._info_wanted: dict[str, list[tuple[str, str | None]]] = {}
+        # ircmsg: without auto_join, the lobby an account is a member of is not shown
+        # (none of its lines) until this connection JOINs it: the room names hidden.
+        self._hidden: set[str] = set()
 
     # -- input ------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Incoming | Reply]:
@@ -2017,6 +2022,10 @@ class IrcServerCodec:
         Args:
             event: what the hub says.
         """
+        if self._hidden and event.ref is None and getattr(event, "room", None) in self._hidden:
+            # ircmsg: the lobby not JOINed (auto_join off): nothing of it is shown.
+            self._last_id = max(self._last_id, getattr(event, "id", 0))
+            return b""
         pending = self._pending.pop(event.ref, None) if event.ref is not None else None
         if type(event) is Error and event.ref is not None:
             self._sent.pop(self._cid_prefix + event.ref, None)  # refused: no copy will come
@@ -2048,6 +2057,8 @@ class IrcServerCodec:
         """
         if not self.registered or self._replay_batch is not None:
             return None
+        if self._hidden and any(getattr(e, "room", None) in self._hidden for e in events):
+            return None  # render() leaves out what is of a hidden lobby (ircmsg)
         newest = self._last_id
         for event in events:
             match event:
@@ -2338,6 +2349,7 @@ class IrcServerCodec:
         me = self._me()
         if pending.command == "JOIN":
             self._channels.add(pending.target.casefold())
+            self._hidden.discard(pending.target[1:].lower())
             batched = pending.label is not None and "batch" in self.caps
             names = self._names(pending.target, batched=batched)
             line = format_message("JOIN", pending.target, source=self._source(me))
@@ -2448,6 +2460,9 @@ class IrcServerCodec:
         else:
             lines.append(self._numeric("422", "MOTD File is missing"))
         for room in event.rooms:
+            if room == _LOBBY and not self.auto_join:
+                self._hidden.add(room)  # not shown until JOINed (ircmsg)
+                continue
             channel = f"#{room}"
             lines.append(format_message("JOIN", channel, source=self._source(me)))
             self._channels.add(channel.casefold())

@@ -1212,7 +1212,31 @@ def test_a_body_of_several_lines_is_one_multiline_batch_where_negotiated() -> No
         )
     )
     plain = registered("message-tags").render(msg)  # without: one PRIVMSG per piece
-    assert plain.count(b"PRIVMSG") == 4 and b"BATCH" not in plain
+    assert plain.count(b"PRIVMSG") == 3 and b"BATCH" not in plain  # not the blank line
+    assert plain.count(b"msgid=42") == 1  # on the first line only (ircmsg)
+
+
+def test_multiline_concat_points_are_relayed_as_the_lines_came() -> None:
+    """ircmsg: lines joined with draft/multiline-concat are relayed so, and a fallback
+    client gets each line (blank ones left out), the msgid on the first only."""
+    client = registered("message-tags draft/multiline batch")
+    client.receive_data(
+        b"BATCH +b draft/multiline #lobby\r\n@batch=b PRIVMSG #lobby :\r\n"
+        b"@batch=b PRIVMSG #lobby :#how is \r\n"
+        b"@batch=b;draft/multiline-concat PRIVMSG #lobby :everyone?\r\n"
+    )
+    (say,) = commands(client.receive_data(b"BATCH -b\r\n"))
+    assert isinstance(say, Say) and (say.body, say.concat) == ("\n#how is everyone?", (9,))
+    msg = Message(id=7, ts_ms=0, sender="bob", room="lobby", body=say.body, concat=say.concat)
+    wire = registered("message-tags draft/multiline").render(msg)
+    lines = [parse_message(line.decode()) for line in wire.split(b"\r\n")[:-1]]
+    shape = [(m.params[-1], "draft/multiline-concat" in m.tags) for m in lines if m]
+    assert shape[1:-1] == [("", False), ("#how is ", False), ("everyone?", True)]
+    plain = registered("message-tags").render(msg)
+    assert plain == (
+        b"@msgid=7 :bob!bob@chinwag PRIVMSG #lobby :#how is \r\n"
+        b":bob!bob@chinwag PRIVMSG #lobby everyone?\r\n"
+    )
 
 
 # --- shared fan-out rendering (one rendering per set of tag capabilities) ---------------

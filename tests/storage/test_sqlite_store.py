@@ -206,6 +206,19 @@ async def test_a_notice_is_stored_as_one_in_history_backlog_and_dedupe(store: St
     assert again.duplicate and again.message.notice
 
 
+async def test_multiline_concat_points_are_kept_until_an_edit_replaces_the_body(
+    store: Store,
+) -> None:
+    """ircmsg (migrations 012 / pg 009): where IRC lines were joined without a newline."""
+    said = await post(store, replace(say("a\nbc d"), concat=(3, 5)))
+    [stored] = (await store.room_history("lobby", before=None, limit=10)).messages
+    assert (stored.id, stored.concat) == (said, (3, 5))
+    edit = replace(say("new text"), kind="edit", target=said)
+    await post(store, edit)
+    [edited] = (await store.room_history("lobby", before=None, limit=10)).messages
+    assert (edited.body, edited.concat) == ("new text", ())
+
+
 async def test_append_refuses_a_message_with_both_or_neither_target(store: Store) -> None:
     both = NewMessage(T0, "a:ann", "ann", "ann", "lobby", "a:bob", "bob", "x", None)
     with pytest.raises(ValueError):

@@ -77,6 +77,7 @@ def message_event(m: StoredMessage, *, own: bool = False, replay: bool = False) 
         reactions=m.reactions,
         account=m.sender.startswith("a:"),
         notice=m.notice,
+        concat=m.concat,
     )
 
 

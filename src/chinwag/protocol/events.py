@@ -51,6 +51,9 @@ class Say(Command):
     cid: str | None = None
     reply_to: int | None = None  # §8: a message of the same conversation
     notice: bool = False  # ircmsg: shown as a notice, never answered automatically
+    # ircmsg: where an IRC draft/multiline line was joined to the one before without
+    # a newline (code point offsets in body, ascending); IRC only, not in JSON.
+    concat: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +63,9 @@ class Dm(Command):
     cid: str | None = None
     reply_to: int | None = None
     notice: bool = False  # ircmsg: shown as a notice, never answered automatically
+    # ircmsg: where an IRC draft/multiline line was joined to the one before without
+    # a newline (code point offsets in body, ascending); IRC only, not in JSON.
+    concat: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -518,6 +524,7 @@ class Message(ServerEvent):
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
     account: bool = False  # the sender is an account, not a guest (IRC account-tag)
     notice: bool = False  # sent as a notice (IRC NOTICE; ircmsg): never answered automatically
+    concat: tuple[int, ...] = ()  # IRC draft/multiline concat points in body (ircmsg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -345,17 +345,24 @@ def format_message(
     return (" ".join(parts) + "\r\n").encode()
 
 
-def _split_body(body: str, budget: int) -> list[tuple[str, bool]]:
+def _split_body(body: str, budget: int, joins: tuple[int, ...] = ()) -> list[tuple[str, bool]]:
     """``body`` as IRC message texts, each at most ``budget`` UTF-8 bytes.
 
     One per line of it, a line too long for one being cut (never inside a
     character) into pieces; each comes with whether it continues the piece
     before it (``draft/multiline-concat``) rather than starting a new line.
+    ``joins``: offsets in ``body`` where a line sent with ``draft/multiline``
+    was joined to the one before (ircmsg): it starts a piece there again.
     """
+    lines: list[tuple[str, bool]] = []
+    cuts = (0, *joins, len(body))
+    for k in range(len(cuts) - 1):
+        part = body[cuts[k] : cuts[k + 1]].replace("\r\n", "\n").replace("\r", "\n")
+        lines += [(line, k > 0 and j == 0) for j, line in enumerate(part.split("\n"))]
     pieces: list[tuple[str, bool]] = []
-    for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+    for line, joined in lines:
         raw = line.encode()
-        concat = False
+        concat = joined
         while len(raw) > budget:
             cut = budget
             while cut > 0 and (raw[cut] & 0xC0) == 0x80:  # never split a character
@@ -426,6 +433,7 @@ def _text_lines(
     text: str,
     tags: Mapping[str, str],
     multiline: str | None = None,
+    joins: tuple[int, ...] = (),
 ) -> bytes:
     """``text`` as ``verb`` lines to ``target``: one per line of it, each within IRC's limit
     (with the source before it, as every server relays a client's line).
@@ -433,17 +441,20 @@ def _text_lines(
     With ``multiline`` (a batch id, for a client that enabled ``draft/multiline``)
     a text of several pieces is one ``draft/multiline`` batch whose opening line
     carries ``tags``; otherwise every piece is a line of its own with ``tags``
-    (an empty line is sent as a space: IRC has no empty message).
+    (an empty line is left out, or for a text of one line sent as a space: IRC has
+    no empty message). ``joins``: the text's concat points (see `_split_body`).
     """
     # Cut where a client's own line would be: what a client could send in one
     # line (without the colon, when it has no space) is relayed in one, as ergo
     # does, though the source makes it longer.
     overhead = len(f"{verb} {target} \r\n".encode())
-    pieces = _split_body(text, MAX_LINE - overhead)
+    pieces = _split_body(text, MAX_LINE - overhead, joins)
     if multiline is None or len(pieces) == 1:
+        shown = [piece for piece, _ in pieces if piece] or [" "]
+        rest = {k: v for k, v in tags.items() if k != "msgid"}  # one line has the msgid
         return b"".join(
-            format_message(verb, target, piece or " ", source=source, tags=tags)
-            for piece, _ in pieces
+            format_message(verb, target, piece, source=source, tags=tags if i == 0 else rest)
+            for i, piece in enumerate(shown)
         )
     start = format_message(
         "BATCH", f"+{multiline}", "draft/multiline", target, source=source, tags=tags
@@ -611,7 +622,8 @@ class SharedRenderer:
                 tags = _line_tags(caps, event.ts_ms, event.id, None, account)
                 multi = f"ml{event.id}" if "draft/multiline" in caps else None
                 verb = "NOTICE" if event.notice else "PRIVMSG"
-                return _text_lines(verb, target, _user(event.sender), event.body, tags, multi)
+                body = event.body
+                return _text_lines(verb, target, _user(event.sender), body, tags, multi, event.concat)
             case Presence():
                 return _presence_lines(event)
             case TypingNotice(room=str(room)):
@@ -667,6 +679,7 @@ class _Pending:
     nick: str | None = None  # the person a KICK, INVITE or MODE names, as the client wrote it
     who_mask: _WhoMask | None = None  # the WHO <nick|mask> this member list is asked for
     react: Reacted | None = None  # a TAGMSG reaction, echoed when its ack comes (ircmsg)
+    concat: tuple[int, ...] = ()  # a multiline PRIVMSG's concat points, for its echo (ircmsg)
 
 
 @dataclass(slots=True)
@@ -706,6 +719,7 @@ class _Multiline:
     opening: IrcMessage  # the BATCH + line (its label is the batch's)
     verb: str | None = None  # PRIVMSG or NOTICE, from the first line
     lines: list[str] = field(default_factory=list)
+    joins: list[int] = field(default_factory=list)  # concat points in the text (ircmsg)
     size: int = 0  # bytes of text so far, newlines included
     failed: bool = False
 
@@ -1770,6 +1784,9 @@ class IrcServerCodec:
                 multi, "MULTILINE_INVALID", "draft/multiline-concat on a blank line"
             )
         if "draft/multiline-concat" in msg.tags and multi.lines:
+            at = sum(len(line) for line in multi.lines) + len(multi.lines) - 1
+            if at > 0:  # kept, to relay the lines as they came (ircmsg)
+                multi.joins.append(at)
             multi.lines[-1] += text
         else:
             multi.size += 1 if multi.lines else 0  # the newline before it
@@ -1808,7 +1825,14 @@ class IrcServerCodec:
         body = "\n".join(multi.lines)
         opening = multi.opening
         echo = IrcMessage(multi.verb, (multi.target, body), opening.tags, opening.source)
-        return self._dispatch(echo)
+        items = self._dispatch(echo)
+        joins = tuple(multi.joins)
+        if not joins:
+            return items
+        for item in items:
+            if isinstance(item, Say | Dm) and item.ref is not None:
+                self._pending[item.ref].concat = joins
+        return [replace(i, concat=joins) if isinstance(i, Say | Dm) else i for i in items]
 
     def _redact_echo(self, pending: _Pending) -> bytes:
         """The deletion, to the one who asked for it, as soon as it is done.
@@ -2144,7 +2168,8 @@ class IrcServerCodec:
             body = f"[{_time_tag(e.ts_ms)[:16].replace('T', ' ')} UTC] {body}"
         multi = f"ml{e.id}" if "draft/multiline" in self.caps else None
         verb = verb or ("NOTICE" if e.notice else "PRIVMSG")
-        return _text_lines(verb, target, _user(e.sender), body, tags, multi)
+        joins = e.concat if body is e.body else ()  # not with a replay's time before it
+        return _text_lines(verb, target, _user(e.sender), body, tags, multi, joins)
 
     def _revision(self, e: Edited | Deleted | Reacted) -> bytes:
         """An edit, a deletion or a reaction, to the conversation as this client names it."""
@@ -2209,6 +2234,7 @@ class IrcServerCodec:
                     to=None if room is not None else target,
                     body=pending.body,
                     account=self._account,
+                    concat=pending.concat,
                 )
                 return self._message_lines(echo, verb=pending.command)
             case Presence():

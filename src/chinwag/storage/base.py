@@ -47,6 +47,9 @@ class StoredMessage:
         reactions: filled by the history reads only: ``(emoji, nicks)`` pairs.
         notice: for a message, sent as a notice (IRC's NOTICE): shown as one,
             never answered automatically (ircmsg).
+        concat: for an IRC ``draft/multiline`` message, the offsets (code points)
+            in ``body`` where a line was joined to the one before without a
+            newline (``draft/multiline-concat``; ircmsg), ascending.
     """
 
     id: int
@@ -66,6 +69,7 @@ class StoredMessage:
     mentions: tuple[str, ...] = ()
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
     notice: bool = False
+    concat: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,7 @@ class NewMessage:
     reply_to: int | None = None
     mentions: tuple[str, ...] = ()
     notice: bool = False  # sent as a notice (see `StoredMessage`)
+    concat: tuple[int, ...] = ()  # multiline concat points (see `StoredMessage`)
 
 
 @dataclass(frozen=True, slots=True)

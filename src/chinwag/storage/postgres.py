@@ -89,7 +89,7 @@ _WRITE_LOCK: Final = 0x63687767  # "chwg": the advisory lock every write transac
 _MIGRATE_LOCK: Final = 0x63687768
 _COLS: Final = (
     "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-    " kind, target, reply_to, edited_ms, deleted, mentions, notice"
+    " kind, target, reply_to, edited_ms, deleted, mentions, notice, concat"
 )
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 _ACCOUNT_COLS: Final = "key, nick, skeleton, password_hash, created_ms, deleted, bot"
@@ -190,11 +190,11 @@ def _unescape(body: str) -> str:
 
 def _message(row: Any) -> StoredMessage:
     (id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid, kind, target,
-     reply_to, edited_ms, deleted, mentions, notice) = tuple(row)[:16]  # fmt: skip
+     reply_to, edited_ms, deleted, mentions, notice, concat) = tuple(row)[:17]  # fmt: skip
     return StoredMessage(
         id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, _unescape(body), cid,
         kind, target, reply_to, edited_ms, bool(deleted), tuple(mentions.split()),
-        notice=bool(notice),
+        notice=bool(notice), concat=tuple(int(c) for c in concat.split()),
     )  # fmt: skip
 
 
@@ -333,7 +333,7 @@ async def _apply_event(conn: Conn, msg: NewMessage, event_id: int) -> None:
     if msg.kind == "edit":
         # Mentions only grow: whoever an edit newly mentions was told.
         status = await conn.execute(
-            "UPDATE messages SET body = $1, edited_ms = $2, words = $3::text[],"
+            "UPDATE messages SET body = $1, edited_ms = $2, words = $3::text[], concat = '',"
             " mentions = trim(mentions || ' ' || $4) WHERE id = $5 AND NOT deleted",
             _escape(msg.body),
             msg.ts_ms,
@@ -345,7 +345,7 @@ async def _apply_event(conn: Conn, msg: NewMessage, event_id: int) -> None:
             raise Gone(f"message {msg.target} is deleted")
     elif msg.kind == "delete":
         status = await conn.execute(
-            "UPDATE messages SET body = '', deleted = TRUE, words = NULL"
+            "UPDATE messages SET body = '', deleted = TRUE, words = NULL, concat = ''"
             " WHERE id = $1 AND NOT deleted",
             msg.target,
         )
@@ -833,9 +833,9 @@ class PostgresStore:
             new_id = await conn.fetchval(
                 "INSERT INTO messages"
                 " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-                " kind, target, reply_to, mentions, words, scope, notice)"
+                " kind, target, reply_to, mentions, words, scope, notice, concat)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text[],"
-                " $14::text[], $15)"
+                " $14::text[], $15, $16)"
                 " RETURNING id",
                 msg.ts_ms,
                 msg.sender,
@@ -852,6 +852,7 @@ class PostgresStore:
                 None if msg.kind is not None else index_words(msg.body),
                 scope_tokens(msg.room, msg.sender, msg.recipient),
                 msg.notice,
+                " ".join(map(str, msg.concat)),
             )
             if msg.kind is not None:
                 await _apply_event(conn, msg, int(new_id))
@@ -880,6 +881,7 @@ class PostgresStore:
                 reply_to=msg.reply_to,
                 mentions=msg.mentions,
                 notice=msg.notice,
+                concat=msg.concat,
             )
             return AppendResult(stored, duplicate=False)
 

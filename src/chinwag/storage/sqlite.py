@@ -202,7 +202,7 @@ def _expire(conn: sqlite3.Connection, retention: Retention, now_ms: int, limit: 
 
 _COLS: Final = (
     "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-    " kind, target, reply_to, edited_ms, deleted, mentions, notice"
+    " kind, target, reply_to, edited_ms, deleted, mentions, notice, concat"
 )
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 
@@ -380,10 +380,11 @@ SELECT message_id, emoji, nick FROM reactions
 
 def _message(row: Iterable[Any]) -> StoredMessage:
     (i, ts, sender, snick, room, recipient, rnick, body, cid, kind, target, reply_to, edited,
-     deleted, mentions, notice) = row  # fmt: skip
+     deleted, mentions, notice, concat) = row  # fmt: skip
     return StoredMessage(
         i, ts, sender, snick, room, recipient, rnick, body, cid,
         kind, target, reply_to, edited, bool(deleted), tuple(mentions.split()), notice=bool(notice),
+        concat=tuple(int(c) for c in concat.split()),
     )  # fmt: skip
 
 
@@ -414,15 +415,15 @@ def _apply_event(conn: sqlite3.Connection, msg: NewMessage, event_id: int) -> No
     if msg.kind == "edit":
         # Mentions only grow: whoever an edit newly mentions was told.
         changed = conn.execute(
-            "UPDATE messages SET body = ?, edited_ms = ?, mentions = trim(mentions || ' ' || ?)"
-            " WHERE id = ? AND deleted = 0",
+            "UPDATE messages SET body = ?, edited_ms = ?, concat = '',"
+            " mentions = trim(mentions || ' ' || ?) WHERE id = ? AND deleted = 0",
             (msg.body, msg.ts_ms, " ".join(msg.mentions), msg.target),
         ).rowcount
         if not changed:
             raise Gone(f"message {msg.target} is deleted")
     elif msg.kind == "delete":
         changed = conn.execute(
-            "UPDATE messages SET body = '', deleted = 1 WHERE id = ? AND deleted = 0",
+            "UPDATE messages SET body = '', deleted = 1, concat = '' WHERE id = ? AND deleted = 0",
             (msg.target,),
         ).rowcount
         if not changed:
@@ -1263,8 +1264,8 @@ class SqliteStore:
             cursor = conn.execute(
                 "INSERT INTO messages"
                 " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-                " kind, target, reply_to, mentions, notice)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " kind, target, reply_to, mentions, notice, concat)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     msg.ts_ms,
                     msg.sender,
@@ -1279,6 +1280,7 @@ class SqliteStore:
                     msg.reply_to,
                     " ".join(msg.mentions),
                     int(msg.notice),
+                    " ".join(map(str, msg.concat)),
                 ),
             )
             new_id = cursor.lastrowid
@@ -1310,6 +1312,7 @@ class SqliteStore:
                 reply_to=msg.reply_to,
                 mentions=msg.mentions,
                 notice=msg.notice,
+                concat=msg.concat,
             )
             return AppendResult(stored, duplicate=False)
 

@@ -6,3 +6,7 @@ ALTER TABLE messages ADD COLUMN notice BOOLEAN NOT NULL DEFAULT false;
 -- A read marker set by time (IRC MARKREAD), as SQLite's 012_ircmsg.sql: the time
 -- the client gave (ms) beside `upto`. Never decreases; NULL: only ever set by id.
 ALTER TABLE read_markers ADD COLUMN ts_ms BIGINT;
+
+-- An IRC draft/multiline message's concat points (ircmsg), as SQLite's 012_ircmsg.sql:
+-- the offsets in `body` where a line was joined to the one before without a newline.
+ALTER TABLE messages ADD COLUMN concat TEXT NOT NULL DEFAULT '';

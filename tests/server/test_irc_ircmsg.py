@@ -14,7 +14,7 @@ from chinwag.protocol.irc import IrcMessage
 
 
 def notice(msg: IrcMessage) -> bool:
-    return msg.command == "NOTICE" and not msg.source.startswith("chinwag")  # not the server's
+    return msg.command == "NOTICE" and "!" in (msg.source or "")  # a person's, not the server's
 
 
 async def test_a_notice_reaches_irc_as_a_notice_and_json_as_one_also_in_history(
@@ -135,7 +135,7 @@ async def test_a_guest_renames_and_everyone_sharing_a_room_sees_it_on_each_proto
         await bob.register("bob")
         cat = await json_peer(made, json_port)
         await cat.hello("cat")
-        await ann.until(lambda m: m.command == "JOIN" and m.source.startswith("cat"))
+        await ann.until(lambda m: m.command == "JOIN" and m.source == "cat!cat@chinwag")
 
         await bob.send("NICK ann")  # taken: refused, bob is still bob
         taken = await bob.command("433")
@@ -145,7 +145,11 @@ async def test_a_guest_renames_and_everyone_sharing_a_room_sees_it_on_each_proto
 
         await ann.send("@label=n1 NICK Anna")
         mine = await ann.command("NICK")
-        assert (mine.source, mine.params, mine.tags["label"]) == ("ann!ann@chinwag", ("Anna",), "n1")
+        assert (mine.source, mine.params, mine.tags["label"]) == (
+            "ann!ann@chinwag",
+            ("Anna",),
+            "n1",
+        )
         seen = await bob.command("NICK")
         assert (seen.source, seen.params) == ("ann!ann@chinwag", ("Anna",))
         told = await cat.recv_type("presence")
@@ -178,7 +182,13 @@ async def test_a_json_guest_renames_and_an_account_cannot(tmp_path: Path) -> Non
         assert (await cat.recv_type("error"))["code"] == "bad_nick"
         await cat.send(type="nick", nick="kit", ref="k")
         answer = await cat.recv_type("presence")
-        assert answer == {"type": "presence", "event": "nick", "nick": "cat", "new": "kit", "ref": "k"}
+        assert answer == {
+            "type": "presence",
+            "event": "nick",
+            "nick": "cat",
+            "new": "kit",
+            "ref": "k",
+        }
         assert (await bob.command("NICK")).params == ("kit",)
 
         await cat.send(type="register", password="correct horse", ref="r")

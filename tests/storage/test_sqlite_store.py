@@ -192,7 +192,7 @@ async def test_append_returns_what_was_stored_and_any_unicode_round_trips(store:
 
 async def test_a_notice_is_stored_as_one_in_history_backlog_and_dedupe(store: Store) -> None:
     """ircmsg (migrations 012 / pg 009): a notice is a message with ``notice`` set."""
-    said = (await store.append(replace(say("heads up", cid="n-1"), notice=True), cid_ttl_ms=TTL))
+    said = await store.append(replace(say("heads up", cid="n-1"), notice=True), cid_ttl_ms=TTL)
     assert said.message.notice
     await post(store, say("plain"))
     told = await post(store, replace(dm("a:bob", "a:ann", "psst"), notice=True))

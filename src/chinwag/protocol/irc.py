@@ -77,12 +77,12 @@ from chinwag.protocol.events import (
     Presence,
     React,
     Reacted,
-    Rename,
     Read,
     ReadMarker,
     ReadQuery,
     Receipt,
     Register,
+    Rename,
     Results,
     RoomInfo,
     RoomRow,
@@ -623,7 +623,9 @@ class SharedRenderer:
                 multi = f"ml{event.id}" if "draft/multiline" in caps else None
                 verb = "NOTICE" if event.notice else "PRIVMSG"
                 body = event.body
-                return _text_lines(verb, target, _user(event.sender), body, tags, multi, event.concat)
+                return _text_lines(
+                    verb, target, _user(event.sender), body, tags, multi, event.concat
+                )
             case Presence():
                 return _presence_lines(event)
             case TypingNotice(room=str(room)):
@@ -1209,7 +1211,9 @@ class IrcServerCodec:
         first: _Pending | None = None
         for name in names.split(","):
             if not name.startswith("#") or len(name) < 2:
-                refused.append(self._numeric("403", name or "*", "No such channel: rooms are #name"))
+                refused.append(
+                    self._numeric("403", name or "*", "No such channel: rooms are #name")
+                )
                 continue
             if name.casefold() in self._channels:
                 continue  # already there: a server ignores such a JOIN (clients send one)
@@ -2158,7 +2162,9 @@ class IrcServerCodec:
         ]
         return start + b"".join(inner) + format_message("BATCH", "-L", source=self.server_name)
 
-    def _message_lines(self, e: Message, batch: str | None = None, verb: str | None = None) -> bytes:
+    def _message_lines(
+        self, e: Message, batch: str | None = None, verb: str | None = None
+    ) -> bytes:
         self._last_id = max(self._last_id, e.id)
         account = irc_nick(e.sender) if e.account else None
         tags = _line_tags(self.caps, e.ts_ms, e.id, batch, account)
@@ -2202,8 +2208,8 @@ class IrcServerCodec:
                 self._reacted[event.id] = None
                 while len(self._reacted) > MAX_PENDING:
                     del self._reacted[next(iter(self._reacted))]
-                echo = replace(pending.react, id=event.id, ts_ms=event.ts_ms)
-                return _revision_lines(echo, self.caps, pending.target)
+                reacted = replace(pending.react, id=event.id, ts_ms=event.ts_ms)
+                return _revision_lines(reacted, self.caps, pending.target)
             case Ack() if (
                 event.away is not None
                 and pending is not None

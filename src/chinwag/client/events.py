@@ -35,6 +35,7 @@ __all__ = [
     "Reaction",
     "ReadMarker",
     "Receipt",
+    "Renamed",
     "RoomInfo",
     "SendFailed",
     "Sent",
@@ -594,6 +595,14 @@ class AwayChanged:
     message: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """A guest in a room with you (or you) took another nick (ircmsg): ``nick`` is now ``new``."""
+
+    nick: str
+    new: str
+
+
 Event = (
     Welcome
     | CaughtUp
@@ -611,5 +620,6 @@ Event = (
     | RoomDetails
     | Moderated
     | AwayChanged
+    | Renamed
 )
 """Everything :meth:`ChatClient.events` can yield."""

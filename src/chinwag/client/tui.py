@@ -49,6 +49,7 @@ from chinwag.client.events import (
     Presence,
     ReadMarker,
     Receipt,
+    Renamed,
     RoomDetails,
     SendFailed,
     Status,
@@ -591,6 +592,8 @@ class _Chat:
                     self.note(room_line(event.room, event))
                 case Moderated():
                     self.note(describe_moderation(event, self.client.state.is_me(event.nick)))
+                case Renamed(nick=nick, new=new):
+                    self.note(f"{clean(nick)} is now known as {clean(new)}")
                 case AwayChanged(nick=nick, message=message):
                     if not self.client.state.is_me(nick):
                         away = "is back" if message is None else f"is away: {clean(message)}"

@@ -350,6 +350,12 @@ class Settings:
         "highest member limit a room's owner or mods may set (JSON room 'limit', IRC MODE +l;"
         " higher: refused, nothing changes; at least 1)",
     )
+    # -- notices, nick changes, reactions, multiline, read markers (issue 19, ircmsg) --
+    reaction_max_length: int = _s(
+        32,
+        "most code points of a reaction: one emoji or symbol, or a short text without"
+        " spaces or control characters (at least 8, the longest emoji sequence's room)",
+    )
 
     def room_retentions(self) -> dict[str, float | None]:
         """``room_retention`` by room: days, or None for forever (checked by `build`)."""
@@ -732,6 +738,8 @@ def _check_retention(clean: dict[str, Any]) -> None:
         raise SettingsError("setting ready_lag_max must be above 0 seconds (5 is the default)")
     if clean.get("retention_batch", 1) < 1:
         raise SettingsError("setting retention_batch must be at least 1 (500 is the default)")
+    if clean.get("reaction_max_length", 8) < 8:  # ircmsg
+        raise SettingsError("setting reaction_max_length must be at least 8 (32 is the default)")
     parse_room_retention(str(clean.get("room_retention", "")))
 
 

@@ -35,6 +35,7 @@ from chinwag.bus.base import (
     ReceiptNotice,
     ReceiptsSet,
     Registering,
+    Renamed,
     Resync,
     Roster,
     RosterWanted,
@@ -242,6 +243,7 @@ _ONLINE = Online("n1", "a:ann", "ann", "Ann", True, False, ("dev", "lobby"))
 EVERY_NODE_EVENT = [
     _ONLINE,
     Offline("n1", "g:1"),
+    Renamed("n1", "g:1", "zoe", "Zoe", "zed"),
     Membership("n1", "a:ann", "dev", False),
     Alive("n1", 3),
     RosterWanted("n1", ""),

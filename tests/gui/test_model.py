@@ -17,6 +17,7 @@ from chinwag.client.events import (
     Presence,
     ReadMarker,
     Receipt,
+    Renamed,
     SendFailed,
     Sent,
     Status,
@@ -230,6 +231,18 @@ def test_notices_follow_the_newest_message_and_presence_updates_members() -> Non
     assert [u.nick for u in model.members("lobby") or []] == ["alice", "carol"]
     tail = model.items(LOBBY)[-2:]
     assert tail == [NoticeLine("carol joined"), NoticeLine("bob left")]
+
+
+def test_a_guest_s_new_nick_renames_it_in_member_lists_and_is_told() -> None:
+    """ircmsg: a nick change follows in the member lists of the rooms it is in."""
+    model = logged_in()
+    model.set_members("lobby", [User("alice", True), User("bob", False)])
+    model.on_renamed(Renamed("bob", "rob"))
+    assert [(u.nick, u.account) for u in model.members("lobby") or []] == [
+        ("alice", True),
+        ("rob", False),
+    ]
+    assert model.items(LOBBY)[-1] == NoticeLine("bob is now known as rob")
 
 
 # --- pending messages -------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from chinwag.protocol.events import (
     ReadMarker,
     Receipt,
     Register,
+    Rename,
     Results,
     RoomInfo,
     RoomRow,
@@ -1075,7 +1076,7 @@ def test_read_markers_receipts_and_results_are_not_sent_to_irc_yet() -> None:
         assert codec.render(event) == b""
 
 
-def test_a_nick_change_is_refused_with_447_saying_why_for_accounts_and_guests() -> None:
+def test_an_account_s_nick_change_is_refused_with_447_and_a_guest_s_is_a_rename() -> None:
     account = registered()  # WELCOME is an account's
     assert account.receive_data(b"NICK ALICE\r\n") == []  # the nick one has: nothing
     wire = replies(account.receive_data(b"NICK bob\r\n"))
@@ -1083,12 +1084,20 @@ def test_a_nick_change_is_refused_with_447_saying_why_for_accounts_and_guests() 
     guest = IrcServerCodec()
     (hello,) = commands(guest.receive_data(b"NICK gus\r\nUSER gus 0 * :Gus\r\n"))
     guest.render(replace(WELCOME, nick="gus", account=False, ref=hello.ref))
-    wire = replies(guest.receive_data(b"NICK gustav\r\n"))
-    assert wire.startswith(b":chinwag 447 gus gustav :A guest's nick is fixed")
+    assert guest.receive_data(b"NICK gus\r\n") == []  # the same nick: nothing
+    (rename,) = commands(guest.receive_data(b"NICK gustav\r\n"))  # ircmsg
+    assert isinstance(rename, Rename) and rename.nick == "gustav"
+    answer = Presence(room="", nick="gus", event="nick", new="gustav", ref=rename.ref)
+    assert guest.render(answer) == b":gus!gus@chinwag NICK gustav\r\n"
+    assert guest.nick == "gustav"
+    (taken,) = commands(guest.receive_data(b"NICK bob\r\n"))
+    refused = guest.render(Error(code="nick_taken", message="bob is online", ref=taken.ref))
+    assert refused.startswith(b":chinwag 433 gustav bob :Nickname is already in use")
+    assert b" 432 gustav b@d " in replies(guest.receive_data(b"NICK b@d\r\n"))
     assert b" 431 " in replies(guest.receive_data(b"NICK\r\n"))
     before = IrcServerCodec()
     assert b" 431 * :No nickname given" in replies(before.receive_data(b"NICK :\r\n"))
-    assert guest.nick == "gus" and account.nick == "alice"
+    assert guest.nick == "gustav" and account.nick == "alice"
 
 
 def test_nicks_irc_cannot_start_with_are_carried_with_a_backtick_and_back() -> None:
@@ -1216,7 +1225,31 @@ def test_a_body_of_several_lines_is_one_multiline_batch_where_negotiated() -> No
         )
     )
     plain = registered("message-tags").render(msg)  # without: one PRIVMSG per piece
-    assert plain.count(b"PRIVMSG") == 4 and b"BATCH" not in plain
+    assert plain.count(b"PRIVMSG") == 3 and b"BATCH" not in plain  # not the blank line
+    assert plain.count(b"msgid=42") == 1  # on the first line only (ircmsg)
+
+
+def test_multiline_concat_points_are_relayed_as_the_lines_came() -> None:
+    """ircmsg: lines joined with draft/multiline-concat are relayed so, and a fallback
+    client gets each line (blank ones left out), the msgid on the first only."""
+    client = registered("message-tags draft/multiline batch")
+    client.receive_data(
+        b"BATCH +b draft/multiline #lobby\r\n@batch=b PRIVMSG #lobby :\r\n"
+        b"@batch=b PRIVMSG #lobby :#how is \r\n"
+        b"@batch=b;draft/multiline-concat PRIVMSG #lobby :everyone?\r\n"
+    )
+    (say,) = commands(client.receive_data(b"BATCH -b\r\n"))
+    assert isinstance(say, Say) and (say.body, say.concat) == ("\n#how is everyone?", (9,))
+    msg = Message(id=7, ts_ms=0, sender="bob", room="lobby", body=say.body, concat=say.concat)
+    wire = registered("message-tags draft/multiline").render(msg)
+    lines = [parse_message(line.decode()) for line in wire.split(b"\r\n")[:-1]]
+    shape = [(m.params[-1], "draft/multiline-concat" in m.tags) for m in lines if m]
+    assert shape[1:-1] == [("", False), ("#how is ", False), ("everyone?", True)]
+    plain = registered("message-tags").render(msg)
+    assert plain == (
+        b"@msgid=7 :bob!bob@chinwag PRIVMSG #lobby :#how is \r\n"
+        b":bob!bob@chinwag PRIVMSG #lobby everyone?\r\n"
+    )
 
 
 # --- shared fan-out rendering (one rendering per set of tag capabilities) ---------------

@@ -74,7 +74,9 @@ async def test_markread_by_time_moves_the_accounts_marker_both_ways(tmp_path: Pa
             assert fail.params[:2] == ("MARKREAD", code), fail
 
 
-async def test_a_guest_has_no_marker_and_joining_tells_it(tmp_path: Path) -> None:
+async def test_a_guest_s_marker_is_kept_while_it_is_online_and_joining_tells_it(
+    tmp_path: Path,
+) -> None:
     async with running(tmp_path) as (_json_port, irc_port), clients() as made:
         gus = await irc(made, irc_port)
         await gus.send("CAP LS 302", "CAP REQ :draft/read-marker")
@@ -85,5 +87,45 @@ async def test_a_guest_has_no_marker_and_joining_tells_it(tmp_path: Path) -> Non
         assert any(m.command == "JOIN" for m in before)
         _, between = await gus.until(lambda m: m.command == "366" and m.params[1] == "#den")
         assert not any(markread(m) for m in between)
-        await gus.send("MARKREAD #den timestamp=2030-01-01T00:00:00.000Z")
-        assert (await gus.command("MARKREAD")).params == ("#den", "*")
+        # ircmsg: a time with no message at it is kept as given, for this session's life.
+        at = "timestamp=2030-01-01T00:00:00.000Z"
+        await gus.send(f"MARKREAD #den {at}")
+        assert (await gus.command("MARKREAD")).params == ("#den", at)
+        await gus.send("MARKREAD #den timestamp=2029-01-01T00:00:00.000Z")  # never back
+        assert (await gus.command("MARKREAD")).params == ("#den", at)
+        await gus.send("PART #den")
+        await gus.command("PART")
+        await gus.send("JOIN #den")
+        assert (await gus.command("MARKREAD")).params == ("#den", at)
+        await gus.send(f"MARKREAD zed {at}")  # a DM partner who is not there: nobody
+        assert (await gus.command("FAIL")).params[:2] == ("MARKREAD", "INVALID_TARGET")
+
+
+async def test_a_marker_by_time_is_kept_across_logins_and_told_to_other_sessions(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_account(json_port, "ann", "correct horse")
+        bob = await json_peer(made, json_port)
+        await bob.hello("bob")
+        one = await irc(made, irc_port)
+        await sasl(one, "ann", "correct horse")
+        assert (await one.command("MARKREAD")).params == ("#lobby", "*")  # with its JOIN
+        two = await irc(made, irc_port)
+        await sasl(two, "ann", "correct horse")
+        assert (await two.command("MARKREAD")).params == ("#lobby", "*")
+        at = "timestamp=2022-11-11T11:11:11.111Z"
+        await one.send(f"MARKREAD #lobby {at}", f"MARKREAD bob {at}")
+        assert (await one.command("MARKREAD")).params == ("#lobby", at)
+        assert (await one.command("MARKREAD")).params == ("bob", at)
+        assert (await two.command("MARKREAD")).params == ("#lobby", at)
+        assert (await two.command("MARKREAD")).params == ("bob", at)
+        await one.close()
+        await two.close()
+
+        again = await irc(made, irc_port)
+        await sasl(again, "ann", "correct horse")
+        rejoined, _ = await again.until(markread)
+        assert rejoined.params == ("#lobby", at)
+        await again.send("MARKREAD bob")
+        assert (await again.command("MARKREAD")).params == ("bob", at)

@@ -110,7 +110,9 @@ async def test_a_key_keeps_out_who_lacks_it_and_members_invited_and_mods_need_no
     assert "b33r!" not in caplog.text, "the key is never logged"
 
 
-async def test_a_bad_key_and_the_lobbys_change_nothing_and_a_guests_key_ends_with_it(tmp_path: Path) -> None:
+async def test_a_bad_key_and_the_lobbys_change_nothing_and_a_guests_key_ends_with_it(
+    tmp_path: Path,
+) -> None:
     async with running(tmp_path) as (port, _), clients() as made:
         olga = await account(made, port, "olga")
         assert (await ask(olga, "j", type="join", room="den"))["type"] == "ok"

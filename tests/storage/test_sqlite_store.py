@@ -190,6 +190,35 @@ async def test_append_returns_what_was_stored_and_any_unicode_round_trips(store:
     assert page.messages == [stored]
 
 
+async def test_a_notice_is_stored_as_one_in_history_backlog_and_dedupe(store: Store) -> None:
+    """ircmsg (migrations 012 / pg 009): a notice is a message with ``notice`` set."""
+    said = await store.append(replace(say("heads up", cid="n-1"), notice=True), cid_ttl_ms=TTL)
+    assert said.message.notice
+    await post(store, say("plain"))
+    told = await post(store, replace(dm("a:bob", "a:ann", "psst"), notice=True))
+    page = await store.room_history("lobby", before=None, limit=10)
+    assert [(m.body, m.notice) for m in page.messages] == [("heads up", True), ("plain", False)]
+    [direct] = (await store.dm_history("a:ann", "a:bob", before=None, limit=10)).messages
+    assert (direct.id, direct.notice) == (told, True)
+    messages, _ = await read_backlog(store, "a:ann", 0, limit=100, since_ms=0)
+    assert [(m.id, m.notice) for m in messages] == [(told, True)]  # ann is in no room
+    again = await store.append(replace(say("heads up", cid="n-1"), notice=True), cid_ttl_ms=TTL)
+    assert again.duplicate and again.message.notice
+
+
+async def test_multiline_concat_points_are_kept_until_an_edit_replaces_the_body(
+    store: Store,
+) -> None:
+    """ircmsg (migrations 012 / pg 009): where IRC lines were joined without a newline."""
+    said = await post(store, replace(say("a\nbc d"), concat=(3, 5)))
+    [stored] = (await store.room_history("lobby", before=None, limit=10)).messages
+    assert (stored.id, stored.concat) == (said, (3, 5))
+    edit = replace(say("new text"), kind="edit", target=said)
+    await post(store, edit)
+    [edited] = (await store.room_history("lobby", before=None, limit=10)).messages
+    assert (edited.body, edited.concat) == ("new text", ())
+
+
 async def test_append_refuses_a_message_with_both_or_neither_target(store: Store) -> None:
     both = NewMessage(T0, "a:ann", "ann", "ann", "lobby", "a:bob", "bob", "x", None)
     with pytest.raises(ValueError):
@@ -911,6 +940,25 @@ async def test_read_markers_only_move_forward_and_go_with_the_account(store: Sto
     assert await store.read_markers("a:bob") == {}
     assert await store.delete_account("ann")
     assert await store.read_markers("a:ann") == {}
+
+
+async def test_a_marker_set_by_time_keeps_the_time_and_neither_ever_goes_back(
+    store: Store,
+) -> None:
+    """ircmsg (migrations 012 / pg 009): the time a client gave, beside the marker."""
+    await store.create_account(account("ann"))
+    assert await store.read_marker("a:ann", "#lobby") == (0, None)
+    assert await store.advance_read_at("a:ann", "#lobby", 0, T0) == (0, T0)  # no message then
+    assert await store.advance_read_at("a:ann", "#lobby", 4, T0 - 5) == (4, T0)  # time stays
+    assert await store.advance_read_at("a:ann", "#lobby", 2, T0 + 5) == (4, T0 + 5)  # id stays
+    assert await store.advance_read("a:ann", "#lobby", 9) == 9  # by id: the time is kept
+    assert await store.read_marker("a:ann", "#lobby") == (9, T0 + 5)
+    assert await store.advance_read("a:ann", "@a:bob", 3) == 3
+    assert await store.read_marker("a:ann", "@a:bob") == (3, None)  # never set by time
+    assert await store.read_marker("a:bob", "#lobby") == (0, None)
+    assert await store.read_markers("a:ann") == {"#lobby": 9, "@a:bob": 3}
+    assert await store.delete_account("ann")
+    assert await store.read_marker("a:ann", "#lobby") == (0, None)
 
 
 async def test_receipts_setting_and_who_sent_dms_in_a_span(store: Store) -> None:

@@ -733,6 +733,8 @@ class Bot:
             return
         if message.id <= self._last_id:
             return  # handled before a restart; delivery is at least once
+        if message.notice:
+            return  # a notice is never answered automatically (IRC's rule; ircmsg)
         parsed = parse_command(
             message.body, nick=self.nick, prefix=self.prefix, in_room=message.room is not None
         )

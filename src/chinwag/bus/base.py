@@ -213,6 +213,22 @@ class Online(NodeEvent):
     invisible: bool = False  # left out of whois masks (ircoper)
 
 
+@node_event("renamed")
+@dataclass(frozen=True, slots=True)
+class Renamed(NodeEvent):
+    """Guest ``pid`` online on ``node`` is now called ``nick`` (key ``key``; ircmsg).
+
+    Its rooms and away message stay; the others tell their members who share a
+    room with it, once each, as they are told on ``node``.
+    """
+
+    node: str
+    pid: str
+    key: str
+    nick: str
+    old_nick: str
+
+
 @node_event("offline")
 @dataclass(frozen=True, slots=True)
 class Offline(NodeEvent):

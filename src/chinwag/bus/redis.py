@@ -74,6 +74,7 @@ def _decode(fields: dict[bytes, bytes]) -> BusEvent | None:
         data: dict[str, Any] = json.loads(fields[b"data"])
         # JSON has no tuples: the message's own tuples come back as lists.
         data["mentions"] = tuple(data.get("mentions", ()))
+        data["concat"] = tuple(data.get("concat", ()))
         data["reactions"] = tuple((e, tuple(n)) for e, n in data.get("reactions", ()))
         return Posted(StoredMessage(**data))
     if kind == b"resync":

@@ -42,6 +42,7 @@ from chinwag.client.events import (
     Presence,
     ReadMarker,
     Receipt,
+    Renamed,
     RoomDetails,
     RoomInfo,
     SendFailed,
@@ -1384,6 +1385,10 @@ class ChatClient:
 
     def _on_presence(self, session: _Session, frame: dict[str, Any]) -> None:
         room, nick, event = frame.get("room"), frame.get("nick"), frame.get("event")
+        new = frame.get("new")
+        if event == "nick" and isinstance(nick, str) and isinstance(new, str):  # ircmsg
+            self._emit(Renamed(nick, new))
+            return
         if not (isinstance(room, str) and isinstance(nick, str)):
             return
         if event == "join":

@@ -35,6 +35,7 @@ __all__ = [
     "Reaction",
     "ReadMarker",
     "Receipt",
+    "Renamed",
     "RoomInfo",
     "SendFailed",
     "Sent",
@@ -163,6 +164,8 @@ class Message:
         edited: the body is an edit's (only ``history`` says so, or :meth:`apply`).
         deleted: the message was deleted: ``body`` is "" (its text is erased).
         reactions: the reactions on it, in the order they were first put on.
+        notice: sent as a notice (an IRC NOTICE, a bot's status line): shown as
+            one, and never answered automatically.
     """
 
     id: int
@@ -180,6 +183,7 @@ class Message:
     edited: bool = False
     deleted: bool = False
     reactions: tuple[Reaction, ...] = ()
+    notice: bool = False
 
     @property
     def is_dm(self) -> bool:
@@ -234,6 +238,7 @@ class Message:
             edited=isinstance(frame.get("edited"), str),
             deleted=deleted,
             reactions=_reactions(frame.get("reactions")),
+            notice=frame.get("notice") is True,
         )
 
     def apply(self, change: Changed, me: str = "") -> Message:
@@ -599,6 +604,14 @@ class AwayChanged:
     message: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """A guest in a room with you (or you) took another nick (ircmsg): ``nick`` is now ``new``."""
+
+    nick: str
+    new: str
+
+
 Event = (
     Welcome
     | CaughtUp
@@ -616,5 +629,6 @@ Event = (
     | RoomDetails
     | Moderated
     | AwayChanged
+    | Renamed
 )
 """Everything :meth:`ChatClient.events` can yield."""

@@ -49,6 +49,7 @@ from chinwag.client.events import (
     Presence,
     ReadMarker,
     Receipt,
+    Renamed,
     RoomDetails,
     SendFailed,
     Status,
@@ -211,14 +212,16 @@ def label(conversation: Conversation, names: Callable[[Conversation], str] | Non
 def format_message(message: Message) -> str:
     """One message as printed: ``HH:MM #room <nick> text`` (or ``@peer`` for a DM).
 
-    A message that mentions you (protocol version 1.1) starts with ``(!)``.
+    A message that mentions you (protocol version 1.1) starts with ``(!)``; a
+    notice has ``-nick-`` instead of ``<nick>``, as IRC clients show one.
 
     Continuation lines of a multi-line body are indented under the text; the
     lines of a fenced code block (between two ````` lines) are shown with a
     bar in front, the fences themselves are not.
     """
     where = f"#{message.room}" if message.room is not None else f"@{message.peer}"
-    head = f"{hhmm(message.ts)} {clean(where)} <{clean(message.sender)}> "
+    who = f"-{clean(message.sender)}-" if message.notice else f"<{clean(message.sender)}>"
+    head = f"{hhmm(message.ts)} {clean(where)} {who} "  # -nick-: a notice, as IRC shows one
     if message.mentioned and not message.own:
         head = "(!) " + head  # it mentions you
     lines: list[str] = []
@@ -608,6 +611,8 @@ class _Chat:
                     self.note(room_line(event.room, event))
                 case Moderated():
                     self.note(describe_moderation(event, self.client.state.is_me(event.nick)))
+                case Renamed(nick=nick, new=new):
+                    self.note(f"{clean(nick)} is now known as {clean(new)}")
                 case AwayChanged(nick=nick, message=message):
                     if not self.client.state.is_me(nick):
                         away = "is back" if message is None else f"is away: {clean(message)}"

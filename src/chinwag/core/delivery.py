@@ -80,6 +80,8 @@ def message_event(
         reactions=m.reactions,
         account=m.sender.startswith("a:"),
         bot=bot,
+        notice=m.notice,
+        concat=m.concat,
     )
 
 

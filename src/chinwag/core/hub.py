@@ -82,6 +82,7 @@ from chinwag.protocol.events import (
     ReadQuery,
     Receipts,
     Register,
+    Rename,
     RoomSet,
     Say,
     Search,
@@ -140,6 +141,7 @@ _COSTS: dict[type[Command], float] = {
     Monitor: 1.0,
     SetName: 1.0,
     SetBot: 1.0,
+    Rename: 1.0,
 }
 
 
@@ -429,6 +431,8 @@ class Hub:
                 self._real_names.set(session, cmd)
             case SetBot():
                 await self._bot_mode.set(session, cmd)
+            case Rename():
+                await self._logins.rename(session, cmd)
             case Ping():
                 reply(session, Pong(ref=cmd.ref))
             case Pong():

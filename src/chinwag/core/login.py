@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable
 
 from chinwag import __version__
-from chinwag.bus.base import Bus
+from chinwag.bus.base import Bus, Renamed
 from chinwag.config import Settings
 from chinwag.core.accounts import (
     HashQueueFull,
@@ -55,6 +55,7 @@ from chinwag.protocol.events import (
     Passwd,
     ReceiptState,
     Register,
+    Rename,
     Welcome,
 )
 from chinwag.storage.base import AccountExists, AccountRow, Store
@@ -608,6 +609,59 @@ class Logins:
             Frame(AccountNotice(nick=p.nick, monitor=True)),
             exclude=session,
         )
+
+    async def rename(self, session: Session, cmd: Rename) -> None:
+        """A guest takes another nick (ircmsg), with the checks of a guest's hello.
+
+        Not an account's nick, nor like one (TR39), not reserved, not online
+        (on any node: the bus holds guest nicks). The old nick is free at once.
+        A change of case only (``alice`` to ``Alice``) is the same nick shown
+        otherwise. Everyone sharing a room with the guest, and the guest, is
+        told (`OnlineRegistry.renamed`); the same nick again changes nothing.
+
+        Raises:
+            Forbidden: an account (its nick is its name); BadNick, NickTaken,
+                NickRegistered: the nick cannot be had. Nothing changed.
+        """
+        p = session.principal
+        nick = parse_nick(cmd.nick)
+        if nick.display == p.nick:
+            ok(session, cmd.ref)
+            return
+        if p.account:
+            raise Forbidden(
+                f"{p.nick} is an account: its nick is its name; to use another, register it",
+                reason="account",
+            )
+        if nick.key != p.key:
+            self._reserved.check(nick)
+            if nick.key in self._account_keys or await self._store.get_account(nick.key):
+                raise NickRegistered(f"{nick.display} is registered; pick another nick")
+            clash = await self._look_alike(nick)
+            if clash is not None:
+                raise BadNick(
+                    f"{nick.display!r} looks too much like the registered nick {clash!r};"
+                    " pick another"
+                )
+            if self._by_key.get(nick.key) is not None:
+                raise NickTaken(f"{nick.display} is online; pick another nick")
+            if not await self._names.claim(nick.key, p.pid):
+                raise NickTaken(f"{nick.display} is online; pick another nick")
+            if self._by_key.get(nick.key) is not None or p.pid not in self._online:
+                # Taken here while the bus was asked, or the guest left meanwhile.
+                await self._names.release(nick.key, p.pid)
+                raise NickTaken(f"{nick.display} is online; pick another nick")
+            old_key = p.key
+            if self._by_key.get(old_key) is p:
+                del self._by_key[old_key]
+            p.key = nick.key
+            self._by_key[nick.key] = p
+            await self._names.release(old_key, p.pid)  # free at once for anyone
+        old = p.nick
+        p.nick = nick.display
+        registry = self._registry
+        registry.announce(Renamed(registry.node, p.pid, p.key, p.nick, old))
+        registry.renamed(p, old, answer=session, ref=cmd.ref)
 
     async def passwd(self, session: Session, cmd: Passwd) -> None:
         """Change an account's password after checking the old one."""

@@ -94,6 +94,9 @@ class ReadMarkers:
 
         That message is one this session may read (its room, its DM), so the
         marker may pass what this session was sent live (it read it in history).
+        The time given is kept beside it (ircmsg), never decreasing, and the
+        answer is the later of it and the marked message's time: a time with no
+        message at it is answered as given. A guest's is kept while it is online.
         """
         assert cmd.upto_ms is not None
         p = session.principal
@@ -106,27 +109,32 @@ class ReadMarkers:
             page = await self._store.dm_history_range(
                 p.pid, other, after=0, before=None, limit=1, newest=True, before_ms=cmd.upto_ms + 1
             )
-        marker = 0
+        key = conversation_key(room, other)
+        upto = page.messages[-1].id if page.messages else 0
         if p.account:
-            key = conversation_key(room, other)
-            upto = page.messages[-1].id if page.messages else 0
-            marker = await self._store.advance_read(p.pid, key, upto)
-            if upto and marker == upto:
-                ts_ms = page.messages[-1].ts_ms
-                echo = Frame(ReadMarker(room=room, with_=with_, upto=marker, ts_ms=ts_ms))
-                for s in p.sessions:
-                    if s is not session:
-                        s.deliver(0, echo)
-                if self._registry is not None and self._registry.remote.get(p.pid) is not None:
-                    moved = ReadMoved(self._registry.node, p.pid, room, with_, marker, ts_ms)
-                    self._registry.announce(moved)
-                if room is None:
-                    await self._receipts.read(session, other, marker)
-        ts = await self._ts_of(marker)
+            marker, at = await self._store.advance_read_at(p.pid, key, upto, cmd.upto_ms)
+        else:
+            if p.read_at is None:
+                p.read_at = {}
+            was, was_at = p.read_at.get(key, (0, 0))
+            marker, at = max(was, upto), max(was_at, cmd.upto_ms)
+            p.read_at[key] = (marker, at)
+        ts = max(at, await self._ts_of(marker) or 0)
+        if at == cmd.upto_ms or (upto and marker == upto):  # it moved: tell the others
+            echo = Frame(ReadMarker(room=room, with_=with_, upto=marker, ts_ms=ts))
+            for s in p.sessions:
+                if s is not session:
+                    s.deliver(0, echo)
+            if self._registry is not None and self._registry.remote.get(p.pid) is not None:
+                moved = ReadMoved(self._registry.node, p.pid, room, with_, marker, ts)
+                self._registry.announce(moved)
+            if room is None and p.account and upto and marker == upto:
+                await self._receipts.read(session, other, marker)
         reply(session, ReadMarker(room=room, with_=with_, upto=marker, ts_ms=ts, ref=cmd.ref))
 
     async def query(self, session: Session, cmd: ReadQuery) -> None:
-        """Answer where the account's marker of a conversation is (0: none; a guest has none)."""
+        """Answer where the account's marker of a conversation is (0: none), and its time:
+        the later of the time given (ircmsg) and the marked message's."""
         p = session.principal
         if cmd.room is not None:
             room: str | None = parse_room(cmd.room)
@@ -134,11 +142,13 @@ class ReadMarkers:
         else:
             room = None
             other, nick, _ = await self._resolve(cmd.with_ or "")
-        marker = 0
+        key = conversation_key(room, other)
+        marker, at = 0, None
         if p.account:
-            markers = await self._store.read_markers(p.pid)
-            marker = markers.get(conversation_key(room, other), 0)
-        ts = await self._ts_of(marker)
+            marker, at = await self._store.read_marker(p.pid, key)
+        elif p.read_at is not None and key in p.read_at:
+            marker, at = p.read_at[key]
+        ts = max(at or 0, await self._ts_of(marker) or 0) or None
         with_ = None if room else nick
         reply(session, ReadMarker(room=room, with_=with_, upto=marker, ts_ms=ts, ref=cmd.ref))
 

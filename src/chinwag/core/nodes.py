@@ -37,6 +37,7 @@ from chinwag.bus.base import (
     ReceiptNotice,
     ReceiptsSet,
     Registering,
+    Renamed,
     Roster,
     RosterWanted,
     SessionsEnded,
@@ -119,6 +120,7 @@ class Nodes:
             LoginChecked: self._login_checked,
             Registering: self._registering,
             SessionsEnded: self._sessions_ended,
+            Renamed: self._renamed,
         }
 
     # -- this node -----------------------------------------------------------------------------
@@ -214,6 +216,18 @@ class Nodes:
                 Frame(AccountNotice(nick=p.nick, monitor=True)),
                 exclude=None,
             )
+
+    def _renamed(self, e: Renamed) -> None:
+        """A guest of that node took another nick (ircmsg): the view follows, members are told."""
+        view = self._view(e.node)
+        before = view.by_pid.get(e.pid)
+        if before is None:
+            return  # not known here yet: its Online (or the roster) will carry the new nick
+        view.remove(e.pid)
+        p = RemotePrincipal(e.pid, e.key, e.nick, before.account, before.bot, before.rooms)
+        p.away = before.away
+        view.put(p)
+        self._registry.renamed(p, e.old_nick)
 
     def _offline(self, e: Offline) -> None:
         self._remove(e.node, self._view(e.node), e.pid)

@@ -60,6 +60,17 @@ class Extra:
     target: int | None = None
     reply_to: int | None = None
     mentions: tuple[str, ...] = ()
+    notice: bool = False  # a message sent as a notice (ircmsg)
+    concat: tuple[int, ...] = ()  # IRC draft/multiline concat points (ircmsg)
+
+
+def check_concat(body: str, concat: tuple[int, ...]) -> None:
+    """Raises `BadRequest` unless ``concat`` are ascending offsets inside ``body`` (ircmsg)."""
+    previous = 0
+    for at in concat:
+        if not previous < at < len(body):
+            raise BadRequest("concat: ascending offsets inside the body")
+        previous = at
 
 
 def mentioned_keys(body: str, limit: int) -> list[str]:
@@ -150,6 +161,7 @@ class Posting:
             room = self._say_room(session, cmd)
         elif type(cmd) is Dm:
             check_body(cmd.body)
+            check_concat(cmd.body, cmd.concat)
             target = self._online_target(cmd.to)
             if target is None:
                 return None
@@ -162,7 +174,10 @@ class Posting:
         if cmd.reply_to is not None or "@" in cmd.body:
             return None  # the reply's target and the mentions are looked up first
         future = self._store.append(
-            self._new_message(session, cmd.body, cid, room, to), cid_ttl_ms=self._cid_ttl_ms
+            self._new_message(
+                session, cmd.body, cid, room, to, notice=cmd.notice, concat=cmd.concat
+            ),
+            cid_ttl_ms=self._cid_ttl_ms,
         )
         future.add_done_callback(
             functools.partial(
@@ -202,6 +217,7 @@ class Posting:
         if room not in session.principal.rooms:
             raise NotMember(f"you are not in #{room}; join it first")
         check_body(cmd.body)
+        check_concat(cmd.body, cmd.concat)
         self.check_say(session.principal, room)
         return room
 
@@ -218,12 +234,15 @@ class Posting:
             cmd.cid,
             cmd.body,
             room=room,
-            extra=Extra(reply_to=cmd.reply_to, mentions=mentions),
+            extra=Extra(
+                reply_to=cmd.reply_to, mentions=mentions, notice=cmd.notice, concat=cmd.concat
+            ),
         )
 
     async def dm(self, session: Session, cmd: Dm) -> None:
         """Send a DM, to someone online or not (then within their offline quota)."""
         check_body(cmd.body)
+        check_concat(cmd.body, cmd.concat)
         self._afford(session, cmd.cid)
         target_pid, target_nick, online = await self.resolve(cmd.to)
         if cmd.reply_to is not None:
@@ -238,7 +257,9 @@ class Posting:
             cmd.body,
             to=(target_pid, target_nick),
             quota=quota,
-            extra=Extra(reply_to=cmd.reply_to, mentions=mentions),
+            extra=Extra(
+                reply_to=cmd.reply_to, mentions=mentions, notice=cmd.notice, concat=cmd.concat
+            ),
         )
 
     async def _check_reply(
@@ -360,6 +381,8 @@ class Posting:
                 target=extra.target,
                 reply_to=extra.reply_to,
                 mentions=extra.mentions,
+                notice=extra.notice,
+                concat=extra.concat,
             )
         try:
             result = await self._store.append(msg, cid_ttl_ms=self._cid_ttl_ms, quota=quota)
@@ -408,6 +431,8 @@ class Posting:
         to: tuple[str, str] | None,
         *,
         paid: bool = False,
+        notice: bool = False,
+        concat: tuple[int, ...] = (),
     ) -> NewMessage:
         """Charge flood control for a message (unless ``paid``) and build it.
 
@@ -429,6 +454,8 @@ class Posting:
             recipient_nick=to[1] if to else None,
             body=body,
             cid=cid,
+            notice=notice,
+            concat=concat,
         )
 
     def _acked(

@@ -24,8 +24,6 @@ from chinwag.storage.base import Store, StoredMessage
 # A deletion's reason is one line (issue 19): C0, DEL and C1 controls are refused.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-MAX_EMOJI = 8  # code points of one reaction (protocol §8)
-
 _ZWJ = "\u200d"
 
 
@@ -45,32 +43,24 @@ def _extends(char: str) -> bool:
     )
 
 
-def _regional(char: str) -> bool:
-    return 0x1F1E6 <= ord(char) <= 0x1F1FF
+def check_reaction(reaction: str, most: int) -> None:
+    """Raises `BadRequest` unless ``reaction`` is 1 to ``most`` code points of visible text.
 
-
-def check_emoji(emoji: str) -> None:
-    """Raises `BadRequest` unless ``emoji`` is 1-8 code points of one grapheme cluster.
-
-    One cluster: a visible first character followed only by extending
-    characters, or joined to the next by a zero-width joiner (👩‍💻), or a
-    pair of regional indicators (a flag).
+    A reaction is one emoji or symbol (👍, 👩‍💻, a flag), or a short text (``lol``,
+    ``+1``, ``l😃l``: Matrix allows any key): no spaces, no control or invisible
+    characters, except what emoji sequences are made of (joiners, variation
+    selectors, skin tones, tags), and neither starting with one of those nor
+    ending with a joiner (ircmsg; it was one grapheme cluster of 1-8 code points).
     """
-    if not 1 <= len(emoji) <= MAX_EMOJI:
-        raise BadRequest(f"a reaction is 1-{MAX_EMOJI} characters of one emoji or symbol")
-    if len(emoji) == 2 and _regional(emoji[0]) and _regional(emoji[1]):
-        return
-    previous = ""
-    for i, char in enumerate(emoji):
-        starts = i == 0 or previous == _ZWJ
-        if starts:
-            if unicodedata.category(char)[0] in "CZ" or _extends(char) or char == _ZWJ:
-                raise BadRequest("a reaction must be one visible emoji or symbol")
-        elif not (_extends(char) or char == _ZWJ):
-            raise BadRequest("a reaction must be one emoji or symbol, not several")
-        previous = char
-    if previous == _ZWJ:
+    if not 1 <= len(reaction) <= most:
+        raise BadRequest(f"a reaction is 1-{most} characters: an emoji, a symbol or a short text")
+    if _extends(reaction[0]) or reaction[0] == _ZWJ:
+        raise BadRequest("a reaction must start with a visible character")
+    if reaction[-1] == _ZWJ:
         raise BadRequest("a reaction must not end with a joiner")
+    for char in reaction:
+        if char != _ZWJ and not _extends(char) and unicodedata.category(char)[0] in "CZ":
+            raise BadRequest("a reaction has no spaces, control or invisible characters")
 
 
 def _conversation(
@@ -218,7 +208,7 @@ class Revisions:
 
     async def react(self, session: Session, cmd: React) -> None:
         """Put this person's reaction on a message on or off (one per emoji)."""
-        check_emoji(cmd.emoji)
+        check_reaction(cmd.emoji, self.settings.reaction_max_length)
         target = await self._target(session, cmd.id)
         if target.deleted:
             raise Forbidden("that message is deleted", reason="deleted")
@@ -262,4 +252,4 @@ class Revisions:
             )
 
 
-__all__ = ["MAX_EMOJI", "Revisions", "check_emoji"]
+__all__ = ["Revisions", "check_reaction"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Protocol
 
 from chinwag.bus.base import NodeEvent, Offline
@@ -95,6 +96,7 @@ class Principal:
         "key",
         "nick",
         "pid",
+        "read_at",
         "rooms",
         "sessions",
         "typing",
@@ -126,6 +128,9 @@ class Principal:
         self.away: str | None = None
         # ircoper: a whois mask leaves it out (IRC +i) but for people in a room with it.
         self.invisible = False
+        # A guest's read markers set by time (ircmsg: IRC MARKREAD), by conversation:
+        # (marker, time given). Kept while it is online (it has no next login).
+        self.read_at: dict[str, tuple[int, int]] | None = None
 
 
 class Session:
@@ -311,6 +316,34 @@ class OnlineRegistry:
             frame = Frame(MonitorNotice(nick=nick, online=online))
             for s in list(watching):
                 s.deliver(0, frame)
+
+    def renamed(
+        self, who: Principal | RemotePrincipal, old: str, answer: Session | None = None,
+        ref: str | None = None,
+    ) -> None:  # fmt: skip
+        """Tell that ``who`` (a guest) was called ``old`` and is now ``who.nick`` (ircmsg).
+
+        Once to each principal sharing a room with it, and to its own sessions:
+        ``answer``, the session that asked, gets it with ``ref`` (its answer).
+        Sent whatever the size of the room (unlike joins and leaves): a reader
+        who missed it would not know who speaks under the new nick.
+        """
+        event = Presence(room="", nick=old, event="nick", new=who.nick)
+        frame = Frame(event)
+        told = {who.pid}
+        local = self.by_pid.get(who.pid)
+        for s in local.sessions if local is not None else ():
+            if s is answer:
+                s.outlet.send(Frame(replace(event, ref=ref)))
+            else:
+                s.deliver(0, frame)
+        for room in who.rooms:
+            for member in self.rooms.get(room, ()):
+                if member.pid in told:
+                    continue
+                told.add(member.pid)
+                for s in member.sessions:
+                    s.deliver(0, frame)
 
     def drop(self, session: Session, quit: str = "") -> None:
         """End ``session``; its principal's last one: a ``leave`` with ``quit`` per room."""

@@ -50,6 +50,10 @@ class Say(Command):
     body: str
     cid: str | None = None
     reply_to: int | None = None  # §8: a message of the same conversation
+    notice: bool = False  # ircmsg: shown as a notice, never answered automatically
+    # ircmsg: where an IRC draft/multiline line was joined to the one before without
+    # a newline (code point offsets in body, ascending); IRC only, not in JSON.
+    concat: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +62,10 @@ class Dm(Command):
     body: str
     cid: str | None = None
     reply_to: int | None = None
+    notice: bool = False  # ircmsg: shown as a notice, never answered automatically
+    # ircmsg: where an IRC draft/multiline line was joined to the one before without
+    # a newline (code point offsets in body, ascending); IRC only, not in JSON.
+    concat: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -467,6 +475,17 @@ class Invisible(Command):
     on: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rename(Command):
+    """A guest takes another nick (ircmsg); an account's nick is its name.
+
+    Answered with the `Presence` ``nick`` event (its ``ref`` set), which everyone
+    sharing a room with it gets too; the same nick again: `Ok`.
+    """
+
+    nick: str
+
+
 ClientCommand = (
     Hello
     | Say
@@ -512,6 +531,7 @@ ClientCommand = (
     | Wallops
     | ListenWallops
     | Invisible
+    | Rename
 )
 
 
@@ -600,6 +620,8 @@ class Message(ServerEvent):
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
     account: bool = False  # the sender is an account, not a guest (IRC account-tag)
     bot: bool = False  # irccaps: live copies only, the sender is a bot (IRC's bot tag)
+    notice: bool = False  # sent as a notice (IRC NOTICE; ircmsg): never answered automatically
+    concat: tuple[int, ...] = ()  # IRC draft/multiline concat points in body (ircmsg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -679,6 +701,8 @@ class Presence(ServerEvent):
     (``reason``), until when (``until_ms``) and the role given (``role``).
     ``quit`` (issue 19, an extension): on a ``leave``, its subject went offline (its
     last session ended) with this quit message ('' for none); None: it left the room.
+    ``event="nick"`` (ircmsg): guest ``nick`` is now called ``new``; ``room`` is ""
+    (it is told once to everyone sharing a room with it, not per room).
     """
 
     room: str
@@ -697,6 +721,7 @@ class Presence(ServerEvent):
     # ircroles: a ban of a nick nobody had (nobody was taken out: IRC says no KICK). Not on
     # the JSON wire.
     nick_only: bool = False
+    new: str | None = None  # a "nick" event's new nick (ircmsg)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

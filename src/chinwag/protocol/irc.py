@@ -90,6 +90,7 @@ from chinwag.protocol.events import (
     RealNameNotice,
     Receipt,
     Register,
+    Rename,
     Results,
     RoomInfo,
     RoomRow,
@@ -239,6 +240,8 @@ _BYE_WORDS: Final = {
 }
 # Commands the hub carries out without an answer (a labeled one gets an ``ACK``).
 _UNANSWERED: Final = (Pong, Seen, Typing)
+
+_LOBBY: Final = "lobby"  # every account's room (protocol §4), hidden without auto_join
 _TAG_ESCAPES: Final = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
 _TAG_UNESCAPES: Final = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 
@@ -361,17 +364,24 @@ def format_message(
     return (" ".join(parts) + "\r\n").encode()
 
 
-def _split_body(body: str, budget: int) -> list[tuple[str, bool]]:
+def _split_body(body: str, budget: int, joins: tuple[int, ...] = ()) -> list[tuple[str, bool]]:
     """``body`` as IRC message texts, each at most ``budget`` UTF-8 bytes.
 
     One per line of it, a line too long for one being cut (never inside a
     character) into pieces; each comes with whether it continues the piece
     before it (``draft/multiline-concat``) rather than starting a new line.
+    ``joins``: offsets in ``body`` where a line sent with ``draft/multiline``
+    was joined to the one before (ircmsg): it starts a piece there again.
     """
+    lines: list[tuple[str, bool]] = []
+    cuts = (0, *joins, len(body))
+    for k in range(len(cuts) - 1):
+        part = body[cuts[k] : cuts[k + 1]].replace("\r\n", "\n").replace("\r", "\n")
+        lines += [(line, k > 0 and j == 0) for j, line in enumerate(part.split("\n"))]
     pieces: list[tuple[str, bool]] = []
-    for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+    for line, joined in lines:
         raw = line.encode()
-        concat = False
+        concat = joined
         while len(raw) > budget:
             cut = budget
             while cut > 0 and (raw[cut] & 0xC0) == 0x80:  # never split a character
@@ -450,6 +460,7 @@ def _text_lines(
     text: str,
     tags: Mapping[str, str],
     multiline: str | None = None,
+    joins: tuple[int, ...] = (),
 ) -> bytes:
     """``text`` as ``verb`` lines to ``target``: one per line of it, each within IRC's limit
     (with the source before it, as every server relays a client's line).
@@ -457,17 +468,20 @@ def _text_lines(
     With ``multiline`` (a batch id, for a client that enabled ``draft/multiline``)
     a text of several pieces is one ``draft/multiline`` batch whose opening line
     carries ``tags``; otherwise every piece is a line of its own with ``tags``
-    (an empty line is sent as a space: IRC has no empty message).
+    (an empty line is left out, or for a text of one line sent as a space: IRC has
+    no empty message). ``joins``: the text's concat points (see `_split_body`).
     """
     # Cut where a client's own line would be: what a client could send in one
     # line (without the colon, when it has no space) is relayed in one, as ergo
     # does, though the source makes it longer.
     overhead = len(f"{verb} {target} \r\n".encode())
-    pieces = _split_body(text, MAX_LINE - overhead)
+    pieces = _split_body(text, MAX_LINE - overhead, joins)
     if multiline is None or len(pieces) == 1:
+        shown = [piece for piece, _ in pieces if piece] or [" "]
+        rest = {k: v for k, v in tags.items() if k != "msgid"}  # one line has the msgid
         return b"".join(
-            format_message(verb, target, piece or " ", source=source, tags=tags)
-            for piece, _ in pieces
+            format_message(verb, target, piece, source=source, tags=tags if i == 0 else rest)
+            for i, piece in enumerate(shown)
         )
     start = format_message(
         "BATCH", f"+{multiline}", "draft/multiline", target, source=source, tags=tags
@@ -600,6 +614,8 @@ def _presence_lines(event: Presence, caps: Container[str] = ()) -> bytes:
     an unban ``MODE -b``; a grant of mod ``MODE +o``, of member ``MODE -o``.
     Mutes and invites have no line members see (the invitee gets ``INVITE``).
     """
+    if event.event == "nick" and event.new is not None:  # ircmsg: a guest's new nick
+        return format_message("NICK", irc_nick(event.new), source=_user(event.nick))
     channel = f"#{event.room}"
     match event.event:
         case "join":
@@ -655,7 +671,11 @@ class SharedRenderer:
                 account = irc_nick(event.sender) if event.account else None
                 tags = _line_tags(caps, event.ts_ms, event.id, None, account, event.bot)
                 multi = f"ml{event.id}" if "draft/multiline" in caps else None
-                return _text_lines("PRIVMSG", target, _user(event.sender), event.body, tags, multi)
+                verb = "NOTICE" if event.notice else "PRIVMSG"
+                body = event.body
+                return _text_lines(
+                    verb, target, _user(event.sender), body, tags, multi, event.concat
+                )
             case Presence():
                 return _presence_lines(event, caps)
             case TypingNotice(room=str(room)):
@@ -715,6 +735,8 @@ class _Pending:
     before: bytes = b""  # lines held for this answer (a labeled JOIN, for its NAMES)
     sub: str = ""  # a CHATHISTORY's subcommand, for its FAIL
     nick: str | None = None  # the person a KICK, INVITE or MODE names, as the client wrote it
+    react: Reacted | None = None  # a TAGMSG reaction, echoed when its ack comes (ircmsg)
+    concat: tuple[int, ...] = ()  # a multiline PRIVMSG's concat points, for its echo (ircmsg)
 
 
 @dataclass(slots=True)
@@ -735,6 +757,7 @@ class _Multiline:
     opening: IrcMessage  # the BATCH + line (its label is the batch's)
     verb: str | None = None  # PRIVMSG or NOTICE, from the first line
     lines: list[str] = field(default_factory=list)
+    joins: list[int] = field(default_factory=list)  # concat points in the text (ircmsg)
     size: int = 0  # bytes of text so far, newlines included
     failed: bool = False
 
@@ -815,12 +838,16 @@ class IrcServerCodec:
         self._serial = 0
         self._shared: SharedRenderer | None = None  # for self.caps, once asked for
         self._redacted: dict[int, None] = {}  # messages whose REDACT was echoed already
+        self._reacted: dict[int, None] = {}  # reaction events echoed already (ircmsg)
         # The room_info of each joined channel (casefolded), as the hub last said it:
         # TOPIC and MODE queries are answered from it, and a change is told as its lines.
         self._infos: dict[str, RoomInfo] = {}
         # TOPIC/MODE queries waiting for a channel's first room_info (channel -> commands).
         # (command, label): the label goes on the answer when it comes.
         self._info_wanted: dict[str, list[tuple[str, str | None]]] = {}
+        # ircmsg: without auto_join, the lobby an account is a member of is not shown
+        # (none of its lines) until this connection JOINs it: the room names hidden.
+        self._hidden: set[str] = set()
 
     # -- input ------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Incoming | Reply]:
@@ -1156,25 +1183,18 @@ class IrcServerCodec:
             target, body = params[0], params[1]
             if target.lower() == "nickserv":
                 return self._nickserv(msg, body)
-            if target.startswith("#"):
-                ref = self._remember(cmd, target, msg, body)
-                return [Say(room=target[1:], body=body, ref=ref, cid=self._cid(ref))]
+            notice = cmd == "NOTICE"  # stored and relayed as a notice (ircmsg)
             ref = self._remember(cmd, target, msg, body)
-            return [Dm(to=chinwag_nick(target), body=body, ref=ref, cid=self._cid(ref))]
+            if target.startswith("#"):
+                return [Say(room=target[1:], body=body, ref=ref, cid=self._cid(ref), notice=notice)]
+            return [
+                Dm(to=chinwag_nick(target), body=body, ref=ref, cid=self._cid(ref), notice=notice)
+            ]
         if cmd == "JOIN":
             if not params:
                 return [self._reply("461", "JOIN", "Not enough parameters: JOIN #room")]
-            out: list[Incoming | Reply] = []
             keys = params[1].split(",") if len(params) > 1 else []  # ircmodes: JOIN #a,#b k1,k2
-            for i, name in enumerate(params[0].split(",")):
-                if not name.startswith("#") or len(name) < 2:
-                    out.append(self._reply("403", name or "*", "No such channel: rooms are #name"))
-                    continue
-                if name.casefold() in self._channels:
-                    continue  # already there: a server ignores such a JOIN (clients send one)
-                key = keys[i] if i < len(keys) and keys[i] else None
-                out.append(Join(room=name[1:], key=key, ref=self._remember("JOIN", name, msg)))
-            return out
+            return self._join(msg, params[0], keys)
         if cmd == "PART":
             if not params:
                 return [self._reply("461", "PART", "Not enough parameters: PART #room")]
@@ -1247,27 +1267,60 @@ class IrcServerCodec:
         if cmd in ("PASS", "USER"):
             return [self._reply("462", "You may not reregister")]
         if cmd == "NICK":
-            return self._nick_change(params)
+            return self._nick_change(msg)
         return [self._reply("421", cmd, "Unknown command, or not there yet on chinwag")]
 
-    def _nick_change(self, params: tuple[str, ...]) -> list[Incoming | Reply]:
-        """``NICK`` once registered: an account's nick is its name, a guest's is its session's.
+    def _join(self, msg: IrcMessage, names: str, keys: list[str]) -> list[Incoming | Reply]:
+        """``JOIN #a,#b k1,k2``: a ``Join`` for each channel, with its key if given
+        (ircmodes), ``403`` for each name that is not one.
 
-        Asking for the nick one has is nothing (clients do it); any other gets
-        ``447`` saying what to do instead.
+        A labeled JOIN is answered by one batch (ircmsg): the ``403`` of its invalid
+        names go inside the batch of its first channel's JOIN and NAMES.
         """
+        out: list[Incoming | Reply] = []
+        refused: list[bytes] = []
+        first: _Pending | None = None
+        for i, name in enumerate(names.split(",")):
+            if not name.startswith("#") or len(name) < 2:
+                refused.append(
+                    self._numeric("403", name or "*", "No such channel: rooms are #name")
+                )
+                continue
+            if name.casefold() in self._channels:
+                continue  # already there: a server ignores such a JOIN (clients send one)
+            ref = self._remember("JOIN", name, msg)
+            first = first or self._pending[ref]
+            key = keys[i] if i < len(keys) and keys[i] else None
+            out.append(Join(room=name[1:], key=key, ref=ref))
+        if first is not None and first.label is not None and "batch" in self.caps:
+            first.before = b"".join(refused)
+            return out
+        return [Reply(wire) for wire in refused] + out
+
+    def _nick_change(self, msg: IrcMessage) -> list[Incoming | Reply]:
+        """``NICK`` once registered: a guest takes another nick (ircmsg, a ``nick``);
+        an account's nick is its name.
+
+        Asking for the nick one has is nothing (clients do it); a guest's new
+        nick, or a change of case of it, is answered with ``NICK`` (``433``: taken,
+        ``432``: not a nick); an account gets ``447`` saying what to do instead.
+        """
+        params = msg.params
         if not params or not params[0]:
             return [self._reply("431", "No nickname given: NICK <nick>")]
-        if self.nick is not None and chinwag_nick(params[0]).casefold() == self.nick.casefold():
+        if self.nick is not None and chinwag_nick(params[0]) == self.nick:
             return []
         if self._account:
+            if self.nick is not None and chinwag_nick(params[0]).casefold() == self.nick.casefold():
+                return []  # the account's name, written otherwise: it is shown as registered
             why = (
                 "Your nick is your account's name and cannot change; to use another,"
                 " register it as an account and log in as it"
             )
-        else:
-            why = "A guest's nick is fixed for the connection; reconnect with the new one"
-        return [self._reply("447", params[0], why)]
+            return [self._reply("447", params[0], why)]
+        if not _valid_nick(params[0]):
+            return [self._reply("432", params[0], "Erroneous nickname")]
+        return [Rename(nick=chinwag_nick(params[0]), ref=self._remember("NICK", params[0], msg))]
 
     def _whois(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``WHOIS [server] <nick>``: who they are, for anyone online (a ``whois``).
@@ -1787,6 +1840,9 @@ class IrcServerCodec:
         Someone who went offline is one ``QUIT`` for all the channels shared with them
         (its ``leave`` of each comes in a row: the first one says it, the rest nothing).
         """
+        if event.event == "nick" and event.new is not None and event.nick == self.nick:
+            self.nick = event.new  # one's own new nick (the answer to NICK; ircmsg)
+            return _presence_lines(event)
         if event.nick != self.nick:
             key = event.nick.casefold()
             if event.quit is not None and event.event == "leave":
@@ -1935,6 +1991,9 @@ class IrcServerCodec:
                 multi, "MULTILINE_INVALID", "draft/multiline-concat on a blank line"
             )
         if "draft/multiline-concat" in msg.tags and multi.lines:
+            at = sum(len(line) for line in multi.lines) + len(multi.lines) - 1
+            if at > 0:  # kept, to relay the lines as they came (ircmsg)
+                multi.joins.append(at)
             multi.lines[-1] += text
         else:
             multi.size += 1 if multi.lines else 0  # the newline before it
@@ -1973,7 +2032,14 @@ class IrcServerCodec:
         body = "\n".join(multi.lines)
         opening = multi.opening
         echo = IrcMessage(multi.verb, (multi.target, body), opening.tags, opening.source)
-        return self._dispatch(echo)
+        items = self._dispatch(echo)
+        joins = tuple(multi.joins)
+        if not joins:
+            return items
+        for item in items:
+            if isinstance(item, Say | Dm) and item.ref is not None:
+                self._pending[item.ref].concat = joins
+        return [replace(i, concat=joins) if isinstance(i, Say | Dm) else i for i in items]
 
     def _redact_echo(self, pending: _Pending) -> bytes:
         """The deletion, to the one who asked for it, as soon as it is done.
@@ -2026,6 +2092,14 @@ class IrcServerCodec:
                 why = "A reaction names its message with +draft/reply=<msgid>"
                 return [self._reply("FAIL", "TAGMSG", "INVALID_PARAMS", target, why)]
             ref = self._remember("TAGMSG", target, msg)
+            if "echo-message" in self.caps and self.nick is not None:
+                # Echoed, labeled, when its ack comes; the hub's copy is then not shown.
+                room = target[1:] if target.startswith("#") else None
+                to = None if room is not None else chinwag_nick(target)
+                self._pending[ref].react = Reacted(
+                    id=0, ts_ms=0, target=int(reply_to), sender=self.nick,
+                    room=room, to=to, emoji=emoji, on=on,
+                )  # fmt: skip
             return [React(id=int(reply_to), emoji=emoji, on=on, ref=ref)]
         if tags.get("+typing") == "active":
             if target.startswith("#"):
@@ -2281,6 +2355,10 @@ class IrcServerCodec:
         Args:
             event: what the hub says.
         """
+        if self._hidden and event.ref is None and getattr(event, "room", None) in self._hidden:
+            # ircmsg: the lobby not JOINed (auto_join off): nothing of it is shown.
+            self._last_id = max(self._last_id, getattr(event, "id", 0))
+            return b""
         pending = self._pending.pop(event.ref, None) if event.ref is not None else None
         if type(event) is Error and event.ref is not None:
             self._sent.pop(self._cid_prefix + event.ref, None)  # refused: no copy will come
@@ -2312,6 +2390,8 @@ class IrcServerCodec:
         """
         if not self.registered or self._replay_batch is not None:
             return None
+        if self._hidden and any(getattr(e, "room", None) in self._hidden for e in events):
+            return None  # render() leaves out what is of a hidden lobby (ircmsg)
         newest = self._last_id
         for event in events:
             match event:
@@ -2329,7 +2409,9 @@ class IrcServerCodec:
                     pass
                 case Deleted(room=str(), ref=None) if event.target not in self._redacted:
                     newest = max(newest, event.id)
-                case Edited(room=str(), ref=None) | Reacted(room=str(), ref=None):
+                case Edited(room=str(), ref=None):
+                    newest = max(newest, event.id)
+                case Reacted(room=str(), ref=None) if event.id not in self._reacted:
                     newest = max(newest, event.id)
                 case _:
                     return None
@@ -2385,7 +2467,9 @@ class IrcServerCodec:
         ]
         return start + b"".join(inner) + format_message("BATCH", "-L", source=self.server_name)
 
-    def _message_lines(self, e: Message, batch: str | None = None, verb: str = "PRIVMSG") -> bytes:
+    def _message_lines(
+        self, e: Message, batch: str | None = None, verb: str | None = None
+    ) -> bytes:
         self._last_id = max(self._last_id, e.id)
         account = irc_nick(e.sender) if e.account else None
         tags = _line_tags(self.caps, e.ts_ms, e.id, batch, account, e.bot)
@@ -2394,7 +2478,9 @@ class IrcServerCodec:
         if e.replay and "server-time" not in self.caps:
             body = f"[{_time_tag(e.ts_ms)[:16].replace('T', ' ')} UTC] {body}"
         multi = f"ml{e.id}" if "draft/multiline" in self.caps else None
-        return _text_lines(verb, target, _user(e.sender), body, tags, multi)
+        verb = verb or ("NOTICE" if e.notice else "PRIVMSG")
+        joins = e.concat if body is e.body else ()  # not with a replay's time before it
+        return _text_lines(verb, target, _user(e.sender), body, tags, multi, joins)
 
     def _revision(self, e: Edited | Deleted | Reacted) -> bytes:
         """An edit, a deletion or a reaction, to the conversation as this client names it."""
@@ -2423,6 +2509,12 @@ class IrcServerCodec:
                 return self._message_lines(event)
             case Ack() if pending is not None and pending.command == "REDACT":
                 return self._redact_echo(pending)
+            case Ack() if pending is not None and pending.react is not None:
+                self._reacted[event.id] = None
+                while len(self._reacted) > MAX_PENDING:
+                    del self._reacted[next(iter(self._reacted))]
+                reacted = replace(pending.react, id=event.id, ts_ms=event.ts_ms)
+                return _revision_lines(reacted, self.caps, pending.target)
             case Ack() if (
                 event.away is not None
                 and pending is not None
@@ -2454,6 +2546,7 @@ class IrcServerCodec:
                     body=pending.body,
                     account=self._account,
                     bot=self._bot,
+                    concat=pending.concat,
                 )
                 return self._message_lines(echo, verb=pending.command)
             case Presence():
@@ -2511,6 +2604,10 @@ class IrcServerCodec:
                 # Issue 16: a server ban or an admin's kick says so (it was "goodbye").
                 why = _BYE_WORDS.get(event.reason or "", "goodbye")
                 return format_message("ERROR", f"Closing link: {why}")
+            case Reacted() if event.id in self._reacted:
+                del self._reacted[event.id]  # echoed when it was done
+                self._last_id = max(self._last_id, event.id)
+                return b""
             case Deleted() if event.target in self._redacted:
                 del self._redacted[event.target]  # echoed when it was done
                 self._last_id = max(self._last_id, event.id)
@@ -2618,12 +2715,14 @@ class IrcServerCodec:
         me = self._me()
         if pending.command == "JOIN":
             self._channels.add(pending.target.casefold())
+            self._hidden.discard(pending.target[1:].lower())
             batched = pending.label is not None and "batch" in self.caps
             names = self._names(pending.target, batched=batched)
             line = self._own_join(pending.target)
             if batched:
                 # A labeled JOIN is answered by one batch: the JOIN with its NAMES.
-                names.label, names.before, pending.label = pending.label, line, None
+                names.label, names.before = pending.label, pending.before + line
+                pending.label, pending.before = None, b""
                 return b""
             return line
         if pending.command == "PART":
@@ -2737,6 +2836,9 @@ class IrcServerCodec:
         else:
             lines.append(self._numeric("422", "MOTD File is missing"))
         for room in event.rooms:
+            if room == _LOBBY and not self.auto_join:
+                self._hidden.add(room)  # not shown until JOINed (ircmsg)
+                continue
             channel = f"#{room}"
             lines.append(self._own_join(channel))
             self._channels.add(channel.casefold())

@@ -82,6 +82,7 @@ from chinwag.protocol.events import (
     ReceiptState,
     Register,
     Rejected,
+    Rename,
     Results,
     RoomInfo,
     RoomSet,
@@ -194,6 +195,7 @@ _REQUIRED: Final[dict[str, tuple[tuple[str, type], ...]]] = {
     "invisible": (("on", bool),),
     "setname": (("real_name", str),),  # irccaps
     "bot": (("on", bool),),
+    "nick": (("nick", str),),  # ircmsg
 }
 
 _JSON_KIND: Final[dict[type, str]] = {
@@ -567,6 +569,7 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
                 body=body,
                 cid=_opt_str(obj, "cid", MAX_CID_LEN),
                 reply_to=_opt_int(obj, "reply_to", minimum=1),
+                notice=bool(_opt_bool(obj, "notice")),
                 ref=ref,
             )
         case {"type": "dm", "to": str(to), "body": str(body)}:
@@ -575,6 +578,7 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
                 body=body,
                 cid=_opt_str(obj, "cid", MAX_CID_LEN),
                 reply_to=_opt_int(obj, "reply_to", minimum=1),
+                notice=bool(_opt_bool(obj, "notice")),
                 ref=ref,
             )
         case {"type": "typing"}:
@@ -687,6 +691,8 @@ def _command(obj: dict[str, Any], ref: str | None) -> ClientCommand | Rejected:
                 clear=bool(_opt_bool(obj, "clear")),
                 ref=ref,
             )
+        case {"type": "nick", "nick": str(nick)}:  # ircmsg: a guest's new nick
+            return Rename(nick=nick, ref=ref)
         case {"type": str(kind)} if kind in _REQUIRED:
             raise _BadField(_what_is_wrong(obj, _REQUIRED[kind]))
         case {"type": kind}:
@@ -804,6 +810,8 @@ def _message(e: Message) -> dict[str, Any]:
         data["cid"] = e.cid
     if e.replay:
         data["replay"] = True
+    if e.notice:
+        data["notice"] = True  # ircmsg: sent as a notice
     return data
 
 
@@ -867,6 +875,8 @@ def to_data(event: Outgoing) -> dict[str, Any]:
                 data["room"] = event.room
             else:
                 data["to"] = event.to
+        case Presence(new=str(new)):  # ircmsg: a guest's new nick, in no one room
+            data = {"type": "presence", "event": "nick", "nick": event.nick, "new": new}
         case Presence():
             data = {
                 "type": "presence",

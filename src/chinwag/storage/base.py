@@ -45,6 +45,11 @@ class StoredMessage:
             for an edit event, whether its body was erased by a later deletion.
         mentions: for a message, the display nicks it mentions.
         reactions: filled by the history reads only: ``(emoji, nicks)`` pairs.
+        notice: for a message, sent as a notice (IRC's NOTICE): shown as one,
+            never answered automatically (ircmsg).
+        concat: for an IRC ``draft/multiline`` message, the offsets (code points)
+            in ``body`` where a line was joined to the one before without a
+            newline (``draft/multiline-concat``; ircmsg), ascending.
     """
 
     id: int
@@ -63,6 +68,8 @@ class StoredMessage:
     deleted: bool = False
     mentions: tuple[str, ...] = ()
     reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    notice: bool = False
+    concat: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,8 @@ class NewMessage:
     target: int | None = None
     reply_to: int | None = None
     mentions: tuple[str, ...] = ()
+    notice: bool = False  # sent as a notice (see `StoredMessage`)
+    concat: tuple[int, ...] = ()  # multiline concat points (see `StoredMessage`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,6 +530,20 @@ class Store(Protocol):
 
     async def read_markers(self, account: str) -> dict[str, int]:
         """Every read marker of ``account``, by conversation."""
+        ...
+
+    async def advance_read_at(
+        self, account: str, conversation: str, upto: int, ts_ms: int
+    ) -> tuple[int, int]:
+        """Move the read marker to max(marker, upto) and its time to max(time, ts_ms).
+
+        A marker set by time (IRC ``MARKREAD``, ircmsg): ``upto`` is the latest
+        message at or before ``ts_ms``. Returns the new (marker, time).
+        """
+        ...
+
+    async def read_marker(self, account: str, conversation: str) -> tuple[int, int | None]:
+        """(marker, time given) of one conversation: (0, None) when there is none."""
         ...
 
     async def set_receipts(self, account: str, on: bool) -> None:

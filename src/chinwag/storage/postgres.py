@@ -89,7 +89,7 @@ _WRITE_LOCK: Final = 0x63687767  # "chwg": the advisory lock every write transac
 _MIGRATE_LOCK: Final = 0x63687768
 _COLS: Final = (
     "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-    " kind, target, reply_to, edited_ms, deleted, mentions"
+    " kind, target, reply_to, edited_ms, deleted, mentions, notice, concat"
 )
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 _ACCOUNT_COLS: Final = "key, nick, skeleton, password_hash, created_ms, deleted, bot"
@@ -190,10 +190,11 @@ def _unescape(body: str) -> str:
 
 def _message(row: Any) -> StoredMessage:
     (id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid, kind, target,
-     reply_to, edited_ms, deleted, mentions) = tuple(row)[:15]  # fmt: skip
+     reply_to, edited_ms, deleted, mentions, notice, concat) = tuple(row)[:17]  # fmt: skip
     return StoredMessage(
         id_, ts_ms, sender, sender_nick, room, recipient, recipient_nick, _unescape(body), cid,
         kind, target, reply_to, edited_ms, bool(deleted), tuple(mentions.split()),
+        notice=bool(notice), concat=tuple(int(c) for c in concat.split()),
     )  # fmt: skip
 
 
@@ -332,7 +333,7 @@ async def _apply_event(conn: Conn, msg: NewMessage, event_id: int) -> None:
     if msg.kind == "edit":
         # Mentions only grow: whoever an edit newly mentions was told.
         status = await conn.execute(
-            "UPDATE messages SET body = $1, edited_ms = $2, words = $3::text[],"
+            "UPDATE messages SET body = $1, edited_ms = $2, words = $3::text[], concat = '',"
             " mentions = trim(mentions || ' ' || $4) WHERE id = $5 AND NOT deleted",
             _escape(msg.body),
             msg.ts_ms,
@@ -344,7 +345,7 @@ async def _apply_event(conn: Conn, msg: NewMessage, event_id: int) -> None:
             raise Gone(f"message {msg.target} is deleted")
     elif msg.kind == "delete":
         status = await conn.execute(
-            "UPDATE messages SET body = '', deleted = TRUE, words = NULL"
+            "UPDATE messages SET body = '', deleted = TRUE, words = NULL, concat = ''"
             " WHERE id = $1 AND NOT deleted",
             msg.target,
         )
@@ -832,9 +833,9 @@ class PostgresStore:
             new_id = await conn.fetchval(
                 "INSERT INTO messages"
                 " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-                " kind, target, reply_to, mentions, words, scope)"
+                " kind, target, reply_to, mentions, words, scope, notice, concat)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text[],"
-                " $14::text[])"
+                " $14::text[], $15, $16)"
                 " RETURNING id",
                 msg.ts_ms,
                 msg.sender,
@@ -850,6 +851,8 @@ class PostgresStore:
                 " ".join(msg.mentions),
                 None if msg.kind is not None else index_words(msg.body),
                 scope_tokens(msg.room, msg.sender, msg.recipient),
+                msg.notice,
+                " ".join(map(str, msg.concat)),
             )
             if msg.kind is not None:
                 await _apply_event(conn, msg, int(new_id))
@@ -877,6 +880,8 @@ class PostgresStore:
                 target=msg.target,
                 reply_to=msg.reply_to,
                 mentions=msg.mentions,
+                notice=msg.notice,
+                concat=msg.concat,
             )
             return AppendResult(stored, duplicate=False)
 
@@ -1346,6 +1351,41 @@ class PostgresStore:
                 "SELECT conversation, upto FROM read_markers WHERE account = $1", account
             )
             return {r[0]: int(r[1]) for r in rows}
+
+        return await self._read(read)
+
+    async def advance_read_at(
+        self, account: str, conversation: str, upto: int, ts_ms: int
+    ) -> tuple[int, int]:
+        """Move the marker to max(marker, upto), its time to max(time, ts_ms) (ircmsg)."""
+
+        async def job(conn: Conn) -> tuple[int, int]:
+            row = await conn.fetchrow(
+                "INSERT INTO read_markers (account, conversation, upto, ts_ms)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (account, conversation) DO UPDATE"
+                " SET upto = greatest(read_markers.upto, excluded.upto),"
+                " ts_ms = greatest(read_markers.ts_ms, excluded.ts_ms) RETURNING upto, ts_ms",
+                account,
+                conversation,
+                upto,
+                ts_ms,
+            )
+            return int(row[0]), int(row[1])
+
+        return await self._write(job)
+
+    async def read_marker(self, account: str, conversation: str) -> tuple[int, int | None]:
+        """(marker, time given) of one conversation; (0, None) when there is none."""
+
+        async def read(conn: Conn) -> tuple[int, int | None]:
+            row = await conn.fetchrow(
+                "SELECT upto, ts_ms FROM read_markers WHERE account = $1 AND conversation = $2",
+                account,
+                conversation,
+            )
+            if row is None:
+                return 0, None
+            return int(row[0]), None if row[1] is None else int(row[1])
 
         return await self._read(read)
 

@@ -205,7 +205,7 @@ def _expire(conn: sqlite3.Connection, retention: Retention, now_ms: int, limit: 
 
 _COLS: Final = (
     "id, ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-    " kind, target, reply_to, edited_ms, deleted, mentions"
+    " kind, target, reply_to, edited_ms, deleted, mentions, notice, concat"
 )
 _COLS_M: Final = ", ".join(f"m.{c.strip()}" for c in _COLS.split(","))
 
@@ -390,10 +390,11 @@ SELECT message_id, emoji, nick FROM reactions
 
 def _message(row: Iterable[Any]) -> StoredMessage:
     (i, ts, sender, snick, room, recipient, rnick, body, cid, kind, target, reply_to, edited,
-     deleted, mentions) = row  # fmt: skip
+     deleted, mentions, notice, concat) = row  # fmt: skip
     return StoredMessage(
         i, ts, sender, snick, room, recipient, rnick, body, cid,
-        kind, target, reply_to, edited, bool(deleted), tuple(mentions.split()),
+        kind, target, reply_to, edited, bool(deleted), tuple(mentions.split()), notice=bool(notice),
+        concat=tuple(int(c) for c in concat.split()),
     )  # fmt: skip
 
 
@@ -424,15 +425,15 @@ def _apply_event(conn: sqlite3.Connection, msg: NewMessage, event_id: int) -> No
     if msg.kind == "edit":
         # Mentions only grow: whoever an edit newly mentions was told.
         changed = conn.execute(
-            "UPDATE messages SET body = ?, edited_ms = ?, mentions = trim(mentions || ' ' || ?)"
-            " WHERE id = ? AND deleted = 0",
+            "UPDATE messages SET body = ?, edited_ms = ?, concat = '',"
+            " mentions = trim(mentions || ' ' || ?) WHERE id = ? AND deleted = 0",
             (msg.body, msg.ts_ms, " ".join(msg.mentions), msg.target),
         ).rowcount
         if not changed:
             raise Gone(f"message {msg.target} is deleted")
     elif msg.kind == "delete":
         changed = conn.execute(
-            "UPDATE messages SET body = '', deleted = 1 WHERE id = ? AND deleted = 0",
+            "UPDATE messages SET body = '', deleted = 1, concat = '' WHERE id = ? AND deleted = 0",
             (msg.target,),
         ).rowcount
         if not changed:
@@ -1289,8 +1290,8 @@ class SqliteStore:
             cursor = conn.execute(
                 "INSERT INTO messages"
                 " (ts_ms, sender, sender_nick, room, recipient, recipient_nick, body, cid,"
-                " dedupe_key, kind, target, reply_to, mentions)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " dedupe_key, kind, target, reply_to, mentions, notice, concat)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     msg.ts_ms,
                     msg.sender,
@@ -1306,6 +1307,8 @@ class SqliteStore:
                     msg.target,
                     msg.reply_to,
                     " ".join(msg.mentions),
+                    int(msg.notice),
+                    " ".join(map(str, msg.concat)),
                 ),
             )
             new_id = cursor.lastrowid
@@ -1328,6 +1331,8 @@ class SqliteStore:
                 target=msg.target,
                 reply_to=msg.reply_to,
                 mentions=msg.mentions,
+                notice=msg.notice,
+                concat=msg.concat,
             )
             return AppendResult(stored, duplicate=False)
 
@@ -1809,6 +1814,35 @@ class SqliteStore:
                 "SELECT conversation, upto FROM read_markers WHERE account = ?", (account,)
             ).fetchall()
             return {conversation: int(upto) for conversation, upto in rows}
+
+        return await self._read(read)
+
+    async def advance_read_at(
+        self, account: str, conversation: str, upto: int, ts_ms: int
+    ) -> tuple[int, int]:
+        """Move the marker to max(marker, upto), its time to max(time, ts_ms) (ircmsg)."""
+
+        def job(conn: sqlite3.Connection) -> tuple[int, int]:
+            row = conn.execute(
+                "INSERT INTO read_markers (account, conversation, upto, ts_ms) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (account, conversation) DO UPDATE"
+                " SET upto = max(upto, excluded.upto),"
+                " ts_ms = max(coalesce(ts_ms, 0), excluded.ts_ms) RETURNING upto, ts_ms",
+                (account, conversation, upto, ts_ms),
+            ).fetchone()
+            return int(row[0]), int(row[1])
+
+        return await self._write(job)
+
+    async def read_marker(self, account: str, conversation: str) -> tuple[int, int | None]:
+        """(marker, time given) of one conversation; (0, None) when there is none."""
+
+        def read(conn: sqlite3.Connection) -> tuple[int, int | None]:
+            row = conn.execute(
+                "SELECT upto, ts_ms FROM read_markers WHERE account = ? AND conversation = ?",
+                (account, conversation),
+            ).fetchone()
+            return (0, None) if row is None else (int(row[0]), row[1])
 
         return await self._read(read)
 

@@ -35,6 +35,7 @@ from chinwag.client.events import (
     Presence,
     ReadMarker,
     Receipt,
+    Renamed,
     RoomDetails,
     SendFailed,
     Sent,
@@ -550,6 +551,9 @@ class GuiApp:
                 view = self.chat_view
                 if restored == model.active and view and not view.input_text().strip():
                     view.set_input(model.draft(restored))
+            case Renamed():
+                model.on_renamed(event)
+                self._refresh_members()
             case Presence():
                 if model.on_presence(event):
                     self._load_members(event.room.lower())

@@ -808,7 +808,8 @@ class ChatView(ttk.Frame):
             band: tuple[str, ...] = ("own",) if m.own else ("mention",) if item.mention else ()
             if item.header:
                 nick_tag = "nick_me" if m.own else f"nick{self._nick_index(m.sender)}"
-                t.insert(at, clean(m.sender), (nick_tag, "header", *band))
+                who = f"-{clean(m.sender)}-" if m.notice else clean(m.sender)  # -nick-: a notice
+                t.insert(at, who, (nick_tag, "header", *band))
                 t.insert(at, "   " + m.ts.astimezone().strftime("%H:%M"), ("time", "header", *band))
                 if m.own:
                     t.insert(at, "   you", ("you", "header", *band))

@@ -20,7 +20,7 @@ import re
 import socket
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final, Literal
 
@@ -33,6 +33,7 @@ from chinwag.client.events import (
     Presence,
     ReadMarker,
     Receipt,
+    Renamed,
     RoomDetails,
     SendFailed,
     Sent,
@@ -568,6 +569,17 @@ class GuiModel:
         """
         if ok:
             self.state.read_upto(conversation, upto)
+
+    def on_renamed(self, event: Renamed) -> None:
+        """A guest took another nick (ircmsg): member lists follow, its rooms are told."""
+        key = fold_nick(event.nick)
+        for room, members in self._members.items():
+            user = members.pop(key, None)
+            if user is not None:
+                members[fold_nick(event.new)] = replace(user, nick=event.new)
+                self.add_notice(
+                    Conversation.room(room), f"{event.nick} is now known as {event.new}"
+                )
 
     def on_presence(self, event: Presence) -> bool:
         """Someone joined or left a room: the member list and a notice follow.

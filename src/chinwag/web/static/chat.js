@@ -697,6 +697,17 @@ export class Chat extends EventTarget {
     this.emit("change");
   }
 
+  /** A guest took another nick (ircmsg): member lists follow, the rooms it shares are told. */
+  renamed(f) {
+    const folded = fold(f.nick);
+    if (folded === fold(this.nick)) this.nick = f.new;
+    for (const c of this.conversations.values()) {
+      if (!c.members || !c.members.some((u) => fold(u.nick) === folded)) continue;
+      c.members = c.members.map((u) => (fold(u.nick) === folded ? { ...u, nick: f.new } : u));
+      this.notice(c.key, `${f.nick} is now known as ${f.new}`);
+    }
+  }
+
   /** Whether this user has reaction `emoji` on message `m`. */
   reacted(m, emoji) {
     const me = fold(this.nick);
@@ -737,6 +748,7 @@ export class Chat extends EventTarget {
   }
 
   onPresence(f) {
+    if (f.event === "nick") return this.renamed(f);
     const c = this.conversations.get(roomKey(f.room));
     const me = fold(f.nick) === fold(this.nick);
     if (me && f.event === "invite" && !c) {

@@ -259,7 +259,8 @@ function messageItem(m) {
   if (!mine && chat.mentionsMe(m)) li.classList.add("mention");
   const time = el("time", "meta", timeOf(m.ts));
   time.dateTime = m.ts;
-  li.append(time, el("span", "from", m.from));
+  li.append(time, el("span", "from", m.notice ? `-${m.from}-` : m.from)); // -nick-: a notice
+  if (m.notice) li.classList.add("notice");
   if (m.reply_to) li.append(quote(m));
   if (m.deleted) {
     if (editing && editing.id === m.id) editing = null;

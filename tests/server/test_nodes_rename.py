@@ -1,0 +1,70 @@
+"""A guest's new nick across nodes (ircmsg): two ``chinwag serve`` nodes on one
+PostgreSQL and one Redis (support/services.py), JSON-lines peers on each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Peer, ServerProcess
+from support.peers import connect, login
+from support.services import PostgresServer, RedisServer, pg_database, pg_server, redis_server
+from test_nodes_shared import start_nodes
+
+__all__ = ["pg_server", "redis_server"]  # the session fixtures, imported for pytest
+
+
+@pytest.fixture
+def nodes(
+    pg_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[list[ServerProcess]]:
+    """Two nodes on one PostgreSQL and one Redis."""
+    dsn = asyncio.run(pg_database(pg_server, tmp_path))
+    redis_server.flush()
+    started = start_nodes(tmp_path, dsn, redis_server.url, names="ab")
+    try:
+        yield started
+    finally:
+        for node in started:
+            node.kill()
+
+
+async def hello(peer: Peer, nick: str) -> dict[str, object]:
+    await peer.send(type="hello", proto=1, nick=nick)
+    return await peer.recv()
+
+
+async def test_a_rename_on_one_node_is_seen_and_held_on_the_other(
+    nodes: list[ServerProcess], peers: list[Peer]
+) -> None:
+    a, b = nodes
+    zed = await login(peers, a.port, "zed")
+    bob = await login(peers, b.port, "bob")
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:  # bob's node hears of zed (and the other way) a moment after the logins
+        await bob.send(type="who", room="lobby")
+        users = {u["nick"] for u in (await bob.recv_type("who"))["users"]}
+        if users == {"bob", "zed"}:
+            break
+        assert asyncio.get_running_loop().time() < deadline, users
+        await asyncio.sleep(0.1)
+    await bob.send(type="nick", nick="zed", ref="t")  # held on the other node
+    assert (await bob.recv_type("error"))["code"] == "nick_taken"
+
+    await zed.send(type="nick", nick="zoe", ref="n")
+    while (answer := await zed.recv_type("presence"))["event"] != "nick":
+        pass  # bob's join
+    assert answer["ref"] == "n"
+    told = await bob.recv_type("presence")
+    assert told == {"type": "presence", "event": "nick", "nick": "zed", "new": "zoe"}
+    await bob.send(type="who", room="lobby")
+    assert {u["nick"] for u in (await bob.recv_type("who"))["users"]} == {"bob", "zoe"}
+
+    other = await connect(peers, b.port)  # zed is free at once; zoe is taken
+    while (reply := await hello(other, "zoe"))["type"] != "error":
+        assert asyncio.get_running_loop().time() < deadline, "zoe was never held"
+        await asyncio.sleep(0.1)
+    assert reply["code"] == "nick_taken"
+    assert (await hello(other, "zed"))["type"] == "welcome"

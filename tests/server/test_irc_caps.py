@@ -82,6 +82,30 @@ async def test_monitor_tells_of_a_nick_coming_and_going_without_a_shared_channel
         assert [m for m in await synced(foo, "after") if m.command.startswith("73")] == []
 
 
+async def test_a_guest_s_rename_is_the_old_nick_going_and_the_new_one_coming(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running(tmp_path, irc_auto_join="false") as (_json_port, irc_port),
+        clients() as made,
+    ):
+        bar = await irc(made, irc_port)
+        await bar.register("bar")
+        await bar.send("MONITOR + qux")
+        assert (await bar.command("731")).params == ("bar", "qux")
+        baz = await irc(made, irc_port)
+        await baz.register("baz")
+        await baz.send("NICK qux")
+        await baz.command("NICK")
+        assert (await bar.command("730")).params == ("bar", "qux!qux@chinwag")
+        await baz.send("NICK QUX")  # a change of case: the same nick, nothing to tell
+        await baz.command("NICK")
+        assert not [m for m in await synced(bar) if m.command in ("730", "731")]
+        await baz.send("NICK bazbat")
+        await baz.command("NICK")
+        assert (await bar.command("731")).params == ("bar", "QUX")
+
+
 async def test_an_account_is_offline_only_when_its_last_session_ends_on_any_transport(
     tmp_path: Path,
 ) -> None:

@@ -633,6 +633,7 @@ class Logins:
                 f"{p.nick} is an account: its nick is its name; to use another, register it",
                 reason="account",
             )
+        old_key = p.key
         if nick.key != p.key:
             self._reserved.check(nick)
             if nick.key in self._account_keys or await self._store.get_account(nick.key):
@@ -651,7 +652,6 @@ class Logins:
                 # Taken here while the bus was asked, or the guest left meanwhile.
                 await self._names.release(nick.key, p.pid)
                 raise NickTaken(f"{nick.display} is online; pick another nick")
-            old_key = p.key
             if self._by_key.get(old_key) is p:
                 del self._by_key[old_key]
             p.key = nick.key
@@ -661,7 +661,7 @@ class Logins:
         p.nick = nick.display
         registry = self._registry
         registry.announce(Renamed(registry.node, p.pid, p.key, p.nick, old))
-        registry.renamed(p, old, answer=session, ref=cmd.ref)
+        registry.renamed(p, old, old_key, answer=session, ref=cmd.ref)
 
     async def passwd(self, session: Session, cmd: Passwd) -> None:
         """Change an account's password after checking the old one."""

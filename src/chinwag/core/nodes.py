@@ -227,7 +227,7 @@ class Nodes:
         p = RemotePrincipal(e.pid, e.key, e.nick, before.account, before.bot, before.rooms)
         p.away = before.away
         view.put(p)
-        self._registry.renamed(p, e.old_nick)
+        self._registry.renamed(p, e.old_nick, before.key)
 
     def _offline(self, e: Offline) -> None:
         self._remove(e.node, self._view(e.node), e.pid)

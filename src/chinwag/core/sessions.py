@@ -318,16 +318,22 @@ class OnlineRegistry:
                 s.deliver(0, frame)
 
     def renamed(
-        self, who: Principal | RemotePrincipal, old: str, answer: Session | None = None,
-        ref: str | None = None,
+        self, who: Principal | RemotePrincipal, old: str, old_key: str,
+        answer: Session | None = None, ref: str | None = None,
     ) -> None:  # fmt: skip
-        """Tell that ``who`` (a guest) was called ``old`` and is now ``who.nick`` (ircmsg).
+        """Tell that ``who`` (a guest) was called ``old`` (key ``old_key``) and is now
+        ``who.nick`` (ircmsg).
 
         Once to each principal sharing a room with it, and to its own sessions:
         ``answer``, the session that asked, gets it with ``ref`` (its answer).
         Sent whatever the size of the room (unlike joins and leaves): a reader
-        who missed it would not know who speaks under the new nick.
+        who missed it would not know who speaks under the new nick. Those who
+        monitor the old nick hear it go offline, those who monitor the new one
+        hear it come online (a change of case only: neither).
         """
+        if old_key != who.key:
+            self.tell_watchers(old_key, old, online=False)
+            self.tell_watchers(who.key, who.nick, online=True)
         event = Presence(room="", nick=old, event="nick", new=who.nick)
         frame = Frame(event)
         told = {who.pid}

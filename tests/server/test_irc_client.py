@@ -77,15 +77,15 @@ def _read(log: Path) -> str:
     return log.read_text(errors="replace") if log.exists() else ""
 
 
-async def shown(log: Path, text: str, timeout: float = WAIT) -> str:
-    """Wait until irssi's log ``log`` holds ``text``; return the log."""
+async def shown(log: Path, text: str, timeout: float = WAIT, client: str = "irssi") -> str:
+    """Wait until ``client``'s log ``log`` holds ``text``; return the log."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         content = await asyncio.to_thread(_read, log)
         if text in content:
             return content
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"irssi did not show {text!r} in {log.name}:\n{content}")
+            raise AssertionError(f"{client} did not show {text!r} in {log.name}:\n{content}")
         await asyncio.sleep(0.1)
 
 

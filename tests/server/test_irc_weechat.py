@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Peer, ServerProcess
+from test_irc_client import shown as shown_in
 from test_listeners import free_port
 
 FAST = {"argon2_memory_kib": 8192, "argon2_time_cost": 1, "announce": "false"}
@@ -116,20 +117,9 @@ def weechat(tmp_path: Path) -> Iterator[WeeChat]:
             client.proc.wait(10)
 
 
-def _read(log: Path) -> str:
-    return log.read_text(errors="replace") if log.exists() else ""
-
-
-async def shown(log: Path, text: str, timeout: float = WAIT) -> str:
+async def shown(log: Path, text: str) -> str:
     """Wait until WeeChat's log ``log`` holds ``text``; return the log."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        content = await asyncio.to_thread(_read, log)
-        if text in content:
-            return content
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"WeeChat did not show {text!r} in {log.name}:\n{content}")
-        await asyncio.sleep(0.1)
+    return await shown_in(log, text, WAIT, client="WeeChat")
 
 
 async def test_weechat_gets_its_missed_dm_once_chats_and_sends_a_dm(

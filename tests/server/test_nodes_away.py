@@ -3,32 +3,12 @@ and one Redis (support/services.py), JSON-lines peers on each."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from conftest import Peer, ServerProcess
 from support.peers import login
-from support.services import PostgresServer, RedisServer, pg_database, pg_server, redis_server
-from test_nodes_shared import eventually, register, start_nodes
+from support.services import pg_server, redis_server
+from test_nodes_shared import eventually, register, two_nodes
 
-__all__ = ["pg_server", "redis_server"]  # the session fixtures, imported for pytest
-
-
-@pytest.fixture
-def nodes(
-    pg_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
-) -> Iterator[list[ServerProcess]]:
-    """Two nodes on one PostgreSQL and one Redis."""
-    dsn = asyncio.run(pg_database(pg_server, tmp_path))
-    redis_server.flush()
-    started = start_nodes(tmp_path, dsn, redis_server.url, names="ab")
-    try:
-        yield started
-    finally:
-        for node in started:
-            node.kill()
+__all__ = ["pg_server", "redis_server", "two_nodes"]  # the session fixtures, imported for pytest
 
 
 async def away_of(peer: Peer, nick: str) -> str | None:
@@ -39,9 +19,9 @@ async def away_of(peer: Peer, nick: str) -> str | None:
 
 
 async def test_away_set_on_one_node_is_told_shown_and_acked_on_the_other(
-    nodes: list[ServerProcess], peers: list[Peer]
+    two_nodes: list[ServerProcess], peers: list[Peer]
 ) -> None:
-    a, b = nodes
+    a, b = two_nodes
     ann = await register(peers, a.port, "ann", device="phone")
     laptop = await login(peers, b.port, "ann", password="ann's long password", device="laptop")
     bob = await login(peers, b.port, "bob")

@@ -3,38 +3,18 @@ PostgreSQL and one Redis (support/services.py), JSON-lines peers on each."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from conftest import Peer, ServerProcess
 from support.peers import login
-from support.services import PostgresServer, RedisServer, pg_database, pg_server, redis_server
-from test_nodes_shared import eventually, register, start_nodes
+from support.services import pg_server, redis_server
+from test_nodes_shared import eventually, register, two_nodes
 
-__all__ = ["pg_server", "redis_server"]  # the session fixtures, imported for pytest
-
-
-@pytest.fixture
-def nodes(
-    pg_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
-) -> Iterator[list[ServerProcess]]:
-    """Two nodes on one PostgreSQL and one Redis."""
-    dsn = asyncio.run(pg_database(pg_server, tmp_path))
-    redis_server.flush()
-    started = start_nodes(tmp_path, dsn, redis_server.url, names="ab")
-    try:
-        yield started
-    finally:
-        for node in started:
-            node.kill()
+__all__ = ["pg_server", "redis_server", "two_nodes"]  # the session fixtures, imported for pytest
 
 
 async def test_a_nick_is_online_while_it_has_a_session_on_any_node(
-    nodes: list[ServerProcess], peers: list[Peer]
+    two_nodes: list[ServerProcess], peers: list[Peer]
 ) -> None:
-    a, b = nodes
+    a, b = two_nodes
     bob = await login(peers, b.port, "bob")
     await bob.send(type="monitor", add=["ann"], ref="m")
     assert (await bob.recv_type("monitor"))["offline"] == ["ann"]
@@ -60,9 +40,9 @@ async def test_a_nick_is_online_while_it_has_a_session_on_any_node(
 
 
 async def test_a_real_name_change_reaches_room_peers_on_the_other_node(
-    nodes: list[ServerProcess], peers: list[Peer]
+    two_nodes: list[ServerProcess], peers: list[Peer]
 ) -> None:
-    a, b = nodes
+    a, b = two_nodes
     bob = await login(peers, b.port, "bob")  # in the lobby with ann
     ann = await login(peers, a.port, "ann")
 
@@ -78,9 +58,9 @@ async def test_a_real_name_change_reaches_room_peers_on_the_other_node(
 
 
 async def test_a_bot_flag_set_on_one_node_shows_on_the_other(
-    nodes: list[ServerProcess], peers: list[Peer]
+    two_nodes: list[ServerProcess], peers: list[Peer]
 ) -> None:
-    a, b = nodes
+    a, b = two_nodes
     bob = await login(peers, b.port, "bob")
     ann = await login(peers, a.port, "ann")
 
@@ -96,9 +76,9 @@ async def test_a_bot_flag_set_on_one_node_shows_on_the_other(
 
 
 async def test_a_guest_registering_on_one_node_is_told_on_the_other(
-    nodes: list[ServerProcess], peers: list[Peer]
+    two_nodes: list[ServerProcess], peers: list[Peer]
 ) -> None:
-    a, b = nodes
+    a, b = two_nodes
     bob = await login(peers, b.port, "bob")
     ann = await login(peers, a.port, "ann")
 
@@ -113,9 +93,9 @@ async def test_a_guest_registering_on_one_node_is_told_on_the_other(
 
 
 async def test_an_account_s_bot_flag_is_one_state_on_every_node_it_is_online_on(
-    nodes: list[ServerProcess], peers: list[Peer]
+    two_nodes: list[ServerProcess], peers: list[Peer]
 ) -> None:
-    a, b = nodes
+    a, b = two_nodes
     phone = await register(peers, a.port, "ann", device="phone")
     await login(peers, b.port, "ann", password="ann's long password", device="laptop")
     bob = await login(peers, b.port, "bob")

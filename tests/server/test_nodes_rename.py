@@ -4,31 +4,13 @@ PostgreSQL and one Redis (support/services.py), JSON-lines peers on each."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from conftest import Peer, ServerProcess
 from support.peers import connect, login
-from support.services import PostgresServer, RedisServer, pg_database, pg_server, redis_server
-from test_nodes_shared import start_nodes
+from support.services import pg_server, redis_server
+from test_nodes_shared import two_nodes
 
-__all__ = ["pg_server", "redis_server"]  # the session fixtures, imported for pytest
-
-
-@pytest.fixture
-def nodes(
-    pg_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
-) -> Iterator[list[ServerProcess]]:
-    """Two nodes on one PostgreSQL and one Redis."""
-    dsn = asyncio.run(pg_database(pg_server, tmp_path))
-    redis_server.flush()
-    started = start_nodes(tmp_path, dsn, redis_server.url, names="ab")
-    try:
-        yield started
-    finally:
-        for node in started:
-            node.kill()
+__all__ = ["pg_server", "redis_server", "two_nodes"]  # the session fixtures, imported for pytest
 
 
 async def hello(peer: Peer, nick: str) -> dict[str, object]:
@@ -37,9 +19,9 @@ async def hello(peer: Peer, nick: str) -> dict[str, object]:
 
 
 async def test_a_rename_on_one_node_is_seen_and_held_on_the_other(
-    nodes: list[ServerProcess], peers: list[Peer]
+    two_nodes: list[ServerProcess], peers: list[Peer]
 ) -> None:
-    a, b = nodes
+    a, b = two_nodes
     zed = await login(peers, a.port, "zed")
     bob = await login(peers, b.port, "bob")
     deadline = asyncio.get_running_loop().time() + 20

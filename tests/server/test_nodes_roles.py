@@ -3,33 +3,14 @@ one PostgreSQL and one Redis, JSON-lines peers on each."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import Peer, ServerProcess
 from support.peers import login
-from support.services import PostgresServer, RedisServer, pg_database, pg_server, redis_server
-from test_nodes_shared import eventually, register, start_nodes
+from support.services import pg_server, redis_server
+from test_nodes_shared import eventually, register, two_nodes
 
-__all__ = ["pg_server", "redis_server"]  # the session fixtures, imported for pytest
-
-
-@pytest.fixture
-def nodes(
-    pg_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
-) -> Iterator[list[ServerProcess]]:
-    """Two nodes on one PostgreSQL and one Redis."""
-    dsn = asyncio.run(pg_database(pg_server, tmp_path))
-    redis_server.flush()
-    started = start_nodes(tmp_path, dsn, redis_server.url, names="ab")
-    try:
-        yield started
-    finally:
-        for node in started:
-            node.kill()
+__all__ = ["pg_server", "redis_server", "two_nodes"]  # the session fixtures, imported for pytest
 
 
 async def answer(peer: Peer, ref: str, **frame: Any) -> dict[str, Any]:
@@ -40,9 +21,9 @@ async def answer(peer: Peer, ref: str, **frame: Any) -> dict[str, Any]:
 
 
 async def test_a_guests_voice_and_locks_hold_on_every_node_and_end_with_it(
-    nodes: list[ServerProcess], peers: list[Peer]
+    two_nodes: list[ServerProcess], peers: list[Peer]
 ) -> None:
-    a, b = nodes
+    a, b = two_nodes
     gus = await login(peers, a.port, "gus")  # a guest on node a
     assert (await answer(gus, "j", type="join", room="den"))["type"] == "ok"
     ann = await register(peers, b.port, "ann")  # an account on node b

@@ -57,6 +57,22 @@ def nodes(
             node.kill()
 
 
+@pytest.fixture
+def two_nodes(
+    pg_server: PostgresServer, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[list[ServerProcess]]:
+    """Two nodes, a and b, on one PostgreSQL and one Redis (for the modules of one feature
+    across nodes: they import this fixture)."""
+    dsn = asyncio.run(pg_database(pg_server, tmp_path))
+    redis_server.flush()
+    started = start_nodes(tmp_path, dsn, redis_server.url, names="ab")
+    try:
+        yield started
+    finally:
+        for node in started:
+            node.kill()
+
+
 def test_node_heartbeat_refuses_zero_and_takes_a_little_above() -> None:
     with pytest.raises(SettingsError, match="node_heartbeat must be above 0"):
         build(overrides=["node_heartbeat=0"])

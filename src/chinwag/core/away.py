@@ -10,10 +10,9 @@ Other nodes hear it as `AwaySet` and keep it in their view (`RemotePrincipal.awa
 
 from __future__ import annotations
 
-import re
-
 from chinwag.bus.base import AwaySet
 from chinwag.config import Settings
+from chinwag.core.rules import one_line
 from chinwag.core.sessions import (
     Frame,
     OnlineRegistry,
@@ -24,9 +23,6 @@ from chinwag.core.sessions import (
 )
 from chinwag.errors import BadRequest
 from chinwag.protocol.events import Away, AwayNotice
-
-# Control characters (C0, DEL, C1): an away message is one line of text.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class AwayStates:
@@ -54,7 +50,7 @@ class AwayStates:
                 raise BadRequest(
                     f"the away message has {len(message)} characters; the limit is {most}"
                 )
-            if _CONTROL.search(message):
+            if not one_line(message):
                 raise BadRequest("the away message is one line without control characters")
         p = session.principal
         changed = p.away != message

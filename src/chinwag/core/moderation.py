@@ -42,7 +42,7 @@ from contextvars import ContextVar
 from chinwag.bus.base import Bus, Moderated
 from chinwag.config import Settings
 from chinwag.core.accounts import parse_nick
-from chinwag.core.rules import LOBBY, parse_room
+from chinwag.core.rules import LOBBY, one_line, parse_room
 from chinwag.core.sessions import Frame, OnlineRegistry, Principal, Session, account_pid, ok
 from chinwag.errors import (
     BadKey,
@@ -91,11 +91,6 @@ def clock_text(until_ms: int) -> str:
 
 def _kicked_words(reason: str) -> str:
     return "an admin ended your session" + (f": {reason}" if reason else "")
-
-
-def _one_line(text: str) -> bool:
-    """No control characters (C0, DEL, C1): one line that cannot drive a terminal."""
-    return not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
 
 
 _VOICE = ("voice", "unvoice")
@@ -733,7 +728,7 @@ class Moderation:
         most = self.settings.moderation_reason_max
         if len(reason) > most:
             raise BadRequest(f"a reason is at most {most} characters, not {len(reason)}")
-        if not _one_line(reason):
+        if not one_line(reason):
             # A newline would forge lines of `chinwag admin audit`, an escape drive its terminal.
             raise BadRequest("a reason is one line without control characters")
 
@@ -798,7 +793,7 @@ class Moderation:
                 raise BadRequest(
                     f"a topic is at most {self.settings.topic_max} characters, not {len(topic)}"
                 )
-            if not _one_line(topic):
+            if not one_line(topic):
                 raise BadRequest("a topic is one line without control characters")
         if room == LOBBY and (cmd.private or cmd.key or cmd.limit):
             raise Forbidden(

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import heapq
-import re
 import time
 from collections.abc import Callable
 
@@ -25,6 +24,7 @@ from chinwag.config import Settings
 from chinwag.core.accounts import LoginThrottle, PasswordHasher, check_login, parse_nick
 from chinwag.core.moderation import Moderation
 from chinwag.core.rooms import REPLY_BYTES_PER_TOKEN
+from chinwag.core.rules import one_line
 from chinwag.core.sessions import (
     Frame,
     OnlineRegistry,
@@ -50,8 +50,6 @@ from chinwag.protocol.events import (
 )
 from chinwag.protocol.masks import wildcard_match
 from chinwag.storage.base import AuditEntry, Store
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class Operators:
@@ -187,7 +185,7 @@ class Operators:
         most = self.settings.wallops_max_length
         if not text or len(text) > most:
             raise BadRequest(f"a wallops is 1 to {most} characters, not {len(text)}")
-        if _CONTROL.search(text):
+        if not one_line(text):
             raise BadRequest("a wallops is one line without control characters")
         ok(session, cmd.ref)
         self._registry.announce(WallopsSent(self._registry.node, p.nick, text))

@@ -11,16 +11,12 @@ core/rooms.py.)
 
 from __future__ import annotations
 
-import re
-
 from chinwag.bus.base import RealNameSet
 from chinwag.config import Settings
+from chinwag.core.rules import one_line
 from chinwag.core.sessions import Frame, OnlineRegistry, Principal, RemotePrincipal, Session, ok
 from chinwag.errors import BadRequest
 from chinwag.protocol.events import RealNameNotice, SetName
-
-# Control characters (C0, DEL, C1): a real name is one line of text.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class RealNames:
@@ -50,7 +46,7 @@ class RealNames:
                 f"the real name has {len(name)} characters; the limit is {most}",
                 reason="real_name",
             )
-        if _CONTROL.search(name):
+        if not one_line(name):
             raise BadRequest(
                 "a real name is one line without control characters", reason="real_name"
             )

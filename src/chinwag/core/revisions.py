@@ -8,21 +8,17 @@ in the backlog alike.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Callable
 
 from chinwag.config import Settings
 from chinwag.core.moderation import Moderation
 from chinwag.core.posting import Extra, Posting
-from chinwag.core.rules import check_body
+from chinwag.core.rules import check_body, one_line
 from chinwag.core.sessions import Session, charge
 from chinwag.errors import BadRequest, Forbidden, NotFound
 from chinwag.protocol.events import Delete, Edit, React
 from chinwag.storage.base import Store, StoredMessage
-
-# A deletion's reason is one line (issue 19): C0, DEL and C1 controls are refused.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 _ZWJ = "\u200d"
 
@@ -203,7 +199,7 @@ class Revisions:
         most = self.settings.moderation_reason_max
         if len(reason) > most:
             raise BadRequest(f"a reason is at most {most} characters, not {len(reason)}")
-        if _CONTROL.search(reason):
+        if not one_line(reason):
             raise BadRequest("a reason is one line without control characters")
 
     async def react(self, session: Session, cmd: React) -> None:

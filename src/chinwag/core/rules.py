@@ -12,6 +12,14 @@ MAX_BODY = 4000
 _ROOM = re.compile(r"[a-z0-9_-]{1,32}")
 # Control characters (C0, DEL, C1) other than \n and \t.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Every control character (C0, DEL, C1), newline and tab included.
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> bool:
+    """No control characters (C0, DEL, C1; newline and tab included): one line of text
+    that cannot drive a terminal (topics, reasons, away messages, real names, wallops)."""
+    return _ANY_CONTROL.search(text) is None
 
 
 def parse_room(raw: str) -> str:

@@ -138,6 +138,9 @@ async def test_wallops_reach_the_listening_sessions_and_the_operators_only(
         await one.send("WALLOPS :" + "x" * 21)  # over it: refused, sent to nobody
         fail = await one.command("FAIL")
         assert fail.params[:2] == ("WALLOPS", "BAD_REQUEST")
+        await one.send("WALLOPS :ring \x07 bell")  # a control character: refused too
+        fail = await one.command("FAIL")
+        assert fail.params[:2] == ("WALLOPS", "BAD_REQUEST") and "one line" in fail.params[-1]
         await two.send("PING :nothing for me")
         _, before = await two.until(numeric("PONG"))
         assert [m for m in before if m.command == "WALLOPS"] == []

@@ -332,12 +332,23 @@ def latency_against_disk(rows: list[dict[str, Any]], floor: dict[str, Any] | Non
                     )
                     if traced
                     else "–",
+                    (
+                        f"{_num(m.get('slow_beyond_disk'), 0)} of"
+                        f" {_num(m.get('slow_deliveries'), 0)};"
+                        f" {_num(m.get('beyond_disk_p50_ms'), 2)}"
+                        f" / {_num(m.get('beyond_disk_max_ms'), 2)}"
+                    )
+                    if m.get("slow_beyond_disk") is not None
+                    else "–",
                 ]
             )
     head = (
         "\n2b. Latency against the disk: the server's own fsync/fdatasync calls in the"
         " phase (strace -T, seccomp filter), and how many slow copies (above the run's"
-        " p99) were on their way while a sync slower than 3 ms ran; medians of runs"
+        " p99) were on their way while a sync slower than 3 ms ran; medians of runs."
+        "\n    'beyond the disk' (fsync only): how many slow copies arrived more than 3 ms"
+        " after the end of the first sync that started after their send (what the disk"
+        " does not explain), and the p50 / max of that time over the slow copies, ms"
     )
     if floor:
         head += (
@@ -353,6 +364,7 @@ def latency_against_disk(rows: list[dict[str, Any]], floor: dict[str, Any] | Non
             "sync ms p50/p99/max",
             "syncs",
             "slow: on a slow sync",
+            "slow: beyond the disk > 3 ms; p50 / max",
         ],
         body,
     )

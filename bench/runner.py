@@ -12,6 +12,7 @@ the report gives medians, and the chinwag/baseline ratio of each.
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import importlib.util
 import json
@@ -402,7 +403,8 @@ def run_once(
         run.metrics = derive(case, run.gen, samples)
         if trace is not None:
             server.stop()  # strace has written every line once it exits
-            run.metrics.update(sync_metrics(trace, run.gen[0]))
+            fsync = DURABILITY[run.server] == "fsync"
+            run.metrics.update(sync_metrics(trace, run.gen[0], acks_wait_for_sync=fsync))
         run.metrics["foreign_cpu"] = _foreign(case, samples, others)
         run.ok = bool(run.metrics.get("verified"))
         if not run.ok:
@@ -501,21 +503,32 @@ def parse_syncs(path: Path) -> list[tuple[float, float]]:
     return syncs
 
 
-def sync_metrics(trace: Path, gen: dict[str, Any]) -> dict[str, Any]:
+def sync_metrics(
+    trace: Path, gen: dict[str, Any], *, acks_wait_for_sync: bool = True
+) -> dict[str, Any]:
     """The server's syncs during the phase, and how many slow copies overlapped a slow one.
 
     A copy is slow when its latency is above the run's p99; a sync is slow when
     it took longer than ``SLOW_SYNC_MS``. A slow copy "waited on a slow sync"
     when a slow sync of the server ran while the copy was on its way (between
     its send and its arrival): its commit, or one its commit queued behind.
+
+    That overlap is no measure of how much of the copy's time was the disk's.
+    "Beyond the disk" is: with ``fsync`` a copy cannot arrive before the end of
+    the first sync that *started* after it was sent (its commit's sync, or an
+    earlier one it waited for), so its arrival minus that end is the time the
+    disk does not explain: an upper bound on what the server itself added
+    (queueing behind a long fan-out after a stall counts as the server's).
+    With ``os`` (``acks_wait_for_sync`` false) the acks wait for no sync, and
+    the figure would say nothing: it is left out.
     """
     t0, t1 = float(gen["t0_wall"]), float(gen["t_end_wall"])
-    syncs = [(a, b) for a, b in parse_syncs(trace) if t0 <= a <= t1]
+    syncs = sorted((a, b) for a, b in parse_syncs(trace) if t0 <= a <= t1)
     q = quantiles([(b - a) * 1e3 for a, b in syncs])
     slow_syncs = [(a, b) for a, b in syncs if (b - a) * 1e3 > SLOW_SYNC_MS]
     slow = [(float(a), float(b)) for a, b in gen.get("slow_deliveries", [])]
     waited = sum(1 for sent, got in slow if any(a < got and b > sent for a, b in slow_syncs))
-    return {
+    out: dict[str, Any] = {
         "syncs": len(syncs),
         "sync_p50_ms": round(q["p50_ms"], 3),
         "sync_p99_ms": round(q["p99_ms"], 3),
@@ -524,6 +537,18 @@ def sync_metrics(trace: Path, gen: dict[str, Any]) -> dict[str, Any]:
         "slow_deliveries": len(slow),
         "slow_waited_on_sync": waited,
     }
+    if not acks_wait_for_sync or not slow:
+        return out
+    starts = [a for a, _ in syncs]
+    beyond = []  # ms of each slow copy's latency after the first sync started after its send
+    for sent, got in slow:
+        i = bisect.bisect_left(starts, sent)
+        floor = syncs[i][1] if i < len(syncs) and syncs[i][1] <= got else sent
+        beyond.append((got - floor) * 1e3)
+    out["slow_beyond_disk"] = sum(1 for b in beyond if b > SLOW_SYNC_MS)
+    out["beyond_disk_p50_ms"] = round(quantiles(beyond)["p50_ms"], 3)
+    out["beyond_disk_max_ms"] = round(max(beyond), 3)
+    return out
 
 
 def _split(case: Case) -> list[dict[str, Any]]:

@@ -70,3 +70,33 @@ def test_a_slow_copy_counts_as_waiting_on_a_sync_only_if_a_slow_sync_ran_meanwhi
     assert m["sync_max_ms"] == pytest.approx(10.0)
     assert (m["slow_syncs"], m["slow_deliveries"], m["slow_waited_on_sync"]) == (1, 3, 1)
     json.dumps(m)  # goes into the JSON report as it is
+
+
+def test_beyond_the_disk_is_what_a_slow_copy_took_after_the_first_sync_begun_after_its_send(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "syncs.strace"
+    # A stall (200 ms) and two quick syncs after it.
+    log.write_text(
+        "7 100.000000 fdatasync(5)    = 0 <0.200000>\n"
+        "7 100.201000 fdatasync(5)    = 0 <0.001000>\n"
+        "7 100.400000 fdatasync(5)    = 0 <0.001000>\n"
+    )
+    gen = {
+        "t0_wall": 99.9,
+        "t_end_wall": 101.0,
+        "slow_deliveries": [
+            [99.95, 100.201],  # sent before the stall began: 1 ms after it ended
+            [100.1, 100.214],  # sent during it: 12 ms after the next sync's end
+            [100.5, 100.51],  # no sync began after it: all of its 10 ms
+        ],
+    }
+    m = sync_metrics(log, gen)
+    assert m["slow_waited_on_sync"] == 2
+    assert m["slow_beyond_disk"] == 2, "12 ms and 10 ms are beyond the 3 ms margin, 1 ms is not"
+    assert m["beyond_disk_p50_ms"] == pytest.approx(10.0)
+    assert m["beyond_disk_max_ms"] == pytest.approx(12.0)
+    os_mode = sync_metrics(log, gen, acks_wait_for_sync=False)
+    assert "slow_beyond_disk" not in os_mode, "with os no ack waits for a sync"
+    assert os_mode["slow_waited_on_sync"] == 2
+    json.dumps(m)

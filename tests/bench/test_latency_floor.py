@@ -6,10 +6,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.floor import sync_latency
+from bench.report import targets
 from bench.runner import STRACE, parse_syncs, strace_works, sync_metrics
 
 SYNCING_CHILD = """
@@ -100,3 +102,25 @@ def test_beyond_the_disk_is_what_a_slow_copy_took_after_the_first_sync_begun_aft
     assert "slow_beyond_disk" not in os_mode, "with os no ack waits for a sync"
     assert os_mode["slow_waited_on_sync"] == 2
     json.dumps(m)
+
+
+def test_the_1000_msg_s_target_is_judged_on_a_1000_msg_s_run_only() -> None:
+    def rate_row(rate: int, p99: float) -> dict[str, Any]:
+        median = {"lat_p50_ms": 1.0, "lat_p99_ms": p99}
+        return {
+            "scenario": "rate",
+            "size": 100,
+            "params": {"rate": rate},
+            "servers": {"chinwag": {"median": median, "verified": True}},
+        }
+
+    def judged(summary: list[dict[str, Any]]) -> dict[str, Any]:
+        (row,) = [t for t in targets(summary) if t["target"].startswith("100 clients at 1,000")]
+        return row
+
+    assert judged([rate_row(200, 16.0)])["met"] is None, "a 200 msg/s run is not that target's"
+    assert judged([rate_row(200, 16.0), rate_row(1000, 4.0)]) == {
+        "target": "100 clients at 1,000 msg/s: p99 ≤ 5 ms",
+        "value": "4.00 ms",
+        "met": True,
+    }

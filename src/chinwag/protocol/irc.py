@@ -1286,7 +1286,7 @@ class IrcServerCodec:
                     self._numeric("403", name or "*", "No such channel: rooms are #name")
                 )
                 continue
-            if name.casefold() in self._channels:
+            if self._in_channel(name):
                 continue  # already there: a server ignores such a JOIN (clients send one)
             ref = self._remember("JOIN", name, msg)
             first = first or self._pending[ref]
@@ -1296,6 +1296,17 @@ class IrcServerCodec:
             first.before = b"".join(refused)
             return out
         return [Reply(wire) for wire in refused] + out
+
+    def _in_channel(self, channel: str) -> bool:
+        """Whether the client is in ``channel`` once the hub has carried out the JOINs
+        and PARTs it sent so far: the newest one still unanswered says it, else the
+        channels joined. ``PART #x`` then ``JOIN #x`` in one write (irssi's ``/cycle``)
+        is a leave and a fresh join, though the PART's answer has not come yet."""
+        key = channel.casefold()
+        for pending in reversed(self._pending.values()):
+            if pending.command in ("JOIN", "PART") and pending.target.casefold() == key:
+                return pending.command == "JOIN"
+        return key in self._channels
 
     def _nick_change(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``NICK`` once registered: a guest takes another nick (ircmsg, a ``nick``);
@@ -2714,6 +2725,10 @@ class IrcServerCodec:
             return b""
         me = self._me()
         if pending.command == "JOIN":
+            if pending.target.casefold() in self._channels:
+                # Still in it: the PART sent just before was refused (the lobby with
+                # irc_auto_join); as any JOIN of a channel one is in, nothing.
+                return format_message("ACK", source=self.server_name) if pending.label else b""
             self._channels.add(pending.target.casefold())
             self._hidden.discard(pending.target[1:].lower())
             batched = pending.label is not None and "batch" in self.caps

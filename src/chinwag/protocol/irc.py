@@ -2676,11 +2676,17 @@ class IrcServerCodec:
         return e.room is None and e.to is not None and e.to == e.sender == self.nick
 
     def _lusers(self, e: StatsReply) -> bytes:
-        """``LUSERS``: no maxima are kept (invisible people and operators are not counted yet)."""
+        """``LUSERS``: ``251`` tells the invisible (``+i``) people of this node from the
+        rest, ``252`` this node's operators (when there are some); no maxima are kept."""
+        visible = e.online - e.invisible
         lines = [
             self._numeric(
-                "251", f"There are {e.online} users and 0 invisible on {e.nodes} servers"
+                "251", f"There are {visible} users and {e.invisible} invisible on {e.nodes} servers"
             ),
+        ]
+        if e.operators:
+            lines.append(self._numeric("252", str(e.operators), "operator(s) online"))
+        lines += [
             self._numeric("254", str(e.rooms), "channels formed"),
             self._numeric("255", f"I have {e.here} clients and {e.nodes - 1} servers"),
             self._numeric("265", f"Current local users: {e.here}"),

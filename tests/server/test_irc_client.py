@@ -138,7 +138,8 @@ async def test_irssi_logs_in_with_sasl_gets_its_missed_dm_and_chats(
 
 
 async def test_irssi_cycle_leaves_and_joins_the_channel_again(tmp_path: Path, tmux: Tmux) -> None:
-    # /cycle writes PART and JOIN without waiting for the PART's answer.
+    # /cycle sends PART and JOIN without waiting for the PART's answer. Here irssi's two
+    # lines may reach the server apart; test_irc_channels sends both in one write.
     irc_port = free_port()
     srv = ServerProcess(tmp_path / "srv", FAST, args=["--irc-port", str(irc_port)])
     srv.start()
@@ -166,7 +167,8 @@ async def test_irssi_cycle_leaves_and_joins_the_channel_again(tmp_path: Path, tm
         await shown(den, "Total of 2 nicks")  # irssi has the channel's NAMES
 
         tmux.run("send-keys", "/cycle #den", "Enter")
-        seen = []  # bob's presences in #den: ann's join from /join, then the /cycle
+        # bob's presences in #den: ann's join from /join, then the /cycle
+        seen: list[tuple[str, str]] = []
         while len(seen) < 3:
             presence = await bob.recv_type("presence", timeout=WAIT)
             if presence["room"] == "den":

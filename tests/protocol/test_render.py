@@ -444,8 +444,9 @@ GOLDEN: list[tuple[str, Outgoing, bytes]] = [
     ),
     (
         "stats",
-        StatsReply(online=3, here=2, rooms=2, nodes=2, ref="s"),
-        b'{"type":"stats","online":3,"here":2,"rooms":2,"nodes":2,"ref":"s"}\n',
+        StatsReply(online=3, here=2, rooms=2, nodes=2, invisible=1, operators=0, ref="s"),
+        b'{"type":"stats","online":3,"here":2,"rooms":2,"nodes":2,"invisible":1,"operators":0,'
+        b'"ref":"s"}\n',
     ),
     (
         "whowas",

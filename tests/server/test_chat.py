@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,34 @@ async def test_rooms_join_say_leave_presence_who(server: ServerProcess, peers: l
     assert (await bob.recv_type("error"))["code"] == "bad_room"
     await bob.send(type="who", room="games", ref="w2")
     assert (await bob.recv_type("error"))["code"] == "not_member"
+
+
+async def test_leave_then_join_in_one_write_ends_in_the_room(
+    server: ServerProcess, peers: list[Peer]
+) -> None:
+    # As IRC's PART then JOIN (/cycle): the frames are carried out in the order sent.
+    alice = await login(peers, server.port, "alice")
+    bob = await login(peers, server.port, "bob")
+    for peer in (alice, bob):
+        await peer.send(type="join", room="games", ref="j")
+        await peer.recv_type("ok")
+    leave = {"type": "leave", "room": "games", "ref": "l"}
+    join = {"type": "join", "room": "games", "ref": "j2"}
+    await bob.send_raw(json.dumps(leave).encode() + b"\n" + json.dumps(join).encode() + b"\n")
+    assert (await bob.recv_type("ok"))["ref"] == "l"
+    assert (await bob.recv_type("ok"))["ref"] == "j2"
+    seen = [(p["nick"], p["event"]) for p in [await alice.recv_type("presence") for _ in "123"]]
+    assert seen == [("bob", "join"), ("bob", "leave"), ("bob", "join")]
+    await alice.send(type="say", room="games", body="still here?", cid="g1")
+    assert (await bob.recv_type("message"))["body"] == "still here?"
+
+    # The other order: out of the room at the end.
+    await bob.send_raw(json.dumps(join).encode() + b"\n" + json.dumps(leave).encode() + b"\n")
+    assert (await bob.recv_type("ok"))["ref"] == "j2"
+    assert (await bob.recv_type("ok"))["ref"] == "l"
+    await alice.send(type="say", room="games", body="gone?", cid="g2")
+    await alice.recv_type("ack")
+    assert [f for f in await bob.quiet(0.3) if f["type"] == "message"] == []
 
 
 async def test_typing_is_forwarded_not_stored(server: ServerProcess, peers: list[Peer]) -> None:

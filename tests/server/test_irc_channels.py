@@ -223,3 +223,59 @@ async def test_a_join_refused_for_a_private_room_or_a_room_cap_is_473_or_405(
         await bob.send("JOIN #cellar")  # a third room: over max_rooms_per_guest
         capped, _ = await bob.until(numeric("405"))
         assert capped.params[1] == "#cellar"
+
+
+async def test_part_then_join_in_one_write_leaves_and_joins_again(tmp_path: Path) -> None:
+    # irssi's /cycle, bouncers and scripts send both lines at once (no answer between).
+    async with running(tmp_path, irc_auto_join="false") as (json_port, irc_port), clients() as made:
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        await ann.send(type="join", room="den", ref="j")
+        await ann.recv_type("room_info")
+        await ann.send(type="room", room="den", topic="chess at noon", ref="t")
+        assert (await ann.recv_type("ok"))["ref"] == "t"
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        await bob.send("JOIN #den")
+        await bob.until(lambda m: m.command == "366" and m.params[1] == "#den")
+
+        await bob.send(b"PART #den :brb\r\nJOIN #den")
+        part, _ = await bob.until(lambda m: m.command in ("PART", "JOIN"))
+        assert (part.command, part.params) == ("PART", ("#den", "brb"))
+        joined, _ = await bob.until(lambda m: m.command == "JOIN")
+        assert joined.params == ("#den",)
+        topic, _ = await bob.until(numeric("332"))
+        assert topic.params[1:] == ("#den", "chess at noon")
+        names, _ = await bob.until(lambda m: m.command == "353")
+        assert sorted(names.params[-1].split()) == ["@ann", "bob"]
+        await ann.send(type="say", room="den", body="still there?", cid="c1")
+        heard, _ = await bob.until(privmsg)
+        assert heard.params == ("#den", "still there?")  # he is in the channel again
+
+        # The other order: joined and then out.
+        await bob.send(b"JOIN #attic\r\nPART #attic")
+        joined, _ = await bob.until(lambda m: m.command in ("PART", "JOIN"))
+        assert (joined.command, joined.params) == ("JOIN", ("#attic",))
+        parted, _ = await bob.until(lambda m: m.command == "PART")
+        assert parted.params == ("#attic",)
+        await bob.send("TOPIC #attic")  # no longer in it (the room is gone with him)
+        assert (await bob.until(lambda m: m.command in ("403", "442")))[0].params[1] == "#attic"
+        # A JOIN of a channel one is in is still nothing; PART, JOIN, JOIN: one join.
+        await bob.send(b"JOIN #den\r\nPART #den\r\nJOIN #den\r\nJOIN #den\r\nPING :done")
+        _, lines = await bob.until(lambda m: m.command == "PONG")
+        lines += (await bob.until(lambda m: m.command == "366"))[1]
+        assert [m.command for m in lines if m.command in ("JOIN", "PART")] == ["PART", "JOIN"]
+
+
+async def test_a_refused_part_of_the_lobby_then_a_join_is_the_refusal_only(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as (_, irc_port), clients() as made:
+        bob = await irc(made, irc_port)
+        await bob.register("bob")
+        await bob.until(lambda m: m.command == "366" and m.params[1] == "#lobby")
+        await bob.send(b"PART #lobby\r\nJOIN #lobby\r\nPING :done")
+        _, lines = await bob.until(lambda m: m.command == "PONG")
+        assert [(m.command, m.params[:2]) for m in lines] == [("FAIL", ("PART", "FORBIDDEN"))]
+        await bob.send("PING :again")  # nor does anything come after the JOIN's answer
+        assert [m.command for m in (await bob.until(lambda m: m.command == "PONG"))[1]] == []

@@ -77,12 +77,14 @@ def _read(log: Path) -> str:
     return log.read_text(errors="replace") if log.exists() else ""
 
 
-async def shown(log: Path, text: str, timeout: float = WAIT, client: str = "irssi") -> str:
-    """Wait until ``client``'s log ``log`` holds ``text``; return the log."""
+async def shown(
+    log: Path, text: str, timeout: float = WAIT, client: str = "irssi", times: int = 1
+) -> str:
+    """Wait until ``client``'s log ``log`` holds ``text`` (``times`` times); return the log."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         content = await asyncio.to_thread(_read, log)
-        if text in content:
+        if content.count(text) >= times:
             return content
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{client} did not show {text!r} in {log.name}:\n{content}")
@@ -129,6 +131,56 @@ async def test_irssi_logs_in_with_sasl_gets_its_missed_dm_and_chats(
         while got["from"] == "bob":  # his own copy of what he said
             got = await bob.recv_type("message", timeout=WAIT)
         assert (got["from"], got["room"], got["body"]) == ("ann", "lobby", "hello from irssi")
+    finally:
+        if bob is not None:
+            await bob.close()
+        srv.kill()
+
+
+async def test_irssi_cycle_leaves_and_joins_the_channel_again(tmp_path: Path, tmux: Tmux) -> None:
+    # /cycle sends PART and JOIN without waiting for the PART's answer. Here irssi's two
+    # lines may reach the server apart; test_irc_channels sends both in one write.
+    irc_port = free_port()
+    srv = ServerProcess(tmp_path / "srv", FAST, args=["--irc-port", str(irc_port)])
+    srv.start()
+    bob: Peer | None = None
+    try:
+        ann = await Peer.connect(srv.port)
+        await ann.hello("ann")
+        await ann.send(type="register", password="correct horse")
+        await ann.recv_type("ok")
+        await ann.send(type="bye")
+        await ann.recv_type("bye")
+        await ann.close()
+        bob = await Peer.connect(srv.port)
+        await bob.hello("bob")
+        await bob.send(type="join", room="den", ref="j")
+        await bob.recv_type("room_info")
+        home, logs = tmp_path / "irssi", tmp_path / "logs"
+        home.mkdir()
+        (home / "config").write_text(irssi_config(irc_port, logs))
+        tmux.run("new-session", "-d", "-x", "200", "-y", "50", f"irssi --home={home}")
+        await shown(logs / "cw" / "#lobby.log", "ann [ann@chinwag] has joined #lobby")
+        tmux.run("send-keys", "/join #den", "Enter")
+        den = logs / "cw" / "#den.log"
+        await shown(den, "ann [ann@chinwag] has joined #den")
+        await shown(den, "Total of 2 nicks")  # irssi has the channel's NAMES
+
+        tmux.run("send-keys", "/cycle #den", "Enter")
+        # bob's presences in #den: ann's join from /join, then the /cycle
+        seen: list[tuple[str, str]] = []
+        while len(seen) < 3:
+            presence = await bob.recv_type("presence", timeout=WAIT)
+            if presence["room"] == "den":
+                seen.append((presence["nick"], presence["event"]))
+        assert seen == [("ann", "join"), ("ann", "leave"), ("ann", "join")]
+        # irssi closes the channel's log at the PART and opens it again at the JOIN.
+        log = await shown(den, "--- Log opened", times=2)
+        log = await shown(den, "Total of 2 nicks", times=2)
+        assert log.count("has joined #den") == 2, log
+        await bob.send(type="say", room="den", body="welcome back", cid="1")
+        await bob.recv_type("ack")
+        await shown(den, "bob> welcome back")  # ann is in #den again
     finally:
         if bob is not None:
             await bob.close()

@@ -340,6 +340,48 @@ async def test_invite_carries_the_inviters_account_where_account_tag_is_on(
         assert (got.params, got.tags) == (("foo", "#den"), {})  # a guest has no account
 
 
+async def lusers(peer: IrcPeer) -> dict[str, tuple[str, ...]]:
+    """The numerics of one LUSERS, by code (up to its 266)."""
+    await peer.send("LUSERS")
+    end, lines = await peer.until(numeric("266"))
+    return {m.command: m.params[1:] for m in [*lines, end] if m.command.isdigit()}
+
+
+async def test_lusers_counts_invisible_people_and_operators_online(tmp_path: Path) -> None:
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        await make_admin(tmp_path, json_port, "operuser", "operpassword")
+        ann = await json_peer(made, json_port)
+        await ann.hello("ann")
+        baz = await irc(made, irc_port)
+        await baz.register("baz")
+        evan = await irc(made, irc_port)
+        await evan.register("evan")
+        got = await lusers(baz)
+        assert got["251"] == ("There are 3 users and 0 invisible on 1 servers",)
+        assert "252" not in got  # nobody acts as an operator
+
+        await evan.send("MODE evan +i")
+        assert (await evan.command("MODE")).params == ("evan", "+i")
+        await baz.send("OPER operuser operpassword")
+        await baz.until(numeric("381"))
+        assert (await baz.command("MODE")).params == ("baz", "+o")
+        got = await lusers(evan)
+        assert got["251"] == ("There are 2 users and 1 invisible on 1 servers",)
+        assert got["252"] == ("1", "operator(s) online")
+        assert got["266"] == ("Current global users: 3",)
+        await ann.send(type="stats", ref="s")
+        stats = await ann.recv_type("stats")
+        assert (stats["online"], stats["invisible"], stats["operators"]) == (3, 1, 1)
+
+        await baz.send("MODE baz -o")
+        assert (await baz.command("MODE")).params == ("baz", "-o")
+        await evan.send("MODE evan -i")
+        assert (await evan.command("MODE")).params == ("evan", "-i")
+        got = await lusers(evan)
+        assert got["251"] == ("There are 3 users and 0 invisible on 1 servers",)
+        assert "252" not in got
+
+
 def test_wallops_max_length_is_at_least_one() -> None:
     assert build(None, ["wallops_max_length=1"]).wallops_max_length == 1
     with pytest.raises(SettingsError, match="wallops_max_length"):

@@ -446,8 +446,12 @@ class Hub:
 
     # -- server figures (issue 19, ircreg) --
     def _stats(self, ref: str | None) -> StatsReply:
-        """People online on every node (each once), rooms someone is online in, nodes."""
+        """People online on every node (each once), rooms someone is online in, nodes;
+        the invisible people and the operator sessions of this node (ircfix)."""
         registry = self._registry
+        invisible = sum(1 for p in registry.by_pid.values() if p.invisible)
+        is_admin = self._moderation.is_admin
+        operators = sum(1 for s in registry.sessions() if s.oper is not None and is_admin(s.oper))
         remote = registry.remote.nodes
         rooms = {name for name, members in registry.rooms.items() if members}
         here = online = len(registry.by_pid)
@@ -458,7 +462,15 @@ class Hub:
                 rooms.update(name for name, members in view.rooms.items() if members)
             online = len(pids)
         nodes = 1 + len(remote)
-        return StatsReply(online=online, here=here, rooms=len(rooms), nodes=nodes, ref=ref)
+        return StatsReply(
+            online=online,
+            here=here,
+            rooms=len(rooms),
+            nodes=nodes,
+            invisible=invisible,
+            operators=operators,
+            ref=ref,
+        )
 
     def _departed(self, key: str, nick: str, account: bool, last: Session) -> None:
         """Remember that ``nick`` went offline here, for ``whowas`` (oldest forgotten first),

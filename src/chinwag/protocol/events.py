@@ -900,12 +900,15 @@ class Error(ServerEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatsReply(ServerEvent):
     """§4.1: people (accounts and guests) online on every node and on this one,
-    rooms someone is online in, and the server's nodes."""
+    rooms someone is online in, and the server's nodes; of those here, how many
+    are invisible (IRC ``+i``), and how many sessions here act as an operator."""
 
     online: int
     here: int
     rooms: int
     nodes: int
+    invisible: int
+    operators: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

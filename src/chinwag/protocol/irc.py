@@ -1286,7 +1286,7 @@ class IrcServerCodec:
                     self._numeric("403", name or "*", "No such channel: rooms are #name")
                 )
                 continue
-            if name.casefold() in self._channels:
+            if self._in_channel(name):
                 continue  # already there: a server ignores such a JOIN (clients send one)
             ref = self._remember("JOIN", name, msg)
             first = first or self._pending[ref]
@@ -1296,6 +1296,17 @@ class IrcServerCodec:
             first.before = b"".join(refused)
             return out
         return [Reply(wire) for wire in refused] + out
+
+    def _in_channel(self, channel: str) -> bool:
+        """Whether the client is in ``channel`` once the hub has carried out the JOINs
+        and PARTs it sent so far: the newest one still unanswered says it, else the
+        channels joined. ``PART #x`` then ``JOIN #x`` in one write (irssi's ``/cycle``)
+        is a leave and a fresh join, though the PART's answer has not come yet."""
+        key = channel.casefold()
+        for pending in reversed(self._pending.values()):
+            if pending.command in ("JOIN", "PART") and pending.target.casefold() == key:
+                return pending.command == "JOIN"
+        return key in self._channels
 
     def _nick_change(self, msg: IrcMessage) -> list[Incoming | Reply]:
         """``NICK`` once registered: a guest takes another nick (ircmsg, a ``nick``);
@@ -2665,11 +2676,17 @@ class IrcServerCodec:
         return e.room is None and e.to is not None and e.to == e.sender == self.nick
 
     def _lusers(self, e: StatsReply) -> bytes:
-        """``LUSERS``: no maxima are kept (invisible people and operators are not counted yet)."""
+        """``LUSERS``: ``251`` tells the invisible (``+i``) people of this node from the
+        rest, ``252`` this node's operators (when there are some); no maxima are kept."""
+        visible = e.online - e.invisible
         lines = [
             self._numeric(
-                "251", f"There are {e.online} users and 0 invisible on {e.nodes} servers"
+                "251", f"There are {visible} users and {e.invisible} invisible on {e.nodes} servers"
             ),
+        ]
+        if e.operators:
+            lines.append(self._numeric("252", str(e.operators), "operator(s) online"))
+        lines += [
             self._numeric("254", str(e.rooms), "channels formed"),
             self._numeric("255", f"I have {e.here} clients and {e.nodes - 1} servers"),
             self._numeric("265", f"Current local users: {e.here}"),
@@ -2714,6 +2731,10 @@ class IrcServerCodec:
             return b""
         me = self._me()
         if pending.command == "JOIN":
+            if pending.target.casefold() in self._channels:
+                # Still in it: the PART sent just before was refused (the lobby with
+                # irc_auto_join); as any JOIN of a channel one is in, nothing.
+                return format_message("ACK", source=self.server_name) if pending.label else b""
             self._channels.add(pending.target.casefold())
             self._hidden.discard(pending.target[1:].lower())
             batched = pending.label is not None and "batch" in self.caps

@@ -1003,6 +1003,7 @@ def to_data(event: Outgoing) -> dict[str, Any]:
         case StatsReply():  # issue 19 (ircreg)
             data = {"type": "stats", "online": event.online, "here": event.here}
             data["rooms"], data["nodes"] = event.rooms, event.nodes
+            data["invisible"], data["operators"] = event.invisible, event.operators  # ircfix
         case WhoWasReply():
             entries: list[dict[str, Any]] = []
             for e in event.entries:

@@ -128,3 +128,28 @@ async def test_the_concat_tag_on_a_blank_line_refuses_the_whole_batch(tmp_path: 
         assert "draft/multiline-concat on a blank line" in fail.params[-1]
         _, between = await alice.until(lambda m: m.command == "PONG")
         assert not any(privmsg(m) for m in between), "nothing of the batch was sent"
+
+
+async def test_a_redact_sent_with_the_join_before_it_is_carried_out(tmp_path: Path) -> None:
+    caps = f"{HISTORY_CAPS} draft/message-redaction"
+    async with running(tmp_path) as (json_port, irc_port), clients() as made:
+        cat = await json_peer(made, json_port)
+        await cat.hello("cat")
+        await cat.send(type="join", room="den", ref="j")
+        await cat.recv_type("ok")
+        bar = await irc(made, irc_port)
+        await bar.send("CAP LS 302", f"CAP REQ :{caps}")
+        await bar.register("bar", "CAP END")
+        await bar.send("JOIN #den")
+        await bar.command("366")
+        await bar.send("PRIVMSG #den :a typo")
+        said, _ = await bar.until(privmsg)
+        msgid = said.tags["msgid"]
+        await bar.send("PART #den")
+        await bar.command("PART")
+        # One write: the REDACT follows a JOIN whose answer has not come yet.
+        await bar.send("JOIN #den", f"REDACT #den {msgid} :typo")
+        echo = await bar.command("REDACT")
+        assert echo.params == ("#den", msgid, "typo")
+        deleted = await cat.recv_type("deleted")
+        assert (deleted["target"], deleted["by"]) == (int(msgid), "bar")

@@ -2077,7 +2077,7 @@ class IrcServerCodec:
             usage = "Usage: REDACT <target> <msgid> [:reason]"
             return [self._reply("FAIL", "REDACT", "NEED_MORE_PARAMS", usage)]
         target, msgid = msg.params[0], msg.params[1]
-        if target.startswith("#") and target.casefold() not in self._channels:
+        if target.startswith("#") and not self._in_channel(target):
             why = "You are not in that channel"
             return [self._reply("FAIL", "REDACT", "INVALID_TARGET", target, why)]
         if not msgid.isdigit() or int(msgid) < 1:

@@ -101,5 +101,13 @@ async def test_an_admin_opers_on_one_node_and_its_wallops_and_whois_cover_both(
         await guest.send(type="whois", mask="*", ref="all")
         seen = [u["nick"] for u in (await guest.recv_type("whois"))["users"]]
         assert "evan" not in seen and "quiet" in seen
+
+        # Node a's figures (LUSERS' 251) count node b's invisible evan as invisible.
+        async def a_counts_evan_invisible() -> bool:
+            await guest.send(type="stats")
+            stats = await guest.recv_type("stats")
+            return bool(stats["invisible"] == 1 and stats["online"] > stats["here"])
+
+        await eventually(a_counts_evan_invisible, "node a counts node b's invisible evan")
     finally:
         await evan.close()

@@ -447,9 +447,10 @@ class Hub:
     # -- server figures (issue 19, ircreg) --
     def _stats(self, ref: str | None) -> StatsReply:
         """People online on every node (each once), rooms someone is online in, nodes;
-        the invisible people and the operator sessions of this node (ircfix)."""
+        of those people the invisible ones (``+i`` on any node), and the operator
+        sessions of this node (another node's are not known here)."""
         registry = self._registry
-        invisible = sum(1 for p in registry.by_pid.values() if p.invisible)
+        hidden = {pid for pid, p in registry.by_pid.items() if p.invisible}
         is_admin = self._moderation.is_admin
         operators = sum(1 for s in registry.sessions() if s.oper is not None and is_admin(s.oper))
         remote = registry.remote.nodes
@@ -459,6 +460,7 @@ class Hub:
             pids = set(registry.by_pid)
             for view in remote.values():
                 pids.update(view.by_pid)
+                hidden.update(pid for pid, p in view.by_pid.items() if p.invisible)
                 rooms.update(name for name, members in view.rooms.items() if members)
             online = len(pids)
         nodes = 1 + len(remote)
@@ -467,7 +469,7 @@ class Hub:
             here=here,
             rooms=len(rooms),
             nodes=nodes,
-            invisible=invisible,
+            invisible=len(hidden),
             operators=operators,
             ref=ref,
         )

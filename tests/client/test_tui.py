@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,12 @@ def screen_text(raw: str) -> str:
 
 def hhmm(ts: datetime) -> str:
     return (ts + OFFSET).strftime("%H:%M")
+
+
+def when(ts: datetime) -> str:
+    """A time as the terminal shows an end (a mute's): with its date unless it is today there."""
+    local, today = ts + OFFSET, (datetime.now(UTC) + OFFSET).date()
+    return local.strftime("%H:%M" if local.date() == today else "%Y-%m-%d %H:%M")
 
 
 class Tty:
@@ -741,7 +747,7 @@ async def test_a_room_owner_moderates_from_the_terminal(
     muted = got[-1]
     assert isinstance(muted, Moderated) and (muted.by, muted.reason) == ("alice", "spamming")
     assert muted.until is not None
-    await alice.expect(rf"bob is muted in #games until {hhmm(muted.until)} by alice: spamming")
+    await alice.expect(rf"bob is muted in #games until {when(muted.until)} by alice: spamming")
     cid = bob.say("games", "but why")
     failed = await until(bob, lambda e: isinstance(e, SendFailed) and e.cid == cid)
     assert isinstance(failed[-1], SendFailed)

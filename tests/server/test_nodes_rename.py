@@ -50,3 +50,26 @@ async def test_a_rename_on_one_node_is_seen_and_held_on_the_other(
         await asyncio.sleep(0.1)
     assert reply["code"] == "nick_taken"
     assert (await hello(other, "zed"))["type"] == "welcome"
+
+
+async def test_an_invisible_guest_stays_invisible_on_the_other_node_once_renamed(
+    two_nodes: list[ServerProcess], peers: list[Peer]
+) -> None:
+    a, b = two_nodes
+    zed = await login(peers, a.port, "zed")
+    await zed.send(type="invisible", on=True, ref="i")
+    await zed.recv_type("ok")
+    bob = await login(peers, b.port, "bob")
+
+    async def invisible_on_b() -> int:
+        await bob.send(type="stats")
+        return int((await bob.recv_type("stats"))["invisible"])
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while await invisible_on_b() != 1:  # node b hears that zed is +i a moment later
+        assert asyncio.get_running_loop().time() < deadline, "node b never counted zed"
+        await asyncio.sleep(0.1)
+    await zed.send(type="nick", nick="zoe", ref="n")
+    told = await bob.recv_type("presence")
+    assert (told["event"], told["new"]) == ("nick", "zoe")
+    assert await invisible_on_b() == 1, "the new nick is the same invisible person"

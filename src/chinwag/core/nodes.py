@@ -220,14 +220,13 @@ class Nodes:
     def _renamed(self, e: Renamed) -> None:
         """A guest of that node took another nick (ircmsg): the view follows, members are told."""
         view = self._view(e.node)
-        before = view.by_pid.get(e.pid)
-        if before is None:
+        p = view.remove(e.pid)
+        if p is None:
             return  # not known here yet: its Online (or the roster) will carry the new nick
-        view.remove(e.pid)
-        p = RemotePrincipal(e.pid, e.key, e.nick, before.account, before.bot, before.rooms)
-        p.away = before.away
+        old_key = p.key
+        p.key, p.nick = e.key, e.nick  # the rest (away, invisible, rooms) is the same person's
         view.put(p)
-        self._registry.renamed(p, e.old_nick, before.key)
+        self._registry.renamed(p, e.old_nick, old_key)
 
     def _offline(self, e: Offline) -> None:
         self._remove(e.node, self._view(e.node), e.pid)

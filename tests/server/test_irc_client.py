@@ -91,6 +91,26 @@ async def shown(
         await asyncio.sleep(0.1)
 
 
+async def register_ann(port: int) -> None:
+    """The account ``ann`` (password "correct horse"), registered and logged out again."""
+    ann = await Peer.connect(port)
+    await ann.hello("ann")
+    await ann.send(type="register", password="correct horse")
+    await ann.recv_type("ok")
+    await ann.send(type="bye")
+    await ann.recv_type("bye")
+    await ann.close()
+
+
+def start_irssi(tmux: Tmux, tmp_path: Path, irc_port: int) -> Path:
+    """irssi in tmux, logging in as ann with SASL (`irssi_config`); its logs' folder."""
+    home, logs = tmp_path / "irssi", tmp_path / "logs"
+    home.mkdir()
+    (home / "config").write_text(irssi_config(irc_port, logs))
+    tmux.run("new-session", "-d", "-x", "200", "-y", "50", f"irssi --home={home}")
+    return logs
+
+
 async def test_irssi_logs_in_with_sasl_gets_its_missed_dm_and_chats(
     tmp_path: Path, tmux: Tmux
 ) -> None:
@@ -99,22 +119,13 @@ async def test_irssi_logs_in_with_sasl_gets_its_missed_dm_and_chats(
     srv.start()
     bob: Peer | None = None
     try:
-        ann = await Peer.connect(srv.port)
-        await ann.hello("ann")
-        await ann.send(type="register", password="correct horse")
-        await ann.recv_type("ok")
-        await ann.send(type="bye")
-        await ann.recv_type("bye")
-        await ann.close()
+        await register_ann(srv.port)
         bob = await Peer.connect(srv.port)
         await bob.hello("bob")
         await bob.send(type="dm", to="ann", body="sent while you were away", cid="1")
         await bob.recv_type("ack")
 
-        home, logs = tmp_path / "irssi", tmp_path / "logs"
-        home.mkdir()
-        (home / "config").write_text(irssi_config(irc_port, logs))
-        tmux.run("new-session", "-d", "-x", "200", "-y", "50", f"irssi --home={home}")
+        logs = start_irssi(tmux, tmp_path, irc_port)
 
         # Only a SASL login gets the registered nick "ann", and with it her DMs.
         await shown(logs / "cw" / "bob.log", "bob> sent while you were away")
@@ -145,21 +156,12 @@ async def test_irssi_cycle_leaves_and_joins_the_channel_again(tmp_path: Path, tm
     srv.start()
     bob: Peer | None = None
     try:
-        ann = await Peer.connect(srv.port)
-        await ann.hello("ann")
-        await ann.send(type="register", password="correct horse")
-        await ann.recv_type("ok")
-        await ann.send(type="bye")
-        await ann.recv_type("bye")
-        await ann.close()
+        await register_ann(srv.port)
         bob = await Peer.connect(srv.port)
         await bob.hello("bob")
         await bob.send(type="join", room="den", ref="j")
         await bob.recv_type("room_info")
-        home, logs = tmp_path / "irssi", tmp_path / "logs"
-        home.mkdir()
-        (home / "config").write_text(irssi_config(irc_port, logs))
-        tmux.run("new-session", "-d", "-x", "200", "-y", "50", f"irssi --home={home}")
+        logs = start_irssi(tmux, tmp_path, irc_port)
         await shown(logs / "cw" / "#lobby.log", "ann [ann@chinwag] has joined #lobby")
         tmux.run("send-keys", "/join #den", "Enter")
         den = logs / "cw" / "#den.log"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Peer, ServerProcess
+from test_irc_client import register_ann
 from test_irc_client import shown as shown_in
 from test_listeners import free_port
 
@@ -130,13 +131,7 @@ async def test_weechat_gets_its_missed_dm_once_chats_and_sends_a_dm(
     srv.start()
     bob: Peer | None = None
     try:
-        ann = await Peer.connect(srv.port)
-        await ann.hello("ann")
-        await ann.send(type="register", password="correct horse")
-        await ann.recv_type("ok")
-        await ann.send(type="bye")
-        await ann.recv_type("bye")
-        await ann.close()
+        await register_ann(srv.port)
         bob = await Peer.connect(srv.port)
         await bob.hello("bob")
         await bob.send(type="dm", to="ann", body="sent while you were away", cid="1")
